@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make serve` and `make test`.
+# Both build the virtual environment on first use (Python 3.11+).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: serve test lint openapi bench clean
+
+$(BIN)/smsreg: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+serve: $(BIN)/smsreg  ## start on the embedded default: SQLite file, console SMS sender, 127.0.0.1:8000
+	$(BIN)/smsreg serve
+
+test: $(BIN)/smsreg  ## lint, type-check, then the suite on SQLite and (when it answers) PostgreSQL
+	$(BIN)/ruff check app tests bench alembic
+	$(BIN)/ruff format --check app tests bench alembic
+	$(BIN)/mypy app
+	$(BIN)/pytest
+
+openapi: $(BIN)/smsreg
+	$(BIN)/smsreg openapi > openapi.yaml
+
+bench: $(BIN)/smsreg
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .smsreg .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""smsreg: SMS verification and a purpose-bound phone-number registry."""

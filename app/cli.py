@@ -1,0 +1,198 @@
+"""The `smsreg` command: serve, migrate, worker, API keys, OpenAPI export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from app.core.clock import SystemClock
+from app.core.config import ConfigError, Settings
+from app.core.context import Context
+from app.core.crypto import Keys
+from app.core.db import Database, create_db_engine
+from app.core.errors import AppError
+from app.core.migrations import upgrade
+from app.staff import api_keys
+from app.staff.scopes import DEFAULT_SCOPES
+
+cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Service-client API keys.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="api-keys")
+
+CLI_ACTOR = "cli"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings().with_dev_secrets()
+    except ConfigError as exc:
+        typer.secho(f"configuration error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+def _runtime(settings: Settings) -> tuple[Database, Context]:
+    ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
+    return Database(create_db_engine(settings.database_url)), ctx
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every pending Alembic migration."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("database is at the latest migration")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="bind port")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    migrate_first: Annotated[
+        bool | None, typer.Option("--migrate/--no-migrate", help="default: on in development")
+    ] = None,
+) -> None:
+    """Run the HTTP service (migrating first in development)."""
+    import uvicorn
+
+    from app.core.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if migrate_first if migrate_first is not None else settings.environment == "development":
+        upgrade(settings.database_url)
+    if settings.environment == "development":
+        _first_dev_key(settings)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
+
+
+def _first_dev_key(settings: Settings) -> None:
+    db, ctx = _runtime(settings)
+    if db.call(api_keys.count) > 0:
+        return
+    new = db.call(
+        api_keys.create, ctx, name="development", scopes=list(DEFAULT_SCOPES), created_by=CLI_ACTOR
+    )
+    # The one-time display of a newly created key, as the README promises.
+    typer.secho(
+        "\nA development API key was created. It is shown this once; keep it:\n\n"
+        f"    export SMSREG_KEY={new.token}\n",
+        fg="green",
+    )
+    db.engine.dispose()
+
+
+@cli.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="drain what is due, then exit")] = False,
+) -> None:
+    """Send queued SMS from a separate process (set SMSREG_OUTBOX_DISPATCH=external)."""
+    from app.core.logging import configure_logging
+    from app.sms.factory import build_sender
+    from app.sms.outbox import OutboxWorker
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    db, ctx = _runtime(settings)
+    outbox = OutboxWorker(db, ctx, build_sender(settings))
+    if once:
+        handled = asyncio.run(outbox.drain())
+        typer.echo(f"handled {handled} message(s)")
+        return
+    asyncio.run(outbox.run_forever())
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Print the OpenAPI document as YAML (the checked-in openapi.yaml)."""
+    text = render_openapi()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+
+
+def render_openapi() -> str:
+    """The app's OpenAPI document as stable YAML."""
+    from app.main import create_app
+
+    settings = Settings(
+        database_url="sqlite://",
+        **{f"{family}_keys": {"doc": "A" * 44} for family in ("phone", "index", "code", "token")},  # type: ignore[arg-type]
+    )
+    document = create_app(settings).openapi()
+    return yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, allow_unicode=True)
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who uses it, e.g. coupon-frontend")],
+    scope: Annotated[list[str] | None, typer.Option(help="repeatable")] = None,
+    expires_days: Annotated[int | None, typer.Option(help="default: the maximum age")] = None,
+) -> None:
+    """Create an API key and show it once."""
+    settings = _settings()
+    db, ctx = _runtime(settings)
+    scopes = scope or [s.value for s in DEFAULT_SCOPES]
+    try:
+        new = db.call(
+            api_keys.create,
+            ctx,
+            name=name,
+            scopes=scopes,
+            created_by=CLI_ACTOR,
+            max_age_days=expires_days,
+        )
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(f"id:      {new.key.id}\nexpires: {new.key.expires_at.isoformat()}")
+    typer.echo("key (shown once, store it now):")
+    typer.echo(new.token)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List keys (never the keys themselves)."""
+    db, _ = _runtime(_settings())
+    for key in db.call(api_keys.list_keys):
+        state = "revoked" if key.revoked_at else "active"
+        typer.echo(
+            f"{key.id}\t{key.prefix}...\t{key.name}\t{','.join(key.scopes)}\t"
+            f"expires {key.expires_at:%Y-%m-%d}\t{state}"
+        )
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once."""
+    db, ctx = _runtime(_settings())
+    try:
+        key = db.call(api_keys.revoke, ctx, key_id=key_id, actor=CLI_ACTOR)
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {key.id}")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli()

@@ -1,0 +1,205 @@
+"""The one Settings object: every default number of DESIGN.md, read from SMSREG_* variables."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Environment = Literal["development", "production"]
+
+# Secret families. Each is a key ring {key_id: base64 key} plus the id new writes use,
+# so every row can name the key that protects it and keys can be rotated (issue 6).
+SECRET_FAMILIES = ("phone", "index", "code", "token")
+_PLACEHOLDERS = {"changeme", "changethis", "secret", "default", "dev"}
+MIN_KEY_BYTES = 32
+
+
+class ConfigError(RuntimeError):
+    """Raised when the settings cannot run safely (e.g. a missing secret in production)."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            return json.loads(value)
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; see the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="SMSREG_", env_file=".env", extra="ignore")
+
+    environment: Environment = "development"
+    database_url: str = "sqlite:///.smsreg/smsreg.db"
+    state_dir: Path = Path(".smsreg")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    service_name: str = "smsreg"
+
+    # Secrets: key rings as JSON objects {"key id": "base64 of >= 32 bytes"}.
+    phone_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    phone_key_id: str | None = None
+    index_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    index_key_id: str | None = None
+    code_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    code_key_id: str | None = None
+    token_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    token_key_id: str | None = None
+
+    # Phone numbers
+    allowed_regions: Annotated[list[str], NoDecode] = ["JP"]
+    default_region: str = "JP"
+    prefix_digits: int = Field(4, ge=1, le=8, description="national digits in a limit prefix")
+
+    # Codes (NIST SP 800-63B 5.1.3)
+    code_length: int = Field(6, ge=4, le=10)
+    code_ttl_seconds: int = Field(600, ge=30, le=600)
+    max_check_attempts: int = Field(5, ge=1, le=20)
+
+    # Send limits
+    resend_cooldown_seconds: int = Field(30, ge=0)
+    sends_per_number_hour: int = Field(5, ge=1)
+    sends_per_number_day: int = Field(10, ge=1)
+    sends_per_ip_hour: int = Field(30, ge=1)
+    sends_per_prefix_hour: int = Field(200, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    idempotency_ttl_hours: int = Field(24, ge=1)
+
+    # HTTP
+    max_body_bytes: int = Field(16_384, ge=1024)
+
+    # SMS
+    sms_sender: Literal["console", "twilio"] = "console"
+    console_outbox: Path | None = None
+    console_print: bool = True
+    webotp_domain: str | None = "localhost"
+    outbox_dispatch: Literal["background", "external"] = "background"
+
+    # Staff and service credentials
+    password_min_length: int = Field(12, ge=8)
+    password_max_age_days: int = Field(90, ge=0)
+    session_max_hours: int = Field(12, ge=1, le=12)
+    api_key_max_age_days: int = Field(180, ge=1)
+    api_key_grace_hours: int = Field(24, ge=0)
+
+    # Retention
+    unverified_retention_hours: int = Field(24, ge=1)
+    verification_retention_days: int = Field(183, ge=1)
+    access_log_retention_days: int = Field(365, ge=365)
+    ledger_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
+    dormant_after_days: int = Field(365, ge=1)
+    dormant_notice_days: int = Field(30, ge=0)
+
+    @field_validator("allowed_regions", "trusted_proxies", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [region.upper() for region in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        if self.environment == "development":
+            return self
+        if self.sms_sender == "console":
+            raise ConfigError("the console SMS sender is for development only")
+        for family in SECRET_FAMILIES:
+            self.key_ring(family)  # raises ConfigError when missing or weak
+        return self
+
+    @cached_property
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The trusted proxies as parsed networks."""
+        return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    def key_ring(self, family: str) -> tuple[str, dict[str, bytes]]:
+        """Return (active key id, {key id: key bytes}) for a secret family, validated."""
+        ring: dict[str, SecretStr] = getattr(self, f"{family}_keys")
+        active: str | None = getattr(self, f"{family}_key_id")
+        env = f"SMSREG_{family.upper()}_KEYS"
+        if not ring:
+            raise ConfigError(f"{env} is required outside development")
+        decoded = {key_id: _decode_key(env, key_id, secret) for key_id, secret in ring.items()}
+        if active is None:
+            if len(ring) != 1:
+                raise ConfigError(f"SMSREG_{family.upper()}_KEY_ID must name the active key")
+            active = next(iter(ring))
+        if active not in decoded:
+            raise ConfigError(f"SMSREG_{family.upper()}_KEY_ID names no key in {env}")
+        return active, decoded
+
+    def with_dev_secrets(self) -> Settings:
+        """In development, fill missing key rings from a local file, creating it once."""
+        if self.environment != "development":
+            return self
+        missing = [family for family in SECRET_FAMILIES if not getattr(self, f"{family}_keys")]
+        if not missing:
+            return self
+        path = self.state_dir / "dev-secrets.json"
+        stored = _load_or_create_dev_secrets(path)
+        update: dict[str, object] = {}
+        for family in missing:
+            update[f"{family}_keys"] = {"dev1": SecretStr(stored[family])}
+            update[f"{family}_key_id"] = "dev1"
+        return self.model_copy(update=update)
+
+
+def _decode_key(env: str, key_id: str, secret: SecretStr) -> bytes:
+    raw = secret.get_secret_value()
+    if raw.strip().lower() in _PLACEHOLDERS:
+        raise ConfigError(f"{env}[{key_id}] is a placeholder, not a secret")
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ConfigError(f"{env}[{key_id}] is not valid base64") from exc
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"{env}[{key_id}] must decode to at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def new_key() -> str:
+    """A fresh random 32-byte key, base64-encoded, for a key ring."""
+    return base64.b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode()
+
+
+def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        if all(family in data for family in SECRET_FAMILIES):
+            return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {family: new_key() for family in SECRET_FAMILIES}
+    # Owner-only from the first byte: the file holds every development key.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return data

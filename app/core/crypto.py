@@ -1,0 +1,88 @@
+"""Keyed hashing and authenticated encryption, each key family with key ids."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from app.core.config import Settings
+
+_NONCE_BYTES = 12
+
+
+class CryptoError(Exception):
+    """A ciphertext that does not authenticate, or a key id we do not hold."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """One family of secret keys: the active id for new writes and every id still readable."""
+
+    family: str
+    active_id: str
+    keys: dict[str, bytes]
+
+    def key(self, key_id: str) -> bytes:
+        """The key with this id."""
+        try:
+            return self.keys[key_id]
+        except KeyError:
+            raise CryptoError(f"no {self.family} key with id {key_id!r}") from None
+
+    def mac(self, message: bytes, *, key_id: str | None = None) -> bytes:
+        """HMAC-SHA256 of message under the named (default: active) key."""
+        return hmac.new(self.key(key_id or self.active_id), message, hashlib.sha256).digest()
+
+
+class Keys:
+    """Every key family the service uses, built once from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        rings = {}
+        for family in ("phone", "index", "code", "token"):
+            active, keys = settings.key_ring(family)
+            rings[family] = KeyRing(family, active, keys)
+        self.phone = rings["phone"]
+        self.index = rings["index"]
+        self.code = rings["code"]
+        self.token = rings["token"]
+
+    def encrypt(self, plaintext: str, *, context: bytes) -> tuple[str, bytes]:
+        """AES-256-GCM encrypt under the active phone key; returns (key id, nonce||ciphertext).
+
+        ``context`` is bound as associated data so a ciphertext cannot be moved to
+        another row or column and still decrypt.
+        """
+        key_id = self.phone.active_id
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = AESGCM(self.phone.key(key_id)[:32]).encrypt(nonce, plaintext.encode(), context)
+        return key_id, nonce + sealed
+
+    def decrypt(self, blob: bytes, *, key_id: str, context: bytes) -> str:
+        """Reverse of :meth:`encrypt`; raises CryptoError if anything was altered."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            plain = AESGCM(self.phone.key(key_id)[:32]).decrypt(
+                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context
+            )
+        except InvalidTag:
+            raise CryptoError("ciphertext failed authentication") from None
+        return plain.decode()
+
+    def blind_index(self, value: str, *, kind: str) -> str:
+        """Keyed, deterministic lookup token for a value (a number, a prefix, an IP).
+
+        A dump of the database alone cannot be reversed into numbers: the key is
+        outside the database, so guessing the small space of phone numbers needs it.
+        """
+        digest = self.index.mac(f"{kind}:{value}".encode())
+        return f"{self.index.active_id}:{digest.hex()}"
+
+    def token_hash(self, token: str) -> str:
+        """Keyed hash under which an API key or session token is stored."""
+        return self.token.mac(token.encode()).hex()

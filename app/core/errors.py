@@ -1,0 +1,192 @@
+"""One error base class, rendered everywhere as RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://smsreg.dev/problems/"
+log = logging.getLogger("smsreg.errors")
+
+
+class FieldProblem(BaseModel):
+    """One field at fault: where it is, its name and what is wrong."""
+
+    location: str = Field(description="body, query, path or header")
+    field: str = Field(description="dotted name of the field, e.g. `phone`")
+    detail: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, extended with the fields at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class AppError(Exception):
+    """A business error with its HTTP status; subclasses live beside their services."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+    # Commit the transaction before raising: for refusals that must still be recorded.
+    commit: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldProblem] = (),
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = list(errors)
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        """The problem document for this error."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            body["errors"] = [error.model_dump() for error in self.errors]
+        body.update(self.extra)
+        return body
+
+    @classmethod
+    def openapi(cls) -> dict[str, Any]:
+        """An entry for a route's ``responses=`` describing this error."""
+        return {"model": Problem, "description": f"{cls.title} (`{cls.slug}`)"}
+
+
+class InvalidInput(AppError):
+    status = 422
+    slug = "invalid-input"
+    title = "The request has invalid fields"
+
+    @classmethod
+    def field(cls, name: str, detail: str, *, location: str = "body") -> InvalidInput:
+        """An invalid-input error naming one field."""
+        return cls(
+            f"{name}: {detail}",
+            errors=[FieldProblem(location=location, field=name, detail=detail)],
+        )
+
+
+class Unauthenticated(AppError):
+    status = 401
+    slug = "unauthenticated"
+    title = "Missing or invalid credentials"
+
+
+class Forbidden(AppError):
+    status = 403
+    slug = "forbidden"
+    title = "Not allowed for these credentials"
+
+
+class NotFound(AppError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    slug = "payload-too-large"
+    title = "The request body is too large"
+
+
+class RateLimited(AppError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, limit: str) -> None:
+        retry_after = max(1, retry_after)
+        super().__init__(
+            detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after, limit=limit
+        )
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """Serialise a problem document with the right media type."""
+    return Response(
+        orjson.dumps(body),
+        status_code=body["status"],
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc else "body"
+        name = ".".join(loc[1:]) or location
+        message = str(error.get("msg", "invalid"))
+        if error.get("type") == "json_invalid":
+            name, message = "body", "is not valid JSON"
+        problems.append(FieldProblem(location=location, field=name, detail=message))
+    return problems
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error, ours or the framework's, as problem details."""
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> Response:
+        return problem_response(exc.to_problem(), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        problems = _field_problems(exc)
+        detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
+        return problem_response(InvalidInput(detail, errors=problems).to_problem())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+            exc.status_code, "http-error"
+        )
+        body = {
+            "type": PROBLEM_BASE + slug,
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+        }
+        return problem_response(body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        # The message may hold user data; log only the type, never str(exc).
+        log.error("unhandled error", extra={"error_type": type(exc).__name__})
+        body = {
+            "type": PROBLEM_BASE + "internal-error",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "The request could not be completed; nothing was changed.",
+        }
+        return problem_response(body)

@@ -1,0 +1,70 @@
+"""create_app(): settings, database, middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app.core.clock import Clock, SystemClock
+from app.core.config import Settings
+from app.core.context import Context
+from app.core.crypto import Keys
+from app.core.db import Database, create_db_engine
+from app.core.errors import install_error_handlers
+from app.core.health import router as health_router
+from app.core.http import BodyLimitMiddleware
+from app.sms.base import SmsSender
+from app.sms.factory import build_sender
+from app.sms.outbox import OutboxWorker
+from app.verification.routes import router as verification_router
+
+DESCRIPTION = (
+    "SMS verification and a purpose-bound phone-number registry. Errors are RFC 9457 "
+    "problem details (`application/problem+json`) naming the field at fault."
+)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    sender: SmsSender | None = None,
+) -> FastAPI:
+    """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
+    settings = (settings or Settings()).with_dev_secrets()
+    ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
+    engine = create_db_engine(settings.database_url)
+    db = Database(engine)
+    worker = OutboxWorker(db, ctx, sender or build_sender(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if settings.outbox_dispatch == "background":
+            task = asyncio.create_task(worker.run_forever())
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            engine.dispose()
+
+    app = FastAPI(
+        title="smsreg",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.db = db
+    app.state.outbox = worker
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(verification_router)
+    return app

@@ -1,0 +1,20 @@
+"""SQLModel table classes only; importing this package registers every table."""
+
+from app.models.api_key import ApiKey
+from app.models.audit import AuditEvent
+from app.models.idempotency import IdempotencyRecord
+from app.models.outbox import OutboxMessage
+from app.models.rate_limit import RateLimitHit
+from app.models.subscriber import Subscriber, SubscriberPurpose
+from app.models.verification import Verification
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "IdempotencyRecord",
+    "OutboxMessage",
+    "RateLimitHit",
+    "Subscriber",
+    "SubscriberPurpose",
+    "Verification",
+]

@@ -1,0 +1,28 @@
+"""A verified number in the registry, and the purposes it was verified for."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from app.models.types import blob, timestamp
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscribers"
+
+    id: str = Field(primary_key=True, max_length=40)
+    phone_ciphertext: bytes = blob()
+    phone_key_id: str = Field(max_length=40)
+    phone_index: str = Field(max_length=120, unique=True)
+    created_at: dt.datetime = timestamp()
+    last_verified_at: dt.datetime = timestamp()
+
+
+class SubscriberPurpose(SQLModel, table=True):
+    __tablename__ = "subscriber_purposes"
+
+    subscriber_id: str = Field(foreign_key="subscribers.id", primary_key=True, max_length=40)
+    purpose: str = Field(primary_key=True, max_length=32)
+    verified_at: dt.datetime = timestamp()

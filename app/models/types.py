@@ -1,0 +1,29 @@
+"""Column helpers shared by the table classes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from app.core.db import UTCDateTime
+
+
+def timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+    """A timezone-aware UTC timestamp column."""
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def blob(*, nullable: bool = False) -> Any:
+    """A binary column (ciphertexts, salts)."""
+    return Field(sa_column=sa.Column(sa.LargeBinary(), nullable=nullable))
+
+
+def json_column(*, nullable: bool = False) -> Any:
+    """A JSON column (text on SQLite, json on PostgreSQL)."""
+    return Field(sa_column=sa.Column(sa.JSON(), nullable=nullable))
+
+
+Timestamp = dt.datetime

@@ -1,0 +1,35 @@
+"""One SMS verification: a number (encrypted), a purpose, and the state of its code."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlmodel import Field, SQLModel
+
+from app.models.types import blob, timestamp
+
+
+class Verification(SQLModel, table=True):
+    __tablename__ = "verifications"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(foreign_key="api_keys.id", max_length=40, index=True)
+    purpose: str = Field(max_length=32)
+    locale: str | None = Field(default=None, max_length=16)
+    phone_ciphertext: bytes = blob()
+    phone_key_id: str = Field(max_length=40)
+    phone_index: str = Field(max_length=120, index=True)
+    # The code is never stored: it is derived from this salt under a key kept outside
+    # the database (see app/verification/codes.py).
+    code_salt: bytes = blob()
+    code_key_id: str = Field(max_length=40)
+    code_length: int
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    max_attempts: int
+    send_count: int = 1
+    created_at: dt.datetime = timestamp(index=True)
+    expires_at: dt.datetime = timestamp()
+    last_sent_at: dt.datetime = timestamp()
+    approved_at: dt.datetime | None = timestamp(nullable=True)
+    subscriber_id: str | None = Field(default=None, foreign_key="subscribers.id", max_length=40)

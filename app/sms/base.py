@@ -1,0 +1,35 @@
+"""The interface every SMS sender implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the carrier said when it accepted a message."""
+
+    carrier: str
+    message_id: str | None
+    status: str = "sent"
+
+
+class SendError(Exception):
+    """A send that did not go through; ``permanent`` ones are never retried."""
+
+    def __init__(self, message: str, *, code: str | None = None, permanent: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent
+
+
+class SmsSender(Protocol):
+    """Sends one SMS. Blocking: the outbox worker calls it off the event loop when needed."""
+
+    name: str
+    blocking: bool
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        """Send ``body`` to the E.164 number ``to``; raise SendError on failure."""
+        ...

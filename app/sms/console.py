@@ -1,0 +1,46 @@
+"""Development sender: prints each SMS and, if configured, appends it to a JSON Lines file.
+
+This is the one place a number and a code are printed on purpose, so a newcomer can
+finish a verification by hand. Settings refuse this sender outside development.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+from pathlib import Path
+
+import orjson
+
+from app.core.clock import UTC
+from app.sms.base import SendResult
+
+
+class ConsoleSender:
+    """Writes messages to stdout and an optional outbox file instead of a carrier."""
+
+    name = "console"
+    blocking = False
+
+    def __init__(self, *, outbox: Path | None, echo: bool = True) -> None:
+        self.outbox = outbox
+        self.echo = echo
+        self._lock = threading.Lock()
+        self._count = 0
+        if outbox is not None:
+            outbox.parent.mkdir(parents=True, exist_ok=True)
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        """Print the message and append it to the outbox file."""
+        now = dt.datetime.now(UTC)
+        with self._lock:
+            self._count += 1
+            message_id = f"console-{self._count}"
+            if self.echo:
+                print(f"[console SMS to {to}]\n{body}\n", file=sys.stdout, flush=True)
+            if self.outbox is not None:
+                line = {"to": to, "body": body, "time": now.isoformat(), "id": message_id}
+                with self.outbox.open("ab") as handle:
+                    handle.write(orjson.dumps(line) + b"\n")
+        return SendResult(carrier=self.name, message_id=message_id)

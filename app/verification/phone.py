@@ -1,0 +1,73 @@
+"""Parsing, normalising and masking phone numbers with `phonenumbers`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from app.core.errors import InvalidInput
+
+MAX_INPUT_LENGTH = 32
+_MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A valid mobile number, normalised."""
+
+    e164: str
+    region: str
+    country_code: int
+    national: str
+
+    def prefix(self, digits: int) -> str:
+        """Country code plus the first national digits: the unit of prefix limits."""
+        return f"+{self.country_code}{self.national[:digits]}"
+
+    def masked(self) -> str:
+        """The number with all but the carrier prefix and the last 4 digits hidden."""
+        return mask(self.e164)
+
+
+def parse_mobile(
+    raw: str, *, default_region: str, allowed_regions: Collection[str], field: str = "phone"
+) -> Phone:
+    """Parse user input into a mobile number from an allowed region, or raise InvalidInput."""
+    if len(raw) > MAX_INPUT_LENGTH:
+        raise InvalidInput.field(field, f"must be at most {MAX_INPUT_LENGTH} characters")
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except NumberParseException:
+        raise InvalidInput.field(field, "is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput.field(field, "is not a valid phone number")
+    region = phonenumbers.region_code_for_number(number) or ""
+    if region not in allowed_regions:
+        raise InvalidInput.field(field, "is from a region this service does not serve")
+    if phonenumbers.number_type(number) not in _MOBILE:
+        raise InvalidInput.field(field, "is not a mobile number")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    country_code = number.country_code or 0
+    national = e164[len(str(country_code)) + 1 :]
+    return Phone(e164=e164, region=region, country_code=country_code, national=national)
+
+
+def mask(e164: str) -> str:
+    """``+819012345678`` -> ``+81 90-****-5678``: country code, first 2 and last 4 digits shown."""
+    number = phonenumbers.parse(e164, None)
+    shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    country = str(number.country_code)
+    national_digits = sum(ch.isdigit() for ch in shown) - len(country)
+    out = []
+    seen = 0
+    for ch in shown:
+        if ch.isdigit():
+            seen += 1
+            position = seen - len(country)  # 1-based within the national number
+            if 2 < position <= national_digits - 4:
+                ch = "*"
+        out.append(ch)
+    return "".join(out)

@@ -1,0 +1,357 @@
+"""Start, resend, check and read verifications. Services never commit: the caller's unit does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlmodel import Session
+
+from app.audit.events import Tag, record_event
+from app.core.context import Context
+from app.core.db import xact_lock
+from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
+from app.core.ids import new_id
+from app.models import ApiKey
+from app.registry import repository as registry
+from app.sms import outbox
+from app.verification import codes, limits
+from app.verification import repository as repo
+from app.verification.phone import mask, parse_mobile
+from app.verification.schemas import (
+    CheckResultPublic,
+    DeliveryPublic,
+    VerificationCheck,
+    VerificationPublic,
+    VerificationStart,
+)
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class VerificationNotFound(NotFound):
+    slug = "verification-not-found"
+    title = "No such verification"
+
+
+class VerificationExpired(AppError):
+    status = 410
+    slug = "verification-expired"
+    title = "The code has expired; start a new verification"
+
+
+class VerificationSuperseded(AppError):
+    status = 410
+    slug = "verification-superseded"
+    title = "A newer verification for this number replaced this one"
+
+
+class AlreadyApproved(AppError):
+    status = 409
+    slug = "verification-already-approved"
+    title = "This verification was already approved; a code works once"
+
+
+class AttemptsExhausted(AppError):
+    status = 429
+    slug = "attempts-exhausted"
+    title = "Too many wrong codes; start a new verification"
+
+
+class WrongCode(AppError):
+    status = 422
+    slug = "invalid-code"
+    title = "The code is not correct"
+    commit = True  # the failed attempt must count even though the request fails
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """The answer to a start, and whether it was replayed from an earlier request."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def _state(row: Any, now: dt.datetime) -> str:
+    if row.status != "pending":
+        return str(row.status)
+    if row.expires_at <= now:
+        return "expired"
+    if row.attempts >= row.max_attempts:
+        return "exhausted"
+    return "pending"
+
+
+def _refusal(row: Any, now: dt.datetime) -> AppError:
+    state = _state(row, now)
+    return {
+        "approved": AlreadyApproved(),
+        "expired": VerificationExpired(),
+        "superseded": VerificationSuperseded(),
+    }.get(state, AttemptsExhausted(attempts_left=0))
+
+
+def _public(session: Session, ctx: Context, row: Any, now: dt.datetime) -> VerificationPublic:
+    phone = ctx.keys.decrypt(
+        row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
+    )
+    delivery = repo.latest_delivery(session, verification_id=row.id)
+    return VerificationPublic(
+        id=row.id,
+        status=_state(row, now),
+        purpose=row.purpose,
+        phone_masked=mask(phone),
+        expires_at=row.expires_at,
+        resend_after=row.last_sent_at + dt.timedelta(seconds=ctx.settings.resend_cooldown_seconds),
+        attempts_left=max(0, row.max_attempts - row.attempts),
+        subscriber_id=row.subscriber_id,
+        delivery=None
+        if delivery is None
+        else DeliveryPublic(
+            state=delivery.delivery_status
+            or {"pending": "queued"}.get(delivery.status, delivery.status),
+            error_code=delivery.error_code,
+            sent_at=delivery.sent_at,
+        ),
+    )
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise InvalidInput(
+            "Idempotency-Key: must be 1 to 255 printable ASCII characters",
+            errors=[
+                FieldProblem(
+                    location="header",
+                    field="Idempotency-Key",
+                    detail="must be 1 to 255 printable ASCII characters",
+                )
+            ],
+        )
+
+
+def start(
+    session: Session,
+    ctx: Context,
+    *,
+    client: ApiKey,
+    data: VerificationStart,
+    ip: str,
+    idempotency_key: str | None,
+) -> StartResult:
+    """Start a verification and queue its SMS, or replay the first answer to a repeated key."""
+    s = ctx.settings
+    phone = parse_mobile(
+        data.phone, default_region=s.default_region, allowed_regions=s.allowed_regions
+    )
+    now = ctx.clock.now()
+    replace_key = False
+    fingerprint = ""
+    if idempotency_key is not None:
+        _check_idempotency_key(idempotency_key)
+        # Keyed, because a plain hash of a request with a phone number is reversible.
+        fingerprint = hashlib.sha256(
+            ctx.keys.index.mac(orjson.dumps([phone.e164, data.purpose, data.locale]))
+        ).hexdigest()
+        xact_lock(session, f"idem:{client.id}:{idempotency_key}")
+        stored = repo.get_idempotent(session, client_id=client.id, key=idempotency_key)
+        if stored is not None:
+            if now - stored.created_at < dt.timedelta(hours=s.idempotency_ttl_hours):
+                if stored.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                return StartResult(body=stored.response, replayed=True)
+            replace_key = True
+
+    limits.enforce(session, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
+    verification_id = new_id("ver")
+    phone_index = ctx.keys.blind_index(phone.e164, kind="number")
+    key_id, ciphertext = ctx.keys.encrypt(
+        phone.e164, context=outbox.verification_aad(verification_id)
+    )
+    repo.supersede_pending(
+        session, client_id=client.id, phone_index=phone_index, purpose=data.purpose
+    )
+    expires_at = now + dt.timedelta(seconds=s.code_ttl_seconds)
+    row = {
+        "id": verification_id,
+        "client_id": client.id,
+        "purpose": data.purpose,
+        "locale": data.locale,
+        "phone_ciphertext": ciphertext,
+        "phone_key_id": key_id,
+        "phone_index": phone_index,
+        "code_salt": codes.new_salt(),
+        "code_key_id": ctx.keys.code.active_id,
+        "code_length": s.code_length,
+        "status": "pending",
+        "attempts": 0,
+        "max_attempts": s.max_check_attempts,
+        "send_count": 1,
+        "created_at": now,
+        "expires_at": expires_at,
+        "last_sent_at": now,
+    }
+    repo.insert(session, row)
+    outbox.enqueue(session, verification_id=verification_id, now=now, expires_at=expires_at)
+    record_event(
+        session,
+        Tag.VERIFICATION_STARTED,
+        actor=f"api_key:{client.id}",
+        at=now,
+        subject=verification_id,
+        details={"purpose": data.purpose},
+    )
+    body = VerificationPublic(
+        id=verification_id,
+        status="pending",
+        purpose=data.purpose,
+        phone_masked=phone.masked(),
+        expires_at=expires_at,
+        resend_after=now + dt.timedelta(seconds=s.resend_cooldown_seconds),
+        attempts_left=s.max_check_attempts,
+        delivery=DeliveryPublic(state="queued"),
+    ).model_dump(mode="json")
+    if idempotency_key is not None:
+        repo.save_idempotent(
+            session,
+            {
+                "client_id": client.id,
+                "key": idempotency_key,
+                "fingerprint": fingerprint,
+                "status_code": 201,
+                "response": body,
+                "created_at": now,
+            },
+            replace=replace_key,
+        )
+    return StartResult(body=body, replayed=False)
+
+
+def resend(
+    session: Session, ctx: Context, *, client: ApiKey, verification_id: str, ip: str
+) -> VerificationPublic:
+    """Send the same code again, after the cooldown and within every send limit."""
+    now = ctx.clock.now()
+    row = repo.get(session, verification_id=verification_id, client_id=client.id, lock=True)
+    if row is None:
+        raise VerificationNotFound()
+    if _state(row, now) != "pending":
+        raise _refusal(row, now)
+    ready = row.last_sent_at + dt.timedelta(seconds=ctx.settings.resend_cooldown_seconds)
+    if now < ready:
+        raise RateLimited(
+            "wait before asking for another SMS",
+            retry_after=math.ceil((ready - now).total_seconds()),
+            limit="resend_cooldown",
+        )
+    s = ctx.settings
+    e164 = ctx.keys.decrypt(
+        row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
+    )
+    phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
+    limits.enforce(session, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
+    repo.mark_resent(session, verification_id=row.id, now=now)
+    outbox.enqueue(session, verification_id=row.id, now=now, expires_at=row.expires_at)
+    record_event(
+        session,
+        Tag.VERIFICATION_RESENT,
+        actor=f"api_key:{client.id}",
+        at=now,
+        subject=row.id,
+        details={"send_count": row.send_count + 1},
+    )
+    fresh = repo.get(session, verification_id=row.id, client_id=client.id)
+    return _public(session, ctx, fresh, now)
+
+
+def check(
+    session: Session, ctx: Context, *, client: ApiKey, verification_id: str, data: VerificationCheck
+) -> CheckResultPublic:
+    """Approve the verification if the code is right; every check counts as an attempt."""
+    now = ctx.clock.now()
+    row = repo.consume_attempt(
+        session, verification_id=verification_id, client_id=client.id, now=now
+    )
+    if row is None:
+        current = repo.get(session, verification_id=verification_id, client_id=client.id)
+        if current is None:
+            raise VerificationNotFound()
+        raise _refusal(current, now)
+    expected = codes.derive(
+        ctx.keys.code,
+        key_id=row.code_key_id,
+        verification_id=row.id,
+        purpose=row.purpose,
+        salt=row.code_salt,
+        length=row.code_length,
+    )
+    actor = f"api_key:{client.id}"
+    if not codes.matches(expected, data.code):
+        left = row.max_attempts - row.attempts
+        record_event(
+            session,
+            Tag.VERIFICATION_CHECK_FAILED,
+            actor=actor,
+            at=now,
+            subject=row.id,
+            details={"attempts_left": left},
+        )
+        raise WrongCode(
+            f"the code is not correct; {left} attempt(s) left",
+            errors=[FieldProblem(location="body", field="code", detail="is not correct")],
+            attempts_left=left,
+        )
+    subscriber_id = _register(session, ctx, row=row, now=now)
+    if not repo.approve(session, verification_id=row.id, now=now, subscriber_id=subscriber_id):
+        raise AlreadyApproved()
+    record_event(
+        session,
+        Tag.VERIFICATION_APPROVED,
+        actor=actor,
+        at=now,
+        subject=row.id,
+        details={"purpose": row.purpose, "subscriber_id": subscriber_id},
+    )
+    return CheckResultPublic(
+        id=row.id, status="approved", purpose=row.purpose, subscriber_id=subscriber_id
+    )
+
+
+def _register(session: Session, ctx: Context, *, row: Any, now: dt.datetime) -> str | None:
+    """Numbers enter the registry only here, after a successful check, for their purpose."""
+    if row.purpose == "data_subject":
+        # Proving control of a number to act on one's own data registers nothing.
+        return registry.find_id(session, phone_index=row.phone_index)
+    e164 = ctx.keys.decrypt(
+        row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
+    )
+    key_id, ciphertext = ctx.keys.encrypt(e164, context=registry.subscriber_aad(row.phone_index))
+    return registry.upsert_verified(
+        session,
+        phone_index=row.phone_index,
+        ciphertext=ciphertext,
+        key_id=key_id,
+        purpose=row.purpose,
+        now=now,
+    )
+
+
+def read(
+    session: Session, ctx: Context, *, client: ApiKey, verification_id: str
+) -> VerificationPublic:
+    """One verification with its delivery state."""
+    row = repo.get(session, verification_id=verification_id, client_id=client.id)
+    if row is None:
+        raise VerificationNotFound()
+    return _public(session, ctx, row, ctx.clock.now())
