@@ -1,0 +1,726 @@
+"""Throughput and latency of smsreg against a bare FastAPI endpoint, in one command.
+
+    .venv/bin/python bench/run.py            # or: make bench
+
+Three phases, each at the same number of concurrent keep-alive clients (16 by default):
+
+1. bare   POST /echo on bench/bare_app.py: FastAPI + pydantic body, nothing else.
+2. start  POST /v1/verifications with a unique mobile number per request.
+3. check  POST /v1/verifications/{id}/check with the right code, once for each
+          verification that phase 2 created (codes read from the console outbox file).
+
+Both servers run as their own uvicorn process (uvloop, httptools, one worker) on
+127.0.0.1; the load generator is this process (raw asyncio streams, pre-encoded
+requests, status line + Content-Length parsing). Every loop is bounded by a request
+count and a deadline. Prints a table, the smsreg/bare ratios with PASS/FAIL against the
+targets, and writes bench/results/latest.json. Exit status: 0 when every request
+succeeded, 1 when any failed (or a server did not start), 3 with --strict when a
+target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import http.client
+import itertools
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"  # the only address this script ever talks to
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results" / "latest.json"
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Targets: smsreg's req/s as a share of the bare endpoint's, and check's p99.
+TARGET_CHECK_RATIO = 0.30
+TARGET_START_RATIO = 0.20
+TARGET_CHECK_P99_MS = 25.0
+
+UVICORN_FLAGS = [
+    "--host",
+    HOST,
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--workers",
+    "1",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
+MOBILE_PREFIXES = ("+8190", "+8180", "+8170")
+CODE_RE = re.compile(r"#(\d+)\s*$")
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A uvicorn subprocess that this script started and stops."""
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        *,
+        env: dict[str, str],
+        log: Path,
+        extra: Sequence[str] = (),
+        profile: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log = log
+        self._log_handle = log.open("wb")
+        python = [PYTHON]
+        if profile is not None:  # cProfile of the main thread, written when the server stops
+            python += ["-m", "cProfile", "-o", str(profile)]
+        cmd = [*python, "-m", "uvicorn", app, "--factory", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [*cmd, *UVICORN_FLAGS, *extra],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}\n{self.tail()}")
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+            try:
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def tail(self, lines: int = 30) -> str:
+        self._log_handle.flush()
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log_handle.close()
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+@dataclass
+class Phase:
+    """What one load phase measured."""
+
+    name: str
+    clients: int
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    server_cpu: float = 0.0  # share of one core used by the server during the phase
+    loadgen_cpu: float = 0.0  # share of one core used by this process during the phase
+    error_samples: list[str] = field(default_factory=list)
+    # Response bodies by request index (only when asked for; not written to JSON).
+    bodies: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def _content_length(head: bytes) -> int:
+    start = head.lower().find(b"\r\ncontent-length:")
+    if start < 0:
+        raise ValueError(f"response without Content-Length: {head[:200]!r}")
+    start += len(b"\r\ncontent-length:")
+    return int(head[start : head.index(b"\r\n", start)])
+
+
+async def _client(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    requests: Sequence[bytes],
+    cursor: itertools.count[int],
+    deadline: float,
+    keep_bodies: bool,
+    out: list[tuple[int, int, float, bytes | None]],
+    failures: list[str],
+) -> None:
+    """One keep-alive connection sending requests one after another until done."""
+    clock = time.perf_counter
+    total = len(requests)
+    append = out.append
+    try:
+        while True:
+            index = next(cursor)
+            if index >= total or clock() >= deadline:
+                return
+            started = clock()
+            writer.write(requests[index])
+            head = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(_content_length(head))
+            elapsed = clock() - started
+            status = int(head[9:12])
+            append((index, status, elapsed, body if keep_bodies or status >= 300 else None))
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        failures.append(f"connection error: {exc!r}")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _run_phase(
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    clients: int,
+    seconds: float,
+    keep_bodies: bool,
+) -> tuple[list[tuple[int, int, float, bytes | None]], list[str], float]:
+    cursor = itertools.count()
+    out: list[tuple[int, int, float, bytes | None]] = []
+    failures: list[str] = []
+    connections = await asyncio.wait_for(
+        asyncio.gather(*(asyncio.open_connection(HOST, port) for _ in range(clients))), timeout=10
+    )
+    started = time.perf_counter()  # the clock starts once every client is connected
+    deadline = started + seconds
+    tasks = [
+        asyncio.ensure_future(
+            _client(reader, writer, requests, cursor, deadline, keep_bodies, out, failures)
+        )
+        for reader, writer in connections
+    ]
+    # In-flight requests get a grace period after the deadline; then everything is cut.
+    done, pending = await asyncio.wait(tasks, timeout=seconds + 30)
+    for task in pending:
+        task.cancel()
+        failures.append("client still waiting for an answer 30 s after the deadline")
+    if pending:
+        await asyncio.wait(pending)
+    for task in done:
+        if task.exception() is not None:
+            failures.append(f"client crashed: {task.exception()!r}")
+    return out, failures, time.perf_counter() - started
+
+
+def load(
+    runner: asyncio.Runner,
+    name: str,
+    server: Server,
+    requests: Sequence[bytes],
+    *,
+    clients: int,
+    seconds: float,
+    expect: int,
+    keep_bodies: bool = False,
+) -> Phase:
+    """Run one phase: ``clients`` connections until ``seconds`` pass or requests run out."""
+    gc.collect()
+    gc.disable()
+    cpu_server, cpu_self = server.cpu_seconds(), time.process_time()
+    try:
+        out, failures, elapsed = runner.run(
+            _run_phase(
+                server.port, requests, clients=clients, seconds=seconds, keep_bodies=keep_bodies
+            )
+        )
+    finally:
+        gc.enable()
+    phase = Phase(name=name, clients=clients, seconds=elapsed)
+    phase.server_cpu = (server.cpu_seconds() - cpu_server) / elapsed
+    phase.loadgen_cpu = (time.process_time() - cpu_self) / elapsed
+    latencies = sorted(item[2] for item in out)
+    phase.requests = len(out)
+    for index, status, _, body in out:
+        if status == expect:
+            phase.ok += 1
+            if keep_bodies and body is not None:
+                phase.bodies[index] = body
+        else:
+            phase.errors += 1
+            if len(phase.error_samples) < 5:
+                phase.error_samples.append(
+                    f"HTTP {status}: {(body or b'')[:300].decode(errors='replace')}"
+                )
+    phase.errors += len(failures)
+    phase.error_samples.extend(failures[:5])
+    phase.rps = phase.ok / elapsed if elapsed > 0 else 0.0
+    phase.p50_ms = percentile(latencies, 50) * 1000
+    phase.p90_ms = percentile(latencies, 90) * 1000
+    phase.p99_ms = percentile(latencies, 99) * 1000
+    phase.max_ms = (latencies[-1] if latencies else 0.0) * 1000
+    return phase
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def encode_post(path: str, port: int, payload: dict[str, Any], *, key: str, ip: str) -> bytes:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {HOST}:{port}\r\n"
+        f"Authorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\n"
+        f"X-Forwarded-For: {ip}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def random_ip(rng: random.Random) -> str:
+    """A client address for X-Forwarded-For (a header only; nothing is sent to it)."""
+    return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
+def unique_phones(rng: random.Random, count: int) -> list[str]:
+    """Distinct valid Japanese mobile numbers, spread over every limit prefix.
+
+    +81 90/80/70, then a digit 1-9 (a 0 there is not a mobile range), then 7 digits:
+    270 limit prefixes of 4 national digits (7010 ... 9099) share the load.
+    """
+    span = 9 * 10**7
+    return [
+        f"{MOBILE_PREFIXES[n // span]}{n % span + 10**7:08d}"
+        for n in rng.sample(range(len(MOBILE_PREFIXES) * span), count)
+    ]
+
+
+# --------------------------------------------------------------------------- smsreg set-up
+
+
+def smsreg_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
+    env.update(
+        {
+            "SMSREG_ENVIRONMENT": "development",
+            "SMSREG_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+            "SMSREG_STATE_DIR": str(tmp / "state"),
+            "SMSREG_SMS_SENDER": "console",
+            "SMSREG_CONSOLE_OUTBOX": str(tmp / "outbox.jsonl"),
+            "SMSREG_CONSOLE_PRINT": "false",
+            "SMSREG_OUTBOX_DISPATCH": "background",
+            "SMSREG_LOG_LEVEL": "WARNING",
+            # Limits high enough never to refuse a benchmark request; the counting
+            # they do on every start is still paid, as in production.
+            "SMSREG_SENDS_PER_NUMBER_HOUR": "1000",
+            "SMSREG_SENDS_PER_NUMBER_DAY": "1000",
+            "SMSREG_SENDS_PER_IP_HOUR": "100000",
+            "SMSREG_SENDS_PER_PREFIX_HOUR": "100000",
+            "SMSREG_TRUSTED_PROXIES": f"{HOST}/32",
+        }
+    )
+    return env
+
+
+def smsreg_cli(env: dict[str, str], *args: str) -> str:
+    script = Path(PYTHON).parent / "smsreg"
+    cmd = [str(script)] if script.exists() else [PYTHON, "-c", "from app.cli import main; main()"]
+    done = subprocess.run(
+        [*cmd, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"smsreg {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+class Outbox:
+    """Reads the console sender's JSON Lines file as it grows: phone -> latest code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.codes: dict[str, str] = {}
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # only whole lines; a partial one is read next time
+        self.offset += end
+        for line in data[:end].splitlines():
+            message = json.loads(line)
+            match = CODE_RE.search(message["body"].splitlines()[-1])
+            if match:
+                self.codes[message["to"]] = match.group(1)
+
+    def wait_for(self, phones: Sequence[str], timeout: float) -> list[str]:
+        """Wait until every phone has a code; return the ones still missing at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            missing = [phone for phone in phones if phone not in self.codes]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.1)
+
+
+def started_ids(phase: Phase, phones: Sequence[str]) -> list[tuple[str, str]]:
+    """(verification id, phone) for every successful start of a phase, in request order."""
+    return [
+        (json.loads(phase.bodies[index])["id"], phones[index]) for index in sorted(phase.bodies)
+    ]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt_row(phase: Phase) -> str:
+    return (
+        f"{phase.name:<42}{phase.requests:>9}{phase.errors:>7}{phase.rps:>10.0f}"
+        f"{phase.p50_ms:>9.2f}{phase.p90_ms:>9.2f}{phase.p99_ms:>9.2f}"
+        f"{phase.server_cpu * 100:>8.0f}%{phase.loadgen_cpu * 100:>8.0f}%"
+    )
+
+
+def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]:
+    bare, start, check = phases["bare"], phases["start"], phases["check"]
+    print()
+    print(
+        f"{'endpoint':<42}{'requests':>9}{'errors':>7}{'req/s':>10}"
+        f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'server':>9}{'loadgen':>9}"
+    )
+    for phase in (bare, start, check):
+        print(fmt_row(phase))
+    print("(server/loadgen: CPU used during the phase, as a share of one core)")
+    for phase in (bare, start, check):
+        if phase.loadgen_cpu > 0.8:
+            print(
+                f"warning: the load generator was busy during {phase.name!r}; it may be the limit"
+            )
+    start_ratio = start.rps / bare.rps if bare.rps else 0.0
+    check_ratio = check.rps / bare.rps if bare.rps else 0.0
+    targets = [
+        {
+            "name": f"check req/s >= {TARGET_CHECK_RATIO:.0%} of bare",
+            "value": check_ratio,
+            "passed": check_ratio >= TARGET_CHECK_RATIO,
+        },
+        {
+            "name": f"start req/s >= {TARGET_START_RATIO:.0%} of bare",
+            "value": start_ratio,
+            "passed": start_ratio >= TARGET_START_RATIO,
+        },
+        {
+            "name": f"check p99 < {TARGET_CHECK_P99_MS:g} ms",
+            "value": check.p99_ms,
+            "passed": check.p99_ms < TARGET_CHECK_P99_MS,
+        },
+    ]
+    print()
+    print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
+    print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
+    print()
+    for target in targets:
+        shown = (
+            f"{target['value']:.2f} ms"
+            if target["name"].startswith("check p99")
+            else f"{target['value']:.1%}"
+        )
+        print(f"{'PASS' if target['passed'] else 'FAIL'}  {target['name']:<32} measured {shown}")
+    errors = sum(phase.errors for phase in phases.values())
+    print()
+    if errors:
+        print(f"ERRORS: {errors} request(s) failed")
+        for phase in phases.values():
+            for sample in phase.error_samples:
+                print(f"  [{phase.name}] {sample}")
+    else:
+        print("errors: none")
+
+    def public(phase: Phase) -> dict[str, Any]:
+        data = asdict(phase)
+        data.pop("bodies")
+        return data
+
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "config": {
+            "clients": args.clients,
+            "warmup_seconds": args.warmup,
+            "bare_seconds": args.bare_seconds,
+            "start_seconds": args.start_seconds,
+            "check_max_seconds": args.check_seconds,
+        },
+        "phases": {name: public(phase) for name, phase in phases.items()},
+        "ratios": {"start_over_bare": start_ratio, "check_over_bare": check_ratio},
+        "targets": targets,
+        "errors": errors,
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per phase")
+    parser.add_argument("--bare-seconds", type=float, default=6.0)
+    parser.add_argument("--start-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--check-seconds",
+        type=float,
+        default=20.0,
+        help="upper bound; check runs once over every verification start created",
+    )
+    parser.add_argument("--max-requests", type=int, default=60_000, help="cap per phase")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="result file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="run smsreg under cProfile and write its stats here (slows it down)",
+    )
+    parser.add_argument("--strict", action="store_true", help="exit 3 when a target fails")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    rng = random.Random(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="smsreg-bench-"))
+    phases: dict[str, Phase] = {}
+    servers: list[Server] = []
+    loop_factory = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    print(f"smsreg bench: {args.clients} clients, {os.cpu_count()} CPUs, work dir {tmp}")
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            # 1. bare FastAPI
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
+            bare = Server(
+                "bare",
+                "bare_app:create_app",
+                env=env,
+                log=tmp / "bare.log",
+                extra=["--app-dir", str(BENCH)],
+            )
+            servers.append(bare)
+            bare.wait_ready()
+            payload = {"phone": "+819012345678", "purpose": "coupon_usage"}
+            fake_key = "smsreg_sk_" + "x" * 43
+            bare_requests = [
+                encode_post("/echo", bare.port, payload, key=fake_key, ip=random_ip(rng))
+                for _ in range(1024)
+            ] * (args.max_requests // 1024 + 1)
+            print("bare:  warm-up ...", flush=True)
+            load(
+                runner,
+                "warm-up",
+                bare,
+                bare_requests,
+                clients=args.clients,
+                seconds=args.warmup,
+                expect=200,
+            )
+            print("bare:  measuring ...", flush=True)
+            phases["bare"] = load(
+                runner,
+                "bare FastAPI POST /echo",
+                bare,
+                bare_requests,
+                clients=args.clients,
+                seconds=args.bare_seconds,
+                expect=200,
+            )
+            bare.stop()
+            servers.remove(bare)
+
+            # 2. smsreg: database, API key, server
+            env = smsreg_env(tmp)
+            smsreg_cli(env, "migrate")
+            key = smsreg_cli(env, "api-keys", "create", "--name", "bench").strip().splitlines()[-1]
+            if not key.startswith("smsreg_sk_"):
+                raise RuntimeError(f"unexpected api-keys output: {key!r}")
+            app = Server(
+                "smsreg",
+                "app.main:create_app",
+                env=env,
+                log=tmp / "smsreg.log",
+                profile=args.profile,
+            )
+            servers.append(app)
+            app.wait_ready()
+            outbox = Outbox(tmp / "outbox.jsonl")
+
+            def start_requests(count: int) -> tuple[list[str], list[bytes]]:
+                phones = unique_phones(rng, count)
+                return phones, [
+                    encode_post(
+                        "/v1/verifications",
+                        app.port,
+                        {"phone": phone, "purpose": "coupon_usage"},
+                        key=key,
+                        ip=random_ip(rng),
+                    )
+                    for phone in phones
+                ]
+
+            def check_requests(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
+                return [
+                    encode_post(
+                        f"/v1/verifications/{vid}/check",
+                        app.port,
+                        {"code": outbox.codes[phone]},
+                        key=key,
+                        ip=random_ip(rng),
+                    )
+                    for vid, phone in pairs
+                ]
+
+            warm_phones, warm_requests = start_requests(args.max_requests // 4)
+            phones, requests = start_requests(args.max_requests)
+            print("start: warm-up ...", flush=True)
+            warm = load(
+                runner,
+                "warm-up start",
+                app,
+                warm_requests,
+                clients=args.clients,
+                seconds=args.warmup,
+                expect=201,
+                keep_bodies=True,
+            )
+            print("start: measuring ...", flush=True)
+            phases["start"] = load(
+                runner,
+                "smsreg POST /v1/verifications",
+                app,
+                requests,
+                clients=args.clients,
+                seconds=args.start_seconds,
+                expect=201,
+                keep_bodies=True,
+            )
+            warm_pairs = started_ids(warm, warm_phones)
+            pairs = started_ids(phases["start"], phones)
+            del requests, warm_requests
+
+            # 3. check every verification phase 2 created, once, once its SMS is out
+            print(f"check: waiting for {len(warm_pairs) + len(pairs)} codes ...", flush=True)
+            missing = outbox.wait_for([phone for _, phone in warm_pairs + pairs], timeout=60)
+            if missing:
+                raise RuntimeError(f"{len(missing)} SMS never reached the outbox file")
+            print("check: warm-up ...", flush=True)
+            load(
+                runner,
+                "warm-up check",
+                app,
+                check_requests(warm_pairs),
+                clients=args.clients,
+                seconds=args.warmup,
+                expect=200,
+            )
+            print(f"check: measuring ({len(pairs)} verifications) ...", flush=True)
+            phases["check"] = load(
+                runner,
+                "smsreg POST /v1/verifications/{id}/check",
+                app,
+                check_requests(pairs),
+                clients=args.clients,
+                seconds=args.check_seconds,
+                expect=200,
+            )
+            if phases["check"].requests < len(pairs):
+                print(
+                    f"note: check hit its {args.check_seconds:g} s bound after "
+                    f"{phases['check'].requests} of {len(pairs)} verifications"
+                )
+            app.stop()
+            servers.remove(app)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for server in servers:
+            server.stop()
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    result = report(phases, args)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nresults written to {args.json}")
+    if result["errors"]:
+        return 1
+    if args.strict and not all(target["passed"] for target in result["targets"]):
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Shared fixtures: settings, app, client, API keys, the fake carrier and clock."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+
+from app.core.config import Settings
+from app.main import create_app
+from app.staff import api_keys
+from tests.fixtures.database import (  # noqa: F401  (fixtures)
+    _postgresql_database,
+    _sqlite_database,
+    database_url,
+)
+from tests.fixtures.fakes import FakeCarrier, FakeClock
+
+FAMILIES = ("phone", "index", "code", "token")
+# Fixed per run, distinct per family; never a real deployment's keys.
+TEST_KEYS = {
+    family: base64.b64encode(bytes([i + 1]) * 32).decode() for i, family in enumerate(FAMILIES)
+}
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Development settings on the given database with fixed test keys."""
+    values: dict[str, Any] = {
+        "environment": "development",
+        "database_url": database_url,
+        "state_dir": tmp_path / "state",
+        "console_print": False,
+        "outbox_dispatch": "external",
+    }
+    for family in FAMILIES:
+        values[f"{family}_keys"] = {"t1": TEST_KEYS[family]}
+        values[f"{family}_key_id"] = "t1"
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def carrier() -> FakeCarrier:
+    return FakeCarrier()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for its app."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:  # noqa: F811
+    return make_settings(database_url, tmp_path, **settings_overrides)
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> FastAPI:
+    return create_app(settings, clock=clock, sender=carrier)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    app.state.db.engine.dispose()
+
+
+@pytest.fixture
+def api_key(app: FastAPI) -> str:
+    """A live key with the default scopes."""
+    new = app.state.db.call(
+        api_keys.create,
+        app.state.ctx,
+        name="coupon-frontend",
+        scopes=["verifications:write"],
+        created_by="test",
+    )
+    return new.token
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def count_rows(app: FastAPI, table: str) -> int:
+    """Rows in a table, read straight from the database."""
+    with app.state.db.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
+
+
+WRITTEN_TABLES = (
+    "verifications",
+    "outbox_messages",
+    "rate_limit_hits",
+    "idempotency_records",
+    "subscribers",
+    "subscriber_purposes",
+)
+
+
+def snapshot(app: FastAPI) -> dict[str, int]:
+    """Row counts of every table a request could write to (audit excluded: see callers)."""
+    return {table: count_rows(app, table) for table in (*WRITTEN_TABLES, "audit_events")}

@@ -1,0 +1,214 @@
+"""Checking codes: single use, attempt limits, expiry, binding, and concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.core.errors import AppError
+from app.verification import service
+from app.verification.schemas import VerificationCheck
+from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+
+
+def wrong(code: str) -> str:
+    return str((int(code) + 1) % 10 ** len(code)).zfill(len(code))
+
+
+async def test_right_code_approves_and_registers_the_number(client, app, carrier, auth):
+    started = await start(client, auth)
+    assert started.status_code == 201, started.text
+    body = started.json()
+    assert body["status"] == "pending"
+    assert body["phone_masked"] == "+81 90-****-5678"
+    assert body["attempts_left"] == 5
+    assert "phone" not in body and PHONE_E164 not in started.text
+
+    code = await sent_code(app, carrier)
+    assert len(code) == 6
+    answer = await check(client, auth, body["id"], code)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["status"] == "approved"
+    assert result["subscriber_id"].startswith("sub_")
+
+    # The same number verified again is the same subscriber.
+    again = await start(client, auth, purpose="coupon_delivery")
+    code = await sent_code(app, carrier)
+    second = await check(client, auth, again.json()["id"], code)
+    assert second.json()["subscriber_id"] == result["subscriber_id"]
+
+
+async def test_code_works_once(client, app, carrier, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    assert (await check(client, auth, verification_id, code)).status_code == 200
+    reused = await check(client, auth, verification_id, code)
+    assert reused.status_code == 409
+    assert reused.json()["type"].endswith("/verification-already-approved")
+
+
+async def test_wrong_codes_count_down_then_lock_even_the_right_code(client, app, carrier, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    for left in (4, 3, 2, 1, 0):
+        answer = await check(client, auth, verification_id, wrong(code))
+        assert answer.status_code == 422
+        problem = answer.json()
+        assert problem["type"].endswith("/invalid-code")
+        assert problem["attempts_left"] == left
+        assert problem["errors"][0]["field"] == "code"
+    locked = await check(client, auth, verification_id, code)
+    assert locked.status_code == 429
+    assert locked.json()["type"].endswith("/attempts-exhausted")
+    state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
+    assert state.json()["status"] == "exhausted"
+
+
+async def test_expiry_boundary(client, app, carrier, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    clock.advance(seconds=600)  # exactly the lifetime: no longer valid
+    expired = await check(client, auth, verification_id, code)
+    assert expired.status_code == 410
+    assert expired.json()["type"].endswith("/verification-expired")
+
+
+async def test_last_microsecond_of_lifetime_still_works(client, app, carrier, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    clock.advance(seconds=600, microseconds=-1)
+    assert (await check(client, auth, verification_id, code)).status_code == 200
+
+
+async def test_code_is_bound_to_its_verification(client, app, carrier, auth):
+    first = (await start(client, auth, phone="090-1111-2222")).json()["id"]
+    second = (await start(client, auth, phone="090-3333-4444")).json()["id"]
+    first_code = await sent_code(app, carrier, "+819011112222")
+    second_code = await sent_code(app, carrier, "+819033334444")
+    if first_code != second_code:  # 1 in 10^6 they coincide; the binding is what matters
+        assert (await check(client, auth, second, first_code)).status_code == 422
+    assert (await check(client, auth, first, first_code)).status_code == 200
+    assert (await check(client, auth, second, second_code)).status_code == 200
+
+
+async def test_new_start_supersedes_the_old_code(client, app, carrier, clock, auth):
+    old = (await start(client, auth)).json()["id"]
+    old_code = await sent_code(app, carrier)
+    new = (await start(client, auth)).json()["id"]
+    superseded = await check(client, auth, old, old_code)
+    assert superseded.status_code == 410
+    assert superseded.json()["type"].endswith("/verification-superseded")
+    assert (await check(client, auth, new, await sent_code(app, carrier))).status_code == 200
+
+
+async def test_unknown_and_foreign_verifications_are_not_found(client, app, carrier, auth):
+    from app.staff import api_keys
+
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    other = app.state.db.call(
+        api_keys.create,
+        app.state.ctx,
+        name="other",
+        scopes=["verifications:write"],
+        created_by="test",
+    )
+    foreign = await check(client, {"Authorization": f"Bearer {other.token}"}, verification_id, code)
+    assert foreign.status_code == 404
+    missing = await check(client, auth, "ver_doesnotexist", code)
+    assert missing.status_code == 404
+    assert missing.json()["type"].endswith("/verification-not-found")
+
+
+async def test_twenty_concurrent_right_checks_approve_exactly_once(client, app, carrier, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    answers = await asyncio.gather(*(check(client, auth, verification_id, code) for _ in range(20)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(200) == 1, statuses
+    assert set(statuses) <= {200, 409}
+
+
+def _threaded_checks(app, verification_id: str, code: str, n: int) -> list[int | str]:
+    """Checks from n threads, each with its own connection: real concurrency on both databases."""
+    from app.models import ApiKey
+
+    db, ctx = app.state.db, app.state.ctx
+    with db.session() as session:
+        client = session.exec(__import__("sqlmodel").select(ApiKey)).first()
+
+    def one(_: int) -> int | str:
+        try:
+            db.call(
+                service.check,
+                ctx,
+                client=client,
+                verification_id=verification_id,
+                data=VerificationCheck(code=code),
+            )
+            return 200
+        except AppError as exc:
+            return exc.status
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+async def test_twenty_threads_with_the_right_code_approve_exactly_once(client, app, carrier, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    results = _threaded_checks(app, verification_id, code, 20)
+    assert results.count(200) == 1, results
+    assert set(results) <= {200, 409}
+
+
+async def test_fifty_threads_with_wrong_codes_never_get_more_than_five_tries(
+    client, app, carrier, auth
+):
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    results = _threaded_checks(app, verification_id, wrong(code), 50)
+    assert results.count(422) == 5, results
+    assert results.count(429) == 45
+    state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
+    assert state.json()["attempts_left"] == 0
+
+
+@pytest.mark.parametrize("purpose", ["coupon_usage", "coupon_delivery"])
+async def test_registry_records_the_purpose(client, app, carrier, auth, purpose):
+    import sqlalchemy as sa
+
+    verification_id = (await start(client, auth, purpose=purpose)).json()["id"]
+    result = (await check(client, auth, verification_id, await sent_code(app, carrier))).json()
+    with app.state.db.engine.connect() as conn:
+        rows = (
+            conn.execute(
+                sa.text("SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s"),
+                {"s": result["subscriber_id"]},
+            )
+            .scalars()
+            .all()
+        )
+    assert rows == [purpose]
+
+
+async def test_data_subject_check_registers_nothing(client, app, carrier, auth):
+    from tests.conftest import count_rows
+
+    verification_id = (await start(client, auth, purpose="data_subject")).json()["id"]
+    result = await check(client, auth, verification_id, await sent_code(app, carrier))
+    assert result.status_code == 200
+    assert result.json()["subscriber_id"] is None
+    assert count_rows(app, "subscribers") == 0
+
+
+async def test_expired_verification_reads_as_expired(client, app, carrier, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    clock.advance(minutes=10)
+    state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
+    assert state.json()["status"] == "expired"
+    assert dt.datetime.fromisoformat(state.json()["expires_at"]) <= clock.now()

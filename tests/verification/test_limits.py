@@ -1,0 +1,73 @@
+"""Resend cooldown and send limits, at their boundaries, shared through the database."""
+
+from __future__ import annotations
+
+from tests.conftest import snapshot
+from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+
+
+async def resend(client, auth, verification_id, headers=None):
+    return await client.post(
+        f"/v1/verifications/{verification_id}/resend", headers={**auth, **(headers or {})}
+    )
+
+
+async def test_resend_repeats_the_same_code_after_the_cooldown(client, app, carrier, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    first = await sent_code(app, carrier)
+    clock.advance(seconds=29)
+    early = await resend(client, auth, verification_id)
+    assert early.status_code == 429
+    assert early.headers["Retry-After"] == "1"
+    assert early.json()["limit"] == "resend_cooldown"
+    clock.advance(seconds=1)
+    again = await resend(client, auth, verification_id)
+    assert again.status_code == 202, again.text
+    assert await sent_code(app, carrier) == first
+    assert len(carrier.to(PHONE_E164)) == 2
+    assert (await check(client, auth, verification_id, first)).status_code == 200
+
+
+async def test_resend_of_a_finished_verification_is_refused(client, app, carrier, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    assert (
+        await check(client, auth, verification_id, await sent_code(app, carrier))
+    ).status_code == 200
+    clock.advance(seconds=30)
+    assert (await resend(client, auth, verification_id)).status_code == 409
+    other = (await start(client, auth, phone="090-5555-6666")).json()["id"]
+    clock.advance(minutes=10)
+    assert (await resend(client, auth, other)).status_code == 410
+    assert (await resend(client, auth, "ver_missing")).status_code == 404
+
+
+async def test_five_sends_per_number_per_hour(client, app, clock, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    for _ in range(4):
+        clock.advance(seconds=30)
+        assert (await resend(client, auth, verification_id)).status_code == 202
+    clock.advance(seconds=30)
+    before = snapshot(app)
+    limited = await resend(client, auth, verification_id)
+    assert limited.status_code == 429
+    assert limited.json()["limit"] == "number_hour"
+    # The first send was 150 s ago; the window frees it after 3600 s.
+    assert limited.headers["Retry-After"] == str(3600 - 150)
+    assert snapshot(app) == before
+    # A new start for the same number is limited too: the limit follows the number.
+    assert (await start(client, auth)).status_code == 429
+    clock.advance(seconds=3600 - 150)
+    assert (await start(client, auth)).status_code == 201
+
+
+async def test_ten_sends_per_number_per_day(client, app, clock, auth):
+    for hour in range(2):
+        for _ in range(5):
+            assert (await start(client, auth)).status_code == 201, hour
+            clock.advance(seconds=1)
+        clock.advance(hours=1)
+    limited = await start(client, auth)
+    assert limited.status_code == 429
+    assert limited.json()["limit"] == "number_day"
+    clock.advance(hours=22)
+    assert (await start(client, auth)).status_code == 201

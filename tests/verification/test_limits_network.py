@@ -1,0 +1,81 @@
+"""Per-IP and per-prefix limits, and one limit across replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.flows import start
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"sends_per_ip_hour": 3, "sends_per_prefix_hour": 4, "trusted_proxies": ["10.0.0.0/8"]}
+
+
+async def test_per_ip_limit_uses_the_client_address(client, app, auth):
+    numbers = iter(f"080-{11 + i}00-{i:04d}" for i in range(20))  # distinct prefixes
+    for _ in range(3):
+        assert (await start(client, auth, phone=next(numbers))).status_code == 201
+    limited = await start(client, auth, phone=next(numbers))
+    assert limited.status_code == 429
+    assert limited.json()["limit"] == "ip_hour"
+
+
+async def test_forwarded_for_counts_only_behind_a_trusted_proxy(app, auth):
+    import httpx
+
+    numbers = iter(f"070-{11 + i}00-{i:04d}" for i in range(20))  # distinct prefixes
+    proxy = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+    async with httpx.AsyncClient(transport=proxy, base_url="http://testserver") as via_proxy:
+        for client_ip in ("198.51.100.1", "198.51.100.2"):
+            headers = {"X-Forwarded-For": f"192.0.2.99, {client_ip}"}
+            for _ in range(3):
+                answer = await start(via_proxy, auth, phone=next(numbers), headers=headers)
+                assert answer.status_code == 201
+            refused = await start(via_proxy, auth, phone=next(numbers), headers=headers)
+            assert refused.status_code == 429
+
+    # From an untrusted peer the header is ignored: every request counts against the peer.
+    direct = httpx.ASGITransport(app=app, client=("198.51.100.50", 5000))
+    async with httpx.AsyncClient(transport=direct, base_url="http://testserver") as spoofer:
+        for i in range(3):
+            headers = {"X-Forwarded-For": f"203.0.113.{i}"}
+            assert (
+                await start(spoofer, auth, phone=next(numbers), headers=headers)
+            ).status_code == 201
+        headers = {"X-Forwarded-For": "203.0.113.200"}
+        assert (await start(spoofer, auth, phone=next(numbers), headers=headers)).status_code == 429
+
+
+async def test_per_prefix_limit(app, auth):
+    import httpx
+
+    same_prefix = [f"090-7777-{i:04d}" for i in range(6)]
+    for i, number in enumerate(same_prefix[:4]):
+        peer = httpx.ASGITransport(app=app, client=(f"198.51.100.{i}", 5000))
+        async with httpx.AsyncClient(transport=peer, base_url="http://testserver") as http:
+            assert (await start(http, auth, phone=number)).status_code == 201
+    peer = httpx.ASGITransport(app=app, client=("198.51.100.99", 5000))
+    async with httpx.AsyncClient(transport=peer, base_url="http://testserver") as http:
+        limited = await start(http, auth, phone=same_prefix[4])
+        assert limited.status_code == 429
+        assert limited.json()["limit"] == "prefix_hour"
+        assert (await start(http, auth, phone="090-8888-0001")).status_code == 201
+
+
+async def test_limits_hold_across_app_instances(app, settings, clock, carrier, auth):
+    """Two replicas on one database enforce one limit."""
+    import httpx
+
+    from app.main import create_app
+
+    replica = create_app(settings, clock=clock, sender=carrier)
+    numbers = iter(f"080-{31 + i}00-{i:04d}" for i in range(10))
+    for index, instance in enumerate((app, replica, app)):
+        transport = httpx.ASGITransport(app=instance, client=("198.51.100.7", 1))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            assert (await start(http, auth, phone=next(numbers))).status_code == 201, index
+    transport = httpx.ASGITransport(app=replica, client=("198.51.100.7", 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        assert (await start(http, auth, phone=next(numbers))).status_code == 429
+    replica.state.db.engine.dispose()

@@ -1,0 +1,233 @@
+"""Starting verifications: normalisation, idempotency, authentication and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from tests.conftest import snapshot
+from tests.fixtures.flows import PHONE_E164, sent_code, start
+
+
+@pytest.mark.parametrize(
+    "phone", ["090-1234-5678", "09012345678", "+81 90 1234 5678", "+819012345678"]
+)
+async def test_number_formats_normalise_to_one_e164(client, app, carrier, auth, phone):
+    answer = await start(client, auth, phone=phone)
+    assert answer.status_code == 201, answer.text
+    await app.state.outbox.drain()
+    assert [message.to for message in carrier.sent] == [PHONE_E164]
+
+
+async def test_start_answers_expiry_and_resend_time(client, clock, auth):
+    body = (await start(client, auth)).json()
+    now = clock.now()
+    assert dt.datetime.fromisoformat(body["expires_at"]) == now + dt.timedelta(minutes=10)
+    assert dt.datetime.fromisoformat(body["resend_after"]) == now + dt.timedelta(seconds=30)
+    assert body["delivery"]["state"] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"), [("ja", "認証コード"), ("ko", "인증번호"), ("en", "Your")]
+)
+async def test_message_language_follows_locale(client, app, carrier, auth, locale, text):
+    await start(client, auth, locale=locale)
+    await app.state.outbox.drain()
+    body = carrier.sent[-1].body
+    assert text in body
+    assert body.splitlines()[-1].startswith("@localhost #")
+
+
+async def test_idempotent_replay_returns_first_answer_and_sends_one_sms(client, app, carrier, auth):
+    headers = {"Idempotency-Key": "order-42"}
+    first = await start(client, auth, headers=headers)
+    second = await start(client, auth, headers=headers)
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
+    await app.state.outbox.drain()
+    assert len(carrier.sent) == 1
+
+
+async def test_concurrent_replays_send_one_sms(client, app, carrier, auth):
+    headers = {"Idempotency-Key": "burst"}
+    answers = await asyncio.gather(*(start(client, auth, headers=headers) for _ in range(10)))
+    assert {answer.json()["id"] for answer in answers} == {answers[0].json()["id"]}
+    await app.state.outbox.drain()
+    assert len(carrier.sent) == 1
+
+
+async def test_idempotency_key_with_another_body_is_refused(client, app, auth):
+    await start(client, auth, headers={"Idempotency-Key": "k1"})
+    before = snapshot(app)
+    other = await start(client, auth, phone="090-9999-0000", headers={"Idempotency-Key": "k1"})
+    assert other.status_code == 422
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert snapshot(app) == before
+
+
+async def test_idempotency_key_expires(client, app, clock, auth):
+    first = await start(client, auth, headers={"Idempotency-Key": "k2"})
+    clock.advance(hours=24)
+    again = await start(client, auth, headers={"Idempotency-Key": "k2"})
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer smsreg_sk_not-a-key"}, 401),
+        ({"Authorization": "Bearer something-else"}, 401),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+    ],
+)
+async def test_start_needs_a_live_key(client, app, headers, status):
+    before = snapshot(app)
+    answer = await start(client, {}, headers=headers)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert snapshot(app) == before
+
+
+async def test_revoked_and_expired_keys_are_refused(client, app, clock, auth, api_key):
+    from app.staff import api_keys
+
+    ctx = app.state.ctx
+    old = app.state.db.call(
+        api_keys.create,
+        ctx,
+        name="short",
+        scopes=["verifications:write"],
+        created_by="test",
+        max_age_days=1,
+    )
+    clock.advance(days=1)
+    expired = await start(client, {"Authorization": f"Bearer {old.token}"})
+    assert expired.status_code == 401
+    key_id = next(
+        k.id for k in app.state.db.call(api_keys.list_keys) if k.name == "coupon-frontend"
+    )
+    assert (await start(client, auth)).status_code == 201
+    app.state.db.call(api_keys.revoke, ctx, key_id=key_id, actor="test")
+    assert (await start(client, auth)).status_code == 401
+
+
+LONG = "9" * 40
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phone": "03-1234-5678", "purpose": "coupon_usage"}, "phone"),  # landline
+        ({"phone": "0120-123-456", "purpose": "coupon_usage"}, "phone"),  # toll-free
+        ({"phone": "+82 10-1234-5678", "purpose": "coupon_usage"}, "phone"),  # foreign region
+        ({"phone": "+1 202-555-0143", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "090-1234", "purpose": "coupon_usage"}, "phone"),  # too short
+        ({"phone": "hello", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": LONG, "purpose": "coupon_usage"}, "phone"),  # oversize field
+        ({"phone": "", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": 9012345678, "purpose": "coupon_usage"}, "phone"),  # wrong type
+        ({"phone": ["090-1234-5678"], "purpose": "coupon_usage"}, "phone"),
+        ({"phone": None, "purpose": "coupon_usage"}, "phone"),
+        ({"purpose": "coupon_usage"}, "phone"),  # missing
+        ({"phone": "090-1234-5678", "purpose": "marketing"}, "purpose"),  # unknown purpose
+        ({"phone": "090-1234-5678", "purpose": 1}, "purpose"),
+        ({"phone": "090-1234-5678"}, "purpose"),
+        ({"phone": "090-1234-5678", "purpose": "coupon_usage", "locale": "fr"}, "locale"),
+        ({"phone": "090-1234-5678", "purpose": "coupon_usage", "locale": 5}, "locale"),
+        ({"phone": "090-1234-5678", "purpose": "coupon_usage", "admin": True}, "admin"),
+    ],
+)
+async def test_bad_input_names_the_field_and_writes_nothing(client, app, auth, body, field):
+    before = snapshot(app)
+    answer = await client.post("/v1/verifications", json=body, headers=auth)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert {"type", "title", "status", "detail"} <= problem.keys()
+    assert field in [error["field"] for error in problem["errors"]]
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "field"),
+    [
+        (b"{not json", "application/json", "body"),
+        (b"", "application/json", "body"),
+        (b"[1, 2]", "application/json", "body"),
+        (b"phone=1", "application/x-www-form-urlencoded", "body"),
+        ('{"phone": "\udcff"}'.encode("utf-8", "surrogatepass"), "application/json", "phone"),
+    ],
+)
+async def test_malformed_bodies(client, app, auth, content, content_type, field):
+    before = snapshot(app)
+    answer = await client.post(
+        "/v1/verifications", content=content, headers={**auth, "Content-Type": content_type}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+    assert snapshot(app) == before
+
+
+async def test_oversize_body_is_refused_before_parsing(client, app, auth):
+    before = snapshot(app)
+    big = b'{"phone": "' + b"9" * 20_000 + b'", "purpose": "coupon_usage"}'
+    answer = await client.post(
+        "/v1/verifications", content=big, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413
+    assert answer.json()["type"].endswith("/payload-too-large")
+
+    async def chunks():  # no Content-Length: counted as it streams
+        for _ in range(40):
+            yield b" " * 1000
+
+    streamed = await client.post(
+        "/v1/verifications", content=chunks(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9".encode("latin-1"), "a\tb"])
+async def test_bad_idempotency_keys(client, app, auth, key):
+    before = snapshot(app)
+    answer = await start(client, auth, headers={"Idempotency-Key": key})
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert answer.json()["errors"][0]["location"] == "header"
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/verifications/not-an-id", "/v1/verifications/ver_" + "a" * 60]
+)
+async def test_bad_ids_name_the_path_field(client, auth, path):
+    answer = await client.get(path, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0] == {
+        "location": "path",
+        "field": "verification_id",
+        "detail": answer.json()["errors"][0]["detail"],
+    }
+
+
+async def test_unknown_route_and_method_are_problems(client, auth):
+    missing = await client.get("/v1/nothing", headers=auth)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    wrong_method = await client.delete("/v1/verifications", headers=auth)
+    assert wrong_method.status_code == 405
+
+
+async def test_code_never_in_api_answers(client, app, carrier, auth):
+    started = await start(client, auth)
+    code = await sent_code(app, carrier)
+    read = await client.get(f"/v1/verifications/{started.json()['id']}", headers=auth)
+    for answer in (started, read):
+        assert code not in answer.text.replace(answer.json()["id"], "")
