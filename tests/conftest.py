@@ -15,12 +15,9 @@ from fastapi import FastAPI
 from app.core.config import Settings
 from app.main import create_app
 from app.staff import api_keys
-from tests.fixtures.database import (  # noqa: F401  (fixtures)
-    _postgresql_database,
-    _sqlite_database,
-    database_url,
-)
 from tests.fixtures.fakes import FakeCarrier, FakeClock
+
+pytest_plugins = ["tests.fixtures.database"]
 
 FAMILIES = ("phone", "index", "code", "token")
 # Fixed per run, distinct per family; never a real deployment's keys.
@@ -62,7 +59,7 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:  # noqa: F811
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
     return make_settings(database_url, tmp_path, **settings_overrides)
 
 
