@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import Keys
-from app.core.db import Database, create_db_engine
+from app.core.db import Database, checkpoint, create_db_engine
+from app.core.deps import Runtime
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
@@ -21,10 +25,21 @@ from app.sms.factory import build_sender
 from app.sms.outbox import OutboxWorker
 from app.verification.routes import router as verification_router
 
+log = logging.getLogger("smsreg")
 DESCRIPTION = (
     "SMS verification and a purpose-bound phone-number registry. Errors are RFC 9457 "
     "problem details (`application/problem+json`) naming the field at fault."
 )
+
+
+async def _checkpoints(engine: Engine, *, every: float = 1.0) -> None:
+    """Keep SQLite's WAL short from a thread, so no request waits for a disk sync."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await anyio.to_thread.run_sync(checkpoint, engine)
+        except Exception:  # a busy or locked database only delays the next checkpoint
+            log.warning("wal checkpoint skipped")
 
 
 def create_app(
@@ -36,22 +51,26 @@ def create_app(
     """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
     settings = (settings or Settings()).with_dev_secrets()
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database_url, background_checkpoint=True)
     db = Database(engine)
     worker = OutboxWorker(db, ctx, sender or build_sender(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if settings.outbox_dispatch == "background":
-            task = asyncio.create_task(worker.run_forever())
+            tasks.append(asyncio.create_task(worker.run_forever()))
+        if db.inline:
+            tasks.append(asyncio.create_task(_checkpoints(engine)))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if db.inline:
+                checkpoint(engine)
             engine.dispose()
 
     app = FastAPI(
@@ -60,9 +79,9 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    app.state.ctx = ctx
-    app.state.db = db
-    app.state.outbox = worker
+    app.state.runtime = Runtime(ctx=ctx, db=db, outbox=worker)
+    # Shortcuts for tests and tools.
+    app.state.ctx, app.state.db, app.state.outbox = ctx, db, worker
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router)

@@ -6,9 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlmodel import Session
-
-from app.models import AuditEvent
+from app.core.db import Tx
 
 
 class Tag(enum.StrEnum):
@@ -18,13 +16,37 @@ class Tag(enum.StrEnum):
     VERIFICATION_RESENT = "verification:resent"
     VERIFICATION_APPROVED = "verification:approved"
     VERIFICATION_CHECK_FAILED = "verification:check_failed"
-    SEND_LIMITED = "verification:send_limited"
     SMS_SENT = "sms:sent"
     SMS_FAILED = "sms:failed"
+    SMS_EXPIRED = "sms:expired"
+
+
+_INSERT = (
+    "INSERT INTO audit_events (tag, actor, subject, at, details) "
+    "VALUES (:tag, :actor, :subject, :at, :details)"
+)
+
+
+def event(
+    tag: Tag,
+    *,
+    actor: str,
+    at: dt.datetime,
+    subject: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit row, for record_events."""
+    return {
+        "tag": tag.value,
+        "actor": actor,
+        "subject": subject,
+        "at": at,
+        "details": details or {},
+    }
 
 
 def record_event(
-    session: Session,
+    tx: Tx,
     tag: Tag,
     *,
     actor: str,
@@ -32,7 +54,10 @@ def record_event(
     subject: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit event to the current transaction; it commits with the action."""
-    session.add(
-        AuditEvent(tag=tag.value, actor=actor, subject=subject, at=at, details=details or {})
-    )
+    """Add an audit event to the current transaction; it commits with the action or not at all."""
+    tx.execute(_INSERT, event(tag, actor=actor, at=at, subject=subject, details=details))
+
+
+def record_events(tx: Tx, events: list[dict[str, Any]]) -> None:
+    """Add several audit events in one round trip."""
+    tx.executemany(_INSERT, events)

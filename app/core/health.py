@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter
-from sqlmodel import Session
 
-from app.core.deps import DatabaseDep
+from app.core.db import Tx
+from app.core.deps import RuntimeDep
 from app.core.errors import AppError
 
 router = APIRouter(tags=["operations"])
@@ -18,8 +17,8 @@ class NotReady(AppError):
     title = "The database does not answer"
 
 
-def _ping(session: Session) -> None:
-    session.execute(sa.text("SELECT 1"))
+def _ping(tx: Tx) -> None:
+    tx.execute("SELECT 1")
 
 
 @router.get("/healthz", summary="The process is up")
@@ -28,9 +27,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="The database answers", responses={503: NotReady.openapi()})
-async def readyz(db: DatabaseDep) -> dict[str, str]:
+async def readyz(rt: RuntimeDep) -> dict[str, str]:
     try:
-        await db.run(_ping)
+        await rt.db.run(_ping)
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc
     return {"status": "ready"}

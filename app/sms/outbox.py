@@ -1,8 +1,8 @@
 """The SMS outbox: rows written with the verification, sent by a worker, each at most once.
 
-A message is claimed with a lease in one atomic statement (``FOR UPDATE SKIP LOCKED``
-on PostgreSQL; SQLite has a single writer), sent, then marked. A worker that dies
-holding a lease leaves the row to be reclaimed when the lease runs out, so nothing
+A batch of messages is claimed with a lease in one atomic statement (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite has a single writer), sent, then marked. A worker that
+dies holding a lease leaves its rows to be reclaimed when the lease runs out, so nothing
 is lost. The body is built at send time from the verification, so the table never
 holds a code, and a message whose code has expired is dropped instead of sent.
 """
@@ -14,25 +14,20 @@ import datetime as dt
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
 
 import anyio.to_thread
-import sqlalchemy as sa
-from sqlmodel import Session
 
-from app.audit.events import Tag, record_event
+from app.audit.events import Tag, event, record_events
 from app.core.context import Context
-from app.core.db import Database
+from app.core.db import Database, Row, Tx
 from app.core.ids import new_id
-from app.models import OutboxMessage, Verification
 from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.templates import language_for, render_code_message
 from app.verification import codes
-from app.verification.phone import parse_mobile
+from app.verification import repository as verifications
+from app.verification.phone import region_of
 
 log = logging.getLogger("smsreg.outbox")
-outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
-verifications = Verification.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 8
 LEASE = dt.timedelta(seconds=60)
@@ -43,75 +38,81 @@ def verification_aad(verification_id: str) -> bytes:
     return b"verification:" + verification_id.encode()
 
 
-def enqueue(
-    session: Session, *, verification_id: str, now: dt.datetime, expires_at: dt.datetime
-) -> str:
+def enqueue(tx: Tx, *, verification_id: str, now: dt.datetime, expires_at: dt.datetime) -> str:
     """Queue the code SMS of a verification, in the caller's transaction."""
     message_id = new_id("msg")
-    session.execute(
-        outbox.insert().values(
-            id=message_id,
-            verification_id=verification_id,
-            status="pending",
-            attempts=0,
-            created_at=now,
-            next_attempt_at=now,
-            expires_at=expires_at,
-        )
+    tx.execute(
+        "INSERT INTO outbox_messages (id, verification_id, status, attempts, created_at, "
+        "next_attempt_at, expires_at) VALUES (:id, :verification_id, 'pending', 0, :now, :now, "
+        ":expires_at)",
+        {
+            "id": message_id,
+            "verification_id": verification_id,
+            "now": now,
+            "expires_at": expires_at,
+        },
     )
     return message_id
 
 
-def claim(session: Session, *, now: dt.datetime, limit: int) -> list[Any]:
+def claim(tx: Tx, *, now: dt.datetime, limit: int) -> list[Row]:
     """Take up to ``limit`` due messages under a lease; rows another worker holds are skipped."""
-    c = outbox.c
-    due = (
-        sa.select(c.id)
-        .where(
-            sa.or_(
-                sa.and_(c.status == "pending", c.next_attempt_at <= now),
-                sa.and_(c.status == "sending", c.claimed_until <= now),
-            )
-        )
-        .order_by(c.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    return tx.all(
+        _CLAIM_SQLITE if tx.sqlite else _CLAIM_POSTGRES,
+        {"now": now, "lease": now + LEASE, "limit": limit},
     )
-    rows = session.execute(
-        outbox.update()
-        .where(c.id.in_(due.scalar_subquery()))
-        .values(status="sending", claimed_until=now + LEASE, attempts=c.attempts + 1)
-        .returning(c.id, c.verification_id, c.attempts, c.expires_at)
-    ).all()
-    return list(rows)
 
 
-def _finish(session: Session, message_id: str, **values: Any) -> None:
-    session.execute(
-        outbox.update()
-        .where(outbox.c.id == message_id, outbox.c.status == "sending")
-        .values(claimed_until=None, **values)
-    )
+_CLAIM = (
+    "UPDATE outbox_messages SET status = 'sending', claimed_until = :lease, "
+    "attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox_messages WHERE "
+    "(status = 'pending' AND next_attempt_at <= :now) OR "
+    "(status = 'sending' AND claimed_until <= :now) "
+    "ORDER BY next_attempt_at LIMIT :limit{lock}) "
+    "RETURNING id, verification_id, attempts, expires_at"
+)
+_CLAIM_SQLITE = _CLAIM.format(lock="")
+# Rows locked by another worker's claim are skipped, not waited for.
+_CLAIM_POSTGRES = _CLAIM.format(lock=" FOR UPDATE SKIP LOCKED")
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """A claimed message, ready to send (or None if it must not be sent)."""
+    """A claimed message, rendered and ready to send."""
 
-    message_id: str
+    message: Row
     to: str
     body: str
 
 
-def build(session: Session, ctx: Context, *, message: Any, now: dt.datetime) -> Outgoing | None:
-    """Render the message of a claimed row; mark it expired instead when its code is dead."""
-    v = session.execute(
-        sa.select(verifications).where(verifications.c.id == message.verification_id)
-    ).one()
-    if v.status != "pending" or v.expires_at <= now or message.expires_at <= now:
-        _finish(session, message.id, status="expired")
-        return None
-    to = ctx.keys.decrypt(v.phone_ciphertext, key_id=v.phone_key_id, context=verification_aad(v.id))
+def claim_and_render(tx: Tx, ctx: Context, *, now: dt.datetime, limit: int) -> list[Outgoing]:
+    """Claim due messages and render them; messages whose code is dead are expired, not sent."""
+    outgoing, expired = [], []
+    for message in claim(tx, now=now, limit=limit):
+        v = verifications.get_by_id(tx, message.verification_id)
+        if v is None or v.status != "pending" or min(v.expires_at, message.expires_at) <= now:
+            expired.append(message)
+            continue
+        outgoing.append(Outgoing(message=message, to=_to(ctx, v), body=_body(ctx, v)))
+    if expired:
+        tx.executemany(
+            "UPDATE outbox_messages SET status = 'expired', claimed_until = NULL WHERE id = :id",
+            [{"id": message.id} for message in expired],
+        )
+        record_events(
+            tx, [event(Tag.SMS_EXPIRED, actor="outbox", at=now, subject=m.id) for m in expired]
+        )
+    return outgoing
+
+
+def _to(ctx: Context, v: Row) -> str:
+    return ctx.keys.decrypt(
+        v.phone_ciphertext, key_id=v.phone_key_id, context=verification_aad(v.id)
+    )
+
+
+def _body(ctx: Context, v: Row) -> str:
+    s = ctx.settings
     code = codes.derive(
         ctx.keys.code,
         key_id=v.code_key_id,
@@ -120,62 +121,74 @@ def build(session: Session, ctx: Context, *, message: Any, now: dt.datetime) -> 
         salt=v.code_salt,
         length=v.code_length,
     )
-    s = ctx.settings
-    region = parse_mobile(
-        to, default_region=s.default_region, allowed_regions=[s.default_region, *s.allowed_regions]
-    ).region
-    body = render_code_message(
-        language=language_for(v.locale, region),
+    return render_code_message(
+        language=language_for(v.locale, region_of(_to(ctx, v))),
         service=s.service_name,
         code=code,
         minutes=max(1, s.code_ttl_seconds // 60),
         webotp_domain=s.webotp_domain,
     )
-    return Outgoing(message_id=message.id, to=to, body=body)
 
 
-def record_sent(session: Session, *, message_id: str, result: SendResult, now: dt.datetime) -> None:
-    """Mark a message sent with the carrier's id."""
-    _finish(
-        session,
-        message_id,
-        status="sent",
-        sent_at=now,
-        carrier=result.carrier,
-        carrier_message_id=result.message_id,
-        delivery_status=result.status,
+def record_outcomes(
+    tx: Tx, *, outcomes: list[tuple[Row, SendResult | SendError]], now: dt.datetime
+) -> None:
+    """Mark sent messages with the carrier's id; retry transient failures with backoff and
+    jitter; fail permanent ones (or those out of attempts) for good."""
+    sent, retry, failed, events = [], [], [], []
+    for message, outcome in outcomes:
+        if isinstance(outcome, SendResult):
+            sent.append(
+                {
+                    "id": message.id,
+                    "now": now,
+                    "carrier": outcome.carrier,
+                    "carrier_message_id": outcome.message_id,
+                    "status": outcome.status,
+                }
+            )
+            events.append(
+                event(
+                    Tag.SMS_SENT,
+                    actor="outbox",
+                    at=now,
+                    subject=message.id,
+                    details={"carrier": outcome.carrier},
+                )
+            )
+        elif outcome.permanent or message.attempts >= MAX_ATTEMPTS:
+            failed.append({"id": message.id, "code": outcome.code})
+            events.append(
+                event(
+                    Tag.SMS_FAILED,
+                    actor="outbox",
+                    at=now,
+                    subject=message.id,
+                    details={"code": outcome.code, "permanent": outcome.permanent},
+                )
+            )
+        else:
+            delay = min(2**message.attempts, 60) * (0.5 + random.random())  # noqa: S311 (jitter)
+            retry.append(
+                {"id": message.id, "code": outcome.code, "next": now + dt.timedelta(seconds=delay)}
+            )
+    tx.executemany(
+        "UPDATE outbox_messages SET status = 'sent', claimed_until = NULL, sent_at = :now, "
+        "carrier = :carrier, carrier_message_id = :carrier_message_id, "
+        "delivery_status = :status WHERE id = :id AND status = 'sending'",
+        sent,
     )
-    record_event(
-        session,
-        Tag.SMS_SENT,
-        actor="outbox",
-        at=now,
-        subject=message_id,
-        details={"carrier": result.carrier},
+    tx.executemany(
+        "UPDATE outbox_messages SET status = 'pending', claimed_until = NULL, "
+        "error_code = :code, next_attempt_at = :next WHERE id = :id AND status = 'sending'",
+        retry,
     )
-
-
-def record_failure(session: Session, *, message: Any, error: SendError, now: dt.datetime) -> None:
-    """Retry a transient failure later with backoff and jitter; fail a permanent one for good."""
-    if error.permanent or message.attempts >= MAX_ATTEMPTS:
-        _finish(session, message.id, status="failed", error_code=error.code)
-        record_event(
-            session,
-            Tag.SMS_FAILED,
-            actor="outbox",
-            at=now,
-            subject=message.id,
-            details={"code": error.code, "permanent": error.permanent},
-        )
-        return
-    delay = min(2**message.attempts, 60) * (0.5 + random.random())  # noqa: S311 (jitter, not a secret)
-    _finish(
-        session,
-        message.id,
-        status="pending",
-        error_code=error.code,
-        next_attempt_at=now + dt.timedelta(seconds=delay),
+    tx.executemany(
+        "UPDATE outbox_messages SET status = 'failed', claimed_until = NULL, "
+        "error_code = :code WHERE id = :id AND status = 'sending'",
+        failed,
     )
+    record_events(tx, events)
 
 
 class OutboxWorker:
@@ -196,37 +209,32 @@ class OutboxWorker:
         """Send everything due now; return how many messages were handled."""
         handled = 0
         while True:
-            claimed = await self.db.run(claim, now=self.ctx.clock.now(), limit=self.batch)
-            if not claimed:
+            batch = await self.db.run(
+                claim_and_render, self.ctx, now=self.ctx.clock.now(), limit=self.batch
+            )
+            if not batch:
                 return handled
-            for message in claimed:
-                await self._deliver(message)
-                handled += 1
+            outcomes = [(item.message, await self._send(item)) for item in batch]
+            await self.db.run(record_outcomes, outcomes=outcomes, now=self.ctx.clock.now())
+            handled += len(batch)
 
-    async def _deliver(self, message: Any) -> None:
-        outgoing = await self.db.run(build, self.ctx, message=message, now=self.ctx.clock.now())
-        if outgoing is None:
-            return
+    async def _send(self, item: Outgoing) -> SendResult | SendError:
         try:
             if self.sender.blocking:
-                result = await anyio.to_thread.run_sync(
-                    lambda: self.sender.send(to=outgoing.to, body=outgoing.body)
+                return await anyio.to_thread.run_sync(
+                    lambda: self.sender.send(to=item.to, body=item.body)
                 )
-            else:
-                result = self.sender.send(to=outgoing.to, body=outgoing.body)
+            return self.sender.send(to=item.to, body=item.body)
         except SendError as error:
-            log.warning("sms send failed", extra={"message_id": message.id, "code": error.code})
-            await self.db.run(
-                record_failure, message=message, error=error, now=self.ctx.clock.now()
+            log.warning(
+                "sms send failed", extra={"message_id": item.message.id, "code": error.code}
             )
-            return
-        await self.db.run(
-            record_sent, message_id=message.id, result=result, now=self.ctx.clock.now()
-        )
+            return error
 
     async def run_forever(self, *, poll_seconds: float = 1.0) -> None:
         """Drain on every kick, and at least once per poll interval."""
         while True:
+            self._wake.clear()
             try:
                 await self.drain()
             except Exception:  # a bad row or a database blip must not stop sending
@@ -235,4 +243,3 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
             except TimeoutError:
                 pass
-            self._wake.clear()

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
+from app.core.db import Tx
 from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from app.core.ids import new_id
 from app.models import ApiKey
@@ -29,6 +30,15 @@ class ApiKeyRevoked(AppError):
 
 
 @dataclass(frozen=True)
+class Client:
+    """An authenticated service client: what the rest of a request needs to know."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class NewApiKey:
     """A freshly created key: the only moment the raw token exists."""
 
@@ -37,7 +47,7 @@ class NewApiKey:
 
 
 def create(
-    session: Session,
+    tx: Tx,
     ctx: Context,
     *,
     name: str,
@@ -67,9 +77,9 @@ def create(
         created_at=now,
         expires_at=now + dt.timedelta(days=days),
     )
-    session.add(key)
+    tx.session.add(key)
     record_event(
-        session,
+        tx,
         Tag.API_KEY_CREATED,
         actor=created_by,
         at=now,
@@ -79,44 +89,50 @@ def create(
     return NewApiKey(key=key, token=token)
 
 
-def list_keys(session: Session) -> list[ApiKey]:
+def list_keys(tx: Tx) -> list[ApiKey]:
     """Every key, newest first."""
-    return list(session.exec(select(ApiKey).order_by(sa.desc(ApiKey.__table__.c.created_at))))  # type: ignore[attr-defined]
+    return list(tx.session.exec(select(ApiKey).order_by(sa.desc(ApiKey.__table__.c.created_at))))  # type: ignore[attr-defined]
 
 
-def count(session: Session) -> int:
+def count(tx: Tx) -> int:
     """How many keys exist, revoked included."""
-    return int(session.exec(select(sa.func.count()).select_from(ApiKey)).one())
+    return int(tx.scalar("SELECT count(*) FROM api_keys"))
 
 
-def revoke(session: Session, ctx: Context, *, key_id: str, actor: str) -> ApiKey:
+def revoke(tx: Tx, ctx: Context, *, key_id: str, actor: str) -> ApiKey:
     """Revoke a key at once."""
-    key = session.get(ApiKey, key_id)
+    key = tx.session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"no API key {key_id}")
     if key.revoked_at is not None:
         raise ApiKeyRevoked(f"API key {key_id} was revoked at {key.revoked_at.isoformat()}")
     now = ctx.clock.now()
     key.revoked_at = now
-    session.add(key)
-    record_event(session, Tag.API_KEY_REVOKED, actor=actor, at=now, subject=key.id)
+    tx.session.add(key)
+    record_event(tx, Tag.API_KEY_REVOKED, actor=actor, at=now, subject=key.id)
     return key
 
 
-def authenticate(session: Session, ctx: Context, *, token: str) -> ApiKey:
-    """The live key for a raw token, or Unauthenticated (one answer for every failure)."""
+def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
+    """The live client for a raw token, or Unauthenticated (one answer for every failure)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid API key")
     # Hash under every key still in the ring, so a rotated token key keeps old API keys valid.
-    candidates = [
-        ctx.keys.token.mac(token.encode(), key_id=key_id).hex() for key_id in ctx.keys.token.keys
-    ]
-    key = session.exec(select(ApiKey).where(ApiKey.token_hash.in_(candidates))).first()  # type: ignore[attr-defined]
+    hashes = {
+        f"h{i}": ctx.keys.token.mac(token.encode(), key_id=key_id).hex()
+        for i, key_id in enumerate(ctx.keys.token.keys)
+    }
+    key = tx.one(
+        "SELECT id, name, scopes, expires_at, revoked_at, last_used_at FROM api_keys "  # noqa: S608
+        f"WHERE token_hash IN ({', '.join(':' + name for name in hashes)})",
+        hashes,
+    )
     now = ctx.clock.now()
     if key is None or key.revoked_at is not None or key.expires_at <= now:
         raise Unauthenticated("invalid API key")
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         # Coarse on purpose: a write per request would cost every caller a disk sync.
-        key.last_used_at = now
-        session.add(key)
-    return key
+        tx.execute(
+            "UPDATE api_keys SET last_used_at = :now WHERE id = :id", {"now": now, "id": key.id}
+        )
+    return Client(id=key.id, name=key.name, scopes=tuple(key.scopes))

@@ -6,16 +6,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlmodel import Session
-
 from app.core.context import Context
-from app.core.db import xact_lock
+from app.core.db import Tx, xact_lock
 from app.core.errors import RateLimited
-from app.models import RateLimitHit
 from app.verification.phone import Phone
-
-hits = RateLimitHit.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -43,29 +37,32 @@ def send_limits(ctx: Context, *, phone: Phone, ip: str) -> list[Limit]:
     ]
 
 
-def enforce(session: Session, limits: list[Limit], *, now: dt.datetime) -> None:
+def enforce(tx: Tx, limits: list[Limit], *, now: dt.datetime) -> None:
     """Raise RateLimited if any limit is reached; otherwise count one send against each."""
     buckets = sorted({limit.bucket for limit in limits})
     for bucket in buckets:  # sorted, so two transactions never lock in opposite orders
-        xact_lock(session, f"limit:{bucket}")
+        xact_lock(tx, f"limit:{bucket}")
     for limit in limits:
-        since = now - limit.window
-        count, oldest = session.execute(
-            sa.select(sa.func.count(), sa.func.min(hits.c.at)).where(
-                hits.c.bucket == limit.bucket, hits.c.at > since
-            )
-        ).one()
-        if count >= limit.limit:
-            retry = math.ceil((oldest + limit.window - now).total_seconds())
+        row = tx.one(
+            "SELECT count(*) AS hits, min(at) AS oldest_at FROM rate_limit_hits "
+            "WHERE bucket = :bucket AND at > :since",
+            {"bucket": limit.bucket, "since": now - limit.window},
+        )
+        if row is None:  # an aggregate always answers one row
+            raise RuntimeError("count query returned nothing")
+        if row.hits >= limit.limit:
+            retry = math.ceil((row.oldest_at + limit.window - now).total_seconds())
             raise RateLimited(
                 f"send limit '{limit.name}' reached; try again later",
                 retry_after=retry,
                 limit=limit.name,
             )
-    session.execute(hits.insert(), [{"bucket": bucket, "at": now} for bucket in buckets])
+    tx.executemany(
+        "INSERT INTO rate_limit_hits (bucket, at) VALUES (:bucket, :at)",
+        [{"bucket": bucket, "at": now} for bucket in buckets],
+    )
 
 
-def purge(session: Session, *, now: dt.datetime, keep: dt.timedelta) -> int:
+def purge(tx: Tx, *, now: dt.datetime, keep: dt.timedelta) -> int:
     """Delete hits older than any window needs."""
-    result = session.execute(hits.delete().where(hits.c.at <= now - keep))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return tx.execute("DELETE FROM rate_limit_hits WHERE at <= :cutoff", {"cutoff": now - keep})

@@ -71,3 +71,8 @@ def mask(e164: str) -> str:
                 ch = "*"
         out.append(ch)
     return "".join(out)
+
+
+def region_of(e164: str) -> str:
+    """The region code of a stored (already valid) number."""
+    return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""

@@ -1,129 +1,114 @@
-"""Every query on verifications. Hot paths use single Core statements (UPDATE ... RETURNING)."""
+"""Every query on verifications and idempotency records, as fixed SQL for the hot paths."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session
+from app.core.db import Row, Tx
 
-from app.models import IdempotencyRecord, OutboxMessage, Verification
+_COLUMNS = (
+    "id, client_id, purpose, locale, phone_ciphertext, phone_key_id, phone_index, code_salt, "
+    "code_key_id, code_length, status, attempts, max_attempts, send_count, created_at, "
+    "expires_at, last_sent_at, approved_at, subscriber_id"
+)
 
-verifications = Verification.__table__  # type: ignore[attr-defined]
-idempotency = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-outbox = OutboxMessage.__table__  # type: ignore[attr-defined]
 
-
-def insert(session: Session, row: dict[str, Any]) -> None:
+def insert(tx: Tx, row: dict[str, Any]) -> None:
     """Insert one verification."""
-    session.execute(verifications.insert().values(**row))
+    tx.execute(
+        f"INSERT INTO verifications ({_COLUMNS}) VALUES "  # noqa: S608 (fixed column list)
+        "(:id, :client_id, :purpose, :locale, :phone_ciphertext, :phone_key_id, :phone_index, "
+        ":code_salt, :code_key_id, :code_length, :status, :attempts, :max_attempts, :send_count, "
+        ":created_at, :expires_at, :last_sent_at, :approved_at, :subscriber_id)",
+        row,
+    )
 
 
-def supersede_pending(session: Session, *, client_id: str, phone_index: str, purpose: str) -> None:
+def supersede_pending(tx: Tx, *, client_id: str, phone_index: str, purpose: str) -> None:
     """A new start replaces the caller's older pending verification for the same number."""
-    session.execute(
-        verifications.update()
-        .where(
-            verifications.c.phone_index == phone_index,
-            verifications.c.client_id == client_id,
-            verifications.c.purpose == purpose,
-            verifications.c.status == "pending",
-        )
-        .values(status="superseded")
+    tx.execute(
+        "UPDATE verifications SET status = 'superseded' WHERE phone_index = :phone_index "
+        "AND client_id = :client_id AND purpose = :purpose AND status = 'pending'",
+        {"phone_index": phone_index, "client_id": client_id, "purpose": purpose},
     )
 
 
-def get(session: Session, *, verification_id: str, client_id: str, lock: bool = False) -> Any:
+def get(tx: Tx, *, verification_id: str, client_id: str, lock: bool = False) -> Row | None:
     """One verification of this client, or None. ``lock`` holds the row until commit."""
-    query = sa.select(verifications).where(
-        verifications.c.id == verification_id, verifications.c.client_id == client_id
-    )
-    if lock:
-        query = query.with_for_update()
-    return session.execute(query).first()
+    sql = f"SELECT {_COLUMNS} FROM verifications WHERE id = :id AND client_id = :client_id"  # noqa: S608
+    if lock and not tx.sqlite:
+        sql += " FOR UPDATE"
+    return tx.one(sql, {"id": verification_id, "client_id": client_id})
+
+
+def get_by_id(tx: Tx, verification_id: str) -> Row | None:
+    """One verification, whoever owns it (for the outbox)."""
+    return tx.one(f"SELECT {_COLUMNS} FROM verifications WHERE id = :id", {"id": verification_id})  # noqa: S608
 
 
 def consume_attempt(
-    session: Session, *, verification_id: str, client_id: str, now: dt.datetime
-) -> Any:
+    tx: Tx, *, verification_id: str, client_id: str, now: dt.datetime
+) -> Row | None:
     """Count one check against a live verification and return it; None if it is not live.
 
     One atomic statement: the row lock it takes on PostgreSQL (and SQLite's single
     writer) means concurrent checks are counted one by one and never pass the limit.
     """
-    c = verifications.c
-    return session.execute(
-        verifications.update()
-        .where(
-            c.id == verification_id,
-            c.client_id == client_id,
-            c.status == "pending",
-            c.attempts < c.max_attempts,
-            c.expires_at > now,
-        )
-        .values(attempts=c.attempts + 1)
-        .returning(
-            c.id,
-            c.purpose,
-            c.phone_ciphertext,
-            c.phone_key_id,
-            c.phone_index,
-            c.code_salt,
-            c.code_key_id,
-            c.code_length,
-            c.attempts,
-            c.max_attempts,
-        )
-    ).first()
+    return tx.one(
+        "UPDATE verifications SET attempts = attempts + 1 WHERE id = :id "
+        "AND client_id = :client_id AND status = 'pending' AND attempts < max_attempts "
+        "AND expires_at > :now RETURNING id, purpose, phone_ciphertext, phone_key_id, "
+        "phone_index, code_salt, code_key_id, code_length, attempts, max_attempts",
+        {"id": verification_id, "client_id": client_id, "now": now},
+    )
 
 
-def approve(
-    session: Session, *, verification_id: str, now: dt.datetime, subscriber_id: str | None
-) -> bool:
+def approve(tx: Tx, *, verification_id: str, now: dt.datetime, subscriber_id: str | None) -> bool:
     """Mark a pending verification approved; False if something else got there first."""
-    result = session.execute(
-        verifications.update()
-        .where(verifications.c.id == verification_id, verifications.c.status == "pending")
-        .values(status="approved", approved_at=now, subscriber_id=subscriber_id)
+    changed = tx.execute(
+        "UPDATE verifications SET status = 'approved', approved_at = :now, "
+        "subscriber_id = :subscriber_id WHERE id = :id AND status = 'pending'",
+        {"id": verification_id, "now": now, "subscriber_id": subscriber_id},
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return changed == 1
 
 
-def mark_resent(session: Session, *, verification_id: str, now: dt.datetime) -> None:
+def mark_resent(tx: Tx, *, verification_id: str, now: dt.datetime) -> None:
     """Count one more send."""
-    c = verifications.c
-    session.execute(
-        verifications.update()
-        .where(c.id == verification_id)
-        .values(send_count=c.send_count + 1, last_sent_at=now)
+    tx.execute(
+        "UPDATE verifications SET send_count = send_count + 1, last_sent_at = :now WHERE id = :id",
+        {"id": verification_id, "now": now},
     )
 
 
-def latest_delivery(session: Session, *, verification_id: str) -> Any:
+def latest_delivery(tx: Tx, *, verification_id: str) -> Row | None:
     """The newest outbox message of a verification (its delivery state)."""
-    c = outbox.c
-    return session.execute(
-        sa.select(c.status, c.delivery_status, c.error_code, c.sent_at)
-        .where(c.verification_id == verification_id)
-        .order_by(c.created_at.desc())
-        .limit(1)
-    ).first()
+    return tx.one(
+        "SELECT status, delivery_status, error_code, sent_at FROM outbox_messages "
+        "WHERE verification_id = :id ORDER BY created_at DESC, id DESC LIMIT 1",
+        {"id": verification_id},
+    )
 
 
-def get_idempotent(session: Session, *, client_id: str, key: str) -> Any:
+def get_idempotent(tx: Tx, *, client_id: str, key: str) -> Row | None:
     """The stored first answer for an Idempotency-Key, or None."""
-    c = idempotency.c
-    return session.execute(
-        sa.select(idempotency).where(c.client_id == client_id, c.key == key)
-    ).first()
+    return tx.one(
+        "SELECT fingerprint, status_code, response, created_at FROM idempotency_records "
+        "WHERE client_id = :client_id AND key = :key",
+        {"client_id": client_id, "key": key},
+    )
 
 
-def save_idempotent(session: Session, row: dict[str, Any], *, replace: bool) -> None:
+def save_idempotent(tx: Tx, row: dict[str, Any], *, replace: bool) -> None:
     """Store the first answer for an Idempotency-Key (replacing an expired one)."""
-    c = idempotency.c
     if replace:
-        session.execute(
-            idempotency.delete().where(c.client_id == row["client_id"], c.key == row["key"])
+        tx.execute(
+            "DELETE FROM idempotency_records WHERE client_id = :client_id AND key = :key",
+            {"client_id": row["client_id"], "key": row["key"]},
         )
-    session.execute(idempotency.insert().values(**row))
+    tx.execute(
+        "INSERT INTO idempotency_records (client_id, key, fingerprint, status_code, response, "
+        "created_at) VALUES (:client_id, :key, :fingerprint, :status_code, :response, :created_at)",
+        row,
+    )

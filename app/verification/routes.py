@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
-from app.core.deps import ClientIp, ContextDep, DatabaseDep
+from app.core.deps import RuntimeDep, request_ip
 from app.core.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from app.staff.auth import VerificationsWrite
 from app.verification import service
@@ -21,11 +21,6 @@ from app.verification.schemas import (
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
 VerificationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")]
 _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
-
-
-def _kick_outbox(request: Request) -> None:
-    # Harmless when the outbox runs as a separate `smsreg worker`: nobody waits on it.
-    request.app.state.outbox.kick()
 
 
 @router.post(
@@ -43,18 +38,21 @@ def _kick_outbox(request: Request) -> None:
 async def start_verification(
     body: VerificationStart,
     client: VerificationsWrite,
-    ctx: ContextDep,
-    db: DatabaseDep,
-    ip: ClientIp,
+    rt: RuntimeDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    result = await db.run(
-        service.start, ctx, client=client, data=body, ip=ip, idempotency_key=idempotency_key
+    result = await rt.db.run(
+        service.start,
+        rt.ctx,
+        client=client,
+        data=body,
+        ip=request_ip(request),
+        idempotency_key=idempotency_key,
     )
     if result.replayed:
         return JSONResponse(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
-    _kick_outbox(request)
+    rt.outbox.kick()  # harmless when a separate `smsreg worker` sends instead
     return JSONResponse(result.body, status_code=201)
 
 
@@ -73,15 +71,17 @@ async def start_verification(
 async def resend_verification(
     verification_id: VerificationId,
     client: VerificationsWrite,
-    ctx: ContextDep,
-    db: DatabaseDep,
-    ip: ClientIp,
+    rt: RuntimeDep,
     request: Request,
 ) -> VerificationPublic:
-    public = await db.run(
-        service.resend, ctx, client=client, verification_id=verification_id, ip=ip
+    public = await rt.db.run(
+        service.resend,
+        rt.ctx,
+        client=client,
+        verification_id=verification_id,
+        ip=request_ip(request),
     )
-    _kick_outbox(request)
+    rt.outbox.kick()  # harmless when a separate `smsreg worker` sends instead
     return public
 
 
@@ -101,11 +101,10 @@ async def check_verification(
     verification_id: VerificationId,
     body: VerificationCheck,
     client: VerificationsWrite,
-    ctx: ContextDep,
-    db: DatabaseDep,
+    rt: RuntimeDep,
 ) -> CheckResultPublic:
-    return await db.run(
-        service.check, ctx, client=client, verification_id=verification_id, data=body
+    return await rt.db.run(
+        service.check, rt.ctx, client=client, verification_id=verification_id, data=body
     )
 
 
@@ -115,6 +114,6 @@ async def check_verification(
     summary="A verification's status and delivery state",
 )
 async def read_verification(
-    verification_id: VerificationId, client: VerificationsWrite, ctx: ContextDep, db: DatabaseDep
+    verification_id: VerificationId, client: VerificationsWrite, rt: RuntimeDep
 ) -> VerificationPublic:
-    return await db.run(service.read, ctx, client=client, verification_id=verification_id)
+    return await rt.db.run(service.read, rt.ctx, client=client, verification_id=verification_id)

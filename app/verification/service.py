@@ -9,16 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlmodel import Session
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import xact_lock
+from app.core.db import Row, Tx, xact_lock
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
 from app.core.ids import new_id
-from app.models import ApiKey
 from app.registry import repository as registry
 from app.sms import outbox
+from app.staff.api_keys import Client
 from app.verification import codes, limits
 from app.verification import repository as repo
 from app.verification.phone import mask, parse_mobile
@@ -83,7 +82,7 @@ class StartResult:
     replayed: bool
 
 
-def _state(row: Any, now: dt.datetime) -> str:
+def _state(row: Row, now: dt.datetime) -> str:
     if row.status != "pending":
         return str(row.status)
     if row.expires_at <= now:
@@ -93,7 +92,7 @@ def _state(row: Any, now: dt.datetime) -> str:
     return "pending"
 
 
-def _refusal(row: Any, now: dt.datetime) -> AppError:
+def _refusal(row: Row, now: dt.datetime) -> AppError:
     state = _state(row, now)
     return {
         "approved": AlreadyApproved(),
@@ -102,11 +101,11 @@ def _refusal(row: Any, now: dt.datetime) -> AppError:
     }.get(state, AttemptsExhausted(attempts_left=0))
 
 
-def _public(session: Session, ctx: Context, row: Any, now: dt.datetime) -> VerificationPublic:
+def _public(tx: Tx, ctx: Context, row: Row, now: dt.datetime) -> VerificationPublic:
     phone = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
     )
-    delivery = repo.latest_delivery(session, verification_id=row.id)
+    delivery = repo.latest_delivery(tx, verification_id=row.id)
     return VerificationPublic(
         id=row.id,
         status=_state(row, now),
@@ -142,10 +141,10 @@ def _check_idempotency_key(key: str) -> None:
 
 
 def start(
-    session: Session,
+    tx: Tx,
     ctx: Context,
     *,
-    client: ApiKey,
+    client: Client,
     data: VerificationStart,
     ip: str,
     idempotency_key: str | None,
@@ -164,8 +163,8 @@ def start(
         fingerprint = hashlib.sha256(
             ctx.keys.index.mac(orjson.dumps([phone.e164, data.purpose, data.locale]))
         ).hexdigest()
-        xact_lock(session, f"idem:{client.id}:{idempotency_key}")
-        stored = repo.get_idempotent(session, client_id=client.id, key=idempotency_key)
+        xact_lock(tx, f"idem:{client.id}:{idempotency_key}")
+        stored = repo.get_idempotent(tx, client_id=client.id, key=idempotency_key)
         if stored is not None:
             if now - stored.created_at < dt.timedelta(hours=s.idempotency_ttl_hours):
                 if stored.fingerprint != fingerprint:
@@ -173,15 +172,13 @@ def start(
                 return StartResult(body=stored.response, replayed=True)
             replace_key = True
 
-    limits.enforce(session, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
+    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
     verification_id = new_id("ver")
     phone_index = ctx.keys.blind_index(phone.e164, kind="number")
     key_id, ciphertext = ctx.keys.encrypt(
         phone.e164, context=outbox.verification_aad(verification_id)
     )
-    repo.supersede_pending(
-        session, client_id=client.id, phone_index=phone_index, purpose=data.purpose
-    )
+    repo.supersede_pending(tx, client_id=client.id, phone_index=phone_index, purpose=data.purpose)
     expires_at = now + dt.timedelta(seconds=s.code_ttl_seconds)
     row = {
         "id": verification_id,
@@ -201,11 +198,13 @@ def start(
         "created_at": now,
         "expires_at": expires_at,
         "last_sent_at": now,
+        "approved_at": None,
+        "subscriber_id": None,
     }
-    repo.insert(session, row)
-    outbox.enqueue(session, verification_id=verification_id, now=now, expires_at=expires_at)
+    repo.insert(tx, row)
+    outbox.enqueue(tx, verification_id=verification_id, now=now, expires_at=expires_at)
     record_event(
-        session,
+        tx,
         Tag.VERIFICATION_STARTED,
         actor=f"api_key:{client.id}",
         at=now,
@@ -224,7 +223,7 @@ def start(
     ).model_dump(mode="json")
     if idempotency_key is not None:
         repo.save_idempotent(
-            session,
+            tx,
             {
                 "client_id": client.id,
                 "key": idempotency_key,
@@ -239,11 +238,11 @@ def start(
 
 
 def resend(
-    session: Session, ctx: Context, *, client: ApiKey, verification_id: str, ip: str
+    tx: Tx, ctx: Context, *, client: Client, verification_id: str, ip: str
 ) -> VerificationPublic:
     """Send the same code again, after the cooldown and within every send limit."""
     now = ctx.clock.now()
-    row = repo.get(session, verification_id=verification_id, client_id=client.id, lock=True)
+    row = repo.get(tx, verification_id=verification_id, client_id=client.id, lock=True)
     if row is None:
         raise VerificationNotFound()
     if _state(row, now) != "pending":
@@ -260,31 +259,29 @@ def resend(
         row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
     )
     phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
-    limits.enforce(session, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
-    repo.mark_resent(session, verification_id=row.id, now=now)
-    outbox.enqueue(session, verification_id=row.id, now=now, expires_at=row.expires_at)
+    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
+    repo.mark_resent(tx, verification_id=row.id, now=now)
+    outbox.enqueue(tx, verification_id=row.id, now=now, expires_at=row.expires_at)
     record_event(
-        session,
+        tx,
         Tag.VERIFICATION_RESENT,
         actor=f"api_key:{client.id}",
         at=now,
         subject=row.id,
         details={"send_count": row.send_count + 1},
     )
-    fresh = repo.get(session, verification_id=row.id, client_id=client.id)
-    return _public(session, ctx, fresh, now)
+    fresh = repo.get(tx, verification_id=row.id, client_id=client.id)
+    return _public(tx, ctx, fresh or row, now)
 
 
 def check(
-    session: Session, ctx: Context, *, client: ApiKey, verification_id: str, data: VerificationCheck
+    tx: Tx, ctx: Context, *, client: Client, verification_id: str, data: VerificationCheck
 ) -> CheckResultPublic:
     """Approve the verification if the code is right; every check counts as an attempt."""
     now = ctx.clock.now()
-    row = repo.consume_attempt(
-        session, verification_id=verification_id, client_id=client.id, now=now
-    )
+    row = repo.consume_attempt(tx, verification_id=verification_id, client_id=client.id, now=now)
     if row is None:
-        current = repo.get(session, verification_id=verification_id, client_id=client.id)
+        current = repo.get(tx, verification_id=verification_id, client_id=client.id)
         if current is None:
             raise VerificationNotFound()
         raise _refusal(current, now)
@@ -300,7 +297,7 @@ def check(
     if not codes.matches(expected, data.code):
         left = row.max_attempts - row.attempts
         record_event(
-            session,
+            tx,
             Tag.VERIFICATION_CHECK_FAILED,
             actor=actor,
             at=now,
@@ -312,11 +309,11 @@ def check(
             errors=[FieldProblem(location="body", field="code", detail="is not correct")],
             attempts_left=left,
         )
-    subscriber_id = _register(session, ctx, row=row, now=now)
-    if not repo.approve(session, verification_id=row.id, now=now, subscriber_id=subscriber_id):
+    subscriber_id = _register(tx, ctx, row=row, now=now)
+    if not repo.approve(tx, verification_id=row.id, now=now, subscriber_id=subscriber_id):
         raise AlreadyApproved()
     record_event(
-        session,
+        tx,
         Tag.VERIFICATION_APPROVED,
         actor=actor,
         at=now,
@@ -328,17 +325,17 @@ def check(
     )
 
 
-def _register(session: Session, ctx: Context, *, row: Any, now: dt.datetime) -> str | None:
+def _register(tx: Tx, ctx: Context, *, row: Row, now: dt.datetime) -> str | None:
     """Numbers enter the registry only here, after a successful check, for their purpose."""
     if row.purpose == "data_subject":
         # Proving control of a number to act on one's own data registers nothing.
-        return registry.find_id(session, phone_index=row.phone_index)
+        return registry.find_id(tx, phone_index=row.phone_index)
     e164 = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
     )
     key_id, ciphertext = ctx.keys.encrypt(e164, context=registry.subscriber_aad(row.phone_index))
     return registry.upsert_verified(
-        session,
+        tx,
         phone_index=row.phone_index,
         ciphertext=ciphertext,
         key_id=key_id,
@@ -347,11 +344,9 @@ def _register(session: Session, ctx: Context, *, row: Any, now: dt.datetime) -> 
     )
 
 
-def read(
-    session: Session, ctx: Context, *, client: ApiKey, verification_id: str
-) -> VerificationPublic:
+def read(tx: Tx, ctx: Context, *, client: Client, verification_id: str) -> VerificationPublic:
     """One verification with its delivery state."""
-    row = repo.get(session, verification_id=verification_id, client_id=client.id)
+    row = repo.get(tx, verification_id=verification_id, client_id=client.id)
     if row is None:
         raise VerificationNotFound()
-    return _public(session, ctx, row, ctx.clock.now())
+    return _public(tx, ctx, row, ctx.clock.now())

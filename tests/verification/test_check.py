@@ -133,13 +133,12 @@ async def test_twenty_concurrent_right_checks_approve_exactly_once(client, app, 
     assert set(statuses) <= {200, 409}
 
 
-def _threaded_checks(app, verification_id: str, code: str, n: int) -> list[int | str]:
+def _threaded_checks(app, token: str, verification_id: str, code: str, n: int) -> list[int | str]:
     """Checks from n threads, each with its own connection: real concurrency on both databases."""
-    from app.models import ApiKey
+    from app.staff import api_keys
 
     db, ctx = app.state.db, app.state.ctx
-    with db.session() as session:
-        client = session.exec(__import__("sqlmodel").select(ApiKey)).first()
+    client = db.call(api_keys.authenticate, ctx, token=token)
 
     def one(_: int) -> int | str:
         try:
@@ -158,20 +157,22 @@ def _threaded_checks(app, verification_id: str, code: str, n: int) -> list[int |
         return list(pool.map(one, range(n)))
 
 
-async def test_twenty_threads_with_the_right_code_approve_exactly_once(client, app, carrier, auth):
+async def test_twenty_threads_with_the_right_code_approve_exactly_once(
+    client, app, carrier, auth, api_key
+):
     verification_id = (await start(client, auth)).json()["id"]
     code = await sent_code(app, carrier)
-    results = _threaded_checks(app, verification_id, code, 20)
+    results = _threaded_checks(app, api_key, verification_id, code, 20)
     assert results.count(200) == 1, results
     assert set(results) <= {200, 409}
 
 
 async def test_fifty_threads_with_wrong_codes_never_get_more_than_five_tries(
-    client, app, carrier, auth
+    client, app, carrier, auth, api_key
 ):
     verification_id = (await start(client, auth)).json()["id"]
     code = await sent_code(app, carrier)
-    results = _threaded_checks(app, verification_id, wrong(code), 50)
+    results = _threaded_checks(app, api_key, verification_id, wrong(code), 50)
     assert results.count(422) == 5, results
     assert results.count(429) == 45
     state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)

@@ -1,19 +1,20 @@
-"""initial schema: api keys, verifications, subscribers, limits, idempotency, outbox, audit
+"""initial schema
 
-Revision ID: e5eca53d48ac
+Revision ID: 0a44bb0a1fa6
 Revises:
-Create Date: 2026-11-22 03:19:06.475400+00:00
+Create Date: 2026-11-22 04:26:03.515944+00:00
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
+
 import sqlmodel  # noqa: F401
 
 import app.core.db  # noqa: F401
-from alembic import op
 
-revision: str = "e5eca53d48ac"
+revision: str = "0a44bb0a1fa6"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -136,7 +137,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("verifications", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_verifications_client_id"), ["client_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_verifications_created_at"), ["created_at"], unique=False
         )
@@ -192,7 +192,6 @@ def downgrade() -> None:
     with op.batch_alter_table("verifications", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_verifications_phone_index"))
         batch_op.drop_index(batch_op.f("ix_verifications_created_at"))
-        batch_op.drop_index(batch_op.f("ix_verifications_client_id"))
 
     op.drop_table("verifications")
     op.drop_table("subscriber_purposes")
