@@ -25,7 +25,6 @@ from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.templates import language_for, render_code_message
 from app.verification import codes
 from app.verification import repository as verifications
-from app.verification.phone import region_of
 
 log = logging.getLogger("smsreg.outbox")
 
@@ -122,7 +121,7 @@ def _body(ctx: Context, v: Row) -> str:
         length=v.code_length,
     )
     return render_code_message(
-        language=language_for(v.locale, region_of(_to(ctx, v))),
+        language=language_for(v.locale, region=""),
         service=s.service_name,
         code=code,
         minutes=max(1, s.code_ttl_seconds // 60),

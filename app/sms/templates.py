@@ -10,7 +10,7 @@ LANGUAGES = ("ja", "ko", "en")
 _BY_REGION = {"JP": "ja", "KR": "ko"}
 
 
-def language_for(locale: str | None, region: str) -> str:
+def language_for(locale: str | None, region: str = "") -> str:
     """The request's language if we have it, else the number's country's, else English."""
     if locale:
         language = locale.split("-")[0].lower()

@@ -7,15 +7,11 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlmodel import select
-
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.db import Row, Tx
 from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from app.core.ids import new_id
-from app.models import ApiKey
 from app.staff.scopes import Scope
 
 TOKEN_PREFIX = "smsreg_sk_"  # noqa: S105 (a label, not a secret)
@@ -42,8 +38,14 @@ class Client:
 class NewApiKey:
     """A freshly created key: the only moment the raw token exists."""
 
-    key: ApiKey
+    key: Row
     token: str
+
+
+_LIST = (
+    "SELECT id, name, prefix, scopes, created_by, created_at, expires_at, revoked_at, "
+    "last_used_at FROM api_keys"
+)
 
 
 def create(
@@ -63,21 +65,28 @@ def create(
     unknown = sorted(set(scopes) - known)
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"must be some of {sorted(known)}")
+    days = max_age_days if max_age_days is not None else ctx.settings.api_key_max_age_days
+    if days < 1:
+        raise InvalidInput.field("expires_days", "must be at least 1")
     now = ctx.clock.now()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    days = max_age_days if max_age_days is not None else ctx.settings.api_key_max_age_days
-    key = ApiKey(
+    key = Row(
         id=new_id("key"),
         name=name,
         prefix=token[:_SHOWN_CHARS],
-        token_hash=ctx.keys.token_hash(token),
-        token_key_id=ctx.keys.token.active_id,
         scopes=sorted(set(scopes)),
         created_by=created_by,
         created_at=now,
         expires_at=now + dt.timedelta(days=days),
+        revoked_at=None,
+        last_used_at=None,
     )
-    tx.session.add(key)
+    tx.execute(
+        "INSERT INTO api_keys (id, name, prefix, token_hash, token_key_id, scopes, created_by, "
+        "created_at, expires_at) VALUES (:id, :name, :prefix, :token_hash, :token_key_id, "
+        ":scopes, :created_by, :created_at, :expires_at)",
+        {**key, "token_hash": ctx.keys.token_hash(token), "token_key_id": ctx.keys.token.active_id},
+    )
     record_event(
         tx,
         Tag.API_KEY_CREATED,
@@ -89,27 +98,27 @@ def create(
     return NewApiKey(key=key, token=token)
 
 
-def list_keys(tx: Tx) -> list[ApiKey]:
-    """Every key, newest first."""
-    return list(tx.session.exec(select(ApiKey).order_by(sa.desc(ApiKey.__table__.c.created_at))))  # type: ignore[attr-defined]
+def list_keys(tx: Tx) -> list[Row]:
+    """Every key, newest first (never the key itself)."""
+    return tx.all(_LIST + " ORDER BY created_at DESC, id")
 
 
 def count(tx: Tx) -> int:
     """How many keys exist, revoked included."""
-    return int(tx.scalar("SELECT count(*) FROM api_keys"))
+    return int(tx.scalar("SELECT count(*) AS n FROM api_keys"))
 
 
-def revoke(tx: Tx, ctx: Context, *, key_id: str, actor: str) -> ApiKey:
+def revoke(tx: Tx, ctx: Context, *, key_id: str, actor: str) -> Row:
     """Revoke a key at once."""
-    key = tx.session.get(ApiKey, key_id)
+    key = tx.one(_LIST + " WHERE id = :id", {"id": key_id})
     if key is None:
         raise NotFound(f"no API key {key_id}")
     if key.revoked_at is not None:
         raise ApiKeyRevoked(f"API key {key_id} was revoked at {key.revoked_at.isoformat()}")
     now = ctx.clock.now()
-    key.revoked_at = now
-    tx.session.add(key)
-    record_event(tx, Tag.API_KEY_REVOKED, actor=actor, at=now, subject=key.id)
+    tx.execute("UPDATE api_keys SET revoked_at = :now WHERE id = :id", {"now": now, "id": key_id})
+    record_event(tx, Tag.API_KEY_REVOKED, actor=actor, at=now, subject=key_id)
+    key["revoked_at"] = now
     return key
 
 

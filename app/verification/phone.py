@@ -22,6 +22,7 @@ class Phone:
     region: str
     country_code: int
     national: str
+    number: phonenumbers.PhoneNumber
 
     def prefix(self, digits: int) -> str:
         """Country code plus the first national digits: the unit of prefix limits."""
@@ -29,7 +30,10 @@ class Phone:
 
     def masked(self) -> str:
         """The number with all but the carrier prefix and the last 4 digits hidden."""
-        return mask(self.e164)
+        shown = phonenumbers.format_number(
+            self.number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        return _mask_digits(shown, len(str(self.country_code)))
 
 
 def parse_mobile(
@@ -52,27 +56,27 @@ def parse_mobile(
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     country_code = number.country_code or 0
     national = e164[len(str(country_code)) + 1 :]
-    return Phone(e164=e164, region=region, country_code=country_code, national=national)
+    return Phone(
+        e164=e164, region=region, country_code=country_code, national=national, number=number
+    )
 
 
 def mask(e164: str) -> str:
     """``+819012345678`` -> ``+81 90-****-5678``: country code, first 2 and last 4 digits shown."""
     number = phonenumbers.parse(e164, None)
     shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    country = str(number.country_code)
-    national_digits = sum(ch.isdigit() for ch in shown) - len(country)
+    return _mask_digits(shown, len(str(number.country_code)))
+
+
+def _mask_digits(shown: str, country_digits: int) -> str:
+    national_digits = sum(ch.isdigit() for ch in shown) - country_digits
     out = []
     seen = 0
     for ch in shown:
         if ch.isdigit():
             seen += 1
-            position = seen - len(country)  # 1-based within the national number
+            position = seen - country_digits  # 1-based within the national number
             if 2 < position <= national_digits - 4:
                 ch = "*"
         out.append(ch)
     return "".join(out)
-
-
-def region_of(e164: str) -> str:
-    """The region code of a stored (already valid) number."""
-    return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""

@@ -17,6 +17,7 @@ from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, Rate
 from app.core.ids import new_id
 from app.registry import repository as registry
 from app.sms import outbox
+from app.sms.templates import language_for
 from app.staff.api_keys import Client
 from app.verification import codes, limits
 from app.verification import repository as repo
@@ -184,7 +185,9 @@ def start(
         "id": verification_id,
         "client_id": client.id,
         "purpose": data.purpose,
-        "locale": data.locale,
+        # The message language is settled now (request's locale, else the number's
+        # country), so the outbox never has to parse the number again.
+        "locale": language_for(data.locale, phone.region),
         "phone_ciphertext": ciphertext,
         "phone_key_id": key_id,
         "phone_index": phone_index,

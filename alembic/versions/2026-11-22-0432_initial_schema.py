@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0a44bb0a1fa6
+Revision ID: 4a889b405377
 Revises:
-Create Date: 2026-11-22 04:26:03.515944+00:00
+Create Date: 2026-11-22 04:32:01.872867+00:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlmodel  # noqa: F401
 
 import app.core.db  # noqa: F401
 
-revision: str = "0a44bb0a1fa6"
+revision: str = "4a889b405377"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -61,7 +61,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_rate_limit_hits_at"), ["at"], unique=False)
         batch_op.create_index("ix_rate_limit_hits_bucket_at", ["bucket", "at"], unique=False)
 
     op.create_table(
@@ -202,7 +201,6 @@ def downgrade() -> None:
     op.drop_table("subscribers")
     with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
         batch_op.drop_index("ix_rate_limit_hits_bucket_at")
-        batch_op.drop_index(batch_op.f("ix_rate_limit_hits_at"))
 
     op.drop_table("rate_limit_hits")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
