@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table)
-from alembic import context
 from app.core.config import Settings
 from app.core.db import create_db_engine
 

@@ -8,9 +8,8 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
-
 import sqlmodel  # noqa: F401
+from alembic import op
 
 import app.core.db  # noqa: F401
 ${imports if imports else ""}

@@ -12,7 +12,7 @@ import typer
 import yaml
 
 from app.core.clock import SystemClock
-from app.core.config import ConfigError, Settings
+from app.core.config import ConfigError, Settings, new_key
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database, create_db_engine
@@ -24,6 +24,10 @@ from app.staff.scopes import DEFAULT_SCOPES
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Service-client API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="api-keys")
+secrets_cli = typer.Typer(
+    help="Secret key rings (phone, index, code, token).", no_args_is_help=True
+)
+cli.add_typer(secrets_cli, name="keys")
 
 CLI_ACTOR = "cli"
 
@@ -191,6 +195,12 @@ def keys_revoke(key_id: str) -> None:
         typer.secho(f"refused: {exc.detail}", err=True, fg="red")
         raise typer.Exit(1) from None
     typer.echo(f"revoked {key.id}")
+
+
+@secrets_cli.command("new")
+def keys_new(key_id: Annotated[str, typer.Option(help="id to give the key")] = "k1") -> None:
+    """Print a fresh key ring value for one SMSREG_*_KEYS variable (shown once)."""
+    typer.echo(json.dumps({key_id: new_key()}))
 
 
 def main() -> None:

@@ -8,9 +8,8 @@ Create Date: 2026-11-22 04:32:01.872867+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
-
 import sqlmodel  # noqa: F401
+from alembic import op
 
 import app.core.db  # noqa: F401
 

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     console_outbox: Path | None = None
     console_print: bool = True
     webotp_domain: str | None = "localhost"
+    templates_dir: Path | None = None
     outbox_dispatch: Literal["background", "external"] = "background"
 
     # Staff and service credentials

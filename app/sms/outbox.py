@@ -126,6 +126,7 @@ def _body(ctx: Context, v: Row) -> str:
         code=code,
         minutes=max(1, s.code_ttl_seconds // 60),
         webotp_domain=s.webotp_domain,
+        directory=str(s.templates_dir) if s.templates_dir else None,
     )
 
 

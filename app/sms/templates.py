@@ -42,5 +42,5 @@ def render_code_message(
     """The SMS body. The WebOTP line (``@domain #code``) must be last for browsers to use it."""
     text = _template(language, directory).format(service=service, code=code, minutes=minutes)
     if webotp_domain:
-        text = f"{text}\n\n@{webotp_domain} #{code}"
+        text = f"{text}\n@{webotp_domain} #{code}"
     return text
