@@ -21,6 +21,7 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.sms.base import SmsSender
+from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.outbox import OutboxWorker
 from app.verification.routes import router as verification_router
@@ -86,4 +87,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(verification_router)
+    app.include_router(sms_callback_router)
     return app

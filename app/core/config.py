@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     webotp_domain: str | None = "localhost"
     templates_dir: Path | None = None
     outbox_dispatch: Literal["background", "external"] = "background"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    # The URL Twilio calls is signed; behind a proxy it cannot be read off the request
+    # reliably, so the public base URL is configured (e.g. https://sms.example.co.jp).
+    public_base_url: str | None = None
 
     # Staff and service credentials
     password_min_length: int = Field(12, ge=8)

@@ -22,16 +22,17 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Net
     """
     if peer is None:
         return "unknown"
-    if not forwarded_for or not _is_trusted(peer, trusted):
+    if not forwarded_for or not is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return hop
     return hops[0] if hops else peer
 
 
-def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+def is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    """Whether an address is inside one of the trusted networks."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -1,0 +1,99 @@
+"""Twilio's delivery status callbacks: signature-checked, recorded on the outbox row.
+
+Twilio signs each callback (X-Twilio-Signature) over the exact URL it called and the
+form fields. We rebuild that URL from SMSREG_PUBLIC_BASE_URL when set (the only way
+that survives any proxy), else from the request, trusting X-Forwarded-Proto/Host only
+from SMSREG_TRUSTED_PROXIES, the same rule as client addresses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+
+from app.core.db import Tx
+from app.core.deps import RuntimeDep, runtime_of
+from app.core.errors import AppError, Forbidden
+from app.core.http import is_trusted
+
+router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
+PATH = "/v1/sms/twilio/status"
+
+# Later states win; a late "sent" never overwrites "delivered".
+_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+
+
+class CallbacksDisabled(AppError):
+    status = 404
+    slug = "not-found"
+    title = "Twilio callbacks are not configured"
+
+
+def signed_url(request: Request) -> str:
+    """The URL Twilio signed: the configured public base, or the request's own."""
+    settings = runtime_of(request).ctx.settings
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + path
+    peer = request.client.host if request.client else None
+    scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
+    if peer is not None and is_trusted(peer, settings.trusted_networks):
+        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
+        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
+    return f"{scheme}://{host}{path}"
+
+
+def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> bool:
+    """Store the carrier's delivery state on the message it belongs to; False if unknown."""
+    row = tx.one(
+        "SELECT id, delivery_status FROM outbox_messages WHERE carrier_message_id = :sid",
+        {"sid": sid},
+    )
+    if row is None:
+        return False
+    if _RANK.get(status, 0) >= _RANK.get(row.delivery_status or "", -1):
+        tx.execute(
+            "UPDATE outbox_messages SET delivery_status = :status, "
+            "error_code = COALESCE(:code, error_code) WHERE id = :id",
+            {"status": status, "code": error_code, "id": row.id},
+        )
+    return True
+
+
+@router.post(
+    "/status",
+    status_code=204,
+    responses={403: Forbidden.openapi(), 404: CallbacksDisabled.openapi()},
+    summary="Twilio delivery status callback (signed by Twilio)",
+)
+async def twilio_status(request: Request, rt: RuntimeDep) -> Response:
+    token = rt.ctx.settings.twilio_auth_token
+    if token is None:
+        raise CallbacksDisabled()
+    body = await request.body()
+    form: dict[str, Any] = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    signature = request.headers.get("x-twilio-signature", "")
+    validator = RequestValidator(token.get_secret_value())
+    if not signature or not validator.validate(signed_url(request), form, signature):
+        raise Forbidden("the X-Twilio-Signature does not match")
+    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    if sid and status:
+        code = form.get("ErrorCode") or None
+        await rt.db.run(record_status, sid=sid[:64], status=status[:20], error_code=code)
+    # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
+    return Response(status_code=204)

@@ -1,0 +1,118 @@
+"""Twilio status callbacks: only correctly signed ones are believed, and they update delivery."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from app.sms.base import SendResult
+from tests.fixtures.flows import start
+
+TOKEN = "twilio-test-token-0123456789abcdef"
+BASE = "https://sms.example.co.jp"
+URL = BASE + "/v1/sms/twilio/status"
+
+
+@pytest.fixture
+def settings_overrides():
+    return {"twilio_auth_token": TOKEN, "public_base_url": BASE}
+
+
+class SidCarrier:
+    """A carrier that answers with a known message sid."""
+
+    name, blocking = "twilio", False
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        return SendResult(carrier="twilio", message_id="SM" + "a" * 32, status="queued")
+
+
+@pytest.fixture
+def carrier():
+    return SidCarrier()
+
+
+def form(status: str, **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": "SM" + "a" * 32,
+        "SmsSid": "SM" + "a" * 32,
+        "AccountSid": "AC" + "b" * 32,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
+
+
+def signed(params: dict[str, str], *, token: str = TOKEN, url: str = URL) -> dict[str, str]:
+    return {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+async def post(client: httpx.AsyncClient, params: dict[str, str], headers: dict[str, str]):
+    return await client.post("/v1/sms/twilio/status", content=urlencode(params), headers=headers)
+
+
+async def delivery(client, auth, verification_id):
+    return (await client.get(f"/v1/verifications/{verification_id}", headers=auth)).json()[
+        "delivery"
+    ]
+
+
+async def test_signed_callbacks_update_the_delivery_state(client, app, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    assert (await delivery(client, auth, verification_id))["state"] == "queued"
+    assert (await post(client, form("delivered"), signed(form("delivered")))).status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+    # A late, lower state does not go backwards.
+    assert (await post(client, form("sent"), signed(form("sent")))).status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+
+
+async def test_failure_records_the_carrier_error_code(client, app, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    params = form("undelivered", ErrorCode="30003")
+    assert (await post(client, params, signed(params))).status_code == 204
+    assert await delivery(client, auth, verification_id) == {
+        "state": "undelivered",
+        "error_code": "30003",
+        "sent_at": (await delivery(client, auth, verification_id))["sent_at"],
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        signed(form("delivered"), token="wrong-token"),  # wrong token
+        {"Content-Type": "application/x-www-form-urlencoded"},  # no header
+        signed(form("delivered"), url="https://attacker.example/v1/sms/twilio/status"),  # other URL
+    ],
+    ids=["wrong-token", "no-header", "other-url"],
+)
+async def test_bad_signatures_are_refused_and_change_nothing(client, app, auth, headers):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    answer = await post(client, form("delivered"), headers)
+    assert answer.status_code == 403
+    assert (await delivery(client, auth, verification_id))["state"] == "queued"
+
+
+async def test_tampered_form_is_refused(client, app, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    headers = signed(form("failed"))
+    answer = await post(client, form("delivered"), headers)  # signed "failed", sent "delivered"
+    assert answer.status_code == 403
+    assert (await delivery(client, auth, verification_id))["state"] == "queued"
+
+
+async def test_unknown_message_is_acknowledged(client):
+    params = {**form("delivered"), "MessageSid": "SM" + "c" * 32}
+    assert (await post(client, params, signed(params))).status_code == 204
