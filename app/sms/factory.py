@@ -11,4 +11,25 @@ def build_sender(settings: Settings) -> SmsSender:
     """The configured sender."""
     if settings.sms_sender == "console":
         return ConsoleSender(outbox=settings.console_outbox, echo=settings.console_print)
-    raise ConfigError("SMSREG_SMS_SENDER=twilio: the Twilio sender is not built yet (issue 3)")
+    return _twilio(settings)
+
+
+def _twilio(settings: Settings) -> SmsSender:
+    # Imported here so development on the console sender never loads the Twilio client.
+    from app.sms.callbacks import PATH
+    from app.sms.twilio import TwilioSender
+
+    if settings.twilio_account_sid is None or settings.twilio_auth_token is None:
+        raise ConfigError("SMSREG_TWILIO_ACCOUNT_SID and SMSREG_TWILIO_AUTH_TOKEN are required")
+    # Without a public base URL, Twilio uses the Messaging Service's own callback URL.
+    callback = settings.public_base_url.rstrip("/") + PATH if settings.public_base_url else None
+    try:
+        return TwilioSender(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            from_number=settings.twilio_from_number,
+            status_callback=callback,
+        )
+    except ValueError as exc:  # its messages name the setting, never the value
+        raise ConfigError(f"SMSREG_TWILIO_*: {exc}") from None

@@ -1,0 +1,207 @@
+"""Production sender: each SMS goes out through Twilio's Messages API with the official client.
+
+Failures are sorted for the outbox worker. A carrier that is busy or down (HTTP 429, any
+5xx, no answer at all) is transient and retried with backoff; a recipient Twilio calls
+wrong, unreachable or unsubscribed, and every other refusal, is permanent and never
+retried, because sending the same request again would be refused the same way.
+
+Nothing this module raises or logs carries the recipient, the body or the auth token.
+Twilio's own error messages quote the 'To' number, so they are dropped rather than wrapped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from app.sms.base import SendError, SendResult
+
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+
+# Twilio error codes that mean the number or the recipient is wrong, unreachable or has
+# opted out. 21xxx come back when the message is created; 30xxx arrive later, in status
+# callbacks, and are listed so a callback handler can sort them the same way.
+RECIPIENT_ERROR_CODES = frozenset(
+    {
+        21211,  # invalid 'To' number
+        21214,  # 'To' number cannot be reached
+        21265,  # 'To' number cannot be a short code
+        21408,  # sending to this region is not enabled
+        21606,  # the 'From' number cannot send to this 'To' number
+        21610,  # the recipient replied STOP
+        21612,  # no route between the 'From' and the 'To' number
+        21614,  # 'To' number is not a mobile number
+        21659,  # the sender is not valid for this destination
+        30003,  # unreachable handset
+        30004,  # message blocked by the recipient or the carrier
+        30005,  # unknown or inactive destination number
+        30006,  # landline or unreachable carrier
+        30007,  # filtered by the carrier
+    }
+)
+
+NETWORK = "network"
+BAD_RESPONSE = "bad_response"
+
+
+class RedirectingHttpClient(TwilioHttpClient):
+    """A Twilio HTTP client that sends every request to another base URL instead of Twilio's.
+
+    For tests (a local fake) and for a regional edge or a rewriting gateway. The official
+    client has no base-URL setting, and its TWILIO_EDGE / TWILIO_REGION handling rewrites
+    only the host name, so the whole scheme and host are replaced here, after that step.
+    A forward proxy that tunnels TLS needs no rewriting: pass ``proxy=`` instead.
+    """
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an absolute http or https URL")
+        # Every request carries the auth token in its Basic auth header: plain HTTP only
+        # where it cannot leave the machine.
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("plain http is allowed only for a loopback base_url")
+        super().__init__(**kwargs)
+        self.base_scheme = parts.scheme
+        self.base_netloc = parts.netloc
+        self.base_path = parts.path.rstrip("/")
+
+    def rewrite(self, url: str) -> str:
+        """The URL with the base URL's scheme, host and port, and its path as a prefix."""
+        parts = urlsplit(url)
+        return urlunsplit(
+            (self.base_scheme, self.base_netloc, self.base_path + parts.path, parts.query, "")
+        )
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """Send the request to the base URL rather than to the URL the client built."""
+        return super().request(method, self.rewrite(url), *args, **kwargs)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TwilioSender:
+    """Sends SMS through Twilio; blocking, so the outbox worker calls it in a thread."""
+
+    name = "twilio"
+    blocking = True
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        messaging_service_sid: str | None = None,
+        from_number: str | None = None,
+        status_callback: str | None = None,
+        http_client: Any = None,
+        timeout: float = 10,
+    ) -> None:
+        # Messages say which setting is wrong but never echo a value: one of them is a secret.
+        if not ACCOUNT_SID.fullmatch(account_sid):
+            raise ValueError("account_sid must look like AC followed by 32 hex digits")
+        if not auth_token:
+            raise ValueError("auth_token is required")
+        if (messaging_service_sid is None) == (from_number is None):
+            raise ValueError("give exactly one of messaging_service_sid and from_number")
+        if messaging_service_sid is not None and not MESSAGING_SERVICE_SID.fullmatch(
+            messaging_service_sid
+        ):
+            raise ValueError("messaging_service_sid must look like MG followed by 32 hex digits")
+        if from_number is not None and not from_number.strip():
+            raise ValueError("from_number must not be empty")
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+        if http_client is None:
+            http_client = TwilioHttpClient(timeout=timeout)
+        elif getattr(http_client, "timeout", None) is None:
+            # A request without a timeout can hold a worker thread forever.
+            http_client.timeout = timeout
+        self.messaging_service_sid = messaging_service_sid
+        self.from_number = from_number
+        self.status_callback = status_callback
+        # The same sender options go with every message, so they are built once.
+        self._options: dict[str, str] = (
+            {"messaging_service_sid": messaging_service_sid}
+            if messaging_service_sid is not None
+            else {"from_": str(from_number)}
+        )
+        if status_callback:
+            self._options["status_callback"] = status_callback
+        self._client = Client(
+            username=account_sid,
+            password=auth_token,
+            account_sid=account_sid,
+            http_client=http_client,
+        )
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        """Hand one message to Twilio; raise a transient or permanent SendError if that fails."""
+        try:
+            message = self._client.messages.create(to=to, body=body, **self._options)
+        except (TwilioException, requests.RequestException, json.JSONDecodeError) as exc:
+            # "from None": the client's exception text quotes the recipient's number, and a
+            # chained traceback would print it wherever the SendError is logged.
+            raise classify_error(exc) from None
+        return SendResult(
+            carrier=self.name, message_id=message.sid, status=message.status or "queued"
+        )
+
+
+def classify_error(exc: BaseException) -> SendError:
+    """The SendError for an exception the Twilio client raised, without any of its text."""
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        status = _as_int(exc.status)
+        if status:
+            return _http_error(status=status, code=exc.code)
+    if isinstance(exc, json.JSONDecodeError):
+        # A 2xx that is not JSON came from something in between, not from Twilio; the
+        # message may or may not have been accepted, and a second code SMS is harmless.
+        return SendError("Twilio's answer was not JSON", code=BAD_RESPONSE, permanent=False)
+    # Refused connection, reset, timeout, TLS failure: Twilio never answered.
+    return SendError(
+        f"Twilio could not be reached ({type(exc).__name__})", code=NETWORK, permanent=False
+    )
+
+
+def _http_error(*, status: int, code: object) -> SendError:
+    twilio_code = _as_int(code)
+    label = str(twilio_code or status)
+    where = f"HTTP {status}, code {label}"
+    if status == 401:
+        # Our credentials, not the message: a rotated or mistyped token is fixed by an
+        # operator, and failing every queued code at once would lose them all. The
+        # worker's attempt cap still ends the retries.
+        return SendError(f"Twilio refused our credentials ({where})", code=label, permanent=False)
+    if status == 429 or status >= 500:
+        return SendError(f"Twilio is busy or unavailable ({where})", code=label, permanent=False)
+    if twilio_code in RECIPIENT_ERROR_CODES:
+        return SendError(f"Twilio refused the recipient ({where})", code=label, permanent=True)
+    return SendError(f"Twilio refused the message ({where})", code=label, permanent=True)
+
+
+def _as_int(value: object) -> int | None:
+    # The client passes the error body's fields through as they came: normally ints.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
