@@ -7,9 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import anyio.to_thread
 from fastapi import FastAPI
-from sqlalchemy.engine import Engine
 
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
@@ -33,12 +31,12 @@ DESCRIPTION = (
 )
 
 
-async def _checkpoints(engine: Engine, *, every: float = 1.0) -> None:
+async def _checkpoints(db: Database, *, every: float = 1.0) -> None:
     """Keep SQLite's WAL short from a thread, so no request waits for a disk sync."""
     while True:
         await asyncio.sleep(every)
         try:
-            await anyio.to_thread.run_sync(checkpoint, engine)
+            await db.checkpoint()
         except Exception:  # a busy or locked database only delays the next checkpoint
             log.warning("wal checkpoint skipped")
 
@@ -62,7 +60,7 @@ def create_app(
         if settings.outbox_dispatch == "background":
             tasks.append(asyncio.create_task(worker.run_forever()))
         if db.inline:
-            tasks.append(asyncio.create_task(_checkpoints(engine)))
+            tasks.append(asyncio.create_task(_checkpoints(db)))
         try:
             yield
         finally:
@@ -70,6 +68,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            db.close()
             if db.inline:
                 checkpoint(engine)
             engine.dispose()

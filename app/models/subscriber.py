@@ -22,6 +22,9 @@ class Subscriber(SQLModel, table=True):
 
 class SubscriberPurpose(SQLModel, table=True):
     __tablename__ = "subscriber_purposes"
+    # Small rows, always found by their key: on SQLite the table is its key's B-tree,
+    # so a check writes one page for it instead of a row page and a key-index page.
+    __table_args__ = {"sqlite_with_rowid": False}
 
     subscriber_id: str = Field(foreign_key="subscribers.id", primary_key=True, max_length=40)
     purpose: str = Field(primary_key=True, max_length=32)

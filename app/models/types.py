@@ -11,9 +11,11 @@ from sqlmodel import Field
 from app.core.db import UTCDateTime
 
 
-def timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+def timestamp(*, nullable: bool = False, index: bool = False, primary_key: bool = False) -> Any:
     """A timezone-aware UTC timestamp column."""
-    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+    return Field(
+        sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index, primary_key=primary_key)
+    )
 
 
 def blob(*, nullable: bool = False) -> Any:

@@ -7,6 +7,7 @@ finish a verification by hand. Settings refuse this sender outside development.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import threading
 from pathlib import Path
@@ -28,8 +29,21 @@ class ConsoleSender:
         self.echo = echo
         self._lock = threading.Lock()
         self._count = 0
+        self._fd: int | None = None
         if outbox is not None:
             outbox.parent.mkdir(parents=True, exist_ok=True)
+
+    def _outbox_fd(self, path: Path) -> int:
+        # Opened once in append mode: each message is then a single write of a whole
+        # line, instead of an open, write and close per message. Owner-only, since
+        # the file holds numbers and codes.
+        if self._fd is None:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._fd
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
     def send(self, *, to: str, body: str) -> SendResult:
         """Print the message and append it to the outbox file."""
@@ -41,6 +55,5 @@ class ConsoleSender:
                 print(f"[console SMS to {to}]\n{body}\n", file=sys.stdout, flush=True)
             if self.outbox is not None:
                 line = {"to": to, "body": body, "time": now.isoformat(), "id": message_id}
-                with self.outbox.open("ab") as handle:
-                    handle.write(orjson.dumps(line) + b"\n")
+                os.write(self._outbox_fd(self.outbox), orjson.dumps(line) + b"\n")
         return SendResult(carrier=self.name, message_id=message_id)

@@ -87,8 +87,11 @@ class Outgoing:
 def claim_and_render(tx: Tx, ctx: Context, *, now: dt.datetime, limit: int) -> list[Outgoing]:
     """Claim due messages and render them; messages whose code is dead are expired, not sent."""
     outgoing, expired = [], []
-    for message in claim(tx, now=now, limit=limit):
-        v = verifications.get_by_id(tx, message.verification_id)
+    claimed = claim(tx, now=now, limit=limit)
+    # One query for the batch's verifications, not one per message.
+    found = verifications.get_many(tx, sorted({m.verification_id for m in claimed}))
+    for message in claimed:
+        v = found.get(message.verification_id)
         if v is None or v.status != "pending" or min(v.expires_at, message.expires_at) <= now:
             expired.append(message)
             continue
@@ -231,8 +234,8 @@ class OutboxWorker:
             )
             return error
 
-    async def run_forever(self, *, poll_seconds: float = 1.0) -> None:
-        """Drain on every kick, and at least once per poll interval."""
+    async def run_forever(self, *, poll_seconds: float = 1.0, linger_seconds: float = 0.02) -> None:
+        """Drain soon after every kick, and at least once per poll interval."""
         while True:
             self._wake.clear()
             try:
@@ -242,4 +245,9 @@ class OutboxWorker:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
             except TimeoutError:
-                pass
+                continue
+            # Kicked: let the rest of a burst of starts queue up for a moment, so one
+            # claim and one commit serve many messages. Draining after every single
+            # start cost two more transactions per SMS on the event loop; 20 ms is
+            # nothing next to a carrier's delivery time.
+            await asyncio.sleep(linger_seconds)

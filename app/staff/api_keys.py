@@ -144,4 +144,7 @@ def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
         tx.execute(
             "UPDATE api_keys SET last_used_at = :now WHERE id = :id", {"now": now, "id": key.id}
         )
+        # Authentication runs in the transaction of the action it allows: the use is
+        # recorded even if that action is then refused.
+        tx.keep()
     return Client(id=key.id, name=key.name, scopes=tuple(key.scopes))

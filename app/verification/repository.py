@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 from app.core.db import Row, Tx
@@ -40,6 +42,22 @@ def get(tx: Tx, *, verification_id: str, client_id: str, lock: bool = False) -> 
     if lock and not tx.sqlite:
         sql += " FOR UPDATE"
     return tx.one(sql, {"id": verification_id, "client_id": client_id})
+
+
+def get_many(tx: Tx, verification_ids: Sequence[str]) -> dict[str, Row]:
+    """Verifications by id, whoever owns them (for the outbox): one query for a batch."""
+    if not verification_ids:
+        return {}
+    rows = tx.all(
+        _get_many_sql(len(verification_ids)), {f"v{i}": v for i, v in enumerate(verification_ids)}
+    )
+    return {row.id: row for row in rows}
+
+
+@functools.lru_cache(maxsize=64)
+def _get_many_sql(n: int) -> str:
+    wanted = ", ".join(f":v{i}" for i in range(n))
+    return f"SELECT {_COLUMNS} FROM verifications WHERE id IN ({wanted})"  # noqa: S608
 
 
 def get_by_id(tx: Tx, verification_id: str) -> Row | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel
 
-from app.core.deps import RuntimeDep, request_ip
+from app.core.deps import request_ip, runtime_of
 from app.core.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
-from app.staff.auth import VerificationsWrite
+from app.core.http import LeanRoute
+from app.staff.auth import VerificationsWrite, as_client
 from app.verification import service
 from app.verification.schemas import (
     CheckResultPublic,
@@ -18,9 +21,26 @@ from app.verification.schemas import (
     VerificationStart,
 )
 
-router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"], route_class=LeanRoute)
 VerificationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")]
 _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
+
+
+def _json(
+    body: BaseModel | dict[str, Any],
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An answer already shaped as the route's ``response_model`` documents it.
+
+    Returned as a Response, so FastAPI does not validate our own model a second time
+    before writing it (measured: ~15 us a request); dicts are written with orjson.
+    """
+    content = body.model_dump_json() if isinstance(body, BaseModel) else orjson.dumps(body)
+    return Response(
+        content, status_code=status_code, headers=headers, media_type="application/json"
+    )
 
 
 @router.post(
@@ -38,22 +58,23 @@ _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: F
 async def start_verification(
     body: VerificationStart,
     client: VerificationsWrite,
-    rt: RuntimeDep,
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
+) -> Response:
+    rt = runtime_of(request)
     result = await rt.db.run(
-        service.start,
+        as_client,
         rt.ctx,
-        client=client,
+        client,
+        service.start,
         data=body,
         ip=request_ip(request),
         idempotency_key=idempotency_key,
     )
     if result.replayed:
-        return JSONResponse(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
+        return _json(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
     rt.outbox.kick()  # harmless when a separate `smsreg worker` sends instead
-    return JSONResponse(result.body, status_code=201)
+    return _json(result.body, status_code=201)
 
 
 @router.post(
@@ -71,13 +92,14 @@ async def start_verification(
 async def resend_verification(
     verification_id: VerificationId,
     client: VerificationsWrite,
-    rt: RuntimeDep,
     request: Request,
 ) -> VerificationPublic:
+    rt = runtime_of(request)
     public = await rt.db.run(
-        service.resend,
+        as_client,
         rt.ctx,
-        client=client,
+        client,
+        service.resend,
         verification_id=verification_id,
         ip=request_ip(request),
     )
@@ -87,6 +109,7 @@ async def resend_verification(
 
 @router.post(
     "/{verification_id}/check",
+    response_model=CheckResultPublic,
     responses={
         **_AUTH,
         404: service.VerificationNotFound.openapi(),
@@ -101,11 +124,13 @@ async def check_verification(
     verification_id: VerificationId,
     body: VerificationCheck,
     client: VerificationsWrite,
-    rt: RuntimeDep,
-) -> CheckResultPublic:
-    return await rt.db.run(
-        service.check, rt.ctx, client=client, verification_id=verification_id, data=body
+    request: Request,
+) -> Response:
+    rt = runtime_of(request)
+    result = await rt.db.run(
+        as_client, rt.ctx, client, service.check, verification_id=verification_id, data=body
     )
+    return _json(result)
 
 
 @router.get(
@@ -114,6 +139,7 @@ async def check_verification(
     summary="A verification's status and delivery state",
 )
 async def read_verification(
-    verification_id: VerificationId, client: VerificationsWrite, rt: RuntimeDep
+    verification_id: VerificationId, client: VerificationsWrite, request: Request
 ) -> VerificationPublic:
-    return await rt.db.run(service.read, rt.ctx, client=client, verification_id=verification_id)
+    rt = runtime_of(request)
+    return await rt.db.run(as_client, rt.ctx, client, service.read, verification_id=verification_id)

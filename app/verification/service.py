@@ -173,9 +173,10 @@ def start(
                 return StartResult(body=stored.response, replayed=True)
             replace_key = True
 
-    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
-    verification_id = new_id("ver")
     phone_index = ctx.keys.blind_index(phone.e164, kind="number")
+    send_limits = limits.send_limits(ctx, phone=phone, ip=ip, number_index=phone_index)
+    limits.enforce(tx, send_limits, now=now)
+    verification_id = new_id("ver")
     key_id, ciphertext = ctx.keys.encrypt(
         phone.e164, context=outbox.verification_aad(verification_id)
     )

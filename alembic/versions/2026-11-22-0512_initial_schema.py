@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4a889b405377
+Revision ID: a625a480762f
 Revises:
-Create Date: 2026-11-22 04:32:01.872867+00:00
+Create Date: 2026-11-22 05:12:31.615893+00:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 
 import app.core.db  # noqa: F401
 
-revision: str = "4a889b405377"
+revision: str = "a625a480762f"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -50,18 +50,15 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_audit_events_at"), ["at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_subject"), ["subject"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_events_tag"), ["tag"], unique=False)
 
     op.create_table(
         "rate_limit_hits",
-        sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("bucket", sqlmodel.sql.sqltypes.AutoString(length=140), nullable=False),
         sa.Column("at", app.core.db.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("bucket", "at"),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
-        batch_op.create_index("ix_rate_limit_hits_bucket_at", ["bucket", "at"], unique=False)
-
     op.create_table(
         "subscribers",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -102,6 +99,7 @@ def upgrade() -> None:
             ["subscribers.id"],
         ),
         sa.PrimaryKeyConstraint("subscriber_id", "purpose"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "verifications",
@@ -165,9 +163,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_outbox_messages_carrier_message_id"),
+            "ix_outbox_messages_carrier_message_id",
             ["carrier_message_id"],
             unique=False,
+            sqlite_where=sa.text("carrier_message_id IS NOT NULL"),
+            postgresql_where=sa.text("carrier_message_id IS NOT NULL"),
         )
         batch_op.create_index(
             "ix_outbox_messages_status_due", ["status", "next_attempt_at"], unique=False
@@ -184,7 +184,11 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_messages_verification_id"))
         batch_op.drop_index("ix_outbox_messages_status_due")
-        batch_op.drop_index(batch_op.f("ix_outbox_messages_carrier_message_id"))
+        batch_op.drop_index(
+            "ix_outbox_messages_carrier_message_id",
+            sqlite_where=sa.text("carrier_message_id IS NOT NULL"),
+            postgresql_where=sa.text("carrier_message_id IS NOT NULL"),
+        )
 
     op.drop_table("outbox_messages")
     with op.batch_alter_table("verifications", schema=None) as batch_op:
@@ -198,12 +202,8 @@ def downgrade() -> None:
 
     op.drop_table("idempotency_records")
     op.drop_table("subscribers")
-    with op.batch_alter_table("rate_limit_hits", schema=None) as batch_op:
-        batch_op.drop_index("ix_rate_limit_hits_bucket_at")
-
     op.drop_table("rate_limit_hits")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_events_tag"))
         batch_op.drop_index(batch_op.f("ix_audit_events_subject"))
         batch_op.drop_index(batch_op.f("ix_audit_events_at"))
 
