@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -56,6 +57,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What exists once the app is built lives as long as the process: keep the
+        # cycle collector from walking it again. A full collection of those ~130k
+        # objects took ~80 ms, stalling every request in flight (3 in 6,500 requests).
+        gc.collect()
+        gc.freeze()
         tasks = []
         if settings.outbox_dispatch == "background":
             tasks.append(asyncio.create_task(worker.run_forever()))
