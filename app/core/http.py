@@ -134,6 +134,8 @@ class LeanRoute(APIRoute):
     Whatever does not validate, or is shaped otherwise (another content type, an
     override, telemetry on), goes to FastAPI's own handler, which answers it exactly
     as before: so answers are unchanged, only cheaper. The OpenAPI document is too.
+    Such dependencies must be safe to run twice: a request that then fails validation
+    is handed to FastAPI, which runs them again (ours only read a header).
     """
 
     def get_route_handler(self) -> Callable[[Request], typing.Coroutine[Any, Any, Response]]:

@@ -17,11 +17,10 @@ def upsert_verified(
     tx: Tx, *, phone_index: str, ciphertext: bytes, key_id: str, purpose: str, now: dt.datetime
 ) -> str:
     """Find or create the subscriber for a number and record the purpose it was verified for."""
-    subscriber_id: str = tx.scalar(
+    tx.execute(
         "INSERT INTO subscribers (id, phone_ciphertext, phone_key_id, phone_index, created_at, "
         "last_verified_at) VALUES (:id, :ciphertext, :key_id, :phone_index, :now, :now) "
-        "ON CONFLICT (phone_index) DO UPDATE SET last_verified_at = excluded.last_verified_at "
-        "RETURNING id",
+        "ON CONFLICT (phone_index) DO UPDATE SET last_verified_at = excluded.last_verified_at",
         {
             "id": new_id("sub"),
             "ciphertext": ciphertext,
@@ -29,6 +28,12 @@ def upsert_verified(
             "phone_index": phone_index,
             "now": now,
         },
+    )
+    # Read back rather than RETURNING: on SQLite that builds and drops a temporary
+    # table per statement (measured a few us more). The upsert holds the row until
+    # commit, so the read sees this transaction's row.
+    subscriber_id: str = tx.scalar(
+        "SELECT id FROM subscribers WHERE phone_index = :phone_index", {"phone_index": phone_index}
     )
     tx.execute(
         "INSERT INTO subscriber_purposes (subscriber_id, purpose, verified_at) "

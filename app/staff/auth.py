@@ -44,9 +44,12 @@ class Caller:
 
 
 def as_client(
-    tx: Tx, ctx: Context, caller: Caller, action: Callable[..., T], /, **kwargs: Any
+    tx: Tx, ctx: Context, *, caller: Caller, action: Callable[..., T], **kwargs: Any
 ) -> T:
-    """Authorize the caller, then run ``action(tx, ctx, client=..., **kwargs)``: one unit."""
+    """Authorize the caller, then run ``action(tx, ctx, client=..., **kwargs)``: one unit.
+
+    For ``db.run(as_client, ctx, caller=..., action=service.check, ...)``.
+    """
     return action(tx, ctx, client=caller.authorize(tx, ctx), **kwargs)
 
 

@@ -57,7 +57,7 @@ def _json(
 )
 async def start_verification(
     body: VerificationStart,
-    client: VerificationsWrite,
+    caller: VerificationsWrite,
     request: Request,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
@@ -65,8 +65,8 @@ async def start_verification(
     result = await rt.db.run(
         as_client,
         rt.ctx,
-        client,
-        service.start,
+        caller=caller,
+        action=service.start,
         data=body,
         ip=request_ip(request),
         idempotency_key=idempotency_key,
@@ -91,15 +91,15 @@ async def start_verification(
 )
 async def resend_verification(
     verification_id: VerificationId,
-    client: VerificationsWrite,
+    caller: VerificationsWrite,
     request: Request,
 ) -> VerificationPublic:
     rt = runtime_of(request)
     public = await rt.db.run(
         as_client,
         rt.ctx,
-        client,
-        service.resend,
+        caller=caller,
+        action=service.resend,
         verification_id=verification_id,
         ip=request_ip(request),
     )
@@ -123,12 +123,17 @@ async def resend_verification(
 async def check_verification(
     verification_id: VerificationId,
     body: VerificationCheck,
-    client: VerificationsWrite,
+    caller: VerificationsWrite,
     request: Request,
 ) -> Response:
     rt = runtime_of(request)
     result = await rt.db.run(
-        as_client, rt.ctx, client, service.check, verification_id=verification_id, data=body
+        as_client,
+        rt.ctx,
+        caller=caller,
+        action=service.check,
+        verification_id=verification_id,
+        data=body,
     )
     return _json(result)
 
@@ -139,7 +144,9 @@ async def check_verification(
     summary="A verification's status and delivery state",
 )
 async def read_verification(
-    verification_id: VerificationId, client: VerificationsWrite, request: Request
+    verification_id: VerificationId, caller: VerificationsWrite, request: Request
 ) -> VerificationPublic:
     rt = runtime_of(request)
-    return await rt.db.run(as_client, rt.ctx, client, service.read, verification_id=verification_id)
+    return await rt.db.run(
+        as_client, rt.ctx, caller=caller, action=service.read, verification_id=verification_id
+    )
