@@ -44,6 +44,21 @@ def get(tx: Tx, *, verification_id: str, client_id: str, lock: bool = False) -> 
     return tx.one(sql, {"id": verification_id, "client_id": client_id})
 
 
+def get_for_check(tx: Tx, *, verification_id: str, client_id: str) -> Row | None:
+    """What a code check needs of one verification of this client, held until commit.
+
+    Only these columns: each timestamp read costs a parse, and a check needs one.
+    """
+    sql = (
+        "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, "
+        "code_key_id, code_length, status, attempts, max_attempts, expires_at "
+        "FROM verifications WHERE id = :id AND client_id = :client_id"
+    )
+    if not tx.sqlite:
+        sql += " FOR UPDATE"
+    return tx.one(sql, {"id": verification_id, "client_id": client_id})
+
+
 def get_many(tx: Tx, verification_ids: Sequence[str]) -> dict[str, Row]:
     """Verifications by id, whoever owns them (for the outbox): one query for a batch."""
     if not verification_ids:
@@ -65,38 +80,27 @@ def get_by_id(tx: Tx, verification_id: str) -> Row | None:
     return tx.one(f"SELECT {_COLUMNS} FROM verifications WHERE id = :id", {"id": verification_id})  # noqa: S608
 
 
-def consume_attempt(
-    tx: Tx, *, verification_id: str, client_id: str, now: dt.datetime
-) -> Row | None:
-    """Count one check against a live verification and return it; None if it is not live.
+def count_attempt(tx: Tx, *, verification_id: str, now: dt.datetime) -> bool:
+    """Count one (wrong) check against a live verification; False if it is not live.
 
-    The count is one atomic statement: the row lock it takes on PostgreSQL (and
-    SQLite's single writer) means concurrent checks are counted one by one and never
-    pass the limit. The row is then read back in the same transaction, which sees
-    its own update and, holding the row, nobody else's. (Not UPDATE ... RETURNING:
-    on SQLite that builds and drops a temporary table per statement, measured a few
-    us more than the two plain statements.)
+    The caller holds the row (see :func:`get` with ``lock``), so checks are counted one
+    by one and never pass the limit; the guards repeat the rules all the same.
     """
     counted = tx.execute(
         "UPDATE verifications SET attempts = attempts + 1 WHERE id = :id "
-        "AND client_id = :client_id AND status = 'pending' AND attempts < max_attempts "
-        "AND expires_at > :now",
-        {"id": verification_id, "client_id": client_id, "now": now},
+        "AND status = 'pending' AND attempts < max_attempts AND expires_at > :now",
+        {"id": verification_id, "now": now},
     )
-    if counted != 1:
-        return None
-    return tx.one(
-        "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, "
-        "code_key_id, code_length, attempts, max_attempts FROM verifications WHERE id = :id",
-        {"id": verification_id},
-    )
+    return counted == 1
 
 
 def approve(tx: Tx, *, verification_id: str, now: dt.datetime, subscriber_id: str | None) -> bool:
-    """Mark a pending verification approved; False if something else got there first."""
+    """Count the (right) check as an attempt and approve, in one statement; False if the
+    verification is no longer live."""
     changed = tx.execute(
-        "UPDATE verifications SET status = 'approved', approved_at = :now, "
-        "subscriber_id = :subscriber_id WHERE id = :id AND status = 'pending'",
+        "UPDATE verifications SET attempts = attempts + 1, status = 'approved', "
+        "approved_at = :now, subscriber_id = :subscriber_id WHERE id = :id "
+        "AND status = 'pending' AND attempts < max_attempts AND expires_at > :now",
         {"id": verification_id, "now": now, "subscriber_id": subscriber_id},
     )
     return changed == 1

@@ -281,14 +281,19 @@ def resend(
 def check(
     tx: Tx, ctx: Context, *, client: Client, verification_id: str, data: VerificationCheck
 ) -> CheckResultPublic:
-    """Approve the verification if the code is right; every check counts as an attempt."""
+    """Approve the verification if the code is right; every check counts as an attempt.
+
+    The row is read and held first (SQLite's write lock is taken at BEGIN IMMEDIATE,
+    PostgreSQL's row lock by FOR UPDATE), so concurrent checks of one verification run
+    one after another and each is counted: a right code approves and counts in one
+    statement, a wrong one counts in one (two statements in all instead of three).
+    """
     now = ctx.clock.now()
-    row = repo.consume_attempt(tx, verification_id=verification_id, client_id=client.id, now=now)
+    row = repo.get_for_check(tx, verification_id=verification_id, client_id=client.id)
     if row is None:
-        current = repo.get(tx, verification_id=verification_id, client_id=client.id)
-        if current is None:
-            raise VerificationNotFound()
-        raise _refusal(current, now)
+        raise VerificationNotFound()
+    if _state(row, now) != "pending":
+        raise _refusal(row, now)  # not live: nothing to count
     expected = codes.derive(
         ctx.keys.code,
         key_id=row.code_key_id,
@@ -299,7 +304,9 @@ def check(
     )
     actor = f"api_key:{client.id}"
     if not codes.matches(expected, data.code):
-        left = row.max_attempts - row.attempts
+        if not repo.count_attempt(tx, verification_id=row.id, now=now):
+            raise _refusal(row, now)  # unreachable while the row is held
+        left = row.max_attempts - row.attempts - 1
         record_event(
             tx,
             Tag.VERIFICATION_CHECK_FAILED,
