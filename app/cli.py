@@ -20,6 +20,7 @@ from app.core.errors import AppError
 from app.core.migrations import upgrade
 from app.staff import api_keys
 from app.staff.scopes import DEFAULT_SCOPES
+from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Service-client API keys.", no_args_is_help=True)
@@ -28,6 +29,7 @@ secrets_cli = typer.Typer(
     help="Secret key rings (phone, index, code, token).", no_args_is_help=True
 )
 cli.add_typer(secrets_cli, name="keys")
+cli.add_typer(pumping_cli, name="pumping")
 
 CLI_ACTOR = "cli"
 

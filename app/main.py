@@ -19,6 +19,7 @@ from app.core.deps import Runtime
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
+from app.core.metrics import router as metrics_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
@@ -91,6 +92,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(verification_router)
     app.include_router(sms_callback_router)
     return app

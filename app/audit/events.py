@@ -18,6 +18,8 @@ class Tag(enum.StrEnum):
     VERIFICATION_CHECK_FAILED = "verification:check_failed"
     SMS_SENT = "sms:sent"
     SMS_FAILED = "sms:failed"
+    PUMPING_PREFIX_BLOCKED = "sms:pumping:prefix_blocked"
+    PUMPING_PREFIX_LIFTED = "sms:pumping:prefix_lifted"
     SMS_EXPIRED = "sms:expired"
 
 

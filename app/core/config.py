@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     sends_per_ip_hour: int = Field(30, ge=1)
     sends_per_prefix_hour: int = Field(200, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    sends_per_country_hour: int = Field(10_000, ge=1)
+    country_send_caps: dict[str, int] = Field(
+        default_factory=dict, description="per-region hourly caps overriding the default"
+    )
+
+    # Pumping guard: a prefix whose sends stop turning into approvals is blocked
+    pumping_window_minutes: int = Field(60, ge=5)
+    pumping_min_sends: int = Field(30, ge=1)
+    pumping_min_conversion: float = Field(0.1, ge=0, le=1)
+    pumping_grace_seconds: int = Field(180, ge=0)
+    pumping_cooloff_minutes: int = Field(60, ge=1)
     idempotency_ttl_hours: int = Field(24, ge=1)
 
     # HTTP
@@ -121,6 +132,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: list[str]) -> list[str]:
         return [region.upper() for region in value]
+
+    @field_validator("country_send_caps")
+    @classmethod
+    def _caps(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(cap < 1 for cap in value.values()):
+            raise ValueError("every cap must be at least 1")
+        return {region.upper(): cap for region, cap in value.items()}
 
     @field_validator("trusted_proxies")
     @classmethod

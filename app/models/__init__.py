@@ -4,6 +4,7 @@ from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
+from app.models.pumping import PumpingBlock
 from app.models.rate_limit import RateLimitHit
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "IdempotencyRecord",
     "OutboxMessage",
+    "PumpingBlock",
     "RateLimitHit",
     "Subscriber",
     "SubscriberPurpose",

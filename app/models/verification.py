@@ -21,6 +21,9 @@ class Verification(SQLModel, table=True):
     phone_ciphertext: bytes = blob()
     phone_key_id: str = Field(max_length=40)
     phone_index: str = Field(max_length=120, index=True)
+    # The keyed hash of the number's prefix (as in the prefix send limit): an approval
+    # counts for its prefix in the pumping guard's conversion watch.
+    prefix_index: str | None = Field(default=None, max_length=120)
     # The code is never stored: it is derived from this salt under a key kept outside
     # the database (see app/verification/codes.py).
     code_salt: bytes = blob()

@@ -21,32 +21,62 @@ class Limit:
     bucket: str
     limit: int
     window: dt.timedelta
+    # A coarse limit counts its sends in slots of this size (one row per slot instead
+    # of one per send) and takes no lock: a country's hourly cap of thousands would
+    # otherwise mean summing thousands of rows, and serialising every send of the
+    # country. Two racing sends may pass it by one; it is a velocity guard, not a quota.
+    slot: dt.timedelta | None = None
+
+    def counted_at(self, now: dt.datetime) -> dt.datetime:
+        """The instant a send at ``now`` is counted at."""
+        if self.slot is None:
+            return now
+        epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        return now - (now - epoch) % self.slot
+
+
+def prefix_index(ctx: Context, phone: Phone) -> str:
+    """The keyed hash of a number's prefix: the unit of prefix limits and the pumping guard."""
+    return ctx.keys.blind_index(phone.prefix(ctx.settings.prefix_digits), kind="prefix")
 
 
 def send_limits(
-    ctx: Context, *, phone: Phone, ip: str, number_index: str | None = None
+    ctx: Context,
+    *,
+    phone: Phone,
+    ip: str,
+    number_index: str | None = None,
+    prefix: str | None = None,
 ) -> list[Limit]:
     """The limits one SMS send is subject to, with buckets as keyed hashes.
 
-    ``number_index`` is the number's blind index when the caller already has it.
+    ``number_index`` and ``prefix`` are the number's and its prefix's keyed hashes when
+    the caller already has them.
     """
     s, keys = ctx.settings, ctx.keys
     number = number_index or keys.blind_index(phone.e164, kind="number")
-    prefix = keys.blind_index(phone.prefix(s.prefix_digits), kind="prefix")
+    prefix = prefix or prefix_index(ctx, phone)
     client = keys.blind_index(ip, kind="ip")
     hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
+    country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
         Limit("number_hour", f"n:{number}", s.sends_per_number_hour, hour),
         Limit("number_day", f"n:{number}", s.sends_per_number_day, day),
         Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, hour),
         Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, hour),
+        # A region code is no secret: the bucket names it.
+        Limit("country_hour", f"c:{phone.region}", country_cap, hour, _MINUTE),
     ]
+
+
+_MINUTE = dt.timedelta(minutes=1)
 
 
 def enforce(tx: Tx, limits: list[Limit], *, now: dt.datetime) -> None:
     """Raise RateLimited if any limit is reached; otherwise count one send against each."""
     buckets = sorted({limit.bucket for limit in limits})
-    for bucket in buckets:  # sorted, so two transactions never lock in opposite orders
+    exact = sorted({limit.bucket for limit in limits if limit.slot is None})
+    for bucket in exact:  # sorted, so two transactions never lock in opposite orders
         xact_lock(tx, f"limit:{bucket}")
     # One statement counts each bucket over its widest window: an index range count
     # (bucket, at > window start). A narrower window of the same bucket (a number's
@@ -86,7 +116,12 @@ def enforce(tx: Tx, limits: list[Limit], *, now: dt.datetime) -> None:
     tx.executemany(
         "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:bucket, :at, 1) "
         "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",
-        [{"bucket": bucket, "at": now} for bucket in buckets],
+        # One hit per bucket (a number's hour and day limits share theirs).
+        list(
+            {
+                lim.bucket: {"bucket": lim.bucket, "at": lim.counted_at(now)} for lim in limits
+            }.values()
+        ),
     )
 
 

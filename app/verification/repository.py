@@ -12,7 +12,7 @@ from app.core.db import Row, Tx
 _COLUMNS = (
     "id, client_id, purpose, locale, phone_ciphertext, phone_key_id, phone_index, code_salt, "
     "code_key_id, code_length, status, attempts, max_attempts, send_count, created_at, "
-    "expires_at, last_sent_at, approved_at, subscriber_id"
+    "expires_at, last_sent_at, approved_at, subscriber_id, prefix_index"
 )
 
 
@@ -22,7 +22,7 @@ def insert(tx: Tx, row: dict[str, Any]) -> None:
         f"INSERT INTO verifications ({_COLUMNS}) VALUES "  # noqa: S608 (fixed column list)
         "(:id, :client_id, :purpose, :locale, :phone_ciphertext, :phone_key_id, :phone_index, "
         ":code_salt, :code_key_id, :code_length, :status, :attempts, :max_attempts, :send_count, "
-        ":created_at, :expires_at, :last_sent_at, :approved_at, :subscriber_id)",
+        ":created_at, :expires_at, :last_sent_at, :approved_at, :subscriber_id, :prefix_index)",
         row,
     )
 
@@ -51,7 +51,7 @@ def get_for_check(tx: Tx, *, verification_id: str, client_id: str) -> Row | None
     """
     sql = (
         "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, "
-        "code_key_id, code_length, status, attempts, max_attempts, expires_at "
+        "code_key_id, code_length, status, attempts, max_attempts, expires_at, prefix_index "
         "FROM verifications WHERE id = :id AND client_id = :client_id"
     )
     if not tx.sqlite:

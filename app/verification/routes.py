@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.core.deps import request_ip, runtime_of
 from app.core.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from app.core.http import LeanRoute
+from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.staff.auth import VerificationsWrite, as_client
 from app.verification import service
 from app.verification.schemas import (
@@ -74,6 +75,7 @@ async def start_verification(
     if result.replayed:
         return _json(result.body, status_code=200, headers={"Idempotent-Replayed": "true"})
     rt.outbox.kick()  # harmless when a separate `smsreg worker` sends instead
+    VERIFICATIONS_STARTED.labels(purpose=body.purpose).inc()
     return _json(result.body, status_code=201)
 
 
@@ -135,6 +137,7 @@ async def check_verification(
         verification_id=verification_id,
         data=body,
     )
+    VERIFICATIONS_APPROVED.labels(purpose=result.purpose).inc()
     return _json(result)
 
 

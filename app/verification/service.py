@@ -19,9 +19,9 @@ from app.registry import repository as registry
 from app.sms import outbox
 from app.sms.templates import language_for
 from app.staff.api_keys import Client
-from app.verification import codes, limits
+from app.verification import codes, limits, pumping
 from app.verification import repository as repo
-from app.verification.phone import mask, parse_mobile
+from app.verification.phone import Phone, mask, parse_mobile
 from app.verification.schemas import (
     CheckResultPublic,
     DeliveryPublic,
@@ -174,7 +174,11 @@ def start(
             replace_key = True
 
     phone_index = ctx.keys.blind_index(phone.e164, kind="number")
-    send_limits = limits.send_limits(ctx, phone=phone, ip=ip, number_index=phone_index)
+    prefix_index = limits.prefix_index(ctx, phone)
+    _guard(tx, ctx, phone=phone, prefix_index=prefix_index, now=now)
+    send_limits = limits.send_limits(
+        ctx, phone=phone, ip=ip, number_index=phone_index, prefix=prefix_index
+    )
     limits.enforce(tx, send_limits, now=now)
     verification_id = new_id("ver")
     key_id, ciphertext = ctx.keys.encrypt(
@@ -204,6 +208,7 @@ def start(
         "last_sent_at": now,
         "approved_at": None,
         "subscriber_id": None,
+        "prefix_index": prefix_index,
     }
     repo.insert(tx, row)
     outbox.enqueue(tx, verification_id=verification_id, now=now, expires_at=expires_at)
@@ -241,6 +246,18 @@ def start(
     return StartResult(body=body, replayed=False)
 
 
+def _guard(tx: Tx, ctx: Context, *, phone: Phone, prefix_index: str, now: dt.datetime) -> None:
+    """The pumping guard's say on one send (before the send limits count it)."""
+    pumping.watch(
+        tx,
+        ctx,
+        prefix_index=prefix_index,
+        prefix=phone.prefix(ctx.settings.prefix_digits),
+        region=phone.region,
+        now=now,
+    )
+
+
 def resend(
     tx: Tx, ctx: Context, *, client: Client, verification_id: str, ip: str
 ) -> VerificationPublic:
@@ -263,7 +280,9 @@ def resend(
         row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
     )
     phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
-    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip), now=now)
+    prefix_index = limits.prefix_index(ctx, phone)
+    _guard(tx, ctx, phone=phone, prefix_index=prefix_index, now=now)
+    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip, prefix=prefix_index), now=now)
     repo.mark_resent(tx, verification_id=row.id, now=now)
     outbox.enqueue(tx, verification_id=row.id, now=now, expires_at=row.expires_at)
     record_event(
@@ -323,6 +342,7 @@ def check(
     subscriber_id = _register(tx, ctx, row=row, now=now)
     if not repo.approve(tx, verification_id=row.id, now=now, subscriber_id=subscriber_id):
         raise AlreadyApproved()
+    pumping.count_approval(tx, prefix_index=row.prefix_index, now=now)
     record_event(
         tx,
         Tag.VERIFICATION_APPROVED,

@@ -1,0 +1,213 @@
+"""The pumping guard: country caps, and prefixes whose sends stop converting get blocked."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.core.config import Settings
+from app.verification import pumping
+from tests.conftest import count_rows
+from tests.fixtures.flows import check, sent_code, start
+
+WINDOW_GRACE = 60  # seconds
+
+
+@pytest.fixture
+def settings_overrides():
+    return {
+        "pumping_min_sends": 10,
+        "pumping_min_conversion": 0.2,
+        "pumping_grace_seconds": WINDOW_GRACE,
+        "pumping_cooloff_minutes": 30,
+        "sends_per_ip_hour": 1000,
+    }
+
+
+def pumped(i: int) -> str:
+    """Numbers of one prefix (+81 9011): the range under attack."""
+    return f"090-1100-{i:04d}"
+
+
+def normal(i: int) -> str:
+    """Numbers of another prefix (+81 8022)."""
+    return f"080-2200-{i:04d}"
+
+
+def e164(national: str) -> str:
+    return "+81" + national.replace("-", "")[1:]
+
+
+async def burst(client, auth, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        response = await start(client, auth, phone=pumped(i))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+async def verify(client, app, carrier, auth, phone: str) -> None:
+    started = await start(client, auth, phone=phone)
+    assert started.status_code == 201, started.text
+    code = await sent_code(app, carrier, e164(phone))
+    assert (await check(client, auth, started.json()["id"], code)).status_code == 200
+
+
+async def metric(client, region: str = "JP") -> float:
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(f'smsreg_pumping_prefix_blocks_total{{region="{region}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def events(app, tag: str) -> int:
+    with app.state.db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM audit_events WHERE tag = :tag"), {"tag": tag}
+            ).scalar_one()
+        )
+
+
+async def test_a_burst_without_approvals_blocks_its_prefix_not_others(
+    client, app, carrier, clock, auth
+):
+    blocks_before = await metric(client)
+    for i in range(5):  # a normal prefix: people type their codes
+        await verify(client, app, carrier, auth, normal(i))
+    pending = await burst(client, auth, 10)  # nobody ever types these codes
+    clock.advance(seconds=WINDOW_GRACE)
+
+    refused = await start(client, auth, phone=pumped(50))
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"].endswith("/prefix-blocked")
+    assert refused.headers["Retry-After"] == str(30 * 60)
+    # The block is kept although the request that tripped it was refused.
+    assert count_rows(app, "pumping_blocks") == 1
+    assert events(app, "sms:pumping:prefix_blocked") == 1
+    assert await metric(client) == blocks_before + 1
+
+    # Every send to the range is refused, resends of earlier verifications included;
+    assert (await start(client, auth, phone=pumped(51))).status_code == 429
+    clock.advance(seconds=30)
+    resend = await client.post(f"/v1/verifications/{pending[0]}/resend", headers=auth)
+    assert resend.status_code == 429 and resend.json()["type"].endswith("/prefix-blocked")
+    # while the normal prefix keeps working.
+    await verify(client, app, carrier, auth, normal(10))
+    assert count_rows(app, "pumping_blocks") == 1, "one block, not one per refused send"
+
+
+async def test_sends_within_the_grace_period_are_not_judged_yet(client, clock, auth):
+    await burst(client, auth, 10)
+    clock.advance(seconds=WINDOW_GRACE - 1)  # people may still be typing
+    assert (await start(client, auth, phone=pumped(50))).status_code == 201
+
+
+async def test_a_prefix_that_converts_is_never_blocked(client, app, carrier, clock, auth):
+    for i in range(10):
+        if i % 4 == 0:  # 3 in 10 convert: above the 20 % threshold
+            await verify(client, app, carrier, auth, pumped(i))
+        else:
+            assert (await start(client, auth, phone=pumped(i))).status_code == 201
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50))).status_code == 201
+    assert count_rows(app, "pumping_blocks") == 0
+
+
+async def test_the_block_lifts_after_the_cool_off_and_the_prefix_starts_afresh(
+    client, app, clock, auth
+):
+    await burst(client, auth, 10)
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50))).status_code == 429
+    clock.advance(minutes=30, seconds=-1)
+    assert (await start(client, auth, phone=pumped(51))).status_code == 429
+    clock.advance(seconds=1)
+    # The burst is still inside the 60-minute window, but it came before the block
+    # ended: the prefix is judged afresh, not blocked again by the same burst.
+    assert (await start(client, auth, phone=pumped(52))).status_code == 201
+    assert count_rows(app, "pumping_blocks") == 1
+
+
+async def test_an_admin_lifts_a_block_at_once(client, app, clock, auth):
+    await burst(client, auth, 10)
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50))).status_code == 429
+    ctx, db = app.state.ctx, app.state.db
+    [block] = db.call(pumping.list_blocks, ctx)
+    assert block.prefix == "+819011" and block.sends == 10 and block.approvals == 0
+
+    with pytest.raises(pumping.InvalidInput):
+        db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason=" ")
+    with pytest.raises(pumping.NotFound):
+        db.call(pumping.lift, ctx, block_id="blk_missing", actor="staff:a", reason="checked")
+    db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason="campaign traffic")
+    assert events(app, "sms:pumping:prefix_lifted") == 1
+    assert db.call(pumping.list_blocks, ctx) == []
+    with pytest.raises(pumping.BlockNotActive):
+        db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason="again")
+    assert (await start(client, auth, phone=pumped(51))).status_code == 201
+
+
+@pytest.mark.parametrize("settings_overrides", [{"country_send_caps": {"jp": 3}}])
+async def test_a_country_cap_limits_every_send_to_the_country(client, clock, auth):
+    for i in range(3):
+        assert (await start(client, auth, phone=normal(i))).status_code == 201
+    limited = await start(client, auth, phone=pumped(0))
+    assert limited.status_code == 429
+    assert limited.json()["limit"] == "country_hour"
+    clock.advance(hours=1)
+    assert (await start(client, auth, phone=pumped(0))).status_code == 201
+
+
+def test_caps_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        Settings(country_send_caps={"JP": 0})
+
+
+def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, settings):
+    clock.set(dt.datetime.now(dt.UTC))  # the command runs on the system clock
+    monkeypatch.setenv("SMSREG_DATABASE_URL", settings.database_url)
+    for family in ("phone", "index", "code", "token"):
+        ring = getattr(settings, f"{family}_keys")
+        monkeypatch.setenv(
+            f"SMSREG_{family.upper()}_KEYS",
+            "{" + ", ".join(f'"{k}": "{v.get_secret_value()}"' for k, v in ring.items()) + "}",
+        )
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "cli-state"))
+    runner = CliRunner()
+    assert "no blocks in force" in runner.invoke(cli, ["pumping", "blocks"]).output
+    ctx, db = app.state.ctx, app.state.db
+
+    def trip(tx, ctx):
+        for _ in range(10):
+            tx.execute(
+                "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:b, :at, 1) "
+                "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",
+                {"b": "p:idx", "at": ctx.clock.now()},
+            )
+
+    db.call(trip, ctx)
+    clock.advance(seconds=WINDOW_GRACE)
+    with pytest.raises(pumping.PrefixBlocked):
+        db.call(
+            pumping.watch,
+            ctx,
+            prefix_index="idx",
+            prefix="+819011",
+            region="JP",
+            now=ctx.clock.now(),
+        )
+    listed = runner.invoke(cli, ["pumping", "blocks"])
+    assert "+819011" in listed.output, listed.output
+    block_id = listed.output.split()[0]
+    assert runner.invoke(cli, ["pumping", "lift", block_id, "--reason", "x"]).exit_code == 1
+    lifted = runner.invoke(cli, ["pumping", "lift", block_id, "--reason", "known campaign"])
+    assert lifted.exit_code == 0, lifted.output
+    assert "no blocks in force" in runner.invoke(cli, ["pumping", "blocks"]).output
