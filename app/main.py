@@ -91,8 +91,9 @@ def create_app(
     app.state.ctx, app.state.db, app.state.outbox = ctx, db, worker
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    # Routes are matched in order, one pattern at a time: the hot ones go first.
+    app.include_router(verification_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
-    app.include_router(verification_router)
     app.include_router(sms_callback_router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from app.core.context import Context
@@ -72,8 +73,18 @@ def send_limits(
 _MINUTE = dt.timedelta(minutes=1)
 
 
-def enforce(tx: Tx, limits: list[Limit], *, now: dt.datetime) -> None:
-    """Raise RateLimited if any limit is reached; otherwise count one send against each."""
+def enforce(
+    tx: Tx,
+    limits: list[Limit],
+    *,
+    now: dt.datetime,
+    before_counting: Callable[[Mapping[str, int]], None] | None = None,
+) -> None:
+    """Raise RateLimited if any limit is reached; otherwise count one send against each.
+
+    ``before_counting`` sees each bucket's hits over its widest window once every limit
+    has allowed the send and before it is counted; it may still refuse the send.
+    """
     buckets = sorted({limit.bucket for limit in limits})
     exact = sorted({limit.bucket for limit in limits if limit.slot is None})
     for bucket in exact:  # sorted, so two transactions never lock in opposite orders
@@ -113,6 +124,8 @@ def enforce(tx: Tx, limits: list[Limit], *, now: dt.datetime) -> None:
                 retry_after=retry,
                 limit=limit.name,
             )
+    if before_counting is not None:
+        before_counting(counted)
     tx.executemany(
         "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:bucket, :at, 1) "
         "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",

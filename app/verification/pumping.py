@@ -52,6 +52,10 @@ _LAST_BLOCK_END = (
     "THEN lifted_at ELSE ends_at END) FROM pumping_blocks WHERE prefix_index = :prefix), "
     ":since)"
 )
+_BLOCKED = (
+    "SELECT max(ends_at) AS ends_at FROM pumping_blocks WHERE prefix_index = :prefix "
+    "AND lifted_at IS NULL AND ends_at > :now"
+)
 _WATCH = (  # fixed fragments only
     "SELECT "  # noqa: S608
     "(SELECT max(ends_at) FROM pumping_blocks WHERE prefix_index = :prefix "
@@ -69,13 +73,32 @@ def approvals_bucket(prefix_index: str) -> str:
 
 
 def watch(
-    tx: Tx, ctx: Context, *, prefix_index: str, prefix: str, region: str, now: dt.datetime
+    tx: Tx,
+    ctx: Context,
+    *,
+    prefix_index: str,
+    prefix: str,
+    region: str,
+    now: dt.datetime,
+    hour_sends: int | None = None,
 ) -> None:
     """Refuse a send to a blocked prefix, or block a prefix that stopped converting.
 
     Runs before the send is counted, so the send that trips the block is not counted.
+    ``hour_sends`` is the prefix's sends in the last hour, when the send limits have
+    just counted them: with fewer than the watch needs in a window of at most an hour,
+    only the block is looked up (the common case, one index probe).
     """
     s = ctx.settings
+    if (
+        hour_sends is not None
+        and hour_sends < s.pumping_min_sends
+        and s.pumping_window_minutes <= 60
+    ):
+        ends_at = tx.scalar(_BLOCKED, {"prefix": prefix_index, "now": now})
+        if ends_at is not None:
+            raise _refusal(ends_at, now)
+        return
     state = tx.one(
         _WATCH,
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,11 +176,12 @@ def start(
 
     phone_index = ctx.keys.blind_index(phone.e164, kind="number")
     prefix_index = limits.prefix_index(ctx, phone)
-    _guard(tx, ctx, phone=phone, prefix_index=prefix_index, now=now)
     send_limits = limits.send_limits(
         ctx, phone=phone, ip=ip, number_index=phone_index, prefix=prefix_index
     )
-    limits.enforce(tx, send_limits, now=now)
+    limits.enforce(
+        tx, send_limits, now=now, before_counting=_guard(tx, ctx, phone, prefix_index, now)
+    )
     verification_id = new_id("ver")
     key_id, ciphertext = ctx.keys.encrypt(
         phone.e164, context=outbox.verification_aad(verification_id)
@@ -246,16 +248,23 @@ def start(
     return StartResult(body=body, replayed=False)
 
 
-def _guard(tx: Tx, ctx: Context, *, phone: Phone, prefix_index: str, now: dt.datetime) -> None:
-    """The pumping guard's say on one send (before the send limits count it)."""
-    pumping.watch(
-        tx,
-        ctx,
-        prefix_index=prefix_index,
-        prefix=phone.prefix(ctx.settings.prefix_digits),
-        region=phone.region,
-        now=now,
-    )
+def _guard(
+    tx: Tx, ctx: Context, phone: Phone, prefix_index: str, now: dt.datetime
+) -> Callable[[Mapping[str, int]], None]:
+    """The pumping guard's say on one send, once the send limits allowed it."""
+
+    def watch(counted: Mapping[str, int]) -> None:
+        pumping.watch(
+            tx,
+            ctx,
+            prefix_index=prefix_index,
+            prefix=phone.prefix(ctx.settings.prefix_digits),
+            region=phone.region,
+            now=now,
+            hour_sends=counted.get(f"p:{prefix_index}"),
+        )
+
+    return watch
 
 
 def resend(
@@ -281,8 +290,12 @@ def resend(
     )
     phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
     prefix_index = limits.prefix_index(ctx, phone)
-    _guard(tx, ctx, phone=phone, prefix_index=prefix_index, now=now)
-    limits.enforce(tx, limits.send_limits(ctx, phone=phone, ip=ip, prefix=prefix_index), now=now)
+    limits.enforce(
+        tx,
+        limits.send_limits(ctx, phone=phone, ip=ip, prefix=prefix_index),
+        now=now,
+        before_counting=_guard(tx, ctx, phone, prefix_index, now),
+    )
     repo.mark_resent(tx, verification_id=row.id, now=now)
     outbox.enqueue(tx, verification_id=row.id, now=now, expires_at=row.expires_at)
     record_event(

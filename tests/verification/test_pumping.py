@@ -211,3 +211,19 @@ def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, s
     lifted = runner.invoke(cli, ["pumping", "lift", block_id, "--reason", "known campaign"])
     assert lifted.exit_code == 0, lifted.output
     assert "no blocks in force" in runner.invoke(cli, ["pumping", "blocks"]).output
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"pumping_min_sends": 10, "pumping_grace_seconds": 60, "pumping_cooloff_minutes": 120}],
+)
+async def test_a_block_holds_after_its_sends_leave_the_window(client, clock, auth):
+    await burst(client, auth, 10)
+    clock.advance(seconds=60)
+    assert (await start(client, auth, phone=pumped(50))).status_code == 429
+    # An hour on, the prefix has too few sends to be judged, but its block still holds.
+    clock.advance(minutes=61)
+    refused = await start(client, auth, phone=pumped(51))
+    assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
+    clock.advance(minutes=60)
+    assert (await start(client, auth, phone=pumped(52))).status_code == 201
