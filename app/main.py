@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from app.consent.routes import router as consent_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -20,9 +21,11 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
+from app.delivery.routes import router as delivery_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
+from app.sms.inbound import router as sms_inbound_router
 from app.sms.outbox import OutboxWorker
 from app.verification.routes import router as verification_router
 
@@ -96,4 +99,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(sms_callback_router)
+    app.include_router(sms_inbound_router)
+    app.include_router(consent_router)
+    app.include_router(delivery_router)
     return app

@@ -17,7 +17,7 @@ def test_checked_in_openapi_matches_the_app():
 
 
 # Authenticated by Twilio's request signature instead of an API key.
-SIGNED_BY_CARRIER = {("post", "/v1/sms/twilio/status")}
+SIGNED_BY_CARRIER = {("post", "/v1/sms/twilio/status"), ("post", "/v1/sms/twilio/inbound")}
 
 
 def test_every_operation_documents_its_problems():

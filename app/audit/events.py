@@ -12,6 +12,9 @@ from app.core.db import Tx
 class Tag(enum.StrEnum):
     API_KEY_CREATED = "service:api_key:created"
     API_KEY_REVOKED = "service:api_key:revoked"
+    API_KEY_ROTATED = "service:api_key:rotated"
+    COUPON_REDEEMED = "coupon:redeemed"
+    COUPON_REDEMPTION_REFUSED = "coupon:redemption_refused"
     VERIFICATION_STARTED = "verification:started"
     VERIFICATION_RESENT = "verification:resent"
     VERIFICATION_APPROVED = "verification:approved"
@@ -21,6 +24,11 @@ class Tag(enum.StrEnum):
     PUMPING_PREFIX_BLOCKED = "sms:pumping:prefix_blocked"
     PUMPING_PREFIX_LIFTED = "sms:pumping:prefix_lifted"
     SMS_EXPIRED = "sms:expired"
+    SMS_CANCELLED = "sms:cancelled"
+    CONSENT_OPTED_IN = "consent:opted_in"
+    CONSENT_OPTED_OUT = "consent:opted_out"
+    DELIVERY_CREATED = "delivery:created"
+    DELIVERY_QUEUED = "delivery:queued"
 
 
 _INSERT = (

@@ -115,6 +115,22 @@ class Settings(BaseSettings):
     api_key_max_age_days: int = Field(180, ge=1)
     api_key_grace_hours: int = Field(24, ge=0)
 
+    # Consent and campaign delivery (issue 4)
+    # An inbound SMS whose whole body is one of these (trimmed, NFKC, any case) opts out.
+    stop_words: Annotated[list[str], NoDecode] = [
+        "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+        "停止", "配信停止", "中止", "수신거부", "거부", "중지",
+    ]  # fmt: skip
+    # Appended to every campaign message, per language (JSON; missing languages keep these).
+    delivery_opt_out_lines: dict[str, str] = {
+        "ja": "配信停止はSTOPと返信",
+        "ko": "수신거부: STOP 회신",
+        "en": "Reply STOP to opt out",
+    }
+    delivery_max_segments: int = Field(3, ge=1, le=10, description="SMS parts per message")
+    delivery_ttl_hours: int = Field(24, ge=1, le=168, description="unsent campaign SMS expire")
+    delivery_batch_size: int = Field(2000, ge=100, le=50_000, description="rows per transaction")
+
     # Retention
     unverified_retention_hours: int = Field(24, ge=1)
     verification_retention_days: int = Field(183, ge=1)
@@ -139,6 +155,31 @@ class Settings(BaseSettings):
         if any(cap < 1 for cap in value.values()):
             raise ValueError("every cap must be at least 1")
         return {region.upper(): cap for region, cap in value.items()}
+
+    @field_validator("stop_words", mode="before")
+    @classmethod
+    def _stop_words_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("stop_words")
+    @classmethod
+    def _stop_words(cls, value: list[str]) -> list[str]:
+        words = [word.strip() for word in value if word.strip()]
+        if not words:
+            raise ValueError("at least one stop word is needed")
+        return words
+
+    @field_validator("delivery_opt_out_lines")
+    @classmethod
+    def _opt_out_lines(cls, value: dict[str, str]) -> dict[str, str]:
+        defaults = cls.model_fields["delivery_opt_out_lines"].default
+        unknown = sorted(set(value) - set(defaults))
+        if unknown:
+            raise ValueError(f"languages must be some of {sorted(defaults)}, not {unknown}")
+        lines = {**defaults, **{language: line.strip() for language, line in value.items()}}
+        if not all(lines.values()):
+            raise ValueError("an opt-out line may not be empty")
+        return lines
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -2,6 +2,8 @@
 
 from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
+from app.models.campaign import Delivery, DeliveryText
+from app.models.consent import Consent, ConsentEvent
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
@@ -12,6 +14,10 @@ from app.models.verification import Verification
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "Consent",
+    "ConsentEvent",
+    "Delivery",
+    "DeliveryText",
     "IdempotencyRecord",
     "OutboxMessage",
     "PumpingBlock",

@@ -1,4 +1,9 @@
-"""SMS waiting to go out, written in the same transaction as what caused it."""
+"""SMS waiting to go out, written in the same transaction as what caused it.
+
+A row is a verification code (``kind = 'code'``: the body is built at send time from
+the verification) or a campaign message (``kind = 'campaign'``: the body is the
+delivery's text in the row's locale, sent only while the subscriber's opt-in is live).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from app.models.types import timestamp
 class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_messages"
     __table_args__ = (
-        sa.Index("ix_outbox_messages_status_due", "status", "next_attempt_at"),
+        # Claims take each kind's due rows in due order from this index alone, so a
+        # campaign's backlog never delays a code, nor makes each claim sort it.
+        sa.Index("ix_outbox_messages_kind_status_due", "kind", "status", "next_attempt_at"),
         # Only sent messages have a carrier id: indexing the NULLs of queued ones would
         # cost every start one more page written at commit, for nothing.
         sa.Index(
@@ -22,11 +29,28 @@ class OutboxMessage(SQLModel, table=True):
             sqlite_where=sa.text("carrier_message_id IS NOT NULL"),
             postgresql_where=sa.text("carrier_message_id IS NOT NULL"),
         ),
+        # One message per subscriber per campaign, by construction; also finds a
+        # campaign's rows (tallies) and a subscriber's. Code rows are not indexed here.
+        sa.Index(
+            "ix_outbox_messages_delivery_subscriber",
+            "delivery_id",
+            "subscriber_id",
+            unique=True,
+            sqlite_where=sa.text("delivery_id IS NOT NULL"),
+            postgresql_where=sa.text("delivery_id IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(default="code", max_length=16, sa_column_kwargs={"server_default": "code"})
     # The body is built at send time from the verification, so no code sits in this table.
-    verification_id: str = Field(foreign_key="verifications.id", max_length=40, index=True)
+    verification_id: str | None = Field(
+        default=None, foreign_key="verifications.id", max_length=40, index=True
+    )
+    # Campaign messages: the delivery (its text per locale) and the recipient.
+    delivery_id: str | None = Field(default=None, foreign_key="deliveries.id", max_length=40)
+    subscriber_id: str | None = Field(default=None, foreign_key="subscribers.id", max_length=40)
+    locale: str | None = Field(default=None, max_length=8)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     created_at: dt.datetime = timestamp()

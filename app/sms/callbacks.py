@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
 from app.core.db import Tx
-from app.core.deps import RuntimeDep, runtime_of
+from app.core.deps import Runtime, RuntimeDep, runtime_of
 from app.core.errors import AppError, Forbidden
 from app.core.http import is_trusted
 
@@ -74,13 +74,12 @@ def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> b
     return True
 
 
-@router.post(
-    "/status",
-    status_code=204,
-    responses={403: Forbidden.openapi(), 404: CallbacksDisabled.openapi()},
-    summary="Twilio delivery status callback (signed by Twilio)",
-)
-async def twilio_status(request: Request, rt: RuntimeDep) -> Response:
+async def signed_form(request: Request, rt: Runtime) -> dict[str, Any]:
+    """The form fields Twilio posted, once its X-Twilio-Signature is checked.
+
+    404 when no Twilio auth token is configured; 403 on a missing or wrong signature.
+    Shared by every Twilio webhook (status callbacks, inbound messages).
+    """
     token = rt.ctx.settings.twilio_auth_token
     if token is None:
         raise CallbacksDisabled()
@@ -90,6 +89,17 @@ async def twilio_status(request: Request, rt: RuntimeDep) -> Response:
     validator = RequestValidator(token.get_secret_value())
     if not signature or not validator.validate(signed_url(request), form, signature):
         raise Forbidden("the X-Twilio-Signature does not match")
+    return form
+
+
+@router.post(
+    "/status",
+    status_code=204,
+    responses={403: Forbidden.openapi(), 404: CallbacksDisabled.openapi()},
+    summary="Twilio delivery status callback (signed by Twilio)",
+)
+async def twilio_status(request: Request, rt: RuntimeDep) -> Response:
+    form = await signed_form(request, rt)
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if sid and status:

@@ -7,6 +7,9 @@ import enum
 
 class Scope(enum.StrEnum):
     VERIFICATIONS_WRITE = "verifications:write"
+    CONSENTS_WRITE = "consents:write"
+    DELIVERIES_WRITE = "deliveries:write"
+    COUPONS_WRITE = "coupons:write"
 
 
 DEFAULT_SCOPES = (Scope.VERIFICATIONS_WRITE,)

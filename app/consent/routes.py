@@ -1,0 +1,58 @@
+"""/v1/subscribers/{id}/consents: thin routes that authorise, call a service and answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from app.consent import service
+from app.consent.auth import ConsentsWrite
+from app.consent.schemas import ConsentChange, ConsentChangePublic, ConsentsPublic
+from app.core.deps import request_ip, runtime_of
+from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.staff.auth import as_client
+
+router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
+SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
+_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
+
+
+@router.post(
+    "/{subscriber_id}/consents",
+    status_code=201,
+    responses={
+        **_AUTH,
+        404: service.SubscriberNotFound.openapi(),
+        409: service.NotVerifiedForPurpose.openapi(),
+        422: InvalidInput.openapi(),
+    },
+    summary="Record an opt-in or opt-out (appended to the history; an opt-out stops sends at once)",
+)
+async def change_consent(
+    subscriber_id: SubscriberId, body: ConsentChange, caller: ConsentsWrite, request: Request
+) -> ConsentChangePublic:
+    rt = runtime_of(request)
+    return await rt.db.run(
+        as_client,
+        rt.ctx,
+        caller=caller,
+        action=service.record,
+        subscriber_id=subscriber_id,
+        data=body,
+        ip=request_ip(request),
+    )
+
+
+@router.get(
+    "/{subscriber_id}/consents",
+    responses={**_AUTH, 404: service.SubscriberNotFound.openapi(), 422: InvalidInput.openapi()},
+    summary="A subscriber's current consent and its history (never the number)",
+)
+async def read_consents(
+    subscriber_id: SubscriberId, caller: ConsentsWrite, request: Request
+) -> ConsentsPublic:
+    rt = runtime_of(request)
+    return await rt.db.run(
+        as_client, rt.ctx, caller=caller, action=service.read, subscriber_id=subscriber_id
+    )

@@ -1,0 +1,74 @@
+"""Request and response shapes of /v1/subscribers/{id}/consents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ConsentPurpose = Literal["coupon_delivery"]
+Action = Literal["opt_in", "opt_out"]
+State = Literal["opted_in", "opted_out", "none"]
+
+
+class ConsentChange(BaseModel):
+    """Record an opt-in or opt-out, as the person gave it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: ConsentPurpose = Field(description="only coupon_delivery rests on consent")
+    action: Action
+    source: str = Field(
+        pattern=r"^[a-z][a-z0-9_\-]{0,31}$",
+        description="where the person gave it: web, app, store, ...",
+        examples=["web"],
+    )
+    policy_version: str | None = Field(
+        default=None,
+        pattern=r"^[\x21-\x7e][\x20-\x7e]{0,63}$",
+        description="the privacy policy version shown; required to opt in",
+        examples=["2026-04"],
+    )
+    locale: str | None = Field(
+        default=None,
+        pattern=r"^(ja|ko|en)(-[A-Za-z]{2})?$",
+        description="language of campaign messages; default: the number's country's",
+    )
+
+
+class ConsentPublic(BaseModel):
+    """The current state of consent to one purpose."""
+
+    purpose: ConsentPurpose
+    status: State = Field(description="none when nothing was ever recorded")
+    locale: str | None = None
+    source: str | None = None
+    policy_version: str | None = None
+    changed_at: dt.datetime | None = None
+
+
+class ConsentChangePublic(ConsentPublic):
+    """The state after a change."""
+
+    subscriber_id: str
+
+
+class ConsentEventPublic(BaseModel):
+    """One entry of the history: never changed, never deleted."""
+
+    at: dt.datetime
+    purpose: ConsentPurpose
+    action: Action
+    source: str
+    policy_version: str | None
+    client_ip: str | None = Field(description="the client's address; null for an SMS STOP")
+    actor: str = Field(description="api_key:<id>, or sms:twilio for an inbound STOP")
+
+
+class ConsentsPublic(BaseModel):
+    """A subscriber's consent: the current state per purpose and the history, newest first."""
+
+    subscriber_id: str
+    consents: list[ConsentPublic]
+    history: list[ConsentEventPublic]

@@ -1,0 +1,77 @@
+"""Inbound STOP: an SMS whose body is a stop word opts its sender out of coupon delivery.
+
+A body matches when, trimmed and folded (Unicode NFKC, so full-width ``ＳＴＯＰ`` and
+half-width katakana match too, then case-folded), it equals one of the configured
+stop words folded the same way. Neither the number nor the body is ever logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from collections.abc import Sequence
+
+import phonenumbers
+
+from app.consent import repository as repo
+from app.consent import service
+from app.core.context import Context
+from app.core.db import Tx
+from app.registry import repository as registry
+
+SOURCE = "sms"
+ACTOR = "sms:twilio"
+
+
+def fold(text: str) -> str:
+    """The form bodies and stop words are compared in."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+@functools.lru_cache(maxsize=8)
+def _folded(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(fold(word) for word in words)
+
+
+def is_stop_word(body: str, words: Sequence[str]) -> bool:
+    """Whether an SMS body asks to stop."""
+    return fold(body) in _folded(tuple(words))
+
+
+def _e164(sender: str) -> str | None:
+    try:
+        number = phonenumbers.parse(sender, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def handle_inbound(tx: Tx, ctx: Context, *, sender: str, body: str) -> bool:
+    """Opt the sender out of coupon delivery if the body is a stop word and the number
+    is registered; True when a subscriber was opted out."""
+    if not is_stop_word(body, ctx.settings.stop_words):
+        return False
+    e164 = _e164(sender)
+    subscriber_id = (
+        None
+        if e164 is None
+        else registry.find_id(tx, phone_index=ctx.keys.blind_index(e164, kind="number"))
+    )
+    subscriber = None if subscriber_id is None else repo.get_subscriber(tx, subscriber_id)
+    if subscriber is None:
+        return False  # not ours: nothing is written
+    service.change(
+        tx,
+        ctx,
+        subscriber=subscriber,
+        purpose=repo.DELIVERY_PURPOSE,
+        action="opt_out",
+        source=SOURCE,
+        policy_version=None,
+        locale=None,
+        client_ip=None,
+        actor=ACTOR,
+    )
+    return True

@@ -1,0 +1,13 @@
+"""Fixtures of the delivery tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.consent.helpers import ALL_SCOPES, make_key
+
+
+@pytest.fixture
+def full_auth(app) -> dict[str, str]:
+    """A key with every service scope (verify, consent, deliver)."""
+    return make_key(app, ALL_SCOPES)
