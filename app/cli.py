@@ -181,6 +181,8 @@ def keys_list() -> None:
     db, _ = _runtime(_settings())
     for key in db.call(api_keys.list_keys):
         state = "revoked" if key.revoked_at else "active"
+        if not key.revoked_at and key.rotated_to:
+            state = f"rotated to {key.rotated_to}, valid until {key.expires_at:%Y-%m-%d %H:%M}Z"
         typer.echo(
             f"{key.id}\t{key.prefix}...\t{key.name}\t{','.join(key.scopes)}\t"
             f"expires {key.expires_at:%Y-%m-%d}\t{state}"
@@ -197,6 +199,56 @@ def keys_revoke(key_id: str) -> None:
         typer.secho(f"refused: {exc.detail}", err=True, fg="red")
         raise typer.Exit(1) from None
     typer.echo(f"revoked {key.id}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    key_id: str,
+    grace_hours: Annotated[
+        int | None,
+        typer.Option(help="old key's remaining life; default SMSREG_API_KEY_GRACE_HOURS"),
+    ] = None,
+) -> None:
+    """Issue a successor key (shown once); the old key dies after the grace period."""
+    db, ctx = _runtime(_settings())
+    try:
+        rotated = db.call(
+            api_keys.rotate, ctx, key_id=key_id, actor=CLI_ACTOR, grace_hours=grace_hours
+        )
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    old, new = rotated.old, rotated.new.key
+    typer.echo(f"rotated {old.id} -> {new.id}")
+    typer.echo(f"old key valid until: {old.expires_at.isoformat()}")
+    typer.echo(f"id:      {new.id}\nexpires: {new.expires_at.isoformat()}")
+    typer.echo("key (shown once, store it now):")
+    typer.echo(rotated.new.token)
+
+
+@keys_cli.command("due")
+def keys_due(
+    within_days: Annotated[
+        int | None, typer.Option(help="default SMSREG_API_KEY_DUE_WITHIN_DAYS (14)")
+    ] = None,
+) -> None:
+    """List keys past or near their maximum age, with who created them."""
+    db, ctx = _runtime(_settings())
+    try:
+        rows = db.call(api_keys.due, ctx, within_days=within_days)
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    if not rows:
+        typer.echo("no API keys due")
+        return
+    typer.echo("id\tkey\tname\tcreated_by\tcreated\tdue\tstate\tlast_used")
+    for key in rows:
+        last_used = f"{key.last_used_at:%Y-%m-%d}" if key.last_used_at else "never"
+        typer.echo(
+            f"{key.id}\t{key.prefix}...\t{key.name}\t{key.created_by}\t"
+            f"{key.created_at:%Y-%m-%d}\t{key.due_at:%Y-%m-%d}\t{key.state}\t{last_used}"
+        )
 
 
 @secrets_cli.command("new")

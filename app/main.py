@@ -21,6 +21,7 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
+from app.coupons.routes import router as coupons_router
 from app.delivery.routes import router as delivery_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
@@ -102,4 +103,5 @@ def create_app(
     app.include_router(sms_inbound_router)
     app.include_router(consent_router)
     app.include_router(delivery_router)
+    app.include_router(coupons_router)
     return app

@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     session_max_hours: int = Field(12, ge=1, le=12)
     api_key_max_age_days: int = Field(180, ge=1)
     api_key_grace_hours: int = Field(24, ge=0)
+    api_key_due_within_days: int = Field(
+        14, ge=0, le=365, description="`smsreg api-keys due` lists keys this close to their age"
+    )
+
+    # Coupon redemptions (issue 4)
+    coupon_verification_window_minutes: int = Field(
+        10, ge=1, le=1440, description="how long after its approval a verification backs one"
+    )
+    coupon_redemptions_per_number: int = Field(1, ge=1, le=1000)
+    coupon_redemption_limits: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")],
+        Annotated[int, Field(ge=1, le=1000)],
+    ] = Field(default_factory=dict, description="per-coupon limits overriding the default")
 
     # Consent and campaign delivery (issue 4)
     # An inbound SMS whose whole body is one of these (trimmed, NFKC, any case) opts out.

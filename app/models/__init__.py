@@ -4,6 +4,7 @@ from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
 from app.models.campaign import Delivery, DeliveryText
 from app.models.consent import Consent, ConsentEvent
+from app.models.coupon import CouponRedemption
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEvent",
     "Consent",
     "ConsentEvent",
+    "CouponRedemption",
     "Delivery",
     "DeliveryText",
     "IdempotencyRecord",

@@ -23,3 +23,11 @@ class ApiKey(SQLModel, table=True):
     expires_at: dt.datetime = timestamp()
     revoked_at: dt.datetime | None = timestamp(nullable=True)
     last_used_at: dt.datetime | None = timestamp(nullable=True)
+    # Rotation: the key this one replaced, and the key that replaced this one (whose
+    # expiry was then cut to the end of the grace period).
+    rotated_from: str | None = Field(default=None, max_length=40)
+    rotated_to: str | None = Field(default=None, max_length=40)
+    # The client a rotated key speaks for: the first key of its line (None: itself).
+    # Verifications, idempotency keys and deliveries belong to the client, so they
+    # survive a rotation.
+    client_id: str | None = Field(default=None, max_length=40)

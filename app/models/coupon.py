@@ -1,0 +1,37 @@
+"""Coupon redemptions, each tied to the number's identity (the subscriber), not an account."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.models.types import timestamp
+
+
+class CouponRedemption(SQLModel, table=True):
+    """One redemption of a coupon by a number; never updated.
+
+    ``seq`` numbers a number's redemptions of one coupon from 1 up to the limit, and the
+    unique key on (coupon, subscriber, seq) makes the database itself refuse a second
+    row with the same number, whatever the service's locking does.
+    """
+
+    __tablename__ = "coupon_redemptions"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "coupon_id", "subscriber_id", "seq", name="uq_coupon_redemptions_number_seq"
+        ),
+        sa.UniqueConstraint("verification_id", name="uq_coupon_redemptions_verification_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    coupon_id: str = Field(max_length=64)
+    subscriber_id: str = Field(foreign_key="subscribers.id", max_length=40)
+    seq: int
+    client_id: str = Field(foreign_key="api_keys.id", max_length=40)
+    # The approved verification that backed it (each backs one redemption at most). Not a
+    # foreign key: verifications are purged after their retention, redemptions are kept.
+    verification_id: str | None = Field(default=None, max_length=40)
+    redeemed_at: dt.datetime = timestamp()
