@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from app.core import retention
 from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings, new_key
 from app.core.context import Context
@@ -249,6 +250,17 @@ def keys_due(
             f"{key.id}\t{key.prefix}...\t{key.name}\t{key.created_by}\t"
             f"{key.created_at:%Y-%m-%d}\t{key.due_at:%Y-%m-%d}\t{key.state}\t{last_used}"
         )
+
+
+@cli.command()
+def purge(
+    batch: Annotated[int, typer.Option(min=10, max=100_000, help="rows per transaction")] = 1000,
+) -> None:
+    """Delete what the retention schedule no longer keeps (run it daily from cron)."""
+    db, ctx = _runtime(_settings())
+    report = retention.purge(db, ctx, batch=batch)
+    for kind, n in report.deleted.items():
+        typer.echo(f"{kind}: {n} deleted")
 
 
 @secrets_cli.command("new")

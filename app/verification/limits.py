@@ -148,8 +148,3 @@ def _count_sql(n: int) -> str:
         f"(SELECT coalesce(sum(hits), 0) {window.format(i=i)}) AS hits{i}" for i in range(n)
     )
     return f"SELECT {counts}"  # noqa: S608 (placeholders only)
-
-
-def purge(tx: Tx, *, now: dt.datetime, keep: dt.timedelta) -> int:
-    """Delete hits older than any window needs."""
-    return tx.execute("DELETE FROM rate_limit_hits WHERE at <= :cutoff", {"cutoff": now - keep})
