@@ -20,6 +20,7 @@ from app.core.db import Database, create_db_engine
 from app.core.errors import AppError
 from app.core.migrations import upgrade
 from app.staff import api_keys
+from app.staff.cli import staff_cli
 from app.staff.scopes import DEFAULT_SCOPES
 from app.verification.cli import pumping_cli
 
@@ -31,6 +32,7 @@ secrets_cli = typer.Typer(
 )
 cli.add_typer(secrets_cli, name="keys")
 cli.add_typer(pumping_cli, name="pumping")
+cli.add_typer(staff_cli, name="staff")
 
 CLI_ACTOR = "cli"
 

@@ -23,11 +23,14 @@ from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
 from app.coupons.routes import router as coupons_router
 from app.delivery.routes import router as delivery_router
+from app.registry.routes import access_log_router
+from app.registry.routes import router as registry_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.inbound import router as sms_inbound_router
 from app.sms.outbox import OutboxWorker
+from app.staff.routes import router as staff_router
 from app.verification.routes import router as verification_router
 
 log = logging.getLogger("smsreg")
@@ -104,4 +107,7 @@ def create_app(
     app.include_router(consent_router)
     app.include_router(delivery_router)
     app.include_router(coupons_router)
+    app.include_router(staff_router)
+    app.include_router(registry_router)
+    app.include_router(access_log_router)
     return app

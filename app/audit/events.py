@@ -30,6 +30,20 @@ class Tag(enum.StrEnum):
     CONSENT_OPTED_OUT = "consent:opted_out"
     DELIVERY_CREATED = "delivery:created"
     DELIVERY_QUEUED = "delivery:queued"
+    STAFF_LOGIN_SUCCEEDED = "staff:login:succeeded"
+    STAFF_LOGIN_FAILED = "staff:login:failed"
+    STAFF_LOGIN_LOCKED = "staff:login:locked"
+    STAFF_LOGGED_OUT = "staff:session:logged_out"
+    STAFF_SESSIONS_REVOKED = "staff:session:revoked_all"
+    STAFF_CREATED = "staff:account:created"
+    STAFF_ROLE_CHANGED = "staff:account:role_changed"
+    STAFF_DISABLED = "staff:account:disabled"
+    STAFF_PASSWORD_CHANGED = "staff:account:password_changed"  # noqa: S105 (a tag)
+    STAFF_SUBSCRIBER_SEARCHED = "staff:subscriber:searched"
+    STAFF_SUBSCRIBER_READ = "staff:subscriber:read"
+    STAFF_SUBSCRIBER_REVEALED = "staff:subscriber:revealed"
+    STAFF_ACCESS_LOG_READ = "staff:access_log:read"
+    STAFF_ACCESS_LOG_EXPORTED = "staff:access_log:exported"
 
 
 _INSERT = (

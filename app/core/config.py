@@ -144,6 +144,16 @@ class Settings(BaseSettings):
     delivery_ttl_hours: int = Field(24, ge=1, le=168, description="unsent campaign SMS expire")
     delivery_batch_size: int = Field(2000, ge=100, le=50_000, description="rows per transaction")
 
+    # Staff sessions and logins (issue 4)
+    session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
+    login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")
+    login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lock lasts")
+    # argon2id parameters (argon2-cffi's defaults, RFC 9106's second recommendation).
+    password_hash_time_cost: int = Field(3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(65_536, ge=1024, le=4_194_304)
+    password_hash_parallelism: int = Field(4, ge=1, le=16)
+    permission_history_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
+
     # Retention
     unverified_retention_hours: int = Field(24, ge=1)
     verification_retention_days: int = Field(183, ge=1)

@@ -13,7 +13,7 @@ import orjson
 # bare 4-10 digit code is masked before a line is written.
 _PHONE = re.compile(r"\+?\d[\d\- ()]{6,}\d")
 _CODE = re.compile(r"(?<![\w.])\d{4,10}(?![\w.])")
-_SECRET = re.compile(r"smsreg_(sk|st)_[A-Za-z0-9_\-]+")
+_SECRET = re.compile(r"smsreg_(sk|st|ss)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
 _LIFECYCLE_LOGGERS = {"uvicorn.error", "alembic.runtime.migration"}

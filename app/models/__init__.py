@@ -1,5 +1,6 @@
 """SQLModel table classes only; importing this package registers every table."""
 
+from app.models.access_log import AccessLogEntry
 from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
 from app.models.campaign import Delivery, DeliveryText
@@ -9,10 +10,12 @@ from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
 from app.models.rate_limit import RateLimitHit
+from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
 
 __all__ = [
+    "AccessLogEntry",
     "ApiKey",
     "AuditEvent",
     "Consent",
@@ -24,6 +27,9 @@ __all__ = [
     "OutboxMessage",
     "PumpingBlock",
     "RateLimitHit",
+    "StaffAccount",
+    "StaffPermissionChange",
+    "StaffSession",
     "Subscriber",
     "SubscriberPurpose",
     "Verification",

@@ -21,8 +21,10 @@ from fastapi.security.utils import get_authorization_scheme_param
 from app.core.context import Context
 from app.core.db import Tx
 from app.core.errors import AUTHENTICATE_FIRST, Forbidden, Unauthenticated
-from app.staff import api_keys
+from app.staff import api_keys, roles, sessions
+from app.staff.accounts import Staff
 from app.staff.api_keys import Client
+from app.staff.roles import Role
 from app.staff.scopes import Scope
 
 T = TypeVar("T")
@@ -78,3 +80,62 @@ class _ApiKey(SecurityBase):
 
 
 VerificationsWrite = Annotated[Caller, Depends(_ApiKey(Scope.VERIFICATIONS_WRITE))]
+
+
+# -- staff sessions --------------------------------------------------------------------
+# The same shape as the API keys above: the dependency only reads the bearer token and
+# names the roles the route allows; the session and the role are checked first thing in
+# the action's own transaction (as_staff), so a revoked session or a changed role
+# applies to the very next request. Unauthenticated -> 401, another role -> 403.
+
+
+@dataclass(frozen=True)
+class StaffCaller:
+    """A request's staff session token and the roles its route allows, not yet checked."""
+
+    token: str
+    roles: frozenset[Role]
+
+    def authorize(self, tx: Tx, ctx: Context) -> Staff:
+        """The live staff member behind the session, or Unauthenticated / Forbidden."""
+        staff = sessions.authenticate(tx, ctx, token=self.token)
+        if staff.role not in self.roles:
+            raise Forbidden(f"the {staff.role.value} role may not do this")
+        return staff
+
+
+def as_staff(
+    tx: Tx, ctx: Context, *, caller: StaffCaller, action: Callable[..., T], **kwargs: Any
+) -> T:
+    """Authorize the staff caller, then run ``action(tx, ctx, staff=..., **kwargs)``: one unit.
+
+    For ``db.run(as_staff, ctx, caller=..., action=service.reveal, ...)``.
+    """
+    return action(tx, ctx, staff=caller.authorize(tx, ctx), **kwargs)
+
+
+class StaffSessionScheme(SecurityBase):
+    """The bearer staff session of a request, for a route that allows ``roles``."""
+
+    def __init__(self, allowed: frozenset[Role]) -> None:
+        self.model = HTTPBearerModel(
+            description="a staff session token (`smsreg_ss_...`) from POST /v1/staff/sessions"
+        )
+        self.scheme_name = "StaffSession"
+        self.roles = allowed
+
+    async def __call__(self, request: Request) -> StaffCaller:
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("send 'Authorization: Bearer <staff session token>'")
+        caller = StaffCaller(token=token, roles=self.roles)
+        request.scope[AUTHENTICATE_FIRST] = caller.authorize  # as for API keys above
+        return caller
+
+
+AnyStaff = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ALL_ROLES))]
+SubscriberRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.SUBSCRIBER_READ))]
+PhoneReveal = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PHONE_REVEAL))]
+AccessLogRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ACCESS_LOG_READ))]
+StaffAdmin = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_ADMIN))]
+StaffRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_READ))]

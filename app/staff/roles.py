@@ -1,0 +1,33 @@
+"""Staff roles and which of them may do what (DESIGN.md, "Who calls it").
+
+Each permission is written once, here, as the set of roles that hold it; the routes
+name them through the dependency aliases in app.staff.auth.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    PRIVACY_OFFICER = "privacy_officer"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+ALL_ROLES = frozenset(Role)
+
+# Search subscribers and see them masked. Admin and auditor never see a number, not
+# even masked: least privilege, since a masked view still shows that a number is held
+# and its last four digits.
+SUBSCRIBER_READ = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})
+# See a full number, with a stated reason, logged: the designated manager only.
+PHONE_REVEAL = frozenset({Role.PRIVACY_OFFICER})
+# Read and export the access log.
+ACCESS_LOG_READ = frozenset({Role.AUDITOR})
+# Create staff, change roles, disable accounts, end their sessions.
+STAFF_ADMIN = frozenset({Role.ADMIN})
+# Read the staff list and each account's permission history: admins, and auditors, who
+# review who holds which role.
+STAFF_READ = frozenset({Role.ADMIN, Role.AUDITOR})

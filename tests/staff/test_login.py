@@ -1,0 +1,229 @@
+"""Logging in: the right password, a wrong one, a missing account (same cost), lockout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from argon2 import PasswordHasher
+
+from app.staff import accounts
+from tests.conftest import count_rows
+from tests.staff.helpers import (
+    CHEAP_HASHING,
+    PASSWORD,
+    bearer,
+    create_staff,
+    events,
+    execute,
+    login,
+    make_key,
+    rows,
+)
+
+
+@pytest.fixture
+def verified_hashes(monkeypatch):
+    """Every hash PasswordHasher.verify is asked to check, in order."""
+    seen: list[str] = []
+    original = PasswordHasher.verify
+
+    def spy(self, hash, password):  # noqa: A002 (argon2's own parameter name)
+        seen.append(hash if isinstance(hash, str) else hash.decode())
+        return original(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", spy)
+    return seen
+
+
+async def test_login_opens_a_session_shown_once_and_stored_hashed(client, app, clock):
+    account = create_staff(app, "operator", username="hanako", display_name="Hanako Yamada")
+    answer = await login(client, "hanako")
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    token = body["token"]
+    assert token.startswith("smsreg_ss_") and len(token) > 40
+    assert body["token_type"] == "Bearer"
+    assert body["staff"] == {
+        "id": account.id,
+        "username": "hanako",
+        "display_name": "Hanako Yamada",
+        "role": "operator",
+    }
+    now = clock.now()
+    session = body["session"]
+    assert dt.datetime.fromisoformat(session["expires_at"]) == now + dt.timedelta(hours=12)
+    assert dt.datetime.fromisoformat(session["idle_expires_at"]) == now + dt.timedelta(minutes=30)
+
+    stored = rows(app, "SELECT * FROM staff_sessions")
+    assert len(stored) == 1
+    assert stored[0]["token_hash"] == app.state.ctx.keys.token_hash(token)
+    assert token not in repr(stored) and token[len("smsreg_ss_") :] not in repr(stored)
+    assert stored[0]["source_ip"] == "203.0.113.7"
+    assert len(events(app, "staff:login:succeeded")) == 1
+
+    me = await client.get("/v1/staff/me", headers=bearer(token))
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == "hanako" and me.json()["session"]["id"] == stored[0]["id"]
+    assert '"password"' not in me.text and "argon2" not in me.text and "hash" not in me.text
+
+
+async def test_usernames_are_case_insensitive(client, app):
+    create_staff(app, "auditor", username="kim.minji")
+    assert (await login(client, "Kim.MinJi")).status_code == 201
+
+
+async def test_wrong_password_and_missing_account_answer_alike(client, app, verified_hashes):
+    create_staff(app, "operator", username="hanako")
+    wrong = await login(client, "hanako", "not the password")
+    missing = await login(client, "nobody", PASSWORD)
+    assert wrong.status_code == missing.status_code == 401
+    assert wrong.json() == missing.json()
+    assert wrong.json()["type"].endswith("/invalid-credentials")
+    # The same work for both: one argon2 verification each, the missing account's
+    # against the dummy hash made with the same parameters.
+    settings = app.state.ctx.settings
+    stored = rows(app, "SELECT password_hash FROM staff_accounts")[0]["password_hash"]
+    assert verified_hashes == [stored, accounts.dummy_hash(settings)]
+    assert accounts.dummy_hash(settings).split("$")[3] == stored.split("$")[3]  # m, t, p
+    assert rows(app, "SELECT failed_logins FROM staff_accounts")[0]["failed_logins"] == 1
+    failed = events(app, "staff:login:failed")
+    assert [e["details"] for e in failed] == [
+        {"reason": "wrong_password", "ip": "203.0.113.7"},
+        {"reason": "unknown_account", "ip": "203.0.113.7"},
+    ]
+    assert "nobody" not in repr(failed), "a mistyped username may be a password"
+    assert count_rows(app, "staff_sessions") == 0
+
+
+async def test_lockout_after_repeated_failures_and_its_expiry(client, app, clock):
+    create_staff(app, "privacy_officer", username="sato")
+    for _ in range(4):
+        assert (await login(client, "sato", "wrong password!")).status_code == 401
+    assert events(app, "staff:login:locked") == []
+    assert (await login(client, "sato", "wrong password!")).status_code == 401  # the 5th
+    assert len(events(app, "staff:login:locked")) == 1
+    locked_until = rows(app, "SELECT locked_until FROM staff_accounts")[0]["locked_until"]
+    assert locked_until is not None
+
+    # Locked: even the right password is refused, with the same answer as a wrong one.
+    refused = await login(client, "sato")
+    assert refused.status_code == 401 and refused.json()["type"].endswith("/invalid-credentials")
+    clock.advance(minutes=14, seconds=59)
+    assert (await login(client, "sato")).status_code == 401
+    clock.advance(seconds=1)  # 15 minutes: the lock has ended
+    assert (await login(client, "sato")).status_code == 201
+    account = rows(app, "SELECT failed_logins, locked_until FROM staff_accounts")[0]
+    assert account["failed_logins"] == 0 and account["locked_until"] is None
+    assert count_rows(app, "staff_sessions") == 1
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{**CHEAP_HASHING, "login_max_failures": 2, "login_lockout_minutes": 1}],
+)
+async def test_lockout_settings(client, app, clock):
+    create_staff(app, "operator", username="hanako")
+    for _ in range(2):
+        await login(client, "hanako", "wrong password!")
+    assert (await login(client, "hanako")).status_code == 401
+    clock.advance(minutes=1)
+    assert (await login(client, "hanako")).status_code == 201
+
+
+async def test_disabled_account_cannot_log_in(client, app):
+    account = create_staff(app, "operator", username="hanako")
+    app.state.db.call(accounts.disable, app.state.ctx, staff=None, account_id=account.id)
+    answer = await login(client, "hanako")
+    assert answer.status_code == 401 and answer.json()["type"].endswith("/invalid-credentials")
+
+
+async def test_rehash_on_login_when_the_parameters_change(client, app):
+    account = create_staff(app, "operator", username="hanako")
+    older = PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    execute(
+        app, "UPDATE staff_accounts SET password_hash = :h WHERE id = :id", h=older, id=account.id
+    )
+    assert (await login(client, "hanako")).status_code == 201
+    now_stored = rows(app, "SELECT password_hash FROM staff_accounts")[0]["password_hash"]
+    assert now_stored != older and "t=1" in now_stored
+    assert (await login(client, "hanako")).status_code == 201
+
+
+async def test_api_keys_and_sessions_never_stand_in_for_each_other(client, app, auth):
+    create_staff(app, "admin", username="root-admin")
+    token = (await login(client, "root-admin")).json()["token"]
+    as_staff = await client.get("/v1/staff/me", headers=auth)  # an API key
+    assert as_staff.status_code == 401
+    as_client = await client.post(
+        "/v1/verifications", json={"phone": "09012345678", "purpose": "coupon_usage"},
+        headers=bearer(token),
+    )  # fmt: skip
+    assert as_client.status_code == 401
+    # Even a key with every scope is no session.
+    every = make_key(app, ["verifications:write", "consents:write"])
+    assert (await client.get("/v1/staff", headers=every)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "username"),
+        ({"username": "hanako"}, "password"),
+        ({"username": "", "password": PASSWORD}, "username"),
+        ({"username": "hanako", "password": ""}, "password"),
+        ({"username": "h" * 65, "password": PASSWORD}, "username"),
+        ({"username": "hanako", "password": "x" * 1025}, "password"),
+        ({"username": "hanako", "password": PASSWORD, "role": "admin"}, "role"),
+        ({"username": 7, "password": PASSWORD}, "username"),
+    ],
+)
+async def test_login_bad_input(client, app, body, field):
+    create_staff(app, "operator", username="hanako")
+    before = count_rows(app, "audit_events")
+    answer = await client.post("/v1/staff/sessions", json=body)
+    assert answer.status_code == 422, answer.text
+    assert field in {error["field"] for error in answer.json()["errors"]}
+    assert count_rows(app, "staff_sessions") == 0
+    assert count_rows(app, "audit_events") == before
+    assert rows(app, "SELECT failed_logins FROM staff_accounts")[0]["failed_logins"] == 0
+
+
+async def test_login_body_that_is_not_json(client):
+    answer = await client.post(
+        "/v1/staff/sessions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+
+
+def test_concurrent_failures_are_each_counted(app):
+    """Ten wrong passwords at once, each on its own connection: five lock the account
+    (none lost to a race), the other five meet the lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.core.errors import AppError
+    from app.staff.sessions import _finish_login
+
+    create_staff(app, "operator", username="hanako")
+    seen = app.state.db.call(accounts.find_for_login, "hanako")
+
+    def attempt(_: int) -> str:
+        try:
+            app.state.db.call(
+                _finish_login,
+                app.state.ctx,
+                seen=seen,
+                check=accounts.PasswordCheck(ok=False),
+                ip="192.0.2.1",
+            )
+        except AppError as refused:
+            return refused.slug
+        return "opened"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(attempt, range(10)))
+    assert outcomes == ["invalid-credentials"] * 10
+    reasons = sorted(e["details"]["reason"] for e in events(app, "staff:login:failed"))
+    assert reasons == ["locked"] * 5 + ["wrong_password"] * 5
+    assert len(events(app, "staff:login:locked")) == 1

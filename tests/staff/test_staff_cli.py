@@ -1,0 +1,101 @@
+"""`smsreg staff`: bootstrap the first admin on a real database, list, disable."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tests.conftest import TEST_KEYS
+from tests.staff.helpers import CHEAP_HASHING
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "state"))
+    for family, key in TEST_KEYS.items():
+        monkeypatch.setenv(f"SMSREG_{family.upper()}_KEYS", f'{{"t1": "{key}"}}')
+    for name, value in CHEAP_HASHING.items():
+        monkeypatch.setenv(f"SMSREG_{name.upper()}", str(value))
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    return tmp_path
+
+
+def table(tmp_path, sql: str) -> list[tuple]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/cli.db")
+    with engine.connect() as conn:
+        found = [tuple(row) for row in conn.execute(sa.text(sql))]
+    engine.dispose()
+    return found
+
+
+CREATE = ["staff", "create", "--username", "root", "--role", "admin", "--display-name", "Root"]
+
+
+def test_bootstrap_the_first_admin_from_stdin(env):
+    made = runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough passphrase\n")
+    assert made.exit_code == 0, made.output
+    assert "root" in made.output and "admin" in made.output
+    assert "passphrase" not in made.output
+    (row,) = table(env, "SELECT username, role, password_hash, created_by FROM staff_accounts")
+    assert row[0] == "root" and row[1] == "admin" and row[3] == "cli"
+    assert row[2].startswith("$argon2id$") and "passphrase" not in row[2]
+    assert table(env, "SELECT change, new_role, actor FROM staff_permission_history") == [
+        ("grant", "admin", "cli")
+    ]
+    assert table(env, "SELECT tag FROM audit_events") == [("staff:account:created",)]
+
+    listed = runner.invoke(cli, ["staff", "list"])
+    assert listed.exit_code == 0 and "root\tadmin\tRoot\tactive" in listed.output
+    assert "argon2" not in listed.output
+
+
+def test_prompted_password(env):
+    prompted = runner.invoke(
+        cli, CREATE, input="a long enough passphrase\na long enough passphrase\n"
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert "a long enough passphrase" not in prompted.output
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        ([], "too short\n", "password: must be at least 12 characters"),
+        (["--role", "root"], "a long enough passphrase\n", "role: must be one of"),
+        (["--username", "x"], "a long enough passphrase\n", "username: must be 3 to 64"),
+    ],
+)
+def test_refusals_write_nothing(env, args, stdin, message):
+    command = [*CREATE, "--password-stdin"]
+    for i in range(0, len(args), 2):
+        command[command.index(args[i]) + 1] = args[i + 1]
+    refused = runner.invoke(cli, command, input=stdin)
+    assert refused.exit_code == 1
+    assert message in refused.output
+    assert table(env, "SELECT count(*) FROM staff_accounts") == [(0,)]
+
+
+def test_duplicate_and_disable(env):
+    assert (
+        runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough pass\n").exit_code
+        == 0
+    )
+    again = runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough pass\n")
+    assert again.exit_code == 1 and "taken" in again.output
+    other = ["staff", "create", "--username", "ops", "--role", "operator", "--display-name", "Ops"]
+    assert (
+        runner.invoke(cli, [*other, "--password-stdin"], input="a long enough pass\n").exit_code
+        == 0
+    )
+    (ops_id,) = table(env, "SELECT id FROM staff_accounts WHERE username = 'ops'")[0]
+    (root_id,) = table(env, "SELECT id FROM staff_accounts WHERE username = 'root'")[0]
+    assert runner.invoke(cli, ["staff", "disable", ops_id]).exit_code == 0
+    last = runner.invoke(cli, ["staff", "disable", root_id])
+    assert last.exit_code == 1 and "last active admin" in last.output
+    assert runner.invoke(cli, ["staff", "disable", "stf_nobody"]).exit_code == 1
+    assert "ops\toperator\tOps\tdisabled" in runner.invoke(cli, ["staff", "list"]).output

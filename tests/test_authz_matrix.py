@@ -1,0 +1,171 @@
+"""The authorisation matrix: every route of the app against every kind of caller.
+
+Callers: anonymous, an API key holding exactly one scope (for each scope), and a
+staff session of each role. Each route's row names the callers that may use it; every
+other caller must get 401 or 403, and every allowed one must get neither (a 4xx for
+the minimal body or a 404 for a made-up id is fine: authorisation passed). A route
+without a row fails the test, so no route can be added without deciding who may call
+it; a row for a route that no longer exists fails too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from app.staff.roles import Role
+from app.staff.scopes import Scope
+from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
+
+ANONYMOUS = "anonymous"
+KEYS = tuple(f"key:{scope.value}" for scope in Scope)
+ROLES = tuple(f"staff:{role.value}" for role in Role)
+CALLERS = (ANONYMOUS, *KEYS, *ROLES)
+
+ANYONE = frozenset(CALLERS)
+NOBODY: frozenset[str] = frozenset()  # e.g. signed by Twilio, never by our credentials
+
+
+def key(scope: Scope) -> frozenset[str]:
+    return frozenset({f"key:{scope.value}"})
+
+
+def staff(*roles: Role) -> frozenset[str]:
+    return frozenset(f"staff:{role.value}" for role in roles)
+
+
+ALL_STAFF = staff(*Role)
+
+
+@dataclass(frozen=True)
+class Row:
+    allowed: frozenset[str]
+    body: Any = None  # JSON sent (None: no body)
+
+
+# Made-up ids that pass each route's id pattern.
+IDS = {
+    "verification_id": "ver_madeup",
+    "subscriber_id": "sub_madeup",
+    "delivery_id": "dlv_madeup",
+    "coupon_id": "coupon-1",
+    "staff_id": "stf_madeup",
+}
+
+MATRIX: dict[tuple[str, str], Row] = {
+    # Documentation and operations: public.
+    ("GET", "/openapi.json"): Row(ANYONE),
+    ("GET", "/docs"): Row(ANYONE),
+    ("GET", "/docs/oauth2-redirect"): Row(ANYONE),
+    ("GET", "/redoc"): Row(ANYONE),
+    ("GET", "/healthz"): Row(ANYONE),
+    ("GET", "/readyz"): Row(ANYONE),
+    ("GET", "/metrics"): Row(ANYONE),
+    # The coupon frontend, by scope.
+    ("POST", "/v1/verifications"): Row(key(Scope.VERIFICATIONS_WRITE), {}),
+    ("POST", "/v1/verifications/{verification_id}/resend"): Row(key(Scope.VERIFICATIONS_WRITE)),
+    ("POST", "/v1/verifications/{verification_id}/check"): Row(key(Scope.VERIFICATIONS_WRITE), {}),
+    ("GET", "/v1/verifications/{verification_id}"): Row(key(Scope.VERIFICATIONS_WRITE)),
+    ("POST", "/v1/subscribers/{subscriber_id}/consents"): Row(key(Scope.CONSENTS_WRITE), {}),
+    ("GET", "/v1/subscribers/{subscriber_id}/consents"): Row(key(Scope.CONSENTS_WRITE)),
+    ("POST", "/v1/deliveries"): Row(key(Scope.DELIVERIES_WRITE), {}),
+    ("GET", "/v1/deliveries/{delivery_id}"): Row(key(Scope.DELIVERIES_WRITE)),
+    ("POST", "/v1/coupons/{coupon_id}/redemptions"): Row(key(Scope.COUPONS_WRITE), {}),
+    ("GET", "/v1/coupons/{coupon_id}/redemptions"): Row(key(Scope.COUPONS_WRITE)),
+    # Twilio's webhooks: only a valid X-Twilio-Signature, which no caller here has.
+    ("POST", "/v1/sms/twilio/status"): Row(NOBODY),
+    ("POST", "/v1/sms/twilio/inbound"): Row(NOBODY),
+    # Staff sessions and accounts.
+    ("POST", "/v1/staff/sessions"): Row(ANYONE, {}),
+    ("DELETE", "/v1/staff/sessions/current"): Row(ALL_STAFF),
+    ("GET", "/v1/staff/me"): Row(ALL_STAFF),
+    ("PUT", "/v1/staff/me/password"): Row(ALL_STAFF, {}),
+    ("POST", "/v1/staff"): Row(staff(Role.ADMIN), {}),
+    ("GET", "/v1/staff"): Row(staff(Role.ADMIN, Role.AUDITOR)),
+    ("GET", "/v1/staff/{staff_id}"): Row(staff(Role.ADMIN, Role.AUDITOR)),
+    ("PUT", "/v1/staff/{staff_id}/role"): Row(staff(Role.ADMIN), {}),
+    ("POST", "/v1/staff/{staff_id}/disable"): Row(staff(Role.ADMIN)),
+    ("DELETE", "/v1/staff/{staff_id}/sessions"): Row(staff(Role.ADMIN)),
+    # The registry for staff: masked for operators and privacy officers; the full number
+    # for privacy officers only; admin and auditor never see a subscriber.
+    ("POST", "/v1/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),
+    ("GET", "/v1/subscribers/{subscriber_id}"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/v1/subscribers/{subscriber_id}/reveal"): Row(staff(Role.PRIVACY_OFFICER), {}),
+    # The access log: auditors.
+    ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR)),
+    ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR)),
+}
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # With a Twilio auth token the webhooks check signatures (403) instead of being off.
+    return {**CHEAP_HASHING, "twilio_auth_token": "matrix-test-token"}
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, included routers resolved."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazy router inclusion: app.routes is flat
+        contexts: Any = app.routes
+    else:
+        contexts = iter_route_contexts(app.routes)
+    found = set()
+    for route in contexts:
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+def test_every_route_has_a_row(app):
+    served = app_routes(app)
+    missing = sorted(served - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - served)
+    assert not missing, f"routes without a row in the authorisation matrix: {missing}"
+    assert not stale, f"rows for routes the app no longer serves: {stale}"
+
+
+def test_every_cell_names_a_known_caller():
+    for row in MATRIX.values():
+        assert row.allowed <= ANYONE
+
+
+async def credentials(app: FastAPI, client: Any) -> dict[str, dict[str, str]]:
+    """Headers for every caller: a fresh key per scope, a fresh session per role."""
+    headers: dict[str, dict[str, str]] = {ANONYMOUS: {}}
+    for scope in Scope:
+        headers[f"key:{scope.value}"] = make_key(app, [scope.value])
+    for role in Role:
+        headers[f"staff:{role.value}"] = await staff_auth(
+            app, client, role, username=f"matrix-{role.value.replace('_', '-')}"
+        )
+    return headers
+
+
+@pytest.mark.parametrize(
+    "route", [pytest.param(route, id=f"{route[0]} {route[1]}") for route in sorted(MATRIX)]
+)
+async def test_cell(client, app, route):
+    method, path = route
+    row = MATRIX[route]
+    url = path.format(**IDS)
+    callers = await credentials(app, client)
+    wrong = []
+    for caller in CALLERS:
+        kwargs: dict[str, Any] = {"headers": callers[caller]}
+        if row.body is not None:
+            kwargs["json"] = row.body
+        answer = await client.request(method, url, **kwargs)
+        allowed = caller in row.allowed
+        if allowed and answer.status_code in (401, 403):
+            wrong.append(f"{caller}: allowed but got {answer.status_code} {answer.text[:200]}")
+        if not allowed and answer.status_code not in (401, 403):
+            wrong.append(f"{caller}: denied but got {answer.status_code} {answer.text[:200]}")
+        if answer.status_code >= 500:
+            wrong.append(f"{caller}: {answer.status_code}")
+    assert not wrong, f"{method} {path}:\n" + "\n".join(wrong)
