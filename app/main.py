@@ -31,6 +31,7 @@ from app.sms.factory import build_sender
 from app.sms.inbound import router as sms_inbound_router
 from app.sms.outbox import OutboxWorker
 from app.staff.routes import router as staff_router
+from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
 
 log = logging.getLogger("smsreg")
@@ -110,4 +111,5 @@ def create_app(
     app.include_router(staff_router)
     app.include_router(registry_router)
     app.include_router(access_log_router)
+    app.include_router(pumping_router)
     return app

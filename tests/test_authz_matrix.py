@@ -53,6 +53,7 @@ IDS = {
     "delivery_id": "dlv_madeup",
     "coupon_id": "coupon-1",
     "staff_id": "stf_madeup",
+    "block_id": "blk_madeup",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -97,6 +98,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     # The access log: auditors.
     ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR)),
     ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR)),
+    # The pumping guard: the fraud picture for staff; only an admin lifts a block.
+    ("GET", "/v1/pumping/blocks"): Row(staff(Role.ADMIN, Role.OPERATOR, Role.AUDITOR)),
+    ("POST", "/v1/pumping/blocks/{block_id}/lift"): Row(staff(Role.ADMIN), {}),
 }
 
 

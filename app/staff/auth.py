@@ -139,3 +139,5 @@ PhoneReveal = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PHONE_REVE
 AccessLogRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ACCESS_LOG_READ))]
 StaffAdmin = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_ADMIN))]
 StaffRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_READ))]
+PumpingRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PUMPING_READ))]
+PumpingAdmin = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PUMPING_ADMIN))]

@@ -31,3 +31,7 @@ STAFF_ADMIN = frozenset({Role.ADMIN})
 # Read the staff list and each account's permission history: admins, and auditors, who
 # review who holds which role.
 STAFF_READ = frozenset({Role.ADMIN, Role.AUDITOR})
+# See the pumping guard's blocked number prefixes (the fraud picture: no subscriber in it).
+PUMPING_READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.AUDITOR})
+# Lift a block before its cool-off ends.
+PUMPING_ADMIN = frozenset({Role.ADMIN})

@@ -10,9 +10,11 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core.config import Settings
+from app.staff.roles import Role
 from app.verification import pumping
 from tests.conftest import count_rows
 from tests.fixtures.flows import check, sent_code, start
+from tests.staff.helpers import CHEAP_HASHING, staff_auth
 
 WINDOW_GRACE = 60  # seconds
 
@@ -25,6 +27,7 @@ def settings_overrides():
         "pumping_grace_seconds": WINDOW_GRACE,
         "pumping_cooloff_minutes": 30,
         "sends_per_ip_hour": 1000,
+        **CHEAP_HASHING,
     }
 
 
@@ -227,3 +230,35 @@ async def test_a_block_holds_after_its_sends_leave_the_window(client, clock, aut
     assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
     clock.advance(minutes=60)
     assert (await start(client, auth, phone=pumped(52))).status_code == 201
+
+
+async def test_staff_see_blocks_and_an_admin_lifts_one_over_http(client, app, clock, auth):
+    await burst(client, auth, 10)
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50))).status_code == 429
+    operator = await staff_auth(app, client, Role.OPERATOR, username="op-1")
+    admin = await staff_auth(app, client, Role.ADMIN, username="admin-1")
+
+    listed = await client.get("/v1/pumping/blocks", headers=operator)
+    assert listed.status_code == 200
+    [block] = listed.json()["blocks"]
+    assert block["prefix"] == "+819011" and block["sends"] == 10 and block["lifted_at"] is None
+    url = f"/v1/pumping/blocks/{block['id']}/lift"
+
+    assert (
+        await client.post(url, json={"reason": "campaign"}, headers=operator)
+    ).status_code == 403
+    short = await client.post(url, json={"reason": "x"}, headers=admin)
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "reason"
+    unknown = await client.post(
+        "/v1/pumping/blocks/blk_missing/lift", json={"reason": "campaign"}, headers=admin
+    )
+    assert unknown.status_code == 404
+    lifted = await client.post(url, json={"reason": "known campaign"}, headers=admin)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["lifted_by"].startswith("staff:")
+    assert (await client.post(url, json={"reason": "again"}, headers=admin)).status_code == 409
+    assert (await client.get("/v1/pumping/blocks", headers=admin)).json()["blocks"] == []
+    everything = await client.get("/v1/pumping/blocks?all=true", headers=admin)
+    assert len(everything.json()["blocks"]) == 1
+    assert (await start(client, auth, phone=pumped(51))).status_code == 201
