@@ -19,6 +19,8 @@ from app.core.crypto import Keys
 from app.core.db import Database, create_db_engine
 from app.core.errors import AppError
 from app.core.migrations import upgrade
+from app.keys.cli import install as install_key_commands
+from app.keys.cli import startup_check as check_key_usage
 from app.staff import api_keys
 from app.staff.cli import staff_cli
 from app.staff.scopes import DEFAULT_SCOPES
@@ -31,6 +33,7 @@ secrets_cli = typer.Typer(
     help="Secret key rings (phone, index, code, token).", no_args_is_help=True
 )
 cli.add_typer(secrets_cli, name="keys")
+install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(staff_cli, name="staff")
 
@@ -76,6 +79,7 @@ def serve(
     configure_logging(settings.log_level)
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
+    check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
         _first_dev_key(settings)
     uvicorn.run(
@@ -118,6 +122,7 @@ def worker(
 
     settings = _settings()
     configure_logging(settings.log_level)
+    check_key_usage(settings)
     db, ctx = _runtime(settings)
     outbox = OutboxWorker(db, ctx, build_sender(settings))
     if once:

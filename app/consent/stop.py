@@ -57,7 +57,7 @@ def handle_inbound(tx: Tx, ctx: Context, *, sender: str, body: str) -> bool:
     subscriber_id = (
         None
         if e164 is None
-        else registry.find_id(tx, phone_index=ctx.keys.blind_index(e164, kind="number"))
+        else registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number"))
     )
     subscriber = None if subscriber_id is None else repo.get_subscriber(tx, subscriber_id)
     if subscriber is None:

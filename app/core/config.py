@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     delivery_ttl_hours: int = Field(24, ge=1, le=168, description="unsent campaign SMS expire")
     delivery_batch_size: int = Field(2000, ge=100, le=50_000, description="rows per transaction")
 
+    # `smsreg keys rotate`: rows per transaction, and a pause between batches so the
+    # running service's writers get the (SQLite) write lock in between.
+    key_rotation_batch_size: int = Field(500, ge=1, le=10_000)
+    key_rotation_pause_seconds: float = Field(0.1, ge=0, le=60)
     # Staff sessions and logins (issue 4)
     session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
     login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")

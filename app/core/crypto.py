@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.core.config import Settings
+from app.core.config import SECRET_FAMILIES, ConfigError, Settings
 
 _NONCE_BYTES = 12
+# Key ids are stored beside every row they protect (40-character columns) and lead each
+# blind index as "<key id>:<hex>", so they may not contain the ":" that ends them.
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,40}")
 
 
 class CryptoError(Exception):
@@ -37,14 +41,29 @@ class KeyRing:
         """HMAC-SHA256 of message under the named (default: active) key."""
         return hmac.new(self.key(key_id or self.active_id), message, hashlib.sha256).digest()
 
+    def ids(self) -> tuple[str, ...]:
+        """Every key id in the ring, the active one first (the order lookups try them in)."""
+        return (self.active_id, *(key_id for key_id in self.keys if key_id != self.active_id))
+
+    @property
+    def rotating(self) -> bool:
+        """Whether the ring holds more than the active key (a rotation may be under way)."""
+        return len(self.keys) > 1
+
 
 class Keys:
     """Every key family the service uses, built once from settings."""
 
     def __init__(self, settings: Settings) -> None:
         rings = {}
-        for family in ("phone", "index", "code", "token"):
+        for family in SECRET_FAMILIES:
             active, keys = settings.key_ring(family)
+            for key_id in keys:
+                if not KEY_ID_PATTERN.fullmatch(key_id):
+                    raise ConfigError(
+                        f"SMSREG_{family.upper()}_KEYS: key id {key_id!r} must be 1 to 40 "
+                        "letters, digits, '_', '.' or '-'"
+                    )
             rings[family] = KeyRing(family, active, keys)
         self.phone = rings["phone"]
         self.index = rings["index"]
@@ -74,14 +93,25 @@ class Keys:
             raise CryptoError("ciphertext failed authentication") from None
         return plain.decode()
 
-    def blind_index(self, value: str, *, kind: str) -> str:
+    def blind_index(self, value: str, *, kind: str, key_id: str | None = None) -> str:
         """Keyed, deterministic lookup token for a value (a number, a prefix, an IP).
 
         A dump of the database alone cannot be reversed into numbers: the key is
         outside the database, so guessing the small space of phone numbers needs it.
+        The value starts with the id of the key it was made with ("k2:ab12..."), so a
+        row names its index key and a rotation knows what is left to re-index.
         """
-        digest = self.index.mac(f"{kind}:{value}".encode())
-        return f"{self.index.active_id}:{digest.hex()}"
+        key_id = key_id or self.index.active_id
+        digest = self.index.mac(f"{kind}:{value}".encode(), key_id=key_id)
+        return f"{key_id}:{digest.hex()}"
+
+    def blind_indexes(self, value: str, *, kind: str) -> tuple[str, ...]:
+        """The value's blind index under every index key in the ring, the active one first.
+
+        Lookups use all of them, so a row indexed under an older key is still found
+        while ``smsreg keys rotate index`` has not reached it yet.
+        """
+        return tuple(self.blind_index(value, kind=kind, key_id=k) for k in self.index.ids())
 
     def token_hash(self, token: str) -> str:
         """Keyed hash under which an API key or session token is stored."""

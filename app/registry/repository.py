@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,26 @@ def subscriber_aad(phone_index: str) -> bytes:
 
 
 def upsert_verified(
-    tx: Tx, *, phone_index: str, ciphertext: bytes, key_id: str, purpose: str, now: dt.datetime
+    tx: Tx,
+    *,
+    phone_index: str,
+    ciphertext: bytes,
+    key_id: str,
+    purpose: str,
+    now: dt.datetime,
+    older_indexes: Sequence[str] = (),
 ) -> str:
-    """Find or create the subscriber for a number and record the purpose it was verified for."""
+    """Find or create the subscriber for a number and record the purpose it was verified for.
+
+    ``older_indexes`` are the number's blind indexes under the ring's older index keys
+    (see ``Keys.blind_indexes``): a subscriber still indexed under one of them is the
+    same number, so it is moved to ``phone_index`` (with ``ciphertext``, which is bound
+    to that index) instead of a second subscriber being created beside it.
+    """
+    if older_indexes:
+        _move_to_index(
+            tx, phone_index=phone_index, ciphertext=ciphertext, key_id=key_id, older=older_indexes
+        )
     tx.execute(
         "INSERT INTO subscribers (id, phone_ciphertext, phone_key_id, phone_index, created_at, "
         "last_verified_at) VALUES (:id, :ciphertext, :key_id, :phone_index, :now, :now) "
@@ -46,12 +64,48 @@ def upsert_verified(
     return subscriber_id
 
 
-def find_id(tx: Tx, *, phone_index: str) -> str | None:
-    """The subscriber id for a number's blind index, if registered."""
-    found: str | None = tx.scalar(
-        "SELECT id FROM subscribers WHERE phone_index = :phone_index", {"phone_index": phone_index}
+def find_id(tx: Tx, *, phone_index: str | Sequence[str]) -> str | None:
+    """The subscriber id for a number's blind index, if registered.
+
+    Given every index of the number (``Keys.blind_indexes``), it also finds a subscriber
+    an index-key rotation has not re-indexed yet.
+    """
+    indexes = [phone_index] if isinstance(phone_index, str) else list(phone_index)
+    if len(indexes) == 1:
+        found: str | None = tx.scalar(
+            "SELECT id FROM subscribers WHERE phone_index = :phone_index",
+            {"phone_index": indexes[0]},
+        )
+        return found
+    marks, params = _in_list("i", indexes)
+    # Oldest first: should a race ever have made two, the older subscriber is the one.
+    found = tx.scalar(
+        f"SELECT id FROM subscribers WHERE phone_index IN ({marks}) "  # noqa: S608 (fixed marks)
+        "ORDER BY created_at, id LIMIT 1",
+        params,
     )
     return found
+
+
+def _in_list(name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return ", ".join(":" + key for key in params), params
+
+
+def _move_to_index(
+    tx: Tx, *, phone_index: str, ciphertext: bytes, key_id: str, older: Sequence[str]
+) -> None:
+    marks, params = _in_list("o", older)
+    # Only when nothing holds the new index yet (phone_index is UNIQUE), and one row at
+    # most. Concurrent movers (``smsreg keys rotate index``) guard on the old index, so
+    # whichever commits second finds nothing left to move.
+    tx.execute(
+        "UPDATE subscribers SET phone_index = :phone_index, phone_ciphertext = :ciphertext, "  # noqa: S608
+        "phone_key_id = :key_id WHERE id = (SELECT id FROM subscribers WHERE phone_index IN "
+        f"({marks}) ORDER BY created_at, id LIMIT 1) AND NOT EXISTS "
+        "(SELECT 1 FROM subscribers WHERE phone_index = :phone_index)",
+        {**params, "phone_index": phone_index, "ciphertext": ciphertext, "key_id": key_id},
+    )
 
 
 # -- staff views of the registry and the access log ------------------------------------

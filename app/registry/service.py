@@ -137,7 +137,7 @@ def search_by_number(
     logged whether or not it finds anyone."""
     s = ctx.settings
     parsed = parse_mobile(phone, default_region=s.default_region, allowed_regions=s.allowed_regions)
-    subscriber_id = repo.find_id(tx, phone_index=ctx.keys.blind_index(parsed.e164, kind="number"))
+    subscriber_id = repo.find_id(tx, phone_index=ctx.keys.blind_indexes(parsed.e164, kind="number"))
     row = repo.get_subscriber(tx, subscriber_id=subscriber_id) if subscriber_id else None
     _log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="search_number")
     record_event(

@@ -260,13 +260,21 @@ def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
     }
     key = tx.one(
         "SELECT id, coalesce(client_id, id) AS client_id, name, scopes, expires_at, revoked_at, "  # noqa: S608
-        "last_used_at FROM api_keys "
+        "last_used_at, token_key_id FROM api_keys "
         f"WHERE token_hash IN ({', '.join(':' + name for name in hashes)})",
         hashes,
     )
     now = ctx.clock.now()
     if key is None or key.revoked_at is not None or key.expires_at <= now:
         raise Unauthenticated("invalid API key")
+    if key.token_key_id != ctx.keys.token.active_id:
+        # Rehash on use under the active token key, so the old one can leave the ring
+        # (`smsreg keys status` counts the live keys still on it).
+        tx.execute(
+            "UPDATE api_keys SET token_hash = :h, token_key_id = :k WHERE id = :id",
+            {"h": ctx.keys.token_hash(token), "k": ctx.keys.token.active_id, "id": key.id},
+        )
+        tx.keep()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         # Coarse on purpose: a write per request would cost every caller a disk sync.
         tx.execute(

@@ -27,13 +27,30 @@ def insert(tx: Tx, row: dict[str, Any]) -> None:
     )
 
 
-def supersede_pending(tx: Tx, *, client_id: str, phone_index: str, purpose: str) -> None:
-    """A new start replaces the caller's older pending verification for the same number."""
-    tx.execute(
-        "UPDATE verifications SET status = 'superseded' WHERE phone_index = :phone_index "
-        "AND client_id = :client_id AND purpose = :purpose AND status = 'pending'",
-        {"phone_index": phone_index, "client_id": client_id, "purpose": purpose},
+def supersede_pending(
+    tx: Tx, *, client_id: str, phone_indexes: Sequence[str], purpose: str
+) -> None:
+    """A new start replaces the caller's older pending verification for the same number.
+
+    ``phone_indexes`` is the number's blind index under every index key in the ring, so
+    a verification started before an index-key rotation is replaced too.
+    """
+    params: dict[str, Any] = {"client_id": client_id, "purpose": purpose}
+    params.update((f"i{i}", index) for i, index in enumerate(phone_indexes))
+    tx.execute(_supersede_sql(len(phone_indexes)), params)
+
+
+@functools.lru_cache(maxsize=8)
+def _supersede_sql(n: int) -> str:
+    match = "phone_index = :i0" if n == 1 else f"phone_index IN ({_marks('i', n)})"
+    return (
+        f"UPDATE verifications SET status = 'superseded' WHERE {match} "  # noqa: S608
+        "AND client_id = :client_id AND purpose = :purpose AND status = 'pending'"
     )
+
+
+def _marks(name: str, n: int) -> str:
+    return ", ".join(f":{name}{i}" for i in range(n))
 
 
 def get(tx: Tx, *, verification_id: str, client_id: str, lock: bool = False) -> Row | None:

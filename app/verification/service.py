@@ -84,6 +84,11 @@ class StartResult:
     replayed: bool
 
 
+def _fingerprint(ctx: Context, request: bytes, *, key_id: str | None = None) -> str:
+    # Keyed, because a plain hash of a request with a phone number is reversible.
+    return hashlib.sha256(ctx.keys.index.mac(request, key_id=key_id)).hexdigest()
+
+
 def _state(row: Row, now: dt.datetime) -> str:
     if row.status != "pending":
         return str(row.status)
@@ -161,20 +166,23 @@ def start(
     fingerprint = ""
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)
-        # Keyed, because a plain hash of a request with a phone number is reversible.
-        fingerprint = hashlib.sha256(
-            ctx.keys.index.mac(orjson.dumps([phone.e164, data.purpose, data.locale]))
-        ).hexdigest()
+        request = orjson.dumps([phone.e164, data.purpose, data.locale])
+        fingerprint = _fingerprint(ctx, request)
         xact_lock(tx, f"idem:{client.id}:{idempotency_key}")
         stored = repo.get_idempotent(tx, client_id=client.id, key=idempotency_key)
         if stored is not None:
             if now - stored.created_at < dt.timedelta(hours=s.idempotency_ttl_hours):
-                if stored.fingerprint != fingerprint:
+                if stored.fingerprint != fingerprint and stored.fingerprint not in (
+                    _fingerprint(ctx, request, key_id=k) for k in ctx.keys.index.ids()[1:]
+                ):  # the first answer may have been fingerprinted under an older index key
                     raise IdempotencyKeyReused()
                 return StartResult(body=stored.response, replayed=True)
             replace_key = True
 
-    phone_index = ctx.keys.blind_index(phone.e164, kind="number")
+    # Under every index key in the ring (one, unless a rotation is under way): the
+    # active key's index is stored, the others find what was indexed before.
+    phone_indexes = ctx.keys.blind_indexes(phone.e164, kind="number")
+    phone_index = phone_indexes[0]
     prefix_index = limits.prefix_index(ctx, phone)
     send_limits = limits.send_limits(
         ctx, phone=phone, ip=ip, number_index=phone_index, prefix=prefix_index
@@ -186,7 +194,9 @@ def start(
     key_id, ciphertext = ctx.keys.encrypt(
         phone.e164, context=outbox.verification_aad(verification_id)
     )
-    repo.supersede_pending(tx, client_id=client.id, phone_index=phone_index, purpose=data.purpose)
+    repo.supersede_pending(
+        tx, client_id=client.id, phone_indexes=phone_indexes, purpose=data.purpose
+    )
     expires_at = now + dt.timedelta(seconds=s.code_ttl_seconds)
     row = {
         "id": verification_id,
@@ -371,6 +381,9 @@ def check(
 
 def _register(tx: Tx, ctx: Context, *, row: Row, now: dt.datetime) -> str | None:
     """Numbers enter the registry only here, after a successful check, for their purpose."""
+    index = ctx.keys.index
+    if index.rotating or not row.phone_index.startswith(index.active_id + ":"):
+        return _register_rotating(tx, ctx, row=row, now=now)
     if row.purpose == "data_subject":
         # Proving control of a number to act on one's own data registers nothing.
         return registry.find_id(tx, phone_index=row.phone_index)
@@ -385,6 +398,35 @@ def _register(tx: Tx, ctx: Context, *, row: Row, now: dt.datetime) -> str | None
         key_id=key_id,
         purpose=row.purpose,
         now=now,
+    )
+
+
+def _register_rotating(tx: Tx, ctx: Context, *, row: Row, now: dt.datetime) -> str | None:
+    """:func:`_register` while the index ring holds older keys (see app/keys/rotation.py).
+
+    The number's index is recomputed under every key: the subscriber may still be
+    indexed under an older one, and the verification may have been started under it.
+    """
+    e164 = ctx.keys.decrypt(
+        row.phone_ciphertext, key_id=row.phone_key_id, context=outbox.verification_aad(row.id)
+    )
+    indexes = ctx.keys.blind_indexes(e164, kind="number")
+    if row.purpose == "data_subject":
+        return registry.find_id(tx, phone_index=indexes)
+    # Processes may briefly disagree on the active key while a new one is rolled out;
+    # the index under the ring's lowest key id is the same in all of them, so two
+    # first approvals of one number cannot insert it twice, under two keys.
+    first = min(ctx.keys.index.keys)
+    xact_lock(tx, "subscriber:" + indexes[ctx.keys.index.ids().index(first)])
+    key_id, ciphertext = ctx.keys.encrypt(e164, context=registry.subscriber_aad(indexes[0]))
+    return registry.upsert_verified(
+        tx,
+        phone_index=indexes[0],
+        ciphertext=ciphertext,
+        key_id=key_id,
+        purpose=row.purpose,
+        now=now,
+        older_indexes=indexes[1:],
     )
 
 

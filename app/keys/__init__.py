@@ -1,0 +1,1 @@
+"""Key rings: rotation of the phone-encryption and blind-index keys, and their status."""
