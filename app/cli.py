@@ -21,6 +21,7 @@ from app.core.errors import AppError
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
+from app.ledger.cli import ledger_cli
 from app.staff import api_keys
 from app.staff.cli import staff_cli
 from app.staff.scopes import DEFAULT_SCOPES
@@ -36,6 +37,7 @@ cli.add_typer(secrets_cli, name="keys")
 install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(staff_cli, name="staff")
+cli.add_typer(ledger_cli, name="ledger")
 
 CLI_ACTOR = "cli"
 

@@ -23,6 +23,10 @@ from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
 from app.coupons.routes import router as coupons_router
 from app.delivery.routes import router as delivery_router
+from app.ledger import checkpoints as ledger_checkpoints
+from app.ledger import signing as ledger_signing
+from app.ledger.routes import router as ledger_router
+from app.ledger.staff_routes import router as ledger_staff_router
 from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router
 from app.sms.base import SmsSender
@@ -60,6 +64,7 @@ def create_app(
     """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
     settings = (settings or Settings()).with_dev_secrets()
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
+    ledger_signing.ring(settings)  # no ledger signing key outside development: refuse to start
     engine = create_db_engine(settings.database_url, background_checkpoint=True)
     db = Database(engine)
     worker = OutboxWorker(db, ctx, sender or build_sender(settings))
@@ -76,6 +81,8 @@ def create_app(
             tasks.append(asyncio.create_task(worker.run_forever()))
         if db.inline:
             tasks.append(asyncio.create_task(_checkpoints(db)))
+        if settings.ledger_checkpoint_interval_seconds > 0:
+            tasks.append(asyncio.create_task(ledger_checkpoints.run_schedule(db, ctx)))
         try:
             yield
         finally:
@@ -112,4 +119,6 @@ def create_app(
     app.include_router(registry_router)
     app.include_router(access_log_router)
     app.include_router(pumping_router)
+    app.include_router(ledger_router)
+    app.include_router(ledger_staff_router)
     return app

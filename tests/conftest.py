@@ -24,6 +24,9 @@ FAMILIES = ("phone", "index", "code", "token")
 TEST_KEYS = {
     family: base64.b64encode(bytes([i + 1]) * 32).decode() for i, family in enumerate(FAMILIES)
 }
+# The ledger's Ed25519 signing seed: fixed too, so create_app keeps the very settings object
+# a test passes (a generated development key would make it a copy).
+TEST_LEDGER_SEED = base64.b64encode(bytes([len(FAMILIES) + 1]) * 32).decode()
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -38,6 +41,8 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
     for family in FAMILIES:
         values[f"{family}_keys"] = {"t1": TEST_KEYS[family]}
         values[f"{family}_key_id"] = "t1"
+    values["ledger_signing_keys"] = {"t1": TEST_LEDGER_SEED}
+    values["ledger_signing_key_id"] = "t1"
     values.update(overrides)
     return Settings(**values)
 

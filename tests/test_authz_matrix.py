@@ -54,6 +54,7 @@ IDS = {
     "coupon_id": "coupon-1",
     "staff_id": "stf_madeup",
     "block_id": "blk_madeup",
+    "request_id": "dsr_madeup",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -101,6 +102,34 @@ MATRIX: dict[tuple[str, str], Row] = {
     # The pumping guard: the fraud picture for staff; only an admin lifts a block.
     ("GET", "/v1/pumping/blocks"): Row(staff(Role.ADMIN, Role.OPERATOR, Role.AUDITOR)),
     ("POST", "/v1/pumping/blocks/{block_id}/lift"): Row(staff(Role.ADMIN), {}),
+    # The disclosure ledger: operators and privacy officers ask, a privacy officer decides
+    # and releases, auditors (and the privacy officer) export and verify; the public keys
+    # that verify checkpoints are public.
+    ("GET", "/v1/ledger/public-keys"): Row(ANYONE),
+    ("POST", "/v1/disclosures"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),
+    ("GET", "/v1/disclosures"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)),
+    ("GET", "/v1/disclosures/{request_id}"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)
+    ),
+    ("POST", "/v1/disclosures/{request_id}/approve"): Row(staff(Role.PRIVACY_OFFICER), {}),
+    ("POST", "/v1/disclosures/{request_id}/reject"): Row(staff(Role.PRIVACY_OFFICER), {}),
+    ("POST", "/v1/disclosures/{request_id}/release"): Row(staff(Role.PRIVACY_OFFICER)),
+    ("GET", "/v1/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/v1/ledger/verify"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/v1/ledger/checkpoints"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    # A subject's requests about third-party provision, handled by support staff.
+    ("GET", "/v1/subscribers/{subscriber_id}/third-party-provision"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
+    ("POST", "/v1/subscribers/{subscriber_id}/third-party-provision"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}
+    ),
+    ("POST", "/v1/subscribers/{subscriber_id}/provision-consents"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}
+    ),
+    ("GET", "/v1/subscribers/{subscriber_id}/disclosures"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
 }
 
 

@@ -45,6 +45,19 @@ class Tag(enum.StrEnum):
     STAFF_ACCESS_LOG_READ = "staff:access_log:read"
     STAFF_ACCESS_LOG_EXPORTED = "staff:access_log:exported"
 
+    DISCLOSURE_REQUESTED = "disclosure:requested"
+    DISCLOSURE_APPROVED = "disclosure:approved"
+    DISCLOSURE_REJECTED = "disclosure:rejected"
+    DISCLOSURE_RELEASED = "disclosure:released"
+    PROVISION_CONSENT_GIVEN = "subject:provision_consent:given"
+    PROVISION_CONSENT_WITHDRAWN = "subject:provision_consent:withdrawn"
+    PROVISION_STOPPED = "subject:provision:stopped"
+    PROVISION_RESUMED = "subject:provision:resumed"
+    LEDGER_CHECKPOINTED = "ledger:checkpoint:created"
+    LEDGER_EXPORTED = "ledger:exported"
+    LEDGER_VERIFIED = "ledger:verified"
+    LEDGER_PURGED = "ledger:purged"
+
 
 _INSERT = (
     "INSERT INTO audit_events (tag, actor, subject, at, details) "

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     password_hash_parallelism: int = Field(4, ge=1, le=16)
     permission_history_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
 
+    # Disclosure ledger (issue 5): Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
+    # Retired keys stay in the ring so the checkpoints they signed still verify.
+    ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    ledger_signing_key_id: str | None = None
+    ledger_checkpoint_interval_seconds: float = Field(3600, ge=0, description="0: on demand only")
+
     # Retention
     unverified_retention_hours: int = Field(24, ge=1)
     verification_retention_days: int = Field(183, ge=1)
@@ -255,6 +261,8 @@ class Settings(BaseSettings):
         """In development, fill missing key rings from a local file, creating it once."""
         if self.environment != "development":
             return self
+        if not self.ledger_signing_keys:
+            return self.model_copy(update=_dev_ledger_signing(self.state_dir)).with_dev_secrets()
         missing = [family for family in SECRET_FAMILIES if not getattr(self, f"{family}_keys")]
         if not missing:
             return self
@@ -297,3 +305,18 @@ def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
     return data
+
+
+def _dev_ledger_signing(state_dir: Path) -> dict[str, object]:
+    """The development ledger signing seed, in its own file so dev-secrets.json is untouched."""
+    path = state_dir / "dev-ledger-signing.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner-only
+    except FileExistsError:
+        seed = str(json.loads(path.read_text())["ledger_signing"])
+    else:
+        seed = new_key()  # 32 random bytes: a valid Ed25519 seed
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"ledger_signing": seed}, handle)
+    return {"ledger_signing_keys": {"dev1": SecretStr(seed)}, "ledger_signing_key_id": "dev1"}

@@ -7,6 +7,14 @@ from app.models.campaign import Delivery, DeliveryText
 from app.models.consent import Consent, ConsentEvent
 from app.models.coupon import CouponRedemption
 from app.models.idempotency import IdempotencyRecord
+from app.models.ledger import (
+    DisclosureConsent,
+    DisclosureRequest,
+    DisclosureStop,
+    LedgerCheckpoint,
+    LedgerEntry,
+    LedgerEntrySubject,
+)
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
 from app.models.rate_limit import RateLimitHit
@@ -23,7 +31,13 @@ __all__ = [
     "CouponRedemption",
     "Delivery",
     "DeliveryText",
+    "DisclosureConsent",
+    "DisclosureRequest",
+    "DisclosureStop",
     "IdempotencyRecord",
+    "LedgerCheckpoint",
+    "LedgerEntry",
+    "LedgerEntrySubject",
     "OutboxMessage",
     "PumpingBlock",
     "RateLimitHit",

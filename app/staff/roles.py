@@ -35,3 +35,14 @@ STAFF_READ = frozenset({Role.ADMIN, Role.AUDITOR})
 PUMPING_READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.AUDITOR})
 # Lift a block before its cool-off ends.
 PUMPING_ADMIN = frozenset({Role.ADMIN})
+# Ask for a disclosure to a third party (issue 5): support staff and the privacy officer.
+DISCLOSURE_REQUEST = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})
+# Approve, reject and release one: the privacy officer (never their own request).
+DISCLOSURE_DECIDE = frozenset({Role.PRIVACY_OFFICER})
+# Read requests (subject ids, never numbers): those who ask, decide and audit.
+DISCLOSURE_READ = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR})
+# Export and verify the ledger, sign a checkpoint: auditors and the privacy officer, who
+# answers to the regulator.
+LEDGER_AUDIT = frozenset({Role.AUDITOR, Role.PRIVACY_OFFICER})
+# Handle a subject's own requests about third-party provision (stop, consent, records).
+SUBJECT_REQUESTS = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})

@@ -1,0 +1,79 @@
+"""Signed checkpoints: the chain's head (seq, hash, time), signed with Ed25519.
+
+Made on demand (``smsreg ledger checkpoint``, :func:`create`) and on a schedule (an
+asyncio task in the app's lifespan, ``SMSREG_LEDGER_CHECKPOINT_INTERVAL_SECONDS``,
+default one hour), skipped when nothing was appended since the last one. A checkpoint
+bounds what a database owner could rewrite unseen: every entry up to it is pinned by a
+signature the database does not hold the key to. Entries after the newest checkpoint
+are only as safe as the database until the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from app.audit.events import Tag, record_event
+from app.core.context import Context
+from app.core.db import Database, Row, Tx
+from app.ledger import chain, signing
+from app.ledger import repository as repo
+
+log = logging.getLogger("smsreg.ledger")
+HEAD = "head"
+ANCHOR = "anchor"
+
+
+def sign(tx: Tx, ctx: Context, *, kind: str, seq: int, head_hash: str, now: dt.datetime) -> Row:
+    """Sign and store a checkpoint of ``kind`` at ``seq``."""
+    keys = signing.ring(ctx.settings)
+    message = signing.checkpoint_message(
+        kind=kind, seq=seq, head_hash=head_hash, created_at=now, key_id=keys.active_id
+    )
+    row = Row(
+        kind=kind,
+        seq=seq,
+        head_hash=head_hash,
+        created_at=now,
+        key_id=keys.active_id,
+        signature=keys.sign(message),
+    )
+    row["id"] = repo.insert_checkpoint(tx, row)
+    return row
+
+
+def create(tx: Tx, ctx: Context, *, actor: str = "system", force: bool = False) -> Row | None:
+    """Checkpoint the head; None when the ledger is empty or nothing is new (unless forced)."""
+    chain.lock(tx)
+    seq, head_hash = chain.head(tx)
+    if seq == 0:
+        return None
+    latest = repo.latest_checkpoint(tx, kind=HEAD)
+    if latest is not None and int(latest.seq) == seq and not force:
+        return None
+    now = ctx.clock.now()
+    row = sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
+    record_event(
+        tx,
+        Tag.LEDGER_CHECKPOINTED,
+        actor=actor,
+        at=now,
+        subject=f"checkpoint:{row.id}",
+        details={"seq": seq, "head_hash": head_hash, "key_id": row.key_id},
+    )
+    return row
+
+
+async def run_schedule(db: Database, ctx: Context) -> None:
+    """Checkpoint every interval while the app runs (a task in the lifespan)."""
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            made = await db.run(create, ctx, actor="scheduler")
+        except Exception:  # a busy database only delays the next checkpoint
+            log.warning("ledger checkpoint skipped")
+            continue
+        if made is not None:
+            log.info("ledger checkpoint", extra={"seq": made.seq, "key_id": made.key_id})

@@ -1,0 +1,58 @@
+"""The disclosure workflow's refusals, each a clear 4xx problem."""
+
+from __future__ import annotations
+
+from app.core.errors import AppError, Forbidden, NotFound
+
+
+class RoleNotAllowed(Forbidden):
+    slug = "disclosure-role-not-allowed"
+    title = "This role may not take this step of a disclosure"
+
+
+class SelfApproval(Forbidden):
+    slug = "disclosure-self-approval"
+    title = "The requester of a disclosure may not approve or reject it"
+
+
+class RequestNotFound(NotFound):
+    slug = "disclosure-not-found"
+    title = "No such disclosure request"
+
+
+class SubjectNotFound(NotFound):
+    slug = "subject-not-found"
+    title = "No such subscriber"
+
+
+class WrongState(AppError):
+    status = 409
+    slug = "disclosure-wrong-state"
+    title = "The disclosure request is not in a state that allows this step"
+
+
+class AlreadyReleased(AppError):
+    status = 409
+    slug = "disclosure-already-released"
+    title = "This disclosure was already released; a request is released once"
+
+
+class ProvisionStopped(AppError):
+    status = 409
+    slug = "disclosure-provision-stopped"
+    title = (
+        "A subject asked to stop third-party provision; only `law` or "
+        "`investigation_compelled` may override that"
+    )
+
+
+class ConsentMissing(AppError):
+    status = 409
+    slug = "disclosure-consent-missing"
+    title = "A `consent` disclosure needs each subject's live consent to this recipient"
+
+
+class SubjectGone(AppError):
+    status = 409
+    slug = "disclosure-subject-gone"
+    title = "A subject of this request is no longer in the registry"

@@ -1,0 +1,95 @@
+"""The ledger's retention purge: never an entry younger than three years.
+
+An entry is kept at least ``SMSREG_LEDGER_RETENTION_DAYS`` (default 1,096, at least
+1,095 by the settings) and never less than three calendar years, whichever is longer:
+the cutoff is the earlier of the two. Only a prefix of the chain is purged (the oldest
+entries, up to the first one still young), and never the newest entry, so the head
+stays in the table.
+
+Keeping the rest verifiable: before deleting, the purge signs an ``anchor`` checkpoint
+at the last purged entry (its seq and hash). A verifier that finds the chain starting
+at seq N+1 accepts it only if a validly signed anchor at seq N carries exactly the
+prev_hash of entry N+1; without one, the missing start is reported as removed. A
+database owner deleting young entries cannot forge that anchor without the signing key.
+
+The database backs this up on its own: its triggers refuse the DELETE of any ledger
+row recorded less than 1,095 days ago by the database's clock, whoever asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from app.audit.events import Tag, record_event
+from app.core.context import Context
+from app.core.db import Tx
+from app.ledger import chain, checkpoints
+
+MIN_DAYS = 3 * 365
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge did (or, dry, would do)."""
+
+    cutoff: dt.datetime
+    purged: int
+    through_seq: int | None
+    anchor_id: int | None
+
+
+def three_years_before(when: dt.datetime) -> dt.datetime:
+    """The same instant three calendar years earlier (29 February -> 28 February)."""
+    try:
+        return when.replace(year=when.year - 3)
+    except ValueError:
+        return when.replace(year=when.year - 3, day=28)
+
+
+def cutoff(ctx: Context) -> dt.datetime:
+    """Entries recorded before this may be purged; never later than three years ago."""
+    now = ctx.clock.now()
+    days = max(ctx.settings.ledger_retention_days, MIN_DAYS)
+    return min(now - dt.timedelta(days=days), three_years_before(now))
+
+
+def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> PurgeResult:
+    """Delete the chain's oldest entries past retention, leaving a signed anchor."""
+    chain.lock(tx)
+    limit = cutoff(ctx)
+    head_seq, _ = chain.head(tx)
+    young = tx.scalar(
+        "SELECT min(seq) AS seq FROM ledger_entries WHERE recorded_at >= :cutoff",
+        {"cutoff": limit},
+    )
+    # Up to the first young entry, and never the head itself.
+    through = min(int(young) - 1 if young is not None else head_seq, head_seq - 1)
+    first = tx.scalar("SELECT min(seq) AS seq FROM ledger_entries")
+    if first is None or through < int(first):
+        return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None)
+    count = int(
+        tx.scalar(
+            "SELECT count(*) AS n FROM ledger_entries WHERE seq <= :through", {"through": through}
+        )
+    )
+    if dry_run:
+        return PurgeResult(cutoff=limit, purged=count, through_seq=through, anchor_id=None)
+    anchor_hash = tx.scalar(
+        "SELECT entry_hash FROM ledger_entries WHERE seq = :seq", {"seq": through}
+    )
+    now = ctx.clock.now()
+    anchor = checkpoints.sign(
+        tx, ctx, kind=checkpoints.ANCHOR, seq=through, head_hash=anchor_hash, now=now
+    )
+    tx.execute("DELETE FROM ledger_entry_subjects WHERE seq <= :through", {"through": through})
+    tx.execute("DELETE FROM ledger_entries WHERE seq <= :through", {"through": through})
+    record_event(
+        tx,
+        Tag.LEDGER_PURGED,
+        actor=actor,
+        at=now,
+        subject=f"checkpoint:{anchor.id}",
+        details={"through_seq": through, "purged": count, "cutoff": limit.isoformat()},
+    )
+    return PurgeResult(cutoff=limit, purged=count, through_seq=through, anchor_id=anchor.id)

@@ -1,0 +1,147 @@
+"""`smsreg ledger ...` on a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.core.clock import SystemClock
+from app.core.config import Settings
+from app.core.context import Context
+from app.core.crypto import Keys
+from app.core.db import Database, create_db_engine
+from tests.conftest import TEST_KEYS
+from tests.ledger.conftest import add_subscriber, number, release
+
+runner = CliRunner()
+SEED = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SMSREG_LEDGER_SIGNING_KEYS", json.dumps({"L1": SEED}))
+    for family, key in TEST_KEYS.items():
+        monkeypatch.setenv(f"SMSREG_{family.upper()}_KEYS", f'{{"t1": "{key}"}}')
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    settings = Settings().with_dev_secrets()
+    ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
+    db = Database(create_db_engine(settings.database_url))
+    subjects = [add_subscriber(db, ctx, number(i)) for i in range(3)]
+    for i in range(4):
+        release(db, ctx, [subjects[i % 3]])
+    yield tmp_path, db
+    db.engine.dispose()
+
+
+def test_checkpoint_verify_export_and_verify_the_file(env):
+    tmp_path, _db = env
+    made = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert made.exit_code == 0 and "seq 4" in made.output and "key L1" in made.output
+    assert "nothing new" in runner.invoke(cli, ["ledger", "checkpoint"]).output
+
+    checked = runner.invoke(cli, ["ledger", "verify"])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.startswith("OK: 4 entries")
+
+    keys = runner.invoke(cli, ["ledger", "public-keys"])
+    document = json.loads(keys.output)
+    public = document["keys"][0]["public_key"]
+    (tmp_path / "keys.json").write_text(keys.output)
+
+    for fmt in ("jsonl", "csv"):
+        out = tmp_path / f"ledger.{fmt}"
+        done = runner.invoke(cli, ["ledger", "export", "--output", str(out), "--format", fmt])
+        assert done.exit_code == 0 and "exported 4 entries" in done.output, done.output
+        pinned = runner.invoke(
+            cli, ["ledger", "verify", "--file", str(out), "--public-key", f"L1:{public}"]
+        )
+        assert pinned.exit_code == 0 and pinned.output.startswith("OK"), pinned.output
+        from_file = runner.invoke(
+            cli,
+            ["ledger", "verify", "--file", str(out), "--public-key", str(tmp_path / "keys.json")],
+        )
+        assert from_file.exit_code == 0
+
+    filtered = tmp_path / "law.jsonl"
+    done = runner.invoke(
+        cli,
+        [
+            "ledger",
+            "export",
+            "--output",
+            str(filtered),
+            "--basis",
+            "investigation_compelled",
+            "--since",
+            "2000-01-01",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    as_json = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), "--json"])
+    assert json.loads(as_json.output)["ok"] is True
+
+
+def test_verify_fails_with_the_broken_position(env):
+    tmp_path, db = env
+    runner.invoke(cli, ["ledger", "checkpoint"])
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER ledger_entries_no_update")
+        conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'x' WHERE seq = 2"))
+    broken = runner.invoke(cli, ["ledger", "verify"])
+    assert broken.exit_code == 1
+    assert broken.output.startswith("BROKEN at seq 2: changed")
+
+
+def test_a_tampered_export_file_fails(env):
+    tmp_path, _db = env
+    out = tmp_path / "ledger.jsonl"
+    runner.invoke(cli, ["ledger", "export", "--output", str(out)])
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(
+        b"".join(line for line in lines if b'"seq":3,' not in line or b'"entry"' not in line)
+    )
+    broken = runner.invoke(cli, ["ledger", "verify", "--file", str(out)])
+    assert broken.exit_code == 1 and "BROKEN at seq 3: removed" in broken.output
+
+
+def test_purge_keeps_young_entries(env):
+    result = runner.invoke(cli, ["ledger", "purge", "--dry-run"])
+    assert result.exit_code == 0 and result.output.startswith("would purge 0 entries")
+    assert runner.invoke(cli, ["ledger", "purge"]).output.startswith("purged 0 entries")
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["ledger", "export", "--output", "x.jsonl", "--basis", "gossip"], 1),
+        (["ledger", "export", "--output", "x.jsonl", "--since", "yesterday"], 2),
+        (["ledger", "export", "--output", "x.jsonl", "--format", "xml"], 2),
+        (["ledger", "verify", "--file", "/nonexistent/export.jsonl"], 2),
+    ],
+)
+def test_bad_cli_input(env, args, code):
+    assert runner.invoke(cli, args).exit_code == code
+
+
+def test_bad_public_key_is_refused(env):
+    tmp_path, _db = env
+    out = tmp_path / "ledger.jsonl"
+    runner.invoke(cli, ["ledger", "export", "--output", str(out)])
+    result = runner.invoke(
+        cli, ["ledger", "verify", "--file", str(out), "--public-key", "L1:short"]
+    )
+    assert result.exit_code == 2
+
+
+def test_production_without_a_signing_key_refuses(env, monkeypatch):
+    monkeypatch.delenv("SMSREG_LEDGER_SIGNING_KEYS")
+    monkeypatch.setenv("SMSREG_ENVIRONMENT", "production")
+    monkeypatch.setenv("SMSREG_SMS_SENDER", "twilio")
+    result = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert result.exit_code == 2 and "SMSREG_LEDGER_SIGNING_KEYS" in result.output

@@ -1,0 +1,328 @@
+"""Exports: complete and filtered, JSON Lines and CSV, verified offline; tampered files fail."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.core.errors import InvalidInput
+from app.ledger import checkpoints, export, signing, verify
+from tests.fixtures.fakes import START
+from tests.ledger.conftest import release, release_many
+from tests.ledger.test_tamper import N
+
+
+@pytest.fixture
+def ledger(app, db, ctx, subjects, clock):
+    release_many(db, ctx, subjects, N, clock)
+    db.call(checkpoints.create, ctx)
+    return app
+
+
+def _export(db, ctx, fmt="jsonl", **filters) -> bytes:
+    out = io.BytesIO()
+    export.write(db, ctx, export.Filters(**filters), fmt, out)
+    return out.getvalue()
+
+
+def _trusted(ctx):
+    return signing.ring(ctx.settings).public
+
+
+def _verify(data: bytes, ctx, trusted=True) -> verify.Report:
+    lines = io.BytesIO(data)
+    return verify.verify_lines(lines, public_keys=_trusted(ctx) if trusted else None)
+
+
+def _jsonl(data: bytes) -> list[dict]:
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def _lines(records: list[dict]) -> bytes:
+    return b"".join(orjson.dumps(record) + b"\n" for record in records)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_complete_export_verifies_offline(ledger, db, ctx, fmt):
+    data = _export(db, ctx, fmt)
+    report = _verify(data, ctx)
+    assert report.ok, report.text()
+    assert (report.entries, report.links, report.complete, report.covered_to) == (N, 0, True, N)
+    assert report.text().startswith("OK: 6 entries")
+
+
+def test_the_jsonl_layout(ledger, db, ctx):
+    records = _jsonl(_export(db, ctx))
+    kinds = [record["type"] for record in records]
+    assert kinds == ["header", "key", "checkpoint", *["entry"] * N, "end"]
+    header = records[0]
+    assert header["format"] == "smsreg-ledger-export/1" and header["complete"] is True
+    assert records[1]["public_key"] == signing.ring(ctx.settings).public_raw()[records[1]["key_id"]]
+    assert records[-1] == {"type": "end", "entries": N, "links": 0}
+
+
+def test_exports_hold_no_number(ledger, db, ctx):
+    for fmt in ("jsonl", "csv"):
+        text = _export(db, ctx, fmt).decode()
+        for i in range(1, 4):
+            assert f"9000000{i:02d}" not in text
+
+
+def test_embedded_keys_prove_consistency_but_pinned_keys_prove_origin(ledger, db, ctx):
+    records = _jsonl(_export(db, ctx))
+    # A forger re-signs the checkpoint with their own key and swaps the key record.
+    forger = Ed25519PrivateKey.generate()
+    key_id = records[1]["key_id"]
+    records[1]["public_key"] = signing.public_key_b64(forger.public_key())
+    cp = records[2]
+    message = signing.checkpoint_message(
+        kind=cp["kind"],
+        seq=cp["seq"],
+        head_hash=cp["head_hash"],
+        created_at=cp["created_at"],
+        key_id=key_id,
+    )
+    cp["signature"] = base64.b64encode(forger.sign(message)).decode()
+    data = _lines(records)
+    loose = _verify(data, ctx, trusted=False)
+    assert loose.ok and any("not who signed it" in note for note in loose.notes)
+    pinned = _verify(data, ctx)
+    assert (pinned.problem.seq, pinned.problem.kind) == (N, "bad-signature")
+
+
+def _entry_index(records, seq):
+    return next(
+        i for i, r in enumerate(records) if r["type"] in ("entry", "link") and r["seq"] == seq
+    )
+
+
+def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
+    base = _jsonl(_export(db, ctx))
+
+    edited = [dict(r) for r in base]
+    edited[_entry_index(edited, 3)]["purpose"] = "another story"
+    assert (_verify(_lines(edited), ctx).problem.seq, "changed") == (3, "changed")
+    assert _verify(_lines(edited), ctx).problem.kind == "changed"
+
+    deleted = [r for r in base if not (r["type"] == "entry" and r["seq"] == 3)]
+    problem = _verify(_lines(deleted), ctx).problem
+    assert (problem.seq, problem.kind) == (3, "removed")
+
+    swapped = list(base)
+    i, j = _entry_index(swapped, 3), _entry_index(swapped, 4)
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    problem = _verify(_lines(swapped), ctx).problem
+    assert (problem.seq, problem.kind) == (3, "reordered")
+
+    cut = [r for r in base if not (r["type"] == "entry" and r["seq"] >= 5) and r["type"] != "end"]
+    problem = _verify(_lines(cut), ctx).problem
+    assert (problem.seq, problem.kind) == (5, "truncated")
+
+    no_end = base[:-1]
+    problem = _verify(_lines(no_end), ctx).problem
+    assert (problem.seq, problem.kind) == (N + 1, "truncated")
+
+    forged = [dict(r) for r in base]
+    forged[2]["head_hash"] = "00" * 32
+    problem = _verify(_lines(forged), ctx).problem
+    assert (problem.seq, problem.kind) == (N, "bad-signature")
+
+
+def test_csv_tampering_is_found(ledger, db, ctx):
+    rows = list(csv.reader(io.StringIO(_export(db, ctx, "csv").decode())))
+    columns = rows[0]
+
+    def seq_row(seq: int) -> int:
+        return next(
+            i
+            for i, row in enumerate(rows)
+            if row[0] == "entry" and row[columns.index("seq")] == str(seq)
+        )
+
+    def render(table) -> bytes:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(table)
+        return out.getvalue().encode()
+
+    edited = [list(row) for row in rows]
+    edited[seq_row(2)][columns.index("legal_basis")] = "consent"
+    problem = _verify(render(edited), ctx).problem
+    assert (problem.seq, problem.kind) == (2, "changed")
+
+    swapped = [list(row) for row in rows]
+    a, b = seq_row(4), seq_row(5)
+    swapped[a], swapped[b] = swapped[b], swapped[a]
+    problem = _verify(render(swapped), ctx).problem
+    assert (problem.seq, problem.kind) == (4, "reordered")
+
+    deleted = [row for i, row in enumerate(rows) if i != seq_row(5)]
+    problem = _verify(render(deleted), ctx).problem
+    assert (problem.seq, problem.kind) == (5, "removed")
+
+    cut = [row for i, row in enumerate(rows) if i != seq_row(6)]
+    problem = _verify(render(cut), ctx).problem
+    assert (problem.seq, problem.kind) == (6, "truncated")
+
+
+def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
+    release(db, ctx, subjects[:1], purpose='=HYPERLINK("http://x") for the case')
+    db.call(checkpoints.create, ctx)
+    data = _export(db, ctx, "csv")
+    assert b"'=HYPERLINK" in data
+    assert _verify(data, ctx).ok
+
+
+@pytest.mark.parametrize(
+    ("filters", "selected"),
+    [
+        ({"legal_basis": "law"}, [2, 4]),
+        ({"recipient": "ＫＡＮＡＧＡＷＡ prefectural police"}, [2, 4]),
+        ({"since": START.replace(minute=1), "until": START.replace(minute=3)}, [2, 3]),
+    ],
+)
+def test_filtered_exports_prove_each_selected_entry(
+    app, db, ctx, subjects, clock, filters, selected
+):
+    for i in range(1, 6):
+        if i in (2, 4):
+            release(
+                db,
+                ctx,
+                subjects[:1],
+                legal_basis="law",
+                recipient={
+                    "organisation": "Kanagawa Prefectural Police",
+                    "officer": "Sgt. Ito",
+                    "contact": "045-000-0000",
+                },
+            )
+        else:
+            release(db, ctx, subjects[1:2])
+        clock.advance(minutes=1)
+    db.call(checkpoints.create, ctx)
+    for fmt in ("jsonl", "csv"):
+        data = _export(db, ctx, fmt, **filters)
+        report = _verify(data, ctx)
+        assert report.ok, report.text()
+        assert not report.complete and report.entries == len(selected)
+        assert report.covered_to == 5
+        if fmt == "jsonl":
+            records = _jsonl(data)
+            assert [r["seq"] for r in records if r["type"] == "entry"] == selected
+            links = [r for r in records if r["type"] == "link"]
+            assert all(
+                set(r) == {"type", "seq", "prev_hash", "content_sha256", "entry_hash"}
+                for r in links
+            )
+
+
+def test_a_filtered_export_by_subject_and_its_tampering(app, db, ctx, subjects, clock):
+    release_many(db, ctx, subjects, N, clock)  # subject k in entries k, k+3
+    db.call(checkpoints.create, ctx)
+    data = _export(db, ctx, subject_id=subjects[1])
+    records = _jsonl(data)
+    assert [r["seq"] for r in records if r["type"] == "entry"] == [2, 5]
+    assert [r["seq"] for r in records if r["type"] == "link"] == [3, 4, 6]
+    assert _verify(data, ctx).ok
+
+    edited = [dict(r) for r in records]
+    edited[_entry_index(edited, 5)]["approved_by"] = "stf_nobody"
+    assert (_verify(_lines(edited), ctx).problem.seq, "changed") == (5, "changed")
+
+    relinked = [dict(r) for r in records]
+    relinked[_entry_index(relinked, 3)]["content_sha256"] = "11" * 32
+    problem = _verify(_lines(relinked), ctx).problem
+    assert (problem.seq, problem.kind) == (3, "changed")
+
+
+def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx, subjects, clock):
+    release_many(db, ctx, subjects, 2, clock)
+    summary = export.Summary()
+    out = io.BytesIO()
+    with __import__("app.ledger.repository", fromlist=["snapshot"]).snapshot(db) as tx:
+        for chunk in export.render(
+            tx, ctx, export.Filters(legal_basis="investigation_compelled"), "jsonl", summary
+        ):
+            out.write(chunk)
+    assert any("no checkpoint covers" in note for note in summary.notes)
+    report = _verify(out.getvalue(), ctx)
+    assert report.ok and report.covered_to is None
+    assert any("not covered by a checkpoint" in note for note in report.notes)
+
+
+def test_an_empty_ledger_exports_and_verifies(app, db, ctx):
+    data = _export(db, ctx)
+    assert [r["type"] for r in _jsonl(data)] == ["header", "key", "end"]
+    assert _verify(data, ctx).ok
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"since": START, "until": START}, "until"),
+        ({"since": START.replace(tzinfo=None)}, "since"),
+        ({"legal_basis": "gossip"}, "basis"),
+        ({"recipient": " "}, "recipient"),
+        ({"subject_id": "sub id with spaces"}, "subject"),
+    ],
+)
+def test_bad_filters_are_refused_before_anything_is_read(app, db, ctx, filters, field):
+    with pytest.raises(InvalidInput) as caught:
+        export.stream(db, ctx, export.Filters(**filters), "jsonl")
+    assert caught.value.errors[0].field == field
+
+
+def test_unknown_format_is_refused(app, db, ctx):
+    with pytest.raises(InvalidInput):
+        export.stream(db, ctx, export.Filters(), "xml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not json\n", b'{"type":"header","format":"other"}\n', b"a,b,c\n1,2,3\n"],
+)
+def test_files_that_are_not_exports_are_malformed(data, ctx):
+    report = verify.verify_lines(io.BytesIO(data), public_keys=_trusted(ctx))
+    assert report.problem is not None and report.problem.kind == "malformed"
+
+
+def test_public_keys_from_the_endpoint_json_file(ledger, db, ctx, tmp_path):
+    path = tmp_path / "keys.json"
+    ring = signing.ring(ctx.settings)
+    path.write_text(
+        json.dumps({"keys": [{"key_id": k, "public_key": v} for k, v in ring.public_raw().items()]})
+    )
+    keys = verify.parse_public_keys([str(path)])
+    assert set(keys) == set(ring.public_raw())
+    assert verify.verify_lines(io.BytesIO(_export(db, ctx)), public_keys=keys).ok
+    with pytest.raises(ValueError):
+        verify.parse_public_keys(["no-colon-here"])
+
+
+def test_auditor_services_record_who_verified_and_exported(ledger, db, ctx):
+    from app.ledger import auditor
+    from tests.ledger.conftest import sql
+
+    report = auditor.verify_ledger(db, ctx, actor="staff:stf_auditor1")
+    assert report.ok and report.entries == N
+    chunks = auditor.export_ledger(
+        db, ctx, actor="staff:stf_auditor1", filters=export.Filters(), fmt="csv"
+    )
+    assert _verify(b"".join(chunks), ctx).ok
+    with pytest.raises(InvalidInput):
+        auditor.export_ledger(
+            db, ctx, actor="staff:stf_auditor1", filters=export.Filters(legal_basis="x"), fmt="csv"
+        )
+    tags = [
+        row.tag
+        for row in sql(
+            ledger, "SELECT tag, actor FROM audit_events WHERE actor = 'staff:stf_auditor1'"
+        )
+    ]
+    assert tags == ["ledger:verified", "ledger:exported"]

@@ -1,0 +1,174 @@
+"""The ledger over HTTP, with staff sessions: the workflow, the auditors' tools, subjects."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from app.staff.roles import Role
+from tests.ledger.conftest import POLICE, add_subscriber, number
+from tests.staff.helpers import CHEAP_HASHING, staff_auth
+
+
+@pytest.fixture
+def settings_overrides():
+    return dict(CHEAP_HASHING)
+
+
+def body(subject_ids, **overrides):
+    values = {
+        "recipient": {"organisation": POLICE, "officer": "Inspector Sato", "contact": "desk"},
+        "legal_basis": "investigation_compelled",
+        "purpose": "Fraud investigation into coupon abuse ring",
+        "request_reference": "CCP 197(2) inquiry No. 2026-118",
+        "data_items": ["phone_number", "subscriber_id"],
+        "subject_ids": subject_ids,
+        "necessity_review": "Only the numbers named in the inquiry; no history is provided.",
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+async def people(app, client):
+    return {
+        "operator": await staff_auth(app, client, Role.OPERATOR, username="op-1"),
+        "officer_a": await staff_auth(app, client, Role.PRIVACY_OFFICER, username="po-a"),
+        "officer_b": await staff_auth(app, client, Role.PRIVACY_OFFICER, username="po-b"),
+        "auditor": await staff_auth(app, client, Role.AUDITOR, username="aud-1"),
+        "admin": await staff_auth(app, client, Role.ADMIN, username="adm-1"),
+    }
+
+
+async def test_request_approve_release_export_verify(client, app, people):
+    subject = add_subscriber(app.state.db, app.state.ctx, number(7))
+    created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    assert created.json()["status"] == "requested"
+
+    url = f"/v1/disclosures/{request_id}"
+    early = await client.post(f"{url}/release", headers=people["officer_a"])
+    assert early.status_code == 409, "only an approved request is released"
+    note = {"note": "Lawful inquiry, narrowly scoped"}
+    assert (
+        await client.post(f"{url}/approve", json=note, headers=people["operator"])
+    ).status_code == 403
+    approved = await client.post(f"{url}/approve", json=note, headers=people["officer_a"])
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+
+    released = await client.post(f"{url}/release", headers=people["officer_b"])
+    assert released.status_code == 200, released.text
+    assert released.headers["Cache-Control"] == "no-store"
+    assert number(7) in released.text, "the package is what leaves: it holds the number"
+    seq = released.json()["ledger_seq"]
+    again = await client.post(f"{url}/release", headers=people["officer_b"])
+    assert again.status_code == 409, "released once"
+
+    for who in ("operator", "officer_a", "auditor"):
+        read = await client.get(url, headers=people[who])
+        assert read.status_code == 200 and read.json()["ledger_seq"] == seq
+        assert number(7) not in read.text
+    assert (await client.get(url, headers=people["admin"])).status_code == 403
+
+    exported = await client.get("/v1/ledger/export?format=jsonl", headers=people["auditor"])
+    assert exported.status_code == 200 and exported.headers["Cache-Control"] == "no-store"
+    lines = [orjson.loads(line) for line in exported.text.splitlines() if line]
+    assert any(line.get("seq") == seq for line in lines)
+    assert number(7) not in exported.text and number(7)[3:] not in exported.text
+    csv = await client.get("/v1/ledger/export?format=csv", headers=people["officer_a"])
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    bad = await client.get("/v1/ledger/export?basis=gossip", headers=people["auditor"])
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "basis"
+    assert (await client.get("/v1/ledger/export", headers=people["operator"])).status_code == 403
+
+    checkpoint = await client.post("/v1/ledger/checkpoints", headers=people["auditor"])
+    assert checkpoint.status_code == 201 and checkpoint.json()["seq"] == seq
+    report = await client.get("/v1/ledger/verify", headers=people["auditor"])
+    assert report.status_code == 200, report.text
+    assert report.json()["ok"] is True and report.json()["entries"] == 1
+
+
+async def test_self_approval_is_refused(client, app, people):
+    subject = add_subscriber(app.state.db, app.state.ctx, number(8))
+    mine = await client.post("/v1/disclosures", json=body([subject]), headers=people["officer_a"])
+    assert mine.status_code == 201
+    url = f"/v1/disclosures/{mine.json()['id']}/approve"
+    refused = await client.post(url, json={"note": "approving my own"}, headers=people["officer_a"])
+    assert refused.status_code == 403
+    other = await client.post(
+        url, json={"note": "reviewed by another"}, headers=people["officer_b"]
+    )
+    assert other.status_code == 200
+
+
+async def test_a_subject_who_stopped_provision_is_refused_except_when_compelled(
+    client, app, people
+):
+    subject = add_subscriber(app.state.db, app.state.ctx, number(9))
+    url = f"/v1/subscribers/{subject}/third-party-provision"
+    stop = await client.post(
+        url, json={"action": "stop", "source": "phone"}, headers=people["operator"]
+    )
+    assert stop.status_code == 200 and stop.json()["stopped_at"] is not None
+    emergency = body([subject], legal_basis="emergency_life_body_property", request_reference=None)
+    refused = await client.post("/v1/disclosures", json=emergency, headers=people["operator"])
+    assert refused.status_code == 409, refused.text
+    compelled = await client.post(
+        "/v1/disclosures", json=body([subject]), headers=people["operator"]
+    )
+    assert compelled.status_code == 201
+
+    consent = body([subject], legal_basis="consent", request_reference=None)
+    resume = {"action": "resume", "source": "phone"}
+    assert (await client.post(url, json=resume, headers=people["operator"])).status_code == 200
+    assert (
+        await client.post("/v1/disclosures", json=consent, headers=people["operator"])
+    ).status_code == 409
+    given = await client.post(
+        f"/v1/subscribers/{subject}/provision-consents",
+        json={"action": "give", "recipient": POLICE, "source": "web-form"},
+        headers=people["operator"],
+    )
+    assert given.status_code == 200, given.text
+    assert (
+        await client.post("/v1/disclosures", json=consent, headers=people["operator"])
+    ).status_code == 201
+
+
+async def test_a_subject_sees_the_records_about_them(client, app, people):
+    subject = add_subscriber(app.state.db, app.state.ctx, number(10))
+    created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
+    url = f"/v1/disclosures/{created.json()['id']}"
+    await client.post(f"{url}/approve", json={"note": "Lawful"}, headers=people["officer_a"])
+    await client.post(f"{url}/release", headers=people["officer_b"])
+    records = await client.get(f"/v1/subscribers/{subject}/disclosures", headers=people["operator"])
+    assert records.status_code == 200 and records.headers["Cache-Control"] == "no-store"
+    [record] = records.json()["records"]
+    assert record["recipient"]["organisation"] == POLICE
+    assert number(10) not in records.text
+    missing = await client.get(
+        "/v1/subscribers/sub_missing/disclosures", headers=people["operator"]
+    )
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"legal_basis": "curiosity"}, "legal_basis"),
+        ({"request_reference": None}, "request_reference"),
+        ({"subject_ids": []}, "subject_ids"),
+        ({"data_items": ["shoe_size"]}, "data_items"),
+        ({"necessity_review": "short"}, "necessity_review"),
+    ],
+)
+async def test_bad_requests_name_the_field_and_write_nothing(client, app, people, change, field):
+    subject = add_subscriber(app.state.db, app.state.ctx, number(11))
+    answer = await client.post(
+        "/v1/disclosures", json={**body([subject]), **change}, headers=people["operator"]
+    )
+    assert answer.status_code == 422, answer.text
+    assert field in {error["field"] for error in answer.json()["errors"]}
+    listed = await client.get("/v1/disclosures", headers=people["auditor"])
+    assert listed.json()["requests"] == []
