@@ -24,6 +24,7 @@ from app.keys.cli import startup_check as check_key_usage
 from app.ledger.cli import ledger_cli
 from app.staff import api_keys
 from app.staff.cli import staff_cli
+from app.staff.credentials_cli import credentials_cli
 from app.staff.scopes import DEFAULT_SCOPES
 from app.verification.cli import pumping_cli
 
@@ -37,6 +38,7 @@ cli.add_typer(secrets_cli, name="keys")
 install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(staff_cli, name="staff")
+cli.add_typer(credentials_cli, name="credentials")
 cli.add_typer(ledger_cli, name="ledger")
 
 CLI_ACTOR = "cli"

@@ -34,6 +34,8 @@ from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.inbound import router as sms_inbound_router
 from app.sms.outbox import OutboxWorker
+from app.staff.credential_routes import api_keys_router
+from app.staff.credential_routes import router as staff_credentials_router
 from app.staff.routes import router as staff_router
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
@@ -116,6 +118,8 @@ def create_app(
     app.include_router(delivery_router)
     app.include_router(coupons_router)
     app.include_router(staff_router)
+    app.include_router(staff_credentials_router)
+    app.include_router(api_keys_router)
     app.include_router(registry_router)
     app.include_router(access_log_router)
     app.include_router(pumping_router)

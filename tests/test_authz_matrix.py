@@ -55,6 +55,7 @@ IDS = {
     "staff_id": "stf_madeup",
     "block_id": "blk_madeup",
     "request_id": "dsr_madeup",
+    "key_id": "key_madeup",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -91,6 +92,18 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/v1/staff/{staff_id}/role"): Row(staff(Role.ADMIN), {}),
     ("POST", "/v1/staff/{staff_id}/disable"): Row(staff(Role.ADMIN)),
     ("DELETE", "/v1/staff/{staff_id}/sessions"): Row(staff(Role.ADMIN)),
+    # Staff credentials (issue 6): one's own second factor; admins reset and offboard.
+    ("GET", "/v1/staff/me/totp"): Row(ALL_STAFF),
+    ("POST", "/v1/staff/me/totp"): Row(ALL_STAFF),
+    ("POST", "/v1/staff/me/totp/confirm"): Row(ALL_STAFF, {}),
+    ("POST", "/v1/staff/me/totp/recovery-codes"): Row(ALL_STAFF, {}),
+    ("DELETE", "/v1/staff/{staff_id}/totp"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/staff/{staff_id}/offboard"): Row(staff(Role.ADMIN)),
+    # Service API keys over HTTP: admins (DESIGN.md: "manage staff, roles and API keys").
+    ("POST", "/v1/api-keys"): Row(staff(Role.ADMIN), {}),
+    ("GET", "/v1/api-keys"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/api-keys/{key_id}/revoke"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/api-keys/{key_id}/rotate"): Row(staff(Role.ADMIN)),
     # The registry for staff: masked for operators and privacy officers; the full number
     # for privacy officers only; admin and auditor never see a subscriber.
     ("POST", "/v1/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     code_key_id: str | None = None
     token_keys: dict[str, SecretStr] = Field(default_factory=dict)
     token_key_id: str | None = None
+    # `smsreg keys rotate`: rows per transaction, and a pause between batches so the
+    # running service's writers get the (SQLite) write lock in between.
+    key_rotation_batch_size: int = Field(500, ge=1, le=10_000)
+    key_rotation_pause_seconds: float = Field(0.1, ge=0, le=60)
 
     # Phone numbers
     allowed_regions: Annotated[list[str], NoDecode] = ["JP"]
@@ -112,11 +116,31 @@ class Settings(BaseSettings):
     password_min_length: int = Field(12, ge=8)
     password_max_age_days: int = Field(90, ge=0)
     session_max_hours: int = Field(12, ge=1, le=12)
+    # Staff sessions and logins (issue 4)
+    session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
+    login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")
+    login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lock lasts")
+    # argon2id parameters (argon2-cffi's defaults, RFC 9106's second recommendation).
+    password_hash_time_cost: int = Field(3, ge=1, le=20)
+    password_hash_memory_kib: int = Field(65_536, ge=1024, le=4_194_304)
+    password_hash_parallelism: int = Field(4, ge=1, le=16)
+    permission_history_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
     api_key_max_age_days: int = Field(180, ge=1)
     api_key_grace_hours: int = Field(24, ge=0)
     api_key_due_within_days: int = Field(
         14, ge=0, le=365, description="`smsreg api-keys due` lists keys this close to their age"
     )
+    # Staff credentials (issue 6): password strength, TOTP second factor, the due report.
+    password_min_score: int = Field(3, ge=0, le=4, description="zxcvbn score a password needs")
+    password_due_within_days: int = Field(
+        14, ge=0, le=365, description="`smsreg credentials due` lists passwords this close"
+    )
+    totp_required_roles: list[Literal["privacy_officer", "operator", "auditor", "admin"]] = [
+        "privacy_officer",
+        "admin",
+    ]
+    totp_issuer: str = Field("smsreg", min_length=1, max_length=64, pattern=r"^[^:]+$")
+    totp_drift_steps: int = Field(1, ge=0, le=2, description="30 s steps accepted either way")
 
     # Coupon redemptions (issue 4)
     coupon_verification_window_minutes: int = Field(
@@ -144,26 +168,6 @@ class Settings(BaseSettings):
     delivery_ttl_hours: int = Field(24, ge=1, le=168, description="unsent campaign SMS expire")
     delivery_batch_size: int = Field(2000, ge=100, le=50_000, description="rows per transaction")
 
-    # `smsreg keys rotate`: rows per transaction, and a pause between batches so the
-    # running service's writers get the (SQLite) write lock in between.
-    key_rotation_batch_size: int = Field(500, ge=1, le=10_000)
-    key_rotation_pause_seconds: float = Field(0.1, ge=0, le=60)
-    # Staff sessions and logins (issue 4)
-    session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
-    login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")
-    login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lock lasts")
-    # argon2id parameters (argon2-cffi's defaults, RFC 9106's second recommendation).
-    password_hash_time_cost: int = Field(3, ge=1, le=20)
-    password_hash_memory_kib: int = Field(65_536, ge=1024, le=4_194_304)
-    password_hash_parallelism: int = Field(4, ge=1, le=16)
-    permission_history_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
-
-    # Disclosure ledger (issue 5): Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
-    # Retired keys stay in the ring so the checkpoints they signed still verify.
-    ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
-    ledger_signing_key_id: str | None = None
-    ledger_checkpoint_interval_seconds: float = Field(3600, ge=0, description="0: on demand only")
-
     # Retention
     unverified_retention_hours: int = Field(24, ge=1)
     verification_retention_days: int = Field(183, ge=1)
@@ -171,6 +175,12 @@ class Settings(BaseSettings):
     ledger_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
     dormant_after_days: int = Field(365, ge=1)
     dormant_notice_days: int = Field(30, ge=0)
+
+    # Disclosure ledger (issue 5): Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
+    # Retired keys stay in the ring so the checkpoints they signed still verify.
+    ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    ledger_signing_key_id: str | None = None
+    ledger_checkpoint_interval_seconds: float = Field(3600, ge=0, description="0: on demand only")
 
     @field_validator("allowed_regions", "trusted_proxies", mode="before")
     @classmethod

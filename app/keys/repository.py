@@ -208,6 +208,11 @@ def _usage_sql(tx: Tx, family: str) -> list[tuple[str, str]]:
             (f"{table}.phone_key_id", f"SELECT phone_key_id AS key_id, count(*) AS n FROM {table} "  # noqa: S608
              "GROUP BY phone_key_id")
             for table in ("subscribers", "verifications")
+        ] + [
+            # Staff TOTP secrets are sealed with the phone ring too; `smsreg credentials
+            # rotate --due` re-encrypts them.
+            ("staff_totp.secret_key_id", "SELECT secret_key_id AS key_id, count(*) AS n "
+             "FROM staff_totp GROUP BY secret_key_id"),
         ]  # fmt: skip
     if family == "index":
         return [

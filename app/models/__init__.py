@@ -19,6 +19,7 @@ from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
 from app.models.rate_limit import RateLimitHit
 from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
+from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
 
@@ -43,7 +44,9 @@ __all__ = [
     "RateLimitHit",
     "StaffAccount",
     "StaffPermissionChange",
+    "StaffRecoveryCode",
     "StaffSession",
+    "StaffTotp",
     "Subscriber",
     "SubscriberPurpose",
     "Verification",

@@ -24,10 +24,17 @@ from app.core.errors import AUTHENTICATE_FIRST, Forbidden, Unauthenticated
 from app.staff import api_keys, roles, sessions
 from app.staff.accounts import Staff
 from app.staff.api_keys import Client
+from app.staff.passwords import PASSWORD_EXPIRED, PasswordExpired
 from app.staff.roles import Role
 from app.staff.scopes import Scope
+from app.staff.totp import TOTP_ENROLMENT_REQUIRED, TotpEnrolmentRequired
 
 T = TypeVar("T")
+# The refusal a restricted session gets on any other route (403, naming what to fix).
+_RESTRICTED: dict[str, type[Forbidden]] = {
+    PASSWORD_EXPIRED: PasswordExpired,
+    TOTP_ENROLMENT_REQUIRED: TotpEnrolmentRequired,
+}
 
 
 @dataclass(frozen=True)
@@ -95,10 +102,15 @@ class StaffCaller:
 
     token: str
     roles: frozenset[Role]
+    # Whether a restricted session (expired password, TOTP still to enrol) may use the
+    # route: only the routes that fix the restriction, read /me or log out.
+    restricted_ok: bool = False
 
     def authorize(self, tx: Tx, ctx: Context) -> Staff:
         """The live staff member behind the session, or Unauthenticated / Forbidden."""
         staff = sessions.authenticate(tx, ctx, token=self.token)
+        if staff.restrictions and not self.restricted_ok:
+            raise _RESTRICTED[staff.restrictions[0]]()
         if staff.role not in self.roles:
             raise Forbidden(f"the {staff.role.value} role may not do this")
         return staff
@@ -117,23 +129,28 @@ def as_staff(
 class StaffSessionScheme(SecurityBase):
     """The bearer staff session of a request, for a route that allows ``roles``."""
 
-    def __init__(self, allowed: frozenset[Role]) -> None:
+    def __init__(self, allowed: frozenset[Role], *, restricted_ok: bool = False) -> None:
         self.model = HTTPBearerModel(
             description="a staff session token (`smsreg_ss_...`) from POST /v1/staff/sessions"
         )
         self.scheme_name = "StaffSession"
         self.roles = allowed
+        self.restricted_ok = restricted_ok
 
     async def __call__(self, request: Request) -> StaffCaller:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("send 'Authorization: Bearer <staff session token>'")
-        caller = StaffCaller(token=token, roles=self.roles)
+        caller = StaffCaller(token=token, roles=self.roles, restricted_ok=self.restricted_ok)
         request.scope[AUTHENTICATE_FIRST] = caller.authorize  # as for API keys above
         return caller
 
 
 AnyStaff = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ALL_ROLES))]
+# One's own credentials: also for a restricted session (issue 6), which may do only this.
+OwnCredentials = Annotated[
+    StaffCaller, Depends(StaffSessionScheme(roles.ALL_ROLES, restricted_ok=True))
+]
 SubscriberRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.SUBSCRIBER_READ))]
 PhoneReveal = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PHONE_REVEAL))]
 AccessLogRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ACCESS_LOG_READ))]

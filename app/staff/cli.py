@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
+from app.core.db import Database
 from app.core.errors import AppError
-from app.staff import accounts
+from app.staff import accounts, offboarding, totp
 
 staff_cli = typer.Typer(help="Staff accounts (the first admin, emergencies).", no_args_is_help=True)
 CLI_ACTOR = "cli"
@@ -89,3 +90,78 @@ def disable(staff_id: str) -> None:
     finally:
         db.engine.dispose()
     typer.echo(f"disabled {account.id}")
+
+
+def _account_id(db: Database, username: str) -> str:
+    account = db.call(accounts.find_for_login, username)
+    if account is None:
+        raise _refused(accounts.StaffNotFound(f"no staff account named {username!r}"))
+    return str(account.id)
+
+
+@staff_cli.command("offboard")
+def offboard(
+    username: str,
+    grace_hours: Annotated[
+        int | None,
+        typer.Option(help="life left to their API keys; default SMSREG_API_KEY_GRACE_HOURS"),
+    ] = None,
+) -> None:
+    """Offboard a person: disable, end every session, remove TOTP, rotate their API keys.
+
+    The successor keys are printed once: hand each to the client that uses it before
+    the old one dies.
+    """
+    from app.cli import _runtime, _settings
+
+    db, ctx = _runtime(_settings())
+    try:
+        done = db.call(
+            offboarding.offboard,
+            ctx,
+            staff=None,
+            account_id=_account_id(db, username),
+            grace_hours=grace_hours,
+        )
+    except AppError as exc:
+        raise _refused(exc) from None
+    finally:
+        db.engine.dispose()
+    account = done.account
+    state = "disabled now" if done.disabled_now else "was already disabled"
+    typer.echo(
+        f"offboarded {account.id} ({account.username}): {state}, "
+        f"{done.sessions_ended} session(s) ended, "
+        f"TOTP {'removed' if done.totp_removed else 'not enrolled'}, "
+        f"{done.recovery_codes_removed} recovery code(s) removed"
+    )
+    for rotated in done.rotated:
+        old, new = rotated.old, rotated.new.key
+        typer.echo(
+            f"rotated {old.id} ({old.name}) -> {new.id}; "
+            f"the old key works until {old.expires_at.isoformat()}"
+        )
+        typer.echo(f"  new key (shown once, hand it over now): {rotated.new.token}")
+    for key in done.ending:
+        typer.echo(f"already rotated {key.id} ({key.name}); ends {key.expires_at.isoformat()}")
+    if not done.rotated and not done.ending:
+        typer.echo("no live API keys were created by this person")
+
+
+@staff_cli.command("reset-totp")
+def reset_totp(username: str) -> None:
+    """Remove a person's TOTP and recovery codes (a lost phone) and end their sessions."""
+    from app.cli import _runtime, _settings
+
+    db, ctx = _runtime(_settings())
+    try:
+        row = db.call(totp.reset, ctx, staff=None, account_id=_account_id(db, username))
+    except AppError as exc:
+        raise _refused(exc) from None
+    finally:
+        db.engine.dispose()
+    typer.echo(
+        f"reset {row.staff_id}: TOTP {'removed' if row.had_totp else 'was not enrolled'}, "
+        f"{row.recovery_codes_removed} recovery code(s) removed, "
+        f"{row.sessions_ended} session(s) ended"
+    )

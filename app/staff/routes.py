@@ -10,7 +10,7 @@ from app.core.db import Row
 from app.core.deps import request_ip, runtime_of
 from app.core.errors import Forbidden, InvalidInput, Unauthenticated
 from app.staff import accounts, sessions
-from app.staff.auth import AnyStaff, StaffAdmin, StaffRead, as_staff
+from app.staff.auth import OwnCredentials, StaffAdmin, StaffRead, as_staff
 from app.staff.schemas import (
     LoginRequest,
     MePublic,
@@ -51,7 +51,13 @@ def _staff_public(row: Row) -> StaffPublic:
 async def login(body: LoginRequest, request: Request, response: Response) -> NewSessionPublic:
     rt = runtime_of(request)
     new = await sessions.login(
-        rt.db, rt.ctx, username=body.username, password=body.password, ip=request_ip(request)
+        rt.db,
+        rt.ctx,
+        username=body.username,
+        password=body.password,
+        ip=request_ip(request),
+        totp_code=body.totp,
+        recovery_code=body.recovery_code,
     )
     response.headers.update(_NO_STORE)
     session = new.session
@@ -69,6 +75,8 @@ async def login(body: LoginRequest, request: Request, response: Response) -> New
             display_name=new.staff.display_name,
             role=new.staff.role,
         ),
+        restrictions=list(new.staff.restrictions),
+        password_expires_at=new.password_expires_at,
     )
 
 
@@ -78,14 +86,14 @@ async def login(body: LoginRequest, request: Request, response: Response) -> New
     responses=_AUTH,
     summary="Log out: the session ends at once",
 )
-async def logout(caller: AnyStaff, request: Request) -> Response:
+async def logout(caller: OwnCredentials, request: Request) -> Response:
     rt = runtime_of(request)
     await rt.db.run(as_staff, rt.ctx, caller=caller, action=sessions.logout)
     return Response(status_code=204)
 
 
 @router.get("/me", responses=_AUTH, summary="The signed-in account and its session")
-async def me(caller: AnyStaff, request: Request) -> MePublic:
+async def me(caller: OwnCredentials, request: Request) -> MePublic:
     rt = runtime_of(request)
     row = await rt.db.run(as_staff, rt.ctx, caller=caller, action=sessions.session_of)
     return MePublic.model_validate(dict(row))
@@ -96,7 +104,9 @@ async def me(caller: AnyStaff, request: Request) -> MePublic:
     responses={**_AUTH, 422: accounts.WrongPassword.openapi()},
     summary="Change one's own password (ends one's other sessions)",
 )
-async def change_password(body: PasswordChange, caller: AnyStaff, request: Request) -> StaffPublic:
+async def change_password(
+    body: PasswordChange, caller: OwnCredentials, request: Request
+) -> StaffPublic:
     rt = runtime_of(request)
     row = await accounts.change_password(
         rt.db,

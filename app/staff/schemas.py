@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.staff.accounts import MAX_PASSWORD_LENGTH
 from app.staff.roles import Role
 
+Restriction = Literal["password_expired", "totp_enrolment_required"]
+
 
 class LoginRequest(BaseModel):
     """A username and password, for a session."""
@@ -18,6 +20,12 @@ class LoginRequest(BaseModel):
 
     username: str = Field(min_length=1, max_length=64, examples=["hanako"])
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    totp: str | None = Field(
+        None, min_length=1, max_length=16, description="the TOTP code, once TOTP is enrolled"
+    )
+    recovery_code: str | None = Field(
+        None, min_length=1, max_length=32, description="instead of totp: a one-time code"
+    )
 
 
 class SessionPublic(BaseModel):
@@ -45,6 +53,14 @@ class NewSessionPublic(BaseModel):
     token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 (the scheme name)
     session: SessionPublic
     staff: StaffSummary
+    restrictions: list[Restriction] = Field(
+        default_factory=list,
+        description="non-empty: the session may only fix these (change the password, "
+        "enrol TOTP), read /v1/staff/me and log out; other routes answer 403",
+    )
+    password_expires_at: dt.datetime | None = Field(
+        None, description="when the password passes its maximum age (null: never)"
+    )
 
 
 class MePublic(StaffSummary):
@@ -53,6 +69,8 @@ class MePublic(StaffSummary):
     password_changed_at: dt.datetime
     last_login_at: dt.datetime | None
     session: SessionPublic
+    restrictions: list[Restriction] = Field(default_factory=list)
+    password_expires_at: dt.datetime | None = None
 
 
 class StaffPublic(StaffSummary):
@@ -70,7 +88,7 @@ class StaffPublic(StaffSummary):
 class PermissionChangePublic(BaseModel):
     """One grant, change or revocation of a role."""
 
-    change: Literal["grant", "change", "revoke"]
+    change: Literal["grant", "change", "revoke", "offboard"]
     old_role: Role | None
     new_role: Role | None
     actor: str = Field(description="staff:<id> of the admin, or cli")

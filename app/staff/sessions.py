@@ -14,7 +14,7 @@ from app.core.context import Context
 from app.core.db import Database, Row, Tx
 from app.core.errors import Unauthenticated
 from app.core.ids import new_id
-from app.staff import accounts
+from app.staff import accounts, passwords, totp
 from app.staff.accounts import PasswordCheck, Staff, StaffNotFound
 from app.staff.roles import Role
 
@@ -37,9 +37,19 @@ class NewSession:
     token: str
     session: Row
     staff: Staff
+    password_expires_at: dt.datetime | None = None
 
 
-async def login(db: Database, ctx: Context, *, username: str, password: str, ip: str) -> NewSession:
+async def login(
+    db: Database,
+    ctx: Context,
+    *,
+    username: str,
+    password: str,
+    ip: str,
+    totp_code: str | None = None,
+    recovery_code: str | None = None,
+) -> NewSession:
     """Check a username and password and open a session, or raise InvalidCredentials.
 
     Three steps, so argon2 (~100 ms) runs in a worker thread outside any transaction:
@@ -54,11 +64,26 @@ async def login(db: Database, ctx: Context, *, username: str, password: str, ip:
     check = await accounts.verify_password(
         ctx.settings, seen.password_hash if seen is not None else None, password
     )
-    return await db.run(_finish_login, ctx, seen=seen, check=check, ip=ip[:MAX_IP_LENGTH])
+    return await db.run(
+        _finish_login,
+        ctx,
+        seen=seen,
+        check=check,
+        ip=ip[:MAX_IP_LENGTH],
+        totp_code=totp_code,
+        recovery_code=recovery_code,
+    )
 
 
 def _finish_login(
-    tx: Tx, ctx: Context, *, seen: Row | None, check: PasswordCheck, ip: str
+    tx: Tx,
+    ctx: Context,
+    *,
+    seen: Row | None,
+    check: PasswordCheck,
+    ip: str,
+    totp_code: str | None = None,
+    recovery_code: str | None = None,
 ) -> NewSession:
     now = ctx.clock.now()
     if seen is None:
@@ -84,6 +109,14 @@ def _finish_login(
         # (A hash changed since it was verified is a password changed meanwhile.)
         reason = "wrong_password"
         accounts.count_failure(tx, ctx, account=account, now=now)
+    else:
+        # The second factor, once the password is right (issue 6): a wrong code counts
+        # towards the same lockout; a missing one answers 401 totp-required.
+        reason = totp.second_factor(
+            tx, ctx, account=account, totp=totp_code, recovery_code=recovery_code
+        )
+        if reason is not None:
+            accounts.count_failure(tx, ctx, account=account, now=now)
     if reason is not None:
         record_event(
             tx,
@@ -133,8 +166,39 @@ def _finish_login(
         display_name=account.display_name,
         role=Role(account.role),
         session_id=session.id,
+        restrictions=restrictions(
+            ctx,
+            role=account.role,
+            password_changed_at=account.password_changed_at,
+            totp_enrolled=totp.enrolled(tx, account.id),
+            now=now,
+        ),
     )
-    return NewSession(token=token, session=session, staff=staff)
+    return NewSession(
+        token=token,
+        session=session,
+        staff=staff,
+        password_expires_at=passwords.expires_at(ctx.settings, account.password_changed_at),
+    )
+
+
+def restrictions(
+    ctx: Context,
+    *,
+    role: str,
+    password_changed_at: dt.datetime,
+    totp_enrolled: bool,
+    now: dt.datetime,
+) -> tuple[str, ...]:
+    """What a session may only fix until it is fixed: a password past its maximum age, a
+    role that needs TOTP without one enrolled. Worked out on every request, so a password
+    expiring or a role changing applies to live sessions at once too."""
+    found = []
+    if passwords.is_expired(ctx.settings, password_changed_at, now):
+        found.append(passwords.PASSWORD_EXPIRED)
+    if totp.is_required(ctx.settings, role) and not totp_enrolled:
+        found.append(totp.TOTP_ENROLMENT_REQUIRED)
+    return tuple(found)
 
 
 def idle_deadline(ctx: Context, last_seen_at: dt.datetime) -> dt.datetime:
@@ -158,8 +222,10 @@ def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
     }
     row = tx.one(
         "SELECT s.id AS session_id, s.staff_id, s.expires_at, s.last_seen_at, s.revoked_at, "  # noqa: S608
-        "a.username, a.display_name, a.role, a.disabled_at FROM staff_sessions s "
+        "a.username, a.display_name, a.role, a.disabled_at, a.password_changed_at, "
+        "t.confirmed_at AS totp_confirmed_at FROM staff_sessions s "
         "JOIN staff_accounts a ON a.id = s.staff_id "
+        "LEFT JOIN staff_totp t ON t.staff_id = s.staff_id "
         f"WHERE s.token_hash IN ({', '.join(':' + name for name in hashes)})",
         hashes,
     )
@@ -185,6 +251,13 @@ def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
         display_name=row.display_name,
         role=Role(row.role),
         session_id=row.session_id,
+        restrictions=restrictions(
+            ctx,
+            role=row.role,
+            password_changed_at=row.password_changed_at,
+            totp_enrolled=row.totp_confirmed_at is not None,
+            now=now,
+        ),
     )
 
 
@@ -199,6 +272,8 @@ def session_of(tx: Tx, ctx: Context, *, staff: Staff) -> Row:
         raise StaffNotFound()
     session["idle_expires_at"] = idle_deadline(ctx, session.last_seen_at)
     account["session"] = session
+    account["restrictions"] = list(staff.restrictions)
+    account["password_expires_at"] = passwords.expires_at(ctx.settings, account.password_changed_at)
     return account
 
 

@@ -179,3 +179,28 @@ def test_reindexing_needs_every_phone_key_the_rows_use(old, nodes, monkeypatch):
     assert refused.exit_code == 2
     assert "rows use phone key id(s) t1 that SMSREG_PHONE_KEYS no longer holds" in refused.output
     assert snapshot(no_old_phone_key) == before
+
+
+def test_staff_totp_secrets_count_as_phone_key_usage(app):
+    import datetime as dt
+
+    from app.keys import repository as keys_repo
+    from app.staff.roles import Role
+    from tests.staff.helpers import create_staff
+
+    account = create_staff(app, Role.ADMIN, username="totp-holder")
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+
+    def seal(tx):
+        tx.execute(
+            "INSERT INTO staff_totp (staff_id, secret_ciphertext, secret_key_id, created_at) "
+            "VALUES (:s, :c, 'old1', :now)",
+            {"s": account.id, "c": b"sealed", "now": now},
+        )
+        return keys_repo.usage(tx, family="phone", now=now)
+
+    usage = app.state.db.call(seal)
+    assert any(
+        row.what == "staff_totp.secret_key_id" and row.key_id == "old1" and row.rows == 1
+        for row in usage
+    )

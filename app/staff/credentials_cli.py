@@ -1,0 +1,82 @@
+"""`smsreg credentials due | rotate --due`: the credentials report, for cron or a scheduler."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.core.errors import AppError
+from app.staff import credentials
+from app.staff.credentials import DueItem
+
+credentials_cli = typer.Typer(
+    help="Staff passwords, API keys and second factors near or past their end.",
+    no_args_is_help=True,
+)
+CLI_ACTOR = "cli"
+
+
+def _print(items: list[DueItem]) -> None:
+    typer.echo("kind\tid\towner\tname\tdue\tstate\taction")
+    for item in items:
+        due = f"{item.due_at:%Y-%m-%d}" if item.due_at else "-"
+        typer.echo(
+            f"{item.kind}\t{item.id}\t{item.owner}\t{item.name}\t{due}\t{item.state}\t{item.action}"
+        )
+
+
+@credentials_cli.command("due")
+def due(
+    within_days: Annotated[
+        int | None,
+        typer.Option(
+            help="default: SMSREG_PASSWORD_DUE_WITHIN_DAYS and SMSREG_API_KEY_DUE_WITHIN_DAYS"
+        ),
+    ] = None,
+) -> None:
+    """List every credential past or near its maximum age, with its owner (never a secret)."""
+    from app.cli import _runtime, _settings
+
+    db, ctx = _runtime(_settings())
+    try:
+        items = db.call(credentials.due, ctx, within_days=within_days)
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+    finally:
+        db.engine.dispose()
+    if not items:
+        typer.echo("no credentials due")
+        return
+    _print(items)
+
+
+@credentials_cli.command("rotate")
+def rotate(
+    due_only: Annotated[
+        bool, typer.Option("--due", help="rotate what is due and needs no person")
+    ] = False,
+) -> None:
+    """Rotate what can be rotated unattended, and report what needs a person.
+
+    Unattended: TOTP secrets still under an older phone key are re-encrypted under the
+    active one. Passwords need their owner, API keys need someone to hand the new key to
+    its client: those are listed, with what to do.
+    """
+    if not due_only:
+        typer.secho("say what to rotate: --due", err=True, fg="red")
+        raise typer.Exit(2)
+    from app.cli import _runtime, _settings
+
+    db, ctx = _runtime(_settings())
+    try:
+        report = db.call(credentials.rotate_due, ctx, actor=CLI_ACTOR)
+    finally:
+        db.engine.dispose()
+    typer.echo(f"re-encrypted {report.totp_reencrypted} TOTP secret(s) under the active key")
+    if not report.left:
+        typer.echo("nothing left that needs a person")
+        return
+    typer.echo(f"{len(report.left)} credential(s) need a person:")
+    _print(report.left)
