@@ -541,6 +541,13 @@ def parse_args() -> argparse.Namespace:
         help="run smsreg under cProfile and write its stats here (slows it down)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 3 when a target fails")
+    parser.add_argument(
+        "--outbox",
+        choices=("in-process", "worker"),
+        default="in-process",
+        help="who sends the SMS: the server process (the default), or `smsreg worker` as a "
+        "process of its own (SMSREG_OUTBOX_DISPATCH=external)",
+    )
     return parser.parse_args()
 
 
@@ -550,6 +557,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="smsreg-bench-"))
     phases: dict[str, Phase] = {}
     servers: list[Server] = []
+    workers: list[subprocess.Popen[bytes]] = []
     loop_factory = None
     with contextlib.suppress(ImportError):
         import uvloop
@@ -600,6 +608,8 @@ def main() -> int:
 
             # 2. smsreg: database, API key, server
             env = smsreg_env(tmp)
+            if args.outbox == "worker":
+                env["SMSREG_OUTBOX_DISPATCH"] = "external"
             smsreg_cli(env, "migrate")
             key = smsreg_cli(env, "api-keys", "create", "--name", "bench").strip().splitlines()[-1]
             if not key.startswith("smsreg_sk_"):
@@ -613,6 +623,16 @@ def main() -> int:
             )
             servers.append(app)
             app.wait_ready()
+            if args.outbox == "worker":
+                worker = subprocess.Popen(
+                    [PYTHON, "-c", "from app.cli import main; main()", "worker"],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=(tmp / "worker.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
+                workers.append(worker)
             outbox = Outbox(tmp / "outbox.jsonl")
 
             def start_requests(count: int) -> tuple[list[str], list[bytes]]:
@@ -706,6 +726,12 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
+        for worker in workers:
+            worker.send_signal(signal.SIGINT)
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -30,10 +30,33 @@ class Phone:
 
     def masked(self) -> str:
         """The number with all but the carrier prefix and the last 4 digits hidden."""
-        shown = phonenumbers.format_number(
-            self.number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
-        )
+        template = _grouping(self.country_code, len(self.national), self.national[:4])
+        if template is None:
+            template = _remember_grouping(self)
+        digits = iter(str(self.country_code) + self.national)
+        shown = "".join(next(digits) if ch == "#" else ch for ch in template)
         return _mask_digits(shown, len(str(self.country_code)))
+
+
+# How numbers are grouped for display ("+## ##-####-####"), by country code, national
+# length and leading digits: phonenumbers picks the grouping by those, and formatting a
+# number afresh (~15 us) was a measurable share of every start.
+_GROUPINGS: dict[tuple[int, int, str], str] = {}
+_MAX_GROUPINGS = 4096
+
+
+def _grouping(country_code: int, length: int, leading: str) -> str | None:
+    return _GROUPINGS.get((country_code, length, leading))
+
+
+def _remember_grouping(phone: Phone) -> str:
+    shown = phonenumbers.format_number(phone.number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    template = "".join("#" if ch.isdigit() else ch for ch in shown)
+    if template.count("#") != len(str(phone.country_code)) + len(phone.national):
+        return template  # not a plain grouping of the digits: never reuse it
+    if len(_GROUPINGS) < _MAX_GROUPINGS:
+        _GROUPINGS[(phone.country_code, len(phone.national), phone.national[:4])] = template
+    return template
 
 
 def parse_mobile(
