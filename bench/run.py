@@ -366,6 +366,7 @@ def smsreg_env(tmp: Path) -> dict[str, str]:
             "SMSREG_SENDS_PER_NUMBER_DAY": "1000",
             "SMSREG_SENDS_PER_IP_HOUR": "100000",
             "SMSREG_SENDS_PER_PREFIX_HOUR": "100000",
+            "SMSREG_SENDS_PER_COUNTRY_HOUR": "1000000",
             "SMSREG_TRUSTED_PROXIES": f"{HOST}/32",
         }
     )
