@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     permission_history_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
     api_key_max_age_days: int = Field(180, ge=1)
     api_key_grace_hours: int = Field(24, ge=0)
+    # Offboarding rotates the API keys the person created; their old keys live this long.
+    offboarding_grace_hours: int = Field(0, ge=0, le=720)
     api_key_due_within_days: int = Field(
         14, ge=0, le=365, description="`smsreg api-keys due` lists keys this close to their age"
     )

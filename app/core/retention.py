@@ -9,7 +9,10 @@ The schedule (DESIGN.md; every period a setting):
 - the outbox messages of a deleted verification go with it; campaign messages go
   ``verification_retention_days`` after they were queued;
 - send-limit hits older than any window needs (a day, or the pumping window if longer);
-- idempotency records older than their replay period (``idempotency_ttl_hours``).
+- idempotency records older than their replay period (``idempotency_ttl_hours``);
+- the access log after ``access_log_retention_days`` (at least a year), staff permission
+  history after ``permission_history_retention_days`` (at least 3 years), and staff
+  sessions a day after they ended.
 
 Each batch is its own short transaction, so the service keeps running and SQLite's
 write lock is never held for long. Run it from cron (``smsreg purge``); it is
@@ -49,6 +52,10 @@ def cutoffs(ctx: Context, now: dt.datetime) -> dict[str, dt.datetime]:
         "campaign_messages": now - dt.timedelta(days=s.verification_retention_days),
         "rate_limit_hits": now - hits_keep,
         "idempotency_records": now - dt.timedelta(hours=s.idempotency_ttl_hours),
+        "access_log": now - dt.timedelta(days=s.access_log_retention_days),
+        "staff_permission_history": now - dt.timedelta(days=s.permission_history_retention_days),
+        # A session is of no use once it has ended (12 h at most); logins are audited.
+        "staff_sessions": now - dt.timedelta(days=1),
     }
 
 
@@ -90,6 +97,9 @@ _STEPS: dict[str, Callable[..., int]] = {
     "campaign_messages": _by_time("outbox_messages", "created_at", "AND kind = 'campaign'"),
     "rate_limit_hits": _by_time("rate_limit_hits", "at"),
     "idempotency_records": _by_time("idempotency_records", "created_at"),
+    "access_log": _by_time("access_log", "accessed_at"),
+    "staff_permission_history": _by_time("staff_permission_history", "changed_at"),
+    "staff_sessions": _by_time("staff_sessions", "expires_at"),
 }
 
 

@@ -48,7 +48,15 @@ def _organisation(value: str) -> str:
     return text
 
 
-def give_consent(tx: Tx, ctx: Context, *, subscriber_id: str, recipient: str, source: str) -> Row:
+def give_consent(
+    tx: Tx,
+    ctx: Context,
+    *,
+    subscriber_id: str,
+    actor: str | None = None,
+    recipient: str,
+    source: str,
+) -> Row:
     """Record the subject's consent to have their data provided to ``recipient``."""
     subject = _subject(tx, subscriber_id)
     organisation = _organisation(recipient)
@@ -64,7 +72,7 @@ def give_consent(tx: Tx, ctx: Context, *, subscriber_id: str, recipient: str, so
     record_event(
         tx,
         Tag.PROVISION_CONSENT_GIVEN,
-        actor=f"subject:{subject}",
+        actor=actor or f"subject:{subject}",
         at=now,
         subject=subject,
         details={"recipient_key": row.recipient_key, "source": row.source},
@@ -73,7 +81,13 @@ def give_consent(tx: Tx, ctx: Context, *, subscriber_id: str, recipient: str, so
 
 
 def withdraw_consent(
-    tx: Tx, ctx: Context, *, subscriber_id: str, recipient: str, source: str
+    tx: Tx,
+    ctx: Context,
+    *,
+    subscriber_id: str,
+    actor: str | None = None,
+    recipient: str,
+    source: str,
 ) -> bool:
     """Withdraw that consent at once; False if none was live."""
     subject = _subject(tx, subscriber_id)
@@ -84,7 +98,7 @@ def withdraw_consent(
         record_event(
             tx,
             Tag.PROVISION_CONSENT_WITHDRAWN,
-            actor=f"subject:{subject}",
+            actor=actor or f"subject:{subject}",
             at=now,
             subject=subject,
             details={"recipient_key": key, "source": _source(source)},
@@ -92,7 +106,9 @@ def withdraw_consent(
     return withdrawn
 
 
-def stop_provision(tx: Tx, ctx: Context, *, subscriber_id: str, source: str) -> Row:
+def stop_provision(
+    tx: Tx, ctx: Context, *, subscriber_id: str, actor: str | None = None, source: str
+) -> Row:
     """Stop third-party provision for the subject (idempotent: the first stop stays)."""
     subject = _subject(tx, subscriber_id)
     now = ctx.clock.now()
@@ -100,7 +116,7 @@ def stop_provision(tx: Tx, ctx: Context, *, subscriber_id: str, source: str) -> 
         record_event(
             tx,
             Tag.PROVISION_STOPPED,
-            actor=f"subject:{subject}",
+            actor=actor or f"subject:{subject}",
             at=now,
             subject=subject,
             details={"source": source},
@@ -110,7 +126,9 @@ def stop_provision(tx: Tx, ctx: Context, *, subscriber_id: str, source: str) -> 
     return stop
 
 
-def resume_provision(tx: Tx, ctx: Context, *, subscriber_id: str, source: str) -> bool:
+def resume_provision(
+    tx: Tx, ctx: Context, *, subscriber_id: str, actor: str | None = None, source: str
+) -> bool:
     """Lift the subject's stop (their own choice); False if there was none."""
     subject = _subject(tx, subscriber_id)
     now = ctx.clock.now()
@@ -119,7 +137,7 @@ def resume_provision(tx: Tx, ctx: Context, *, subscriber_id: str, source: str) -
         record_event(
             tx,
             Tag.PROVISION_RESUMED,
-            actor=f"subject:{subject}",
+            actor=actor or f"subject:{subject}",
             at=now,
             subject=subject,
             details={"source": _source(source)},

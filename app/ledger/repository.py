@@ -362,14 +362,6 @@ def purposes_of(tx: Tx, subject_ids: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def find_subscriber_by_index(tx: Tx, phone_index: str) -> str | None:
-    """The subscriber id of a number's blind index."""
-    found: str | None = tx.scalar(
-        "SELECT id FROM subscribers WHERE phone_index = :i", {"i": phone_index}
-    )
-    return found
-
-
 def stopped_subjects(tx: Tx, subject_ids: Sequence[str]) -> set[str]:
     """Which of these subscribers asked to stop third-party provision."""
     found: set[str] = set()

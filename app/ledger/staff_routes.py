@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.context import Context
 from app.core.db import Row, Tx
-from app.core.deps import runtime_of
+from app.core.deps import request_ip, runtime_of
 from app.core.errors import AppError, Forbidden, InvalidInput, Unauthenticated
 from app.ledger import auditor, checkpoints, errors, export, provision, workflow
+from app.registry.service import log_access
 from app.staff.accounts import Staff
 from app.staff.auth import (
     DisclosureDecider,
@@ -128,8 +129,25 @@ def _decide(
     return _public(workflow.get(tx, request_id=request_id))
 
 
-def _release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str) -> ReleasePublic:
+def _release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: str) -> ReleasePublic:
     done = workflow.release(tx, ctx, actor=_actor(staff), request_id=request_id)
+    # The package holds full numbers: like a reveal, each subject's appears in the access
+    # log, in the transaction that appends the ledger entry.
+    items, subjects = (
+        orjson.loads(v) if isinstance(v, str) else v
+        for v in (done.entry["data_items"], done.entry["subject_ids"])
+    )
+    if "phone_number" in items:
+        for subject in subjects:
+            log_access(
+                tx,
+                ctx,
+                staff=staff,
+                ip=ip,
+                subscriber_id=subject,
+                action="disclosure_release",
+                reason=f"disclosure {done.request_id}, ledger entry {done.entry['seq']}",
+            )
     return ReleasePublic(
         request_id=done.request_id,
         ledger_seq=done.entry["seq"],
@@ -252,7 +270,12 @@ async def release_disclosure(
 ) -> ReleasePublic:
     rt = runtime_of(request)
     released = await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=_release, request_id=request_id
+        as_staff,
+        rt.ctx,
+        caller=caller,
+        action=_release,
+        request_id=request_id,
+        ip=request_ip(request),
     )
     response.headers.update(_NO_STORE)
     return released
@@ -284,7 +307,10 @@ async def export_ledger(
     filters = export.Filters(
         since=since, until=until, recipient=recipient, legal_basis=basis, subject_id=subject
     )
-    chunks = auditor.export_ledger(rt.db, rt.ctx, actor=staff.actor, filters=filters, fmt=format)
+    # The export records its audit event in a short transaction of its own: off the loop.
+    chunks = await anyio.to_thread.run_sync(
+        lambda: auditor.export_ledger(rt.db, rt.ctx, actor=staff.actor, filters=filters, fmt=format)
+    )
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
     name = f"smsreg-ledger.{'jsonl' if format == 'jsonl' else 'csv'}"
     return StreamingResponse(
@@ -345,39 +371,81 @@ async def create_checkpoint(caller: LedgerAuditor, request: Request) -> Checkpoi
 
 
 def _subject_stop(
-    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, change: ProvisionStopChange
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    subscriber_id: str,
+    change: ProvisionStopChange,
+    ip: str,
 ) -> dict[str, Any]:
-    if change.action == "stop":
-        provision.stop_provision(tx, ctx, subscriber_id=subscriber_id, source=change.source)
-    else:
-        provision.resume_provision(tx, ctx, subscriber_id=subscriber_id, source=change.source)
+    step = provision.stop_provision if change.action == "stop" else provision.resume_provision
+    step(tx, ctx, subscriber_id=subscriber_id, actor=staff.actor, source=change.source)
+    log_access(
+        tx,
+        ctx,
+        staff=staff,
+        ip=ip,
+        subscriber_id=subscriber_id,
+        action="provision_change",
+        reason=f"{change.action} third-party provision (source: {change.source})",
+    )
     return provision.provision_state(tx, subscriber_id=subscriber_id)
 
 
 def _subject_consent(
-    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, change: ProvisionConsentChange
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    subscriber_id: str,
+    change: ProvisionConsentChange,
+    ip: str,
 ) -> dict[str, Any]:
-    if change.action == "give":
-        provision.give_consent(
-            tx, ctx, subscriber_id=subscriber_id, recipient=change.recipient, source=change.source
-        )
-    else:
-        provision.withdraw_consent(
-            tx, ctx, subscriber_id=subscriber_id, recipient=change.recipient, source=change.source
-        )
+    step = provision.give_consent if change.action == "give" else provision.withdraw_consent
+    step(
+        tx,
+        ctx,
+        subscriber_id=subscriber_id,
+        actor=staff.actor,
+        recipient=change.recipient,
+        source=change.source,
+    )
+    log_access(
+        tx,
+        ctx,
+        staff=staff,
+        ip=ip,
+        subscriber_id=subscriber_id,
+        action="provision_change",
+        reason=f"{change.action} consent to provide to {change.recipient[:100]} "
+        f"(source: {change.source})",
+    )
     return provision.provision_state(tx, subscriber_id=subscriber_id)
 
 
-def _subject_state(tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str) -> dict[str, Any]:
-    return provision.provision_state(tx, subscriber_id=subscriber_id)
+def _subject_state(
+    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, ip: str
+) -> dict[str, Any]:
+    state = provision.provision_state(tx, subscriber_id=subscriber_id)
+    log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="provision_read")
+    return state
 
 
 def _subject_records(
-    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, after_seq: int, limit: int
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    subscriber_id: str,
+    after_seq: int,
+    limit: int,
+    ip: str,
 ) -> dict[str, Any]:
     records = provision.subject_records(
         tx, subscriber_id=subscriber_id, after_seq=after_seq, limit=limit
     )
+    log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="disclosures_read")
     return {"subscriber_id": subscriber_id, "records": records}
 
 
@@ -399,7 +467,12 @@ async def read_provision(
 ) -> dict[str, Any]:
     rt = runtime_of(request)
     return await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=_subject_state, subscriber_id=subscriber_id
+        as_staff,
+        rt.ctx,
+        caller=caller,
+        action=_subject_state,
+        subscriber_id=subscriber_id,
+        ip=request_ip(request),
     )
 
 
@@ -422,6 +495,7 @@ async def change_provision(
         action=_subject_stop,
         subscriber_id=subscriber_id,
         change=body,
+        ip=request_ip(request),
     )
 
 
@@ -444,6 +518,7 @@ async def change_provision_consent(
         action=_subject_consent,
         subscriber_id=subscriber_id,
         change=body,
+        ip=request_ip(request),
     )
 
 
@@ -469,6 +544,7 @@ async def subject_disclosures(
         subscriber_id=subscriber_id,
         after_seq=after_seq,
         limit=limit,
+        ip=request_ip(request),
     )
     response.headers.update(_NO_STORE)
     return found

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import datetime as dt
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -365,10 +366,40 @@ def verify_database(tx: Tx, ctx: Context) -> Report:
     early = walk.pin(start_seq - 1, start_hash)
     report.problem = early or _run(report, _db_records(tx), walk, signature_problem)
     if report.ok and report.last_seq and report.covered_to != report.last_seq:
-        report.notes.append(
-            f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
-        )
+        report.problem = _overdue(tx, ctx, covered_to=report.covered_to or 0)
+        if report.ok:
+            report.notes.append(
+                f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
+            )
     return report
+
+
+def _overdue(tx: Tx, ctx: Context, *, covered_to: int) -> Problem | None:
+    """With checkpoints on a schedule, entries can be left uncovered only for a while.
+
+    Deleting the checkpoints (by someone who owns the database) would otherwise leave a
+    rewritten or cut chain looking intact: so an entry that two intervals (and five
+    minutes) should have covered, and nothing does, is a failure.
+    """
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    if interval <= 0:
+        return None
+    row = tx.one(
+        "SELECT seq, recorded_at FROM ledger_entries WHERE seq > :seq ORDER BY seq LIMIT 1",
+        {"seq": covered_to},
+    )
+    if row is None:
+        return None
+    allowed = dt.timedelta(seconds=2 * interval + 300)
+    if ctx.clock.now() - row.recorded_at <= allowed:
+        return None
+    return Problem(
+        seq=int(row.seq),
+        kind="uncovered",
+        detail=f"no signed checkpoint covers this entry, recorded more than {allowed} ago "
+        "while checkpoints are made every "
+        f"{dt.timedelta(seconds=interval)}: checkpoints may have been removed",
+    )
 
 
 def verify_snapshot(db: Database, ctx: Context) -> Report:

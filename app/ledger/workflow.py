@@ -52,6 +52,7 @@ from app.ledger.errors import (
     SubjectGone,
     WrongState,
 )
+from app.registry import repository as registry
 from app.registry.repository import subscriber_aad
 
 OPERATOR = "operator"
@@ -151,14 +152,17 @@ def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | None) ->
     ledger name subjects by id only, never by number."""
     if not text:
         return
-    region = ctx.settings.default_region
-    for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
-        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        index = ctx.keys.blind_index(e164, kind="number")
-        if repo.find_subscriber_by_index(tx, index) is not None:
-            raise InvalidInput.field(
-                field, "must not contain a subscriber's phone number; name subjects by id"
-            )
+    s = ctx.settings
+    # Read as a number of every region served, and looked up under every index key in
+    # the ring, so neither a foreign number nor one not yet re-indexed slips through.
+    for region in dict.fromkeys([s.default_region, *s.allowed_regions]):
+        leniency = phonenumbers.Leniency.POSSIBLE
+        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency):
+            e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            if registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")):
+                raise InvalidInput.field(
+                    field, "must not contain a subscriber's phone number; name subjects by id"
+                )
 
 
 def _require_role(actor: Actor, allowed: set[str], step: str) -> None:

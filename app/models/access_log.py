@@ -31,5 +31,8 @@ class AccessLogEntry(SQLModel, table=True):
     source_ip: str = Field(max_length=64)
     # None for a search by number that found no one (the search is still recorded).
     subscriber_id: str | None = Field(default=None, max_length=40)
-    action: str = Field(max_length=32, description="search_number, read or reveal")
+    action: str = Field(
+        max_length=32,
+        description="what was done: AccessAction in app/registry/schemas.py",
+    )
     reason: str | None = Field(default=None, max_length=500)

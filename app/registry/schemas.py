@@ -7,7 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AccessAction = Literal["search_number", "read", "reveal"]
+AccessAction = Literal[
+    "search_number",
+    "read",
+    "reveal",
+    # A disclosure package left with the subject's full number (one row per subject).
+    "disclosure_release",
+    # A subject's request about third-party provision, handled by staff: read or change.
+    "provision_read",
+    "provision_change",
+    "disclosures_read",
+]
 MIN_REASON, MAX_REASON = 10, 500
 
 

@@ -58,7 +58,7 @@ class SubscriberNotFound(NotFound):
 # -- the access log --------------------------------------------------------------------
 
 
-def _log_access(
+def log_access(
     tx: Tx,
     ctx: Context,
     *,
@@ -139,7 +139,7 @@ def search_by_number(
     parsed = parse_mobile(phone, default_region=s.default_region, allowed_regions=s.allowed_regions)
     subscriber_id = repo.find_id(tx, phone_index=ctx.keys.blind_indexes(parsed.e164, kind="number"))
     row = repo.get_subscriber(tx, subscriber_id=subscriber_id) if subscriber_id else None
-    _log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="search_number")
+    log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="search_number")
     record_event(
         tx,
         Tag.STAFF_SUBSCRIBER_SEARCHED,
@@ -156,7 +156,7 @@ def read(tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, ip: str) -> 
     row = repo.get_subscriber(tx, subscriber_id=subscriber_id)
     if row is None:
         raise SubscriberNotFound()
-    _log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="read")
+    log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="read")
     record_event(
         tx, Tag.STAFF_SUBSCRIBER_READ, actor=staff.actor, at=ctx.clock.now(), subject=row.id
     )
@@ -175,7 +175,7 @@ def reveal(
     e164 = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=repo.subscriber_aad(row.phone_index)
     )
-    _log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=row.id, action="reveal", reason=cleaned)
+    log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=row.id, action="reveal", reason=cleaned)
     record_event(
         tx,
         Tag.STAFF_SUBSCRIBER_REVEALED,

@@ -58,7 +58,9 @@ def offboard(
     actor = staff.actor if staff is not None else CLI_ACTOR
     now = ctx.clock.now()
     # Grace checked before anything is written (api_keys.rotate checks it too).
-    grace = ctx.settings.api_key_grace_hours if grace_hours is None else grace_hours
+    # By default the keys they created die at once: a departure closes every door now.
+    # An admin who needs the clients to switch over asks for a grace period explicitly.
+    grace = ctx.settings.offboarding_grace_hours if grace_hours is None else grace_hours
     if not 0 <= grace <= api_keys.MAX_GRACE_HOURS:
         raise InvalidInput.field("grace_hours", f"must be 0 to {api_keys.MAX_GRACE_HOURS}")
     live = int(

@@ -82,3 +82,34 @@ def test_the_command_reports_counts(app, clock, tmp_path, monkeypatch, settings)
     assert result.exit_code == 0, result.output
     assert "unverified: 0 deleted" in result.output
     assert CliRunner().invoke(cli, ["purge", "--batch", "1"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"access_log_retention_days": 365, "permission_history_retention_days": 1095}],
+)
+async def test_staff_records_go_after_their_own_periods(client, app, clock):
+    from tests.staff.helpers import CHEAP_HASHING, create_staff, login  # noqa: F401
+
+    account = create_staff(app, "operator", username="op-retention")
+    assert (await login(client, account.username)).status_code == 201
+
+    def add_access(tx):
+        tx.execute(
+            "INSERT INTO access_log (accessed_at, staff_id, staff_username, staff_role, "
+            "source_ip, subscriber_id, action, reason) VALUES (:at, :s, 'op', 'operator', "
+            "'203.0.113.1', NULL, 'search_number', NULL)",
+            {"at": clock.now(), "s": account.id},
+        )
+
+    app.state.db.call(add_access)
+    clock.advance(days=2)
+    assert purge(app)["staff_sessions"] == 1, "an ended session goes a day after its end"
+    clock.advance(days=363, seconds=-1)
+    assert purge(app)["access_log"] == 0
+    clock.advance(seconds=2)
+    assert purge(app)["access_log"] == 1
+    assert purge(app)["staff_permission_history"] == 0
+    clock.advance(days=1095 - 365)
+    assert purge(app)["staff_permission_history"] == 1
+    assert count_rows(app, "staff_accounts") == 1, "accounts are never purged"

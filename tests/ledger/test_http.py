@@ -172,3 +172,58 @@ async def test_bad_requests_name_the_field_and_write_nothing(client, app, people
     assert field in {error["field"] for error in answer.json()["errors"]}
     listed = await client.get("/v1/disclosures", headers=people["auditor"])
     assert listed.json()["requests"] == []
+
+
+def access_rows(app, **where):
+    from tests.staff.helpers import rows
+
+    return [
+        row
+        for row in rows(app, "SELECT staff_username, subscriber_id, action, reason FROM access_log")
+        if all(row[k] == v for k, v in where.items())
+    ]
+
+
+async def test_a_release_with_numbers_is_in_the_access_log(client, app, people):
+    subjects = [add_subscriber(app.state.db, app.state.ctx, number(20 + i)) for i in range(2)]
+    created = await client.post("/v1/disclosures", json=body(subjects), headers=people["operator"])
+    url = f"/v1/disclosures/{created.json()['id']}"
+    await client.post(f"{url}/approve", json={"note": "Lawful"}, headers=people["officer_a"])
+    released = await client.post(f"{url}/release", headers=people["officer_b"])
+    assert released.status_code == 200
+    logged = access_rows(app, action="disclosure_release")
+    assert sorted(row["subscriber_id"] for row in logged) == sorted(subjects)
+    assert {row["staff_username"] for row in logged} == {"po-b"}
+    assert all(number(20)[3:] not in (row["reason"] or "") for row in logged)
+
+
+async def test_staff_handling_a_subject_request_are_named_and_logged(client, app, people):
+    from tests.staff.helpers import events
+
+    subject = add_subscriber(app.state.db, app.state.ctx, number(30))
+    given = await client.post(
+        f"/v1/subscribers/{subject}/provision-consents",
+        json={"action": "give", "recipient": POLICE, "source": "phone"},
+        headers=people["operator"],
+    )
+    assert given.status_code == 200
+    [event] = events(app, "subject:provision_consent:given")
+    assert event["actor"].startswith("staff:"), "the operator who recorded it, not the subject"
+    await client.get(f"/v1/subscribers/{subject}/third-party-provision", headers=people["operator"])
+    await client.get(f"/v1/subscribers/{subject}/disclosures", headers=people["operator"])
+    actions = sorted(row["action"] for row in access_rows(app, subscriber_id=subject))
+    assert actions == ["disclosures_read", "provision_change", "provision_read"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{**CHEAP_HASHING, "allowed_regions": ["JP", "KR"]}])
+async def test_free_text_may_not_carry_a_subscribers_number_of_any_served_region(
+    client, app, people
+):
+    korean = add_subscriber(app.state.db, app.state.ctx, "+821012345678")
+    answer = await client.post(
+        "/v1/disclosures",
+        json=body([korean], purpose="Inquiry about the holder of 010-1234-5678 (fraud ring)"),
+        headers=people["operator"],
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "purpose"

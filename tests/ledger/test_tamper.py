@@ -196,3 +196,19 @@ def test_the_lowest_broken_position_is_reported(ledger, db, ctx):
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'late edit' WHERE seq = 5"))
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'early edit' WHERE seq = 2"))
     assert _problem(db, ctx).seq == 2
+
+
+def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_is_overdue(
+    ledger, db, ctx, clock
+):
+    # The reviewer's case: with the checkpoints gone, a cut chain looked intact.
+    with tampering(ledger) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints"))
+        conn.execute(sa.text("DELETE FROM ledger_entry_subjects WHERE seq >= 5"))
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 5"))
+    # Within two checkpoint intervals that is indistinguishable from a schedule that has
+    # not run yet; after them, no signed checkpoint where one must be is a failure.
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    clock.advance(seconds=2 * interval + 301)
+    problem = _problem(db, ctx)
+    assert (problem.seq, problem.kind) == (1, "uncovered")
