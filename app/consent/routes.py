@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
@@ -10,19 +10,18 @@ from app.consent import service
 from app.consent.auth import ConsentsWrite
 from app.consent.schemas import ConsentChange, ConsentChangePublic, ConsentsPublic
 from app.core.deps import request_ip, runtime_of
-from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.staff.auth import as_client
 
 router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
 SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
 
 
 @router.post(
     "/{subscriber_id}/consents",
     status_code=201,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: service.SubscriberNotFound.openapi(),
         409: service.NotVerifiedForPurpose.openapi(),
         422: InvalidInput.openapi(),
@@ -46,7 +45,11 @@ async def change_consent(
 
 @router.get(
     "/{subscriber_id}/consents",
-    responses={**_AUTH, 404: service.SubscriberNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: service.SubscriberNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="A subscriber's current consent and its history (never the number)",
 )
 async def read_consents(

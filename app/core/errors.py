@@ -156,6 +156,14 @@ def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
     return problems
 
 
+# What every authenticated route may answer before its own problems, for its OpenAPI
+# `responses`: no or a bad credential (401), or one that may not do this (403).
+AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: Unauthenticated.openapi(),
+    403: Forbidden.openapi(),
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, ours or the framework's, as problem details."""
 

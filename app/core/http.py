@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PayloadTooLarge, problem_response
 
+# For answers that carry personal data or a secret: no browser or proxy keeps a copy.
+NO_STORE = {"Cache-Control": "no-store"}
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

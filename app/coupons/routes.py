@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
 from app.core.deps import runtime_of
-from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.coupons import service
 from app.coupons.auth import CouponsWrite
 from app.coupons.schemas import (
@@ -30,14 +30,13 @@ CouponId = Annotated[
     ),
 ]
 SubscriberId = Annotated[str, Query(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
 
 
 @router.post(
     "/{coupon_id}/redemptions",
     status_code=201,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: service.SubscriberNotFound.openapi(),
         409: service.CouponAlreadyRedeemed.openapi(),
         410: service.VerificationApprovalExpired.openapi(),
@@ -61,7 +60,11 @@ async def redeem_coupon(
 
 @router.get(
     "/{coupon_id}/redemptions",
-    responses={**_AUTH, 404: service.SubscriberNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: service.SubscriberNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="A number's redemptions of a coupon, and how many it may still make",
 )
 async def list_redemptions(

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 
 from app.consent.auth import DeliveriesWrite
 from app.core.deps import runtime_of
-from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.delivery import service
 from app.delivery.schemas import CampaignDeliveryPublic, CampaignDeliveryStatePublic, DeliveryCreate
 from app.staff.auth import as_client
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
 
 
 @router.post(
@@ -24,7 +23,7 @@ _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: F
     status_code=201,
     response_model=CampaignDeliveryPublic,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         200: {"model": CampaignDeliveryPublic, "description": "replayed answer (same campaign_id)"},
         409: service.CampaignIdReused.openapi(),
         422: InvalidInput.openapi(),
@@ -45,7 +44,11 @@ async def create_delivery(
 
 @router.get(
     "/{delivery_id}",
-    responses={**_AUTH, 404: service.DeliveryNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: service.DeliveryNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="A delivery's counts and its messages per delivery state",
 )
 async def read_delivery(

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.context import Context
 from app.core.db import Row, Tx
 from app.core.deps import request_ip, runtime_of
-from app.core.errors import AppError, Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, AppError, InvalidInput
+from app.core.http import NO_STORE
 from app.ledger import auditor, checkpoints, errors, export, provision, workflow
 from app.registry.service import log_access
 from app.staff.accounts import Staff
@@ -36,8 +37,6 @@ from app.staff.auth import (
 router = APIRouter(prefix="/v1", tags=["disclosure ledger"])
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
 SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class DisclosurePublic(BaseModel):
@@ -171,7 +170,7 @@ def _who(tx: Tx, ctx: Context, *, staff: Staff) -> Staff:
 
 
 _WORKFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_AUTH,
+    **AUTH_PROBLEMS,
     404: workflow.RequestNotFound.openapi(),
     409: workflow.WrongState.openapi(),
     422: InvalidInput.openapi(),
@@ -181,7 +180,7 @@ _WORKFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/disclosures",
     status_code=201,
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Ask to provide subjects' data to a third party (operator, privacy officer)",
 )
 async def create_disclosure(
@@ -193,7 +192,7 @@ async def create_disclosure(
 
 @router.get(
     "/disclosures",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Disclosure requests, newest first (operator, privacy officer, auditor)",
 )
 async def list_disclosures(
@@ -210,7 +209,11 @@ async def list_disclosures(
 
 @router.get(
     "/disclosures/{request_id}",
-    responses={**_AUTH, 404: workflow.RequestNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: workflow.RequestNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="One disclosure request (operator, privacy officer, auditor)",
 )
 async def read_disclosure(
@@ -277,14 +280,14 @@ async def release_disclosure(
         request_id=request_id,
         ip=request_ip(request),
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return released
 
 
 @router.get(
     "/ledger/export",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         422: InvalidInput.openapi(),
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
     },
@@ -316,13 +319,13 @@ async def export_ledger(
     return StreamingResponse(
         chunks,
         media_type=media,
-        headers={**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
 @router.get(
     "/ledger/verify",
-    responses=_AUTH,
+    responses=AUTH_PROBLEMS,
     summary="Walk the chain and check every checkpoint signature (auditor, privacy officer)",
 )
 async def verify_ledger(caller: LedgerAuditor, request: Request) -> dict[str, Any]:
@@ -362,7 +365,7 @@ def _checkpoint(tx: Tx, ctx: Context, *, staff: Staff) -> CheckpointPublic:
 @router.post(
     "/ledger/checkpoints",
     status_code=201,
-    responses={**_AUTH, 409: EmptyLedger.openapi()},
+    responses={**AUTH_PROBLEMS, 409: EmptyLedger.openapi()},
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
 )
 async def create_checkpoint(caller: LedgerAuditor, request: Request) -> CheckpointPublic:
@@ -450,7 +453,7 @@ def _subject_records(
 
 
 _SUBJECT_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_AUTH,
+    **AUTH_PROBLEMS,
     404: errors.SubjectNotFound.openapi(),
     422: InvalidInput.openapi(),
 }
@@ -546,5 +549,5 @@ async def subject_disclosures(
         limit=limit,
         ip=request_ip(request),
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return found

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from app.core.deps import request_ip, runtime_of
-from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import NO_STORE
 from app.registry import service
 from app.registry.repository import AccessFilter
 from app.registry.schemas import (
@@ -26,14 +27,11 @@ from app.staff.auth import AccessLogRead, PhoneReveal, SubscriberRead, as_staff
 router = APIRouter(prefix="/v1/subscribers", tags=["registry"])
 access_log_router = APIRouter(prefix="/v1", tags=["access log"])
 SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
-# Personal data: no browser or proxy may keep a copy.
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.post(
     "/search",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Find a subscriber by number, masked (operator, privacy officer); logged",
 )
 async def search_subscribers(
@@ -48,13 +46,17 @@ async def search_subscribers(
         phone=body.phone,
         ip=request_ip(request),
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return SubscriberSearchResult(subscribers=found)
 
 
 @router.get(
     "/{subscriber_id}",
-    responses={**_AUTH, 404: service.SubscriberNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: service.SubscriberNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="A subscriber, masked, with purposes and consent (operator, privacy officer); logged",
 )
 async def read_subscriber(
@@ -69,13 +71,17 @@ async def read_subscriber(
         subscriber_id=subscriber_id,
         ip=request_ip(request),
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return view
 
 
 @router.post(
     "/{subscriber_id}/reveal",
-    responses={**_AUTH, 404: service.SubscriberNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        404: service.SubscriberNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="The full number, with a stated reason (privacy officer only); logged",
 )
 async def reveal_number(
@@ -95,7 +101,7 @@ async def reveal_number(
         reason=body.reason,
         ip=request_ip(request),
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return revealed
 
 
@@ -112,7 +118,7 @@ ActionFilter = Annotated[AccessAction | None, Query()]
 
 @access_log_router.get(
     "/access-log",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="The access log, newest first, filtered and paged (auditor)",
 )
 async def list_access_log(
@@ -145,7 +151,7 @@ async def list_access_log(
     "/access-log.csv",
     response_class=StreamingResponse,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         422: InvalidInput.openapi(),
         200: {"content": {"text/csv": {}}, "description": "the entries, oldest first"},
     },
@@ -169,5 +175,5 @@ async def export_access_log(
     return StreamingResponse(
         service.export_csv(rt.db, flt, upto_id=upto),
         media_type="text/csv; charset=utf-8",
-        headers={**_NO_STORE, "Content-Disposition": 'attachment; filename="access-log.csv"'},
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="access-log.csv"'},
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
 from app.core.db import Row
 from app.core.deps import runtime_of
-from app.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
+from app.core.http import NO_STORE
 from app.staff import accounts, api_key_admin, api_keys, offboarding, totp
 from app.staff.api_keys import RotatedApiKey
 from app.staff.auth import AnyStaff, OwnCredentials, StaffAdmin, as_staff
@@ -33,8 +34,6 @@ router = APIRouter(prefix="/v1/staff", tags=["staff"])
 api_keys_router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 KeyId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^key_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _key(request: Request, row: Row) -> ApiKeyPublic:
@@ -54,7 +53,7 @@ def _rotated(request: Request, rotated: RotatedApiKey) -> RotatedApiKeyPublic:
 # -- one's own second factor -------------------------------------------------------------
 
 
-@router.get("/me/totp", responses=_AUTH, summary="One's own second factor")
+@router.get("/me/totp", responses=AUTH_PROBLEMS, summary="One's own second factor")
 async def totp_status(caller: OwnCredentials, request: Request) -> TotpStatusPublic:
     rt = runtime_of(request)
     row = await rt.db.run(as_staff, rt.ctx, caller=caller, action=totp.status)
@@ -64,7 +63,7 @@ async def totp_status(caller: OwnCredentials, request: Request) -> TotpStatusPub
 @router.post(
     "/me/totp",
     status_code=201,
-    responses={**_AUTH, 409: totp.TotpAlreadyEnrolled.openapi()},
+    responses={**AUTH_PROBLEMS, 409: totp.TotpAlreadyEnrolled.openapi()},
     summary="Start a TOTP enrolment: a secret and its URI, shown once",
 )
 async def start_totp(
@@ -72,13 +71,13 @@ async def start_totp(
 ) -> TotpEnrolmentPublic:
     rt = runtime_of(request)
     new = await rt.db.run(as_staff, rt.ctx, caller=caller, action=totp.start_enrolment)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return TotpEnrolmentPublic(secret=new.secret, provisioning_uri=new.provisioning_uri)
 
 
 @router.post(
     "/me/totp/confirm",
-    responses={**_AUTH, 409: totp.TotpNotEnrolled.openapi(), 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 409: totp.TotpNotEnrolled.openapi(), 422: InvalidInput.openapi()},
     summary="Confirm the enrolment with a first code: ten recovery codes, shown once",
 )
 async def confirm_totp(
@@ -88,14 +87,14 @@ async def confirm_totp(
     codes = await rt.db.run(
         as_staff, rt.ctx, caller=caller, action=totp.confirm_enrolment, code=body.code
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return RecoveryCodesPublic(recovery_codes=codes)
 
 
 @router.post(
     "/me/totp/recovery-codes",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         409: totp.TotpNotEnrolled.openapi(),
         422: totp.WrongCode.openapi(),
         429: totp.SecondFactorLocked.openapi(),
@@ -109,7 +108,7 @@ async def new_recovery_codes(
     codes = await rt.db.run(
         as_staff, rt.ctx, caller=caller, action=totp.new_recovery_codes, code=body.code
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return RecoveryCodesPublic(recovery_codes=codes)
 
 
@@ -118,7 +117,7 @@ async def new_recovery_codes(
 
 @router.delete(
     "/{staff_id}/totp",
-    responses={**_AUTH, 404: accounts.StaffNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="Reset an account's TOTP (admin; not one's own); its sessions end",
 )
 async def reset_totp(staff_id: StaffId, caller: StaffAdmin, request: Request) -> TotpResetPublic:
@@ -130,7 +129,7 @@ async def reset_totp(staff_id: StaffId, caller: StaffAdmin, request: Request) ->
 @router.post(
     "/{staff_id}/offboard",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),
         409: accounts.LastAdmin.openapi(),
         422: InvalidInput.openapi(),
@@ -153,7 +152,7 @@ async def offboard(
         account_id=staff_id,
         grace_hours=body.grace_hours if body is not None else None,
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return OffboardPublic(
         staff=StaffPublic.model_validate(dict(done.account)),
         disabled_now=done.disabled_now,
@@ -171,7 +170,7 @@ async def offboard(
 @api_keys_router.post(
     "",
     status_code=201,
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Create an API key (admin): shown once",
 )
 async def create_key(
@@ -187,11 +186,11 @@ async def create_key(
         scopes=[scope.value for scope in body.scopes],
         expires_days=body.expires_days,
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return NewApiKeyPublic(key=_key(request, new.key), token=new.token)
 
 
-@api_keys_router.get("", responses=_AUTH, summary="Every API key, newest first (admin)")
+@api_keys_router.get("", responses=AUTH_PROBLEMS, summary="Every API key, newest first (admin)")
 async def list_keys(caller: StaffAdmin, request: Request) -> ApiKeyListPublic:
     rt = runtime_of(request)
     rows = await rt.db.run(as_staff, rt.ctx, caller=caller, action=api_key_admin.list_all)
@@ -200,7 +199,7 @@ async def list_keys(caller: StaffAdmin, request: Request) -> ApiKeyListPublic:
 
 @api_keys_router.post(
     "/{key_id}/revoke",
-    responses={**_AUTH, 404: NotFound.openapi(), 409: api_keys.ApiKeyRevoked.openapi()},
+    responses={**AUTH_PROBLEMS, 404: NotFound.openapi(), 409: api_keys.ApiKeyRevoked.openapi()},
     summary="Revoke an API key at once (admin)",
 )
 async def revoke_key(key_id: KeyId, caller: StaffAdmin, request: Request) -> ApiKeyPublic:
@@ -214,7 +213,7 @@ async def revoke_key(key_id: KeyId, caller: StaffAdmin, request: Request) -> Api
 @api_keys_router.post(
     "/{key_id}/rotate",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: NotFound.openapi(),
         409: api_keys.ApiKeyRevoked.openapi(),
         422: InvalidInput.openapi(),
@@ -237,5 +236,5 @@ async def rotate_key(
         key_id=key_id,
         grace_hours=body.grace_hours if body is not None else None,
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return _rotated(request, rotated)

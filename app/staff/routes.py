@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
 from app.core.db import Row
 from app.core.deps import request_ip, runtime_of
-from app.core.errors import Forbidden, InvalidInput, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import NO_STORE
 from app.staff import accounts, sessions
 from app.staff.auth import OwnCredentials, StaffAdmin, StaffRead, as_staff
 from app.staff.schemas import (
@@ -29,8 +30,6 @@ from app.staff.schemas import (
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _staff_public(row: Row) -> StaffPublic:
@@ -59,7 +58,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> New
         totp_code=body.totp,
         recovery_code=body.recovery_code,
     )
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     session = new.session
     return NewSessionPublic(
         token=new.token,
@@ -83,7 +82,7 @@ async def login(body: LoginRequest, request: Request, response: Response) -> New
 @router.delete(
     "/sessions/current",
     status_code=204,
-    responses=_AUTH,
+    responses=AUTH_PROBLEMS,
     summary="Log out: the session ends at once",
 )
 async def logout(caller: OwnCredentials, request: Request) -> Response:
@@ -92,7 +91,7 @@ async def logout(caller: OwnCredentials, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/me", responses=_AUTH, summary="The signed-in account and its session")
+@router.get("/me", responses=AUTH_PROBLEMS, summary="The signed-in account and its session")
 async def me(caller: OwnCredentials, request: Request) -> MePublic:
     rt = runtime_of(request)
     row = await rt.db.run(as_staff, rt.ctx, caller=caller, action=sessions.session_of)
@@ -101,7 +100,7 @@ async def me(caller: OwnCredentials, request: Request) -> MePublic:
 
 @router.put(
     "/me/password",
-    responses={**_AUTH, 422: accounts.WrongPassword.openapi()},
+    responses={**AUTH_PROBLEMS, 422: accounts.WrongPassword.openapi()},
     summary="Change one's own password (ends one's other sessions)",
 )
 async def change_password(
@@ -121,7 +120,7 @@ async def change_password(
 @router.post(
     "",
     status_code=201,
-    responses={**_AUTH, 409: accounts.UsernameTaken.openapi(), 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 409: accounts.UsernameTaken.openapi(), 422: InvalidInput.openapi()},
     summary="Create a staff account (admin); its role grant is recorded",
 )
 async def create_staff(body: StaffCreate, caller: StaffAdmin, request: Request) -> StaffPublic:
@@ -138,7 +137,7 @@ async def create_staff(body: StaffCreate, caller: StaffAdmin, request: Request) 
     return _staff_public(row)
 
 
-@router.get("", responses=_AUTH, summary="Every staff account (admin, auditor)")
+@router.get("", responses=AUTH_PROBLEMS, summary="Every staff account (admin, auditor)")
 async def list_staff(caller: StaffRead, request: Request) -> StaffListPublic:
     rt = runtime_of(request)
     rows = await rt.db.run(as_staff, rt.ctx, caller=caller, action=accounts.list_for)
@@ -147,7 +146,7 @@ async def list_staff(caller: StaffRead, request: Request) -> StaffListPublic:
 
 @router.get(
     "/{staff_id}",
-    responses={**_AUTH, 404: accounts.StaffNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="One staff account with its permission history (admin, auditor)",
 )
 async def read_staff(staff_id: StaffId, caller: StaffRead, request: Request) -> StaffDetailPublic:
@@ -164,7 +163,7 @@ async def read_staff(staff_id: StaffId, caller: StaffRead, request: Request) -> 
 @router.put(
     "/{staff_id}/role",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),
         409: accounts.LastAdmin.openapi(),
         422: InvalidInput.openapi(),
@@ -189,7 +188,7 @@ async def change_role(
 @router.post(
     "/{staff_id}/disable",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),
         409: accounts.AccountDisabled.openapi(),
     },
@@ -205,7 +204,7 @@ async def disable_staff(staff_id: StaffId, caller: StaffAdmin, request: Request)
 
 @router.delete(
     "/{staff_id}/sessions",
-    responses={**_AUTH, 404: accounts.StaffNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="End every session of an account at once (admin)",
 )
 async def revoke_sessions(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,14 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.context import Context
 from app.core.db import Tx
 from app.core.deps import runtime_of
-from app.core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
 from app.staff.accounts import Staff
 from app.staff.auth import PumpingAdmin, PumpingRead, as_staff
 from app.verification import pumping
 
 router = APIRouter(prefix="/v1/pumping", tags=["pumping guard"])
 BlockId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^blk_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
 
 
 class BlockPublic(BaseModel):
@@ -55,7 +54,7 @@ def _lift(tx: Tx, ctx: Context, *, staff: Staff, block_id: str, reason: str) -> 
 
 @router.get(
     "/blocks",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Blocked number prefixes (admin, operator, auditor)",
 )
 async def list_blocks(
@@ -70,7 +69,7 @@ async def list_blocks(
 @router.post(
     "/blocks/{block_id}/lift",
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: NotFound.openapi(),
         409: pumping.BlockNotActive.openapi(),
         422: InvalidInput.openapi(),

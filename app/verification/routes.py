@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.core.deps import request_ip, runtime_of
-from app.core.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
+from app.core.errors import AUTH_PROBLEMS, InvalidInput, RateLimited
 from app.core.http import LeanRoute
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.staff.auth import VerificationsWrite, as_client
@@ -24,7 +24,6 @@ from app.verification.schemas import (
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"], route_class=LeanRoute)
 VerificationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")]
-_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi(), 403: Forbidden.openapi()}
 
 
 def _json(
@@ -49,7 +48,7 @@ def _json(
     status_code=201,
     response_model=VerificationPublic,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         422: InvalidInput.openapi(),
         429: RateLimited.openapi(),
         200: {"model": VerificationPublic, "description": "replayed answer (Idempotency-Key)"},
@@ -83,7 +82,7 @@ async def start_verification(
     "/{verification_id}/resend",
     status_code=202,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: service.VerificationNotFound.openapi(),
         409: service.AlreadyApproved.openapi(),
         410: service.VerificationExpired.openapi(),
@@ -113,7 +112,7 @@ async def resend_verification(
     "/{verification_id}/check",
     response_model=CheckResultPublic,
     responses={
-        **_AUTH,
+        **AUTH_PROBLEMS,
         404: service.VerificationNotFound.openapi(),
         409: service.AlreadyApproved.openapi(),
         410: service.VerificationExpired.openapi(),
@@ -143,7 +142,7 @@ async def check_verification(
 
 @router.get(
     "/{verification_id}",
-    responses={**_AUTH, 404: service.VerificationNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, 404: service.VerificationNotFound.openapi()},
     summary="A verification's status and delivery state",
 )
 async def read_verification(
