@@ -12,11 +12,10 @@ import typer
 import yaml
 
 from app.core import retention
-from app.core.clock import SystemClock
-from app.core.config import ConfigError, Settings, new_key
-from app.core.context import Context
-from app.core.crypto import Keys
-from app.core.db import Database, create_db_engine
+from app.core.cli_support import CLI_ACTOR
+from app.core.cli_support import load_settings as _settings
+from app.core.cli_support import runtime as _runtime
+from app.core.config import Settings, new_key
 from app.core.errors import AppError
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
@@ -40,21 +39,6 @@ cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(staff_cli, name="staff")
 cli.add_typer(credentials_cli, name="credentials")
 cli.add_typer(ledger_cli, name="ledger")
-
-CLI_ACTOR = "cli"
-
-
-def _settings() -> Settings:
-    try:
-        return Settings().with_dev_secrets()
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
-
-
-def _runtime(settings: Settings) -> tuple[Database, Context]:
-    ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
-    return Database(create_db_engine(settings.database_url)), ctx
 
 
 @cli.command()

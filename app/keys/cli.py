@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from app.core.cli_support import runtime
 from app.core.clock import SystemClock
-from app.core.config import ConfigError, Settings
+from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database, create_db_engine
@@ -27,17 +28,6 @@ class Family(enum.StrEnum):
     INDEX = "index"
     CODE = "code"
     TOKEN = "token"  # noqa: S105 (a family's name, not a secret)
-
-
-def _runtime() -> tuple[Database, Context]:
-    try:
-        settings = Settings().with_dev_secrets()
-        keys = Keys(settings)
-    except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
-    ctx = Context(settings=settings, keys=keys, clock=SystemClock())
-    return Database(create_db_engine(settings.database_url)), ctx
 
 
 def _refuse(message: str) -> typer.Exit:
@@ -65,7 +55,7 @@ def rotate(
     ] = None,
 ) -> None:
     """Rewrite every row still under an older key to the active key (resumable)."""
-    db, ctx = _runtime()
+    db, ctx = runtime()
     ring = getattr(ctx.keys, family.value)
     variable = f"SMSREG_{family.value.upper()}"
     if to is not None and to not in ring.keys:
@@ -142,7 +132,7 @@ def _report_only(state: FamilyStatus) -> None:
 
 def show_status() -> None:
     """Per key ring: the active id, the ids in the ring, and the rows still using each."""
-    db, ctx = _runtime()
+    db, ctx = runtime()
     states = db.call(status, ctx)
     db.engine.dispose()
     for state in states:
@@ -168,7 +158,7 @@ def show_status() -> None:
 
 def check() -> None:
     """Exit 1 if rows still use a phone or index key id the ring no longer holds."""
-    db, ctx = _runtime()
+    db, ctx = runtime()
     fatal, warnings = db.call(startup_problems, ctx)
     db.engine.dispose()
     for text in warnings:

@@ -12,27 +12,24 @@ import sqlalchemy as sa
 import typer
 
 from app.audit.events import Tag, record_event
-from app.core.clock import SystemClock
+from app.core.cli_support import CLI_ACTOR, runtime
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
-from app.core.crypto import Keys
-from app.core.db import Database, Tx, create_db_engine
+from app.core.db import Database, Tx
 from app.core.errors import AppError
 from app.ledger import checkpoints, export, retention, signing, verify
 
 ledger_cli = typer.Typer(help="The disclosure ledger: verify, export, checkpoint, purge.")
-CLI_ACTOR = "cli"
 
 
 def _runtime() -> tuple[Database, Context]:
+    db, ctx = runtime()
     try:
-        settings = Settings().with_dev_secrets()
-        signing.ring(settings)
+        signing.ring(ctx.settings)  # no signing key outside development: refuse
     except ConfigError as exc:
         typer.secho(f"configuration error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
-    ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
-    return Database(create_db_engine(settings.database_url)), ctx
+    return db, ctx
 
 
 def _record(tx: Tx, ctx: Context, *, tag: Tag, details: dict[str, object]) -> None:

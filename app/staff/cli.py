@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from app.core.cli_support import load_settings as _settings
+from app.core.cli_support import runtime as _runtime
 from app.core.db import Database
 from app.core.errors import AppError
 from app.staff import accounts, offboarding, totp
@@ -30,8 +32,6 @@ def create(
     ] = False,
 ) -> None:
     """Create a staff account (prompting for its password); bootstraps the first admin."""
-    from app.cli import _runtime, _settings
-
     settings = _settings()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -65,8 +65,6 @@ def create(
 @staff_cli.command("list")
 def list_staff() -> None:
     """List staff accounts (never a password or its hash)."""
-    from app.cli import _runtime, _settings
-
     db, _ctx = _runtime(_settings())
     try:
         rows = db.call(accounts.list_accounts)
@@ -80,8 +78,6 @@ def list_staff() -> None:
 @staff_cli.command("disable")
 def disable(staff_id: str) -> None:
     """Disable an account and end its sessions at once (e.g. when no admin can log in)."""
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         account = db.call(accounts.disable, ctx, staff=None, account_id=staff_id)
@@ -112,8 +108,6 @@ def offboard(
     The successor keys are printed once: hand each to the client that uses it before
     the old one dies.
     """
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         done = db.call(
@@ -151,8 +145,6 @@ def offboard(
 @staff_cli.command("reset-totp")
 def reset_totp(username: str) -> None:
     """Remove a person's TOTP and recovery codes (a lost phone) and end their sessions."""
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         row = db.call(totp.reset, ctx, staff=None, account_id=_account_id(db, username))

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from app.core.cli_support import load_settings as _settings
+from app.core.cli_support import runtime as _runtime
 from app.core.errors import AppError
 from app.staff import credentials
 from app.staff.credentials import DueItem
@@ -36,8 +38,6 @@ def due(
     ] = None,
 ) -> None:
     """List every credential past or near its maximum age, with its owner (never a secret)."""
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         items = db.call(credentials.due, ctx, within_days=within_days)
@@ -67,8 +67,6 @@ def rotate(
     if not due_only:
         typer.secho("say what to rotate: --due", err=True, fg="red")
         raise typer.Exit(2)
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         report = db.call(credentials.rotate_due, ctx, actor=CLI_ACTOR)

@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+from app.core.cli_support import CLI_ACTOR
+from app.core.cli_support import load_settings as _settings
+from app.core.cli_support import runtime as _runtime
 from app.core.errors import AppError
 from app.verification import pumping
 
@@ -17,8 +20,6 @@ def blocks(
     all_: Annotated[bool, typer.Option("--all", help="include lifted and expired blocks")] = False,
 ) -> None:
     """List blocked prefixes (in force, unless --all)."""
-    from app.cli import _runtime, _settings
-
     db, ctx = _runtime(_settings())
     rows = db.call(pumping.list_blocks, ctx, active_only=not all_)
     if not rows:
@@ -41,8 +42,6 @@ def lift(
     reason: Annotated[str, typer.Option(help="why the traffic is legitimate")],
 ) -> None:
     """Lift a block at once."""
-    from app.cli import CLI_ACTOR, _runtime, _settings
-
     db, ctx = _runtime(_settings())
     try:
         block = db.call(pumping.lift, ctx, block_id=block_id, actor=CLI_ACTOR, reason=reason)
