@@ -282,6 +282,8 @@ def test_cli_rotate(env):
 
     listed = runner.invoke(cli, ["api-keys", "list"]).output
     assert new_token not in listed and token not in listed
+    old_line = next(line for line in listed.splitlines() if line.startswith(key_id))
+    assert "rotated to key_" in old_line and "valid until" in old_line
 
 
 @pytest.mark.parametrize(
