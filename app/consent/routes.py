@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from app.consent import service
 from app.consent.auth import ConsentsWrite
 from app.consent.schemas import ConsentChange, ConsentChangePublic, ConsentsPublic
 from app.core.deps import request_ip, runtime_of
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff.auth import as_client
 
 router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
-SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
 
 
 @router.post(

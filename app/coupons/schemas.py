@@ -6,9 +6,10 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.registry.schemas import SUBSCRIBER_ID_PATTERN
+
 COUPON_ID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 VERIFICATION_ID_PATTERN = r"^ver_[A-Za-z0-9_\-]+$"
-SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
 
 
 class RedemptionCreate(BaseModel):

@@ -23,6 +23,7 @@ from app.core.deps import request_ip, runtime_of
 from app.core.errors import AUTH_PROBLEMS, AppError, InvalidInput
 from app.core.http import NO_STORE
 from app.ledger import auditor, checkpoints, errors, export, provision, workflow
+from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.registry.service import log_access
 from app.staff.accounts import Staff
 from app.staff.auth import (
@@ -36,7 +37,6 @@ from app.staff.auth import (
 
 router = APIRouter(prefix="/v1", tags=["disclosure ledger"])
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
-SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
 
 
 class DisclosurePublic(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
@@ -22,11 +22,11 @@ from app.registry.schemas import (
     SubscriberSearchResult,
     SubscriberStaffView,
 )
+from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff.auth import AccessLogRead, PhoneReveal, SubscriberRead, as_staff
 
 router = APIRouter(prefix="/v1/subscribers", tags=["registry"])
 access_log_router = APIRouter(prefix="/v1", tags=["access log"])
-SubscriberId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$")]
 
 
 @router.post(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
+# A subscriber's opaque id, as every route takes it.
+SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
+SubscriberIdPath = Annotated[str, Path(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)]
 AccessAction = Literal[
     "search_number",
     "read",
