@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/run.py            # or: make bench
 
-Three phases, each at the same number of concurrent keep-alive clients (16 by default):
+Three phases, each at the same number of concurrent keep-alive clients (16 by default),
+measured in turn over several rounds (``--rounds``, 3) so that all three meet the
+machine at the same speeds:
 
 1. bare   POST /echo on bench/bare_app.py: FastAPI + pydantic body, nothing else.
 2. start  POST /v1/verifications with a unique mobile number per request.
@@ -175,6 +177,8 @@ class Phase:
     error_samples: list[str] = field(default_factory=list)
     # Response bodies by request index (only when asked for; not written to JSON).
     bodies: dict[int, bytes] = field(default_factory=dict, repr=False)
+    # Every latency in seconds, ascending (not written to JSON): rounds are merged by them.
+    latencies: list[float] = field(default_factory=list, repr=False)
 
 
 def percentile(ordered: Sequence[float], pct: float) -> float:
@@ -303,12 +307,38 @@ def load(
                 )
     phase.errors += len(failures)
     phase.error_samples.extend(failures[:5])
-    phase.rps = phase.ok / elapsed if elapsed > 0 else 0.0
+    phase.latencies = latencies
+    return summarise(phase)
+
+
+def summarise(phase: Phase) -> Phase:
+    """Fill in the rate and the percentiles from the counts, time and latencies."""
+    latencies = phase.latencies
+    phase.rps = phase.ok / phase.seconds if phase.seconds > 0 else 0.0
     phase.p50_ms = percentile(latencies, 50) * 1000
     phase.p90_ms = percentile(latencies, 90) * 1000
     phase.p99_ms = percentile(latencies, 99) * 1000
     phase.max_ms = (latencies[-1] if latencies else 0.0) * 1000
     return phase
+
+
+def merge(name: str, rounds: Sequence[Phase]) -> Phase:
+    """One endpoint's rounds as one phase: all its requests over all its measured time."""
+    total = Phase(name=name, clients=rounds[0].clients)
+    for part in rounds:
+        total.requests += part.requests
+        total.ok += part.ok
+        total.errors += part.errors
+        total.seconds += part.seconds
+        total.server_cpu += part.server_cpu * part.seconds
+        total.loadgen_cpu += part.loadgen_cpu * part.seconds
+        total.error_samples.extend(part.error_samples[: 5 - len(total.error_samples)])
+        total.latencies.extend(part.latencies)
+    if total.seconds > 0:
+        total.server_cpu /= total.seconds
+        total.loadgen_cpu /= total.seconds
+    total.latencies.sort()
+    return summarise(total)
 
 
 # --------------------------------------------------------------------------- requests
@@ -493,6 +523,7 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
     def public(phase: Phase) -> dict[str, Any]:
         data = asdict(phase)
         data.pop("bodies")
+        data.pop("latencies")
         return data
 
     return {
@@ -508,6 +539,7 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
             "bare_seconds": args.bare_seconds,
             "start_seconds": args.start_seconds,
             "check_max_seconds": args.check_seconds,
+            "rounds": args.rounds,
         },
         "phases": {name: public(phase) for name, phase in phases.items()},
         "ratios": {"start_over_bare": start_ratio, "check_over_bare": check_ratio},
@@ -530,6 +562,13 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=20.0,
         help="upper bound; check runs once over every verification start created",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure bare, start and check in turn this many times (each a share of the "
+        "phase's seconds), so a machine that speeds up or slows down meets all three",
     )
     parser.add_argument("--max-requests", type=int, default=60_000, help="cap per phase")
     parser.add_argument("--seed", type=int, default=None)
@@ -594,20 +633,8 @@ def main() -> int:
                 seconds=args.warmup,
                 expect=200,
             )
-            print("bare:  measuring ...", flush=True)
-            phases["bare"] = load(
-                runner,
-                "bare FastAPI POST /echo",
-                bare,
-                bare_requests,
-                clients=args.clients,
-                seconds=args.bare_seconds,
-                expect=200,
-            )
-            bare.stop()
-            servers.remove(bare)
 
-            # 2. smsreg: database, API key, server
+            # 2. smsreg: database, API key, server (the bare server stays up, idle)
             env = smsreg_env(tmp)
             if args.outbox == "worker":
                 env["SMSREG_OUTBOX_DISPATCH"] = "external"
@@ -661,6 +688,11 @@ def main() -> int:
                     for vid, phone in pairs
                 ]
 
+            def codes_for(pairs: Sequence[tuple[str, str]]) -> None:
+                missing = outbox.wait_for([phone for _, phone in pairs], timeout=60)
+                if missing:
+                    raise RuntimeError(f"{len(missing)} SMS never reached the outbox file")
+
             warm_phones, warm_requests = start_requests(args.max_requests // 4)
             phones, requests = start_requests(args.max_requests)
             print("start: warm-up ...", flush=True)
@@ -674,26 +706,9 @@ def main() -> int:
                 expect=201,
                 keep_bodies=True,
             )
-            print("start: measuring ...", flush=True)
-            phases["start"] = load(
-                runner,
-                "smsreg POST /v1/verifications",
-                app,
-                requests,
-                clients=args.clients,
-                seconds=args.start_seconds,
-                expect=201,
-                keep_bodies=True,
-            )
             warm_pairs = started_ids(warm, warm_phones)
-            pairs = started_ids(phases["start"], phones)
-            del requests, warm_requests
-
-            # 3. check every verification phase 2 created, once, once its SMS is out
-            print(f"check: waiting for {len(warm_pairs) + len(pairs)} codes ...", flush=True)
-            missing = outbox.wait_for([phone for _, phone in warm_pairs + pairs], timeout=60)
-            if missing:
-                raise RuntimeError(f"{len(missing)} SMS never reached the outbox file")
+            del warm_requests
+            codes_for(warm_pairs)
             print("check: warm-up ...", flush=True)
             load(
                 runner,
@@ -704,23 +719,62 @@ def main() -> int:
                 seconds=args.warmup,
                 expect=200,
             )
-            print(f"check: measuring ({len(pairs)} verifications) ...", flush=True)
-            phases["check"] = load(
-                runner,
-                "smsreg POST /v1/verifications/{id}/check",
-                app,
-                check_requests(pairs),
-                clients=args.clients,
-                seconds=args.check_seconds,
-                expect=200,
-            )
-            if phases["check"].requests < len(pairs):
-                print(
-                    f"note: check hit its {args.check_seconds:g} s bound after "
-                    f"{phases['check'].requests} of {len(pairs)} verifications"
+
+            # 3. the measured rounds: bare, start, then check every verification that
+            # round's start created, once, once its SMS is out
+            rounds: dict[str, list[Phase]] = {"bare": [], "start": [], "check": []}
+            sent = 0
+            for number in range(1, args.rounds + 1):
+                label = f"round {number}/{args.rounds}"
+                print(f"{label}: bare, start, check ...", flush=True)
+                rounds["bare"].append(
+                    load(
+                        runner,
+                        "bare",
+                        bare,
+                        bare_requests,
+                        clients=args.clients,
+                        seconds=args.bare_seconds / args.rounds,
+                        expect=200,
+                    )
                 )
+                started = load(
+                    runner,
+                    "start",
+                    app,
+                    requests[sent:],
+                    clients=args.clients,
+                    seconds=args.start_seconds / args.rounds,
+                    expect=201,
+                    keep_bodies=True,
+                )
+                rounds["start"].append(started)
+                pairs = started_ids(started, phones[sent:])
+                sent += started.requests
+                codes_for(pairs)
+                checked = load(
+                    runner,
+                    "check",
+                    app,
+                    check_requests(pairs),
+                    clients=args.clients,
+                    seconds=args.check_seconds / args.rounds,
+                    expect=200,
+                )
+                rounds["check"].append(checked)
+                if checked.requests < len(pairs):
+                    print(
+                        f"note: {label}: check hit its bound after "
+                        f"{checked.requests} of {len(pairs)} verifications"
+                    )
+            phases["bare"] = merge("bare FastAPI POST /echo", rounds["bare"])
+            phases["start"] = merge("smsreg POST /v1/verifications", rounds["start"])
+            phases["check"] = merge("smsreg POST /v1/verifications/{id}/check", rounds["check"])
+            del requests
             app.stop()
             servers.remove(app)
+            bare.stop()
+            servers.remove(bare)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
