@@ -24,7 +24,7 @@ from app.consent import repository as consents
 from app.core.context import Context
 from app.core.db import Database, Row, Tx, xact_lock
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound
-from app.core.ids import new_id
+from app.core.ids import new_id, new_ordered_id
 from app.delivery import repository as repo
 from app.delivery.schemas import (
     CampaignDeliveryPublic,
@@ -146,7 +146,7 @@ def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Row:
     expires_at = now + dt.timedelta(hours=ctx.settings.delivery_ttl_hours)
     messages: list[dict[str, Any]] = [
         {
-            "id": new_id("msg"),
+            "id": new_ordered_id("msg"),
             "delivery_id": d.id,
             "subscriber_id": person.subscriber_id,
             "locale": person.locale if person.locale in languages else d.default_locale,

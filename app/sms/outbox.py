@@ -25,7 +25,7 @@ from app.audit.events import Tag, event, record_events
 from app.consent import repository as consents
 from app.core.context import Context
 from app.core.db import Database, Row, Tx
-from app.core.ids import new_id
+from app.core.ids import new_ordered_id
 from app.registry.repository import subscriber_aad
 from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.templates import language_for, render_code_message
@@ -47,7 +47,7 @@ def verification_aad(verification_id: str) -> bytes:
 
 def enqueue(tx: Tx, *, verification_id: str, now: dt.datetime, expires_at: dt.datetime) -> str:
     """Queue the code SMS of a verification, in the caller's transaction."""
-    message_id = new_id("msg")
+    message_id = new_ordered_id("msg")
     tx.execute(
         "INSERT INTO outbox_messages (id, kind, verification_id, status, attempts, created_at, "
         "next_attempt_at, expires_at) VALUES (:id, 'code', :verification_id, 'pending', 0, :now, "

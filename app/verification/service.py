@@ -15,7 +15,7 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Row, Tx, xact_lock
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
-from app.core.ids import new_id
+from app.core.ids import new_ordered_id
 from app.registry import repository as registry
 from app.sms import outbox
 from app.sms.templates import language_for
@@ -190,7 +190,7 @@ def start(
     limits.enforce(
         tx, send_limits, now=now, before_counting=_guard(tx, ctx, phone, prefix_index, now)
     )
-    verification_id = new_id("ver")
+    verification_id = new_ordered_id("ver")
     key_id, ciphertext = ctx.keys.encrypt(
         phone.e164, context=outbox.verification_aad(verification_id)
     )
