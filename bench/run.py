@@ -588,7 +588,10 @@ def parse_args() -> argparse.Namespace:
         help="who sends the SMS: the server process (the default), or `smsreg worker` as a "
         "process of its own (SMSREG_OUTBOX_DISPATCH=external)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
 
 
 def main() -> int:
