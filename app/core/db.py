@@ -301,7 +301,8 @@ class _Group:
     rolls the whole group back, and every member runs again in a transaction of its
     own, as if there had been no group: their first answers were never sent. Service
     functions touch nothing but the transaction (the outbox sends), so running one
-    again is safe. Refusals almost always come before any write, so this is rare.
+    again is safe; only a log line or a metric they write is repeated. Refusals almost
+    always come before any write, so this is rare.
     """
 
     def __init__(self, tx: Tx, loop: asyncio.AbstractEventLoop) -> None:
