@@ -142,8 +142,9 @@ class Tx:
         self.sqlite = dialect == "sqlite"
         self._cursor = raw.cursor()
         self.kept = False
-        self._last_time: dt.datetime | None = None
-        self._last_bound: Any = None
+        # Each instant bound so far, as bound: a transaction binds the same few times
+        # (its "now", the windows before it, an expiry) in most of its statements.
+        self._times: dict[dt.datetime, Any] = {}
         if self.sqlite:
             # IMMEDIATE takes the write lock up front, so a read-then-write (a limit
             # check and its insert) is atomic across processes instead of failing late.
@@ -197,16 +198,17 @@ class Tx:
         return params if out is None else out
 
     def _timestamp(self, value: dt.datetime) -> Any:
-        if value is self._last_time:  # a transaction binds its "now" many times
-            return self._last_bound
         if value.tzinfo is None:
             raise ValueError("naive datetimes are refused; use an aware UTC time")
-        bound: Any = value if value.tzinfo is UTC else value.astimezone(UTC)
+        bound = self._times.get(value)
+        if bound is not None:
+            return bound
+        bound = value if value.tzinfo is UTC else value.astimezone(UTC)
         if self.sqlite:
             # The same text SQLAlchemy writes ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC),
             # so SQL comparisons stay consistent; [:26] drops the "+00:00".
             bound = bound.isoformat(" ", "microseconds")[:26]
-        self._last_time, self._last_bound = value, bound
+        self._times[value] = bound
         return bound
 
     def _rows(self, sql: str, fetched: list[Any]) -> list[Row]:

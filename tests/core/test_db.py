@@ -9,6 +9,7 @@ with the calls made together so that they do share it.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -191,3 +192,27 @@ async def test_a_synchronous_call_on_the_loop_does_not_wait_for_the_open_transac
     assert time.monotonic() - began < 5
     assert await pending == "async"
     assert written(db) == {"async", "sync"}
+
+
+async def test_an_instant_is_stored_as_utc_whatever_zone_it_came_in(db: Database) -> None:
+    """The same instant in two zones is stored the same; a time without a zone is refused."""
+    utc = dt.datetime(2026, 3, 1, 9, 30, 0, 250, tzinfo=dt.UTC)
+    tokyo = utc.astimezone(dt.timezone(dt.timedelta(hours=9)))
+
+    def store(tx: Tx) -> list[Any]:
+        for subject, at in (("utc", utc), ("tokyo", tokyo), ("later", utc + dt.timedelta(1))):
+            tx.execute(
+                "INSERT INTO audit_events (tag, actor, subject, at, details) "
+                "VALUES ('test', 'test', :subject, :at, '{}')",
+                {"subject": subject, "at": at},
+            )
+        with pytest.raises(ValueError, match="naive"):
+            tx.execute("SELECT :at", {"at": utc.replace(tzinfo=None)})
+        rows = tx.all(
+            "SELECT at AS stored_at FROM audit_events WHERE tag = 'test' ORDER BY subject"
+        )
+        return [row.stored_at for row in rows]
+
+    later, tokyo_at, utc_at = await db.run(store)
+    assert utc_at == tokyo_at == utc
+    assert later == utc + dt.timedelta(days=1)
