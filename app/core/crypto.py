@@ -6,8 +6,10 @@ import hashlib
 import hmac
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NoReturn
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.core.config import SECRET_FAMILIES, ConfigError, Settings
@@ -29,17 +31,36 @@ class KeyRing:
     family: str
     active_id: str
     keys: dict[str, bytes]
+    # HMAC-SHA256 already keyed with each key: a MAC copies one instead of keying anew
+    # (measured ~0.9 us against ~1.5 us, and a start computes five).
+    _keyed: dict[str, hmac.HMAC] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        keyed = {
+            key_id: hmac.new(key, digestmod=hashlib.sha256) for key_id, key in self.keys.items()
+        }
+        object.__setattr__(self, "_keyed", keyed)  # frozen: set once, here
 
     def key(self, key_id: str) -> bytes:
         """The key with this id."""
-        try:
-            return self.keys[key_id]
-        except KeyError:
-            raise CryptoError(f"no {self.family} key with id {key_id!r}") from None
+        key = self.keys.get(key_id)
+        if key is None:
+            self.missing(key_id)
+        return key
+
+    def missing(self, key_id: str) -> NoReturn:
+        """Refuse a key id this ring does not hold."""
+        raise CryptoError(f"no {self.family} key with id {key_id!r}")
 
     def mac(self, message: bytes, *, key_id: str | None = None) -> bytes:
         """HMAC-SHA256 of message under the named (default: active) key."""
-        return hmac.new(self.key(key_id or self.active_id), message, hashlib.sha256).digest()
+        key_id = key_id or self.active_id
+        keyed = self._keyed.get(key_id)
+        if keyed is None:
+            self.missing(key_id)
+        mac = keyed.copy()
+        mac.update(message)
+        return mac.digest()
 
     def ids(self) -> tuple[str, ...]:
         """Every key id in the ring, the active one first (the order lookups try them in)."""
@@ -66,6 +87,8 @@ class Keys:
                     )
             rings[family] = KeyRing(family, active, keys)
         self.phone = rings["phone"]
+        # One AES-GCM object per phone key, made once (~1.5 us each time otherwise).
+        self._aead = {key_id: AESGCM(key[:32]) for key_id, key in self.phone.keys.items()}
         self.index = rings["index"]
         self.code = rings["code"]
         self.token = rings["token"]
@@ -78,20 +101,22 @@ class Keys:
         """
         key_id = self.phone.active_id
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = AESGCM(self.phone.key(key_id)[:32]).encrypt(nonce, plaintext.encode(), context)
+        sealed = self._cipher(key_id).encrypt(nonce, plaintext.encode(), context)
         return key_id, nonce + sealed
 
     def decrypt(self, blob: bytes, *, key_id: str, context: bytes) -> str:
         """Reverse of :meth:`encrypt`; raises CryptoError if anything was altered."""
-        from cryptography.exceptions import InvalidTag
-
         try:
-            plain = AESGCM(self.phone.key(key_id)[:32]).decrypt(
-                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context
-            )
+            plain = self._cipher(key_id).decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], context)
         except InvalidTag:
             raise CryptoError("ciphertext failed authentication") from None
         return plain.decode()
+
+    def _cipher(self, key_id: str) -> AESGCM:
+        cipher = self._aead.get(key_id)
+        if cipher is None:
+            self.phone.missing(key_id)
+        return cipher
 
     def blind_index(self, value: str, *, kind: str, key_id: str | None = None) -> str:
         """Keyed, deterministic lookup token for a value (a number, a prefix, an IP).
