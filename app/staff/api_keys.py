@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -249,21 +250,26 @@ def due(tx: Tx, ctx: Context, *, within_days: int | None = None) -> list[Row]:
     return sorted(rows, key=lambda row: (row.due_at, row.id))
 
 
+@functools.lru_cache(maxsize=8)
+def _authenticate_sql(n: int) -> str:
+    return (
+        "SELECT id, coalesce(client_id, id) AS client_id, name, scopes, expires_at, revoked_at, "  # noqa: S608
+        "last_used_at, token_key_id FROM api_keys "
+        f"WHERE token_hash IN ({', '.join(f':h{i}' for i in range(n))})"
+    )
+
+
 def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
     """The live client for a raw token, or Unauthenticated (one answer for every failure)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid API key")
     # Hash under every key still in the ring, so a rotated token key keeps old API keys valid.
+    raw = token.encode()
     hashes = {
-        f"h{i}": ctx.keys.token.mac(token.encode(), key_id=key_id).hex()
+        f"h{i}": ctx.keys.token.mac(raw, key_id=key_id).hex()
         for i, key_id in enumerate(ctx.keys.token.keys)
     }
-    key = tx.one(
-        "SELECT id, coalesce(client_id, id) AS client_id, name, scopes, expires_at, revoked_at, "  # noqa: S608
-        "last_used_at, token_key_id FROM api_keys "
-        f"WHERE token_hash IN ({', '.join(':' + name for name in hashes)})",
-        hashes,
-    )
+    key = tx.one(_authenticate_sql(len(hashes)), hashes)
     now = ctx.clock.now()
     if key is None or key.revoked_at is not None or key.expires_at <= now:
         raise Unauthenticated("invalid API key")
