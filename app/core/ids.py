@@ -27,5 +27,9 @@ def new_ordered_id(prefix: str) -> str:
     the id unguessable.
     """
     ms = time.time_ns() // 1_000_000
-    stamp = "".join(_SORTABLE[(ms >> shift) & 63] for shift in range(36, -1, -6))
+    c = _SORTABLE  # spelt out, not a loop: a loop cost ~1 us more, twice a start
+    stamp = (
+        c[ms >> 36 & 63] + c[ms >> 30 & 63] + c[ms >> 24 & 63] + c[ms >> 18 & 63]
+        + c[ms >> 12 & 63] + c[ms >> 6 & 63] + c[ms & 63]
+    )  # fmt: skip
     return f"{prefix}_{stamp}{secrets.token_urlsafe(16)}"
