@@ -30,33 +30,46 @@ class Phone:
 
     def masked(self) -> str:
         """The number with all but the carrier prefix and the last 4 digits hidden."""
-        template = _grouping(self.country_code, len(self.national), self.national[:4])
-        if template is None:
-            template = _remember_grouping(self)
-        digits = iter(str(self.country_code) + self.national)
-        shown = "".join(next(digits) if ch == "#" else ch for ch in template)
-        return _mask_digits(shown, len(str(self.country_code)))
+        digits = str(self.country_code) + self.national
+        grouping: _Grouping | str | None = _GROUPINGS.get(
+            (self.country_code, len(self.national), self.national[:4])
+        )
+        if grouping is None:
+            grouping = _remember_grouping(self, digits)
+        if isinstance(grouping, str):  # not a plain grouping of the digits
+            return grouping
+        masked, places = grouping
+        shown = list(masked)  # a copy: services run on several threads on PostgreSQL
+        for place, index in places:
+            shown[place] = digits[index]
+        return "".join(shown)
 
 
-# How numbers are grouped for display ("+## ##-####-####"), by country code, national
-# length and leading digits: phonenumbers picks the grouping by those, and formatting a
-# number afresh (~15 us) was a measurable share of every start.
-_GROUPINGS: dict[tuple[int, int, str], str] = {}
+# How numbers are shown masked ("+81 ##-****-####"), by country code, national length
+# and leading digits: phonenumbers picks the grouping by those, and formatting a number
+# afresh (~15 us) was a measurable share of every start. Each grouping is kept as the
+# masked text and, for each digit shown, its place there and its index in the digits.
+_Grouping = tuple[str, tuple[tuple[int, int], ...]]
+_GROUPINGS: dict[tuple[int, int, str], _Grouping] = {}
 _MAX_GROUPINGS = 4096
 
 
-def _grouping(country_code: int, length: int, leading: str) -> str | None:
-    return _GROUPINGS.get((country_code, length, leading))
-
-
-def _remember_grouping(phone: Phone) -> str:
+def _remember_grouping(phone: Phone, digits: str) -> _Grouping | str:
     shown = phonenumbers.format_number(phone.number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    template = "".join("#" if ch.isdigit() else ch for ch in shown)
-    if template.count("#") != len(str(phone.country_code)) + len(phone.national):
-        return template  # not a plain grouping of the digits: never reuse it
+    masked = _mask_digits(shown, len(str(phone.country_code)))
+    if "".join(ch for ch in shown if ch.isdigit()) != digits:
+        return masked  # not a plain grouping of the digits: never reuse it
+    places = []
+    index = 0
+    for place, ch in enumerate(masked):
+        if ch.isdigit():
+            places.append((place, index))
+        if ch.isdigit() or ch == "*":
+            index += 1
+    grouping = (masked, tuple(places))
     if len(_GROUPINGS) < _MAX_GROUPINGS:
-        _GROUPINGS[(phone.country_code, len(phone.national), phone.national[:4])] = template
-    return template
+        _GROUPINGS[(phone.country_code, len(phone.national), phone.national[:4])] = grouping
+    return grouping
 
 
 def parse_mobile(
