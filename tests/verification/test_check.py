@@ -213,3 +213,28 @@ async def test_expired_verification_reads_as_expired(client, app, carrier, clock
     state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
     assert state.json()["status"] == "expired"
     assert dt.datetime.fromisoformat(state.json()["expires_at"]) <= clock.now()
+
+
+async def test_starts_and_approvals_are_counted_per_purpose(client, app, carrier, auth):
+    def counts(text: str, name: str) -> dict[str, float]:
+        prefix = f"smsreg_verifications_{name}_total{{purpose="
+        return {
+            line[len(prefix) + 1 : line.index('"}')]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(prefix)
+        }
+
+    before = (await client.get("/metrics")).text
+    # Every purpose is a series from the start, so a dashboard sees 0 rather than nothing.
+    assert set(counts(before, "started")) == {"coupon_usage", "coupon_delivery", "data_subject"}
+    verification_id = (await start(client, auth, purpose="coupon_delivery")).json()["id"]
+    code = await sent_code(app, carrier)
+    assert (await check(client, auth, verification_id, wrong(code))).status_code == 422
+    assert (await check(client, auth, verification_id, code)).status_code == 200
+    after = (await client.get("/metrics")).text
+    for name in ("started", "approved"):
+        grew = {
+            purpose: counts(after, name)[purpose] - value
+            for purpose, value in counts(before, name).items()
+        }
+        assert grew == {"coupon_usage": 0, "coupon_delivery": 1, "data_subject": 0}, name
