@@ -124,14 +124,21 @@ def settings_overrides():
     return {"ledger_checkpoint_interval_seconds": 0.05}
 
 
+async def signed_checkpoints(app) -> int:
+    return await asyncio.to_thread(count_rows, app, "ledger_checkpoints")
+
+
 async def test_scheduled_checkpoints_run_in_the_lifespan(app, db, ctx, subjects):
     async with app.router.lifespan_context(app):
+        # Counted from a thread: on SQLite the app's calls of one loop turn hold the
+        # write lock until the loop comes round, so a blocking read on the loop's own
+        # thread could wait for a lock that only the loop can release.
         await asyncio.sleep(0.2)
-        assert count_rows(app, "ledger_checkpoints") == 0, "nothing to sign yet"
+        assert await signed_checkpoints(app) == 0, "nothing to sign yet"
         await asyncio.to_thread(release, db, ctx, subjects)
         for _ in range(50):
             await asyncio.sleep(0.05)
-            if count_rows(app, "ledger_checkpoints"):
+            if await signed_checkpoints(app):
                 break
         await asyncio.sleep(0.3)
     rows = sql(app, "SELECT seq, kind FROM ledger_checkpoints")
