@@ -41,13 +41,6 @@ class KeyRing:
         }
         object.__setattr__(self, "_keyed", keyed)  # frozen: set once, here
 
-    def key(self, key_id: str) -> bytes:
-        """The key with this id."""
-        key = self.keys.get(key_id)
-        if key is None:
-            self.missing(key_id)
-        return key
-
     def missing(self, key_id: str) -> NoReturn:
         """Refuse a key id this ring does not hold."""
         raise CryptoError(f"no {self.family} key with id {key_id!r}")
