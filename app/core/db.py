@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import operator
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -92,8 +93,9 @@ def _sqlite_engine(url: str, *, background_checkpoint: bool) -> Engine:
 
 _JSON_COLUMNS = {"scopes", "response", "details"}
 _PLAIN = frozenset({str, int, bytes, float, bool, type(None)})
-# Per statement: its column names, and which of them hold timestamps and JSON.
-_PLANS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+# Per statement: its row class, its column names, and which of them hold timestamps
+# and JSON.
+_PLANS: dict[str, tuple[type[Row], tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -121,11 +123,30 @@ def checkpoint(engine: Engine) -> tuple[int, int, int]:
 class Row(dict[str, Any]):
     """A result row: a dict that also allows ``row.column``."""
 
+    __slots__ = ()
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@functools.lru_cache(maxsize=1024)
+def row_class(names: tuple[str, ...]) -> type[Row]:
+    """A Row subclass whose columns are read as attributes in C.
+
+    ``Row.__getattr__`` only runs after the ordinary lookup failed, and that failure
+    builds an AttributeError and its message first: measured, ~15 % of the outbox's
+    work per message went to rows read that way. A property per column finds the value
+    on the first lookup, through ``operator.itemgetter``.
+    """
+    columns = {
+        name: property(operator.itemgetter(name))
+        for name in names
+        if name.isidentifier() and not hasattr(Row, name)  # never hide a dict method
+    }
+    return type("Row", (Row,), {"__slots__": (), **columns})
 
 
 class Tx:
@@ -216,14 +237,15 @@ class Tx:
         if plan is None:
             names = tuple(column[0] for column in self._cursor.description)
             plan = _PLANS[sql] = (
+                row_class(names),
                 names,
                 tuple(name for name in names if name.endswith("_at")),
                 tuple(name for name in names if name in _JSON_COLUMNS),
             )
-        names, times, documents = plan
+        cls, names, times, documents = plan
         rows = []
         for values in fetched:
-            row = Row(zip(names, values, strict=True))
+            row = cls(zip(names, values, strict=True))
             for name in times:
                 value = row[name]
                 if type(value) is str:

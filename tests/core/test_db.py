@@ -216,3 +216,24 @@ async def test_an_instant_is_stored_as_utc_whatever_zone_it_came_in(db: Database
     later, tokyo_at, utc_at = await db.run(store)
     assert utc_at == tokyo_at == utc
     assert later == utc + dt.timedelta(days=1)
+
+
+def test_a_row_reads_columns_as_attributes_and_stays_a_dict(db: Database) -> None:
+    """Columns read as attributes (a dict method is never hidden by a column of its
+    name); a missing one is an AttributeError; a row is never written through attributes."""
+
+    def read(tx: Tx) -> Any:
+        return tx.one("SELECT 1 AS id, 'x' AS status, 2 AS keys, 3 AS \"not an identifier\"")
+
+    row = db.call(read)
+    assert row is not None
+    assert (row.id, row.status) == (1, "x")
+    assert row["keys"] == 2 and list(row.keys()) == ["id", "status", "keys", "not an identifier"]
+    assert row["not an identifier"] == 3
+    assert row == {"id": 1, "status": "x", "keys": 2, "not an identifier": 3}
+    with pytest.raises(AttributeError):
+        _ = row.missing
+    with pytest.raises(AttributeError):
+        row.status = "y"
+    row.update(status="y", later="z")  # a key added later still reads as an attribute
+    assert (row.status, row.later) == ("y", "z")
