@@ -232,16 +232,14 @@ def start(
         subject=verification_id,
         details={"purpose": data.purpose},
     )
-    body = VerificationPublic(
-        id=verification_id,
-        status="pending",
+    body = started_body(
+        verification_id=verification_id,
         purpose=data.purpose,
         phone_masked=phone.masked(),
         expires_at=expires_at,
         resend_after=now + dt.timedelta(seconds=s.resend_cooldown_seconds),
         attempts_left=s.max_check_attempts,
-        delivery=DeliveryPublic(state="queued"),
-    ).model_dump(mode="json")
+    )
     if idempotency_key is not None:
         repo.save_idempotent(
             tx,
@@ -256,6 +254,38 @@ def start(
             replace=replace_key,
         )
     return StartResult(body=body, replayed=False)
+
+
+def started_body(
+    *,
+    verification_id: str,
+    purpose: str,
+    phone_masked: str,
+    expires_at: dt.datetime,
+    resend_after: dt.datetime,
+    attempts_left: int,
+) -> dict[str, Any]:
+    """A new verification as :class:`VerificationPublic` writes it in JSON, built directly.
+
+    Building the model and dumping it again cost ~1.5% of a start for values that are
+    ours and already right; a test holds this to the model's own JSON.
+    """
+    return {
+        "id": verification_id,
+        "status": "pending",
+        "purpose": purpose,
+        "phone_masked": phone_masked,
+        "expires_at": _json_time(expires_at),
+        "resend_after": _json_time(resend_after),
+        "attempts_left": attempts_left,
+        "delivery": {"state": "queued", "error_code": None, "sent_at": None},
+        "subscriber_id": None,
+    }
+
+
+def _json_time(value: dt.datetime) -> str:
+    # As pydantic writes an aware time in JSON: ISO 8601, UTC as "Z".
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _guard(

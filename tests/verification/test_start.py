@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import orjson
 import pytest
 
+from app.verification.schemas import VerificationPublic
+from app.verification.service import started_body
 from tests.conftest import snapshot
 from tests.fixtures.flows import PHONE_E164, sent_code, start
 
@@ -27,6 +30,23 @@ async def test_start_answers_expiry_and_resend_time(client, clock, auth):
     assert dt.datetime.fromisoformat(body["expires_at"]) == now + dt.timedelta(minutes=10)
     assert dt.datetime.fromisoformat(body["resend_after"]) == now + dt.timedelta(seconds=30)
     assert body["delivery"]["state"] == "queued"
+
+
+@pytest.mark.parametrize("microsecond", [0, 250, 999_999])
+def test_a_start_answer_is_what_its_model_writes(microsecond):
+    """The answer a start builds directly is the documented model's JSON, to the byte."""
+    now = dt.datetime(2026, 12, 2, 9, 30, 15, microsecond, tzinfo=dt.UTC)
+    body = started_body(
+        verification_id="ver_x",
+        purpose="coupon_usage",
+        phone_masked="+81 90-****-5678",
+        expires_at=now + dt.timedelta(minutes=10),
+        resend_after=now + dt.timedelta(seconds=30),
+        attempts_left=5,
+    )
+    model = VerificationPublic.model_validate(body)
+    assert model.model_dump(mode="json") == body
+    assert model.model_dump_json().encode() == orjson.dumps(body)
 
 
 @pytest.mark.parametrize(
