@@ -218,6 +218,21 @@ def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, s
 
 @pytest.mark.parametrize(
     "settings_overrides",
+    [{"pumping_min_sends": 10, "pumping_window_minutes": 180, "sends_per_ip_hour": 1000}],
+)
+async def test_a_window_longer_than_the_hour_judges_sends_the_hour_no_longer_counts(
+    client, clock, auth
+):
+    """The send limits' hour tells the watch when a prefix has too few sends to judge;
+    with a longer window that count cannot tell, and the sends before it still weigh."""
+    await burst(client, auth, 10)
+    clock.advance(minutes=90)  # out of the hour, inside the three-hour window
+    refused = await start(client, auth, phone=pumped(50))
+    assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
     [{"pumping_min_sends": 10, "pumping_grace_seconds": 60, "pumping_cooloff_minutes": 120}],
 )
 async def test_a_block_holds_after_its_sends_leave_the_window(client, clock, auth):
