@@ -237,3 +237,33 @@ def test_a_row_reads_columns_as_attributes_and_stays_a_dict(db: Database) -> Non
         row.status = "y"
     row.update(status="y", later="z")  # a key added later still reads as an attribute
     assert (row.status, row.later) == ("y", "z")
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        dt.datetime(2026, 3, 1, 9, 30, 0, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+        dt.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+    ],
+)
+async def test_an_instant_reads_back_as_it_was_stored(db: Database, instant: dt.datetime) -> None:
+    """Whole seconds, the last microsecond of a year, a three-digit year: each comes
+    back unchanged, and compares in SQL as the time it is."""
+
+    def store(tx: Tx) -> Any:
+        tx.execute(
+            "INSERT INTO audit_events (tag, actor, subject, at, details) "
+            "VALUES ('test', 'test', 'x', :at, '{}')",
+            {"at": instant},
+        )
+        return tx.one(
+            "SELECT at AS stored_at, "
+            "(SELECT count(*) FROM audit_events WHERE tag = 'test' AND at = :at) AS same, "
+            "(SELECT count(*) FROM audit_events WHERE tag = 'test' AND at < :later) AS before "
+            "FROM audit_events WHERE tag = 'test'",
+            {"at": instant, "later": instant + dt.timedelta(microseconds=1)},
+        )
+
+    row = await db.run(store)
+    assert (row.stored_at, row.same, row.before) == (instant, 1, 1)
