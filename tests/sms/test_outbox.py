@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app.main import create_app
 from app.sms import outbox
-from app.sms.base import SendError
+from app.sms.base import SendError, SendResult
 from tests.fixtures.flows import start
 
 
@@ -97,6 +97,49 @@ async def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     await app.state.outbox.drain()
     assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in NUMBERS}
     assert statuses(app) == {"sent": len(NUMBERS)}
+
+
+class KickedWhileSending:
+    """The carrier, and a start that arrives (and kicks the worker) during the first send."""
+
+    name, blocking = "fake", False
+
+    def __init__(self, carrier, arrive) -> None:
+        self.carrier, self.arrive = carrier, arrive
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        if self.arrive is not None:
+            arrive, self.arrive = self.arrive, None
+            arrive()
+        return self.carrier.send(to=to, body=body)
+
+
+@pytest.mark.parametrize(
+    ("whole", "kicked", "first"),
+    [(True, True, 3), (False, True, 2), (False, False, 3)],
+)
+async def test_a_kicked_worker_leaves_what_came_due_meanwhile_to_a_fuller_batch(
+    client, app, carrier, clock, auth, whole, kicked, first
+):
+    """The in-process worker (whole=False), kicked while it sends, stops after a batch
+    that was not full; unkicked (a separate worker) or whole, it drains on."""
+    await start_all(client, auth, NUMBERS[:1])
+    carrier.fail_with = SendError("carrier unavailable", code="503", permanent=False)
+    await app.state.outbox.drain()  # the first message now waits a few seconds to retry
+    carrier.fail_with = None
+    await start_all(client, auth, NUMBERS[1:3])
+    worker = outbox.OutboxWorker(app.state.db, app.state.ctx, carrier, batch=10)
+
+    def arrive() -> None:  # the retry comes due while the batch is sent
+        clock.advance(seconds=61)
+        if kicked:
+            worker.kick()
+
+    worker.sender = KickedWhileSending(carrier, arrive)
+    assert await worker.drain(whole=whole) == first
+    # The run_forever loop lingers, then drains again: nothing is left behind.
+    assert await worker.drain(whole=whole) == 3 - first
+    assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in NUMBERS[:3]}
 
 
 async def test_two_workers_draining_one_outbox_never_send_twice(
