@@ -130,13 +130,13 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f}s\n{self.tail()}")
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far."""
+    def cpu_seconds(self) -> tuple[float, float]:
+        """User and system CPU time of the server process so far."""
         try:
             fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+            return 0.0, 0.0
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
     def tail(self, lines: int = 30) -> str:
         self._log_handle.flush()
@@ -173,8 +173,10 @@ class Phase:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     server_cpu: float = 0.0  # share of one core used by the server during the phase
+    server_sys: float = 0.0  # the part of server_cpu spent in the kernel
     loadgen_cpu: float = 0.0  # share of one core used by this process during the phase
     error_samples: list[str] = field(default_factory=list)
+    round_rps: list[float] = field(default_factory=list)  # each round's req/s, when merged
     # Response bodies by request index (only when asked for; not written to JSON).
     bodies: dict[int, bytes] = field(default_factory=dict, repr=False)
     # Every latency in seconds, ascending (not written to JSON): rounds are merged by them.
@@ -280,7 +282,7 @@ def load(
     """Run one phase: ``clients`` connections until ``seconds`` pass or requests run out."""
     gc.collect()
     gc.disable()
-    cpu_server, cpu_self = server.cpu_seconds(), time.process_time()
+    (user, system), cpu_self = server.cpu_seconds(), time.process_time()
     try:
         out, failures, elapsed = runner.run(
             _run_phase(
@@ -290,7 +292,9 @@ def load(
     finally:
         gc.enable()
     phase = Phase(name=name, clients=clients, seconds=elapsed)
-    phase.server_cpu = (server.cpu_seconds() - cpu_server) / elapsed
+    user_after, system_after = server.cpu_seconds()
+    phase.server_cpu = (user_after - user + system_after - system) / elapsed
+    phase.server_sys = (system_after - system) / elapsed
     phase.loadgen_cpu = (time.process_time() - cpu_self) / elapsed
     latencies = sorted(item[2] for item in out)
     phase.requests = len(out)
@@ -331,11 +335,14 @@ def merge(name: str, rounds: Sequence[Phase]) -> Phase:
         total.errors += part.errors
         total.seconds += part.seconds
         total.server_cpu += part.server_cpu * part.seconds
+        total.server_sys += part.server_sys * part.seconds
+        total.round_rps.append(round(part.rps, 1))
         total.loadgen_cpu += part.loadgen_cpu * part.seconds
         total.error_samples.extend(part.error_samples[: 5 - len(total.error_samples)])
         total.latencies.extend(part.latencies)
     if total.seconds > 0:
         total.server_cpu /= total.seconds
+        total.server_sys /= total.seconds
         total.loadgen_cpu /= total.seconds
     total.latencies.sort()
     return summarise(total)
@@ -475,6 +482,12 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
     for phase in (bare, start, check):
         print(fmt_row(phase))
     print("(server/loadgen: CPU used during the phase, as a share of one core)")
+    for phase in (bare, start, check):
+        rounds = " / ".join(f"{rps:.0f}" for rps in phase.round_rps)
+        print(
+            f"  {phase.name.split()[-1]}: req/s by round {rounds}; "
+            f"server CPU in the kernel {phase.server_sys * 100:.0f}%"
+        )
     for phase in (bare, start, check):
         if phase.loadgen_cpu > 0.8:
             print(
