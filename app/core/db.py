@@ -138,9 +138,9 @@ def row_class(names: tuple[str, ...]) -> type[Row]:
     """A Row subclass whose columns are read as attributes in C.
 
     ``Row.__getattr__`` only runs after the ordinary lookup failed, and that failure
-    builds an AttributeError and its message first: measured, ~15 % of the outbox's
-    work per message went to rows read that way. A property per column finds the value
-    on the first lookup, through ``operator.itemgetter``.
+    builds an AttributeError and its message first: counted, ~6% of the instructions
+    of a start with its SMS went to rows read that way. A property per column finds the
+    value on the first lookup, through ``operator.itemgetter``.
     """
     columns = {
         name: property(operator.itemgetter(name))
