@@ -132,6 +132,10 @@ class Row(dict[str, Any]):
         except KeyError:
             raise AttributeError(name) from None
 
+    def __reduce__(self) -> tuple[type[Row], tuple[dict[str, Any]]]:
+        # A row of a statement's own class pickles as a plain Row (same values).
+        return Row, (dict(self),)
+
 
 @functools.lru_cache(maxsize=1024)
 def row_class(names: tuple[str, ...]) -> type[Row]:
@@ -140,7 +144,9 @@ def row_class(names: tuple[str, ...]) -> type[Row]:
     ``Row.__getattr__`` only runs after the ordinary lookup failed, and that failure
     builds an AttributeError and its message first: counted, ~6% of the instructions
     of a start with its SMS went to rows read that way. A property per column finds the
-    value on the first lookup, through ``operator.itemgetter``.
+    value on the first lookup, through ``operator.itemgetter``. So a column removed from
+    such a row (``row.pop``) raises KeyError when read as an attribute, not
+    AttributeError: read what may be gone with ``row.get``.
     """
     columns = {
         name: property(operator.itemgetter(name))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import pickle
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -237,6 +238,8 @@ def test_a_row_reads_columns_as_attributes_and_stays_a_dict(db: Database) -> Non
         row.status = "y"
     row.update(status="y", later="z")  # a key added later still reads as an attribute
     assert (row.status, row.later) == ("y", "z")
+    copied = pickle.loads(pickle.dumps(row))  # noqa: S301 (our own bytes)
+    assert copied == row and copied.later == "z"
 
 
 @pytest.mark.parametrize(
