@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table)
 from app.core.config import Settings
-from app.core.db import create_db_engine
+from app.core.db import create_sync_engine
 
 target_metadata = SQLModel.metadata
 config = context.config
@@ -18,7 +18,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_db_engine(config.attributes.get("url") or Settings().database_url)
+    engine = create_sync_engine(config.attributes.get("url") or Settings().database_url)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from app.core.db import Tx
+from app.core.db import Sql, Tx
 
 
 class Tag(enum.StrEnum):
@@ -65,7 +65,8 @@ class Tag(enum.StrEnum):
     LEDGER_PURGED = "ledger:purged"
 
 
-_INSERT = (
+# Fixed SQL: an event is written by every start and check (see app.core.db.Sql).
+_INSERT = Sql(
     "INSERT INTO audit_events (tag, actor, subject, at, details) "
     "VALUES (:tag, :actor, :subject, :at, :details)"
 )
@@ -89,7 +90,7 @@ def event(
     }
 
 
-def record_event(
+async def record_event(
     tx: Tx,
     tag: Tag,
     *,
@@ -99,9 +100,9 @@ def record_event(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Add an audit event to the current transaction; it commits with the action or not at all."""
-    tx.execute(_INSERT, event(tag, actor=actor, at=at, subject=subject, details=details))
+    await tx.run(_INSERT, event(tag, actor=actor, at=at, subject=subject, details=details))
 
 
-def record_events(tx: Tx, events: list[dict[str, Any]]) -> None:
+async def record_events(tx: Tx, events: list[dict[str, Any]]) -> None:
     """Add several audit events in one round trip."""
-    tx.executemany(_INSERT, events)
+    await tx.run_many(_INSERT, events)

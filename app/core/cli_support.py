@@ -1,6 +1,12 @@
-"""What every `smsreg` command needs: its settings (or a clear exit 2) and a runtime."""
+"""What every `smsreg` command needs: its settings (or a clear exit 2), a runtime, and one
+service call in one transaction with refusals shown as one line (exit 1)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
 
 import typer
 
@@ -8,10 +14,13 @@ from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.crypto import Keys
-from app.core.db import Database, create_db_engine
+from app.core.db import Database, Tx
+from app.core.errors import AppError
 
 # How audit rows and histories name what was done from the command line.
 CLI_ACTOR = "cli"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def load_settings() -> Settings:
@@ -32,4 +41,31 @@ def runtime(settings: Settings | None = None) -> tuple[Database, Context]:
         typer.secho(f"configuration error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
     ctx = Context(settings=settings, keys=keys, clock=SystemClock())
-    return Database(create_db_engine(settings.database_url)), ctx
+    return Database.from_settings(settings), ctx
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Show a refused action (an AppError) as one line and exit 1."""
+    try:
+        yield
+    except AppError as exc:
+        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        raise typer.Exit(1) from None
+
+
+def call(
+    fn: Callable[Concatenate[Tx, Context, P], Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run one service function in one transaction, as a command does."""
+    db, ctx = runtime()
+
+    async def main() -> T:
+        try:
+            async with db.transaction() as tx:
+                return await fn(tx, ctx, *args, **kwargs)
+        finally:
+            await db.dispose()
+
+    with refusals():
+        return asyncio.run(main())

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # PostgreSQL connections per process (the pool and its overflow), and how long a
+    # statement or a lock wait may take before it is cancelled.
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_overflow: int = Field(10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    db_statement_timeout_ms: int = Field(30_000, ge=100, le=3_600_000)
+    db_lock_timeout_ms: int = Field(10_000, ge=100, le=3_600_000)
     service_name: str = "smsreg"
 
     # Secrets: key rings as JSON objects {"key id": "base64 of >= 32 bytes"}.

@@ -134,3 +134,21 @@ class Keys:
     def token_hash(self, token: str) -> str:
         """Keyed hash under which an API key or session token is stored."""
         return self.token.mac(token.encode()).hex()
+
+
+# -- encryption contexts: what each ciphertext is bound to (AES-GCM associated data) --------
+
+
+def verification_aad(verification_id: str) -> bytes:
+    """A verification's number is bound to the verification's row."""
+    return b"verification:" + verification_id.encode()
+
+
+def subscriber_aad(phone_index: str) -> bytes:
+    """A subscriber's number is bound to its own blind index."""
+    return b"subscriber:" + phone_index.encode()
+
+
+def totp_aad(staff_id: str) -> bytes:
+    """A staff member's TOTP secret is bound to their account."""
+    return b"staff_totp:" + staff_id.encode()

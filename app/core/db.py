@@ -1,28 +1,51 @@
-"""Engine, column types and the unit of work every request runs its service call in."""
+"""The database: its engine, and the unit of work every request runs in.
+
+A :class:`Tx` is one transaction. Code reaches it in two ways:
+
+* SQLAlchemy Core and SQLModel statements (``await tx.execute(select(Model)...)``), which
+  SQLAlchemy compiles for the dialect and whose rows it decodes by column type. Every
+  repository uses these.
+* :class:`Sql`, a fixed statement with ``:name`` parameters and a NamedTuple row type,
+  run on the driver's own connection in the same transaction. Only the measured hot
+  paths use it (starting and checking a verification, the send limits and the pumping
+  guard, the outbox claim, API-key authentication), where SQLAlchemy's statement
+  execution costs more than the SQL itself. Rows are decoded by the row type's field
+  types, never by a column's name.
+
+SQLite runs its statements inline on the event loop (they take microseconds, and one
+write lock serialises them anyway): one connection, one transaction at a time, taken in
+turn under an asyncio lock. PostgreSQL runs through asyncpg, whose round trips cost the
+event loop least, from SQLAlchemy's pool; the transaction is begun and ended on the
+driver connection, so that fixed SQL and SQLAlchemy statements share it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import functools
 import hashlib
-import operator
 import re
-import threading
-from collections.abc import Callable, Sequence
+import types
+import typing
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Generic, NamedTuple
 
-import anyio.to_thread
+import anyio
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
+from typing_extensions import TypeVar
 
 from app.core.clock import UTC
+from app.core.config import Settings
+from app.core.errors import AppError
 
-P = ParamSpec("P")
-T = TypeVar("T")
+# The row type of a fixed statement; one that returns no rows leaves it out.
+R = TypeVar("R", bound=tuple[Any, ...], default=tuple[Any, ...])
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -48,539 +71,540 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(UTC)
 
 
-def create_db_engine(url: str, *, background_checkpoint: bool = False) -> Engine:
-    """An engine for SQLite (WAL, writers serialised) or PostgreSQL (psycopg 3).
-
-    With ``background_checkpoint`` SQLite never checkpoints inside a commit; the caller
-    runs :func:`checkpoint` off the event loop instead (see app.main).
-    """
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url, background_checkpoint=background_checkpoint)
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return sa.create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+class Json:
+    """Marks a NamedTuple field of a :class:`Sql` row as a JSON column:
+    ``scopes: Annotated[list[str], Json]``."""
 
 
-def _sqlite_engine(url: str, *, background_checkpoint: bool) -> Engine:
+# -- URLs and engines -------------------------------------------------------------------
+
+
+def dialect_of(url: str) -> str:
+    """``sqlite`` or ``postgresql``, from a database URL."""
+    name = sa.engine.make_url(url).get_backend_name()
+    if name not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {name!r}: use sqlite or postgresql")
+    return name
+
+
+def sync_url(url: str) -> str:
+    """The URL for synchronous tools (Alembic, tests): psycopg on PostgreSQL."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    """The URL the running service uses on PostgreSQL: asyncpg."""
+    parsed = sa.engine.make_url(url).set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_sync_engine(url: str) -> Engine:
+    """A synchronous engine for migrations and tools: SQLite (WAL, transactions begun
+    IMMEDIATE) or PostgreSQL through psycopg."""
+    if dialect_of(url) == "sqlite":
+        return _sqlite_engine(url)
+    return sa.create_engine(sync_url(url), pool_pre_ping=True)
+
+
+def _sqlite_engine(url: str) -> Engine:
     database = sa.engine.make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database)
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
+    # SQLAlchemy's documented recipe for transactions the driver does not begin by
+    # itself: autocommit at the driver, and BEGIN where the transaction starts.
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Autocommit at the driver: transactions begin where we say (Tx, BEGIN IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL survives a process crash; only a power cut may lose the last commits.
+        # In WAL mode NORMAL survives a process crash; only a power cut may lose the last
+        # commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        if background_checkpoint:
-            # A checkpoint syncs the file to disk (milliseconds here); inside a commit it
-            # would stall the event loop, so the app runs it from a thread instead.
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        # For SQLAlchemy-level work (migrations, tools); Tx begins IMMEDIATE on its own.
+        # IMMEDIATE takes the write lock up front, so a read-then-write (a limit check
+        # and its insert) is atomic across processes instead of failing late.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-_JSON_COLUMNS = {"scopes", "response", "details"}
-_PLAIN = frozenset({str, int, bytes, float, bool, type(None)})
-# Per statement: its row class, its column names, and which of them hold timestamps
-# and JSON.
-_PLANS: dict[str, tuple[type[Row], tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
-_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+# -- fixed SQL for the hot paths --------------------------------------------------------
+
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
+_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's own SQLite format
 
 
-def checkpoint(engine: Engine) -> tuple[int, int, int]:
-    """Copy the SQLite WAL into the database file without blocking writers (PASSIVE).
+def _sqlite_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
-    Returns SQLite's answer: (busy, frames in the WAL, frames copied so far).
+
+def _sqlite_json(text: Any) -> Any:
+    return orjson.loads(text) if isinstance(text, str | bytes) else text
+
+
+def _optional(convert: typing.Callable[[Any], Any]) -> typing.Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
+
+
+def _field_decoder(annotation: Any, sqlite: bool) -> typing.Callable[[Any], Any] | None:
+    """How a column arrives from the driver and must be turned into the field's type."""
+    json = False
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *marks = typing.get_args(annotation)
+        json = Json in marks
+        annotation = base
+    optional = False
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        annotation = members[0] if len(members) == 1 else annotation
+    decode: typing.Callable[[Any], Any] | None = None
+    if json:
+        decode = _sqlite_json if sqlite else None  # asyncpg decodes JSON itself
+    elif annotation is dt.datetime:
+        # Stored as naive-UTC text on SQLite; asyncpg returns aware datetimes.
+        decode = _sqlite_time if sqlite else None
+    elif annotation is bool:
+        decode = bool if sqlite else None
+    if decode is None:
+        return None
+    return _optional(decode) if optional else decode
+
+
+class Sql(Generic[R]):
+    """A fixed statement of a hot path, written once with ``:name`` parameters.
+
+    ``row`` is the NamedTuple its rows become, in the statement's column order. Columns
+    are decoded by the field types: ``datetime`` (aware UTC), ``bool``, and
+    ``Annotated[..., Json]``.
     """
-    raw = engine.raw_connection()
-    try:
-        # On the driver connection, which is in autocommit: through a SQLAlchemy
-        # Connection the "begin" hook opens BEGIN IMMEDIATE first, and a checkpoint
-        # inside a transaction always fails (SQLITE_LOCKED). That left the WAL growing
-        # without end, and every commit paid for writing to new file blocks.
-        cursor = raw.cursor()
-        try:
-            busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            cursor.close()
-    finally:
-        raw.close()
-    return int(busy), int(frames), int(copied)
+
+    def __init__(self, text: str, row: type[R] | None = None) -> None:
+        self.text = text
+        self.row = row
+        names = _PARAM.findall(text)
+        # asyncpg numbers its parameters: each name once, in order of appearance.
+        self.names = tuple(dict.fromkeys(names))
+        index = {name: i + 1 for i, name in enumerate(self.names)}
+        self.postgres = _PARAM.sub(lambda m: f"${index[m.group(1)]}", text)
+        self._decoders: dict[bool, tuple[typing.Callable[[Any], Any] | None, ...]] = {}
+
+    def decoders(self, sqlite: bool) -> tuple[typing.Callable[[Any], Any] | None, ...]:
+        """One decoder (or None) per column, for a driver."""
+        found = self._decoders.get(sqlite)
+        if found is None:
+            hints = typing.get_type_hints(self.row, include_extras=True) if self.row else {}
+            fields: Sequence[str] = getattr(self.row, "_fields", ())
+            found = tuple(_field_decoder(hints[name], sqlite) for name in fields)
+            self._decoders[sqlite] = found
+        return found
+
+    def rows(self, fetched: Iterable[Sequence[Any]], *, sqlite: bool) -> list[R]:
+        """Driver rows as the statement's row type."""
+        row = self.row
+        if row is None:
+            raise TypeError("this statement returns no rows")
+        make = typing.cast(Any, row)._make
+        decoders = self.decoders(sqlite)
+        if not any(decoders):
+            return [make(values) for values in fetched]
+        out = []
+        for values in fetched:
+            out.append(
+                make(
+                    value if decode is None else decode(value)
+                    for decode, value in zip(decoders, values, strict=True)
+                )
+            )
+        return out
 
 
-class Row(dict[str, Any]):
-    """A result row: a dict that also allows ``row.column``."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __reduce__(self) -> tuple[type[Row], tuple[dict[str, Any]]]:
-        # A row of a statement's own class pickles as a plain Row (same values).
-        return Row, (dict(self),)
+def _bind_sqlite(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused; use an aware UTC time")
+        value = value.astimezone(UTC)
+        return _SQLITE_TIME % (
+            value.year, value.month, value.day,
+            value.hour, value.minute, value.second, value.microsecond,
+        )  # fmt: skip
+    if isinstance(value, dict | list | tuple):
+        return orjson.dumps(value).decode()
+    return value
 
 
-@functools.lru_cache(maxsize=1024)
-def row_class(names: tuple[str, ...]) -> type[Row]:
-    """A Row subclass whose columns are read as attributes in C.
+def _bind_postgres(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        raise ValueError("naive datetimes are refused; use an aware UTC time")
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()  # JSON travels as text (SQLAlchemy's codec)
+    return value
 
-    ``Row.__getattr__`` only runs after the ordinary lookup failed, and that failure
-    builds an AttributeError and its message first: counted, ~6% of the instructions
-    of a start with its SMS went to rows read that way. A property per column finds the
-    value on the first lookup, through ``operator.itemgetter``. So a column removed from
-    such a row (``row.pop``) raises KeyError when read as an attribute, not
-    AttributeError: read what may be gone with ``row.get``.
-    """
-    columns = {
-        name: property(operator.itemgetter(name))
-        for name in names
-        if name.isidentifier() and not hasattr(Row, name)  # never hide a dict method
-    }
-    return type("Row", (Row,), {"__slots__": (), **columns})
+
+def lock_key(name: str) -> int:
+    """The 64-bit advisory-lock key of a logical resource name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+# -- the unit of work -------------------------------------------------------------------
 
 
 class Tx:
-    """One transaction on a pooled driver connection, running fixed SQL.
+    """One transaction, begun at its first statement and ended by :meth:`Database.transaction`.
 
-    Statements are written once with ``:name`` parameters. Going straight to the
-    driver skips SQLAlchemy's statement building and connection events: measured,
-    that took a check from ~2 ms to well under 0.5 ms.
+    Services take it as their first argument and never commit: the request's unit of
+    work (app.core.deps.TxDep) commits after the endpoint returns, or rolls back.
     """
 
-    def __init__(self, raw: Any, dialect: str) -> None:
-        self.raw = raw
-        self.dialect = dialect
-        self.sqlite = dialect == "sqlite"
-        self._cursor = raw.cursor()
-        self.kept = False
-        # Each instant bound so far, as bound: a transaction binds the same few times
-        # (its "now", the windows before it, an expiry) in most of its statements.
-        self._times: dict[dt.datetime, Any] = {}
-        if self.sqlite:
-            # IMMEDIATE takes the write lock up front, so a read-then-write (a limit
-            # check and its insert) is atomic across processes instead of failing late.
-            self._cursor.execute("BEGIN IMMEDIATE")
+    dialect: str
+    _after_commit: list[Callable[[], None]]
 
-    def commit(self) -> None:
-        """Make the transaction's writes durable."""
-        if self.sqlite:
-            self._cursor.execute("COMMIT")
-        else:
-            self.raw.commit()
+    @property
+    def sqlite(self) -> bool:
+        """Whether this is the embedded SQLite database."""
+        return self.dialect == "sqlite"
 
-    def rollback(self) -> None:
-        """Undo the transaction's writes."""
-        if self.sqlite:
-            self._cursor.execute("ROLLBACK")
-        else:
-            self.raw.rollback()
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed (never if it rolls back):
+        for what must only happen once the writes are durable, such as waking a worker."""
+        self._after_commit.append(callback)
 
-    def keep(self) -> None:
-        """Keep what this transaction did so far even if the rest is refused.
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        """Run a SQLAlchemy Core or SQLModel statement; its rows decoded by column type."""
+        raise NotImplementedError
 
-        A refusal (an AppError that does not commit) then rolls back only to here and
-        commits the rest; a crash still rolls back everything.
-        """
-        self._cursor.execute("SAVEPOINT kept")
-        self.kept = True
+    async def scalar(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, or None."""
+        return (await self.execute(statement, params)).scalar()
 
-    def undo_since_kept(self) -> None:
-        """Roll back to the last :meth:`keep`."""
-        self._cursor.execute("ROLLBACK TO SAVEPOINT kept")
+    async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        """Every row of a fixed statement, as its row type."""
+        raise NotImplementedError
 
-    def _sql(self, sql: str) -> str:
-        return sql if self.sqlite else _pg_sql(sql)
-
-    # Binding and reading rows run for every statement, so they touch only the values
-    # that need converting (measured: the generic loops were ~10 % of a check).
-    def _bind(self, params: dict[str, Any] | None) -> dict[str, Any]:
-        if not params:
-            return {}
-        out = None
-        for key, value in params.items():
-            if type(value) in _PLAIN:
-                continue
-            if out is None:
-                out = dict(params)
-            if isinstance(value, dt.datetime):
-                out[key] = self._timestamp(value)
-            elif isinstance(value, dict | list | tuple):
-                out[key] = orjson.dumps(value).decode()
-        return params if out is None else out
-
-    def _timestamp(self, value: dt.datetime) -> Any:
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are refused; use an aware UTC time")
-        bound = self._times.get(value)
-        if bound is not None:
-            return bound
-        bound = value if value.tzinfo is UTC else value.astimezone(UTC)
-        if self.sqlite:
-            # The same text SQLAlchemy writes ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC),
-            # so SQL comparisons stay consistent. %-formatting is ~40% quicker than
-            # isoformat(), which parses a generic format string on every call.
-            bound = _SQLITE_TIME % (
-                bound.year, bound.month, bound.day,
-                bound.hour, bound.minute, bound.second, bound.microsecond,
-            )  # fmt: skip
-        self._times[value] = bound
-        return bound
-
-    def _rows(self, sql: str, fetched: list[Any]) -> list[Row]:
-        plan = _PLANS.get(sql)
-        if plan is None:
-            names = tuple(column[0] for column in self._cursor.description)
-            plan = _PLANS[sql] = (
-                row_class(names),
-                names,
-                tuple(name for name in names if name.endswith("_at")),
-                tuple(name for name in names if name in _JSON_COLUMNS),
-            )
-        cls, names, times, documents = plan
-        rows = []
-        for values in fetched:
-            row = cls(zip(names, values, strict=True))
-            for name in times:
-                value = row[name]
-                if type(value) is str:
-                    row[name] = dt.datetime.fromisoformat(value + "+00:00")
-            for name in documents:
-                value = row[name]
-                if type(value) is str:
-                    row[name] = orjson.loads(value)
-            if not self.sqlite:
-                for name, value in row.items():
-                    if isinstance(value, memoryview):
-                        row[name] = bytes(value)
-            rows.append(row)
-        return rows
-
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
-        """Run a statement; return the number of rows it changed."""
-        self._cursor.execute(self._sql(sql), self._bind(params))
-        return int(self._cursor.rowcount)
-
-    def executemany(self, sql: str, rows: Sequence[dict[str, Any]]) -> None:
-        """Run one statement for many parameter sets."""
-        if rows:
-            self._cursor.executemany(self._sql(sql), [self._bind(row) for row in rows])
-
-    def one(self, sql: str, params: dict[str, Any] | None = None) -> Row | None:
-        """The first row of a query, or None."""
-        rows = self.all(sql, params)
+    async def fetch_one(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> R | None:
+        """The first row of a fixed statement, or None."""
+        rows = await self.fetch(sql, params)
         return rows[0] if rows else None
 
-    def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
-        """Every row of a query (fetching all also completes RETURNING on SQLite)."""
-        self._cursor.execute(self._sql(sql), self._bind(params))
-        return self._rows(sql, self._cursor.fetchall())
+    async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        """Run a fixed statement that returns no rows; how many rows it changed."""
+        raise NotImplementedError
 
-    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        """The first column of the first row, or None."""
-        row = self.one(sql, params)
-        return None if row is None else next(iter(row.values()))
+    async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run a fixed statement once for each parameter set (one round trip on PostgreSQL)."""
+        raise NotImplementedError
 
-    def close(self) -> None:
-        """Release the cursor."""
-        self._cursor.close()
+    async def lock(self, name: str) -> None:
+        """Serialise transactions that touch the same logical resource, across processes.
 
+        PostgreSQL takes a transaction-scoped advisory lock on a hash of the name. SQLite
+        needs nothing: every transaction holds the database's single write lock.
+        """
 
-@functools.lru_cache(maxsize=512)
-def _pg_sql(sql: str) -> str:
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+    async def _commit(self) -> None:
+        raise NotImplementedError
 
+    async def _rollback(self) -> None:
+        raise NotImplementedError
 
-class _Member:
-    """One call in a group, and what it answered."""
-
-    __slots__ = ("args", "error", "fn", "kwargs", "result")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]):
-        self.fn, self.args, self.kwargs = fn, args, kwargs
-        self.result: Any = None
-        self.error: BaseException | None = None
+    async def _close(self) -> None:
+        raise NotImplementedError
 
 
-class _Group:
-    """One SQLite transaction shared by the inline calls of one turn of the event loop.
+class _SqliteTx(Tx):
+    dialect = "sqlite"
 
-    A COMMIT costs ~6 us for every page it writes to the WAL, and calls that arrive
-    together touch many of the same pages (each table's last page and time index, the
-    database header): measured, a COMMIT took about a fifth of a request. So the first
-    call of a turn opens the transaction, every call made before the loop comes round
-    again runs in it, and one COMMIT at the end of the turn makes them durable
-    together. No call answers before that COMMIT: an answer, and a refusal that must be
-    recorded (AppError.commit), are only sent once they are on disk; if the COMMIT
-    fails, every member fails with it.
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._after_commit = []
+        self._conn: sa.Connection | None = None
+        self._trans: sa.RootTransaction | None = None
+        self._raw: Any = None
 
-    A call that fails after writing, with writes that must not stay, cannot be undone
-    alone without a SAVEPOINT around every call, and savepoints cost more than they
-    save (each page a call changes is first copied to a journal). So such a failure
-    rolls the whole group back, and every member runs again in a transaction of its
-    own, as if there had been no group: their first answers were never sent. Service
-    functions touch nothing but the transaction (the outbox sends), so running one
-    again is safe; only a log line or a metric they write is repeated. Refusals almost
-    always come before any write, so this is rare.
-    """
+    async def _begin(self) -> sa.Connection:
+        if self._conn is None:
+            await self._db._lock.acquire()
+            try:
+                conn = self._db._own_connection()
+                self._trans = conn.begin()
+                self._raw = conn.connection.driver_connection
+            except BaseException:
+                self._db._lock.release()
+                raise
+            self._conn = conn
+        return self._conn
 
-    def __init__(self, tx: Tx, loop: asyncio.AbstractEventLoop) -> None:
-        self.tx = tx
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.thread = threading.get_ident()
-        self.members: list[_Member] = []
-        self.replay = False
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        conn = await self._begin()
+        return conn.execute(statement, dict(params) if params is not None else None)
 
-    def run(self, member: _Member) -> None:
-        """Run one call in the shared transaction; flag the group if its writes must go."""
-        from app.core.errors import AppError
-
-        self.members.append(member)
-        tx = self.tx
-        raw = tx.raw
-        tx.kept = False
-        changes = raw.total_changes
+    async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        await self._begin()
+        cursor = self._raw.execute(sql.text, _sqlite_params(params))
         try:
-            member.result = member.fn(tx, *member.args, **member.kwargs)
-        except AppError as exc:
-            member.error = exc
-            if exc.commit:
-                pass  # its writes stay (a failed code check counts)
-            elif tx.kept:
-                tx.undo_since_kept()  # back to what it kept (Tx.keep)
-            elif raw.total_changes != changes:
-                self.replay = True
-        except Exception as exc:
-            member.error = exc
-            if raw.total_changes != changes or tx.kept:
-                self.replay = True
-        except BaseException:  # the process is stopping: undo everything, answer no one
-            self.members.remove(member)
-            self.replay = True
-            raise
-        if tx.kept and not self.replay:
-            tx.execute("RELEASE SAVEPOINT kept")
+            return sql.rows(cursor.fetchall(), sqlite=True)
+        finally:
+            cursor.close()
+
+    async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        await self._begin()
+        cursor = self._raw.execute(sql.text, _sqlite_params(params))
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        await self._begin()
+        cursor = self._raw.executemany(sql.text, [_sqlite_params(row) for row in rows])
+        cursor.close()
+
+    async def _commit(self) -> None:
+        if self._trans is not None:
+            self._trans.commit()
+
+    async def _rollback(self) -> None:
+        if self._trans is not None and self._trans.is_active:
+            self._trans.rollback()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            self._conn = self._trans = self._raw = None
+            self._db._lock.release()
+
+
+_PLAIN = frozenset({str, int, bytes, float, bool, type(None)})
+
+
+def _sqlite_params(params: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # Runs for every statement of the hot paths: only what the driver cannot take as it
+    # is (instants, JSON) is converted, and the mapping is copied only then.
+    if not params:
+        return {}
+    out: dict[str, Any] | None = None
+    for key, value in params.items():
+        if type(value) in _PLAIN:
+            continue
+        if out is None:
+            out = dict(params)
+        out[key] = _bind_sqlite(value)
+    return params if out is None else out
+
+
+class _PostgresTx(Tx):
+    dialect = "postgresql"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._after_commit = []
+        self._conn: AsyncConnection | None = None
+        self._raw: Any = None
+        self._trans: Any = None
+
+    async def _begin(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._db._engine_async().connect()
+            try:
+                raw: Any = (await conn.get_raw_connection()).driver_connection
+                trans = raw.transaction()
+                await trans.start()
+            except BaseException:
+                await conn.invalidate()
+                await conn.close()
+                raise
+            self._conn, self._raw, self._trans = conn, raw, trans
+        return self._conn
+
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        conn = await self._begin()
+        return await conn.execute(statement, dict(params) if params is not None else None)
+
+    async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        await self._begin()
+        records = await self._raw.fetch(sql.postgres, *_postgres_args(sql, params))
+        return sql.rows(records, sqlite=False)
+
+    async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        await self._begin()
+        status: str = await self._raw.execute(sql.postgres, *_postgres_args(sql, params))
+        last = status.rsplit(" ", 1)[-1]
+        return int(last) if last.isdigit() else 0
+
+    async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        await self._begin()
+        await self._raw.executemany(sql.postgres, [_postgres_args(sql, row) for row in rows])
+
+    async def lock(self, name: str) -> None:
+        await self.run(_ADVISORY_LOCK, {"key": lock_key(name)})
+
+    async def _commit(self) -> None:
+        if self._trans is not None:
+            await self._trans.commit()
+
+    async def _rollback(self) -> None:
+        if self._trans is not None and not self._raw.is_closed() and self._raw.is_in_transaction():
+            await self._trans.rollback()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self._raw.is_closed() or self._raw.is_in_transaction():
+                await conn.invalidate()  # never hand a broken or busy connection back
+        finally:
+            self._raw = self._trans = None
+            await conn.close()
+
+
+_ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _postgres_args(sql: Sql[Any], params: Mapping[str, Any] | None) -> list[Any]:
+    if not sql.names:
+        return []
+    if params is None:
+        raise ValueError("this statement needs parameters")
+    return [_bind_postgres(params[name]) for name in sql.names]
+
+
+class PoolSettings(NamedTuple):
+    """How many PostgreSQL connections a process holds, and how long statements may run."""
+
+    size: int = 10
+    overflow: int = 10
+    timeout_seconds: float = 10.0
+    statement_timeout_ms: int = 30_000
+    lock_timeout_ms: int = 10_000
 
 
 class Database:
-    """Runs a service function in one transaction: commit on success, roll back on error.
+    """The database of one process: where every :class:`Tx` comes from."""
 
-    SQLite calls take microseconds and share one write lock, so they run inline on the
-    event loop (threads would only queue for that lock), on one connection the loop
-    keeps for itself. PostgreSQL calls wait on the network, so they run in a worker
-    thread, on pooled connections, while the loop serves other requests.
-    """
+    def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self.pool = pool or PoolSettings()
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._own: sa.Connection | None = None
+        # SQLite: the loop's transactions, one at a time on one connection. asyncio
+        # binds the lock to the running loop at its first use.
+        self._lock = asyncio.Lock()
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.inline = engine.dialect.name == "sqlite"
-        self._held: asyncio.Event | None = None
-        self._own: Any = None
-        self._own_lock = threading.Lock()
-        self._group: _Group | None = None
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database the settings name, with their pool and timeouts."""
+        return cls(
+            settings.database_url,
+            pool=PoolSettings(
+                size=settings.db_pool_size,
+                overflow=settings.db_pool_overflow,
+                timeout_seconds=settings.db_pool_timeout_seconds,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                lock_timeout_ms=settings.db_lock_timeout_ms,
+            ),
+        )
 
-    def call(self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run fn(tx, ...) in one transaction, synchronously."""
-        # The loop's calls come one at a time; a call from another thread while one is
-        # running (tests, tools) takes a pooled connection instead.
-        group = self._group
-        if group is not None and group.thread == threading.get_ident():
-            # On the loop's thread the open group holds the write lock: waiting for it
-            # would wait for ever. Make it durable first.
-            self._flush(group)
-        if self.inline and self._own_lock.acquire(blocking=False):
-            try:
-                return self._unit(self._own_connection(), fn, *args, **kwargs)
-            finally:
-                self._own_lock.release()
-        raw = self.engine.raw_connection()
-        try:
-            return self._unit(raw.driver_connection, fn, *args, **kwargs)
-        finally:
-            raw.close()  # back to the pool
+    @property
+    def sqlite(self) -> bool:
+        """Whether this is the embedded SQLite database."""
+        return self.dialect == "sqlite"
 
-    def _own_connection(self) -> Any:
-        # One connection for every inline transaction, instead of one from the pool each
-        # time. SQLite drops a connection's whole page cache whenever another connection
-        # wrote since its last transaction, so rotating through pooled connections read
-        # every page afresh from the OS; and a pool checkout and check-in cost ~10 us.
+    def _engine_sync(self) -> Engine:
+        if self._sync is None:
+            self._sync = create_sync_engine(self.url)
+        return self._sync
+
+    def _engine_async(self) -> AsyncEngine:
+        if self._async is None:
+            pool = self.pool
+            self._async = create_async_engine(
+                async_url(self.url),
+                # The transaction is begun and ended on the driver connection (Tx), so
+                # fixed SQL and SQLAlchemy statements share it; SQLAlchemy itself never
+                # opens one, and a connection goes back to the pool only when idle.
+                isolation_level="AUTOCOMMIT",
+                pool_reset_on_return=None,
+                pool_size=pool.size,
+                max_overflow=pool.overflow,
+                pool_timeout=pool.timeout_seconds,
+                pool_pre_ping=False,
+                json_deserializer=orjson.loads,
+                connect_args={
+                    "server_settings": {
+                        "statement_timeout": str(pool.statement_timeout_ms),
+                        "lock_timeout": str(pool.lock_timeout_ms),
+                        "application_name": "smsreg",
+                    }
+                },
+            )
+        return self._async
+
+    def _own_connection(self) -> sa.Connection:
+        # One connection for every inline transaction: SQLite keeps a connection's page
+        # cache only while no other connection writes.
         if self._own is None:
-            fairy = self.engine.raw_connection()  # set up by the engine's connect hook
-            fairy.detach()  # ours now, closed in close()
-            self._own = fairy.dbapi_connection
-            # SQLite's default page cache (2 MiB) is kept on purpose: each commit trims
-            # the cache, which here walked its whole hash table; with a 64 MiB cache that
-            # cost ~3 % of the server's CPU, more than the page reads it saved (~0.5 %).
-        elif self._own.in_transaction:  # left open by a failed rollback
-            self._own.rollback()
+            self._own = self._engine_sync().connect()
         return self._own
 
-    def close(self) -> None:
-        """Close the connection inline calls run on (at shutdown)."""
-        self.flush()
-        with self._own_lock:
-            if self._own is not None:
-                self._own.close()
-                self._own = None
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One unit of work: commit when the block ends, roll back when it raises.
 
-    def _unit(
-        self, raw: Any, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        from app.core.errors import AppError
-
-        tx = Tx(raw, self.engine.dialect.name)
+        A refusal that must still be recorded (an :class:`AppError` with ``commit``, such
+        as a wrong code that counts as an attempt) commits before it propagates.
+        """
+        tx: Tx = _SqliteTx(self) if self.sqlite else _PostgresTx(self)
         try:
             try:
-                result = fn(tx, *args, **kwargs)
+                yield tx
             except AppError as exc:
-                # Some refusals must still be recorded (a failed code check counts
-                # against the attempt limit), so they commit before they are raised.
                 if exc.commit:
-                    tx.commit()
-                elif tx.kept:
-                    tx.undo_since_kept()
-                    tx.commit()
+                    await tx._commit()
                 else:
-                    tx.rollback()
+                    await tx._rollback()
                 raise
             except BaseException:
-                tx.rollback()
+                with anyio.CancelScope(shield=True):
+                    await tx._rollback()
                 raise
-            tx.commit()
-            return result
+            await tx._commit()
         finally:
-            tx.close()
+            with anyio.CancelScope(shield=True):
+                await tx._close()
+        for callback in tx._after_commit:
+            callback()
 
-    async def run(
-        self, fn: Callable[Concatenate[Tx, P], T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
-        """Run fn(tx, ...) in one transaction from async code.
-
-        On SQLite the loop's calls share one transaction per turn of the event loop
-        (group commit, see :class:`_Group`); each call still answers only once that
-        transaction is durable.
-        """
-        if not self.inline:
-            return await anyio.to_thread.run_sync(lambda: self.call(fn, *args, **kwargs))
-        while self._held is not None:  # a WAL restart is finishing (see checkpoint)
-            await self._held.wait()
-        group = self._group or self._open_group()
-        if group is None:  # another thread has the loop's connection: run on a pooled one
-            return self.call(fn, *args, **kwargs)
-        member = _Member(fn, args, kwargs)
-        group.run(member)
-        if group.replay:
-            self._flush(group)  # now, before anyone else joins
-        await asyncio.shield(group.done)  # raises what the COMMIT raised
-        if member.error is not None:
-            raise member.error
-        return member.result
-
-    def _open_group(self) -> _Group | None:
-        if not self._own_lock.acquire(blocking=False):
-            return None
-        try:
-            loop = asyncio.get_running_loop()
-            group = _Group(Tx(self._own_connection(), self.engine.dialect.name), loop)
-        except BaseException:
-            self._own_lock.release()
-            raise
-        self._group = group
-        # After every callback that is ready now: the requests that arrived in this turn
-        # of the loop join the transaction first, then one COMMIT makes them all durable.
-        loop.call_soon(self._flush, group)
-        return group
-
-    def _flush(self, group: _Group) -> None:
-        """Commit a group and wake its members (or replay them: see :class:`_Group`)."""
-        if self._group is not group:
-            return  # already flushed
-        self._group = None
-        try:
-            try:
-                if group.replay:
-                    group.tx.rollback()
-                else:
-                    group.tx.commit()
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    group.tx.rollback()
-                group.done.set_exception(exc)
-                group.done.exception()  # retrieved here; every member re-raises it
-                return
-            finally:
-                group.tx.close()
-            if group.replay:
-                raw = self._own_connection()
-                for member in group.members:
-                    member.result = member.error = None
-                    try:
-                        member.result = self._unit(raw, member.fn, *member.args, **member.kwargs)
-                    except Exception as exc:
-                        member.error = exc
-            group.done.set_result(None)
-        finally:
-            self._own_lock.release()
-
-    def flush(self) -> None:
-        """Commit the open group now (before synchronous work on the loop's thread)."""
-        if self._group is not None:
-            self._flush(self._group)
-
-    async def checkpoint(self, *, restart_frames: int = 4096, tail_frames: int = 256) -> None:
-        """Copy SQLite's WAL into the database from a thread, and keep the WAL short.
-
-        SQLite starts the WAL over only when a write begins with every frame copied,
-        which under steady load never happens by itself: the WAL then grows for ever,
-        and each commit writes to new file blocks that the filesystem must first zero
-        (measured: ~10 % of the server's CPU in the kernel's memset). So the copy runs
-        in passes while requests go on, and once the WAL is long, the last short pass
-        (a few frames and two syncs, ~1-2 ms) runs with new transactions held back; the
-        next write then reuses the WAL from its start, in blocks already in memory.
-        """
-        frames = copied = 0
-        for _ in range(3):
-            before = copied
-            _busy, frames, copied = await anyio.to_thread.run_sync(checkpoint, self.engine)
-            # What a pass copied was written during the pass before it: when that is
-            # little, so is what was written during this one.
-            if copied - before <= tail_frames or copied < before:
-                break
-        if frames < restart_frames:
-            return  # still short; it restarts by itself once a pass catches up
-        self._held = held = asyncio.Event()
-        self.flush()
-        try:
-            await anyio.to_thread.run_sync(checkpoint, self.engine)
-        finally:
-            self._held = None
-            held.set()
-
-
-def xact_lock(tx: Tx, name: str) -> None:
-    """Serialise transactions that touch the same logical resource, across replicas.
-
-    PostgreSQL takes a transaction-scoped advisory lock on a 64-bit hash of the name.
-    SQLite needs nothing: every write transaction begins IMMEDIATE and so already
-    holds the database's single write lock.
-    """
-    if tx.sqlite:
-        return
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    tx.execute("SELECT pg_advisory_xact_lock(:key)", {"key": key})
+    async def dispose(self) -> None:
+        """Close every connection (at shutdown)."""
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+        if self._sync is not None:
+            self._sync.dispose()
+            self._sync = None
+        if self._async is not None:
+            await self._async.dispose()
+            self._async = None

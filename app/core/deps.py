@@ -1,49 +1,75 @@
-"""What every route shares: one runtime object and the client address.
+"""What routes depend on: the request's unit of work, the process context, the caller's address.
 
-Kept to a single dependency on purpose: FastAPI resolves each dependency on every
-request, and on the hot paths that cost more than the SQL (measured with cProfile).
+Each is an ``Annotated`` alias a route names as a parameter type::
+
+    async def read(tx: TxDep, ctx: CtxDep, client: VerificationsWrite) -> ...
+
+The unit of work is function-scoped: FastAPI ends it when the endpoint has returned and
+its answer is built, before the answer is sent, so a client never sees an answer whose
+writes are not yet committed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
 from app.core.context import Context
-from app.core.db import Database
-from app.core.http import client_ip
-
-if TYPE_CHECKING:
-    from app.sms.outbox import OutboxWorker
+from app.core.db import Database, Tx
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """The process-wide context, database and outbox worker."""
+class Waker(Protocol):
+    """Something to wake once work for it is committed (the outbox worker)."""
 
-    ctx: Context
-    db: Database
-    outbox: OutboxWorker
-
-
-def runtime_of(request: Request) -> Runtime:
-    """The runtime of the app serving this request."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    def kick(self) -> None:
+        """Wake up: there is something to do."""
+        ...
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """Dependency form of :func:`runtime_of`."""
-    return runtime_of(request)
+def database(request: Request) -> Database:
+    """The database of the app serving a request."""
+    db: Database = request.app.state.db
+    return db
 
 
-def request_ip(request: Request) -> str:
-    """The caller's address, honouring X-Forwarded-For only from trusted proxies."""
-    settings = runtime_of(request).ctx.settings
-    peer = request.client.host if request.client else None
-    return client_ip(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks)
+# Dependencies are coroutines even when they do not await: FastAPI runs a plain function
+# dependency in a worker thread, and each such hop costs more than a whole query.
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def get_db(request: Request) -> Database:
+    """The process's database."""
+    return database(request)
+
+
+async def get_ctx(request: Request) -> Context:
+    """The process's settings, keys and clock."""
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[Tx]:
+    """One transaction for the request: committed after the endpoint returns, rolled back
+    when it raises (a refusal that must be recorded still commits: ``AppError.commit``)."""
+    async with database(request).transaction() as tx:
+        yield tx
+
+
+async def get_outbox(request: Request) -> Waker:
+    """The outbox worker of this process (a no-op wake when a separate worker sends)."""
+    outbox: Waker = request.app.state.outbox
+    return outbox
+
+
+async def client_ip(request: Request) -> str:
+    """The caller's address. Behind trusted proxies uvicorn's proxy-header middleware has
+    already put the client's address here (``SMSREG_TRUSTED_PROXIES``)."""
+    return request.client.host if request.client else "unknown"
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+CtxDep = Annotated[Context, Depends(get_ctx)]
+TxDep = Annotated[Tx, Depends(unit_of_work, scope="function")]
+ClientIp = Annotated[str, Depends(client_ip)]
+OutboxDep = Annotated[Waker, Depends(get_outbox)]

@@ -15,9 +15,6 @@ from starlette.responses import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://smsreg.dev/problems/"
-# Scope key under which a permission dependency leaves its credential check, to run
-# before a validation error is answered (see app.staff.auth).
-AUTHENTICATE_FIRST = "smsreg.authenticate_first"
 log = logging.getLogger("smsreg.errors")
 
 
@@ -172,17 +169,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.to_problem(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> Response:
-        authorize = request.scope.get(AUTHENTICATE_FIRST)
-        if authorize is not None:
-            # Credentials are checked in the route's own transaction, which invalid
-            # input never reaches: check them here, so a caller without a valid key
-            # gets 401/403 and never learns what was wrong with its input.
-            runtime = request.app.state.runtime
-            try:
-                await runtime.db.run(authorize, runtime.ctx)
-            except AppError as refused:
-                return problem_response(refused.to_problem(), refused.headers)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        # Credentials are dependencies, solved before the input is validated: a caller
+        # without a valid key got 401/403 already and never learns what was wrong here.
         problems = _field_problems(exc)
         detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
         return problem_response(InvalidInput(detail, errors=problems).to_problem())

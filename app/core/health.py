@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi import APIRouter
 
-from app.core.db import Tx
-from app.core.deps import RuntimeDep
+from app.core.deps import DbDep
 from app.core.errors import AppError
 
 router = APIRouter(tags=["operations"])
@@ -17,19 +17,16 @@ class NotReady(AppError):
     title = "The database does not answer"
 
 
-def _ping(tx: Tx) -> None:
-    tx.execute("SELECT 1")
-
-
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="The database answers", responses={503: NotReady.openapi()})
-async def readyz(rt: RuntimeDep) -> dict[str, str]:
+async def readyz(db: DbDep) -> dict[str, str]:
     try:
-        await rt.db.run(_ping)
+        async with db.transaction() as tx:
+            await tx.execute(sa.text("SELECT 1"))
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc
     return {"status": "ready"}

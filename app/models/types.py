@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 
@@ -28,4 +27,9 @@ def json_column(*, nullable: bool = False) -> Any:
     return Field(sa_column=sa.Column(sa.JSON(), nullable=nullable))
 
 
-Timestamp = dt.datetime
+def table(model: type[SQLModel]) -> sa.Table:
+    """The table of a SQLModel table class, for SQLAlchemy Core statements."""
+    found = model.__table__  # type: ignore[attr-defined]
+    if not isinstance(found, sa.Table):
+        raise TypeError(f"{model.__name__} is not a table class")
+    return found
