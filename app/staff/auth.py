@@ -1,165 +1,175 @@
-"""Permission dependencies, named for what they allow.
+"""Who a staff caller is: the bearer session, checked in the request's own transaction.
 
-A permission dependency only reads the bearer API key and names the scope the route
-needs; the route's unit of work then checks both first, in the same transaction as the
-action (:func:`as_client`). One transaction per request instead of two: measured, the
-separate authentication transaction was ~60 us of a ~500 us check. The key is still
-looked up in the database on every request, so a revoked key stops working at once.
+Each alias names what a route allows (``PhoneReveal``, ``StaffAdmin``), from the role
+sets in app.staff.roles. The session and the account's role are read on every request,
+so a revoked session, a disabled account or a changed role applies to the very next
+request. No or a bad session answers 401; another role 403; a restricted session (an
+expired password, TOTP still to enrol) answers 403 naming what to fix, except on the
+routes that fix it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
-from fastapi.security.base import SecurityBase
-from fastapi.security.utils import get_authorization_scheme_param
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.context import Context
 from app.core.db import Tx
-from app.core.errors import AUTHENTICATE_FIRST, Forbidden, Unauthenticated
-from app.staff import api_keys, roles, sessions
-from app.staff.accounts import Staff
-from app.staff.api_keys import Client
-from app.staff.passwords import PASSWORD_EXPIRED, PasswordExpired
+from app.core.deps import CtxDep, TxDep
+from app.core.errors import Forbidden, Unauthenticated
+from app.credentials import passwords
+from app.staff import repository as repo
+from app.staff import roles
 from app.staff.roles import Role
-from app.staff.scopes import Scope
-from app.staff.totp import TOTP_ENROLMENT_REQUIRED, TotpEnrolmentRequired
 
-T = TypeVar("T")
+TOKEN_PREFIX = "smsreg_ss_"  # noqa: S105 (a label, not a secret)
+MAX_TOKEN_LENGTH = 200
+TOTP_ENROLMENT_REQUIRED = "totp_enrolment_required"
+
+
+class TotpEnrolmentRequired(Forbidden):
+    slug = "totp-enrolment-required"
+    title = "This role needs a second factor: enrol TOTP first (POST /v1/staff/me/totp)"
+
+
 # The refusal a restricted session gets on any other route (403, naming what to fix).
 _RESTRICTED: dict[str, type[Forbidden]] = {
-    PASSWORD_EXPIRED: PasswordExpired,
+    passwords.PASSWORD_EXPIRED: passwords.PasswordExpired,
     TOTP_ENROLMENT_REQUIRED: TotpEnrolmentRequired,
 }
 
 
 @dataclass(frozen=True)
-class Caller:
-    """A request's API key and the scope its route needs, not yet checked."""
+class Staff:
+    """An authenticated staff member: what the rest of a request needs to know."""
 
-    token: str
-    scope: Scope
+    id: str
+    username: str
+    display_name: str
+    role: Role
+    session_id: str
+    # What the session may only do until it is resolved (password_expired,
+    # totp_enrolment_required); empty for a full session.
+    restrictions: tuple[str, ...] = ()
 
-    def authorize(self, tx: Tx, ctx: Context) -> Client:
-        """The live client behind the key, or Unauthenticated / Forbidden."""
-        client = api_keys.authenticate(tx, ctx, token=self.token)
-        if self.scope.value not in client.scopes:
-            raise Forbidden(f"this API key lacks the '{self.scope.value}' scope")
-        return client
+    @property
+    def actor(self) -> str:
+        """How audit rows and histories name this person."""
+        return f"staff:{self.id}"
 
 
-def as_client(
-    tx: Tx, ctx: Context, *, caller: Caller, action: Callable[..., T], **kwargs: Any
-) -> T:
-    """Authorize the caller, then run ``action(tx, ctx, client=..., **kwargs)``: one unit.
+def totp_required(ctx: Context, role: str) -> bool:
+    """Whether a role must have a second factor."""
+    return role in ctx.settings.totp_required_roles
 
-    For ``db.run(as_client, ctx, caller=..., action=service.check, ...)``.
+
+def restrictions(
+    ctx: Context,
+    *,
+    role: str,
+    password_changed_at: dt.datetime,
+    totp_enrolled: bool,
+    now: dt.datetime,
+) -> tuple[str, ...]:
+    """What a session may only fix until it is fixed: a password past its maximum age, a
+    role that needs TOTP without one enrolled. Worked out on every request, so a password
+    expiring or a role changing applies to live sessions at once too."""
+    found = []
+    if passwords.is_expired(ctx.settings, password_changed_at, now):
+        found.append(passwords.PASSWORD_EXPIRED)
+    if totp_required(ctx, role) and not totp_enrolled:
+        found.append(TOTP_ENROLMENT_REQUIRED)
+    return tuple(found)
+
+
+def idle_deadline(ctx: Context, last_seen_at: dt.datetime) -> dt.datetime:
+    """When a session seen last at ``last_seen_at`` ends for want of use."""
+    return last_seen_at + dt.timedelta(minutes=ctx.settings.session_idle_minutes)
+
+
+async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
+    """The live staff member behind a session token, or Unauthenticated (one answer for
+    every failure: unknown, revoked, expired, idle too long, account disabled).
+
+    An API key (``smsreg_sk_``) is never a session: the prefix differs, and the hash is
+    looked up among sessions only.
     """
-    return action(tx, ctx, client=caller.authorize(tx, ctx), **kwargs)
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("invalid or expired staff session")
+    # Hashed under every key still in the ring, so a rotated token key keeps sessions.
+    ring = ctx.keys.token
+    raw = token.encode()
+    row = await repo.session_by_hashes(tx, [ring.mac(raw, key_id=kid).hex() for kid in ring.keys])
+    now = ctx.clock.now()
+    if (
+        row is None
+        or row.revoked_at is not None
+        or row.disabled_at is not None
+        or row.expires_at <= now
+        or idle_deadline(ctx, row.last_seen_at) <= now
+    ):
+        raise Unauthenticated("invalid or expired staff session")
+    await repo.touch_session(tx, session_id=row.session_id, now=now)
+    return Staff(
+        id=row.staff_id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        session_id=row.session_id,
+        restrictions=restrictions(
+            ctx,
+            role=row.role,
+            password_changed_at=row.password_changed_at,
+            totp_enrolled=row.totp_confirmed_at is not None,
+            now=now,
+        ),
+    )
 
 
-class _ApiKey(SecurityBase):
-    """The bearer API key of a request, for a route that needs ``scope``.
-
-    The security scheme itself is the dependency (not a sub-dependency of one), which
-    saves FastAPI a dependency level per request; the OpenAPI scheme is the same.
-    """
-
-    def __init__(self, scope: Scope) -> None:
-        self.model = HTTPBearerModel(description="an API key (`smsreg_sk_...`)")
-        self.scheme_name = "HTTPBearer"
-        self.scope = scope
-
-    async def __call__(self, request: Request) -> Caller:
-        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("send 'Authorization: Bearer <API key>'")
-        caller = Caller(token=token, scope=self.scope)
-        # If the request then fails validation, the key is checked before that is
-        # answered, as when it was checked here: callers without a valid key learn
-        # nothing about their input (see app.core.errors).
-        request.scope[AUTHENTICATE_FIRST] = caller.authorize
-        return caller
+bearer = HTTPBearer(
+    scheme_name="StaffSession",
+    description="a staff session token (`smsreg_ss_...`) from POST /v1/staff/sessions",
+    auto_error=False,
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-VerificationsWrite = Annotated[Caller, Depends(_ApiKey(Scope.VERIFICATIONS_WRITE))]
+class StaffRoles:
+    """The dependency for staff routes: the signed-in member, if their role may."""
 
+    def __init__(self, allowed: frozenset[Role], *, restricted_ok: bool = False) -> None:
+        self.allowed = allowed
+        # Whether a restricted session may use the route: only the routes that fix the
+        # restriction, read /me or log out.
+        self.restricted_ok = restricted_ok
 
-# -- staff sessions --------------------------------------------------------------------
-# The same shape as the API keys above: the dependency only reads the bearer token and
-# names the roles the route allows; the session and the role are checked first thing in
-# the action's own transaction (as_staff), so a revoked session or a changed role
-# applies to the very next request. Unauthenticated -> 401, another role -> 403.
-
-
-@dataclass(frozen=True)
-class StaffCaller:
-    """A request's staff session token and the roles its route allows, not yet checked."""
-
-    token: str
-    roles: frozenset[Role]
-    # Whether a restricted session (expired password, TOTP still to enrol) may use the
-    # route: only the routes that fix the restriction, read /me or log out.
-    restricted_ok: bool = False
-
-    def authorize(self, tx: Tx, ctx: Context) -> Staff:
-        """The live staff member behind the session, or Unauthenticated / Forbidden."""
-        staff = sessions.authenticate(tx, ctx, token=self.token)
+    async def __call__(self, credentials: Credentials, tx: TxDep, ctx: CtxDep) -> Staff:
+        if credentials is None:
+            raise Unauthenticated("send 'Authorization: Bearer <staff session token>'")
+        staff = await authenticate(tx, ctx, token=credentials.credentials)
         if staff.restrictions and not self.restricted_ok:
             raise _RESTRICTED[staff.restrictions[0]]()
-        if staff.role not in self.roles:
+        if staff.role not in self.allowed:
             raise Forbidden(f"the {staff.role.value} role may not do this")
         return staff
 
 
-def as_staff(
-    tx: Tx, ctx: Context, *, caller: StaffCaller, action: Callable[..., T], **kwargs: Any
-) -> T:
-    """Authorize the staff caller, then run ``action(tx, ctx, staff=..., **kwargs)``: one unit.
-
-    For ``db.run(as_staff, ctx, caller=..., action=service.reveal, ...)``.
-    """
-    return action(tx, ctx, staff=caller.authorize(tx, ctx), **kwargs)
-
-
-class StaffSessionScheme(SecurityBase):
-    """The bearer staff session of a request, for a route that allows ``roles``."""
-
-    def __init__(self, allowed: frozenset[Role], *, restricted_ok: bool = False) -> None:
-        self.model = HTTPBearerModel(
-            description="a staff session token (`smsreg_ss_...`) from POST /v1/staff/sessions"
-        )
-        self.scheme_name = "StaffSession"
-        self.roles = allowed
-        self.restricted_ok = restricted_ok
-
-    async def __call__(self, request: Request) -> StaffCaller:
-        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("send 'Authorization: Bearer <staff session token>'")
-        caller = StaffCaller(token=token, roles=self.roles, restricted_ok=self.restricted_ok)
-        request.scope[AUTHENTICATE_FIRST] = caller.authorize  # as for API keys above
-        return caller
-
-
-AnyStaff = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ALL_ROLES))]
-# One's own credentials: also for a restricted session (issue 6), which may do only this.
-OwnCredentials = Annotated[
-    StaffCaller, Depends(StaffSessionScheme(roles.ALL_ROLES, restricted_ok=True))
-]
-SubscriberRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.SUBSCRIBER_READ))]
-PhoneReveal = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PHONE_REVEAL))]
-AccessLogRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.ACCESS_LOG_READ))]
-StaffAdmin = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_ADMIN))]
-StaffRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.STAFF_READ))]
-PumpingRead = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PUMPING_READ))]
-PumpingAdmin = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.PUMPING_ADMIN))]
-DisclosureRequester = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.DISCLOSURE_REQUEST))]
-DisclosureDecider = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.DISCLOSURE_DECIDE))]
-DisclosureReader = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.DISCLOSURE_READ))]
-LedgerAuditor = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.LEDGER_AUDIT))]
-SubjectRequests = Annotated[StaffCaller, Depends(StaffSessionScheme(roles.SUBJECT_REQUESTS))]
+AnyStaff = Annotated[Staff, Depends(StaffRoles(roles.ALL_ROLES))]
+# One's own credentials: also for a restricted session, which may do only this.
+OwnCredentials = Annotated[Staff, Depends(StaffRoles(roles.ALL_ROLES, restricted_ok=True))]
+SubscriberRead = Annotated[Staff, Depends(StaffRoles(roles.SUBSCRIBER_READ))]
+PhoneReveal = Annotated[Staff, Depends(StaffRoles(roles.PHONE_REVEAL))]
+AccessLogRead = Annotated[Staff, Depends(StaffRoles(roles.ACCESS_LOG_READ))]
+StaffAdmin = Annotated[Staff, Depends(StaffRoles(roles.STAFF_ADMIN))]
+StaffRead = Annotated[Staff, Depends(StaffRoles(roles.STAFF_READ))]
+PumpingRead = Annotated[Staff, Depends(StaffRoles(roles.PUMPING_READ))]
+PumpingAdmin = Annotated[Staff, Depends(StaffRoles(roles.PUMPING_ADMIN))]
+DisclosureRequester = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_REQUEST))]
+DisclosureDecider = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_DECIDE))]
+DisclosureReader = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_READ))]
+LedgerAuditor = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_AUDIT))]
+SubjectRequests = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS))]

@@ -1,4 +1,4 @@
-"""Staff roles and which of them may do what (DESIGN.md, "Who calls it").
+"""Staff roles and which of them may do what.
 
 Each permission is written once, here, as the set of roles that hold it; the routes
 name them through the dependency aliases in app.staff.auth.

@@ -1,0 +1,285 @@
+"""Service-client API keys: shown once, stored as a keyed hash, scoped, expiring, revocable,
+rotated with a grace period."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.audit.events import Tag, record_event
+from app.clients import repository as repo
+from app.clients.scopes import Scope
+from app.core.context import Context
+from app.core.db import Tx
+from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
+from app.core.ids import new_id
+from app.models.api_key import ApiKey
+
+TOKEN_PREFIX = "smsreg_sk_"  # noqa: S105 (a label, not a secret)
+MAX_TOKEN_LENGTH = 200
+MAX_GRACE_HOURS = 30 * 24
+MAX_DUE_WITHIN_DAYS = 365
+# Coarse on purpose: a write on every request would cost every caller a commit's work.
+_LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
+
+
+class ApiKeyRevoked(AppError):
+    status = 409
+    slug = "api-key-revoked"
+    title = "The API key is already revoked"
+
+
+class ApiKeyAlreadyRotated(AppError):
+    status = 409
+    slug = "api-key-already-rotated"
+    title = "The API key was already rotated; rotate its successor instead"
+
+
+@dataclass(frozen=True)
+class Client:
+    """An authenticated service client: what the rest of a request needs to know.
+
+    ``id`` is the client's: its first key's id, which the keys that rotation issues
+    after it share.
+    """
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+
+    @property
+    def actor(self) -> str:
+        """How audit rows name this client."""
+        return f"api_key:{self.id}"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A freshly created key: the only moment the raw token exists."""
+
+    key: ApiKey
+    token: str
+
+
+@dataclass(frozen=True)
+class RotatedApiKey:
+    """A rotation: the old key (with its shortened expiry) and its successor, shown once."""
+
+    old: ApiKey
+    new: NewApiKey
+
+
+@dataclass(frozen=True)
+class DueKey:
+    """A live key past or near its end: when it is due, and how."""
+
+    key: ApiKey
+    due_at: dt.datetime
+    state: str  # due, overdue (older than the maximum age, still valid) or expired
+
+
+def state(key: ApiKey, now: dt.datetime) -> str:
+    """active, rotated (a successor exists; dies at expires_at), expired or revoked."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at <= now:
+        return "expired"
+    return "rotated" if key.rotated_to is not None else "active"
+
+
+async def create(
+    tx: Tx,
+    ctx: Context,
+    *,
+    name: str,
+    scopes: Sequence[str],
+    created_by: str,
+    max_age_days: int | None = None,
+    rotated_from: str | None = None,
+) -> NewApiKey:
+    """Create a key; the raw token is returned once and never stored."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput.field("name", "must be 1 to 100 characters")
+    known = {scope.value for scope in Scope}
+    unknown = sorted(set(scopes) - known)
+    if unknown or not scopes:
+        raise InvalidInput.field("scopes", f"must be some of {sorted(known)}")
+    days = max_age_days if max_age_days is not None else ctx.settings.api_key_max_age_days
+    if days < 1:
+        raise InvalidInput.field("expires_days", "must be at least 1")
+    now = ctx.clock.now()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    # A successor speaks for the same client as the key it replaces, so what that client
+    # started (a verification in flight, an idempotency key) is still its own afterwards.
+    client_id = None if rotated_from is None else await repo.client_of(tx, rotated_from)
+    key = ApiKey(
+        id=new_id("key"),
+        name=name,
+        prefix=TOKEN_PREFIX,
+        token_hash=ctx.keys.token_hash(token),
+        token_key_id=ctx.keys.token.active_id,
+        scopes=sorted(set(scopes)),
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + dt.timedelta(days=days),
+        rotated_from=rotated_from,
+        client_id=client_id,
+    )
+    await repo.insert(tx, key)
+    await record_event(
+        tx,
+        Tag.API_KEY_CREATED,
+        actor=created_by,
+        at=now,
+        subject=key.id,
+        details={
+            "name": name,
+            "scopes": key.scopes,
+            "expires_at": key.expires_at.isoformat(),
+            **({"rotated_from": rotated_from} if rotated_from else {}),
+        },
+    )
+    return NewApiKey(key=key, token=token)
+
+
+async def list_keys(tx: Tx, ctx: Context) -> list[ApiKey]:
+    """Every key, newest first (never the key itself)."""
+    return await repo.list_all(tx)
+
+
+async def count(tx: Tx, ctx: Context) -> int:
+    """How many keys exist, revoked included."""
+    return await repo.count(tx)
+
+
+async def _live(tx: Tx, key_id: str, *, for_update: bool = False) -> ApiKey:
+    key = await repo.get(tx, key_id, for_update=for_update)
+    if key is None:
+        raise NotFound(f"no API key {key_id}")
+    if key.revoked_at is not None:
+        raise ApiKeyRevoked(f"API key {key_id} was revoked at {key.revoked_at.isoformat()}")
+    return key
+
+
+async def revoke(tx: Tx, ctx: Context, *, key_id: str, actor: str) -> ApiKey:
+    """Revoke a key at once."""
+    key = await _live(tx, key_id)
+    now = ctx.clock.now()
+    await repo.revoke(tx, key_id=key_id, now=now)
+    await record_event(tx, Tag.API_KEY_REVOKED, actor=actor, at=now, subject=key_id)
+    key.revoked_at = now
+    return key
+
+
+async def rotate(
+    tx: Tx, ctx: Context, *, key_id: str, actor: str, grace_hours: int | None = None
+) -> RotatedApiKey:
+    """Issue a successor (same name and scopes); the old key dies when the grace period ends.
+
+    The old key's expiry is cut to now + grace, never lengthened. A revoked or already
+    rotated key is refused before anything is written.
+    """
+    grace = ctx.settings.api_key_grace_hours if grace_hours is None else grace_hours
+    if not 0 <= grace <= MAX_GRACE_HOURS:
+        raise InvalidInput.field("grace_hours", f"must be 0 to {MAX_GRACE_HOURS}")
+    # Held until commit (PostgreSQL; SQLite holds its write lock from the start), so two
+    # rotations of one key run one after the other and the second is refused.
+    key = await _live(tx, key_id, for_update=True)
+    if key.rotated_to is not None:
+        raise ApiKeyAlreadyRotated(f"API key {key_id} was already rotated to {key.rotated_to}")
+    now = ctx.clock.now()
+    # The successor lives the usual maximum age, or the old key's own lifetime if shorter.
+    lifetime_days = max(1, round((key.expires_at - key.created_at) / dt.timedelta(days=1)))
+    new = await create(
+        tx,
+        ctx,
+        name=key.name,
+        scopes=key.scopes,
+        created_by=actor,
+        max_age_days=min(lifetime_days, ctx.settings.api_key_max_age_days),
+        rotated_from=key.id,
+    )
+    expires_at = min(key.expires_at, now + dt.timedelta(hours=grace))
+    if not await repo.mark_rotated(tx, key_id=key.id, successor=new.key.id, expires_at=expires_at):
+        # Unreachable while the row is held; the guard repeats the rule.
+        raise ApiKeyAlreadyRotated(f"API key {key_id} changed while it was being rotated")
+    await record_event(
+        tx,
+        Tag.API_KEY_ROTATED,
+        actor=actor,
+        at=now,
+        subject=key.id,
+        details={
+            "rotated_to": new.key.id,
+            "grace_hours": grace,
+            "old_expires_at": expires_at.isoformat(),
+        },
+    )
+    key.rotated_to, key.expires_at = new.key.id, expires_at
+    return RotatedApiKey(old=key, new=new)
+
+
+async def rotate_created_by(
+    tx: Tx, ctx: Context, *, owner: str, actor: str, grace_hours: int
+) -> tuple[list[RotatedApiKey], list[ApiKey]]:
+    """Rotate every live key ``owner`` created (offboarding); those already rotated, still
+    in their grace period, end no later than this grace period. Returns both lists."""
+    now = ctx.clock.now()
+    keys = await repo.live_created_by(tx, actor=owner, now=now)
+    rotated = [
+        await rotate(tx, ctx, key_id=key.id, actor=actor, grace_hours=grace_hours)
+        for key in keys
+        if key.rotated_to is None
+    ]
+    ending = [key for key in keys if key.rotated_to is not None]
+    end = now + dt.timedelta(hours=grace_hours)
+    for key in ending:
+        if key.expires_at > end:
+            await repo.cut_expiry(tx, key_id=key.id, expires_at=end)
+            key.expires_at = end
+    return rotated, ending
+
+
+async def due(tx: Tx, ctx: Context, *, within_days: int | None = None) -> list[DueKey]:
+    """Live keys (not revoked, not rotated) past or within ``within_days`` of their end.
+
+    A key's end is the earlier of its expiry and its maximum age (a key created with a
+    longer lifetime is overdue once older than the maximum age); the soonest end first.
+    """
+    days = ctx.settings.api_key_due_within_days if within_days is None else within_days
+    if not 0 <= days <= MAX_DUE_WITHIN_DAYS:
+        raise InvalidInput.field("within_days", f"must be 0 to {MAX_DUE_WITHIN_DAYS}")
+    now = ctx.clock.now()
+    horizon = now + dt.timedelta(days=days)
+    max_age = dt.timedelta(days=ctx.settings.api_key_max_age_days)
+    found = []
+    for key in await repo.live_ending_by(tx, horizon=horizon, born_before=horizon - max_age):
+        due_at = min(key.expires_at, key.created_at + max_age)
+        kind = "expired" if key.expires_at <= now else "overdue" if due_at <= now else "due"
+        found.append(DueKey(key=key, due_at=due_at, state=kind))
+    return sorted(found, key=lambda item: (item.due_at, item.key.id))
+
+
+async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
+    """The live client for a raw token, or Unauthenticated (one answer for every failure)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("invalid API key")
+    # Hashed under every key still in the ring, so a rotated token key keeps old keys valid.
+    ring = ctx.keys.token
+    raw = token.encode()
+    key = await repo.find_by_hashes(tx, [ring.mac(raw, key_id=kid).hex() for kid in ring.keys])
+    now = ctx.clock.now()
+    if key is None or key.revoked_at is not None or key.expires_at <= now:
+        raise Unauthenticated("invalid API key")
+    if key.token_key_id != ring.active_id:
+        # Rehashed on use under the active token key, so the old one can leave the ring
+        # (`smsreg keys status` counts the live keys still on it).
+        await repo.rehash(
+            tx, key_id=key.id, token_hash=ctx.keys.token_hash(token), token_key_id=ring.active_id
+        )
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        await repo.touch(tx, key_id=key.id, now=now)
+    return Client(id=key.client_id, name=key.name, scopes=tuple(key.scopes))
