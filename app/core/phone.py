@@ -30,46 +30,7 @@ class Phone:
 
     def masked(self) -> str:
         """The number with all but the carrier prefix and the last 4 digits hidden."""
-        digits = str(self.country_code) + self.national
-        grouping: _Grouping | str | None = _GROUPINGS.get(
-            (self.country_code, len(self.national), self.national[:4])
-        )
-        if grouping is None:
-            grouping = _remember_grouping(self, digits)
-        if isinstance(grouping, str):  # not a plain grouping of the digits
-            return grouping
-        masked, places = grouping
-        shown = list(masked)  # a copy: services run on several threads on PostgreSQL
-        for place, index in places:
-            shown[place] = digits[index]
-        return "".join(shown)
-
-
-# How numbers are shown masked ("+81 ##-****-####"), by country code, national length
-# and leading digits: phonenumbers picks the grouping by those, and formatting a number
-# afresh (~15 us) was a measurable share of every start. Each grouping is kept as the
-# masked text and, for each digit shown, its place there and its index in the digits.
-_Grouping = tuple[str, tuple[tuple[int, int], ...]]
-_GROUPINGS: dict[tuple[int, int, str], _Grouping] = {}
-_MAX_GROUPINGS = 4096
-
-
-def _remember_grouping(phone: Phone, digits: str) -> _Grouping | str:
-    shown = phonenumbers.format_number(phone.number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    masked = _mask_digits(shown, len(str(phone.country_code)))
-    if "".join(ch for ch in shown if ch.isdigit()) != digits:
-        return masked  # not a plain grouping of the digits: never reuse it
-    places = []
-    index = 0
-    for place, ch in enumerate(masked):
-        if ch.isdigit():
-            places.append((place, index))
-        if ch.isdigit() or ch == "*":
-            index += 1
-    grouping = (masked, tuple(places))
-    if len(_GROUPINGS) < _MAX_GROUPINGS:
-        _GROUPINGS[(phone.country_code, len(phone.national), phone.national[:4])] = grouping
-    return grouping
+        return _masked(self.number)
 
 
 def parse_mobile(
@@ -103,12 +64,12 @@ def parse_mobile(
 
 def mask(e164: str) -> str:
     """``+819012345678`` -> ``+81 90-****-5678``: country code, first 2 and last 4 digits shown."""
-    number = phonenumbers.parse(e164, None)
+    return _masked(phonenumbers.parse(e164, None))
+
+
+def _masked(number: phonenumbers.PhoneNumber) -> str:
     shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    return _mask_digits(shown, len(str(number.country_code)))
-
-
-def _mask_digits(shown: str, country_digits: int) -> str:
+    country_digits = len(str(number.country_code))
     national_digits = sum(ch.isdigit() for ch in shown) - country_digits
     out = []
     seen = 0

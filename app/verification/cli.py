@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
+from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
-from app.core.cli_support import load_settings as _settings
-from app.core.cli_support import runtime as _runtime
-from app.core.errors import AppError
 from app.verification import pumping
 
 pumping_cli = typer.Typer(help="The pumping guard's blocked number prefixes.", no_args_is_help=True)
@@ -20,8 +18,7 @@ def blocks(
     all_: Annotated[bool, typer.Option("--all", help="include lifted and expired blocks")] = False,
 ) -> None:
     """List blocked prefixes (in force, unless --all)."""
-    db, ctx = _runtime(_settings())
-    rows = db.call(pumping.list_blocks, ctx, active_only=not all_)
+    rows = cli_support.call(pumping.list_blocks, active_only=not all_)
     if not rows:
         typer.echo("no blocks" if all_ else "no blocks in force")
     for row in rows:
@@ -42,10 +39,5 @@ def lift(
     reason: Annotated[str, typer.Option(help="why the traffic is legitimate")],
 ) -> None:
     """Lift a block at once."""
-    db, ctx = _runtime(_settings())
-    try:
-        block = db.call(pumping.lift, ctx, block_id=block_id, actor=CLI_ACTOR, reason=reason)
-    except AppError as exc:
-        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
-        raise typer.Exit(1) from None
+    block = cli_support.call(pumping.lift, block_id=block_id, actor=CLI_ACTOR, reason=reason)
     typer.echo(f"lifted {block.id} ({block.prefix})")

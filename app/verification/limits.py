@@ -1,35 +1,51 @@
-"""Sliding-window send limits shared by every worker and replica through the database."""
+"""Sliding-window send limits, shared by every worker and replica through the database.
+
+Every send is counted in a few buckets (the number, the client's address, the number's
+prefix, its country), each a keyed hash of what it limits. A start reads every bucket's
+count in one statement, together with the prefix's pumping block (app.verification.
+pumping); the caller then writes the new hits with the rest of what the send writes.
+
+Only the number's bucket is exact: its count and its new hit are serialised by an
+advisory lock (PostgreSQL; SQLite's one write lock serialises everything), so no burst
+of concurrent starts can send a person more than the limit. The address, prefix and
+country limits are velocity guards shared by many numbers: they are not locked, so that
+unrelated starts never wait for each other, and concurrent starts may pass them by the
+number in flight at once.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import math
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from app.core.context import Context
-from app.core.db import Tx, xact_lock
+from app.core.db import Sql, Tx
 from app.core.errors import RateLimited
-from app.verification.phone import Phone
+from app.core.phone import Phone
+from app.verification.repository import Hit
+
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_MINUTE = dt.timedelta(minutes=1)
+_HOUR = dt.timedelta(hours=1)
+_DAY = dt.timedelta(days=1)
 
 
 class Limit(NamedTuple):
-    """At most ``limit`` sends per ``window`` for one bucket.
-
-    A named tuple rather than a frozen dataclass: five are made for every send, and a
-    frozen dataclass sets each field through ``object.__setattr__`` (~3x the cost).
-    """
+    """At most ``limit`` sends per ``window`` for one bucket."""
 
     name: str
     bucket: str
     limit: int
     window: dt.timedelta
     # A coarse limit counts its sends in slots of this size (one row per slot instead
-    # of one per send) and takes no lock: a country's hourly cap of thousands would
-    # otherwise mean summing thousands of rows, and serialising every send of the
-    # country. Two racing sends may pass it by one; it is a velocity guard, not a quota.
+    # of one per send): a country's hourly cap of thousands would otherwise mean summing
+    # thousands of rows on every send.
     slot: dt.timedelta | None = None
+    # Whether the count and the new hit are serialised (see the module docstring).
+    exact: bool = False
 
     def counted_at(self, now: dt.datetime) -> dt.datetime:
         """The instant a send at ``now`` is counted at."""
@@ -38,7 +54,13 @@ class Limit(NamedTuple):
         return now - (now - _EPOCH) % self.slot
 
 
-_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+class Counted(NamedTuple):
+    """What the limits allowed: the hits the send adds, the sends each bucket already
+    holds over its widest window, and the prefix's pumping block, if one is in force."""
+
+    hits: list[Hit]
+    counts: dict[str, int]
+    blocked_until: dt.datetime | None
 
 
 def prefix_index(ctx: Context, phone: Phone) -> str:
@@ -47,119 +69,101 @@ def prefix_index(ctx: Context, phone: Phone) -> str:
 
 
 def send_limits(
-    ctx: Context,
-    *,
-    phone: Phone,
-    ip: str,
-    number_index: str | None = None,
-    prefix: str | None = None,
+    ctx: Context, *, phone: Phone, ip: str, number_index: str, prefix: str
 ) -> list[Limit]:
-    """The limits one SMS send is subject to, with buckets as keyed hashes.
-
-    ``number_index`` and ``prefix`` are the number's and its prefix's keyed hashes when
-    the caller already has them.
-    """
-    s, keys = ctx.settings, ctx.keys
-    number = number_index or keys.blind_index(phone.e164, kind="number")
-    prefix = prefix or prefix_index(ctx, phone)
-    client = keys.blind_index(ip, kind="ip")
-    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
+    """The limits one SMS send is subject to, with buckets as keyed hashes."""
+    s = ctx.settings
+    client = ctx.keys.blind_index(ip, kind="ip")
     country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
-        Limit("number_hour", f"n:{number}", s.sends_per_number_hour, hour),
-        Limit("number_day", f"n:{number}", s.sends_per_number_day, day),
-        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, hour),
-        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, hour),
+        Limit("number_hour", f"n:{number_index}", s.sends_per_number_hour, _HOUR, exact=True),
+        Limit("number_day", f"n:{number_index}", s.sends_per_number_day, _DAY, exact=True),
+        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR),
+        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, _HOUR),
         # A region code is no secret: the bucket names it.
-        Limit("country_hour", f"c:{phone.region}", country_cap, hour, _MINUTE),
+        Limit("country_hour", f"c:{phone.region}", country_cap, _HOUR, _MINUTE),
     ]
 
 
-_MINUTE = dt.timedelta(minutes=1)
+@functools.cache
+def _count_sql(n: int) -> Sql[Any]:
+    # One row: the prefix's block in force, then each bucket's sends since its start.
+    row = NamedTuple(  # type: ignore[misc]
+        f"Counts{n}", [("blocked_until", dt.datetime | None), *((f"h{i}", int) for i in range(n))]
+    )
+    counts = ", ".join(
+        f"(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits "  # noqa: S608 (fixed text)
+        f"WHERE bucket = :b{i} AND at > :s{i})"
+        for i in range(n)
+    )
+    return Sql(
+        "SELECT (SELECT max(ends_at) FROM pumping_blocks WHERE prefix_index = :prefix "  # noqa: S608
+        f"AND lifted_at IS NULL AND ends_at > :now), {counts}",
+        row,
+    )
 
 
-def enforce(
-    tx: Tx,
-    limits: list[Limit],
-    *,
-    now: dt.datetime,
-    before_counting: Callable[[Mapping[str, int]], None] | None = None,
-) -> None:
-    """Raise RateLimited if any limit is reached; otherwise count one send against each.
+async def _counts(
+    tx: Tx, buckets: Sequence[tuple[str, dt.datetime]], *, prefix: str, now: dt.datetime
+) -> tuple[dt.datetime | None, list[int]]:
+    params: dict[str, object] = {"prefix": prefix, "now": now}
+    for i, (bucket, since) in enumerate(buckets):
+        params[f"b{i}"], params[f"s{i}"] = bucket, since
+    row = await tx.fetch_one(_count_sql(len(buckets)), params)
+    if row is None:  # a SELECT without FROM answers one row
+        raise RuntimeError("count query returned nothing")
+    blocked_until, *hits = row
+    return blocked_until, [int(n) for n in hits]
 
-    ``before_counting`` sees each bucket's hits over its widest window once every limit
-    has allowed the send and before it is counted; it may still refuse the send.
+
+class _Window(NamedTuple):
+    hits: int
+    oldest_at: dt.datetime | None
+
+
+_WINDOW = Sql(
+    "SELECT coalesce(sum(hits), 0), min(at) FROM rate_limit_hits "
+    "WHERE bucket = :bucket AND at > :since",
+    _Window,
+)
+
+
+async def check(tx: Tx, limits: Sequence[Limit], *, now: dt.datetime, prefix: str) -> Counted:
+    """Raise RateLimited if any limit is reached; otherwise what the send adds.
+
+    Each bucket is counted once, over its widest window (a number's hour and day limits
+    share one); a narrower window is counted on its own only when the widest count could
+    reach its limit.
     """
-    # Each bucket once, sorted (so two transactions never lock in opposite orders),
-    # with its widest window and the one hit a send adds to it (a number's hour and
-    # day limits share theirs).
     widest: dict[str, dt.timedelta] = {}
     hit_at: dict[str, dt.datetime] = {}
-    locked: set[str] = set()
+    exact: set[str] = set()
     for limit in limits:
-        if limit.window > widest.get(limit.bucket, _NO_WINDOW):
+        if limit.window > widest.get(limit.bucket, dt.timedelta(0)):
             widest[limit.bucket] = limit.window
         hit_at[limit.bucket] = limit.counted_at(now)
-        if limit.slot is None:
-            locked.add(limit.bucket)
+        if limit.exact:
+            exact.add(limit.bucket)
     buckets = sorted(widest)
-    if not tx.sqlite:
-        for bucket in buckets:
-            if bucket in locked:
-                xact_lock(tx, f"limit:{bucket}")
-    # One statement counts each bucket over its widest window: an index range count
-    # (bucket, at > window start). A narrower window of the same bucket (a number's
-    # hour inside its day) counts at most as much, so it is only counted on its own
-    # when the widest count could reach its limit. A count never exceeds its limit by
-    # much: a hit is written only for a send that every limit allowed.
-    params: dict[str, object] = {}
-    for i, bucket in enumerate(buckets):
-        params[f"b{i}"], params[f"s{i}"] = bucket, now - widest[bucket]
-    row = tx.one(_count_sql(len(buckets)), params)
-    if row is None:  # scalar subqueries always answer one row
-        raise RuntimeError("count query returned nothing")
-    counted = {bucket: row[f"hits{i}"] for i, bucket in enumerate(buckets)}
+    for bucket in buckets:  # sorted: two transactions never lock in opposite orders
+        if bucket in exact:
+            await tx.lock(f"limit:{bucket}")
+    blocked_until, found = await _counts(
+        tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
+    )
+    counts = dict(zip(buckets, found, strict=True))
     for limit in limits:
-        hits = counted[limit.bucket]
+        hits = counts[limit.bucket]
         if hits < limit.limit:
             continue
-        if limit.window < widest[limit.bucket]:
-            hits = tx.scalar(
-                "SELECT coalesce(sum(hits), 0) AS hits FROM rate_limit_hits "
-                "WHERE bucket = :bucket AND at > :since",
-                {"bucket": limit.bucket, "since": now - limit.window},
-            )
-        if hits >= limit.limit:
-            oldest = tx.scalar(
-                "SELECT min(at) AS oldest_at FROM rate_limit_hits "
-                "WHERE bucket = :bucket AND at > :since",
-                {"bucket": limit.bucket, "since": now - limit.window},
-            )
-            retry = math.ceil((oldest + limit.window - now).total_seconds())
-            raise RateLimited(
-                f"send limit '{limit.name}' reached; try again later",
-                retry_after=retry,
-                limit=limit.name,
-            )
-    if before_counting is not None:
-        before_counting(counted)
-    tx.executemany(
-        "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:bucket, :at, 1) "
-        "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",
-        [{"bucket": bucket, "at": at} for bucket, at in hit_at.items()],
-    )
-
-
-_NO_WINDOW = dt.timedelta(0)
-
-
-@functools.lru_cache(maxsize=8)
-def _count_sql(n: int) -> str:
-    # Measured: one scan of a day of hits computing CASE sums and minimums for every
-    # window took ~40 us of each start; per-bucket counts take ~15 us, and the oldest
-    # hit (for Retry-After) is only looked up when a limit is reached.
-    window = "FROM rate_limit_hits WHERE bucket = :b{i} AND at > :s{i}"
-    counts = ", ".join(
-        f"(SELECT coalesce(sum(hits), 0) {window.format(i=i)}) AS hits{i}" for i in range(n)
-    )
-    return f"SELECT {counts}"  # noqa: S608 (placeholders only)
+        window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": now - limit.window})
+        if window is None or window.hits < limit.limit or window.oldest_at is None:
+            continue  # the narrower window is below its limit
+        retry = math.ceil((window.oldest_at + limit.window - now).total_seconds())
+        raise RateLimited(
+            f"send limit '{limit.name}' reached; try again later",
+            retry_after=retry,
+            limit=limit.name,
+        )
+    hits_added = [Hit(bucket=bucket, at=hit_at[bucket]) for bucket in buckets]
+    return Counted(hits=hits_added, counts=counts, blocked_until=blocked_until)

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import NamedTuple
+
+import sqlalchemy as sa
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Row, Tx
+from app.core.db import Sql, Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.metrics import PUMPING_BLOCKS
+from app.models.pumping import PumpingBlock
+from app.models.types import table
 
 
 class PrefixBlocked(AppError):
@@ -44,26 +48,33 @@ class BlockNotActive(AppError):
     title = "The block has already been lifted or has expired"
 
 
-# One statement on every send: the prefix's block in force, and its sends (settled ones,
-# see the module's docstring) and approvals since the window began or its last block
-# ended, whichever is later.
+# When a prefix has enough sends to be judged: its sends (settled ones, see the module's
+# docstring) and approvals since the window began or its last block ended, whichever is
+# later.
 _LAST_BLOCK_END = (
     "coalesce((SELECT max(CASE WHEN lifted_at IS NOT NULL AND lifted_at < ends_at "
     "THEN lifted_at ELSE ends_at END) FROM pumping_blocks WHERE prefix_index = :prefix), "
     ":since)"
 )
-_BLOCKED = (
-    "SELECT max(ends_at) AS ends_at FROM pumping_blocks WHERE prefix_index = :prefix "
-    "AND lifted_at IS NULL AND ends_at > :now"
-)
-_WATCH = (  # fixed fragments only
-    "SELECT "  # noqa: S608
-    "(SELECT max(ends_at) FROM pumping_blocks WHERE prefix_index = :prefix "
-    " AND lifted_at IS NULL AND ends_at > :now) AS ends_at, "
+
+
+class _Conversion(NamedTuple):
+    sends: int
+    approvals: int
+
+
+_WATCH = Sql(
+    "SELECT "  # noqa: S608 (fixed fragments only)
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :sends "
-    f" AND at > :since AND at <= :settled AND at > {_LAST_BLOCK_END}) AS sends, "
+    f" AND at > :since AND at <= :settled AND at > {_LAST_BLOCK_END}), "
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :approvals "
-    f" AND at > :since AND at > {_LAST_BLOCK_END}) AS approvals"
+    f" AND at > :since AND at > {_LAST_BLOCK_END})",
+    _Conversion,
+)
+_BLOCK = Sql(
+    "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "
+    "sends, approvals) VALUES (:id, :prefix_index, :prefix, :region, :now, :until, :sends, "
+    ":approvals)"
 )
 
 
@@ -72,7 +83,7 @@ def approvals_bucket(prefix_index: str) -> str:
     return f"a:{prefix_index}"
 
 
-def watch(
+async def watch(
     tx: Tx,
     ctx: Context,
     *,
@@ -80,49 +91,41 @@ def watch(
     prefix: str,
     region: str,
     now: dt.datetime,
-    hour_sends: int | None = None,
+    blocked_until: dt.datetime | None,
+    hour_sends: int,
 ) -> None:
     """Refuse a send to a blocked prefix, or block a prefix that stopped converting.
 
-    Runs before the send is counted, so the send that trips the block is not counted.
-    ``hour_sends`` is the prefix's sends in the last hour, when the send limits have
-    just counted them: with fewer than the watch needs in a window of at most an hour,
-    only the block is looked up (the common case, one index probe).
+    Runs once the send limits allowed the send and before it is counted, so the send
+    that trips the block is not counted. ``blocked_until`` and ``hour_sends`` come from
+    the limits' own count: a block in force, and the prefix's sends in the last hour.
+    With fewer sends than the watch needs in a window of at most an hour, nothing more
+    is read (the common case).
     """
+    if blocked_until is not None:
+        raise _refusal(blocked_until, now)
     s = ctx.settings
-    if (
-        hour_sends is not None
-        and hour_sends < s.pumping_min_sends
-        and s.pumping_window_minutes <= 60
-    ):
-        ends_at = tx.scalar(_BLOCKED, {"prefix": prefix_index, "now": now})
-        if ends_at is not None:
-            raise _refusal(ends_at, now)
+    if hour_sends < s.pumping_min_sends and s.pumping_window_minutes <= 60:
         return
-    state = tx.one(
+    state = await tx.fetch_one(
         _WATCH,
         {
             "prefix": prefix_index,
-            "now": now,
             "sends": f"p:{prefix_index}",
             "approvals": approvals_bucket(prefix_index),
             "since": now - dt.timedelta(minutes=s.pumping_window_minutes),
             "settled": now - dt.timedelta(seconds=s.pumping_grace_seconds),
         },
     )
-    if state is None:  # scalar subqueries always answer one row
+    if state is None:  # a SELECT without FROM answers one row
         raise RuntimeError("pumping watch query returned nothing")
-    if state.ends_at is not None:
-        raise _refusal(state.ends_at, now)
     sends, approvals = int(state.sends), int(state.approvals)
     if sends < s.pumping_min_sends or approvals >= s.pumping_min_conversion * sends:
         return
     until = now + dt.timedelta(minutes=s.pumping_cooloff_minutes)
     block_id = new_id("blk")
-    tx.execute(
-        "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "
-        "sends, approvals) VALUES (:id, :prefix_index, :prefix, :region, :now, :until, :sends, "
-        ":approvals)",
+    await tx.run(
+        _BLOCK,
         {
             "id": block_id,
             "prefix_index": prefix_index,
@@ -134,7 +137,7 @@ def watch(
             "approvals": approvals,
         },
     )
-    record_event(
+    await record_event(
         tx,
         Tag.PUMPING_PREFIX_BLOCKED,
         actor="system:pumping_guard",
@@ -152,52 +155,39 @@ def watch(
     raise _refusal(until, now)
 
 
-def count_approval(tx: Tx, *, prefix_index: str | None, now: dt.datetime) -> None:
-    """Count an approval for its prefix (verifications from before the guard have none)."""
-    if prefix_index is None:
-        return
-    tx.execute(
-        "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:bucket, :at, 1) "
-        "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",
-        {"bucket": approvals_bucket(prefix_index), "at": now},
-    )
+# -- staff: the blocks (cold paths) ----------------------------------------------------------
+
+blocks = table(PumpingBlock)
 
 
-_BLOCK_COLUMNS = (
-    "id, prefix, region, blocked_at, ends_at, sends, approvals, lifted_at, lifted_by, lift_reason"
-)
-
-
-def list_blocks(tx: Tx, ctx: Context, *, active_only: bool = True) -> list[Row]:
+async def list_blocks(tx: Tx, ctx: Context, *, active_only: bool = True) -> list[PumpingBlock]:
     """Blocks, newest first; by default only those still in force."""
-    sql = f"SELECT {_BLOCK_COLUMNS} FROM pumping_blocks"  # noqa: S608 (fixed columns)
-    params: dict[str, Any] = {}
+    statement = sa.select(blocks).order_by(blocks.c.blocked_at.desc(), blocks.c.id)
     if active_only:
-        sql += " WHERE lifted_at IS NULL AND ends_at > :now"
-        params["now"] = ctx.clock.now()
-    return tx.all(sql + " ORDER BY blocked_at DESC, id", params)
+        statement = statement.where(
+            blocks.c.lifted_at.is_(None), blocks.c.ends_at > ctx.clock.now()
+        )
+    return [PumpingBlock(**row._mapping) for row in await tx.execute(statement)]
 
 
-def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) -> Row:
+async def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) -> PumpingBlock:
     """Lift a block at once (an admin who has checked the traffic is legitimate)."""
     reason = reason.strip()
     if not 3 <= len(reason) <= 500:
         raise InvalidInput.field("reason", "must be 3 to 500 characters")
     now = ctx.clock.now()
-    block = tx.one(
-        f"SELECT {_BLOCK_COLUMNS} FROM pumping_blocks WHERE id = :id",  # noqa: S608
-        {"id": block_id},
-    )
-    if block is None:
+    row = (await tx.execute(sa.select(blocks).where(blocks.c.id == block_id))).one_or_none()
+    if row is None:
         raise NotFound(f"no pumping block {block_id}")
+    block = PumpingBlock(**row._mapping)
     if block.lifted_at is not None or block.ends_at <= now:
         raise BlockNotActive(f"block {block_id} is no longer in force")
-    tx.execute(
-        "UPDATE pumping_blocks SET lifted_at = :now, lifted_by = :actor, lift_reason = :reason "
-        "WHERE id = :id",
-        {"now": now, "actor": actor, "reason": reason, "id": block_id},
+    await tx.execute(
+        sa.update(blocks)
+        .where(blocks.c.id == block_id)
+        .values(lifted_at=now, lifted_by=actor, lift_reason=reason)
     )
-    record_event(
+    await record_event(
         tx,
         Tag.PUMPING_PREFIX_LIFTED,
         actor=actor,
@@ -205,7 +195,7 @@ def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) -> Row
         subject=block_id,
         details={"prefix": block.prefix, "region": block.region, "reason": reason},
     )
-    block.update(lifted_at=now, lifted_by=actor, lift_reason=reason)
+    block.lifted_at, block.lifted_by, block.lift_reason = now, actor, reason
     return block
 
 

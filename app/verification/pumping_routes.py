@@ -5,15 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.context import Context
-from app.core.db import Tx
-from app.core.deps import runtime_of
+from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
-from app.staff.accounts import Staff
-from app.staff.auth import PumpingAdmin, PumpingRead, as_staff
+from app.staff.auth import PumpingAdmin, PumpingRead
 from app.verification import pumping
 
 router = APIRouter(prefix="/v1/pumping", tags=["pumping guard"])
@@ -21,6 +18,8 @@ BlockId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^blk_[A-Za-
 
 
 class BlockPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     prefix: str = Field(description="country code and first national digits, e.g. +819011")
     region: str
@@ -43,27 +42,19 @@ class LiftRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=500, description="why the traffic is legitimate")
 
 
-def _list(tx: Tx, ctx: Context, *, staff: Staff, active_only: bool) -> BlockList:
-    rows = pumping.list_blocks(tx, ctx, active_only=active_only)
-    return BlockList(blocks=[BlockPublic(**row) for row in rows])
-
-
-def _lift(tx: Tx, ctx: Context, *, staff: Staff, block_id: str, reason: str) -> BlockPublic:
-    return BlockPublic(**pumping.lift(tx, ctx, block_id=block_id, actor=staff.actor, reason=reason))
-
-
 @router.get(
     "/blocks",
     responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Blocked number prefixes (admin, operator, auditor)",
 )
 async def list_blocks(
-    caller: PumpingRead,
-    request: Request,
+    staff: PumpingRead,
+    tx: TxDep,
+    ctx: CtxDep,
     all_: Annotated[bool, Query(alias="all", description="include lifted and expired")] = False,
 ) -> BlockList:
-    rt = runtime_of(request)
-    return await rt.db.run(as_staff, rt.ctx, caller=caller, action=_list, active_only=not all_)
+    rows = await pumping.list_blocks(tx, ctx, active_only=not all_)
+    return BlockList(blocks=[BlockPublic.model_validate(row) for row in rows])
 
 
 @router.post(
@@ -77,9 +68,7 @@ async def list_blocks(
     summary="Lift a block at once, with a reason (admin)",
 )
 async def lift_block(
-    block_id: BlockId, body: LiftRequest, caller: PumpingAdmin, request: Request
+    block_id: BlockId, body: LiftRequest, staff: PumpingAdmin, tx: TxDep, ctx: CtxDep
 ) -> BlockPublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=_lift, block_id=block_id, reason=body.reason
-    )
+    block = await pumping.lift(tx, ctx, block_id=block_id, actor=staff.actor, reason=body.reason)
+    return BlockPublic.model_validate(block)

@@ -1,0 +1,71 @@
+"""The code SMS of a verification, rendered by the outbox worker at send time.
+
+The code is derived again from the verification's salt (app.verification.codes), so no
+code is ever stored; a message whose verification is no longer pending, or whose code
+has expired, is dropped instead of sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from app.core.context import Context
+from app.core.crypto import verification_aad
+from app.core.db import Tx
+from app.sms.outbox import Claimed, Outgoing, Rendered
+from app.sms.templates import language_for, render_code_message
+from app.verification import codes
+from app.verification import repository as repo
+from app.verification.repository import ForMessage
+
+
+class CodeMessages:
+    """The outbox's renderer of ``code`` messages."""
+
+    async def render(
+        self, tx: Tx, ctx: Context, messages: Sequence[Claimed], *, now: dt.datetime
+    ) -> Rendered:
+        """Render the codes of claimed messages; those whose code is dead expire."""
+        rendered = Rendered()
+        # One query for the batch's verifications, not one per message.
+        found = await repo.for_messages(
+            tx, sorted({m.verification_id for m in messages if m.verification_id})
+        )
+        for message in messages:
+            v = found.get(message.verification_id or "")
+            if v is None or v.status != "pending" or min(v.expires_at, message.expires_at) <= now:
+                rendered.expired.append(message)
+                continue
+            rendered.outgoing.append(Outgoing(message=message, to=_to(ctx, v), body=_body(ctx, v)))
+        return rendered
+
+    async def still_wanted(self, tx: Tx, message: Claimed, *, now: dt.datetime) -> bool:
+        """A code is wanted until it expires, which the claim has just checked."""
+        return True
+
+
+def _to(ctx: Context, v: ForMessage) -> str:
+    return ctx.keys.decrypt(
+        v.phone_ciphertext, key_id=v.phone_key_id, context=verification_aad(v.id)
+    )
+
+
+def _body(ctx: Context, v: ForMessage) -> str:
+    s = ctx.settings
+    code = codes.derive(
+        ctx.keys.code,
+        key_id=v.code_key_id,
+        verification_id=v.id,
+        purpose=v.purpose,
+        salt=v.code_salt,
+        length=v.code_length,
+    )
+    return render_code_message(
+        language=language_for(v.locale, region=""),
+        service=s.service_name,
+        code=code,
+        minutes=max(1, s.code_ttl_seconds // 60),
+        webotp_domain=s.webotp_domain,
+        directory=str(s.templates_dir) if s.templates_dir else None,
+    )
