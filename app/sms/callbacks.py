@@ -1,23 +1,23 @@
 """Twilio's delivery status callbacks: signature-checked, recorded on the outbox row.
 
 Twilio signs each callback (X-Twilio-Signature) over the exact URL it called and the
-form fields. We rebuild that URL from SMSREG_PUBLIC_BASE_URL when set (the only way
-that survives any proxy), else from the request, trusting X-Forwarded-Proto/Host only
-from SMSREG_TRUSTED_PROXIES, the same rule as client addresses.
+form fields. That URL is SMSREG_PUBLIC_BASE_URL plus the path when set (the only form
+that survives any proxy); otherwise the request's own, whose scheme and client come from
+trusted proxies only (uvicorn's proxy-header middleware, SMSREG_TRUSTED_PROXIES).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
-from app.core.db import Tx
-from app.core.deps import Runtime, RuntimeDep, runtime_of
+from app.core.context import Context
+from app.core.db import Sql, Tx
+from app.core.deps import CtxDep, TxDep
 from app.core.errors import AppError, Forbidden
-from app.core.http import is_trusted
 
 router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
 PATH = "/v1/sms/twilio/status"
@@ -43,51 +43,53 @@ class CallbacksDisabled(AppError):
     title = "Twilio callbacks are not configured"
 
 
-def signed_url(request: Request) -> str:
+def signed_url(request: Request, ctx: Context) -> str:
     """The URL Twilio signed: the configured public base, or the request's own."""
-    settings = runtime_of(request).ctx.settings
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if settings.public_base_url:
-        return settings.public_base_url.rstrip("/") + path
-    peer = request.client.host if request.client else None
-    scheme, host = request.url.scheme, request.headers.get("host", request.url.netloc)
-    if peer is not None and is_trusted(peer, settings.trusted_networks):
-        scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
-        host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
-    return f"{scheme}://{host}{path}"
+    if ctx.settings.public_base_url:
+        return ctx.settings.public_base_url.rstrip("/") + path
+    host = request.headers.get("host", request.url.netloc)
+    return f"{request.url.scheme}://{host}{path}"
 
 
-def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> bool:
+class _Message(NamedTuple):
+    id: str
+    delivery_status: str | None
+
+
+_FIND = Sql(
+    "SELECT id, delivery_status FROM outbox_messages WHERE carrier_message_id = :sid", _Message
+)
+_RECORD = Sql(
+    "UPDATE outbox_messages SET delivery_status = :status, "
+    "error_code = COALESCE(:code, error_code) WHERE id = :id"
+)
+
+
+async def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> bool:
     """Store the carrier's delivery state on the message it belongs to; False if unknown."""
-    row = tx.one(
-        "SELECT id, delivery_status FROM outbox_messages WHERE carrier_message_id = :sid",
-        {"sid": sid},
-    )
+    row = await tx.fetch_one(_FIND, {"sid": sid})
     if row is None:
         return False
     if _RANK.get(status, 0) >= _RANK.get(row.delivery_status or "", -1):
-        tx.execute(
-            "UPDATE outbox_messages SET delivery_status = :status, "
-            "error_code = COALESCE(:code, error_code) WHERE id = :id",
-            {"status": status, "code": error_code, "id": row.id},
-        )
+        await tx.run(_RECORD, {"status": status, "code": error_code, "id": row.id})
     return True
 
 
-async def signed_form(request: Request, rt: Runtime) -> dict[str, Any]:
+async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
     """The form fields Twilio posted, once its X-Twilio-Signature is checked.
 
     404 when no Twilio auth token is configured; 403 on a missing or wrong signature.
     Shared by every Twilio webhook (status callbacks, inbound messages).
     """
-    token = rt.ctx.settings.twilio_auth_token
+    token = ctx.settings.twilio_auth_token
     if token is None:
         raise CallbacksDisabled()
     body = await request.body()
     form: dict[str, Any] = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     signature = request.headers.get("x-twilio-signature", "")
     validator = RequestValidator(token.get_secret_value())
-    if not signature or not validator.validate(signed_url(request), form, signature):
+    if not signature or not validator.validate(signed_url(request, ctx), form, signature):
         raise Forbidden("the X-Twilio-Signature does not match")
     return form
 
@@ -98,12 +100,12 @@ async def signed_form(request: Request, rt: Runtime) -> dict[str, Any]:
     responses={403: Forbidden.openapi(), 404: CallbacksDisabled.openapi()},
     summary="Twilio delivery status callback (signed by Twilio)",
 )
-async def twilio_status(request: Request, rt: RuntimeDep) -> Response:
-    form = await signed_form(request, rt)
+async def twilio_status(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
+    form = await signed_form(request, ctx)
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
     status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     if sid and status:
         code = form.get("ErrorCode") or None
-        await rt.db.run(record_status, sid=sid[:64], status=status[:20], error_code=code)
+        await record_status(tx, sid=sid[:64], status=status[:20], error_code=code)
     # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
     return Response(status_code=204)
