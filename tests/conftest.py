@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from app.clients import service as clients
 from app.core.config import Settings
+from app.core.context import Context
+from app.core.db import Tx, create_sync_engine
 from app.main import create_app
-from app.staff import api_keys
 from tests.fixtures.fakes import FakeCarrier, FakeClock
 
 pytest_plugins = ["tests.fixtures.database"]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 FAMILIES = ("phone", "index", "code", "token")
 # Fixed per run, distinct per family; never a real deployment's keys.
@@ -81,15 +86,27 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
-    app.state.db.engine.dispose()
+    await app.state.db.dispose()
+
+
+async def call(
+    app: FastAPI,
+    fn: Callable[Concatenate[Tx, Context, P], Awaitable[T]],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run one service function in one transaction of the app's database, as a route does."""
+    async with app.state.db.transaction() as tx:
+        return await fn(tx, app.state.ctx, *args, **kwargs)
 
 
 @pytest.fixture
-def api_key(app: FastAPI) -> str:
+async def api_key(app: FastAPI) -> str:
     """A live key with the default scopes."""
-    new = app.state.db.call(
-        api_keys.create,
-        app.state.ctx,
+    new = await call(
+        app,
+        clients.create,
         name="coupon-frontend",
         scopes=["verifications:write"],
         created_by="test",
@@ -102,9 +119,19 @@ def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
+@functools.cache
+def _engine(url: str) -> sa.Engine:
+    return create_sync_engine(url)
+
+
+def sync_engine(app: FastAPI) -> sa.Engine:
+    """A synchronous engine on the app's database, for tests that look at rows directly."""
+    return _engine(app.state.db.url)
+
+
 def count_rows(app: FastAPI, table: str) -> int:
     """Rows in a table, read straight from the database."""
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())  # noqa: S608
 
 

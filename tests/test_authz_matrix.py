@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from app.staff.scopes import Scope
 from fastapi import FastAPI
 
 from app.staff.roles import Role
-from app.staff.scopes import Scope
 from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
 
 ANONYMOUS = "anonymous"

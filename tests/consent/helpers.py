@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.registry import repository as registry
 from app.staff import api_keys
+from tests.conftest import sync_engine
 from tests.fixtures.flows import check, sent_code, start
 
 ALL_SCOPES = ["verifications:write", "consents:write", "deliveries:write"]
@@ -96,7 +97,7 @@ async def opted_in(
 
 
 def rows(app: FastAPI, sql: str, **params: Any) -> list[Any]:
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         return list(conn.execute(sa.text(sql), params).all())
 
 

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.core import retention
-from tests.conftest import count_rows
+from tests.conftest import count_rows, sync_engine
 from tests.fixtures.flows import check, sent_code, start
 
 
@@ -55,7 +55,7 @@ async def test_each_kind_goes_when_its_period_ends(client, app, carrier, clock, 
     assert count_rows(app, "outbox_messages") == 0
     # The registry is not a verification record: the subscriber stays.
     assert count_rows(app, "subscribers") == 1
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         import sqlalchemy as sa
 
         events = conn.execute(

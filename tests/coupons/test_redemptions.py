@@ -7,13 +7,13 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import count_rows
+from tests.conftest import count_rows, sync_engine
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 from tests.fixtures.flows import start
 
 
 def audit(app, tag: str) -> list[dict]:
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         rows = conn.execute(
             sa.text("SELECT actor, subject, details FROM audit_events WHERE tag = :t ORDER BY id"),
             {"t": tag},

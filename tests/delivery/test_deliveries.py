@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from app.consent import repository as consent_repo
 from app.consent import service as consent_service
 from app.sms import outbox
+from tests.conftest import sync_engine
 from tests.consent.helpers import (
     consent,
     counts,
@@ -252,7 +253,7 @@ async def test_a_number_no_longer_held_for_delivery_is_not_sent(client, app, car
     for subscriber_id in people:
         await opted_in(client, full_auth, subscriber_id)
     await deliver(client, full_auth)
-    with app.state.db.engine.begin() as conn:
+    with sync_engine(app).begin() as conn:
         conn.execute(
             sa.text("DELETE FROM subscriber_purposes WHERE subscriber_id = :s"), {"s": people[0]}
         )

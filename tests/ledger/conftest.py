@@ -15,6 +15,7 @@ from app.core.db import Database
 from app.ledger import workflow
 from app.ledger.workflow import Actor, DisclosureRequestCreate, RecipientIn
 from app.registry import repository as registry
+from tests.conftest import sync_engine
 
 OPERATOR = Actor("stf_operator1", "operator")
 OFFICER_A = Actor("stf_officer_a", "privacy_officer")
@@ -102,7 +103,7 @@ def release_many(db: Database, ctx: Context, subject_ids: list[str], n: int, clo
 def tampering(app: FastAPI) -> Iterator[sa.Connection]:
     """A connection on which the ledger's append-only triggers are off, as an attacker
     owning the database could arrange; they are back on when it commits."""
-    engine = app.state.db.engine
+    engine = sync_engine(app)
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
             triggers = conn.exec_driver_sql(
@@ -123,6 +124,6 @@ def tampering(app: FastAPI) -> Iterator[sa.Connection]:
 
 
 def sql(app: FastAPI, statement: str, **params: Any) -> list[Any]:
-    with app.state.db.engine.begin() as conn:
+    with sync_engine(app).begin() as conn:
         result = conn.execute(sa.text(statement), params)
         return list(result.all()) if result.returns_rows else []

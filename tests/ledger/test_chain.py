@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from app.core.config import ConfigError, Settings
 from app.ledger import chain, checkpoints, signing, verify, workflow
 from app.main import create_app
-from tests.conftest import count_rows, make_settings
+from tests.conftest import count_rows, make_settings, sync_engine
 from tests.ledger.conftest import OFFICER_B, approved, release, release_many, sql
 
 
@@ -48,7 +48,7 @@ def test_database_refuses_update_and_delete_of_ledger_rows(app, db, ctx, subject
 
 
 def test_postgresql_refuses_truncate(app, db, ctx, subjects):
-    if not app.state.db.engine.dialect.name == "postgresql":
+    if not sync_engine(app).dialect.name == "postgresql":
         pytest.skip("TRUNCATE is PostgreSQL's")
     release(db, ctx, subjects)
     for table in ("ledger_entries", "ledger_entry_subjects", "ledger_checkpoints"):

@@ -10,7 +10,7 @@ import pytest
 from app.core.errors import AppError
 from app.ledger import provision, workflow
 from app.ledger.workflow import Actor, RecipientIn
-from tests.conftest import count_rows
+from tests.conftest import count_rows, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 from tests.ledger.conftest import (
     AUDITOR,
@@ -82,7 +82,7 @@ def _dump(app) -> str:
     import sqlalchemy as sa
 
     text = []
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         for table in (*WRITTEN, "ledger_checkpoints"):
             text.extend(repr(row) for row in conn.execute(sa.text(f"SELECT * FROM {table}")))  # noqa: S608
     return "\n".join(text)
@@ -316,7 +316,7 @@ def test_a_subject_erased_before_release_is_refused(app, db, ctx, subjects):
     import sqlalchemy as sa
 
     request_id = approved(db, ctx, subjects)
-    with app.state.db.engine.begin() as conn:
+    with sync_engine(app).begin() as conn:
         conn.execute(
             sa.text("DELETE FROM subscriber_purposes WHERE subscriber_id = :s"), {"s": subjects[0]}
         )

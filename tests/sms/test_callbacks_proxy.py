@@ -1,4 +1,5 @@
-"""Without a configured public URL, the signed URL is rebuilt from trusted proxy headers only."""
+"""Without a configured public URL, the signed URL is the request's own: its scheme is
+believed from X-Forwarded-Proto only from a trusted proxy (SMSREG_TRUSTED_PROXIES)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def headers() -> dict[str, str]:
     return {
         "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(PUBLIC, PARAMS),
         "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "sms.example.co.jp",
+        # A proxy passes the public host on (nginx: proxy_set_header Host $host).
+        "Host": "sms.example.co.jp",
         "Content-Type": "application/x-www-form-urlencoded",
     }
 

@@ -9,9 +9,11 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from app.main import create_app
+from app.core.db import Database
+from app.main import outbox_worker
 from app.sms import outbox
 from app.sms.base import SendError, SendResult
+from tests.conftest import sync_engine
 from tests.fixtures.flows import start
 
 
@@ -28,7 +30,7 @@ def e164(number: str) -> str:
 
 
 def statuses(app) -> Counter[str]:
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         return Counter(conn.execute(sa.text("SELECT status FROM outbox_messages")).scalars())
 
 
@@ -85,10 +87,12 @@ async def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     client, app, carrier, clock, auth
 ):
     await start_all(client, auth)
-    ctx, db = app.state.ctx, app.state.db
     # A worker claims a batch and dies before sending or recording anything.
-    claimed = db.call(outbox.claim_and_render, ctx, now=clock.now(), limit=3)
-    assert len(claimed) == 3
+    async with app.state.db.transaction() as tx:
+        claimed, _ = await outbox.claim_and_render(
+            tx, app.state.ctx, app.state.outbox.renderers, now=clock.now(), limit=3
+        )
+    assert claimed == 3
     # The restarted worker sends what is free, and leaves the dead worker's lease alone...
     await app.state.outbox.drain()
     assert len(carrier.sent) == len(NUMBERS) - 3
@@ -128,7 +132,8 @@ async def test_a_kicked_worker_leaves_what_came_due_meanwhile_to_a_fuller_batch(
     await app.state.outbox.drain()  # the first message now waits a few seconds to retry
     carrier.fail_with = None
     await start_all(client, auth, NUMBERS[1:3])
-    worker = outbox.OutboxWorker(app.state.db, app.state.ctx, carrier, batch=10)
+    worker = outbox_worker(app.state.db, app.state.ctx, carrier)
+    worker.batch = 10
 
     def arrive() -> None:  # the retry comes due while the batch is sent
         clock.advance(seconds=61)
@@ -147,15 +152,21 @@ async def test_two_workers_draining_one_outbox_never_send_twice(
 ):
     numbers = [f"080-{5200 + i}-{2000 + i}" for i in range(40)]
     await start_all(client, auth, numbers)
-    replica = create_app(settings, clock=clock, sender=carrier)
-    workers = [app.state.outbox, replica.state.outbox]
+    # Two workers, each with its own connection and event loop, as two processes would.
+    workers = [outbox_worker(Database(app.state.db.url), app.state.ctx, carrier) for _ in range(2)]
     for worker in workers:
         worker.batch = 3  # small batches, so the two interleave
     errors: list[BaseException] = []
 
     def run(worker) -> None:
+        async def drain() -> None:
+            try:
+                await worker.drain()
+            finally:
+                await worker.db.dispose()
+
         try:
-            asyncio.run(worker.drain())
+            asyncio.run(drain())
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -164,6 +175,5 @@ async def test_two_workers_draining_one_outbox_never_send_twice(
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    replica.state.db.engine.dispose()
     assert not errors, errors
     assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in numbers}

@@ -1,4 +1,4 @@
-"""Helpers for the staff, registry and authorisation tests: accounts, logins, subscribers."""
+"""Helpers for the staff, registry and authorisation tests: logins, keys, subscribers, rows."""
 
 from __future__ import annotations
 
@@ -9,40 +9,16 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from app.core.db import Row
-from app.staff import accounts, api_keys
-from app.staff.roles import Role
+from app.clients import service as clients
+from tests.conftest import call, sync_engine
+from tests.fixtures.staff import (  # noqa: F401 (shared with the tests that import them here)
+    CHEAP_HASHING,
+    PASSWORD,
+    bearer,
+    create_staff,
+    staff_auth,
+)
 from tests.fixtures.flows import check, sent_code, start
-
-PASSWORD = "correct horse battery"
-# argon2id at its cheapest, so tests run fast; the production parameters are settings.
-CHEAP_HASHING = {
-    "password_hash_time_cost": 1,
-    "password_hash_memory_kib": 1024,
-    "password_hash_parallelism": 1,
-}
-
-
-def create_staff(
-    app: FastAPI,
-    role: str | Role,
-    *,
-    username: str | None = None,
-    password: str = PASSWORD,
-    display_name: str = "Test Person",
-) -> Row:
-    """A staff account, created as the command line does."""
-    settings = app.state.ctx.settings
-    return app.state.db.call(
-        accounts.create,
-        app.state.ctx,
-        actor="test",
-        username=username or f"{Role(role).value.replace('_', '-')}-1",
-        display_name=display_name,
-        role=Role(role),
-        password_hash=accounts.hash_password_sync(settings, password),
-    )
-
 
 async def login(
     client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str
@@ -52,25 +28,11 @@ async def login(
     )
 
 
-async def staff_auth(
-    app: FastAPI, client: httpx.AsyncClient, role: str | Role, *, username: str | None = None
+async def make_key(
+    app: FastAPI, scopes: list[str], *, name: str = "coupon-frontend"
 ) -> dict[str, str]:
-    """Authorization headers of a fresh account of this role, logged in."""
-    account = create_staff(app, role, username=username)
-    answer = await login(client, account.username)
-    assert answer.status_code == 201, answer.text
-    return bearer(answer.json()["token"])
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def make_key(app: FastAPI, scopes: list[str]) -> dict[str, str]:
     """Authorization headers of a fresh API key with these scopes."""
-    new = app.state.db.call(
-        api_keys.create, app.state.ctx, name="coupon-frontend", scopes=scopes, created_by="test"
-    )
+    new = await call(app, clients.create, name=name, scopes=scopes, created_by="test")
     return bearer(new.token)
 
 
@@ -94,13 +56,13 @@ async def verified(
 
 def rows(app: FastAPI, sql: str, **params: Any) -> list[dict[str, Any]]:
     """Rows of a query, straight from the database."""
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
 
 
 def execute(app: FastAPI, sql: str, **params: Any) -> None:
     """Change the database behind the service's back (to set up a case)."""
-    with app.state.db.engine.begin() as conn:
+    with sync_engine(app).begin() as conn:
         conn.execute(sa.text(sql), params)
 
 

@@ -237,7 +237,7 @@ async def test_rotate_due_reencrypts_totp_secrets(client, app, clock, carrier, s
         answer = await login_with(other, "root", totp=code_at(secret, clock.now()))
     assert answer.status_code == 201, answer.text
     for node_app in (node, only_new):
-        node_app.state.db.engine.dispose()
+        node_sync_engine(app).dispose()
 
 
 async def test_a_login_moves_the_secret_to_the_active_key(

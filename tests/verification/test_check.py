@@ -8,9 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from app.clients import service as clients
+from app.core.db import Database
 from app.core.errors import AppError
 from app.verification import service
 from app.verification.schemas import VerificationCheck
+from tests.conftest import call, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 
 
@@ -106,16 +109,10 @@ async def test_new_start_supersedes_the_old_code(client, app, carrier, clock, au
 
 
 async def test_unknown_and_foreign_verifications_are_not_found(client, app, carrier, auth):
-    from app.staff import api_keys
-
     verification_id = (await start(client, auth)).json()["id"]
     code = await sent_code(app, carrier)
-    other = app.state.db.call(
-        api_keys.create,
-        app.state.ctx,
-        name="other",
-        scopes=["verifications:write"],
-        created_by="test",
+    other = await call(
+        app, clients.create, name="other", scopes=["verifications:write"], created_by="test"
     )
     foreign = await check(client, {"Authorization": f"Bearer {other.token}"}, verification_id, code)
     assert foreign.status_code == 404
@@ -134,24 +131,29 @@ async def test_twenty_concurrent_right_checks_approve_exactly_once(client, app, 
 
 
 def _threaded_checks(app, token: str, verification_id: str, code: str, n: int) -> list[int | str]:
-    """Checks from n threads, each with its own connection: real concurrency on both databases."""
-    from app.staff import api_keys
-
-    db, ctx = app.state.db, app.state.ctx
-    client = db.call(api_keys.authenticate, ctx, token=token)
+    """Checks from n threads, each with its own event loop and database connection: real
+    concurrency on both databases."""
 
     def one(_: int) -> int | str:
-        try:
-            db.call(
-                service.check,
-                ctx,
-                client=client,
-                verification_id=verification_id,
-                data=VerificationCheck(code=code),
-            )
-            return 200
-        except AppError as exc:
-            return exc.status
+        async def attempt() -> int | str:
+            db = Database(app.state.db.url)
+            try:
+                async with db.transaction() as tx:
+                    client = await clients.authenticate(tx, app.state.ctx, token=token)
+                    await service.check(
+                        tx,
+                        app.state.ctx,
+                        client=client,
+                        verification_id=verification_id,
+                        data=VerificationCheck(code=code),
+                    )
+                return 200
+            except AppError as exc:
+                return exc.status
+            finally:
+                await db.dispose()
+
+        return asyncio.run(attempt())
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(one, range(n)))
@@ -185,7 +187,7 @@ async def test_registry_records_the_purpose(client, app, carrier, auth, purpose)
 
     verification_id = (await start(client, auth, purpose=purpose)).json()["id"]
     result = (await check(client, auth, verification_id, await sent_code(app, carrier))).json()
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         rows = (
             conn.execute(
                 sa.text("SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s"),

@@ -78,4 +78,4 @@ async def test_limits_hold_across_app_instances(app, settings, clock, carrier, a
     transport = httpx.ASGITransport(app=replica, client=("198.51.100.7", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         assert (await start(http, auth, phone=next(numbers))).status_code == 429
-    replica.state.db.engine.dispose()
+    await replica.state.db.dispose()

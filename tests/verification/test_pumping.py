@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -12,9 +13,9 @@ from app.cli import cli
 from app.core.config import Settings
 from app.staff.roles import Role
 from app.verification import pumping
-from tests.conftest import count_rows
+from tests.conftest import call, count_rows, sync_engine
 from tests.fixtures.flows import check, sent_code, start
-from tests.staff.helpers import CHEAP_HASHING, staff_auth
+from tests.staff.helpers import CHEAP_HASHING, execute, staff_auth
 
 WINDOW_GRACE = 60  # seconds
 
@@ -70,7 +71,7 @@ async def metric(client, region: str = "JP") -> float:
 
 
 def events(app, tag: str) -> int:
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         return int(
             conn.execute(
                 sa.text("SELECT count(*) FROM audit_events WHERE tag = :tag"), {"tag": tag}
@@ -142,19 +143,18 @@ async def test_an_admin_lifts_a_block_at_once(client, app, clock, auth):
     await burst(client, auth, 10)
     clock.advance(seconds=WINDOW_GRACE)
     assert (await start(client, auth, phone=pumped(50))).status_code == 429
-    ctx, db = app.state.ctx, app.state.db
-    [block] = db.call(pumping.list_blocks, ctx)
+    [block] = await call(app, pumping.list_blocks)
     assert block.prefix == "+819011" and block.sends == 10 and block.approvals == 0
 
     with pytest.raises(pumping.InvalidInput):
-        db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason=" ")
+        await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason=" ")
     with pytest.raises(pumping.NotFound):
-        db.call(pumping.lift, ctx, block_id="blk_missing", actor="staff:a", reason="checked")
-    db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason="campaign traffic")
+        await call(app, pumping.lift, block_id="blk_missing", actor="staff:a", reason="checked")
+    await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason="campaign traffic")
     assert events(app, "sms:pumping:prefix_lifted") == 1
-    assert db.call(pumping.list_blocks, ctx) == []
+    assert await call(app, pumping.list_blocks) == []
     with pytest.raises(pumping.BlockNotActive):
-        db.call(pumping.lift, ctx, block_id=block.id, actor="staff:a", reason="again")
+        await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason="again")
     assert (await start(client, auth, phone=pumped(51))).status_code == 201
 
 
@@ -174,7 +174,12 @@ def test_caps_must_be_positive(tmp_path):
         Settings(country_send_caps={"JP": 0})
 
 
-def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, settings):
+async def invoke(runner, args):
+    """A command, run in a thread: it runs its own event loop."""
+    return await asyncio.to_thread(runner.invoke, cli, args)
+
+
+async def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, settings):
     clock.set(dt.datetime.now(dt.UTC))  # the command runs on the system clock
     monkeypatch.setenv("SMSREG_DATABASE_URL", settings.database_url)
     for family in ("phone", "index", "code", "token"):
@@ -185,35 +190,32 @@ def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypatch, s
         )
     monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "cli-state"))
     runner = CliRunner()
-    assert "no blocks in force" in runner.invoke(cli, ["pumping", "blocks"]).output
-    ctx, db = app.state.ctx, app.state.db
-
-    def trip(tx, ctx):
-        for _ in range(10):
-            tx.execute(
-                "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:b, :at, 1) "
-                "ON CONFLICT (bucket, at) DO UPDATE SET hits = rate_limit_hits.hits + 1",
-                {"b": "p:idx", "at": ctx.clock.now()},
-            )
-
-    db.call(trip, ctx)
+    assert "no blocks in force" in (await invoke(runner, ["pumping", "blocks"])).output
+    execute(
+        app,
+        "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:b, :at, 10)",
+        b="p:idx",
+        at=clock.now().replace(tzinfo=None) if app.state.db.sqlite else clock.now(),
+    )
     clock.advance(seconds=WINDOW_GRACE)
     with pytest.raises(pumping.PrefixBlocked):
-        db.call(
+        await call(
+            app,
             pumping.watch,
-            ctx,
             prefix_index="idx",
             prefix="+819011",
             region="JP",
-            now=ctx.clock.now(),
+            now=clock.now(),
+            blocked_until=None,
+            hour_sends=10,
         )
-    listed = runner.invoke(cli, ["pumping", "blocks"])
+    listed = await invoke(runner, ["pumping", "blocks"])
     assert "+819011" in listed.output, listed.output
     block_id = listed.output.split()[0]
-    assert runner.invoke(cli, ["pumping", "lift", block_id, "--reason", "x"]).exit_code == 1
-    lifted = runner.invoke(cli, ["pumping", "lift", block_id, "--reason", "known campaign"])
+    assert (await invoke(runner, ["pumping", "lift", block_id, "--reason", "x"])).exit_code == 1
+    lifted = await invoke(runner, ["pumping", "lift", block_id, "--reason", "known campaign"])
     assert lifted.exit_code == 0, lifted.output
-    assert "no blocks in force" in runner.invoke(cli, ["pumping", "blocks"]).output
+    assert "no blocks in force" in (await invoke(runner, ["pumping", "blocks"])).output
 
 
 @pytest.mark.parametrize(

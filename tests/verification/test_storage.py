@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
+from tests.conftest import sync_engine
 from tests.fixtures.flows import check, sent_code, start
 
 NUMBERS = ["090-1234-5678", "080-2468-1357", "070-9753-1864"]
@@ -18,7 +19,7 @@ def forms(number: str) -> list[str]:
 def values(app) -> set[bytes]:
     """Every single column value in the database."""
     found: set[bytes] = set()
-    with app.state.db.engine.connect() as conn:
+    with sync_engine(app).connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
             for row in conn.execute(sa.select(table)):
                 found.update(v if isinstance(v, bytes) else str(v).encode() for v in row)
@@ -27,7 +28,7 @@ def values(app) -> set[bytes]:
 
 def dump(app) -> bytes:
     """Every value of every table, as text and raw bytes, plus the SQLite files themselves."""
-    engine = app.state.db.engine
+    engine = sync_engine(app)
     chunks: list[bytes] = []
     with engine.connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
