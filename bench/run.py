@@ -70,6 +70,10 @@ UVICORN_FLAGS = [
     "--log-level",
     "warning",
 ]
+# smsreg applies SMSREG_TRUSTED_PROXIES to X-Forwarded-For itself; uvicorn's own proxy
+# headers (on by default, trusting 127.0.0.1) would rewrite the client address first.
+# The bare server keeps uvicorn's default: it is the baseline as uvicorn ships.
+SMSREG_FLAGS = ["--no-proxy-headers"]
 MOBILE_PREFIXES = ("+8190", "+8180", "+8170")
 CODE_RE = re.compile(r"#(\d+)\s*$")
 
@@ -404,7 +408,9 @@ def smsreg_env(tmp: Path) -> dict[str, str]:
             "SMSREG_SENDS_PER_IP_HOUR": "100000",
             "SMSREG_SENDS_PER_PREFIX_HOUR": "100000",
             "SMSREG_SENDS_PER_COUNTRY_HOUR": "1000000",
-            "SMSREG_TRUSTED_PROXIES": f"{HOST}/32",
+            # Requests carry a random X-Forwarded-For from 127.0.0.1, so each counts as
+            # its own client address (see SMSREG_FLAGS).
+            "SMSREG_TRUSTED_PROXIES": HOST,
         }
     )
     return env
@@ -663,6 +669,7 @@ def main() -> int:
                 "app.main:create_app",
                 env=env,
                 log=tmp / "smsreg.log",
+                extra=SMSREG_FLAGS,
                 profile=args.profile,
             )
             servers.append(app)
