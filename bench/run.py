@@ -1,6 +1,7 @@
 """Throughput and latency of smsreg against a bare FastAPI endpoint, in one command.
 
     .venv/bin/python bench/run.py            # or: make bench
+    .venv/bin/python bench/run.py --db postgres
 
 Three phases, each at the same number of concurrent keep-alive clients (16 by default),
 measured in turn over several rounds (``--rounds``, 3) so that all three meet the
@@ -11,13 +12,15 @@ machine at the same speeds:
 3. check  POST /v1/verifications/{id}/check with the right code, once for each
           verification that phase 2 created (codes read from the console outbox file).
 
-Both servers run as their own uvicorn process (uvloop, httptools, one worker) on
-127.0.0.1; the load generator is this process (raw asyncio streams, pre-encoded
-requests, status line + Content-Length parsing). Every loop is bounded by a request
-count and a deadline. Prints a table, the smsreg/bare ratios with PASS/FAIL against the
-targets, and writes bench/results/latest.json. Exit status: 0 when every request
-succeeded, 1 when any failed (or a server did not start), 3 with --strict when a
-target fails.
+smsreg runs on a fresh SQLite file, or with ``--db postgres`` on a throwaway database on
+the local PostgreSQL server, migrated by ``smsreg migrate`` and dropped at the end (see
+bench/databases.py). Both servers run as their own uvicorn process (uvloop, httptools,
+one worker) on 127.0.0.1; the load generator is this process (raw asyncio streams,
+pre-encoded requests, status line + Content-Length parsing). Every loop is bounded by a
+request count and a deadline. Prints a table, the smsreg/bare ratios with PASS/FAIL
+against the database's targets, and writes bench/results/latest.json. Exit status: 0
+when every request succeeded, 1 when any failed (or a server did not start, or a bench
+database could not be dropped), 3 with --strict when a target fails.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import databases  # bench/databases.py: this script's directory is first on sys.path
 
 HOST = "127.0.0.1"  # the only address this script ever talks to
 ROOT = Path(__file__).resolve().parent.parent
@@ -391,12 +396,12 @@ def unique_phones(rng: random.Random, count: int) -> list[str]:
 # --------------------------------------------------------------------------- smsreg set-up
 
 
-def smsreg_env(tmp: Path) -> dict[str, str]:
+def smsreg_env(tmp: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
     env.update(
         {
             "SMSREG_ENVIRONMENT": "development",
-            "SMSREG_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+            "SMSREG_DATABASE_URL": database_url,
             "SMSREG_STATE_DIR": str(tmp / "state"),
             "SMSREG_SMS_SENDER": "console",
             "SMSREG_CONSOLE_OUTBOX": str(tmp / "outbox.jsonl"),
@@ -481,9 +486,12 @@ def fmt_row(phase: Phase) -> str:
 
 
 def report(
-    phases: dict[str, Phase], args: argparse.Namespace, db: str = "sqlite"
+    phases: dict[str, Phase],
+    args: argparse.Namespace,
+    database: dict[str, Any],
 ) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
+    db = database["kind"]
     print()
     print(
         f"{'endpoint':<42}{'requests':>9}{'errors':>7}{'req/s':>10}"
@@ -537,7 +545,7 @@ def report(
             else f"{target['value']:.1%}"
         )
         verdict = "PASS" if target["passed"] else "FAIL"
-        print(f"{verdict}  {db:<9}{target['name']:<32} measured {shown}")
+        print(f"{verdict}  {db + ':':<10}{target['name']:<32} measured {shown}")
     errors = sum(phase.errors for phase in phases.values())
     print()
     if errors:
@@ -568,7 +576,10 @@ def report(
             "start_seconds": args.start_seconds,
             "check_max_seconds": args.check_seconds,
             "rounds": args.rounds,
+            "db": db,
+            "uvicorn_flags": {"bare": UVICORN_FLAGS, "smsreg": UVICORN_FLAGS + SMSREG_FLAGS},
         },
+        "database": database,
         "phases": {name: public(phase) for name, phase in phases.items()},
         "ratios": {"start_over_bare": start_ratio, "check_over_bare": check_ratio},
         "targets": targets,
@@ -581,6 +592,7 @@ def report(
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    databases.add_options(parser)
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per phase")
     parser.add_argument("--bare-seconds", type=float, default=6.0)
@@ -619,11 +631,14 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    databases.check_options(parser, args)
     return args
 
 
 def main() -> int:
     args = parse_args()
+    # SIGTERM ends the run as Ctrl-C does: servers stopped, bench database dropped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="smsreg-bench-"))
     phases: dict[str, Phase] = {}
@@ -634,8 +649,12 @@ def main() -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
+    database: databases.SqliteDatabase | databases.PostgresDatabase | None = None
+    leftover = False  # a database this run created and could not drop
     print(f"smsreg bench: {args.clients} clients, {os.cpu_count()} CPUs, work dir {tmp}")
     try:
+        database = databases.create(args.db, args.postgres_url, tmp)
+        print(f"database: {database.describe()}", flush=True)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             # 1. bare FastAPI
             env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
@@ -666,7 +685,7 @@ def main() -> int:
             )
 
             # 2. smsreg: database, API key, server (the bare server stays up, idle)
-            env = smsreg_env(tmp)
+            env = smsreg_env(tmp, database.url)
             if args.outbox == "worker":
                 env["SMSREG_OUTBOX_DISPATCH"] = "external"
             smsreg_cli(env, "migrate")
@@ -823,12 +842,15 @@ def main() -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+        if database is not None:
+            leftover = not database.close(keep=args.keep)
 
-    result = report(phases, args)
+    assert database is not None
+    result = report(phases, args, database.info())
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nresults written to {args.json}")
-    if result["errors"]:
+    if result["errors"] or leftover:
         return 1
     if args.strict and not all(target["passed"] for target in result["targets"]):
         return 3
@@ -836,4 +858,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # servers stopped and bench database dropped by then
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
