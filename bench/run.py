@@ -489,6 +489,7 @@ def report(
     phases: dict[str, Phase],
     args: argparse.Namespace,
     database: dict[str, Any],
+    pgbench: dict[str, Any] | None,
 ) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
     db = database["kind"]
@@ -537,6 +538,13 @@ def report(
     print()
     print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
     print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
+    if pgbench is not None:
+        print()
+        rows = {
+            f"smsreg {name} ({db})": (phases[name].rps, phases[name].p50_ms)
+            for name in ("start", "check")
+        }
+        print("\n".join(databases.pgbench_lines(pgbench, rows)))
     print()
     for target in targets:
         shown = (
@@ -555,6 +563,11 @@ def report(
                 print(f"  [{phase.name}] {sample}")
     else:
         print("errors: none")
+
+    ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
+    if pgbench is not None and "tps" in pgbench:
+        ratios["start_over_pgbench_tps"] = start.rps / pgbench["tps"]
+        ratios["check_over_pgbench_tps"] = check.rps / pgbench["tps"]
 
     def public(phase: Phase) -> dict[str, Any]:
         data = asdict(phase)
@@ -581,7 +594,8 @@ def report(
         },
         "database": database,
         "phases": {name: public(phase) for name, phase in phases.items()},
-        "ratios": {"start_over_bare": start_ratio, "check_over_bare": check_ratio},
+        "ratios": ratios,
+        "pgbench": pgbench,
         "targets": targets,
         "errors": errors,
     }
@@ -652,7 +666,9 @@ def main() -> int:
     database: databases.SqliteDatabase | databases.PostgresDatabase | None = None
     leftover = False  # a database this run created and could not drop
     print(f"smsreg bench: {args.clients} clients, {os.cpu_count()} CPUs, work dir {tmp}")
+    pgbench: dict[str, Any] | None = None
     try:
+        pgbench_bin = databases.find_pgbench() if args.pgbench else ""
         database = databases.create(args.db, args.postgres_url, tmp)
         print(f"database: {database.describe()}", flush=True)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -826,6 +842,15 @@ def main() -> int:
             servers.remove(app)
             bare.stop()
             servers.remove(bare)
+        if args.pgbench:
+            # 4. the server's own figure, with the smsreg servers stopped
+            pgbench = databases.run_pgbench(
+                databases.PostgresServer(args.postgres_url),
+                pgbench_bin,
+                scale=args.pgbench_scale,
+                clients=args.clients,
+                seconds=args.pgbench_seconds,
+            )
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
@@ -846,11 +871,11 @@ def main() -> int:
             leftover = not database.close(keep=args.keep)
 
     assert database is not None
-    result = report(phases, args, database.info())
+    result = report(phases, args, database.info(), pgbench)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nresults written to {args.json}")
-    if result["errors"] or leftover:
+    if result["errors"] or leftover or (pgbench is not None and "error" in pgbench):
         return 1
     if args.strict and not all(target["passed"] for target in result["targets"]):
         return 3
