@@ -50,7 +50,7 @@ from typing import Any
 
 import databases  # bench/databases.py: this script's directory is first on sys.path
 
-HOST = "127.0.0.1"  # the only address this script ever talks to
+HOST = "127.0.0.1"  # the servers' and the load's only address (PostgreSQL: --postgres-url)
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results" / "latest.json"
