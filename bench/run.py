@@ -1,6 +1,7 @@
 """Throughput and latency of smsreg against a bare FastAPI endpoint, in one command.
 
     .venv/bin/python bench/run.py            # or: make bench
+    .venv/bin/python bench/run.py --db postgres
 
 Three phases, each at the same number of concurrent keep-alive clients (16 by default),
 measured in turn over several rounds (``--rounds``, 3) so that all three meet the
@@ -11,13 +12,15 @@ machine at the same speeds:
 3. check  POST /v1/verifications/{id}/check with the right code, once for each
           verification that phase 2 created (codes read from the console outbox file).
 
-Both servers run as their own uvicorn process (uvloop, httptools, one worker) on
-127.0.0.1; the load generator is this process (raw asyncio streams, pre-encoded
-requests, status line + Content-Length parsing). Every loop is bounded by a request
-count and a deadline. Prints a table, the smsreg/bare ratios with PASS/FAIL against the
-targets, and writes bench/results/latest.json. Exit status: 0 when every request
-succeeded, 1 when any failed (or a server did not start), 3 with --strict when a
-target fails.
+smsreg runs on a fresh SQLite file, or with ``--db postgres`` on a throwaway database on
+the local PostgreSQL server, migrated by ``smsreg migrate`` and dropped at the end (see
+bench/databases.py). Both servers run as their own uvicorn process (uvloop, httptools,
+one worker) on 127.0.0.1; the load generator is this process (raw asyncio streams,
+pre-encoded requests, status line + Content-Length parsing). Every loop is bounded by a
+request count and a deadline. Prints a table, the smsreg/bare ratios with PASS/FAIL
+against the database's targets, and writes bench/results/latest.json. Exit status: 0
+when every request succeeded, 1 when any failed (or a server did not start, or a bench
+database could not be dropped), 3 with --strict when a target fails.
 """
 
 from __future__ import annotations
@@ -45,17 +48,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"  # the only address this script ever talks to
+import databases  # bench/databases.py: this script's directory is first on sys.path
+
+HOST = "127.0.0.1"  # the servers' and the load's only address (PostgreSQL: --postgres-url)
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results" / "latest.json"
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Targets: smsreg's req/s as a share of the bare endpoint's, and check's p99.
-TARGET_CHECK_RATIO = 0.30
-TARGET_START_RATIO = 0.20
-TARGET_CHECK_P99_MS = 25.0
+# Targets per database: smsreg's req/s as a share of the bare endpoint's (one uvicorn
+# worker each, same clients), and check's p99.
+TARGETS: dict[str, dict[str, float]] = {
+    "sqlite": {"check_ratio": 0.30, "start_ratio": 0.15, "check_p99_ms": 25.0},
+    "postgres": {"check_ratio": 0.25, "start_ratio": 0.12, "check_p99_ms": 50.0},
+}
 
 UVICORN_FLAGS = [
     "--host",
@@ -70,6 +77,10 @@ UVICORN_FLAGS = [
     "--log-level",
     "warning",
 ]
+# smsreg applies SMSREG_TRUSTED_PROXIES to X-Forwarded-For itself; uvicorn's own proxy
+# headers (on by default, trusting 127.0.0.1) would rewrite the client address first.
+# The bare server keeps uvicorn's default: it is the baseline as uvicorn ships.
+SMSREG_FLAGS = ["--no-proxy-headers"]
 MOBILE_PREFIXES = ("+8190", "+8180", "+8170")
 CODE_RE = re.compile(r"#(\d+)\s*$")
 
@@ -385,12 +396,12 @@ def unique_phones(rng: random.Random, count: int) -> list[str]:
 # --------------------------------------------------------------------------- smsreg set-up
 
 
-def smsreg_env(tmp: Path) -> dict[str, str]:
+def smsreg_env(tmp: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
     env.update(
         {
             "SMSREG_ENVIRONMENT": "development",
-            "SMSREG_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+            "SMSREG_DATABASE_URL": database_url,
             "SMSREG_STATE_DIR": str(tmp / "state"),
             "SMSREG_SMS_SENDER": "console",
             "SMSREG_CONSOLE_OUTBOX": str(tmp / "outbox.jsonl"),
@@ -404,7 +415,9 @@ def smsreg_env(tmp: Path) -> dict[str, str]:
             "SMSREG_SENDS_PER_IP_HOUR": "100000",
             "SMSREG_SENDS_PER_PREFIX_HOUR": "100000",
             "SMSREG_SENDS_PER_COUNTRY_HOUR": "1000000",
-            "SMSREG_TRUSTED_PROXIES": f"{HOST}/32",
+            # Requests carry a random X-Forwarded-For from 127.0.0.1, so each counts as
+            # its own client address (see SMSREG_FLAGS).
+            "SMSREG_TRUSTED_PROXIES": HOST,
         }
     )
     return env
@@ -472,8 +485,14 @@ def fmt_row(phase: Phase) -> str:
     )
 
 
-def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]:
+def report(
+    phases: dict[str, Phase],
+    args: argparse.Namespace,
+    database: dict[str, Any],
+    pgbench: dict[str, Any] | None,
+) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
+    db = database["kind"]
     print()
     print(
         f"{'endpoint':<42}{'requests':>9}{'errors':>7}{'req/s':>10}"
@@ -495,26 +514,37 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
             )
     start_ratio = start.rps / bare.rps if bare.rps else 0.0
     check_ratio = check.rps / bare.rps if bare.rps else 0.0
+    goal = TARGETS[db]
     targets = [
         {
-            "name": f"check req/s >= {TARGET_CHECK_RATIO:.0%} of bare",
+            "db": db,
+            "name": f"check req/s >= {goal['check_ratio']:.0%} of bare",
             "value": check_ratio,
-            "passed": check_ratio >= TARGET_CHECK_RATIO,
+            "passed": check_ratio >= goal["check_ratio"],
         },
         {
-            "name": f"start req/s >= {TARGET_START_RATIO:.0%} of bare",
+            "db": db,
+            "name": f"start req/s >= {goal['start_ratio']:.0%} of bare",
             "value": start_ratio,
-            "passed": start_ratio >= TARGET_START_RATIO,
+            "passed": start_ratio >= goal["start_ratio"],
         },
         {
-            "name": f"check p99 < {TARGET_CHECK_P99_MS:g} ms",
+            "db": db,
+            "name": f"check p99 < {goal['check_p99_ms']:g} ms",
             "value": check.p99_ms,
-            "passed": check.p99_ms < TARGET_CHECK_P99_MS,
+            "passed": check.p99_ms < goal["check_p99_ms"],
         },
     ]
     print()
     print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
     print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
+    if pgbench is not None:
+        print()
+        rows = {
+            f"smsreg {name} ({db})": (phases[name].rps, phases[name].p50_ms)
+            for name in ("start", "check")
+        }
+        print("\n".join(databases.pgbench_lines(pgbench, rows)))
     print()
     for target in targets:
         shown = (
@@ -522,7 +552,8 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
             if target["name"].startswith("check p99")
             else f"{target['value']:.1%}"
         )
-        print(f"{'PASS' if target['passed'] else 'FAIL'}  {target['name']:<32} measured {shown}")
+        verdict = "PASS" if target["passed"] else "FAIL"
+        print(f"{verdict}  {db + ':':<10}{target['name']:<32} measured {shown}")
     errors = sum(phase.errors for phase in phases.values())
     print()
     if errors:
@@ -532,6 +563,11 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
                 print(f"  [{phase.name}] {sample}")
     else:
         print("errors: none")
+
+    ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
+    if pgbench is not None and "tps" in pgbench:
+        ratios["start_over_pgbench_tps"] = start.rps / pgbench["tps"]
+        ratios["check_over_pgbench_tps"] = check.rps / pgbench["tps"]
 
     def public(phase: Phase) -> dict[str, Any]:
         data = asdict(phase)
@@ -553,9 +589,13 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
             "start_seconds": args.start_seconds,
             "check_max_seconds": args.check_seconds,
             "rounds": args.rounds,
+            "db": db,
+            "uvicorn_flags": {"bare": UVICORN_FLAGS, "smsreg": UVICORN_FLAGS + SMSREG_FLAGS},
         },
+        "database": database,
         "phases": {name: public(phase) for name, phase in phases.items()},
-        "ratios": {"start_over_bare": start_ratio, "check_over_bare": check_ratio},
+        "ratios": ratios,
+        "pgbench": pgbench,
         "targets": targets,
         "errors": errors,
     }
@@ -566,6 +606,7 @@ def report(phases: dict[str, Phase], args: argparse.Namespace) -> dict[str, Any]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    databases.add_options(parser)
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up per phase")
     parser.add_argument("--bare-seconds", type=float, default=6.0)
@@ -604,11 +645,14 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    databases.check_options(parser, args)
     return args
 
 
 def main() -> int:
     args = parse_args()
+    # SIGTERM ends the run as Ctrl-C does: servers stopped, bench database dropped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rng = random.Random(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="smsreg-bench-"))
     phases: dict[str, Phase] = {}
@@ -619,8 +663,14 @@ def main() -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
+    database: databases.SqliteDatabase | databases.PostgresDatabase | None = None
+    leftover = False  # a database this run created and could not drop
     print(f"smsreg bench: {args.clients} clients, {os.cpu_count()} CPUs, work dir {tmp}")
+    pgbench: dict[str, Any] | None = None
     try:
+        pgbench_bin = databases.find_pgbench() if args.pgbench else ""
+        database = databases.create(args.db, args.postgres_url, tmp)
+        print(f"database: {database.describe()}", flush=True)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             # 1. bare FastAPI
             env = {k: v for k, v in os.environ.items() if not k.startswith("SMSREG_")}
@@ -651,7 +701,7 @@ def main() -> int:
             )
 
             # 2. smsreg: database, API key, server (the bare server stays up, idle)
-            env = smsreg_env(tmp)
+            env = smsreg_env(tmp, database.url)
             if args.outbox == "worker":
                 env["SMSREG_OUTBOX_DISPATCH"] = "external"
             smsreg_cli(env, "migrate")
@@ -663,6 +713,7 @@ def main() -> int:
                 "app.main:create_app",
                 env=env,
                 log=tmp / "smsreg.log",
+                extra=SMSREG_FLAGS,
                 profile=args.profile,
             )
             servers.append(app)
@@ -791,6 +842,15 @@ def main() -> int:
             servers.remove(app)
             bare.stop()
             servers.remove(bare)
+        if args.pgbench:
+            # 4. the server's own figure, with the smsreg servers stopped
+            pgbench = databases.run_pgbench(
+                databases.PostgresServer(args.postgres_url),
+                pgbench_bin,
+                scale=args.pgbench_scale,
+                clients=args.clients,
+                seconds=args.pgbench_seconds,
+            )
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
@@ -807,12 +867,15 @@ def main() -> int:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+        if database is not None:
+            leftover = not database.close(keep=args.keep)
 
-    result = report(phases, args)
+    assert database is not None
+    result = report(phases, args, database.info(), pgbench)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nresults written to {args.json}")
-    if result["errors"]:
+    if result["errors"] or leftover or (pgbench is not None and "error" in pgbench):
         return 1
     if args.strict and not all(target["passed"] for target in result["targets"]):
         return 3
@@ -820,4 +883,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # servers stopped and bench database dropped by then
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
