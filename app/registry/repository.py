@@ -6,7 +6,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import sqlalchemy as sa
+
 from app.core.db import Sql, Tx
+from app.models.access_log import AccessLogEntry
+from app.models.types import table
 
 
 class _Id(NamedTuple):
@@ -63,3 +67,8 @@ async def move_to_index(
     params: dict[str, Any] = {f"o{i}": index for i, index in enumerate(older)}
     params.update(phone_index=phone_index, ciphertext=ciphertext, key_id=key_id)
     await tx.run(_move_sql(len(older)), params)
+
+
+async def insert_access(tx: Tx, entry: AccessLogEntry) -> None:
+    """Append one entry to the access log (never a number)."""
+    await tx.execute(sa.insert(table(AccessLogEntry)).values(entry.model_dump(exclude={"id"})))

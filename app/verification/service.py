@@ -17,7 +17,7 @@ from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, Rate
 from app.core.ids import new_id, new_ordered_id
 from app.core.phone import Phone, mask, parse_mobile
 from app.purposes import policy
-from app.registry import repository as registry
+from app.registry import service as registry
 from app.sms import outbox
 from app.sms.templates import language_for
 from app.verification import codes, limits, pumping
