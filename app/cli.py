@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -103,6 +104,11 @@ def worker(
     outbox = outbox_worker(db, ctx, build_sender(settings))
 
     async def main() -> int:
+        # SIGTERM (a deploy) and SIGINT: claim nothing more, finish and record the sends
+        # in flight, give back the rest at once, and exit.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, outbox.request_stop)
         try:
             if once:
                 return await outbox.drain()

@@ -24,7 +24,8 @@ from app.core.metrics import router as metrics_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
-from app.sms.outbox import CODE, OutboxWorker
+from app.sms.outbox import CODE
+from app.sms.worker import OutboxWorker
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
@@ -66,7 +67,15 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
+            # The worker finishes the sends in flight and gives back what it had claimed
+            # but not started; the rest is cancelled.
+            worker.request_stop()
+            _done, pending = (
+                await asyncio.wait(tasks, timeout=settings.outbox_stop_timeout_seconds)
+                if tasks
+                else (set(), set())
+            )
+            for task in pending:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

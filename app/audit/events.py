@@ -24,6 +24,7 @@ class Tag(enum.StrEnum):
     PUMPING_PREFIX_BLOCKED = "sms:pumping:prefix_blocked"
     PUMPING_PREFIX_LIFTED = "sms:pumping:prefix_lifted"
     SMS_EXPIRED = "sms:expired"
+    SMS_UNKNOWN = "sms:unknown"
     RETENTION_PURGED = "retention:purged"
     SMS_CANCELLED = "sms:cancelled"
     CONSENT_OPTED_IN = "consent:opted_in"

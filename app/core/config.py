@@ -111,10 +111,23 @@ class Settings(BaseSettings):
     webotp_domain: str | None = "localhost"
     templates_dir: Path | None = None
     outbox_dispatch: Literal["background", "external"] = "background"
+    # The outbox worker: messages claimed at once, sent at once, how long a claim lasts
+    # unless renewed, the longest wait between retries of a message the carrier did not
+    # take (a code is retried until it expires), and how long a stopping worker may take
+    # to finish the sends in flight.
+    outbox_batch: int = Field(50, ge=1, le=1000)
+    outbox_concurrency: int = Field(8, ge=1, le=64)
+    outbox_lease_seconds: int = Field(60, ge=10, le=3600)
+    outbox_retry_max_delay_seconds: float = Field(30, ge=1, le=3600)
+    outbox_stop_timeout_seconds: float = Field(15, gt=0, le=600)
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_from_number: str | None = None
+    # Another endpoint for Twilio's REST API (a regional edge, a gateway, a local fake);
+    # https only, except a loopback address in development.
+    twilio_api_base_url: str | None = None
+    twilio_timeout_seconds: float = Field(10, gt=0, le=120)
     # The URL Twilio calls is signed; behind a proxy it cannot be read off the request
     # reliably, so the public base URL is configured (e.g. https://sms.example.co.jp).
     public_base_url: str | None = None
@@ -246,6 +259,8 @@ class Settings(BaseSettings):
             return self
         if self.sms_sender == "console":
             raise ConfigError("the console SMS sender is for development only")
+        if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
+            raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
         for family in SECRET_FAMILIES:
             self.key_ring(family)  # raises ConfigError when missing or weak
         return self

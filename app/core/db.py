@@ -445,9 +445,7 @@ class _PostgresTx(Tx):
 
     async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
         await self._begin()
-        status: str = await self._raw.execute(sql.postgres, *_postgres_args(sql, params))
-        last = status.rsplit(" ", 1)[-1]
-        return int(last) if last.isdigit() else 0
+        return _rowcount(await self._raw.execute(sql.postgres, *_postgres_args(sql, params)))
 
     async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -479,6 +477,12 @@ class _PostgresTx(Tx):
 
 
 _ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _rowcount(status: str) -> int:
+    # asyncpg answers a statement with its command tag, "UPDATE 3".
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 def _postgres_args(sql: Sql[Any], params: Mapping[str, Any] | None) -> list[Any]:
@@ -596,6 +600,46 @@ class Database:
                 await tx._close()
         for callback in tx._after_commit:
             callback()
+
+    async def fetch_atomic(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        """Run one fixed statement as a transaction of its own, and return its rows.
+
+        A single statement is atomic by itself; on PostgreSQL this saves the BEGIN and
+        COMMIT round trips that a :meth:`transaction` would add (the outbox worker writes
+        each message's steps this way, one statement each).
+        """
+        if self.sqlite:
+            async with self.transaction() as tx:
+                return await tx.fetch(sql, params)
+        async with self._driver() as raw:
+            records = await raw.fetch(sql.postgres, *_postgres_args(sql, params))
+        return sql.rows(records, sqlite=False)
+
+    async def run_atomic(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        """Run one fixed statement that returns no rows as a transaction of its own; how
+        many rows it changed (see :meth:`fetch_atomic`)."""
+        if self.sqlite:
+            async with self.transaction() as tx:
+                return await tx.run(sql, params)
+        async with self._driver() as raw:
+            return _rowcount(await raw.execute(sql.postgres, *_postgres_args(sql, params)))
+
+    @asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """A pooled asyncpg connection outside any transaction; one that broke is thrown
+        away rather than handed back to the pool."""
+        conn = await self._engine_async().connect()
+        raw: Any = None
+        try:
+            raw = (await conn.get_raw_connection()).driver_connection
+            yield raw
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    if raw is None or raw.is_closed() or raw.is_in_transaction():
+                        await conn.invalidate()
+                finally:
+                    await conn.close()
 
     async def dispose(self) -> None:
         """Close every connection (at shutdown)."""

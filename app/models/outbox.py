@@ -51,8 +51,16 @@ class OutboxMessage(SQLModel, table=True):
     delivery_id: str | None = Field(default=None, foreign_key="deliveries.id", max_length=40)
     subscriber_id: str | None = Field(default=None, foreign_key="subscribers.id", max_length=40)
     locale: str | None = Field(default=None, max_length=8)
+    # pending, sending (claimed), sent, failed, expired, cancelled, or unknown: handed to
+    # the carrier with no answer (a timeout, a worker gone), and so never sent again.
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
+    # The claim's generation: every claim takes the next one, and a worker's writes
+    # about a message hold only while its claim is still the newest (fencing).
+    claim_token: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When the message was handed to the carrier; cleared when the carrier is known not
+    # to have taken it. A claim that runs out with this set may have been sent.
+    send_started_at: dt.datetime | None = timestamp(nullable=True)
     created_at: dt.datetime = timestamp()
     next_attempt_at: dt.datetime = timestamp()
     claimed_until: dt.datetime | None = timestamp(nullable=True)

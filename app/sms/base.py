@@ -16,12 +16,19 @@ class SendResult:
 
 
 class SendError(Exception):
-    """A send that did not go through; ``permanent`` ones are never retried."""
+    """A send that did not go through; ``permanent`` ones are never retried.
 
-    def __init__(self, message: str, *, code: str | None = None, permanent: bool) -> None:
+    ``unknown`` means the request may have reached the carrier (it was written, and no
+    answer came): the message may have been accepted, so it is never sent again.
+    """
+
+    def __init__(
+        self, message: str, *, code: str | None = None, permanent: bool, unknown: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent
+        self.unknown = unknown
 
 
 class SmsSender(Protocol):

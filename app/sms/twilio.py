@@ -21,6 +21,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 from app.sms.base import SendError, SendResult
 
@@ -50,6 +51,7 @@ RECIPIENT_ERROR_CODES = frozenset(
 )
 
 NETWORK = "network"
+NO_ANSWER = "no_answer"
 BAD_RESPONSE = "bad_response"
 
 
@@ -171,13 +173,50 @@ def classify_error(exc: BaseException) -> SendError:
         if status:
             return _http_error(status=status, code=exc.code)
     if isinstance(exc, json.JSONDecodeError):
-        # A 2xx that is not JSON came from something in between, not from Twilio; the
-        # message may or may not have been accepted, and a second code SMS is harmless.
-        return SendError("Twilio's answer was not JSON", code=BAD_RESPONSE, permanent=False)
-    # Refused connection, reset, timeout, TLS failure: Twilio never answered.
+        # A 2xx that is not JSON came from something in between, not from Twilio: the
+        # message may have been accepted.
+        return SendError(
+            "Twilio's answer was not JSON", code=BAD_RESPONSE, permanent=False, unknown=True
+        )
+    if _never_sent(exc):
+        # Refused connection, no route, failed name lookup or TLS handshake, a connect
+        # timeout: the request never reached Twilio, so it is safe to send again.
+        return SendError(
+            f"Twilio could not be reached ({type(exc).__name__})", code=NETWORK, permanent=False
+        )
+    # The request was written and no answer came (a read timeout, a connection dropped
+    # mid-answer): Twilio may have accepted it, and its Messages API has no idempotency
+    # key, so sending again could deliver a second SMS.
     return SendError(
-        f"Twilio could not be reached ({type(exc).__name__})", code=NETWORK, permanent=False
+        f"Twilio did not answer ({type(exc).__name__})",
+        code=NO_ANSWER,
+        permanent=False,
+        unknown=True,
     )
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a client-side failure happened before the request was written."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        seen: set[int] = set()
+        pending: list[object] = [exc, *exc.args]
+        while pending:
+            item = pending.pop()
+            if id(item) in seen or item is None:
+                continue
+            seen.add(id(item))
+            if isinstance(item, NewConnectionError | NameResolutionError):
+                return True
+            if isinstance(item, MaxRetryError):
+                pending.append(item.reason)
+            elif isinstance(item, BaseException):
+                pending.extend([item.__cause__, item.__context__, *item.args])
+        return False
+    return False
 
 
 def _http_error(*, status: int, code: object) -> SendError:

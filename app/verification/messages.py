@@ -1,18 +1,20 @@
 """The code SMS of a verification, rendered by the outbox worker at send time.
 
 The code is derived again from the verification's salt (app.verification.codes), so no
-code is ever stored; a message whose verification is no longer pending, or whose code
-has expired, is dropped instead of sent.
+code is ever stored. A message is wanted while its verification is pending and its
+code valid; one that is not is dropped instead of sent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import ClassVar
 
 from app.core.context import Context
 from app.core.crypto import verification_aad
 from app.core.db import Tx
+from app.sms import outbox
 from app.sms.outbox import Claimed, Outgoing, Rendered
 from app.sms.templates import language_for, render_code_message
 from app.verification import codes
@@ -22,6 +24,12 @@ from app.verification.repository import ForMessage
 
 class CodeMessages:
     """The outbox's renderer of ``code`` messages."""
+
+    wanted: ClassVar[str] = (
+        "EXISTS (SELECT 1 FROM verifications WHERE verifications.id = "
+        "outbox_messages.verification_id AND verifications.status = 'pending' "
+        "AND verifications.expires_at > :now)"
+    )
 
     async def render(
         self, tx: Tx, ctx: Context, messages: Sequence[Claimed], *, now: dt.datetime
@@ -40,9 +48,11 @@ class CodeMessages:
             rendered.outgoing.append(Outgoing(message=message, to=_to(ctx, v), body=_body(ctx, v)))
         return rendered
 
-    async def still_wanted(self, tx: Tx, message: Claimed, *, now: dt.datetime) -> bool:
-        """A code is wanted until it expires, which the claim has just checked."""
-        return True
+    async def unwanted(
+        self, tx: Tx, ctx: Context, messages: Sequence[Claimed], *, now: dt.datetime
+    ) -> None:
+        """A code no longer wanted (approved, superseded, expired) expires unsent."""
+        await outbox.expire(tx, messages, now=now)
 
 
 def _to(ctx: Context, v: ForMessage) -> str:

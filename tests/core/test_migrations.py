@@ -8,12 +8,12 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.core.db import create_db_engine
+from app.core.db import create_sync_engine
 from app.core.migrations import alembic_config
 
 
 def test_models_match_migrations(database_url):
-    engine = create_db_engine(database_url)
+    engine = create_sync_engine(database_url)
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(context, SQLModel.metadata)
@@ -30,7 +30,7 @@ def test_single_head_and_file_names():
 
 
 def test_database_is_at_head(database_url):
-    engine = create_db_engine(database_url)
+    engine = create_sync_engine(database_url)
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     engine.dispose()

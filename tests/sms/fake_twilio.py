@@ -9,7 +9,9 @@ Twilio's do, so tests can check that nothing passes them on.
 
 Faults are scripted: ``fail_next`` answers the next requests with an HTTP error,
 ``close_next`` drops them without an answer, ``stall_next`` holds them past the client's
-timeout, and ``go_down``/``come_back`` make it unavailable until told otherwise.
+timeout, ``accept_then_stall_next`` accepts a message and answers only after the client
+has given up, ``latency`` delays every answer, and ``go_down``/``come_back`` make it
+unavailable until told otherwise.
 
 The spec is the cut of Twilio's OpenAPI description in tests/fixtures/twilio
 (override with SMSREG_TWILIO_SPEC); test_twilio.py validates the fake against it.
@@ -82,7 +84,7 @@ class SentMessage:
 class Fault:
     """One scripted answer: an HTTP error, a dropped connection, or a stall."""
 
-    action: Literal["error", "close", "stall"]
+    action: Literal["error", "close", "stall", "late"]
     status: int = 503
     code: int | None = None
     message: str | None = None
@@ -103,6 +105,7 @@ class FakeTwilio:
         self._forms: list[dict[str, list[str]]] = []
         self._created: list[dict[str, Any]] = []
         self._requests = 0
+        self.latency = 0.0  # seconds every accepted message waits for its answer
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -167,6 +170,11 @@ class FakeTwilio:
     def stall_next(self, *, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` requests ``seconds`` (or until stop), then drop them."""
         self._script(Fault("stall", seconds=seconds), times)
+
+    def accept_then_stall_next(self, *, seconds: float, times: int = 1) -> None:
+        """Accept the next ``times`` messages, then answer only after ``seconds`` (past
+        the client's timeout): the carrier took them, the client never heard."""
+        self._script(Fault("late", seconds=seconds), times)
 
     def go_down(self, *, mode: Literal["error", "close"] = "error") -> None:
         """Fail every request (503, or a dropped connection) until ``come_back``."""
@@ -312,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self._read_body()
         fault = self.fake._next_fault()
-        if fault is not None and self._fault(fault):
+        if fault is not None and fault.action != "late" and self._fault(fault):
             return
         match = MESSAGES_PATH.fullmatch(self.path)
         if match is None:
@@ -341,6 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         message, resource = self.fake._resource(single)
         self.fake._accept(message, resource)
+        delay = fault.seconds if fault is not None else self.fake.latency
+        if delay:
+            self.fake._stopping.wait(delay)
         self._json(201, resource)
 
     def _read_body(self) -> bytes:

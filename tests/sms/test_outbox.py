@@ -1,4 +1,5 @@
-"""The outbox loses nothing and sends nothing twice: carrier outages, crashes, two workers."""
+"""The outbox loses nothing and sends nothing twice: carrier outages, crashes, two workers,
+leases taken over, outcomes the carrier never gave, and a worker asked to stop."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def settings_overrides():
 
 
 NUMBERS = [f"090-{5100 + i}-{1000 + i}" for i in range(6)]
+LEASE = 60  # seconds, the default
 
 
 def e164(number: str) -> str:
@@ -34,9 +36,18 @@ def statuses(app) -> Counter[str]:
         return Counter(conn.execute(sa.text("SELECT status FROM outbox_messages")).scalars())
 
 
+def sent_to(carrier) -> Counter[str]:
+    return Counter(message.to for message in carrier.sent)
+
+
 async def start_all(client, auth, numbers=NUMBERS):
     for number in numbers:
         assert (await start(client, auth, phone=number)).status_code == 201
+
+
+async def claim(app, clock, limit):
+    async with app.state.db.transaction() as tx:
+        return await outbox.claim(tx, now=clock.now(), lease=app.state.outbox.lease, limit=limit)
 
 
 async def test_carrier_down_then_back_sends_each_useful_message_once(
@@ -51,10 +62,24 @@ async def test_carrier_down_then_back_sends_each_useful_message_once(
     assert statuses(app) == {"pending": len(NUMBERS)}
     carrier.fail_with = None
     await app.state.outbox.drain()
-    assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in NUMBERS}
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
     assert statuses(app) == {"sent": len(NUMBERS)}
     await app.state.outbox.drain()
     assert len(carrier.sent) == len(NUMBERS)
+
+
+async def test_an_outage_never_fails_a_code_that_is_still_valid(client, app, carrier, clock, auth):
+    """Retries go on while the code lives (at most a retry delay apart), not for a fixed
+    number of attempts: down for nine of its ten minutes, it still goes out, once."""
+    await start_all(client, auth, NUMBERS[:1])
+    carrier.fail_with = SendError("carrier unavailable", code="503", permanent=False)
+    for _ in range(18):
+        await app.state.outbox.drain()
+        clock.advance(seconds=30)
+        assert statuses(app) == {"pending": 1}
+    carrier.fail_with = None
+    await app.state.outbox.drain()
+    assert sent_to(carrier) == {e164(NUMBERS[0]): 1}
 
 
 async def test_messages_whose_code_died_during_an_outage_are_never_sent(
@@ -83,24 +108,160 @@ async def test_permanent_failure_is_not_retried_and_is_shown(client, app, carrie
     assert state["delivery"]["error_code"] == "21211"
 
 
-async def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
+async def test_an_unknown_outcome_is_never_sent_again(client, app, carrier, clock, auth):
+    """The carrier may have accepted a request it never answered: no second SMS."""
+    verification_id = (await start(client, auth)).json()["id"]
+    carrier.fail_with = SendError("no answer", code="no_answer", permanent=False, unknown=True)
+    await app.state.outbox.drain()
+    carrier.fail_with = None
+    for _ in range(3):
+        clock.advance(seconds=LEASE + 1)
+        await app.state.outbox.drain()
+    assert carrier.sent == []
+    assert statuses(app) == {"unknown": 1}
+    state = (await client.get(f"/v1/verifications/{verification_id}", headers=auth)).json()
+    assert state["delivery"]["state"] == "unknown"
+    # The person can ask for the code again; that send goes out.
+    clock.advance(seconds=30)
+    headers = auth
+    assert (
+        await client.post(f"/v1/verifications/{verification_id}/resend", headers=headers)
+    ).status_code == 202
+    await app.state.outbox.drain()
+    assert len(carrier.sent) == 1
+
+
+async def test_a_worker_killed_before_sending_loses_nothing_and_doubles_nothing(
     client, app, carrier, clock, auth
 ):
     await start_all(client, auth)
-    # A worker claims a batch and dies before sending or recording anything.
-    async with app.state.db.transaction() as tx:
-        claimed, _ = await outbox.claim_and_render(
-            tx, app.state.ctx, app.state.outbox.renderers, now=clock.now(), limit=3
-        )
-    assert claimed == 3
+    # A worker claims a batch and dies before taking any of it for sending.
+    assert len(await claim(app, clock, 3)) == 3
     # The restarted worker sends what is free, and leaves the dead worker's lease alone...
     await app.state.outbox.drain()
     assert len(carrier.sent) == len(NUMBERS) - 3
     # ...until the lease runs out; then the rest goes, once.
-    clock.advance(seconds=61)
+    clock.advance(seconds=LEASE + 1)
     await app.state.outbox.drain()
-    assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in NUMBERS}
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
     assert statuses(app) == {"sent": len(NUMBERS)}
+
+
+async def test_a_worker_killed_mid_send_leaves_an_unknown_never_a_second_sms(
+    client, app, carrier, clock, auth
+):
+    """Died after handing a message to the carrier, before recording the answer: it may
+    have gone out, so it is settled as unknown when the lease runs out."""
+    await start_all(client, auth, NUMBERS[:2])
+    dead = (await claim(app, clock, 1))[0]
+    assert await outbox.start_sending(
+        app.state.db,
+        dead,
+        wanted=app.state.outbox.renderers[dead.kind].wanted,
+        now=clock.now(),
+        lease=app.state.outbox.lease,
+    )
+    await app.state.outbox.drain()
+    clock.advance(seconds=LEASE + 1)
+    await app.state.outbox.drain()
+    assert len(carrier.sent) == 1  # the other number's
+    assert statuses(app) == {"sent": 1, "unknown": 1}
+
+
+async def test_a_claim_taken_over_writes_nothing(client, app, carrier, clock, auth):
+    """A worker whose lease ran out and was taken over cannot record an outcome."""
+    await start_all(client, auth, NUMBERS[:1])
+    first = (await claim(app, clock, 1))[0]
+    clock.advance(seconds=LEASE + 1)
+    second = (await claim(app, clock, 1))[0]
+    assert (second.id, second.token) == (first.id, first.token + 1)
+    wanted = app.state.outbox.renderers[first.kind].wanted
+    lease = app.state.outbox.lease
+    assert not await outbox.start_sending(
+        app.state.db, first, wanted=wanted, now=clock.now(), lease=lease
+    )
+    failed = outbox.Outcome("failed", None, {}, error_code="x")
+    assert not await outbox.record(app.state.db, first, failed, now=clock.now())
+    assert await outbox.start_sending(
+        app.state.db, second, wanted=wanted, now=clock.now(), lease=lease
+    )
+    sent = outbox.Outcome("sent", None, {}, carrier="fake", carrier_message_id="SM1")
+    assert await outbox.record(app.state.db, second, sent, now=clock.now())
+    assert statuses(app) == {"sent": 1}
+
+
+async def test_a_code_superseded_after_the_claim_is_not_sent(client, app, carrier, clock, auth):
+    """Wanted is checked again in the statement that takes a message for sending."""
+    await start_all(client, auth, NUMBERS[:1])
+    message = (await claim(app, clock, 1))[0]
+    await start_all(client, auth, NUMBERS[:1])  # a new start supersedes the first
+    assert not await outbox.start_sending(
+        app.state.db,
+        message,
+        wanted=app.state.outbox.renderers[message.kind].wanted,
+        now=clock.now(),
+        lease=app.state.outbox.lease,
+    )
+
+
+class Gate:
+    """A carrier that holds every send until told, and counts those in flight."""
+
+    name, blocking = "gated", True
+
+    def __init__(self, carrier) -> None:
+        self.carrier = carrier
+        self.open = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = self.most = 0
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            self.open.wait(timeout=10)
+            return self.carrier.send(to=to, body=body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 3}])
+async def test_sends_go_out_a_few_at_a_time(client, app, carrier, clock, auth):
+    await start_all(client, auth)
+    gate = Gate(carrier)
+    worker = outbox_worker(app.state.db, app.state.ctx, gate)
+    drained = asyncio.create_task(worker.drain())
+    while gate.in_flight < 3:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert gate.in_flight == 3  # never more than the setting
+    gate.open.set()
+    assert await drained == len(NUMBERS)
+    assert gate.most == 3
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 2}])
+async def test_a_stopping_worker_finishes_its_sends_and_gives_back_the_rest(
+    client, app, carrier, clock, auth
+):
+    await start_all(client, auth)
+    gate = Gate(carrier)
+    worker = outbox_worker(app.state.db, app.state.ctx, gate)
+    drained = asyncio.create_task(worker.drain())
+    while gate.in_flight < 2:
+        await asyncio.sleep(0.01)
+    worker.request_stop()  # SIGTERM
+    gate.open.set()
+    await drained
+    # The two in flight were sent and recorded; the rest is free again at once, with
+    # no lease to wait out.
+    assert len(carrier.sent) == 2
+    assert statuses(app) == {"sent": 2, "pending": len(NUMBERS) - 2}
+    await app.state.outbox.drain()
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
 
 
 class KickedWhileSending:
@@ -144,7 +305,7 @@ async def test_a_kicked_worker_leaves_what_came_due_meanwhile_to_a_fuller_batch(
     assert await worker.drain(whole=whole) == first
     # The run_forever loop lingers, then drains again: nothing is left behind.
     assert await worker.drain(whole=whole) == 3 - first
-    assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in NUMBERS[:3]}
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS[:3]}
 
 
 async def test_two_workers_draining_one_outbox_never_send_twice(
@@ -176,4 +337,4 @@ async def test_two_workers_draining_one_outbox_never_send_twice(
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    assert Counter(message.to for message in carrier.sent) == {e164(n): 1 for n in numbers}
+    assert sent_to(carrier) == {e164(n): 1 for n in numbers}

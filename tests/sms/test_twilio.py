@@ -19,6 +19,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from app.sms.base import SendError
 from app.sms.twilio import (
@@ -371,17 +372,23 @@ def test_nothing_listening_is_a_transient_network_error(fake_twilio: FakeTwilio)
     assert time.monotonic() - started < 2
 
 
-def test_a_dropped_connection_is_a_transient_network_error(fake_twilio: FakeTwilio):
+def test_nothing_listening_was_never_sent(fake_twilio: FakeTwilio):
+    sender = make_sender(fake_twilio, base_url=f"http://127.0.0.1:{unused_port()}")
+    assert not send_error(sender).unknown  # safe to send again
+
+
+def test_a_connection_dropped_after_the_request_is_an_unknown_outcome(fake_twilio: FakeTwilio):
+    """The request was written and no answer came: Twilio may have accepted it."""
     fake_twilio.close_next()
     error = send_error(make_sender(fake_twilio))
-    assert (error.permanent, error.code) == (False, "network")
+    assert (error.permanent, error.code, error.unknown) == (False, "no_answer", True)
 
 
-def test_a_carrier_that_does_not_answer_times_out(fake_twilio: FakeTwilio):
+def test_a_carrier_that_does_not_answer_times_out_as_an_unknown_outcome(fake_twilio: FakeTwilio):
     fake_twilio.stall_next(seconds=3)
     started = time.monotonic()
     error = send_error(make_sender(fake_twilio, timeout=0.3))
-    assert (error.permanent, error.code) == (False, "network")
+    assert (error.permanent, error.code, error.unknown) == (False, "no_answer", True)
     assert time.monotonic() - started < 2
 
 
@@ -391,7 +398,9 @@ def test_down_for_a_while_then_back(fake_twilio: FakeTwilio, mode):
     fake_twilio.go_down(mode=mode)
     errors = [send_error(sender) for _ in range(3)]
     assert all(not error.permanent for error in errors)
-    assert {error.code for error in errors} == ({"20503"} if mode == "error" else {"network"})
+    assert {error.code for error in errors} == ({"20503"} if mode == "error" else {"no_answer"})
+    # A 503 is Twilio's own refusal; a dropped connection may have been accepted.
+    assert {error.unknown for error in errors} == {mode == "close"}
     fake_twilio.come_back()
     result = sender.send(to=TO, body=BODY)
     assert [message.sid for message in fake_twilio.messages] == [result.message_id]
@@ -408,15 +417,23 @@ def test_down_for_a_while_then_back(fake_twilio: FakeTwilio, mode):
         (TwilioRestException(502, "/x", "Bad gateway", None), False, "502"),
         (TwilioServiceException("about:blank", "Down", 503, 20503), False, "20503"),
         (TwilioServiceException("about:blank", "Bad", 400, 21610), True, "21610"),
-        (TwilioException(f"could not send to {TO}"), False, "network"),
-        (requests.ConnectionError("refused"), False, "network"),
-        (requests.ReadTimeout("slow"), False, "network"),
+        (TwilioException(f"could not send to {TO}"), False, "no_answer"),
+        (
+            requests.ConnectionError(MaxRetryError(None, "/x", NewConnectionError(None, "no"))),
+            False,
+            "network",
+        ),
+        (requests.ConnectTimeout("slow to connect"), False, "network"),
+        (requests.ConnectionError("Connection aborted."), False, "no_answer"),
+        (requests.ReadTimeout("slow"), False, "no_answer"),
         (json.JSONDecodeError("Expecting value", "<html>", 0), False, "bad_response"),
     ],
 )
 def test_classification(exc, permanent, code):
     error = classify_error(exc)
     assert (error.permanent, error.code) == (permanent, code)
+    # Only a failure known to come before the request was written is safe to repeat.
+    assert error.unknown == (code in ("no_answer", "bad_response"))
     assert TO not in str(error)
 
 

@@ -1,0 +1,257 @@
+"""The outbox worker: in the service process by default, or as `smsreg worker`.
+
+It claims a batch of due messages under a lease, renders them, and sends them a few at a
+time (``outbox_concurrency``). Each message is taken for sending, handed to the carrier
+and its outcome recorded before anything else happens to it, each step one fenced
+statement (app.sms.outbox), so a crash can repeat nothing: a message whose send may have
+gone out and whose outcome was lost is settled as ``unknown``, never sent again. While
+it works, the worker renews the lease of what it holds. Asked to stop, it claims
+nothing more, lets the sends in flight finish and record, and gives back at once what
+it had claimed but not started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Mapping
+
+import anyio
+import anyio.to_thread
+
+from app.audit.events import Tag
+from app.core.context import Context
+from app.core.db import Database
+from app.sms import outbox
+from app.sms.base import SendError, SendResult, SmsSender
+from app.sms.outbox import Claimed, Outcome, Outgoing, Renderer
+
+log = logging.getLogger("smsreg.outbox")
+# How often a failed outcome write is tried again, and after how long; then it is given
+# up: the message stays marked as handed over, and ends as unknown when its lease runs out.
+RECORD_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class OutboxWorker:
+    """Drains the outbox; see the module docstring."""
+
+    def __init__(
+        self, db: Database, ctx: Context, sender: SmsSender, renderers: Mapping[str, Renderer]
+    ) -> None:
+        s = ctx.settings
+        self.db = db
+        self.ctx = ctx
+        self.sender = sender
+        self.renderers = renderers
+        self.batch = s.outbox_batch
+        self.concurrency = s.outbox_concurrency
+        self.lease = dt.timedelta(seconds=s.outbox_lease_seconds)
+        self.max_delay = s.outbox_retry_max_delay_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._held: dict[str, Claimed] = {}  # claimed by this worker, not yet settled
+
+    def kick(self) -> None:
+        """Wake the worker: something was just queued."""
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Stop claiming; :meth:`run_forever` returns once the sends in flight are done.
+        Safe to call from a signal handler."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stopping.is_set()
+
+    async def drain(self, *, whole: bool = True) -> int:
+        """Send everything due now; return how many messages were claimed.
+
+        With ``whole=False`` (the in-process worker), stop after a batch that was not
+        full when a kick came in meanwhile: what came due is left to the next batch,
+        after the linger, so that batches stay full under load.
+        """
+        handled = 0
+        while not self.stopping:
+            claimed, batch = await self._claim()
+            if not claimed:
+                return handled
+            try:
+                await self._send_all(batch)
+            finally:
+                await self._give_back()
+            handled += claimed
+            if not whole and claimed < self.batch and self._wake.is_set():
+                return handled
+        return handled
+
+    async def _claim(self) -> tuple[int, list[Outgoing]]:
+        now = self.ctx.clock.now()
+        outgoing: list[Outgoing] = []
+        async with self.db.transaction() as tx:
+            claimed = await outbox.claim(tx, now=now, lease=self.lease, limit=self.batch)
+            expired: list[Claimed] = []
+            for kind, renderer in self.renderers.items():
+                mine = [message for message in claimed if message.kind == kind]
+                if mine:
+                    rendered = await renderer.render(tx, self.ctx, mine, now=now)
+                    outgoing += rendered.outgoing
+                    expired += rendered.expired
+            await outbox.expire(tx, expired, now=now)
+        # A kind nothing here renders stays claimed until its lease runs out.
+        self._held.update((item.message.id, item.message) for item in outgoing)
+        return len(claimed), outgoing
+
+    async def _send_all(self, batch: list[Outgoing]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+        limiter = anyio.CapacityLimiter(self.concurrency)
+        unwanted: list[Claimed] = []
+
+        async def one(item: Outgoing) -> None:
+            async with gate:
+                if self.stopping:
+                    return  # never started: given back below
+                await self._send_one(item, limiter, unwanted)
+
+        async with asyncio.TaskGroup() as group:
+            heartbeat = group.create_task(self._heartbeat())
+            sends = [group.create_task(one(item)) for item in batch]
+            await asyncio.gather(*sends)
+            heartbeat.cancel()
+        if unwanted:
+            await self._settle_unwanted(unwanted)
+
+    async def _send_one(
+        self, item: Outgoing, limiter: anyio.CapacityLimiter, unwanted: list[Claimed]
+    ) -> None:
+        message = item.message
+        renderer = self.renderers[message.kind]
+        try:
+            taken = await outbox.start_sending(
+                self.db, message, wanted=renderer.wanted, now=self.ctx.clock.now(), lease=self.lease
+            )
+        except Exception:  # a database blip: not taken, so given back, never sent twice
+            log.warning("sms not taken for sending", extra={"message_id": message.id})
+            return
+        if not taken:
+            # No longer this worker's, expired or no longer wanted: never sent.
+            unwanted.append(message)
+            return
+        outcome = await self._send(item, limiter)
+        await self._record(message, outcome)
+
+    async def _send(self, item: Outgoing, limiter: anyio.CapacityLimiter) -> Outcome:
+        now = self.ctx.clock.now
+        try:
+            if self.sender.blocking:
+                result = await anyio.to_thread.run_sync(
+                    lambda: self.sender.send(to=item.to, body=item.body), limiter=limiter
+                )
+            else:
+                result = self.sender.send(to=item.to, body=item.body)
+        except SendError as error:
+            log.warning(
+                "sms send failed",
+                extra={"message_id": item.message.id, "code": error.code, "unknown": error.unknown},
+            )
+            return self._failure(item.message, error, now())
+        return _sent(result)
+
+    def _failure(self, message: Claimed, error: SendError, now: dt.datetime) -> Outcome:
+        details = {"code": error.code, "permanent": error.permanent}
+        if error.unknown:
+            return Outcome("unknown", Tag.SMS_UNKNOWN, details, error_code=error.code)
+        if error.permanent:
+            return Outcome("failed", Tag.SMS_FAILED, details, error_code=error.code)
+        # Backoff with jitter, at most max_delay apart: a message is retried until it
+        # expires (a code after its validity), however long the carrier is away.
+        delay = min(2.0**message.attempts, self.max_delay) * (0.5 + random.random() / 2)  # noqa: S311
+        return Outcome(
+            "pending",
+            None,
+            details,
+            error_code=error.code,
+            next_attempt_at=now + dt.timedelta(seconds=delay),
+        )
+
+    async def _record(self, message: Claimed, outcome: Outcome) -> None:
+        for pause in (0.0, *RECORD_RETRIES):
+            if pause:
+                await asyncio.sleep(pause)
+            try:
+                if not await outbox.record(self.db, message, outcome, now=self.ctx.clock.now()):
+                    log.warning(
+                        "sms outcome not recorded: claim taken over",
+                        extra={"message_id": message.id},
+                    )
+                self._held.pop(message.id, None)
+                return
+            except Exception as exc:  # a database blip: try again, never send again
+                log.warning(
+                    "sms outcome write failed",
+                    extra={"message_id": message.id, "error_type": type(exc).__name__},
+                )
+        log.error(
+            "sms outcome lost; the message will be settled as unknown",
+            extra={"message_id": message.id, "status": outcome.status},
+        )
+        self._held.pop(message.id, None)
+
+    async def _settle_unwanted(self, messages: list[Claimed]) -> None:
+        now = self.ctx.clock.now()
+        async with self.db.transaction() as tx:
+            for kind, renderer in self.renderers.items():
+                mine = [message for message in messages if message.kind == kind]
+                if mine:
+                    await renderer.unwanted(tx, self.ctx, mine, now=now)
+        for message in messages:
+            self._held.pop(message.id, None)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            with contextlib.suppress(Exception):  # the next beat tries again
+                await outbox.renew(
+                    self.db, list(self._held.values()), until=self.ctx.clock.now() + self.lease
+                )
+
+    async def _give_back(self) -> None:
+        held, self._held = list(self._held.values()), {}
+        if held:
+            with anyio.CancelScope(shield=True):
+                await outbox.release(self.db, held)
+
+    async def run_forever(self, *, poll_seconds: float = 1.0, linger_seconds: float = 0.02) -> None:
+        """Drain soon after every kick, and at least once per poll interval, until a stop
+        is asked for (:meth:`request_stop`)."""
+        while not self.stopping:
+            self._wake.clear()
+            try:
+                await self.drain(whole=False)
+            except Exception:  # a bad row or a database blip must not stop sending
+                log.exception("outbox drain failed")
+            if self.stopping:
+                break
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                continue
+            # Kicked: let the rest of a burst of starts queue up for a moment, so one
+            # claim serves many messages.
+            await asyncio.sleep(linger_seconds)
+
+
+def _sent(result: SendResult) -> Outcome:
+    return Outcome(
+        "sent",
+        Tag.SMS_SENT,
+        {"carrier": result.carrier},
+        carrier=result.carrier,
+        carrier_message_id=result.message_id,
+        delivery_status=result.status,
+    )
