@@ -1,4 +1,4 @@
-"""UNCONVERTED: the staff views of the registry (search, read, reveal, access log), to be rewritten (issue 13)."""
+"""UNCONVERTED (to be rewritten): the registry as staff see it: masked search and read,
 and the access log every one of those writes to, in the same transaction.
 
 Which roles may call what is decided by the routes' permission aliases
