@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint openapi bench clean
+.PHONY: serve test test-fast lint openapi bench clean
 
 $(BIN)/smsreg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(BIN)/smsreg: pyproject.toml
 serve: $(BIN)/smsreg  ## start on the embedded default: SQLite file, console SMS sender, 127.0.0.1:8000
 	$(BIN)/smsreg serve
 
-test: $(BIN)/smsreg  ## lint, type-check, then the suite on SQLite and (when it answers) PostgreSQL
+test: $(BIN)/smsreg  ## lint, types, import contracts, then the suite on SQLite and (when it answers) PostgreSQL
 	$(BIN)/ruff check app tests bench alembic
 	$(BIN)/ruff format --check app tests bench alembic
 	$(BIN)/mypy app
-	$(BIN)/pytest
+	$(BIN)/lint-imports
+	$(BIN)/pytest -n 2
+
+test-fast: $(BIN)/smsreg  ## the edit-test loop: the suite on SQLite only, in parallel
+	$(BIN)/pytest -n auto -m "not slow" -k "not postgresql" -q
 
 openapi: $(BIN)/smsreg
 	$(BIN)/smsreg openapi > openapi.yaml

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.clients.routes import router as api_keys_router
+from app.staff.api_key_routes import router as api_keys_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context

@@ -38,6 +38,7 @@ from tests.sms.fake_twilio import (  # noqa: F401 (the fixture is used by name)
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
 LEASE = 10  # seconds: the shortest the settings allow, so lapsed leases come quickly
 
 

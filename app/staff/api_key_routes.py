@@ -1,4 +1,4 @@
-"""/v1/api-keys: the admins' management of service-client API keys."""
+"""/v1/api-keys: the admins' management of service-client API keys (app/clients holds the keys)."""
 
 from __future__ import annotations
 
