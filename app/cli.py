@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -43,7 +45,7 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="bind port")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
     migrate_first: Annotated[
         bool | None, typer.Option("--migrate/--no-migrate", help="default: on in development")
     ] = None,
@@ -51,14 +53,25 @@ def serve(
     """Run the HTTP service (migrating first in development)."""
     import uvicorn
 
+    from app.core.config import ConfigError
     from app.core.logging import configure_logging
+    from app.main import create_app
 
     settings = _settings()
     configure_logging(settings.log_level)
+    try:
+        # Every check a worker would make at start (keys, the SMS sender, the ledger's
+        # signing key), made once here: a bad setting is one line and exit 2, never a
+        # worker that fails and is started again for ever.
+        create_app(settings)
+    except ConfigError as exc:
+        cli_support.refuse(str(exc))
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
     if settings.environment == "development":
         _first_dev_key(settings)
+    if workers > 1:
+        _shared_metrics(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -73,6 +86,15 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+def _shared_metrics(settings: Settings) -> None:
+    """Let every worker process write its metrics where any of them answers a scrape from
+    (prometheus-client's multiprocess mode); a fresh directory each start."""
+    directory = Path(settings.state_dir) / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _first_dev_key(settings: Settings) -> None:

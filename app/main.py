@@ -9,9 +9,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from prometheus_client.core import GaugeMetricFamily, Metric
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.staff.api_key_routes import router as api_keys_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -20,12 +20,16 @@ from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
+from app.core.metrics import Probe
 from app.core.metrics import router as metrics_router
+from app.core.observe import RequestObserver
+from app.sms import outbox
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.outbox import CODE
 from app.sms.worker import OutboxWorker
+from app.staff.api_key_routes import router as api_keys_router
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
@@ -35,6 +39,37 @@ DESCRIPTION = (
     "SMS verification and a purpose-bound phone-number registry. Errors are RFC 9457 "
     "problem details (`application/problem+json`) naming the field at fault."
 )
+
+
+def metric_probes(db: Database, clock: Clock) -> list[Probe]:
+    """What /metrics reads from the database at scrape time: the outbox and the pool."""
+
+    async def outbox_gauges() -> list[Metric]:
+        async with db.transaction() as tx:
+            rows, oldest = await outbox.depth(tx)
+        waiting = GaugeMetricFamily(
+            "smsreg_outbox_messages", "Messages waiting or being sent", labels=["kind", "status"]
+        )
+        for row in rows:
+            waiting.add_metric([row.kind, row.status], row.messages)
+        age = GaugeMetricFamily(
+            "smsreg_outbox_oldest_due_seconds", "How long the oldest due message has waited"
+        )
+        age.add_metric([], 0 if oldest is None else (clock.now() - oldest).total_seconds())
+        return [waiting, age]
+
+    async def pool_gauges() -> list[Metric]:
+        status = db.pool_status()
+        if not status:
+            return []
+        pool = GaugeMetricFamily(
+            "smsreg_db_pool_connections", "PostgreSQL pool of this process", labels=["state"]
+        )
+        for state, value in status.items():
+            pool.add_metric([state], value)
+        return [pool]
+
+    return [outbox_gauges, pool_gauges]
 
 
 def outbox_worker(db: Database, ctx: Context, sender: SmsSender) -> OutboxWorker:
@@ -88,6 +123,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings, app.state.ctx, app.state.db, app.state.outbox = settings, ctx, db, worker
+    app.state.metric_probes = metric_probes(db, ctx.clock)
     if settings.trusted_proxies:
         # The client's address (and scheme) from X-Forwarded-For/-Proto, believed only from
         # these peers. Empty (the default): proxy headers are ignored.
@@ -96,6 +132,8 @@ def create_app(
     # as plain text, and every refusal here is a problem document.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    # Outermost: every answer, a refusal of the body-size cap included, is observed.
+    app.add_middleware(RequestObserver)
     for router in (
         verification_router,
         health_router,

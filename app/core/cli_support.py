@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
@@ -24,12 +25,24 @@ T = TypeVar("T")
 
 
 def load_settings() -> Settings:
-    """The settings, or exit 2 with the configuration error (never a traceback)."""
+    """The settings, or exit 2 with one line per configuration error (never a traceback)."""
     try:
         return Settings().with_dev_secrets()
     except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
+        refuse(str(exc))
+    except ValidationError as exc:
+        refuse(
+            "; ".join(
+                f"SMSREG_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+                for error in exc.errors()
+            )
+        )
+
+
+def refuse(problem: str) -> NoReturn:
+    """Exit 2 with one line naming what is wrong with the configuration."""
+    typer.secho(f"configuration error: {problem}", err=True, fg="red")
+    raise typer.Exit(2)
 
 
 def runtime(settings: Settings | None = None) -> tuple[Database, Context]:
@@ -38,8 +51,7 @@ def runtime(settings: Settings | None = None) -> tuple[Database, Context]:
     try:
         keys = Keys(settings)
     except ConfigError as exc:
-        typer.secho(f"configuration error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from None
+        refuse(str(exc))
     ctx = Context(settings=settings, keys=keys, clock=SystemClock())
     return Database.from_settings(settings), ctx
 

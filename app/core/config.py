@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".smsreg")
     host: str = "127.0.0.1"
     port: int = 8000
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Scrapes of /metrics must send this bearer token; unset: open (development only).
+    metrics_token: SecretStr | None = None
     # PostgreSQL connections per process (the pool and its overflow), and how long a
     # statement or a lock wait may take before it is cancelled.
     db_pool_size: int = Field(10, ge=1, le=200)
@@ -259,6 +261,8 @@ class Settings(BaseSettings):
             return self
         if self.sms_sender == "console":
             raise ConfigError("the console SMS sender is for development only")
+        if self.metrics_token is None:
+            raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
             raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
         for family in SECRET_FAMILIES:

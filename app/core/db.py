@@ -641,6 +641,13 @@ class Database:
                 finally:
                     await conn.close()
 
+    def pool_status(self) -> dict[str, int]:
+        """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""
+        if self._async is None:
+            return {}
+        pool: Any = self._async.pool
+        return {"size": pool.size(), "checked_out": pool.checkedout(), "overflow": pool.overflow()}
+
     async def dispose(self) -> None:
         """Close every connection (at shutdown)."""
         if self._own is not None:

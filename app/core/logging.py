@@ -1,10 +1,19 @@
-"""JSON log lines with phone numbers and codes redacted, whatever a caller passes in."""
+"""JSON log lines, with phone numbers, codes and keys redacted whatever a caller passes in.
+
+One object a line: the time to the millisecond (UTC), the level, the logger, the
+message, the request's id when there is one, any extra fields, and the traceback of an
+exception, all scrubbed. Third-party loggers that would write user data or noise at
+INFO (the Twilio client logs every request it makes) are quieted to WARNING.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
 import logging
 import re
 import sys
+import traceback
 from typing import Any
 
 import orjson
@@ -13,10 +22,14 @@ import orjson
 # bare 4-10 digit code is masked before a line is written.
 _PHONE = re.compile(r"\+?\d[\d\- ()]{6,}\d")
 _CODE = re.compile(r"(?<![\w.])\d{4,10}(?![\w.])")
-_SECRET = re.compile(r"smsreg_(sk|st|ss)_[A-Za-z0-9_\-]+")
+_SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
 _LIFECYCLE_LOGGERS = {"uvicorn.error", "alembic.runtime.migration"}
+_QUIET = ("twilio", "twilio.http_client", "asyncio", "httpx", "urllib3", "multipart")
+
+# The id of the request being served, for every line written while it is.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
 def redact(text: str) -> str:
@@ -37,17 +50,23 @@ class JsonFormatter(logging.Formatter):
         return redact(message)
 
     def format(self, record: logging.LogRecord) -> str:
+        created = dt.datetime.fromtimestamp(record.created, dt.UTC)
         payload: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": self._message(record),
         }
+        current = request_id.get()
+        if current is not None:
+            payload["request_id"] = current
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 payload[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             payload["error_type"] = record.exc_info[0].__name__
+            text = "".join(traceback.format_exception(*record.exc_info))
+            payload["traceback"] = redact(text)
         return orjson.dumps(payload, default=str).decode()
 
 
@@ -62,3 +81,7 @@ def configure_logging(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # The app writes its own access line (app.core.observe), by route template.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,12 +1,35 @@
-"""Prometheus metrics: counts of what happened, never a number, code or key.
+"""Prometheus metrics: counts of what happened, never a number, a code or a key.
 
-Counters live in the process (one registry per worker process); scrape each replica.
+With several server processes (``smsreg serve --workers N``) the counters live in files
+that every process writes (prometheus-client's multiprocess mode: the CLI sets
+``PROMETHEUS_MULTIPROC_DIR`` before the workers start), and a scrape of any process
+answers the sum over all of them. What is read from the database at scrape time
+(outbox depth, pool use) comes from probes the app registers.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+import hmac
+import os
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from app.core.context import Context
+from app.core.errors import AUTH_PROBLEMS, Unauthenticated
 
 VERIFICATIONS_STARTED = Counter(
     "smsreg_verifications_started_total", "Verifications started (SMS queued)", ["purpose"]
@@ -19,6 +42,55 @@ PUMPING_BLOCKS = Counter(
     "Number prefixes blocked by the pumping guard's conversion watch",
     ["region"],
 )
+LIMIT_REFUSALS = Counter(
+    "smsreg_send_limit_refusals_total", "Sends refused by a send limit, by limit", ["limit"]
+)
+SMS_OUTCOMES = Counter(
+    "smsreg_sms_outcomes_total",
+    "What became of each carrier request: sent, retry, failed or unknown, by error class",
+    ["carrier", "outcome", "error_class"],
+)
+HTTP_REQUESTS = Counter(
+    "smsreg_http_requests_total", "HTTP requests by route template and status", ["route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "smsreg_http_request_duration_seconds",
+    "Time to answer, by route template",
+    ["route"],
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# A probe reads gauges at scrape time (outbox depth, pool use): metric families.
+Probe = Callable[[], Awaitable[Iterable[Metric]]]
+
+
+class _Probed(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics
+
+
+bearer = HTTPBearer(
+    scheme_name="MetricsToken",
+    description="SMSREG_METRICS_TOKEN, when one is set",
+    auto_error=False,
+)
+
+
+async def _scraper(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    ctx: Context = request.app.state.ctx
+    token = ctx.settings.metrics_token
+    if token is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Unauthenticated("send 'Authorization: Bearer <SMSREG_METRICS_TOKEN>'")
+
 
 router = APIRouter(tags=["operations"])
 
@@ -27,7 +99,21 @@ router = APIRouter(tags=["operations"])
     "/metrics",
     summary="Prometheus metrics (counts only; no personal data)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: AUTH_PROBLEMS[401]},
+    dependencies=[Depends(_scraper)],
 )
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    probes: list[Probe] = request.app.state.metric_probes
+    found: list[Metric] = []
+    for probe in probes:
+        found += list(await probe())
+    body = generate_latest(registry)
+    if found:
+        extra = CollectorRegistry()
+        extra.register(_Probed(found))
+        body += generate_latest(extra)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

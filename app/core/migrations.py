@@ -1,22 +1,28 @@
-"""Alembic, driven from code: the only way the schema changes."""
+"""Alembic, driven from code: the only way the schema changes.
+
+The migrations ship inside the package (app/migrations), so an installed wheel migrates
+as the repository does. On PostgreSQL an upgrade holds a session advisory lock, so two
+replicas migrating at once take turns: the second finds the schema at head and does
+nothing.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-_ROOT = Path(__file__).resolve().parents[2]
+from app.core.db import create_sync_engine, dialect_of, lock_key
+
+_LOCK = lock_key("smsreg:migrate")
 
 
 def alembic_config(url: str, *, connection: sa.Connection | None = None) -> Config:
     """An Alembic config for a database URL (or an open connection)."""
-    candidates = [_ROOT / "alembic", Path.cwd() / "alembic"]
-    location = next((path for path in candidates if (path / "env.py").exists()), candidates[0])
     config = Config()
-    config.set_main_option("script_location", str(location))
+    config.set_main_option("script_location", str(resources.files("app") / "migrations"))
     config.attributes["url"] = url
     if connection is not None:
         config.attributes["connection"] = connection
@@ -24,5 +30,21 @@ def alembic_config(url: str, *, connection: sa.Connection | None = None) -> Conf
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` up to ``revision``, one migrator at a time."""
+    if dialect_of(url) == "sqlite":
+        # SQLite's own write lock (BEGIN IMMEDIATE) already makes migrators take turns.
+        command.upgrade(alembic_config(url), revision)
+        return
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _LOCK})
+            conn.commit()
+            try:
+                command.upgrade(alembic_config(url, connection=conn), revision)
+                conn.commit()
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK})
+                conn.commit()
+    finally:
+        engine.dispose()

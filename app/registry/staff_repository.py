@@ -8,7 +8,6 @@ from typing import Any
 
 from app.core.db import Row, Tx
 
-
 # -- staff views of the registry and the access log ------------------------------------
 
 

@@ -25,6 +25,7 @@ import anyio.to_thread
 from app.audit.events import Tag
 from app.core.context import Context
 from app.core.db import Database
+from app.core.metrics import SMS_OUTCOMES
 from app.sms import outbox
 from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.outbox import Claimed, Outcome, Outgoing, Renderer
@@ -180,6 +181,11 @@ class OutboxWorker:
         )
 
     async def _record(self, message: Claimed, outcome: Outcome) -> None:
+        SMS_OUTCOMES.labels(
+            self.sender.name,
+            "retry" if outcome.status == "pending" else outcome.status,
+            _error_class(outcome),
+        ).inc()
         for pause in (0.0, *RECORD_RETRIES):
             if pause:
                 await asyncio.sleep(pause)
@@ -244,6 +250,16 @@ class OutboxWorker:
             # Kicked: let the rest of a burst of starts queue up for a moment, so one
             # claim serves many messages.
             await asyncio.sleep(linger_seconds)
+
+
+def _error_class(outcome: Outcome) -> str:
+    """A failure's kind for metrics: never a number or a message, only a class of code."""
+    code = outcome.error_code
+    if outcome.status == "sent" or code is None:
+        return "none"
+    if code in ("network", "no_answer", "bad_response"):
+        return code
+    return "refused" if outcome.status == "failed" else "busy"
 
 
 def _sent(result: SendResult) -> Outcome:

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from app.core.context import Context
 from app.core.db import Sql, Tx
 from app.core.errors import RateLimited
+from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone
 from app.verification.repository import Hit
 
@@ -160,6 +161,7 @@ async def check(tx: Tx, limits: Sequence[Limit], *, now: dt.datetime, prefix: st
         if window is None or window.hits < limit.limit or window.oldest_at is None:
             continue  # the narrower window is below its limit
         retry = math.ceil((window.oldest_at + limit.window - now).total_seconds())
+        LIMIT_REFUSALS.labels(limit.name).inc()
         raise RateLimited(
             f"send limit '{limit.name}' reached; try again later",
             retry_after=retry,

@@ -26,7 +26,7 @@ from app.core.context import Context
 from app.core.db import Sql, Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
-from app.core.metrics import PUMPING_BLOCKS
+from app.core.metrics import LIMIT_REFUSALS, PUMPING_BLOCKS
 from app.models.pumping import PumpingBlock
 from app.models.types import table
 
@@ -200,6 +200,7 @@ async def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) 
 
 
 def _refusal(until: dt.datetime, now: dt.datetime) -> PrefixBlocked:
+    LIMIT_REFUSALS.labels("prefix_blocked").inc()
     retry = max(1, math.ceil((until - now).total_seconds()))
     return PrefixBlocked(
         "sends to this number range are paused after unusual traffic; try again later",

@@ -15,6 +15,7 @@ from app.core.crypto import subscriber_aad, verification_aad
 from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
 from app.core.ids import new_id, new_ordered_id
+from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone, mask, parse_mobile
 from app.purposes import policy
 from app.registry import service as registry
@@ -254,6 +255,7 @@ async def resend(
     s = ctx.settings
     ready = row.last_sent_at + dt.timedelta(seconds=s.resend_cooldown_seconds)
     if now < ready:
+        LIMIT_REFUSALS.labels("resend_cooldown").inc()
         raise RateLimited(
             "wait before asking for another SMS",
             retry_after=math.ceil((ready - now).total_seconds()),

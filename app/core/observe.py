@@ -1,0 +1,67 @@
+"""Every request gets an id, one access log line and its HTTP metrics.
+
+The id is the caller's ``X-Request-ID`` when it is a short token, else a new one; it is
+set on every log line written while the request is served and returned in the answer's
+``X-Request-ID``. The access line names the route template (``/v1/verifications/
+{verification_id}/check``), never the path itself, with the status and the duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.logging import request_id
+from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("smsreg.access")
+_TOKEN = re.compile(rb"[A-Za-z0-9._\-]{1,64}")
+_HEADER = b"x-request-id"
+
+
+class RequestObserver:
+    """Pure ASGI middleware: request id, access line, metrics."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == _HEADER), b"")
+        rid = given.decode() if _TOKEN.fullmatch(given) else secrets.token_hex(8)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (_HEADER, rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(template, str(status)).inc()
+            HTTP_LATENCY.labels(template).observe(elapsed)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            request_id.reset(token)
