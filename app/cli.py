@@ -19,6 +19,8 @@ from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings, new_key
 from app.core.migrations import upgrade
+from app.keys.cli import install as install_key_commands
+from app.keys.cli import startup_check as check_key_usage
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -27,6 +29,7 @@ secrets_cli = typer.Typer(
     help="Secret key rings (phone, index, code, token).", no_args_is_help=True
 )
 cli.add_typer(secrets_cli, name="keys")
+install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 
 
@@ -56,6 +59,7 @@ def serve(
     configure_logging(settings.log_level)
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
+    check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
         _first_dev_key(settings)
     uvicorn.run(
@@ -99,6 +103,7 @@ def worker(
 
     settings = _settings()
     configure_logging(settings.log_level)
+    check_key_usage(settings)
     db, ctx = cli_support.runtime(settings)
     outbox = outbox_worker(db, ctx, build_sender(settings))
 
