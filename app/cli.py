@@ -21,6 +21,7 @@ from app.core.config import Settings, new_key
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
+from app.retention.cli import purge
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -143,6 +144,9 @@ def render_openapi() -> str:
     )
     document = create_app(settings).openapi()
     return yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, allow_unicode=True)
+
+
+cli.command()(purge)
 
 
 @secrets_cli.command("new")
