@@ -50,12 +50,12 @@ def _run(db: Database, work: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def _read(db: Database, ctx: Context, fn: Callable[[Tx, Context], Awaitable[T]]) -> T:
+def _read(db: Database, ctx: Context, *, query: Callable[[Tx, Context], Awaitable[T]]) -> T:
     """One read in one transaction, on the command's own event loop."""
 
     async def read() -> T:
         async with db.transaction() as tx:
-            return await fn(tx, ctx)
+            return await query(tx, ctx)
 
     return _run(db, read)
 
@@ -166,7 +166,7 @@ def _report_only(state: FamilyStatus) -> None:
 def show_status() -> None:
     """Per key ring: the active id, the ids in the ring, and the rows still using each."""
     db, ctx = runtime()
-    states = _read(db, ctx, status)
+    states = _read(db, ctx, query=status)
     for state in states:
         typer.echo(f"{state.family}: active {state.active_id!r}, ring {', '.join(state.ring)}")
         for key_id in (*state.ring, *state.missing()):
@@ -191,7 +191,7 @@ def show_status() -> None:
 def check() -> None:
     """Exit 1 if rows still use a phone or index key id the ring no longer holds."""
     db, ctx = runtime()
-    fatal, warnings = _read(db, ctx, startup_problems)
+    fatal, warnings = _read(db, ctx, query=startup_problems)
     for text in warnings:
         typer.secho(f"warning: {text}", err=True, fg="yellow")
     for text in fatal:
@@ -206,7 +206,7 @@ def startup_check(settings: Settings) -> None:
     ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
     db = Database.from_settings(settings)
     try:
-        fatal, warnings = _read(db, ctx, startup_problems)
+        fatal, warnings = _read(db, ctx, query=startup_problems)
     except Exception as exc:  # e.g. not migrated yet: the service reports that itself
         typer.secho(f"warning: key usage not checked ({type(exc).__name__})", err=True, fg="yellow")
         return

@@ -243,7 +243,7 @@ def _key_of(tx: Tx, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
 
 
 def _usage_statements(
-    tx: Tx, family: str, now: dt.datetime
+    tx: Tx, *, family: str, now: dt.datetime
 ) -> list[tuple[str, sa.Select[str, int]]]:
     def per_key(
         what: str, key: sa.ColumnElement[str], *where: sa.ColumnElement[bool]
@@ -293,7 +293,7 @@ async def usage(tx: Tx, *, family: str, now: dt.datetime) -> list[Usage]:
     for codes the live verifications, for tokens the live API keys and sessions.
     """
     out: list[Usage] = []
-    for what, statement in _usage_statements(tx, family, now):
+    for what, statement in _usage_statements(tx, family=family, now=now):
         for row in await tx.execute(statement):
             key_id, rows = tuple(row)
             out.append(Usage(what=what, key_id=key_id, rows=int(rows)))

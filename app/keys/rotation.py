@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import phonenumbers
 import sqlalchemy as sa
@@ -68,6 +68,12 @@ class TableReport:
     after: int = 0
 
 
+class Rewrite(Protocol):
+    """Rewrite one row under the active key: True done, False raced, None failed."""
+
+    def __call__(self, tx: Tx, ctx: Context, *, row: Any) -> Awaitable[bool | None]: ...
+
+
 def retried(exc: BaseException) -> bool:
     """Whether a batch that raised ``exc`` is run again (see RETRIED_SQLSTATES)."""
     sqlstate = getattr(exc.orig, "sqlstate", None) if isinstance(exc, sa.exc.DBAPIError) else None
@@ -108,7 +114,7 @@ async def run_batch(
         batch.seen += 1
         batch.last_id = row.id
         try:
-            done = await rewrite(tx, ctx, row)
+            done = await rewrite(tx, ctx, row=row)
         except CryptoError:
             batch.failed.append(row.id)
             continue
@@ -121,14 +127,14 @@ async def run_batch(
     return batch
 
 
-async def _rephone_verification(tx: Tx, ctx: Context, row: Sealed) -> bool:
+async def _rephone_verification(tx: Tx, ctx: Context, *, row: Sealed) -> bool:
     aad = verification_aad(row.id)
     e164 = ctx.keys.decrypt(row.phone_ciphertext, key_id=row.phone_key_id, context=aad)
     key_id, ciphertext = ctx.keys.encrypt(e164, context=aad)
     return await repo.rewrite_verification_phone(tx, row=row, ciphertext=ciphertext, key_id=key_id)
 
 
-async def _rephone_subscriber(tx: Tx, ctx: Context, row: Sealed) -> bool:
+async def _rephone_subscriber(tx: Tx, ctx: Context, *, row: Sealed) -> bool:
     aad = subscriber_aad(row.phone_index)
     e164 = ctx.keys.decrypt(row.phone_ciphertext, key_id=row.phone_key_id, context=aad)
     key_id, ciphertext = ctx.keys.encrypt(e164, context=aad)
@@ -137,7 +143,7 @@ async def _rephone_subscriber(tx: Tx, ctx: Context, row: Sealed) -> bool:
     )
 
 
-async def _reindex_subscriber(tx: Tx, ctx: Context, row: Sealed) -> bool | None:
+async def _reindex_subscriber(tx: Tx, ctx: Context, *, row: Sealed) -> bool | None:
     e164 = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=subscriber_aad(row.phone_index)
     )
@@ -160,7 +166,7 @@ async def _reindex_subscriber(tx: Tx, ctx: Context, row: Sealed) -> bool | None:
     return moved
 
 
-async def _reindex_verification(tx: Tx, ctx: Context, row: Sealed) -> bool:
+async def _reindex_verification(tx: Tx, ctx: Context, *, row: Sealed) -> bool:
     e164 = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=verification_aad(row.id)
     )
@@ -176,7 +182,7 @@ async def _reindex_verification(tx: Tx, ctx: Context, row: Sealed) -> bool:
     )
 
 
-async def _reindex_block(tx: Tx, ctx: Context, row: Block) -> bool:
+async def _reindex_block(tx: Tx, ctx: Context, *, row: Block) -> bool:
     # The block keeps its prefix in clear (a range of numbers, no one's number).
     prefix_index = ctx.keys.blind_index(row.prefix, kind="prefix")
     return await repo.reindex_block(tx, row=row, prefix_index=prefix_index)
@@ -188,7 +194,6 @@ def prefix_of(e164: str, digits: int) -> str:
     return f"+{country}{e164[len(country) + 1 :][:digits]}"
 
 
-Rewrite = Callable[[Tx, Context, Any], Awaitable[bool | None]]
 _REPHONE: dict[str, Rewrite] = {
     "verifications": _rephone_verification,
     "subscribers": _rephone_subscriber,
