@@ -22,6 +22,9 @@ from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings, new_key
 from app.core.migrations import upgrade
+from app.keys.cli import install as install_key_commands
+from app.keys.cli import startup_check as check_key_usage
+from app.retention.cli import purge
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -30,6 +33,7 @@ secrets_cli = typer.Typer(
     help="Secret key rings (phone, index, code, token).", no_args_is_help=True
 )
 cli.add_typer(secrets_cli, name="keys")
+install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 
 
@@ -68,6 +72,7 @@ def serve(
         cli_support.refuse(str(exc))
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
+    check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
         _first_dev_key(settings)
     if workers > 1:
@@ -122,6 +127,7 @@ def worker(
 
     settings = _settings()
     configure_logging(settings.log_level)
+    check_key_usage(settings)
     db, ctx = cli_support.runtime(settings)
     outbox = outbox_worker(db, ctx, build_sender(settings))
 
@@ -166,6 +172,9 @@ def render_openapi() -> str:
     )
     document = create_app(settings).openapi()
     return yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, allow_unicode=True)
+
+
+cli.command()(purge)
 
 
 @secrets_cli.command("new")

@@ -1,132 +1,116 @@
-"""Retention: delete what the schedule says is no longer needed, in short batches.
+"""Retention: what a purge step is, and the keyed batch every step deletes by.
 
-The schedule (DESIGN.md; every period a setting):
+Each area declares the purge steps of its own tables in its ``retention.py``; the
+``smsreg purge`` command (app/retention) runs them all, batch by batch, each batch in
+its own short transaction.
 
-- verifications that never succeeded (pending, expired, exhausted, superseded): 24 h
-  after they were started (``unverified_retention_hours``);
-- approved verifications: 6 months (``verification_retention_days``); the subscriber
-  they created stays, it is the registry;
-- the outbox messages of a deleted verification go with it; campaign messages go
-  ``verification_retention_days`` after they were queued;
-- send-limit hits older than any window needs (a day, or the pumping window if longer);
-- idempotency records older than their replay period (``idempotency_ttl_hours``);
-- the access log after ``access_log_retention_days`` (at least a year), staff permission
-  history after ``permission_history_retention_days`` (at least 3 years), and staff
-  sessions a day after they ended.
-
-Each batch is its own short transaction, so the service keeps running and SQLite's
-write lock is never held for long. Run it from cron (``smsreg purge``); it is
-idempotent, and an interrupted run simply continues on the next.
+A batch never rescans what an earlier batch went past: a step walks one index in order
+from a cursor (the key of the last row it selected), selects the keys of up to
+``limit`` due rows after it, and deletes exactly the due rows up to the last key. So
+each batch costs about its own rows, however far the run has got and however many
+dead index entries the batches before it left behind (PostgreSQL keeps them until
+VACUUM).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
 
-from app.audit.events import Tag, record_event
-from app.core.context import Context
-from app.core.db import Database, Tx
+import sqlalchemy as sa
 
-BATCH = 1000
+from app.core.config import Settings
+from app.core.db import Tx
 
-
-@dataclass
-class PurgeReport:
-    """Rows deleted per kind."""
-
-    deleted: dict[str, int] = field(default_factory=dict)
-
-    def add(self, kind: str, n: int) -> None:
-        self.deleted[kind] = self.deleted.get(kind, 0) + n
+# The key of the last row a batch selected: where the next batch of the step starts.
+Cursor = tuple[Any, ...]
+Compare = Callable[[Any, Any], Any]
 
 
-def cutoffs(ctx: Context, now: dt.datetime) -> dict[str, dt.datetime]:
-    """The instant before which each kind of row is deleted."""
-    s = ctx.settings
-    hits_keep = max(dt.timedelta(days=1), dt.timedelta(minutes=s.pumping_window_minutes))
-    return {
-        "unverified": now - dt.timedelta(hours=s.unverified_retention_hours),
-        "approved": now - dt.timedelta(days=s.verification_retention_days),
-        "campaign_messages": now - dt.timedelta(days=s.verification_retention_days),
-        "rate_limit_hits": now - hits_keep,
-        "idempotency_records": now - dt.timedelta(hours=s.idempotency_ttl_hours),
-        "access_log": now - dt.timedelta(days=s.access_log_retention_days),
-        "staff_permission_history": now - dt.timedelta(days=s.permission_history_retention_days),
-        # A session is of no use once it has ended (12 h at most); logins are audited.
-        "staff_sessions": now - dt.timedelta(days=1),
-    }
+@dataclass(frozen=True)
+class PurgeBatch:
+    """What one batch of a step did."""
+
+    # Due rows found (fewer than the limit: the step is done for this run).
+    selected: int
+    deleted: int
+    cursor: Cursor | None
 
 
-def _verifications(tx: Tx, *, approved: bool, before: dt.datetime, limit: int) -> int:
-    """Delete one batch of verifications (and their outbox messages); how many went."""
-    status = "status = 'approved'" if approved else "status <> 'approved'"
-    ids = [
-        row.id
-        for row in tx.all(
-            f"SELECT id FROM verifications WHERE {status} AND created_at < :before "  # noqa: S608
-            "ORDER BY created_at LIMIT :limit",
-            {"before": before, "limit": limit},
-        )
-    ]
-    if not ids:
-        return 0
-    params = {f"v{i}": vid for i, vid in enumerate(ids)}
-    marks = ", ".join(f":{name}" for name in params)
-    tx.execute(f"DELETE FROM outbox_messages WHERE verification_id IN ({marks})", params)  # noqa: S608
-    return tx.execute(f"DELETE FROM verifications WHERE id IN ({marks})", params)  # noqa: S608
+class BatchFn(Protocol):
+    """Delete one batch of a step's due rows (recorded before ``before``) after ``after``."""
+
+    def __call__(
+        self, tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int
+    ) -> Awaitable[PurgeBatch]: ...
 
 
-def _by_time(table: str, column: str, where: str = "") -> Callable[..., int]:
-    def purge(tx: Tx, *, before: dt.datetime, limit: int) -> int:
-        # A keyed batch (no DELETE ... LIMIT on PostgreSQL): the oldest rows first.
-        sql = (
-            f"DELETE FROM {table} WHERE {column} < :before {where} AND {column} <= ("  # noqa: S608
-            f"SELECT max({column}) FROM (SELECT {column} FROM {table} "
-            f"WHERE {column} < :before {where} ORDER BY {column} LIMIT :limit) AS oldest)"
-        )
-        return tx.execute(sql, {"before": before, "limit": limit})
+class PurgeStep(NamedTuple):
+    """One kind of row the schedule deletes: its name in the report, how long it is kept,
+    and how one batch is deleted."""
 
-    return purge
+    kind: str
+    keep: Callable[[Settings], dt.timedelta]
+    run: BatchFn
 
 
-_STEPS: dict[str, Callable[..., int]] = {
-    "unverified": lambda tx, **kw: _verifications(tx, approved=False, **kw),
-    "approved": lambda tx, **kw: _verifications(tx, approved=True, **kw),
-    "campaign_messages": _by_time("outbox_messages", "created_at", "AND kind = 'campaign'"),
-    "rate_limit_hits": _by_time("rate_limit_hits", "at"),
-    "idempotency_records": _by_time("idempotency_records", "created_at"),
-    "access_log": _by_time("access_log", "accessed_at"),
-    "staff_permission_history": _by_time("staff_permission_history", "changed_at"),
-    "staff_sessions": _by_time("staff_sessions", "expires_at"),
-}
+def _lexical(
+    key: Sequence[sa.ColumnElement[Any]], values: Cursor, *, strict: Compare, last: Compare
+) -> sa.ColumnElement[bool]:
+    # (k0, k1, ...) compared with (v0, v1, ...) in key order, spelt out term by term:
+    # row values compare alike on SQLite and PostgreSQL only in recent versions, and
+    # this form lets each side bind its value with its column's type.
+    terms = []
+    for i, column in enumerate(key):
+        compare = last if i == len(key) - 1 else strict
+        equal = [key[j] == values[j] for j in range(i)]
+        terms.append(sa.and_(*equal, compare(column, values[i])))
+    return sa.or_(*terms)
 
 
-def purge(
-    db: Database,
-    ctx: Context,
-    *,
-    batch: int = BATCH,
-    progress: Callable[[str, int], None] | None = None,
-) -> PurgeReport:
-    """Apply the whole schedule once; each batch commits on its own."""
-    now = ctx.clock.now()
-    report = PurgeReport()
-    for kind, before in cutoffs(ctx, now).items():
-        step = _STEPS[kind]
-        while True:
-            n = db.call(step, before=before, limit=batch)
-            report.add(kind, n)
-            if progress is not None and n:
-                progress(kind, n)
-            if n < batch:
-                break
-    db.call(
-        record_event,
-        Tag.RETENTION_PURGED,
-        actor="system:retention",
-        at=now,
-        details={kind: n for kind, n in report.deleted.items()},
+def after_key(key: Sequence[sa.ColumnElement[Any]], values: Cursor) -> sa.ColumnElement[bool]:
+    """Rows whose key sorts after ``values``; the leading bound lets the index seek."""
+    return sa.and_(
+        key[0] >= values[0],
+        _lexical(key, values, strict=operator.gt, last=operator.gt),
     )
-    return report
+
+
+def up_to_key(key: Sequence[sa.ColumnElement[Any]], values: Cursor) -> sa.ColumnElement[bool]:
+    """Rows whose key sorts at or before ``values``."""
+    return sa.and_(
+        key[0] <= values[0],
+        _lexical(key, values, strict=operator.lt, last=operator.le),
+    )
+
+
+async def delete_batch(
+    tx: Tx,
+    *,
+    table: sa.Table,
+    key: Sequence[sa.ColumnElement[Any]],
+    due: sa.ColumnElement[bool],
+    after: Cursor | None,
+    limit: int,
+    dependents: Callable[[sa.ColumnElement[bool]], Sequence[sa.Delete]] = lambda _: (),
+) -> PurgeBatch:
+    """Delete up to ``limit`` rows of ``table`` that are ``due``, in ``key`` order after
+    ``after``; ``key`` is an index's columns ending in a unique key.
+
+    ``dependents`` gives the statements that delete what refers to the batch's rows
+    (given the batch's condition), run first.
+    """
+    bounds = [due] if after is None else [due, after_key(key, after)]
+    found = await tx.execute(sa.select(*key).where(*bounds).order_by(*key).limit(limit))
+    keys = found.all()
+    if not keys:
+        return PurgeBatch(selected=0, deleted=0, cursor=after)
+    last = tuple(keys[-1])
+    batch = sa.and_(*bounds, up_to_key(key, last))
+    for statement in dependents(batch):
+        await tx.execute(statement)
+    deleted = await tx.execute(sa.delete(table).where(batch))
+    return PurgeBatch(selected=len(keys), deleted=deleted.rowcount, cursor=last)

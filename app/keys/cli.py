@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,11 +16,12 @@ from app.core.clock import SystemClock
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import Keys
-from app.core.db import Database, create_db_engine
+from app.core.db import Database, Tx
 from app.keys import rotation
 from app.keys.status import NOTES, FamilyStatus, startup_problems, status
 
 MAX_FAILED_SHOWN = 20
+T = TypeVar("T")
 
 
 class Family(enum.StrEnum):
@@ -33,6 +36,28 @@ class Family(enum.StrEnum):
 def _refuse(message: str) -> typer.Exit:
     typer.secho(f"refused: {message}; nothing was changed", err=True, fg="red")
     return typer.Exit(2)
+
+
+def _run(db: Database, work: Callable[[], Awaitable[T]]) -> T:
+    """Run a command's work on its own event loop, closing the database after."""
+
+    async def main() -> T:
+        try:
+            return await work()
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _read(db: Database, ctx: Context, *, query: Callable[[Tx, Context], Awaitable[T]]) -> T:
+    """One read in one transaction, on the command's own event loop."""
+
+    async def read() -> T:
+        async with db.transaction() as tx:
+            return await query(tx, ctx)
+
+    return _run(db, read)
 
 
 def rotate(
@@ -65,40 +90,12 @@ def rotate(
             f"{to!r} is not the active {family.value} key ({ring.active_id!r}); set "
             f"{variable}_KEY_ID={to} for every process first, then rotate"
         )
-    # Re-indexing decrypts numbers too, so it needs every phone key the rows use.
-    needs = ("phone", "index") if family is Family.INDEX else (family.value,)
-    states = db.call(status, ctx, families=needs)
-    for needed in states:
-        if needed.missing():
-            raise _refuse(
-                f"rows use {needed.family} key id(s) {', '.join(needed.missing())} that "
-                f"SMSREG_{needed.family.upper()}_KEYS no longer holds; put them back first"
-            )
-    state = states[-1]
-    if family.value not in rotation.TABLES:
-        _report_only(state)
-        return
     settings = ctx.settings
     size = batch_size or settings.key_rotation_batch_size
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        plan = db.call(rotation.remaining, ctx, family=family.value)
-        tasks = {table: progress.add_task(table, total=count) for table, count in plan.items()}
-        reports = rotation.rotate(
-            db,
-            ctx,
-            family=family.value,
-            batch_size=size,
-            pause=settings.key_rotation_pause_seconds if pause is None else pause,
-            on_batch=lambda batch: progress.advance(tasks[batch.table], batch.seen),
-        )
-    db.engine.dispose()
+    wait = settings.key_rotation_pause_seconds if pause is None else pause
+    reports = _run(db, lambda: _rotate(db, ctx, family=family, batch_size=size, pause=wait))
+    if reports is None:
+        return
     left = 0
     for report in reports:
         typer.echo(
@@ -121,6 +118,42 @@ def rotate(
     typer.echo(f"every {family.value} row is on key {ring.active_id!r}")
 
 
+async def _rotate(
+    db: Database, ctx: Context, *, family: Family, batch_size: int, pause: float
+) -> list[rotation.TableReport] | None:
+    # Re-indexing decrypts numbers too, so it needs every phone key the rows use.
+    needs = ("phone", "index") if family is Family.INDEX else (family.value,)
+    async with db.transaction() as tx:
+        states = await status(tx, ctx, families=needs)
+    for needed in states:
+        if needed.missing():
+            raise _refuse(
+                f"rows use {needed.family} key id(s) {', '.join(needed.missing())} that "
+                f"SMSREG_{needed.family.upper()}_KEYS no longer holds; put them back first"
+            )
+    if family.value not in rotation.TABLES:
+        _report_only(states[-1])
+        return None
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        async with db.transaction() as tx:
+            plan = await rotation.remaining(tx, ctx, family=family.value)
+        tasks = {table: progress.add_task(table, total=count) for table, count in plan.items()}
+        return await rotation.rotate(
+            db,
+            ctx,
+            family=family.value,
+            batch_size=batch_size,
+            pause=pause,
+            on_batch=lambda batch: progress.advance(tasks[batch.table], batch.seen),
+        )
+
+
 def _report_only(state: FamilyStatus) -> None:
     typer.echo(f"{state.family}: nothing to rewrite: {NOTES[state.family]}")
     older = [u for u in state.usage if u.key_id != state.active_id]
@@ -133,8 +166,7 @@ def _report_only(state: FamilyStatus) -> None:
 def show_status() -> None:
     """Per key ring: the active id, the ids in the ring, and the rows still using each."""
     db, ctx = runtime()
-    states = db.call(status, ctx)
-    db.engine.dispose()
+    states = _read(db, ctx, query=status)
     for state in states:
         typer.echo(f"{state.family}: active {state.active_id!r}, ring {', '.join(state.ring)}")
         for key_id in (*state.ring, *state.missing()):
@@ -159,8 +191,7 @@ def show_status() -> None:
 def check() -> None:
     """Exit 1 if rows still use a phone or index key id the ring no longer holds."""
     db, ctx = runtime()
-    fatal, warnings = db.call(startup_problems, ctx)
-    db.engine.dispose()
+    fatal, warnings = _read(db, ctx, query=startup_problems)
     for text in warnings:
         typer.secho(f"warning: {text}", err=True, fg="yellow")
     for text in fatal:
@@ -173,14 +204,12 @@ def check() -> None:
 def startup_check(settings: Settings) -> None:
     """At `serve` / `worker` start: refuse to run when rows need a removed phone/index key."""
     ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
-    db = Database(create_db_engine(settings.database_url))
+    db = Database.from_settings(settings)
     try:
-        fatal, warnings = db.call(startup_problems, ctx)
+        fatal, warnings = _read(db, ctx, query=startup_problems)
     except Exception as exc:  # e.g. not migrated yet: the service reports that itself
         typer.secho(f"warning: key usage not checked ({type(exc).__name__})", err=True, fg="yellow")
         return
-    finally:
-        db.engine.dispose()
     for text in warnings:
         typer.secho(f"warning: {text}", err=True, fg="yellow")
     if fatal:

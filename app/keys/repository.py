@@ -1,4 +1,12 @@
-"""The queries of key rotation: rows still on an older key, rewritten one guarded row at a time.
+"""Every query of the key rings: rows still on an older key, rewritten one guarded row at a time.
+
+A key ring is a storage concern that cuts across areas: the phone key seals numbers in
+the registry and in verifications (and staff TOTP secrets), the index key makes the
+blind indexes of subscribers, verifications and pumping blocks, the token key hashes
+API keys and staff sessions. Finding what still needs a key, and rewriting it under
+the active one, reads and writes those tables as stored bytes and key ids, whatever
+the owning area does with them; so those queries are the key ring's own and live here,
+not in the areas' repositories.
 
 Every rewrite is a compare-and-set: ``WHERE id = :id`` and the old key id (and, where
 the associated data depends on it, the old index) as read. A row a running service
@@ -11,238 +19,282 @@ still "every row not on the active key", which is what the next run picks up.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import NamedTuple
 
-from app.core.db import Row, Tx
+import sqlalchemy as sa
 
-# A row is on the active index key when its value starts with "<active id>:". substr
-# with an integer length works alike on SQLite and PostgreSQL (LIKE does not: on
-# SQLite it ignores case, and "_" is a wildcard in key ids). So the statements below
-# select what is left with: substr(column, 1, CAST(:n AS INTEGER)) <> :lead
+from app.core.db import Tx
+from app.models.api_key import ApiKey
+from app.models.pumping import PumpingBlock
+from app.models.staff import StaffSession
+from app.models.staff_mfa import StaffTotp
+from app.models.subscriber import Subscriber
+from app.models.types import table
+from app.models.verification import Verification
+
+subscribers = table(Subscriber)
+verifications = table(Verification)
+pumping_blocks = table(PumpingBlock)
+staff_totp = table(StaffTotp)
+api_keys = table(ApiKey)
+staff_sessions = table(StaffSession)
+
+# The tables whose numbers are sealed with the phone key and rewritten by a rotation.
+PHONE_TABLES = {"subscribers": subscribers, "verifications": verifications}
 
 
-def _lead(active_id: str) -> dict[str, Any]:
+class Sealed(NamedTuple):
+    """A row's sealed number as read: what its rewrite compares against."""
+
+    id: str
+    phone_ciphertext: bytes
+    phone_key_id: str
+    phone_index: str
+    # Verifications only: the keyed hash of the number's prefix (None when not kept).
+    prefix_index: str | None = None
+
+
+class Block(NamedTuple):
+    """A pumping block's prefix (kept in clear) and its blind index as read."""
+
+    id: str
+    prefix: str
+    prefix_index: str
+
+
+class Usage(NamedTuple):
+    """Rows (of one table and column) that still need one key id."""
+
+    what: str
+    key_id: str
+    rows: int
+
+
+def _sealed_columns(t: sa.Table) -> list[sa.ColumnElement[object]]:
+    columns = [t.c.id, t.c.phone_ciphertext, t.c.phone_key_id, t.c.phone_index]
+    return columns + ([t.c.prefix_index] if "prefix_index" in t.c else [])
+
+
+def _off_index_key(column: sa.ColumnElement[str], active_id: str) -> sa.ColumnElement[bool]:
+    # A value is on the active index key when it starts with "<active id>:". substr with
+    # an integer length works alike on SQLite and PostgreSQL (LIKE does not: on SQLite
+    # it ignores case, and "_" is a wildcard in key ids).
     lead = active_id + ":"
-    return {"lead": lead, "n": len(lead)}
+    return sa.func.substr(column, 1, sa.cast(len(lead), sa.Integer)) != lead
+
+
+def _index_filter(name: str, active_id: str) -> sa.ColumnElement[bool]:
+    if name == "subscribers":
+        return _off_index_key(subscribers.c.phone_index, active_id)
+    if name == "verifications":
+        c = verifications.c
+        return sa.or_(
+            _off_index_key(c.phone_index, active_id),
+            sa.and_(c.prefix_index.is_not(None), _off_index_key(c.prefix_index, active_id)),
+        )
+    if name == "pumping_blocks":
+        return _off_index_key(pumping_blocks.c.prefix_index, active_id)
+    raise ValueError(f"no blind index in table {name!r}")
 
 
 # -- the phone-encryption key ----------------------------------------------------------
 
 
-def phone_batch(tx: Tx, *, table: str, active_id: str, after: str, limit: int) -> list[Row]:
+async def phone_batch(
+    tx: Tx, *, table: str, active_id: str, after: str, limit: int
+) -> list[Sealed]:
     """Up to ``limit`` rows of ``table`` whose number is not under the active phone key."""
-    return tx.all(
-        _PHONE_BATCH[table],
-        {"active": active_id, "after": after, "limit": limit},
+    t = PHONE_TABLES[table]
+    statement = (
+        sa.select(*_sealed_columns(t))
+        .where(t.c.id > after, t.c.phone_key_id != active_id)
+        .order_by(t.c.id)
+        .limit(limit)
     )
+    return [Sealed(**row._mapping) for row in await tx.execute(statement)]
 
 
-_PHONE_BATCH = {
-    "verifications": "SELECT id, phone_ciphertext, phone_key_id FROM verifications "
-    "WHERE id > :after AND phone_key_id <> :active ORDER BY id LIMIT :limit",
-    "subscribers": "SELECT id, phone_ciphertext, phone_key_id, phone_index FROM subscribers "
-    "WHERE id > :after AND phone_key_id <> :active ORDER BY id LIMIT :limit",
-}
-
-
-def phone_remaining(tx: Tx, *, table: str, active_id: str) -> int:
+async def phone_remaining(tx: Tx, *, table: str, active_id: str) -> int:
     """Rows of ``table`` whose number is not under the active phone key."""
-    sql = {
-        "verifications": "SELECT count(*) AS n FROM verifications WHERE phone_key_id <> :active",
-        "subscribers": "SELECT count(*) AS n FROM subscribers WHERE phone_key_id <> :active",
-    }[table]
-    return int(tx.scalar(sql, {"active": active_id}))
+    t = PHONE_TABLES[table]
+    statement = sa.select(sa.func.count()).select_from(t).where(t.c.phone_key_id != active_id)
+    return int(await tx.scalar(statement))
 
 
-def rewrite_verification_phone(tx: Tx, *, row: Row, ciphertext: bytes, key_id: str) -> bool:
+async def rewrite_verification_phone(
+    tx: Tx, *, row: Sealed, ciphertext: bytes, key_id: str
+) -> bool:
     """Store a verification's number re-encrypted, unless the row changed since read."""
-    changed = tx.execute(
-        "UPDATE verifications SET phone_ciphertext = :ciphertext, phone_key_id = :key_id "
-        "WHERE id = :id AND phone_key_id = :old_key_id AND phone_ciphertext = :old",
-        {
-            "ciphertext": ciphertext,
-            "key_id": key_id,
-            "id": row.id,
-            "old_key_id": row.phone_key_id,
-            "old": row.phone_ciphertext,
-        },
+    c = verifications.c
+    result = await tx.execute(
+        sa.update(verifications)
+        .where(
+            c.id == row.id,
+            c.phone_key_id == row.phone_key_id,
+            c.phone_ciphertext == row.phone_ciphertext,
+        )
+        .values(phone_ciphertext=ciphertext, phone_key_id=key_id)
     )
-    return changed == 1
+    return result.rowcount == 1
 
 
-def rewrite_subscriber(
-    tx: Tx, *, row: Row, phone_index: str, ciphertext: bytes, key_id: str
+async def rewrite_subscriber(
+    tx: Tx, *, row: Sealed, phone_index: str, ciphertext: bytes, key_id: str
 ) -> bool:
     """Store a subscriber's number (and index) anew, unless the row changed since read.
 
-    The ciphertext's associated data is the index, so both change together.
+    The ciphertext's associated data is the index, so both change together. A new index
+    another subscriber already holds is not taken (the row is left as it was).
     """
-    changed = tx.execute(
-        "UPDATE subscribers SET phone_index = :phone_index, phone_ciphertext = :ciphertext, "
-        "phone_key_id = :key_id WHERE id = :id AND phone_index = :old_index "
-        "AND phone_key_id = :old_key_id AND phone_ciphertext = :old",
-        {
-            "phone_index": phone_index,
-            "ciphertext": ciphertext,
-            "key_id": key_id,
-            "id": row.id,
-            "old_index": row.phone_index,
-            "old_key_id": row.phone_key_id,
-            "old": row.phone_ciphertext,
-        },
+    c = subscribers.c
+    guards = [
+        c.id == row.id,
+        c.phone_index == row.phone_index,
+        c.phone_key_id == row.phone_key_id,
+        c.phone_ciphertext == row.phone_ciphertext,
+    ]
+    if phone_index != row.phone_index:
+        holder = subscribers.alias("holder")
+        guards.append(~sa.exists().where(holder.c.phone_index == phone_index))
+    result = await tx.execute(
+        sa.update(subscribers)
+        .where(*guards)
+        .values(phone_index=phone_index, phone_ciphertext=ciphertext, phone_key_id=key_id)
     )
-    return changed == 1
+    return result.rowcount == 1
 
 
 # -- the blind-index key ---------------------------------------------------------------
 
-_INDEX_BATCH = {
-    "subscribers": "SELECT id, phone_ciphertext, phone_key_id, phone_index FROM subscribers "
-    "WHERE id > :after AND substr(phone_index, 1, CAST(:n AS INTEGER)) <> :lead "
-    "ORDER BY id LIMIT :limit",
-    "verifications": "SELECT id, phone_ciphertext, phone_key_id, phone_index, prefix_index "
-    "FROM verifications WHERE id > :after "
-    "AND (substr(phone_index, 1, CAST(:n AS INTEGER)) <> :lead "
-    "OR (prefix_index IS NOT NULL AND substr(prefix_index, 1, CAST(:n AS INTEGER)) <> :lead)) "
-    "ORDER BY id LIMIT :limit",
-    "pumping_blocks": "SELECT id, prefix, prefix_index FROM pumping_blocks "
-    "WHERE id > :after AND substr(prefix_index, 1, CAST(:n AS INTEGER)) <> :lead "
-    "ORDER BY id LIMIT :limit",
-}
-_INDEX_REMAINING = {
-    "subscribers": "SELECT count(*) AS n FROM subscribers WHERE "
-    "substr(phone_index, 1, CAST(:n AS INTEGER)) <> :lead",
-    "verifications": "SELECT count(*) AS n FROM verifications WHERE "
-    "substr(phone_index, 1, CAST(:n AS INTEGER)) <> :lead "
-    "OR (prefix_index IS NOT NULL AND substr(prefix_index, 1, CAST(:n AS INTEGER)) <> :lead)",
-    "pumping_blocks": "SELECT count(*) AS n FROM pumping_blocks WHERE "
-    "substr(prefix_index, 1, CAST(:n AS INTEGER)) <> :lead",
-}
 
-
-def index_batch(tx: Tx, *, table: str, active_id: str, after: str, limit: int) -> list[Row]:
-    """Up to ``limit`` rows of ``table`` with a blind index not made with the active key."""
-    return tx.all(_INDEX_BATCH[table], {**_lead(active_id), "after": after, "limit": limit})
-
-
-def index_remaining(tx: Tx, *, table: str, active_id: str) -> int:
-    """Rows of ``table`` with a blind index not made with the active key."""
-    return int(tx.scalar(_INDEX_REMAINING[table], _lead(active_id)))
-
-
-def subscriber_holding(tx: Tx, *, phone_index: str) -> str | None:
-    """The subscriber that already holds this blind index, if any."""
-    found: str | None = tx.scalar(
-        "SELECT id FROM subscribers WHERE phone_index = :phone_index", {"phone_index": phone_index}
+async def index_batch(
+    tx: Tx, *, table: str, active_id: str, after: str, limit: int
+) -> list[Sealed]:
+    """Up to ``limit`` subscribers or verifications with a blind index not made with the
+    active key."""
+    t = PHONE_TABLES[table]
+    statement = (
+        sa.select(*_sealed_columns(t))
+        .where(t.c.id > after, _index_filter(table, active_id))
+        .order_by(t.c.id)
+        .limit(limit)
     )
+    return [Sealed(**row._mapping) for row in await tx.execute(statement)]
+
+
+async def block_batch(tx: Tx, *, active_id: str, after: str, limit: int) -> list[Block]:
+    """Up to ``limit`` pumping blocks whose prefix index was not made with the active key."""
+    c = pumping_blocks.c
+    statement = (
+        sa.select(c.id, c.prefix, c.prefix_index)
+        .where(c.id > after, _index_filter("pumping_blocks", active_id))
+        .order_by(c.id)
+        .limit(limit)
+    )
+    return [Block(**row._mapping) for row in await tx.execute(statement)]
+
+
+async def index_remaining(tx: Tx, *, table: str, active_id: str) -> int:
+    """Rows of ``table`` with a blind index not made with the active key."""
+    t = {**PHONE_TABLES, "pumping_blocks": pumping_blocks}[table]
+    statement = sa.select(sa.func.count()).select_from(t).where(_index_filter(table, active_id))
+    return int(await tx.scalar(statement))
+
+
+async def subscriber_holding(tx: Tx, *, phone_index: str) -> str | None:
+    """The subscriber that already holds this blind index, if any."""
+    c = subscribers.c
+    found: str | None = await tx.scalar(sa.select(c.id).where(c.phone_index == phone_index))
     return found
 
 
-def reindex_verification(tx: Tx, *, row: Row, phone_index: str, prefix_index: str | None) -> bool:
+async def reindex_verification(
+    tx: Tx, *, row: Sealed, phone_index: str, prefix_index: str | None
+) -> bool:
     """Store a verification's recomputed indexes, unless its index changed since read."""
-    changed = tx.execute(
-        "UPDATE verifications SET phone_index = :phone_index, prefix_index = :prefix_index "
-        "WHERE id = :id AND phone_index = :old_index",
-        {
-            "phone_index": phone_index,
-            "prefix_index": prefix_index,
-            "id": row.id,
-            "old_index": row.phone_index,
-        },
+    c = verifications.c
+    result = await tx.execute(
+        sa.update(verifications)
+        .where(c.id == row.id, c.phone_index == row.phone_index)
+        .values(phone_index=phone_index, prefix_index=prefix_index)
     )
-    return changed == 1
+    return result.rowcount == 1
 
 
-def reindex_block(tx: Tx, *, row: Row, prefix_index: str) -> bool:
+async def reindex_block(tx: Tx, *, row: Block, prefix_index: str) -> bool:
     """Store a pumping block's recomputed prefix index, unless it changed since read."""
-    changed = tx.execute(
-        "UPDATE pumping_blocks SET prefix_index = :prefix_index "
-        "WHERE id = :id AND prefix_index = :old_index",
-        {"prefix_index": prefix_index, "id": row.id, "old_index": row.prefix_index},
+    c = pumping_blocks.c
+    result = await tx.execute(
+        sa.update(pumping_blocks)
+        .where(c.id == row.id, c.prefix_index == row.prefix_index)
+        .values(prefix_index=prefix_index)
     )
-    return changed == 1
-
-
-def savepoint(tx: Tx) -> None:
-    """Mark a point one row's rewrite can be undone to (a duplicate index)."""
-    tx.execute("SAVEPOINT key_rotation_row")
-
-
-def release(tx: Tx) -> None:
-    """Keep the row's rewrite."""
-    tx.execute("RELEASE SAVEPOINT key_rotation_row")
-
-
-def undo(tx: Tx) -> None:
-    """Undo the row's rewrite (the transaction carries on)."""
-    tx.execute("ROLLBACK TO SAVEPOINT key_rotation_row")
-    tx.execute("RELEASE SAVEPOINT key_rotation_row")
+    return result.rowcount == 1
 
 
 # -- what still uses each key (``smsreg keys status``) ---------------------------------
 
 
-def _key_of(tx: Tx, column: str) -> str:
+def _key_of(tx: Tx, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
     # The key id is the part of a blind index before the first ":".
     if tx.sqlite:
-        return f"substr({column}, 1, instr({column}, ':') - 1)"
-    return f"split_part({column}, ':', 1)"
+        return sa.func.substr(column, 1, sa.func.instr(column, ":") - 1)
+    return sa.func.split_part(column, ":", 1)
 
 
-def usage(tx: Tx, *, family: str, now: dt.datetime) -> list[Row]:
+def _usage_statements(
+    tx: Tx, *, family: str, now: dt.datetime
+) -> list[tuple[str, sa.Select[str, int]]]:
+    def per_key(
+        what: str, key: sa.ColumnElement[str], *where: sa.ColumnElement[bool]
+    ) -> tuple[str, sa.Select[str, int]]:
+        statement = sa.select(key.label("key_id"), sa.func.count().label("rows"))
+        return what, statement.where(*where).group_by(key)
+
+    if family == "phone":
+        return [
+            per_key(f"{name}.phone_key_id", t.c.phone_key_id) for name, t in PHONE_TABLES.items()
+        ] + [
+            # Staff TOTP secrets are sealed with the phone ring too; `smsreg credentials
+            # rotate --due` re-encrypts them.
+            per_key("staff_totp.secret_key_id", staff_totp.c.secret_key_id),
+        ]
+    if family == "index":
+        return [
+            per_key(f"{t.name}.{column.name}", _key_of(tx, column), column.is_not(None))
+            for t, column in (
+                (subscribers, subscribers.c.phone_index),
+                (verifications, verifications.c.phone_index),
+                (verifications, verifications.c.prefix_index),
+                (pumping_blocks, pumping_blocks.c.prefix_index),
+            )
+        ]
+    if family == "code":
+        c = verifications.c
+        live = (c.status == "pending", c.expires_at > now)
+        return [per_key("verifications.code_key_id (live)", c.code_key_id, *live)]
+    if family == "token":
+        return [
+            per_key(
+                f"{t.name}.token_key_id (live)",
+                t.c.token_key_id,
+                t.c.revoked_at.is_(None),
+                t.c.expires_at > now,
+            )
+            for t in (api_keys, staff_sessions)
+        ]
+    raise ValueError(f"unknown key family {family!r}")
+
+
+async def usage(tx: Tx, *, family: str, now: dt.datetime) -> list[Usage]:
     """(what, key_id, rows) for every key id rows of one family name, active or not.
 
     ``what`` names the table and column. Only rows that still need the key count:
     for codes the live verifications, for tokens the live API keys and sessions.
     """
-    out: list[Row] = []
-    for what, sql in _usage_sql(tx, family):
-        for row in tx.all(sql, {"now": now}):
-            out.append(Row(what=what, key_id=row.key_id, rows=int(row.n)))
+    out: list[Usage] = []
+    for what, statement in _usage_statements(tx, family=family, now=now):
+        for row in await tx.execute(statement):
+            key_id, rows = tuple(row)
+            out.append(Usage(what=what, key_id=key_id, rows=int(rows)))
     return out
-
-
-def _usage_sql(tx: Tx, family: str) -> list[tuple[str, str]]:
-    if family == "phone":
-        return [
-            (f"{table}.phone_key_id", f"SELECT phone_key_id AS key_id, count(*) AS n FROM {table} "  # noqa: S608
-             "GROUP BY phone_key_id")
-            for table in ("subscribers", "verifications")
-        ] + [
-            # Staff TOTP secrets are sealed with the phone ring too; `smsreg credentials
-            # rotate --due` re-encrypts them.
-            ("staff_totp.secret_key_id", "SELECT secret_key_id AS key_id, count(*) AS n "
-             "FROM staff_totp GROUP BY secret_key_id"),
-        ]  # fmt: skip
-    if family == "index":
-        return [
-            (
-                f"{table}.{column}",
-                f"SELECT {_key_of(tx, column)} AS key_id, count(*) AS n FROM {table} "  # noqa: S608
-                f"WHERE {column} IS NOT NULL GROUP BY {_key_of(tx, column)}",
-            )
-            for table, column in (
-                ("subscribers", "phone_index"),
-                ("verifications", "phone_index"),
-                ("verifications", "prefix_index"),
-                ("pumping_blocks", "prefix_index"),
-            )
-        ]
-    if family == "code":
-        return [
-            (
-                "verifications.code_key_id (live)",
-                "SELECT code_key_id AS key_id, count(*) AS n FROM verifications "
-                "WHERE status = 'pending' AND expires_at > :now GROUP BY code_key_id",
-            )
-        ]
-    if family == "token":
-        return [
-            (
-                f"{table}.token_key_id (live)",
-                f"SELECT token_key_id AS key_id, count(*) AS n FROM {table} "  # noqa: S608
-                "WHERE revoked_at IS NULL AND expires_at > :now GROUP BY token_key_id",
-            )
-            for table in ("api_keys", "staff_sessions")
-        ]
-    raise ValueError(f"unknown key family {family!r}")

@@ -13,6 +13,7 @@ from app.core.config import SECRET_FAMILIES
 from app.core.context import Context
 from app.core.db import Tx
 from app.keys import repository as repo
+from app.keys.repository import Usage
 
 # Without these keys rows are lost to the service: numbers that no longer decrypt,
 # subscribers no longer found (and so registered twice). Refused at start.
@@ -24,15 +25,6 @@ NOTES = {
     "token": "live API keys and sessions are checked under every key in the ring; "
     "an API key moves to the active key on its next use, a session ends by itself",
 }
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Rows (of one table and column) that still need one key id."""
-
-    what: str
-    key_id: str
-    rows: int
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ class FamilyStatus:
         return sorted({u.key_id for u in self.usage if u.rows and u.key_id not in self.ring})
 
 
-def status(
+async def status(
     tx: Tx, ctx: Context, *, families: tuple[str, ...] = SECRET_FAMILIES
 ) -> list[FamilyStatus]:
     """Every ring's state (``smsreg keys status``)."""
@@ -65,23 +57,23 @@ def status(
     out = []
     for family in families:
         ring = getattr(ctx.keys, family)
-        rows = repo.usage(tx, family=family, now=now)
+        rows = await repo.usage(tx, family=family, now=now)
         out.append(
             FamilyStatus(
                 family=family,
                 active_id=ring.active_id,
                 ring=ring.ids(),
-                usage=tuple(Usage(r.what, r.key_id, r.rows) for r in rows if r.rows),
+                usage=tuple(row for row in rows if row.rows),
             )
         )
     return out
 
 
-def startup_problems(tx: Tx, ctx: Context) -> tuple[list[str], list[str]]:
+async def startup_problems(tx: Tx, ctx: Context) -> tuple[list[str], list[str]]:
     """(fatal, warnings): key ids rows still need that the rings no longer hold."""
     fatal: list[str] = []
     warnings: list[str] = []
-    for state in status(tx, ctx):
+    for state in await status(tx, ctx):
         for key_id in state.missing():
             text = (
                 f"{state.rows_on(key_id)} row(s) still use {state.family} key id {key_id!r}, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -12,7 +12,7 @@ ROTATED = ("phone", "index", "code", "token")
 
 
 @pytest.fixture
-def nodes(database_url, tmp_path, clock) -> Iterator[Callable[..., Node]]:
+async def nodes(database_url, tmp_path, clock) -> AsyncIterator[Callable[..., Node]]:
     """Make a Node with the given rings, e.g. nodes(phone=("t2", "t1")); closed afterwards."""
     made: list[Node] = []
 
@@ -23,7 +23,7 @@ def nodes(database_url, tmp_path, clock) -> Iterator[Callable[..., Node]]:
 
     yield make
     for n in made:
-        n.close()
+        await n.close()
 
 
 @pytest.fixture

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from app.clients import service as clients
+from app.clients.service import Client
 from app.core.config import SECRET_FAMILIES, Settings
 from app.core.context import Context
-from app.core.crypto import Keys
-from app.core.db import Database, Row, Tx, create_db_engine
-from app.registry import repository as registry
-from app.sms.outbox import verification_aad
-from app.staff import api_keys
-from app.staff.api_keys import Client
+from app.core.crypto import Keys, subscriber_aad, verification_aad
+from app.core.db import Database, Tx
+from app.registry import service as registry
 from app.verification import codes, service
 from app.verification.schemas import VerificationCheck, VerificationStart
 from tests.conftest import TEST_KEYS, make_settings
 from tests.fixtures.fakes import FakeClock
+
+T = TypeVar("T")
 
 # t1 is the conftest's key of each family; t2 and t3 are distinct from it and each other.
 MATERIAL = {
@@ -60,52 +65,59 @@ def ring_settings(
 
 @dataclass
 class Node:
-    """One process's view: its settings, keys and a database handle."""
+    """One process's view: its settings, keys and a database handle (on one event loop)."""
 
     settings: Settings
     ctx: Context
     db: Database
 
-    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.db.call(fn, self.ctx, *args, **kwargs)
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run a service function in one transaction, with this node's context."""
+        async with self.db.transaction() as tx:
+            return await fn(tx, self.ctx, *args, **kwargs)
 
-    def close(self) -> None:
-        self.db.close()
-        self.db.engine.dispose()
+    async def run(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``fn(tx)`` in one transaction (queries of a repository, rows written)."""
+        async with self.db.transaction() as tx:
+            return await fn(tx)
+
+    async def close(self) -> None:
+        await self.db.dispose()
 
 
 def node(settings: Settings, clock: FakeClock) -> Node:
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock)
-    return Node(settings, ctx, Database(create_db_engine(settings.database_url)))
+    return Node(settings, ctx, Database(settings.database_url))
 
 
-def new_token(n: Node, name: str = "coupon-frontend") -> str:
+async def new_token(n: Node, name: str = "coupon-frontend") -> str:
     """A new API key (hashed under n's active token key): the raw token."""
-    created = n.call(api_keys.create, name=name, scopes=["verifications:write"], created_by="t")
-    token: str = created.token
-    return token
+    created = await n.call(
+        clients.create, name=name, scopes=["verifications:write"], created_by="t"
+    )
+    return created.token
 
 
-def new_client(n: Node, name: str = "coupon-frontend") -> Client:
-    client: Client = n.call(api_keys.authenticate, token=new_token(n, name))
-    return client
+async def new_client(n: Node, name: str = "coupon-frontend") -> Client:
+    return await n.call(clients.authenticate, token=await new_token(n, name))
 
 
-def start(n: Node, client: Client, e164: str, purpose: str = "coupon_usage", **kw: Any) -> str:
-    result = n.call(
+async def start(
+    n: Node, client: Client, e164: str, purpose: str = "coupon_usage", **kw: Any
+) -> str:
+    result = await n.call(
         service.start,
         client=client,
         data=VerificationStart(phone=e164, purpose=purpose),  # type: ignore[arg-type]
         ip="203.0.113.9",
         idempotency_key=kw.get("idempotency_key"),
     )
-    verification_id: str = result.body["id"]
-    return verification_id
+    return result.public.id
 
 
-def code_of(n: Node, verification_id: str) -> str:
+async def code_of(n: Node, verification_id: str) -> str:
     """The code a verification sent, derived as the outbox does (with the row's key id)."""
-    row = n.db.call(_row, "verifications", verification_id)
+    (row,) = [r for r in await rows(n, "verifications") if r.id == verification_id]
     return codes.derive(
         n.ctx.keys.code,
         key_id=row.code_key_id,
@@ -116,60 +128,55 @@ def code_of(n: Node, verification_id: str) -> str:
     )
 
 
-def check(n: Node, client: Client, verification_id: str) -> str | None:
+async def check(n: Node, client: Client, verification_id: str) -> str | None:
     """Check with the right code; the subscriber id."""
-    result = n.call(
+    result = await n.call(
         service.check,
         client=client,
         verification_id=verification_id,
-        data=VerificationCheck(code=code_of(n, verification_id)),
+        data=VerificationCheck(code=await code_of(n, verification_id)),
     )
     return result.subscriber_id
 
 
-def register(n: Node, client: Client, e164: str, purpose: str = "coupon_usage") -> str | None:
+async def register(n: Node, client: Client, e164: str, purpose: str = "coupon_usage") -> str | None:
     """A number verified end to end (start, then check): its subscriber id."""
-    return check(n, client, start(n, client, e164, purpose))
+    return await check(n, client, await start(n, client, e164, purpose))
 
 
-def _row(tx: Tx, table: str, row_id: str) -> Row:
-    row = tx.one(f"SELECT * FROM {table} WHERE id = :id", {"id": row_id})  # noqa: S608
-    assert row is not None
-    return row
+async def rows(n: Node, name: str) -> list[sa.Row[Any]]:
+    """Every row of a table, in primary-key order, decoded by column type."""
+    t = SQLModel.metadata.tables[name]
+
+    async def read(tx: Tx) -> list[sa.Row[Any]]:
+        return list((await tx.execute(sa.select(t).order_by(*t.primary_key.columns))).all())
+
+    return await n.run(read)
 
 
-def rows(n: Node, table: str) -> list[Row]:
-    """Every row of a table, in id order."""
-    result: list[Row] = n.db.call(
-        lambda tx: tx.all(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
-    )
-    return result
-
-
-def numbers_by_subscriber(n: Node) -> dict[str, str]:
+async def numbers_by_subscriber(n: Node) -> dict[str, str]:
     """Every subscriber's number, decrypted with ``n``'s keys (fails if one does not)."""
-    out = {}
-    for row in rows(n, "subscribers"):
-        out[row.id] = n.ctx.keys.decrypt(
+    return {
+        row.id: n.ctx.keys.decrypt(
             row.phone_ciphertext,
             key_id=row.phone_key_id,
-            context=registry.subscriber_aad(row.phone_index),
+            context=subscriber_aad(row.phone_index),
         )
-    return out
+        for row in await rows(n, "subscribers")
+    }
 
 
-def numbers_by_verification(n: Node) -> dict[str, str]:
+async def numbers_by_verification(n: Node) -> dict[str, str]:
     """Every verification's number, decrypted with ``n``'s keys (fails if one does not)."""
     return {
         row.id: n.ctx.keys.decrypt(
             row.phone_ciphertext, key_id=row.phone_key_id, context=verification_aad(row.id)
         )
-        for row in rows(n, "verifications")
+        for row in await rows(n, "verifications")
     }
 
 
-def find(n: Node, e164: str) -> str | None:
+async def find(n: Node, e164: str) -> str | None:
     """The registry lookup by number, as the service does it (every key in the ring)."""
     indexes = n.ctx.keys.blind_indexes(e164, kind="number")
-    found: str | None = n.db.call(lambda tx: registry.find_id(tx, phone_index=indexes))
-    return found
+    return await n.run(lambda tx: registry.find_id(tx, phone_index=indexes))

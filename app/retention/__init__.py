@@ -1,0 +1,1 @@
+"""Retention: ``smsreg purge`` applies every area's purge steps, in short batches."""

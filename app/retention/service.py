@@ -1,0 +1,82 @@
+"""Retention: delete what the schedule says is no longer needed, in short batches.
+
+The schedule is each area's own (its ``retention.py``: what is deleted, after how long,
+through which index); this module runs the steps in turn and records one audit event
+``retention:purged`` with the counts. Every period is a setting.
+
+Each batch is its own short transaction, so the service keeps running and SQLite's
+write lock is never held for long. Run it from cron (``smsreg purge``); it is
+idempotent, and an interrupted run simply continues on the next.
+
+The disclosure ledger is purged on its own schedule and with its own checks (a signed
+anchor, three years at least) by ``smsreg ledger purge``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.audit.events import Tag, record_event
+from app.core.context import Context
+from app.core.db import Database
+from app.core.retention import Cursor, PurgeStep
+from app.delivery import retention as delivery
+from app.registry import retention as registry
+from app.staff import retention as staff
+from app.verification import retention as verification
+
+BATCH = 1000
+ACTOR = "system:retention"
+SCHEDULE: tuple[PurgeStep, ...] = (
+    *verification.STEPS,
+    *delivery.STEPS,
+    *registry.STEPS,
+    *staff.STEPS,
+)
+
+
+@dataclass
+class PurgeReport:
+    """Rows deleted per kind."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, n: int) -> None:
+        """Count ``n`` more rows of ``kind``."""
+        self.deleted[kind] = self.deleted.get(kind, 0) + n
+
+
+def cutoffs(ctx: Context, now: dt.datetime) -> dict[str, dt.datetime]:
+    """The instant before which each kind of row is deleted."""
+    return {step.kind: now - step.keep(ctx.settings) for step in SCHEDULE}
+
+
+async def purge(
+    db: Database,
+    ctx: Context,
+    *,
+    batch: int = BATCH,
+    progress: Callable[[str, int], None] | None = None,
+) -> PurgeReport:
+    """Apply the whole schedule once; each batch commits on its own."""
+    now = ctx.clock.now()
+    report = PurgeReport()
+    for step in SCHEDULE:
+        before = now - step.keep(ctx.settings)
+        cursor: Cursor | None = None
+        while True:
+            async with db.transaction() as tx:
+                done = await step.run(tx, before=before, after=cursor, limit=batch)
+            report.add(step.kind, done.deleted)
+            if progress is not None and done.deleted:
+                progress(step.kind, done.deleted)
+            if done.selected < batch:
+                break
+            cursor = done.cursor
+    async with db.transaction() as tx:
+        await record_event(
+            tx, Tag.RETENTION_PURGED, actor=ACTOR, at=now, details=dict(report.deleted)
+        )
+    return report

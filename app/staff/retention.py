@@ -1,0 +1,58 @@
+"""The staff area's purge steps (run by ``smsreg purge``, app/retention): permission
+history after ``permission_history_retention_days`` (at least 3 years), and sessions a
+day after they ended. Accounts are never purged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.core.db import Tx
+from app.core.retention import Cursor, PurgeBatch, PurgeStep, delete_batch
+from app.models.staff import StaffPermissionChange, StaffSession
+from app.models.types import table
+
+permission_history = table(StaffPermissionChange)
+staff_sessions = table(StaffSession)
+
+
+async def purge_permission_history(
+    tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int
+) -> PurgeBatch:
+    """One batch of grants, changes and revocations made before ``before``."""
+    c = permission_history.c
+    return await delete_batch(
+        tx,
+        table=permission_history,
+        key=(c.changed_at, c.id),  # ix_staff_permission_history_changed_at
+        due=c.changed_at < before,
+        after=after,
+        limit=limit,
+    )
+
+
+async def purge_sessions(
+    tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int
+) -> PurgeBatch:
+    """One batch of sessions whose absolute end was before ``before``."""
+    c = staff_sessions.c
+    # No index on expires_at: a run walks the primary key once (staff sessions are few).
+    return await delete_batch(
+        tx,
+        table=staff_sessions,
+        key=(c.id,),
+        due=c.expires_at < before,
+        after=after,
+        limit=limit,
+    )
+
+
+STEPS = (
+    PurgeStep(
+        "staff_permission_history",
+        keep=lambda s: dt.timedelta(days=s.permission_history_retention_days),
+        run=purge_permission_history,
+    ),
+    # A session is of no use once it has ended (12 h at most); logins are audited.
+    PurgeStep("staff_sessions", keep=lambda s: dt.timedelta(days=1), run=purge_sessions),
+)

@@ -1,0 +1,204 @@
+"""Retention: each kind of row goes when its period ends, not a moment before."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.models.staff import StaffPermissionChange
+from app.models.types import table
+from app.registry import service as registry
+from app.retention import service as retention
+from app.staff.auth import Staff
+from app.staff.roles import Role
+from tests.conftest import count_rows, sync_engine
+from tests.fixtures.flows import check, sent_code, start
+from tests.fixtures.staff import create_staff, open_session
+
+
+@pytest.fixture
+def settings_overrides():
+    return {
+        "unverified_retention_hours": 24,
+        "verification_retention_days": 183,
+        "idempotency_ttl_hours": 24,
+    }
+
+
+async def purge(app, batch=2):
+    return (await retention.purge(app.state.db, app.state.ctx, batch=batch)).deleted
+
+
+async def test_each_kind_goes_when_its_period_ends(client, app, carrier, clock, auth):
+    approved = (await start(client, auth, phone="090-1111-0001")).json()["id"]
+    await check(client, auth, approved, await sent_code(app, carrier, "+819011110001"))
+    for i in range(3):  # never checked
+        response = await start(
+            client, auth, phone=f"090-1111-01{i:02d}", headers={"Idempotency-Key": f"k{i}"}
+        )
+        assert response.status_code == 201
+    await app.state.outbox.drain()
+    assert count_rows(app, "verifications") == 4
+    assert count_rows(app, "outbox_messages") == 4
+
+    clock.advance(hours=24, microseconds=-1)
+    assert sum((await purge(app)).values()) == 0, "nothing is due a moment before its period ends"
+    clock.advance(microseconds=2)
+    deleted = await purge(app)  # batches of 2: several transactions
+    assert deleted["unverified"] == 3
+    assert deleted["idempotency_records"] == 3
+    assert deleted["approved"] == 0
+    assert deleted["rate_limit_hits"] > 0
+    assert count_rows(app, "verifications") == 1
+    assert count_rows(app, "outbox_messages") == 1
+    assert count_rows(app, "idempotency_records") == 0
+    assert count_rows(app, "subscribers") == 1
+
+    clock.advance(days=183)
+    assert (await purge(app))["approved"] == 1
+    assert count_rows(app, "verifications") == 0
+    assert count_rows(app, "outbox_messages") == 0
+    # The registry is not a verification record: the subscriber stays.
+    assert count_rows(app, "subscribers") == 1
+    with sync_engine(app).connect() as conn:
+        events = conn.execute(
+            sa.text("SELECT count(*) FROM audit_events WHERE tag = 'retention:purged'")
+        ).scalar_one()
+    assert events == 3
+
+
+async def test_recent_limit_hits_are_kept_so_limits_still_hold(client, app, clock, auth):
+    for _ in range(5):
+        assert (await start(client, auth)).status_code == 201
+        clock.advance(seconds=31)
+    await purge(app)
+    assert (await start(client, auth)).status_code == 429, "the hour's sends still count"
+
+
+def test_the_command_reports_counts(app, clock, tmp_path, monkeypatch, settings):
+    clock.set(dt.datetime.now(dt.UTC))
+    monkeypatch.setenv("SMSREG_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "cli-state"))
+    result = CliRunner().invoke(cli, ["purge", "--batch", "10"])
+    assert result.exit_code == 0, result.output
+    assert "unverified: 0 deleted" in result.output
+    assert CliRunner().invoke(cli, ["purge", "--batch", "1"]).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"access_log_retention_days": 365, "permission_history_retention_days": 1095}],
+)
+async def test_staff_records_go_after_their_own_periods(client, app, clock):
+    account = await create_staff(app, "operator", username="op-retention")
+    await open_session(app, account)  # as a login stores it: ends after session_max_hours
+    staff = Staff(
+        id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        role=Role.OPERATOR,
+        session_id="ses_retention",
+    )
+    async with app.state.db.transaction() as tx:
+        # The grant the account was created with (written straight: the staff area's
+        # account creation is not what is tested here).
+        await tx.execute(
+            sa.insert(table(StaffPermissionChange)).values(
+                staff_id=account.id,
+                change="grant",
+                new_role="operator",
+                actor="test",
+                changed_at=clock.now(),
+            )
+        )
+        await registry.log_access(
+            tx,
+            app.state.ctx,
+            staff=staff,
+            ip="203.0.113.1",
+            subscriber_id=None,
+            action="search_number",
+        )
+    clock.advance(days=2)
+    assert (await purge(app))["staff_sessions"] == 1, "an ended session goes a day after its end"
+    clock.advance(days=363, seconds=-1)
+    assert (await purge(app))["access_log"] == 0
+    clock.advance(seconds=2)
+    assert (await purge(app))["access_log"] == 1
+    assert (await purge(app))["staff_permission_history"] == 0
+    clock.advance(days=1095 - 365)
+    assert (await purge(app))["staff_permission_history"] == 1
+    assert count_rows(app, "staff_accounts") == 1, "accounts are never purged"
+
+
+async def test_campaign_messages_go_after_their_period_in_batches(
+    client, app, carrier, clock, auth
+):
+    from app.models.campaign import Delivery
+    from app.models.outbox import OutboxMessage
+    from tests.staff.helpers import verified
+
+    subscribers = [
+        await verified(client, app, carrier, auth, f"+8190111102{i:02d}") for i in range(3)
+    ]
+    with sync_engine(app).connect() as conn:
+        client_id = conn.execute(sa.text("SELECT id FROM api_keys")).scalar_one()
+    start_at = clock.now()
+    later = start_at + dt.timedelta(days=100)
+    # Deliveries and their queued SMS written straight as rows: how a campaign is queued
+    # is the delivery area's, and only the rows' ages matter here. Due and kept rows
+    # alternate in the order the purge walks them, across batches of 2.
+    queued = {
+        ("del_a", 0): start_at,
+        ("del_a", 1): later,
+        ("del_a", 2): start_at,
+        ("del_b", 0): start_at,
+        ("del_b", 1): start_at,
+        ("del_b", 2): later,
+    }
+    async with app.state.db.transaction() as tx:
+        for delivery_id in ("del_a", "del_b"):
+            await tx.execute(
+                sa.insert(table(Delivery)).values(
+                    id=delivery_id,
+                    client_id=client_id,
+                    campaign_id=delivery_id,
+                    purpose="coupon_delivery",
+                    fingerprint="f" * 64,
+                    default_locale="ja",
+                    status="queued",
+                    created_at=start_at,
+                )
+            )
+        for (delivery_id, i), created_at in queued.items():
+            await tx.execute(
+                sa.insert(table(OutboxMessage)).values(
+                    id=f"msg_{delivery_id}_{i}",
+                    kind="campaign",
+                    delivery_id=delivery_id,
+                    subscriber_id=subscribers[i],
+                    locale="ja",
+                    status="sent",
+                    created_at=created_at,
+                    next_attempt_at=created_at,
+                    expires_at=created_at + dt.timedelta(days=1),
+                )
+            )
+
+    def campaign_rows() -> set[str]:
+        with sync_engine(app).connect() as conn:
+            found = conn.execute(sa.text("SELECT id FROM outbox_messages WHERE kind = 'campaign'"))
+            return {row.id for row in found}
+
+    clock.set(start_at + dt.timedelta(days=183))  # a row goes once strictly older
+    assert (await purge(app))["campaign_messages"] == 0
+    clock.advance(microseconds=1)
+    assert (await purge(app))["campaign_messages"] == 4
+    assert campaign_rows() == {"msg_del_a_1", "msg_del_b_2"}
+    clock.set(later + dt.timedelta(days=183, microseconds=1))
+    assert (await purge(app))["campaign_messages"] == 2
+    assert campaign_rows() == set()
