@@ -121,6 +121,7 @@ def worker(
     once: Annotated[bool, typer.Option(help="drain what is due, then exit")] = False,
 ) -> None:
     """Send queued SMS from a separate process (set SMSREG_OUTBOX_DISPATCH=external)."""
+    from app.core.config import ConfigError
     from app.core.logging import configure_logging
     from app.main import outbox_worker
     from app.sms.factory import build_sender
@@ -129,7 +130,10 @@ def worker(
     configure_logging(settings.log_level)
     check_key_usage(settings)
     db, ctx = cli_support.runtime(settings)
-    outbox = outbox_worker(db, ctx, build_sender(settings))
+    try:
+        outbox = outbox_worker(db, ctx, build_sender(settings))
+    except ConfigError as exc:
+        cli_support.refuse(str(exc))
 
     async def main() -> int:
         # SIGTERM (a deploy) and SIGINT: claim nothing more, finish and record the sends

@@ -261,12 +261,12 @@ class Settings(BaseSettings):
             return self
         if self.sms_sender == "console":
             raise ConfigError("the console SMS sender is for development only")
+        for family in SECRET_FAMILIES:
+            self.key_ring(family)  # raises ConfigError when missing or weak
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
             raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
-        for family in SECRET_FAMILIES:
-            self.key_ring(family)  # raises ConfigError when missing or weak
         return self
 
     @cached_property

@@ -62,6 +62,7 @@ class RequestObserver:
                         "route": template,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
+                        "request_id": rid,
                     },
                 )
             request_id.reset(token)

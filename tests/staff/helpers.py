@@ -20,6 +20,7 @@ from tests.fixtures.staff import (  # noqa: F401 (shared with the tests that imp
 )
 from tests.fixtures.flows import check, sent_code, start
 
+
 async def login(
     client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str
 ) -> httpx.Response:

@@ -1,0 +1,83 @@
+"""Every request has an id, one access line by route template, and its HTTP metrics;
+/metrics needs its token when one is set."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from app.core.logging import JsonFormatter
+from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+
+
+async def test_a_request_id_is_kept_when_given_and_made_when_not(client):
+    given = await client.get("/healthz", headers={"X-Request-ID": "req-42.a_b"})
+    assert given.headers["x-request-id"] == "req-42.a_b"
+    made = await client.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 16
+    # Anything else a caller sends is replaced, never echoed (no header injection).
+    odd = await client.get("/healthz", headers={"X-Request-ID": "a b" + "x" * 80})
+    assert odd.headers["x-request-id"] not in ("a b" + "x" * 80,)
+    assert len(odd.headers["x-request-id"]) == 16
+
+
+async def test_one_access_line_per_request_by_route_template(client, app, carrier, auth, caplog):
+    caplog.set_level(logging.INFO, logger="smsreg.access")
+    started = await start(client, auth)
+    verification_id = started.json()["id"]
+    code = await sent_code(app, carrier)
+    await check(client, auth, verification_id, code, headers={"X-Request-ID": "chk-1"})
+    lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "smsreg.access"
+    ]
+    assert [line["route"] for line in lines] == [
+        "/v1/verifications",
+        "/v1/verifications/{verification_id}/check",
+    ]
+    assert [line["status"] for line in lines] == [201, 200]
+    assert lines[1]["request_id"] == "chk-1"
+    assert all(line["duration_ms"] >= 0 for line in lines)
+    text = json.dumps(lines)
+    assert verification_id not in text and code not in text and PHONE_E164[3:] not in text
+
+
+async def test_http_metrics_count_by_route_template(client, auth):
+    for _ in range(3):
+        await client.get("/v1/verifications/ver_missing", headers=auth)
+    scraped = (await client.get("/metrics")).text
+    template = 'route="/v1/verifications/{verification_id}",status="404"'
+    line = next(line for line in scraped.splitlines() if template in line)
+    assert float(line.rsplit(" ", 1)[1]) >= 3
+    assert "ver_missing" not in scraped
+    assert "smsreg_outbox_messages" in scraped or "smsreg_outbox_oldest_due_seconds" in scraped
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": "scrape-token-0123456789"}])
+async def test_metrics_need_their_token_when_one_is_set(client):
+    refused = await client.get("/metrics")
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    allowed = await client.get(
+        "/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"}
+    )
+    assert allowed.status_code == 200 and "smsreg_http_requests_total" in allowed.text
+
+
+def test_log_lines_have_milliseconds_and_keep_a_scrubbed_traceback():
+    try:
+        raise ValueError("failed for +819012345678")
+    except ValueError:
+        import sys
+
+        record = logging.makeLogRecord(
+            {"name": "smsreg.x", "levelno": 40, "levelname": "ERROR", "msg": "boom"}
+        )
+        record.exc_info = sys.exc_info()
+    line = json.loads(JsonFormatter().format(record))
+    assert line["time"].endswith("Z") and len(line["time"].split(".")[1]) == 4  # ms and Z
+    assert "ValueError" in line["traceback"] and "test_observe.py" in line["traceback"]
+    assert "9012345678" not in line["traceback"]

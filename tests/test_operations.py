@@ -1,0 +1,199 @@
+"""What an operator meets: clear configuration errors, migrations that are safe to run
+twice at once and ship in the wheel, and metrics that add up across worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import TEST_KEYS
+from tests.fixtures.database import POSTGRES_URL, postgres_available
+
+ROOT = Path(__file__).resolve().parents[1]
+SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
+
+
+def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+    env["SMSREG_STATE_DIR"] = str(tmp_path / "state")
+    env["SMSREG_DATABASE_URL"] = f"sqlite:///{tmp_path}/ops.db"
+    for family, key in TEST_KEYS.items():
+        env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
+    env.update({f"SMSREG_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SMSREG, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"port": "abc"}, "SMSREG_PORT"),
+        ({"environment": "production", "sms_sender": "console"}, "console SMS sender"),
+        (
+            {"environment": "production", "sms_sender": "twilio", "phone_keys": "{}"},
+            "SMSREG_PHONE_KEYS",
+        ),
+        ({"sms_sender": "twilio", "twilio_account_sid": "nope"}, "SMSREG_TWILIO_"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, settings, names):
+    result = run(["serve", "--no-migrate"], base_env(tmp_path, **settings))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("configuration error: "), lines
+    assert names in lines[0]
+
+
+def test_the_worker_refuses_a_bad_carrier_setting_in_one_line(tmp_path):
+    env = base_env(tmp_path, sms_sender="twilio", twilio_account_sid="nope")
+    assert run(["migrate"], base_env(tmp_path)).returncode == 0
+    result = run(["worker", "--once"], env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("configuration error: SMSREG_TWILIO_")
+
+
+@pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
+def test_two_migrations_at_once_on_an_empty_database_both_succeed(tmp_path):
+    name = f"smsreg_migrate_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+    try:
+        env = base_env(tmp_path, database_url=url)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda _: run(["migrate"], env), range(2)))
+        assert [r.returncode for r in results] == [0, 0], [r.stderr[-500:] for r in results]
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_an_installed_wheel_migrates_outside_the_repository(tmp_path):
+    wheel_dir = tmp_path / "wheel"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    target = tmp_path / "site"
+    (wheel,) = wheel_dir.glob("smsreg-*.whl")
+    installed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = base_env(tmp_path)
+    # The installed copy only: the repository is neither the working directory nor on
+    # the path, so its app/migrations cannot be what is found.
+    env["PYTHONPATH"] = str(target)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(target)!r}); from app.cli import main; main()",
+            "migrate",
+        ],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/ops.db")
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    assert {"verifications", "outbox_messages", "ledger_entries"} <= tables
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (our own loopback server)
+        return answer.read().decode()
+
+
+@pytest.mark.slow
+def test_metrics_add_up_across_worker_processes(tmp_path):
+    port = _free_port()
+    env = base_env(tmp_path, port=str(port), outbox_dispatch="external")
+    assert run(["migrate"], env).returncode == 0
+    server = subprocess.Popen(
+        [*SMSREG, "serve", "--workers", "2", "--no-migrate"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for _ in range(11):  # twelve in all, spread over both processes
+            _get(f"http://127.0.0.1:{port}/healthz")
+        counts = set()
+        for _ in range(10):
+            scraped = _get(f"http://127.0.0.1:{port}/metrics")
+            line = next(
+                line
+                for line in scraped.splitlines()
+                if line.startswith("smsreg_http_requests_total")
+                and 'route="/healthz"' in line
+                and 'status="200"' in line
+            )
+            counts.add(float(line.rsplit(" ", 1)[1]))
+        assert counts == {12.0}, counts
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
