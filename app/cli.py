@@ -25,6 +25,7 @@ from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
 from app.retention.cli import purge
+from app.sms.cli import sms_cli
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -35,6 +36,7 @@ secrets_cli = typer.Typer(
 cli.add_typer(secrets_cli, name="keys")
 install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
+cli.add_typer(sms_cli, name="sms")
 
 
 @cli.command()
