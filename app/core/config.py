@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     resend_cooldown_seconds: int = Field(30, ge=0)
     sends_per_number_hour: int = Field(5, ge=1)
     sends_per_number_day: int = Field(10, ge=1)
-    sends_per_ip_hour: int = Field(30, ge=1)
+    # Well below the pumping guard's trigger: one address is throttled long before it
+    # could make a number range look pumped.
+    sends_per_ip_hour: int = Field(10, ge=1)
     sends_per_prefix_hour: int = Field(200, ge=1)
     trusted_proxies: Annotated[list[str], NoDecode] = []
     sends_per_country_hour: int = Field(10_000, ge=1)
@@ -98,6 +100,9 @@ class Settings(BaseSettings):
     # Pumping guard: a prefix whose sends stop turning into approvals is blocked
     pumping_window_minutes: int = Field(60, ge=5)
     pumping_min_sends: int = Field(30, ge=1)
+    # A range is blocked only on unconverted sends from this many client addresses: one
+    # source alone can never block a range for everyone.
+    pumping_min_sources: int = Field(3, ge=2)
     pumping_min_conversion: float = Field(0.1, ge=0, le=1)
     pumping_grace_seconds: int = Field(180, ge=0)
     pumping_cooloff_minutes: int = Field(60, ge=1)

@@ -72,18 +72,34 @@ def prefix_index(ctx: Context, phone: Phone) -> str:
 def send_limits(
     ctx: Context, *, phone: Phone, ip: str, number_index: str, prefix: str
 ) -> list[Limit]:
-    """The limits one SMS send is subject to, with buckets as keyed hashes."""
+    """The limits one SMS send is subject to, with buckets as keyed hashes.
+
+    A number's sends are counted to the microsecond (a person sees its Retry-After);
+    the shared buckets count whole minutes, one row per minute rather than per send.
+    """
     s = ctx.settings
     client = ctx.keys.blind_index(ip, kind="ip")
     country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
         Limit("number_hour", f"n:{number_index}", s.sends_per_number_hour, _HOUR, exact=True),
         Limit("number_day", f"n:{number_index}", s.sends_per_number_day, _DAY, exact=True),
-        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR),
-        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, _HOUR),
+        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR, _MINUTE),
+        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, _HOUR, _MINUTE),
         # A region code is no secret: the bucket names it.
         Limit("country_hour", f"c:{phone.region}", country_cap, _HOUR, _MINUTE),
     ]
+
+
+def source_bucket(prefix: str, ip_index: str) -> str:
+    """The bucket of one client address's sends to one prefix: the pumping guard counts
+    how many distinct addresses a range's sends came from."""
+    return f"s:{prefix}:{ip_index}"
+
+
+def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
+    """The hit recording where a send to a prefix came from (a minute's slot)."""
+    at = now - (now - _EPOCH) % _MINUTE
+    return Hit(bucket=source_bucket(prefix, ctx.keys.blind_index(ip, kind="ip")), at=at)
 
 
 @functools.cache

@@ -4,9 +4,14 @@ SMS pumping (toll fraud) sends codes to ranges of premium or attacker-owned numb
 that never enter them. Its mark is conversion: a normal prefix turns most sends into
 approvals, a pumped one turns almost none. The watch compares, per prefix (the same
 keyed-hash unit as the prefix send limit), the sends and approvals of a sliding
-window. When a prefix has enough sends and too few of them converted, it is blocked
-for a cool-off: every start to it is refused, an audit event is written and a metric
-counted. The block lifts by itself when the cool-off ends, or at once by an admin.
+window. When a prefix has enough sends, too few of them converted, and they came from
+several client addresses (``pumping_min_sources``), it is blocked for a cool-off: every
+start to it is refused, an audit event is written and a metric counted. The block lifts
+by itself when the cool-off ends, or at once by an admin.
+
+A single address can never block a range: it is throttled by its own send limit long
+before its sends could, and the guard does not act on one or two sources. Otherwise 30
+unchecked starts from one address would deny a million numbers to every client.
 
 Sends younger than a grace period are left out: their recipients may still be typing
 the code. Sends from before a prefix's last block ended are left out too, so a lifted
@@ -61,14 +66,19 @@ _LAST_BLOCK_END = (
 class _Conversion(NamedTuple):
     sends: int
     approvals: int
+    sources: int
 
 
+# The sources are the client addresses the range's sends came from: the source buckets
+# of one prefix are one range of keys (``s:<prefix>:<address>``), read off the index.
 _WATCH = Sql(
     "SELECT "  # noqa: S608 (fixed fragments only)
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :sends "
     f" AND at > :since AND at <= :settled AND at > {_LAST_BLOCK_END}), "
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :approvals "
-    f" AND at > :since AND at > {_LAST_BLOCK_END})",
+    f" AND at > :since AND at > {_LAST_BLOCK_END}), "
+    "(SELECT count(DISTINCT bucket) FROM rate_limit_hits WHERE bucket > :first_source "
+    f" AND bucket < :after_sources AND at > :since AND at > {_LAST_BLOCK_END})",
     _Conversion,
 )
 _BLOCK = Sql(
@@ -115,12 +125,18 @@ async def watch(
             "approvals": approvals_bucket(prefix_index),
             "since": now - dt.timedelta(minutes=s.pumping_window_minutes),
             "settled": now - dt.timedelta(seconds=s.pumping_grace_seconds),
+            "first_source": f"s:{prefix_index}:",
+            "after_sources": f"s:{prefix_index};",  # ";" sorts right after ":"
         },
     )
     if state is None:  # a SELECT without FROM answers one row
         raise RuntimeError("pumping watch query returned nothing")
     sends, approvals = int(state.sends), int(state.approvals)
     if sends < s.pumping_min_sends or approvals >= s.pumping_min_conversion * sends:
+        return
+    if state.sources < s.pumping_min_sources:
+        # One or two addresses alone: their own limits throttle them; blocking the range
+        # would let a single source deny service to everyone in it.
         return
     until = now + dt.timedelta(minutes=s.pumping_cooloff_minutes)
     block_id = new_id("blk")
@@ -148,6 +164,7 @@ async def watch(
             "region": region,
             "sends": sends,
             "approvals": approvals,
+            "sources": state.sources,
             "ends_at": until.isoformat(),
         },
     )

@@ -138,6 +138,7 @@ async def _limit_send(
         blocked_until=counted.blocked_until,
         hour_sends=counted.counts.get(f"p:{prefix_index}", 0),
     )
+    counted.hits.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
     return counted
 
 

@@ -28,6 +28,8 @@ def settings_overrides():
         "pumping_grace_seconds": WINDOW_GRACE,
         "pumping_cooloff_minutes": 30,
         "sends_per_ip_hour": 1000,
+        # The test client is the proxy; each start names its own client address.
+        "trusted_proxies": ["203.0.113.7"],
         **CHEAP_HASHING,
     }
 
@@ -46,10 +48,15 @@ def e164(national: str) -> str:
     return "+81" + national.replace("-", "")[1:]
 
 
-async def burst(client, auth, n: int) -> list[str]:
+def source(i: int, sources: int = 5) -> dict[str, str]:
+    """The client address of the i-th start: one of a few."""
+    return {"X-Forwarded-For": f"198.51.100.{i % sources + 1}"}
+
+
+async def burst(client, auth, n: int, *, sources: int = 5) -> list[str]:
     ids = []
     for i in range(n):
-        response = await start(client, auth, phone=pumped(i))
+        response = await start(client, auth, phone=pumped(i), headers=source(i, sources))
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
@@ -191,12 +198,15 @@ async def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypa
     monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "cli-state"))
     runner = CliRunner()
     assert "no blocks in force" in (await invoke(runner, ["pumping", "blocks"])).output
-    execute(
-        app,
-        "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:b, :at, 10)",
-        b="p:idx",
-        at=clock.now().replace(tzinfo=None) if app.state.db.sqlite else clock.now(),
-    )
+    at = clock.now().replace(tzinfo=None) if app.state.db.sqlite else clock.now()
+    for bucket, hits in (("p:idx", 10), ("s:idx:a", 4), ("s:idx:b", 3), ("s:idx:c", 3)):
+        execute(
+            app,
+            "INSERT INTO rate_limit_hits (bucket, at, hits) VALUES (:b, :at, :hits)",
+            b=bucket,
+            at=at,
+            hits=hits,
+        )
     clock.advance(seconds=WINDOW_GRACE)
     with pytest.raises(pumping.PrefixBlocked):
         await call(
@@ -220,7 +230,14 @@ async def test_cli_lists_and_lifts_blocks(app, client, clock, tmp_path, monkeypa
 
 @pytest.mark.parametrize(
     "settings_overrides",
-    [{"pumping_min_sends": 10, "pumping_window_minutes": 180, "sends_per_ip_hour": 1000}],
+    [
+        {
+            "pumping_min_sends": 10,
+            "pumping_window_minutes": 180,
+            "sends_per_ip_hour": 1000,
+            "trusted_proxies": ["203.0.113.7"],
+        }
+    ],
 )
 async def test_a_window_longer_than_the_hour_judges_sends_the_hour_no_longer_counts(
     client, clock, auth
@@ -235,7 +252,14 @@ async def test_a_window_longer_than_the_hour_judges_sends_the_hour_no_longer_cou
 
 @pytest.mark.parametrize(
     "settings_overrides",
-    [{"pumping_min_sends": 10, "pumping_grace_seconds": 60, "pumping_cooloff_minutes": 120}],
+    [
+        {
+            "pumping_min_sends": 10,
+            "pumping_grace_seconds": 60,
+            "pumping_cooloff_minutes": 120,
+            "trusted_proxies": ["203.0.113.7"],
+        }
+    ],
 )
 async def test_a_block_holds_after_its_sends_leave_the_window(client, clock, auth):
     await burst(client, auth, 10)
@@ -279,3 +303,30 @@ async def test_staff_see_blocks_and_an_admin_lifts_one_over_http(client, app, cl
     everything = await client.get("/v1/pumping/blocks?all=true", headers=admin)
     assert len(everything.json()["blocks"]) == 1
     assert (await start(client, auth, phone=pumped(51))).status_code == 201
+
+
+async def test_one_address_alone_never_blocks_a_range(client, app, clock, auth):
+    """Thirty unchecked starts from one address used to block a whole range for every
+    client for an hour; now its own send limit throttles it, and the range stays open."""
+    await burst(client, auth, 30, sources=1)
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50), headers=source(7, 9))).status_code == 201
+    assert count_rows(app, "pumping_blocks") == 0
+
+
+async def test_two_addresses_do_not_block_a_range_but_three_do(client, app, clock, auth):
+    await burst(client, auth, 10, sources=2)
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50), headers=source(0, 2))).status_code == 201
+    assert count_rows(app, "pumping_blocks") == 0
+    await start(client, auth, phone=pumped(51), headers={"X-Forwarded-For": "192.0.2.99"})
+    clock.advance(seconds=WINDOW_GRACE)
+    refused = await start(client, auth, phone=pumped(52), headers=source(0, 2))
+    assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
+
+
+def test_the_default_address_limit_stays_far_below_the_guards_trigger(settings):
+    """Settings hold the rule: one address is throttled long before the guard would act."""
+    defaults = Settings()
+    assert defaults.sends_per_ip_hour * 2 < defaults.pumping_min_sends
+    assert defaults.pumping_min_sources >= 2
