@@ -8,6 +8,7 @@ trusted proxies only (uvicorn's proxy-header middleware, SMSREG_TRUSTED_PROXIES)
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -17,24 +18,23 @@ from twilio.request_validator import RequestValidator
 from app.core.context import Context
 from app.core.db import Sql, Tx
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AppError, Forbidden
+from app.core.errors import AppError, Forbidden, InvalidInput
 
 router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
 PATH = "/v1/sms/twilio/status"
 
-# Later states win; a late "sent" never overwrites "delivered".
+# Callbacks arrive out of order: a later state wins over an earlier one, and a final
+# state is never changed (a late "failed" does not undo "delivered", nor the reverse).
 _RANK = {
     "accepted": 0,
     "scheduled": 0,
     "queued": 1,
     "sending": 2,
     "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "canceled": 4,
-    "read": 5,
 }
+FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+_ERROR_CODE = re.compile(r"[0-9]{1,10}")
 
 
 class CallbacksDisabled(AppError):
@@ -66,14 +66,40 @@ _RECORD = Sql(
 )
 
 
+def _moves(current: str | None, new: str) -> bool:
+    """Whether a reported state replaces the stored one."""
+    if current in FINAL:
+        return False
+    if new in FINAL:
+        return True
+    return _RANK[new] >= _RANK.get(current or "", -1)
+
+
 async def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> bool:
     """Store the carrier's delivery state on the message it belongs to; False if unknown."""
     row = await tx.fetch_one(_FIND, {"sid": sid})
     if row is None:
         return False
-    if _RANK.get(status, 0) >= _RANK.get(row.delivery_status or "", -1):
+    if _moves(row.delivery_status, status):
         await tx.run(_RECORD, {"status": status, "code": error_code, "id": row.id})
     return True
+
+
+def _checked(form: dict[str, Any]) -> tuple[str, str, str | None]:
+    """The callback's message id, state and error code, each checked against what Twilio
+    sends, or InvalidInput naming the field (nothing is written then)."""
+    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
+    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
+    code = str(form.get("ErrorCode") or "") or None
+    if not _SID.fullmatch(sid):
+        raise InvalidInput.field(
+            "MessageSid", "must be SM or MM and 32 hex digits", location="form"
+        )
+    if status not in _RANK and status not in FINAL:
+        raise InvalidInput.field("MessageStatus", "is not a Twilio message state", location="form")
+    if code is not None and not _ERROR_CODE.fullmatch(code):
+        raise InvalidInput.field("ErrorCode", "must be 1 to 10 digits", location="form")
+    return sid, status, code
 
 
 async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
@@ -97,15 +123,15 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
 @router.post(
     "/status",
     status_code=204,
-    responses={403: Forbidden.openapi(), 404: CallbacksDisabled.openapi()},
+    responses={
+        403: Forbidden.openapi(),
+        404: CallbacksDisabled.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="Twilio delivery status callback (signed by Twilio)",
 )
 async def twilio_status(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
-    form = await signed_form(request, ctx)
-    sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
-    status = str(form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
-    if sid and status:
-        code = form.get("ErrorCode") or None
-        await record_status(tx, sid=sid[:64], status=status[:20], error_code=code)
+    sid, status, code = _checked(await signed_form(request, ctx))
+    await record_status(tx, sid=sid, status=status, error_code=code)
     # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
     return Response(status_code=204)

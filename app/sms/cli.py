@@ -23,9 +23,7 @@ simulate_cli = typer.Typer(
 )
 sms_cli.add_typer(simulate_cli, name="simulate")
 
-Url = Annotated[
-    str | None, typer.Option(help="the service's base URL; default http://HOST:PORT")
-]
+Url = Annotated[str | None, typer.Option(help="the service's base URL; default http://HOST:PORT")]
 
 
 def _post(settings: Settings, base: str | None, path: str, form: dict[str, str]) -> None:

@@ -116,3 +116,37 @@ async def test_tampered_form_is_refused(client, app, auth):
 async def test_unknown_message_is_acknowledged(client):
     params = {**form("delivered"), "MessageSid": "SM" + "c" * 32}
     assert (await post(client, params, signed(params))).status_code == 204
+
+
+async def test_a_final_state_is_final(client, app, auth):
+    """delivered -> failed -> delivered used to flip the stored state each time."""
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    for status in ("delivered", "failed", "undelivered", "sent"):
+        assert (await post(client, form(status), signed(form(status)))).status_code == 204
+        assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ErrorCode", "3" * 21),  # longer than the column: a 500 on PostgreSQL before
+        ("ErrorCode", "30003; DROP"),
+        ("MessageStatus", "x" * 25),
+        ("MessageSid", "SM" + "a" * 200),
+    ],
+)
+async def test_every_field_is_checked_and_a_bad_one_changes_nothing(
+    client, app, auth, field, value
+):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    params = {**form("undelivered"), field: value}
+    if field == "MessageSid":
+        params["SmsSid"] = value
+    if field == "MessageStatus":
+        params["SmsStatus"] = value
+    answer = await post(client, params, signed(params))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+    assert (await delivery(client, auth, verification_id))["state"] == "queued"
