@@ -2,8 +2,8 @@
 
 The policy is a well-kept library's judgement, not a hand-written rule set: zxcvbn
 (Dropbox's estimator, with its bundled lists of common passwords, words and names)
-estimates how many guesses a password takes. The only rules written here are the ones
-the issue names: the length and "not containing the username".
+estimates how many guesses a password takes. The only rules written here are the length
+and "not containing the username".
 """
 
 from __future__ import annotations

@@ -68,6 +68,12 @@ async def test_a_refused_action_still_counts_as_activity(client, app, clock):
     assert (await client.post("/v1/staff", json={}, headers=headers)).status_code == 403
     clock.advance(minutes=20)  # 40 minutes after login, 20 after the refused request
     assert await me(client, headers) == 200
+    # The same for a route that runs in the request's own transaction.
+    clock.advance(minutes=20)
+    refused = await client.delete("/v1/staff/stf_someone/sessions", headers=headers)
+    assert refused.status_code == 403
+    clock.advance(minutes=20)  # 40 minutes after /me, 20 after the refused request
+    assert await me(client, headers) == 200
 
 
 async def test_logout_ends_the_session_at_once(client, app):
