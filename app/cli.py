@@ -26,6 +26,8 @@ from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
 from app.retention.cli import purge
 from app.sms.cli import sms_cli
+from app.staff.cli import staff_cli
+from app.staff.credentials_cli import credentials_cli
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -37,6 +39,8 @@ cli.add_typer(secrets_cli, name="keys")
 install_key_commands(secrets_cli)
 cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(sms_cli, name="sms")
+cli.add_typer(staff_cli, name="staff")
+cli.add_typer(credentials_cli, name="credentials")
 
 
 @cli.command()

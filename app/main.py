@@ -30,6 +30,8 @@ from app.sms.factory import build_sender
 from app.sms.outbox import CODE
 from app.sms.worker import OutboxWorker
 from app.staff.api_key_routes import router as api_keys_router
+from app.staff.credential_routes import router as staff_credentials_router
+from app.staff.routes import router as staff_router
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
@@ -139,6 +141,8 @@ def create_app(
         health_router,
         metrics_router,
         sms_callback_router,
+        staff_router,
+        staff_credentials_router,
         api_keys_router,
         pumping_router,
     ):

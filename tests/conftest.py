@@ -43,7 +43,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "console_print": False,
         "outbox_dispatch": "external",
         # TOTP is required for privacy officers and admins by default; tests of other
-        # areas log in with a password only. tests/staff/test_totp.py turns it back on.
+        # areas log in with a password only. tests/credentials/test_totp.py turns it back on.
         "totp_required_roles": [],
     }
     for family in FAMILIES:

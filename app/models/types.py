@@ -1,4 +1,9 @@
-"""Column helpers shared by the table classes."""
+"""Column helpers shared by the table classes.
+
+A nullable column defaults to None: a table class is not validated when it is made, so
+without a default an instance made without the field would lack the attribute
+altogether (and its model_dump() the key).
+"""
 
 from __future__ import annotations
 
@@ -12,19 +17,22 @@ from app.core.db import UTCDateTime
 
 def timestamp(*, nullable: bool = False, index: bool = False, primary_key: bool = False) -> Any:
     """A timezone-aware UTC timestamp column."""
-    return Field(
-        sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index, primary_key=primary_key)
+    column: sa.Column[Any] = sa.Column(
+        UTCDateTime(), nullable=nullable, index=index, primary_key=primary_key
     )
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 def blob(*, nullable: bool = False) -> Any:
     """A binary column (ciphertexts, salts)."""
-    return Field(sa_column=sa.Column(sa.LargeBinary(), nullable=nullable))
+    column: sa.Column[Any] = sa.Column(sa.LargeBinary(), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 def json_column(*, nullable: bool = False) -> Any:
     """A JSON column (text on SQLite, json on PostgreSQL)."""
-    return Field(sa_column=sa.Column(sa.JSON(), nullable=nullable))
+    column: sa.Column[Any] = sa.Column(sa.JSON(), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 def table(model: type[SQLModel]) -> sa.Table:

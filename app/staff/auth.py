@@ -6,6 +6,11 @@ so a revoked session, a disabled account or a changed role applies to the very n
 request. No or a bad session answers 401; another role 403; a restricted session (an
 expired password, TOTP still to enrol) answers 403 naming what to fix, except on the
 routes that fix it.
+
+The routes that hash a password (argon2, ~100 ms) must hold no transaction meanwhile:
+their aliases (``OwnPassword``, ``StaffCreator``) check the session in a short
+transaction of its own, and the route checks it again with :func:`reauthenticate` in
+the transaction that writes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.context import Context
 from app.core.db import Tx
-from app.core.deps import CtxDep, TxDep
+from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import Forbidden, Unauthenticated
 from app.credentials import passwords
 from app.staff import repository as repo
@@ -34,6 +39,13 @@ TOTP_ENROLMENT_REQUIRED = "totp_enrolment_required"
 class TotpEnrolmentRequired(Forbidden):
     slug = "totp-enrolment-required"
     title = "This role needs a second factor: enrol TOTP first (POST /v1/staff/me/totp)"
+    commit = True  # the session's use still counts (see RoleForbidden)
+
+
+class RoleForbidden(Forbidden):
+    # A refused request is still a use of the session: its idle timeout counts from it.
+    # Nothing but that use is written before the staff dependency refuses.
+    commit = True
 
 
 # The refusal a restricted session gets on any other route (403, naming what to fix).
@@ -105,15 +117,34 @@ async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
     raw = token.encode()
     row = await repo.session_by_hashes(tx, [ring.mac(raw, key_id=kid).hex() for kid in ring.keys])
     now = ctx.clock.now()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or row.disabled_at is not None
-        or row.expires_at <= now
-        or idle_deadline(ctx, row.last_seen_at) <= now
-    ):
+    if row is None or not _live(ctx, row, now=now):
         raise Unauthenticated("invalid or expired staff session")
     await repo.touch_session(tx, session_id=row.session_id, now=now)
+    return _staff(ctx, row, now=now)
+
+
+async def reauthenticate(
+    tx: Tx, ctx: Context, *, staff: Staff, allowed: frozenset[Role], restricted_ok: bool = False
+) -> Staff:
+    """Check a signed-in member again in a later transaction (after a password was hashed
+    outside one): the session still live, the account enabled, the role still allowed."""
+    row = await repo.session_by_id(tx, staff.session_id)
+    now = ctx.clock.now()
+    if row is None or not _live(ctx, row, now=now):
+        raise Unauthenticated("invalid or expired staff session")
+    return _admit(_staff(ctx, row, now=now), allowed=allowed, restricted_ok=restricted_ok)
+
+
+def _live(ctx: Context, row: repo.SessionOfStaff, *, now: dt.datetime) -> bool:
+    return (
+        row.revoked_at is None
+        and row.disabled_at is None
+        and row.expires_at > now
+        and idle_deadline(ctx, row.last_seen_at) > now
+    )
+
+
+def _staff(ctx: Context, row: repo.SessionOfStaff, *, now: dt.datetime) -> Staff:
     return Staff(
         id=row.staff_id,
         username=row.username,
@@ -148,14 +179,35 @@ class StaffRoles:
         self.restricted_ok = restricted_ok
 
     async def __call__(self, credentials: Credentials, tx: TxDep, ctx: CtxDep) -> Staff:
+        return await self.admit(tx, ctx, credentials)
+
+    async def admit(
+        self, tx: Tx, ctx: Context, credentials: HTTPAuthorizationCredentials | None
+    ) -> Staff:
+        """The signed-in member, if their session is live and their role may."""
         if credentials is None:
             raise Unauthenticated("send 'Authorization: Bearer <staff session token>'")
         staff = await authenticate(tx, ctx, token=credentials.credentials)
-        if staff.restrictions and not self.restricted_ok:
-            raise _RESTRICTED[staff.restrictions[0]]()
-        if staff.role not in self.allowed:
-            raise Forbidden(f"the {staff.role.value} role may not do this")
-        return staff
+        return _admit(staff, allowed=self.allowed, restricted_ok=self.restricted_ok)
+
+
+class StaffRolesApart(StaffRoles):
+    """The same check in a short transaction of its own, for a route that must hold none
+    while it hashes a password; the route checks again with :func:`reauthenticate`."""
+
+    async def __call__(  # type: ignore[override]
+        self, credentials: Credentials, db: DbDep, ctx: CtxDep
+    ) -> Staff:
+        async with db.transaction() as tx:
+            return await self.admit(tx, ctx, credentials)
+
+
+def _admit(staff: Staff, *, allowed: frozenset[Role], restricted_ok: bool) -> Staff:
+    if staff.restrictions and not restricted_ok:
+        raise _RESTRICTED[staff.restrictions[0]]()
+    if staff.role not in allowed:
+        raise RoleForbidden(f"the {staff.role.value} role may not do this")
+    return staff
 
 
 AnyStaff = Annotated[Staff, Depends(StaffRoles(roles.ALL_ROLES))]
@@ -173,3 +225,7 @@ DisclosureDecider = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_DECIDE)
 DisclosureReader = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_READ))]
 LedgerAuditor = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_AUDIT))]
 SubjectRequests = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS))]
+# The two routes that hash a password, checked outside the request's transaction: one's
+# own password change, and an admin creating an account.
+OwnPassword = Annotated[Staff, Depends(StaffRolesApart(roles.ALL_ROLES, restricted_ok=True))]
+StaffCreator = Annotated[Staff, Depends(StaffRolesApart(roles.STAFF_ADMIN))]

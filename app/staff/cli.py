@@ -1,4 +1,5 @@
-"""`smsreg staff ...`: bootstrap the first admin, list accounts, disable one in an emergency."""
+"""`smsreg staff ...`: bootstrap the first admin, list accounts, disable one in an emergency,
+offboard a person, reset a lost second factor."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ from typing import Annotated
 
 import typer
 
-from app.core.cli_support import load_settings as _settings
-from app.core.cli_support import runtime as _runtime
-from app.core.db import Database
-from app.core.errors import AppError
-from app.staff import accounts, offboarding, totp
+from app.core import cli_support
+from app.core.context import Context
+from app.core.db import Tx
+from app.credentials import passwords
+from app.staff import accounts, new_account, offboarding, second_factor
+from app.staff.offboarding import Offboarded
+from app.staff.second_factor import TotpReset
 
 staff_cli = typer.Typer(help="Staff accounts (the first admin, emergencies).", no_args_is_help=True)
-CLI_ACTOR = "cli"
-
-
-def _refused(exc: AppError) -> typer.Exit:
-    typer.secho(f"refused: {exc.detail}", err=True, fg="red")
-    return typer.Exit(1)
 
 
 @staff_cli.command("create")
@@ -32,67 +29,43 @@ def create(
     ] = False,
 ) -> None:
     """Create a staff account (prompting for its password); bootstraps the first admin."""
-    settings = _settings()
+    settings = cli_support.load_settings()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        name, shown, checked_role = accounts.check_new_account(
+    with cli_support.refusals():
+        new = new_account.check_new_account(
             settings, username=username, display_name=display_name, role=role, password=password
         )
-    except AppError as exc:
-        raise _refused(exc) from None
-    password_hash = accounts.hash_password_sync(settings, password)
-    db, ctx = _runtime(settings)
-    try:
-        account = db.call(
-            accounts.create,
-            ctx,
-            actor=CLI_ACTOR,
-            username=name,
-            display_name=shown,
-            role=checked_role,
-            password_hash=password_hash,
-        )
-    except AppError as exc:
-        raise _refused(exc) from None
-    finally:
-        db.engine.dispose()
+    # Hashed before the transaction that stores it, as the HTTP route does.
+    password_hash = passwords.hash_password_sync(settings, password)
+    account = cli_support.call(accounts.create, staff=None, new=new, password_hash=password_hash)
     typer.echo(f"created {account.id}\t{account.username}\t{account.role}")
 
 
 @staff_cli.command("list")
 def list_staff() -> None:
     """List staff accounts (never a password or its hash)."""
-    db, _ctx = _runtime(_settings())
-    try:
-        rows = db.call(accounts.list_accounts)
-    finally:
-        db.engine.dispose()
-    for row in rows:
-        state = "disabled" if row.disabled_at else "active"
-        typer.echo(f"{row.id}\t{row.username}\t{row.role}\t{row.display_name}\t{state}")
+    for account in cli_support.call(accounts.list_accounts):
+        state = "disabled" if account.disabled_at else "active"
+        typer.echo(
+            f"{account.id}\t{account.username}\t{account.role}\t{account.display_name}\t{state}"
+        )
 
 
 @staff_cli.command("disable")
 def disable(staff_id: str) -> None:
     """Disable an account and end its sessions at once (e.g. when no admin can log in)."""
-    db, ctx = _runtime(_settings())
-    try:
-        account = db.call(accounts.disable, ctx, staff=None, account_id=staff_id)
-    except AppError as exc:
-        raise _refused(exc) from None
-    finally:
-        db.engine.dispose()
+    account = cli_support.call(accounts.disable, staff=None, account_id=staff_id)
     typer.echo(f"disabled {account.id}")
 
 
-def _account_id(db: Database, username: str) -> str:
-    account = db.call(accounts.find_for_login, username)
-    if account is None:
-        raise _refused(accounts.StaffNotFound(f"no staff account named {username!r}"))
-    return str(account.id)
+async def _offboard(tx: Tx, ctx: Context, *, username: str, grace_hours: int | None) -> Offboarded:
+    account = await accounts.by_username(tx, ctx, username=username)
+    return await offboarding.offboard(
+        tx, ctx, staff=None, account_id=account.id, grace_hours=grace_hours
+    )
 
 
 @staff_cli.command("offboard")
@@ -108,19 +81,7 @@ def offboard(
     The successor keys are printed once: hand each to the client that uses it before
     the old one dies.
     """
-    db, ctx = _runtime(_settings())
-    try:
-        done = db.call(
-            offboarding.offboard,
-            ctx,
-            staff=None,
-            account_id=_account_id(db, username),
-            grace_hours=grace_hours,
-        )
-    except AppError as exc:
-        raise _refused(exc) from None
-    finally:
-        db.engine.dispose()
+    done = cli_support.call(_offboard, username=username, grace_hours=grace_hours)
     account = done.account
     state = "disabled now" if done.disabled_now else "was already disabled"
     typer.echo(
@@ -142,18 +103,17 @@ def offboard(
         typer.echo("no live API keys were created by this person")
 
 
+async def _reset_totp(tx: Tx, ctx: Context, *, username: str) -> TotpReset:
+    account = await accounts.by_username(tx, ctx, username=username)
+    return await second_factor.reset(tx, ctx, staff=None, account_id=account.id)
+
+
 @staff_cli.command("reset-totp")
 def reset_totp(username: str) -> None:
     """Remove a person's TOTP and recovery codes (a lost phone) and end their sessions."""
-    db, ctx = _runtime(_settings())
-    try:
-        row = db.call(totp.reset, ctx, staff=None, account_id=_account_id(db, username))
-    except AppError as exc:
-        raise _refused(exc) from None
-    finally:
-        db.engine.dispose()
+    done = cli_support.call(_reset_totp, username=username)
     typer.echo(
-        f"reset {row.staff_id}: TOTP {'removed' if row.had_totp else 'was not enrolled'}, "
-        f"{row.recovery_codes_removed} recovery code(s) removed, "
-        f"{row.sessions_ended} session(s) ended"
+        f"reset {done.staff_id}: TOTP {'removed' if done.had_totp else 'was not enrolled'}, "
+        f"{done.recovery_codes_removed} recovery code(s) removed, "
+        f"{done.sessions_ended} session(s) ended"
     )

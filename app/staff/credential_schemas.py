@@ -1,7 +1,7 @@
-"""Request and response shapes of TOTP, offboarding and the admins' API-key routes.
+"""Request and response shapes of the TOTP and offboarding routes.
 
-Secrets appear only in the answers that create them (a TOTP secret, recovery codes, a
-new API key), once; never a hash, a ciphertext or a stored token.
+Secrets appear only in the answers that create them (a TOTP secret, recovery codes, the
+successors of a leaver's API keys), once; never a hash, a ciphertext or a stored token.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.staff.api_keys import MAX_GRACE_HOURS
-from app.staff.schemas import StaffPublic
-from app.staff.scopes import Scope
+from app.clients.schemas import ApiKeyPublic, RotatedApiKeyPublic, key_public, rotated_public
+from app.clients.service import MAX_GRACE_HOURS
+from app.staff.offboarding import Offboarded
+from app.staff.schemas import StaffPublic, staff_public
 
 
 class TotpEnrolmentPublic(BaseModel):
@@ -44,6 +45,8 @@ class RecoveryCodesPublic(BaseModel):
 class TotpStatusPublic(BaseModel):
     """The signed-in person's second factor."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     enrolled: bool
     pending: bool = Field(description="an enrolment was started but not confirmed")
     confirmed_at: dt.datetime | None
@@ -54,72 +57,12 @@ class TotpStatusPublic(BaseModel):
 class TotpResetPublic(BaseModel):
     """An admin's reset of someone's second factor."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     staff_id: str
     had_totp: bool
     recovery_codes_removed: int
     sessions_ended: int
-
-
-class ApiKeyPublic(BaseModel):
-    """A service API key as admins see it (never the key itself, beyond its prefix)."""
-
-    id: str
-    name: str
-    prefix: str = Field(description="the key's readable start, to recognise it")
-    scopes: list[str]
-    created_by: str = Field(description="staff:<id> or cli")
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    revoked_at: dt.datetime | None
-    last_used_at: dt.datetime | None
-    rotated_from: str | None
-    rotated_to: str | None
-    state: Literal["active", "rotated", "expired", "revoked"] = Field(
-        description="rotated: a successor exists and this key dies at expires_at"
-    )
-
-
-class ApiKeyCreate(BaseModel):
-    """A new API key for a service client."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100, examples=["coupon-frontend"])
-    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
-    expires_days: int | None = Field(
-        None, ge=1, description="default and maximum: SMSREG_API_KEY_MAX_AGE_DAYS (180)"
-    )
-
-
-class NewApiKeyPublic(BaseModel):
-    """A new key: the token is shown this once."""
-
-    key: ApiKeyPublic
-    token: str = Field(description="`smsreg_sk_...`; stored only as a keyed hash")
-
-
-class ApiKeyRotate(BaseModel):
-    """How long the old key keeps working after its successor is issued."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    grace_hours: int | None = Field(
-        None, ge=0, le=MAX_GRACE_HOURS, description="default SMSREG_API_KEY_GRACE_HOURS (24)"
-    )
-
-
-class RotatedApiKeyPublic(BaseModel):
-    """A rotation: the old key (with its shortened expiry) and its successor, shown once."""
-
-    old: ApiKeyPublic
-    new: ApiKeyPublic
-    token: str = Field(description="the successor's key, shown this once")
-
-
-class ApiKeyListPublic(BaseModel):
-    """Every API key, newest first."""
-
-    api_keys: list[ApiKeyPublic]
 
 
 class OffboardRequest(BaseModel):
@@ -149,4 +92,17 @@ class OffboardPublic(BaseModel):
     ending_keys: list[ApiKeyPublic] = Field(
         description="keys the person created that were rotated before: no new successor; "
         "each ends at its expires_at"
+    )
+
+
+def offboard_public(done: Offboarded, now: dt.datetime) -> OffboardPublic:
+    """What an offboarding closed, with the successor keys' tokens shown this once."""
+    return OffboardPublic(
+        staff=staff_public(done.account),
+        disabled_now=done.disabled_now,
+        sessions_ended=done.sessions_ended,
+        totp_removed=done.totp_removed,
+        recovery_codes_removed=done.recovery_codes_removed,
+        rotated_keys=[rotated_public(rotated, now) for rotated in done.rotated],
+        ending_keys=[key_public(key, now) for key in done.ending],
     )

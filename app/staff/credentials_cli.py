@@ -6,17 +6,15 @@ from typing import Annotated
 
 import typer
 
-from app.core.cli_support import load_settings as _settings
-from app.core.cli_support import runtime as _runtime
-from app.core.errors import AppError
-from app.staff import credentials
-from app.staff.credentials import DueItem
+from app.core import cli_support
+from app.core.cli_support import CLI_ACTOR
+from app.credentials.due import DueItem
+from app.staff import credentials_due
 
 credentials_cli = typer.Typer(
     help="Staff passwords, API keys and second factors near or past their end.",
     no_args_is_help=True,
 )
-CLI_ACTOR = "cli"
 
 
 def _print(items: list[DueItem]) -> None:
@@ -38,14 +36,7 @@ def due(
     ] = None,
 ) -> None:
     """List every credential past or near its maximum age, with its owner (never a secret)."""
-    db, ctx = _runtime(_settings())
-    try:
-        items = db.call(credentials.due, ctx, within_days=within_days)
-    except AppError as exc:
-        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
-        raise typer.Exit(1) from None
-    finally:
-        db.engine.dispose()
+    items = cli_support.call(credentials_due.due, within_days=within_days)
     if not items:
         typer.echo("no credentials due")
         return
@@ -67,11 +58,7 @@ def rotate(
     if not due_only:
         typer.secho("say what to rotate: --due", err=True, fg="red")
         raise typer.Exit(2)
-    db, ctx = _runtime(_settings())
-    try:
-        report = db.call(credentials.rotate_due, ctx, actor=CLI_ACTOR)
-    finally:
-        db.engine.dispose()
+    report = cli_support.call(credentials_due.rotate_due, actor=CLI_ACTOR)
     typer.echo(f"re-encrypted {report.totp_reencrypted} TOTP secret(s) under the active key")
     if not report.left:
         typer.echo("nothing left that needs a person")

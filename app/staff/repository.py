@@ -1,63 +1,207 @@
-"""Queries on staff accounts and sessions (SQLAlchemy Core on the SQLModel tables)."""
+"""Queries on staff accounts, sessions and the permission history (SQLAlchemy Core on the
+SQLModel tables)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.db import Tx
-from app.models.staff import StaffAccount, StaffSession
+from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
 from app.models.staff_mfa import StaffTotp
 from app.models.types import table
 
 accounts = table(StaffAccount)
 sessions = table(StaffSession)
+history = table(StaffPermissionChange)
 totp = table(StaffTotp)
+_a = accounts.c
+_s = sessions.c
+_h = history.c
 
 
-async def session_by_hashes(tx: Tx, hashes: Sequence[str]) -> Any:
-    """The session whose token hashes to one of ``hashes``, with its account and whether a
-    TOTP second factor is confirmed; None if there is none."""
-    s, a, t = sessions.c, accounts.c, totp.c
-    statement = (
+class SessionOfStaff(NamedTuple):
+    """A session with what authenticating a request needs of its account."""
+
+    session_id: str
+    staff_id: str
+    expires_at: dt.datetime
+    last_seen_at: dt.datetime
+    revoked_at: dt.datetime | None
+    username: str
+    display_name: str
+    role: str
+    disabled_at: dt.datetime | None
+    password_changed_at: dt.datetime
+    totp_confirmed_at: dt.datetime | None
+
+
+def _session_of_staff() -> sa.Select[Any]:
+    t = totp.c
+    return (
         sa.select(
-            s.id.label("session_id"),
-            s.staff_id,
-            s.expires_at,
-            s.last_seen_at,
-            s.revoked_at,
-            a.username,
-            a.display_name,
-            a.role,
-            a.disabled_at,
-            a.password_changed_at,
+            _s.id.label("session_id"),
+            _s.staff_id,
+            _s.expires_at,
+            _s.last_seen_at,
+            _s.revoked_at,
+            _a.username,
+            _a.display_name,
+            _a.role,
+            _a.disabled_at,
+            _a.password_changed_at,
+            # Whether a second factor is confirmed: a role that needs one without it is
+            # restricted (the staff_totp table is app.credentials'; only read here).
             t.confirmed_at.label("totp_confirmed_at"),
         )
         .select_from(sessions)
-        .join(accounts, a.id == s.staff_id)
-        .outerjoin(totp, t.staff_id == s.staff_id)
-        .where(s.token_hash.in_(list(hashes)))
+        .join(accounts, _a.id == _s.staff_id)
+        .outerjoin(totp, t.staff_id == _s.staff_id)
     )
-    return (await tx.execute(statement)).one_or_none()
+
+
+async def session_by_hashes(tx: Tx, hashes: Sequence[str]) -> SessionOfStaff | None:
+    """The session whose token hashes to one of ``hashes``, with its account and whether a
+    TOTP second factor is confirmed; None if there is none."""
+    row = (await tx.execute(_session_of_staff().where(_s.token_hash.in_(list(hashes))))).first()
+    return None if row is None else SessionOfStaff(**row._mapping)
+
+
+async def session_by_id(tx: Tx, session_id: str) -> SessionOfStaff | None:
+    """The same, found by the session's id (to check a session again in a later
+    transaction)."""
+    row = (await tx.execute(_session_of_staff().where(_s.id == session_id))).first()
+    return None if row is None else SessionOfStaff(**row._mapping)
 
 
 async def touch_session(tx: Tx, *, session_id: str, now: dt.datetime) -> None:
     """Record a session's use: its idle timeout counts from now."""
-    await tx.execute(
-        sa.update(sessions).where(sessions.c.id == session_id).values(last_seen_at=now)
-    )
-
-
-async def insert_account(tx: Tx, account: StaffAccount) -> bool:
-    """Store a new account; False if the username is taken."""
-    statement = sa.insert(accounts).values(account.model_dump())
-    result = await tx.execute(statement.prefix_with("OR IGNORE") if tx.sqlite else statement)
-    return result.rowcount == 1
+    await tx.execute(sa.update(sessions).where(_s.id == session_id).values(last_seen_at=now))
 
 
 async def insert_session(tx: Tx, session: StaffSession) -> None:
     """Store a new session (its token only as a keyed hash)."""
     await tx.execute(sa.insert(sessions).values(session.model_dump()))
+
+
+async def get_session(tx: Tx, session_id: str) -> StaffSession | None:
+    """One session, or None."""
+    row = (await tx.execute(sa.select(sessions).where(_s.id == session_id))).one_or_none()
+    return None if row is None else StaffSession(**row._mapping)
+
+
+async def revoke_session(tx: Tx, *, session_id: str, now: dt.datetime) -> None:
+    """End one session (if it has not ended already)."""
+    await tx.execute(
+        sa.update(sessions)
+        .where(_s.id == session_id, _s.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def end_sessions(
+    tx: Tx, *, account_id: str, now: dt.datetime, keep_session: str | None = None
+) -> int:
+    """Revoke every live session of an account (but ``keep_session``); how many ended."""
+    statement = sa.update(sessions).where(
+        _s.staff_id == account_id, _s.revoked_at.is_(None), _s.expires_at > now
+    )
+    if keep_session is not None:
+        statement = statement.where(_s.id != keep_session)
+    result = await tx.execute(statement.values(revoked_at=now))
+    return int(result.rowcount)
+
+
+async def count_live_sessions(tx: Tx, *, account_id: str, now: dt.datetime) -> int:
+    """Sessions of an account neither revoked nor past their absolute end."""
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(sessions)
+        .where(_s.staff_id == account_id, _s.revoked_at.is_(None), _s.expires_at > now)
+    )
+    return int(found)
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+def _account(row: Any) -> StaffAccount:
+    return StaffAccount(**row._mapping)
+
+
+async def insert_account(tx: Tx, account: StaffAccount) -> bool:
+    """Store a new account; False if the username is taken."""
+    insert = sqlite.insert if tx.sqlite else postgresql.insert
+    statement = (
+        insert(accounts)
+        .values(account.model_dump())
+        .on_conflict_do_nothing(index_elements=[_a.username])
+    )
+    result = await tx.execute(statement)
+    return result.rowcount == 1
+
+
+async def get_account(tx: Tx, account_id: str, *, for_update: bool = False) -> StaffAccount | None:
+    """One account, or None; ``for_update`` holds it until commit (PostgreSQL; SQLite's
+    write lock already does), so concurrent changes of it run one after the other."""
+    statement = sa.select(accounts).where(_a.id == account_id)
+    if for_update and not tx.sqlite:
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
+    return None if row is None else _account(row)
+
+
+async def account_by_username(tx: Tx, username: str) -> StaffAccount | None:
+    """The account with this (normalised) username, or None."""
+    row = (await tx.execute(sa.select(accounts).where(_a.username == username))).one_or_none()
+    return None if row is None else _account(row)
+
+
+async def list_accounts(tx: Tx) -> list[StaffAccount]:
+    """Every account, disabled ones included, by username."""
+    return [_account(row) for row in await tx.execute(sa.select(accounts).order_by(_a.username))]
+
+
+async def passwords_changed_by(tx: Tx, instant: dt.datetime) -> list[StaffAccount]:
+    """Enabled accounts whose password was last changed at or before ``instant``."""
+    rows = await tx.execute(
+        sa.select(accounts)
+        .where(_a.disabled_at.is_(None), _a.password_changed_at <= instant)
+        .order_by(_a.id)
+    )
+    return [_account(row) for row in rows]
+
+
+async def other_active_admins(tx: Tx, account_id: str) -> int:
+    """How many enabled admins there are besides ``account_id``."""
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(accounts)
+        .where(_a.role == "admin", _a.disabled_at.is_(None), _a.id != account_id)
+    )
+    return int(found)
+
+
+async def update_account(tx: Tx, account_id: str, **values: Any) -> None:
+    """Change columns of one account (role, disabled_at, the lockout, the password...)."""
+    await tx.execute(sa.update(accounts).where(_a.id == account_id).values(**values))
+
+
+# -- the permission history -------------------------------------------------------------
+
+
+async def record_permission(tx: Tx, change: StaffPermissionChange) -> None:
+    """Add a grant, change, revocation or offboarding to an account's history."""
+    await tx.execute(sa.insert(history).values(change.model_dump(exclude={"id"})))
+
+
+async def permission_history(tx: Tx, account_id: str) -> list[StaffPermissionChange]:
+    """An account's role history, oldest first."""
+    rows = await tx.execute(
+        sa.select(history).where(_h.staff_id == account_id).order_by(_h.changed_at, _h.id)
+    )
+    return [StaffPermissionChange(**row._mapping) for row in rows]

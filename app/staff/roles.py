@@ -35,7 +35,7 @@ STAFF_READ = frozenset({Role.ADMIN, Role.AUDITOR})
 PUMPING_READ = frozenset({Role.ADMIN, Role.OPERATOR, Role.AUDITOR})
 # Lift a block before its cool-off ends.
 PUMPING_ADMIN = frozenset({Role.ADMIN})
-# Ask for a disclosure to a third party (issue 5): support staff and the privacy officer.
+# Ask for a disclosure to a third party: support staff and the privacy officer.
 DISCLOSURE_REQUEST = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})
 # Approve, reject and release one: the privacy officer (never their own request).
 DISCLOSURE_DECIDE = frozenset({Role.PRIVACY_OFFICER})

@@ -1,39 +1,42 @@
-"""/v1/staff: log in and out, one's own account, and the admins' management of staff."""
+"""/v1/staff: log in and out, one's own account, and the admins' management of staff.
+
+Logging in, changing one's password and creating an account hash a password (argon2,
+~100 ms in a worker thread): those routes hold no transaction while it runs, but one
+short transaction before and one after (``db.transaction()``).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Response
 
-from app.core.db import Row
-from app.core.deps import request_ip, runtime_of
+from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.staff import accounts, sessions
-from app.staff.auth import OwnCredentials, StaffAdmin, StaffRead, as_staff
+from app.credentials import passwords
+from app.staff import accounts, new_account, own_password, sessions
+from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffCreator, StaffRead
+from app.staff.new_account import NewAccount
 from app.staff.schemas import (
     LoginRequest,
     MePublic,
     NewSessionPublic,
     PasswordChange,
-    PermissionChangePublic,
     RoleChange,
-    SessionPublic,
     SessionsRevokedPublic,
     StaffCreate,
     StaffDetailPublic,
     StaffListPublic,
     StaffPublic,
-    StaffSummary,
+    detail_public,
+    me_public,
+    new_session_public,
+    staff_public,
 )
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"])
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
-
-
-def _staff_public(row: Row) -> StaffPublic:
-    return StaffPublic.model_validate(dict(row))
 
 
 @router.post(
@@ -47,36 +50,27 @@ def _staff_public(row: Row) -> StaffPublic:
     openapi_extra={"security": [{}]},
     summary="Log in: a session token, shown once (answers 401 alike for every failure)",
 )
-async def login(body: LoginRequest, request: Request, response: Response) -> NewSessionPublic:
-    rt = runtime_of(request)
-    new = await sessions.login(
-        rt.db,
-        rt.ctx,
-        username=body.username,
-        password=body.password,
-        ip=request_ip(request),
-        totp_code=body.totp,
-        recovery_code=body.recovery_code,
+async def login(
+    body: LoginRequest, db: DbDep, ctx: CtxDep, ip: ClientIp, response: Response
+) -> NewSessionPublic:
+    async with db.transaction() as tx:
+        seen = await sessions.find_for_login(tx, ctx, username=body.username)
+    # A missing account is verified against a dummy hash: it costs the same time.
+    check = await passwords.verify_password(
+        ctx.settings, seen.password_hash if seen is not None else None, body.password
     )
+    async with db.transaction() as tx:
+        new = await sessions.finish_login(
+            tx,
+            ctx,
+            seen=seen,
+            check=check,
+            ip=ip,
+            totp_code=body.totp,
+            recovery_code=body.recovery_code,
+        )
     response.headers.update(NO_STORE)
-    session = new.session
-    return NewSessionPublic(
-        token=new.token,
-        session=SessionPublic(
-            id=session.id,
-            created_at=session.created_at,
-            expires_at=session.expires_at,
-            idle_expires_at=sessions.idle_deadline(rt.ctx, session.last_seen_at),
-        ),
-        staff=StaffSummary(
-            id=new.staff.id,
-            username=new.staff.username,
-            display_name=new.staff.display_name,
-            role=new.staff.role,
-        ),
-        restrictions=list(new.staff.restrictions),
-        password_expires_at=new.password_expires_at,
-    )
+    return new_session_public(new)
 
 
 @router.delete(
@@ -85,36 +79,36 @@ async def login(body: LoginRequest, request: Request, response: Response) -> New
     responses=AUTH_PROBLEMS,
     summary="Log out: the session ends at once",
 )
-async def logout(caller: OwnCredentials, request: Request) -> Response:
-    rt = runtime_of(request)
-    await rt.db.run(as_staff, rt.ctx, caller=caller, action=sessions.logout)
+async def logout(staff: OwnCredentials, tx: TxDep, ctx: CtxDep) -> Response:
+    await sessions.logout(tx, ctx, staff=staff)
     return Response(status_code=204)
 
 
 @router.get("/me", responses=AUTH_PROBLEMS, summary="The signed-in account and its session")
-async def me(caller: OwnCredentials, request: Request) -> MePublic:
-    rt = runtime_of(request)
-    row = await rt.db.run(as_staff, rt.ctx, caller=caller, action=sessions.session_of)
-    return MePublic.model_validate(dict(row))
+async def me(staff: OwnCredentials, tx: TxDep, ctx: CtxDep) -> MePublic:
+    return me_public(await sessions.me(tx, ctx, staff=staff))
 
 
 @router.put(
     "/me/password",
-    responses={**AUTH_PROBLEMS, 422: accounts.WrongPassword.openapi()},
+    responses={**AUTH_PROBLEMS, 422: own_password.WrongPassword.openapi()},
     summary="Change one's own password (ends one's other sessions)",
 )
 async def change_password(
-    body: PasswordChange, caller: OwnCredentials, request: Request
+    body: PasswordChange, staff: OwnPassword, db: DbDep, ctx: CtxDep
 ) -> StaffPublic:
-    rt = runtime_of(request)
-    row = await accounts.change_password(
-        rt.db,
-        rt.ctx,
-        caller=caller,
+    async with db.transaction() as tx:
+        stored = await own_password.current_hash(tx, ctx, staff=staff)
+    checked = await own_password.check_change(
+        ctx,
+        staff=staff,
+        stored=stored,
         current_password=body.current_password,
         new_password=body.new_password,
     )
-    return _staff_public(row)
+    async with db.transaction() as tx:
+        account = await own_password.finish_change(tx, ctx, staff=staff, checked=checked)
+    return staff_public(account)
 
 
 @router.post(
@@ -123,25 +117,23 @@ async def change_password(
     responses={**AUTH_PROBLEMS, 409: accounts.UsernameTaken.openapi(), 422: InvalidInput.openapi()},
     summary="Create a staff account (admin); its role grant is recorded",
 )
-async def create_staff(body: StaffCreate, caller: StaffAdmin, request: Request) -> StaffPublic:
-    rt = runtime_of(request)
-    row = await accounts.create_by_admin(
-        rt.db,
-        rt.ctx,
-        caller=caller,
-        username=body.username,
-        display_name=body.display_name,
-        role=body.role.value,
-        password=body.password,
-    )
-    return _staff_public(row)
+async def create_staff(
+    body: StaffCreate, staff: StaffCreator, db: DbDep, ctx: CtxDep
+) -> StaffPublic:
+    new = NewAccount(username=body.username, display_name=body.display_name, role=body.role)
+    # The caller was checked before any password is hashed, so no stranger can make the
+    # service spend argon2 time; and is checked again in the transaction that writes.
+    password_hash = await new_account.hash_first_password(ctx, new=new, password=body.password)
+    async with db.transaction() as tx:
+        account = await accounts.create(tx, ctx, staff=staff, new=new, password_hash=password_hash)
+    return staff_public(account)
 
 
 @router.get("", responses=AUTH_PROBLEMS, summary="Every staff account (admin, auditor)")
-async def list_staff(caller: StaffRead, request: Request) -> StaffListPublic:
-    rt = runtime_of(request)
-    rows = await rt.db.run(as_staff, rt.ctx, caller=caller, action=accounts.list_for)
-    return StaffListPublic(staff=[_staff_public(row) for row in rows])
+async def list_staff(staff: StaffRead, tx: TxDep, ctx: CtxDep) -> StaffListPublic:
+    return StaffListPublic(
+        staff=[staff_public(account) for account in await accounts.list_accounts(tx, ctx)]
+    )
 
 
 @router.get(
@@ -149,15 +141,11 @@ async def list_staff(caller: StaffRead, request: Request) -> StaffListPublic:
     responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="One staff account with its permission history (admin, auditor)",
 )
-async def read_staff(staff_id: StaffId, caller: StaffRead, request: Request) -> StaffDetailPublic:
-    rt = runtime_of(request)
-    row, history = await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=accounts.detail, account_id=staff_id
-    )
-    return StaffDetailPublic(
-        **_staff_public(row).model_dump(),
-        permission_history=[PermissionChangePublic.model_validate(dict(h)) for h in history],
-    )
+async def read_staff(
+    staff_id: StaffId, staff: StaffRead, tx: TxDep, ctx: CtxDep
+) -> StaffDetailPublic:
+    found = await accounts.detail(tx, ctx, account_id=staff_id)
+    return detail_public(found.account, found.history)
 
 
 @router.put(
@@ -171,18 +159,10 @@ async def read_staff(staff_id: StaffId, caller: StaffRead, request: Request) -> 
     summary="Change an account's role (admin; not one's own); recorded in its history",
 )
 async def change_role(
-    staff_id: StaffId, body: RoleChange, caller: StaffAdmin, request: Request
+    staff_id: StaffId, body: RoleChange, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> StaffPublic:
-    rt = runtime_of(request)
-    row = await rt.db.run(
-        as_staff,
-        rt.ctx,
-        caller=caller,
-        action=accounts.change_role,
-        account_id=staff_id,
-        role=body.role,
-    )
-    return _staff_public(row)
+    account = await accounts.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    return staff_public(account)
 
 
 @router.post(
@@ -194,12 +174,10 @@ async def change_role(
     },
     summary="Disable an account (admin; not one's own): every session of it ends at once",
 )
-async def disable_staff(staff_id: StaffId, caller: StaffAdmin, request: Request) -> StaffPublic:
-    rt = runtime_of(request)
-    row = await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=accounts.disable, account_id=staff_id
-    )
-    return _staff_public(row)
+async def disable_staff(
+    staff_id: StaffId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
+) -> StaffPublic:
+    return staff_public(await accounts.disable(tx, ctx, staff=staff, account_id=staff_id))
 
 
 @router.delete(
@@ -208,10 +186,7 @@ async def disable_staff(staff_id: StaffId, caller: StaffAdmin, request: Request)
     summary="End every session of an account at once (admin)",
 )
 async def revoke_sessions(
-    staff_id: StaffId, caller: StaffAdmin, request: Request
+    staff_id: StaffId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> SessionsRevokedPublic:
-    rt = runtime_of(request)
-    ended = await rt.db.run(
-        as_staff, rt.ctx, caller=caller, action=sessions.revoke_all, account_id=staff_id
-    )
+    ended = await sessions.revoke_all(tx, ctx, staff=staff, account_id=staff_id)
     return SessionsRevokedPublic(staff_id=staff_id, sessions_ended=ended)

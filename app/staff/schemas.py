@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.staff.accounts import MAX_PASSWORD_LENGTH
+from app.credentials.passwords import MAX_PASSWORD_LENGTH
+from app.models.staff import StaffAccount, StaffPermissionChange
+from app.staff.new_account import clean_display_name, clean_username
 from app.staff.roles import Role
+from app.staff.sessions import Me, NewSession
 
 Restriction = Literal["password_expired", "totp_enrolment_required"]
 
@@ -31,6 +34,8 @@ class LoginRequest(BaseModel):
 class SessionPublic(BaseModel):
     """A session's deadlines: it ends at ``expires_at``, or sooner when idle."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     created_at: dt.datetime
     expires_at: dt.datetime = Field(description="the absolute end (12 h at most)")
@@ -39,6 +44,8 @@ class SessionPublic(BaseModel):
 
 class StaffSummary(BaseModel):
     """Who a session belongs to."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     username: str
@@ -88,6 +95,8 @@ class StaffPublic(StaffSummary):
 class PermissionChangePublic(BaseModel):
     """One grant, change or revocation of a role."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     change: Literal["grant", "change", "revoke", "offboard"]
     old_role: Role | None
     new_role: Role | None
@@ -113,8 +122,18 @@ class StaffCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64, examples=["hanako"])
-    display_name: str = Field(min_length=1, max_length=100, examples=["Hanako Yamada"])
+    # Normalised here (lower case, whitespace collapsed) by the same functions the command
+    # line uses; the password policy needs the settings and runs in the service.
+    username: Annotated[
+        str,
+        Field(min_length=1, max_length=64, examples=["hanako"]),
+        AfterValidator(clean_username),
+    ]
+    display_name: Annotated[
+        str,
+        Field(min_length=1, max_length=100, examples=["Hanako Yamada"]),
+        AfterValidator(clean_display_name),
+    ]
     role: Role
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
@@ -141,3 +160,53 @@ class SessionsRevokedPublic(BaseModel):
 
     staff_id: str
     sessions_ended: int
+
+
+def staff_public(account: StaffAccount) -> StaffPublic:
+    """An account as admins and auditors see it (never its password hash)."""
+    return StaffPublic.model_validate(account)
+
+
+def detail_public(account: StaffAccount, history: list[StaffPermissionChange]) -> StaffDetailPublic:
+    """An account with its permission history."""
+    return StaffDetailPublic(
+        **staff_public(account).model_dump(),
+        permission_history=[PermissionChangePublic.model_validate(h) for h in history],
+    )
+
+
+def session_public(new: NewSession | Me) -> SessionPublic:
+    """A session's deadlines."""
+    return SessionPublic(
+        id=new.session.id,
+        created_at=new.session.created_at,
+        expires_at=new.session.expires_at,
+        idle_expires_at=new.idle_expires_at,
+    )
+
+
+def new_session_public(new: NewSession) -> NewSessionPublic:
+    """A fresh login: the token, shown this once."""
+    return NewSessionPublic(
+        token=new.token,
+        session=session_public(new),
+        staff=StaffSummary.model_validate(new.staff),
+        restrictions=list(new.staff.restrictions),
+        password_expires_at=new.password_expires_at,
+    )
+
+
+def me_public(me: Me) -> MePublic:
+    """The signed-in account and its current session."""
+    account = me.account
+    return MePublic(
+        id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        role=Role(account.role),
+        password_changed_at=account.password_changed_at,
+        last_login_at=account.last_login_at,
+        session=session_public(me),
+        restrictions=list(me.restrictions),
+        password_expires_at=me.password_expires_at,
+    )

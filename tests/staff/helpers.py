@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.clients import service as clients
 from tests.conftest import call, sync_engine
+from tests.fixtures.flows import check, sent_code, start
 from tests.fixtures.staff import (  # noqa: F401 (shared with the tests that import them here)
     CHEAP_HASHING,
     PASSWORD,
@@ -18,7 +19,7 @@ from tests.fixtures.staff import (  # noqa: F401 (shared with the tests that imp
     create_staff,
     staff_auth,
 )
-from tests.fixtures.flows import check, sent_code, start
+
 
 
 async def login(

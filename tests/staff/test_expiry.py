@@ -28,7 +28,7 @@ async def signed_in(client, username: str) -> dict[str, str]:
 
 
 async def test_password_maximum_age(client, app, clock):
-    create_staff(app, "admin", username="root")
+    await create_staff(app, "admin", username="root")
     created = clock.now()
     clock.set(created + 90 * DAY - dt.timedelta(seconds=1))
     early = await login(client, "root")
@@ -81,7 +81,7 @@ class TestNoMaximumAge:
         return {**CHEAP_HASHING, "password_max_age_days": 0}
 
     async def test_zero_disables_it(self, client, app, clock):
-        create_staff(app, "admin", username="root")
+        await create_staff(app, "admin", username="root")
         clock.advance(days=3650)
         answer = await login(client, "root")
         assert answer.json()["restrictions"] == []
@@ -130,7 +130,7 @@ async def test_api_key_grace_period(client, app, clock):
 
 
 async def test_session_lifetime(client, app, clock):
-    create_staff(app, "operator", username="op")
+    await create_staff(app, "operator", username="op")
     headers = await signed_in(client, "op")
     for _ in range(35):  # busy all along: 35 x 20 min = 11 h 40 min
         clock.advance(minutes=20)
@@ -142,7 +142,7 @@ async def test_session_lifetime(client, app, clock):
 
 
 async def test_session_idle_timeout(client, app, clock):
-    create_staff(app, "operator", username="op")
+    await create_staff(app, "operator", username="op")
     headers = await signed_in(client, "op")
     clock.advance(minutes=29, seconds=59)
     assert (await client.get("/v1/staff/me", headers=headers)).status_code == 200

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from argon2 import PasswordHasher
 
-from app.staff import accounts
-from tests.conftest import count_rows
+from app.core.db import Database
+from app.core.errors import AppError
+from app.credentials import passwords
+from app.credentials.passwords import PasswordCheck
+from app.staff import accounts, sessions
+from tests.conftest import call, count_rows
 from tests.staff.helpers import (
     CHEAP_HASHING,
     PASSWORD,
@@ -37,7 +44,7 @@ def verified_hashes(monkeypatch):
 
 
 async def test_login_opens_a_session_shown_once_and_stored_hashed(client, app, clock):
-    account = create_staff(app, "operator", username="hanako", display_name="Hanako Yamada")
+    account = await create_staff(app, "operator", username="hanako", display_name="Hanako Yamada")
     answer = await login(client, "hanako")
     assert answer.status_code == 201, answer.text
     assert answer.headers["cache-control"] == "no-store"
@@ -70,12 +77,12 @@ async def test_login_opens_a_session_shown_once_and_stored_hashed(client, app, c
 
 
 async def test_usernames_are_case_insensitive(client, app):
-    create_staff(app, "auditor", username="kim.minji")
+    await create_staff(app, "auditor", username="kim.minji")
     assert (await login(client, "Kim.MinJi")).status_code == 201
 
 
 async def test_wrong_password_and_missing_account_answer_alike(client, app, verified_hashes):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     wrong = await login(client, "hanako", "not the password")
     missing = await login(client, "nobody", PASSWORD)
     assert wrong.status_code == missing.status_code == 401
@@ -85,8 +92,8 @@ async def test_wrong_password_and_missing_account_answer_alike(client, app, veri
     # against the dummy hash made with the same parameters.
     settings = app.state.ctx.settings
     stored = rows(app, "SELECT password_hash FROM staff_accounts")[0]["password_hash"]
-    assert verified_hashes == [stored, accounts.dummy_hash(settings)]
-    assert accounts.dummy_hash(settings).split("$")[3] == stored.split("$")[3]  # m, t, p
+    assert verified_hashes == [stored, passwords.dummy_hash(settings)]
+    assert passwords.dummy_hash(settings).split("$")[3] == stored.split("$")[3]  # m, t, p
     assert rows(app, "SELECT failed_logins FROM staff_accounts")[0]["failed_logins"] == 1
     failed = events(app, "staff:login:failed")
     assert [e["details"] for e in failed] == [
@@ -98,7 +105,7 @@ async def test_wrong_password_and_missing_account_answer_alike(client, app, veri
 
 
 async def test_lockout_after_repeated_failures_and_its_expiry(client, app, clock):
-    create_staff(app, "privacy_officer", username="sato")
+    await create_staff(app, "privacy_officer", username="sato")
     for _ in range(4):
         assert (await login(client, "sato", "wrong password!")).status_code == 401
     assert events(app, "staff:login:locked") == []
@@ -124,7 +131,7 @@ async def test_lockout_after_repeated_failures_and_its_expiry(client, app, clock
     [{**CHEAP_HASHING, "login_max_failures": 2, "login_lockout_minutes": 1}],
 )
 async def test_lockout_settings(client, app, clock):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     for _ in range(2):
         await login(client, "hanako", "wrong password!")
     assert (await login(client, "hanako")).status_code == 401
@@ -133,14 +140,14 @@ async def test_lockout_settings(client, app, clock):
 
 
 async def test_disabled_account_cannot_log_in(client, app):
-    account = create_staff(app, "operator", username="hanako")
-    app.state.db.call(accounts.disable, app.state.ctx, staff=None, account_id=account.id)
+    account = await create_staff(app, "operator", username="hanako")
+    await call(app, accounts.disable, staff=None, account_id=account.id)
     answer = await login(client, "hanako")
     assert answer.status_code == 401 and answer.json()["type"].endswith("/invalid-credentials")
 
 
 async def test_rehash_on_login_when_the_parameters_change(client, app):
-    account = create_staff(app, "operator", username="hanako")
+    account = await create_staff(app, "operator", username="hanako")
     older = PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1).hash(PASSWORD)
     execute(
         app, "UPDATE staff_accounts SET password_hash = :h WHERE id = :id", h=older, id=account.id
@@ -152,7 +159,7 @@ async def test_rehash_on_login_when_the_parameters_change(client, app):
 
 
 async def test_api_keys_and_sessions_never_stand_in_for_each_other(client, app, auth):
-    create_staff(app, "admin", username="root-admin")
+    await create_staff(app, "admin", username="root-admin")
     token = (await login(client, "root-admin")).json()["token"]
     as_staff = await client.get("/v1/staff/me", headers=auth)  # an API key
     assert as_staff.status_code == 401
@@ -162,7 +169,7 @@ async def test_api_keys_and_sessions_never_stand_in_for_each_other(client, app, 
     )  # fmt: skip
     assert as_client.status_code == 401
     # Even a key with every scope is no session.
-    every = make_key(app, ["verifications:write", "consents:write"])
+    every = await make_key(app, ["verifications:write", "consents:write"])
     assert (await client.get("/v1/staff", headers=every)).status_code == 401
 
 
@@ -180,7 +187,7 @@ async def test_api_keys_and_sessions_never_stand_in_for_each_other(client, app, 
     ],
 )
 async def test_login_bad_input(client, app, body, field):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     before = count_rows(app, "audit_events")
     answer = await client.post("/v1/staff/sessions", json=body)
     assert answer.status_code == 422, answer.text
@@ -197,29 +204,29 @@ async def test_login_body_that_is_not_json(client):
     assert answer.status_code == 422
 
 
-def test_concurrent_failures_are_each_counted(app):
+async def test_concurrent_failures_are_each_counted(client, app):
     """Ten wrong passwords at once, each on its own connection: five lock the account
     (none lost to a race), the other five meet the lock."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from app.core.errors import AppError
-    from app.staff.sessions import _finish_login
-
-    create_staff(app, "operator", username="hanako")
-    seen = app.state.db.call(accounts.find_for_login, "hanako")
+    await create_staff(app, "operator", username="hanako")
+    seen = await call(app, sessions.find_for_login, username="hanako")
+    ready = threading.Barrier(10)
 
     def attempt(_: int) -> str:
-        try:
-            app.state.db.call(
-                _finish_login,
-                app.state.ctx,
-                seen=seen,
-                check=accounts.PasswordCheck(ok=False),
-                ip="192.0.2.1",
-            )
-        except AppError as refused:
-            return refused.slug
-        return "opened"
+        async def finish() -> str:
+            db = Database(app.state.db.url)  # its own connection, as another process
+            try:
+                async with db.transaction() as tx:
+                    await sessions.finish_login(
+                        tx, app.state.ctx, seen=seen, check=PasswordCheck(ok=False), ip="192.0.2.1"
+                    )
+            except AppError as refused:
+                return refused.slug
+            finally:
+                await db.dispose()
+            return "opened"
+
+        ready.wait(timeout=30)
+        return asyncio.run(finish())
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         outcomes = list(pool.map(attempt, range(10)))

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from app.staff import api_keys
-from tests.staff.credential_helpers import (
+from app.clients import service as clients
+from tests.conftest import call
+from tests.credentials.helpers import (
     TOTP_ON,
     code_at,
     enrolled_staff,
-    invoke,
+    invoke_async,
     login_with,
     use_cli,
 )
@@ -75,9 +76,7 @@ async def scene(app, client, clock) -> dict[str, Any]:
     other_rotated = await new_key(client, leaver, "root-rotated")
     roots_successor = await rotate(client, root, other_rotated["id"])
     roots_own = await new_key(client, root, "roots-own")
-    cli_key = app.state.db.call(
-        api_keys.create, app.state.ctx, name="from-cli", scopes=SCOPES, created_by="cli"
-    )
+    cli_key = await call(app, clients.create, name="from-cli", scopes=SCOPES, created_by="cli")
     return {
         "root": root,
         "sessions": [leaver, bearer(second.json()["token"])],
@@ -140,8 +139,8 @@ async def test_every_door_is_closed(client, app, clock):
         "WHERE staff_id = :id ORDER BY id",
         id=staff_id,
     )
+    # (The test made the account straight in the database: there is no grant row.)
     assert history == [
-        {"change": "grant", "old_role": None, "new_role": "admin", "actor": "test"},
         {"change": "revoke", "old_role": "admin", "new_role": None, "actor": f"staff:{root_id}"},
         {"change": "offboard", "old_role": "admin", "new_role": None, "actor": f"staff:{root_id}"},
     ]
@@ -154,11 +153,7 @@ async def test_every_door_is_closed(client, app, clock):
     # The permission history shows it to auditors too.
     auditor = await staff_auth(app, client, "auditor", username="aud")
     detail = await client.get(f"/v1/staff/{staff_id}", headers=auditor)
-    assert [h["change"] for h in detail.json()["permission_history"]] == [
-        "grant",
-        "revoke",
-        "offboard",
-    ]
+    assert [h["change"] for h in detail.json()["permission_history"]] == ["revoke", "offboard"]
 
 
 async def test_by_default_their_keys_end_at_once(client, app, clock):
@@ -210,7 +205,7 @@ async def test_an_already_disabled_account_still_has_its_keys_rotated(client, ap
         app, "SELECT change FROM staff_permission_history WHERE staff_id = :id ORDER BY id",
         id=staff_id,
     )]  # fmt: skip
-    assert changes == ["grant", "revoke", "offboard"]
+    assert changes == ["revoke", "offboard"]
 
     # Again: nothing of theirs is left to rotate (the successors are root's).
     again = await client.post(f"/v1/staff/{staff_id}/offboard", headers=s["root"])
@@ -227,10 +222,10 @@ async def test_the_command_line_offboards_by_username(
 ):
     s = await scene(app, client, clock)
     use_cli(settings, monkeypatch)
-    unknown = invoke("staff", "offboard", "nobody")
+    unknown = await invoke_async("staff", "offboard", "nobody")
     assert unknown.exit_code == 1 and "no staff account" in unknown.output
 
-    done = invoke("staff", "offboard", "leaver", "--grace-hours", "1")
+    done = await invoke_async("staff", "offboard", "leaver", "--grace-hours", "1")
     assert done.exit_code == 0, done.output
     assert "offboarded" in done.output and "disabled now" in done.output
     assert "3 session(s) ended" in done.output and "TOTP removed" in done.output
@@ -252,10 +247,10 @@ async def test_offboarding_the_last_admin_is_refused_whole(
     refused, nothing of it happened (one transaction)."""
     leaver, _secret, _codes = await enrolled_staff(app, client, clock, "admin", "leaver")
     key = await new_key(client, leaver, "plain")
-    create_staff(app, "operator", username="op")
+    await create_staff(app, "operator", username="op")
     before = state(app)
     use_cli(settings, monkeypatch)
-    refused = invoke("staff", "offboard", "leaver")
+    refused = await invoke_async("staff", "offboard", "leaver")
     assert refused.exit_code == 1 and "last active admin" in refused.output
     assert state(app) == before
     assert await works(client, key["token"])

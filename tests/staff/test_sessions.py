@@ -13,7 +13,7 @@ async def me(client, headers) -> int:
 
 
 async def test_absolute_lifetime_ends_even_a_busy_session(client, app, clock):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     headers = bearer((await login(client, "hanako")).json()["token"])
     # Used every 20 minutes (well within the idle timeout) for 11 h 40 min ...
     for _ in range(35):
@@ -40,7 +40,7 @@ async def test_absolute_lifetime_ends_even_a_busy_session(client, app, clock):
     ],
 )
 async def test_lifetimes_follow_the_settings(client, app, clock):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     body = (await login(client, "hanako")).json()
     assert body["session"]["expires_at"] == "2026-11-22T02:00:00Z"
     assert body["session"]["idle_expires_at"] == "2026-11-22T00:05:00Z"
@@ -49,7 +49,7 @@ async def test_lifetimes_follow_the_settings(client, app, clock):
 
 
 async def test_idle_timeout_and_activity_extends_it(client, app, clock):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     headers = bearer((await login(client, "hanako")).json()["token"])
     clock.advance(minutes=29, seconds=59)
     answer = await client.get("/v1/staff/me", headers=headers)
@@ -62,16 +62,22 @@ async def test_idle_timeout_and_activity_extends_it(client, app, clock):
 
 
 async def test_a_refused_action_still_counts_as_activity(client, app, clock):
-    create_staff(app, "auditor", username="kim")
+    await create_staff(app, "auditor", username="kim")
     headers = bearer((await login(client, "kim")).json()["token"])
     clock.advance(minutes=20)
     assert (await client.post("/v1/staff", json={}, headers=headers)).status_code == 403
     clock.advance(minutes=20)  # 40 minutes after login, 20 after the refused request
     assert await me(client, headers) == 200
+    # The same for a route that runs in the request's own transaction.
+    clock.advance(minutes=20)
+    refused = await client.delete("/v1/staff/stf_someone/sessions", headers=headers)
+    assert refused.status_code == 403
+    clock.advance(minutes=20)  # 40 minutes after /me, 20 after the refused request
+    assert await me(client, headers) == 200
 
 
 async def test_logout_ends_the_session_at_once(client, app):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     first = bearer((await login(client, "hanako")).json()["token"])
     second = bearer((await login(client, "hanako")).json()["token"])
     answer = await client.delete("/v1/staff/sessions/current", headers=first)
@@ -84,7 +90,7 @@ async def test_logout_ends_the_session_at_once(client, app):
 
 async def test_admin_ends_every_session_of_an_account(client, app):
     admin = await staff_auth(app, client, "admin")
-    target = create_staff(app, "operator", username="hanako")
+    target = await create_staff(app, "operator", username="hanako")
     sessions = [bearer((await login(client, "hanako")).json()["token"]) for _ in range(2)]
     answer = await client.delete(f"/v1/staff/{target.id}/sessions", headers=admin)
     assert answer.status_code == 200, answer.text
@@ -105,7 +111,7 @@ async def test_admin_ends_every_session_of_an_account(client, app):
 
 async def test_disabling_an_account_ends_its_sessions_at_once(client, app):
     admin = await staff_auth(app, client, "admin")
-    target = create_staff(app, "operator", username="hanako")
+    target = await create_staff(app, "operator", username="hanako")
     headers = bearer((await login(client, "hanako")).json()["token"])
     assert await me(client, headers) == 200
     answer = await client.post(f"/v1/staff/{target.id}/disable", headers=admin)
@@ -115,7 +121,7 @@ async def test_disabling_an_account_ends_its_sessions_at_once(client, app):
 
 async def test_a_role_change_applies_to_live_sessions_at_once(client, app):
     admin = await staff_auth(app, client, "admin")
-    target = create_staff(app, "operator", username="hanako")
+    target = await create_staff(app, "operator", username="hanako")
     headers = bearer((await login(client, "hanako")).json()["token"])
     search = {"phone": "090-1234-5678"}
     assert (
@@ -130,8 +136,25 @@ async def test_a_role_change_applies_to_live_sessions_at_once(client, app):
     assert (await client.get("/v1/access-log", headers=headers)).status_code == 200
 
 
+async def test_a_role_change_opens_and_closes_staff_routes_at_once(client, app):
+    """The same property on the staff area's own routes (the test above uses the
+    registry's): the role is read afresh on every request."""
+    admin = await staff_auth(app, client, "admin")
+    target = await create_staff(app, "operator", username="hanako")
+    headers = bearer((await login(client, "hanako")).json()["token"])
+    assert (await client.get("/v1/staff", headers=headers)).status_code == 403
+    changed = await client.put(
+        f"/v1/staff/{target.id}/role", json={"role": "auditor"}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert (await client.get("/v1/staff", headers=headers)).status_code == 200
+    back = await client.put(f"/v1/staff/{target.id}/role", json={"role": "operator"}, headers=admin)
+    assert back.status_code == 200, back.text
+    assert (await client.get("/v1/staff", headers=headers)).status_code == 403
+
+
 async def test_tampered_and_foreign_tokens_are_refused(client, app):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     token = (await login(client, "hanako")).json()["token"]
     for bad in (
         token[:-1] + ("A" if token[-1] != "A" else "B"),
@@ -147,7 +170,7 @@ async def test_tampered_and_foreign_tokens_are_refused(client, app):
 
 
 async def test_change_own_password(client, app, clock):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     current = bearer((await login(client, "hanako")).json()["token"])
     other = bearer((await login(client, "hanako")).json()["token"])
     new_password = "a brand new passphrase"
@@ -195,7 +218,7 @@ async def test_change_own_password(client, app, clock):
     ],
 )
 async def test_password_change_bad_input(client, app, body, field):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     headers = bearer((await login(client, "hanako")).json()["token"])
     before = rows(app, "SELECT password_hash FROM staff_accounts")
     answer = await client.put("/v1/staff/me/password", json=body, headers=headers)

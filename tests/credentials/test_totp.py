@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.staff.credential_helpers import (
+from app.core.config import Settings
+from app.core.db import Database
+from app.core.errors import AppError
+from app.credentials import totp
+from app.credentials.passwords import PasswordCheck
+from app.staff import sessions
+from tests.conftest import call
+from tests.credentials.helpers import (
     TOTP_ON,
     code_at,
     enrol,
     enrolled_staff,
+    invoke_async,
     login_with,
+    use_cli,
 )
 from tests.staff.helpers import bearer, create_staff, dump, events, execute, login, rows
 
@@ -39,7 +52,7 @@ def sessions_of(app, username: str) -> int:
 
 
 async def test_a_required_role_without_totp_can_only_enrol(client, app, clock):
-    create_staff(app, "admin", username="root")
+    await create_staff(app, "admin", username="root")
     answer = await login(client, "root")
     assert answer.status_code == 201
     assert answer.json()["restrictions"] == ["totp_enrolment_required"]
@@ -237,7 +250,7 @@ async def test_wrong_codes_at_login_lock_the_account(client, app, clock):
 
 
 async def test_roles_without_the_requirement_may_enrol(client, app, clock):
-    create_staff(app, "operator", username="op")
+    await create_staff(app, "operator", username="op")
     answer = await login(client, "op")
     assert answer.json()["restrictions"] == []
     headers = bearer(answer.json()["token"])
@@ -259,7 +272,7 @@ async def test_roles_without_the_requirement_may_enrol(client, app, clock):
 
 
 async def test_confirm_without_an_enrolment(client, app):
-    create_staff(app, "operator", username="op")
+    await create_staff(app, "operator", username="op")
     headers = bearer((await login(client, "op")).json()["token"])
     answer = await client.post(
         "/v1/staff/me/totp/confirm", json={"code": "123456"}, headers=headers
@@ -273,7 +286,7 @@ async def test_confirm_without_an_enrolment(client, app):
 
 async def test_a_role_change_to_admin_requires_totp_at_once(client, app, clock):
     admin_headers, _secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
-    op = create_staff(app, "operator", username="op")
+    op = await create_staff(app, "operator", username="op")
     op_headers = bearer((await login(client, "op")).json()["token"])
     changed = await client.put(
         f"/v1/staff/{op.id}/role", json={"role": "admin"}, headers=admin_headers
@@ -322,39 +335,38 @@ async def test_a_secret_under_a_removed_phone_key_fails_closed(client, app, cloc
     assert (await login_with(client, "root", recovery_code=codes[0])).status_code == 201
 
 
-def test_concurrent_logins_with_one_code_open_one_session(app, clock):
-    """Two logins with the same code at once, on separate connections: one wins."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from app.core.errors import AppError
-    from app.staff import accounts
-    from app.staff.sessions import _finish_login
-    from app.staff.totp import start_enrolment
-    from tests.staff.helpers import create_staff as make
-
-    account = make(app, "operator", username="op")
-    ctx = app.state.ctx
-    staff = accounts.Staff(
-        id=account.id, username="op", display_name="x", role=account.role, session_id="s"
+async def test_concurrent_logins_with_one_code_open_one_session(client, app, clock):
+    """Four logins with the same code at once, each on its own connection: one wins."""
+    account = await create_staff(app, "operator", username="op")
+    enrolment = await call(
+        app, totp.start_enrolment, staff_id=account.id, username="op", actor="test"
     )
-    secret = app.state.db.call(start_enrolment, ctx, staff=staff).secret
     execute(app, "UPDATE staff_totp SET confirmed_at = created_at")
-    seen = app.state.db.call(accounts.find_for_login, "op")
-    code = code_at(secret, clock.now())
+    seen = await call(app, sessions.find_for_login, username="op")
+    code = code_at(enrolment.secret, clock.now())
+    ready = threading.Barrier(4)
 
     def attempt(_: int) -> str:
-        try:
-            app.state.db.call(
-                _finish_login,
-                ctx,
-                seen=seen,
-                check=accounts.PasswordCheck(ok=True),
-                ip="192.0.2.1",
-                totp_code=code,
-            )
-        except AppError as refused:
-            return refused.slug
-        return "opened"
+        async def finish() -> str:
+            db = Database(app.state.db.url)  # its own connection, as another process
+            try:
+                async with db.transaction() as tx:
+                    await sessions.finish_login(
+                        tx,
+                        app.state.ctx,
+                        seen=seen,
+                        check=PasswordCheck(ok=True),
+                        ip="192.0.2.1",
+                        totp_code=code,
+                    )
+            except AppError as refused:
+                return refused.slug
+            finally:
+                await db.dispose()
+            return "opened"
+
+        ready.wait(timeout=30)
+        return asyncio.run(finish())
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = sorted(pool.map(attempt, range(4)))
@@ -362,21 +374,15 @@ def test_concurrent_logins_with_one_code_open_one_session(app, clock):
 
 
 def test_privacy_officers_and_admins_need_totp_by_default():
-    from app.core.config import Settings
-
     assert Settings.model_fields["totp_required_roles"].default == ["privacy_officer", "admin"]
 
 
 async def test_the_command_line_resets_totp(client, app, clock, settings, monkeypatch):
-    import datetime as dt
-
-    from tests.staff.credential_helpers import invoke, use_cli
-
     clock.set(dt.datetime.now(dt.UTC))  # the command line runs on the system clock
     headers, _secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
     use_cli(settings, monkeypatch)
-    assert invoke("staff", "reset-totp", "nobody").exit_code == 1
-    done = invoke("staff", "reset-totp", "root")
+    assert (await invoke_async("staff", "reset-totp", "nobody")).exit_code == 1
+    done = await invoke_async("staff", "reset-totp", "root")
     assert done.exit_code == 0, done.output
     assert "TOTP removed, 10 recovery code(s) removed, 2 session(s) ended" in done.output
     assert (await client.get("/v1/staff/me", headers=headers)).status_code == 401

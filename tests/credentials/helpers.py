@@ -1,7 +1,9 @@
-"""Helpers for the issue-6 tests: TOTP codes, enrolment, logins with a second factor."""
+"""Helpers for the credentials tests: TOTP codes, enrolment, logins with a second factor,
+the command line on the test database."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -59,7 +61,7 @@ async def enrolled_staff(
 
     The clock moves one step on, so the enrolment's code is not the next login's.
     """
-    create_staff(app, role, username=username)
+    await create_staff(app, role, username=username)
     first = await login(client, username)
     assert first.status_code == 201, first.text
     secret, codes = await enrol(client, bearer(first.json()["token"]), clock.now())
@@ -85,3 +87,9 @@ def use_cli(settings: Settings, monkeypatch: Any) -> None:
 def invoke(*args: str, stdin: str | None = None) -> Any:
     """Run ``smsreg ARGS``."""
     return runner.invoke(cli, list(args), input=stdin)
+
+
+async def invoke_async(*args: str, stdin: str | None = None) -> Any:
+    """Run ``smsreg ARGS`` from an async test: in a thread, since a command runs its own
+    event loop."""
+    return await asyncio.to_thread(invoke, *args, stdin=stdin)
