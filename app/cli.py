@@ -19,6 +19,7 @@ from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings, new_key
 from app.core.migrations import upgrade
+from app.ledger.cli import ledger_cli
 from app.verification.cli import pumping_cli
 
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
@@ -28,6 +29,7 @@ secrets_cli = typer.Typer(
 )
 cli.add_typer(secrets_cli, name="keys")
 cli.add_typer(pumping_cli, name="pumping")
+cli.add_typer(ledger_cli, name="ledger")
 
 
 @cli.command()

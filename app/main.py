@@ -21,6 +21,10 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
+from app.ledger import checkpoints as ledger_checkpoints
+from app.ledger import signing as ledger_signing
+from app.ledger.provision_routes import router as ledger_provision_router
+from app.ledger.routes import router as ledger_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
@@ -50,6 +54,7 @@ def create_app(
     """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
     settings = (settings or Settings()).with_dev_secrets()
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
+    ledger_signing.ring(settings)  # no ledger signing key outside development: refuse to start
     db = Database.from_settings(settings)
     worker = outbox_worker(db, ctx, sender or build_sender(settings))
 
@@ -63,6 +68,8 @@ def create_app(
         tasks = []
         if settings.outbox_dispatch == "background":
             tasks.append(asyncio.create_task(worker.run_forever()))
+        if settings.ledger_checkpoint_interval_seconds > 0:
+            tasks.append(asyncio.create_task(ledger_checkpoints.run_schedule(db, ctx)))
         try:
             yield
         finally:
@@ -94,6 +101,8 @@ def create_app(
         sms_callback_router,
         api_keys_router,
         pumping_router,
+        ledger_router,
+        ledger_provision_router,
     ):
         app.include_router(router)
     return app
