@@ -21,6 +21,7 @@ from app.models.types import table
 from app.staff.auth import Staff
 from app.staff.roles import Role
 from tests.conftest import call, sync_engine
+from tests.fixtures.staff import CHEAP_HASHING
 
 
 def staff(staff_id: str, role: Role) -> Staff:
@@ -44,6 +45,12 @@ POLICE = "Shibuya Police Station"
 
 def number(i: int) -> str:
     return f"+8190{i:08d}"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Staff signed in for these tests hash their passwords at argon2id's cheapest."""
+    return dict(CHEAP_HASHING)
 
 
 @pytest.fixture

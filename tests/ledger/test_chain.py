@@ -193,6 +193,7 @@ async def test_a_rotated_signing_key_still_verifies_old_checkpoints(app, setting
     )
     old_ctx = Context(settings=old, keys=ctx.keys, clock=ctx.clock)
     new_ctx = Context(settings=new, keys=ctx.keys, clock=ctx.clock)
+
     async def checkpoint(with_ctx: Context):
         async with app.state.db.transaction() as tx:
             return await checkpoints.create(tx, with_ctx)
