@@ -24,6 +24,7 @@ from app.core.metrics import router as metrics_router
 from app.ledger import checkpoints as ledger_checkpoints
 from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
+from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
@@ -103,6 +104,7 @@ def create_app(
         pumping_router,
         ledger_router,
         ledger_provision_router,
+        ledger_keys_router,
     ):
         app.include_router(router)
     return app

@@ -41,6 +41,8 @@ from app.staff.auth import (
 )
 
 router = APIRouter(prefix="/v1", tags=["disclosure ledger"])
+# Anonymous: anyone may fetch the keys that verify an export.
+keys_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
 
 _STEP_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -188,8 +190,8 @@ async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> Che
     return CheckpointPublic.model_validate(made)
 
 
-@router.get(
-    "/ledger/public-keys",
+@keys_router.get(
+    "/public-keys",
     summary="Public keys that verify the ledger's signed checkpoints (no credentials needed)",
 )
 async def public_keys(ctx: CtxDep, response: Response) -> PublicKeysPublic:

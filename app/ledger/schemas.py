@@ -33,9 +33,7 @@ from app.registry.schemas import SUBSCRIBER_ID_PATTERN
 SubjectId = Annotated[
     str, StringConstraints(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)
 ]
-Source = Annotated[
-    str, Field(min_length=1, max_length=40, pattern=SOURCE_PATTERN, examples=["phone"])
-]
+Source = Annotated[str, Field(min_length=1, max_length=40, pattern=SOURCE_PATTERN)]
 
 # Free text: trimmed, of a bounded length, without control characters but \n and \t.
 Name = Annotated[
@@ -90,18 +88,13 @@ def _in_package_order(items: list[str]) -> list[str]:
 class RecipientIn(BaseModel):
     """Who receives the data."""
 
-    model_config = ConfigDict(extra="forbid")
-
     organisation: Name = Field(description="e.g. the police station")
     officer: Name = Field(description="the officer in charge")
     contact: Contact = Field(description="address, phone or e-mail")
 
 
 class DisclosureRequestCreate(BaseModel):
-    """A request to provide subjects' data to a third party. Free text must not hold a
-    subscriber's number: subjects are named by id."""
-
-    model_config = ConfigDict(extra="forbid")
+    """A request to provide subjects' data to a third party (subjects by id, never by number)."""
 
     recipient: RecipientIn
     legal_basis: LegalBasis

@@ -138,6 +138,7 @@ class Lookahead:
         return record
 
     def peek(self) -> dict[str, Any] | None:
+        """The next record, without taking it; None at the end."""
         if not self.window:
             try:
                 self.window.append(next(self.source))
@@ -153,10 +154,12 @@ class Lookahead:
                 return
 
     def later(self, seq: int) -> bool:
+        """Whether an entry or link of ``seq`` comes within the window ahead."""
         self._fill()
         return any(r.get("type") in ("entry", "link") and r.get("seq") == seq for r in self.window)
 
     def lookup(self, entry_hash: str) -> int | None:
+        """The seq of a recent or coming record with this entry hash."""
         if entry_hash in self.recent:
             return self.recent[entry_hash]
         self._fill()
