@@ -24,6 +24,7 @@ from app.core.config import Settings, new_key
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
+from app.ledger.cli import ledger_cli
 from app.retention.cli import purge
 from app.sms.cli import sms_cli
 from app.staff.cli import staff_cli
@@ -41,6 +42,7 @@ cli.add_typer(pumping_cli, name="pumping")
 cli.add_typer(sms_cli, name="sms")
 cli.add_typer(staff_cli, name="staff")
 cli.add_typer(credentials_cli, name="credentials")
+cli.add_typer(ledger_cli, name="ledger")
 
 
 @cli.command()

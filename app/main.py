@@ -23,6 +23,11 @@ from app.core.http import BodyLimitMiddleware
 from app.core.metrics import Probe
 from app.core.metrics import router as metrics_router
 from app.core.observe import RequestObserver
+from app.ledger import checkpoints as ledger_checkpoints
+from app.ledger import signing as ledger_signing
+from app.ledger.provision_routes import router as ledger_provision_router
+from app.ledger.routes import keys_router as ledger_keys_router
+from app.ledger.routes import router as ledger_router
 from app.sms import outbox
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
@@ -88,6 +93,7 @@ def create_app(
     """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
     settings = (settings or Settings()).with_dev_secrets()
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
+    ledger_signing.ring(settings)  # no ledger signing key outside development: refuse to start
     db = Database.from_settings(settings)
     worker = outbox_worker(db, ctx, sender or build_sender(settings))
 
@@ -98,21 +104,22 @@ def create_app(
         # objects took ~80 ms, stalling every request in flight.
         gc.collect()
         gc.freeze()
-        tasks = []
+        sending = None
         if settings.outbox_dispatch == "background":
-            tasks.append(asyncio.create_task(worker.run_forever()))
+            sending = asyncio.create_task(worker.run_forever())
+        scheduled = []
+        if settings.ledger_checkpoint_interval_seconds > 0:
+            scheduled.append(asyncio.create_task(ledger_checkpoints.run_schedule(db, ctx)))
         try:
             yield
         finally:
             # The worker finishes the sends in flight and gives back what it had claimed
-            # but not started; the rest is cancelled.
+            # but not started, within its stop timeout; everything else stops at once.
             worker.request_stop()
-            _done, pending = (
-                await asyncio.wait(tasks, timeout=settings.outbox_stop_timeout_seconds)
-                if tasks
-                else (set(), set())
-            )
-            for task in pending:
+            if sending is not None:
+                await asyncio.wait([sending], timeout=settings.outbox_stop_timeout_seconds)
+                scheduled.append(sending)
+            for task in scheduled:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -145,6 +152,9 @@ def create_app(
         staff_credentials_router,
         api_keys_router,
         pumping_router,
+        ledger_router,
+        ledger_provision_router,
+        ledger_keys_router,
     ):
         app.include_router(router)
     return app

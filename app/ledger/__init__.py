@@ -1,7 +1,10 @@
 """The disclosure ledger: request -> review -> approval -> release, recorded append-only.
 
-Modules: ``workflow`` (the service functions), ``provision`` (the subjects' consent and
-stop of third-party provision), ``chain`` (hashing and appending), ``signing`` (Ed25519
-checkpoints), ``repository`` (every query), ``export`` and ``verify`` (offline-verifiable
-exports and the verifier), ``retention`` (the purge), ``cli`` and ``routes``.
+Modules: ``workflow`` and ``package`` (the disclosure steps and what a release hands
+over), ``provision`` (the subjects' consent to and stop of third-party provision),
+``chain``, ``canonical`` and ``signing`` (hashing, appending, Ed25519 checkpoints in
+``checkpoints``), ``export`` and ``verify`` (offline-verifiable exports and the
+verifier), ``retention`` (the purge), ``auditor`` (what the auditors' routes call),
+the repositories, ``schemas``/``audit_schemas``, ``routes``/``provision_routes`` and
+``cli``.
 """

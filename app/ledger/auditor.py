@@ -1,32 +1,30 @@
-"""What the auditors' endpoints call (the coordinator wires them behind staff sessions).
+"""The auditors' tools as routes call them: verify the chain, export it.
 
-Both read from a snapshot, so a long verification or export never holds SQLite's write
-lock, and both leave an audit event saying who did it (in a short transaction of its
-own: the read itself writes nothing).
+Each leaves an audit event saying who did it, in the caller's transaction. A
+verification reads in that transaction too; an export is streamed after it has
+committed, each batch read in a short unit of its own (app/ledger/reading.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database, Tx
 from app.ledger import export, verify
+from app.ledger.audit_schemas import ExportQuery
+from app.ledger.reading import in_tx
 
 
-def _record(tx: Tx, ctx: Context, *, tag: Tag, actor: str, details: dict[str, object]) -> None:
-    record_event(tx, tag, actor=actor, at=ctx.clock.now(), details=details)
-
-
-def verify_ledger(db: Database, ctx: Context, *, actor: str) -> verify.Report:
+async def verify_ledger(tx: Tx, ctx: Context, *, actor: str) -> verify.Report:
     """Verify the database's chain; the report never holds a number (entries hold none)."""
-    report = verify.verify_snapshot(db, ctx)
-    db.call(
-        _record,
-        ctx,
-        tag=Tag.LEDGER_VERIFIED,
+    report = await verify.verify_database(in_tx(tx), ctx)
+    await record_event(
+        tx,
+        Tag.LEDGER_VERIFIED,
         actor=actor,
+        at=ctx.clock.now(),
         details={
             "ok": report.ok,
             "entries": report.entries,
@@ -36,16 +34,15 @@ def verify_ledger(db: Database, ctx: Context, *, actor: str) -> verify.Report:
     return report
 
 
-def export_ledger(
-    db: Database, ctx: Context, *, actor: str, filters: export.Filters, fmt: export.Format
-) -> Iterator[bytes]:
-    """A streamed export; bad filters are refused before anything is recorded or sent."""
-    chunks = export.stream(db, ctx, filters, fmt)
-    db.call(
-        _record,
-        ctx,
-        tag=Tag.LEDGER_EXPORTED,
+async def export_ledger(
+    tx: Tx, ctx: Context, *, db: Database, actor: str, query: ExportQuery
+) -> AsyncIterator[bytes]:
+    """Record who exports what, and return the export's chunks (read when iterated)."""
+    await record_event(
+        tx,
+        Tag.LEDGER_EXPORTED,
         actor=actor,
-        details={"format": fmt, "filters": filters.validated().describe()},
+        at=ctx.clock.now(),
+        details={"format": query.format, "filters": query.describe()},
     )
-    return chunks
+    return export.stream(db, ctx, query)

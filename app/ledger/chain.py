@@ -18,21 +18,19 @@ content.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
-from app.core.db import Row, Tx, xact_lock
+from app.core.db import Tx
 from app.ledger import canonical
 from app.ledger import repository as repo
+from app.models.ledger import LedgerEntry
 
 GENESIS = "0" * 64
 VERSION = 1
 APPEND_LOCK = "ledger:append"
 
-# Content columns in storage order; the lists are stored as canonical JSON text.
+# Content fields in storage order.
 CONTENT_FIELDS = (
     "seq",
     "recorded_at",
@@ -55,20 +53,17 @@ CONTENT_FIELDS = (
     "package_sha256",
     "package_csv_sha256",
 )
+# The fields that hold JSON (lists, and the consent object).
 JSON_FIELDS = frozenset({"data_items", "subject_ids", "consent"})
-ENTRY_FIELDS = (*CONTENT_FIELDS, "prev_hash", "entry_hash")
 
 
-def content_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The hashed content of a stored row (JSON text columns parsed)."""
+def content_of(entry: LedgerEntry) -> dict[str, Any]:
+    """The hashed content of an entry: its content fields, ``recorded_at`` as a canonical
+    timestamp, and the version."""
     content: dict[str, Any] = {"v": VERSION}
     for name in CONTENT_FIELDS:
-        value = row[name]
-        if name in JSON_FIELDS and isinstance(value, str):
-            value = orjson.loads(value)
-        elif name == "recorded_at" and isinstance(value, dt.datetime):
-            value = canonical.timestamp(value)
-        content[name] = value
+        content[name] = getattr(entry, name)
+    content["recorded_at"] = canonical.timestamp(entry.recorded_at)
     return content
 
 
@@ -83,41 +78,34 @@ def entry_hash(*, seq: int, prev_hash: str, content_sha256: str) -> str:
     return canonical.sha256_hex(canonical.dumps(link))
 
 
-def hash_row(row: Mapping[str, Any]) -> str:
-    """The entry hash a stored row should have."""
+def hash_entry(entry: LedgerEntry) -> str:
+    """The entry hash an entry should have."""
     return entry_hash(
-        seq=int(row["seq"]),
-        prev_hash=row["prev_hash"],
-        content_sha256=content_hash(content_of(row)),
+        seq=entry.seq, prev_hash=entry.prev_hash, content_sha256=content_hash(content_of(entry))
     )
 
 
-def lock(tx: Tx) -> None:
+async def lock(tx: Tx) -> None:
     """Hold the chain's append lock until the transaction ends.
 
     PostgreSQL: a transaction-scoped advisory lock, so concurrent releases on any
     replica append one after another and each reads the head the last one wrote.
-    SQLite: the write lock every transaction already takes at BEGIN IMMEDIATE.
+    SQLite: the write lock every transaction already holds.
     """
-    xact_lock(tx, APPEND_LOCK)
+    await tx.lock(APPEND_LOCK)
 
 
-def head(tx: Tx) -> tuple[int, str]:
+async def head(tx: Tx) -> tuple[int, str]:
     """(seq, entry hash) of the newest entry, or (0, GENESIS) for an empty chain."""
-    row = repo.head(tx)
-    return (0, GENESIS) if row is None else (int(row.seq), str(row.entry_hash))
+    found = await repo.head(tx)
+    return (0, GENESIS) if found is None else (found.seq, found.hash)
 
 
-def append(tx: Tx, fields: Mapping[str, Any]) -> Row:
+async def append(tx: Tx, fields: Mapping[str, Any]) -> LedgerEntry:
     """Append one entry; the caller holds :func:`lock` and gives every content field
-    but ``seq`` (lists as Python lists, ``recorded_at`` an aware datetime)."""
-    last_seq, last_hash = head(tx)
-    row = Row(fields)
-    row["seq"] = last_seq + 1
-    for name in JSON_FIELDS:
-        value = row.get(name)
-        row[name] = None if value is None else canonical.dumps(value).decode()
-    row["prev_hash"] = last_hash
-    row["entry_hash"] = hash_row(row)
-    repo.insert_entry(tx, row)
-    return row
+    but ``seq`` (lists as lists, ``recorded_at`` an aware datetime)."""
+    last_seq, last_hash = await head(tx)
+    entry = LedgerEntry(**fields, seq=last_seq + 1, prev_hash=last_hash, entry_hash="")
+    entry.entry_hash = hash_entry(entry)
+    await repo.insert_entry(tx, entry)
+    return entry

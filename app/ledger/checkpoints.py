@@ -16,22 +16,26 @@ import logging
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Database, Row, Tx
+from app.core.db import Database, Tx
 from app.ledger import chain, signing
 from app.ledger import repository as repo
+from app.ledger.errors import EmptyLedger
+from app.models.ledger import LedgerCheckpoint
 
 log = logging.getLogger("smsreg.ledger")
 HEAD = "head"
 ANCHOR = "anchor"
 
 
-def sign(tx: Tx, ctx: Context, *, kind: str, seq: int, head_hash: str, now: dt.datetime) -> Row:
+async def sign(
+    tx: Tx, ctx: Context, *, kind: str, seq: int, head_hash: str, now: dt.datetime
+) -> LedgerCheckpoint:
     """Sign and store a checkpoint of ``kind`` at ``seq``."""
     keys = signing.ring(ctx.settings)
     message = signing.checkpoint_message(
         kind=kind, seq=seq, head_hash=head_hash, created_at=now, key_id=keys.active_id
     )
-    row = Row(
+    checkpoint = LedgerCheckpoint(
         kind=kind,
         seq=seq,
         head_hash=head_hash,
@@ -39,30 +43,40 @@ def sign(tx: Tx, ctx: Context, *, kind: str, seq: int, head_hash: str, now: dt.d
         key_id=keys.active_id,
         signature=keys.sign(message),
     )
-    row["id"] = repo.insert_checkpoint(tx, row)
-    return row
+    checkpoint.id = await repo.insert_checkpoint(tx, checkpoint)
+    return checkpoint
 
 
-def create(tx: Tx, ctx: Context, *, actor: str = "system", force: bool = False) -> Row | None:
+async def create(
+    tx: Tx, ctx: Context, *, actor: str = "system", force: bool = False
+) -> LedgerCheckpoint | None:
     """Checkpoint the head; None when the ledger is empty or nothing is new (unless forced)."""
-    chain.lock(tx)
-    seq, head_hash = chain.head(tx)
+    await chain.lock(tx)
+    seq, head_hash = await chain.head(tx)
     if seq == 0:
         return None
-    latest = repo.latest_checkpoint(tx, kind=HEAD)
-    if latest is not None and int(latest.seq) == seq and not force:
+    latest = await repo.latest_checkpoint(tx, kind=HEAD)
+    if latest is not None and latest.seq == seq and not force:
         return None
     now = ctx.clock.now()
-    row = sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
-    record_event(
+    checkpoint = await sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
+    await record_event(
         tx,
         Tag.LEDGER_CHECKPOINTED,
         actor=actor,
         at=now,
-        subject=f"checkpoint:{row.id}",
-        details={"seq": seq, "head_hash": head_hash, "key_id": row.key_id},
+        subject=f"checkpoint:{checkpoint.id}",
+        details={"seq": seq, "head_hash": head_hash, "key_id": checkpoint.key_id},
     )
-    return row
+    return checkpoint
+
+
+async def create_now(tx: Tx, ctx: Context, *, actor: str) -> LedgerCheckpoint:
+    """Checkpoint the head now, even if nothing is new; EmptyLedger if there is no entry."""
+    made = await create(tx, ctx, actor=actor, force=True)
+    if made is None:
+        raise EmptyLedger()
+    return made
 
 
 async def run_schedule(db: Database, ctx: Context) -> None:
@@ -71,7 +85,8 @@ async def run_schedule(db: Database, ctx: Context) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            made = await db.run(create, ctx, actor="scheduler")
+            async with db.transaction() as tx:
+                made = await create(tx, ctx, actor="scheduler")
         except Exception:  # a busy database only delays the next checkpoint
             log.warning("ledger checkpoint skipped")
             continue

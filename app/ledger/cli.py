@@ -2,38 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import pydantic
 import sqlalchemy as sa
 import typer
 
 from app.audit.events import Tag, record_event
-from app.core.cli_support import CLI_ACTOR, runtime
+from app.core.cli_support import CLI_ACTOR, refusals, runtime
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.db import Database, Tx
-from app.core.errors import AppError
 from app.ledger import checkpoints, export, retention, signing, verify
+from app.ledger.audit_schemas import ExportQuery
 
 ledger_cli = typer.Typer(help="The disclosure ledger: verify, export, checkpoint, purge.")
+T = TypeVar("T")
+FORMATS = ("jsonl", "csv")
 
 
-def _runtime() -> tuple[Database, Context]:
+def _run(work: Callable[[Database, Context], Awaitable[T]]) -> T:
+    """Run a command's work on the database, refusing to start without a signing key
+    outside development (exit 2) and showing a refusal as one line (exit 1)."""
     db, ctx = runtime()
     try:
-        signing.ring(ctx.settings)  # no signing key outside development: refuse
+        signing.ring(ctx.settings)
     except ConfigError as exc:
         typer.secho(f"configuration error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from None
-    return db, ctx
+
+    async def main() -> T:
+        try:
+            return await work(db, ctx)
+        finally:
+            await db.dispose()
+
+    with refusals():
+        return asyncio.run(main())
 
 
-def _record(tx: Tx, ctx: Context, *, tag: Tag, details: dict[str, object]) -> None:
-    record_event(tx, tag, actor=CLI_ACTOR, at=ctx.clock.now(), details=details)
+async def _record(db: Database, ctx: Context, *, tag: Tag, details: dict[str, Any]) -> None:
+    async with db.transaction() as tx:
+        await record_event(tx, tag, actor=CLI_ACTOR, at=ctx.clock.now(), details=details)
 
 
 def _when(value: str | None, name: str) -> dt.datetime | None:
@@ -78,15 +94,14 @@ def verify_command(
             typer.secho(
                 "--public-key is for --file; the database is checked with the key ring", err=True
             )
-        db, ctx = _runtime()
-        report = verify.verify_snapshot(db, ctx)
-        db.call(
-            _record,
-            ctx,
-            tag=Tag.LEDGER_VERIFIED,
-            details={"ok": report.ok, "entries": report.entries},
-        )
-        db.engine.dispose()
+
+        async def work(db: Database, ctx: Context) -> verify.Report:
+            found = await verify.verify_in_units(db, ctx)
+            details = {"ok": found.ok, "entries": found.entries}
+            await _record(db, ctx, tag=Tag.LEDGER_VERIFIED, details=details)
+            return found
+
+        report = _run(work)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
     if not report.ok:
         raise typer.Exit(1)
@@ -108,35 +123,39 @@ def export_command(
     ] = True,
 ) -> None:
     """Export the ledger with what is needed to verify it offline."""
-    filters = export.Filters(
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
-        recipient=recipient,
-        legal_basis=basis,
-        subject_id=subject,
-    )
-    if fmt not in export.FORMATS:
+    if fmt not in FORMATS:
         raise typer.BadParameter("jsonl or csv", param_hint="--format")
     try:
-        filters.validated()
-    except AppError as exc:
-        typer.secho(f"refused: {exc.detail}", err=True, fg="red")
+        # The same model as GET /v1/ledger/export's query: one set of rules for both.
+        query = ExportQuery.model_validate(
+            {
+                "format": fmt,
+                "since": _when(since, "--since"),
+                "until": _when(until, "--until"),
+                "recipient": recipient,
+                "basis": basis,
+                "subject": subject,
+            }
+        )
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.secho(f"refused: {problems}", err=True, fg="red")
         raise typer.Exit(1) from None
-    db, ctx = _runtime()
-    if checkpoint_first:
-        db.call(checkpoints.create, ctx, actor=CLI_ACTOR)
-    if output == "-":
-        summary = export.write(db, ctx, filters, fmt, sys.stdout.buffer)  # type: ignore[arg-type]
-    else:
-        with Path(output).open("wb") as handle:
-            summary = export.write(db, ctx, filters, fmt, handle)  # type: ignore[arg-type]
-    db.call(
-        _record,
-        ctx,
-        tag=Tag.LEDGER_EXPORTED,
-        details={"format": fmt, "filters": filters.describe(), "entries": summary.entries},
-    )
-    db.engine.dispose()
+
+    async def work(db: Database, ctx: Context) -> export.Summary:
+        if checkpoint_first:
+            async with db.transaction() as tx:
+                await checkpoints.create(tx, ctx, actor=CLI_ACTOR)
+        if output == "-":
+            summary = await export.write(db, ctx, query, sys.stdout.buffer)
+        else:
+            with Path(output).open("wb") as handle:
+                summary = await export.write(db, ctx, query, handle)
+        details = {"format": fmt, "filters": query.describe(), "entries": summary.entries}
+        await _record(db, ctx, tag=Tag.LEDGER_EXPORTED, details=details)
+        return summary
+
+    summary = _run(work)
     message = (
         f"exported {summary.entries} entries, {summary.links} links, "
         f"{summary.checkpoints} checkpoints"
@@ -147,14 +166,21 @@ def export_command(
         typer.echo(f"note: {note}", err=True)
 
 
+async def _in_unit(db: Database, fn: Callable[[Tx], Awaitable[T]]) -> T:
+    async with db.transaction() as tx:
+        return await fn(tx)
+
+
 @ledger_cli.command("checkpoint")
 def checkpoint_command(
     force: Annotated[bool, typer.Option(help="sign even if nothing is new")] = False,
 ) -> None:
     """Sign the chain's head now (skipped when nothing was appended since the last one)."""
-    db, ctx = _runtime()
-    made = db.call(checkpoints.create, ctx, actor=CLI_ACTOR, force=force)
-    db.engine.dispose()
+    made = _run(
+        lambda db, ctx: _in_unit(
+            db, lambda tx: checkpoints.create(tx, ctx, actor=CLI_ACTOR, force=force)
+        )
+    )
     if made is None:
         typer.echo("nothing new to checkpoint")
         return
@@ -166,19 +192,15 @@ def purge_command(
     dry_run: Annotated[bool, typer.Option(help="only say what would go")] = False,
 ) -> None:
     """Delete entries past retention (never younger than 3 years), leaving a signed anchor."""
-    db, ctx = _runtime()
     try:
-        result = db.call(retention.purge, ctx, actor=CLI_ACTOR, dry_run=dry_run)
+        result = _run(
+            lambda db, ctx: _in_unit(
+                db, lambda tx: retention.purge(tx, ctx, actor=CLI_ACTOR, dry_run=dry_run)
+            )
+        )
     except sa.exc.DBAPIError as exc:  # the database's own retention trigger said no
         typer.secho(f"refused by the database: {type(exc.orig).__name__}", err=True, fg="red")
         raise typer.Exit(1) from None
-    except Exception as exc:
-        if "append-only" not in str(exc):
-            raise
-        typer.secho("refused by the database: append-only ledger", err=True, fg="red")
-        raise typer.Exit(1) from None
-    finally:
-        db.engine.dispose()
     verb = "would purge" if dry_run else "purged"
     through = "" if result.through_seq is None else f" through seq {result.through_seq}"
     anchor = "" if result.anchor_id is None else f"; anchor checkpoint #{result.anchor_id}"

@@ -1,13 +1,8 @@
-"""The disclosure workflow's refusals, each a clear 4xx problem."""
+"""The ledger's refusals, each a clear 4xx problem: the workflow, the subjects, checkpoints."""
 
 from __future__ import annotations
 
 from app.core.errors import AppError, Forbidden, NotFound
-
-
-class RoleNotAllowed(Forbidden):
-    slug = "disclosure-role-not-allowed"
-    title = "This role may not take this step of a disclosure"
 
 
 class SelfApproval(Forbidden):
@@ -56,3 +51,9 @@ class SubjectGone(AppError):
     status = 409
     slug = "disclosure-subject-gone"
     title = "A subject of this request is no longer in the registry"
+
+
+class EmptyLedger(AppError):
+    status = 409
+    slug = "ledger-empty"
+    title = "The ledger has no entry to commit to yet"

@@ -24,129 +24,33 @@ What an export proves (``smsreg ledger verify --file``):
   honestly: an entry the exporter hid would appear as a link, whose content is not
   shown. Only a complete export (or the database) can show that.
 
-JSON Lines has one JSON object per line. CSV has one row per record, a
-``record_type`` column and fixed columns; lists are canonical JSON in their cell,
-null is an empty cell, header and end records put their fields as JSON in ``meta``,
-and text cells are protected against formula injection reversibly (cells.py).
-Exports are built from a read snapshot in keyset batches: memory stays flat whatever
-the size.
+The encodings are in export_format.py. Exports are read in keyset batches
+(reading.py): memory stays flat whatever the size.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import re
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal
-
-import orjson
+from typing import Any, BinaryIO
 
 from app.core.context import Context
-from app.core.db import Database, Row, Tx
-from app.core.errors import InvalidInput
-from app.ledger import canonical, chain, signing
+from app.core.db import Database, Tx
+from app.ledger import canonical, signing
 from app.ledger import repository as repo
-from app.ledger.cells import cell
-from app.ledger.workflow import LEGAL_BASES, recipient_key
-
-EXPORT_FORMAT = "smsreg-ledger-export/1"
-Format = Literal["jsonl", "csv"]
-FORMATS = ("jsonl", "csv")
-NULLABLE = frozenset({"request_reference", "consent"})
-CSV_COLUMNS = (
-    "record_type",
-    "v",
-    *chain.CONTENT_FIELDS,
-    "prev_hash",
-    "content_sha256",
-    "entry_hash",
-    "checkpoint_id",
-    "kind",
-    "head_hash",
-    "created_at",
-    "key_id",
-    "signature",
-    "algorithm",
-    "public_key",
-    "meta",
+from app.ledger.audit_schemas import ExportQuery
+from app.ledger.export_format import (
+    EXPORT_FORMAT,
+    checkpoint_record,
+    chunked,
+    csv_lines,
+    entry_record,
+    jsonl_lines,
+    link_record,
 )
-_SUBJECT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
-_CHUNK = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What an export selects; every filter is optional."""
-
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    recipient: str | None = None
-    legal_basis: str | None = None
-    subject_id: str | None = None
-
-    def validated(self) -> Filters:
-        """These filters, or InvalidInput naming the bad one."""
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise InvalidInput.field(name, "must carry a UTC offset", location="query")
-        if self.since and self.until and self.since >= self.until:
-            raise InvalidInput.field("until", "must be after since", location="query")
-        if self.legal_basis is not None and self.legal_basis not in LEGAL_BASES:
-            raise InvalidInput.field(
-                "basis", f"must be one of {list(LEGAL_BASES)}", location="query"
-            )
-        if self.recipient is not None and not 1 <= len(self.recipient.strip()) <= 200:
-            raise InvalidInput.field("recipient", "must be 1 to 200 characters", location="query")
-        if self.subject_id is not None and not _SUBJECT_ID.match(self.subject_id):
-            raise InvalidInput.field("subject", "is not a subscriber id", location="query")
-        return self
-
-    @property
-    def selective(self) -> bool:
-        """Whether any filter is set."""
-        return any(
-            value is not None
-            for value in (self.since, self.until, self.recipient, self.legal_basis, self.subject_id)
-        )
-
-    @property
-    def recipient_key(self) -> str | None:
-        """The recipient filter as entries store it."""
-        return None if self.recipient is None else recipient_key(self.recipient)
-
-    def describe(self) -> dict[str, Any]:
-        """The filters as the header states them."""
-        return {
-            "since": None if self.since is None else canonical.timestamp(self.since),
-            "until": None if self.until is None else canonical.timestamp(self.until),
-            "recipient": self.recipient_key,
-            "legal_basis": self.legal_basis,
-            "subject_id": self.subject_id,
-        }
-
-    def matcher(self) -> Callable[[Row], bool]:
-        """A test of one stored row against the filters."""
-        since, until, key = self.since, self.until, self.recipient_key
-        basis = self.legal_basis
-        quoted = None if self.subject_id is None else f'"{self.subject_id}"'
-
-        def matches(row: Row) -> bool:
-            if since is not None and row["recorded_at"] < since:
-                return False
-            if until is not None and row["recorded_at"] >= until:
-                return False
-            if key is not None and row["recipient_key"] != key:
-                return False
-            if basis is not None and row["legal_basis"] != basis:
-                return False
-            # subject_ids is canonical JSON: a quoted id matches exactly that id.
-            return quoted is None or quoted in row["subject_ids"]
-
-        return matches
+from app.ledger.reading import Reader, in_units
+from app.models.ledger import LedgerCheckpoint, LedgerEntry
 
 
 @dataclass
@@ -162,79 +66,85 @@ class Summary:
     notes: list[str] = field(default_factory=list)
 
 
-def entry_record(row: Row) -> dict[str, Any]:
-    """An entry as exported: its content, prev_hash and entry_hash."""
-    return {
-        "type": "entry",
-        **chain.content_of(row),
-        "prev_hash": row["prev_hash"],
-        "entry_hash": row["entry_hash"],
-    }
+@dataclass(frozen=True)
+class _Plan:
+    head_seq: int
+    span: tuple[int, int] | None
+    checkpoints: list[LedgerCheckpoint]
+    note: str | None
 
 
-def link_record(row: Row) -> dict[str, Any]:
-    """An entry a filter left out: only what the chain needs."""
-    return {
-        "type": "link",
-        "seq": int(row["seq"]),
-        "prev_hash": row["prev_hash"],
-        "content_sha256": chain.content_hash(chain.content_of(row)),
-        "entry_hash": row["entry_hash"],
-    }
-
-
-def checkpoint_record(row: Row) -> dict[str, Any]:
-    """A checkpoint as exported."""
-    return {
-        "type": "checkpoint",
-        "id": int(row["id"]),
-        "kind": row["kind"],
-        "seq": int(row["seq"]),
-        "head_hash": row["head_hash"],
-        "created_at": canonical.timestamp(row["created_at"]),
-        "key_id": row["key_id"],
-        "signature": row["signature"],
-    }
-
-
-def records(tx: Tx, ctx: Context, filters: Filters, summary: Summary) -> Iterator[dict[str, Any]]:
-    """Every record of an export, in order (see the module's description)."""
-    filters = filters.validated()
-    head = repo.head(tx)
-    head_seq = 0 if head is None else int(head["seq"])
-    complete = not filters.selective
-    if complete:
-        first = repo.first(tx)
-        lo: int | None = None if first is None else int(first["seq"])
-        hi: int | None = head_seq if first is not None else None
+async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
+    """The range to export and the checkpoints that go with it, read in one unit."""
+    head = await repo.head(tx)
+    head_seq = 0 if head is None else head.seq
+    note = None
+    if not query.selective:
+        first = await repo.first(tx)
+        span = None if first is None or head is None else (first.seq, head_seq)
     else:
-        lo, hi = repo.matching_range(
+        span = await repo.matching_range(
             tx,
-            since=filters.since,
-            until=filters.until,
-            recipient_key=filters.recipient_key,
-            legal_basis=filters.legal_basis,
-            subject_id=filters.subject_id,
+            since=query.since,
+            until=query.until,
+            recipient_key=query.recipient_key,
+            legal_basis=query.basis,
+            subject_id=query.subject,
         )
-    if lo is not None and hi is not None and not complete:
-        cover = repo.covering_checkpoint(tx, seq=hi)
-        if cover is None:
-            summary.notes.append(
-                f"no checkpoint covers seq {hi} yet: the newest selected entries are "
-                "proven only by the export itself"
-            )
-        else:
-            hi = int(cover["seq"])
-    summary.first_seq, summary.last_seq, summary.complete = lo, hi, complete
+        if span is not None:
+            cover = await repo.covering_checkpoint(tx, seq=span[1])
+            if cover is None:
+                note = (
+                    f"no checkpoint covers seq {span[1]} yet: the newest selected entries are "
+                    "proven only by the export itself"
+                )
+            else:
+                span = (span[0], cover.seq)
+    found: list[LedgerCheckpoint] = []
+    if span is not None:
+        # A complete export carries later checkpoints too, so a cut tail shows.
+        last = repo.NO_END if not query.selective else span[1]
+        found = await repo.checkpoints_between(tx, first_seq=span[0] - 1, last_seq=last)
+    return _Plan(head_seq=head_seq, span=span, checkpoints=found, note=note)
+
+
+def _matcher(query: ExportQuery) -> Callable[[LedgerEntry], bool]:
+    since, until, key = query.since, query.until, query.recipient_key
+    basis, subject = query.basis, query.subject
+
+    def matches(entry: LedgerEntry) -> bool:
+        if since is not None and entry.recorded_at < since:
+            return False
+        if until is not None and entry.recorded_at >= until:
+            return False
+        if key is not None and entry.recipient_key != key:
+            return False
+        if basis is not None and entry.legal_basis != basis:
+            return False
+        return subject is None or subject in entry.subject_ids
+
+    return matches
+
+
+async def records(
+    read: Reader, ctx: Context, query: ExportQuery, summary: Summary
+) -> AsyncIterator[dict[str, Any]]:
+    """Every record of an export, in order (see the module's description)."""
+    plan = await read(functools.partial(_plan, query=query))
+    if plan.note is not None:
+        summary.notes.append(plan.note)
+    lo, hi = plan.span if plan.span is not None else (None, None)
+    summary.first_seq, summary.last_seq = lo, hi
+    summary.complete = not query.selective
     yield {
         "type": "header",
         "format": EXPORT_FORMAT,
         "generated_at": canonical.timestamp(ctx.clock.now()),
-        "filters": filters.describe(),
-        "complete": complete,
+        "filters": query.describe(),
+        "complete": summary.complete,
         "first_seq": lo,
         "last_seq": hi,
-        "head_seq": head_seq,
+        "head_seq": plan.head_seq,
     }
     for key_id, public in sorted(signing.ring(ctx.settings).public_raw().items()):
         yield {
@@ -243,117 +153,44 @@ def records(tx: Tx, ctx: Context, filters: Filters, summary: Summary) -> Iterato
             "algorithm": signing.ALGORITHM,
             "public_key": public,
         }
+    for checkpoint in plan.checkpoints:
+        summary.checkpoints += 1
+        yield checkpoint_record(checkpoint)
     if lo is not None and hi is not None:
-        # A complete export carries later checkpoints too, so a cut tail shows.
-        for checkpoint in repo.checkpoints(tx, first_seq=lo - 1, last_seq=None if complete else hi):
-            summary.checkpoints += 1
-            yield checkpoint_record(checkpoint)
-        matches = filters.matcher()
-        for batch in repo.entry_batches(tx, first_seq=lo, last_seq=hi):
-            for row in batch:
-                if matches(row):
+        matches = _matcher(query)
+        after = lo - 1
+        while True:
+            batch = await read(functools.partial(repo.entry_batch, after=after, last=hi))
+            for entry in batch:
+                if matches(entry):
                     summary.entries += 1
-                    yield entry_record(row)
+                    yield entry_record(entry)
                 else:
                     summary.links += 1
-                    yield link_record(row)
+                    yield link_record(entry)
+            if len(batch) < repo.BATCH:
+                break
+            after = batch[-1].seq
     yield {"type": "end", "entries": summary.entries, "links": summary.links}
 
 
-def jsonl_lines(source: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """JSON Lines: one object per line."""
-    for record in source:
-        yield orjson.dumps(record) + b"\n"
-
-
-def csv_row(record: dict[str, Any]) -> list[str]:
-    """One record as a CSV row in :data:`CSV_COLUMNS` order."""
-    out = dict.fromkeys(CSV_COLUMNS, "")
-    kind = record["type"]
-    out["record_type"] = kind
-    if kind == "entry":
-        for name in ("v", *chain.CONTENT_FIELDS):
-            value = record[name]
-            if value is None:
-                continue
-            if name in chain.JSON_FIELDS:
-                out[name] = cell(canonical.dumps(value).decode())
-            elif isinstance(value, str):
-                out[name] = cell(value)
-            else:
-                out[name] = str(value)
-        out["prev_hash"], out["entry_hash"] = record["prev_hash"], record["entry_hash"]
-    elif kind == "link":
-        for name in ("seq", "prev_hash", "content_sha256", "entry_hash"):
-            out[name] = str(record[name])
-    elif kind == "checkpoint":
-        out["checkpoint_id"] = str(record["id"])
-        for name in ("kind", "seq", "head_hash", "created_at", "key_id", "signature"):
-            out[name] = str(record[name])
-    elif kind == "key":
-        for name in ("key_id", "algorithm", "public_key"):
-            out[name] = str(record[name])
-    else:
-        out["meta"] = orjson.dumps({k: v for k, v in record.items() if k != "type"}).decode()
-    return list(out.values())
-
-
-def csv_lines(source: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """CSV: a header row, then one row per record."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for record in source:
-        writer.writerow(csv_row(record))
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def _chunked(lines: Iterator[bytes]) -> Iterator[bytes]:
-    pending: list[bytes] = []
-    size = 0
-    for line in lines:
-        pending.append(line)
-        size += len(line)
-        if size >= _CHUNK:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
-
-
 def render(
-    tx: Tx, ctx: Context, filters: Filters, fmt: Format, summary: Summary | None = None
-) -> Iterator[bytes]:
-    """An export as chunks of bytes, from an open (snapshot) transaction."""
-    if fmt not in FORMATS:
-        raise InvalidInput.field("format", "must be jsonl or csv", location="query")
-    source = records(tx, ctx, filters, summary or Summary())
-    return _chunked(jsonl_lines(source) if fmt == "jsonl" else csv_lines(source))
+    read: Reader, ctx: Context, query: ExportQuery, summary: Summary | None = None
+) -> AsyncIterator[bytes]:
+    """An export as chunks of bytes."""
+    source = records(read, ctx, query, summary or Summary())
+    return chunked(jsonl_lines(source) if query.format == "jsonl" else csv_lines(source))
 
 
-def stream(db: Database, ctx: Context, filters: Filters, fmt: Format) -> Iterator[bytes]:
-    """An export as chunks of bytes, read from its own snapshot (for a streamed answer).
-
-    Filters are checked before the first chunk, so bad input is refused up front.
-    """
-    filters.validated()
-    if fmt not in FORMATS:
-        raise InvalidInput.field("format", "must be jsonl or csv", location="query")
-
-    def chunks() -> Iterator[bytes]:
-        with repo.snapshot(db) as tx:
-            yield from render(tx, ctx, filters, fmt)
-
-    return chunks()
+def stream(db: Database, ctx: Context, query: ExportQuery) -> AsyncIterator[bytes]:
+    """An export as chunks of bytes, each batch read in a short unit of its own (for a
+    streamed answer, which is sent after the request's own unit has ended)."""
+    return render(in_units(db), ctx, query)
 
 
-def write(db: Database, ctx: Context, filters: Filters, fmt: Format, out: BinaryIO) -> Summary:
+async def write(db: Database, ctx: Context, query: ExportQuery, out: BinaryIO) -> Summary:
     """Write an export to a binary file; returns what it holds."""
-    filters.validated()
     summary = Summary()
-    with repo.snapshot(db) as tx:
-        for chunk in render(tx, ctx, filters, fmt, summary):
-            out.write(chunk)
+    async for chunk in render(in_units(db), ctx, query, summary):
+        out.write(chunk)
     return summary

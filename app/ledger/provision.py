@@ -6,49 +6,52 @@
   ``investigation_compelled`` disclosures may include the subject;
 - the disclosure records about the subject (APPI Art. 33(5)).
 
-These are the subject's actions; the routes that prove the subject's identity (a
-token from an SMS check made for that purpose) call them.
+The first functions are the subject's own actions (``actor`` None: the subject). Staff
+who handle a subject's request by phone or letter go through :func:`staff_change_stop`
+and its siblings, which name the staff member and put the access in the access log, in
+the same transaction.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-import orjson
+import datetime as dt
+from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Row, Tx
-from app.core.errors import InvalidInput
+from app.core.db import Tx
 from app.ledger import canonical
-from app.ledger import repository as repo
+from app.ledger import repository as ledger
+from app.ledger import subjects_repository as subjects
 from app.ledger.errors import SubjectNotFound
-from app.ledger.workflow import recipient_key
+from app.ledger.rules import recipient_key
+from app.ledger.schemas import (
+    ProvisionConsentChange,
+    ProvisionStopChange,
+    RecipientPublic,
+    SubjectConsentPublic,
+    SubjectRecordPublic,
+)
+from app.models.ledger import DisclosureConsent, DisclosureStop
+from app.registry import service as registry
+from app.staff.auth import Staff
 
-_SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,40}$")
+
+@dataclass(frozen=True)
+class ProvisionState:
+    """A subject's stop (if any) and consents to provide."""
+
+    stopped_at: dt.datetime | None
+    consents: list[DisclosureConsent]
 
 
-def _subject(tx: Tx, subscriber_id: str) -> str:
-    if not isinstance(subscriber_id, str) or not repo.existing_subscribers(tx, [subscriber_id]):
+async def _subject(tx: Tx, subscriber_id: str) -> str:
+    if not await subjects.existing_subscribers(tx, [subscriber_id]):
         raise SubjectNotFound()
     return subscriber_id
 
 
-def _source(source: str) -> str:
-    if not isinstance(source, str) or not _SOURCE.match(source):
-        raise InvalidInput.field("source", "must be 1 to 40 of A-Z a-z 0-9 _ . : -")
-    return source
-
-
-def _organisation(value: str) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not 1 <= len(text) <= 200 or not text.isprintable():
-        raise InvalidInput.field("recipient", "must be 1 to 200 printable characters")
-    return text
-
-
-def give_consent(
+async def give_consent(
     tx: Tx,
     ctx: Context,
     *,
@@ -56,31 +59,30 @@ def give_consent(
     actor: str | None = None,
     recipient: str,
     source: str,
-) -> Row:
+) -> DisclosureConsent:
     """Record the subject's consent to have their data provided to ``recipient``."""
-    subject = _subject(tx, subscriber_id)
-    organisation = _organisation(recipient)
+    subject = await _subject(tx, subscriber_id)
     now = ctx.clock.now()
-    row = Row(
+    consent = DisclosureConsent(
         subscriber_id=subject,
-        recipient_key=recipient_key(organisation),
-        recipient_organisation=organisation,
-        source=_source(source),
+        recipient_key=recipient_key(recipient),
+        recipient_organisation=recipient,
+        source=source,
         granted_at=now,
     )
-    repo.upsert_consent(tx, row)
-    record_event(
+    await subjects.upsert_consent(tx, consent)
+    await record_event(
         tx,
         Tag.PROVISION_CONSENT_GIVEN,
         actor=actor or f"subject:{subject}",
         at=now,
         subject=subject,
-        details={"recipient_key": row.recipient_key, "source": row.source},
+        details={"recipient_key": consent.recipient_key, "source": source},
     )
-    return row
+    return consent
 
 
-def withdraw_consent(
+async def withdraw_consent(
     tx: Tx,
     ctx: Context,
     *,
@@ -90,30 +92,33 @@ def withdraw_consent(
     source: str,
 ) -> bool:
     """Withdraw that consent at once; False if none was live."""
-    subject = _subject(tx, subscriber_id)
-    key = recipient_key(_organisation(recipient))
+    subject = await _subject(tx, subscriber_id)
+    key = recipient_key(recipient)
     now = ctx.clock.now()
-    withdrawn = repo.withdraw_consent(tx, subscriber_id=subject, recipient_key=key, at=now)
+    withdrawn = await subjects.withdraw_consent(
+        tx, subscriber_id=subject, recipient_key=key, at=now
+    )
     if withdrawn:
-        record_event(
+        await record_event(
             tx,
             Tag.PROVISION_CONSENT_WITHDRAWN,
             actor=actor or f"subject:{subject}",
             at=now,
             subject=subject,
-            details={"recipient_key": key, "source": _source(source)},
+            details={"recipient_key": key, "source": source},
         )
     return withdrawn
 
 
-def stop_provision(
+async def stop_provision(
     tx: Tx, ctx: Context, *, subscriber_id: str, actor: str | None = None, source: str
-) -> Row:
+) -> DisclosureStop:
     """Stop third-party provision for the subject (idempotent: the first stop stays)."""
-    subject = _subject(tx, subscriber_id)
+    subject = await _subject(tx, subscriber_id)
     now = ctx.clock.now()
-    if repo.insert_stop(tx, subscriber_id=subject, source=_source(source), at=now):
-        record_event(
+    stop = DisclosureStop(subscriber_id=subject, source=source, stopped_at=now)
+    if await subjects.insert_stop(tx, stop):
+        await record_event(
             tx,
             Tag.PROVISION_STOPPED,
             actor=actor or f"subject:{subject}",
@@ -121,71 +126,155 @@ def stop_provision(
             subject=subject,
             details={"source": source},
         )
-    stop = repo.stop_of(tx, subject)
-    assert stop is not None  # noqa: S101 (just written or already there)
-    return stop
+        return stop
+    kept = await subjects.stop_of(tx, subject)
+    return kept if kept is not None else stop
 
 
-def resume_provision(
+async def resume_provision(
     tx: Tx, ctx: Context, *, subscriber_id: str, actor: str | None = None, source: str
 ) -> bool:
     """Lift the subject's stop (their own choice); False if there was none."""
-    subject = _subject(tx, subscriber_id)
+    subject = await _subject(tx, subscriber_id)
     now = ctx.clock.now()
-    lifted = repo.delete_stop(tx, subscriber_id=subject)
+    lifted = await subjects.delete_stop(tx, subscriber_id=subject)
     if lifted:
-        record_event(
+        await record_event(
             tx,
             Tag.PROVISION_RESUMED,
             actor=actor or f"subject:{subject}",
             at=now,
             subject=subject,
-            details={"source": _source(source)},
+            details={"source": source},
         )
     return lifted
 
 
-def provision_state(tx: Tx, *, subscriber_id: str) -> dict[str, Any]:
+async def provision_state(tx: Tx, ctx: Context, *, subscriber_id: str) -> ProvisionState:
     """The subject's stop (if any) and consents to provide."""
-    subject = _subject(tx, subscriber_id)
-    stop = repo.stop_of(tx, subject)
-    return {
-        "stopped_at": None if stop is None else stop.stopped_at,
-        "consents": repo.consents_of(tx, subject),
-    }
+    subject = await _subject(tx, subscriber_id)
+    stop = await subjects.stop_of(tx, subject)
+    return ProvisionState(
+        stopped_at=None if stop is None else stop.stopped_at,
+        consents=await subjects.consents_of(tx, subject),
+    )
 
 
-def subject_records(
-    tx: Tx, *, subscriber_id: str, after_seq: int = 0, limit: int = 100
-) -> list[dict[str, Any]]:
+async def subject_records(
+    tx: Tx, ctx: Context, *, subscriber_id: str, after_seq: int = 0, limit: int = 100
+) -> list[SubjectRecordPublic]:
     """The disclosure records about one subject, oldest first (APPI Art. 33(5)).
 
     Each says when, to whom, on which basis, for what, which items, and (for
     ``consent``) the subject's own consent; other subjects of the same disclosure are
     only counted, never named.
     """
-    if not 1 <= limit <= 1000:
-        raise InvalidInput.field("limit", "must be 1 to 1000", location="query")
-    subject = _subject(tx, subscriber_id)
-    records = []
-    for row in repo.entries_for_subject(tx, subject_id=subject, limit=limit, after_seq=after_seq):
-        consent = orjson.loads(row.consent) if row.consent else None
-        records.append(
-            {
-                "seq": row.seq,
-                "recorded_at": canonical.timestamp(row.recorded_at),
-                "recipient": {
-                    "organisation": row.recipient_organisation,
-                    "officer": row.recipient_officer,
-                    "contact": row.recipient_contact,
-                },
-                "legal_basis": row.legal_basis,
-                "purpose": row.purpose,
-                "request_reference": row.request_reference,
-                "data_items": orjson.loads(row.data_items),
-                "consent": None if consent is None else consent.get(subject),
-                "other_subjects": len(orjson.loads(row.subject_ids)) - 1,
-                "entry_hash": row.entry_hash,
-            }
+    subject = await _subject(tx, subscriber_id)
+    found = await ledger.for_subject(tx, subject_id=subject, after_seq=after_seq, limit=limit)
+    return [
+        SubjectRecordPublic(
+            seq=entry.seq,
+            recorded_at=canonical.timestamp(entry.recorded_at),
+            recipient=RecipientPublic(
+                organisation=entry.recipient_organisation,
+                officer=entry.recipient_officer,
+                contact=entry.recipient_contact,
+            ),
+            legal_basis=entry.legal_basis,
+            purpose=entry.purpose,
+            request_reference=entry.request_reference,
+            data_items=entry.data_items,
+            consent=(
+                SubjectConsentPublic.model_validate(entry.consent[subject])
+                if entry.consent and subject in entry.consent
+                else None
+            ),
+            other_subjects=len(entry.subject_ids) - 1,
+            entry_hash=entry.entry_hash,
         )
+        for entry in found
+    ]
+
+
+# -- staff handling a subject's request -------------------------------------------------
+
+
+async def staff_change_stop(
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, subscriber_id: str, change: ProvisionStopChange
+) -> ProvisionState:
+    """Record a subject's stop (or resume) of provision taken by staff; logged as an access."""
+    step = stop_provision if change.action == "stop" else resume_provision
+    await step(tx, ctx, subscriber_id=subscriber_id, actor=staff.actor, source=change.source)
+    await registry.log_access(
+        tx,
+        ctx,
+        staff=staff,
+        ip=ip,
+        subscriber_id=subscriber_id,
+        action="provision_change",
+        reason=f"{change.action} third-party provision (source: {change.source})",
+    )
+    return await provision_state(tx, ctx, subscriber_id=subscriber_id)
+
+
+async def staff_change_consent(
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    ip: str,
+    subscriber_id: str,
+    change: ProvisionConsentChange,
+) -> ProvisionState:
+    """Record a subject's consent (or withdrawal) taken by staff; logged as an access."""
+    step = give_consent if change.action == "give" else withdraw_consent
+    await step(
+        tx,
+        ctx,
+        subscriber_id=subscriber_id,
+        actor=staff.actor,
+        recipient=change.recipient,
+        source=change.source,
+    )
+    await registry.log_access(
+        tx,
+        ctx,
+        staff=staff,
+        ip=ip,
+        subscriber_id=subscriber_id,
+        action="provision_change",
+        reason=f"{change.action} consent to provide to {change.recipient[:100]} "
+        f"(source: {change.source})",
+    )
+    return await provision_state(tx, ctx, subscriber_id=subscriber_id)
+
+
+async def staff_read_state(
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, subscriber_id: str
+) -> ProvisionState:
+    """A subject's provision state, read by staff; logged as an access."""
+    state = await provision_state(tx, ctx, subscriber_id=subscriber_id)
+    await registry.log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="provision_read"
+    )
+    return state
+
+
+async def staff_read_records(
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    ip: str,
+    subscriber_id: str,
+    after_seq: int,
+    limit: int,
+) -> list[SubjectRecordPublic]:
+    """A subject's disclosure records, read by staff for the subject; logged as an access."""
+    records = await subject_records(
+        tx, ctx, subscriber_id=subscriber_id, after_seq=after_seq, limit=limit
+    )
+    await registry.log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="disclosures_read"
+    )
     return records

@@ -25,6 +25,7 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Tx
 from app.ledger import chain, checkpoints
+from app.ledger import repository as repo
 
 MIN_DAYS = 3 * 365
 
@@ -54,37 +55,29 @@ def cutoff(ctx: Context) -> dt.datetime:
     return min(now - dt.timedelta(days=days), three_years_before(now))
 
 
-def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> PurgeResult:
+async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> PurgeResult:
     """Delete the chain's oldest entries past retention, leaving a signed anchor."""
-    chain.lock(tx)
+    await chain.lock(tx)
     limit = cutoff(ctx)
-    head_seq, _ = chain.head(tx)
-    young = tx.scalar(
-        "SELECT min(seq) AS seq FROM ledger_entries WHERE recorded_at >= :cutoff",
-        {"cutoff": limit},
-    )
+    head_seq, _ = await chain.head(tx)
+    young = await repo.first_recorded_since(tx, when=limit)
     # Up to the first young entry, and never the head itself.
-    through = min(int(young) - 1 if young is not None else head_seq, head_seq - 1)
-    first = tx.scalar("SELECT min(seq) AS seq FROM ledger_entries")
-    if first is None or through < int(first):
+    through = min(young - 1 if young is not None else head_seq, head_seq - 1)
+    first = await repo.first(tx)
+    if first is None or through < first.seq:
         return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None)
-    count = int(
-        tx.scalar(
-            "SELECT count(*) AS n FROM ledger_entries WHERE seq <= :through", {"through": through}
-        )
-    )
     if dry_run:
+        count = await repo.count_through(tx, seq=through)
         return PurgeResult(cutoff=limit, purged=count, through_seq=through, anchor_id=None)
-    anchor_hash = tx.scalar(
-        "SELECT entry_hash FROM ledger_entries WHERE seq = :seq", {"seq": through}
-    )
+    anchor_hash = await repo.hash_at(tx, seq=through)
+    if anchor_hash is None:  # the chain has a gap here: never sign over it
+        raise RuntimeError(f"no ledger entry at seq {through} to anchor the purge to")
     now = ctx.clock.now()
-    anchor = checkpoints.sign(
+    anchor = await checkpoints.sign(
         tx, ctx, kind=checkpoints.ANCHOR, seq=through, head_hash=anchor_hash, now=now
     )
-    tx.execute("DELETE FROM ledger_entry_subjects WHERE seq <= :through", {"through": through})
-    tx.execute("DELETE FROM ledger_entries WHERE seq <= :through", {"through": through})
-    record_event(
+    count = await repo.purge_through(tx, seq=through)
+    await record_event(
         tx,
         Tag.LEDGER_PURGED,
         actor=actor,

@@ -1,38 +1,201 @@
-"""/v1/ledger: the public keys that verify the ledger's checkpoints (anonymous).
-
-The disclosure workflow and the auditors' export and verify endpoints need staff
-sessions; they are wired where those live (see app/ledger/auditor.py, workflow.py).
-"""
+"""/v1/disclosures and /v1/ledger: the request -> approval -> release workflow, the
+auditors' export, verification and checkpoints, and the public keys (anonymous)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from typing import Annotated, Any
 
-from app.core.deps import runtime_of
-from app.ledger import signing
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import NO_STORE
+from app.ledger import auditor, checkpoints, signing, workflow
+from app.ledger.audit_schemas import (
+    CheckpointPublic,
+    ExportQuery,
+    PublicKeyPublic,
+    PublicKeysPublic,
+    VerifyReportPublic,
+)
+from app.ledger.errors import (
+    EmptyLedger,
+    ProvisionStopped,
+    RequestNotFound,
+    WrongState,
+)
+from app.ledger.rules import RequestStatus
+from app.ledger.schemas import (
+    Decision,
+    DisclosureList,
+    DisclosurePublic,
+    DisclosureRequestCreate,
+    ReleasePublic,
+)
+from app.staff.auth import (
+    DisclosureDecider,
+    DisclosureReader,
+    DisclosureRequester,
+    LedgerAuditor,
+)
+
+router = APIRouter(prefix="/v1", tags=["disclosure ledger"])
+# Anonymous: anyone may fetch the keys that verify an export.
+keys_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
+
+_STEP_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **AUTH_PROBLEMS,
+    404: RequestNotFound.openapi(),
+    409: WrongState.openapi(),
+    422: InvalidInput.openapi(),
+}
 
 
-class PublicKeyPublic(BaseModel):
-    key_id: str
-    algorithm: str = Field(description="always `Ed25519`")
-    public_key: str = Field(description="base64 of the 32-byte raw public key")
-    active: bool = Field(description="whether new checkpoints are signed with it")
-
-
-class PublicKeysPublic(BaseModel):
-    keys: list[PublicKeyPublic]
+@router.post(
+    "/disclosures",
+    status_code=201,
+    responses={**AUTH_PROBLEMS, 409: ProvisionStopped.openapi(), 422: InvalidInput.openapi()},
+    summary="Ask to provide subjects' data to a third party (operator, privacy officer)",
+)
+async def create_disclosure(
+    body: DisclosureRequestCreate, staff: DisclosureRequester, tx: TxDep, ctx: CtxDep
+) -> DisclosurePublic:
+    found = await workflow.request(tx, ctx, staff=staff, data=body)
+    return DisclosurePublic.model_validate(found)
 
 
 @router.get(
+    "/disclosures",
+    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    summary="Disclosure requests, newest first (operator, privacy officer, auditor)",
+)
+async def list_disclosures(
+    staff: DisclosureReader,
+    tx: TxDep,
+    ctx: CtxDep,
+    status: Annotated[RequestStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DisclosureList:
+    found = await workflow.list_requests(tx, ctx, status=status, limit=limit)
+    return DisclosureList(requests=[DisclosurePublic.model_validate(row) for row in found])
+
+
+@router.get(
+    "/disclosures/{request_id}",
+    responses={**AUTH_PROBLEMS, 404: RequestNotFound.openapi(), 422: InvalidInput.openapi()},
+    summary="One disclosure request (operator, privacy officer, auditor)",
+)
+async def read_disclosure(
+    request_id: RequestId, staff: DisclosureReader, tx: TxDep, ctx: CtxDep
+) -> DisclosurePublic:
+    return DisclosurePublic.model_validate(await workflow.get(tx, ctx, request_id=request_id))
+
+
+@router.post(
+    "/disclosures/{request_id}/approve",
+    responses=_STEP_PROBLEMS,
+    summary="Approve a request after weighing its necessity (a privacy officer, not the requester)",
+)
+async def approve_disclosure(
+    request_id: RequestId, body: Decision, staff: DisclosureDecider, tx: TxDep, ctx: CtxDep
+) -> DisclosurePublic:
+    found = await workflow.decide(
+        tx, ctx, staff=staff, request_id=request_id, note=body.note, approve=True
+    )
+    return DisclosurePublic.model_validate(found)
+
+
+@router.post(
+    "/disclosures/{request_id}/reject",
+    responses=_STEP_PROBLEMS,
+    summary="Reject a request (a privacy officer, not the requester)",
+)
+async def reject_disclosure(
+    request_id: RequestId, body: Decision, staff: DisclosureDecider, tx: TxDep, ctx: CtxDep
+) -> DisclosurePublic:
+    found = await workflow.decide(
+        tx, ctx, staff=staff, request_id=request_id, note=body.note, approve=False
+    )
+    return DisclosurePublic.model_validate(found)
+
+
+@router.post(
+    "/disclosures/{request_id}/release",
+    responses=_STEP_PROBLEMS,
+    summary="Build the package and append its ledger entry, once (privacy officer)",
+)
+async def release_disclosure(
+    request_id: RequestId,
+    staff: DisclosureDecider,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
+    response: Response,
+) -> ReleasePublic:
+    done = await workflow.release(tx, ctx, staff=staff, request_id=request_id, ip=ip)
+    response.headers.update(NO_STORE)
+    return done.public()
+
+
+@router.get(
+    "/ledger/export",
+    responses={
+        **AUTH_PROBLEMS,
+        422: InvalidInput.openapi(),
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+    },
+    response_class=StreamingResponse,
+    summary="Export the ledger as JSON Lines or CSV, streamed, verifiable offline (auditor, "
+    "privacy officer)",
+)
+async def export_ledger(
+    query: Annotated[ExportQuery, Query()],
+    staff: LedgerAuditor,
+    tx: TxDep,
+    ctx: CtxDep,
+    db: DbDep,
+) -> StreamingResponse:
+    chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
+    jsonl = query.format == "jsonl"
+    return StreamingResponse(
+        chunks,
+        media_type="application/x-ndjson" if jsonl else "text/csv; charset=utf-8",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f'attachment; filename="smsreg-ledger.{query.format}"',
+        },
+    )
+
+
+@router.get(
+    "/ledger/verify",
+    responses=AUTH_PROBLEMS,
+    summary="Walk the chain and check every checkpoint signature (auditor, privacy officer)",
+)
+async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyReportPublic:
+    report = await auditor.verify_ledger(tx, ctx, actor=staff.actor)
+    return VerifyReportPublic.model_validate(report.as_dict())
+
+
+@router.post(
+    "/ledger/checkpoints",
+    status_code=201,
+    responses={**AUTH_PROBLEMS, 409: EmptyLedger.openapi()},
+    summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
+)
+async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> CheckpointPublic:
+    made = await checkpoints.create_now(tx, ctx, actor=staff.actor)
+    return CheckpointPublic.model_validate(made)
+
+
+@keys_router.get(
     "/public-keys",
-    response_model=PublicKeysPublic,
     summary="Public keys that verify the ledger's signed checkpoints (no credentials needed)",
 )
-async def public_keys(request: Request, response: Response) -> PublicKeysPublic:
-    ring = signing.ring(runtime_of(request).ctx.settings)
+async def public_keys(ctx: CtxDep, response: Response) -> PublicKeysPublic:
+    ring = signing.ring(ctx.settings)
     response.headers["Cache-Control"] = "public, max-age=300"
     return PublicKeysPublic(
         keys=[

@@ -1,110 +1,49 @@
 """Disclosure requests: request -> review (approve or reject) -> release, recorded.
 
-Service functions take the acting staff member as plain values (:class:`Actor`), so
-they can run from the CLI, tests or, later, routes behind staff sessions. They never
-commit: the caller's unit of work does, so a release and its ledger entry land
-together or not at all.
-
-Rules (DESIGN.md, issue 5):
+The rules (who may take a step is the route's permission, app.staff.auth):
 
 - operators and privacy officers request; only a privacy officer other than the
   requester approves or rejects, with a note; a privacy officer releases;
-- legal bases: ``consent``, ``law``, ``investigation_compelled``,
-  ``emergency_life_body_property``; ``law`` and ``investigation_compelled`` need the
-  request document's reference (a CCP Art. 197(2) inquiry or a warrant);
+- the request is checked by its schema (app.ledger.schemas); here, what needs the
+  database: its subjects exist, and no free text holds a subscriber's number;
 - a subject who stopped third-party provision is refused unless the basis is ``law``
   or ``investigation_compelled``; ``consent`` needs each subject's live consent to
   this recipient. Both are checked at request, at approval and again at release;
-- a release builds the package (JSON and CSV, with the numbers) and appends the ledger
-  entry (no number: subject ids and the package's SHA-256) in the same transaction;
-  a request is released once.
+- a release builds the package (JSON and CSV, with the numbers), appends the ledger
+  entry (no number: subject ids and the package's SHA-256) and, when the package holds
+  numbers, logs each subject's in the access log, all in the caller's transaction; a
+  request is released once.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import phonenumbers
-from pydantic import BaseModel, Field
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Row, Tx
+from app.core.db import Tx
 from app.core.errors import InvalidInput
 from app.core.ids import new_id
-from app.ledger import canonical, chain
-from app.ledger import repository as repo
-from app.ledger.cells import cell
+from app.ledger import canonical, chain, package
+from app.ledger import requests_repository as requests
+from app.ledger import subjects_repository as subjects
 from app.ledger.errors import (
     AlreadyReleased,
     ConsentMissing,
     ProvisionStopped,
     RequestNotFound,
-    RoleNotAllowed,
     SelfApproval,
-    SubjectGone,
     WrongState,
 )
-from app.registry import repository as registry
-from app.registry.repository import subscriber_aad
-
-OPERATOR = "operator"
-PRIVACY_OFFICER = "privacy_officer"
-LEGAL_BASES = ("consent", "law", "investigation_compelled", "emergency_life_body_property")
-# The two bases that override a subject's stop of third-party provision (APPI Art. 27(1)).
-COMPELLED = frozenset({"law", "investigation_compelled"})
-NEEDS_REFERENCE = COMPELLED
-# What a package may hold, in the order its columns appear.
-DATA_ITEMS = (
-    "phone_number",
-    "subscriber_id",
-    "verified_purposes",
-    "registered_at",
-    "last_verified_at",
-)
-MAX_SUBJECTS = 1000
-PACKAGE_FORMAT = "smsreg-disclosure-package/1"
-_SUBJECT_ID = re.compile(r"^[A-Za-z0-9_\-]{1,40}$")
-_ALLOWED_CONTROLS = {"\n", "\t"}
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The staff member taking a step: their account id and role."""
-
-    staff_id: str
-    role: str
-
-
-class RecipientIn(BaseModel):
-    """Who receives the data."""
-
-    organisation: str = Field(description="1-200 characters, e.g. the police station")
-    officer: str = Field(description="1-200 characters: the officer in charge")
-    contact: str = Field(description="1-300 characters: address, phone or e-mail")
-
-
-class DisclosureRequestCreate(BaseModel):
-    """A request to provide subjects' data to a third party."""
-
-    recipient: RecipientIn
-    legal_basis: str = Field(description="one of " + ", ".join(LEGAL_BASES))
-    purpose: str = Field(description="purpose or reason, 10-2000 characters")
-    request_reference: str | None = Field(
-        default=None,
-        description="the request document (CCP Art. 197(2) inquiry, warrant); required for "
-        "`law` and `investigation_compelled`, 3-200 characters",
-    )
-    data_items: list[str] = Field(description="some of " + ", ".join(DATA_ITEMS))
-    subject_ids: list[str] = Field(description=f"subscriber ids, 1-{MAX_SUBJECTS}")
-    necessity_review: str = Field(description="why this provision is necessary, 10-4000 chars")
+from app.ledger.rules import COMPELLED, recipient_key
+from app.ledger.schemas import DisclosureRequestCreate, ReleasePublic
+from app.models.ledger import DisclosureRequest, LedgerEntry
+from app.registry import service as registry
+from app.staff.auth import Staff
 
 
 @dataclass(frozen=True)
@@ -112,42 +51,22 @@ class Release:
     """A released disclosure: the package (shown once, never stored) and its ledger entry."""
 
     request_id: str
-    entry: Row
+    entry: LedgerEntry
     package_json: bytes
     package_csv: bytes
 
-
-# --- validation ----------------------------------------------------------------------
-
-
-def _text(value: object, field: str, *, low: int, high: int, optional: bool = False) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if optional:
-            return None
-        raise InvalidInput.field(field, "is required")
-    if not isinstance(value, str):
-        raise InvalidInput.field(field, "must be text")
-    text = value.strip()
-    if not low <= len(text) <= high:
-        raise InvalidInput.field(field, f"must be {low} to {high} characters")
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in _ALLOWED_CONTROLS:
-            raise InvalidInput.field(field, "must not contain control characters")
-    return text
+    def public(self) -> ReleasePublic:
+        """The release as its one answer shows it."""
+        return ReleasePublic(
+            request_id=self.request_id,
+            ledger_seq=self.entry.seq,
+            package_sha256=self.entry.package_sha256,
+            package=orjson.loads(self.package_json),
+            package_csv=self.package_csv.decode(),
+        )
 
 
-def _required(value: object, field: str, *, low: int, high: int) -> str:
-    text = _text(value, field, low=low, high=high)
-    assert text is not None  # noqa: S101 (required text is never None)
-    return text
-
-
-def recipient_key(organisation: str) -> str:
-    """The recipient as consent and filters match it: NFKC, case-folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", organisation).casefold().split())
-
-
-def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | None) -> None:
+async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | None) -> None:
     """Refuse free text that holds a registered subscriber's number: the request and the
     ledger name subjects by id only, never by number."""
     if not text:
@@ -159,55 +78,22 @@ def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | None) ->
         leniency = phonenumbers.Leniency.POSSIBLE
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency):
             e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-            if registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")):
+            indexes = ctx.keys.blind_indexes(e164, kind="number")
+            if await registry.find_id(tx, phone_index=indexes):
                 raise InvalidInput.field(
                     field, "must not contain a subscriber's phone number; name subjects by id"
                 )
 
 
-def _require_role(actor: Actor, allowed: set[str], step: str) -> None:
-    if not isinstance(actor.staff_id, str) or not 1 <= len(actor.staff_id) <= 80:
-        raise RoleNotAllowed("the acting staff id is missing or too long")
-    if actor.role not in allowed:
-        raise RoleNotAllowed(f"role {actor.role!r} may not {step} a disclosure")
-
-
-def _subject_ids(tx: Tx, values: Sequence[object]) -> list[str]:
-    if not isinstance(values, list | tuple) or not 1 <= len(values) <= MAX_SUBJECTS:
-        raise InvalidInput.field("subject_ids", f"must list 1 to {MAX_SUBJECTS} subscriber ids")
-    ids: list[str] = []
-    for value in values:
-        if not isinstance(value, str) or not _SUBJECT_ID.match(value):
-            raise InvalidInput.field("subject_ids", "holds a malformed subscriber id")
-        ids.append(value)
-    if len(set(ids)) != len(ids):
-        raise InvalidInput.field("subject_ids", "must not repeat a subscriber id")
-    unknown = sorted(set(ids) - repo.existing_subscribers(tx, ids))
-    if unknown:
-        raise InvalidInput.field("subject_ids", f"unknown subscriber id(s): {', '.join(unknown)}")
-    return sorted(ids)
-
-
-def _data_items(values: Sequence[object]) -> list[str]:
-    if not isinstance(values, list | tuple) or not values:
-        raise InvalidInput.field("data_items", f"must list some of {list(DATA_ITEMS)}")
-    unknown = [value for value in values if value not in DATA_ITEMS]
-    if unknown:
-        raise InvalidInput.field("data_items", f"must be some of {list(DATA_ITEMS)}")
-    if len(set(values)) != len(values):
-        raise InvalidInput.field("data_items", "must not repeat an item")
-    return [item for item in DATA_ITEMS if item in values]
-
-
-def check_subjects(
+async def check_subjects(
     tx: Tx, *, subject_ids: Sequence[str], legal_basis: str, recipient: str
-) -> dict[str, Any] | None:
+) -> dict[str, dict[str, str]] | None:
     """Refuse stopped subjects (unless compelled) and, for ``consent``, missing consent.
 
     Returns, for ``consent``, the fact of consent per subject (time and source), which
     the ledger entry records (APPI Art. 29 / PPC rule 21); else None.
     """
-    stopped = repo.stopped_subjects(tx, subject_ids)
+    stopped = await subjects.stopped_subjects(tx, subject_ids)
     if stopped and legal_basis not in COMPELLED:
         raise ProvisionStopped(
             f"{len(stopped)} subject(s) stopped third-party provision; basis {legal_basis!r} "
@@ -216,7 +102,7 @@ def check_subjects(
         )
     if legal_basis != "consent":
         return None
-    live = repo.live_consents(tx, subject_ids, recipient_key=recipient)
+    live = await subjects.live_consents(tx, subject_ids, recipient_key=recipient)
     missing = sorted(set(subject_ids) - set(live))
     if missing:
         raise ConsentMissing(
@@ -225,255 +111,197 @@ def check_subjects(
         )
     return {
         subject: {
-            "granted_at": canonical.timestamp(live[subject]["granted_at"]),
-            "source": live[subject]["source"],
+            "granted_at": canonical.timestamp(live[subject].granted_at),
+            "source": live[subject].source,
         }
         for subject in sorted(subject_ids)
     }
 
 
-# --- the steps -----------------------------------------------------------------------
-
-
-def request(tx: Tx, ctx: Context, *, actor: Actor, data: DisclosureRequestCreate) -> Row:
-    """Open a disclosure request (operator or privacy officer)."""
-    _require_role(actor, {OPERATOR, PRIVACY_OFFICER}, "request")
-    if data.legal_basis not in LEGAL_BASES:
-        raise InvalidInput.field("legal_basis", f"must be one of {list(LEGAL_BASES)}")
-    organisation = _required(data.recipient.organisation, "recipient.organisation", low=1, high=200)
-    officer = _required(data.recipient.officer, "recipient.officer", low=1, high=200)
-    contact = _required(data.recipient.contact, "recipient.contact", low=1, high=300)
-    purpose = _required(data.purpose, "purpose", low=10, high=2000)
-    reference = _text(data.request_reference, "request_reference", low=3, high=200, optional=True)
-    if reference is None and data.legal_basis in NEEDS_REFERENCE:
-        raise InvalidInput.field(
-            "request_reference",
-            f"is required for {data.legal_basis!r}: the inquiry (CCP Art. 197(2)) or warrant",
-        )
-    necessity = _required(data.necessity_review, "necessity_review", low=10, high=4000)
-    items = _data_items(data.data_items)
-    subjects = _subject_ids(tx, data.subject_ids)
+async def request(
+    tx: Tx, ctx: Context, *, staff: Staff, data: DisclosureRequestCreate
+) -> DisclosureRequest:
+    """Open a disclosure request (an operator or a privacy officer)."""
+    known = await subjects.existing_subscribers(tx, data.subject_ids)
+    unknown = sorted(set(data.subject_ids) - known)
+    if unknown:
+        raise InvalidInput.field("subject_ids", f"unknown subscriber id(s): {', '.join(unknown)}")
     for field, text in (
-        ("recipient.organisation", organisation),
-        ("recipient.officer", officer),
-        ("purpose", purpose),
-        ("request_reference", reference),
-        ("necessity_review", necessity),
+        ("recipient.organisation", data.recipient.organisation),
+        ("recipient.officer", data.recipient.officer),
+        ("purpose", data.purpose),
+        ("request_reference", data.request_reference),
+        ("necessity_review", data.necessity_review),
     ):
-        _no_subscriber_number(tx, ctx, field, text)
-    key = recipient_key(organisation)
-    check_subjects(tx, subject_ids=subjects, legal_basis=data.legal_basis, recipient=key)
+        await _no_subscriber_number(tx, ctx, field, text)
+    key = recipient_key(data.recipient.organisation)
+    await check_subjects(
+        tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key
+    )
     now = ctx.clock.now()
-    row = Row(
+    found = DisclosureRequest(
         id=new_id("dsr"),
         status="requested",
-        recipient_organisation=organisation,
-        recipient_officer=officer,
-        recipient_contact=contact,
+        recipient_organisation=data.recipient.organisation,
+        recipient_officer=data.recipient.officer,
+        recipient_contact=data.recipient.contact,
         recipient_key=key,
         legal_basis=data.legal_basis,
-        purpose=purpose,
-        request_reference=reference,
-        data_items=canonical.dumps(items).decode(),
-        subject_ids=canonical.dumps(subjects).decode(),
-        necessity_review=necessity,
-        requested_by=actor.staff_id,
-        requester_role=actor.role,
+        purpose=data.purpose,
+        request_reference=data.request_reference,
+        data_items=list(data.data_items),
+        subject_ids=list(data.subject_ids),
+        necessity_review=data.necessity_review,
+        requested_by=staff.id,
+        requester_role=staff.role.value,
         requested_at=now,
     )
-    repo.insert_request(tx, row)
-    record_event(
+    await requests.insert(tx, found)
+    await record_event(
         tx,
         Tag.DISCLOSURE_REQUESTED,
-        actor=f"staff:{actor.staff_id}",
+        actor=staff.actor,
         at=now,
-        subject=row.id,
-        details={"legal_basis": data.legal_basis, "subjects": len(subjects), "items": items},
+        subject=found.id,
+        details={
+            "legal_basis": data.legal_basis,
+            "subjects": len(data.subject_ids),
+            "items": found.data_items,
+        },
     )
-    return row
+    return found
 
 
-def _decide(
-    tx: Tx, ctx: Context, *, actor: Actor, request_id: str, note: str, approve: bool
-) -> Row:
-    _require_role(actor, {PRIVACY_OFFICER}, "approve or reject")
-    row = repo.get_request(tx, request_id, lock=True)
-    if row is None:
+async def _pending(tx: Tx, *, staff: Staff, request_id: str) -> DisclosureRequest:
+    found = await requests.get(tx, request_id, lock=True)
+    if found is None:
         raise RequestNotFound()
-    if row.requested_by == actor.staff_id:
+    if found.requested_by == staff.id:
         raise SelfApproval()
-    if row.status != "requested":
-        raise WrongState(f"the request is {row.status}, not awaiting review")
-    text = _required(note, "note", low=3, high=2000)
-    _no_subscriber_number(tx, ctx, "note", text)
+    if found.status != "requested":
+        raise WrongState(f"the request is {found.status}, not awaiting review")
+    return found
+
+
+async def decide(
+    tx: Tx, ctx: Context, *, staff: Staff, request_id: str, note: str, approve: bool
+) -> DisclosureRequest:
+    """Approve or reject a request: a privacy officer who is not its requester, with a note."""
+    found = await _pending(tx, staff=staff, request_id=request_id)
+    await _no_subscriber_number(tx, ctx, "note", note)
     if approve:
-        check_subjects(
+        await check_subjects(
             tx,
-            subject_ids=orjson.loads(row.subject_ids),
-            legal_basis=row.legal_basis,
-            recipient=row.recipient_key,
+            subject_ids=found.subject_ids,
+            legal_basis=found.legal_basis,
+            recipient=found.recipient_key,
         )
     now = ctx.clock.now()
     status = "approved" if approve else "rejected"
-    if not repo.decide_request(
-        tx, request_id=row.id, status=status, by=actor.staff_id, at=now, note=text
+    if not await requests.decide(
+        tx, request_id=found.id, status=status, by=staff.id, at=now, note=note
     ):
         raise WrongState("the request was decided meanwhile")
-    record_event(
+    await record_event(
         tx,
         Tag.DISCLOSURE_APPROVED if approve else Tag.DISCLOSURE_REJECTED,
-        actor=f"staff:{actor.staff_id}",
+        actor=staff.actor,
         at=now,
-        subject=row.id,
+        subject=found.id,
     )
-    row.update(status=status, decided_by=actor.staff_id, decided_at=now, decision_note=text)
-    return row
+    found.status, found.decided_by, found.decided_at = status, staff.id, now
+    found.decision_note = note
+    return found
 
 
-def approve(tx: Tx, ctx: Context, *, actor: Actor, request_id: str, note: str) -> Row:
-    """Approve a request: a privacy officer who is not its requester, with a note."""
-    return _decide(tx, ctx, actor=actor, request_id=request_id, note=note, approve=True)
+async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: str) -> Release:
+    """Build the package and append its ledger entry, in this one transaction.
 
-
-def reject(tx: Tx, ctx: Context, *, actor: Actor, request_id: str, note: str) -> Row:
-    """Reject a request: a privacy officer who is not its requester, with a note."""
-    return _decide(tx, ctx, actor=actor, request_id=request_id, note=note, approve=False)
-
-
-def release(tx: Tx, ctx: Context, *, actor: Actor, request_id: str) -> Release:
-    """Build the package and append its ledger entry, in this one transaction."""
-    _require_role(actor, {PRIVACY_OFFICER}, "release")
-    row = repo.get_request(tx, request_id, lock=True)
-    if row is None:
+    The package holds full numbers when it lists ``phone_number``: like a reveal, each
+    subject's then appears in the access log, in the transaction that appends the entry.
+    """
+    found = await requests.get(tx, request_id, lock=True)
+    if found is None:
         raise RequestNotFound()
-    if row.status == "released":
-        raise AlreadyReleased(
-            f"released at {row.released_at.isoformat()} as entry {row.ledger_seq}"
-        )
-    if row.status != "approved":
-        raise WrongState(f"the request is {row.status}; only an approved request is released")
-    subjects: list[str] = orjson.loads(row.subject_ids)
-    consent = check_subjects(
-        tx, subject_ids=subjects, legal_basis=row.legal_basis, recipient=row.recipient_key
+    if found.status == "released":
+        released_at = found.released_at.isoformat() if found.released_at else "?"
+        raise AlreadyReleased(f"released at {released_at} as entry {found.ledger_seq}")
+    if found.status != "approved":
+        raise WrongState(f"the request is {found.status}; only an approved request is released")
+    consent = await check_subjects(
+        tx,
+        subject_ids=found.subject_ids,
+        legal_basis=found.legal_basis,
+        recipient=found.recipient_key,
     )
-    chain.lock(tx)  # from here the head is ours until commit
+    await chain.lock(tx)  # from here the head is ours until commit
     now = ctx.clock.now()
-    seq = chain.head(tx)[0] + 1
-    package_json, package_csv = build_package(tx, ctx, request=row, seq=seq, released_at=now)
-    entry = chain.append(
+    seq = (await chain.head(tx))[0] + 1
+    package_json, package_csv = await package.build(
+        tx, ctx, request=found, seq=seq, released_at=now
+    )
+    entry = await chain.append(
         tx,
         {
             "recorded_at": now,
-            "request_id": row.id,
-            "recipient_organisation": row.recipient_organisation,
-            "recipient_officer": row.recipient_officer,
-            "recipient_contact": row.recipient_contact,
-            "recipient_key": row.recipient_key,
-            "legal_basis": row.legal_basis,
-            "purpose": row.purpose,
-            "request_reference": row.request_reference,
-            "data_items": orjson.loads(row.data_items),
-            "subject_ids": subjects,
-            "requested_by": row.requested_by,
-            "approved_by": row.decided_by,
-            "released_by": actor.staff_id,
-            "necessity_review": row.necessity_review,
-            "approval_note": row.decision_note,
+            "request_id": found.id,
+            "recipient_organisation": found.recipient_organisation,
+            "recipient_officer": found.recipient_officer,
+            "recipient_contact": found.recipient_contact,
+            "recipient_key": found.recipient_key,
+            "legal_basis": found.legal_basis,
+            "purpose": found.purpose,
+            "request_reference": found.request_reference,
+            "data_items": found.data_items,
+            "subject_ids": found.subject_ids,
+            "requested_by": found.requested_by,
+            "approved_by": found.decided_by,
+            "released_by": staff.id,
+            "necessity_review": found.necessity_review,
+            "approval_note": found.decision_note,
             "consent": consent,
             "package_sha256": canonical.sha256_hex(package_json),
             "package_csv_sha256": canonical.sha256_hex(package_csv),
         },
     )
-    if not repo.mark_released(
-        tx, request_id=row.id, by=actor.staff_id, at=now, ledger_seq=entry["seq"]
+    if not await requests.mark_released(
+        tx, request_id=found.id, by=staff.id, at=now, ledger_seq=entry.seq
     ):
         raise AlreadyReleased()  # rolls the entry back with it
-    record_event(
+    await record_event(
         tx,
         Tag.DISCLOSURE_RELEASED,
-        actor=f"staff:{actor.staff_id}",
+        actor=staff.actor,
         at=now,
-        subject=row.id,
-        details={"ledger_seq": entry["seq"], "package_sha256": entry["package_sha256"]},
+        subject=found.id,
+        details={"ledger_seq": entry.seq, "package_sha256": entry.package_sha256},
     )
+    if "phone_number" in entry.data_items:
+        for subject in entry.subject_ids:
+            await registry.log_access(
+                tx,
+                ctx,
+                staff=staff,
+                ip=ip,
+                subscriber_id=subject,
+                action="disclosure_release",
+                reason=f"disclosure {found.id}, ledger entry {entry.seq}",
+            )
     return Release(
-        request_id=row.id, entry=entry, package_json=package_json, package_csv=package_csv
+        request_id=found.id, entry=entry, package_json=package_json, package_csv=package_csv
     )
 
 
-def build_package(
-    tx: Tx, ctx: Context, *, request: Row, seq: int, released_at: Any
-) -> tuple[bytes, bytes]:
-    """The package for the recipient, as JSON and as CSV (the same records)."""
-    subjects: list[str] = orjson.loads(request.subject_ids)
-    items: list[str] = orjson.loads(request.data_items)
-    rows = {row.id: row for row in repo.subscribers_for_package(tx, subjects)}
-    gone = sorted(set(subjects) - set(rows))
-    if gone:
-        raise SubjectGone(subject_ids=gone)
-    purposes = repo.purposes_of(tx, subjects) if "verified_purposes" in items else {}
-    records = []
-    for subject in subjects:
-        row = rows[subject]
-        record: dict[str, Any] = {}
-        for item in items:
-            if item == "phone_number":
-                record[item] = ctx.keys.decrypt(
-                    row.phone_ciphertext,
-                    key_id=row.phone_key_id,
-                    context=subscriber_aad(row.phone_index),
-                )
-            elif item == "subscriber_id":
-                record[item] = row.id
-            elif item == "verified_purposes":
-                record[item] = purposes.get(row.id, [])
-            elif item == "registered_at":
-                record[item] = canonical.timestamp(row.created_at)
-            elif item == "last_verified_at":
-                record[item] = canonical.timestamp(row.last_verified_at)
-        records.append(record)
-    document = {
-        "format": PACKAGE_FORMAT,
-        "request_id": request.id,
-        "ledger_seq": seq,
-        "released_at": canonical.timestamp(released_at),
-        "recipient": {
-            "organisation": request.recipient_organisation,
-            "officer": request.recipient_officer,
-            "contact": request.recipient_contact,
-        },
-        "legal_basis": request.legal_basis,
-        "purpose": request.purpose,
-        "request_reference": request.request_reference,
-        "data_items": items,
-        "records": records,
-    }
-    as_json = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(items)
-    for record in records:
-        writer.writerow(
-            [
-                cell(" ".join(value) if isinstance(value, list) else str(value))
-                for value in record.values()
-            ]
-        )
-    return as_json, buffer.getvalue().encode()
-
-
-def get(tx: Tx, *, request_id: str) -> Row:
+async def get(tx: Tx, ctx: Context, *, request_id: str) -> DisclosureRequest:
     """One request (no number is ever in it)."""
-    row = repo.get_request(tx, request_id)
-    if row is None:
+    found = await requests.get(tx, request_id)
+    if found is None:
         raise RequestNotFound()
-    return row
+    return found
 
 
-def list_requests(tx: Tx, *, status: str | None = None, limit: int = 100) -> list[Row]:
-    """Requests, newest first."""
-    if status is not None and status not in ("requested", "approved", "rejected", "released"):
-        raise InvalidInput.field("status", "must be requested, approved, rejected or released")
-    if not 1 <= limit <= 1000:
-        raise InvalidInput.field("limit", "must be 1 to 1000", location="query")
-    return repo.list_requests(tx, status=status, limit=limit)
+async def list_requests(
+    tx: Tx, ctx: Context, *, status: str | None = None, limit: int = 100
+) -> list[DisclosureRequest]:
+    """Requests, newest first, optionally of one status."""
+    return await requests.list_newest(tx, status=status, limit=limit)

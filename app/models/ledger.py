@@ -3,22 +3,44 @@
 The ledger tables (``ledger_entries``, ``ledger_entry_subjects``, ``ledger_checkpoints``)
 are append-only in the database itself: the migration adds triggers that refuse UPDATE
 (and DELETE, except of entries past the legal minimum retention) on both SQLite and
-PostgreSQL. Lists are stored as canonical JSON text, the exact form that is hashed.
-No ledger column ever holds a phone number.
+PostgreSQL. Lists are stored as canonical JSON text (sorted keys, no whitespace), the
+exact form that is hashed, and read back as lists by the column type. No ledger column
+ever holds a phone number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from app.models.types import timestamp
 
 
+class CanonicalJson(sa.types.TypeDecorator[Any]):
+    """JSON kept as canonical text (keys sorted, no whitespace) on both databases, so the
+    stored bytes are those the ledger hashes; read back as lists and objects."""
+
+    impl = sa.Text()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
 def _text(*, nullable: bool = False) -> sa.Column[str]:
     return sa.Column(sa.Text(), nullable=nullable)
+
+
+def _json(*, nullable: bool = False) -> Any:
+    column: sa.Column[Any] = sa.Column(CanonicalJson(), nullable=nullable)
+    return Field(default=None, sa_column=column) if nullable else Field(sa_column=column)
 
 
 class DisclosureRequest(SQLModel, table=True):
@@ -35,8 +57,8 @@ class DisclosureRequest(SQLModel, table=True):
     legal_basis: str = Field(max_length=40)
     purpose: str = Field(sa_column=_text())
     request_reference: str | None = Field(default=None, max_length=200)
-    data_items: str = Field(sa_column=_text(), description="canonical JSON array")
-    subject_ids: str = Field(sa_column=_text(), description="canonical JSON array")
+    data_items: list[str] = _json()
+    subject_ids: list[str] = _json()
     necessity_review: str = Field(sa_column=_text())
     requested_by: str = Field(max_length=80)
     requester_role: str = Field(max_length=32)
@@ -89,14 +111,15 @@ class LedgerEntry(SQLModel, table=True):
     legal_basis: str = Field(max_length=40)
     purpose: str = Field(sa_column=_text())
     request_reference: str | None = Field(default=None, max_length=200)
-    data_items: str = Field(sa_column=_text())
-    subject_ids: str = Field(sa_column=_text())
+    data_items: list[str] = _json()
+    subject_ids: list[str] = _json()
     requested_by: str = Field(max_length=80)
     approved_by: str = Field(max_length=80)
     released_by: str = Field(max_length=80)
     necessity_review: str = Field(sa_column=_text())
     approval_note: str = Field(sa_column=_text())
-    consent: str | None = Field(default=None, sa_column=_text(nullable=True))
+    # For a `consent` disclosure: each subject's consent (time and source), by subject id.
+    consent: dict[str, dict[str, str]] | None = _json(nullable=True)
     package_sha256: str = Field(max_length=64)
     package_csv_sha256: str = Field(max_length=64)
     # Unique: two entries can never share a predecessor, so the chain cannot fork.

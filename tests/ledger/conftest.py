@@ -1,4 +1,4 @@
-"""Helpers for the ledger tests: subscribers, actors, released disclosures, tampering."""
+"""Helpers for the ledger tests: subscribers, staff, released disclosures, tampering."""
 
 from __future__ import annotations
 
@@ -11,22 +11,46 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.core.context import Context
+from app.core.crypto import subscriber_aad
 from app.core.db import Database
-from app.ledger import workflow
-from app.ledger.workflow import Actor, DisclosureRequestCreate, RecipientIn
-from app.registry import repository as registry
-from tests.conftest import sync_engine
+from app.core.ids import new_id
+from app.ledger import verify, workflow
+from app.ledger.schemas import DisclosureRequestCreate
+from app.models.subscriber import Subscriber, SubscriberPurpose
+from app.models.types import table
+from app.staff.auth import Staff
+from app.staff.roles import Role
+from tests.conftest import call, sync_engine
+from tests.fixtures.staff import CHEAP_HASHING
 
-OPERATOR = Actor("stf_operator1", "operator")
-OFFICER_A = Actor("stf_officer_a", "privacy_officer")
-OFFICER_B = Actor("stf_officer_b", "privacy_officer")
-AUDITOR = Actor("stf_auditor1", "auditor")
+
+def staff(staff_id: str, role: Role) -> Staff:
+    """A signed-in staff member as the routes' permissions hand one to a service."""
+    return Staff(
+        id=staff_id,
+        username=staff_id.removeprefix("stf_"),
+        display_name="Test Person",
+        role=role,
+        session_id="ses_test",
+    )
+
+
+OPERATOR = staff("stf_operator1", Role.OPERATOR)
+OFFICER_A = staff("stf_officer_a", Role.PRIVACY_OFFICER)
+OFFICER_B = staff("stf_officer_b", Role.PRIVACY_OFFICER)
+IP = "203.0.113.9"
 LEDGER_TABLES = ("ledger_entries", "ledger_entry_subjects", "ledger_checkpoints")
 POLICE = "Shibuya Police Station"
 
 
 def number(i: int) -> str:
     return f"+8190{i:08d}"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Staff signed in for these tests hash their passwords at argon2id's cheapest."""
+    return dict(CHEAP_HASHING)
 
 
 @pytest.fixture
@@ -39,34 +63,43 @@ def ctx(app: FastAPI) -> Context:
     return app.state.ctx
 
 
-def add_subscriber(db: Database, ctx: Context, e164: str, purpose: str = "coupon_usage") -> str:
-    """A registered subscriber, stored exactly as a successful check stores one."""
-
-    def add(tx: Any) -> str:
-        index = ctx.keys.blind_index(e164, kind="number")
-        key_id, ciphertext = ctx.keys.encrypt(e164, context=registry.subscriber_aad(index))
-        return registry.upsert_verified(
-            tx,
-            phone_index=index,
-            ciphertext=ciphertext,
-            key_id=key_id,
-            purpose=purpose,
-            now=ctx.clock.now(),
+async def add_subscriber(app: FastAPI, e164: str, purpose: str = "coupon_usage") -> str:
+    """A registered subscriber, stored as a successful check stores one."""
+    ctx: Context = app.state.ctx
+    now = ctx.clock.now()
+    index = ctx.keys.blind_index(e164, kind="number")
+    key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(index))
+    subscriber = Subscriber(
+        id=new_id("sub"),
+        phone_ciphertext=ciphertext,
+        phone_key_id=key_id,
+        phone_index=index,
+        created_at=now,
+        last_verified_at=now,
+    )
+    async with app.state.db.transaction() as tx:
+        await tx.execute(sa.insert(table(Subscriber)).values(subscriber.model_dump()))
+        await tx.execute(
+            sa.insert(table(SubscriberPurpose)).values(
+                subscriber_id=subscriber.id, purpose=purpose, verified_at=now
+            )
         )
-
-    return db.call(add)
+    return subscriber.id
 
 
 @pytest.fixture
-def subjects(db: Database, ctx: Context) -> list[str]:
-    return [add_subscriber(db, ctx, number(i)) for i in range(1, 4)]
+async def subjects(app: FastAPI) -> list[str]:
+    return [await add_subscriber(app, number(i)) for i in range(1, 4)]
 
 
-def request_data(subject_ids: list[str], **overrides: Any) -> DisclosureRequestCreate:
+def request_body(subject_ids: list[str], **overrides: Any) -> dict[str, Any]:
+    """A valid request body, as JSON."""
     values: dict[str, Any] = {
-        "recipient": RecipientIn(
-            organisation=POLICE, officer="Inspector Sato", contact="03-0000-0000 (desk)"
-        ),
+        "recipient": {
+            "organisation": POLICE,
+            "officer": "Inspector Sato",
+            "contact": "03-0000-0000 (desk)",
+        },
         "legal_basis": "investigation_compelled",
         "purpose": "Fraud investigation into coupon abuse ring",
         "request_reference": "CCP 197(2) inquiry No. 2026-118",
@@ -75,28 +108,51 @@ def request_data(subject_ids: list[str], **overrides: Any) -> DisclosureRequestC
         "necessity_review": "Only the numbers named in the inquiry; no history is provided.",
     }
     values.update(overrides)
-    return DisclosureRequestCreate(**values)
+    return values
 
 
-def approved(db: Database, ctx: Context, subject_ids: list[str], **overrides: Any) -> str:
-    row = db.call(
-        workflow.request, ctx, actor=OPERATOR, data=request_data(subject_ids, **overrides)
+def request_data(subject_ids: list[str], **overrides: Any) -> DisclosureRequestCreate:
+    return DisclosureRequestCreate.model_validate(request_body(subject_ids, **overrides))
+
+
+async def requested(app: FastAPI, subject_ids: list[str], **overrides: Any) -> str:
+    found = await call(
+        app, workflow.request, staff=OPERATOR, data=request_data(subject_ids, **overrides)
     )
-    db.call(workflow.approve, ctx, actor=OFFICER_A, request_id=row.id, note="Reviewed: lawful")
-    return str(row.id)
+    return found.id
 
 
-def release(db: Database, ctx: Context, subject_ids: list[str], **overrides: Any) -> Any:
-    request_id = approved(db, ctx, subject_ids, **overrides)
-    return db.call(workflow.release, ctx, actor=OFFICER_B, request_id=request_id)
+async def approved(app: FastAPI, subject_ids: list[str], **overrides: Any) -> str:
+    request_id = await requested(app, subject_ids, **overrides)
+    await call(
+        app,
+        workflow.decide,
+        staff=OFFICER_A,
+        request_id=request_id,
+        note="Reviewed: lawful",
+        approve=True,
+    )
+    return request_id
 
 
-def release_many(db: Database, ctx: Context, subject_ids: list[str], n: int, clock: Any) -> list:
+async def release(app: FastAPI, subject_ids: list[str], **overrides: Any) -> workflow.Release:
+    request_id = await approved(app, subject_ids, **overrides)
+    return await call(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
+
+
+async def release_many(
+    app: FastAPI, subject_ids: list[str], n: int, clock: Any
+) -> list[workflow.Release]:
     out = []
     for i in range(n):
-        out.append(release(db, ctx, [subject_ids[i % len(subject_ids)]]))
+        out.append(await release(app, [subject_ids[i % len(subject_ids)]]))
         clock.advance(minutes=1)
     return out
+
+
+async def verified(app: FastAPI, ctx: Context | None = None) -> verify.Report:
+    """The database's chain verified, as the command line does it."""
+    return await verify.verify_in_units(app.state.db, ctx or app.state.ctx)
 
 
 @contextlib.contextmanager
@@ -116,11 +172,11 @@ def tampering(app: FastAPI) -> Iterator[sa.Connection]:
             for _name, sql in triggers:
                 conn.exec_driver_sql(sql)
         else:
-            for table in LEDGER_TABLES:
-                conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+            for name in LEDGER_TABLES:
+                conn.exec_driver_sql(f"ALTER TABLE {name} DISABLE TRIGGER ALL")
             yield conn
-            for table in LEDGER_TABLES:
-                conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+            for name in LEDGER_TABLES:
+                conn.exec_driver_sql(f"ALTER TABLE {name} ENABLE TRIGGER ALL")
 
 
 def sql(app: FastAPI, statement: str, **params: Any) -> list[Any]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from app.core.csvsafe import cell, uncell
 from app.ledger import canonical, chain, signing
-from app.ledger.cells import cell, uncell
 
 
 @pytest.mark.parametrize(
@@ -66,3 +69,32 @@ def test_csv_cells_are_defused_and_read_back_exactly(value):
 @pytest.mark.parametrize("value", ["+819012345678", "-5", "12.5"])
 def test_plain_numbers_are_left_alone(value):
     assert cell(value) == value
+
+
+# JSON as the ledger holds it: text (any Unicode but lone surrogates, which UTF-8 cannot
+# carry), integers in orjson's range, booleans, null, lists and objects; never floats.
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)))
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | _TEXT,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(_TEXT, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_canonical_json_is_the_standard_librarys_for_any_value(value):
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical.dumps(value) == expected.encode("utf-8")
+
+
+@given(_TEXT)
+def test_any_csv_cell_reads_back_exactly_and_never_starts_a_formula(value):
+    written = cell(value)
+    assert uncell(written) == value
+    if written != value:
+        assert written.startswith("'")
+    else:
+        # Left alone: it does not start a formula, or it is a plain number.
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r", "'")) or re.fullmatch(
+            r"[+-]?\d+(?:\.\d+)?", value
+        )

@@ -12,10 +12,21 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 
 from app.core.config import ConfigError, Settings
-from app.ledger import chain, checkpoints, signing, verify, workflow
+from app.core.context import Context
+from app.core.db import Database
+from app.core.errors import AppError
+from app.ledger import chain, checkpoints, signing, workflow
 from app.main import create_app
-from tests.conftest import count_rows, make_settings, sync_engine
-from tests.ledger.conftest import OFFICER_B, approved, release, release_many, sql
+from tests.conftest import call, count_rows, make_settings, sync_engine
+from tests.ledger.conftest import (
+    IP,
+    OFFICER_B,
+    approved,
+    release,
+    release_many,
+    sql,
+    verified,
+)
 
 
 def _refused_by_database(app, statement: str) -> str:
@@ -38,55 +49,53 @@ def _refused_by_database(app, statement: str) -> str:
         "DELETE FROM ledger_checkpoints",
     ],
 )
-def test_database_refuses_update_and_delete_of_ledger_rows(app, db, ctx, subjects, statement):
-    release(db, ctx, subjects)
-    db.call(checkpoints.create, ctx)
+async def test_database_refuses_update_and_delete_of_ledger_rows(app, ctx, subjects, statement):
+    await release(app, subjects)
+    await call(app, checkpoints.create)
     before = {t: count_rows(app, t) for t in ("ledger_entries", "ledger_checkpoints")}
     _refused_by_database(app, statement)
     assert {t: count_rows(app, t) for t in before} == before
-    assert verify.verify_snapshot(db, ctx).ok
+    assert (await verified(app)).ok
 
 
-def test_postgresql_refuses_truncate(app, db, ctx, subjects):
+async def test_postgresql_refuses_truncate(app, subjects):
     if not sync_engine(app).dialect.name == "postgresql":
         pytest.skip("TRUNCATE is PostgreSQL's")
-    release(db, ctx, subjects)
+    await release(app, subjects)
     for table in ("ledger_entries", "ledger_entry_subjects", "ledger_checkpoints"):
         _refused_by_database(app, f"TRUNCATE {table} CASCADE")
 
 
-def test_repository_offers_no_update_or_delete_of_the_ledger():
-    import inspect
-
-    from app.ledger import repository
-
-    source = inspect.getsource(repository)
-    for table in ("ledger_entries", "ledger_entry_subjects", "ledger_checkpoints"):
-        assert f"UPDATE {table}" not in source
-        assert f"DELETE FROM {table}" not in source  # noqa: S608
-
-
-def test_entries_chain_and_sequence_without_gaps(app, db, ctx, subjects, clock):
-    released = release_many(db, ctx, subjects, 4, clock)
+async def test_entries_chain_and_sequence_without_gaps(app, subjects, clock):
+    released = await release_many(app, subjects, 4, clock)
     entries = [r.entry for r in released]
-    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
-    assert entries[0]["prev_hash"] == chain.GENESIS
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert entries[0].prev_hash == chain.GENESIS
     for before, after in zip(entries, entries[1:], strict=False):
-        assert after["prev_hash"] == before["entry_hash"]
+        assert after.prev_hash == before.entry_hash
     for entry in entries:
-        assert chain.hash_row(entry) == entry["entry_hash"]
+        assert chain.hash_entry(entry) == entry.entry_hash
 
 
-def test_concurrent_releases_never_fork_the_chain(app, db, ctx, subjects):
+async def test_concurrent_releases_never_fork_the_chain(app, ctx, subjects):
     n = 12
-    request_ids = [approved(db, ctx, [subjects[i % 3]]) for i in range(n)]
+    request_ids = [await approved(app, [subjects[i % 3]]) for i in range(n)]
     barrier = threading.Barrier(n)
 
     def one(request_id: str) -> int:
-        barrier.wait()
-        return int(
-            db.call(workflow.release, ctx, actor=OFFICER_B, request_id=request_id).entry["seq"]
-        )
+        async def attempt() -> int:
+            db = Database(app.state.db.url)  # its own connection, as another process
+            try:
+                async with db.transaction() as tx:
+                    done = await workflow.release(
+                        tx, ctx, staff=OFFICER_B, request_id=request_id, ip=IP
+                    )
+                return done.entry.seq
+            finally:
+                await db.dispose()
+
+        barrier.wait(timeout=30)
+        return asyncio.run(attempt())
 
     with ThreadPoolExecutor(max_workers=n) as pool:
         seqs = sorted(pool.map(one, request_ids))
@@ -95,17 +104,20 @@ def test_concurrent_releases_never_fork_the_chain(app, db, ctx, subjects):
     assert len({row.prev_hash for row in rows}) == n
     for before, after in zip(rows, rows[1:], strict=False):
         assert after.prev_hash == before.entry_hash
-    report = verify.verify_snapshot(db, ctx)
+    report = await verified(app)
     assert report.ok and report.entries == n
 
 
-def test_checkpoint_signs_the_head_and_skips_when_nothing_is_new(app, db, ctx, subjects, clock):
-    assert db.call(checkpoints.create, ctx) is None, "an empty ledger has nothing to sign"
-    release_many(db, ctx, subjects, 2, clock)
-    made = db.call(checkpoints.create, ctx)
+async def test_checkpoint_signs_the_head_and_skips_when_nothing_is_new(app, ctx, subjects, clock):
+    assert await call(app, checkpoints.create) is None, "an empty ledger has nothing to sign"
+    with pytest.raises(AppError) as empty:
+        await call(app, checkpoints.create_now, actor="test")
+    assert empty.value.status == 409 and empty.value.slug == "ledger-empty"
+    await release_many(app, subjects, 2, clock)
+    made = await call(app, checkpoints.create)
     assert made is not None and made.seq == 2 and made.kind == "head"
-    assert db.call(checkpoints.create, ctx) is None
-    assert db.call(checkpoints.create, ctx, force=True) is not None
+    assert await call(app, checkpoints.create) is None
+    assert await call(app, checkpoints.create, force=True) is not None
     ring = signing.ring(ctx.settings)
     message = signing.checkpoint_message(
         kind="head", seq=2, head_hash=made.head_hash, created_at=made.created_at, key_id=made.key_id
@@ -128,14 +140,12 @@ async def signed_checkpoints(app) -> int:
     return await asyncio.to_thread(count_rows, app, "ledger_checkpoints")
 
 
-async def test_scheduled_checkpoints_run_in_the_lifespan(app, db, ctx, subjects):
+async def test_scheduled_checkpoints_run_in_the_lifespan(app, subjects):
     async with app.router.lifespan_context(app):
-        # Counted from a thread: on SQLite the app's calls of one loop turn hold the
-        # write lock until the loop comes round, so a blocking read on the loop's own
-        # thread could wait for a lock that only the loop can release.
+        # Counted from a thread, so the count never waits on the loop the schedule runs on.
         await asyncio.sleep(0.2)
         assert await signed_checkpoints(app) == 0, "nothing to sign yet"
-        await asyncio.to_thread(release, db, ctx, subjects)
+        await release(app, subjects)
         for _ in range(50):
             await asyncio.sleep(0.05)
             if await signed_checkpoints(app):
@@ -171,9 +181,7 @@ def _ring(**keys: int) -> dict[str, SecretStr]:
     return {key_id: SecretStr(_seed(byte)) for key_id, byte in keys.items()}
 
 
-def test_a_rotated_signing_key_still_verifies_old_checkpoints(app, settings, db, ctx, subjects):
-    from app.core.context import Context
-
+async def test_a_rotated_signing_key_still_verifies_old_checkpoints(app, settings, ctx, subjects):
     old = settings.model_copy(
         update={"ledger_signing_keys": _ring(k1=7), "ledger_signing_key_id": "k1"}
     )
@@ -185,11 +193,16 @@ def test_a_rotated_signing_key_still_verifies_old_checkpoints(app, settings, db,
     )
     old_ctx = Context(settings=old, keys=ctx.keys, clock=ctx.clock)
     new_ctx = Context(settings=new, keys=ctx.keys, clock=ctx.clock)
-    release(db, ctx, subjects)
-    assert db.call(checkpoints.create, old_ctx).key_id == "k1"
-    release(db, ctx, subjects)
-    assert db.call(checkpoints.create, new_ctx).key_id == "k2"
-    report = verify.verify_snapshot(db, new_ctx)
+
+    async def checkpoint(with_ctx: Context):
+        async with app.state.db.transaction() as tx:
+            return await checkpoints.create(tx, with_ctx)
+
+    await release(app, subjects)
+    assert (await checkpoint(old_ctx)).key_id == "k1"
+    await release(app, subjects)
+    assert (await checkpoint(new_ctx)).key_id == "k2"
+    report = await verified(app, new_ctx)
     assert report.ok and report.checkpoints == 2
     # Dropping the old key from the ring makes its checkpoints unverifiable: keep it.
     dropped = Context(
@@ -199,7 +212,7 @@ def test_a_rotated_signing_key_still_verifies_old_checkpoints(app, settings, db,
         keys=ctx.keys,
         clock=ctx.clock,
     )
-    broken = verify.verify_snapshot(db, dropped)
+    broken = await verified(app, dropped)
     assert broken.problem.kind == "bad-signature" and broken.problem.seq == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,13 +10,10 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.core.clock import SystemClock
 from app.core.config import Settings
-from app.core.context import Context
-from app.core.crypto import Keys
-from app.core.db import Database, create_db_engine
-from tests.conftest import TEST_KEYS
-from tests.ledger.conftest import add_subscriber, number, release
+from app.main import create_app
+from tests.conftest import TEST_KEYS, sync_engine
+from tests.ledger.conftest import add_subscriber, number, release, sql
 
 runner = CliRunner()
 SEED = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
@@ -29,18 +27,20 @@ def env(tmp_path, monkeypatch):
     for family, key in TEST_KEYS.items():
         monkeypatch.setenv(f"SMSREG_{family.upper()}_KEYS", f'{{"t1": "{key}"}}')
     assert runner.invoke(cli, ["migrate"]).exit_code == 0
-    settings = Settings().with_dev_secrets()
-    ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
-    db = Database(create_db_engine(settings.database_url))
-    subjects = [add_subscriber(db, ctx, number(i)) for i in range(3)]
-    for i in range(4):
-        release(db, ctx, [subjects[i % 3]])
-    yield tmp_path, db
-    db.engine.dispose()
+    app = create_app(Settings())
+
+    async def disclosures() -> None:
+        subjects = [await add_subscriber(app, number(i)) for i in range(3)]
+        for i in range(4):
+            await release(app, [subjects[i % 3]])
+        await app.state.db.dispose()
+
+    asyncio.run(disclosures())
+    return tmp_path, app
 
 
 def test_checkpoint_verify_export_and_verify_the_file(env):
-    tmp_path, _db = env
+    tmp_path, app = env
     made = runner.invoke(cli, ["ledger", "checkpoint"])
     assert made.exit_code == 0 and "seq 4" in made.output and "key L1" in made.output
     assert "nothing new" in runner.invoke(cli, ["ledger", "checkpoint"]).output
@@ -85,12 +85,15 @@ def test_checkpoint_verify_export_and_verify_the_file(env):
     assert done.exit_code == 0, done.output
     as_json = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), "--json"])
     assert json.loads(as_json.output)["ok"] is True
+    # Who verified and exported is in the audit trail, as the command line.
+    tags = [row.tag for row in sql(app, "SELECT tag FROM audit_events WHERE actor = 'cli'")]
+    assert tags.count("ledger:verified") == 1 and tags.count("ledger:exported") == 3
 
 
 def test_verify_fails_with_the_broken_position(env):
-    tmp_path, db = env
+    _tmp_path, app = env
     runner.invoke(cli, ["ledger", "checkpoint"])
-    with db.engine.begin() as conn:
+    with sync_engine(app).begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER ledger_entries_no_update")
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'x' WHERE seq = 2"))
     broken = runner.invoke(cli, ["ledger", "verify"])
@@ -99,7 +102,7 @@ def test_verify_fails_with_the_broken_position(env):
 
 
 def test_a_tampered_export_file_fails(env):
-    tmp_path, _db = env
+    tmp_path, _app = env
     out = tmp_path / "ledger.jsonl"
     runner.invoke(cli, ["ledger", "export", "--output", str(out)])
     lines = out.read_bytes().splitlines(keepends=True)
@@ -120,6 +123,20 @@ def test_purge_keeps_young_entries(env):
     ("args", "code"),
     [
         (["ledger", "export", "--output", "x.jsonl", "--basis", "gossip"], 1),
+        (["ledger", "export", "--output", "x.jsonl", "--subject", "not an id"], 1),
+        (
+            [
+                "ledger",
+                "export",
+                "--output",
+                "x.jsonl",
+                "--since",
+                "2026-02-01",
+                "--until",
+                "2026-01-01",
+            ],
+            1,
+        ),
         (["ledger", "export", "--output", "x.jsonl", "--since", "yesterday"], 2),
         (["ledger", "export", "--output", "x.jsonl", "--format", "xml"], 2),
         (["ledger", "verify", "--file", "/nonexistent/export.jsonl"], 2),
@@ -130,7 +147,7 @@ def test_bad_cli_input(env, args, code):
 
 
 def test_bad_public_key_is_refused(env):
-    tmp_path, _db = env
+    tmp_path, _app = env
     out = tmp_path / "ledger.jsonl"
     runner.invoke(cli, ["ledger", "export", "--output", str(out)])
     result = runner.invoke(

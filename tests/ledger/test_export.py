@@ -10,24 +10,26 @@ import json
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
-from app.core.errors import InvalidInput
 from app.ledger import checkpoints, export, signing, verify
+from app.ledger.audit_schemas import ExportQuery
+from tests.conftest import call
 from tests.fixtures.fakes import START
 from tests.ledger.conftest import release, release_many
 from tests.ledger.test_tamper import N
 
 
 @pytest.fixture
-def ledger(app, db, ctx, subjects, clock):
-    release_many(db, ctx, subjects, N, clock)
-    db.call(checkpoints.create, ctx)
+async def ledger(app, subjects, clock):
+    await release_many(app, subjects, N, clock)
+    await call(app, checkpoints.create)
     return app
 
 
-def _export(db, ctx, fmt="jsonl", **filters) -> bytes:
+async def _export(db, ctx, fmt="jsonl", **filters) -> bytes:
     out = io.BytesIO()
-    export.write(db, ctx, export.Filters(**filters), fmt, out)
+    await export.write(db, ctx, ExportQuery(format=fmt, **filters), out)
     return out.getvalue()
 
 
@@ -49,16 +51,16 @@ def _lines(records: list[dict]) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_a_complete_export_verifies_offline(ledger, db, ctx, fmt):
-    data = _export(db, ctx, fmt)
+async def test_a_complete_export_verifies_offline(ledger, db, ctx, fmt):
+    data = await _export(db, ctx, fmt)
     report = _verify(data, ctx)
     assert report.ok, report.text()
     assert (report.entries, report.links, report.complete, report.covered_to) == (N, 0, True, N)
     assert report.text().startswith("OK: 6 entries")
 
 
-def test_the_jsonl_layout(ledger, db, ctx):
-    records = _jsonl(_export(db, ctx))
+async def test_the_jsonl_layout(ledger, db, ctx):
+    records = _jsonl(await _export(db, ctx))
     kinds = [record["type"] for record in records]
     assert kinds == ["header", "key", "checkpoint", *["entry"] * N, "end"]
     header = records[0]
@@ -67,15 +69,15 @@ def test_the_jsonl_layout(ledger, db, ctx):
     assert records[-1] == {"type": "end", "entries": N, "links": 0}
 
 
-def test_exports_hold_no_number(ledger, db, ctx):
+async def test_exports_hold_no_number(ledger, db, ctx):
     for fmt in ("jsonl", "csv"):
-        text = _export(db, ctx, fmt).decode()
+        text = (await _export(db, ctx, fmt)).decode()
         for i in range(1, 4):
             assert f"9000000{i:02d}" not in text
 
 
-def test_embedded_keys_prove_consistency_but_pinned_keys_prove_origin(ledger, db, ctx):
-    records = _jsonl(_export(db, ctx))
+async def test_embedded_keys_prove_consistency_but_pinned_keys_prove_origin(ledger, db, ctx):
+    records = _jsonl(await _export(db, ctx))
     # A forger re-signs the checkpoint with their own key and swaps the key record.
     forger = Ed25519PrivateKey.generate()
     key_id = records[1]["key_id"]
@@ -102,8 +104,8 @@ def _entry_index(records, seq):
     )
 
 
-def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
-    base = _jsonl(_export(db, ctx))
+async def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
+    base = _jsonl(await _export(db, ctx))
 
     edited = [dict(r) for r in base]
     edited[_entry_index(edited, 3)]["purpose"] = "another story"
@@ -134,8 +136,8 @@ def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
     assert (problem.seq, problem.kind) == (N, "bad-signature")
 
 
-def test_csv_tampering_is_found(ledger, db, ctx):
-    rows = list(csv.reader(io.StringIO(_export(db, ctx, "csv").decode())))
+async def test_csv_tampering_is_found(ledger, db, ctx):
+    rows = list(csv.reader(io.StringIO((await _export(db, ctx, "csv")).decode())))
     columns = rows[0]
 
     def seq_row(seq: int) -> int:
@@ -170,10 +172,10 @@ def test_csv_tampering_is_found(ledger, db, ctx):
     assert (problem.seq, problem.kind) == (6, "truncated")
 
 
-def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
-    release(db, ctx, subjects[:1], purpose='=HYPERLINK("http://x") for the case')
-    db.call(checkpoints.create, ctx)
-    data = _export(db, ctx, "csv")
+async def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
+    await release(app, subjects[:1], purpose='=HYPERLINK("http://x") for the case')
+    await call(app, checkpoints.create)
+    data = await _export(db, ctx, "csv")
     assert b"'=HYPERLINK" in data
     assert _verify(data, ctx).ok
 
@@ -181,19 +183,18 @@ def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
 @pytest.mark.parametrize(
     ("filters", "selected"),
     [
-        ({"legal_basis": "law"}, [2, 4]),
+        ({"basis": "law"}, [2, 4]),
         ({"recipient": "ＫＡＮＡＧＡＷＡ prefectural police"}, [2, 4]),
         ({"since": START.replace(minute=1), "until": START.replace(minute=3)}, [2, 3]),
     ],
 )
-def test_filtered_exports_prove_each_selected_entry(
+async def test_filtered_exports_prove_each_selected_entry(
     app, db, ctx, subjects, clock, filters, selected
 ):
     for i in range(1, 6):
         if i in (2, 4):
-            release(
-                db,
-                ctx,
+            await release(
+                app,
                 subjects[:1],
                 legal_basis="law",
                 recipient={
@@ -203,11 +204,11 @@ def test_filtered_exports_prove_each_selected_entry(
                 },
             )
         else:
-            release(db, ctx, subjects[1:2])
+            await release(app, subjects[1:2])
         clock.advance(minutes=1)
-    db.call(checkpoints.create, ctx)
+    await call(app, checkpoints.create)
     for fmt in ("jsonl", "csv"):
-        data = _export(db, ctx, fmt, **filters)
+        data = await _export(db, ctx, fmt, **filters)
         report = _verify(data, ctx)
         assert report.ok, report.text()
         assert not report.complete and report.entries == len(selected)
@@ -222,10 +223,10 @@ def test_filtered_exports_prove_each_selected_entry(
             )
 
 
-def test_a_filtered_export_by_subject_and_its_tampering(app, db, ctx, subjects, clock):
-    release_many(db, ctx, subjects, N, clock)  # subject k in entries k, k+3
-    db.call(checkpoints.create, ctx)
-    data = _export(db, ctx, subject_id=subjects[1])
+async def test_a_filtered_export_by_subject_and_its_tampering(app, db, ctx, subjects, clock):
+    await release_many(app, subjects, N, clock)  # subject k in entries k, k+3
+    await call(app, checkpoints.create)
+    data = await _export(db, ctx, subject=subjects[1])
     records = _jsonl(data)
     assert [r["seq"] for r in records if r["type"] == "entry"] == [2, 5]
     assert [r["seq"] for r in records if r["type"] == "link"] == [3, 4, 6]
@@ -241,23 +242,18 @@ def test_a_filtered_export_by_subject_and_its_tampering(app, db, ctx, subjects, 
     assert (problem.seq, problem.kind) == (3, "changed")
 
 
-def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx, subjects, clock):
-    release_many(db, ctx, subjects, 2, clock)
-    summary = export.Summary()
+async def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx, subjects, clock):
+    await release_many(app, subjects, 2, clock)
     out = io.BytesIO()
-    with __import__("app.ledger.repository", fromlist=["snapshot"]).snapshot(db) as tx:
-        for chunk in export.render(
-            tx, ctx, export.Filters(legal_basis="investigation_compelled"), "jsonl", summary
-        ):
-            out.write(chunk)
+    summary = await export.write(db, ctx, ExportQuery(basis="investigation_compelled"), out)
     assert any("no checkpoint covers" in note for note in summary.notes)
     report = _verify(out.getvalue(), ctx)
     assert report.ok and report.covered_to is None
     assert any("not covered by a checkpoint" in note for note in report.notes)
 
 
-def test_an_empty_ledger_exports_and_verifies(app, db, ctx):
-    data = _export(db, ctx)
+async def test_an_empty_ledger_exports_and_verifies(app, db, ctx):
+    data = await _export(db, ctx)
     assert [r["type"] for r in _jsonl(data)] == ["header", "key", "end"]
     assert _verify(data, ctx).ok
 
@@ -267,20 +263,17 @@ def test_an_empty_ledger_exports_and_verifies(app, db, ctx):
     [
         ({"since": START, "until": START}, "until"),
         ({"since": START.replace(tzinfo=None)}, "since"),
-        ({"legal_basis": "gossip"}, "basis"),
+        ({"basis": "gossip"}, "basis"),
         ({"recipient": " "}, "recipient"),
-        ({"subject_id": "sub id with spaces"}, "subject"),
+        ({"subject": "sub id with spaces"}, "subject"),
+        ({"format": "xml"}, "format"),
     ],
 )
-def test_bad_filters_are_refused_before_anything_is_read(app, db, ctx, filters, field):
-    with pytest.raises(InvalidInput) as caught:
-        export.stream(db, ctx, export.Filters(**filters), "jsonl")
-    assert caught.value.errors[0].field == field
-
-
-def test_unknown_format_is_refused(app, db, ctx):
-    with pytest.raises(InvalidInput):
-        export.stream(db, ctx, export.Filters(), "xml")  # type: ignore[arg-type]
+def test_bad_filters_are_refused_before_anything_is_read(filters, field):
+    # The one model both GET /v1/ledger/export and `smsreg ledger export` validate with.
+    with pytest.raises(ValidationError) as caught:
+        ExportQuery.model_validate(filters)
+    assert [error["loc"] for error in caught.value.errors()] == [(field,)]
 
 
 @pytest.mark.parametrize(
@@ -292,7 +285,7 @@ def test_files_that_are_not_exports_are_malformed(data, ctx):
     assert report.problem is not None and report.problem.kind == "malformed"
 
 
-def test_public_keys_from_the_endpoint_json_file(ledger, db, ctx, tmp_path):
+async def test_public_keys_from_the_endpoint_json_file(ledger, db, ctx, tmp_path):
     path = tmp_path / "keys.json"
     ring = signing.ring(ctx.settings)
     path.write_text(
@@ -300,25 +293,25 @@ def test_public_keys_from_the_endpoint_json_file(ledger, db, ctx, tmp_path):
     )
     keys = verify.parse_public_keys([str(path)])
     assert set(keys) == set(ring.public_raw())
-    assert verify.verify_lines(io.BytesIO(_export(db, ctx)), public_keys=keys).ok
+    assert verify.verify_lines(io.BytesIO(await _export(db, ctx)), public_keys=keys).ok
     with pytest.raises(ValueError):
         verify.parse_public_keys(["no-colon-here"])
 
 
-def test_auditor_services_record_who_verified_and_exported(ledger, db, ctx):
+async def test_auditor_services_record_who_verified_and_exported(ledger, db, ctx):
     from app.ledger import auditor
     from tests.ledger.conftest import sql
 
-    report = auditor.verify_ledger(db, ctx, actor="staff:stf_auditor1")
+    report = await call(ledger, auditor.verify_ledger, actor="staff:stf_auditor1")
     assert report.ok and report.entries == N
-    chunks = auditor.export_ledger(
-        db, ctx, actor="staff:stf_auditor1", filters=export.Filters(), fmt="csv"
+    chunks = await call(
+        ledger,
+        auditor.export_ledger,
+        db=db,
+        actor="staff:stf_auditor1",
+        query=ExportQuery(format="csv"),
     )
-    assert _verify(b"".join(chunks), ctx).ok
-    with pytest.raises(InvalidInput):
-        auditor.export_ledger(
-            db, ctx, actor="staff:stf_auditor1", filters=export.Filters(legal_basis="x"), fmt="csv"
-        )
+    assert _verify(b"".join([chunk async for chunk in chunks]), ctx).ok
     tags = [
         row.tag
         for row in sql(

@@ -6,13 +6,8 @@ import orjson
 import pytest
 
 from app.staff.roles import Role
-from tests.ledger.conftest import POLICE, add_subscriber, number
-from tests.staff.helpers import CHEAP_HASHING, staff_auth
-
-
-@pytest.fixture
-def settings_overrides():
-    return dict(CHEAP_HASHING)
+from tests.fixtures.staff import CHEAP_HASHING, staff_auth
+from tests.ledger.conftest import POLICE, add_subscriber, number, sql
 
 
 def body(subject_ids, **overrides):
@@ -41,7 +36,7 @@ async def people(app, client):
 
 
 async def test_request_approve_release_export_verify(client, app, people):
-    subject = add_subscriber(app.state.db, app.state.ctx, number(7))
+    subject = await add_subscriber(app, number(7))
     created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
@@ -90,7 +85,7 @@ async def test_request_approve_release_export_verify(client, app, people):
 
 
 async def test_self_approval_is_refused(client, app, people):
-    subject = add_subscriber(app.state.db, app.state.ctx, number(8))
+    subject = await add_subscriber(app, number(8))
     mine = await client.post("/v1/disclosures", json=body([subject]), headers=people["officer_a"])
     assert mine.status_code == 201
     url = f"/v1/disclosures/{mine.json()['id']}/approve"
@@ -105,7 +100,7 @@ async def test_self_approval_is_refused(client, app, people):
 async def test_a_subject_who_stopped_provision_is_refused_except_when_compelled(
     client, app, people
 ):
-    subject = add_subscriber(app.state.db, app.state.ctx, number(9))
+    subject = await add_subscriber(app, number(9))
     url = f"/v1/subscribers/{subject}/third-party-provision"
     stop = await client.post(
         url, json={"action": "stop", "source": "phone"}, headers=people["operator"]
@@ -137,7 +132,7 @@ async def test_a_subject_who_stopped_provision_is_refused_except_when_compelled(
 
 
 async def test_a_subject_sees_the_records_about_them(client, app, people):
-    subject = add_subscriber(app.state.db, app.state.ctx, number(10))
+    subject = await add_subscriber(app, number(10))
     created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
     url = f"/v1/disclosures/{created.json()['id']}"
     await client.post(f"{url}/approve", json={"note": "Lawful"}, headers=people["officer_a"])
@@ -159,12 +154,12 @@ async def test_a_subject_sees_the_records_about_them(client, app, people):
         ({"legal_basis": "curiosity"}, "legal_basis"),
         ({"request_reference": None}, "request_reference"),
         ({"subject_ids": []}, "subject_ids"),
-        ({"data_items": ["shoe_size"]}, "data_items"),
+        ({"data_items": ["shoe_size"]}, "data_items.0"),  # the item at fault
         ({"necessity_review": "short"}, "necessity_review"),
     ],
 )
 async def test_bad_requests_name_the_field_and_write_nothing(client, app, people, change, field):
-    subject = add_subscriber(app.state.db, app.state.ctx, number(11))
+    subject = await add_subscriber(app, number(11))
     answer = await client.post(
         "/v1/disclosures", json={**body([subject]), **change}, headers=people["operator"]
     )
@@ -175,17 +170,12 @@ async def test_bad_requests_name_the_field_and_write_nothing(client, app, people
 
 
 def access_rows(app, **where):
-    from tests.staff.helpers import rows
-
-    return [
-        row
-        for row in rows(app, "SELECT staff_username, subscriber_id, action, reason FROM access_log")
-        if all(row[k] == v for k, v in where.items())
-    ]
+    found = sql(app, "SELECT staff_username, subscriber_id, action, reason FROM access_log")
+    return [row._asdict() for row in found if all(getattr(row, k) == v for k, v in where.items())]
 
 
 async def test_a_release_with_numbers_is_in_the_access_log(client, app, people):
-    subjects = [add_subscriber(app.state.db, app.state.ctx, number(20 + i)) for i in range(2)]
+    subjects = [await add_subscriber(app, number(20 + i)) for i in range(2)]
     created = await client.post("/v1/disclosures", json=body(subjects), headers=people["operator"])
     url = f"/v1/disclosures/{created.json()['id']}"
     await client.post(f"{url}/approve", json={"note": "Lawful"}, headers=people["officer_a"])
@@ -198,17 +188,17 @@ async def test_a_release_with_numbers_is_in_the_access_log(client, app, people):
 
 
 async def test_staff_handling_a_subject_request_are_named_and_logged(client, app, people):
-    from tests.staff.helpers import events
-
-    subject = add_subscriber(app.state.db, app.state.ctx, number(30))
+    subject = await add_subscriber(app, number(30))
     given = await client.post(
         f"/v1/subscribers/{subject}/provision-consents",
         json={"action": "give", "recipient": POLICE, "source": "phone"},
         headers=people["operator"],
     )
     assert given.status_code == 200
-    [event] = events(app, "subject:provision_consent:given")
-    assert event["actor"].startswith("staff:"), "the operator who recorded it, not the subject"
+    [event] = sql(
+        app, "SELECT actor FROM audit_events WHERE tag = 'subject:provision_consent:given'"
+    )
+    assert event.actor.startswith("staff:"), "the operator who recorded it, not the subject"
     await client.get(f"/v1/subscribers/{subject}/third-party-provision", headers=people["operator"])
     await client.get(f"/v1/subscribers/{subject}/disclosures", headers=people["operator"])
     actions = sorted(row["action"] for row in access_rows(app, subscriber_id=subject))
@@ -219,7 +209,7 @@ async def test_staff_handling_a_subject_request_are_named_and_logged(client, app
 async def test_free_text_may_not_carry_a_subscribers_number_of_any_served_region(
     client, app, people
 ):
-    korean = add_subscriber(app.state.db, app.state.ctx, "+821012345678")
+    korean = await add_subscriber(app, "+821012345678")
     answer = await client.post(
         "/v1/disclosures",
         json=body([korean], purpose="Inquiry about the holder of 010-1234-5678 (fraud ring)"),
@@ -227,3 +217,28 @@ async def test_free_text_may_not_carry_a_subscribers_number_of_any_served_region
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == "purpose"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("basis=gossip", "basis"),
+        ("since=2026-11-22T00:00:00", "since"),
+        ("since=2026-11-22T00:00:00Z&until=2026-11-21T00:00:00Z", "until"),
+        ("recipient=%20", "recipient"),
+        ("subject=sub%20id", "subject"),
+        ("format=xml", "format"),
+    ],
+)
+async def test_bad_export_filters_are_refused_before_anything_is_recorded(
+    client, app, people, query, field
+):
+    answer = await client.get(f"/v1/ledger/export?{query}", headers=people["auditor"])
+    assert answer.status_code == 422, answer.text
+    assert [error["field"] for error in answer.json()["errors"]] == [field]
+    assert sql(app, "SELECT tag FROM audit_events WHERE tag = 'ledger:exported'") == []
+
+
+async def test_an_empty_ledger_cannot_be_checkpointed(client, people):
+    answer = await client.post("/v1/ledger/checkpoints", headers=people["auditor"])
+    assert answer.status_code == 409 and answer.json()["type"].endswith("/ledger-empty")

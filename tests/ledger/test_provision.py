@@ -6,76 +6,115 @@ import pytest
 
 from app.core.errors import AppError
 from app.ledger import provision
+from app.staff.roles import Role
+from tests.conftest import call
+from tests.fixtures.staff import staff_auth
 from tests.ledger.conftest import POLICE, release, sql
 
 
-def test_consent_given_withdrawn_and_renewed(db, ctx, subjects):
+async def test_consent_given_withdrawn_and_renewed(app, subjects):
     subject = subjects[0]
-    given = db.call(
-        provision.give_consent, ctx, subscriber_id=subject, recipient=POLICE, source="web"
+    given = await call(
+        app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="web"
     )
     assert given.recipient_key == "shibuya police station"
-    state = db.call(provision.provision_state, subscriber_id=subject)
-    assert state["stopped_at"] is None and state["consents"][0]["withdrawn_at"] is None
-    assert db.call(
+    state = await call(app, provision.provision_state, subscriber_id=subject)
+    assert state.stopped_at is None and state.consents[0].withdrawn_at is None
+    assert await call(
+        app,
         provision.withdraw_consent,
-        ctx,
         subscriber_id=subject,
         recipient=" shibuya POLICE station ",
         source="web",
     )
-    assert not db.call(
-        provision.withdraw_consent, ctx, subscriber_id=subject, recipient=POLICE, source="web"
+    assert not await call(
+        app, provision.withdraw_consent, subscriber_id=subject, recipient=POLICE, source="web"
     )
-    db.call(provision.give_consent, ctx, subscriber_id=subject, recipient=POLICE, source="sms")
-    consents = db.call(provision.provision_state, subscriber_id=subject)["consents"]
-    assert len(consents) == 1 and consents[0]["withdrawn_at"] is None
+    await call(app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="sms")
+    consents = (await call(app, provision.provision_state, subscriber_id=subject)).consents
+    assert len(consents) == 1 and consents[0].withdrawn_at is None
+    assert consents[0].source == "sms"
 
 
-def test_stop_is_idempotent_and_can_be_lifted(app, db, ctx, subjects, clock):
-    first = db.call(provision.stop_provision, ctx, subscriber_id=subjects[0], source="web")
+async def test_stop_is_idempotent_and_can_be_lifted(app, subjects, clock):
+    first = await call(app, provision.stop_provision, subscriber_id=subjects[0], source="web")
     clock.advance(hours=1)
-    second = db.call(provision.stop_provision, ctx, subscriber_id=subjects[0], source="sms")
-    assert second.stopped_at == first.stopped_at
-    assert db.call(provision.resume_provision, ctx, subscriber_id=subjects[0], source="web")
-    assert not db.call(provision.resume_provision, ctx, subscriber_id=subjects[0], source="web")
+    second = await call(app, provision.stop_provision, subscriber_id=subjects[0], source="sms")
+    assert second.stopped_at == first.stopped_at and second.source == "web"
+    assert await call(app, provision.resume_provision, subscriber_id=subjects[0], source="web")
+    assert not await call(app, provision.resume_provision, subscriber_id=subjects[0], source="web")
     tags = [row.tag for row in sql(app, "SELECT tag FROM audit_events ORDER BY id")]
     assert tags.count("subject:provision:stopped") == 1
     assert tags.count("subject:provision:resumed") == 1
 
 
 @pytest.mark.parametrize(
-    ("fn", "kwargs", "status"),
+    ("fn", "kwargs"),
     [
-        (
-            provision.give_consent,
-            {"subscriber_id": "sub_nobody", "recipient": POLICE, "source": "web"},
-            404,
-        ),
-        (provision.give_consent, {"recipient": "", "source": "web"}, 422),
-        (provision.give_consent, {"recipient": POLICE, "source": "web site"}, 422),
-        (provision.stop_provision, {"subscriber_id": "sub_nobody", "source": "web"}, 404),
-        (provision.stop_provision, {"source": ""}, 422),
+        (provision.give_consent, {"recipient": POLICE, "source": "web"}),
+        (provision.withdraw_consent, {"recipient": POLICE, "source": "web"}),
+        (provision.stop_provision, {"source": "web"}),
+        (provision.resume_provision, {"source": "web"}),
+        (provision.provision_state, {}),
+        (provision.subject_records, {}),
     ],
 )
-def test_bad_subject_actions_are_refused(db, ctx, subjects, fn, kwargs, status):
-    kwargs = {"subscriber_id": subjects[0], **kwargs}
+async def test_an_unknown_subject_is_not_found(app, subjects, fn, kwargs):
     with pytest.raises(AppError) as caught:
-        db.call(fn, ctx, **kwargs)
-    assert caught.value.status == status
+        await call(app, fn, subscriber_id="sub_nobody", **kwargs)
+    assert caught.value.status == 404 and caught.value.slug == "subject-not-found"
 
 
-def test_a_subject_sees_their_records_but_not_who_else_was_named(db, ctx, subjects):
-    db.call(provision.give_consent, ctx, subscriber_id=subjects[0], recipient=POLICE, source="web")
-    db.call(provision.give_consent, ctx, subscriber_id=subjects[1], recipient=POLICE, source="web")
-    release(db, ctx, subjects[:2], legal_basis="consent", request_reference=None)
-    release(db, ctx, subjects[1:])
-    records = db.call(provision.subject_records, subscriber_id=subjects[0])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("provision-consents", {"action": "give", "recipient": "", "source": "web"}, "recipient"),
+        ("provision-consents", {"action": "give", "recipient": " ", "source": "web"}, "recipient"),
+        (
+            "provision-consents",
+            {"action": "give", "recipient": POLICE, "source": "web site"},
+            "source",
+        ),
+        (
+            "provision-consents",
+            {"action": "give", "recipient": "Police\u0007", "source": "web"},
+            "recipient",
+        ),
+        ("third-party-provision", {"action": "stop", "source": ""}, "source"),
+        ("third-party-provision", {"action": "halt", "source": "web"}, "action"),
+    ],
+)
+async def test_bad_subject_actions_are_refused_and_write_nothing(
+    app, client, subjects, path, body, field
+):
+    headers = await staff_auth(app, client, Role.OPERATOR)
+    before = sql(app, "SELECT count(*) AS n FROM audit_events")[0].n
+    answer = await client.post(f"/v1/subscribers/{subjects[0]}/{path}", json=body, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert [error["field"] for error in answer.json()["errors"]] == [field]
+    assert sql(app, "SELECT count(*) AS n FROM audit_events")[0].n == before
+    assert sql(app, "SELECT count(*) AS n FROM access_log")[0].n == 0
+
+
+async def test_a_subject_sees_their_records_but_not_who_else_was_named(app, client, subjects):
+    for subject in subjects[:2]:
+        await call(
+            app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="web"
+        )
+    await release(app, subjects[:2], legal_basis="consent", request_reference=None)
+    await release(app, subjects[1:])
+    records = await call(app, provision.subject_records, subscriber_id=subjects[0])
     assert len(records) == 1
     record = records[0]
-    assert record["other_subjects"] == 1 and subjects[1] not in str(record)
-    assert record["consent"]["source"] == "web" and record["legal_basis"] == "consent"
-    assert record["recipient"]["organisation"] == POLICE
-    assert len(db.call(provision.subject_records, subscriber_id=subjects[1])) == 2
-    with pytest.raises(AppError):
-        db.call(provision.subject_records, subscriber_id=subjects[0], limit=0)
+    assert record.other_subjects == 1 and subjects[1] not in str(record)
+    assert record.consent is not None and record.consent.source == "web"
+    assert record.legal_basis == "consent"
+    assert record.recipient.organisation == POLICE
+    assert len(await call(app, provision.subject_records, subscriber_id=subjects[1])) == 2
+    headers = await staff_auth(app, client, Role.OPERATOR)
+    url = f"/v1/subscribers/{subjects[0]}/disclosures"
+    for limit in (0, 1001):
+        answer = await client.get(url, params={"limit": limit}, headers=headers)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "limit"
+    paged = await client.get(url, params={"after_seq": 1}, headers=headers)
+    assert paged.status_code == 200 and paged.json()["records"] == []

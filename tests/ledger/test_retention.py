@@ -12,74 +12,77 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.core.context import Context
 from app.ledger import checkpoints, export, retention, verify
-from tests.conftest import count_rows
+from app.ledger.audit_schemas import ExportQuery
+from tests.conftest import call, count_rows
 from tests.fixtures.fakes import START
-from tests.ledger.conftest import release, sql, tampering
+from tests.ledger.conftest import release, sql, tampering, verified
 
 FOUR_YEARS_AGO = START.replace(year=START.year - 4)
 TWO_YEARS_AGO = START.replace(year=START.year - 2)
 
 
-def _entries_at(db, ctx, clock, subjects, times) -> None:
+async def _entries_at(app, clock, subjects, times) -> None:
     for when in times:
         clock.set(when)
-        release(db, ctx, subjects[:1])
+        await release(app, subjects[:1])
     clock.set(START)
 
 
-def test_purge_removes_only_old_entries_and_leaves_a_signed_anchor(app, db, ctx, subjects, clock):
+async def test_purge_removes_only_old_entries_and_leaves_a_signed_anchor(
+    app, db, ctx, subjects, clock
+):
     old = [FOUR_YEARS_AGO + dt.timedelta(days=i) for i in range(3)]
     young = [TWO_YEARS_AGO, START - dt.timedelta(days=1)]
-    _entries_at(db, ctx, clock, subjects, old + young)
-    db.call(checkpoints.create, ctx)
+    await _entries_at(app, clock, subjects, old + young)
+    await call(app, checkpoints.create)
 
-    dry = db.call(retention.purge, ctx, actor="test", dry_run=True)
+    dry = await call(app, retention.purge, actor="test", dry_run=True)
     assert (dry.purged, dry.through_seq) == (3, 3) and count_rows(app, "ledger_entries") == 5
 
-    result = db.call(retention.purge, ctx, actor="test")
+    result = await call(app, retention.purge, actor="test")
     assert (result.purged, result.through_seq) == (3, 3) and result.anchor_id is not None
     assert [row.seq for row in sql(app, "SELECT seq FROM ledger_entries ORDER BY seq")] == [4, 5]
     assert count_rows(app, "ledger_entry_subjects") == 2
     anchor = sql(app, "SELECT kind, seq FROM ledger_checkpoints WHERE id = :i", i=result.anchor_id)
     assert [(a.kind, a.seq) for a in anchor] == [("anchor", 3)]
 
-    report = verify.verify_snapshot(db, ctx)
+    report = await verified(app)
     assert report.ok, report.text()
     assert (report.anchor_seq, report.first_seq, report.entries) == (3, 4, 2)
     assert "from the signed purge anchor at seq 3" in report.text()
 
     out = io.BytesIO()
-    export.write(db, ctx, export.Filters(), "jsonl", out)
+    await export.write(app.state.db, app.state.ctx, ExportQuery(), out)
     offline = verify.verify_lines(io.BytesIO(out.getvalue()))
     assert offline.ok and offline.anchor_seq == 3, offline.text()
 
-    again = db.call(retention.purge, ctx, actor="test")
+    again = await call(app, retention.purge, actor="test")
     assert again.purged == 0 and again.anchor_id is None
 
 
-def test_purge_never_removes_the_head(app, db, ctx, subjects, clock):
-    _entries_at(db, ctx, clock, subjects, [FOUR_YEARS_AGO, FOUR_YEARS_AGO + dt.timedelta(hours=1)])
-    assert db.call(retention.purge, ctx, actor="test").purged == 1
+async def test_purge_never_removes_the_head(app, db, ctx, subjects, clock):
+    await _entries_at(
+        app, clock, subjects, [FOUR_YEARS_AGO, FOUR_YEARS_AGO + dt.timedelta(hours=1)]
+    )
+    assert (await call(app, retention.purge, actor="test")).purged == 1
     assert [row.seq for row in sql(app, "SELECT seq FROM ledger_entries")] == [2]
     # Four years on, the hourly schedule would long since have signed the head.
-    from app.ledger import checkpoints
-
-    db.call(checkpoints.create, ctx, actor="test")
-    assert verify.verify_snapshot(db, ctx).ok
+    await call(app, checkpoints.create, actor="test")
+    assert (await verified(app)).ok
 
 
-def test_three_calendar_years_win_over_1095_days(app, db, ctx, subjects, clock, settings):
+async def test_three_calendar_years_win_over_1095_days(app, db, ctx, subjects, clock, settings):
     # 1,095 days back from 2026-11-22 is 2023-11-23 (2024 has a leap day), so an entry of
     # 2023-11-22 12:00 is older than 1,095 days but younger than three years: it stays.
     three_years = START.replace(year=START.year - 3)
-    _entries_at(db, ctx, clock, subjects, [three_years + dt.timedelta(hours=12), START])
+    await _entries_at(app, clock, subjects, [three_years + dt.timedelta(hours=12), START])
     minimum = Context(
         settings=settings.model_copy(update={"ledger_retention_days": 1095}),
         keys=ctx.keys,
         clock=ctx.clock,
     )
     assert retention.cutoff(minimum) == three_years
-    assert db.call(retention.purge, minimum, actor="test").purged == 0
+    assert (await _purge_with(app, minimum)).purged == 0
 
 
 def test_retention_below_three_years_cannot_be_configured():
@@ -92,28 +95,33 @@ def test_a_leap_day_counts_back_to_the_28th():
     assert retention.three_years_before(leap) == dt.datetime(2025, 2, 28, tzinfo=dt.UTC)
 
 
-def test_the_database_refuses_to_delete_a_young_entry_even_for_the_purge_sql(
+async def test_the_database_refuses_to_delete_a_young_entry_even_for_the_purge_sql(
     app, db, ctx, subjects, clock
 ):
-    _entries_at(db, ctx, clock, subjects, [FOUR_YEARS_AGO, TWO_YEARS_AGO, START])
+    await _entries_at(app, clock, subjects, [FOUR_YEARS_AGO, TWO_YEARS_AGO, START])
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         sql(app, "DELETE FROM ledger_entries WHERE seq = 2")
     # Four years old passes the database's floor (the purge's own path, minus its anchor).
     sql(app, "DELETE FROM ledger_entry_subjects WHERE seq = 1")
     sql(app, "DELETE FROM ledger_entries WHERE seq = 1")
     # ...and without the purge's signed anchor the verifier calls the start removed.
-    problem = verify.verify_snapshot(db, ctx).problem
+    problem = (await verified(app)).problem
     assert (problem.seq, problem.kind) == (1, "removed")
 
 
-def test_a_purge_with_its_anchor_deleted_or_forged_is_found(app, db, ctx, subjects, clock):
-    _entries_at(db, ctx, clock, subjects, [FOUR_YEARS_AGO, FOUR_YEARS_AGO, START])
-    db.call(retention.purge, ctx, actor="test")
+async def test_a_purge_with_its_anchor_deleted_or_forged_is_found(app, db, ctx, subjects, clock):
+    await _entries_at(app, clock, subjects, [FOUR_YEARS_AGO, FOUR_YEARS_AGO, START])
+    await call(app, retention.purge, actor="test")
     with tampering(app) as conn:
         conn.execute(sa.text("UPDATE ledger_checkpoints SET seq = 1 WHERE kind = 'anchor'"))
-    problem = verify.verify_snapshot(db, ctx).problem
+    problem = (await verified(app)).problem
     assert (problem.seq, problem.kind) == (1, "bad-signature")
     with tampering(app) as conn:
         conn.execute(sa.text("DELETE FROM ledger_checkpoints WHERE kind = 'anchor'"))
-    problem = verify.verify_snapshot(db, ctx).problem
+    problem = (await verified(app)).problem
     assert (problem.seq, problem.kind) == (1, "removed")
+
+
+async def _purge_with(app, ctx):
+    async with app.state.db.transaction() as tx:
+        return await retention.purge(tx, ctx, actor="test")

@@ -10,95 +10,98 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.ledger import chain, checkpoints, signing, verify
-from tests.ledger.conftest import release_many, tampering
+from app.models.ledger import LedgerEntry
+from app.models.types import table
+from tests.conftest import call
+from tests.ledger.conftest import release_many, tampering, verified
 
 N = 6
 
 
 @pytest.fixture
-def ledger(app, db, ctx, subjects, clock):
+async def ledger(app, subjects, clock):
     """Six entries and a signed checkpoint at the head."""
-    release_many(db, ctx, subjects, N, clock)
-    assert db.call(checkpoints.create, ctx).seq == N
-    report = verify.verify_snapshot(db, ctx)
+    await release_many(app, subjects, N, clock)
+    assert (await call(app, checkpoints.create)).seq == N
+    report = await verified(app)
     assert report.ok and report.entries == N and report.covered_to == N
     return app
 
 
-def _problem(db, ctx) -> verify.Problem:
-    report = verify.verify_snapshot(db, ctx)
+async def _problem(app) -> verify.Problem:
+    report = await verified(app)
     assert not report.ok, report.text()
     assert report.text().startswith(f"BROKEN at seq {report.problem.seq}: {report.problem.kind}")
     return report.problem
 
 
-def test_editing_one_field_is_found_at_that_entry(ledger, db, ctx):
+async def test_editing_one_field_is_found_at_that_entry(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'nothing to see' WHERE seq = 3"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (3, "changed")
 
 
 @pytest.mark.parametrize(
     "column", ["recipient_organisation", "legal_basis", "request_reference", "approved_by"]
 )
-def test_every_recorded_field_is_covered(ledger, db, ctx, column):
+async def test_every_recorded_field_is_covered(ledger, column):
     with tampering(ledger) as conn:
         conn.execute(sa.text(f"UPDATE ledger_entries SET {column} = 'x' WHERE seq = 2"))  # noqa: S608
-    assert (_problem(db, ctx).seq, _problem(db, ctx).kind) == (2, "changed")
+    assert ((await _problem(ledger)).seq, (await _problem(ledger)).kind) == (2, "changed")
 
 
-def test_editing_the_time_is_found(ledger, db, ctx):
+async def test_editing_the_time_is_found(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(
             sa.text("UPDATE ledger_entries SET recorded_at = :t WHERE seq = 4"),
             {"t": "2026-01-01 00:00:00.000000"}
-            if ledger.state.db.engine.dialect.name == "sqlite"
+            if ledger.state.db.sqlite
             else {"t": "2026-01-01T00:00:00+00:00"},
         )
-    assert (_problem(db, ctx).seq, _problem(db, ctx).kind) == (4, "changed")
+    assert ((await _problem(ledger)).seq, (await _problem(ledger)).kind) == (4, "changed")
 
 
-def test_deleting_a_row_is_found_at_its_position(ledger, db, ctx):
+async def test_deleting_a_row_is_found_at_its_position(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq = 3"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (3, "removed")
 
 
-def test_deleting_the_start_without_a_signed_anchor_is_found(ledger, db, ctx):
+async def test_deleting_the_start_without_a_signed_anchor_is_found(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("DELETE FROM ledger_entry_subjects WHERE seq <= 2"))
         conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq <= 2"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (1, "removed")
 
 
-def test_swapping_two_rows_is_found_as_reordered(ledger, db, ctx):
+async def test_swapping_two_rows_is_found_as_reordered(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_entries SET seq = -1 WHERE seq = 3"))
         conn.execute(sa.text("UPDATE ledger_entries SET seq = 3 WHERE seq = 4"))
         conn.execute(sa.text("UPDATE ledger_entries SET seq = 4 WHERE seq = -1"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (3, "reordered")
 
 
-def test_cutting_the_tail_is_found_as_truncated(ledger, db, ctx):
+async def test_cutting_the_tail_is_found_as_truncated(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq >= 5"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (5, "truncated")
 
 
-def test_emptying_the_ledger_is_found_as_truncated(ledger, db, ctx):
+async def test_emptying_the_ledger_is_found_as_truncated(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("DELETE FROM ledger_entry_subjects"))
         conn.execute(sa.text("DELETE FROM ledger_entries"))
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (1, "truncated")
 
 
-def test_a_forged_checkpoint_signature_is_found(ledger, db, ctx):
+async def test_a_forged_checkpoint_signature_is_found(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(
             sa.text(
@@ -111,11 +114,11 @@ def test_a_forged_checkpoint_signature_is_found(ledger, db, ctx):
                 "sig": base64.b64encode(b"\x00" * 64).decode(),
             },
         )
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (4, "bad-signature")
 
 
-def test_a_checkpoint_signed_with_another_key_is_found(ledger, db, ctx):
+async def test_a_checkpoint_signed_with_another_key_is_found(ledger, ctx):
     """An attacker's own key under the real key id: the signature does not verify."""
     attacker = Ed25519PrivateKey.generate()
     active = signing.ring(ctx.settings).active_id
@@ -134,71 +137,63 @@ def test_a_checkpoint_signed_with_another_key_is_found(ledger, db, ctx):
             ),
             {
                 "h": row.entry_hash,
-                "c": "2026-11-22 00:10:00.000000"
-                if ledger.state.db.engine.dialect.name == "sqlite"
-                else created,
+                "c": "2026-11-22 00:10:00.000000" if ledger.state.db.sqlite else created,
                 "k": active,
                 "s": base64.b64encode(attacker.sign(message)).decode(),
             },
         )
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (2, "bad-signature")
 
 
-def test_editing_a_signed_checkpoint_is_found(ledger, db, ctx):
+async def test_editing_a_signed_checkpoint_is_found(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_checkpoints SET head_hash = :h"), {"h": "ab" * 32})
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (N, "bad-signature")
 
 
-def test_a_rewritten_chain_with_recomputed_hashes_is_caught_by_the_checkpoint(ledger, db, ctx):
+async def test_a_rewritten_chain_with_recomputed_hashes_is_caught_by_the_checkpoint(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'rewritten story' WHERE seq = 3"))
         prev = conn.execute(
             sa.text("SELECT entry_hash FROM ledger_entries WHERE seq = 2")
         ).scalar_one()
         for seq in range(3, N + 1):
-            row = dict(
-                conn.execute(sa.text("SELECT * FROM ledger_entries WHERE seq = :s"), {"s": seq})
-                .mappings()
-                .one()
-            )
-            if isinstance(row["recorded_at"], str):
-                import datetime as dt
-
-                row["recorded_at"] = dt.datetime.fromisoformat(row["recorded_at"] + "+00:00")
-            row["prev_hash"] = prev
-            new_hash = chain.hash_row(row)
+            entries = table(LedgerEntry)
+            row = conn.execute(sa.select(entries).where(entries.c.seq == seq)).one()
+            entry = LedgerEntry(**row._mapping)
+            entry.prev_hash = prev
+            new_hash = chain.hash_entry(entry)
             conn.execute(
                 sa.text("UPDATE ledger_entries SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
                 {"p": prev, "h": new_hash, "s": seq},
             )
             prev = new_hash
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (N, "changed")
     assert "checkpoint" in problem.detail
 
 
-def test_a_tampered_subject_index_is_found(ledger, db, ctx, subjects):
+async def test_a_tampered_subject_index_is_found(ledger, subjects):
     with tampering(ledger) as conn:
         conn.execute(
             sa.text(
                 "UPDATE ledger_entry_subjects SET subject_id = 'sub_someone_else' WHERE seq = 2"
             )
         )
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (2, "index")
 
 
-def test_the_lowest_broken_position_is_reported(ledger, db, ctx):
+async def test_the_lowest_broken_position_is_reported(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'late edit' WHERE seq = 5"))
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'early edit' WHERE seq = 2"))
-    assert _problem(db, ctx).seq == 2
+    assert (await _problem(ledger)).seq == 2
 
 
-def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_is_overdue(
+async def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_is_overdue(
     ledger, db, ctx, clock
 ):
     # The reviewer's case: with the checkpoints gone, a cut chain looked intact.
@@ -210,5 +205,5 @@ def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_is_ove
     # not run yet; after them, no signed checkpoint where one must be is a failure.
     interval = ctx.settings.ledger_checkpoint_interval_seconds
     clock.advance(seconds=2 * interval + 301)
-    problem = _problem(db, ctx)
+    problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (1, "uncovered")

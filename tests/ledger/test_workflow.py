@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from app.core.db import Database
 from app.core.errors import AppError
 from app.ledger import provision, workflow
-from app.ledger.workflow import Actor, RecipientIn
-from tests.conftest import count_rows, sync_engine
+from app.ledger.rules import DATA_ITEMS
+from app.staff.roles import Role
+from tests.conftest import call, count_rows, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+from tests.fixtures.staff import staff_auth
 from tests.ledger.conftest import (
-    AUDITOR,
+    IP,
     OFFICER_A,
     OFFICER_B,
     OPERATOR,
@@ -21,34 +28,42 @@ from tests.ledger.conftest import (
     approved,
     number,
     release,
+    request_body,
     request_data,
+    requested,
 )
 
-WRITTEN = ("disclosure_requests", "ledger_entries", "ledger_entry_subjects", "audit_events")
+WRITTEN = (
+    "disclosure_requests",
+    "ledger_entries",
+    "ledger_entry_subjects",
+    "audit_events",
+    "access_log",
+)
 
 
 def _counts(app):
     return {table: count_rows(app, table) for table in WRITTEN}
 
 
-def _refused(app, db, fn, *args, **kwargs) -> AppError:
+async def _refused(app, fn, **kwargs) -> AppError:
     before = _counts(app)
     with pytest.raises(AppError) as caught:
-        db.call(fn, *args, **kwargs)
+        await call(app, fn, **kwargs)
     assert 400 <= caught.value.status < 500
     assert _counts(app) == before, "a refusal must write nothing"
     return caught.value
 
 
 async def test_release_of_a_verified_number_builds_the_package_and_one_entry(
-    app, client, auth, carrier, db, ctx
+    app, client, auth, carrier
 ):
     verification = (await start(client, auth)).json()
     checked = await check(client, auth, verification["id"], await sent_code(app, carrier))
     subject = checked.json()["subscriber_id"]
 
-    released = release(
-        db, ctx, [subject], data_items=["phone_number", "verified_purposes", "registered_at"]
+    released = await release(
+        app, [subject], data_items=["phone_number", "verified_purposes", "registered_at"]
     )
 
     package = orjson.loads(released.package_json)
@@ -65,22 +80,29 @@ async def test_release_of_a_verified_number_builds_the_package_and_one_entry(
         f"{PHONE_E164},coupon_usage,2026-11-22T00:00:00.000000+00:00",
     ]
     entry = released.entry
-    assert entry["seq"] == 1 and entry["prev_hash"] == "0" * 64
-    assert orjson.loads(entry["subject_ids"]) == [subject]
-    assert entry["requested_by"] == OPERATOR.staff_id
-    assert entry["approved_by"] == OFFICER_A.staff_id
-    assert entry["released_by"] == OFFICER_B.staff_id
-    import hashlib
-
-    assert entry["package_sha256"] == hashlib.sha256(released.package_json).hexdigest()
-    assert entry["package_csv_sha256"] == hashlib.sha256(released.package_csv).hexdigest()
-    state = db.call(workflow.get, request_id=released.request_id)
+    assert entry.seq == 1 and entry.prev_hash == "0" * 64
+    assert entry.subject_ids == [subject]
+    assert entry.requested_by == OPERATOR.id
+    assert entry.approved_by == OFFICER_A.id
+    assert entry.released_by == OFFICER_B.id
+    assert entry.package_sha256 == hashlib.sha256(released.package_json).hexdigest()
+    assert entry.package_csv_sha256 == hashlib.sha256(released.package_csv).hexdigest()
+    state = await call(app, workflow.get, request_id=released.request_id)
     assert state.status == "released" and state.ledger_seq == 1
+    # The package left with the number: the release is in the access log, by whom.
+    with sync_engine(app).connect() as conn:
+        logged = conn.execute(
+            sa.text("SELECT staff_id, subscriber_id, action, source_ip FROM access_log")
+        ).all()
+    assert [tuple(row) for row in logged] == [(OFFICER_B.id, subject, "disclosure_release", IP)]
+
+
+async def test_a_release_without_numbers_is_not_an_access(app, subjects):
+    await release(app, subjects, data_items=["subscriber_id", "registered_at"])
+    assert count_rows(app, "access_log") == 0
 
 
 def _dump(app) -> str:
-    import sqlalchemy as sa
-
     text = []
     with sync_engine(app).connect() as conn:
         for table in (*WRITTEN, "ledger_checkpoints"):
@@ -88,8 +110,8 @@ def _dump(app) -> str:
     return "\n".join(text)
 
 
-def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, db, ctx, subjects):
-    release(db, ctx, subjects, data_items=list(workflow.DATA_ITEMS))
+async def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, subjects):
+    await release(app, subjects, data_items=list(DATA_ITEMS))
     dump = _dump(app)
     for i in range(1, 4):
         e164 = number(i)
@@ -97,105 +119,150 @@ def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, db, ctx,
             assert form not in dump
 
 
-def test_free_text_holding_a_subscribers_number_is_refused(app, db, ctx, subjects):
+async def test_free_text_holding_a_subscribers_number_is_refused(app, subjects):
     data = request_data(subjects, purpose="Please provide 090-0000-0001 urgently now")
-    error = _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
     assert error.errors[0].field == "purpose"
     # A number that is nobody's (the station's own desk line) is fine.
     ok = request_data(subjects, purpose="Call back on 03-3498-0110 for the case file")
-    assert db.call(workflow.request, ctx, actor=OPERATOR, data=ok).status == "requested"
+    assert (await call(app, workflow.request, staff=OPERATOR, data=ok)).status == "requested"
 
 
-def test_self_approval_is_refused(app, db, ctx, subjects):
-    row = db.call(workflow.request, ctx, actor=OFFICER_A, data=request_data(subjects))
-    error = _refused(
-        app, db, workflow.approve, ctx, actor=OFFICER_A, request_id=row.id, note="looks fine"
+async def test_a_decision_note_holding_a_subscribers_number_is_refused(app, subjects):
+    request_id = await requested(app, subjects)
+    error = await _refused(
+        app,
+        workflow.decide,
+        staff=OFFICER_A,
+        request_id=request_id,
+        note="Approved for 090-0000-0002 only",
+        approve=True,
+    )
+    assert error.errors[0].field == "note"
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_self_approval_is_refused(app, subjects, approve):
+    found = await call(app, workflow.request, staff=OFFICER_A, data=request_data(subjects))
+    error = await _refused(
+        app, workflow.decide, staff=OFFICER_A, request_id=found.id, note="fine", approve=approve
     )
     assert error.status == 403 and error.slug == "disclosure-self-approval"
-    error = _refused(
-        app, db, workflow.reject, ctx, actor=OFFICER_A, request_id=row.id, note="not needed"
-    )
-    assert error.slug == "disclosure-self-approval"
 
 
 @pytest.mark.parametrize(
-    ("step", "actor"),
-    [("request", AUDITOR), ("request", Actor("stf_admin", "admin")), ("approve", OPERATOR)],
+    ("role", "step"),
+    [
+        (Role.AUDITOR, "request"),
+        (Role.ADMIN, "request"),
+        (Role.OPERATOR, "approve"),
+        (Role.OPERATOR, "reject"),
+        (Role.OPERATOR, "release"),
+        (Role.AUDITOR, "release"),
+    ],
 )
-def test_roles_outside_the_workflow_are_refused(app, db, ctx, subjects, step, actor):
+async def test_roles_outside_the_workflow_are_refused(app, client, subjects, role, step):
+    headers = await staff_auth(app, client, role)
     if step == "request":
-        error = _refused(app, db, workflow.request, ctx, actor=actor, data=request_data(subjects))
+        answer = await client.post("/v1/disclosures", json=request_body(subjects), headers=headers)
     else:
-        row = db.call(workflow.request, ctx, actor=OFFICER_B, data=request_data(subjects))
-        error = _refused(app, db, workflow.approve, ctx, actor=actor, request_id=row.id, note="ok!")
-    assert error.status == 403
-
-
-def test_only_a_privacy_officer_releases(app, db, ctx, subjects):
-    request_id = approved(db, ctx, subjects)
-    error = _refused(app, db, workflow.release, ctx, actor=OPERATOR, request_id=request_id)
-    assert error.status == 403
+        request_id = await (requested if step != "release" else approved)(app, subjects)
+        body = {"note": "looks fine"} if step != "release" else None
+        answer = await client.post(
+            f"/v1/disclosures/{request_id}/{step}", json=body, headers=headers
+        )
+    assert answer.status_code == 403, answer.text
+    # Nothing moved on: the request stayed where the refused step found it.
+    expected = {
+        "requested": 1 if step in ("approve", "reject") else 0,
+        "approved": 1 if step == "release" else 0,
+    }
+    rows = {status: 0 for status in ("requested", "approved", "released")}
+    with sync_engine(app).connect() as conn:
+        for (status,) in conn.execute(sa.text("SELECT status FROM disclosure_requests")):
+            rows[status] += 1
+    assert rows == {**expected, "released": 0}
 
 
 @pytest.mark.parametrize("basis", ["law", "investigation_compelled"])
-def test_missing_reference_is_refused_for_law_and_investigation(app, db, ctx, subjects, basis):
+async def test_missing_reference_is_refused_for_law_and_investigation(app, client, subjects, basis):
+    headers = await staff_auth(app, client, Role.OPERATOR)
     for reference in (None, "", "   "):
-        data = request_data(subjects, legal_basis=basis, request_reference=reference)
-        error = _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data)
-        assert error.status == 422 and error.errors[0].field == "request_reference"
+        body = request_body(subjects, legal_basis=basis, request_reference=reference)
+        answer = await client.post("/v1/disclosures", json=body, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "request_reference"
+    assert count_rows(app, "disclosure_requests") == 0
 
 
-def test_emergency_needs_no_reference(db, ctx, subjects):
+async def test_emergency_needs_no_reference(app, subjects):
     data = request_data(
         subjects, legal_basis="emergency_life_body_property", request_reference=None
     )
-    assert db.call(workflow.request, ctx, actor=OPERATOR, data=data).request_reference is None
+    assert (await call(app, workflow.request, staff=OPERATOR, data=data)).request_reference is None
 
 
 @pytest.mark.parametrize("basis", ["consent", "emergency_life_body_property"])
-def test_stopped_subjects_are_refused_unless_compelled(app, db, ctx, subjects, basis):
-    db.call(provision.stop_provision, ctx, subscriber_id=subjects[1], source="web")
+async def test_stopped_subjects_are_refused_unless_compelled(app, subjects, basis):
+    await call(app, provision.stop_provision, subscriber_id=subjects[1], source="web")
     for subject in subjects:
-        db.call(provision.give_consent, ctx, subscriber_id=subject, recipient=POLICE, source="web")
+        await call(
+            app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="web"
+        )
     data = request_data(subjects, legal_basis=basis)
-    error = _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
     assert error.status == 409 and error.slug == "disclosure-provision-stopped"
     assert error.extra["subject_ids"] == [subjects[1]]
 
 
 @pytest.mark.parametrize("basis", ["law", "investigation_compelled"])
-def test_stopped_subjects_may_be_disclosed_when_compelled(db, ctx, subjects, basis):
-    db.call(provision.stop_provision, ctx, subscriber_id=subjects[0], source="web")
-    released = release(db, ctx, subjects, legal_basis=basis)
-    assert released.entry["legal_basis"] == basis
+async def test_stopped_subjects_may_be_disclosed_when_compelled(app, subjects, basis):
+    await call(app, provision.stop_provision, subscriber_id=subjects[0], source="web")
+    released = await release(app, subjects, legal_basis=basis)
+    assert released.entry.legal_basis == basis
 
 
-def test_a_stop_after_approval_is_still_honoured_at_release(app, db, ctx, subjects):
-    request_id = approved(db, ctx, subjects, legal_basis="emergency_life_body_property")
-    db.call(provision.stop_provision, ctx, subscriber_id=subjects[2], source="sms")
-    error = _refused(app, db, workflow.release, ctx, actor=OFFICER_B, request_id=request_id)
+async def test_a_stop_after_approval_is_still_honoured_at_release(app, subjects):
+    request_id = await approved(app, subjects, legal_basis="emergency_life_body_property")
+    await call(app, provision.stop_provision, subscriber_id=subjects[2], source="sms")
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
     assert error.slug == "disclosure-provision-stopped"
 
 
-def test_consent_needs_each_subjects_consent_to_this_recipient(app, db, ctx, subjects):
-    db.call(provision.give_consent, ctx, subscriber_id=subjects[0], recipient=POLICE, source="web")
-    db.call(
-        provision.give_consent, ctx, subscriber_id=subjects[1], recipient="Other Co.", source="web"
+async def test_a_stop_before_approval_is_honoured_at_approval(app, subjects):
+    request_id = await requested(app, subjects, legal_basis="emergency_life_body_property")
+    await call(app, provision.stop_provision, subscriber_id=subjects[0], source="sms")
+    error = await _refused(
+        app, workflow.decide, staff=OFFICER_A, request_id=request_id, note="fine", approve=True
+    )
+    assert error.slug == "disclosure-provision-stopped"
+
+
+async def test_consent_needs_each_subjects_consent_to_this_recipient(app, subjects):
+    await call(
+        app, provision.give_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
+    )
+    await call(
+        app,
+        provision.give_consent,
+        subscriber_id=subjects[1],
+        recipient="Other Co.",
+        source="web",
     )
     data = request_data(subjects[:2], legal_basis="consent", request_reference=None)
-    error = _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
     assert error.slug == "disclosure-consent-missing"
     assert error.extra["subject_ids"] == [subjects[1]]
     # The recipient matches however it is typed (width, case, spaces).
-    db.call(
+    await call(
+        app,
         provision.give_consent,
-        ctx,
         subscriber_id=subjects[1],
         recipient="ＳＨＩＢＵＹＡ  police station",
         source="web",
     )
-    released = release(db, ctx, subjects[:2], legal_basis="consent", request_reference=None)
-    consent = orjson.loads(released.entry["consent"])
+    released = await release(app, subjects[:2], legal_basis="consent", request_reference=None)
+    consent = released.entry.consent
     assert set(consent) == set(subjects[:2])
     assert consent[subjects[0]] == {
         "granted_at": "2026-11-22T00:00:00.000000+00:00",
@@ -203,37 +270,45 @@ def test_consent_needs_each_subjects_consent_to_this_recipient(app, db, ctx, sub
     }
 
 
-def test_withdrawn_consent_stops_a_pending_consent_release(app, db, ctx, subjects):
-    db.call(provision.give_consent, ctx, subscriber_id=subjects[0], recipient=POLICE, source="web")
-    request_id = approved(db, ctx, subjects[:1], legal_basis="consent", request_reference=None)
-    assert db.call(
-        provision.withdraw_consent, ctx, subscriber_id=subjects[0], recipient=POLICE, source="web"
+async def test_withdrawn_consent_stops_a_pending_consent_release(app, subjects):
+    await call(
+        app, provision.give_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
     )
-    error = _refused(app, db, workflow.release, ctx, actor=OFFICER_B, request_id=request_id)
+    request_id = await approved(app, subjects[:1], legal_basis="consent", request_reference=None)
+    assert await call(
+        app, provision.withdraw_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
+    )
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
     assert error.slug == "disclosure-consent-missing"
 
 
-def test_a_request_is_released_once(app, db, ctx, subjects):
-    released = release(db, ctx, subjects)
-    error = _refused(
-        app, db, workflow.release, ctx, actor=OFFICER_B, request_id=released.request_id
-    )
-    assert error.status == 409 and error.slug == "disclosure-already-released"
-    error = _refused(
-        app, db, workflow.release, ctx, actor=OFFICER_A, request_id=released.request_id
-    )
-    assert error.slug == "disclosure-already-released"
+async def test_a_request_is_released_once(app, subjects):
+    released = await release(app, subjects)
+    for officer in (OFFICER_B, OFFICER_A):
+        error = await _refused(
+            app, workflow.release, staff=officer, request_id=released.request_id, ip=IP
+        )
+        assert error.status == 409 and error.slug == "disclosure-already-released"
 
 
-def test_concurrent_releases_of_one_request_release_it_once(app, db, ctx, subjects):
-    request_id = approved(db, ctx, subjects)
+async def test_concurrent_releases_of_one_request_release_it_once(app, ctx, subjects):
+    request_id = await approved(app, subjects)
+    ready = threading.Barrier(8)
 
     def one(_: int) -> int:
-        try:
-            db.call(workflow.release, ctx, actor=OFFICER_B, request_id=request_id)
-            return 200
-        except AppError as exc:
-            return exc.status
+        async def attempt() -> int:
+            db = Database(app.state.db.url)  # its own connection, as another process
+            try:
+                async with db.transaction() as tx:
+                    await workflow.release(tx, ctx, staff=OFFICER_B, request_id=request_id, ip=IP)
+                return 200
+            except AppError as exc:
+                return exc.status
+            finally:
+                await db.dispose()
+
+        ready.wait(timeout=30)
+        return asyncio.run(attempt())
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(one, range(8)))
@@ -241,27 +316,35 @@ def test_concurrent_releases_of_one_request_release_it_once(app, db, ctx, subjec
     assert count_rows(app, "ledger_entries") == 1
 
 
-def test_rejected_and_pending_requests_are_not_released(app, db, ctx, subjects):
-    pending = db.call(workflow.request, ctx, actor=OPERATOR, data=request_data(subjects))
-    error = _refused(app, db, workflow.release, ctx, actor=OFFICER_B, request_id=pending.id)
+async def test_rejected_and_pending_requests_are_not_released(app, subjects):
+    pending = await requested(app, subjects)
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=pending, ip=IP)
     assert error.slug == "disclosure-wrong-state"
-    db.call(workflow.reject, ctx, actor=OFFICER_A, request_id=pending.id, note="Not necessary")
-    error = _refused(app, db, workflow.release, ctx, actor=OFFICER_B, request_id=pending.id)
+    await call(
+        app,
+        workflow.decide,
+        staff=OFFICER_A,
+        request_id=pending,
+        note="Not necessary",
+        approve=False,
+    )
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=pending, ip=IP)
     assert error.slug == "disclosure-wrong-state"
-    error = _refused(
-        app, db, workflow.approve, ctx, actor=OFFICER_B, request_id=pending.id, note="now yes"
+    error = await _refused(
+        app, workflow.decide, staff=OFFICER_B, request_id=pending, note="now yes", approve=True
     )
     assert error.slug == "disclosure-wrong-state"
-    assert db.call(workflow.get, request_id=pending.id).decision_note == "Not necessary"
+    assert (await call(app, workflow.get, request_id=pending)).decision_note == "Not necessary"
 
 
-def test_unknown_request_is_not_found(app, db, ctx):
+async def test_unknown_request_is_not_found(app):
     for fn, kwargs in (
-        (workflow.approve, {"actor": OFFICER_A, "note": "fine"}),
-        (workflow.release, {"actor": OFFICER_A}),
+        (workflow.decide, {"staff": OFFICER_A, "note": "fine", "approve": True}),
+        (workflow.release, {"staff": OFFICER_A, "ip": IP}),
+        (workflow.get, {}),
     ):
-        error = _refused(app, db, fn, ctx, request_id="dsr_nope", **kwargs)
-        assert error.status == 404
+        error = await _refused(app, fn, request_id="dsr_nope", **kwargs)
+        assert error.status == 404 and error.slug == "disclosure-not-found"
 
 
 BAD_REQUESTS = [
@@ -269,12 +352,12 @@ BAD_REQUESTS = [
     ("legal_basis", {"legal_basis": ""}),
     (
         "recipient.organisation",
-        {"recipient": RecipientIn(organisation=" ", officer="x", contact="y")},
+        {"recipient": {"organisation": " ", "officer": "x", "contact": "y"}},
     ),
-    ("recipient.officer", {"recipient": RecipientIn(organisation="x", officer="", contact="y")}),
+    ("recipient.officer", {"recipient": {"organisation": "x", "officer": "", "contact": "y"}}),
     (
         "recipient.contact",
-        {"recipient": RecipientIn(organisation="x", officer="y", contact="z" * 301)},
+        {"recipient": {"organisation": "x", "officer": "y", "contact": "z" * 301}},
     ),
     ("purpose", {"purpose": "short"}),
     ("purpose", {"purpose": "x" * 2001}),
@@ -282,54 +365,66 @@ BAD_REQUESTS = [
     ("request_reference", {"request_reference": "x" * 201}),
     ("necessity_review", {"necessity_review": ""}),
     ("data_items", {"data_items": []}),
-    ("data_items", {"data_items": ["phone_number", "home_address"]}),
+    ("data_items.1", {"data_items": ["phone_number", "home_address"]}),
     ("data_items", {"data_items": ["phone_number", "phone_number"]}),
     ("subject_ids", {"subject_ids": []}),
     ("subject_ids", {"subject_ids": ["sub_unknown"]}),
-    ("subject_ids", {"subject_ids": ["bad id!"]}),
+    ("subject_ids.0", {"subject_ids": ["bad id!"]}),
     ("subject_ids", {"subject_ids": ["s"] * 1001}),
+    ("subject_ids", {"subject_ids": "REPEATED"}),
 ]
 
 
 @pytest.mark.parametrize(("field", "overrides"), BAD_REQUESTS)
-def test_bad_requests_name_the_field_and_write_nothing(app, db, ctx, subjects, field, overrides):
+async def test_bad_requests_name_the_field_and_write_nothing(
+    app, client, subjects, field, overrides
+):
+    headers = await staff_auth(app, client, Role.OPERATOR)
     overrides = dict(overrides)
-    data = request_data(overrides.pop("subject_ids", subjects), **overrides)
-    error = _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data)
-    assert error.status == 422
-    assert error.errors and error.errors[0].field == field
-
-
-def test_repeated_subject_is_refused(app, db, ctx, subjects):
-    data = request_data([subjects[0], subjects[0]])
-    assert _refused(app, db, workflow.request, ctx, actor=OPERATOR, data=data).status == 422
+    if overrides.get("subject_ids") == "REPEATED":
+        overrides = {"subject_ids": [subjects[0], subjects[0]]}
+    body = request_body(overrides.pop("subject_ids", subjects), **overrides)
+    before = _counts(app)
+    answer = await client.post("/v1/disclosures", json=body, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+    assert _counts(app) == before
 
 
 @pytest.mark.parametrize("note", ["", "  ", "no", "x" * 2001])
-def test_a_decision_needs_a_note(app, db, ctx, subjects, note):
-    row = db.call(workflow.request, ctx, actor=OPERATOR, data=request_data(subjects))
-    error = _refused(app, db, workflow.approve, ctx, actor=OFFICER_A, request_id=row.id, note=note)
-    assert error.errors[0].field == "note"
+async def test_a_decision_needs_a_note(app, client, subjects, note):
+    request_id = await requested(app, subjects)
+    headers = await staff_auth(app, client, Role.PRIVACY_OFFICER)
+    before = _counts(app)
+    for step in ("approve", "reject"):
+        answer = await client.post(
+            f"/v1/disclosures/{request_id}/{step}", json={"note": note}, headers=headers
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "note"
+    assert _counts(app) == before
 
 
-def test_a_subject_erased_before_release_is_refused(app, db, ctx, subjects):
-    import sqlalchemy as sa
-
-    request_id = approved(db, ctx, subjects)
+async def test_a_subject_erased_before_release_is_refused(app, subjects):
+    request_id = await approved(app, subjects)
     with sync_engine(app).begin() as conn:
         conn.execute(
             sa.text("DELETE FROM subscriber_purposes WHERE subscriber_id = :s"), {"s": subjects[0]}
         )
         conn.execute(sa.text("DELETE FROM subscribers WHERE id = :s"), {"s": subjects[0]})
-    error = _refused(app, db, workflow.release, ctx, actor=OFFICER_B, request_id=request_id)
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
     assert error.slug == "disclosure-subject-gone"
 
 
-def test_list_requests_filters_and_bounds(app, db, ctx, subjects):
-    release(db, ctx, subjects)
-    db.call(workflow.request, ctx, actor=OPERATOR, data=request_data(subjects))
-    assert [r.status for r in db.call(workflow.list_requests, status="released")] == ["released"]
-    assert len(db.call(workflow.list_requests)) == 2
-    for kwargs in ({"status": "bogus"}, {"limit": 0}):
-        with pytest.raises(AppError):
-            db.call(workflow.list_requests, **kwargs)
+async def test_list_requests_filters_and_bounds(app, client, subjects):
+    await release(app, subjects)
+    await requested(app, subjects)
+    released = await call(app, workflow.list_requests, status="released")
+    assert [r.status for r in released] == ["released"]
+    assert len(await call(app, workflow.list_requests)) == 2
+    headers = await staff_auth(app, client, Role.AUDITOR)
+    for params, field in (({"status": "bogus"}, "status"), ({"limit": 0}, "limit")):
+        answer = await client.get("/v1/disclosures", params=params, headers=headers)
+        assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == field
+    listed = await client.get("/v1/disclosures", params={"status": "requested"}, headers=headers)
+    assert [r["status"] for r in listed.json()["requests"]] == ["requested"]

@@ -1,5 +1,7 @@
 """CSV cells that a spreadsheet will not run as formulas, and their exact inverse.
 
+CSV writers put every text cell through :func:`cell`, so the rule is written once.
+
 A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula
 to Excel and LibreOffice (OWASP "CSV injection"), so it is written with a leading
 ``'``. A cell that itself starts with ``'`` gets one too, which keeps the rule

@@ -1,0 +1,66 @@
+"""Every query on disclosure requests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.core.db import Tx
+from app.models.ledger import DisclosureRequest
+from app.models.types import table
+
+requests = table(DisclosureRequest)
+_r = requests.c
+
+
+def _request(row: Any) -> DisclosureRequest:
+    return DisclosureRequest(**row._mapping)
+
+
+async def insert(tx: Tx, request: DisclosureRequest) -> None:
+    """Insert a new request."""
+    await tx.execute(sa.insert(requests).values(request.model_dump()))
+
+
+async def get(tx: Tx, request_id: str, *, lock: bool = False) -> DisclosureRequest | None:
+    """A request; ``lock`` holds its row until the transaction ends (PostgreSQL; SQLite's
+    transaction holds the write lock already)."""
+    statement = sa.select(requests).where(_r.id == request_id)
+    if lock and not tx.sqlite:
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
+    return None if row is None else _request(row)
+
+
+async def list_newest(tx: Tx, *, status: str | None, limit: int) -> list[DisclosureRequest]:
+    """Requests, newest first, optionally of one status."""
+    statement = sa.select(requests).order_by(_r.requested_at.desc(), _r.id).limit(limit)
+    if status is not None:
+        statement = statement.where(_r.status == status)
+    return [_request(row) for row in await tx.execute(statement)]
+
+
+async def decide(
+    tx: Tx, *, request_id: str, status: str, by: str, at: dt.datetime, note: str
+) -> bool:
+    """Approve or reject a pending request; False if it was no longer pending."""
+    result = await tx.execute(
+        sa.update(requests)
+        .where(_r.id == request_id, _r.status == "requested")
+        .values(status=status, decided_by=by, decided_at=at, decision_note=note)
+    )
+    return result.rowcount == 1
+
+
+async def mark_released(
+    tx: Tx, *, request_id: str, by: str, at: dt.datetime, ledger_seq: int
+) -> bool:
+    """Mark an approved request released; False if it was not (still) approved."""
+    result = await tx.execute(
+        sa.update(requests)
+        .where(_r.id == request_id, _r.status == "approved")
+        .values(status="released", released_by=by, released_at=at, ledger_seq=ledger_seq)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,51 @@
+"""The disclosure rules every part of the ledger shares: bases, items, limits, names.
+
+- legal bases: ``consent``, ``law``, ``investigation_compelled``,
+  ``emergency_life_body_property``; ``law`` and ``investigation_compelled`` need the
+  request document's reference (a CCP Art. 197(2) inquiry or a warrant) and are the
+  only ones that override a subject's stop of third-party provision (APPI Art. 27(1));
+- a package holds some of :data:`DATA_ITEMS`, in that order, for 1 to
+  :data:`MAX_SUBJECTS` subjects named by subscriber id, never by number.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Literal, get_args
+
+LegalBasis = Literal["consent", "law", "investigation_compelled", "emergency_life_body_property"]
+LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
+COMPELLED = frozenset({"law", "investigation_compelled"})
+NEEDS_REFERENCE = COMPELLED
+
+# What a package may hold, in the order its columns appear.
+DataItem = Literal[
+    "phone_number", "subscriber_id", "verified_purposes", "registered_at", "last_verified_at"
+]
+DATA_ITEMS: tuple[str, ...] = get_args(DataItem)
+MAX_SUBJECTS = 1000
+
+RequestStatus = Literal["requested", "approved", "rejected", "released"]
+# How a subject asked (a stop, a consent): a short token such as `phone` or `web-form`.
+SOURCE_PATTERN = r"^[A-Za-z0-9_.:\-]{1,40}$"
+_ALLOWED_CONTROLS = frozenset({"\n", "\t"})
+
+
+def recipient_key(organisation: str) -> str:
+    """The recipient as consent and filters match it: NFKC, case-folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", organisation).casefold().split())
+
+
+def no_controls(text: str) -> str:
+    """The text, if it holds no control characters but newlines and tabs; else ValueError."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in _ALLOWED_CONTROLS:
+            raise ValueError("must not contain control characters")
+    return text
+
+
+def printable(text: str) -> str:
+    """The text, if every character is printable; else ValueError."""
+    if not text.isprintable():
+        raise ValueError("must be printable characters only")
+    return text

@@ -1,0 +1,133 @@
+"""Verifying the chain kept in the database, in keyset batches (see app/ledger/reading.py).
+
+Besides the walk, the database shows two things an export cannot: whether the subject
+index agrees with each entry's subject ids (``index``), and whether checkpoints that the
+schedule must have made are missing (``uncovered``).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import functools
+from typing import Any
+
+from app.core.context import Context
+from app.core.db import Database, Tx
+from app.ledger import chain, signing
+from app.ledger import repository as repo
+from app.ledger.export_format import checkpoint_record
+from app.ledger.reading import Reader, in_units
+from app.ledger.verify.report import UNCOVERED, Problem, Report
+from app.ledger.verify.walk import Run, Walk, check_signatures, choose_start
+
+
+async def _start(tx: Tx) -> tuple[list[dict[str, Any]], int, int]:
+    """Every checkpoint, the first kept seq and the head's seq, read in one unit."""
+    found = [checkpoint_record(cp) for cp in await repo.checkpoints_between(tx)]
+    first, head = await repo.first(tx), await repo.head(tx)
+    return found, first.seq if first is not None else 1, head.seq if head is not None else 0
+
+
+async def _batch(
+    tx: Tx, *, after: int, last: int, previous: str | None, follows: dict[str, int | None]
+) -> list[dict[str, Any]]:
+    """The next batch of entries as records, each marked when its subject index differs.
+
+    Where an entry's prev_hash is not the hash of the row before it, the entry that
+    hash belongs to is looked up here, so the walk can tell a reorder from an edit.
+    """
+    batch = await repo.entry_batch(tx, after=after, last=last)
+    if not batch:
+        return []
+    index: dict[int, list[str]] = collections.defaultdict(list)
+    for seq, subject in await repo.subject_index(
+        tx, first_seq=batch[0].seq, last_seq=batch[-1].seq
+    ):
+        index[seq].append(subject)
+    records = []
+    for entry in batch:
+        record: dict[str, Any] = {"type": "entry", **chain.content_of(entry)}
+        record["prev_hash"], record["entry_hash"] = entry.prev_hash, entry.entry_hash
+        if sorted(index.get(entry.seq, ())) != sorted(entry.subject_ids or ()):
+            record["_index"] = False
+        if entry.prev_hash != previous and entry.prev_hash not in follows:
+            follows[entry.prev_hash] = await repo.seq_of_hash(tx, entry.prev_hash)
+        previous = entry.entry_hash
+        records.append(record)
+    # Index rows of a missing entry need no check of their own: the gap is reported.
+    return records
+
+
+async def verify_database(read: Reader, ctx: Context) -> Report:
+    """Verify the whole kept chain in the database."""
+    report = Report(source="database")
+    public = signing.ring(ctx.settings).public
+    found, first_seq, head_seq = await read(_start)
+    valid, signature_problem = check_signatures(found, public)
+    report.checkpoints = len(valid)
+    start_seq, start_hash, report.anchor_seq = choose_start(first_seq, valid)
+    follows: dict[str, int | None] = {}
+    walk = Walk(
+        report,
+        valid,
+        start=(start_seq, start_hash),
+        lookup=follows.get,
+        later=lambda _seq: False,  # read in seq order: a gap is a gap
+    )
+    early = walk.pin(start_seq - 1, start_hash)
+    if early is not None:
+        report.problem = early
+        return report
+    runner = Run(walk, signature_problem)
+    after: int = 0
+    previous: str | None = None
+    while True:
+        records = await read(
+            functools.partial(
+                _batch, after=after, last=head_seq, previous=previous, follows=follows
+            )
+        )
+        if runner.feed(records) or len(records) < repo.BATCH:
+            break
+        after, previous = int(records[-1]["seq"]), str(records[-1]["entry_hash"])
+    report.problem = runner.result()
+    if report.ok and report.last_seq and report.covered_to != report.last_seq:
+        report.problem = await read(
+            functools.partial(_overdue, ctx=ctx, covered_to=report.covered_to or 0)
+        )
+        if report.ok:
+            report.notes.append(
+                f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
+            )
+    return report
+
+
+async def verify_in_units(db: Database, ctx: Context) -> Report:
+    """Verify the database, each batch in a short unit of its own (the command line)."""
+    return await verify_database(in_units(db), ctx)
+
+
+async def _overdue(tx: Tx, *, ctx: Context, covered_to: int) -> Problem | None:
+    """With checkpoints on a schedule, entries can be left uncovered only for a while.
+
+    Deleting the checkpoints (by someone who owns the database) would otherwise leave a
+    rewritten or cut chain looking intact: so an entry that two intervals (and five
+    minutes) should have covered, and nothing does, is a failure.
+    """
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    if interval <= 0:
+        return None
+    entry = await repo.first_after(tx, seq=covered_to)
+    if entry is None:
+        return None
+    allowed = dt.timedelta(seconds=2 * interval + 300)
+    if ctx.clock.now() - entry.recorded_at <= allowed:
+        return None
+    return Problem(
+        seq=entry.seq,
+        kind=UNCOVERED,
+        detail=f"no signed checkpoint covers this entry, recorded more than {allowed} ago "
+        "while checkpoints are made every "
+        f"{dt.timedelta(seconds=interval)}: checkpoints may have been removed",
+    )

@@ -1,0 +1,144 @@
+"""Verifying an export file offline: any party with the file and the public keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.ledger import signing
+from app.ledger.export_format import EXPORT_FORMAT
+from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
+from app.ledger.verify.report import MALFORMED, TRUNCATED, Problem, Report
+from app.ledger.verify.walk import Walk, as_int, check_signatures, choose_start, run
+
+
+def parse_public_keys(values: Iterable[str]) -> dict[str, Ed25519PublicKey]:
+    """Trusted keys from ``KEY_ID:BASE64`` values or JSON files of the public-keys endpoint."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for value in values:
+        path = Path(value)
+        if path.is_file():
+            document = orjson.loads(path.read_bytes())
+            for item in document.get("keys", []):
+                keys[str(item["key_id"])] = signing.load_public_key(str(item["public_key"]))
+            continue
+        key_id, sep, encoded = value.partition(":")
+        if not sep or not key_id:
+            raise ValueError(f"{value!r}: give KEY_ID:BASE64 or a public-keys JSON file")
+        keys[key_id] = signing.load_public_key(encoded)
+    return keys
+
+
+def verify_lines(
+    lines: Iterable[bytes],
+    *,
+    public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    source: str = "export",
+) -> Report:
+    """Verify an export given as lines of bytes (JSON Lines or CSV, told apart by content)."""
+    report = Report(source=source)
+    iterator = iter(lines)
+    first_line = next(iterator, b"")
+
+    def again() -> Iterator[bytes]:
+        yield first_line
+        yield from iterator
+
+    parsed = (
+        jsonl_records(again()) if first_line.lstrip().startswith(b"{") else csv_records(again())
+    )
+    try:
+        return _verify_records(report, parsed, public_keys)
+    except Malformed as exc:
+        at = (report.last_seq or 0) + 1
+        report.problem = Problem(at, MALFORMED, exc.detail)
+        return report
+
+
+def verify_file(path: Path, *, public_keys: Mapping[str, Ed25519PublicKey] | None = None) -> Report:
+    """Verify an export file."""
+    with path.open("rb") as handle:
+        return verify_lines(handle, public_keys=public_keys, source=str(path))
+
+
+def _verify_records(
+    report: Report,
+    parsed: Iterator[dict[str, Any]],
+    trusted: Mapping[str, Ed25519PublicKey] | None,
+) -> Report:
+    header = next(parsed, None)
+    if header is None or header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
+        raise Malformed(f"the first record is not an {EXPORT_FORMAT} header")
+    report.complete = bool(header.get("complete"))
+    records = Lookahead(parsed)
+    embedded: dict[str, Ed25519PublicKey] = {}
+    checkpoints: list[dict[str, Any]] = []
+    while (peeked := records.peek()) is not None and peeked.get("type") in ("key", "checkpoint"):
+        record = next(records)
+        if record["type"] == "key":
+            try:
+                embedded[str(record["key_id"])] = signing.load_public_key(str(record["public_key"]))
+            except (KeyError, ValueError):
+                raise Malformed("a key record is malformed") from None
+        else:
+            checkpoints.append(record)
+    if trusted is None:
+        trusted = embedded
+        report.notes.append(
+            "signatures were checked against the public keys inside the export: that proves "
+            "the file is consistent, not who signed it; pass --public-key to pin the keys"
+        )
+    valid, signature_problem = check_signatures(checkpoints, trusted)
+    report.checkpoints = len(valid)
+    start: tuple[int, str] | None = None
+    peeked = records.peek()
+    if report.complete:
+        first_seq = as_int(peeked.get("seq"), default=1) if peeked else 1
+        start_seq, start_hash, anchor = choose_start(first_seq, valid)
+        start, report.anchor_seq = (start_seq, start_hash), anchor
+    walk = Walk(report, valid, start=start, lookup=records.lookup, later=records.later)
+    early = None if start is None else walk.pin(start[0] - 1, start[1])
+
+    end: list[dict[str, Any]] = []
+
+    def body() -> Iterator[dict[str, Any]]:
+        for record in records:
+            kind = record.get("type")
+            if kind in ("entry", "link"):
+                yield record
+            elif kind == "end":
+                end.append(record)
+                return
+            else:
+                raise Malformed(f"a {kind!r} record among the entries")
+
+    report.problem = early or run(body(), walk, signature_problem)
+    if report.problem is None:
+        after = (report.last_seq or 0) + 1
+        if not end:
+            report.problem = Problem(after, TRUNCATED, "the export ends without its end record")
+        elif (end[0].get("entries"), end[0].get("links")) != (report.entries, report.links):
+            report.problem = Problem(
+                after,
+                TRUNCATED,
+                f"the end record counts {end[0].get('entries')} entries and "
+                f"{end[0].get('links')} links, the export holds {report.entries} and "
+                f"{report.links}",
+            )
+        elif records.peek() is not None:
+            raise Malformed("records after the end record")
+    if report.ok and not report.complete:
+        report.notes.append(
+            "filtered export: each entry is proven unchanged and in place, up to the "
+            "checkpoint that covers it; whether the filter left out a matching entry "
+            "cannot be proven from a filtered export"
+        )
+    if report.ok and report.last_seq and report.covered_to != report.last_seq:
+        report.notes.append(
+            f"entries after seq {report.covered_to or 0} are not covered by a checkpoint"
+        )
+    return report

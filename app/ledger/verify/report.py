@@ -1,0 +1,99 @@
+"""What a verification found: the first broken position and what broke, and the counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CHANGED = "changed"
+REMOVED = "removed"
+REORDERED = "reordered"
+TRUNCATED = "truncated"
+BAD_SIGNATURE = "bad-signature"
+INDEX = "index"
+MALFORMED = "malformed"
+UNCOVERED = "uncovered"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The first broken position and what broke there."""
+
+    seq: int
+    kind: str
+    detail: str
+
+
+@dataclass
+class Report:
+    """The outcome of a verification."""
+
+    source: str
+    entries: int = 0
+    links: int = 0
+    checkpoints: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    complete: bool = True
+    anchor_seq: int | None = None
+    covered_to: int | None = None
+    problem: Problem | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing is broken."""
+        return self.problem is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data."""
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "entries": self.entries,
+            "links": self.links,
+            "checkpoints": self.checkpoints,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "complete": self.complete,
+            "anchor_seq": self.anchor_seq,
+            "covered_to": self.covered_to,
+            "problem": None
+            if self.problem is None
+            else {
+                "seq": self.problem.seq,
+                "kind": self.problem.kind,
+                "detail": self.problem.detail,
+            },
+            "notes": self.notes,
+        }
+
+    def text(self) -> str:
+        """One line (and notes) for people."""
+        if self.problem is not None:
+            line = f"BROKEN at seq {self.problem.seq}: {self.problem.kind}: {self.problem.detail}"
+        else:
+            span = (
+                "no entries" if self.first_seq is None else f"seq {self.first_seq}..{self.last_seq}"
+            )
+            start = (
+                "from genesis"
+                if self.anchor_seq is None
+                else f"from the signed purge anchor at seq {self.anchor_seq}"
+            )
+            kind = (
+                f"chain intact {start}"
+                if self.complete
+                else "each entry unchanged and in place in the signed chain (filtered export: "
+                "completeness of the filter is not provable)"
+            )
+            reach = (
+                "no checkpoint yet"
+                if self.covered_to is None
+                else f"signed checkpoints reach seq {self.covered_to}"
+            )
+            line = (
+                f"OK: {self.entries} entries, {self.links} links ({span}), "
+                f"{self.checkpoints} checkpoints with valid signatures; {kind}; {reach}"
+            )
+        return "\n".join([line, *(f"note: {note}" for note in self.notes)])

@@ -1,0 +1,234 @@
+"""The walk: records (entries and links, in seq order) through every chain check."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from app.ledger import canonical, chain, signing
+from app.ledger.verify.report import (
+    BAD_SIGNATURE,
+    CHANGED,
+    INDEX,
+    MALFORMED,
+    REMOVED,
+    REORDERED,
+    TRUNCATED,
+    Problem,
+    Report,
+)
+
+
+def check_signatures(
+    checkpoints: Iterable[Mapping[str, Any]], public: Mapping[str, Ed25519PublicKey]
+) -> tuple[list[Mapping[str, Any]], Problem | None]:
+    """The checkpoints whose signatures verify, and the lowest one that does not."""
+    valid = []
+    worst: Problem | None = None
+    for checkpoint in checkpoints:
+        try:
+            created = checkpoint["created_at"]
+            if isinstance(created, str):
+                created = canonical.parse_timestamp(created)
+            message = signing.checkpoint_message(
+                kind=str(checkpoint["kind"]),
+                seq=int(checkpoint["seq"]),
+                head_hash=str(checkpoint["head_hash"]),
+                created_at=created,
+                key_id=str(checkpoint["key_id"]),
+            )
+            why = signing.verify_signature(
+                public,
+                key_id=str(checkpoint["key_id"]),
+                message=message,
+                signature=str(checkpoint["signature"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            why = "the checkpoint is malformed"
+        if why is None:
+            valid.append(checkpoint)
+            continue
+        seq = as_int(checkpoint.get("seq"), default=0)
+        if worst is None or seq < worst.seq:
+            worst = Problem(seq, BAD_SIGNATURE, f"checkpoint #{checkpoint.get('id')}: {why}")
+    valid.sort(key=lambda cp: (int(cp["seq"]), int(cp.get("id") or 0)))
+    return valid, worst
+
+
+def as_int(value: Any, *, default: int) -> int:
+    """An int from a record's field, or ``default`` if it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def choose_start(first_seq: int, valid: list[Mapping[str, Any]]) -> tuple[int, str, int | None]:
+    """Where a complete chain must start: (seq, prev hash, anchor seq or None)."""
+    if first_seq > 1:
+        anchors = [cp for cp in valid if cp["kind"] == "anchor" and int(cp["seq"]) < first_seq]
+        if anchors:
+            anchor = anchors[-1]
+            return int(anchor["seq"]) + 1, str(anchor["head_hash"]), int(anchor["seq"])
+    return 1, chain.GENESIS, None
+
+
+class Walk:
+    """Feeds records (entries and links, in order) through every chain check."""
+
+    def __init__(
+        self,
+        report: Report,
+        valid: list[Mapping[str, Any]],
+        *,
+        start: tuple[int, str] | None,
+        lookup: Callable[[str], int | None],
+        later: Callable[[int], bool],
+    ) -> None:
+        self.report = report
+        self.checkpoints = valid
+        self.next_cp = 0
+        self.expected: int | None = None if start is None else start[0]
+        self.running: str | None = None if start is None else start[1]
+        self.lookup = lookup
+        self.later = later
+        self.last: int | None = None
+
+    def pin(self, seq: int, running: str) -> Problem | None:
+        """Compare every checkpoint at ``seq`` with the chain's hash there."""
+        cps = self.checkpoints
+        while self.next_cp < len(cps) and int(cps[self.next_cp]["seq"]) <= seq:
+            checkpoint = cps[self.next_cp]
+            self.next_cp += 1
+            if int(checkpoint["seq"]) < seq:
+                continue  # before the walked range: its signature is all we can check
+            if checkpoint["head_hash"] != running:
+                return Problem(
+                    max(seq, 1),
+                    CHANGED,
+                    f"checkpoint #{checkpoint.get('id')} signed a different hash at seq {seq}: "
+                    "an entry up to here was rewritten (hashes recomputed)",
+                )
+            self.report.covered_to = seq
+        return None
+
+    def feed(self, record: Mapping[str, Any]) -> Problem | None:
+        """Check one record; the problem it shows, if any."""
+        try:
+            seq = int(record["seq"])
+            prev_hash = str(record["prev_hash"])
+            stored = str(record["entry_hash"])
+            if record["type"] == "entry":
+                content = {key: record[key] for key in ("v", *chain.CONTENT_FIELDS)}
+                digest = chain.content_hash(content)
+            else:
+                digest = str(record["content_sha256"])
+        except (KeyError, TypeError, ValueError, orjson.JSONEncodeError):
+            at = self.expected if self.expected is not None else 0
+            return Problem(at, MALFORMED, "a record lacks a field or has the wrong type")
+        if self.expected is None:  # a filtered export starts anywhere
+            self.expected, self.running = seq, prev_hash
+            self.report.first_seq = seq
+            problem = self.pin(seq - 1, prev_hash)
+            if problem is not None:
+                return problem
+        elif self.report.first_seq is None:
+            self.report.first_seq = seq
+        if seq != self.expected:
+            if seq > self.expected:
+                if self.later(self.expected):
+                    return Problem(
+                        self.expected, REORDERED, f"entry {self.expected} comes after entry {seq}"
+                    )
+                missing = (
+                    f"entry {self.expected} is missing"
+                    if seq == self.expected + 1
+                    else f"entries {self.expected}..{seq - 1} are missing"
+                )
+                return Problem(self.expected, REMOVED, missing)
+            return Problem(seq, REORDERED, f"entry {seq} appears again after entry {seq}")
+        if prev_hash != self.running:
+            other = self.lookup(prev_hash)
+            if other is not None and other != seq - 1:
+                return Problem(
+                    seq,
+                    REORDERED,
+                    f"the entry at seq {seq} follows the entry now at seq {other}, "
+                    f"not entry {seq - 1}",
+                )
+            return Problem(seq, CHANGED, "its prev_hash is not the hash of the entry before it")
+        if chain.entry_hash(seq=seq, prev_hash=prev_hash, content_sha256=digest) != stored:
+            return Problem(seq, CHANGED, "its fields do not match its hash")
+        if record.get("_index") is False:
+            return Problem(
+                seq, INDEX, "the subject index (ledger_entry_subjects) differs from subject_ids"
+            )
+        if record["type"] == "entry":
+            self.report.entries += 1
+        else:
+            self.report.links += 1
+        self.running = stored
+        self.expected = seq + 1
+        self.last = seq
+        self.report.last_seq = seq
+        return self.pin(seq, stored)
+
+    def finish(self) -> Problem | None:
+        """After the last record: no checkpoint may lie beyond it."""
+        if self.next_cp < len(self.checkpoints):
+            checkpoint = self.checkpoints[-1]
+            at = (self.last or 0) + 1
+            ends = f"the entries end at seq {self.last}" if self.last else "there are no entries"
+            return Problem(
+                at,
+                TRUNCATED,
+                f"checkpoint #{checkpoint.get('id')} commits to seq {checkpoint['seq']}, "
+                f"but {ends}",
+            )
+        return None
+
+
+class Run:
+    """Feeds records to a walk until it finds a problem or passes the lowest bad
+    signature, then settles on the lowest broken position."""
+
+    def __init__(self, walk: Walk, signature_problem: Problem | None) -> None:
+        self.walk = walk
+        self.signature_problem = signature_problem
+        self.stop_at = None if signature_problem is None else signature_problem.seq
+        self.problem: Problem | None = None
+        self.stopped = False
+
+    def feed(self, records: Iterable[Mapping[str, Any]]) -> bool:
+        """Check these records; True once nothing more needs reading."""
+        for record in records:
+            if self.stop_at is not None and as_int(record.get("seq"), default=0) > self.stop_at:
+                self.stopped = True
+                return True
+            self.problem = self.walk.feed(record)
+            if self.problem is not None:
+                self.stopped = True
+                return True
+        return False
+
+    def result(self) -> Problem | None:
+        """The lowest broken position, once every record was fed."""
+        problem = self.problem
+        if not self.stopped and self.stop_at is None:
+            problem = self.walk.finish()
+        candidates = [p for p in (problem, self.signature_problem) if p is not None]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda p: (p.seq, p.kind == BAD_SIGNATURE))
+
+
+def run(
+    records: Iterable[Mapping[str, Any]], walk: Walk, signature_problem: Problem | None
+) -> Problem | None:
+    """Walk every record; the lowest broken position, if any."""
+    runner = Run(walk, signature_problem)
+    runner.feed(records)
+    return runner.result()

@@ -1,0 +1,107 @@
+"""Properties of the chain walker, on exports built in memory: any intact chain verifies,
+and one edit, removal or swap anywhere is found at its own position."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.ledger import chain
+from app.ledger.export_format import EXPORT_FORMAT, entry_record
+from app.ledger.verify import verify_lines
+from app.models.ledger import LedgerEntry
+
+START = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=20)
+
+
+def _entries(purposes: list[str]) -> list[dict]:
+    records, prev = [], chain.GENESIS
+    for seq, purpose in enumerate(purposes, start=1):
+        entry = LedgerEntry(
+            seq=seq,
+            recorded_at=START + dt.timedelta(minutes=seq),
+            request_id=f"dsr_{seq}",
+            recipient_organisation="Police",
+            recipient_officer="Sato",
+            recipient_contact="desk",
+            recipient_key="police",
+            legal_basis="law",
+            purpose=purpose,
+            request_reference="ref",
+            data_items=["subscriber_id"],
+            subject_ids=[f"sub_{seq}"],
+            requested_by="stf_a",
+            approved_by="stf_b",
+            released_by="stf_c",
+            necessity_review="needed",
+            approval_note="ok",
+            consent=None,
+            package_sha256="0" * 64,
+            package_csv_sha256="0" * 64,
+            prev_hash=prev,
+            entry_hash="",
+        )
+        entry.entry_hash = prev = chain.hash_entry(entry)
+        records.append(entry_record(entry))
+    return records
+
+
+def _export(entries: list[dict], *, ends: int | None = None) -> list[bytes]:
+    header = {"type": "header", "format": EXPORT_FORMAT, "complete": True}
+    end = {"type": "end", "entries": len(entries) if ends is None else ends, "links": 0}
+    return [orjson.dumps(record) + b"\n" for record in (header, *entries, end)]
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> list[dict]:
+    return _entries(draw(st.lists(_TEXT, min_size=2, max_size=12)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains())
+def test_an_intact_chain_verifies(entries):
+    report = verify_lines(_export(entries), public_keys={})
+    assert report.ok, report.text()
+    assert (report.entries, report.first_seq, report.last_seq) == (len(entries), 1, len(entries))
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(), st.data())
+def test_an_edit_is_found_at_the_edited_entry(entries, data):
+    seq = data.draw(st.integers(1, len(entries)))
+    field = data.draw(st.sampled_from(["purpose", "legal_basis", "approved_by", "subject_ids"]))
+    edited = [dict(record) for record in entries]
+    edited[seq - 1][field] = ["sub_other"] if field == "subject_ids" else "rewritten"
+    problem = verify_lines(_export(edited), public_keys={}).problem
+    assert problem is not None and (problem.seq, problem.kind) == (seq, "changed")
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(), st.data())
+def test_a_removal_is_found_where_the_gap_begins(entries, data):
+    seq = data.draw(st.integers(1, len(entries) - 1))  # the last one cut is a truncation
+    kept = [record for record in entries if record["seq"] != seq]
+    problem = verify_lines(_export(kept), public_keys={}).problem
+    assert problem is not None and (problem.seq, problem.kind) == (seq, "removed")
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(), st.data())
+def test_a_swap_of_neighbours_is_found_as_reordered(entries, data):
+    seq = data.draw(st.integers(1, len(entries) - 1))
+    swapped = list(entries)
+    swapped[seq - 1], swapped[seq] = swapped[seq], swapped[seq - 1]
+    problem = verify_lines(_export(swapped), public_keys={}).problem
+    assert problem is not None and (problem.seq, problem.kind) == (seq, "reordered")
+
+
+@settings(max_examples=60, deadline=None)
+@given(chains(), st.data())
+def test_a_cut_tail_is_found_by_the_end_record(entries, data):
+    keep = data.draw(st.integers(1, len(entries) - 1))
+    problem = verify_lines(_export(entries[:keep], ends=len(entries)), public_keys={}).problem
+    assert problem is not None and (problem.seq, problem.kind) == (keep + 1, "truncated")
