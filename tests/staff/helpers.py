@@ -21,7 +21,6 @@ from tests.fixtures.staff import (  # noqa: F401 (shared with the tests that imp
 )
 
 
-
 async def login(
     client: httpx.AsyncClient, username: str, password: str = PASSWORD, **headers: str
 ) -> httpx.Response:
