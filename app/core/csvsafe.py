@@ -1,0 +1,28 @@
+"""CSV cells that a spreadsheet will not run as formulas, and their exact inverse.
+
+A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is a formula
+to Excel and LibreOffice (OWASP "CSV injection"), so it is written with a leading
+``'``. A cell that itself starts with ``'`` gets one too, which keeps the rule
+reversible: reading drops exactly one leading ``'``. Plain numbers such as
+``+819012345678`` or ``-5`` are left alone: a spreadsheet reads them as numbers, never
+as formulas, and prefixing them would change what a reader gets back.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+
+
+def cell(value: str) -> str:
+    """A value as written to a CSV cell."""
+    if value.startswith(_TRIGGERS) and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def uncell(text: str) -> str:
+    """The value a CSV cell written by :func:`cell` holds."""
+    return text[1:] if text.startswith("'") else text
