@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app.clients.routes import router as api_keys_router
+from app.consent.inbound import router as sms_inbound_router
+from app.consent.routes import router as consent_router
+from app.consent.staff_routes import router as subscriber_views_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -21,10 +24,15 @@ from app.core.errors import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.core.metrics import router as metrics_router
+from app.coupons.routes import router as coupons_router
+from app.delivery.messages import CampaignMessages
+from app.delivery.routes import router as delivery_router
+from app.registry.routes import access_log_router
+from app.registry.routes import router as registry_router
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
-from app.sms.outbox import CODE, OutboxWorker
+from app.sms.outbox import CAMPAIGN, CODE, OutboxWorker
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.routes import router as verification_router
@@ -38,7 +46,9 @@ DESCRIPTION = (
 
 def outbox_worker(db: Database, ctx: Context, sender: SmsSender) -> OutboxWorker:
     """The outbox worker, with the renderer of each kind of message it sends."""
-    return OutboxWorker(db, ctx, sender, renderers={CODE: CodeMessages()})
+    return OutboxWorker(
+        db, ctx, sender, renderers={CODE: CodeMessages(), CAMPAIGN: CampaignMessages()}
+    )
 
 
 def create_app(
@@ -92,7 +102,14 @@ def create_app(
         health_router,
         metrics_router,
         sms_callback_router,
+        sms_inbound_router,
+        consent_router,
+        delivery_router,
+        coupons_router,
         api_keys_router,
+        subscriber_views_router,
+        registry_router,
+        access_log_router,
         pumping_router,
     ):
         app.include_router(router)
