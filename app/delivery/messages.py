@@ -35,7 +35,7 @@ class CampaignMessages:
         rendered = Rendered()
         # One query each for the batch's recipients, their opt-ins and texts.
         subscriber_ids = sorted({m.subscriber_id for m in messages if m.subscriber_id})
-        people = await registry.get_many(tx, subscriber_ids)
+        people = await registry.numbers(tx, subscriber_ids)
         live = await consent.live_among(tx, subscriber_ids, purpose=PURPOSE)
         texts = await repo.bodies(tx, sorted({m.delivery_id for m in messages if m.delivery_id}))
         withdrawn: list[Claimed] = []

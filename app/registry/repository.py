@@ -92,12 +92,30 @@ async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
     return None if row is None else Subscriber(**row._mapping)
 
 
-async def get_many(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Subscriber]:
-    """The subscribers among ``subscriber_ids`` that exist, by id."""
+class Sealed(NamedTuple):
+    """A subscriber's number as stored: encrypted, bound to its blind index."""
+
+    id: str
+    phone_ciphertext: bytes
+    phone_key_id: str
+    phone_index: str
+
+
+async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:
+    """The stored numbers of those of ``subscriber_ids`` that exist, by id (a plain row:
+    the outbox reads a batch of them for every claim)."""
     if not subscriber_ids:
         return {}
-    rows = await tx.execute(sa.select(subscribers).where(subscribers.c.id.in_(subscriber_ids)))
-    return {row.id: Subscriber(**row._mapping) for row in rows}
+    c = subscribers.c
+    rows = await tx.execute(
+        sa.select(c.id, c.phone_ciphertext, c.phone_key_id, c.phone_index).where(
+            c.id.in_(subscriber_ids)
+        )
+    )
+    return {
+        row.id: Sealed(row.id, row.phone_ciphertext, row.phone_key_id, row.phone_index)
+        for row in rows
+    }
 
 
 async def purposes_of(tx: Tx, subscriber_id: str) -> list[SubscriberPurpose]:

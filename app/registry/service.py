@@ -27,7 +27,7 @@ from app.core.phone import mask, parse_mobile
 from app.models.access_log import AccessLogEntry
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.registry import repository as repo
-from app.registry.repository import VerifiedFor
+from app.registry.repository import Sealed, VerifiedFor
 from app.registry.schemas import RevealedPublic, clean_reason
 from app.staff.auth import Staff
 
@@ -68,12 +68,13 @@ async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
     return await repo.get(tx, subscriber_id)
 
 
-async def get_many(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Subscriber]:
-    """The subscribers among ``subscriber_ids`` that still exist, by id."""
-    return await repo.get_many(tx, subscriber_ids)
+async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:
+    """The stored (encrypted) numbers of those of ``subscriber_ids`` that still exist, by
+    id: for :func:`phone_number`."""
+    return await repo.numbers(tx, subscriber_ids)
 
 
-def phone_number(ctx: Context, subscriber: Subscriber) -> str:
+def phone_number(ctx: Context, subscriber: Subscriber | Sealed) -> str:
     """A subscriber's number in E.164, decrypted (only to send to it or to reveal it)."""
     return ctx.keys.decrypt(
         subscriber.phone_ciphertext,
