@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily, Metric
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from app.consent.inbound import router as sms_inbound_router
+from app.consent.routes import router as consent_router
+from app.consent.staff_routes import router as subscriber_views_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -23,16 +26,21 @@ from app.core.http import BodyLimitMiddleware
 from app.core.metrics import Probe
 from app.core.metrics import router as metrics_router
 from app.core.observe import RequestObserver
+from app.coupons.routes import router as coupons_router
+from app.delivery.messages import CampaignMessages
+from app.delivery.routes import router as delivery_router
 from app.ledger import checkpoints as ledger_checkpoints
 from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
+from app.registry.routes import access_log_router
+from app.registry.routes import router as registry_router
 from app.sms import outbox
 from app.sms.base import SmsSender
 from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
-from app.sms.outbox import CODE
+from app.sms.outbox import CAMPAIGN, CODE
 from app.sms.worker import OutboxWorker
 from app.staff.api_key_routes import router as api_keys_router
 from app.staff.credential_routes import router as staff_credentials_router
@@ -81,7 +89,9 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
 
 def outbox_worker(db: Database, ctx: Context, sender: SmsSender) -> OutboxWorker:
     """The outbox worker, with the renderer of each kind of message it sends."""
-    return OutboxWorker(db, ctx, sender, renderers={CODE: CodeMessages()})
+    return OutboxWorker(
+        db, ctx, sender, renderers={CODE: CodeMessages(), CAMPAIGN: CampaignMessages()}
+    )
 
 
 def create_app(
@@ -143,18 +153,26 @@ def create_app(
     install_error_handlers(app)
     # Outermost: every answer, a refusal of the body-size cap included, is observed.
     app.add_middleware(RequestObserver)
+    # In the order of the OpenAPI document's paths.
     for router in (
         verification_router,
         health_router,
         metrics_router,
         sms_callback_router,
+        sms_inbound_router,
+        consent_router,
+        delivery_router,
+        coupons_router,
         staff_router,
         staff_credentials_router,
         api_keys_router,
+        subscriber_views_router,
+        registry_router,
+        access_log_router,
         pumping_router,
+        ledger_keys_router,
         ledger_router,
         ledger_provision_router,
-        ledger_keys_router,
     ):
         app.include_router(router)
     return app

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
+from app.clients.auth import ConsentsWrite
 from app.consent import service
-from app.consent.auth import ConsentsWrite
 from app.consent.schemas import ConsentChange, ConsentChangePublic, ConsentsPublic
-from app.core.deps import request_ip, runtime_of
+from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.registry.schemas import SubscriberIdPath as SubscriberId
-from app.staff.auth import as_client
+from app.registry.service import NotVerifiedForPurpose, SubscriberNotFound
 
 router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
 
@@ -20,24 +20,22 @@ router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
     status_code=201,
     responses={
         **AUTH_PROBLEMS,
-        404: service.SubscriberNotFound.openapi(),
-        409: service.NotVerifiedForPurpose.openapi(),
+        404: SubscriberNotFound.openapi(),
+        409: NotVerifiedForPurpose.openapi(),
         422: InvalidInput.openapi(),
     },
     summary="Record an opt-in or opt-out (appended to the history; an opt-out stops sends at once)",
 )
 async def change_consent(
-    subscriber_id: SubscriberId, body: ConsentChange, caller: ConsentsWrite, request: Request
+    subscriber_id: SubscriberId,
+    body: ConsentChange,
+    client: ConsentsWrite,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
 ) -> ConsentChangePublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_client,
-        rt.ctx,
-        caller=caller,
-        action=service.record,
-        subscriber_id=subscriber_id,
-        data=body,
-        ip=request_ip(request),
+    return await service.record(
+        tx, ctx, client=client, subscriber_id=subscriber_id, data=body, ip=ip
     )
 
 
@@ -45,15 +43,12 @@ async def change_consent(
     "/{subscriber_id}/consents",
     responses={
         **AUTH_PROBLEMS,
-        404: service.SubscriberNotFound.openapi(),
+        404: SubscriberNotFound.openapi(),
         422: InvalidInput.openapi(),
     },
     summary="A subscriber's current consent and its history (never the number)",
 )
 async def read_consents(
-    subscriber_id: SubscriberId, caller: ConsentsWrite, request: Request
+    subscriber_id: SubscriberId, client: ConsentsWrite, tx: TxDep, ctx: CtxDep
 ) -> ConsentsPublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_client, rt.ctx, caller=caller, action=service.read, subscriber_id=subscriber_id
-    )
+    return await service.read(tx, ctx, client=client, subscriber_id=subscriber_id)

@@ -1,4 +1,5 @@
-"""Request and response shapes of /v1/subscribers/{id}/consents."""
+"""Request and response shapes of /v1/subscribers/{id}/consents, and of the staff's view
+of a subscriber, which shows its consent."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ConsentPurpose = Literal["coupon_delivery"]
+from app.purposes import Purpose
+from app.registry.schemas import PurposePublic
+
+# The purposes that rest on consent (app.purposes: needs_consent).
+ConsentPurpose = Literal[Purpose.COUPON_DELIVERY]
 Action = Literal["opt_in", "opt_out"]
 State = Literal["opted_in", "opted_out", "none"]
 
@@ -57,6 +62,8 @@ class ConsentChangePublic(ConsentPublic):
 class ConsentEventPublic(BaseModel):
     """One entry of the history: never changed, never deleted."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     at: dt.datetime
     purpose: ConsentPurpose
     action: Action
@@ -72,3 +79,35 @@ class ConsentsPublic(BaseModel):
     subscriber_id: str
     consents: list[ConsentPublic]
     history: list[ConsentEventPublic]
+
+
+# -- the staff's view of a subscriber -----------------------------------------------------
+
+
+class ConsentSummaryPublic(BaseModel):
+    """The current consent to one purpose."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    purpose: str
+    status: str = Field(description="opted_in or opted_out")
+    source: str
+    policy_version: str | None
+    changed_at: dt.datetime
+
+
+class SubscriberStaffView(BaseModel):
+    """A subscriber as operators and privacy officers see it: the number masked."""
+
+    id: str
+    phone_masked: str = Field(examples=["+81 90-****-5678"])
+    purposes: list[PurposePublic]
+    consents: list[ConsentSummaryPublic]
+    created_at: dt.datetime
+    last_verified_at: dt.datetime
+
+
+class SubscriberSearchResult(BaseModel):
+    """The subscribers holding the number: none or one."""
+
+    subscribers: list[SubscriberStaffView]

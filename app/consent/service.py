@@ -1,15 +1,23 @@
-"""Consent to coupon delivery: opt-in and opt-out with their proof, and the history.
+"""Consent to coupon delivery: opt-in and opt-out with their proof, the history, and who
+is live.
 
 Every change appends a history row (time, action, source, policy version, client IP,
 actor) and makes it the current state, in one transaction. An opt-out takes effect
-when it commits: the outbox re-reads the state before each campaign message.
+when it commits: the outbox asks :func:`is_live` again before each campaign message.
+
+"Live" is written once, here: the subscriber's current state for the purpose is
+``opted_in`` and its number is (still) verified for that purpose in the registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import phonenumbers
 
 from app.audit.events import Tag, record_event
+from app.clients.service import Client
 from app.consent import repository as repo
 from app.consent.schemas import (
     ConsentChange,
@@ -19,67 +27,63 @@ from app.consent.schemas import (
     ConsentsPublic,
 )
 from app.core.context import Context
-from app.core.db import Row, Tx, xact_lock
-from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound
-from app.registry.repository import subscriber_aad
+from app.core.db import Tx
+from app.core.errors import FieldProblem, InvalidInput
+from app.models.consent import Consent, ConsentEvent
+from app.models.subscriber import Subscriber
+from app.purposes import POLICIES, Purpose
+from app.registry import service as registry
+from app.registry.service import NotVerifiedForPurpose, SubscriberNotFound
 from app.sms.templates import language_for
-from app.staff.api_keys import Client
 
 HISTORY_LIMIT = 200
-CONSENT_PURPOSES = (repo.DELIVERY_PURPOSE,)
+# The purposes whose use needs a live opt-in; the only ones consent is recorded for.
+CONSENT_PURPOSES = tuple(purpose for purpose, p in POLICIES.items() if p.needs_consent)
+OPTED_IN = "opted_in"
+OPTED_OUT = "opted_out"
 
 
-class SubscriberNotFound(NotFound):
-    slug = "subscriber-not-found"
-    title = "No such subscriber"
-
-
-class NotVerifiedForPurpose(AppError):
-    status = 409
-    slug = "not-verified-for-purpose"
-    title = "The number was not verified by SMS for this purpose"
-
-
-def record(
+async def record(
     tx: Tx, ctx: Context, *, client: Client, subscriber_id: str, data: ConsentChange, ip: str
 ) -> ConsentChangePublic:
     """Record an opt-in or opt-out given through the client's frontend."""
     if data.action == "opt_in" and data.policy_version is None:
         raise InvalidInput.field("policy_version", "is required to opt in")
-    subscriber = repo.get_subscriber(tx, subscriber_id)
+    subscriber = await registry.get(tx, subscriber_id)
     if subscriber is None:
         raise SubscriberNotFound()
-    if data.action == "opt_in" and not repo.verified_for(
-        tx, subscriber_id=subscriber_id, purpose=data.purpose
-    ):
-        raise NotVerifiedForPurpose(
-            f"opt-in needs a number verified for {data.purpose}; verify it first",
-            errors=[
-                FieldProblem(
-                    location="body", field="purpose", detail=f"not verified for {data.purpose}"
-                )
-            ],
-        )
-    state = change(
+    purpose = str(data.purpose)
+    if data.action == "opt_in":
+        verified = await registry.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose)
+        if verified is None or verified.verified_at is None:
+            raise NotVerifiedForPurpose(
+                f"opt-in needs a number verified for {purpose}; verify it first",
+                errors=[
+                    FieldProblem(
+                        location="body", field="purpose", detail=f"not verified for {purpose}"
+                    )
+                ],
+            )
+    state = await change(
         tx,
         ctx,
         subscriber=subscriber,
-        purpose=data.purpose,
+        purpose=purpose,
         action=data.action,
         source=data.source,
         policy_version=data.policy_version,
         locale=data.locale,
         client_ip=ip,
-        actor=f"api_key:{client.id}",
+        actor=client.actor,
     )
     return ConsentChangePublic(subscriber_id=subscriber_id, **state.model_dump())
 
 
-def change(
+async def change(
     tx: Tx,
     ctx: Context,
     *,
-    subscriber: Row,
+    subscriber: Subscriber,
     purpose: str,
     action: str,
     source: str,
@@ -89,45 +93,46 @@ def change(
     actor: str,
 ) -> ConsentPublic:
     """Append one change to the history and make it the current state (checked input)."""
+    purpose = Purpose(purpose).value  # stored as the plain string
     # Changes of one subscriber's consent run one at a time, so the newest history row
     # and the current state always agree (SQLite's write lock already serialises them).
-    xact_lock(tx, f"consent:{subscriber.id}:{purpose}")
+    await tx.lock(f"consent:{subscriber.id}:{purpose}")
     now = ctx.clock.now()
-    before = repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
+    before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
     if locale is not None:
         language = language_for(locale)
     elif before:
         language = before[0].locale
     else:
         language = _number_language(ctx, subscriber)
-    status = repo.OPTED_IN if action == "opt_in" else repo.OPTED_OUT
-    event_id = repo.append(
+    status = OPTED_IN if action == "opt_in" else OPTED_OUT
+    event_id = await repo.append(
         tx,
-        {
-            "subscriber_id": subscriber.id,
-            "purpose": purpose,
-            "action": action,
-            "source": source,
-            "policy_version": policy_version,
-            "client_ip": client_ip,
-            "actor": actor,
-            "at": now,
-        },
+        ConsentEvent(
+            subscriber_id=subscriber.id,
+            purpose=purpose,
+            action=action,
+            source=source,
+            policy_version=policy_version,
+            client_ip=client_ip,
+            actor=actor,
+            at=now,
+        ),
     )
-    repo.set_state(
+    await repo.set_state(
         tx,
-        {
-            "subscriber_id": subscriber.id,
-            "purpose": purpose,
-            "status": status,
-            "locale": language,
-            "source": source,
-            "policy_version": policy_version,
-            "event_id": event_id,
-            "changed_at": now,
-        },
+        Consent(
+            subscriber_id=subscriber.id,
+            purpose=purpose,
+            status=status,
+            locale=language,
+            source=source,
+            policy_version=policy_version,
+            event_id=event_id,
+            changed_at=now,
+        ),
     )
-    record_event(
+    await record_event(
         tx,
         Tag.CONSENT_OPTED_IN if action == "opt_in" else Tag.CONSENT_OPTED_OUT,
         actor=actor,
@@ -135,40 +140,85 @@ def change(
         subject=subscriber.id,
         details={"purpose": purpose, "source": source, "policy_version": policy_version},
     )
-    return ConsentPublic(
-        purpose=purpose,
-        status=status,
-        locale=language,
-        source=source,
-        policy_version=policy_version,
-        changed_at=now,
+    return ConsentPublic.model_validate(
+        {
+            "purpose": purpose,
+            "status": status,
+            "locale": language,
+            "source": source,
+            "policy_version": policy_version,
+            "changed_at": now,
+        }
     )
 
 
-def _number_language(ctx: Context, subscriber: Row) -> str:
+def _number_language(ctx: Context, subscriber: Subscriber) -> str:
     """The language of the number's country (ja for JP, ko for KR, else en)."""
-    e164 = ctx.keys.decrypt(
-        subscriber.phone_ciphertext,
-        key_id=subscriber.phone_key_id,
-        context=subscriber_aad(subscriber.phone_index),
-    )
-    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
-    return language_for(None, region)
+    number = phonenumbers.parse(registry.phone_number(ctx, subscriber), None)
+    return language_for(None, phonenumbers.region_code_for_number(number) or "")
 
 
-def read(tx: Tx, ctx: Context, *, client: Client, subscriber_id: str) -> ConsentsPublic:
+async def read(tx: Tx, ctx: Context, *, client: Client, subscriber_id: str) -> ConsentsPublic:
     """The current state per consent purpose and the newest history entries."""
-    if repo.get_subscriber(tx, subscriber_id) is None:
+    if await registry.get(tx, subscriber_id) is None:
         raise SubscriberNotFound()
-    states = {row.purpose: row for row in repo.current(tx, subscriber_id=subscriber_id)}
+    found = {row.purpose: row for row in await repo.current(tx, subscriber_id=subscriber_id)}
     consents = []
     for purpose in CONSENT_PURPOSES:
-        row = states.get(purpose)
+        row = found.get(purpose)
         consents.append(
-            ConsentPublic(purpose=purpose, status="none") if row is None else ConsentPublic(**row)
+            ConsentPublic.model_validate(
+                {"purpose": purpose, "status": "none"}
+                if row is None
+                else row.model_dump(include=set(ConsentPublic.model_fields))
+            )
         )
     history = [
-        ConsentEventPublic(**{k: v for k, v in row.items() if k != "id"})
-        for row in repo.history(tx, subscriber_id=subscriber_id, limit=HISTORY_LIMIT)
+        ConsentEventPublic.model_validate(event)
+        for event in await repo.history(tx, subscriber_id=subscriber_id, limit=HISTORY_LIMIT)
     ]
     return ConsentsPublic(subscriber_id=subscriber_id, consents=consents, history=history)
+
+
+async def current(tx: Tx, *, subscriber_id: str) -> list[Consent]:
+    """A subscriber's current consent per purpose (none recorded: empty)."""
+    return await repo.current(tx, subscriber_id=subscriber_id)
+
+
+# -- who is live: what campaign deliveries ask -------------------------------------------
+
+
+async def is_live(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
+    """Whether the subscriber's opt-in to the purpose is live right now."""
+    return bool(await live_among(tx, [subscriber_id], purpose=purpose))
+
+
+async def live_among(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> set[str]:
+    """Which of ``subscriber_ids`` have a live opt-in to the purpose."""
+    found = await repo.states(tx, subscriber_ids, purpose=purpose)
+    opted_in = [s for s, consent in found.items() if consent.status == OPTED_IN]
+    return await registry.verified_among(tx, opted_in, purpose=purpose)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One subscriber verified for a purpose, and its consent (None: never recorded)."""
+
+    subscriber_id: str
+    status: str | None
+    locale: str | None
+
+
+async def audience(tx: Tx, *, purpose: str, after: str, limit: int) -> list[Member]:
+    """The next ``limit`` subscribers verified for a purpose after the id ``after`` (keyset
+    order), each with its consent state."""
+    ids = await registry.verified_after(tx, purpose=purpose, after=after, limit=limit)
+    found = await repo.states(tx, ids, purpose=purpose)
+    return [
+        Member(
+            subscriber_id=subscriber_id,
+            status=found[subscriber_id].status if subscriber_id in found else None,
+            locale=found[subscriber_id].locale if subscriber_id in found else None,
+        )
+        for subscriber_id in ids
+    ]

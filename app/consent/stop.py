@@ -13,14 +13,16 @@ from collections.abc import Sequence
 
 import phonenumbers
 
-from app.consent import repository as repo
 from app.consent import service
 from app.core.context import Context
 from app.core.db import Tx
-from app.registry import repository as registry
+from app.purposes import Purpose
+from app.registry import service as registry
 
 SOURCE = "sms"
 ACTOR = "sms:twilio"
+# What a STOP withdraws: consent to receive campaign messages.
+PURPOSE = Purpose.COUPON_DELIVERY
 
 
 def fold(text: str) -> str:
@@ -48,25 +50,27 @@ def _e164(sender: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def handle_inbound(tx: Tx, ctx: Context, *, sender: str, body: str) -> bool:
+async def handle_inbound(tx: Tx, ctx: Context, *, sender: str, body: str) -> bool:
     """Opt the sender out of coupon delivery if the body is a stop word and the number
     is registered; True when a subscriber was opted out."""
     if not is_stop_word(body, ctx.settings.stop_words):
         return False
     e164 = _e164(sender)
-    subscriber_id = (
-        None
-        if e164 is None
-        else registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number"))
+    if e164 is None:
+        return False
+    # Every index of the number, so a subscriber an index-key rotation has not
+    # re-indexed yet is found too.
+    subscriber_id = await registry.find_id(
+        tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")
     )
-    subscriber = None if subscriber_id is None else repo.get_subscriber(tx, subscriber_id)
+    subscriber = None if subscriber_id is None else await registry.get(tx, subscriber_id)
     if subscriber is None:
         return False  # not ours: nothing is written
-    service.change(
+    await service.change(
         tx,
         ctx,
         subscriber=subscriber,
-        purpose=repo.DELIVERY_PURPOSE,
+        purpose=PURPOSE,
         action="opt_out",
         source=SOURCE,
         policy_version=None,

@@ -1,72 +1,53 @@
-"""Every query of the coupon redemptions, as fixed SQL with :name parameters."""
+"""Every query on coupon redemptions."""
 
 from __future__ import annotations
 
-from typing import Any
+import sqlalchemy as sa
 
-from app.core.db import Row, Tx
+from app.core.db import Tx
+from app.models.coupon import CouponRedemption
+from app.models.types import table
 
-_COLUMNS = "id, coupon_id, subscriber_id, seq, client_id, verification_id, redeemed_at"
-
-
-def verification(tx: Tx, *, verification_id: str, client_id: str) -> Row | None:
-    """What a redemption needs of one verification of this client, held until commit.
-
-    Held (FOR UPDATE on PostgreSQL; SQLite's write lock is taken at BEGIN IMMEDIATE), so
-    two redemptions backed by the same verification run one after the other.
-    """
-    sql = (
-        "SELECT id, purpose, status, approved_at, subscriber_id FROM verifications "
-        "WHERE id = :id AND client_id = :client_id"
-    )
-    if not tx.sqlite:
-        sql += " FOR UPDATE"
-    return tx.one(sql, {"id": verification_id, "client_id": client_id})
+redemptions = table(CouponRedemption)
+_c = redemptions.c
 
 
-def subscriber(tx: Tx, *, subscriber_id: str, purpose: str) -> Row | None:
-    """A subscriber and when it was verified for ``purpose`` (``verified_at`` None: never)."""
-    return tx.one(
-        "SELECT s.id, p.verified_at FROM subscribers s LEFT JOIN subscriber_purposes p "
-        "ON p.subscriber_id = s.id AND p.purpose = :purpose WHERE s.id = :id",
-        {"id": subscriber_id, "purpose": purpose},
-    )
-
-
-def backed_by(tx: Tx, *, verification_id: str) -> str | None:
+async def backed_by(tx: Tx, *, verification_id: str) -> str | None:
     """The redemption a verification already backs, if any."""
-    found: str | None = tx.scalar(
-        "SELECT id FROM coupon_redemptions WHERE verification_id = :verification_id",
-        {"verification_id": verification_id},
+    found: str | None = await tx.scalar(
+        sa.select(_c.id).where(_c.verification_id == verification_id)
     )
     return found
 
 
-def tally(tx: Tx, *, coupon_id: str, subscriber_id: str) -> tuple[int, int]:
+async def tally(tx: Tx, *, coupon_id: str, subscriber_id: str) -> tuple[int, int]:
     """How many redemptions of the coupon the number has, and the highest ``seq`` used."""
-    row = tx.one(
-        "SELECT count(*) AS n, coalesce(max(seq), 0) AS last FROM coupon_redemptions "
-        "WHERE coupon_id = :coupon_id AND subscriber_id = :subscriber_id",
-        {"coupon_id": coupon_id, "subscriber_id": subscriber_id},
-    )
-    if row is None:  # an aggregate always answers one row; for the type checker
-        return 0, 0
+    row = (
+        await tx.execute(
+            sa.select(
+                sa.func.count().label("n"),
+                sa.func.coalesce(sa.func.max(_c.seq), 0).label("last"),
+            ).where(_c.coupon_id == coupon_id, _c.subscriber_id == subscriber_id)
+        )
+    ).one()
     return int(row.n), int(row.last)
 
 
-def insert(tx: Tx, row: dict[str, Any]) -> None:
-    """Record one redemption."""
-    tx.execute(
-        f"INSERT INTO coupon_redemptions ({_COLUMNS}) VALUES (:id, :coupon_id, "  # noqa: S608 (fixed column list)
-        ":subscriber_id, :seq, :client_id, :verification_id, :redeemed_at)",
-        row,
-    )
+async def insert(tx: Tx, redemption: CouponRedemption) -> bool:
+    """Record one redemption; False when the database refused it as a duplicate (its
+    unique keys), which spoils the transaction on PostgreSQL: roll it back."""
+    try:
+        await tx.execute(sa.insert(redemptions).values(redemption.model_dump()))
+    except sa.exc.IntegrityError:
+        return False
+    return True
 
 
-def list_for(tx: Tx, *, coupon_id: str, subscriber_id: str) -> list[Row]:
+async def list_for(tx: Tx, *, coupon_id: str, subscriber_id: str) -> list[CouponRedemption]:
     """A number's redemptions of one coupon, oldest first."""
-    return tx.all(
-        f"SELECT {_COLUMNS} FROM coupon_redemptions "  # noqa: S608 (fixed column list)
-        "WHERE coupon_id = :coupon_id AND subscriber_id = :subscriber_id ORDER BY seq",
-        {"coupon_id": coupon_id, "subscriber_id": subscriber_id},
+    rows = await tx.execute(
+        sa.select(redemptions)
+        .where(_c.coupon_id == coupon_id, _c.subscriber_id == subscriber_id)
+        .order_by(_c.seq)
     )
+    return [CouponRedemption(**row._mapping) for row in rows]

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
+from pydantic import AfterValidator
 
-from app.core.deps import runtime_of
+from app.clients.auth import CouponsWrite
+from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.coupons import service
-from app.coupons.auth import CouponsWrite
 from app.coupons.schemas import (
     COUPON_ID_PATTERN,
     SUBSCRIBER_ID_PATTERN,
     RedemptionCreate,
     RedemptionCreatedPublic,
     RedemptionsPublic,
+    not_dots_only,
 )
-from app.staff.auth import as_client
+from app.registry.service import SubscriberNotFound
 
 router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
 CouponId = Annotated[
@@ -28,6 +30,7 @@ CouponId = Annotated[
         pattern=COUPON_ID_PATTERN,
         description="the frontend's coupon id: 1 to 64 of A-Z a-z 0-9 _ . - (case matters)",
     ),
+    AfterValidator(not_dots_only),
 ]
 SubscriberId = Annotated[str, Query(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)]
 
@@ -37,7 +40,7 @@ SubscriberId = Annotated[str, Query(min_length=5, max_length=40, pattern=SUBSCRI
     status_code=201,
     responses={
         **AUTH_PROBLEMS,
-        404: service.SubscriberNotFound.openapi(),
+        404: SubscriberNotFound.openapi(),
         409: service.CouponAlreadyRedeemed.openapi(),
         410: service.VerificationApprovalExpired.openapi(),
         422: InvalidInput.openapi(),
@@ -50,32 +53,23 @@ SubscriberId = Annotated[str, Query(min_length=5, max_length=40, pattern=SUBSCRI
     ),
 )
 async def redeem_coupon(
-    coupon_id: CouponId, body: RedemptionCreate, caller: CouponsWrite, request: Request
+    coupon_id: CouponId, body: RedemptionCreate, client: CouponsWrite, tx: TxDep, ctx: CtxDep
 ) -> RedemptionCreatedPublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_client, rt.ctx, caller=caller, action=service.redeem, coupon_id=coupon_id, data=body
-    )
+    return await service.redeem(tx, ctx, client=client, coupon_id=coupon_id, data=body)
 
 
 @router.get(
     "/{coupon_id}/redemptions",
     responses={
         **AUTH_PROBLEMS,
-        404: service.SubscriberNotFound.openapi(),
+        404: SubscriberNotFound.openapi(),
         422: InvalidInput.openapi(),
     },
     summary="A number's redemptions of a coupon, and how many it may still make",
 )
 async def list_redemptions(
-    coupon_id: CouponId, subscriber_id: SubscriberId, caller: CouponsWrite, request: Request
+    coupon_id: CouponId, subscriber_id: SubscriberId, client: CouponsWrite, tx: TxDep, ctx: CtxDep
 ) -> RedemptionsPublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_client,
-        rt.ctx,
-        caller=caller,
-        action=service.list_redemptions,
-        coupon_id=coupon_id,
-        subscriber_id=subscriber_id,
+    return await service.list_redemptions(
+        tx, ctx, client=client, coupon_id=coupon_id, subscriber_id=subscriber_id
     )

@@ -12,6 +12,14 @@ COUPON_ID_PATTERN = r"^[A-Za-z0-9_.\-]+$"
 VERIFICATION_ID_PATTERN = r"^ver_[A-Za-z0-9_\-]+$"
 
 
+def not_dots_only(coupon_id: str) -> str:
+    """Refuse an id of dots alone: a "." or ".." path segment, which HTTP clients rewrite
+    before sending (the pattern allows every other id)."""
+    if not coupon_id.strip("."):
+        raise ValueError("must not be dots only")
+    return coupon_id
+
+
 class RedemptionCreate(BaseModel):
     """Who redeems: a fresh approved verification of this client, or a verified subscriber.
 

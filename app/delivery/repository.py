@@ -2,86 +2,80 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from app.core.db import Row, Tx
+import sqlalchemy as sa
 
-_COLUMNS = (
-    "id, client_id, campaign_id, purpose, fingerprint, default_locale, status, cursor, "
-    "eligible, queued, skipped, created_at, queued_at"
-)
+from app.core.db import Tx
+from app.models.campaign import Delivery, DeliveryText
+from app.models.types import table
+
+deliveries = table(Delivery)
+texts = table(DeliveryText)
+_d = deliveries.c
+_t = texts.c
+# What queuing a batch moves forward.
+_PROGRESS = ("status", "cursor", "eligible", "queued", "skipped", "queued_at")
 
 
-def by_campaign(tx: Tx, *, client_id: str, campaign_id: str) -> Row | None:
+async def by_campaign(tx: Tx, *, client_id: str, campaign_id: str) -> Delivery | None:
     """The client's delivery of a campaign, if any."""
-    return tx.one(
-        f"SELECT {_COLUMNS} FROM deliveries "  # noqa: S608 (fixed column list)
-        "WHERE client_id = :client_id AND campaign_id = :campaign_id",
-        {"client_id": client_id, "campaign_id": campaign_id},
-    )
+    row = (
+        await tx.execute(
+            sa.select(deliveries).where(_d.client_id == client_id, _d.campaign_id == campaign_id)
+        )
+    ).one_or_none()
+    return None if row is None else Delivery(**row._mapping)
 
 
-def get(
+async def get(
     tx: Tx, *, delivery_id: str, client_id: str | None = None, lock: bool = False
-) -> Row | None:
+) -> Delivery | None:
     """One delivery (of this client, when given); ``lock`` holds it until commit."""
-    sql = f"SELECT {_COLUMNS} FROM deliveries WHERE id = :id"  # noqa: S608
-    params: dict[str, Any] = {"id": delivery_id}
+    statement = sa.select(deliveries).where(_d.id == delivery_id)
     if client_id is not None:
-        sql += " AND client_id = :client_id"
-        params["client_id"] = client_id
+        statement = statement.where(_d.client_id == client_id)
     if lock and not tx.sqlite:
-        sql += " FOR UPDATE"
-    return tx.one(sql, params)
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
+    return None if row is None else Delivery(**row._mapping)
 
 
-def insert(tx: Tx, row: dict[str, Any], texts: dict[str, str]) -> None:
+async def insert(tx: Tx, delivery: Delivery, *, bodies: dict[str, str]) -> None:
     """A new delivery and its text per language."""
-    tx.execute(
-        f"INSERT INTO deliveries ({_COLUMNS}) VALUES (:id, :client_id, :campaign_id, "  # noqa: S608
-        ":purpose, :fingerprint, :default_locale, :status, :cursor, :eligible, :queued, "
-        ":skipped, :created_at, :queued_at)",
-        row,
-    )
-    tx.executemany(
-        "INSERT INTO delivery_texts (delivery_id, locale, body) "
-        "VALUES (:delivery_id, :locale, :body)",
-        [{"delivery_id": row["id"], "locale": k, "body": v} for k, v in sorted(texts.items())],
-    )
-
-
-def locales(tx: Tx, *, delivery_id: str) -> list[str]:
-    """The languages a delivery has a text in."""
-    rows = tx.all(
-        "SELECT locale FROM delivery_texts WHERE delivery_id = :id ORDER BY locale",
-        {"id": delivery_id},
-    )
-    return [row.locale for row in rows]
-
-
-def save_progress(tx: Tx, row: dict[str, Any]) -> None:
-    """Record how far queuing got (and that it finished)."""
-    tx.execute(
-        "UPDATE deliveries SET status = :status, cursor = :cursor, eligible = :eligible, "
-        "queued = :queued, skipped = :skipped, queued_at = :queued_at WHERE id = :id",
-        row,
-    )
-
-
-def count_queued(tx: Tx, *, delivery_id: str) -> int:
-    """Messages written for a delivery."""
-    return int(
-        tx.scalar(
-            "SELECT count(*) AS n FROM outbox_messages WHERE delivery_id = :id",
-            {"id": delivery_id},
+    await tx.execute(sa.insert(deliveries).values(delivery.model_dump()))
+    await tx.execute(
+        sa.insert(texts).values(
+            [
+                DeliveryText(delivery_id=delivery.id, locale=locale, body=body).model_dump()
+                for locale, body in sorted(bodies.items())
+            ]
         )
     )
 
 
-def tallies(tx: Tx, *, delivery_id: str) -> list[Row]:
-    """A delivery's messages counted per outbox status and carrier state."""
-    return tx.all(
-        "SELECT status, delivery_status, count(*) AS n FROM outbox_messages "
-        "WHERE delivery_id = :id GROUP BY status, delivery_status",
-        {"id": delivery_id},
+async def locales(tx: Tx, *, delivery_id: str) -> list[str]:
+    """The languages a delivery has a text in."""
+    rows = await tx.execute(
+        sa.select(_t.locale).where(_t.delivery_id == delivery_id).order_by(_t.locale)
+    )
+    return [row.locale for row in rows]
+
+
+async def bodies(tx: Tx, delivery_ids: Sequence[str]) -> dict[tuple[str, str], str]:
+    """The texts of deliveries, by (delivery id, locale)."""
+    if not delivery_ids:
+        return {}
+    rows = await tx.execute(
+        sa.select(_t.delivery_id, _t.locale, _t.body).where(_t.delivery_id.in_(delivery_ids))
+    )
+    return {(row.delivery_id, row.locale): row.body for row in rows}
+
+
+async def save_progress(tx: Tx, delivery: Delivery) -> None:
+    """Record how far queuing got (and that it finished)."""
+    await tx.execute(
+        sa.update(deliveries)
+        .where(_d.id == delivery.id)
+        .values(delivery.model_dump(include=set(_PROGRESS)))
     )

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Response
 
-from app.consent.auth import DeliveriesWrite
-from app.core.deps import runtime_of
+from app.clients.auth import DeliveriesWrite
+from app.core.deps import CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.delivery import service
+from app.delivery.auth import DeliveriesQueue
 from app.delivery.schemas import CampaignDeliveryPublic, CampaignDeliveryStatePublic, DeliveryCreate
-from app.staff.auth import as_client
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-Za-z0-9_\-]+$")]
@@ -31,15 +30,20 @@ DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-
     summary="Send a campaign message to every subscriber with a live opt-in (and none other)",
 )
 async def create_delivery(
-    body: DeliveryCreate, caller: DeliveriesWrite, request: Request
-) -> JSONResponse:
-    rt = runtime_of(request)
-    started = await rt.db.run(as_client, rt.ctx, caller=caller, action=service.start, data=body)
-    public = await service.finish(rt.db, rt.ctx, started)
-    rt.outbox.kick()  # harmless when a separate `smsreg worker` sends instead
-    if started.replayed:
-        return JSONResponse(public.model_dump(mode="json"), headers={"Idempotent-Replayed": "true"})
-    return JSONResponse(public.model_dump(mode="json"), status_code=201)
+    body: DeliveryCreate,
+    client: DeliveriesQueue,
+    db: DbDep,
+    ctx: CtxDep,
+    outbox: OutboxDep,
+    response: Response,
+) -> CampaignDeliveryPublic:
+    # No request transaction here: the service queues in short transactions of its own.
+    delivered = await service.deliver(db, ctx, client=client, data=body)
+    outbox.kick()  # every batch is committed; harmless when `smsreg worker` sends instead
+    if delivered.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return delivered.public
 
 
 @router.get(
@@ -52,9 +56,6 @@ async def create_delivery(
     summary="A delivery's counts and its messages per delivery state",
 )
 async def read_delivery(
-    delivery_id: DeliveryId, caller: DeliveriesWrite, request: Request
+    delivery_id: DeliveryId, client: DeliveriesWrite, tx: TxDep, ctx: CtxDep
 ) -> CampaignDeliveryStatePublic:
-    rt = runtime_of(request)
-    return await rt.db.run(
-        as_client, rt.ctx, caller=caller, action=service.read, delivery_id=delivery_id
-    )
+    return await service.read(tx, ctx, client=client, delivery_id=delivery_id)

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.purposes import Purpose
+
 Language = Literal["ja", "ko", "en"]
 DeliveryStatus = Literal["queuing", "queued"]
 
@@ -44,7 +46,7 @@ class CampaignDeliveryPublic(BaseModel):
 
     id: str
     campaign_id: str
-    purpose: Literal["coupon_delivery"]
+    purpose: Literal[Purpose.COUPON_DELIVERY]
     status: DeliveryStatus = Field(description="queuing while batches are written, then queued")
     default_locale: Language
     locales: list[Language]

@@ -6,7 +6,8 @@ verified for coupon_delivery in id order (keyset), so memory stays flat and SQLi
 write lock is never held for long. The delivery row keeps the cursor: a request that
 dies half-way is resumed by its repeat. One message per subscriber per campaign is
 guaranteed by a unique index, and a repeat of a campaign id replays the first answer.
-Whether a message is still wanted is decided again when it is sent (see app.sms.outbox).
+Whether a message is still wanted is decided again when it is sent
+(app.delivery.messages).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import asyncio
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from app.audit.events import Tag, record_event
-from app.consent import repository as consents
+from app.clients.service import Client
+from app.consent import service as consent
 from app.core.context import Context
-from app.core.db import Database, Row, Tx, xact_lock
+from app.core.db import Database, Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound
 from app.core.ids import new_id, new_ordered_id
 from app.delivery import repository as repo
@@ -33,9 +34,12 @@ from app.delivery.schemas import (
     DeliveryCreate,
 )
 from app.delivery.segments import bad_character, segments
-from app.sms import outbox
-from app.staff.api_keys import Client
+from app.models.campaign import Delivery
+from app.purposes import Purpose
+from app.sms import campaigns
+from app.sms.campaigns import CampaignMessage
 
+PURPOSE = Purpose.COUPON_DELIVERY.value
 QUEUING = "queuing"
 QUEUED = "queued"
 
@@ -55,7 +59,15 @@ class CampaignIdReused(AppError):
 class Started:
     """A delivery just created, or the one a repeated campaign id already made."""
 
-    delivery: Row
+    delivery: Delivery
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A delivery once every batch is queued, as its client sees it."""
+
+    public: CampaignDeliveryPublic
     replayed: bool
 
 
@@ -85,14 +97,14 @@ def render_texts(ctx: Context, data: DeliveryCreate) -> dict[str, str]:
     return texts
 
 
-def start(tx: Tx, ctx: Context, *, client: Client, data: DeliveryCreate) -> Started:
+async def start(tx: Tx, ctx: Context, *, client: Client, data: DeliveryCreate) -> Started:
     """Create the delivery of a campaign (nothing queued yet), or find the first one."""
     texts = render_texts(ctx, data)
     fingerprint = hashlib.sha256(
         orjson.dumps([texts, data.default_locale], option=orjson.OPT_SORT_KEYS)
     ).hexdigest()
-    xact_lock(tx, f"delivery:{client.id}:{data.campaign_id}")
-    existing = repo.by_campaign(tx, client_id=client.id, campaign_id=data.campaign_id)
+    await tx.lock(f"delivery:{client.id}:{data.campaign_id}")
+    existing = await repo.by_campaign(tx, client_id=client.id, campaign_id=data.campaign_id)
     if existing is not None:
         if existing.fingerprint != fingerprint:
             raise CampaignIdReused(
@@ -105,69 +117,64 @@ def start(tx: Tx, ctx: Context, *, client: Client, data: DeliveryCreate) -> Star
             )
         return Started(delivery=existing, replayed=True)
     now = ctx.clock.now()
-    row = Row(
+    delivery = Delivery(
         id=new_id("dlv"),
         client_id=client.id,
         campaign_id=data.campaign_id,
-        purpose=consents.DELIVERY_PURPOSE,
+        purpose=PURPOSE,
         fingerprint=fingerprint,
         default_locale=data.default_locale,
         status=QUEUING,
-        cursor=None,
-        eligible=0,
-        queued=0,
-        skipped=0,
         created_at=now,
-        queued_at=None,
     )
-    repo.insert(tx, row, texts)
-    record_event(
+    await repo.insert(tx, delivery, bodies=texts)
+    await record_event(
         tx,
         Tag.DELIVERY_CREATED,
-        actor=f"api_key:{client.id}",
+        actor=client.actor,
         at=now,
-        subject=row.id,
+        subject=delivery.id,
         details={"campaign_id": data.campaign_id, "locales": sorted(texts)},
     )
-    return Started(delivery=row, replayed=False)
+    return Started(delivery=delivery, replayed=False)
 
 
-def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Row:
+async def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Delivery:
     """Queue the next batch of the audience; the delivery as it stands afterwards."""
-    d = repo.get(tx, delivery_id=delivery_id, lock=True)
+    d = await repo.get(tx, delivery_id=delivery_id, lock=True)
     if d is None:
         raise DeliveryNotFound()
     if d.status != QUEUING:
         return d
     size = ctx.settings.delivery_batch_size
-    batch = consents.audience(tx, purpose=d.purpose, after=d.cursor or "", limit=size)
-    languages = set(repo.locales(tx, delivery_id=d.id))
+    batch = await consent.audience(tx, purpose=d.purpose, after=d.cursor or "", limit=size)
+    languages = set(await repo.locales(tx, delivery_id=d.id))
     now = ctx.clock.now()
     expires_at = now + dt.timedelta(hours=ctx.settings.delivery_ttl_hours)
-    messages: list[dict[str, Any]] = [
-        {
-            "id": new_ordered_id("msg"),
-            "delivery_id": d.id,
-            "subscriber_id": person.subscriber_id,
-            "locale": person.locale if person.locale in languages else d.default_locale,
-            "now": now,
-            "expires_at": expires_at,
-        }
+    messages = [
+        CampaignMessage(
+            id=new_ordered_id("msg"),
+            delivery_id=d.id,
+            subscriber_id=person.subscriber_id,
+            locale=person.locale if person.locale in languages else d.default_locale,
+            created_at=now,
+            expires_at=expires_at,
+        )
         for person in batch
-        if person.status == consents.OPTED_IN
+        if person.status == consent.OPTED_IN
     ]
-    outbox.enqueue_campaign(tx, messages)
-    d["eligible"] += len(batch)
-    d["queued"] += len(messages)
+    await campaigns.enqueue(tx, messages)
+    d.eligible += len(batch)
+    d.queued += len(messages)
     if batch:
-        d["cursor"] = batch[-1].subscriber_id
+        d.cursor = batch[-1].subscriber_id
     if len(batch) < size:
-        d["queued"] = repo.count_queued(tx, delivery_id=d.id)  # what the table holds
-        d["status"], d["queued_at"] = QUEUED, now
-    d["skipped"] = d.eligible - d.queued
-    repo.save_progress(tx, d)
+        d.queued = await campaigns.count_for(tx, delivery_id=d.id)  # what the table holds
+        d.status, d.queued_at = QUEUED, now
+    d.skipped = d.eligible - d.queued
+    await repo.save_progress(tx, d)
     if d.status == QUEUED:
-        record_event(
+        await record_event(
             tx,
             Tag.DELIVERY_QUEUED,
             actor="delivery",
@@ -178,41 +185,48 @@ def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Row:
     return d
 
 
-async def finish(db: Database, ctx: Context, started: Started) -> CampaignDeliveryPublic:
-    """Queue every batch that is left, one transaction each; the delivery's answer."""
+async def deliver(db: Database, ctx: Context, *, client: Client, data: DeliveryCreate) -> Delivered:
+    """Create (or find) a campaign's delivery, then queue every batch that is left.
+
+    Each step is its own short transaction, so this takes the database, not a
+    transaction: a campaign to every subscriber must not hold SQLite's write lock (or a
+    PostgreSQL row lock) for as long as all of it takes.
+    """
+    async with db.transaction() as tx:
+        started = await start(tx, ctx, client=client, data=data)
     d = started.delivery
     while d.status == QUEUING:
-        d = await db.run(queue_batch, ctx, delivery_id=d.id)
+        async with db.transaction() as tx:
+            d = await queue_batch(tx, ctx, delivery_id=d.id)
         await asyncio.sleep(0)  # let other requests in between batches
-    return await db.run(_public_of, d)
+    async with db.transaction() as tx:
+        public = _public(d, await repo.locales(tx, delivery_id=d.id))
+    return Delivered(public=public, replayed=started.replayed)
 
 
-def _public_of(tx: Tx, d: Row) -> CampaignDeliveryPublic:
-    return _public(d, repo.locales(tx, delivery_id=d.id))
-
-
-def _public(d: Row, languages: list[str]) -> CampaignDeliveryPublic:
-    return CampaignDeliveryPublic(
-        id=d.id,
-        campaign_id=d.campaign_id,
-        purpose=d.purpose,
-        status=d.status,
-        default_locale=d.default_locale,
-        locales=languages,
-        counts=DeliveryCounts(eligible=d.eligible, queued=d.queued, skipped=d.skipped),
-        created_at=d.created_at,
-        queued_at=d.queued_at,
+def _public(d: Delivery, languages: list[str]) -> CampaignDeliveryPublic:
+    return CampaignDeliveryPublic.model_validate(
+        {
+            "id": d.id,
+            "campaign_id": d.campaign_id,
+            "purpose": d.purpose,
+            "status": d.status,
+            "default_locale": d.default_locale,
+            "locales": languages,
+            "counts": DeliveryCounts(eligible=d.eligible, queued=d.queued, skipped=d.skipped),
+            "created_at": d.created_at,
+            "queued_at": d.queued_at,
+        }
     )
 
 
-def read(tx: Tx, ctx: Context, *, client: Client, delivery_id: str) -> CampaignDeliveryStatePublic:
+async def read(
+    tx: Tx, ctx: Context, *, client: Client, delivery_id: str
+) -> CampaignDeliveryStatePublic:
     """A delivery of this client with its messages counted per state."""
-    d = repo.get(tx, delivery_id=delivery_id, client_id=client.id)
+    d = await repo.get(tx, delivery_id=delivery_id, client_id=client.id)
     if d is None:
         raise DeliveryNotFound()
-    states: dict[str, int] = {}
-    for row in repo.tallies(tx, delivery_id=d.id):
-        state = row.delivery_status or {"pending": "queued"}.get(row.status, row.status)
-        states[state] = states.get(state, 0) + int(row.n)
-    public = _public(d, repo.locales(tx, delivery_id=d.id))
+    public = _public(d, await repo.locales(tx, delivery_id=d.id))
+    states = await campaigns.states_of(tx, delivery_id=d.id)
     return CampaignDeliveryStatePublic(**public.model_dump(), states=states)

@@ -1,78 +1,27 @@
-"""Staff routes on the registry (masked search and read, reveal) and the access log."""
+"""Staff routes on the registry (the privacy officer's reveal) and the access log.
+
+The masked search and read show a subscriber's consent too, so they are composed above
+the registry, in app/consent/staff_routes.py.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
-from app.core.deps import request_ip, runtime_of
+from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.registry import service
-from app.registry.repository import AccessFilter
-from app.registry.schemas import (
-    AccessAction,
-    AccessLogPage,
-    RevealedPublic,
-    RevealRequest,
-    SubscriberSearch,
-    SubscriberSearchResult,
-    SubscriberStaffView,
-)
+from app.registry import access_log, service
+from app.registry.schemas import AccessLogFilter, AccessLogPage, RevealedPublic, RevealRequest
 from app.registry.schemas import SubscriberIdPath as SubscriberId
-from app.staff.auth import AccessLogRead, PhoneReveal, SubscriberRead, as_staff
+from app.staff.auth import AccessLogRead, PhoneReveal
 
 router = APIRouter(prefix="/v1/subscribers", tags=["registry"])
 access_log_router = APIRouter(prefix="/v1", tags=["access log"])
-
-
-@router.post(
-    "/search",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
-    summary="Find a subscriber by number, masked (operator, privacy officer); logged",
-)
-async def search_subscribers(
-    body: SubscriberSearch, caller: SubscriberRead, request: Request, response: Response
-) -> SubscriberSearchResult:
-    rt = runtime_of(request)
-    found = await rt.db.run(
-        as_staff,
-        rt.ctx,
-        caller=caller,
-        action=service.search_by_number,
-        phone=body.phone,
-        ip=request_ip(request),
-    )
-    response.headers.update(NO_STORE)
-    return SubscriberSearchResult(subscribers=found)
-
-
-@router.get(
-    "/{subscriber_id}",
-    responses={
-        **AUTH_PROBLEMS,
-        404: service.SubscriberNotFound.openapi(),
-        422: InvalidInput.openapi(),
-    },
-    summary="A subscriber, masked, with purposes and consent (operator, privacy officer); logged",
-)
-async def read_subscriber(
-    subscriber_id: SubscriberId, caller: SubscriberRead, request: Request, response: Response
-) -> SubscriberStaffView:
-    rt = runtime_of(request)
-    view = await rt.db.run(
-        as_staff,
-        rt.ctx,
-        caller=caller,
-        action=service.read,
-        subscriber_id=subscriber_id,
-        ip=request_ip(request),
-    )
-    response.headers.update(NO_STORE)
-    return view
+Filters = Annotated[AccessLogFilter, Query()]
 
 
 @router.post(
@@ -87,33 +36,17 @@ async def read_subscriber(
 async def reveal_number(
     subscriber_id: SubscriberId,
     body: RevealRequest,
-    caller: PhoneReveal,
-    request: Request,
+    staff: PhoneReveal,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
     response: Response,
 ) -> RevealedPublic:
-    rt = runtime_of(request)
-    revealed = await rt.db.run(
-        as_staff,
-        rt.ctx,
-        caller=caller,
-        action=service.reveal,
-        subscriber_id=subscriber_id,
-        reason=body.reason,
-        ip=request_ip(request),
+    revealed = await service.reveal(
+        tx, ctx, staff=staff, subscriber_id=subscriber_id, reason=body.reason, ip=ip
     )
     response.headers.update(NO_STORE)
     return revealed
-
-
-StaffIdFilter = Annotated[
-    str | None, Query(max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$", description="one account")
-]
-SubscriberIdFilter = Annotated[
-    str | None, Query(max_length=40, pattern=r"^sub_[A-Za-z0-9_\-]+$", description="one subject")
-]
-Since = Annotated[AwareDatetime | None, Query(description="from this instant (inclusive)")]
-Until = Annotated[AwareDatetime | None, Query(description="to this instant (exclusive)")]
-ActionFilter = Annotated[AccessAction | None, Query()]
 
 
 @access_log_router.get(
@@ -122,28 +55,15 @@ ActionFilter = Annotated[AccessAction | None, Query()]
     summary="The access log, newest first, filtered and paged (auditor)",
 )
 async def list_access_log(
-    caller: AccessLogRead,
-    request: Request,
-    since: Since = None,
-    until: Until = None,
-    staff_id: StaffIdFilter = None,
-    subscriber_id: SubscriberIdFilter = None,
-    action: ActionFilter = None,
+    staff: AccessLogRead,
+    tx: TxDep,
+    ctx: CtxDep,
+    filters: Filters,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the last page")] = None,
 ) -> AccessLogPage:
-    rt = runtime_of(request)
-    flt = AccessFilter(
-        since=since, until=until, staff_id=staff_id, subscriber_id=subscriber_id, action=action
-    )
-    return await rt.db.run(
-        as_staff,
-        rt.ctx,
-        caller=caller,
-        action=service.list_access,
-        flt=flt,
-        cursor=cursor,
-        limit=limit,
+    return await access_log.list_access(
+        tx, ctx, staff=staff, filters=filters, cursor=cursor, limit=limit
     )
 
 
@@ -158,22 +78,13 @@ async def list_access_log(
     summary="Export the access log as CSV, streamed, oldest first (auditor)",
 )
 async def export_access_log(
-    caller: AccessLogRead,
-    request: Request,
-    since: Since = None,
-    until: Until = None,
-    staff_id: StaffIdFilter = None,
-    subscriber_id: SubscriberIdFilter = None,
-    action: ActionFilter = None,
+    staff: AccessLogRead, tx: TxDep, ctx: CtxDep, db: DbDep, filters: Filters
 ) -> StreamingResponse:
-    rt = runtime_of(request)
-    flt = AccessFilter(
-        since=since, until=until, staff_id=staff_id, subscriber_id=subscriber_id, action=action
-    )
-    # Authorised and audited before the first byte, so a refusal is a proper 401/403.
-    upto = await rt.db.run(as_staff, rt.ctx, caller=caller, action=service.begin_export, flt=flt)
+    # Authorised and audited in the request's transaction, which commits before the
+    # first byte; the rows are then read in short transactions of their own.
+    stream = await access_log.begin_export(tx, ctx, db=db, staff=staff, filters=filters)
     return StreamingResponse(
-        service.export_csv(rt.db, flt, upto_id=upto),
+        stream,
         media_type="text/csv; charset=utf-8",
         headers={**NO_STORE, "Content-Disposition": 'attachment; filename="access-log.csv"'},
     )

@@ -6,7 +6,15 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 # A subscriber's opaque id, as every route takes it.
 SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
@@ -25,6 +33,18 @@ AccessAction = Literal[
 MIN_REASON, MAX_REASON = 10, 500
 
 
+def clean_reason(reason: str) -> str:
+    """A stated reason with its runs of whitespace made one space: 10 to 500 printable
+    characters once cleaned, else ValueError. (Whether it holds a phone number depends on
+    the regions served: app.registry.service.check_reason.)"""
+    cleaned = " ".join(reason.split())
+    if not MIN_REASON <= len(cleaned) <= MAX_REASON:
+        raise ValueError(f"must be {MIN_REASON} to {MAX_REASON} characters")
+    if not cleaned.isprintable():
+        raise ValueError("must be printable text")
+    return cleaned
+
+
 class SubscriberSearch(BaseModel):
     """Find a subscriber by number. The number travels in the body, never in a URL."""
 
@@ -38,12 +58,16 @@ class RevealRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(
-        min_length=MIN_REASON,
-        max_length=MAX_REASON,
-        description="10 to 500 characters; must not contain a phone number",
-        examples=["Subject's access request #2026-118 by letter"],
-    )
+    reason: Annotated[
+        str,
+        Field(
+            min_length=MIN_REASON,
+            max_length=MAX_REASON,
+            description="10 to 500 characters; must not contain a phone number",
+            examples=["Subject's access request #2026-118 by letter"],
+        ),
+        AfterValidator(clean_reason),
+    ]
 
 
 class PurposePublic(BaseModel):
@@ -53,33 +77,6 @@ class PurposePublic(BaseModel):
     verified_at: dt.datetime
 
 
-class ConsentSummaryPublic(BaseModel):
-    """The current consent to one purpose."""
-
-    purpose: str
-    status: str = Field(description="opted_in or opted_out")
-    source: str
-    policy_version: str | None
-    changed_at: dt.datetime
-
-
-class SubscriberStaffView(BaseModel):
-    """A subscriber as operators and privacy officers see it: the number masked."""
-
-    id: str
-    phone_masked: str = Field(examples=["+81 90-****-5678"])
-    purposes: list[PurposePublic]
-    consents: list[ConsentSummaryPublic]
-    created_at: dt.datetime
-    last_verified_at: dt.datetime
-
-
-class SubscriberSearchResult(BaseModel):
-    """The subscribers holding the number: none or one."""
-
-    subscribers: list[SubscriberStaffView]
-
-
 class RevealedPublic(BaseModel):
     """A full number, for a privacy officer; the view is in the access log."""
 
@@ -87,8 +84,32 @@ class RevealedPublic(BaseModel):
     phone: str = Field(description="E.164", examples=["+819012345678"])
 
 
+class AccessLogFilter(BaseModel):
+    """Which access-log entries an auditor asks for (query parameters, all optional)."""
+
+    since: AwareDatetime | None = Field(None, description="from this instant (inclusive)")
+    until: AwareDatetime | None = Field(None, description="to this instant (exclusive)")
+    staff_id: str | None = Field(
+        None, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$", description="one account"
+    )
+    subscriber_id: str | None = Field(
+        None, max_length=40, pattern=SUBSCRIBER_ID_PATTERN, description="one subject"
+    )
+    action: AccessAction | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, until: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
+        since = info.data.get("since")
+        if until is not None and since is not None and until <= since:
+            raise ValueError("must be after since")
+        return until
+
+
 class AccessLogEntryPublic(BaseModel):
     """Who looked at which subscriber, when, from where, how and why. Never the number."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     accessed_at: dt.datetime

@@ -1,20 +1,51 @@
-"""The registry as other areas use it: find a number's subscriber, log a staff access.
+"""The registry of verified numbers: what other areas look up, and what staff see of it.
 
 Numbers enter the registry only through an approved verification
-(app/verification/repository.py); the staff views live in staff_service.py.
+(app/verification/repository.py). Other areas find a number's subscriber, read a
+subscriber and the purposes it was verified for, and log a staff access here. Staff
+search and read subscribers masked, and a privacy officer reveals a number with a
+stated reason; each of those writes the access log in the same transaction. Which roles
+may call what is decided by the routes' permission aliases (app.staff.auth); these
+functions take the already authorised ``staff``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import phonenumbers
+from phonenumbers import Leniency
+
+from app.audit.events import Tag, record_event
 from app.core.context import Context
+from app.core.crypto import subscriber_aad
 from app.core.db import Tx
+from app.core.errors import AppError, InvalidInput, NotFound
+from app.core.phone import mask, parse_mobile
 from app.models.access_log import AccessLogEntry
+from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.registry import repository as repo
+from app.registry.repository import Sealed, VerifiedFor
+from app.registry.schemas import RevealedPublic, clean_reason
 from app.staff.auth import Staff
 
 MAX_IP_LENGTH = 64
+
+
+class SubscriberNotFound(NotFound):
+    slug = "subscriber-not-found"
+    title = "No such subscriber"
+
+
+class NotVerifiedForPurpose(AppError):
+    status = 409
+    slug = "not-verified-for-purpose"
+    title = "The number was not verified by SMS for this purpose"
+
+
+# -- what other areas look up -------------------------------------------------------------
 
 
 async def find_id(tx: Tx, *, phone_index: str | Sequence[str]) -> str | None:
@@ -30,6 +61,43 @@ async def move_to_index(
     await repo.move_to_index(
         tx, phone_index=phone_index, ciphertext=ciphertext, key_id=key_id, older=older
     )
+
+
+async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None."""
+    return await repo.get(tx, subscriber_id)
+
+
+async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:
+    """The stored (encrypted) numbers of those of ``subscriber_ids`` that still exist, by
+    id: for :func:`phone_number`."""
+    return await repo.numbers(tx, subscriber_ids)
+
+
+def phone_number(ctx: Context, subscriber: Subscriber | Sealed) -> str:
+    """A subscriber's number in E.164, decrypted (only to send to it or to reveal it)."""
+    return ctx.keys.decrypt(
+        subscriber.phone_ciphertext,
+        key_id=subscriber.phone_key_id,
+        context=subscriber_aad(subscriber.phone_index),
+    )
+
+
+async def verified_for(tx: Tx, *, subscriber_id: str, purpose: str) -> VerifiedFor | None:
+    """Whether a subscriber exists (None if not), and when it was verified for ``purpose``
+    (``verified_at`` None: never)."""
+    return await repo.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose)
+
+
+async def verified_among(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> set[str]:
+    """Which of ``subscriber_ids`` are (still) verified for ``purpose``."""
+    return await repo.verified_among(tx, subscriber_ids, purpose=purpose)
+
+
+async def verified_after(tx: Tx, *, purpose: str, after: str, limit: int) -> list[str]:
+    """The next ``limit`` subscribers verified for ``purpose`` after the id ``after``, in
+    id order: a keyset walk that keeps memory flat however many there are."""
+    return await repo.verified_after(tx, purpose=purpose, after=after, limit=limit)
 
 
 async def log_access(
@@ -57,3 +125,107 @@ async def log_access(
             reason=reason,
         ),
     )
+
+
+# -- staff views ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskedSubscriber:
+    """A subscriber as operators and privacy officers see it: the number masked."""
+
+    id: str
+    phone_masked: str
+    purposes: list[SubscriberPurpose]
+    created_at: dt.datetime
+    last_verified_at: dt.datetime
+
+
+def check_reason(ctx: Context, reason: str) -> str:
+    """A reveal's reason, cleaned: 10 to 500 printable characters and no phone number of a
+    region served in it (the access log must never hold one), else InvalidInput on
+    ``reason``. The message never repeats the input."""
+    try:
+        cleaned = clean_reason(reason)
+    except ValueError as exc:
+        raise InvalidInput.field("reason", str(exc)) from None
+    s = ctx.settings
+    for region in dict.fromkeys([s.default_region, *s.allowed_regions]):
+        for _match in phonenumbers.PhoneNumberMatcher(cleaned, region, leniency=Leniency.VALID):
+            raise InvalidInput.field(
+                "reason", "must not contain a phone number (the access log never holds one)"
+            )
+    return cleaned
+
+
+async def _masked(tx: Tx, ctx: Context, *, subscriber: Subscriber) -> MaskedSubscriber:
+    return MaskedSubscriber(
+        id=subscriber.id,
+        phone_masked=mask(phone_number(ctx, subscriber)),
+        purposes=await repo.purposes_of(tx, subscriber.id),
+        created_at=subscriber.created_at,
+        last_verified_at=subscriber.last_verified_at,
+    )
+
+
+async def search_by_number(
+    tx: Tx, ctx: Context, *, staff: Staff, phone: str, ip: str
+) -> list[MaskedSubscriber]:
+    """The subscriber holding a number (found by its blind index), masked; the search is
+    logged whether or not it finds anyone."""
+    s = ctx.settings
+    parsed = parse_mobile(phone, default_region=s.default_region, allowed_regions=s.allowed_regions)
+    subscriber_id = await repo.find_id(
+        tx, phone_index=ctx.keys.blind_indexes(parsed.e164, kind="number")
+    )
+    subscriber = None if subscriber_id is None else await repo.get(tx, subscriber_id)
+    await log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="search_number"
+    )
+    await record_event(
+        tx,
+        Tag.STAFF_SUBSCRIBER_SEARCHED,
+        actor=staff.actor,
+        at=ctx.clock.now(),
+        subject=subscriber_id,
+        details={"found": subscriber is not None},
+    )
+    return [] if subscriber is None else [await _masked(tx, ctx, subscriber=subscriber)]
+
+
+async def read(
+    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, ip: str
+) -> MaskedSubscriber:
+    """One subscriber by id, masked; logged."""
+    subscriber = await repo.get(tx, subscriber_id)
+    if subscriber is None:
+        raise SubscriberNotFound()
+    await log_access(tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber.id, action="read")
+    await record_event(
+        tx, Tag.STAFF_SUBSCRIBER_READ, actor=staff.actor, at=ctx.clock.now(), subject=subscriber.id
+    )
+    return await _masked(tx, ctx, subscriber=subscriber)
+
+
+async def reveal(
+    tx: Tx, ctx: Context, *, staff: Staff, subscriber_id: str, reason: str, ip: str
+) -> RevealedPublic:
+    """The full number, for a privacy officer with a stated reason. The reveal and its
+    access-log entry commit together, or neither does."""
+    cleaned = check_reason(ctx, reason)
+    subscriber = await repo.get(tx, subscriber_id)
+    if subscriber is None:
+        raise SubscriberNotFound()
+    e164 = phone_number(ctx, subscriber)
+    await log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber.id, action="reveal", reason=cleaned
+    )
+    await record_event(
+        tx,
+        Tag.STAFF_SUBSCRIBER_REVEALED,
+        actor=staff.actor,
+        at=ctx.clock.now(),
+        subject=subscriber.id,
+        details={"reason": cleaned},
+    )
+    return RevealedPublic(subscriber_id=subscriber.id, phone=e164)

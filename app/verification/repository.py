@@ -14,8 +14,12 @@ import functools
 from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
+import sqlalchemy as sa
+
 from app.audit.events import Tag
 from app.core.db import Json, Sql, Tx
+from app.models import verification as models
+from app.models.types import table
 
 
 class NewVerification(NamedTuple):
@@ -139,6 +143,29 @@ async def get_for_check(tx: Tx, *, verification_id: str, client_id: str) -> ForC
     (SQLite's write lock is held from the transaction's start)."""
     sql = _GET_FOR_CHECK if tx.sqlite else _GET_FOR_CHECK_LOCKED
     return await tx.fetch_one(sql, {"id": verification_id, "client_id": client_id})
+
+
+class ForRedemption(NamedTuple):
+    """What a coupon redemption needs of the verification that backs it."""
+
+    id: str
+    purpose: str
+    status: str
+    approved_at: dt.datetime | None
+    subscriber_id: str | None
+
+
+async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> ForRedemption | None:
+    """One verification of this client as a redemption needs it, held until commit (FOR
+    UPDATE on PostgreSQL; SQLite's write lock is held from the transaction's start)."""
+    v = table(models.Verification).c
+    statement = sa.select(v.id, v.purpose, v.status, v.approved_at, v.subscriber_id).where(
+        v.id == verification_id, v.client_id == client_id
+    )
+    if not tx.sqlite:
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
+    return None if row is None else ForRedemption(**row._mapping)
 
 
 @functools.cache

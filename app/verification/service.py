@@ -23,7 +23,7 @@ from app.sms import outbox
 from app.sms.templates import language_for
 from app.verification import codes, limits, pumping
 from app.verification import repository as repo
-from app.verification.repository import ForCheck, Verification
+from app.verification.repository import ForCheck, ForRedemption, Verification
 from app.verification.schemas import (
     CheckResultPublic,
     DeliveryPublic,
@@ -417,3 +417,10 @@ async def read(tx: Tx, ctx: Context, *, client: Client, verification_id: str) ->
     if row is None:
         raise VerificationNotFound()
     return await _public(tx, ctx, row, ctx.clock.now())
+
+
+async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> ForRedemption | None:
+    """A verification of this client as a coupon redemption it backs needs it (None:
+    unknown, or another client's). Held until commit, so two redemptions backed by one
+    verification run one after the other."""
+    return await repo.for_redemption(tx, verification_id=verification_id, client_id=client_id)

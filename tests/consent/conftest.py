@@ -8,6 +8,6 @@ from tests.consent.helpers import ALL_SCOPES, make_key
 
 
 @pytest.fixture
-def full_auth(app) -> dict[str, str]:
+async def full_auth(app) -> dict[str, str]:
     """A key with every service scope (verify, consent, deliver)."""
-    return make_key(app, ALL_SCOPES)
+    return await make_key(app, ALL_SCOPES)

@@ -8,25 +8,26 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from app.registry import repository as registry
-from app.staff import api_keys
+from app.core.crypto import subscriber_aad
+from app.core.ids import new_id
+from app.verification import repository as verifications
 from tests.conftest import sync_engine
-from tests.fixtures.flows import check, sent_code, start
+from tests.staff.helpers import make_key as _make_key
+from tests.staff.helpers import verified as _verified
 
 ALL_SCOPES = ["verifications:write", "consents:write", "deliveries:write"]
 CONSENT_TABLES = ("consent_events", "consents", "deliveries", "delivery_texts", "outbox_messages")
 
 
-def make_key(app: FastAPI, scopes: list[str], name: str = "coupon-frontend") -> dict[str, str]:
+async def make_key(
+    app: FastAPI, scopes: list[str], name: str = "coupon-frontend"
+) -> dict[str, str]:
     """Authorization headers for a fresh key with these scopes."""
-    new = app.state.db.call(
-        api_keys.create, app.state.ctx, name=name, scopes=scopes, created_by="test"
-    )
-    return {"Authorization": f"Bearer {new.token}"}
+    return await _make_key(app, scopes, name=name)
 
 
 def jp(i: int) -> str:
-    """A distinct valid Japanese mobile number in E.164."""
+    """A distinct valid Japanese mobile number in E.164 (fictional: tests only)."""
     return f"+8190{10_000_000 + i:08d}"
 
 
@@ -39,37 +40,31 @@ async def verified(
     purpose: str = "coupon_delivery",
 ) -> str:
     """Verify a number by SMS through the API (the real way in); its subscriber id."""
-    started = await start(client, auth, phone=e164, purpose=purpose)
-    assert started.status_code == 201, started.text
-    code = await sent_code(app, carrier, e164)
-    checked = await check(client, auth, started.json()["id"], code)
-    assert checked.status_code == 200, checked.text
-    subscriber_id: str = checked.json()["subscriber_id"]
-    return subscriber_id
+    return await _verified(client, app, carrier, auth, e164, purpose)
 
 
-def register(app: FastAPI, e164: str, purposes: tuple[str, ...] = ("coupon_delivery",)) -> str:
-    """Put a number in the registry as a successful check does (app.verification.service
-    ._register), without the SMS round trip: for tests that need many subscribers."""
+async def register(
+    app: FastAPI, e164: str, purposes: tuple[str, ...] = ("coupon_delivery",)
+) -> str:
+    """Put a number in the registry as an approved check does (the registry's own write,
+    app.verification.repository.upsert_subscriber), without the SMS round trip: for
+    tests that need many subscribers."""
     ctx = app.state.ctx
-
-    def run(tx: Any) -> str:
-        index = ctx.keys.blind_index(e164, kind="number")
-        key_id, ciphertext = ctx.keys.encrypt(e164, context=registry.subscriber_aad(index))
-        subscriber_id = ""
+    index = ctx.keys.blind_index(e164, kind="number")
+    key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(index))
+    subscriber_id = ""
+    async with app.state.db.transaction() as tx:
         for purpose in purposes:
-            subscriber_id = registry.upsert_verified(
+            subscriber_id = await verifications.upsert_subscriber(
                 tx,
-                phone_index=index,
+                new_subscriber=new_id("sub"),
                 ciphertext=ciphertext,
                 key_id=key_id,
+                phone_index=index,
                 purpose=purpose,
                 now=ctx.clock.now(),
             )
-        return subscriber_id
-
-    result: str = app.state.db.call(run)
-    return result
+    return subscriber_id
 
 
 async def consent(

@@ -3,14 +3,17 @@ the current state follows the newest change, and bad input writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from app.clients import service as clients
 from app.consent import service
 from app.consent.schemas import ConsentChange
-from app.staff import api_keys
+from app.core.db import Database
+from tests.conftest import call
 from tests.consent.helpers import consent, counts, jp, make_key, opted_in, register, rows, verified
 
 
@@ -52,7 +55,7 @@ async def test_opt_in_after_sms_verification_and_read_back(client, app, carrier,
 
 
 async def test_no_consent_yet_reads_as_none(client, app, full_auth):
-    subscriber_id = register(app, jp(2))
+    subscriber_id = await register(app, jp(2))
     read = await client.get(f"/v1/subscribers/{subscriber_id}/consents", headers=full_auth)
     assert read.json()["consents"] == [
         {
@@ -68,7 +71,7 @@ async def test_no_consent_yet_reads_as_none(client, app, full_auth):
 
 
 async def test_opt_in_needs_the_number_verified_for_coupon_delivery(client, app, full_auth):
-    subscriber_id = register(app, jp(3), purposes=("coupon_usage",))
+    subscriber_id = await register(app, jp(3), purposes=("coupon_usage",))
     before = counts(app)
     answer = await consent(client, full_auth, subscriber_id)
     assert answer.status_code == 409
@@ -79,7 +82,7 @@ async def test_opt_in_needs_the_number_verified_for_coupon_delivery(client, app,
 
 
 async def test_opt_out_is_kept_in_an_append_only_history(client, app, clock, full_auth):
-    subscriber_id = register(app, jp(4))
+    subscriber_id = await register(app, jp(4))
     await opted_in(client, full_auth, subscriber_id)
     first = rows(app, "SELECT * FROM consent_events")
     clock.advance(days=3)
@@ -106,10 +109,10 @@ async def test_opt_out_is_kept_in_an_append_only_history(client, app, clock, ful
 
 
 async def test_locale_explicit_or_from_the_numbers_country(client, app, full_auth):
-    korean = register(app, "+821012345678")
+    korean = await register(app, "+821012345678")
     await opted_in(client, full_auth, korean)
     assert rows(app, "SELECT locale FROM consents WHERE subscriber_id = :s", s=korean)[0][0] == "ko"
-    japanese = register(app, jp(5))
+    japanese = await register(app, jp(5))
     answer = await consent(client, full_auth, japanese, locale="en-GB")
     assert answer.json()["locale"] == "en"
     # An opt-out keeps the language already chosen.
@@ -125,9 +128,9 @@ async def test_locale_explicit_or_from_the_numbers_country(client, app, full_aut
     ],
 )
 async def test_client_ip_is_found_like_the_send_limits_find_it(
-    app, full_auth, peer, forwarded, recorded
+    client, app, full_auth, peer, forwarded, recorded
 ):
-    subscriber_id = register(app, jp(6))
+    subscriber_id = await register(app, jp(6))
     transport = httpx.ASGITransport(app=app, client=(peer, 1234))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         answer = await consent(http, {**full_auth, "X-Forwarded-For": forwarded}, subscriber_id)
@@ -137,7 +140,7 @@ async def test_client_ip_is_found_like_the_send_limits_find_it(
 
 async def test_opt_out_of_an_unverified_purpose_is_still_recorded(client, app, full_auth):
     # A person may always say no, even before ever saying yes.
-    subscriber_id = register(app, jp(7), purposes=("coupon_usage",))
+    subscriber_id = await register(app, jp(7), purposes=("coupon_usage",))
     answer = await consent(client, full_auth, subscriber_id, "opt_out")
     assert answer.status_code == 201
     assert answer.json()["status"] == "opted_out"
@@ -179,7 +182,7 @@ GOOD = {"purpose": "coupon_delivery", "action": "opt_in", "source": "web", "poli
     ],
 )
 async def test_bad_input_names_the_field_and_writes_nothing(client, app, full_auth, body, field):
-    subscriber_id = register(app, jp(8))
+    subscriber_id = await register(app, jp(8))
     before = counts(app)
     answer = await client.post(
         f"/v1/subscribers/{subscriber_id}/consents", json=body, headers=full_auth
@@ -207,7 +210,7 @@ async def test_bad_subscriber_id_in_the_path(client, app, full_auth, subscriber_
 
 
 async def test_bad_json_and_wrong_content(client, app, full_auth):
-    subscriber_id = register(app, jp(9))
+    subscriber_id = await register(app, jp(9))
     before = counts(app)
     url = f"/v1/subscribers/{subscriber_id}/consents"
     broken = await client.post(
@@ -221,7 +224,7 @@ async def test_bad_json_and_wrong_content(client, app, full_auth):
 
 
 async def test_keys_need_the_consents_scope(client, app, auth):
-    subscriber_id = register(app, jp(10))
+    subscriber_id = await register(app, jp(10))
     before = counts(app)
     url = f"/v1/subscribers/{subscriber_id}/consents"
     assert (await client.post(url, json=GOOD)).status_code == 401
@@ -238,20 +241,20 @@ async def test_keys_need_the_consents_scope(client, app, auth):
 
 
 async def test_revoked_key_stops_at_once(client, app):
-    headers = make_key(app, ["consents:write"])
-    subscriber_id = register(app, jp(11))
+    headers = await make_key(app, ["consents:write"])
+    subscriber_id = await register(app, jp(11))
     await opted_in(client, headers, subscriber_id)
     key_id = rows(app, "SELECT id FROM api_keys WHERE name = 'coupon-frontend'")[0][0]
-    app.state.db.call(api_keys.revoke, app.state.ctx, key_id=key_id, actor="test")
+    await call(app, clients.revoke, key_id=key_id, actor="test")
     assert (await consent(client, headers, subscriber_id, "opt_out")).status_code == 401
 
 
 async def test_concurrent_changes_leave_state_and_newest_history_in_agreement(client, app):
     """Twenty threads, each on its own connection, flip one subscriber's consent."""
-    ctx, db = app.state.ctx, app.state.db
-    subscriber_id = register(app, jp(12))
-    token = make_key(app, ["consents:write"])["Authorization"].split()[1]
-    caller = db.call(api_keys.authenticate, ctx, token=token)
+    ctx = app.state.ctx
+    subscriber_id = await register(app, jp(12))
+    token = (await make_key(app, ["consents:write"]))["Authorization"].split()[1]
+    caller = await call(app, clients.authenticate, token=token)
 
     def one(i: int) -> None:
         action = "opt_in" if i % 2 else "opt_out"
@@ -261,7 +264,18 @@ async def test_concurrent_changes_leave_state_and_newest_history_in_agreement(cl
             source="web",
             policy_version=f"v{i}" if action == "opt_in" else None,
         )
-        db.call(service.record, ctx, client=caller, subscriber_id=subscriber_id, data=data, ip="x")
+
+        async def change() -> None:
+            db = Database(app.state.db.url)  # its own connection, as another process
+            try:
+                async with db.transaction() as tx:
+                    await service.record(
+                        tx, ctx, client=caller, subscriber_id=subscriber_id, data=data, ip="x"
+                    )
+            finally:
+                await db.dispose()
+
+        asyncio.run(change())
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         list(pool.map(one, range(20)))

@@ -53,7 +53,7 @@ def state(app, subscriber_id: str) -> str:
 
 @pytest.fixture
 async def subscriber(client, app, full_auth) -> str:
-    subscriber_id = register(app, SENDER)
+    subscriber_id = await register(app, SENDER)
     await opted_in(client, full_auth, subscriber_id)
     return subscriber_id
 
@@ -141,7 +141,7 @@ async def test_unknown_sender_is_acknowledged_and_nothing_is_written(client, app
 
 
 async def test_sender_never_opted_in_gets_an_opt_out_on_record(client, app):
-    subscriber_id = register(app, SENDER)
+    subscriber_id = await register(app, SENDER)
     answer = await inbound(client, form("STOP"), signed(form("STOP")))
     assert answer.status_code == 200
     assert state(app, subscriber_id) == "opted_out"

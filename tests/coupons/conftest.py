@@ -8,9 +8,9 @@ from tests.coupons.helpers import bearer, make_key
 
 
 @pytest.fixture
-def token(app) -> str:
+async def token(app) -> str:
     """A key that may verify numbers and record redemptions."""
-    return make_key(app)
+    return await make_key(app)
 
 
 @pytest.fixture

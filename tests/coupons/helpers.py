@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,20 +10,21 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from app.clients import service as clients
+from app.clients.service import Client
+from app.core.db import Database
 from app.core.errors import AppError
 from app.coupons import service
 from app.coupons.schemas import RedemptionCreate
-from app.staff import api_keys
+from tests.conftest import call
 from tests.fixtures.flows import check, sent_code, start
 
 SCOPES = ["verifications:write", "coupons:write"]
 
 
-def make_key(app: FastAPI, scopes: list[str] = SCOPES, name: str = "coupon-frontend") -> str:
+async def make_key(app: FastAPI, scopes: list[str] = SCOPES, name: str = "coupon-frontend") -> str:
     """A fresh API key's token."""
-    new = app.state.db.call(
-        api_keys.create, app.state.ctx, name=name, scopes=scopes, created_by="test"
-    )
+    new = await call(app, clients.create, name=name, scopes=scopes, created_by="test")
     token: str = new.token
     return token
 
@@ -32,7 +34,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def jp(i: int) -> str:
-    """A distinct valid Japanese mobile number in E.164."""
+    """A distinct valid Japanese mobile number in E.164 (fictional: tests only)."""
     return f"+8190{20_000_000 + i:08d}"
 
 
@@ -59,28 +61,35 @@ async def redeem(
     return await client.post(f"/v1/coupons/{coupon_id}/redemptions", json=body, headers=auth)
 
 
-def redeem_status(
-    app: FastAPI, caller: api_keys.Client, coupon_id: str, body: dict[str, str]
-) -> int:
-    """One redemption in its own transaction (and connection, off the loop's thread)."""
-    try:
-        app.state.db.call(
-            service.redeem,
-            app.state.ctx,
-            client=caller,
-            coupon_id=coupon_id,
-            data=RedemptionCreate(**body),
-        )
-        return 201
-    except AppError as exc:
-        return exc.status
+def redeem_status(app: FastAPI, caller: Client, coupon_id: str, body: dict[str, str]) -> int:
+    """One redemption in its own transaction, on its own connection and event loop: run
+    it from a thread, as another process would."""
+
+    async def attempt() -> int:
+        db = Database(app.state.db.url)
+        try:
+            async with db.transaction() as tx:
+                await service.redeem(
+                    tx,
+                    app.state.ctx,
+                    client=caller,
+                    coupon_id=coupon_id,
+                    data=RedemptionCreate(**body),
+                )
+            return 201
+        except AppError as exc:
+            return exc.status
+        finally:
+            await db.dispose()
+
+    return asyncio.run(attempt())
 
 
-def threaded_redemptions(
+async def threaded_redemptions(
     app: FastAPI, token: str, requests: list[tuple[str, dict[str, str]]]
 ) -> list[int]:
     """Redemptions from one thread each, each on its own connection: real concurrency."""
-    caller = app.state.db.call(api_keys.authenticate, app.state.ctx, token=token)
+    caller = await call(app, clients.authenticate, token=token)
     ready = threading.Barrier(len(requests))
 
     def one(request: tuple[str, dict[str, str]]) -> int:

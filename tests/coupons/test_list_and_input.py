@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import count_rows
+from app.clients import service as clients
+from tests.conftest import call, count_rows
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 
 
@@ -35,7 +36,7 @@ async def test_list_a_numbers_redemptions(client, app, carrier, coupon_auth):
     ]
     # Another client sees the redemption (it counts against its limit too), but not
     # the verification id, which belongs to the client that made it.
-    other = await client.get(url, headers=bearer(make_key(app, name="other")))
+    other = await client.get(url, headers=bearer(await make_key(app, name="other")))
     assert other.status_code == 200
     assert other.json()["redemptions"][0]["verification_id"] is None
     assert other.json()["redemptions"][0]["id"] == created["id"]
@@ -128,7 +129,7 @@ async def test_list_needs_a_valid_subscriber_id(client, coupon_auth, query):
 
 async def test_credentials_are_checked_first(client, app, carrier, coupon_auth):
     sub = (await approved(client, app, carrier, coupon_auth, jp(22)))["subscriber_id"]
-    verify_only = bearer(make_key(app, scopes=["verifications:write"], name="verify-only"))
+    verify_only = bearer(await make_key(app, scopes=["verifications:write"], name="verify-only"))
     for method, url, body in (
         ("POST", "/v1/coupons/C1/redemptions", {"subscriber_id": sub}),
         ("GET", f"/v1/coupons/C1/redemptions?subscriber_id={sub}", None),
@@ -147,11 +148,9 @@ async def test_credentials_are_checked_first(client, app, carrier, coupon_auth):
 
 
 async def test_revoked_key_cannot_redeem(client, app, carrier, coupon_auth, token):
-    from app.staff import api_keys
-
     sub = (await approved(client, app, carrier, coupon_auth, jp(23)))["subscriber_id"]
-    key = app.state.db.call(api_keys.authenticate, app.state.ctx, token=token)
-    app.state.db.call(api_keys.revoke, app.state.ctx, key_id=key.id, actor="test")
+    key = await call(app, clients.authenticate, token=token)
+    await call(app, clients.revoke, key_id=key.id, actor="test")
     answer = await redeem(client, coupon_auth, "C1", subscriber_id=sub)
     assert answer.status_code == 401
     assert count_rows(app, "coupon_redemptions") == 0

@@ -75,7 +75,7 @@ async def test_the_limit_holds_across_service_clients(client, app, carrier, coup
     """Coupon ids are one namespace: a second key (or a rotated one) starts no fresh count."""
     first = await approved(client, app, carrier, coupon_auth, jp(4))
     assert (await redeem(client, coupon_auth, "C1", verification_id=first["id"])).status_code == 201
-    other_auth = bearer(make_key(app, name="second-frontend"))
+    other_auth = bearer(await make_key(app, name="second-frontend"))
     theirs = await approved(client, app, carrier, other_auth, jp(4))
     refused = await redeem(client, other_auth, "C1", verification_id=theirs["id"])
     assert refused.status_code == 409
@@ -148,7 +148,7 @@ async def test_other_clients_and_unknown_verifications_are_not_found(
     client, app, carrier, coupon_auth
 ):
     theirs = await approved(client, app, carrier, coupon_auth, jp(11))
-    other_auth = bearer(make_key(app, name="other"))
+    other_auth = bearer(await make_key(app, name="other"))
     foreign = await redeem(client, other_auth, "C1", verification_id=theirs["id"])
     assert foreign.status_code == 404
     assert foreign.json()["type"].endswith("/verification-not-found")

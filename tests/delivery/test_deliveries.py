@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import anyio.from_thread
 import pytest
 import sqlalchemy as sa
 
-from app.consent import repository as consent_repo
 from app.consent import service as consent_service
+from app.registry import service as registry
 from app.sms import outbox
-from tests.conftest import sync_engine
+from tests.conftest import call, sync_engine
 from tests.consent.helpers import (
     consent,
     counts,
@@ -44,10 +45,12 @@ async def deliver(client, auth, campaign_id="spring-2026", messages=None, defaul
 
 async def audience(client, app, auth):
     """Subscribers in every state a campaign must tell apart."""
-    people = {name: register(app, jp(i)) for i, name in enumerate(["ja_in", "en_in", "never"])}
-    people["ko_in"] = register(app, "+821012345678")
-    people["out"] = register(app, jp(10))
-    people["usage_only"] = register(app, jp(11), purposes=("coupon_usage",))
+    people = {
+        name: await register(app, jp(i)) for i, name in enumerate(["ja_in", "en_in", "never"])
+    }
+    people["ko_in"] = await register(app, "+821012345678")
+    people["out"] = await register(app, jp(10))
+    people["usage_only"] = await register(app, jp(11), purposes=("coupon_usage",))
     await opted_in(client, auth, people["ja_in"])
     await opted_in(client, auth, people["en_in"], locale="en")
     await opted_in(client, auth, people["ko_in"])
@@ -86,7 +89,7 @@ async def test_campaign_id_replays_the_first_answer_and_never_queues_twice(
     first = await deliver(client, full_auth)
     queued = counts(app)["outbox_messages"]
     # Someone opts in later: the replay is still the first answer, nothing more queued.
-    await opted_in(client, full_auth, register(app, jp(30)))
+    await opted_in(client, full_auth, await register(app, jp(30)))
     again = await deliver(client, full_auth)
     assert again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -119,7 +122,7 @@ async def test_same_campaign_id_with_other_texts_is_refused(client, app, full_au
 async def test_campaign_ids_belong_to_their_client(client, app, carrier, full_auth):
     await audience(client, app, full_auth)
     first = (await deliver(client, full_auth)).json()
-    other_client = make_key(app, ["deliveries:write"], name="other-frontend")
+    other_client = await make_key(app, ["deliveries:write"], name="other-frontend")
     second = await deliver(client, other_client)
     assert second.status_code == 201
     assert second.json()["id"] != first["id"]
@@ -136,10 +139,12 @@ async def test_no_audience_is_an_empty_delivery(client, app, full_auth):
 
 async def drain_some(app, carrier, limit):
     """One worker pass over at most ``limit`` messages: part of the outbox is sent."""
-    ctx, db = app.state.ctx, app.state.db
-    batch = db.call(outbox.claim_and_render, ctx, now=ctx.clock.now(), limit=limit)
+    now = app.state.ctx.clock.now()
+    renderers = app.state.outbox.renderers
+    _, batch = await call(app, outbox.claim_and_render, renderers, now=now, limit=limit)
     outcomes = [(item.message, carrier.send(to=item.to, body=item.body)) for item in batch]
-    db.call(outbox.record_outcomes, outcomes=outcomes, now=ctx.clock.now())
+    async with app.state.db.transaction() as tx:
+        await outbox.record_outcomes(tx, outcomes=outcomes, now=now)
     return batch
 
 
@@ -150,7 +155,7 @@ class TestBatches:
         return {"delivery_batch_size": 100}
 
     async def test_opt_out_mid_campaign_stops_the_rest(self, client, app, carrier, full_auth):
-        people = [register(app, jp(100 + i)) for i in range(250)]
+        people = [await register(app, jp(100 + i)) for i in range(250)]
         for subscriber_id in people:
             await opted_in(client, full_auth, subscriber_id)
         answer = await deliver(client, full_auth)
@@ -176,22 +181,22 @@ class TestBatches:
 async def test_opt_out_after_claim_is_honoured_before_the_carrier(client, app, carrier, full_auth):
     """The worker holds a batch; an opt-out commits while it sends the first message;
     that subscriber's message later in the same batch is not handed to the carrier."""
-    people = [register(app, jp(200 + i)) for i in range(5)]
+    people = [await register(app, jp(200 + i)) for i in range(5)]
     for subscriber_id in people:
         await opted_in(client, full_auth, subscriber_id)
     await deliver(client, full_auth)
-    ctx, db = app.state.ctx, app.state.db
+    ctx = app.state.ctx
     send = carrier.send
     stopped: list[str] = []
 
-    def send_then_opt_out(*, to, body):
-        result = send(to=to, body=body)
-        if not stopped:
-            victim = next(p for i, p in enumerate(people) if jp(200 + i) != to)
-            db.call(
-                consent_service.change,
+    async def opt_out(subscriber_id: str) -> None:
+        async with app.state.db.transaction() as tx:
+            subscriber = await registry.get(tx, subscriber_id)
+            assert subscriber is not None
+            await consent_service.change(
+                tx,
                 ctx,
-                subscriber=db.call(consent_repo.get_subscriber, victim),
+                subscriber=subscriber,
                 purpose="coupon_delivery",
                 action="opt_out",
                 source="app",
@@ -200,9 +205,18 @@ async def test_opt_out_after_claim_is_honoured_before_the_carrier(client, app, c
                 client_ip=None,
                 actor="test",
             )
+
+    def send_then_opt_out(*, to, body):
+        result = send(to=to, body=body)
+        if not stopped:
+            victim = next(p for i, p in enumerate(people) if jp(200 + i) != to)
+            # The carrier's call runs off the event loop (a blocking sender); the opt-out
+            # commits on the loop while it is under way.
+            anyio.from_thread.run(opt_out, victim)
             stopped.append(jp(200 + people.index(victim)))
         return result
 
+    carrier.blocking = True
     carrier.send = send_then_opt_out
     await app.state.outbox.drain()
     assert len(carrier.sent) == 4
@@ -226,12 +240,13 @@ async def test_a_verification_code_never_waits_behind_a_campaign(client, app, ca
     from tests.fixtures.flows import start
 
     for i in range(30):
-        await opted_in(client, full_auth, register(app, jp(300 + i)))
+        await opted_in(client, full_auth, await register(app, jp(300 + i)))
     await deliver(client, full_auth)
     assert (await start(client, full_auth, phone="090-7777-1234")).status_code == 201
     app.state.outbox.batch = 5
-    batch = app.state.db.call(
-        outbox.claim_and_render, app.state.ctx, now=app.state.ctx.clock.now(), limit=5
+    renderers = app.state.outbox.renderers
+    _, batch = await call(
+        app, outbox.claim_and_render, renderers, now=app.state.ctx.clock.now(), limit=5
     )
     assert batch[0].message.kind == "code" and batch[0].to == "+819077771234"
     assert [item.message.kind for item in batch[1:]] == ["campaign"] * 4
@@ -249,7 +264,7 @@ async def test_campaign_messages_hold_no_number_and_no_text(client, app, full_au
 async def test_a_number_no_longer_held_for_delivery_is_not_sent(client, app, carrier, full_auth):
     """Live means opted in AND still registered for coupon_delivery (e.g. after erasure
     of that purpose): checked again when the message is sent."""
-    people = [register(app, jp(400 + i)) for i in range(2)]
+    people = [await register(app, jp(400 + i)) for i in range(2)]
     for subscriber_id in people:
         await opted_in(client, full_auth, subscriber_id)
     await deliver(client, full_auth)

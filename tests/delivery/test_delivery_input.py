@@ -41,7 +41,7 @@ def without(key: str) -> dict:
     ],
 )
 async def test_bad_input_names_the_field_and_writes_nothing(client, app, full_auth, body, field):
-    await opted_in(client, full_auth, register(app, jp(1)))
+    await opted_in(client, full_auth, await register(app, jp(1)))
     before = counts(app)
     answer = await client.post("/v1/deliveries", json=body, headers=full_auth)
     assert answer.status_code == 422, answer.text

@@ -26,7 +26,7 @@ async def test_source_ip_from_a_trusted_proxy(client, app, carrier, auth):
 
 
 async def test_login_records_where_it_came_from(client, app):
-    create_staff(app, "operator", username="hanako")
+    await create_staff(app, "operator", username="hanako")
     assert (await login(client, "hanako", **{"X-Forwarded-For": "198.51.100.9"})).status_code == 201
     (session,) = rows(app, "SELECT source_ip FROM staff_sessions")
     assert session["source_ip"] == "198.51.100.9"

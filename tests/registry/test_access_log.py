@@ -7,10 +7,10 @@ import io
 
 import pytest
 
-from app.registry import service
+from app.registry.access_log import export_csv
 from app.registry.repository import AccessFilter
 from tests.conftest import count_rows
-from tests.staff.helpers import create_staff, events, login, rows, staff_auth, verified
+from tests.staff.helpers import events, rows, staff_auth, verified
 
 REASON = "Subject's access request by letter, case 2026-118"
 
@@ -174,12 +174,11 @@ async def test_export_streams_in_batches_up_to_where_it_began(client, app, histo
     flt = AccessFilter()
     upto = rows(app, "SELECT max(id) AS n FROM access_log")[0]["n"]
     # An entry written after the export began is left for the next export.
-    create_staff(app, "operator", username="late")
-    late = (await login(client, "late")).json()["token"]
-    await client.get(
-        f"/v1/subscribers/{history['first']}", headers={"Authorization": f"Bearer {late}"}
-    )
-    chunks = [chunk async for chunk in service.export_csv(app.state.db, flt, upto_id=upto, batch=1)]
+    late = await staff_auth(app, client, "operator", username="late")
+    assert (
+        await client.get(f"/v1/subscribers/{history['first']}", headers=late)
+    ).status_code == 200
+    chunks = [chunk async for chunk in export_csv(app.state.db, flt, upto_id=upto, batch=1)]
     assert len(chunks) == 1 + 3  # the header, then one chunk per batch of one
     text = b"".join(chunks).decode()
     assert text.count("\r\n") == 4 and "late" not in text

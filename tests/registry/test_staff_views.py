@@ -66,7 +66,7 @@ async def test_a_search_that_finds_no_one_is_logged_too(client, app, subscriber)
 
 
 async def test_consent_summary_is_shown(client, app, carrier):
-    service = make_key(app, ["verifications:write", "consents:write"])
+    service = await make_key(app, ["verifications:write", "consents:write"])
     subscriber = await verified(client, app, carrier, service, E164, purpose="coupon_delivery")
     opted = await client.post(
         f"/v1/subscribers/{subscriber}/consents",

@@ -1,8 +1,10 @@
 """Twilio's inbound-message webhook: a STOP opts the sender out of coupon delivery.
 
 Signed by Twilio and checked exactly like the status callbacks (see
-app.sms.callbacks.signed_form). The answer is always empty TwiML, so Twilio sends no
-reply of its own making; neither the number nor the body is logged or stored.
+app.sms.callbacks.signed_form). It lives with consent, not with the SMS senders,
+because what it does is withdraw a consent, and app.sms sits below app.consent. The
+answer is always empty TwiML, so Twilio sends no reply of its own making; neither the
+number nor the body is logged or stored.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.consent import stop
-from app.core.deps import RuntimeDep
+from app.core.deps import CtxDep, TxDep
 from app.core.errors import Forbidden
 from app.sms.callbacks import CallbacksDisabled, signed_form
 
@@ -33,11 +35,12 @@ MAX_FIELD = 1600  # Twilio's longest message body
     },
     summary="Twilio inbound SMS (signed by Twilio): STOP words opt the sender out",
 )
-async def twilio_inbound(request: Request, rt: RuntimeDep) -> Response:
-    form = await signed_form(request, rt)
+async def twilio_inbound(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
+    form = await signed_form(request, ctx)
     sender = str(form.get("From") or "")[:MAX_FIELD]
     body = str(form.get("Body") or "")[:MAX_FIELD]
-    # Only a stop word needs the database; anything else is acknowledged as it is.
-    if sender and stop.is_stop_word(body, rt.ctx.settings.stop_words):
-        await rt.db.run(stop.handle_inbound, rt.ctx, sender=sender, body=body)
+    # The transaction begins at its first statement: anything but a stop word from a
+    # sender is acknowledged without touching the database.
+    if sender:
+        await stop.handle_inbound(tx, ctx, sender=sender, body=body)
     return Response(EMPTY_TWIML, media_type="application/xml")
