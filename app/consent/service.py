@@ -188,6 +188,19 @@ async def current(tx: Tx, *, subscriber_id: str) -> list[Consent]:
 # -- who is live: what campaign deliveries ask -------------------------------------------
 
 
+def live_condition(subscriber_id: str, purpose: Purpose) -> str:
+    """The same rule as :func:`live_among`, as an SQL condition on a column holding a
+    subscriber id: for a statement that must check it in the same breath as it acts (the
+    outbox taking a campaign message for sending)."""
+    return (
+        "EXISTS (SELECT 1 FROM consents WHERE consents.subscriber_id = "  # noqa: S608 (fixed)
+        f"{subscriber_id} AND consents.purpose = '{purpose.value}' "
+        f"AND consents.status = '{OPTED_IN}') AND EXISTS (SELECT 1 FROM subscriber_purposes "
+        f"WHERE subscriber_purposes.subscriber_id = {subscriber_id} "
+        f"AND subscriber_purposes.purpose = '{purpose.value}')"
+    )
+
+
 async def is_live(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
     """Whether the subscriber's opt-in to the purpose is live right now."""
     return bool(await live_among(tx, [subscriber_id], purpose=purpose))

@@ -1,8 +1,8 @@
 """The SMS of a campaign delivery, rendered by the outbox worker at send time.
 
 A message is the delivery's text in the row's locale, sent to the subscriber's number
-only while the subscriber's opt-in is live (app.consent.service.is_live): checked when
-the message is claimed and again just before it is handed to the carrier. A message
+only while the subscriber's opt-in is live (app.consent.service): checked when the
+message is claimed and again in the statement that takes it for sending. A message
 whose opt-in was withdrawn is cancelled (``opted_out``), one whose subscriber or text
 is gone is cancelled too (``no_recipient``), and one past its time expires.
 """
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import ClassVar
 
 from app.consent import service as consent
 from app.core.context import Context
 from app.core.db import Tx
 from app.delivery import repository as repo
 from app.delivery.service import PURPOSE
+from app.purposes import Purpose
 from app.registry import service as registry
 from app.sms import outbox
 from app.sms.outbox import Claimed, Outgoing, Rendered
@@ -27,6 +29,11 @@ NO_RECIPIENT = "no_recipient"
 
 class CampaignMessages:
     """The outbox's renderer of ``campaign`` messages."""
+
+    # Checked in the statement that takes a message for sending: the opt-in still live.
+    wanted: ClassVar[str] = consent.live_condition(
+        "outbox_messages.subscriber_id", Purpose(PURPOSE)
+    )
 
     async def render(
         self, tx: Tx, ctx: Context, messages: Sequence[Claimed], *, now: dt.datetime
@@ -56,12 +63,13 @@ class CampaignMessages:
         await outbox.cancel(tx, gone, now=now, reason=NO_RECIPIENT)
         return rendered
 
-    async def still_wanted(self, tx: Tx, message: Claimed, *, now: dt.datetime) -> bool:
-        """The last word before the carrier: is the opt-in still live? If not, the message
-        is cancelled here and must not be sent."""
-        if message.subscriber_id and await consent.is_live(
-            tx, subscriber_id=message.subscriber_id, purpose=PURPOSE
-        ):
-            return True
-        await outbox.cancel(tx, [message], now=now, reason=OPTED_OUT)
-        return False
+    async def unwanted(
+        self, tx: Tx, ctx: Context, messages: Sequence[Claimed], *, now: dt.datetime
+    ) -> None:
+        """Messages found unwanted just before sending: their opt-in was withdrawn (or
+        their time ran out) since the claim."""
+        late = [message for message in messages if message.expires_at <= now]
+        await outbox.expire(tx, late, now=now)
+        await outbox.cancel(
+            tx, [m for m in messages if m.expires_at > now], now=now, reason=OPTED_OUT
+        )
