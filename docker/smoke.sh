@@ -243,4 +243,7 @@ done
 grep -E '^[^|]*\| scheduler: smsreg .* (done|FAILED)' <<<"$logs" | sed 's/^[^|]*| /  /' || true
 [ "$done_all" = 1 ] || fail "a scheduled job did not finish"
 
+say "smsreg ledger verify, as smsreg_app"
+compose exec -T smsreg smsreg ledger verify | sed 's/^/  /' || fail "smsreg ledger verify"
+
 say "SMOKE PASSED: image built, stack up, verification approved, roles as designed"
