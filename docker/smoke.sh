@@ -116,7 +116,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
     echo "SMSREG_CONSOLE_PRINT=false"
     echo "SMSREG_WEBOTP_DOMAIN=localhost"
     for family in PHONE INDEX CODE TOKEN LEDGER_SIGNING; do
-        echo "SMSREG_${family}_KEYS=$(docker run --rm "$image" smsreg keys new --key-id smoke1)"
+        echo "SMSREG_${family}_KEYS=$(docker run --rm "$image" smsreg keys new --key-id k1)"
     done
     echo "POSTGRES_PASSWORD=$(secret)"
     echo "DB_OWNER_PASSWORD=$(secret)"
