@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-fast lint openapi bench clean
+.PHONY: serve test test-fast lint openapi bench clean docker-wheels docker-smoke
 
 $(BIN)/smsreg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,18 @@ bench: $(BIN)/smsreg
 
 clean:
 	rm -rf $(VENV) .smsreg .pytest_cache .mypy_cache .ruff_cache
+
+# Containers (docs/containers.md). Neither target is part of `make test`: both need Docker
+# or build for it, and CI has no use for either.
+docker-wheels:  ## every wheel the image installs, built here, for an image build with no package index
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+		|| { echo "docker-wheels: needs Python 3.11, the image's (set PYTHON=python3.11)"; exit 1; }
+	rm -rf docker/wheels && mkdir -p docker/wheels
+	@# The build backend too: an offline `pip install /src` builds the package from them.
+	$(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "wheel", sep="\n")' \
+		> docker/wheels/build-requires.txt
+	$(PYTHON) -m pip wheel --quiet --wheel-dir docker/wheels . -r docker/wheels/build-requires.txt
+	rm -f docker/wheels/smsreg-*.whl
+
+docker-smoke:  ## build the image, run the compose stack, approve one verification through it, tear down
+	docker/smoke.sh
