@@ -47,9 +47,10 @@ cli.add_typer(ledger_cli, name="ledger")
 
 @cli.command()
 def migrate() -> None:
-    """Apply every pending Alembic migration."""
-    settings = _settings()
-    upgrade(settings.database_url)
+    """Apply every pending Alembic migration (needs only SMSREG_DATABASE_URL)."""
+    # The migration job holds the owner's credentials, not the service's secrets: it
+    # reads the database URL alone.
+    upgrade(cli_support.database_url())
     typer.echo("database is at the latest migration")
 
 

@@ -10,6 +10,7 @@ from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
@@ -37,6 +38,18 @@ def load_settings() -> Settings:
                 for error in exc.errors()
             )
         )
+
+
+class _DatabaseOnly(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMSREG_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+    database_url: str = Settings.model_fields["database_url"].get_default()
+
+
+def database_url() -> str:
+    """SMSREG_DATABASE_URL alone, for commands that need nothing else (migrate)."""
+    return _DatabaseOnly().database_url
 
 
 def refuse(problem: str) -> NoReturn:

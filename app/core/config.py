@@ -40,7 +40,11 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Runtime configuration; see the README's settings table."""
 
-    model_config = SettingsConfigDict(env_prefix="SMSREG_", env_file=".env", extra="ignore")
+    # An empty variable is an unset one (compose passes ${SMSREG_X:-} as ""): each such
+    # setting keeps its default.
+    model_config = SettingsConfigDict(
+        env_prefix="SMSREG_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
 
     environment: Environment = "development"
     database_url: str = "sqlite:///.smsreg/smsreg.db"

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from app.clients import service as clients
-from tests.conftest import call, snapshot
-from tests.fixtures.flows import PHONE_E164, sent_code, start
+from tests.conftest import TEST_KEYS, call, snapshot
+from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 
 
 @pytest.mark.parametrize(
@@ -227,3 +227,26 @@ async def test_code_never_in_api_answers(client, app, carrier, auth):
     read = await client.get(f"/v1/verifications/{started.json()['id']}", headers=auth)
     for answer in (started, read):
         assert code not in answer.text.replace(answer.json()["id"], "")
+
+
+LONGEST_KEY_ID = "k" * 40  # the longest a key id may be
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            **{f"{family}_keys": {LONGEST_KEY_ID: key} for family, key in TEST_KEYS.items()},
+            **{f"{family}_key_id": LONGEST_KEY_ID for family in TEST_KEYS},
+        }
+    ],
+)
+async def test_every_column_holds_what_a_start_writes_with_the_longest_key_ids(
+    client, app, carrier, auth
+):
+    """Blind indexes lead with their key id; PostgreSQL enforces column lengths."""
+    started = await start(client, auth)
+    assert started.status_code == 201, started.text
+    code = await sent_code(app, carrier)
+    checked = await check(client, auth, started.json()["id"], code)
+    assert checked.status_code == 200, checked.text
