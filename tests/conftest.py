@@ -120,13 +120,14 @@ def auth(api_key: str) -> dict[str, str]:
 
 
 @functools.cache
-def _engine(url: str) -> sa.Engine:
+def engine_for(url: str) -> sa.Engine:
+    """A synchronous engine on a database, for tests that look at rows directly."""
     return create_sync_engine(url)
 
 
 def sync_engine(app: FastAPI) -> sa.Engine:
     """A synchronous engine on the app's database, for tests that look at rows directly."""
-    return _engine(app.state.db.url)
+    return engine_for(app.state.db.url)
 
 
 def count_rows(app: FastAPI, table: str) -> int:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from app.staff.scopes import Scope
 from fastapi import FastAPI
 
+from app.clients.scopes import Scope
 from app.staff.roles import Role
 from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
 
@@ -185,7 +185,7 @@ async def credentials(app: FastAPI, client: Any) -> dict[str, dict[str, str]]:
     """Headers for every caller: a fresh key per scope, a fresh session per role."""
     headers: dict[str, dict[str, str]] = {ANONYMOUS: {}}
     for scope in Scope:
-        headers[f"key:{scope.value}"] = make_key(app, [scope.value])
+        headers[f"key:{scope.value}"] = await make_key(app, [scope.value])
     for role in Role:
         headers[f"staff:{role.value}"] = await staff_auth(
             app, client, role, username=f"matrix-{role.value.replace('_', '-')}"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -194,6 +195,58 @@ def test_metrics_add_up_across_worker_processes(tmp_path):
             )
             counts.add(float(line.rsplit(" ", 1)[1]))
         assert counts == {12.0}, counts
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:
+    request = urllib.request.Request(  # noqa: S310 (our own loopback server)
+        f"http://127.0.0.1:{port}/v1/verifications",
+        data=json.dumps({"phone": phone, "purpose": "coupon_usage"}).encode(),
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Content-Type": "application/json",
+            "X-Forwarded-For": forwarded_for,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return int(answer.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+@pytest.mark.slow
+def test_the_served_service_does_not_believe_a_forged_forwarded_for_from_loopback(tmp_path):
+    """Through uvicorn itself, whose own default trusts 127.0.0.1: the service turns
+    that off, so two starts from one loopback peer are one address, whatever they claim."""
+    port = _free_port()
+    env = base_env(tmp_path, port=str(port), sends_per_ip_hour="1", outbox_dispatch="external")
+    assert run(["migrate"], env).returncode == 0
+    created = run(["api-keys", "create", "--name", "ops-test"], env)
+    key = created.stdout.strip().splitlines()[-1]
+    server = subprocess.Popen(
+        [*SMSREG, "serve", "--no-migrate"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        first = _post_start(port, key, "090-1111-0001", "198.51.100.1")
+        second = _post_start(port, key, "090-1111-0002", "198.51.100.2")
+        assert (first, second) == (201, 429)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import secrets
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -277,11 +276,6 @@ class Settings(BaseSettings):
         if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
             raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
         return self
-
-    @cached_property
-    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        """The trusted proxies as parsed networks."""
-        return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]
 
     @property
     def is_sqlite(self) -> bool:

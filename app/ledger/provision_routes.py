@@ -15,8 +15,8 @@ from app.core.http import NO_STORE
 from app.ledger import provision
 from app.ledger.errors import SubjectNotFound
 from app.ledger.schemas import (
-    ConsentPublic,
     ProvisionConsentChange,
+    ProvisionConsentPublic,
     ProvisionStatePublic,
     ProvisionStopChange,
     SubjectRecordsPublic,
@@ -35,7 +35,7 @@ _SUBJECT_PROBLEMS: dict[int | str, dict[str, Any]] = {
 def _state(state: provision.ProvisionState) -> ProvisionStatePublic:
     return ProvisionStatePublic(
         stopped_at=state.stopped_at,
-        consents=[ConsentPublic.model_validate(consent) for consent in state.consents],
+        consents=[ProvisionConsentPublic.model_validate(consent) for consent in state.consents],
     )
 
 

@@ -209,7 +209,7 @@ class ProvisionConsentChange(BaseModel):
     source: Source = Field(description="how the subject consented")
 
 
-class ConsentPublic(BaseModel):
+class ProvisionConsentPublic(BaseModel):
     """A subject's consent to provide to one recipient."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -225,7 +225,7 @@ class ProvisionStatePublic(BaseModel):
     """A subject's stop of third-party provision (if any) and consents to recipients."""
 
     stopped_at: dt.datetime | None
-    consents: list[ConsentPublic]
+    consents: list[ProvisionConsentPublic]
 
 
 class RecipientPublic(BaseModel):

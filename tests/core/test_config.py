@@ -58,8 +58,31 @@ def test_production_refuses_the_console_sender():
 
 
 def test_production_with_real_secrets_starts():
-    s = Settings(environment="production", sms_sender="twilio", _env_file=None, **KEYS)
+    s = Settings(
+        environment="production",
+        sms_sender="twilio",
+        metrics_token="scrape-token-0123456789",
+        _env_file=None,
+        **KEYS,
+    )
     assert s.key_ring("phone")[0] == "k1"
+
+
+def test_production_needs_a_metrics_token():
+    with pytest.raises(ConfigError, match="SMSREG_METRICS_TOKEN"):
+        Settings(environment="production", sms_sender="twilio", _env_file=None, **KEYS)
+
+
+def test_production_refuses_plain_http_to_the_carrier():
+    with pytest.raises(ConfigError, match="TWILIO_API_BASE_URL"):
+        Settings(
+            environment="production",
+            sms_sender="twilio",
+            metrics_token="scrape-token-0123456789",
+            twilio_api_base_url="http://127.0.0.1:9999",
+            _env_file=None,
+            **KEYS,
+        )
 
 
 def test_several_keys_need_an_active_id():
@@ -81,7 +104,7 @@ def test_lists_from_the_environment(monkeypatch):
     monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
     s = Settings(_env_file=None)
     assert s.allowed_regions == ["JP", "KR"]
-    assert len(s.trusted_networks) == 2
+    assert s.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
 
 
 def test_bad_proxy_list_is_refused(monkeypatch):

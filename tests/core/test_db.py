@@ -1,25 +1,23 @@
-"""The unit of work: every call is all or nothing, and answers only once it is durable.
-
-On SQLite the calls of one turn of the event loop share one transaction and one COMMIT
-(group commit, app.core.db._Group). These tests hold the promises each call makes on
-its own whether or not it shared its transaction: on both databases, and on SQLite
-with the calls made together so that they do share it.
-"""
+"""The unit of work's promises, on both databases: a block commits when it ends and rolls
+back when it raises, a refusal that must be recorded still commits, work waits for the
+commit, and fixed statements decode their rows by the row type's field types."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import pickle
-import time
-from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, NamedTuple
 
 import pytest
 import sqlalchemy as sa
 
-from app.core.db import Database, Tx, create_db_engine
+from app.core.db import Database, Json, Sql, UTCDateTime
 from app.core.errors import AppError
+from app.models.audit import AuditEvent
+from app.models.types import table
+from tests.conftest import engine_for
+
+audit = table(AuditEvent)
 
 
 class Refused(AppError):
@@ -28,245 +26,214 @@ class Refused(AppError):
     title = "Refused"
 
 
-class RefusedAndRecorded(AppError):
-    status = 429
-    slug = "refused-recorded"
-    title = "Refused, and the attempt counts"
+class Recorded(AppError):
+    status = 422
+    slug = "recorded"
+    title = "Refused, and the attempt recorded"
     commit = True
 
 
+class Row(NamedTuple):
+    actor: str
+    at: dt.datetime
+    details: Annotated[dict[str, object], Json]
+    subject: str | None
+
+
+_SELECT = Sql(
+    "SELECT actor, at, details, subject FROM audit_events WHERE tag = :tag ORDER BY id", Row
+)
+_INSERT = Sql(
+    "INSERT INTO audit_events (tag, actor, subject, at, details) "
+    "VALUES (:tag, :actor, :subject, :at, :details)"
+)
+NOW = dt.datetime(2026, 12, 3, 9, 30, 15, 250_000, tzinfo=dt.UTC)
+
+
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(create_db_engine(database_url, background_checkpoint=True))
+async def db(database_url: str):
+    database = Database(database_url)
     yield database
-    database.close()
-    database.engine.dispose()
+    await database.dispose()
 
 
-def write(tx: Tx, subject: str, *, then: BaseException | None = None) -> str:
-    """Write one row marked ``subject``; then raise ``then`` if given."""
-    tx.execute(
-        "INSERT INTO audit_events (tag, actor, subject, at, details) "
-        "VALUES ('test', 'test', :subject, '2026-01-01 00:00:00', '{}')",
-        {"subject": subject},
-    )
-    if then is not None:
-        raise then
-    return subject
+def written(db: Database, tag: str = "t") -> list[str]:
+    """The actors of the events of a tag, read from another connection."""
+    with engine_for(db.url).connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(audit.c.actor).where(audit.c.tag == tag).order_by(audit.c.id)
+            ).scalars()
+        )
 
 
-def written(db: Database) -> set[str]:
-    """The rows that are durable, read on a connection of their own."""
-    with db.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT subject FROM audit_events WHERE tag = 'test'"))
-        return {row[0] for row in rows}
-
-
-def sqlite_only(db: Database) -> None:
-    if not db.inline:
-        pytest.skip("group commit is SQLite's (PostgreSQL calls run on pooled connections)")
-
-
-async def together(*calls: Any) -> list[Any]:
-    """Start every call in the same turn of the loop; their answers or errors, in order."""
-    return await asyncio.gather(*calls, return_exceptions=True)
-
-
-async def test_each_call_answers_only_once_its_writes_are_durable(db: Database) -> None:
-    async def one(name: str) -> set[str]:
-        await db.run(write, name)
-        return written(db)  # read the moment the call answered
-
-    seen = await together(*(one(f"row{i}") for i in range(10)))
-
-    for i, durable in enumerate(seen):
-        assert f"row{i}" in durable
-    assert written(db) == {f"row{i}" for i in range(10)}
-
-
-async def test_calls_made_together_share_one_commit(db: Database) -> None:
-    sqlite_only(db)
-    statements: list[str] = []
-    await db.run(write, "warm")  # opens the loop's own connection
-    db._own_connection().set_trace_callback(statements.append)
-
-    answers = await together(*(db.run(write, f"row{i}") for i in range(10)))
-
-    assert answers == [f"row{i}" for i in range(10)]
-    assert statements.count("COMMIT") == 1
-    assert statements.count("BEGIN IMMEDIATE") == 1
-
-
-async def test_a_failed_call_is_undone_alone(db: Database) -> None:
-    answers = await together(
-        db.run(write, "first"),
-        db.run(write, "refused", then=Refused("no")),
-        db.run(write, "second"),
-        db.run(write, "crashed", then=RuntimeError("bug")),
-        db.run(write, "third"),
+async def insert(tx, actor: str, *, tag: str = "t") -> None:
+    await tx.run(
+        _INSERT, {"tag": tag, "actor": actor, "subject": None, "at": NOW, "details": {"n": 1}}
     )
 
-    assert answers[0] == "first" and answers[2] == "second" and answers[4] == "third"
-    assert isinstance(answers[1], Refused)
-    assert isinstance(answers[3], RuntimeError)
-    assert written(db) == {"first", "second", "third"}
+
+async def test_a_block_commits_when_it_ends(db: Database) -> None:
+    async with db.transaction() as tx:
+        await insert(tx, "a")
+        await tx.execute(sa.insert(audit).values(tag="t", actor="b", at=NOW, details={}))
+    assert written(db) == ["a", "b"]
 
 
-async def test_a_failure_in_a_shared_transaction_runs_the_others_again_alone(
-    db: Database,
-) -> None:
-    sqlite_only(db)
-    runs: list[str] = []
-
-    def counted(tx: Tx, name: str, then: BaseException | None = None) -> str:
-        runs.append(name)
-        return write(tx, name, then=then)
-
-    answers = await together(
-        db.run(counted, "before"),
-        db.run(counted, "refused", Refused("no")),
-        db.run(counted, "after"),  # joins no broken transaction: a new one
-    )
-
-    assert answers[0] == "before" and answers[2] == "after"
-    assert isinstance(answers[1], Refused)
-    assert written(db) == {"before", "after"}
-    # The shared transaction was rolled back and its members ran again one by one.
-    assert runs == ["before", "refused", "before", "refused", "after"]
+async def test_a_block_that_raises_leaves_nothing(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await insert(tx, "a")
+            raise RuntimeError("boom")
+    with pytest.raises(Refused):
+        async with db.transaction() as tx:
+            await insert(tx, "b")
+            raise Refused()
+    assert written(db) == []
 
 
 async def test_a_refusal_that_is_recorded_keeps_its_writes(db: Database) -> None:
-    answers = await together(
-        db.run(write, "attempt", then=RefusedAndRecorded("counted")),
-        db.run(write, "other"),
-    )
-
-    assert isinstance(answers[0], RefusedAndRecorded)
-    assert written(db) == {"attempt", "other"}
+    with pytest.raises(Recorded):
+        async with db.transaction() as tx:
+            await insert(tx, "counted")
+            raise Recorded()
+    assert written(db) == ["counted"]
 
 
-async def test_what_a_call_kept_stays_and_the_rest_of_it_goes(db: Database) -> None:
-    def keep_then_refuse(tx: Tx) -> None:
-        write(tx, "kept")
-        tx.keep()
-        write(tx, "undone", then=Refused("no"))
-
-    answers = await together(
-        db.run(write, "before"), db.run(keep_then_refuse), db.run(write, "after")
-    )
-
-    assert isinstance(answers[1], Refused)
-    assert written(db) == {"before", "kept", "after"}
-
-
-async def test_a_failed_commit_fails_every_call_that_shared_it(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sqlite_only(db)
-    await db.run(write, "warm")
-    real_commit = Tx.commit
-
-    def failing_commit(tx: Tx) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(Tx, "commit", failing_commit)
-    answers = await together(*(db.run(write, f"row{i}") for i in range(3)))
-    monkeypatch.setattr(Tx, "commit", real_commit)
-
-    assert all(isinstance(answer, OSError) for answer in answers)
-    assert written(db) == {"warm"}
-    assert await db.run(write, "later") == "later"  # the connection is usable again
-    assert written(db) == {"warm", "later"}
+async def test_after_commit_runs_only_once_the_writes_are_durable(db: Database) -> None:
+    seen: list[list[str]] = []
+    async with db.transaction() as tx:
+        await insert(tx, "a")
+        tx.after_commit(lambda: seen.append(written(db)))
+        assert seen == []
+    assert seen == [["a"]]
+    with pytest.raises(Refused):
+        async with db.transaction() as tx:
+            tx.after_commit(lambda: seen.append(["never"]))
+            raise Refused()
+    assert seen == [["a"]]
 
 
-async def test_a_synchronous_call_on_the_loop_does_not_wait_for_the_open_transaction(
+async def test_a_block_that_runs_no_statement_touches_no_connection(db: Database) -> None:
+    async with db.transaction():
+        pass
+    assert db.pool_status().get("checked_out", 0) == 0
+
+
+async def test_transactions_of_one_process_never_see_each_others_uncommitted_writes(
     db: Database,
 ) -> None:
-    sqlite_only(db)
-    pending = asyncio.ensure_future(db.run(write, "async"))
-    await asyncio.sleep(0)  # the call above has run and holds the write lock
-    assert db._group is not None
+    """Two units on one loop: the second waits for the first on SQLite (one write lock),
+    and runs beside it on PostgreSQL; neither sees the other's work before it commits."""
+    started = asyncio.Event()
+    release = asyncio.Event()
 
-    began = time.monotonic()
-    assert db.call(write, "sync") == "sync"  # would wait for the busy timeout (30 s)
+    async def first() -> None:
+        async with db.transaction() as tx:
+            await insert(tx, "first")
+            started.set()
+            await release.wait()
 
-    assert time.monotonic() - began < 5
-    assert await pending == "async"
-    assert written(db) == {"async", "sync"}
+    async def second() -> list[str]:
+        await started.wait()
+        async with db.transaction() as tx:
+            rows = await tx.fetch(_SELECT, {"tag": "t"})
+            return [row.actor for row in rows]
+
+    task = asyncio.create_task(first())
+    reader = asyncio.create_task(second())
+    await asyncio.sleep(0.05)
+    release.set()
+    await task
+    assert await reader in ([], ["first"])  # never a half-done unit
+    assert written(db) == ["first"]
+
+
+async def test_fixed_statements_decode_rows_by_their_field_types(db: Database) -> None:
+    async with db.transaction() as tx:
+        await tx.run(
+            _INSERT,
+            {"tag": "t", "actor": "a", "subject": None, "at": NOW, "details": {"k": [1, "x"]}},
+        )
+        (row,) = await tx.fetch(_SELECT, {"tag": "t"})
+    assert row == Row(actor="a", at=NOW, details={"k": [1, "x"]}, subject=None)
+    assert row.at.tzinfo is not None and row.at.utcoffset() == dt.timedelta(0)
 
 
 async def test_an_instant_is_stored_as_utc_whatever_zone_it_came_in(db: Database) -> None:
-    """The same instant in two zones is stored the same; a time without a zone is refused."""
-    utc = dt.datetime(2026, 3, 1, 9, 30, 0, 250, tzinfo=dt.UTC)
-    tokyo = utc.astimezone(dt.timezone(dt.timedelta(hours=9)))
-
-    def store(tx: Tx) -> list[Any]:
-        for subject, at in (("utc", utc), ("tokyo", tokyo), ("later", utc + dt.timedelta(1))):
-            tx.execute(
-                "INSERT INTO audit_events (tag, actor, subject, at, details) "
-                "VALUES ('test', 'test', :subject, :at, '{}')",
-                {"subject": subject, "at": at},
-            )
-        with pytest.raises(ValueError, match="naive"):
-            tx.execute("SELECT :at", {"at": utc.replace(tzinfo=None)})
-        rows = tx.all(
-            "SELECT at AS stored_at FROM audit_events WHERE tag = 'test' ORDER BY subject"
+    tokyo = NOW.astimezone(dt.timezone(dt.timedelta(hours=9)))
+    async with db.transaction() as tx:
+        await tx.run(
+            _INSERT, {"tag": "z", "actor": "a", "subject": None, "at": tokyo, "details": {}}
         )
-        return [row.stored_at for row in rows]
+        await tx.execute(sa.insert(audit).values(tag="z", actor="b", at=tokyo, details={}))
+        rows = await tx.fetch(_SELECT, {"tag": "z"})
+        core = (await tx.execute(sa.select(audit.c.at).where(audit.c.tag == "z"))).scalars().all()
+    assert [row.at for row in rows] == [NOW, NOW] == list(core)
 
-    later, tokyo_at, utc_at = await db.run(store)
-    assert utc_at == tokyo_at == utc
-    assert later == utc + dt.timedelta(days=1)
 
-
-def test_a_row_reads_columns_as_attributes_and_stays_a_dict(db: Database) -> None:
-    """Columns read as attributes (a dict method is never hidden by a column of its
-    name); a missing one is an AttributeError; a row is never written through attributes."""
-
-    def read(tx: Tx) -> Any:
-        return tx.one("SELECT 1 AS id, 'x' AS status, 2 AS keys, 3 AS \"not an identifier\"")
-
-    row = db.call(read)
-    assert row is not None
-    assert (row.id, row.status) == (1, "x")
-    assert row["keys"] == 2 and list(row.keys()) == ["id", "status", "keys", "not an identifier"]
-    assert row["not an identifier"] == 3
-    assert row == {"id": 1, "status": "x", "keys": 2, "not an identifier": 3}
-    with pytest.raises(AttributeError):
-        _ = row.missing
-    with pytest.raises(AttributeError):
-        row.status = "y"
-    row.update(status="y", later="z")  # a key added later still reads as an attribute
-    assert (row.status, row.later) == ("y", "z")
-    copied = pickle.loads(pickle.dumps(row))  # noqa: S301 (our own bytes)
-    assert copied == row and copied.later == "z"
+async def test_a_naive_instant_is_refused(db: Database) -> None:
+    with pytest.raises((ValueError, sa.exc.StatementError)):
+        async with db.transaction() as tx:
+            await tx.run(
+                _INSERT,
+                {"tag": "n", "actor": "a", "subject": None, "at": NOW.replace(tzinfo=None),
+                 "details": {}},
+            )  # fmt: skip
+    assert written(db, "n") == []
 
 
 @pytest.mark.parametrize(
     "instant",
     [
-        dt.datetime(2026, 3, 1, 9, 30, 0, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         dt.datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
-        dt.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC),
+        dt.datetime(999, 6, 1, 12, tzinfo=dt.UTC),
     ],
 )
-async def test_an_instant_reads_back_as_it_was_stored(db: Database, instant: dt.datetime) -> None:
-    """Whole seconds, the last microsecond of a year, a three-digit year: each comes
-    back unchanged, and compares in SQL as the time it is."""
-
-    def store(tx: Tx) -> Any:
-        tx.execute(
-            "INSERT INTO audit_events (tag, actor, subject, at, details) "
-            "VALUES ('test', 'test', 'x', :at, '{}')",
-            {"at": instant},
+async def test_an_instant_reads_back_as_it_was_stored_and_compares_as_time(
+    db: Database, instant: dt.datetime
+) -> None:
+    async with db.transaction() as tx:
+        await tx.run(
+            _INSERT, {"tag": "c", "actor": "a", "subject": None, "at": instant, "details": {}}
         )
-        return tx.one(
-            "SELECT at AS stored_at, "
-            "(SELECT count(*) FROM audit_events WHERE tag = 'test' AND at = :at) AS same, "
-            "(SELECT count(*) FROM audit_events WHERE tag = 'test' AND at < :later) AS before "
-            "FROM audit_events WHERE tag = 'test'",
-            {"at": instant, "later": instant + dt.timedelta(microseconds=1)},
+        (row,) = await tx.fetch(_SELECT, {"tag": "c"})
+        before = await tx.execute(
+            sa.select(sa.func.count())
+            .select_from(audit)
+            .where(audit.c.tag == "c", audit.c.at > instant - dt.timedelta(microseconds=1))
         )
+    assert row.at == instant
+    assert before.scalar() == 1
 
-    row = await db.run(store)
-    assert (row.stored_at, row.same, row.before) == (instant, 1, 1)
+
+async def test_a_single_statement_on_its_own_is_atomic_and_counted(db: Database) -> None:
+    params = {"tag": "one", "actor": "a", "subject": None, "at": NOW, "details": {}}
+    assert await db.run_atomic(_INSERT, params) == 1
+    assert [row.actor for row in await db.fetch_atomic(_SELECT, {"tag": "one"})] == ["a"]
+
+
+async def test_a_broken_connection_is_not_handed_out_again(database_url: str) -> None:
+    """A connection the server dropped is thrown away, and the next unit works."""
+    db = Database(database_url)
+    try:
+        if db.sqlite:
+            pytest.skip("connections are dropped by the PostgreSQL server")
+        async with db.transaction() as tx:
+            pid = (await tx.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+        with engine_for(database_url).connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(Exception):  # noqa: B017 (the driver's own error for a lost connection)
+            async with db.transaction() as tx:
+                await tx.execute(sa.text("SELECT 1"))
+        async with db.transaction() as tx:
+            assert (await tx.execute(sa.text("SELECT 1"))).scalar() == 1
+    finally:
+        await db.dispose()
+
+
+def test_utc_datetime_columns_refuse_naive_values() -> None:
+    column = UTCDateTime()
+    with pytest.raises(ValueError, match="naive"):
+        column.process_bind_param(NOW.replace(tzinfo=None), sa.dialects.sqlite.dialect())

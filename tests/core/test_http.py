@@ -1,52 +1,56 @@
-"""The client's address behind trusted proxies, read the way ipaddress reads addresses."""
+"""The caller's address: X-Forwarded-For is believed only from the trusted proxies named in
+SMSREG_TRUSTED_PROXIES, read right to left; with none (the default), never."""
 
 from __future__ import annotations
 
-import ipaddress
-
+import httpx
 import pytest
 
-from app.core.http import _parse, client_ip, is_trusted
+from app.main import create_app
+from tests.fixtures.flows import start
 
-TRUSTED = [ipaddress.ip_network(n) for n in ("127.0.0.1/32", "10.0.0.0/8", "fd00::/8")]
-
-
-@pytest.mark.parametrize(
-    ("peer", "forwarded_for", "client"),
-    [
-        ("198.51.100.7", "203.0.113.9", "198.51.100.7"),  # untrusted peer: header ignored
-        ("127.0.0.1", None, "127.0.0.1"),
-        ("127.0.0.1", "203.0.113.9", "203.0.113.9"),
-        ("127.0.0.1", "203.0.113.9, 10.1.2.3", "203.0.113.9"),  # our proxy skipped
-        ("127.0.0.1", "10.9.9.9, 203.0.113.9, 10.1.2.3", "203.0.113.9"),  # not spoofable
-        ("127.0.0.1", "2001:db8::1, fd00::5", "2001:db8::1"),
-        ("127.0.0.1", "10.1.2.3, fd00::5", "10.1.2.3"),  # every hop ours: the first
-        ("127.0.0.1", "::ffff:10.0.0.1", "::ffff:10.0.0.1"),  # mapped: not 10.0.0.0/8
-        ("127.0.0.1", "fe80::1%eth0", "fe80::1%eth0"),
-        ("127.0.0.1", "010.1.2.3", "010.1.2.3"),  # leading zeros: no address, not trusted
-        ("127.0.0.1", "junk", "junk"),
-    ],
-)
-def test_the_client_is_the_last_hop_that_is_not_a_trusted_proxy(peer, forwarded_for, client):
-    assert client_ip(peer, forwarded_for, TRUSTED) == client
+LIMITED = {"sends_per_ip_hour": 1, "sends_per_prefix_hour": 100}
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "10.1.2.3", "0.0.0.0",  # noqa: S104 (text to parse; nothing binds)
-        "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4",
-        " 1.2.3.4", "1.2.3.4 ", "1.2.3.4\n", "١.٢.٣.٤", "::", "::1", "fd00::5", "FD00::5",
-        "2001:db8::1", "::ffff:10.0.0.1", "fe80::1%eth0", "1::2::3", "12345::1", "", "::ffff:1.2.3",
-        "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8:9", "[::1]", "x" * 80,
-    ],
-)  # fmt: skip
-def test_an_address_is_read_exactly_as_ipaddress_reads_it(text):
-    try:
-        expected = ipaddress.ip_address(text)
-    except ValueError:
-        expected = None
-    assert _parse(text) == expected
-    assert is_trusted(text, TRUSTED) == (
-        expected is not None and any(expected in n for n in TRUSTED)
-    )
+async def two_starts(app, peer: str, first: str, second: str, auth) -> list[int]:
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        a = await start(http, auth, phone="090-1111-0001", headers={"X-Forwarded-For": first})
+        b = await start(http, auth, phone="090-1111-0002", headers={"X-Forwarded-For": second})
+    return [a.status_code, b.status_code]
+
+
+@pytest.mark.parametrize("settings_overrides", [LIMITED])
+async def test_without_trusted_proxies_a_forged_header_from_loopback_is_not_believed(
+    client, app, auth
+):
+    """uvicorn's own default trusts 127.0.0.1; the service's does not."""
+    assert await two_starts(app, "127.0.0.1", "198.51.100.1", "198.51.100.2", auth) == [201, 429]
+
+
+@pytest.mark.parametrize("settings_overrides", [{**LIMITED, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_a_trusted_proxy_names_the_client(client, app, auth):
+    assert await two_starts(app, "10.1.2.3", "198.51.100.1", "198.51.100.2", auth) == [201, 201]
+
+
+@pytest.mark.parametrize("settings_overrides", [{**LIMITED, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_an_untrusted_peer_cannot_name_another_client(client, app, auth):
+    assert await two_starts(app, "203.0.113.50", "198.51.100.1", "198.51.100.2", auth) == [
+        201,
+        429,
+    ]
+
+
+@pytest.mark.parametrize("settings_overrides", [{**LIMITED, "trusted_proxies": ["10.0.0.0/8"]}])
+async def test_the_header_is_read_right_to_left_so_a_client_cannot_prepend_itself(
+    client, app, auth
+):
+    """The client sends its own X-Forwarded-For; our proxy appends the real address."""
+    assert await two_starts(
+        app, "10.1.2.3", "192.0.2.7, 198.51.100.1", "192.0.2.7, 198.51.100.1", auth
+    ) == [201, 429]
+
+
+def test_the_service_adds_no_proxy_middleware_without_trusted_proxies(settings):
+    app = create_app(settings)
+    assert not [m for m in app.user_middleware if m.cls.__name__ == "ProxyHeadersMiddleware"]

@@ -12,8 +12,7 @@ import sqlalchemy as sa
 
 from app.consent import service as consent_service
 from app.registry import service as registry
-from app.sms import outbox
-from tests.conftest import call, sync_engine
+from tests.conftest import sync_engine
 from tests.consent.helpers import (
     consent,
     counts,
@@ -23,6 +22,7 @@ from tests.consent.helpers import (
     register,
     rows,
 )
+from tests.fixtures.flows import claim, send_claimed
 
 OPT_OUT = {"ja": "配信停止はSTOPと返信", "ko": "수신거부: STOP 회신", "en": "Reply STOP to opt out"}
 MESSAGES = {"ja": "春のクーポンをどうぞ", "en": "Your spring coupon is here"}
@@ -139,12 +139,8 @@ async def test_no_audience_is_an_empty_delivery(client, app, full_auth):
 
 async def drain_some(app, carrier, limit):
     """One worker pass over at most ``limit`` messages: part of the outbox is sent."""
-    now = app.state.ctx.clock.now()
-    renderers = app.state.outbox.renderers
-    _, batch = await call(app, outbox.claim_and_render, renderers, now=now, limit=limit)
-    outcomes = [(item.message, carrier.send(to=item.to, body=item.body)) for item in batch]
-    async with app.state.db.transaction() as tx:
-        await outbox.record_outcomes(tx, outcomes=outcomes, now=now)
+    batch = await claim(app, limit)
+    await send_claimed(app, carrier, batch)
     return batch
 
 
@@ -178,6 +174,7 @@ class TestBatches:
         assert state["states"] == {"sent": 249, "cancelled": 1}
 
 
+@pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 1}])
 async def test_opt_out_after_claim_is_honoured_before_the_carrier(client, app, carrier, full_auth):
     """The worker holds a batch; an opt-out commits while it sends the first message;
     that subscriber's message later in the same batch is not handed to the carrier."""
@@ -243,11 +240,7 @@ async def test_a_verification_code_never_waits_behind_a_campaign(client, app, ca
         await opted_in(client, full_auth, await register(app, jp(300 + i)))
     await deliver(client, full_auth)
     assert (await start(client, full_auth, phone="090-7777-1234")).status_code == 201
-    app.state.outbox.batch = 5
-    renderers = app.state.outbox.renderers
-    _, batch = await call(
-        app, outbox.claim_and_render, renderers, now=app.state.ctx.clock.now(), limit=5
-    )
+    batch = await claim(app, 5)
     assert batch[0].message.kind == "code" and batch[0].to == "+819077771234"
     assert [item.message.kind for item in batch[1:]] == ["campaign"] * 4
 

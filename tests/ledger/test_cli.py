@@ -160,5 +160,6 @@ def test_production_without_a_signing_key_refuses(env, monkeypatch):
     monkeypatch.delenv("SMSREG_LEDGER_SIGNING_KEYS")
     monkeypatch.setenv("SMSREG_ENVIRONMENT", "production")
     monkeypatch.setenv("SMSREG_SMS_SENDER", "twilio")
+    monkeypatch.setenv("SMSREG_METRICS_TOKEN", "scrape-token-0123456789")
     result = runner.invoke(cli, ["ledger", "checkpoint"])
     assert result.exit_code == 2 and "SMSREG_LEDGER_SIGNING_KEYS" in result.output
