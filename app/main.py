@@ -18,6 +18,7 @@ from app.consent.staff_routes import router as subscriber_views_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
+from app.core.counters import CounterBuffer
 from app.core.crypto import Keys
 from app.core.db import Database
 from app.core.errors import install_error_handlers
@@ -47,6 +48,7 @@ from app.staff.credential_routes import router as staff_credentials_router
 from app.staff.routes import router as staff_router
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
+from app.verification.repository import shared_counts_sql
 from app.verification.routes import router as verification_router
 
 log = logging.getLogger("smsreg")
@@ -102,9 +104,14 @@ def create_app(
 ) -> FastAPI:
     """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
     settings = (settings or Settings()).with_dev_secrets()
-    ctx = Context(settings=settings, keys=Keys(settings), clock=clock or SystemClock())
     ledger_signing.ring(settings)  # no ledger signing key outside development: refuse to start
     db = Database.from_settings(settings)
+    ctx = Context(
+        settings=settings,
+        keys=Keys(settings),
+        clock=clock or SystemClock(),
+        counters=CounterBuffer(db, shared_counts_sql),
+    )
     worker = outbox_worker(db, ctx, sender or build_sender(settings))
 
     @contextlib.asynccontextmanager
@@ -133,6 +140,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if ctx.counters is not None:
+                await ctx.counters.close()
             await db.dispose()
 
     app = FastAPI(

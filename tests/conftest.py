@@ -146,6 +146,8 @@ WRITTEN_TABLES = (
 )
 
 
-def snapshot(app: FastAPI) -> dict[str, int]:
-    """Row counts of every table a request could write to (audit excluded: see callers)."""
+async def snapshot(app: FastAPI) -> dict[str, int]:
+    """Row counts of every table a request could write to (audit excluded: see callers),
+    once the shared counters counted so far are written."""
+    await app.state.ctx.counters.flush()
     return {table: count_rows(app, table) for table in (*WRITTEN_TABLES, "audit_events")}

@@ -1,4 +1,4 @@
-"""What a service needs besides the session: settings, keys and the clock."""
+"""What a service needs besides its transaction: settings, keys, the clock, shared counters."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.core.clock import Clock
 from app.core.config import Settings
+from app.core.counters import CounterBuffer
 from app.core.crypto import Keys
 
 
@@ -16,3 +17,5 @@ class Context:
     settings: Settings
     keys: Keys
     clock: Clock
+    # Shared counters written after commit, by one writer per process (the service's).
+    counters: CounterBuffer | None = None

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from app.core.context import Context
+from app.core.counters import CounterBuffer
 from app.core.db import Sql, Tx
 from app.core.errors import RateLimited
 from app.core.metrics import LIMIT_REFUSALS
@@ -56,10 +57,12 @@ class Limit(NamedTuple):
 
 
 class Counted(NamedTuple):
-    """What the limits allowed: the hits the send adds, the sends each bucket already
-    holds over its widest window, and the prefix's pumping block, if one is in force."""
+    """What the limits allowed: the hits the send adds (``exact`` ones are written in the
+    send's transaction, ``shared`` ones after it commits, app.core.counters), the sends
+    each bucket already holds over its widest window, and the prefix's pumping block."""
 
-    hits: list[Hit]
+    exact: list[Hit]
+    shared: list[Hit]
     counts: dict[str, int]
     blocked_until: dt.datetime | None
 
@@ -147,7 +150,14 @@ _WINDOW = Sql(
 )
 
 
-async def check(tx: Tx, limits: Sequence[Limit], *, now: dt.datetime, prefix: str) -> Counted:
+async def check(
+    tx: Tx,
+    limits: Sequence[Limit],
+    *,
+    now: dt.datetime,
+    prefix: str,
+    counters: CounterBuffer | None = None,
+) -> Counted:
     """Raise RateLimited if any limit is reached; otherwise what the send adds.
 
     Each bucket is counted once, over its widest window (a number's hour and day limits
@@ -171,19 +181,35 @@ async def check(tx: Tx, limits: Sequence[Limit], *, now: dt.datetime, prefix: st
         tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
     )
     counts = dict(zip(buckets, found, strict=True))
+    if counters is not None:  # what this process counted and has not written yet
+        for bucket in buckets:
+            if bucket not in exact:
+                counts[bucket] += counters.unflushed(bucket, now - widest[bucket])
     for limit in limits:
         hits = counts[limit.bucket]
         if hits < limit.limit:
             continue
-        window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": now - limit.window})
-        if window is None or window.hits < limit.limit or window.oldest_at is None:
+        since = now - limit.window
+        window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": since})
+        if window is None:  # an aggregate without GROUP BY answers one row
+            continue
+        unwritten = (
+            0 if counters is None or limit.exact else counters.unflushed(limit.bucket, since)
+        )
+        if window.hits + unwritten < limit.limit:
             continue  # the narrower window is below its limit
-        retry = math.ceil((window.oldest_at + limit.window - now).total_seconds())
+        oldest = window.oldest_at or now  # only unwritten counts: as recent as now
+        retry = math.ceil((oldest + limit.window - now).total_seconds())
         LIMIT_REFUSALS.labels(limit.name).inc()
         raise RateLimited(
             f"send limit '{limit.name}' reached; try again later",
             retry_after=retry,
             limit=limit.name,
         )
-    hits_added = [Hit(bucket=bucket, at=hit_at[bucket]) for bucket in buckets]
-    return Counted(hits=hits_added, counts=counts, blocked_until=blocked_until)
+    added = [Hit(bucket=bucket, at=hit_at[bucket]) for bucket in buckets]
+    return Counted(
+        exact=[hit for hit in added if hit.bucket in exact],
+        shared=[hit for hit in added if hit.bucket not in exact],
+        counts=counts,
+        blocked_until=blocked_until,
+    )

@@ -66,20 +66,30 @@ _LAST_BLOCK_END = (
 class _Conversion(NamedTuple):
     sends: int
     approvals: int
-    sources: int
+    judged_from: dt.datetime
 
 
-# The sources are the client addresses the range's sends came from: the source buckets
-# of one prefix are one range of keys (``s:<prefix>:<address>``), read off the index.
+class _Source(NamedTuple):
+    bucket: str
+
+
+# Sends are judged from the window's start or the end of the prefix's last block,
+# whichever is later; unsettled sends are left out.
 _WATCH = Sql(
     "SELECT "  # noqa: S608 (fixed fragments only)
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :sends "
     f" AND at > :since AND at <= :settled AND at > {_LAST_BLOCK_END}), "
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :approvals "
     f" AND at > :since AND at > {_LAST_BLOCK_END}), "
-    "(SELECT count(DISTINCT bucket) FROM rate_limit_hits WHERE bucket > :first_source "
-    f" AND bucket < :after_sources AND at > :since AND at > {_LAST_BLOCK_END})",
+    f"{_LAST_BLOCK_END}",
     _Conversion,
+)
+# The client addresses the range's sends came from: the source buckets of one prefix are
+# one range of keys (``s:<prefix>:<address>``), read off the index.
+_SOURCES = Sql(
+    "SELECT DISTINCT bucket FROM rate_limit_hits WHERE bucket > :first_source "
+    "AND bucket < :after_sources AND at > :since",
+    _Source,
 )
 _BLOCK = Sql(
     "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "
@@ -117,24 +127,29 @@ async def watch(
     s = ctx.settings
     if hour_sends < s.pumping_min_sends and s.pumping_window_minutes <= 60:
         return
+    since = now - dt.timedelta(minutes=s.pumping_window_minutes)
+    settled = now - dt.timedelta(seconds=s.pumping_grace_seconds)
     state = await tx.fetch_one(
         _WATCH,
         {
             "prefix": prefix_index,
             "sends": f"p:{prefix_index}",
             "approvals": approvals_bucket(prefix_index),
-            "since": now - dt.timedelta(minutes=s.pumping_window_minutes),
-            "settled": now - dt.timedelta(seconds=s.pumping_grace_seconds),
-            "first_source": f"s:{prefix_index}:",
-            "after_sources": f"s:{prefix_index};",  # ";" sorts right after ":"
+            "since": since,
+            "settled": settled,
         },
     )
     if state is None:  # a SELECT without FROM answers one row
         raise RuntimeError("pumping watch query returned nothing")
     sends, approvals = int(state.sends), int(state.approvals)
+    if ctx.counters is not None:  # settled sends this process has not written yet
+        sends += ctx.counters.unflushed(f"p:{prefix_index}", state.judged_from) - (
+            ctx.counters.unflushed(f"p:{prefix_index}", settled)
+        )
     if sends < s.pumping_min_sends or approvals >= s.pumping_min_conversion * sends:
         return
-    if state.sources < s.pumping_min_sources:
+    sources = await _sources(tx, ctx, prefix_index=prefix_index, since=state.judged_from)
+    if sources < s.pumping_min_sources:
         # One or two addresses alone: their own limits throttle them; blocking the range
         # would let a single source deny service to everyone in it.
         return
@@ -164,12 +179,22 @@ async def watch(
             "region": region,
             "sends": sends,
             "approvals": approvals,
-            "sources": state.sources,
+            "sources": sources,
             "ends_at": until.isoformat(),
         },
     )
     PUMPING_BLOCKS.labels(region=region).inc()
     raise _refusal(until, now)
+
+
+async def _sources(tx: Tx, ctx: Context, *, prefix_index: str, since: dt.datetime) -> int:
+    """How many client addresses a prefix's sends came from since ``since``."""
+    first, after = f"s:{prefix_index}:", f"s:{prefix_index};"  # ";" sorts right after ":"
+    rows = await tx.fetch(_SOURCES, {"first_source": first, "after_sources": after, "since": since})
+    found = {row.bucket for row in rows}
+    if ctx.counters is not None:
+        found |= set(ctx.counters.unflushed_between(first, after, since))
+    return len(found)
 
 
 # -- staff: the blocks (cold paths) ----------------------------------------------------------

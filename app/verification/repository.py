@@ -549,6 +549,13 @@ async def record_resend(
 
 
 @functools.cache
+def shared_counts_sql(n: int) -> Sql[Any]:
+    """Add n rows of counts at once (``:b0, :t0, :h0`` ...): the shared counters' writer
+    (app.core.counters) uses it for the address, prefix and country buckets."""
+    return Sql(_COUNT_HITS.format(values=", ".join(f"(:b{i}, :t{i}, :h{i})" for i in range(n))))
+
+
+@functools.cache
 def _count_hits_sql(n: int) -> Sql[Any]:
     return Sql(_COUNT_HITS.format(values=", ".join(f"(:b{i}, :t{i}, 1)" for i in range(n))))
 

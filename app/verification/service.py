@@ -127,6 +127,7 @@ async def _limit_send(
         limits.send_limits(ctx, phone=phone, ip=ip, number_index=number_index, prefix=prefix_index),
         now=now,
         prefix=prefix_index,
+        counters=ctx.counters,
     )
     await pumping.watch(
         tx,
@@ -138,7 +139,12 @@ async def _limit_send(
         blocked_until=counted.blocked_until,
         hour_sends=counted.counts.get(f"p:{prefix_index}", 0),
     )
-    counted.hits.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
+    counted.shared.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
+    if ctx.counters is None:
+        raise RuntimeError("sends need the process's shared counters (Context.counters)")
+    # Shared buckets are counted once the send has committed, by the process's single
+    # writer: written here, every start would wait for the one before it to commit.
+    ctx.counters.add_after_commit(tx, counted.shared)
     return counted
 
 
@@ -216,7 +222,7 @@ async def start(
         verification,
         message_id=outbox.new_message_id(),
         phone_indexes=phone_indexes,
-        hits=counted.hits,
+        hits=counted.exact,
         actor=client.actor,
         details={"purpose": data.purpose},
     )
@@ -274,7 +280,7 @@ async def resend(
         message_id=outbox.new_message_id(),
         now=now,
         expires_at=row.expires_at,
-        hits=counted.hits,
+        hits=counted.exact,
     )
     await record_event(
         tx,

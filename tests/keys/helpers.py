@@ -15,10 +15,12 @@ from app.clients import service as clients
 from app.clients.service import Client
 from app.core.config import SECRET_FAMILIES, Settings
 from app.core.context import Context
+from app.core.counters import CounterBuffer
 from app.core.crypto import Keys, subscriber_aad, verification_aad
 from app.core.db import Database, Tx
 from app.registry import service as registry
 from app.verification import codes, service
+from app.verification.repository import shared_counts_sql
 from app.verification.schemas import VerificationCheck, VerificationStart
 from tests.conftest import TEST_KEYS, make_settings
 from tests.fixtures.fakes import FakeClock
@@ -86,8 +88,10 @@ class Node:
 
 
 def node(settings: Settings, clock: FakeClock) -> Node:
-    ctx = Context(settings=settings, keys=Keys(settings), clock=clock)
-    return Node(settings, ctx, Database(settings.database_url))
+    db = Database(settings.database_url)
+    counters = CounterBuffer(db, shared_counts_sql)
+    ctx = Context(settings=settings, keys=Keys(settings), clock=clock, counters=counters)
+    return Node(settings, ctx, db)
 
 
 async def new_token(n: Node, name: str = "coupon-frontend") -> str:

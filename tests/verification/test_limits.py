@@ -47,13 +47,13 @@ async def test_five_sends_per_number_per_hour(client, app, clock, auth):
         clock.advance(seconds=30)
         assert (await resend(client, auth, verification_id)).status_code == 202
     clock.advance(seconds=30)
-    before = snapshot(app)
+    before = await snapshot(app)
     limited = await resend(client, auth, verification_id)
     assert limited.status_code == 429
     assert limited.json()["limit"] == "number_hour"
     # The first send was 150 s ago; the window frees it after 3600 s.
     assert limited.headers["Retry-After"] == str(3600 - 150)
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
     # A new start for the same number is limited too: the limit follows the number.
     assert (await start(client, auth)).status_code == 429
     clock.advance(seconds=3600 - 150)

@@ -63,11 +63,11 @@ async def test_concurrent_replays_send_one_sms(client, app, carrier, auth):
 
 async def test_idempotency_key_with_another_body_is_refused(client, app, auth):
     await start(client, auth, headers={"Idempotency-Key": "k1"})
-    before = snapshot(app)
+    before = await snapshot(app)
     other = await start(client, auth, phone="090-9999-0000", headers={"Idempotency-Key": "k1"})
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 async def test_idempotency_key_expires(client, app, clock, auth):
@@ -88,11 +88,11 @@ async def test_idempotency_key_expires(client, app, clock, auth):
     ],
 )
 async def test_start_needs_a_live_key(client, app, headers, status):
-    before = snapshot(app)
+    before = await snapshot(app)
     answer = await start(client, {}, headers=headers)
     assert answer.status_code == status
     assert answer.headers["content-type"] == "application/problem+json"
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 async def test_revoked_and_expired_keys_are_refused(client, app, clock, auth, api_key):
@@ -140,14 +140,14 @@ LONG = "9" * 40
     ],
 )
 async def test_bad_input_names_the_field_and_writes_nothing(client, app, auth, body, field):
-    before = snapshot(app)
+    before = await snapshot(app)
     answer = await client.post("/v1/verifications", json=body, headers=auth)
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     problem = answer.json()
     assert {"type", "title", "status", "detail"} <= problem.keys()
     assert field in [error["field"] for error in problem["errors"]]
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 @pytest.mark.parametrize(
@@ -161,17 +161,17 @@ async def test_bad_input_names_the_field_and_writes_nothing(client, app, auth, b
     ],
 )
 async def test_malformed_bodies(client, app, auth, content, content_type, field):
-    before = snapshot(app)
+    before = await snapshot(app)
     answer = await client.post(
         "/v1/verifications", content=content, headers={**auth, "Content-Type": content_type}
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 async def test_oversize_body_is_refused_before_parsing(client, app, auth):
-    before = snapshot(app)
+    before = await snapshot(app)
     big = b'{"phone": "' + b"9" * 20_000 + b'", "purpose": "coupon_usage"}'
     answer = await client.post(
         "/v1/verifications", content=big, headers={**auth, "Content-Type": "application/json"}
@@ -187,17 +187,17 @@ async def test_oversize_body_is_refused_before_parsing(client, app, auth):
         "/v1/verifications", content=chunks(), headers={**auth, "Content-Type": "application/json"}
     )
     assert streamed.status_code == 413
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9".encode("latin-1"), "a\tb"])
 async def test_bad_idempotency_keys(client, app, auth, key):
-    before = snapshot(app)
+    before = await snapshot(app)
     answer = await start(client, auth, headers={"Idempotency-Key": key})
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "Idempotency-Key"
     assert answer.json()["errors"][0]["location"] == "header"
-    assert snapshot(app) == before
+    assert await snapshot(app) == before
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,119 @@
+"""Shared counters written by one writer per process, after the work they count commits.
+
+Some counts are shared by every request: the sends to a country, to a number range, from
+an address. Written in each request's own transaction, such a row is held from the
+update to the commit, so every other request that counts into it waits for that commit,
+disk sync included: on PostgreSQL, starts then went one at a time. Instead, a request
+hands its counts to this buffer once its transaction has committed; one writer per
+process adds them up and writes them (one statement for everything pending), again as
+soon as the previous write is done. Under load one write carries many requests' counts;
+when idle, a count is written at once.
+
+Readers add what this process has not written yet (:meth:`CounterBuffer.unflushed`), so
+a process never undercounts itself; another process sees its counts once they are
+written, a few milliseconds later. A process that dies loses what it had not written: a
+velocity guard may let a few more sends through, never fewer. Exact limits (a number's
+own) do not use the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio
+
+from app.core.db import Database, Sql, Tx
+
+log = logging.getLogger("smsreg.counters")
+Key = tuple[str, dt.datetime]  # (bucket, the instant or slot it is counted at)
+# The statement that adds n (bucket, at, hits) rows: :b0, :t0, :h0, ...
+Upsert = Callable[[int], Sql[Any]]
+BATCH = 200
+
+
+class CounterBuffer:
+    """Counts waiting for this process's single writer; see the module docstring."""
+
+    def __init__(self, db: Database, upsert: Upsert) -> None:
+        self._db = db
+        self._upsert = upsert
+        self._pending: Counter[Key] = Counter()
+        self._writing: Counter[Key] = Counter()
+        self._writer: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    def add_after_commit(self, tx: Tx, counts: Iterable[Key]) -> None:
+        """Count these once ``tx`` has committed (never if it rolls back)."""
+        keys = list(counts)
+        tx.after_commit(lambda: self._add(keys))
+
+    def unflushed(self, bucket: str, since: dt.datetime) -> int:
+        """What this process counted in a bucket after ``since`` and has not written yet."""
+        return sum(
+            n
+            for counted in (self._pending, self._writing)
+            for (name, at), n in counted.items()
+            if name == bucket and at > since
+        )
+
+    def unflushed_between(self, first: str, after: str, since: dt.datetime) -> dict[str, int]:
+        """Per bucket, what this process counted after ``since`` in the buckets that sort
+        from ``first`` (exclusive) to ``after`` (exclusive), and has not written yet."""
+        found: Counter[str] = Counter()
+        for counted in (self._pending, self._writing):
+            for (name, at), n in counted.items():
+                if first < name < after and at > since:
+                    found[name] += n
+        return dict(found)
+
+    def _add(self, keys: list[Key]) -> None:
+        self._pending.update(keys)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+
+    async def _write_all(self) -> None:
+        while self._pending:
+            self._writing, self._pending = self._pending, Counter()
+            try:
+                await self._write(self._writing)
+            except Exception as exc:  # the database is away: keep the counts, try later
+                self._pending.update(self._writing)
+                self._failures += 1
+                log.warning("shared counts not written", extra={"error_type": type(exc).__name__})
+                await asyncio.sleep(min(0.1 * 2**self._failures, 5.0))
+                continue
+            finally:
+                self._writing = Counter()
+            self._failures = 0
+
+    async def _write(self, counts: Counter[Key]) -> None:
+        items = sorted(counts.items())  # one order, so two writers never deadlock
+        async with self._db.transaction() as tx:
+            for start in range(0, len(items), BATCH):
+                chunk = items[start : start + BATCH]
+                params: dict[str, Any] = {}
+                for i, ((bucket, at), n) in enumerate(chunk):
+                    params[f"b{i}"], params[f"t{i}"], params[f"h{i}"] = bucket, at, n
+                await tx.run(self._upsert(len(chunk)), params)
+
+    async def flush(self) -> None:
+        """Write everything counted so far (at shutdown, and in tests)."""
+        if self._pending and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        if self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])  # a cancelled caller leaves the writer running
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Write what is pending, giving up after ``timeout`` seconds (the database is away)."""
+        with anyio.move_on_after(timeout):
+            await self.flush()
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            log.warning(
+                "shared counts lost at shutdown", extra={"count": sum(self._pending.values())}
+            )
