@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # PostgreSQL connections per process (the pool and its overflow), and how long a
     # statement or a lock wait may take before it is cancelled.
     db_pool_size: int = Field(10, ge=1, le=200)
-    db_pool_overflow: int = Field(10, ge=0, le=200)
+    db_pool_overflow: int = Field(0, ge=0, le=200)
     db_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
     db_statement_timeout_ms: int = Field(30_000, ge=100, le=3_600_000)
     db_lock_timeout_ms: int = Field(10_000, ge=100, le=3_600_000)

@@ -142,6 +142,11 @@ def _sqlite_engine(url: str) -> Engine:
 # -- fixed SQL for the hot paths --------------------------------------------------------
 
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")
+# A statement that may run before its transaction has begun (Sql's read_only): one SELECT
+# that takes no lock.
+_PLAIN_READ = re.compile(
+    r"(?is)^\s*SELECT\b(?!.*\bFOR\s+(UPDATE|SHARE|NO\s+KEY|KEY)\b)(?!.*advisory)"
+)
 _SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"  # SQLAlchemy's own SQLite format
 
 
@@ -187,12 +192,16 @@ class Sql(Generic[R]):
 
     ``row`` is the NamedTuple its rows become, in the statement's column order. Columns
     are decoded by the field types: ``datetime`` (aware UTC), ``bool``, and
-    ``Annotated[..., Json]``.
+    ``Annotated[..., Json]``. ``read_only`` marks one SELECT that locks nothing, which
+    may run before its unit's transaction has begun (see :class:`Tx`).
     """
 
-    def __init__(self, text: str, row: type[R] | None = None) -> None:
+    def __init__(self, text: str, row: type[R] | None = None, *, read_only: bool = False) -> None:
+        if read_only and not _PLAIN_READ.match(text):
+            raise ValueError("read_only is for a plain SELECT that locks nothing")
         self.text = text
         self.row = row
+        self.read_only = read_only
         names = _PARAM.findall(text)
         # asyncpg numbers its parameters: each name once, in order of appearance.
         self.names = tuple(dict.fromkeys(names))
@@ -261,14 +270,25 @@ def lock_key(name: str) -> int:
 
 
 class Tx:
-    """One transaction, begun at its first statement and ended by :meth:`Database.transaction`.
+    """One transaction, begun when it is first needed and ended by :meth:`Database.transaction`.
 
     Services take it as their first argument and never commit: the request's unit of
     work (app.core.deps.TxDep) commits after the endpoint returns, or rolls back.
+
+    On PostgreSQL each round trip costs more than a hot path's statement, so the
+    transaction begins only when something needs it. A ``read_only`` :class:`Sql` (one
+    SELECT that locks nothing) that comes first runs without BEGIN: under READ
+    COMMITTED every statement sees the latest commits, in a transaction or not. And a
+    unit whose only write is its *final* statement (:meth:`fetch_final`,
+    :meth:`run_final`) sends neither BEGIN nor COMMIT: one statement is atomic by
+    itself. Nothing may run after the final statement; once it ran alone it cannot be
+    rolled back, so a service raises after it only to report what it did (a refusal the
+    statement decided). SQLite runs everything in one transaction, as ever.
     """
 
     dialect: str
     _after_commit: list[Callable[[], None]]
+    _finished: bool = False
 
     @property
     def sqlite(self) -> bool:
@@ -302,6 +322,18 @@ class Tx:
     async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
         """Run a fixed statement that returns no rows; how many rows it changed."""
         raise NotImplementedError
+
+    async def fetch_final(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        """Run the unit's final statement and return its rows (see the class docstring)."""
+        raise NotImplementedError
+
+    async def run_final(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        """Run the unit's final statement, which returns no rows; how many rows it changed."""
+        raise NotImplementedError
+
+    def _next_statement(self) -> None:
+        if self._finished:
+            raise RuntimeError("a statement after the unit of work's final statement")
 
     async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
         """Run a fixed statement once for each parameter set (one round trip on PostgreSQL)."""
@@ -350,10 +382,12 @@ class _SqliteTx(Tx):
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> CursorResult[Any]:
+        self._next_statement()
         conn = await self._begin()
         return conn.execute(statement, dict(params) if params is not None else None)
 
     async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        self._next_statement()
         await self._begin()
         cursor = self._raw.execute(sql.text, _sqlite_params(params))
         try:
@@ -362,6 +396,7 @@ class _SqliteTx(Tx):
             cursor.close()
 
     async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        self._next_statement()
         await self._begin()
         cursor = self._raw.execute(sql.text, _sqlite_params(params))
         try:
@@ -369,7 +404,18 @@ class _SqliteTx(Tx):
         finally:
             cursor.close()
 
+    async def fetch_final(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        rows = await self.fetch(sql, params)
+        self._finished = True
+        return rows
+
+    async def run_final(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        changed = await self.run(sql, params)
+        self._finished = True
+        return changed
+
     async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        self._next_statement()
         if not rows:
             return
         await self._begin()
@@ -418,40 +464,72 @@ class _PostgresTx(Tx):
         self._raw: Any = None
         self._trans: Any = None
 
-    async def _begin(self) -> AsyncConnection:
+    async def _connection(self) -> Any:
+        """The asyncpg connection, taken from the pool at the unit's first statement."""
         if self._conn is None:
             conn = await self._db._engine_async().connect()
             try:
                 raw: Any = (await conn.get_raw_connection()).driver_connection
-                trans = raw.transaction()
-                await trans.start()
             except BaseException:
                 await conn.invalidate()
                 await conn.close()
                 raise
-            self._conn, self._raw, self._trans = conn, raw, trans
-        return self._conn
+            self._conn, self._raw = conn, raw
+        return self._raw
+
+    async def _begin(self) -> Any:
+        """The connection, in the unit's transaction (begun now if it was not yet)."""
+        raw = await self._connection()
+        if self._trans is None:
+            trans = raw.transaction()
+            await trans.start()
+            self._trans = trans
+        return raw
+
+    async def _for(self, sql: Sql[Any]) -> Any:
+        self._next_statement()
+        if sql.read_only and self._trans is None:
+            return await self._connection()
+        return await self._begin()
 
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | None = None
     ) -> CursorResult[Any]:
-        conn = await self._begin()
-        return await conn.execute(statement, dict(params) if params is not None else None)
+        self._next_statement()
+        await self._begin()
+        if self._conn is None:  # unreachable: _begin took one
+            raise RuntimeError("no connection")
+        return await self._conn.execute(statement, dict(params) if params is not None else None)
 
     async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
-        await self._begin()
-        records = await self._raw.fetch(sql.postgres, *_postgres_args(sql, params))
+        raw = await self._for(sql)
+        records = await raw.fetch(sql.postgres, *_postgres_args(sql, params))
         return sql.rows(records, sqlite=False)
 
     async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
-        await self._begin()
-        return _rowcount(await self._raw.execute(sql.postgres, *_postgres_args(sql, params)))
+        raw = await self._for(sql)
+        return _rowcount(await raw.execute(sql.postgres, *_postgres_args(sql, params)))
+
+    async def fetch_final(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        self._next_statement()
+        raw = await self._connection()  # in the transaction if one was begun, else on its own
+        records = await raw.fetch(sql.postgres, *_postgres_args(sql, params))
+        self._finished = True
+        return sql.rows(records, sqlite=False)
+
+    async def run_final(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        self._next_statement()
+        raw = await self._connection()
+        changed = _rowcount(await raw.execute(sql.postgres, *_postgres_args(sql, params)))
+        self._finished = True
+        return changed
 
     async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        self._next_statement()
         if not rows:
             return
-        await self._begin()
-        await self._raw.executemany(sql.postgres, [_postgres_args(sql, row) for row in rows])
+        raw = await self._begin()
+        await raw.executemany(sql.postgres, [_postgres_args(sql, row) for row in rows])
 
     async def lock(self, name: str) -> None:
         await self.run(_ADVISORY_LOCK, {"key": lock_key(name)})
@@ -497,7 +575,7 @@ class PoolSettings(NamedTuple):
     """How many PostgreSQL connections a process holds, and how long statements may run."""
 
     size: int = 10
-    overflow: int = 10
+    overflow: int = 0
     timeout_seconds: float = 10.0
     statement_timeout_ms: int = 30_000
     lock_timeout_ms: int = 10_000
