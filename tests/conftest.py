@@ -140,6 +140,7 @@ WRITTEN_TABLES = (
     "verifications",
     "outbox_messages",
     "rate_limit_hits",
+    "send_windows",
     "idempotency_records",
     "subscribers",
     "subscriber_purposes",

@@ -41,6 +41,7 @@ def _authenticate_sql(n: int) -> Sql[KeyForAuth]:
         "SELECT id, coalesce(client_id, id), name, scopes, expires_at, revoked_at, "  # noqa: S608
         f"last_used_at, token_key_id FROM api_keys WHERE token_hash IN ({marks})",
         KeyForAuth,
+        read_only=True,
     )
 
 

@@ -17,7 +17,7 @@ from app.models.ledger import (
 )
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
-from app.models.rate_limit import RateLimitHit
+from app.models.rate_limit import RateLimitHit, SendWindow
 from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
 from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
 from app.models.subscriber import Subscriber, SubscriberPurpose
@@ -42,6 +42,7 @@ __all__ = [
     "OutboxMessage",
     "PumpingBlock",
     "RateLimitHit",
+    "SendWindow",
     "StaffAccount",
     "StaffPermissionChange",
     "StaffRecoveryCode",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Field, SQLModel
 
 from app.models.types import timestamp
@@ -22,3 +24,24 @@ class RateLimitHit(SQLModel, table=True):
     hits: int = 1
     # No index on "at" alone: the planner would pick it over (bucket, at) and scan a
     # whole day of hits. The purge job can afford a scan.
+
+
+class SendWindow(SQLModel, table=True):
+    """An exact limit's recent sends: one row per number, checked and extended by the
+    send's own write in one statement (app/verification/repository.py), so the row's
+    lock is what serialises two sends to one number."""
+
+    __tablename__ = "send_windows"
+
+    # A keyed hash of the number: never the value itself.
+    bucket: str = Field(primary_key=True, max_length=140)
+    # The sends inside the widest window, oldest first, as microseconds since the Unix
+    # epoch: a bigint array on PostgreSQL, a JSON array on SQLite.
+    sent_at: list[int] = Field(
+        sa_column=sa.Column(
+            sa.JSON().with_variant(postgresql.ARRAY(sa.BigInteger()), "postgresql"),
+            nullable=False,
+        )
+    )
+    # When the newest send leaves the widest window: the purge removes the row then.
+    expires_at: dt.datetime = timestamp(index=True)

@@ -1,16 +1,16 @@
 """Sliding-window send limits, shared by every worker and replica through the database.
 
-Every send is counted in a few buckets (the number, the client's address, the number's
-prefix, its country), each a keyed hash of what it limits. A start reads every bucket's
-count in one statement, together with the prefix's pumping block (app.verification.
-pumping); the caller then writes the new hits with the rest of what the send writes.
+A number's own limits are exact: its recent sends are one row (send_windows), checked
+and extended by the statement that records the send (app.verification.repository.
+record_start), whose row lock serialises two sends to one number, so no burst of
+concurrent starts can send a person more than the limit.
 
-Only the number's bucket is exact: its count and its new hit are serialised by an
-advisory lock (PostgreSQL; SQLite's one write lock serialises everything), so no burst
-of concurrent starts can send a person more than the limit. The address, prefix and
-country limits are velocity guards shared by many numbers: they are not locked, so that
-unrelated starts never wait for each other, and concurrent starts may pass them by the
-number in flight at once.
+The address, prefix and country limits are velocity guards shared by many numbers. A
+start reads their counts in one statement, together with the prefix's pumping block
+(app.verification.pumping), before it writes anything; the send is added to them once it
+has committed, by the process's single counter writer (app.core.counters), in minute
+slots. They are not locked, so that unrelated starts never wait for each other, and
+concurrent starts may pass them by the number in flight at once.
 """
 
 from __future__ import annotations
@@ -27,42 +27,38 @@ from app.core.db import Sql, Tx
 from app.core.errors import RateLimited
 from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone
-from app.verification.repository import Hit
+from app.verification.repository import Hit, SendWindow, micros
 
-_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # where minute slots are counted from
+_UNIX = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MINUTE = dt.timedelta(minutes=1)
 _HOUR = dt.timedelta(hours=1)
 _DAY = dt.timedelta(days=1)
 
 
 class Limit(NamedTuple):
-    """At most ``limit`` sends per ``window`` for one bucket."""
+    """At most ``limit`` sends per ``window`` for one shared bucket, counted in slots."""
 
     name: str
     bucket: str
     limit: int
     window: dt.timedelta
-    # A coarse limit counts its sends in slots of this size (one row per slot instead
-    # of one per send): a country's hourly cap of thousands would otherwise mean summing
-    # thousands of rows on every send.
-    slot: dt.timedelta | None = None
-    # Whether the count and the new hit are serialised (see the module docstring).
-    exact: bool = False
+    # Sends are counted in slots of this size (one row per slot instead of one per send):
+    # a country's hourly cap of thousands would otherwise mean summing thousands of rows
+    # on every send.
+    slot: dt.timedelta = _MINUTE
 
     def counted_at(self, now: dt.datetime) -> dt.datetime:
-        """The instant a send at ``now`` is counted at."""
-        if self.slot is None:
-            return now
+        """The slot a send at ``now`` is counted in."""
         return now - (now - _EPOCH) % self.slot
 
 
-class Counted(NamedTuple):
-    """What the limits allowed: the hits the send adds (``exact`` ones are written in the
-    send's transaction, ``shared`` ones after it commits, app.core.counters), the sends
-    each bucket already holds over its widest window, and the prefix's pumping block."""
+class Allowed(NamedTuple):
+    """What the shared limits allowed: the hits the send adds once it has committed, the
+    sends each bucket already holds over its widest window, and the prefix's pumping
+    block."""
 
-    exact: list[Hit]
-    shared: list[Hit]
+    hits: list[Hit]
     counts: dict[str, int]
     blocked_until: dt.datetime | None
 
@@ -72,24 +68,61 @@ def prefix_index(ctx: Context, phone: Phone) -> str:
     return ctx.keys.blind_index(phone.prefix(ctx.settings.prefix_digits), kind="prefix")
 
 
-def send_limits(
-    ctx: Context, *, phone: Phone, ip: str, number_index: str, prefix: str
-) -> list[Limit]:
-    """The limits one SMS send is subject to, with buckets as keyed hashes.
+def _number_limits(ctx: Context) -> tuple[tuple[str, int, dt.timedelta], ...]:
+    s = ctx.settings
+    return (
+        ("number_hour", s.sends_per_number_hour, _HOUR),
+        ("number_day", s.sends_per_number_day, _DAY),
+    )
 
-    A number's sends are counted to the microsecond (a person sees its Retry-After);
-    the shared buckets count whole minutes, one row per minute rather than per send.
-    """
+
+def number_window(ctx: Context, *, number_index: str, now: dt.datetime) -> SendWindow:
+    """One send to a number, as its exact limits count it (to the microsecond: a person
+    sees its Retry-After)."""
+    limits = _number_limits(ctx)
+    widest = max(window for _, _, window in limits)
+    return SendWindow(
+        bucket=f"n:{number_index}",
+        now=now,
+        since=micros(now - widest),
+        limits=tuple((micros(now - window), most) for _, most, window in limits),
+        keep_until=now + widest,
+    )
+
+
+def number_refusal(ctx: Context, sent_at: Sequence[int] | None, now: dt.datetime) -> RateLimited:
+    """The refusal of a send its number's limits did not allow, from the sends its row held."""
+    limits = _number_limits(ctx)
+    for name, most, window in limits:
+        inside = sorted(t for t in sent_at or () if t > micros(now - window))
+        if len(inside) >= most:
+            # The count falls below the limit when this send leaves the window.
+            leaves = _UNIX + dt.timedelta(microseconds=inside[len(inside) - most]) + window
+            return _refused(name, math.ceil((leaves - now).total_seconds()))
+    # Two sends raced and the row was read from before the other: the narrowest window.
+    name, _, window = min(limits, key=lambda limit: limit[2])
+    return _refused(name, math.ceil(window.total_seconds()))
+
+
+def _refused(name: str, retry_after: int) -> RateLimited:
+    LIMIT_REFUSALS.labels(name).inc()
+    return RateLimited(
+        f"send limit '{name}' reached; try again later",
+        retry_after=max(1, retry_after),
+        limit=name,
+    )
+
+
+def send_limits(ctx: Context, *, phone: Phone, ip: str, prefix: str) -> list[Limit]:
+    """The shared limits one SMS send is subject to, with buckets as keyed hashes."""
     s = ctx.settings
     client = ctx.keys.blind_index(ip, kind="ip")
     country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
-        Limit("number_hour", f"n:{number_index}", s.sends_per_number_hour, _HOUR, exact=True),
-        Limit("number_day", f"n:{number_index}", s.sends_per_number_day, _DAY, exact=True),
-        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR, _MINUTE),
-        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, _HOUR, _MINUTE),
+        Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR),
+        Limit("prefix_hour", f"p:{prefix}", s.sends_per_prefix_hour, _HOUR),
         # A region code is no secret: the bucket names it.
-        Limit("country_hour", f"c:{phone.region}", country_cap, _HOUR, _MINUTE),
+        Limit("country_hour", f"c:{phone.region}", country_cap, _HOUR),
     ]
 
 
@@ -122,6 +155,7 @@ def _count_sql(n: int) -> Sql[Any]:
         "SELECT (SELECT max(ends_at) FROM pumping_blocks WHERE prefix_index = :prefix "  # noqa: S608
         f"AND lifted_at IS NULL AND ends_at > :now), {counts}",
         row,
+        read_only=True,
     )
 
 
@@ -147,6 +181,7 @@ _WINDOW = Sql(
     "SELECT coalesce(sum(hits), 0), min(at) FROM rate_limit_hits "
     "WHERE bucket = :bucket AND at > :since",
     _Window,
+    read_only=True,
 )
 
 
@@ -156,60 +191,41 @@ async def check(
     *,
     now: dt.datetime,
     prefix: str,
-    counters: CounterBuffer | None = None,
-) -> Counted:
-    """Raise RateLimited if any limit is reached; otherwise what the send adds.
+    counters: CounterBuffer,
+) -> Allowed:
+    """Raise RateLimited if any shared limit is reached; otherwise what the send adds.
 
-    Each bucket is counted once, over its widest window (a number's hour and day limits
-    share one); a narrower window is counted on its own only when the widest count could
-    reach its limit.
+    Each bucket is counted once, over its widest window; a narrower window is counted on
+    its own only when the widest count could reach its limit. Counts include what this
+    process has counted and not written yet.
     """
     widest: dict[str, dt.timedelta] = {}
     hit_at: dict[str, dt.datetime] = {}
-    exact: set[str] = set()
     for limit in limits:
         if limit.window > widest.get(limit.bucket, dt.timedelta(0)):
             widest[limit.bucket] = limit.window
         hit_at[limit.bucket] = limit.counted_at(now)
-        if limit.exact:
-            exact.add(limit.bucket)
     buckets = sorted(widest)
-    for bucket in buckets:  # sorted: two transactions never lock in opposite orders
-        if bucket in exact:
-            await tx.lock(f"limit:{bucket}")
     blocked_until, found = await _counts(
         tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
     )
-    counts = dict(zip(buckets, found, strict=True))
-    if counters is not None:  # what this process counted and has not written yet
-        for bucket in buckets:
-            if bucket not in exact:
-                counts[bucket] += counters.unflushed(bucket, now - widest[bucket])
+    counts = {
+        bucket: n + counters.unflushed(bucket, now - widest[bucket])
+        for bucket, n in zip(buckets, found, strict=True)
+    }
     for limit in limits:
-        hits = counts[limit.bucket]
-        if hits < limit.limit:
+        if counts[limit.bucket] < limit.limit:
             continue
         since = now - limit.window
         window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": since})
         if window is None:  # an aggregate without GROUP BY answers one row
             continue
-        unwritten = (
-            0 if counters is None or limit.exact else counters.unflushed(limit.bucket, since)
-        )
-        if window.hits + unwritten < limit.limit:
+        if window.hits + counters.unflushed(limit.bucket, since) < limit.limit:
             continue  # the narrower window is below its limit
         oldest = window.oldest_at or now  # only unwritten counts: as recent as now
-        retry = math.ceil((oldest + limit.window - now).total_seconds())
-        LIMIT_REFUSALS.labels(limit.name).inc()
-        raise RateLimited(
-            f"send limit '{limit.name}' reached; try again later",
-            retry_after=retry,
-            limit=limit.name,
-        )
-    added = [Hit(bucket=bucket, at=hit_at[bucket]) for bucket in buckets]
-    return Counted(
-        exact=[hit for hit in added if hit.bucket in exact],
-        shared=[hit for hit in added if hit.bucket not in exact],
+        raise _refused(limit.name, math.ceil((oldest + limit.window - now).total_seconds()))
+    return Allowed(
+        hits=[Hit(bucket=bucket, at=hit_at[bucket]) for bucket in buckets],
         counts=counts,
         blocked_until=blocked_until,
     )

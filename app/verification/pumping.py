@@ -83,6 +83,7 @@ _WATCH = Sql(
     f" AND at > :since AND at > {_LAST_BLOCK_END}), "
     f"{_LAST_BLOCK_END}",
     _Conversion,
+    read_only=True,
 )
 # The client addresses the range's sends came from: the source buckets of one prefix are
 # one range of keys (``s:<prefix>:<address>``), read off the index.
@@ -90,6 +91,7 @@ _SOURCES = Sql(
     "SELECT DISTINCT bucket FROM rate_limit_hits WHERE bucket > :first_source "
     "AND bucket < :after_sources AND at > :since",
     _Source,
+    read_only=True,
 )
 _BLOCK = Sql(
     "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "

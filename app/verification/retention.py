@@ -6,6 +6,7 @@
   they created stays, it is the registry;
 - a verification's code SMS go with it;
 - send-limit hits older than any window needs (a day, or the pumping window if longer);
+- a number's send window once its last send has left it (a day after that send);
 - idempotency records older than their replay period (``idempotency_ttl_hours``).
 
 These are the area's purge queries, beside its repository: each walks one index from a
@@ -24,13 +25,14 @@ from app.core.db import Tx
 from app.core.retention import Cursor, PurgeBatch, PurgeStep, delete_batch
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
-from app.models.rate_limit import RateLimitHit
+from app.models.rate_limit import RateLimitHit, SendWindow
 from app.models.types import table
 from app.models.verification import Verification
 
 verifications = table(Verification)
 outbox_messages = table(OutboxMessage)
 rate_limit_hits = table(RateLimitHit)
+send_windows = table(SendWindow)
 idempotency_records = table(IdempotencyRecord)
 
 
@@ -94,6 +96,21 @@ async def purge_rate_limit_hits(
     )
 
 
+async def purge_send_windows(
+    tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int
+) -> PurgeBatch:
+    """One batch of numbers' send windows whose last send left them before ``before``."""
+    c = send_windows.c
+    return await delete_batch(
+        tx,
+        table=send_windows,
+        key=(c.expires_at, c.bucket),
+        due=c.expires_at < before,
+        after=after,
+        limit=limit,
+    )
+
+
 async def purge_idempotency_records(
     tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int
 ) -> PurgeBatch:
@@ -126,6 +143,7 @@ STEPS = (
         run=purge_approved,
     ),
     PurgeStep("rate_limit_hits", keep=_hits_kept, run=purge_rate_limit_hits),
+    PurgeStep("send_windows", keep=lambda s: dt.timedelta(0), run=purge_send_windows),
     PurgeStep(
         "idempotency_records",
         keep=lambda s: dt.timedelta(hours=s.idempotency_ttl_hours),

@@ -82,7 +82,7 @@ def _fingerprint(ctx: Context, request: bytes, *, key_id: str | None = None) -> 
     return hashlib.sha256(ctx.keys.index.mac(request, key_id=key_id)).hexdigest()
 
 
-def _state(row: Verification | ForCheck, now: dt.datetime) -> str:
+def _state(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> str:
     if row.status != "pending":
         return row.status
     if row.expires_at <= now:
@@ -92,7 +92,7 @@ def _state(row: Verification | ForCheck, now: dt.datetime) -> str:
     return "pending"
 
 
-def _refusal(row: Verification | ForCheck, now: dt.datetime) -> AppError:
+def _refusal(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> AppError:
     state = _state(row, now)
     if state == "approved":
         return AlreadyApproved()
@@ -118,16 +118,20 @@ def _check_idempotency_key(key: str) -> None:
 
 
 async def _limit_send(
-    tx: Tx, ctx: Context, *, phone: Phone, ip: str, number_index: str, now: dt.datetime
-) -> limits.Counted:
-    """Every send limit and the pumping guard; the hits the send adds."""
+    tx: Tx, ctx: Context, *, phone: Phone, ip: str, now: dt.datetime
+) -> limits.Allowed:
+    """The shared send limits and the pumping guard (the number's own limits are checked
+    by the write that records the send); the hits the send adds once it commits."""
+    counters = ctx.counters
+    if counters is None:
+        raise RuntimeError("sends need the process's shared counters (Context.counters)")
     prefix_index = limits.prefix_index(ctx, phone)
-    counted = await limits.check(
+    allowed = await limits.check(
         tx,
-        limits.send_limits(ctx, phone=phone, ip=ip, number_index=number_index, prefix=prefix_index),
+        limits.send_limits(ctx, phone=phone, ip=ip, prefix=prefix_index),
         now=now,
         prefix=prefix_index,
-        counters=ctx.counters,
+        counters=counters,
     )
     await pumping.watch(
         tx,
@@ -136,16 +140,14 @@ async def _limit_send(
         prefix=phone.prefix(ctx.settings.prefix_digits),
         region=phone.region,
         now=now,
-        blocked_until=counted.blocked_until,
-        hour_sends=counted.counts.get(f"p:{prefix_index}", 0),
+        blocked_until=allowed.blocked_until,
+        hour_sends=allowed.counts.get(f"p:{prefix_index}", 0),
     )
-    counted.shared.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
-    if ctx.counters is None:
-        raise RuntimeError("sends need the process's shared counters (Context.counters)")
+    allowed.hits.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
     # Shared buckets are counted once the send has committed, by the process's single
     # writer: written here, every start would wait for the one before it to commit.
-    ctx.counters.add_after_commit(tx, counted.shared)
-    return counted
+    counters.add_after_commit(tx, allowed.hits)
+    return allowed
 
 
 class StartResult:
@@ -195,7 +197,7 @@ async def start(
     # Under every index key in the ring (one, unless a rotation is under way): the
     # active key's index is stored, the others find what was indexed before.
     phone_indexes = ctx.keys.blind_indexes(phone.e164, kind="number")
-    counted = await _limit_send(tx, ctx, phone=phone, ip=ip, number_index=phone_indexes[0], now=now)
+    await _limit_send(tx, ctx, phone=phone, ip=ip, now=now)
     verification_id = new_ordered_id("ver")
     key_id, ciphertext = ctx.keys.encrypt(phone.e164, context=verification_aad(verification_id))
     expires_at = now + dt.timedelta(seconds=s.code_ttl_seconds)
@@ -217,26 +219,8 @@ async def start(
         expires_at=expires_at,
         prefix_index=limits.prefix_index(ctx, phone),
     )
-    await repo.record_start(
-        tx,
-        verification,
-        message_id=outbox.new_message_id(),
-        phone_indexes=phone_indexes,
-        hits=counted.exact,
-        actor=client.actor,
-        details={"purpose": data.purpose},
-    )
-    public = VerificationPublic(
-        id=verification_id,
-        status="pending",
-        purpose=data.purpose,
-        phone_masked=phone.masked(),
-        expires_at=expires_at,
-        resend_after=now + dt.timedelta(seconds=s.resend_cooldown_seconds),
-        attempts_left=s.max_check_attempts,
-        delivery=DeliveryPublic(state="queued"),
-    )
-    if idempotency_key is not None:
+    if idempotency_key is not None:  # the first answer is stored before the final write
+        public = _started(ctx, verification, phone)
         await repo.save_idempotent(
             tx,
             client_id=client.id,
@@ -246,7 +230,32 @@ async def start(
             now=now,
             replace=replace_key,
         )
-    return StartResult(public, replayed=False)
+    counted = await repo.record_start(
+        tx,
+        verification,
+        window=limits.number_window(ctx, number_index=phone_indexes[0], now=now),
+        message_id=outbox.new_message_id(),
+        phone_indexes=phone_indexes,
+        actor=client.actor,
+        details={"purpose": data.purpose},
+    )
+    if not counted.counted:
+        raise limits.number_refusal(ctx, counted.sent_at, now)
+    return StartResult(_started(ctx, verification, phone), replayed=False)
+
+
+def _started(ctx: Context, verification: repo.NewVerification, phone: Phone) -> VerificationPublic:
+    return VerificationPublic(
+        id=verification.id,
+        status="pending",
+        purpose=verification.purpose,
+        phone_masked=phone.masked(),
+        expires_at=verification.expires_at,
+        resend_after=verification.created_at
+        + dt.timedelta(seconds=ctx.settings.resend_cooldown_seconds),
+        attempts_left=verification.max_attempts,
+        delivery=DeliveryPublic(state="queued"),
+    )
 
 
 async def resend(
@@ -273,14 +282,17 @@ async def resend(
     )
     phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
     number_index = ctx.keys.blind_index(phone.e164, kind="number")
-    counted = await _limit_send(tx, ctx, phone=phone, ip=ip, number_index=number_index, now=now)
+    await _limit_send(tx, ctx, phone=phone, ip=ip, now=now)
+    window = limits.number_window(ctx, number_index=number_index, now=now)
+    counted = await repo.count_send(tx, window)
+    if not counted.counted:
+        raise limits.number_refusal(ctx, counted.sent_at, now)
     await repo.record_resend(
         tx,
         verification_id=row.id,
         message_id=outbox.new_message_id(),
         now=now,
         expires_at=row.expires_at,
-        hits=counted.exact,
     )
     await record_event(
         tx,
@@ -299,9 +311,10 @@ async def check(
 ) -> CheckResultPublic:
     """Approve the verification if the code is right; every check counts as an attempt.
 
-    The row is read and held first (SQLite's write lock is taken when the transaction
-    begins, PostgreSQL's row lock by FOR UPDATE), so concurrent checks of one
-    verification run one after another and each is counted.
+    The code is derived from what the verification was started with, which never
+    changes; the write that counts the check takes the verification's state as it is
+    then (a concurrent check's result included), so every check is counted and none
+    past the limit.
     """
     now = ctx.clock.now()
     row = await repo.get_for_check(tx, verification_id=verification_id, client_id=client.id)
@@ -319,23 +332,24 @@ async def check(
     )
     if not codes.matches(expected, data.code):
         left = row.max_attempts - row.attempts - 1
-        counted = await repo.count_failed_attempt(
-            tx,
-            verification_id=row.id,
-            now=now,
-            actor=client.actor,
-            details={"attempts_left": left},
+        failed = await repo.count_failed_attempt(
+            tx, verification=row, now=now, actor=client.actor, details={"attempts_left": left}
         )
-        if not counted:
-            raise _refusal(row, now)  # unreachable while the row is held
+        if failed is None:
+            raise VerificationNotFound()
+        if not failed.counted:
+            raise _refusal(failed.before, now)  # a concurrent check got there first
+        left = failed.before.max_attempts - failed.before.attempts - 1
         raise WrongCode(
             f"the code is not correct; {left} attempt(s) left",
             errors=[FieldProblem(location="body", field="code", detail="is not correct")],
             attempts_left=left,
         )
     approved = await _approve(tx, ctx, row=row, actor=client.actor, now=now)
-    if not approved.approved:
-        raise AlreadyApproved()  # unreachable while the row is held
+    if approved is None:
+        raise VerificationNotFound()
+    if not approved.counted:
+        raise _refusal(approved.before, now)  # a concurrent check got there first
     return CheckResultPublic(
         id=row.id, status="approved", purpose=row.purpose, subscriber_id=approved.subscriber_id
     )
@@ -343,7 +357,7 @@ async def check(
 
 async def _approve(
     tx: Tx, ctx: Context, *, row: ForCheck, actor: str, now: dt.datetime
-) -> repo.Approved:
+) -> repo.Checked | None:
     """Approve a checked verification; numbers enter the registry only here, for a
     purpose that registers them.
 
@@ -381,9 +395,8 @@ async def _approve(
         }
     return await repo.approve(
         tx,
-        verification_id=row.id,
+        verification=row,
         now=now,
-        purpose=row.purpose,
         actor=actor,
         approvals_bucket=None
         if row.prefix_index is None

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from tests.conftest import snapshot
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from app.clients import service as clients
+from app.core.context import Context
+from app.core.counters import CounterBuffer
+from app.core.db import Database
+from app.core.errors import AppError
+from app.verification import service
+from app.verification.repository import shared_counts_sql
+from app.verification.schemas import VerificationStart
+from tests.conftest import count_rows, snapshot
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 
 
@@ -71,3 +83,54 @@ async def test_ten_sends_per_number_per_day(client, app, clock, auth):
     assert limited.json()["limit"] == "number_day"
     clock.advance(hours=22)
     assert (await start(client, auth)).status_code == 201
+
+
+def _threaded_starts(app, token: str, n: int) -> list[int]:
+    """Starts for one number from n threads, each with its own event loop, database
+    connection and counters, released together once each has authenticated: real
+    concurrency on both databases."""
+    ready = threading.Barrier(n, timeout=30)
+
+    def one(_: int) -> int:
+        async def attempt() -> int:
+            db = Database(app.state.db.url)
+            shared = app.state.ctx
+            ctx = Context(
+                settings=shared.settings,
+                keys=shared.keys,
+                clock=shared.clock,
+                counters=CounterBuffer(db, shared_counts_sql),
+            )
+            try:
+                async with db.transaction() as tx:
+                    client = await clients.authenticate(tx, ctx, token=token)
+                ready.wait()
+                async with db.transaction() as tx:
+                    await service.start(
+                        tx,
+                        ctx,
+                        client=client,
+                        data=VerificationStart(phone=PHONE_E164, purpose="coupon_usage"),
+                        ip="203.0.113.9",
+                        idempotency_key=None,
+                    )
+                return 201
+            except AppError as exc:
+                return exc.status
+            finally:
+                await ctx.counters.close()
+                await db.dispose()
+
+        return asyncio.run(attempt())
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+async def test_twenty_concurrent_starts_send_a_number_no_more_than_its_limit(app, api_key):
+    """The number's row is checked and extended by one statement each: of twenty starts
+    racing for one number, exactly the hourly limit (5) get through."""
+    results = _threaded_starts(app, api_key, 20)
+    assert sorted(results) == [201] * 5 + [429] * 15, results
+    assert count_rows(app, "verifications") == 5
+    assert count_rows(app, "outbox_messages") == 5
