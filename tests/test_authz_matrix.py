@@ -109,9 +109,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),
     ("GET", "/v1/subscribers/{subscriber_id}"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
     ("POST", "/v1/subscribers/{subscriber_id}/reveal"): Row(staff(Role.PRIVACY_OFFICER), {}),
-    # The access log: auditors.
-    ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR)),
-    ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR)),
+    # The access log: auditors and the privacy officer, who answers for every view.
+    ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     # The pumping guard: the fraud picture for staff; only an admin lifts a block.
     ("GET", "/v1/pumping/blocks"): Row(staff(Role.ADMIN, Role.OPERATOR, Role.AUDITOR)),
     ("POST", "/v1/pumping/blocks/{block_id}/lift"): Row(staff(Role.ADMIN), {}),
@@ -127,7 +127,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/disclosures/{request_id}/approve"): Row(staff(Role.PRIVACY_OFFICER), {}),
     ("POST", "/v1/disclosures/{request_id}/reject"): Row(staff(Role.PRIVACY_OFFICER), {}),
     ("POST", "/v1/disclosures/{request_id}/release"): Row(staff(Role.PRIVACY_OFFICER)),
-    ("GET", "/v1/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    # The admin may export it too: it holds no number (the owner's disclosure-log export).
+    ("GET", "/v1/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)),
     ("GET", "/v1/ledger/verify"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     ("POST", "/v1/ledger/checkpoints"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     # A subject's requests about third-party provision, handled by support staff.

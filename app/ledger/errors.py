@@ -36,8 +36,8 @@ class ProvisionStopped(AppError):
     status = 409
     slug = "disclosure-provision-stopped"
     title = (
-        "A subject asked to stop third-party provision; only `law` or "
-        "`investigation_compelled` may override that"
+        "A subject asked to stop third-party provision; only `law`, "
+        "`investigation_compelled` or `emergency_life_body_property` go on despite that"
     )
 
 

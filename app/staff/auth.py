@@ -224,6 +224,7 @@ DisclosureRequester = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_REQUE
 DisclosureDecider = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_DECIDE))]
 DisclosureReader = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_READ))]
 LedgerAuditor = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_AUDIT))]
+LedgerExporter = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_EXPORT))]
 SubjectRequests = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS))]
 # The two routes that hash a password, checked outside the request's transaction: one's
 # own password change, and an admin creating an account.
