@@ -10,6 +10,14 @@ class SelfApproval(Forbidden):
     title = "The requester of a disclosure may not approve or reject it"
 
 
+class DependentApprover(Forbidden):
+    slug = "disclosure-dependent-approver"
+    title = (
+        "The approver created or granted the requester's account, or the other way round: "
+        "another privacy officer must review it"
+    )
+
+
 class RequestNotFound(NotFound):
     slug = "disclosure-not-found"
     title = "No such disclosure request"

@@ -22,7 +22,6 @@ The rules (who may take a step is the route's permission, app.staff.auth):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -38,16 +37,17 @@ from app.ledger import requests_repository as requests
 from app.ledger import subjects_repository as subjects
 from app.ledger.errors import (
     AlreadyReleased,
-    ConsentMissing,
-    ProvisionStopped,
+    DependentApprover,
     RequestNotFound,
     SelfApproval,
     WrongState,
 )
-from app.ledger.rules import OVERRIDES_STOP, recipient_key
+from app.ledger.rules import recipient_key
 from app.ledger.schemas import DisclosureRequestCreate, ReleasePublic
+from app.ledger.subject_checks import check_subjects
 from app.models.ledger import DisclosureRequest, LedgerEntry
 from app.registry import service as registry
+from app.staff import accounts
 from app.staff.auth import Staff
 
 
@@ -88,50 +88,6 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
                 raise InvalidInput.field(
                     field, "must not contain a subscriber's phone number; name subjects by id"
                 )
-
-
-@dataclass(frozen=True)
-class SubjectsChecked:
-    """What the subjects' say adds to a request and its entry."""
-
-    # For ``consent``: each subject's consent (time and source), which the ledger entry
-    # records (APPI Art. 29 / PPC rule 21); else None.
-    consent: dict[str, dict[str, str]] | None
-    # The subjects who stopped third-party provision and whose stop the basis overrides
-    # (sorted); None when nobody had stopped.
-    stop_overridden: list[str] | None
-
-
-async def check_subjects(
-    tx: Tx, *, subject_ids: Sequence[str], legal_basis: str, recipient: str
-) -> SubjectsChecked:
-    """Refuse stopped subjects (unless the basis needs no consent: law, investigation,
-    emergency, which go on flagged) and, for ``consent``, missing consent."""
-    stopped = await subjects.stopped_subjects(tx, subject_ids)
-    if stopped and legal_basis not in OVERRIDES_STOP:
-        raise ProvisionStopped(
-            f"{len(stopped)} subject(s) stopped third-party provision; basis {legal_basis!r} "
-            "does not override that",
-            subject_ids=sorted(stopped),
-        )
-    overridden = sorted(stopped) or None
-    if legal_basis != "consent":
-        return SubjectsChecked(consent=None, stop_overridden=overridden)
-    live = await subjects.live_consents(tx, subject_ids, recipient_key=recipient)
-    missing = sorted(set(subject_ids) - set(live))
-    if missing:
-        raise ConsentMissing(
-            f"{len(missing)} subject(s) have no live consent to this recipient",
-            subject_ids=missing,
-        )
-    consent = {
-        subject: {
-            "granted_at": canonical.timestamp(live[subject].granted_at),
-            "source": live[subject].source,
-        }
-        for subject in sorted(subject_ids)
-    }
-    return SubjectsChecked(consent=consent, stop_overridden=None)
 
 
 async def request(
@@ -190,12 +146,18 @@ async def request(
     return found
 
 
-async def _pending(tx: Tx, *, staff: Staff, request_id: str) -> DisclosureRequest:
+async def _pending(tx: Tx, ctx: Context, *, staff: Staff, request_id: str) -> DisclosureRequest:
     found = await requests.get(tx, request_id, lock=True)
     if found is None:
         raise RequestNotFound()
     if found.requested_by == staff.id:
         raise SelfApproval()
+    # Independent eyes: whoever made the requester (created the account, granted its
+    # role) cannot review the request, nor can someone the requester made.
+    if await accounts.related(tx, ctx, first=found.requested_by, second=staff.id):
+        raise DependentApprover(
+            "the requester and the approver created or granted one another's account"
+        )
     if found.status != "requested":
         raise WrongState(f"the request is {found.status}, not awaiting review")
     return found
@@ -205,7 +167,7 @@ async def decide(
     tx: Tx, ctx: Context, *, staff: Staff, request_id: str, note: str, approve: bool
 ) -> DisclosureRequest:
     """Approve or reject a request: a privacy officer who is not its requester, with a note."""
-    found = await _pending(tx, staff=staff, request_id=request_id)
+    found = await _pending(tx, ctx, staff=staff, request_id=request_id)
     await _no_subscriber_number(tx, ctx, "note", note)
     if approve:
         checked = await check_subjects(

@@ -62,7 +62,7 @@ async def test_a_required_role_without_totp_can_only_enrol(client, app, clock):
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("/totp-enrolment-required")
     # Even bad input is refused for the restriction first, not described.
-    bad = await client.post("/v1/staff", json={"x": 1}, headers=headers)
+    bad = await client.post("/v1/staff/invitations", json={"x": 1}, headers=headers)
     assert bad.status_code == 403
     me = await client.get("/v1/staff/me", headers=headers)
     assert me.status_code == 200 and me.json()["restrictions"] == ["totp_enrolment_required"]
@@ -342,7 +342,7 @@ async def test_concurrent_logins_with_one_code_open_one_session(client, app, clo
         app, totp.start_enrolment, staff_id=account.id, username="op", actor="test"
     )
     execute(app, "UPDATE staff_totp SET confirmed_at = created_at")
-    seen = await call(app, sessions.find_for_login, username="op")
+    start = await call(app, sessions.start_login, username="op", ip="192.0.2.1")
     code = code_at(enrolment.secret, clock.now())
     ready = threading.Barrier(4)
 
@@ -354,7 +354,7 @@ async def test_concurrent_logins_with_one_code_open_one_session(client, app, clo
                     await sessions.finish_login(
                         tx,
                         app.state.ctx,
-                        seen=seen,
+                        start=start,
                         check=PasswordCheck(ok=True),
                         ip="192.0.2.1",
                         totp_code=code,
