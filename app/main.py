@@ -43,6 +43,7 @@ from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.outbox import CAMPAIGN, CODE
 from app.sms.worker import OutboxWorker
+from app.staff.access_routes import router as staff_access_router
 from app.staff.api_key_routes import router as api_keys_router
 from app.staff.credential_routes import router as staff_credentials_router
 from app.staff.routes import router as staff_router
@@ -172,6 +173,7 @@ def create_app(
         consent_router,
         delivery_router,
         coupons_router,
+        staff_access_router,  # before staff_router: /v1/staff/grants is not a staff id
         staff_router,
         staff_credentials_router,
         api_keys_router,

@@ -56,6 +56,8 @@ IDS = {
     "block_id": "blk_madeup",
     "request_id": "dsr_madeup",
     "key_id": "key_madeup",
+    "grant_id": "grt_madeup",
+    "invitation_id": "inv_madeup",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -86,7 +88,19 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("DELETE", "/v1/staff/sessions/current"): Row(ALL_STAFF),
     ("GET", "/v1/staff/me"): Row(ALL_STAFF),
     ("PUT", "/v1/staff/me/password"): Row(ALL_STAFF, {}),
-    ("POST", "/v1/staff"): Row(staff(Role.ADMIN), {}),
+    # New staff come by invitation; the invited person takes it up with its token alone.
+    ("POST", "/v1/staff/invitations"): Row(staff(Role.ADMIN), {}),
+    ("GET", "/v1/staff/invitations"): Row(staff(Role.ADMIN)),
+    ("DELETE", "/v1/staff/invitations/{invitation_id}"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/staff/enrolment"): Row(ANYONE, {}),
+    ("POST", "/v1/staff/enrolment/confirm"): Row(ANYONE, {}),
+    # Privileged roles under four eyes: an admin proposes, another confirms or rejects.
+    ("GET", "/v1/staff/grants"): Row(staff(Role.ADMIN, Role.AUDITOR)),
+    ("POST", "/v1/staff/{staff_id}/grants"): Row(staff(Role.ADMIN), {}),
+    ("POST", "/v1/staff/grants/{grant_id}/confirm"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/staff/grants/{grant_id}/reject"): Row(staff(Role.ADMIN)),
+    ("POST", "/v1/staff/{staff_id}/unlock"): Row(staff(Role.ADMIN), {}),
+    ("GET", "/v1/staff/{staff_id}/granted"): Row(staff(Role.ADMIN, Role.AUDITOR)),
     ("GET", "/v1/staff"): Row(staff(Role.ADMIN, Role.AUDITOR)),
     ("GET", "/v1/staff/{staff_id}"): Row(staff(Role.ADMIN, Role.AUDITOR)),
     ("PUT", "/v1/staff/{staff_id}/role"): Row(staff(Role.ADMIN), {}),
@@ -109,9 +123,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),
     ("GET", "/v1/subscribers/{subscriber_id}"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
     ("POST", "/v1/subscribers/{subscriber_id}/reveal"): Row(staff(Role.PRIVACY_OFFICER), {}),
-    # The access log: auditors.
-    ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR)),
-    ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR)),
+    # The access log: auditors and the privacy officer, who answers for every view.
+    ("GET", "/v1/access-log"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/v1/access-log.csv"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     # The pumping guard: the fraud picture for staff; only an admin lifts a block.
     ("GET", "/v1/pumping/blocks"): Row(staff(Role.ADMIN, Role.OPERATOR, Role.AUDITOR)),
     ("POST", "/v1/pumping/blocks/{block_id}/lift"): Row(staff(Role.ADMIN), {}),
@@ -127,7 +141,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/disclosures/{request_id}/approve"): Row(staff(Role.PRIVACY_OFFICER), {}),
     ("POST", "/v1/disclosures/{request_id}/reject"): Row(staff(Role.PRIVACY_OFFICER), {}),
     ("POST", "/v1/disclosures/{request_id}/release"): Row(staff(Role.PRIVACY_OFFICER)),
-    ("GET", "/v1/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    # The admin may export it too: it holds no number (the owner's disclosure-log export).
+    ("GET", "/v1/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)),
     ("GET", "/v1/ledger/verify"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     ("POST", "/v1/ledger/checkpoints"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     # A subject's requests about third-party provision, handled by support staff.

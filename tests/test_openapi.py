@@ -19,7 +19,13 @@ def test_checked_in_openapi_matches_the_app():
 # Authenticated by Twilio's request signature instead of an API key.
 SIGNED_BY_CARRIER = {("post", "/v1/sms/twilio/status"), ("post", "/v1/sms/twilio/inbound")}
 # Open to anyone by design: logging in. Every failure is one 401, never a 403.
-PUBLIC = {("post", "/v1/staff/sessions"), ("get", "/v1/ledger/public-keys")}
+PUBLIC = {
+    ("post", "/v1/staff/sessions"),
+    ("get", "/v1/ledger/public-keys"),
+    # An invited person has no session yet: the invitation's token is in the body.
+    ("post", "/v1/staff/enrolment"),
+    ("post", "/v1/staff/enrolment/confirm"),
+}
 
 
 def test_every_operation_documents_its_problems():

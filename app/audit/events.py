@@ -41,6 +41,17 @@ class Tag(enum.StrEnum):
     STAFF_DISABLED = "staff:account:disabled"
     STAFF_PASSWORD_CHANGED = "staff:account:password_changed"  # noqa: S105 (a tag)
     STAFF_OFFBOARDED = "staff:account:offboarded"
+    STAFF_BREAK_GLASS = "staff:account:break_glass"
+    STAFF_UNLOCKED = "staff:account:unlocked"
+    STAFF_ACTIVATED = "staff:account:activated"
+    STAFF_INVITED = "staff:invitation:created"
+    STAFF_INVITATION_REVOKED = "staff:invitation:revoked"
+    STAFF_INVITATION_PASSWORD_SET = "staff:invitation:password_set"  # noqa: S105 (a tag)
+    STAFF_INVITATION_REDEEMED = "staff:invitation:redeemed"
+    STAFF_GRANT_PROPOSED = "staff:grant:proposed"
+    STAFF_GRANT_CONFIRMED = "staff:grant:confirmed"
+    STAFF_GRANT_REJECTED = "staff:grant:rejected"
+    STAFF_GRANT_CANCELLED = "staff:grant:cancelled"
     STAFF_TOTP_ENROLMENT_STARTED = "staff:totp:enrolment_started"
     STAFF_TOTP_ENROLLED = "staff:totp:enrolled"
     STAFF_TOTP_RESET = "staff:totp:reset"

@@ -150,6 +150,16 @@ class Settings(BaseSettings):
     session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
     login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")
     login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lock lasts")
+    # Login throttles (issue 14), shared through the database: wrong passwords from one
+    # address for one username (login_max_failures of them lock that source, not the
+    # account), and from one address for any username, within the lockout's window.
+    login_failures_per_ip: int = Field(20, ge=1, le=10_000)
+    # Separation of duties (issue 14): invitations, role grants under four eyes, the
+    # command line's break-glass admin, and the review when an admin leaves.
+    staff_invitation_hours: int = Field(72, ge=1, le=720, description="an invitation lives")
+    staff_grant_hours: int = Field(72, ge=1, le=720, description="a grant proposal lives")
+    break_glass_hours: int = Field(24, ge=1, le=168, description="a break-glass admin lives")
+    offboarding_review_days: int = Field(90, ge=1, le=3660)
     # argon2id parameters (argon2-cffi's defaults, RFC 9106's second recommendation).
     password_hash_time_cost: int = Field(3, ge=1, le=20)
     password_hash_memory_kib: int = Field(65_536, ge=1024, le=4_194_304)

@@ -36,6 +36,8 @@ _DIGITS = 6
 class TotpRequired(Unauthenticated):
     slug = "totp-required"
     title = "This account needs its TOTP code (field totp) or a recovery code"
+    # What the login recorded of the attempt (not a failure) is kept.
+    commit = True
 
 
 class TotpAlreadyEnrolled(AppError):

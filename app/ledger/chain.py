@@ -4,7 +4,8 @@ Each entry has a content hash and an entry hash:
 
 - ``content_sha256`` = SHA-256 of the canonical JSON (canonical.py) of the entry's
   content: every stored column except ``prev_hash`` and ``entry_hash``, lists as JSON
-  arrays, ``recorded_at`` as a canonical timestamp, plus ``"v": 1``;
+  arrays, ``recorded_at`` as a canonical timestamp, plus ``"v": 1``; an optional field
+  (``stop_overridden``) only when it is set;
 - ``entry_hash`` = SHA-256 of the canonical JSON of
   ``{"content_sha256": ..., "prev_hash": ..., "seq": ...}``;
 - the first entry's ``prev_hash`` is 64 zeros; every other one's is the entry hash
@@ -53,8 +54,21 @@ CONTENT_FIELDS = (
     "package_sha256",
     "package_csv_sha256",
 )
+# Content fields added later: hashed only when set, so the entries written before them
+# keep their hashes (null and absent mean the same: nothing to record).
+OPTIONAL_FIELDS = ("stop_overridden",)
 # The fields that hold JSON (lists, and the consent object).
-JSON_FIELDS = frozenset({"data_items", "subject_ids", "consent"})
+JSON_FIELDS = frozenset({"data_items", "subject_ids", "consent", "stop_overridden"})
+
+
+def hashed_content(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The content an exported or stored record's hash covers: ``v``, every content
+    field, and each optional field that is set."""
+    content = {key: record[key] for key in ("v", *CONTENT_FIELDS)}
+    for name in OPTIONAL_FIELDS:
+        if record.get(name) is not None:
+            content[name] = record[name]
+    return content
 
 
 def content_of(entry: LedgerEntry) -> dict[str, Any]:
@@ -64,6 +78,9 @@ def content_of(entry: LedgerEntry) -> dict[str, Any]:
     for name in CONTENT_FIELDS:
         content[name] = getattr(entry, name)
     content["recorded_at"] = canonical.timestamp(entry.recorded_at)
+    for name in OPTIONAL_FIELDS:
+        if getattr(entry, name) is not None:
+            content[name] = getattr(entry, name)
     return content
 
 

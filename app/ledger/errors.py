@@ -10,6 +10,14 @@ class SelfApproval(Forbidden):
     title = "The requester of a disclosure may not approve or reject it"
 
 
+class DependentApprover(Forbidden):
+    slug = "disclosure-dependent-approver"
+    title = (
+        "The approver created or granted the requester's account, or the other way round: "
+        "another privacy officer must review it"
+    )
+
+
 class RequestNotFound(NotFound):
     slug = "disclosure-not-found"
     title = "No such disclosure request"
@@ -36,8 +44,8 @@ class ProvisionStopped(AppError):
     status = 409
     slug = "disclosure-provision-stopped"
     title = (
-        "A subject asked to stop third-party provision; only `law` or "
-        "`investigation_compelled` may override that"
+        "A subject asked to stop third-party provision; only `law`, "
+        "`investigation_compelled` or `emergency_life_body_property` go on despite that"
     )
 
 

@@ -21,11 +21,12 @@ from app.ledger import canonical, chain
 from app.models.ledger import LedgerCheckpoint, LedgerEntry
 
 EXPORT_FORMAT = "smsreg-ledger-export/1"
-NULLABLE = frozenset({"request_reference", "consent"})
+NULLABLE = frozenset({"request_reference", "consent", *chain.OPTIONAL_FIELDS})
 CSV_COLUMNS = (
     "record_type",
     "v",
     *chain.CONTENT_FIELDS,
+    *chain.OPTIONAL_FIELDS,
     "prev_hash",
     "content_sha256",
     "entry_hash",
@@ -89,8 +90,8 @@ def csv_row(record: dict[str, Any]) -> list[str]:
     kind = record["type"]
     out["record_type"] = kind
     if kind == "entry":
-        for name in ("v", *chain.CONTENT_FIELDS):
-            value = record[name]
+        for name in ("v", *chain.CONTENT_FIELDS, *chain.OPTIONAL_FIELDS):
+            value = record.get(name)
             if value is None:
                 continue
             if name in chain.JSON_FIELDS:

@@ -189,6 +189,7 @@ async def subject_records(
                 if entry.consent and subject in entry.consent
                 else None
             ),
+            stop_overridden=subject in (entry.stop_overridden or ()),
             other_subjects=len(entry.subject_ids) - 1,
             entry_hash=entry.entry_hash,
         )

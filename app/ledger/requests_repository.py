@@ -64,3 +64,10 @@ async def mark_released(
         .values(status="released", released_by=by, released_at=at, ledger_seq=ledger_seq)
     )
     return result.rowcount == 1
+
+
+async def set_stop_overridden(tx: Tx, *, request_id: str, subjects: list[str] | None) -> None:
+    """Record which subjects' stop of provision the request now overrides."""
+    await tx.execute(
+        sa.update(requests).where(_r.id == request_id).values(stop_overridden=subjects)
+    )

@@ -2,8 +2,11 @@
 
 - legal bases: ``consent``, ``law``, ``investigation_compelled``,
   ``emergency_life_body_property``; ``law`` and ``investigation_compelled`` need the
-  request document's reference (a CCP Art. 197(2) inquiry or a warrant) and are the
-  only ones that override a subject's stop of third-party provision (APPI Art. 27(1));
+  request document's reference (a CCP Art. 197(2) inquiry or a warrant). Those two and
+  ``emergency_life_body_property`` are APPI Art. 27(1)'s exceptions, which need no
+  consent: they go on despite a subject's stop of third-party provision, and the
+  request and its ledger entry name the subjects whose stop they overrode. ``consent``
+  never overrides a stop;
 - a package holds some of :data:`DATA_ITEMS`, in that order, for 1 to
   :data:`MAX_SUBJECTS` subjects named by subscriber id, never by number.
 """
@@ -17,6 +20,8 @@ LegalBasis = Literal["consent", "law", "investigation_compelled", "emergency_lif
 LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
 COMPELLED = frozenset({"law", "investigation_compelled"})
 NEEDS_REFERENCE = COMPELLED
+# APPI Art. 27(1) (i)-(iv): provision without consent, so without regard to a stop of it.
+OVERRIDES_STOP = frozenset({*COMPELLED, "emergency_life_body_property"})
 
 # What a package may hold, in the order its columns appear.
 DataItem = Literal[

@@ -163,6 +163,11 @@ class DisclosurePublic(BaseModel):
     released_by: str | None = None
     released_at: dt.datetime | None = None
     ledger_seq: int | None = None
+    stop_overridden: list[str] | None = Field(
+        None,
+        description="subjects who had stopped third-party provision, which this basis "
+        "(law, investigation, emergency) goes on despite; null: none had",
+    )
 
 
 class DisclosureList(BaseModel):
@@ -255,6 +260,9 @@ class SubjectRecordPublic(BaseModel):
     request_reference: str | None
     data_items: list[str]
     consent: SubjectConsentPublic | None
+    stop_overridden: bool = Field(
+        False, description="provided despite the subject's stop (law, investigation, emergency)"
+    )
     other_subjects: int
     entry_hash: str
 

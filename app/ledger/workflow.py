@@ -6,9 +6,14 @@ The rules (who may take a step is the route's permission, app.staff.auth):
   requester approves or rejects, with a note; a privacy officer releases;
 - the request is checked by its schema (app.ledger.schemas); here, what needs the
   database: its subjects exist, and no free text holds a subscriber's number;
-- a subject who stopped third-party provision is refused unless the basis is ``law``
-  or ``investigation_compelled``; ``consent`` needs each subject's live consent to
-  this recipient. Both are checked at request, at approval and again at release;
+- a subject who stopped third-party provision is refused under ``consent``; ``law``,
+  ``investigation_compelled`` and ``emergency_life_body_property`` go on, and the
+  request and its ledger entry name the subjects whose stop they overrode
+  (``stop_overridden``); ``consent`` needs each subject's live consent to this
+  recipient. Both are checked at request, at approval and again at release;
+- independent eyes: the approver is not the requester, did not create the requester's
+  account or grant its role, and was not created or granted by the requester
+  (app.staff.accounts.related);
 - a release builds the package (JSON and CSV, with the numbers), appends the ledger
   entry (no number: subject ids and the package's SHA-256) and, when the package holds
   numbers, logs each subject's in the access log, all in the caller's transaction; a
@@ -17,7 +22,6 @@ The rules (who may take a step is the route's permission, app.staff.auth):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -33,16 +37,17 @@ from app.ledger import requests_repository as requests
 from app.ledger import subjects_repository as subjects
 from app.ledger.errors import (
     AlreadyReleased,
-    ConsentMissing,
-    ProvisionStopped,
+    DependentApprover,
     RequestNotFound,
     SelfApproval,
     WrongState,
 )
-from app.ledger.rules import COMPELLED, recipient_key
+from app.ledger.rules import recipient_key
 from app.ledger.schemas import DisclosureRequestCreate, ReleasePublic
+from app.ledger.subject_checks import check_subjects
 from app.models.ledger import DisclosureRequest, LedgerEntry
 from app.registry import service as registry
+from app.staff import accounts
 from app.staff.auth import Staff
 
 
@@ -85,39 +90,6 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
                 )
 
 
-async def check_subjects(
-    tx: Tx, *, subject_ids: Sequence[str], legal_basis: str, recipient: str
-) -> dict[str, dict[str, str]] | None:
-    """Refuse stopped subjects (unless compelled) and, for ``consent``, missing consent.
-
-    Returns, for ``consent``, the fact of consent per subject (time and source), which
-    the ledger entry records (APPI Art. 29 / PPC rule 21); else None.
-    """
-    stopped = await subjects.stopped_subjects(tx, subject_ids)
-    if stopped and legal_basis not in COMPELLED:
-        raise ProvisionStopped(
-            f"{len(stopped)} subject(s) stopped third-party provision; basis {legal_basis!r} "
-            "does not override that",
-            subject_ids=sorted(stopped),
-        )
-    if legal_basis != "consent":
-        return None
-    live = await subjects.live_consents(tx, subject_ids, recipient_key=recipient)
-    missing = sorted(set(subject_ids) - set(live))
-    if missing:
-        raise ConsentMissing(
-            f"{len(missing)} subject(s) have no live consent to this recipient",
-            subject_ids=missing,
-        )
-    return {
-        subject: {
-            "granted_at": canonical.timestamp(live[subject].granted_at),
-            "source": live[subject].source,
-        }
-        for subject in sorted(subject_ids)
-    }
-
-
 async def request(
     tx: Tx, ctx: Context, *, staff: Staff, data: DisclosureRequestCreate
 ) -> DisclosureRequest:
@@ -135,7 +107,7 @@ async def request(
     ):
         await _no_subscriber_number(tx, ctx, field, text)
     key = recipient_key(data.recipient.organisation)
-    await check_subjects(
+    checked = await check_subjects(
         tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key
     )
     now = ctx.clock.now()
@@ -155,6 +127,7 @@ async def request(
         requested_by=staff.id,
         requester_role=staff.role.value,
         requested_at=now,
+        stop_overridden=checked.stop_overridden,
     )
     await requests.insert(tx, found)
     await record_event(
@@ -167,17 +140,24 @@ async def request(
             "legal_basis": data.legal_basis,
             "subjects": len(data.subject_ids),
             "items": found.data_items,
+            "stop_overridden": len(checked.stop_overridden or ()),
         },
     )
     return found
 
 
-async def _pending(tx: Tx, *, staff: Staff, request_id: str) -> DisclosureRequest:
+async def _pending(tx: Tx, ctx: Context, *, staff: Staff, request_id: str) -> DisclosureRequest:
     found = await requests.get(tx, request_id, lock=True)
     if found is None:
         raise RequestNotFound()
     if found.requested_by == staff.id:
         raise SelfApproval()
+    # Independent eyes: whoever made the requester (created the account, granted its
+    # role) cannot review the request, nor can someone the requester made.
+    if await accounts.related(tx, ctx, first=found.requested_by, second=staff.id):
+        raise DependentApprover(
+            "the requester and the approver created or granted one another's account"
+        )
     if found.status != "requested":
         raise WrongState(f"the request is {found.status}, not awaiting review")
     return found
@@ -187,15 +167,21 @@ async def decide(
     tx: Tx, ctx: Context, *, staff: Staff, request_id: str, note: str, approve: bool
 ) -> DisclosureRequest:
     """Approve or reject a request: a privacy officer who is not its requester, with a note."""
-    found = await _pending(tx, staff=staff, request_id=request_id)
+    found = await _pending(tx, ctx, staff=staff, request_id=request_id)
     await _no_subscriber_number(tx, ctx, "note", note)
     if approve:
-        await check_subjects(
+        checked = await check_subjects(
             tx,
             subject_ids=found.subject_ids,
             legal_basis=found.legal_basis,
             recipient=found.recipient_key,
         )
+        if checked.stop_overridden != found.stop_overridden:
+            # A stop came (or went) since the request: the approver decides on it.
+            await requests.set_stop_overridden(
+                tx, request_id=found.id, subjects=checked.stop_overridden
+            )
+            found.stop_overridden = checked.stop_overridden
     now = ctx.clock.now()
     status = "approved" if approve else "rejected"
     if not await requests.decide(
@@ -228,12 +214,16 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
         raise AlreadyReleased(f"released at {released_at} as entry {found.ledger_seq}")
     if found.status != "approved":
         raise WrongState(f"the request is {found.status}; only an approved request is released")
-    consent = await check_subjects(
+    checked = await check_subjects(
         tx,
         subject_ids=found.subject_ids,
         legal_basis=found.legal_basis,
         recipient=found.recipient_key,
     )
+    if checked.stop_overridden != found.stop_overridden:
+        await requests.set_stop_overridden(
+            tx, request_id=found.id, subjects=checked.stop_overridden
+        )
     await chain.lock(tx)  # from here the head is ours until commit
     now = ctx.clock.now()
     seq = (await chain.head(tx))[0] + 1
@@ -259,7 +249,8 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
             "released_by": staff.id,
             "necessity_review": found.necessity_review,
             "approval_note": found.decision_note,
-            "consent": consent,
+            "consent": checked.consent,
+            "stop_overridden": checked.stop_overridden,
             "package_sha256": canonical.sha256_hex(package_json),
             "package_csv_sha256": canonical.sha256_hex(package_csv),
         },

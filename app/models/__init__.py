@@ -18,7 +18,14 @@ from app.models.ledger import (
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
 from app.models.rate_limit import RateLimitHit, SendWindow
-from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
+from app.models.staff import (
+    StaffAccount,
+    StaffInvitation,
+    StaffLoginAttempt,
+    StaffPermissionChange,
+    StaffRoleGrant,
+    StaffSession,
+)
 from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
@@ -44,7 +51,10 @@ __all__ = [
     "RateLimitHit",
     "SendWindow",
     "StaffAccount",
+    "StaffInvitation",
+    "StaffLoginAttempt",
     "StaffPermissionChange",
+    "StaffRoleGrant",
     "StaffRecoveryCode",
     "StaffSession",
     "StaffTotp",

@@ -69,6 +69,9 @@ class DisclosureRequest(SQLModel, table=True):
     released_by: str | None = Field(default=None, max_length=80)
     released_at: dt.datetime | None = timestamp(nullable=True)
     ledger_seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    # The subjects who had stopped third-party provision when the request was last
+    # checked: only a basis the law allows (law, investigation, emergency) goes on.
+    stop_overridden: list[str] | None = _json(nullable=True)
 
 
 class DisclosureConsent(SQLModel, table=True):
@@ -120,6 +123,9 @@ class LedgerEntry(SQLModel, table=True):
     approval_note: str = Field(sa_column=_text())
     # For a `consent` disclosure: each subject's consent (time and source), by subject id.
     consent: dict[str, dict[str, str]] | None = _json(nullable=True)
+    # The subjects whose stop of third-party provision this disclosure overrode (law,
+    # investigation or emergency); hashed only when set, so older entries keep their hash.
+    stop_overridden: list[str] | None = _json(nullable=True)
     package_sha256: str = Field(max_length=64)
     package_csv_sha256: str = Field(max_length=64)
     # Unique: two entries can never share a predecessor, so the chain cannot fork.

@@ -52,7 +52,7 @@ async def reveal_number(
 @access_log_router.get(
     "/access-log",
     responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
-    summary="The access log, newest first, filtered and paged (auditor)",
+    summary="The access log, newest first, filtered and paged (auditor, privacy officer)",
 )
 async def list_access_log(
     staff: AccessLogRead,
@@ -75,7 +75,7 @@ async def list_access_log(
         422: InvalidInput.openapi(),
         200: {"content": {"text/csv": {}}, "description": "the entries, oldest first"},
     },
-    summary="Export the access log as CSV, streamed, oldest first (auditor)",
+    summary="Export the access log as CSV, streamed, oldest first (auditor, privacy officer)",
 )
 async def export_access_log(
     staff: AccessLogRead, tx: TxDep, ctx: CtxDep, db: DbDep, filters: Filters

@@ -1,8 +1,8 @@
-"""Staff accounts: create, list, read with the permission history, change a role, disable.
+"""Staff accounts: list, read with the permission history, change a role, disable.
 
-A new account's password is hashed (argon2, ~100 ms) before the transaction that
-stores it: the route and the command line check and hash it first
-(app.staff.new_account), then call :func:`create`.
+New accounts come by invitation (app.staff.invitations), a privileged role by a
+confirmed proposal (app.staff.grants), the first admin and a break-glass admin from the
+command line (app.staff.bootstrap).
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Tx
 from app.core.errors import AppError, Forbidden, NotFound
-from app.core.ids import new_id
 from app.models.staff import StaffAccount, StaffPermissionChange
 from app.staff import repository as repo
 from app.staff import roles
-from app.staff.auth import Staff, reauthenticate
-from app.staff.new_account import NewAccount, normalize_username
+from app.staff.auth import Staff
+from app.staff.new_account import normalize_username
 from app.staff.roles import Role
 
 CLI_ACTOR = "cli"
@@ -51,6 +50,15 @@ class LastAdmin(AppError):
 class OwnAccount(Forbidden):
     slug = "own-account"
     title = "Another admin must change this account"
+
+
+class NeedsSecondAdmin(AppError):
+    status = 409
+    slug = "grant-needs-second-admin"
+    title = (
+        "Granting privacy_officer or admin is a proposal another admin confirms: "
+        "POST /v1/staff/{staff_id}/grants"
+    )
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -105,8 +113,10 @@ async def record_permission(
     new_role: str | None,
     actor: str,
     at: dt.datetime,
+    confirmed_by: str | None = None,
 ) -> None:
-    """Add a grant, change, revocation or offboarding to an account's history."""
+    """Add a grant, change, revocation or offboarding to an account's history; a
+    privileged grant names its proposer (``actor``) and its confirmer."""
     await repo.record_permission(
         tx,
         StaffPermissionChange(
@@ -115,50 +125,28 @@ async def record_permission(
             old_role=old_role,
             new_role=new_role,
             actor=actor,
+            confirmed_by=confirmed_by,
             changed_at=at,
         ),
     )
 
 
-async def create(
-    tx: Tx, ctx: Context, *, staff: Staff | None, new: NewAccount, password_hash: str
-) -> StaffAccount:
-    """Store an account with a hashed password; its role is granted in the history.
+async def related(tx: Tx, ctx: Context, *, first: str, second: str) -> bool:
+    """Whether either of two accounts created the other or granted the other's role (as
+    its proposer or its confirmer): such a pair are not independent eyes."""
+    return await repo.related(tx, first, second)
 
-    By an admin (checked again here: the password was hashed since the request's session
-    was checked), or the command line (``staff`` None).
-    """
-    actor = CLI_ACTOR
-    if staff is not None:
-        staff = await reauthenticate(tx, ctx, staff=staff, allowed=roles.STAFF_ADMIN)
-        actor = staff.actor
-    now = ctx.clock.now()
-    account = StaffAccount(
-        id=new_id("stf"),
-        username=new.username,
-        display_name=new.display_name,
-        role=new.role.value,
-        password_hash=password_hash,
-        password_changed_at=now,
-        failed_logins=0,
-        created_by=actor,
-        created_at=now,
-    )
-    if not await repo.insert_account(tx, account):
-        raise UsernameTaken(f"the username {new.username!r} is taken")
-    await record_permission(
-        tx, account_id=account.id, change="grant", old_role=None, new_role=account.role,
-        actor=actor, at=now,
-    )  # fmt: skip
-    await record_event(
-        tx,
-        Tag.STAFF_CREATED,
-        actor=actor,
-        at=now,
-        subject=account.id,
-        details={"username": account.username, "role": account.role},
-    )
-    return account
+
+async def granted_by(
+    tx: Tx, ctx: Context, *, account_id: str, days: int | None = None
+) -> list[StaffAccount]:
+    """The accounts a person created or granted a role to (as proposer or confirmer) in
+    the last ``days`` (default ``SMSREG_OFFBOARDING_REVIEW_DAYS``, 90), for review."""
+    if await repo.get_account(tx, account_id) is None:
+        raise StaffNotFound(f"no staff account {account_id}")
+    days = days or ctx.settings.offboarding_review_days
+    since = ctx.clock.now() - dt.timedelta(days=days)
+    return await repo.granted_by(tx, actor=f"staff:{account_id}", since=since)
 
 
 async def _last_admin_guard(tx: Tx, account: StaffAccount) -> None:
@@ -183,7 +171,9 @@ async def _for_change(tx: Tx, *, staff: Staff | None, account_id: str) -> StaffA
 async def change_role(
     tx: Tx, ctx: Context, *, staff: Staff, account_id: str, role: Role
 ) -> StaffAccount:
-    """Give an account another role; recorded in the permission history at once.
+    """Give an account another, unprivileged role; recorded in the permission history at
+    once. A privileged role (privacy_officer, admin) is refused: it is a proposal another
+    admin confirms (app.staff.grants).
 
     The role is read afresh on every request, so the change applies to the account's
     live sessions at once too.
@@ -191,6 +181,8 @@ async def change_role(
     account = await _for_change(tx, staff=staff, account_id=account_id)
     if account.role == role.value:
         return account  # nothing changes, nothing is recorded
+    if role in roles.PRIVILEGED:
+        raise NeedsSecondAdmin(f"propose it: POST /v1/staff/{account_id}/grants")
     await _last_admin_guard(tx, account)
     now = ctx.clock.now()
     await repo.update_account(tx, account_id, role=role.value)

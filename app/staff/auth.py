@@ -135,10 +135,27 @@ async def reauthenticate(
     return _admit(_staff(ctx, row, now=now), allowed=allowed, restricted_ok=restricted_ok)
 
 
+def account_usable(
+    *,
+    disabled_at: dt.datetime | None,
+    pending: bool,
+    expires_at: dt.datetime | None,
+    now: dt.datetime,
+) -> bool:
+    """Whether an account may act: enabled, active (an invitation taken up, a privileged
+    grant confirmed), and not past its end (a break-glass admin)."""
+    return disabled_at is None and not pending and (expires_at is None or expires_at > now)
+
+
 def _live(ctx: Context, row: repo.SessionOfStaff, *, now: dt.datetime) -> bool:
     return (
         row.revoked_at is None
-        and row.disabled_at is None
+        and account_usable(
+            disabled_at=row.disabled_at,
+            pending=row.activation_pending,
+            expires_at=row.account_expires_at,
+            now=now,
+        )
         and row.expires_at > now
         and idle_deadline(ctx, row.last_seen_at) > now
     )
@@ -224,6 +241,7 @@ DisclosureRequester = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_REQUE
 DisclosureDecider = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_DECIDE))]
 DisclosureReader = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_READ))]
 LedgerAuditor = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_AUDIT))]
+LedgerExporter = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_EXPORT))]
 SubjectRequests = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS))]
 # The two routes that hash a password, checked outside the request's transaction: one's
 # own password change, and an admin creating an account.

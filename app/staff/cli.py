@@ -1,5 +1,6 @@
-"""`smsreg staff ...`: bootstrap the first admin, list accounts, disable one in an emergency,
-offboard a person, reset a lost second factor."""
+"""`smsreg staff ...`: bootstrap the first admin (or, in an emergency, a break-glass admin
+that expires), list accounts, disable one in an emergency, offboard a person, reset a
+lost second factor. Other staff come by invitation (POST /v1/staff/invitations)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from app.core import cli_support
 from app.core.context import Context
 from app.core.db import Tx
 from app.credentials import passwords
-from app.staff import accounts, new_account, offboarding, second_factor
+from app.staff import accounts, bootstrap, new_account, offboarding, second_factor
 from app.staff.offboarding import Offboarded
 from app.staff.second_factor import TotpReset
 
@@ -22,14 +23,26 @@ staff_cli = typer.Typer(help="Staff accounts (the first admin, emergencies).", n
 @staff_cli.command("create")
 def create(
     username: Annotated[str, typer.Option(help="3-64 of a-z 0-9 . _ -")],
-    role: Annotated[str, typer.Option(help="privacy_officer, operator, auditor or admin")],
-    display_name: Annotated[str, typer.Option(help="the person's name")],
+    display_name: Annotated[str, typer.Option(help="your name")],
+    role: Annotated[str, typer.Option(help="admin: the only role made here")] = "admin",
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="read the password from standard input")
     ] = False,
+    break_glass: Annotated[
+        bool,
+        typer.Option(
+            "--break-glass",
+            help="an admin exists but nobody can act: make a recorded admin that expires "
+            "after SMSREG_BREAK_GLASS_HOURS (logged at WARNING)",
+        ),
+    ] = False,
 ) -> None:
-    """Create a staff account (prompting for its password); bootstraps the first admin."""
+    """Create your own admin account (prompting for its password): the first admin of an
+    installation, or with --break-glass an emergency admin that expires."""
     settings = cli_support.load_settings()
+    if role != "admin":  # before any password is asked for
+        with cli_support.refusals():
+            raise bootstrap.CommandLineRole(f"not {role}: invite them (POST /v1/staff/invitations)")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -40,8 +53,12 @@ def create(
         )
     # Hashed before the transaction that stores it, as the HTTP route does.
     password_hash = passwords.hash_password_sync(settings, password)
-    account = cli_support.call(accounts.create, staff=None, new=new, password_hash=password_hash)
+    account = cli_support.call(
+        bootstrap.create_admin, new=new, password_hash=password_hash, break_glass=break_glass
+    )
     typer.echo(f"created {account.id}\t{account.username}\t{account.role}")
+    if account.expires_at is not None:
+        typer.echo(f"break-glass: this account ends at {account.expires_at.isoformat()}")
 
 
 @staff_cli.command("list")
@@ -101,6 +118,14 @@ def offboard(
         typer.echo(f"already rotated {key.id} ({key.name}); ends {key.expires_at.isoformat()}")
     if not done.rotated and not done.ending:
         typer.echo("no live API keys were created by this person")
+    for grant_id in done.grants_cancelled:
+        typer.echo(f"cancelled their grant proposal {grant_id}")
+    for invitation_id in done.invitations_revoked:
+        typer.echo(f"revoked their invitation {invitation_id}")
+    for made in done.to_review:
+        typer.echo(
+            f"review: {made.id} ({made.username}, {made.role}) was created or granted by them"
+        )
 
 
 async def _reset_totp(tx: Tx, ctx: Context, *, username: str) -> TotpReset:

@@ -93,6 +93,17 @@ class OffboardPublic(BaseModel):
         description="keys the person created that were rotated before: no new successor; "
         "each ends at its expires_at"
     )
+    grants_cancelled: list[str] = Field(
+        default_factory=list, description="ids of the person's pending grant proposals"
+    )
+    invitations_revoked: list[str] = Field(
+        default_factory=list, description="ids of the person's open invitations"
+    )
+    to_review: list[StaffPublic] = Field(
+        default_factory=list,
+        description="accounts the person created or granted a role to in the last "
+        "SMSREG_OFFBOARDING_REVIEW_DAYS (90): they keep working; review each",
+    )
 
 
 def offboard_public(done: Offboarded, now: dt.datetime) -> OffboardPublic:
@@ -105,4 +116,7 @@ def offboard_public(done: Offboarded, now: dt.datetime) -> OffboardPublic:
         recovery_codes_removed=done.recovery_codes_removed,
         rotated_keys=[rotated_public(rotated, now) for rotated in done.rotated],
         ending_keys=[key_public(key, now) for key in done.ending],
+        grants_cancelled=done.grants_cancelled,
+        invitations_revoked=done.invitations_revoked,
+        to_review=[staff_public(account) for account in done.to_review],
     )

@@ -5,11 +5,19 @@ ends, the second factor is deleted, and every service API key the person created
 was shown by a rotation (``created_by = staff:<id>``) is rotated: the successor goes to
 the admin doing the offboarding, and the old key dies when the grace period ends.
 Either all of it happens, with its permission-history row and audit event, or none.
+
+What the person set in motion ends with them: their pending role-grant proposals are
+cancelled and their open invitations revoked (those accounts, never active, are
+disabled). The accounts they created or granted a role to (as proposer or confirmer)
+in the last ``SMSREG_OFFBOARDING_REVIEW_DAYS`` (90) are listed for review: they keep
+working, since a departure says nothing against them, but the offboarding answer, its
+audit event and ``GET /v1/staff/{id}/granted`` name them, for an admin to check each
+with its owner and disable or re-grant as needed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.audit.events import Tag, record_event
 from app.clients import service as clients
@@ -20,7 +28,8 @@ from app.core.errors import InvalidInput
 from app.credentials import totp
 from app.models.api_key import ApiKey
 from app.models.staff import StaffAccount
-from app.staff import accounts
+from app.staff import accounts, grants, invitations
+from app.staff import grants_repository as grepo
 from app.staff import repository as repo
 from app.staff.accounts import CLI_ACTOR
 from app.staff.auth import Staff
@@ -40,6 +49,11 @@ class Offboarded:
     # someone else; the old key itself still works until its grace period ends (cut to
     # this offboarding's grace if that is sooner).
     ending: list[ApiKey]
+    # Their pending proposals, cancelled; their open invitations, revoked.
+    grants_cancelled: list[str] = field(default_factory=list)
+    invitations_revoked: list[str] = field(default_factory=list)
+    # The accounts they created or granted a role to recently: to review.
+    to_review: list[StaffAccount] = field(default_factory=list)
 
 
 async def offboard(
@@ -75,6 +89,12 @@ async def offboard(
     rotated, ending = await clients.rotate_created_by(
         tx, ctx, owner=f"staff:{account_id}", actor=actor, grace_hours=grace
     )
+    leaver = f"staff:{account_id}"
+    cancelled = await grepo.pending_grants(tx, proposed_by=leaver)
+    for grant in cancelled:
+        await grants.close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
+    revoked = await invitations.revoke_created_by(tx, ctx, creator=leaver, actor=actor)
+    to_review = await accounts.granted_by(tx, ctx, account_id=account_id)
     await accounts.record_permission(
         tx, account_id=account_id, change="offboard", old_role=account.role, new_role=None,
         actor=actor, at=now,
@@ -100,6 +120,9 @@ async def offboard(
                 for r in rotated
             ],
             "ending": [{"key_id": k.id, "expires_at": k.expires_at.isoformat()} for k in ending],
+            "grants_cancelled": [grant.id for grant in cancelled],
+            "invitations_revoked": revoked,
+            "to_review": [a.id for a in to_review],
         },
     )
     return Offboarded(
@@ -110,4 +133,7 @@ async def offboard(
         recovery_codes_removed=codes_removed,
         rotated=rotated,
         ending=ending,
+        grants_cancelled=[grant.id for grant in cancelled],
+        invitations_revoked=revoked,
+        to_review=to_review,
     )

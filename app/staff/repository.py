@@ -38,6 +38,8 @@ class SessionOfStaff(NamedTuple):
     disabled_at: dt.datetime | None
     password_changed_at: dt.datetime
     totp_confirmed_at: dt.datetime | None
+    activation_pending: bool
+    account_expires_at: dt.datetime | None
 
 
 def _session_of_staff() -> sa.Select[Any]:
@@ -57,6 +59,8 @@ def _session_of_staff() -> sa.Select[Any]:
             # Whether a second factor is confirmed: a role that needs one without it is
             # restricted (the staff_totp table is app.credentials'; only read here).
             t.confirmed_at.label("totp_confirmed_at"),
+            _a.activation_pending,
+            _a.expires_at.label("account_expires_at"),
         )
         .select_from(sessions)
         .join(accounts, _a.id == _s.staff_id)
@@ -181,7 +185,13 @@ async def other_active_admins(tx: Tx, account_id: str) -> int:
     found = await tx.scalar(
         sa.select(sa.func.count())
         .select_from(accounts)
-        .where(_a.role == "admin", _a.disabled_at.is_(None), _a.id != account_id)
+        .where(
+            _a.role == "admin",
+            _a.disabled_at.is_(None),
+            _a.activation_pending.is_(False),
+            _a.expires_at.is_(None),  # a break-glass admin ends by itself
+            _a.id != account_id,
+        )
     )
     return int(found)
 
@@ -205,3 +215,43 @@ async def permission_history(tx: Tx, account_id: str) -> list[StaffPermissionCha
         sa.select(history).where(_h.staff_id == account_id).order_by(_h.changed_at, _h.id)
     )
     return [StaffPermissionChange(**row._mapping) for row in rows]
+
+
+async def admins_ever(tx: Tx) -> int:
+    """How many accounts hold the admin role, whatever their state (bootstrap: none)."""
+    found = await tx.scalar(
+        sa.select(sa.func.count()).select_from(accounts).where(_a.role == "admin")
+    )
+    return int(found)
+
+
+async def granted_by(tx: Tx, *, actor: str, since: dt.datetime) -> list[StaffAccount]:
+    """Accounts created, or granted a role (as proposer or confirmer), by ``actor`` since
+    ``since``: the review list when that person leaves."""
+    touched = sa.select(_h.staff_id).where(
+        sa.or_(_h.actor == actor, _h.confirmed_by == actor), _h.changed_at >= since
+    )
+    rows = await tx.execute(
+        sa.select(accounts)
+        .where(
+            sa.or_(
+                sa.and_(_a.created_by == actor, _a.created_at >= since),
+                _a.id.in_(touched),
+            )
+        )
+        .order_by(_a.username)
+    )
+    return [_account(row) for row in rows]
+
+
+async def related(tx: Tx, first: str, second: str) -> bool:
+    """Whether either account was created by the other, or had a role granted (proposed
+    or confirmed) by the other, ever."""
+    pairs = ((first, f"staff:{second}"), (second, f"staff:{first}"))
+    created = sa.or_(*(sa.and_(_a.id == a, _a.created_by == b) for a, b in pairs))
+    if await tx.scalar(sa.select(sa.func.count()).select_from(accounts).where(created)):
+        return True
+    granted = sa.or_(
+        *(sa.and_(_h.staff_id == a, sa.or_(_h.actor == b, _h.confirmed_by == b)) for a, b in pairs)
+    )
+    return bool(await tx.scalar(sa.select(sa.func.count()).select_from(history).where(granted)))

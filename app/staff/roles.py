@@ -24,8 +24,9 @@ ALL_ROLES = frozenset(Role)
 SUBSCRIBER_READ = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})
 # See a full number, with a stated reason, logged: the designated manager only.
 PHONE_REVEAL = frozenset({Role.PRIVACY_OFFICER})
-# Read and export the access log.
-ACCESS_LOG_READ = frozenset({Role.AUDITOR})
+# Read and export the access log: auditors, and the privacy officer, who answers for
+# every view of a number and reviews the log.
+ACCESS_LOG_READ = frozenset({Role.AUDITOR, Role.PRIVACY_OFFICER})
 # Create staff, change roles, disable accounts, end their sessions.
 STAFF_ADMIN = frozenset({Role.ADMIN})
 # Read the staff list and each account's permission history: admins, and auditors, who
@@ -44,5 +45,11 @@ DISCLOSURE_READ = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR})
 # Export and verify the ledger, sign a checkpoint: auditors and the privacy officer, who
 # answers to the regulator.
 LEDGER_AUDIT = frozenset({Role.AUDITOR, Role.PRIVACY_OFFICER})
+# Export the ledger: those who audit it, and the admin (the owner's disclosure-log export;
+# the ledger holds subject ids, never a number).
+LEDGER_EXPORT = frozenset({Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN})
+# The roles whose grant (a new account with it, or a promotion to it) is a proposal that
+# a different admin confirms: the one who sees numbers, and the one who makes staff.
+PRIVILEGED = frozenset({Role.PRIVACY_OFFICER, Role.ADMIN})
 # Handle a subject's own requests about third-party provision (stop, consent, records).
 SUBJECT_REQUESTS = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})

@@ -15,9 +15,8 @@ from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
 from app.credentials import passwords
-from app.staff import accounts, new_account, own_password, sessions
-from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffCreator, StaffRead
-from app.staff.new_account import NewAccount
+from app.staff import accounts, own_password, sessions, throttle
+from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
 from app.staff.schemas import (
     LoginRequest,
     MePublic,
@@ -25,7 +24,6 @@ from app.staff.schemas import (
     PasswordChange,
     RoleChange,
     SessionsRevokedPublic,
-    StaffCreate,
     StaffDetailPublic,
     StaffListPublic,
     StaffPublic,
@@ -45,6 +43,7 @@ StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-
     responses={
         401: sessions.InvalidCredentials.openapi(),
         422: InvalidInput.openapi(),
+        429: throttle.LoginThrottled.openapi(),
     },
     # An empty requirement: anyone may try to log in.
     openapi_extra={"security": [{}]},
@@ -54,8 +53,9 @@ async def login(
     body: LoginRequest, db: DbDep, ctx: CtxDep, ip: ClientIp, response: Response
 ) -> NewSessionPublic:
     async with db.transaction() as tx:
-        seen = await sessions.find_for_login(tx, ctx, username=body.username)
+        start = await sessions.start_login(tx, ctx, username=body.username, ip=ip)
     # A missing account is verified against a dummy hash: it costs the same time.
+    seen = start.account
     check = await passwords.verify_password(
         ctx.settings, seen.password_hash if seen is not None else None, body.password
     )
@@ -63,7 +63,7 @@ async def login(
         new = await sessions.finish_login(
             tx,
             ctx,
-            seen=seen,
+            start=start,
             check=check,
             ip=ip,
             totp_code=body.totp,
@@ -111,24 +111,6 @@ async def change_password(
     return staff_public(account)
 
 
-@router.post(
-    "",
-    status_code=201,
-    responses={**AUTH_PROBLEMS, 409: accounts.UsernameTaken.openapi(), 422: InvalidInput.openapi()},
-    summary="Create a staff account (admin); its role grant is recorded",
-)
-async def create_staff(
-    body: StaffCreate, staff: StaffCreator, db: DbDep, ctx: CtxDep
-) -> StaffPublic:
-    new = NewAccount(username=body.username, display_name=body.display_name, role=body.role)
-    # The caller was checked before any password is hashed, so no stranger can make the
-    # service spend argon2 time; and is checked again in the transaction that writes.
-    password_hash = await new_account.hash_first_password(ctx, new=new, password=body.password)
-    async with db.transaction() as tx:
-        account = await accounts.create(tx, ctx, staff=staff, new=new, password_hash=password_hash)
-    return staff_public(account)
-
-
 @router.get("", responses=AUTH_PROBLEMS, summary="Every staff account (admin, auditor)")
 async def list_staff(staff: StaffRead, tx: TxDep, ctx: CtxDep) -> StaffListPublic:
     return StaffListPublic(
@@ -153,10 +135,11 @@ async def read_staff(
     responses={
         **AUTH_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),
-        409: accounts.LastAdmin.openapi(),
+        409: accounts.NeedsSecondAdmin.openapi(),
         422: InvalidInput.openapi(),
     },
-    summary="Change an account's role (admin; not one's own); recorded in its history",
+    summary="Change an account's role to operator or auditor (admin; not one's own); "
+    "privacy_officer and admin are proposals (POST /v1/staff/{staff_id}/grants)",
 )
 async def change_role(
     staff_id: StaffId, body: RoleChange, staff: StaffAdmin, tx: TxDep, ctx: CtxDep

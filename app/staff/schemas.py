@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.credentials.passwords import MAX_PASSWORD_LENGTH
 from app.models.staff import StaffAccount, StaffPermissionChange
-from app.staff.new_account import clean_display_name, clean_username
 from app.staff.roles import Role
 from app.staff.sessions import Me, NewSession
 
@@ -89,7 +88,15 @@ class StaffPublic(StaffSummary):
     last_login_at: dt.datetime | None
     disabled_at: dt.datetime | None
     locked_until: dt.datetime | None = Field(description="set while a lockout runs")
-    failed_logins: int = Field(description="wrong passwords since the last login or lock")
+    failed_logins: int = Field(description="wrong second-factor codes since the last login")
+    activation_pending: bool = Field(
+        False,
+        description="invited and not active yet: its owner has not enrolled, or a "
+        "privileged role waits for a second admin's confirmation",
+    )
+    expires_at: dt.datetime | None = Field(
+        None, description="a break-glass admin's end (null: the account does not expire)"
+    )
 
 
 class PermissionChangePublic(BaseModel):
@@ -97,10 +104,15 @@ class PermissionChangePublic(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    change: Literal["grant", "change", "revoke", "offboard"]
+    change: Literal["grant", "change", "revoke", "offboard", "break_glass"]
     old_role: Role | None
     new_role: Role | None
-    actor: str = Field(description="staff:<id> of the admin, or cli")
+    actor: str = Field(
+        description="staff:<id> of the admin (a privileged grant's proposer), or cli"
+    )
+    confirmed_by: str | None = Field(
+        None, description="staff:<id> of the second admin who confirmed a privileged grant"
+    )
     changed_at: dt.datetime
 
 
@@ -114,28 +126,6 @@ class StaffListPublic(BaseModel):
     """Every staff account, disabled ones included."""
 
     staff: list[StaffPublic]
-
-
-class StaffCreate(BaseModel):
-    """A new staff account. The admin passes the first password on to its owner, who
-    should change it (PUT /v1/staff/me/password)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Normalised here (lower case, whitespace collapsed) by the same functions the command
-    # line uses; the password policy needs the settings and runs in the service.
-    username: Annotated[
-        str,
-        Field(min_length=1, max_length=64, examples=["hanako"]),
-        AfterValidator(clean_username),
-    ]
-    display_name: Annotated[
-        str,
-        Field(min_length=1, max_length=100, examples=["Hanako Yamada"]),
-        AfterValidator(clean_display_name),
-    ]
-    role: Role
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
 class RoleChange(BaseModel):

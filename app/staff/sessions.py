@@ -1,16 +1,22 @@
 """Staff sessions: log in to an opaque token (shown once, stored as a keyed hash), with an
-absolute lifetime, an idle timeout, a lockout after repeated failures, and revocation
+absolute lifetime, an idle timeout, login throttles (app.staff.throttle), and revocation
 that takes effect at once (every request checks the session in the database).
 
 A login is two short transactions with the password's verification between them
 (argon2 takes ~100 ms in a worker thread, and must hold no transaction meanwhile):
-:func:`find_for_login`, then app.credentials.passwords.verify_password, then
+:func:`start_login` (the throttles: a throttled source is refused before any password
+is verified), then app.credentials.passwords.verify_password, then
 :func:`finish_login`. The route runs them in that order.
+
+Wrong passwords hold back only their source (address and username), never the account
+everywhere. Wrong second-factor codes, which only someone with the password can send,
+also count towards the account's own lockout (app.staff.lockout).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from dataclasses import dataclass
 
@@ -22,7 +28,7 @@ from app.core.ids import new_id
 from app.credentials import passwords, totp
 from app.credentials.passwords import PasswordCheck
 from app.models.staff import StaffAccount, StaffSession
-from app.staff import lockout
+from app.staff import lockout, throttle
 from app.staff import repository as repo
 from app.staff.accounts import StaffNotFound
 from app.staff.auth import TOKEN_PREFIX, Staff, idle_deadline, restrictions
@@ -61,31 +67,54 @@ class Me:
     password_expires_at: dt.datetime | None
 
 
-async def find_for_login(tx: Tx, ctx: Context, *, username: str) -> StaffAccount | None:
-    """The account a login names, with its password hash to verify, or None."""
-    return await repo.account_by_username(tx, normalize_username(username))
+@dataclass(frozen=True)
+class LoginStart:
+    """A login attempt, counted: the account it names (None: no such account), with the
+    password hash to verify."""
+
+    account: StaffAccount | None
+    username: str
+    attempt_id: int
+
+
+async def start_login(tx: Tx, ctx: Context, *, username: str, ip: str) -> LoginStart:
+    """Count a login attempt, or refuse it (429 LoginThrottled) when its source or address
+    is throttled; the account it names, to verify the password against."""
+    name = normalize_username(username)
+    account = await repo.account_by_username(tx, name)
+    attempt_id = await throttle.begin(
+        tx, ctx, ip=ip[:MAX_IP_LENGTH], username=name,
+        staff_id=account.id if account is not None else None,
+    )  # fmt: skip
+    return LoginStart(account=account, username=name, attempt_id=attempt_id)
 
 
 async def finish_login(
     tx: Tx,
     ctx: Context,
     *,
-    seen: StaffAccount | None,
+    start: LoginStart,
     check: PasswordCheck,
     ip: str,
     totp_code: str | None = None,
     recovery_code: str | None = None,
 ) -> NewSession:
-    """Open a session once the password was verified (``check``, against ``seen``'s hash,
-    or the dummy hash when there is no such account), or raise InvalidCredentials.
+    """Open a session once the password was verified (``check``, against the account's
+    hash, or the dummy hash when there is no such account), or raise InvalidCredentials.
 
-    The account is read again and held, so concurrent failures are each counted. Every
-    refusal answers the same 401: a wrong password, an unknown username, a disabled or a
-    locked account cannot be told apart from outside (admins see the lockout instead).
+    The account is read again and held. Every refusal answers the same 401: a wrong
+    password, an unknown username, a disabled, inactive or locked account cannot be told
+    apart from outside (admins see the lockout instead).
     """
     now = ctx.clock.now()
     ip = ip[:MAX_IP_LENGTH]
+    seen = start.account
+    ended = functools.partial(
+        throttle.finish, tx, ctx, attempt_id=start.attempt_id, ip=ip, username=start.username,
+        staff_id=seen.id if seen is not None else None,
+    )  # fmt: skip
     if seen is None:
+        await ended(ok=False)
         # No username in the event: a mistyped one is often the password itself.
         await record_event(
             tx,
@@ -101,20 +130,29 @@ async def finish_login(
     reason = None
     if account.disabled_at is not None:
         reason = "disabled"
+    elif account.activation_pending:
+        reason = "not_active"  # invited: enrolment or the second admin still to come
+    elif account.expires_at is not None and account.expires_at <= now:
+        reason = "expired"  # a break-glass admin past its end
     elif lockout.is_locked(account, now):
         reason = "locked"  # even with the right password, until the lock ends
     elif not check.ok or account.password_hash != seen.password_hash:
-        # (A hash changed since it was verified is a password changed meanwhile.)
+        # (A hash changed since it was verified is a password changed meanwhile.) Counted
+        # against this source only: a stranger cannot lock the owner out.
         reason = "wrong_password"
-        await lockout.count_failure(tx, ctx, account=account, now=now)
     else:
-        # The second factor, once the password is right: a wrong code counts towards the
-        # same lockout; a missing one answers 401 totp-required.
-        reason = await totp.second_factor(
-            tx, ctx, staff_id=account.id, totp=totp_code, recovery_code=recovery_code
-        )
+        # The second factor, once the password is right: a wrong code also counts towards
+        # the account's lockout; a missing one answers 401 totp-required, not a failure.
+        try:
+            reason = await totp.second_factor(
+                tx, ctx, staff_id=account.id, totp=totp_code, recovery_code=recovery_code
+            )
+        except totp.TotpRequired:
+            await throttle.set_outcome(tx, attempt_id=start.attempt_id, outcome="incomplete")
+            raise
         if reason is not None:
             await lockout.count_failure(tx, ctx, account=account, now=now)
+    await ended(ok=reason is None)
     if reason is not None:
         await record_event(
             tx,

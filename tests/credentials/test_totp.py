@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 
 from app.core.config import Settings
@@ -16,7 +17,9 @@ from app.core.db import Database
 from app.core.errors import AppError
 from app.credentials import totp
 from app.credentials.passwords import PasswordCheck
-from app.staff import sessions
+from app.staff import grants, sessions
+from app.staff.auth import Staff
+from app.staff.roles import Role
 from tests.conftest import call
 from tests.credentials.helpers import (
     TOTP_ON,
@@ -62,7 +65,7 @@ async def test_a_required_role_without_totp_can_only_enrol(client, app, clock):
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("/totp-enrolment-required")
     # Even bad input is refused for the restriction first, not described.
-    bad = await client.post("/v1/staff", json={"x": 1}, headers=headers)
+    bad = await client.post("/v1/staff/invitations", json={"x": 1}, headers=headers)
     assert bad.status_code == 403
     me = await client.get("/v1/staff/me", headers=headers)
     assert me.status_code == 200 and me.json()["restrictions"] == ["totp_enrolment_required"]
@@ -125,11 +128,12 @@ async def test_login_needs_the_code_once_enrolled(client, app, clock):
     # A wrong password never reveals that a code would be needed.
     wrong_password = await login(client, "po", "not the password at all")
     assert wrong_password.json()["type"].endswith("/invalid-credentials")
-    assert account_row(app, "po")["failed_logins"] == 1
+    # A wrong password holds back its source only; a wrong code counts on the account.
+    assert account_row(app, "po")["failed_logins"] == 0
 
     wrong = await login_with(client, "po", totp=code_at(secret, clock.now(), steps=3))
     assert wrong.status_code == 401 and wrong.json()["type"].endswith("/invalid-credentials")
-    assert account_row(app, "po")["failed_logins"] == 2
+    assert account_row(app, "po")["failed_logins"] == 1
     garbage = await login_with(client, "po", totp="12ab56")
     assert garbage.status_code == 401
     assert sessions_of(app, "po") == before  # no session for any of them
@@ -244,7 +248,13 @@ async def test_wrong_codes_at_login_lock_the_account(client, app, clock):
         await login_with(client, "root", totp=code_at(secret, clock.now(), steps=steps))
     assert account_row(app, "root")["locked_until"] is not None
     clock.advance(seconds=30)
-    assert (await login_with(client, "root", totp=code_at(secret, clock.now()))).status_code == 401
+    # This source is throttled, and the account itself is locked from anywhere: only
+    # someone with the password could send those codes.
+    assert (await login_with(client, "root", totp=code_at(secret, clock.now()))).status_code == 429
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.30", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        elsewhere = await login_with(other, "root", totp=code_at(secret, clock.now()))
+    assert elsewhere.status_code == 401
     clock.advance(minutes=15)
     assert (await login_with(client, "root", totp=code_at(secret, clock.now()))).status_code == 201
 
@@ -288,10 +298,15 @@ async def test_a_role_change_to_admin_requires_totp_at_once(client, app, clock):
     admin_headers, _secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
     op = await create_staff(app, "operator", username="op")
     op_headers = bearer((await login(client, "op")).json()["token"])
-    changed = await client.put(
-        f"/v1/staff/{op.id}/role", json={"role": "admin"}, headers=admin_headers
+    proposed = await client.post(
+        f"/v1/staff/{op.id}/grants", json={"role": "admin"}, headers=admin_headers
     )
-    assert changed.status_code == 200
+    assert proposed.status_code == 201, proposed.text
+    second = await create_staff(app, "admin", username="root2")
+    confirmer = Staff(
+        id=second.id, username="root2", display_name="R", role=Role.ADMIN, session_id="ses_x"
+    )
+    await call(app, grants.confirm, staff=confirmer, grant_id=proposed.json()["id"])
     refused = await client.get("/v1/staff", headers=op_headers)
     assert refused.status_code == 403
     assert refused.json()["type"].endswith("/totp-enrolment-required")
@@ -342,7 +357,7 @@ async def test_concurrent_logins_with_one_code_open_one_session(client, app, clo
         app, totp.start_enrolment, staff_id=account.id, username="op", actor="test"
     )
     execute(app, "UPDATE staff_totp SET confirmed_at = created_at")
-    seen = await call(app, sessions.find_for_login, username="op")
+    start = await call(app, sessions.start_login, username="op", ip="192.0.2.1")
     code = code_at(enrolment.secret, clock.now())
     ready = threading.Barrier(4)
 
@@ -354,7 +369,7 @@ async def test_concurrent_logins_with_one_code_open_one_session(client, app, clo
                     await sessions.finish_login(
                         tx,
                         app.state.ctx,
-                        seen=seen,
+                        start=start,
                         check=PasswordCheck(ok=True),
                         ip="192.0.2.1",
                         totp_code=code,

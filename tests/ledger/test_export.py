@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from app.ledger import checkpoints, export, signing, verify
+from app.ledger import checkpoints, export, provision, signing, verify
 from app.ledger.audit_schemas import ExportQuery
 from tests.conftest import call
 from tests.fixtures.fakes import START
@@ -178,6 +178,23 @@ async def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
     data = await _export(db, ctx, "csv")
     assert b"'=HYPERLINK" in data
     assert _verify(data, ctx).ok
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+async def test_an_overridden_stop_is_exported_and_its_removal_found(app, db, ctx, subjects, fmt):
+    await call(app, provision.stop_provision, subscriber_id=subjects[0], source="web")
+    await release(app, subjects[:1])  # law: goes on, flagged
+    await release(app, subjects[1:2])  # nobody stopped: no flag, hashed as before
+    await call(app, checkpoints.create)
+    data = await _export(db, ctx, fmt)
+    assert _verify(data, ctx).ok, _verify(data, ctx).text()
+    flag = orjson.dumps([subjects[0]]).decode()
+    text = data.decode()
+    assert flag in text or flag.replace('"', '""') in text
+    unflagged = text.replace(flag.replace('"', '""') if fmt == "csv" else flag, "")
+    if fmt == "jsonl":
+        unflagged = unflagged.replace(',"stop_overridden":', "")
+    assert not _verify(unflagged.encode(), ctx).ok
 
 
 @pytest.mark.parametrize(

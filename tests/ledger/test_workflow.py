@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.core.db import Database
 from app.core.errors import AppError
-from app.ledger import provision, workflow
+from app.ledger import chain, provision, workflow
 from app.ledger.rules import DATA_ITEMS
 from app.staff.roles import Role
 from tests.conftest import call, count_rows, sync_engine
@@ -202,35 +202,64 @@ async def test_emergency_needs_no_reference(app, subjects):
     assert (await call(app, workflow.request, staff=OPERATOR, data=data)).request_reference is None
 
 
-@pytest.mark.parametrize("basis", ["consent", "emergency_life_body_property"])
-async def test_stopped_subjects_are_refused_unless_compelled(app, subjects, basis):
+async def test_stopped_subjects_are_refused_under_consent(app, subjects):
     await call(app, provision.stop_provision, subscriber_id=subjects[1], source="web")
     for subject in subjects:
         await call(
             app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="web"
         )
-    data = request_data(subjects, legal_basis=basis)
+    data = request_data(subjects, legal_basis="consent", request_reference=None)
     error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
     assert error.status == 409 and error.slug == "disclosure-provision-stopped"
     assert error.extra["subject_ids"] == [subjects[1]]
 
 
-@pytest.mark.parametrize("basis", ["law", "investigation_compelled"])
-async def test_stopped_subjects_may_be_disclosed_when_compelled(app, subjects, basis):
+@pytest.mark.parametrize(
+    "basis", ["law", "investigation_compelled", "emergency_life_body_property"]
+)
+async def test_bases_without_consent_go_on_despite_a_stop_flagged(app, subjects, basis):
+    # APPI Art. 27(1): law, a compelled investigation and an emergency need no consent, so
+    # a stop of third-party provision does not hold them back; the request and the ledger
+    # entry name whose stop was overridden.
     await call(app, provision.stop_provision, subscriber_id=subjects[0], source="web")
-    released = await release(app, subjects, legal_basis=basis)
+    reference = None if basis == "emergency_life_body_property" else "CCP 197(2) #1"
+    data = request_data(subjects, legal_basis=basis, request_reference=reference)
+    asked = await call(app, workflow.request, staff=OPERATOR, data=data)
+    assert asked.stop_overridden == [subjects[0]]
+    await call(app, workflow.decide, staff=OFFICER_A, request_id=asked.id, note="ok", approve=True)
+    released = await call(app, workflow.release, staff=OFFICER_B, request_id=asked.id, ip=IP)
     assert released.entry.legal_basis == basis
+    assert released.entry.stop_overridden == [subjects[0]]
+    # The flag is hashed: the chain verifies as stored, and not with the flag removed.
+    assert released.entry.entry_hash == chain.hash_entry(released.entry)
+    unflagged = released.entry.model_copy(update={"stop_overridden": None})
+    assert chain.hash_entry(unflagged) != released.entry.entry_hash
+    records = await call(app, provision.subject_records, subscriber_id=subjects[0])
+    assert records[-1].stop_overridden is True
+    others = await call(app, provision.subject_records, subscriber_id=subjects[1])
+    assert others[-1].stop_overridden is False
 
 
-async def test_a_stop_after_approval_is_still_honoured_at_release(app, subjects):
+async def test_an_entry_without_an_overridden_stop_is_hashed_as_before(app, subjects):
+    released = await release(app, subjects)
+    assert released.entry.stop_overridden is None
+    assert "stop_overridden" not in chain.content_of(released.entry)
+
+
+async def test_a_stop_after_approval_is_flagged_at_release(app, subjects):
     request_id = await approved(app, subjects, legal_basis="emergency_life_body_property")
     await call(app, provision.stop_provision, subscriber_id=subjects[2], source="sms")
-    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
-    assert error.slug == "disclosure-provision-stopped"
+    released = await call(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
+    assert released.entry.stop_overridden == [subjects[2]]
+    stored = await call(app, workflow.get, request_id=request_id)
+    assert stored.stop_overridden == [subjects[2]]
 
 
-async def test_a_stop_before_approval_is_honoured_at_approval(app, subjects):
-    request_id = await requested(app, subjects, legal_basis="emergency_life_body_property")
+async def test_a_stop_before_approval_is_honoured_under_consent(app, subjects):
+    await call(
+        app, provision.give_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
+    )
+    request_id = await requested(app, subjects[:1], legal_basis="consent", request_reference=None)
     await call(app, provision.stop_provision, subscriber_id=subjects[0], source="sms")
     error = await _refused(
         app, workflow.decide, staff=OFFICER_A, request_id=request_id, note="fine", approve=True

@@ -123,8 +123,15 @@ async def test_staff_records_go_after_their_own_periods(client, app, clock):
             subscriber_id=None,
             action="search_number",
         )
+    wrong = await client.post(
+        "/v1/staff/sessions", json={"username": "op-retention", "password": "wrong password!"}
+    )
+    assert wrong.status_code == 401
+    assert (await purge(app))["staff_login_attempts"] == 0
     clock.advance(days=2)
-    assert (await purge(app))["staff_sessions"] == 1, "an ended session goes a day after its end"
+    purged = await purge(app)
+    assert purged["staff_sessions"] == 1, "an ended session goes a day after its end"
+    assert purged["staff_login_attempts"] == 1, "a login attempt goes a day after it"
     clock.advance(days=363, seconds=-1)
     assert (await purge(app))["access_log"] == 0
     clock.advance(seconds=2)

@@ -49,7 +49,7 @@ async def test_password_maximum_age(client, app, clock):
     headers = bearer(late.json()["token"])
     for method, path, body in [
         ("GET", "/v1/staff", None),
-        ("POST", "/v1/staff", {"bad": "input"}),
+        ("POST", "/v1/staff/invitations", {"bad": "input"}),
         ("POST", "/v1/api-keys", {}),
         ("POST", "/v1/staff/me/totp/recovery-codes", {"code": "123456"}),
     ]:

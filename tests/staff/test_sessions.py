@@ -65,7 +65,7 @@ async def test_a_refused_action_still_counts_as_activity(client, app, clock):
     await create_staff(app, "auditor", username="kim")
     headers = bearer((await login(client, "kim")).json()["token"])
     clock.advance(minutes=20)
-    assert (await client.post("/v1/staff", json={}, headers=headers)).status_code == 403
+    assert (await client.post("/v1/staff/invitations", json={}, headers=headers)).status_code == 403
     clock.advance(minutes=20)  # 40 minutes after login, 20 after the refused request
     assert await me(client, headers) == 200
     # The same for a route that runs in the request's own transaction.

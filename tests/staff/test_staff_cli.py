@@ -66,7 +66,7 @@ def test_prompted_password(env):
     ("args", "stdin", "message"),
     [
         ([], "too short\n", "password: must be at least 12 characters"),
-        (["--role", "root"], "a long enough passphrase\n", "role: must be one of"),
+        (["--role", "privacy_officer"], "a long enough passphrase\n", "invite them"),
         (["--username", "x"], "a long enough passphrase\n", "username: must be 3 to 64"),
     ],
 )
@@ -80,22 +80,36 @@ def test_refusals_write_nothing(env, args, stdin, message):
     assert table(env, "SELECT count(*) FROM staff_accounts") == [(0,)]
 
 
-def test_duplicate_and_disable(env):
-    assert (
-        runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough pass\n").exit_code
-        == 0
-    )
-    again = runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough pass\n")
-    assert again.exit_code == 1 and "taken" in again.output
+def test_only_the_first_admin_then_break_glass_that_expires(env, caplog):
+    pw = "a long enough pass\n"
+    assert runner.invoke(cli, [*CREATE, "--password-stdin"], input=pw).exit_code == 0
+    again = [*CREATE[:3], "second", *CREATE[4:], "--password-stdin"]
+    refused = runner.invoke(cli, again, input=pw)
+    assert refused.exit_code == 1 and "an admin exists" in refused.output
     other = ["staff", "create", "--username", "ops", "--role", "operator", "--display-name", "Ops"]
-    assert (
-        runner.invoke(cli, [*other, "--password-stdin"], input="a long enough pass\n").exit_code
-        == 0
+    assert runner.invoke(cli, [*other, "--password-stdin"], input=pw).exit_code == 1
+    assert table(env, "SELECT username FROM staff_accounts") == [("root",)]
+
+    glass = runner.invoke(cli, [*again, "--break-glass"], input=pw)
+    assert glass.exit_code == 0, glass.output
+    assert "break-glass: this account ends at" in glass.output
+    warned = [r for r in caplog.records if r.name == "smsreg.staff"]
+    assert [(r.levelname, r.getMessage()) for r in warned] == [
+        ("WARNING", "break-glass admin created on the command line")
+    ]
+    (row,) = table(
+        env, "SELECT id, created_at, expires_at FROM staff_accounts WHERE username = 'second'"
     )
-    (ops_id,) = table(env, "SELECT id FROM staff_accounts WHERE username = 'ops'")[0]
+    assert row[1] is not None
+    assert table(
+        env, "SELECT change, new_role, actor FROM staff_permission_history ORDER BY id"
+    ) == [("grant", "admin", "cli"), ("break_glass", "admin", "cli")]
+    assert ("staff:account:break_glass",) in table(env, "SELECT tag FROM audit_events")
+
     (root_id,) = table(env, "SELECT id FROM staff_accounts WHERE username = 'root'")[0]
-    assert runner.invoke(cli, ["staff", "disable", ops_id]).exit_code == 0
+    # The break-glass admin ends by itself: it never counts as the admin that remains.
     last = runner.invoke(cli, ["staff", "disable", root_id])
     assert last.exit_code == 1 and "last active admin" in last.output
+    assert runner.invoke(cli, ["staff", "disable", row[0]]).exit_code == 0
     assert runner.invoke(cli, ["staff", "disable", "stf_nobody"]).exit_code == 1
-    assert "ops\toperator\tOps\tdisabled" in runner.invoke(cli, ["staff", "list"]).output
+    assert "second\tadmin\tRoot\tdisabled" in runner.invoke(cli, ["staff", "list"]).output

@@ -58,17 +58,20 @@ def csv_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         io.TextIOWrapper(io.BufferedReader(_LinesIO(lines)), encoding="utf-8", newline="")
     )
     header = next(reader, None)
-    if header is None or tuple(header) != CSV_COLUMNS:
+    # An export made before the optional columns existed lacks them: they read as empty.
+    legacy = tuple(name for name in CSV_COLUMNS if name not in chain.OPTIONAL_FIELDS)
+    if header is None or tuple(header) not in (CSV_COLUMNS, legacy):
         raise Malformed("the CSV header is not an smsreg ledger export's")
+    columns = tuple(header)
     for number, values in enumerate(reader, start=2):
-        if len(values) != len(CSV_COLUMNS):
+        if len(values) != len(columns):
             raise Malformed(f"CSV row {number} has {len(values)} cells")
-        row = dict(zip(CSV_COLUMNS, values, strict=True))
+        row = dict.fromkeys(chain.OPTIONAL_FIELDS, "") | dict(zip(columns, values, strict=True))
         kind = row["record_type"]
         try:
             if kind == "entry":
                 record: dict[str, Any] = {"type": "entry"}
-                for name in ("v", *chain.CONTENT_FIELDS):
+                for name in ("v", *chain.CONTENT_FIELDS, *chain.OPTIONAL_FIELDS):
                     record[name] = _csv_value(name, row[name])
                 record["prev_hash"], record["entry_hash"] = row["prev_hash"], row["entry_hash"]
             elif kind == "link":

@@ -122,8 +122,7 @@ class Walk:
             prev_hash = str(record["prev_hash"])
             stored = str(record["entry_hash"])
             if record["type"] == "entry":
-                content = {key: record[key] for key in ("v", *chain.CONTENT_FIELDS)}
-                digest = chain.content_hash(content)
+                digest = chain.content_hash(chain.hashed_content(record))
             else:
                 digest = str(record["content_sha256"])
         except (KeyError, TypeError, ValueError, orjson.JSONEncodeError):
