@@ -86,7 +86,7 @@ class ProblemAt(BaseModel):
     seq: int
     kind: str = Field(
         description="changed, removed, reordered, truncated, bad-signature, index, "
-        "malformed or uncovered"
+        "malformed, uncovered or unrecorded"
     )
     detail: str
 

@@ -13,7 +13,8 @@ from app.models.types import table
 
 requests = table(DisclosureRequest)
 _r = requests.c
-_e = table(LedgerEntry).c
+entries = table(LedgerEntry)
+_e = entries.c
 
 
 class Unrecorded(NamedTuple):
@@ -85,7 +86,6 @@ async def set_stop_overridden(tx: Tx, *, request_id: str, subjects: list[str] | 
 async def first_unrecorded_release(tx: Tx, *, after_seq: int) -> Unrecorded | None:
     """The released request, lowest seq first, after ``after_seq`` whose entry is missing
     or records another request (a released request without a seq counts as at seq 1)."""
-    entries = table(LedgerEntry)
     seq = sa.func.coalesce(_r.ledger_seq, 1)
     row = (
         await tx.execute(
