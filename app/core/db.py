@@ -112,15 +112,16 @@ def create_sync_engine(url: str) -> Engine:
 
 def _owner_only(database: Path) -> None:
     """The database file, created 0600 if missing, and it, its -wal and its -shm made
-    0600: they hold the registry (sealed numbers, but every index and audit row)."""
-    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
-    for path in (
-        database,
-        database.with_name(database.name + "-wal"),
-        database.with_name(database.name + "-shm"),
-    ):
+    0600: they hold the registry (sealed numbers, but every index and audit row).
+
+    Never opens a file that exists: closing any descriptor of a database file drops
+    every POSIX lock the process holds on it, those of its live connections too.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm"):
         with suppress(FileNotFoundError):
-            path.chmod(0o600)
+            database.with_name(database.name + suffix).chmod(0o600)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -94,9 +94,11 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
         for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
             found.add(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
     for run in digit_runs(text, min_digits=MAX_DIGIT_RUN + 1):
-        for candidate, region in [("+" + run, None), *((run, r) for r in regions)]:
+        readings: list[tuple[str, str | None]] = [("+" + run, None)]
+        readings.extend((run, other) for other in regions)
+        for candidate, read_as in readings:
             try:
-                number = phonenumbers.parse(candidate, region)
+                number = phonenumbers.parse(candidate, read_as)
             except NumberParseException:
                 continue
             if phonenumbers.is_possible_number(number):

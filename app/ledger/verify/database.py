@@ -96,20 +96,20 @@ async def verify_database(read: Reader, ctx: Context, pins: Pins | None = None) 
         if runner.feed(records) or len(records) < repo.BATCH:
             break
         after, previous = int(records[-1]["seq"]), str(records[-1]["entry_hash"])
-    report.problem = lowest(
-        runner.result(),
-        await read(functools.partial(_unrecorded_release, after=report.anchor_seq or 0)),
-    )
-    if (note := pins.describe()) is not None:
-        report.notes.append(note)
-    if report.ok and report.last_seq and report.covered_to != report.last_seq:
-        report.problem = await read(
+    walked = runner.result()
+    overdue = None
+    if walked is None and report.last_seq and report.covered_to != report.last_seq:
+        overdue = await read(
             functools.partial(_overdue, ctx=ctx, covered_to=report.covered_to or 0)
         )
-        if report.ok:
+        if overdue is None:
             report.notes.append(
                 f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
             )
+    unrecorded = await read(functools.partial(_unrecorded_release, after=report.anchor_seq or 0))
+    report.problem = lowest(walked, overdue, unrecorded)
+    if (note := pins.describe()) is not None:
+        report.notes.append(note)
     return report
 
 
