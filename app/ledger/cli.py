@@ -111,7 +111,7 @@ def verify_command(
         async def work(db: Database, ctx: Context) -> verify.Report:
             held = pins
             configured = ctx.settings.ledger_witness
-            if not witness_files and configured is not None and configured.is_file():
+            if not witness_files and configured is not None and configured.exists():
                 held = _pins([configured], expect or [])
             found = await verify.verify_in_units(db, ctx, held)
             details = {"ok": found.ok, "entries": found.entries}

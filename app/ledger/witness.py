@@ -62,6 +62,15 @@ class UnreadableWitness(ValueError):
     """A witness file that is not what a FileWitness writes."""
 
 
+def configured_records(settings: Settings) -> list[dict[str, Any]]:
+    """The checkpoints the configured witness file holds; none when no file is configured
+    or none was written yet. UnreadableWitness or OSError if it cannot be read."""
+    path = settings.ledger_witness
+    if path is None or not path.exists():
+        return []
+    return read_file(path)
+
+
 def read_file(path: Path) -> list[dict[str, Any]]:
     """The checkpoints a witness file holds, each labelled with its line."""
     records = []

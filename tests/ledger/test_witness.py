@@ -11,11 +11,12 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from app.ledger import checkpoints, verify, witness
+from app.ledger import checkpoints, repository, verify, witness
 from app.ledger.verify import Pins, expected_head
 from tests.conftest import call, count_rows
 from tests.fixtures.staff import CHEAP_HASHING
 from tests.ledger.conftest import release_many, sql, tampering
+from tests.staff.helpers import staff_auth
 
 
 @pytest.fixture
@@ -77,8 +78,6 @@ async def test_every_checkpoint_is_appended_to_the_witness_owner_only(seven, wit
 
 
 async def _all_checkpoints(tx, ctx):
-    from app.ledger import repository
-
     return await repository.checkpoints_between(tx)
 
 
@@ -154,3 +153,13 @@ def test_expected_heads_are_checked():
     for bad in ("7", "0:" + "ab" * 32, "x:" + "ab" * 32, "7:abc", "-1:" + "ab" * 32):
         with pytest.raises(ValueError):
             expected_head(bad)
+
+
+async def test_the_verify_route_holds_the_ledger_to_the_configured_witness(seven, client):
+    auditor = await staff_auth(seven, client, "auditor", username="kim")
+    answer = await client.get("/v1/ledger/verify", headers=auditor)
+    assert answer.status_code == 200 and answer.json()["ok"], answer.text
+    assert "held to 2 witnessed checkpoint(s) and 0 pinned head(s)" in answer.json()["notes"]
+    cut(seven, from_seq=5, requests_too=True)
+    problem = (await client.get("/v1/ledger/verify", headers=auditor)).json()["problem"]
+    assert (problem["seq"], problem["kind"]) == (5, "truncated")
