@@ -17,12 +17,14 @@ import datetime as dt
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -104,10 +106,12 @@ def worker_env(settings, fake: FakeTwilio, tmp_path: Path, **extra: object) -> d
     return env
 
 
-def spawn(env: dict[str, str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+def spawn(
+    env: dict[str, str], tmp_path: Path, name: str, command: str = "worker"
+) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"{name}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-c", "from app.cli import main; main()", "worker"],
+        [sys.executable, "-c", "from app.cli import main; main()", command],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -285,3 +289,60 @@ async def test_connections_cut_while_outcomes_are_written_lose_and_double_nothin
     unknown = statuses(app)["unknown"]
     assert statuses(app) == Counter(sent=len(phones) - unknown, unknown=unknown)
     assert len(counts) >= len(phones) - unknown
+
+
+async def test_a_server_stopped_inside_a_batch_sends_each_code_once(
+    client, app, auth, settings, fake_twilio, tmp_path
+):
+    """`smsreg serve` with its in-process worker, stopped by SIGTERM while it sends (an
+    ordinary deploy): the sends in flight finish and are recorded, the rest is given
+    back at once, and the next process sends it."""
+    phones = numbers(40)
+    fake_twilio.latency = 0.1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = worker_env(
+        settings,
+        fake_twilio,
+        tmp_path,
+        outbox_dispatch="background",
+        port=port,
+        outbox_concurrency=2,
+        sends_per_ip_hour=10_000,
+        sends_per_prefix_hour=10_000,
+    )
+    server = spawn({**env, "SMSREG_HOST": "127.0.0.1"}, tmp_path, "serve", command="serve")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=auth) as http:
+            await until_ready(http)
+            for phone in phones:
+                body = {"phone": phone, "purpose": "coupon_usage", "locale": "ja"}
+                assert (await http.post("/v1/verifications", json=body)).status_code == 201
+        await until(lambda: len(fake_twilio.messages) >= 5, timeout=30, what="sends to begin")
+        # uvicorn shuts down gracefully, then ends by the signal it caught (-15).
+        assert await stop(server, signal.SIGTERM) < 15
+        assert statuses(app)["sending"] == 0, "claims were given back, not left to lapse"
+    finally:
+        if server.poll() is None:
+            await stop(server, signal.SIGKILL)
+    process = spawn(env, tmp_path, "worker")
+    try:
+        await until(lambda: settled(app), timeout=60, what="every message to settle")
+    finally:
+        await stop(process, signal.SIGTERM)
+    assert accepted(fake_twilio) == {e164(phone): 1 for phone in phones}
+    assert statuses(app) == {"sent": len(phones)}
+
+
+async def until_ready(http: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("smsreg serve did not become ready")
