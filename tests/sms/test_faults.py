@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import os
 import signal
 import socket
 import subprocess
@@ -29,8 +27,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.clock import UTC
-from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, sync_engine
+from tests.conftest import sync_engine
 from tests.fixtures.flows import start
+from tests.fixtures.live import smsreg_env
 from tests.sms.fake_twilio import (  # noqa: F401 (the fixture is used by name)
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -84,26 +83,16 @@ def accepted(fake: FakeTwilio) -> Counter[str]:
 
 
 def worker_env(settings, fake: FakeTwilio, tmp_path: Path, **extra: object) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
-    env.update(
-        SMSREG_ENVIRONMENT="development",
-        SMSREG_DATABASE_URL=settings.database_url,
-        SMSREG_STATE_DIR=str(tmp_path / "worker-state"),
-        SMSREG_SMS_SENDER="twilio",
-        SMSREG_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        SMSREG_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        SMSREG_TWILIO_FROM_NUMBER=FROM_NUMBER,
-        SMSREG_TWILIO_API_BASE_URL=fake.base_url,
-        SMSREG_OUTBOX_DISPATCH="external",
-        SMSREG_OUTBOX_LEASE_SECONDS=str(LEASE),
-        SMSREG_LEDGER_SIGNING_KEYS=json.dumps({"t1": TEST_LEDGER_SEED}),
-        SMSREG_LOG_LEVEL="WARNING",
-    )
-    for family, key in TEST_KEYS.items():
-        env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
-        env[f"SMSREG_{family.upper()}_KEY_ID"] = "t1"
-    env.update({f"SMSREG_{key.upper()}": str(value) for key, value in extra.items()})
-    return env
+    worker = {
+        "sms_sender": "twilio",
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_from_number": FROM_NUMBER,
+        "twilio_api_base_url": fake.base_url,
+        "outbox_dispatch": "external",
+        "outbox_lease_seconds": LEASE,
+    }
+    return smsreg_env(settings.database_url, tmp_path / "worker-state", **{**worker, **extra})
 
 
 def spawn(
@@ -118,6 +107,15 @@ def spawn(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+async def drain(app, env: dict[str, str], tmp_path: Path) -> None:
+    """A fresh worker sends what is left, and stops."""
+    process = spawn(env, tmp_path, "last")
+    try:
+        await until(lambda: settled(app), timeout=60, what="every message to settle")
+    finally:
+        await stop(process, signal.SIGTERM)
 
 
 async def until(condition, *, timeout: float, what: str) -> None:
@@ -177,11 +175,7 @@ async def test_a_worker_stopped_by_sigterm_three_times_sends_each_code_once(
         assert await stop(process, signal.SIGTERM) < 10
         assert process.returncode == 0
         assert statuses(app)["sending"] == 0, "claims were given back, not left to lapse"
-    process = spawn(env, tmp_path, "last")
-    try:
-        await until(lambda: settled(app), timeout=60, what="every message to settle")
-    finally:
-        await stop(process, signal.SIGTERM)
+    await drain(app, env, tmp_path)
     assert accepted(fake_twilio) == {e164(phone): 1 for phone in phones}
     assert statuses(app) == {"sent": len(phones)}
 
@@ -327,11 +321,7 @@ async def test_a_server_stopped_inside_a_batch_sends_each_code_once(
     finally:
         if server.poll() is None:
             await stop(server, signal.SIGKILL)
-    process = spawn(env, tmp_path, "worker")
-    try:
-        await until(lambda: settled(app), timeout=60, what="every message to settle")
-    finally:
-        await stop(process, signal.SIGTERM)
+    await drain(app, env, tmp_path)
     assert accepted(fake_twilio) == {e164(phone): 1 for phone in phones}
     assert statuses(app) == {"sent": len(phones)}
 
