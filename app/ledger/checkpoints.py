@@ -90,6 +90,11 @@ async def create_now(tx: Tx, ctx: Context, *, actor: str) -> LedgerCheckpoint:
 async def run_schedule(db: Database, ctx: Context) -> None:
     """Checkpoint every interval while the app runs (a task in the lifespan)."""
     interval = ctx.settings.ledger_checkpoint_interval_seconds
+    if ctx.settings.ledger_witness is None:
+        log.warning(
+            "ledger checkpoints have no witness (SMSREG_LEDGER_WITNESS): a tail cut together "
+            "with its checkpoints is found only by the released requests"
+        )
     while True:
         await asyncio.sleep(interval)
         try:

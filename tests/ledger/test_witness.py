@@ -3,6 +3,8 @@ requests that contradict a cut ledger. The issue's attack, on SQLite and Postgre
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import stat
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,13 @@ async def test_the_verify_route_holds_the_ledger_to_the_configured_witness(seven
     cut(seven, from_seq=5, requests_too=True)
     problem = (await client.get("/v1/ledger/verify", headers=auditor)).json()["problem"]
     assert (problem["seq"], problem["kind"]) == (5, "truncated")
+
+
+@pytest.mark.parametrize("settings_overrides", [{**CHEAP_HASHING, "ledger_witness": None}])
+async def test_the_schedule_warns_when_no_witness_is_configured(app, caplog):
+    task = asyncio.create_task(checkpoints.run_schedule(app.state.db, app.state.ctx))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert any("no witness" in record.getMessage() for record in caplog.records)
