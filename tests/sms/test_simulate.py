@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_KEYS
+from tests.consent.helpers import ALL_SCOPES, jp, make_key, opted_in, register, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -33,9 +35,9 @@ def _env(tmp_path: Path, port: int, token: str) -> dict[str, str]:
     return env
 
 
-def _simulate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SMSREG, "sms", "simulate", "status", "--sid", SID],
+        [*SMSREG, "sms", "simulate", *(args or ("status", "--sid", SID))],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -66,3 +68,39 @@ def test_a_simulated_status_callback_is_accepted_and_a_wrongly_signed_one_refuse
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_simulated_stop_reply_opts_the_sender_out(client, app, settings, tmp_path):
+    """The first hour's STOP: a subscriber opted in through the API replies STOP, signed
+    by the command as Twilio signs it, and the running service opts them out."""
+    sender = jp(77)
+    subscriber_id = await register(app, sender)
+    await opted_in(client, await make_key(app, ALL_SCOPES), subscriber_id)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = _env(tmp_path, port, "simulated-token-0123456789")
+    env["SMSREG_DATABASE_URL"] = settings.database_url  # the database the test opted in on
+    server = subprocess.Popen(
+        [*SMSREG, "serve", "--no-migrate"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stop = ("inbound", "--from", sender, "--body", "STOP")
+    try:
+        deadline = time.monotonic() + 60
+        result = await asyncio.to_thread(_simulate, env, *stop)
+        while result.returncode != 0 and time.monotonic() < deadline:  # still starting
+            await asyncio.sleep(0.3)
+            result = await asyncio.to_thread(_simulate, env, *stop)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("200")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    found = rows(app, "SELECT status FROM consents WHERE subscriber_id = :s", s=subscriber_id)
+    assert [row[0] for row in found] == ["opted_out"]
