@@ -22,6 +22,7 @@ from app.cli import cli
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED
+from tests.fixtures.live import smsreg_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -133,12 +134,9 @@ def test_the_production_env_file_starts_every_app_container(service, monkeypatch
 
 @pytest.mark.slow
 def test_the_scheduler_runs_each_job_then_stops_on_sigterm(tmp_path):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+    env = smsreg_env(f"sqlite:///{tmp_path}/scheduled.db", tmp_path / "state")
+    # The image's PATH has the installed `smsreg`; here, this environment's.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["SMSREG_DATABASE_URL"] = f"sqlite:///{tmp_path}/scheduled.db"
-    env["SMSREG_STATE_DIR"] = str(tmp_path / "state")
-    for family, key in TEST_KEYS.items():
-        env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
     migrated = subprocess.run(
         [str(Path(sys.executable).parent / "smsreg"), "migrate"],
         env=env,

@@ -11,14 +11,9 @@ reads the database and the fake carrier only to count.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
-import os
 import socket
 import subprocess
-import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +22,24 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.core.clock import UTC
-from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, sync_engine
+from tests.conftest import sync_engine
 from tests.fixtures.staff import CHEAP_HASHING, PASSWORD, create_staff
 from tests.ledger.conftest import add_subscriber, number, release
 from tests.sms.fake_twilio import (  # noqa: F401 (the fixture is used by name)
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    FROM_NUMBER,
     FakeTwilio,
     fake_twilio_fixture,
 )
+from tests.sms.test_faults import (  # noqa: F401 (the clock fixture is used by name)
+    accepted,
+    clock,
+    e164,
+    settled,
+    spawn,
+    statuses,
+    until,
+    worker_env,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
 NUMBER_HOUR = 3  # sends per number and hour, shared by both replicas
 LOGIN_FAILURES = 3  # wrong passwords from one source for one username, over both replicas
 CHECKPOINT_SECONDS = 1.0
@@ -50,18 +49,6 @@ pytestmark = [
     # PostgreSQL only: several processes on one SQLite file is not a supported fleet.
     pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),
 ]
-
-
-class RealClock:
-    """The replicas run on the system clock, so the test's own writes do too."""
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(UTC)
-
-
-@pytest.fixture
-def clock() -> RealClock:
-    return RealClock()
 
 
 @pytest.fixture
@@ -75,34 +62,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fleet_env(database_url: str, fake: FakeTwilio, tmp_path: Path) -> dict[str, str]:
+def fleet_env(settings, fake: FakeTwilio, tmp_path: Path) -> dict[str, str]:
     """The settings every process of the fleet gets: one database, one carrier."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
-    env.update(
-        SMSREG_ENVIRONMENT="development",  # plain http to the loopback fake carrier
-        SMSREG_DATABASE_URL=database_url,
-        SMSREG_STATE_DIR=str(tmp_path / "fleet-state"),
-        SMSREG_SMS_SENDER="twilio",
-        SMSREG_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        SMSREG_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        SMSREG_TWILIO_FROM_NUMBER=FROM_NUMBER,
-        SMSREG_TWILIO_API_BASE_URL=fake.base_url,
-        SMSREG_OUTBOX_DISPATCH="external",
-        SMSREG_SENDS_PER_NUMBER_HOUR=str(NUMBER_HOUR),
+    return worker_env(
+        settings,
+        fake,
+        tmp_path,
+        sends_per_number_hour=NUMBER_HOUR,
         # Every request comes from 127.0.0.1: the shared velocity guards stay out of the way.
-        SMSREG_SENDS_PER_IP_HOUR="10000",
-        SMSREG_SENDS_PER_PREFIX_HOUR="10000",
-        SMSREG_LOGIN_MAX_FAILURES=str(LOGIN_FAILURES),
-        SMSREG_LEDGER_CHECKPOINT_INTERVAL_SECONDS=str(CHECKPOINT_SECONDS),
-        SMSREG_LEDGER_SIGNING_KEYS=json.dumps({"t1": TEST_LEDGER_SEED}),
-        SMSREG_DB_POOL_SIZE="4",
-        SMSREG_LOG_LEVEL="WARNING",
+        sends_per_ip_hour=10_000,
+        sends_per_prefix_hour=10_000,
+        login_max_failures=LOGIN_FAILURES,
+        ledger_checkpoint_interval_seconds=CHECKPOINT_SECONDS,
+        db_pool_size=4,
+        **CHEAP_HASHING,
     )
-    env.update({f"SMSREG_{name.upper()}": str(value) for name, value in CHEAP_HASHING.items()})
-    for family, key in TEST_KEYS.items():
-        env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
-        env[f"SMSREG_{family.upper()}_KEY_ID"] = "t1"
-    return env
 
 
 @dataclass
@@ -110,17 +84,6 @@ class Fleet:
     """The base URLs of the two replicas."""
 
     replicas: list[str]
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*SMSREG, *args],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -140,18 +103,21 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 @pytest.fixture
 def fleet(settings, fake_twilio, tmp_path) -> Iterator[Fleet]:
-    """Two service replicas and one outbox worker, stopped (SIGTERM) after the test."""
-    env = fleet_env(settings.database_url, fake_twilio, tmp_path)
+    """Two service replicas and one outbox worker, stopped (SIGTERM) after the test.
+
+    The replicas start together and each migrates first (development does): the second
+    waits for the first's lock and finds the schema at head."""
+    env = fleet_env(settings, fake_twilio, tmp_path)
     processes: list[subprocess.Popen[bytes]] = []
     urls = []
     try:
         for index in range(2):
             port = _free_port()
-            log = tmp_path / f"replica{index}.log"
-            server = _spawn(["serve", "--no-migrate"], {**env, "SMSREG_PORT": str(port)}, log)
+            name = f"replica{index}"
+            server = spawn({**env, "SMSREG_PORT": str(port)}, tmp_path, name, "serve")
             processes.append(server)
-            urls.append((f"http://127.0.0.1:{port}", server, log))
-        processes.append(_spawn(["worker"], env, tmp_path / "worker.log"))
+            urls.append((f"http://127.0.0.1:{port}", server, tmp_path / f"{name}.log"))
+        processes.append(spawn(env, tmp_path, "worker"))
         for url, server, log in urls:
             _wait_ready(url, server, log)
         yield Fleet(replicas=[url for url, _, _ in urls])
@@ -166,29 +132,12 @@ def fleet(settings, fake_twilio, tmp_path) -> Iterator[Fleet]:
                 process.wait()
 
 
-def _statuses(app) -> Counter[str]:
-    with sync_engine(app).connect() as conn:
-        return Counter(conn.execute(sa.text("SELECT status FROM outbox_messages")).scalars())
-
-
-async def _until(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def _start(http: httpx.AsyncClient, url: str, auth: dict[str, str], phone: str, **headers: str):
     return http.post(
         f"{url}/v1/verifications",
         json={"phone": phone, "purpose": "coupon_usage"},
         headers={**auth, **headers},
     )
-
-
-def _e164(phone: str) -> str:
-    return "+81" + phone.replace("-", "")[1:]
 
 
 async def test_two_replicas_share_limits_idempotency_and_lockouts_and_send_each_code_once(
@@ -243,16 +192,12 @@ async def test_two_replicas_share_limits_idempotency_and_lockouts_and_send_each_
             assert locked.json()["type"].endswith("login-throttled")
 
     # The one worker sends everything; each started verification got exactly one SMS.
-    def settled() -> bool:
-        counts = _statuses(app)
-        return counts["pending"] == 0 and counts["sending"] == 0
-
-    await _until(settled, timeout=60, what="the worker to send every message")
-    accepted = Counter(message.to for message in fake_twilio.messages)
+    await until(lambda: settled(app), timeout=60, what="the worker to send every message")
+    sent = accepted(fake_twilio)
     for phone in [*spread, once]:
-        assert accepted[_e164(phone)] == 1, phone
-    assert 1 <= accepted[_e164(burst)] <= NUMBER_HOUR  # a superseded code may be dropped
-    assert _statuses(app)["sent"] == sum(accepted.values())
+        assert sent[e164(phone)] == 1, phone
+    assert 1 <= sent[e164(burst)] <= NUMBER_HOUR  # a superseded code may be dropped
+    assert statuses(app)["sent"] == sum(sent.values())
 
 
 def _checkpoints(app) -> list[int]:
@@ -268,10 +213,10 @@ async def test_two_replicas_sign_one_checkpoint_per_new_head(app, fleet):
     and a head with nothing new after it is not signed again."""
     subject = await add_subscriber(app, number(1))
     first = await release(app, [subject])
-    await _until(lambda: bool(_checkpoints(app)), timeout=20, what="a checkpoint")
+    await until(lambda: bool(_checkpoints(app)), timeout=20, what="a checkpoint")
     await asyncio.sleep(CHECKPOINT_SECONDS * 3)  # three more turns of each replica
     assert _checkpoints(app) == [first.entry.seq]
     second = await release(app, [subject])
-    await _until(lambda: len(_checkpoints(app)) > 1, timeout=20, what="a second checkpoint")
+    await until(lambda: len(_checkpoints(app)) > 1, timeout=20, what="a second checkpoint")
     await asyncio.sleep(CHECKPOINT_SECONDS * 3)
     assert _checkpoints(app) == [first.entry.seq, second.entry.seq]
