@@ -23,6 +23,7 @@ from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED
 from tests.fixtures.live import smsreg_env
+from tests.sms.fake_twilio import unused_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -168,3 +169,19 @@ def test_the_scheduler_runs_each_job_then_stops_on_sigterm(tmp_path):
                 scheduler.kill()
                 scheduler.wait()
     assert "scheduler: stopping" in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_health_check_asks_the_port_the_service_was_given(live_server):
+    """docker/healthcheck.py, as the image runs it, against a real `smsreg serve`."""
+    port = live_server.url.rsplit(":", 1)[1]
+
+    def check(**settings: str) -> int:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+        env.update(settings)
+        script = str(DOCKER / "healthcheck.py")
+        return subprocess.run([sys.executable, script], env=env, timeout=30).returncode
+
+    assert check(SMSREG_PORT=port) == 0
+    assert check(SMSREG_PORT=port, SMSREG_HOST="0.0.0.0") == 0  # noqa: S104 (bound everywhere: asks loopback)
+    assert check(SMSREG_PORT=str(unused_port())) == 1
