@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import TEST_KEYS
@@ -29,6 +30,8 @@ def _env(tmp_path: Path, port: int, token: str) -> dict[str, str]:
         SMSREG_PORT=str(port),
         SMSREG_TWILIO_AUTH_TOKEN=token,
         SMSREG_OUTBOX_DISPATCH="external",
+        SMSREG_CONSOLE_OUTBOX=str(tmp_path / "sms.jsonl"),
+        SMSREG_CONSOLE_PRINT="false",
     )
     for family, key in TEST_KEYS.items():
         env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
@@ -44,6 +47,30 @@ def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=60,
     )
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SMSREG, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def _delivered_as_simulated(env: dict[str, str], url: str, tmp_path: Path) -> None:
+    key = _cli(env, "api-keys", "create", "--name", "first-hour").stdout.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {key}"}
+    started = httpx.post(
+        f"{url}/v1/verifications",
+        json={"phone": "090-1234-5678", "purpose": "coupon_usage"},
+        headers=auth,
+        timeout=10,
+    )
+    assert started.status_code == 201, started.text
+    assert _cli(env, "worker", "--once").returncode == 0
+    (line,) = (tmp_path / "sms.jsonl").read_text().splitlines()
+    reported = _simulate(env, "status", "--sid", json.loads(line)["id"])
+    assert reported.stdout.startswith("204"), reported.stdout + reported.stderr
+    verification = httpx.get(f"{url}/v1/verifications/{started.json()['id']}", headers=auth)
+    assert verification.json()["delivery"]["state"] == "delivered"
 
 
 @pytest.mark.slow
@@ -65,6 +92,8 @@ def test_a_simulated_status_callback_is_accepted_and_a_wrongly_signed_one_refuse
         assert result.stdout.startswith("204")
         refused = _simulate(_env(tmp_path, port, "another-token-0123456789"))
         assert refused.returncode == 1 and refused.stdout.startswith("403")
+        # As the README tells a newcomer: the console line's id, reported delivered.
+        _delivered_as_simulated(env, f"http://127.0.0.1:{port}", tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
