@@ -1,0 +1,260 @@
+"""Seed a database with N subscribers and their history, as the service itself writes them.
+
+Used by bench/scale.py. Every number is encrypted and blind-indexed with the service's
+own code (app.core.crypto) under the run's keys, so the server finds and decrypts what is
+seeded; rows go in by bulk inserts: PostgreSQL ``COPY`` through psycopg, SQLite
+``executemany`` in large transactions. What each subscriber gets:
+
+- the subscriber row, verified for coupon_usage, and for coupon_delivery in 3 of 10 cases
+  with an opt-in (consent history and current state);
+- 1 to 3 approved verifications over the last 180 days (kept six months by the
+  retention schedule), each with its sent code SMS and two audit events (started,
+  approved);
+- for the sends of the last day: the number's send window and the shared send-limit
+  counts (address, prefix, country, source) in minute slots.
+
+With ``due_days`` > 0 it adds that many days of what ``smsreg purge`` deletes, dated
+before what the schedule keeps: every subscriber's verification of a day spread over
+the day, one in five never checked, their SMS, send windows and shared counts, and
+idempotency records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bulk import TABLES, Rows, writer
+
+from app.core.context import Context
+from app.core.crypto import subscriber_aad, verification_aad
+from app.core.ids import new_id, new_ordered_id
+from app.core.phone import parse_mobile
+from app.verification.limits import source_bucket
+
+REGISTERED_PREFIX = "+8170"  # seeded numbers: +81 70 then 8 digits from 10000000 up
+CHUNK = 20_000  # subscribers per transaction
+DAY = dt.timedelta(days=1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def registered_number(i: int) -> str:
+    """The number of seeded subscriber ``i`` (valid, and never one run.py draws for new
+    starts once those are filtered by :func:`is_registered`)."""
+    return f"{REGISTERED_PREFIX}{10_000_000 + i:08d}"
+
+
+def is_registered(e164: str, n: int) -> bool:
+    """Whether a number is one of the first ``n`` seeded ones."""
+    return e164.startswith(REGISTERED_PREFIX) and int(e164[5:]) - 10_000_000 < n
+
+
+def _micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _minute(at: dt.datetime) -> dt.datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+@dataclass
+class History:
+    """Rows of one chunk of subscribers, table by table, and the shared counts so far."""
+
+    ctx: Context
+    client_id: str
+    now: dt.datetime
+    rng: random.Random
+    rows: Rows = field(default_factory=lambda: {name: [] for name in TABLES})
+    # Shared counts: a number's own address and source buckets are written with its
+    # chunk; prefix and country buckets, shared by every chunk, once at the end.
+    hits: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
+    shared: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
+    consent_id: int = 0
+    sample: list[tuple[str, str]] = field(default_factory=list)  # (subscriber id, number)
+
+    def verification(
+        self,
+        *,
+        e164: str,
+        at: dt.datetime,
+        purpose: str,
+        subscriber_id: str | None,
+        ip: str,
+        counted_at: dt.datetime | None,
+    ) -> None:
+        """One verification with its code SMS and audit events; approved when linked."""
+        keys, s = self.ctx.keys, self.ctx.settings
+        vid = new_ordered_id("ver")
+        phone = parse_mobile(e164, default_region="JP", allowed_regions=["JP"])
+        key_id, ciphertext = keys.encrypt(e164, context=verification_aad(vid))
+        prefix = keys.blind_index(phone.prefix(s.prefix_digits), kind="prefix")
+        approved = subscriber_id is not None
+        expires = at + dt.timedelta(seconds=s.code_ttl_seconds)
+        done = at + dt.timedelta(seconds=self.rng.randrange(20, 120))
+        self.rows["verifications"].append((
+            vid, self.client_id, purpose, "ja", ciphertext, key_id,
+            keys.blind_index(e164, kind="number"), prefix, secrets.token_bytes(16),
+            keys.code.active_id, s.code_length, "approved" if approved else "expired",
+            1 if approved else 0, s.max_check_attempts, 1, at, expires, at,
+            done if approved else None, subscriber_id,
+        ))  # fmt: skip
+        sent = at + dt.timedelta(milliseconds=self.rng.randrange(50, 900))
+        self.rows["outbox_messages"].append((
+            new_ordered_id("msg"), "code", vid, "sent", 1, 1, sent, at, at, expires,
+            sent, "console", "SM" + secrets.token_hex(16), "delivered",
+        ))  # fmt: skip
+        audit = self.rows["audit_events"]
+        audit.append(("verification:started", "client:bench", vid, at, {"purpose": purpose}))
+        if approved:
+            details = {"purpose": purpose, "subscriber_id": subscriber_id}
+            audit.append(("verification:approved", "client:bench", vid, done, details))
+        if counted_at is not None:
+            self.count_send(e164=e164, prefix=prefix, ip=ip, at=counted_at, region=phone.region)
+
+    def count_send(self, *, e164: str, prefix: str, ip: str, at: dt.datetime, region: str) -> None:
+        """A send's shared counts in their minute slots, and the number's send window."""
+        keys = self.ctx.keys
+        ip_index = keys.blind_index(ip, kind="ip")
+        slot = _minute(at)
+        for counts, bucket in (
+            (self.hits, f"i:{ip_index}"),
+            (self.hits, source_bucket(prefix, ip_index)),
+            (self.shared, f"p:{prefix}"),
+            (self.shared, f"c:{region}"),
+        ):
+            counts[(bucket, slot)] = counts.get((bucket, slot), 0) + 1
+        bucket = "n:" + keys.blind_index(e164, kind="number")
+        self.rows["send_windows"].append((bucket, [_micros(at)], at + DAY))
+
+    def subscriber(self, i: int, *, due_days: int) -> None:
+        """Subscriber ``i`` with its history."""
+        rng, now = self.rng, self.now
+        e164 = registered_number(i)
+        ip = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"  # one address per subscriber
+        times = sorted(now - dt.timedelta(seconds=rng.randrange(60, 180 * 86400))
+                       for _ in range(rng.randint(1, 3)))  # fmt: skip
+        first, last = times[0], times[-1]
+        sid = new_id("sub")
+        index = self.ctx.keys.blind_index(e164, kind="number")
+        key_id, ciphertext = self.ctx.keys.encrypt(e164, context=subscriber_aad(index))
+        self.rows["subscribers"].append((sid, ciphertext, key_id, index, first, last))
+        delivery = rng.random() < 0.3
+        purposes = ["coupon_usage", "coupon_delivery"] if delivery else ["coupon_usage"]
+        for purpose in purposes:
+            self.rows["subscriber_purposes"].append((sid, purpose, last))
+        for at in times:
+            purpose = rng.choice(purposes)
+            recent = at if at > now - DAY else None  # still counted by the limits
+            self.verification(
+                e164=e164, at=at, purpose=purpose, subscriber_id=sid, ip=ip, counted_at=recent
+            )
+        if delivery:
+            self.consent_id += 1
+            self.rows["consent_events"].append((
+                self.consent_id, sid, "coupon_delivery", "opt_in", "web", "2026-04", ip,
+                "client:bench", last,
+            ))  # fmt: skip
+            self.rows["consents"].append((
+                sid, "coupon_delivery", "opted_in", "ja", "web", "2026-04", self.consent_id, last,
+            ))  # fmt: skip
+            details = {"purpose": "coupon_delivery", "source": "web", "policy_version": "2026-04"}
+            self.rows["audit_events"].append(("consent:opted_in", "client:bench", sid, last,
+                                               details))  # fmt: skip
+        if len(self.sample) < 50_000:
+            self.sample.append((sid, e164))
+        for day in range(due_days):
+            self.due(i, e164=e164, ip=ip, day=day, subscriber_id=sid)
+
+    def due(self, i: int, *, e164: str, ip: str, day: int, subscriber_id: str) -> None:
+        """A day of what the purge deletes, before what the schedule keeps: a verification
+        started a little over 183 days ago (one in five never checked: a little over a day
+        ago), and the shared counts and send window of a send a little over a day ago."""
+        rng, now = self.rng, self.now
+        checked = rng.random() >= 0.2
+        kept = dt.timedelta(days=self.ctx.settings.verification_retention_days) if checked else DAY
+        into = DAY * day + dt.timedelta(seconds=rng.randrange(1, 86400))
+        at = now - kept - into
+        self.verification(
+            e164=e164,
+            at=at,
+            purpose="coupon_usage",
+            subscriber_id=subscriber_id if checked else None,
+            ip=ip,
+            counted_at=now - DAY - into,
+        )
+        if not checked:  # not idempotent in general; one start in five carried a key
+            response = {"id": "ver_x", "status": "pending"}
+            self.rows["idempotency_records"].append(
+                (self.client_id, f"k{i}-{day}", secrets.token_hex(32), 201, response, at)
+            )
+
+    def take(self, *, last: bool = False) -> Rows:
+        """The chunk's rows, sorted by key where the service writes in key order; the last
+        chunk also takes the prefix and country counts."""
+        if last:
+            self.hits.update(self.shared)
+        self.rows["rate_limit_hits"] = [(b, at, n) for (b, at), n in self.hits.items()]
+        self.hits = {}
+        rows = self.rows
+        self.rows = {name: [] for name in TABLES}
+        for name in ("verifications", "outbox_messages", "subscribers"):
+            rows[name].sort(key=lambda row: row[0])
+        # A number's send window is one row: keep the newest send.
+        windows = {bucket: (bucket, sent, until) for bucket, sent, until in
+                   sorted(rows["send_windows"], key=lambda row: row[2])}  # fmt: skip
+        rows["send_windows"] = list(windows.values())
+        return rows
+
+
+def seed(
+    url: str,
+    ctx: Context,
+    *,
+    subscribers: int,
+    client_id: str,
+    due_days: int = 0,
+    seed: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[tuple[str, str]]:
+    """Seed ``subscribers`` subscribers with their history; a sample of (id, number)."""
+    out = writer(url)
+    history = History(ctx=ctx, client_id=client_id, now=ctx.clock.now(), rng=random.Random(seed))
+    began = time.perf_counter()
+    for start in range(0, subscribers, CHUNK):
+        for i in range(start, min(subscribers, start + CHUNK)):
+            history.subscriber(i, due_days=due_days)
+        out.write(history.take())
+        done = min(subscribers, start + CHUNK)
+        rate = done / (time.perf_counter() - began)
+        progress(f"  seeded {done:,} of {subscribers:,} subscribers ({rate:,.0f}/s)")
+    out.write(history.take(last=True))
+    out.finish()
+    return history.sample
+
+
+def staff_rows(ctx: Context, *, role: str, token: str, now: dt.datetime) -> Rows:
+    """One staff account of ``role`` with a live session whose bearer token is ``token``
+    (no password: the bench never logs in)."""
+    staff_id = new_id("stf")
+    return {
+        "staff_accounts": [
+            (staff_id, f"bench-{role}", "Bench", role, "!", now, 0, "bench", now),
+        ],
+        "staff_sessions": [
+            (
+                new_id("ses"),
+                staff_id,
+                ctx.keys.token_hash(token),
+                ctx.keys.token.active_id,
+                "127.0.0.1",
+                now,
+                now + dt.timedelta(hours=12),
+                now,
+            )
+        ],  # fmt: skip
+    }
