@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from bulk import TABLES, Rows, writer
 
@@ -61,6 +62,16 @@ def _minute(at: dt.datetime) -> dt.datetime:
     return at.replace(second=0, microsecond=0)
 
 
+class Number(NamedTuple):
+    """A seeded number as its rows need it."""
+
+    e164: str
+    index: str
+    prefix: str
+    region: str
+    ip: str
+
+
 @dataclass
 class History:
     """Rows of one chunk of subscribers, table by table, and the shared counts so far."""
@@ -75,30 +86,45 @@ class History:
     hits: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
     shared: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
     consent_id: int = 0
+    prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> its blind index
     sample: list[tuple[str, str]] = field(default_factory=list)  # (subscriber id, number)
+
+    def number(self, i: int) -> Number:
+        """Seeded subscriber ``i``'s number, its blind indexes and its client's address
+        (one per subscriber). Parsed once: parsing costs more than the rest of a row."""
+        e164 = registered_number(i)
+        keys = self.ctx.keys
+        phone = parse_mobile(e164, default_region="JP", allowed_regions=["JP"])
+        prefix = phone.prefix(self.ctx.settings.prefix_digits)
+        if prefix not in self.prefixes:
+            self.prefixes[prefix] = keys.blind_index(prefix, kind="prefix")
+        return Number(
+            e164=e164,
+            index=keys.blind_index(e164, kind="number"),
+            prefix=self.prefixes[prefix],
+            region=phone.region,
+            ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+        )
 
     def verification(
         self,
         *,
-        e164: str,
+        number: Number,
         at: dt.datetime,
         purpose: str,
         subscriber_id: str | None,
-        ip: str,
         counted_at: dt.datetime | None,
     ) -> None:
         """One verification with its code SMS and audit events; approved when linked."""
         keys, s = self.ctx.keys, self.ctx.settings
         vid = new_ordered_id("ver")
-        phone = parse_mobile(e164, default_region="JP", allowed_regions=["JP"])
-        key_id, ciphertext = keys.encrypt(e164, context=verification_aad(vid))
-        prefix = keys.blind_index(phone.prefix(s.prefix_digits), kind="prefix")
+        key_id, ciphertext = keys.encrypt(number.e164, context=verification_aad(vid))
         approved = subscriber_id is not None
         expires = at + dt.timedelta(seconds=s.code_ttl_seconds)
         done = at + dt.timedelta(seconds=self.rng.randrange(20, 120))
         self.rows["verifications"].append((
             vid, self.client_id, purpose, "ja", ciphertext, key_id,
-            keys.blind_index(e164, kind="number"), prefix, secrets.token_bytes(16),
+            number.index, number.prefix, secrets.token_bytes(16),
             keys.code.active_id, s.code_length, "approved" if approved else "expired",
             1 if approved else 0, s.max_check_attempts, 1, at, expires, at,
             done if approved else None, subscriber_id,
@@ -114,63 +140,65 @@ class History:
             details = {"purpose": purpose, "subscriber_id": subscriber_id}
             audit.append(("verification:approved", "client:bench", vid, done, details))
         if counted_at is not None:
-            self.count_send(e164=e164, prefix=prefix, ip=ip, at=counted_at, region=phone.region)
+            self.count_send(number, at=counted_at)
 
-    def count_send(self, *, e164: str, prefix: str, ip: str, at: dt.datetime, region: str) -> None:
+    def count_send(self, number: Number, *, at: dt.datetime) -> None:
         """A send's shared counts in their minute slots, and the number's send window."""
-        keys = self.ctx.keys
-        ip_index = keys.blind_index(ip, kind="ip")
+        ip_index = self.ctx.keys.blind_index(number.ip, kind="ip")
         slot = _minute(at)
         for counts, bucket in (
             (self.hits, f"i:{ip_index}"),
-            (self.hits, source_bucket(prefix, ip_index)),
-            (self.shared, f"p:{prefix}"),
-            (self.shared, f"c:{region}"),
+            (self.hits, source_bucket(number.prefix, ip_index)),
+            (self.shared, f"p:{number.prefix}"),
+            (self.shared, f"c:{number.region}"),
         ):
             counts[(bucket, slot)] = counts.get((bucket, slot), 0) + 1
-        bucket = "n:" + keys.blind_index(e164, kind="number")
-        self.rows["send_windows"].append((bucket, [_micros(at)], at + DAY))
+        self.rows["send_windows"].append((f"n:{number.index}", [_micros(at)], at + DAY))
 
     def subscriber(self, i: int, *, due_days: int) -> None:
         """Subscriber ``i`` with its history."""
-        rng, now = self.rng, self.now
-        e164 = registered_number(i)
-        ip = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"  # one address per subscriber
-        times = sorted(now - dt.timedelta(seconds=rng.randrange(60, 180 * 86400))
-                       for _ in range(rng.randint(1, 3)))  # fmt: skip
+        rng, now, rows = self.rng, self.now, self.rows
+        number = self.number(i)
+        days = 180 * 86400
+        times = sorted(
+            now - dt.timedelta(seconds=rng.randrange(60, days)) for _ in range(rng.randint(1, 3))
+        )
         first, last = times[0], times[-1]
         sid = new_id("sub")
-        index = self.ctx.keys.blind_index(e164, kind="number")
-        key_id, ciphertext = self.ctx.keys.encrypt(e164, context=subscriber_aad(index))
-        self.rows["subscribers"].append((sid, ciphertext, key_id, index, first, last))
+        key_id, ciphertext = self.ctx.keys.encrypt(
+            number.e164, context=subscriber_aad(number.index)
+        )
+        rows["subscribers"].append((sid, ciphertext, key_id, number.index, first, last))
         delivery = rng.random() < 0.3
         purposes = ["coupon_usage", "coupon_delivery"] if delivery else ["coupon_usage"]
         for purpose in purposes:
-            self.rows["subscriber_purposes"].append((sid, purpose, last))
+            rows["subscriber_purposes"].append((sid, purpose, last))
         for at in times:
-            purpose = rng.choice(purposes)
-            recent = at if at > now - DAY else None  # still counted by the limits
             self.verification(
-                e164=e164, at=at, purpose=purpose, subscriber_id=sid, ip=ip, counted_at=recent
+                number=number,
+                at=at,
+                purpose=rng.choice(purposes),
+                subscriber_id=sid,
+                counted_at=at if at > now - DAY else None,  # still counted by the limits
             )
         if delivery:
             self.consent_id += 1
-            self.rows["consent_events"].append((
-                self.consent_id, sid, "coupon_delivery", "opt_in", "web", "2026-04", ip,
-                "client:bench", last,
-            ))  # fmt: skip
-            self.rows["consents"].append((
-                sid, "coupon_delivery", "opted_in", "ja", "web", "2026-04", self.consent_id, last,
-            ))  # fmt: skip
+            event = self.consent_id
+            source = ("web", "2026-04")
+            rows["consent_events"].append(
+                (event, sid, "coupon_delivery", "opt_in", *source, number.ip, "client:bench", last)
+            )
+            rows["consents"].append(
+                (sid, "coupon_delivery", "opted_in", "ja", *source, event, last)
+            )
             details = {"purpose": "coupon_delivery", "source": "web", "policy_version": "2026-04"}
-            self.rows["audit_events"].append(("consent:opted_in", "client:bench", sid, last,
-                                               details))  # fmt: skip
+            rows["audit_events"].append(("consent:opted_in", "client:bench", sid, last, details))
         if len(self.sample) < 50_000:
-            self.sample.append((sid, e164))
+            self.sample.append((sid, number.e164))
         for day in range(due_days):
-            self.due(i, e164=e164, ip=ip, day=day, subscriber_id=sid)
+            self.due(i, number=number, day=day, subscriber_id=sid)
 
-    def due(self, i: int, *, e164: str, ip: str, day: int, subscriber_id: str) -> None:
+    def due(self, i: int, *, number: Number, day: int, subscriber_id: str) -> None:
         """A day of what the purge deletes, before what the schedule keeps: a verification
         started a little over 183 days ago (one in five never checked: a little over a day
         ago), and the shared counts and send window of a send a little over a day ago."""
@@ -180,14 +208,13 @@ class History:
         into = DAY * day + dt.timedelta(seconds=rng.randrange(1, 86400))
         at = now - kept - into
         self.verification(
-            e164=e164,
+            number=number,
             at=at,
             purpose="coupon_usage",
             subscriber_id=subscriber_id if checked else None,
-            ip=ip,
             counted_at=now - DAY - into,
         )
-        if not checked:  # not idempotent in general; one start in five carried a key
+        if not checked:  # one unchecked start in five carried an Idempotency-Key
             response = {"id": "ver_x", "status": "pending"}
             self.rows["idempotency_records"].append(
                 (self.client_id, f"k{i}-{day}", secrets.token_hex(32), 201, response, at)
