@@ -8,12 +8,11 @@ writer turns timestamps, JSON and arrays into what its database stores.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's, as app.core.db stores timestamps
+import orjson
 
 # Columns per table; "t" a timestamp, "j" JSON (a bigint array on PostgreSQL for "a").
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -152,10 +151,12 @@ class SqliteWriter:
 
     @staticmethod
     def _adapt(kind: str) -> Callable[[Any], Any] | None:
-        if kind == "t":
-            return lambda v: None if v is None else v.strftime(_SQLITE_TIME)
+        if kind == "t":  # app.core.db's SQLite form: naive UTC, always with microseconds
+            return lambda v: (
+                None if v is None else v.replace(tzinfo=None).isoformat(" ", "microseconds")
+            )
         if kind in ("j", "a"):
-            return lambda v: json.dumps(v, separators=(",", ":"))
+            return lambda v: orjson.dumps(v).decode()
         return None
 
     def write(self, rows: Rows) -> None:
@@ -164,20 +165,23 @@ class SqliteWriter:
             if not batch:
                 continue
             columns = TABLES[name]
-            adapt = [self._adapt(kind) for _, kind in columns]
-            if any(adapt):
-                batch = [
-                    tuple(v if f is None else f(v) for f, v in zip(adapt, row, strict=True))
-                    for row in batch
-                ]
+            adapt = [(i, f) for i, (_, kind) in enumerate(columns) if (f := self._adapt(kind))]
+            if adapt:
+                adapted = []
+                for row in batch:
+                    values = list(row)
+                    for i, f in adapt:
+                        values[i] = f(values[i])
+                    adapted.append(values)
+                batch = adapted
             names = ", ".join(c for c, _ in columns)
             marks = ", ".join("?" * len(columns))
             self.conn.executemany(f"INSERT INTO {name} ({names}) VALUES ({marks})", batch)  # noqa: S608
         self.conn.execute("COMMIT")
 
     def finish(self) -> None:
+        # No ANALYZE: the service never runs it, so its plans are made without statistics.
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.conn.execute("ANALYZE")  # as an operator would after a bulk load
         self.conn.close()
 
 
