@@ -144,7 +144,7 @@ class SqliteWriter:
     """executemany in one transaction per chunk, with a large page cache while seeding."""
 
     def __init__(self, path: str) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=OFF")
         self.conn.execute("PRAGMA cache_size=-2000000")  # 2 GB, for seeding only
