@@ -161,7 +161,8 @@ def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any
             )
             for _ in range(1024)
         ] * (args.max_requests // 1024 + 1)
-        fresh = new_numbers(rng, args.max_requests, args.subscribers)
+        # A purge under load takes as many new numbers as it lasts.
+        fresh = new_numbers(rng, args.max_requests * (10 if args.purge else 1), args.subscribers)
         registered = [
             seed.registered_number(rng.randrange(args.subscribers))
             for _ in range(args.max_requests)
@@ -203,8 +204,10 @@ def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any
                 )
 
             def started(name: str, phones: list[str], seconds: float) -> list[tuple[str, str]]:
-                done = phase(name, app, req.starts(phones[used[name] :]), seconds, 201, True)
-                pairs = run.started_ids(done, phones[used[name] :])
+                # At most one phase's worth encoded at a time (a purge runs many phases).
+                chunk = phones[used[name] : used[name] + args.max_requests // 2]
+                done = phase(name, app, req.starts(chunk), seconds, 201, True)
+                pairs = run.started_ids(done, chunk)
                 used[name] += done.requests
                 phases[name].append(done)
                 return pairs
