@@ -37,8 +37,15 @@ from app.core.crypto import subscriber_aad, verification_aad
 from app.core.ids import new_id, new_ordered_id
 from app.core.phone import parse_mobile
 from app.verification.limits import source_bucket
+from app.verification.pumping import approvals_bucket
 
-REGISTERED_PREFIX = "+8170"  # seeded numbers: +81 70 then 8 digits from 10000000 up
+REGISTERED_PREFIX = "+8170"  # seeded numbers: +81 70, then 8 digits not starting with 0
+# Subscriber i's 8 digits are 10000000 + i * SPREAD (mod 90,000,000): one-to-one, and
+# consecutive subscribers fall in different limit prefixes (7010 ... 7099), as real
+# numbers do; all in one prefix, the pumping guard would pause the range.
+_SPAN = 90_000_000
+SPREAD = 7_777_777  # shares no factor with _SPAN
+_UNSPREAD = pow(SPREAD, -1, _SPAN)
 CHUNK = 20_000  # subscribers per transaction
 DAY = dt.timedelta(days=1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -47,12 +54,14 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def registered_number(i: int) -> str:
     """The number of seeded subscriber ``i`` (valid, and never one run.py draws for new
     starts once those are filtered by :func:`is_registered`)."""
-    return f"{REGISTERED_PREFIX}{10_000_000 + i:08d}"
+    return f"{REGISTERED_PREFIX}{10_000_000 + i * SPREAD % _SPAN:08d}"
 
 
 def is_registered(e164: str, n: int) -> bool:
     """Whether a number is one of the first ``n`` seeded ones."""
-    return e164.startswith(REGISTERED_PREFIX) and int(e164[5:]) - 10_000_000 < n
+    if not e164.startswith(REGISTERED_PREFIX):
+        return False
+    return (int(e164[5:]) - 10_000_000) * _UNSPREAD % _SPAN < n
 
 
 def _micros(at: dt.datetime) -> int:
@@ -142,6 +151,9 @@ class History:
             audit.append(("verification:approved", "client:bench", vid, done, details))
         if counted_at is not None:
             self.count_send(number, at=counted_at)
+            if approved:  # the pumping guard weighs a range's sends against its approvals
+                key = (approvals_bucket(number.prefix), counted_at + (done - at))
+                self.shared[key] = self.shared.get(key, 0) + 1
 
     def count_send(self, number: Number, *, at: dt.datetime) -> None:
         """A send's shared counts in their minute slots, and the number's send window."""
