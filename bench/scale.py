@@ -84,9 +84,11 @@ class Requests:
         self.port, self.key, self.rng = port, key, rng
 
     def post(self, path: str, body: dict[str, Any], key: str | None = None) -> bytes:
+        """One POST, with the API key or a staff token, from a random client address."""
         return run.encode_post(path, self.port, body, key=key or self.key, ip=random_ip(self.rng))
 
     def starts(self, phones: Sequence[str]) -> list[bytes]:
+        """A start for each number."""
         return [
             self.post("/v1/verifications", {"phone": p, "purpose": "coupon_usage"}) for p in phones
         ]
@@ -99,6 +101,7 @@ def new_numbers(rng: random.Random, count: int, seeded: int) -> list[str]:
 
 
 def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any]:
+    """Migrate, seed, serve and measure; the run's result."""
     rng = random.Random(args.seed)
     keys = {family: new_key() for family in FAMILIES}
     env = keyed_env(tmp, database.url, keys, args.cache_mb)
