@@ -32,23 +32,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import bulk  # bench/ is first on sys.path: run.py, seed.py and bulk.py beside this file
 import databases
 import run
-from run import PYTHON, ROOT, Phase, Server, load, merge, random_ip
+import scale_parts
+from run import ROOT, Phase, Server, load, random_ip
 
 sys.path.insert(0, str(ROOT))
 
 import seed  # noqa: E402
 
-from app.core.clock import SystemClock  # noqa: E402
-from app.core.config import Settings, new_key  # noqa: E402
-from app.core.context import Context  # noqa: E402
-from app.core.crypto import Keys  # noqa: E402
+from app.core.config import new_key  # noqa: E402
 from app.staff.auth import TOKEN_PREFIX  # noqa: E402
 
 FAMILIES = ("phone", "index", "code", "token")
@@ -65,16 +63,6 @@ def keyed_env(tmp: Path, url: str, keys: dict[str, str], cache_mb: int | None) -
     if cache_mb is not None:
         env["SMSREG_SQLITE_CACHE_MB"] = str(cache_mb)
     return env
-
-
-def context(url: str, tmp: Path, keys: dict[str, str]) -> Context:
-    """The service's own keys and settings, as the server will have them."""
-    settings = Settings(
-        database_url=url,
-        state_dir=tmp / "state",
-        **{f"{family}_keys": {"s1": key} for family, key in keys.items()},  # type: ignore[arg-type]
-    )
-    return Context(settings=settings, keys=Keys(settings), clock=SystemClock())
 
 
 class Requests:
@@ -107,7 +95,7 @@ def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any
     env = keyed_env(tmp, database.url, keys, args.cache_mb)
     run.smsreg_cli(env, "migrate")
     key = run.smsreg_cli(env, "api-keys", "create", "--name", "bench").strip().splitlines()[-1]
-    ctx = context(database.url, tmp, keys)
+    ctx = scale_parts.context(database.url, tmp, keys)
     print(f"seeding {args.subscribers:,} subscribers ...", flush=True)
     began = time.perf_counter()
     sample = seed.seed(
@@ -126,7 +114,7 @@ def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any
     out = bulk.writer(database.url)
     now = ctx.clock.now()
     for role, token in tokens.items():
-        out.write(seed.staff_rows(ctx, role=role, token=token, now=now))
+        out.write(scale_parts.staff_rows(ctx, role=role, token=token, now=now))
     out.conn.close()
 
     phases: dict[str, list[Phase]] = {name: [] for name in ("bare", *PHASES)}
@@ -246,105 +234,11 @@ def measure(args: argparse.Namespace, tmp: Path, database: Any) -> dict[str, Any
                 phases["search"].append(staff("search", searches, seconds))
                 phases["reveal"].append(staff("reveal", reveals, seconds))
             if args.purge:
-                purge = run_purge(env, lambda s: started("start_new", fresh, s), phases)
+                purge = scale_parts.run_purge(env, lambda s: started("start_new", fresh, s), phases)
     finally:
         for server in servers:
             server.stop()
-    return report(args, phases, sizes, seeded_s, purge, database.info())
-
-
-def run_purge(
-    env: dict[str, str],
-    load_for: Callable[[float], list[tuple[str, str]]],
-    phases: dict[str, list[Phase]],
-) -> dict[str, Any]:
-    """``smsreg purge`` in its own process while starts run; its time and their p99."""
-    script = Path(PYTHON).parent / "smsreg"
-    began = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(script), "purge"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    during: list[Phase] = []
-    while proc.poll() is None:
-        load_for(2.0)
-        during.append(phases["start_new"].pop())
-    took = time.perf_counter() - began
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    merged = merge("start during purge", during) if during else None
-    print(output)
-    return {
-        "seconds": round(took, 1),
-        "exit": proc.returncode,
-        "output": output.splitlines()[-20:],
-        "start_during": None
-        if merged is None
-        else {
-            "rps": round(merged.rps, 1),
-            "p99_ms": round(merged.p99_ms, 2),
-            "errors": merged.errors,
-        },
-    }
-
-
-def report(
-    args: argparse.Namespace,
-    rounds: dict[str, list[Phase]],
-    sizes: dict[str, tuple[int, int]],
-    seeded_s: float,
-    purge: dict[str, Any] | None,
-    database: dict[str, Any],
-) -> dict[str, Any]:
-    merged = {name: merge(name, parts) for name, parts in rounds.items() if parts}
-    bare = merged["bare"]
-    print(f"\n{args.subscribers:,} subscribers on {database['kind']}, {args.clients} clients")
-    print(f"{'phase':<18}{'req/s':>9}{'of bare':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
-    shares = {}
-    for name, p in merged.items():
-        shares[name] = p.rps / bare.rps if bare.rps else 0.0
-        print(
-            f"{name:<18}{p.rps:>9.0f}{shares[name]:>9.1%}{p.p50_ms:>9.2f}{p.p99_ms:>9.2f}"
-            f"{p.errors:>8}"
-        )
-        for sample in p.error_samples[:3]:
-            print(f"  [{name}] {sample}")
-    total = sum(size for size, _ in sizes.values())
-    n = args.subscribers
-    print(f"\ndatabase {total / 2**20:,.0f} MiB, {total / n:,.0f} B per subscriber (indexes in)")
-    print(f"  {'table':<24}{'MiB':>9}{'rows':>12}{'B/row':>8}{'B/sub':>8}")
-    for name, (size, rows) in sizes.items():
-        print(f"  {name:<24}{size / 2**20:>9.1f}{rows:>12,}{size / rows:>8.0f}{size / n:>8.0f}")
-    if purge is not None:
-        during = purge["start_during"] or {}
-        print(
-            f"\npurge: {purge['seconds']} s (exit {purge['exit']}); start meanwhile "
-            f"{during.get('rps')} req/s, p99 {during.get('p99_ms')} ms"
-        )
-    return {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "load_average": os.getloadavg(),
-        "subscribers": args.subscribers,
-        "database": database,
-        "seed_seconds": round(seeded_s, 1),
-        "phases": {
-            name: {
-                "rps": round(p.rps, 1),
-                "share_of_bare": round(shares[name], 4),
-                "p50_ms": round(p.p50_ms, 2),
-                "p99_ms": round(p.p99_ms, 2),
-                "requests": p.requests,
-                "errors": p.errors,
-                "round_rps": p.round_rps,
-            }
-            for name, p in merged.items()
-        },
-        "bytes": {
-            "total": total,
-            "per_subscriber": round(total / n),
-            "tables": {name: {"bytes": size, "rows": rows} for name, (size, rows) in sizes.items()},
-        },
-        "purge": purge,
-        "errors": sum(p.errors for p in merged.values()),
-    }
+    return scale_parts.report(args, phases, sizes, seeded_s, purge, database.info())
 
 
 def main() -> int:

@@ -288,26 +288,3 @@ def seed(
     took = time.perf_counter() - began
     progress(f"  seeded {subscribers:,} subscribers in {took:.0f} s ({cpu:.0f} s of CPU here)")
     return history.sample
-
-
-def staff_rows(ctx: Context, *, role: str, token: str, now: dt.datetime) -> Rows:
-    """One staff account of ``role`` with a live session whose bearer token is ``token``
-    (no password: the bench never logs in)."""
-    staff_id = new_id("stf")
-    return {
-        "staff_accounts": [
-            (staff_id, f"bench-{role}", "Bench", role, "!", now, 0, "bench", now),
-        ],
-        "staff_sessions": [
-            (
-                new_id("ses"),
-                staff_id,
-                ctx.keys.token_hash(token),
-                ctx.keys.token.active_id,
-                "127.0.0.1",
-                now,
-                now + dt.timedelta(hours=12),
-                now,
-            )
-        ],  # fmt: skip
-    }
