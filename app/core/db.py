@@ -128,6 +128,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A deleted row's bytes are overwritten, not left in a free page: an erased
+        # subject's encrypted number and blind index must not survive in the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
@@ -718,6 +721,23 @@ class Database:
                         await conn.invalidate()
                 finally:
                     await conn.close()
+
+    async def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and truncate the log
+        to nothing, so no older copy of an erased page survives in it (PostgreSQL: a
+        no-op). False when a reader kept the log from being emptied."""
+        if not self.sqlite:
+            return True
+        async with self._lock:
+            # On the driver's connection: SQLAlchemy's would begin a transaction first,
+            # and a checkpoint inside one cannot empty the log.
+            raw: Any = self._own_connection().connection.driver_connection
+            cursor = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                busy = cursor.fetchone()[0]
+            finally:
+                cursor.close()
+        return busy == 0
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""
