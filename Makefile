@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-fast lint openapi bench clean docker-wheels docker-smoke
+.PHONY: serve test test-fast chromium lint openapi bench clean docker-wheels docker-smoke
 
 $(BIN)/smsreg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,15 @@ $(BIN)/smsreg: pyproject.toml
 serve: $(BIN)/smsreg  ## start on the embedded default: SQLite file, console SMS sender, 127.0.0.1:8000
 	$(BIN)/smsreg serve
 
-test: $(BIN)/smsreg  ## lint, types, import contracts, then the suite on SQLite and (when it answers) PostgreSQL
+# The browser tests drive the operating system's Chromium; installed here when missing
+# (as root, or with sudo), or the tests say how.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+		else echo "make: no chromium; install Debian's chromium package to run the browser tests"; exit 0; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(BIN)/smsreg chromium  ## lint, types, import contracts, then the suite on SQLite and (when it answers) PostgreSQL
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy app
@@ -23,7 +31,7 @@ test: $(BIN)/smsreg  ## lint, types, import contracts, then the suite on SQLite 
 	$(BIN)/pytest -n 2
 
 test-fast: $(BIN)/smsreg  ## the edit-test loop: the suite on SQLite only, in parallel
-	$(BIN)/pytest -n auto -m "not slow" -k "not postgresql" -q
+	$(BIN)/pytest -n auto -m "not slow and not browser" -k "not postgresql" -q
 
 openapi: $(BIN)/smsreg
 	$(BIN)/smsreg openapi > openapi.yaml

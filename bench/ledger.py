@@ -19,6 +19,7 @@ phase's process.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -61,18 +62,73 @@ def _runtime(workdir: Path):  # type: ignore[no-untyped-def]
     from app.core.clock import SystemClock
     from app.core.context import Context
     from app.core.crypto import Keys
-    from app.core.db import Database, create_db_engine
+    from app.core.db import Database
 
     settings = _settings(workdir)
     ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
-    return Database(create_db_engine(settings.database_url)), ctx
+    return Database.from_settings(settings), ctx
+
+
+def _fields(seq: int, recorded_at: dt.datetime) -> dict[str, object]:
+    """One released disclosure's content, varied as real ones are."""
+    from app.ledger.rules import recipient_key
+
+    ids = sorted(f"sub_{secrets.token_urlsafe(16)}" for _ in range(1 + seq % 2))
+    basis = ("law", "investigation_compelled", "consent", "emergency_life_body_property")[seq % 4]
+    consent = {i: {"granted_at": "2025-12-01T00:00:00.000000+00:00", "source": "web"} for i in ids}
+    return {
+        "recorded_at": recorded_at,
+        "request_id": f"dsr_{seq:022d}",
+        "recipient_organisation": f"Prefectural Police {seq % 47}",
+        "recipient_officer": "Inspector on duty",
+        "recipient_contact": "Investigations desk",
+        "recipient_key": recipient_key(f"Prefectural Police {seq % 47}"),
+        "legal_basis": basis,
+        "purpose": "Investigation of coupon fraud reported by the operator",
+        "request_reference": None
+        if basis in ("consent", "emergency_life_body_property")
+        else f"CCP 197(2) No. {seq}",
+        "data_items": ["phone_number", "subscriber_id"],
+        "subject_ids": ids,
+        "requested_by": "stf_operator",
+        "approved_by": "stf_officer_a",
+        "released_by": "stf_officer_b",
+        "necessity_review": "Only the numbers named in the request.",
+        "approval_note": "Reviewed and approved.",
+        "consent": consent if basis == "consent" else None,
+        "package_sha256": secrets.token_hex(32),
+        "package_csv_sha256": secrets.token_hex(32),
+    }
+
+
+async def _seed(workdir: Path, entries: int) -> None:
+    from app.ledger import chain, checkpoints
+
+    db, ctx = _runtime(workdir)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    seq = 0
+    try:
+        while seq < entries:
+            async with db.transaction() as tx:
+                await chain.lock(tx)
+                for _ in range(min(CHECKPOINT_EVERY, entries - seq)):
+                    seq += 1
+                    entry = await chain.append(tx, _fields(seq, start + dt.timedelta(seconds=seq)))
+                if seq % CHECKPOINT_EVERY == 0 or seq == entries:
+                    await checkpoints.sign(
+                        tx,
+                        ctx,
+                        kind="head",
+                        seq=seq,
+                        head_hash=entry.entry_hash,
+                        now=ctx.clock.now(),
+                    )
+    finally:
+        await db.dispose()
 
 
 def seed(workdir: Path, database_url: str, entries: int) -> None:
-    from app.core.db import Row
     from app.core.migrations import upgrade
-    from app.ledger import canonical, chain, checkpoints
-    from app.ledger import repository as repo
 
     key = lambda: base64.b64encode(secrets.token_bytes(32)).decode()  # noqa: E731
     config = {
@@ -83,99 +139,46 @@ def seed(workdir: Path, database_url: str, entries: int) -> None:
     }
     (workdir / "settings.json").write_text(json.dumps(config))
     upgrade(database_url)
-    db, ctx = _runtime(workdir)
     started = time.perf_counter()
-    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    prev = chain.GENESIS
-    seq = 0
-    batch = 10_000
-    bases = ("law", "investigation_compelled", "consent", "emergency_life_body_property")
-    while seq < entries:
-        rows, subjects = [], []
-        for _ in range(min(batch, entries - seq)):
-            seq += 1
-            ids = [f"sub_{secrets.token_urlsafe(16)}" for _ in range(1 + seq % 2)]
-            basis = bases[seq % 4]
-            row = Row(
-                seq=seq,
-                recorded_at=start + dt.timedelta(seconds=seq),
-                request_id=f"dsr_{seq:022d}",
-                recipient_organisation=f"Prefectural Police {seq % 47}",
-                recipient_officer="Inspector on duty",
-                recipient_contact="03-0000-0000",
-                recipient_key=f"prefectural police {seq % 47}",
-                legal_basis=basis,
-                purpose="Investigation of coupon fraud reported by the operator",
-                request_reference=None
-                if basis in ("consent", "emergency_life_body_property")
-                else f"CCP 197(2) No. {seq}",
-                data_items=canonical.dumps(["phone_number", "subscriber_id"]).decode(),
-                subject_ids=canonical.dumps(sorted(ids)).decode(),
-                requested_by="stf_operator",
-                approved_by="stf_officer_a",
-                released_by="stf_officer_b",
-                necessity_review="Only the numbers named in the request.",
-                approval_note="Reviewed and approved.",
-                consent=canonical.dumps(
-                    {
-                        i: {"granted_at": "2025-12-01T00:00:00.000000+00:00", "source": "web"}
-                        for i in sorted(ids)
-                    }
-                ).decode()
-                if basis == "consent"
-                else None,
-                package_sha256=secrets.token_hex(32),
-                package_csv_sha256=secrets.token_hex(32),
-                prev_hash=prev,
-            )
-            row["entry_hash"] = prev = chain.hash_row(row)
-            rows.append(row)
-            subjects.extend(
-                {"subject_id": i, "seq": seq, "recorded_at": row["recorded_at"]} for i in ids
-            )
-
-        def insert(tx, rows=rows, subjects=subjects, last=seq, head=prev):  # type: ignore[no-untyped-def]
-            tx.executemany(repo._INSERT_ENTRY, rows)
-            tx.executemany(
-                "INSERT INTO ledger_entry_subjects (subject_id, seq, recorded_at) "
-                "VALUES (:subject_id, :seq, :recorded_at)",
-                subjects,
-            )
-            if last % CHECKPOINT_EVERY == 0:
-                checkpoints.sign(
-                    tx, ctx, kind="head", seq=last, head_hash=head, now=ctx.clock.now()
-                )
-
-        db.call(insert)
-    db.engine.dispose()
+    asyncio.run(_seed(workdir, entries))
     seconds = time.perf_counter() - started
     print(
         f"seed        {entries:>9} entries in {seconds:7.1f} s  ({entries / seconds:,.0f} rows/s)"
     )
 
 
-def phase(workdir: Path, name: str) -> dict[str, float]:
-    from app.ledger import export, signing, verify
+async def _phase(workdir: Path, name: str) -> tuple[int, bool]:
+    from app.ledger import export, signing
+    from app.ledger.audit_schemas import ExportQuery
+    from app.ledger.verify.database import verify_in_units
+    from app.ledger.verify.files import verify_file
 
     db, ctx = _runtime(workdir)
+    try:
+        if name in ("export-jsonl", "export-csv"):
+            fmt = name.split("-")[1]
+            with (workdir / f"ledger.{fmt}").open("wb") as handle:
+                summary = await export.write(db, ctx, ExportQuery(format=fmt), handle)
+            return summary.entries, True
+        if name == "verify-db":
+            report = await verify_in_units(db, ctx)
+            if not report.ok:
+                print(json.dumps(report.as_dict()), file=sys.stderr)
+            return report.entries, report.ok
+        if name == "verify-file":
+            keys = signing.ring(ctx.settings).public
+            report = verify_file(workdir / "ledger.jsonl", public_keys=keys)
+            return report.entries, report.ok
+        raise SystemExit(f"unknown phase {name}")
+    finally:
+        await db.dispose()
+
+
+def phase(workdir: Path, name: str) -> dict[str, float]:
     baseline = _rss_mb()
     started = time.perf_counter()
-    if name in ("export-jsonl", "export-csv"):
-        fmt = name.split("-")[1]
-        with (workdir / f"ledger.{fmt}").open("wb") as handle:
-            summary = export.write(db, ctx, export.Filters(), fmt, handle)  # type: ignore[arg-type]
-        rows, ok = summary.entries, True
-    elif name == "verify-db":
-        report = verify.verify_snapshot(db, ctx)
-        rows, ok = report.entries, report.ok
-    elif name == "verify-file":
-        keys = signing.ring(ctx.settings).public
-        report = verify.verify_file(workdir / "ledger.jsonl", public_keys=keys)
-        rows, ok = report.entries, report.ok
-    else:
-        raise SystemExit(f"unknown phase {name}")
+    rows, ok = asyncio.run(_phase(workdir, name))
     seconds = time.perf_counter() - started
-    db.engine.dispose()
     result = {
         "rows": rows,
         "seconds": seconds,

@@ -20,7 +20,7 @@ from app.core.db import Tx, create_sync_engine
 from app.main import create_app
 from tests.fixtures.fakes import FakeCarrier, FakeClock
 
-pytest_plugins = ["tests.fixtures.database"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.live"]
 P = ParamSpec("P")
 T = TypeVar("T")
 

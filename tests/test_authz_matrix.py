@@ -117,7 +117,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/v1/staff/me/totp/recovery-codes"): Row(ALL_STAFF, {}),
     ("DELETE", "/v1/staff/{staff_id}/totp"): Row(staff(Role.ADMIN)),
     ("POST", "/v1/staff/{staff_id}/offboard"): Row(staff(Role.ADMIN)),
-    # Service API keys over HTTP: admins (DESIGN.md: "manage staff, roles and API keys").
+    # Service API keys over HTTP: admins manage staff, roles and API keys.
     ("POST", "/v1/api-keys"): Row(staff(Role.ADMIN), {}),
     ("GET", "/v1/api-keys"): Row(staff(Role.ADMIN)),
     ("POST", "/v1/api-keys/{key_id}/revoke"): Row(staff(Role.ADMIN)),

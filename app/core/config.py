@@ -1,4 +1,4 @@
-"""The one Settings object: every default number of DESIGN.md, read from SMSREG_* variables."""
+"""The one Settings object: every setting and its default, read from SMSREG_* variables."""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol
 
+import orjson
+
 from app.audit.events import Tag, event, record_events
 from app.core.context import Context
 from app.core.db import Database, Sql, Tx
@@ -101,26 +103,37 @@ class Renderer(Protocol):
         ...
 
 
-# -- claiming, in the worker's claim transaction ---------------------------------------------
+# -- claiming -------------------------------------------------------------------------------
 
+_KINDS = (CODE, CAMPAIGN)  # claimed in this order: a campaign's backlog never delays a code
 _GIVE_UP = (
     "UPDATE outbox_messages SET status = 'unknown', claimed_until = NULL "
-    "WHERE kind = :kind AND status = 'sending' AND claimed_until <= :now "
+    "WHERE kind IN ({kinds}) AND status = 'sending' AND claimed_until <= :now "
     "AND send_started_at IS NOT NULL RETURNING id"
 )
-# Two candidate sets, each read straight off (kind, status, next_attempt_at): one OR over
-# both made SQLite sort every due row of a backlog on each claim. Only claims that ran
-# out before their message was handed to the carrier are taken back.
-_CLAIM = (
-    "WITH stale AS (SELECT id FROM outbox_messages WHERE kind = :kind AND status = 'sending' "
-    "AND claimed_until <= :now AND send_started_at IS NULL LIMIT :limit{lock}), "
-    "due AS (SELECT id FROM outbox_messages WHERE kind = :kind AND status = 'pending' "
-    "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit{lock}) "
+# Two candidate sets per kind, each read straight off (kind, status, next_attempt_at): one
+# OR over both made SQLite sort every due row of a backlog on each claim. Only claims that
+# ran out before their message was handed to the carrier are taken back.
+_STALE = (
+    "SELECT id, next_attempt_at FROM outbox_messages WHERE kind = {kind} "
+    "AND status = 'sending' AND claimed_until <= :now AND send_started_at IS NULL "
+    "LIMIT :limit{lock}"
+)
+_DUE = (
+    "SELECT id, next_attempt_at FROM outbox_messages WHERE kind = {kind} "
+    "AND status = 'pending' AND next_attempt_at <= :now ORDER BY next_attempt_at "
+    "LIMIT :limit{lock}"
+)
+_TAKE = (
     "UPDATE outbox_messages SET status = 'sending', claimed_until = :lease, "
-    "claim_token = claim_token + 1, attempts = attempts + 1 "
-    "WHERE id IN (SELECT id FROM (SELECT id FROM stale UNION ALL SELECT id FROM due) "
-    "AS candidates LIMIT :limit) RETURNING id, kind, verification_id, delivery_id, "
-    "subscriber_id, locale, attempts, expires_at, claim_token"
+    "claim_token = claim_token + 1, attempts = attempts + 1 WHERE id IN ({candidates}) "
+    "RETURNING id, kind, verification_id, delivery_id, subscriber_id, locale, attempts, "
+    "expires_at, claim_token"
+)
+_GIVE_UP_AUDIT = (
+    "INSERT INTO audit_events (tag, actor, subject, at, details) "
+    "SELECT CAST(:unknown AS varchar), 'outbox', id, CAST(:now AS timestamptz), "
+    "CAST('{}' AS json) FROM gone"
 )
 
 
@@ -128,19 +141,59 @@ class _Id(NamedTuple):
     id: str
 
 
-_GIVE_UP_SQL = Sql(_GIVE_UP, _Id)
-_CLAIM_SQLITE = Sql(_CLAIM.format(lock=""), Claimed)
-# Rows locked by another worker's claim are skipped, not waited for.
-_CLAIM_POSTGRES = Sql(_CLAIM.format(lock=" FOR UPDATE SKIP LOCKED"), Claimed)
+_GIVE_UP_SQL = Sql(_GIVE_UP.format(kinds=":kind"), _Id)
+_CLAIM_SQLITE = Sql(
+    f"WITH stale AS ({_STALE.format(kind=':kind', lock='')}), "  # noqa: S608 (fixed text)
+    f"due AS ({_DUE.format(kind=':kind', lock='')}) "
+    + _TAKE.format(
+        candidates="SELECT id FROM (SELECT id FROM stale UNION ALL SELECT id FROM due) "
+        "AS candidates LIMIT :limit"
+    ),
+    Claimed,
+)
+
+
+def _claim_postgres() -> Sql[Claimed]:
+    # One statement for every kind: settle the claims that ran out mid-send as unknown
+    # (audited), then take the stale and due messages of each kind in order. Rows another
+    # worker's claim has locked are skipped, not waited for.
+    kinds = ", ".join(f":{kind}" for kind in _KINDS)
+    parts = [f"gone AS ({_GIVE_UP.format(kinds=kinds)})", f"audited AS ({_GIVE_UP_AUDIT})"]
+    candidates = []
+    lock = " FOR UPDATE SKIP LOCKED"
+    for rank, (kind, query) in enumerate((k, q) for k in _KINDS for q in (_STALE, _DUE)):
+        parts.append(f"c{rank} AS ({query.format(kind=':' + kind, lock=lock)})")
+        candidates.append(f"SELECT id, {rank} AS rank, next_attempt_at FROM c{rank}")  # noqa: S608
+    union = " UNION ALL ".join(candidates)
+    ordered = (
+        f"SELECT id FROM ({union}) AS candidates "  # noqa: S608 (fixed text)
+        "ORDER BY rank, next_attempt_at LIMIT :limit"
+    )
+    text = f"WITH {', '.join(parts)} {_TAKE.format(candidates=ordered)}"
+    return Sql(text, Claimed)  # fixed text: only the kinds' fixed names vary
+
+
+_CLAIM_POSTGRES = _claim_postgres()
 
 
 async def claim(tx: Tx, *, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Claimed]:
     """Take up to ``limit`` due messages under a lease, codes first; rows another worker
     holds are skipped. A claim that ran out after its message was handed to the carrier
-    is settled as ``unknown`` instead of being taken back."""
+    is settled as ``unknown`` instead of being taken back. The unit's final statement:
+    render what was claimed in a unit of its own."""
+    if not tx.sqlite:
+        params = {
+            "code": CODE,
+            "campaign": CAMPAIGN,
+            "unknown": Tag.SMS_UNKNOWN.value,
+            "now": now,
+            "lease": now + lease,
+            "limit": limit,
+        }
+        taken = await tx.fetch_final(_CLAIM_POSTGRES, params)
+        return sorted(taken, key=lambda m: _KINDS.index(m.kind))  # RETURNING has no order
     claimed: list[Claimed] = []
-    sql = _CLAIM_SQLITE if tx.sqlite else _CLAIM_POSTGRES
-    for kind in (CODE, CAMPAIGN):
+    for kind in _KINDS:
         if len(claimed) >= limit:
             break
         gone = await tx.fetch(_GIVE_UP_SQL, {"kind": kind, "now": now})
@@ -150,7 +203,7 @@ async def claim(tx: Tx, *, now: dt.datetime, lease: dt.timedelta, limit: int) ->
                 [event(Tag.SMS_UNKNOWN, actor="outbox", at=now, subject=row.id) for row in gone],
             )
         params = {"kind": kind, "now": now, "lease": now + lease, "limit": limit - len(claimed)}
-        claimed += await tx.fetch(sql, params)
+        claimed += await tx.fetch(_CLAIM_SQLITE, params)
     return claimed
 
 
@@ -196,29 +249,54 @@ async def cancel(tx: Tx, messages: Sequence[Claimed], *, now: dt.datetime, reaso
     )
 
 
-# -- one message at a time: each step is one statement, fenced by the claim's token ---------------
+# -- a few messages at a time: each step one statement, fenced by each claim's token -----------
+
+
+_START_SENDING = (
+    "UPDATE outbox_messages SET send_started_at = :now, claimed_until = :lease {held} "
+    "AND outbox_messages.status = 'sending' AND send_started_at IS NULL "
+    "AND expires_at > :now AND ({wanted}) RETURNING outbox_messages.id"
+)
+_ONE_HELD = "WHERE id = :id AND claim_token = :token"
+# A tuple travels to PostgreSQL as an array (app.core.db): the held messages and their
+# claim tokens, matched pairwise.
+_ALL_HELD = (
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:tokens AS integer[])) AS held(id, token) "
+    "WHERE outbox_messages.id = held.id AND outbox_messages.claim_token = held.token"
+)
 
 
 @functools.cache
-def _start_sending_sql(wanted: str) -> Sql[_Id]:
-    return Sql(
-        "UPDATE outbox_messages SET send_started_at = :now, claimed_until = :lease "  # noqa: S608
-        "WHERE id = :id AND claim_token = :token AND status = 'sending' "
-        f"AND send_started_at IS NULL AND expires_at > :now AND ({wanted}) RETURNING id",
-        _Id,
-    )
+def _start_sending_sql(wanted: str, postgres: bool) -> Sql[_Id]:
+    held = _ALL_HELD if postgres else _ONE_HELD
+    return Sql(_START_SENDING.format(held=held, wanted=wanted), _Id)
 
 
 async def start_sending(
-    db: Database, message: Claimed, *, wanted: str, now: dt.datetime, lease: dt.timedelta
-) -> bool:
-    """Mark a message as handed to the carrier, if it is still this claim's and still
-    wanted; False means it must not be sent (the reason is settled at the claim's end)."""
-    rows = await db.fetch_atomic(
-        _start_sending_sql(wanted),
-        {"id": message.id, "token": message.token, "now": now, "lease": now + lease},
-    )
-    return bool(rows)
+    db: Database,
+    messages: Sequence[Claimed],
+    *,
+    wanted: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> set[str]:
+    """Mark messages of one kind as handed to the carrier, those still this claim's and
+    still wanted; the ids of those marked. The others must not be sent (their reason is
+    settled at the claim's end). One statement on PostgreSQL."""
+    if not messages:
+        return set()
+    params: dict[str, Any] = {"now": now, "lease": now + lease}
+    if not db.sqlite:
+        params.update(ids=tuple(m.id for m in messages), tokens=tuple(m.token for m in messages))
+        return {row.id for row in await db.fetch_atomic(_start_sending_sql(wanted, True), params)}
+    taken: set[str] = set()
+    async with db.transaction() as tx:
+        for m in messages:
+            found = await tx.fetch(
+                _start_sending_sql(wanted, False), {**params, "id": m.id, "token": m.token}
+            )
+            taken.update(row.id for row in found)
+    return taken
 
 
 _RENEW = Sql(
@@ -264,55 +342,87 @@ class Outcome(NamedTuple):
     next_attempt_at: dt.datetime | None = None
 
 
+_M = "outbox_messages."
 _RECORD = (
-    "UPDATE outbox_messages SET status = CAST(:status AS varchar), claimed_until = NULL, "
-    "sent_at = CASE WHEN CAST(:status AS varchar) = 'sent' THEN :now ELSE sent_at END, "
-    "carrier = coalesce(:carrier, carrier), "
-    "carrier_message_id = coalesce(:carrier_message_id, carrier_message_id), "
-    "delivery_status = coalesce(:delivery_status, delivery_status), "
-    "error_code = :error_code, "
-    "next_attempt_at = coalesce(:next_attempt_at, next_attempt_at), "
-    "send_started_at = CASE WHEN CAST(:status AS varchar) = 'pending' THEN NULL "
-    "ELSE send_started_at END "
-    "WHERE id = :id AND claim_token = :token AND status = 'sending'"
+    "UPDATE outbox_messages SET status = {o}status, claimed_until = NULL, "  # noqa: S608 (constants only)
+    f"sent_at = CASE WHEN {{o}}status = 'sent' THEN :now ELSE {_M}sent_at END, "
+    f"carrier = coalesce({{o}}carrier, {_M}carrier), "
+    f"carrier_message_id = coalesce({{o}}carrier_message_id, {_M}carrier_message_id), "
+    f"delivery_status = coalesce({{o}}delivery_status, {_M}delivery_status), "
+    "error_code = {o}error_code, "
+    f"next_attempt_at = coalesce({{o}}next_attempt_at, {_M}next_attempt_at), "
+    f"send_started_at = CASE WHEN {{o}}status = 'pending' THEN NULL "
+    f"ELSE {_M}send_started_at END "
+    f"{{source}} AND {_M}claim_token = {{o}}token AND {_M}status = 'sending'"
 )
-
-
-# PostgreSQL: the outcome and its audit row in one statement. Parameters that appear
-# only in the audit row's SELECT list are cast, since nothing there gives them a type.
-class _Count(NamedTuple):
-    n: int
-
-
-_RECORD_POSTGRES = Sql(
-    f"WITH recorded AS ({_RECORD} RETURNING id), audited AS ("  # noqa: S608 (fixed text)
-    "INSERT INTO audit_events (tag, actor, subject, at, details) "
-    "SELECT CAST(:tag AS varchar), 'outbox', id, :now, CAST(:details AS json) FROM recorded "
-    "WHERE CAST(:tag AS varchar) IS NOT NULL) SELECT count(*) FROM recorded",
-    _Count,
-)
-_RECORD_SQLITE = Sql(_RECORD)
+_RECORD_SQLITE = Sql(_RECORD.format(o=":", source="WHERE id = :id"))
 _EVENT_SQLITE = Sql(
     "INSERT INTO audit_events (tag, actor, subject, at, details) "
     "VALUES (:tag, 'outbox', :id, :now, :details)"
 )
+# PostgreSQL: every outcome and its audit row in one statement, the outcomes as arrays.
+_OUTCOMES = (
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:tokens AS integer[]), "
+    "CAST(:statuses AS varchar[]), CAST(:carriers AS varchar[]), "
+    "CAST(:carrier_message_ids AS varchar[]), CAST(:delivery_statuses AS varchar[]), "
+    "CAST(:error_codes AS varchar[]), CAST(:next_attempts AS timestamptz[]), "
+    "CAST(:tags AS varchar[]), CAST(:details AS json[])) "
+    "AS o(id, token, status, carrier, carrier_message_id, delivery_status, error_code, "
+    "next_attempt_at, tag, details) WHERE outbox_messages.id = o.id"
+)
+_RECORD_POSTGRES = Sql(
+    f"WITH recorded AS ({_RECORD.format(o='o.', source=_OUTCOMES)} "  # noqa: S608 (fixed)
+    "RETURNING outbox_messages.id, o.tag, o.details), "
+    "audited AS (INSERT INTO audit_events (tag, actor, subject, at, details) "
+    "SELECT tag, 'outbox', id, :now, details FROM recorded WHERE tag IS NOT NULL) "
+    "SELECT id FROM recorded",
+    _Id,
+)
 
 
-async def record(db: Database, message: Claimed, outcome: Outcome, *, now: dt.datetime) -> bool:
-    """Record a message's outcome and audit it, in one statement on PostgreSQL; False if
-    the claim is no longer this worker's (its lease was taken over: nothing is written)."""
-    params: dict[str, Any] = outcome._asdict()
-    tag = None if outcome.tag is None else outcome.tag.value
-    params.update(id=message.id, token=message.token, now=now, tag=tag)
+async def record(
+    db: Database, outcomes: Sequence[tuple[Claimed, Outcome]], *, now: dt.datetime
+) -> set[str]:
+    """Record messages' outcomes and audit them, in one statement on PostgreSQL; the ids
+    recorded. A message left out is no longer this worker's (its lease was taken over):
+    nothing is written about it."""
+    if not outcomes:
+        return set()
     if not db.sqlite:
-        recorded = await db.fetch_atomic(_RECORD_POSTGRES, params)
-        return bool(recorded) and recorded[0].n == 1
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "ids", "tokens", "statuses", "carriers", "carrier_message_ids",
+                "delivery_statuses", "error_codes", "next_attempts", "tags", "details",
+            )
+        }  # fmt: skip
+        for message, outcome in outcomes:
+            for name, value in zip(
+                columns,
+                (
+                    message.id, message.token, outcome.status, outcome.carrier,
+                    outcome.carrier_message_id, outcome.delivery_status, outcome.error_code,
+                    outcome.next_attempt_at, None if outcome.tag is None else outcome.tag.value,
+                    orjson.dumps(outcome.details).decode(),
+                ),
+                strict=True,
+            ):  # fmt: skip
+                columns[name].append(value)
+        params: dict[str, Any] = {name: tuple(values) for name, values in columns.items()}
+        params["now"] = now
+        return {row.id for row in await db.fetch_atomic(_RECORD_POSTGRES, params)}
+    recorded: set[str] = set()
     async with db.transaction() as tx:
-        if await tx.run(_RECORD_SQLITE, params) != 1:
-            return False
-        if tag is not None:
-            await tx.run(_EVENT_SQLITE, params)
-    return True
+        for message, outcome in outcomes:
+            row: dict[str, Any] = outcome._asdict()
+            tag = None if outcome.tag is None else outcome.tag.value
+            row.update(id=message.id, token=message.token, now=now, tag=tag)
+            if await tx.run(_RECORD_SQLITE, row) != 1:
+                continue
+            recorded.add(message.id)
+            if tag is not None:
+                await tx.run(_EVENT_SQLITE, row)
+    return recorded
 
 
 class Depth(NamedTuple):

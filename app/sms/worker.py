@@ -1,8 +1,8 @@
 """The outbox worker: in the service process by default, or as `smsreg worker`.
 
 It claims a batch of due messages under a lease, renders them, and sends them a few at a
-time (``outbox_concurrency``). Each message is taken for sending, handed to the carrier
-and its outcome recorded before anything else happens to it, each step one fenced
+time (``outbox_concurrency``). Each group is taken for sending, handed to the carrier and
+its outcomes recorded before anything else happens to it, each step one fenced
 statement (app.sms.outbox), so a crash can repeat nothing: a message whose send may have
 gone out and whose outcome was lost is settled as ``unknown``, never sent again. While
 it works, the worker renews the lease of what it holds. Asked to stop, it claims
@@ -93,58 +93,64 @@ class OutboxWorker:
 
     async def _claim(self) -> tuple[int, list[Outgoing]]:
         now = self.ctx.clock.now()
-        outgoing: list[Outgoing] = []
         async with self.db.transaction() as tx:
             claimed = await outbox.claim(tx, now=now, lease=self.lease, limit=self.batch)
-            expired: list[Claimed] = []
-            for kind, renderer in self.renderers.items():
-                mine = [message for message in claimed if message.kind == kind]
-                if mine:
-                    rendered = await renderer.render(tx, self.ctx, mine, now=now)
-                    outgoing += rendered.outgoing
-                    expired += rendered.expired
-            await outbox.expire(tx, expired, now=now)
+        outgoing: list[Outgoing] = []
+        try:
+            async with self.db.transaction() as tx:
+                expired: list[Claimed] = []
+                for kind, renderer in self.renderers.items():
+                    mine = [message for message in claimed if message.kind == kind]
+                    if mine:
+                        rendered = await renderer.render(tx, self.ctx, mine, now=now)
+                        outgoing += rendered.outgoing
+                        expired += rendered.expired
+                await outbox.expire(tx, expired, now=now)
+        except BaseException:
+            # Not rendered: give the batch back now rather than when its lease runs out.
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await outbox.release(self.db, claimed)
+            raise
         # A kind nothing here renders stays claimed until its lease runs out.
         self._held.update((item.message.id, item.message) for item in outgoing)
         return len(claimed), outgoing
 
     async def _send_all(self, batch: list[Outgoing]) -> None:
-        gate = asyncio.Semaphore(self.concurrency)
         limiter = anyio.CapacityLimiter(self.concurrency)
         unwanted: list[Claimed] = []
-
-        async def one(item: Outgoing) -> None:
-            async with gate:
-                if self.stopping:
-                    return  # never started: given back below
-                await self._send_one(item, limiter, unwanted)
-
         async with asyncio.TaskGroup() as group:
             heartbeat = group.create_task(self._heartbeat())
-            sends = [group.create_task(one(item)) for item in batch]
-            await asyncio.gather(*sends)
+            for start in range(0, len(batch), self.concurrency):
+                if self.stopping:
+                    break  # what was not started is given back
+                await self._send_group(batch[start : start + self.concurrency], limiter, unwanted)
             heartbeat.cancel()
         if unwanted:
             await self._settle_unwanted(unwanted)
 
-    async def _send_one(
-        self, item: Outgoing, limiter: anyio.CapacityLimiter, unwanted: list[Claimed]
+    async def _send_group(
+        self, group: list[Outgoing], limiter: anyio.CapacityLimiter, unwanted: list[Claimed]
     ) -> None:
-        message = item.message
-        renderer = self.renderers[message.kind]
-        try:
-            taken = await outbox.start_sending(
-                self.db, message, wanted=renderer.wanted, now=self.ctx.clock.now(), lease=self.lease
-            )
-        except Exception:  # a database blip: not taken, so given back, never sent twice
-            log.warning("sms not taken for sending", extra={"message_id": message.id})
-            return
-        if not taken:
-            # No longer this worker's, expired or no longer wanted: never sent.
-            unwanted.append(message)
-            return
-        outcome = await self._send(item, limiter)
-        await self._record(message, outcome)
+        """Take a few messages for sending, send them at once, and record their outcomes:
+        three statements on PostgreSQL however many there are."""
+        now = self.ctx.clock.now()
+        taken: set[str] = set()
+        for kind, renderer in self.renderers.items():
+            mine = [item.message for item in group if item.message.kind == kind]
+            try:
+                taken |= await outbox.start_sending(
+                    self.db, mine, wanted=renderer.wanted, now=now, lease=self.lease
+                )
+            except Exception:  # a database blip: not taken, so given back, never sent twice
+                log.warning("sms not taken for sending", extra={"messages": len(mine)})
+                return
+        sending = [item for item in group if item.message.id in taken]
+        # No longer this worker's, expired or no longer wanted: never sent.
+        unwanted += [item.message for item in group if item.message.id not in taken]
+        outcomes = await asyncio.gather(*(self._send(item, limiter) for item in sending))
+        await self._record(
+            [(item.message, outcome) for item, outcome in zip(sending, outcomes, strict=True)]
+        )
 
     async def _send(self, item: Outgoing, limiter: anyio.CapacityLimiter) -> Outcome:
         now = self.ctx.clock.now
@@ -180,33 +186,40 @@ class OutboxWorker:
             next_attempt_at=now + dt.timedelta(seconds=delay),
         )
 
-    async def _record(self, message: Claimed, outcome: Outcome) -> None:
-        SMS_OUTCOMES.labels(
-            self.sender.name,
-            "retry" if outcome.status == "pending" else outcome.status,
-            _error_class(outcome),
-        ).inc()
+    async def _record(self, outcomes: list[tuple[Claimed, Outcome]]) -> None:
+        if not outcomes:
+            return
+        for _, outcome in outcomes:
+            SMS_OUTCOMES.labels(
+                self.sender.name,
+                "retry" if outcome.status == "pending" else outcome.status,
+                _error_class(outcome),
+            ).inc()
         for pause in (0.0, *RECORD_RETRIES):
             if pause:
                 await asyncio.sleep(pause)
             try:
-                if not await outbox.record(self.db, message, outcome, now=self.ctx.clock.now()):
+                recorded = await outbox.record(self.db, outcomes, now=self.ctx.clock.now())
+            except Exception as exc:  # a database blip: try again, never send again
+                log.warning(
+                    "sms outcomes write failed",
+                    extra={"messages": len(outcomes), "error_type": type(exc).__name__},
+                )
+                continue
+            for message, _ in outcomes:
+                if message.id not in recorded:
                     log.warning(
                         "sms outcome not recorded: claim taken over",
                         extra={"message_id": message.id},
                     )
                 self._held.pop(message.id, None)
-                return
-            except Exception as exc:  # a database blip: try again, never send again
-                log.warning(
-                    "sms outcome write failed",
-                    extra={"message_id": message.id, "error_type": type(exc).__name__},
-                )
-        log.error(
-            "sms outcome lost; the message will be settled as unknown",
-            extra={"message_id": message.id, "status": outcome.status},
-        )
-        self._held.pop(message.id, None)
+            return
+        for message, outcome in outcomes:
+            log.error(
+                "sms outcome lost; the message will be settled as unknown",
+                extra={"message_id": message.id, "status": outcome.status},
+            )
+            self._held.pop(message.id, None)
 
     async def _settle_unwanted(self, messages: list[Claimed]) -> None:
         now = self.ctx.clock.now()

@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from app.core.clock import UTC
-from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, sync_engine
+from tests.conftest import sync_engine
 from tests.fixtures.flows import start
+from tests.fixtures.live import smsreg_env
 from tests.sms.fake_twilio import (  # noqa: F401 (the fixture is used by name)
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -82,38 +83,39 @@ def accepted(fake: FakeTwilio) -> Counter[str]:
 
 
 def worker_env(settings, fake: FakeTwilio, tmp_path: Path, **extra: object) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
-    env.update(
-        SMSREG_ENVIRONMENT="development",
-        SMSREG_DATABASE_URL=settings.database_url,
-        SMSREG_STATE_DIR=str(tmp_path / "worker-state"),
-        SMSREG_SMS_SENDER="twilio",
-        SMSREG_TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-        SMSREG_TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-        SMSREG_TWILIO_FROM_NUMBER=FROM_NUMBER,
-        SMSREG_TWILIO_API_BASE_URL=fake.base_url,
-        SMSREG_OUTBOX_DISPATCH="external",
-        SMSREG_OUTBOX_LEASE_SECONDS=str(LEASE),
-        SMSREG_LEDGER_SIGNING_KEYS=json.dumps({"t1": TEST_LEDGER_SEED}),
-        SMSREG_LOG_LEVEL="WARNING",
-    )
-    for family, key in TEST_KEYS.items():
-        env[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"t1": key})
-        env[f"SMSREG_{family.upper()}_KEY_ID"] = "t1"
-    env.update({f"SMSREG_{key.upper()}": str(value) for key, value in extra.items()})
-    return env
+    worker = {
+        "sms_sender": "twilio",
+        "twilio_account_sid": ACCOUNT_SID,
+        "twilio_auth_token": AUTH_TOKEN,
+        "twilio_from_number": FROM_NUMBER,
+        "twilio_api_base_url": fake.base_url,
+        "outbox_dispatch": "external",
+        "outbox_lease_seconds": LEASE,
+    }
+    return smsreg_env(settings.database_url, tmp_path / "worker-state", **{**worker, **extra})
 
 
-def spawn(env: dict[str, str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+def spawn(
+    env: dict[str, str], tmp_path: Path, name: str, command: str = "worker"
+) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"{name}.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-c", "from app.cli import main; main()", "worker"],
+        [sys.executable, "-c", "from app.cli import main; main()", command],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+async def drain(app, env: dict[str, str], tmp_path: Path) -> None:
+    """A fresh worker sends what is left, and stops."""
+    process = spawn(env, tmp_path, "last")
+    try:
+        await until(lambda: settled(app), timeout=60, what="every message to settle")
+    finally:
+        await stop(process, signal.SIGTERM)
 
 
 async def until(condition, *, timeout: float, what: str) -> None:
@@ -173,11 +175,7 @@ async def test_a_worker_stopped_by_sigterm_three_times_sends_each_code_once(
         assert await stop(process, signal.SIGTERM) < 10
         assert process.returncode == 0
         assert statuses(app)["sending"] == 0, "claims were given back, not left to lapse"
-    process = spawn(env, tmp_path, "last")
-    try:
-        await until(lambda: settled(app), timeout=60, what="every message to settle")
-    finally:
-        await stop(process, signal.SIGTERM)
+    await drain(app, env, tmp_path)
     assert accepted(fake_twilio) == {e164(phone): 1 for phone in phones}
     assert statuses(app) == {"sent": len(phones)}
 
@@ -285,3 +283,56 @@ async def test_connections_cut_while_outcomes_are_written_lose_and_double_nothin
     unknown = statuses(app)["unknown"]
     assert statuses(app) == Counter(sent=len(phones) - unknown, unknown=unknown)
     assert len(counts) >= len(phones) - unknown
+
+
+async def test_a_server_stopped_inside_a_batch_sends_each_code_once(
+    client, app, auth, settings, fake_twilio, tmp_path
+):
+    """`smsreg serve` with its in-process worker, stopped by SIGTERM while it sends (an
+    ordinary deploy): the sends in flight finish and are recorded, the rest is given
+    back at once, and the next process sends it."""
+    phones = numbers(40)
+    fake_twilio.latency = 0.1
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = worker_env(
+        settings,
+        fake_twilio,
+        tmp_path,
+        outbox_dispatch="background",
+        port=port,
+        outbox_concurrency=2,
+        sends_per_ip_hour=10_000,
+        sends_per_prefix_hour=10_000,
+    )
+    server = spawn({**env, "SMSREG_HOST": "127.0.0.1"}, tmp_path, "serve", command="serve")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=auth) as http:
+            await until_ready(http)
+            for phone in phones:
+                body = {"phone": phone, "purpose": "coupon_usage", "locale": "ja"}
+                assert (await http.post("/v1/verifications", json=body)).status_code == 201
+        await until(lambda: len(fake_twilio.messages) >= 5, timeout=30, what="sends to begin")
+        # uvicorn shuts down gracefully, then ends by the signal it caught (-15).
+        assert await stop(server, signal.SIGTERM) < 15
+        assert statuses(app)["sending"] == 0, "claims were given back, not left to lapse"
+    finally:
+        if server.poll() is None:
+            await stop(server, signal.SIGKILL)
+    await drain(app, env, tmp_path)
+    assert accepted(fake_twilio) == {e164(phone): 1 for phone in phones}
+    assert statuses(app) == {"sent": len(phones)}
+
+
+async def until_ready(http: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("smsreg serve did not become ready")

@@ -156,7 +156,7 @@ async def test_a_worker_killed_mid_send_leaves_an_unknown_never_a_second_sms(
     dead = (await claim(app, clock, 1))[0]
     assert await outbox.start_sending(
         app.state.db,
-        dead,
+        [dead],
         wanted=app.state.outbox.renderers[dead.kind].wanted,
         now=clock.now(),
         lease=app.state.outbox.lease,
@@ -178,15 +178,15 @@ async def test_a_claim_taken_over_writes_nothing(client, app, carrier, clock, au
     wanted = app.state.outbox.renderers[first.kind].wanted
     lease = app.state.outbox.lease
     assert not await outbox.start_sending(
-        app.state.db, first, wanted=wanted, now=clock.now(), lease=lease
+        app.state.db, [first], wanted=wanted, now=clock.now(), lease=lease
     )
     failed = outbox.Outcome("failed", None, {}, error_code="x")
-    assert not await outbox.record(app.state.db, first, failed, now=clock.now())
+    assert not await outbox.record(app.state.db, [(first, failed)], now=clock.now())
     assert await outbox.start_sending(
-        app.state.db, second, wanted=wanted, now=clock.now(), lease=lease
+        app.state.db, [second], wanted=wanted, now=clock.now(), lease=lease
     )
     sent = outbox.Outcome("sent", None, {}, carrier="fake", carrier_message_id="SM1")
-    assert await outbox.record(app.state.db, second, sent, now=clock.now())
+    assert await outbox.record(app.state.db, [(second, sent)], now=clock.now()) == {second.id}
     assert statuses(app) == {"sent": 1}
 
 
@@ -197,7 +197,7 @@ async def test_a_code_superseded_after_the_claim_is_not_sent(client, app, carrie
     await start_all(client, auth, NUMBERS[:1])  # a new start supersedes the first
     assert not await outbox.start_sending(
         app.state.db,
-        message,
+        [message],
         wanted=app.state.outbox.renderers[message.kind].wanted,
         now=clock.now(),
         lease=app.state.outbox.lease,
