@@ -4,9 +4,6 @@ use, and erases everything after confirming."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,16 +12,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 NUMBER = "+819013572468"
-
-
-def _api_key(live_server: Any) -> str:
-    """A key made with the command line, as an operator would."""
-    smsreg = str(Path(sys.executable).parent / "smsreg")
-    out = subprocess.run(
-        [smsreg, "api-keys", "create", "--name", "browser-test", "--scope", "verifications:write"],
-        env=live_server.env, capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return out.stdout.strip().splitlines()[-1]
 
 
 def _verified(live_server: Any, token: str) -> None:
@@ -39,9 +26,18 @@ def _verified(live_server: Any, token: str) -> None:
         assert checked.status_code == 200, checked.text
 
 
-def test_a_person_sees_stops_and_erases_in_a_browser(live_server, browser_page):
-    _verified(live_server, _api_key(live_server))
-    page = browser_page
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_person_sees_stops_and_erases_in_a_browser(live_server, chromium, javascript):
+    _verified(live_server, live_server.api_key)
+    context = chromium.new_context(locale="en-US", java_script_enabled=javascript)
+    try:
+        _erase_in(context.new_page(), live_server)
+    finally:
+        context.close()
+
+
+def _erase_in(page: Any, live_server: Any) -> None:
+    page.set_default_timeout(15_000)
     page.goto(live_server.url + "/my/?lang=en")
     assert page.locator("html").get_attribute("lang") == "en"
     page.fill("#phone", "090-1357-2468")
@@ -63,11 +59,16 @@ def test_a_person_sees_stops_and_erases_in_a_browser(live_server, browser_page):
     assert "session has ended" in page.inner_text("#message")
 
 
-def test_the_pages_follow_the_browser_language(live_server, browser_page):
-    page = browser_page
-    page.set_extra_http_headers({"Accept-Language": "ko-KR,ko;q=0.9"})
-    page.goto(live_server.url + "/my/")
-    assert page.locator("html").get_attribute("lang") == "ko"
-    assert page.input_value("#country") == "KR"
-    page.click("a[hreflang=ja]")
-    assert page.locator("html").get_attribute("lang") == "ja"
+def test_the_pages_follow_the_browser_language(live_server, chromium):
+    context = chromium.new_context(locale="ko-KR")  # Accept-Language: ko-KR
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + "/my/")
+        assert page.locator("html").get_attribute("lang") == "ko"
+        assert page.input_value("#country") == "KR"
+        page.click("a[hreflang=ja]")  # the switch wins over the browser, and is remembered
+        assert page.locator("html").get_attribute("lang") == "ja"
+        page.goto(live_server.url + "/my/")
+        assert page.locator("html").get_attribute("lang") == "ja"
+    finally:
+        context.close()
