@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 import app.models  # noqa: F401 (every table registered)
 from app.cli import cli
+from app.clients import service as clients
 from app.core.config import Settings
+from app.models.coupon import CouponRedemption
+from app.models.types import table
 from app.retention import service as retention
 from app.retention.schedule import NO_PERSONAL_DATA, SCHEDULE, by_table
-from tests.conftest import count_rows
+from tests.conftest import call, count_rows, sync_engine
 from tests.consent.helpers import register
+from tests.staff.helpers import rows
 
 
 def test_every_table_is_scheduled_or_declared_free_of_personal_data():
@@ -51,13 +56,22 @@ async def test_dormant_subscribers_stay_by_default(app, clock):
 
 @pytest.mark.parametrize("settings_overrides", [{"dormant_erasure": True}])
 async def test_dormant_subscribers_are_erased_when_asked_and_dry_run_deletes_nothing(app, clock):
+    busy = await register(app, "+819000003333", ("coupon_usage",))
     old, recent = await _two_subscribers(app, clock)
+    # Verified as long ago as ``old``, but redeemed a coupon last month: not dormant.
+    key = await call(app, clients.create, name="shop", scopes=["coupons:write"], created_by="t")
+    redemption = CouponRedemption(
+        id="red_1", coupon_id="spring", subscriber_id=busy, seq=1, client_id=key.key.id,
+        redeemed_at=clock.now() - dt.timedelta(days=30),
+    )  # fmt: skip
+    with sync_engine(app).begin() as conn:  # typed: the instant is stored as the app stores it
+        conn.execute(sa.insert(table(CouponRedemption)).values(redemption.model_dump()))
     dry = await retention.purge(app.state.db, app.state.ctx, dry_run=True)
     assert dry.deleted["dormant_subscribers"] == 1
-    assert count_rows(app, "subscribers") == 2
+    assert count_rows(app, "subscribers") == 3
     report = await retention.purge(app.state.db, app.state.ctx)
     assert report.deleted["dormant_subscribers"] == 1
-    assert count_rows(app, "subscribers") == 1
+    assert {row["id"] for row in rows(app, "SELECT id FROM subscribers")} == {busy, recent}
     assert count_rows(app, "subject_requests") == 1  # the erasure's receipt
 
 
