@@ -14,6 +14,7 @@ from app.core.errors import Unauthenticated
 from app.core.phone import mask
 from app.coupons import service as coupons
 from app.ledger import provision
+from app.ledger.rules import COMPELLED
 from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
@@ -96,9 +97,17 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
 async def disclosures(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectRecordsPublic:
     """The disclosure records about the subject (APPI Art. 33(5)), oldest first."""
     await _subscriber(tx, subject)
-    records = await provision.subject_records(
-        tx, ctx, subscriber_id=subject.subscriber_id, limit=1000
-    )
+    records = [
+        # An inquiry's reference could tip off its subject and hinder the investigation:
+        # the subject sees who, when, on which basis and what, not the reference
+        # (APPI Art. 33(2)); staff reading for them see it.
+        record.model_copy(update={"request_reference": None})
+        if record.legal_basis in COMPELLED
+        else record
+        for record in await provision.subject_records(
+            tx, ctx, subscriber_id=subject.subscriber_id, limit=1000
+        )
+    ]
     await record_event(
         tx,
         Tag.SUBJECT_DATA_READ,

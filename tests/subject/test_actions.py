@@ -44,6 +44,8 @@ async def test_the_subject_sees_purposes_consents_redemptions_and_disclosures(
     [record] = records.json()["records"]
     assert record["recipient"]["organisation"] == "Shibuya Police Station"
     assert record["legal_basis"] == "investigation_compelled"
+    assert record["data_items"] == ["phone_number", "subscriber_id"]
+    assert record["request_reference"] is None  # an inquiry's reference is not shown
 
 
 async def test_withdraw_stop_and_resume_are_done_and_registered(client, app, carrier, clock):
