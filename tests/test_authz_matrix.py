@@ -193,6 +193,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/my/erase"): Row(NOBODY),
     ("POST", "/my/erase"): Row(ANYONE),
     ("POST", "/my/logout"): Row(ANYONE),
+    ("POST", "/my/correction/code"): Row(ANYONE),
+    ("POST", "/my/correction"): Row(ANYONE),
 }
 
 

@@ -40,6 +40,22 @@ async def cookie_subject(request: Request, tx: TxDep, ctx: CtxDep) -> Subject | 
 CookieSubject = Annotated[Subject | None, Depends(cookie_subject)]
 
 
+async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subject | None:
+    """:func:`cookie_subject` checked in a short unit of its own, for the pages that run
+    units of their own (a code sent or checked, then the change)."""
+    token = request.cookies.get(pages.SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        async with db.transaction() as tx:
+            return await sessions.authenticate(tx, ctx, token=token)
+    except Unauthenticated:
+        return None
+
+
+CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
+
+
 def _problem(exc: AppError | ValidationError) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -156,6 +172,56 @@ async def my_erase(
     response = pages.page(request, ctx, "receipt.html", receipt=receipt)
     pages.clear_session(response)
     return response
+
+
+@router.post("/correction/code", response_class=HTMLResponse)
+async def my_correction_code(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    ip: ClientIp,
+    outbox: OutboxDep,
+    subject: CookieSubjectApart,
+    csrf: Csrf,
+    phone: Annotated[str, Form(max_length=100)],
+    country: Annotated[Literal["JP", "KR"], Form()],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    try:
+        data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
+        sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        return pages.page(request, ctx, "message.html", status=status, key="error",
+                          error=_problem(exc))  # fmt: skip
+    outbox.kick()
+    return pages.page(request, ctx, "code.html", sent=sent, action="/my/correction")
+
+
+@router.post("/correction", response_class=HTMLResponse)
+async def my_correction(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    subject: CookieSubjectApart,
+    csrf: Csrf,
+    verification_id: Annotated[str, Form(max_length=40)],
+    code: Annotated[str, Form(max_length=20)],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    try:
+        data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
+        await erasure.correct(db, ctx, subject=subject, data=data)
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        retry = {"verification_id": verification_id, "phone_masked": ""}
+        return pages.page(request, ctx, "code.html", status=status, error=_problem(exc),
+                          sent=retry, action="/my/correction")  # fmt: skip
+    return pages.redirect("/my/records?done=done")
 
 
 @router.post("/logout", response_class=HTMLResponse)

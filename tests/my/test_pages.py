@@ -101,3 +101,35 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert "ledger_entry_subjects" in erased.text
     assert not rows(app, "SELECT id FROM subscribers")
     assert (await client.get("/my/records")).status_code == 401
+
+
+async def test_the_records_move_to_a_new_number_from_the_page(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    page = await client.get("/my/?lang=en")
+    sent = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
+    )
+    code = await sent_code(app, carrier, NUMBER)
+    await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": code},
+    )  # fmt: skip
+    records = await client.get("/my/records")
+    new = "+819086429753"
+    asked = await client.post(
+        "/my/correction/code", data={"csrf": _csrf(records.text), "phone": new, "country": "JP"}
+    )
+    assert asked.status_code == 200, asked.text
+    assert 'action="/my/correction"' in asked.text
+    moved = await client.post(
+        "/my/correction",
+        data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
+              "code": await sent_code(app, carrier, new)},
+    )  # fmt: skip
+    assert moved.status_code == 303, moved.text
+    assert "+81 90-****-9753" in (await client.get("/my/records")).text
+    index = app.state.ctx.keys.blind_index(new, kind="number")
+    assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=index) == [{"id": sid}]
