@@ -1,8 +1,8 @@
 """data subjects: their sessions and their requests
 
 Revision ID: 5b2c8e4d1a90
-Revises: d7e1a5f0c2b9
-Create Date: 2026-12-04 15:45:00.000000+00:00
+Revises: e4a7c1d2b3f6
+Create Date: 2026-12-04 16:45:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import app.core.db  # noqa: F401
 
 revision: str = "5b2c8e4d1a90"
-down_revision: str | None = "d7e1a5f0c2b9"
+down_revision: str | None = "e4a7c1d2b3f6"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
