@@ -35,6 +35,7 @@ from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
+from app.my.routes import router as my_router
 from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router
 from app.sms import outbox
@@ -47,6 +48,8 @@ from app.staff.access_routes import router as staff_access_router
 from app.staff.api_key_routes import router as api_keys_router
 from app.staff.credential_routes import router as staff_credentials_router
 from app.staff.routes import router as staff_router
+from app.subject.routes import router as subject_router
+from app.subject.staff_routes import router as subject_requests_router
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
 from app.verification.repository import shared_counts_sql
@@ -187,6 +190,9 @@ def create_app(
         ledger_keys_router,
         ledger_router,
         ledger_provision_router,
+        subject_router,
+        subject_requests_router,
+        my_router,
     ):
         app.include_router(router)
     return app

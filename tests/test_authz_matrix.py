@@ -18,15 +18,18 @@ from fastapi import FastAPI
 
 from app.clients.scopes import Scope
 from app.staff.roles import Role
+from tests.fixtures.subject import subject_auth
 from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
 
 ANONYMOUS = "anonymous"
+SUBJECT = "subject"  # a data subject's session, opened by SMS
 KEYS = tuple(f"key:{scope.value}" for scope in Scope)
 ROLES = tuple(f"staff:{role.value}" for role in Role)
-CALLERS = (ANONYMOUS, *KEYS, *ROLES)
+CALLERS = (ANONYMOUS, SUBJECT, *KEYS, *ROLES)
 
 ANYONE = frozenset(CALLERS)
 NOBODY: frozenset[str] = frozenset()  # e.g. signed by Twilio, never by our credentials
+THE_SUBJECT = frozenset({SUBJECT})
 
 
 def key(scope: Scope) -> frozenset[str]:
@@ -58,6 +61,7 @@ IDS = {
     "key_id": "key_madeup",
     "grant_id": "grt_madeup",
     "invitation_id": "inv_madeup",
+    "action": "stop-usage",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -158,6 +162,39 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/v1/subscribers/{subscriber_id}/disclosures"): Row(
         staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
     ),
+    # Data subjects: anyone may ask for a code to their own number and check it; a
+    # subject session (and nothing else) opens the subject's own routes.
+    ("POST", "/v1/subject/verifications"): Row(ANYONE, {}),
+    ("POST", "/v1/subject/sessions"): Row(ANYONE, {}),
+    ("DELETE", "/v1/subject/session"): Row(THE_SUBJECT),
+    ("GET", "/v1/subject/data"): Row(THE_SUBJECT),
+    ("GET", "/v1/subject/disclosures"): Row(THE_SUBJECT),
+    ("POST", "/v1/subject/delivery-consent/withdraw"): Row(THE_SUBJECT),
+    ("POST", "/v1/subject/coupon-usage/stop"): Row(THE_SUBJECT),
+    ("POST", "/v1/subject/third-party-provision"): Row(THE_SUBJECT, {}),
+    ("POST", "/v1/subject/erasure"): Row(THE_SUBJECT, {}),
+    ("POST", "/v1/subject/correction/verifications"): Row(THE_SUBJECT, {}),
+    ("POST", "/v1/subject/correction"): Row(THE_SUBJECT, {}),
+    # Their requests by phone or letter: support staff record and close them; auditors
+    # check the register.
+    ("POST", "/v1/subject-requests"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}),
+    ("GET", "/v1/subject-requests"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)),
+    ("POST", "/v1/subject-requests/{request_id}/close"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}
+    ),
+    # The self-service pages: a subject's session cookie and a CSRF field, never a bearer
+    # credential (tests/my). Without the form every caller gets 422; without the cookie
+    # the session's pages answer 401.
+    ("GET", "/my/"): Row(ANYONE),
+    ("POST", "/my/code"): Row(ANYONE),
+    ("POST", "/my/session"): Row(ANYONE),
+    ("GET", "/my/records"): Row(NOBODY),
+    ("POST", "/my/actions/{action}"): Row(ANYONE),
+    ("GET", "/my/erase"): Row(NOBODY),
+    ("POST", "/my/erase"): Row(ANYONE),
+    ("POST", "/my/logout"): Row(ANYONE),
+    ("POST", "/my/correction/code"): Row(ANYONE),
+    ("POST", "/my/correction"): Row(ANYONE),
 }
 
 
@@ -198,7 +235,7 @@ def test_every_cell_names_a_known_caller():
 
 async def credentials(app: FastAPI, client: Any) -> dict[str, dict[str, str]]:
     """Headers for every caller: a fresh key per scope, a fresh session per role."""
-    headers: dict[str, dict[str, str]] = {ANONYMOUS: {}}
+    headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, SUBJECT: await subject_auth(app)}
     for scope in Scope:
         headers[f"key:{scope.value}"] = await make_key(app, [scope.value])
     for role in Role:

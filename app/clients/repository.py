@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.db import Json, Sql, Tx
 from app.models.api_key import ApiKey
@@ -151,3 +152,11 @@ async def live_created_by(tx: Tx, *, actor: str, now: dt.datetime) -> list[ApiKe
 async def cut_expiry(tx: Tx, *, key_id: str, expires_at: dt.datetime) -> None:
     """End a key earlier."""
     await tx.execute(sa.update(api_keys).where(_c.id == key_id).values(expires_at=expires_at))
+
+
+async def ensure_key(tx: Tx, key: ApiKey) -> None:
+    """Insert ``key`` unless a key with its id exists (the self-service client's row)."""
+    insert = (sqlite.insert if tx.sqlite else postgresql.insert)(api_keys)
+    await tx.execute(
+        insert.values(**key.model_dump()).on_conflict_do_nothing(index_elements=[_c.id])
+    )

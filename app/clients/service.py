@@ -283,3 +283,30 @@ async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         await repo.touch(tx, key_id=key.id, now=now)
     return Client(id=key.client_id, name=key.name, scopes=tuple(key.scopes))
+
+
+# The service's own client for the verifications data subjects start themselves
+# (app/subject). Its row is revoked from the start and holds a hash no token has, so
+# nothing can ever authenticate as it and no key report lists it as due.
+SELF_SERVICE = Client(id="key_self_service", name="self-service", scopes=())
+
+
+async def self_service_client(tx: Tx, ctx: Context) -> Client:
+    """The self-service client, its row made on first use (verifications name a client)."""
+    at = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    await repo.ensure_key(
+        tx,
+        ApiKey(
+            id=SELF_SERVICE.id,
+            name="self-service: data subjects' own verifications",
+            prefix="(none)",
+            token_hash="self-service: no token",  # noqa: S106 (no token hashes to this)
+            token_key_id="none",  # noqa: S106 (no key: no token is made)
+            scopes=[],
+            created_by="system",
+            created_at=at,
+            expires_at=at,
+            revoked_at=at,
+        ),
+    )
+    return SELF_SERVICE

@@ -235,3 +235,8 @@ async def audience(tx: Tx, *, purpose: str, after: str, limit: int) -> list[Memb
         )
         for subscriber_id in ids
     ]
+
+
+async def history(tx: Tx, *, subscriber_id: str, limit: int) -> list[ConsentEvent]:
+    """A subscriber's consent history, newest first (the subject's own view)."""
+    return await repo.history(tx, subscriber_id=subscriber_id, limit=limit)

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     key_rotation_pause_seconds: float = Field(0.1, ge=0, le=60)
 
     # Phone numbers
-    allowed_regions: Annotated[list[str], NoDecode] = ["JP"]
+    allowed_regions: Annotated[list[str], NoDecode] = ["JP", "KR"]
     default_region: str = "JP"
     prefix_digits: int = Field(4, ge=1, le=8, description="national digits in a limit prefix")
 
@@ -221,6 +221,16 @@ class Settings(BaseSettings):
     ledger_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
     dormant_after_days: int = Field(365, ge=1)
     dormant_notice_days: int = Field(30, ge=0)
+    # `smsreg purge` erases subscribers with no verification, redemption or delivery for
+    # dormant_after_days. Off by default: no law in force requires it (Korea repealed
+    # its mandate in 2023), and it is each operator's choice.
+    dormant_erasure: bool = False
+
+    # Data subjects (issue 15): a session opened by SMS, and the time to answer a request.
+    subject_session_minutes: int = Field(15, ge=1, le=60, description="a subject session lives")
+    subject_request_due_days: int = Field(10, ge=1, le=30, description="a request is due within")
+    # Subject requests and erasure receipts: kept as long as the ledger (proof of answer).
+    subject_request_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
 
     # Disclosure ledger (issue 5): Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
     # Retired keys stay in the ring so the checkpoints they signed still verify.

@@ -149,6 +149,9 @@ def _sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         if cache_mb is not None:  # a negative size is in KiB
             cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
+        # A deleted row's bytes are overwritten, not left in a free page: an erased
+        # subject's encrypted number and blind index must not survive in the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
         if path is not None:  # files an older version created 0644 are narrowed too
             _owner_only(path)
@@ -745,6 +748,23 @@ class Database:
                         await conn.invalidate()
                 finally:
                     await conn.close()
+
+    async def checkpoint(self) -> bool:
+        """SQLite: copy the write-ahead log into the database file and truncate the log
+        to nothing, so no older copy of an erased page survives in it (PostgreSQL: a
+        no-op). False when a reader kept the log from being emptied."""
+        if not self.sqlite:
+            return True
+        async with self._lock:
+            # On the driver's connection: SQLAlchemy's would begin a transaction first,
+            # and a checkpoint inside one cannot empty the log.
+            raw: Any = self._own_connection().connection.driver_connection
+            cursor = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                busy = cursor.fetchone()[0]
+            finally:
+                cursor.close()
+        return busy == 0
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""

@@ -34,14 +34,50 @@ class Phone:
         return _masked(self.number)
 
 
+# The region a national-format number is read in when a request names no country but
+# its language implies one.
+LANGUAGE_REGIONS = {"ja": "JP", "ko": "KR"}
+
+
+def reading_region(
+    *,
+    country: str | None,
+    locale: str | None,
+    default_region: str,
+    allowed_regions: Collection[str],
+) -> str:
+    """The region a national-format number is read in: the request's ``country``, else the
+    one its ``locale`` implies (ko: KR), else the default; InvalidInput for a country this
+    service does not serve."""
+    if country is not None:
+        if country.upper() not in allowed_regions:
+            raise InvalidInput.field(
+                "country", f"must be one of the regions served: {', '.join(allowed_regions)}"
+            )
+        return country.upper()
+    implied = LANGUAGE_REGIONS.get((locale or "")[:2].lower())
+    return implied if implied is not None and implied in allowed_regions else default_region
+
+
 def parse_mobile(
-    raw: str, *, default_region: str, allowed_regions: Collection[str], field: str = "phone"
+    raw: str,
+    *,
+    default_region: str,
+    allowed_regions: Collection[str],
+    field: str = "phone",
+    region: str | None = None,
 ) -> Phone:
-    """Parse user input into a mobile number from an allowed region, or raise InvalidInput."""
+    """Parse user input into a mobile number from an allowed region, or raise InvalidInput.
+
+    A national-format number is read in ``region`` (else ``default_region``); one that is
+    not valid there but is in another served region is refused with a message naming
+    that region, so the caller can say which country it meant.
+    """
     if len(raw) > MAX_INPUT_LENGTH:
         raise InvalidInput.field(field, f"must be at most {MAX_INPUT_LENGTH} characters")
+    read_in = region or default_region
     try:
-        number = phonenumbers.parse(raw, default_region)
+        number = phonenumbers.parse(raw, read_in)
     except NumberParseException:
         raise InvalidInput.field(field, "is not a phone number") from None
     # number_type() is UNKNOWN exactly when is_valid_number() is False (both match the
@@ -49,6 +85,13 @@ def parse_mobile(
     # the type is worked out once and answers both questions.
     kind = phonenumbers.number_type(number)
     if kind == PhoneNumberType.UNKNOWN:
+        elsewhere = _valid_elsewhere(raw, read_in=read_in, allowed_regions=allowed_regions)
+        if elsewhere:
+            raise InvalidInput.field(
+                field,
+                f"is not a valid number in {read_in}, but is one in {elsewhere}: "
+                f"send country {elsewhere} (or the number in international format)",
+            )
         raise InvalidInput.field(field, "is not a valid phone number")
     region = phonenumbers.region_code_for_number(number) or ""
     if region not in allowed_regions:
@@ -61,6 +104,22 @@ def parse_mobile(
     return Phone(
         e164=e164, region=region, country_code=country_code, national=national, number=number
     )
+
+
+def _valid_elsewhere(raw: str, *, read_in: str, allowed_regions: Collection[str]) -> str | None:
+    """The first other served region in which a national-format ``raw`` is valid."""
+    if raw.lstrip().startswith("+"):
+        return None  # international: the country code already decided
+    for other in allowed_regions:
+        if other == read_in:
+            continue
+        try:
+            candidate = phonenumbers.parse(raw, other)
+        except NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(candidate):
+            return other
+    return None
 
 
 def mask(e164: str) -> str:

@@ -51,3 +51,14 @@ async def list_for(tx: Tx, *, coupon_id: str, subscriber_id: str) -> list[Coupon
         .order_by(_c.seq)
     )
     return [CouponRedemption(**row._mapping) for row in rows]
+
+
+async def of_subscriber(tx: Tx, *, subscriber_id: str, limit: int) -> list[CouponRedemption]:
+    """A number's redemptions of every coupon, newest first."""
+    rows = await tx.execute(
+        sa.select(redemptions)
+        .where(_c.subscriber_id == subscriber_id)
+        .order_by(_c.redeemed_at.desc(), _c.id)
+        .limit(limit)
+    )
+    return [CouponRedemption(**row._mapping) for row in rows]

@@ -207,3 +207,8 @@ async def list_redemptions(
         remaining=max(0, limit - len(found)),
         redemptions=[_public(redemption, client) for redemption in found],
     )
+
+
+async def redemptions_of(tx: Tx, *, subscriber_id: str, limit: int) -> list[CouponRedemption]:
+    """A number's redemptions of every coupon, newest first (the subject's own view)."""
+    return await repo.of_subscriber(tx, subscriber_id=subscriber_id, limit=limit)

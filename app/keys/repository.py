@@ -28,6 +28,7 @@ from app.models.api_key import ApiKey
 from app.models.pumping import PumpingBlock
 from app.models.staff import StaffSession
 from app.models.staff_mfa import StaffTotp
+from app.models.subject import SubjectSession
 from app.models.subscriber import Subscriber
 from app.models.types import table
 from app.models.verification import Verification
@@ -36,8 +37,8 @@ subscribers = table(Subscriber)
 verifications = table(Verification)
 pumping_blocks = table(PumpingBlock)
 staff_totp = table(StaffTotp)
-api_keys = table(ApiKey)
-staff_sessions = table(StaffSession)
+# Tables whose rows hold a token's keyed hash, counted while live by `keys status`.
+TOKEN_TABLES = tuple(table(model) for model in (ApiKey, StaffSession, SubjectSession))
 
 # The tables whose numbers are sealed with the phone key and rewritten by a rotation.
 PHONE_TABLES = {"subscribers": subscribers, "verifications": verifications}
@@ -281,7 +282,7 @@ def _usage_statements(
                 t.c.revoked_at.is_(None),
                 t.c.expires_at > now,
             )
-            for t in (api_keys, staff_sessions)
+            for t in TOKEN_TABLES
         ]
     raise ValueError(f"unknown key family {family!r}")
 

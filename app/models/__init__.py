@@ -27,6 +27,7 @@ from app.models.staff import (
     StaffSession,
 )
 from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
+from app.models.subject import SubjectRequest, SubjectSession
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
 
@@ -58,6 +59,8 @@ __all__ = [
     "StaffRecoveryCode",
     "StaffSession",
     "StaffTotp",
+    "SubjectRequest",
+    "SubjectSession",
     "Subscriber",
     "SubscriberPurpose",
     "Verification",

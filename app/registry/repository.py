@@ -239,3 +239,28 @@ async def access_batch(
 async def last_access_id(tx: Tx) -> int:
     """The newest access-log entry's id (0 when empty): where an export stops."""
     return int(await tx.scalar(sa.select(sa.func.coalesce(sa.func.max(access_log.c.id), 0))))
+
+
+# -- the subject's own changes ----------------------------------------------------------
+
+
+async def drop_purpose(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
+    """Remove one purpose a subscriber was verified for; False if it had none."""
+    c = purposes.c
+    done = await tx.execute(
+        sa.delete(purposes).where(c.subscriber_id == subscriber_id, c.purpose == purpose)
+    )
+    return bool(done.rowcount)
+
+
+async def renumber(
+    tx: Tx, *, subscriber_id: str, phone_index: str, ciphertext: bytes, key_id: str
+) -> bool:
+    """Give a subscriber another number (already verified); False if it is gone."""
+    c = subscribers.c
+    done = await tx.execute(
+        sa.update(subscribers)
+        .where(c.id == subscriber_id)
+        .values(phone_index=phone_index, phone_ciphertext=ciphertext, phone_key_id=key_id)
+    )
+    return bool(done.rowcount)

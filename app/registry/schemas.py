@@ -31,6 +31,8 @@ AccessAction = Literal[
     "provision_read",
     "provision_change",
     "disclosures_read",
+    # A data subject's request recorded or carried out by staff (app/subject/register.py).
+    "subject_request",
 ]
 MIN_REASON, MAX_REASON = 10, 500
 

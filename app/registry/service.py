@@ -229,3 +229,30 @@ async def reveal(
         details={"reason": cleaned},
     )
     return RevealedPublic(subscriber_id=subscriber.id, phone=e164)
+
+
+# -- the subject's own changes (app.subject) ---------------------------------------------
+
+
+async def purposes_of(tx: Tx, subscriber_id: str) -> list[SubscriberPurpose]:
+    """The purposes a subscriber's number was verified for, and when last."""
+    return await repo.purposes_of(tx, subscriber_id)
+
+
+async def drop_purpose(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
+    """Stop the use of a subscriber's number for one purpose until it is verified for it
+    again; False if it was not verified for it."""
+    return await repo.drop_purpose(tx, subscriber_id=subscriber_id, purpose=purpose)
+
+
+async def renumber(tx: Tx, ctx: Context, *, subscriber_id: str, e164: str) -> bool:
+    """Move a subscriber to another (verified) number: encrypted and indexed anew."""
+    phone_index = ctx.keys.blind_index(e164, kind="number")
+    key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(phone_index))
+    return await repo.renumber(
+        tx,
+        subscriber_id=subscriber_id,
+        phone_index=phone_index,
+        ciphertext=ciphertext,
+        key_id=key_id,
+    )

@@ -46,6 +46,9 @@ class Progress:
 
 def purge(
     batch: Annotated[int, typer.Option(min=10, max=100_000, help="rows per transaction")] = 1000,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="count what would go; delete nothing")
+    ] = False,
 ) -> None:
     """Delete what the retention schedule no longer keeps (run it daily from cron).
 
@@ -56,7 +59,7 @@ def purge(
 
     async def main() -> PurgeReport:
         try:
-            return await service.purge(db, ctx, batch=batch, progress=progress)
+            return await service.purge(db, ctx, batch=batch, progress=progress, dry_run=dry_run)
         finally:
             await db.dispose()
 
@@ -69,4 +72,4 @@ def purge(
         raise typer.Exit(130) from None
     progress.finish()
     for kind, n in report.deleted.items():
-        typer.echo(f"{kind}: {n} deleted")
+        typer.echo(f"{kind}: {n} {'would be deleted' if dry_run else 'deleted'}")

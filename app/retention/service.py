@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database
-from app.core.retention import Cursor, PurgeStep
+from app.core.retention import Cursor, PurgeBatch, PurgeStep
 from app.delivery import retention as delivery
 from app.registry import retention as registry
 from app.staff import retention as staff
+from app.subject import retention as subject
 from app.verification import retention as verification
 
 BATCH = 1000
@@ -34,7 +35,9 @@ SCHEDULE: tuple[PurgeStep, ...] = (
     *delivery.STEPS,
     *registry.STEPS,
     *staff.STEPS,
+    *subject.STEPS,
 )
+DORMANT = "dormant_subscribers"
 
 
 @dataclass
@@ -48,6 +51,31 @@ class PurgeReport:
         self.deleted[kind] = self.deleted.get(kind, 0) + n
 
 
+class _RollBack(Exception):
+    """Ends a dry run's batch: its transaction rolls back."""
+
+
+async def _batch(
+    db: Database,
+    step: PurgeStep,
+    *,
+    before: dt.datetime,
+    after: Cursor | None,
+    limit: int,
+    dry_run: bool,
+) -> PurgeBatch:
+    done: PurgeBatch | None = None
+    try:
+        async with db.transaction() as tx:
+            done = await step.run(tx, before=before, after=after, limit=limit)
+            if dry_run:
+                raise _RollBack()
+    except _RollBack:
+        pass
+    assert done is not None  # noqa: S101 (set before the only way here)
+    return done
+
+
 def cutoffs(ctx: Context, now: dt.datetime) -> dict[str, dt.datetime]:
     """The instant before which each kind of row is deleted."""
     return {step.kind: now - step.keep(ctx.settings) for step in SCHEDULE}
@@ -59,22 +87,28 @@ async def purge(
     *,
     batch: int = BATCH,
     progress: Callable[[str, int], None] | None = None,
+    dry_run: bool = False,
 ) -> PurgeReport:
-    """Apply the whole schedule once; each batch commits on its own."""
+    """Apply the whole schedule once; each batch commits on its own (with ``dry_run``
+    each is rolled back instead: the report says what would go). Dormant subscribers are
+    erased only when ``dormant_erasure`` is on."""
     now = ctx.clock.now()
     report = PurgeReport()
     for step in SCHEDULE:
         before = now - step.keep(ctx.settings)
         cursor: Cursor | None = None
         while True:
-            async with db.transaction() as tx:
-                done = await step.run(tx, before=before, after=cursor, limit=batch)
+            done = await _batch(db, step, before=before, after=cursor, limit=batch, dry_run=dry_run)
             report.add(step.kind, done.deleted)
             if progress is not None and done.deleted:
                 progress(step.kind, done.deleted)
             if done.selected < batch:
                 break
             cursor = done.cursor
+    if ctx.settings.dormant_erasure:
+        report.add(DORMANT, await subject.erase_dormant(db, ctx, batch=batch, dry_run=dry_run))
+    if dry_run:
+        return report
     async with db.transaction() as tx:
         await record_event(
             tx, Tag.RETENTION_PURGED, actor=ACTOR, at=now, details=dict(report.deleted)

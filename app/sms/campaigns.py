@@ -90,3 +90,33 @@ async def states_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
         state = delivery_state(row.status, row.delivery_status)
         found[state] = found.get(state, 0) + int(row.n)
     return found
+
+
+@dataclass(frozen=True)
+class Received:
+    """A campaign message a subscriber was sent (or is due to be), as they may see it."""
+
+    delivery_id: str
+    queued_at: dt.datetime
+    sent_at: dt.datetime | None
+    state: str
+
+
+async def received_by(tx: Tx, *, subscriber_id: str, limit: int) -> list[Received]:
+    """The newest campaign messages to one subscriber, newest first."""
+    c = outbox.c
+    rows = await tx.execute(
+        sa.select(c.delivery_id, c.created_at, c.sent_at, c.status, c.delivery_status)
+        .where(c.subscriber_id == subscriber_id, c.kind == CAMPAIGN)
+        .order_by(c.created_at.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return [
+        Received(
+            delivery_id=row.delivery_id or "",
+            queued_at=row.created_at,
+            sent_at=row.sent_at,
+            state=delivery_state(row.status, row.delivery_status),
+        )
+        for row in rows
+    ]

@@ -243,6 +243,7 @@ DisclosureReader = Annotated[Staff, Depends(StaffRoles(roles.DISCLOSURE_READ))]
 LedgerAuditor = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_AUDIT))]
 LedgerExporter = Annotated[Staff, Depends(StaffRoles(roles.LEDGER_EXPORT))]
 SubjectRequests = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS))]
+SubjectRequestsRead = Annotated[Staff, Depends(StaffRoles(roles.SUBJECT_REQUESTS_READ))]
 # The two routes that hash a password, checked outside the request's transaction: one's
 # own password change, and an admin creating an account.
 OwnPassword = Annotated[Staff, Depends(StaffRolesApart(roles.ALL_ROLES, restricted_ok=True))]

@@ -53,3 +53,6 @@ LEDGER_EXPORT = frozenset({Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN})
 PRIVILEGED = frozenset({Role.PRIVACY_OFFICER, Role.ADMIN})
 # Handle a subject's own requests about third-party provision (stop, consent, records).
 SUBJECT_REQUESTS = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER})
+# The register of subject requests (due dates, what was done): those who handle them,
+# and auditors, who check they were answered in time.
+SUBJECT_REQUESTS_READ = frozenset({Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR})

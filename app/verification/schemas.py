@@ -23,6 +23,13 @@ class VerificationStart(BaseModel):
         pattern=r"^(ja|ko|en)(-[A-Za-z]{2})?$",
         description="message language: ja, ko or en (a region suffix like ja-JP is allowed)",
     )
+    country: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]{2}$",
+        examples=["KR"],
+        description="the region a national-format number is read in (ISO 3166 code); "
+        "default: implied by locale (ko: KR, ja: JP), else the service's default region",
+    )
 
 
 class VerificationCheck(BaseModel):

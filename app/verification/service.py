@@ -16,7 +16,7 @@ from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
 from app.core.ids import new_id, new_ordered_id
 from app.core.metrics import LIMIT_REFUSALS
-from app.core.phone import Phone, mask, parse_mobile
+from app.core.phone import Phone, mask, parse_mobile, reading_region
 from app.purposes import policy
 from app.registry import service as registry
 from app.sms import outbox
@@ -172,7 +172,15 @@ async def start(
     """Start a verification and queue its SMS, or replay the first answer to a repeated key."""
     s = ctx.settings
     phone = parse_mobile(
-        data.phone, default_region=s.default_region, allowed_regions=s.allowed_regions
+        data.phone,
+        default_region=s.default_region,
+        allowed_regions=s.allowed_regions,
+        region=reading_region(
+            country=data.country,
+            locale=data.locale,
+            default_region=s.default_region,
+            allowed_regions=s.allowed_regions,
+        ),
     )
     now = ctx.clock.now()
     replace_key = False
@@ -443,3 +451,16 @@ async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> For
     unknown, or another client's). Held until commit, so two redemptions backed by one
     verification run one after the other."""
     return await repo.for_redemption(tx, verification_id=verification_id, client_id=client_id)
+
+
+async def approved_number(
+    tx: Tx, ctx: Context, *, verification_id: str, client_id: str
+) -> str | None:
+    """The number (E.164) an approved verification of this client proved control of;
+    None if it is unknown, another client's or not approved."""
+    row = await repo.get(tx, verification_id=verification_id, client_id=client_id)
+    if row is None or row.status != "approved":
+        return None
+    return ctx.keys.decrypt(
+        row.phone_ciphertext, key_id=row.phone_key_id, context=verification_aad(row.id)
+    )

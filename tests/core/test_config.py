@@ -28,7 +28,7 @@ def test_defaults_are_the_design_numbers(monkeypatch):
     assert (s.password_min_length, s.password_max_age_days, s.session_max_hours) == (12, 90, 12)
     assert (s.api_key_max_age_days, s.allowed_regions, s.environment) == (
         180,
-        ["JP"],
+        ["JP", "KR"],
         "development",
     )
     assert s.unverified_retention_hours == 24 and s.access_log_retention_days == 365

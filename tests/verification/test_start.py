@@ -34,7 +34,8 @@ async def test_start_answers_expiry_and_resend_time(client, clock, auth):
     ("locale", "text"), [("ja", "認証コード"), ("ko", "인증번호"), ("en", "Your")]
 )
 async def test_message_language_follows_locale(client, app, carrier, auth, locale, text):
-    await start(client, auth, locale=locale)
+    # A Korean-language start reads a national number as Korean unless told otherwise.
+    assert (await start(client, auth, locale=locale, country="JP")).status_code == 201
     await app.state.outbox.drain()
     body = carrier.sent[-1].body
     assert text in body
@@ -121,7 +122,9 @@ LONG = "9" * 40
     [
         ({"phone": "03-1234-5678", "purpose": "coupon_usage"}, "phone"),  # landline
         ({"phone": "0120-123-456", "purpose": "coupon_usage"}, "phone"),  # toll-free
-        ({"phone": "+82 10-1234-5678", "purpose": "coupon_usage"}, "phone"),  # foreign region
+        ({"phone": "+86 139 1234 5678", "purpose": "coupon_usage"}, "phone"),  # foreign region
+        ({"phone": "010-2345-6789", "purpose": "coupon_usage"}, "phone"),  # KR, read as JP
+        ({"phone": "090-1234-5678", "purpose": "coupon_usage", "country": "US"}, "country"),
         ({"phone": "+1 202-555-0143", "purpose": "coupon_usage"}, "phone"),
         ({"phone": "090-1234", "purpose": "coupon_usage"}, "phone"),  # too short
         ({"phone": "hello", "purpose": "coupon_usage"}, "phone"),
@@ -250,3 +253,16 @@ async def test_every_column_holds_what_a_start_writes_with_the_longest_key_ids(
     code = await sent_code(app, carrier)
     checked = await check(client, auth, started.json()["id"], code)
     assert checked.status_code == 200, checked.text
+
+
+async def test_a_korean_national_number_starts_with_its_country_or_korean_locale(
+    client, carrier, app, auth
+):
+    for extra in ({"country": "KR"}, {"locale": "ko"}):
+        response = await start(client, auth, phone="010-2345-6789", **extra)
+        assert response.status_code == 201, response.text
+        assert response.json()["phone_masked"].startswith("+82 10-")
+        app.state.ctx.clock.advance(seconds=31)
+    refused = await start(client, auth, phone="010-2345-6789")
+    assert refused.status_code == 422
+    assert "KR" in refused.json()["errors"][0]["detail"]

@@ -1,0 +1,1 @@
+"""/my/: the data subject's self-service pages, server-rendered, without JavaScript."""

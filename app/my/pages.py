@@ -1,0 +1,143 @@
+"""What every self-service page shares: its language, its CSRF token, the subject's
+session cookie, and the headers it is answered with.
+
+- Language: ``?lang=`` (the switch, remembered in a cookie), else the cookie, else the
+  first of ja, ko, en in ``Accept-Language``, else Japanese.
+- CSRF: a random value in an HttpOnly, SameSite=Strict cookie, and in each form its keyed
+  hash (the token key ring); a POST whose field does not match is refused.
+- Session: the subject token in an HttpOnly, SameSite=Strict cookie for /my only.
+- Every answer: ``Cache-Control: no-store`` and a CSP that allows no script at all.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from app.core.context import Context
+from app.core.errors import AppError
+from app.my.texts import LANGUAGES, TEXTS
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+SESSION_COOKIE = "smsreg_subject"
+CSRF_COOKIE = "smsreg_csrf"
+LANG_COOKIE = "smsreg_lang"
+PATH = "/my"
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class CsrfRefused(AppError):
+    status = 403
+    slug = "csrf-refused"
+    title = "The form's CSRF token is missing or wrong"
+
+
+def language(request: Request) -> str:
+    """The page's language (see the module's docstring)."""
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    if asked in LANGUAGES:
+        return asked
+    weighted = []
+    for i, part in enumerate(request.headers.get("accept-language", "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        code = tag.strip()[:2].lower()
+        if code in LANGUAGES and q > 0:
+            weighted.append((-q, i, code))
+    return min(weighted)[2] if weighted else "ja"
+
+
+def csrf_value(request: Request) -> str:
+    """This browser's CSRF cookie value (a new one when it has none yet)."""
+    existing = request.cookies.get(CSRF_COOKIE, "")
+    if 20 <= len(existing) <= 100 and existing.isascii():
+        return existing
+    cached = getattr(request.state, "csrf_new", None)
+    if cached is None:
+        cached = secrets.token_urlsafe(32)
+        request.state.csrf_new = cached
+    return str(cached)
+
+
+def csrf_token(ctx: Context, value: str) -> str:
+    """The form field a CSRF cookie value must come with."""
+    return ctx.keys.token.mac(b"my-csrf:" + value.encode()).hex()
+
+
+def check_csrf(ctx: Context, request: Request, field: str) -> None:
+    """Refuse a POST whose CSRF field does not match the browser's cookie."""
+    value = request.cookies.get(CSRF_COOKIE, "")
+    if not value or not hmac.compare_digest(csrf_token(ctx, value), field):
+        raise CsrfRefused()
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def page(
+    request: Request, ctx: Context, name: str, *, status: int = 200, **values: Any
+) -> HTMLResponse:
+    """Render a page in the request's language, with its CSRF token and headers."""
+    lang = language(request)
+    value = csrf_value(request)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"t": TEXTS[lang], "lang": lang, "csrf": csrf_token(ctx, value), **values},
+        status_code=status,
+        headers=HEADERS,
+    )
+    finish(request, response, csrf=value, lang=lang)
+    return response
+
+
+def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:
+    """Set the CSRF and language cookies an answer carries."""
+    secure = _secure(request)
+    if request.cookies.get(CSRF_COOKIE) != csrf:
+        response.set_cookie(
+            CSRF_COOKIE, csrf, path=PATH, httponly=True, samesite="strict", secure=secure
+        )
+    if request.query_params.get("lang") == lang:
+        response.set_cookie(LANG_COOKIE, lang, path=PATH, samesite="strict", secure=secure)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """A 303 to another page (after a POST), with the pages' headers."""
+    return RedirectResponse(url, status_code=303, headers=HEADERS)
+
+
+def set_session(request: Request, response: Response, token: str, max_age: int) -> None:
+    """Keep the subject token in the session cookie."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+
+
+def clear_session(response: Response) -> None:
+    """Forget the session cookie."""
+    response.delete_cookie(SESSION_COOKIE, path=PATH)

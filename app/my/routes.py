@@ -1,0 +1,236 @@
+"""/my/: enter the number, receive the code, see the records, act, erase (after a
+confirmation). HTML forms only: every page works without JavaScript and runs none."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
+from app.core.errors import AppError, Unauthenticated
+from app.my import pages
+from app.subject import erasure, service, sessions
+from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
+from app.subject.sessions import Subject
+
+router = APIRouter(prefix="/my", include_in_schema=False)
+Csrf = Annotated[str, Form(max_length=100)]
+ACTIONS = {
+    "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
+    "stop-usage": RequestKind.STOP_USAGE,
+    "stop-provision": RequestKind.STOP_PROVISION,
+    "resume-provision": RequestKind.RESUME_PROVISION,
+}
+
+
+async def cookie_subject(request: Request, tx: TxDep, ctx: CtxDep) -> Subject | None:
+    """The subject of the session cookie, or None (no cookie, or an ended session)."""
+    token = request.cookies.get(pages.SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await sessions.authenticate(tx, ctx, token=token)
+    except Unauthenticated:
+        return None
+
+
+CookieSubject = Annotated[Subject | None, Depends(cookie_subject)]
+
+
+async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subject | None:
+    """:func:`cookie_subject` checked in a short unit of its own, for the pages that run
+    units of their own (a code sent or checked, then the change)."""
+    token = request.cookies.get(pages.SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        async with db.transaction() as tx:
+            return await sessions.authenticate(tx, ctx, token=token)
+    except Unauthenticated:
+        return None
+
+
+CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
+
+
+def _problem(exc: AppError | ValidationError) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return exc.detail
+
+
+@router.get("/", response_class=HTMLResponse)
+async def my_start(request: Request, ctx: CtxDep) -> Response:
+    return pages.page(request, ctx, "start.html")
+
+
+@router.post("/code", response_class=HTMLResponse)
+async def my_code(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    ip: ClientIp,
+    outbox: OutboxDep,
+    csrf: Csrf,
+    phone: Annotated[str, Form(max_length=100)],
+    country: Annotated[Literal["JP", "KR"], Form()],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    try:
+        data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
+        sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        return pages.page(request, ctx, "start.html", status=status, error=_problem(exc))
+    outbox.kick()
+    return pages.page(request, ctx, "code.html", sent=sent)
+
+
+@router.post("/session", response_class=HTMLResponse)
+async def my_session(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    csrf: Csrf,
+    verification_id: Annotated[str, Form(max_length=40)],
+    code: Annotated[str, Form(max_length=20)],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    try:
+        data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
+        opened = await sessions.open_session(db, ctx, data=data)
+    except sessions.NothingHeld:
+        return pages.page(request, ctx, "message.html", status=404, key="nothing")
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        retry = {"verification_id": verification_id, "phone_masked": ""}
+        return pages.page(request, ctx, "code.html", status=status, error=_problem(exc), sent=retry)
+    response = pages.redirect("/my/records")
+    minutes = ctx.settings.subject_session_minutes
+    pages.set_session(request, response, opened.token, max_age=minutes * 60)
+    return response
+
+
+@router.get("/records", response_class=HTMLResponse)
+async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject) -> Response:
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    held = await service.held(tx, ctx, subject=subject)
+    records = await service.disclosures(tx, ctx, subject=subject)
+    done = request.query_params.get("done")
+    return pages.page(
+        request, ctx, "records.html", held=held, records=records.records,
+        done=done if done in ("done", "unchanged") else None,
+    )  # fmt: skip
+
+
+@router.post("/actions/{action}", response_class=HTMLResponse)
+async def my_action(
+    action: Literal["withdraw-delivery", "stop-usage", "stop-provision", "resume-provision"],
+    request: Request,
+    ctx: CtxDep,
+    tx: TxDep,
+    ip: ClientIp,
+    subject: CookieSubject,
+    csrf: Csrf,
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    done = await service.act(tx, ctx, subject=subject, kind=ACTIONS[action], ip=ip)
+    return pages.redirect("/my/records?done=" + ("done" if done.changed else "unchanged"))
+
+
+@router.get("/erase", response_class=HTMLResponse)
+async def my_erase_confirm(request: Request, ctx: CtxDep, subject: CookieSubject) -> Response:
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    return pages.page(request, ctx, "erase.html")
+
+
+@router.post("/erase", response_class=HTMLResponse)
+async def my_erase(
+    request: Request,
+    ctx: CtxDep,
+    tx: TxDep,
+    db: DbDep,
+    subject: CookieSubject,
+    background: BackgroundTasks,
+    csrf: Csrf,
+    confirm: Annotated[str | None, Form(max_length=10)] = None,
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    if confirm != "yes":
+        return pages.page(request, ctx, "erase.html", status=422, error="confirm")
+    receipt = await erasure.erase_own(tx, ctx, subject=subject)
+    background.add_task(db.checkpoint)  # once committed: empty SQLite's write-ahead log
+    response = pages.page(request, ctx, "receipt.html", receipt=receipt)
+    pages.clear_session(response)
+    return response
+
+
+@router.post("/correction/code", response_class=HTMLResponse)
+async def my_correction_code(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    ip: ClientIp,
+    outbox: OutboxDep,
+    subject: CookieSubjectApart,
+    csrf: Csrf,
+    phone: Annotated[str, Form(max_length=100)],
+    country: Annotated[Literal["JP", "KR"], Form()],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    try:
+        data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
+        sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        return pages.page(request, ctx, "message.html", status=status, key="error",
+                          error=_problem(exc))  # fmt: skip
+    outbox.kick()
+    return pages.page(request, ctx, "code.html", sent=sent, action="/my/correction")
+
+
+@router.post("/correction", response_class=HTMLResponse)
+async def my_correction(
+    request: Request,
+    ctx: CtxDep,
+    db: DbDep,
+    subject: CookieSubjectApart,
+    csrf: Csrf,
+    verification_id: Annotated[str, Form(max_length=40)],
+    code: Annotated[str, Form(max_length=20)],
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    try:
+        data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
+        await erasure.correct(db, ctx, subject=subject, data=data)
+    except (AppError, ValidationError) as exc:
+        status = exc.status if isinstance(exc, AppError) else 422
+        retry = {"verification_id": verification_id, "phone_masked": ""}
+        return pages.page(request, ctx, "code.html", status=status, error=_problem(exc),
+                          sent=retry, action="/my/correction")  # fmt: skip
+    return pages.redirect("/my/records?done=done")
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def my_logout(
+    request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject, csrf: Csrf
+) -> Response:
+    pages.check_csrf(ctx, request, csrf)
+    if subject is not None:
+        await sessions.end(tx, ctx, subject=subject)
+    response = pages.redirect("/my/")
+    pages.clear_session(response)
+    return response

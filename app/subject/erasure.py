@@ -1,0 +1,151 @@
+"""Erasure and correction of a subject's number.
+
+Erasure is crypto-shredding by deletion: the number's ciphertext and blind index, in the
+registry and in every verification, go with every row linked to the subscriber (purposes,
+consent history, redemptions, SMS, send limits, sessions, stops and consents to provide).
+What is kept names only the pseudonymous subject id, never the number, and the receipt
+says what and why. A later verification of the same number finds no subscriber, so it
+starts a new one. On SQLite deleted bytes are overwritten (``secure_delete``) and the
+write-ahead log is emptied after the commit (:meth:`Database.checkpoint`).
+"""
+
+from __future__ import annotations
+
+from app.audit.events import Tag, record_event
+from app.clients import service as clients
+from app.core.context import Context
+from app.core.db import Database, Tx
+from app.core.errors import AppError
+from app.core.ids import new_id
+from app.core.phone import mask
+from app.ledger.errors import SubjectNotFound
+from app.registry import service as registry
+from app.subject import register, sessions, shredding
+from app.subject.schemas import (
+    CorrectedPublic,
+    ErasureReceiptPublic,
+    KeptPublic,
+    RequestKind,
+    SubjectCodeCheck,
+)
+from app.subject.sessions import Subject
+from app.verification import service as verification
+
+# What an erasure keeps, and why: each names the subject only by its pseudonymous id.
+KEPT_WHY = {
+    "ledger_entry_subjects": "disclosure ledger entries naming the subject id: records of "
+    "provision to third parties, kept three years and append-only (APPI Art. 29 and 30)",
+    "access_log": "staff accesses to the record (who, when, why): the security record, "
+    "kept one year",
+    "audit_events": "what was done and when, by whom; never the number",
+    "subject_requests": "the register of the subject's requests and this receipt: proof "
+    "that the requests were answered, kept three years",
+}
+
+
+class NumberTaken(AppError):
+    status = 409
+    slug = "subject-number-taken"
+    title = "The new number is already in the registry as another subscriber"
+
+
+async def erase(
+    tx: Tx,
+    ctx: Context,
+    *,
+    subscriber_id: str,
+    actor: str,
+    channel: str = "self_service",
+    request_id: str | None = None,
+    record: bool = True,
+) -> ErasureReceiptPublic:
+    """Erase a subscriber and its number everywhere; the receipt, recorded unless the
+    caller closes a request with it (``record`` False)."""
+    subscriber = await registry.get(tx, subscriber_id)
+    if subscriber is None:
+        raise SubjectNotFound()
+    e164 = registry.phone_number(ctx, subscriber)
+    indexes = {*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index}
+    kept = await shredding.kept_naming(tx, subscriber_id)
+    erased = await shredding.erase_subscriber(
+        tx, subscriber_id=subscriber_id, indexes=sorted(indexes)
+    )
+    now = ctx.clock.now()
+    receipt = ErasureReceiptPublic(
+        id=request_id or new_id("sjr"),
+        subject_id=subscriber_id,
+        erased_at=now,
+        erased=erased,
+        kept=[
+            KeptPublic(what=name, count=kept.get(name, 1), why=why)
+            for name, why in KEPT_WHY.items()
+        ],
+    )
+    if record:
+        await register.record_done(
+            tx,
+            ctx,
+            subscriber_id=subscriber_id,
+            kind=RequestKind.ERASE,
+            actor=actor,
+            channel=channel,
+            receipt=receipt.model_dump(mode="json"),
+            request_id=receipt.id,
+        )
+    await record_event(
+        tx,
+        Tag.SUBJECT_ERASED,
+        actor=actor,
+        at=now,
+        subject=subscriber_id,
+        details={"request_id": receipt.id, "erased": erased},
+    )
+    return receipt
+
+
+async def erase_own(tx: Tx, ctx: Context, *, subject: Subject) -> ErasureReceiptPublic:
+    """The subject's own erasure (their session goes with it)."""
+    return await erase(tx, ctx, subscriber_id=subject.subscriber_id, actor=subject.actor)
+
+
+async def correct(
+    db: Database, ctx: Context, *, subject: Subject, data: SubjectCodeCheck
+) -> CorrectedPublic:
+    """Move the subject's registry entry to a new number once its code checks: the new
+    number encrypted and indexed, the old one's verifications and send limits forgotten.
+    """
+    holder = await sessions.check_code(db, ctx, data=data)
+    if holder is not None and holder != subject.subscriber_id:
+        raise NumberTaken()
+    async with db.transaction() as tx:
+        await sessions.still_live(tx, ctx, subject=subject)
+        e164 = await verification.approved_number(
+            tx, ctx, verification_id=data.verification_id, client_id=clients.SELF_SERVICE.id
+        )
+        subscriber = await registry.get(tx, subject.subscriber_id)
+        if subscriber is None or e164 is None:
+            raise SubjectNotFound()
+        new_indexes = ctx.keys.blind_indexes(e164, kind="number")
+        if await registry.find_id(tx, phone_index=new_indexes) not in (None, subscriber.id):
+            raise NumberTaken()
+        old = registry.phone_number(ctx, subscriber)
+        old_indexes = {*ctx.keys.blind_indexes(old, kind="number"), subscriber.phone_index}
+        await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
+        forgotten = await shredding.forget_number(
+            tx, subscriber_id=None, indexes=sorted(old_indexes - set(new_indexes))
+        )
+        request = await register.record_done(
+            tx, ctx, subscriber_id=subscriber.id, kind=RequestKind.CORRECT, actor=subject.actor
+        )
+        await record_event(
+            tx,
+            Tag.SUBJECT_NUMBER_CORRECTED,
+            actor=subject.actor,
+            at=request.received_at,
+            subject=subscriber.id,
+            details={"request_id": request.id, "forgotten": forgotten},
+        )
+    await db.checkpoint()
+    return CorrectedPublic(
+        request_id=request.id, phone_masked=mask(e164), done_at=request.received_at
+    )

@@ -1,0 +1,83 @@
+"""The subject area's purge steps (run by ``smsreg purge``, app/retention): sessions a
+day after they ended, and the request register (with its erasure receipts) after
+``subject_request_retention_days``; and the dormant subscribers, erased only when
+``dormant_erasure`` is on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from app.core.context import Context
+from app.core.db import Database
+from app.core.retention import PurgeStep
+from app.models.coupon import CouponRedemption
+from app.models.outbox import OutboxMessage
+from app.models.subject import SubjectRequest, SubjectSession
+from app.models.subscriber import Subscriber
+from app.models.types import table
+from app.subject import erasure
+
+sessions = table(SubjectSession)
+requests = table(SubjectRequest)
+ACTOR = "system:retention"
+
+
+STEPS = (
+    # Sessions a day after they ended.
+    PurgeStep(
+        "subject_sessions",
+        keep=lambda s: dt.timedelta(days=1),
+        table=sessions,
+        index="ix_subject_sessions_expires_at",
+        key=(sessions.c.expires_at, sessions.c.id),
+        due=lambda before: sessions.c.expires_at < before,
+    ),
+    # Closed requests (with their receipts) after their period; open ones stay.
+    PurgeStep(
+        "subject_requests",
+        keep=lambda s: dt.timedelta(days=s.subject_request_retention_days),
+        table=requests,
+        index="ix_subject_requests_received_at",
+        key=(requests.c.received_at, requests.c.id),
+        due=lambda before: sa.and_(requests.c.received_at < before, requests.c.status != "open"),
+    ),
+)
+
+
+def _dormant(before: dt.datetime) -> sa.ColumnElement[bool]:
+    # No verification, redemption or campaign message since ``before``.
+    s = table(Subscriber).c
+    r = table(CouponRedemption).c
+    o = table(OutboxMessage).c
+    return sa.and_(
+        s.last_verified_at < before,
+        ~sa.exists().where(r.subscriber_id == s.id, r.redeemed_at >= before),
+        ~sa.exists().where(o.subscriber_id == s.id, o.created_at >= before),
+    )
+
+
+async def erase_dormant(db: Database, ctx: Context, *, batch: int, dry_run: bool) -> int:
+    """Erase (with ``dry_run``: only count) the dormant subscribers, a batch per unit."""
+    before = ctx.clock.now() - dt.timedelta(days=ctx.settings.dormant_after_days)
+    subscribers = table(Subscriber)
+    if dry_run:
+        async with db.transaction() as tx:
+            query = sa.select(sa.func.count()).select_from(subscribers).where(_dormant(before))
+            return int((await tx.execute(query)).scalar_one())
+    total = 0
+    while True:
+        async with db.transaction() as tx:
+            query = sa.select(subscribers.c.id).where(_dormant(before)).limit(batch)
+            found = [row.id for row in await tx.execute(query)]
+            for subscriber_id in found:
+                await erasure.erase(
+                    tx, ctx, subscriber_id=subscriber_id, actor=ACTOR, channel="retention"
+                )
+        total += len(found)
+        if len(found) < batch:
+            break
+    if total:
+        await db.checkpoint()
+    return total

@@ -1,0 +1,186 @@
+"""/v1/subject: the data subject's own routes, with a subject token (docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Response
+
+from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
+from app.core.errors import InvalidInput, RateLimited, Unauthenticated
+from app.core.http import NO_STORE
+from app.ledger.errors import SubjectNotFound
+from app.subject import erasure, service, sessions
+from app.subject.auth import CurrentSubject, SubjectApart
+from app.subject.schemas import (
+    ActionDonePublic,
+    CorrectedPublic,
+    ErasureConfirm,
+    ErasureReceiptPublic,
+    ProvisionChoice,
+    RequestKind,
+    SubjectCodeCheck,
+    SubjectDataPublic,
+    SubjectRecordsPublic,
+    SubjectSessionPublic,
+    SubjectStart,
+    SubjectVerificationPublic,
+)
+from app.verification import service as verification
+
+router = APIRouter(prefix="/v1/subject", tags=["data subjects"])
+_AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi()}
+_CHECK: dict[int | str, dict[str, Any]] = {
+    404: verification.VerificationNotFound.openapi(),
+    409: verification.AlreadyApproved.openapi(),
+    410: verification.VerificationExpired.openapi(),
+    422: verification.WrongCode.openapi(),
+    429: verification.AttemptsExhausted.openapi(),
+}
+_START: dict[int | str, dict[str, Any]] = {
+    422: InvalidInput.openapi(),
+    429: RateLimited.openapi() | {"description": "a send limit, or a paused number range"},
+}
+
+
+@router.post(
+    "/verifications",
+    status_code=201,
+    responses=_START,
+    summary="Send a code to one's own number, to see or act on what is held about it",
+)
+async def start_subject_verification(
+    body: SubjectStart, tx: TxDep, ctx: CtxDep, ip: ClientIp, outbox: OutboxDep, response: Response
+) -> SubjectVerificationPublic:
+    response.headers.update(NO_STORE)
+    public = await sessions.start(tx, ctx, data=body, ip=ip)
+    tx.after_commit(outbox.kick)
+    return public
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    responses={**_CHECK, 404: sessions.NothingHeld.openapi()},
+    summary="Check the code and open a subject session (a short-lived token)",
+)
+async def open_subject_session(
+    body: SubjectCodeCheck, db: DbDep, ctx: CtxDep, response: Response
+) -> SubjectSessionPublic:
+    response.headers.update(NO_STORE)
+    return await sessions.open_session(db, ctx, data=body)
+
+
+@router.delete("/session", status_code=204, responses=_AUTH, summary="End the subject session now")
+async def end_subject_session(subject: CurrentSubject, tx: TxDep, ctx: CtxDep) -> None:
+    await sessions.end(tx, ctx, subject=subject)
+
+
+@router.get("/data", responses=_AUTH, summary="Everything held about one's number")
+async def read_subject_data(
+    subject: CurrentSubject, tx: TxDep, ctx: CtxDep, response: Response
+) -> SubjectDataPublic:
+    response.headers.update(NO_STORE)
+    return await service.held(tx, ctx, subject=subject)
+
+
+@router.get(
+    "/disclosures",
+    responses=_AUTH,
+    summary="The records of disclosures of one's data to third parties (APPI Art. 33(5))",
+)
+async def read_subject_disclosures(
+    subject: CurrentSubject, tx: TxDep, ctx: CtxDep, response: Response
+) -> SubjectRecordsPublic:
+    response.headers.update(NO_STORE)
+    return await service.disclosures(tx, ctx, subject=subject)
+
+
+@router.post(
+    "/delivery-consent/withdraw",
+    responses=_AUTH,
+    summary="Withdraw consent to coupon deliveries",
+)
+async def withdraw_subject_delivery(
+    subject: CurrentSubject, tx: TxDep, ctx: CtxDep, ip: ClientIp
+) -> ActionDonePublic:
+    return await service.act(tx, ctx, subject=subject, kind=RequestKind.WITHDRAW_DELIVERY, ip=ip)
+
+
+@router.post(
+    "/coupon-usage/stop",
+    responses=_AUTH,
+    summary="Stop the use of one's number for coupon_usage",
+)
+async def stop_subject_usage(
+    subject: CurrentSubject, tx: TxDep, ctx: CtxDep, ip: ClientIp
+) -> ActionDonePublic:
+    return await service.act(tx, ctx, subject=subject, kind=RequestKind.STOP_USAGE, ip=ip)
+
+
+@router.post(
+    "/third-party-provision",
+    responses={**_AUTH, 422: InvalidInput.openapi()},
+    summary="Stop or resume the provision of one's data to third parties (APPI Art. 35)",
+)
+async def change_subject_provision(
+    body: ProvisionChoice, subject: CurrentSubject, tx: TxDep, ctx: CtxDep, ip: ClientIp
+) -> ActionDonePublic:
+    kind = RequestKind.STOP_PROVISION if body.action == "stop" else RequestKind.RESUME_PROVISION
+    return await service.act(tx, ctx, subject=subject, kind=kind, ip=ip)
+
+
+@router.post(
+    "/erasure",
+    responses={**_AUTH, 422: InvalidInput.openapi()},
+    summary="Erase one's number and everything linked to it; answers the receipt",
+)
+async def erase_subject(
+    body: ErasureConfirm,
+    subject: CurrentSubject,
+    tx: TxDep,
+    ctx: CtxDep,
+    db: DbDep,
+    background: BackgroundTasks,
+    response: Response,
+) -> ErasureReceiptPublic:
+    response.headers.update(NO_STORE)
+    receipt = await erasure.erase_own(tx, ctx, subject=subject)
+    # Once committed (before the answer is sent): empty SQLite's write-ahead log.
+    background.add_task(db.checkpoint)
+    return receipt
+
+
+@router.post(
+    "/correction/verifications",
+    status_code=201,
+    responses={**_AUTH, **_START},
+    summary="Send a code to the new number one's records should move to",
+)
+async def start_subject_correction(
+    body: SubjectStart,
+    subject: CurrentSubject,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
+    outbox: OutboxDep,
+) -> SubjectVerificationPublic:
+    public = await sessions.start(tx, ctx, data=body, ip=ip)
+    tx.after_commit(outbox.kick)
+    return public
+
+
+@router.post(
+    "/correction",
+    responses={
+        **_AUTH,
+        **_CHECK,
+        404: SubjectNotFound.openapi(),
+        409: erasure.NumberTaken.openapi(),
+    },
+    summary="Check the new number's code and move one's records to it",
+)
+async def correct_subject(
+    body: SubjectCodeCheck, subject: SubjectApart, db: DbDep, ctx: CtxDep
+) -> CorrectedPublic:
+    return await erasure.correct(db, ctx, subject=subject, data=body)

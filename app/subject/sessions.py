@@ -1,0 +1,162 @@
+"""Subject sessions: a person proves control of their number by SMS (purpose
+``data_subject``) and gets a short-lived token for that one subscriber.
+
+The verification is the service's own (the self-service client), so no third party sees
+the code. The token is shown once and stored as a keyed hash; it opens /v1/subject and
+nothing else (every other credential check looks in another table and another prefix).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from app.audit.events import Tag, record_event
+from app.clients import service as clients
+from app.core.context import Context
+from app.core.db import Database, Tx
+from app.core.errors import NotFound, Unauthenticated
+from app.core.ids import new_id
+from app.models.subject import SubjectSession
+from app.subject import repository as repo
+from app.subject.schemas import (
+    SubjectCodeCheck,
+    SubjectSessionPublic,
+    SubjectStart,
+    SubjectVerificationPublic,
+)
+from app.verification import service as verification
+from app.verification.schemas import VerificationCheck, VerificationStart
+
+TOKEN_PREFIX = "smsreg_st_"  # noqa: S105 (a label, not a secret)
+MAX_TOKEN_LENGTH = 200
+
+
+class NothingHeld(NotFound):
+    slug = "subject-nothing-held"
+    title = "No data is held about this number"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """An authenticated data subject: one subscriber, for the session's lifetime."""
+
+    session_id: str
+    subscriber_id: str
+    expires_at: dt.datetime
+
+    @property
+    def actor(self) -> str:
+        """How audit rows name the subject acting on their own data."""
+        return f"subject:{self.subscriber_id}"
+
+
+async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> SubjectVerificationPublic:
+    """Send a ``data_subject`` code to the number, within every send limit."""
+    client = await clients.self_service_client(tx, ctx)
+    started = await verification.start(
+        tx,
+        ctx,
+        client=client,
+        data=VerificationStart(
+            phone=data.phone, purpose="data_subject", locale=data.locale, country=data.country
+        ),
+        ip=ip,
+        idempotency_key=None,
+    )
+    public = started.public
+    return SubjectVerificationPublic(
+        verification_id=public.id,
+        phone_masked=public.phone_masked,
+        expires_at=public.expires_at,
+        attempts_left=public.attempts_left,
+    )
+
+
+async def check_code(db: Database, ctx: Context, *, data: SubjectCodeCheck) -> str | None:
+    """Check a self-service code in a unit of its own (a wrong one is counted); the
+    subscriber the approved number holds, or None (not in the registry)."""
+    async with db.transaction() as tx:
+        checked = await verification.check(
+            tx,
+            ctx,
+            client=clients.SELF_SERVICE,
+            verification_id=data.verification_id,
+            data=VerificationCheck(code=data.code),
+        )
+    return checked.subscriber_id
+
+
+async def open_session(
+    db: Database, ctx: Context, *, data: SubjectCodeCheck
+) -> SubjectSessionPublic:
+    """Check the code, then exchange the approved verification for a subject token.
+
+    Two units: the check's write is the last statement of its own. Only the request that
+    approved the verification opens its session (a code works once), and the session
+    table refuses a second session for one verification.
+    """
+    subscriber_id = await check_code(db, ctx, data=data)
+    if subscriber_id is None:
+        raise NothingHeld("we hold no data about this number")
+    now = ctx.clock.now()
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session = SubjectSession(
+        id=new_id("sjs"),
+        subscriber_id=subscriber_id,
+        token_hash=ctx.keys.token_hash(token),
+        token_key_id=ctx.keys.token.active_id,
+        verification_id=data.verification_id,
+        created_at=now,
+        expires_at=now + dt.timedelta(minutes=ctx.settings.subject_session_minutes),
+    )
+    async with db.transaction() as tx:
+        await repo.insert_session(tx, session)
+        await record_event(
+            tx,
+            Tag.SUBJECT_SESSION_OPENED,
+            actor=f"subject:{subscriber_id}",
+            at=now,
+            subject=subscriber_id,
+            details={"session_id": session.id},
+        )
+    return SubjectSessionPublic(
+        token=token, expires_at=session.expires_at, subject_id=subscriber_id
+    )
+
+
+async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Subject:
+    """The subject a token speaks for, or Unauthenticated (unknown, expired, ended)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        raise Unauthenticated("send 'Authorization: Bearer <subject token>'")
+    ring = ctx.keys.token
+    hashes = [ring.mac(token.encode(), key_id=key_id).hex() for key_id in ring.ids()]
+    session = await repo.session_by_hashes(tx, hashes)
+    now = ctx.clock.now()
+    if session is None or session.revoked_at is not None or session.expires_at <= now:
+        raise Unauthenticated("the subject session is unknown, expired or ended")
+    return Subject(
+        session_id=session.id, subscriber_id=session.subscriber_id, expires_at=session.expires_at
+    )
+
+
+async def still_live(tx: Tx, ctx: Context, *, subject: Subject) -> None:
+    """Check again, in a later unit, that the subject's session is live."""
+    session = await repo.get_session(tx, subject.session_id)
+    if session is None or session.revoked_at is not None or session.expires_at <= ctx.clock.now():
+        raise Unauthenticated("the subject session is unknown, expired or ended")
+
+
+async def end(tx: Tx, ctx: Context, *, subject: Subject) -> None:
+    """End the subject's session now."""
+    await repo.end_session(tx, session_id=subject.session_id, at=ctx.clock.now())
+
+
+async def start_apart(
+    db: Database, ctx: Context, *, data: SubjectStart, ip: str
+) -> SubjectVerificationPublic:
+    """:func:`start` in a unit of its own (for the pages, which answer a refusal with a
+    page of their own: the unit rolls back first, as a route's does)."""
+    async with db.transaction() as tx:
+        return await start(tx, ctx, data=data, ip=ip)

@@ -1,0 +1,119 @@
+"""Erasing a number: every row anywhere that holds it, or links to its subscriber, in one
+transaction.
+
+This is the one module outside an area's repository that deletes other areas' rows for a
+request (like key rotation, docs/architecture.md): erasure must see at once every table
+that holds the number (its ciphertext or blind index) or the subscriber id, or it is not
+an erasure. What stays is listed in the receipt (app/subject/erasure.py): the disclosure
+ledger, the access log and audit events, which name only the pseudonymous subject id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from app.core.db import Tx
+from app.models.access_log import AccessLogEntry
+from app.models.audit import AuditEvent
+from app.models.consent import Consent, ConsentEvent
+from app.models.coupon import CouponRedemption
+from app.models.idempotency import IdempotencyRecord
+from app.models.ledger import DisclosureConsent, DisclosureStop, LedgerEntrySubject
+from app.models.outbox import OutboxMessage
+from app.models.rate_limit import RateLimitHit, SendWindow
+from app.models.subject import SubjectSession
+from app.models.subscriber import Subscriber, SubscriberPurpose
+from app.models.types import table
+from app.models.verification import Verification
+
+verifications = table(Verification)
+outbox = table(OutboxMessage)
+idempotency = table(IdempotencyRecord)
+windows = table(SendWindow)
+hits = table(RateLimitHit)
+subscribers = table(Subscriber)
+# Rows that name the subscriber and nothing else, deleted in this order (foreign keys).
+_BY_SUBSCRIBER = (
+    table(Consent),
+    table(ConsentEvent),
+    table(CouponRedemption),
+    table(SubscriberPurpose),
+    table(DisclosureConsent),
+    table(DisclosureStop),
+    table(SubjectSession),
+)
+
+
+def number_buckets(indexes: Sequence[str]) -> list[str]:
+    """The send-limit buckets keyed by a number (app/verification/limits.py: ``n:``)."""
+    return [f"n:{index}" for index in indexes]
+
+
+async def verifications_of(
+    tx: Tx, *, subscriber_id: str | None, indexes: Sequence[str]
+) -> list[str]:
+    """The ids of every verification of the number (under any index key) or linked to
+    the subscriber."""
+    c = verifications.c
+    condition: sa.ColumnElement[bool] = c.phone_index.in_(list(indexes))
+    if subscriber_id is not None:
+        condition = sa.or_(condition, c.subscriber_id == subscriber_id)
+    return [row.id for row in await tx.execute(sa.select(c.id).where(condition))]
+
+
+async def forget_number(
+    tx: Tx, *, subscriber_id: str | None, indexes: Sequence[str]
+) -> dict[str, int]:
+    """Delete the number's verifications, their SMS and stored answers, and its send
+    limits: the rows that hold the number itself. Rows deleted, by table."""
+    found = await verifications_of(tx, subscriber_id=subscriber_id, indexes=indexes)
+    done: dict[str, int] = {}
+    o = outbox.c
+    condition: sa.ColumnElement[bool] = o.verification_id.in_(found)
+    if subscriber_id is not None:
+        condition = sa.or_(condition, o.subscriber_id == subscriber_id)
+    done["outbox_messages"] = (await tx.execute(sa.delete(outbox).where(condition))).rowcount
+    # A stored first answer to a start names its verification (and the masked number).
+    answered = idempotency.c.response["id"].as_string()
+    done["idempotency_records"] = (
+        await tx.execute(sa.delete(idempotency).where(answered.in_(found)))
+    ).rowcount
+    done["verifications"] = (
+        await tx.execute(sa.delete(verifications).where(verifications.c.id.in_(found)))
+    ).rowcount
+    buckets = number_buckets(indexes)
+    done["send_windows"] = (
+        await tx.execute(sa.delete(windows).where(windows.c.bucket.in_(buckets)))
+    ).rowcount
+    done["rate_limit_hits"] = (
+        await tx.execute(sa.delete(hits).where(hits.c.bucket.in_(buckets)))
+    ).rowcount
+    return done
+
+
+async def erase_subscriber(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]) -> dict[str, int]:
+    """Delete the subscriber and everything that holds its number or links to it, but
+    the ledger, the access log and audit events. Rows deleted, by table."""
+    done = await forget_number(tx, subscriber_id=subscriber_id, indexes=indexes)
+    for target in _BY_SUBSCRIBER:
+        result = await tx.execute(sa.delete(target).where(target.c.subscriber_id == subscriber_id))
+        name = str(target.name)  # a quoted_name: JSON wants a plain str
+        done[name] = done.get(name, 0) + result.rowcount
+    result = await tx.execute(sa.delete(subscribers).where(subscribers.c.id == subscriber_id))
+    done["subscribers"] = result.rowcount
+    return {name: n for name, n in done.items() if n}
+
+
+async def kept_naming(tx: Tx, subscriber_id: str) -> dict[str, int]:
+    """How many rows of the kept tables name the subject id (the receipt says why)."""
+    counts = {}
+    for target, column in (
+        (table(LedgerEntrySubject), "subject_id"),
+        (table(AccessLogEntry), "subscriber_id"),
+        (table(AuditEvent), "subject"),
+    ):
+        query = sa.select(sa.func.count()).where(target.c[column] == subscriber_id)
+        counts[str(target.name)] = int((await tx.execute(query)).scalar_one())
+    return counts

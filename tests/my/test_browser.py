@@ -1,0 +1,86 @@
+"""The self-service pages in a real browser (headless Chromium from the OS, Playwright),
+against a real server: a person with no JavaScript needed finds their records, stops a
+use, and erases everything after confirming."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NUMBER = "+819013572468"
+
+
+def _next_code(live_server: Any, sent_before: int) -> str:
+    """The code of the first SMS after the ``sent_before`` already written (the outbox
+    sends after the answer: the newest SMS may still be the previous code)."""
+    deadline = time.monotonic() + 10
+    while len(live_server.messages()) <= sent_before:
+        assert time.monotonic() < deadline, "no new SMS arrived"
+        time.sleep(0.05)
+    return live_server.last_code()
+
+
+def _verified(live_server: Any, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=live_server.url, headers=headers, timeout=10) as http:
+        started = http.post("/v1/verifications", json={"phone": NUMBER, "purpose": "coupon_usage"})
+        assert started.status_code == 201, started.text
+        checked = http.post(
+            f"/v1/verifications/{started.json()['id']}/check",
+            json={"code": live_server.last_code()},
+        )
+        assert checked.status_code == 200, checked.text
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_person_sees_stops_and_erases_in_a_browser(live_server, chromium, javascript):
+    _verified(live_server, live_server.api_key)
+    context = chromium.new_context(locale="en-US", java_script_enabled=javascript)
+    try:
+        _erase_in(context.new_page(), live_server)
+    finally:
+        context.close()
+
+
+def _erase_in(page: Any, live_server: Any) -> None:
+    page.set_default_timeout(15_000)
+    page.goto(live_server.url + "/my/?lang=en")
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.fill("#phone", "090-1357-2468")
+    page.select_option("#country", "JP")
+    sent_before = len(live_server.messages())
+    page.click("#send")
+    assert "+81 90-****-2468" in page.inner_text("#masked")
+    page.fill("#code", _next_code(live_server, sent_before))
+    page.click("#check")
+    page.wait_for_url("**/my/records")
+    assert "coupon_usage" in page.inner_text("#purposes")
+    page.click("#stop-usage")
+    assert page.inner_text("#done") == "Done."
+    page.click("#erase")
+    page.check("#confirm")
+    page.click("#erase-now")
+    assert page.inner_text("#receipt-id").startswith("sjr_")
+    assert "ledger_entry_subjects" in page.inner_text("#kept")
+    page.goto(live_server.url + "/my/records")
+    assert "session has ended" in page.inner_text("#message")
+
+
+def test_the_pages_follow_the_browser_language(live_server, chromium):
+    context = chromium.new_context(locale="ko-KR")  # Accept-Language: ko-KR
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + "/my/")
+        assert page.locator("html").get_attribute("lang") == "ko"
+        assert page.input_value("#country") == "KR"
+        page.click("a[hreflang=ja]")  # the switch wins over the browser, and is remembered
+        assert page.locator("html").get_attribute("lang") == "ja"
+        page.goto(live_server.url + "/my/")
+        assert page.locator("html").get_attribute("lang") == "ja"
+    finally:
+        context.close()

@@ -1,0 +1,135 @@
+"""The self-service pages over HTTP (the browser tests drive the same pages in Chromium):
+headers, CSRF, language, and the whole path from number to erasure receipt."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.consent.helpers import make_key
+from tests.fixtures.flows import sent_code
+from tests.staff.helpers import rows, verified
+
+NUMBER = "+819024681357"
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def _field(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field"
+    return found.group(1)
+
+
+async def test_pages_are_not_stored_and_run_no_script(client):
+    response = await client.get("/my/")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert "<script" not in response.text
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/my" in cookie
+
+
+@pytest.mark.parametrize(
+    ("header", "query", "lang", "word"),
+    [
+        ("ko-KR,ko;q=0.9", "", "ko", "휴대전화 번호"),
+        ("fr,en;q=0.5,ja;q=0.9", "", "ja", "携帯電話番号"),
+        ("fr", "", "ja", "携帯電話番号"),
+        ("ja", "?lang=en", "en", "Mobile number"),
+    ],
+)
+async def test_the_language_follows_the_switch_then_the_browser(client, header, query, lang, word):
+    response = await client.get("/my/" + query, headers={"Accept-Language": header})
+    assert f'<html lang="{lang}">' in response.text
+    assert word in response.text
+
+
+async def test_a_form_without_its_csrf_token_is_refused(client, app):
+    await client.get("/my/")
+    response = await client.post(
+        "/my/code", data={"csrf": "0" * 64, "phone": NUMBER, "country": "JP"}
+    )
+    assert response.status_code == 403
+    assert not rows(app, "SELECT id FROM verifications")
+    # The right token from another browser (another cookie) does not pass either.
+    token = _csrf((await client.get("/my/")).text)
+    client.cookies.clear()
+    response = await client.post("/my/code", data={"csrf": token, "phone": NUMBER, "country": "JP"})
+    assert response.status_code == 403
+
+
+async def test_number_code_records_action_and_erasure(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    page = await client.get("/my/?lang=en")
+    sent = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
+    )
+    assert sent.status_code == 200, sent.text
+    assert "+81 90-****-1357" in sent.text
+    code = await sent_code(app, carrier, NUMBER)
+    opened = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": code},
+    )  # fmt: skip
+    assert opened.status_code == 303
+    assert "HttpOnly" in opened.headers["set-cookie"]
+    records = await client.get("/my/records")
+    assert records.status_code == 200
+    assert "coupon_usage" in records.text and NUMBER not in records.text
+    stopped = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
+    assert stopped.status_code == 303
+    assert not rows(app, "SELECT purpose FROM subscriber_purposes")
+
+    confirm = await client.get("/my/erase")
+    assert confirm.status_code == 200 and 'name="confirm"' in confirm.text
+    unconfirmed = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    assert unconfirmed.status_code == 422
+    assert rows(app, "SELECT id FROM subscribers") == [{"id": sid}]
+    erased = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    assert erased.status_code == 200, erased.text
+    assert "ledger_entry_subjects" in erased.text
+    assert not rows(app, "SELECT id FROM subscribers")
+    assert (await client.get("/my/records")).status_code == 401
+
+
+async def test_the_records_move_to_a_new_number_from_the_page(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    page = await client.get("/my/?lang=en")
+    sent = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
+    )
+    code = await sent_code(app, carrier, NUMBER)
+    await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": code},
+    )  # fmt: skip
+    records = await client.get("/my/records")
+    new = "+819086429753"
+    asked = await client.post(
+        "/my/correction/code", data={"csrf": _csrf(records.text), "phone": new, "country": "JP"}
+    )
+    assert asked.status_code == 200, asked.text
+    assert 'action="/my/correction"' in asked.text
+    moved = await client.post(
+        "/my/correction",
+        data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
+              "code": await sent_code(app, carrier, new)},
+    )  # fmt: skip
+    assert moved.status_code == 303, moved.text
+    assert "+81 90-****-9753" in (await client.get("/my/records")).text
+    index = app.state.ctx.keys.blind_index(new, kind="number")
+    assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=index) == [{"id": sid}]

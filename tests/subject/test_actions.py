@@ -1,0 +1,101 @@
+"""What a subject sees of their own data, and what they change with a subject session."""
+
+from __future__ import annotations
+
+from tests.consent.helpers import make_key
+from tests.coupons.helpers import redeem
+from tests.fixtures.flows import check, sent_code, start
+from tests.ledger.conftest import release
+from tests.staff.helpers import rows, verified
+from tests.subject.helpers import open_session
+
+NUMBER = "+819055556666"
+OPT_IN = {"purpose": "coupon_delivery", "action": "opt_in", "source": "web",
+          "policy_version": "2026-11"}  # fmt: skip
+
+
+async def test_the_subject_sees_purposes_consents_redemptions_and_disclosures(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write", "consents:write", "coupons:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    assert (await client.post(f"/v1/subscribers/{sid}/consents", json=OPT_IN, headers=auth)
+            ).status_code == 201  # fmt: skip
+    clock.advance(minutes=1)
+    started = await start(client, auth, phone=NUMBER, purpose="coupon_usage")
+    checked = await check(client, auth, started.json()["id"], await sent_code(app, carrier, NUMBER))
+    assert checked.status_code == 200
+    redeemed = await redeem(client, auth, "spring-10", verification_id=started.json()["id"])
+    assert redeemed.status_code == 201, redeemed.text
+    await release(app, [sid])
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, NUMBER)
+
+    body = (await client.get("/v1/subject/data", headers=headers)).json()
+    assert {p["purpose"] for p in body["purposes"]} == {"coupon_delivery", "coupon_usage"}
+    assert [(c["purpose"], c["action"]) for c in body["consent_history"]] == [
+        ("coupon_delivery", "opt_in")
+    ]
+    assert [(r["coupon_id"], r["count"]) for r in body["redemptions"]] == [("spring-10", 1)]
+    assert body["provision_stopped_at"] is None
+
+    records = await client.get("/v1/subject/disclosures", headers=headers)
+    assert records.status_code == 200
+    [record] = records.json()["records"]
+    assert record["recipient"]["organisation"] == "Shibuya Police Station"
+    assert record["legal_basis"] == "investigation_compelled"
+    assert record["data_items"] == ["phone_number", "subscriber_id"]
+    assert record["request_reference"] is None  # an inquiry's reference is not shown
+
+
+async def test_withdraw_stop_and_resume_are_done_and_registered(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write", "consents:write", "coupons:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    await client.post(f"/v1/subscribers/{sid}/consents", json=OPT_IN, headers=auth)
+    clock.advance(minutes=1)
+    await verified(client, app, carrier, auth, NUMBER, "coupon_usage")
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, NUMBER)
+
+    withdrawn = await client.post("/v1/subject/delivery-consent/withdraw", headers=headers)
+    assert withdrawn.status_code == 200 and withdrawn.json()["changed"] is True
+    state = rows(app, "SELECT status FROM consents WHERE subscriber_id = :s", s=sid)
+    assert state == [{"status": "opted_out"}]
+    again = await client.post("/v1/subject/delivery-consent/withdraw", headers=headers)
+    assert again.json()["changed"] is False
+
+    stopped = await client.post("/v1/subject/coupon-usage/stop", headers=headers)
+    assert stopped.json()["changed"] is True
+    assert rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s",
+                s=sid) == [{"purpose": "coupon_delivery"}]  # fmt: skip
+    # Stopped means stopped: a coupon redemption on the number is refused now.
+    refused = await redeem(client, auth, "spring-10", subscriber_id=sid)
+    assert refused.status_code == 409, refused.text
+
+    for action, stopped_now in (("stop", True), ("resume", False)):
+        response = await client.post(
+            "/v1/subject/third-party-provision", json={"action": action}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["changed"] is True
+        data = (await client.get("/v1/subject/data", headers=headers)).json()
+        assert (data["provision_stopped_at"] is not None) is stopped_now
+
+    kinds = [r["kind"] for r in rows(app, "SELECT kind FROM subject_requests ORDER BY received_at")]
+    assert sorted(kinds) == sorted(
+        ["withdraw_delivery", "withdraw_delivery", "stop_usage", "stop_provision",
+         "resume_provision"]
+    )  # fmt: skip
+    assert {r["status"] for r in rows(app, "SELECT status FROM subject_requests")} == {"done"}
+
+
+async def test_bad_input_is_a_problem_naming_the_field(client, app, carrier):
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    headers = await open_session(client, app, carrier, NUMBER)
+    response = await client.post(
+        "/v1/subject/third-party-provision", json={"action": "pause"}, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "action"

@@ -1,0 +1,60 @@
+"""Correction: the records move to a new number once its code checks; the old number's
+traces go; a number held by someone else is refused."""
+
+from __future__ import annotations
+
+from tests.consent.helpers import make_key
+from tests.fixtures.flows import sent_code
+from tests.staff.helpers import rows, verified
+from tests.subject.helpers import open_session, send_code
+
+OLD = "+819012120000"
+NEW = "+819034340000"
+TAKEN = "+819056560000"
+
+
+async def _correct(client, app, carrier, headers, e164):
+    verification_id = await send_code(
+        client, e164, path="/v1/subject/correction/verifications", headers=headers
+    )
+    code = await sent_code(app, carrier, e164)
+    return await client.post(
+        "/v1/subject/correction",
+        json={"verification_id": verification_id, "code": code},
+        headers=headers,
+    )
+
+
+async def test_the_records_move_to_the_new_number(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, OLD)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, OLD)
+    response = await _correct(client, app, carrier, headers, NEW)
+    assert response.status_code == 200, response.text
+    assert response.json()["phone_masked"] == "+81 90-****-0000"
+    ctx = app.state.ctx
+    old_index = ctx.keys.blind_index(OLD, kind="number")
+    assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i",
+                i=ctx.keys.blind_index(NEW, kind="number")) == [{"id": sid}]  # fmt: skip
+    assert not rows(app, "SELECT id FROM verifications WHERE phone_index = :i", i=old_index)
+    assert not rows(app, "SELECT bucket FROM send_windows WHERE bucket = :b", b=f"n:{old_index}")
+    # The old number is no one's now: proving it again opens nothing.
+    clock.advance(minutes=1)
+    verification_id = await send_code(client, OLD)
+    code = await sent_code(app, carrier, OLD)
+    opened = await client.post(
+        "/v1/subject/sessions", json={"verification_id": verification_id, "code": code}
+    )
+    assert opened.status_code == 404
+
+
+async def test_a_number_of_another_subscriber_is_refused(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, OLD)
+    other = await verified(client, app, carrier, auth, TAKEN)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, OLD)
+    response = await _correct(client, app, carrier, headers, TAKEN)
+    assert response.status_code == 409
+    assert {r["id"] for r in rows(app, "SELECT id FROM subscribers")} == {sid, other}

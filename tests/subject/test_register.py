@@ -1,0 +1,73 @@
+"""Requests by other channels: recorded by staff with a reason, due in 10 days, queued
+until closed (closing one as done carries it out), listed for auditors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.staff.roles import Role
+from tests.consent.helpers import make_key
+from tests.staff.helpers import rows, staff_auth, verified
+
+NUMBER = "+819077778888"
+
+
+async def test_a_phoned_in_erasure_is_queued_then_carried_out(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    auditor = await staff_auth(app, client, Role.AUDITOR)
+    body = {"subject_id": sid, "kind": "erase", "channel": "phone",
+            "reason": "Caller asked to erase their number; identity checked by SMS"}  # fmt: skip
+    created = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    request = created.json()
+    received = dt.datetime.fromisoformat(request["received_at"])
+    assert dt.datetime.fromisoformat(request["due_at"]) - received == dt.timedelta(days=10)
+    assert request["status"] == "open" and request["overdue"] is False
+
+    queue = await client.get("/v1/subject-requests?status=open", headers=auditor)
+    assert [r["id"] for r in queue.json()["requests"]] == [request["id"]]
+    clock.advance(days=10)  # staff sessions end long before: sign in again
+    operator = await staff_auth(app, client, Role.OPERATOR, username="operator-2")
+    auditor = await staff_auth(app, client, Role.AUDITOR, username="auditor-2")
+    queue = await client.get("/v1/subject-requests?status=open", headers=auditor)
+    assert queue.json()["requests"][0]["overdue"] is True
+
+    closed = await client.post(
+        f"/v1/subject-requests/{request['id']}/close",
+        json={"outcome": "done", "note": "Erased after the call back"},
+        headers=operator,
+    )
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "done"
+    assert closed.json()["receipt"]["erased"]["subscribers"] == 1
+    assert not rows(app, "SELECT id FROM subscribers")
+    again = await client.post(
+        f"/v1/subject-requests/{request['id']}/close",
+        json={"outcome": "done", "note": "Erased after the call back"},
+        headers=operator,
+    )
+    assert again.status_code == 409
+    assert (await client.get("/v1/subject-requests?status=open", headers=auditor)).json()[
+        "requests"
+    ] == []
+
+
+async def test_a_reason_with_a_number_is_refused_and_nothing_is_written(client, app):
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    body = {"kind": "access", "channel": "letter",
+            "reason": "Letter from 090-7777-8888 asking what we hold"}  # fmt: skip
+    response = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "reason"
+    assert not rows(app, "SELECT id FROM subject_requests")
+
+
+async def test_auditors_list_but_do_not_record(client, app):
+    auditor = await staff_auth(app, client, Role.AUDITOR)
+    body = {"kind": "access", "channel": "letter", "reason": "Letter asking what is held"}
+    assert (
+        await client.post("/v1/subject-requests", json=body, headers=auditor)
+    ).status_code == 403
+    assert (await client.get("/v1/subject-requests", headers=auditor)).status_code == 200
