@@ -41,8 +41,12 @@ def back() -> Response:
 @router.get("/staff")
 async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
     admin = staff.role in STAFF_ADMIN
+    everyone = await accounts.list_accounts(tx, ctx)
     context = {
-        "accounts": await accounts.list_accounts(tx, ctx),
+        "accounts": everyone,
+        # Grants name accounts by id and actors as staff:<id>: shown by username.
+        "names": {f"staff:{a.id}": a.username for a in everyone}
+        | {a.id: a.username for a in everyone},
         "grants": await grants.list_grants(tx, ctx, status="pending"),
         "invitations": await invitations.list_open(tx, ctx) if admin else [],
         "admin": admin,

@@ -113,7 +113,8 @@ def verified_subscriber(live: LiveServer, key: str) -> str:
         return str(checked.json()["subscriber_id"])
 
 
-def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
+def test_each_role_main_path(live_server: LiveServer, chromium_for_test: Any) -> None:
+    chromium = chromium_for_test
     live = live_server
     for username, extra in (("root", []), ("rescue", ["--break-glass"])):
         made = live.cli(
@@ -217,9 +218,9 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     # -- auditor: the ledger verified, a checkpoint, the access log and its CSV ---------
     auditor = pages["auditor"]
     auditor.click("nav >> text=Ledger")
+    auditor.click("text=Sign a checkpoint now")
     auditor.click("text=Verify now")
     assert "verifies" in auditor.inner_text("#verify-status")
-    auditor.click("text=Sign a checkpoint now")
     shot(auditor, "ledger")
     auditor.click("nav >> text=Access log")
     shot(auditor, "access-log")
