@@ -16,8 +16,13 @@ from fastapi.responses import RedirectResponse
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.web import ConsoleRoute, checked, staff_page
 from app.core.deps import CtxDep, TxDep
-from app.staff import accounts, grants, invitations, offboarding
-from app.staff.access_schemas import GrantCreate, GrantRejection, InvitationCreate
+from app.staff import accounts, grants, invitations, lockout, offboarding
+from app.staff.access_schemas import (
+    GrantCreate,
+    GrantRejection,
+    InvitationCreate,
+    UnlockRequest,
+)
 from app.staff.auth import Staff
 from app.staff.new_account import NewAccount
 from app.staff.roles import PRIVILEGED, STAFF_ADMIN, STAFF_READ, Role
@@ -51,7 +56,6 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
         "invitations": await invitations.list_open(tx, ctx) if admin else [],
         "admin": admin,
         "roles": [role.value for role in Role],
-        "privileged": sorted(role.value for role in PRIVILEGED),
     }
     return staff_page(request, ctx, staff, "staff.html", context)
 
@@ -82,12 +86,26 @@ async def revoke_invitation(
     return back()
 
 
-@router.post("/staff/{staff_id}/grants")
-async def propose(
+@router.post("/staff/{staff_id}/role")
+async def change_role(
     staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, role: Short
 ) -> Response:
+    # One form for every role, as the API has two routes: operator and auditor are
+    # given at once; privacy officer and admin are only proposed (four eyes).
     body = checked(GrantCreate, {"role": role})
-    await grants.propose(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    if body.role in PRIVILEGED:
+        await grants.propose(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    else:
+        await accounts.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    return back()
+
+
+@router.post("/staff/{staff_id}/unlock")
+async def unlock(
+    staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, reason: Short
+) -> Response:
+    body = checked(UnlockRequest, {"reason": reason})
+    await lockout.unlock(tx, ctx, staff=staff, account_id=staff_id, reason=body.reason)
     return back()
 
 

@@ -113,8 +113,7 @@ def verified_subscriber(live: LiveServer, key: str) -> str:
         return str(checked.json()["subscriber_id"])
 
 
-def test_each_role_main_path(live_server: LiveServer, chromium_for_test: Any) -> None:
-    chromium = chromium_for_test
+def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     live = live_server
     for username, extra in (("root", []), ("rescue", ["--break-glass"])):
         made = live.cli(

@@ -9,8 +9,10 @@ import re
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.console.helpers import csrf_of, get, post, signed_in
+from tests.ledger.conftest import tampering
 from tests.staff.helpers import CHEAP_HASHING, verified
 
 E164 = "+819012345678"
@@ -112,3 +114,9 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     admin = await signed_in(app, "admin", "root")
     assert (await get(admin, "/console/ledger")).status_code == 200
     assert (await get(admin, "/console/ledger/verify")).status_code == 403
+    # A changed entry: the verification names the first broken position.
+    with tampering(app) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'nothing' WHERE seq = 1"))
+    broken = await get(auditor, "/console/ledger/verify")
+    status = broken.text.split('id="verify-status"')[1].split("</p>")[0]
+    assert "Broken at entry #1: changed" in status

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.console.helpers import csrf_of, get, post, signed_in
-from tests.staff.helpers import CHEAP_HASHING, execute, rows
+from tests.staff.helpers import CHEAP_HASHING, events, execute, rows
 
 
 @pytest.fixture
@@ -113,3 +113,31 @@ async def test_an_admin_lifts_a_pumping_block_with_a_reason(client, app, clock):
     assert rows(app, "SELECT lift_reason FROM pumping_blocks") == [
         {"lift_reason": "A campaign by our own client"}
     ]
+
+
+async def test_one_role_form_gives_at_once_or_proposes_and_an_admin_unlocks(client, app):
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "operator", "taro")
+    (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    path = f"/console/staff/{taro['id']}"
+    given = await post(root, path + "/role", {"role": "auditor"}, csrf_from="/console/staff")
+    assert given.status_code == 303
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'taro'") == [
+        {"role": "auditor"}
+    ]
+    proposed = await post(
+        root, path + "/role", {"role": "privacy_officer"}, csrf_from="/console/staff"
+    )
+    assert proposed.status_code == 303
+    assert rows(app, "SELECT role, status FROM staff_role_grants") == [
+        {"role": "privacy_officer", "status": "pending"}
+    ]
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'taro'") == [
+        {"role": "auditor"}
+    ]
+    unlocked = await post(
+        root, path + "/unlock", {"reason": "Locked out after a phone change"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert unlocked.status_code == 303
+    assert len(events(app, "staff:account:unlocked")) == 1

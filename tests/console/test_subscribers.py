@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
 
 from tests.console.helpers import HTML, csrf_of, get, post, sign_in
-from tests.staff.helpers import CHEAP_HASHING, create_staff, rows, verified
+from tests.staff.helpers import CHEAP_HASHING, create_staff, execute, rows, verified
 
 E164 = "+819012345678"
 
@@ -114,3 +115,23 @@ async def test_the_access_log_filters_pages_and_downloads_formula_safe_csv(
     await create_staff(app, "operator", username="taro")
     await sign_in(client, "taro")
     assert (await get(client, "/console/access-log")).status_code == 403
+
+
+async def test_the_access_log_pages_fifty_at_a_time(client, app, clock):
+    for n in range(55):
+        execute(
+            app,
+            "INSERT INTO access_log (accessed_at, staff_id, staff_username, staff_role, "
+            "source_ip, subscriber_id, action, reason) VALUES "
+            "(:at, 'stf_x', 'taro', 'operator', '203.0.113.9', :sid, 'read', NULL)",
+            at=clock.now(),
+            sid=f"sub_{n}",
+        )
+    await create_staff(app, "auditor", username="kenji")
+    await sign_in(client, "kenji")
+    first = await get(client, "/console/access-log?action=read")
+    assert first.text.count("<tr><td>") == 50 and "sub_54" in first.text
+    older = re.search(r'id="older" href="([^"]+)"', first.text).group(1).replace("&amp;", "&")
+    second = await get(client, older)
+    assert second.text.count("<tr><td>") == 5 and "sub_0<" in second.text
+    assert 'id="older"' not in second.text
