@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
     ledger_signing_key_id: str | None = None
     ledger_checkpoint_interval_seconds: float = Field(3600, ge=0, description="0: on demand only")
+    # Where every signed checkpoint is also appended (app/ledger/witness.py): a file on
+    # another volume than the database's. None: no witness (verify says so).
+    ledger_witness: Path | None = None
 
     @field_validator("allowed_regions", "trusted_proxies", mode="before")
     @classmethod

@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import os
 import re
 import types
 import typing
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Generic, NamedTuple
 
@@ -109,11 +110,28 @@ def create_sync_engine(url: str) -> Engine:
     return sa.create_engine(sync_url(url), pool_pre_ping=True)
 
 
+def _owner_only(database: Path) -> None:
+    """The database file, created 0600 if missing, and it, its -wal and its -shm made
+    0600: they hold the registry (sealed numbers, but every index and audit row).
+
+    Never opens a file that exists: closing any descriptor of a database file drops
+    every POSIX lock the process holds on it, those of its live connections too.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            database.with_name(database.name + suffix).chmod(0o600)
+
+
 def _sqlite_engine(url: str) -> Engine:
     database = sa.engine.make_url(url).database
+    path: Path | None = None
     if database and database != ":memory:":
         path = Path(database)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates -wal and -shm with the database file's mode: 0600 from the start.
+        _owner_only(path)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     # SQLAlchemy's documented recipe for transactions the driver does not begin by
@@ -129,6 +147,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if path is not None:  # files an older version created 0644 are narrowed too
+            _owner_only(path)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:

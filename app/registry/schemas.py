@@ -16,6 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.text import no_phone_number
+
 # A subscriber's opaque id, as every route takes it.
 SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
 SubscriberIdPath = Annotated[str, Path(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)]
@@ -42,7 +44,7 @@ def clean_reason(reason: str) -> str:
         raise ValueError(f"must be {MIN_REASON} to {MAX_REASON} characters")
     if not cleaned.isprintable():
         raise ValueError("must be printable text")
-    return cleaned
+    return no_phone_number(cleaned)
 
 
 class SubscriberSearch(BaseModel):

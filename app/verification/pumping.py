@@ -32,6 +32,7 @@ from app.core.db import Sql, Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.metrics import LIMIT_REFUSALS, PUMPING_BLOCKS
+from app.core.text import no_phone_number
 from app.models.pumping import PumpingBlock
 from app.models.types import table
 
@@ -220,6 +221,10 @@ async def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) 
     reason = reason.strip()
     if not 3 <= len(reason) <= 500:
         raise InvalidInput.field("reason", "must be 3 to 500 characters")
+    try:  # the command line's reason too
+        no_phone_number(reason)
+    except ValueError as exc:
+        raise InvalidInput.field("reason", str(exc)) from None
     now = ctx.clock.now()
     row = (await tx.execute(sa.select(blocks).where(blocks.c.id == block_id))).one_or_none()
     if row is None:
