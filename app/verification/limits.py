@@ -141,8 +141,9 @@ def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
 
 
 @functools.cache
-def _count_sql(n: int) -> Sql[Any]:
-    # One row: the prefix's block in force, then each bucket's sends since its start.
+def counts_sql(n: int) -> Sql[Any]:
+    """One row: the prefix's block in force, then each of ``n`` buckets' sends since its
+    start, each read by the primary key (bucket, at)."""
     row = NamedTuple(  # type: ignore[misc]
         f"Counts{n}", [("blocked_until", dt.datetime | None), *((f"h{i}", int) for i in range(n))]
     )
@@ -165,7 +166,7 @@ async def _counts(
     params: dict[str, object] = {"prefix": prefix, "now": now}
     for i, (bucket, since) in enumerate(buckets):
         params[f"b{i}"], params[f"s{i}"] = bucket, since
-    row = await tx.fetch_one(_count_sql(len(buckets)), params)
+    row = await tx.fetch_one(counts_sql(len(buckets)), params)
     if row is None:  # a SELECT without FROM answers one row
         raise RuntimeError("count query returned nothing")
     blocked_until, *hits = row

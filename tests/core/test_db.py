@@ -259,3 +259,16 @@ async def test_sqlite_files_are_owner_only(tmp_path, existing_mode) -> None:
         }
     finally:
         await database.dispose()
+
+
+async def test_sqlite_keeps_the_page_cache_the_settings_ask_for(database_url: str) -> None:
+    """SMSREG_SQLITE_CACHE_MB sizes the service's SQLite page cache (a negative
+    cache_size is in KiB); SQLite's own default would be 2 MiB."""
+    db = Database(database_url, sqlite_cache_mb=48)
+    try:
+        if not db.sqlite:
+            pytest.skip("a SQLite setting")
+        async with db.transaction() as tx:
+            assert (await tx.execute(sa.text("PRAGMA cache_size"))).scalar() == -48 * 1024
+    finally:
+        await db.dispose()

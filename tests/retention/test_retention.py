@@ -224,3 +224,17 @@ async def test_campaign_messages_go_after_their_period_in_batches(
     clock.set(later + dt.timedelta(days=183, microseconds=1))
     assert (await purge(app))["campaign_messages"] == 2
     assert campaign_rows() == set()
+
+
+def test_the_command_shows_each_steps_running_count(capsys, monkeypatch):
+    from app.retention import cli as purge_cli
+
+    monkeypatch.setattr(purge_cli, "PROGRESS_SECONDS", 0.0)
+    progress = purge_cli.Progress()
+    progress("unverified", 2)
+    progress("unverified", 3)
+    progress("approved", 1)
+    progress.finish()
+    shown = capsys.readouterr().err
+    assert "unverified: 5 deleted so far" in shown
+    assert "approved: 1 deleted so far" in shown
