@@ -15,13 +15,14 @@ $(BIN)/smsreg: pyproject.toml
 serve: $(BIN)/smsreg  ## start on the embedded default: SQLite file, console SMS sender, 127.0.0.1:8000
 	$(BIN)/smsreg serve
 
-# The browser tests drive the operating system's Chromium; installed here when missing
+# The browser tests drive the operating system's Chromium (and a Japanese font, for the
+# console's screenshots); installed here when missing
 # (as root, or with sudo), or the tests say how.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
 		else echo "make: no chromium; install Debian's chromium package to run the browser tests"; exit 0; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-ipafont-gothic; }
 
 test: $(BIN)/smsreg chromium  ## lint, types, import contracts, then the suite on SQLite and (when it answers) PostgreSQL
 	$(BIN)/ruff check app tests bench

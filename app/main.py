@@ -15,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app.consent.inbound import router as sms_inbound_router
 from app.consent.routes import router as consent_router
 from app.consent.staff_routes import router as subscriber_views_router
+from app.console.routes import router as console_router
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -193,6 +194,7 @@ def create_app(
         subject_router,
         subject_requests_router,
         my_router,
+        console_router,
     ):
         app.include_router(router)
     return app

@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.clients.scopes import Scope
+from app.console.auth import SESSION_COOKIE
 from app.staff.roles import Role
 from tests.fixtures.subject import subject_auth
 from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
@@ -62,6 +63,9 @@ IDS = {
     "grant_id": "grt_madeup",
     "invitation_id": "inv_madeup",
     "action": "stop-usage",
+    "lang": "ja",
+    "name": "console.css",
+    "rest": "no-such-page",
 }
 
 MATRIX: dict[tuple[str, str], Row] = {
@@ -195,6 +199,61 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/my/logout"): Row(ANYONE),
     ("POST", "/my/correction/code"): Row(ANYONE),
     ("POST", "/my/correction"): Row(ANYONE),
+    # The staff console: pages for a browser, the session in a cookie (every staff caller
+    # here sends it too). A form without its CSRF token is refused with 400 once the
+    # caller is authorised, so an allowed caller never sees 401/403 for the empty form.
+    ("GET", "/console/login"): Row(ANYONE),
+    ("POST", "/console/login"): Row(ANYONE),
+    ("GET", "/console/language/{lang}"): Row(ANYONE),
+    ("GET", "/console/static/{name}"): Row(ANYONE),
+    ("GET", "/console/{rest}"): Row(ANYONE),  # any other address: a 404 page
+    ("GET", "/console/enrol"): Row(ANYONE),
+    ("POST", "/console/enrol"): Row(ANYONE),
+    ("POST", "/console/enrol/confirm"): Row(ANYONE),
+    ("POST", "/console/logout"): Row(ALL_STAFF),
+    ("GET", "/console/"): Row(ALL_STAFF),
+    ("GET", "/console/account"): Row(ALL_STAFF),
+    ("GET", "/console/account/password"): Row(ALL_STAFF),
+    ("POST", "/console/account/password"): Row(ALL_STAFF),
+    ("GET", "/console/account/totp"): Row(ALL_STAFF),
+    ("POST", "/console/account/totp"): Row(ALL_STAFF),
+    ("POST", "/console/account/totp/confirm"): Row(ALL_STAFF),
+    ("GET", "/console/subscribers"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/console/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/subscribers/{subscriber_id}"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
+    ("POST", "/console/subscribers/{subscriber_id}/reveal"): Row(staff(Role.PRIVACY_OFFICER)),
+    ("GET", "/console/access-log"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/access-log.csv"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/disclosures"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)),
+    ("GET", "/console/disclosures/new"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/console/disclosures"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/disclosures/{request_id}"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)
+    ),
+    ("POST", "/console/disclosures/{request_id}/approve"): Row(staff(Role.PRIVACY_OFFICER)),
+    ("POST", "/console/disclosures/{request_id}/reject"): Row(staff(Role.PRIVACY_OFFICER)),
+    ("POST", "/console/disclosures/{request_id}/release"): Row(staff(Role.PRIVACY_OFFICER)),
+    ("GET", "/console/ledger"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)),
+    ("GET", "/console/ledger/export"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)),
+    ("GET", "/console/ledger/verify"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/console/ledger/checkpoints"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/staff"): Row(staff(Role.ADMIN, Role.AUDITOR)),
+    ("POST", "/console/staff/invitations"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/invitations/{invitation_id}/revoke"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/{staff_id}/role"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/{staff_id}/unlock"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/grants/{grant_id}/confirm"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/grants/{grant_id}/reject"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/{staff_id}/disable"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/staff/{staff_id}/offboard"): Row(staff(Role.ADMIN)),
+    ("GET", "/console/api-keys"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/api-keys"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/api-keys/{key_id}/rotate"): Row(staff(Role.ADMIN)),
+    ("POST", "/console/api-keys/{key_id}/revoke"): Row(staff(Role.ADMIN)),
+    ("GET", "/console/pumping"): Row(staff(Role.ADMIN, Role.OPERATOR, Role.AUDITOR)),
+    ("POST", "/console/pumping/{block_id}/lift"): Row(staff(Role.ADMIN)),
 }
 
 
@@ -239,9 +298,12 @@ async def credentials(app: FastAPI, client: Any) -> dict[str, dict[str, str]]:
     for scope in Scope:
         headers[f"key:{scope.value}"] = await make_key(app, [scope.value])
     for role in Role:
-        headers[f"staff:{role.value}"] = await staff_auth(
+        auth = await staff_auth(
             app, client, role, username=f"matrix-{role.value.replace('_', '-')}"
         )
+        # The console takes the same session from its cookie.
+        token = auth["Authorization"].removeprefix("Bearer ")
+        headers[f"staff:{role.value}"] = {**auth, "Cookie": f"{SESSION_COOKIE}={token}"}
     return headers
 
 

@@ -140,7 +140,8 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
-def _field_problems(exc: RequestValidationError) -> list[FieldProblem]:
+def validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
+    """The fields at fault in a validation error, as problem entries."""
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
@@ -172,7 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
         # Credentials are dependencies, solved before the input is validated: a caller
         # without a valid key got 401/403 already and never learns what was wrong here.
-        problems = _field_problems(exc)
+        problems = validation_problems(exc)
         detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
         return problem_response(InvalidInput(detail, errors=problems).to_problem())
 

@@ -8,13 +8,32 @@ committed, each batch read in a short unit of its own (app/ledger/reading.py).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database, Tx
 from app.ledger import export, verify, witness
+from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery
 from app.ledger.reading import in_tx
+from app.models.ledger import LedgerCheckpoint, LedgerEntry
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The newest entries and checkpoints, newest first."""
+
+    entries: list[LedgerEntry]
+    checkpoints: list[LedgerCheckpoint]
+
+
+async def recent(tx: Tx, ctx: Context, *, limit: int) -> Recent:
+    """The ledger's newest entries and checkpoints (entries name subjects by id only)."""
+    return Recent(
+        entries=await repo.newest_entries(tx, limit=limit),
+        checkpoints=await repo.newest_checkpoints(tx, limit=limit),
+    )
 
 
 async def verify_ledger(tx: Tx, ctx: Context, *, actor: str) -> verify.Report:

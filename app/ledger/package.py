@@ -15,7 +15,7 @@ import orjson
 
 from app.core.context import Context
 from app.core.crypto import subscriber_aad
-from app.core.csvsafe import cell
+from app.core.csvsafe import text_cell
 from app.core.db import Tx
 from app.ledger import canonical
 from app.ledger import subjects_repository as subjects
@@ -83,7 +83,8 @@ async def build(
     for record in records:
         writer.writerow(
             [
-                cell(" ".join(value) if isinstance(value, list) else str(value))
+                # Numbers kept as text: a spreadsheet must not turn +8190... into 8.19E+11.
+                text_cell(" ".join(value) if isinstance(value, list) else str(value))
                 for value in record.values()
             ]
         )

@@ -218,3 +218,17 @@ async def covering_checkpoint(tx: Tx, *, seq: int) -> LedgerCheckpoint | None:
         )
     ).one_or_none()
     return None if row is None else _checkpoint(row)
+
+
+async def newest_entries(tx: Tx, *, limit: int) -> list[LedgerEntry]:
+    """The newest entries, newest first."""
+    rows = await tx.execute(sa.select(entries).order_by(_e.seq.desc()).limit(limit))
+    return [_entry(row) for row in rows]
+
+
+async def newest_checkpoints(tx: Tx, *, limit: int) -> list[LedgerCheckpoint]:
+    """The newest checkpoints, newest first."""
+    rows = await tx.execute(
+        sa.select(checkpoints).order_by(_c.seq.desc(), _c.id.desc()).limit(limit)
+    )
+    return [_checkpoint(row) for row in rows]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Response
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.staff import accounts, grants, invitations, lockout
+from app.staff import accounts, grants, invitations, lockout, login
 from app.staff.access_schemas import (
     EnrolledPublic,
     EnrolmentConfirm,
@@ -104,22 +104,12 @@ async def revoke_invitation(
 async def start_enrolment(
     body: EnrolmentStart, db: DbDep, ctx: CtxDep, response: Response
 ) -> EnrolmentStartedPublic:
-    # The token is checked before any password is hashed, so no stranger can make the
-    # service spend argon2 time; and again in the transaction that writes.
-    async with db.transaction() as tx:
-        account = await invitations.check_token(tx, ctx, token=body.token)
-    password_hash = await invitations.hash_own_password(
-        ctx, account=account, password=body.password
-    )
-    async with db.transaction() as tx:
-        enrolment = await invitations.set_password(
-            tx, ctx, token=body.token, password_hash=password_hash
-        )
+    started = await login.set_invited_password(db, ctx, token=body.token, password=body.password)
     response.headers.update(NO_STORE)
     return EnrolmentStartedPublic(
-        username=account.username,
-        secret=enrolment.secret,
-        provisioning_uri=enrolment.provisioning_uri,
+        username=started.account.username,
+        secret=started.enrolment.secret,
+        provisioning_uri=started.enrolment.provisioning_uri,
     )
 
 

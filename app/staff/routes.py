@@ -14,8 +14,8 @@ from fastapi import APIRouter, Path, Response
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.credentials import passwords
 from app.staff import accounts, own_password, sessions, throttle
+from app.staff import login as login_flows
 from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
 from app.staff.schemas import (
     LoginRequest,
@@ -52,23 +52,15 @@ StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-
 async def login(
     body: LoginRequest, db: DbDep, ctx: CtxDep, ip: ClientIp, response: Response
 ) -> NewSessionPublic:
-    async with db.transaction() as tx:
-        start = await sessions.start_login(tx, ctx, username=body.username, ip=ip)
-    # A missing account is verified against a dummy hash: it costs the same time.
-    seen = start.account
-    check = await passwords.verify_password(
-        ctx.settings, seen.password_hash if seen is not None else None, body.password
+    new = await login_flows.log_in(
+        db,
+        ctx,
+        username=body.username,
+        password=body.password,
+        ip=ip,
+        totp_code=body.totp,
+        recovery_code=body.recovery_code,
     )
-    async with db.transaction() as tx:
-        new = await sessions.finish_login(
-            tx,
-            ctx,
-            start=start,
-            check=check,
-            ip=ip,
-            totp_code=body.totp,
-            recovery_code=body.recovery_code,
-        )
     response.headers.update(NO_STORE)
     return new_session_public(new)
 
@@ -97,17 +89,13 @@ async def me(staff: OwnCredentials, tx: TxDep, ctx: CtxDep) -> MePublic:
 async def change_password(
     body: PasswordChange, staff: OwnPassword, db: DbDep, ctx: CtxDep
 ) -> StaffPublic:
-    async with db.transaction() as tx:
-        stored = await own_password.current_hash(tx, ctx, staff=staff)
-    checked = await own_password.check_change(
+    account = await login_flows.change_password(
+        db,
         ctx,
         staff=staff,
-        stored=stored,
         current_password=body.current_password,
         new_password=body.new_password,
     )
-    async with db.transaction() as tx:
-        account = await own_password.finish_change(tx, ctx, staff=staff, checked=checked)
     return staff_public(account)
 
 

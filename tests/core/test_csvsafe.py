@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from app.core.csvsafe import cell, uncell
+from app.core.csvsafe import cell, text_cell, uncell
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,15 @@ def test_a_round_trip_through_the_csv_module():
     csv.writer(buffer).writerow([cell(v) for v in values])
     (row,) = csv.reader(io.StringIO(buffer.getvalue()))
     assert [uncell(text) for text in row] == values
+
+
+@pytest.mark.parametrize("value", ["+819012345678", "09012345678", "-5", "12.5"])
+def test_text_cells_keep_numbers_as_text(value):
+    assert text_cell(value) == "'" + value
+    assert uncell(text_cell(value)) == value
+
+
+@pytest.mark.parametrize("value", ['=HYPERLINK("x")', "'quoted", "coupon_usage", ""])
+def test_text_cells_defuse_formulas_as_cells_do(value):
+    assert text_cell(value) == cell(value)
+    assert uncell(text_cell(value)) == value

@@ -77,7 +77,8 @@ async def test_release_of_a_verified_number_builds_the_package_and_one_entry(
     assert package["ledger_seq"] == 1 and package["legal_basis"] == "investigation_compelled"
     assert released.package_csv.decode().splitlines() == [
         "phone_number,verified_purposes,registered_at",
-        f"{PHONE_E164},coupon_usage,2026-11-22T00:00:00.000000+00:00",
+        # The number stays text in a spreadsheet (a leading ', which readers drop).
+        f"'{PHONE_E164},coupon_usage,2026-11-22T00:00:00.000000+00:00",
     ]
     entry = released.entry
     assert entry.seq == 1 and entry.prev_hash == "0" * 64

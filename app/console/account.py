@@ -1,0 +1,128 @@
+"""/console/account: one's own password and second factor; /console/enrol: an invitation.
+
+The pages run the API's services (app.staff.login, app.staff.second_factor,
+app.staff.invitations). A restricted session may use these and nothing else. Secrets
+shown once (a TOTP secret and its QR code, recovery codes) are in a page that no
+browser or proxy keeps (``no-store``, on every console answer).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import segno
+from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from app.console.auth import OwnForm, OwnPage, OwnPasswordForm, PreForm
+from app.console.web import ConsoleRoute, pre_form, render, staff_page
+from app.core.context import Context
+from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.credentials import passwords
+from app.staff import invitations, login, second_factor, sessions
+from app.staff.auth import Staff
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+Password = Annotated[str, Form(min_length=1, max_length=passwords.MAX_PASSWORD_LENGTH)]
+Code = Annotated[str, Form(min_length=1, max_length=16)]
+Token = Annotated[str, Form(min_length=1, max_length=invitations.MAX_TOKEN_LENGTH)]
+
+
+def qr_code(uri: str) -> str:
+    """The provisioning URI as a QR code, an SVG data URI for an <img> (no script)."""
+    return segno.make(uri, error="m").svg_data_uri(scale=5)
+
+
+async def _overview(
+    request: Request, tx: TxDep, ctx: Context, staff: Staff, **extra: object
+) -> Response:
+    me = await sessions.me(tx, ctx, staff=staff)
+    totp = await second_factor.status(tx, ctx, staff=staff)
+    return staff_page(request, ctx, staff, "account.html", {"me": me, "totp": totp, **extra})
+
+
+@router.get("/account")
+async def account(
+    request: Request,
+    staff: OwnPage,
+    tx: TxDep,
+    ctx: CtxDep,
+    done: Annotated[Literal["password"] | None, Query()] = None,
+) -> Response:
+    return await _overview(request, tx, ctx, staff, done=done)
+
+
+@router.get("/account/password")
+async def password_form(request: Request, staff: OwnPage, ctx: CtxDep) -> Response:
+    return staff_page(request, ctx, staff, "password.html")
+
+
+@router.post("/account/password")
+async def change_password(
+    request: Request,
+    staff: OwnPasswordForm,
+    db: DbDep,
+    ctx: CtxDep,
+    current_password: Password,
+    new_password: Password,
+) -> Response:
+    await login.change_password(
+        db, ctx, staff=staff, current_password=current_password, new_password=new_password
+    )
+    return RedirectResponse("/console/account?done=password", status_code=303)
+
+
+@router.get("/account/totp")
+async def totp_page(request: Request, staff: OwnPage, tx: TxDep, ctx: CtxDep) -> Response:
+    return await _overview(request, tx, ctx, staff)
+
+
+@router.post("/account/totp")
+async def start_totp(request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep) -> Response:
+    new = await second_factor.start_enrolment(tx, ctx, staff=staff)
+    context = {
+        "secret": new.secret,
+        "qr": qr_code(new.provisioning_uri),
+        "action": "/console/account/totp/confirm",
+    }
+    return staff_page(request, ctx, staff, "totp_enrol.html", context)
+
+
+@router.post("/account/totp/confirm")
+async def confirm_totp(
+    request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep, code: Code
+) -> Response:
+    codes = await second_factor.confirm_enrolment(tx, ctx, staff=staff, code=code)
+    return staff_page(request, ctx, staff, "recovery_codes.html", {"codes": codes})
+
+
+# -- an invitation, before any session ----------------------------------------------------
+
+
+@router.get("/enrol")
+async def enrol_form(request: Request, ctx: CtxDep) -> Response:
+    return pre_form(request, ctx, "enrol.html", {})
+
+
+@router.post("/enrol", dependencies=[PreForm])
+async def enrol_password(
+    request: Request, db: DbDep, ctx: CtxDep, token: Token, password: Password
+) -> Response:
+    started = await login.set_invited_password(db, ctx, token=token, password=password)
+    context = {
+        "secret": started.enrolment.secret,
+        "qr": qr_code(started.enrolment.provisioning_uri),
+        "token": token,
+        "action": "/console/enrol/confirm",
+    }
+    return pre_form(request, ctx, "totp_enrol.html", context)
+
+
+@router.post("/enrol/confirm", dependencies=[PreForm])
+async def enrol_confirm(
+    request: Request, tx: TxDep, ctx: CtxDep, ip: ClientIp, token: Token, code: Code
+) -> Response:
+    done = await invitations.complete(tx, ctx, token=token, code=code, ip=ip)
+    context = {"codes": done.recovery_codes, "active": done.active, "enrolled": True}
+    return render(request, "recovery_codes.html", context)

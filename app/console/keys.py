@@ -1,0 +1,103 @@
+"""/console/api-keys: service clients' keys (create with scopes, rotate with a grace
+period, revoke, what is due); /console/pumping: the pumping guard's blocks (lift with a
+reason). The same services and role sets as the API; a new key's token is shown once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi.responses import RedirectResponse
+
+from app.clients import service as clients
+from app.clients.schemas import ApiKeyCreate, ApiKeyRotate
+from app.clients.scopes import Scope
+from app.console.auth import ConsoleForm, ConsoleRoles
+from app.console.web import ConsoleRoute, checked, staff_page
+from app.core.deps import CtxDep, TxDep
+from app.staff.auth import Staff
+from app.staff.roles import PUMPING_ADMIN, PUMPING_READ, STAFF_ADMIN
+from app.verification import pumping
+from app.verification.pumping_routes import LiftRequest
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+KeysPage = Annotated[Staff, Depends(ConsoleRoles(STAFF_ADMIN))]
+KeysForm = Annotated[Staff, Depends(ConsoleForm(STAFF_ADMIN))]
+BlocksPage = Annotated[Staff, Depends(ConsoleRoles(PUMPING_READ))]
+BlocksForm = Annotated[Staff, Depends(ConsoleForm(PUMPING_ADMIN))]
+KeyId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^key_[A-Za-z0-9_\-]+$")]
+BlockId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^blk_[A-Za-z0-9_\-]+$")]
+
+
+@router.get("/api-keys")
+async def keys_page(request: Request, staff: KeysPage, tx: TxDep, ctx: CtxDep) -> Response:
+    now = ctx.clock.now()
+    context = {
+        "keys": [(key, clients.state(key, now)) for key in await clients.list_keys(tx, ctx)],
+        "due": await clients.due(tx, ctx),
+        "scopes": [scope.value for scope in Scope],
+    }
+    return staff_page(request, ctx, staff, "api_keys.html", context)
+
+
+@router.post("/api-keys")
+async def create_key(
+    request: Request,
+    staff: KeysForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    name: Annotated[str, Form(max_length=200)],
+    scopes: Annotated[list[str], Form(max_length=len(Scope))] = [],  # noqa: B006
+) -> Response:
+    body = checked(ApiKeyCreate, {"name": name, "scopes": scopes})
+    made = await clients.create(
+        tx, ctx, name=body.name, scopes=[s.value for s in body.scopes], created_by=staff.actor
+    )
+    return staff_page(request, ctx, staff, "key_token.html", {"key": made.key, "token": made.token})
+
+
+@router.post("/api-keys/{key_id}/rotate")
+async def rotate_key(
+    request: Request,
+    key_id: KeyId,
+    staff: KeysForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    grace_hours: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    body = checked(ApiKeyRotate, {"grace_hours": grace_hours or None})
+    done = await clients.rotate(
+        tx, ctx, key_id=key_id, actor=staff.actor, grace_hours=body.grace_hours
+    )
+    context = {"key": done.new.key, "token": done.new.token, "old": done.old}
+    return staff_page(request, ctx, staff, "key_token.html", context)
+
+
+@router.post("/api-keys/{key_id}/revoke")
+async def revoke_key(key_id: KeyId, staff: KeysForm, tx: TxDep, ctx: CtxDep) -> Response:
+    await clients.revoke(tx, ctx, key_id=key_id, actor=staff.actor)
+    return RedirectResponse("/console/api-keys", status_code=303)
+
+
+@router.get("/pumping")
+async def blocks_page(request: Request, staff: BlocksPage, tx: TxDep, ctx: CtxDep) -> Response:
+    context = {
+        "blocks": await pumping.list_blocks(tx, ctx),
+        "may_lift": staff.role in PUMPING_ADMIN,
+    }
+    return staff_page(request, ctx, staff, "pumping.html", context)
+
+
+@router.post("/pumping/{block_id}/lift")
+async def lift_block(
+    block_id: BlockId,
+    staff: BlocksForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    reason: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    body = checked(LiftRequest, {"reason": reason})
+    await pumping.lift(tx, ctx, block_id=block_id, actor=staff.actor, reason=body.reason)
+    return RedirectResponse("/console/pumping", status_code=303)

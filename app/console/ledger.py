@@ -1,0 +1,64 @@
+"""/console/ledger: the newest entries and checkpoints, the verification with the first
+broken position, a checkpoint signed now, and the export as CSV or JSON Lines.
+
+The auditors' services of the API (app.ledger.auditor, app.ledger.checkpoints), under
+its role sets: those who may export read the entries (they hold subject ids, never a
+number); auditors and privacy officers verify and sign checkpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+
+from app.console.auth import ConsoleForm, ConsoleRoles
+from app.console.web import ConsoleRoute, query_form, staff_page
+from app.core.deps import CtxDep, DbDep, TxDep
+from app.ledger import auditor, checkpoints
+from app.ledger.audit_schemas import ExportQuery
+from app.staff.auth import Staff
+from app.staff.roles import LEDGER_AUDIT, LEDGER_EXPORT
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+ReaderPage = Annotated[Staff, Depends(ConsoleRoles(LEDGER_EXPORT))]
+AuditorPage = Annotated[Staff, Depends(ConsoleRoles(LEDGER_AUDIT))]
+AuditorForm = Annotated[Staff, Depends(ConsoleForm(LEDGER_AUDIT))]
+NEWEST = 50
+
+
+@router.get("/ledger")
+async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
+    recent = await auditor.recent(tx, ctx, limit=NEWEST)
+    context = {"recent": recent, "may_audit": staff.role in LEDGER_AUDIT, "report": None}
+    return staff_page(request, ctx, staff, "ledger.html", context)
+
+
+@router.get("/ledger/verify")
+async def verify(request: Request, staff: AuditorPage, tx: TxDep, ctx: CtxDep) -> Response:
+    report = await auditor.verify_ledger(tx, ctx, actor=staff.actor)
+    recent = await auditor.recent(tx, ctx, limit=NEWEST)
+    context = {"recent": recent, "may_audit": True, "report": report}
+    return staff_page(request, ctx, staff, "ledger.html", context)
+
+
+@router.post("/ledger/checkpoints")
+async def checkpoint(staff: AuditorForm, tx: TxDep, ctx: CtxDep) -> Response:
+    await checkpoints.create_now(tx, ctx, actor=staff.actor)
+    return RedirectResponse("/console/ledger", status_code=303)
+
+
+@router.get("/ledger/export")
+async def export(
+    request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep, db: DbDep
+) -> StreamingResponse:
+    query = query_form(request, ExportQuery)
+    chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
+    jsonl = query.format == "jsonl"
+    return StreamingResponse(
+        chunks,
+        media_type="application/x-ndjson" if jsonl else "text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="smsreg-ledger.{query.format}"'},
+    )

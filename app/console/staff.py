@@ -1,0 +1,138 @@
+"""/console/staff: accounts, invitations, role grants under four eyes, disable, offboard.
+
+The admins' pages over app.staff's services, with the API's role sets: admins act,
+auditors read. A privileged role (privacy officer, admin) is only ever proposed here;
+a different admin confirms it. An invitation's token is shown once, on the page that
+made it; offboarding shows each door it closed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi.responses import RedirectResponse
+
+from app.console.auth import ConsoleForm, ConsoleRoles
+from app.console.web import ConsoleRoute, checked, staff_page
+from app.core.deps import CtxDep, TxDep
+from app.staff import accounts, grants, invitations, lockout, offboarding
+from app.staff.access_schemas import (
+    GrantCreate,
+    GrantRejection,
+    InvitationCreate,
+    UnlockRequest,
+)
+from app.staff.auth import Staff
+from app.staff.new_account import NewAccount
+from app.staff.roles import PRIVILEGED, STAFF_ADMIN, STAFF_READ, Role
+
+router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
+
+ReaderPage = Annotated[Staff, Depends(ConsoleRoles(STAFF_READ))]
+AdminForm = Annotated[Staff, Depends(ConsoleForm(STAFF_ADMIN))]
+StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
+GrantId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^grt_[A-Za-z0-9_\-]+$")]
+InvitationId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^inv_[A-Za-z0-9_\-]+$")]
+Short = Annotated[str, Form(max_length=200)]
+BACK = "/console/staff"
+
+
+def back() -> Response:
+    """After an action: the staff page again (a reload does not repeat the action)."""
+    return RedirectResponse(BACK, status_code=303)
+
+
+@router.get("/staff")
+async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
+    admin = staff.role in STAFF_ADMIN
+    everyone = await accounts.list_accounts(tx, ctx)
+    context = {
+        "accounts": everyone,
+        # Grants name accounts by id and actors as staff:<id>: shown by username.
+        "names": {f"staff:{a.id}": a.username for a in everyone}
+        | {a.id: a.username for a in everyone},
+        "grants": await grants.list_grants(tx, ctx, status="pending"),
+        "invitations": await invitations.list_open(tx, ctx) if admin else [],
+        "admin": admin,
+        "roles": [role.value for role in Role],
+    }
+    return staff_page(request, ctx, staff, "staff.html", context)
+
+
+@router.post("/staff/invitations")
+async def invite(
+    request: Request,
+    staff: AdminForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    username: Short,
+    display_name: Short,
+    role: Short,
+) -> Response:
+    body = checked(
+        InvitationCreate, {"username": username, "display_name": display_name, "role": role}
+    )
+    new = NewAccount(username=body.username, display_name=body.display_name, role=body.role)
+    made = await invitations.invite(tx, ctx, actor=staff.actor, new=new)
+    return staff_page(request, ctx, staff, "invited.html", {"made": made})
+
+
+@router.post("/staff/invitations/{invitation_id}/revoke")
+async def revoke_invitation(
+    invitation_id: InvitationId, staff: AdminForm, tx: TxDep, ctx: CtxDep
+) -> Response:
+    await invitations.revoke(tx, ctx, actor=staff.actor, invitation_id=invitation_id)
+    return back()
+
+
+@router.post("/staff/{staff_id}/role")
+async def change_role(
+    staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, role: Short
+) -> Response:
+    # One form for every role, as the API has two routes: operator and auditor are
+    # given at once; privacy officer and admin are only proposed (four eyes).
+    body = checked(GrantCreate, {"role": role})
+    if body.role in PRIVILEGED:
+        await grants.propose(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    else:
+        await accounts.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    return back()
+
+
+@router.post("/staff/{staff_id}/unlock")
+async def unlock(
+    staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, reason: Short
+) -> Response:
+    body = checked(UnlockRequest, {"reason": reason})
+    await lockout.unlock(tx, ctx, staff=staff, account_id=staff_id, reason=body.reason)
+    return back()
+
+
+@router.post("/staff/grants/{grant_id}/confirm")
+async def confirm(grant_id: GrantId, staff: AdminForm, tx: TxDep, ctx: CtxDep) -> Response:
+    await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
+    return back()
+
+
+@router.post("/staff/grants/{grant_id}/reject")
+async def reject(
+    grant_id: GrantId, staff: AdminForm, tx: TxDep, ctx: CtxDep, reason: Short = ""
+) -> Response:
+    body = checked(GrantRejection, {"reason": reason or None})
+    await grants.reject(tx, ctx, staff=staff, grant_id=grant_id, reason=body.reason)
+    return back()
+
+
+@router.post("/staff/{staff_id}/disable")
+async def disable(staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep) -> Response:
+    await accounts.disable(tx, ctx, staff=staff, account_id=staff_id)
+    return back()
+
+
+@router.post("/staff/{staff_id}/offboard")
+async def offboard(
+    request: Request, staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep
+) -> Response:
+    done = await offboarding.offboard(tx, ctx, staff=staff, account_id=staff_id)
+    return staff_page(request, ctx, staff, "offboarded.html", {"done": done})

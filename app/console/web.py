@@ -1,0 +1,197 @@
+"""What every console page shares: templates, language, security headers, error pages.
+
+Every console route is a :class:`ConsoleRoute`: its answers carry a Content-Security-Policy
+that allows no inline script (scripts and styles only from /console/static), forbid
+framing and caching (``no-store``: pages show personal data and one-time secrets), and
+its refusals (an ``AppError`` or invalid form fields) are rendered as an HTML page with
+the same status for a browser, or as the API's problem document for any other client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
+
+from app.console import i18n
+from app.console.auth import csrf_token, pre_binding, set_pre_cookie
+from app.core.context import Context
+from app.core.errors import (
+    AppError,
+    FieldProblem,
+    InvalidInput,
+    problem_response,
+    validation_problems,
+)
+from app.staff import roles
+from app.staff.auth import Staff
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def language(request: Request) -> str:
+    """The language the page is written in."""
+    return i18n.choose(
+        cookie=request.cookies.get(i18n.LANG_COOKIE),
+        accept_language=request.headers.get("accept-language", ""),
+    )
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> Response:
+    """A page in the request's language."""
+    lang = language(request)
+    values = {"lang": lang, "t": i18n.translator(lang), **(context or {})}
+    return templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def pre_form(
+    request: Request,
+    ctx: Context,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status_code: int = 200,
+) -> Response:
+    """A form shown before sign-in, with its double-submit CSRF token."""
+    value, new = pre_binding(request)
+    page = render(
+        request, template, {**context, "csrf": csrf_token(ctx, value)}, status_code=status_code
+    )
+    if new:
+        set_pre_cookie(page, ctx, value=value)
+    return page
+
+
+def staff_page(
+    request: Request,
+    ctx: Context,
+    staff: Staff,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> Response:
+    """A page for a signed-in person: their forms' CSRF token, and the menu their role
+    may use (the same role sets the routes check)."""
+    role = staff.role
+    menu = [
+        (href, key)
+        for href, key, allowed in NAV
+        if role in allowed and not (staff.restrictions and href != "/console/account")
+    ]
+    values = {"staff": staff, "csrf": csrf_token(ctx, staff.session_id), "menu": menu}
+    return render(request, template, {**values, **(context or {})}, status_code=status_code)
+
+
+# The menu: each page with the roles its route admits.
+NAV: tuple[tuple[str, str, frozenset[roles.Role]], ...] = (
+    ("/console/", "dashboard", roles.ALL_ROLES),
+    ("/console/subscribers", "subscribers", roles.SUBSCRIBER_READ),
+    ("/console/access-log", "access_log", roles.ACCESS_LOG_READ),
+    ("/console/disclosures", "disclosures", roles.DISCLOSURE_READ),
+    ("/console/ledger", "ledger", roles.LEDGER_EXPORT),
+    ("/console/staff", "staff", roles.STAFF_READ),
+    ("/console/api-keys", "api_keys", roles.STAFF_ADMIN),
+    ("/console/pumping", "pumping_blocks", roles.PUMPING_READ),
+    ("/console/account", "account", roles.ALL_ROLES),
+)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def checked(model: type[M], values: Mapping[str, Any], *, location: str = "body") -> M:
+    """A form's (or a query's) fields checked by the API's own schema: a bad field is
+    refused as the API refuses it, named by its location."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": (location, *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def query_form(request: Request, model: type[M]) -> M:
+    """A GET form's fields checked by the API's schema. A browser sends the empty fields
+    too: they mean no filter."""
+    values = {
+        name: value
+        for name, value in request.query_params.items()
+        if value and name in model.model_fields
+    }
+    return checked(model, values, location="query")
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the caller is a browser (a navigation or a form post asks for HTML)."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def error_page(
+    request: Request, *, status: int, title: str, detail: str, fields: Sequence[FieldProblem]
+) -> Response:
+    """A refusal as a page: what was wrong, each field named."""
+    return render(
+        request,
+        "error.html",
+        {"status": status, "title": title, "detail": detail, "fields": fields},
+        status_code=status,
+    )
+
+
+def refusal(request: Request, exc: AppError) -> Response:
+    """An AppError for a browser (a page) or another client (a problem document)."""
+    if not wants_html(request):
+        return problem_response(exc.to_problem(), exc.headers)
+    page = error_page(
+        request, status=exc.status, title=exc.title, detail=exc.detail, fields=exc.errors
+    )
+    page.headers.update(exc.headers)
+    return page
+
+
+class ConsoleRoute(APIRoute):
+    """A console route: security headers on every answer, refusals as pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, wrapped (FastAPI's documented custom route class)."""
+        handler = super().get_route_handler()
+
+        async def console_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except AppError as exc:
+                response = refusal(request, exc)
+            except RequestValidationError as exc:
+                problems = validation_problems(exc)
+                detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
+                response = refusal(request, InvalidInput(detail, errors=problems))
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        return console_handler

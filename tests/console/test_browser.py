@@ -1,0 +1,245 @@
+"""Each role's main path through the console in headless Chromium, against a real server.
+
+One installation, as people would use it: the first admin comes from the command line
+and enrols TOTP from a QR code; a second (break-glass) admin confirms the privacy
+officer's role; an operator, an auditor and a privacy officer take their invitations up
+in the browser; the operator finds a subscriber and asks for a disclosure, the privacy
+officer reveals a number (it hides itself), approves and releases the request and
+downloads the package, the auditor verifies the ledger and downloads the access log, and
+the admin offboards the operator. Every page visited is saved to docs/console/*.png for
+docs/console.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+
+from tests.fixtures.live import ROOT, LiveServer
+
+pytestmark = pytest.mark.browser
+
+SHOTS = ROOT / "docs" / "console"
+PASSWORD = "a long admin passphrase"
+OWN = "my own long passphrase"
+E164 = "+819012345678"
+
+
+def shot(page: Any, name: str) -> None:
+    """Save the page as docs/console/NAME.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def code(secret: str, steps: int = 0) -> str:
+    """The TOTP code now, or ``steps`` 30-second steps ahead (within the allowed drift)."""
+    return pyotp.TOTP(secret).at(time.time(), counter_offset=steps)
+
+
+def sign_in(page: Any, live: LiveServer, username: str, password: str, totp: str = "") -> None:
+    page.goto(live.url + "/console/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    if totp:
+        page.fill("input[name=totp]", totp)
+    page.click("main form button[type=submit]")
+
+
+def submit(page: Any, form: str) -> None:
+    page.click(f"{form} button[type=submit]")
+
+
+def enrol_first_sign_in(page: Any, live: LiveServer, username: str, *, shots: bool) -> str:
+    """The first sign-in of a role that needs TOTP: enrol from the QR code; the secret."""
+    sign_in(page, live, username, PASSWORD)
+    assert page.url.endswith("/console/account/totp")
+    if shots:
+        shot(page, "account-totp-required")
+    page.click("text=Enrol an authenticator app")
+    assert page.locator("img.qr").get_attribute("src").startswith("data:image/svg+xml")
+    secret = page.inner_text("#totp-secret")
+    if shots:
+        shot(page, "totp-enrolment")
+    page.fill("input[name=code]", code(secret))
+    submit(page, "main form.card")
+    assert page.locator("#recovery-codes li").count() == 10
+    if shots:
+        shot(page, "recovery-codes")
+    return secret
+
+
+def take_up(page: Any, live: LiveServer, token: str, *, shots: bool) -> str:
+    """Take an invitation up in the browser: own password, TOTP; the secret."""
+    page.goto(live.url + "/console/enrol")
+    page.fill("input[name=token]", token)
+    page.fill("input[name=password]", OWN)
+    if shots:
+        shot(page, "enrol")
+    submit(page, "main form.card")
+    secret = page.inner_text("#totp-secret")
+    page.fill("input[name=code]", code(secret))
+    submit(page, "main form.card")
+    assert page.locator("#recovery-codes li").count() == 10
+    return secret
+
+
+def invite(page: Any, username: str, name: str, role: str) -> str:
+    page.click("nav >> text=Staff")
+    page.fill("#invite input[name=username]", username)
+    page.fill("#invite input[name=display_name]", name)
+    page.select_option("#invite select[name=role]", role)
+    submit(page, "#invite")
+    return page.inner_text("#invitation-token")
+
+
+def verified_subscriber(live: LiveServer, key: str) -> str:
+    """A number verified through the API, as the coupon frontend does it."""
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=live.url, headers=auth) as api:
+        started = api.post("/v1/verifications", json={"phone": E164, "purpose": "coupon_usage"})
+        assert started.status_code == 201, started.text
+        checked = api.post(
+            f"/v1/verifications/{started.json()['id']}/check", json={"code": live.last_code(E164)}
+        )
+        assert checked.status_code == 200, checked.text
+        return str(checked.json()["subscriber_id"])
+
+
+def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
+    live = live_server
+    for username, extra in (("root", []), ("rescue", ["--break-glass"])):
+        made = live.cli(
+            "staff", "create", "--username", username, "--display-name", username.title(),
+            "--password-stdin", *extra, input=PASSWORD + "\n",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    pages = {}
+    for who in ("admin", "rescue", "operator", "auditor", "officer"):
+        pages[who] = chromium.new_context(locale="en-US", accept_downloads=True).new_page()
+        pages[who].set_default_timeout(15_000)
+
+    # -- admin: the sign-in page, first enrolment, dashboard, invitations, API keys -------
+    admin = pages["admin"]
+    admin.goto(live.url + "/console/login")
+    shot(admin, "sign-in")
+    enrol_first_sign_in(admin, live, "root", shots=True)
+    admin.click("text=Continue")
+    shot(admin, "dashboard-admin")
+    tokens = {
+        "taro": invite(admin, "taro", "Taro Sato", "operator"),
+        "kenji": invite(admin, "kenji", "Kenji Ito", "auditor"),
+    }
+    shot(admin, "invited")
+    tokens["hanako"] = invite(admin, "hanako", "Hanako Yamada", "privacy_officer")
+    admin.click("nav >> text=API keys")
+    admin.fill("#new-key input[name=name]", "coupon-frontend")
+    admin.check("#new-key input[value='verifications:write']")
+    submit(admin, "#new-key")
+    key = admin.inner_text("#api-key-token")
+    admin.click("text=Back")
+    shot(admin, "api-keys")
+    admin.click("nav >> text=Pumping blocks")
+    shot(admin, "pumping-blocks")
+
+    # -- a second admin confirms the privacy officer's role (four eyes) ------------------
+    rescue = pages["rescue"]
+    enrol_first_sign_in(rescue, live, "rescue", shots=False)
+    rescue.goto(live.url + "/console/staff")
+    shot(rescue, "staff-four-eyes")
+    rescue.click("#grants button:has-text('Confirm')")
+    assert "Nothing." in rescue.inner_text("#grants")
+
+    # -- each invited person takes their invitation up ----------------------------------
+    secrets = {}
+    for who, username in (("operator", "taro"), ("auditor", "kenji"), ("officer", "hanako")):
+        secrets[username] = take_up(pages[who], live, tokens[username], shots=who == "operator")
+        sign_in(pages[who], live, username, OWN, code(secrets[username], 1))
+        assert pages[who].url.endswith("/console/")
+
+    sid = verified_subscriber(live, key)
+
+    # -- operator: masked search, the subscriber, a disclosure request ------------------
+    operator = pages["operator"]
+    shot(operator, "dashboard-operator")
+    operator.click("nav >> text=Subscribers")
+    operator.fill("input[name=phone]", "090-1234-5678")
+    submit(operator, "main form.card")
+    assert E164 not in operator.content()
+    shot(operator, "subscribers")
+    operator.click(f"text={sid}")
+    shot(operator, "subscriber")
+    operator.goto(live.url + "/console/disclosures/new")
+    operator.fill("input[name=recipient_organisation]", "Shibuya Police Station")
+    operator.fill("input[name=recipient_officer]", "Inspector Sato")
+    operator.fill("input[name=recipient_contact]", "sato@police.example.jp")
+    operator.select_option("select[name=legal_basis]", "investigation_compelled")
+    operator.fill("input[name=request_reference]", "CCP197-2026-0042")
+    operator.fill("textarea[name=purpose]", "Fraud investigation into case 2026-118")
+    operator.check("input[value=phone_number]")
+    operator.check("input[value=subscriber_id]")
+    operator.fill("textarea[name=subject_ids]", sid)
+    operator.fill("textarea[name=necessity_review]", "The inquiry names this subscriber only.")
+    shot(operator, "disclosure-request")
+    submit(operator, "#request-form")
+    request_id = re.search(r"dsr_[\w\-]+", operator.url).group(0)
+
+    # -- privacy officer: reveal (hidden again after 30 s), approve, release, download --
+    officer = pages["officer"]
+    officer.goto(live.url + "/console/")
+    shot(officer, "dashboard-privacy-officer")
+    officer.clock.install()
+    officer.goto(live.url + f"/console/subscribers/{sid}")
+    officer.fill("textarea[name=reason]", "Subject access request #118 by letter")
+    submit(officer, "#reveal")
+    assert officer.inner_text("#revealed-number") == E164
+    shot(officer, "reveal")
+    officer.clock.fast_forward("00:31")
+    assert officer.inner_text("#revealed-number") != E164
+    officer.goto(live.url + f"/console/disclosures/{request_id}")
+    officer.fill("#decide textarea[name=note]", "Inquiry checked against the warrant register.")
+    shot(officer, "disclosure-decision")
+    officer.click("#decide button:has-text('Approve')")
+    submit(officer, "#release")
+    shot(officer, "released")
+    with officer.expect_download() as download:
+        officer.click("#download-csv")
+    package = Path(download.value.path()).read_text()
+    assert E164 in package
+
+    # -- auditor: the ledger verified, a checkpoint, the access log and its CSV ---------
+    auditor = pages["auditor"]
+    auditor.click("nav >> text=Ledger")
+    auditor.click("text=Sign a checkpoint now")
+    auditor.click("text=Verify now")
+    assert "verifies" in auditor.inner_text("#verify-status")
+    shot(auditor, "ledger")
+    auditor.click("nav >> text=Access log")
+    shot(auditor, "access-log")
+    with auditor.expect_download() as download:
+        auditor.click("text=Download CSV")
+    table = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert "reveal" in [row["action"] for row in table]
+
+    # -- admin: offboard the operator, each door shown -----------------------------------
+    admin.click("nav >> text=Staff")
+    shot(admin, "staff")
+    admin.click("#account-taro button:has-text('Offboard')")
+    assert admin.locator("#doors li").count() == 7
+    shot(admin, "offboarded")
+    operator.goto(live.url + "/console/")
+    assert "Sign in" in operator.content()
+
+    # -- the same console in Japanese ---------------------------------------------------
+    officer.click("header >> text=日本語")
+    shot(officer, "dashboard-japanese")
+    assert "ダッシュボード" in officer.content()
+    for page in pages.values():
+        page.context.close()

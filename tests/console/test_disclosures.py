@@ -1,0 +1,122 @@
+"""Disclosures and the ledger in the console: the request form checked by the API's schema,
+independent approval with a note, one release with its package downloaded as JSON and
+formula-safe CSV, and the auditors' verification, checkpoint and export."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.console.helpers import csrf_of, get, post, signed_in
+from tests.ledger.conftest import tampering
+from tests.staff.helpers import CHEAP_HASHING, verified
+
+E164 = "+819012345678"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**CHEAP_HASHING}
+
+
+def request_form(sid: str, **changes: str) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "recipient_organisation": "Shibuya Police Station",
+        "recipient_officer": "Inspector Sato",
+        "recipient_contact": "sato@police.example.jp",
+        "legal_basis": "investigation_compelled",
+        "request_reference": "CCP197-2026-0042",
+        "purpose": "Fraud investigation into case 2026-118",
+        "data_items": ["phone_number", "subscriber_id"],
+        "subject_ids": f"{sid}\n",
+        "necessity_review": "The inquiry names this subscriber; no other means exist.",
+    }
+    form.update(changes)
+    return form
+
+
+def downloads(page: str) -> dict[str, bytes]:
+    found = re.findall(
+        r'id="download-(\w+)" download="[^"]+" href="data:[^;]+(?:;charset=utf-8)?;base64,([^"]+)"',
+        page,
+    )
+    return {kind: base64.b64decode(data) for kind, data in found}
+
+
+async def test_a_request_is_decided_by_another_officer_and_released_once(
+    client, app, carrier, auth
+):
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    bad = await post(
+        operator, "/console/disclosures", request_form(sid, request_reference=""),
+        csrf_from="/console/disclosures/new",
+    )  # fmt: skip
+    assert bad.status_code == 422 and "request_reference" in bad.text
+    made = await post(
+        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
+    )
+    assert made.status_code == 303, made.text
+    path = made.headers["location"]
+    # The requester may not decide; the officer sees the request waiting.
+    assert 'id="decide"' not in (await get(operator, path)).text
+    dashboard = await get(officer, "/console/")
+    assert path.rsplit("/", 1)[1] in dashboard.text
+    page = await get(officer, path)
+    approved = await post(officer, path + "/approve", {"note": "ok", "csrf": csrf_of(page)})
+    assert approved.status_code == 422 and "note" in approved.text  # 3 characters at least
+    approved = await post(
+        officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)}
+    )
+    assert approved.status_code == 303
+    page = await get(officer, path)
+    assert 'id="release"' in page.text
+    released = await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    assert released.status_code == 200, released.text
+    assert released.headers["cache-control"] == "no-store"
+    files = downloads(released.text)
+    assert E164.encode() in files["json"]
+    # Formula-safe, the number kept as text (a leading ', which readers drop).
+    assert f"'{E164}" in files["csv"].decode().splitlines()[1]
+    again = await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    assert again.status_code == 409
+    assert E164 not in (await get(officer, path)).text
+
+
+async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier, auth):
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    made = await post(
+        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
+    )
+    path = made.headers["location"]
+    page = await get(officer, path)
+    await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
+    await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    auditor = await signed_in(app, "auditor", "kenji")
+    ledger = await get(auditor, "/console/ledger")
+    assert ledger.status_code == 200 and "Shibuya Police Station" in ledger.text
+    assert E164 not in ledger.text
+    verified_page = await get(auditor, "/console/ledger/verify")
+    assert 'id="verify-status"' in verified_page.text and "verifies" in verified_page.text
+    signed = await post(auditor, "/console/ledger/checkpoints", {}, csrf_from="/console/ledger")
+    assert signed.status_code == 303
+    assert "head" in (await get(auditor, "/console/ledger")).text
+    export = await auditor.get("/console/ledger/export?format=csv&since=&recipient=")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    assert "Shibuya Police Station" in export.text and E164 not in export.text
+    admin = await signed_in(app, "admin", "root")
+    assert (await get(admin, "/console/ledger")).status_code == 200
+    assert (await get(admin, "/console/ledger/verify")).status_code == 403
+    # A changed entry: the verification names the first broken position.
+    with tampering(app) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'nothing' WHERE seq = 1"))
+    broken = await get(auditor, "/console/ledger/verify")
+    status = broken.text.split('id="verify-status"')[1].split("</p>")[0]
+    assert "Broken at entry #1: changed" in status

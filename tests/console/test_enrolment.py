@@ -1,0 +1,71 @@
+"""Taking an invitation up in the console: one's own password, then TOTP with a QR code;
+the recovery codes shown once; the token good for one enrolment only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyotp
+import pytest
+
+from app.staff import invitations
+from app.staff.new_account import NewAccount
+from app.staff.roles import Role
+from tests.conftest import call
+from tests.console.helpers import csrf_of, get, post, sign_in
+from tests.staff.helpers import CHEAP_HASHING
+
+OWN_PASSWORD = "my own long passphrase"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**CHEAP_HASHING}
+
+
+async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, app, clock):
+    made = await call(
+        app,
+        invitations.invite,
+        actor="cli",
+        new=NewAccount(username="hanako", display_name="Hanako Yamada", role=Role.OPERATOR),
+    )
+    form = await get(client, "/console/enrol")
+    assert form.status_code == 200
+    started = await post(
+        client,
+        "/console/enrol",
+        {"token": made.token, "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+    )
+    assert started.status_code == 200, started.text
+    assert 'src="data:image/svg+xml' in started.text
+    secret = started.text.split('id="totp-secret">')[1].split("<")[0]
+    done = await post(
+        client,
+        "/console/enrol/confirm",
+        {"token": made.token, "code": pyotp.TOTP(secret).at(clock.now()), "csrf": csrf_of(started)},
+    )
+    assert done.status_code == 200, done.text
+    assert done.text.count("<li><code>") == 10
+    # The token is used up.
+    again = await post(
+        client,
+        "/console/enrol",
+        {"token": made.token, "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+    )
+    assert again.status_code == 401
+    clock.advance(seconds=30)
+    code = pyotp.TOTP(secret).at(clock.now())
+    assert (await sign_in(client, "hanako", OWN_PASSWORD, totp=code)).status_code == 303
+    assert (await get(client, "/console/")).status_code == 200
+
+
+async def test_an_unknown_token_is_refused_before_any_password_is_hashed(client, app):
+    form = await get(client, "/console/enrol")
+    answer = await post(
+        client,
+        "/console/enrol",
+        {"token": "smsreg_inv_madeup", "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+    )
+    assert answer.status_code == 401
+    assert "invitation" in answer.text

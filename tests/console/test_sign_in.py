@@ -1,0 +1,190 @@
+"""Signing in to the console: the session cookie, CSRF on every form, the API's login
+throttles, first TOTP enrolment with a QR code, password expiry, sign-out, and the
+security headers of every page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyotp
+import pytest
+
+from app.console.auth import SESSION_COOKIE, secure_cookies
+from app.core.clock import SystemClock
+from app.core.context import Context
+from app.core.crypto import Keys
+from tests.conftest import count_rows, make_settings
+from tests.console.helpers import HTML, csrf_of, get, inline_scripts, post, sign_in
+from tests.staff.helpers import CHEAP_HASHING, create_staff, events
+
+NEW_PASSWORD = "a brand new long passphrase"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**CHEAP_HASHING}
+
+
+def cookie_header(answer) -> str:
+    found = [v for k, v in answer.headers.multi_items() if k == "set-cookie"]
+    session = [v for v in found if v.startswith(SESSION_COOKIE + "=")]
+    assert session, found
+    return session[0]
+
+
+async def test_sign_in_sets_an_httponly_strict_cookie_and_shows_the_dashboard(client, app):
+    await create_staff(app, "operator", username="taro", display_name="Taro Sato")
+    answer = await sign_in(client, "taro")
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/console/"
+    cookie = cookie_header(answer).lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
+    assert "secure" not in cookie  # development serves plain http on loopback
+    token = client.cookies[SESSION_COOKIE]
+    assert token not in answer.text
+    page = await get(client, "/console/")
+    assert page.status_code == 200
+    assert "Taro Sato" in page.text
+    # The console's session is an API session like any other: one row, one success event.
+    assert count_rows(app, "staff_sessions") == 1
+    assert len(events(app, "staff:login:succeeded")) == 1
+
+
+def test_the_session_cookie_is_secure_outside_development(tmp_path):
+    settings = make_settings("sqlite://", tmp_path).model_copy(update={"environment": "production"})
+    assert secure_cookies(Context(settings=settings, keys=Keys(settings), clock=SystemClock()))
+
+
+async def test_a_form_without_its_csrf_token_changes_nothing(client, app):
+    await create_staff(app, "operator", username="taro")
+    refused = await client.post(
+        "/console/login", data={"username": "taro", "password": "x" * 20}, headers=HTML
+    )
+    assert refused.status_code == 400 and SESSION_COOKIE not in client.cookies
+    assert count_rows(app, "staff_login_attempts") == 0
+    assert (await sign_in(client, "taro")).status_code == 303
+    # Signed in: a form bound to another session's token (or none) is refused too.
+    for token in (None, "0" * 64):
+        data = {} if token is None else {"csrf": token}
+        answer = await client.post("/console/logout", data=data, headers=HTML)
+        assert answer.status_code == 400, answer.text
+    assert (await get(client, "/console/")).status_code == 200  # still signed in
+
+
+async def test_a_form_post_from_a_non_browser_gets_a_problem_naming_the_field(client, app):
+    page = await get(client, "/console/login")
+    answer = await client.post("/console/login", data={"csrf": csrf_of(page), "username": "x"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in answer.json()["errors"]] == ["password"]
+    html = await client.post(
+        "/console/login", data={"csrf": csrf_of(page), "username": "x"}, headers=HTML
+    )
+    assert html.status_code == 422 and "password" in html.text
+    assert html.headers["content-type"].startswith("text/html")
+
+
+async def test_every_page_has_the_policy_and_no_inline_script(client, app):
+    await create_staff(app, "admin", username="root")
+    pages = ["/console/login", "/console/enrol"]
+    for path in pages:
+        await check_headers(await get(client, path))
+    await sign_in(client, "root")
+    for path in ["/console/", "/console/account", "/console/account/password"]:
+        await check_headers(await get(client, path))
+    await check_headers(await get(client, "/console/no-such-page"), status=404)
+
+
+async def check_headers(page, status=200):
+    assert page.status_code == status, page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store"
+    assert inline_scripts(page.text) == []
+
+
+async def test_wrong_passwords_are_throttled_as_on_the_api(client, app):
+    await create_staff(app, "operator", username="taro")
+    for _ in range(5):
+        assert (await sign_in(client, "taro", "wrong password!!")).status_code == 401
+    throttled = await sign_in(client, "taro")
+    assert throttled.status_code == 429
+    assert int(throttled.headers["retry-after"]) > 0
+    # The API counts the same attempts: it is one throttle.
+    api = await client.post("/v1/staff/sessions", json={"username": "taro", "password": "x"})
+    assert api.status_code == 429
+
+
+async def test_sign_out_ends_the_session_at_once(client, app):
+    await create_staff(app, "operator", username="taro")
+    await sign_in(client, "taro")
+    token = client.cookies[SESSION_COOKIE]
+    out = await post(client, "/console/logout", {}, csrf_from="/console/")
+    assert out.status_code == 200
+    assert SESSION_COOKIE not in client.cookies
+    client.cookies.set(SESSION_COOKIE, token, path="/console")
+    again = await get(client, "/console/")
+    assert again.status_code == 401
+    assert 'href="/console/login"' in again.text
+
+
+async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, app, clock):
+    await create_staff(app, "operator", username="taro")
+    clock.advance(days=91)
+    answer = await sign_in(client, "taro")
+    assert answer.headers["location"] == "/console/account/password"
+    assert (await get(client, "/console/")).status_code == 403
+    changed = await post(
+        client,
+        "/console/account/password",
+        {"current_password": "correct horse battery", "new_password": NEW_PASSWORD},
+        csrf_from="/console/account/password",
+    )
+    assert changed.status_code == 303, changed.text
+    assert (await get(client, "/console/")).status_code == 200
+    wrong = await post(
+        client,
+        "/console/account/password",
+        {"current_password": "not it at all", "new_password": NEW_PASSWORD + "!"},
+        csrf_from="/console/account/password",
+    )
+    assert wrong.status_code == 422 and "current_password" in wrong.text
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{**CHEAP_HASHING, "totp_required_roles": ["privacy_officer"]}]
+)
+async def test_first_sign_in_enrols_totp_with_a_qr_code_and_shows_recovery_codes_once(
+    client, app, clock
+):
+    await create_staff(app, "privacy_officer", username="hanako")
+    answer = await sign_in(client, "hanako")
+    assert answer.headers["location"] == "/console/account/totp"
+    assert (await get(client, "/console/")).status_code == 403
+    started = await post(client, "/console/account/totp", {}, csrf_from="/console/account/totp")
+    assert started.status_code == 200
+    assert 'src="data:image/svg+xml' in started.text
+    secret = started.text.split('id="totp-secret">')[1].split("<")[0]
+    code = pyotp.TOTP(secret).at(clock.now())
+    done = await post(
+        client, "/console/account/totp/confirm", {"code": code, "csrf": csrf_of(started)}
+    )
+    assert done.status_code == 200, done.text
+    assert done.text.count("<li><code>") == 10
+    assert (await get(client, "/console/")).status_code == 200
+    # Next time: the password alone is not enough; with the code it is.
+    await post(client, "/console/logout", {}, csrf_from="/console/")
+    clock.advance(seconds=30)
+    assert (await sign_in(client, "hanako")).status_code == 401
+    fresh = pyotp.TOTP(secret).at(clock.now())
+    assert (await sign_in(client, "hanako", totp=fresh)).status_code == 303
+
+
+async def test_japanese_by_accept_language_or_the_switch(client, app):
+    page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja,en;q=0.5"})
+    assert "サインイン" in page.text and '<html lang="ja">' in page.text
+    switched = await client.get("/console/language/en")
+    assert switched.status_code == 303
+    page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja"})
+    assert "Sign in" in page.text

@@ -1,0 +1,143 @@
+"""Staff, API keys and pumping blocks in the console: invitations with their token shown
+once, privileged roles under four eyes, offboarding showing each door it closed, keys
+created, rotated and revoked, a block lifted with a reason."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.console.helpers import csrf_of, get, post, signed_in
+from tests.staff.helpers import CHEAP_HASHING, events, execute, rows
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**CHEAP_HASHING}
+
+
+def grant_ids(page: str) -> list[str]:
+    return re.findall(r"/console/staff/grants/(grt_[\w\-]+)/confirm", page)
+
+
+async def test_a_privileged_invitation_waits_for_a_second_admin(client, app):
+    root = await signed_in(app, "admin", "root")
+    other = await signed_in(app, "admin", "root2")
+    invited = await post(
+        root, "/console/staff/invitations",
+        {"username": "hanako", "display_name": "Hanako Yamada", "role": "privacy_officer"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert invited.status_code == 200, invited.text
+    token = re.search(r'id="invitation-token">([^<]+)<', invited.text).group(1)
+    assert token.startswith("smsreg_inv_")
+    assert token not in (await get(root, "/console/staff")).text  # shown once
+    page = await get(root, "/console/staff")
+    (grant,) = grant_ids(page.text)
+    own = await post(root, f"/console/staff/grants/{grant}/confirm", {"csrf": csrf_of(page)})
+    assert own.status_code == 403  # not the proposer
+    page = await get(other, "/console/staff")
+    confirmed = await post(other, f"/console/staff/grants/{grant}/confirm", {"csrf": csrf_of(page)})
+    assert confirmed.status_code == 303
+    assert rows(app, "SELECT status FROM staff_role_grants") == [{"status": "confirmed"}]
+    bad = await post(
+        root, "/console/staff/invitations",
+        {"username": "x", "display_name": "X", "role": "operator"}, csrf_from="/console/staff",
+    )  # fmt: skip
+    assert bad.status_code == 422 and "username" in bad.text
+
+
+async def test_offboarding_shows_each_door_it_closed(client, app):
+    root = await signed_in(app, "admin", "root")
+    leaver = await signed_in(app, "operator", "taro")
+    (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    done = await post(root, f"/console/staff/{taro['id']}/offboard", {}, csrf_from="/console/staff")
+    assert done.status_code == 200, done.text
+    doors = done.text.split('id="doors"')[1].split("</ul>")[0]
+    assert doors.count("<li>") == 7
+    assert (await get(leaver, "/console/")).status_code == 401
+    auditor = await signed_in(app, "auditor", "kenji")
+    page = await get(auditor, "/console/staff")
+    assert page.status_code == 200 and 'id="invite"' not in page.text
+    assert (
+        await post(auditor, f"/console/staff/{taro['id']}/disable", {"csrf": csrf_of(page)})
+    ).status_code == 403
+
+
+async def test_api_keys_are_created_rotated_and_revoked(client, app):
+    root = await signed_in(app, "admin", "root")
+    made = await post(
+        root, "/console/api-keys", {"name": "coupon-frontend", "scopes": ["verifications:write"]},
+        csrf_from="/console/api-keys",
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
+    assert token.startswith("smsreg_sk_")
+    page = await get(root, "/console/api-keys")
+    assert token not in page.text
+    (key_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    rotated = await post(
+        root, f"/console/api-keys/{key_id}/rotate", {"grace_hours": "2", "csrf": csrf_of(page)}
+    )
+    assert rotated.status_code == 200 and "smsreg_sk_" in rotated.text
+    page = await get(root, "/console/api-keys")
+    (successor,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/revoke", page.text)
+    revoked = await post(root, f"/console/api-keys/{successor}/revoke", {"csrf": csrf_of(page)})
+    assert revoked.status_code == 303
+    no_scope = await post(root, "/console/api-keys", {"name": "x", "csrf": csrf_of(page)})
+    assert no_scope.status_code == 422 and "scopes" in no_scope.text
+
+
+async def test_an_admin_lifts_a_pumping_block_with_a_reason(client, app, clock):
+    now = clock.now()
+    execute(
+        app,
+        "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "
+        "sends, approvals) VALUES ('blk_1', 'idx', '+819012', 'JP', :now, :end, 40, 0)",
+        now=now, end=now.replace(hour=now.hour + 1),
+    )  # fmt: skip
+    operator = await signed_in(app, "operator", "taro")
+    page = await get(operator, "/console/pumping")
+    assert "+819012" in page.text and "/lift" not in page.text
+    root = await signed_in(app, "admin", "root")
+    page = await get(root, "/console/pumping")
+    short = await post(root, "/console/pumping/blk_1/lift", {"reason": "x", "csrf": csrf_of(page)})
+    assert short.status_code == 422 and "reason" in short.text
+    lifted = await post(
+        root, "/console/pumping/blk_1/lift",
+        {"reason": "A campaign by our own client", "csrf": csrf_of(page)},
+    )  # fmt: skip
+    assert lifted.status_code == 303
+    assert rows(app, "SELECT lift_reason FROM pumping_blocks") == [
+        {"lift_reason": "A campaign by our own client"}
+    ]
+
+
+async def test_one_role_form_gives_at_once_or_proposes_and_an_admin_unlocks(client, app):
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "operator", "taro")
+    (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    path = f"/console/staff/{taro['id']}"
+    given = await post(root, path + "/role", {"role": "auditor"}, csrf_from="/console/staff")
+    assert given.status_code == 303
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'taro'") == [
+        {"role": "auditor"}
+    ]
+    proposed = await post(
+        root, path + "/role", {"role": "privacy_officer"}, csrf_from="/console/staff"
+    )
+    assert proposed.status_code == 303
+    assert rows(app, "SELECT role, status FROM staff_role_grants") == [
+        {"role": "privacy_officer", "status": "pending"}
+    ]
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'taro'") == [
+        {"role": "auditor"}
+    ]
+    unlocked = await post(
+        root, path + "/unlock", {"reason": "Locked out after a phone change"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert unlocked.status_code == 303
+    assert len(events(app, "staff:account:unlocked")) == 1
