@@ -8,13 +8,14 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
 )
+
+from app.core.instants import Instant
 
 # A subscriber's opaque id, as every route takes it.
 SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
@@ -87,8 +88,8 @@ class RevealedPublic(BaseModel):
 class AccessLogFilter(BaseModel):
     """Which access-log entries an auditor asks for (query parameters, all optional)."""
 
-    since: AwareDatetime | None = Field(None, description="from this instant (inclusive)")
-    until: AwareDatetime | None = Field(None, description="to this instant (exclusive)")
+    since: Instant | None = Field(None, description="from this instant (inclusive, RFC 3339)")
+    until: Instant | None = Field(None, description="to this instant (exclusive, RFC 3339)")
     staff_id: str | None = Field(
         None, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$", description="one account"
     )
