@@ -77,7 +77,8 @@ def test_what_reading_a_request_can_answer_is_documented_where_it_occurs(documen
         if body:
             assert "413" in responses, (method, path)
         json_body = "application/json" in body
-        assert ("400" in responses) == json_body, (method, path)
+        if json_body:
+            assert "400" in responses, (method, path)
         assert ("415" in responses) == json_body, (method, path)
         if operation.get("parameters") or json_body:
             assert "422" in responses, (method, path)
