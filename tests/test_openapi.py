@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from app.cli import render_openapi
+from app.core.errors import AppError
 
 ROOT = Path(__file__).resolve().parents[1]
+API_DOC = ROOT / "docs" / "api.md"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +85,17 @@ def test_what_reading_a_request_can_answer_is_documented_where_it_occurs(documen
         assert ("415" in responses) == json_body, (method, path)
         if operation.get("parameters") or json_body:
             assert "422" in responses, (method, path)
+
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+
+def test_docs_list_every_problem_type(rendered):
+    """docs/api.md's table of problem types has every AppError's slug (rendering the
+    document imported every area)."""
+    slugs = {error.slug for error in subclasses(AppError)}
+    listed = set(re.findall(r"^\| \d{3} \| `([a-z0-9-]+)` \|", API_DOC.read_text(), re.M))
+    assert slugs <= listed, f"add to docs/api.md's problem types: {sorted(slugs - listed)}"
