@@ -47,10 +47,9 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            # FastAPI's generator caches the document in app.openapi_schema; it is
-            # completed in place once, and served as completed from then on.
-            document_problems(generate())
-        return app.openapi_schema  # type: ignore[return-value]
+            # Completed once, then served from the app's cache like FastAPI's own.
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -67,9 +66,8 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
         for method in _METHODS:
             if method in path_item:
                 _complete(path_item[method])
-    text = json.dumps(document)
-    for name in _FRAMEWORK_SCHEMAS:
-        if f'"#/components/schemas/{name}"' not in text:
+    for name in _FRAMEWORK_SCHEMAS:  # HTTPValidationError first: it refers to the other
+        if f'"#/components/schemas/{name}"' not in json.dumps(document):
             schemas.pop(name, None)
     return document
 
