@@ -74,7 +74,10 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
         age = GaugeMetricFamily(
             "smsreg_outbox_oldest_due_seconds", "How long the oldest due message has waited"
         )
-        age.add_metric([], 0 if oldest is None else (clock.now() - oldest).total_seconds())
+        # The oldest pending message's next try may lie ahead (a retry's backoff): then
+        # nothing is due, and nothing has waited.
+        waited = 0.0 if oldest is None else (clock.now() - oldest).total_seconds()
+        age.add_metric([], max(0.0, waited))
         return [waiting, age]
 
     async def pool_gauges() -> list[Metric]:

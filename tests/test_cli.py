@@ -88,3 +88,30 @@ def test_keys_new_prints_a_usable_key_ring(monkeypatch):
     ring = json.loads(value)
     monkeypatch.setenv("SMSREG_PHONE_KEYS", value)
     assert Settings(_env_file=None).key_ring("phone")[0] == "2026a" == next(iter(ring))
+
+
+def test_api_keys_create_help_lists_every_scope():
+    import re
+
+    from app.clients.scopes import Scope
+
+    result = runner.invoke(cli, ["api-keys", "create", "--help"])
+    assert result.exit_code == 0
+    text = re.sub(r"[\s│]+", " ", result.output)  # rich may wrap the option's help
+    for scope in Scope:
+        assert scope.value in text
+
+
+def test_the_readme_gives_the_frontend_key_every_scope_and_says_what_the_dev_key_has():
+    import re
+    from pathlib import Path
+
+    from app.clients.scopes import DEFAULT_SCOPES, Scope
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    command = re.search(r"smsreg api-keys create --name coupon-frontend(.*?)```", readme, re.S)
+    assert command is not None
+    assert set(re.findall(r"--scope (\S+)", command.group(1))) == {s.value for s in Scope}
+    said = re.search(r"The development key has (?:one scope|the scopes?),? (.*?)\.", readme)
+    assert said is not None
+    assert set(re.findall(r"`([a-z]+:[a-z]+)`", said.group(1))) == {s.value for s in DEFAULT_SCOPES}

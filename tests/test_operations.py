@@ -62,6 +62,34 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, settings, names):
     assert names in lines[0]
 
 
+# A production configuration that is complete but for what a test takes away.
+PRODUCTION = {
+    "environment": "production",
+    "sms_sender": "twilio",
+    "twilio_account_sid": "AC" + "0123456789abcdef" * 2,
+    "twilio_auth_token": "production-auth-token-0123456789",
+    "twilio_from_number": "+15005550006",
+    "public_base_url": "https://sms.example.co.jp",
+    "metrics_token": "scrape-token-0123456789abcdef",
+}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_missing_ledger_key_is_one_line_and_no_worker_is_started_again(tmp_path, workers):
+    """With several workers too: the parent checks what a worker would, so a bad setting
+    ends the command at once instead of a worker failing and being started again."""
+    env = base_env(tmp_path, **PRODUCTION)
+    started = time.monotonic()
+    result = run(["serve", "--no-migrate", "--workers", str(workers)], env)
+    assert result.returncode == 2, result.stderr
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in result.stderr and "Started server process" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [
+        "configuration error: SMSREG_LEDGER_SIGNING_KEYS is required outside development"
+    ]
+
+
 def test_the_worker_refuses_a_bad_carrier_setting_in_one_line(tmp_path):
     env = base_env(tmp_path, sms_sender="twilio", twilio_account_sid="nope")
     assert run(["migrate"], base_env(tmp_path)).returncode == 0

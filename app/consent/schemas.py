@@ -4,10 +4,11 @@ of a subscriber, which shows its consent."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import NoPhoneNumber
 from app.purposes import Purpose
 from app.registry.schemas import PurposePublic
 
@@ -24,12 +25,12 @@ class ConsentChange(BaseModel):
 
     purpose: ConsentPurpose = Field(description="only coupon_delivery rests on consent")
     action: Action
-    source: str = Field(
+    source: Annotated[str, NoPhoneNumber] = Field(
         pattern=r"^[a-z][a-z0-9_\-]{0,31}$",
         description="where the person gave it: web, app, store, ...",
         examples=["web"],
     )
-    policy_version: str | None = Field(
+    policy_version: Annotated[str | None, NoPhoneNumber] = Field(
         default=None,
         pattern=r"^[\x21-\x7e][\x20-\x7e]{0,63}$",
         description="the privacy policy version shown; required to opt in",

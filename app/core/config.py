@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
     db_statement_timeout_ms: int = Field(30_000, ge=100, le=3_600_000)
     db_lock_timeout_ms: int = Field(10_000, ge=100, le=3_600_000)
+    # SQLite's page cache per connection, in MiB. A request reads indexes keyed by
+    # random values (blind indexes), so once the database outgrows the cache most of
+    # those reads miss it; SQLite's own default is 2 MiB.
+    sqlite_cache_mb: int = Field(64, ge=2, le=65_536)
     service_name: str = "smsreg"
 
     # Secrets: key rings as JSON objects {"key id": "base64 of >= 32 bytes"}.
@@ -223,6 +227,9 @@ class Settings(BaseSettings):
     ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
     ledger_signing_key_id: str | None = None
     ledger_checkpoint_interval_seconds: float = Field(3600, ge=0, description="0: on demand only")
+    # Where every signed checkpoint is also appended (app/ledger/witness.py): a file on
+    # another volume than the database's. None: no witness (verify says so).
+    ledger_witness: Path | None = None
 
     @field_validator("allowed_regions", "trusted_proxies", mode="before")
     @classmethod

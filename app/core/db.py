@@ -24,11 +24,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import os
 import re
 import types
 import typing
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Generic, NamedTuple
 
@@ -101,19 +102,37 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_sync_engine(url: str) -> Engine:
+def create_sync_engine(url: str, *, sqlite_cache_mb: int | None = None) -> Engine:
     """A synchronous engine for migrations and tools: SQLite (WAL, transactions begun
-    IMMEDIATE) or PostgreSQL through psycopg."""
+    IMMEDIATE, a page cache of ``sqlite_cache_mb`` if given) or PostgreSQL through
+    psycopg."""
     if dialect_of(url) == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, cache_mb=sqlite_cache_mb)
     return sa.create_engine(sync_url(url), pool_pre_ping=True)
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _owner_only(database: Path) -> None:
+    """The database file, created 0600 if missing, and it, its -wal and its -shm made
+    0600: they hold the registry (sealed numbers, but every index and audit row).
+
+    Never opens a file that exists: closing any descriptor of a database file drops
+    every POSIX lock the process holds on it, those of its live connections too.
+    """
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        with suppress(FileNotFoundError):
+            database.with_name(database.name + suffix).chmod(0o600)
+
+
+def _sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
     database = sa.engine.make_url(url).database
+    path: Path | None = None
     if database and database != ":memory:":
         path = Path(database)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates -wal and -shm with the database file's mode: 0600 from the start.
+        _owner_only(path)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     # SQLAlchemy's documented recipe for transactions the driver does not begin by
@@ -128,7 +147,11 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if cache_mb is not None:  # a negative size is in KiB
+            cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
         cursor.close()
+        if path is not None:  # files an older version created 0644 are narrowed too
+            _owner_only(path)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
@@ -584,10 +607,13 @@ class PoolSettings(NamedTuple):
 class Database:
     """The database of one process: where every :class:`Tx` comes from."""
 
-    def __init__(self, url: str, *, pool: PoolSettings | None = None) -> None:
+    def __init__(
+        self, url: str, *, pool: PoolSettings | None = None, sqlite_cache_mb: int | None = None
+    ) -> None:
         self.url = url
         self.dialect = dialect_of(url)
         self.pool = pool or PoolSettings()
+        self.sqlite_cache_mb = sqlite_cache_mb
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._own: sa.Connection | None = None
@@ -607,6 +633,7 @@ class Database:
                 statement_timeout_ms=settings.db_statement_timeout_ms,
                 lock_timeout_ms=settings.db_lock_timeout_ms,
             ),
+            sqlite_cache_mb=settings.sqlite_cache_mb,
         )
 
     @property
@@ -616,7 +643,7 @@ class Database:
 
     def _engine_sync(self) -> Engine:
         if self._sync is None:
-            self._sync = create_sync_engine(self.url)
+            self._sync = create_sync_engine(self.url, sqlite_cache_mb=self.sqlite_cache_mb)
         return self._sync
 
     def _engine_async(self) -> AsyncEngine:

@@ -9,6 +9,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
 from app.core.errors import InvalidInput
+from app.core.text import MAX_DIGIT_RUN, digit_runs
 
 MAX_INPUT_LENGTH = 32
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -81,3 +82,25 @@ def _masked(number: phonenumbers.PhoneNumber) -> str:
                 ch = "*"
         out.append(ch)
     return "".join(out)
+
+
+def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
+    """Every phone number (E.164) that ``text`` might hold, however it is written: what
+    `phonenumbers` finds in it, and each run of 9 or more digits (full-width, kanji and
+    separated ones too, app.core.text) read as a number of each region and as an
+    international one."""
+    found: set[str] = set()
+    for region in regions:
+        for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
+            found.add(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
+    for run in digit_runs(text, min_digits=MAX_DIGIT_RUN + 1):
+        readings: list[tuple[str, str | None]] = [("+" + run, None)]
+        readings.extend((run, other) for other in regions)
+        for candidate, read_as in readings:
+            try:
+                number = phonenumbers.parse(candidate, read_as)
+            except NumberParseException:
+                continue
+            if phonenumbers.is_possible_number(number):
+                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return found

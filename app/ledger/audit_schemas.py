@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from app.core.instants import Instant
+from app.core.text import NoPhoneNumber
 from app.ledger import canonical
 from app.ledger.rules import LegalBasis, recipient_key
 from app.ledger.schemas import SubjectId
@@ -28,7 +29,9 @@ class ExportQuery(BaseModel):
     since: Instant | None = Field(None, description="entries recorded at or after (RFC 3339)")
     until: Instant | None = Field(None, description="entries recorded before (RFC 3339)")
     recipient: Annotated[
-        str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+        str | None,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        NoPhoneNumber,
     ] = Field(None, description="the recipient organisation, however it is typed")
     basis: LegalBasis | None = Field(None, description="one legal basis")
     subject: SubjectId | None = Field(None, description="entries naming this subscriber")
@@ -83,7 +86,7 @@ class ProblemAt(BaseModel):
     seq: int
     kind: str = Field(
         description="changed, removed, reordered, truncated, bad-signature, index, "
-        "malformed or uncovered"
+        "malformed, uncovered or unrecorded"
     )
     detail: str
 

@@ -12,14 +12,22 @@ from collections.abc import AsyncIterator
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database, Tx
-from app.ledger import export, verify
+from app.ledger import export, verify, witness
 from app.ledger.audit_schemas import ExportQuery
 from app.ledger.reading import in_tx
 
 
 async def verify_ledger(tx: Tx, ctx: Context, *, actor: str) -> verify.Report:
-    """Verify the database's chain; the report never holds a number (entries hold none)."""
-    report = await verify.verify_database(in_tx(tx), ctx)
+    """Verify the database's chain, held to the configured witness; the report never
+    holds a number (entries hold none)."""
+    try:
+        pins = verify.Pins(witnessed=witness.configured_records(ctx.settings))
+        unreadable = None
+    except (OSError, witness.UnreadableWitness) as exc:
+        pins, unreadable = verify.Pins(), f"the configured witness could not be read: {exc}"
+    report = await verify.verify_database(in_tx(tx), ctx, pins)
+    if unreadable is not None:
+        report.notes.append(unreadable)
     await record_event(
         tx,
         Tag.LEDGER_VERIFIED,

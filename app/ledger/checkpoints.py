@@ -5,7 +5,9 @@ asyncio task in the app's lifespan, ``SMSREG_LEDGER_CHECKPOINT_INTERVAL_SECONDS`
 default one hour), skipped when nothing was appended since the last one. A checkpoint
 bounds what a database owner could rewrite unseen: every entry up to it is pinned by a
 signature the database does not hold the key to. Entries after the newest checkpoint
-are only as safe as the database until the next one.
+are only as safe as the database until the next one. Each checkpoint (and each purge
+anchor) also goes to the configured witness (witness.py), so deleting the newest
+entries together with their checkpoints is found too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import logging
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database, Tx
-from app.ledger import chain, signing
+from app.ledger import chain, signing, witness
 from app.ledger import repository as repo
 from app.ledger.errors import EmptyLedger
+from app.ledger.export_format import checkpoint_record
 from app.models.ledger import LedgerCheckpoint
 
 log = logging.getLogger("smsreg.ledger")
@@ -44,6 +47,11 @@ async def sign(
         signature=keys.sign(message),
     )
     checkpoint.id = await repo.insert_checkpoint(tx, checkpoint)
+    found = witness.configured(ctx.settings)
+    if found is not None:
+        # Before the commit: a witness that cannot keep it fails the checkpoint, loudly.
+        # Written but then rolled back is harmless: it names entries already committed.
+        await asyncio.to_thread(found.record, checkpoint_record(checkpoint))
     return checkpoint
 
 
@@ -82,6 +90,11 @@ async def create_now(tx: Tx, ctx: Context, *, actor: str) -> LedgerCheckpoint:
 async def run_schedule(db: Database, ctx: Context) -> None:
     """Checkpoint every interval while the app runs (a task in the lifespan)."""
     interval = ctx.settings.ledger_checkpoint_interval_seconds
+    if ctx.settings.ledger_witness is None:
+        log.warning(
+            "ledger checkpoints have no witness (SMSREG_LEDGER_WITNESS): a tail cut together "
+            "with its checkpoints is found only by the released requests"
+        )
     while True:
         await asyncio.sleep(interval)
         try:

@@ -19,7 +19,7 @@ from app.core.cli_support import CLI_ACTOR, refusals, runtime
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.db import Database, Tx
-from app.ledger import checkpoints, export, retention, signing, verify
+from app.ledger import checkpoints, export, retention, signing, verify, witness
 from app.ledger.audit_schemas import ExportQuery
 
 ledger_cli = typer.Typer(help="The disclosure ledger: verify, export, checkpoint, purge.")
@@ -77,8 +77,21 @@ def verify_command(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    witness_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--witness",
+            help="a witness file (SMSREG_LEDGER_WITNESS's copy): fail if the ledger is shorter "
+            "or differs; repeatable; default: the configured one, for the database",
+        ),
+    ] = None,
+    expect: Annotated[
+        list[str] | None,
+        typer.Option(help="SEQ:HASH, a head you pinned: fail if the ledger lacks it; repeatable"),
+    ] = None,
 ) -> None:
     """Walk the chain; print OK with counts or the first broken position (exit 1)."""
+    pins = _pins(witness_files or [], expect or [])
     if file is not None:
         if not file.is_file():
             typer.secho(f"no such file: {file}", err=True, fg="red")
@@ -88,7 +101,7 @@ def verify_command(
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             typer.secho(f"bad --public-key: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
-        report = verify.verify_file(file, public_keys=keys)
+        report = verify.verify_file(file, public_keys=keys, pins=pins)
     else:
         if public_key:
             typer.secho(
@@ -96,7 +109,11 @@ def verify_command(
             )
 
         async def work(db: Database, ctx: Context) -> verify.Report:
-            found = await verify.verify_in_units(db, ctx)
+            held = pins
+            configured = ctx.settings.ledger_witness
+            if not witness_files and configured is not None and configured.exists():
+                held = _pins([configured], expect or [])
+            found = await verify.verify_in_units(db, ctx, held)
             details = {"ok": found.ok, "entries": found.entries}
             await _record(db, ctx, tag=Tag.LEDGER_VERIFIED, details=details)
             return found
@@ -105,6 +122,23 @@ def verify_command(
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text())
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _pins(witnesses: list[Path], expects: list[str]) -> verify.Pins:
+    """What --witness and --expect hold the chain to; exit 2 when one cannot be read."""
+    witnessed = []
+    for path in witnesses:
+        try:
+            witnessed.extend(witness.read_file(path))
+        except (OSError, witness.UnreadableWitness) as exc:
+            typer.secho(f"bad --witness: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from None
+    try:
+        expected = [verify.expected_head(value) for value in expects]
+    except ValueError as exc:
+        typer.secho(f"bad --expect: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    return verify.Pins(witnessed=witnessed, expected=expected)
 
 
 @ledger_cli.command("export")

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from app.core.db import Tx
-from app.models.ledger import DisclosureRequest
+from app.models.ledger import DisclosureRequest, LedgerEntry
 from app.models.types import table
 
 requests = table(DisclosureRequest)
 _r = requests.c
+entries = table(LedgerEntry)
+_e = entries.c
+
+
+class Unrecorded(NamedTuple):
+    """A released request and what its ledger entry records (None: no entry)."""
+
+    request_id: str
+    ledger_seq: int
+    entry_request_id: str | None
 
 
 def _request(row: Any) -> DisclosureRequest:
@@ -71,3 +81,23 @@ async def set_stop_overridden(tx: Tx, *, request_id: str, subjects: list[str] | 
     await tx.execute(
         sa.update(requests).where(_r.id == request_id).values(stop_overridden=subjects)
     )
+
+
+async def first_unrecorded_release(tx: Tx, *, after_seq: int) -> Unrecorded | None:
+    """The released request, lowest seq first, after ``after_seq`` whose entry is missing
+    or records another request (a released request without a seq counts as at seq 1)."""
+    seq = sa.func.coalesce(_r.ledger_seq, 1)
+    row = (
+        await tx.execute(
+            sa.select(_r.id, seq.label("seq"), _e.request_id)
+            .select_from(requests.outerjoin(entries, _e.seq == _r.ledger_seq))
+            .where(
+                _r.status == "released",
+                sa.or_(_r.ledger_seq.is_(None), _r.ledger_seq > after_seq),
+                sa.or_(_e.seq.is_(None), _e.request_id != _r.id),
+            )
+            .order_by(seq)
+            .limit(1)
+        )
+    ).one_or_none()
+    return None if row is None else Unrecorded(row.id, int(row.seq), row.request_id)

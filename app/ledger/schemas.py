@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.text import NoPhoneNumber
 from app.ledger.rules import (
     DATA_ITEMS,
     MAX_SUBJECTS,
@@ -33,13 +34,17 @@ from app.registry.schemas import SUBSCRIBER_ID_PATTERN
 SubjectId = Annotated[
     str, StringConstraints(min_length=5, max_length=40, pattern=SUBSCRIBER_ID_PATTERN)
 ]
-Source = Annotated[str, Field(min_length=1, max_length=40, pattern=SOURCE_PATTERN)]
+Source = Annotated[str, Field(min_length=1, max_length=40, pattern=SOURCE_PATTERN), NoPhoneNumber]
 
-# Free text: trimmed, of a bounded length, without control characters but \n and \t.
+# Free text: trimmed, of a bounded length, without control characters but \n and \t, and
+# (but for the contact and the reference, checked against the registry instead) without
+# a run of 9 or more digits (app/core/text.py). The contact may hold the recipient's own
+# number, never a subscriber's (app.ledger.workflow).
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(no_controls),
+    NoPhoneNumber,
 ]
 Contact = Annotated[
     str,
@@ -55,16 +60,19 @@ Note = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
     AfterValidator(no_controls),
+    NoPhoneNumber,
 ]
 Purpose = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=10, max_length=2000),
     AfterValidator(no_controls),
+    NoPhoneNumber,
 ]
 Review = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=10, max_length=4000),
     AfterValidator(no_controls),
+    NoPhoneNumber,
 ]
 
 
@@ -210,6 +218,7 @@ class ProvisionConsentChange(BaseModel):
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
         AfterValidator(printable),
+        NoPhoneNumber,
     ] = Field(description="the recipient organisation")
     source: Source = Field(description="how the subject consented")
 

@@ -25,13 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-import phonenumbers
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Tx
 from app.core.errors import InvalidInput
 from app.core.ids import new_id
+from app.core.phone import numbers_in
 from app.ledger import canonical, chain, package
 from app.ledger import requests_repository as requests
 from app.ledger import subjects_repository as subjects
@@ -77,17 +77,14 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
     if not text:
         return
     s = ctx.settings
-    # Read as a number of every region served, and looked up under every index key in
-    # the ring, so neither a foreign number nor one not yet re-indexed slips through.
-    for region in dict.fromkeys([s.default_region, *s.allowed_regions]):
-        leniency = phonenumbers.Leniency.POSSIBLE
-        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency):
-            e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-            indexes = ctx.keys.blind_indexes(e164, kind="number")
-            if await registry.find_id(tx, phone_index=indexes):
-                raise InvalidInput.field(
-                    field, "must not contain a subscriber's phone number; name subjects by id"
-                )
+    # Read as a number of every region served (full-width, kanji and separated digits
+    # too), and looked up under every index key in the ring, so neither a foreign number
+    # nor one not yet re-indexed slips through.
+    for e164 in numbers_in(text, regions=dict.fromkeys([s.default_region, *s.allowed_regions])):
+        if await registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")):
+            raise InvalidInput.field(
+                field, "must not contain a subscriber's phone number; name subjects by id"
+            )
 
 
 async def request(
@@ -101,6 +98,8 @@ async def request(
     for field, text in (
         ("recipient.organisation", data.recipient.organisation),
         ("recipient.officer", data.recipient.officer),
+        # The recipient's own number may stand here; a subscriber's never.
+        ("recipient.contact", data.recipient.contact),
         ("purpose", data.purpose),
         ("request_reference", data.request_reference),
         ("necessity_review", data.necessity_review),

@@ -39,6 +39,14 @@ class OutboxMessage(SQLModel, table=True):
             sqlite_where=sa.text("delivery_id IS NOT NULL"),
             postgresql_where=sa.text("delivery_id IS NOT NULL"),
         ),
+        # Campaign messages in the order they were queued, for their purge alone.
+        sa.Index(
+            "ix_outbox_messages_campaign_created",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("delivery_id IS NOT NULL"),
+            postgresql_where=sa.text("delivery_id IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -45,7 +45,7 @@ class StaffSession(SQLModel, table=True):
     token_key_id: str = Field(max_length=40)
     source_ip: str = Field(max_length=64, description="where the login came from")
     created_at: dt.datetime = timestamp()
-    expires_at: dt.datetime = timestamp()  # the absolute end
+    expires_at: dt.datetime = timestamp(index=True)  # the absolute end
     last_seen_at: dt.datetime = timestamp()  # the idle timeout counts from here
     revoked_at: dt.datetime | None = timestamp(nullable=True)
 

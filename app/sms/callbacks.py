@@ -60,9 +60,14 @@ class _Message(NamedTuple):
 _FIND = Sql(
     "SELECT id, delivery_status FROM outbox_messages WHERE carrier_message_id = :sid", _Message
 )
+# The final-state guard is in the statement too, not only in _moves: two callbacks read
+# the same state concurrently, and on PostgreSQL the second UPDATE re-checks its WHERE
+# once the first commits, so a late "failed" cannot overwrite a "delivered" it raced.
+_FINAL_LIST = ", ".join(f"'{state}'" for state in sorted(FINAL))
 _RECORD = Sql(
-    "UPDATE outbox_messages SET delivery_status = :status, "
-    "error_code = COALESCE(:code, error_code) WHERE id = :id"
+    "UPDATE outbox_messages SET delivery_status = :status, "  # noqa: S608 (constants only)
+    "error_code = COALESCE(:code, error_code) WHERE id = :id AND (delivery_status IS NULL "
+    f"OR delivery_status NOT IN ({_FINAL_LIST}))"
 )
 
 

@@ -33,15 +33,19 @@ def _post(settings: Settings, base: str | None, path: str, form: dict[str, str])
     local = (base or f"http://{settings.host}:{settings.port}").rstrip("/")
     signed = (settings.public_base_url or local).rstrip("/") + path
     signature = RequestValidator(token.get_secret_value()).compute_signature(signed, form)
-    answer = requests.post(
-        local + path,
-        data=urlencode(form),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": signature,
-        },
-        timeout=10,
-    )
+    try:
+        answer = requests.post(
+            local + path,
+            data=urlencode(form),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+            timeout=10,
+        )
+    except requests.RequestException as exc:
+        typer.secho(f"no answer from {local}: {type(exc).__name__}", err=True, fg="red")
+        raise typer.Exit(1) from None
     typer.echo(f"{answer.status_code} {answer.reason}")
     if answer.status_code >= 300:
         raise typer.Exit(1)

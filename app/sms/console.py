@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import sys
 import threading
 from pathlib import Path
@@ -50,9 +51,11 @@ class ConsoleSender:
         now = dt.datetime.now(UTC)
         with self._lock:
             self._count += 1
-            message_id = f"console-{self._count}"
+            # Shaped like Twilio's message SIDs, so `smsreg sms simulate status --sid`
+            # can report a delivery for it to the local service.
+            message_id = "SM" + secrets.token_hex(16)
             if self.echo:
-                print(f"[console SMS to {to}]\n{body}\n", file=sys.stdout, flush=True)
+                print(f"[console SMS {message_id} to {to}]\n{body}\n", file=sys.stdout, flush=True)
             if self.outbox is not None:
                 line = {"to": to, "body": body, "time": now.isoformat(), "id": message_id}
                 os.write(self._outbox_fd(self.outbox), orjson.dumps(line) + b"\n")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.text import NoPhoneNumber
 from app.credentials.passwords import MAX_PASSWORD_LENGTH
 from app.models.staff import StaffInvitation
 from app.staff.grants import GrantView, view
@@ -17,7 +18,8 @@ from app.staff.roles import Role
 from app.staff.schemas import StaffPublic, StaffSummary
 
 GrantStatus = Literal["pending", "confirmed", "rejected", "cancelled", "expired"]
-Reason = Annotated[str, Field(min_length=1, max_length=500)]
+# Kept in the permission history and audit events: never a number (app/core/text.py).
+Reason = Annotated[str, Field(min_length=1, max_length=500), NoPhoneNumber]
 
 
 class InvitationCreate(BaseModel):

@@ -141,8 +141,9 @@ def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
 
 
 @functools.cache
-def _count_sql(n: int) -> Sql[Any]:
-    # One row: the prefix's block in force, then each bucket's sends since its start.
+def counts_sql(n: int) -> Sql[Any]:
+    """One row: the prefix's block in force, then each of ``n`` buckets' sends since its
+    start, each read by the primary key (bucket, at)."""
     row = NamedTuple(  # type: ignore[misc]
         f"Counts{n}", [("blocked_until", dt.datetime | None), *((f"h{i}", int) for i in range(n))]
     )
@@ -165,7 +166,7 @@ async def _counts(
     params: dict[str, object] = {"prefix": prefix, "now": now}
     for i, (bucket, since) in enumerate(buckets):
         params[f"b{i}"], params[f"s{i}"] = bucket, since
-    row = await tx.fetch_one(_count_sql(len(buckets)), params)
+    row = await tx.fetch_one(counts_sql(len(buckets)), params)
     if row is None:  # a SELECT without FROM answers one row
         raise RuntimeError("count query returned nothing")
     blocked_until, *hits = row
@@ -206,21 +207,24 @@ async def check(
             widest[limit.bucket] = limit.window
         hit_at[limit.bucket] = limit.counted_at(now)
     buckets = sorted(widest)
+    # What this process has not written is taken before the database is read: a write
+    # that commits in between is then counted twice (refusing early), never missed.
+    unwritten = [counters.unflushed(bucket, now - widest[bucket]) for bucket in buckets]
     blocked_until, found = await _counts(
         tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
     )
     counts = {
-        bucket: n + counters.unflushed(bucket, now - widest[bucket])
-        for bucket, n in zip(buckets, found, strict=True)
+        bucket: n + pending for bucket, n, pending in zip(buckets, found, unwritten, strict=True)
     }
     for limit in limits:
         if counts[limit.bucket] < limit.limit:
             continue
         since = now - limit.window
+        pending = counters.unflushed(limit.bucket, since)
         window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": since})
         if window is None:  # an aggregate without GROUP BY answers one row
             continue
-        if window.hits + counters.unflushed(limit.bucket, since) < limit.limit:
+        if window.hits + pending < limit.limit:
             continue  # the narrower window is below its limit
         oldest = window.oldest_at or now  # only unwritten counts: as recent as now
         raise _refused(limit.name, math.ceil((oldest + limit.window - now).total_seconds()))

@@ -32,6 +32,7 @@ from app.core.db import Sql, Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.metrics import LIMIT_REFUSALS, PUMPING_BLOCKS
+from app.core.text import no_phone_number
 from app.models.pumping import PumpingBlock
 from app.models.types import table
 
@@ -192,11 +193,12 @@ async def watch(
 async def _sources(tx: Tx, ctx: Context, *, prefix_index: str, since: dt.datetime) -> int:
     """How many client addresses a prefix's sends came from since ``since``."""
     first, after = f"s:{prefix_index}:", f"s:{prefix_index};"  # ";" sorts right after ":"
+    # Taken before the read, so a write that commits in between is not missed.
+    found = (
+        set() if ctx.counters is None else set(ctx.counters.unflushed_between(first, after, since))
+    )
     rows = await tx.fetch(_SOURCES, {"first_source": first, "after_sources": after, "since": since})
-    found = {row.bucket for row in rows}
-    if ctx.counters is not None:
-        found |= set(ctx.counters.unflushed_between(first, after, since))
-    return len(found)
+    return len(found | {row.bucket for row in rows})
 
 
 # -- staff: the blocks (cold paths) ----------------------------------------------------------
@@ -219,6 +221,10 @@ async def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) 
     reason = reason.strip()
     if not 3 <= len(reason) <= 500:
         raise InvalidInput.field("reason", "must be 3 to 500 characters")
+    try:  # the command line's reason too
+        no_phone_number(reason)
+    except ValueError as exc:
+        raise InvalidInput.field("reason", str(exc)) from None
     now = ctx.clock.now()
     row = (await tx.execute(sa.select(blocks).where(blocks.c.id == block_id))).one_or_none()
     if row is None:

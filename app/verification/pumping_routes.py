@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
+from app.core.text import NoPhoneNumber
 from app.staff.auth import PumpingAdmin, PumpingRead
 from app.verification import pumping
 
@@ -39,7 +40,9 @@ class BlockList(BaseModel):
 class LiftRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="why the traffic is legitimate")
+    reason: Annotated[str, NoPhoneNumber] = Field(
+        min_length=3, max_length=500, description="why the traffic is legitimate"
+    )
 
 
 @router.get(

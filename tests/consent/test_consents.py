@@ -176,6 +176,9 @@ GOOD = {"purpose": "coupon_delivery", "action": "opt_in", "source": "web", "poli
         ({**GOOD, "policy_version": ""}, "policy_version"),
         ({**GOOD, "policy_version": "v" * 65}, "policy_version"),
         ({**GOOD, "policy_version": "v1\n"}, "policy_version"),
+        # Kept in the consent history for years: never a number.
+        ({**GOOD, "policy_version": "v 090 1234 5679"}, "policy_version"),
+        ({**GOOD, "source": "a090_1234_5679"}, "source"),
         ({**GOOD, "locale": "fr"}, "locale"),
         ({**GOOD, "phone": "+819012345678"}, "phone"),
         ({**GOOD, "action": ["opt_in"]}, "action"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import stat
 from typing import Annotated, NamedTuple
 
 import pytest
@@ -237,3 +238,37 @@ def test_utc_datetime_columns_refuse_naive_values() -> None:
     column = UTCDateTime()
     with pytest.raises(ValueError, match="naive"):
         column.process_bind_param(NOW.replace(tzinfo=None), sa.dialects.sqlite.dialect())
+
+
+@pytest.mark.parametrize("existing_mode", [None, 0o644])
+async def test_sqlite_files_are_owner_only(tmp_path, existing_mode) -> None:
+    path = tmp_path / "data" / "smsreg.db"
+    if existing_mode is not None:  # made by an older version, readable by everyone
+        path.parent.mkdir()
+        path.touch(mode=existing_mode)
+        path.chmod(existing_mode)
+    database = Database(f"sqlite:///{path}")
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+            await tx.execute(sa.text("INSERT INTO t VALUES (1)"))
+        files = [path, path.with_name("smsreg.db-wal"), path.with_name("smsreg.db-shm")]
+        assert all(f.exists() for f in files)
+        assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+            f.name: "0o600" for f in files
+        }
+    finally:
+        await database.dispose()
+
+
+async def test_sqlite_keeps_the_page_cache_the_settings_ask_for(database_url: str) -> None:
+    """SMSREG_SQLITE_CACHE_MB sizes the service's SQLite page cache (a negative
+    cache_size is in KiB); SQLite's own default would be 2 MiB."""
+    db = Database(database_url, sqlite_cache_mb=48)
+    try:
+        if not db.sqlite:
+            pytest.skip("a SQLite setting")
+        async with db.transaction() as tx:
+            assert (await tx.execute(sa.text("PRAGMA cache_size"))).scalar() == -48 * 1024
+    finally:
+        await db.dispose()

@@ -13,7 +13,7 @@ from app.cli import cli
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_KEYS, sync_engine
-from tests.ledger.conftest import add_subscriber, number, release, sql
+from tests.ledger.conftest import add_subscriber, number, release, sql, tampering
 
 runner = CliRunner()
 SEED = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
@@ -163,3 +163,43 @@ def test_production_without_a_signing_key_refuses(env, monkeypatch):
     monkeypatch.setenv("SMSREG_METRICS_TOKEN", "scrape-token-0123456789")
     result = runner.invoke(cli, ["ledger", "checkpoint"])
     assert result.exit_code == 2 and "SMSREG_LEDGER_SIGNING_KEYS" in result.output
+
+
+def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch):
+    tmp_path, app = env
+    kept = tmp_path / "witness.jsonl"
+    monkeypatch.setenv("SMSREG_LEDGER_WITNESS", str(kept))
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    head = sql(app, "SELECT entry_hash FROM ledger_entries WHERE seq = 4")[0][0]
+    held = runner.invoke(cli, ["ledger", "verify", "--witness", str(kept), "--expect", f"4:{head}"])
+    assert held.exit_code == 0, held.output
+    assert "held to 1 witnessed checkpoint(s) and 1 pinned head(s)" in held.output
+
+    # The attack: the tail, its checkpoint and the requests it released, deleted.
+    with tampering(app) as conn:
+        for statement in (
+            "DELETE FROM ledger_checkpoints",
+            "DELETE FROM ledger_entry_subjects WHERE seq >= 3",
+            "DELETE FROM ledger_entries WHERE seq >= 3",
+            "DELETE FROM disclosure_requests WHERE ledger_seq >= 3",
+        ):
+            conn.execute(sa.text(statement))
+    monkeypatch.delenv("SMSREG_LEDGER_WITNESS")
+    assert runner.invoke(cli, ["ledger", "verify"]).exit_code == 0, "alone it looks intact"
+    for args in (["--witness", str(kept)], ["--expect", f"4:{head}"]):
+        broken = runner.invoke(cli, ["ledger", "verify", *args])
+        assert broken.exit_code == 1, broken.output
+        assert broken.output.startswith("BROKEN at seq 3: truncated"), broken.output
+    monkeypatch.setenv("SMSREG_LEDGER_WITNESS", str(kept))
+    configured = runner.invoke(cli, ["ledger", "verify"])
+    assert configured.exit_code == 1 and "BROKEN at seq 3" in configured.output
+
+    for args in (["--expect", "4:zz"], ["--witness", str(tmp_path / "none.jsonl")]):
+        assert runner.invoke(cli, ["ledger", "verify", *args]).exit_code == 2
+    (tmp_path / "junk.jsonl").write_text("not json\n")
+    assert (
+        runner.invoke(
+            cli, ["ledger", "verify", "--witness", str(tmp_path / "junk.jsonl")]
+        ).exit_code
+        == 2
+    )

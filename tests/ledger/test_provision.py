@@ -81,6 +81,13 @@ async def test_an_unknown_subject_is_not_found(app, subjects, fn, kwargs):
             "recipient",
         ),
         ("third-party-provision", {"action": "stop", "source": ""}, "source"),
+        # Kept in the ledger's subject tables for years: never a number.
+        ("third-party-provision", {"action": "stop", "source": "tel:09012345679"}, "source"),
+        (
+            "provision-consents",
+            {"action": "give", "recipient": "Desk ０９０１２３４５６７９", "source": "web"},
+            "recipient",
+        ),
         ("third-party-provision", {"action": "halt", "source": "web"}, "action"),
     ],
 )

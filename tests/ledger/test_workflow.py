@@ -119,13 +119,31 @@ async def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, su
             assert form not in dump
 
 
-async def test_free_text_holding_a_subscribers_number_is_refused(app, subjects):
-    data = request_data(subjects, purpose="Please provide 090-0000-0001 urgently now")
+@pytest.mark.parametrize(
+    "contact",
+    [
+        "090-0000-0001",
+        "desk ０９０－００００－０００１",  # full width
+        "〇九〇 〇〇〇〇 〇〇〇一",  # kanji digits
+        "+81 90 0000 0001",
+        "090_0000_0001 (mobile)",
+    ],
+)
+async def test_a_contact_holding_a_subscribers_number_is_refused(app, subjects, contact):
+    recipient = {"organisation": POLICE, "officer": "Inspector Sato", "contact": contact}
+    data = request_data(subjects, recipient=recipient)
     error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
-    assert error.errors[0].field == "purpose"
-    # A number that is nobody's (the station's own desk line) is fine.
-    ok = request_data(subjects, purpose="Call back on 03-3498-0110 for the case file")
+    assert error.errors[0].field == "recipient.contact"
+    # The recipient's own line, nobody's in the registry, is what the contact is for.
+    recipient["contact"] = "03-3498-0110 (desk)"
+    ok = request_data(subjects, recipient=recipient)
     assert (await call(app, workflow.request, staff=OPERATOR, data=ok)).status == "requested"
+
+
+async def test_a_reference_holding_a_subscribers_number_is_refused(app, subjects):
+    data = request_data(subjects, request_reference="Inquiry re 090-0000-0001")
+    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
+    assert error.errors[0].field == "request_reference"
 
 
 async def test_a_decision_note_holding_a_subscribers_number_is_refused(app, subjects):
@@ -391,6 +409,23 @@ BAD_REQUESTS = [
     ("purpose", {"purpose": "short"}),
     ("purpose", {"purpose": "x" * 2001}),
     ("purpose", {"purpose": "ten chars plus \u0007 bell"}),
+    # Free text holds no number at all, a subscriber's or not, however it is written.
+    ("purpose", {"purpose": "Call back on 03-3498-0110 for the case file"}),
+    ("purpose", {"purpose": "Fraud on 090_1234_5679 reported by the bank"}),
+    ("necessity_review", {"necessity_review": "Only 〇九〇一二三四五六七九 is needed here."}),
+    (
+        "recipient.officer",
+        {"recipient": {"organisation": "x", "officer": "０９０１２３４５６７９", "contact": "y"}},
+    ),
+    (
+        "recipient.organisation",
+        {"recipient": {"organisation": "Desk 9012345679", "officer": "x", "contact": "y"}},
+    ),
+    # The contact may hold the recipient's own number, never a subscriber's.
+    (
+        "recipient.contact",
+        {"recipient": {"organisation": "x", "officer": "y", "contact": "090-0000-0002"}},
+    ),
     ("request_reference", {"request_reference": "x" * 201}),
     ("necessity_review", {"necessity_review": ""}),
     ("data_items", {"data_items": []}),

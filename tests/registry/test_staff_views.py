@@ -167,6 +167,12 @@ async def test_service_clients_and_strangers_see_nothing(client, app, subscriber
         ({"reason": "call them on 090-1234-5678 today"}, "reason"),
         ({"reason": "number +819012345678 needed"}, "reason"),
         ({"reason": "number ０９０１２３４５６７８ needed"}, "reason"),
+        # The reasons: bare, underscored, kanji and full-width with a wide hyphen.
+        ({"reason": "9012345679"}, "reason"),
+        ({"reason": "please 090_1234_5679 ok"}, "reason"),
+        ({"reason": "番号は〇九〇一二三四五六七九です"}, "reason"),
+        ({"reason": "番号 ０９０－１２３４－５６７９ の件"}, "reason"),
+        ({"reason": "dial (090) 1234.5679 now"}, "reason"),
         ({"reason": "a valid reason\x00with a NUL"}, "reason"),
         ({"reason": REASON, "phone": E164}, "phone"),
         ({"reason": 1234567890}, "reason"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from app.sms.console import ConsoleSender
 
@@ -14,5 +15,10 @@ def test_console_sender_appends_json_lines(tmp_path, capsys):
     sender.send(to="+819012345678", body="second")
     lines = [json.loads(line) for line in outbox.read_text().splitlines()]
     assert [line["body"] for line in lines] == ["first", "second"]
-    assert {"to", "body", "time"} <= lines[0].keys()
-    assert "second" in capsys.readouterr().out
+    assert {"to", "body", "time", "id"} <= lines[0].keys()
+    # Twilio-shaped ids, distinct, shown with each message: what a simulated delivery
+    # report (smsreg sms simulate status --sid) names.
+    assert all(re.fullmatch(r"SM[0-9a-f]{32}", line["id"]) for line in lines)
+    assert lines[0]["id"] != lines[1]["id"]
+    printed = capsys.readouterr().out
+    assert "second" in printed and lines[1]["id"] in printed

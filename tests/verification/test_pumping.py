@@ -155,6 +155,10 @@ async def test_an_admin_lifts_a_block_at_once(client, app, clock, auth):
 
     with pytest.raises(pumping.InvalidInput):
         await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason=" ")
+    with pytest.raises(pumping.InvalidInput, match="phone number"):  # kept in the audit events
+        await call(
+            app, pumping.lift, block_id=block.id, actor="staff:a", reason="ok: 090-1234-5679"
+        )
     with pytest.raises(pumping.NotFound):
         await call(app, pumping.lift, block_id="blk_missing", actor="staff:a", reason="checked")
     await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason="campaign traffic")

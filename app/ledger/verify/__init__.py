@@ -13,7 +13,12 @@ Lines or CSV, streamed), in constant memory. What is checked, in seq order:
   (``changed``: rewritten with recomputed hashes), and no checkpoint lies beyond the
   last entry (``truncated``);
 - database only: the subject index agrees with each entry's subject ids (``index``);
-- file only: the end record is present and its counts agree (``truncated``).
+- file only: the end record is present and its counts agree (``truncated``);
+- pins (``--witness``, ``--expect``): checkpoints a witness kept and heads an auditor
+  pinned are held like the chain's own checkpoints: the chain reaches each one
+  (``truncated``) and has its hash there (``changed``);
+- database only: every released disclosure request has the entry it was released as
+  (``unrecorded``).
 
 The answer names the lowest broken position. Entries after the newest checkpoint can
 be cut without a trace (nothing signed mentions them yet); the report says how far the
@@ -25,8 +30,11 @@ from __future__ import annotations
 from app.ledger.verify.database import verify_database, verify_in_units
 from app.ledger.verify.files import parse_public_keys, verify_file, verify_lines
 from app.ledger.verify.report import Problem, Report
+from app.ledger.verify.walk import Pins, expected_head
 
 __all__ = [
+    "Pins",
+    "expected_head",
     "Problem",
     "Report",
     "parse_public_keys",

@@ -1,8 +1,9 @@
 """Verifying the chain kept in the database, in keyset batches (see app/ledger/reading.py).
 
-Besides the walk, the database shows two things an export cannot: whether the subject
-index agrees with each entry's subject ids (``index``), and whether checkpoints that the
-schedule must have made are missing (``uncovered``).
+Besides the walk, the database shows three things an export cannot: whether the subject
+index agrees with each entry's subject ids (``index``), whether checkpoints that the
+schedule must have made are missing (``uncovered``), and whether every released
+disclosure request has the entry it was released as (``unrecorded``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from app.core.context import Context
 from app.core.db import Database, Tx
 from app.ledger import chain, signing
 from app.ledger import repository as repo
+from app.ledger import requests_repository as requests
 from app.ledger.export_format import checkpoint_record
 from app.ledger.reading import Reader, in_units
-from app.ledger.verify.report import UNCOVERED, Problem, Report
-from app.ledger.verify.walk import Run, Walk, check_signatures, choose_start
+from app.ledger.verify.report import UNCOVERED, UNRECORDED, Problem, Report
+from app.ledger.verify.walk import Pins, Run, Walk, check_signatures, choose_start
 
 
 async def _start(tx: Tx) -> tuple[list[dict[str, Any]], int, int]:
@@ -59,13 +61,16 @@ async def _batch(
     return records
 
 
-async def verify_database(read: Reader, ctx: Context) -> Report:
-    """Verify the whole kept chain in the database."""
+async def verify_database(read: Reader, ctx: Context, pins: Pins | None = None) -> Report:
+    """Verify the whole kept chain in the database, held to ``pins`` too, and cross-check
+    every released disclosure request against its entry."""
     report = Report(source="database")
     public = signing.ring(ctx.settings).public
     found, first_seq, head_seq = await read(_start)
     valid, signature_problem = check_signatures(found, public)
     report.checkpoints = len(valid)
+    pins = pins or Pins()
+    valid, signature_problem = pins.add_to(valid, signature_problem, public)
     start_seq, start_hash, report.anchor_seq = choose_start(first_seq, valid)
     follows: dict[str, int | None] = {}
     walk = Walk(
@@ -91,21 +96,58 @@ async def verify_database(read: Reader, ctx: Context) -> Report:
         if runner.feed(records) or len(records) < repo.BATCH:
             break
         after, previous = int(records[-1]["seq"]), str(records[-1]["entry_hash"])
-    report.problem = runner.result()
-    if report.ok and report.last_seq and report.covered_to != report.last_seq:
-        report.problem = await read(
+    walked = runner.result()
+    overdue = None
+    if walked is None and report.last_seq and report.covered_to != report.last_seq:
+        overdue = await read(
             functools.partial(_overdue, ctx=ctx, covered_to=report.covered_to or 0)
         )
-        if report.ok:
+        if overdue is None:
             report.notes.append(
                 f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
             )
+    unrecorded = await read(functools.partial(_unrecorded_release, after=report.anchor_seq or 0))
+    report.problem = lowest(walked, overdue, unrecorded)
+    if (note := pins.describe()) is not None:
+        report.notes.append(note)
     return report
 
 
-async def verify_in_units(db: Database, ctx: Context) -> Report:
+async def verify_in_units(db: Database, ctx: Context, pins: Pins | None = None) -> Report:
     """Verify the database, each batch in a short unit of its own (the command line)."""
-    return await verify_database(in_units(db), ctx)
+    return await verify_database(in_units(db), ctx, pins)
+
+
+def lowest(*problems: Problem | None) -> Problem | None:
+    """The problem at the lowest position, if any."""
+    found = [p for p in problems if p is not None]
+    return min(found, key=lambda p: p.seq) if found else None
+
+
+async def _unrecorded_release(tx: Tx, *, after: int) -> Problem | None:
+    """A released request whose ledger entry is missing or records another request.
+
+    A release and its entry commit together, so each released request names an entry
+    that records it; requests released into the purged start (up to the signed anchor)
+    are the only ones allowed to point at nothing. A ledger emptied or cut back, with
+    its checkpoints, is still contradicted by the requests it released.
+    """
+    found = await requests.first_unrecorded_release(tx, after_seq=after)
+    if found is None:
+        return None
+    if found.entry_request_id is None:
+        return Problem(
+            found.ledger_seq,
+            UNRECORDED,
+            f"disclosure request {found.request_id} was released as entry "
+            f"{found.ledger_seq}, and there is no such entry",
+        )
+    return Problem(
+        found.ledger_seq,
+        UNRECORDED,
+        f"disclosure request {found.request_id} was released as entry {found.ledger_seq}, "
+        f"but that entry records request {found.entry_request_id}",
+    )
 
 
 async def _overdue(tx: Tx, *, ctx: Context, covered_to: int) -> Problem | None:

@@ -13,7 +13,7 @@ from app.ledger import signing
 from app.ledger.export_format import EXPORT_FORMAT
 from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
 from app.ledger.verify.report import MALFORMED, TRUNCATED, Problem, Report
-from app.ledger.verify.walk import Walk, as_int, check_signatures, choose_start, run
+from app.ledger.verify.walk import Pins, Walk, as_int, check_signatures, choose_start, run
 
 
 def parse_public_keys(values: Iterable[str]) -> dict[str, Ed25519PublicKey]:
@@ -38,6 +38,7 @@ def verify_lines(
     *,
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     source: str = "export",
+    pins: Pins | None = None,
 ) -> Report:
     """Verify an export given as lines of bytes (JSON Lines or CSV, told apart by content)."""
     report = Report(source=source)
@@ -52,23 +53,29 @@ def verify_lines(
         jsonl_records(again()) if first_line.lstrip().startswith(b"{") else csv_records(again())
     )
     try:
-        return _verify_records(report, parsed, public_keys)
+        return _verify_records(report, parsed, public_keys, pins or Pins())
     except Malformed as exc:
         at = (report.last_seq or 0) + 1
         report.problem = Problem(at, MALFORMED, exc.detail)
         return report
 
 
-def verify_file(path: Path, *, public_keys: Mapping[str, Ed25519PublicKey] | None = None) -> Report:
+def verify_file(
+    path: Path,
+    *,
+    public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+    pins: Pins | None = None,
+) -> Report:
     """Verify an export file."""
     with path.open("rb") as handle:
-        return verify_lines(handle, public_keys=public_keys, source=str(path))
+        return verify_lines(handle, public_keys=public_keys, source=str(path), pins=pins)
 
 
 def _verify_records(
     report: Report,
     parsed: Iterator[dict[str, Any]],
     trusted: Mapping[str, Ed25519PublicKey] | None,
+    pins: Pins,
 ) -> Report:
     header = next(parsed, None)
     if header is None or header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
@@ -94,6 +101,9 @@ def _verify_records(
         )
     valid, signature_problem = check_signatures(checkpoints, trusted)
     report.checkpoints = len(valid)
+    valid, signature_problem = pins.add_to(valid, signature_problem, trusted)
+    if (note := pins.describe()) is not None:
+        report.notes.append(note)
     start: tuple[int, str] | None = None
     peeked = records.peek()
     if report.complete:

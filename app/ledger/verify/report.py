@@ -13,6 +13,7 @@ BAD_SIGNATURE = "bad-signature"
 INDEX = "index"
 MALFORMED = "malformed"
 UNCOVERED = "uncovered"
+UNRECORDED = "unrecorded"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,6 +22,8 @@ from app.ledger.verify.report import (
     Problem,
     Report,
 )
+
+_HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def check_signatures(
@@ -56,6 +60,56 @@ def check_signatures(
             worst = Problem(seq, BAD_SIGNATURE, f"checkpoint #{checkpoint.get('id')}: {why}")
     valid.sort(key=lambda cp: (int(cp["seq"]), int(cp.get("id") or 0)))
     return valid, worst
+
+
+def name_of(checkpoint: Mapping[str, Any]) -> str:
+    """How a report names a checkpoint, a witnessed one or a pinned head."""
+    return str(checkpoint.get("label") or f"checkpoint #{checkpoint.get('id')}")
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What the chain is held to besides its own checkpoints: checkpoints a witness kept
+    (signed, checked like the database's) and heads an auditor pinned (``SEQ:HASH``)."""
+
+    witnessed: Sequence[Mapping[str, Any]] = ()
+    expected: Sequence[Mapping[str, Any]] = ()
+
+    def add_to(
+        self,
+        valid: list[Mapping[str, Any]],
+        signature_problem: Problem | None,
+        public: Mapping[str, Ed25519PublicKey],
+    ) -> tuple[list[Mapping[str, Any]], Problem | None]:
+        """The checkpoints to walk with these pins among them, and the lowest bad signature."""
+        witnessed, bad = check_signatures(self.witnessed, public)
+        merged = [*valid, *witnessed, *self.expected]
+        merged.sort(key=lambda cp: (int(cp["seq"]), int(cp.get("id") or 0)))
+        problems = [p for p in (signature_problem, bad) if p is not None]
+        return merged, min(problems, key=lambda p: p.seq) if problems else None
+
+    def describe(self) -> str | None:
+        """A note on what the chain was held to, or None when nothing."""
+        if not self.witnessed and not self.expected:
+            return None
+        return (
+            f"held to {len(self.witnessed)} witnessed checkpoint(s) and "
+            f"{len(self.expected)} pinned head(s)"
+        )
+
+
+def expected_head(value: str) -> dict[str, Any]:
+    """A head an auditor pinned, from ``SEQ:HASH``; ValueError if it is not one."""
+    seq_text, _, head_hash = value.partition(":")
+    if not seq_text.isdigit() or int(seq_text) < 1 or not _HASH.fullmatch(head_hash):
+        raise ValueError(f"{value!r}: give SEQ:HASH, a seq from 1 and 64 hex digits")
+    seq = int(seq_text)
+    return {
+        "kind": "pinned",
+        "seq": seq,
+        "head_hash": head_hash.lower(),
+        "label": f"the pinned head --expect {seq}:{head_hash[:12]}...",
+    }
 
 
 def as_int(value: Any, *, default: int) -> int:
@@ -109,7 +163,7 @@ class Walk:
                 return Problem(
                     max(seq, 1),
                     CHANGED,
-                    f"checkpoint #{checkpoint.get('id')} signed a different hash at seq {seq}: "
+                    f"{name_of(checkpoint)} holds a different hash at seq {seq}: "
                     "an entry up to here was rewritten (hashes recomputed)",
                 )
             self.report.covered_to = seq
@@ -178,14 +232,13 @@ class Walk:
     def finish(self) -> Problem | None:
         """After the last record: no checkpoint may lie beyond it."""
         if self.next_cp < len(self.checkpoints):
-            checkpoint = self.checkpoints[-1]
+            checkpoint = max(self.checkpoints[self.next_cp :], key=lambda cp: int(cp["seq"]))
             at = (self.last or 0) + 1
             ends = f"the entries end at seq {self.last}" if self.last else "there are no entries"
             return Problem(
                 at,
                 TRUNCATED,
-                f"checkpoint #{checkpoint.get('id')} commits to seq {checkpoint['seq']}, "
-                f"but {ends}",
+                f"{name_of(checkpoint)} commits to seq {checkpoint['seq']}, but {ends}",
             )
         return None
 

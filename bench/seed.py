@@ -1,0 +1,290 @@
+"""Seed a database with N subscribers and their history, as the service itself writes them.
+
+Used by bench/scale.py. Every number is encrypted and blind-indexed with the service's
+own code (app.core.crypto) under the run's keys, so the server finds and decrypts what is
+seeded; rows go in by bulk inserts: PostgreSQL ``COPY`` through psycopg, SQLite
+``executemany`` in large transactions. What each subscriber gets:
+
+- the subscriber row, verified for coupon_usage, and for coupon_delivery in 3 of 10 cases
+  with an opt-in (consent history and current state);
+- 1 to 3 approved verifications over the last 180 days (kept six months by the
+  retention schedule), each with its sent code SMS and two audit events (started,
+  approved);
+- for the sends of the last day: the number's send window and the shared send-limit
+  counts (address, prefix, country, source) in minute slots.
+
+With ``due_days`` > 0 it adds that many days of what ``smsreg purge`` deletes, dated
+before what the schedule keeps: every subscriber's verification of a day spread over
+the day, one in five never checked, their SMS, send windows and shared counts, and
+idempotency records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from bulk import TABLES, Rows, writer
+
+from app.core.context import Context
+from app.core.crypto import subscriber_aad, verification_aad
+from app.core.ids import new_id, new_ordered_id
+from app.core.phone import parse_mobile
+from app.verification.limits import source_bucket
+from app.verification.pumping import approvals_bucket
+
+REGISTERED_PREFIX = "+8170"  # seeded numbers: +81 70, then 8 digits not starting with 0
+# Subscriber i's 8 digits are 10000000 + i * SPREAD (mod 90,000,000): one-to-one, and
+# consecutive subscribers fall in different limit prefixes (7010 ... 7099), as real
+# numbers do; all in one prefix, the pumping guard would pause the range.
+_SPAN = 90_000_000
+SPREAD = 7_777_777  # shares no factor with _SPAN
+_UNSPREAD = pow(SPREAD, -1, _SPAN)
+CHUNK = 20_000  # subscribers per transaction
+DAY = dt.timedelta(days=1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def registered_number(i: int) -> str:
+    """The number of seeded subscriber ``i`` (valid, and never one run.py draws for new
+    starts once those are filtered by :func:`is_registered`)."""
+    return f"{REGISTERED_PREFIX}{10_000_000 + i * SPREAD % _SPAN:08d}"
+
+
+def is_registered(e164: str, n: int) -> bool:
+    """Whether a number is one of the first ``n`` seeded ones."""
+    if not e164.startswith(REGISTERED_PREFIX):
+        return False
+    return (int(e164[5:]) - 10_000_000) * _UNSPREAD % _SPAN < n
+
+
+def _micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _minute(at: dt.datetime) -> dt.datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+class Number(NamedTuple):
+    """A seeded number as its rows need it."""
+
+    e164: str
+    index: str
+    prefix: str
+    region: str
+    ip: str
+
+
+@dataclass
+class History:
+    """Rows of one chunk of subscribers, table by table, and the shared counts so far."""
+
+    ctx: Context
+    client_id: str
+    now: dt.datetime
+    rng: random.Random
+    rows: Rows = field(default_factory=lambda: {name: [] for name in TABLES})
+    # Shared counts: a number's own address and source buckets are written with its
+    # chunk; prefix and country buckets, shared by every chunk, once at the end.
+    hits: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
+    shared: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
+    consent_id: int = 0
+    prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> its blind index
+    sample: list[tuple[str, str]] = field(default_factory=list)  # (subscriber id, number)
+
+    def number(self, i: int) -> Number:
+        """Seeded subscriber ``i``'s number, its blind indexes and its client's address
+        (one per subscriber). Parsed once: parsing costs more than the rest of a row."""
+        e164 = registered_number(i)
+        keys = self.ctx.keys
+        phone = parse_mobile(e164, default_region="JP", allowed_regions=["JP"])
+        prefix = phone.prefix(self.ctx.settings.prefix_digits)
+        if prefix not in self.prefixes:
+            self.prefixes[prefix] = keys.blind_index(prefix, kind="prefix")
+        return Number(
+            e164=e164,
+            index=keys.blind_index(e164, kind="number"),
+            prefix=self.prefixes[prefix],
+            region=phone.region,
+            ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+        )
+
+    def verification(
+        self,
+        *,
+        number: Number,
+        at: dt.datetime,
+        purpose: str,
+        subscriber_id: str | None,
+        counted_at: dt.datetime | None,
+    ) -> None:
+        """One verification with its code SMS and audit events; approved when linked."""
+        keys, s = self.ctx.keys, self.ctx.settings
+        vid = new_ordered_id("ver")
+        key_id, ciphertext = keys.encrypt(number.e164, context=verification_aad(vid))
+        approved = subscriber_id is not None
+        expires = at + dt.timedelta(seconds=s.code_ttl_seconds)
+        done = at + dt.timedelta(seconds=self.rng.randrange(20, 120))
+        self.rows["verifications"].append((
+            vid, self.client_id, purpose, "ja", ciphertext, key_id,
+            number.index, number.prefix, secrets.token_bytes(16),
+            keys.code.active_id, s.code_length, "approved" if approved else "expired",
+            1 if approved else 0, s.max_check_attempts, 1, at, expires, at,
+            done if approved else None, subscriber_id,
+        ))  # fmt: skip
+        sent = at + dt.timedelta(milliseconds=self.rng.randrange(50, 900))
+        self.rows["outbox_messages"].append((
+            new_ordered_id("msg"), "code", vid, "sent", 1, 1, sent, at, at, expires,
+            sent, "console", "SM" + secrets.token_hex(16), "delivered",
+        ))  # fmt: skip
+        audit = self.rows["audit_events"]
+        audit.append(("verification:started", "client:bench", vid, at, {"purpose": purpose}))
+        if approved:
+            details = {"purpose": purpose, "subscriber_id": subscriber_id}
+            audit.append(("verification:approved", "client:bench", vid, done, details))
+        if counted_at is not None:
+            self.count_send(number, at=counted_at)
+            if approved:  # the pumping guard weighs a range's sends against its approvals
+                key = (approvals_bucket(number.prefix), counted_at + (done - at))
+                self.shared[key] = self.shared.get(key, 0) + 1
+
+    def count_send(self, number: Number, *, at: dt.datetime) -> None:
+        """A send's shared counts in their minute slots, and the number's send window."""
+        ip_index = self.ctx.keys.blind_index(number.ip, kind="ip")
+        slot = _minute(at)
+        for counts, bucket in (
+            (self.hits, f"i:{ip_index}"),
+            (self.hits, source_bucket(number.prefix, ip_index)),
+            (self.shared, f"p:{number.prefix}"),
+            (self.shared, f"c:{number.region}"),
+        ):
+            counts[(bucket, slot)] = counts.get((bucket, slot), 0) + 1
+        self.rows["send_windows"].append((f"n:{number.index}", [_micros(at)], at + DAY))
+
+    def subscriber(self, i: int, *, due_days: int) -> None:
+        """Subscriber ``i`` with its history."""
+        rng, now, rows = self.rng, self.now, self.rows
+        number = self.number(i)
+        days = 180 * 86400
+        times = sorted(
+            now - dt.timedelta(seconds=rng.randrange(60, days)) for _ in range(rng.randint(1, 3))
+        )
+        first, last = times[0], times[-1]
+        sid = new_id("sub")
+        key_id, ciphertext = self.ctx.keys.encrypt(
+            number.e164, context=subscriber_aad(number.index)
+        )
+        rows["subscribers"].append((sid, ciphertext, key_id, number.index, first, last))
+        delivery = rng.random() < 0.3
+        purposes = ["coupon_usage", "coupon_delivery"] if delivery else ["coupon_usage"]
+        for purpose in purposes:
+            rows["subscriber_purposes"].append((sid, purpose, last))
+        for at in times:
+            self.verification(
+                number=number,
+                at=at,
+                purpose=rng.choice(purposes),
+                subscriber_id=sid,
+                counted_at=at if at > now - DAY else None,  # still counted by the limits
+            )
+        if delivery:
+            self.consent_id += 1
+            event = self.consent_id
+            source = ("web", "2026-04")
+            rows["consent_events"].append(
+                (event, sid, "coupon_delivery", "opt_in", *source, number.ip, "client:bench", last)
+            )
+            rows["consents"].append(
+                (sid, "coupon_delivery", "opted_in", "ja", *source, event, last)
+            )
+            details = {"purpose": "coupon_delivery", "source": "web", "policy_version": "2026-04"}
+            rows["audit_events"].append(("consent:opted_in", "client:bench", sid, last, details))
+        if len(self.sample) < 50_000:
+            self.sample.append((sid, number.e164))
+        for day in range(due_days):
+            self.due(i, number=number, day=day, subscriber_id=sid)
+
+    def due(self, i: int, *, number: Number, day: int, subscriber_id: str) -> None:
+        """A day of what the purge deletes, before what the schedule keeps: a verification
+        started a little over 183 days ago (one in five never checked: a little over a day
+        ago), and the shared counts and send window of a send a little over a day ago."""
+        rng, now = self.rng, self.now
+        checked = rng.random() >= 0.2
+        kept = dt.timedelta(days=self.ctx.settings.verification_retention_days) if checked else DAY
+        into = DAY * day + dt.timedelta(seconds=rng.randrange(1, 86400))
+        at = now - kept - into
+        self.verification(
+            number=number,
+            at=at,
+            purpose="coupon_usage",
+            subscriber_id=subscriber_id if checked else None,
+            counted_at=now - DAY - into,
+        )
+        if not checked:  # one unchecked start in five carried an Idempotency-Key
+            response = {"id": "ver_x", "status": "pending"}
+            self.rows["idempotency_records"].append(
+                (self.client_id, f"k{i}-{day}", secrets.token_hex(32), 201, response, at)
+            )
+
+    def take(self, *, last: bool = False) -> Rows:
+        """The chunk's rows, sorted by key where the service writes in key order; the last
+        chunk also takes the prefix and country counts."""
+        if last:
+            self.hits.update(self.shared)
+        self.rows["rate_limit_hits"] = [(b, at, n) for (b, at), n in self.hits.items()]
+        self.hits = {}
+        rows = self.rows
+        self.rows = {name: [] for name in TABLES}
+        for name in ("verifications", "outbox_messages", "subscribers"):
+            rows[name].sort(key=lambda row: row[0])
+        # A number's send window is one row: keep the newest send.
+        windows = {bucket: (bucket, sent, until) for bucket, sent, until in
+                   sorted(rows["send_windows"], key=lambda row: row[2])}  # fmt: skip
+        rows["send_windows"] = list(windows.values())
+        return rows
+
+
+def seed(
+    url: str,
+    ctx: Context,
+    *,
+    subscribers: int,
+    client_id: str,
+    due_days: int = 0,
+    seed: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> list[tuple[str, str]]:
+    """Seed ``subscribers`` subscribers with their history; a sample of (id, number).
+
+    One chunk is written (in a thread: the drivers let go of the GIL while the database
+    works) while the next is made."""
+    out = writer(url)
+    history = History(ctx=ctx, client_id=client_id, now=ctx.clock.now(), rng=random.Random(seed))
+    began, cpu_began = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[None] | None = None
+        for start in range(0, subscribers, CHUNK):
+            for i in range(start, min(subscribers, start + CHUNK)):
+                history.subscriber(i, due_days=due_days)
+            rows = history.take()
+            if pending is not None:
+                pending.result()
+                done = start
+                rate = done / (time.perf_counter() - began)
+                progress(f"  seeded {done:,} of {subscribers:,} subscribers ({rate:,.0f}/s)")
+            pending = pool.submit(out.write, rows)
+        if pending is not None:
+            pending.result()
+    out.write(history.take(last=True))
+    out.finish()
+    cpu = time.process_time() - cpu_began  # a loaded machine's wall time says little
+    took = time.perf_counter() - began
+    progress(f"  seeded {subscribers:,} subscribers in {took:.0f} s ({cpu:.0f} s of CPU here)")
+    return history.sample

@@ -1,0 +1,65 @@
+"""Free text without numbers: every way of writing nine digits in a row is refused."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9012345679",
+        "090_1234_5679",
+        "090-1234-5679",
+        "090 1234 5679",
+        "(090) 1234.5679",
+        "０９０１２３４５６７９",  # full width
+        "０９０－１２３４－５６７９",  # full-width hyphen
+        "090‐1234—5679",  # hyphen and em dash
+        "090ー1234ー5679",  # the katakana long vowel mark, used as a dash
+        "〇九〇一二三四五六七九",  # kanji digits
+        "〇九〇 一二三四 五六七九",
+        "٠٩٠١٢٣٤٥٦٧٩",  # Arabic-Indic digits
+        "call 123456789",  # nine is enough
+        "a\u3000090\u30001234\u30005679 b",  # ideographic spaces
+    ],
+)
+def test_nine_digits_in_a_row_however_written_are_refused(text):
+    with pytest.raises(ValueError, match="must not contain a phone number"):
+        no_phone_number(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Subject's access request by letter, case 2026-118",
+        "12345678 and 12345678",  # letters end a run
+        "CCP 197(2) inquiry No. 2026-118",
+        "at 2026-11-22T09:30",  # the colon ends it
+        "一人の申し出",  # a kanji digit in words
+    ],
+)
+def test_shorter_runs_pass(text):
+    assert no_phone_number(text) == text
+
+
+def test_runs_are_read_as_ascii_digits():
+    assert digit_runs("tel ０９０－１２３４ x 〇一", min_digits=2) == ["0901234", "01"]
+
+
+class Checked(BaseModel):
+    note: Annotated[str, NoPhoneNumber] | None = None
+
+
+def test_the_validator_names_the_field_and_never_repeats_the_input():
+    assert Checked(note=None).note is None
+    with pytest.raises(ValidationError) as caught:
+        Checked(note="090 1234 5679")
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("note",)
+    assert "090" not in error["msg"]

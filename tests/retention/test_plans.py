@@ -1,0 +1,126 @@
+"""Every purge step walks the index it names, on both databases, and resumes when stopped.
+
+The plans are read with EXPLAIN (EXPLAIN QUERY PLAN on SQLite) of the very statements a
+batch runs: a step that scanned its table, or sorted all its due rows, would cost each
+batch more as the table grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.core.db import UTCDateTime
+from app.core.retention import PurgeStep
+from app.retention import service as retention
+from app.verification.limits import counts_sql
+from tests.conftest import count_rows, sync_engine
+from tests.fixtures.flows import start
+
+NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+
+
+def _sample(column: sa.ColumnElement[Any]) -> Any:
+    if isinstance(column.type, UTCDateTime):
+        return NOW
+    if isinstance(column.type, sa.Integer):
+        return 1
+    return "m"
+
+
+def _explain(engine: sa.Engine, statement: sa.Executable) -> str:
+    """The plan of one statement, as text. PostgreSQL is told to walk an index in order
+    when one can do: a near-empty test table is cheaper to read whole and sort, a big one
+    is not (and it keeps no statistics yet to tell the two apart)."""
+    sqlite = engine.dialect.name == "sqlite"
+
+    def as_explain(conn, cursor, text, params, context, executemany):  # noqa: ANN001, ARG001
+        return ("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + text, params
+
+    with engine.connect() as conn:
+        if not sqlite:
+            for plan in ("seqscan", "bitmapscan", "sort"):
+                conn.exec_driver_sql(f"SET LOCAL enable_{plan} = off")
+        sa.event.listen(conn, "before_cursor_execute", as_explain, retval=True)
+        try:
+            rows = conn.execute(statement).all()
+        finally:
+            sa.event.remove(conn, "before_cursor_execute", as_explain)
+        conn.rollback()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def _statements(step: PurgeStep) -> list[sa.Executable]:
+    cursor = tuple(_sample(column) for column in step.key)
+    batch = step.batch(before=NOW, after=cursor, last=cursor)
+    return [
+        step.select(before=NOW, after=None, limit=1000),
+        step.select(before=NOW, after=cursor, limit=1000),
+        sa.delete(step.table).where(batch),
+        *step.dependents(batch),
+    ]
+
+
+@pytest.mark.parametrize("step", retention.SCHEDULE, ids=lambda step: step.kind)
+def test_each_batch_walks_the_steps_index(app, step):
+    engine = sync_engine(app)
+    sqlite = engine.dialect.name == "sqlite"
+    own, *rest = _statements(step)[:3], _statements(step)[3:]
+    for statement in own:
+        plan = _explain(engine, statement)
+        assert step.index in plan, f"{step.kind}: not through {step.index}:\n{plan}"
+        if sqlite:
+            assert f"SCAN {step.table.name}\n" not in plan + "\n", plan
+            assert "TEMP B-TREE FOR ORDER BY" not in plan, f"{step.kind} sorts its rows:\n{plan}"
+        else:
+            assert f"Seq Scan on {step.table.name}" not in plan, plan
+            # An incremental sort orders only rows of one equal timestamp; a plain one all.
+            assert not [
+                line
+                for line in plan.splitlines()
+                if line.strip().startswith("->  Sort") or line.startswith("Sort")
+            ], f"{step.kind} sorts its rows:\n{plan}"
+    for statement in rest[0]:
+        plan = _explain(engine, statement)
+        assert "Seq Scan" not in plan and "SCAN outbox_messages\n" not in plan + "\n", plan
+
+
+def test_the_send_limits_count_by_the_primary_key_not_the_purge_index(app):
+    engine = sync_engine(app)
+    params: dict[str, Any] = {"prefix": "p", "now": NOW}
+    for i in range(3):
+        params[f"b{i}"], params[f"s{i}"] = f"i:{i}", NOW - dt.timedelta(hours=1)
+    statement = sa.text(counts_sql(3).text).bindparams(
+        *(sa.bindparam(f"s{i}", type_=UTCDateTime()) for i in range(3)),
+        sa.bindparam("now", type_=UTCDateTime()),
+    )
+    plan = _explain(engine, statement.params(params))
+    assert "ix_rate_limit_hits_at" not in plan, plan
+    assert ("PRIMARY KEY" if engine.dialect.name == "sqlite" else "rate_limit_hits_pkey") in plan
+
+
+async def test_a_stopped_purge_keeps_its_batches_and_the_next_run_finishes(
+    client, app, clock, auth
+):
+    for i in range(7):
+        assert (await start(client, auth, phone=f"090-2222-00{i:02d}")).status_code == 201
+    await app.state.outbox.drain()
+    clock.advance(hours=25)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(kind: str, deleted: int) -> None:
+        if kind == "unverified":
+            raise Stop  # as Ctrl-C would, once a batch has committed
+
+    with pytest.raises(Stop):
+        await retention.purge(app.state.db, app.state.ctx, batch=2, progress=stop_after_first)
+    assert count_rows(app, "verifications") == 5, "the first batch of two is kept"
+    deleted = (await retention.purge(app.state.db, app.state.ctx, batch=2)).deleted
+    assert deleted["unverified"] == 5
+    assert count_rows(app, "verifications") == 0
+    assert count_rows(app, "outbox_messages") == 0

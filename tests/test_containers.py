@@ -1,0 +1,187 @@
+"""The container stack as files (CI has no Docker; `make docker-smoke` runs it for real):
+every job compose and the scheduler call is a real `smsreg` command, the roles and
+restart policies are as docs/containers.md says, and the scheduler's loop runs its jobs
+against a database and stops at once on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED
+from tests.fixtures.live import smsreg_env
+from tests.sms.fake_twilio import unused_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
+SCHEDULER = DOCKER / "scheduler.sh"
+
+
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+
+
+def scheduled_commands() -> list[list[str]]:
+    """The `smsreg` commands the scheduler runs (`run purge`, `run credentials due`, ...)."""
+    lines = re.findall(r"^\s*run (.+)$", SCHEDULER.read_text(), flags=re.MULTILINE)
+    return [line.split() for line in lines]
+
+
+def test_every_job_compose_and_the_scheduler_run_is_a_real_command():
+    services = compose()["services"]
+    commands = [services[name]["command"] for name in ("migrate", "worker")]
+    commands += [["smsreg", *command] for command in scheduled_commands()]
+    assert {" ".join(c[1:]) for c in commands} >= {
+        "migrate",
+        "worker",
+        "purge",
+        "credentials due",
+        "ledger checkpoint",
+    }
+    runner = CliRunner()
+    for command in commands:
+        assert command[0] == "smsreg"
+        result = runner.invoke(cli, [*command[1:], "--help"])
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_the_stack_has_its_jobs_roles_and_restart_policies():
+    services = compose()["services"]
+    assert "redis" not in services
+    assert services["migrate"]["restart"] == "no"
+    assert services["db-grants"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    for name in ("smsreg", "worker", "scheduler"):
+        service = services[name]
+        assert service["restart"] == "unless-stopped", name
+        assert service["depends_on"]["db-grants"]["condition"] == "service_completed_successfully"
+        url = service["environment"]["SMSREG_DATABASE_URL"]
+        assert url.startswith("postgresql://smsreg_app:"), name  # the runtime role, not the owner
+    assert services["migrate"]["environment"]["SMSREG_DATABASE_URL"].startswith(
+        "postgresql://smsreg_owner:"
+    )
+    assert services["worker"]["environment"]["SMSREG_OUTBOX_DISPATCH"] == "external"
+    assert services["scheduler"]["command"] == ["/usr/local/lib/smsreg/scheduler.sh"]
+
+
+def test_the_image_runs_unprivileged_and_checks_health_on_the_configured_port():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert "healthcheck.py" in dockerfile
+    assert "SMSREG_PORT" in (DOCKER / "healthcheck.py").read_text()
+    ignored = (ROOT / ".dockerignore").read_text()
+    assert ".venv" in ignored or "*" in ignored.splitlines()
+
+
+def _env_file() -> dict[str, str]:
+    """docker/env.example as an operator fills it in: block (a), Twilio in production."""
+    values = dict(
+        line.split("=", 1)
+        for line in (DOCKER / "env.example").read_text().splitlines()
+        if re.match(r"^[A-Z_]+=", line)
+    )
+    for family, key in TEST_KEYS.items():
+        values[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"k1": key})
+    values["SMSREG_LEDGER_SIGNING_KEYS"] = json.dumps({"l1": TEST_LEDGER_SEED})
+    for password in ("POSTGRES_PASSWORD", "DB_OWNER_PASSWORD", "DB_APP_PASSWORD"):
+        values[password] = "0123456789abcdef"
+    return values
+
+
+def _interpolate(text: str, values: dict[str, str]) -> str:
+    """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error}."""
+
+    def one(found: re.Match[str]) -> str:
+        name, operator, rest = found["name"], found["op"], found["rest"] or ""
+        given = values.get(name, "")
+        if operator == ":?":
+            assert given, f"compose would refuse: {rest}"
+        return given or (rest if operator == ":-" else "")
+
+    return re.sub(r"\$\{(?P<name>[A-Z_]+)(?:(?P<op>:-|:\?)(?P<rest>[^}]*))?\}", one, text)
+
+
+@pytest.mark.parametrize("service", ["smsreg", "worker", "scheduler"])
+def test_the_production_env_file_starts_every_app_container(service, monkeypatch):
+    """What compose hands each container from a filled-in env.example is a production
+    configuration the app accepts: nothing production requires is left out."""
+    values = _env_file()
+    environment = compose()["services"][service]["environment"]
+    for name in [n for n in os.environ if n.startswith("SMSREG_")]:
+        monkeypatch.delenv(name)
+    for name, raw in environment.items():
+        value = _interpolate(str(raw), values)
+        if value:  # compose passes "" for an unset optional one: the app reads it as unset
+            monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    assert settings.environment == "production" and settings.sms_sender == "twilio"
+    create_app(settings)  # every check a process makes at start: keys, carrier, ledger key
+
+
+@pytest.mark.slow
+def test_the_scheduler_runs_each_job_then_stops_on_sigterm(tmp_path):
+    env = smsreg_env(f"sqlite:///{tmp_path}/scheduled.db", tmp_path / "state")
+    # The image's PATH has the installed `smsreg`; here, this environment's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    migrated = subprocess.run(
+        [str(Path(sys.executable).parent / "smsreg"), "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    log = tmp_path / "scheduler.log"
+    with log.open("w") as out:
+        scheduler = subprocess.Popen(
+            ["/bin/sh", str(SCHEDULER)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            expected = [f"smsreg {' '.join(c)} done" for c in scheduled_commands()]
+            deadline = time.monotonic() + 120
+            while not all(line in log.read_text() for line in expected):
+                assert "FAILED" not in log.read_text(), log.read_text()
+                assert scheduler.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            stopping = time.monotonic()
+            scheduler.send_signal(signal.SIGTERM)
+            assert scheduler.wait(timeout=10) == 0
+            assert time.monotonic() - stopping < 5  # not after its 30-second nap
+        finally:
+            if scheduler.poll() is None:
+                scheduler.kill()
+                scheduler.wait()
+    assert "scheduler: stopping" in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_health_check_asks_the_port_the_service_was_given(live_server):
+    """docker/healthcheck.py, as the image runs it, against a real `smsreg serve`."""
+    port = live_server.url.rsplit(":", 1)[1]
+
+    def check(**settings: str) -> int:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+        env.update(settings)
+        script = str(DOCKER / "healthcheck.py")
+        return subprocess.run([sys.executable, script], env=env, timeout=30).returncode
+
+    assert check(SMSREG_PORT=port) == 0
+    assert check(SMSREG_PORT=port, SMSREG_HOST="0.0.0.0") == 0  # noqa: S104 (bound everywhere: asks loopback)
+    assert check(SMSREG_PORT=str(unused_port())) == 1
