@@ -96,6 +96,6 @@ def subclasses(cls):
 def test_docs_list_every_problem_type(rendered):
     """docs/api.md's table of problem types has every AppError's slug (rendering the
     document imported every area)."""
-    slugs = {error.slug for error in subclasses(AppError)}
+    slugs = {error.slug for error in subclasses(AppError) if error.__module__.startswith("app.")}
     listed = set(re.findall(r"^\| \d{3} \| `([a-z0-9-]+)` \|", API_DOC.read_text(), re.M))
     assert slugs <= listed, f"add to docs/api.md's problem types: {sorted(slugs - listed)}"
