@@ -32,7 +32,7 @@ test: $(BIN)/smsreg chromium  ## lint, types, import contracts, then the suite o
 	$(BIN)/pytest -n 2
 
 test-fast: $(BIN)/smsreg  ## the edit-test loop: the suite on SQLite only, in parallel
-	$(BIN)/pytest -n auto -m "not slow and not browser" -k "not postgresql" -q
+	$(BIN)/pytest -n auto -m "not slow and not browser and not contract" -k "not postgresql" -q
 
 openapi: $(BIN)/smsreg
 	$(BIN)/smsreg openapi > openapi.yaml

@@ -28,6 +28,7 @@ from app.core.http import BodyLimitMiddleware
 from app.core.metrics import Probe
 from app.core.metrics import router as metrics_router
 from app.core.observe import RequestObserver
+from app.core.openapi import install_openapi
 from app.coupons.routes import router as coupons_router
 from app.delivery.messages import CampaignMessages
 from app.delivery.routes import router as delivery_router
@@ -197,4 +198,5 @@ def create_app(
         console_router,
     ):
         app.include_router(router)
+    install_openapi(app)
     return app

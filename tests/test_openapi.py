@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from app.cli import render_openapi
+from app.core.errors import AppError
 
 ROOT = Path(__file__).resolve().parents[1]
+API_DOC = ROOT / "docs" / "api.md"
 
 
-def test_checked_in_openapi_matches_the_app():
+@pytest.fixture(scope="module")
+def rendered() -> str:
+    return render_openapi()
+
+
+@pytest.fixture(scope="module")
+def document(rendered):
+    return yaml.safe_load(rendered)
+
+
+def test_checked_in_openapi_matches_the_app(rendered):
     checked_in = (ROOT / "openapi.yaml").read_text()
-    assert checked_in == render_openapi(), "run `make openapi` and commit openapi.yaml"
+    assert checked_in == rendered, "run `make openapi` and commit openapi.yaml"
 
 
 # Authenticated by Twilio's request signature instead of an API key.
@@ -33,8 +47,7 @@ PUBLIC = {
 SUBJECT_ONLY = "/v1/subject/"
 
 
-def test_every_operation_documents_its_problems():
-    document = yaml.safe_load(render_openapi())
+def test_every_operation_documents_its_problems(document):
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             if not path.startswith("/v1/") or (method, path) in PUBLIC:
@@ -45,3 +58,50 @@ def test_every_operation_documents_its_problems():
                 continue
             assert "401" in operation["responses"], (method, path)
             assert operation.get("security"), (method, path)
+
+
+def operations(document):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield method, path, operation
+
+
+def test_every_problem_answer_is_documented_as_a_problem_document(document):
+    """The app answers every error as application/problem+json (app/core/errors.py)."""
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if status[0] in "45":
+                assert response["content"] == problem, (method, path, status)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status"]
+
+
+def test_what_reading_a_request_can_answer_is_documented_where_it_occurs(document):
+    """A JSON body: malformed (400), too large (413), not JSON (415); any body: 413;
+    input at all: 422."""
+    for method, path, operation in operations(document):
+        responses = operation["responses"]
+        body = operation.get("requestBody", {}).get("content", {})
+        if body:
+            assert "413" in responses, (method, path)
+        json_body = "application/json" in body
+        if json_body:
+            assert "400" in responses, (method, path)
+        assert ("415" in responses) == json_body, (method, path)
+        if operation.get("parameters") or json_body:
+            assert "422" in responses, (method, path)
+
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+
+def test_docs_list_every_problem_type(rendered):
+    """docs/api.md's table of problem types has every AppError's slug (rendering the
+    document imported every area)."""
+    slugs = {error.slug for error in subclasses(AppError) if error.__module__.startswith("app.")}
+    listed = set(re.findall(r"^\| \d{3} \| `([a-z0-9-]+)` \|", API_DOC.read_text(), re.M))
+    assert slugs <= listed, f"add to docs/api.md's problem types: {sorted(slugs - listed)}"

@@ -15,6 +15,8 @@ from starlette.responses import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://smsreg.dev/problems/"
+# Where the OpenAPI document keeps the Problem schema (app/core/openapi.py puts it there).
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 log = logging.getLogger("smsreg.errors")
 
 
@@ -77,7 +79,15 @@ class AppError(Exception):
     @classmethod
     def openapi(cls) -> dict[str, Any]:
         """An entry for a route's ``responses=`` describing this error."""
-        return {"model": Problem, "description": f"{cls.title} (`{cls.slug}`)"}
+        return problem_answer(f"{cls.title} (`{cls.slug}`)")
+
+
+def problem_answer(description: str) -> dict[str, Any]:
+    """An OpenAPI response that is a problem document, described so."""
+    return {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
 
 
 class InvalidInput(AppError):
@@ -92,6 +102,25 @@ class InvalidInput(AppError):
             f"{name}: {detail}",
             errors=[FieldProblem(location=location, field=name, detail=detail)],
         )
+
+
+class MalformedBody(AppError):
+    status = 400
+    slug = "malformed-body"
+    title = "The body could not be read as JSON"
+
+    @classmethod
+    def body(cls, detail: str) -> MalformedBody:
+        """The body at fault, and why."""
+        return cls(
+            f"body: {detail}", errors=[FieldProblem(location="body", field="body", detail=detail)]
+        )
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "The body is not of a media type this operation reads"
 
 
 class Unauthenticated(AppError):
@@ -147,11 +176,43 @@ def validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc else "body"
         name = ".".join(loc[1:]) or location
-        message = str(error.get("msg", "invalid"))
-        if error.get("type") == "json_invalid":
-            name, message = "body", "is not valid JSON"
-        problems.append(FieldProblem(location=location, field=name, detail=message))
+        problems.append(FieldProblem(location=location, field=name, detail=str(error["msg"])))
     return problems
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """Whether a Content-Type is one FastAPI reads as JSON (``application/json``, ``+json``)."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
+
+
+def _input_error(request: Request, exc: RequestValidationError) -> AppError:
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return MalformedBody.body("is not valid JSON")
+    has_body = "transfer-encoding" in request.headers or request.headers.get(
+        "content-length", "0"
+    ) not in ("", "0")
+    if (
+        has_body
+        and not is_json_media_type(request.headers.get("content-type", ""))
+        and any(error.get("loc", ())[:1] == ("body",) for error in errors)
+    ):
+        # FastAPI left a body it would not read as JSON unparsed, so the body "is not an
+        # object": the media type is at fault, not a field.
+        return UnsupportedMediaType(
+            "Content-Type: must be application/json",
+            errors=[
+                FieldProblem(
+                    location="header", field="Content-Type", detail="must be application/json"
+                )
+            ],
+        )
+    problems = validation_problems(exc)
+    detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
+    return InvalidInput(detail, errors=problems)
 
 
 # What every authenticated route may answer before its own problems, for its OpenAPI
@@ -170,15 +231,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.to_problem(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         # Credentials are dependencies, solved before the input is validated: a caller
         # without a valid key got 401/403 already and never learns what was wrong here.
-        problems = validation_problems(exc)
-        detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
-        return problem_response(InvalidInput(detail, errors=problems).to_problem())
+        return problem_response(_input_error(request, exc).to_problem())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body json cannot parse at all (nested too deeply,
+            # undecodable bytes): the same problem as malformed JSON.
+            return problem_response(MalformedBody.body("could not be parsed").to_problem())
         slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
             exc.status_code, "http-error"
         )

@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.instants import Instant
 from app.core.text import NoPhoneNumber
 from app.ledger import canonical
 from app.ledger.rules import LegalBasis, recipient_key
@@ -26,8 +26,8 @@ class ExportQuery(BaseModel):
     """What an export selects, and how it is written; every filter is optional."""
 
     format: Literal["jsonl", "csv"] = "jsonl"
-    since: AwareDatetime | None = Field(None, description="entries recorded at or after")
-    until: AwareDatetime | None = Field(None, description="entries recorded before")
+    since: Instant | None = Field(None, description="entries recorded at or after (RFC 3339)")
+    until: Instant | None = Field(None, description="entries recorded before (RFC 3339)")
     recipient: Annotated[
         str | None,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=200),

@@ -21,6 +21,7 @@ from app.ledger.schemas import (
     ProvisionStopChange,
     SubjectRecordsPublic,
 )
+from app.models.types import MAX_BIG_INTEGER
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff.auth import SubjectRequests
 
@@ -103,7 +104,7 @@ async def subject_disclosures(
     ctx: CtxDep,
     ip: ClientIp,
     response: Response,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_BIG_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SubjectRecordsPublic:
     records = await provision.staff_read_records(

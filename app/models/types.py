@@ -14,6 +14,12 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import UTCDateTime
 
+# The largest values an Integer (a serial id) and a BigInteger column hold on PostgreSQL;
+# a query parameter compared with such a column is bounded by them, or a larger number
+# fails in the driver instead of being refused as input.
+MAX_INTEGER = 2**31 - 1
+MAX_BIG_INTEGER = 2**63 - 1
+
 
 def timestamp(*, nullable: bool = False, index: bool = False, primary_key: bool = False) -> Any:
     """A timezone-aware UTC timestamp column."""

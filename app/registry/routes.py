@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
+from app.models.types import MAX_INTEGER
 from app.registry import access_log, service
 from app.registry.schemas import AccessLogFilter, AccessLogPage, RevealedPublic, RevealRequest
 from app.registry.schemas import SubscriberIdPath as SubscriberId
@@ -60,7 +61,9 @@ async def list_access_log(
     ctx: CtxDep,
     filters: Filters,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int | None, Query(ge=1, description="next_cursor of the last page")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_INTEGER, description="next_cursor of the last page")
+    ] = None,
 ) -> AccessLogPage:
     return await access_log.list_access(
         tx, ctx, staff=staff, filters=filters, cursor=cursor, limit=limit

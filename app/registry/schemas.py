@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from fastapi import Path
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +15,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.core.instants import Instant
 from app.core.text import no_phone_number
 
 # A subscriber's opaque id, as every route takes it.
@@ -91,8 +91,8 @@ class RevealedPublic(BaseModel):
 class AccessLogFilter(BaseModel):
     """Which access-log entries an auditor asks for (query parameters, all optional)."""
 
-    since: AwareDatetime | None = Field(None, description="from this instant (inclusive)")
-    until: AwareDatetime | None = Field(None, description="to this instant (exclusive)")
+    since: Instant | None = Field(None, description="from this instant (inclusive, RFC 3339)")
+    until: Instant | None = Field(None, description="to this instant (exclusive, RFC 3339)")
     staff_id: str | None = Field(
         None, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$", description="one account"
     )

@@ -57,7 +57,7 @@ async def test_bad_json(client, app, full_auth):
         content=b'{"campaign_id": ',
         headers={**full_auth, "Content-Type": "application/json"},
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 400
     assert answer.json()["errors"][0]["field"] == "body"
     assert counts(app) == before
 

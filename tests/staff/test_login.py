@@ -260,7 +260,8 @@ async def test_login_body_that_is_not_json(client):
     answer = await client.post(
         "/v1/staff/sessions", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert answer.status_code == 422
+    assert answer.status_code == 400
+    assert answer.json()["type"].endswith("/malformed-body")
 
 
 async def test_concurrent_failures_are_each_counted(client, app):

@@ -154,21 +154,22 @@ async def test_bad_input_names_the_field_and_writes_nothing(client, app, auth, b
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type", "field"),
+    ("content", "content_type", "status", "field"),
     [
-        (b"{not json", "application/json", "body"),
-        (b"", "application/json", "body"),
-        (b"[1, 2]", "application/json", "body"),
-        (b"phone=1", "application/x-www-form-urlencoded", "body"),
-        ('{"phone": "\udcff"}'.encode("utf-8", "surrogatepass"), "application/json", "phone"),
+        (b"{not json", "application/json", 400, "body"),
+        (b"", "application/json", 422, "body"),
+        (b"[1, 2]", "application/json", 422, "body"),
+        (b"phone=1", "application/x-www-form-urlencoded", 415, "Content-Type"),
+        ('{"phone": "\udcff"}'.encode("utf-8", "surrogatepass"), "application/json", 422, "phone"),
     ],
 )
-async def test_malformed_bodies(client, app, auth, content, content_type, field):
+async def test_malformed_bodies(client, app, auth, content, content_type, status, field):
     before = await snapshot(app)
     answer = await client.post(
         "/v1/verifications", content=content, headers={**auth, "Content-Type": content_type}
     )
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["errors"][0]["field"] == field
     assert await snapshot(app) == before
 

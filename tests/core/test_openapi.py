@@ -1,0 +1,74 @@
+"""app/core/openapi.py completes the document for any router: a route added later gets
+its problem answers without declaring them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel
+
+from app.core.errors import AUTH_PROBLEMS, NotFound
+from app.core.openapi import install_openapi
+
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+class Thing(BaseModel):
+    name: str
+
+
+def a_new_area() -> FastAPI:
+    router = APIRouter(prefix="/v1/things")
+
+    @router.post("", responses={**AUTH_PROBLEMS}, status_code=201)
+    async def create(thing: Thing) -> Thing:
+        return thing
+
+    @router.get("/{thing_id}", responses={404: NotFound.openapi()})
+    async def read(thing_id: str) -> Thing:
+        return Thing(name=thing_id)
+
+    @router.get("/all/count")
+    async def count() -> int:
+        return 0
+
+    app = FastAPI()
+    app.include_router(router)
+    install_openapi(app)
+    return app
+
+
+def test_a_json_body_gets_400_413_415_and_422_as_problems():
+    responses = a_new_area().openapi()["paths"]["/v1/things"]["post"]["responses"]
+    assert list(responses) == ["201", "400", "401", "403", "413", "415", "422"]
+    for status in ("400", "401", "403", "413", "415", "422"):
+        assert responses[status]["content"] == PROBLEM, status
+    assert "invalid-input" in responses["422"]["description"]
+
+
+def test_parameters_get_422_and_declared_problems_stay_as_declared():
+    document = a_new_area().openapi()
+    responses = document["paths"]["/v1/things/{thing_id}"]["get"]["responses"]
+    assert list(responses) == ["200", "404", "422"]
+    assert responses["404"]["content"] == PROBLEM
+    assert "`not-found`" in responses["404"]["description"]
+    assert list(document["paths"]["/v1/things/all/count"]["get"]["responses"]) == ["200"]
+
+
+def test_the_framework_validation_schemas_give_way_to_problem():
+    schemas = a_new_area().openapi()["components"]["schemas"]
+    assert {"Problem", "FieldProblem", "Thing"} <= set(schemas)
+    assert not {"HTTPValidationError", "ValidationError"} & set(schemas)
+
+
+def test_an_error_declared_as_plain_json_is_documented_as_what_is_sent():
+    """A route that writes its error as ``{"model": Problem}`` (application/json) is
+    corrected: the app sends every error as a problem document."""
+    app = FastAPI()
+
+    @app.get("/legacy", responses={409: {"model": Thing, "description": "conflict"}})
+    async def legacy() -> Thing:
+        return Thing(name="x")
+
+    install_openapi(app)
+    responses = app.openapi()["paths"]["/legacy"]["get"]["responses"]
+    assert responses["409"] == {"description": "conflict", "content": PROBLEM}

@@ -1,0 +1,126 @@
+"""What the request pipeline answers to input it cannot read, on every route: a problem
+document with the status openapi.yaml documents for it, naming what is at fault, and
+nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.staff.roles import Role
+from tests.conftest import snapshot
+from tests.fixtures.staff import staff_auth
+
+JSON = {"Content-Type": "application/json"}
+PROBLEM = "application/problem+json"
+
+
+def nested(depth: int) -> bytes:
+    return b'{"phone": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [50, 5_000])
+async def test_deeply_nested_json_from_an_anonymous_caller_is_a_client_error(client, app, depth):
+    """Before the re-foundation, a LeanRoute let a deep body end in a 500 and a dropped
+    connection. 5,000 levels is deeper than Python's JSON parser goes; 50 is not."""
+    before = await snapshot(app)
+    answer = await client.post("/v1/verifications", content=nested(depth), headers=JSON)
+    assert answer.status_code in (400, 401), answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert await snapshot(app) == before
+
+
+async def test_deeply_nested_json_with_credentials_is_a_client_error(client, app, auth):
+    before = await snapshot(app)
+    answer = await client.post("/v1/verifications", content=nested(5_000), headers={**auth, **JSON})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"].endswith("/malformed-body")
+    answer = await client.post("/v1/verifications", content=nested(50), headers={**auth, **JSON})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "phone"
+    assert await snapshot(app) == before
+
+
+async def test_malformed_json_is_400_naming_the_body(client, auth):
+    answer = await client.post("/v1/verifications", content=b'{"phone": ', headers={**auth, **JSON})
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["type"].endswith("/malformed-body")
+    assert answer.json()["errors"] == [
+        {"location": "body", "field": "body", "detail": "is not valid JSON"}
+    ]
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+async def test_a_body_that_is_not_json_is_415_naming_the_content_type(
+    client, app, auth, content_type
+):
+    before = await snapshot(app)
+    headers = dict(auth) if content_type is None else {**auth, "Content-Type": content_type}
+    body = b'{"phone": "090-1234-5678", "purpose": "coupon_usage"}'
+    answer = await client.post("/v1/verifications", content=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["type"].endswith("/unsupported-media-type")
+    assert answer.json()["errors"][0]["field"] == "Content-Type"
+    assert answer.json()["errors"][0]["location"] == "header"
+    assert await snapshot(app) == before
+
+
+async def test_a_json_media_type_with_parameters_or_a_suffix_is_read(client, auth):
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        answer = await client.post(
+            "/v1/verifications", content=b"{}", headers={**auth, "Content-Type": content_type}
+        )
+        assert answer.status_code == 422, (content_type, answer.text)
+
+
+async def test_credentials_come_before_the_media_type(client):
+    answer = await client.post(
+        "/v1/verifications", content=b"phone=1", headers={"Content-Type": "text/plain"}
+    )
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("path", "role"),
+    [("/v1/access-log", Role.PRIVACY_OFFICER), ("/v1/ledger/export", Role.ADMIN)],
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0.5",  # pydantic alone reads a number as Unix seconds
+        "1733300000",
+        "2026-12-01T00:00:00",  # no offset: whose midnight?
+        "2026-12-01",
+        "2026-02-30T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "20261201T000000Z",  # ISO 8601 basic format, not RFC 3339
+    ],
+)
+async def test_query_timestamps_are_strict_rfc3339(client, app, path, role, value):
+    headers = await staff_auth(app, client, role, username=f"strict-{role.value}")
+    answer = await client.get(path, params={"until": value}, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["errors"][0]["location"] == "query"
+    assert answer.json()["errors"][0]["field"] == "until"
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-12-01T00:00:00Z", "2026-12-01t09:00:00+09:00", "2026-12-01T00:00:00.5-01:30"]
+)
+async def test_rfc3339_timestamps_are_read(client, app, value):
+    headers = await staff_auth(app, client, Role.PRIVACY_OFFICER)
+    answer = await client.get("/v1/access-log", params={"until": value}, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_the_served_document_documents_the_problems(client):
+    """/openapi.json, not only `smsreg openapi`, is the completed document."""
+    served = (await client.get("/openapi.json")).json()
+    responses = served["paths"]["/v1/verifications"]["post"]["responses"]
+    assert {"400", "401", "403", "413", "415", "422", "429"} <= set(responses)
+    assert "application/problem+json" in responses["415"]["content"]
