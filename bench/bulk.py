@@ -27,7 +27,12 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
             "last_verified_at",
         )
     ),  # fmt: skip
-    "subscriber_purposes": (("subscriber_id", ""), ("purpose", ""), ("verified_at", "t")),
+    "subscriber_purposes": (
+        ("subscriber_id", ""),
+        ("purpose", ""),
+        ("verified_at", "t"),
+        ("since", "t"),
+    ),
     "verifications": tuple(
         (c, "t" if c.endswith("_at") else "")
         for c in (

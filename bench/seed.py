@@ -185,7 +185,7 @@ class History:
         delivery = rng.random() < 0.3
         purposes = ["coupon_usage", "coupon_delivery"] if delivery else ["coupon_usage"]
         for purpose in purposes:
-            rows["subscriber_purposes"].append((sid, purpose, last))
+            rows["subscriber_purposes"].append((sid, purpose, last, first))
         for at in times:
             self.verification(
                 number=number,

@@ -29,3 +29,6 @@ class SubscriberPurpose(SQLModel, table=True):
     subscriber_id: str = Field(foreign_key="subscribers.id", primary_key=True, max_length=40)
     purpose: str = Field(primary_key=True, max_length=32)
     verified_at: dt.datetime = timestamp()
+    # When the number was first verified for the purpose: set once, kept on every later
+    # verification (unknown, NULL, for purposes held before it was recorded).
+    since: dt.datetime | None = timestamp(nullable=True)

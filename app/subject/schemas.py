@@ -72,6 +72,9 @@ class SubjectSessionPublic(BaseModel):
 
 class PurposeHeldPublic(BaseModel):
     purpose: Purpose
+    since: dt.datetime | None = Field(
+        description="when the number was first verified for it (null: before this was kept)"
+    )
     verified_at: dt.datetime = Field(description="when the number was last verified for it")
 
 

@@ -77,7 +77,7 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
         registered_at=subscriber.created_at,
         last_verified_at=subscriber.last_verified_at,
         purposes=[
-            PurposeHeldPublic(purpose=row.purpose, verified_at=row.verified_at)
+            PurposeHeldPublic(purpose=row.purpose, since=row.since, verified_at=row.verified_at)
             for row in await registry.purposes_of(tx, sid)
         ],
         consent_history=[

@@ -542,11 +542,12 @@ _SUBSCRIBER_IF_LIVE = (
     "CAST(:now AS timestamptz) FROM live"
 )
 _PURPOSE_UPSERT = (
-    "INSERT INTO subscriber_purposes (subscriber_id, purpose, verified_at) {source} "
+    "INSERT INTO subscriber_purposes (subscriber_id, purpose, verified_at, since) {source} "
     "ON CONFLICT (subscriber_id, purpose) DO UPDATE SET verified_at = excluded.verified_at"
 )
 _PURPOSE_FROM_SUBSCRIBER = (
-    "SELECT id, CAST(:purpose AS varchar), CAST(:now AS timestamptz) FROM subscriber"
+    "SELECT id, CAST(:purpose AS varchar), CAST(:now AS timestamptz), "
+    "CAST(:now AS timestamptz) FROM subscriber"
 )
 _APPROVAL_HIT = "SELECT CAST(:approvals AS varchar), CAST(:now AS timestamptz), 1 FROM checked"
 _EVENT_IF_CHECKED = (
@@ -705,7 +706,9 @@ class _Id(NamedTuple):
 
 _SUBSCRIBER_BY_INDEX = Sql("SELECT id FROM subscribers WHERE phone_index = :phone_index", _Id)
 _UPSERT_SUBSCRIBER = Sql(_SUBSCRIBER_UPSERT.format(source=_SUBSCRIBER_VALUES))
-_UPSERT_PURPOSE = Sql(_PURPOSE_UPSERT.format(source="VALUES (:subscriber_id, :purpose, :now)"))
+_UPSERT_PURPOSE = Sql(
+    _PURPOSE_UPSERT.format(source="VALUES (:subscriber_id, :purpose, :now, :now)")
+)
 
 
 async def upsert_subscriber(

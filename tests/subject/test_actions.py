@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from tests.consent.helpers import make_key
 from tests.coupons.helpers import redeem
 from tests.fixtures.flows import check, sent_code, start
@@ -99,3 +101,22 @@ async def test_bad_input_is_a_problem_naming_the_field(client, app, carrier):
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["errors"][0]["field"] == "action"
+
+
+async def test_each_purpose_shows_when_it_began_and_when_it_was_last_verified(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write"])
+    began = clock.now()
+    await verified(client, app, carrier, auth, NUMBER, "coupon_usage")
+    clock.advance(days=3)
+    again = clock.now()
+    started = await start(client, auth, phone=NUMBER, purpose="coupon_usage")
+    checked = await check(client, auth, started.json()["id"], await sent_code(app, carrier, NUMBER))
+    assert checked.status_code == 200
+    headers = await open_session(client, app, carrier, NUMBER)
+
+    (held,) = (await client.get("/v1/subject/data", headers=headers)).json()["purposes"]
+    assert held["purpose"] == "coupon_usage"
+    assert dt.datetime.fromisoformat(held["since"]) == began
+    assert dt.datetime.fromisoformat(held["verified_at"]) >= again
