@@ -185,3 +185,19 @@ def test_the_health_check_asks_the_port_the_service_was_given(live_server):
     assert check(SMSREG_PORT=port) == 0
     assert check(SMSREG_PORT=port, SMSREG_HOST="0.0.0.0") == 0  # noqa: S104 (bound everywhere: asks loopback)
     assert check(SMSREG_PORT=str(unused_port())) == 1
+
+
+def test_the_containers_that_sign_checkpoints_append_them_to_a_witness_volume():
+    """The ledger's checkpoints also go to a witness outside the database: the service
+    and the scheduler (both sign them) write to a volume of its own, which the image
+    creates for its unprivileged user."""
+    stack = compose()
+    for name in ("smsreg", "scheduler"):
+        service = stack["services"][name]
+        witness = service["environment"]["SMSREG_LEDGER_WITNESS"]
+        path = witness.split(":-", 1)[1].rstrip("}")
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in service.get("volumes", [])}
+        folder = str(Path(path).parent)
+        assert mounts.get(folder) == "witness", (name, mounts)
+    assert "witness" in stack["volumes"]
+    assert "/var/lib/smsreg/witness" in (DOCKER / "Dockerfile").read_text()
