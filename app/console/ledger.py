@@ -3,20 +3,22 @@ broken position, a checkpoint signed now, and the export as CSV or JSON Lines.
 
 The auditors' services of the API (app.ledger.auditor, app.ledger.checkpoints), under
 its role sets: those who may export read the entries (they hold subject ids, never a
-number); auditors and privacy officers verify and sign checkpoints.
+number); auditors and privacy officers verify and sign checkpoints. Each page shows the
+witness: whether one is configured, and the newest checkpoint it holds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.web import ConsoleRoute, query_form, staff_page
+from app.core.context import Context
 from app.core.deps import CtxDep, DbDep, TxDep
-from app.ledger import auditor, checkpoints
+from app.ledger import auditor, checkpoints, witness
 from app.ledger.audit_schemas import ExportQuery
 from app.staff.auth import Staff
 from app.staff.roles import LEDGER_AUDIT, LEDGER_EXPORT
@@ -29,10 +31,28 @@ AuditorForm = Annotated[Staff, Depends(ConsoleForm(LEDGER_AUDIT))]
 NEWEST = 50
 
 
+def _witness(ctx: Context) -> dict[str, Any]:
+    """What the configured witness holds: how many checkpoints, and the newest."""
+    path = ctx.settings.ledger_witness
+    if path is None:
+        return {"configured": False}
+    try:
+        records = witness.configured_records(ctx.settings)
+    except (witness.UnreadableWitness, OSError) as exc:
+        return {"configured": True, "path": str(path), "error": str(exc)}
+    newest = records[-1] if records else None
+    return {"configured": True, "path": str(path), "count": len(records), "newest": newest}
+
+
 @router.get("/ledger")
 async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
     recent = await auditor.recent(tx, ctx, limit=NEWEST)
-    context = {"recent": recent, "may_audit": staff.role in LEDGER_AUDIT, "report": None}
+    context = {
+        "recent": recent,
+        "may_audit": staff.role in LEDGER_AUDIT,
+        "report": None,
+        "witness": _witness(ctx),
+    }
     return staff_page(request, ctx, staff, "ledger.html", context)
 
 
@@ -40,7 +60,7 @@ async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDe
 async def verify(request: Request, staff: AuditorPage, tx: TxDep, ctx: CtxDep) -> Response:
     report = await auditor.verify_ledger(tx, ctx, actor=staff.actor)
     recent = await auditor.recent(tx, ctx, limit=NEWEST)
-    context = {"recent": recent, "may_audit": True, "report": report}
+    context = {"recent": recent, "may_audit": True, "report": report, "witness": _witness(ctx)}
     return staff_page(request, ctx, staff, "ledger.html", context)
 
 

@@ -18,6 +18,7 @@ from app.consent import staff as views
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.web import ConsoleRoute, query_form, staff_page
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.coupons import service as coupons
 from app.ledger import provision
 from app.registry import access_log, service
 from app.registry.schemas import MAX_REASON, AccessAction, AccessLogFilter
@@ -75,7 +76,13 @@ async def subscriber(
     records = await provision.staff_read_records(
         tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, after_seq=0, limit=100
     )
-    context = {"view": view, "records": records, "may_reveal": staff.role in roles.PHONE_REVEAL}
+    redemptions = await coupons.redemptions_of(tx, subscriber_id=subscriber_id, limit=100)
+    context = {
+        "view": view,
+        "records": records,
+        "redemptions": redemptions,
+        "may_reveal": staff.role in roles.PHONE_REVEAL,
+    }
     return staff_page(request, ctx, staff, "subscriber.html", context)
 
 

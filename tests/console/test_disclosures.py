@@ -103,6 +103,7 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     ledger = await get(auditor, "/console/ledger")
     assert ledger.status_code == 200 and "Shibuya Police Station" in ledger.text
     assert E164 not in ledger.text
+    assert "No witness is configured" in ledger.text.split('id="witness"')[1]
     verified_page = await get(auditor, "/console/ledger/verify")
     assert 'id="verify-status"' in verified_page.text and "verifies" in verified_page.text
     signed = await post(auditor, "/console/ledger/checkpoints", {}, csrf_from="/console/ledger")

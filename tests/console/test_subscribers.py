@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from tests.consent.helpers import make_key
 from tests.console.helpers import HTML, csrf_of, get, post, sign_in
+from tests.coupons.helpers import redeem
+from tests.fixtures.flows import check, sent_code, start
 from tests.staff.helpers import CHEAP_HASHING, create_staff, execute, rows, verified
 
 E164 = "+819012345678"
@@ -135,3 +138,18 @@ async def test_the_access_log_pages_fifty_at_a_time(client, app, clock):
     second = await get(client, older)
     assert second.text.count("<tr><td>") == 5 and "sub_0<" in second.text
     assert 'id="older"' not in second.text
+
+
+async def test_the_subscriber_page_lists_coupon_redemptions(client, app, carrier):
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    started = await start(client, auth, phone="090-1234-5678", purpose="coupon_usage")
+    code = await sent_code(app, carrier, E164)
+    assert (await check(client, auth, started.json()["id"], code)).status_code == 200
+    redeemed = await redeem(client, auth, "spring-10", verification_id=started.json()["id"])
+    assert redeemed.status_code == 201, redeemed.text
+    (sid,) = (r["id"] for r in rows(app, "SELECT id FROM subscribers"))
+    await create_staff(app, "operator", username="taro")
+    await sign_in(client, "taro")
+    page = await get(client, f"/console/subscribers/{sid}")
+    section = page.text.split('id="redemptions"')[1].split("</section>")[0]
+    assert "spring-10" in section
