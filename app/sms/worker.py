@@ -131,8 +131,9 @@ class OutboxWorker:
     async def _send_group(
         self, group: list[Outgoing], limiter: anyio.CapacityLimiter, unwanted: list[Claimed]
     ) -> None:
-        """Take a few messages for sending, send them at once, and record their outcomes:
-        three statements on PostgreSQL however many there are."""
+        """Take a few messages for sending (one statement per kind), send them at once, and
+        record each outcome as soon as it is known: whatever has come back when a send
+        finishes is written in one statement, so a slow answer holds back no other."""
         now = self.ctx.clock.now()
         taken: set[str] = set()
         for kind, renderer in self.renderers.items():
@@ -147,10 +148,19 @@ class OutboxWorker:
         sending = [item for item in group if item.message.id in taken]
         # No longer this worker's, expired or no longer wanted: never sent.
         unwanted += [item.message for item in group if item.message.id not in taken]
-        outcomes = await asyncio.gather(*(self._send(item, limiter) for item in sending))
-        await self._record(
-            [(item.message, outcome) for item, outcome in zip(sending, outcomes, strict=True)]
-        )
+        pending = {asyncio.ensure_future(self._answer(item, limiter)) for item in sending}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                await self._record([task.result() for task in done])
+        finally:
+            for task in pending:  # only when cancelled: their claims run out as unknown
+                task.cancel()
+
+    async def _answer(
+        self, item: Outgoing, limiter: anyio.CapacityLimiter
+    ) -> tuple[Claimed, Outcome]:
+        return item.message, await self._send(item, limiter)
 
     async def _send(self, item: Outgoing, limiter: anyio.CapacityLimiter) -> Outcome:
         now = self.ctx.clock.now

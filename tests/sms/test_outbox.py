@@ -243,6 +243,40 @@ async def test_sends_go_out_a_few_at_a_time(client, app, carrier, clock, auth):
     assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
 
 
+class SlowFor(Gate):
+    """A carrier that holds the sends to one number until told, and answers the rest."""
+
+    def __init__(self, carrier, slow_to: str) -> None:
+        super().__init__(carrier)
+        self.slow_to = slow_to
+
+    def send(self, *, to: str, body: str) -> SendResult:
+        if to == self.slow_to:
+            return super().send(to=to, body=body)
+        return self.carrier.send(to=to, body=body)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 3}])
+async def test_a_slow_answer_holds_back_no_other_messages_record(client, app, carrier, auth):
+    """Each outcome is written as soon as it is known: a crash while one answer is slow
+    leaves the others recorded as sent, not as unknown."""
+    numbers = NUMBERS[:3]
+    await start_all(client, auth, numbers)
+    gate = SlowFor(carrier, e164(numbers[0]))
+    worker = outbox_worker(app.state.db, app.state.ctx, gate)
+    drained = asyncio.create_task(worker.drain())
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while statuses(app)["sent"] < 2:
+            assert asyncio.get_running_loop().time() < deadline, statuses(app)
+            await asyncio.sleep(0.02)
+        assert gate.in_flight == 1 and statuses(app) == {"sent": 2, "sending": 1}
+    finally:
+        gate.open.set()
+        await drained
+    assert statuses(app) == {"sent": 3}
+
+
 @pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 2}])
 async def test_a_stopping_worker_finishes_its_sends_and_gives_back_the_rest(
     client, app, carrier, clock, auth
