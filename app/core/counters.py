@@ -9,9 +9,14 @@ process adds them up and writes them (one statement for everything pending), aga
 soon as the previous write is done. Under load one write carries many requests' counts;
 when idle, a count is written at once.
 
-Readers add what this process has not written yet (:meth:`CounterBuffer.unflushed`), so
-a process never undercounts itself; another process sees its counts once they are
-written, a few milliseconds later. A process that dies loses what it had not written: a
+Readers add what this process has not written yet (:meth:`CounterBuffer.unflushed`),
+after reading the table, so a process does not undercount itself, except in one narrow
+race: a write that commits after a reader read the table and is taken off the buffer
+before that reader looks at it is missed by that reader, once. Reading the buffer first
+instead counts such a write twice, which refused sequential requests below their limit;
+an exact read would need the writer's progress in the same snapshot as the counts.
+Another process sees this process's counts once they are written, a few milliseconds
+later. A process that dies loses what it had not written: a
 velocity guard may let a few more sends through, never fewer. Exact limits (a number's
 own) do not use the buffer.
 """

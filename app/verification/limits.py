@@ -207,24 +207,21 @@ async def check(
             widest[limit.bucket] = limit.window
         hit_at[limit.bucket] = limit.counted_at(now)
     buckets = sorted(widest)
-    # What this process has not written is taken before the database is read: a write
-    # that commits in between is then counted twice (refusing early), never missed.
-    unwritten = [counters.unflushed(bucket, now - widest[bucket]) for bucket in buckets]
     blocked_until, found = await _counts(
         tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
     )
     counts = {
-        bucket: n + pending for bucket, n, pending in zip(buckets, found, unwritten, strict=True)
+        bucket: n + counters.unflushed(bucket, now - widest[bucket])
+        for bucket, n in zip(buckets, found, strict=True)
     }
     for limit in limits:
         if counts[limit.bucket] < limit.limit:
             continue
         since = now - limit.window
-        pending = counters.unflushed(limit.bucket, since)
         window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": since})
         if window is None:  # an aggregate without GROUP BY answers one row
             continue
-        if window.hits + pending < limit.limit:
+        if window.hits + counters.unflushed(limit.bucket, since) < limit.limit:
             continue  # the narrower window is below its limit
         oldest = window.oldest_at or now  # only unwritten counts: as recent as now
         raise _refused(limit.name, math.ceil((oldest + limit.window - now).total_seconds()))

@@ -193,12 +193,11 @@ async def watch(
 async def _sources(tx: Tx, ctx: Context, *, prefix_index: str, since: dt.datetime) -> int:
     """How many client addresses a prefix's sends came from since ``since``."""
     first, after = f"s:{prefix_index}:", f"s:{prefix_index};"  # ";" sorts right after ":"
-    # Taken before the read, so a write that commits in between is not missed.
-    found = (
-        set() if ctx.counters is None else set(ctx.counters.unflushed_between(first, after, since))
-    )
     rows = await tx.fetch(_SOURCES, {"first_source": first, "after_sources": after, "since": since})
-    return len(found | {row.bucket for row in rows})
+    found = {row.bucket for row in rows}
+    if ctx.counters is not None:
+        found |= set(ctx.counters.unflushed_between(first, after, since))
+    return len(found)
 
 
 # -- staff: the blocks (cold paths) ----------------------------------------------------------
