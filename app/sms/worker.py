@@ -1,10 +1,11 @@
 """The outbox worker: in the service process by default, or as `smsreg worker`.
 
 It claims a batch of due messages under a lease, renders them, and sends them a few at a
-time (``outbox_concurrency``). Each group is taken for sending, handed to the carrier and
-its outcomes recorded before anything else happens to it, each step one fenced
-statement (app.sms.outbox), so a crash can repeat nothing: a message whose send may have
-gone out and whose outcome was lost is settled as ``unknown``, never sent again. While
+time (``outbox_concurrency``). Each group is taken for sending, handed to the carrier,
+and each outcome recorded as soon as it is known, before anything else happens to its
+message, each step one fenced statement (app.sms.outbox), so a crash can repeat
+nothing: a message whose send may have gone out and whose outcome was lost is settled
+as ``unknown``, never sent again. While
 it works, the worker renews the lease of what it holds. Asked to stop, it claims
 nothing more, lets the sends in flight finish and record, and gives back at once what
 it had claimed but not started.
@@ -144,7 +145,7 @@ class OutboxWorker:
                 )
             except Exception:  # a database blip: not taken, so given back, never sent twice
                 log.warning("sms not taken for sending", extra={"messages": len(mine)})
-                return
+                continue  # what another kind's statement took is still sent
         sending = [item for item in group if item.message.id in taken]
         # No longer this worker's, expired or no longer wanted: never sent.
         unwanted += [item.message for item in group if item.message.id not in taken]
