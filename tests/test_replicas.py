@@ -24,7 +24,8 @@ import sqlalchemy as sa
 
 from tests.conftest import sync_engine
 from tests.fixtures.staff import CHEAP_HASHING, PASSWORD, create_staff
-from tests.ledger.conftest import add_subscriber, number, release
+from tests.fixtures.subject import add_subscriber
+from tests.ledger.conftest import number, release
 from tests.sms.fake_twilio import (  # noqa: F401 (the fixture is used by name)
     FakeTwilio,
     fake_twilio_fixture,

@@ -11,17 +11,14 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from app.core.context import Context
-from app.core.crypto import subscriber_aad
 from app.core.db import Database
-from app.core.ids import new_id
 from app.ledger import verify, workflow
 from app.ledger.schemas import DisclosureRequestCreate
-from app.models.subscriber import Subscriber, SubscriberPurpose
-from app.models.types import table
 from app.staff.auth import Staff
 from app.staff.roles import Role
 from tests.conftest import call, sync_engine
 from tests.fixtures.staff import CHEAP_HASHING
+from tests.fixtures.subject import add_subscriber
 
 
 def staff(staff_id: str, role: Role) -> Staff:
@@ -61,30 +58,6 @@ def db(app: FastAPI) -> Database:
 @pytest.fixture
 def ctx(app: FastAPI) -> Context:
     return app.state.ctx
-
-
-async def add_subscriber(app: FastAPI, e164: str, purpose: str = "coupon_usage") -> str:
-    """A registered subscriber, stored as a successful check stores one."""
-    ctx: Context = app.state.ctx
-    now = ctx.clock.now()
-    index = ctx.keys.blind_index(e164, kind="number")
-    key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(index))
-    subscriber = Subscriber(
-        id=new_id("sub"),
-        phone_ciphertext=ciphertext,
-        phone_key_id=key_id,
-        phone_index=index,
-        created_at=now,
-        last_verified_at=now,
-    )
-    async with app.state.db.transaction() as tx:
-        await tx.execute(sa.insert(table(Subscriber)).values(subscriber.model_dump()))
-        await tx.execute(
-            sa.insert(table(SubscriberPurpose)).values(
-                subscriber_id=subscriber.id, purpose=purpose, verified_at=now
-            )
-        )
-    return subscriber.id
 
 
 @pytest.fixture

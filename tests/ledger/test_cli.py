@@ -13,7 +13,8 @@ from app.cli import cli
 from app.core.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_KEYS, sync_engine
-from tests.ledger.conftest import add_subscriber, number, release, sql, tampering
+from tests.fixtures.subject import add_subscriber
+from tests.ledger.conftest import number, release, sql, tampering
 
 runner = CliRunner()
 SEED = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="

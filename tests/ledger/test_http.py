@@ -7,7 +7,8 @@ import pytest
 
 from app.staff.roles import Role
 from tests.fixtures.staff import CHEAP_HASHING, staff_auth
-from tests.ledger.conftest import POLICE, add_subscriber, number, sql
+from tests.fixtures.subject import add_subscriber
+from tests.ledger.conftest import POLICE, number, sql
 
 
 def body(subject_ids, **overrides):
