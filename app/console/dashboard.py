@@ -8,7 +8,7 @@ sets of app.staff.roles), and is read through the same service:
 - pumping blocks in force (those who read the fraud picture);
 - role grants waiting for a second admin (admins and auditors);
 - subject requests still open, the nearest due date first, those due within
-  ``CONSOLE_DUE_SOON`` marked (those who read the register).
+  ``DUE_SOON`` (three days) marked (those who read the register).
 """
 
 from __future__ import annotations
