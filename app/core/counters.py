@@ -41,14 +41,53 @@ Upsert = Callable[[int], Sql[Any]]
 BATCH = 200
 
 
+class _Counts:
+    """Counts by bucket, then by the instant counted at: a reader of one bucket walks its
+    own few minute slots, never everything pending (which grows while the database is
+    away)."""
+
+    def __init__(self) -> None:
+        self.by_bucket: dict[str, Counter[dt.datetime]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.by_bucket)
+
+    def add(self, keys: Iterable[Key]) -> None:
+        for bucket, at in keys:
+            slots = self.by_bucket.get(bucket)
+            if slots is None:
+                slots = self.by_bucket[bucket] = Counter()
+            slots[at] += 1
+
+    def merge(self, other: _Counts) -> None:
+        for bucket, slots in other.by_bucket.items():
+            mine = self.by_bucket.get(bucket)
+            if mine is None:
+                self.by_bucket[bucket] = Counter(slots)
+            else:
+                mine.update(slots)
+
+    def since(self, bucket: str, since: dt.datetime) -> int:
+        slots = self.by_bucket.get(bucket)
+        return sum(n for at, n in slots.items() if at > since) if slots else 0
+
+    def items(self) -> list[tuple[Key, int]]:
+        return [
+            ((bucket, at), n) for bucket, slots in self.by_bucket.items() for at, n in slots.items()
+        ]
+
+    def total(self) -> int:
+        return sum(n for slots in self.by_bucket.values() for n in slots.values())
+
+
 class CounterBuffer:
     """Counts waiting for this process's single writer; see the module docstring."""
 
     def __init__(self, db: Database, upsert: Upsert) -> None:
         self._db = db
         self._upsert = upsert
-        self._pending: Counter[Key] = Counter()
-        self._writing: Counter[Key] = Counter()
+        self._pending = _Counts()
+        self._writing = _Counts()
         self._writer: asyncio.Task[None] | None = None
         self._failures = 0
 
@@ -59,44 +98,39 @@ class CounterBuffer:
 
     def unflushed(self, bucket: str, since: dt.datetime) -> int:
         """What this process counted in a bucket after ``since`` and has not written yet."""
-        return sum(
-            n
-            for counted in (self._pending, self._writing)
-            for (name, at), n in counted.items()
-            if name == bucket and at > since
-        )
+        return self._pending.since(bucket, since) + self._writing.since(bucket, since)
 
     def unflushed_between(self, first: str, after: str, since: dt.datetime) -> dict[str, int]:
         """Per bucket, what this process counted after ``since`` in the buckets that sort
         from ``first`` (exclusive) to ``after`` (exclusive), and has not written yet."""
         found: Counter[str] = Counter()
         for counted in (self._pending, self._writing):
-            for (name, at), n in counted.items():
-                if first < name < after and at > since:
-                    found[name] += n
-        return dict(found)
+            for name in counted.by_bucket:
+                if first < name < after:
+                    found[name] += counted.since(name, since)
+        return {name: n for name, n in found.items() if n}
 
     def _add(self, keys: list[Key]) -> None:
-        self._pending.update(keys)
+        self._pending.add(keys)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_all())
 
     async def _write_all(self) -> None:
         while self._pending:
-            self._writing, self._pending = self._pending, Counter()
+            self._writing, self._pending = self._pending, _Counts()
             try:
                 await self._write(self._writing)
             except Exception as exc:  # the database is away: keep the counts, try later
-                self._pending.update(self._writing)
+                self._pending.merge(self._writing)
                 self._failures += 1
                 log.warning("shared counts not written", extra={"error_type": type(exc).__name__})
                 await asyncio.sleep(min(0.1 * 2**self._failures, 5.0))
                 continue
             finally:
-                self._writing = Counter()
+                self._writing = _Counts()
             self._failures = 0
 
-    async def _write(self, counts: Counter[Key]) -> None:
+    async def _write(self, counts: _Counts) -> None:
         items = sorted(counts.items())  # one order, so two writers never deadlock
         async with self._db.transaction() as tx:
             for start in range(0, len(items), BATCH):
@@ -119,6 +153,4 @@ class CounterBuffer:
             await self.flush()
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
-            log.warning(
-                "shared counts lost at shutdown", extra={"count": sum(self._pending.values())}
-            )
+            log.warning("shared counts lost at shutdown", extra={"count": self._pending.total()})
