@@ -24,13 +24,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
-import os
 import re
 import types
 import typing
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
-from pathlib import Path
+from contextlib import asynccontextmanager
 from typing import Any, Generic, NamedTuple
 
 import anyio
@@ -44,6 +42,7 @@ from typing_extensions import TypeVar
 from app.core.clock import UTC
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.sqlite import Checkpointer, sqlite_engine
 
 # The row type of a fixed statement; one that returns no rows leaves it out.
 R = TypeVar("R", bound=tuple[Any, ...], default=tuple[Any, ...])
@@ -107,62 +106,8 @@ def create_sync_engine(url: str, *, sqlite_cache_mb: int | None = None) -> Engin
     IMMEDIATE, a page cache of ``sqlite_cache_mb`` if given) or PostgreSQL through
     psycopg."""
     if dialect_of(url) == "sqlite":
-        return _sqlite_engine(url, cache_mb=sqlite_cache_mb)
+        return sqlite_engine(url, cache_mb=sqlite_cache_mb)
     return sa.create_engine(sync_url(url), pool_pre_ping=True)
-
-
-def _owner_only(database: Path) -> None:
-    """The database file, created 0600 if missing, and it, its -wal and its -shm made
-    0600: they hold the registry (sealed numbers, but every index and audit row).
-
-    Never opens a file that exists: closing any descriptor of a database file drops
-    every POSIX lock the process holds on it, those of its live connections too.
-    """
-    with suppress(FileExistsError):
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    for suffix in ("", "-wal", "-shm"):
-        with suppress(FileNotFoundError):
-            database.with_name(database.name + suffix).chmod(0o600)
-
-
-def _sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
-    database = sa.engine.make_url(url).database
-    path: Path | None = None
-    if database and database != ":memory:":
-        path = Path(database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite creates -wal and -shm with the database file's mode: 0600 from the start.
-        _owner_only(path)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    # SQLAlchemy's documented recipe for transactions the driver does not begin by
-    # itself: autocommit at the driver, and BEGIN where the transaction starts.
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # In WAL mode NORMAL survives a process crash; only a power cut may lose the last
-        # commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        if cache_mb is not None:  # a negative size is in KiB
-            cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
-        # A deleted row's bytes are overwritten, not left in a free page: an erased
-        # subject's encrypted number and blind index must not survive in the file.
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.close()
-        if path is not None:  # files an older version created 0644 are narrowed too
-            _owner_only(path)
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        # IMMEDIATE takes the write lock up front, so a read-then-write (a limit check
-        # and its insert) is atomic across processes instead of failing late.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 # -- fixed SQL for the hot paths --------------------------------------------------------
@@ -389,7 +334,6 @@ class _SqliteTx(Tx):
         self._db = db
         self._after_commit = []
         self._conn: sa.Connection | None = None
-        self._trans: sa.RootTransaction | None = None
         self._raw: Any = None
 
     async def _begin(self) -> sa.Connection:
@@ -397,12 +341,16 @@ class _SqliteTx(Tx):
             await self._db._lock.acquire()
             try:
                 conn = self._db._own_connection()
-                self._trans = conn.begin()
-                self._raw = conn.connection.driver_connection
+                raw: Any = conn.connection.driver_connection
+                # Begun on the driver connection: SQLAlchemy's begin costs more than a hot
+                # path's statement. A SQLAlchemy statement that runs later joins it
+                # (app.core.sqlite's begin hook sees it open); _commit and _rollback end
+                # it through SQLAlchemy then, so that its view of the connection stays true.
+                raw.execute("BEGIN IMMEDIATE")
             except BaseException:
                 self._db._lock.release()
                 raise
-            self._conn = conn
+            self._conn, self._raw = conn, raw
         return self._conn
 
     async def execute(
@@ -449,17 +397,27 @@ class _SqliteTx(Tx):
         cursor.close()
 
     async def _commit(self) -> None:
-        if self._trans is not None:
-            self._trans.commit()
+        if self._conn is not None:
+            if self._conn.in_transaction():
+                self._conn.commit()
+            else:
+                self._raw.commit()
 
     async def _rollback(self) -> None:
-        if self._trans is not None and self._trans.is_active:
-            self._trans.rollback()
+        if self._conn is not None:
+            if self._conn.in_transaction():
+                self._conn.rollback()
+            else:
+                self._raw.rollback()
 
     async def _close(self) -> None:
         if self._conn is not None:
-            self._conn = self._trans = self._raw = None
-            self._db._lock.release()
+            try:
+                if self._raw.in_transaction:  # a commit that failed: never leave it open
+                    await self._rollback()
+            finally:
+                self._conn = self._raw = None
+                self._db._lock.release()
 
 
 _PLAIN = frozenset({str, int, bytes, float, bool, type(None)})
@@ -620,6 +578,7 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._own: sa.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
         # SQLite: the loop's transactions, one at a time on one connection. asyncio
         # binds the lock to the running loop at its first use.
         self._lock = asyncio.Lock()
@@ -678,7 +637,10 @@ class Database:
         # One connection for every inline transaction: SQLite keeps a connection's page
         # cache only while no other connection writes.
         if self._own is None:
-            self._own = self._engine_sync().connect()
+            engine = self._engine_sync()
+            self._own = engine.connect()
+            self._checkpointer = Checkpointer(engine)
+            self._checkpointer.start(self._own.connection.driver_connection)
         return self._own
 
     @asynccontextmanager
@@ -775,6 +737,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every connection (at shutdown)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._own is not None:
             self._own.close()
             self._own = None
