@@ -32,7 +32,7 @@ class RateLimitHit(SQLModel, table=True):
 
 class SendWindow(SQLModel, table=True):
     """An exact limit's recent sends: one row per number, checked and extended by the
-    send's own write in one statement (app/verification/repository.py), so the row's
+    send's own write in one statement (app/verification/repository/windows.py), so the row's
     lock is what serialises two sends to one number."""
 
     __tablename__ = "send_windows"

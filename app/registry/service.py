@@ -1,7 +1,7 @@
 """The registry of verified numbers: what other areas look up, and what staff see of it.
 
 Numbers enter the registry only through an approved verification
-(app/verification/repository.py). Other areas find a number's subscriber, read a
+(app/verification/repository/checks.py). Other areas find a number's subscriber, read a
 subscriber and the purposes it was verified for, and log a staff access here. Staff
 search and read subscribers masked, and a privacy officer reveals a number with a
 stated reason; each of those writes the access log in the same transaction. Which roles

@@ -1,0 +1,225 @@
+"""What the verification service reads: verifications, their SMS, idempotency records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from typing import Annotated, Any, NamedTuple
+
+import sqlalchemy as sa
+
+from app.core.db import Json, Sql, Tx
+from app.models import verification as models
+from app.models.types import table
+
+
+class NewVerification(NamedTuple):
+    """A verification as a start writes it."""
+
+    id: str
+    client_id: str
+    purpose: str
+    locale: str
+    phone_ciphertext: bytes
+    phone_key_id: str
+    phone_index: str
+    code_salt: bytes
+    code_key_id: str
+    code_length: int
+    max_attempts: int
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    prefix_index: str
+
+
+class Verification(NamedTuple):
+    """A verification as its client reads it."""
+
+    id: str
+    purpose: str
+    phone_ciphertext: bytes
+    phone_key_id: str
+    status: str
+    attempts: int
+    max_attempts: int
+    send_count: int
+    expires_at: dt.datetime
+    last_sent_at: dt.datetime
+    subscriber_id: str | None
+
+
+class ForCheck(NamedTuple):
+    """What a code check needs of one verification."""
+
+    id: str
+    purpose: str
+    phone_ciphertext: bytes
+    phone_key_id: str
+    phone_index: str
+    code_salt: bytes
+    code_key_id: str
+    code_length: int
+    status: str
+    attempts: int
+    max_attempts: int
+    expires_at: dt.datetime
+    prefix_index: str | None
+
+
+class ForMessage(NamedTuple):
+    """What the outbox needs to render a verification's code message."""
+
+    id: str
+    purpose: str
+    locale: str | None
+    phone_ciphertext: bytes
+    phone_key_id: str
+    code_salt: bytes
+    code_key_id: str
+    code_length: int
+    status: str
+    expires_at: dt.datetime
+
+
+class Delivery(NamedTuple):
+    """The newest SMS of a verification: its state."""
+
+    status: str
+    delivery_status: str | None
+    error_code: str | None
+    sent_at: dt.datetime | None
+
+
+class Idempotent(NamedTuple):
+    """The stored first answer to an Idempotency-Key."""
+
+    fingerprint: str
+    response: Annotated[dict[str, Any], Json]
+    created_at: dt.datetime
+
+
+_VERIFICATION = (
+    "SELECT id, purpose, phone_ciphertext, phone_key_id, status, attempts, max_attempts, "
+    "send_count, expires_at, last_sent_at, subscriber_id FROM verifications "
+    "WHERE id = :id AND client_id = :client_id"
+)
+_GET = Sql(_VERIFICATION, Verification)
+_GET_LOCKED = Sql(_VERIFICATION + " FOR UPDATE", Verification)
+_FOR_CHECK = (
+    "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, code_key_id, "
+    "code_length, status, attempts, max_attempts, expires_at, prefix_index "
+    "FROM verifications WHERE id = :id AND client_id = :client_id"
+)
+_GET_FOR_CHECK = Sql(_FOR_CHECK, ForCheck, read_only=True)
+
+
+async def get(
+    tx: Tx, *, verification_id: str, client_id: str, lock: bool = False
+) -> Verification | None:
+    """One verification of this client, or None. ``lock`` holds the row until commit."""
+    sql = _GET_LOCKED if lock and not tx.sqlite else _GET
+    return await tx.fetch_one(sql, {"id": verification_id, "client_id": client_id})
+
+
+async def get_for_check(tx: Tx, *, verification_id: str, client_id: str) -> ForCheck | None:
+    """What a code check needs of one verification of this client. Not held: the check's
+    write (:func:`count_failed_attempt`, :func:`approve`) takes the row's current state
+    into account; what the code is derived from never changes."""
+    return await tx.fetch_one(_GET_FOR_CHECK, {"id": verification_id, "client_id": client_id})
+
+
+class ForRedemption(NamedTuple):
+    """What a coupon redemption needs of the verification that backs it."""
+
+    id: str
+    purpose: str
+    status: str
+    approved_at: dt.datetime | None
+    subscriber_id: str | None
+
+
+async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> ForRedemption | None:
+    """One verification of this client as a redemption needs it, held until commit (FOR
+    UPDATE on PostgreSQL; SQLite's write lock is held from the transaction's start)."""
+    v = table(models.Verification).c
+    statement = sa.select(v.id, v.purpose, v.status, v.approved_at, v.subscriber_id).where(
+        v.id == verification_id, v.client_id == client_id
+    )
+    if not tx.sqlite:
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
+    return None if row is None else ForRedemption(**row._mapping)
+
+
+@functools.cache
+def _for_message_sql(n: int) -> Sql[ForMessage]:
+    wanted = ", ".join(f":v{i}" for i in range(n))
+    return Sql(
+        "SELECT id, purpose, locale, phone_ciphertext, phone_key_id, code_salt, code_key_id, "  # noqa: S608
+        f"code_length, status, expires_at FROM verifications WHERE id IN ({wanted})",
+        ForMessage,
+    )
+
+
+async def for_messages(tx: Tx, verification_ids: Sequence[str]) -> dict[str, ForMessage]:
+    """What the outbox needs to render the codes of verifications by id, whoever owns
+    them: one query for a batch."""
+    if not verification_ids:
+        return {}
+    rows = await tx.fetch(
+        _for_message_sql(len(verification_ids)),
+        {f"v{i}": v for i, v in enumerate(verification_ids)},
+    )
+    return {row.id: row for row in rows}
+
+
+_LATEST_DELIVERY = Sql(
+    "SELECT status, delivery_status, error_code, sent_at FROM outbox_messages "
+    "WHERE verification_id = :id ORDER BY created_at DESC, id DESC LIMIT 1",
+    Delivery,
+)
+
+
+async def latest_delivery(tx: Tx, *, verification_id: str) -> Delivery | None:
+    """The newest outbox message of a verification (its delivery state)."""
+    return await tx.fetch_one(_LATEST_DELIVERY, {"id": verification_id})
+
+
+_GET_IDEMPOTENT = Sql(
+    "SELECT fingerprint, response, created_at FROM idempotency_records "
+    "WHERE client_id = :client_id AND key = :key",
+    Idempotent,
+)
+_DELETE_IDEMPOTENT = Sql(
+    "DELETE FROM idempotency_records WHERE client_id = :client_id AND key = :key"
+)
+_SAVE_IDEMPOTENT = Sql(
+    "INSERT INTO idempotency_records (client_id, key, fingerprint, status_code, response, "
+    "created_at) VALUES (:client_id, :key, :fingerprint, 201, :response, :created_at)"
+)
+
+
+async def get_idempotent(tx: Tx, *, client_id: str, key: str) -> Idempotent | None:
+    """The stored first answer for an Idempotency-Key, or None."""
+    return await tx.fetch_one(_GET_IDEMPOTENT, {"client_id": client_id, "key": key})
+
+
+async def save_idempotent(
+    tx: Tx,
+    *,
+    client_id: str,
+    key: str,
+    fingerprint: str,
+    response: dict[str, Any],
+    now: dt.datetime,
+    replace: bool,
+) -> None:
+    """Store the first answer for an Idempotency-Key (replacing an expired one)."""
+    params = {"client_id": client_id, "key": key}
+    if replace:
+        await tx.run(_DELETE_IDEMPOTENT, params)
+    await tx.run(
+        _SAVE_IDEMPOTENT,
+        {**params, "fingerprint": fingerprint, "response": response, "created_at": now},
+    )
