@@ -9,6 +9,7 @@ import pytest
 
 from app.core.migrations import upgrade
 from tests.consent.helpers import make_key
+from tests.fixtures.database import sqlite_files
 from tests.staff.helpers import events, rows, verified
 from tests.subject.helpers import open_session
 
@@ -26,12 +27,7 @@ def database_url(tmp_path: Path) -> str:
 
 
 def _files(app) -> bytes:
-    path = Path(app.state.db.url.removeprefix("sqlite:///"))
-    found = b""
-    for name in (path, path.with_name(path.name + "-wal")):
-        if name.exists():
-            found += name.read_bytes()
-    return found
+    return sqlite_files(app.state.db.url.removeprefix("sqlite:///"))
 
 
 def _secrets(app, subscriber_id: str) -> list[bytes]:

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from tests.conftest import sync_engine
+from tests.fixtures.database import sqlite_files
 from tests.fixtures.flows import check, sent_code, start
 
 NUMBERS = ["090-1234-5678", "080-2468-1357", "070-9753-1864"]
@@ -35,14 +36,8 @@ def dump(app) -> bytes:
             for row in conn.execute(sa.select(table)):
                 for value in row:
                     chunks.append(value if isinstance(value, bytes) else str(value).encode())
-    if engine.dialect.name == "sqlite":
-        path = engine.url.database
-        for suffix in ("", "-wal"):
-            try:
-                with open(path + suffix, "rb") as handle:
-                    chunks.append(handle.read())
-            except FileNotFoundError:
-                pass
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        chunks.append(sqlite_files(engine.url.database))
     return b"\n".join(chunks)
 
 
