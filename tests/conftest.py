@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from app.clients import service as clients
 from app.core.config import Settings
 from app.core.context import Context
-from app.core.db import Tx, create_sync_engine
+from app.core.db import create_sync_engine
+from app.core.tx import Tx
 from app.main import create_app
 from tests.fixtures.fakes import FakeCarrier, FakeClock
 

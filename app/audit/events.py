@@ -6,7 +6,8 @@ import datetime as dt
 import enum
 from typing import Any
 
-from app.core.db import Sql, Tx
+from app.core.sql import Sql
+from app.core.tx import Tx
 
 
 class Tag(enum.StrEnum):

@@ -14,7 +14,8 @@ from typing import Annotated, Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.core.db import Json, Sql, Tx
+from app.core.sql import Json, Sql
+from app.core.tx import Tx
 from app.models.api_key import ApiKey
 from app.models.types import table
 

@@ -12,9 +12,9 @@ from app.audit.events import Tag, record_event
 from app.clients import repository as repo
 from app.clients.scopes import Scope
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.models.api_key import ApiKey
 
 TOKEN_PREFIX = "smsreg_sk_"  # noqa: S105 (a label, not a secret)

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.consent import Consent, ConsentEvent
 from app.models.types import table
 

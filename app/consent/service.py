@@ -27,8 +27,8 @@ from app.consent.schemas import (
     ConsentsPublic,
 )
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import FieldProblem, InvalidInput
+from app.core.tx import Tx
 from app.models.consent import Consent, ConsentEvent
 from app.models.subscriber import Subscriber
 from app.purposes import POLICIES, Purpose

@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.consent import service
 from app.consent.schemas import ConsentSummaryPublic, SubscriberSearchResult, SubscriberStaffView
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.registry import service as registry
 from app.registry.schemas import PurposePublic
 from app.registry.service import MaskedSubscriber

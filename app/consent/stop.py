@@ -15,7 +15,7 @@ import phonenumbers
 
 from app.consent import service
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.purposes import Purpose
 from app.registry import service as registry
 

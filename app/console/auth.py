@@ -21,9 +21,9 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import AppError, Unauthenticated
+from app.core.tx import Tx
 from app.staff import roles
 from app.staff.auth import Staff, StaffRoles
 from app.staff.roles import Role

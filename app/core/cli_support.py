@@ -16,8 +16,9 @@ from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.crypto import Keys
-from app.core.db import Database, Tx
+from app.core.db import Database
 from app.core.errors import AppError
+from app.core.tx import Tx
 
 # How audit rows and histories name what was done from the command line.
 CLI_ACTOR = "cli"

@@ -32,7 +32,9 @@ from typing import Any
 
 import anyio
 
-from app.core.db import Database, Sql, Tx
+from app.core.db import Database
+from app.core.sql import Sql
+from app.core.tx import Tx
 
 log = logging.getLogger("smsreg.counters")
 Key = tuple[str, dt.datetime]  # (bucket, the instant or slot it is counted at)

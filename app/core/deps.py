@@ -17,7 +17,8 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 
 
 class Waker(Protocol):

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from app.core.db import create_sync_engine, dialect_of, lock_key
+from app.core.db import create_sync_engine, dialect_of
+from app.core.sql import lock_key
 
 _LOCK = lock_key("smsreg:migrate")
 

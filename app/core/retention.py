@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.core.config import Settings
-from app.core.db import Tx
+from app.core.tx import Tx
 
 # The key of the last row a batch selected: where the next batch of the step starts.
 Cursor = tuple[Any, ...]

@@ -1,34 +1,33 @@
-"""The embedded SQLite database: its engine recipe, and checkpoints off the event loop.
+"""The embedded SQLite database: its engine recipe, and the unit of work on it.
 
-In WAL mode every commit appends the pages it changed to the write-ahead log, and a
-*checkpoint* copies them back into the database file, syncing both files to disk. SQLite
-runs one by itself in the connection that commits once the log holds 1,000 pages: on the
-serving connection, which runs inline on the event loop, that stalled every request in
-flight for milliseconds about once a hundred commits. The serving connection therefore
-turns its automatic checkpoints off, and a :class:`Checkpointer` thread runs a PASSIVE
-checkpoint a few times a second on a connection of its own. PASSIVE never waits for
-readers or writers and never blocks them; SQLite releases the GIL while it copies, so
-the loop goes on serving.
+The units of a process run one at a time on one connection, inline on the event loop:
+SQLite's statements take microseconds, and its one write lock serialises writers anyway.
+Each unit begins IMMEDIATE, so it holds the write lock from its first statement.
+
+Checkpoints (copying the write-ahead log into the database file) stay where SQLite puts
+them, in the connection that commits. Running them from a thread of their own, on a
+second connection, took 4-5 ms stalls off the event loop, but concurrent checkpoints and
+writes on separate connections are what SQLite's "WAL-reset bug" needs (versions 3.7.0
+to 3.51.2, https://www.sqlite.org/wal.html#walresetbug), and the test run that had such
+a thread, on SQLite 3.40, reported "database disk image is malformed". Nothing that can
+lose data is worth 80 us a request.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import os
-import threading
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.sql.base import Executable
 
-log = logging.getLogger("smsreg.db")
-
-# How often the checkpointer looks at the log, in seconds. At a thousand commits a second
-# the log grows by a few MB in this time, and is reused from its start after each
-# complete checkpoint.
-CHECKPOINT_INTERVAL = 0.2
+from app.core.sql import R, Sql, sqlite_params
+from app.core.tx import Tx
 
 
 def _owner_only(database: Path) -> None:
@@ -89,47 +88,98 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
     return engine
 
 
-class Checkpointer:
-    """A thread that copies the write-ahead log into the database file (module docstring).
+class SqliteTx(Tx):
+    """A unit on the process's one SQLite connection, inline on the event loop: units
+    take the connection in turn under ``lock``; each begins IMMEDIATE."""
 
-    The connection it is given for is the one whose automatic checkpoints it replaces:
-    :meth:`start` turns them off there.
-    """
+    dialect = "sqlite"
 
-    def __init__(self, engine: Engine, *, interval: float = CHECKPOINT_INTERVAL) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    def __init__(self, lock: asyncio.Lock, connection: Callable[[], sa.Connection]) -> None:
+        self._lock = lock
+        self._connect = connection
+        self._after_commit = []
+        self._conn: sa.Connection | None = None
+        self._raw: Any = None
 
-    def start(self, serving: Any) -> None:
-        """Turn off automatic checkpoints on ``serving`` (a driver connection) and start."""
-        if self._engine.url.database in (None, "", ":memory:"):
-            return  # one connection's private database: there is no log to share
-        serving.execute("PRAGMA wal_autocheckpoint=0")
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
-        self._thread.start()
+    async def _begin(self) -> sa.Connection:
+        if self._conn is None:
+            await self._lock.acquire()
+            try:
+                conn = self._connect()
+                raw: Any = conn.connection.driver_connection
+                # Begun on the driver connection: SQLAlchemy's begin costs more than a hot
+                # path's statement. A SQLAlchemy statement that runs later joins it
+                # (app.core.sqlite's begin hook sees it open); _commit and _rollback end
+                # it through SQLAlchemy then, so that its view of the connection stays true.
+                raw.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._lock.release()
+                raise
+            self._conn, self._raw = conn, raw
+        return self._conn
 
-    def stop(self) -> None:
-        """Stop after the checkpoint in progress, if any (closing the last connection
-        then checkpoints what is left)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        self._next_statement()
+        conn = await self._begin()
+        return conn.execute(statement, dict(params) if params is not None else None)
 
-    @property
-    def running(self) -> bool:
-        """Whether the thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def _run(self) -> None:
-        raw = self._engine.raw_connection()
+    async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        self._next_statement()
+        await self._begin()
+        cursor = self._raw.execute(sql.text, sqlite_params(params))
         try:
-            while not self._stop.wait(self._interval):
-                try:
-                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()  # type: ignore[union-attr]
-                except Exception as exc:  # a full disk, say: try again, keep serving
-                    log.warning("checkpoint failed", extra={"error_type": type(exc).__name__})
+            return sql.rows(cursor.fetchall(), sqlite=True)
         finally:
-            raw.close()
+            cursor.close()
+
+    async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        self._next_statement()
+        await self._begin()
+        cursor = self._raw.execute(sql.text, sqlite_params(params))
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    async def fetch_final(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        rows = await self.fetch(sql, params)
+        self._finished = True
+        return rows
+
+    async def run_final(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        changed = await self.run(sql, params)
+        self._finished = True
+        return changed
+
+    async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        self._next_statement()
+        if not rows:
+            return
+        await self._begin()
+        cursor = self._raw.executemany(sql.text, [sqlite_params(row) for row in rows])
+        cursor.close()
+
+    async def _commit(self) -> None:
+        if self._conn is not None:
+            if self._conn.in_transaction():
+                self._conn.commit()
+            else:
+                self._raw.commit()
+
+    async def _rollback(self) -> None:
+        if self._conn is not None:
+            if self._conn.in_transaction():
+                self._conn.rollback()
+            else:
+                self._raw.rollback()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                if self._raw.in_transaction:  # a commit that failed: never leave it open
+                    await self._rollback()
+            finally:
+                self._conn = self._raw = None
+                self._lock.release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.coupon import CouponRedemption
 from app.models.types import table
 

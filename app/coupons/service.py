@@ -13,9 +13,9 @@ import datetime as dt
 from app.audit.events import Tag, record_event
 from app.clients.service import Client
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.coupons import repository as repo
 from app.coupons.schemas import (
     RedemptionCreate,

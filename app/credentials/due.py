@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.credentials import passwords
 from app.credentials import repository as repo
 from app.models.staff import StaffAccount

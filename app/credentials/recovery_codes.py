@@ -12,7 +12,7 @@ import secrets
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.credentials import repository as repo
 from app.models.staff_mfa import StaffRecoveryCode
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
 from app.models.types import table
 

@@ -22,8 +22,8 @@ import pyotp
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.crypto import CryptoError, totp_aad
-from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput, Unauthenticated
+from app.core.tx import Tx
 from app.credentials import recovery_codes
 from app.credentials import repository as repo
 from app.models.staff_mfa import StaffTotp

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from app.consent import service as consent
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.delivery import repository as repo
 from app.delivery.service import PURPOSE
 from app.purposes import Purpose

@@ -23,9 +23,10 @@ from app.audit.events import Tag, record_event
 from app.clients.service import Client
 from app.consent import service as consent
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound
 from app.core.ids import new_id, new_ordered_id
+from app.core.tx import Tx
 from app.delivery import repository as repo
 from app.delivery.schemas import (
     CampaignDeliveryPublic,

@@ -16,7 +16,8 @@ from app.core.clock import SystemClock
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import Keys
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.keys import rotation
 from app.keys.status import NOTES, FamilyStatus, startup_problems, status
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.api_key import ApiKey
 from app.models.pumping import PumpingBlock
 from app.models.staff import StaffSession

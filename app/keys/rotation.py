@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from app.core.context import Context
 from app.core.crypto import CryptoError, subscriber_aad, verification_aad
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.keys import repository as repo
 from app.keys.repository import Block, Sealed
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from app.core.config import SECRET_FAMILIES
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.keys import repository as repo
 from app.keys.repository import Usage
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.ledger import export, verify, witness
 from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.ledger import canonical
 from app.ledger import repository as repo
 from app.models.ledger import LedgerEntry

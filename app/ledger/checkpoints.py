@@ -18,7 +18,8 @@ import logging
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.ledger import chain, signing, witness
 from app.ledger import repository as repo
 from app.ledger.errors import EmptyLedger

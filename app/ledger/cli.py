@@ -18,7 +18,8 @@ from app.audit.events import Tag, record_event
 from app.core.cli_support import CLI_ACTOR, refusals, runtime
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.ledger import checkpoints, export, retention, signing, verify, witness
 from app.ledger.audit_schemas import ExportQuery
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.ledger import canonical, signing
 from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery

@@ -16,7 +16,7 @@ import orjson
 from app.core.context import Context
 from app.core.crypto import subscriber_aad
 from app.core.csvsafe import text_cell
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.ledger import canonical
 from app.ledger import subjects_repository as subjects
 from app.ledger.errors import SubjectGone

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.ledger import canonical
 from app.ledger import repository as ledger
 from app.ledger import subjects_repository as subjects

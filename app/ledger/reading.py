@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.ledger import LedgerCheckpoint, LedgerEntry, LedgerEntrySubject
 from app.models.types import table
 

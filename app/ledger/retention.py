@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.ledger import chain, checkpoints
 from app.ledger import repository as repo
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.ledger import canonical
 from app.ledger import subjects_repository as subjects
 from app.ledger.errors import ConsentMissing, ProvisionStopped

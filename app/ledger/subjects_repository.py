@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.ledger import DisclosureConsent, DisclosureStop
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.types import table

@@ -28,10 +28,10 @@ import orjson
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import InvalidInput
 from app.core.ids import new_id
 from app.core.phone import numbers_in
+from app.core.tx import Tx
 from app.ledger import canonical, chain, package
 from app.ledger import requests_repository as requests
 from app.ledger import subjects_repository as subjects

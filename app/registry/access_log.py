@@ -17,7 +17,8 @@ from typing import Any
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.csvsafe import cell
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.registry import repository as repo
 from app.registry.repository import AccessFilter

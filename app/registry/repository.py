@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.db import Sql, Tx
+from app.core.sql import Sql
+from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.types import table

@@ -21,9 +21,9 @@ from phonenumbers import Leniency
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.crypto import subscriber_aad
-from app.core.db import Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.phone import mask, parse_mobile
+from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.registry import repository as repo

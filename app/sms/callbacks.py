@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
 
 from app.core.context import Context
-from app.core.db import Sql, Tx
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AppError, Forbidden, InvalidInput
+from app.core.sql import Sql
+from app.core.tx import Tx
 
 router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
 PATH = "/v1/sms/twilio/status"

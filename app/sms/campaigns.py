@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.core.db import Sql, Tx
+from app.core.sql import Sql
+from app.core.tx import Tx
 from app.models.outbox import OutboxMessage
 from app.models.types import table
 from app.sms.outbox import CAMPAIGN, delivery_state

@@ -28,8 +28,10 @@ import orjson
 
 from app.audit.events import Tag, event, record_events
 from app.core.context import Context
-from app.core.db import Database, Sql, Tx
+from app.core.db import Database
 from app.core.ids import new_ordered_id
+from app.core.sql import Sql
+from app.core.tx import Tx
 
 CODE = "code"
 CAMPAIGN = "campaign"

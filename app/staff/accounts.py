@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, Forbidden, NotFound
+from app.core.tx import Tx
 from app.models.staff import StaffAccount, StaffPermissionChange
 from app.staff import repository as repo
 from app.staff import roles

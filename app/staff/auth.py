@@ -23,9 +23,9 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import Forbidden, Unauthenticated
+from app.core.tx import Tx
 from app.credentials import passwords
 from app.staff import repository as repo
 from app.staff import roles

@@ -16,9 +16,9 @@ import logging
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.models.staff import StaffAccount
 from app.staff import accounts
 from app.staff import repository as repo

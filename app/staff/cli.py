@@ -11,7 +11,7 @@ import typer
 
 from app.core import cli_support
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.credentials import passwords
 from app.staff import accounts, bootstrap, new_account, offboarding, second_factor
 from app.staff.offboarding import Offboarded

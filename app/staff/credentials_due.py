@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from app.clients import service as clients
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import InvalidInput
+from app.core.tx import Tx
 from app.credentials import due as credentials_due
 from app.credentials import totp
 from app.credentials.due import DueItem

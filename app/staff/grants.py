@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, Forbidden, InvalidInput, NotFound
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.models.staff import StaffAccount, StaffRoleGrant
 from app.staff import accounts, roles
 from app.staff import grants_repository as grepo

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.staff import StaffInvitation, StaffRoleGrant
 from app.models.types import table
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, NotFound, Unauthenticated
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.credentials import passwords, totp
 from app.credentials.totp import Enrolment
 from app.models.staff import StaffAccount, StaffInvitation, StaffRoleGrant

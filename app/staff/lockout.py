@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.staff import StaffAccount
 from app.staff import repository as repo
 from app.staff import throttle

@@ -23,8 +23,8 @@ from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.clients.service import RotatedApiKey
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import InvalidInput
+from app.core.tx import Tx
 from app.credentials import totp
 from app.models.api_key import ApiKey
 from app.models.staff import StaffAccount

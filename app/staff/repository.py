@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.staff import StaffAccount, StaffPermissionChange, StaffSession
 from app.models.staff_mfa import StaffTotp
 from app.models.types import table

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem
+from app.core.tx import Tx
 from app.credentials import recovery_codes, totp
 from app.credentials.totp import Enrolment, TotpStatus
 from app.staff import accounts, lockout

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import Unauthenticated
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.credentials import passwords, totp
 from app.credentials.passwords import PasswordCheck
 from app.models.staff import StaffAccount, StaffSession

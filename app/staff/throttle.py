@@ -23,8 +23,8 @@ import math
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import RateLimited
+from app.core.tx import Tx
 from app.models.staff import StaffLoginAttempt
 from app.staff import attempts_repository as arepo
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
 from app.core.errors import AppError
 from app.core.ids import new_id
 from app.core.phone import mask
+from app.core.tx import Tx
 from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
 from app.subject import register, sessions, shredding

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import InvalidInput
+from app.core.tx import Tx
 from app.registry import service as registry
 from app.staff.auth import Staff
 from app.subject import erasure, register, service

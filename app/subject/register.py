@@ -13,9 +13,9 @@ from typing import Any
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import AppError, NotFound
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.models.subject import SubjectRequest
 from app.registry import service as registry
 from app.registry.service import SubscriberNotFound, check_reason

@@ -9,9 +9,9 @@ from __future__ import annotations
 from app.audit.events import Tag, record_event
 from app.consent import service as consent
 from app.core.context import Context
-from app.core.db import Tx
 from app.core.errors import Unauthenticated
 from app.core.phone import mask
+from app.core.tx import Tx
 from app.coupons import service as coupons
 from app.ledger import provision
 from app.ledger.rules import COMPELLED

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
 from app.core.errors import NotFound, Unauthenticated
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.models.subject import SubjectSession
 from app.subject import repository as repo
 from app.subject.schemas import (

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.audit import AuditEvent
 from app.models.consent import Consent, ConsentEvent

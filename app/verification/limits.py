@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 from app.core.context import Context
 from app.core.counters import CounterBuffer
-from app.core.db import Sql, Tx
 from app.core.errors import RateLimited
 from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone
+from app.core.sql import Sql
+from app.core.tx import Tx
 from app.verification.repository import Hit, SendWindow, micros
 
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # where minute slots are counted from

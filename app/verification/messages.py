@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from app.core.context import Context
 from app.core.crypto import verification_aad
-from app.core.db import Tx
+from app.core.tx import Tx
 from app.sms import outbox
 from app.sms.outbox import Claimed, Outgoing, Rendered
 from app.sms.templates import language_for, render_code_message

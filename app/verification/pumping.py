@@ -28,11 +28,12 @@ import sqlalchemy as sa
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.db import Sql, Tx
 from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.metrics import LIMIT_REFUSALS, PUMPING_BLOCKS
+from app.core.sql import Sql
 from app.core.text import no_phone_number
+from app.core.tx import Tx
 from app.models.pumping import PumpingBlock
 from app.models.types import table
 

@@ -12,11 +12,11 @@ from app.audit.events import Tag, record_event
 from app.clients.service import Client
 from app.core.context import Context
 from app.core.crypto import subscriber_aad, verification_aad
-from app.core.db import Tx
 from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
 from app.core.ids import new_id, new_ordered_id
 from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone, mask, parse_mobile, reading_region
+from app.core.tx import Tx
 from app.purposes import policy
 from app.registry import service as registry
 from app.sms import outbox

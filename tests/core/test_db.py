@@ -12,8 +12,9 @@ from typing import Annotated, NamedTuple
 import pytest
 import sqlalchemy as sa
 
-from app.core.db import Database, Json, Sql, UTCDateTime
+from app.core.db import Database, UTCDateTime
 from app.core.errors import AppError
+from app.core.sql import Json, Sql
 from app.models.audit import AuditEvent
 from app.models.types import table
 from tests.conftest import engine_for

@@ -1,20 +1,17 @@
 """The embedded SQLite database: a unit of work holds the write lock from its first
-statement, fixed SQL and SQLAlchemy statements share its transaction, and the write-ahead
-log is copied into the database file by a thread, never by a request's commit."""
+statement, and fixed SQL and SQLAlchemy statements share its transaction."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import sqlalchemy as sa
 
-from app.core.db import Database, Sql
+from app.core.db import Database
+from app.core.sql import Sql
 
 _INSERT = Sql("INSERT INTO t (x) VALUES (:x)")
 
@@ -76,21 +73,3 @@ async def test_fixed_sql_and_sqlalchemy_statements_commit_and_roll_back_together
             await tx.run(_INSERT, {"x": "fixed"})
             assert another_writer_is_locked_out(db)
     assert rows(db) == ["core", "fixed", "core", "fixed"]
-
-
-async def test_the_log_is_copied_into_the_database_file_by_a_thread(db, tmp_path) -> None:
-    """The serving connection never checkpoints (it runs on the event loop); the thread
-    does, without any commit waiting for it."""
-    async with db.transaction() as tx:
-        assert (await tx.execute(sa.text("PRAGMA wal_autocheckpoint"))).scalar() == 0
-    path = tmp_path / "smsreg.db"
-    before = path.stat().st_size
-    async with db.transaction() as tx:
-        for i in range(300):  # about 300 pages: fewer than SQLite's own threshold
-            await tx.run(_INSERT, {"x": f"{i:04d}" * 1000})
-    deadline = time.monotonic() + 10
-    while path.stat().st_size < before + 1_000_000:
-        assert time.monotonic() < deadline, "the log was never copied into the database file"
-        await asyncio.sleep(0.05)
-    await db.dispose()
-    assert not any(thread.name == "sqlite-checkpoints" for thread in threading.enumerate())

@@ -17,7 +17,8 @@ from app.core.config import SECRET_FAMILIES, Settings
 from app.core.context import Context
 from app.core.counters import CounterBuffer
 from app.core.crypto import Keys, subscriber_aad, verification_aad
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.registry import service as registry
 from app.verification import codes, service
 from app.verification.repository import shared_counts_sql

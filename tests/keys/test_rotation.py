@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.crypto import subscriber_aad
-from app.core.db import Tx
 from app.core.ids import new_id
+from app.core.tx import Tx
 from app.keys import repository as repo
 from app.keys import rotation
 from app.models.subscriber import Subscriber

@@ -14,7 +14,8 @@ import functools
 from typing import Any
 
 from app.core.context import Context
-from app.core.db import Database, Tx
+from app.core.db import Database
+from app.core.tx import Tx
 from app.ledger import chain, signing
 from app.ledger import repository as repo
 from app.ledger import requests_repository as requests

@@ -6,7 +6,8 @@ import datetime as dt
 from typing import Any, NamedTuple
 
 from app.audit.events import Tag
-from app.core.db import R, Sql, Tx
+from app.core.sql import R, Sql
+from app.core.tx import Tx
 from app.verification.repository.reads import ForCheck
 
 

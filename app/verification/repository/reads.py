@@ -9,7 +9,8 @@ from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.db import Json, Sql, Tx
+from app.core.sql import Json, Sql
+from app.core.tx import Tx
 from app.models import verification as models
 from app.models.types import table
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy.dialects import postgresql
 
 from app.audit.events import Tag
-from app.core.db import Sql, Tx
+from app.core.sql import Sql
+from app.core.tx import Tx
 from app.models import verification as models
 from app.models.types import table
 from app.verification.repository.reads import NewVerification

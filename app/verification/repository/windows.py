@@ -7,7 +7,8 @@ import functools
 from collections.abc import Sequence
 from typing import Annotated, Any, NamedTuple
 
-from app.core.db import Json, Sql, Tx
+from app.core.sql import Json, Sql
+from app.core.tx import Tx
 
 
 class Hit(NamedTuple):

@@ -1,0 +1,119 @@
+"""PostgreSQL's unit of work: asyncpg connections from SQLAlchemy's pool, the transaction
+begun and ended on the driver connection, so fixed SQL and SQLAlchemy statements share it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
+
+from app.core.sql import R, Sql, lock_key, postgres_args, rowcount
+from app.core.tx import Tx
+
+
+class PostgresTx(Tx):
+    """A unit on a pooled asyncpg connection, begun only when it must be (see Tx)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, engine: Callable[[], AsyncEngine]) -> None:
+        self._engine = engine
+        self._after_commit = []
+        self._conn: AsyncConnection | None = None
+        self._raw: Any = None
+        self._trans: Any = None
+
+    async def _connection(self) -> Any:
+        """The asyncpg connection, taken from the pool at the unit's first statement."""
+        if self._conn is None:
+            conn = await self._engine().connect()
+            try:
+                raw: Any = (await conn.get_raw_connection()).driver_connection
+            except BaseException:
+                await conn.invalidate()
+                await conn.close()
+                raise
+            self._conn, self._raw = conn, raw
+        return self._raw
+
+    async def _begin(self) -> Any:
+        """The connection, in the unit's transaction (begun now if it was not yet)."""
+        raw = await self._connection()
+        if self._trans is None:
+            trans = raw.transaction()
+            await trans.start()
+            self._trans = trans
+        return raw
+
+    async def _for(self, sql: Sql[Any]) -> Any:
+        self._next_statement()
+        if sql.read_only and self._trans is None:
+            return await self._connection()
+        return await self._begin()
+
+    async def execute(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> CursorResult[Any]:
+        self._next_statement()
+        await self._begin()
+        if self._conn is None:  # unreachable: _begin took one
+            raise RuntimeError("no connection")
+        return await self._conn.execute(statement, dict(params) if params is not None else None)
+
+    async def fetch(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        raw = await self._for(sql)
+        records = await raw.fetch(sql.postgres, *postgres_args(sql, params))
+        return sql.rows(records, sqlite=False)
+
+    async def run(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        raw = await self._for(sql)
+        return rowcount(await raw.execute(sql.postgres, *postgres_args(sql, params)))
+
+    async def fetch_final(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
+        self._next_statement()
+        raw = await self._connection()  # in the transaction if one was begun, else on its own
+        records = await raw.fetch(sql.postgres, *postgres_args(sql, params))
+        self._finished = True
+        return sql.rows(records, sqlite=False)
+
+    async def run_final(self, sql: Sql[Any], params: Mapping[str, Any] | None = None) -> int:
+        self._next_statement()
+        raw = await self._connection()
+        changed = rowcount(await raw.execute(sql.postgres, *postgres_args(sql, params)))
+        self._finished = True
+        return changed
+
+    async def run_many(self, sql: Sql[Any], rows: Sequence[Mapping[str, Any]]) -> None:
+        self._next_statement()
+        if not rows:
+            return
+        raw = await self._begin()
+        await raw.executemany(sql.postgres, [postgres_args(sql, row) for row in rows])
+
+    async def lock(self, name: str) -> None:
+        await self.run(_ADVISORY_LOCK, {"key": lock_key(name)})
+
+    async def _commit(self) -> None:
+        if self._trans is not None:
+            await self._trans.commit()
+
+    async def _rollback(self) -> None:
+        if self._trans is not None and not self._raw.is_closed() and self._raw.is_in_transaction():
+            await self._trans.rollback()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self._raw.is_closed() or self._raw.is_in_transaction():
+                await conn.invalidate()  # never hand a broken or busy connection back
+        finally:
+            self._raw = self._trans = None
+            await conn.close()
+
+
+_ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")
