@@ -162,18 +162,21 @@ class SqliteTx(Tx):
         cursor.close()
 
     async def _commit(self) -> None:
-        if self._conn is not None:
-            if self._conn.in_transaction():
-                self._conn.commit()
-            else:
-                self._raw.commit()
+        self._end(commit=True)
 
     async def _rollback(self) -> None:
-        if self._conn is not None:
-            if self._conn.in_transaction():
-                self._conn.rollback()
-            else:
-                self._raw.rollback()
+        self._end(commit=False)
+
+    def _end(self, *, commit: bool) -> None:
+        if self._conn is None:
+            return
+        # Once a SQLAlchemy statement joined the transaction, SQLAlchemy ends it, so that
+        # its view of the connection stays true; otherwise the driver connection does.
+        owner: Any = self._conn if self._conn.in_transaction() else self._raw
+        if commit:
+            owner.commit()
+        else:
+            owner.rollback()
 
     async def _close(self) -> None:
         if self._conn is not None:
