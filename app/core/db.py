@@ -180,6 +180,10 @@ class Database:
     def _own_connection(self) -> sa.Connection:
         # One connection for every inline transaction: SQLite keeps a connection's page
         # cache only while no other connection writes.
+        if self._own is not None and self._own.invalidated:
+            # Closed by SQLAlchemy after an interrupt inside a statement: start afresh.
+            self._own.close()
+            self._own = None
         if self._own is None:
             self._own = self._engine_sync().connect()
         return self._own

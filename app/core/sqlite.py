@@ -170,6 +170,10 @@ class SqliteTx(Tx):
     def _end(self, *, commit: bool) -> None:
         if self._conn is None:
             return
+        if self._conn.invalidated and not commit:
+            # SQLAlchemy closed the connection after an interrupt (Ctrl-C inside a
+            # statement): SQLite rolled the transaction back with it.
+            return
         # Once a SQLAlchemy statement joined the transaction, SQLAlchemy ends it, so that
         # its view of the connection stays true; otherwise the driver connection does.
         owner: Any = self._conn if self._conn.in_transaction() else self._raw
@@ -181,7 +185,8 @@ class SqliteTx(Tx):
     async def _close(self) -> None:
         if self._conn is not None:
             try:
-                if self._raw.in_transaction:  # a commit that failed: never leave it open
+                if not self._conn.invalidated and self._raw.in_transaction:
+                    # a commit that failed: never leave it open
                     await self._rollback()
             finally:
                 self._conn = self._raw = None

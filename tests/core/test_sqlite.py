@@ -73,3 +73,25 @@ async def test_fixed_sql_and_sqlalchemy_statements_commit_and_roll_back_together
             await tx.run(_INSERT, {"x": "fixed"})
             assert another_writer_is_locked_out(db)
     assert rows(db) == ["core", "fixed", "core", "fixed"]
+
+
+async def test_an_interrupt_inside_a_statement_stays_an_interrupt(db) -> None:
+    """Ctrl-C during a statement (a long purge): SQLAlchemy closes the connection, the
+    unit's writes are gone with it, the interrupt reaches the caller as itself (the
+    purge command reports what it kept), and the next unit starts afresh."""
+
+    def interrupt(conn, cursor, statement, *args) -> None:
+        if "interrupted" in statement:
+            raise KeyboardInterrupt
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            async with db.transaction() as tx:
+                await tx.run(_INSERT, {"x": "lost"})
+                await tx.execute(sa.text("SELECT 1 AS interrupted"))
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", interrupt)
+    async with db.transaction() as tx:
+        await tx.run(_INSERT, {"x": "kept"})
+    assert rows(db) == ["kept"]
