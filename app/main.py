@@ -54,7 +54,7 @@ from app.subject.routes import router as subject_router
 from app.subject.staff_routes import router as subject_requests_router
 from app.verification.messages import CodeMessages
 from app.verification.pumping_routes import router as pumping_router
-from app.verification.repository import shared_counts_sql
+from app.verification.repository import SHARED_COUNT_PROGRESS, shared_counts_sql
 from app.verification.routes import router as verification_router
 
 log = logging.getLogger("smsreg")
@@ -119,7 +119,7 @@ def create_app(
         settings=settings,
         keys=Keys(settings),
         clock=clock or SystemClock(),
-        counters=CounterBuffer(db, shared_counts_sql),
+        counters=CounterBuffer(db, shared_counts_sql, SHARED_COUNT_PROGRESS),
     )
     worker = outbox_worker(db, ctx, sender or build_sender(settings))
 

@@ -9,16 +9,18 @@ process adds them up and writes them (one statement for everything pending), aga
 soon as the previous write is done. Under load one write carries many requests' counts;
 when idle, a count is written at once.
 
-Readers add what this process has not written yet (:meth:`CounterBuffer.unflushed`),
-after reading the table, so a process does not undercount itself, except in one narrow
-race: a write that commits after a reader read the table and is taken off the buffer
-before that reader looks at it is missed by that reader, once. Reading the buffer first
-instead counts such a write twice, which refused sequential requests below their limit;
-an exact read would need the writer's progress in the same snapshot as the counts.
-Another process sees this process's counts once they are written, a few milliseconds
-later. A process that dies loses what it had not written: a
-velocity guard may let a few more sends through, never fewer. Exact limits (a number's
-own) do not use the buffer.
+Readers add what this process has not written yet, after reading the table. Which of
+this process's writes a read already includes is known exactly: each write also records
+how many writes its process has committed (its row in ``shared_count_writers``, in the
+same transaction), and the reader reads that number in the same statement as the counts
+(:attr:`CounterBuffer.writer` names the row). It then adds what is pending, and the
+writes in flight or recently committed that its read did not see
+(:meth:`CounterBuffer.unflushed`). Without that number, a write that committed while a
+read was under way was missed by that reader, or, reading the buffer first, counted
+twice. Another process sees this process's counts once they are written, a few
+milliseconds later. A process that dies loses what it had not written: a velocity guard
+may let a few more sends through, never fewer. Exact limits (a number's own) do not use
+the buffer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections import Counter
+import secrets
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,6 +45,9 @@ Key = tuple[str, dt.datetime]  # (bucket, the instant or slot it is counted at)
 # The statement that adds n (bucket, at, hits) rows: :b0, :t0, :h0, ...
 Upsert = Callable[[int], Sql[Any]]
 BATCH = 200
+# How long a committed write stays in memory for readers whose read began before it
+# committed: far longer than the one statement between a read and its look here.
+KEEP_WRITTEN_SECONDS = 30.0
 
 
 class _Counts:
@@ -85,11 +92,18 @@ class _Counts:
 class CounterBuffer:
     """Counts waiting for this process's single writer; see the module docstring."""
 
-    def __init__(self, db: Database, upsert: Upsert) -> None:
+    def __init__(self, db: Database, upsert: Upsert, progress: Sql[Any]) -> None:
+        """``upsert`` adds counts; ``progress`` records this writer's committed writes
+        (``:writer``, ``:writes``, ``:seen_at``)."""
         self._db = db
         self._upsert = upsert
+        self._progress = progress
+        self.writer = secrets.token_hex(16)
         self._pending = _Counts()
         self._writing = _Counts()
+        self._committed = 0  # writes of this process known to have committed
+        # Committed writes kept for late readers: (write number, when, counts).
+        self._written: deque[tuple[int, float, _Counts]] = deque()
         self._writer: asyncio.Task[None] | None = None
         self._failures = 0
 
@@ -98,19 +112,33 @@ class CounterBuffer:
         keys = list(counts)
         tx.after_commit(lambda: self._add(keys))
 
-    def unflushed(self, bucket: str, since: dt.datetime) -> int:
-        """What this process counted in a bucket after ``since`` and has not written yet."""
-        return self._pending.since(bucket, since) + self._writing.since(bucket, since)
+    def _unseen(self, seen: int | None) -> list[_Counts]:
+        """What a read that saw ``seen`` of this writer's writes (None: no row) lacks."""
+        seen = seen or 0
+        unseen = [self._pending]
+        if self._writing and self._committed + 1 > seen:
+            unseen.append(self._writing)
+        for number, _, counts in reversed(self._written):
+            if number <= seen:
+                break
+            unseen.append(counts)
+        return unseen
 
-    def unflushed_between(self, first: str, after: str, since: dt.datetime) -> dict[str, int]:
-        """Per bucket, what this process counted after ``since`` in the buckets that sort
-        from ``first`` (exclusive) to ``after`` (exclusive), and has not written yet."""
-        found: Counter[str] = Counter()
-        for counted in (self._pending, self._writing):
-            for name in counted.by_bucket:
-                if first < name < after:
-                    found[name] += counted.since(name, since)
-        return {name: n for name, n in found.items() if n}
+    def unflushed(self, bucket: str, since: dt.datetime, *, seen: int | None) -> int:
+        """What this process counted in a bucket after ``since`` that a read which saw
+        ``seen`` of its writes (this writer's ``writes``, read with the counts) lacks."""
+        return sum(counts.since(bucket, since) for counts in self._unseen(seen))
+
+    def unflushed_between(self, first: str, after: str, since: dt.datetime) -> set[str]:
+        """The buckets that sort from ``first`` (exclusive) to ``after`` (exclusive) in
+        which this process counted after ``since`` and may not have written yet (all it
+        holds: a caller that only asks which buckets exist cannot count one twice)."""
+        found: set[str] = set()
+        for counts in self._unseen(None):
+            for name in counts.by_bucket:
+                if first < name < after and name not in found and counts.since(name, since):
+                    found.add(name)
+        return found
 
     def _add(self, keys: list[Key]) -> None:
         self._pending.add(keys)
@@ -120,19 +148,28 @@ class CounterBuffer:
     async def _write_all(self) -> None:
         while self._pending:
             self._writing, self._pending = self._pending, _Counts()
+            written = self._writing
             try:
-                await self._write(self._writing)
+                await self._write(written, self._committed + 1)
             except Exception as exc:  # the database is away: keep the counts, try later
-                self._pending.merge(self._writing)
+                self._pending.merge(written)
                 self._failures += 1
                 log.warning("shared counts not written", extra={"error_type": type(exc).__name__})
                 await asyncio.sleep(min(0.1 * 2**self._failures, 5.0))
                 continue
             finally:
                 self._writing = _Counts()
+            self._committed += 1
+            self._keep(written)
             self._failures = 0
 
-    async def _write(self, counts: _Counts) -> None:
+    def _keep(self, written: _Counts) -> None:
+        now = time.monotonic()
+        self._written.append((self._committed, now, written))
+        while self._written and self._written[0][1] < now - KEEP_WRITTEN_SECONDS:
+            self._written.popleft()
+
+    async def _write(self, counts: _Counts, number: int) -> None:
         items = sorted(counts.items())  # one order, so two writers never deadlock
         async with self._db.transaction() as tx:
             for start in range(0, len(items), BATCH):
@@ -141,6 +178,10 @@ class CounterBuffer:
                 for i, ((bucket, at), n) in enumerate(chunk):
                     params[f"b{i}"], params[f"t{i}"], params[f"h{i}"] = bucket, at, n
                 await tx.run(self._upsert(len(chunk)), params)
+            latest = max(at for (_, at), _ in items)
+            await tx.run(
+                self._progress, {"writer": self.writer, "writes": number, "seen_at": latest}
+            )
 
     async def flush(self) -> None:
         """Write everything counted so far (at shutdown, and in tests)."""

@@ -17,7 +17,7 @@ from app.models.ledger import (
 )
 from app.models.outbox import OutboxMessage
 from app.models.pumping import PumpingBlock
-from app.models.rate_limit import RateLimitHit, SendWindow
+from app.models.rate_limit import RateLimitHit, SendWindow, SharedCountWriter
 from app.models.staff import (
     StaffAccount,
     StaffInvitation,
@@ -51,6 +51,7 @@ __all__ = [
     "PumpingBlock",
     "RateLimitHit",
     "SendWindow",
+    "SharedCountWriter",
     "StaffAccount",
     "StaffInvitation",
     "StaffLoginAttempt",

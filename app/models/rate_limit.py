@@ -49,3 +49,19 @@ class SendWindow(SQLModel, table=True):
     )
     # When the newest send leaves the widest window: the purge removes the row then.
     expires_at: dt.datetime = timestamp(index=True)
+
+
+class SharedCountWriter(SQLModel, table=True):
+    """How many writes of shared counts each process has committed (app/core/counters.py).
+
+    A reader of the counts reads its own process's row in the same statement, so it knows
+    exactly which of the writes it still holds in memory its read already includes.
+    """
+
+    __tablename__ = "shared_count_writers"
+
+    # Random per process, chosen at start: no host name or process id.
+    writer: str = Field(primary_key=True, max_length=40)
+    writes: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    # The latest instant counted: a writer idle for a day is purged.
+    seen_at: dt.datetime = timestamp(index=True)

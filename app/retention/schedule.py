@@ -92,6 +92,7 @@ NO_PERSONAL_DATA: dict[str, str] = {
     "delivery_texts": "a campaign's text per language",
     "ledger_checkpoints": "signed chain heads: hashes only",
     "pumping_blocks": "number ranges of a million numbers: no one's number",
+    "shared_count_writers": "a random id per server process and a tally of its writes",
 }
 
 

@@ -28,7 +28,7 @@ from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone
 from app.core.sql import Sql
 from app.core.tx import Tx
-from app.verification.repository import Hit, SendWindow, micros
+from app.verification.repository import WRITES_SEEN, Hit, SendWindow, micros
 
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # where minute slots are counted from
 _UNIX = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -143,10 +143,16 @@ def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
 
 @functools.cache
 def counts_sql(n: int) -> Sql[Any]:
-    """One row: the prefix's block in force, then each of ``n`` buckets' sends since its
-    start, each read by the primary key (bucket, at)."""
+    """One row: the prefix's block in force, this process's writes of shared counts the
+    read includes, then each of ``n`` buckets' sends since its start, each read by the
+    primary key (bucket, at)."""
     row = NamedTuple(  # type: ignore[misc]
-        f"Counts{n}", [("blocked_until", dt.datetime | None), *((f"h{i}", int) for i in range(n))]
+        f"Counts{n}",
+        [
+            ("blocked_until", dt.datetime | None),
+            ("seen", int | None),
+            *((f"h{i}", int) for i in range(n)),
+        ],
     )
     counts = ", ".join(
         f"(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits "  # noqa: S608 (fixed text)
@@ -155,32 +161,38 @@ def counts_sql(n: int) -> Sql[Any]:
     )
     return Sql(
         "SELECT (SELECT max(ends_at) FROM pumping_blocks WHERE prefix_index = :prefix "  # noqa: S608
-        f"AND lifted_at IS NULL AND ends_at > :now), {counts}",
+        f"AND lifted_at IS NULL AND ends_at > :now), {WRITES_SEEN}, {counts}",
         row,
         read_only=True,
     )
 
 
 async def _counts(
-    tx: Tx, buckets: Sequence[tuple[str, dt.datetime]], *, prefix: str, now: dt.datetime
-) -> tuple[dt.datetime | None, list[int]]:
-    params: dict[str, object] = {"prefix": prefix, "now": now}
+    tx: Tx,
+    buckets: Sequence[tuple[str, dt.datetime]],
+    *,
+    prefix: str,
+    now: dt.datetime,
+    writer: str,
+) -> tuple[dt.datetime | None, int | None, list[int]]:
+    params: dict[str, object] = {"prefix": prefix, "now": now, "writer": writer}
     for i, (bucket, since) in enumerate(buckets):
         params[f"b{i}"], params[f"s{i}"] = bucket, since
     row = await tx.fetch_one(counts_sql(len(buckets)), params)
     if row is None:  # a SELECT without FROM answers one row
         raise RuntimeError("count query returned nothing")
-    blocked_until, *hits = row
-    return blocked_until, [int(n) for n in hits]
+    blocked_until, seen, *hits = row
+    return blocked_until, seen, [int(n) for n in hits]
 
 
 class _Window(NamedTuple):
     hits: int
     oldest_at: dt.datetime | None
+    seen: int | None
 
 
 _WINDOW = Sql(
-    "SELECT coalesce(sum(hits), 0), min(at) FROM rate_limit_hits "
+    f"SELECT coalesce(sum(hits), 0), min(at), {WRITES_SEEN} FROM rate_limit_hits "  # noqa: S608
     "WHERE bucket = :bucket AND at > :since",
     _Window,
     read_only=True,
@@ -208,21 +220,27 @@ async def check(
             widest[limit.bucket] = limit.window
         hit_at[limit.bucket] = limit.counted_at(now)
     buckets = sorted(widest)
-    blocked_until, found = await _counts(
-        tx, [(bucket, now - widest[bucket]) for bucket in buckets], prefix=prefix, now=now
+    blocked_until, seen, found = await _counts(
+        tx,
+        [(bucket, now - widest[bucket]) for bucket in buckets],
+        prefix=prefix,
+        now=now,
+        writer=counters.writer,
     )
     counts = {
-        bucket: n + counters.unflushed(bucket, now - widest[bucket])
+        bucket: n + counters.unflushed(bucket, now - widest[bucket], seen=seen)
         for bucket, n in zip(buckets, found, strict=True)
     }
     for limit in limits:
         if counts[limit.bucket] < limit.limit:
             continue
         since = now - limit.window
-        window = await tx.fetch_one(_WINDOW, {"bucket": limit.bucket, "since": since})
+        window = await tx.fetch_one(
+            _WINDOW, {"bucket": limit.bucket, "since": since, "writer": counters.writer}
+        )
         if window is None:  # an aggregate without GROUP BY answers one row
             continue
-        if window.hits + counters.unflushed(limit.bucket, since) < limit.limit:
+        if window.hits + counters.unflushed(limit.bucket, since, seen=window.seen) < limit.limit:
             continue  # the narrower window is below its limit
         oldest = window.oldest_at or now  # only unwritten counts: as recent as now
         raise _refused(limit.name, math.ceil((oldest + limit.window - now).total_seconds()))

@@ -36,6 +36,7 @@ from app.core.text import no_phone_number
 from app.core.tx import Tx
 from app.models.pumping import PumpingBlock
 from app.models.types import table
+from app.verification.repository import WRITES_SEEN
 
 
 class PrefixBlocked(AppError):
@@ -69,6 +70,7 @@ class _Conversion(NamedTuple):
     sends: int
     approvals: int
     judged_from: dt.datetime
+    seen: int | None  # this process's writes of shared counts the read includes
 
 
 class _Source(NamedTuple):
@@ -83,7 +85,7 @@ _WATCH = Sql(
     f" AND at > :since AND at <= :settled AND at > {_LAST_BLOCK_END}), "
     "(SELECT coalesce(sum(hits), 0) FROM rate_limit_hits WHERE bucket = :approvals "
     f" AND at > :since AND at > {_LAST_BLOCK_END}), "
-    f"{_LAST_BLOCK_END}",
+    f"{_LAST_BLOCK_END}, {WRITES_SEEN}",
     _Conversion,
     read_only=True,
 )
@@ -141,14 +143,16 @@ async def watch(
             "approvals": approvals_bucket(prefix_index),
             "since": since,
             "settled": settled,
+            "writer": ctx.counters.writer if ctx.counters is not None else "",
         },
     )
     if state is None:  # a SELECT without FROM answers one row
         raise RuntimeError("pumping watch query returned nothing")
     sends, approvals = int(state.sends), int(state.approvals)
     if ctx.counters is not None:  # settled sends this process has not written yet
-        sends += ctx.counters.unflushed(f"p:{prefix_index}", state.judged_from) - (
-            ctx.counters.unflushed(f"p:{prefix_index}", settled)
+        bucket, seen = f"p:{prefix_index}", state.seen
+        sends += ctx.counters.unflushed(bucket, state.judged_from, seen=seen) - (
+            ctx.counters.unflushed(bucket, settled, seen=seen)
         )
     if sends < s.pumping_min_sends or approvals >= s.pumping_min_conversion * sends:
         return
@@ -197,7 +201,7 @@ async def _sources(tx: Tx, ctx: Context, *, prefix_index: str, since: dt.datetim
     rows = await tx.fetch(_SOURCES, {"first_source": first, "after_sources": after, "since": since})
     found = {row.bucket for row in rows}
     if ctx.counters is not None:
-        found |= set(ctx.counters.unflushed_between(first, after, since))
+        found |= ctx.counters.unflushed_between(first, after, since)
     return len(found)
 
 

@@ -8,7 +8,9 @@
 - shared send-limit counts older than any window needs (a day, or the pumping window
   if longer);
 - a number's send window once its last send has left it (a day after that send);
-- idempotency records older than their replay period (``idempotency_ttl_hours``).
+- idempotency records older than their replay period (``idempotency_ttl_hours``);
+- a server process's tally of shared-count writes once it has counted nothing for as
+  long as the counts themselves are kept (the process is gone).
 
 These are the area's purge queries, beside its repository: each walks one index whose
 predicate is the step's (app/core/retention.py).
@@ -25,7 +27,7 @@ from app.core.config import Settings
 from app.core.retention import PurgeStep, literal
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
-from app.models.rate_limit import RateLimitHit, SendWindow
+from app.models.rate_limit import RateLimitHit, SendWindow, SharedCountWriter
 from app.models.types import table
 from app.models.verification import Verification
 
@@ -33,6 +35,7 @@ verifications = table(Verification)
 outbox_messages = table(OutboxMessage)
 rate_limit_hits = table(RateLimitHit)
 send_windows = table(SendWindow)
+count_writers = table(SharedCountWriter)
 idempotency_records = table(IdempotencyRecord)
 v = verifications.c
 
@@ -75,6 +78,14 @@ STEPS = (
         index="ix_rate_limit_hits_at",
         key=(rate_limit_hits.c.at, rate_limit_hits.c.bucket),
         due=lambda before: rate_limit_hits.c.at < before,
+    ),
+    PurgeStep(
+        "shared_count_writers",
+        keep=_hits_kept,
+        table=count_writers,
+        index="ix_shared_count_writers_seen_at",
+        key=(count_writers.c.seen_at, count_writers.c.writer),
+        due=lambda before: count_writers.c.seen_at < before,
     ),
     PurgeStep(
         "send_windows",

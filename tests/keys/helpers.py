@@ -21,7 +21,7 @@ from app.core.db import Database
 from app.core.tx import Tx
 from app.registry import service as registry
 from app.verification import codes, service
-from app.verification.repository import shared_counts_sql
+from app.verification.repository import SHARED_COUNT_PROGRESS, shared_counts_sql
 from app.verification.schemas import VerificationCheck, VerificationStart
 from tests.conftest import TEST_KEYS, make_settings
 from tests.fixtures.fakes import FakeClock
@@ -90,7 +90,7 @@ class Node:
 
 def node(settings: Settings, clock: FakeClock) -> Node:
     db = Database(settings.database_url)
-    counters = CounterBuffer(db, shared_counts_sql)
+    counters = CounterBuffer(db, shared_counts_sql, SHARED_COUNT_PROGRESS)
     ctx = Context(settings=settings, keys=Keys(settings), clock=clock, counters=counters)
     return Node(settings, ctx, db)
 

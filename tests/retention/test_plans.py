@@ -90,7 +90,7 @@ def test_each_batch_walks_the_steps_index(app, step):
 
 def test_the_send_limits_count_by_the_primary_key_not_the_purge_index(app):
     engine = sync_engine(app)
-    params: dict[str, Any] = {"prefix": "p", "now": NOW}
+    params: dict[str, Any] = {"prefix": "p", "now": NOW, "writer": "w"}
     for i in range(3):
         params[f"b{i}"], params[f"s{i}"] = f"i:{i}", NOW - dt.timedelta(hours=1)
     statement = sa.text(counts_sql(3).text).bindparams(

@@ -12,7 +12,7 @@ from app.core.counters import CounterBuffer
 from app.core.db import Database
 from app.core.errors import AppError
 from app.verification import service
-from app.verification.repository import shared_counts_sql
+from app.verification.repository import SHARED_COUNT_PROGRESS, shared_counts_sql
 from app.verification.schemas import VerificationStart
 from tests.conftest import count_rows, snapshot
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
@@ -99,7 +99,7 @@ def _threaded_starts(app, token: str, n: int) -> list[int]:
                 settings=shared.settings,
                 keys=shared.keys,
                 clock=shared.clock,
-                counters=CounterBuffer(db, shared_counts_sql),
+                counters=CounterBuffer(db, shared_counts_sql, SHARED_COUNT_PROGRESS),
             )
             try:
                 async with db.transaction() as tx:

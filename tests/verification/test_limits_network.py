@@ -82,3 +82,61 @@ async def test_limits_hold_across_app_instances(app, settings, clock, carrier, a
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         assert (await start(http, auth, phone=next(numbers))).status_code == 429
     await replica.state.db.dispose()
+
+
+async def test_a_write_of_counts_committing_during_a_read_is_counted_exactly_once(app):
+    """A read of the shared counts that began before this process's writer committed
+    misses that write in the table: the buffer must still supply it, once it has left
+    the buffer as well; a read that began after the commit must not add it again."""
+    import contextlib
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from app.verification.limits import counts_sql
+
+    db, counters, now = app.state.db, app.state.ctx.counters, app.state.ctx.clock.now()
+    bucket, since = "i:counted-during-a-read", now - dt.timedelta(hours=1)
+    params = {"prefix": "-", "now": now, "b0": bucket, "s0": since, "writer": counters.writer}
+
+    async with contextlib.AsyncExitStack() as held_back:
+        if not db.sqlite:  # the writer waits for this lock to record its write
+            blocker = await held_back.enter_async_context(db.transaction())
+            await blocker.execute(sa.text("LOCK TABLE shared_count_writers IN SHARE MODE"))
+        async with db.transaction() as tx:
+            counters.add_after_commit(tx, [(bucket, now)] * 3)
+        # On SQLite a unit holds the process's writer back until it ends.
+        async with db.transaction() as tx:
+            early = await tx.fetch_one(counts_sql(1), params)
+    await counters.flush()  # the write commits and leaves the buffer
+    assert early is not None and early.h0 == 0, "the read began before the write"
+    assert early.h0 + counters.unflushed(bucket, since, seen=early.seen) == 3
+
+    async with db.transaction() as tx:
+        late = await tx.fetch_one(counts_sql(1), params)
+    assert late is not None and late.h0 == 3
+    assert late.h0 + counters.unflushed(bucket, since, seen=late.seen) == 3
+
+
+async def test_reads_racing_the_writer_count_every_send_once(app):
+    """Counts added one by one, each read while the process's writer is writing it: every
+    read sees exactly what was counted before it, whichever side of the read the write
+    commits on."""
+    import datetime as dt
+
+    from app.verification.limits import counts_sql
+
+    db, counters, now = app.state.db, app.state.ctx.counters, app.state.ctx.clock.now()
+    bucket, since = "i:raced", now - dt.timedelta(hours=1)
+    params = {"prefix": "-", "now": now, "b0": bucket, "s0": since, "writer": counters.writer}
+    wrong = []
+    for counted in range(1, 201):
+        async with db.transaction() as tx:
+            counters.add_after_commit(tx, [(bucket, now)])
+        async with db.transaction() as tx:
+            read = await tx.fetch_one(counts_sql(1), params)
+        assert read is not None
+        seen = read.h0 + counters.unflushed(bucket, since, seen=read.seen)
+        if seen != counted:
+            wrong.append((counted, seen))
+    assert not wrong

@@ -32,6 +32,8 @@ from app.verification.repository.reads import (
 )
 from app.verification.repository.starts import record_resend, record_start
 from app.verification.repository.windows import (
+    SHARED_COUNT_PROGRESS,
+    WRITES_SEEN,
     Counted,
     Hit,
     SendWindow,
@@ -41,6 +43,8 @@ from app.verification.repository.windows import (
 )
 
 __all__ = [
+    "SHARED_COUNT_PROGRESS",
+    "WRITES_SEEN",
     "Before",
     "Checked",
     "Counted",

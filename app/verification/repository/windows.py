@@ -143,3 +143,13 @@ def shared_counts_sql(n: int) -> Sql[Any]:
     """Add n rows of counts at once (``:b0, :t0, :h0`` ...): the shared counters' writer
     (app.core.counters) uses it for the address, prefix and country buckets."""
     return Sql(_COUNT_HITS.format(values=", ".join(f"(:b{i}, :t{i}, :h{i})" for i in range(n))))
+
+
+SHARED_COUNT_PROGRESS = Sql(
+    "INSERT INTO shared_count_writers (writer, writes, seen_at) "
+    "VALUES (:writer, :writes, :seen_at) "
+    "ON CONFLICT (writer) DO UPDATE SET writes = excluded.writes, seen_at = excluded.seen_at"
+)
+# Read in the same statement as shared counts (``:writer``): how many of its own
+# process's writes the read includes (app.core.counters).
+WRITES_SEEN = "(SELECT writes FROM shared_count_writers WHERE writer = :writer)"
