@@ -64,6 +64,13 @@ class PurgeStep:
     # The statements that delete what refers to a batch's rows (given the batch's
     # condition), run first.
     dependents: Callable[[sa.ColumnElement[bool]], Sequence[sa.Delete]] = _no_dependents
+    # "sqlite" or "postgresql" for a step that walks its table one way on one database
+    # and another way on the other; None: both.
+    database: str | None = None
+
+    def runs_on(self, database: str) -> bool:
+        """Whether the step runs on this database ("sqlite" or "postgresql")."""
+        return self.database in (None, database)
 
     def select(self, *, before: dt.datetime, after: Cursor | None, limit: int) -> sa.Select[Any]:
         """The keys of the next ``limit`` due rows after ``after``, in index order."""

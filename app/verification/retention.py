@@ -78,6 +78,21 @@ STEPS = (
         index="ix_rate_limit_hits_at",
         key=(rate_limit_hits.c.at, rate_limit_hits.c.bucket),
         due=lambda before: rate_limit_hits.c.at < before,
+        database="postgresql",
+    ),
+    # On SQLite the table is its primary key's B-tree, ordered by bucket, a keyed hash:
+    # deleting in time order rewrote a page for nearly every row (at a million
+    # subscribers, 940 s of a 25-minute purge). Walked in key order instead, each page is
+    # rewritten once. A batch reads past the rows kept between its due rows, at most the
+    # table once a run: the counts are kept a day, so a daily run deletes about half.
+    PurgeStep(
+        "rate_limit_hits",
+        keep=_hits_kept,
+        table=rate_limit_hits,
+        index="PRIMARY KEY",
+        key=(rate_limit_hits.c.bucket, rate_limit_hits.c.at),
+        due=lambda before: rate_limit_hits.c.at < before,
+        database="sqlite",
     ),
     PurgeStep(
         "shared_count_writers",

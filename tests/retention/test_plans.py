@@ -64,13 +64,21 @@ def _statements(step: PurgeStep) -> list[sa.Executable]:
     ]
 
 
-@pytest.mark.parametrize("step", retention.SCHEDULE, ids=lambda step: step.kind)
+@pytest.mark.parametrize(
+    "step", retention.SCHEDULE, ids=lambda step: "-".join(filter(None, (step.kind, step.database)))
+)
 def test_each_batch_walks_the_steps_index(app, step):
     engine = sync_engine(app)
     sqlite = engine.dialect.name == "sqlite"
+    if not step.runs_on(engine.dialect.name):
+        pytest.skip(f"{step.kind} walks another index on {engine.dialect.name}")
     own, *rest = _statements(step)[:3], _statements(step)[3:]
     for statement in own:
         plan = _explain(engine, statement)
+        if sqlite and step.index == "PRIMARY KEY" and statement is own[0]:
+            # The walk of a table's own key starts at its first row: a scan in key order.
+            assert plan == f"SCAN {step.table.name}", plan
+            continue
         assert step.index in plan, f"{step.kind}: not through {step.index}:\n{plan}"
         if sqlite:
             assert f"SCAN {step.table.name}\n" not in plan + "\n", plan

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.models.rate_limit import RateLimitHit
 from app.models.staff import StaffPermissionChange
 from app.models.types import table
 from app.registry import service as registry
@@ -238,3 +239,22 @@ def test_the_command_shows_each_steps_running_count(capsys, monkeypatch):
     shown = capsys.readouterr().err
     assert "unverified: 5 deleted so far" in shown
     assert "approved: 1 deleted so far" in shown
+
+
+async def test_shared_counts_go_by_their_time_whichever_way_the_table_is_walked(app, clock):
+    """SQLite walks the counts in key order (bucket first), PostgreSQL in time order:
+    either way, with batches ending between a bucket's rows, exactly the old rows go."""
+    now = clock.now()
+    old, recent = now - dt.timedelta(days=1, minutes=1), now - dt.timedelta(hours=23)
+    rows = [
+        {"bucket": f"i:{b}", "at": at + dt.timedelta(seconds=b), "hits": 1}
+        for b in range(9)
+        for at in ((old, recent) if b % 3 else (recent, old, old - dt.timedelta(hours=1)))
+    ]
+    with sync_engine(app).begin() as conn:
+        conn.execute(sa.insert(table(RateLimitHit)), rows)
+    deleted = await purge(app, batch=2)
+    assert deleted["rate_limit_hits"] == 12
+    with sync_engine(app).connect() as conn:
+        left = conn.execute(sa.text("SELECT bucket FROM rate_limit_hits ORDER BY bucket"))
+        assert [bucket for (bucket,) in left] == [f"i:{b}" for b in range(9)]
