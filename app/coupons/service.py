@@ -28,7 +28,7 @@ from app.purposes import POLICIES
 from app.registry import service as registry
 from app.registry.service import NotVerifiedForPurpose, SubscriberNotFound
 from app.verification import service as verifications
-from app.verification.service import VerificationNotFound
+from app.verification.states import VerificationNotFound
 
 # The purpose whose approval backs a redemption (app.purposes: gates_redemptions).
 (PURPOSE,) = (purpose.value for purpose, p in POLICIES.items() if p.gates_redemptions)

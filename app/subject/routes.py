@@ -26,16 +26,16 @@ from app.subject.schemas import (
     SubjectStart,
     SubjectVerificationPublic,
 )
-from app.verification import service as verification
+from app.verification import states
 
 router = APIRouter(prefix="/v1/subject", tags=["data subjects"])
 _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi()}
 _CHECK: dict[int | str, dict[str, Any]] = {
-    404: verification.VerificationNotFound.openapi(),
-    409: verification.AlreadyApproved.openapi(),
-    410: verification.VerificationExpired.openapi(),
-    422: verification.WrongCode.openapi(),
-    429: verification.AttemptsExhausted.openapi(),
+    404: states.VerificationNotFound.openapi(),
+    409: states.AlreadyApproved.openapi(),
+    410: states.VerificationExpired.openapi(),
+    422: states.WrongCode.openapi(),
+    429: states.AttemptsExhausted.openapi(),
 }
 _START: dict[int | str, dict[str, Any]] = {
     422: InvalidInput.openapi(),

@@ -27,6 +27,7 @@ from app.subject.schemas import (
     SubjectStart,
     SubjectVerificationPublic,
 )
+from app.verification import checking
 from app.verification import service as verification
 from app.verification.schemas import VerificationCheck, VerificationStart
 
@@ -79,7 +80,7 @@ async def check_code(db: Database, ctx: Context, *, data: SubjectCodeCheck) -> s
     """Check a self-service code in a unit of its own (a wrong one is counted); the
     subscriber the approved number holds, or None (not in the registry)."""
     async with db.transaction() as tx:
-        checked = await verification.check(
+        checked = await checking.check(
             tx,
             ctx,
             client=clients.SELF_SERVICE,

@@ -10,7 +10,7 @@ from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, RateLimited
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
-from app.verification import service
+from app.verification import checking, service, states
 from app.verification.schemas import (
     CheckResultPublic,
     Purpose,
@@ -66,9 +66,9 @@ async def start_verification(
     status_code=202,
     responses={
         **AUTH_PROBLEMS,
-        404: service.VerificationNotFound.openapi(),
-        409: service.AlreadyApproved.openapi(),
-        410: service.VerificationExpired.openapi(),
+        404: states.VerificationNotFound.openapi(),
+        409: states.AlreadyApproved.openapi(),
+        410: states.VerificationExpired.openapi(),
         429: RateLimited.openapi(),
     },
     summary="Send the same code again (after the cooldown)",
@@ -90,11 +90,11 @@ async def resend_verification(
     "/{verification_id}/check",
     responses={
         **AUTH_PROBLEMS,
-        404: service.VerificationNotFound.openapi(),
-        409: service.AlreadyApproved.openapi(),
-        410: service.VerificationExpired.openapi(),
-        422: service.WrongCode.openapi(),
-        429: service.AttemptsExhausted.openapi(),
+        404: states.VerificationNotFound.openapi(),
+        409: states.AlreadyApproved.openapi(),
+        410: states.VerificationExpired.openapi(),
+        422: states.WrongCode.openapi(),
+        429: states.AttemptsExhausted.openapi(),
     },
     summary="Check the code the person typed",
 )
@@ -105,14 +105,16 @@ async def check_verification(
     tx: TxDep,
     ctx: CtxDep,
 ) -> CheckResultPublic:
-    result = await service.check(tx, ctx, client=client, verification_id=verification_id, data=body)
+    result = await checking.check(
+        tx, ctx, client=client, verification_id=verification_id, data=body
+    )
     _APPROVED[result.purpose].inc()
     return result
 
 
 @router.get(
     "/{verification_id}",
-    responses={**AUTH_PROBLEMS, 404: service.VerificationNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, 404: states.VerificationNotFound.openapi()},
     summary="A verification's status and delivery state",
 )
 async def read_verification(

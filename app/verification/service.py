@@ -1,4 +1,5 @@
-"""Start, resend, check and read verifications. Services never commit: the caller's unit does."""
+"""Start, resend and read verifications (checks: app/verification/checking.py). Services
+never commit: the caller's unit does."""
 
 from __future__ import annotations
 
@@ -11,96 +12,31 @@ import orjson
 from app.audit.events import Tag, record_event
 from app.clients.service import Client
 from app.core.context import Context
-from app.core.crypto import subscriber_aad, verification_aad
-from app.core.errors import AppError, FieldProblem, InvalidInput, NotFound, RateLimited
-from app.core.ids import new_id, new_ordered_id
+from app.core.crypto import verification_aad
+from app.core.errors import FieldProblem, InvalidInput, RateLimited
+from app.core.ids import new_ordered_id
 from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone, mask, parse_mobile, reading_region
 from app.core.tx import Tx
-from app.purposes import policy
-from app.registry import service as registry
 from app.sms import outbox
 from app.sms.templates import language_for
 from app.verification import codes, limits, pumping
 from app.verification import repository as repo
-from app.verification.repository import ForCheck, ForRedemption, Verification
-from app.verification.schemas import (
-    CheckResultPublic,
-    DeliveryPublic,
-    VerificationCheck,
-    VerificationPublic,
-    VerificationStart,
+from app.verification.repository import ForRedemption, Verification
+from app.verification.schemas import DeliveryPublic, VerificationPublic, VerificationStart
+from app.verification.states import (
+    IdempotencyKeyReused,
+    VerificationNotFound,
+    refusal,
+    state,
 )
 
 MAX_IDEMPOTENCY_KEY = 255
 
 
-class VerificationNotFound(NotFound):
-    slug = "verification-not-found"
-    title = "No such verification"
-
-
-class VerificationExpired(AppError):
-    status = 410
-    slug = "verification-expired"
-    title = "The code has expired; start a new verification"
-
-
-class VerificationSuperseded(AppError):
-    status = 410
-    slug = "verification-superseded"
-    title = "A newer verification for this number replaced this one"
-
-
-class AlreadyApproved(AppError):
-    status = 409
-    slug = "verification-already-approved"
-    title = "This verification was already approved; a code works once"
-
-
-class AttemptsExhausted(AppError):
-    status = 429
-    slug = "attempts-exhausted"
-    title = "Too many wrong codes; start a new verification"
-
-
-class WrongCode(AppError):
-    status = 422
-    slug = "invalid-code"
-    title = "The code is not correct"
-    commit = True  # the failed attempt must count even though the request fails
-
-
-class IdempotencyKeyReused(AppError):
-    status = 422
-    slug = "idempotency-key-reused"
-    title = "This Idempotency-Key was used for a different request"
-
-
 def _fingerprint(ctx: Context, request: bytes, *, key_id: str | None = None) -> str:
     # Keyed, because a plain hash of a request with a phone number is reversible.
     return hashlib.sha256(ctx.keys.index.mac(request, key_id=key_id)).hexdigest()
-
-
-def _state(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> str:
-    if row.status != "pending":
-        return row.status
-    if row.expires_at <= now:
-        return "expired"
-    if row.attempts >= row.max_attempts:
-        return "exhausted"
-    return "pending"
-
-
-def _refusal(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> AppError:
-    state = _state(row, now)
-    if state == "approved":
-        return AlreadyApproved()
-    if state == "expired":
-        return VerificationExpired()
-    if state == "superseded":
-        return VerificationSuperseded()
-    return AttemptsExhausted(attempts_left=0)
 
 
 def _check_idempotency_key(key: str) -> None:
@@ -274,8 +210,8 @@ async def resend(
     row = await repo.get(tx, verification_id=verification_id, client_id=client.id, lock=True)
     if row is None:
         raise VerificationNotFound()
-    if _state(row, now) != "pending":
-        raise _refusal(row, now)
+    if state(row, now) != "pending":
+        raise refusal(row, now)
     s = ctx.settings
     ready = row.last_sent_at + dt.timedelta(seconds=s.resend_cooldown_seconds)
     if now < ready:
@@ -314,106 +250,6 @@ async def resend(
     return await _public(tx, ctx, fresh or row, now)
 
 
-async def check(
-    tx: Tx, ctx: Context, *, client: Client, verification_id: str, data: VerificationCheck
-) -> CheckResultPublic:
-    """Approve the verification if the code is right; every check counts as an attempt.
-
-    The code is derived from what the verification was started with, which never
-    changes; the write that counts the check takes the verification's state as it is
-    then (a concurrent check's result included), so every check is counted and none
-    past the limit.
-    """
-    now = ctx.clock.now()
-    row = await repo.get_for_check(tx, verification_id=verification_id, client_id=client.id)
-    if row is None:
-        raise VerificationNotFound()
-    if _state(row, now) != "pending":
-        raise _refusal(row, now)  # not live: nothing to count
-    expected = codes.derive(
-        ctx.keys.code,
-        key_id=row.code_key_id,
-        verification_id=row.id,
-        purpose=row.purpose,
-        salt=row.code_salt,
-        length=row.code_length,
-    )
-    if not codes.matches(expected, data.code):
-        left = row.max_attempts - row.attempts - 1
-        failed = await repo.count_failed_attempt(
-            tx, verification=row, now=now, actor=client.actor, details={"attempts_left": left}
-        )
-        if failed is None:
-            raise VerificationNotFound()
-        if not failed.counted:
-            raise _refusal(failed.before, now)  # a concurrent check got there first
-        left = failed.before.max_attempts - failed.before.attempts - 1
-        raise WrongCode(
-            f"the code is not correct; {left} attempt(s) left",
-            errors=[FieldProblem(location="body", field="code", detail="is not correct")],
-            attempts_left=left,
-        )
-    approved = await _approve(tx, ctx, row=row, actor=client.actor, now=now)
-    if approved is None:
-        raise VerificationNotFound()
-    if not approved.counted:
-        raise _refusal(approved.before, now)  # a concurrent check got there first
-    return CheckResultPublic(
-        id=row.id, status="approved", purpose=row.purpose, subscriber_id=approved.subscriber_id
-    )
-
-
-async def _approve(
-    tx: Tx, ctx: Context, *, row: ForCheck, actor: str, now: dt.datetime
-) -> repo.Checked | None:
-    """Approve a checked verification; numbers enter the registry only here, for a
-    purpose that registers them.
-
-    While the index ring holds older keys (a rotation, app/keys/rotation.py) the number's
-    index is recomputed under every key: the subscriber may still be indexed under an
-    older one, and the verification may have been started under it.
-    """
-    index = ctx.keys.index
-    rotating = index.rotating or not row.phone_index.startswith(index.active_id + ":")
-    e164 = ctx.keys.decrypt(
-        row.phone_ciphertext, key_id=row.phone_key_id, context=verification_aad(row.id)
-    )
-    indexes = list(ctx.keys.blind_indexes(e164, kind="number")) if rotating else [row.phone_index]
-    subscriber_id = None
-    register = None
-    if not policy(row.purpose).registers:
-        # Proving control of a number to act on one's own data registers nothing.
-        subscriber_id = await registry.find_id(tx, phone_index=indexes)
-    else:
-        if rotating:
-            # Processes may briefly disagree on the active key while a new one is rolled
-            # out; the index under the ring's lowest key id is the same in all of them, so
-            # two first approvals of one number cannot insert it twice, under two keys.
-            await tx.lock("subscriber:" + indexes[index.ids().index(min(index.keys))])
-        key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(indexes[0]))
-        if rotating:
-            await registry.move_to_index(
-                tx, phone_index=indexes[0], ciphertext=ciphertext, key_id=key_id, older=indexes[1:]
-            )
-        register = {
-            "new_subscriber": new_id("sub"),
-            "ciphertext": ciphertext,
-            "key_id": key_id,
-            "phone_index": indexes[0],
-        }
-    return await repo.approve(
-        tx,
-        verification=row,
-        now=now,
-        actor=actor,
-        approvals_bucket=None
-        if row.prefix_index is None
-        else pumping.approvals_bucket(row.prefix_index),
-        subscriber_id=subscriber_id,
-        register=register,
-    )
-
-
 async def _public(tx: Tx, ctx: Context, row: Verification, now: dt.datetime) -> VerificationPublic:
     phone = ctx.keys.decrypt(
         row.phone_ciphertext, key_id=row.phone_key_id, context=verification_aad(row.id)
@@ -421,7 +257,7 @@ async def _public(tx: Tx, ctx: Context, row: Verification, now: dt.datetime) -> 
     delivery = await repo.latest_delivery(tx, verification_id=row.id)
     return VerificationPublic(
         id=row.id,
-        status=_state(row, now),
+        status=state(row, now),
         purpose=row.purpose,
         phone_masked=mask(phone),
         expires_at=row.expires_at,

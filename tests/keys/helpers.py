@@ -20,7 +20,7 @@ from app.core.crypto import Keys, subscriber_aad, verification_aad
 from app.core.db import Database
 from app.core.tx import Tx
 from app.registry import service as registry
-from app.verification import codes, service
+from app.verification import checking, codes, service
 from app.verification.repository import SHARED_COUNT_PROGRESS, shared_counts_sql
 from app.verification.schemas import VerificationCheck, VerificationStart
 from tests.conftest import TEST_KEYS, make_settings
@@ -136,7 +136,7 @@ async def code_of(n: Node, verification_id: str) -> str:
 async def check(n: Node, client: Client, verification_id: str) -> str | None:
     """Check with the right code; the subscriber id."""
     result = await n.call(
-        service.check,
+        checking.check,
         client=client,
         verification_id=verification_id,
         data=VerificationCheck(code=await code_of(n, verification_id)),

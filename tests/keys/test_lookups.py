@@ -12,7 +12,7 @@ from app.keys import rotation
 from app.models.pumping import PumpingBlock
 from app.models.types import table
 from app.verification.pumping import PrefixBlocked
-from app.verification.service import IdempotencyKeyReused
+from app.verification.states import IdempotencyKeyReused
 from tests.keys.helpers import (
     Node,
     check,

@@ -11,7 +11,7 @@ import pytest
 from app.clients import service as clients
 from app.core.db import Database
 from app.core.errors import AppError
-from app.verification import service
+from app.verification import checking
 from app.verification.schemas import VerificationCheck
 from tests.conftest import call, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
@@ -140,7 +140,7 @@ def _threaded_checks(app, token: str, verification_id: str, code: str, n: int) -
             try:
                 async with db.transaction() as tx:
                     client = await clients.authenticate(tx, app.state.ctx, token=token)
-                    await service.check(
+                    await checking.check(
                         tx,
                         app.state.ctx,
                         client=client,

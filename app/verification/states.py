@@ -1,0 +1,74 @@
+"""What a verification's state is at an instant, and the errors that refuse it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.core.errors import AppError, NotFound
+from app.verification import repository as repo
+from app.verification.repository import ForCheck, Verification
+
+
+class VerificationNotFound(NotFound):
+    slug = "verification-not-found"
+    title = "No such verification"
+
+
+class VerificationExpired(AppError):
+    status = 410
+    slug = "verification-expired"
+    title = "The code has expired; start a new verification"
+
+
+class VerificationSuperseded(AppError):
+    status = 410
+    slug = "verification-superseded"
+    title = "A newer verification for this number replaced this one"
+
+
+class AlreadyApproved(AppError):
+    status = 409
+    slug = "verification-already-approved"
+    title = "This verification was already approved; a code works once"
+
+
+class AttemptsExhausted(AppError):
+    status = 429
+    slug = "attempts-exhausted"
+    title = "Too many wrong codes; start a new verification"
+
+
+class WrongCode(AppError):
+    status = 422
+    slug = "invalid-code"
+    title = "The code is not correct"
+    commit = True  # the failed attempt must count even though the request fails
+
+
+class IdempotencyKeyReused(AppError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+
+
+def state(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> str:
+    """pending, approved, expired, exhausted or superseded."""
+    if row.status != "pending":
+        return row.status
+    if row.expires_at <= now:
+        return "expired"
+    if row.attempts >= row.max_attempts:
+        return "exhausted"
+    return "pending"
+
+
+def refusal(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> AppError:
+    """Why a verification that is no longer pending refuses a check or a resend."""
+    now_state = state(row, now)
+    if now_state == "approved":
+        return AlreadyApproved()
+    if now_state == "expired":
+        return VerificationExpired()
+    if now_state == "superseded":
+        return VerificationSuperseded()
+    return AttemptsExhausted(attempts_left=0)
