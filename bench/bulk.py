@@ -226,6 +226,10 @@ class PostgresWriter:
         self.conn.commit()
         self.conn.autocommit = True
         self.conn.execute("VACUUM ANALYZE")  # as autovacuum would after a bulk load
+        # The load's dirty pages written out now, not by checkpoints during the first
+        # phases: a database loaded long ago has none (at 1M subscribers two such
+        # checkpoints fell in one phase and took its p99 from 76 to 119 ms).
+        self.conn.execute("CHECKPOINT")
         self.conn.close()
 
 

@@ -4,7 +4,6 @@ never commit: the caller's unit does."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 
 import orjson
@@ -13,44 +12,22 @@ from app.audit.events import Tag, record_event
 from app.clients.service import Client
 from app.core.context import Context
 from app.core.crypto import verification_aad
-from app.core.errors import FieldProblem, InvalidInput, RateLimited
+from app.core.errors import RateLimited
 from app.core.ids import new_ordered_id
 from app.core.metrics import LIMIT_REFUSALS
 from app.core.phone import Phone, mask, parse_mobile, reading_region
 from app.core.tx import Tx
 from app.sms import outbox
 from app.sms.templates import language_for
-from app.verification import codes, limits, pumping
+from app.verification import codes, idempotency, limits, pumping
 from app.verification import repository as repo
 from app.verification.repository import ForRedemption, Verification
 from app.verification.schemas import DeliveryPublic, VerificationPublic, VerificationStart
 from app.verification.states import (
-    IdempotencyKeyReused,
     VerificationNotFound,
     refusal,
     state,
 )
-
-MAX_IDEMPOTENCY_KEY = 255
-
-
-def _fingerprint(ctx: Context, request: bytes, *, key_id: str | None = None) -> str:
-    # Keyed, because a plain hash of a request with a phone number is reversible.
-    return hashlib.sha256(ctx.keys.index.mac(request, key_id=key_id)).hexdigest()
-
-
-def _check_idempotency_key(key: str) -> None:
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
-        raise InvalidInput(
-            "Idempotency-Key: must be 1 to 255 printable ASCII characters",
-            errors=[
-                FieldProblem(
-                    location="header",
-                    field="Idempotency-Key",
-                    detail="must be 1 to 255 printable ASCII characters",
-                )
-            ],
-        )
 
 
 async def _limit_send(
@@ -119,24 +96,14 @@ async def start(
         ),
     )
     now = ctx.clock.now()
-    replace_key = False
-    fingerprint = ""
+    looked = None
     if idempotency_key is not None:
-        _check_idempotency_key(idempotency_key)
         request = orjson.dumps([phone.e164, data.purpose, data.locale])
-        fingerprint = _fingerprint(ctx, request)
-        await tx.lock(f"idem:{client.id}:{idempotency_key}")
-        stored = await repo.get_idempotent(tx, client_id=client.id, key=idempotency_key)
-        if stored is not None:
-            if now - stored.created_at < dt.timedelta(hours=s.idempotency_ttl_hours):
-                if stored.fingerprint != fingerprint and stored.fingerprint not in (
-                    _fingerprint(ctx, request, key_id=k) for k in ctx.keys.index.ids()[1:]
-                ):  # the first answer may have been fingerprinted under an older index key
-                    raise IdempotencyKeyReused()
-                return StartResult(
-                    VerificationPublic.model_validate(stored.response), replayed=True
-                )
-            replace_key = True
+        looked = await idempotency.look_up(
+            tx, ctx, client_id=client.id, key=idempotency_key, request=request, now=now
+        )
+        if looked.first is not None:
+            return StartResult(looked.first, replayed=True)
 
     # Under every index key in the ring (one, unless a rotation is under way): the
     # active key's index is stored, the others find what was indexed before.
@@ -163,16 +130,16 @@ async def start(
         expires_at=expires_at,
         prefix_index=limits.prefix_index(ctx, phone),
     )
-    if idempotency_key is not None:  # the first answer is stored before the final write
+    if idempotency_key is not None and looked is not None:  # stored before the final write
         public = _started(ctx, verification, phone)
         await repo.save_idempotent(
             tx,
             client_id=client.id,
             key=idempotency_key,
-            fingerprint=fingerprint,
+            fingerprint=looked.fingerprint,
             response=public.model_dump(mode="json"),
             now=now,
-            replace=replace_key,
+            replace=looked.replace,
         )
     counted = await repo.record_start(
         tx,
