@@ -2,7 +2,7 @@
 
 New writes already use the active key id of each ring. A rotation moves the rows still
 under an older key: each batch is its own short transaction, each row a guarded
-compare-and-set (app/keys/repository.py), so it runs beside the live service, and an
+compare-and-set (app/keys/repository/), so it runs beside the live service, and an
 interrupted run loses at most its open batch. There is no progress table: a row not on
 the active key id is exactly what remains, so running it again resumes.
 """

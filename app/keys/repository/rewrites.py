@@ -1,47 +1,14 @@
-"""Every query of the key rings: rows still on an older key, rewritten one guarded row at a time.
-
-A key ring is a storage concern that cuts across areas: the phone key seals numbers in
-the registry and in verifications (and staff TOTP secrets), the index key makes the
-blind indexes of subscribers, verifications and pumping blocks, the token key hashes
-API keys and staff sessions. Finding what still needs a key, and rewriting it under
-the active one, reads and writes those tables as stored bytes and key ids, whatever
-the owning area does with them; so those queries are the key ring's own and live here,
-not in the areas' repositories.
-
-Every rewrite is a compare-and-set: ``WHERE id = :id`` and the old key id (and, where
-the associated data depends on it, the old index) as read. A row a running service
-changed in between is left alone (it was written under the active key anyway), never
-overwritten with stale data. Rows are walked in id order after a cursor, so a row that
-cannot be rewritten is passed over, not retried for ever; what is left after a run is
-still "every row not on the active key", which is what the next run picks up.
-"""
+"""Rows still on an older phone or index key, found in id order and rewritten one
+guarded row at a time (the package docstring says how)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import NamedTuple
 
 import sqlalchemy as sa
 
 from app.core.tx import Tx
-from app.models.api_key import ApiKey
-from app.models.pumping import PumpingBlock
-from app.models.staff import StaffSession
-from app.models.staff_mfa import StaffTotp
-from app.models.subject import SubjectSession
-from app.models.subscriber import Subscriber
-from app.models.types import table
-from app.models.verification import Verification
-
-subscribers = table(Subscriber)
-verifications = table(Verification)
-pumping_blocks = table(PumpingBlock)
-staff_totp = table(StaffTotp)
-# Tables whose rows hold a token's keyed hash, counted while live by `keys status`.
-TOKEN_TABLES = tuple(table(model) for model in (ApiKey, StaffSession, SubjectSession))
-
-# The tables whose numbers are sealed with the phone key and rewritten by a rotation.
-PHONE_TABLES = {"subscribers": subscribers, "verifications": verifications}
+from app.keys.repository.tables import PHONE_TABLES, pumping_blocks, subscribers, verifications
 
 
 class Sealed(NamedTuple):
@@ -61,14 +28,6 @@ class Block(NamedTuple):
     id: str
     prefix: str
     prefix_index: str
-
-
-class Usage(NamedTuple):
-    """Rows (of one table and column) that still need one key id."""
-
-    what: str
-    key_id: str
-    rows: int
 
 
 def _sealed_columns(t: sa.Table) -> list[sa.ColumnElement[object]]:
@@ -231,71 +190,3 @@ async def reindex_block(tx: Tx, *, row: Block, prefix_index: str) -> bool:
         .values(prefix_index=prefix_index)
     )
     return result.rowcount == 1
-
-
-# -- what still uses each key (``smsreg keys status``) ---------------------------------
-
-
-def _key_of(tx: Tx, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
-    # The key id is the part of a blind index before the first ":".
-    if tx.sqlite:
-        return sa.func.substr(column, 1, sa.func.instr(column, ":") - 1)
-    return sa.func.split_part(column, ":", 1)
-
-
-def _usage_statements(
-    tx: Tx, *, family: str, now: dt.datetime
-) -> list[tuple[str, sa.Select[str, int]]]:
-    def per_key(
-        what: str, key: sa.ColumnElement[str], *where: sa.ColumnElement[bool]
-    ) -> tuple[str, sa.Select[str, int]]:
-        statement = sa.select(key.label("key_id"), sa.func.count().label("rows"))
-        return what, statement.where(*where).group_by(key)
-
-    if family == "phone":
-        return [
-            per_key(f"{name}.phone_key_id", t.c.phone_key_id) for name, t in PHONE_TABLES.items()
-        ] + [
-            # Staff TOTP secrets are sealed with the phone ring too; `smsreg credentials
-            # rotate --due` re-encrypts them.
-            per_key("staff_totp.secret_key_id", staff_totp.c.secret_key_id),
-        ]
-    if family == "index":
-        return [
-            per_key(f"{t.name}.{column.name}", _key_of(tx, column), column.is_not(None))
-            for t, column in (
-                (subscribers, subscribers.c.phone_index),
-                (verifications, verifications.c.phone_index),
-                (verifications, verifications.c.prefix_index),
-                (pumping_blocks, pumping_blocks.c.prefix_index),
-            )
-        ]
-    if family == "code":
-        c = verifications.c
-        live = (c.status == "pending", c.expires_at > now)
-        return [per_key("verifications.code_key_id (live)", c.code_key_id, *live)]
-    if family == "token":
-        return [
-            per_key(
-                f"{t.name}.token_key_id (live)",
-                t.c.token_key_id,
-                t.c.revoked_at.is_(None),
-                t.c.expires_at > now,
-            )
-            for t in TOKEN_TABLES
-        ]
-    raise ValueError(f"unknown key family {family!r}")
-
-
-async def usage(tx: Tx, *, family: str, now: dt.datetime) -> list[Usage]:
-    """(what, key_id, rows) for every key id rows of one family name, active or not.
-
-    ``what`` names the table and column. Only rows that still need the key count:
-    for codes the live verifications, for tokens the live API keys and sessions.
-    """
-    out: list[Usage] = []
-    for what, statement in _usage_statements(tx, family=family, now=now):
-        for row in await tx.execute(statement):
-            key_id, rows = tuple(row)
-            out.append(Usage(what=what, key_id=key_id, rows=int(rows)))
-    return out
