@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from app.clients import service
+from app.clients import rotation, service
 from app.clients.scopes import DEFAULT_SCOPES, Scope
 from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
@@ -64,7 +64,7 @@ def rotate(
 ) -> None:
     """Issue a successor key (shown once); the old key dies after the grace period."""
     rotated = cli_support.call(
-        service.rotate, key_id=key_id, actor=CLI_ACTOR, grace_hours=grace_hours
+        rotation.rotate, key_id=key_id, actor=CLI_ACTOR, grace_hours=grace_hours
     )
     old, new = rotated.old, rotated.new.key
     typer.echo(f"rotated {old.id} -> {new.id}")
@@ -81,7 +81,7 @@ def due(
     ] = None,
 ) -> None:
     """List keys past or near their maximum age, with who created them."""
-    rows = cli_support.call(service.due, within_days=within_days)
+    rows = cli_support.call(rotation.due, within_days=within_days)
     if not rows:
         typer.echo("no API keys due")
         return

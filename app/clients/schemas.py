@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.clients.rotation import MAX_GRACE_HOURS, RotatedApiKey
 from app.clients.scopes import Scope
-from app.clients.service import MAX_GRACE_HOURS, RotatedApiKey, state
+from app.clients.service import state
 from app.models.api_key import ApiKey
 
 

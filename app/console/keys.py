@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.clients import rotation
 from app.clients import service as clients
 from app.clients.schemas import ApiKeyCreate, ApiKeyRotate
 from app.clients.scopes import Scope
@@ -36,7 +37,7 @@ async def keys_page(request: Request, staff: KeysPage, tx: TxDep, ctx: CtxDep) -
     now = ctx.clock.now()
     context = {
         "keys": [(key, clients.state(key, now)) for key in await clients.list_keys(tx, ctx)],
-        "due": await clients.due(tx, ctx),
+        "due": await rotation.due(tx, ctx),
         "scopes": [scope.value for scope in Scope],
     }
     return staff_page(request, ctx, staff, "api_keys.html", context)
@@ -68,7 +69,7 @@ async def rotate_key(
     grace_hours: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     body = checked(ApiKeyRotate, {"grace_hours": grace_hours or None})
-    done = await clients.rotate(
+    done = await rotation.rotate(
         tx, ctx, key_id=key_id, actor=staff.actor, grace_hours=body.grace_hours
     )
     context = {"key": done.new.key, "token": done.new.token, "old": done.old}

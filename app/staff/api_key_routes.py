@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.clients import service
+from app.clients import rotation, service
 from app.clients.schemas import (
     ApiKeyCreate,
     ApiKeyListPublic,
@@ -87,7 +87,7 @@ async def rotate_key(
     response: Response,
     body: ApiKeyRotate | None = None,
 ) -> RotatedApiKeyPublic:
-    rotated = await service.rotate(
+    rotated = await rotation.rotate(
         tx,
         ctx,
         key_id=key_id,

@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.clients.rotation import MAX_GRACE_HOURS
 from app.clients.schemas import ApiKeyPublic, RotatedApiKeyPublic, key_public, rotated_public
-from app.clients.service import MAX_GRACE_HOURS
 from app.staff.offboarding import Offboarded
 from app.staff.schemas import StaffPublic, staff_public
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from app.clients import service as clients
+from app.clients import rotation
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.tx import Tx
@@ -48,7 +48,7 @@ async def due(tx: Tx, ctx: Context, *, within_days: int | None = None) -> list[D
     horizon = credentials_due.password_horizon(ctx, within_days=within_days)
     if horizon is not None:
         items += credentials_due.password_items(ctx, await repo.passwords_changed_by(tx, horizon))
-    for key in await clients.due(tx, ctx, within_days=within_days):
+    for key in await rotation.due(tx, ctx, within_days=within_days):
         items.append(
             DueItem(
                 kind="api_key",

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.audit.events import Tag, record_event
-from app.clients import service as clients
-from app.clients.service import RotatedApiKey
+from app.clients import rotation
+from app.clients.rotation import RotatedApiKey
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.tx import Tx
@@ -76,8 +76,8 @@ async def offboard(
     # default the keys they created die at once: a departure closes every door now. An
     # admin who needs the clients to switch over asks for a grace period explicitly.
     grace = ctx.settings.offboarding_grace_hours if grace_hours is None else grace_hours
-    if not 0 <= grace <= clients.MAX_GRACE_HOURS:
-        raise InvalidInput.field("grace_hours", f"must be 0 to {clients.MAX_GRACE_HOURS}")
+    if not 0 <= grace <= rotation.MAX_GRACE_HOURS:
+        raise InvalidInput.field("grace_hours", f"must be 0 to {rotation.MAX_GRACE_HOURS}")
     live = await repo.count_live_sessions(tx, account_id=account_id, now=now)
     disabled_now = account.disabled_at is None
     if disabled_now:
@@ -86,7 +86,7 @@ async def offboard(
     else:
         await repo.end_sessions(tx, account_id=account_id, now=now)
     totp_removed, codes_removed = await totp.remove(tx, staff_id=account_id)
-    rotated, ending = await clients.rotate_created_by(
+    rotated, ending = await rotation.rotate_created_by(
         tx, ctx, owner=f"staff:{account_id}", actor=actor, grace_hours=grace
     )
     leaver = f"staff:{account_id}"

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.clients import rotation
 from app.clients import service as clients
 from app.core.db import Database
 from app.core.errors import AppError, InvalidInput, NotFound
@@ -28,11 +29,11 @@ async def create(app, *, name="coupon-frontend", scopes=VERIFY, created_by="alic
 
 
 async def rotate(app, key_id: str, **kwargs):
-    return await call(app, clients.rotate, key_id=key_id, actor="bob", **kwargs)
+    return await call(app, rotation.rotate, key_id=key_id, actor="bob", **kwargs)
 
 
 async def due(app, **kwargs):
-    return await call(app, clients.due, **kwargs)
+    return await call(app, rotation.due, **kwargs)
 
 
 async def works(client, token: str) -> bool:
@@ -157,7 +158,7 @@ async def test_rotated_key_is_refused_and_nothing_changes(client, app, clock):
     successor = (await rotate(app, key.key.id)).new
     before = _unchanged(app)
     clock.advance(hours=1)
-    with pytest.raises(clients.ApiKeyAlreadyRotated) as refused:
+    with pytest.raises(rotation.ApiKeyAlreadyRotated) as refused:
         await rotate(app, key.key.id)
     assert refused.value.status == 409 and successor.key.id in refused.value.detail
     assert _unchanged(app) == before
@@ -190,7 +191,7 @@ async def test_concurrent_rotations_of_one_key_issue_one_successor(client, app):
             db = Database(app.state.db.url)  # its own connection, as another process
             try:
                 async with db.transaction() as tx:
-                    await clients.rotate(tx, app.state.ctx, key_id=key.key.id, actor="bob")
+                    await rotation.rotate(tx, app.state.ctx, key_id=key.key.id, actor="bob")
                 return 201
             except AppError as exc:
                 return exc.status
