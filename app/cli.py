@@ -20,7 +20,8 @@ from app.clients.scopes import DEFAULT_SCOPES
 from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
-from app.core.config import Settings, new_key
+from app.core.config import Settings
+from app.core.key_material import new_key
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage

@@ -37,10 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from app.clients import service as clients  # noqa: E402
 from app.core.clock import SystemClock  # noqa: E402
-from app.core.config import Settings, new_key  # noqa: E402
+from app.core.config import Settings  # noqa: E402
 from app.core.context import Context  # noqa: E402
 from app.core.crypto import Keys, subscriber_aad  # noqa: E402
 from app.core.db import Database, create_sync_engine  # noqa: E402
+from app.core.key_material import new_key  # noqa: E402
 from app.core.migrations import upgrade  # noqa: E402
 from app.delivery import service  # noqa: E402
 from app.delivery.schemas import DeliveryCreate  # noqa: E402

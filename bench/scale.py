@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import seed  # noqa: E402
 
-from app.core.config import new_key  # noqa: E402
+from app.core.key_material import new_key  # noqa: E402
 from app.staff.auth import TOKEN_PREFIX  # noqa: E402
 
 FAMILIES = ("phone", "index", "code", "token")

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import json
-import os
-import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Environment = Literal["development", "production"]
+from app.core.key_material import (
+    SECRET_FAMILIES,
+    decode_key,
+    dev_ledger_signing,
+    load_or_create_dev_secrets,
+)
 
-# Secret families. Each is a key ring {key_id: base64 key} plus the id new writes use,
-# so every row can name the key that protects it and keys can be rotated (issue 6).
-SECRET_FAMILIES = ("phone", "index", "code", "token")
-_PLACEHOLDERS = {"changeme", "changethis", "secret", "default", "dev"}
-MIN_KEY_BYTES = 32
+Environment = Literal["development", "production"]
 
 
 class ConfigError(RuntimeError):
@@ -316,7 +313,10 @@ class Settings(BaseSettings):
         env = f"SMSREG_{family.upper()}_KEYS"
         if not ring:
             raise ConfigError(f"{env} is required outside development")
-        decoded = {key_id: _decode_key(env, key_id, secret) for key_id, secret in ring.items()}
+        try:
+            decoded = {key_id: decode_key(key_id, secret) for key_id, secret in ring.items()}
+        except ValueError as exc:
+            raise ConfigError(f"{env}{exc}") from exc
         if active is None:
             if len(ring) != 1:
                 raise ConfigError(f"SMSREG_{family.upper()}_KEY_ID must name the active key")
@@ -330,61 +330,14 @@ class Settings(BaseSettings):
         if self.environment != "development":
             return self
         if not self.ledger_signing_keys:
-            return self.model_copy(update=_dev_ledger_signing(self.state_dir)).with_dev_secrets()
+            return self.model_copy(update=dev_ledger_signing(self.state_dir)).with_dev_secrets()
         missing = [family for family in SECRET_FAMILIES if not getattr(self, f"{family}_keys")]
         if not missing:
             return self
         path = self.state_dir / "dev-secrets.json"
-        stored = _load_or_create_dev_secrets(path)
+        stored = load_or_create_dev_secrets(path)
         update: dict[str, object] = {}
         for family in missing:
             update[f"{family}_keys"] = {"dev1": SecretStr(stored[family])}
             update[f"{family}_key_id"] = "dev1"
         return self.model_copy(update=update)
-
-
-def _decode_key(env: str, key_id: str, secret: SecretStr) -> bytes:
-    raw = secret.get_secret_value()
-    if raw.strip().lower() in _PLACEHOLDERS:
-        raise ConfigError(f"{env}[{key_id}] is a placeholder, not a secret")
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ConfigError(f"{env}[{key_id}] is not valid base64") from exc
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{env}[{key_id}] must decode to at least {MIN_KEY_BYTES} bytes")
-    return key
-
-
-def new_key() -> str:
-    """A fresh random 32-byte key, base64-encoded, for a key ring."""
-    return base64.b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode()
-
-
-def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        if all(family in data for family in SECRET_FAMILIES):
-            return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {family: new_key() for family in SECRET_FAMILIES}
-    # Owner-only from the first byte: the file holds every development key.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-    return data
-
-
-def _dev_ledger_signing(state_dir: Path) -> dict[str, object]:
-    """The development ledger signing seed, in its own file so dev-secrets.json is untouched."""
-    path = state_dir / "dev-ledger-signing.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # owner-only
-    except FileExistsError:
-        seed = str(json.loads(path.read_text())["ledger_signing"])
-    else:
-        seed = new_key()  # 32 random bytes: a valid Ed25519 seed
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"ledger_signing": seed}, handle)
-    return {"ledger_signing_keys": {"dev1": SecretStr(seed)}, "ledger_signing_key_id": "dev1"}

@@ -12,7 +12,8 @@ from typing import NoReturn
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from app.core.config import SECRET_FAMILIES, ConfigError, Settings
+from app.core.config import ConfigError, Settings
+from app.core.key_material import SECRET_FAMILIES
 
 _NONCE_BYTES = 12
 # Key ids are stored beside every row they protect (40-character columns) and lead each

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.core.config import SECRET_FAMILIES
 from app.core.context import Context
+from app.core.key_material import SECRET_FAMILIES
 from app.core.tx import Tx
 from app.keys import repository as repo
 from app.keys.repository import Usage

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.core.config import SECRET_FAMILIES, Settings
+from app.core.config import Settings
+from app.core.key_material import SECRET_FAMILIES
 from tests.staff.helpers import CHEAP_HASHING, PASSWORD, bearer, create_staff, login
 
 # The production default: privacy officers and admins need TOTP (tests/conftest.py

@@ -13,11 +13,12 @@ from sqlmodel import SQLModel
 
 from app.clients import service as clients
 from app.clients.service import Client
-from app.core.config import SECRET_FAMILIES, Settings
+from app.core.config import Settings
 from app.core.context import Context
 from app.core.counters import CounterBuffer
 from app.core.crypto import Keys, subscriber_aad, verification_aad
 from app.core.db import Database
+from app.core.key_material import SECRET_FAMILIES
 from app.core.tx import Tx
 from app.registry import service as registry
 from app.verification import checking, codes, service

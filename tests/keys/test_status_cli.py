@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.clients import service as clients
-from app.core.config import SECRET_FAMILIES, ConfigError
+from app.core.config import ConfigError
 from app.core.crypto import Keys
+from app.core.key_material import SECRET_FAMILIES
 from app.keys import repository as keys_repo
 from app.keys.cli import startup_check
 from app.keys.status import startup_problems, status
