@@ -118,7 +118,8 @@ def report(
         during = purge["start_during"] or {}
         print(
             f"\npurge: {purge['seconds']} s (exit {purge['exit']}); start meanwhile "
-            f"{during.get('rps')} req/s, p99 {during.get('p99_ms')} ms"
+            f"{during.get('rps')} req/s, p99 {during.get('p99_ms')} ms, "
+            f"{during.get('errors')} answers other than 201"
         )
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
