@@ -129,12 +129,21 @@ class CounterBuffer:
         ``seen`` of its writes (this writer's ``writes``, read with the counts) lacks."""
         return sum(counts.since(bucket, since) for counts in self._unseen(seen))
 
-    def unflushed_between(self, first: str, after: str, since: dt.datetime) -> set[str]:
+    @property
+    def committed(self) -> int:
+        """How many writes this process knows to have committed: taken before a read, a
+        lower bound of the writes that read includes."""
+        return self._committed
+
+    def unflushed_between(
+        self, first: str, after: str, since: dt.datetime, *, seen: int
+    ) -> set[str]:
         """The buckets that sort from ``first`` (exclusive) to ``after`` (exclusive) in
-        which this process counted after ``since`` and may not have written yet (all it
-        holds: a caller that only asks which buckets exist cannot count one twice)."""
+        which this process counted after ``since``, from the writes a read that saw
+        ``seen`` of them may lack. A set cannot count a bucket twice, so a lower bound
+        will do: :attr:`committed`, taken before the read."""
         found: set[str] = set()
-        for counts in self._unseen(None):
+        for counts in self._unseen(seen):
             for name in counts.by_bucket:
                 if first < name < after and name not in found and counts.since(name, since):
                     found.add(name)

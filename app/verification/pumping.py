@@ -198,10 +198,11 @@ async def watch(
 async def _sources(tx: Tx, ctx: Context, *, prefix_index: str, since: dt.datetime) -> int:
     """How many client addresses a prefix's sends came from since ``since``."""
     first, after = f"s:{prefix_index}:", f"s:{prefix_index};"  # ";" sorts right after ":"
+    written = ctx.counters.committed if ctx.counters is not None else 0
     rows = await tx.fetch(_SOURCES, {"first_source": first, "after_sources": after, "since": since})
     found = {row.bucket for row in rows}
     if ctx.counters is not None:
-        found |= ctx.counters.unflushed_between(first, after, since)
+        found |= ctx.counters.unflushed_between(first, after, since, seen=written)
     return len(found)
 
 
