@@ -101,9 +101,8 @@ async def purge(
     erased only when ``dormant_erasure`` is on."""
     now = ctx.clock.now()
     report = PurgeReport()
-    database = "sqlite" if db.sqlite else "postgresql"
     for step in SCHEDULE:
-        if not step.runs_on(database):
+        if not step.runs_on(db.dialect):
             continue
         before = now - step.keep(ctx.settings)
         cursor: Cursor | None = None
