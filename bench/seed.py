@@ -17,6 +17,14 @@ With ``due_days`` > 0 it adds that many days of what ``smsreg purge`` deletes, d
 before what the schedule keeps: every subscriber's verification of a day spread over
 the day, one in five never checked, their SMS, send windows and shared counts, and
 idempotency records.
+
+Rows go in in the order a running service writes them. Subscribers first, chunk by
+chunk; then every verification, with its SMS and audit events, in the order of its
+start across all subscribers, so that the rows a purge deletes lie together in the
+tables and in their time-keyed indexes as a day's traffic does (written subscriber by
+subscriber, a day's verifications were strewn over the whole table, and deleting them
+rewrote a page for nearly every row); last, the send windows by their end and the
+shared counts by key.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import datetime as dt
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -72,6 +80,17 @@ def _minute(at: dt.datetime) -> dt.datetime:
     return at.replace(second=0, microsecond=0)
 
 
+class Planned(NamedTuple):
+    """A verification to write in the second pass, in order of ``at``."""
+
+    at: dt.datetime
+    i: int  # the subscriber
+    purpose: str
+    approved: bool
+    counted_at: dt.datetime | None  # when its send is still counted by the limits
+    idempotency_key: str | None
+
+
 class Number(NamedTuple):
     """A seeded number as its rows need it."""
 
@@ -91,10 +110,11 @@ class History:
     now: dt.datetime
     rng: random.Random
     rows: Rows = field(default_factory=lambda: {name: [] for name in TABLES})
-    # Shared counts: a number's own address and source buckets are written with its
-    # chunk; prefix and country buckets, shared by every chunk, once at the end.
+    # Written at the end: the shared counts, and each number's send window (its newest).
     hits: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
-    shared: dict[tuple[str, dt.datetime], int] = field(default_factory=dict)
+    windows: dict[str, tuple[str, list[int], dt.datetime]] = field(default_factory=dict)
+    numbers: list[tuple[Number, str]] = field(default_factory=list)  # (number, subscriber id)
+    planned: list[Planned] = field(default_factory=list)
     consent_id: int = 0
     prefixes: dict[str, str] = field(default_factory=dict)  # prefix -> its blind index
     sample: list[tuple[str, str]] = field(default_factory=list)  # (subscriber id, number)
@@ -116,28 +136,22 @@ class History:
             ip=f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
         )
 
-    def verification(
-        self,
-        *,
-        number: Number,
-        at: dt.datetime,
-        purpose: str,
-        subscriber_id: str | None,
-        counted_at: dt.datetime | None,
-    ) -> None:
+    def verification(self, plan: Planned) -> None:
         """One verification with its code SMS and audit events; approved when linked."""
         keys, s = self.ctx.keys, self.ctx.settings
-        vid = new_ordered_id("ver")
+        number, subscriber_id = self.numbers[plan.i]
+        linked = subscriber_id if plan.approved else None
+        at, purpose = plan.at, plan.purpose
+        vid = new_ordered_id("ver")  # written in order of ``at``: ids sort as they would
         key_id, ciphertext = keys.encrypt(number.e164, context=verification_aad(vid))
-        approved = subscriber_id is not None
         expires = at + dt.timedelta(seconds=s.code_ttl_seconds)
         done = at + dt.timedelta(seconds=self.rng.randrange(20, 120))
         self.rows["verifications"].append((
             vid, self.client_id, purpose, "ja", ciphertext, key_id,
             number.index, number.prefix, secrets.token_bytes(16),
-            keys.code.active_id, s.code_length, "approved" if approved else "expired",
-            1 if approved else 0, s.max_check_attempts, 1, at, expires, at,
-            done if approved else None, subscriber_id,
+            keys.code.active_id, s.code_length, "approved" if linked else "expired",
+            1 if linked else 0, s.max_check_attempts, 1, at, expires, at,
+            done if linked else None, linked,
         ))  # fmt: skip
         sent = at + dt.timedelta(milliseconds=self.rng.randrange(50, 900))
         self.rows["outbox_messages"].append((
@@ -146,30 +160,38 @@ class History:
         ))  # fmt: skip
         audit = self.rows["audit_events"]
         audit.append(("verification:started", "client:bench", vid, at, {"purpose": purpose}))
-        if approved:
-            details = {"purpose": purpose, "subscriber_id": subscriber_id}
+        if linked:
+            details = {"purpose": purpose, "subscriber_id": linked}
             audit.append(("verification:approved", "client:bench", vid, done, details))
-        if counted_at is not None:
-            self.count_send(number, at=counted_at)
-            if approved:  # the pumping guard weighs a range's sends against its approvals
-                key = (approvals_bucket(number.prefix), counted_at + (done - at))
-                self.shared[key] = self.shared.get(key, 0) + 1
+        if plan.idempotency_key is not None:
+            response = {"id": vid, "status": "pending"}
+            self.rows["idempotency_records"].append(
+                (self.client_id, plan.idempotency_key, secrets.token_hex(32), 201, response, at)
+            )
+        if plan.counted_at is not None:
+            self.count_send(number, at=plan.counted_at)
+            if linked:  # the pumping guard weighs a range's sends against its approvals
+                key = (approvals_bucket(number.prefix), plan.counted_at + (done - at))
+                self.hits[key] = self.hits.get(key, 0) + 1
 
     def count_send(self, number: Number, *, at: dt.datetime) -> None:
         """A send's shared counts in their minute slots, and the number's send window."""
         ip_index = self.ctx.keys.blind_index(number.ip, kind="ip")
         slot = _minute(at)
-        for counts, bucket in (
-            (self.hits, f"i:{ip_index}"),
-            (self.hits, source_bucket(number.prefix, ip_index)),
-            (self.shared, f"p:{number.prefix}"),
-            (self.shared, f"c:{number.region}"),
+        for bucket in (
+            f"i:{ip_index}",
+            source_bucket(number.prefix, ip_index),
+            f"p:{number.prefix}",
+            f"c:{number.region}",
         ):
-            counts[(bucket, slot)] = counts.get((bucket, slot), 0) + 1
-        self.rows["send_windows"].append((f"n:{number.index}", [_micros(at)], at + DAY))
+            self.hits[(bucket, slot)] = self.hits.get((bucket, slot), 0) + 1
+        bucket = f"n:{number.index}"
+        window = self.windows.get(bucket)
+        if window is None or window[2] < at + DAY:
+            self.windows[bucket] = (bucket, [_micros(at)], at + DAY)
 
     def subscriber(self, i: int, *, due_days: int) -> None:
-        """Subscriber ``i`` with its history."""
+        """Subscriber ``i``, and its verifications planned for the second pass."""
         rng, now, rows = self.rng, self.now, self.rows
         number = self.number(i)
         days = 180 * 86400
@@ -178,6 +200,7 @@ class History:
         )
         first, last = times[0], times[-1]
         sid = new_id("sub")
+        self.numbers.append((number, sid))
         key_id, ciphertext = self.ctx.keys.encrypt(
             number.e164, context=subscriber_aad(number.index)
         )
@@ -187,13 +210,8 @@ class History:
         for purpose in purposes:
             rows["subscriber_purposes"].append((sid, purpose, last, first))
         for at in times:
-            self.verification(
-                number=number,
-                at=at,
-                purpose=rng.choice(purposes),
-                subscriber_id=sid,
-                counted_at=at if at > now - DAY else None,  # still counted by the limits
-            )
+            counted = at if at > now - DAY else None  # still counted by the limits
+            self.planned.append(Planned(at, i, rng.choice(purposes), True, counted, None))
         if delivery:
             self.consent_id += 1
             event = self.consent_id
@@ -209,45 +227,37 @@ class History:
         if len(self.sample) < 50_000:
             self.sample.append((sid, number.e164))
         for day in range(due_days):
-            self.due(i, number=number, day=day, subscriber_id=sid)
+            self.due(i, day=day)
 
-    def due(self, i: int, *, number: Number, day: int, subscriber_id: str) -> None:
+    def due(self, i: int, *, day: int) -> None:
         """A day of what the purge deletes, before what the schedule keeps: a verification
         started a little over 183 days ago (one in five never checked: a little over a day
-        ago), and the shared counts and send window of a send a little over a day ago."""
+        ago, with an Idempotency-Key), and the shared counts and
+        send window of a send a little over a day ago."""
         rng, now = self.rng, self.now
         checked = rng.random() >= 0.2
         kept = dt.timedelta(days=self.ctx.settings.verification_retention_days) if checked else DAY
         into = DAY * day + dt.timedelta(seconds=rng.randrange(1, 86400))
-        at = now - kept - into
-        self.verification(
-            number=number,
-            at=at,
-            purpose="coupon_usage",
-            subscriber_id=subscriber_id if checked else None,
-            counted_at=now - DAY - into,
+        key = None if checked else f"k{i}-{day}"
+        self.planned.append(
+            Planned(now - kept - into, i, "coupon_usage", checked, now - DAY - into, key)
         )
-        if not checked:  # one unchecked start in five carried an Idempotency-Key
-            response = {"id": "ver_x", "status": "pending"}
-            self.rows["idempotency_records"].append(
-                (self.client_id, f"k{i}-{day}", secrets.token_hex(32), 201, response, at)
-            )
 
-    def take(self, *, last: bool = False) -> Rows:
-        """The chunk's rows, sorted by key where the service writes in key order; the last
-        chunk also takes the prefix and country counts."""
-        if last:
-            self.hits.update(self.shared)
-        self.rows["rate_limit_hits"] = [(b, at, n) for (b, at), n in self.hits.items()]
-        self.hits = {}
+    def take(self) -> Rows:
+        """The rows made since the last take, sorted by key where the service writes in
+        key order."""
         rows = self.rows
         self.rows = {name: [] for name in TABLES}
         for name in ("verifications", "outbox_messages", "subscribers"):
             rows[name].sort(key=lambda row: row[0])
-        # A number's send window is one row: keep the newest send.
-        windows = {bucket: (bucket, sent, until) for bucket, sent, until in
-                   sorted(rows["send_windows"], key=lambda row: row[2])}  # fmt: skip
-        rows["send_windows"] = list(windows.values())
+        return rows
+
+    def take_counts(self) -> Rows:
+        """The shared counts in key order, and the send windows in order of their end."""
+        rows: Rows = {name: [] for name in TABLES}
+        rows["rate_limit_hits"] = sorted((b, at, n) for (b, at), n in self.hits.items())
+        rows["send_windows"] = sorted(self.windows.values(), key=lambda row: row[2])
+        self.hits, self.windows = {}, {}
         return rows
 
 
@@ -263,26 +273,38 @@ def seed(
 ) -> list[tuple[str, str]]:
     """Seed ``subscribers`` subscribers with their history; a sample of (id, number).
 
-    One chunk is written (in a thread: the drivers let go of the GIL while the database
-    works) while the next is made."""
+    Two passes, each in chunks: the subscribers, then their verifications in order of
+    their start. One chunk is written (in a thread: the drivers let go of the GIL while
+    the database works) while the next is made."""
     out = writer(url)
     history = History(ctx=ctx, client_id=client_id, now=ctx.clock.now(), rng=random.Random(seed))
     began, cpu_began = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: Future[None] | None = None
+
+    def chunks() -> Iterator[Rows]:
         for start in range(0, subscribers, CHUNK):
             for i in range(start, min(subscribers, start + CHUNK)):
                 history.subscriber(i, due_days=due_days)
-            rows = history.take()
+            yield history.take()
+            rate = min(subscribers, start + CHUNK) / (time.perf_counter() - began)
+            progress(f"  made {min(subscribers, start + CHUNK):,} subscribers ({rate:,.0f}/s)")
+        planned = sorted(history.planned, key=lambda plan: plan.at)
+        history.planned = []
+        for start in range(0, len(planned), CHUNK):
+            for plan in planned[start : start + CHUNK]:
+                history.verification(plan)
+            yield history.take()
+            done = min(len(planned), start + CHUNK)
+            progress(f"  made {done:,} of {len(planned):,} verifications")
+        yield history.take_counts()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[None] | None = None
+        for rows in chunks():
             if pending is not None:
                 pending.result()
-                done = start
-                rate = done / (time.perf_counter() - began)
-                progress(f"  seeded {done:,} of {subscribers:,} subscribers ({rate:,.0f}/s)")
             pending = pool.submit(out.write, rows)
         if pending is not None:
             pending.result()
-    out.write(history.take(last=True))
     out.finish()
     cpu = time.process_time() - cpu_began  # a loaded machine's wall time says little
     took = time.perf_counter() - began
