@@ -260,22 +260,38 @@ class Database:
                 finally:
                     await conn.close()
 
-    async def checkpoint(self) -> bool:
+    async def checkpoint(self, *, truncate: bool = True) -> bool:
         """SQLite: copy the write-ahead log into the database file and truncate the log
         to nothing, so no older copy of an erased page survives in it (PostgreSQL: a
-        no-op). False when a reader kept the log from being emptied."""
+        no-op). False when a reader kept the log from being emptied.
+
+        With ``truncate=False`` (a passive checkpoint) it copies what no reader still
+        needs and leaves the log's length alone; writers go on meanwhile."""
         if not self.sqlite:
             return True
+        mode = "TRUNCATE" if truncate else "PASSIVE"
         async with self._lock:
             # On the driver's connection: SQLAlchemy's would begin a transaction first,
             # and a checkpoint inside one cannot empty the log.
             raw: Any = self._own_connection().connection.driver_connection
-            cursor = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor = raw.execute(f"PRAGMA wal_checkpoint({mode})")
             try:
                 busy = cursor.fetchone()[0]
             finally:
                 cursor.close()
         return busy == 0
+
+    async def checkpoint_by_hand(self) -> None:
+        """SQLite: this process's commits stop copying the write-ahead log into the
+        database file themselves (``PRAGMA wal_autocheckpoint=0``); the caller does it
+        with :meth:`checkpoint` when it chooses. For a batch job: a commit's own copy
+        (and its fsync) ran after the write lock was let go but inside the commit, so a
+        job timing its hold on the lock counted the copy too. PostgreSQL: a no-op."""
+        if not self.sqlite:
+            return
+        async with self._lock:
+            raw: Any = self._own_connection().connection.driver_connection
+            raw.execute("PRAGMA wal_autocheckpoint=0").close()
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""
