@@ -281,17 +281,18 @@ class Database:
                 cursor.close()
         return busy == 0
 
-    async def checkpoint_by_hand(self) -> None:
-        """SQLite: this process's commits stop copying the write-ahead log into the
-        database file themselves (``PRAGMA wal_autocheckpoint=0``); the caller does it
-        with :meth:`checkpoint` when it chooses. For a batch job: a commit's own copy
-        (and its fsync) ran after the write lock was let go but inside the commit, so a
-        job timing its hold on the lock counted the copy too. PostgreSQL: a no-op."""
+    async def automatic_checkpoints(self, *, on: bool) -> None:
+        """SQLite: whether this process's commits copy the write-ahead log into the
+        database file themselves once it passes SQLite's threshold (its default, 1,000
+        pages), or leave that to :meth:`checkpoint` when the caller chooses. For a batch
+        job: a commit's own copy (and its fsync) runs after the write lock is let go but
+        inside the commit, so a job timing its hold on the lock counted the copy too.
+        PostgreSQL: a no-op."""
         if not self.sqlite:
             return
         async with self._lock:
             raw: Any = self._own_connection().connection.driver_connection
-            raw.execute("PRAGMA wal_autocheckpoint=0").close()
+            raw.execute(f"PRAGMA wal_autocheckpoint={1000 if on else 0}").close()
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""

@@ -117,7 +117,32 @@ async def purge(
     erased only when ``dormant_erasure`` is on."""
     now = ctx.clock.now()
     report = PurgeReport()
-    await db.checkpoint_by_hand()
+    await db.automatic_checkpoints(on=False)  # each batch is copied in its rest instead
+    try:
+        await _apply(
+            db, ctx, now=now, report=report, batch=batch, progress=progress, dry_run=dry_run
+        )
+    finally:
+        await db.automatic_checkpoints(on=True)
+    if dry_run:
+        return report
+    async with db.transaction() as tx:
+        await record_event(
+            tx, Tag.RETENTION_PURGED, actor=ACTOR, at=now, details=dict(report.deleted)
+        )
+    return report
+
+
+async def _apply(
+    db: Database,
+    ctx: Context,
+    *,
+    now: dt.datetime,
+    report: PurgeReport,
+    batch: int,
+    progress: Callable[[str, int], None] | None,
+    dry_run: bool,
+) -> None:
     for step in SCHEDULE:
         if not step.runs_on(db.dialect):
             continue
@@ -136,10 +161,3 @@ async def purge(
             cursor = done.cursor
     if ctx.settings.dormant_erasure:
         report.add(DORMANT, await subject.erase_dormant(db, ctx, batch=batch, dry_run=dry_run))
-    if dry_run:
-        return report
-    async with db.transaction() as tx:
-        await record_event(
-            tx, Tag.RETENTION_PURGED, actor=ACTOR, at=now, details=dict(report.deleted)
-        )
-    return report
