@@ -103,7 +103,8 @@ class Number(NamedTuple):
 
 @dataclass
 class History:
-    """Rows of one chunk of subscribers, table by table, and the shared counts so far."""
+    """Rows of one chunk (of subscribers, then of verifications), table by table, with what
+    the second pass and the end need: the numbers, the planned verifications, the counts."""
 
     ctx: Context
     client_id: str
