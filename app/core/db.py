@@ -270,15 +270,7 @@ class Database:
         if not self.sqlite:
             return True
         mode = "TRUNCATE" if truncate else "PASSIVE"
-        async with self._lock:
-            # On the driver's connection: SQLAlchemy's would begin a transaction first,
-            # and a checkpoint inside one cannot empty the log.
-            raw: Any = self._own_connection().connection.driver_connection
-            cursor = raw.execute(f"PRAGMA wal_checkpoint({mode})")
-            try:
-                busy = cursor.fetchone()[0]
-            finally:
-                cursor.close()
+        busy = (await self._pragma(f"wal_checkpoint({mode})"))[0]
         return busy == 0
 
     async def automatic_checkpoints(self, *, on: bool) -> None:
@@ -290,9 +282,19 @@ class Database:
         PostgreSQL: a no-op."""
         if not self.sqlite:
             return
+        await self._pragma(f"wal_autocheckpoint={1000 if on else 0}")
+
+    async def _pragma(self, pragma: str) -> tuple[Any, ...]:
+        """SQLite: one PRAGMA on this process's connection, between units; its first row.
+        On the driver's connection: SQLAlchemy's would begin a transaction first, and a
+        checkpoint inside one cannot empty the log."""
         async with self._lock:
             raw: Any = self._own_connection().connection.driver_connection
-            raw.execute(f"PRAGMA wal_autocheckpoint={1000 if on else 0}").close()
+            cursor = raw.execute(f"PRAGMA {pragma}")
+            try:
+                return tuple(cursor.fetchone())
+            finally:
+                cursor.close()
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""
