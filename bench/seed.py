@@ -283,11 +283,12 @@ def seed(
 
     def chunks() -> Iterator[Rows]:
         for start in range(0, subscribers, CHUNK):
-            for i in range(start, min(subscribers, start + CHUNK)):
+            end = min(subscribers, start + CHUNK)
+            for i in range(start, end):
                 history.subscriber(i, due_days=due_days)
             yield history.take()
-            rate = min(subscribers, start + CHUNK) / (time.perf_counter() - began)
-            progress(f"  made {min(subscribers, start + CHUNK):,} subscribers ({rate:,.0f}/s)")
+            rate = end / (time.perf_counter() - began)
+            progress(f"  made {end:,} subscribers ({rate:,.0f}/s)")
         planned = sorted(history.planned, key=lambda plan: plan.at)
         history.planned = []
         for start in range(0, len(planned), CHUNK):
