@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
@@ -39,7 +39,7 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.postgres import PostgresTx
 from app.core.sql import R, Sql, postgres_args, rowcount
-from app.core.sqlite import SqliteTx, sqlite_engine
+from app.core.sqlite import SqliteTx, sqlite_engine, wait_for_lock, waits_on_loop
 from app.core.tx import Tx
 
 
@@ -185,7 +185,10 @@ class Database:
             self._own.close()
             self._own = None
         if self._own is None:
-            self._own = self._engine_sync().connect()
+            own = self._engine_sync().connect()
+            # Its units wait for the write lock on the event loop (app.core.sqlite).
+            waits_on_loop(own.connection.driver_connection)
+            self._own = own
         return self._own
 
     @asynccontextmanager
@@ -269,9 +272,11 @@ class Database:
         needs and leaves the log's length alone; writers go on meanwhile."""
         if not self.sqlite:
             return True
-        mode = "TRUNCATE" if truncate else "PASSIVE"
-        busy = (await self._pragma(f"wal_checkpoint({mode})"))[0]
-        return busy == 0
+        if not truncate:
+            return (await self._pragma("wal_checkpoint(PASSIVE)"))[0] == 0
+        # Emptying the log waits for other connections' writes and reads to end.
+        done = await self._pragma("wal_checkpoint(TRUNCATE)", busy=lambda row: row[0] != 0)
+        return done[0] == 0
 
     async def automatic_checkpoints(self, *, on: bool) -> None:
         """SQLite: whether this process's commits copy the write-ahead log into the
@@ -284,17 +289,24 @@ class Database:
             return
         await self._pragma(f"wal_autocheckpoint={1000 if on else 0}")
 
-    async def _pragma(self, pragma: str) -> tuple[Any, ...]:
-        """SQLite: one PRAGMA on this process's connection, between units; its first row.
-        On the driver's connection: SQLAlchemy's would begin a transaction first, and a
-        checkpoint inside one cannot empty the log."""
-        async with self._lock:
-            raw: Any = self._own_connection().connection.driver_connection
+    async def _pragma(
+        self, pragma: str, *, busy: Callable[[tuple[Any, ...]], bool] | None = None
+    ) -> tuple[Any, ...]:
+        """SQLite: one PRAGMA on this process's connection, between units; its first row,
+        asked again while ``busy`` says another connection held it up (for as long as
+        a unit waits for the write lock). On the driver's connection: SQLAlchemy's would
+        begin a transaction first, and a checkpoint inside one cannot empty the log."""
+
+        def once() -> tuple[Any, ...]:
             cursor = raw.execute(f"PRAGMA {pragma}")
             try:
                 return tuple(cursor.fetchone())
             finally:
                 cursor.close()
+
+        async with self._lock:
+            raw: Any = self._own_connection().connection.driver_connection
+            return await wait_for_lock(once, busy=busy)
 
     def pool_status(self) -> dict[str, int]:
         """The PostgreSQL pool's size, connections in use and overflow ({} on SQLite)."""

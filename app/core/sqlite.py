@@ -11,16 +11,26 @@ writes on separate connections are what SQLite's "WAL-reset bug" needs (versions
 to 3.51.2, https://www.sqlite.org/wal.html#walresetbug), and the test run that had such
 a thread, on SQLite 3.40, reported "database disk image is malformed". Nothing that can
 lose data is worth 80 us a request.
+
+Waiting for the write lock while another process (``smsreg purge``, a second worker)
+holds it happens on the event loop, not in SQLite: the process's connection has no busy
+timeout, and :func:`wait_for_lock` retries a refused ``BEGIN IMMEDIATE`` after a short
+``asyncio.sleep``. SQLite's own busy handler sleeps inside the statement, which froze
+every request of the process for as long as the other held the lock, and its back-off
+(up to 100 ms between tries) left the lock unused for tens of milliseconds after it
+was let go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult, Engine
@@ -28,6 +38,15 @@ from sqlalchemy.sql.base import Executable
 
 from app.core.sql import R, Sql, sqlite_params
 from app.core.tx import Tx
+
+T = TypeVar("T")
+
+# How long a statement that needs the write lock waits for another connection to let
+# it go (the engine's busy timeout, for connections that wait in SQLite), and how
+# often it tries meanwhile: from 1 ms, doubling, to every 10 ms.
+LOCK_TIMEOUT_SECONDS = 30.0
+_FIRST_RETRY_SECONDS = 0.001
+_LAST_RETRY_SECONDS = 0.010
 
 
 def _owner_only(database: Path) -> None:
@@ -54,7 +73,9 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite creates -wal and -shm with the database file's mode: 0600 from the start.
         _owner_only(path)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS}
+    )
 
     # SQLAlchemy's documented recipe for transactions the driver does not begin by
     # itself: autocommit at the driver, and BEGIN where the transaction starts.
@@ -67,7 +88,7 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         # commits.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
         if cache_mb is not None:  # a negative size is in KiB
             cursor.execute(f"PRAGMA cache_size=-{int(cache_mb) * 1024}")
         # A deleted row's bytes are overwritten, not left in a free page: an erased
@@ -86,6 +107,37 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def waits_on_loop(dbapi_connection: Any) -> None:
+    """Make a connection refuse at once (``SQLITE_BUSY``) where it would wait in
+    SQLite's busy handler: its caller waits with :func:`wait_for_lock` instead."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0").close()
+
+
+async def wait_for_lock(attempt: Callable[[], T], *, busy: Callable[[T], bool] | None = None) -> T:
+    """``attempt()``, tried again while another connection holds SQLite's write lock:
+    it raised ``SQLITE_BUSY``, or ``busy`` says its result is a refusal. Between tries
+    the event loop runs; after :data:`LOCK_TIMEOUT_SECONDS` the last refusal stands."""
+    deadline: float | None = None
+    pause = _FIRST_RETRY_SECONDS
+    while True:
+        try:
+            result = attempt()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or _past(deadline):
+                raise
+        else:
+            if busy is None or not busy(result) or _past(deadline):
+                return result
+        if deadline is None:
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _LAST_RETRY_SECONDS)
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 class SqliteTx(Tx):
@@ -111,7 +163,7 @@ class SqliteTx(Tx):
                 # path's statement. A SQLAlchemy statement that runs later joins it
                 # (app.core.sqlite's begin hook sees it open); _commit and _rollback end
                 # it through SQLAlchemy then, so that its view of the connection stays true.
-                raw.execute("BEGIN IMMEDIATE")
+                await wait_for_lock(lambda: raw.execute("BEGIN IMMEDIATE"))
             except BaseException:
                 self._lock.release()
                 raise

@@ -3,13 +3,16 @@ statement, and fixed SQL and SQLAlchemy statements share its transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import sqlalchemy as sa
 
+from app.core import sqlite as sqlite_module
 from app.core.db import Database
 from app.core.sql import Sql
 
@@ -95,3 +98,83 @@ async def test_an_interrupt_inside_a_statement_stays_an_interrupt(db) -> None:
     async with db.transaction() as tx:
         await tx.run(_INSERT, {"x": "kept"})
     assert rows(db) == ["kept"]
+
+
+class HeldLock:
+    """Another connection (another process, as ``smsreg purge`` is) holding the write lock."""
+
+    def __init__(self, db: Database) -> None:
+        path = sa.engine.make_url(db.url).database
+        self.conn = sqlite3.connect(str(path), isolation_level=None)
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("INSERT INTO t (x) VALUES ('other')")
+
+    def release(self) -> None:
+        self.conn.execute("COMMIT")
+        self.conn.close()
+
+
+async def ticks_while(waiting: asyncio.Task[object], *, seconds: float) -> int:
+    """How often the event loop ran something else in ``seconds`` while ``waiting`` ran."""
+    ticks = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+        ticks += 1
+    assert not waiting.done()
+    return ticks
+
+
+async def test_a_unit_waits_for_another_writer_without_stopping_the_event_loop(db) -> None:
+    """While another process holds the write lock, the unit waits for it on the loop:
+    the process's other work goes on (SQLite's own busy handler slept inside the
+    statement and froze every request), and the unit begins once the lock is free."""
+    await _one_statement(db)  # the connection exists before the lock is taken
+    other = HeldLock(db)
+
+    async def unit() -> None:
+        async with db.transaction() as tx:
+            await tx.run(_INSERT, {"x": "mine"})
+
+    waiting = asyncio.create_task(unit())
+    try:
+        assert await ticks_while(waiting, seconds=0.3) >= 20
+    finally:
+        other.release()
+    await asyncio.wait_for(waiting, timeout=1)
+    assert rows(db) == ["ready", "other", "mine"]
+
+
+async def test_a_unit_gives_up_when_the_lock_stays_taken(db, monkeypatch) -> None:
+    monkeypatch.setattr(sqlite_module, "LOCK_TIMEOUT_SECONDS", 0.2)
+    await _one_statement(db)
+    other = HeldLock(db)
+    began = time.monotonic()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            async with db.transaction() as tx:
+                await tx.run(_INSERT, {"x": "never"})
+    finally:
+        other.release()
+    assert 0.2 <= time.monotonic() - began < 2
+    async with db.transaction() as tx:  # the lock and the connection are usable again
+        await tx.run(_INSERT, {"x": "after"})
+    assert rows(db) == ["ready", "other", "after"]
+
+
+async def test_emptying_the_log_waits_for_another_writer_on_the_event_loop(db) -> None:
+    await _one_statement(db)
+    other = HeldLock(db)
+    waiting = asyncio.create_task(db.checkpoint())
+    try:
+        assert await ticks_while(waiting, seconds=0.2) >= 10
+    finally:
+        other.release()
+    assert await asyncio.wait_for(waiting, timeout=1) is True
+    wal = Path(str(sa.engine.make_url(db.url).database) + "-wal")
+    assert wal.stat().st_size == 0
+
+
+async def _one_statement(db: Database) -> None:
+    async with db.transaction() as tx:
+        await tx.run(_INSERT, {"x": "ready"})
