@@ -278,16 +278,24 @@ class Database:
         done = await self._pragma("wal_checkpoint(TRUNCATE)", busy=lambda row: row[0] != 0)
         return done[0] == 0
 
-    async def automatic_checkpoints(self, *, on: bool) -> None:
-        """SQLite: whether this process's commits copy the write-ahead log into the
-        database file themselves once it passes SQLite's threshold (its default, 1,000
-        pages), or leave that to :meth:`checkpoint` when the caller chooses. For a batch
-        job: a commit's own copy (and its fsync) runs after the write lock is let go but
-        inside the commit, so a job timing its hold on the lock counted the copy too.
-        PostgreSQL: a no-op."""
+    @asynccontextmanager
+    async def manual_checkpoints(self) -> AsyncIterator[None]:
+        """SQLite: for the block, this process's commits never copy the write-ahead log
+        into the database file themselves, however long it grows; copying is left to
+        :meth:`checkpoint` when the caller chooses. Afterwards they do again, at the
+        threshold they had (SQLite's default: 1,000 pages). For a batch job: a commit's
+        own copy (and its fsync) runs after the write lock is let go but inside the
+        commit, so a job timing its hold on the lock counted the copy too. PostgreSQL:
+        nothing changes."""
         if not self.sqlite:
+            yield
             return
-        await self._pragma(f"wal_autocheckpoint={1000 if on else 0}")
+        (threshold,) = await self._pragma("wal_autocheckpoint")
+        await self._pragma("wal_autocheckpoint=0")
+        try:
+            yield
+        finally:
+            await self._pragma(f"wal_autocheckpoint={int(threshold)}")
 
     async def _pragma(
         self, pragma: str, *, busy: Callable[[tuple[Any, ...]], bool] | None = None

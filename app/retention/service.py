@@ -117,13 +117,10 @@ async def purge(
     erased only when ``dormant_erasure`` is on."""
     now = ctx.clock.now()
     report = PurgeReport()
-    await db.automatic_checkpoints(on=False)  # each batch is copied in its rest instead
-    try:
+    async with db.manual_checkpoints():  # each batch is copied in its rest instead
         await _apply(
             db, ctx, now=now, report=report, batch=batch, progress=progress, dry_run=dry_run
         )
-    finally:
-        await db.automatic_checkpoints(on=True)
     if dry_run:
         return report
     async with db.transaction() as tx:
