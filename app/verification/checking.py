@@ -35,14 +35,7 @@ async def check(
         raise VerificationNotFound()
     if state(row, now) != "pending":
         raise refusal(row, now)  # not live: nothing to count
-    expected = codes.derive(
-        ctx.keys.code,
-        key_id=row.code_key_id,
-        verification_id=row.id,
-        purpose=row.purpose,
-        salt=row.code_salt,
-        length=row.code_length,
-    )
+    expected = codes.derive(ctx.keys.code, row)
     if not codes.matches(expected, data.code):
         left = row.max_attempts - row.attempts - 1
         failed = await repo.count_failed_attempt(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Protocol
 
 from app.core.crypto import KeyRing
 
@@ -23,15 +24,29 @@ def new_salt() -> bytes:
     return secrets.token_bytes(SALT_BYTES)
 
 
-def derive(
-    ring: KeyRing, *, key_id: str, verification_id: str, purpose: str, salt: bytes, length: int
-) -> str:
-    """The code for one verification."""
-    message = b"|".join((b"smsreg-code-v1", verification_id.encode(), purpose.encode(), salt))
-    digest = ring.mac(message, key_id=key_id)
+class Sent(Protocol):
+    """What a verification's code is derived from: fields fixed when it started."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def code_key_id(self) -> str: ...
+    @property
+    def code_salt(self) -> bytes: ...
+    @property
+    def code_length(self) -> int: ...
+
+
+def derive(ring: KeyRing, verification: Sent) -> str:
+    """The code of one verification, under the code key it was started with."""
+    v = verification
+    message = b"|".join((b"smsreg-code-v1", v.id.encode(), v.purpose.encode(), v.code_salt))
+    digest = ring.mac(message, key_id=v.code_key_id)
     # 64 bits reduced mod 10^length: the bias is below 10^10 / 2^64, i.e. negligible.
-    value = int.from_bytes(digest[:8], "big") % (10**length)
-    return str(value).zfill(length)
+    value = int.from_bytes(digest[:8], "big") % (10**v.code_length)
+    return str(value).zfill(v.code_length)
 
 
 def matches(expected: str, given: str) -> bool:

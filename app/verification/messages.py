@@ -63,14 +63,7 @@ def _to(ctx: Context, v: ForMessage) -> str:
 
 def _body(ctx: Context, v: ForMessage) -> str:
     s = ctx.settings
-    code = codes.derive(
-        ctx.keys.code,
-        key_id=v.code_key_id,
-        verification_id=v.id,
-        purpose=v.purpose,
-        salt=v.code_salt,
-        length=v.code_length,
-    )
+    code = codes.derive(ctx.keys.code, v)
     return render_code_message(
         language=language_for(v.locale, region=""),
         service=s.service_name,

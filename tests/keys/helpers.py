@@ -124,14 +124,7 @@ async def start(
 async def code_of(n: Node, verification_id: str) -> str:
     """The code a verification sent, derived as the outbox does (with the row's key id)."""
     (row,) = [r for r in await rows(n, "verifications") if r.id == verification_id]
-    return codes.derive(
-        n.ctx.keys.code,
-        key_id=row.code_key_id,
-        verification_id=row.id,
-        purpose=row.purpose,
-        salt=row.code_salt,
-        length=row.code_length,
-    )
+    return codes.derive(n.ctx.keys.code, row)
 
 
 async def check(n: Node, client: Client, verification_id: str) -> str | None:
