@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic import context
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table)
 from app.core.config import Settings
 from app.core.db import create_sync_engine
+from app.models.types import in_schema_of
 
 target_metadata = SQLModel.metadata
 config = context.config
@@ -30,6 +33,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=functools.partial(in_schema_of, dialect=connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -20,6 +20,28 @@ from app.core.db import UTCDateTime
 MAX_INTEGER = 2**31 - 1
 MAX_BIG_INTEGER = 2**63 - 1
 
+_ONLY_ON = "only_on"
+
+
+def postgresql_only(index: sa.Index) -> sa.Index:
+    """An index that exists on PostgreSQL alone (SQLite walks another way). Created there
+    only (``ddl_if``), and marked in its ``info`` so that comparing the models with the
+    migrations (:func:`in_schema_of`) expects it there only."""
+    index.info[_ONLY_ON] = "postgresql"
+    return index.ddl_if(dialect="postgresql")
+
+
+def in_schema_of(
+    obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any, *, dialect: str
+) -> bool:
+    """Alembic's ``include_object`` for ``dialect``: whether a model's object belongs in
+    that database's schema (an index marked by :func:`postgresql_only` does not on
+    SQLite)."""
+    if type_ != "index" or reflected:
+        return True
+    only_on = obj.info.get(_ONLY_ON)
+    return only_on is None or only_on == dialect
+
 
 def timestamp(*, nullable: bool = False, index: bool = False, primary_key: bool = False) -> Any:
     """A timezone-aware UTC timestamp column."""

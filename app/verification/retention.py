@@ -19,7 +19,8 @@ predicate is the step's (app/core/retention.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -51,6 +52,43 @@ def _hits_kept(s: Settings) -> dt.timedelta:
     return max(dt.timedelta(days=1), dt.timedelta(minutes=s.pumping_window_minutes))
 
 
+def _by_time_or_by_key(
+    kind: str, keep: Callable[[Settings], dt.timedelta], time: sa.Column[Any]
+) -> tuple[PurgeStep, PurgeStep]:
+    """The steps of a table keyed by a keyed hash, whose rows are due by ``time``.
+
+    PostgreSQL walks the table's index on ``time``. On SQLite the table is its primary
+    key's B-tree (WITHOUT ROWID) and has no such index: deleting in time order rewrote a
+    page for nearly every row (rate_limit_hits at a million subscribers: 940 s of a
+    25-minute purge), and the index cost every send a page written too. Walked in key
+    order instead, each page is rewritten once. A batch reads past the rows kept
+    between its due rows, at most the table once a run: these rows are kept a day at
+    most, so a daily run deletes about half of what it reads.
+    """
+    table = time.table
+    key = tuple(table.primary_key.columns)
+    return (
+        PurgeStep(
+            kind,
+            keep=keep,
+            table=table,
+            index=f"ix_{table.name}_{time.name}",
+            key=(time, *(column for column in key if column is not time)),
+            due=lambda before: time < before,
+            database="postgresql",
+        ),
+        PurgeStep(
+            kind,
+            keep=keep,
+            table=table,
+            index="PRIMARY KEY",
+            key=key,
+            due=lambda before: time < before,
+            database="sqlite",
+        ),
+    )
+
+
 STEPS = (
     PurgeStep(
         "unverified",
@@ -71,29 +109,7 @@ STEPS = (
         due=lambda before: sa.and_(v.status == literal("approved"), v.created_at < before),
         dependents=_code_messages,
     ),
-    PurgeStep(
-        "rate_limit_hits",
-        keep=_hits_kept,
-        table=rate_limit_hits,
-        index="ix_rate_limit_hits_at",
-        key=(rate_limit_hits.c.at, rate_limit_hits.c.bucket),
-        due=lambda before: rate_limit_hits.c.at < before,
-        database="postgresql",
-    ),
-    # On SQLite the table is its primary key's B-tree, ordered by bucket, a keyed hash:
-    # deleting in time order rewrote a page for nearly every row (at a million
-    # subscribers, 940 s of a 25-minute purge). Walked in key order instead, each page is
-    # rewritten once. A batch reads past the rows kept between its due rows, at most the
-    # table once a run: the counts are kept a day, so a daily run deletes about half.
-    PurgeStep(
-        "rate_limit_hits",
-        keep=_hits_kept,
-        table=rate_limit_hits,
-        index="PRIMARY KEY",
-        key=(rate_limit_hits.c.bucket, rate_limit_hits.c.at),
-        due=lambda before: rate_limit_hits.c.at < before,
-        database="sqlite",
-    ),
+    *_by_time_or_by_key("rate_limit_hits", _hits_kept, rate_limit_hits.c.at),
     PurgeStep(
         "shared_count_writers",
         keep=_hits_kept,
@@ -102,14 +118,7 @@ STEPS = (
         key=(count_writers.c.seen_at, count_writers.c.writer),
         due=lambda before: count_writers.c.seen_at < before,
     ),
-    PurgeStep(
-        "send_windows",
-        keep=lambda s: dt.timedelta(0),
-        table=send_windows,
-        index="ix_send_windows_expires_at",
-        key=(send_windows.c.expires_at, send_windows.c.bucket),
-        due=lambda before: send_windows.c.expires_at < before,
-    ),
+    *_by_time_or_by_key("send_windows", lambda s: dt.timedelta(0), send_windows.c.expires_at),
     PurgeStep(
         "idempotency_records",
         keep=lambda s: dt.timedelta(hours=s.idempotency_ttl_hours),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -9,13 +13,17 @@ from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
 from app.core.db import create_sync_engine
-from app.core.migrations import alembic_config
+from app.core.migrations import alembic_config, upgrade
+from app.models.types import in_schema_of
 
 
 def test_models_match_migrations(database_url):
     engine = create_sync_engine(database_url)
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        include = functools.partial(in_schema_of, dialect=conn.dialect.name)
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include}
+        )
         diff = compare_metadata(context, SQLModel.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
@@ -36,3 +44,45 @@ def test_database_is_at_head(database_url):
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert current == head
+
+
+def test_sqlite_send_windows_and_counts_move_to_their_keys_b_trees_with_every_row(tmp_path):
+    """The upgrade that leaves SQLite's send windows and shared counts without a time
+    index (their purge walks their keys) keeps every row, and so does its downgrade."""
+    url = f"sqlite:///{tmp_path / 'smsreg.db'}"
+    upgrade(url, "3d7e2a9c5f10")
+    engine = create_sync_engine(url)
+    window = ("n:abc", "[1764892800000000]", "2026-12-05 00:00:00.000000")
+    hit = ("p:9012", "2026-12-05 00:00:00.000000", 3)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO send_windows VALUES (?, ?, ?)", window)
+        conn.exec_driver_sql("INSERT INTO rate_limit_hits VALUES (?, ?, ?)", hit)
+
+    def state() -> tuple[list[Any], list[Any], set[str], str]:
+        with engine.connect() as conn:
+            windows = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM send_windows")]
+            hits = [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM rate_limit_hits")]
+            indexes = {
+                name
+                for (name,) in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                )
+            }
+            (ddl,) = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'send_windows'"
+            ).one()
+        return windows, hits, indexes, ddl
+
+    try:
+        upgrade(url)
+        windows, hits, indexes, ddl = state()
+        assert (windows, hits) == ([window], [hit])
+        assert not {"ix_send_windows_expires_at", "ix_rate_limit_hits_at"} & indexes
+        assert "WITHOUT ROWID" in ddl
+        command.downgrade(alembic_config(url), "3d7e2a9c5f10")
+        windows, hits, indexes, ddl = state()
+        assert (windows, hits) == ([window], [hit])
+        assert {"ix_send_windows_expires_at", "ix_rate_limit_hits_at"} <= indexes
+        assert "WITHOUT ROWID" not in ddl
+    finally:
+        engine.dispose()
