@@ -62,8 +62,8 @@ def _by_time_or_by_key(
     page for nearly every row (rate_limit_hits at a million subscribers: 940 s of a
     25-minute purge), and the index cost every send a page written too. Walked in key
     order instead, each page is rewritten once. A batch reads past the rows kept
-    between its due rows, at most the table once a run: these rows are kept a day at
-    most, so a daily run deletes about half of what it reads.
+    between its due rows, at most the table once a run: these rows are kept about a
+    day, so a daily run deletes about half of what it reads.
     """
     table = time.table
     key = tuple(table.primary_key.columns)
