@@ -137,18 +137,31 @@ class OutboxWorker:
         finishes is written in one statement, so a slow answer holds back no other."""
         now = self.ctx.clock.now()
         taken: set[str] = set()
+        blipped: list[Claimed] = []
         for kind, renderer in self.renderers.items():
             mine = [item.message for item in group if item.message.kind == kind]
             try:
                 taken |= await outbox.start_sending(
                     self.db, mine, wanted=renderer.wanted, now=now, lease=self.lease
                 )
-            except Exception:  # a database blip: not taken, so given back, never sent twice
+            except Exception:  # a database blip: not taken, so never sent twice
                 log.warning("sms not taken for sending", extra={"messages": len(mine)})
+                blipped += mine
                 continue  # what another kind's statement took is still sent
+        # Still wanted, just not taken: left claimed until their lease runs out (the
+        # heartbeat no longer renews it), then claimed and sent again. Given back at once,
+        # a database that kept failing would be claimed from in a busy loop; expired, as
+        # unwanted messages are, codes were lost to a blip.
+        for message in blipped:
+            self._held.pop(message.id, None)
+        given_back = {message.id for message in blipped}
         sending = [item for item in group if item.message.id in taken]
         # No longer this worker's, expired or no longer wanted: never sent.
-        unwanted += [item.message for item in group if item.message.id not in taken]
+        unwanted += [
+            item.message
+            for item in group
+            if item.message.id not in taken and item.message.id not in given_back
+        ]
         pending = {asyncio.ensure_future(self._answer(item, limiter)) for item in sending}
         try:
             while pending:

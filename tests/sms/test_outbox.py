@@ -372,3 +372,47 @@ async def test_two_workers_draining_one_outbox_never_send_twice(
         thread.join(timeout=60)
     assert not errors, errors
     assert sent_to(carrier) == {e164(n): 1 for n in numbers}
+
+
+_REFUSE_SENDING = {
+    "sqlite": [
+        "CREATE TABLE refuse_sending (n INTEGER)",
+        "CREATE TRIGGER refuse_sending BEFORE UPDATE OF send_started_at ON outbox_messages "
+        "WHEN (SELECT count(*) FROM refuse_sending) > 0 "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    ],
+    "postgresql": [
+        "CREATE TABLE refuse_sending (n integer)",
+        "CREATE FUNCTION refuse_sending() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF EXISTS (SELECT 1 FROM refuse_sending) THEN RAISE EXCEPTION 'refused by the test'; "
+        "END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_sending BEFORE UPDATE OF send_started_at ON outbox_messages "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_sending()",
+    ],
+}
+
+
+async def test_a_database_error_when_taking_messages_gives_them_back_unsent(
+    client, app, carrier, clock, auth
+):
+    """The statement that marks claimed messages as handed to the carrier fails (the
+    database refuses it, as a cut connection or a failover would): they stay claimed
+    until the lease runs out, then go, each once. (They were expired unsent, as if their
+    codes were dead, and those people never got an SMS.)"""
+    await start_all(client, auth)
+    engine = sync_engine(app)
+    with engine.begin() as conn:
+        for statement in _REFUSE_SENDING[engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql("INSERT INTO refuse_sending VALUES (1)")
+    await app.state.outbox.drain()
+    assert carrier.sent == []
+    assert statuses(app) == {"sending": len(NUMBERS)}  # claimed, not handed over
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM refuse_sending")
+    await app.state.outbox.drain()
+    assert carrier.sent == []  # the lease is still running
+    clock.advance(seconds=LEASE + 1)
+    await app.state.outbox.drain()
+    assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
+    assert statuses(app) == {"sent": len(NUMBERS)}
