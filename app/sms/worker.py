@@ -154,13 +154,13 @@ class OutboxWorker:
         # unwanted messages are, codes were lost to a blip.
         for message in blipped:
             self._held.pop(message.id, None)
-        given_back = {message.id for message in blipped}
+        lapsing = {message.id for message in blipped}
         sending = [item for item in group if item.message.id in taken]
         # No longer this worker's, expired or no longer wanted: never sent.
         unwanted += [
             item.message
             for item in group
-            if item.message.id not in taken and item.message.id not in given_back
+            if item.message.id not in taken and item.message.id not in lapsing
         ]
         pending = {asyncio.ensure_future(self._answer(item, limiter)) for item in sending}
         try:
