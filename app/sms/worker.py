@@ -35,6 +35,8 @@ log = logging.getLogger("smsreg.outbox")
 # How often a failed outcome write is tried again, and after how long; then it is given
 # up: the message stays marked as handed over, and ends as unknown when its lease runs out.
 RECORD_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
+# Messages a database error kept from being taken for sending are claimed again after this.
+BLIP_RETRY_SECONDS = 1.0
 
 
 class OutboxWorker:
@@ -148,19 +150,15 @@ class OutboxWorker:
                 log.warning("sms not taken for sending", extra={"messages": len(mine)})
                 blipped += mine
                 continue  # what another kind's statement took is still sent
-        # Still wanted, just not taken: left claimed until their lease runs out (the
-        # heartbeat no longer renews it), then claimed and sent again. Given back at once,
-        # a database that kept failing would be claimed from in a busy loop; expired, as
-        # unwanted messages are, codes were lost to a blip.
-        for message in blipped:
-            self._held.pop(message.id, None)
-        lapsing = {message.id for message in blipped}
+        if blipped:
+            await self._retry_soon(blipped, now)
+        retried = {message.id for message in blipped}
         sending = [item for item in group if item.message.id in taken]
         # No longer this worker's, expired or no longer wanted: never sent.
         unwanted += [
             item.message
             for item in group
-            if item.message.id not in taken and item.message.id not in lapsing
+            if item.message.id not in taken and item.message.id not in retried
         ]
         pending = {asyncio.ensure_future(self._answer(item, limiter)) for item in sending}
         try:
@@ -262,6 +260,17 @@ class OutboxWorker:
                 await outbox.renew(
                     self.db, list(self._held.values()), until=self.ctx.clock.now() + self.lease
                 )
+
+    async def _retry_soon(self, messages: list[Claimed], now: dt.datetime) -> None:
+        # Still wanted, just not taken: pending again after a short pause, so a database
+        # that keeps failing is not claimed from in a busy loop; if even that write fails,
+        # their lease runs out instead (the heartbeat no longer renews it). Expired, as
+        # unwanted messages are, codes were lost to a blip.
+        for message in messages:
+            self._held.pop(message.id, None)
+        retry_at = now + dt.timedelta(seconds=BLIP_RETRY_SECONDS)
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await outbox.release(self.db, messages, retry_at=retry_at)
 
     async def _give_back(self) -> None:
         held, self._held = list(self._held.values()), {}

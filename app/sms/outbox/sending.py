@@ -82,18 +82,25 @@ async def renew(db: Database, messages: Sequence[Claimed], *, until: dt.datetime
 
 
 _RELEASE = Sql(
-    "UPDATE outbox_messages SET status = 'pending', claimed_until = NULL "
+    "UPDATE outbox_messages SET status = 'pending', claimed_until = NULL, "
+    "next_attempt_at = coalesce(:retry_at, next_attempt_at) "
     "WHERE id = :id AND claim_token = :token AND status = 'sending' "
     "AND send_started_at IS NULL"
 )
 
 
-async def release(db: Database, messages: Sequence[Claimed]) -> None:
+async def release(
+    db: Database, messages: Sequence[Claimed], *, retry_at: dt.datetime | None = None
+) -> None:
     """Give back claimed messages that were never handed to the carrier (a stopping
-    worker), so another worker sends them at once rather than after the lease."""
+    worker), so another worker sends them at once rather than after the lease; with
+    ``retry_at``, not before then."""
     if messages:
         async with db.transaction() as tx:
-            await tx.run_many(_RELEASE, [{"id": m.id, "token": m.token} for m in messages])
+            await tx.run_many(
+                _RELEASE,
+                [{"id": m.id, "token": m.token, "retry_at": retry_at} for m in messages],
+            )
 
 
 class Outcome(NamedTuple):
