@@ -18,6 +18,7 @@ predicate is the step's (app/core/retention.py).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -67,26 +68,16 @@ def _by_time_or_by_key(
     """
     table = time.table
     key = tuple(table.primary_key.columns)
-    return (
-        PurgeStep(
-            kind,
-            keep=keep,
-            table=table,
-            index=f"ix_{table.name}_{time.name}",
-            key=(time, *(column for column in key if column is not time)),
-            due=lambda before: time < before,
-            database="postgresql",
-        ),
-        PurgeStep(
-            kind,
-            keep=keep,
-            table=table,
-            index="PRIMARY KEY",
-            key=key,
-            due=lambda before: time < before,
-            database="sqlite",
-        ),
+    by_time = PurgeStep(
+        kind,
+        keep=keep,
+        table=table,
+        index=f"ix_{table.name}_{time.name}",
+        key=(time, *(column for column in key if column is not time)),
+        due=lambda before: time < before,
+        database="postgresql",
     )
+    return by_time, dataclasses.replace(by_time, index="PRIMARY KEY", key=key, database="sqlite")
 
 
 STEPS = (
