@@ -94,6 +94,12 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         # A deleted row's bytes are overwritten, not left in a free page: an erased
         # subject's encrypted number and blind index must not survive in the file.
         cursor.execute("PRAGMA secure_delete=ON")
+        # Statement journals (the pages a statement changes, kept so that it alone can be
+        # undone) in memory, not in a temporary file: such a file would hold copies of
+        # pages an erasure deleted from, left in free disk space once it is gone; and a
+        # purge batch wrote every page it deleted from to it (7 % of a purge's time at
+        # 200,000 subscribers).
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
         if path is not None:  # files an older version created 0644 are narrowed too
             _owner_only(path)

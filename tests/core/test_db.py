@@ -273,3 +273,19 @@ async def test_sqlite_keeps_the_page_cache_the_settings_ask_for(database_url: st
             assert (await tx.execute(sa.text("PRAGMA cache_size"))).scalar() == -48 * 1024
     finally:
         await db.dispose()
+
+
+async def test_sqlite_writes_deleted_bytes_nowhere_but_the_database(database_url: str) -> None:
+    """A deleted row's bytes are overwritten in the database file (secure_delete), and
+    what a statement changes is kept for its undo in memory (temp_store=MEMORY), not in
+    a temporary file on disk, where an erased number's sealed bytes and blind index
+    would be written and left behind in free disk space."""
+    db = Database(database_url)
+    try:
+        if not db.sqlite:
+            pytest.skip("SQLite settings")
+        async with db.transaction() as tx:
+            assert (await tx.execute(sa.text("PRAGMA secure_delete"))).scalar() == 1
+            assert (await tx.execute(sa.text("PRAGMA temp_store"))).scalar() == 2  # MEMORY
+    finally:
+        await db.dispose()
