@@ -238,8 +238,11 @@ class _Id(NamedTuple):
     id: str
 
 
-_SUBSCRIBER_BY_INDEX = Sql("SELECT id FROM subscribers WHERE phone_index = :phone_index", _Id)
-_UPSERT_SUBSCRIBER = Sql(_SUBSCRIBER_UPSERT.format(source=_SUBSCRIBER_VALUES))
+# The subscriber's id, inserted or already there: an upsert's RETURNING gives the row as
+# the statement left it, so one statement instead of an upsert and a read.
+_UPSERT_SUBSCRIBER = Sql(
+    _SUBSCRIBER_UPSERT.format(source=_SUBSCRIBER_VALUES) + " RETURNING id", _Id
+)
 _UPSERT_PURPOSE = Sql(
     _PURPOSE_UPSERT.format(source="VALUES (:subscriber_id, :purpose, :now, :now)")
 )
@@ -264,10 +267,8 @@ async def upsert_subscriber(
         "phone_index": phone_index,
         "now": now,
     }
-    await tx.run(_UPSERT_SUBSCRIBER, params)
-    # The upsert holds the row until commit, so this read sees this transaction's row.
-    found = await tx.fetch_one(_SUBSCRIBER_BY_INDEX, {"phone_index": phone_index})
-    if found is None:  # unreachable: just written
+    found = await tx.fetch_one(_UPSERT_SUBSCRIBER, params)
+    if found is None:  # unreachable: DO UPDATE always leaves the row
         raise RuntimeError("subscriber upsert left no row")
     await tx.run(_UPSERT_PURPOSE, {"subscriber_id": found.id, "purpose": purpose, "now": now})
     return found.id
