@@ -12,6 +12,10 @@ machine at the same speeds:
 3. check  POST /v1/verifications/{id}/check with the right code, once for each
           verification that phase 2 created (codes read from the console outbox file).
 
+With ``--floor``, a fourth phase after bare: **floor**, the check route's parameters,
+dependencies and middleware with none of its work (bench/floor_app.py, a third server on
+the same database), so that a check's cost splits into the framework's and its own.
+
 smsreg runs on a fresh SQLite file, or with ``--db postgres`` on a throwaway database on
 the local PostgreSQL server, migrated by ``smsreg migrate`` and dropped at the end (see
 bench/databases.py). Both servers run as their own uvicorn process (uvloop, httptools,
@@ -497,22 +501,24 @@ def report(
     pgbench: dict[str, Any] | None,
 ) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
+    floor = phases.get("floor")
+    shown = (bare, floor, start, check) if floor is not None else (bare, start, check)
     db = database["kind"]
     print()
     print(
         f"{'endpoint':<42}{'requests':>9}{'errors':>7}{'req/s':>10}"
         f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'server':>9}{'loadgen':>9}"
     )
-    for phase in (bare, start, check):
+    for phase in shown:
         print(fmt_row(phase))
     print("(server/loadgen: CPU used during the phase, as a share of one core)")
-    for phase in (bare, start, check):
+    for phase in shown:
         rounds = " / ".join(f"{rps:.0f}" for rps in phase.round_rps)
         print(
             f"  {phase.name.split()[-1]}: req/s by round {rounds}; "
             f"server CPU in the kernel {phase.server_sys * 100:.0f}%"
         )
-    for phase in (bare, start, check):
+    for phase in shown:
         if phase.loadgen_cpu > 0.8:
             print(
                 f"warning: the load generator was busy during {phase.name!r}; it may be the limit"
@@ -543,6 +549,18 @@ def report(
     print()
     print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
     print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
+    ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
+    if floor is not None and floor.rps and bare.rps:
+        # Per request: the floor's time is the framework's and authentication's, the rest
+        # of a check's is the check's own work.
+        ratios["floor_over_bare"] = floor.rps / bare.rps
+        ratios["check_over_floor"] = check.rps / floor.rps
+        print(f"ratio floor/bare = {floor.rps / bare.rps:.1%}   ({floor.rps:.0f} req/s)")
+        own = 1e6 / check.rps - 1e6 / floor.rps
+        print(
+            f"per request: bare {1e6 / bare.rps:.0f} us, floor {1e6 / floor.rps:.0f} us, "
+            f"check {1e6 / check.rps:.0f} us (the check's own work {own:.0f} us)"
+        )
     if pgbench is not None:
         print()
         rows = {
@@ -569,7 +587,6 @@ def report(
     else:
         print("errors: none")
 
-    ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
     if pgbench is not None and "tps" in pgbench:
         ratios["start_over_pgbench_tps"] = start.rps / pgbench["tps"]
         ratios["check_over_pgbench_tps"] = check.rps / pgbench["tps"]
@@ -594,6 +611,7 @@ def report(
             "start_seconds": args.start_seconds,
             "check_max_seconds": args.check_seconds,
             "rounds": args.rounds,
+            "floor_seconds": args.floor_seconds if args.floor else None,
             "db": db,
             "uvicorn_flags": {"bare": UVICORN_FLAGS, "smsreg": UVICORN_FLAGS + SMSREG_FLAGS},
         },
@@ -629,6 +647,13 @@ def parse_args() -> argparse.Namespace:
         help="measure bare, start and check in turn this many times (each a share of the "
         "phase's seconds), so a machine that speeds up or slows down meets all three",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor: the check route's shape with none of its work "
+        "(bench/floor_app.py)",
+    )
+    parser.add_argument("--floor-seconds", type=float, default=4.0)
     parser.add_argument("--max-requests", type=int, default=60_000, help="cap per phase")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", type=Path, default=RESULTS, help="result file")
@@ -734,6 +759,39 @@ def main() -> int:
                 )
                 workers.append(worker)
             outbox = Outbox(tmp / "outbox.jsonl")
+            floor: Server | None = None
+            floor_requests: list[bytes] = []
+            if args.floor:
+                # smsreg plus the floor route, on the same database; it sends no SMS.
+                floor = Server(
+                    "floor",
+                    "floor_app:create_app",
+                    env={**env, "SMSREG_OUTBOX_DISPATCH": "external"},
+                    log=tmp / "floor.log",
+                    extra=[*SMSREG_FLAGS, "--app-dir", str(BENCH)],
+                )
+                servers.append(floor)
+                floor.wait_ready()
+                floor_requests = [
+                    encode_post(
+                        f"/bench/floor/ver_{i:06d}/check",
+                        floor.port,
+                        {"code": "123456"},
+                        key=key,
+                        ip=random_ip(rng),
+                    )
+                    for i in range(1024)
+                ] * (args.max_requests // 1024 + 1)
+                print("floor: warm-up ...", flush=True)
+                load(
+                    runner,
+                    "warm-up floor",
+                    floor,
+                    floor_requests,
+                    clients=args.clients,
+                    seconds=args.warmup,
+                    expect=200,
+                )
 
             def start_requests(count: int) -> tuple[list[str], list[bytes]]:
                 phones = unique_phones(rng, count)
@@ -794,11 +852,11 @@ def main() -> int:
 
             # 3. the measured rounds: bare, start, then check every verification that
             # round's start created, once, once its SMS is out
-            rounds: dict[str, list[Phase]] = {"bare": [], "start": [], "check": []}
+            rounds: dict[str, list[Phase]] = {"bare": [], "floor": [], "start": [], "check": []}
             sent = 0
             for number in range(1, args.rounds + 1):
                 label = f"round {number}/{args.rounds}"
-                print(f"{label}: bare, start, check ...", flush=True)
+                print(f"{label}: bare, {'floor, ' if floor else ''}start, check ...", flush=True)
                 rounds["bare"].append(
                     load(
                         runner,
@@ -810,6 +868,18 @@ def main() -> int:
                         expect=200,
                     )
                 )
+                if floor is not None:
+                    rounds["floor"].append(
+                        load(
+                            runner,
+                            "floor",
+                            floor,
+                            floor_requests,
+                            clients=args.clients,
+                            seconds=args.floor_seconds / args.rounds,
+                            expect=200,
+                        )
+                    )
                 started = load(
                     runner,
                     "start",
@@ -842,6 +912,10 @@ def main() -> int:
             phases["bare"] = merge("bare FastAPI POST /echo", rounds["bare"])
             phases["start"] = merge("smsreg POST /v1/verifications", rounds["start"])
             phases["check"] = merge("smsreg POST /v1/verifications/{id}/check", rounds["check"])
+            if floor is not None:
+                phases["floor"] = merge("floor POST /bench/floor/{id}/check", rounds["floor"])
+                floor.stop()
+                servers.remove(floor)
             del requests
             app.stop()
             servers.remove(app)
