@@ -4,17 +4,25 @@ Each area declares the purge steps of its own tables in its ``retention.py``; th
 ``smsreg purge`` command (app/retention) runs them all, batch by batch, each batch in
 its own short transaction.
 
-A step names the index it walks, and its ``due`` condition is that index's predicate:
-the index's leading column is the step's time bound, and a partial index's condition is
-repeated in ``due`` with its constant written out (:func:`literal`). So a step
-reads only rows it deletes, never the rows the schedule keeps. A batch never rescans
-what an earlier batch went past either: it walks the index in key order from a cursor
-(the key of the last row it selected), selects the keys of up to ``limit`` due rows
-after it, and deletes exactly the due rows up to the last key. So each batch costs
-about its own rows, however far the run has got and however many dead index entries
-the batches before it left behind (PostgreSQL keeps them until VACUUM); a run stopped
-halfway has committed its batches, and the next run starts where the due rows begin.
-tests/retention/test_plans.py holds every step to its index on both databases.
+A step names the index it walks, and its due rows are that index's predicate: the
+index's leading column is the step's ``time`` (a row is due once it is before the
+cutoff), and a partial index's condition is repeated as the step's ``where`` with its
+constant written out (:func:`literal`). So a step reads only rows it deletes, never the
+rows the schedule keeps. A batch never rescans what an earlier batch went past either:
+it walks the index in key order from a cursor (the key of the last row it selected),
+selects the keys of up to ``limit`` due rows after it, and deletes exactly the due rows
+up to the last key. So each batch costs about its own rows, however far the run has got
+and however many dead index entries the batches before it left behind (PostgreSQL keeps
+them until VACUUM); a run stopped halfway has committed its batches, and the next run
+starts where the due rows begin. tests/retention/test_plans.py holds every step to its
+index on both databases.
+
+The delete of a batch is bounded by its keys alone where the key begins with the time:
+its last key is due, so every row up to it is, and the cutoff said again would be a
+second upper bound on the same column. SQLite uses one of two such bounds, and it took
+the cutoff: each batch walked the index from its cursor to the cutoff, every due row
+still left, and at a million subscribers a batch of 1,000 approved verifications took
+130 ms instead of 17.
 """
 
 from __future__ import annotations
@@ -52,15 +60,17 @@ def _no_dependents(_batch: sa.ColumnElement[bool]) -> Sequence[sa.Delete]:
 @dataclass(frozen=True)
 class PurgeStep:
     """One kind of row the schedule deletes: its name in the report, how long it is
-    kept, the table, the index walked (its columns, ending in a unique key) and which
-    of its rows are due before an instant."""
+    kept, the table, the index walked (its columns, ending in a unique key), the column
+    whose value before the cutoff makes a row due, and the condition of a partial
+    index (the rows it may delete at all)."""
 
     kind: str
     keep: Callable[[Settings], dt.timedelta]
     table: sa.Table
     index: str
     key: tuple[sa.ColumnElement[Any], ...]
-    due: Callable[[dt.datetime], sa.ColumnElement[bool]]
+    time: sa.ColumnElement[Any]
+    where: sa.ColumnElement[bool] | None = None
     # The statements that delete what refers to a batch's rows (given the batch's
     # condition), run first.
     dependents: Callable[[sa.ColumnElement[bool]], Sequence[sa.Delete]] = _no_dependents
@@ -72,11 +82,16 @@ class PurgeStep:
         """Whether the step runs on this database ("sqlite" or "postgresql")."""
         return self.database in (None, database)
 
+    def due(self, before: dt.datetime) -> sa.ColumnElement[bool]:
+        """The rows due before an instant."""
+        due = self.time < before
+        return due if self.where is None else sa.and_(self.where, due)
+
     def select(self, *, before: dt.datetime, after: Cursor | None, limit: int) -> sa.Select[Any]:
         """The keys of the next ``limit`` due rows after ``after``, in index order."""
         return (
             sa.select(*self.key)
-            .where(*self._bounds(before, after))
+            .where(self.due(before), *self._after(after))
             .order_by(*self.key)
             .limit(limit)
         )
@@ -84,12 +99,15 @@ class PurgeStep:
     def batch(
         self, *, before: dt.datetime, after: Cursor | None, last: Cursor
     ) -> sa.ColumnElement[bool]:
-        """The due rows after ``after`` up to and including ``last``."""
-        return sa.and_(*self._bounds(before, after), up_to_key(self.key, last))
+        """The due rows after ``after`` up to and including ``last`` (a due row's key)."""
+        if self.key[0] is self.time:  # up to a due time, every row is due
+            rows = [] if self.where is None else [self.where]
+        else:
+            rows = [self.due(before)]
+        return sa.and_(*rows, *self._after(after), up_to_key(self.key, last))
 
-    def _bounds(self, before: dt.datetime, after: Cursor | None) -> list[sa.ColumnElement[bool]]:
-        due = self.due(before)
-        return [due] if after is None else [due, after_key(self.key, after)]
+    def _after(self, after: Cursor | None) -> list[sa.ColumnElement[bool]]:
+        return [] if after is None else [after_key(self.key, after)]
 
     async def run(
         self, tx: Tx, *, before: dt.datetime, after: Cursor | None, limit: int

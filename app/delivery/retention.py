@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
-
 from app.core.retention import PurgeStep
 from app.models.outbox import OutboxMessage
 from app.models.types import table
@@ -24,6 +22,7 @@ STEPS = (
         table=outbox_messages,
         index="ix_outbox_messages_campaign_created",
         key=(c.created_at, c.id),
-        due=lambda before: sa.and_(c.delivery_id.is_not(None), c.created_at < before),
+        time=c.created_at,
+        where=c.delivery_id.is_not(None),
     ),
 )

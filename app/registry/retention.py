@@ -21,6 +21,6 @@ STEPS = (
         table=access_log,
         index="ix_access_log_accessed_at",
         key=(access_log.c.accessed_at, access_log.c.id),
-        due=lambda before: access_log.c.accessed_at < before,
+        time=access_log.c.accessed_at,
     ),
 )

@@ -24,7 +24,7 @@ STEPS = (
         table=permission_history,
         index="ix_staff_permission_history_changed_at",
         key=(permission_history.c.changed_at, permission_history.c.id),
-        due=lambda before: permission_history.c.changed_at < before,
+        time=permission_history.c.changed_at,
     ),
     # A session is of no use once it has ended (12 h at most); logins are audited.
     PurgeStep(
@@ -33,7 +33,7 @@ STEPS = (
         table=staff_sessions,
         index="ix_staff_sessions_expires_at",
         key=(staff_sessions.c.expires_at, staff_sessions.c.id),
-        due=lambda before: staff_sessions.c.expires_at < before,
+        time=staff_sessions.c.expires_at,
     ),
     PurgeStep(
         "staff_login_attempts",
@@ -41,6 +41,6 @@ STEPS = (
         table=login_attempts,
         index="ix_staff_login_attempts_at",
         key=(login_attempts.c.at, login_attempts.c.id),
-        due=lambda before: login_attempts.c.at < before,
+        time=login_attempts.c.at,
     ),
 )

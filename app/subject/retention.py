@@ -32,7 +32,7 @@ STEPS = (
         table=sessions,
         index="ix_subject_sessions_expires_at",
         key=(sessions.c.expires_at, sessions.c.id),
-        due=lambda before: sessions.c.expires_at < before,
+        time=sessions.c.expires_at,
     ),
     # Closed requests (with their receipts) after their period; open ones stay.
     PurgeStep(
@@ -41,7 +41,8 @@ STEPS = (
         table=requests,
         index="ix_subject_requests_received_at",
         key=(requests.c.received_at, requests.c.id),
-        due=lambda before: sa.and_(requests.c.received_at < before, requests.c.status != "open"),
+        time=requests.c.received_at,
+        where=requests.c.status != "open",
     ),
 )
 

@@ -74,7 +74,7 @@ def _by_time_or_by_key(
         table=table,
         index=f"ix_{table.name}_{time.name}",
         key=(time, *(column for column in key if column is not time)),
-        due=lambda before: time < before,
+        time=time,
         database="postgresql",
     )
     return by_time, dataclasses.replace(by_time, index="PRIMARY KEY", key=key, database="sqlite")
@@ -87,8 +87,9 @@ STEPS = (
         table=verifications,
         index="ix_verifications_unapproved_created",
         key=(v.created_at, v.id),
+        time=v.created_at,
         # The index's condition, as its text (app.core.retention.literal).
-        due=lambda before: sa.and_(v.status != literal("approved"), v.created_at < before),
+        where=v.status != literal("approved"),
         dependents=_code_messages,
     ),
     PurgeStep(
@@ -97,7 +98,8 @@ STEPS = (
         table=verifications,
         index="ix_verifications_approved_created",
         key=(v.created_at, v.id),
-        due=lambda before: sa.and_(v.status == literal("approved"), v.created_at < before),
+        time=v.created_at,
+        where=v.status == literal("approved"),
         dependents=_code_messages,
     ),
     *_by_time_or_by_key("rate_limit_hits", _hits_kept, rate_limit_hits.c.at),
@@ -107,7 +109,7 @@ STEPS = (
         table=count_writers,
         index="ix_shared_count_writers_seen_at",
         key=(count_writers.c.seen_at, count_writers.c.writer),
-        due=lambda before: count_writers.c.seen_at < before,
+        time=count_writers.c.seen_at,
     ),
     *_by_time_or_by_key("send_windows", lambda s: dt.timedelta(0), send_windows.c.expires_at),
     PurgeStep(
@@ -120,6 +122,6 @@ STEPS = (
             idempotency_records.c.client_id,
             idempotency_records.c.key,
         ),
-        due=lambda before: idempotency_records.c.created_at < before,
+        time=idempotency_records.c.created_at,
     ),
 )

@@ -96,6 +96,26 @@ def test_each_batch_walks_the_steps_index(app, step):
         assert "Seq Scan" not in plan and "SCAN outbox_messages\n" not in plan + "\n", plan
 
 
+@pytest.mark.parametrize(
+    "step", retention.SCHEDULE, ids=lambda step: "-".join(filter(None, (step.kind, step.database)))
+)
+def test_a_batch_is_bounded_by_its_own_keys_not_the_cutoff(step):
+    """Where the key begins with the time, a batch's delete is bounded above by its last
+    key alone. The cutoff said again is a second upper bound on the index's leading
+    column, and SQLite, which uses one, took the cutoff: each batch then walked every due
+    row left in the index (at a million subscribers, 130 ms a batch instead of 17). A
+    step walked by another key (SQLite's key-order walks) still needs the cutoff."""
+    cutoff = dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    cursor = tuple(_sample(column) for column in step.key)
+    statement = sa.delete(step.table).where(step.batch(before=cutoff, after=cursor, last=cursor))
+    bound = statement.compile().params.values()
+    if step.key[0] is step.time:
+        assert cutoff not in bound, f"{step.kind}: the batch's delete is bounded by the cutoff"
+    else:
+        assert cutoff in bound, f"{step.kind}: rows of the key range that are not yet due"
+    assert cutoff in step.select(before=cutoff, after=cursor, limit=10).compile().params.values()
+
+
 def test_the_send_limits_count_by_the_primary_key_not_the_purge_index(app):
     engine = sync_engine(app)
     params: dict[str, Any] = {"prefix": "p", "now": NOW, "writer": "w"}
