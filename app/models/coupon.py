@@ -24,6 +24,9 @@ class CouponRedemption(SQLModel, table=True):
             "coupon_id", "subscriber_id", "seq", name="uq_coupon_redemptions_number_seq"
         ),
         sa.UniqueConstraint("verification_id", name="uq_coupon_redemptions_verification_id"),
+        # A subscriber's redemptions, newest last: what its erasure deletes, its history
+        # (subject access, the console), and whether it redeemed lately (dormant erasure).
+        sa.Index("ix_coupon_redemptions_subscriber", "subscriber_id", "redeemed_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -39,6 +39,16 @@ class OutboxMessage(SQLModel, table=True):
             sqlite_where=sa.text("delivery_id IS NOT NULL"),
             postgresql_where=sa.text("delivery_id IS NOT NULL"),
         ),
+        # A subscriber's campaign messages, by when they were queued: what its erasure
+        # deletes, and whether it was messaged lately (dormant erasure). Code messages
+        # name no subscriber and are not indexed here.
+        sa.Index(
+            "ix_outbox_messages_subscriber_created",
+            "subscriber_id",
+            "created_at",
+            sqlite_where=sa.text("subscriber_id IS NOT NULL"),
+            postgresql_where=sa.text("subscriber_id IS NOT NULL"),
+        ),
         # Campaign messages in the order they were queued, for their purge alone.
         sa.Index(
             "ix_outbox_messages_campaign_created",

@@ -30,6 +30,15 @@ class Verification(SQLModel, table=True):
             sqlite_where=sa.text("status = 'approved'"),
             postgresql_where=sa.text("status = 'approved'"),
         ),
+        # The verifications an approval linked to a subscriber: what its erasure deletes
+        # (with those found by the number), and what the database looks through when a
+        # subscriber row is deleted (the foreign key). Unlinked rows are not indexed.
+        sa.Index(
+            "ix_verifications_subscriber",
+            "subscriber_id",
+            sqlite_where=sa.text("subscriber_id IS NOT NULL"),
+            postgresql_where=sa.text("subscriber_id IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)

@@ -157,4 +157,10 @@ async def _apply(
                 break
             cursor = done.cursor
     if ctx.settings.dormant_erasure:
-        report.add(DORMANT, await subject.erase_dormant(db, ctx, batch=batch, dry_run=dry_run))
+
+        async def rest(held: float) -> None:
+            if db.sqlite:
+                await _rest(db, held=held)
+
+        erased = await subject.erase_dormant(db, ctx, batch=batch, dry_run=dry_run, rest=rest)
+        report.add(DORMANT, erased)

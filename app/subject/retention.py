@@ -6,6 +6,9 @@ day after they ended, and the request register (with its erasure receipts) after
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -48,7 +51,8 @@ STEPS = (
 
 
 def _dormant(before: dt.datetime) -> sa.ColumnElement[bool]:
-    # No verification, redemption or campaign message since ``before``.
+    # No verification, redemption or campaign message since ``before``; each of the two
+    # last is one probe of an index that begins with the subscriber.
     s = table(Subscriber).c
     r = table(CouponRedemption).c
     o = table(OutboxMessage).c
@@ -59,26 +63,58 @@ def _dormant(before: dt.datetime) -> sa.ColumnElement[bool]:
     )
 
 
-async def erase_dormant(db: Database, ctx: Context, *, batch: int, dry_run: bool) -> int:
-    """Erase (with ``dry_run``: only count) the dormant subscribers, a batch per unit."""
+def dormant_batch(before: dt.datetime, *, after: str | None, limit: int) -> sa.Select[Any]:
+    """The ids of the next ``limit`` dormant subscribers after ``after``, in key order."""
+    s = table(Subscriber).c
+    query = sa.select(s.id).where(_dormant(before))
+    if after is not None:
+        query = query.where(s.id > after)
+    return query.order_by(s.id).limit(limit)
+
+
+# Subscribers erased per transaction: an erasure is a dozen statements, so a batch of
+# them holds SQLite's write lock about as long as a thousand purged rows.
+DORMANT_BATCH = 100
+
+
+async def erase_dormant(
+    db: Database,
+    ctx: Context,
+    *,
+    batch: int,
+    dry_run: bool,
+    rest: Callable[[float], Awaitable[None]] | None = None,
+) -> int:
+    """Erase (with ``dry_run``: only count) the dormant subscribers, a batch per unit,
+    with ``rest(seconds the batch took)`` awaited between batches.
+
+    The subscribers are walked in key order from where the last batch ended, so each is
+    looked at once a run: the ones kept (verified long ago but redeeming or messaged
+    lately) are not read again by every batch."""
     before = ctx.clock.now() - dt.timedelta(days=ctx.settings.dormant_after_days)
     subscribers = table(Subscriber)
     if dry_run:
         async with db.transaction() as tx:
             query = sa.select(sa.func.count()).select_from(subscribers).where(_dormant(before))
             return int((await tx.execute(query)).scalar_one())
+    size = min(batch, DORMANT_BATCH)
     total = 0
+    after: str | None = None
     while True:
+        began = time.monotonic()
         async with db.transaction() as tx:
-            query = sa.select(subscribers.c.id).where(_dormant(before)).limit(batch)
+            query = dormant_batch(before, after=after, limit=size)
             found = [row.id for row in await tx.execute(query)]
             for subscriber_id in found:
                 await erasure.erase(
                     tx, ctx, subscriber_id=subscriber_id, actor=ACTOR, channel="retention"
                 )
         total += len(found)
-        if len(found) < batch:
+        if len(found) < size:
             break
+        after = found[-1]
+        if rest is not None:
+            await rest(time.monotonic() - began)
     if total:
         await db.checkpoint()
     return total

@@ -11,6 +11,7 @@ ledger, the access log and audit events, which name only the pseudonymous subjec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -35,7 +36,8 @@ windows = table(SendWindow)
 hits = table(RateLimitHit)
 subscribers = table(Subscriber)
 # Rows that name the subscriber and nothing else, deleted in this order (foreign keys).
-_BY_SUBSCRIBER = (
+# Each table has an index that begins with the subscriber (tests/retention/test_plans.py).
+BY_SUBSCRIBER = (
     table(Consent),
     table(ConsentEvent),
     table(CouponRedemption),
@@ -56,11 +58,28 @@ async def verifications_of(
 ) -> list[str]:
     """The ids of every verification of the number (under any index key) or linked to
     the subscriber."""
+    query = verifications_query(subscriber_id=subscriber_id, indexes=indexes)
+    return [row.id for row in await tx.execute(query)]
+
+
+def verifications_query(*, subscriber_id: str | None, indexes: Sequence[str]) -> sa.Select[Any]:
+    """The ids of the number's verifications (its blind index) or its subscriber's (a
+    verification under a blind-index key no longer in the ring): each found through
+    an index."""
     c = verifications.c
     condition: sa.ColumnElement[bool] = c.phone_index.in_(list(indexes))
     if subscriber_id is not None:
         condition = sa.or_(condition, c.subscriber_id == subscriber_id)
-    return [row.id for row in await tx.execute(sa.select(c.id).where(condition))]
+    return sa.select(c.id).where(condition)
+
+
+def messages_of(*, verification_ids: Sequence[str], subscriber_id: str | None) -> sa.Delete:
+    """Delete the code SMS of these verifications and the subscriber's campaign SMS."""
+    o = outbox.c
+    condition: sa.ColumnElement[bool] = o.verification_id.in_(list(verification_ids))
+    if subscriber_id is not None:
+        condition = sa.or_(condition, o.subscriber_id == subscriber_id)
+    return sa.delete(outbox).where(condition)
 
 
 async def forget_number(
@@ -70,11 +89,8 @@ async def forget_number(
     limits: the rows that hold the number itself. Rows deleted, by table."""
     found = await verifications_of(tx, subscriber_id=subscriber_id, indexes=indexes)
     done: dict[str, int] = {}
-    o = outbox.c
-    condition: sa.ColumnElement[bool] = o.verification_id.in_(found)
-    if subscriber_id is not None:
-        condition = sa.or_(condition, o.subscriber_id == subscriber_id)
-    done["outbox_messages"] = (await tx.execute(sa.delete(outbox).where(condition))).rowcount
+    deleted = await tx.execute(messages_of(verification_ids=found, subscriber_id=subscriber_id))
+    done["outbox_messages"] = deleted.rowcount
     # A stored first answer to a start names its verification (and the masked number).
     answered = idempotency.c.response["id"].as_string()
     done["idempotency_records"] = (
@@ -97,7 +113,7 @@ async def erase_subscriber(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]
     """Delete the subscriber and everything that holds its number or links to it, but
     the ledger, the access log and audit events. Rows deleted, by table."""
     done = await forget_number(tx, subscriber_id=subscriber_id, indexes=indexes)
-    for target in _BY_SUBSCRIBER:
+    for target in BY_SUBSCRIBER:
         result = await tx.execute(sa.delete(target).where(target.c.subscriber_id == subscriber_id))
         name = str(target.name)  # a quoted_name: JSON wants a plain str
         done[name] = done.get(name, 0) + result.rowcount

@@ -92,3 +92,25 @@ def test_the_documented_schedule_names_every_table():
     text = (Path(__file__).resolve().parents[2] / "docs" / "data-subjects.md").read_text()
     missing = [name for name in [*by_table(), *NO_PERSONAL_DATA] if f"`{name}`" not in text]
     assert not missing, f"docs/data-subjects.md does not name: {missing}"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"dormant_erasure": True}])
+async def test_dormant_erasure_walks_on_past_kept_subscribers_batch_by_batch(app, clock):
+    """Batches go on from where the last one ended: a batch that erased fewer than it
+    might (kept subscribers in between) is not the end, and none is erased twice."""
+    numbers = [f"+8190000044{i:02d}" for i in range(7)]
+    ids = [await register(app, number, ("coupon_usage",)) for number in numbers]
+    clock.advance(days=400)
+    key = await call(app, clients.create, name="shop", scopes=["coupons:write"], created_by="t")
+    kept = sorted(ids)[1::3]  # spread over the key order: every third from the second
+    with sync_engine(app).begin() as conn:
+        for n, subscriber_id in enumerate(kept):
+            redemption = CouponRedemption(
+                id=f"red_{n}", coupon_id="spring", subscriber_id=subscriber_id, seq=1,
+                client_id=key.key.id, redeemed_at=clock.now() - dt.timedelta(days=3),
+            )  # fmt: skip
+            conn.execute(sa.insert(table(CouponRedemption)).values(redemption.model_dump()))
+    report = await retention.purge(app.state.db, app.state.ctx, batch=2)
+    assert report.deleted["dormant_subscribers"] == len(ids) - len(kept)
+    assert {row["id"] for row in rows(app, "SELECT id FROM subscribers")} == set(kept)
+    assert count_rows(app, "subject_requests") == len(ids) - len(kept)  # one receipt each
