@@ -12,7 +12,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.types import timestamp
+from app.models.types import partial_index, timestamp
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -23,39 +23,35 @@ class OutboxMessage(SQLModel, table=True):
         sa.Index("ix_outbox_messages_kind_status_due", "kind", "status", "next_attempt_at"),
         # Only sent messages have a carrier id: indexing the NULLs of queued ones would
         # cost every start one more page written at commit, for nothing.
-        sa.Index(
+        partial_index(
             "ix_outbox_messages_carrier_message_id",
             "carrier_message_id",
-            sqlite_where=sa.text("carrier_message_id IS NOT NULL"),
-            postgresql_where=sa.text("carrier_message_id IS NOT NULL"),
+            where="carrier_message_id IS NOT NULL",
         ),
         # One message per subscriber per campaign, by construction; also finds a
-        # campaign's rows (tallies) and a subscriber's. Code rows are not indexed here.
-        sa.Index(
+        # campaign's rows (tallies). Code rows are not indexed here.
+        partial_index(
             "ix_outbox_messages_delivery_subscriber",
             "delivery_id",
             "subscriber_id",
+            where="delivery_id IS NOT NULL",
             unique=True,
-            sqlite_where=sa.text("delivery_id IS NOT NULL"),
-            postgresql_where=sa.text("delivery_id IS NOT NULL"),
         ),
         # A subscriber's campaign messages, by when they were queued: what its erasure
         # deletes, and whether it was messaged lately (dormant erasure). Code messages
         # name no subscriber and are not indexed here.
-        sa.Index(
+        partial_index(
             "ix_outbox_messages_subscriber_created",
             "subscriber_id",
             "created_at",
-            sqlite_where=sa.text("subscriber_id IS NOT NULL"),
-            postgresql_where=sa.text("subscriber_id IS NOT NULL"),
+            where="subscriber_id IS NOT NULL",
         ),
         # Campaign messages in the order they were queued, for their purge alone.
-        sa.Index(
+        partial_index(
             "ix_outbox_messages_campaign_created",
             "created_at",
             "id",
-            sqlite_where=sa.text("delivery_id IS NOT NULL"),
-            postgresql_where=sa.text("delivery_id IS NOT NULL"),
+            where="delivery_id IS NOT NULL",
         ),
     )
 

@@ -31,6 +31,15 @@ def postgresql_only(index: sa.Index) -> sa.Index:
     return index.ddl_if(dialect="postgresql")
 
 
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
+    """An index of the rows that satisfy ``where`` (SQL text, the same on SQLite and
+    PostgreSQL): rows outside it cost no entry when they are written."""
+    condition = sa.text(where)
+    return sa.Index(
+        name, *columns, unique=unique, sqlite_where=condition, postgresql_where=condition
+    )
+
+
 def in_schema_of(
     obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any, *, dialect: str
 ) -> bool:

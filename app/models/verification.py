@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.models.types import blob, timestamp
+from app.models.types import blob, partial_index, timestamp
 
 
 class Verification(SQLModel, table=True):
@@ -16,28 +15,17 @@ class Verification(SQLModel, table=True):
         # One index per purge step (app/verification/retention.py), each holding only the
         # rows its step may delete: purging the unapproved never walks the approved ones
         # kept for six months. An approval moves its row from one to the other.
-        sa.Index(
-            "ix_verifications_unapproved_created",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("status <> 'approved'"),
-            postgresql_where=sa.text("status <> 'approved'"),
+        partial_index(
+            "ix_verifications_unapproved_created", "created_at", "id", where="status <> 'approved'"
         ),
-        sa.Index(
-            "ix_verifications_approved_created",
-            "created_at",
-            "id",
-            sqlite_where=sa.text("status = 'approved'"),
-            postgresql_where=sa.text("status = 'approved'"),
+        partial_index(
+            "ix_verifications_approved_created", "created_at", "id", where="status = 'approved'"
         ),
         # The verifications an approval linked to a subscriber: what its erasure deletes
         # (with those found by the number), and what the database looks through when a
         # subscriber row is deleted (the foreign key). Unlinked rows are not indexed.
-        sa.Index(
-            "ix_verifications_subscriber",
-            "subscriber_id",
-            sqlite_where=sa.text("subscriber_id IS NOT NULL"),
-            postgresql_where=sa.text("subscriber_id IS NOT NULL"),
+        partial_index(
+            "ix_verifications_subscriber", "subscriber_id", where="subscriber_id IS NOT NULL"
         ),
     )
 
