@@ -38,8 +38,8 @@ async def floor_check(
 def create_app() -> FastAPI:
     app = create_smsreg()
     app.add_api_route(FLOOR_PATH, floor_check, methods=["POST"], include_in_schema=False)
-    # First in the route list, where the real check route's router is: a request is
-    # matched against the routes in turn, and at the end of smsreg's list the matching
-    # alone cost a third of the floor.
+    # First in the route list (the real check's router is the first smsreg includes): a
+    # request is matched against the routes in turn, and at the end of smsreg's list
+    # the matching alone cost a third of the floor.
     app.router.routes.insert(0, app.router.routes.pop())
     return app

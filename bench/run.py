@@ -502,23 +502,23 @@ def report(
 ) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
     floor = phases.get("floor")
-    shown = (bare, floor, start, check) if floor is not None else (bare, start, check)
+    listed = (bare, floor, start, check) if floor is not None else (bare, start, check)
     db = database["kind"]
     print()
     print(
         f"{'endpoint':<42}{'requests':>9}{'errors':>7}{'req/s':>10}"
         f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'server':>9}{'loadgen':>9}"
     )
-    for phase in shown:
+    for phase in listed:
         print(fmt_row(phase))
     print("(server/loadgen: CPU used during the phase, as a share of one core)")
-    for phase in shown:
+    for phase in listed:
         rounds = " / ".join(f"{rps:.0f}" for rps in phase.round_rps)
         print(
             f"  {phase.name.split()[-1]}: req/s by round {rounds}; "
             f"server CPU in the kernel {phase.server_sys * 100:.0f}%"
         )
-    for phase in shown:
+    for phase in listed:
         if phase.loadgen_cpu > 0.8:
             print(
                 f"warning: the load generator was busy during {phase.name!r}; it may be the limit"
@@ -550,7 +550,7 @@ def report(
     print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
     print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
     ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
-    if floor is not None and floor.rps and bare.rps:
+    if floor is not None and floor.rps and bare.rps and check.rps:
         # Per request: the floor's time is the framework's and authentication's, the rest
         # of a check's is the check's own work.
         ratios["floor_over_bare"] = floor.rps / bare.rps

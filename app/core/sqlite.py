@@ -98,7 +98,8 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         # undone) in memory, not in a temporary file: such a file would hold copies of
         # pages an erasure deleted from, left in free disk space once it is gone; and a
         # purge batch wrote every page it deleted from to it (7 % of a purge's time at
-        # 200,000 subscribers).
+        # 200,000 subscribers). Sorts and temporary B-trees go to memory with them: a
+        # migration that builds an index on a large table sorts its keys in memory.
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
         if path is not None:  # files an older version created 0644 are narrowed too

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,11 +89,14 @@ async def _batch(
     return done
 
 
-async def _rest(db: Database, *, held: float) -> None:
-    # The batch's write-ahead log is copied into the database file first (its fsync
-    # takes most of a batch's commit at a million subscribers): the service holds the
-    # write lock meanwhile if it wants it. Then a rest for what is left of the time the
-    # batch held the lock.
+async def _rest(db: Database, held: float) -> None:
+    # On SQLite the write lock's other half belongs to the service. The batch's
+    # write-ahead log is copied into the database file first (its fsync takes most of a
+    # batch's commit at a million subscribers): the service holds the write lock
+    # meanwhile if it wants it. Then a rest for what is left of the time the batch held
+    # the lock.
+    if not db.sqlite:
+        return
     began = time.monotonic()
     await db.checkpoint(truncate=False)
     copied = time.monotonic() - began
@@ -148,8 +152,7 @@ async def _apply(
         while True:
             began = time.monotonic()
             done = await _batch(db, step, before=before, after=cursor, limit=batch, dry_run=dry_run)
-            if db.sqlite:  # the write lock's other half belongs to the service
-                await _rest(db, held=time.monotonic() - began)
+            await _rest(db, time.monotonic() - began)
             report.add(step.kind, done.deleted)
             if progress is not None and done.deleted:
                 progress(step.kind, done.deleted)
@@ -157,10 +160,6 @@ async def _apply(
                 break
             cursor = done.cursor
     if ctx.settings.dormant_erasure:
-
-        async def rest(held: float) -> None:
-            if db.sqlite:
-                await _rest(db, held=held)
-
+        rest = functools.partial(_rest, db)
         erased = await subject.erase_dormant(db, ctx, batch=batch, dry_run=dry_run, rest=rest)
         report.add(DORMANT, erased)

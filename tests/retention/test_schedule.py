@@ -96,8 +96,10 @@ def test_the_documented_schedule_names_every_table():
 
 @pytest.mark.parametrize("settings_overrides", [{"dormant_erasure": True}])
 async def test_dormant_erasure_walks_on_past_kept_subscribers_batch_by_batch(app, clock):
-    """Batches go on from where the last one ended: a batch that erased fewer than it
-    might (kept subscribers in between) is not the end, and none is erased twice."""
+    """Over several batches every dormant subscriber is erased, once (one receipt each),
+    and the kept ones, spread between them in key order, stay. (That each batch starts
+    where the last ended, instead of reading the kept ones again, is in the plan:
+    tests/retention/test_plans.py.)"""
     numbers = [f"+8190000044{i:02d}" for i in range(7)]
     ids = [await register(app, number, ("coupon_usage",)) for number in numbers]
     clock.advance(days=400)

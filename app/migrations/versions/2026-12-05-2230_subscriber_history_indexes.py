@@ -7,7 +7,8 @@ asks whether a subscriber had a message or a redemption lately. None of the thre
 tables had an index that begins with the subscriber, so each was a scan of the whole
 table (3 million verifications and 3 million messages at a million subscribers) while
 SQLite's write lock was held. The verification and outbox indexes are partial: a start
-writes nothing more (its rows name no subscriber); an approval writes one entry.
+writes nothing more (its rows name no subscriber); an approval, a queued campaign message
+and a coupon redemption each write one entry.
 
 Revision ID: 7c2d4e6f8a91
 Revises: 5b8c1d2e4f60
