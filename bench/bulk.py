@@ -109,7 +109,15 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "rate_limit_hits": (("bucket", ""), ("at", "t"), ("hits", "")),
     "idempotency_records": tuple(
         (c, {"created_at": "t", "response": "j"}.get(c, ""))
-        for c in ("client_id", "key", "fingerprint", "status_code", "response", "created_at")
+        for c in (
+            "client_id",
+            "key",
+            "fingerprint",
+            "status_code",
+            "response",
+            "verification_id",
+            "created_at",
+        )
     ),  # fmt: skip
     "staff_accounts": tuple(
         (c, "t" if c.endswith("_at") else "")

@@ -167,7 +167,15 @@ class History:
         if plan.idempotency_key is not None:
             response = {"id": vid, "status": "pending"}
             self.rows["idempotency_records"].append(
-                (self.client_id, plan.idempotency_key, secrets.token_hex(32), 201, response, at)
+                (
+                    self.client_id,
+                    plan.idempotency_key,
+                    secrets.token_hex(32),
+                    201,
+                    response,
+                    vid,
+                    at,
+                )  # fmt: skip
             )
         if plan.counted_at is not None:
             self.count_send(number, at=plan.counted_at)

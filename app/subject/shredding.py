@@ -73,6 +73,13 @@ def verifications_query(*, subscriber_id: str | None, indexes: Sequence[str]) ->
     return sa.select(c.id).where(condition)
 
 
+def answers_of(verification_ids: Sequence[str]) -> sa.Delete:
+    """Delete the stored first answers to these verifications' starts (each names its
+    verification and the masked number)."""
+    c = idempotency.c
+    return sa.delete(idempotency).where(c.verification_id.in_(list(verification_ids)))
+
+
 def messages_of(*, verification_ids: Sequence[str], subscriber_id: str | None) -> sa.Delete:
     """Delete the code SMS of these verifications and the subscriber's campaign SMS."""
     o = outbox.c
@@ -91,11 +98,7 @@ async def forget_number(
     done: dict[str, int] = {}
     deleted = await tx.execute(messages_of(verification_ids=found, subscriber_id=subscriber_id))
     done["outbox_messages"] = deleted.rowcount
-    # A stored first answer to a start names its verification (and the masked number).
-    answered = idempotency.c.response["id"].as_string()
-    done["idempotency_records"] = (
-        await tx.execute(sa.delete(idempotency).where(answered.in_(found)))
-    ).rowcount
+    done["idempotency_records"] = (await tx.execute(answers_of(found))).rowcount
     done["verifications"] = (
         await tx.execute(sa.delete(verifications).where(verifications.c.id.in_(found)))
     ).rowcount

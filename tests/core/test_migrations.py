@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import functools
+import json
 from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -12,9 +17,11 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.core.db import create_sync_engine
+from app.core.db import UTCDateTime, create_sync_engine
 from app.core.migrations import alembic_config, upgrade
-from app.models.types import in_schema_of
+from app.models.api_key import ApiKey
+from app.models.types import in_schema_of, table
+from tests.fixtures.database import new_sqlite_database, throwaway_postgres_database
 
 
 def test_models_match_migrations(database_url):
@@ -86,3 +93,43 @@ def test_sqlite_send_windows_and_counts_move_to_their_keys_b_trees_with_every_ro
         assert "WITHOUT ROWID" not in ddl
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_stored_answers_get_their_verification_from_the_answer(dialect, tmp_path):
+    """The upgrade that gives a stored answer its verification's column fills it from the
+    answers already stored, so a number's erasure finds those too; the downgrade drops
+    it and keeps the answers."""
+    with contextlib.ExitStack() as stack:
+        if dialect == "sqlite":
+            url = new_sqlite_database(tmp_path)
+        else:
+            url = stack.enter_context(throwaway_postgres_database())
+        command.downgrade(alembic_config(url), "7c2d4e6f8a91")
+        engine = create_sync_engine(url)
+        stack.callback(engine.dispose)
+        at = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+        key = ApiKey(
+            id="key_1", name="shop", prefix="smsreg_sk_ab", token_hash="h" * 64,
+            token_key_id="k1", scopes=["verifications:write"], created_by="t",
+            created_at=at, expires_at=at + dt.timedelta(days=90),
+        )  # fmt: skip
+        with engine.begin() as conn:
+            conn.execute(sa.insert(table(ApiKey)).values(key.model_dump()))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO idempotency_records (client_id, key, fingerprint, "
+                    "status_code, response, created_at) VALUES ('key_1', 'k', 'f', 201, "
+                    ":response, :at)"
+                ).bindparams(sa.bindparam("at", type_=UTCDateTime())),
+                {"response": json.dumps({"id": "ver_1", "status": "pending"}), "at": at},
+            )
+        upgrade(url)
+        with engine.connect() as conn:
+            stored = conn.exec_driver_sql(
+                "SELECT verification_id FROM idempotency_records"
+            ).scalar_one()
+        assert stored == "ver_1"
+        command.downgrade(alembic_config(url), "7c2d4e6f8a91")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT key FROM idempotency_records").scalar_one() == "k"

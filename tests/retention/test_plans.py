@@ -223,6 +223,10 @@ def test_an_erasure_finds_a_subscribers_rows_through_indexes(app):
     messages = shredding.messages_of(verification_ids=["ver_a", "ver_b"], subscriber_id="sub_x")
     plan = _explain(engine, messages, bitmaps=True)
     _searches_only(plan, engine, "outbox_messages", by=("verification_id", "subscriber_id"))
+    # The stored first answers to the number's starts, by their verification.
+    answers = shredding.answers_of(["ver_a", "ver_b"])
+    plan = _explain(engine, answers, bitmaps=True)
+    _searches_only(plan, engine, "idempotency_records", by=("verification_id",))
 
 
 def test_the_dormant_walk_reads_each_subscriber_once_through_indexes(app):

@@ -101,6 +101,24 @@ async def test_the_session_goes_with_the_erasure_and_the_number_comes_back_new(
     assert new != old
 
 
+async def test_erasure_deletes_the_stored_answers_to_the_numbers_starts(client, app, carrier):
+    """A start with an Idempotency-Key stores its first answer (the verification and the
+    masked number): the number's erasure deletes it, and no other client's answer."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    for number, key in ((NUMBER, "mine-1"), (NEIGHBOUR, "theirs-1")):
+        body = {"phone": number, "purpose": "coupon_usage"}
+        started = await client.post(
+            "/v1/verifications", json=body, headers={**auth, "Idempotency-Key": key}
+        )
+        assert started.status_code == 201, started.text
+    headers = await open_session(client, app, carrier, NUMBER)
+    response = await client.post("/v1/subject/erasure", json={"confirm": True}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["erased"]["idempotency_records"] == 1
+    assert [row["key"] for row in rows(app, "SELECT key FROM idempotency_records")] == ["theirs-1"]
+
+
 @pytest.mark.parametrize("body", [{}, {"confirm": False}, {"confirm": "yes"}])
 async def test_erasure_needs_confirmation(client, app, carrier, body):
     auth = await make_key(app, ["verifications:write"])

@@ -197,7 +197,8 @@ _DELETE_IDEMPOTENT = Sql(
 )
 _SAVE_IDEMPOTENT = Sql(
     "INSERT INTO idempotency_records (client_id, key, fingerprint, status_code, response, "
-    "created_at) VALUES (:client_id, :key, :fingerprint, 201, :response, :created_at)"
+    "verification_id, created_at) "
+    "VALUES (:client_id, :key, :fingerprint, 201, :response, :verification_id, :created_at)"
 )
 
 
@@ -222,5 +223,11 @@ async def save_idempotent(
         await tx.run(_DELETE_IDEMPOTENT, params)
     await tx.run(
         _SAVE_IDEMPOTENT,
-        {**params, "fingerprint": fingerprint, "response": response, "created_at": now},
+        {
+            **params,
+            "fingerprint": fingerprint,
+            "response": response,
+            "verification_id": response["id"],  # the answer is the verification's
+            "created_at": now,
+        },
     )
