@@ -1,25 +1,38 @@
-"""The floor under a check, for bench/run.py --floor: smsreg itself plus one route with
-the check route's parameters and dependencies that does no work.
+"""The floor under a start and a check, for bench/run.py --floor: smsreg itself plus two
+routes with the real routes' parameters and dependencies that do no work.
 
 ``POST /bench/floor/{verification_id}/check`` takes what the real check takes (the
 verification id with its pattern, the code body, the API key with its scope, the unit of
 work and the context) through smsreg's own middleware, and answers a constant
-``CheckResultPublic``. What it costs is the framework, the middleware and authentication
-(one API-key read in a unit that writes nothing); what the real check costs beyond it is
-the check's own work. Only the benchmark serves this app.
+``CheckResultPublic``; ``POST /bench/floor/start`` takes what the real start takes (its
+body, the API key, the unit, the context, the client address, the outbox, the response
+and the ``Idempotency-Key`` header) and answers a constant ``VerificationPublic`` with
+201. What they cost is the framework, the middleware and authentication (one API-key
+read in a unit that writes nothing); what the real routes cost beyond them is their own
+work. Only the benchmark serves this app.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import datetime as dt
+from typing import Annotated
+
+from fastapi import FastAPI, Header, Response
 
 from app.clients.auth import VerificationsWrite
-from app.core.deps import CtxDep, TxDep
+from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.main import create_app as create_smsreg
 from app.verification.routes import VerificationId
-from app.verification.schemas import CheckResultPublic, VerificationCheck
+from app.verification.schemas import (
+    CheckResultPublic,
+    VerificationCheck,
+    VerificationPublic,
+    VerificationStart,
+)
 
-FLOOR_PATH = "/bench/floor/{verification_id}/check"
+FLOOR_CHECK = "/bench/floor/{verification_id}/check"
+FLOOR_START = "/bench/floor/start"
+_AT = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
 
 
 async def floor_check(
@@ -35,11 +48,33 @@ async def floor_check(
     )
 
 
+async def floor_start(
+    body: VerificationStart,
+    client: VerificationsWrite,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
+    outbox: OutboxDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> VerificationPublic:
+    """The start route's signature, and none of its work."""
+    return VerificationPublic(
+        id="ver_floor", status="pending", purpose=body.purpose, phone_masked="090-****-0000",
+        expires_at=_AT, resend_after=_AT, attempts_left=5,
+    )  # fmt: skip
+
+
 def create_app() -> FastAPI:
     app = create_smsreg()
-    app.add_api_route(FLOOR_PATH, floor_check, methods=["POST"], include_in_schema=False)
-    # First in the route list (the real check's router is the first smsreg includes): a
+    app.add_api_route(FLOOR_CHECK, floor_check, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        FLOOR_START, floor_start, methods=["POST"], status_code=201, include_in_schema=False
+    )
+    # First in the route list (the real routes' router is the first smsreg includes): a
     # request is matched against the routes in turn, and at the end of smsreg's list
     # the matching alone cost a third of the floor.
-    app.router.routes.insert(0, app.router.routes.pop())
+    floors = app.router.routes[-2:]
+    del app.router.routes[-2:]
+    app.router.routes[:0] = floors
     return app

@@ -12,9 +12,10 @@ machine at the same speeds:
 3. check  POST /v1/verifications/{id}/check with the right code, once for each
           verification that phase 2 created (codes read from the console outbox file).
 
-With ``--floor``, a fourth phase after bare: **floor**, the check route's parameters,
-dependencies and middleware with none of its work (bench/floor_app.py, a third server on
-the same database), so that a check's cost splits into the framework's and its own.
+With ``--floor``, two more phases after bare: the **floors** of start and check, each
+route's parameters, dependencies and middleware with none of its work (bench/floor_app.py,
+a third server on the same database), so that each one's cost splits into the
+framework's and its own.
 
 smsreg runs on a fresh SQLite file, or with ``--db postgres`` on a throwaway database on
 the local PostgreSQL server, migrated by ``smsreg migrate`` and dropped at the end (see
@@ -86,6 +87,9 @@ UVICORN_FLAGS = [
 # The bare server keeps uvicorn's default: it is the baseline as uvicorn ships.
 SMSREG_FLAGS = ["--no-proxy-headers"]
 MOBILE_PREFIXES = ("+8190", "+8180", "+8170")
+# --floor: the routes of bench/floor_app.py, by the real route they mirror, and the
+# status each answers.
+FLOORS = {"start": 201, "check": 200}
 CODE_RE = re.compile(r"#(\d+)\s*$")
 
 
@@ -501,8 +505,8 @@ def report(
     pgbench: dict[str, Any] | None,
 ) -> dict[str, Any]:
     bare, start, check = phases["bare"], phases["start"], phases["check"]
-    floor = phases.get("floor")
-    listed = (bare, floor, start, check) if floor is not None else (bare, start, check)
+    floors = {name: phases[f"floor_{name}"] for name in FLOORS if f"floor_{name}" in phases}
+    listed = (bare, *floors.values(), start, check)
     db = database["kind"]
     print()
     print(
@@ -550,16 +554,19 @@ def report(
     print(f"ratio start/bare = {start_ratio:.1%}   ({start.rps:.0f} / {bare.rps:.0f} req/s)")
     print(f"ratio check/bare = {check_ratio:.1%}   ({check.rps:.0f} / {bare.rps:.0f} req/s)")
     ratios = {"start_over_bare": start_ratio, "check_over_bare": check_ratio}
-    if floor is not None and floor.rps and bare.rps and check.rps:
+    for name, floor in floors.items():
+        real = phases[name]
+        if not (floor.rps and bare.rps and real.rps):
+            continue
         # Per request: the floor's time is the framework's and authentication's, the rest
-        # of a check's is the check's own work.
-        ratios["floor_over_bare"] = floor.rps / bare.rps
-        ratios["check_over_floor"] = check.rps / floor.rps
-        print(f"ratio floor/bare = {floor.rps / bare.rps:.1%}   ({floor.rps:.0f} req/s)")
-        own = 1e6 / check.rps - 1e6 / floor.rps
+        # of the real route's is its own work.
+        ratios[f"floor_{name}_over_bare"] = floor.rps / bare.rps
+        ratios[f"{name}_over_floor"] = real.rps / floor.rps
+        print(f"ratio {name} floor/bare = {floor.rps / bare.rps:.1%}   ({floor.rps:.0f} req/s)")
+        own = 1e6 / real.rps - 1e6 / floor.rps
         print(
-            f"per request: bare {1e6 / bare.rps:.0f} us, floor {1e6 / floor.rps:.0f} us, "
-            f"check {1e6 / check.rps:.0f} us (the check's own work {own:.0f} us)"
+            f"  per request: bare {1e6 / bare.rps:.0f} us, {name} floor {1e6 / floor.rps:.0f} us, "
+            f"{name} {1e6 / real.rps:.0f} us (its own work {own:.0f} us)"
         )
     if pgbench is not None:
         print()
@@ -650,8 +657,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--floor",
         action="store_true",
-        help="also measure the floor: the check route's shape with none of its work "
-        "(bench/floor_app.py)",
+        help="also measure the floors: the start and check routes' shapes with none of "
+        "their work (bench/floor_app.py)",
     )
     parser.add_argument("--floor-seconds", type=float, default=4.0)
     parser.add_argument("--max-requests", type=int, default=60_000, help="cap per phase")
@@ -760,9 +767,9 @@ def main() -> int:
                 workers.append(worker)
             outbox = Outbox(tmp / "outbox.jsonl")
             floor: Server | None = None
-            floor_requests: list[bytes] = []
+            floor_requests: dict[str, list[bytes]] = {}
             if args.floor:
-                # smsreg plus the floor route, on the same database; it sends no SMS.
+                # smsreg plus the floor routes, on the same database; it sends no SMS.
                 floor = Server(
                     "floor",
                     "floor_app:create_app",
@@ -772,26 +779,28 @@ def main() -> int:
                 )
                 servers.append(floor)
                 floor.wait_ready()
-                floor_requests = [
-                    encode_post(
-                        f"/bench/floor/ver_{i:06d}/check",
-                        floor.port,
-                        {"code": "123456"},
-                        key=key,
-                        ip=random_ip(rng),
+                check_body = {"code": "123456"}
+                paths = {
+                    "start": lambda i: ("/bench/floor/start", payload),
+                    "check": lambda i: (f"/bench/floor/ver_{i:06d}/check", check_body),
+                }
+                for name in FLOORS:
+                    floor_requests[name] = []
+                    for i in range(1024):
+                        path, body = paths[name](i)
+                        request = encode_post(path, floor.port, body, key=key, ip=random_ip(rng))
+                        floor_requests[name].append(request)
+                    floor_requests[name] *= args.max_requests // 1024 + 1
+                    print(f"floor of {name}: warm-up ...", flush=True)
+                    load(
+                        runner,
+                        f"warm-up floor {name}",
+                        floor,
+                        floor_requests[name],
+                        clients=args.clients,
+                        seconds=args.warmup,
+                        expect=FLOORS[name],
                     )
-                    for i in range(1024)
-                ] * (args.max_requests // 1024 + 1)
-                print("floor: warm-up ...", flush=True)
-                load(
-                    runner,
-                    "warm-up floor",
-                    floor,
-                    floor_requests,
-                    clients=args.clients,
-                    seconds=args.warmup,
-                    expect=200,
-                )
 
             def start_requests(count: int) -> tuple[list[str], list[bytes]]:
                 phones = unique_phones(rng, count)
@@ -852,11 +861,11 @@ def main() -> int:
 
             # 3. the measured rounds: bare, start, then check every verification that
             # round's start created, once, once its SMS is out
-            rounds: dict[str, list[Phase]] = {"bare": [], "floor": [], "start": [], "check": []}
+            rounds: dict[str, list[Phase]] = {"bare": [], "start": [], "check": []}
             sent = 0
             for number in range(1, args.rounds + 1):
                 label = f"round {number}/{args.rounds}"
-                print(f"{label}: bare, {'floor, ' if floor else ''}start, check ...", flush=True)
+                print(f"{label}: bare, {'floors, ' if floor else ''}start, check ...", flush=True)
                 rounds["bare"].append(
                     load(
                         runner,
@@ -868,16 +877,17 @@ def main() -> int:
                         expect=200,
                     )
                 )
-                if floor is not None:
-                    rounds["floor"].append(
+                for name, requests_of_floor in floor_requests.items():
+                    assert floor is not None  # noqa: S101 (requests only with a floor server)
+                    rounds.setdefault(f"floor_{name}", []).append(
                         load(
                             runner,
-                            "floor",
+                            f"floor_{name}",
                             floor,
-                            floor_requests,
+                            requests_of_floor,
                             clients=args.clients,
                             seconds=args.floor_seconds / args.rounds,
-                            expect=200,
+                            expect=FLOORS[name],
                         )
                     )
                 started = load(
@@ -913,7 +923,10 @@ def main() -> int:
             phases["start"] = merge("smsreg POST /v1/verifications", rounds["start"])
             phases["check"] = merge("smsreg POST /v1/verifications/{id}/check", rounds["check"])
             if floor is not None:
-                phases["floor"] = merge("floor POST /bench/floor/{id}/check", rounds["floor"])
+                for name, path in (("start", "start"), ("check", "{id}/check")):
+                    phases[f"floor_{name}"] = merge(
+                        f"floor of {name} POST /bench/floor/{path}", rounds[f"floor_{name}"]
+                    )
                 floor.stop()
                 servers.remove(floor)
             del requests
