@@ -13,7 +13,7 @@ A :class:`Tx` is one transaction. Code reaches it in two ways:
   types, never by a column's name.
 
 Each dialect's unit of work has its own module: app/core/sqlite.py (inline on the event
-loop, one connection, one transaction at a time, taken in turn under an asyncio lock) and
+loop, one connection, units taken in turn and sharing commits) and
 app/core/postgres.py (asyncpg, whose round trips cost the event loop least, from
 SQLAlchemy's pool). :class:`Sql` is in app/core/sql.py, the interface both units share
 (:class:`Tx`) in app/core/tx.py. This module holds the engines, the column type for
@@ -22,7 +22,6 @@ instants, and :class:`Database`, where every unit comes from.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -39,7 +38,7 @@ from app.core.config import Settings
 from app.core.errors import AppError
 from app.core.postgres import PostgresTx
 from app.core.sql import R, Sql, postgres_args, rowcount
-from app.core.sqlite import SqliteTx, sqlite_engine, wait_for_lock, waits_on_loop
+from app.core.sqlite import SqliteTx, Turns, sqlite_engine, wait_for_lock, waits_on_loop
 from app.core.tx import Tx
 
 
@@ -123,9 +122,8 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._own: sa.Connection | None = None
-        # SQLite: the loop's transactions, one at a time on one connection. asyncio
-        # binds the lock to the running loop at its first use.
-        self._lock = asyncio.Lock()
+        # SQLite: the loop's units, one at a time on one connection, sharing commits.
+        self._turns = Turns(self._own_connection)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -198,11 +196,7 @@ class Database:
         A refusal that must still be recorded (an :class:`AppError` with ``commit``, such
         as a wrong code that counts as an attempt) commits before it propagates.
         """
-        tx: Tx = (
-            SqliteTx(self._lock, self._own_connection)
-            if self.sqlite
-            else PostgresTx(self._engine_async)
-        )
+        tx: Tx = SqliteTx(self._turns) if self.sqlite else PostgresTx(self._engine_async)
         try:
             try:
                 yield tx
@@ -312,8 +306,7 @@ class Database:
             finally:
                 cursor.close()
 
-        async with self._lock:
-            raw: Any = self._own_connection().connection.driver_connection
+        async with self._turns.turn() as raw:
             return await wait_for_lock(once, busy=busy)
 
     def pool_status(self) -> dict[str, int]:
@@ -326,6 +319,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every connection (at shutdown)."""
         if self._own is not None:
+            async with self._turns.turn():  # what the last units wrote is committed
+                pass
             self._own.close()
             self._own = None
         if self._sync is not None:

@@ -1,22 +1,28 @@
 """The embedded SQLite database: a unit of work holds the write lock from its first
-statement, and fixed SQL and SQLAlchemy statements share its transaction."""
+statement, fixed SQL and SQLAlchemy statements share its transaction, and units that
+run in turn share a commit without one answering before it or failing for another."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import pytest
 import sqlalchemy as sa
 
 from app.core import sqlite as sqlite_module
 from app.core.db import Database
+from app.core.errors import AppError
 from app.core.sql import Sql
+from app.core.sqlite import GroupRolledBack, Turns
 
 _INSERT = Sql("INSERT INTO t (x) VALUES (:x)")
+T = TypeVar("T")
 
 
 class Count(NamedTuple):
@@ -178,3 +184,138 @@ async def test_emptying_the_log_waits_for_another_writer_on_the_event_loop(db) -
 async def _one_statement(db: Database) -> None:
     async with db.transaction() as tx:
         await tx.run(_INSERT, {"x": "ready"})
+
+
+# -- Group commit -------------------------------------------------------------------------
+
+
+class Recorded(AppError):
+    status = 422
+    slug = "recorded"
+    title = "Refused, and the attempt recorded"
+    commit = True
+
+
+async def _unit(db: Database, x: str, *, then: BaseException | None = None) -> list[str]:
+    """One unit writing ``x`` (and raising ``then``); what another connection reads once
+    it has ended, either way."""
+    try:
+        async with db.transaction() as tx:
+            await tx.run(_INSERT, {"x": x})
+            if then is not None:
+                raise then
+    except BaseException:
+        if then is None:
+            raise
+    return rows(db)
+
+
+@asynccontextmanager
+async def traced(tmp_path: Path) -> AsyncIterator[tuple[Database, Callable[[], int]]]:
+    """A database with a table ``t``, and how many COMMITs its connection has run since."""
+    statements: list[str] = []
+
+    def trace(dbapi_connection, _record) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    sa.event.listen(sa.Engine, "connect", trace)
+    database = Database(f"sqlite:///{tmp_path / 'traced.db'}")
+    try:
+        async with database.transaction() as tx:
+            await tx.execute(sa.text("CREATE TABLE t (x TEXT)"))
+        statements.clear()
+        yield database, lambda: statements.count("COMMIT")
+    finally:
+        sa.event.remove(sa.Engine, "connect", trace)
+        await database.dispose()
+
+
+async def together(*units: Awaitable[T], return_exceptions: bool = False) -> list[T]:
+    """Run units as requests that arrive together; a unit left waiting fails the test."""
+    return list(
+        await asyncio.wait_for(
+            asyncio.gather(*units, return_exceptions=return_exceptions), timeout=10
+        )
+    )
+
+
+async def test_units_ready_together_share_one_commit_and_none_answers_before_it(tmp_path) -> None:
+    """Three requests ready in the same turn of the event loop: each runs alone, and
+    each ends only once the one commit that holds all three is durable."""
+    async with traced(tmp_path) as (db, commits):
+        seen = await together(*(_unit(db, x) for x in "abc"))
+        assert seen == [["a", "b", "c"]] * 3
+        assert commits() == 1
+
+
+async def test_a_group_never_grows_past_its_limit_and_every_unit_waits_for_its_commit(
+    tmp_path,
+) -> None:
+    async with traced(tmp_path) as (db, commits):
+        n = 2 * Turns.LIMIT + 5
+        xs = [f"u{i:03}" for i in range(n)]
+        seen = await together(*(_unit(db, x) for x in xs))
+        assert rows(db) == xs
+        for x, read in zip(xs, seen, strict=True):
+            assert x in read  # its own write was committed before it returned
+        assert commits() == 3  # the limit, the limit, the rest
+
+
+async def test_a_unit_that_fails_in_a_group_undoes_only_its_own_writes(db) -> None:
+    """The others keep theirs (a refusal that is recorded too), and even the failed unit
+    answers only after the group's commit: it may have read what the units before it
+    wrote."""
+    seen = await together(
+        _unit(db, "a"),
+        _unit(db, "b", then=RuntimeError("boom")),
+        _unit(db, "c", then=Recorded()),
+        _unit(db, "d"),
+    )
+    assert seen == [["a", "c", "d"]] * 4
+
+
+async def test_when_the_shared_commit_fails_every_unit_of_the_group_fails(db) -> None:
+    """A constraint that SQLite checks only at COMMIT fails it: every unit of the group
+    raises, none of their writes stays, and the next unit commits as ever."""
+    async with db.transaction() as tx:
+        await tx.execute(sa.text("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)"))
+        await tx.execute(
+            sa.text(
+                "CREATE TEMP TABLE child (parent_id INTEGER "
+                "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+
+    async def orphan() -> None:
+        async with db.transaction() as tx:
+            await tx.run(_INSERT, {"x": "orphan's"})
+            await tx.execute(sa.text("INSERT INTO child (parent_id) VALUES (42)"))
+
+    outcomes = await together(_unit(db, "a"), orphan(), _unit(db, "c"), return_exceptions=True)
+    assert [type(outcome) for outcome in outcomes] == [sa.exc.IntegrityError] * 3
+    assert rows(db) == []
+    assert await _unit(db, "after") == ["after"]
+
+
+async def test_when_sqlite_rolls_the_shared_transaction_back_every_unit_fails(db) -> None:
+    """A statement after which SQLite ends the whole transaction (as an I/O error or a
+    full disk does; here a trigger's RAISE(ROLLBACK)) takes the units before it in the
+    group down with it: they fail rather than answer for writes that are gone."""
+    async with db.transaction() as tx:
+        await tx.execute(
+            sa.text(
+                "CREATE TEMP TRIGGER doom BEFORE INSERT ON t WHEN NEW.x = 'doom' "
+                "BEGIN SELECT RAISE(ROLLBACK, 'the transaction is gone'); END"
+            )
+        )
+    outcomes = await together(
+        _unit(db, "a"),
+        _unit(db, "doom", then=None),
+        _unit(db, "c"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], GroupRolledBack)
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert outcomes[2] == ["c"]  # a group of its own, after the loss
+    assert rows(db) == ["c"]
+    assert await _unit(db, "after") == ["c", "after"]
