@@ -6,6 +6,9 @@
 #   smsreg ledger checkpoint   hourly  signs the ledger head; does nothing if nothing is new
 #   smsreg purge               daily   the retention schedule; idempotent, resumable
 #   smsreg credentials due     daily   lists passwords, API keys, second factors due
+#   smsreg credentials rotate --due
+#                              daily   re-encrypts TOTP secrets still under an older phone
+#                                      key, so a retired key can leave the ring
 # The intervals are seconds: SCHEDULE_HOURLY_SECONDS and SCHEDULE_DAILY_SECONDS.
 set -u
 hourly=${SCHEDULE_HOURLY_SECONDS:-3600}
@@ -28,6 +31,7 @@ while :; do
     if [ "$now" -ge "$next_daily" ]; then
         run purge
         run credentials due
+        run credentials rotate --due
         next_daily=$((now + daily))
     fi
     if [ "$now" -ge "$next_hourly" ]; then

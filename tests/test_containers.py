@@ -5,9 +5,12 @@ against a database and stops at once on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.core.config import Settings
+from app.core.config import ConfigError, Settings
 from app.main import create_app
-from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED
+from app.retention import service as retention
+from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, make_settings
+from tests.fixtures.database import throwaway_postgres_database
 from tests.fixtures.live import smsreg_env
 from tests.sms.fake_twilio import unused_port
 
@@ -49,6 +55,7 @@ def test_every_job_compose_and_the_scheduler_run_is_a_real_command():
         "worker",
         "purge",
         "credentials due",
+        "credentials rotate --due",
         "ledger checkpoint",
     }
     runner = CliRunner()
@@ -89,7 +96,8 @@ def test_the_image_runs_unprivileged_and_checks_health_on_the_configured_port():
 
 
 def _env_file() -> dict[str, str]:
-    """docker/env.example as an operator fills it in: block (a), Twilio in production."""
+    """docker/env.example as an operator fills it in: block (a), Twilio in production,
+    every secret in place of its placeholder."""
     values = dict(
         line.split("=", 1)
         for line in (DOCKER / "env.example").read_text().splitlines()
@@ -100,6 +108,8 @@ def _env_file() -> dict[str, str]:
     values["SMSREG_LEDGER_SIGNING_KEYS"] = json.dumps({"l1": TEST_LEDGER_SEED})
     for password in ("POSTGRES_PASSWORD", "DB_OWNER_PASSWORD", "DB_APP_PASSWORD"):
         values[password] = "0123456789abcdef"
+    values["SMSREG_TWILIO_AUTH_TOKEN"] = "0123456789abcdef0123456789abcdef"
+    values["SMSREG_METRICS_TOKEN"] = "0123456789abcdef0123456789abcdef0123456789abcdef"
     return values
 
 
@@ -131,6 +141,23 @@ def test_the_production_env_file_starts_every_app_container(service, monkeypatch
     settings = Settings(_env_file=None)
     assert settings.environment == "production" and settings.sms_sender == "twilio"
     create_app(settings)  # every check a process makes at start: keys, carrier, ledger key
+
+
+def test_the_production_env_file_as_shipped_is_refused(monkeypatch):
+    """docker/env.example's placeholders never start a production container."""
+    values = dict(
+        line.split("=", 1)
+        for line in (DOCKER / "env.example").read_text().splitlines()
+        if re.match(r"^SMSREG_[A-Z_]+=", line)
+    )
+    for name in [n for n in os.environ if n.startswith("SMSREG_")]:
+        monkeypatch.delenv(name)
+    filled = _env_file()
+    for name, value in values.items():
+        # Only the placeholders stay as shipped: every key ring is filled in.
+        monkeypatch.setenv(name, value if "replace-with" in value else filled[name])
+    with pytest.raises(ConfigError, match="placeholder|METRICS_TOKEN"):
+        Settings(_env_file=None)
 
 
 @pytest.mark.slow
@@ -201,3 +228,69 @@ def test_the_containers_that_sign_checkpoints_append_them_to_a_witness_volume():
         assert mounts.get(folder) == "witness", (name, mounts)
     assert "witness" in stack["volumes"]
     assert "/var/lib/smsreg/witness" in (DOCKER / "Dockerfile").read_text()
+
+
+def test_the_runtime_role_purges_but_never_rewrites_the_ledger(tmp_path):
+    """docker/postgres/grants.sql, applied with psql as the db-grants job applies it: the
+    role the service, worker and scheduler run as can run the whole purge, the access
+    log's expired entries included, but cannot change or delete the disclosure ledger,
+    nor rewrite the access log or delete an entry of it younger than its retention."""
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    with throwaway_postgres_database() as url:
+        owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        role = f"smsreg_app_{secrets.token_hex(4)}"
+        try:
+            with owner.connect() as conn:
+                conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+            grants = (DOCKER / "postgres" / "grants.sql").read_text().replace("smsreg_app", role)
+            libpq = sa.engine.make_url(url).set(drivername="postgresql")
+            applied = subprocess.run(
+                [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                 "-d", libpq.render_as_string(hide_password=False)],
+                input=grants, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert applied.returncode == 0, applied.stderr
+            with owner.connect() as conn:
+                for age in ("800 days", "1 day"):
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO access_log (accessed_at, staff_id, staff_username, "
+                            "staff_role, source_ip, action) VALUES (now() - CAST(:age AS "
+                            "interval), 'stf_x', 'x', 'operator', '127.0.0.1', 'search')"
+                        ),
+                        {"age": age},
+                    )
+            as_role = sa.engine.make_url(url).set(username=role)
+            app = create_app(make_settings(as_role.render_as_string(hide_password=False), tmp_path))
+
+            async def purge() -> dict[str, int]:
+                try:
+                    return (await retention.purge(app.state.db, app.state.ctx)).deleted
+                finally:
+                    await app.state.db.dispose()
+
+            assert asyncio.run(purge()).get("access_log") == 1
+            runtime = sa.create_engine(as_role, isolation_level="AUTOCOMMIT")
+            try:
+                with runtime.connect() as conn:
+                    assert conn.execute(sa.text("SELECT count(*) FROM access_log")).scalar() == 1
+                    refused = {
+                        "UPDATE ledger_entries SET seq = seq": "permission denied",
+                        "DELETE FROM ledger_entries": "permission denied",
+                        "DELETE FROM ledger_checkpoints": "permission denied",
+                        "TRUNCATE access_log": "permission denied",
+                        "UPDATE access_log SET reason = 'x'": "permission denied",
+                        "DELETE FROM access_log": "append-only",
+                    }
+                    for statement, why in refused.items():
+                        with pytest.raises(sa.exc.DBAPIError, match=why):
+                            conn.exec_driver_sql(statement)
+            finally:
+                runtime.dispose()
+        finally:
+            with owner.connect() as conn:
+                conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+                conn.exec_driver_sql(f'DROP ROLE "{role}"')
+            owner.dispose()

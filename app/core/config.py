@@ -14,7 +14,9 @@ from app.core.key_material import (
     SECRET_FAMILIES,
     decode_key,
     dev_ledger_signing,
+    is_placeholder,
     load_or_create_dev_secrets,
+    looks_random,
 )
 
 Environment = Literal["development", "production"]
@@ -33,8 +35,12 @@ def _split_csv(value: object) -> object:
     return value
 
 
+MIN_TOKEN_CHARS = 16
+"""The metrics token's least length outside development."""
+
+
 class Settings(BaseSettings):
-    """Runtime configuration; see the README's settings table."""
+    """Runtime configuration; docs/operations.md has the table of settings."""
 
     # An empty variable is an unset one (compose passes ${SMSREG_X:-} as ""): each such
     # setting keeps its default.
@@ -147,15 +153,15 @@ class Settings(BaseSettings):
     password_min_length: int = Field(12, ge=8)
     password_max_age_days: int = Field(90, ge=0)
     session_max_hours: int = Field(12, ge=1, le=12)
-    # Staff sessions and logins (issue 4)
+    # Staff sessions and logins
     session_idle_minutes: int = Field(30, ge=1, le=720, description="a quiet session ends")
     login_max_failures: int = Field(5, ge=1, le=100, description="wrong passwords before a lock")
     login_lockout_minutes: int = Field(15, ge=1, le=1440, description="how long a lock lasts")
-    # Login throttles (issue 14), shared through the database: wrong passwords from one
+    # Login throttles, shared through the database: wrong passwords from one
     # address for one username (login_max_failures of them lock that source, not the
     # account), and from one address for any username, within the lockout's window.
     login_failures_per_ip: int = Field(20, ge=1, le=10_000)
-    # Separation of duties (issue 14): invitations, role grants under four eyes, the
+    # Separation of duties: invitations, role grants under four eyes, the
     # command line's break-glass admin, and the review when an admin leaves.
     staff_invitation_hours: int = Field(72, ge=1, le=720, description="an invitation lives")
     staff_grant_hours: int = Field(72, ge=1, le=720, description="a grant proposal lives")
@@ -173,7 +179,7 @@ class Settings(BaseSettings):
     api_key_due_within_days: int = Field(
         14, ge=0, le=365, description="`smsreg api-keys due` lists keys this close to their age"
     )
-    # Staff credentials (issue 6): password strength, TOTP second factor, the due report.
+    # Staff credentials: password strength, TOTP second factor, the due report.
     password_min_score: int = Field(3, ge=0, le=4, description="zxcvbn score a password needs")
     password_due_within_days: int = Field(
         14, ge=0, le=365, description="`smsreg credentials due` lists passwords this close"
@@ -185,7 +191,7 @@ class Settings(BaseSettings):
     totp_issuer: str = Field("smsreg", min_length=1, max_length=64, pattern=r"^[^:]+$")
     totp_drift_steps: int = Field(1, ge=0, le=2, description="30 s steps accepted either way")
 
-    # Coupon redemptions (issue 4)
+    # Coupon redemptions
     coupon_verification_window_minutes: int = Field(
         10, ge=1, le=1440, description="how long after its approval a verification backs one"
     )
@@ -195,7 +201,7 @@ class Settings(BaseSettings):
         Annotated[int, Field(ge=1, le=1000)],
     ] = Field(default_factory=dict, description="per-coupon limits overriding the default")
 
-    # Consent and campaign delivery (issue 4)
+    # Consent and campaign delivery
     # An inbound SMS whose whole body is one of these (trimmed, NFKC, any case) opts out.
     stop_words: Annotated[list[str], NoDecode] = [
         "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
@@ -223,13 +229,13 @@ class Settings(BaseSettings):
     # its mandate in 2023), and it is each operator's choice.
     dormant_erasure: bool = False
 
-    # Data subjects (issue 15): a session opened by SMS, and the time to answer a request.
+    # Data subjects: a session opened by SMS, and the time to answer a request.
     subject_session_minutes: int = Field(15, ge=1, le=60, description="a subject session lives")
     subject_request_due_days: int = Field(10, ge=1, le=30, description="a request is due within")
     # Subject requests and erasure receipts: kept as long as the ledger (proof of answer).
     subject_request_retention_days: int = Field(3 * 365 + 1, ge=3 * 365)
 
-    # Disclosure ledger (issue 5): Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
+    # Disclosure ledger: Ed25519 signing seeds {"key id": "base64 of 32 bytes"}.
     # Retired keys stay in the ring so the checkpoints they signed still verify.
     ledger_signing_keys: dict[str, SecretStr] = Field(default_factory=dict)
     ledger_signing_key_id: str | None = None
@@ -293,10 +299,35 @@ class Settings(BaseSettings):
             return self
         if self.sms_sender == "console":
             raise ConfigError("the console SMS sender is for development only")
+        families: dict[bytes, str] = {}
         for family in SECRET_FAMILIES:
-            self.key_ring(family)  # raises ConfigError when missing or weak
+            _, ring = self.key_ring(family)  # raises ConfigError when missing or weak
+            for key_id, key in ring.items():
+                if not looks_random(key):
+                    raise ConfigError(
+                        f"SMSREG_{family.upper()}_KEYS[{key_id}] is not random (too few "
+                        "distinct bytes): make one with `smsreg keys new`"
+                    )
+                if families.setdefault(key, family) != family:
+                    raise ConfigError(
+                        f"SMSREG_{families[key].upper()}_KEYS and SMSREG_{family.upper()}_KEYS "
+                        "share a key: each family needs keys of its own"
+                    )
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
+        token = self.metrics_token.get_secret_value()
+        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS:
+            raise ConfigError(
+                f"SMSREG_METRICS_TOKEN must be a random secret of at least {MIN_TOKEN_CHARS} "
+                "characters (openssl rand -hex 24)"
+            )
+        auth = self.twilio_auth_token
+        if (
+            self.sms_sender == "twilio"
+            and auth is not None
+            and is_placeholder(auth.get_secret_value())
+        ):
+            raise ConfigError("SMSREG_TWILIO_AUTH_TOKEN is a placeholder, not the account's token")
         if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
             raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
         return self

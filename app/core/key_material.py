@@ -17,12 +17,22 @@ from pydantic import SecretStr
 SECRET_FAMILIES = ("phone", "index", "code", "token")
 _PLACEHOLDERS = {"changeme", "changethis", "secret", "default", "dev"}
 MIN_KEY_BYTES = 32
+# 32 random bytes hold about 30 distinct values; fewer than this is a made-up key
+# (all zeros, one byte repeated), whatever its length.
+MIN_DISTINCT_BYTES = 16
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a secret setting still holds a stand-in: a word such as ``changeme``, or
+    docker/env.example's ``replace-with-...``."""
+    text = value.strip().lower()
+    return text in _PLACEHOLDERS or text.startswith("replace-with")
 
 
 def decode_key(key_id: str, secret: SecretStr) -> bytes:
     """One key of a ring; ValueError ("[key_id] is ...") if it is not a usable secret."""
     raw = secret.get_secret_value()
-    if raw.strip().lower() in _PLACEHOLDERS:
+    if is_placeholder(raw):
         raise ValueError(f"[{key_id}] is a placeholder, not a secret")
     try:
         key = base64.b64decode(raw, validate=True)
@@ -31,6 +41,12 @@ def decode_key(key_id: str, secret: SecretStr) -> bytes:
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"[{key_id}] must decode to at least {MIN_KEY_BYTES} bytes")
     return key
+
+
+def looks_random(key: bytes) -> bool:
+    """Whether a key could have come from a random source (not all zeros, not one byte
+    repeated): what production asks of every key."""
+    return len(set(key)) >= MIN_DISTINCT_BYTES
 
 
 def new_key() -> str:

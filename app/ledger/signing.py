@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from app.core.config import ConfigError, Settings
+from app.core.key_material import is_placeholder
 from app.ledger import canonical
 
 ALGORITHM = "Ed25519"
 DOMAIN = b"smsreg-ledger-checkpoint/1\n"
 SEED_BYTES = 32
 _ENV = "SMSREG_LEDGER_SIGNING_KEYS"
-_PLACEHOLDERS = {"changeme", "changethis", "secret", "default", "dev"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def _ring(keys: tuple[tuple[str, str], ...], active: str | None) -> SigningRing:
     for key_id, text in keys:
         if not 1 <= len(key_id) <= 40:
             raise ConfigError(f"{_ENV}: key ids are 1 to 40 characters")
-        if text.strip().lower() in _PLACEHOLDERS:
+        if is_placeholder(text):
             raise ConfigError(f"{_ENV}[{key_id}] is a placeholder, not a secret")
         try:
             seed = base64.b64decode(text, validate=True)

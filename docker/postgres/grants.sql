@@ -17,9 +17,12 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO smsreg_app;
 -- Alembic's bookkeeping: the runtime may read which revision it runs on, never move it.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM smsreg_app;
 
--- Append-only tables: those a ledger_refuse_* trigger guards (the disclosure ledger's
--- entries, subject index and checkpoints). smsreg_app appends and reads; UPDATE, DELETE
--- and TRUNCATE stay with the owner (`smsreg ledger purge` of entries past retention).
+-- Append-only tables: those a ledger_refuse_* trigger guards. smsreg_app appends and
+-- reads; UPDATE and TRUNCATE stay with the owner. DELETE too on the disclosure ledger's
+-- tables (ledger_*: its entries, subject index and checkpoints), whose entries past
+-- retention only the owner deletes (`smsreg ledger purge`). The access log keeps DELETE:
+-- `smsreg purge`, run as smsreg_app, deletes its entries past retention, and its own
+-- trigger refuses to delete any younger than 365 days, whoever asks.
 DO $$
 DECLARE
     append_only regclass;
@@ -29,7 +32,10 @@ BEGIN
         FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
         WHERE NOT t.tgisinternal AND p.proname LIKE 'ledger\_refuse\_%'
     LOOP
-        EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE ON %s FROM smsreg_app', append_only);
+        EXECUTE format('REVOKE UPDATE, TRUNCATE ON %s FROM smsreg_app', append_only);
+        IF append_only::text LIKE 'ledger\_%' THEN
+            EXECUTE format('REVOKE DELETE ON %s FROM smsreg_app', append_only);
+        END IF;
         RAISE NOTICE 'append-only for smsreg_app: %', append_only;
     END LOOP;
 END

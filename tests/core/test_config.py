@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import stat
 
@@ -10,8 +11,17 @@ import pytest
 
 from app.core.config import ConfigError, Settings
 
-GOOD = base64.b64encode(b"k" * 32).decode()
-KEYS = {f"{family}_keys": {"k1": GOOD} for family in ("phone", "index", "code", "token")}
+FAMILIES = ("phone", "index", "code", "token")
+
+
+def random_key(name: str) -> str:
+    """A fixed key that looks random, as `smsreg keys new` makes them."""
+    return base64.b64encode(hashlib.sha256(name.encode()).digest()).decode()
+
+
+GOOD = random_key("good")
+KEYS = {f"{family}_keys": {"k1": random_key(family)} for family in FAMILIES}
+TOKEN = "scrape-token-0123456789"
 
 
 def test_defaults_are_the_design_numbers(monkeypatch):
@@ -45,11 +55,52 @@ def test_production_refuses_missing_secrets():
         Settings(environment="production", sms_sender="twilio", _env_file=None)
 
 
-@pytest.mark.parametrize("secret", ["changeme", base64.b64encode(b"short").decode(), "not base64!"])
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "changeme",
+        "replace-with-a-random-key",
+        base64.b64encode(b"short").decode(),
+        "not base64!",
+        base64.b64encode(bytes(32)).decode(),  # all zeros
+        base64.b64encode(b"0123456789" * 4).decode(),  # 40 bytes, ten values
+    ],
+)
 def test_production_refuses_weak_or_placeholder_secrets(secret):
     keys = {**KEYS, "code_keys": {"k1": secret}}
     with pytest.raises(ConfigError, match="SMSREG_CODE_KEYS"):
-        Settings(environment="production", sms_sender="twilio", _env_file=None, **keys)
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=TOKEN, _env_file=None,
+            **keys,
+        )  # fmt: skip
+
+
+def test_production_refuses_one_key_in_two_families():
+    """A key shared by two families (the same key for numbers and their blind index) would
+    tie what the design keeps apart: each family's keys are its own."""
+    keys = {**KEYS, "token_keys": KEYS["index_keys"]}
+    with pytest.raises(ConfigError, match="SMSREG_INDEX_KEYS and SMSREG_TOKEN_KEYS share a key"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=TOKEN, _env_file=None,
+            **keys,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("token", ["x", "0123456789abcde", "replace-with-a-random-scrape-token"])
+def test_production_refuses_a_short_or_placeholder_metrics_token(token):
+    with pytest.raises(ConfigError, match="SMSREG_METRICS_TOKEN"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=token, _env_file=None,
+            **KEYS,
+        )  # fmt: skip
+
+
+def test_production_refuses_a_placeholder_carrier_token():
+    with pytest.raises(ConfigError, match="SMSREG_TWILIO_AUTH_TOKEN"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=TOKEN,
+            twilio_auth_token="replace-with-the-account-auth-token", _env_file=None, **KEYS,
+        )  # fmt: skip
 
 
 def test_production_refuses_the_console_sender():
@@ -58,10 +109,11 @@ def test_production_refuses_the_console_sender():
 
 
 def test_production_with_real_secrets_starts():
+    """Random keys, each family's own, and a long token: a configuration production takes."""
     s = Settings(
         environment="production",
         sms_sender="twilio",
-        metrics_token="scrape-token-0123456789",
+        metrics_token=TOKEN,
         _env_file=None,
         **KEYS,
     )
@@ -78,7 +130,7 @@ def test_production_refuses_plain_http_to_the_carrier():
         Settings(
             environment="production",
             sms_sender="twilio",
-            metrics_token="scrape-token-0123456789",
+            metrics_token=TOKEN,
             twilio_api_base_url="http://127.0.0.1:9999",
             _env_file=None,
             **KEYS,
