@@ -82,6 +82,7 @@ def serve(
         cli_support.refuse(str(exc))
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
+    cli_support.require_migrated(settings)
     check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
         _first_dev_key(settings)
@@ -138,6 +139,7 @@ def worker(
 
     settings = _settings()
     configure_logging(settings.log_level)
+    cli_support.require_migrated(settings)
     check_key_usage(settings)
     db, ctx = cli_support.runtime(settings)
     try:

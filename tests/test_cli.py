@@ -1,12 +1,22 @@
-"""The smsreg command: migrations and API keys on a real database."""
+"""The smsreg command: migrations, API keys and the checks at start, on a real database."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from app.cli import cli
-from tests.conftest import TEST_KEYS
+from app.core.migrations import alembic_config, upgrade
+from app.main import create_app
+from tests.conftest import TEST_KEYS, make_settings
+from tests.fixtures.live import smsreg_env
+from tests.sms.fake_twilio import unused_port
 
 runner = CliRunner()
 
@@ -115,3 +125,59 @@ def test_the_readme_gives_the_frontend_key_every_scope_and_says_what_the_dev_key
     said = re.search(r"The development key has (?:one scope|the scopes?),? (.*?)\.", readme)
     assert said is not None
     assert set(re.findall(r"`([a-z]+:[a-z]+)`", said.group(1))) == {s.value for s in DEFAULT_SCOPES}
+
+
+@pytest.mark.parametrize("command", [["serve", "--no-migrate"], ["worker", "--once"]])
+def test_a_database_not_migrated_for_this_release_is_refused_at_start(command, tmp_path):
+    """Never migrated, or at an older revision: `serve` and `worker` exit 2 and say to run
+    `smsreg migrate`, rather than start and fail every request."""
+    database = f"sqlite:///{tmp_path}/old.db"
+    smsreg = str(Path(sys.executable).parent / "smsreg")
+    env = smsreg_env(database, tmp_path / "state", port=unused_port())
+    for revision in (None, _older_revision()):
+        if revision is not None:
+            upgrade(database, revision)
+        try:
+            started = subprocess.run(
+                [smsreg, *command], env=env, capture_output=True, text=True, timeout=60
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`smsreg {' '.join(command)}` ran on a database at {revision}")
+        assert started.returncode == 2, started.stderr
+        assert "run `smsreg migrate` first" in started.stderr
+    upgrade(database)
+    assert (
+        "smsreg migrate"
+        not in subprocess.run(
+            [smsreg, "worker", "--once"], env=env, capture_output=True, text=True, timeout=60
+        ).stderr
+    )
+
+
+def _older_revision() -> str:
+    """The revision before this release's head."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    (head,) = script.get_heads()
+    previous = script.get_revision(head).down_revision
+    assert isinstance(previous, str)
+    return previous
+
+
+async def test_the_service_is_not_ready_on_a_database_behind_its_release(tmp_path):
+    """A load balancer sends nothing to a process whose database is not migrated for it."""
+    database = f"sqlite:///{tmp_path}/ready.db"
+    app = create_app(make_settings(database, tmp_path))
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            for revision in (None, _older_revision(), "head"):
+                if revision is not None:
+                    upgrade(database, revision)
+                answer = await http.get("/readyz")
+                if revision == "head":
+                    assert answer.status_code == 200, answer.text
+                else:
+                    assert answer.status_code == 503
+                    assert answer.headers["content-type"] == "application/problem+json"
+    finally:
+        await app.state.db.dispose()

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from app.core.deps import DbDep
 from app.core.errors import AppError
+from app.core.migrations import behind
 
 router = APIRouter(tags=["operations"])
 
@@ -14,7 +15,7 @@ router = APIRouter(tags=["operations"])
 class NotReady(AppError):
     status = 503
     slug = "not-ready"
-    title = "The database does not answer"
+    title = "The database does not answer, or is not migrated"
 
 
 @router.get("/healthz", summary="The process is up")
@@ -22,11 +23,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers", responses={503: NotReady.openapi()})
+@router.get(
+    "/readyz",
+    summary="The database answers, migrated for this release",
+    responses={503: NotReady.openapi()},
+)
 async def readyz(db: DbDep) -> dict[str, str]:
     try:
         async with db.transaction() as tx:
-            await tx.execute(sa.text("SELECT 1"))
+            revisions = (await tx.execute(_REVISIONS)).scalars().all()
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc
+    if behind(revisions):
+        raise NotReady("the database schema is behind this release: run `smsreg migrate`")
     return {"status": "ready"}
+
+
+_REVISIONS = sa.text("SELECT version_num FROM alembic_version")

@@ -8,11 +8,15 @@ nothing.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from importlib import resources
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from app.core.db import create_sync_engine, dialect_of
 from app.core.sql import lock_key
@@ -47,5 +51,34 @@ def upgrade(url: str, revision: str = "head") -> None:
             finally:
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK})
                 conn.commit()
+    finally:
+        engine.dispose()
+
+
+@functools.cache
+def _revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """This release's heads, and every revision it knows."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    known = frozenset(revision.revision for revision in script.walk_revisions())
+    return frozenset(script.get_heads()), known
+
+
+def behind(current: Collection[str]) -> bool:
+    """Whether a database at the ``current`` revisions needs `smsreg migrate` before this
+    release may run on it: it has none (never migrated), or one this release knows that
+    is not its head. A revision this release does not know is a newer release's, whose
+    migrations keep older code working while replicas are replaced: not behind."""
+    heads, known = _revisions()
+    if not current:
+        return True
+    return any(revision in known and revision not in heads for revision in current)
+
+
+def current_revisions(url: str) -> tuple[str, ...]:
+    """The revisions the database at ``url`` is at (none if it was never migrated)."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return tuple(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
