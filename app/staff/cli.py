@@ -90,13 +90,17 @@ def offboard(
     username: str,
     grace_hours: Annotated[
         int | None,
-        typer.Option(help="life left to their API keys; default SMSREG_API_KEY_GRACE_HOURS"),
+        typer.Option(
+            help="hours their old API keys keep working (0 to 720); "
+            "default SMSREG_OFFBOARDING_GRACE_HOURS (0: they stop at once)"
+        ),
     ] = None,
 ) -> None:
     """Offboard a person: disable, end every session, remove TOTP, rotate their API keys.
 
-    The successor keys are printed once: hand each to the client that uses it before
-    the old one dies.
+    The successor keys are printed once: hand each to the client that uses it. By
+    default the old keys stop working at once; give --grace-hours when a client needs
+    time to switch over.
     """
     done = cli_support.call(_offboard, username=username, grace_hours=grace_hours)
     account = done.account
