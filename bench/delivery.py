@@ -12,7 +12,7 @@
 4. Checks every subscriber got exactly one queued message, and times one outbox claim
    of 50 messages against the backlog (it must not grow with the backlog).
 
-Target (issue 4): under 60 s for 100,000, with memory flat (batches, never all rows).
+Target: under 60 s for 100,000, with memory flat (batches, never all rows).
 """
 
 from __future__ import annotations

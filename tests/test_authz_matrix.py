@@ -114,7 +114,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("PUT", "/v1/staff/{staff_id}/role"): Row(staff(Role.ADMIN), {}),
     ("POST", "/v1/staff/{staff_id}/disable"): Row(staff(Role.ADMIN)),
     ("DELETE", "/v1/staff/{staff_id}/sessions"): Row(staff(Role.ADMIN)),
-    # Staff credentials (issue 6): one's own second factor; admins reset and offboard.
+    # Staff credentials: one's own second factor; admins reset and offboard.
     ("GET", "/v1/staff/me/totp"): Row(ALL_STAFF),
     ("POST", "/v1/staff/me/totp"): Row(ALL_STAFF),
     ("POST", "/v1/staff/me/totp/confirm"): Row(ALL_STAFF, {}),

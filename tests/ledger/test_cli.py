@@ -176,7 +176,7 @@ def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch
     assert held.exit_code == 0, held.output
     assert "held to 1 witnessed checkpoint(s) and 1 pinned head(s)" in held.output
 
-    # The attack: the tail, its checkpoint and the requests it released, deleted.
+    # The attack: the tail, its checkpoint and the requests it released, deleted.
     with tampering(app) as conn:
         for statement in (
             "DELETE FROM ledger_checkpoints",

@@ -1,5 +1,5 @@
 """A ledger that cannot be shortened unseen: the witness, pinned heads, and the released
-requests that contradict a cut ledger. The issue's attack, on SQLite and PostgreSQL."""
+requests that contradict a cut ledger. The attack, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def witnessed(path: Path) -> Pins:
 
 
 def cut(app, *, from_seq: int, requests_too: bool = False) -> None:
-    """The issue's attack: entries from ``from_seq`` on and the checkpoints naming them
+    """The attack: entries from ``from_seq`` on and the checkpoints naming them
     deleted by the database's owner (and, if asked, the requests they released)."""
     with tampering(app) as conn:
         conn.execute(sa.text("DELETE FROM ledger_checkpoints WHERE seq >= :s"), {"s": from_seq})

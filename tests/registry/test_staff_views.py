@@ -167,7 +167,7 @@ async def test_service_clients_and_strangers_see_nothing(client, app, subscriber
         ({"reason": "call them on 090-1234-5678 today"}, "reason"),
         ({"reason": "number +819012345678 needed"}, "reason"),
         ({"reason": "number ０９０１２３４５６７８ needed"}, "reason"),
-        # The reasons: bare, underscored, kanji and full-width with a wide hyphen.
+        # Reasons as staff type them: bare, underscored, kanji and full-width with a wide hyphen.
         ({"reason": "9012345679"}, "reason"),
         ({"reason": "please 090_1234_5679 ok"}, "reason"),
         ({"reason": "番号は〇九〇一二三四五六七九です"}, "reason"),

@@ -1,5 +1,6 @@
-"""Separation of duties: the puppet attack of issue 14 fails at every step; independent eyes
-on a disclosure; offboarding an admin ends what they set in motion; break-glass expires."""
+"""Separation of duties: one admin working alone through puppet accounts fails at every
+step; independent eyes on a disclosure; offboarding an admin ends what they set in
+motion; break-glass expires."""
 
 from __future__ import annotations
 
