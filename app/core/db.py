@@ -96,7 +96,9 @@ def create_sync_engine(url: str, *, sqlite_cache_mb: int | None = None) -> Engin
     psycopg."""
     if dialect_of(url) == "sqlite":
         return sqlite_engine(url, cache_mb=sqlite_cache_mb)
-    return sa.create_engine(sync_url(url), pool_pre_ping=True)
+    # Every engine hides its statements' values (a sealed number, a blind index, a
+    # token's hash, a reason a person typed) from errors, tracebacks and logs.
+    return sa.create_engine(sync_url(url), pool_pre_ping=True, hide_parameters=True)
 
 
 class PoolSettings(NamedTuple):
@@ -155,6 +157,7 @@ class Database:
             pool = self.pool
             self._async = create_async_engine(
                 async_url(self.url),
+                hide_parameters=True,  # as every engine: see create_sync_engine
                 # The transaction is begun and ended on the driver connection (Tx), so
                 # fixed SQL and SQLAlchemy statements share it; SQLAlchemy itself never
                 # opens one, and a connection goes back to the pool only when idle.

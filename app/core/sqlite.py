@@ -80,7 +80,9 @@ def sqlite_engine(url: str, *, cache_mb: int | None) -> Engine:
         # SQLite creates -wal and -shm with the database file's mode: 0600 from the start.
         _owner_only(path)
     engine = sa.create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS}
+        url,
+        connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS},
+        hide_parameters=True,  # no value of a statement in an error's text (app.core.db)
     )
 
     # SQLAlchemy's documented recipe for transactions the driver does not begin by

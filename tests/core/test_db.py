@@ -289,3 +289,15 @@ async def test_sqlite_writes_deleted_bytes_nowhere_but_the_database(database_url
             assert (await tx.execute(sa.text("PRAGMA temp_store"))).scalar() == 2  # MEMORY
     finally:
         await db.dispose()
+
+
+async def test_a_failed_statement_names_no_value_it_was_given(db: Database) -> None:
+    """An error's text (what a traceback or a log line shows) has the statement, never
+    its values: they may be a sealed number, a blind index, a token's hash."""
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        async with db.transaction() as tx:
+            await tx.execute(
+                sa.text("SELECT x FROM no_such_table WHERE x = :v"), {"v": "value-0123456789"}
+            )
+    assert "no_such_table" in str(caught.value)
+    assert "value-0123456789" not in str(caught.value)
