@@ -48,7 +48,7 @@ def scheduled_commands() -> list[list[str]]:
 
 def test_every_job_compose_and_the_scheduler_run_is_a_real_command():
     services = compose()["services"]
-    commands = [services[name]["command"] for name in ("migrate", "worker")]
+    commands = [services[name]["command"] for name in ("migrate", "worker", "ledger-owner")]
     commands += [["smsreg", *command] for command in scheduled_commands()]
     assert {" ".join(c[1:]) for c in commands} >= {
         "migrate",
@@ -57,6 +57,7 @@ def test_every_job_compose_and_the_scheduler_run_is_a_real_command():
         "credentials due",
         "credentials rotate --due",
         "ledger checkpoint",
+        "ledger purge",
     }
     runner = CliRunner()
     for command in commands:
@@ -78,9 +79,14 @@ def test_the_stack_has_its_jobs_roles_and_restart_policies():
         assert service["depends_on"]["db-grants"]["condition"] == "service_completed_successfully"
         url = service["environment"]["SMSREG_DATABASE_URL"]
         assert url.startswith("postgresql://smsreg_app:"), name  # the runtime role, not the owner
-    assert services["migrate"]["environment"]["SMSREG_DATABASE_URL"].startswith(
-        "postgresql://smsreg_owner:"
-    )
+    for owner_job in ("migrate", "ledger-owner"):
+        url = services[owner_job]["environment"]["SMSREG_DATABASE_URL"]
+        assert url.startswith("postgresql://smsreg_owner:"), owner_job
+    # The ledger's purge signs an anchor checkpoint: it has the signing key, and `up`
+    # never starts it.
+    owner = services["ledger-owner"]
+    assert "SMSREG_LEDGER_SIGNING_KEYS" in owner["environment"]
+    assert owner["profiles"] == ["owner"] and owner["restart"] == "no"
     assert services["worker"]["environment"]["SMSREG_OUTBOX_DISPATCH"] == "external"
     assert services["scheduler"]["command"] == ["/usr/local/lib/smsreg/scheduler.sh"]
 
@@ -126,7 +132,7 @@ def _interpolate(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(?P<name>[A-Z_]+)(?:(?P<op>:-|:\?)(?P<rest>[^}]*))?\}", one, text)
 
 
-@pytest.mark.parametrize("service", ["smsreg", "worker", "scheduler"])
+@pytest.mark.parametrize("service", ["smsreg", "worker", "scheduler", "ledger-owner"])
 def test_the_production_env_file_starts_every_app_container(service, monkeypatch):
     """What compose hands each container from a filled-in env.example is a production
     configuration the app accepts: nothing production requires is left out."""
@@ -219,7 +225,7 @@ def test_the_containers_that_sign_checkpoints_append_them_to_a_witness_volume():
     and the scheduler (both sign them) write to a volume of its own, which the image
     creates for its unprivileged user."""
     stack = compose()
-    for name in ("smsreg", "scheduler"):
+    for name in ("smsreg", "scheduler", "ledger-owner"):
         service = stack["services"][name]
         witness = service["environment"]["SMSREG_LEDGER_WITNESS"]
         path = witness.split(":-", 1)[1].rstrip("}")
