@@ -89,7 +89,11 @@ def check_csrf(ctx: Context, request: Request, field: str) -> None:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Cookies are Secure (https only) outside development, whatever scheme the request
+    arrived with: behind a proxy that ends TLS and is not in SMSREG_TRUSTED_PROXIES the
+    service sees http. In development, over https only (plain http locally)."""
+    ctx: Context = request.app.state.ctx
+    return ctx.settings.environment != "development" or request.url.scheme == "https"
 
 
 def page(

@@ -3,6 +3,7 @@ headers, CSRF, language, and the whole path from number to erasure receipt."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -64,6 +65,50 @@ async def test_a_form_without_its_csrf_token_is_refused(client, app):
     client.cookies.clear()
     response = await client.post("/my/code", data={"csrf": token, "phone": NUMBER, "country": "JP"})
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"phone": NUMBER, "country": "XX"},  # a country the form does not offer
+        {"phone": NUMBER},  # a field missing
+        {"phone": "x" * 101, "country": "JP"},  # over its length
+    ],
+)
+async def test_a_form_that_does_not_validate_answers_a_page_naming_the_field(client, app, form):
+    """A browser gets a page in its language, never a JSON problem (which once even
+    blamed the form's media type)."""
+    token = _csrf((await client.get("/my/")).text)
+    response = await client.post("/my/code", data={"csrf": token, **form})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    field = "country" if "country" not in form or form["country"] == "XX" else "phone"
+    assert field in response.text and 'id="error"' in response.text
+    assert not rows(app, "SELECT id FROM verifications")
+
+
+async def test_a_refused_form_answers_a_page(client, app):
+    await client.get("/my/")
+    response = await client.post(
+        "/my/actions/stop-provision", data={"csrf": "0" * 64}, headers={"Accept": "text/html"}
+    )
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_the_pages_cookies_are_secure_outside_development(client, app):
+    """Behind a proxy that ends TLS the service sees http: the cookies are Secure anyway."""
+    ctx = app.state.ctx
+    production = ctx.settings.model_copy(update={"environment": "production"})
+    app.state.ctx = dataclasses.replace(ctx, settings=production)
+    try:
+        response = await client.get("/my/")
+    finally:
+        app.state.ctx = ctx
+    assert "Secure" in response.headers["set-cookie"]
+    client.cookies.clear()
+    assert "Secure" not in (await client.get("/my/")).headers["set-cookie"]
 
 
 async def test_number_code_records_action_and_erasure(client, app, carrier, clock):
