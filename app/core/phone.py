@@ -80,6 +80,10 @@ def parse_mobile(
         number = phonenumbers.parse(raw, read_in)
     except NumberParseException:
         raise InvalidInput.field(field, "is not a phone number") from None
+    if number.extension:
+        # An SMS reaches the line, not an extension; "... ext 1" would be kept and shown
+        # as a different number for the same person.
+        raise InvalidInput.field(field, "must not have an extension")
     # number_type() is UNKNOWN exactly when is_valid_number() is False (both match the
     # number against its region's patterns, which is most of the parsing cost), so
     # the type is worked out once and answers both questions.

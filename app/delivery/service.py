@@ -72,6 +72,9 @@ class Delivered:
     replayed: bool
 
 
+KOREAN_AD_MARK = "(광고)"
+
+
 def render_texts(ctx: Context, data: DeliveryCreate) -> dict[str, str]:
     """The full SMS per language (text, then the opt-out line), or InvalidInput."""
     s = ctx.settings
@@ -86,6 +89,9 @@ def render_texts(ctx: Context, data: DeliveryCreate) -> dict[str, str]:
         bad = bad_character(text)
         if bad is not None:
             raise InvalidInput.field(field, f"holds a control character (U+{ord(bad):04X})")
+        if language == "ko" and not text.startswith(KOREAN_AD_MARK):
+            # 정보통신망법 Art. 50(4): an advertising message starts with (광고).
+            raise InvalidInput.field(field, f"must start with {KOREAN_AD_MARK}")
         full = f"{text}\n{s.delivery_opt_out_lines[language]}"
         parts = segments(full)
         if parts > s.delivery_max_segments:

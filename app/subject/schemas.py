@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.ledger.schemas import SubjectRecordPublic
 from app.verification.schemas import Purpose
@@ -154,6 +154,14 @@ class ErasureConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     confirm: Literal[True]
+
+    @field_validator("confirm", mode="before")
+    @classmethod
+    def _exactly_true(cls, value: object) -> object:
+        # A Literal compares by ==, so 1 would pass as True: only JSON true confirms.
+        if value is not True:
+            raise ValueError("must be true")
+        return value
 
 
 class KeptPublic(BaseModel):

@@ -34,6 +34,8 @@ def without(key: str) -> dict:
         ({**GOOD, "messages": {"en": "Hi \u202egnp.exe"}}, "messages.en"),  # bidi override
         ({**GOOD, "messages": {"en": "a" * 460}}, "messages.en"),  # 4 parts with the line
         ({**GOOD, "messages": {"en": "ok", "ja": "あ" * 200}}, "messages.ja"),
+        ({**GOOD, "messages": {"en": "ok", "ko": "봄 쿠폰"}}, "messages.ko"),  # no (광고)
+        ({**GOOD, "messages": {"en": "ok", "ko": "봄 쿠폰 (광고)"}}, "messages.ko"),
         (without("default_locale"), "default_locale"),
         ({**GOOD, "default_locale": "ja"}, "default_locale"),  # no ja text
         ({**GOOD, "default_locale": "de"}, "default_locale"),
@@ -122,3 +124,10 @@ async def test_longest_allowed_text_is_accepted(client, app, full_auth):
         headers=full_auth,
     )
     assert over.status_code == 422
+
+
+async def test_a_korean_text_that_starts_with_the_advertising_mark_is_taken(client, app, full_auth):
+    await opted_in(client, full_auth, await register(app, jp(1)))
+    body = {**GOOD, "messages": {"en": "Hello", "ko": "(광고) 봄 쿠폰"}}
+    answer = await client.post("/v1/deliveries", json=body, headers=full_auth)
+    assert answer.status_code == 201, answer.text

@@ -119,7 +119,9 @@ async def test_erasure_deletes_the_stored_answers_to_the_numbers_starts(client, 
     assert [row["key"] for row in rows(app, "SELECT key FROM idempotency_records")] == ["theirs-1"]
 
 
-@pytest.mark.parametrize("body", [{}, {"confirm": False}, {"confirm": "yes"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"confirm": False}, {"confirm": "yes"}, {"confirm": 1}, {"confirm": "true"}]
+)
 async def test_erasure_needs_confirmation(client, app, carrier, body):
     auth = await make_key(app, ["verifications:write"])
     await verified(client, app, carrier, auth, NUMBER)

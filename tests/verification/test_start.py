@@ -128,6 +128,8 @@ LONG = "9" * 40
         ({"phone": "+1 202-555-0143", "purpose": "coupon_usage"}, "phone"),
         ({"phone": "090-1234", "purpose": "coupon_usage"}, "phone"),  # too short
         ({"phone": "hello", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "090-1234-5678 ext 1", "purpose": "coupon_usage"}, "phone"),  # extension
+        ({"phone": "+81 90 1234 5678;ext=2", "purpose": "coupon_usage"}, "phone"),
         ({"phone": LONG, "purpose": "coupon_usage"}, "phone"),  # oversize field
         ({"phone": "", "purpose": "coupon_usage"}, "phone"),
         ({"phone": 9012345678, "purpose": "coupon_usage"}, "phone"),  # wrong type
