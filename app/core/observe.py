@@ -4,6 +4,10 @@ The id is the caller's ``X-Request-ID`` when it is a short token, else a new one
 set on every log line written while the request is served and returned in the answer's
 ``X-Request-ID``. The access line names the route template (``/v1/verifications/
 {verification_id}/check``), never the path itself, with the status and the duration.
+
+An API answer (``/v1/...``) that says nothing about caching gets ``Cache-Control:
+no-store``: nearly every one carries personal or audit data (a masked number, a client
+address, a reason), and none is worth a cached copy in a browser or a proxy.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = logging.getLogger("smsreg.access")
 _TOKEN = re.compile(rb"[A-Za-z0-9._\-]{1,64}")
 _HEADER = b"x-request-id"
+_CACHE_CONTROL = b"cache-control"
+_NO_STORE = (_CACHE_CONTROL, b"no-store")
 
 
 class RequestObserver:
@@ -38,12 +44,16 @@ class RequestObserver:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        api = scope["path"].startswith("/v1/")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (_HEADER, rid.encode())]
+                headers = [*message.get("headers", []), (_HEADER, rid.encode())]
+                if api and all(name.lower() != _CACHE_CONTROL for name, _ in headers):
+                    headers.append(_NO_STORE)
+                message["headers"] = headers
             await send(message)
 
         try:
