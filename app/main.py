@@ -153,11 +153,16 @@ def create_app(
                 await ctx.counters.close()
             await db.dispose()
 
+    development = settings.environment == "development"
     app = FastAPI(
         title="smsreg",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The interactive pages load their scripts from a CDN: development only. The
+        # document itself (/openapi.json) is served everywhere, as openapi.yaml is.
+        docs_url="/docs" if development else None,
+        redoc_url="/redoc" if development else None,
     )
     app.state.settings, app.state.ctx, app.state.db, app.state.outbox = settings, ctx, db, worker
     app.state.metric_probes = metric_probes(db, ctx.clock)

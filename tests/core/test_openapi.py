@@ -3,11 +3,14 @@ its problem answers without declaring them."""
 
 from __future__ import annotations
 
+import httpx
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from app.core.errors import AUTH_PROBLEMS, NotFound
 from app.core.openapi import install_openapi
+from app.main import create_app
+from tests.conftest import make_settings
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -72,3 +75,16 @@ def test_an_error_declared_as_plain_json_is_documented_as_what_is_sent():
     install_openapi(app)
     responses = app.openapi()["paths"]["/legacy"]["get"]["responses"]
     assert responses["409"] == {"description": "conflict", "content": PROBLEM}
+
+
+async def test_the_interactive_pages_are_served_in_development_only(tmp_path):
+    """/docs and /redoc load their scripts from a CDN; /openapi.json is served everywhere."""
+    base = make_settings(f"sqlite:///{tmp_path}/docs.db", tmp_path)
+    for environment, served in (("development", 200), ("production", 404)):
+        app = create_app(base.model_copy(update={"environment": environment}))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            for page in ("/docs", "/redoc"):
+                assert (await http.get(page)).status_code == served, (environment, page)
+            assert (await http.get("/openapi.json")).status_code == 200
+        await app.state.db.dispose()
