@@ -27,6 +27,18 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
         "٠٩٠١٢٣٤٥٦٧٩",  # Arabic-Indic digits
         "call 123456789",  # nine is enough
         "a\u3000090\u30001234\u30005679 b",  # ideographic spaces
+        # Any punctuation or symbol, when the digits make a Japanese or Korean number:
+        "call 90/1234/5678",
+        "090,1234,5678",
+        "090:1234:5678",
+        "+81+90+1234+5678",
+        "090~1234~5678",
+        "090·1234·5678",
+        "090・1234・5678",
+        "+81 (0)90/1234/5678",
+        "010/2345/6789",  # Korean
+        "item 5, 090/1234/5678",  # after other digits
+        "090/1234/5678 x2, 3",  # before them
     ],
 )
 def test_nine_digits_in_a_row_however_written_are_refused(text):
@@ -41,6 +53,10 @@ def test_nine_digits_in_a_row_however_written_are_refused(text):
         "12345678 and 12345678",  # letters end a run
         "CCP 197(2) inquiry No. 2026-118",
         "at 2026-11-22T09:30",  # the colon ends it
+        "received 2026/12/05 10:30",  # 12 digits, but no number of a served region
+        "2026年12月5日 10:30受付",
+        "refs 2026-118, 2026-119",
+        "05/10/2026 12:30",
         "一人の申し出",  # a kanji digit in words
     ],
 )
