@@ -15,7 +15,6 @@ from importlib import resources
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from app.core.db import create_sync_engine, dialect_of
@@ -79,6 +78,9 @@ def current_revisions(url: str) -> tuple[str, ...]:
     engine = create_sync_engine(url)
     try:
         with engine.connect() as conn:
-            return tuple(MigrationContext.configure(conn).get_current_heads())
+            # Read as Alembic keeps it, without Alembic's migration context (which logs).
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return ()
+            return tuple(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
     finally:
         engine.dispose()
