@@ -328,7 +328,10 @@ async def test_cell(client, app, route):
             wrong.append(f"{caller}: denied but got {answer.status_code} {answer.text[:200]}")
         if answer.status_code >= 500:
             wrong.append(f"{caller}: {answer.status_code}")
-        if path.startswith("/v1/") and "cache-control" not in answer.headers:
+        api = path.startswith("/v1/")
+        if api and answer.status_code == 401 and "www-authenticate" not in answer.headers:
+            wrong.append(f"{caller}: 401 without WWW-Authenticate")  # RFC 9110 15.5.2
+        if api and "cache-control" not in answer.headers:
             # Every API answer may carry personal or audit data: no cached copies.
             wrong.append(f"{caller}: {answer.status_code} without Cache-Control")
     assert not wrong, f"{method} {path}:\n" + "\n".join(wrong)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from app.consent import stop
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import Forbidden
-from app.sms.callbacks import CallbacksDisabled, signed_form
+from app.sms.callbacks import SIGNED_FORM, CallbacksDisabled, signed_form
 
 router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
 PATH = "/v1/sms/twilio/inbound"
@@ -34,6 +34,7 @@ MAX_FIELD = 1600  # Twilio's longest message body
         404: CallbacksDisabled.openapi(),
     },
     summary="Twilio inbound SMS (signed by Twilio): STOP words opt the sender out",
+    openapi_extra=SIGNED_FORM,
 )
 async def twilio_inbound(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
     form = await signed_form(request, ctx)

@@ -123,10 +123,30 @@ class UnsupportedMediaType(AppError):
     title = "The body is not of a media type this operation reads"
 
 
+CHALLENGE = 'Bearer realm="smsreg"'
+
+
 class Unauthenticated(AppError):
     status = 401
     slug = "unauthenticated"
     title = "Missing or invalid credentials"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        # RFC 9110 §15.5.2: a 401 names how to authenticate. Every credential the API
+        # takes is a bearer token (an API key, a staff or a subject session).
+        self.headers.setdefault("WWW-Authenticate", CHALLENGE)
+
+    @classmethod
+    def openapi(cls) -> dict[str, Any]:
+        answer = super().openapi()
+        answer["headers"] = {
+            "WWW-Authenticate": {
+                "description": f"`{CHALLENGE}`: send a bearer token",
+                "schema": {"type": "string"},
+            }
+        }
+        return answer
 
 
 class Forbidden(AppError):
@@ -223,6 +243,13 @@ AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The framework's own refusals (no such route, a method the route does not take), by
+# status; any other is an `http-error` (docs/api.md lists them all).
+HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+HTTP_ERROR = "http-error"
+INTERNAL_ERROR = "internal-error"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, ours or the framework's, as problem details."""
 
@@ -242,9 +269,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI's answer to a body json cannot parse at all (nested too deeply,
             # undecodable bytes): the same problem as malformed JSON.
             return problem_response(MalformedBody.body("could not be parsed").to_problem())
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
-            exc.status_code, "http-error"
-        )
+        slug = HTTP_SLUGS.get(exc.status_code, HTTP_ERROR)
         body = {
             "type": PROBLEM_BASE + slug,
             "title": str(exc.detail),
@@ -258,7 +283,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # The message may hold user data; log only the type, never str(exc).
         log.error("unhandled error", extra={"error_type": type(exc).__name__})
         body = {
-            "type": PROBLEM_BASE + "internal-error",
+            "type": PROBLEM_BASE + INTERNAL_ERROR,
             "title": "Internal error",
             "status": 500,
             "detail": "The request could not be completed; nothing was changed.",

@@ -108,6 +108,20 @@ def _checked(form: dict[str, Any]) -> tuple[str, str, str | None]:
     return sid, status, code
 
 
+# What Twilio posts, for the OpenAPI document: the form signed_form() reads and checks.
+SIGNED_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Twilio's form, signed in its X-Twilio-Signature header",
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    }
+}
+
+
 async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
     """The form fields Twilio posted, once its X-Twilio-Signature is checked.
 
@@ -135,6 +149,7 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
         422: InvalidInput.openapi(),
     },
     summary="Twilio delivery status callback (signed by Twilio)",
+    openapi_extra=SIGNED_FORM,
 )
 async def twilio_status(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
     sid, status, code = _checked(await signed_form(request, ctx))

@@ -71,9 +71,16 @@ async def open_subject_session(
     return await sessions.open_session(db, ctx, data=body)
 
 
-@router.delete("/session", status_code=204, responses=_AUTH, summary="End the subject session now")
-async def end_subject_session(subject: CurrentSubject, tx: TxDep, ctx: CtxDep) -> None:
+@router.delete(
+    "/session",
+    status_code=204,
+    response_class=Response,
+    responses=_AUTH,
+    summary="End the subject session now",
+)
+async def end_subject_session(subject: CurrentSubject, tx: TxDep, ctx: CtxDep) -> Response:
     await sessions.end(tx, ctx, subject=subject)
+    return Response(status_code=204)  # no body, and no content type claiming one
 
 
 @router.get("/data", responses=_AUTH, summary="Everything held about one's number")

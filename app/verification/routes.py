@@ -47,7 +47,16 @@ async def start_verification(
     ip: ClientIp,
     outbox: OutboxDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1 to 255 printable ASCII characters: a repeat with the same key "
+            "and body replays the first answer (200, Idempotent-Replayed: true) for 24 "
+            "hours (SMSREG_IDEMPOTENCY_TTL_HOURS); the same key with another body is "
+            "refused (422)",
+        ),
+    ] = None,
 ) -> VerificationPublic:
     result = await service.start(
         tx, ctx, client=client, data=body, ip=ip, idempotency_key=idempotency_key
