@@ -15,20 +15,13 @@ from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from app.console import i18n
 from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
-from app.core.errors import (
-    AppError,
-    FieldProblem,
-    InvalidInput,
-    problem_response,
-    validation_problems,
-)
+from app.core.errors import AppError, FieldProblem, PageRoute, problem_response
 from app.staff import roles
 from app.staff.auth import Staff
 
@@ -175,7 +168,7 @@ def refusal(request: Request, exc: AppError) -> Response:
     return page
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(PageRoute):
     """A console route: security headers on every answer, refusals as pages."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -183,15 +176,13 @@ class ConsoleRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def console_handler(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except AppError as exc:
-                response = refusal(request, exc)
-            except RequestValidationError as exc:
-                problems = validation_problems(exc)
-                detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
-                response = refusal(request, InvalidInput(detail, errors=problems))
+            response = await handler(request)
             response.headers.update(SECURITY_HEADERS)
             return response
 
         return console_handler
+
+    def refusal(self, request: Request, exc: AppError) -> Response:
+        response = refusal(request, exc)
+        response.headers.update(SECURITY_HEADERS)
+        return response

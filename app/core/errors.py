@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -250,15 +251,43 @@ HTTP_ERROR = "http-error"
 INTERNAL_ERROR = "internal-error"
 
 
+class PageRoute(APIRoute):
+    """A route that answers pages (the staff console, /my/): its refusals are pages too.
+
+    The app's error handlers ask the matched route to render a refusal. By then the
+    request's unit of work has ended as the refusal says: rolled back, or committed for
+    one that is recorded. A route that caught the refusal itself would have returned
+    normally, and its unit would have committed the writes of a refused request.
+    """
+
+    def refusal(self, request: Request, exc: AppError) -> Response:
+        """The page for a refusal (an input that does not validate is an InvalidInput)."""
+        raise NotImplementedError
+
+
+def _page_route(request: Request) -> PageRoute | None:
+    route = request.scope.get("route")
+    return route if isinstance(route, PageRoute) else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every error, ours or the framework's, as problem details."""
+    """Render every error, ours or the framework's, as problem details (or, on a
+    :class:`PageRoute`, as its page)."""
 
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> Response:
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        page = _page_route(request)
+        if page is not None:
+            return page.refusal(request, exc)
         return problem_response(exc.to_problem(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        page = _page_route(request)
+        if page is not None:  # a form: name its fields, whatever its media type
+            problems = validation_problems(exc)
+            detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
+            return page.refusal(request, InvalidInput(detail, errors=problems))
         # Credentials are dependencies, solved before the input is validated: a caller
         # without a valid key got 401/403 already and never learns what was wrong here.
         return problem_response(_input_error(request, exc).to_problem())

@@ -3,50 +3,31 @@ confirmation). HTML forms only: every page works without JavaScript and runs non
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import AppError, Unauthenticated, validation_problems
+from app.core.errors import AppError, PageRoute, Unauthenticated
 from app.my import pages
 from app.subject import erasure, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
 
 
-class MyRoute(APIRoute):
+class MyRoute(PageRoute):
     """A /my/ route: a refusal, or a form that does not validate, answers as a page in
-    the person's language, never as a JSON problem (FastAPI's documented custom route
-    class)."""
+    the person's language, never as a JSON problem."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AppError as exc:
-                error, status, headers = exc.detail, exc.status, exc.headers
-            except RequestValidationError as exc:
-                problems = validation_problems(exc)
-                error, status, headers = (
-                    "; ".join(f"{p.field}: {p.detail}" for p in problems),
-                    422,
-                    {},
-                )
-            ctx: Context = request.app.state.ctx
-            page = pages.page(request, ctx, "message.html", status=status, key="error", error=error)
-            page.headers.update(headers)
-            return page
-
-        return page_handler
+    def refusal(self, request: Request, exc: AppError) -> Response:
+        ctx: Context = request.app.state.ctx
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
+                          error=exc.detail)  # fmt: skip
+        page.headers.update(exc.headers)
+        return page
 
 
 router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)

@@ -1,0 +1,52 @@
+"""A page route's refusal (the console's, /my/'s) ends the request's unit of work as the
+refusal says, then answers a page: rolled back, or committed for a refusal that is
+recorded. Rendering it inside the route would have committed a refused request."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi import APIRouter
+
+from app.console.web import ConsoleRoute
+from app.core.deps import TxDep
+from app.core.errors import AppError
+from app.core.sql import Sql
+from app.my.routes import MyRoute
+from tests.staff.helpers import rows
+
+_INSERT = Sql(
+    "INSERT INTO audit_events (tag, actor, subject, at, details) "
+    "VALUES (:tag, 'test', NULL, :at, '{}')"
+)
+
+
+class Refused(AppError):
+    status = 409
+    slug = "refused"
+    title = "Refused"
+
+
+class Recorded(Refused):
+    commit = True
+
+
+@pytest.mark.parametrize("route_class", [ConsoleRoute, MyRoute])
+@pytest.mark.parametrize(("error", "kept"), [(Refused, 0), (Recorded, 1)])
+async def test_a_refused_page_request_keeps_only_what_its_refusal_records(
+    client, app, route_class, error, kept
+):
+    router = APIRouter(prefix="/test-pages", route_class=route_class)
+    tag = f"test:{route_class.__name__}:{error.__name__}"
+
+    @router.post("/write-then-refuse")
+    async def write_then_refuse(tx: TxDep) -> None:
+        await tx.run(_INSERT, {"tag": tag, "at": dt.datetime.now(dt.UTC)})
+        raise error("no")
+
+    app.include_router(router)
+    answer = await client.post("/test-pages/write-then-refuse", headers={"Accept": "text/html"})
+    assert answer.status_code == 409
+    assert answer.headers["content-type"].startswith("text/html")
+    assert len(rows(app, "SELECT id FROM audit_events WHERE tag = :tag", tag=tag)) == kept
