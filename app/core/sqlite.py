@@ -28,6 +28,7 @@ was let go.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -182,6 +183,7 @@ class Turns:
     def __init__(self, connection: Callable[[], sa.Connection]) -> None:
         self.connection = connection
         self._lock = asyncio.Lock()  # bound to the running loop at its first wait
+        self._open = False  # a unit began the shared transaction; no commit ended it yet
         self._members = 0
         self._committed: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -190,19 +192,35 @@ class Turns:
         """Wait for a turn on the connection."""
         await self._lock.acquire()
 
-    async def leave(self, *, keep: bool) -> None:
+    def began(self) -> None:
+        """A unit is in the shared transaction (with the turn held)."""
+        self._open = True
+
+    async def leave(
+        self, *, keep: bool, alone: bool = False, on_commit: list[Callable[[], None]]
+    ) -> None:
         """End a turn; ``keep`` when the unit's writes stay. Returns once the group's
-        commit holds them (at once if nothing waits for a commit)."""
+        commit holds them (at once if nothing waits for a commit). With ``alone`` the
+        group is committed now, this unit with it, before any other unit runs.
+
+        A unit cancelled while it waits leaves ``on_commit`` to run when the group
+        commits: its writes are in the group and will be durable all the same."""
         if keep:
             self._members += 1
-        if (keep or self._committed is not None) and self._members < self.LIMIT:
+        if (keep or self._committed is not None) and self._members < self.LIMIT and not alone:
             if self._committed is None:
                 self._committed = asyncio.get_running_loop().create_future()
             committed = self._committed
-            if self._flusher is None:
+            if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
             self._lock.release()
-            await asyncio.shield(committed)
+            try:
+                await asyncio.shield(committed)
+            except asyncio.CancelledError:
+                if keep and on_commit:
+                    committed.add_done_callback(functools.partial(_when_committed, [*on_commit]))
+                    on_commit.clear()
+                raise
             return
         try:
             self.flush()
@@ -212,6 +230,7 @@ class Turns:
     def rolled_back(self) -> None:
         """SQLite ended the shared transaction: the group's units fail."""
         committed, self._committed, self._members = self._committed, None, 0
+        self._open = False
         if committed is not None:
             committed.set_exception(GroupRolledBack("the shared transaction was rolled back"))
             committed.exception()  # retrieved: the units waiting raise it
@@ -219,6 +238,9 @@ class Turns:
     def flush(self) -> None:
         """Commit the shared transaction, if one is open (with the turn held)."""
         committed, self._committed, self._members = self._committed, None, 0
+        if not self._open:
+            return  # nothing began since the last commit (and no connection is needed)
+        self._open = False
         conn = self.connection()
         raw: Any = conn.connection.driver_connection
         try:
@@ -235,6 +257,8 @@ class Turns:
                     if raw.in_transaction:
                         raw.rollback()
                     raise
+            elif committed is not None:
+                raise GroupRolledBack("the shared transaction was rolled back")
         except BaseException as exc:
             if committed is not None:
                 committed.set_exception(exc)
@@ -256,13 +280,23 @@ class Turns:
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[Any]:
         """A turn outside any unit, on the driver connection (a PRAGMA); what the units
-        before it wrote is committed first."""
+        before it wrote is committed first (a failure of that commit is theirs to raise,
+        not this turn's)."""
         await self.take()
         try:
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:
+                log.warning("a group commit failed", extra={"error": type(exc).__name__})
             yield self.connection().connection.driver_connection
         finally:
             self._lock.release()
+
+
+def _when_committed(callbacks: list[Callable[[], None]], committed: asyncio.Future[None]) -> None:
+    if not committed.cancelled() and committed.exception() is None:
+        for callback in callbacks:
+            callback()
 
 
 class SqliteTx(Tx):
@@ -278,6 +312,10 @@ class SqliteTx(Tx):
         self._conn: sa.Connection | None = None
         self._raw: Any = None
         self._kept = False
+        self._alone = False
+
+    def commit_alone(self) -> None:
+        self._alone = True
 
     async def _begin(self) -> sa.Connection:
         if self._conn is None:
@@ -291,9 +329,10 @@ class SqliteTx(Tx):
                 # through SQLAlchemy then, so that its view of the connection stays true.
                 if not raw.in_transaction:
                     await wait_for_lock(lambda: raw.execute("BEGIN IMMEDIATE"))
+                self._turns.began()
                 raw.execute("SAVEPOINT unit")
             except BaseException:
-                await self._turns.leave(keep=False)
+                await self._turns.leave(keep=False, on_commit=self._after_commit)
                 raise
             self._conn, self._raw = conn, raw
         return self._conn
@@ -365,6 +404,8 @@ class SqliteTx(Tx):
     async def _close(self) -> None:
         if self._conn is not None:
             try:
-                await self._turns.leave(keep=self._kept)
+                await self._turns.leave(
+                    keep=self._kept, alone=self._alone, on_commit=self._after_commit
+                )
             finally:
                 self._conn = self._raw = None

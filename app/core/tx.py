@@ -73,6 +73,16 @@ class Tx:
         """Run the unit's final statement, which returns no rows; how many rows it changed."""
         raise NotImplementedError
 
+    def commit_alone(self) -> None:
+        """Commit this unit as soon as it ends, before any other unit of the process runs
+        (no-op on PostgreSQL, where every unit commits alone).
+
+        For writes that another unit may report outside the database right away: a
+        ledger entry, which a checkpoint signs and hands to its witness. On SQLite units
+        share commits, and a later unit of the same group reads what earlier ones wrote
+        before it is durable.
+        """
+
     def _next_statement(self) -> None:
         if self._finished:
             raise RuntimeError("a statement after the unit of work's final statement")

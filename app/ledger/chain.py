@@ -121,6 +121,9 @@ async def head(tx: Tx) -> tuple[int, str]:
 async def append(tx: Tx, fields: Mapping[str, Any]) -> LedgerEntry:
     """Append one entry; the caller holds :func:`lock` and gives every content field
     but ``seq`` (lists as lists, ``recorded_at`` an aware datetime)."""
+    # Durable before any other unit reads it: a checkpoint signs the head and writes it
+    # to the witness, and a witness line must never name an entry that was lost.
+    tx.commit_alone()
     last_seq, last_hash = await head(tx)
     entry = LedgerEntry(**fields, seq=last_seq + 1, prev_hash=last_hash, entry_hash="")
     entry.entry_hash = hash_entry(entry)

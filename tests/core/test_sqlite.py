@@ -196,11 +196,15 @@ class Recorded(AppError):
     commit = True
 
 
-async def _unit(db: Database, x: str, *, then: BaseException | None = None) -> list[str]:
+async def _unit(
+    db: Database, x: str, *, then: BaseException | None = None, alone: bool = False
+) -> list[str]:
     """One unit writing ``x`` (and raising ``then``); what another connection reads once
     it has ended, either way."""
     try:
         async with db.transaction() as tx:
+            if alone:
+                tx.commit_alone()
             await tx.run(_INSERT, {"x": x})
             if then is not None:
                 raise then
@@ -319,3 +323,57 @@ async def test_when_sqlite_rolls_the_shared_transaction_back_every_unit_fails(db
     assert outcomes[2] == ["c"]  # a group of its own, after the loss
     assert rows(db) == ["c"]
     assert await _unit(db, "after") == ["c", "after"]
+
+
+async def test_a_unit_that_commits_alone_is_durable_before_the_next_unit_runs(tmp_path) -> None:
+    """A ledger entry's unit: it and the units before it commit when it ends, so no later
+    unit (a checkpoint that tells its witness the head) reads it uncommitted."""
+    async with traced(tmp_path) as (db, commits):
+        seen = await together(_unit(db, "a"), _unit(db, "b", alone=True), _unit(db, "c"))
+        assert seen[1] == ["a", "b"] or seen[1] == ["a", "b", "c"]
+        assert rows(db) == ["a", "b", "c"]
+        assert commits() == 2  # a and b when b ended; then c
+
+
+async def test_a_unit_cancelled_while_it_waits_still_runs_its_after_commit_work(db) -> None:
+    """Its writes are in the group and become durable: what waits for them (waking the
+    outbox, the shared send counts) still happens, once they are."""
+    done: list[str] = []
+
+    async def unit() -> None:
+        async with db.transaction() as tx:
+            await tx.run(_INSERT, {"x": "cancelled"})
+            tx.after_commit(lambda: done.append("woken"))
+
+    task = asyncio.create_task(unit())
+    await asyncio.sleep(0)  # it ran and now waits for the group's commit
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(_one_statement(db), timeout=5)  # a later group: after the flush
+    assert rows(db)[:1] == ["cancelled"]
+    assert done == ["woken"]
+
+
+async def test_a_pragma_after_a_failed_group_runs_and_leaves_the_failure_to_the_group(db) -> None:
+    """A checkpoint that finds a group waiting commits it first; if that commit fails,
+    the group's units raise it, and the checkpoint still runs."""
+    async with db.transaction() as tx:
+        await tx.execute(sa.text("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)"))
+        await tx.execute(
+            sa.text(
+                "CREATE TEMP TABLE child (parent_id INTEGER "
+                "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+
+    async def orphan() -> None:
+        async with db.transaction() as tx:
+            await tx.execute(sa.text("INSERT INTO child (parent_id) VALUES (42)"))
+
+    outcomes = await together(
+        _unit(db, "a"), orphan(), db.checkpoint(truncate=False), return_exceptions=True
+    )
+    assert [type(outcome) for outcome in outcomes[:2]] == [sa.exc.IntegrityError] * 2
+    assert outcomes[2] is True
+    assert rows(db) == []
