@@ -11,12 +11,12 @@ nine or more digits is refused, read after the disguises people use:
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width).
 
-Any other punctuation or symbol between digits (``90/1234/5678``, ``090·1234·5678``,
-``+81:90:1234:5678``, ``item 5, 090/1234/5678``) does not break a run either when some
-of the digit groups it joins, one after another, make a Japanese or Korean mobile
-number (what the registry holds), written as people write one (``0...``, ``90...``,
-``81...``); so a date and time such as ``2026/12/05 10:30`` passes, a number written
-with slashes does not.
+Any other punctuation mark or symbol between digit groups (``90/1234/5678``,
+``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``) does not break a
+run either where groups joined one after another by one and the same mark make a
+Japanese or Korean mobile number (what the registry holds), nationally or with the
+country code; so a date and time such as ``2026/01/05 10:12:34`` passes, a number
+written with slashes does not.
 
 Use :data:`NoPhoneNumber` on a schema field (``Annotated[str, ..., NoPhoneNumber]``):
 the refusal is a 422 naming the field, and the message never repeats the input.
@@ -24,8 +24,9 @@ the refusal is a 422 naming the field, and the message never repeats the input.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
-from collections.abc import Callable
 
 import phonenumbers
 from pydantic import AfterValidator
@@ -43,7 +44,9 @@ NO_PHONE_NUMBER = "must not contain a phone number (9 or more digits, however wr
 _REGIONS = ("JP", "KR")
 _MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 _MAX_NUMBER_DIGITS = 15
-_WRITTEN = ("0", "70", "80", "90", "81", "82")
+# What a mobile number's digits look like before phonenumbers is asked (a cheap screen):
+# Japan 070/080/090 (or without the 0), Korea 010, either after its country code.
+_MOBILE_SHAPE = re.compile(r"(?:0?[789]0|010|810?[789]0|820?10)\d{7,9}$")
 
 
 def _separator(char: str) -> bool:
@@ -55,59 +58,68 @@ def digit_runs(text: str, *, min_digits: int = 1) -> list[str]:
     separators between them dropped."""
     return [
         "".join(groups)
-        for groups in _groups(text, joins=_separator)
+        for groups, _ in _segments(text, merge=True)
         if len("".join(groups)) >= min_digits
     ]
 
 
-def _groups(text: str, *, joins: Callable[[str], bool]) -> list[list[str]]:
-    """The digits of ``text`` as ASCII, in groups: a character ``joins`` says may sit
-    inside a number ends a group, anything else ends the list of groups too."""
-    found: list[list[str]] = []
+def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[str]]]:
+    """The digits of ``text`` as ASCII: groups of digits joined by the separators above,
+    and the punctuation or symbol between one group and the next (without those
+    separators around it). A letter, or with ``merge`` anything but those separators,
+    ends a segment."""
+    found: list[tuple[list[str], list[str]]] = []
     groups: list[str] = []
+    joints: list[str] = []
     group: list[str] = []
+    joint: list[str] = []
     for char in [*unicodedata.normalize("NFKC", text), "\x00"]:
-        if char in KANJI_DIGITS:
-            group.append(KANJI_DIGITS[char])
+        digit = KANJI_DIGITS.get(char)
+        if digit is None and (value := unicodedata.decimal(char, None)) is not None:
+            digit = str(value)
+        if digit is not None:
+            if joint and group:
+                groups.append("".join(group))
+                group = []
+            if groups and not group:
+                joints.append("".join(joint))
+            joint = []
+            group.append(digit)
+        elif _separator(char):
             continue
-        if (value := unicodedata.decimal(char, None)) is not None:
-            group.append(str(value))
-            continue
-        if group:
-            groups.append("".join(group))
-            group = []
-        if not joins(char) and groups:
-            found.append(groups)
-            groups = []
+        elif not merge and char != "\x00" and unicodedata.category(char)[0] in "PSZ":
+            joint.append(char)
+        else:
+            if group:
+                groups.append("".join(group))
+            if groups:
+                found.append((groups, joints))
+            groups, joints, group, joint = [], [], [], []
     return found
 
 
-def _any_separator(char: str) -> bool:
-    """Punctuation, a symbol or a space of any kind: what may join a disguised number."""
-    return char != "\x00" and unicodedata.category(char)[0] in "PSZ"
-
-
 def _hidden_number(text: str) -> bool:
-    """Whether consecutive digit groups joined by any punctuation make a Japanese or
-    Korean number (``5, 090/1234/5678`` holds one in its last three groups)."""
-    for groups in _groups(text, joins=_any_separator):
+    """Whether digit groups joined, one after another, by one and the same punctuation
+    mark or symbol make a Japanese or Korean mobile number (``5, 090/1234/5678`` holds
+    one in its last three groups; ``2026/01/05 10:12:34`` holds none)."""
+    for groups, joints in _segments(text):
         for first in range(len(groups)):
-            digits = ""
-            for group in groups[first:]:
-                digits += group
+            digits, mark = groups[first], ""
+            for group, joint in zip(groups[first + 1 :], joints[first:], strict=False):
+                if len(joint) != 1 or mark not in ("", joint):
+                    break
+                digits, mark = digits + group, joint
                 if len(digits) > _MAX_NUMBER_DIGITS:
                     break
-                if len(digits) > MAX_DIGIT_RUN and _dialable(digits):
+                if _MOBILE_SHAPE.match(digits) and _dialable(digits):
                     return True
     return False
 
 
+@functools.lru_cache(maxsize=4096)
 def _dialable(digits: str) -> bool:
     """Whether ``digits`` are a Japanese or Korean mobile number (what the registry
-    holds) as people write one: nationally (``0...``; in Japan also without the 0,
-    ``90...``) or with the country code (``81...``, ``82...``)."""
-    if not digits.startswith(_WRITTEN):
-        return False  # a date, a case number: not read as a number at all
+    holds), nationally or with the country code."""
     for raw, region in [(digits, region) for region in _REGIONS] + [("+" + digits, None)]:
         try:
             number = phonenumbers.parse(raw, region)

@@ -39,6 +39,11 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
         "010/2345/6789",  # Korean
         "item 5, 090/1234/5678",  # after other digits
         "090/1234/5678 x2, 3",  # before them
+        "090ー1234/5678",  # a dash of its own and a slash
+        "090\n1234/5678",
+        "090\t1234/5678",
+        "090/1234\n5678",
+        "090 / 1234 / 5678",
     ],
 )
 def test_nine_digits_in_a_row_however_written_are_refused(text):
@@ -57,6 +62,10 @@ def test_nine_digits_in_a_row_however_written_are_refused(text):
         "2026年12月5日 10:30受付",
         "refs 2026-118, 2026-119",
         "05/10/2026 12:30",
+        "2026/01/05 10:12:34",  # January, with seconds
+        "2026/01/05 09:12:34",
+        "01/05/2026 9:45",
+        "v1.0.10, 2026-01-05",
         "一人の申し出",  # a kanji digit in words
     ],
 )
