@@ -281,20 +281,7 @@ async def test_a_unit_that_fails_in_a_group_undoes_only_its_own_writes(db) -> No
 async def test_when_the_shared_commit_fails_every_unit_of_the_group_fails(db) -> None:
     """A constraint that SQLite checks only at COMMIT fails it: every unit of the group
     raises, none of their writes stays, and the next unit commits as ever."""
-    async with db.transaction() as tx:
-        await tx.execute(sa.text("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)"))
-        await tx.execute(
-            sa.text(
-                "CREATE TEMP TABLE child (parent_id INTEGER "
-                "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
-            )
-        )
-
-    async def orphan() -> None:
-        async with db.transaction() as tx:
-            await tx.run(_INSERT, {"x": "orphan's"})
-            await tx.execute(sa.text("INSERT INTO child (parent_id) VALUES (42)"))
-
+    orphan = await _orphans(db, also="orphan's")
     outcomes = await together(_unit(db, "a"), orphan(), _unit(db, "c"), return_exceptions=True)
     assert [type(outcome) for outcome in outcomes] == [sa.exc.IntegrityError] * 3
     assert rows(db) == []
@@ -358,6 +345,18 @@ async def test_a_unit_cancelled_while_it_waits_still_runs_its_after_commit_work(
 async def test_a_pragma_after_a_failed_group_runs_and_leaves_the_failure_to_the_group(db) -> None:
     """A checkpoint that finds a group waiting commits it first; if that commit fails,
     the group's units raise it, and the checkpoint still runs."""
+    orphan = await _orphans(db)
+    outcomes = await together(
+        _unit(db, "a"), orphan(), db.checkpoint(truncate=False), return_exceptions=True
+    )
+    assert [type(outcome) for outcome in outcomes[:2]] == [sa.exc.IntegrityError] * 2
+    assert outcomes[2] is True
+    assert rows(db) == []
+
+
+async def _orphans(db: Database, *, also: str | None = None) -> Callable[[], Awaitable[None]]:
+    """A unit whose writes the group's COMMIT refuses (a deferred foreign key), writing
+    ``also`` to ``t`` first if given."""
     async with db.transaction() as tx:
         await tx.execute(sa.text("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)"))
         await tx.execute(
@@ -369,11 +368,8 @@ async def test_a_pragma_after_a_failed_group_runs_and_leaves_the_failure_to_the_
 
     async def orphan() -> None:
         async with db.transaction() as tx:
+            if also is not None:
+                await tx.run(_INSERT, {"x": also})
             await tx.execute(sa.text("INSERT INTO child (parent_id) VALUES (42)"))
 
-    outcomes = await together(
-        _unit(db, "a"), orphan(), db.checkpoint(truncate=False), return_exceptions=True
-    )
-    assert [type(outcome) for outcome in outcomes[:2]] == [sa.exc.IntegrityError] * 2
-    assert outcomes[2] is True
-    assert rows(db) == []
+    return orphan
