@@ -15,14 +15,13 @@ work. Only the benchmark serves this app.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import FastAPI, Header, Response
+from fastapi import FastAPI, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.main import create_app as create_smsreg
-from app.verification.routes import VerificationId
+from app.verification.routes import IdempotencyKey, VerificationId
 from app.verification.schemas import (
     CheckResultPublic,
     VerificationCheck,
@@ -56,7 +55,7 @@ async def floor_start(
     ip: ClientIp,
     outbox: OutboxDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> VerificationPublic:
     """The start route's signature, and none of its work."""
     return VerificationPublic(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 
 from app.core.deps import DbDep
 from app.core.errors import AppError
-from app.core.migrations import behind
+from app.core.migrations import REVISIONS, behind
 
 router = APIRouter(tags=["operations"])
 
@@ -31,12 +30,9 @@ async def healthz() -> dict[str, str]:
 async def readyz(db: DbDep) -> dict[str, str]:
     try:
         async with db.transaction() as tx:
-            revisions = (await tx.execute(_REVISIONS)).scalars().all()
+            revisions = (await tx.execute(REVISIONS)).scalars().all()
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc
     if behind(revisions):
         raise NotReady("the database schema is behind this release: run `smsreg migrate`")
     return {"status": "ready"}
-
-
-_REVISIONS = sa.text("SELECT version_num FROM alembic_version")

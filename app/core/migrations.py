@@ -54,6 +54,10 @@ def upgrade(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+REVISIONS = sa.text("SELECT version_num FROM alembic_version")
+"""The revisions a database is at, as Alembic keeps them."""
+
+
 @functools.cache
 def _revisions() -> tuple[frozenset[str], frozenset[str]]:
     """This release's heads, and every revision it knows."""
@@ -81,6 +85,6 @@ def current_revisions(url: str) -> tuple[str, ...]:
             # Read as Alembic keeps it, without Alembic's migration context (which logs).
             if not sa.inspect(conn).has_table("alembic_version"):
                 return ()
-            return tuple(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+            return tuple(conn.execute(REVISIONS).scalars())
     finally:
         engine.dispose()

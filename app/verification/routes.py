@@ -25,6 +25,15 @@ _APPROVED = {purpose: VERIFICATIONS_APPROVED.labels(purpose) for purpose in get_
 
 router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
 VerificationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1 to 255 printable ASCII characters: a repeat with the same key and "
+        "body replays the first answer (200, Idempotent-Replayed: true) for 24 hours "
+        "(SMSREG_IDEMPOTENCY_TTL_HOURS); the same key with another body is refused (422)",
+    ),
+]
 
 
 @router.post(
@@ -47,16 +56,7 @@ async def start_verification(
     ip: ClientIp,
     outbox: OutboxDep,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="1 to 255 printable ASCII characters: a repeat with the same key "
-            "and body replays the first answer (200, Idempotent-Replayed: true) for 24 "
-            "hours (SMSREG_IDEMPOTENCY_TTL_HOURS); the same key with another body is "
-            "refused (422)",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> VerificationPublic:
     result = await service.start(
         tx, ctx, client=client, data=body, ip=ip, idempotency_key=idempotency_key
