@@ -101,14 +101,19 @@ def test_the_image_runs_unprivileged_and_checks_health_on_the_configured_port():
     assert ".venv" in ignored or "*" in ignored.splitlines()
 
 
-def _env_file() -> dict[str, str]:
-    """docker/env.example as an operator fills it in: block (a), Twilio in production,
-    every secret in place of its placeholder."""
-    values = dict(
+def _shipped() -> dict[str, str]:
+    """docker/env.example's settings as shipped (block (a), Twilio in production)."""
+    return dict(
         line.split("=", 1)
         for line in (DOCKER / "env.example").read_text().splitlines()
         if re.match(r"^[A-Z_]+=", line)
     )
+
+
+def _env_file() -> dict[str, str]:
+    """docker/env.example as an operator fills it in: every secret in place of its
+    placeholder."""
+    values = _shipped()
     for family, key in TEST_KEYS.items():
         values[f"SMSREG_{family.upper()}_KEYS"] = json.dumps({"k1": key})
     values["SMSREG_LEDGER_SIGNING_KEYS"] = json.dumps({"l1": TEST_LEDGER_SEED})
@@ -151,15 +156,10 @@ def test_the_production_env_file_starts_every_app_container(service, monkeypatch
 
 def test_the_production_env_file_as_shipped_is_refused(monkeypatch):
     """docker/env.example's placeholders never start a production container."""
-    values = dict(
-        line.split("=", 1)
-        for line in (DOCKER / "env.example").read_text().splitlines()
-        if re.match(r"^SMSREG_[A-Z_]+=", line)
-    )
     for name in [n for n in os.environ if n.startswith("SMSREG_")]:
         monkeypatch.delenv(name)
     filled = _env_file()
-    for name, value in values.items():
+    for name, value in _shipped().items():
         # Only the placeholders stay as shipped: every key ring is filled in.
         monkeypatch.setenv(name, value if "replace-with" in value else filled[name])
     with pytest.raises(ConfigError, match="placeholder|METRICS_TOKEN"):
