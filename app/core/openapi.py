@@ -7,7 +7,9 @@ request is added here, for any router, from what the operation takes:
 - ``422 invalid-input`` wherever FastAPI validates input (it documents its own
   ``HTTPValidationError`` shape there, which the app never sends);
 - ``400 malformed-body`` and ``415 unsupported-media-type`` where the body is JSON;
-- ``413 payload-too-large`` where there is a body at all.
+- ``413 payload-too-large`` on every operation: the cap (app/core/http.py) refuses a
+  declared ``Content-Length`` over it before the request is routed, so a client that
+  sends a large body to an operation that takes none is refused too.
 
 Every error answer is then documented as ``application/problem+json`` with the one
 ``Problem`` schema, since app/core/errors.py renders every error, the framework's own
@@ -75,9 +77,7 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
 def _complete(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     body = operation.get("requestBody", {}).get("content", {})
-    added: dict[int, type[AppError]] = {}
-    if body:
-        added[413] = PayloadTooLarge
+    added: dict[int, type[AppError]] = {413: PayloadTooLarge}
     if any(is_json_media_type(media_type) for media_type in body):
         added[400] = MalformedBody
         added[415] = UnsupportedMediaType

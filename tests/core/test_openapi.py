@@ -51,10 +51,11 @@ def test_a_json_body_gets_400_413_415_and_422_as_problems():
 def test_parameters_get_422_and_declared_problems_stay_as_declared():
     document = a_new_area().openapi()
     responses = document["paths"]["/v1/things/{thing_id}"]["get"]["responses"]
-    assert list(responses) == ["200", "404", "422"]
+    assert list(responses) == ["200", "404", "413", "422"]
     assert responses["404"]["content"] == PROBLEM
     assert "`not-found`" in responses["404"]["description"]
-    assert list(document["paths"]["/v1/things/all/count"]["get"]["responses"]) == ["200"]
+    # No input at all: only the size cap, which refuses a declared length before routing.
+    assert list(document["paths"]["/v1/things/all/count"]["get"]["responses"]) == ["200", "413"]
 
 
 def test_the_framework_validation_schemas_give_way_to_problem():

@@ -196,6 +196,19 @@ async def test_oversize_body_is_refused_before_parsing(client, app, auth):
     assert await snapshot(app) == before
 
 
+async def test_a_declared_oversize_body_is_refused_where_no_body_is_taken(client, app, auth):
+    """The cap refuses by Content-Length before routing: an operation without a body
+    answers 413 too, as openapi.yaml documents for every operation."""
+    answer = await client.request(
+        "GET", "/v1/verifications/ver_missing", content=b" " * 20_000, headers=auth
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["type"].endswith("/payload-too-large")
+    operation = app.openapi()["paths"]["/v1/verifications/{verification_id}"]["get"]
+    assert "413" in operation["responses"]
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9".encode("latin-1"), "a\tb"])
 async def test_bad_idempotency_keys(client, app, auth, key):
     before = await snapshot(app)
