@@ -4,7 +4,11 @@
 account has ever held the role. After that the command refuses, unless the operator
 asks for ``--break-glass`` (every admin locked out or gone): the account it makes is
 recorded (permission history ``break_glass``, audit event), logged at WARNING, and ends
-by itself after ``SMSREG_BREAK_GLASS_HOURS``. Either way the person at the terminal
+by itself after ``SMSREG_BREAK_GLASS_HOURS``. Break-glass is refused while two or more
+admins can act: then one of them can confirm what another proposes, and an admin with
+the host's shell must not become a second pair of eyes of their own. With one admin who
+can act (an installation's second admin to confirm, or the others locked out) it is
+allowed, and the record shows it. Either way the person at the terminal
 chooses their own password: the command is how the host's operator gets in, not a way
 to make accounts for others (those come by invitation).
 """
@@ -37,6 +41,12 @@ class AdminExists(AppError):
     )
 
 
+class AdminsCanAct(AppError):
+    status = 409
+    slug = "break-glass-refused"
+    title = "Admins who can act exist: ask one of them; break-glass is for when at most one can"
+
+
 class CommandLineRole(AppError):
     status = 422
     slug = "command-line-admin-only"
@@ -54,6 +64,8 @@ async def create_admin(
     if not first and not break_glass:
         raise AdminExists("an admin exists; refusing without --break-glass")
     now = ctx.clock.now()
+    if not first and (able := await repo.admins_who_can_act(tx, now)) >= 2:
+        raise AdminsCanAct(f"{able} admins can act; break-glass needs at most one")
     expires = None if first else now + dt.timedelta(hours=ctx.settings.break_glass_hours)
     account = StaffAccount(
         id=new_id("stf"),

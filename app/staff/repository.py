@@ -196,6 +196,23 @@ async def other_active_admins(tx: Tx, account_id: str) -> int:
     return int(found)
 
 
+async def admins_who_can_act(tx: Tx, now: dt.datetime) -> int:
+    """How many admins could sign in and act now: enabled, active, not locked out, and
+    not past their end (a break-glass admin counts until it ends)."""
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(accounts)
+        .where(
+            _a.role == "admin",
+            _a.disabled_at.is_(None),
+            _a.activation_pending.is_(False),
+            sa.or_(_a.expires_at.is_(None), _a.expires_at > now),
+            sa.or_(_a.locked_until.is_(None), _a.locked_until <= now),
+        )
+    )
+    return int(found)
+
+
 async def update_account(tx: Tx, account_id: str, **values: Any) -> None:
     """Change columns of one account (role, disabled_at, the lockout, the password...)."""
     await tx.execute(sa.update(accounts).where(_a.id == account_id).values(**values))

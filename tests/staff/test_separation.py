@@ -12,6 +12,7 @@ from app.core.errors import AppError
 from app.credentials import passwords
 from app.ledger import workflow
 from app.staff import accounts, bootstrap
+from app.staff import repository as staff_repo
 from app.staff.new_account import NewAccount
 from app.staff.roles import Role
 from tests.conftest import call
@@ -152,6 +153,42 @@ async def test_offboarding_an_admin_ends_their_proposals_and_lists_their_grants(
     review = await client.get(f"/v1/staff/{leaver_account.id}/granted", headers=stayer)
     assert sorted(a["username"] for a in review.json()["staff"]) == ["op1", "op2"]
     assert events(app, "staff:account:offboarded")[0]["details"]["to_review"]
+
+
+async def test_break_glass_is_refused_while_two_admins_can_act(app, clock):
+    """An admin with the host's shell cannot make a second pair of eyes of their own
+    while another admin could confirm instead; once only one can act, break-glass works."""
+    await create_staff(app, "admin", username="root")
+    other = await create_staff(app, "admin", username="second")
+    hashed = passwords.dummy_hash(app.state.ctx.settings)
+
+    async def glass(username: str):
+        return await call(
+            app,
+            bootstrap.create_admin,
+            new=NewAccount(username=username, display_name="G", role=Role.ADMIN),
+            password_hash=hashed,
+            break_glass=True,
+        )
+
+    with pytest.raises(AppError) as refused:
+        await glass("glass1")
+    assert refused.value.slug == "break-glass-refused"
+    assert rows(app, "SELECT count(*) AS n FROM staff_accounts WHERE role = 'admin'") == [{"n": 2}]
+    # The second admin locked out: one can act, break-glass is allowed, and counts while
+    # it lasts (a second break-glass is then refused).
+    async with app.state.db.transaction() as tx:
+        await staff_repo.update_account(
+            tx, other.id, locked_until=clock.now() + dt.timedelta(minutes=15)
+        )
+    assert (await glass("glass2")).expires_at is not None
+    with pytest.raises(AppError) as again:
+        await glass("glass3")
+    assert again.value.slug == "break-glass-refused"
+    # Once the lockout has passed and the break-glass admin has ended, two can act again.
+    clock.advance(hours=24)
+    with pytest.raises(AppError):
+        await glass("glass4")
 
 
 async def test_a_break_glass_admin_expires(client, app, clock):
