@@ -68,7 +68,7 @@ def serve(
     import uvicorn
 
     from app.core.config import ConfigError
-    from app.core.logging import configure_logging
+    from app.core.logging import configure_logging, logging_config
     from app.main import create_app
 
     settings = _settings()
@@ -99,7 +99,8 @@ def serve(
         # Proxy headers are the app's own middleware, from SMSREG_TRUSTED_PROXIES (empty:
         # off). uvicorn's would trust 127.0.0.1 by default, before the app could refuse.
         proxy_headers=False,
-        log_config=None,
+        # Applied again in every worker process: the JSON lines, redacted.
+        log_config=logging_config(settings.log_level),
         access_log=False,
     )
 

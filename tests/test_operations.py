@@ -188,17 +188,20 @@ def _get(url: str) -> str:
 
 
 @pytest.mark.slow
-def test_metrics_add_up_across_worker_processes(tmp_path):
+def test_metrics_and_logs_add_up_across_worker_processes(tmp_path):
+    """Every worker process counts in the metrics and writes the JSON access lines."""
     port = _free_port()
     env = base_env(tmp_path, port=str(port), outbox_dispatch="external")
     assert run(["migrate"], env).returncode == 0
-    server = subprocess.Popen(
-        [*SMSREG, "serve", "--workers", "2", "--no-migrate"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as stderr:
+        server = subprocess.Popen(
+            [*SMSREG, "serve", "--workers", "2", "--no-migrate"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -226,6 +229,11 @@ def test_metrics_add_up_across_worker_processes(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # JSON, every one
+    served = [line for line in lines if line["logger"] == "smsreg.access"]
+    assert sum(line["route"] == "/healthz" for line in served) == 12, served
+    # uvicorn's own lines from the workers (each one's "Started server process").
+    assert sum("Started server process" in line["message"] for line in lines) >= 2
 
 
 def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+import logging.config
 import re
-import sys
 import traceback
 from typing import Any
 
@@ -70,18 +70,34 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """The logging setup as a ``dictConfig`` dictionary: every logger, uvicorn's
+    included, through the redacting JSON formatter. uvicorn applies it in each worker
+    process it starts (``uvicorn.run(log_config=...)``); configured in the parent alone,
+    the workers wrote plain, unredacted text and no access lines."""
+    quiet = logging.getLevelName(max(logging.WARNING, logging.getLevelName(level)))
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # The app writes its own access line (app.core.observe), by route template.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            **{name: {"level": quiet} for name in _QUIET},
+        },
+    }
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every logger, uvicorn's included, through the redacting JSON formatter."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
-    # The app writes its own access line (app.core.observe), by route template.
-    logging.getLogger("uvicorn.access").disabled = True
-    for name in _QUIET:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.config.dictConfig(logging_config(level))

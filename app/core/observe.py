@@ -1,9 +1,12 @@
 """Every request gets an id, one access log line and its HTTP metrics.
 
-The id is the caller's ``X-Request-ID`` when it is a short token, else a new one; it is
-set on every log line written while the request is served and returned in the answer's
-``X-Request-ID``. The access line names the route template (``/v1/verifications/
-{verification_id}/check``), never the path itself, with the status and the duration.
+The id is the caller's ``X-Request-ID`` when it is a short token that holds nothing the
+logs would redact (a run of digits shaped like a number or a code), else a new one, made
+the same way; it is set on every log line written while the request is served, as it is
+returned in the answer's ``X-Request-ID``. So a caller cannot put a phone number into
+every line of a request, and the id in the logs is always the one the caller was given.
+The access line names the route template (``/v1/verifications/{verification_id}/
+check``), never the path itself, with the status and the duration.
 
 An API answer (``/v1/...``) that says nothing about caching gets ``Cache-Control:
 no-store``: nearly every one carries personal or audit data (a masked number, a client
@@ -19,7 +22,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.logging import request_id
+from app.core.logging import redact, request_id
 from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("smsreg.access")
@@ -27,6 +30,16 @@ _TOKEN = re.compile(rb"[A-Za-z0-9._\-]{1,64}")
 _HEADER = b"x-request-id"
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE = (_CACHE_CONTROL, b"no-store")
+
+
+def request_id_for(given: bytes) -> str:
+    """The id of a request whose ``X-Request-ID`` was ``given`` (empty: none)."""
+    if _TOKEN.fullmatch(given) and redact(rid := given.decode()) == rid:
+        return rid
+    while True:  # about one random id in eleven holds a run of digits a log would hide
+        rid = secrets.token_hex(8)
+        if redact(rid) == rid:
+            return rid
 
 
 class RequestObserver:
@@ -40,7 +53,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         given = next((value for name, value in scope["headers"] if name == _HEADER), b"")
-        rid = given.decode() if _TOKEN.fullmatch(given) else secrets.token_hex(8)
+        rid = request_id_for(given)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500

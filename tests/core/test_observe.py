@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from app.core.logging import JsonFormatter
+from app.core.logging import JsonFormatter, redact
+from app.core.observe import request_id_for
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 
 
@@ -21,6 +22,27 @@ async def test_a_request_id_is_kept_when_given_and_made_when_not(client):
     odd = await client.get("/healthz", headers={"X-Request-ID": "a b" + "x" * 80})
     assert odd.headers["x-request-id"] not in ("a b" + "x" * 80,)
     assert len(odd.headers["x-request-id"]) == 16
+
+
+@pytest.mark.parametrize("given", ["09012345678", "order-2026120601", "+81-90-1234-5678"])
+async def test_a_request_id_the_logs_would_redact_is_replaced(client, caplog, given):
+    """A number in X-Request-ID never reaches a log line, and the id in the access line
+    is the one the caller was given back."""
+    caplog.set_level(logging.INFO, logger="smsreg.access")
+    answer = await client.get("/healthz", headers={"X-Request-ID": given})
+    rid = answer.headers["x-request-id"]
+    assert rid != given and len(rid) == 16
+    (line,) = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "smsreg.access"
+    ]
+    assert line["request_id"] == rid
+    assert given not in caplog.text
+
+
+def test_made_request_ids_never_hold_what_the_logs_redact():
+    made = {request_id_for(b"") for _ in range(3000)}
+    assert len(made) == 3000
+    assert all(redact(rid) == rid and len(rid) == 16 for rid in made)
 
 
 async def test_one_access_line_per_request_by_route_template(client, app, carrier, auth, caplog):
