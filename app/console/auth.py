@@ -52,7 +52,12 @@ def csrf_token(ctx: Context, binding: str) -> str:
 
 def check_csrf(ctx: Context, *, binding: str | None, sent: str | None) -> None:
     """Refuse a form whose token does not match its binding (CsrfFailed, nothing written)."""
-    if not binding or not sent or not hmac.compare_digest(csrf_token(ctx, binding), sent):
+    # As bytes: compare_digest refuses str with anything but ASCII (a TypeError).
+    if (
+        not binding
+        or not sent
+        or not hmac.compare_digest(csrf_token(ctx, binding).encode(), sent.encode())
+    ):
         raise CsrfFailed()
 
 

@@ -81,10 +81,15 @@ def csrf_token(ctx: Context, value: str) -> str:
     return ctx.keys.token.mac(b"my-csrf:" + value.encode()).hex()
 
 
-def check_csrf(ctx: Context, request: Request, field: str) -> None:
-    """Refuse a POST whose CSRF field does not match the browser's cookie."""
+def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
+    """Refuse a POST whose CSRF field is missing or does not match the browser's cookie."""
     value = request.cookies.get(CSRF_COOKIE, "")
-    if not value or not hmac.compare_digest(csrf_token(ctx, value), field):
+    # As bytes: compare_digest refuses str with anything but ASCII (a TypeError).
+    if (
+        not value
+        or not field
+        or not hmac.compare_digest(csrf_token(ctx, value).encode(), field.encode())
+    ):
         raise CsrfRefused()
 
 

@@ -31,7 +31,17 @@ class MyRoute(PageRoute):
 
 
 router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)
-Csrf = Annotated[str, Form(max_length=100)]
+
+
+async def form_csrf(
+    request: Request, ctx: CtxDep, csrf: Annotated[str | None, Form()] = None
+) -> None:
+    """Every form: its CSRF field matches this browser's cookie, or 403 csrf-refused
+    when it is missing or wrong, before any other field is looked at."""
+    pages.check_csrf(ctx, request, csrf)
+
+
+CSRF_CHECKED = [Depends(form_csrf)]
 ACTIONS = {
     "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
     "stop-usage": RequestKind.STOP_USAGE,
@@ -81,18 +91,16 @@ async def my_start(request: Request, ctx: CtxDep) -> Response:
     return pages.page(request, ctx, "start.html")
 
 
-@router.post("/code", response_class=HTMLResponse)
+@router.post("/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_code(
     request: Request,
     ctx: CtxDep,
     db: DbDep,
     ip: ClientIp,
     outbox: OutboxDep,
-    csrf: Csrf,
     phone: Annotated[str, Form(max_length=100)],
     country: Annotated[Literal["JP", "KR"], Form()],
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     try:
         data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
         sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
@@ -103,16 +111,14 @@ async def my_code(
     return pages.page(request, ctx, "code.html", sent=sent)
 
 
-@router.post("/session", response_class=HTMLResponse)
+@router.post("/session", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_session(
     request: Request,
     ctx: CtxDep,
     db: DbDep,
-    csrf: Csrf,
     verification_id: Annotated[str, Form(max_length=40)],
     code: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     try:
         data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
         opened = await sessions.open_session(db, ctx, data=data)
@@ -141,7 +147,7 @@ async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSu
     )  # fmt: skip
 
 
-@router.post("/actions/{action}", response_class=HTMLResponse)
+@router.post("/actions/{action}", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_action(
     action: Literal["withdraw-delivery", "stop-usage", "stop-provision", "resume-provision"],
     request: Request,
@@ -149,9 +155,7 @@ async def my_action(
     tx: TxDep,
     ip: ClientIp,
     subject: CookieSubject,
-    csrf: Csrf,
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     done = await service.act(tx, ctx, subject=subject, kind=ACTIONS[action], ip=ip)
@@ -165,7 +169,7 @@ async def my_erase_confirm(request: Request, ctx: CtxDep, subject: CookieSubject
     return pages.page(request, ctx, "erase.html")
 
 
-@router.post("/erase", response_class=HTMLResponse)
+@router.post("/erase", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_erase(
     request: Request,
     ctx: CtxDep,
@@ -173,10 +177,8 @@ async def my_erase(
     db: DbDep,
     subject: CookieSubject,
     background: BackgroundTasks,
-    csrf: Csrf,
     confirm: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     if confirm != "yes":
@@ -188,7 +190,7 @@ async def my_erase(
     return response
 
 
-@router.post("/correction/code", response_class=HTMLResponse)
+@router.post("/correction/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_correction_code(
     request: Request,
     ctx: CtxDep,
@@ -196,11 +198,9 @@ async def my_correction_code(
     ip: ClientIp,
     outbox: OutboxDep,
     subject: CookieSubjectApart,
-    csrf: Csrf,
     phone: Annotated[str, Form(max_length=100)],
     country: Annotated[Literal["JP", "KR"], Form()],
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     try:
@@ -214,17 +214,15 @@ async def my_correction_code(
     return pages.page(request, ctx, "code.html", sent=sent, action="/my/correction")
 
 
-@router.post("/correction", response_class=HTMLResponse)
+@router.post("/correction", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
 async def my_correction(
     request: Request,
     ctx: CtxDep,
     db: DbDep,
     subject: CookieSubjectApart,
-    csrf: Csrf,
     verification_id: Annotated[str, Form(max_length=40)],
     code: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    pages.check_csrf(ctx, request, csrf)
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     try:
@@ -238,11 +236,8 @@ async def my_correction(
     return pages.redirect("/my/records?done=done")
 
 
-@router.post("/logout", response_class=HTMLResponse)
-async def my_logout(
-    request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject, csrf: Csrf
-) -> Response:
-    pages.check_csrf(ctx, request, csrf)
+@router.post("/logout", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
+async def my_logout(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject) -> Response:
     if subject is not None:
         await sessions.end(tx, ctx, subject=subject)
     response = pages.redirect("/my/")

@@ -67,6 +67,18 @@ async def test_a_form_without_its_csrf_token_is_refused(client, app):
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("form", [{}, {"csrf": ""}, {"csrf": "é" * 64}, {"csrf": "0" * 5000}])
+async def test_a_missing_or_odd_csrf_token_is_refused_before_the_other_fields(client, app, form):
+    """403 csrf-refused whether the token is missing, empty, not ASCII or long, even
+    when the other fields are missing too: the token is looked at first."""
+    await client.get("/my/")
+    for path in ("/my/code", "/my/session", "/my/actions/stop-usage", "/my/erase", "/my/logout"):
+        response = await client.post(path, data=form)
+        assert response.status_code == 403, (path, response.text)
+        assert response.headers["content-type"].startswith("text/html")
+    assert not rows(app, "SELECT id FROM verifications")
+
+
 @pytest.mark.parametrize(
     "form",
     [
