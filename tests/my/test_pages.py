@@ -10,6 +10,7 @@ import pytest
 
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
+from tests.ledger.conftest import add_subscriber, number, release
 from tests.staff.helpers import rows, verified
 
 NUMBER = "+819024681357"
@@ -126,6 +127,9 @@ async def test_the_pages_cookies_are_secure_outside_development(client, app):
 async def test_number_code_records_action_and_erasure(client, app, carrier, clock):
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, NUMBER)
+    other = await add_subscriber(app, number(1))
+    await release(app, [sid, other], legal_basis="emergency_life_body_property",
+                  request_reference="ER-2026-7")  # fmt: skip
     clock.advance(minutes=1)
     page = await client.get("/my/?lang=en")
     sent = await client.post(
@@ -144,19 +148,24 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     records = await client.get("/my/records")
     assert records.status_code == 200
     assert "coupon_usage" in records.text and NUMBER not in records.text
+    # Each purpose since when and last verified when; a disclosure not compelled by law
+    # shows its reference, and counts its other subjects without naming them.
+    assert "coupon_usage (since 2026-" in records.text and "; last verified 2026-" in records.text
+    assert "request reference: ER-2026-7; other people in this disclosure: 1" in records.text
+    assert other not in records.text
     stopped = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
     assert stopped.status_code == 303
-    assert not rows(app, "SELECT purpose FROM subscriber_purposes")
+    assert not rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
 
     confirm = await client.get("/my/erase")
     assert confirm.status_code == 200 and 'name="confirm"' in confirm.text
     unconfirmed = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
     assert unconfirmed.status_code == 422
-    assert rows(app, "SELECT id FROM subscribers") == [{"id": sid}]
+    assert rows(app, "SELECT id FROM subscribers WHERE id = :s", s=sid) == [{"id": sid}]
     erased = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
     assert erased.status_code == 200, erased.text
     assert "ledger_entry_subjects" in erased.text
-    assert not rows(app, "SELECT id FROM subscribers")
+    assert rows(app, "SELECT id FROM subscribers") == [{"id": other}]
     assert (await client.get("/my/records")).status_code == 401
 
 
