@@ -19,6 +19,7 @@ from app.core.errors import AppError
 from app.core.ids import new_id
 from app.core.phone import mask
 from app.core.tx import Tx
+from app.ledger import chain
 from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
 from app.subject import register, sessions, shredding
@@ -39,6 +40,8 @@ KEPT_WHY = {
     "access_log": "staff accesses to the record (who, when, why): the security record, "
     "kept one year",
     "audit_events": "what was done and when, by whom; never the number",
+    "disclosure_requests": "requests to disclose data to a third party that name the "
+    "subject id, released or not: kept three years with the ledger (APPI Art. 29 and 30)",
     "subject_requests": "the register of the subject's requests and this receipt: proof "
     "that the requests were answered, kept three years",
 }
@@ -62,6 +65,9 @@ async def erase(
 ) -> ErasureReceiptPublic:
     """Erase a subscriber and its number everywhere; the receipt, recorded unless the
     caller closes a request with it (``record`` False)."""
+    # After any release in progress, which may name the subject: what the receipt says
+    # is kept then holds its ledger entry, and a later release finds the subject gone.
+    await chain.lock_subjects(tx)
     subscriber = await registry.get(tx, subscriber_id)
     if subscriber is None:
         raise SubjectNotFound()
@@ -78,9 +84,14 @@ async def erase(
         erased_at=now,
         erased=erased,
         kept=[
-            KeptPublic(what=name, count=kept.get(name, 1), why=why)
+            # The register counts this erasure too: recorded below, or the request it closes.
+            KeptPublic(
+                what=name,
+                why=why,
+                count=kept[name] + (1 if record and name == "subject_requests" else 0),
+            )
             for name, why in KEPT_WHY.items()
-        ],
+        ],  # fmt: skip
     )
     if record:
         await register.record_done(

@@ -21,10 +21,15 @@ from app.models.audit import AuditEvent
 from app.models.consent import Consent, ConsentEvent
 from app.models.coupon import CouponRedemption
 from app.models.idempotency import IdempotencyRecord
-from app.models.ledger import DisclosureConsent, DisclosureStop, LedgerEntrySubject
+from app.models.ledger import (
+    DisclosureConsent,
+    DisclosureRequest,
+    DisclosureStop,
+    LedgerEntrySubject,
+)
 from app.models.outbox import OutboxMessage
 from app.models.rate_limit import RateLimitHit, SendWindow
-from app.models.subject import SubjectSession
+from app.models.subject import SubjectRequest, SubjectSession
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.types import table
 from app.models.verification import Verification
@@ -132,7 +137,14 @@ async def kept_naming(tx: Tx, subscriber_id: str) -> dict[str, int]:
         (table(LedgerEntrySubject), "subject_id"),
         (table(AccessLogEntry), "subscriber_id"),
         (table(AuditEvent), "subject"),
+        (table(SubjectRequest), "subscriber_id"),
     ):
         query = sa.select(sa.func.count()).where(target.c[column] == subscriber_id)
         counts[str(target.name)] = int((await tx.execute(query)).scalar_one())
+    # A disclosure request names its subjects in a JSON list (a few thousand requests
+    # in three years: read whole, as text; the id quoted, LIKE's marks escaped).
+    requests = table(DisclosureRequest)
+    naming = requests.c.subject_ids.cast(sa.Text).contains(f'"{subscriber_id}"', autoescape=True)
+    query = sa.select(sa.func.count()).select_from(requests).where(naming)
+    counts[str(requests.name)] = int((await tx.execute(query)).scalar_one())
     return counts

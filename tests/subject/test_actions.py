@@ -7,7 +7,7 @@ import datetime as dt
 from tests.consent.helpers import make_key
 from tests.coupons.helpers import redeem
 from tests.fixtures.flows import check, sent_code, start
-from tests.ledger.conftest import release
+from tests.ledger.conftest import release, requested
 from tests.staff.helpers import rows, verified
 from tests.subject.helpers import open_session
 
@@ -120,3 +120,32 @@ async def test_each_purpose_shows_when_it_began_and_when_it_was_last_verified(
     assert held["purpose"] == "coupon_usage"
     assert dt.datetime.fromisoformat(held["since"]) == began
     assert dt.datetime.fromisoformat(held["verified_at"]) >= again
+
+
+async def test_the_erasure_receipt_counts_every_kept_row_that_names_the_subject(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    await release(app, [sid])  # a request released: an entry names the subject
+    await requested(app, [sid])  # and one still waiting
+    headers = await open_session(client, app, carrier, NUMBER)
+    stop = {"action": "stop"}
+    assert (await client.post("/v1/subject/third-party-provision", json=stop, headers=headers)
+            ).status_code == 200  # fmt: skip
+    erased = await client.post("/v1/subject/erasure", json={"confirm": True}, headers=headers)
+    assert erased.status_code == 200, erased.text
+    kept = {item["what"]: item["count"] for item in erased.json()["kept"]}
+    named = {
+        "ledger_entry_subjects": rows(app, "SELECT count(*) AS n FROM ledger_entry_subjects "
+                                      "WHERE subject_id = :s", s=sid),
+        "subject_requests": rows(app, "SELECT count(*) AS n FROM subject_requests "
+                                 "WHERE subscriber_id = :s", s=sid),
+        "access_log": rows(app, "SELECT count(*) AS n FROM access_log WHERE subscriber_id = :s",
+                           s=sid),
+    }  # fmt: skip
+    assert {name: found[0]["n"] for name, found in named.items()} == {
+        name: kept[name] for name in named
+    }
+    assert kept["subject_requests"] == 2  # the stop, and this erasure
+    assert kept["disclosure_requests"] == 2 and kept["ledger_entry_subjects"] == 1
