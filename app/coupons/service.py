@@ -101,13 +101,17 @@ async def _subscriber_of_verification(
         raise VerificationAlreadyUsed(
             errors=_problem("verification_id", "already backs a redemption"), redemption_id=used
         )
-    if row.subscriber_id is None:  # an approved coupon_usage check always registers
+    # An approved coupon_usage check always registers; the subscriber is held until the
+    # redemption commits (an erasure meanwhile waits, and one before is a 404).
+    if row.subscriber_id is None or not await registry.hold(tx, row.subscriber_id):
         raise SubscriberNotFound()
     return row.subscriber_id
 
 
 async def _verified_subscriber(tx: Tx, *, subscriber_id: str) -> str:
-    found = await registry.verified_for(tx, subscriber_id=subscriber_id, purpose=PURPOSE)
+    # Held until the redemption commits: a stop of coupon use or an erasure made meanwhile
+    # waits for it, so no redemption is recorded after either has answered.
+    found = await registry.verified_for(tx, subscriber_id=subscriber_id, purpose=PURPOSE, hold=True)
     if found is None:
         raise SubscriberNotFound()
     if found.verified_at is None:

@@ -63,9 +63,10 @@ async def move_to_index(
     )
 
 
-async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
-    """One subscriber (its number encrypted), or None."""
-    return await repo.get(tx, subscriber_id)
+async def get(tx: Tx, subscriber_id: str, *, for_update: bool = False) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None; ``for_update`` for a change that
+    must wait for whatever holds it (an erasure: a redemption in progress)."""
+    return await repo.get(tx, subscriber_id, for_update=for_update)
 
 
 async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:
@@ -83,10 +84,19 @@ def phone_number(ctx: Context, subscriber: Subscriber | Sealed) -> str:
     )
 
 
-async def verified_for(tx: Tx, *, subscriber_id: str, purpose: str) -> VerifiedFor | None:
+async def verified_for(
+    tx: Tx, *, subscriber_id: str, purpose: str, hold: bool = False
+) -> VerifiedFor | None:
     """Whether a subscriber exists (None if not), and when it was verified for ``purpose``
-    (``verified_at`` None: never)."""
-    return await repo.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose)
+    (``verified_at`` None: never); with ``hold``, a stop of that use or an erasure waits
+    until the caller's transaction ends."""
+    return await repo.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose, hold=hold)
+
+
+async def hold(tx: Tx, subscriber_id: str) -> bool:
+    """Whether the subscriber exists; an erasure of it waits until the caller's
+    transaction ends."""
+    return await repo.hold(tx, subscriber_id)
 
 
 async def verified_among(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> set[str]:

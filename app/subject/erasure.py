@@ -68,7 +68,9 @@ async def erase(
     # After any release in progress, which may name the subject: what the receipt says
     # is kept then holds its ledger entry, and a later release finds the subject gone.
     await chain.lock_subjects(tx)
-    subscriber = await registry.get(tx, subscriber_id)
+    # Locked before anything is deleted: a redemption holding the subscriber commits first,
+    # and each delete below then sees what it wrote.
+    subscriber = await registry.get(tx, subscriber_id, for_update=True)
     if subscriber is None:
         raise SubjectNotFound()
     e164 = registry.phone_number(ctx, subscriber)
