@@ -27,10 +27,11 @@ from app.credentials import passwords
 from app.credentials.totp import TotpRequired
 from app.staff import login, sessions
 from app.staff.auth import TOTP_ENROLMENT_REQUIRED
+from app.staff.schemas import TYPED_USERNAME
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
-Username = Annotated[str, Form(min_length=1, max_length=64)]
+Username = Annotated[str, Form(min_length=1, max_length=64, pattern=TYPED_USERNAME)]
 Password = Annotated[str, Form(min_length=1, max_length=passwords.MAX_PASSWORD_LENGTH)]
 OptionalCode = Annotated[str | None, Form(max_length=32)]
 

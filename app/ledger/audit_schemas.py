@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,7 +19,7 @@ from pydantic import (
 from app.core.instants import Instant
 from app.core.text import NoPhoneNumber
 from app.ledger import canonical
-from app.ledger.rules import LegalBasis, recipient_key
+from app.ledger.rules import LegalBasis, printable, recipient_key
 from app.ledger.schemas import SubjectId
 
 
@@ -31,6 +32,7 @@ class ExportQuery(BaseModel):
     recipient: Annotated[
         str | None,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        AfterValidator(printable),
         NoPhoneNumber,
     ] = Field(None, description="the recipient organisation, however it is typed")
     basis: LegalBasis | None = Field(None, description="one legal basis")

@@ -15,12 +15,19 @@ from app.staff.sessions import Me, NewSession
 Restriction = Literal["password_expired", "totp_enrolment_required"]
 
 
+# A username as typed at login: no control characters (PostgreSQL refuses a NUL in text,
+# which was a 500); an account's own name is narrower (app/staff/new_account.py).
+TYPED_USERNAME = r"^[^\x00-\x1f\x7f]+$"
+
+
 class LoginRequest(BaseModel):
     """A username and password, for a session."""
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=64, examples=["hanako"])
+    username: str = Field(
+        min_length=1, max_length=64, pattern=TYPED_USERNAME, examples=["hanako"]
+    )
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     totp: str | None = Field(
         None, min_length=1, max_length=16, description="the TOTP code, once TOTP is enrolled"
