@@ -105,3 +105,34 @@ def test_docs_list_every_problem_type(rendered):
     slugs |= {*HTTP_SLUGS.values(), HTTP_ERROR, INTERNAL_ERROR}  # the framework's own
     listed = set(re.findall(r"^\| \d(?:\d\d|xx) \| `([a-z0-9-]+)` \|", API_DOC.read_text(), re.M))
     assert slugs <= listed, f"add to docs/api.md's problem types: {sorted(slugs - listed)}"
+
+
+def test_every_json_body_refuses_unknown_fields(document):
+    """A mistyped field is a 422 naming it, never silently dropped: every object a JSON
+    body holds, nested ones included, says additionalProperties: false."""
+    schemas = document["components"]["schemas"]
+    seen: set[str] = set()
+
+    def check(schema: dict, where: str) -> None:
+        ref = schema.get("$ref")
+        if ref is not None:
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen:
+                seen.add(name)
+                check(schemas[name], name)
+            return
+        for key in ("anyOf", "oneOf", "allOf"):
+            for part in schema.get(key, []):
+                check(part, where)
+        if "items" in schema:
+            check(schema["items"], where)
+        if schema.get("type") == "object" and "properties" in schema:
+            assert schema.get("additionalProperties") is False, where
+            for name, prop in schema["properties"].items():
+                check(prop, f"{where}.{name}")
+
+    for method, path, operation in operations(document):
+        content = operation.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            check(content["application/json"]["schema"], f"{method} {path}")
+    assert {"DisclosureRequestCreate", "RecipientIn"} <= seen

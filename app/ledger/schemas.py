@@ -96,6 +96,8 @@ def _in_package_order(items: list[str]) -> list[str]:
 class RecipientIn(BaseModel):
     """Who receives the data."""
 
+    model_config = ConfigDict(extra="forbid")
+
     organisation: Name = Field(description="e.g. the police station")
     officer: Name = Field(description="the officer in charge")
     contact: Contact = Field(description="address, phone or e-mail")
@@ -103,6 +105,9 @@ class RecipientIn(BaseModel):
 
 class DisclosureRequestCreate(BaseModel):
     """A request to provide subjects' data to a third party (subjects by id, never by number)."""
+
+    # A mistyped field (``request_refrence``) must not vanish from a record kept 3 years.
+    model_config = ConfigDict(extra="forbid")
 
     recipient: RecipientIn
     legal_basis: LegalBasis

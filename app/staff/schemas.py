@@ -25,9 +25,7 @@ class LoginRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(
-        min_length=1, max_length=64, pattern=TYPED_USERNAME, examples=["hanako"]
-    )
+    username: str = Field(min_length=1, max_length=64, pattern=TYPED_USERNAME, examples=["hanako"])
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     totp: str | None = Field(
         None, min_length=1, max_length=16, description="the TOTP code, once TOTP is enrolled"

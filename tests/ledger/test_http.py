@@ -105,6 +105,18 @@ async def test_self_approval_is_refused(client, app, people):
     assert other.status_code == 200
 
 
+async def test_a_mistyped_field_is_refused_not_dropped(client, app, people):
+    subject = await add_subscriber(app, number(9))
+    typo = {**body([subject]), "request_refrence": "REF-2026-1"}
+    nested = body([subject])
+    nested["recipient"] = {**nested["recipient"], "phone": "03-0000-0000"}
+    for sent, field in ((typo, "request_refrence"), (nested, "phone")):
+        refused = await client.post("/v1/disclosures", json=sent, headers=people["operator"])
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"].endswith(field)
+    assert sql(app, "SELECT count(*) FROM disclosure_requests") == [(0,)]
+
+
 async def test_a_subject_who_stopped_provision_is_refused_under_consent_only(client, app, people):
     subject = await add_subscriber(app, number(9))
     url = f"/v1/subscribers/{subject}/third-party-provision"
