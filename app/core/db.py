@@ -317,7 +317,10 @@ class Database:
         if self._async is None:
             return {}
         pool: Any = self._async.pool
-        return {"size": pool.size(), "checked_out": pool.checkedout(), "overflow": pool.overflow()}
+        # QueuePool.overflow() counts from minus the pool's size (connections it may still
+        # open before any is an overflow one): the overflow connections open are above 0.
+        overflow = max(0, pool.overflow())
+        return {"size": pool.size(), "checked_out": pool.checkedout(), "overflow": overflow}
 
     async def dispose(self) -> None:
         """Close every connection (at shutdown)."""

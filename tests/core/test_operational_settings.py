@@ -25,6 +25,7 @@ async def test_the_pool_and_the_timeouts_come_from_settings(app):
         ]
     assert shown == ["300ms", "250ms"]
     assert db.pool_status()["size"] == 3
+    assert db.pool_status()["overflow"] == 0  # none beyond the pool (not minus its size)
     with pytest.raises(Exception, match="statement timeout"):
         async with db.transaction() as tx:
             await tx.execute(sa.text("SELECT pg_sleep(2)"))
