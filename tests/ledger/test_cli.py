@@ -166,6 +166,18 @@ def test_production_without_a_signing_key_refuses(env, monkeypatch):
     assert result.exit_code == 2 and "SMSREG_LEDGER_SIGNING_KEYS" in result.output
 
 
+def test_a_checkpoint_whose_witness_cannot_be_written_is_refused_in_one_line(env, monkeypatch):
+    tmp_path, app = env
+    monkeypatch.setenv("SMSREG_LEDGER_WITNESS", str(tmp_path / "no-such-dir" / "w.jsonl"))
+    result = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "no checkpoint: the witness (SMSREG_LEDGER_WITNESS) could not be written: "
+        "No such file or directory"
+    ]
+    assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(0,)]
+
+
 def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch):
     tmp_path, app = env
     kept = tmp_path / "witness.jsonl"
