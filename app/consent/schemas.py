@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.text import NoPhoneNumber
-from app.purposes import Purpose
 from app.registry.schemas import PurposePublic
 
-# The purposes that rest on consent (app.purposes: needs_consent).
-ConsentPurpose = Literal[Purpose.COUPON_DELIVERY]
+# The purposes that rest on consent (app.purposes: needs_consent), by value: a refusal
+# then says "Input should be 'coupon_delivery'", not the enum member's repr.
+ConsentPurpose = Literal["coupon_delivery"]
 Action = Literal["opt_in", "opt_out"]
 State = Literal["opted_in", "opted_out", "none"]
 

@@ -193,6 +193,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(client, app, full_au
     assert answer.status_code == 422, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert field in {error["field"] for error in answer.json()["errors"]}
+    assert "<" not in answer.text  # a value's own text in the message, never a repr
     assert counts(app) == before
 
 
