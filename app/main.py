@@ -163,6 +163,10 @@ def create_app(
         # document itself (/openapi.json) is served everywhere, as openapi.yaml is.
         docs_url="/docs" if development else None,
         redoc_url="/redoc" if development else None,
+        # No redirect by a path's trailing slash: Starlette's would take its Location's
+        # host from the request's Host header (a redirect to wherever a client names).
+        # /console and /my redirect by themselves, to a path.
+        redirect_slashes=False,
     )
     app.state.settings, app.state.ctx, app.state.db, app.state.outbox = settings, ctx, db, worker
     app.state.metric_probes = metric_probes(db, ctx.clock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 
 from app.console import (
     account,
@@ -24,6 +24,13 @@ STATIC = {"console.css": "text/css", "reveal.js": "text/javascript"}
 
 # Not a ConsoleRoute: these files may be cached (they hold nothing personal).
 static_router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@static_router.get("")
+async def console_root() -> RedirectResponse:
+    """``/console`` to ``/console/``. The app redirects no other path by its trailing
+    slash: Starlette builds that Location from the Host header a client sends."""
+    return RedirectResponse("/console/", status_code=307)
 
 
 @static_router.get("/static/{name}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.core.context import Context
@@ -84,6 +84,12 @@ def _problem(exc: AppError | ValidationError) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return exc.detail
+
+
+@router.get("", include_in_schema=False)
+async def my_root() -> RedirectResponse:
+    """``/my`` to ``/my/``, with a Location of the path alone (see app.main)."""
+    return RedirectResponse("/my/", status_code=307)
 
 
 @router.get("/", response_class=HTMLResponse)

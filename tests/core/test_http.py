@@ -1,5 +1,6 @@
 """The caller's address: X-Forwarded-For is believed only from the trusted proxies named in
-SMSREG_TRUSTED_PROXIES, read right to left; with none (the default), never."""
+SMSREG_TRUSTED_PROXIES, read right to left; with none (the default), never. And no
+redirect takes its host from what a caller sends."""
 
 from __future__ import annotations
 
@@ -54,3 +55,15 @@ async def test_the_header_is_read_right_to_left_so_a_client_cannot_prepend_itsel
 def test_the_service_adds_no_proxy_middleware_without_trusted_proxies(settings):
     app = create_app(settings)
     assert not [m for m in app.user_middleware if m.cls.__name__ == "ProxyHeadersMiddleware"]
+
+
+@pytest.mark.parametrize("path", ["/v1/verifications/", "/v1/staff/me/", "/healthz/"])
+async def test_no_redirect_by_trailing_slash_takes_its_host_from_the_request(client, path):
+    answer = await client.get(path, headers={"Host": "evil.example"})
+    assert answer.status_code == 404 and "location" not in answer.headers
+
+
+@pytest.mark.parametrize(("path", "to"), [("/console", "/console/"), ("/my", "/my/")])
+async def test_the_pages_roots_redirect_to_a_path(client, path, to):
+    answer = await client.get(path, headers={"Host": "evil.example"})
+    assert answer.status_code == 307 and answer.headers["location"] == to
