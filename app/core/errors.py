@@ -312,12 +312,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
-        # The message may hold user data; log only the type, never str(exc).
-        log.error("unhandled error", extra={"error_type": type(exc).__name__})
-        body = {
-            "type": PROBLEM_BASE + INTERNAL_ERROR,
-            "title": "Internal error",
-            "status": 500,
-            "detail": "The request could not be completed; nothing was changed.",
-        }
-        return problem_response(body)
+        # Reached only past the request observer (app.core.observe), which answers an
+        # HTTP request's unexpected error itself.
+        return internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> Response:
+    """The answer to an unexpected error, logged with its traceback (redacted by the
+    formatter); the message may hold user data, so the answer never repeats it."""
+    log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
+    body = {
+        "type": PROBLEM_BASE + INTERNAL_ERROR,
+        "title": "Internal error",
+        "status": 500,
+        "detail": "The request could not be completed; nothing was changed.",
+    }
+    return problem_response(body)

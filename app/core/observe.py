@@ -22,6 +22,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.errors import internal_error
 from app.core.logging import redact, request_id
 from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
@@ -59,10 +60,12 @@ class RequestObserver:
         status = 500
         api = scope["path"].startswith("/v1/")
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers = [*message.get("headers", []), (_HEADER, rid.encode())]
                 if api and all(name.lower() != _CACHE_CONTROL for name, _ in headers):
                     headers.append(_NO_STORE)
@@ -70,7 +73,14 @@ class RequestObserver:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if started:
+                    raise  # the answer is on its way: only the connection can end it
+                # Answered here rather than by Starlette's outermost middleware: with the
+                # request id and no-store like any answer, and the connection kept open.
+                await internal_error(exc)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

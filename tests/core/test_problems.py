@@ -4,8 +4,12 @@ nothing written."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
+from app.core.logging import JsonFormatter
 from app.staff.roles import Role
 from tests.conftest import snapshot
 from tests.fixtures.staff import staff_auth
@@ -124,3 +128,30 @@ async def test_the_served_document_documents_the_problems(client):
     responses = served["paths"]["/v1/verifications"]["post"]["responses"]
     assert {"400", "401", "403", "413", "415", "422", "429"} <= set(responses)
     assert "application/problem+json" in responses["415"]["content"]
+
+
+async def test_an_unexpected_error_is_a_500_problem_like_any_answer(client, app):
+    """With the request id and no-store, logged with its type and the request's id, and
+    the connection still usable."""
+
+    async def boom() -> None:
+        raise RuntimeError("a message that may hold +81 90 1234 5678")
+
+    app.add_api_route("/v1/test-boom", boom, methods=["GET"])
+    lines: list[dict] = []  # formatted as they are written, while the request's id is set
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: lines.append(json.loads(JsonFormatter().format(record)))
+    logging.getLogger("smsreg").addHandler(handler)
+    try:
+        answer = await client.get("/v1/test-boom", headers={"X-Request-ID": "boom-1"})
+    finally:
+        logging.getLogger("smsreg").removeHandler(handler)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["x-request-id"] == "boom-1"
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.json()["type"].endswith("/internal-error") and "1234" not in answer.text
+    (line,) = [line for line in lines if line["message"] == "unhandled error"]
+    assert line["request_id"] == "boom-1" and line["error_type"] == "RuntimeError"
+    assert "1234 5678" not in line["traceback"]
+    assert (await client.get("/healthz")).status_code == 200
