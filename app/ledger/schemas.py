@@ -194,9 +194,12 @@ class ReleasePublic(BaseModel):
 
     request_id: str
     ledger_seq: int
-    package_sha256: str
-    package: dict[str, Any] = Field(
-        description="the package as JSON (its SHA-256 is in the ledger)"
+    package_sha256: str = Field(description="SHA-256 of package_json's UTF-8 bytes")
+    package_csv_sha256: str = Field(description="SHA-256 of package_csv's UTF-8 bytes")
+    package: dict[str, Any] = Field(description="the package, as an object")
+    package_json: str = Field(
+        description="the package exactly as the ledger hashed it (keys sorted, indented "
+        "by two spaces): the copy to hand over, whose SHA-256 is package_sha256"
     )
     package_csv: str = Field(description="the same package as CSV")
 

@@ -66,7 +66,9 @@ class Release:
             request_id=self.request_id,
             ledger_seq=self.entry.seq,
             package_sha256=self.entry.package_sha256,
+            package_csv_sha256=self.entry.package_csv_sha256,
             package=orjson.loads(self.package_json),
+            package_json=self.package_json.decode(),
             package_csv=self.package_csv.decode(),
         )
 

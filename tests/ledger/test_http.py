@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import orjson
 import pytest
 
@@ -58,6 +60,15 @@ async def test_request_approve_release_export_verify(client, app, people):
     assert released.headers["Cache-Control"] == "no-store"
     assert number(7) in released.text, "the package is what leaves: it holds the number"
     seq = released.json()["ledger_seq"]
+    # The copies to hand over hash to what the ledger holds, byte for byte.
+    answer = released.json()
+    assert hashlib.sha256(answer["package_json"].encode()).hexdigest() == answer["package_sha256"]
+    assert (
+        hashlib.sha256(answer["package_csv"].encode()).hexdigest() == (answer["package_csv_sha256"])
+    )
+    assert orjson.loads(answer["package_json"]) == answer["package"]
+    (entry,) = sql(app, "SELECT package_sha256, package_csv_sha256 FROM ledger_entries")
+    assert tuple(entry) == (answer["package_sha256"], answer["package_csv_sha256"])
     again = await client.post(f"{url}/release", headers=people["officer_b"])
     assert again.status_code == 409, "released once"
 
