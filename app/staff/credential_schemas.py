@@ -75,7 +75,7 @@ class OffboardRequest(BaseModel):
         ge=0,
         le=MAX_GRACE_HOURS,
         description="how long the person's API keys keep working after their successors "
-        "are issued; default SMSREG_API_KEY_GRACE_HOURS (24), 0 ends them at once",
+        "are issued; default SMSREG_OFFBOARDING_GRACE_HOURS (0: they end at once)",
     )
 
 

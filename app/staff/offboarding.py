@@ -95,10 +95,14 @@ async def offboard(
         await grants.close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
     revoked = await invitations.revoke_created_by(tx, ctx, creator=leaver, actor=actor)
     to_review = await accounts.granted_by(tx, ctx, account_id=account_id)
-    await accounts.record_permission(
-        tx, account_id=account_id, change="offboard", old_role=account.role, new_role=None,
-        actor=actor, at=now,
-    )  # fmt: skip
+    # The permission history says once that the account was offboarded: run again, the
+    # offboarding ends what is left (the audit event says what), but grants nothing new.
+    history = await repo.permission_history(tx, account_id)
+    if not history or history[-1].change != "offboard":
+        await accounts.record_permission(
+            tx, account_id=account_id, change="offboard", old_role=account.role,
+            new_role=None, actor=actor, at=now,
+        )  # fmt: skip
     await record_event(
         tx,
         Tag.STAFF_OFFBOARDED,

@@ -210,6 +210,10 @@ async def test_an_already_disabled_account_still_has_its_keys_rotated(client, ap
     # Again: nothing of theirs is left to rotate (the successors are root's).
     again = await client.post(f"/v1/staff/{staff_id}/offboard", headers=s["root"])
     assert again.json()["rotated_keys"] == []
+    # ... and the history says once that the account was offboarded; the audit, each time.
+    assert len(rows(app, "SELECT id FROM staff_permission_history WHERE staff_id = :id",
+                    id=staff_id)) == 2  # fmt: skip
+    assert len(events(app, "staff:account:offboarded")) == 2
 
 
 @pytest.fixture
