@@ -40,7 +40,10 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["coupon-frontend"])
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_days: int | None = Field(
-        None, ge=1, description="default and maximum: SMSREG_API_KEY_MAX_AGE_DAYS (180)"
+        None,
+        strict=True,
+        ge=1,
+        description="default and maximum: SMSREG_API_KEY_MAX_AGE_DAYS (180)",
     )
 
 
@@ -57,7 +60,11 @@ class ApiKeyRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grace_hours: int | None = Field(
-        None, ge=0, le=MAX_GRACE_HOURS, description="default SMSREG_API_KEY_GRACE_HOURS (24)"
+        None,
+        strict=True,
+        ge=0,
+        le=MAX_GRACE_HOURS,
+        description="default SMSREG_API_KEY_GRACE_HOURS (24)",
     )
 
 

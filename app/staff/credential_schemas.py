@@ -72,6 +72,7 @@ class OffboardRequest(BaseModel):
 
     grace_hours: int | None = Field(
         None,
+        strict=True,  # a JSON integer: not true, not "5"
         ge=0,
         le=MAX_GRACE_HOURS,
         description="how long the person's API keys keep working after their successors "

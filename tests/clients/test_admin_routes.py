@@ -68,6 +68,8 @@ async def test_admins_create_and_list_keys(client, app, clock):
         ({"name": "x", "scopes": ["everything"]}, "scopes.0"),
         ({"name": "x", "scopes": SCOPES, "expires_days": 0}, "expires_days"),
         ({"name": "x", "scopes": SCOPES, "expires_days": 181}, "expires_days"),
+        ({"name": "x", "scopes": SCOPES, "expires_days": "30"}, "expires_days"),
+        ({"name": "x", "scopes": SCOPES, "expires_days": True}, "expires_days"),
         ({"name": "x", "scopes": SCOPES, "expires_days": "soon"}, "expires_days"),
         ({"name": "x", "scopes": SCOPES, "created_by": "cli"}, "created_by"),
     ],
@@ -114,7 +116,7 @@ async def test_rotation_over_http(client, app, clock):
         await client.post("/v1/api-keys", json={"name": "a", "scopes": SCOPES}, headers=admin)
     ).json()
     key_id = made["key"]["id"]
-    for grace in (-1, 721, "long"):
+    for grace in (-1, 721, "long", "5", True, 5.5):
         bad = await client.post(
             f"/v1/api-keys/{key_id}/rotate", json={"grace_hours": grace}, headers=admin
         )

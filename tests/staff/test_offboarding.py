@@ -178,6 +178,8 @@ async def test_refusals_change_nothing(client, app, clock):
         ("/v1/staff/not-an-id/offboard", None, s["root"], 422, "invalid-input"),
         (f"/v1/staff/{staff_id}/offboard", {"grace_hours": -1}, s["root"], 422, "invalid-input"),
         (f"/v1/staff/{staff_id}/offboard", {"grace_hours": 721}, s["root"], 422, "invalid-input"),
+        (f"/v1/staff/{staff_id}/offboard", {"grace_hours": True}, s["root"], 422, "invalid-input"),
+        (f"/v1/staff/{staff_id}/offboard", {"grace_hours": "5"}, s["root"], 422, "invalid-input"),
         (f"/v1/staff/{staff_id}/offboard", {"grace": 1}, s["root"], 422, "invalid-input"),
         (f"/v1/staff/{staff_id}/offboard", None, operator, 403, "forbidden"),
         (f"/v1/staff/{staff_id}/offboard", None, {}, 401, "unauthenticated"),
