@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from app.core.context import Context
 from app.core.db import Database
+from app.core.errors import FieldProblem, InvalidInput
 from app.credentials import passwords
 from app.credentials.totp import Enrolment
 from app.models.staff import StaffAccount
@@ -39,6 +40,17 @@ async def log_in(
     recovery_code: str | None = None,
 ) -> NewSession:
     """A new session, or the login's refusal (throttled, wrong credentials, code needed)."""
+    if totp_code and recovery_code:
+        # One second factor: a recovery code sent beside a TOTP code would be neither
+        # used up nor refused, and the caller could not tell which one was taken.
+        detail = "give the TOTP code or a recovery code, not both"
+        raise InvalidInput(
+            detail,
+            errors=[
+                FieldProblem(location="body", field=name, detail=detail)
+                for name in ("totp", "recovery_code")
+            ],
+        )
     async with db.transaction() as tx:
         start = await sessions.start_login(tx, ctx, username=username, ip=ip)
     # A missing account is verified against a dummy hash: it costs the same time.

@@ -196,6 +196,19 @@ async def test_each_recovery_code_works_once(client, app, clock):
     assert (await login_with(client, "root", recovery_code=codes[1])).status_code == 401
 
 
+async def test_a_login_with_both_second_factors_is_refused(client, app, clock):
+    """One or the other: with both, the recovery code was neither used up nor refused."""
+    _headers, secret, codes = await enrolled_staff(app, client, clock, "admin", "root")
+    clock.advance(seconds=30)
+    both = await login_with(
+        client, "root", totp=code_at(secret, clock.now()), recovery_code=codes[0]
+    )
+    assert both.status_code == 422
+    assert {e["field"] for e in both.json()["errors"]} == {"totp", "recovery_code"}
+    assert len(rows(app, "SELECT id FROM staff_recovery_codes WHERE used_at IS NULL")) == 10
+    assert (await login_with(client, "root", recovery_code=codes[0])).status_code == 201
+
+
 async def test_new_recovery_codes_need_a_current_code(client, app, clock):
     headers, secret, old = await enrolled_staff(app, client, clock, "admin", "root")
     before = dump(app, "staff_recovery_codes")
