@@ -136,3 +136,12 @@ def test_every_json_body_refuses_unknown_fields(document):
         if "application/json" in content:
             check(content["application/json"]["schema"], f"{method} {path}")
     assert {"DisclosureRequestCreate", "RecipientIn"} <= seen
+
+
+def test_503_where_the_database_is_used(document):
+    """Every operation that reads or writes the database documents 503
+    database-unavailable; the two that never do, do not; the mark stays out."""
+    without = {("get", "/healthz"), ("get", "/v1/ledger/public-keys")}
+    for method, path, operation in operations(document):
+        assert ("503" in operation["responses"]) != ((method, path) in without), (method, path)
+        assert "x-no-database" not in operation

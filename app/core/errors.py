@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -180,6 +181,51 @@ class RateLimited(AppError):
         )
 
 
+class DatabaseUnavailable(AppError):
+    status = 503
+    slug = "database-unavailable"
+    title = "The database does not answer: try again shortly (nothing was changed)"
+
+    def __init__(self) -> None:
+        super().__init__("the service could not reach its database", headers={"Retry-After": "5"})
+
+
+# SQLite's result codes for a database it cannot use now: locked past the wait, full,
+# unreadable or unopenable (sqlite3's constants).
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
+# PostgreSQL's SQLSTATEs for a server that will not take the connection or the work now:
+# class 08 (connection exception) and 57P (operator intervention: shutting down,
+# starting up), too many connections, a database that does not exist (dropped, renamed).
+_POSTGRES_UNAVAILABLE = ("08", "57P", "53300", "3D000")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the database cannot be reached or used
+    now, rather than that a statement is wrong: a refused or lost connection, a pool
+    that had none to give in time, a server shutting down or out of connections, a
+    database that is gone, SQLite locked, full or unreadable."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        found = pending.pop()
+        if found is None or id(found) in seen:
+            continue
+        seen.add(id(found))
+        # sqlalchemy.exc.TimeoutError: the pool had no connection to give in time.
+        if isinstance(found, ConnectionError | TimeoutError | sa_exc.TimeoutError):
+            return True
+        state = getattr(found, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_POSTGRES_UNAVAILABLE):
+            return True
+        code = getattr(found, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE:
+            return True
+        if isinstance(found, OSError) and str(found).startswith("Multiple exceptions"):
+            return True  # asyncpg: every address of the server refused the connection
+        pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
+    return False
+
+
 def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """Serialise a problem document with the right media type."""
     return Response(
@@ -319,7 +365,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def internal_error(exc: BaseException) -> Response:
     """The answer to an unexpected error, logged with its traceback (redacted by the
-    formatter); the message may hold user data, so the answer never repeats it."""
+    formatter); the message may hold user data, so the answer never repeats it. A
+    database that cannot be reached is no bug: ``503 database-unavailable``."""
+    if database_unavailable(exc):
+        log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+        unavailable = DatabaseUnavailable()
+        return problem_response(unavailable.to_problem(), unavailable.headers)
     log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
     body = {
         "type": PROBLEM_BASE + INTERNAL_ERROR,

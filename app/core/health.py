@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.core.deps import DbDep
 from app.core.errors import AppError
 from app.core.migrations import REVISIONS, behind
+from app.core.openapi import NO_DATABASE
 
 router = APIRouter(tags=["operations"])
 
@@ -17,7 +18,7 @@ class NotReady(AppError):
     title = "The database does not answer, or is not migrated"
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", summary="The process is up", openapi_extra=NO_DATABASE)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

@@ -7,6 +7,9 @@ request is added here, for any router, from what the operation takes:
 - ``422 invalid-input`` wherever FastAPI validates input (it documents its own
   ``HTTPValidationError`` shape there, which the app never sends);
 - ``400 malformed-body`` and ``415 unsupported-media-type`` where the body is JSON;
+- ``503 database-unavailable`` on every operation that reads or writes the database
+  (all but those whose route says ``openapi_extra=NO_DATABASE``): the answer to a
+  database that cannot be reached, whatever the operation was doing;
 - ``413 payload-too-large`` on every operation: the cap (app/core/http.py) refuses a
   declared ``Content-Length`` over it before the request is routed, so a client that
   sends a large body to an operation that takes none is refused too.
@@ -29,6 +32,7 @@ from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_SCHEMA_REF,
     AppError,
+    DatabaseUnavailable,
     InvalidInput,
     MalformedBody,
     PayloadTooLarge,
@@ -36,6 +40,10 @@ from app.core.errors import (
     UnsupportedMediaType,
     is_json_media_type,
 )
+
+# A route that never touches the database says so (openapi_extra=NO_DATABASE): it never
+# answers 503 database-unavailable. The mark is taken out of the document.
+NO_DATABASE = {"x-no-database": True}
 
 # FastAPI's description of its default validation answer.
 _FRAMEWORK_422 = "Validation Error"
@@ -78,6 +86,8 @@ def _complete(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     body = operation.get("requestBody", {}).get("content", {})
     added: dict[int, type[AppError]] = {413: PayloadTooLarge}
+    if not operation.pop("x-no-database", False):
+        added[503] = DatabaseUnavailable
     if any(is_json_media_type(media_type) for media_type in body):
         added[400] = MalformedBody
         added[415] = UnsupportedMediaType

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
+from app.core.openapi import NO_DATABASE
 from app.ledger import auditor, checkpoints, signing, workflow
 from app.ledger.audit_schemas import (
     CheckpointPublic,
@@ -194,6 +195,7 @@ async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> Che
 @keys_router.get(
     "/public-keys",
     summary="Public keys that verify the ledger's signed checkpoints (no credentials needed)",
+    openapi_extra=NO_DATABASE,  # from the settings' signing ring
 )
 async def public_keys(ctx: CtxDep, response: Response) -> PublicKeysPublic:
     ring = signing.ring(ctx.settings)

@@ -42,8 +42,8 @@ def a_new_area() -> FastAPI:
 
 def test_a_json_body_gets_400_413_415_and_422_as_problems():
     responses = a_new_area().openapi()["paths"]["/v1/things"]["post"]["responses"]
-    assert list(responses) == ["201", "400", "401", "403", "413", "415", "422"]
-    for status in ("400", "401", "403", "413", "415", "422"):
+    assert list(responses) == ["201", "400", "401", "403", "413", "415", "422", "503"]
+    for status in ("400", "401", "403", "413", "415", "422", "503"):
         assert responses[status]["content"] == PROBLEM, status
     assert "invalid-input" in responses["422"]["description"]
 
@@ -51,11 +51,13 @@ def test_a_json_body_gets_400_413_415_and_422_as_problems():
 def test_parameters_get_422_and_declared_problems_stay_as_declared():
     document = a_new_area().openapi()
     responses = document["paths"]["/v1/things/{thing_id}"]["get"]["responses"]
-    assert list(responses) == ["200", "404", "413", "422"]
+    assert list(responses) == ["200", "404", "413", "422", "503"]
     assert responses["404"]["content"] == PROBLEM
     assert "`not-found`" in responses["404"]["description"]
-    # No input at all: only the size cap, which refuses a declared length before routing.
-    assert list(document["paths"]["/v1/things/all/count"]["get"]["responses"]) == ["200", "413"]
+    # No input at all: only the size cap, which refuses a declared length before routing,
+    # and the database out of reach.
+    count = document["paths"]["/v1/things/all/count"]["get"]["responses"]
+    assert list(count) == ["200", "413", "503"]
 
 
 def test_the_framework_validation_schemas_give_way_to_problem():
