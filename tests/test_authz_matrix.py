@@ -10,6 +10,7 @@ it; a row for a route that no longer exists fails too.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from app.clients.scopes import Scope
 from app.console.auth import SESSION_COOKIE
+from app.my.pages import CSRF_COOKIE
 from app.staff.roles import Role
 from tests.fixtures.subject import subject_auth
 from tests.staff.helpers import CHEAP_HASHING, make_key, staff_auth
@@ -187,15 +189,17 @@ MATRIX: dict[tuple[str, str], Row] = {
         staff(Role.OPERATOR, Role.PRIVACY_OFFICER), {}
     ),
     # The self-service pages: a subject's session cookie and a CSRF field, never a bearer
-    # credential (tests/my). Without the form every caller gets 422; without the cookie
-    # the session's pages answer 401.
+    # credential (tests/my). Every form here is sent with its CSRF token (test_cell);
+    # without the session cookie, which no caller of this matrix has, the session's
+    # pages answer 401 whoever calls (the correction's forms check their fields first).
+    ("GET", "/my"): Row(ANYONE),  # a redirect to /my/
     ("GET", "/my/"): Row(ANYONE),
     ("POST", "/my/code"): Row(ANYONE),
     ("POST", "/my/session"): Row(ANYONE),
     ("GET", "/my/records"): Row(NOBODY),
-    ("POST", "/my/actions/{action}"): Row(ANYONE),
+    ("POST", "/my/actions/{action}"): Row(NOBODY),
     ("GET", "/my/erase"): Row(NOBODY),
-    ("POST", "/my/erase"): Row(ANYONE),
+    ("POST", "/my/erase"): Row(NOBODY),
     ("POST", "/my/logout"): Row(ANYONE),
     ("POST", "/my/correction/code"): Row(ANYONE),
     ("POST", "/my/correction"): Row(ANYONE),
@@ -211,6 +215,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/console/enrol"): Row(ANYONE),
     ("POST", "/console/enrol/confirm"): Row(ANYONE),
     ("POST", "/console/logout"): Row(ALL_STAFF),
+    ("GET", "/console"): Row(ANYONE),  # a redirect to /console/
     ("GET", "/console/"): Row(ALL_STAFF),
     ("GET", "/console/account"): Row(ALL_STAFF),
     ("GET", "/console/account/password"): Row(ALL_STAFF),
@@ -320,6 +325,14 @@ async def test_cell(client, app, route):
         kwargs: dict[str, Any] = {"headers": callers[caller]}
         if row.body is not None:
             kwargs["json"] = row.body
+        if method == "POST" and path.startswith("/my/"):
+            # A /my/ form carries the token of this browser's CSRF cookie (else 403
+            # csrf-refused, whoever sends it): what is left is who may call.
+            page = await client.get("/my/")
+            kwargs["data"] = {"csrf": re.search(r'name="csrf" value="([^"]+)"', page.text)[1]}
+            own = f"{CSRF_COOKIE}={client.cookies[CSRF_COOKIE]}"  # beside a caller's own
+            cookies = [part for part in (callers[caller].get("Cookie"), own) if part]
+            kwargs["headers"] = {**callers[caller], "Cookie": "; ".join(cookies)}
         answer = await client.request(method, url, **kwargs)
         allowed = caller in row.allowed
         if allowed and answer.status_code in (401, 403):

@@ -68,7 +68,10 @@ async def rotate_key(
     ctx: CtxDep,
     grace_hours: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    body = checked(ApiKeyRotate, {"grace_hours": grace_hours or None})
+    # A form sends text; the API's schema takes a JSON integer only (so "5" in JSON is
+    # refused): digits become the number, anything else is refused by the schema.
+    hours = int(grace_hours) if grace_hours.isdecimal() and grace_hours.isascii() else grace_hours
+    body = checked(ApiKeyRotate, {"grace_hours": hours or None})
     done = await rotation.rotate(
         tx, ctx, key_id=key_id, actor=staff.actor, grace_hours=body.grace_hours
     )

@@ -23,6 +23,10 @@ from app.ledger.rules import LegalBasis, printable, recipient_key
 from app.ledger.schemas import SubjectId
 
 
+def _printable(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
 class ExportQuery(BaseModel):
     """What an export selects, and how it is written; every filter is optional."""
 
@@ -32,7 +36,7 @@ class ExportQuery(BaseModel):
     recipient: Annotated[
         str | None,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(printable),
+        AfterValidator(_printable),
         NoPhoneNumber,
     ] = Field(None, description="the recipient organisation, however it is typed")
     basis: LegalBasis | None = Field(None, description="one legal basis")
