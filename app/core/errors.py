@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
+from socket import gaierror
 from typing import Any, ClassVar
 
 import orjson
@@ -194,16 +196,19 @@ class DatabaseUnavailable(AppError):
 # unreadable or unopenable (sqlite3's constants).
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
 # PostgreSQL's SQLSTATEs for a server that will not take the connection or the work now:
-# class 08 (connection exception) and 57P (operator intervention: shutting down,
-# starting up), too many connections, a database that does not exist (dropped, renamed).
-_POSTGRES_UNAVAILABLE = ("08", "57P", "53300", "3D000")
+# class 08 (connection exception), 53 (insufficient resources: disk, memory, too many
+# connections), 57 (operator intervention: shutting down, a statement timeout), a lock
+# not granted in time (55P03), a deadlock or serialisation failure (40P01, 40001), a
+# read-only server after a failover (25006), a database that does not exist (3D000).
+_POSTGRES_UNAVAILABLE = ("08", "53", "57", "55P03", "40P01", "40001", "25006", "3D000")
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it wraps) says the database cannot be reached or used
-    now, rather than that a statement is wrong: a refused or lost connection, a pool
-    that had none to give in time, a server shutting down or out of connections, a
-    database that is gone, SQLite locked, full or unreadable."""
+    """Whether ``exc`` (or what it wraps) says the database cannot be reached or take
+    the work now, rather than that a statement is wrong: a refused or lost connection, a
+    host that does not resolve, a pool that had none to give in time, a server shutting
+    down, out of resources or read-only, a lock or a statement that timed out, a
+    deadlock, a database that is gone, SQLite locked, full or unreadable."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -212,7 +217,7 @@ def database_unavailable(exc: BaseException) -> bool:
             continue
         seen.add(id(found))
         # sqlalchemy.exc.TimeoutError: the pool had no connection to give in time.
-        if isinstance(found, ConnectionError | TimeoutError | sa_exc.TimeoutError):
+        if isinstance(found, ConnectionError | TimeoutError | sa_exc.TimeoutError | gaierror):
             return True
         state = getattr(found, "sqlstate", None)
         if isinstance(state, str) and state.startswith(_POSTGRES_UNAVAILABLE):
@@ -371,7 +376,10 @@ def internal_error(exc: BaseException) -> Response:
         log.warning("database unavailable", extra={"error_type": type(exc).__name__})
         unavailable = DatabaseUnavailable()
         return problem_response(unavailable.to_problem(), unavailable.headers)
-    log.error("unhandled error", extra={"error_type": type(exc).__name__}, exc_info=exc)
+    # Where it happened, frame by frame, without the exception's message: a driver's
+    # message can quote a row's values (PostgreSQL's "DETAIL: Key (...)=(...)").
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unhandled error", extra={"error_type": type(exc).__name__, "stack": stack})
     body = {
         "type": PROBLEM_BASE + INTERNAL_ERROR,
         "title": "Internal error",

@@ -20,6 +20,7 @@ import re
 import secrets
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import internal_error
@@ -60,12 +61,12 @@ class RequestObserver:
         status = 500
         api = scope["path"].startswith("/v1/")
 
-        started = False
+        answering = False  # the answer's head has gone out
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status, answering
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status, answering = message["status"], True
                 headers = [*message.get("headers", []), (_HEADER, rid.encode())]
                 if api and all(name.lower() != _CACHE_CONTROL for name, _ in headers):
                     headers.append(_NO_STORE)
@@ -75,8 +76,11 @@ class RequestObserver:
         try:
             try:
                 await self.app(scope, receive, send_with_id)
+            except ClientDisconnect:
+                status = 499  # the client left while its body was read: nobody to answer
             except Exception as exc:
-                if started:
+                if answering:
+                    status = 500  # logged as what it was, though the head said otherwise
                     raise  # the answer is on its way: only the connection can end it
                 # Answered here rather than by Starlette's outermost middleware: with the
                 # request id and no-store like any answer, and the connection kept open.

@@ -3,6 +3,7 @@ a 500: for the frontend, a moment to retry; for the operator, not a bug."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 
 import httpx
@@ -48,12 +49,23 @@ def _sqlite_error(code: int) -> sqlite3.OperationalError:
     return error
 
 
+def _postgres_error(sqlstate: str) -> Exception:
+    error = Exception("x")
+    error.sqlstate = sqlstate  # as asyncpg's errors carry it
+    return sa.exc.DBAPIError("SELECT 1", {}, error)
+
+
 def test_what_counts_as_unavailable():
     wrapped = sa.exc.OperationalError("SELECT 1", {}, _sqlite_error(sqlite3.SQLITE_BUSY))
     assert database_unavailable(wrapped)
     assert database_unavailable(_sqlite_error(sqlite3.SQLITE_FULL))
     assert database_unavailable(ConnectionRefusedError())
     assert database_unavailable(sa.exc.TimeoutError("pool"))
+    assert database_unavailable(socket.gaierror("no such host"))
+    for state in ("08006", "53100", "57014", "55P03", "40P01", "40001", "25006", "3D000"):
+        assert database_unavailable(_postgres_error(state)), state
+    assert not database_unavailable(_postgres_error("23505"))  # a unique violation: a bug
+    assert not database_unavailable(_postgres_error("42P01"))  # no such table: a bug
     # A statement that is wrong is a bug, not an outage.
     assert not database_unavailable(_sqlite_error(sqlite3.SQLITE_CONSTRAINT))
     assert not database_unavailable(sa.exc.IntegrityError("INSERT", {}, Exception("dup")))

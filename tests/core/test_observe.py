@@ -60,7 +60,7 @@ async def test_one_access_line_per_request_by_route_template(client, app, carrie
     ]
     assert [line["status"] for line in lines] == [201, 200]
     assert lines[1]["request_id"] == "chk-1"
-    assert all(line["duration_ms"] >= 0 for line in lines)
+    assert all(0 <= line["duration_ms"] < 10_000 for line in lines)
     text = json.dumps(lines)
     assert verification_id not in text and code not in text and PHONE_E164[3:] not in text
 

@@ -135,7 +135,7 @@ async def test_an_unexpected_error_is_a_500_problem_like_any_answer(client, app)
     the connection still usable."""
 
     async def boom() -> None:
-        raise RuntimeError("a message that may hold +81 90 1234 5678")
+        raise RuntimeError("DETAIL: Key (phone_index)=(" + "ab" * 8 + ")")
 
     app.add_api_route("/v1/test-boom", boom, methods=["GET"])
     lines: list[dict] = []  # formatted as they are written, while the request's id is set
@@ -150,8 +150,9 @@ async def test_an_unexpected_error_is_a_500_problem_like_any_answer(client, app)
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["x-request-id"] == "boom-1"
     assert answer.headers["cache-control"] == "no-store"
-    assert answer.json()["type"].endswith("/internal-error") and "1234" not in answer.text
+    assert answer.json()["type"].endswith("/internal-error") and "abab" not in answer.text
     (line,) = [line for line in lines if line["message"] == "unhandled error"]
     assert line["request_id"] == "boom-1" and line["error_type"] == "RuntimeError"
-    assert "1234 5678" not in line["traceback"]
+    # Where it happened, never the message, which may quote a row's values.
+    assert "in boom" in line["stack"] and "abababab" not in json.dumps(line)
     assert (await client.get("/healthz")).status_code == 200
