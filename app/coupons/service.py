@@ -96,28 +96,32 @@ async def _subscriber_of_verification(
         raise VerificationApprovalExpired(
             errors=_problem("verification_id", "was approved too long ago")
         )
+    if row.subscriber_id is None:  # an approved coupon_usage check always registers
+        raise SubscriberNotFound()
+    # The subscriber's lock (taken by _verified_subscriber), then what it guards: an erasure
+    # that came first is seen (a 404), one that comes later waits until the redemption
+    # commits; two redemptions of one verification run one after the other. A stop of
+    # coupon use since the approval counts too: the purpose must still be held.
+    await _verified_subscriber(tx, subscriber_id=row.subscriber_id, field="verification_id")
     used = await repo.backed_by(tx, verification_id=verification_id)
     if used is not None:
         raise VerificationAlreadyUsed(
             errors=_problem("verification_id", "already backs a redemption"), redemption_id=used
         )
-    # An approved coupon_usage check always registers; the subscriber is held until the
-    # redemption commits (an erasure meanwhile waits, and one before is a 404).
-    if row.subscriber_id is None or not await registry.hold(tx, row.subscriber_id):
-        raise SubscriberNotFound()
     return row.subscriber_id
 
 
-async def _verified_subscriber(tx: Tx, *, subscriber_id: str) -> str:
-    # Held until the redemption commits: a stop of coupon use or an erasure made meanwhile
-    # waits for it, so no redemption is recorded after either has answered.
-    found = await registry.verified_for(tx, subscriber_id=subscriber_id, purpose=PURPOSE, hold=True)
+async def _verified_subscriber(tx: Tx, *, subscriber_id: str, field: str = "subscriber_id") -> str:
+    # The subscriber's lock first: a stop of coupon use or an erasure made meanwhile waits
+    # until the redemption commits, so none answers before a redemption then recorded.
+    await registry.lock_subscribers(tx, [subscriber_id])
+    found = await registry.verified_for(tx, subscriber_id=subscriber_id, purpose=PURPOSE)
     if found is None:
         raise SubscriberNotFound()
     if found.verified_at is None:
         raise NotVerifiedForPurpose(
-            f"the number was never verified for {PURPOSE}",
-            errors=_problem("subscriber_id", f"not verified for {PURPOSE}"),
+            f"the number is not verified for {PURPOSE} (never, or its use was stopped)",
+            errors=_problem(field, f"not verified for {PURPOSE}"),
         )
     return subscriber_id
 

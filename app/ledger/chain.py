@@ -30,7 +30,6 @@ from app.models.ledger import LedgerEntry
 GENESIS = "0" * 64
 VERSION = 1
 APPEND_LOCK = "ledger:append"
-SUBJECTS_LOCK = "ledger:subjects"
 
 # Content fields in storage order.
 CONTENT_FIELDS = (
@@ -111,20 +110,6 @@ async def lock(tx: Tx) -> None:
     SQLite: the write lock every transaction already holds.
     """
     await tx.lock(APPEND_LOCK)
-
-
-async def lock_subjects(tx: Tx) -> None:
-    """Hold, until the transaction ends, the lock that puts a release's check of its
-    subjects and any change to what that check reads (a stop of provision, a consent
-    to provide, an erasure) one after the other.
-
-    Without it, on PostgreSQL, a release that had checked its subjects could go on to
-    disclose a subject whose stop or erasure committed meanwhile, and record that no
-    stop was overridden. Subjects change their provision rarely: one lock for all of
-    them costs nothing worth a lock per subject. SQLite: the write lock every
-    transaction already holds.
-    """
-    await tx.lock(SUBJECTS_LOCK)
 
 
 async def head(tx: Tx) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.tx import Tx
-from app.ledger import canonical, chain
+from app.ledger import canonical
 from app.ledger import repository as ledger
 from app.ledger import subjects_repository as subjects
 from app.ledger.errors import SubjectNotFound
@@ -48,7 +48,7 @@ class ProvisionState:
 async def _subject(tx: Tx, subscriber_id: str) -> str:
     """The subject, before a change to their provision: after any release in progress
     (a release checks its subjects under the same lock)."""
-    await chain.lock_subjects(tx)
+    await registry.lock_subscribers(tx, [subscriber_id])
     if not await subjects.existing_subscribers(tx, [subscriber_id]):
         raise SubjectNotFound()
     return subscriber_id

@@ -217,7 +217,7 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
         raise WrongState(f"the request is {found.status}; only an approved request is released")
     # The subjects as they are when the entry is appended: a stop, a withdrawal or an
     # erasure either committed before this check or waits until the release commits.
-    await chain.lock_subjects(tx)
+    await registry.lock_subscribers(tx, found.subject_ids)
     checked = await check_subjects(
         tx,
         subject_ids=found.subject_ids,

@@ -85,11 +85,11 @@ async def move_to_index(
 # -- subscribers (cold paths) ------------------------------------------------------------
 
 
-async def get(tx: Tx, subscriber_id: str, *, for_update: bool = False) -> Subscriber | None:
-    """One subscriber (its number encrypted), or None; ``for_update`` locks its row until
-    the transaction ends (PostgreSQL: FOR UPDATE, after any FOR SHARE holder commits)."""
-    query = sa.select(subscribers).where(subscribers.c.id == subscriber_id)
-    row = (await tx.execute(query.with_for_update() if for_update else query)).one_or_none()
+async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None."""
+    row = (
+        await tx.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id))
+    ).one_or_none()
     return None if row is None else Subscriber(**row._mapping)
 
 
@@ -136,24 +136,8 @@ class VerifiedFor(NamedTuple):
     verified_at: dt.datetime | None
 
 
-async def verified_for(
-    tx: Tx, *, subscriber_id: str, purpose: str, hold: bool = False
-) -> VerifiedFor | None:
-    """Whether a subscriber exists (None if not) and when it was verified for ``purpose``.
-
-    With ``hold``, a purpose found stays as found until the transaction ends: its row and
-    the subscriber's are read FOR SHARE (PostgreSQL), so a stop of that use or an erasure
-    of the subscriber waits for the caller to commit. On SQLite the caller's transaction
-    holds the one write lock anyway."""
-    if hold:  # both rows, in one statement: the subscriber's first, as an erasure takes it
-        held = await tx.scalar(
-            sa.select(purposes.c.verified_at)
-            .join(subscribers, subscribers.c.id == purposes.c.subscriber_id)
-            .where(purposes.c.subscriber_id == subscriber_id, purposes.c.purpose == purpose)
-            .with_for_update(read=True)
-        )
-        if held is not None:
-            return VerifiedFor(subscriber_id, held)
+async def verified_for(tx: Tx, *, subscriber_id: str, purpose: str) -> VerifiedFor | None:
+    """Whether a subscriber exists (None if not) and when it was verified for ``purpose``."""
     joined = subscribers.outerjoin(
         purposes,
         sa.and_(purposes.c.subscriber_id == subscribers.c.id, purposes.c.purpose == purpose),
@@ -166,17 +150,6 @@ async def verified_for(
         )
     ).one_or_none()
     return None if row is None else VerifiedFor(row.id, row.verified_at)
-
-
-async def hold(tx: Tx, subscriber_id: str) -> bool:
-    """Whether the subscriber exists; if so, it stays until the transaction ends (its row
-    read FOR SHARE on PostgreSQL: an erasure waits for the caller to commit)."""
-    found = await tx.scalar(
-        sa.select(subscribers.c.id)
-        .where(subscribers.c.id == subscriber_id)
-        .with_for_update(read=True)
-    )
-    return found is not None
 
 
 async def verified_among(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> set[str]:

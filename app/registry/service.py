@@ -63,10 +63,22 @@ async def move_to_index(
     )
 
 
-async def get(tx: Tx, subscriber_id: str, *, for_update: bool = False) -> Subscriber | None:
-    """One subscriber (its number encrypted), or None; ``for_update`` for a change that
-    must wait for whatever holds it (an erasure: a redemption in progress)."""
-    return await repo.get(tx, subscriber_id, for_update=for_update)
+async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None."""
+    return await repo.get(tx, subscriber_id)
+
+
+async def lock_subscribers(tx: Tx, subscriber_ids: Sequence[str]) -> None:
+    """Hold, until the transaction ends, each subscriber's lock: what a change to a
+    subscriber's uses or its erasure takes first, and what a use that must see them
+    unchanged until it commits takes first too (a redemption, a release naming them).
+
+    Taken before any row lock and in id order, so two holders never wait on each other
+    in a circle. PostgreSQL: transaction-scoped advisory locks, one per subscriber;
+    SQLite: the write lock every transaction already holds.
+    """
+    for subscriber_id in sorted(set(subscriber_ids)):
+        await tx.lock(f"subscriber:{subscriber_id}")
 
 
 async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:
@@ -84,19 +96,10 @@ def phone_number(ctx: Context, subscriber: Subscriber | Sealed) -> str:
     )
 
 
-async def verified_for(
-    tx: Tx, *, subscriber_id: str, purpose: str, hold: bool = False
-) -> VerifiedFor | None:
+async def verified_for(tx: Tx, *, subscriber_id: str, purpose: str) -> VerifiedFor | None:
     """Whether a subscriber exists (None if not), and when it was verified for ``purpose``
-    (``verified_at`` None: never); with ``hold``, a stop of that use or an erasure waits
-    until the caller's transaction ends."""
-    return await repo.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose, hold=hold)
-
-
-async def hold(tx: Tx, subscriber_id: str) -> bool:
-    """Whether the subscriber exists; an erasure of it waits until the caller's
-    transaction ends."""
-    return await repo.hold(tx, subscriber_id)
+    (``verified_at`` None: never)."""
+    return await repo.verified_for(tx, subscriber_id=subscriber_id, purpose=purpose)
 
 
 async def verified_among(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> set[str]:

@@ -19,7 +19,6 @@ from app.core.errors import AppError
 from app.core.ids import new_id
 from app.core.phone import mask
 from app.core.tx import Tx
-from app.ledger import chain
 from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
 from app.subject import register, sessions, shredding
@@ -65,12 +64,11 @@ async def erase(
 ) -> ErasureReceiptPublic:
     """Erase a subscriber and its number everywhere; the receipt, recorded unless the
     caller closes a request with it (``record`` False)."""
-    # After any release in progress, which may name the subject: what the receipt says
-    # is kept then holds its ledger entry, and a later release finds the subject gone.
-    await chain.lock_subjects(tx)
-    # Locked before anything is deleted: a redemption holding the subscriber commits first,
-    # and each delete below then sees what it wrote.
-    subscriber = await registry.get(tx, subscriber_id, for_update=True)
+    # The subscriber's lock before anything is read or deleted: a release naming them or a
+    # redemption in progress commits first (the receipt counts its entry; each delete
+    # below sees what it wrote), and one that comes later finds the subscriber gone.
+    await registry.lock_subscribers(tx, [subscriber_id])
+    subscriber = await registry.get(tx, subscriber_id)
     if subscriber is None:
         raise SubjectNotFound()
     e164 = registry.phone_number(ctx, subscriber)

@@ -154,7 +154,9 @@ async def withdraw_delivery(
 
 
 async def stop_usage(tx: Tx, ctx: Context, *, subject: Subject, actor: str | None = None) -> bool:
-    """Stop the use of the number for coupon_usage until it is verified for it again."""
+    """Stop the use of the number for coupon_usage until it is verified for it again.
+    After any redemption in progress (it holds the subscriber's lock until it commits)."""
+    await registry.lock_subscribers(tx, [subject.subscriber_id])
     await _subscriber(tx, subject)
     purpose = Purpose.COUPON_USAGE.value
     dropped = await registry.drop_purpose(tx, subscriber_id=subject.subscriber_id, purpose=purpose)

@@ -78,3 +78,17 @@ async def test_an_erasure_waits_for_a_redemption_and_a_later_one_is_a_404(
     await erasing
     after = await redeem(client, auth, COUPON, subscriber_id=sid)
     assert after.status_code == 404
+
+
+async def test_a_stop_of_coupon_use_refuses_a_redemption_by_an_earlier_verification(
+    client, app, carrier, clock
+):
+    """Approved before the stop, used after it: the stop counts (any database)."""
+    auth = bearer(await make_key(app))
+    checked = await approved(client, app, carrier, auth, jp(2))
+    subject = Subject(session_id="", subscriber_id=checked["subscriber_id"], expires_at=clock.now())
+    assert await call(app, subject_service.stop_usage, subject=subject)
+    refused = await redeem(client, auth, COUPON, verification_id=checked["id"])
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("/not-verified-for-purpose")
+    assert refused.json()["errors"][0]["field"] == "verification_id"

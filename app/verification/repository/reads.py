@@ -141,14 +141,13 @@ class ForRedemption(NamedTuple):
 
 
 async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> ForRedemption | None:
-    """One verification of this client as a redemption needs it, held until commit (FOR
-    UPDATE on PostgreSQL; SQLite's write lock is held from the transaction's start)."""
+    """One verification of this client as a redemption needs it. Not locked: what it
+    says never changes once approved, and the redemption serialises on its subscriber's
+    lock (a row lock here, taken before that one, could wait on an erasure in a circle)."""
     v = table(models.Verification).c
     statement = sa.select(v.id, v.purpose, v.status, v.approved_at, v.subscriber_id).where(
         v.id == verification_id, v.client_id == client_id
     )
-    if not tx.sqlite:
-        statement = statement.with_for_update()
     row = (await tx.execute(statement)).one_or_none()
     return None if row is None else ForRedemption(**row._mapping)
 
