@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -56,6 +57,30 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
     values["ledger_signing_key_id"] = "t1"
     values.update(overrides)
     return Settings(**values)
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which the app answered an unexpected error (a 500): the request
+    observer answers it instead of letting it reach the test, so a test that does not
+    look at the status would not see it. A test expecting one says so with
+    ``@pytest.mark.unhandled_error``."""
+    seen: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == "unhandled error":
+                seen.append(f"{getattr(record, 'error_type', '?')}\n{getattr(record, 'stack', '')}")
+
+    catch = Catch(logging.ERROR)
+    logger = logging.getLogger("smsreg")
+    logger.addHandler(catch)
+    try:
+        yield
+    finally:
+        logger.removeHandler(catch)
+    if seen and request.node.get_closest_marker("unhandled_error") is None:
+        pytest.fail("the app answered 500 (unhandled error):\n" + "\n".join(seen))
 
 
 @pytest.fixture

@@ -130,6 +130,7 @@ async def test_the_served_document_documents_the_problems(client):
     assert "application/problem+json" in responses["415"]["content"]
 
 
+@pytest.mark.unhandled_error
 async def test_an_unexpected_error_is_a_500_problem_like_any_answer(client, app):
     """With the request id and no-store, logged with its type and the request's id, and
     the connection still usable."""
