@@ -369,9 +369,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def internal_error(exc: BaseException) -> Response:
-    """The answer to an unexpected error, logged with its traceback (redacted by the
-    formatter); the message may hold user data, so the answer never repeats it. A
-    database that cannot be reached is no bug: ``503 database-unavailable``."""
+    """The answer to an unexpected error, logged with its type and frames; its message may
+    hold user data, so neither the log nor the answer repeats it. A database that cannot
+    be reached is no bug: ``503 database-unavailable``."""
     if database_unavailable(exc):
         log.warning("database unavailable", extra={"error_type": type(exc).__name__})
         unavailable = DatabaseUnavailable()

@@ -60,7 +60,6 @@ class RequestObserver:
         started = time.perf_counter()
         status = 500
         api = scope["path"].startswith("/v1/")
-
         answering = False  # the answer's head has gone out
 
         async def send_with_id(message: Message) -> None:

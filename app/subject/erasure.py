@@ -91,7 +91,7 @@ async def erase(
                 count=kept[name] + (1 if record and name == "subject_requests" else 0),
             )
             for name, why in KEPT_WHY.items()
-        ],  # fmt: skip
+        ],
     )
     if record:
         await register.record_done(
