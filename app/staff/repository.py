@@ -180,8 +180,8 @@ async def passwords_changed_by(tx: Tx, instant: dt.datetime) -> list[StaffAccoun
     return [_account(row) for row in rows]
 
 
-async def other_active_admins(tx: Tx, account_id: str) -> int:
-    """How many enabled admins there are besides ``account_id``."""
+async def _admins(tx: Tx, *conditions: sa.ColumnElement[bool]) -> int:
+    """How many enabled, activated admins meet ``conditions``."""
     found = await tx.scalar(
         sa.select(sa.func.count())
         .select_from(accounts)
@@ -189,28 +189,26 @@ async def other_active_admins(tx: Tx, account_id: str) -> int:
             _a.role == "admin",
             _a.disabled_at.is_(None),
             _a.activation_pending.is_(False),
-            _a.expires_at.is_(None),  # a break-glass admin ends by itself
-            _a.id != account_id,
+            *conditions,
         )
     )
     return int(found)
+
+
+async def other_active_admins(tx: Tx, account_id: str) -> int:
+    """How many enabled admins there are besides ``account_id``."""
+    # A break-glass admin ends by itself: it never counts as the admin that remains.
+    return await _admins(tx, _a.expires_at.is_(None), _a.id != account_id)
 
 
 async def admins_who_can_act(tx: Tx, now: dt.datetime) -> int:
     """How many admins could sign in and act now: enabled, active, not locked out, and
     not past their end (a break-glass admin counts until it ends)."""
-    found = await tx.scalar(
-        sa.select(sa.func.count())
-        .select_from(accounts)
-        .where(
-            _a.role == "admin",
-            _a.disabled_at.is_(None),
-            _a.activation_pending.is_(False),
-            sa.or_(_a.expires_at.is_(None), _a.expires_at > now),
-            sa.or_(_a.locked_until.is_(None), _a.locked_until <= now),
-        )
+    return await _admins(
+        tx,
+        sa.or_(_a.expires_at.is_(None), _a.expires_at > now),
+        sa.or_(_a.locked_until.is_(None), _a.locked_until <= now),
     )
-    return int(found)
 
 
 async def update_account(tx: Tx, account_id: str, **values: Any) -> None:
