@@ -130,6 +130,9 @@ async def correct(
     if holder is not None and holder != subject.subscriber_id:
         raise NumberTaken()
     async with db.transaction() as tx:
+        # The subscriber's lock first, as an erasure, a release or a redemption takes it:
+        # one of them in progress commits before the number changes under it.
+        await registry.lock_subscribers(tx, [subject.subscriber_id])
         await sessions.still_live(tx, ctx, subject=subject)
         e164 = await verification.approved_number(
             tx, ctx, verification_id=data.verification_id, client_id=clients.SELF_SERVICE.id
