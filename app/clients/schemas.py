@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.clients.rotation import MAX_GRACE_HOURS, RotatedApiKey
 from app.clients.scopes import Scope
 from app.clients.service import state
+from app.core.text import NO_CONTROL_CHARACTERS
 from app.models.api_key import ApiKey
 
 
@@ -37,7 +38,9 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, examples=["coupon-frontend"])
+    name: str = Field(
+        min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS, examples=["coupon-frontend"]
+    )
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
     expires_days: int | None = Field(
         None,

@@ -54,11 +54,13 @@ def csrf_token(ctx: Context, binding: str) -> str:
 
 def check_csrf(ctx: Context, *, binding: str | None, sent: str | None) -> None:
     """Refuse a form whose token does not match its binding (CsrfFailed, nothing written)."""
-    # As bytes: compare_digest refuses str with anything but ASCII (a TypeError).
+    # A token is ASCII (hex): anything else is refused before compare_digest, which takes
+    # ASCII text only (and a field can hold lone surrogates, which no encoding takes).
     if (
         not binding
         or not sent
-        or not hmac.compare_digest(csrf_token(ctx, binding).encode(), sent.encode())
+        or not sent.isascii()
+        or not hmac.compare_digest(csrf_token(ctx, binding), sent)
     ):
         raise CsrfFailed()
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Sequence
 from socket import gaierror
 from typing import Any, ClassVar
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -201,6 +203,10 @@ _SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})  # BUSY, LOCKED, IOERR, FULL
 # not granted in time (55P03), a deadlock or serialisation failure (40P01, 40001), a
 # read-only server after a failover (25006), a database that does not exist (3D000).
 _POSTGRES_UNAVAILABLE = ("08", "53", "57", "55P03", "40P01", "40001", "25006", "3D000")
+# What asyncpg says, with no SQLSTATE, of a connection the server closed (a restart, a
+# terminated backend), and PostgreSQL of a database closed to connections (55000 is
+# also a bug's code, so only with that message).
+_LOST = re.compile(r"connection (?:is|was) closed|not currently accepting connections")
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -222,11 +228,15 @@ def database_unavailable(exc: BaseException) -> bool:
         state = getattr(found, "sqlstate", None)
         if isinstance(state, str) and state.startswith(_POSTGRES_UNAVAILABLE):
             return True
+        if state == "55000" and _LOST.search(str(found)):
+            return True
         code = getattr(found, "sqlite_errorcode", None)
         if isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE:
             return True
         if isinstance(found, OSError) and str(found).startswith("Multiple exceptions"):
             return True  # asyncpg: every address of the server refused the connection
+        if isinstance(found, asyncpg.InterfaceError) and _LOST.search(str(found)):
+            return True  # no SQLSTATE: the server ended the session (a restart, a kill)
         pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
     return False
 

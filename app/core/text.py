@@ -37,6 +37,9 @@ KANJI_DIGITS = {char: str(value) for value, char in enumerate("〇一二三四�
 # these (．＿（）　) to the ASCII ones first.
 _SEPARATORS = frozenset("_.()[]\u30fc\uff70\u2212")
 NO_PHONE_NUMBER = "must not contain a phone number (9 or more digits, however written)"
+# A one-line name (a username as typed, an API key's name): no control characters, which
+# PostgreSQL would refuse in text (a NUL) or a log line would carry (a newline).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 
 
 # Regions whose numbers digits joined by any punctuation are read as, and the most

@@ -40,6 +40,7 @@ from app.ledger.errors import (
     DependentApprover,
     RequestNotFound,
     SelfApproval,
+    SubjectGone,
     WrongState,
 )
 from app.ledger.rules import recipient_key
@@ -218,6 +219,13 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
     # The subjects as they are when the entry is appended: a stop, a withdrawal or an
     # erasure either committed before this check or waits until the release commits.
     await registry.lock_subscribers(tx, found.subject_ids)
+    # An erased subject first: its consents and stop went with it, and "no consent" would
+    # say the wrong thing about someone who is no longer in the registry.
+    gone = sorted(
+        set(found.subject_ids) - await subjects.existing_subscribers(tx, found.subject_ids)
+    )
+    if gone:
+        raise SubjectGone(subject_ids=gone)
     checked = await check_subjects(
         tx,
         subject_ids=found.subject_ids,

@@ -84,11 +84,13 @@ def csrf_token(ctx: Context, value: str) -> str:
 def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
     """Refuse a POST whose CSRF field is missing or does not match the browser's cookie."""
     value = request.cookies.get(CSRF_COOKIE, "")
-    # As bytes: compare_digest refuses str with anything but ASCII (a TypeError).
+    # A token is ASCII (hex): anything else is refused before compare_digest, which takes
+    # ASCII text only (and a field can hold lone surrogates, which no encoding takes).
     if (
         not value
         or not field
-        or not hmac.compare_digest(csrf_token(ctx, value).encode(), field.encode())
+        or not field.isascii()
+        or not hmac.compare_digest(csrf_token(ctx, value), field)
     ):
         raise CsrfRefused()
 

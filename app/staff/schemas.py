@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import NO_CONTROL_CHARACTERS
 from app.credentials.passwords import MAX_PASSWORD_LENGTH
 from app.models.staff import StaffAccount, StaffPermissionChange
 from app.staff.roles import Role
@@ -17,7 +18,7 @@ Restriction = Literal["password_expired", "totp_enrolment_required"]
 
 # A username as typed at login: no control characters (PostgreSQL refuses a NUL in text,
 # which was a 500); an account's own name is narrower (app/staff/new_account.py).
-TYPED_USERNAME = r"^[^\x00-\x1f\x7f]+$"
+TYPED_USERNAME = NO_CONTROL_CHARACTERS
 
 
 class LoginRequest(BaseModel):

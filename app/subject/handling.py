@@ -9,6 +9,7 @@ from typing import Any
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.tx import Tx
+from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
 from app.staff.auth import Staff
 from app.subject import erasure, register, service
@@ -39,6 +40,10 @@ async def close(
             raise InvalidInput.field(
                 "outcome", "the request names no subscriber: record a new one that does"
             )
+        if await registry.get(tx, sid) is None:
+            # Erased since (by another of their requests, or for dormancy): nothing is
+            # left to act on. Never the subject-session refusal, which is a 401.
+            raise SubjectNotFound("the subscriber is no longer in the registry")
         await registry.log_access(
             tx, ctx, staff=staff, ip=ip, subscriber_id=sid, action="subject_request",
             reason=f"{kind.value} carried out for the subject (request {request.id})",

@@ -62,7 +62,11 @@ async def list_subject_requests(
     "/{request_id}/close",
     responses={
         **_PROBLEMS,
-        404: register.RequestNotFound.openapi(),
+        404: register.RequestNotFound.openapi()
+        | {
+            "description": "No such subject request (`subject-request-not-found`), or its "
+            "subscriber was erased since (`subject-not-found`)"
+        },
         409: register.RequestClosed.openapi(),
     },
     summary="Close a subject request: carried out now (done) or refused, with a note",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -49,8 +50,8 @@ def _sqlite_error(code: int) -> sqlite3.OperationalError:
     return error
 
 
-def _postgres_error(sqlstate: str) -> Exception:
-    error = Exception("x")
+def _postgres_error(sqlstate: str, message: str = "x") -> Exception:
+    error = Exception(message)
     error.sqlstate = sqlstate  # as asyncpg's errors carry it
     return sa.exc.DBAPIError("SELECT 1", {}, error)
 
@@ -64,6 +65,13 @@ def test_what_counts_as_unavailable():
     assert database_unavailable(socket.gaierror("no such host"))
     for state in ("08006", "53100", "57014", "55P03", "40P01", "40001", "25006", "3D000"):
         assert database_unavailable(_postgres_error(state)), state
+    assert database_unavailable(
+        asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed")
+    )
+    closed = _postgres_error("55000", 'database "x" is not currently accepting connections')
+    assert database_unavailable(closed)
+    assert not database_unavailable(_postgres_error("55000", "lastval is not yet defined"))
+    assert not database_unavailable(asyncpg.InterfaceError("another operation is in progress"))
     assert not database_unavailable(_postgres_error("23505"))  # a unique violation: a bug
     assert not database_unavailable(_postgres_error("42P01"))  # no such table: a bug
     # A statement that is wrong is a bug, not an outage.

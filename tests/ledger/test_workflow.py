@@ -16,6 +16,7 @@ from app.core.errors import AppError
 from app.ledger import chain, provision, workflow
 from app.ledger.rules import DATA_ITEMS
 from app.staff.roles import Role
+from app.subject import erasure
 from tests.conftest import call, count_rows, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 from tests.fixtures.staff import staff_auth
@@ -272,6 +273,18 @@ async def test_a_stop_after_approval_is_flagged_at_release(app, subjects):
     assert released.entry.stop_overridden == [subjects[2]]
     stored = await call(app, workflow.get, request_id=request_id)
     assert stored.stop_overridden == [subjects[2]]
+
+
+async def test_a_subject_erased_before_release_is_gone_whatever_the_basis(app, subjects):
+    """Under consent too: the consent went with the erasure, and 'no consent' would say
+    the wrong thing about someone no longer in the registry."""
+    await call(
+        app, provision.give_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
+    )
+    request_id = await approved(app, subjects[:1], legal_basis="consent", request_reference=None)
+    await call(app, erasure.erase, subscriber_id=subjects[0], actor="test", channel="letter")
+    error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=request_id, ip=IP)
+    assert error.slug == "disclosure-subject-gone"
 
 
 async def test_a_stop_before_approval_is_honoured_under_consent(app, subjects):

@@ -80,6 +80,16 @@ async def test_a_missing_or_odd_csrf_token_is_refused_before_the_other_fields(cl
     assert not rows(app, "SELECT id FROM verifications")
 
 
+async def test_a_csrf_token_that_decodes_to_a_lone_surrogate_is_refused(client, app):
+    """A multipart form names its own charset: in UTF-7, ``+2AA-`` is U+D800, which no
+    encoding takes. It is refused like any wrong token, never a 500."""
+    await client.get("/my/")
+    body = b'--B\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n+2AA-\r\n--B--\r\n'
+    kind = "multipart/form-data; boundary=B; charset=utf-7"
+    answer = await client.post("/my/code", content=body, headers={"Content-Type": kind})
+    assert answer.status_code == 403, answer.text
+
+
 @pytest.mark.parametrize(
     "form",
     [

@@ -71,3 +71,22 @@ async def test_auditors_list_but_do_not_record(client, app):
         await client.post("/v1/subject-requests", json=body, headers=auditor)
     ).status_code == 403
     assert (await client.get("/v1/subject-requests", headers=auditor)).status_code == 200
+
+
+async def test_closing_a_request_for_a_subscriber_erased_since_is_a_404(client, app, carrier):
+    """Not the subject-session 401, which would tell the operator their own session ended."""
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    made = {}
+    for kind in ("erase", "stop_usage"):
+        body = {"subject_id": sid, "kind": kind, "channel": "letter",
+                "reason": "Letter received; identity checked by SMS"}  # fmt: skip
+        made[kind] = (await client.post("/v1/subject-requests", json=body, headers=operator)).json()
+    done = {"outcome": "done", "note": "Carried out"}
+    url = "/v1/subject-requests/{}/close"
+    erased = await client.post(url.format(made["erase"]["id"]), json=done, headers=operator)
+    assert erased.status_code == 200, erased.text
+    late = await client.post(url.format(made["stop_usage"]["id"]), json=done, headers=operator)
+    assert late.status_code == 404, late.text
+    assert late.json()["type"].endswith("/subject-not-found")
