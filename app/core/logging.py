@@ -28,6 +28,10 @@ _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime",
 _LIFECYCLE_LOGGERS = {"uvicorn.error", "alembic.runtime.migration"}
 _QUIET = ("twilio", "twilio.http_client", "asyncio", "httpx", "urllib3", "multipart")
 
+# Extra fields the app fills from a traceback's frames alone (file, line, source line),
+# never from a runtime value: left whole, so a line number past 999 stays readable.
+_FRAMES_ONLY = frozenset({"stack"})
+
 # The id of the request being served, for every line written while it is.
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -62,7 +66,8 @@ class JsonFormatter(logging.Formatter):
             payload["request_id"] = current
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = redact(value) if isinstance(value, str) else value
+                scrub = isinstance(value, str) and key not in _FRAMES_ONLY
+                payload[key] = redact(value) if scrub else value
         if record.exc_info and record.exc_info[0] is not None:
             payload["error_type"] = record.exc_info[0].__name__
             text = "".join(traceback.format_exception(*record.exc_info))
