@@ -13,7 +13,6 @@ sites' requests; the token holds even where a browser ignores SameSite.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from fastapi import Depends, Form, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 
 from app.core.context import Context
+from app.core.crypto import same_token
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import AppError, Unauthenticated
 from app.core.tx import Tx
@@ -54,14 +54,7 @@ def csrf_token(ctx: Context, binding: str) -> str:
 
 def check_csrf(ctx: Context, *, binding: str | None, sent: str | None) -> None:
     """Refuse a form whose token does not match its binding (CsrfFailed, nothing written)."""
-    # A token is ASCII (hex): anything else is refused before compare_digest, which takes
-    # ASCII text only (and a field can hold lone surrogates, which no encoding takes).
-    if (
-        not binding
-        or not sent
-        or not sent.isascii()
-        or not hmac.compare_digest(csrf_token(ctx, binding), sent)
-    ):
+    if not binding or not same_token(csrf_token(ctx, binding), sent):
         raise CsrfFailed()
 
 

@@ -140,6 +140,16 @@ class Keys:
 # -- encryption contexts: what each ciphertext is bound to (AES-GCM associated data) --------
 
 
+def same_token(expected: str, given: str | None) -> bool:
+    """Whether a token a client sent (a form's CSRF field) is ``expected``, compared in
+    constant time. Tokens are ASCII: anything else is refused before compare_digest,
+    which takes ASCII text only (a form field can even hold lone surrogates, which no
+    encoding takes)."""
+    if not given or not given.isascii():
+        return False
+    return hmac.compare_digest(expected, given)
+
+
 def verification_aad(verification_id: str) -> bytes:
     """A verification's number is bound to the verification's row."""
     return b"verification:" + verification_id.encode()

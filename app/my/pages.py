@@ -11,7 +11,6 @@ session cookie, and the headers it is answered with.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.core.context import Context
+from app.core.crypto import same_token
 from app.core.errors import AppError
 from app.my.texts import LANGUAGES, TEXTS
 
@@ -84,14 +84,7 @@ def csrf_token(ctx: Context, value: str) -> str:
 def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
     """Refuse a POST whose CSRF field is missing or does not match the browser's cookie."""
     value = request.cookies.get(CSRF_COOKIE, "")
-    # A token is ASCII (hex): anything else is refused before compare_digest, which takes
-    # ASCII text only (and a field can hold lone surrogates, which no encoding takes).
-    if (
-        not value
-        or not field
-        or not field.isascii()
-        or not hmac.compare_digest(csrf_token(ctx, value), field)
-    ):
+    if not value or not same_token(csrf_token(ctx, value), field):
         raise CsrfRefused()
 
 
