@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
@@ -19,6 +20,7 @@ from app.clients import service as clients
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.db import create_sync_engine
+from app.core.sql import lock_key
 from app.core.tx import Tx
 from app.main import create_app
 from tests.fixtures.fakes import FakeCarrier, FakeClock
@@ -151,6 +153,24 @@ def auth(api_key: str) -> dict[str, str]:
 def engine_for(url: str) -> sa.Engine:
     """A synchronous engine on a database, for tests that look at rows directly."""
     return create_sync_engine(url)
+
+
+@contextlib.contextmanager
+def advisory_lock_held(app: FastAPI, name: str) -> Iterator[None]:
+    """The service's lock ``name`` (Tx.lock), held by another PostgreSQL session until the
+    block ends: a unit that takes it waits there, so a test can start a rival meanwhile.
+    Skips on SQLite, where units run one at a time."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    key = {"k": lock_key(name)}
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), key)
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), key)
+            conn.commit()
 
 
 def sync_engine(app: FastAPI) -> sa.Engine:

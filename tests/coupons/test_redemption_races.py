@@ -8,35 +8,19 @@ number's purpose: a stop or an erasure sent then must wait for it, never commit 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-import pytest
-import sqlalchemy as sa
-
-from app.core.sql import lock_key
 from app.subject import erasure
 from app.subject import service as subject_service
 from app.subject.sessions import Subject
-from tests.conftest import call, sync_engine
+from tests.conftest import advisory_lock_held, call
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 
 COUPON = "race-1"
 
 
-@contextmanager
-def redemption_lock_held(app, subscriber_id: str) -> Iterator[None]:
-    engine = sync_engine(app)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("units run one at a time on SQLite")
-    key = lock_key(f"coupon:{COUPON}:{subscriber_id}")
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        try:
-            yield
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            conn.commit()
+def redemption_lock_held(app, subscriber_id: str) -> AbstractContextManager[None]:
+    return advisory_lock_held(app, f"coupon:{COUPON}:{subscriber_id}")
 
 
 async def _subscriber(client, app, carrier) -> tuple[dict[str, str], str]:

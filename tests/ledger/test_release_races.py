@@ -10,35 +10,20 @@ connection, as a release in progress does, so the release stops after its check.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
-import sqlalchemy as sa
 
 from app.core.errors import AppError
-from app.core.sql import lock_key
 from app.ledger import chain, provision, workflow
 from app.subject import erasure
-from tests.conftest import call, sync_engine
+from tests.conftest import advisory_lock_held, call
 from tests.ledger.conftest import IP, OFFICER_B, POLICE, approved
 
 
-@contextmanager
-def append_lock_held(app) -> Iterator[None]:
+def append_lock_held(app) -> AbstractContextManager[None]:
     """The chain's append lock, held by another session until the block ends."""
-    engine = sync_engine(app)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("units run one at a time on SQLite")
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(chain.APPEND_LOCK)})
-        try:
-            yield
-        finally:
-            conn.execute(
-                sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(chain.APPEND_LOCK)}
-            )
-            conn.commit()
+    return advisory_lock_held(app, chain.APPEND_LOCK)
 
 
 async def _release(app, request_id: str):

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-import sqlalchemy as sa
-
-from app.core.sql import lock_key
-from tests.conftest import sync_engine
+from tests.conftest import advisory_lock_held
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.staff.helpers import rows, verified
@@ -70,19 +66,12 @@ async def test_a_number_of_another_subscriber_is_refused(client, app, carrier, c
 async def test_a_correction_waits_for_whatever_holds_the_subscriber(client, app, carrier, clock):
     """A release, a redemption or an erasure in progress (PostgreSQL: they hold the
     subscriber's lock) commits before the number changes under it."""
-    engine = sync_engine(app)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("units run one at a time on SQLite")
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, OLD)
     clock.advance(minutes=1)
     headers = await open_session(client, app, carrier, OLD)
-    key = lock_key(f"subscriber:{sid}")
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    with advisory_lock_held(app, f"subscriber:{sid}"):
         correcting = asyncio.create_task(_correct(client, app, carrier, headers, NEW))
         await asyncio.sleep(0.5)
         assert not correcting.done()
-        conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        conn.commit()
     assert (await correcting).status_code == 200
