@@ -199,7 +199,11 @@ class Database:
         A refusal that must still be recorded (an :class:`AppError` with ``commit``, such
         as a wrong code that counts as an attempt) commits before it propagates.
         """
-        tx: Tx = SqliteTx(self._turns) if self.sqlite else PostgresTx(self._engine_async)
+        tx: Tx = (
+            SqliteTx(self._turns)
+            if self.sqlite
+            else PostgresTx(self._engine_async, self._connection_lost)
+        )
         try:
             try:
                 yield tx
@@ -243,22 +247,37 @@ class Database:
         async with self._driver() as raw:
             return rowcount(await raw.execute(sql.postgres, *postgres_args(sql, params)))
 
+    async def _connection_lost(self, pool: AsyncEngine) -> None:
+        """A unit found its pooled connection closed under it: the server restarted, or
+        dropped its connections. The pool's idle connections are presumed lost too, and
+        closed, so that the next units connect afresh rather than each failing on a dead
+        one in turn (the pool does not ping before each checkout: that is a round trip per
+        request). Once per pool: units that lost theirs to the same event find it new."""
+        if pool is not self._async:
+            return
+        self._async = None  # the next unit makes the engine again, with a new pool
+        await pool.dispose()
+
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[Any]:
         """A pooled asyncpg connection outside any transaction; one that broke is thrown
-        away rather than handed back to the pool."""
-        conn = await self._engine_async().connect()
+        away rather than handed back to the pool (a lost one: see _connection_lost)."""
+        pool = self._engine_async()
+        conn = await pool.connect()
         raw: Any = None
         try:
             raw = (await conn.get_raw_connection()).driver_connection
             yield raw
         finally:
             with anyio.CancelScope(shield=True):
+                lost = raw is not None and raw.is_closed()
                 try:
-                    if raw is None or raw.is_closed() or raw.is_in_transaction():
+                    if raw is None or lost or raw.is_in_transaction():
                         await conn.invalidate()
                 finally:
                     await conn.close()
+                if lost:
+                    await self._connection_lost(pool)
 
     async def checkpoint(self, *, truncate: bool = True) -> bool:
         """SQLite: copy the write-ahead log into the database file and truncate the log

@@ -3,7 +3,7 @@ begun and ended on the driver connection, so fixed SQL and SQLAlchemy statements
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import CursorResult
@@ -19,17 +19,22 @@ class PostgresTx(Tx):
 
     dialect = "postgresql"
 
-    def __init__(self, engine: Callable[[], AsyncEngine]) -> None:
+    def __init__(
+        self, engine: Callable[[], AsyncEngine], lost: Callable[[AsyncEngine], Awaitable[None]]
+    ) -> None:
         self._engine = engine
+        self._lost = lost
         self._after_commit = []
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
         self._trans: Any = None
+        self._pool: AsyncEngine | None = None
 
     async def _connection(self) -> Any:
         """The asyncpg connection, taken from the pool at the unit's first statement."""
         if self._conn is None:
-            conn = await self._engine().connect()
+            self._pool = self._engine()
+            conn = await self._pool.connect()
             try:
                 raw: Any = (await conn.get_raw_connection()).driver_connection
             except BaseException:
@@ -108,12 +113,15 @@ class PostgresTx(Tx):
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        lost = self._raw.is_closed()
         try:
-            if self._raw.is_closed() or self._raw.is_in_transaction():
+            if lost or self._raw.is_in_transaction():
                 await conn.invalidate()  # never hand a broken or busy connection back
         finally:
             self._raw = self._trans = None
             await conn.close()
+        if lost and self._pool is not None:
+            await self._lost(self._pool)
 
 
 _ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")

@@ -235,6 +235,54 @@ async def test_a_broken_connection_is_not_handed_out_again(database_url: str) ->
         await db.dispose()
 
 
+class Backend(NamedTuple):
+    pid: int
+
+
+_PID = Sql("SELECT pg_backend_pid() AS pid", Backend, read_only=True)
+
+
+async def test_after_a_server_restart_one_unit_fails_not_one_per_pooled_connection(
+    database_url: str,
+) -> None:
+    """When a connection turns out lost (the server restarted, or dropped them all), the
+    pool's other idle connections are presumed lost too and replaced: the next units
+    work, rather than each pooled connection failing one request in turn."""
+    db = Database(database_url)
+    try:
+        if db.sqlite:
+            pytest.skip("connections are dropped by the PostgreSQL server")
+        pids: set[int] = set()
+        gate = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction() as tx:
+                (row,) = await tx.fetch(_PID)  # the fixed-SQL path: the driver's own
+                pids.add(row.pid)
+                await gate.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(5)]
+        while len(pids) < 5:
+            await asyncio.sleep(0.01)
+        gate.set()
+        await asyncio.gather(*holders)
+        with engine_for(database_url).connect() as conn:  # as a restart would
+            for pid in pids:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        failed = 0
+        for _ in range(5):
+            try:
+                async with db.transaction() as tx:
+                    (row,) = await tx.fetch(_PID)
+            except Exception:  # noqa: BLE001 (the driver's own error for a lost connection)
+                failed += 1
+            else:
+                assert row.pid not in pids
+        assert failed == 1
+    finally:
+        await db.dispose()
+
+
 def test_utc_datetime_columns_refuse_naive_values() -> None:
     column = UTCDateTime()
     with pytest.raises(ValueError, match="naive"):
