@@ -50,7 +50,8 @@ SCHEDULE: tuple[Retention, ...] = (
     Retention("access_log", "staff reads of a subscriber (subscriber id, staff, address)",
               "365 days", "1 year (security record)", "access_log_retention_days"),
     Retention("audit_events", "what was done to which record, by whom (ids only)",
-              "kept; rows name ids, never a number", _NO_FLOOR),
+              "a verification's or an SMS's events 183 days; the rest kept; rows name ids, "
+              "never a number", _NO_FLOOR, "verification_retention_days"),
     Retention("subject_sessions", "a subject's session (subscriber id)",
               "15 minutes live; deleted with the subscriber", _NO_FLOOR,
               "subject_session_minutes"),

@@ -10,7 +10,10 @@
 - a number's send window once its last send has left it (a day after that send);
 - idempotency records older than their replay period (``idempotency_ttl_hours``);
 - a server process's tally of shared-count writes once it has counted nothing for as
-  long as the counts themselves are kept (the process is gone).
+  long as the counts themselves are kept (the process is gone);
+- the audit events of verifications and SMS (``RECORD_TAGS``) with the approved
+  verifications, ``verification_retention_days`` after they happened: the record of
+  a verification goes with it, and a campaign SMS's with the message.
 
 These are the area's purge queries, beside its repository: each walks one index whose
 predicate is the step's (app/core/retention.py).
@@ -27,6 +30,7 @@ import sqlalchemy as sa
 
 from app.core.config import Settings
 from app.core.retention import PurgeStep, literal
+from app.models.audit import RECORD_TAGS, AuditEvent
 from app.models.idempotency import IdempotencyRecord
 from app.models.outbox import OutboxMessage
 from app.models.rate_limit import RateLimitHit, SendWindow, SharedCountWriter
@@ -39,6 +43,7 @@ rate_limit_hits = table(RateLimitHit)
 send_windows = table(SendWindow)
 count_writers = table(SharedCountWriter)
 idempotency_records = table(IdempotencyRecord)
+audit_events = table(AuditEvent)
 v = verifications.c
 
 
@@ -123,5 +128,15 @@ STEPS = (
             idempotency_records.c.key,
         ),
         time=idempotency_records.c.created_at,
+    ),
+    PurgeStep(
+        "record_events",
+        keep=lambda s: dt.timedelta(days=s.verification_retention_days),
+        table=audit_events,
+        index="ix_audit_events_records_at",
+        key=(audit_events.c.at, audit_events.c.id),
+        time=audit_events.c.at,
+        # The index's condition, as its text (app.core.retention.literal).
+        where=audit_events.c.tag.in_([literal(tag) for tag in RECORD_TAGS]),
     ),
 )

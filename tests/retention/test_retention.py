@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from app.audit.events import Tag
 from app.cli import cli
+from app.models.audit import RECORD_TAGS
 from app.models.rate_limit import RateLimitHit
 from app.models.staff import StaffPermissionChange
 from app.models.types import table
@@ -60,17 +62,40 @@ async def test_each_kind_goes_when_its_period_ends(client, app, carrier, clock, 
     assert count_rows(app, "idempotency_records") == 0
     assert count_rows(app, "subscribers") == 1
 
+    # A verification's events and its SMS's are its record: kept as long as it is.
+    assert deleted["record_events"] == 0
+    recorded = _tags(app)
+    assert recorded["verification:started"] == 4
+    assert recorded["verification:approved"] == 1
+    assert recorded["sms:sent"] == 4
+
     clock.advance(days=183)
-    assert (await purge(app))["approved"] == 1
+    purged = await purge(app)
+    assert purged["approved"] == 1
+    assert purged["record_events"] == sum(recorded.get(tag, 0) for tag in RECORD_TAGS)
     assert count_rows(app, "verifications") == 0
     assert count_rows(app, "outbox_messages") == 0
     # The registry is not a verification record: the subscriber stays.
     assert count_rows(app, "subscribers") == 1
+    # Every other event is kept: here the API key's creation and the purges' own.
+    assert _tags(app) == {"service:api_key:created": 1, "retention:purged": 3}
+
+
+def _tags(app) -> dict[str, int]:
     with sync_engine(app).connect() as conn:
-        events = conn.execute(
-            sa.text("SELECT count(*) FROM audit_events WHERE tag = 'retention:purged'")
-        ).scalar_one()
-    assert events == 3
+        rows = conn.execute(sa.text("SELECT tag, count(*) FROM audit_events GROUP BY tag"))
+        return {tag: n for tag, n in rows}
+
+
+def test_the_record_events_are_every_verification_and_message_event() -> None:
+    """A new event of a verification or a message is purged with it, unless it is added
+    here on purpose (the pumping guard's events are about number ranges, not a message)."""
+    records = {
+        tag.value
+        for tag in Tag
+        if tag.startswith(("verification:", "sms:")) and not tag.startswith("sms:pumping:")
+    }
+    assert set(RECORD_TAGS) == records
 
 
 async def test_recent_limit_hits_are_kept_so_limits_still_hold(client, app, clock, auth):
