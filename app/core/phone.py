@@ -149,21 +149,36 @@ def _masked(number: phonenumbers.PhoneNumber) -> str:
 
 def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
     """Every phone number (E.164) that ``text`` might hold, however it is written: what
-    `phonenumbers` finds in it, and each run of 9 or more digits (full-width, kanji and
-    separated ones too, app.core.text) read as a number of each region and as an
-    international one."""
+    `phonenumbers` finds in it, and each stretch of 9 to 15 digits of every run of digits
+    (full-width, kanji and separated ones too, app.core.text) read as a number of each
+    region and as an international one. Stretches, not whole runs: a number may follow any
+    international access code (``00``, ``010``, ``011``, ``0011``...) or other digits."""
     found: set[str] = set()
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
             found.add(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
     for run in digit_runs(text, min_digits=MAX_DIGIT_RUN + 1):
-        readings: list[tuple[str, str | None]] = [("+" + run, None)]
-        readings.extend((run, other) for other in regions)
-        for candidate, read_as in readings:
-            try:
-                number = phonenumbers.parse(candidate, read_as)
-            except NumberParseException:
-                continue
-            if phonenumbers.is_possible_number(number):
-                found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        for start in range(len(run) - MAX_DIGIT_RUN):
+            for end in range(start + MAX_DIGIT_RUN + 1, min(len(run), start + _E164_DIGITS) + 1):
+                found |= _readings(run[start:end], regions)
+    return found
+
+
+_E164_DIGITS = 15  # at most, country code included (ITU-T E.164)
+
+
+def _readings(digits: str, regions: Collection[str]) -> set[str]:
+    """``digits`` read as an international number and as a national one of each region:
+    the possible ones, as E.164."""
+    found = set()
+    readings: list[tuple[str, str | None]] = [(digits, region) for region in regions]
+    if not digits.startswith("0"):
+        readings.append(("+" + digits, None))
+    for candidate, read_as in readings:
+        try:
+            number = phonenumbers.parse(candidate, read_as)
+        except NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return found

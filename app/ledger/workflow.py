@@ -83,11 +83,16 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
     # Read as a number of every region served (full-width, kanji and separated digits
     # too), and looked up under every index key in the ring, so neither a foreign number
     # nor one not yet re-indexed slips through.
-    for e164 in numbers_in(text, regions=dict.fromkeys([s.default_region, *s.allowed_regions])):
-        if await registry.find_id(tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")):
+    found = numbers_in(text, regions=dict.fromkeys([s.default_region, *s.allowed_regions]))
+    indexes = [i for e164 in sorted(found) for i in ctx.keys.blind_indexes(e164, kind="number")]
+    for start in range(0, len(indexes), _LOOKUP):  # a few statement shapes, however long
+        if await registry.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
             raise InvalidInput.field(
                 field, "must not contain a subscriber's phone number; name subjects by id"
             )
+
+
+_LOOKUP = 64  # indexes looked up in one statement
 
 
 async def request(

@@ -129,6 +129,13 @@ async def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, su
         "〇九〇 〇〇〇〇 〇〇〇一",  # kanji digits
         "+81 90 0000 0001",
         "090_0000_0001 (mobile)",
+        # After an international access code, or other digits.
+        "0081 90 0000 0001",
+        "00 81 90 0000 0001",
+        "011-81-90-0000-0001",
+        "+0081 90 0000 0001",
+        "0011 81 90 0000 0001",
+        "tel 12-090-0000-0001",
     ],
 )
 async def test_a_contact_holding_a_subscribers_number_is_refused(app, subjects, contact):
