@@ -185,6 +185,7 @@ async def change_role(
         raise NeedsSecondAdmin(f"propose it: POST /v1/staff/{account_id}/grants")
     await _last_admin_guard(tx, account)
     now = ctx.clock.now()
+    await repo.hold_sessions(tx, account_id=account_id)  # requests in flight end first
     await repo.update_account(tx, account_id, role=role.value)
     await record_permission(
         tx, account_id=account_id, change="change", old_role=account.role, new_role=role.value,

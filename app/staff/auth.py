@@ -103,6 +103,11 @@ def idle_deadline(ctx: Context, last_seen_at: dt.datetime) -> dt.datetime:
     return last_seen_at + dt.timedelta(minutes=ctx.settings.session_idle_minutes)
 
 
+def _idle_since(ctx: Context, now: dt.datetime) -> dt.datetime:
+    """A session unseen since this instant has ended for want of use."""
+    return now - dt.timedelta(minutes=ctx.settings.session_idle_minutes)
+
+
 async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
     """The live staff member behind a session token, or Unauthenticated (one answer for
     every failure: unknown, revoked, expired, idle too long, account disabled).
@@ -115,11 +120,17 @@ async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Staff:
     # Hashed under every key still in the ring, so a rotated token key keeps sessions.
     ring = ctx.keys.token
     raw = token.encode()
-    row = await repo.session_by_hashes(tx, [ring.mac(raw, key_id=kid).hex() for kid in ring.keys])
     now = ctx.clock.now()
+    # The session's row first, its rights read after: see repo.use_session.
+    used = await repo.use_session(
+        tx,
+        now=now,
+        seen_since=_idle_since(ctx, now),
+        hashes=[ring.mac(raw, key_id=kid).hex() for kid in ring.keys],
+    )
+    row = None if used is None else await repo.session_by_id(tx, used)
     if row is None or not _live(ctx, row, now=now):
         raise Unauthenticated("invalid or expired staff session")
-    await repo.touch_session(tx, session_id=row.session_id, now=now)
     return _staff(ctx, row, now=now)
 
 
@@ -128,8 +139,11 @@ async def reauthenticate(
 ) -> Staff:
     """Check a signed-in member again in a later transaction (after a password was hashed
     outside one): the session still live, the account enabled, the role still allowed."""
-    row = await repo.session_by_id(tx, staff.session_id)
     now = ctx.clock.now()
+    used = await repo.use_session(
+        tx, now=now, seen_since=_idle_since(ctx, now), session_id=staff.session_id
+    )
+    row = None if used is None else await repo.session_by_id(tx, used)
     if row is None or not _live(ctx, row, now=now):
         raise Unauthenticated("invalid or expired staff session")
     return _admit(_staff(ctx, row, now=now), allowed=allowed, restricted_ok=restricted_ok)

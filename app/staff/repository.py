@@ -68,23 +68,48 @@ def _session_of_staff() -> sa.Select[Any]:
     )
 
 
-async def session_by_hashes(tx: Tx, hashes: Sequence[str]) -> SessionOfStaff | None:
-    """The session whose token hashes to one of ``hashes``, with its account and whether a
-    TOTP second factor is confirmed; None if there is none."""
-    row = (await tx.execute(_session_of_staff().where(_s.token_hash.in_(list(hashes))))).first()
-    return None if row is None else SessionOfStaff(**row._mapping)
-
-
 async def session_by_id(tx: Tx, session_id: str) -> SessionOfStaff | None:
-    """The same, found by the session's id (to check a session again in a later
-    transaction)."""
+    """A session with its account and whether a TOTP second factor is confirmed; None if
+    there is none."""
     row = (await tx.execute(_session_of_staff().where(_s.id == session_id))).first()
     return None if row is None else SessionOfStaff(**row._mapping)
 
 
-async def touch_session(tx: Tx, *, session_id: str, now: dt.datetime) -> None:
-    """Record a session's use: its idle timeout counts from now."""
-    await tx.execute(sa.update(sessions).where(_s.id == session_id).values(last_seen_at=now))
+async def use_session(
+    tx: Tx,
+    *,
+    now: dt.datetime,
+    seen_since: dt.datetime,
+    hashes: Sequence[str] = (),
+    session_id: str | None = None,
+) -> str | None:
+    """Record a live session's use (its idle timeout counts from now), found by its
+    token's hashes or its id; its id, or None if no such session is live (revoked, past
+    its end, unseen since ``seen_since``).
+
+    Its row stays locked until the unit ends, and it is taken before the request reads
+    its rights: what takes rights away takes the account's sessions first
+    (:func:`end_sessions`, :func:`hold_sessions`), so either the request ends before, or
+    it waits, and then finds the session ended or reads the new rights.
+    """
+    found = _s.id == session_id if session_id is not None else _s.token_hash.in_(list(hashes))
+    statement = (
+        sa.update(sessions)
+        .where(found, _s.revoked_at.is_(None), _s.expires_at > now, _s.last_seen_at > seen_since)
+        .values(last_seen_at=now)
+        .returning(_s.id)
+    )
+    used: str | None = (await tx.execute(statement)).scalar()
+    return used
+
+
+async def hold_sessions(tx: Tx, *, account_id: str) -> None:
+    """Lock every session of an account that has not ended, before its rights change:
+    its requests in flight end first, and those that come later wait for this unit and
+    then read the account as it left it (see :func:`use_session`)."""
+    await tx.execute(
+        sa.select(_s.id).where(_s.staff_id == account_id, _s.revoked_at.is_(None)).with_for_update()
+    )
 
 
 async def insert_session(tx: Tx, session: StaffSession) -> None:

@@ -1,0 +1,91 @@
+"""A staff member's request in flight while an admin takes their rights away.
+
+PostgreSQL only: there two units run at once. A request read its session, then an
+offboarding, a disable or a demotion committed, and the request went on with the rights
+it had read: an offboarded admin's API keys and invitations were made after the
+offboarding had rotated and revoked what it found, and outlived it. Now a request takes
+its session's row before it reads its rights, and whatever takes rights away takes the
+account's sessions first: one waits for the other. Each test holds, from another
+connection, the rows a rival unit would hold, and lets go once the request waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from app.staff.roles import Role
+from tests.conftest import sync_engine
+from tests.fixtures.staff import open_session
+from tests.staff.helpers import bearer, create_staff, rows, staff_auth
+
+KEY = {"name": "made-in-flight", "scopes": ["verifications:write"]}
+
+
+@contextmanager
+def rival(app, *statements: str, params: dict[str, str]) -> Iterator[None]:
+    """Run ``statements`` in a transaction of another session, committed when the block
+    ends; skips on SQLite, where units run one at a time."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement), params)
+        yield
+        conn.commit()
+
+
+async def _admin(app) -> tuple[str, dict[str, str]]:
+    account = await create_staff(app, Role.ADMIN, username="leaving-admin")
+    return account.id, bearer(await open_session(app, account))
+
+
+async def test_a_request_waiting_on_an_offboarding_is_refused_once_it_commits(client, app):
+    leaver, headers = await _admin(app)
+    # As an offboarding does first: every session of the account ended, not yet committed.
+    with rival(
+        app,
+        "UPDATE staff_sessions SET revoked_at = now() WHERE staff_id = :id",
+        params={"id": leaver},
+    ):
+        making = asyncio.create_task(client.post("/v1/api-keys", json=KEY, headers=headers))
+        await asyncio.sleep(0.3)
+        assert not making.done(), "the request waits for the offboarding"
+    made = await making
+    assert made.status_code == 401
+    assert rows(app, "SELECT id FROM api_keys WHERE created_by = :by", by=f"staff:{leaver}") == []
+
+
+async def test_a_request_waiting_on_a_demotion_acts_with_the_new_role(client, app):
+    demoted, headers = await _admin(app)
+    # As a role change does: the account's sessions held, then the role changed.
+    with rival(
+        app,
+        "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE",
+        "UPDATE staff_accounts SET role = 'operator' WHERE id = :id",
+        params={"id": demoted},
+    ):
+        making = asyncio.create_task(client.post("/v1/api-keys", json=KEY, headers=headers))
+        await asyncio.sleep(0.3)
+        assert not making.done()
+    assert (await making).status_code == 403
+
+
+async def test_a_demotion_waits_for_the_requests_in_flight(client, app):
+    demoted, _headers = await _admin(app)
+    admin = await staff_auth(app, client, Role.ADMIN, username="other-admin")
+    # As a request of the account in flight holds its session's row.
+    with rival(
+        app, "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE", params={"id": demoted}
+    ):
+        changing = asyncio.create_task(
+            client.put(f"/v1/staff/{demoted}/role", json={"role": "auditor"}, headers=admin)
+        )
+        await asyncio.sleep(0.3)
+        assert not changing.done(), "the demotion waits for the request to end"
+    assert (await changing).status_code == 200
