@@ -89,3 +89,17 @@ async def test_a_demotion_waits_for_the_requests_in_flight(client, app):
         await asyncio.sleep(0.3)
         assert not changing.done(), "the demotion waits for the request to end"
     assert (await changing).status_code == 200
+
+
+async def test_an_offboarding_waits_for_the_requests_in_flight(client, app):
+    leaver, _headers = await _admin(app)
+    admin = await staff_auth(app, client, Role.ADMIN, username="other-admin")
+    with rival(
+        app, "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE", params={"id": leaver}
+    ):
+        offboarding = asyncio.create_task(
+            client.post(f"/v1/staff/{leaver}/offboard", json={}, headers=admin)
+        )
+        await asyncio.sleep(0.3)
+        assert not offboarding.done(), "what the request makes is there to be rotated"
+    assert (await offboarding).status_code == 200
