@@ -76,30 +76,26 @@ async def test_a_request_waiting_on_a_demotion_acts_with_the_new_role(client, ap
     assert (await making).status_code == 403
 
 
-async def test_a_demotion_waits_for_the_requests_in_flight(client, app):
-    demoted, _headers = await _admin(app)
+@pytest.mark.parametrize(
+    ("method", "action", "body"),
+    [
+        ("PUT", "role", {"role": "auditor"}),  # a demotion
+        ("POST", "offboard", {}),  # what the request makes is there to be rotated
+        ("POST", "disable", None),
+        ("DELETE", "sessions", None),
+    ],
+)
+async def test_taking_rights_away_waits_for_the_requests_in_flight(
+    client, app, method, action, body
+):
+    account, _headers = await _admin(app)
     admin = await staff_auth(app, client, Role.ADMIN, username="other-admin")
     # As a request of the account in flight holds its session's row.
-    with rival(
-        app, "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE", params={"id": demoted}
-    ):
-        changing = asyncio.create_task(
-            client.put(f"/v1/staff/{demoted}/role", json={"role": "auditor"}, headers=admin)
+    held = "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE"
+    with rival(app, held, params={"id": account}):
+        taking = asyncio.create_task(
+            client.request(method, f"/v1/staff/{account}/{action}", json=body, headers=admin)
         )
         await asyncio.sleep(0.3)
-        assert not changing.done(), "the demotion waits for the request to end"
-    assert (await changing).status_code == 200
-
-
-async def test_an_offboarding_waits_for_the_requests_in_flight(client, app):
-    leaver, _headers = await _admin(app)
-    admin = await staff_auth(app, client, Role.ADMIN, username="other-admin")
-    with rival(
-        app, "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE", params={"id": leaver}
-    ):
-        offboarding = asyncio.create_task(
-            client.post(f"/v1/staff/{leaver}/offboard", json={}, headers=admin)
-        )
-        await asyncio.sleep(0.3)
-        assert not offboarding.done(), "what the request makes is there to be rotated"
-    assert (await offboarding).status_code == 200
+        assert not taking.done(), "it waits for the request to end"
+    assert (await taking).status_code == 200
