@@ -21,6 +21,7 @@ from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings
+from app.core.crypto import KEY_ID_PATTERN
 from app.core.key_material import new_key
 from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
@@ -184,8 +185,11 @@ def render_openapi() -> str:
     from app.main import create_app
 
     settings = Settings(
+        environment="development",  # the document is the same: placeholder keys do
         database_url="sqlite://",
+        # The environment's own rings merge into these: "doc" is named as the active key.
         **{f"{family}_keys": {"doc": "A" * 44} for family in ("phone", "index", "code", "token")},  # type: ignore[arg-type]
+        **{f"{family}_key_id": "doc" for family in ("phone", "index", "code", "token")},  # type: ignore[arg-type]
     )
     document = create_app(settings).openapi()
     return yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False, allow_unicode=True)
@@ -197,9 +201,20 @@ cli.command()(purge)
 @secrets_cli.command("new")
 def keys_new(key_id: Annotated[str, typer.Option(help="id to give the key")] = "k1") -> None:
     """Print a fresh key ring value for one SMSREG_*_KEYS variable (shown once)."""
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        # The id every start would refuse: 1 to 40 letters, digits, '_', '.' or '-'.
+        typer.secho("--key-id: 1 to 40 letters, digits, '_', '.' or '-'", err=True, fg="red")
+        raise typer.Exit(2)
     typer.echo(json.dumps({key_id: new_key()}))
 
 
 def main() -> None:
-    """Entry point of the console script."""
-    cli()
+    """Entry point of the console script: an error no command caught is one line on
+    stderr and exit 1, not a traceback (``SMSREG_TRACEBACK=1`` shows it)."""
+    try:
+        cli()
+    except Exception as exc:
+        if os.environ.get("SMSREG_TRACEBACK") == "1":
+            raise
+        typer.secho(f"error: {cli_support.failure(exc)}", err=True, fg="red")
+        sys.exit(1)

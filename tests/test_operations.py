@@ -51,6 +51,8 @@ def run(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Co
             "SMSREG_PHONE_KEYS",
         ),
         ({"sms_sender": "twilio", "twilio_account_sid": "nope"}, "SMSREG_TWILIO_"),
+        ({"code_keys": "{k1:"}, "code_keys"),  # not JSON
+        ({"database_url": "mysql://x@y/z"}, "SMSREG_DATABASE_URL"),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, settings, names):
@@ -60,6 +62,39 @@ def test_a_bad_setting_is_one_line_and_exit_2(tmp_path, settings, names):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("configuration error: "), lines
     assert names in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "database_url", "said"),
+    [
+        (["purge"], "postgresql://postgres@127.0.0.1:1/x", "the database cannot be reached"),
+        (["migrate"], "postgresql://postgres@127.0.0.1:1/x", "the database cannot be reached"),
+        (["api-keys", "list"], None, "run `smsreg migrate`"),  # never migrated
+        (["ledger", "export", "--output", "/nonexistent/x.jsonl"], None, "No such file"),
+    ],
+)
+def test_a_failing_command_says_why_in_one_line_and_exits_1(tmp_path, args, database_url, said):
+    """Not a traceback of hundreds of lines: what an operator can act on."""
+    env = base_env(tmp_path, **({"database_url": database_url} if database_url else {}))
+    if args[0] == "ledger":
+        assert run(["migrate"], env).returncode == 0
+    result = run(args, env)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert said in lines[0]
+    assert run(args, {**env, "SMSREG_TRACEBACK": "1"}).stderr.count("\n") > 5
+
+
+def test_the_openapi_document_is_the_same_in_any_environment(tmp_path):
+    result = run(["openapi"], base_env(tmp_path, **PRODUCTION))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (ROOT / "openapi.yaml").read_text()
+
+
+def test_a_new_key_refuses_an_id_no_start_would_take(tmp_path):
+    result = run(["keys", "new", "--key-id", "bad id!"], base_env(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
 
 
 # A production configuration that is complete but for what a test takes away.

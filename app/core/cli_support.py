@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database
-from app.core.errors import AppError
+from app.core.errors import AppError, database_unavailable
 from app.core.tx import Tx
 
 # How audit rows and histories name what was done from the command line.
@@ -30,7 +31,9 @@ def load_settings() -> Settings:
     """The settings, or exit 2 with one line per configuration error (never a traceback)."""
     try:
         return Settings().with_dev_secrets()
-    except ConfigError as exc:
+    except (ConfigError, SettingsError) as exc:
+        # SettingsError: a value that is not valid JSON (a key ring, a list); its message
+        # names the field, never the value.
         refuse(str(exc))
     except ValidationError as exc:
         refuse(
@@ -51,6 +54,29 @@ class _DatabaseOnly(BaseSettings):
 def database_url() -> str:
     """SMSREG_DATABASE_URL alone, for commands that need nothing else (migrate)."""
     return _DatabaseOnly().database_url
+
+
+def failure(exc: BaseException) -> str:
+    """One line for an error no command caught: what an operator can act on, never a
+    value from the database or a secret (a driver's message may quote either)."""
+    if database_unavailable(exc):
+        return (
+            f"the database cannot be reached or cannot take the work now "
+            f"({type(exc).__name__}): check SMSREG_DATABASE_URL and that the server answers"
+        )
+    if _no_schema(exc):
+        return "the database has no smsreg tables (never migrated?): run `smsreg migrate`"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return f"unexpected {type(exc).__name__}; run again with SMSREG_TRACEBACK=1 to see where"
+
+
+def _no_schema(exc: BaseException) -> bool:
+    # PostgreSQL's undefined_table, or SQLite's own words for it.
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "42P01" or (
+        isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such table")
+    )
 
 
 def refuse(problem: str) -> NoReturn:

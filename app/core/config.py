@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.core.key_material import (
     SECRET_FAMILIES,
@@ -286,6 +288,17 @@ class Settings(BaseSettings):
             raise ValueError("an opt-out line may not be empty")
         return lines
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a sqlite:///path or postgresql://user@host/db URL")
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -350,7 +363,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"{env}{exc}") from exc
         if active is None:
             if len(ring) != 1:
-                raise ConfigError(f"SMSREG_{family.upper()}_KEY_ID must name the active key")
+                raise ConfigError(
+                    f"SMSREG_{family.upper()}_KEY_ID is not set, and {env} holds "
+                    f"{len(ring)} keys: set it to the id of the key in use now (the one "
+                    "that was alone in the ring), then make the new one active later"
+                )
             active = next(iter(ring))
         if active not in decoded:
             raise ConfigError(f"SMSREG_{family.upper()}_KEY_ID names no key in {env}")

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import asyncpg
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -237,6 +238,8 @@ def database_unavailable(exc: BaseException) -> bool:
             return True  # asyncpg: every address of the server refused the connection
         if isinstance(found, asyncpg.InterfaceError) and _LOST.search(str(found)):
             return True  # no SQLSTATE: the server ended the session (a restart, a kill)
+        if isinstance(found, psycopg.OperationalError) and found.sqlstate is None:
+            return True  # the tools' driver: no SQLSTATE when it could not connect at all
         pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
     return False
 
