@@ -14,7 +14,7 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.db import Database
 from app.core.tx import Tx
-from app.ledger import export, verify, witness
+from app.ledger import checkpoints, export, verify, witness
 from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery
 from app.ledger.reading import in_tx
@@ -65,7 +65,14 @@ async def verify_ledger(tx: Tx, ctx: Context, *, actor: str) -> verify.Report:
 async def export_ledger(
     tx: Tx, ctx: Context, *, db: Database, actor: str, query: ExportQuery
 ) -> AsyncIterator[bytes]:
-    """Record who exports what, and return the export's chunks (read when iterated)."""
+    """Sign the head, record who exports what, and return the export's chunks (read when
+    iterated).
+
+    The head is signed first, as ``smsreg ledger export`` does: every entry in the file
+    is then under a signed checkpoint, so an entry changed in the file after the export
+    (its hashes recomputed) no longer verifies. Nothing is signed when nothing is new.
+    """
+    await checkpoints.create(tx, ctx, actor=actor)
     await record_event(
         tx,
         Tag.LEDGER_EXPORTED,

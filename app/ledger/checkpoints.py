@@ -22,7 +22,7 @@ from app.core.db import Database
 from app.core.tx import Tx
 from app.ledger import chain, signing, witness
 from app.ledger import repository as repo
-from app.ledger.errors import EmptyLedger
+from app.ledger.errors import EmptyLedger, WitnessUnavailable
 from app.ledger.export_format import checkpoint_record
 from app.models.ledger import LedgerCheckpoint
 
@@ -52,7 +52,13 @@ async def sign(
     if found is not None:
         # Before the commit: a witness that cannot keep it fails the checkpoint, loudly.
         # Written but then rolled back is harmless: it names entries already committed.
-        await asyncio.to_thread(found.record, checkpoint_record(checkpoint))
+        try:
+            await asyncio.to_thread(found.record, checkpoint_record(checkpoint))
+        except OSError as exc:
+            raise WitnessUnavailable(
+                "the witness (SMSREG_LEDGER_WITNESS) could not be written "
+                f"({exc.strerror or type(exc).__name__}): no checkpoint was made"
+            ) from exc
     return checkpoint
 
 

@@ -65,3 +65,12 @@ class EmptyLedger(AppError):
     status = 409
     slug = "ledger-empty"
     title = "The ledger has no entry to commit to yet"
+
+
+class WitnessUnavailable(AppError):
+    status = 503
+    slug = "ledger-witness-unavailable"
+    title = (
+        "The ledger's witness (SMSREG_LEDGER_WITNESS) could not record a checkpoint: none was "
+        "made (an operator must fix the witness)"
+    )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import AUTH_PROBLEMS, DatabaseUnavailable, InvalidInput, problem_answer
 from app.core.http import NO_STORE
 from app.core.openapi import NO_DATABASE
 from app.ledger import auditor, checkpoints, signing, workflow
@@ -24,6 +24,7 @@ from app.ledger.errors import (
     EmptyLedger,
     ProvisionStopped,
     RequestNotFound,
+    WitnessUnavailable,
     WrongState,
 )
 from app.ledger.rules import RequestStatus
@@ -141,16 +142,25 @@ async def release_disclosure(
     return done.public()
 
 
+# What an operation that signs a checkpoint answers with 503: either cause.
+_NOT_SIGNED = problem_answer(
+    f"{DatabaseUnavailable.title} (`{DatabaseUnavailable.slug}`), or "
+    f"{WitnessUnavailable.title[0].lower()}{WitnessUnavailable.title[1:]} "
+    f"(`{WitnessUnavailable.slug}`)"
+)
+
+
 @router.get(
     "/ledger/export",
     responses={
         **AUTH_PROBLEMS,
         422: InvalidInput.openapi(),
+        503: _NOT_SIGNED,
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
     },
     response_class=StreamingResponse,
     summary="Export the ledger as JSON Lines or CSV, streamed, verifiable offline (auditor, "
-    "privacy officer, admin: it holds no number)",
+    "privacy officer, admin: it holds no number); the head is signed first if it is new",
 )
 async def export_ledger(
     query: Annotated[ExportQuery, Query()],
@@ -184,7 +194,7 @@ async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyR
 @router.post(
     "/ledger/checkpoints",
     status_code=201,
-    responses={**AUTH_PROBLEMS, 409: EmptyLedger.openapi()},
+    responses={**AUTH_PROBLEMS, 409: EmptyLedger.openapi(), 503: _NOT_SIGNED},
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
 )
 async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> CheckpointPublic:

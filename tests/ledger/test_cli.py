@@ -172,8 +172,8 @@ def test_a_checkpoint_whose_witness_cannot_be_written_is_refused_in_one_line(env
     result = runner.invoke(cli, ["ledger", "checkpoint"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "no checkpoint: the witness (SMSREG_LEDGER_WITNESS) could not be written: "
-        "No such file or directory"
+        "refused: the witness (SMSREG_LEDGER_WITNESS) could not be written "
+        "(No such file or directory): no checkpoint was made"
     ]
     assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(0,)]
 

@@ -7,6 +7,8 @@ import hashlib
 import orjson
 import pytest
 
+from app.ledger import chain
+from app.ledger.verify.files import parse_public_keys, verify_lines
 from app.staff.roles import Role
 from tests.fixtures.staff import CHEAP_HASHING, staff_auth
 from tests.fixtures.subject import add_subscriber
@@ -272,3 +274,57 @@ async def test_bad_export_filters_are_refused_before_anything_is_recorded(
 async def test_an_empty_ledger_cannot_be_checkpointed(client, people):
     answer = await client.post("/v1/ledger/checkpoints", headers=people["auditor"])
     assert answer.status_code == 409 and answer.json()["type"].endswith("/ledger-empty")
+
+
+async def _released(client, app, people) -> int:
+    subject = await add_subscriber(app, number(8))
+    created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
+    url = f"/v1/disclosures/{created.json()['id']}"
+    note = {"note": "Lawful inquiry, narrowly scoped"}
+    assert (await client.post(f"{url}/approve", json=note, headers=people["officer_a"])).is_success
+    released = await client.post(f"{url}/release", headers=people["officer_b"])
+    return int(released.json()["ledger_seq"])
+
+
+async def test_an_export_signs_the_head_first_so_a_rewritten_tail_is_found(client, app, people):
+    """An entry newer than the last checkpoint was pinned by nothing in the file: changed,
+    its hashes recomputed, it verified. The export signs the head first (when it is new),
+    as `smsreg ledger export` does."""
+    seq = await _released(client, app, people)
+    assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(0,)]
+    exported = await client.get("/v1/ledger/export?format=jsonl", headers=people["auditor"])
+    assert exported.status_code == 200
+    assert sql(app, "SELECT seq FROM ledger_checkpoints") == [(seq,)]
+    again = await client.get("/v1/ledger/export?format=jsonl", headers=people["auditor"])
+    assert again.status_code == 200
+    assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(1,)], "nothing new: no more"
+
+    keys = (await client.get("/v1/ledger/public-keys")).json()["keys"]
+    trusted = parse_public_keys(f"{key['key_id']}:{key['public_key']}" for key in keys)
+    records = [orjson.loads(line) for line in exported.text.splitlines() if line]
+    assert verify_lines([orjson.dumps(r) for r in records], public_keys=trusted).ok
+    entry = next(r for r in records if r["type"] == "entry" and r["seq"] == seq)
+    entry["purpose"] = "Something else entirely"
+    entry["entry_hash"] = chain.entry_hash(
+        seq=seq,
+        prev_hash=entry["prev_hash"],
+        content_sha256=chain.content_hash(chain.hashed_content(entry)),
+    )
+    unsigned = [r for r in records if r["type"] != "checkpoint"]
+    assert verify_lines([orjson.dumps(r) for r in unsigned], public_keys=trusted).ok, (
+        "without the checkpoint the rewritten entry would verify"
+    )
+    forged = verify_lines([orjson.dumps(r) for r in records], public_keys=trusted)
+    assert not forged.ok
+
+
+async def test_an_export_whose_head_cannot_be_witnessed_is_refused(client, app, people, tmp_path):
+    await _released(client, app, people)
+    app.state.ctx.settings.ledger_witness = str(tmp_path / "no-such-dir" / "witness.jsonl")
+    for answer in (
+        await client.get("/v1/ledger/export?format=jsonl", headers=people["auditor"]),
+        await client.post("/v1/ledger/checkpoints", headers=people["auditor"]),
+    ):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["type"].endswith("/ledger-witness-unavailable")
+    assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(0,)]

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.ledger import checkpoints, repository, verify, witness
+from app.ledger.errors import WitnessUnavailable
 from app.ledger.verify import Pins, expected_head
 from tests.conftest import call, count_rows
 from tests.fixtures.staff import CHEAP_HASHING
@@ -145,7 +146,7 @@ async def test_a_forged_witness_line_is_a_bad_signature(seven, witness_file):
 )
 async def test_a_witness_that_cannot_keep_it_fails_the_checkpoint(app, subjects, clock):
     await release_many(app, subjects, 1, clock)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(WitnessUnavailable):
         await call(app, checkpoints.create)
     assert count_rows(app, "ledger_checkpoints") == 0, "no checkpoint goes unwitnessed"
 
