@@ -65,6 +65,7 @@ IDS = {
     "grant_id": "grt_madeup",
     "invitation_id": "inv_madeup",
     "action": "stop-usage",
+    "elsewhere": "code",
     "lang": "ja",
     "name": "console.css",
     "rest": "no-such-page",
@@ -203,6 +204,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/my/logout"): Row(ANYONE),
     ("POST", "/my/correction/code"): Row(ANYONE),
     ("POST", "/my/correction"): Row(ANYONE),
+    ("GET", "/my/{elsewhere:path}"): Row(ANYONE),  # a redirect to /my/
     # The staff console: pages for a browser, the session in a cookie (every staff caller
     # here sends it too). A form without its CSRF token is refused with 400 once the
     # caller is authorised, so an allowed caller never sees 401/403 for the empty form.
@@ -318,7 +320,7 @@ async def credentials(app: FastAPI, client: Any) -> dict[str, dict[str, str]]:
 async def test_cell(client, app, route):
     method, path = route
     row = MATRIX[route]
-    url = path.format(**IDS)
+    url = re.sub(r"\{(\w+):\w+\}", r"{\1}", path).format(**IDS)  # "{name:path}" too
     callers = await credentials(app, client)
     wrong = []
     for caller in CALLERS:

@@ -3,6 +3,7 @@ confirmation). HTML forms only: every page works without JavaScript and runs non
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
@@ -24,8 +25,11 @@ class MyRoute(PageRoute):
 
     def refusal(self, request: Request, exc: AppError) -> Response:
         ctx: Context = request.app.state.ctx
-        page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
-                          error=exc.detail)  # fmt: skip
+        if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
+            page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
+        else:
+            page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
+                              error=exc.detail)  # fmt: skip
         page.headers.update(exc.headers)
         return page
 
@@ -80,6 +84,11 @@ async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subj
 CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
 
 
+def _typed_code(code: str) -> str:
+    """The code as typed: full-width digits (a Japanese input method's) read as ASCII."""
+    return unicodedata.normalize("NFKC", code).strip()
+
+
 def _problem(exc: AppError | ValidationError) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -126,7 +135,7 @@ async def my_session(
     code: Annotated[str, Form(max_length=20)],
 ) -> Response:
     try:
-        data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
+        data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         opened = await sessions.open_session(db, ctx, data=data)
     except sessions.NothingHeld:
         return pages.page(request, ctx, "message.html", status=404, key="nothing")
@@ -232,7 +241,7 @@ async def my_correction(
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     try:
-        data = SubjectCodeCheck(verification_id=verification_id, code=code.strip())
+        data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         await erasure.correct(db, ctx, subject=subject, data=data)
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
@@ -249,3 +258,12 @@ async def my_logout(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSub
     response = pages.redirect("/my/")
     pages.clear_session(response)
     return response
+
+
+@router.get("/{elsewhere:path}", include_in_schema=False)
+async def my_elsewhere(elsewhere: str) -> RedirectResponse:
+    """Any other /my/ address opened in the browser: a form's target reloaded or typed
+    again in the address bar (``/my/code`` after the code was sent), a tab the phone
+    reloaded, a mistyped link. The start page, in the person's language, rather than a
+    JSON 405 or 404 (``elsewhere`` is not used)."""
+    return pages.redirect("/my/")

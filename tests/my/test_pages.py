@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from app.my.texts import TEXTS
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.ledger.conftest import add_subscriber, number, release
@@ -112,12 +113,25 @@ async def test_a_form_that_does_not_validate_answers_a_page_naming_the_field(cli
 
 
 async def test_a_refused_form_answers_a_page(client, app):
-    await client.get("/my/")
+    await client.get("/my/?lang=ja")
     response = await client.post(
         "/my/actions/stop-provision", data={"csrf": "0" * 64}, headers={"Accept": "text/html"}
     )
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
+    # A stale form (an old tab, a cleared cookie) says so in the person's language.
+    assert TEXTS["ja"]["csrf"] in response.text
+    assert "CSRF" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/my/code", "/my/session", "/my/correction", "/my/logout", "/my/nowhere"]
+)
+async def test_an_address_that_is_no_page_leads_to_the_start_page(client, path):
+    """A form's target opened again from the address bar, or a reloaded tab: the start
+    page, never a JSON 405 or 404."""
+    answer = await client.get(path)
+    assert answer.status_code == 303 and answer.headers["location"] == "/my/"
 
 
 async def test_the_pages_cookies_are_secure_outside_development(client, app):
@@ -148,10 +162,11 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert sent.status_code == 200, sent.text
     assert "+81 90-****-1357" in sent.text
     code = await sent_code(app, carrier, NUMBER)
+    full_width = code.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     opened = await client.post(
         "/my/session",
         data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
-              "code": code},
+              "code": full_width},  # as a Japanese input method types it
     )  # fmt: skip
     assert opened.status_code == 303
     assert "HttpOnly" in opened.headers["set-cookie"]
