@@ -15,7 +15,7 @@ from app.clients import service as clients
 from app.clients.schemas import ApiKeyCreate, ApiKeyRotate
 from app.clients.scopes import Scope
 from app.console.auth import ConsoleForm, ConsoleRoles
-from app.console.web import ConsoleRoute, checked, staff_page
+from app.console.web import Confirm, ConsoleRoute, checked, confirmed, staff_page
 from app.core.deps import CtxDep, TxDep
 from app.staff.auth import Staff
 from app.staff.roles import PUMPING_ADMIN, PUMPING_READ, STAFF_ADMIN
@@ -80,7 +80,10 @@ async def rotate_key(
 
 
 @router.post("/api-keys/{key_id}/revoke")
-async def revoke_key(key_id: KeyId, staff: KeysForm, tx: TxDep, ctx: CtxDep) -> Response:
+async def revoke_key(
+    key_id: KeyId, staff: KeysForm, tx: TxDep, ctx: CtxDep, confirm: Confirm = None
+) -> Response:
+    confirmed(confirm)
     await clients.revoke(tx, ctx, key_id=key_id, actor=staff.actor)
     return RedirectResponse("/console/api-keys", status_code=303)
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
-from app.console.web import ConsoleRoute, checked, staff_page
+from app.console.web import Confirm, ConsoleRoute, checked, confirmed, staff_page
 from app.core.deps import CtxDep, TxDep
 from app.staff import accounts, grants, invitations, lockout, offboarding
 from app.staff.access_schemas import (
@@ -125,14 +125,23 @@ async def reject(
 
 
 @router.post("/staff/{staff_id}/disable")
-async def disable(staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep) -> Response:
+async def disable(
+    staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, confirm: Confirm = None
+) -> Response:
+    confirmed(confirm)
     await accounts.disable(tx, ctx, staff=staff, account_id=staff_id)
     return back()
 
 
 @router.post("/staff/{staff_id}/offboard")
 async def offboard(
-    request: Request, staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep
+    request: Request,
+    staff_id: StaffId,
+    staff: AdminForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    confirm: Confirm = None,
 ) -> Response:
+    confirmed(confirm)
     done = await offboarding.offboard(tx, ctx, staff=staff, account_id=staff_id)
     return staff_page(request, ctx, staff, "offboarded.html", {"done": done})

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from app.console import i18n
 from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
-from app.core.errors import AppError, FieldProblem, PageRoute, problem_response
+from app.core.errors import AppError, FieldProblem, InvalidInput, PageRoute, problem_response
 from app.staff import roles
 from app.staff.auth import Staff
 
@@ -138,6 +138,18 @@ def query_form(request: Request, model: type[M]) -> M:
         if value and name in model.model_fields
     }
     return checked(model, values, location="query")
+
+
+# The box a form that cannot be undone carries (offboard, disable, revoke a key): ticked,
+# it sends "yes". Browsers refuse to send the form without it (`required`); the server
+# refuses it too, so a slip of the mouse on a small button changes nothing.
+Confirm = Annotated[str | None, Form(max_length=8)]
+
+
+def confirmed(value: str | None) -> None:
+    """Refuse (422 naming ``confirm``) a form whose confirmation box was not ticked."""
+    if value != "yes":
+        raise InvalidInput.field("confirm", "tick the box to confirm: this cannot be undone")
 
 
 def wants_html(request: Request) -> bool:

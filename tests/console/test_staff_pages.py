@@ -53,7 +53,12 @@ async def test_offboarding_shows_each_door_it_closed(client, app):
     root = await signed_in(app, "admin", "root")
     leaver = await signed_in(app, "operator", "taro")
     (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
-    done = await post(root, f"/console/staff/{taro['id']}/offboard", {}, csrf_from="/console/staff")
+    url = f"/console/staff/{taro['id']}/offboard"
+    # Nothing that cannot be undone happens on one click: the box must be ticked.
+    slip = await post(root, url, {}, csrf_from="/console/staff")
+    assert slip.status_code == 422 and "confirm" in slip.text
+    assert (await get(leaver, "/console/")).status_code == 200, "the slip changed nothing"
+    done = await post(root, url, {"confirm": "yes"}, csrf_from="/console/staff")
     assert done.status_code == 200, done.text
     doors = done.text.split('id="doors"')[1].split("</ul>")[0]
     assert doors.count("<li>") == 7
@@ -84,7 +89,9 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     assert rotated.status_code == 200 and "smsreg_sk_" in rotated.text
     page = await get(root, "/console/api-keys")
     (successor,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/revoke", page.text)
-    revoked = await post(root, f"/console/api-keys/{successor}/revoke", {"csrf": csrf_of(page)})
+    revoke = f"/console/api-keys/{successor}/revoke"
+    assert (await post(root, revoke, {"csrf": csrf_of(page)})).status_code == 422
+    revoked = await post(root, revoke, {"csrf": csrf_of(page), "confirm": "yes"})
     assert revoked.status_code == 303
     no_scope = await post(root, "/console/api-keys", {"name": "x", "csrf": csrf_of(page)})
     assert no_scope.status_code == 422 and "scopes" in no_scope.text
