@@ -8,9 +8,10 @@ enrol) is sent straight to the page that fixes it.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request, Response
+from fastapi import APIRouter, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.console import i18n
@@ -85,10 +86,19 @@ async def sign_out(request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep) -> 
 
 
 @router.get("/language/{lang}")
-async def switch_language(lang: Annotated[str, Path(pattern="^(en|ja)$")]) -> Response:
-    # A link, not a form: it only picks the words of the pages that follow.
-    response = RedirectResponse("/console/", status_code=303)
+async def switch_language(
+    lang: Annotated[str, Path(pattern="^(en|ja)$")],
+    back: Annotated[str | None, Query(max_length=2000)] = None,
+) -> Response:
+    # A link, not a form: it only picks the words of the pages that follow, and goes back
+    # to the console page it was on (a path of the console's own, never another site).
+    here = back if back and _CONSOLE_PATH.fullmatch(back) else "/console/"
+    response = RedirectResponse(here, status_code=303)
     response.set_cookie(
         i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/console", samesite="strict"
     )
     return response
+
+
+# A console page's path and query: no scheme, no host, no "//" or backslash.
+_CONSOLE_PATH = re.compile(r"/console(/[A-Za-z0-9_\-./]*)?(\?[A-Za-z0-9_\-.=&%]*)?")

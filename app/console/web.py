@@ -15,13 +15,21 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Form, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from app.console import i18n
 from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
-from app.core.errors import AppError, FieldProblem, InvalidInput, PageRoute, problem_response
+from app.core.errors import (
+    AppError,
+    FieldProblem,
+    InvalidInput,
+    PageRoute,
+    Unauthenticated,
+    problem_response,
+)
 from app.staff import roles
 from app.staff.auth import Staff
 
@@ -173,6 +181,9 @@ def refusal(request: Request, exc: AppError) -> Response:
     """An AppError for a browser (a page) or another client (a problem document)."""
     if not wants_html(request):
         return problem_response(exc.to_problem(), exc.headers)
+    if isinstance(exc, Unauthenticated) and request.method == "GET":
+        # A page opened signed out (or once the session ended): the sign-in page.
+        return RedirectResponse("/console/login", status_code=303)
     page = error_page(
         request, status=exc.status, title=exc.title, detail=exc.detail, fields=exc.errors
     )

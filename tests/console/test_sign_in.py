@@ -125,8 +125,7 @@ async def test_sign_out_ends_the_session_at_once(client, app):
     assert SESSION_COOKIE not in client.cookies
     client.cookies.set(SESSION_COOKIE, token, path="/console")
     again = await get(client, "/console/")
-    assert again.status_code == 401
-    assert 'href="/console/login"' in again.text
+    assert again.status_code == 303 and again.headers["location"] == "/console/login"
 
 
 async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, app, clock):
@@ -184,7 +183,13 @@ async def test_first_sign_in_enrols_totp_with_a_qr_code_and_shows_recovery_codes
 async def test_japanese_by_accept_language_or_the_switch(client, app):
     page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja,en;q=0.5"})
     assert "サインイン" in page.text and '<html lang="ja">' in page.text
-    switched = await client.get("/console/language/en")
-    assert switched.status_code == 303
+    # The switch goes back to the page it was on: the sign-in page, not a 401.
+    assert 'href="/console/language/en?back=/console/login"' in page.text
+    switched = await client.get("/console/language/en?back=/console/login")
+    assert switched.status_code == 303 and switched.headers["location"] == "/console/login"
     page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja"})
     assert "Sign in" in page.text
+    # Never another site, nor a path outside the console.
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/my/", "/console\\evil"):
+        away = await client.get("/console/language/ja", params={"back": elsewhere})
+        assert away.headers["location"] == "/console/"
