@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +23,7 @@ from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings
+from app.core.context import Context
 from app.core.crypto import KEY_ID_PATTERN
 from app.core.key_material import new_key
 from app.core.migrations import upgrade
@@ -33,6 +36,7 @@ from app.staff.cli import staff_cli
 from app.staff.credentials_cli import credentials_cli
 from app.verification.cli import pumping_cli
 
+log = logging.getLogger("smsreg.worker")
 cli = typer.Typer(help="smsreg: SMS verification and phone-number registry.", no_args_is_help=True)
 cli.add_typer(api_keys_cli, name="api-keys")
 secrets_cli = typer.Typer(
@@ -132,6 +136,12 @@ def _first_dev_key(settings: Settings) -> None:
 @cli.command()
 def worker(
     once: Annotated[bool, typer.Option(help="drain what is due, then exit")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=65535, help="serve this worker's /metrics (SMS outcomes) on this port"
+        ),
+    ] = None,
 ) -> None:
     """Send queued SMS from a separate process (set SMSREG_OUTBOX_DISPATCH=external)."""
     from app.core.config import ConfigError
@@ -158,14 +168,58 @@ def worker(
         try:
             if once:
                 return await outbox.drain()
+            log.info("outbox worker started", extra={"metrics_port": metrics_port})
             await outbox.run_forever()
+            log.info("outbox worker stopped")
             return 0
         finally:
             await db.dispose()
 
-    handled = asyncio.run(main())
+    scrape = None if metrics_port is None else _worker_metrics(settings, ctx, metrics_port)
+    try:
+        handled = asyncio.run(main())
+    finally:
+        if scrape is not None:
+            scrape()
     if once:
         typer.echo(f"handled {handled} message(s)")
+
+
+def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[], None]:
+    """Serve /metrics for this worker process (its SMS outcomes are counted here, not in
+    the service's processes), with the service's token, from a thread of its own: the
+    worker's event loop and its signal handlers stay the worker's. Returns the stop."""
+    import threading
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from app.core.errors import install_error_handlers
+    from app.core.metrics import router as metrics_router
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    install_error_handlers(app)  # a wrong token: 401 problem, as the service answers
+    app.state.ctx = ctx
+    app.state.metric_probes = []  # the database is the worker loop's, not this thread's
+    app.include_router(metrics_router)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        loop="asyncio",
+        lifespan="off",
+        access_log=False,
+        log_config=None,  # the worker's logging, already set up
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="worker-metrics", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+    return stop
 
 
 @cli.command()

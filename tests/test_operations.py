@@ -271,6 +271,43 @@ def test_metrics_and_logs_add_up_across_worker_processes(tmp_path):
     assert sum("Started server process" in line["message"] for line in lines) >= 2
 
 
+def test_a_separate_worker_serves_its_own_metrics_with_the_token(tmp_path):
+    """Its SMS outcomes are counted in its own process: the service's /metrics never
+    sees them when the worker runs apart (SMSREG_OUTBOX_DISPATCH=external)."""
+    port = _free_port()
+    token = "scrape-token-0123456789abcdef"
+    env = base_env(tmp_path, metrics_token=token, outbox_dispatch="external")
+    assert run(["migrate"], env).returncode == 0
+    log = tmp_path / "worker.log"
+    with log.open("wb") as stderr:
+        worker = subprocess.Popen(
+            [*SMSREG, "worker", "--metrics-port", str(port)],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/metrics"
+    scrape = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(scrape, timeout=5) as answer:  # noqa: S310
+                    scraped = answer.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert "# TYPE smsreg_sms_outcomes_total counter" in scraped
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(url)
+        assert refused.value.code == 401
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+    messages = [json.loads(line)["message"] for line in log.read_text().splitlines()]
+    assert "outbox worker started" in messages and "outbox worker stopped" in messages
+
+
 def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:
     request = urllib.request.Request(  # noqa: S310 (our own loopback server)
         f"http://127.0.0.1:{port}/v1/verifications",
