@@ -59,6 +59,7 @@ class CampaignDeliveryStatePublic(CampaignDeliveryPublic):
     """A delivery with what happened to its messages so far."""
 
     states: dict[str, int] = Field(
-        description="messages per state: queued, sending, sent, delivered, undelivered, "
-        "failed, expired, cancelled (opt-in withdrawn before sending)"
+        description="messages per state: queued, sending, sent (the carrier has it), "
+        "delivered, undelivered, failed, expired, unknown (the send's outcome was lost: "
+        "never sent again), cancelled (opt-in withdrawn before sending)"
     )

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.sms.outbox.messages import DeliveryState
+
 Purpose = Literal["coupon_usage", "coupon_delivery", "data_subject"]
 Status = Literal["pending", "approved", "expired", "exhausted", "superseded"]
 
@@ -43,7 +45,11 @@ class VerificationCheck(BaseModel):
 class DeliveryPublic(BaseModel):
     """What happened to the latest SMS of a verification."""
 
-    state: str = Field(description="queued, sending, sent, delivered, undelivered, failed, expired")
+    state: DeliveryState = Field(
+        description="queued (waiting), sending, sent (the carrier has it), delivered, "
+        "undelivered, failed, expired (not sent in time), unknown (the send's outcome was "
+        "lost: never sent again), cancelled"
+    )
     error_code: str | None = None
     sent_at: dt.datetime | None = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple, Protocol
+from typing import ClassVar, Literal, NamedTuple, Protocol
 
 from app.core.context import Context
 from app.core.ids import new_ordered_id
@@ -20,11 +20,35 @@ def new_message_id() -> str:
     return new_ordered_id("msg")
 
 
-def delivery_state(status: str, delivery_status: str | None) -> str:
-    """A message's state as clients see it: the carrier's, once it reported one."""
+DeliveryState = Literal["queued", "sending", "sent", "delivered", "undelivered", "failed",
+                        "expired", "unknown", "cancelled"]  # fmt: skip
+
+# What clients are told (docs/api.md, DeliveryState): the outbox's own states ...
+_OWN: dict[str, DeliveryState] = {
+    "pending": "queued",
+    "sending": "sending",
+    "sent": "sent",
+    "failed": "failed",
+    "expired": "expired",
+    "unknown": "unknown",
+    "cancelled": "cancelled",
+}
+# ... and, once the carrier reported one, the carrier's word for it (Twilio's message
+# statuses): held but not yet at the phone is "sent", at the phone "delivered".
+_CARRIER: dict[str, DeliveryState] = {
+    **dict.fromkeys(("accepted", "scheduled", "queued", "sending", "sent"), "sent"),
+    **dict.fromkeys(("delivered", "read", "partially_delivered"), "delivered"),
+    "undelivered": "undelivered",
+    **dict.fromkeys(("failed", "canceled"), "failed"),
+}
+
+
+def delivery_state(status: str, delivery_status: str | None) -> DeliveryState:
+    """A message's state as clients see it: the carrier's, once it reported one (a word
+    not known here is "sent": the carrier holds it), else the outbox's."""
     if delivery_status:
-        return delivery_status
-    return "queued" if status == "pending" else status
+        return _CARRIER.get(delivery_status, "sent")
+    return _OWN.get(status, "unknown")
 
 
 class MessageId(NamedTuple):
