@@ -55,7 +55,10 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
         "grants": await grants.list_grants(tx, ctx, status="pending"),
         "invitations": await invitations.list_open(tx, ctx) if admin else [],
         "admin": admin,
-        "roles": [role.value for role in Role],
+        # Least privilege first: the role a form offers before anyone chooses.
+        "roles": [
+            role.value for role in (Role.OPERATOR, Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)
+        ],
     }
     return staff_page(request, ctx, staff, "staff.html", context)
 

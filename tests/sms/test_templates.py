@@ -50,3 +50,12 @@ def test_templates_can_be_replaced(tmp_path):
         directory=str(tmp_path),
     )
     assert text == "Code 42 for S, 5 min"
+
+
+@pytest.mark.parametrize("minutes", [1, 10])
+def test_the_english_text_reads_right_for_any_lifetime(minutes):
+    """ "It expires in 1 minutes" was sent with a code lifetime of a minute."""
+    text = render_code_message(
+        language="en", service="S", code="42", minutes=minutes, webotp_domain=None
+    )
+    assert text == f"Your S code is 42. Valid for {minutes} min."
