@@ -18,6 +18,7 @@ from app.core.context import Context
 from app.core.db import Database
 from app.core.errors import NotFound, Unauthenticated
 from app.core.ids import new_id
+from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.tx import Tx
 from app.models.subject import SubjectSession
 from app.subject import repository as repo
@@ -54,6 +55,11 @@ class Subject:
         return f"subject:{self.subscriber_id}"
 
 
+# The self-service verifications in the same counters as the clients', by their purpose.
+_STARTED = VERIFICATIONS_STARTED.labels("data_subject")
+_APPROVED = VERIFICATIONS_APPROVED.labels("data_subject")
+
+
 async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> SubjectVerificationPublic:
     """Send a ``data_subject`` code to the number, within every send limit."""
     client = await clients.self_service_client(tx, ctx)
@@ -67,6 +73,7 @@ async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> Subject
         ip=ip,
         idempotency_key=None,
     )
+    tx.after_commit(_STARTED.inc)  # counted as a client's starts are, once it is queued
     public = started.public
     return SubjectVerificationPublic(
         verification_id=public.id,
@@ -87,6 +94,7 @@ async def check_code(db: Database, ctx: Context, *, data: SubjectCodeCheck) -> s
             verification_id=data.verification_id,
             data=VerificationCheck(code=data.code),
         )
+    _APPROVED.inc()
     return checked.subscriber_id
 
 

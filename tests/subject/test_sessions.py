@@ -4,6 +4,7 @@ refused everywhere else, and no other credential opens them."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.fixtures.flows import sent_code
 from tests.staff.helpers import events, make_key, rows, verified
@@ -113,3 +114,19 @@ async def test_other_credentials_are_refused_on_subject_routes(client, app):
     auth = await make_key(app, ["verifications:write"])
     assert (await client.get("/v1/subject/data", headers=auth)).status_code == 401
     assert (await client.get("/v1/subject/data")).status_code == 401
+
+
+async def test_self_service_verifications_are_counted_like_the_clients(client, app, carrier):
+    """smsreg_verifications_*_total{purpose="data_subject"} stayed at 0: only the client
+    routes counted."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    labels = {"purpose": "data_subject"}
+    before = {name: _sample(name, labels) for name in ("started", "approved")}
+    await open_session(client, app, carrier, NUMBER)
+    assert _sample("started", labels) == before["started"] + 1
+    assert _sample("approved", labels) == before["approved"] + 1
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(f"smsreg_verifications_{name}_total", labels) or 0.0
