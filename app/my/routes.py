@@ -14,6 +14,7 @@ from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AppError, PageRoute, Unauthenticated
 from app.my import pages
+from app.my.texts import RECEIPT
 from app.subject import erasure, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
@@ -200,7 +201,8 @@ async def my_erase(
         return pages.page(request, ctx, "erase.html", status=422, error="confirm")
     receipt = await erasure.erase_own(tx, ctx, subject=subject)
     background.add_task(db.checkpoint)  # once committed: empty SQLite's write-ahead log
-    response = pages.page(request, ctx, "receipt.html", receipt=receipt)
+    words = RECEIPT[pages.language(request)]
+    response = pages.page(request, ctx, "receipt.html", receipt=receipt, words=words)
     pages.clear_session(response)
     return response
 

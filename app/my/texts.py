@@ -147,3 +147,82 @@ TEXTS: dict[str, dict[str, str]] = {
         "back": "돌아가기",
     },
 }
+
+# The erasure receipt in words (its API answer names tables): what went, and why what is
+# kept is kept, in each language. A table not named here shows as its name.
+RECEIPT: dict[str, dict[str, str]] = {
+    "en": {
+        "done": "Your data has been erased. Keep the ID of this receipt: it is how we find the "
+        "record of your request if you ask about it.",
+        "subscribers": "your registry entry (the number, encrypted)",
+        "verifications": "SMS verifications of the number",
+        "outbox_messages": "SMS sent to the number",
+        "idempotency_records": "stored answers to verification requests",
+        "rate_limit_hits": "send-limit counts for the number",
+        "send_windows": "send-limit times for the number",
+        "subscriber_purposes": "purposes the number was verified for",
+        "consents": "consents to coupon messages",
+        "consent_events": "history of those consents",
+        "coupon_redemptions": "coupon redemptions",
+        "disclosure_consents": "consents to provision to third parties",
+        "disclosure_stops": "stops of provision to third parties",
+        "subject_sessions": "your sign-ins to this page",
+        "why_ledger_entry_subjects": "records of provision to third parties, which the law "
+        "requires us to keep for three years; they name you only by an anonymous id",
+        "why_access_log": "who among our staff looked at your record and when: our security "
+        "record, kept one year",
+        "why_audit_events": "what was done and when, by whom; never your number",
+        "why_disclosure_requests": "requests to provide data to a third party that named "
+        "you, kept three years with the records of provision",
+        "why_subject_requests": "your requests to us and this receipt, as proof that they "
+        "were answered; kept three years",
+    },
+    "ja": {
+        "done": "データを消去しました。この受領書のIDを保管してください。お問い合わせの際に"
+        "ご請求の記録を確認するために使います。",
+        "subscribers": "登録情報（暗号化した電話番号）",
+        "verifications": "この番号のSMS認証",
+        "outbox_messages": "この番号に送ったSMS",
+        "idempotency_records": "認証リクエストへの保存済み応答",
+        "rate_limit_hits": "この番号の送信回数の記録",
+        "send_windows": "この番号の送信時刻の記録",
+        "subscriber_purposes": "この番号を認証した利用目的",
+        "consents": "クーポン配信への同意",
+        "consent_events": "同意の履歴",
+        "coupon_redemptions": "クーポンの利用記録",
+        "disclosure_consents": "第三者提供への同意",
+        "disclosure_stops": "第三者提供の停止",
+        "subject_sessions": "このページへのサインイン",
+        "why_ledger_entry_subjects": "第三者提供の記録。法律により3年間保存します。"
+        "あなたは匿名のIDでのみ記載されます",
+        "why_access_log": "当社の担当者がいつ記録を閲覧したかの記録。安全管理のため1年間保存します",
+        "why_audit_events": "いつ誰が何をしたかの記録。電話番号は含みません",
+        "why_disclosure_requests": "あなたを対象とした第三者提供の依頼。"
+        "提供の記録とともに3年間保存します",
+        "why_subject_requests": "あなたからのご請求とこの受領書。対応した証拠として3年間保存します",
+    },
+    "ko": {
+        "done": "데이터를 삭제했습니다. 이 확인서의 ID를 보관하세요. 문의하실 때 요청 기록을 "
+        "찾는 데 사용합니다.",
+        "subscribers": "등록 정보(암호화된 전화번호)",
+        "verifications": "이 번호의 SMS 인증",
+        "outbox_messages": "이 번호로 보낸 SMS",
+        "idempotency_records": "인증 요청에 대한 저장된 응답",
+        "rate_limit_hits": "이 번호의 발송 횟수 기록",
+        "send_windows": "이 번호의 발송 시각 기록",
+        "subscriber_purposes": "이 번호를 인증한 이용 목적",
+        "consents": "쿠폰 메시지 수신 동의",
+        "consent_events": "동의 이력",
+        "coupon_redemptions": "쿠폰 사용 기록",
+        "disclosure_consents": "제3자 제공 동의",
+        "disclosure_stops": "제3자 제공 중지",
+        "subject_sessions": "이 페이지 로그인 기록",
+        "why_ledger_entry_subjects": "제3자 제공 기록. 법에 따라 3년간 보존하며, 익명 ID로만 "
+        "기재됩니다",
+        "why_access_log": "당사 직원이 언제 기록을 열람했는지의 기록. 보안을 위해 1년간 보존합니다",
+        "why_audit_events": "언제 누가 무엇을 했는지의 기록. 전화번호는 포함하지 않습니다",
+        "why_disclosure_requests": "귀하를 대상으로 한 제3자 제공 요청. 제공 기록과 함께 3년간 "
+        "보존합니다",
+        "why_subject_requests": "귀하의 요청과 이 확인서. 처리했다는 증거로 3년간 보존합니다",
+    },
+}

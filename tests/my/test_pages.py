@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from app.my.texts import TEXTS
+from app.my.texts import RECEIPT, TEXTS
+from app.subject.erasure import KEPT_WHY
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.ledger.conftest import add_subscriber, number, release
@@ -189,7 +190,11 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert rows(app, "SELECT id FROM subscribers WHERE id = :s", s=sid) == [{"id": sid}]
     erased = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
     assert erased.status_code == 200, erased.text
-    assert "ledger_entry_subjects" in erased.text
+    # The receipt in the page's words: what went and why the rest is kept, no table names.
+    assert RECEIPT["en"]["done"] in erased.text
+    assert RECEIPT["en"]["why_ledger_entry_subjects"] in erased.text
+    assert RECEIPT["en"]["subscribers"] in erased.text
+    assert not re.search(r"<li>[a-z_]+: \d", erased.text), "a table's name is shown"
     assert rows(app, "SELECT id FROM subscribers") == [{"id": other}]
     assert (await client.get("/my/records")).status_code == 401
 
@@ -224,3 +229,11 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     assert "+81 90-****-9753" in (await client.get("/my/records")).text
     index = app.state.ctx.keys.blind_index(new, kind="number")
     assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=index) == [{"id": sid}]
+
+
+def test_the_receipt_has_every_word_in_every_language():
+    """Every kept table's reason and every language's words: a receipt never falls back
+    to a table's name or to English on a Japanese or Korean page."""
+    assert {f"why_{name}" for name in KEPT_WHY} <= set(RECEIPT["en"])
+    for words in RECEIPT.values():
+        assert set(words) == set(RECEIPT["en"])
