@@ -136,6 +136,19 @@ async def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
     assert (problem.seq, problem.kind) == (N, "bad-signature")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("last_seq", N + 4), ("head_seq", N + 6), ("first_seq", 2)]
+)
+async def test_a_header_that_claims_another_range_is_found(ledger, db, ctx, field, value):
+    """The header's range was never checked: edited to claim more (or less) than the
+    file holds, the export still verified."""
+    records = [dict(r) for r in _jsonl(await _export(db, ctx))]
+    assert _verify(_lines(records), ctx).ok
+    records[0][field] = value
+    problem = _verify(_lines(records), ctx).problem
+    assert problem is not None and problem.kind == "truncated"
+
+
 async def test_csv_tampering_is_found(ledger, db, ctx):
     rows = list(csv.reader(io.StringIO((await _export(db, ctx, "csv")).decode())))
     columns = rows[0]

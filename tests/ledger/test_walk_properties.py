@@ -51,7 +51,15 @@ def _entries(purposes: list[str]) -> list[dict]:
 
 
 def _export(entries: list[dict], *, ends: int | None = None) -> list[bytes]:
-    header = {"type": "header", "format": EXPORT_FORMAT, "complete": True}
+    last = len(entries) or None
+    header = {
+        "type": "header",
+        "format": EXPORT_FORMAT,
+        "complete": True,
+        "first_seq": 1 if entries else None,
+        "last_seq": last,
+        "head_seq": last or 0,
+    }
     end = {"type": "end", "entries": len(entries) if ends is None else ends, "links": 0}
     return [orjson.dumps(record) + b"\n" for record in (header, *entries, end)]
 

@@ -141,6 +141,8 @@ def _verify_records(
             )
         elif records.peek() is not None:
             raise Malformed("records after the end record")
+        else:
+            report.problem = _range_claimed(header, report, after)
     if report.ok and not report.complete:
         report.notes.append(
             "filtered export: each entry is proven unchanged and in place, up to the "
@@ -152,3 +154,25 @@ def _verify_records(
             f"entries after seq {report.covered_to or 0} are not covered by a checkpoint"
         )
     return report
+
+
+def _range_claimed(header: Mapping[str, Any], report: Report, after: int) -> Problem | None:
+    """The header's range (first, last and head seq) is the range of the entries that
+    follow: a file whose header claims more than it holds was cut, one that claims less
+    was added to."""
+    if not {"first_seq", "last_seq", "head_seq"} <= header.keys():
+        raise Malformed("the header does not name its range (first_seq, last_seq, head_seq)")
+    claimed = (header["first_seq"], header["last_seq"])
+    held = (report.first_seq, report.last_seq)
+    head = header["head_seq"]
+    # A complete export runs to the head; a filtered one to a checkpoint at most the head.
+    last = report.last_seq or 0
+    head_wrong = not isinstance(head, int) or (head != last if report.complete else head < last)
+    if claimed != held or head_wrong:
+        return Problem(
+            after,
+            TRUNCATED,
+            f"the header names seq {claimed[0]}..{claimed[1]} (head "
+            f"{header.get('head_seq')}), the export holds {held[0]}..{held[1]}",
+        )
+    return None
