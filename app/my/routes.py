@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import AppError, PageRoute, Unauthenticated
+from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
 from app.my import pages
-from app.my.texts import RECEIPT
+from app.my.texts import PROBLEMS, RECEIPT
 from app.subject import erasure, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
@@ -30,7 +30,7 @@ class MyRoute(PageRoute):
             page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
         else:
             page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
-                              error=exc.detail)  # fmt: skip
+                              error=_problem(request, exc))  # fmt: skip
         page.headers.update(exc.headers)
         return page
 
@@ -90,10 +90,23 @@ def _typed_code(code: str) -> str:
     return unicodedata.normalize("NFKC", code).strip()
 
 
-def _problem(exc: AppError | ValidationError) -> str:
+def _problem(request: Request, exc: AppError | ValidationError) -> str:
+    """A refusal in the page's language (app.my.texts.PROBLEMS): by the fields at fault,
+    or by its problem type; never the API's English detail."""
+    words = PROBLEMS[pages.language(request)]
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return exc.detail
+        fields = [str(error["loc"][0]) for error in exc.errors() if error["loc"]] or ["?"]
+    elif exc.slug == InvalidInput.slug:
+        fields = [problem.field.split(".")[0] for problem in exc.errors] or ["?"]
+    else:
+        fields = []
+    if fields or isinstance(exc, ValidationError):
+        said = dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields)
+        return " ".join(said)
+    text = words.get(exc.slug, words["other"])
+    retry_after = int(exc.extra.get("retry_after", 60))
+    values = {"attempts_left": exc.extra.get("attempts_left", 0), "minutes": -(-retry_after // 60)}
+    return text.format(**values)
 
 
 @router.get("", include_in_schema=False)
@@ -122,7 +135,7 @@ async def my_code(
         sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
-        return pages.page(request, ctx, "start.html", status=status, error=_problem(exc))
+        return pages.page(request, ctx, "start.html", status=status, error=_problem(request, exc))
     outbox.kick()
     return pages.page(request, ctx, "code.html", sent=sent)
 
@@ -143,7 +156,8 @@ async def my_session(
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
         retry = {"verification_id": verification_id, "phone_masked": ""}
-        return pages.page(request, ctx, "code.html", status=status, error=_problem(exc), sent=retry)
+        return pages.page(request, ctx, "code.html", status=status,
+                          error=_problem(request, exc), sent=retry)  # fmt: skip
     response = pages.redirect("/my/records")
     minutes = ctx.settings.subject_session_minutes
     pages.set_session(request, response, opened.token, max_age=minutes * 60)
@@ -226,7 +240,7 @@ async def my_correction_code(
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
         return pages.page(request, ctx, "message.html", status=status, key="error",
-                          error=_problem(exc))  # fmt: skip
+                          error=_problem(request, exc))  # fmt: skip
     outbox.kick()
     return pages.page(request, ctx, "code.html", sent=sent, action="/my/correction")
 
@@ -248,7 +262,7 @@ async def my_correction(
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
         retry = {"verification_id": verification_id, "phone_masked": ""}
-        return pages.page(request, ctx, "code.html", status=status, error=_problem(exc),
+        return pages.page(request, ctx, "code.html", status=status, error=_problem(request, exc),
                           sent=retry, action="/my/correction")  # fmt: skip
     return pages.redirect("/my/records?done=done")
 

@@ -226,3 +226,61 @@ RECEIPT: dict[str, dict[str, str]] = {
         "why_subject_requests": "귀하의 요청과 이 확인서. 처리했다는 증거로 3년간 보존합니다",
     },
 }
+
+# What a refusal says on the pages, by its problem type (``slug``) or, for a field that
+# does not validate, by the field: the API's words are a developer's, in English. A
+# refusal not named here says "other". ``{attempts_left}`` and ``{minutes}`` are filled in.
+PROBLEMS: dict[str, dict[str, str]] = {
+    "en": {
+        "field_phone": "Check the number: a mobile number of the country you chose.",
+        "field_country": "Choose the country of the number.",
+        "field_code": "Enter the code from the SMS: digits only.",
+        "invalid-code": "The code is not correct. Tries left: {attempts_left}.",
+        "verification-expired": "The code has expired. Go back and send a new one.",
+        "verification-superseded": "A newer code was sent. Use the newest SMS.",
+        "attempts-exhausted": "Too many wrong codes. Go back and send a new one.",
+        "verification-already-approved": "This code was already used. Go back and start again.",
+        "verification-not-found": "This code request is not known. Go back and start again.",
+        "rate-limited": "Too many codes were sent. Try again in {minutes} minute(s).",
+        "prefix-blocked": "We cannot send codes to this number range now. Try again later.",
+        "subject-number-taken": "That number belongs to someone else in our records.",
+        "database-unavailable": "The service is busy. Try again in a moment.",
+        "other": "Something went wrong. Go back and start again.",
+    },
+    "ja": {
+        "field_phone": "電話番号を確認してください（選んだ国の携帯電話番号）。",
+        "field_country": "電話番号の国を選んでください。",
+        "field_code": "SMSに記載のコードを数字で入力してください。",
+        "invalid-code": "コードが正しくありません。あと{attempts_left}回入力できます。",
+        "verification-expired": "コードの有効期限が切れました。"
+        "戻って新しいコードを送ってください。",
+        "verification-superseded": "新しいコードが送信されました。"
+        "最新のSMSのコードを使ってください。",
+        "attempts-exhausted": "コードの誤りが多すぎます。戻って新しいコードを送ってください。",
+        "verification-already-approved": "このコードは使用済みです。"
+        "戻って最初からやり直してください。",
+        "verification-not-found": "このコードの要求が見つかりません。"
+        "戻って最初からやり直してください。",
+        "rate-limited": "コードの送信が多すぎます。{minutes}分後にもう一度お試しください。",
+        "prefix-blocked": "現在この番号帯にはコードを送信できません。時間をおいてお試しください。",
+        "subject-number-taken": "その番号は別の方の記録にあります。",
+        "database-unavailable": "ただいま混み合っています。少し待ってからお試しください。",
+        "other": "問題が発生しました。戻って最初からやり直してください。",
+    },
+    "ko": {
+        "field_phone": "번호를 확인하세요(선택한 국가의 휴대전화 번호).",
+        "field_country": "번호의 국가를 선택하세요.",
+        "field_code": "SMS로 받은 인증번호를 숫자로 입력하세요.",
+        "invalid-code": "인증번호가 올바르지 않습니다. 남은 횟수: {attempts_left}회.",
+        "verification-expired": "인증번호가 만료되었습니다. 돌아가서 새 인증번호를 받으세요.",
+        "verification-superseded": "새 인증번호가 발송되었습니다. 최신 SMS의 번호를 사용하세요.",
+        "attempts-exhausted": "잘못된 입력이 너무 많습니다. 돌아가서 새 인증번호를 받으세요.",
+        "verification-already-approved": "이미 사용된 인증번호입니다. 처음부터 다시 시작하세요.",
+        "verification-not-found": "이 인증 요청을 찾을 수 없습니다. 처음부터 다시 시작하세요.",
+        "rate-limited": "인증번호 발송이 너무 많습니다. {minutes}분 후에 다시 시도하세요.",
+        "prefix-blocked": "지금은 이 번호대로 인증번호를 보낼 수 없습니다. 나중에 다시 시도하세요.",
+        "subject-number-taken": "그 번호는 다른 분의 기록에 있습니다.",
+        "database-unavailable": "서비스가 혼잡합니다. 잠시 후 다시 시도하세요.",
+        "other": "문제가 발생했습니다. 처음부터 다시 시작하세요.",
+    },
+}

@@ -66,7 +66,7 @@ def _erase_in(page: Any, live_server: Any) -> None:
     page.check("#confirm")
     page.click("#erase-now")
     assert page.inner_text("#receipt-id").startswith("sjr_")
-    assert "ledger_entry_subjects" in page.inner_text("#kept")
+    assert "records of provision to third parties" in page.inner_text("#kept")
     page.goto(live_server.url + "/my/records")
     assert "session has ended" in page.inner_text("#message")
 

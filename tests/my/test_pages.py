@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from app.my.texts import RECEIPT, TEXTS
+from app.my.texts import PROBLEMS, RECEIPT, TEXTS
 from app.subject.erasure import KEPT_WHY
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
@@ -109,7 +109,8 @@ async def test_a_form_that_does_not_validate_answers_a_page_naming_the_field(cli
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["cache-control"] == "no-store"
     field = "country" if "country" not in form or form["country"] == "XX" else "phone"
-    assert field in response.text and 'id="error"' in response.text
+    # Named in the page's words (Japanese by default), not the API's English.
+    assert PROBLEMS["ja"][f"field_{field}"] in response.text and 'id="error"' in response.text
     assert not rows(app, "SELECT id FROM verifications")
 
 
@@ -237,3 +238,29 @@ def test_the_receipt_has_every_word_in_every_language():
     assert {f"why_{name}" for name in KEPT_WHY} <= set(RECEIPT["en"])
     for words in RECEIPT.values():
         assert set(words) == set(RECEIPT["en"])
+
+
+async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
+    """The API's English ("the code is not correct; 4 attempt(s) left") was shown on the
+    Japanese and Korean pages."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    page = await client.get("/my/?lang=ko")
+    sent = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
+    )
+    code = await sent_code(app, carrier, NUMBER)
+    wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
+    answer = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": wrong},
+    )  # fmt: skip
+    assert answer.status_code == 422
+    assert PROBLEMS["ko"]["invalid-code"].format(attempts_left=4) in answer.text
+    assert "attempt(s)" not in answer.text
+
+
+def test_every_problem_is_worded_in_every_language():
+    for words in PROBLEMS.values():
+        assert set(words) == set(PROBLEMS["en"])
