@@ -329,7 +329,9 @@ class Settings(BaseSettings):
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         token = self.metrics_token.get_secret_value()
-        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS:
+        # A random token of 16 characters or more has at least 10 distinct ones (48 hex
+        # digits from `openssl rand -hex 24`: 16 almost surely); a word said again does not.
+        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS or len(set(token)) < 10:
             raise ConfigError(
                 f"SMSREG_METRICS_TOKEN must be a random secret of at least {MIN_TOKEN_CHARS} "
                 "characters (openssl rand -hex 24)"

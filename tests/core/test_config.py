@@ -86,7 +86,16 @@ def test_production_refuses_one_key_in_two_families():
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("token", ["x", "0123456789abcde", "replace-with-a-random-scrape-token"])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "x",
+        "0123456789abcde",
+        "replace-with-a-random-scrape-token",
+        "changemechangemechangeme",  # a word said again: not random however long
+        "secretsecretsecret",
+    ],
+)
 def test_production_refuses_a_short_or_placeholder_metrics_token(token):
     with pytest.raises(ConfigError, match="SMSREG_METRICS_TOKEN"):
         Settings(
