@@ -95,7 +95,8 @@ def verify_command(
     pins = _pins(witness_files or [], expect or [])
     if file is not None:
         if not file.is_file():
-            typer.secho(f"no such file: {file}", err=True, fg="red")
+            what = "not a regular file" if file.exists() else "no such file"
+            typer.secho(f"{what}: {file}", err=True, fg="red")
             raise typer.Exit(2)
         try:
             keys = verify.parse_public_keys(public_key) if public_key else None
@@ -115,6 +116,9 @@ def verify_command(
             if not witness_files and configured is not None and configured.exists():
                 held = _pins([configured], expect or [])
             found = await verify.verify_in_units(db, ctx, held)
+            if not witness_files and configured is not None and not configured.exists():
+                # Nothing written yet, or a mistyped path: say so rather than say nothing.
+                found.notes.append(f"the witness file {configured} does not exist (yet)")
             details = {"ok": found.ok, "entries": found.entries}
             await _record(db, ctx, tag=Tag.LEDGER_VERIFIED, details=details)
             return found

@@ -206,6 +206,14 @@ def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch
     monkeypatch.setenv("SMSREG_LEDGER_WITNESS", str(kept))
     configured = runner.invoke(cli, ["ledger", "verify"])
     assert configured.exit_code == 1 and "BROKEN at seq 3" in configured.output
+    # A configured witness that is not there (a typo, a lost volume) is said, not skipped.
+    monkeypatch.setenv("SMSREG_LEDGER_WITNESS", str(tmp_path / "typo.jsonl"))
+    missing = runner.invoke(cli, ["ledger", "verify"])
+    assert "typo.jsonl does not exist" in missing.output
+    assert (
+        "not a regular file: /dev/null"
+        in runner.invoke(cli, ["ledger", "verify", "--file", "/dev/null"]).output
+    )
 
     for args in (["--expect", "4:zz"], ["--witness", str(tmp_path / "none.jsonl")]):
         assert runner.invoke(cli, ["ledger", "verify", *args]).exit_code == 2
