@@ -47,6 +47,8 @@ async def form_csrf(
 
 
 CSRF_CHECKED = [Depends(form_csrf)]
+# What the records page says was done (``?done=``): each action, and a correction.
+DONE = ("withdraw-delivery", "stop-usage", "stop-provision", "resume-provision", "corrected")
 ACTIONS = {
     "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
     "stop-usage": RequestKind.STOP_USAGE,
@@ -171,9 +173,9 @@ async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSu
     held = await service.held(tx, ctx, subject=subject)
     records = await service.disclosures(tx, ctx, subject=subject)
     done = request.query_params.get("done")
+    said = f"done_{done}" if done in DONE else "unchanged" if done == "unchanged" else None
     return pages.page(
-        request, ctx, "records.html", held=held, records=records.records,
-        done=done if done in ("done", "unchanged") else None,
+        request, ctx, "records.html", held=held, records=records.records, done=said,
     )  # fmt: skip
 
 
@@ -189,7 +191,7 @@ async def my_action(
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     done = await service.act(tx, ctx, subject=subject, kind=ACTIONS[action], ip=ip)
-    return pages.redirect("/my/records?done=" + ("done" if done.changed else "unchanged"))
+    return pages.redirect("/my/records?done=" + (action if done.changed else "unchanged"))
 
 
 @router.get("/erase", response_class=HTMLResponse)
@@ -264,7 +266,7 @@ async def my_correction(
         retry = {"verification_id": verification_id, "phone_masked": ""}
         return pages.page(request, ctx, "code.html", status=status, error=_problem(request, exc),
                           sent=retry, action="/my/correction")  # fmt: skip
-    return pages.redirect("/my/records?done=done")
+    return pages.redirect("/my/records?done=corrected")
 
 
 @router.post("/logout", response_class=HTMLResponse, dependencies=CSRF_CHECKED)

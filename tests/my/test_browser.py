@@ -61,7 +61,7 @@ def _erase_in(page: Any, live_server: Any) -> None:
     page.wait_for_url("**/my/records")
     assert "coupon_usage" in page.inner_text("#purposes")
     page.click("#stop-usage")
-    assert page.inner_text("#done") == "Done."
+    assert page.inner_text("#done") == "Done: your number is no longer used for coupons."
     page.click("#erase")
     page.check("#confirm")
     page.click("#erase-now")

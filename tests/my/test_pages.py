@@ -182,6 +182,9 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert other not in records.text
     stopped = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
     assert stopped.status_code == 303
+    # The page says what was done, not only "Done."
+    after = await client.get(stopped.headers["location"])
+    assert TEXTS["en"]["done_stop-usage"] in after.text
     assert not rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
 
     confirm = await client.get("/my/erase")
