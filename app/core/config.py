@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # those reads miss it; SQLite's own default is 2 MiB.
     sqlite_cache_mb: int = Field(64, ge=2, le=65_536)
     service_name: str = "smsreg"
+    # Who runs the service, on the data subjects' pages (/my/): a person arriving from an
+    # SMS must be able to tell them from a phishing page and know where else to ask.
+    privacy_contact: str | None = Field(None, max_length=300)
+    privacy_policy_url: str | None = Field(None, max_length=500, pattern=r"^https?://\S+$")
 
     # Secrets: key rings as JSON objects {"key id": "base64 of >= 32 bytes"}.
     phone_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -105,7 +105,15 @@ def page(
     response = templates.TemplateResponse(
         request,
         name,
-        {"t": TEXTS[lang], "lang": lang, "csrf": csrf_token(ctx, value), **values},
+        {
+            "t": TEXTS[lang],
+            "lang": lang,
+            "csrf": csrf_token(ctx, value),
+            "service": ctx.settings.service_name,
+            "contact": ctx.settings.privacy_contact,
+            "policy": ctx.settings.privacy_policy_url,
+            **values,
+        },
         status_code=status,
         headers=HEADERS,
     )

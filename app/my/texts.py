@@ -56,6 +56,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "csrf": "The form has expired. Start again.",
         "error": "Please check",
         "back": "Back",
+        "contact": "Questions, or requests by phone or letter",
+        "policy": "Privacy policy",
     },
     "ja": {
         "title": "あなたのデータ",
@@ -108,6 +110,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "csrf": "フォームの有効期限が切れました。最初からやり直してください。",
         "error": "確認してください",
         "back": "戻る",
+        "contact": "お問い合わせ・電話や書面でのご請求",
+        "policy": "個人情報保護方針",
     },
     "ko": {
         "title": "내 데이터",
@@ -160,6 +164,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "csrf": "양식이 만료되었습니다. 처음부터 다시 시작하세요.",
         "error": "확인하세요",
         "back": "돌아가기",
+        "contact": "문의 및 전화·서면 요청",
+        "policy": "개인정보 처리방침",
     },
 }
 

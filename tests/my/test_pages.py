@@ -267,3 +267,22 @@ async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
 def test_every_problem_is_worded_in_every_language():
     for words in PROBLEMS.values():
         assert set(words) == set(PROBLEMS["en"])
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            "service_name": "Digirou Coupons",
+            "privacy_contact": "Digirou Inc., privacy desk, 03-1234-5678",
+            "privacy_policy_url": "https://digirou.example.co.jp/privacy",
+        }
+    ],
+)
+async def test_the_pages_say_who_runs_them(client):
+    """A person arriving from an SMS can tell the operator's pages from a phishing one,
+    and knows where else to ask."""
+    page = await client.get("/my/?lang=en")
+    assert "<title>Digirou Coupons: Your data</title>" in page.text
+    assert "privacy desk, 03-1234-5678" in page.text
+    assert 'href="https://digirou.example.co.jp/privacy"' in page.text
