@@ -137,12 +137,12 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=HEADERS)
 
 
-def set_session(request: Request, response: Response, token: str, max_age: int) -> None:
-    """Keep the subject token in the session cookie."""
+def set_session(request: Request, response: Response, token: str) -> None:
+    """Keep the subject token in a session cookie: gone when the browser closes (a shared
+    phone or a kiosk), and the session itself ends on the server after its minutes."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=max_age,
         path=PATH,
         httponly=True,
         samesite="strict",

@@ -161,8 +161,7 @@ async def my_session(
         return pages.page(request, ctx, "code.html", status=status,
                           error=_problem(request, exc), sent=retry)  # fmt: skip
     response = pages.redirect("/my/records")
-    minutes = ctx.settings.subject_session_minutes
-    pages.set_session(request, response, opened.token, max_age=minutes * 60)
+    pages.set_session(request, response, opened.token)
     return response
 
 

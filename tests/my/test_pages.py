@@ -172,6 +172,9 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     )  # fmt: skip
     assert opened.status_code == 303
     assert "HttpOnly" in opened.headers["set-cookie"]
+    # A session cookie: it goes when the browser closes (a shared phone), not 15 minutes on.
+    assert "max-age" not in opened.headers["set-cookie"].lower()
+    assert "expires" not in opened.headers["set-cookie"].lower()
     records = await client.get("/my/records")
     assert records.status_code == 200
     assert "coupon_usage" in records.text and NUMBER not in records.text
