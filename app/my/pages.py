@@ -11,6 +11,7 @@ session cookie, and the headers it is answered with.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.errors import AppError
-from app.my.texts import LANGUAGES, TEXTS
+from app.my.texts import LANGUAGES, TEXTS, WORDS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SESSION_COOKIE = "smsreg_subject"
@@ -110,6 +111,8 @@ def page(
             "lang": lang,
             "csrf": csrf_token(ctx, value),
             "service": ctx.settings.service_name,
+            "word": lambda name: WORDS[lang].get(str(name), str(name)),
+            "when": when,
             "contact": ctx.settings.privacy_contact,
             "policy": ctx.settings.privacy_policy_url,
             **values,
@@ -119,6 +122,19 @@ def page(
     )
     finish(request, response, csrf=value, lang=lang)
     return response
+
+
+def when(instant: dt.datetime | str | None) -> str:
+    """An instant as a person reads it: to the minute, in Japan's time (the service's
+    regions, Japan and Korea, share it), labelled."""
+    if instant is None:
+        return ""
+    if isinstance(instant, str):
+        instant = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return instant.astimezone(_SHOWN_IN).strftime("%Y-%m-%d %H:%M (UTC+9)")
+
+
+_SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
 
 
 def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:

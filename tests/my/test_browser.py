@@ -59,7 +59,7 @@ def _erase_in(page: Any, live_server: Any) -> None:
     page.fill("#code", _next_code(live_server, sent_before))
     page.click("#check")
     page.wait_for_url("**/my/records")
-    assert "coupon_usage" in page.inner_text("#purposes")
+    assert "tracking coupon use" in page.inner_text("#purposes")
     page.click("#stop-usage")
     assert page.inner_text("#done") == "Done: your number is no longer used for coupons."
     page.click("#erase")

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import get_args
 
 import pytest
 
-from app.my.texts import PROBLEMS, RECEIPT, TEXTS
+from app.consent.schemas import Action
+from app.ledger.rules import DATA_ITEMS, LEGAL_BASES
+from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
+from app.sms.outbox.messages import DeliveryState
 from app.subject.erasure import KEPT_WHY
+from app.verification.schemas import Purpose
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.ledger.conftest import add_subscriber, number, release
@@ -180,7 +185,9 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert "coupon_usage" in records.text and NUMBER not in records.text
     # Each purpose since when and last verified when; a disclosure not compelled by law
     # shows its reference, and counts its other subjects without naming them.
-    assert "coupon_usage (since 2026-" in records.text and "; last verified 2026-" in records.text
+    # In words, and in the time a person in Japan or Korea reads (to the minute).
+    assert "tracking coupon use (since 2026-" in records.text
+    assert re.search(r"; last verified 2026-\d\d-\d\d \d\d:\d\d \(UTC\+9\)", records.text)
     assert "request reference: ER-2026-7; other people in this disclosure: 1" in records.text
     assert other not in records.text
     stopped = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
@@ -289,3 +296,18 @@ async def test_the_pages_say_who_runs_them(client):
     assert "<title>Digirou Coupons: Your data</title>" in page.text
     assert "privacy desk, 03-1234-5678" in page.text
     assert 'href="https://digirou.example.co.jp/privacy"' in page.text
+
+
+def test_every_name_the_records_page_shows_is_a_word_in_every_language():
+    """No purpose, legal basis, data item or message state shows as the service's name
+    for it (coupon_usage, law, phone_number...)."""
+    names = {
+        *get_args(Purpose),
+        *get_args(Action),
+        *LEGAL_BASES,
+        *DATA_ITEMS,
+        *get_args(DeliveryState),
+    }
+    for words in WORDS.values():
+        assert names <= set(words)
+        assert set(words) == set(WORDS["en"])
