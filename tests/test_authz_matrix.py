@@ -196,6 +196,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/my"): Row(ANYONE),  # a redirect to /my/
     ("GET", "/my/"): Row(ANYONE),
     ("POST", "/my/code"): Row(ANYONE),
+    ("GET", "/my/code"): Row(ANYONE),  # without a known verification, a redirect to /my/
     ("POST", "/my/session"): Row(ANYONE),
     ("GET", "/my/records"): Row(NOBODY),
     ("POST", "/my/actions/{action}"): Row(NOBODY),

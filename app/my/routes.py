@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -139,6 +139,23 @@ async def my_code(
         status = exc.status if isinstance(exc, AppError) else 422
         return pages.page(request, ctx, "start.html", status=status, error=_problem(request, exc))
     outbox.kick()
+    # To a page of its own: reloading it, or going back to it, sends no second SMS.
+    return pages.redirect(f"/my/code?verification={sent.verification_id}")
+
+
+@router.get("/code", response_class=HTMLResponse)
+async def my_code_page(
+    request: Request,
+    ctx: CtxDep,
+    tx: TxDep,
+    verification: Annotated[
+        str | None, Query(max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")
+    ] = None,
+) -> Response:
+    """The code form of a self-service verification just sent (after the redirect)."""
+    sent = None if verification is None else await sessions.sent(tx, ctx, verification)
+    if sent is None:
+        return pages.redirect("/my/")
     return pages.page(request, ctx, "code.html", sent=sent)
 
 

@@ -31,6 +31,7 @@ from app.subject.schemas import (
 from app.verification import checking
 from app.verification import service as verification
 from app.verification.schemas import VerificationCheck, VerificationStart
+from app.verification.states import VerificationNotFound
 
 TOKEN_PREFIX = "smsreg_st_"  # noqa: S105 (a label, not a secret)
 MAX_TOKEN_LENGTH = 200
@@ -75,6 +76,22 @@ async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> Subject
     )
     tx.after_commit(_STARTED.inc)  # counted as a client's starts are, once it is queued
     public = started.public
+    return SubjectVerificationPublic(
+        verification_id=public.id,
+        phone_masked=public.phone_masked,
+        expires_at=public.expires_at,
+        attempts_left=public.attempts_left,
+    )
+
+
+async def sent(tx: Tx, ctx: Context, verification_id: str) -> SubjectVerificationPublic | None:
+    """A self-service verification as its code page shows it (None: no such one)."""
+    try:
+        public = await verification.read(
+            tx, ctx, client=clients.SELF_SERVICE, verification_id=verification_id
+        )
+    except VerificationNotFound:
+        return None
     return SubjectVerificationPublic(
         verification_id=public.id,
         phone_masked=public.phone_masked,

@@ -132,7 +132,15 @@ async def test_a_refused_form_answers_a_page(client, app):
 
 
 @pytest.mark.parametrize(
-    "path", ["/my/code", "/my/session", "/my/correction", "/my/logout", "/my/nowhere"]
+    "path",
+    [
+        "/my/code",  # without its verification
+        "/my/code?verification=ver_unknown",
+        "/my/session",
+        "/my/correction",
+        "/my/logout",
+        "/my/nowhere",
+    ],
 )
 async def test_an_address_that_is_no_page_leads_to_the_start_page(client, path):
     """A form's target opened again from the address bar, or a reloaded tab: the start
@@ -163,11 +171,19 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
                   request_reference="ER-2026-7")  # fmt: skip
     clock.advance(minutes=1)
     page = await client.get("/my/?lang=en")
-    sent = await client.post(
+    posted = await client.post(
         "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
     )
+    # The code form is a page of its own: reloading it (or going back to it) sends no
+    # second SMS, as reloading the form's POST did.
+    assert posted.status_code == 303, posted.text
+    assert posted.headers["location"].startswith("/my/code?verification=ver_")
+    sent = await client.get(posted.headers["location"])
     assert sent.status_code == 200, sent.text
     assert "+81 90-****-1357" in sent.text
+    messages = rows(app, "SELECT id FROM outbox_messages")
+    assert (await client.get(posted.headers["location"])).status_code == 200
+    assert rows(app, "SELECT id FROM outbox_messages") == messages
     code = await sent_code(app, carrier, NUMBER)
     full_width = code.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     opened = await client.post(
@@ -218,9 +234,10 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     sid = await verified(client, app, carrier, auth, NUMBER)
     clock.advance(minutes=1)
     page = await client.get("/my/?lang=en")
-    sent = await client.post(
+    posted = await client.post(
         "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
     )
+    sent = await client.get(posted.headers["location"])
     code = await sent_code(app, carrier, NUMBER)
     await client.post(
         "/my/session",
@@ -259,9 +276,10 @@ async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
     auth = await make_key(app, ["verifications:write"])
     await verified(client, app, carrier, auth, NUMBER)
     page = await client.get("/my/?lang=ko")
-    sent = await client.post(
+    posted = await client.post(
         "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
     )
+    sent = await client.get(posted.headers["location"])
     code = await sent_code(app, carrier, NUMBER)
     wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
     answer = await client.post(
