@@ -8,7 +8,7 @@ browser or proxy keeps (``no-store``, on every console answer).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import segno
 from fastapi import APIRouter, Form, Query, Request, Response
@@ -18,7 +18,9 @@ from app.console.auth import OwnForm, OwnPage, OwnPasswordForm, PreForm
 from app.console.web import ConsoleRoute, pre_form, render, staff_page
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.core.errors import InvalidInput
 from app.credentials import passwords
+from app.credentials.totp import Enrolment
 from app.staff import invitations, login, second_factor, sessions
 from app.staff.auth import Staff
 
@@ -93,7 +95,15 @@ async def start_totp(request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep) -
 async def confirm_totp(
     request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep, code: Code
 ) -> Response:
-    codes = await second_factor.confirm_enrolment(tx, ctx, staff=staff, code=code)
+    try:
+        codes = await second_factor.confirm_enrolment(tx, ctx, staff=staff, code=code)
+    except InvalidInput as wrong:
+        # The same secret again, with the error: the app already holds it.
+        again = await second_factor.pending_enrolment(tx, ctx, staff=staff)
+        if again is None:
+            raise
+        context = _enrol_page(again, action="/console/account/totp/confirm", error=wrong)
+        return staff_page(request, ctx, staff, "totp_enrol.html", context, status_code=422)
     return staff_page(request, ctx, staff, "recovery_codes.html", {"codes": codes})
 
 
@@ -123,6 +133,26 @@ async def enrol_password(
 async def enrol_confirm(
     request: Request, tx: TxDep, ctx: CtxDep, ip: ClientIp, token: Token, code: Code
 ) -> Response:
-    done = await invitations.complete(tx, ctx, token=token, code=code, ip=ip)
+    try:
+        done = await invitations.complete(tx, ctx, token=token, code=code, ip=ip)
+    except InvalidInput as wrong:
+        again = await invitations.pending_enrolment(tx, ctx, token=token)
+        if again is None:
+            raise
+        context = {
+            **_enrol_page(again, action="/console/enrol/confirm", error=wrong),
+            "token": token,
+        }
+        return pre_form(request, ctx, "totp_enrol.html", context, status_code=422)
     context = {"codes": done.recovery_codes, "active": done.active, "enrolled": True}
     return render(request, "recovery_codes.html", context)
+
+
+def _enrol_page(enrolment: Enrolment, *, action: str, error: InvalidInput) -> dict[str, Any]:
+    """The enrolment page of a pending secret, shown again with what was wrong."""
+    return {
+        "secret": enrolment.secret,
+        "qr": qr_code(enrolment.provisioning_uri),
+        "action": action,
+        "error": error.detail,
+    }

@@ -104,6 +104,21 @@ async def start_enrolment(
     return Enrolment(secret=secret, provisioning_uri=uri)
 
 
+async def pending_enrolment(
+    tx: Tx, ctx: Context, *, staff_id: str, username: str
+) -> Enrolment | None:
+    """The secret of an enrolment not yet confirmed, to show again after a mistyped first
+    code (a new secret would silently break the entry already added to the app)."""
+    row = await repo.totp_of(tx, staff_id)
+    if row is None or row.confirmed_at is not None:
+        return None
+    secret = _secret(ctx, row)
+    if secret is None:
+        return None
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ctx.settings.totp_issuer)
+    return Enrolment(secret=secret, provisioning_uri=uri)
+
+
 async def confirm_enrolment(
     tx: Tx, ctx: Context, *, staff_id: str, actor: str, code: str
 ) -> list[str]:

@@ -251,6 +251,14 @@ async def set_password(tx: Tx, ctx: Context, *, token: str, password_hash: str) 
     )
 
 
+async def pending_enrolment(tx: Tx, ctx: Context, *, token: str) -> Enrolment | None:
+    """The invited account's enrolment not yet confirmed (its secret, to show again after
+    a mistyped first code), or None."""
+    invitation = await _by_token(tx, ctx, token, hold=False)
+    account = await accounts.held(tx, invitation.staff_id)
+    return await totp.pending_enrolment(tx, ctx, staff_id=account.id, username=account.username)
+
+
 async def complete(tx: Tx, ctx: Context, *, token: str, code: str, ip: str) -> Enrolled:
     """Confirm the TOTP enrolment with a first code: the invitation is used up, and the
     account active unless a privileged role still waits for its second admin."""

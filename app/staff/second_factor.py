@@ -52,6 +52,11 @@ async def start_enrolment(tx: Tx, ctx: Context, *, staff: Staff) -> Enrolment:
     )
 
 
+async def pending_enrolment(tx: Tx, ctx: Context, *, staff: Staff) -> Enrolment | None:
+    """The signed-in person's enrolment not yet confirmed (its secret, to show again)."""
+    return await totp.pending_enrolment(tx, ctx, staff_id=staff.id, username=staff.username)
+
+
 async def confirm_enrolment(tx: Tx, ctx: Context, *, staff: Staff, code: str) -> list[str]:
     """Confirm the pending enrolment with its first code; the recovery codes, shown once."""
     return await totp.confirm_enrolment(tx, ctx, staff_id=staff.id, actor=staff.actor, code=code)

@@ -40,10 +40,21 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     assert started.status_code == 200, started.text
     assert 'src="data:image/svg+xml' in started.text
     secret = started.text.split('id="totp-secret">')[1].split("<")[0]
+    # A mistyped first code shows the same secret again, with the error: a new one would
+    # silently break the entry already in the authenticator app.
+    right = pyotp.TOTP(secret).at(clock.now())
+    typo = await post(
+        client,
+        "/console/enrol/confirm",
+        {"token": made.token, "code": "000000" if right != "000000" else "111111",
+         "csrf": csrf_of(started)},
+    )  # fmt: skip
+    assert typo.status_code == 422
+    assert f'id="totp-secret">{secret}<' in typo.text and 'id="error"' in typo.text
     done = await post(
         client,
         "/console/enrol/confirm",
-        {"token": made.token, "code": pyotp.TOTP(secret).at(clock.now()), "csrf": csrf_of(started)},
+        {"token": made.token, "code": right, "csrf": csrf_of(typo)},
     )
     assert done.status_code == 200, done.text
     assert done.text.count("<li><code>") == 10

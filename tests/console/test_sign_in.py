@@ -166,8 +166,13 @@ async def test_first_sign_in_enrols_totp_with_a_qr_code_and_shows_recovery_codes
     assert 'src="data:image/svg+xml' in started.text
     secret = started.text.split('id="totp-secret">')[1].split("<")[0]
     code = pyotp.TOTP(secret).at(clock.now())
+    typo = "000000" if code != "000000" else "111111"
+    wrong = await post(
+        client, "/console/account/totp/confirm", {"code": typo, "csrf": csrf_of(started)}
+    )
+    assert wrong.status_code == 422 and f'id="totp-secret">{secret}<' in wrong.text
     done = await post(
-        client, "/console/account/totp/confirm", {"code": code, "csrf": csrf_of(started)}
+        client, "/console/account/totp/confirm", {"code": code, "csrf": csrf_of(wrong)}
     )
     assert done.status_code == 200, done.text
     assert done.text.count("<li><code>") == 10
