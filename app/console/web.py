@@ -9,6 +9,7 @@ the same status for a browser, or as the API's problem document for any other cl
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -35,6 +36,18 @@ from app.staff.auth import Staff
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def when(instant: dt.datetime | None, *, seconds: bool = False) -> str:
+    """An instant on a console page: to the minute (or second), labelled UTC, which is
+    what the exports and the logs say too."""
+    if instant is None:
+        return "—"
+    shown = instant.astimezone(dt.UTC)
+    return shown.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+templates.env.globals["when"] = when
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
