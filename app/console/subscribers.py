@@ -77,8 +77,12 @@ async def subscriber(
         tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, after_seq=0, limit=100
     )
     redemptions = await coupons.redemptions_of(tx, subscriber_id=subscriber_id, limit=100)
+    # Whether the subject stopped provision to third parties (and whom they consented to):
+    # what a disclosure request for them will meet, seen before it is made.
+    provision_state = await provision.provision_state(tx, ctx, subscriber_id=subscriber_id)
     context = {
         "view": view,
+        "provision": provision_state,
         "records": records,
         "redemptions": redemptions,
         "may_reveal": staff.role in roles.PHONE_REVEAL,

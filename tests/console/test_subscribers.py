@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from app.ledger import provision
+from tests.conftest import call
 from tests.consent.helpers import make_key
 from tests.console.helpers import HTML, csrf_of, get, post, sign_in
 from tests.coupons.helpers import redeem
@@ -153,3 +155,16 @@ async def test_the_subscriber_page_lists_coupon_redemptions(client, app, carrier
     page = await get(client, f"/console/subscribers/{sid}")
     section = page.text.split('id="redemptions"')[1].split("</section>")[0]
     assert "spring-10" in section
+
+
+async def test_an_operator_sees_that_the_subject_stopped_provision(client, app, carrier, auth):
+    """Before a disclosure request meets the stop (409), the subscriber's page shows it."""
+    sid = await subscriber(client, app, carrier, auth)
+    await create_staff(app, "operator", username="taro")
+    await sign_in(client, "taro")
+    page = await get(client, f"/console/subscribers/{sid}")
+    assert "not stopped" in page.text.split('id="provision"')[1].split("</dd>")[0]
+    await call(app, provision.stop_provision, subscriber_id=sid, source="sms")
+    page = await get(client, f"/console/subscribers/{sid}")
+    shown = page.text.split('id="provision"')[1].split("</dd>")[0]
+    assert "stopped by the subject since 20" in shown
