@@ -67,6 +67,9 @@ async def sign_in(
         )  # fmt: skip
     except TotpRequired:
         return login_page(request, ctx, message="code_needed", status_code=401)
+    except sessions.InvalidCredentials:
+        # The form again, with what went wrong (the failure is counted: log_in's units).
+        return login_page(request, ctx, message="wrong_login", status_code=401)
     target = "/console/"
     if passwords.PASSWORD_EXPIRED in new.staff.restrictions:
         target = "/console/account/password"
