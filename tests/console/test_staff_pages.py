@@ -4,6 +4,7 @@ created, rotated and revoked, a block lifted with a reason."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -149,3 +150,14 @@ async def test_one_role_form_gives_at_once_or_proposes_and_an_admin_unlocks(clie
     )  # fmt: skip
     assert unlocked.status_code == 303
     assert len(events(app, "staff:account:unlocked")) == 1
+
+
+async def test_a_break_glass_admin_is_marked_with_its_end(client, app, clock):
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "admin", "rescue")
+    ends = clock.now().replace(microsecond=0) + dt.timedelta(hours=4)
+    execute(app, "UPDATE staff_accounts SET expires_at = :e WHERE username = 'rescue'", e=ends)
+    page = await get(root, "/console/staff")
+    row = page.text.split('id="account-rescue"')[1].split("</tr>")[0]
+    assert f"break-glass, ends {ends:%Y-%m-%d %H:%M} UTC" in row
+    assert "break-glass" not in page.text.split('id="account-root"')[1].split("</tr>")[0]
