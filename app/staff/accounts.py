@@ -101,6 +101,18 @@ async def held(tx: Tx, account_id: str) -> StaffAccount:
     return account
 
 
+async def held_with_sessions(tx: Tx, account_id: str) -> StaffAccount:
+    """An account whose rights are about to change, held until commit with its sessions.
+
+    Its sessions first, then the account: the order a request of that account takes them
+    in (its session as it authenticates, then its account if it changes it), so the two
+    wait for each other and never deadlock. The account's requests in flight end first;
+    those that come later read the account as this unit leaves it (repo.use_session).
+    """
+    await repo.hold_sessions(tx, account_id=account_id)
+    return await held(tx, account_id)
+
+
 # -- changes ---------------------------------------------------------------------------
 
 
@@ -162,7 +174,7 @@ async def _last_admin_guard(tx: Tx, account: StaffAccount) -> None:
 async def _for_change(tx: Tx, *, staff: Staff | None, account_id: str) -> StaffAccount:
     if staff is not None and account_id == staff.id:
         raise OwnAccount("an admin cannot change or disable their own account")
-    account = await held(tx, account_id)
+    account = await held_with_sessions(tx, account_id)
     if account.disabled_at is not None:
         raise AccountDisabled(f"staff account {account_id} is disabled")
     return account
@@ -185,7 +197,6 @@ async def change_role(
         raise NeedsSecondAdmin(f"propose it: POST /v1/staff/{account_id}/grants")
     await _last_admin_guard(tx, account)
     now = ctx.clock.now()
-    await repo.hold_sessions(tx, account_id=account_id)  # requests in flight end first
     await repo.update_account(tx, account_id, role=role.value)
     await record_permission(
         tx, account_id=account_id, change="change", old_role=account.role, new_role=role.value,

@@ -146,7 +146,7 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     grant = await _held_pending(tx, ctx, grant_id)
     if staff.actor == grant.proposed_by or staff.id == grant.staff_id:
         raise OwnProposal("a different admin must confirm this proposal")
-    account = await accounts.held(tx, grant.staff_id)
+    account = await accounts.held_with_sessions(tx, grant.staff_id)
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
     now = ctx.clock.now()
@@ -157,7 +157,6 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
             await tx.lock("staff:admins")
             if await repo.other_active_admins(tx, account.id) == 0:
                 raise accounts.LastAdmin("this account is the last active admin")
-        await repo.hold_sessions(tx, account_id=account.id)  # requests in flight end first
         await repo.update_account(tx, account.id, role=grant.role)
     await grepo.decide_grant(tx, grant.id, status="confirmed", by=staff.actor, at=now, reason=None)
     await accounts.record_permission(
@@ -222,9 +221,8 @@ async def close(
     )
     if grant.kind != INVITATION:
         return
-    account = await accounts.held(tx, grant.staff_id)
+    account = await accounts.held_with_sessions(tx, grant.staff_id)
     if account.activation_pending and account.disabled_at is None:
-        await repo.hold_sessions(tx, account_id=account.id)
         await repo.update_account(tx, account.id, disabled_at=now)
         for invitation in await grepo.open_invitations(tx, now=now, staff_id=account.id):
             await grepo.update_invitation(tx, invitation.id, revoked_at=now, revoked_by=actor)

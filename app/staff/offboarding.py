@@ -69,7 +69,7 @@ async def offboard(
     what is left (keys, second factor), so it can be run again after a plain disable."""
     if staff is not None and staff.id == account_id:
         raise accounts.OwnAccount("another admin must offboard this account")
-    account = await accounts.held(tx, account_id)
+    account = await accounts.held_with_sessions(tx, account_id)
     actor = staff.actor if staff is not None else CLI_ACTOR
     now = ctx.clock.now()
     # Grace checked before anything is written (the key rotation checks it too). By

@@ -108,7 +108,10 @@ async def hold_sessions(tx: Tx, *, account_id: str) -> None:
     its requests in flight end first, and those that come later wait for this unit and
     then read the account as it left it (see :func:`use_session`)."""
     await tx.execute(
-        sa.select(_s.id).where(_s.staff_id == account_id, _s.revoked_at.is_(None)).with_for_update()
+        sa.select(_s.id)
+        .where(_s.staff_id == account_id, _s.revoked_at.is_(None))
+        .order_by(_s.id)  # one order, whoever takes them
+        .with_for_update()
     )
 
 

@@ -99,7 +99,7 @@ async def reset(tx: Tx, ctx: Context, *, staff: Staff | None, account_id: str) -
     """
     if staff is not None and staff.id == account_id:
         raise accounts.OwnAccount("another admin must reset this account's TOTP")
-    await accounts.held(tx, account_id)
+    await accounts.held_with_sessions(tx, account_id)
     now = ctx.clock.now()
     had, codes = await totp.remove(tx, staff_id=account_id)
     ended = await repo.end_sessions(tx, account_id=account_id, now=now)

@@ -99,3 +99,30 @@ async def test_taking_rights_away_waits_for_the_requests_in_flight(
         await asyncio.sleep(0.3)
         assert not taking.done(), "it waits for the request to end"
     assert (await taking).status_code == 200
+
+
+async def test_taking_rights_away_and_the_accounts_own_request_never_deadlock(client, app):
+    """One order for both: a request of the account takes its session, then its account
+    (a password change); an admin's disable took the account, then its sessions, and the
+    two deadlocked (one answered 503). Now the disable takes the sessions first."""
+    account, _headers = await _admin(app)
+    admin = await staff_auth(app, client, Role.ADMIN, username="other-admin")
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    with engine.connect() as conn:
+        # As the account's own request: its session first ...
+        conn.execute(
+            sa.text("UPDATE staff_sessions SET last_seen_at = now() WHERE staff_id = :id"),
+            {"id": account},
+        )
+        disabling = asyncio.create_task(client.post(f"/v1/staff/{account}/disable", headers=admin))
+        await asyncio.sleep(0.3)
+        # ... then its account, which the disable must not hold meanwhile.
+        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        conn.execute(
+            sa.text("SELECT id FROM staff_accounts WHERE id = :id FOR UPDATE"), {"id": account}
+        )
+        assert not disabling.done()
+        conn.commit()
+    assert (await disabling).status_code == 200
