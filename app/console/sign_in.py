@@ -103,5 +103,6 @@ async def switch_language(
     return response
 
 
-# A console page's path and query: no scheme, no host, no "//" or backslash.
-_CONSOLE_PATH = re.compile(r"/console(/[A-Za-z0-9_\-./]*)?(\?[A-Za-z0-9_\-.=&%]*)?")
+# A console page's path and query: segments of letters, digits, "_" and "-" only (no "..",
+# no "//", no backslash: never outside /console), then a form-encoded query.
+_CONSOLE_PATH = re.compile(r"/console(/[A-Za-z0-9_\-]+)*/?(\?[A-Za-z0-9_\-.~=&%+:,]*)?")

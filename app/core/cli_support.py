@@ -46,7 +46,12 @@ def load_settings() -> Settings:
 
 class _DatabaseOnly(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SMSREG_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="SMSREG_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        # A refused value is never quoted: a database URL holds its password, a ring its keys.
+        hide_input_in_errors=True,
     )
     database_url: str = Settings.model_fields["database_url"].get_default()
 

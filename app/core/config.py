@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     # An empty variable is an unset one (compose passes ${SMSREG_X:-} as ""): each such
     # setting keeps its default.
     model_config = SettingsConfigDict(
-        env_prefix="SMSREG_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="SMSREG_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        # A refused value is never quoted: a database URL holds its password, a ring its keys.
+        hide_input_in_errors=True,
     )
 
     environment: Environment = "development"
@@ -333,9 +338,7 @@ class Settings(BaseSettings):
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         token = self.metrics_token.get_secret_value()
-        # A random token of 16 characters or more has at least 10 distinct ones (48 hex
-        # digits from `openssl rand -hex 24`: 16 almost surely); a word said again does not.
-        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS or len(set(token)) < 10:
+        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS or _repeats(token):
             raise ConfigError(
                 f"SMSREG_METRICS_TOKEN must be a random secret of at least {MIN_TOKEN_CHARS} "
                 "characters (openssl rand -hex 24)"
@@ -395,3 +398,12 @@ class Settings(BaseSettings):
             update[f"{family}_keys"] = {"dev1": SecretStr(stored[family])}
             update[f"{family}_key_id"] = "dev1"
         return self.model_copy(update=update)
+
+
+def _repeats(token: str) -> bool:
+    """Whether a token is a shorter piece said again (``changemechangeme...``): a word
+    made long enough, not a random secret."""
+    return any(
+        token == (token[:width] * (len(token) // width + 1))[: len(token)]
+        for width in range(1, len(token) // 2 + 1)
+    )

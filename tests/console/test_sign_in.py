@@ -198,6 +198,17 @@ async def test_japanese_by_accept_language_or_the_switch(client, app):
     page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja"})
     assert "Sign in" in page.text
     # Never another site, nor a path outside the console.
-    for elsewhere in ("//evil.example/", "https://evil.example/", "/my/", "/console\\evil"):
+    for elsewhere in (
+        "//evil.example/",
+        "https://evil.example/",
+        "/my/",
+        "/console\\evil",
+        "/console/../my/",
+        "/console/..%2fmy/",
+    ):
         away = await client.get("/console/language/ja", params={"back": elsewhere})
         assert away.headers["location"] == "/console/"
+    # A page with its filters comes back with them.
+    kept = "/console/access-log?since=2026-12-01T05:00&reason=a+b"
+    back = await client.get("/console/language/ja", params={"back": kept})
+    assert back.headers["location"] == kept

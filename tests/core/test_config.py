@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import secrets
 import stat
 
 import pytest
+from pydantic import ValidationError
 
 from app.core.config import ConfigError, Settings
 
@@ -94,6 +96,7 @@ def test_production_refuses_one_key_in_two_families():
         "replace-with-a-random-scrape-token",
         "changemechangemechangeme",  # a word said again: not random however long
         "secretsecretsecret",
+        "abababababababababab",
     ],
 )
 def test_production_refuses_a_short_or_placeholder_metrics_token(token):
@@ -172,3 +175,19 @@ def test_bad_proxy_list_is_refused(monkeypatch):
     monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "not-an-ip")
     with pytest.raises(ValueError):
         Settings(_env_file=None)
+
+
+def test_a_random_short_token_is_taken():
+    """`openssl rand -hex 8`: 16 characters, often with repeated ones, is still random."""
+    for token in ("00aa11bb22cc33dd", secrets.token_hex(8), "a1a1a1a1a1a1a1a2"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=token, _env_file=None,
+            **KEYS,
+        )  # fmt: skip
+
+
+def test_a_refused_database_url_is_never_quoted():
+    """pydantic quoted the input: a URL's password went into the error (and its logs)."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(database_url="mysql://user:s3cr3t-pw@db.example/x", _env_file=None)
+    assert "s3cr3t-pw" not in str(refused.value)
