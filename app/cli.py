@@ -189,6 +189,7 @@ def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[],
     """Serve /metrics for this worker process (its SMS outcomes are counted here, not in
     the service's processes), with the service's token, from a thread of its own: the
     worker's event loop and its signal handlers stay the worker's. Returns the stop."""
+    import socket
     import threading
 
     import uvicorn
@@ -211,8 +212,20 @@ def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[],
         access_log=False,
         log_config=None,  # the worker's logging, already set up
     )
+    # Bound here, before the worker starts: a port in use is one line and exit 2, not a
+    # worker that sends on while nothing can scrape it.
+    listening = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((settings.host, port))
+    except OSError as exc:
+        listening.close()
+        cli_support.refuse(f"--metrics-port {port}: {exc.strerror or type(exc).__name__}")
+    listening.listen(64)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="worker-metrics", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="worker-metrics", daemon=True
+    )
     thread.start()
 
     def stop() -> None:

@@ -308,6 +308,20 @@ def test_a_separate_worker_serves_its_own_metrics_with_the_token(tmp_path):
     assert "outbox worker started" in messages and "outbox worker stopped" in messages
 
 
+def test_a_worker_whose_metrics_port_is_taken_does_not_start(tmp_path):
+    """uvicorn's thread died and the worker sent on, exit 0, with nothing to scrape."""
+    env = base_env(tmp_path, outbox_dispatch="external")
+    assert run(["migrate"], env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run(["worker", "--metrics-port", str(port)], env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"--metrics-port {port}" in lines[0], lines
+
+
 def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:
     request = urllib.request.Request(  # noqa: S310 (our own loopback server)
         f"http://127.0.0.1:{port}/v1/verifications",
