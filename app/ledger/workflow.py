@@ -31,6 +31,7 @@ from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.ids import new_id
 from app.core.phone import numbers_in
+from app.core.text import digit_runs
 from app.core.tx import Tx
 from app.ledger import canonical, chain, package
 from app.ledger import requests_repository as requests
@@ -79,6 +80,10 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
     ledger name subjects by id only, never by number."""
     if not text:
         return
+    if any(len(run) > _LONGEST_RUN for run in digit_runs(text)):
+        # Each stretch of a run is read as a number: a very long run would hold the event
+        # loop, and no contact or reference needs one.
+        raise InvalidInput.field(field, f"holds a run of more than {_LONGEST_RUN} digits")
     s = ctx.settings
     # Read as a number of every region served (full-width, kanji and separated digits
     # too), and looked up under every index key in the ring, so neither a foreign number
@@ -93,6 +98,7 @@ async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | No
 
 
 _LOOKUP = 64  # indexes looked up in one statement
+_LONGEST_RUN = 30  # digits in a row a contact or a reference may hold
 
 
 async def request(
