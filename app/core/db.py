@@ -32,6 +32,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import Pool
 
 from app.core.clock import UTC
 from app.core.config import Settings
@@ -247,23 +248,24 @@ class Database:
         async with self._driver() as raw:
             return rowcount(await raw.execute(sql.postgres, *postgres_args(sql, params)))
 
-    async def _connection_lost(self, pool: AsyncEngine) -> None:
+    async def _connection_lost(self, pool: Pool) -> None:
         """A unit found its pooled connection closed under it: the server restarted, or
-        dropped its connections. The pool's idle connections are presumed lost too, and
-        closed, so that the next units connect afresh rather than each failing on a dead
+        dropped its connections (or only this one: a terminated backend). The pool's idle
+        connections are presumed lost too, and closed; the engine makes a new pool in
+        their place, so the next units connect afresh rather than each failing on a dead
         one in turn (the pool does not ping before each checkout: that is a round trip per
         request). Once per pool: units that lost theirs to the same event find it new."""
-        if pool is not self._async:
+        if self._async is None or self._async.pool is not pool:
             return
-        self._async = None  # the next unit makes the engine again, with a new pool
-        await pool.dispose()
+        await self._async.dispose()
 
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[Any]:
         """A pooled asyncpg connection outside any transaction; one that broke is thrown
         away rather than handed back to the pool (a lost one: see _connection_lost)."""
-        pool = self._engine_async()
-        conn = await pool.connect()
+        engine = self._engine_async()
+        pool = engine.pool
+        conn = await engine.connect()
         raw: Any = None
         try:
             raw = (await conn.get_raw_connection()).driver_connection

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import Pool
 from sqlalchemy.sql.base import Executable
 
 from app.core.sql import R, Sql, lock_key, postgres_args, rowcount
@@ -20,7 +21,7 @@ class PostgresTx(Tx):
     dialect = "postgresql"
 
     def __init__(
-        self, engine: Callable[[], AsyncEngine], lost: Callable[[AsyncEngine], Awaitable[None]]
+        self, engine: Callable[[], AsyncEngine], lost: Callable[[Pool], Awaitable[None]]
     ) -> None:
         self._engine = engine
         self._lost = lost
@@ -28,13 +29,14 @@ class PostgresTx(Tx):
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
         self._trans: Any = None
-        self._pool: AsyncEngine | None = None
+        self._pool: Pool | None = None
 
     async def _connection(self) -> Any:
         """The asyncpg connection, taken from the pool at the unit's first statement."""
         if self._conn is None:
-            self._pool = self._engine()
-            conn = await self._pool.connect()
+            engine = self._engine()
+            self._pool = engine.pool
+            conn = await engine.connect()
             try:
                 raw: Any = (await conn.get_raw_connection()).driver_connection
             except BaseException:
