@@ -28,6 +28,9 @@ from app.my.texts import LANGUAGES, TEXTS, WORDS
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SESSION_COOKIE = "smsreg_subject"
 CSRF_COOKIE = "smsreg_csrf"
+# The verification whose code the code page asks for: a cookie, not the address, which
+# a shared browser's history would keep.
+PENDING_COOKIE = "smsreg_pending"
 LANG_COOKIE = "smsreg_lang"
 PATH = "/my"
 HEADERS = {
@@ -169,3 +172,15 @@ def set_session(request: Request, response: Response, token: str) -> None:
 def clear_session(response: Response) -> None:
     """Forget the session cookie."""
     response.delete_cookie(SESSION_COOKIE, path=PATH)
+
+
+def set_pending(request: Request, response: Response, verification_id: str) -> None:
+    """Remember the verification the code page is for (until the browser closes)."""
+    response.set_cookie(
+        PENDING_COOKIE,
+        verification_id,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )

@@ -3,10 +3,11 @@ confirmation). HTML forms only: every page works without JavaScript and runs non
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -140,23 +141,23 @@ async def my_code(
         return pages.page(request, ctx, "start.html", status=status, error=_problem(request, exc))
     outbox.kick()
     # To a page of its own: reloading it, or going back to it, sends no second SMS.
-    return pages.redirect(f"/my/code?verification={sent.verification_id}")
+    response = pages.redirect("/my/code")
+    pages.set_pending(request, response, sent.verification_id)
+    return response
 
 
 @router.get("/code", response_class=HTMLResponse)
-async def my_code_page(
-    request: Request,
-    ctx: CtxDep,
-    tx: TxDep,
-    verification: Annotated[
-        str | None, Query(max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")
-    ] = None,
-) -> Response:
-    """The code form of a self-service verification just sent (after the redirect)."""
-    sent = None if verification is None else await sessions.sent(tx, ctx, verification)
+async def my_code_page(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
+    """The code form of the self-service verification just sent (after the redirect)."""
+    pending = request.cookies.get(pages.PENDING_COOKIE, "")
+    known = _VERIFICATION_ID.fullmatch(pending) is not None
+    sent = await sessions.sent(tx, ctx, pending) if known else None
     if sent is None:
         return pages.redirect("/my/")
     return pages.page(request, ctx, "code.html", sent=sent)
+
+
+_VERIFICATION_ID = re.compile(r"ver_[A-Za-z0-9_\-]{1,36}")
 
 
 @router.post("/session", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -179,6 +180,7 @@ async def my_session(
                           error=_problem(request, exc), sent=retry)  # fmt: skip
     response = pages.redirect("/my/records")
     pages.set_session(request, response, opened.token)
+    response.delete_cookie(pages.PENDING_COOKIE, path=pages.PATH)  # its code is used
     return response
 
 
