@@ -126,3 +126,23 @@ async def test_taking_rights_away_and_the_accounts_own_request_never_deadlock(cl
         assert not disabling.done()
         conn.commit()
     assert (await disabling).status_code == 200
+
+
+async def test_a_confirmed_grant_waits_for_the_requests_in_flight(client, app):
+    """A role granted under four eyes changes the account's rights too."""
+    account = await create_staff(app, Role.OPERATOR, username="promoted")
+    await open_session(app, account)
+    proposer = await staff_auth(app, client, Role.ADMIN, username="proposer")
+    confirmer = await staff_auth(app, client, Role.ADMIN, username="confirmer")
+    proposed = await client.post(
+        f"/v1/staff/{account.id}/grants", json={"role": "privacy_officer"}, headers=proposer
+    )
+    assert proposed.status_code == 201, proposed.text
+    held = "SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE"
+    with rival(app, held, params={"id": account.id}):
+        confirming = asyncio.create_task(
+            client.post(f"/v1/staff/grants/{proposed.json()['id']}/confirm", headers=confirmer)
+        )
+        await asyncio.sleep(0.3)
+        assert not confirming.done(), "it waits for the request to end"
+    assert (await confirming).status_code == 200
