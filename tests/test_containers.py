@@ -120,7 +120,7 @@ def _env_file() -> dict[str, str]:
     for password in ("POSTGRES_PASSWORD", "DB_OWNER_PASSWORD", "DB_APP_PASSWORD"):
         values[password] = "0123456789abcdef"
     values["SMSREG_TWILIO_AUTH_TOKEN"] = "0123456789abcdef0123456789abcdef"
-    values["SMSREG_METRICS_TOKEN"] = "0123456789abcdef0123456789abcdef0123456789abcdef"
+    values["SMSREG_METRICS_TOKEN"] = "3f9c1a7e5b2d4c6e8a0b1d3f5e7c9a2b4d6f8e0a1c3b5d7f"
     return values
 
 
