@@ -30,7 +30,7 @@ from app.subject.schemas import (
 )
 from app.verification import checking
 from app.verification import service as verification
-from app.verification.schemas import VerificationCheck, VerificationStart
+from app.verification.schemas import VerificationCheck, VerificationPublic, VerificationStart
 from app.verification.states import VerificationNotFound
 
 TOKEN_PREFIX = "smsreg_st_"  # noqa: S105 (a label, not a secret)
@@ -75,13 +75,7 @@ async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> Subject
         idempotency_key=None,
     )
     tx.after_commit(_STARTED.inc)  # counted as a client's starts are, once it is queued
-    public = started.public
-    return SubjectVerificationPublic(
-        verification_id=public.id,
-        phone_masked=public.phone_masked,
-        expires_at=public.expires_at,
-        attempts_left=public.attempts_left,
-    )
+    return _as_subject(started.public)
 
 
 async def sent(tx: Tx, ctx: Context, verification_id: str) -> SubjectVerificationPublic | None:
@@ -92,6 +86,11 @@ async def sent(tx: Tx, ctx: Context, verification_id: str) -> SubjectVerificatio
         )
     except VerificationNotFound:
         return None
+    return _as_subject(public)
+
+
+def _as_subject(public: VerificationPublic) -> SubjectVerificationPublic:
+    """A self-service verification as the subject is shown it."""
     return SubjectVerificationPublic(
         verification_id=public.id,
         phone_masked=public.phone_masked,
