@@ -142,13 +142,12 @@ _SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
 
 def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:
     """Set the CSRF and language cookies an answer carries."""
-    secure = _secure(request)
     if request.cookies.get(CSRF_COOKIE) != csrf:
-        response.set_cookie(
-            CSRF_COOKIE, csrf, path=PATH, httponly=True, samesite="strict", secure=secure
-        )
+        _keep(request, response, CSRF_COOKIE, csrf)
     if request.query_params.get("lang") == lang:
-        response.set_cookie(LANG_COOKIE, lang, path=PATH, samesite="strict", secure=secure)
+        response.set_cookie(
+            LANG_COOKIE, lang, path=PATH, samesite="strict", secure=_secure(request)
+        )
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -159,14 +158,7 @@ def redirect(url: str) -> RedirectResponse:
 def set_session(request: Request, response: Response, token: str) -> None:
     """Keep the subject token in a session cookie: gone when the browser closes (a shared
     phone or a kiosk), and the session itself ends on the server after its minutes."""
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        path=PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
+    _keep(request, response, SESSION_COOKIE, token)
 
 
 def clear_session(response: Response) -> None:
@@ -176,11 +168,17 @@ def clear_session(response: Response) -> None:
 
 def set_pending(request: Request, response: Response, verification_id: str) -> None:
     """Remember the verification the code page is for (until the browser closes)."""
+    _keep(request, response, PENDING_COOKIE, verification_id)
+
+
+def forget_pending(response: Response) -> None:
+    """Forget the verification the code page was for (its code is used)."""
+    response.delete_cookie(PENDING_COOKIE, path=PATH)
+
+
+def _keep(request: Request, response: Response, name: str, value: str) -> None:
+    # The pages' own cookies: for /my only, never read by a script or sent from another
+    # site, https outside development, and gone when the browser closes.
     response.set_cookie(
-        PENDING_COOKIE,
-        verification_id,
-        path=PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
+        name, value, path=PATH, httponly=True, samesite="strict", secure=_secure(request)
     )
