@@ -98,18 +98,16 @@ def _problem(request: Request, exc: AppError | ValidationError) -> str:
     or by its problem type; never the API's English detail."""
     words = PROBLEMS[pages.language(request)]
     if isinstance(exc, ValidationError):
-        fields = [str(error["loc"][0]) for error in exc.errors() if error["loc"]] or ["?"]
+        fields = [str(error["loc"][0]) for error in exc.errors() if error["loc"]]
     elif exc.slug == InvalidInput.slug:
-        fields = [problem.field.split(".")[0] for problem in exc.errors] or ["?"]
+        fields = [problem.field.split(".")[0] for problem in exc.errors]
     else:
-        fields = []
-    if fields or isinstance(exc, ValidationError):
-        said = dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields)
-        return " ".join(said)
-    text = words.get(exc.slug, words["other"])
-    retry_after = int(exc.extra.get("retry_after", 60))
-    values = {"attempts_left": exc.extra.get("attempts_left", 0), "minutes": -(-retry_after // 60)}
-    return text.format(**values)
+        text = words.get(exc.slug, words["other"])
+        retry_after = int(exc.extra.get("retry_after", 60))
+        minutes = -(-retry_after // 60)
+        return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
+    said = dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields or ["?"])
+    return " ".join(said)
 
 
 @router.get("", include_in_schema=False)
@@ -180,7 +178,7 @@ async def my_session(
                           error=_problem(request, exc), sent=retry)  # fmt: skip
     response = pages.redirect("/my/records")
     pages.set_session(request, response, opened.token)
-    response.delete_cookie(pages.PENDING_COOKIE, path=pages.PATH)  # its code is used
+    pages.forget_pending(response)
     return response
 
 
