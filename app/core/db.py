@@ -37,7 +37,7 @@ from sqlalchemy.pool import Pool
 from app.core.clock import UTC
 from app.core.config import Settings
 from app.core.errors import AppError
-from app.core.postgres import PostgresTx
+from app.core.postgres import PostgresTx, give_back
 from app.core.sql import R, Sql, postgres_args, rowcount
 from app.core.sqlite import SqliteTx, Turns, sqlite_engine, wait_for_lock, waits_on_loop
 from app.core.tx import Tx
@@ -272,14 +272,7 @@ class Database:
             yield raw
         finally:
             with anyio.CancelScope(shield=True):
-                lost = raw is not None and raw.is_closed()
-                try:
-                    if raw is None or lost or raw.is_in_transaction():
-                        await conn.invalidate()
-                finally:
-                    await conn.close()
-                if lost:
-                    await self._connection_lost(pool)
+                await give_back(conn, raw, pool, self._connection_lost)
 
     async def checkpoint(self, *, truncate: bool = True) -> bool:
         """SQLite: copy the write-ahead log into the database file and truncate the log

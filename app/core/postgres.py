@@ -113,17 +113,26 @@ class PostgresTx(Tx):
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
+        if conn is None or self._pool is None:
             return
-        lost = self._raw.is_closed()
-        try:
-            if lost or self._raw.is_in_transaction():
-                await conn.invalidate()  # never hand a broken or busy connection back
-        finally:
-            self._raw = self._trans = None
-            await conn.close()
-        if lost and self._pool is not None:
-            await self._lost(self._pool)
+        raw, self._raw, self._trans = self._raw, None, None
+        await give_back(conn, raw, self._pool, self._lost)
+
+
+async def give_back(
+    conn: AsyncConnection, raw: Any, pool: Pool, lost: Callable[[Pool], Awaitable[None]]
+) -> None:
+    """Hand a pooled connection back, or throw it away when it is broken or busy (closed,
+    still in a transaction, or never reached: ``raw`` None); one the server closed is
+    reported to ``lost``, since the pool's idle ones are presumably closed too."""
+    gone = raw is not None and raw.is_closed()
+    try:
+        if raw is None or gone or raw.is_in_transaction():
+            await conn.invalidate()
+    finally:
+        await conn.close()
+    if gone:
+        await lost(pool)
 
 
 _ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")
