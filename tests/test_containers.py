@@ -28,7 +28,7 @@ from app.main import create_app
 from app.retention import service as retention
 from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, make_settings
 from tests.fixtures.database import throwaway_postgres_database
-from tests.fixtures.live import smsreg_env
+from tests.fixtures.live import outside_environ, smsreg_env
 from tests.sms.fake_twilio import unused_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,7 +210,7 @@ def test_the_health_check_asks_the_port_the_service_was_given(live_server):
     port = live_server.url.rsplit(":", 1)[1]
 
     def check(**settings: str) -> int:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+        env = outside_environ()
         env.update(settings)
         script = str(DOCKER / "healthcheck.py")
         return subprocess.run([sys.executable, script], env=env, timeout=30).returncode

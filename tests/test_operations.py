@@ -4,7 +4,6 @@ twice at once and ship in the wheel, and metrics that add up across worker proce
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -20,13 +19,14 @@ import sqlalchemy as sa
 
 from tests.conftest import TEST_KEYS
 from tests.fixtures.database import POSTGRES_URL, postgres_available
+from tests.fixtures.live import outside_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
 def base_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+    env = outside_environ()
     env["SMSREG_STATE_DIR"] = str(tmp_path / "state")
     env["SMSREG_DATABASE_URL"] = f"sqlite:///{tmp_path}/ops.db"
     for family, key in TEST_KEYS.items():

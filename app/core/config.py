@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,6 +38,10 @@ def _split_csv(value: object) -> object:
     return value
 
 
+ENV_FILE = os.environ.get("SMSREG_ENV_FILE", ".env") or None
+"""The dotenv file settings are also read from: `SMSREG_ENV_FILE`, else `.env` in the
+working directory; set empty, none is read (the test suite's own settings are all it sees)."""
+
 MIN_TOKEN_CHARS = 16
 """The metrics token's least length outside development."""
 
@@ -48,7 +53,7 @@ class Settings(BaseSettings):
     # setting keeps its default.
     model_config = SettingsConfigDict(
         env_prefix="SMSREG_",
-        env_file=".env",
+        env_file=ENV_FILE,
         extra="ignore",
         env_ignore_empty=True,
         # A refused value is never quoted: a database URL holds its password, a ring its keys.

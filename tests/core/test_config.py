@@ -7,11 +7,15 @@ import hashlib
 import os
 import secrets
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from app.core.config import ConfigError, Settings
+from tests.fixtures.live import outside_environ
 
 FAMILIES = ("phone", "index", "code", "token")
 
@@ -191,3 +195,24 @@ def test_a_refused_database_url_is_never_quoted():
     with pytest.raises(ValidationError) as refused:
         Settings(database_url="mysql://user:s3cr3t-pw@db.example/x", _env_file=None)
     assert "s3cr3t-pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("env_file", "port"),
+    [(None, "8101"), ("other.env", "8102"), ("", "8000")],  # default, named, none
+)
+def test_the_dotenv_file_is_dot_env_unless_smsreg_env_file_names_another(tmp_path, env_file, port):
+    """`.env` in the working directory by default; SMSREG_ENV_FILE names another, or (empty)
+    none, which is how the suite keeps a developer's `.env` out of its settings."""
+    (tmp_path / ".env").write_text("SMSREG_PORT=8101\n")
+    (tmp_path / "other.env").write_text("SMSREG_PORT=8102\n")
+    env = outside_environ()
+    del env["SMSREG_ENV_FILE"]
+    if env_file is not None:
+        env["SMSREG_ENV_FILE"] = env_file
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    script = "from app.core.config import Settings; print(Settings().port)"
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == port, result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from tests.conftest import TEST_KEYS
 from tests.consent.helpers import ALL_SCOPES, jp, make_key, opted_in, register, rows
+from tests.fixtures.live import outside_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
@@ -23,7 +23,7 @@ SID = "SM" + "a" * 32
 
 
 def _env(tmp_path: Path, port: int, token: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SMSREG_")}
+    env = outside_environ()
     env.update(
         SMSREG_DATABASE_URL=f"sqlite:///{tmp_path}/simulate.db",
         SMSREG_STATE_DIR=str(tmp_path / "state"),
