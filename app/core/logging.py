@@ -43,6 +43,36 @@ def redact(text: str) -> str:
     return _CODE.sub("[redacted-digits]", text)
 
 
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def traceback_text(error: BaseException | None) -> str:
+    """An exception's traceback as Python prints it, chained exceptions included, with
+    what each exception says redacted and its frames (file, line number, source line:
+    all from the code, never a runtime value) left whole, so line 1234 stays line 1234."""
+    chain: list[tuple[traceback.TracebackException, str]] = []
+    link: traceback.TracebackException | None = traceback.TracebackException.from_exception(
+        error  # type: ignore[arg-type]  # exc_info's value is set whenever its type is
+    )
+    joint = ""
+    while link is not None:
+        chain.append((link, joint))
+        if link.__cause__ is not None:
+            link, joint = link.__cause__, _CAUSE
+        elif link.__context__ is not None and not link.__suppress_context__:
+            link, joint = link.__context__, _CONTEXT
+        else:
+            link = None
+    parts: list[str] = []
+    for link, joint in reversed(chain):
+        if link.stack:
+            parts += ["Traceback (most recent call last):\n", *link.stack.format()]
+        parts += [redact(line) for line in link.format_exception_only()]
+        parts.append(joint)
+    return "".join(parts)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message and extra fields."""
 
@@ -70,8 +100,7 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = redact(value) if scrub else value
         if record.exc_info and record.exc_info[0] is not None:
             payload["error_type"] = record.exc_info[0].__name__
-            text = "".join(traceback.format_exception(*record.exc_info))
-            payload["traceback"] = redact(text)
+            payload["traceback"] = traceback_text(record.exc_info[1])
         return orjson.dumps(payload, default=str).decode()
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import traceback
 
-from app.core.logging import JsonFormatter, redact
+import pytest
+
+from app.core.logging import JsonFormatter, redact, traceback_text
 
 
 def test_redact_masks_numbers_codes_and_keys():
@@ -30,3 +34,47 @@ def test_json_lines_redact_messages_and_extras():
     line = json.loads(JsonFormatter().format(record))
     assert "9012345678" not in json.dumps(line)
     assert line["level"] == "WARNING" and line["logger"] == "smsreg.x"
+
+
+def _raised_at_line_1234(message: str) -> BaseException:
+    """An error raised at line 1234 of a module from a second error, which was raised
+    while the module handled a third: a chain with a cause and a context, each error
+    saying ``message``."""
+    body = (
+        "def fail(m):\n"
+        "    try:\n"
+        "        raise KeyError('first ' + m)\n"
+        "    except KeyError:\n"
+        "        try:\n"
+        "            raise ValueError('bad ' + m)\n"
+        "        except ValueError as bad:\n"
+        "            raise RuntimeError(m) from bad\n"
+    )
+    source = "\n" * 1226 + body  # the last line of the body is line 1234
+    namespace: dict[str, object] = {}
+    exec(compile(source, "deep_module.py", "exec"), namespace)  # noqa: S102 (the test's own code)
+    try:
+        namespace["fail"](message)  # type: ignore[operator]
+    except RuntimeError as error:
+        return error
+    raise AssertionError("fail() did not raise")
+
+
+def test_a_traceback_keeps_its_line_numbers_and_masks_what_the_errors_say():
+    error = _raised_at_line_1234("to 090-1234-5678 code 123456")
+    record = logging.makeLogRecord(
+        {"name": "smsreg.worker", "levelno": 40, "levelname": "ERROR", "msg": "send failed"}
+    )
+    record.exc_info = (type(error), error, error.__traceback__)
+    text = json.loads(JsonFormatter().format(record))["traceback"]
+    assert 'File "deep_module.py", line 1234, in fail' in text
+    assert "1234-5678" not in text and "123456" not in text
+    assert "The above exception was the direct cause" in text
+    assert "During handling of the above exception" in text
+
+
+@pytest.mark.parametrize("message", ["no digits here", ""])
+def test_a_traceback_without_anything_to_mask_is_python_s_own(message):
+    error = _raised_at_line_1234(message)
+    assert traceback_text(error) == "".join(traceback.format_exception(error))
+    assert sys.version_info >= (3, 11)  # the chain's wording this compares against
