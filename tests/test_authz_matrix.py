@@ -204,6 +204,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/my/erase"): Row(NOBODY),
     ("POST", "/my/logout"): Row(ANYONE),
     ("POST", "/my/correction/code"): Row(ANYONE),
+    ("GET", "/my/correction/code"): Row(NOBODY),
     ("POST", "/my/correction"): Row(ANYONE),
     ("GET", "/my/{elsewhere:path}"): Row(ANYONE),  # a redirect to /my/
     # The staff console: pages for a browser, the session in a cookie (every staff caller

@@ -147,12 +147,18 @@ async def my_code(
 @router.get("/code", response_class=HTMLResponse)
 async def my_code_page(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
     """The code form of the self-service verification just sent (after the redirect)."""
+    return await _code_page(request, ctx, tx, action="/my/session")
+
+
+async def _code_page(request: Request, ctx: CtxDep, tx: TxDep, *, action: str) -> Response:
+    """The code form of the verification this browser was just sent, posting to ``action``;
+    none (or gone): the start page."""
     pending = request.cookies.get(pages.PENDING_COOKIE, "")
     known = _VERIFICATION_ID.fullmatch(pending) is not None
     sent = await sessions.sent(tx, ctx, pending) if known else None
     if sent is None:
         return pages.redirect("/my/")
-    return pages.page(request, ctx, "code.html", sent=sent)
+    return pages.page(request, ctx, "code.html", sent=sent, action=action)
 
 
 _VERIFICATION_ID = re.compile(r"ver_[A-Za-z0-9_\-]{1,36}")
@@ -260,7 +266,20 @@ async def my_correction_code(
         return pages.page(request, ctx, "message.html", status=status, key="error",
                           error=_problem(request, exc))  # fmt: skip
     outbox.kick()
-    return pages.page(request, ctx, "code.html", sent=sent, action="/my/correction")
+    # As the first code: a page of its own, so a reload sends no second SMS.
+    response = pages.redirect("/my/correction/code")
+    pages.set_pending(request, response, sent.verification_id)
+    return response
+
+
+@router.get("/correction/code", response_class=HTMLResponse)
+async def my_correction_code_page(
+    request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject
+) -> Response:
+    """The code form of the new number (after the redirect)."""
+    if subject is None:
+        return pages.page(request, ctx, "message.html", status=401, key="expired")
+    return await _code_page(request, ctx, tx, action="/my/correction")
 
 
 @router.post("/correction", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -282,7 +301,9 @@ async def my_correction(
         retry = {"verification_id": verification_id, "phone_masked": ""}
         return pages.page(request, ctx, "code.html", status=status, error=_problem(request, exc),
                           sent=retry, action="/my/correction")  # fmt: skip
-    return pages.redirect("/my/records?done=corrected")
+    response = pages.redirect("/my/records?done=corrected")
+    pages.forget_pending(response)
+    return response
 
 
 @router.post("/logout", response_class=HTMLResponse, dependencies=CSRF_CHECKED)

@@ -251,8 +251,15 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     asked = await client.post(
         "/my/correction/code", data={"csrf": _csrf(records.text), "phone": new, "country": "JP"}
     )
+    # A page of its own, as the first code's: a reload sends no second SMS.
+    assert asked.status_code == 303, asked.text
+    assert asked.headers["location"] == "/my/correction/code"
+    messages = rows(app, "SELECT id FROM outbox_messages")
+    asked = await client.get("/my/correction/code")
     assert asked.status_code == 200, asked.text
-    assert 'action="/my/correction"' in asked.text
+    assert 'action="/my/correction"' in asked.text and "+81 90-****-9753" in asked.text
+    assert (await client.get("/my/correction/code")).status_code == 200
+    assert rows(app, "SELECT id FROM outbox_messages") == messages
     moved = await client.post(
         "/my/correction",
         data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
