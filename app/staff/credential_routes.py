@@ -15,7 +15,7 @@ from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
 from app.credentials import totp
-from app.staff import accounts, offboarding, second_factor
+from app.staff import accounts, lockout, offboarding, second_factor
 from app.staff.auth import AnyStaff, OwnCredentials, StaffAdmin
 from app.staff.credential_schemas import (
     OffboardPublic,
@@ -73,7 +73,7 @@ async def confirm_totp(
         **AUTH_PROBLEMS,
         409: totp.TotpNotEnrolled.openapi(),
         422: second_factor.WrongCode.openapi(),
-        429: second_factor.SecondFactorLocked.openapi(),
+        429: lockout.AccountLocked.openapi(),
     },
     summary="Replace one's recovery codes (proving a current TOTP code)",
 )

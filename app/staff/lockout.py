@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
+from app.core.errors import AppError
 from app.core.tx import Tx
 from app.models.staff import StaffAccount
 from app.staff import repository as repo
@@ -21,9 +22,24 @@ from app.staff.accounts import OwnAccount, held
 from app.staff.auth import Staff
 
 
+class AccountLocked(AppError):
+    status = 429
+    slug = "too-many-failures"
+    title = "Too many wrong passwords or codes: the account is locked for a while"
+
+
 def is_locked(account: StaffAccount, now: dt.datetime) -> bool:
     """Whether a lockout is running."""
     return account.locked_until is not None and account.locked_until > now
+
+
+def refuse_if_locked(account: StaffAccount, now: dt.datetime) -> None:
+    """AccountLocked while a lockout runs: what a signed-in session proves by a password
+    or a code (a password change, new recovery codes) waits for its end, so a stolen
+    session cannot go on guessing once the guesses have locked the account."""
+    if is_locked(account, now):
+        until = account.locked_until.isoformat() if account.locked_until else ""
+        raise AccountLocked(f"locked until {until}")
 
 
 async def count_failure(tx: Tx, ctx: Context, *, account: StaffAccount, now: dt.datetime) -> bool:

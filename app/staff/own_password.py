@@ -43,6 +43,7 @@ class CheckedChange:
 async def current_hash(tx: Tx, ctx: Context, *, staff: Staff) -> str:
     """The signed-in person's password hash, to verify their current password against."""
     account = await held(tx, staff.id)
+    lockout.refuse_if_locked(account, ctx.clock.now())  # before argon2 is spent on a guess
     return account.password_hash
 
 
@@ -64,10 +65,12 @@ async def finish_change(
     tx: Tx, ctx: Context, *, staff: Staff, checked: CheckedChange
 ) -> StaffAccount:
     """Store the new password and end the person's other sessions; a wrong current
-    password counts towards the lockout (WrongPassword)."""
+    password counts towards the lockout (WrongPassword), and while the account is locked
+    none is tried (AccountLocked)."""
     staff = await reauthenticate(tx, ctx, staff=staff, allowed=roles.ALL_ROLES, restricted_ok=True)
     now = ctx.clock.now()
     account = await held(tx, staff.id)
+    lockout.refuse_if_locked(account, now)  # locked meanwhile, by a concurrent guess
     # A hash changed since it was verified is a password changed meanwhile.
     if checked.new_hash is None or account.password_hash != checked.verified_hash:
         await lockout.count_failure(tx, ctx, account=account, now=now)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Response
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.staff import accounts, own_password, sessions, throttle
+from app.staff import accounts, lockout, own_password, sessions, throttle
 from app.staff import login as login_flows
 from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
 from app.staff.schemas import (
@@ -83,7 +83,11 @@ async def me(staff: OwnCredentials, tx: TxDep, ctx: CtxDep) -> MePublic:
 
 @router.put(
     "/me/password",
-    responses={**AUTH_PROBLEMS, 422: own_password.WrongPassword.openapi()},
+    responses={
+        **AUTH_PROBLEMS,
+        422: own_password.WrongPassword.openapi(),
+        429: lockout.AccountLocked.openapi(),
+    },
     summary="Change one's own password (ends one's other sessions)",
 )
 async def change_password(

@@ -24,12 +24,6 @@ class WrongCode(AppError):
     commit = True  # a wrong code counts towards the account's lockout
 
 
-class SecondFactorLocked(AppError):
-    status = 429
-    slug = "too-many-failures"
-    title = "Too many wrong passwords or codes: the account is locked for a while"
-
-
 @dataclass(frozen=True)
 class TotpReset:
     """What an admin's reset of someone's second factor removed."""
@@ -71,9 +65,7 @@ async def new_recovery_codes(tx: Tx, ctx: Context, *, staff: Staff, code: str) -
     account = await accounts.held(tx, staff.id)
     secret = await totp.confirmed_secret(tx, staff.id)
     now = ctx.clock.now()
-    if lockout.is_locked(account, now):
-        until = account.locked_until.isoformat() if account.locked_until else ""
-        raise SecondFactorLocked(f"locked until {until}")
+    lockout.refuse_if_locked(account, now)
     if not await totp.accept(tx, ctx, secret=secret, code=code):
         await lockout.count_failure(tx, ctx, account=account, now=now)
         await record_event(

@@ -134,6 +134,26 @@ async def test_a_good_change_takes_effect(client, app):
     assert (await login(client, "hanako", STRONG)).status_code == 201
 
 
+async def test_a_locked_account_cannot_go_on_guessing_its_password(client, app, clock):
+    """A stolen session guessing the current password: the wrong guesses lock the account,
+    and then even the right one is refused until the lock ends, before argon2 is spent."""
+    await create_staff(app, "operator", username="hanako")
+    headers = bearer((await login(client, "hanako")).json()["token"])
+
+    async def change(current: str) -> int:
+        body = {"current_password": current, "new_password": STRONG}
+        return (await client.put("/v1/staff/me/password", json=body, headers=headers)).status_code
+
+    tries = app.state.ctx.settings.login_max_failures
+    assert [await change(f"wrong guess {n:04}") for n in range(tries)] == [422] * tries
+    before = rows(app, "SELECT password_hash FROM staff_accounts")
+    assert await change("another guess!") == 429
+    assert await change(PASSWORD) == 429
+    assert rows(app, "SELECT password_hash FROM staff_accounts") == before
+    clock.advance(minutes=app.state.ctx.settings.login_lockout_minutes, seconds=1)
+    assert await change(PASSWORD) == 200
+
+
 async def test_login_rehashes_with_the_configured_parameters(client, app):
     account = await create_staff(app, "operator", username="hanako")
     settings = app.state.ctx.settings
