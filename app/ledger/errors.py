@@ -7,7 +7,7 @@ from app.core.errors import AppError, Forbidden, NotFound
 
 class SelfApproval(Forbidden):
     slug = "disclosure-self-approval"
-    title = "The requester of a disclosure may not approve or reject it"
+    title = "The requester of a disclosure may not approve, reject or release it"
 
 
 class DependentApprover(Forbidden):

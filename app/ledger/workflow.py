@@ -222,6 +222,9 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
     found = await requests.get(tx, request_id, lock=True)
     if found is None:
         raise RequestNotFound()
+    if found.requested_by == staff.id:
+        # The package may hold full numbers: not into the hands of who asked for them.
+        raise SelfApproval("the requester may not release their own request")
     if found.status == "released":
         released_at = found.released_at.isoformat() if found.released_at else "?"
         raise AlreadyReleased(f"released at {released_at} as entry {found.ledger_seq}")

@@ -187,6 +187,15 @@ async def test_self_approval_is_refused(app, subjects, approve):
     assert error.status == 403 and error.slug == "disclosure-self-approval"
 
 
+async def test_the_requester_may_not_release_their_own_request(app, subjects):
+    """A privacy officer who asked for a disclosure, approved by another, does not take the
+    package (it may hold full numbers) into their own hands: another officer releases."""
+    found = await call(app, workflow.request, staff=OFFICER_A, data=request_data(subjects))
+    await call(app, workflow.decide, staff=OFFICER_B, request_id=found.id, note="ok", approve=True)
+    error = await _refused(app, workflow.release, staff=OFFICER_A, request_id=found.id, ip=IP)
+    assert error.status == 403 and error.slug == "disclosure-self-approval"
+
+
 @pytest.mark.parametrize(
     ("role", "step"),
     [
