@@ -170,6 +170,7 @@ async def redeem(
     )
     if not await repo.insert(tx, redemption):
         raise _RedeemedConcurrently(limit=limit, redeemed=count)
+    await registry.contacted(tx, [subscriber_id], at=now)
     await record_event(
         tx,
         Tag.COUPON_REDEEMED,

@@ -37,6 +37,7 @@ from app.delivery.schemas import (
 from app.delivery.segments import bad_character, segments
 from app.models.campaign import Delivery
 from app.purposes import Purpose
+from app.registry import service as registry
 from app.sms import campaigns
 from app.sms.campaigns import CampaignMessage
 
@@ -171,13 +172,15 @@ async def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Delivery:
         if person.status == consent.OPTED_IN
     ]
     await campaigns.enqueue(tx, messages)
+    await registry.contacted(tx, [m.subscriber_id for m in messages], at=now)
     d.eligible += len(batch)
     d.queued += len(messages)
     if batch:
         d.cursor = batch[-1].subscriber_id
     if len(batch) < size:
         d.queued = await campaigns.count_for(tx, delivery_id=d.id)  # what the table holds
-        d.status, d.queued_at = QUEUED, now
+        # Queued: the walk is over, and its place (a subscriber's id) is kept no longer.
+        d.status, d.queued_at, d.cursor = QUEUED, now, None
     d.skipped = d.eligible - d.queued
     await repo.save_progress(tx, d)
     if d.status == QUEUED:

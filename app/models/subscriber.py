@@ -18,6 +18,10 @@ class Subscriber(SQLModel, table=True):
     phone_index: str = Field(max_length=120, unique=True)
     created_at: dt.datetime = timestamp()
     last_verified_at: dt.datetime = timestamp()
+    # The last coupon redemption or campaign message queued to it (None: neither yet).
+    # With last_verified_at it says whether the subscriber is dormant; kept here because
+    # redemptions and messages may be purged before dormancy is decided.
+    last_contact_at: dt.datetime | None = timestamp(nullable=True)
 
 
 class SubscriberPurpose(SQLModel, table=True):

@@ -242,6 +242,14 @@ async def last_access_id(tx: Tx) -> int:
     return int(await tx.scalar(sa.select(sa.func.coalesce(sa.func.max(access_log.c.id), 0))))
 
 
+async def contacted(tx: Tx, subscriber_ids: Sequence[str], *, at: dt.datetime) -> None:
+    """Record a redemption or campaign message at ``at`` on each subscriber."""
+    c = subscribers.c
+    await tx.execute(
+        sa.update(subscribers).where(c.id.in_(subscriber_ids)).values(last_contact_at=at)
+    )
+
+
 # -- the subject's own changes ----------------------------------------------------------
 
 

@@ -63,6 +63,13 @@ async def move_to_index(
     )
 
 
+async def contacted(tx: Tx, subscriber_ids: Sequence[str], *, at: dt.datetime) -> None:
+    """A redemption or campaign message for these subscribers at ``at``: they are not
+    dormant until ``dormant_after_days`` after it (app.subject.retention)."""
+    if subscriber_ids:
+        await repo.contacted(tx, subscriber_ids, at=at)
+
+
 async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
     """One subscriber (its number encrypted), or None."""
     return await repo.get(tx, subscriber_id)
