@@ -49,8 +49,9 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 
 def traceback_text(error: BaseException | None) -> str:
     """An exception's traceback as Python prints it, chained exceptions included, with
-    what each exception says redacted and its frames (file, line number, source line:
-    all from the code, never a runtime value) left whole, so line 1234 stays line 1234."""
+    each frame's first line (file, line number, function: from the code, never a runtime
+    value) left whole, so line 1234 stays line 1234, and the rest redacted: the source
+    lines (a literal in the code) and what each exception says."""
     chain: list[tuple[traceback.TracebackException, str]] = []
     link: traceback.TracebackException | None = traceback.TracebackException.from_exception(
         error  # type: ignore[arg-type]  # exc_info's value is set whenever its type is
@@ -67,7 +68,10 @@ def traceback_text(error: BaseException | None) -> str:
     parts: list[str] = []
     for link, joint in reversed(chain):
         if link.stack:
-            parts += ["Traceback (most recent call last):\n", *link.stack.format()]
+            parts.append("Traceback (most recent call last):\n")
+            for frame in link.stack.format():
+                where, _, source = frame.partition("\n")
+                parts.append(f"{where}\n{redact(source)}")
         parts += [redact(line) for line in link.format_exception_only()]
         parts.append(joint)
     return "".join(parts)
