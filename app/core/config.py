@@ -244,6 +244,10 @@ class Settings(BaseSettings):
     # dormant_after_days. Off by default: no law in force requires it (Korea repealed
     # its mandate in 2023), and it is each operator's choice.
     dormant_erasure: bool = False
+    # An erased subscriber's redemptions, as counts by coupon under the number's blind
+    # index, so that erasing and verifying again does not renew a coupon's limit per
+    # number: kept this long after the last of them.
+    coupon_limit_memory_days: int = Field(365, ge=1, le=3 * 365 + 1)
 
     # Data subjects: a session opened by SMS, and the time to answer a request.
     subject_session_minutes: int = Field(15, ge=1, le=60, description="a subject session lives")

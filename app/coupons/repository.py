@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from app.core.tx import Tx
-from app.models.coupon import CouponRedemption
+from app.models.coupon import CouponRedemption, ErasedRedemptions
 from app.models.types import table
 
 redemptions = table(CouponRedemption)
 _c = redemptions.c
+erased = table(ErasedRedemptions)
 
 
 async def backed_by(tx: Tx, *, verification_id: str) -> str | None:
@@ -31,6 +34,18 @@ async def tally(tx: Tx, *, coupon_id: str, subscriber_id: str) -> tuple[int, int
         )
     ).one()
     return int(row.n), int(row.last)
+
+
+async def erased_tally(tx: Tx, *, coupon_id: str, indexes: Sequence[str]) -> int:
+    """How often the number (by its blind ``indexes``, one per index key) redeemed the
+    coupon as subscribers since erased."""
+    e = erased.c
+    found = await tx.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(e.redeemed), 0)).where(
+            e.coupon_id == coupon_id, e.phone_index.in_(list(indexes))
+        )
+    )
+    return int(found)
 
 
 async def insert(tx: Tx, redemption: CouponRedemption) -> bool:

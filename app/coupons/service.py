@@ -126,6 +126,14 @@ async def _verified_subscriber(tx: Tx, *, subscriber_id: str, field: str = "subs
     return subscriber_id
 
 
+async def _number_indexes(tx: Tx, ctx: Context, subscriber_id: str) -> tuple[str, ...]:
+    """The subscriber's number's blind index under every index key in the ring."""
+    subscriber = await registry.get(tx, subscriber_id)
+    if subscriber is None:  # never: it is held, and was found verified
+        raise SubscriberNotFound()
+    return ctx.keys.blind_indexes(registry.phone_number(ctx, subscriber), kind="number")
+
+
 async def redeem(
     tx: Tx, ctx: Context, *, client: Client, coupon_id: str, data: RedemptionCreate
 ) -> RedemptionCreatedPublic:
@@ -149,6 +157,10 @@ async def redeem(
     # BEGIN IMMEDIATE already serialises writers), so the count below cannot go stale.
     await tx.lock(f"coupon:{coupon_id}:{subscriber_id}")
     count, last = await repo.tally(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
+    # And the number's redemptions as subscribers it had before an erasure.
+    count += await repo.erased_tally(
+        tx, coupon_id=coupon_id, indexes=await _number_indexes(tx, ctx, subscriber_id)
+    )
     if count >= limit:
         await record_event(
             tx,

@@ -4,8 +4,8 @@ from app.models.access_log import AccessLogEntry
 from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
 from app.models.campaign import Delivery, DeliveryText
-from app.models.consent import Consent, ConsentEvent
-from app.models.coupon import CouponRedemption
+from app.models.consent import Consent, ConsentEvent, ErasedConsentEvent
+from app.models.coupon import CouponRedemption, ErasedRedemptions
 from app.models.idempotency import IdempotencyRecord
 from app.models.ledger import (
     DisclosureConsent,
@@ -43,6 +43,8 @@ __all__ = [
     "DisclosureConsent",
     "DisclosureRequest",
     "DisclosureStop",
+    "ErasedConsentEvent",
+    "ErasedRedemptions",
     "IdempotencyRecord",
     "LedgerCheckpoint",
     "LedgerEntry",

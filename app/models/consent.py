@@ -50,3 +50,26 @@ class Consent(SQLModel, table=True):
     policy_version: str | None = Field(default=None, max_length=64)
     event_id: int = Field(foreign_key="consent_events.id")
     changed_at: dt.datetime = timestamp()
+
+
+class ErasedConsentEvent(SQLModel, table=True):
+    """A consent history row of an erased subscriber, kept as the record of consent the
+    law asks of a sender for a month after its last message (Act on Specified Electronic
+    Mail Art. 3(3)), then deleted (``kept_until``). Names the subscriber by its id only."""
+
+    __tablename__ = "erased_consent_events"
+    __table_args__ = (
+        sa.Index("ix_erased_consent_events_kept_until", "kept_until", "id"),
+        sa.Index("ix_erased_consent_events_subscriber", "subscriber_id"),
+    )
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # its own id
+    subscriber_id: str = Field(max_length=40)
+    purpose: str = Field(max_length=32)
+    action: str = Field(max_length=16)
+    source: str = Field(max_length=32)
+    policy_version: str | None = Field(default=None, max_length=64)
+    client_ip: str | None = Field(default=None, max_length=64)
+    actor: str = Field(max_length=80)
+    at: dt.datetime = timestamp()
+    kept_until: dt.datetime = timestamp()

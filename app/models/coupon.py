@@ -38,3 +38,19 @@ class CouponRedemption(SQLModel, table=True):
     # foreign key: verifications are purged after their retention, redemptions are kept.
     verification_id: str | None = Field(default=None, max_length=40)
     redeemed_at: dt.datetime = timestamp()
+
+
+class ErasedRedemptions(SQLModel, table=True):
+    """How often an erased subscriber's number redeemed a coupon, by the number's blind
+    index: an erasure does not renew a coupon's limit per number. Deleted
+    ``coupon_limit_memory_days`` after the last of those redemptions."""
+
+    __tablename__ = "erased_redemptions"
+    __table_args__ = (
+        sa.Index("ix_erased_redemptions_last", "last_redeemed_at", "coupon_id", "phone_index"),
+    )
+
+    coupon_id: str = Field(primary_key=True, max_length=64)
+    phone_index: str = Field(primary_key=True, max_length=120)
+    redeemed: int
+    last_redeemed_at: dt.datetime = timestamp()

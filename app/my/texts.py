@@ -192,7 +192,15 @@ RECEIPT: dict[str, dict[str, str]] = {
         "requires us to keep for three years; they name you only by an anonymous id",
         "why_access_log": "who among our staff looked at your record and when: our security "
         "record, kept one year",
-        "why_audit_events": "what was done and when, by whom; never your number",
+        "why_audit_events": "what was done and when, by whom; never your number. Counted: "
+        "the records about you; the records of your verifications and coupon uses name "
+        "your anonymous id too (a verification's are deleted after six months)",
+        "why_erased_redemptions": "how often your number used each coupon, under a code "
+        "made from the number that cannot be turned back into it: erasing does not renew a "
+        "coupon's limit per number; deleted a year after the last use",
+        "why_erased_consent_events": "your consents to coupon messages, which the law asks "
+        "us to keep for a month after our last message (Act on Specified Electronic Mail); "
+        "deleted then",
         "why_disclosure_requests": "requests to provide data to a third party that named "
         "you, kept three years with the records of provision",
         "why_subject_requests": "your requests to us and this receipt, as proof that they "
@@ -217,7 +225,14 @@ RECEIPT: dict[str, dict[str, str]] = {
         "why_ledger_entry_subjects": "第三者提供の記録。法律により3年間保存します。"
         "あなたは匿名のIDでのみ記載されます",
         "why_access_log": "当社の担当者がいつ記録を閲覧したかの記録。安全管理のため1年間保存します",
-        "why_audit_events": "いつ誰が何をしたかの記録。電話番号は含みません",
+        "why_audit_events": "いつ誰が何をしたかの記録。電話番号は含みません。件数はあなたに"
+        "関する記録で、認証とクーポン利用の記録にも匿名のIDが記載されます"
+        "（認証の記録は6か月後に削除します）",
+        "why_erased_redemptions": "この番号で各クーポンを利用した回数。番号から作った、元に"
+        "戻せない符号で保存します。消去でクーポンの番号ごとの利用上限が元に戻らないよう、"
+        "最後の利用から1年後に削除します",
+        "why_erased_consent_events": "クーポン配信への同意の記録。特定電子メール法により"
+        "最後の配信から1か月間保存し、その後削除します",
         "why_disclosure_requests": "あなたを対象とした第三者提供の依頼。"
         "提供の記録とともに3年間保存します",
         "why_subject_requests": "あなたからのご請求とこの受領書。対応した証拠として3年間保存します",
@@ -241,7 +256,14 @@ RECEIPT: dict[str, dict[str, str]] = {
         "why_ledger_entry_subjects": "제3자 제공 기록. 법에 따라 3년간 보존하며, 익명 ID로만 "
         "기재됩니다",
         "why_access_log": "당사 직원이 언제 기록을 열람했는지의 기록. 보안을 위해 1년간 보존합니다",
-        "why_audit_events": "언제 누가 무엇을 했는지의 기록. 전화번호는 포함하지 않습니다",
+        "why_audit_events": "언제 누가 무엇을 했는지의 기록. 전화번호는 포함하지 않습니다. "
+        "건수는 귀하에 관한 기록이며, 인증과 쿠폰 사용 기록에도 익명 ID가 기재됩니다"
+        "(인증 기록은 6개월 후 삭제)",
+        "why_erased_redemptions": "이 번호로 각 쿠폰을 사용한 횟수. 번호로 만든, 번호로 되돌릴 "
+        "수 없는 부호로 보존합니다. 삭제로 번호당 쿠폰 사용 한도가 초기화되지 않도록 하며, "
+        "마지막 사용 1년 후 삭제합니다",
+        "why_erased_consent_events": "쿠폰 메시지 수신 동의 기록. 일본 특정전자메일법에 따라 "
+        "마지막 발송 후 1개월간 보존한 뒤 삭제합니다",
         "why_disclosure_requests": "귀하를 대상으로 한 제3자 제공 요청. 제공 기록과 함께 3년간 "
         "보존합니다",
         "why_subject_requests": "귀하의 요청과 이 확인서. 처리했다는 증거로 3년간 보존합니다",

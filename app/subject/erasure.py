@@ -3,13 +3,17 @@
 Erasure is crypto-shredding by deletion: the number's ciphertext and blind index, in the
 registry and in every verification, go with every row linked to the subscriber (purposes,
 consent history, redemptions, SMS, send limits, sessions, stops and consents to provide).
-What is kept names only the pseudonymous subject id, never the number, and the receipt
-says what and why. A later verification of the same number finds no subscriber, so it
-starts a new one. On SQLite deleted bytes are overwritten (``secure_delete``) and the
-write-ahead log is emptied after the commit (:meth:`Database.checkpoint`).
+What is kept names only the pseudonymous subject id, never the number (the redemption
+tallies name it by its keyed hash, so that a coupon's limit per number outlives the
+erasure), and the receipt says what and why. A later verification of the same number
+finds no subscriber, so it starts a new one. On SQLite deleted bytes are overwritten
+(``secure_delete``) and the write-ahead log is emptied after the commit
+(:meth:`Database.checkpoint`).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 from app.audit.events import Tag, record_event
 from app.clients import service as clients
@@ -38,7 +42,15 @@ KEPT_WHY = {
     "provision to third parties, kept three years and append-only (APPI Art. 29 and 30)",
     "access_log": "staff accesses to the record (who, when, why): the security record, "
     "kept one year",
-    "audit_events": "what was done and when, by whom; never the number",
+    "audit_events": "what was done and when, by whom; never the number. Counted: the "
+    "events about the subject; the events of its verifications and redemptions name its "
+    "id too (a verification's go after 183 days)",
+    "erased_redemptions": "how often the number redeemed each coupon, under a keyed hash "
+    "of the number: erasing does not renew a coupon's limit per number; deleted a year "
+    "after the last redemption",
+    "erased_consent_events": "the history of consent to coupon messages, which the law "
+    "asks a sender to keep for a month after its last message (Act on Specified "
+    "Electronic Mail Art. 3(3)); deleted then",
     "disclosure_requests": "requests to disclose data to a third party that name the "
     "subject id, released or not: kept three years with the ledger (APPI Art. 29 and 30)",
     "subject_requests": "the register of the subject's requests and this receipt: proof "
@@ -72,12 +84,15 @@ async def erase(
     if subscriber is None:
         raise SubjectNotFound()
     e164 = registry.phone_number(ctx, subscriber)
-    indexes = {*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index}
-    kept = await shredding.kept_naming(tx, subscriber_id)
-    erased = await shredding.erase_subscriber(
-        tx, subscriber_id=subscriber_id, indexes=sorted(indexes)
-    )
+    indexes = sorted({*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index})
     now = ctx.clock.now()
+    await shredding.keep_redemptions(
+        tx, subscriber_id=subscriber_id, phone_index=subscriber.phone_index
+    )
+    ttl = dt.timedelta(hours=ctx.settings.delivery_ttl_hours)
+    await shredding.keep_consent_records(tx, subscriber_id=subscriber_id, now=now, ttl=ttl)
+    kept = await shredding.kept_naming(tx, subscriber_id, indexes)
+    erased = await shredding.erase_subscriber(tx, subscriber_id=subscriber_id, indexes=indexes)
     receipt = ErasureReceiptPublic(
         id=request_id or new_id("sjr"),
         subject_id=subscriber_id,
@@ -145,6 +160,11 @@ async def correct(
             raise NumberTaken()
         old = registry.phone_number(ctx, subscriber)
         old_indexes = {*ctx.keys.blind_indexes(old, kind="number"), subscriber.phone_index}
+        # The redemptions go with the subscriber to the new number and are counted under
+        # the old one too: verifying the old number again does not renew its limits.
+        await shredding.keep_redemptions(
+            tx, subscriber_id=subscriber.id, phone_index=subscriber.phone_index
+        )
         await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
         forgotten = await shredding.forget_number(
             tx, subscriber_id=None, indexes=sorted(old_indexes - set(new_indexes))

@@ -1,7 +1,7 @@
 """The subject area's purge steps (run by ``smsreg purge``, app/retention): sessions a
-day after they ended, and the request register (with its erasure receipts) after
-``subject_request_retention_days``; and the dormant subscribers, erased only when
-``dormant_erasure`` is on."""
+day after they ended, what erasures kept aside once its time is up, and the request
+register (with its erasure receipts) after ``subject_request_retention_days``; and the
+dormant subscribers, erased only when ``dormant_erasure`` is on."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from app.core.context import Context
 from app.core.db import Database
 from app.core.retention import PurgeStep
+from app.models.consent import ErasedConsentEvent
+from app.models.coupon import ErasedRedemptions
 from app.models.subject import SubjectRequest, SubjectSession
 from app.models.subscriber import Subscriber
 from app.models.types import table
@@ -22,6 +24,8 @@ from app.subject import erasure
 
 sessions = table(SubjectSession)
 requests = table(SubjectRequest)
+erased_redemptions = table(ErasedRedemptions)
+erased_consent_events = table(ErasedConsentEvent)
 ACTOR = "system:retention"
 
 
@@ -34,6 +38,28 @@ STEPS = (
         index="ix_subject_sessions_expires_at",
         key=(sessions.c.expires_at, sessions.c.id),
         time=sessions.c.expires_at,
+    ),
+    # What an erasure kept aside: the number's coupon tallies a while after its last
+    # redemption, the consent history until the month the law asks for has passed.
+    PurgeStep(
+        "erased_redemptions",
+        keep=lambda s: dt.timedelta(days=s.coupon_limit_memory_days),
+        table=erased_redemptions,
+        index="ix_erased_redemptions_last",
+        key=(
+            erased_redemptions.c.last_redeemed_at,
+            erased_redemptions.c.coupon_id,
+            erased_redemptions.c.phone_index,
+        ),
+        time=erased_redemptions.c.last_redeemed_at,
+    ),
+    PurgeStep(
+        "erased_consent_events",
+        keep=lambda s: dt.timedelta(0),
+        table=erased_consent_events,
+        index="ix_erased_consent_events_kept_until",
+        key=(erased_consent_events.c.kept_until, erased_consent_events.c.id),
+        time=erased_consent_events.c.kept_until,
     ),
     # Closed requests (with their receipts) after their period; open ones stay.
     PurgeStep(

@@ -5,21 +5,25 @@ This is the one module outside an area's repository that deletes other areas' ro
 request (like key rotation, docs/architecture.md): erasure must see at once every table
 that holds the number (its ciphertext or blind index) or the subscriber id, or it is not
 an erasure. What stays is listed in the receipt (app/subject/erasure.py): the disclosure
-ledger, the access log and audit events, which name only the pseudonymous subject id.
+ledger, the access log and audit events, which name only the pseudonymous subject id;
+and for a while, what :func:`keep_redemptions` and :func:`keep_consent_records` copy
+aside before the rows go.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.audit import AuditEvent
-from app.models.consent import Consent, ConsentEvent
-from app.models.coupon import CouponRedemption
+from app.models.consent import Consent, ConsentEvent, ErasedConsentEvent
+from app.models.coupon import CouponRedemption, ErasedRedemptions
 from app.models.idempotency import IdempotencyRecord
 from app.models.ledger import (
     DisclosureConsent,
@@ -40,6 +44,13 @@ idempotency = table(IdempotencyRecord)
 windows = table(SendWindow)
 hits = table(RateLimitHit)
 subscribers = table(Subscriber)
+redemptions = table(CouponRedemption)
+erased_redemptions = table(ErasedRedemptions)
+consent_events = table(ConsentEvent)
+erased_consent_events = table(ErasedConsentEvent)
+# The Act on Specified Electronic Mail (Art. 3(3), Enforcement Rules Art. 4) asks a sender
+# to keep the record of consent for a month after its last message: 31 days.
+CONSENT_RECORD_MONTH = dt.timedelta(days=31)
 # Rows that name the subscriber and nothing else, deleted in this order (foreign keys).
 # Each table has an index that begins with the subscriber (tests/retention/test_plans.py).
 BY_SUBSCRIBER = (
@@ -117,6 +128,65 @@ async def forget_number(
     return done
 
 
+async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str) -> None:
+    """Add the subscriber's redemptions, counted by coupon, to its number's tallies, so
+    that a new subscriber of the number starts from them (app.coupons.service)."""
+    r = redemptions.c
+    tallies = (
+        await tx.execute(
+            sa.select(
+                r.coupon_id,
+                sa.func.count().label("redeemed"),
+                sa.func.max(r.redeemed_at).label("last_redeemed_at"),
+            )
+            .where(r.subscriber_id == subscriber_id)
+            .group_by(r.coupon_id)
+        )
+    ).all()
+    if not tallies:
+        return
+    insert = (sqlite.insert if tx.sqlite else postgresql.insert)(erased_redemptions)
+    rows = [{**tally._mapping, "phone_index": phone_index} for tally in tallies]
+    statement = insert.values(rows)
+    # The number erased before: its earlier tally and this one together.
+    await tx.execute(
+        statement.on_conflict_do_update(
+            index_elements=["coupon_id", "phone_index"],
+            set_={
+                "redeemed": erased_redemptions.c.redeemed + statement.excluded.redeemed,
+                "last_redeemed_at": statement.excluded.last_redeemed_at,
+            },
+        )
+    )
+
+
+async def keep_consent_records(
+    tx: Tx, *, subscriber_id: str, now: dt.datetime, ttl: dt.timedelta
+) -> None:
+    """Copy the subscriber's consent history aside while the law asks for it: until a month
+    after its last campaign message could have been sent (queued, then ``ttl`` to send)."""
+    o = outbox.c
+    last = await tx.scalar(
+        sa.select(sa.func.max(o.created_at)).where(
+            o.subscriber_id == subscriber_id, o.delivery_id.is_not(None)
+        )
+    )
+    if last is None or last + ttl + CONSENT_RECORD_MONTH <= now:
+        return
+    until = sa.literal(last + ttl + CONSENT_RECORD_MONTH, erased_consent_events.c.kept_until.type)
+    e = consent_events.c
+    columns = ["id", "subscriber_id", "purpose", "action", "source", "policy_version",
+               "client_ip", "actor", "at"]  # fmt: skip
+    await tx.execute(
+        sa.insert(erased_consent_events).from_select(
+            [*columns, "kept_until"],
+            sa.select(*(e[name] for name in columns), until).where(
+                e.subscriber_id == subscriber_id
+            ),
+        )
+    )
+
+
 async def erase_subscriber(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]) -> dict[str, int]:
     """Delete the subscriber and everything that holds its number or links to it, but
     the ledger, the access log and audit events. Rows deleted, by table."""
@@ -130,17 +200,21 @@ async def erase_subscriber(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]
     return {name: n for name, n in done.items() if n}
 
 
-async def kept_naming(tx: Tx, subscriber_id: str) -> dict[str, int]:
-    """How many rows of the kept tables name the subject id (the receipt says why)."""
+async def kept_naming(tx: Tx, subscriber_id: str, indexes: Sequence[str]) -> dict[str, int]:
+    """How many rows of the kept tables name the subject id, or the number by its blind
+    ``indexes`` (the receipt says why)."""
     counts = {}
     for target, column in (
         (table(LedgerEntrySubject), "subject_id"),
         (table(AccessLogEntry), "subscriber_id"),
         (table(AuditEvent), "subject"),
         (table(SubjectRequest), "subscriber_id"),
+        (erased_consent_events, "subscriber_id"),
     ):
         query = sa.select(sa.func.count()).where(target.c[column] == subscriber_id)
         counts[str(target.name)] = int((await tx.execute(query)).scalar_one())
+    tallies = sa.select(sa.func.count()).where(erased_redemptions.c.phone_index.in_(list(indexes)))
+    counts[str(erased_redemptions.name)] = int((await tx.execute(tallies)).scalar_one())
     # A disclosure request names its subjects in a JSON list (a few thousand requests
     # in three years: read whole, as text; the id quoted, LIKE's marks escaped).
     requests = table(DisclosureRequest)

@@ -1,0 +1,113 @@
+"""What an erasure keeps for a while, then lets go: the number's coupon tallies (so that
+erasing and verifying again does not renew a coupon's limit per number), and the consent
+history the law asks a sender to keep for a month after its last message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from app.retention import service as retention
+from tests.consent.helpers import make_key, opted_in
+from tests.staff.helpers import rows, verified
+from tests.subject.helpers import open_session
+
+NUMBER = "+819087651111"
+OTHER = "+819087652222"
+
+
+async def _erase(client: httpx.AsyncClient, app: FastAPI, carrier: Any, e164: str) -> Any:
+    """The person's own erasure, by SMS as on /my/; the receipt."""
+    headers = await open_session(client, app, carrier, e164)
+    answer = await client.post("/v1/subject/erasure", json={"confirm": True}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _kept(receipt: dict[str, Any]) -> dict[str, int]:
+    return {item["what"]: item["count"] for item in receipt["kept"]}
+
+
+async def _redeem(client: httpx.AsyncClient, auth: dict[str, str], subscriber_id: str) -> Any:
+    return await client.post(
+        "/v1/coupons/spring/redemptions", json={"subscriber_id": subscriber_id}, headers=auth
+    )
+
+
+async def test_erasing_and_verifying_again_does_not_renew_a_coupons_limit(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    first = await verified(client, app, carrier, auth, NUMBER)
+    other = await verified(client, app, carrier, auth, OTHER)
+    assert (await _redeem(client, auth, first)).status_code == 201
+    assert (await _redeem(client, auth, other)).status_code == 201
+    receipt = await _erase(client, app, carrier, NUMBER)
+    assert receipt["erased"]["coupon_redemptions"] == 1
+    assert _kept(receipt)["erased_redemptions"] == 1  # the receipt says what stays, and why
+    clock.advance(minutes=1)
+    again = await verified(client, app, carrier, auth, NUMBER)
+    assert again != first  # a new subscriber, unlinked to the old id...
+    refused = await _redeem(client, auth, again)
+    # ...whose number has used its one redemption of the coupon all the same.
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("/coupon-already-redeemed")
+    # A second erasure adds to the same tally: the limit holds however often it is done.
+    await _erase(client, app, carrier, NUMBER)
+    stored = rows(app, "SELECT coupon_id, redeemed FROM erased_redemptions")
+    assert stored == [{"coupon_id": "spring", "redeemed": 1}]
+    # The tally is kept COUPON_LIMIT_MEMORY_DAYS after the last redemption, then purged,
+    # and the number starts afresh. Another number was never limited by it.
+    clock.advance(days=app.state.ctx.settings.coupon_limit_memory_days, minutes=1)
+    report = await retention.purge(app.state.db, app.state.ctx)
+    assert report.deleted["erased_redemptions"] == 1
+    auth = await make_key(app, ["verifications:write", "coupons:write"])  # the first expired
+    fresh = await verified(client, app, carrier, auth, NUMBER)
+    assert (await _redeem(client, auth, fresh)).status_code == 201
+
+
+async def test_the_consent_history_is_kept_a_month_after_the_last_campaign_message(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write", "consents:write", "deliveries:write"])
+    messaged = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    await opted_in(client, auth, messaged)
+    body = {"campaign_id": "spring", "messages": {"ja": "春のクーポン"}, "default_locale": "ja"}
+    assert (await client.post("/v1/deliveries", json=body, headers=auth)).status_code == 201
+    history = rows(app, "SELECT id, action, policy_version FROM consent_events ORDER BY id")
+    clock.advance(days=3)
+    receipt = await _erase(client, app, carrier, NUMBER)
+    assert receipt["erased"]["consent_events"] == len(history) == 1
+    assert _kept(receipt)["erased_consent_events"] == 1
+    kept = rows(app, "SELECT id, action, policy_version FROM erased_consent_events")
+    assert kept == history and not rows(app, "SELECT id FROM consent_events")
+    # A month (and the message's time to be sent) after the message was queued: purged.
+    ttl = app.state.ctx.settings.delivery_ttl_hours
+    clock.advance(days=28, hours=ttl - 1)
+    assert (await retention.purge(app.state.db, app.state.ctx)).deleted.get(
+        "erased_consent_events", 0
+    ) == 0
+    clock.advance(hours=2)
+    report = await retention.purge(app.state.db, app.state.ctx)
+    assert report.deleted["erased_consent_events"] == 1
+    assert not rows(app, "SELECT id FROM erased_consent_events")
+
+
+async def test_no_consent_history_is_kept_without_a_campaign_message_in_the_last_month(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write", "consents:write", "deliveries:write"])
+    messaged = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    never = await verified(client, app, carrier, auth, OTHER, "coupon_delivery")
+    await opted_in(client, auth, messaged)
+    body = {"campaign_id": "spring", "messages": {"ja": "春のクーポン"}, "default_locale": "ja"}
+    assert (await client.post("/v1/deliveries", json=body, headers=auth)).status_code == 201
+    await opted_in(client, auth, never)  # after the campaign: never sent one
+    clock.advance(days=40)
+    for number in (NUMBER, OTHER):
+        receipt = await _erase(client, app, carrier, number)
+        assert receipt["erased"]["consent_events"] == 1
+        assert _kept(receipt)["erased_consent_events"] == 0
+    assert not rows(app, "SELECT id FROM erased_consent_events")
