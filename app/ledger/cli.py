@@ -246,7 +246,7 @@ def purge_command(
     anchor = "" if result.anchor_id is None else f"; anchor checkpoint #{result.anchor_id}"
     typer.echo(
         f"{verb} {result.purged} entries{through} recorded before "
-        f"{result.cutoff.isoformat()}{anchor}"
+        f"{result.cutoff.isoformat()}{anchor}, and {result.requests} disclosure requests"
     )
 
 

@@ -26,6 +26,7 @@ from app.core.context import Context
 from app.core.tx import Tx
 from app.ledger import chain, checkpoints
 from app.ledger import repository as repo
+from app.ledger import requests_repository as requests
 
 MIN_DAYS = 3 * 365
 
@@ -38,6 +39,7 @@ class PurgeResult:
     purged: int
     through_seq: int | None
     anchor_id: int | None
+    requests: int = 0  # disclosure requests deleted with their entries, or past the cutoff
 
 
 def three_years_before(when: dt.datetime) -> dt.datetime:
@@ -65,10 +67,15 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
     through = min(young - 1 if young is not None else head_seq, head_seq - 1)
     first = await repo.first(tx)
     if first is None or through < first.seq:
-        return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None)
+        gone = await requests.purge(tx, before=limit, dry_run=dry_run)
+        return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None, requests=gone)
     if dry_run:
         count = await repo.count_through(tx, seq=through)
-        return PurgeResult(cutoff=limit, purged=count, through_seq=through, anchor_id=None)
+        # What the purge would delete with the entries through ``through``, and the rest.
+        gone = await requests.purge(tx, before=limit, dry_run=True, entries_through=through)
+        return PurgeResult(
+            cutoff=limit, purged=count, through_seq=through, anchor_id=None, requests=gone
+        )
     anchor_hash = await repo.hash_at(tx, seq=through)
     if anchor_hash is None:  # the chain has a gap here: never sign over it
         raise RuntimeError(f"no ledger entry at seq {through} to anchor the purge to")
@@ -77,12 +84,20 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
         tx, ctx, kind=checkpoints.ANCHOR, seq=through, head_hash=anchor_hash, now=now
     )
     count = await repo.purge_through(tx, seq=through)
+    gone = await requests.purge(tx, before=limit)
     await record_event(
         tx,
         Tag.LEDGER_PURGED,
         actor=actor,
         at=now,
         subject=f"checkpoint:{anchor.id}",
-        details={"through_seq": through, "purged": count, "cutoff": limit.isoformat()},
+        details={
+            "through_seq": through,
+            "purged": count,
+            "requests": gone,
+            "cutoff": limit.isoformat(),
+        },
     )
-    return PurgeResult(cutoff=limit, purged=count, through_seq=through, anchor_id=anchor.id)
+    return PurgeResult(
+        cutoff=limit, purged=count, through_seq=through, anchor_id=anchor.id, requests=gone
+    )

@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.core.context import Context
-from app.ledger import checkpoints, export, retention, verify
+from app.ledger import checkpoints, export, retention, verify, workflow
 from app.ledger.audit_schemas import ExportQuery
 from tests.conftest import call, count_rows
 from tests.fixtures.fakes import START
-from tests.ledger.conftest import release, sql, tampering, verified
+from tests.ledger.conftest import OFFICER_A, release, requested, sql, tampering, verified
 
 FOUR_YEARS_AGO = START.replace(year=START.year - 4)
 TWO_YEARS_AGO = START.replace(year=START.year - 2)
@@ -34,13 +34,31 @@ async def test_purge_removes_only_old_entries_and_leaves_a_signed_anchor(
     old = [FOUR_YEARS_AGO + dt.timedelta(days=i) for i in range(3)]
     young = [TWO_YEARS_AGO, START - dt.timedelta(days=1)]
     await _entries_at(app, clock, subjects, old + young)
+    # Requests never released: one rejected four years ago goes, one pending stays.
+    clock.set(FOUR_YEARS_AGO)
+    rejected = await requested(app, subjects)
+    await call(app, workflow.decide, staff=OFFICER_A, request_id=rejected, note="no basis",
+               approve=False)  # fmt: skip
+    clock.set(TWO_YEARS_AGO)
+    pending = await requested(app, subjects)
+    clock.set(START)
     await call(app, checkpoints.create)
 
     dry = await call(app, retention.purge, actor="test", dry_run=True)
     assert (dry.purged, dry.through_seq) == (3, 3) and count_rows(app, "ledger_entries") == 5
+    assert dry.requests == 4 and count_rows(app, "disclosure_requests") == 7
 
     result = await call(app, retention.purge, actor="test")
     assert (result.purged, result.through_seq) == (3, 3) and result.anchor_id is not None
+    # The released requests went with their entries, the rejected one past the cutoff.
+    assert result.requests == 4
+    left = sql(app, "SELECT id, status, ledger_seq FROM disclosure_requests")
+    assert sorted((row.ledger_seq or 0, row.status) for row in left) == [
+        (0, "requested"),
+        (4, "released"),
+        (5, "released"),
+    ]
+    assert pending in {row.id for row in left} and rejected not in {row.id for row in left}
     assert [row.seq for row in sql(app, "SELECT seq FROM ledger_entries ORDER BY seq")] == [4, 5]
     assert count_rows(app, "ledger_entry_subjects") == 2
     anchor = sql(app, "SELECT kind, seq FROM ledger_checkpoints WHERE id = :i", i=result.anchor_id)
