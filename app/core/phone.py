@@ -9,7 +9,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
 from app.core.errors import InvalidInput
-from app.core.text import MAX_DIGIT_RUN, digit_runs
+from app.core.text import ACCESS_CODE_DIGITS, MAX_DIGIT_RUN, digit_runs, joins
 
 MAX_INPUT_LENGTH = 32
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -161,6 +161,12 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
         for start in range(len(run) - MAX_DIGIT_RUN):
             for end in range(start + MAX_DIGIT_RUN + 1, min(len(run), start + _E164_DIGITS) + 1):
                 found |= _readings(run[start:end], regions)
+    # Groups joined by any punctuation (``090/1234,5678``), whole groups to the end, from
+    # any digit of the first (an access code may lead it, as in ``0081-90/1234,5678``).
+    for joined in joins(text, loose=True, most=_E164_DIGITS + ACCESS_CODE_DIGITS):
+        for start in range(len(joined) - MAX_DIGIT_RUN):
+            if len(joined) - start <= _E164_DIGITS:
+                found |= _readings(joined[start:], regions)
     return found
 
 

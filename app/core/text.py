@@ -12,11 +12,11 @@ nine or more digits is refused, read after the disguises people use:
   full width).
 
 Any other punctuation mark or symbol between digit groups (``90/1234/5678``,
-``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``) does not break a
-run either where groups joined one after another by one and the same mark make a
-Japanese or Korean mobile number (what the registry holds), nationally or with the
-country code; so a date and time such as ``2026/01/05 10:12:34`` passes, a number
-written with slashes does not.
+``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``, ``090/1234,5678``)
+does not break a run either where groups joined one after another by one and the same
+mark, or by another before a group of three or four digits, make a Japanese or Korean
+mobile number (what the registry holds), nationally or with the country code; so a date
+and time such as ``2026/01/05 10:12:34`` passes, a number written with slashes does not.
 
 Use :data:`NoPhoneNumber` on a schema field (``Annotated[str, ..., NoPhoneNumber]``):
 the refusal is a 422 naming the field, and the message never repeats the input.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Iterator
 
 import phonenumbers
 from pydantic import AfterValidator
@@ -47,6 +48,7 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
 _REGIONS = ("JP", "KR")
 _MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
 _MAX_NUMBER_DIGITS = 15
+ACCESS_CODE_DIGITS = 4  # the longest international access code (0011, 0010...)
 # What a mobile number's digits look like before phonenumbers is asked (a cheap screen):
 # Japan 070/080/090 (or without the 0), Korea 010, either after its country code.
 _MOBILE_SHAPE = re.compile(r"(?:0?[789]0|010|810?[789]0|820?10)\d{7,9}$")
@@ -101,22 +103,46 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     return found
 
 
-def _hidden_number(text: str) -> bool:
-    """Whether digit groups joined, one after another, by one and the same punctuation
-    mark or symbol make a Japanese or Korean mobile number (``5, 090/1234/5678`` holds
-    one in its last three groups; ``2026/01/05 10:12:34`` holds none)."""
-    for groups, joints in _segments(text):
+def joins(text: str, *, loose: bool, most: int = _MAX_NUMBER_DIGITS) -> Iterator[str]:
+    """The digits of consecutive groups joined one after another by one punctuation mark
+    or symbol each, up to ``most`` digits, from every group on. With ``loose``, whatever
+    the marks (``090/1234,5678``); else by one and the same mark, or by another only
+    before a group of three or four digits, as a number's are: ``090/1234,5678`` still,
+    but not the ``01/05 10:12`` of a date and time."""
+    for groups, marks in _segments(text):
         for first in range(len(groups)):
             digits, mark = groups[first], ""
-            for group, joint in zip(groups[first + 1 :], joints[first:], strict=False):
-                if len(joint) != 1 or mark not in ("", joint):
+            for group, joint in zip(groups[first + 1 :], marks[first:], strict=False):
+                if len(joint) != 1:
+                    break
+                if not loose and mark not in ("", joint) and len(group) not in (3, 4):
                     break
                 digits, mark = digits + group, joint
-                if len(digits) > _MAX_NUMBER_DIGITS:
+                if len(digits) > most:
                     break
-                if _MOBILE_SHAPE.match(digits) and _dialable(digits):
-                    return True
-    return False
+                yield digits
+
+
+def _hidden_number(text: str) -> bool:
+    """Whether digit groups joined by punctuation (see :func:`joins`) make a Japanese or
+    Korean mobile number (``5, 090/1234/5678`` holds one in its last three groups;
+    ``2026/01/05 10:12:34`` holds none)."""
+    return any(
+        _MOBILE_SHAPE.match(tail) and _dialable(tail)
+        for digits in joins(text, loose=False, most=_MAX_NUMBER_DIGITS + ACCESS_CODE_DIGITS)
+        for tail in _past_access_code(digits)
+    )
+
+
+def _past_access_code(digits: str) -> Iterator[str]:
+    """``digits``, and what follows an international access code that may lead them
+    (``0081`` in ``0081-90/1234/5678``): the country code 81 or 82 after a 0 and at most
+    three more digits."""
+    yield digits
+    if digits.startswith("0"):
+        for start in range(1, ACCESS_CODE_DIGITS + 1):
+            if digits.startswith(("81", "82"), start):
+                yield digits[start:]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -136,6 +136,11 @@ async def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, su
         "+0081 90 0000 0001",
         "0011 81 90 0000 0001",
         "tel 12-090-0000-0001",
+        # Groups joined by marks that change from one to the next.
+        "090/0000,0001",
+        "+81:90/0000,0001",
+        "090、0000。0001",
+        "0081-90/0000,0001",
     ],
 )
 async def test_a_contact_holding_a_subscribers_number_is_refused(app, subjects, contact):
