@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.errors import AppError, Forbidden, NotFound
+from app.core.errors import AppError, Forbidden, InvalidInput, NotFound
 from app.core.tx import Tx
 from app.models.staff import StaffAccount, StaffPermissionChange
 from app.staff import repository as repo
@@ -193,6 +193,10 @@ async def change_role(
     account = await _for_change(tx, staff=staff, account_id=account_id)
     if account.role == role.value:
         return account  # nothing changes, nothing is recorded
+    if account.activation_pending:
+        # Its invitation's role awaits a second admin, who must confirm what the account
+        # will hold, not a role changed under the proposal.
+        raise InvalidInput.field("role", "the account is invited: revoke and invite anew")
     if role in roles.PRIVILEGED:
         raise NeedsSecondAdmin(f"propose it: POST /v1/staff/{account_id}/grants")
     await _last_admin_guard(tx, account)

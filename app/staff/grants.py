@@ -150,9 +150,9 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
     now = ctx.clock.now()
+    if account.role != (grant.old_role if grant.kind == CHANGE else grant.role):
+        raise GrantClosed(f"the account's role changed since: it is {account.role} now")
     if grant.kind == CHANGE:
-        if account.role != grant.old_role:
-            raise GrantClosed(f"the account's role changed since: it is {account.role} now")
         if account.role == Role.ADMIN:
             await tx.lock("staff:admins")
             if await repo.other_active_admins(tx, account.id) == 0:

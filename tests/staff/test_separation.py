@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 
 from app.core.errors import AppError
 from app.credentials import passwords
@@ -15,7 +16,7 @@ from app.staff import accounts, bootstrap
 from app.staff import repository as staff_repo
 from app.staff.new_account import NewAccount
 from app.staff.roles import Role
-from tests.conftest import call
+from tests.conftest import call, sync_engine
 from tests.fixtures.staff import open_session
 from tests.ledger.conftest import add_subscriber, number, request_data, staff
 from tests.staff.helpers import bearer, create_staff, events, login, rows, staff_auth
@@ -64,6 +65,37 @@ async def test_the_puppet_attack_fails_at_every_step(client, app, clock):
     ) == [{"n": 0}]
     # 6. Even with a second admin's confirmation, the officers the admin made may not
     # review each other's disclosures with the admin's help: see the next test.
+
+
+async def test_an_invited_accounts_role_is_not_changed_under_its_proposal(client, app, clock):
+    """One admin invites an admin, then lowers the invited account's role before a second
+    admin confirms: the change is refused, so what the second admin confirms is what the
+    account holds, and the permission history never records a grant it does not hold."""
+    first = bearer(await open_session(app, await create_staff(app, "admin", username="ann")))
+    second = bearer(await open_session(app, await create_staff(app, "admin", username="bob")))
+    made = await invite(client, first, "xone", "admin")
+    account_id = made["account"]["id"]
+    lowered = await client.put(
+        f"/v1/staff/{account_id}/role", json={"role": "operator"}, headers=first
+    )
+    assert lowered.status_code == 422, lowered.text
+    assert lowered.json()["errors"][0]["field"] == "role"
+    await enrol(client, clock, made["token"])
+    confirmed = await client.post(f"/v1/staff/grants/{made['grant']['id']}/confirm", headers=second)
+    assert confirmed.status_code == 200, confirmed.text
+    account = await client.get(f"/v1/staff/{account_id}", headers=second)
+    assert account.json()["role"] == "admin"
+    history = rows(
+        app, "SELECT change, new_role FROM staff_permission_history WHERE staff_id = :s",
+        s=account_id,
+    )  # fmt: skip
+    assert history == [{"change": "grant", "new_role": "admin"}]
+    # And should the role change by another way all the same, the confirmation is refused.
+    made = await invite(client, first, "xtwo", "admin")
+    with sync_engine(app).begin() as conn:
+        conn.execute(sa.text("UPDATE staff_accounts SET role = 'operator' WHERE username = 'xtwo'"))
+    refused = await client.post(f"/v1/staff/grants/{made['grant']['id']}/confirm", headers=second)
+    assert refused.status_code == 409, refused.text
 
 
 async def test_the_approver_is_independent_of_the_requester(app):
