@@ -50,3 +50,25 @@ async def test_a_refused_page_request_keeps_only_what_its_refusal_records(
     assert answer.status_code == 409
     assert answer.headers["content-type"].startswith("text/html")
     assert len(rows(app, "SELECT id FROM audit_events WHERE tag = :tag", tag=tag)) == kept
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [("/my/code", 'lang="ja"'), ("/console/login", "The form could not be read")],
+)
+async def test_a_form_too_large_to_read_is_refused_as_a_page(client, path, says):
+    """More fields than Starlette reads (1,000): the page's own refusal, in its language,
+    not the API's JSON problem about JSON."""
+    form = "&".join(f"a{i}=1" for i in range(1100))
+    answer = await client.post(
+        path,
+        content=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/html",
+            "Accept-Language": "ja",
+        },
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert says in answer.text and "JSON" not in answer.text

@@ -124,6 +124,10 @@ class MalformedBody(AppError):
         )
 
 
+class UnreadableForm(MalformedBody):
+    title = "The form could not be read"
+
+
 class UnsupportedMediaType(AppError):
     status = 415
     slug = "unsupported-media-type"
@@ -360,7 +364,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(_input_error(request, exc).to_problem())
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        page = _page_route(request)
+        if exc.status_code == 400 and page is not None:
+            # A form Starlette could not read (too many fields or files, a broken
+            # multipart body): the page's own refusal, not a JSON one.
+            return page.refusal(request, UnreadableForm.body("could not be read"))
         if exc.status_code == 400:
             # FastAPI's answer to a body json cannot parse at all (nested too deeply,
             # undecodable bytes): the same problem as malformed JSON.
