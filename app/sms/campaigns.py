@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.audit.events import Tag, event, record_events
 from app.core.sql import Sql
 from app.core.tx import Tx
 from app.models.outbox import OutboxMessage
@@ -21,6 +22,7 @@ from app.models.types import table
 from app.sms.outbox import CAMPAIGN, delivery_state
 
 outbox = table(OutboxMessage)
+NUMBER_CHANGED = "number_changed"  # why a message is cancelled: its recipient's number moved
 
 
 @dataclass(frozen=True)
@@ -121,3 +123,31 @@ async def received_by(tx: Tx, *, subscriber_id: str, limit: int) -> list[Receive
         )
         for row in rows
     ]
+
+
+async def cancel_held_for(tx: Tx, *, subscriber_id: str, now: dt.datetime) -> None:
+    """Cancel the subscriber's campaign messages a worker holds and has not yet handed to
+    the carrier: they were rendered to the number it had (a correction is moving it). The
+    worker's statement that starts the send then finds them cancelled; messages still
+    queued are rendered to the new number when claimed."""
+    c = outbox.c
+    cancelled = await tx.execute(
+        sa.update(outbox)
+        .where(
+            c.subscriber_id == subscriber_id,
+            c.kind == CAMPAIGN,
+            c.status == "sending",
+            c.send_started_at.is_(None),
+        )
+        .values(status="cancelled", claimed_until=None, error_code=NUMBER_CHANGED)
+        .returning(c.id)
+    )
+    details = {"reason": NUMBER_CHANGED, "subscriber_id": subscriber_id}
+    await record_events(
+        tx,
+        [
+            event(Tag.SMS_CANCELLED, actor="outbox", at=now, subject=row.id, details=details)
+            for row in cancelled
+        ],
+    )
+

@@ -25,6 +25,7 @@ from app.core.phone import mask
 from app.core.tx import Tx
 from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
+from app.sms import campaigns
 from app.subject import register, sessions, shredding
 from app.subject.schemas import (
     CorrectedPublic,
@@ -166,6 +167,8 @@ async def correct(
             tx, subscriber_id=subscriber.id, phone_index=subscriber.phone_index
         )
         await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
+        # Nothing rendered to the old number goes out after the move.
+        await campaigns.cancel_held_for(tx, subscriber_id=subscriber.id, now=ctx.clock.now())
         forgotten = await shredding.forget_number(
             tx, subscriber_id=None, indexes=sorted(old_indexes - set(new_indexes))
         )

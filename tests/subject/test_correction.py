@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from tests.conftest import advisory_lock_held
-from tests.consent.helpers import make_key
-from tests.fixtures.flows import sent_code
+from tests.consent.helpers import make_key, opted_in
+from tests.fixtures.flows import claim, send_claimed, sent_code
 from tests.staff.helpers import rows, verified
 from tests.subject.helpers import open_session, send_code
 
@@ -98,3 +98,40 @@ async def test_the_old_number_keeps_its_coupon_tally_after_a_correction(
         body = {"subscriber_id": subscriber}
         answer = await client.post("/v1/coupons/spring/redemptions", json=body, headers=auth)
         assert answer.status_code == 409, answer.text
+
+
+async def test_a_campaign_message_rendered_to_the_old_number_is_not_sent_after_the_move(
+    client, app, carrier, clock
+):
+    """A worker claimed and rendered a campaign message (to the old number), then the
+    correction commits: the message is cancelled, not handed to the carrier for a number
+    the person just said is no longer theirs. A message not yet claimed goes to the new."""
+    auth = await make_key(app, ["verifications:write", "consents:write", "deliveries:write"])
+    sid = await verified(client, app, carrier, auth, OLD, "coupon_delivery")
+    await opted_in(client, auth, sid)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, OLD)
+    verification_id = await send_code(
+        client, NEW, path="/v1/subject/correction/verifications", headers=headers
+    )
+    code = await sent_code(app, carrier, NEW)
+    for campaign in ("first", "second"):
+        body = {"campaign_id": campaign, "messages": {"ja": "クーポン"}, "default_locale": "ja"}
+        assert (await client.post("/v1/deliveries", json=body, headers=auth)).status_code == 201
+    held = await claim(app, 1)  # the worker holds the first, rendered to OLD
+    assert [item.to for item in held] == [OLD]
+    moved = await client.post(
+        "/v1/subject/correction",
+        json={"verification_id": verification_id, "code": code},
+        headers=headers,
+    )
+    assert moved.status_code == 200, moved.text
+    before = len(carrier.sent)
+    await send_claimed(app, carrier, held)
+    assert carrier.sent[before:] == []
+    settled = rows(
+        app, "SELECT status, error_code FROM outbox_messages WHERE id = :i", i=held[0].message.id
+    )
+    assert settled == [{"status": "cancelled", "error_code": "number_changed"}]
+    await send_claimed(app, carrier, await claim(app, 10))
+    assert [message.to for message in carrier.sent[before:]] == [NEW]
