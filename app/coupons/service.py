@@ -221,11 +221,14 @@ async def list_redemptions(
         raise SubscriberNotFound()
     found = await repo.list_for(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     limit = limit_for(ctx, coupon_id)
+    indexes = await _number_indexes(tx, ctx, subscriber_id)
+    earlier = await repo.erased_tally(tx, coupon_id=coupon_id, indexes=indexes)
     return RedemptionsPublic(
         coupon_id=coupon_id,
         subscriber_id=subscriber_id,
         limit=limit,
-        remaining=max(0, limit - len(found)),
+        # What the number used as subscribers since erased counts too, as redeem counts it.
+        remaining=max(0, limit - len(found) - earlier),
         redemptions=[_public(redemption, client) for redemption in found],
     )
 

@@ -59,12 +59,13 @@ class ErasedConsentEvent(SQLModel, table=True):
 
     __tablename__ = "erased_consent_events"
     __table_args__ = (
-        sa.Index("ix_erased_consent_events_kept_until", "kept_until", "id"),
-        sa.Index("ix_erased_consent_events_subscriber", "subscriber_id"),
+        sa.Index("ix_erased_consent_events_kept_until", "kept_until", "subscriber_id", "id"),
     )
 
-    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # its own id
-    subscriber_id: str = Field(max_length=40)
+    # The erased subscriber and the row's id in consent_events: SQLite gives a deleted
+    # row's id to the next row, so the id alone is not unique here.
+    subscriber_id: str = Field(primary_key=True, max_length=40)
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     purpose: str = Field(max_length=32)
     action: str = Field(max_length=16)
     source: str = Field(max_length=32)

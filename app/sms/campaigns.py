@@ -150,4 +150,3 @@ async def cancel_held_for(tx: Tx, *, subscriber_id: str, now: dt.datetime) -> No
             for row in cancelled
         ],
     )
-

@@ -5,10 +5,12 @@ registry and in every verification, go with every row linked to the subscriber (
 consent history, redemptions, SMS, send limits, sessions, stops and consents to provide).
 What is kept names only the pseudonymous subject id, never the number (the redemption
 tallies name it by its keyed hash, so that a coupon's limit per number outlives the
-erasure), and the receipt says what and why. A later verification of the same number
-finds no subscriber, so it starts a new one. On SQLite deleted bytes are overwritten
-(``secure_delete``) and the write-ahead log is emptied after the commit
-(:meth:`Database.checkpoint`).
+erasure), and the receipt says what and why. A correction moves the redemptions with
+the subscriber: the new number has used them, the old one starts afresh, so nobody gains
+a redemption by moving (no more than by verifying the new number on its own). A later
+verification of the same number finds no subscriber, so it starts a new one. On SQLite
+deleted bytes are overwritten (``secure_delete``) and the write-ahead log is emptied
+after the commit (:meth:`Database.checkpoint`).
 """
 
 from __future__ import annotations
@@ -161,11 +163,6 @@ async def correct(
             raise NumberTaken()
         old = registry.phone_number(ctx, subscriber)
         old_indexes = {*ctx.keys.blind_indexes(old, kind="number"), subscriber.phone_index}
-        # The redemptions go with the subscriber to the new number and are counted under
-        # the old one too: verifying the old number again does not renew its limits.
-        await shredding.keep_redemptions(
-            tx, subscriber_id=subscriber.id, phone_index=subscriber.phone_index
-        )
         await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
         # Nothing rendered to the old number goes out after the move.
         await campaigns.cancel_held_for(tx, subscriber_id=subscriber.id, now=ctx.clock.now())

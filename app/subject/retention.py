@@ -58,7 +58,11 @@ STEPS = (
         keep=lambda s: dt.timedelta(0),
         table=erased_consent_events,
         index="ix_erased_consent_events_kept_until",
-        key=(erased_consent_events.c.kept_until, erased_consent_events.c.id),
+        key=(
+            erased_consent_events.c.kept_until,
+            erased_consent_events.c.subscriber_id,
+            erased_consent_events.c.id,
+        ),
         time=erased_consent_events.c.kept_until,
     ),
     # Closed requests (with their receipts) after their period; open ones stay.

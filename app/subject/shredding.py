@@ -129,8 +129,9 @@ async def forget_number(
 
 
 async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str) -> None:
-    """Add the subscriber's redemptions, counted by coupon, to its number's tallies, so
-    that a new subscriber of the number starts from them (app.coupons.service)."""
+    """Add the erased subscriber's redemptions, counted by coupon, to its number's
+    tallies, so that a new subscriber of the number starts from them (app.coupons.service);
+    the tally's last redemption is the later of the two."""
     r = redemptions.c
     tallies = (
         await tx.execute(
@@ -154,7 +155,13 @@ async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str) -> N
             index_elements=["coupon_id", "phone_index"],
             set_={
                 "redeemed": erased_redemptions.c.redeemed + statement.excluded.redeemed,
-                "last_redeemed_at": statement.excluded.last_redeemed_at,
+                "last_redeemed_at": sa.case(
+                    (
+                        statement.excluded.last_redeemed_at > erased_redemptions.c.last_redeemed_at,
+                        statement.excluded.last_redeemed_at,
+                    ),
+                    else_=erased_redemptions.c.last_redeemed_at,
+                ),
             },
         )
     )

@@ -77,29 +77,6 @@ async def test_a_correction_waits_for_whatever_holds_the_subscriber(client, app,
     assert (await correcting).status_code == 200
 
 
-async def test_the_old_number_keeps_its_coupon_tally_after_a_correction(
-    client, app, carrier, clock
-):
-    """Moving to a new number takes the redemptions along, and the old number verified
-    again (a new subscriber) has still used them: its limits are not renewed."""
-    auth = await make_key(app, ["verifications:write", "coupons:write"])
-    sid = await verified(client, app, carrier, auth, OLD)
-    body = {"subscriber_id": sid}
-    assert (
-        await client.post("/v1/coupons/spring/redemptions", json=body, headers=auth)
-    ).status_code == 201
-    clock.advance(minutes=1)
-    headers = await open_session(client, app, carrier, OLD)
-    assert (await _correct(client, app, carrier, headers, NEW)).status_code == 200
-    clock.advance(minutes=1)
-    again = await verified(client, app, carrier, auth, OLD)
-    assert again != sid
-    for subscriber in (again, sid):  # the old number anew; the person on the new one
-        body = {"subscriber_id": subscriber}
-        answer = await client.post("/v1/coupons/spring/redemptions", json=body, headers=auth)
-        assert answer.status_code == 409, answer.text
-
-
 async def test_a_campaign_message_rendered_to_the_old_number_is_not_sent_after_the_move(
     client, app, carrier, clock
 ):

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.retention import service as retention
 from tests.consent.helpers import make_key, opted_in
+from tests.fixtures.flows import claim, send_claimed
 from tests.staff.helpers import rows, verified
 from tests.subject.helpers import open_session
 
@@ -51,8 +52,12 @@ async def test_erasing_and_verifying_again_does_not_renew_a_coupons_limit(
     again = await verified(client, app, carrier, auth, NUMBER)
     assert again != first  # a new subscriber, unlinked to the old id...
     refused = await _redeem(client, auth, again)
-    # ...whose number has used its one redemption of the coupon all the same.
+    # ...whose number has used its one redemption of the coupon all the same...
     assert refused.status_code == 409, refused.text
+    # ...as the list of its redemptions says.
+    listed = await client.get(f"/v1/coupons/spring/redemptions?subscriber_id={again}", headers=auth)
+    assert listed.status_code == 200, listed.text
+    assert (listed.json()["redemptions"], listed.json()["remaining"]) == ([], 0)
     assert refused.json()["type"].endswith("/coupon-already-redeemed")
     # A second erasure adds to the same tally: the limit holds however often it is done.
     await _erase(client, app, carrier, NUMBER)
@@ -111,3 +116,19 @@ async def test_no_consent_history_is_kept_without_a_campaign_message_in_the_last
         assert receipt["erased"]["consent_events"] == 1
         assert _kept(receipt)["erased_consent_events"] == 0
     assert not rows(app, "SELECT id FROM erased_consent_events")
+
+
+async def test_two_erasures_keep_their_consent_histories_apart(client, app, carrier, clock):
+    """SQLite gives a deleted row's id to the next row: the second subscriber's consent
+    event may have the id the first's had, and both are kept aside, each its own."""
+    auth = await make_key(app, ["verifications:write", "consents:write", "deliveries:write"])
+    for n, number in enumerate((NUMBER, OTHER)):
+        subscriber = await verified(client, app, carrier, auth, number, "coupon_delivery")
+        await opted_in(client, auth, subscriber)
+        body = {"campaign_id": f"c{n}", "messages": {"ja": "クーポン"}, "default_locale": "ja"}
+        assert (await client.post("/v1/deliveries", json=body, headers=auth)).status_code == 201
+        await send_claimed(app, carrier, await claim(app, 10))  # sent before the next code
+        receipt = await _erase(client, app, carrier, number)
+        assert _kept(receipt)["erased_consent_events"] == 1
+        clock.advance(minutes=1)
+    assert len(rows(app, "SELECT subscriber_id, id FROM erased_consent_events")) == 2

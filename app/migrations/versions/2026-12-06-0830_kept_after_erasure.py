@@ -43,8 +43,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "erased_consent_events",
-        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("subscriber_id", sa.String(length=40), nullable=False),
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("purpose", sa.String(length=32), nullable=False),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
@@ -53,13 +53,12 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(length=80), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.Column("kept_until", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
+        sa.PrimaryKeyConstraint("subscriber_id", "id"),
     )
     op.create_index(
-        "ix_erased_consent_events_kept_until", "erased_consent_events", ["kept_until", "id"]
-    )
-    op.create_index(
-        "ix_erased_consent_events_subscriber", "erased_consent_events", ["subscriber_id"]
+        "ix_erased_consent_events_kept_until",
+        "erased_consent_events",
+        ["kept_until", "subscriber_id", "id"],
     )
 
 
