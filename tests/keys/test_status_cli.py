@@ -16,12 +16,15 @@ from app.clients import service as clients
 from app.core.config import ConfigError
 from app.core.crypto import Keys
 from app.core.key_material import SECRET_FAMILIES
+from app.coupons import service as coupons
+from app.coupons.schemas import RedemptionCreate
 from app.keys import repository as keys_repo
 from app.keys.cli import startup_check
 from app.keys.status import startup_problems, status
 from app.models.staff_mfa import StaffTotp
 from app.models.types import table
 from app.staff.roles import Role
+from app.subject import erasure
 from tests.conftest import make_settings
 from tests.fixtures.staff import create_staff
 from tests.keys.helpers import (
@@ -211,3 +214,22 @@ async def test_staff_totp_secrets_count_as_phone_key_usage(app):
         row.what == "staff_totp.secret_key_id" and row.key_id == "old1" and row.rows == 1
         for row in usage
     )
+
+
+async def test_an_erased_numbers_coupon_tally_keeps_its_index_key_in_the_ring(
+    old, new, monkeypatch
+):
+    """The tally keeps the erased number's blind index under the key of its day, which no
+    rotation can rewrite: status counts it, and does not offer the old index key for
+    removal, or the number's limit would be renewed."""
+    client = await old.call(clients.authenticate, token=await new_token(old))
+    subscriber = await register(old, client, number(0))
+    assert subscriber is not None
+    data = RedemptionCreate(subscriber_id=subscriber)
+    await old.call(coupons.redeem, client=client, coupon_id="spring", data=data)
+    await old.call(erasure.erase, subscriber_id=subscriber, actor="test")
+    use(new, monkeypatch)
+    assert (await invoke("rotate", "index")).exit_code == 0
+    index = (await by_family(new))["index"]
+    assert index.rows_on("t1") == 1 and index.removable() == []
+    assert "erased_redemptions.phone_index" in (await invoke("status")).output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.models.api_key import ApiKey
+from app.models.coupon import ErasedRedemptions
 from app.models.pumping import PumpingBlock
 from app.models.staff import StaffSession
 from app.models.staff_mfa import StaffTotp
@@ -15,6 +16,9 @@ subscribers = table(Subscriber)
 verifications = table(Verification)
 pumping_blocks = table(PumpingBlock)
 staff_totp = table(StaffTotp)
+# An erased number's coupon tallies: under the index key of the day, never rewritten (the
+# number is gone), so that key stays in the ring until they are purged.
+erased_redemptions = table(ErasedRedemptions)
 # Tables whose rows hold a token's keyed hash, counted while live by `keys status`.
 TOKEN_TABLES = tuple(table(model) for model in (ApiKey, StaffSession, SubjectSession))
 

@@ -11,6 +11,7 @@ from app.core.tx import Tx
 from app.keys.repository.tables import (
     PHONE_TABLES,
     TOKEN_TABLES,
+    erased_redemptions,
     pumping_blocks,
     staff_totp,
     subscribers,
@@ -58,6 +59,7 @@ def _usage_statements(
                 (verifications, verifications.c.phone_index),
                 (verifications, verifications.c.prefix_index),
                 (pumping_blocks, pumping_blocks.c.prefix_index),
+                (erased_redemptions, erased_redemptions.c.phone_index),
             )
         ]
     if family == "code":
