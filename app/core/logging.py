@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import logging.config
 import re
+import textwrap
 import traceback
 from typing import Any
 
@@ -21,7 +22,8 @@ import orjson
 # Anything that looks like a phone number (7+ digits, optional separators) or a
 # bare 4-10 digit code is masked before a line is written.
 _PHONE = re.compile(r"\+?\d[\d\- ()]{6,}\d")
-_CODE = re.compile(r"(?<![\w.])\d{4,10}(?![\w.])")
+# Not inside a word or a decimal (``v1.2345``, ``1234.5``); at a sentence's end, a code.
+_CODE = re.compile(r"(?<![\w.])\d{4,10}(?!\w|\.\d)")
 _SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
@@ -51,11 +53,18 @@ def traceback_text(error: BaseException | None) -> str:
     """An exception's traceback as Python prints it, chained exceptions included, with
     each frame's first line (file, line number, function: from the code, never a runtime
     value) left whole, so line 1234 stays line 1234, and the rest redacted: the source
-    lines (a literal in the code) and what each exception says."""
-    chain: list[tuple[traceback.TracebackException, str]] = []
-    link: traceback.TracebackException | None = traceback.TracebackException.from_exception(
-        error  # type: ignore[arg-type]  # exc_info's value is set whenever its type is
+    lines (a literal in the code) and what each exception says. An exception group's
+    exceptions follow it, each indented under its number."""
+    return _text(
+        traceback.TracebackException.from_exception(
+            error  # type: ignore[arg-type]  # exc_info's value is set whenever its type is
+        )
     )
+
+
+def _text(first: traceback.TracebackException) -> str:
+    chain: list[tuple[traceback.TracebackException, str]] = []
+    link: traceback.TracebackException | None = first
     joint = ""
     while link is not None:
         chain.append((link, joint))
@@ -73,6 +82,9 @@ def traceback_text(error: BaseException | None) -> str:
                 where, _, source = frame.partition("\n")
                 parts.append(f"{where}\n{redact(source)}")
         parts += [redact(line) for line in link.format_exception_only()]
+        for n, member in enumerate(link.exceptions or (), start=1):
+            parts.append(f"+---------------- {n} ----------------\n")
+            parts.append(textwrap.indent(_text(member), "| "))
         parts.append(joint)
     return "".join(parts)
 

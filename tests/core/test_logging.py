@@ -78,3 +78,22 @@ def test_a_traceback_without_anything_to_mask_is_python_s_own(message):
     error = _raised_at_line_1234(message)
     assert traceback_text(error) == "".join(traceback.format_exception(error))
     assert sys.version_info >= (3, 11)  # the chain's wording this compares against
+
+
+def test_an_exception_groups_exceptions_are_in_its_traceback_masked():
+    """The outbox worker's task group fails with an ExceptionGroup: what each of its
+    exceptions was, and where, is in the log (it was only "1 sub-exception")."""
+    try:
+        try:
+            raise ConnectionError("carrier refused 090-1234-5678")
+        except ConnectionError as inner:
+            raise ExceptionGroup("unhandled errors in a TaskGroup", [inner]) from None
+    except ExceptionGroup as group:
+        text = traceback_text(group)
+    assert "ConnectionError: carrier refused [redacted-number]" in text
+    assert "1234-5678" not in text and "test_logging.py" in text
+
+
+def test_a_code_at_the_end_of_a_sentence_is_masked():
+    assert redact("wrong code 123456.") == "wrong code [redacted-digits]."
+    assert redact("version 1.2345 and 1234.5") == "version 1.2345 and 1234.5"
