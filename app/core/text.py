@@ -12,11 +12,13 @@ nine or more digits is refused, read after the disguises people use:
   full width).
 
 Any other punctuation mark or symbol between digit groups (``90/1234/5678``,
-``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``, ``090/1234,5678``)
-does not break a run either where groups joined one after another by one and the same
-mark, or by another before a group of three or four digits, make a Japanese or Korean
-mobile number (what the registry holds), nationally or with the country code; so a date
-and time such as ``2026/01/05 10:12:34`` passes, a number written with slashes does not.
+``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``) does not break a
+run either where groups joined one after another by one and the same mark make a
+Japanese or Korean mobile number (what the registry holds), nationally, with the country
+code or after an international access code (``0081-90/1234/5678``); so a date and time
+such as ``2026/01/05 10:12:34`` passes, a number written with slashes does not. Where
+text must not hold a registered subscriber's number however written (a reveal's reason,
+a disclosure's contact), it is also looked up: app.registry.service.refuse_registered_number.
 
 Use :data:`NoPhoneNumber` on a schema field (``Annotated[str, ..., NoPhoneNumber]``):
 the refusal is a 422 naming the field, and the message never repeats the input.
@@ -106,16 +108,17 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
 def joins(text: str, *, loose: bool, most: int = _MAX_NUMBER_DIGITS) -> Iterator[str]:
     """The digits of consecutive groups joined one after another by one punctuation mark
     or symbol each, up to ``most`` digits, from every group on. With ``loose``, whatever
-    the marks (``090/1234,5678``); else by one and the same mark, or by another only
-    before a group of three or four digits, as a number's are: ``090/1234,5678`` still,
-    but not the ``01/05 10:12`` of a date and time."""
+    the marks (``090/1234,5678``); else by one and the same mark (``090/1234/5678``, not
+    the ``01/05 10:12`` of a date and time). Marks that change are read loosely only where
+    a match is exact (a registered subscriber's number): a heuristic for them refused
+    ordinary text, such as a date and an amount, as a number."""
     for groups, marks in _segments(text):
         for first in range(len(groups)):
             digits, mark = groups[first], ""
             for group, joint in zip(groups[first + 1 :], marks[first:], strict=False):
                 if len(joint) != 1:
                     break
-                if not loose and mark not in ("", joint) and len(group) not in (3, 4):
+                if not loose and mark not in ("", joint):
                     break
                 digits, mark = digits + group, joint
                 if len(digits) > most:

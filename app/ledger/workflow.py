@@ -30,8 +30,6 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.ids import new_id
-from app.core.phone import numbers_in
-from app.core.text import digit_runs
 from app.core.tx import Tx
 from app.ledger import canonical, chain, package
 from app.ledger import requests_repository as requests
@@ -75,32 +73,6 @@ class Release:
         )
 
 
-async def _no_subscriber_number(tx: Tx, ctx: Context, field: str, text: str | None) -> None:
-    """Refuse free text that holds a registered subscriber's number: the request and the
-    ledger name subjects by id only, never by number."""
-    if not text:
-        return
-    if any(len(run) > _LONGEST_RUN for run in digit_runs(text)):
-        # Each stretch of a run is read as a number: a very long run would hold the event
-        # loop, and no contact or reference needs one.
-        raise InvalidInput.field(field, f"holds a run of more than {_LONGEST_RUN} digits")
-    s = ctx.settings
-    # Read as a number of every region served (full-width, kanji and separated digits
-    # too), and looked up under every index key in the ring, so neither a foreign number
-    # nor one not yet re-indexed slips through.
-    found = numbers_in(text, regions=dict.fromkeys([s.default_region, *s.allowed_regions]))
-    indexes = [i for e164 in sorted(found) for i in ctx.keys.blind_indexes(e164, kind="number")]
-    for start in range(0, len(indexes), _LOOKUP):  # a few statement shapes, however long
-        if await registry.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
-            raise InvalidInput.field(
-                field, "must not contain a subscriber's phone number; name subjects by id"
-            )
-
-
-_LOOKUP = 64  # indexes looked up in one statement
-_LONGEST_RUN = 30  # digits in a row a contact or a reference may hold
-
-
 async def request(
     tx: Tx, ctx: Context, *, staff: Staff, data: DisclosureRequestCreate
 ) -> DisclosureRequest:
@@ -118,7 +90,7 @@ async def request(
         ("request_reference", data.request_reference),
         ("necessity_review", data.necessity_review),
     ):
-        await _no_subscriber_number(tx, ctx, field, text)
+        await registry.refuse_registered_number(tx, ctx, field=field, text=text)
     key = recipient_key(data.recipient.organisation)
     checked = await check_subjects(
         tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key
@@ -181,7 +153,7 @@ async def decide(
 ) -> DisclosureRequest:
     """Approve or reject a request: a privacy officer who is not its requester, with a note."""
     found = await _pending(tx, ctx, staff=staff, request_id=request_id)
-    await _no_subscriber_number(tx, ctx, "note", note)
+    await registry.refuse_registered_number(tx, ctx, field="note", text=note)
     if approve:
         checked = await check_subjects(
             tx,

@@ -22,7 +22,8 @@ from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.crypto import subscriber_aad
 from app.core.errors import AppError, InvalidInput, NotFound
-from app.core.phone import mask, parse_mobile
+from app.core.phone import mask, numbers_in, parse_mobile
+from app.core.text import digit_runs
 from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.subscriber import Subscriber, SubscriberPurpose
@@ -178,6 +179,33 @@ def check_reason(ctx: Context, reason: str) -> str:
     return cleaned
 
 
+async def refuse_registered_number(tx: Tx, ctx: Context, *, field: str, text: str | None) -> None:
+    """InvalidInput on ``field`` if ``text`` holds a registered subscriber's number,
+    however written: records kept for years (the access log, the ledger, the request
+    register) name a subject by id only. Read as a number of every region served (full-
+    width, kanji and separated digits too, groups joined by any marks), and looked up
+    under every index key in the ring, so neither a foreign number nor one not yet
+    re-indexed slips through. Exact, so an ordinary date or amount never trips it."""
+    if not text:
+        return
+    if any(len(run) > _LONGEST_RUN for run in digit_runs(text)):
+        # Each stretch of a run is read as a number: a very long run would hold the event
+        # loop, and no contact, reference or reason needs one.
+        raise InvalidInput.field(field, f"holds a run of more than {_LONGEST_RUN} digits")
+    s = ctx.settings
+    found = numbers_in(text, regions=dict.fromkeys([s.default_region, *s.allowed_regions]))
+    indexes = [i for e164 in sorted(found) for i in ctx.keys.blind_indexes(e164, kind="number")]
+    for start in range(0, len(indexes), _LOOKUP):  # a few statement shapes, however long
+        if await repo.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
+            raise InvalidInput.field(
+                field, "must not contain a subscriber's phone number; name subjects by id"
+            )
+
+
+_LOOKUP = 64  # indexes looked up in one statement
+_LONGEST_RUN = 30  # digits in a row free text may hold
+
+
 async def _masked(tx: Tx, ctx: Context, *, subscriber: Subscriber) -> MaskedSubscriber:
     return MaskedSubscriber(
         id=subscriber.id,
@@ -233,6 +261,7 @@ async def reveal(
     """The full number, for a privacy officer with a stated reason. The reveal and its
     access-log entry commit together, or neither does."""
     cleaned = check_reason(ctx, reason)
+    await refuse_registered_number(tx, ctx, field="reason", text=cleaned)
     subscriber = await repo.get(tx, subscriber_id)
     if subscriber is None:
         raise SubscriberNotFound()

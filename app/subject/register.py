@@ -97,6 +97,7 @@ async def record(
 ) -> SubjectRequestPublic:
     """Record a request received by another channel; open until done, due in N days."""
     reason = check_reason(ctx, data.reason)  # never a phone number in the register
+    await registry.refuse_registered_number(tx, ctx, field="reason", text=reason)
     if data.subject_id is not None and await registry.get(tx, data.subject_id) is None:
         raise SubscriberNotFound()
     now = ctx.clock.now()
@@ -155,11 +156,13 @@ async def close(
 ) -> SubjectRequestPublic:
     """Close an open request as done or refused, with a note (and an erasure's receipt)."""
     now = ctx.clock.now()
+    note = check_reason(ctx, note)
+    await registry.refuse_registered_number(tx, ctx, field="note", text=note)
     values: dict[str, Any] = {
         "status": outcome,
         "done_at": now,
         "done_by": staff.actor,
-        "note": check_reason(ctx, note),
+        "note": note,
         "receipt": receipt,
     }
     if not await repo.close_request(tx, request_id=request.id, values=values):

@@ -121,6 +121,29 @@ async def test_privacy_officer_reveals_with_a_reason_logged(client, app, subscri
     assert event["subject"] == subscriber and event["details"] == {"reason": REASON}
 
 
+@pytest.mark.parametrize(
+    "reason", ["call 090/1234,5678 now", "call +81:90/1234,5678", "090、1234。5678 asked"]
+)
+async def test_a_reason_holding_the_subscribers_number_however_written_is_refused(
+    client, app, subscriber, reason
+):
+    """Marks that change between the groups: read loosely, since a registered number is
+    looked up exactly; the access log never holds it."""
+    headers = await staff_auth(app, client, "privacy_officer")
+    answer = await client.post(
+        f"/v1/subscribers/{subscriber}/reveal", json={"reason": reason}, headers=headers
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "reason" and "5678" not in answer.text
+    assert count_rows(app, "access_log") == 0
+    # Ordinary text with dates, times and amounts so written is no number of anyone's.
+    ordinary = "Called on 2026/10/01, 09:30-10:15 about 843,910,756 yen"
+    answer = await client.post(
+        f"/v1/subscribers/{subscriber}/reveal", json={"reason": ordinary}, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+
+
 @pytest.mark.parametrize("role", ["operator", "auditor", "admin"])
 async def test_no_one_else_may_reveal(client, app, subscriber, role):
     headers = await staff_auth(app, client, role)

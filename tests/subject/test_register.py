@@ -64,6 +64,30 @@ async def test_a_reason_with_a_number_is_refused_and_nothing_is_written(client, 
     assert not rows(app, "SELECT id FROM subject_requests")
 
 
+async def test_a_reason_or_note_with_a_subscribers_number_however_written_is_refused(
+    client, app, carrier
+):
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    body = {"subject_id": sid, "kind": "access", "channel": "letter",
+            "reason": "Letter from 090/7777,8888 asking what we hold"}  # fmt: skip
+    response = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "reason"
+    body["reason"] = "Letter of 2026/10/01, 09:30-10:15 asking what we hold"
+    created = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    closed = await client.post(
+        f"/v1/subject-requests/{created.json()['id']}/close",
+        json={"outcome": "done", "note": "Answered by letter to 090、7777。8888"},
+        headers=operator,
+    )
+    assert closed.status_code == 422, closed.text
+    assert closed.json()["errors"][0]["field"] == "note"
+    assert [row["status"] for row in rows(app, "SELECT status FROM subject_requests")] == ["open"]
+
+
 async def test_auditors_list_but_do_not_record(client, app):
     auditor = await staff_auth(app, client, Role.AUDITOR)
     body = {"kind": "access", "channel": "letter", "reason": "Letter asking what is held"}
