@@ -131,14 +131,17 @@ async def cancel_held_for(tx: Tx, *, subscriber_id: str, now: dt.datetime) -> No
     worker's statement that starts the send then finds them cancelled; messages still
     queued are rendered to the new number when claimed."""
     c = outbox.c
+    unsent = (c.subscriber_id == subscriber_id, c.kind == CAMPAIGN, c.send_started_at.is_(None))
+    if not tx.sqlite:
+        # Those still queued locked too, until the move commits: a worker's claim skips
+        # them (SKIP LOCKED) rather than render them to the old number meanwhile. (SQLite's
+        # one writer, the move, keeps every claim out already.)
+        await tx.execute(
+            sa.select(c.id).where(*unsent, c.status.in_(("pending", "sending"))).with_for_update()
+        )
     cancelled = await tx.execute(
         sa.update(outbox)
-        .where(
-            c.subscriber_id == subscriber_id,
-            c.kind == CAMPAIGN,
-            c.status == "sending",
-            c.send_started_at.is_(None),
-        )
+        .where(*unsent, c.status == "sending")
         .values(status="cancelled", claimed_until=None, error_code=NUMBER_CHANGED)
         .returning(c.id)
     )

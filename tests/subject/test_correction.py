@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import advisory_lock_held
+import pytest
+
+from app.sms import campaigns
+from tests.conftest import advisory_lock_held, sync_engine
 from tests.consent.helpers import make_key, opted_in
 from tests.fixtures.flows import claim, send_claimed, sent_code
 from tests.staff.helpers import rows, verified
@@ -112,3 +115,23 @@ async def test_a_campaign_message_rendered_to_the_old_number_is_not_sent_after_t
     assert settled == [{"status": "cancelled", "error_code": "number_changed"}]
     await send_claimed(app, carrier, await claim(app, 10))
     assert [message.to for message in carrier.sent[before:]] == [NEW]
+
+
+async def test_a_worker_leaves_the_messages_of_a_number_being_moved_alone(
+    client, app, carrier, clock
+):
+    """PostgreSQL: while the move is in progress its transaction holds the subscriber's
+    unsent campaign messages, so a worker's claim skips them rather than render them to
+    the old number, which the move has not yet replaced. (On SQLite the move is the one
+    writer: no claim runs meanwhile.)"""
+    if sync_engine(app).dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    auth = await make_key(app, ["verifications:write", "consents:write", "deliveries:write"])
+    sid = await verified(client, app, carrier, auth, OLD, "coupon_delivery")
+    await opted_in(client, auth, sid)
+    body = {"campaign_id": "spring", "messages": {"ja": "クーポン"}, "default_locale": "ja"}
+    assert (await client.post("/v1/deliveries", json=body, headers=auth)).status_code == 201
+    async with app.state.db.transaction() as moving:
+        await campaigns.cancel_held_for(moving, subscriber_id=sid, now=clock.now())
+        assert await claim(app, 10) == []
+    assert [item.to for item in await claim(app, 10)] == [OLD]  # released: claimed (no move)
