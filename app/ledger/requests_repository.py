@@ -103,26 +103,21 @@ async def first_unrecorded_release(tx: Tx, *, after_seq: int) -> Unrecorded | No
     return None if row is None else Unrecorded(row.id, int(row.seq), row.request_id)
 
 
-def _past_retention(before: dt.datetime, entries_through: int | None) -> sa.ColumnElement[bool]:
-    """Requests past retention: a released one once its ledger entry is purged (below the
-    first kept entry, or through ``entries_through``, which a dry run would purge; never
-    while the ledger is empty), any other once it was decided (or made) before ``before``."""
-    purged: sa.ColumnElement[bool] = (
-        _r.ledger_seq < sa.select(sa.func.min(_e.seq)).scalar_subquery()
-    )
-    if entries_through is not None:
-        purged = sa.or_(purged, _r.ledger_seq <= entries_through)
+def _past_retention(before: dt.datetime, anchored: int | None) -> sa.ColumnElement[bool]:
+    """Requests past retention: a released one once its ledger entry is purged (at or
+    below ``anchored``, the seq of the signed anchor a purge leaves, so an entry deleted
+    any other way never takes its request along), any other once it was decided (or
+    made) before ``before``."""
+    released = sa.false() if anchored is None else _r.ledger_seq <= anchored
     return sa.or_(
-        sa.and_(_r.status == "released", purged),
+        sa.and_(_r.status == "released", released),
         sa.and_(_r.status != "released", sa.func.coalesce(_r.decided_at, _r.requested_at) < before),
     )
 
 
-async def purge(
-    tx: Tx, *, before: dt.datetime, dry_run: bool = False, entries_through: int | None = None
-) -> int:
+async def purge(tx: Tx, *, before: dt.datetime, anchored: int | None, dry_run: bool = False) -> int:
     """Delete (``dry_run``: count) the requests past retention."""
-    due = _past_retention(before, entries_through)
+    due = _past_retention(before, anchored)
     if dry_run:
         return int(await tx.scalar(sa.select(sa.func.count()).select_from(requests).where(due)))
     return int((await tx.execute(sa.delete(requests).where(due))).rowcount)

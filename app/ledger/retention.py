@@ -66,13 +66,15 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
     # Up to the first young entry, and never the head itself.
     through = min(young - 1 if young is not None else head_seq, head_seq - 1)
     first = await repo.first(tx)
+    anchor = await repo.latest_checkpoint(tx, kind=checkpoints.ANCHOR)
+    anchored = None if anchor is None else anchor.seq
     if first is None or through < first.seq:
-        gone = await requests.purge(tx, before=limit, dry_run=dry_run)
+        gone = await requests.purge(tx, before=limit, anchored=anchored, dry_run=dry_run)
         return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None, requests=gone)
     if dry_run:
         count = await repo.count_through(tx, seq=through)
         # What the purge would delete with the entries through ``through``, and the rest.
-        gone = await requests.purge(tx, before=limit, dry_run=True, entries_through=through)
+        gone = await requests.purge(tx, before=limit, anchored=through, dry_run=True)
         return PurgeResult(
             cutoff=limit, purged=count, through_seq=through, anchor_id=None, requests=gone
         )
@@ -80,17 +82,17 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
     if anchor_hash is None:  # the chain has a gap here: never sign over it
         raise RuntimeError(f"no ledger entry at seq {through} to anchor the purge to")
     now = ctx.clock.now()
-    anchor = await checkpoints.sign(
+    signed = await checkpoints.sign(
         tx, ctx, kind=checkpoints.ANCHOR, seq=through, head_hash=anchor_hash, now=now
     )
     count = await repo.purge_through(tx, seq=through)
-    gone = await requests.purge(tx, before=limit)
+    gone = await requests.purge(tx, before=limit, anchored=through)
     await record_event(
         tx,
         Tag.LEDGER_PURGED,
         actor=actor,
         at=now,
-        subject=f"checkpoint:{anchor.id}",
+        subject=f"checkpoint:{signed.id}",
         details={
             "through_seq": through,
             "purged": count,
@@ -99,5 +101,5 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
         },
     )
     return PurgeResult(
-        cutoff=limit, purged=count, through_seq=through, anchor_id=anchor.id, requests=gone
+        cutoff=limit, purged=count, through_seq=through, anchor_id=signed.id, requests=gone
     )

@@ -125,6 +125,11 @@ async def test_the_database_refuses_to_delete_a_young_entry_even_for_the_purge_s
     # ...and without the purge's signed anchor the verifier calls the start removed.
     problem = (await verified(app)).problem
     assert (problem.seq, problem.kind) == (1, "removed")
+    # Nor does a purge take the entry's request along: only a signed anchor says an
+    # entry went by the purge, so the request still contradicts the cut.
+    assert (await call(app, retention.purge, actor="test")).requests == 0
+    assert [row.ledger_seq for row in sql(app, "SELECT ledger_seq FROM disclosure_requests "
+                                               "ORDER BY ledger_seq")] == [1, 2, 3]  # fmt: skip
 
 
 async def test_a_purge_with_its_anchor_deleted_or_forged_is_found(app, db, ctx, subjects, clock):
