@@ -121,7 +121,12 @@ def _valid_elsewhere(raw: str, *, read_in: str, allowed_regions: Collection[str]
             candidate = phonenumbers.parse(raw, other)
         except NumberParseException:
             continue
-        if phonenumbers.is_valid_number(candidate):
+        # Valid, and a number of that region: read in Korea, ``0081...`` dials out (001)
+        # to a Canadian number, which is no reason to suggest Korea.
+        if (
+            phonenumbers.is_valid_number(candidate)
+            and phonenumbers.region_code_for_number(candidate) == other
+        ):
             return other
     return None
 

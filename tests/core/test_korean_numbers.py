@@ -67,3 +67,11 @@ def test_a_number_valid_in_another_served_region_gets_an_error_saying_so():
     with pytest.raises(InvalidInput) as refused:
         parse_mobile("090-1234-5678", default_region="JP", allowed_regions=SERVED, region="KR")
     assert "JP" in refused.value.errors[0].detail
+
+
+def test_no_other_region_is_suggested_for_a_number_that_would_dial_elsewhere_from_it():
+    """``0081-...`` read in Korea dials out (001) to a Canadian number: valid, but no
+    reason to tell the caller to send country KR, which would then be refused."""
+    with pytest.raises(InvalidInput) as refused:
+        parse_mobile("0081-90-5555-0001", default_region="JP", allowed_regions=SERVED)
+    assert refused.value.errors[0].detail == "is not a valid phone number"
