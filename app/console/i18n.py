@@ -2,7 +2,9 @@
 
 The language is the ``smsreg_lang`` cookie (the switch in every page's header) or else
 the first of English or Japanese in Accept-Language; English when neither is named.
-A key missing from a language falls back to English, then to the key itself.
+A key missing from a language falls back to English, then to the key itself. A
+refusal's title is translated by its problem type; its detail (which may name a value,
+a time, a field) stays as the service wrote it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,20 @@ MESSAGES = Path(__file__).parent / "messages"
 CATALOGUE: dict[str, dict[str, str]] = {
     lang: json.loads((MESSAGES / f"{lang}.json").read_text(encoding="utf-8")) for lang in LANGUAGES
 }
+
+
+# A refusal's title by its problem type, in the languages other than English (whose
+# titles are the problems' own): app/console/messages/problems.<lang>.json.
+PROBLEM_TITLES: dict[str, dict[str, str]] = {
+    lang: json.loads((MESSAGES / f"problems.{lang}.json").read_text(encoding="utf-8"))
+    for lang in LANGUAGES
+    if lang != "en"
+}
+
+
+def problem_title(lang: str, slug: str, english: str) -> str:
+    """A refusal's title in ``lang``: its translation by problem type, else its own."""
+    return PROBLEM_TITLES.get(lang, {}).get(slug) or english
 
 
 def choose(*, cookie: str | None, accept_language: str) -> str:

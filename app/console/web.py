@@ -10,7 +10,7 @@ the same status for a browser, or as the API's problem document for any other cl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,7 +25,6 @@ from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
 from app.core.errors import (
     AppError,
-    FieldProblem,
     InvalidInput,
     PageRoute,
     Unauthenticated,
@@ -178,16 +177,13 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def error_page(
-    request: Request, *, status: int, title: str, detail: str, fields: Sequence[FieldProblem]
-) -> Response:
-    """A refusal as a page: what was wrong, each field named."""
-    return render(
-        request,
-        "error.html",
-        {"status": status, "title": title, "detail": detail, "fields": fields},
-        status_code=status,
-    )
+def error_page(request: Request, exc: AppError) -> Response:
+    """A refusal as a page: what was wrong (its title in the page's language), each
+    field named."""
+    title = i18n.problem_title(language(request), exc.slug, exc.title)
+    detail = "" if exc.detail == exc.title else exc.detail  # the title, in English again
+    context = {"status": exc.status, "title": title, "detail": detail, "fields": exc.errors}
+    return render(request, "error.html", context, status_code=exc.status)
 
 
 def refusal(request: Request, exc: AppError) -> Response:
@@ -197,9 +193,7 @@ def refusal(request: Request, exc: AppError) -> Response:
     if isinstance(exc, Unauthenticated) and request.method == "GET":
         # A page opened signed out (or once the session ended): the sign-in page.
         return RedirectResponse("/console/login", status_code=303)
-    page = error_page(
-        request, status=exc.status, title=exc.title, detail=exc.detail, fields=exc.errors
-    )
+    page = error_page(request, exc)
     page.headers.update(exc.headers)
     return page
 

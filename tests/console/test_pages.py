@@ -7,6 +7,7 @@ import re
 
 from app.console import i18n
 from app.console.web import HERE
+from tests.console.helpers import get, signed_in
 
 TEMPLATES = sorted((HERE / "templates").glob("*.html"))
 
@@ -36,3 +37,32 @@ def test_the_language_is_the_switch_then_accept_language_then_english():
     assert i18n.choose(cookie="ja", accept_language="en") == "ja"
     assert i18n.choose(cookie=None, accept_language="fr, ja-JP;q=0.8, en;q=0.5") == "ja"
     assert i18n.choose(cookie="xx", accept_language="fr") == "en"
+
+
+def _problem_types() -> set[str]:
+    import app.cli  # noqa: F401 (imports every area, and with it every refusal)
+    from app.core.errors import AppError
+
+    found: set[str] = set()
+    pending = [AppError]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            found.add(sub.slug)
+            pending.append(sub)
+    return found
+
+
+def test_every_refusal_has_a_japanese_title():
+    slugs = _problem_types()
+    assert sorted(slugs - set(i18n.PROBLEM_TITLES["ja"])) == []
+    assert sorted(set(i18n.PROBLEM_TITLES["ja"]) - slugs) == []  # none stale
+
+
+async def test_a_refusal_page_is_titled_in_the_pages_language(app, client):
+    admin = await signed_in(app, "admin", "root")
+    admin.cookies.set(i18n.LANG_COOKIE, "ja")
+    refused = await get(admin, "/console/ledger/verify")  # auditors' and officers' only
+    assert refused.status_code == 403
+    assert i18n.PROBLEM_TITLES["ja"]["forbidden"] in refused.text
+    assert "Not allowed for these credentials" not in refused.text
