@@ -127,6 +127,7 @@ def test_the_readme_gives_the_frontend_key_every_scope_and_says_what_the_dev_key
     assert set(re.findall(r"`([a-z]+:[a-z]+)`", said.group(1))) == {s.value for s in DEFAULT_SCOPES}
 
 
+@pytest.mark.slow  # starts `smsreg` processes
 @pytest.mark.parametrize("command", [["serve", "--no-migrate"], ["worker", "--once"]])
 def test_a_database_not_migrated_for_this_release_is_refused_at_start(command, tmp_path):
     """Never migrated, or at an older revision: `serve` and `worker` exit 2 and say to run

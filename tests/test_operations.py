@@ -21,6 +21,9 @@ from tests.conftest import TEST_KEYS
 from tests.fixtures.database import POSTGRES_URL, postgres_available
 from tests.fixtures.live import outside_environ
 
+# Each test runs `smsreg` in processes of its own: left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SMSREG = [sys.executable, "-c", "from app.cli import main; main()"]
 
@@ -222,7 +225,6 @@ def _get(url: str) -> str:
         return answer.read().decode()
 
 
-@pytest.mark.slow
 def test_metrics_and_logs_add_up_across_worker_processes(tmp_path):
     """Every worker process counts in the metrics and writes the JSON access lines."""
     port = _free_port()
@@ -340,7 +342,6 @@ def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:
         return int(refused.code)
 
 
-@pytest.mark.slow
 def test_the_served_service_does_not_believe_a_forged_forwarded_for_from_loopback(tmp_path):
     """Through uvicorn itself, whose own default trusts 127.0.0.1: the service turns
     that off, so two starts from one loopback peer are one address, whatever they claim."""

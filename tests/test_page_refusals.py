@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from fastapi import APIRouter
 
+from app.console.i18n import PROBLEM_TITLES
 from app.console.web import ConsoleRoute
 from app.core.deps import TxDep
 from app.core.errors import AppError
@@ -54,7 +55,7 @@ async def test_a_refused_page_request_keeps_only_what_its_refusal_records(
 
 @pytest.mark.parametrize(
     ("path", "says"),
-    [("/my/code", 'lang="ja"'), ("/console/login", "The form could not be read")],
+    [("/my/code", 'lang="ja"'), ("/console/login", PROBLEM_TITLES["ja"]["malformed-body"])],
 )
 async def test_a_form_too_large_to_read_is_refused_as_a_page(client, path, says):
     """More fields than Starlette reads (1,000): the page's own refusal, in its language,
