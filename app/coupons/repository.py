@@ -36,13 +36,18 @@ async def tally(tx: Tx, *, coupon_id: str, subscriber_id: str) -> tuple[int, int
     return int(row.n), int(row.last)
 
 
-async def erased_tally(tx: Tx, *, coupon_id: str, indexes: Sequence[str]) -> int:
+async def erased_tally(
+    tx: Tx, *, coupon_id: str, indexes: Sequence[str], subscriber_id: str
+) -> int:
     """How often the number (by its blind ``indexes``, one per index key) redeemed the
-    coupon as subscribers since erased."""
+    coupon as subscribers it no longer has: erased ones, or others that moved away; not
+    ``subscriber_id``'s own, which its redemptions count already."""
     e = erased.c
     found = await tx.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(e.redeemed), 0)).where(
-            e.coupon_id == coupon_id, e.phone_index.in_(list(indexes))
+            e.coupon_id == coupon_id,
+            e.phone_index.in_(list(indexes)),
+            e.moved_by != subscriber_id,
         )
     )
     return int(found)

@@ -157,9 +157,12 @@ async def redeem(
     # BEGIN IMMEDIATE already serialises writers), so the count below cannot go stale.
     await tx.lock(f"coupon:{coupon_id}:{subscriber_id}")
     count, last = await repo.tally(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
-    # And the number's redemptions as subscribers it had before an erasure.
+    # And the number's redemptions as subscribers it no longer has (erased, moved away).
     count += await repo.erased_tally(
-        tx, coupon_id=coupon_id, indexes=await _number_indexes(tx, ctx, subscriber_id)
+        tx,
+        coupon_id=coupon_id,
+        indexes=await _number_indexes(tx, ctx, subscriber_id),
+        subscriber_id=subscriber_id,
     )
     if count >= limit:
         await record_event(
@@ -222,7 +225,9 @@ async def list_redemptions(
     found = await repo.list_for(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     limit = limit_for(ctx, coupon_id)
     indexes = await _number_indexes(tx, ctx, subscriber_id)
-    earlier = await repo.erased_tally(tx, coupon_id=coupon_id, indexes=indexes)
+    earlier = await repo.erased_tally(
+        tx, coupon_id=coupon_id, indexes=indexes, subscriber_id=subscriber_id
+    )
     return RedemptionsPublic(
         coupon_id=coupon_id,
         subscriber_id=subscriber_id,

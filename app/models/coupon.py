@@ -41,16 +41,27 @@ class CouponRedemption(SQLModel, table=True):
 
 
 class ErasedRedemptions(SQLModel, table=True):
-    """How often an erased subscriber's number redeemed a coupon, by the number's blind
-    index: an erasure does not renew a coupon's limit per number. Deleted
-    ``coupon_limit_memory_days`` after the last of those redemptions."""
+    """How often a number redeemed a coupon as a subscriber it no longer has, by the
+    number's blind index: so that neither an erasure nor a correction renews a coupon's
+    limit per number. ``moved_by`` is the subscriber that moved to another number (a
+    correction; its own rows never count against it), or empty once that subscriber is
+    erased or for an erased one. Deleted ``coupon_limit_memory_days`` after the day of
+    the last of those redemptions (a day, not an instant: no audit event's time matches)."""
 
     __tablename__ = "erased_redemptions"
     __table_args__ = (
-        sa.Index("ix_erased_redemptions_last", "last_redeemed_at", "coupon_id", "phone_index"),
+        sa.Index(
+            "ix_erased_redemptions_last",
+            "last_redeemed_at",
+            "coupon_id",
+            "phone_index",
+            "moved_by",
+        ),
+        sa.Index("ix_erased_redemptions_moved_by", "moved_by"),
     )
 
     coupon_id: str = Field(primary_key=True, max_length=64)
     phone_index: str = Field(primary_key=True, max_length=120)
+    moved_by: str = Field(primary_key=True, max_length=40)
     redeemed: int
     last_redeemed_at: dt.datetime = timestamp()

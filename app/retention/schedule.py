@@ -42,8 +42,9 @@ SCHEDULE: tuple[Retention, ...] = (
               "Specified Electronic Mail Art. 3(3))"),
     Retention("consents", "current consent per purpose", _AS_SUBSCRIBER, _NO_FLOOR),
     Retention("coupon_redemptions", "redemptions of the number", _AS_SUBSCRIBER, _NO_FLOOR),
-    Retention("erased_redemptions", "an erased number's redemptions per coupon, under its "
-              "keyed hash", "365 days after the last redemption", _NO_FLOOR,
+    Retention("erased_redemptions", "a number's redemptions per coupon as a subscriber it "
+              "no longer has (erased or moved away), under its keyed hash",
+              "365 days after the day of the last redemption", _NO_FLOOR,
               "coupon_limit_memory_days"),
     Retention("erased_consent_events", "an erased subscriber's consent history (subscriber "
               "id, client address)", "a month after the last campaign message could be sent",

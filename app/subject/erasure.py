@@ -6,9 +6,10 @@ consent history, redemptions, SMS, send limits, sessions, stops and consents to 
 What is kept names only the pseudonymous subject id, never the number (the redemption
 tallies name it by its keyed hash, so that a coupon's limit per number outlives the
 erasure), and the receipt says what and why. A correction moves the redemptions with
-the subscriber: the new number has used them, the old one starts afresh, so nobody gains
-a redemption by moving (no more than by verifying the new number on its own). A later
-verification of the same number finds no subscriber, so it starts a new one. On SQLite
+the subscriber and counts them under the number it leaves too (never against the
+subscriber itself, should it come back): an erasure and a correction onto the erased
+number, repeated, renewed a number's coupons each time otherwise. A later verification
+of the same number finds no subscriber, so it starts a new one. On SQLite
 deleted bytes are overwritten (``secure_delete``) and the write-ahead log is emptied
 after the commit (:meth:`Database.checkpoint`).
 """
@@ -89,12 +90,13 @@ async def erase(
     e164 = registry.phone_number(ctx, subscriber)
     indexes = sorted({*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index})
     now = ctx.clock.now()
-    await shredding.keep_redemptions(
-        tx, subscriber_id=subscriber_id, phone_index=subscriber.phone_index
+    folded = await shredding.keep_redemptions(
+        tx, subscriber_id=subscriber_id, phone_index=subscriber.phone_index, erased=True
     )
     ttl = dt.timedelta(hours=ctx.settings.delivery_ttl_hours)
     await shredding.keep_consent_records(tx, subscriber_id=subscriber_id, now=now, ttl=ttl)
     kept = await shredding.kept_naming(tx, subscriber_id, indexes)
+    kept["erased_redemptions"] += folded  # the tallies of numbers it had moved away from
     erased = await shredding.erase_subscriber(tx, subscriber_id=subscriber_id, indexes=indexes)
     receipt = ErasureReceiptPublic(
         id=request_id or new_id("sjr"),
@@ -163,6 +165,11 @@ async def correct(
             raise NumberTaken()
         old = registry.phone_number(ctx, subscriber)
         old_indexes = {*ctx.keys.blind_indexes(old, kind="number"), subscriber.phone_index}
+        # The redemptions move with the subscriber, and are counted under the number it
+        # leaves as well: verifying that number anew does not start its coupons afresh.
+        await shredding.keep_redemptions(
+            tx, subscriber_id=subscriber.id, phone_index=subscriber.phone_index, erased=False
+        )
         await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
         # Nothing rendered to the old number goes out after the move.
         await campaigns.cancel_held_for(tx, subscriber_id=subscriber.id, now=ctx.clock.now())

@@ -50,6 +50,7 @@ STEPS = (
             erased_redemptions.c.last_redeemed_at,
             erased_redemptions.c.coupon_id,
             erased_redemptions.c.phone_index,
+            erased_redemptions.c.moved_by,
         ),
         time=erased_redemptions.c.last_redeemed_at,
     ),

@@ -128,39 +128,65 @@ async def forget_number(
     return done
 
 
-async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str) -> None:
-    """Add the erased subscriber's redemptions, counted by coupon, to its number's
-    tallies, so that a new subscriber of the number starts from them (app.coupons.service);
-    the tally's last redemption is the later of the two."""
+async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str, erased: bool) -> int:
+    """Count the subscriber's redemptions, by coupon, under the number it leaves, so that
+    the number's next subscriber starts from them (app.coupons.service): on an erasure
+    (``erased``) added to what the number made before as anyone's, and what the
+    subscriber left on numbers it moved away from made anyone's too; on a correction as
+    the subscriber's own (``moved_by``: never counted against it, replaced if it moves
+    away again). A tally's last redemption is kept to the day, the later of the two.
+    How many tally rows the erasure made anyone's (0 on a correction)."""
     r = redemptions.c
     tallies = (
         await tx.execute(
             sa.select(
                 r.coupon_id,
                 sa.func.count().label("redeemed"),
-                sa.func.max(r.redeemed_at).label("last_redeemed_at"),
+                sa.func.max(r.redeemed_at).label("last"),
             )
             .where(r.subscriber_id == subscriber_id)
             .group_by(r.coupon_id)
         )
     ).all()
-    if not tallies:
-        return
+    mover = "" if erased else subscriber_id
+    rows = [
+        {
+            "coupon_id": t.coupon_id,
+            "phone_index": phone_index,
+            "moved_by": mover,
+            "redeemed": t.redeemed,
+            "last_redeemed_at": t.last.replace(hour=0, minute=0, second=0, microsecond=0),
+        }
+        for t in tallies
+    ]
+    if rows:
+        await _upsert(tx, rows, add=erased)
+    if not erased:
+        return 0
+    e = erased_redemptions.c
+    left = (
+        await tx.execute(sa.select(erased_redemptions).where(e.moved_by == subscriber_id))
+    ).all()
+    if left:
+        await _upsert(tx, [{**row._mapping, "moved_by": ""} for row in left], add=True)
+        await tx.execute(sa.delete(erased_redemptions).where(e.moved_by == subscriber_id))
+    return len(left)
+
+
+async def _upsert(tx: Tx, rows: list[dict[str, Any]], *, add: bool) -> None:
+    """Write tally rows: a row already there for its coupon, number and mover is added to
+    (``add``) or replaced."""
     insert = (sqlite.insert if tx.sqlite else postgresql.insert)(erased_redemptions)
-    rows = [{**tally._mapping, "phone_index": phone_index} for tally in tallies]
     statement = insert.values(rows)
-    # The number erased before: its earlier tally and this one together.
+    e, new = erased_redemptions.c, statement.excluded
     await tx.execute(
         statement.on_conflict_do_update(
-            index_elements=["coupon_id", "phone_index"],
+            index_elements=["coupon_id", "phone_index", "moved_by"],
             set_={
-                "redeemed": erased_redemptions.c.redeemed + statement.excluded.redeemed,
+                "redeemed": e.redeemed + new.redeemed if add else new.redeemed,
                 "last_redeemed_at": sa.case(
-                    (
-                        statement.excluded.last_redeemed_at > erased_redemptions.c.last_redeemed_at,
-                        statement.excluded.last_redeemed_at,
-                    ),
-                    else_=erased_redemptions.c.last_redeemed_at,
+                    (new.last_redeemed_at > e.last_redeemed_at, new.last_redeemed_at),
+                    else_=e.last_redeemed_at,
                 ),
             },
         )

@@ -53,7 +53,8 @@ def _explain(engine: sa.Engine, statement: sa.Executable, *, bitmaps: bool = Fal
                 conn.exec_driver_sql(f"SET LOCAL enable_{plan} = off")
         sa.event.listen(conn, "before_cursor_execute", as_explain, retval=True)
         try:
-            rows = conn.execute(statement).all()
+            # The plan's rows, as the driver gives them: not the statement's columns.
+            rows = conn.execute(statement).cursor.fetchall()
         finally:
             sa.event.remove(conn, "before_cursor_execute", as_explain)
         conn.rollback()

@@ -135,3 +135,52 @@ async def test_a_worker_leaves_the_messages_of_a_number_being_moved_alone(
         await campaigns.cancel_held_for(moving, subscriber_id=sid, now=clock.now())
         assert await claim(app, 10) == []
     assert [item.to for item in await claim(app, 10)] == [OLD]  # released: claimed (no move)
+
+
+async def _redeem(client, auth, subscriber_id):
+    body = {"subscriber_id": subscriber_id}
+    return await client.post("/v1/coupons/spring/redemptions", json=body, headers=auth)
+
+
+async def test_erasing_one_number_and_moving_onto_it_does_not_renew_the_other(
+    client, app, carrier, clock
+):
+    """Two numbers, each redeemed once: erase the one, move the other's subscriber onto
+    it, verify the other anew. Both numbers have used their redemption: the one by its
+    erased subscriber, the other by the subscriber that moved away from it."""
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    first = await verified(client, app, carrier, auth, OLD)
+    second = await verified(client, app, carrier, auth, NEW)
+    assert (await _redeem(client, auth, first)).status_code == 201
+    assert (await _redeem(client, auth, second)).status_code == 201
+    clock.advance(minutes=1)
+    erased = await client.post(
+        "/v1/subject/erasure",
+        json={"confirm": True},
+        headers=await open_session(client, app, carrier, OLD),
+    )
+    assert erased.status_code == 200, erased.text
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, NEW)
+    assert (await _correct(client, app, carrier, headers, OLD)).status_code == 200
+    clock.advance(minutes=1)
+    anew = await verified(client, app, carrier, auth, NEW)
+    assert anew not in (first, second)
+    for subscriber in (anew, second):  # NEW anew; the mover, now on OLD
+        answer = await _redeem(client, auth, subscriber)
+        assert answer.status_code == 409, answer.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"coupon_redemptions_per_number": 2}])
+async def test_moving_away_and_back_counts_a_redemption_once(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    sid = await verified(client, app, carrier, auth, OLD)
+    assert (await _redeem(client, auth, sid)).status_code == 201
+    for there in (NEW, OLD):
+        clock.advance(minutes=1)
+        here = OLD if there == NEW else NEW
+        headers = await open_session(client, app, carrier, here)
+        assert (await _correct(client, app, carrier, headers, there)).status_code == 200
+    # Back on OLD: the tally left there is the subscriber's own, not counted again.
+    assert (await _redeem(client, auth, sid)).status_code == 201
+    assert (await _redeem(client, auth, sid)).status_code == 409

@@ -1,9 +1,11 @@
 """What an erasure keeps for a while: the number's coupon tallies and its consent records
 
 Erasing oneself and verifying the number again made a new subscriber with no
-redemptions, so a coupon limited per number could be redeemed again after each erasure.
-``erased_redemptions`` keeps an erased subscriber's redemptions as counts by coupon
-under the number's blind index, for ``coupon_limit_memory_days`` after the last.
+redemptions, so a coupon limited per number could be redeemed again after each erasure
+(and, with a correction onto the erased number, after each cycle of the two).
+``erased_redemptions`` keeps the redemptions a number made as a subscriber it no longer
+has (erased, or moved to another number) as counts by coupon under the number's blind
+index, for ``coupon_limit_memory_days`` after the last.
 
 The consent history went with the subscriber, though the Act on Specified Electronic
 Mail (Art. 3(3)) asks a sender to keep the record of consent for a month after its last
@@ -32,15 +34,17 @@ def upgrade() -> None:
         "erased_redemptions",
         sa.Column("coupon_id", sa.String(length=64), nullable=False),
         sa.Column("phone_index", sa.String(length=120), nullable=False),
+        sa.Column("moved_by", sa.String(length=40), nullable=False),
         sa.Column("redeemed", sa.Integer(), nullable=False),
         sa.Column("last_redeemed_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("coupon_id", "phone_index"),
+        sa.PrimaryKeyConstraint("coupon_id", "phone_index", "moved_by"),
     )
     op.create_index(
         "ix_erased_redemptions_last",
         "erased_redemptions",
-        ["last_redeemed_at", "coupon_id", "phone_index"],
+        ["last_redeemed_at", "coupon_id", "phone_index", "moved_by"],
     )
+    op.create_index("ix_erased_redemptions_moved_by", "erased_redemptions", ["moved_by"])
     op.create_table(
         "erased_consent_events",
         sa.Column("subscriber_id", sa.String(length=40), nullable=False),
