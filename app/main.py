@@ -16,6 +16,7 @@ from app.consent.inbound import router as sms_inbound_router
 from app.consent.routes import router as consent_router
 from app.consent.staff_routes import router as subscriber_views_router
 from app.console.routes import router as console_router
+from app.console.web import page_refusal as console_refusal
 from app.core.clock import Clock, SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -37,6 +38,7 @@ from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
+from app.my.routes import refusal as my_refusal
 from app.my.routes import router as my_router
 from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router
@@ -176,7 +178,11 @@ def create_app(
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     # Our own cap rather than FastAPI's max_body_size: Starlette's answers its refusal
     # as plain text, and every refusal here is a problem document.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        pages={"/my": my_refusal, "/console": console_refusal},
+    )
     install_error_handlers(app)
     # Outermost: every answer, a refusal of the body-size cap included, is observed.
     app.add_middleware(RequestObserver)

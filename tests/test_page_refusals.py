@@ -73,3 +73,35 @@ async def test_a_form_too_large_to_read_is_refused_as_a_page(client, path, says)
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"].startswith("text/html")
     assert says in answer.text and "JSON" not in answer.text
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/my/code", "送信内容が長すぎます"),
+        ("/console/login", PROBLEM_TITLES["ja"]["payload-too-large"]),
+    ],
+)
+async def test_a_form_over_the_body_cap_is_refused_as_a_page(app, client, path, says, streamed):
+    """Declared too large (refused before routing) or streamed past the cap: the page's
+    own refusal, in its language, not a JSON problem."""
+    size = app.state.settings.max_body_bytes + 1
+    body = b"phone=" + b"9" * size
+
+    async def chunks():
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    answer = await client.post(
+        path,
+        content=chunks() if streamed else body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/html",
+            "Accept-Language": "ja",
+        },
+    )
+    assert answer.status_code == 413, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert says in answer.text and "JSON" not in answer.text

@@ -213,6 +213,12 @@ class ConsoleRoute(PageRoute):
         return console_handler
 
     def refusal(self, request: Request, exc: AppError) -> Response:
-        response = refusal(request, exc)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return page_refusal(request, exc)
+
+
+def page_refusal(request: Request, exc: AppError) -> Response:
+    """A console refusal with the pages' security headers (also for a body too large to
+    be routed at all: app.main hands this to the body-size cap)."""
+    response = refusal(request, exc)
+    response.headers.update(SECURITY_HEADERS)
+    return response

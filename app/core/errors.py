@@ -370,6 +370,8 @@ def install_error_handlers(app: FastAPI) -> None:
             # A form Starlette could not read (too many fields or files, a broken
             # multipart body): the page's own refusal, not a JSON one.
             return page.refusal(request, UnreadableForm.body("could not be read"))
+        if exc.status_code == 413 and page is not None:  # a streamed form over the cap
+            return page.refusal(request, PayloadTooLarge(str(exc.detail)))
         if exc.status_code == 400:
             # FastAPI's answer to a body json cannot parse at all (nested too deeply,
             # undecodable bytes): the same problem as malformed JSON.

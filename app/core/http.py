@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import PayloadTooLarge, problem_response
+from app.core.errors import AppError, PayloadTooLarge, problem_response
+
+PageRefusal = Callable[[Request, AppError], Response]
 
 # For answers that carry personal data or a secret: no browser or proxy keeps a copy.
 NO_STORE = {"Cache-Control": "no-store"}
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over a size with 413 before any handler reads them."""
+    """Refuse bodies over a size with 413 before any handler reads them: a problem
+    document, or under one of ``pages``' path prefixes (``/my``, ``/console``) that
+    section's own page, by the function given for it."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, pages: Mapping[str, PageRefusal] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.pages = dict(pages or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +77,13 @@ class BodyLimitMiddleware:
         error = PayloadTooLarge(
             f"the body is larger than {self.max_bytes} bytes",
         )
-        response = problem_response(error.to_problem())
+        path: str = scope.get("path", "")
+        for prefix, page in self.pages.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                response = page(Request(scope, receive), error)
+                break
+        else:
+            response = problem_response(error.to_problem())
         await response(scope, receive, send)
 
 

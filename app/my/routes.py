@@ -21,19 +21,25 @@ from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
 
 
+def refusal(request: Request, exc: AppError) -> Response:
+    """A refusal as a page in the person's language (also for a body too large to be
+    routed at all: app.main hands this to the body-size cap)."""
+    ctx: Context = request.app.state.ctx
+    if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
+    else:
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
+                          error=_problem(request, exc))  # fmt: skip
+    page.headers.update(exc.headers)
+    return page
+
+
 class MyRoute(PageRoute):
     """A /my/ route: a refusal, or a form that does not validate, answers as a page in
     the person's language, never as a JSON problem."""
 
     def refusal(self, request: Request, exc: AppError) -> Response:
-        ctx: Context = request.app.state.ctx
-        if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
-            page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
-        else:
-            page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
-                              error=_problem(request, exc))  # fmt: skip
-        page.headers.update(exc.headers)
-        return page
+        return refusal(request, exc)
 
 
 router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)

@@ -289,6 +289,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "subject-number-taken": "That number belongs to someone else in our records.",
         "database-unavailable": "The service is busy. Try again in a moment.",
         "other": "Something went wrong. Go back and start again.",
+        "payload-too-large": "What you sent is too long. Go back, shorten it and send it again.",
     },
     "ja": {
         "field_phone": "電話番号を確認してください（選んだ国の携帯電話番号）。",
@@ -309,6 +310,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "subject-number-taken": "その番号は別の方の記録にあります。",
         "database-unavailable": "ただいま混み合っています。少し待ってからお試しください。",
         "other": "問題が発生しました。戻って最初からやり直してください。",
+        "payload-too-large": "送信内容が長すぎます。戻って短くしてから送信してください。",
     },
     "ko": {
         "field_phone": "번호를 확인하세요(선택한 국가의 휴대전화 번호).",
@@ -325,6 +327,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "subject-number-taken": "그 번호는 다른 분의 기록에 있습니다.",
         "database-unavailable": "서비스가 혼잡합니다. 잠시 후 다시 시도하세요.",
         "other": "문제가 발생했습니다. 처음부터 다시 시작하세요.",
+        "payload-too-large": "보낸 내용이 너무 깁니다. 돌아가서 줄인 뒤 다시 보내세요.",
     },
 }
 

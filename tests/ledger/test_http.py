@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import orjson
 import pytest
@@ -116,6 +117,21 @@ async def test_self_approval_is_refused(client, app, people):
         url, json={"note": "reviewed by another"}, headers=people["officer_b"]
     )
     assert other.status_code == 200
+
+
+async def test_a_request_at_its_documented_limits_fits_under_the_body_cap(client, app, people):
+    """2,000 and 4,000 Japanese characters, JSON with every character escaped: well under
+    the cap (it was 16 KiB, and this was refused with 413)."""
+    subject = await add_subscriber(app, number(8))
+    long = body([subject], purpose="捜" * 2000, necessity_review="要" * 4000)
+    sent = json.dumps(long).encode()  # ensure_ascii: \uXXXX, 6 bytes a character
+    assert len(sent) > 36_000
+    answer = await client.post(
+        "/v1/disclosures",
+        content=sent,
+        headers={**people["operator"], "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 201, answer.text
 
 
 async def test_a_mistyped_field_is_refused_not_dropped(client, app, people):

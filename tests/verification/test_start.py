@@ -178,7 +178,8 @@ async def test_malformed_bodies(client, app, auth, content, content_type, status
 
 async def test_oversize_body_is_refused_before_parsing(client, app, auth):
     before = await snapshot(app)
-    big = b'{"phone": "' + b"9" * 20_000 + b'", "purpose": "coupon_usage"}'
+    cap = app.state.settings.max_body_bytes
+    big = b'{"phone": "' + b"9" * cap + b'", "purpose": "coupon_usage"}'
     answer = await client.post(
         "/v1/verifications", content=big, headers={**auth, "Content-Type": "application/json"}
     )
@@ -186,7 +187,7 @@ async def test_oversize_body_is_refused_before_parsing(client, app, auth):
     assert answer.json()["type"].endswith("/payload-too-large")
 
     async def chunks():  # no Content-Length: counted as it streams
-        for _ in range(40):
+        for _ in range(cap // 1000 + 2):
             yield b" " * 1000
 
     streamed = await client.post(
@@ -199,8 +200,9 @@ async def test_oversize_body_is_refused_before_parsing(client, app, auth):
 async def test_a_declared_oversize_body_is_refused_where_no_body_is_taken(client, app, auth):
     """The cap refuses by Content-Length before routing: an operation without a body
     answers 413 too, as openapi.yaml documents for every operation."""
+    oversize = b" " * (app.state.settings.max_body_bytes + 1)
     answer = await client.request(
-        "GET", "/v1/verifications/ver_missing", content=b" " * 20_000, headers=auth
+        "GET", "/v1/verifications/ver_missing", content=oversize, headers=auth
     )
     assert answer.status_code == 413
     assert answer.headers["content-type"] == "application/problem+json"
