@@ -167,11 +167,16 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
             for end in range(start + MAX_DIGIT_RUN + 1, min(len(run), start + _E164_DIGITS) + 1):
                 found |= _readings(run[start:end], regions)
     # Groups joined by any punctuation (``090/1234,5678``), whole groups to the end, from
-    # any digit of the first (an access code may lead it, as in ``0081-90/1234,5678``).
-    for joined in joins(text, loose=True, most=_E164_DIGITS + ACCESS_CODE_DIGITS):
-        for start in range(len(joined) - MAX_DIGIT_RUN):
-            if len(joined) - start <= _E164_DIGITS:
-                found |= _readings(joined[start:], regions)
+    # their first digit or past an access code leading them (``0081-90/1234,5678``).
+    # Each distinct stretch read once: ``1/1/1/...`` makes a thousand equal ones.
+    stretches = {
+        joined[start:]
+        for joined in joins(text, loose=True, most=_E164_DIGITS + ACCESS_CODE_DIGITS)
+        for start in range(min(ACCESS_CODE_DIGITS, len(joined) - MAX_DIGIT_RUN - 1) + 1)
+        if len(joined) - start <= _E164_DIGITS
+    }
+    for stretch in sorted(stretches):
+        found |= _readings(stretch, regions)
     return found
 
 
