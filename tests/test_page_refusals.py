@@ -5,6 +5,7 @@ recorded. Rendering it inside the route would have committed a refused request."
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from fastapi import APIRouter
@@ -53,6 +54,24 @@ async def test_a_refused_page_request_keeps_only_what_its_refusal_records(
     assert len(rows(app, "SELECT id FROM audit_events WHERE tag = :tag", tag=tag)) == kept
 
 
+async def _page_refusal(client, path: str, content: Any, status: int) -> str:
+    """A form sent as a Japanese browser sends it, refused with ``status`` as a page
+    (never a JSON problem): the page's text."""
+    answer = await client.post(
+        path,
+        content=content,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "text/html",
+            "Accept-Language": "ja",
+        },
+    )
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "JSON" not in answer.text
+    return answer.text
+
+
 @pytest.mark.parametrize(
     ("path", "says"),
     [("/my/code", 'lang="ja"'), ("/console/login", PROBLEM_TITLES["ja"]["malformed-body"])],
@@ -61,18 +80,7 @@ async def test_a_form_too_large_to_read_is_refused_as_a_page(client, path, says)
     """More fields than Starlette reads (1,000): the page's own refusal, in its language,
     not the API's JSON problem about JSON."""
     form = "&".join(f"a{i}=1" for i in range(1100))
-    answer = await client.post(
-        path,
-        content=form,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "text/html",
-            "Accept-Language": "ja",
-        },
-    )
-    assert answer.status_code == 400, answer.text
-    assert answer.headers["content-type"].startswith("text/html")
-    assert says in answer.text and "JSON" not in answer.text
+    assert says in await _page_refusal(client, path, form, 400)
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -86,22 +94,10 @@ async def test_a_form_too_large_to_read_is_refused_as_a_page(client, path, says)
 async def test_a_form_over_the_body_cap_is_refused_as_a_page(app, client, path, says, streamed):
     """Declared too large (refused before routing) or streamed past the cap: the page's
     own refusal, in its language, not a JSON problem."""
-    size = app.state.settings.max_body_bytes + 1
-    body = b"phone=" + b"9" * size
+    body = b"phone=" + b"9" * (app.state.settings.max_body_bytes + 1)
 
     async def chunks():
         for start in range(0, len(body), 8192):
             yield body[start : start + 8192]
 
-    answer = await client.post(
-        path,
-        content=chunks() if streamed else body,
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "text/html",
-            "Accept-Language": "ja",
-        },
-    )
-    assert answer.status_code == 413, answer.text
-    assert answer.headers["content-type"].startswith("text/html")
-    assert says in answer.text and "JSON" not in answer.text
+    assert says in await _page_refusal(client, path, chunks() if streamed else body, 413)
