@@ -164,12 +164,19 @@ async def keep_redemptions(tx: Tx, *, subscriber_id: str, phone_index: str, eras
     if not erased:
         return 0
     e = erased_redemptions.c
+    # Not the number it is erased on, should it have moved away from it and back: its
+    # redemptions are counted there just now, all of them.
     left = (
-        await tx.execute(sa.select(erased_redemptions).where(e.moved_by == subscriber_id))
+        await tx.execute(
+            sa.select(erased_redemptions).where(
+                e.moved_by == subscriber_id, e.phone_index != phone_index
+            )
+        )
     ).all()
     if left:
         await _upsert(tx, [{**row._mapping, "moved_by": ""} for row in left], add=True)
-        await tx.execute(sa.delete(erased_redemptions).where(e.moved_by == subscriber_id))
+    # None names the erased subscriber afterwards.
+    await tx.execute(sa.delete(erased_redemptions).where(e.moved_by == subscriber_id))
     return len(left)
 
 

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from app.retention import service as retention
 from tests.consent.helpers import make_key, opted_in
-from tests.fixtures.flows import claim, send_claimed
+from tests.fixtures.flows import claim, send_claimed, sent_code
 from tests.staff.helpers import rows, verified
-from tests.subject.helpers import open_session
+from tests.subject.helpers import open_session, send_code
 
 NUMBER = "+819087651111"
 OTHER = "+819087652222"
@@ -132,3 +132,31 @@ async def test_two_erasures_keep_their_consent_histories_apart(client, app, carr
         assert _kept(receipt)["erased_consent_events"] == 1
         clock.advance(minutes=1)
     assert len(rows(app, "SELECT subscriber_id, id FROM erased_consent_events")) == 2
+
+
+async def test_moving_away_and_back_then_erasing_counts_once_and_names_no_one(
+    client, app, carrier, clock
+):
+    """A subscriber moves to another number and back, then is erased: its number's tally
+    holds its redemption once, the number it visited holds it too, and no tally names
+    the erased subscriber."""
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    assert (await _redeem(client, auth, sid)).status_code == 201
+    for there, here in ((OTHER, NUMBER), (NUMBER, OTHER)):
+        clock.advance(minutes=1)
+        headers = await open_session(client, app, carrier, here)
+        verification_id = await send_code(
+            client, there, path="/v1/subject/correction/verifications", headers=headers
+        )
+        moved = await client.post(
+            "/v1/subject/correction",
+            json={"verification_id": verification_id, "code": await sent_code(app, carrier, there)},
+            headers=headers,
+        )
+        assert moved.status_code == 200, moved.text
+    clock.advance(minutes=1)
+    await _erase(client, app, carrier, NUMBER)
+    tallies = rows(app, "SELECT phone_index, moved_by, redeemed FROM erased_redemptions")
+    assert sorted((t["moved_by"], t["redeemed"]) for t in tallies) == [("", 1), ("", 1)]
+    assert len({t["phone_index"] for t in tallies}) == 2  # NUMBER's and OTHER's
