@@ -100,8 +100,7 @@ async def start_enrolment(
         ),
     )
     await record_event(tx, Tag.STAFF_TOTP_ENROLMENT_STARTED, actor=actor, at=now, subject=staff_id)
-    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ctx.settings.totp_issuer)
-    return Enrolment(secret=secret, provisioning_uri=uri)
+    return _enrolment(ctx, secret, username)
 
 
 async def pending_enrolment(
@@ -113,8 +112,11 @@ async def pending_enrolment(
     if row is None or row.confirmed_at is not None:
         return None
     secret = _secret(ctx, row)
-    if secret is None:
-        return None
+    return None if secret is None else _enrolment(ctx, secret, username)
+
+
+def _enrolment(ctx: Context, secret: str, username: str) -> Enrolment:
+    """A secret with the ``otpauth://`` address an authenticator app reads it from."""
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ctx.settings.totp_issuer)
     return Enrolment(secret=secret, provisioning_uri=uri)
 
