@@ -66,9 +66,10 @@ async def purge(tx: Tx, ctx: Context, *, actor: str, dry_run: bool = False) -> P
     # Up to the first young entry, and never the head itself.
     through = min(young - 1 if young is not None else head_seq, head_seq - 1)
     first = await repo.first(tx)
-    anchor = await repo.latest_checkpoint(tx, kind=checkpoints.ANCHOR)
-    anchored = None if anchor is None else anchor.seq
     if first is None or through < first.seq:
+        # No entry goes now: the requests of entries an earlier purge anchored may.
+        anchor = await repo.latest_checkpoint(tx, kind=checkpoints.ANCHOR)
+        anchored = None if anchor is None else anchor.seq
         gone = await requests.purge(tx, before=limit, anchored=anchored, dry_run=dry_run)
         return PurgeResult(cutoff=limit, purged=0, through_seq=None, anchor_id=None, requests=gone)
     if dry_run:
