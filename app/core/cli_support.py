@@ -11,7 +11,7 @@ from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, SettingsError
 
 from app.core.clock import SystemClock
 from app.core.config import ConfigError, Settings
@@ -45,14 +45,8 @@ def load_settings() -> Settings:
 
 
 class _DatabaseOnly(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SMSREG_",
-        env_file=".env",
-        extra="ignore",
-        env_ignore_empty=True,
-        # A refused value is never quoted: a database URL holds its password, a ring its keys.
-        hide_input_in_errors=True,
-    )
+    # The same sources and rules as the full settings (SMSREG_ENV_FILE included).
+    model_config = Settings.model_config
     database_url: str = Settings.model_fields["database_url"].get_default()
 
 

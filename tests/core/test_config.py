@@ -204,15 +204,22 @@ def test_a_refused_database_url_is_never_quoted():
 def test_the_dotenv_file_is_dot_env_unless_smsreg_env_file_names_another(tmp_path, env_file, port):
     """`.env` in the working directory by default; SMSREG_ENV_FILE names another, or (empty)
     none, which is how the suite keeps a developer's `.env` out of its settings."""
-    (tmp_path / ".env").write_text("SMSREG_PORT=8101\n")
-    (tmp_path / "other.env").write_text("SMSREG_PORT=8102\n")
+    for name, n in ((".env", 1), ("other.env", 2)):
+        (tmp_path / name).write_text(f"SMSREG_PORT=810{n}\nSMSREG_DATABASE_URL=sqlite:///{n}.db\n")
     env = outside_environ()
     del env["SMSREG_ENV_FILE"]
     if env_file is not None:
         env["SMSREG_ENV_FILE"] = env_file
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    script = "from app.core.config import Settings; print(Settings().port)"
+    # The settings, and what the commands that read the database's address alone read.
+    script = (
+        "from app.core.config import Settings; from app.core.cli_support import database_url;"
+        "print(Settings().port, database_url())"
+    )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
     )
-    assert result.stdout.strip() == port, result.stderr
+    database = {"8101": "sqlite:///1.db", "8102": "sqlite:///2.db"}.get(
+        port, Settings.model_fields["database_url"].get_default()
+    )
+    assert result.stdout.split() == [port, database], result.stderr
