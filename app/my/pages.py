@@ -4,7 +4,10 @@ session cookie, and the headers it is answered with.
 - Language: ``?lang=`` (the switch, remembered in a cookie), else the cookie, else the
   first of ja, ko, en in ``Accept-Language``, else Japanese.
 - CSRF: a random value in an HttpOnly, SameSite=Strict cookie, and in each form its keyed
-  hash (the token key ring); a POST whose field does not match is refused.
+  hash (the token key ring) together with the session cookie the browser sends, if any; a
+  POST whose field does not match both is refused. So a pair of CSRF cookie and token
+  made in one browser and planted in another (a sibling host can set cookies) does not
+  pass once that browser has a session.
 - Session: the subject token in an HttpOnly, SameSite=Strict cookie for /my only.
 - Every answer: ``Cache-Control: no-store`` and a CSP that allows no script at all.
 """
@@ -80,15 +83,17 @@ def csrf_value(request: Request) -> str:
     return str(cached)
 
 
-def csrf_token(ctx: Context, value: str) -> str:
-    """The form field a CSRF cookie value must come with."""
-    return ctx.keys.token.mac(b"my-csrf:" + value.encode()).hex()
+def csrf_token(ctx: Context, request: Request, value: str) -> str:
+    """The form field a CSRF cookie value must come with, in the session (or none) of
+    ``request``'s session cookie."""
+    session = request.cookies.get(SESSION_COOKIE, "")
+    return ctx.keys.token.mac(b"my-csrf:%s\0%s" % (value.encode(), session.encode())).hex()
 
 
 def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
-    """Refuse a POST whose CSRF field is missing or does not match the browser's cookie."""
+    """Refuse a POST whose CSRF field is missing or does not match the browser's cookies."""
     value = request.cookies.get(CSRF_COOKIE, "")
-    if not value or not same_token(csrf_token(ctx, value), field):
+    if not value or not same_token(csrf_token(ctx, request, value), field):
         raise CsrfRefused()
 
 
@@ -112,7 +117,7 @@ def page(
         {
             "t": TEXTS[lang],
             "lang": lang,
-            "csrf": csrf_token(ctx, value),
+            "csrf": csrf_token(ctx, request, value),
             "service": ctx.settings.service_name,
             "word": lambda name: WORDS[lang].get(str(name), str(name)),
             "when": when,

@@ -162,6 +162,37 @@ async def test_the_pages_cookies_are_secure_outside_development(client, app):
     assert "Secure" not in (await client.get("/my/")).headers["set-cookie"]
 
 
+async def test_a_csrf_pair_from_another_browser_does_not_pass_in_a_session(
+    client, app, carrier, clock
+):
+    """A CSRF cookie and its token made in the attacker's browser, planted in a signed-in
+    one (a sibling host can set a cookie), are refused: the token names the session too."""
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    attacker = _csrf((await client.get("/my/")).text)
+    planted = client.cookies["smsreg_csrf"]
+    page = await client.get("/my/?lang=en")
+    posted = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
+    )
+    sent = await client.get(posted.headers["location"])
+    opened = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, NUMBER)},
+    )  # fmt: skip
+    assert opened.status_code == 303
+    assert client.cookies["smsreg_csrf"] == planted  # the same browser: the same cookie
+    refused = await client.post("/my/actions/stop-usage", data={"csrf": attacker})
+    assert refused.status_code == 403
+    assert rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
+    # The token of a page shown in the session passes.
+    records = await client.get("/my/records")
+    done = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
+    assert done.status_code == 303
+    assert not rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
+
+
 async def test_number_code_records_action_and_erasure(client, app, carrier, clock):
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, NUMBER)
