@@ -1,9 +1,12 @@
 """Production sender: each SMS goes out through Twilio's Messages API with the official client.
 
-Failures are sorted for the outbox worker. A carrier that is busy or down (HTTP 429, any
-5xx, no answer at all) is transient and retried with backoff; a recipient Twilio calls
-wrong, unreachable or unsubscribed, and every other refusal, is permanent and never
-retried, because sending the same request again would be refused the same way.
+Failures are sorted for the outbox worker. A carrier that refused for now (HTTP 429 or
+503, a sender's queue that is full, a connection never made) is transient and retried
+with backoff; a recipient Twilio calls wrong, unreachable or unsubscribed, and every other
+refusal, is permanent and never retried, because sending the same request again would be
+refused the same way. An answer that does not say whether the message was created (no
+answer, any other 5xx, a 2xx without a message) is an unknown outcome: the message may
+be on its way, so it is never sent again.
 
 Nothing this module raises or logs carries the recipient, the body or the auth token.
 Twilio's own error messages quote the 'To' number, so they are dropped rather than wrapped.
@@ -49,6 +52,10 @@ RECIPIENT_ERROR_CODES = frozenset(
         30007,  # filtered by the carrier
     }
 )
+
+# Refusals for now, though their status is 4xx: the sender's queue at Twilio is full
+# (21611), or the account's concurrency or rate limit was hit.
+BUSY_ERROR_CODES = frozenset({21611, 20429})
 
 NETWORK = "network"
 NO_ANSWER = "no_answer"
@@ -161,6 +168,12 @@ class TwilioSender:
             # "from None": the client's exception text quotes the recipient's number, and a
             # chained traceback would print it wherever the SendError is logged.
             raise classify_error(exc) from None
+        if not message.sid:
+            # A 2xx without a message (an empty or foreign body from something in between):
+            # it may have been created.
+            raise SendError(
+                "Twilio's answer named no message", code=BAD_RESPONSE, permanent=False, unknown=True
+            )
         return SendResult(
             carrier=self.name, message_id=message.sid, status=message.status or "queued"
         )
@@ -228,8 +241,15 @@ def _http_error(*, status: int, code: object) -> SendError:
         # operator, and failing every queued code at once would lose them all. The
         # worker's attempt cap still ends the retries.
         return SendError(f"Twilio refused our credentials ({where})", code=label, permanent=False)
-    if status == 429 or status >= 500:
+    if status in (429, 503) or twilio_code in BUSY_ERROR_CODES:
         return SendError(f"Twilio is busy or unavailable ({where})", code=label, permanent=False)
+    if status >= 500:
+        # An error inside Twilio, or a gateway's (502, 504) that lost Twilio's answer:
+        # the message may have been created before it, and sending again could deliver
+        # it twice.
+        return SendError(
+            f"Twilio failed mid-request ({where})", code=label, permanent=False, unknown=True
+        )
     if twilio_code in RECIPIENT_ERROR_CODES:
         return SendError(f"Twilio refused the recipient ({where})", code=label, permanent=True)
     return SendError(f"Twilio refused the message ({where})", code=label, permanent=True)

@@ -89,6 +89,7 @@ class Fault:
     code: int | None = None
     message: str | None = None
     seconds: float = 0.0
+    body: bytes | None = None
 
 
 class FakeTwilio:
@@ -157,11 +158,13 @@ class FakeTwilio:
         status: int = 503,
         code: int | None = None,
         message: str | None = None,
+        body: bytes | None = None,
         times: int = 1,
     ) -> None:
-        """Answer the next ``times`` requests with this HTTP error (a Twilio JSON body when
-        ``code`` is given, otherwise a plain-text page like a load balancer's)."""
-        self._script(Fault("error", status=status, code=code, message=message), times)
+        """Answer the next ``times`` requests with this HTTP status (a Twilio JSON error
+        when ``code`` is given, else ``body`` as JSON, else a plain-text page like a load
+        balancer's)."""
+        self._script(Fault("error", status=status, code=code, message=message, body=body), times)
 
     def close_next(self, *, times: int = 1) -> None:
         """Drop the next ``times`` connections without answering."""
@@ -369,6 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.action == "close":
             self.close_connection = True
+            return True
+        if fault.body is not None:
+            self._send(fault.status, fault.body, "application/json")
             return True
         if fault.code is None:
             # Like a load balancer in front of Twilio: an error page, not JSON.

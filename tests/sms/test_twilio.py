@@ -345,12 +345,34 @@ def test_other_refusals_are_permanent(fake_twilio: FakeTwilio):
 
 @pytest.mark.parametrize(
     ("status", "code", "expected"),
-    [(503, None, "503"), (500, None, "500"), (503, 20503, "20503"), (429, 20429, "20429")],
+    [(503, None, "503"), (503, 20503, "20503"), (429, 20429, "20429"), (400, 21611, "21611")],
 )
-def test_a_busy_or_broken_carrier_is_transient(fake_twilio: FakeTwilio, status, code, expected):
+def test_a_busy_carrier_is_transient(fake_twilio: FakeTwilio, status, code, expected):
+    """Refused for now (429, 503, the sender's queue full): sent again later."""
     fake_twilio.fail_next(status=status, code=code, message="Too Many Requests")
     error = send_error(make_sender(fake_twilio))
-    assert (error.permanent, error.code) == (False, expected)
+    assert (error.permanent, error.code, error.unknown) == (False, expected, False)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"), [(500, 20500, "20500"), (502, None, "502"), (504, None, "504")]
+)
+def test_a_failure_mid_request_is_an_unknown_outcome(
+    fake_twilio: FakeTwilio, status, code, expected
+):
+    """An error inside Twilio or a gateway's may come after the message was created:
+    never sent again."""
+    fake_twilio.fail_next(status=status, code=code, message="Internal Server Error")
+    error = send_error(make_sender(fake_twilio))
+    assert (error.permanent, error.code, error.unknown) == (False, expected, True)
+
+
+def test_a_success_that_names_no_message_is_an_unknown_outcome(fake_twilio: FakeTwilio):
+    """A 2xx with no message in it came from something in between: Twilio may have
+    created the message, so it is not sent again."""
+    fake_twilio.fail_next(status=201, body=b"{}")
+    error = send_error(make_sender(fake_twilio))
+    assert (error.permanent, error.code, error.unknown) == (False, "bad_response", True)
 
 
 def test_wrong_auth_token_is_retried_later_and_never_leaks(fake_twilio: FakeTwilio, caplog):
@@ -414,7 +436,7 @@ def test_down_for_a_while_then_back(fake_twilio: FakeTwilio, mode):
         (TwilioRestException(404, "/x", "not found", 20404), True, "20404"),
         (TwilioRestException(401, "/x", "Authenticate", None), False, "401"),
         (TwilioRestException(429, "/x", "Too many", 20429), False, "20429"),
-        (TwilioRestException(502, "/x", "Bad gateway", None), False, "502"),
+        (TwilioRestException(502, "/x", "Bad gateway", None), False, "unknown:502"),
         (TwilioServiceException("about:blank", "Down", 503, 20503), False, "20503"),
         (TwilioServiceException("about:blank", "Bad", 400, 21610), True, "21610"),
         (TwilioException(f"could not send to {TO}"), False, "no_answer"),
@@ -431,9 +453,10 @@ def test_down_for_a_while_then_back(fake_twilio: FakeTwilio, mode):
 )
 def test_classification(exc, permanent, code):
     error = classify_error(exc)
-    assert (error.permanent, error.code) == (permanent, code)
+    unknown = code in ("no_answer", "bad_response") or code.startswith("unknown:")
+    assert (error.permanent, error.code) == (permanent, code.removeprefix("unknown:"))
     # Only a failure known to come before the request was written is safe to repeat.
-    assert error.unknown == (code in ("no_answer", "bad_response"))
+    assert error.unknown == unknown
     assert TO not in str(error)
 
 
