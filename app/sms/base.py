@@ -37,6 +37,13 @@ class SmsSender(Protocol):
     name: str
     blocking: bool
 
-    def send(self, *, to: str, body: str) -> SendResult:
-        """Send ``body`` to the E.164 number ``to``; raise SendError on failure."""
+    def send(
+        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+    ) -> SendResult:
+        """Send ``body`` to the E.164 number ``to``; raise SendError on failure.
+
+        ``reference`` is the outbox's id of the message (a carrier's status reports may
+        name it); ``valid_for`` the seconds within which it is still worth delivering (a
+        carrier may drop it from its queue after them). A sender may ignore both.
+        """
         ...

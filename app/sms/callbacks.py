@@ -33,8 +33,10 @@ _RANK = {
     "sending": 2,
     "sent": 3,
 }
-FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
+FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read", "partially_delivered"})
 _SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+# The outbox's id of the message, which the sender puts in each message's callback URL.
+_REFERENCE = re.compile(r"msg_[0-9A-Za-z_-]{1,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,10}")
 
 
@@ -56,19 +58,21 @@ def signed_url(request: Request, ctx: Context) -> str:
 class _Message(NamedTuple):
     id: str
     delivery_status: str | None
+    carrier_message_id: str | None
 
 
-_FIND = Sql(
-    "SELECT id, delivery_status FROM outbox_messages WHERE carrier_message_id = :sid", _Message
-)
+_COLUMNS = "SELECT id, delivery_status, carrier_message_id FROM outbox_messages"
+_FIND = Sql(f"{_COLUMNS} WHERE carrier_message_id = :sid", _Message)  # noqa: S608 (fixed)
+_FIND_REFERENCE = Sql(f"{_COLUMNS} WHERE id = :id", _Message)  # noqa: S608 (fixed)
 # The final-state guard is in the statement too, not only in _moves: two callbacks read
 # the same state concurrently, and on PostgreSQL the second UPDATE re-checks its WHERE
 # once the first commits, so a late "failed" cannot overwrite a "delivered" it raced.
 _FINAL_LIST = ", ".join(f"'{state}'" for state in sorted(FINAL))
 _RECORD = Sql(
     "UPDATE outbox_messages SET delivery_status = :status, "  # noqa: S608 (constants only)
-    "error_code = COALESCE(:code, error_code) WHERE id = :id AND (delivery_status IS NULL "
-    f"OR delivery_status NOT IN ({_FINAL_LIST}))"
+    "error_code = COALESCE(:code, error_code), "
+    "carrier_message_id = COALESCE(carrier_message_id, :sid) WHERE id = :id AND "
+    f"(delivery_status IS NULL OR delivery_status NOT IN ({_FINAL_LIST}))"
 )
 
 
@@ -81,13 +85,26 @@ def _moves(current: str | None, new: str) -> bool:
     return _RANK[new] >= _RANK.get(current or "", -1)
 
 
-async def record_status(tx: Tx, *, sid: str, status: str, error_code: str | None) -> bool:
-    """Store the carrier's delivery state on the message it belongs to; False if unknown."""
-    row = await tx.fetch_one(_FIND, {"sid": sid})
+async def record_status(
+    tx: Tx, *, sid: str, status: str, error_code: str | None, reference: str | None = None
+) -> bool:
+    """Store the carrier's delivery state on the message it belongs to; False if unknown.
+
+    The message is the one the callback URL names (``reference``), else the one with
+    Twilio's id. By reference, the report counts even before the worker has recorded
+    Twilio's id (a fast "failed"), or when Twilio's answer to the send was lost (an
+    ``unknown`` message then shows what became of it); it must not name another
+    message of Twilio's than the one recorded."""
+    if reference is not None:
+        row = await tx.fetch_one(_FIND_REFERENCE, {"id": reference})
+        if row is not None and row.carrier_message_id not in (None, sid):
+            row = None
+    else:
+        row = await tx.fetch_one(_FIND, {"sid": sid})
     if row is None:
         return False
     if _moves(row.delivery_status, status):
-        await tx.run(_RECORD, {"status": status, "code": error_code, "id": row.id})
+        await tx.run(_RECORD, {"status": status, "code": error_code, "id": row.id, "sid": sid})
     return True
 
 
@@ -153,6 +170,11 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
 )
 async def twilio_status(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
     sid, status, code = _checked(await signed_form(request, ctx))
-    await record_status(tx, sid=sid, status=status, error_code=code)
+    # The message the URL names, as the sender wrote it (the signature covers the URL);
+    # none, or not one of ours, for a callback URL set elsewhere.
+    reference = request.query_params.get("m")
+    if reference is not None and not _REFERENCE.fullmatch(reference):
+        reference = None
+    await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
     # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
     return Response(status_code=204)

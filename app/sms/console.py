@@ -46,7 +46,9 @@ class ConsoleSender:
         if self._fd is not None:
             os.close(self._fd)
 
-    def send(self, *, to: str, body: str) -> SendResult:
+    def send(
+        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+    ) -> SendResult:
         """Print the message and append it to the outbox file."""
         now = dt.datetime.now(UTC)
         with self._lock:

@@ -18,7 +18,7 @@ import ipaddress
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -56,6 +56,9 @@ RECIPIENT_ERROR_CODES = frozenset(
 # Refusals for now, though their status is 4xx: the sender's queue at Twilio is full
 # (21611), or the account's concurrency or rate limit was hit.
 BUSY_ERROR_CODES = frozenset({21611, 20429})
+
+# Twilio's ValidityPeriod: 1 to 36000 seconds (its default, ten hours).
+MAX_VALIDITY_SECONDS = 36000
 
 NETWORK = "network"
 NO_ANSWER = "no_answer"
@@ -146,7 +149,7 @@ class TwilioSender:
         self.from_number = from_number
         self.status_callback = status_callback
         # The same sender options go with every message, so they are built once.
-        self._options: dict[str, str] = (
+        self._options: dict[str, str | int] = (
             {"messaging_service_sid": messaging_service_sid}
             if messaging_service_sid is not None
             else {"from_": str(from_number)}
@@ -160,10 +163,21 @@ class TwilioSender:
             http_client=http_client,
         )
 
-    def send(self, *, to: str, body: str) -> SendResult:
-        """Hand one message to Twilio; raise a transient or permanent SendError if that fails."""
+    def send(
+        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+    ) -> SendResult:
+        """Hand one message to Twilio; raise a transient or permanent SendError if that fails.
+
+        Its status callback names ``reference`` (``?m=``), so a report that comes before
+        the worker has recorded Twilio's message id (or for a message whose answer was
+        lost) still finds it; Twilio keeps it queued at most ``valid_for`` seconds."""
+        options = dict(self._options)
+        if self.status_callback and reference is not None:
+            options["status_callback"] = f"{self.status_callback}?{urlencode({'m': reference})}"
+        if valid_for is not None:
+            options["validity_period"] = min(max(valid_for, 1), MAX_VALIDITY_SECONDS)
         try:
-            message = self._client.messages.create(to=to, body=body, **self._options)
+            message = self._client.messages.create(to=to, body=body, **options)
         except (TwilioException, requests.RequestException, json.JSONDecodeError) as exc:
             # "from None": the client's exception text quotes the recipient's number, and a
             # chained traceback would print it wherever the SendError is logged.

@@ -176,13 +176,21 @@ class OutboxWorker:
 
     async def _send(self, item: Outgoing, limiter: anyio.CapacityLimiter) -> Outcome:
         now = self.ctx.clock.now
+        message = item.message
+        # Delivered later than its expiry (a code's, or a campaign message's delivery
+        # window), it is no use: the carrier may drop it from its queue then.
+        valid_for = max(1, int((message.expires_at - now()).total_seconds()))
+
+        def send() -> SendResult:
+            return self.sender.send(
+                to=item.to, body=item.body, reference=message.id, valid_for=valid_for
+            )
+
         try:
             if self.sender.blocking:
-                result = await anyio.to_thread.run_sync(
-                    lambda: self.sender.send(to=item.to, body=item.body), limiter=limiter
-                )
+                result = await anyio.to_thread.run_sync(send, limiter=limiter)
             else:
-                result = self.sender.send(to=item.to, body=item.body)
+                result = send()
         except SendError as error:
             log.warning(
                 "sms send failed",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import anyio.from_thread
 import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from app.sms.base import SendResult
+from app.sms.base import SendError, SendResult
+from tests.fixtures.fakes import FakeCarrier
 from tests.fixtures.flows import start
+from tests.staff.helpers import rows
 
 TOKEN = "twilio-test-token-0123456789abcdef"
 BASE = "https://sms.example.co.jp"
@@ -26,7 +29,7 @@ class SidCarrier:
 
     name, blocking = "twilio", False
 
-    def send(self, *, to: str, body: str) -> SendResult:
+    def send(self, *, to: str, body: str, **_: object) -> SendResult:
         return SendResult(carrier="twilio", message_id="SM" + "a" * 32, status="queued")
 
 
@@ -150,3 +153,85 @@ async def test_every_field_is_checked_and_a_bad_one_changes_nothing(
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
     assert (await delivery(client, auth, verification_id))["state"] == "sent"  # Twilio: queued
+
+
+def _referenced(app, verification_id: str) -> str:
+    return rows(
+        app, "SELECT id FROM outbox_messages WHERE verification_id = :v", v=verification_id
+    )[0]["id"]
+
+
+async def post_for(client: httpx.AsyncClient, message_id: str, params: dict[str, str]):
+    """A callback to the URL the sender gave for one message (``?m=``), signed over it."""
+    url = f"{URL}?{urlencode({'m': message_id})}"
+    return await client.post(
+        f"/v1/sms/twilio/status?{urlencode({'m': message_id})}",
+        content=urlencode(params),
+        headers=signed(params, url=url),
+    )
+
+
+async def test_partially_delivered_is_a_final_state(client, app, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    params = form("partially_delivered")
+    assert (await post(client, params, signed(params))).status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+    assert (await post(client, form("failed"), signed(form("failed")))).status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+
+
+class ReportsBeforeAnswering:
+    """A carrier whose status report reaches the service before its answer to the send
+    does (a fast failure; Twilio posts callbacks as soon as the state changes)."""
+
+    name, blocking = "twilio", True
+
+    def __init__(self) -> None:
+        self.client: httpx.AsyncClient | None = None
+
+    def send(self, *, to: str, body: str, reference: str | None = None, **_: object):
+        assert self.client is not None and reference is not None
+        params = form("failed", ErrorCode="30003")
+        answer = anyio.from_thread.run(post_for, self.client, reference, params)
+        assert answer.status_code == 204
+        return SendResult(carrier="twilio", message_id="SM" + "a" * 32, status="queued")
+
+
+async def test_a_report_before_the_send_is_recorded_is_kept(client, app, auth):
+    """The callback names the message itself: a "failed" that came before the worker
+    recorded Twilio's answer ("queued") is neither lost nor overwritten by it."""
+    sender = ReportsBeforeAnswering()
+    sender.client = client
+    app.state.outbox.sender = sender
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    assert await delivery(client, auth, verification_id) == {
+        "state": "failed",
+        "error_code": "30003",
+        "sent_at": (await delivery(client, auth, verification_id))["sent_at"],
+    }
+    assert rows(app, "SELECT carrier_message_id FROM outbox_messages") == [
+        {"carrier_message_id": "SM" + "a" * 32}
+    ]
+
+
+async def test_a_report_settles_a_message_whose_answer_was_lost(client, app, auth):
+    """A send whose answer was lost is ``unknown`` and never sent again; Twilio's report,
+    naming the message, says what became of it."""
+    app.state.outbox.sender = FakeCarrier(
+        name="twilio", fail_with=SendError("no answer", code="no_answer", permanent=False,
+                                           unknown=True),
+    )  # fmt: skip
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    assert (await delivery(client, auth, verification_id))["state"] == "unknown"
+    message_id = _referenced(app, verification_id)
+    answer = await post_for(client, message_id, form("delivered"))
+    assert answer.status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+    # A report naming the message but another of Twilio's, once one is recorded, is not
+    # believed for it.
+    other = {**form("failed"), "MessageSid": "SM" + "d" * 32, "SmsSid": "SM" + "d" * 32}
+    assert (await post_for(client, message_id, other)).status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"

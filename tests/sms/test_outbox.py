@@ -16,6 +16,7 @@ from app.sms import outbox
 from app.sms.base import SendError, SendResult
 from tests.conftest import sync_engine
 from tests.fixtures.flows import start
+from tests.staff.helpers import rows
 
 
 @pytest.fixture
@@ -215,7 +216,7 @@ class Gate:
         self.lock = threading.Lock()
         self.in_flight = self.most = 0
 
-    def send(self, *, to: str, body: str) -> SendResult:
+    def send(self, *, to: str, body: str, **_: object) -> SendResult:
         with self.lock:
             self.in_flight += 1
             self.most = max(self.most, self.in_flight)
@@ -250,7 +251,7 @@ class SlowFor(Gate):
         super().__init__(carrier)
         self.slow_to = slow_to
 
-    def send(self, *, to: str, body: str) -> SendResult:
+    def send(self, *, to: str, body: str, **_: object) -> SendResult:
         if to == self.slow_to:
             return super().send(to=to, body=body)
         return self.carrier.send(to=to, body=body)
@@ -306,7 +307,7 @@ class KickedWhileSending:
     def __init__(self, carrier, arrive) -> None:
         self.carrier, self.arrive = carrier, arrive
 
-    def send(self, *, to: str, body: str) -> SendResult:
+    def send(self, *, to: str, body: str, **_: object) -> SendResult:
         if self.arrive is not None:
             arrive, self.arrive = self.arrive, None
             arrive()
@@ -416,3 +417,18 @@ async def test_a_database_error_when_taking_messages_gives_them_back_unsent(
     await app.state.outbox.drain()
     assert sent_to(carrier) == {e164(n): 1 for n in NUMBERS}
     assert statuses(app) == {"sent": len(NUMBERS)}
+
+
+async def test_the_sender_is_told_the_message_and_how_long_it_is_of_use(
+    client, app, auth, carrier, clock
+):
+    """The outbox's id (a carrier's status report names it) and the seconds left until
+    the message expires (a code's ten minutes), so the carrier drops it rather than
+    deliver a dead code hours late."""
+    verification_id = (await start(client, auth)).json()["id"]
+    clock.advance(seconds=40)
+    await app.state.outbox.drain()
+    [sent] = carrier.sent
+    [message] = rows(app, "SELECT id FROM outbox_messages WHERE verification_id = :v",
+                     v=verification_id)  # fmt: skip
+    assert (sent.reference, sent.valid_for) == (message["id"], 600 - 40)

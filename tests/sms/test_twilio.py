@@ -300,6 +300,25 @@ def test_sends_from_a_number_with_a_status_callback(fake_twilio: FakeTwilio, cap
         assert secret not in caplog.text  # the client logs requests, but not their bodies
 
 
+@pytest.mark.parametrize(("valid_for", "sent"), [(540, "540"), (0, "1"), (99_999, "36000")])
+def test_each_message_names_itself_in_its_callback_and_bounds_its_queue_time(
+    fake_twilio: FakeTwilio, valid_for, sent
+):
+    """Its status callback names the outbox's message (a report is matched even before
+    Twilio's id is recorded), and Twilio keeps it queued no longer than it is of use,
+    within what Twilio accepts (1 to 36000 s; its default is ten hours)."""
+    callback = "https://sms.example.com/v1/sms/twilio/status"
+    sender = make_sender(fake_twilio, status_callback=callback)
+    sender.send(to=TO, body=BODY, reference="msg_0A1b-2_c", valid_for=valid_for)
+    sender.send(to=TO, body=BODY)
+    [named, plain] = fake_twilio.messages
+    assert named.status_callback == callback + "?m=msg_0A1b-2_c"
+    assert plain.status_callback == callback
+    [first, second] = fake_twilio.forms
+    assert first["ValidityPeriod"] == [sent]
+    assert "ValidityPeriod" not in second
+
+
 def test_one_sender_sends_many(fake_twilio: FakeTwilio):
     sender = make_sender(fake_twilio)
     ids = [sender.send(to=TO, body=f"code {n}").message_id for n in range(3)]

@@ -122,8 +122,11 @@ _RECORD = (
     f"sent_at = CASE WHEN {{o}}status = 'sent' THEN :now ELSE {_M}sent_at END, "
     f"carrier = coalesce({{o}}carrier, {_M}carrier), "
     f"carrier_message_id = coalesce({{o}}carrier_message_id, {_M}carrier_message_id), "
-    f"delivery_status = coalesce({{o}}delivery_status, {_M}delivery_status), "
-    "error_code = {o}error_code, "
+    # The carrier's report, if one came before this record (a callback naming the
+    # message), is later than the state its answer gave, and is kept with its code.
+    f"delivery_status = coalesce({_M}delivery_status, {{o}}delivery_status), "
+    f"error_code = CASE WHEN {_M}delivery_status IS NULL THEN {{o}}error_code "
+    f"ELSE {_M}error_code END, "
     f"next_attempt_at = coalesce({{o}}next_attempt_at, {_M}next_attempt_at), "
     f"send_started_at = CASE WHEN {{o}}status = 'pending' THEN NULL "
     f"ELSE {_M}send_started_at END "
