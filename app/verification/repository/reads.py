@@ -100,16 +100,33 @@ class Idempotent(NamedTuple):
     created_at: dt.datetime
 
 
+# Two starts for one number, client and purpose that run at once on PostgreSQL each write
+# their verification in one statement that cannot see the other's (its snapshot is from
+# before the other committed), so neither supersedes the other and both stay pending.
+# The older of them is superseded all the same: every read of a verification's status
+# says so, and a check counts it as not live. The order is the newer's start time, then
+# its id (any fixed order would do: it only picks the one code that stays valid).
+NEWER_START = (
+    "EXISTS (SELECT 1 FROM verifications AS newer WHERE newer.phone_index = "
+    "verifications.phone_index AND newer.client_id = verifications.client_id "
+    "AND newer.purpose = verifications.purpose "
+    "AND (newer.created_at, newer.id) > (verifications.created_at, verifications.id))"
+)
+STATUS = (
+    f"CASE WHEN verifications.status = 'pending' AND {NEWER_START} THEN 'superseded' "
+    "ELSE verifications.status END AS status"
+)
+
 _VERIFICATION = (
-    "SELECT id, purpose, phone_ciphertext, phone_key_id, status, attempts, max_attempts, "
+    f"SELECT id, purpose, phone_ciphertext, phone_key_id, {STATUS}, attempts, max_attempts, "  # noqa: S608
     "send_count, expires_at, last_sent_at, subscriber_id FROM verifications "
     "WHERE id = :id AND client_id = :client_id"
 )
 _GET = Sql(_VERIFICATION, Verification)
 _GET_LOCKED = Sql(_VERIFICATION + " FOR UPDATE", Verification)
 _FOR_CHECK = (
-    "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, code_key_id, "
-    "code_length, status, attempts, max_attempts, expires_at, prefix_index "
+    "SELECT id, purpose, phone_ciphertext, phone_key_id, phone_index, code_salt, code_key_id, "  # noqa: S608
+    f"code_length, {STATUS}, attempts, max_attempts, expires_at, prefix_index "
     "FROM verifications WHERE id = :id AND client_id = :client_id"
 )
 _GET_FOR_CHECK = Sql(_FOR_CHECK, ForCheck, read_only=True)
@@ -157,7 +174,7 @@ def _for_message_sql(n: int) -> Sql[ForMessage]:
     wanted = ", ".join(f":v{i}" for i in range(n))
     return Sql(
         "SELECT id, purpose, locale, phone_ciphertext, phone_key_id, code_salt, code_key_id, "  # noqa: S608
-        f"code_length, status, expires_at FROM verifications WHERE id IN ({wanted})",
+        f"code_length, {STATUS}, expires_at FROM verifications WHERE id IN ({wanted})",
         ForMessage,
     )
 
