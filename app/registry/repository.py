@@ -265,11 +265,16 @@ async def drop_purpose(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
 async def renumber(
     tx: Tx, *, subscriber_id: str, phone_index: str, ciphertext: bytes, key_id: str
 ) -> bool:
-    """Give a subscriber another number (already verified); False if it is gone."""
+    """Give a subscriber another number (already verified); False if it is gone, or if
+    the number is another subscriber's (registered since it was looked up: the unique
+    index refused it, which spoils the transaction on PostgreSQL: roll it back)."""
     c = subscribers.c
-    done = await tx.execute(
-        sa.update(subscribers)
-        .where(c.id == subscriber_id)
-        .values(phone_index=phone_index, phone_ciphertext=ciphertext, phone_key_id=key_id)
-    )
+    try:
+        done = await tx.execute(
+            sa.update(subscribers)
+            .where(c.id == subscriber_id)
+            .values(phone_index=phone_index, phone_ciphertext=ciphertext, phone_key_id=key_id)
+        )
+    except sa.exc.IntegrityError:
+        return False
     return bool(done.rowcount)

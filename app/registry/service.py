@@ -295,7 +295,8 @@ async def drop_purpose(tx: Tx, *, subscriber_id: str, purpose: str) -> bool:
 
 
 async def renumber(tx: Tx, ctx: Context, *, subscriber_id: str, e164: str) -> bool:
-    """Move a subscriber to another (verified) number: encrypted and indexed anew."""
+    """Move a subscriber to another (verified) number: encrypted and indexed anew. False
+    if the subscriber is gone or the number is another's; roll the unit back then."""
     phone_index = ctx.keys.blind_index(e164, kind="number")
     key_id, ciphertext = ctx.keys.encrypt(e164, context=subscriber_aad(phone_index))
     return await repo.renumber(

@@ -170,7 +170,9 @@ async def correct(
         await shredding.keep_redemptions(
             tx, subscriber_id=subscriber.id, phone_index=subscriber.phone_index, erased=False
         )
-        await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164)
+        if not await registry.renumber(tx, ctx, subscriber_id=subscriber.id, e164=e164):
+            # Registered since the lookup above (a client's check that committed meanwhile).
+            raise NumberTaken()
         # Nothing rendered to the old number goes out after the move.
         await campaigns.cancel_held_for(tx, subscriber_id=subscriber.id, now=ctx.clock.now())
         forgotten = await shredding.forget_number(

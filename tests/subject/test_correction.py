@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 
 from app.sms import campaigns
 from tests.conftest import advisory_lock_held, sync_engine
@@ -64,6 +65,52 @@ async def test_a_number_of_another_subscriber_is_refused(client, app, carrier, c
     response = await _correct(client, app, carrier, headers, TAKEN)
     assert response.status_code == 409
     assert {r["id"] for r in rows(app, "SELECT id FROM subscribers")} == {sid, other}
+
+
+async def test_a_number_registered_while_the_move_runs_is_refused_not_a_500(
+    client, app, carrier, clock
+):
+    """PostgreSQL: another subscriber takes the new number after the correction looked
+    it up (here a move of it that commits while the correction waits on the number's
+    unique index): 409, nothing changed, rather than the index's refusal as a 500."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, OLD)
+    other = await verified(client, app, carrier, auth, TAKEN)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, OLD)
+    verification_id = await send_code(
+        client, NEW, path="/v1/subject/correction/verifications", headers=headers
+    )
+    code = await sent_code(app, carrier, NEW)
+    new_index = app.state.ctx.keys.blind_index(NEW, kind="number")
+    with engine.connect() as taking:
+        taking.execute(
+            sa.text("UPDATE subscribers SET phone_index = :i WHERE id = :s"),
+            {"i": new_index, "s": other},
+        )
+        correcting = asyncio.create_task(
+            client.post(
+                "/v1/subject/correction",
+                json={"verification_id": verification_id, "code": code},
+                headers=headers,
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not correcting.done()  # waiting on the index entry the other move holds
+        taking.commit()
+    response = await correcting
+    assert response.status_code == 409, response.text
+    assert response.json()["type"].endswith("/subject-number-taken")
+    assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=new_index) == [
+        {"id": other}
+    ]
+    old_index = app.state.ctx.keys.blind_index(OLD, kind="number")
+    assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=old_index) == [
+        {"id": sid}
+    ]
 
 
 async def test_a_correction_waits_for_whatever_holds_the_subscriber(client, app, carrier, clock):
