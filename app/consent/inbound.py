@@ -40,8 +40,10 @@ async def twilio_inbound(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
     form = await signed_form(request, ctx)
     sender = str(form.get("From") or "")[:MAX_FIELD]
     body = str(form.get("Body") or "")[:MAX_FIELD]
+    # Sent when the sender's Messaging Service has Advanced Opt-Out: STOP, START or HELP.
+    twilio_stop = str(form.get("OptOutType") or "").strip().upper() == "STOP"
     # The transaction begins at its first statement: anything but a stop word from a
     # sender is acknowledged without touching the database.
     if sender:
-        await stop.handle_inbound(tx, ctx, sender=sender, body=body)
+        await stop.handle_inbound(tx, ctx, sender=sender, body=body, twilio_stop=twilio_stop)
     return Response(EMPTY_TWIML, media_type="application/xml")

@@ -50,10 +50,14 @@ def _e164(sender: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def handle_inbound(tx: Tx, ctx: Context, *, sender: str, body: str) -> bool:
-    """Opt the sender out of coupon delivery if the body is a stop word and the number
-    is registered; True when a subscriber was opted out."""
-    if not is_stop_word(body, ctx.settings.stop_words):
+async def handle_inbound(
+    tx: Tx, ctx: Context, *, sender: str, body: str, twilio_stop: bool = False
+) -> bool:
+    """Opt the sender out of coupon delivery if the body is a stop word, or Twilio says
+    it is one (``twilio_stop``: its Advanced Opt-Out read a keyword, perhaps one set in
+    its console, and now blocks the number), and the number is registered; True when a
+    subscriber was opted out."""
+    if not twilio_stop and not is_stop_word(body, ctx.settings.stop_words):
         return False
     e164 = _e164(sender)
     if e164 is None:

@@ -221,8 +221,10 @@ class Settings(BaseSettings):
 
     # Consent and campaign delivery
     # An inbound SMS whose whole body is one of these (trimmed, NFKC, any case) opts out.
+    # Twilio's own opt-out keywords among them (Advanced Opt-Out's defaults, which block
+    # the number at Twilio too), and the form's OptOutType=STOP whatever the body.
     stop_words: Annotated[list[str], NoDecode] = [
-        "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
+        "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
         "停止", "配信停止", "中止", "수신거부", "거부", "중지",
     ]  # fmt: skip
     # Appended to every campaign message, per language (JSON; missing languages keep these).

@@ -72,6 +72,8 @@ async def subscriber(client, app, full_auth) -> str:
         "Cancel",
         "END",
         "quit",
+        "revoke",
+        "OptOut",
         "停止",
         "配信停止",
         "中止",
@@ -91,6 +93,24 @@ async def test_stop_words_opt_the_sender_out(client, app, subscriber, body):
         app, "SELECT action, source, actor, client_ip FROM consent_events ORDER BY id DESC LIMIT 1"
     )
     assert tuple(event) == ("opt_out", "sms", "sms:twilio", None)
+
+
+async def test_twilios_word_for_an_opt_out_is_taken_whatever_the_body(client, app, subscriber):
+    """With Advanced Opt-Out, Twilio blocks the number on a keyword of its own (one set in
+    its console too) and says so in OptOutType: the consent follows what Twilio did."""
+    params = {**form("やめて"), "OptOutType": "STOP"}
+    answer = await inbound(client, params, signed(params))
+    assert answer.status_code == 200
+    assert state(app, subscriber) == "opted_out"
+
+
+@pytest.mark.parametrize("kind", ["HELP", "START"])
+async def test_twilios_other_words_change_nothing(client, app, subscriber, kind):
+    before = counts(app)
+    params = {**form(kind), "OptOutType": kind}
+    assert (await inbound(client, params, signed(params))).status_code == 200
+    assert state(app, subscriber) == "opted_in"
+    assert counts(app) == before
 
 
 @pytest.mark.parametrize("body", ["STOP please", "hello", "", "S TOP", "STOPP", "start", "停"])
