@@ -1,7 +1,8 @@
 """Production sender: each SMS goes out through Twilio's Messages API with the official client.
 
 Failures are sorted for the outbox worker. A carrier that refused for now (HTTP 429 or
-503, a sender's queue that is full, a connection never made) is transient and retried
+503, a sender's queue that is full, a connection never made, a proxy's refusal that is
+not Twilio's) is transient and retried
 with backoff; a recipient Twilio calls wrong, unreachable or unsubscribed, and every other
 refusal, is permanent and never retried, because sending the same request again would be
 refused the same way. An answer that does not say whether the message was created (no
@@ -248,6 +249,10 @@ def _never_sent(exc: BaseException) -> bool:
 
 def _http_error(*, status: int, code: object) -> SendError:
     twilio_code = _as_int(code)
+    if twilio_code == status:
+        # The client's stand-in for an answer that was not Twilio's JSON error: the HTTP
+        # status in the code's place (Twilio's own codes have five digits).
+        twilio_code = None
     label = str(twilio_code or status)
     where = f"HTTP {status}, code {label}"
     if status == 401:
@@ -257,6 +262,10 @@ def _http_error(*, status: int, code: object) -> SendError:
         return SendError(f"Twilio refused our credentials ({where})", code=label, permanent=False)
     if status in (429, 503) or twilio_code in BUSY_ERROR_CODES:
         return SendError(f"Twilio is busy or unavailable ({where})", code=label, permanent=False)
+    if twilio_code is None and 400 <= status < 500:
+        # Not Twilio's refusal (its errors carry a code) but something's in between, a
+        # proxy or a gateway: nothing about the message, so not a reason to fail it.
+        return SendError(f"Twilio could not be reached ({where})", code=label, permanent=False)
     if status >= 500:
         # An error inside Twilio, or a gateway's (502, 504) that lost Twilio's answer:
         # the message may have been created before it, and sending again could deliver

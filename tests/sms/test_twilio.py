@@ -357,6 +357,15 @@ def test_twilio_refusing_a_malformed_number_leaks_neither_number_nor_body(
     assert error.__cause__ is None and error.__suppress_context__
 
 
+@pytest.mark.parametrize("status", [403, 404, 407])
+def test_a_refusal_that_is_not_twilios_is_transient(fake_twilio: FakeTwilio, status):
+    """A 4xx without Twilio's error body came from a proxy or gateway in between: it
+    says nothing about the message, which is sent again later rather than failed."""
+    fake_twilio.fail_next(status=status)
+    error = send_error(make_sender(fake_twilio))
+    assert (error.permanent, error.code, error.unknown) == (False, str(status), False)
+
+
 def test_other_refusals_are_permanent(fake_twilio: FakeTwilio):
     error = send_error(make_sender(fake_twilio), body="x" * 1601)
     assert (error.permanent, error.code) == (True, "21617")
