@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -284,6 +285,22 @@ class Settings(BaseSettings):
         if any(cap < 1 for cap in value.values()):
             raise ValueError("every cap must be at least 1")
         return {region.upper(): cap for region, cap in value.items()}
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        # Twilio calls it (status callbacks name it, webhooks are signed over it), and
+        # refuses a StatusCallback whose host holds an underscore.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://sms.example.co.jp")
+        if "_" in parts.hostname:
+            raise ValueError("must not have an underscore in its host name (Twilio refuses it)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a base URL: no query, fragment or credentials")
+        return value
 
     @field_validator("stop_words", mode="before")
     @classmethod

@@ -181,6 +181,26 @@ def test_bad_proxy_list_is_refused(monkeypatch):
         Settings(_env_file=None)
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("sms.example.co.jp", "absolute"),
+        ("ftp://sms.example.co.jp", "absolute"),
+        ("https://sms_gw.example.co.jp", "underscore"),
+        ("https://sms.example.co.jp/?x=1", "no query"),
+        ("https://user:pw@sms.example.co.jp", "no query"),
+    ],
+)
+def test_a_public_base_url_twilio_cannot_call_is_refused(url, why):
+    with pytest.raises(ValidationError, match=why):
+        Settings(public_base_url=url, _env_file=None)
+
+
+def test_a_public_base_url_with_a_path_is_taken():
+    url = "https://gw.example.co.jp/smsreg"
+    assert Settings(public_base_url=url, _env_file=None).public_base_url == url
+
+
 def test_a_random_short_token_is_taken():
     """`openssl rand -hex 8`: 16 characters, often with repeated ones, is still random."""
     for token in ("00aa11bb22cc33dd", secrets.token_hex(8), "a1a1a1a1a1a1a1a2"):
