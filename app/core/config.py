@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_from_number: str | None = None
+    # Campaign messages through a Messaging Service of their own: a STOP to a campaign
+    # then blocks (at Twilio) only campaigns, and a campaign's queue never holds a code.
+    twilio_campaign_messaging_service_sid: str | None = None
     # Another endpoint for Twilio's REST API (a regional edge, a gateway, a local fake);
     # https only, except a loopback address in development.
     twilio_api_base_url: str | None = None

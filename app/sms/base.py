@@ -38,12 +38,20 @@ class SmsSender(Protocol):
     blocking: bool
 
     def send(
-        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+        self,
+        *,
+        to: str,
+        body: str,
+        reference: str | None = None,
+        valid_for: int | None = None,
+        bulk: bool = False,
     ) -> SendResult:
         """Send ``body`` to the E.164 number ``to``; raise SendError on failure.
 
         ``reference`` is the outbox's id of the message (a carrier's status reports may
         name it); ``valid_for`` the seconds within which it is still worth delivering (a
-        carrier may drop it from its queue after them). A sender may ignore both.
+        carrier may drop it from its queue after them); ``bulk`` says it is a campaign
+        message, which a sender may send from a sender of its own. A sender may ignore
+        all three.
         """
         ...

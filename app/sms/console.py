@@ -47,7 +47,13 @@ class ConsoleSender:
             os.close(self._fd)
 
     def send(
-        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+        self,
+        *,
+        to: str,
+        body: str,
+        reference: str | None = None,
+        valid_for: int | None = None,
+        bulk: bool = False,
     ) -> SendResult:
         """Print the message and append it to the outbox file."""
         now = dt.datetime.now(UTC)

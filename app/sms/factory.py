@@ -36,6 +36,7 @@ def _twilio(settings: Settings) -> SmsSender:
             auth_token=settings.twilio_auth_token.get_secret_value(),
             messaging_service_sid=settings.twilio_messaging_service_sid,
             from_number=settings.twilio_from_number,
+            campaign_messaging_service_sid=settings.twilio_campaign_messaging_service_sid,
             status_callback=callback,
             http_client=http_client,
             timeout=settings.twilio_timeout_seconds,

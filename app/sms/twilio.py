@@ -122,6 +122,7 @@ class TwilioSender:
         auth_token: str,
         messaging_service_sid: str | None = None,
         from_number: str | None = None,
+        campaign_messaging_service_sid: str | None = None,
         status_callback: str | None = None,
         http_client: Any = None,
         timeout: float = 10,
@@ -133,10 +134,12 @@ class TwilioSender:
             raise ValueError("auth_token is required")
         if (messaging_service_sid is None) == (from_number is None):
             raise ValueError("give exactly one of messaging_service_sid and from_number")
-        if messaging_service_sid is not None and not MESSAGING_SERVICE_SID.fullmatch(
-            messaging_service_sid
+        for name, sid in (
+            ("messaging_service_sid", messaging_service_sid),
+            ("campaign_messaging_service_sid", campaign_messaging_service_sid),
         ):
-            raise ValueError("messaging_service_sid must look like MG followed by 32 hex digits")
+            if sid is not None and not MESSAGING_SERVICE_SID.fullmatch(sid):
+                raise ValueError(f"{name} must look like MG followed by 32 hex digits")
         if from_number is not None and not from_number.strip():
             raise ValueError("from_number must not be empty")
         if not timeout > 0:
@@ -155,8 +158,15 @@ class TwilioSender:
             if messaging_service_sid is not None
             else {"from_": str(from_number)}
         )
+        # Campaign messages (bulk) from their own Messaging Service, when there is one.
+        self._bulk_options: dict[str, str | int] = (
+            {"messaging_service_sid": campaign_messaging_service_sid}
+            if campaign_messaging_service_sid is not None
+            else dict(self._options)
+        )
         if status_callback:
             self._options["status_callback"] = status_callback
+            self._bulk_options["status_callback"] = status_callback
         self._client = Client(
             username=account_sid,
             password=auth_token,
@@ -165,14 +175,21 @@ class TwilioSender:
         )
 
     def send(
-        self, *, to: str, body: str, reference: str | None = None, valid_for: int | None = None
+        self,
+        *,
+        to: str,
+        body: str,
+        reference: str | None = None,
+        valid_for: int | None = None,
+        bulk: bool = False,
     ) -> SendResult:
         """Hand one message to Twilio; raise a transient or permanent SendError if that fails.
 
         Its status callback names ``reference`` (``?m=``), so a report that comes before
         the worker has recorded Twilio's message id (or for a message whose answer was
-        lost) still finds it; Twilio keeps it queued at most ``valid_for`` seconds."""
-        options = dict(self._options)
+        lost) still finds it; Twilio keeps it queued at most ``valid_for`` seconds. A
+        ``bulk`` one goes from the campaigns' Messaging Service, if one is set."""
+        options = dict(self._bulk_options if bulk else self._options)
         if self.status_callback and reference is not None:
             options["status_callback"] = f"{self.status_callback}?{urlencode({'m': reference})}"
         if valid_for is not None:

@@ -29,7 +29,7 @@ from app.core.db import Database
 from app.core.metrics import SMS_OUTCOMES
 from app.sms import outbox
 from app.sms.base import SendError, SendResult, SmsSender
-from app.sms.outbox import Claimed, Outcome, Outgoing, Renderer
+from app.sms.outbox import CAMPAIGN, Claimed, Outcome, Outgoing, Renderer
 
 log = logging.getLogger("smsreg.outbox")
 # How often a failed outcome write is tried again, and after how long; then it is given
@@ -183,7 +183,11 @@ class OutboxWorker:
 
         def send() -> SendResult:
             return self.sender.send(
-                to=item.to, body=item.body, reference=message.id, valid_for=valid_for
+                to=item.to,
+                body=item.body,
+                reference=message.id,
+                valid_for=valid_for,
+                bulk=message.kind == CAMPAIGN,
             )
 
         try:

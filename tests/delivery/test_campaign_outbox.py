@@ -73,6 +73,7 @@ async def test_two_workers_never_send_a_campaign_message_twice(client, app, carr
         thread.join(timeout=60)
     assert not errors, errors
     assert Counter(m.to for m in carrier.sent) == {jp(500 + i): 1 for i in range(N)}
+    assert {m.bulk for m in carrier.sent} == {True}  # campaign messages: bulk, for the carrier
 
 
 async def test_carrier_outage_retries_then_sends_each_once(client, app, carrier, clock, full_auth):

@@ -431,4 +431,4 @@ async def test_the_sender_is_told_the_message_and_how_long_it_is_of_use(
     [sent] = carrier.sent
     [message] = rows(app, "SELECT id FROM outbox_messages WHERE verification_id = :v",
                      v=verification_id)  # fmt: skip
-    assert (sent.reference, sent.valid_for) == (message["id"], 600 - 40)
+    assert (sent.reference, sent.valid_for, sent.bulk) == (message["id"], 600 - 40, False)

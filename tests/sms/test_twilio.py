@@ -21,7 +21,9 @@ from referencing.jsonschema import DRAFT202012
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from app.core.config import Settings
 from app.sms.base import SendError
+from app.sms.factory import build_sender
 from app.sms.twilio import (
     RECIPIENT_ERROR_CODES,
     RedirectingHttpClient,
@@ -319,6 +321,42 @@ def test_each_message_names_itself_in_its_callback_and_bounds_its_queue_time(
     assert "ValidityPeriod" not in second
 
 
+def test_campaign_messages_go_from_their_own_messaging_service(fake_twilio: FakeTwilio):
+    """A STOP to a campaign then blocks only campaigns at Twilio, and a campaign's queue
+    never holds a code; without one, both go from the same sender."""
+    campaigns = "MG" + "c" * 32
+    callback = "https://sms.example.com/v1/sms/twilio/status"
+    sender = make_sender(
+        fake_twilio, campaign_messaging_service_sid=campaigns, status_callback=callback
+    )
+    sender.send(to=TO, body=BODY)
+    sender.send(to=TO, body="クーポン", bulk=True)
+    make_sender(fake_twilio).send(to=TO, body="クーポン", bulk=True)
+    code, campaign, shared = fake_twilio.messages
+    assert code.messaging_service_sid == MESSAGING_SERVICE_SID
+    assert campaign.messaging_service_sid == campaigns
+    assert shared.messaging_service_sid == MESSAGING_SERVICE_SID
+    assert code.status_callback == campaign.status_callback == callback
+
+
+def test_the_settings_give_campaigns_their_messaging_service(fake_twilio: FakeTwilio):
+    settings = Settings(
+        sms_sender="twilio",
+        twilio_account_sid=fake_twilio.account_sid,
+        twilio_auth_token=fake_twilio.auth_token,
+        twilio_messaging_service_sid=MESSAGING_SERVICE_SID,
+        twilio_campaign_messaging_service_sid="MG" + "c" * 32,
+        twilio_api_base_url=fake_twilio.base_url,
+        public_base_url="https://sms.example.co.jp",
+        _env_file=None,
+    )
+    sender = build_sender(settings)
+    sender.send(to=TO, body="クーポン", reference="msg_1", bulk=True)
+    [campaign] = fake_twilio.messages
+    assert campaign.messaging_service_sid == "MG" + "c" * 32
+    assert campaign.status_callback == "https://sms.example.co.jp/v1/sms/twilio/status?m=msg_1"
+
+
 def test_one_sender_sends_many(fake_twilio: FakeTwilio):
     sender = make_sender(fake_twilio)
     ids = [sender.send(to=TO, body=f"code {n}").message_id for n in range(3)]
@@ -504,6 +542,7 @@ def test_every_recipient_error_is_permanent(code):
         {"messaging_service_sid": None, "from_number": None},
         {"messaging_service_sid": MESSAGING_SERVICE_SID, "from_number": FROM_NUMBER},
         {"messaging_service_sid": "MG-not-a-sid"},
+        {"campaign_messaging_service_sid": "MG-not-a-sid"},
         {"from_number": " ", "messaging_service_sid": None},
         {"account_sid": "SK" + "0" * 32},
         {"auth_token": ""},
