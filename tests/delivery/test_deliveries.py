@@ -203,8 +203,8 @@ async def test_opt_out_after_claim_is_honoured_before_the_carrier(client, app, c
                 actor="test",
             )
 
-    def send_then_opt_out(*, to, body):
-        result = send(to=to, body=body)
+    def send_then_opt_out(*, to, body, **options):
+        result = send(to=to, body=body, **options)
         if not stopped:
             victim = next(p for i, p in enumerate(people) if jp(200 + i) != to)
             # The carrier's call runs off the event loop (a blocking sender); the opt-out
