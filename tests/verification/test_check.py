@@ -135,6 +135,23 @@ async def test_of_two_starts_that_missed_each_other_only_the_newer_code_is_valid
     assert (await check(client, auth, older, older_code)).status_code == 410
 
 
+async def test_a_start_that_read_the_clock_first_but_wrote_last_stays_valid(
+    client, app, carrier, clock, auth
+):
+    """The second start superseded the first as it wrote, but its start time is the
+    earlier (it read the clock first, or its replica's clock is behind): its code is the
+    one that works, and the first's superseded row does not shadow it."""
+    first = (await start(client, auth)).json()["id"]
+    clock.advance(seconds=-0.005)
+    second = (await start(client, auth)).json()["id"]
+    read = await client.get(f"/v1/verifications/{second}", headers=auth)
+    assert read.json()["status"] == "pending"
+    assert (await client.get(f"/v1/verifications/{first}", headers=auth)).json()[
+        "status"
+    ] == "superseded"
+    assert (await check(client, auth, second, await sent_code(app, carrier))).status_code == 200
+
+
 async def test_the_older_of_two_starts_that_missed_each_other_is_not_sent(
     client, app, carrier, auth
 ):

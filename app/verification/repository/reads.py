@@ -105,11 +105,13 @@ class Idempotent(NamedTuple):
 # before the other committed), so neither supersedes the other and both stay pending.
 # The older of them is superseded all the same: every read of a verification's status
 # says so, and a check counts it as not live. The order is the newer's start time, then
-# its id (any fixed order would do: it only picks the one code that stays valid).
+# its id (any fixed order would do: it only picks the one code that stays valid). A row
+# already superseded does not count: a start that read the clock first but wrote last
+# (or on a replica whose clock is behind) superseded the other, and stays valid.
 NEWER_START = (
     "EXISTS (SELECT 1 FROM verifications AS newer WHERE newer.phone_index = "
     "verifications.phone_index AND newer.client_id = verifications.client_id "
-    "AND newer.purpose = verifications.purpose "
+    "AND newer.purpose = verifications.purpose AND newer.status <> 'superseded' "
     "AND (newer.created_at, newer.id) > (verifications.created_at, verifications.id))"
 )
 STATUS = (
