@@ -9,10 +9,10 @@ trusted proxies only (uvicorn's proxy-header middleware, SMSREG_TRUSTED_PROXIES)
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from twilio.request_validator import RequestValidator
 
 from app.core.context import Context
@@ -168,13 +168,21 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
     summary="Twilio delivery status callback (signed by Twilio)",
     openapi_extra=SIGNED_FORM,
 )
-async def twilio_status(request: Request, tx: TxDep, ctx: CtxDep) -> Response:
+async def twilio_status(
+    request: Request,
+    tx: TxDep,
+    ctx: CtxDep,
+    m: Annotated[
+        str | None,
+        Query(
+            description="The outbox's id of the message, as the sender put it in the "
+            "message's callback URL (signed with it); without it, or not one of the "
+            "service's ids, the report is matched by Twilio's MessageSid"
+        ),
+    ] = None,
+) -> Response:
     sid, status, code = _checked(await signed_form(request, ctx))
-    # The message the URL names, as the sender wrote it (the signature covers the URL);
-    # none, or not one of ours, for a callback URL set elsewhere.
-    reference = request.query_params.get("m")
-    if reference is not None and not _REFERENCE.fullmatch(reference):
-        reference = None
+    reference = m if m is not None and _REFERENCE.fullmatch(m) else None
     await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
     # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
     return Response(status_code=204)
