@@ -272,6 +272,24 @@ async def test_a_filtered_export_by_subject_and_its_tampering(app, db, ctx, subj
     assert (problem.seq, problem.kind) == (3, "changed")
 
 
+async def test_a_complete_export_with_an_entry_swapped_for_its_link_is_broken(
+    app, db, ctx, subjects, clock
+):
+    """An entry of a complete export replaced by its link (taken from a filtered export)
+    and the end record's counts mended: the chain still joins up, but the file says it
+    holds every entry and hides one."""
+    await release_many(app, subjects, N, clock)
+    await call(app, checkpoints.create)
+    complete = _jsonl(await _export(db, ctx))
+    filtered = _jsonl(await _export(db, ctx, subject=subjects[1]))
+    [link] = [r for r in filtered if r["type"] == "link" and r["seq"] == 3]
+    hidden = [link if r.get("seq") == 3 and r["type"] == "entry" else r for r in complete]
+    hidden[-1] = {**hidden[-1], "entries": N - 1, "links": 1}
+    report = _verify(_lines(hidden), ctx)
+    assert not report.ok
+    assert (report.problem.seq, report.problem.kind) == (3, "removed")
+
+
 async def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx, subjects, clock):
     await release_many(app, subjects, 2, clock)
     out = io.BytesIO()

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from app.ledger import signing
 from app.ledger.export_format import EXPORT_FORMAT
 from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
-from app.ledger.verify.report import MALFORMED, TRUNCATED, Problem, Report
+from app.ledger.verify.report import MALFORMED, REMOVED, TRUNCATED, Problem, Report
 from app.ledger.verify.walk import Pins, Walk, as_int, check_signatures, choose_start, run
 
 
@@ -114,10 +114,14 @@ def _verify_records(
     early = None if start is None else walk.pin(start[0] - 1, start[1])
 
     end: list[dict[str, Any]] = []
+    hidden: list[dict[str, Any]] = []
 
     def body() -> Iterator[dict[str, Any]]:
         for record in records:
             kind = record.get("type")
+            if kind == "link" and report.complete:
+                # A complete export holds every entry whole: a link in it hides one.
+                hidden.append(record)
             if kind in ("entry", "link"):
                 yield record
             elif kind == "end":
@@ -127,6 +131,13 @@ def _verify_records(
                 raise Malformed(f"a {kind!r} record among the entries")
 
     report.problem = early or run(body(), walk, signature_problem)
+    if report.problem is None and hidden:
+        seq = as_int(hidden[0].get("seq"), default=(report.last_seq or 0) + 1)
+        report.problem = Problem(
+            seq,
+            REMOVED,
+            "the export says it is complete but leaves this entry out (a link in its place)",
+        )
     if report.problem is None:
         after = (report.last_seq or 0) + 1
         if not end:
