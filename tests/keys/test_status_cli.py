@@ -21,7 +21,8 @@ from app.coupons.schemas import RedemptionCreate
 from app.keys import repository as keys_repo
 from app.keys.cli import startup_check
 from app.keys.status import startup_problems, status
-from app.models.staff_mfa import StaffTotp
+from app.models.staff import StaffInvitation
+from app.models.staff_mfa import StaffRecoveryCode, StaffTotp
 from app.models.types import table
 from app.staff.roles import Role
 from app.subject import erasure
@@ -214,6 +215,38 @@ async def test_staff_totp_secrets_count_as_phone_key_usage(app):
         row.what == "staff_totp.secret_key_id" and row.key_id == "old1" and row.rows == 1
         for row in usage
     )
+
+
+async def test_open_invitations_and_unused_recovery_codes_count_as_token_key_usage(app):
+    """Hashed under the token ring: a key removed while they need it locks out an invited
+    person and a recovery-code login, so status must not offer it for removal."""
+    account = await create_staff(app, Role.ADMIN, username="recovering")
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+    invitation = {"staff_id": account.id, "created_by": "test", "created_at": now}
+    async with app.state.db.transaction() as tx:
+        for i, (key, expires, redeemed) in enumerate(
+            [("old1", now + dt.timedelta(hours=1), None),
+             ("old2", now + dt.timedelta(hours=1), now),  # used: needs no key
+             ("old2", now - dt.timedelta(hours=1), None)]  # expired
+        ):  # fmt: skip
+            await tx.execute(
+                sa.insert(table(StaffInvitation)).values(
+                    id=f"inv_{i}", token_hash=f"h{i}", token_key_id=key, expires_at=expires,
+                    redeemed_at=redeemed, **invitation,
+                )
+            )  # fmt: skip
+        for i, (key, used) in enumerate([("old1", None), ("old1", None), ("old2", now)]):
+            await tx.execute(
+                sa.insert(table(StaffRecoveryCode)).values(
+                    staff_id=account.id, code_hash=f"c{i}", key_id=key, created_at=now,
+                    used_at=used,
+                )
+            )  # fmt: skip
+        usage = await keys_repo.usage(tx, family="token", now=now)
+    counted = {(row.what, row.key_id): row.rows for row in usage}
+    assert counted[("staff_invitations.token_key_id (open)", "old1")] == 1
+    assert counted[("staff_recovery_codes.key_id (unused)", "old1")] == 2
+    assert not any(key == "old2" for _, key in counted)
 
 
 async def test_an_erased_numbers_coupon_tally_keeps_its_index_key_in_the_ring(

@@ -13,6 +13,8 @@ from app.keys.repository.tables import (
     TOKEN_TABLES,
     erased_redemptions,
     pumping_blocks,
+    staff_invitations,
+    staff_recovery_codes,
     staff_totp,
     subscribers,
     verifications,
@@ -67,6 +69,7 @@ def _usage_statements(
         live = (c.status == "pending", c.expires_at > now)
         return [per_key("verifications.code_key_id (live)", c.code_key_id, *live)]
     if family == "token":
+        invitation = staff_invitations.c
         return [
             per_key(
                 f"{t.name}.token_key_id (live)",
@@ -75,6 +78,19 @@ def _usage_statements(
                 t.c.expires_at > now,
             )
             for t in TOKEN_TABLES
+        ] + [
+            per_key(
+                "staff_invitations.token_key_id (open)",
+                invitation.token_key_id,
+                invitation.revoked_at.is_(None),
+                invitation.redeemed_at.is_(None),
+                invitation.expires_at > now,
+            ),
+            per_key(
+                "staff_recovery_codes.key_id (unused)",
+                staff_recovery_codes.c.key_id,
+                staff_recovery_codes.c.used_at.is_(None),
+            ),
         ]
     raise ValueError(f"unknown key family {family!r}")
 
@@ -83,7 +99,8 @@ async def usage(tx: Tx, *, family: str, now: dt.datetime) -> list[Usage]:
     """(what, key_id, rows) for every key id rows of one family name, active or not.
 
     ``what`` names the table and column. Only rows that still need the key count:
-    for codes the live verifications, for tokens the live API keys and sessions.
+    for codes the live verifications, for tokens the live API keys and sessions, the
+    open staff invitations and the unused recovery codes.
     """
     out: list[Usage] = []
     for what, statement in _usage_statements(tx, family=family, now=now):
