@@ -80,11 +80,17 @@ async def startup_problems(tx: Tx, ctx: Context) -> tuple[list[str], list[str]]:
                 f"which SMSREG_{state.family.upper()}_KEYS no longer holds"
             )
             if state.family in FATAL_FAMILIES:
+                # Rotation rewrites what it can; an erased number's coupon tallies keep
+                # their index key until they are purged (`keys status` says when).
                 fatal.append(
-                    f"{text}: put the key back, then run `smsreg keys rotate {state.family}`"
+                    f"{text}: put the key back, then run `smsreg keys rotate {state.family}`; "
+                    "keep it in the ring until `smsreg keys status` says it can be removed"
                 )
             elif state.family == "code":
                 warnings.append(f"{text}: their codes cannot be checked until they expire")
             else:
-                warnings.append(f"{text}: those API keys and sessions no longer authenticate")
+                warnings.append(
+                    f"{text}: those API keys, sessions, invitations and recovery codes no "
+                    "longer work"
+                )
     return fatal, warnings
