@@ -4,6 +4,7 @@ revocable (rotation with a grace period: app/clients/rotation.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from app.clients.scopes import Scope
 from app.core.context import Context
 from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from app.core.ids import new_id
+from app.core.text import NO_CONTROL_CHARACTERS, no_phone_number
 from app.core.tx import Tx
 from app.models.api_key import ApiKey
 
@@ -64,6 +66,18 @@ def state(key: ApiKey, now: dt.datetime) -> str:
     return "rotated" if key.rotated_to is not None else "active"
 
 
+def _check_name(name: str) -> None:
+    """A new key's name: the command line takes any text, and a line break in a name
+    would forge a row in `api-keys list` (read in cron mail); every listing prints it.
+    (A successor keeps its key's name, whatever the rules were when that was made.)"""
+    if not re.fullmatch(NO_CONTROL_CHARACTERS, name):
+        raise InvalidInput.field("name", "must not contain control characters")
+    try:
+        no_phone_number(name)
+    except ValueError as exc:
+        raise InvalidInput.field("name", str(exc)) from None
+
+
 async def create(
     tx: Tx,
     ctx: Context,
@@ -78,13 +92,16 @@ async def create(
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput.field("name", "must be 1 to 100 characters")
+    if rotated_from is None:
+        _check_name(name)
     known = {scope.value for scope in Scope}
     unknown = sorted(set(scopes) - known)
     if unknown or not scopes:
         raise InvalidInput.field("scopes", f"must be some of {sorted(known)}")
-    days = max_age_days if max_age_days is not None else ctx.settings.api_key_max_age_days
-    if days < 1:
-        raise InvalidInput.field("expires_days", "must be at least 1")
+    most = ctx.settings.api_key_max_age_days
+    days = max_age_days if max_age_days is not None else most
+    if not 1 <= days <= most:
+        raise InvalidInput.field("expires_days", f"must be 1 to {most} (the keys' maximum age)")
     now = ctx.clock.now()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     # A successor speaks for the same client as the key it replaces, so what that client

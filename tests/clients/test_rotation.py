@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -208,10 +209,34 @@ async def test_concurrent_rotations_of_one_key_issue_one_successor(client, app):
     assert count_rows(app, "api_keys") == 2
 
 
+@pytest.mark.parametrize(
+    ("name", "days", "field"),
+    [
+        ("coupon-frontend", 181, "expires_days"),  # past the maximum age (180)
+        ("coupon-frontend", 0, "expires_days"),
+        ("evil\tkey_fake\tverifications:write\nkey_x", None, "name"),  # a forged list row
+        ("+819012345678", None, "name"),
+    ],
+)
+async def test_a_key_past_the_maximum_age_or_with_an_odd_name_is_refused(app, name, days, field):
+    with pytest.raises(InvalidInput) as refused:
+        await create(app, name=name, max_age_days=days)
+    assert refused.value.errors[0].field == field
+    assert count_rows(app, "api_keys") == 0
+
+
 async def test_due_report(client, app, clock):
     start = clock.now()
     old = await create(app, name="old", created_by="alice")  # 180 days: ends first
-    long_lived = await create(app, name="long", created_by="carol", max_age_days=400)
+    # Made when the maximum age was longer: a key is never made past today's maximum.
+    ctx = app.state.ctx
+    longer = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"api_key_max_age_days": 400})
+    )
+    async with app.state.db.transaction() as tx:
+        long_lived = await clients.create(
+            tx, longer, name="long", scopes=VERIFY, created_by="carol", max_age_days=400
+        )
     clock.advance(days=10)
     fresh = await create(app, name="fresh", created_by="dave")
     revoked = await create(app, name="revoked", max_age_days=1)
