@@ -19,7 +19,7 @@ import yaml
 from app.clients import service as clients
 from app.clients.cli import api_keys_cli
 from app.clients.scopes import DEFAULT_SCOPES
-from app.core import cli_support
+from app.core import cli_support, migrations
 from app.core.cli_support import CLI_ACTOR
 from app.core.cli_support import load_settings as _settings
 from app.core.config import Settings
@@ -56,7 +56,16 @@ def migrate() -> None:
     """Apply every pending Alembic migration (needs only SMSREG_DATABASE_URL)."""
     # The migration job holds the owner's credentials, not the service's secrets: it
     # reads the database URL alone.
-    upgrade(cli_support.database_url())
+    url = cli_support.database_url()
+    newer = migrations.unknown(migrations.current_revisions(url))
+    if newer:
+        # Alembic would only say it cannot locate the revision.
+        cli_support.refuse(
+            f"the database is at revision {', '.join(newer)}, which this release does not "
+            "know: a newer release migrated it. Run that release's `smsreg migrate`; this "
+            "release may still serve it while replicas are replaced"
+        )
+    upgrade(url)
     typer.echo("database is at the latest migration")
 
 

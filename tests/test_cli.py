@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
@@ -81,6 +82,22 @@ def test_migrate_needs_the_database_url_alone(monkeypatch, tmp_path):
     monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/p.db")
     result = runner.invoke(cli, ["migrate"])
     assert result.exit_code == 0, result.output
+
+
+def test_migrate_on_a_newer_releases_database_says_so(monkeypatch, tmp_path):
+    """A revision this release does not know: one line naming it, not Alembic's "can't
+    locate revision" behind an unexpected CommandError."""
+    database = f"sqlite:///{tmp_path}/newer.db"
+    upgrade(database)
+    engine = sa.create_engine(database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+    engine.dispose()
+    monkeypatch.setenv("SMSREG_DATABASE_URL", database)
+    result = runner.invoke(cli, ["migrate"])
+    assert result.exit_code == 2, result.output
+    assert "revision ffffffffffff, which this release does not know" in result.output
+    assert "newer release" in result.output
 
 
 def test_openapi_command_prints_yaml():

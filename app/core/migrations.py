@@ -66,6 +66,12 @@ def _revisions() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(script.get_heads()), known
 
 
+def unknown(current: Collection[str]) -> list[str]:
+    """The revisions of ``current`` this release does not know: a newer release's."""
+    _, known = _revisions()
+    return sorted(revision for revision in current if revision not in known)
+
+
 def behind(current: Collection[str]) -> bool:
     """Whether a database at the ``current`` revisions needs `smsreg migrate` before this
     release may run on it: it has none (never migrated), or one this release knows that
