@@ -290,6 +290,21 @@ async def test_a_complete_export_with_an_entry_swapped_for_its_link_is_broken(
     assert (report.problem.seq, report.problem.kind) == (3, "removed")
 
 
+@pytest.mark.parametrize("kind", ["entry", "link"])
+async def test_a_field_added_to_an_exported_record_is_found(app, db, ctx, subjects, clock, kind):
+    """A field beside the ones an export writes is not under the entry's hash: a forged
+    note ("approved by the court") would read as part of the entry."""
+    await release_many(app, subjects, N, clock)
+    await call(app, checkpoints.create)
+    records = _jsonl(await _export(db, ctx, subject=subjects[1]))
+    at = next(i for i, r in enumerate(records) if r["type"] == kind)
+    records[at] = {**records[at], "note": "approved by the court"}
+    report = _verify(_lines(records), ctx)
+    assert not report.ok
+    assert (report.problem.seq, report.problem.kind) == (records[at]["seq"], "changed")
+    assert "note" in report.problem.detail
+
+
 async def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx, subjects, clock):
     await release_many(app, subjects, 2, clock)
     out = io.BytesIO()

@@ -67,6 +67,16 @@ def name_of(checkpoint: Mapping[str, Any]) -> str:
     return str(checkpoint.get("label") or f"checkpoint #{checkpoint.get('id')}")
 
 
+# What an entry and a link may hold (the database walk's own ``_index`` flag included).
+_FIELDS = {
+    "entry": frozenset(
+        {"type", "v", *chain.CONTENT_FIELDS, *chain.OPTIONAL_FIELDS, "prev_hash", "entry_hash"}
+        | {"_index"}
+    ),
+    "link": frozenset({"type", "seq", "prev_hash", "content_sha256", "entry_hash"}),
+}
+
+
 @dataclass(frozen=True)
 class Pins:
     """What the chain is held to besides its own checkpoints: checkpoints a witness kept
@@ -215,6 +225,11 @@ class Walk:
             return Problem(seq, CHANGED, "its prev_hash is not the hash of the entry before it")
         if chain.entry_hash(seq=seq, prev_hash=prev_hash, content_sha256=digest) != stored:
             return Problem(seq, CHANGED, "its fields do not match its hash")
+        extra = sorted(set(record) - _FIELDS[record["type"]])
+        if extra:
+            # Its hash covers the fields an export writes; one added beside them (a
+            # forged note, say) would read as part of the entry.
+            return Problem(seq, CHANGED, f"it holds fields no export writes: {', '.join(extra)}")
         if record.get("_index") is False:
             return Problem(
                 seq, INDEX, "the subject index (ledger_entry_subjects) differs from subject_ids"
