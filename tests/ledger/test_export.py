@@ -290,6 +290,22 @@ async def test_a_complete_export_with_an_entry_swapped_for_its_link_is_broken(
     assert (report.problem.seq, report.problem.kind) == (3, "removed")
 
 
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"", "the export is empty"),
+        (b"\n\n", "the export is empty"),
+        (b"hello world\n", "neither JSON Lines nor its CSV"),
+        (b"<html>502 Bad Gateway</html>\n", "neither JSON Lines nor its CSV"),
+    ],
+)
+def test_a_file_that_is_no_export_is_called_what_it_is(ctx, data, said):
+    report = _verify(data, ctx)
+    assert not report.ok and report.problem.kind == "malformed"
+    assert said in report.problem.detail
+    assert "CSV header" not in report.text()
+
+
 @pytest.mark.parametrize("kind", ["entry", "link"])
 async def test_a_field_added_to_an_exported_record_is_found(app, db, ctx, subjects, clock, kind):
     """A field beside the ones an export writes is not under the entry's hash: a forged

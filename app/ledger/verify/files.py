@@ -44,6 +44,14 @@ def verify_lines(
     report = Report(source=source)
     iterator = iter(lines)
     first_line = next(iterator, b"")
+    if not first_line.strip():
+        report.problem = Problem(1, MALFORMED, "the export is empty")
+        return report
+    if not first_line.lstrip().startswith((b"{", b"record_type")):
+        report.problem = Problem(
+            1, MALFORMED, "not an smsreg ledger export (neither JSON Lines nor its CSV)"
+        )
+        return report
 
     def again() -> Iterator[bytes]:
         yield first_line
