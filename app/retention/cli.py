@@ -19,7 +19,8 @@ class Progress:
     """Progress lines on stderr: each step's running count and rate, every few seconds
     and when the step is done (a stopped run has committed every count it showed)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, dry_run: bool = False) -> None:
+        self.verb = "counted to delete" if dry_run else "deleted"
         self.counts: dict[str, int] = {}
         self.kind: str | None = None
         self.began = self.shown = time.monotonic()
@@ -36,7 +37,7 @@ class Progress:
 
     def _line(self, kind: str, now: float) -> None:
         n, seconds = self.counts[kind], max(now - self.began, 1e-6)
-        typer.echo(f"  {kind}: {n:,} deleted so far ({n / seconds:,.0f}/s)", err=True)
+        typer.echo(f"  {kind}: {n:,} {self.verb} so far ({n / seconds:,.0f}/s)", err=True)
 
     def finish(self) -> None:
         """The last line of the step under way."""
@@ -55,7 +56,7 @@ def purge(
     Each batch commits on its own: stopped (Ctrl-C), a run keeps what it deleted, and
     the next run carries on from there."""
     db, ctx = runtime()
-    progress = Progress()
+    progress = Progress(dry_run=dry_run)
 
     async def main() -> PurgeReport:
         try:
@@ -68,7 +69,12 @@ def purge(
     except KeyboardInterrupt:
         progress.finish()
         done = sum(progress.counts.values())
-        typer.echo(f"interrupted: {done:,} rows deleted and kept; run it again to go on", err=True)
+        typer.echo(
+            f"interrupted: {done:,} rows counted, nothing deleted"
+            if dry_run
+            else f"interrupted: {done:,} rows deleted and kept; run it again to go on",
+            err=True,
+        )
         raise typer.Exit(130) from None
     progress.finish()
     for kind, n in report.deleted.items():

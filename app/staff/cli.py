@@ -65,7 +65,13 @@ def create(
 def list_staff() -> None:
     """List staff accounts (never a password or its hash)."""
     for account in cli_support.call(accounts.list_accounts):
-        state = "disabled" if account.disabled_at else "active"
+        state = (
+            "disabled"
+            if account.disabled_at
+            else "invited"  # not enrolled yet: it cannot log in
+            if account.activation_pending
+            else "active"
+        )
         typer.echo(
             f"{account.id}\t{account.username}\t{account.role}\t{account.display_name}\t{state}"
         )

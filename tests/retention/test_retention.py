@@ -265,6 +265,10 @@ def test_the_command_shows_each_steps_running_count(capsys, monkeypatch):
     shown = capsys.readouterr().err
     assert "unverified: 5 deleted so far" in shown
     assert "approved: 1 deleted so far" in shown
+    counting = purge_cli.Progress(dry_run=True)  # a dry run deletes nothing
+    counting("unverified", 2)
+    counting.finish()
+    assert "unverified: 2 counted to delete so far" in capsys.readouterr().err
 
 
 async def test_shared_counts_go_by_their_time_whichever_way_the_table_is_walked(app, clock):

@@ -54,6 +54,17 @@ def test_bootstrap_the_first_admin_from_stdin(env):
     assert "argon2" not in listed.output
 
 
+def test_an_invited_account_is_listed_as_invited(env):
+    """Not enrolled yet, it cannot log in: "active" said otherwise."""
+    made = runner.invoke(cli, [*CREATE, "--password-stdin"], input="a long enough passphrase\n")
+    assert made.exit_code == 0, made.output
+    engine = sa.create_engine(f"sqlite:///{env}/cli.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE staff_accounts SET activation_pending = 1"))
+    engine.dispose()
+    assert "root\tadmin\tRoot\tinvited" in runner.invoke(cli, ["staff", "list"]).output
+
+
 def test_prompted_password(env):
     prompted = runner.invoke(
         cli, CREATE, input="a long enough passphrase\na long enough passphrase\n"
