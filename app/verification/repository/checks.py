@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from app.audit.events import Tag
 from app.core.sql import R, Sql
 from app.core.tx import Tx
-from app.verification.repository.reads import NEWER_START, STATUS, ForCheck
+from app.verification.repository.reads import ForCheck
 
 
 class Before(NamedTuple):
@@ -43,7 +43,7 @@ class _CheckedRow(NamedTuple):
 # sees its result, so checks of one verification are counted one after the other and
 # never past the limit. Only a live verification is written to.
 _OLD = (
-    f"old AS MATERIALIZED (SELECT {STATUS}, attempts, max_attempts, expires_at "  # noqa: S608
+    "old AS MATERIALIZED (SELECT status, attempts, max_attempts, expires_at "
     "FROM verifications WHERE id = :id FOR UPDATE), "
     "live AS (SELECT 1 FROM old WHERE status = 'pending' AND attempts < max_attempts "
     "AND expires_at > :now)"
@@ -127,9 +127,7 @@ _APPROVE_POSTGRES = {
     for registers in (False, True)
     for counts in (False, True)
 }
-_SQLITE_LIVE = (
-    f"status = 'pending' AND NOT {NEWER_START} AND attempts < max_attempts AND expires_at > :now"
-)
+_SQLITE_LIVE = "status = 'pending' AND attempts < max_attempts AND expires_at > :now"
 _FAILED_SQLITE = (
     Sql(_COUNT_ATTEMPT.format(live=_SQLITE_LIVE)),
     Sql(_CHECK_EVENT + _CHECK_EVENT_VALUES),

@@ -104,10 +104,13 @@ class Idempotent(NamedTuple):
 # their verification in one statement that cannot see the other's (its snapshot is from
 # before the other committed), so neither supersedes the other and both stay pending.
 # The older of them is superseded all the same: every read of a verification's status
-# says so, and a check counts it as not live. The order is the newer's start time, then
-# its id (any fixed order would do: it only picks the one code that stays valid). A row
-# already superseded does not count: a start that read the clock first but wrote last
-# (or on a replica whose clock is behind) superseded the other, and stays valid.
+# says so, so a check refuses it, and the outbox does not send its code (CodeMessages).
+# Read once per request, where the status is read: a start that commits between a
+# check's read and its write is a start after the check, as when it could be seen.
+# The order is the newer's start time, then its id (any fixed order would do: it only
+# picks the one code that stays valid). A row already superseded does not count: a start
+# that read the clock first but wrote last (or on a replica whose clock is behind)
+# superseded the other, and stays valid.
 NEWER_START = (
     "EXISTS (SELECT 1 FROM verifications AS newer WHERE newer.phone_index = "
     "verifications.phone_index AND newer.client_id = verifications.client_id "
@@ -176,7 +179,7 @@ def _for_message_sql(n: int) -> Sql[ForMessage]:
     wanted = ", ".join(f":v{i}" for i in range(n))
     return Sql(
         "SELECT id, purpose, locale, phone_ciphertext, phone_key_id, code_salt, code_key_id, "  # noqa: S608
-        f"code_length, {STATUS}, expires_at FROM verifications WHERE id IN ({wanted})",
+        f"code_length, status, expires_at FROM verifications WHERE id IN ({wanted})",
         ForMessage,
     )
 
