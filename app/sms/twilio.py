@@ -2,12 +2,11 @@
 
 Failures are sorted for the outbox worker. A carrier that refused for now (HTTP 429 or
 503, a sender's queue that is full, a connection never made, a proxy's refusal that is
-not Twilio's) is transient and retried
-with backoff; a recipient Twilio calls wrong, unreachable or unsubscribed, and every other
-refusal, is permanent and never retried, because sending the same request again would be
-refused the same way. An answer that does not say whether the message was created (no
-answer, any other 5xx, a 2xx without a message) is an unknown outcome: the message may
-be on its way, so it is never sent again.
+not Twilio's) is transient and retried with backoff; a recipient Twilio calls wrong,
+unreachable or unsubscribed, and every other refusal, is permanent and never retried,
+because sending the same request again would be refused the same way. An answer that
+does not say whether the message was created (no answer, any other 5xx, a 2xx without a
+message) is an unknown outcome: the message may be on its way, so it is never sent again.
 
 Nothing this module raises or logs carries the recipient, the body or the auth token.
 Twilio's own error messages quote the 'To' number, so they are dropped rather than wrapped.
