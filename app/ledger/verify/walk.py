@@ -70,8 +70,8 @@ def name_of(checkpoint: Mapping[str, Any]) -> str:
 # What an entry and a link may hold (the database walk's own ``_index`` flag included).
 _FIELDS = {
     "entry": frozenset(
-        {"type", "v", *chain.CONTENT_FIELDS, *chain.OPTIONAL_FIELDS, "prev_hash", "entry_hash"}
-        | {"_index"}
+        {"type", "v", *chain.CONTENT_FIELDS, *chain.OPTIONAL_FIELDS}
+        | {"prev_hash", "entry_hash", "_index"}
     ),
     "link": frozenset({"type", "seq", "prev_hash", "content_sha256", "entry_hash"}),
 }
