@@ -162,20 +162,22 @@ class MaskedSubscriber:
     last_verified_at: dt.datetime
 
 
-def check_reason(ctx: Context, reason: str) -> str:
-    """A reveal's reason, cleaned: 10 to 500 printable characters and no phone number of a
-    region served in it (the access log must never hold one), else InvalidInput on
-    ``reason``. The message never repeats the input."""
+async def check_reason(tx: Tx, ctx: Context, text: str, *, field: str = "reason") -> str:
+    """A reason kept for years (a reveal's, a subject request's, or the note closing one),
+    cleaned: 10 to 500 printable characters, no phone number of a region served, and no
+    registered subscriber's number however written (:func:`refuse_registered_number`),
+    else InvalidInput on ``field``. The message never repeats the input."""
     try:
-        cleaned = clean_reason(reason)
+        cleaned = clean_reason(text)
     except ValueError as exc:
-        raise InvalidInput.field("reason", str(exc)) from None
+        raise InvalidInput.field(field, str(exc)) from None
     s = ctx.settings
     for region in dict.fromkeys([s.default_region, *s.allowed_regions]):
         for _match in phonenumbers.PhoneNumberMatcher(cleaned, region, leniency=Leniency.VALID):
             raise InvalidInput.field(
-                "reason", "must not contain a phone number (the access log never holds one)"
+                field, "must not contain a phone number (the access log never holds one)"
             )
+    await refuse_registered_number(tx, ctx, field=field, text=cleaned)
     return cleaned
 
 
@@ -260,8 +262,7 @@ async def reveal(
 ) -> RevealedPublic:
     """The full number, for a privacy officer with a stated reason. The reveal and its
     access-log entry commit together, or neither does."""
-    cleaned = check_reason(ctx, reason)
-    await refuse_registered_number(tx, ctx, field="reason", text=cleaned)
+    cleaned = await check_reason(tx, ctx, reason)
     subscriber = await repo.get(tx, subscriber_id)
     if subscriber is None:
         raise SubscriberNotFound()

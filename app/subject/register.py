@@ -96,8 +96,7 @@ async def record(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: SubjectRequestCreate
 ) -> SubjectRequestPublic:
     """Record a request received by another channel; open until done, due in N days."""
-    reason = check_reason(ctx, data.reason)  # never a phone number in the register
-    await registry.refuse_registered_number(tx, ctx, field="reason", text=reason)
+    reason = await check_reason(tx, ctx, data.reason)  # never a phone number in the register
     if data.subject_id is not None and await registry.get(tx, data.subject_id) is None:
         raise SubscriberNotFound()
     now = ctx.clock.now()
@@ -156,8 +155,7 @@ async def close(
 ) -> SubjectRequestPublic:
     """Close an open request as done or refused, with a note (and an erasure's receipt)."""
     now = ctx.clock.now()
-    note = check_reason(ctx, note)
-    await registry.refuse_registered_number(tx, ctx, field="note", text=note)
+    note = await check_reason(tx, ctx, note, field="note")
     values: dict[str, Any] = {
         "status": outcome,
         "done_at": now,
