@@ -126,12 +126,16 @@ async def _verified_subscriber(tx: Tx, *, subscriber_id: str, field: str = "subs
     return subscriber_id
 
 
-async def _number_indexes(tx: Tx, ctx: Context, subscriber_id: str) -> tuple[str, ...]:
-    """The subscriber's number's blind index under every index key in the ring."""
+async def _earlier(tx: Tx, ctx: Context, *, coupon_id: str, subscriber_id: str) -> int:
+    """How often the subscriber's number redeemed the coupon as subscribers it no longer
+    has (erased, moved away), by its blind index under every index key in the ring."""
     subscriber = await registry.get(tx, subscriber_id)
     if subscriber is None:  # never: it is held, and was found verified
         raise SubscriberNotFound()
-    return ctx.keys.blind_indexes(registry.phone_number(ctx, subscriber), kind="number")
+    indexes = ctx.keys.blind_indexes(registry.phone_number(ctx, subscriber), kind="number")
+    return await repo.erased_tally(
+        tx, coupon_id=coupon_id, indexes=indexes, subscriber_id=subscriber_id
+    )
 
 
 async def redeem(
@@ -158,12 +162,7 @@ async def redeem(
     await tx.lock(f"coupon:{coupon_id}:{subscriber_id}")
     count, last = await repo.tally(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     # And the number's redemptions as subscribers it no longer has (erased, moved away).
-    count += await repo.erased_tally(
-        tx,
-        coupon_id=coupon_id,
-        indexes=await _number_indexes(tx, ctx, subscriber_id),
-        subscriber_id=subscriber_id,
-    )
+    count += await _earlier(tx, ctx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     if count >= limit:
         await record_event(
             tx,
@@ -224,10 +223,7 @@ async def list_redemptions(
         raise SubscriberNotFound()
     found = await repo.list_for(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     limit = limit_for(ctx, coupon_id)
-    indexes = await _number_indexes(tx, ctx, subscriber_id)
-    earlier = await repo.erased_tally(
-        tx, coupon_id=coupon_id, indexes=indexes, subscriber_id=subscriber_id
-    )
+    earlier = await _earlier(tx, ctx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     return RedemptionsPublic(
         coupon_id=coupon_id,
         subscriber_id=subscriber_id,
