@@ -151,21 +151,21 @@ class TwilioSender:
         self.messaging_service_sid = messaging_service_sid
         self.from_number = from_number
         self.status_callback = status_callback
-        # The same sender options go with every message, so they are built once.
-        self._options: dict[str, str | int] = (
+        # The same sender options go with every message, so they are built once; campaign
+        # messages (bulk) go from their own Messaging Service, when there is one.
+        sender: dict[str, str | int] = (
             {"messaging_service_sid": messaging_service_sid}
             if messaging_service_sid is not None
             else {"from_": str(from_number)}
         )
-        # Campaign messages (bulk) from their own Messaging Service, when there is one.
-        self._bulk_options: dict[str, str | int] = (
+        bulk = (
             {"messaging_service_sid": campaign_messaging_service_sid}
             if campaign_messaging_service_sid is not None
-            else dict(self._options)
+            else sender
         )
-        if status_callback:
-            self._options["status_callback"] = status_callback
-            self._bulk_options["status_callback"] = status_callback
+        callback = {"status_callback": status_callback} if status_callback else {}
+        self._options = {**sender, **callback}
+        self._bulk_options = {**bulk, **callback}
         self._client = Client(
             username=account_sid,
             password=auth_token,
