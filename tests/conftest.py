@@ -15,6 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from app.clients import service as clients
 from app.core.config import Settings
@@ -40,6 +41,23 @@ TEST_KEYS = {  # fixed, and random-looking as production asks of every key
 TEST_LEDGER_SEED = base64.b64encode(bytes([len(FAMILIES) + 1]) * 32).decode()
 
 
+class IsolatedSettings(Settings):
+    """Settings from what a test passes only: neither the environment nor a ``.env`` file
+    reaches them, so a developer's own configuration cannot change a test (and reading
+    both for each test's app cost more than building the app)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
     """Development settings on the given database with fixed test keys."""
     values: dict[str, Any] = {
@@ -58,7 +76,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
     values["ledger_signing_keys"] = {"t1": TEST_LEDGER_SEED}
     values["ledger_signing_key_id"] = "t1"
     values.update(overrides)
-    return Settings(**values)
+    return IsolatedSettings(**values)
 
 
 @pytest.fixture(autouse=True)
