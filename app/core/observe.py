@@ -11,6 +11,11 @@ check``), never the path itself, with the status and the duration.
 An API answer (``/v1/...``) that says nothing about caching gets ``Cache-Control:
 no-store``: nearly every one carries personal or audit data (a masked number, a client
 address, a reason), and none is worth a cached copy in a browser or a proxy.
+
+A ``HEAD`` request is answered as its ``GET`` would be, with the same status and headers
+and no body (HTTP requires a server to support both; FastAPI routes a ``GET`` operation
+for ``GET`` only, and an uptime monitor that sends ``HEAD`` would see 405). The access
+line says ``HEAD``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        head = scope["method"] == "HEAD"
+        inner = {**scope, "method": "GET"} if head else scope
         given = next((value for name, value in scope["headers"] if name == _HEADER), b"")
         rid = request_id_for(given)
         token = request_id.set(rid)
@@ -70,11 +77,13 @@ class RequestObserver:
                 if api and all(name.lower() != _CACHE_CONTROL for name, _ in headers):
                     headers.append(_NO_STORE)
                 message["headers"] = headers
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
             try:
-                await self.app(scope, receive, send_with_id)
+                await self.app(inner, receive, send_with_id)
             except ClientDisconnect:
                 status = 499  # the client left while its body was read: nobody to answer
             except Exception as exc:
@@ -83,10 +92,10 @@ class RequestObserver:
                     raise  # the answer is on its way: only the connection can end it
                 # Answered here rather than by Starlette's outermost middleware: with the
                 # request id and no-store like any answer, and the connection kept open.
-                await internal_error(exc)(scope, receive, send_with_id)
+                await internal_error(exc)(inner, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
+            route = inner.get("route")
             template = getattr(route, "path", None) or "unmatched"
             HTTP_REQUESTS.labels(template, str(status)).inc()
             HTTP_LATENCY.labels(template).observe(elapsed)

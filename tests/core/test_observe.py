@@ -103,3 +103,28 @@ def test_log_lines_have_milliseconds_and_keep_a_scrubbed_traceback():
     assert line["time"].endswith("Z") and len(line["time"].split(".")[1]) == 4  # ms and Z
     assert "ValueError" in line["traceback"] and "test_observe.py" in line["traceback"]
     assert "9012345678" not in line["traceback"]
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/my/", "/console/sign-in"])
+async def test_head_answers_as_get_without_a_body(client, caplog, path):
+    """HTTP requires HEAD wherever GET is served (an uptime monitor may send it): the same
+    status and headers, no body; the access line says HEAD."""
+    caplog.set_level(logging.INFO, logger="smsreg.access")
+    got = await client.get(path)
+    head = await client.head(path)
+    assert head.status_code == got.status_code != 405
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control", "location"):
+        assert head.headers.get(name) == got.headers.get(name), name
+    lines = [r for r in caplog.records if r.name == "smsreg.access"]
+    assert [r.method for r in lines] == ["GET", "HEAD"]
+    assert lines[0].route == lines[1].route != "unmatched"
+
+
+async def test_head_is_refused_where_get_is(client, auth):
+    """HEAD is GET's twin, not a way past a route's methods or its authentication."""
+    post_only = await client.head("/v1/verifications", headers=auth)
+    assert post_only.status_code == 405
+    assert post_only.headers["allow"] == "POST"
+    unauthenticated = await client.head("/v1/verifications/ver_missing")
+    assert unauthenticated.status_code == 401 and unauthenticated.content == b""
