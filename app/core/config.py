@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     outbox_stop_timeout_seconds: float = Field(15, gt=0, le=600)
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
+    # Twilio's secondary auth token while the account's token is rotated: webhooks signed
+    # with either are believed (docs/operations.md, "Rotating the Twilio auth token").
+    twilio_secondary_auth_token: SecretStr | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_from_number: str | None = None
     # Campaign messages through a Messaging Service of their own: a STOP to a campaign
@@ -349,6 +352,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _secondary_token_beside_the_first(self) -> Settings:
+        if self.twilio_secondary_auth_token is not None and self.twilio_auth_token is None:
+            raise ConfigError(
+                "SMSREG_TWILIO_SECONDARY_AUTH_TOKEN is for a rotation: it needs "
+                "SMSREG_TWILIO_AUTH_TOKEN beside it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.environment == "development":
             return self
@@ -376,13 +388,13 @@ class Settings(BaseSettings):
                 f"SMSREG_METRICS_TOKEN must be a random secret of at least {MIN_TOKEN_CHARS} "
                 "characters (openssl rand -hex 24)"
             )
-        auth = self.twilio_auth_token
-        if (
-            self.sms_sender == "twilio"
-            and auth is not None
-            and is_placeholder(auth.get_secret_value())
+        for name, auth in (
+            ("TWILIO_AUTH_TOKEN", self.twilio_auth_token),
+            ("TWILIO_SECONDARY_AUTH_TOKEN", self.twilio_secondary_auth_token),
         ):
-            raise ConfigError("SMSREG_TWILIO_AUTH_TOKEN is a placeholder, not the account's token")
+            placeholder = auth is not None and is_placeholder(auth.get_secret_value())
+            if self.sms_sender == "twilio" and placeholder:
+                raise ConfigError(f"SMSREG_{name} is a placeholder, not the account's token")
         if self.twilio_api_base_url and not self.twilio_api_base_url.startswith("https://"):
             raise ConfigError("SMSREG_TWILIO_API_BASE_URL must be https outside development")
         return self

@@ -145,14 +145,20 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
     404 when no Twilio auth token is configured; 403 on a missing or wrong signature.
     Shared by every Twilio webhook (status callbacks, inbound messages).
     """
-    token = ctx.settings.twilio_auth_token
-    if token is None:
+    settings = ctx.settings
+    if settings.twilio_auth_token is None:
         raise CallbacksDisabled()
     body = await request.body()
     form: dict[str, Any] = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     signature = request.headers.get("x-twilio-signature", "")
-    validator = RequestValidator(token.get_secret_value())
-    if not signature or not validator.validate(signed_url(request, ctx), form, signature):
+    url = signed_url(request, ctx)
+    # While the account's token is rotated, Twilio signs with whichever is its primary.
+    tokens = (settings.twilio_auth_token, settings.twilio_secondary_auth_token)
+    if not signature or not any(
+        RequestValidator(token.get_secret_value()).validate(url, form, signature)
+        for token in tokens
+        if token is not None
+    ):
         raise Forbidden("the X-Twilio-Signature does not match")
     return form
 

@@ -119,6 +119,21 @@ def test_production_refuses_a_placeholder_carrier_token():
         )  # fmt: skip
 
 
+def test_production_refuses_a_placeholder_secondary_carrier_token():
+    with pytest.raises(ConfigError, match="SMSREG_TWILIO_SECONDARY_AUTH_TOKEN"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=TOKEN,
+            twilio_auth_token="a1b2c3d4e5f60718293a4b5c6d7e8f90",
+            twilio_secondary_auth_token="replace-with-the-secondary-token", _env_file=None,
+            **KEYS,
+        )  # fmt: skip
+
+
+def test_a_secondary_carrier_token_needs_the_first():
+    with pytest.raises(ConfigError, match="needs SMSREG_TWILIO_AUTH_TOKEN"):
+        Settings(twilio_secondary_auth_token="a1b2c3d4e5f60718293a4b5c6d7e8f90", _env_file=None)
+
+
 def test_production_refuses_the_console_sender():
     with pytest.raises(ConfigError, match="console"):
         Settings(environment="production", _env_file=None, **KEYS)

@@ -107,6 +107,41 @@ async def test_bad_signatures_are_refused_and_change_nothing(client, app, auth, 
     assert (await delivery(client, auth, verification_id))["state"] == "sent"  # Twilio: queued
 
 
+SECONDARY = "twilio-secondary-token-fedcba9876543210"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            "twilio_auth_token": TOKEN,
+            "twilio_secondary_auth_token": SECONDARY,
+            "public_base_url": BASE,
+        }
+    ],
+)
+async def test_during_a_token_rotation_either_token_signs(client, app, auth):
+    """Twilio signs with whichever token is its primary: before the promotion the old one
+    (set as the secondary here), after it the new one. Any other token is refused."""
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    refused = await post(client, form("delivered"), signed(form("delivered"), token="wrong-token"))
+    assert refused.status_code == 403
+    old = await post(client, form("sent"), signed(form("sent"), token=SECONDARY))
+    assert old.status_code == 204
+    new = await post(client, form("delivered"), signed(form("delivered"), token=TOKEN))
+    assert new.status_code == 204
+    assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+
+
+async def test_the_secondary_token_is_not_believed_unless_set(client, app, auth):
+    verification_id = (await start(client, auth)).json()["id"]
+    await app.state.outbox.drain()
+    answer = await post(client, form("delivered"), signed(form("delivered"), token=SECONDARY))
+    assert answer.status_code == 403
+    assert (await delivery(client, auth, verification_id))["state"] == "sent"
+
+
 async def test_tampered_form_is_refused(client, app, auth):
     verification_id = (await start(client, auth)).json()["id"]
     await app.state.outbox.drain()
