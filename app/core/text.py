@@ -9,7 +9,8 @@ nine or more digits is refused, read after the disguises people use:
   digits ``〇一二三四五六七八九`` count as digits;
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
-  full width).
+  full width), and what shows nothing of its own: invisible format characters (a
+  zero-width space, a soft hyphen, a word joiner, direction marks) and combining marks.
 
 Any other punctuation mark or symbol between digit groups (``90/1234/5678``,
 ``090·1234·5678``, ``+81:90:1234:5678``, ``item 5, 090/1234/5678``) does not break a
@@ -56,8 +57,15 @@ ACCESS_CODE_DIGITS = 4  # the longest international access code (0011, 0010...)
 _MOBILE_SHAPE = re.compile(r"(?:0?[789]0|010|810?[789]0|820?10)\d{7,9}$")
 
 
+# Dashes; format characters, which are invisible (U+200B, U+00AD, U+2060, U+202A...);
+# combining marks, drawn on the digit before them.
+_SEPARATOR_CATEGORIES = frozenset({"Pd", "Cf", "Mn", "Me"})
+
+
 def _separator(char: str) -> bool:
-    return char in _SEPARATORS or char.isspace() or unicodedata.category(char) == "Pd"
+    return (
+        char in _SEPARATORS or char.isspace() or unicodedata.category(char) in _SEPARATOR_CATEGORIES
+    )
 
 
 def digit_runs(text: str, *, min_digits: int = 1) -> list[str]:

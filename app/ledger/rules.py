@@ -42,10 +42,12 @@ def recipient_key(organisation: str) -> str:
 
 
 def no_controls(text: str) -> str:
-    """The text, if it holds no control characters but newlines and tabs; else ValueError."""
+    """The text, if it holds no control characters but newlines and tabs, and no invisible
+    format characters (a zero-width space, a direction override: what the ledger keeps
+    for years must read as it is); else ValueError."""
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in _ALLOWED_CONTROLS:
-            raise ValueError("must not contain control characters")
+        if unicodedata.category(char) in ("Cc", "Cs", "Cf") and char not in _ALLOWED_CONTROLS:
+            raise ValueError("must not contain control or invisible format characters")
     return text
 
 

@@ -46,6 +46,14 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
         "090 / 1234 / 5678",
         "0081-90/1234/5678",  # after an access code
         "090/12/34/5678",
+        # What shows nothing between the groups: format characters, combining marks.
+        "Caller 080\u200b5555\u200b6666",  # zero-width space
+        "080\u00ad5555\u00ad6666",  # soft hyphen
+        "080\u20605555\u20606666",  # word joiner
+        "\u202a080\u202c5555\u202a6666\u202c",  # direction embedding
+        "080\u200c5555\u200d6666",  # zero-width (non-)joiner
+        "0\u03018\u030105555\ufe0f6666",  # combining accent, variation selector
+        "080\u200b-\u200b5555-6666",
     ],
 )
 def test_nine_digits_in_a_row_however_written_are_refused(text):

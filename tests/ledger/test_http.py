@@ -204,6 +204,20 @@ async def test_a_subject_sees_the_records_about_them(client, app, people):
         ({"subject_ids": []}, "subject_ids"),
         ({"data_items": ["shoe_size"]}, "data_items.0"),  # the item at fault
         ({"necessity_review": "short"}, "necessity_review"),
+        # A number hidden by invisible characters, which a reviewer would not see.
+        ({"purpose": "Caller 080\u200b5555\u200b6666 reported fraud"}, "purpose"),
+        # Invisible format characters anywhere: text kept for years reads as it is.
+        ({"request_reference": "CCP 197(2)\u200b inquiry"}, "request_reference"),
+        (
+            {
+                "recipient": {
+                    "organisation": "Police \u202eecnarf",
+                    "officer": "Sato",
+                    "contact": "desk",
+                }
+            },
+            "recipient.organisation",
+        ),
     ],
 )
 async def test_bad_requests_name_the_field_and_write_nothing(client, app, people, change, field):
