@@ -22,7 +22,7 @@ from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
 from app.core.db import Database
-from app.core.errors import AppError
+from app.core.errors import AppError, Unauthenticated
 from app.core.ids import new_id
 from app.core.phone import mask
 from app.core.tx import Tx
@@ -30,6 +30,7 @@ from app.ledger.errors import SubjectNotFound
 from app.registry import service as registry
 from app.sms import campaigns
 from app.subject import register, sessions, shredding
+from app.subject import repository as repo
 from app.subject.schemas import (
     CorrectedPublic,
     ErasureReceiptPublic,
@@ -136,8 +137,22 @@ async def erase(
 
 
 async def erase_own(tx: Tx, ctx: Context, *, subject: Subject) -> ErasureReceiptPublic:
-    """The subject's own erasure (their session goes with it)."""
-    return await erase(tx, ctx, subscriber_id=subject.subscriber_id, actor=subject.actor)
+    """The subject's own erasure (their session goes with it).
+
+    A second request of the same session that was let in before the first committed (a
+    double click) finds the subscriber gone once it has the lock: it answers the receipt
+    the first recorded, so the person sees what was done whichever answer the browser
+    shows. With no receipt to show (erased otherwise), the session is over (401).
+    """
+    try:
+        return await erase(tx, ctx, subscriber_id=subject.subscriber_id, actor=subject.actor)
+    except SubjectNotFound:
+        receipt = await repo.last_receipt(
+            tx, subscriber_id=subject.subscriber_id, kind=RequestKind.ERASE.value
+        )
+        if receipt is None:
+            raise Unauthenticated("the subject session is unknown, expired or ended") from None
+        return ErasureReceiptPublic.model_validate(receipt)
 
 
 async def correct(

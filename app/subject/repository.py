@@ -84,3 +84,21 @@ async def list_requests(
         query = query.where(c.subscriber_id == subscriber_id)
     query = query.order_by(c.due_at, c.id).limit(limit)
     return [SubjectRequest(**row._mapping) for row in await tx.execute(query)]
+
+
+async def last_receipt(tx: Tx, *, subscriber_id: str, kind: str) -> dict[str, Any] | None:
+    """The receipt of the subscriber's latest done request of ``kind`` that has one."""
+    c = requests.c
+    query = (
+        sa.select(c.receipt)
+        .where(
+            c.subscriber_id == subscriber_id,
+            c.kind == kind,
+            c.status == "done",
+            c.receipt.is_not(None),
+        )
+        .order_by(c.done_at.desc(), c.id.desc())
+        .limit(1)
+    )
+    receipt: dict[str, Any] | None = await tx.scalar(query)
+    return receipt

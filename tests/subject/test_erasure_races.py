@@ -18,6 +18,7 @@ from app.subject import erasure
 from tests.conftest import call, sync_engine
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 from tests.fixtures.flows import check, sent_code, start
+from tests.subject.helpers import open_session
 
 
 @contextmanager
@@ -60,3 +61,27 @@ async def test_an_approval_and_an_erasure(client, app, carrier):
     started = await start(client, auth, phone=jp(3), purpose="coupon_usage")
     code = await sent_code(app, carrier, jp(3))
     await _race(app, ok["subscriber_id"], lambda: check(client, auth, started.json()["id"], code))
+
+
+async def test_a_double_submitted_erasure_answers_the_receipt_twice(client, app, carrier):
+    """Both requests of a double click are let in before either commits: the second finds
+    the subscriber gone and answers the first's receipt, not an error the browser would
+    show in place of it (a 404 the operation does not document)."""
+    auth = bearer(await make_key(app))
+    ok = await approved(client, app, carrier, auth, jp(5))
+    headers = await open_session(client, app, carrier, jp(5))
+
+    def erase():
+        return client.post("/v1/subject/erasure", json={"confirm": True}, headers=headers)
+
+    with subscriber_row_held(app, ok["subscriber_id"]):
+        first = asyncio.create_task(erase())
+        await asyncio.sleep(0.3)
+        second = asyncio.create_task(erase())
+        await asyncio.sleep(0.3)
+    answers = await asyncio.gather(first, second)
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert answers[0].json() == answers[1].json()
+    assert answers[0].json()["erased"]["subscribers"] == 1
+    later = await erase()
+    assert later.status_code == 401
