@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import pydantic
 import sqlalchemy as sa
@@ -188,8 +190,7 @@ def export_command(
         if output == "-":
             summary = await export.write(db, ctx, query, sys.stdout.buffer)
         else:
-            with Path(output).open("wb") as handle:
-                summary = await export.write(db, ctx, query, handle)
+            summary = await _write_whole(Path(output), lambda h: export.write(db, ctx, query, h))
         details = {"format": fmt, "filters": query.describe(), "entries": summary.entries}
         await _record(db, ctx, tag=Tag.LEDGER_EXPORTED, details=details)
         return summary
@@ -203,6 +204,21 @@ def export_command(
     typer.echo(message, err=output == "-")
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
+
+
+async def _write_whole(path: Path, write: Callable[[BinaryIO], Awaitable[T]]) -> T:
+    """Write a file whole or not at all: into a new file beside it (mode 0600), renamed
+    over ``path`` once complete. An export that fails leaves an earlier file there as it
+    was, never empty or cut short."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            result = await write(handle)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return result
 
 
 async def _in_unit(db: Database, fn: Callable[[Tx], Awaitable[T]]) -> T:

@@ -224,3 +224,19 @@ def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch
         ).exit_code
         == 2
     )
+
+
+def test_a_failed_export_leaves_an_earlier_file_as_it_was(env, monkeypatch):
+    """An export is written whole or not at all: one that fails (here: the database is
+    not migrated) never leaves an earlier export at its path empty or cut short."""
+    tmp_path, _app = env
+    out = tmp_path / "ledger.jsonl"
+    assert runner.invoke(cli, ["ledger", "export", "--output", str(out)]).exit_code == 0
+    earlier = out.read_bytes()
+    assert b'"entry"' in earlier
+    assert oct(out.stat().st_mode & 0o777) == "0o600"  # it names people: not for every reader
+    monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    failed = runner.invoke(cli, ["ledger", "export", "--output", str(out), "--no-checkpoint"])
+    assert failed.exit_code == 1, failed.output
+    assert out.read_bytes() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ledger")) == []
