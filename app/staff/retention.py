@@ -26,7 +26,8 @@ STEPS = (
         key=(permission_history.c.changed_at, permission_history.c.id),
         time=permission_history.c.changed_at,
     ),
-    # A session is of no use once it has ended (12 h at most); logins are audited.
+    # A session is of no use once it has ended (12 h at most); logins are audited. Kept
+    # by its expiry, also when it ended earlier: the purge walks that one index.
     PurgeStep(
         "staff_sessions",
         keep=lambda s: dt.timedelta(days=1),
