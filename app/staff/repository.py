@@ -268,11 +268,18 @@ async def admins_ever(tx: Tx) -> int:
     return int(found)
 
 
+# The changes that give an account its role. Taking rights away (disabling, revoking an
+# invitation, offboarding) makes no one depend on whoever did it.
+_GIVING = ("grant", "change", "break_glass")
+
+
 async def granted_by(tx: Tx, *, actor: str, since: dt.datetime) -> list[StaffAccount]:
     """Accounts created, or granted a role (as proposer or confirmer), by ``actor`` since
     ``since``: the review list when that person leaves."""
     touched = sa.select(_h.staff_id).where(
-        sa.or_(_h.actor == actor, _h.confirmed_by == actor), _h.changed_at >= since
+        sa.or_(_h.actor == actor, _h.confirmed_by == actor),
+        _h.change.in_(_GIVING),
+        _h.changed_at >= since,
     )
     rows = await tx.execute(
         sa.select(accounts)
@@ -294,7 +301,13 @@ async def related(tx: Tx, first: str, second: str) -> bool:
     created = sa.or_(*(sa.and_(_a.id == a, _a.created_by == b) for a, b in pairs))
     if await tx.scalar(sa.select(sa.func.count()).select_from(accounts).where(created)):
         return True
-    granted = sa.or_(
-        *(sa.and_(_h.staff_id == a, sa.or_(_h.actor == b, _h.confirmed_by == b)) for a, b in pairs)
+    granted = sa.and_(
+        _h.change.in_(_GIVING),
+        sa.or_(
+            *(
+                sa.and_(_h.staff_id == a, sa.or_(_h.actor == b, _h.confirmed_by == b))
+                for a, b in pairs
+            )
+        ),
     )
     return bool(await tx.scalar(sa.select(sa.func.count()).select_from(history).where(granted)))

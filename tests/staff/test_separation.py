@@ -167,6 +167,10 @@ async def test_offboarding_an_admin_ends_their_proposals_and_lists_their_grants(
         f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=leaver
     )
     assert proposal.status_code == 201
+    # An account they only took rights from: not theirs to review.
+    disabled = await create_staff(app, "operator", username="op3")
+    off = await client.post(f"/v1/staff/{disabled.id}/disable", headers=leaver)
+    assert off.status_code == 200, off.text
 
     done = await client.post(f"/v1/staff/{leaver_account.id}/offboard", headers=stayer)
     assert done.status_code == 200, done.text
