@@ -240,3 +240,89 @@ def test_a_failed_export_leaves_an_earlier_file_as_it_was(env, monkeypatch):
     assert failed.exit_code == 1, failed.output
     assert out.read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ledger")) == []
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _content(entry):
+    from app.ledger import chain
+
+    return chain.content_hash(chain.hashed_content(entry))
+
+
+def _extended(records):
+    """An entry appended past the signed head, chained and counted as an honest one is."""
+    from app.ledger import chain
+
+    entries = [r for r in records if r["type"] == "entry"]
+    fake = {**entries[-1], "seq": entries[-1]["seq"] + 1, "prev_hash": entries[-1]["entry_hash"]}
+    fake["purpose"] = "A disclosure that never happened"
+    fake["entry_hash"] = chain.entry_hash(
+        seq=fake["seq"],
+        prev_hash=fake["prev_hash"],
+        content_sha256=chain.content_hash(chain.hashed_content(fake)),
+    )
+    out = [r for r in records if r["type"] != "end"] + [fake]
+    for r in out:
+        if r["type"] == "header":
+            r["last_seq"] = r["head_seq"] = fake["seq"]
+    return [*out, {"type": "end", "entries": len(entries) + 1, "links": 0}]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "verdict"),
+    [
+        # Every checkpoint taken out: nothing in the file vouches for any entry.
+        (lambda rs: [r for r in rs if r["type"] != "checkpoint"], "UNPROVEN at seq 1: uncovered"),
+        # An entry added past the signed head, every count and hash made to agree.
+        (_extended, "UNPROVEN at seq 5: uncovered"),
+        # Everything taken out, the header and the end saying so.
+        (
+            lambda rs: [
+                {**rs[0], "first_seq": None, "last_seq": None, "head_seq": 0},
+                {"type": "end", "entries": 0, "links": 0},
+            ],
+            "UNPROVEN at seq 1: uncovered",
+        ),
+        # An entry swapped for its link, the file calling itself filtered by no filter.
+        (
+            lambda rs: [
+                {**r, "complete": False}
+                if r["type"] == "header"
+                else {
+                    "type": "link",
+                    "seq": 3,
+                    "prev_hash": r["prev_hash"],
+                    "content_sha256": _content(r),
+                    "entry_hash": r["entry_hash"],
+                }  # fmt: skip
+                if r["type"] == "entry" and r["seq"] == 3
+                else {**r, "entries": 3, "links": 1}
+                if r["type"] == "end"
+                else r
+                for r in rs
+            ],
+            "BROKEN at seq 3: removed",
+        ),
+    ],
+    ids=["checkpoints-stripped", "entry-appended", "emptied", "unfiltered-filtered"],
+)
+def test_a_doctored_export_never_verifies(env, tamper, verdict):
+    """With the keys pinned, a file whose entries no signed checkpoint covers proves
+    nothing (exit 1), however well its hashes and counts agree."""
+    tmp_path, _app = env
+    out = tmp_path / "ledger.jsonl"
+    assert runner.invoke(cli, ["ledger", "export", "--output", str(out)]).exit_code == 0
+    (tmp_path / "keys.json").write_text(runner.invoke(cli, ["ledger", "public-keys"]).output)
+    pinned = ["--public-key", str(tmp_path / "keys.json")]
+    assert runner.invoke(cli, ["ledger", "verify", "--file", str(out), *pinned]).exit_code == 0
+    _write(out, tamper(_records(out)))
+    checked = runner.invoke(cli, ["ledger", "verify", "--file", str(out), *pinned])
+    assert checked.exit_code == 1, checked.output
+    assert checked.output.startswith(verdict), checked.output

@@ -326,15 +326,21 @@ async def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx
     out = io.BytesIO()
     summary = await export.write(db, ctx, ExportQuery(basis="investigation_compelled"), out)
     assert any("no checkpoint covers" in note for note in summary.notes)
+    # Without a signed checkpoint over them, the file cannot prove its entries.
     report = _verify(out.getvalue(), ctx)
-    assert report.ok and report.covered_to is None
-    assert any("not covered by a checkpoint" in note for note in report.notes)
+    assert not report.ok and report.covered_to is None
+    assert report.problem is not None and report.problem.kind == "uncovered"
+    assert report.text().startswith("UNPROVEN at seq 1: uncovered")
 
 
-async def test_an_empty_ledger_exports_and_verifies(app, db, ctx):
+async def test_an_empty_ledger_exports_but_proves_nothing(app, db, ctx):
+    """An empty ledger has no head to sign: its export is well formed, and holds nothing
+    that could tell it from an export someone emptied."""
     data = await _export(db, ctx)
     assert [r["type"] for r in _jsonl(data)] == ["header", "key", "end"]
-    assert _verify(data, ctx).ok
+    report = _verify(data, ctx)
+    assert report.problem is not None
+    assert (report.problem.seq, report.problem.kind) == (1, "uncovered")
 
 
 @pytest.mark.parametrize(

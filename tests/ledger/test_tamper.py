@@ -31,7 +31,8 @@ async def ledger(app, subjects, clock):
 async def _problem(app) -> verify.Problem:
     report = await verified(app)
     assert not report.ok, report.text()
-    assert report.text().startswith(f"BROKEN at seq {report.problem.seq}: {report.problem.kind}")
+    verdict = "UNPROVEN" if report.problem.kind == "uncovered" else "BROKEN"
+    assert report.text().startswith(f"{verdict} at seq {report.problem.seq}: {report.problem.kind}")
     return report.problem
 
 

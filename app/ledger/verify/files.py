@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from app.ledger import signing
 from app.ledger.export_format import EXPORT_FORMAT
 from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
-from app.ledger.verify.report import MALFORMED, REMOVED, TRUNCATED, Problem, Report
+from app.ledger.verify.report import MALFORMED, REMOVED, TRUNCATED, UNCOVERED, Problem, Report
 from app.ledger.verify.walk import Pins, Walk, as_int, check_signatures, choose_start, run
 
 
@@ -88,7 +88,11 @@ def _verify_records(
     header = next(parsed, None)
     if header is None or header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
         raise Malformed(f"the first record is not an {EXPORT_FORMAT} header")
-    report.complete = bool(header.get("complete"))
+    # A filtered export names its filter: one that names none is read as complete, so an
+    # entry left out of it (a link in its place) is found.
+    filters = header.get("filters")
+    named = isinstance(filters, dict) and any(value is not None for value in filters.values())
+    report.complete = bool(header.get("complete")) or not named
     records = Lookahead(parsed)
     embedded: dict[str, Ed25519PublicKey] = {}
     checkpoints: list[dict[str, Any]] = []
@@ -168,11 +172,32 @@ def _verify_records(
             "checkpoint that covers it; whether the filter left out a matching entry "
             "cannot be proven from a filtered export"
         )
-    if report.ok and report.last_seq and report.covered_to != report.last_seq:
-        report.notes.append(
-            f"entries after seq {report.covered_to or 0} are not covered by a checkpoint"
-        )
+    if report.ok:
+        report.problem = _unsigned(report)
     return report
+
+
+def _unsigned(report: Report) -> Problem | None:
+    """In a file, only a signed checkpoint proves anything: whoever can recompute hashes
+    can rewrite, add or remove entries and the checkpoints with them. So every entry must
+    be under a checkpoint signed by a trusted key (an export signs its head first), and a
+    file with no entry must hold one (an emptied export holds none)."""
+    if report.last_seq is None:
+        if report.checkpoints:
+            return None
+        return Problem(
+            1, UNCOVERED, "the export holds no entry and no signed checkpoint: it proves nothing"
+        )
+    if report.covered_to is not None and report.covered_to >= report.last_seq:
+        return None
+    first = (report.covered_to or 0) + 1
+    return Problem(
+        max(first, report.first_seq or first),
+        UNCOVERED,
+        "no signed checkpoint in the export covers this entry or those after it: whoever "
+        "can recompute hashes could have written them (an export signs its head first "
+        "unless --no-checkpoint is given)",
+    )
 
 
 def _range_claimed(header: Mapping[str, Any], report: Report, after: int) -> Problem | None:

@@ -72,7 +72,11 @@ class Report:
     def text(self) -> str:
         """One line (and notes) for people."""
         if self.problem is not None:
-            line = f"BROKEN at seq {self.problem.seq}: {self.problem.kind}: {self.problem.detail}"
+            # Nothing signed vouches for what is there: not shown broken, not shown sound.
+            verdict = "UNPROVEN" if self.problem.kind == UNCOVERED else "BROKEN"
+            line = (
+                f"{verdict} at seq {self.problem.seq}: {self.problem.kind}: {self.problem.detail}"
+            )
         else:
             span = (
                 "no entries" if self.first_seq is None else f"seq {self.first_seq}..{self.last_seq}"
