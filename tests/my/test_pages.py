@@ -41,6 +41,7 @@ async def test_pages_are_not_stored_and_run_no_script(client):
     assert response.headers["cache-control"] == "no-store"
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src" not in csp
+    assert "frame-ancestors 'none'" in csp and response.headers["x-frame-options"] == "DENY"
     assert "<script" not in response.text
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/my" in cookie
