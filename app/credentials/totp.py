@@ -31,6 +31,8 @@ from app.models.staff_mfa import StaffTotp
 log = logging.getLogger("smsreg.credentials.totp")
 
 _DIGITS = 6
+# Why a login was refused: the right TOTP code, but one already used (not counted).
+REPLAYED_TOTP = "replayed_totp"
 
 
 class TotpRequired(Unauthenticated):
@@ -172,7 +174,12 @@ async def second_factor(
     if row is None or row.confirmed_at is None:
         return None
     if totp:
-        return None if await accept(tx, ctx, secret=row, code=totp) else "wrong_totp"
+        if await accept(tx, ctx, secret=row, code=totp):
+            return None
+        # The right code, already used: the same login sent twice at once, or again within
+        # its 30 seconds. Refused, as every replay; REPLAYED_TOTP is not a guess, so it
+        # does not count towards the account's lockout.
+        return REPLAYED_TOTP if _used_before(ctx, row, totp) else "wrong_totp"
     if recovery_code:
         used = await recovery_codes.use(tx, ctx, staff_id=staff_id, code=recovery_code)
         return None if used else "wrong_recovery_code"
@@ -228,6 +235,21 @@ def _secret(ctx: Context, row: StaffTotp, *, quiet: bool = False) -> str | None:
                 extra={"staff_id": row.staff_id, "key_id": row.secret_key_id},
             )
         return None
+
+
+def _used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
+    """Whether ``code`` is the code of a step within the drift that was already accepted."""
+    typed = "".join(code.split())
+    secret = _secret(ctx, row, quiet=True)
+    if row.last_used_step is None or secret is None:
+        return False
+    totp = pyotp.TOTP(secret)
+    current = totp.timecode(ctx.clock.now())
+    drift = ctx.settings.totp_drift_steps
+    return any(
+        hmac.compare_digest(totp.generate_otp(step), typed)
+        for step in range(current - drift, min(current + drift, row.last_used_step) + 1)
+    )
 
 
 def _matching_step(ctx: Context, row: StaffTotp, code: str, now: dt.datetime) -> int | None:

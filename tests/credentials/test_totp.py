@@ -156,6 +156,14 @@ async def test_a_used_code_cannot_be_replayed_within_its_window(client, app, clo
     # The step before is within the allowed drift, but older than the one used.
     older = await login_with(client, "root", totp=code_at(secret, clock.now(), steps=-1))
     assert older.status_code == 401
+    # The right code sent again (a double submit, logins at once) is no guess: refused,
+    # recorded as a replay, and never counted towards the account's lockout (a source
+    # that sends it again and again is throttled as any other).
+    for _ in range(2):
+        assert (await login_with(client, "root", totp=code)).status_code == 401
+    assert account_row(app, "root")["failed_logins"] == 0
+    reasons = [e["details"]["reason"] for e in events(app, "staff:login:failed")]
+    assert reasons == ["replayed_totp"] * 4
     clock.advance(seconds=30)
     assert (await login_with(client, "root", totp=code_at(secret, clock.now()))).status_code == 201
 
