@@ -72,6 +72,8 @@ def list_staff() -> None:
             if account.activation_pending
             else "active"
         )
+        if account.expires_at is not None:  # a break-glass admin: say when it ends
+            state += f" (break-glass until {account.expires_at.isoformat()})"
         typer.echo(
             f"{account.id}\t{account.username}\t{account.role}\t{account.display_name}\t{state}"
         )

@@ -116,6 +116,10 @@ def test_only_the_first_admin_then_break_glass_that_expires(env, caplog):
         env, "SELECT change, new_role, actor FROM staff_permission_history ORDER BY id"
     ) == [("grant", "admin", "cli"), ("break_glass", "admin", "cli")]
     assert ("staff:account:break_glass",) in table(env, "SELECT tag FROM audit_events")
+    assert (
+        "second\tadmin\tRoot\tactive (break-glass until 20"
+        in runner.invoke(cli, ["staff", "list"]).output
+    )
 
     (root_id,) = table(env, "SELECT id FROM staff_accounts WHERE username = 'root'")[0]
     # The break-glass admin ends by itself: it never counts as the admin that remains.
@@ -123,4 +127,7 @@ def test_only_the_first_admin_then_break_glass_that_expires(env, caplog):
     assert last.exit_code == 1 and "last active admin" in last.output
     assert runner.invoke(cli, ["staff", "disable", row[0]]).exit_code == 0
     assert runner.invoke(cli, ["staff", "disable", "stf_nobody"]).exit_code == 1
-    assert "second\tadmin\tRoot\tdisabled" in runner.invoke(cli, ["staff", "list"]).output
+    assert (
+        "second\tadmin\tRoot\tdisabled (break-glass until"
+        in runner.invoke(cli, ["staff", "list"]).output
+    )
