@@ -29,7 +29,6 @@ from app.credentials import totp
 from app.models.api_key import ApiKey
 from app.models.staff import StaffAccount
 from app.staff import accounts, grants, invitations
-from app.staff import grants_repository as grepo
 from app.staff import repository as repo
 from app.staff.accounts import CLI_ACTOR
 from app.staff.auth import Staff
@@ -90,9 +89,7 @@ async def offboard(
         tx, ctx, owner=f"staff:{account_id}", actor=actor, grace_hours=grace
     )
     leaver = f"staff:{account_id}"
-    cancelled = await grepo.pending_grants(tx, proposed_by=leaver)
-    for grant in cancelled:
-        await grants.close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
+    cancelled = await grants.cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=now)
     revoked = await invitations.revoke_created_by(tx, ctx, creator=leaver, actor=actor)
     to_review = await accounts.granted_by(tx, ctx, account_id=account_id)
     # The permission history says once that the account was offboarded: run again, the

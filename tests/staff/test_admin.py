@@ -7,7 +7,8 @@ import pytest
 from app.core.errors import AppError
 from app.staff import accounts
 from tests.conftest import call, count_rows
-from tests.staff.helpers import PASSWORD, create_staff, events, login, rows, staff_auth
+from tests.fixtures.staff import open_session
+from tests.staff.helpers import PASSWORD, bearer, create_staff, events, login, rows, staff_auth
 
 
 async def test_admins_and_auditors_read_the_staff_list(client, app):
@@ -147,3 +148,25 @@ async def test_unknown_accounts_are_404(client, app):
         answer = await client.request(method, path, json=body, headers=admin)
         assert answer.status_code == 404, (path, answer.text)
         assert answer.json()["type"].endswith("/staff-not-found")
+
+
+@pytest.mark.parametrize("disabled", ["target", "proposer"])
+async def test_disabling_an_account_cancels_the_proposals_that_name_it_or_it_made(
+    client, app, disabled
+):
+    """Neither can be confirmed any more: they end with the account instead of waiting on
+    the admins' list until they expire."""
+    proposer_account = await create_staff(app, "admin", username="proposer")
+    deciding = await staff_auth(app, client, "admin", username="deciding")
+    by = bearer(await open_session(app, proposer_account))
+    target = await create_staff(app, "auditor", username="aud")
+    made = await client.post(f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=by)
+    assert made.status_code == 201, made.text
+    assert [
+        g["id"] for g in (await client.get("/v1/staff/grants", headers=deciding)).json()["grants"]
+    ] == [made.json()["id"]]
+    account = target if disabled == "target" else proposer_account
+    off = await client.post(f"/v1/staff/{account.id}/disable", headers=deciding)
+    assert off.status_code == 200, off.text
+    assert (await client.get("/v1/staff/grants", headers=deciding)).json()["grants"] == []
+    assert len(events(app, "staff:grant:cancelled")) == 1
