@@ -107,14 +107,20 @@ def outbox_worker(db: Database, ctx: Context, sender: SmsSender) -> OutboxWorker
     )
 
 
-def create_app(
-    settings: Settings | None = None,
+def attach_runtime(
+    app: FastAPI,
+    settings: Settings,
     *,
     clock: Clock | None = None,
     sender: SmsSender | None = None,
-) -> FastAPI:
-    """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
-    settings = (settings or Settings()).with_dev_secrets()
+) -> None:
+    """Give ``app`` its runtime: the database, the context (settings, keys, clock) and the
+    outbox worker, which its routes and its lifespan find in ``app.state``.
+
+    create_app() calls it once. The test suite calls it again for each test on an app it
+    built for the same settings: building an app's routes costs more than most tests.
+    """
+    settings = settings.with_dev_secrets()
     ledger_signing.ring(settings)  # no ledger signing key outside development: refuse to start
     db = Database.from_settings(settings)
     ctx = Context(
@@ -123,38 +129,56 @@ def create_app(
         clock=clock or SystemClock(),
         counters=CounterBuffer(db, shared_counts_sql, SHARED_COUNT_PROGRESS),
     )
-    worker = outbox_worker(db, ctx, sender or build_sender(settings))
+    app.state.settings, app.state.ctx, app.state.db = settings, ctx, db
+    app.state.outbox = outbox_worker(db, ctx, sender or build_sender(settings))
+    app.state.metric_probes = metric_probes(db, ctx.clock)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # What exists once the app is built lives as long as the process: keep the
-        # cycle collector from walking it again. A full collection of those ~130k
-        # objects took ~80 ms, stalling every request in flight.
-        gc.collect()
-        gc.freeze()
-        sending = None
-        if settings.outbox_dispatch == "background":
-            sending = asyncio.create_task(worker.run_forever())
-        scheduled = []
-        if settings.ledger_checkpoint_interval_seconds > 0:
-            scheduled.append(asyncio.create_task(ledger_checkpoints.run_schedule(db, ctx)))
-        try:
-            yield
-        finally:
-            # The worker finishes the sends in flight and gives back what it had claimed
-            # but not started, within its stop timeout; everything else stops at once.
-            worker.request_stop()
-            if sending is not None:
-                await asyncio.wait([sending], timeout=settings.outbox_stop_timeout_seconds)
-                scheduled.append(sending)
-            for task in scheduled:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            if ctx.counters is not None:
-                await ctx.counters.close()
-            await db.dispose()
 
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The process's background work: the outbox worker (unless a separate worker sends)
+    and scheduled ledger checkpoints; on the way out, a clean stop."""
+    settings: Settings = app.state.settings
+    ctx: Context = app.state.ctx
+    db: Database = app.state.db
+    worker: OutboxWorker = app.state.outbox
+    # What exists once the app is built lives as long as the process: keep the
+    # cycle collector from walking it again. A full collection of those ~130k
+    # objects took ~80 ms, stalling every request in flight.
+    gc.collect()
+    gc.freeze()
+    sending = None
+    if settings.outbox_dispatch == "background":
+        sending = asyncio.create_task(worker.run_forever())
+    scheduled = []
+    if settings.ledger_checkpoint_interval_seconds > 0:
+        scheduled.append(asyncio.create_task(ledger_checkpoints.run_schedule(db, ctx)))
+    try:
+        yield
+    finally:
+        # The worker finishes the sends in flight and gives back what it had claimed
+        # but not started, within its stop timeout; everything else stops at once.
+        worker.request_stop()
+        if sending is not None:
+            await asyncio.wait([sending], timeout=settings.outbox_stop_timeout_seconds)
+            scheduled.append(sending)
+        for task in scheduled:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if ctx.counters is not None:
+            await ctx.counters.close()
+        await db.dispose()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    sender: SmsSender | None = None,
+) -> FastAPI:
+    """Build the application. Tests pass their own settings, clock and (fake carrier) sender."""
+    settings = (settings or Settings()).with_dev_secrets()
     development = settings.environment == "development"
     app = FastAPI(
         title="smsreg",
@@ -170,8 +194,7 @@ def create_app(
         # /console and /my redirect by themselves, to a path.
         redirect_slashes=False,
     )
-    app.state.settings, app.state.ctx, app.state.db, app.state.outbox = settings, ctx, db, worker
-    app.state.metric_probes = metric_probes(db, ctx.clock)
+    attach_runtime(app, settings, clock=clock, sender=sender)
     if settings.trusted_proxies:
         # The client's address (and scheme) from X-Forwarded-For/-Proto, believed only from
         # these peers. Empty (the default): proxy headers are ignored.

@@ -23,7 +23,7 @@ from app.core.context import Context
 from app.core.db import create_sync_engine
 from app.core.sql import lock_key
 from app.core.tx import Tx
-from app.main import create_app
+from app.main import attach_runtime, create_app
 from tests.fixtures.fakes import FakeCarrier, FakeClock
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.live"]
@@ -124,8 +124,35 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, An
     return make_settings(database_url, tmp_path, **settings_overrides)
 
 
+# Apps by what shapes them (create_app reads these settings; the rest is the runtime).
+_APPS: dict[tuple[object, ...], FastAPI] = {}
+
+
+def _shape(settings: Settings) -> tuple[object, ...]:
+    return (settings.environment, tuple(settings.trusted_proxies), settings.max_body_bytes)
+
+
 @pytest.fixture
-def app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> FastAPI:
+def app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> Iterator[FastAPI]:
+    """The app, with this test's own database connection, context, clock and carrier.
+
+    Building an app's routes (FastAPI does it on an app's first request) cost more than
+    most tests, so tests share an app built for the same shape of settings and each gets
+    a runtime of its own on it (app.main.attach_runtime). A test that adds a route needs
+    an app of its own: ``fresh_app``."""
+    shared = _APPS.get(_shape(settings))
+    if shared is None:
+        shared = _APPS[_shape(settings)] = create_app(settings, clock=clock, sender=carrier)
+    else:
+        attach_runtime(shared, settings, clock=clock, sender=carrier)
+    routes = list(shared.router.routes)
+    yield shared
+    assert shared.router.routes == routes, "a test changed a shared app: use fresh_app"
+
+
+@pytest.fixture
+def fresh_app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> FastAPI:
+    """An app of the test's own, for a test that changes it (adds a route)."""
     return create_app(settings, clock=clock, sender=carrier)
 
 

@@ -18,6 +18,13 @@ from app.core.sql import Sql
 from app.my.routes import MyRoute
 from tests.staff.helpers import rows
 
+
+@pytest.fixture
+def app(fresh_app):
+    """These tests add routes: an app of their own (tests/conftest.py)."""
+    return fresh_app
+
+
 _INSERT = Sql(
     "INSERT INTO audit_events (tag, actor, subject, at, details) "
     "VALUES (:tag, 'test', NULL, :at, '{}')"

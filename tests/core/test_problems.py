@@ -14,6 +14,13 @@ from app.staff.roles import Role
 from tests.conftest import snapshot
 from tests.fixtures.staff import staff_auth
 
+
+@pytest.fixture
+def app(fresh_app):
+    """These tests add routes: an app of their own (tests/conftest.py)."""
+    return fresh_app
+
+
 JSON = {"Content-Type": "application/json"}
 PROBLEM = "application/problem+json"
 
