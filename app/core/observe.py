@@ -12,10 +12,12 @@ An API answer (``/v1/...``) that says nothing about caching gets ``Cache-Control
 no-store``: nearly every one carries personal or audit data (a masked number, a client
 address, a reason), and none is worth a cached copy in a browser or a proxy.
 
-A ``HEAD`` request is answered as its ``GET`` would be, with the same status and headers
-and no body (HTTP requires a server to support both; FastAPI routes a ``GET`` operation
-for ``GET`` only, and an uptime monitor that sends ``HEAD`` would see 405). The access
-line says ``HEAD``.
+A ``HEAD`` to a health check or an entry page (:data:`HEAD_PATHS`) is answered as its
+``GET`` would be, with the same status and headers and no body: FastAPI routes a ``GET``
+operation for ``GET`` only, and an uptime monitor that sends ``HEAD`` saw 405. Nowhere
+else, since answering a ``HEAD`` runs the ``GET``: an export would be signed, streamed
+and recorded, a record's read logged, for nothing delivered. The access line says
+``HEAD``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _TOKEN = re.compile(rb"[A-Za-z0-9._\-]{1,64}")
 _HEADER = b"x-request-id"
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE = (_CACHE_CONTROL, b"no-store")
+# Where HEAD is answered as GET: what a monitor checks, and pages whose GET does nothing.
+HEAD_PATHS = frozenset({"/healthz", "/readyz", "/my/", "/console/login"})
 
 
 def request_id_for(given: bytes) -> str:
@@ -59,7 +63,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        head = scope["method"] == "HEAD"
+        head = scope["method"] == "HEAD" and scope["path"] in HEAD_PATHS
         inner = {**scope, "method": "GET"} if head else scope
         given = next((value for name, value in scope["headers"] if name == _HEADER), b"")
         rid = request_id_for(given)

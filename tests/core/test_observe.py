@@ -10,7 +10,9 @@ import pytest
 
 from app.core.logging import JsonFormatter, redact
 from app.core.observe import request_id_for
+from tests.conftest import count_rows
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+from tests.staff.helpers import staff_auth
 
 
 async def test_a_request_id_is_kept_when_given_and_made_when_not(client):
@@ -105,10 +107,10 @@ def test_log_lines_have_milliseconds_and_keep_a_scrubbed_traceback():
     assert "9012345678" not in line["traceback"]
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/my/", "/console/sign-in"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/my/", "/console/login"])
 async def test_head_answers_as_get_without_a_body(client, caplog, path):
-    """HTTP requires HEAD wherever GET is served (an uptime monitor may send it): the same
-    status and headers, no body; the access line says HEAD."""
+    """An uptime monitor may send HEAD to a health check or an entry page: the same
+    status and headers as GET, no body; the access line says HEAD."""
     caplog.set_level(logging.INFO, logger="smsreg.access")
     got = await client.get(path)
     head = await client.head(path)
@@ -121,10 +123,12 @@ async def test_head_answers_as_get_without_a_body(client, caplog, path):
     assert lines[0].route == lines[1].route != "unmatched"
 
 
-async def test_head_is_refused_where_get_is(client, auth):
-    """HEAD is GET's twin, not a way past a route's methods or its authentication."""
-    post_only = await client.head("/v1/verifications", headers=auth)
-    assert post_only.status_code == 405
-    assert post_only.headers["allow"] == "POST"
-    unauthenticated = await client.head("/v1/verifications/ver_missing")
-    assert unauthenticated.status_code == 401 and unauthenticated.content == b""
+async def test_head_runs_no_other_get(client, app):
+    """Anywhere else a HEAD is refused, never run as the GET: an export's HEAD would sign
+    a checkpoint, stream the ledger and record an export for nothing delivered."""
+    auditor = await staff_auth(app, client, "auditor")
+    before = count_rows(app, "audit_events"), count_rows(app, "ledger_checkpoints")
+    for path in ("/v1/ledger/export?format=jsonl", "/v1/ledger/verify", "/v1/verifications"):
+        answer = await client.head(path, headers=auditor)
+        assert answer.status_code == 405, path
+    assert (count_rows(app, "audit_events"), count_rows(app, "ledger_checkpoints")) == before
