@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 import pyotp
@@ -237,11 +238,20 @@ def _secret(ctx: Context, row: StaffTotp, *, quiet: bool = False) -> str | None:
         return None
 
 
+def _typed(code: str) -> str | None:
+    """The code as six ASCII digits, as a Japanese input method's full-width ones too; None
+    if it is not one (compare_digest takes ASCII only)."""
+    typed = "".join(unicodedata.normalize("NFKC", code).split())
+    if len(typed) != _DIGITS or not (typed.isascii() and typed.isdigit()):
+        return None
+    return typed
+
+
 def _used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
     """Whether ``code`` is the code of a step within the drift that was already accepted."""
-    typed = "".join(code.split())
+    typed = _typed(code)
     secret = _secret(ctx, row, quiet=True)
-    if row.last_used_step is None or secret is None:
+    if typed is None or row.last_used_step is None or secret is None:
         return False
     totp = pyotp.TOTP(secret)
     current = totp.timecode(ctx.clock.now())
@@ -255,8 +265,8 @@ def _used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
 def _matching_step(ctx: Context, row: StaffTotp, code: str, now: dt.datetime) -> int | None:
     """The 30-second step whose code this is, within the allowed drift and later than the
     last accepted one; None if there is none."""
-    typed = "".join(code.split())
-    if len(typed) != _DIGITS or not typed.isdigit():
+    typed = _typed(code)
+    if typed is None:
         return None
     secret = _secret(ctx, row)
     if secret is None:

@@ -425,3 +425,23 @@ async def test_the_command_line_resets_totp(client, app, clock, settings, monkey
     assert rows(app, "SELECT staff_id FROM staff_totp") == []
     (event,) = events(app, "staff:totp:reset")
     assert event["actor"] == "cli"
+
+
+@pytest.mark.parametrize("typed", ["é", "１２３４５６", "12345６", "１２３\u00a0４５６x", "٠١٢٣٤٥"])
+async def test_an_odd_code_is_a_wrong_code_never_a_500(client, app, clock, typed):
+    """Whatever is typed after a right password: refused as a wrong code (before and
+    after a login used a code), never an error."""
+    _headers, secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
+    clock.advance(seconds=30)
+    assert (await login_with(client, "root", totp=typed)).status_code == 401
+    assert (await login_with(client, "root", totp=code_at(secret, clock.now()))).status_code == 201
+    assert (await login_with(client, "root", totp=typed)).status_code == 401
+
+
+async def test_a_code_in_full_width_digits_is_read_as_typed(client, app, clock):
+    _headers, secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
+    clock.advance(seconds=30)
+    code = code_at(secret, clock.now()).translate(
+        str.maketrans("0123456789", "０１２３４５６７８９")
+    )
+    assert (await login_with(client, "root", totp=code)).status_code == 201
