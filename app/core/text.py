@@ -60,11 +60,30 @@ _MOBILE_SHAPE = re.compile(r"(?:0?[789]0|010|810?[789]0|820?10)\d{7,9}$")
 # Dashes; format characters, which are invisible (U+200B, U+00AD, U+2060, U+202A...);
 # combining marks, drawn on the digit before them.
 _SEPARATOR_CATEGORIES = frozenset({"Pd", "Cf", "Mn", "Me"})
+# Unicode's Default_Ignorable_Code_Point characters that are neither of those categories:
+# drawn as nothing, yet letters or unassigned (the Hangul fillers U+115F, U+1160, U+3164,
+# U+FFA0, the Khmer inherent vowels, U+FFF0-U+FFF8...). DerivedCoreProperties.txt.
+_IGNORABLE_RANGES = (
+    (0x115F, 0x1160), (0x17B4, 0x17B5), (0x2065, 0x2065), (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+
+
+def invisible(char: str) -> bool:
+    """Whether a character is drawn as nothing: a format character or another default
+    ignorable one (a zero-width space, a direction mark, a Hangul filler)."""
+    point = ord(char)
+    return unicodedata.category(char) == "Cf" or any(
+        low <= point <= high for low, high in _IGNORABLE_RANGES
+    )
 
 
 def _separator(char: str) -> bool:
     return (
-        char in _SEPARATORS or char.isspace() or unicodedata.category(char) in _SEPARATOR_CATEGORIES
+        char in _SEPARATORS
+        or char.isspace()
+        or unicodedata.category(char) in _SEPARATOR_CATEGORIES
+        or invisible(char)
     )
 
 

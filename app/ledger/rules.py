@@ -16,6 +16,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Literal, get_args
 
+from app.core.text import invisible
+
 LegalBasis = Literal["consent", "law", "investigation_compelled", "emergency_life_body_property"]
 LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
 COMPELLED = frozenset({"law", "investigation_compelled"})
@@ -46,7 +48,9 @@ def no_controls(text: str) -> str:
     format characters (a zero-width space, a direction override: what the ledger keeps
     for years must read as it is); else ValueError."""
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs", "Cf") and char not in _ALLOWED_CONTROLS:
+        if char in _ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cs") or invisible(char):
             raise ValueError("must not contain control or invisible format characters")
     return text
 

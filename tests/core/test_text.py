@@ -54,6 +54,9 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
         "080\u200c5555\u200d6666",  # zero-width (non-)joiner
         "0\u03018\u030105555\ufe0f6666",  # combining accent, variation selector
         "080\u200b-\u200b5555-6666",
+        "080\u31645555\u31646666",  # Hangul filler: a letter drawn as nothing
+        "080\uffa05555\u115f6666",  # half-width filler, choseong filler
+        "080\U000e00205555\U000e00416666",  # tag characters
     ],
 )
 def test_nine_digits_in_a_row_however_written_are_refused(text):

@@ -208,6 +208,7 @@ async def test_a_subject_sees_the_records_about_them(client, app, people):
         ({"purpose": "Caller 080\u200b5555\u200b6666 reported fraud"}, "purpose"),
         # Invisible format characters anywhere: text kept for years reads as it is.
         ({"request_reference": "CCP 197(2)\u200b inquiry"}, "request_reference"),
+        ({"request_reference": "CCP 197(2)\u3164 inquiry"}, "request_reference"),
         (
             {
                 "recipient": {
