@@ -207,17 +207,29 @@ def export_command(
 
 
 async def _write_whole(path: Path, write: Callable[[BinaryIO], Awaitable[T]]) -> T:
-    """Write a file whole or not at all: into a new file beside it (mode 0600), renamed
-    over ``path`` once complete. An export that fails leaves an earlier file there as it
-    was, never empty or cut short."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    """Write a file whole or not at all: into a new file beside it (mode 0600), flushed to
+    disk and renamed over ``path`` once complete. An export that fails leaves an earlier
+    file there as it was, never empty or cut short. A path that is not a file (a pipe,
+    /dev/stdout) is written as it is."""
+    target = path.resolve()  # through a symbolic link, to the file it names
+    if target.exists() and not target.is_file():
+        with target.open("wb") as handle:
+            return await write(handle)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             result = await write(handle)
-        os.replace(temporary, path)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself, on disk
+    finally:
+        os.close(directory)
     return result
 
 

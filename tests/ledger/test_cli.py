@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -240,6 +242,28 @@ def test_a_failed_export_leaves_an_earlier_file_as_it_was(env, monkeypatch):
     assert failed.exit_code == 1, failed.output
     assert out.read_bytes() == earlier
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".ledger")) == []
+
+
+def test_an_export_through_a_link_or_into_a_pipe_reaches_what_they_name(env):
+    """A symbolic link is followed (the file it names gets the export, the link stays), and
+    a path that is no file, such as a pipe, is written as it is."""
+    tmp_path, _app = env
+    real = tmp_path / "real.jsonl"
+    real.write_text("old")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    assert runner.invoke(cli, ["ledger", "export", "--output", str(link)]).exit_code == 0
+    assert link.is_symlink() and b'"entry"' in real.read_bytes()
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_bytes()))
+    reader.start()
+    done = runner.invoke(cli, ["ledger", "export", "--output", str(pipe), "--no-checkpoint"])
+    reader.join(timeout=30)
+    assert done.exit_code == 0, done.output
+    assert pipe.exists() and not pipe.is_file() and b'"entry"' in read[0]
 
 
 def _records(path):
