@@ -81,8 +81,20 @@ async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
     head_seq = 0 if head is None else head.seq
     note = None
     if not query.selective:
+        # Up to the newest signed head: an entry after it would be proven by nothing in
+        # the file (one appended between the export's own checkpoint and this read).
         first = await repo.first(tx)
-        span = None if first is None or head is None else (first.seq, head_seq)
+        signed = await repo.latest_checkpoint(tx, kind="head")
+        span = None
+        if first is not None and signed is not None and signed.seq >= first.seq:
+            span = (first.seq, signed.seq)
+        if head_seq and (span is None or span[1] < head_seq):
+            after = 0 if span is None else span[1]
+            note = (
+                f"entries after seq {after} are under no signed checkpoint yet, so they are "
+                "left out: the next export (which signs the head first) holds them"
+            )
+        head_seq = 0 if span is None else span[1]
     else:
         span = await repo.matching_range(
             tx,
