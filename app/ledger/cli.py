@@ -92,6 +92,14 @@ def verify_command(
         list[str] | None,
         typer.Option(help="SEQ:HASH, a head you pinned: fail if the ledger lacks it; repeatable"),
     ] = None,
+    filtered: Annotated[
+        bool,
+        typer.Option(
+            "--filtered",
+            help="--file is a filtered export you asked for (without it, one is refused: "
+            "it cannot prove that no entry was left out)",
+        ),
+    ] = False,
 ) -> None:
     """Walk the chain; print OK with counts or the first broken position (exit 1)."""
     pins = _pins(witness_files or [], expect or [])
@@ -105,7 +113,7 @@ def verify_command(
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             typer.secho(f"bad --public-key: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
-        report = verify.verify_file(file, public_keys=keys, pins=pins)
+        report = verify.verify_file(file, public_keys=keys, pins=pins, filtered=filtered)
     else:
         if public_key:
             typer.secho(

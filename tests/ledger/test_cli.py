@@ -86,8 +86,17 @@ def test_checkpoint_verify_export_and_verify_the_file(env):
         ],
     )
     assert done.exit_code == 0, done.output
-    as_json = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), "--json"])
-    assert json.loads(as_json.output)["ok"] is True
+    # A filtered export is verified as one when the auditor says they asked for one.
+    unasked = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered)])
+    assert unasked.exit_code == 1 and "BROKEN at seq 1: filtered:" in unasked.output
+    as_json = runner.invoke(
+        cli, ["ledger", "verify", "--file", str(filtered), "--filtered", "--json"]
+    )
+    report = json.loads(as_json.output)
+    assert report["ok"] is True
+    assert report["filters"] == {
+        "legal_basis": "investigation_compelled", "since": "2000-01-01T00:00:00.000000+00:00"
+    }  # fmt: skip
     # Who verified and exported is in the audit trail, as the command line.
     tags = [row.tag for row in sql(app, "SELECT tag FROM audit_events WHERE actor = 'cli'")]
     assert tags.count("ledger:verified") == 1 and tags.count("ledger:exported") == 3

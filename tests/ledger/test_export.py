@@ -37,9 +37,13 @@ def _trusted(ctx):
     return signing.ring(ctx.settings).public
 
 
-def _verify(data: bytes, ctx, trusted=True) -> verify.Report:
+def _verify(data: bytes, ctx, trusted=True, filtered=True) -> verify.Report:
+    """As an auditor verifies: with the keys pinned, and (unless said) expecting the
+    filtered export they asked for when the file is one."""
     lines = io.BytesIO(data)
-    return verify.verify_lines(lines, public_keys=_trusted(ctx) if trusted else None)
+    return verify.verify_lines(
+        lines, public_keys=_trusted(ctx) if trusted else None, filtered=filtered
+    )
 
 
 def _jsonl(data: bytes) -> list[dict]:
@@ -424,3 +428,47 @@ async def test_a_complete_export_runs_to_the_newest_signed_head(app, db, ctx, su
     await call(app, checkpoints.create)
     summary = await export.write(db, ctx, ExportQuery(), io.BytesIO())
     assert (summary.last_seq, summary.notes) == (4, [])
+
+
+async def test_a_filtered_export_is_verified_only_as_one_asked_for(app, db, ctx, subjects, clock):
+    """Whoever edits a file can call it filtered and put links in place of entries: so a
+    filtered export is refused unless the auditor says they asked for one, and every
+    entry it shows must match the filter it states."""
+    await release_many(app, subjects, N, clock)  # subject k in entries k, k+3
+    await call(app, checkpoints.create)
+    data = await _export(db, ctx, subject=subjects[1])
+    refused = _verify(data, ctx, filtered=False)
+    assert refused.problem is not None and (refused.problem.seq, refused.problem.kind) == (
+        1,
+        "filtered",
+    )
+    assert f"subject_id={subjects[1]}" in refused.text()
+    assert _verify(data, ctx).ok
+
+    # A complete export called filtered by another filter, entry 2 swapped for its link:
+    # the entries it still shows do not match what it claims to select.
+    complete = _jsonl(await _export(db, ctx))
+    doctored = []
+    for record in complete:
+        if record["type"] == "header":
+            record = {**record, "complete": False,
+                      "filters": {**record["filters"], "legal_basis": "law"}}  # fmt: skip
+        elif record["type"] == "entry" and record["seq"] == 2:
+            record = {
+                "type": "link", "seq": 2, "prev_hash": record["prev_hash"],
+                "content_sha256": _content(record), "entry_hash": record["entry_hash"],
+            }  # fmt: skip
+        elif record["type"] == "end":
+            record = {**record, "entries": record["entries"] - 1, "links": 1}
+        doctored.append(record)
+    problem = _verify(_lines(doctored), ctx).problem
+    assert problem is not None and (problem.seq, problem.kind) == (1, "filtered")
+    # Filters the export never writes are no export's.
+    odd = [{**complete[0], "complete": False, "filters": {"colour": "red"}}, *complete[1:]]
+    assert _verify(_lines(odd), ctx).problem.kind == "malformed"
+
+
+def _content(entry: dict) -> str:
+    from app.ledger import chain
+
+    return chain.content_hash(chain.hashed_content(entry))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.ledger import signing
+from app.ledger import canonical, signing
 from app.ledger.export_format import EXPORT_FORMAT
 from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
-from app.ledger.verify.report import MALFORMED, REMOVED, TRUNCATED, UNCOVERED, Problem, Report
+from app.ledger.verify.report import (
+    FILTERED,
+    MALFORMED,
+    REMOVED,
+    TRUNCATED,
+    UNCOVERED,
+    Problem,
+    Report,
+)
 from app.ledger.verify.walk import Pins, Walk, as_int, check_signatures, choose_start, run
 
 
@@ -39,8 +47,13 @@ def verify_lines(
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     source: str = "export",
     pins: Pins | None = None,
+    filtered: bool = False,
 ) -> Report:
-    """Verify an export given as lines of bytes (JSON Lines or CSV, told apart by content)."""
+    """Verify an export given as lines of bytes (JSON Lines or CSV, told apart by content).
+
+    A filtered export (entries that match a filter, links for the rest) is refused unless
+    ``filtered``: whoever edits the file can call it filtered and swap entries for links,
+    so the person verifying says which kind they asked for."""
     report = Report(source=source)
     iterator = iter(lines)
     first_line = next(iterator, b"")
@@ -61,7 +74,7 @@ def verify_lines(
         jsonl_records(again()) if first_line.lstrip().startswith(b"{") else csv_records(again())
     )
     try:
-        return _verify_records(report, parsed, public_keys, pins or Pins())
+        return _verify_records(report, parsed, public_keys, pins or Pins(), filtered)
     except Malformed as exc:
         at = (report.last_seq or 0) + 1
         report.problem = Problem(at, MALFORMED, exc.detail)
@@ -73,10 +86,13 @@ def verify_file(
     *,
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     pins: Pins | None = None,
+    filtered: bool = False,
 ) -> Report:
-    """Verify an export file."""
+    """Verify an export file (a filtered one only with ``filtered``: see verify_lines)."""
     with path.open("rb") as handle:
-        return verify_lines(handle, public_keys=public_keys, source=str(path), pins=pins)
+        return verify_lines(
+            handle, public_keys=public_keys, source=str(path), pins=pins, filtered=filtered
+        )
 
 
 def _verify_records(
@@ -84,15 +100,31 @@ def _verify_records(
     parsed: Iterator[dict[str, Any]],
     trusted: Mapping[str, Ed25519PublicKey] | None,
     pins: Pins,
+    filtered: bool,
 ) -> Report:
     header = next(parsed, None)
     if header is None or header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
         raise Malformed(f"the first record is not an {EXPORT_FORMAT} header")
+    filters = header.get("filters")
+    if filters is None:
+        filters = {}
+    if not isinstance(filters, dict) or not set(filters) <= _FILTERS:
+        raise Malformed("the header's filters are not an export's")
     # A filtered export names its filter: one that names none is read as complete, so an
     # entry left out of it (a link in its place) is found.
-    filters = header.get("filters")
-    named = isinstance(filters, dict) and any(value is not None for value in filters.values())
-    report.complete = bool(header.get("complete")) or not named
+    report.filters = {name: value for name, value in filters.items() if value is not None}
+    report.complete = bool(header.get("complete")) or not report.filters
+    if not report.complete and not filtered:
+        report.problem = Problem(
+            1,
+            FILTERED,
+            "the export says it is filtered ("
+            + ", ".join(f"{name}={value}" for name, value in sorted(report.filters.items()))
+            + "): it cannot prove that no entry was left out; verify a filtered export "
+            "you asked for with --filtered",
+        )
+        return report
+    matches = _matcher(report.filters)
     records = Lookahead(parsed)
     embedded: dict[str, Ed25519PublicKey] = {}
     checkpoints: list[dict[str, Any]] = []
@@ -127,6 +159,7 @@ def _verify_records(
 
     end: list[dict[str, Any]] = []
     hidden: list[dict[str, Any]] = []
+    strays: list[dict[str, Any]] = []
 
     def body() -> Iterator[dict[str, Any]]:
         for record in records:
@@ -134,6 +167,8 @@ def _verify_records(
             if kind == "link" and report.complete:
                 # A complete export holds every entry whole: a link in it hides one.
                 hidden.append(record)
+            if kind == "entry" and not report.complete and not matches(record):
+                strays.append(record)  # shown, yet not what the stated filter selects
             if kind in ("entry", "link"):
                 yield record
             elif kind == "end":
@@ -143,6 +178,12 @@ def _verify_records(
                 raise Malformed(f"a {kind!r} record among the entries")
 
     report.problem = early or run(body(), walk, signature_problem)
+    if report.problem is None and strays:
+        report.problem = Problem(
+            as_int(strays[0].get("seq"), default=(report.last_seq or 0) + 1),
+            FILTERED,
+            "the entry does not match the filter the export states: the header was changed",
+        )
     if report.problem is None and hidden:
         seq = as_int(hidden[0].get("seq"), default=(report.last_seq or 0) + 1)
         report.problem = Problem(
@@ -198,6 +239,38 @@ def _unsigned(report: Report) -> Problem | None:
         "can recompute hashes could have written them (an export signs its head first "
         "unless --no-checkpoint is given)",
     )
+
+
+_FILTERS = frozenset({"since", "until", "recipient", "legal_basis", "subject_id"})
+
+
+def _matcher(filters: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether an entry record is one the stated filter selects (as the export chose)."""
+
+    def when(value: Any) -> Any:
+        try:
+            return canonical.parse_timestamp(str(value))
+        except ValueError:
+            raise Malformed("a time in the export is not a timestamp") from None
+
+    since = when(filters["since"]) if "since" in filters else None
+    until = when(filters["until"]) if "until" in filters else None
+
+    def matches(entry: Mapping[str, Any]) -> bool:
+        at = when(entry.get("recorded_at"))
+        subjects = entry.get("subject_ids")
+        return (
+            (since is None or at >= since)
+            and (until is None or at < until)
+            and filters.get("recipient", entry.get("recipient_key")) == entry.get("recipient_key")
+            and filters.get("legal_basis", entry.get("legal_basis")) == entry.get("legal_basis")
+            and (
+                "subject_id" not in filters
+                or (isinstance(subjects, list) and filters["subject_id"] in subjects)
+            )
+        )
+
+    return matches
 
 
 def _range_claimed(header: Mapping[str, Any], report: Report, after: int) -> Problem | None:

@@ -14,6 +14,7 @@ INDEX = "index"
 MALFORMED = "malformed"
 UNCOVERED = "uncovered"
 UNRECORDED = "unrecorded"
+FILTERED = "filtered"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Report:
     complete: bool = True
     anchor_seq: int | None = None
     covered_to: int | None = None
+    filters: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -59,6 +61,7 @@ class Report:
             "complete": self.complete,
             "anchor_seq": self.anchor_seq,
             "covered_to": self.covered_to,
+            "filters": self.filters,
             "problem": None
             if self.problem is None
             else {
@@ -89,8 +92,9 @@ class Report:
             kind = (
                 f"chain intact {start}"
                 if self.complete
-                else "each entry unchanged and in place in the signed chain (filtered export: "
-                "completeness of the filter is not provable)"
+                else "each entry unchanged and in place in the signed chain (filtered export, "
+                + ", ".join(f"{name}={value}" for name, value in sorted(self.filters.items()))
+                + ": completeness of the filter is not provable)"
             )
             reach = (
                 "no checkpoint yet"
