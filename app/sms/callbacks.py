@@ -64,16 +64,24 @@ class _Message(NamedTuple):
 _COLUMNS = "SELECT id, delivery_status, carrier_message_id FROM outbox_messages"
 _FIND = Sql(f"{_COLUMNS} WHERE carrier_message_id = :sid", _Message)  # noqa: S608 (fixed)
 _FIND_REFERENCE = Sql(f"{_COLUMNS} WHERE id = :id", _Message)  # noqa: S608 (fixed)
-# The final-state guard is in the statement too, not only in _moves: two callbacks read
-# the same state concurrently, and on PostgreSQL the second UPDATE re-checks its WHERE
-# once the first commits, so a late "failed" cannot overwrite a "delivered" it raced.
+# The guards are in the statement too, not only in _moves: two callbacks read the same
+# state concurrently, and on PostgreSQL the second UPDATE re-checks its WHERE once the
+# first commits, so a late "failed" cannot overwrite a "delivered" it raced, nor a late
+# "sending" a "sent" (:rank is the new state's, above every rank when it is final).
 _FINAL_LIST = ", ".join(f"'{state}'" for state in sorted(FINAL))
+_RANK_OF_STORED = (
+    "CASE delivery_status "
+    + " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in sorted(_RANK.items()))
+    + " ELSE -1 END"
+)
 _RECORD = Sql(
     "UPDATE outbox_messages SET delivery_status = :status, "  # noqa: S608 (constants only)
     "error_code = COALESCE(:code, error_code), "
     "carrier_message_id = COALESCE(carrier_message_id, :sid) WHERE id = :id AND "
-    f"(delivery_status IS NULL OR delivery_status NOT IN ({_FINAL_LIST}))"
+    f"(delivery_status IS NULL OR (delivery_status NOT IN ({_FINAL_LIST}) "
+    f"AND {_RANK_OF_STORED} <= :rank))"
 )
+_ABOVE_EVERY_RANK = max(_RANK.values()) + 1
 
 
 def _moves(current: str | None, new: str) -> bool:
@@ -104,7 +112,11 @@ async def record_status(
     if row is None:
         return False
     if _moves(row.delivery_status, status):
-        await tx.run(_RECORD, {"status": status, "code": error_code, "id": row.id, "sid": sid})
+        rank = _ABOVE_EVERY_RANK if status in FINAL else _RANK[status]
+        await tx.run(
+            _RECORD,
+            {"status": status, "code": error_code, "id": row.id, "sid": sid, "rank": rank},
+        )
     return True
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlencode
 
 import anyio.from_thread
 import httpx
 import pytest
+import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 from app.sms.base import SendError, SendResult
+from tests.conftest import sync_engine
 from tests.fixtures.fakes import FakeCarrier
 from tests.fixtures.flows import start
 from tests.staff.helpers import rows
@@ -272,3 +275,30 @@ async def test_a_report_settles_a_message_whose_answer_was_lost(client, app, aut
     assert (await delivery(client, auth, verification_id))["state"] == "sent"
     assert (await post_for(client, message_id, form("delivered"))).status_code == 204
     assert (await delivery(client, auth, verification_id))["state"] == "delivered"
+
+
+async def test_a_report_racing_a_later_one_does_not_undo_it(client, app, auth):
+    """Two reports read the same state at once; the later state commits first. The
+    earlier one's update, let through after it, must not move the state back (PostgreSQL
+    re-checks the statement's guard on the row the first one committed)."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    await start(client, auth)
+    await app.state.outbox.drain()
+    (message,) = rows(app, "SELECT id, delivery_status FROM outbox_messages")
+    assert message["delivery_status"] == "queued"
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text("SELECT 1 FROM outbox_messages WHERE id = :m FOR UPDATE"), {"m": message["id"]}
+        )
+        sending = asyncio.create_task(post(client, form("sending"), signed(form("sending"))))
+        await asyncio.sleep(0.5)  # it has read "queued" and waits for the row
+        assert not sending.done()
+        conn.execute(
+            sa.text("UPDATE outbox_messages SET delivery_status = 'sent' WHERE id = :m"),
+            {"m": message["id"]},
+        )
+        conn.commit()
+    assert (await sending).status_code == 204
+    assert rows(app, "SELECT delivery_status FROM outbox_messages") == [{"delivery_status": "sent"}]
