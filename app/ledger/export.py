@@ -5,8 +5,8 @@ An export is a sequence of records, in this order:
 1. ``header``: format ``smsreg-ledger-export/1``, when, the filters, whether the export
    is ``complete`` (no filter: the whole kept chain), the seq range, the head's seq;
 2. ``key``: every public key of the ledger's signing ring (key id, Ed25519, base64);
-3. ``checkpoint``: every checkpoint from just before the range to its end (for a
-   complete export: every later one too), with its signature;
+3. ``checkpoint``: every checkpoint from just before the range to its end, with its
+   signature;
 4. ``entry`` for each entry the filters select (every field, its prev_hash and
    entry_hash) and ``link`` for each entry in the range they do not (seq, prev_hash,
    content_sha256, entry_hash: enough to recompute the chain, nothing of the content);
@@ -15,12 +15,13 @@ An export is a sequence of records, in this order:
 What an export proves (``smsreg ledger verify --file``):
 
 - complete export: the chain from its start (genesis, or the signed anchor a purge
-  left) to its end is intact, nothing changed, removed or reordered, and every signed
-  checkpoint matches; entries after the newest checkpoint are pinned by nothing but
-  the export itself;
+  left) to the newest signed head is intact, nothing changed, removed or reordered, and
+  every signed checkpoint matches; entries after that head are left out (a note says
+  so), since nothing in the file could prove them;
 - filtered export: the range runs from the first selected entry to the first
-  checkpoint at or after the last one, so every selected entry is proven unchanged
-  and in its place in the signed chain. It does NOT prove that the filter was applied
+  checkpoint at or after the last one (entries after the newest signed head are left
+  out, as above), so every selected entry is proven unchanged and in its place in the
+  signed chain. It does NOT prove that the filter was applied
   honestly: an entry the exporter hid would appear as a link, whose content is not
   shown. Only a complete export (or the database) can show that.
 
@@ -80,39 +81,36 @@ async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
     head = await repo.head(tx)
     head_seq = 0 if head is None else head.seq
     note = None
-    if not query.selective:
-        # Up to the newest signed head: an entry after it would be proven by nothing in
-        # the file (one appended between the export's own checkpoint and this read).
-        first = await repo.first(tx)
-        signed = await repo.latest_checkpoint(tx, kind="head")
-        span = None
-        if first is not None and signed is not None and signed.seq >= first.seq:
-            span = (first.seq, signed.seq)
-        if head_seq and (span is None or span[1] < head_seq):
-            after = 0 if span is None else span[1]
-            note = (
-                f"entries after seq {after} are under no signed checkpoint yet, so they are "
-                "left out: the next export (which signs the head first) holds them"
-            )
-        head_seq = 0 if span is None else span[1]
-    else:
-        span = await repo.matching_range(
-            tx,
-            since=query.since,
-            until=query.until,
-            recipient_key=query.recipient_key,
-            legal_basis=query.basis,
-            subject_id=query.subject,
+    # Up to the newest signed head, never past it: an entry after it would be proven by
+    # nothing in the file (one appended between the export's own checkpoint and this
+    # read, or after the last scheduled one).
+    first = await repo.first(tx)
+    signed = await repo.latest_checkpoint(tx, kind="head")
+    upto = 0 if signed is None or first is None or signed.seq < first.seq else signed.seq
+    if head_seq > upto:
+        start = upto + 1 if upto else (1 if first is None else first.seq)
+        note = (
+            f"entries from seq {start} on are under no signed checkpoint yet, so they are "
+            "left out: the next export (which signs the head first) holds them"
         )
+    if not query.selective:
+        span = None if not upto or first is None else (first.seq, upto)
+        head_seq = upto
+    else:
+        span = None
+        if upto:
+            span = await repo.matching_range(
+                tx,
+                since=query.since,
+                until=query.until,
+                recipient_key=query.recipient_key,
+                legal_basis=query.basis,
+                subject_id=query.subject,
+                last_seq=upto,
+            )
         if span is not None:
             cover = await repo.covering_checkpoint(tx, seq=span[1])
-            if cover is None:
-                note = (
-                    f"no checkpoint covers seq {span[1]} yet: the newest selected entries are "
-                    "proven only by the export itself"
-                )
-            else:
-                span = (span[0], cover.seq)
+            span = (span[0], span[1] if cover is None else cover.seq)  # cover: at most upto
     found: list[LedgerCheckpoint] = []
     if span is not None:
         # A complete export carries later checkpoints too, so a cut tail shows.

@@ -110,9 +110,13 @@ async def matching_range(
     recipient_key: str | None,
     legal_basis: str | None,
     subject_id: str | None,
+    last_seq: int | None = None,
 ) -> tuple[int, int] | None:
-    """(lowest, highest) seq of the entries a filter selects, or None if none does."""
+    """(lowest, highest) seq of the entries a filter selects, up to ``last_seq`` when
+    given, or None if none does."""
     where: list[sa.ColumnElement[bool]] = []
+    if last_seq is not None:
+        where.append(_e.seq <= last_seq)
     if since is not None:
         where.append(_e.recorded_at >= since)
     if until is not None:

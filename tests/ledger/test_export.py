@@ -329,8 +329,9 @@ async def test_a_filtered_export_past_the_newest_checkpoint_says_so(app, db, ctx
     await release_many(app, subjects, 2, clock)
     out = io.BytesIO()
     summary = await export.write(db, ctx, ExportQuery(basis="investigation_compelled"), out)
-    assert any("no checkpoint covers" in note for note in summary.notes)
-    # Without a signed checkpoint over them, the file cannot prove its entries.
+    # Nothing signed yet: nothing is exported, and the note says why.
+    assert summary.entries == 0
+    assert any("from seq 1 on are under no signed checkpoint" in n for n in summary.notes)
     report = _verify(out.getvalue(), ctx)
     assert not report.ok and report.covered_to is None
     assert report.problem is not None and report.problem.kind == "uncovered"
@@ -420,10 +421,15 @@ async def test_a_complete_export_runs_to_the_newest_signed_head(app, db, ctx, su
     out = io.BytesIO()
     summary = await export.write(db, ctx, ExportQuery(), out)
     assert (summary.first_seq, summary.last_seq, summary.entries) == (1, 3, 3)
-    assert any("after seq 3 are under no signed checkpoint" in n for n in summary.notes)
+    assert any("from seq 4 on are under no signed checkpoint" in n for n in summary.notes)
     report = _verify(out.getvalue(), ctx)
     assert report.ok, report.text()
     assert (report.last_seq, report.covered_to) == (3, 3)
+    # A filtered export too: seq 4 names subjects[0], and is left out as well.
+    out = io.BytesIO()
+    summary = await export.write(db, ctx, ExportQuery(subject=subjects[0]), out)
+    assert summary.last_seq == 3 and summary.notes
+    assert _verify(out.getvalue(), ctx).ok
 
     await call(app, checkpoints.create)
     summary = await export.write(db, ctx, ExportQuery(), io.BytesIO())
