@@ -92,14 +92,16 @@ def verify_command(
         list[str] | None,
         typer.Option(help="SEQ:HASH, a head you pinned: fail if the ledger lacks it; repeatable"),
     ] = None,
-    filtered: Annotated[
-        bool,
+    asked_filter: Annotated[
+        list[str] | None,
         typer.Option(
-            "--filtered",
-            help="--file is a filtered export you asked for (without it, one is refused: "
-            "it cannot prove that no entry was left out)",
+            "--filter",
+            help="NAME=VALUE of the filter you asked the export for (since, until, recipient, "
+            "legal_basis, subject_id); repeatable. Without it a filtered export is refused "
+            "(it cannot prove that no entry was left out); with it, the file must state "
+            "exactly that filter",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Walk the chain; print OK with counts or the first broken position (exit 1)."""
     pins = _pins(witness_files or [], expect or [])
@@ -113,7 +115,12 @@ def verify_command(
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             typer.secho(f"bad --public-key: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
-        report = verify.verify_file(file, public_keys=keys, pins=pins, filtered=filtered)
+        try:
+            asked = verify.asked_filters(asked_filter) if asked_filter else None
+        except ValueError as exc:
+            typer.secho(f"bad --filter: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from None
+        report = verify.verify_file(file, public_keys=keys, pins=pins, filters=asked)
     else:
         if public_key:
             typer.secho(

@@ -89,9 +89,14 @@ def test_checkpoint_verify_export_and_verify_the_file(env):
     # A filtered export is verified as one when the auditor says they asked for one.
     unasked = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered)])
     assert unasked.exit_code == 1 and "BROKEN at seq 1: filtered:" in unasked.output
-    as_json = runner.invoke(
-        cli, ["ledger", "verify", "--file", str(filtered), "--filtered", "--json"]
-    )
+    other = ["--filter", "legal_basis=law", "--filter", "since=2000-01-01T00:00:00+09:00"]
+    wrong = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *other])
+    assert wrong.exit_code == 1 and "not the one asked for" in wrong.output
+    bad = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), "--filter", "x"])
+    assert bad.exit_code == 2 and "bad --filter" in bad.output
+    asked = ["--filter", "legal_basis=investigation_compelled",
+             "--filter", "since=2000-01-01T00:00:00Z"]  # fmt: skip
+    as_json = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *asked, "--json"])
     report = json.loads(as_json.output)
     assert report["ok"] is True
     assert report["filters"] == {

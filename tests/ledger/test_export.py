@@ -33,16 +33,25 @@ async def _export(db, ctx, fmt="jsonl", **filters) -> bytes:
     return out.getvalue()
 
 
+_STATED = object()
+
+
 def _trusted(ctx):
     return signing.ring(ctx.settings).public
 
 
-def _verify(data: bytes, ctx, trusted=True, filtered=True) -> verify.Report:
-    """As an auditor verifies: with the keys pinned, and (unless said) expecting the
-    filtered export they asked for when the file is one."""
-    lines = io.BytesIO(data)
+def _verify(data: bytes, ctx, trusted=True, asked=_STATED) -> verify.Report:
+    """As an auditor verifies: with the keys pinned, and naming the filter they asked for
+    (by default the one the file states: the tests of that check say otherwise)."""
+    if asked is _STATED:
+        first = data.splitlines()[0] if data else b""
+        stated = orjson.loads(first).get("filters") if first.startswith(b"{") else None
+        if first.startswith(b"record_type"):  # CSV: the header's fields are in its meta
+            row = next(csv.DictReader(io.StringIO(data.decode())))
+            stated = json.loads(row["meta"]).get("filters")
+        asked = {k: v for k, v in (stated or {}).items() if v is not None} or None
     return verify.verify_lines(
-        lines, public_keys=_trusted(ctx) if trusted else None, filtered=filtered
+        io.BytesIO(data), public_keys=_trusted(ctx) if trusted else None, filters=asked
     )
 
 
@@ -443,7 +452,7 @@ async def test_a_filtered_export_is_verified_only_as_one_asked_for(app, db, ctx,
     await release_many(app, subjects, N, clock)  # subject k in entries k, k+3
     await call(app, checkpoints.create)
     data = await _export(db, ctx, subject=subjects[1])
-    refused = _verify(data, ctx, filtered=False)
+    refused = _verify(data, ctx, asked=None)
     assert refused.problem is not None and (refused.problem.seq, refused.problem.kind) == (
         1,
         "filtered",
@@ -469,6 +478,16 @@ async def test_a_filtered_export_is_verified_only_as_one_asked_for(app, db, ctx,
         doctored.append(record)
     problem = _verify(_lines(doctored), ctx).problem
     assert problem is not None and (problem.seq, problem.kind) == (1, "filtered")
+    # Called filtered by a filter every shown entry matches: only the filter the auditor
+    # asked for gives it away.
+    since = {**doctored[0], "filters": {**complete[0]["filters"],
+                                        "since": "1970-01-01T00:00:00+00:00"}}  # fmt: skip
+    relabelled = _lines([since, *doctored[1:]])
+    problem = _verify(relabelled, ctx, asked={"subject_id": subjects[1]}).problem
+    assert problem is not None and (problem.seq, problem.kind) == (1, "filtered")
+    assert "not the one asked for" in problem.detail
+    asked = {"subject_id": subjects[1]}
+    assert _verify(data, ctx, asked=asked).ok  # the genuine export, verified as asked
     # Filters the export never writes are no export's.
     odd = [{**complete[0], "complete": False, "filters": {"colour": "red"}}, *complete[1:]]
     assert _verify(_lines(odd), ctx).problem.kind == "malformed"

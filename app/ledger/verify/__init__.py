@@ -13,7 +13,9 @@ Lines or CSV, streamed), in constant memory. What is checked, in seq order:
   (``changed``: rewritten with recomputed hashes), and no checkpoint lies beyond the
   last entry (``truncated``);
 - database only: the subject index agrees with each entry's subject ids (``index``);
-- file only: the end record is present and its counts agree (``truncated``);
+- file only: the end record is present and its counts agree (``truncated``); every
+  entry is under a signed checkpoint (``uncovered``); a filtered export is verified only
+  against the filter asked for, and its entries match it (``filtered``);
 - pins (``--witness``, ``--expect``): checkpoints a witness kept and heads an auditor
   pinned are held like the chain's own checkpoints: the chain reaches each one
   (``truncated``) and has its hash there (``changed``);
@@ -28,12 +30,13 @@ checkpoints reach.
 from __future__ import annotations
 
 from app.ledger.verify.database import verify_database, verify_in_units
-from app.ledger.verify.files import parse_public_keys, verify_file, verify_lines
+from app.ledger.verify.files import asked_filters, parse_public_keys, verify_file, verify_lines
 from app.ledger.verify.report import Problem, Report
 from app.ledger.verify.walk import Pins, expected_head
 
 __all__ = [
     "Pins",
+    "asked_filters",
     "expected_head",
     "Problem",
     "Report",

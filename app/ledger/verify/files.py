@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.ledger import canonical, signing
 from app.ledger.export_format import EXPORT_FORMAT
+from app.ledger.rules import recipient_key
 from app.ledger.verify.readers import Lookahead, Malformed, csv_records, jsonl_records
 from app.ledger.verify.report import (
     FILTERED,
@@ -47,13 +48,14 @@ def verify_lines(
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     source: str = "export",
     pins: Pins | None = None,
-    filtered: bool = False,
+    filters: Mapping[str, str] | None = None,
 ) -> Report:
     """Verify an export given as lines of bytes (JSON Lines or CSV, told apart by content).
 
     A filtered export (entries that match a filter, links for the rest) is refused unless
-    ``filtered``: whoever edits the file can call it filtered and swap entries for links,
-    so the person verifying says which kind they asked for."""
+    ``filters`` names the very filter it states (:func:`asked_filters`): whoever edits the
+    file can call it filtered by whatever every entry it shows matches, and swap the
+    others for links, so the person verifying says what they asked for."""
     report = Report(source=source)
     iterator = iter(lines)
     first_line = next(iterator, b"")
@@ -74,7 +76,7 @@ def verify_lines(
         jsonl_records(again()) if first_line.lstrip().startswith(b"{") else csv_records(again())
     )
     try:
-        return _verify_records(report, parsed, public_keys, pins or Pins(), filtered)
+        return _verify_records(report, parsed, public_keys, pins or Pins(), filters)
     except Malformed as exc:
         at = (report.last_seq or 0) + 1
         report.problem = Problem(at, MALFORMED, exc.detail)
@@ -86,12 +88,12 @@ def verify_file(
     *,
     public_keys: Mapping[str, Ed25519PublicKey] | None = None,
     pins: Pins | None = None,
-    filtered: bool = False,
+    filters: Mapping[str, str] | None = None,
 ) -> Report:
-    """Verify an export file (a filtered one only with ``filtered``: see verify_lines)."""
+    """Verify an export file (a filtered one only with its ``filters``: see verify_lines)."""
     with path.open("rb") as handle:
         return verify_lines(
-            handle, public_keys=public_keys, source=str(path), pins=pins, filtered=filtered
+            handle, public_keys=public_keys, source=str(path), pins=pins, filters=filters
         )
 
 
@@ -100,7 +102,7 @@ def _verify_records(
     parsed: Iterator[dict[str, Any]],
     trusted: Mapping[str, Ed25519PublicKey] | None,
     pins: Pins,
-    filtered: bool,
+    asked: Mapping[str, str] | None,
 ) -> Report:
     header = next(parsed, None)
     if header is None or header.get("type") != "header" or header.get("format") != EXPORT_FORMAT:
@@ -114,14 +116,25 @@ def _verify_records(
     # entry left out of it (a link in its place) is found.
     report.filters = {name: value for name, value in filters.items() if value is not None}
     report.complete = bool(header.get("complete")) or not report.filters
-    if not report.complete and not filtered:
+    stated = ", ".join(f"{name}={value}" for name, value in sorted(report.filters.items()))
+    if not report.complete and asked is None:
         report.problem = Problem(
             1,
             FILTERED,
-            "the export says it is filtered ("
-            + ", ".join(f"{name}={value}" for name, value in sorted(report.filters.items()))
-            + "): it cannot prove that no entry was left out; verify a filtered export "
-            "you asked for with --filtered",
+            f"the export says it is filtered ({stated}): it cannot prove that no entry was "
+            "left out; verify a filtered export you asked for with --filter, naming its filter",
+        )
+        return report
+    try:
+        stated_normal = _normal(report.filters)
+    except ValueError:
+        raise Malformed("the header's filters are not an export's") from None
+    if asked is not None and _normal(asked) != stated_normal:
+        report.problem = Problem(
+            1,
+            FILTERED,
+            f"the export states the filter {stated or '(none: complete)'}, not the one asked "
+            "for",
         )
         return report
     matches = _matcher(report.filters)
@@ -242,6 +255,35 @@ def _unsigned(report: Report) -> Problem | None:
 
 
 _FILTERS = frozenset({"since", "until", "recipient", "legal_basis", "subject_id"})
+
+
+def asked_filters(items: Iterable[str]) -> dict[str, str]:
+    """The filter an auditor asked for, from ``NAME=VALUE`` items (names as an export's
+    header writes them); ValueError naming what is wrong."""
+    asked: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in _FILTERS or not value:
+            raise ValueError(f"{item!r}: give NAME=VALUE, NAME one of {sorted(_FILTERS)}")
+        asked[name] = value
+    _normal(asked)  # a time that is not one is refused here
+    return asked
+
+
+def _normal(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """A filter as compared: times as instants, a recipient as its key."""
+    normal: dict[str, Any] = {}
+    for name, value in filters.items():
+        if name in ("since", "until"):
+            try:
+                normal[name] = canonical.parse_timestamp(str(value))
+            except ValueError:
+                raise ValueError(f"{name}: not a time with its offset: {value!r}") from None
+        elif name == "recipient":
+            normal[name] = recipient_key(str(value))
+        else:
+            normal[name] = str(value)
+    return normal
 
 
 def _matcher(filters: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
