@@ -145,9 +145,22 @@ def app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> Iterator[
         shared = _APPS[_shape(settings)] = create_app(settings, clock=clock, sender=carrier)
     else:
         attach_runtime(shared, settings, clock=clock, sender=carrier)
-    routes = list(shared.router.routes)
+    before = _built(shared)
     yield shared
-    assert shared.router.routes == routes, "a test changed a shared app: use fresh_app"
+    if _built(shared) != before:
+        del _APPS[_shape(settings)]  # the next test of this shape builds a clean one
+        pytest.fail("a test changed a shared app (its routes, dependency overrides, "
+                    "error handlers or middleware): use fresh_app")  # fmt: skip
+
+
+def _built(app: FastAPI) -> tuple[object, ...]:
+    """What a test must leave as it found it on a shared app."""
+    return (
+        list(app.router.routes),
+        dict(app.dependency_overrides),
+        dict(app.exception_handlers),
+        list(app.user_middleware),
+    )
 
 
 @pytest.fixture
