@@ -132,7 +132,7 @@ async def disable(
     staff_id: StaffId, staff: AdminForm, tx: TxDep, ctx: CtxDep, confirm: Confirm = None
 ) -> Response:
     confirmed(confirm)
-    await grants.disable_account(tx, ctx, staff=staff, account_id=staff_id)
+    await invitations.disable_account(tx, ctx, staff=staff, account_id=staff_id)
     return back()
 
 

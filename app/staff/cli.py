@@ -13,7 +13,7 @@ from app.core import cli_support
 from app.core.context import Context
 from app.core.tx import Tx
 from app.credentials import passwords
-from app.staff import accounts, bootstrap, grants, new_account, offboarding, second_factor
+from app.staff import accounts, bootstrap, invitations, new_account, offboarding, second_factor
 from app.staff.offboarding import Offboarded
 from app.staff.second_factor import TotpReset
 
@@ -82,7 +82,7 @@ def list_staff() -> None:
 @staff_cli.command("disable")
 def disable(staff_id: str) -> None:
     """Disable an account and end its sessions at once (e.g. when no admin can log in)."""
-    account = cli_support.call(grants.disable_account, staff=None, account_id=staff_id)
+    account = cli_support.call(invitations.disable_account, staff=None, account_id=staff_id)
     typer.echo(f"disabled {account.id}")
 
 

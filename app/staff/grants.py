@@ -197,36 +197,6 @@ async def reject(
     return GrantView(grant=closed, status="rejected")
 
 
-async def disable_account(
-    tx: Tx, ctx: Context, *, staff: Staff | None, account_id: str
-) -> StaffAccount:
-    """Disable an account (:func:`accounts.disable`) and cancel the pending proposals that
-    name it or that it made (:func:`cancel_pending`). ``staff`` None is the command line."""
-    account = await accounts.disable(tx, ctx, staff=staff, account_id=account_id)
-    actor = staff.actor if staff is not None else accounts.CLI_ACTOR
-    await cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=ctx.clock.now())
-    return account
-
-
-async def cancel_pending(
-    tx: Tx, ctx: Context, *, account_id: str, actor: str, now: dt.datetime
-) -> list[StaffRoleGrant]:
-    """Cancel the pending proposals that name a disabled account or that it made: none of
-    them can be confirmed any more, and they would wait on the admins' dashboard until
-    they expired. The proposals cancelled, by id."""
-    found = {
-        grant.id: grant
-        for grant in [
-            *await grepo.pending_grants(tx, staff_id=account_id),
-            *await grepo.pending_grants(tx, proposed_by=f"staff:{account_id}"),
-        ]
-    }
-    cancelled = [found[grant_id] for grant_id in sorted(found)]
-    for grant in cancelled:
-        await close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
-    return cancelled
-
-
 async def close(
     tx: Tx,
     ctx: Context,

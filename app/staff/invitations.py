@@ -34,6 +34,7 @@ from app.models.staff import StaffAccount, StaffInvitation, StaffRoleGrant
 from app.staff import accounts, grants, roles
 from app.staff import grants_repository as grepo
 from app.staff import repository as repo
+from app.staff.auth import Staff
 from app.staff.new_account import NewAccount
 
 TOKEN_PREFIX = "smsreg_inv_"  # noqa: S105 (a label, not a secret)
@@ -193,6 +194,40 @@ async def revoke_created_by(tx: Tx, ctx: Context, *, creator: str, actor: str) -
     for invitation in found:
         await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
     return [invitation.id for invitation in found]
+
+
+async def disable_account(
+    tx: Tx, ctx: Context, *, staff: Staff | None, account_id: str
+) -> StaffAccount:
+    """Disable an account (:func:`accounts.disable`) and cancel the pending proposals that
+    name it or that it made (:func:`cancel_pending`). ``staff`` None is the command line."""
+    account = await accounts.disable(tx, ctx, staff=staff, account_id=account_id)
+    actor = staff.actor if staff is not None else accounts.CLI_ACTOR
+    await cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=ctx.clock.now())
+    return account
+
+
+async def cancel_pending(
+    tx: Tx, ctx: Context, *, account_id: str, actor: str, now: dt.datetime
+) -> list[StaffRoleGrant]:
+    """Cancel the pending proposals that name a disabled account or that it made: none of
+    them can be confirmed any more, and they would wait on the admins' dashboard until
+    they expired. A proposal that came with an invitation ends with its invitation,
+    revoked as any (recorded, its never-active account disabled). The proposals, by id."""
+    found = {
+        grant.id: grant
+        for grant in [
+            *await grepo.pending_grants(tx, staff_id=account_id),
+            *await grepo.pending_grants(tx, proposed_by=f"staff:{account_id}"),
+        ]
+    }
+    cancelled = [found[grant_id] for grant_id in sorted(found)]
+    for grant in cancelled:
+        if grant.kind == grants.INVITATION:
+            for invitation in await grepo.open_invitations(tx, now=now, staff_id=grant.staff_id):
+                await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
+        await grants.close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
+    return cancelled
 
 
 def _open(invitation: StaffInvitation, now: dt.datetime) -> bool:

@@ -28,7 +28,7 @@ from app.core.tx import Tx
 from app.credentials import totp
 from app.models.api_key import ApiKey
 from app.models.staff import StaffAccount
-from app.staff import accounts, grants, invitations
+from app.staff import accounts, invitations
 from app.staff import repository as repo
 from app.staff.accounts import CLI_ACTOR
 from app.staff.auth import Staff
@@ -89,8 +89,12 @@ async def offboard(
         tx, ctx, owner=f"staff:{account_id}", actor=actor, grace_hours=grace
     )
     leaver = f"staff:{account_id}"
-    cancelled = await grants.cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=now)
+    # Their invitations first, each revoked and recorded (a privileged one's proposal
+    # with it); then whatever proposal is still pending.
     revoked = await invitations.revoke_created_by(tx, ctx, creator=leaver, actor=actor)
+    cancelled = await invitations.cancel_pending(
+        tx, ctx, account_id=account_id, actor=actor, now=now
+    )
     to_review = await accounts.granted_by(tx, ctx, account_id=account_id)
     # The permission history says once that the account was offboarded: run again, the
     # offboarding ends what is left (the audit event says what), but grants nothing new.

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Response
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE
-from app.staff import accounts, grants, lockout, own_password, sessions, throttle
+from app.staff import accounts, invitations, lockout, own_password, sessions, throttle
 from app.staff import login as login_flows
 from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
 from app.staff.schemas import (
@@ -152,7 +152,9 @@ async def change_role(
 async def disable_staff(
     staff_id: StaffId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> StaffPublic:
-    return staff_public(await grants.disable_account(tx, ctx, staff=staff, account_id=staff_id))
+    return staff_public(
+        await invitations.disable_account(tx, ctx, staff=staff, account_id=staff_id)
+    )
 
 
 @router.delete(

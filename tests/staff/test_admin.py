@@ -9,6 +9,7 @@ from app.staff import accounts
 from tests.conftest import call, count_rows
 from tests.fixtures.staff import open_session
 from tests.staff.helpers import PASSWORD, bearer, create_staff, events, login, rows, staff_auth
+from tests.staff.test_invitations import invite
 
 
 async def test_admins_and_auditors_read_the_staff_list(client, app):
@@ -170,3 +171,23 @@ async def test_disabling_an_account_cancels_the_proposals_that_name_it_or_it_mad
     assert off.status_code == 200, off.text
     assert (await client.get("/v1/staff/grants", headers=deciding)).json()["grants"] == []
     assert len(events(app, "staff:grant:cancelled")) == 1
+
+
+async def test_disabling_an_admin_revokes_their_privileged_invitation_on_the_record(client, app):
+    """A privileged invitation waits for a second admin's confirmation; when its proposer
+    is disabled, the invitation is revoked as any: recorded, its account disabled."""
+    proposer_account = await create_staff(app, "admin", username="proposer")
+    deciding = await staff_auth(app, client, "admin", username="deciding")
+    by = bearer(await open_session(app, proposer_account))
+    invited = await invite(client, by, "po-new", "privacy_officer")
+    assert invited["grant"]["status"] == "pending"
+    off = await client.post(f"/v1/staff/{proposer_account.id}/disable", headers=deciding)
+    assert off.status_code == 200, off.text
+    assert len(events(app, "staff:invitation:revoked")) == 1
+    assert len(events(app, "staff:grant:cancelled")) == 1
+    (account,) = rows(app, "SELECT id, disabled_at FROM staff_accounts WHERE username = 'po-new'")
+    assert account["disabled_at"] is not None
+    history = rows(
+        app, "SELECT change FROM staff_permission_history WHERE staff_id = :s", s=account["id"]
+    )
+    assert history[-1] == {"change": "revoke"}

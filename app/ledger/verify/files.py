@@ -133,8 +133,7 @@ def _verify_records(
         report.problem = Problem(
             1,
             FILTERED,
-            f"the export states the filter {stated or '(none: complete)'}, not the one asked "
-            "for",
+            f"the export states the filter {stated or '(none: complete)'}, not the one asked for",
         )
         return report
     matches = _matcher(report.filters)
