@@ -5,6 +5,11 @@ only while the subscriber's opt-in is live (app.consent.service): checked when t
 message is claimed and again in the statement that takes it for sending. A message
 whose opt-in was withdrawn is cancelled (``opted_out``), one whose subscriber or text
 is gone is cancelled too (``no_recipient``), and one past its time expires.
+
+A Korean number (+82) always gets the campaign's ``ko`` text, which starts with (광고)
+and ends with the Korean opt-out line (정보통신망법 Art. 50), whatever language its
+consent names; with no ``ko`` text it is not sent (``no_korean_text``). Its language was
+only what the subscriber chose; the law goes by the number.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from app.sms.outbox import Claimed, Outgoing, Rendered
 
 OPTED_OUT = "opted_out"
 NO_RECIPIENT = "no_recipient"
+NO_KOREAN_TEXT = "no_korean_text"
+KOREAN_NUMBER = "+82"
 
 
 class CampaignMessages:
@@ -47,6 +54,7 @@ class CampaignMessages:
         texts = await repo.bodies(tx, sorted({m.delivery_id for m in messages if m.delivery_id}))
         withdrawn: list[Claimed] = []
         gone: list[Claimed] = []
+        unmarked: list[Claimed] = []
         for message in messages:
             person = people.get(message.subscriber_id or "")
             body = texts.get((message.delivery_id or "", message.locale or ""))
@@ -58,9 +66,15 @@ class CampaignMessages:
                 rendered.expired.append(message)
             else:
                 to = registry.phone_number(ctx, person)
+                if to.startswith(KOREAN_NUMBER):
+                    body = texts.get((message.delivery_id or "", "ko"))
+                    if body is None:
+                        unmarked.append(message)
+                        continue
                 rendered.outgoing.append(Outgoing(message=message, to=to, body=body))
         await outbox.cancel(tx, withdrawn, now=now, reason=OPTED_OUT)
         await outbox.cancel(tx, gone, now=now, reason=NO_RECIPIENT)
+        await outbox.cancel(tx, unmarked, now=now, reason=NO_KOREAN_TEXT)
         return rendered
 
     async def unwanted(

@@ -72,12 +72,15 @@ async def test_only_live_opt_ins_get_it_once_in_their_language(client, app, carr
     assert sent == {
         jp(0): f"{MESSAGES['ja']}\n{OPT_OUT['ja']}",
         jp(1): f"{MESSAGES['en']}\n{OPT_OUT['en']}",
-        # Korean has no text in this campaign: the default language, with its line.
-        "+821012345678": f"{MESSAGES['en']}\n{OPT_OUT['en']}",
+        # A Korean number gets only a Korean text, marked (광고) as its law asks: this
+        # campaign has none, so it is not sent there.
     }
     state = await client.get(f"/v1/deliveries/{body['id']}", headers=full_auth)
     assert state.status_code == 200
-    assert state.json()["states"] == {"sent": 3}
+    assert state.json()["states"] == {"sent": 2, "cancelled": 1}
+    assert rows(app, "SELECT error_code FROM outbox_messages WHERE status = 'cancelled'") == [
+        ("no_korean_text",)
+    ]
     assert state.json()["counts"] == body["counts"]
     assert jp(0) not in answer.text + state.text
 
@@ -96,7 +99,7 @@ async def test_campaign_id_replays_the_first_answer_and_never_queues_twice(
     assert again.json() == first.json()
     assert counts(app)["outbox_messages"] == queued
     await app.state.outbox.drain()
-    assert len(carrier.sent) == 3
+    assert len(carrier.sent) == 2  # the Korean number: no Korean text in this campaign
 
 
 async def test_concurrent_repeats_queue_one_set(client, app, carrier, full_auth):
@@ -106,7 +109,7 @@ async def test_concurrent_repeats_queue_one_set(client, app, carrier, full_auth)
     assert len({a.json()["id"] for a in answers}) == 1
     assert counts(app)["deliveries"] == 1
     await app.state.outbox.drain()
-    assert Counter(m.to for m in carrier.sent) == {jp(0): 1, jp(1): 1, "+821012345678": 1}
+    assert Counter(m.to for m in carrier.sent) == {jp(0): 1, jp(1): 1}  # no Korean text
 
 
 async def test_same_campaign_id_with_other_texts_is_refused(client, app, full_auth):
@@ -273,3 +276,19 @@ async def test_a_number_no_longer_held_for_delivery_is_not_sent(client, app, car
         ("sent", None): 1,
         ("cancelled", "opted_out"): 1,
     }
+
+
+@pytest.mark.parametrize("locale", ["ko", "ja", "en"])
+async def test_a_korean_number_gets_the_korean_text_whatever_its_language(
+    client, app, carrier, full_auth, locale
+):
+    """정보통신망법 Art. 50: an advertising SMS to a Korean number starts with (광고) and
+    names a free way out, whichever language the subscriber chose."""
+    korean = await register(app, "+821012345678")
+    await opted_in(client, full_auth, korean, locale=locale)
+    texts = {**MESSAGES, "ko": "(광고) 봄 쿠폰이 왔어요"}
+    assert (await deliver(client, full_auth, messages=texts, default="ja")).status_code == 201
+    await app.state.outbox.drain()
+    assert [(m.to, m.body) for m in carrier.sent] == [
+        ("+821012345678", f"{texts['ko']}\n{OPT_OUT['ko']}")
+    ]
