@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import unicodedata
 
+from app.core.text import invisible
+
 _GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -30,11 +32,23 @@ def segments(text: str) -> int:
 
 def bad_character(text: str) -> str | None:
     """The first character a campaign text may not hold (controls other than a line
-    break, invisible formatting such as bidi overrides, unassigned or private code
-    points), or None."""
-    for ch in text:
-        if ch == "\n" or ch in _ALLOWED_FORMAT:
+    break, invisible formatting such as bidi overrides, characters drawn as nothing such
+    as a Hangul filler, unassigned or private code points), or None. A zero-width joiner
+    is taken only between two characters it can join (an emoji sequence), not in runs."""
+    for i, ch in enumerate(text):
+        if ch == "\n":
             continue
-        if unicodedata.category(ch)[0] == "C":
+        if ch in _ALLOWED_FORMAT and _joins(text, i):
+            continue
+        if unicodedata.category(ch)[0] == "C" or invisible(ch):
             return ch
     return None
+
+
+def _joins(text: str, i: int) -> bool:
+    """Whether the joiner at ``i`` stands between two characters that are not joiners
+    or white space."""
+    before, after = text[i - 1 : i], text[i + 1 : i + 2]
+    return all(
+        side and side not in _ALLOWED_FORMAT and not side.isspace() for side in (before, after)
+    )

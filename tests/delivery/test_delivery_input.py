@@ -32,6 +32,9 @@ def without(key: str) -> dict:
         ({**GOOD, "messages": {"en": "x" * 1601}}, "messages.en"),
         ({**GOOD, "messages": {"en": "Hi\x07there"}}, "messages.en"),
         ({**GOOD, "messages": {"en": "Hi \u202egnp.exe"}}, "messages.en"),  # bidi override
+        ({**GOOD, "messages": {"en": "Hi\u3164there"}}, "messages.en"),  # a Hangul filler
+        ({**GOOD, "messages": {"en": "a" + "\u200d" * 150}}, "messages.en"),  # joiners, no emoji
+        ({**GOOD, "messages": {"en": "Sale \u200d50%"}}, "messages.en"),  # a joiner by a space
         ({**GOOD, "messages": {"en": "a" * 460}}, "messages.en"),  # 4 parts with the line
         ({**GOOD, "messages": {"en": "ok", "ja": "あ" * 200}}, "messages.ja"),
         ({**GOOD, "messages": {"en": "ok", "ko": "봄 쿠폰"}}, "messages.ko"),  # no (광고)
@@ -129,5 +132,13 @@ async def test_longest_allowed_text_is_accepted(client, app, full_auth):
 async def test_a_korean_text_that_starts_with_the_advertising_mark_is_taken(client, app, full_auth):
     await opted_in(client, full_auth, await register(app, jp(1)))
     body = {**GOOD, "messages": {"en": "Hello", "ko": "(광고) 봄 쿠폰"}}
+    answer = await client.post("/v1/deliveries", json=body, headers=full_auth)
+    assert answer.status_code == 201, answer.text
+
+
+async def test_an_emoji_sequence_keeps_its_joiners(client, app, full_auth):
+    await opted_in(client, full_auth, await register(app, jp(1)))
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    body = {**GOOD, "messages": {"en": f"Family coupon {family}"}}
     answer = await client.post("/v1/deliveries", json=body, headers=full_auth)
     assert answer.status_code == 201, answer.text
