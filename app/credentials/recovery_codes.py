@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import unicodedata
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
@@ -61,7 +62,8 @@ async def left(tx: Tx, staff_id: str) -> int:
 
 async def use(tx: Tx, ctx: Context, *, staff_id: str, code: str) -> bool:
     """Spend one unused recovery code of the account; False if it is not one."""
-    typed = "".join(code.lower().replace("-", "").split())
+    # As typed by a Japanese input method too: full-width letters, digits and hyphen.
+    typed = "".join(unicodedata.normalize("NFKC", code).lower().replace("-", "").split())
     if len(typed) != _CHARS or set(typed) - set(_ALPHABET):
         return False
     hashes = [_hash(ctx, staff_id, typed, key_id) for key_id in ctx.keys.token.ids()]

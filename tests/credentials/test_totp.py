@@ -202,6 +202,10 @@ async def test_each_recovery_code_works_once(client, app, clock):
     typed = codes[1].replace("-", "").upper()
     assert (await login_with(client, "root", recovery_code=typed)).status_code == 201
     assert (await login_with(client, "root", recovery_code=codes[1])).status_code == 401
+    # And in full width, as a Japanese input method may type it.
+    wide = codes[2].translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+    assert wide != codes[2]
+    assert (await login_with(client, "root", recovery_code=wide)).status_code == 201
 
 
 async def test_a_login_with_both_second_factors_is_refused(client, app, clock):
