@@ -113,9 +113,9 @@ async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
             span = (span[0], span[1] if cover is None else cover.seq)  # cover: at most upto
     found: list[LedgerCheckpoint] = []
     if span is not None:
-        # A complete export carries later checkpoints too, so a cut tail shows.
-        last = repo.NO_END if not query.selective else span[1]
-        found = await repo.checkpoints_between(tx, first_seq=span[0] - 1, last_seq=last)
+        # The checkpoints from just before the range to its end (a complete export's end
+        # is the newest signed head; one signed since this unit began is the next's).
+        found = await repo.checkpoints_between(tx, first_seq=span[0] - 1, last_seq=span[1])
     return _Plan(head_seq=head_seq, span=span, checkpoints=found, note=note)
 
 
