@@ -249,36 +249,36 @@ def _typed(code: str) -> str | None:
 
 def _used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
     """Whether ``code`` is the code of a step within the drift that was already accepted."""
-    typed = _typed(code)
-    secret = _secret(ctx, row, quiet=True)
-    if typed is None or row.last_used_step is None or secret is None:
-        return False
-    totp = pyotp.TOTP(secret)
-    current = totp.timecode(ctx.clock.now())
-    drift = ctx.settings.totp_drift_steps
-    return any(
-        hmac.compare_digest(totp.generate_otp(step), typed)
-        for step in range(current - drift, min(current + drift, row.last_used_step) + 1)
-    )
+    step = _step_of(ctx, row, code, ctx.clock.now(), quiet=True)
+    return step is not None and row.last_used_step is not None and step <= row.last_used_step
 
 
 def _matching_step(ctx: Context, row: StaffTotp, code: str, now: dt.datetime) -> int | None:
     """The 30-second step whose code this is, within the allowed drift and later than the
     last accepted one; None if there is none."""
+    step = _step_of(ctx, row, code, now)
+    last = row.last_used_step if row.last_used_step is not None else -1
+    return step if step is not None and step > last else None
+
+
+def _step_of(
+    ctx: Context, row: StaffTotp, code: str, now: dt.datetime, *, quiet: bool = False
+) -> int | None:
+    """The latest step within the allowed drift whose code this is, used or not; None if
+    there is none (or the secret cannot be read)."""
     typed = _typed(code)
     if typed is None:
         return None
-    secret = _secret(ctx, row)
+    secret = _secret(ctx, row, quiet=quiet)
     if secret is None:
         return None
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
-    last = row.last_used_step if row.last_used_step is not None else -1
     drift = ctx.settings.totp_drift_steps
     found = None
     for step in range(current - drift, current + drift + 1):
         # Every candidate is compared, in constant time, whatever matched before.
-        if hmac.compare_digest(totp.generate_otp(step), typed) and step > last:
+        if hmac.compare_digest(totp.generate_otp(step), typed):
             found = step
     return found
 
