@@ -116,7 +116,7 @@ def _verify_records(
     # entry left out of it (a link in its place) is found.
     report.filters = {name: value for name, value in filters.items() if value is not None}
     report.complete = bool(header.get("complete")) or not report.filters
-    stated = ", ".join(f"{name}={value}" for name, value in sorted(report.filters.items()))
+    stated = report.filter_text()
     if not report.complete and asked is None:
         report.problem = Problem(
             1,
@@ -287,18 +287,14 @@ def _normal(filters: Mapping[str, Any]) -> dict[str, Any]:
 
 def _matcher(filters: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
     """Whether an entry record is one the stated filter selects (as the export chose)."""
-
-    def when(value: Any) -> Any:
-        try:
-            return canonical.parse_timestamp(str(value))
-        except ValueError:
-            raise Malformed("a time in the export is not a timestamp") from None
-
-    since = when(filters["since"]) if "since" in filters else None
-    until = when(filters["until"]) if "until" in filters else None
+    times = _normal(filters)  # its times as instants (read before: they are times)
+    since, until = times.get("since"), times.get("until")
 
     def matches(entry: Mapping[str, Any]) -> bool:
-        at = when(entry.get("recorded_at"))
+        try:
+            at = canonical.parse_timestamp(str(entry.get("recorded_at")))
+        except ValueError:
+            raise Malformed("a time in the export is not a timestamp") from None
         subjects = entry.get("subject_ids")
         return (
             (since is None or at >= since)

@@ -48,6 +48,10 @@ class Report:
         """Whether nothing is broken."""
         return self.problem is None
 
+    def filter_text(self) -> str:
+        """The filter the export states, as ``name=value, ...``."""
+        return ", ".join(f"{name}={value}" for name, value in sorted(self.filters.items()))
+
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
         return {
@@ -93,8 +97,7 @@ class Report:
                 f"chain intact {start}"
                 if self.complete
                 else "each entry unchanged and in place in the signed chain (filtered export, "
-                + ", ".join(f"{name}={value}" for name, value in sorted(self.filters.items()))
-                + ": completeness of the filter is not provable)"
+                f"{self.filter_text()}: completeness of the filter is not provable)"
             )
             reach = (
                 "no checkpoint yet"
