@@ -140,15 +140,16 @@ def app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> Iterator[
     most tests, so tests share an app built for the same shape of settings and each gets
     a runtime of its own on it (app.main.attach_runtime). A test that adds a route needs
     an app of its own: ``fresh_app``."""
-    shared = _APPS.get(_shape(settings))
+    shape = _shape(settings)
+    shared = _APPS.get(shape)
     if shared is None:
-        shared = _APPS[_shape(settings)] = create_app(settings, clock=clock, sender=carrier)
+        shared = _APPS[shape] = create_app(settings, clock=clock, sender=carrier)
     else:
         attach_runtime(shared, settings, clock=clock, sender=carrier)
     before = _built(shared)
     yield shared
     if _built(shared) != before:
-        del _APPS[_shape(settings)]  # the next test of this shape builds a clean one
+        del _APPS[shape]  # the next test of this shape builds a clean one
         pytest.fail("a test changed a shared app (its routes, dependency overrides, "
                     "error handlers or middleware): use fresh_app")  # fmt: skip
 

@@ -57,10 +57,10 @@ ACCESS_CODE_DIGITS = 4  # the longest international access code (0011, 0010...)
 _MOBILE_SHAPE = re.compile(r"(?:0?[789]0|010|810?[789]0|820?10)\d{7,9}$")
 
 
-# Dashes; format characters, which are invisible (U+200B, U+00AD, U+2060, U+202A...);
-# combining marks, drawn on the digit before them.
-_SEPARATOR_CATEGORIES = frozenset({"Pd", "Cf", "Mn", "Me"})
-# Unicode's Default_Ignorable_Code_Point characters that are neither of those categories:
+# Dashes; combining marks, drawn on the digit before them (and what :func:`invisible`
+# names: format characters such as U+200B, U+00AD, U+2060, U+202A, and the rest).
+_SEPARATOR_CATEGORIES = frozenset({"Pd", "Mn", "Me"})
+# Unicode's Default_Ignorable_Code_Point characters that are not format characters (Cf):
 # drawn as nothing, yet letters or unassigned (the Hangul fillers U+115F, U+1160, U+3164,
 # U+FFA0, the Khmer inherent vowels, U+FFF0-U+FFF8...). DerivedCoreProperties.txt.
 _IGNORABLE_RANGES = (
