@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from prometheus_client.core import GaugeMetricFamily, Metric
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app.consent.inbound import router as sms_inbound_router
+from app.consent.inbound import router as sms_webhooks_router
 from app.consent.routes import router as consent_router
 from app.consent.staff_routes import router as subscriber_views_router
+from app.consent.stop import carrier_stop
 from app.console.routes import router as console_router
 from app.console.web import page_refusal as console_refusal
 from app.core.clock import Clock, SystemClock
@@ -44,7 +45,6 @@ from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router
 from app.sms import outbox
 from app.sms.base import SmsSender
-from app.sms.callbacks import router as sms_callback_router
 from app.sms.factory import build_sender
 from app.sms.outbox import CAMPAIGN, CODE
 from app.sms.worker import OutboxWorker
@@ -103,7 +103,11 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
 def outbox_worker(db: Database, ctx: Context, sender: SmsSender) -> OutboxWorker:
     """The outbox worker, with the renderer of each kind of message it sends."""
     return OutboxWorker(
-        db, ctx, sender, renderers={CODE: CodeMessages(), CAMPAIGN: CampaignMessages()}
+        db,
+        ctx,
+        sender,
+        renderers={CODE: CodeMessages(), CAMPAIGN: CampaignMessages()},
+        on_opted_out=carrier_stop,
     )
 
 
@@ -214,8 +218,7 @@ def create_app(
         verification_router,
         health_router,
         metrics_router,
-        sms_callback_router,
-        sms_inbound_router,
+        sms_webhooks_router,
         consent_router,
         delivery_router,
         coupons_router,

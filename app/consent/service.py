@@ -94,9 +94,7 @@ async def change(
 ) -> ConsentPublic:
     """Append one change to the history and make it the current state (checked input)."""
     purpose = Purpose(purpose).value  # stored as the plain string
-    # Changes of one subscriber's consent run one at a time, so the newest history row
-    # and the current state always agree (SQLite's write lock already serialises them).
-    await tx.lock(f"consent:{subscriber.id}:{purpose}")
+    await _lock(tx, subscriber.id, purpose)
     now = ctx.clock.now()
     before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
     if locale is not None:
@@ -150,6 +148,37 @@ async def change(
             "changed_at": now,
         }
     )
+
+
+async def _lock(tx: Tx, subscriber_id: str, purpose: str) -> None:
+    # Changes of one subscriber's consent run one at a time, so the newest history row
+    # and the current state always agree (SQLite's write lock already serialises them).
+    await tx.lock(f"consent:{subscriber_id}:{purpose}")
+
+
+async def withdraw_opt_in(
+    tx: Tx, ctx: Context, *, subscriber: Subscriber, purpose: str, source: str, actor: str
+) -> bool:
+    """Opt a subscriber out only if they are opted in now (read under the change's lock,
+    so two at once write one opt-out); True when they were."""
+    purpose = Purpose(purpose).value
+    await _lock(tx, subscriber.id, purpose)
+    before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
+    if not before or before[0].status != OPTED_IN:
+        return False
+    await change(
+        tx,
+        ctx,
+        subscriber=subscriber,
+        purpose=purpose,
+        action="opt_out",
+        source=source,
+        policy_version=None,
+        locale=None,
+        client_ip=None,
+        actor=actor,
+    )
+    return True
 
 
 def _number_language(ctx: Context, subscriber: Subscriber) -> str:

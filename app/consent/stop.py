@@ -16,10 +16,13 @@ import phonenumbers
 from app.consent import service
 from app.core.context import Context
 from app.core.tx import Tx
+from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
 
 SOURCE = "sms"
+# The source of an opt-out the carrier reported (the recipient's STOP reached only it).
+CARRIER_SOURCE = "carrier"
 ACTOR = "sms:twilio"
 # What a STOP withdraws: consent to receive campaign messages.
 PURPOSE = Purpose.COUPON_DELIVERY
@@ -59,15 +62,7 @@ async def handle_inbound(
     subscriber was opted out."""
     if not twilio_stop and not is_stop_word(body, ctx.settings.stop_words):
         return False
-    e164 = _e164(sender)
-    if e164 is None:
-        return False
-    # Every index of the number, so a subscriber an index-key rotation has not
-    # re-indexed yet is found too.
-    subscriber_id = await registry.find_id(
-        tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")
-    )
-    subscriber = None if subscriber_id is None else await registry.get(tx, subscriber_id)
+    subscriber = await _registered(tx, ctx, sender)
     if subscriber is None:
         return False  # not ours: nothing is written
     await service.change(
@@ -83,3 +78,30 @@ async def handle_inbound(
         actor=ACTOR,
     )
     return True
+
+
+async def carrier_stop(tx: Tx, ctx: Context, number: str) -> bool:
+    """Opt a registered number out of coupon delivery on the carrier's word that its
+    recipient told it to stop (Twilio's error 21610: a STOP this service never saw, its
+    inbound webhook not set up or down at the time); True when one was opted out.
+
+    Only a standing opt-in is withdrawn: a number that keeps failing so writes its
+    history once, and a subscriber who never opted in gets no opt-out they did not make."""
+    subscriber = await _registered(tx, ctx, number)
+    if subscriber is None:
+        return False
+    return await service.withdraw_opt_in(
+        tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=CARRIER_SOURCE, actor=ACTOR
+    )
+
+
+async def _registered(tx: Tx, ctx: Context, number: str) -> Subscriber | None:
+    e164 = _e164(number)
+    if e164 is None:
+        return None
+    # Every index of the number, so a subscriber an index-key rotation has not
+    # re-indexed yet is found too.
+    subscriber_id = await registry.find_id(
+        tx, phone_index=ctx.keys.blind_indexes(e164, kind="number")
+    )
+    return None if subscriber_id is None else await registry.get(tx, subscriber_id)

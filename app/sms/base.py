@@ -20,15 +20,24 @@ class SendError(Exception):
 
     ``unknown`` means the request may have reached the carrier (it was written, and no
     answer came): the message may have been accepted, so it is never sent again.
+    ``opted_out`` means the carrier refused because the recipient told it to stop
+    sending (a STOP reply the carrier acted on): the recipient's own word.
     """
 
     def __init__(
-        self, message: str, *, code: str | None = None, permanent: bool, unknown: bool = False
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        permanent: bool,
+        unknown: bool = False,
+        opted_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent
         self.unknown = unknown
+        self.opted_out = opted_out
 
 
 class SmsSender(Protocol):

@@ -1,4 +1,5 @@
 """Twilio's delivery status callbacks: signature-checked, recorded on the outbox row.
+(The webhook routes are in app.consent.inbound: a report can also withdraw a consent.)
 
 Twilio signs each callback (X-Twilio-Signature) over the exact URL it called and the
 form fields. That URL is SMSREG_PUBLIC_BASE_URL plus the path when set (the only form
@@ -9,19 +10,17 @@ trusted proxies only (uvicorn's proxy-header middleware, SMSREG_TRUSTED_PROXIES)
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Request
 from twilio.request_validator import RequestValidator
 
 from app.core.context import Context
-from app.core.deps import CtxDep, TxDep
 from app.core.errors import AppError, Forbidden, InvalidInput
 from app.core.sql import Sql
 from app.core.tx import Tx
 
-router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
 PATH = "/v1/sms/twilio/status"
 
 # Callbacks arrive out of order: a later state wins over an earlier one, and a final
@@ -36,7 +35,7 @@ _RANK = {
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read", "partially_delivered"})
 _SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 # The outbox's id of the message, which the sender puts in each message's callback URL.
-_REFERENCE = re.compile(r"msg_[0-9A-Za-z_-]{1,64}")
+REFERENCE = re.compile(r"msg_[0-9A-Za-z_-]{1,64}")
 _ERROR_CODE = re.compile(r"[0-9]{1,10}")
 
 
@@ -120,7 +119,7 @@ async def record_status(
     return True
 
 
-def _checked(form: dict[str, Any]) -> tuple[str, str, str | None]:
+def checked_report(form: dict[str, Any]) -> tuple[str, str, str | None]:
     """The callback's message id, state and error code, each checked against what Twilio
     sends, or InvalidInput naming the field (nothing is written then)."""
     sid = str(form.get("MessageSid") or form.get("SmsSid") or "")
@@ -173,34 +172,3 @@ async def signed_form(request: Request, ctx: Context) -> dict[str, Any]:
     ):
         raise Forbidden("the X-Twilio-Signature does not match")
     return form
-
-
-@router.post(
-    "/status",
-    status_code=204,
-    responses={
-        403: Forbidden.openapi(),
-        404: CallbacksDisabled.openapi(),
-        422: InvalidInput.openapi(),
-    },
-    summary="Twilio delivery status callback (signed by Twilio)",
-    openapi_extra=SIGNED_FORM,
-)
-async def twilio_status(
-    request: Request,
-    tx: TxDep,
-    ctx: CtxDep,
-    m: Annotated[
-        str | None,
-        Query(
-            description="The outbox's id of the message, as the sender put it in the "
-            "message's callback URL (signed with it); without it, or not one of the "
-            "service's ids, the report is matched by Twilio's MessageSid"
-        ),
-    ] = None,
-) -> Response:
-    sid, status, code = _checked(await signed_form(request, ctx))
-    reference = m if m is not None and _REFERENCE.fullmatch(m) else None
-    await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
-    # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
-    return Response(status_code=204)

@@ -70,6 +70,13 @@ def status(
         str, typer.Option(help="queued, sent, delivered, undelivered or failed")
     ] = "delivered",
     error_code: Annotated[str | None, typer.Option(help="Twilio's error code")] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="the recipient's number, E.164, as Twilio names it (with --error-code "
+            "21610 a registered number's opt-in is withdrawn)"
+        ),
+    ] = None,
     url: Url = None,
 ) -> None:
     """A delivery report for a message the service sent."""
@@ -77,4 +84,6 @@ def status(
     form = {"MessageSid": sid, "MessageStatus": state}
     if error_code:
         form["ErrorCode"] = error_code
+    if to:
+        form["To"] = to
     _post(settings, url, "/v1/sms/twilio/status", form)

@@ -53,6 +53,10 @@ RECIPIENT_ERROR_CODES = frozenset(
     }
 )
 
+# The recipient replied STOP and Twilio now blocks sends to it (Advanced Opt-Out): at
+# the send, or later in a status callback when a Messaging Service queued the message.
+OPTED_OUT_ERROR_CODES = frozenset({21610})
+
 # Refusals for now, though their status is 4xx: the sender's queue at Twilio is full
 # (21611), or the account's concurrency or rate limit was hit.
 BUSY_ERROR_CODES = frozenset({21611, 20429})
@@ -290,7 +294,12 @@ def _http_error(*, status: int, code: object) -> SendError:
             f"Twilio failed mid-request ({where})", code=label, permanent=False, unknown=True
         )
     if twilio_code in RECIPIENT_ERROR_CODES:
-        return SendError(f"Twilio refused the recipient ({where})", code=label, permanent=True)
+        return SendError(
+            f"Twilio refused the recipient ({where})",
+            code=label,
+            permanent=True,
+            opted_out=twilio_code in OPTED_OUT_ERROR_CODES,
+        )
     return SendError(f"Twilio refused the message ({where})", code=label, permanent=True)
 
 

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,7 @@ from app.audit.events import Tag
 from app.core.context import Context
 from app.core.db import Database
 from app.core.metrics import SMS_OUTCOMES
+from app.core.tx import Tx
 from app.sms import outbox
 from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.outbox import CAMPAIGN, Claimed, Outcome, Outgoing, Renderer
@@ -39,17 +40,29 @@ RECORD_RETRIES = (0.1, 0.5, 1.0, 2.0, 5.0)
 BLIP_RETRY_SECONDS = 1.0
 
 
+# What becomes of a number whose recipient told the carrier to stop (SendError.opted_out):
+# given the number, in a transaction of its own after the outcome is recorded.
+OnOptedOut = Callable[[Tx, Context, str], Awaitable[object]]
+
+
 class OutboxWorker:
     """Drains the outbox; see the module docstring."""
 
     def __init__(
-        self, db: Database, ctx: Context, sender: SmsSender, renderers: Mapping[str, Renderer]
+        self,
+        db: Database,
+        ctx: Context,
+        sender: SmsSender,
+        renderers: Mapping[str, Renderer],
+        *,
+        on_opted_out: OnOptedOut | None = None,
     ) -> None:
         s = ctx.settings
         self.db = db
         self.ctx = ctx
         self.sender = sender
         self.renderers = renderers
+        self.on_opted_out = on_opted_out
         self.batch = s.outbox_batch
         self.concurrency = s.outbox_concurrency
         self.lease = dt.timedelta(seconds=s.outbox_lease_seconds)
@@ -161,10 +174,15 @@ class OutboxWorker:
             if item.message.id not in taken and item.message.id not in retried
         ]
         pending = {asyncio.ensure_future(self._answer(item, limiter)) for item in sending}
+        numbers = {item.message.id: item.to for item in sending}
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                await self._record([task.result() for task in done])
+                outcomes = [task.result() for task in done]
+                await self._record(outcomes)
+                await self._opted_out(
+                    [numbers[m.id] for m, outcome in outcomes if outcome.details.get("opted_out")]
+                )
         finally:
             for task in pending:  # only when cancelled: their claims run out as unknown
                 task.cancel()
@@ -204,7 +222,9 @@ class OutboxWorker:
         return _sent(result)
 
     def _failure(self, message: Claimed, error: SendError, now: dt.datetime) -> Outcome:
-        details = {"code": error.code, "permanent": error.permanent}
+        details: dict[str, object] = {"code": error.code, "permanent": error.permanent}
+        if error.opted_out:
+            details["opted_out"] = True
         if error.unknown:
             return Outcome("unknown", Tag.SMS_UNKNOWN, details, error_code=error.code)
         if error.permanent:
@@ -254,6 +274,22 @@ class OutboxWorker:
                 extra={"message_id": message.id, "status": outcome.status},
             )
             self._held.pop(message.id, None)
+
+    async def _opted_out(self, numbers: list[str]) -> None:
+        """Pass on the carrier's word that these numbers' recipients told it to stop. A
+        failure is logged, not retried: the outcome is recorded, and the carrier refuses
+        the number's next message the same way, which passes it on again."""
+        if not numbers or self.on_opted_out is None:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                for number in numbers:
+                    await self.on_opted_out(tx, self.ctx, number)
+        except Exception as exc:
+            log.warning(
+                "carrier opt-out not passed on",
+                extra={"messages": len(numbers), "error_type": type(exc).__name__},
+            )
 
     async def _settle_unwanted(self, messages: list[Claimed]) -> None:
         now = self.ctx.clock.now()

@@ -100,6 +100,35 @@ async def test_permanent_failure_is_final_and_counted(client, app, carrier, cloc
     assert state["states"] == {"failed": 2}
 
 
+async def test_a_recipient_who_stopped_at_the_carrier_gets_no_more_campaigns(
+    client, app, carrier, clock, full_auth
+):
+    """Twilio's 21610 on a campaign message: its recipient replied STOP there. Their
+    opt-in is withdrawn, so the next campaign is not queued for them; a number refused
+    for another reason keeps its opt-in."""
+    await campaign(client, app, full_auth, n=3)
+    carrier.refusing[jp(500)] = SendError(
+        "unsubscribed recipient", code="21610", permanent=True, opted_out=True
+    )
+    carrier.refusing[jp(501)] = SendError("invalid number", code="21211", permanent=True)
+    await app.state.outbox.drain()
+    assert [m.to for m in carrier.sent] == [jp(502)]
+    assert Counter(r[0] for r in rows(app, "SELECT status FROM consents")) == {
+        "opted_in": 2,
+        "opted_out": 1,
+    }
+    carrier.refusing.clear()
+    clock.advance(minutes=5)
+    answer = await client.post(
+        "/v1/deliveries",
+        json={"campaign_id": "c2", "messages": {"ja": "クーポン"}, "default_locale": "ja"},
+        headers=full_auth,
+    )
+    assert answer.json()["counts"]["queued"] == 2
+    await app.state.outbox.drain()
+    assert Counter(m.to for m in carrier.sent) == {jp(502): 2, jp(501): 1}
+
+
 async def test_a_dead_workers_lease_runs_out_then_the_rest_goes_once(
     client, app, carrier, clock, full_auth
 ):

@@ -90,6 +90,10 @@ def test_a_simulated_status_callback_is_accepted_and_a_wrongly_signed_one_refuse
             result = _simulate(env)
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("204")
+        # Twilio names the recipient too: signed with it, the report is believed.
+        failed = ("--state", "failed", "--error-code", "21610", "--to", "+819012345678")
+        named = _simulate(env, "status", "--sid", SID, *failed)
+        assert named.returncode == 0 and named.stdout.startswith("204"), named.stderr
         refused = _simulate(_env(tmp_path, port, "another-token-0123456789"))
         assert refused.returncode == 1 and refused.stdout.startswith("403")
         # As the README tells a newcomer: the console line's id, reported delivered.

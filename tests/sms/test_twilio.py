@@ -379,6 +379,8 @@ def test_a_refused_recipient_is_permanent(fake_twilio: FakeTwilio, code, message
     fake_twilio.fail_next(status=400, code=code, message=message)
     error = send_error(make_sender(fake_twilio))
     assert (error.permanent, error.code) == (True, str(code))
+    # Only "unsubscribed recipient" is the recipient's own word to stop.
+    assert error.opted_out == (code == 21610)
     assert fake_twilio.messages == []
 
 
