@@ -84,6 +84,10 @@ def parse_mobile(
         # An SMS reaches the line, not an extension; "... ext 1" would be kept and shown
         # as a different number for the same person.
         raise InvalidInput.field(field, "must not have an extension")
+    if any(character.isalpha() for character in raw):
+        # phonenumbers reads letters as the digits of a phone keypad (090-CALL-5678 is
+        # 090-2255-5678): a typo would send the code to somebody else's number.
+        raise InvalidInput.field(field, "must be written in digits, not letters")
     # number_type() is UNKNOWN exactly when is_valid_number() is False (both match the
     # number against its region's patterns, which is most of the parsing cost), so
     # the type is worked out once and answers both questions.

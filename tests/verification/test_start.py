@@ -130,6 +130,9 @@ LONG = "9" * 40
         ({"phone": "hello", "purpose": "coupon_usage"}, "phone"),
         ({"phone": "090-1234-5678 ext 1", "purpose": "coupon_usage"}, "phone"),  # extension
         ({"phone": "+81 90 1234 5678;ext=2", "purpose": "coupon_usage"}, "phone"),
+        # Letters: phonenumbers would read them as keypad digits (+819022555678).
+        ({"phone": "090-CALL-5678", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "090-1234-ｌｏｖｅ", "purpose": "coupon_usage"}, "phone"),
         ({"phone": LONG, "purpose": "coupon_usage"}, "phone"),  # oversize field
         ({"phone": "", "purpose": "coupon_usage"}, "phone"),
         ({"phone": 9012345678, "purpose": "coupon_usage"}, "phone"),  # wrong type
