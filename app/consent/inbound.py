@@ -18,6 +18,7 @@ from fastapi import APIRouter, Query, Request, Response
 from app.consent import stop
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import Forbidden, InvalidInput
+from app.core.http import JsonRoute
 from app.sms.callbacks import (
     FINAL,
     REFERENCE,
@@ -29,7 +30,7 @@ from app.sms.callbacks import (
 )
 from app.sms.twilio import OPTED_OUT_ERROR_CODES
 
-router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"])
+router = APIRouter(prefix="/v1/sms/twilio", tags=["sms"], route_class=JsonRoute)
 PATH = "/v1/sms/twilio/inbound"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_FIELD = 1600  # Twilio's longest message body

@@ -9,10 +9,11 @@ from app.consent import service
 from app.consent.schemas import ConsentChange, ConsentChangePublic, ConsentsPublic
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import JsonRoute
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.registry.service import NotVerifiedForPurpose, SubscriberNotFound
 
-router = APIRouter(prefix="/v1/subscribers", tags=["consents"])
+router = APIRouter(prefix="/v1/subscribers", tags=["consents"], route_class=JsonRoute)
 
 
 @router.post(

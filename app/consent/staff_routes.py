@@ -12,13 +12,13 @@ from app.consent import staff as views
 from app.consent.schemas import SubscriberSearchResult, SubscriberStaffView
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.registry.schemas import SubscriberSearch
 from app.registry.service import SubscriberNotFound
 from app.staff.auth import SubscriberRead
 
-router = APIRouter(prefix="/v1/subscribers", tags=["registry"])
+router = APIRouter(prefix="/v1/subscribers", tags=["registry"], route_class=JsonRoute)
 
 
 @router.post(

@@ -277,9 +277,26 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
+# How app.core.http.StrictJsonRequest starts the JSONDecodeError of a key named twice.
+DUPLICATE_KEY = "duplicate key: "
+# A duplicated key named back in the problem as its field; any other is not echoed.
+_FIELD_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
 def _input_error(request: Request, exc: RequestValidationError) -> AppError:
     errors = exc.errors()
-    if any(error.get("type") == "json_invalid" for error in errors):
+    for error in errors:
+        if error.get("type") != "json_invalid":
+            continue
+        reason = str((error.get("ctx") or {}).get("error", ""))
+        if reason.startswith(DUPLICATE_KEY):
+            key = reason.removeprefix(DUPLICATE_KEY)
+            field = key if _FIELD_NAME.fullmatch(key) else "body"
+            detail = "is named twice in one object"
+            return MalformedBody(
+                f"{field}: {detail}",
+                errors=[FieldProblem(location="body", field=field, detail=detail)],
+            )
         return MalformedBody.body("is not valid JSON")
     has_body = "transfer-encoding" in request.headers or request.headers.get(
         "content-length", "0"

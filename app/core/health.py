@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from app.core.deps import DbDep
 from app.core.errors import AppError
+from app.core.http import JsonRoute
 from app.core.migrations import REVISIONS, behind
 from app.core.openapi import NO_DATABASE
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 class NotReady(AppError):

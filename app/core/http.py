@@ -1,15 +1,19 @@
-"""HTTP odds and ends shared by routes: a body-size cap answered as a problem, no-store."""
+"""HTTP odds and ends shared by routes: a body-size cap answered as a problem, no-store,
+and the API's route class, whose JSON bodies may not name a key twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import AppError, PayloadTooLarge, problem_response
+from app.core.errors import DUPLICATE_KEY, AppError, PayloadTooLarge, problem_response
 
 PageRefusal = Callable[[Request, AppError], Response]
 
@@ -92,3 +96,49 @@ class _TooLarge(HTTPException):
 
     def __init__(self) -> None:
         super().__init__(413, "The request body is too large")
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Duplicate(key)
+        found[key] = value
+    return found
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body may not name a key twice in one object.
+
+    JSON leaves such a body's meaning open (RFC 8259, section 4): Python keeps the last
+    value, and a proxy, a firewall or the caller's own log may have read the first. So
+    ``{"phone": A, "phone": B}`` is refused rather than read as either number."""
+
+    async def json(self) -> Any:
+        body = await self.body()
+        try:
+            return json.loads(body, object_pairs_hook=_unique)
+        except _Duplicate as exc:
+            text = body.decode("utf-8", "replace")
+            raise json.JSONDecodeError(DUPLICATE_KEY + exc.key, text, 0) from None
+
+
+class JsonRoute(APIRoute):
+    """The REST API's routes: FastAPI's documented custom route class, handing the
+    operation a :class:`StrictJsonRequest` when it reads a body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler  # nothing to read
+
+        async def strict_handler(request: Request) -> Response:
+            return await handler(StrictJsonRequest(request.scope, request.receive))
+
+        return strict_handler

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from app.core.context import Context
 from app.core.errors import AUTH_PROBLEMS, Unauthenticated
+from app.core.http import JsonRoute
 
 VERIFICATIONS_STARTED = Counter(
     "smsreg_verifications_started_total", "Verifications started (SMS queued)", ["purpose"]
@@ -92,7 +93,7 @@ async def _scraper(
         raise Unauthenticated("send 'Authorization: Bearer <SMSREG_METRICS_TOKEN>'")
 
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 @router.get(

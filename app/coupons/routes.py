@@ -10,6 +10,7 @@ from pydantic import AfterValidator
 from app.clients.auth import CouponsWrite
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import JsonRoute
 from app.coupons import service
 from app.coupons.schemas import (
     COUPON_ID_PATTERN,
@@ -21,7 +22,7 @@ from app.coupons.schemas import (
 )
 from app.registry.service import SubscriberNotFound
 
-router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
+router = APIRouter(prefix="/v1/coupons", tags=["coupons"], route_class=JsonRoute)
 CouponId = Annotated[
     str,
     Path(

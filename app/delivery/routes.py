@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Response
 from app.clients.auth import DeliveriesWrite
 from app.core.deps import CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import JsonRoute
 from app.delivery import service
 from app.delivery.auth import DeliveriesQueue
 from app.delivery.schemas import CampaignDeliveryPublic, CampaignDeliveryStatePublic, DeliveryCreate
 
-router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=JsonRoute)
 DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-Za-z0-9_\-]+$")]
 
 

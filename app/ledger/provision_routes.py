@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.ledger import provision
 from app.ledger.errors import SubjectNotFound
 from app.ledger.schemas import (
@@ -25,7 +25,7 @@ from app.models.types import MAX_BIG_INTEGER
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff.auth import SubjectRequests
 
-router = APIRouter(prefix="/v1/subscribers", tags=["disclosure ledger"])
+router = APIRouter(prefix="/v1/subscribers", tags=["disclosure ledger"], route_class=JsonRoute)
 _SUBJECT_PROBLEMS: dict[int | str, dict[str, Any]] = {
     **AUTH_PROBLEMS,
     404: SubjectNotFound.openapi(),

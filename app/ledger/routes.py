@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, DatabaseUnavailable, InvalidInput, problem_answer
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.core.openapi import NO_DATABASE
 from app.ledger import auditor, checkpoints, signing, workflow
 from app.ledger.audit_schemas import (
@@ -43,9 +43,9 @@ from app.staff.auth import (
     LedgerExporter,
 )
 
-router = APIRouter(prefix="/v1", tags=["disclosure ledger"])
+router = APIRouter(prefix="/v1", tags=["disclosure ledger"], route_class=JsonRoute)
 # Anonymous: anyone may fetch the keys that verify an export.
-keys_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+keys_router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=JsonRoute)
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
 
 _STEP_PROBLEMS: dict[int | str, dict[str, Any]] = {

@@ -13,15 +13,15 @@ from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.models.types import MAX_INTEGER
 from app.registry import access_log, service
 from app.registry.schemas import AccessLogFilter, AccessLogPage, RevealedPublic, RevealRequest
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff.auth import AccessLogRead, PhoneReveal
 
-router = APIRouter(prefix="/v1/subscribers", tags=["registry"])
-access_log_router = APIRouter(prefix="/v1", tags=["access log"])
+router = APIRouter(prefix="/v1/subscribers", tags=["registry"], route_class=JsonRoute)
+access_log_router = APIRouter(prefix="/v1", tags=["access log"], route_class=JsonRoute)
 Filters = Annotated[AccessLogFilter, Query()]
 
 

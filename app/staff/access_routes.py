@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.staff import accounts, grants, invitations, lockout, login
 from app.staff.access_schemas import (
     EnrolledPublic,
@@ -39,7 +39,7 @@ from app.staff.auth import StaffAdmin, StaffRead
 from app.staff.new_account import NewAccount
 from app.staff.schemas import StaffListPublic, StaffSummary, staff_public
 
-router = APIRouter(prefix="/v1/staff", tags=["staff"])
+router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 GrantId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^grt_[A-Za-z0-9_\-]+$")]
 InvitationId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^inv_[A-Za-z0-9_\-]+$")]

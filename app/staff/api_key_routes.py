@@ -19,10 +19,10 @@ from app.clients.schemas import (
 )
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.staff.auth import StaffAdmin
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=JsonRoute)
 KeyId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^key_[A-Za-z0-9_\-]+$")]
 
 

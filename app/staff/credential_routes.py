@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Response
 
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.credentials import totp
 from app.staff import accounts, lockout, offboarding, second_factor
 from app.staff.auth import AnyStaff, OwnCredentials, StaffAdmin
@@ -28,7 +28,7 @@ from app.staff.credential_schemas import (
     offboard_public,
 )
 
-router = APIRouter(prefix="/v1/staff", tags=["staff"])
+router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.staff import accounts, invitations, lockout, own_password, sessions, throttle
 from app.staff import login as login_flows
 from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
@@ -33,7 +33,7 @@ from app.staff.schemas import (
     staff_public,
 )
 
-router = APIRouter(prefix="/v1/staff", tags=["staff"])
+router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import InvalidInput, RateLimited, Unauthenticated
-from app.core.http import NO_STORE
+from app.core.http import NO_STORE, JsonRoute
 from app.ledger.errors import SubjectNotFound
 from app.subject import erasure, service, sessions
 from app.subject.auth import CurrentSubject, SubjectApart
@@ -28,7 +28,7 @@ from app.subject.schemas import (
 )
 from app.verification import states
 
-router = APIRouter(prefix="/v1/subject", tags=["data subjects"])
+router = APIRouter(prefix="/v1/subject", tags=["data subjects"], route_class=JsonRoute)
 _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi()}
 _CHECK: dict[int | str, dict[str, Any]] = {
     404: states.VerificationNotFound.openapi(),

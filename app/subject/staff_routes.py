@@ -13,6 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.http import JsonRoute
 from app.ledger.errors import SubjectNotFound
 from app.staff.auth import SubjectRequests, SubjectRequestsRead
 from app.subject import handling, register
@@ -23,7 +24,7 @@ from app.subject.schemas import (
     SubjectRequestsPublic,
 )
 
-router = APIRouter(prefix="/v1/subject-requests", tags=["data subjects"])
+router = APIRouter(prefix="/v1/subject-requests", tags=["data subjects"], route_class=JsonRoute)
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sjr_[A-Za-z0-9_\-]+$")]
 _PROBLEMS: dict[int | str, dict[str, Any]] = {**AUTH_PROBLEMS, 422: InvalidInput.openapi()}
 

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
+from app.core.http import JsonRoute
 from app.core.text import NoPhoneNumber
 from app.staff.auth import PumpingAdmin, PumpingRead
 from app.verification import pumping
 
-router = APIRouter(prefix="/v1/pumping", tags=["pumping guard"])
+router = APIRouter(prefix="/v1/pumping", tags=["pumping guard"], route_class=JsonRoute)
 BlockId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^blk_[A-Za-z0-9_\-]+$")]
 
 

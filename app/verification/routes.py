@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Response
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput, RateLimited
+from app.core.http import JsonRoute
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.verification import checking, service, states
 from app.verification.schemas import (
@@ -23,7 +24,7 @@ from app.verification.schemas import (
 _STARTED = {purpose: VERIFICATIONS_STARTED.labels(purpose) for purpose in get_args(Purpose)}
 _APPROVED = {purpose: VERIFICATIONS_APPROVED.labels(purpose) for purpose in get_args(Purpose)}
 
-router = APIRouter(prefix="/v1/verifications", tags=["verifications"])
+router = APIRouter(prefix="/v1/verifications", tags=["verifications"], route_class=JsonRoute)
 VerificationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^ver_[A-Za-z0-9_\-]+$")]
 IdempotencyKey = Annotated[
     str | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
@@ -59,6 +60,57 @@ async def test_malformed_json_is_400_naming_the_body(client, auth):
     assert answer.json()["errors"] == [
         {"location": "body", "field": "body", "detail": "is not valid JSON"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (
+            b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "phone": "080-1234-5678"}',
+            "phone",
+        ),
+        (
+            b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "purpose": "coupon_usage"}',
+            "purpose",
+        ),
+        (b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "x": {"a": 1, "a": 2}}', "a"),
+        (
+            b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "\u00e9": 1, "\u00e9": 2}',
+            "body",
+        ),
+    ],
+    ids=["phone", "same-value", "nested", "unnamed"],
+)
+async def test_a_key_named_twice_is_400_naming_it_and_writes_nothing(
+    client, app, auth, content, field
+):
+    """Which of two values a JSON parser keeps is not defined: Python keeps the last, a
+    proxy or a log may have read the first. Neither is guessed at."""
+    before = await snapshot(app)
+    answer = await client.post("/v1/verifications", content=content, headers={**auth, **JSON})
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.json()["type"].endswith("/malformed-body")
+    assert answer.json()["errors"] == [
+        {"location": "body", "field": field, "detail": "is named twice in one object"}
+    ]
+    assert await snapshot(app) == before
+
+
+async def test_every_operation_that_reads_json_refuses_a_key_named_twice(client, app):
+    """Before any credential or path parameter is looked at, as for any malformed body."""
+    operations = [
+        (method, path)
+        for path, item in app.openapi()["paths"].items()
+        for method, operation in item.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) > 20
+    for method, path in operations:
+        url = re.sub(r"\{[^}]+\}", "x1", path)
+        answer = await client.request(method, url, content=b'{"a": 1, "a": 2}', headers=JSON)
+        assert answer.status_code == 400, (method, path, answer.text)
+        assert answer.json()["errors"][0]["field"] == "a", (method, path)
 
 
 @pytest.mark.parametrize(
