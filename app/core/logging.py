@@ -24,6 +24,10 @@ import orjson
 _PHONE = re.compile(r"\+?\d[\d\- ()]{6,}\d")
 # Not inside a word or a decimal (``v1.2345``, ``1234.5``); at a sentence's end, a code.
 _CODE = re.compile(r"(?<![\w.])\d{4,10}(?!\w|\.\d)")
+# A number written with dots or underscores between its groups (090.1234.5678): seven
+# digits or more, so a version (1.2.3) or a private address (10.0.0.1) stays readable.
+_DOTTED = re.compile(r"\+?\d[\d\- ()._]{6,}\d")
+_DOTTED_DIGITS = 7
 _SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
@@ -42,7 +46,13 @@ def redact(text: str) -> str:
     """Mask numbers, codes and tokens in free text."""
     text = _SECRET.sub("smsreg_[redacted]", text)
     text = _PHONE.sub("[redacted-number]", text)
+    text = _DOTTED.sub(_dotted_number, text)
     return _CODE.sub("[redacted-digits]", text)
+
+
+def _dotted_number(match: re.Match[str]) -> str:
+    found = match.group()
+    return "[redacted-number]" if sum(c.isdigit() for c in found) >= _DOTTED_DIGITS else found
 
 
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"

@@ -26,7 +26,10 @@ async def test_a_request_id_is_kept_when_given_and_made_when_not(client):
     assert len(odd.headers["x-request-id"]) == 16
 
 
-@pytest.mark.parametrize("given", ["09012345678", "order-2026120601", "+81-90-1234-5678"])
+@pytest.mark.parametrize(
+    "given",
+    ["09012345678", "order-2026120601", "+81-90-1234-5678", "090.1234.5678", "090_1234_5678"],
+)
 async def test_a_request_id_the_logs_would_redact_is_replaced(client, caplog, given):
     """A number in X-Request-ID never reaches a log line, and the id in the access line
     is the one the caller was given back."""
