@@ -5,8 +5,9 @@ events, the append-only ledger), so it must never carry a number. A mobile numbe
 at least nine national digits (ten in Japan, eleven with the trunk 0), so any run of
 nine or more digits is refused, read after the disguises people use:
 
-- full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``) and the kanji
-  digits ``〇一二三四五六七八九`` count as digits;
+- full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), the kanji digits
+  ``〇零一二三四五六七八九`` and the Korean digit syllables ``영공일이삼사오육륙칠팔구``
+  count as digits;
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width), and what shows nothing of its own: invisible format characters (a
@@ -36,7 +37,16 @@ import phonenumbers
 from pydantic import AfterValidator
 
 MAX_DIGIT_RUN = 8
-KANJI_DIGITS = {char: str(value) for value, char in enumerate("〇一二三四五六七八九")}
+# Digits written as words, one character each: kanji (〇 and 零 for zero) and the
+# Sino-Korean syllables a Korean number is read out in (영 or 공 for zero, 육 or 륙 for
+# six). Nine of them in a row hardly occur in prose, and spell a number when they do.
+WORD_DIGITS = {
+    **{char: str(value) for value, char in enumerate("〇一二三四五六七八九")},
+    **{char: str(value) for value, char in enumerate("영일이삼사오육칠팔구")},
+    "零": "0",
+    "공": "0",
+    "륙": "6",
+}
 # Separators that may sit inside a written number; NFKC folds the full-width forms of
 # these (．＿（）　) to the ASCII ones first.
 _SEPARATORS = frozenset("_.()[]\u30fc\uff70\u2212")
@@ -108,7 +118,7 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     group: list[str] = []
     joint: list[str] = []
     for char in [*unicodedata.normalize("NFKC", text), "\x00"]:
-        digit = KANJI_DIGITS.get(char)
+        digit = WORD_DIGITS.get(char)
         if digit is None and (value := unicodedata.decimal(char, None)) is not None:
             digit = str(value)
         if digit is not None:

@@ -23,6 +23,9 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
         "090‐1234—5679",  # hyphen and em dash
         "090ー1234ー5679",  # the katakana long vowel mark, used as a dash
         "〇九〇一二三四五六七九",  # kanji digits
+        "零九零一二三四五六七八",  # 零, the everyday kanji for zero
+        "영구영일이삼사오육칠팔",  # Korean digit syllables, as a number is read out
+        "공일공 일이삼사 오륙칠팔",  # 공 for zero, 륙 for six
         "〇九〇 一二三四 五六七九",
         "٠٩٠١٢٣٤٥٦٧٩",  # Arabic-Indic digits
         "call 123456789",  # nine is enough
@@ -89,6 +92,8 @@ def test_nine_digits_in_a_row_however_written_are_refused(text):
         "version 1.2.3, 2026/12/06 08:10:00",
         "ticket 12345678/1, 2026-12-06",
         "一人の申し出",  # a kanji digit in words
+        "이사회에서 삼사일 오후에 구청과 협의함",  # Korean prose with digit syllables
+        "공정거래위원회 이의신청 사유 검토",
     ],
 )
 def test_shorter_runs_pass(text):
