@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.clients.rotation import MAX_GRACE_HOURS, RotatedApiKey
 from app.clients.scopes import Scope
 from app.clients.service import state
-from app.core.text import NO_CONTROL_CHARACTERS
+from app.core.text import NO_CONTROL_CHARACTERS, Visible
 from app.models.api_key import ApiKey
 
 
@@ -38,7 +38,7 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
+    name: Annotated[str, Visible] = Field(
         min_length=1, max_length=100, pattern=NO_CONTROL_CHARACTERS, examples=["coupon-frontend"]
     )
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))

@@ -15,7 +15,7 @@ from app.clients.scopes import Scope
 from app.core.context import Context
 from app.core.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from app.core.ids import new_id
-from app.core.text import NO_CONTROL_CHARACTERS, no_phone_number
+from app.core.text import NO_CONTROL_CHARACTERS, no_phone_number, visible
 from app.core.tx import Tx
 from app.models.api_key import ApiKey
 
@@ -73,7 +73,7 @@ def _check_name(name: str) -> None:
     if not re.fullmatch(NO_CONTROL_CHARACTERS, name):
         raise InvalidInput.field("name", "must not contain control characters")
     try:
-        no_phone_number(name)
+        visible(no_phone_number(name))
     except ValueError as exc:
         raise InvalidInput.field("name", str(exc)) from None
 

@@ -208,8 +208,22 @@ def no_phone_number(text: str) -> str:
     return text
 
 
+NO_INVISIBLE = "must not contain invisible characters (zero-width, direction marks, fillers)"
+
+
+def visible(text: str) -> str:
+    """The text, if every character in it is drawn (see :func:`invisible`); else
+    ValueError. What staff read later (a key's name, a reason) reads as it was typed: a
+    direction override or a zero-width character cannot disguise it."""
+    if any(invisible(char) for char in text):
+        raise ValueError(NO_INVISIBLE)
+    return text
+
+
 def _unless_none(text: str | None) -> str | None:
-    return None if text is None else no_phone_number(text)
+    return None if text is None else visible(no_phone_number(text))
 
 
+# Free text: no number hides in it, and nothing in it is drawn as nothing.
 NoPhoneNumber = AfterValidator(_unless_none)
+Visible = AfterValidator(visible)

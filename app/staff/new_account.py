@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.errors import InvalidInput
+from app.core.text import visible
 from app.credentials import passwords
 from app.staff.roles import Role
 
@@ -42,7 +43,10 @@ def clean_display_name(display_name: str) -> str:
     shown = " ".join(display_name.split())
     if not 1 <= len(shown) <= MAX_DISPLAY_NAME or not shown.isprintable():
         raise PydanticCustomError("display_name", "must be 1 to 100 printable characters")
-    return shown
+    try:
+        return visible(shown)  # a Hangul filler is printable, yet shows nothing
+    except ValueError as exc:
+        raise PydanticCustomError("display_name", str(exc)) from None
 
 
 @dataclass(frozen=True)

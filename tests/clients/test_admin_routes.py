@@ -66,6 +66,8 @@ async def test_admins_create_and_list_keys(client, app, clock):
         ({"name": "x" * 101, "scopes": SCOPES}, "name"),
         ({"name": "a\x00b", "scopes": SCOPES}, "name"),  # PostgreSQL refuses a NUL: was a 500
         ({"name": "two\nlines", "scopes": SCOPES}, "name"),
+        ({"name": "\u202e", "scopes": SCOPES}, "name"),  # a direction override alone
+        ({"name": "coupon\u200b-frontend", "scopes": SCOPES}, "name"),  # a look-alike
         ({"name": "x", "scopes": []}, "scopes"),
         ({"name": "x", "scopes": ["everything"]}, "scopes.0"),
         ({"name": "x", "scopes": SCOPES, "expires_days": 0}, "expires_days"),

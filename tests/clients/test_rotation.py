@@ -216,6 +216,7 @@ async def test_concurrent_rotations_of_one_key_issue_one_successor(client, app):
         ("coupon-frontend", 0, "expires_days"),
         ("evil\tkey_fake\tverifications:write\nkey_x", None, "name"),  # a forged list row
         ("+819012345678", None, "name"),
+        ("coupon-\u202efrontend", None, "name"),  # the command line takes any text
     ],
 )
 async def test_a_key_past_the_maximum_age_or_with_an_odd_name_is_refused(app, name, days, field):

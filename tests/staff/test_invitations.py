@@ -119,6 +119,8 @@ async def test_a_stranger_never_costs_a_password_hash(client, app, monkeypatch):
     [
         ({"username": "ab", "display_name": "x", "role": "operator"}, "username"),
         ({"username": "abc", "display_name": " ", "role": "operator"}, "display_name"),
+        # A Hangul filler is printable, yet shows nothing: a name that looks empty.
+        ({"username": "abc", "display_name": "\u3164", "role": "operator"}, "display_name"),
         ({"username": "abc", "display_name": "x", "role": "root"}, "role"),
         ({"username": "abc", "display_name": "x", "role": "operator", "password": "x"}, "password"),
     ],

@@ -182,8 +182,9 @@ async def test_an_admin_unlocks_with_a_reason(client, app):
     assert (await login(client, "hanako")).status_code == 429
     url = f"/v1/staff/{target.id}/unlock"
     assert (await client.post(url, json={}, headers=admin)).status_code == 422  # no reason
-    # A reason is kept in the audit events: never a number, however it is written.
-    for reason in ("owner on 090-1234-5679", "owner 〇九〇一二三四五六七九"):
+    # A reason is kept in the audit events: never a number, however it is written, and
+    # read as typed (a direction override would show "ticket 42" reversed).
+    for reason in ("owner on 090-1234-5679", "owner 〇九〇一二三四五六七九", "\u202e24 tekcit"):
         refused = await client.post(url, json={"reason": reason}, headers=admin)
         assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "reason"
         assert "5679" not in refused.text
