@@ -9,7 +9,7 @@ from typing import Any
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.tx import Tx
-from app.ledger.errors import SubjectNotFound
+from app.models.subject import SubjectRequest
 from app.registry import service as registry
 from app.staff.auth import Staff
 from app.subject import erasure, register, service
@@ -40,31 +40,38 @@ async def close(
             raise InvalidInput.field(
                 "outcome", "the request names no subscriber: record a new one that does"
             )
-        if await registry.get(tx, sid) is None:
-            # Erased since (by another of their requests, or for dormancy): nothing is
-            # left to act on. Never the subject-session refusal, which is a 401.
-            raise SubjectNotFound("the subscriber is no longer in the registry")
-        await registry.log_access(
-            tx, ctx, staff=staff, ip=ip, subscriber_id=sid, action="subject_request",
-            reason=f"{kind.value} carried out for the subject (request {request.id})",
-        )  # fmt: skip
-        subject = Subject(session_id="", subscriber_id=sid, expires_at=ctx.clock.now())
-        if kind is RequestKind.ERASE:
-            done = await erasure.erase(
-                tx, ctx, subscriber_id=sid, actor=staff.actor, channel=request.channel,
-                request_id=request.id, record=False,
-            )  # fmt: skip
-            receipt = done.model_dump(mode="json")
-        elif kind is RequestKind.WITHDRAW_DELIVERY:
-            await service.withdraw_delivery(tx, ctx, subject=subject, ip=None, actor=staff.actor)
-        elif kind is RequestKind.STOP_USAGE:
-            await service.stop_usage(tx, ctx, subject=subject, actor=staff.actor)
-        else:
-            action = "stop" if kind is RequestKind.STOP_PROVISION else "resume"
-            await service.change_provision(
-                tx, ctx, subject=subject, action=action, actor=staff.actor
-            )
+        # Erased since (by another of their requests, or for dormancy), the subscriber
+        # has nothing left that the request would stop, withdraw or erase: it is done.
+        if await registry.get(tx, sid) is not None:
+            receipt = await _carry_out(tx, ctx, staff=staff, ip=ip, request=request, kind=kind)
     return await register.close(
         tx, ctx, staff=staff, request=request, outcome=data.outcome, note=data.note,
         receipt=receipt,
     )  # fmt: skip
+
+
+async def _carry_out(
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, request: SubjectRequest, kind: RequestKind
+) -> dict[str, Any] | None:
+    """Do what a request closed as done asks for its (registered) subscriber; an
+    erasure's receipt."""
+    sid = request.subscriber_id or ""
+    await registry.log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=sid, action="subject_request",
+        reason=f"{kind.value} carried out for the subject (request {request.id})",
+    )  # fmt: skip
+    subject = Subject(session_id="", subscriber_id=sid, expires_at=ctx.clock.now())
+    if kind is RequestKind.ERASE:
+        done = await erasure.erase(
+            tx, ctx, subscriber_id=sid, actor=staff.actor, channel=request.channel,
+            request_id=request.id, record=False,
+        )  # fmt: skip
+        return done.model_dump(mode="json")
+    if kind is RequestKind.WITHDRAW_DELIVERY:
+        await service.withdraw_delivery(tx, ctx, subject=subject, ip=None, actor=staff.actor)
+    elif kind is RequestKind.STOP_USAGE:
+        await service.stop_usage(tx, ctx, subject=subject, actor=staff.actor)
+    else:
+        action = "stop" if kind is RequestKind.STOP_PROVISION else "resume"
+        await service.change_provision(tx, ctx, subject=subject, action=action, actor=staff.actor)
+    return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from app.staff.roles import Role
+from tests.conftest import count_rows
 from tests.consent.helpers import make_key
 from tests.staff.helpers import rows, staff_auth, verified
 
@@ -97,8 +98,9 @@ async def test_auditors_list_but_do_not_record(client, app):
     assert (await client.get("/v1/subject-requests", headers=auditor)).status_code == 200
 
 
-async def test_closing_a_request_for_a_subscriber_erased_since_is_a_404(client, app, carrier):
-    """Not the subject-session 401, which would tell the operator their own session ended."""
+async def test_a_request_for_a_subscriber_erased_since_closes_as_done(client, app, carrier):
+    """The erasure left nothing that a stop would stop: the request is done, not left open
+    (overdue) or refused, and nothing is carried out or logged a second time."""
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, NUMBER)
     operator = await staff_auth(app, client, Role.OPERATOR)
@@ -111,6 +113,10 @@ async def test_closing_a_request_for_a_subscriber_erased_since_is_a_404(client, 
     url = "/v1/subject-requests/{}/close"
     erased = await client.post(url.format(made["erase"]["id"]), json=done, headers=operator)
     assert erased.status_code == 200, erased.text
+    accesses = count_rows(app, "access_log")
     late = await client.post(url.format(made["stop_usage"]["id"]), json=done, headers=operator)
-    assert late.status_code == 404, late.text
-    assert late.json()["type"].endswith("/subject-not-found")
+    assert late.status_code == 200, late.text
+    assert late.json()["status"] == "done"
+    assert count_rows(app, "access_log") == accesses
+    listed = await client.get("/v1/subject-requests?status=open", headers=operator)
+    assert listed.json()["requests"] == []
