@@ -47,12 +47,16 @@ def back() -> Response:
 async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
     admin = staff.role in STAFF_ADMIN
     everyone = await accounts.list_accounts(tx, ctx)
+    pending = await grants.list_grants(tx, ctx, status="pending")
     context = {
         "accounts": everyone,
         # Grants name accounts by id and actors as staff:<id>: shown by username.
         "names": {f"staff:{a.id}": a.username for a in everyone}
         | {a.id: a.username for a in everyone},
-        "grants": await grants.list_grants(tx, ctx, status="pending"),
+        "grants": pending,
+        # An invitation's proposal: enrolled when and from where, or not taken up yet
+        # (it cannot be confirmed before).
+        "enrolments": await grants.enrolments(tx, pending),
         "invitations": await invitations.list_open(tx, ctx) if admin else [],
         "admin": admin,
         # Least privilege first: the role a form offers before anyone chooses.

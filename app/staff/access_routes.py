@@ -177,7 +177,7 @@ async def propose_grant(
     responses={
         **AUTH_PROBLEMS,
         404: grants.GrantNotFound.openapi(),
-        409: grants.GrantClosed.openapi(),
+        409: grants.CONFIRM_CONFLICTS,
     },
     summary="Confirm a proposal (an admin other than its proposer): the role is granted",
 )

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
-from app.core.errors import AppError, Forbidden, InvalidInput, NotFound
+from app.core.errors import AppError, Forbidden, InvalidInput, NotFound, problem_answer
 from app.core.ids import new_id
 from app.core.tx import Tx
-from app.models.staff import StaffAccount, StaffRoleGrant
+from app.models.staff import StaffAccount, StaffInvitation, StaffRoleGrant
 from app.staff import accounts, roles
 from app.staff import grants_repository as grepo
 from app.staff import repository as repo
@@ -42,6 +42,21 @@ class GrantClosed(AppError):
     status = 409
     slug = "grant-not-pending"
     title = "The proposal is no longer pending (confirmed, rejected, cancelled or expired)"
+
+
+class InvitationNotTakenUp(AppError):
+    status = 409
+    slug = "invitation-not-taken-up"
+    title = "The invitation is not taken up yet: confirm once its owner has enrolled"
+
+
+# What confirming a proposal answers with 409, for the OpenAPI document: any cause.
+CONFIRM_CONFLICTS = problem_answer(
+    "; or ".join(
+        f"{cause.title if i == 0 else cause.title[0].lower() + cause.title[1:]} (`{cause.slug}`)"
+        for i, cause in enumerate((GrantClosed, InvitationNotTakenUp, accounts.LastAdmin))
+    )
+)
 
 
 class GrantPending(AppError):
@@ -141,7 +156,9 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     """Confirm a proposal: a different admin than its proposer, and not its subject.
 
     The role is granted now and written in the permission history with both names. An
-    invited account becomes active once its owner has also finished enrolling.
+    invitation's proposal is confirmed only once its owner has enrolled, so the second
+    admin has someone to check with and sees where the enrolment came from; before, the
+    inviting admin, who holds the token, could take the role up alone.
     """
     grant = await _held_pending(tx, ctx, grant_id)
     if staff.actor == grant.proposed_by or staff.id == grant.staff_id:
@@ -149,6 +166,10 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     account = await accounts.held_with_sessions(tx, grant.staff_id)
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
+    if account.activation_pending and await grepo.redeemed_invitation(tx, account.id) is None:
+        raise InvitationNotTakenUp(
+            "confirm once the invited person has enrolled, and check with them first"
+        )
     now = ctx.clock.now()
     if account.role != (grant.old_role if grant.kind == CHANGE else grant.role):
         raise GrantClosed(f"the account's role changed since: it is {account.role} now")
@@ -172,7 +193,7 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
         subject=account.id,
         details={"grant_id": grant.id, "role": grant.role, "proposed_by": grant.proposed_by},
     )
-    if account.activation_pending and await grepo.invitation_redeemed(tx, account.id):
+    if account.activation_pending:  # enrolled (above): active from now
         await activate(tx, ctx, account_id=account.id, actor=staff.actor, now=now)
     closed = grant.model_copy(update={"status": "confirmed", "decided_by": staff.actor})
     return GrantView(grant=closed.model_copy(update={"decided_at": now}), status="confirmed")
@@ -232,6 +253,17 @@ async def activate(tx: Tx, ctx: Context, *, account_id: str, actor: str, now: dt
     """Make an invited account active (its owner enrolled; a privileged role confirmed)."""
     await repo.update_account(tx, account_id, activation_pending=False)
     await record_event(tx, Tag.STAFF_ACTIVATED, actor=actor, at=now, subject=account_id)
+
+
+async def enrolments(tx: Tx, grants: list[GrantView]) -> dict[str, StaffInvitation | None]:
+    """For each invitation's proposal among ``grants``, by account id: the invitation its
+    owner enrolled with (when and where from, for the confirming admin), or None while
+    nobody has taken it up."""
+    return {
+        g.grant.staff_id: await grepo.redeemed_invitation(tx, g.grant.staff_id)
+        for g in grants
+        if g.grant.kind == INVITATION
+    }
 
 
 async def list_grants(

@@ -143,14 +143,17 @@ async def open_invitations(
     return [_invitation(row) for row in await tx.execute(statement)]
 
 
-async def invitation_redeemed(tx: Tx, staff_id: str) -> bool:
-    """Whether the account's owner finished enrolling with an invitation."""
-    found = await tx.scalar(
-        sa.select(sa.func.count())
-        .select_from(invitations)
-        .where(_i.staff_id == staff_id, _i.redeemed_at.is_not(None))
-    )
-    return bool(found)
+async def redeemed_invitation(tx: Tx, staff_id: str) -> StaffInvitation | None:
+    """The invitation the account's owner finished enrolling with, if they did."""
+    row = (
+        await tx.execute(
+            sa.select(invitations)
+            .where(_i.staff_id == staff_id, _i.redeemed_at.is_not(None))
+            .order_by(_i.redeemed_at.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    return None if row is None else _invitation(row)
 
 
 async def update_invitation(tx: Tx, invitation_id: str, **values: Any) -> None:

@@ -149,7 +149,13 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     admin.click("nav >> text=Pumping blocks")
     shot(admin, "pumping-blocks")
 
-    # -- a second admin confirms the privacy officer's role (four eyes) ------------------
+    # -- each invited person takes their invitation up ----------------------------------
+    secrets = {}
+    for who, username in (("operator", "taro"), ("auditor", "kenji"), ("officer", "hanako")):
+        secrets[username] = take_up(pages[who], live, tokens[username], shots=who == "operator")
+
+    # -- a second admin confirms the privacy officer's role (four eyes), once she has
+    # -- enrolled: until then it cannot be confirmed ---------------------------------------
     rescue = pages["rescue"]
     enrol_first_sign_in(rescue, live, "rescue", shots=False)
     rescue.goto(live.url + "/console/staff")
@@ -157,10 +163,7 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     rescue.click("#grants button:has-text('Confirm')")
     assert "Nothing." in rescue.inner_text("#grants")
 
-    # -- each invited person takes their invitation up ----------------------------------
-    secrets = {}
     for who, username in (("operator", "taro"), ("auditor", "kenji"), ("officer", "hanako")):
-        secrets[username] = take_up(pages[who], live, tokens[username], shots=who == "operator")
         sign_in(pages[who], live, username, OWN, code(secrets[username], 1))
         assert pages[who].url.endswith("/console/")
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.console.helpers import csrf_of, get, post, signed_in
-from tests.staff.helpers import CHEAP_HASHING, events, execute, rows
+from tests.staff.helpers import CHEAP_HASHING, enrol, events, execute, rows
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def grant_ids(page: str) -> list[str]:
     return re.findall(r"/console/staff/grants/(grt_[\w\-]+)/confirm", page)
 
 
-async def test_a_privileged_invitation_waits_for_a_second_admin(client, app):
+async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clock):
     root = await signed_in(app, "admin", "root")
     other = await signed_in(app, "admin", "root2")
     invited = await post(
@@ -36,11 +36,21 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app):
     assert token.startswith("smsreg_inv_")
     assert token not in (await get(root, "/console/staff")).text  # shown once
     page = await get(root, "/console/staff")
-    (grant,) = grant_ids(page.text)
+    ((grant,),) = [tuple(r.values()) for r in rows(app, "SELECT id FROM staff_role_grants")]
     own = await post(root, f"/console/staff/grants/{grant}/confirm", {"csrf": csrf_of(page)})
     assert own.status_code == 403  # not the proposer
+    # Until the person has enrolled, the second admin has nothing to confirm: the page
+    # says so and offers no button, and a forged post is refused.
     page = await get(other, "/console/staff")
-    confirmed = await post(other, f"/console/staff/grants/{grant}/confirm", {"csrf": csrf_of(page)})
+    assert grant_ids(page.text) == [] and "not taken up yet" in page.text
+    url = f"/console/staff/grants/{grant}/confirm"
+    early = await post(other, url, {"csrf": csrf_of(page)})
+    assert early.status_code == 409
+    await enrol(client, clock, token)
+    page = await get(other, "/console/staff")
+    assert grant_ids(page.text) == [grant]
+    assert "enrolled from" in page.text.split('id="grants"')[1].split("</section>")[0]
+    confirmed = await post(other, url, {"csrf": csrf_of(page)})
     assert confirmed.status_code == 303
     assert rows(app, "SELECT status FROM staff_role_grants") == [{"status": "confirmed"}]
     bad = await post(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import pyotp
 import sqlalchemy as sa
 from fastapi import FastAPI
 
@@ -82,3 +83,17 @@ def dump(app: FastAPI, table: str) -> str:
         " | ".join(repr(value) for value in row.values())
         for row in rows(app, f"SELECT * FROM {table}")  # noqa: S608 (our own table names)
     )
+
+
+OWN_PASSWORD = "my own long passphrase"
+
+
+async def enrol(client, clock, token, password=OWN_PASSWORD):
+    """Take an invitation up: the password, then a first TOTP code. The confirm answer."""
+    started = await client.post("/v1/staff/enrolment", json={"token": token, "password": password})
+    assert started.status_code == 200, started.text
+    secret = started.json()["secret"]
+    code = pyotp.TOTP(secret).at(clock.now())
+    done = await client.post("/v1/staff/enrolment/confirm", json={"token": token, "code": code})
+    assert done.status_code == 200, done.text
+    return done.json(), secret

@@ -8,9 +8,16 @@ import pytest
 
 from app.staff import invitations
 from tests.conftest import call, count_rows
-from tests.staff.helpers import bearer, create_staff, events, login, rows, staff_auth
-
-OWN_PASSWORD = "my own long passphrase"
+from tests.staff.helpers import (
+    OWN_PASSWORD,
+    bearer,
+    create_staff,
+    enrol,
+    events,
+    login,
+    rows,
+    staff_auth,
+)
 
 
 async def invite(client, admin, username="hanako", role="operator"):
@@ -22,17 +29,6 @@ async def invite(client, admin, username="hanako", role="operator"):
     assert answer.status_code == 201, answer.text
     assert answer.headers["Cache-Control"] == "no-store"
     return answer.json()
-
-
-async def enrol(client, clock, token, password=OWN_PASSWORD):
-    """Take an invitation up: the password, then a first TOTP code. The confirm answer."""
-    started = await client.post("/v1/staff/enrolment", json={"token": token, "password": password})
-    assert started.status_code == 200, started.text
-    secret = started.json()["secret"]
-    code = pyotp.TOTP(secret).at(clock.now())
-    done = await client.post("/v1/staff/enrolment/confirm", json={"token": token, "code": code})
-    assert done.status_code == 200, done.text
-    return done.json(), secret
 
 
 async def login_totp(client, clock, username, secret, password=OWN_PASSWORD):
@@ -151,6 +147,11 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     # The proposer cannot confirm their own proposal.
     own = await client.post(f"/v1/staff/grants/{grant['id']}/confirm", headers=root)
     assert own.status_code == 403 and own.json()["type"].endswith("/grant-own-proposal")
+    # Nor can the second admin before anyone has taken the invitation up: the inviting
+    # admin holds the token, and would enrol a second admin of their own.
+    early = await client.post(f"/v1/staff/grants/{grant['id']}/confirm", headers=second)
+    assert early.status_code == 409 and early.json()["type"].endswith("/invitation-not-taken-up")
+    assert rows(app, "SELECT status FROM staff_role_grants") == [{"status": "pending"}]
 
     done, secret = await enrol(client, clock, made["token"])
     assert done["active"] is False
