@@ -103,7 +103,7 @@ async def change_role(
     if body.role in PRIVILEGED:
         await grants.propose(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
     else:
-        await accounts.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+        await invitations.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
     return back()
 
 

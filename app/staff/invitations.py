@@ -36,6 +36,7 @@ from app.staff import grants_repository as grepo
 from app.staff import repository as repo
 from app.staff.auth import Staff
 from app.staff.new_account import NewAccount
+from app.staff.roles import Role
 
 TOKEN_PREFIX = "smsreg_inv_"  # noqa: S105 (a label, not a secret)
 MAX_TOKEN_LENGTH = 200
@@ -207,13 +208,28 @@ async def disable_account(
     return account
 
 
+async def change_role(
+    tx: Tx, ctx: Context, *, staff: Staff, account_id: str, role: Role
+) -> StaffAccount:
+    """Give an account an unprivileged role (:func:`accounts.change_role`) and cancel the
+    pending proposals that name it or that it made (:func:`cancel_pending`): a demoted
+    admin's proposals would otherwise stay open for another admin to confirm, the
+    proposer no longer an admin."""
+    before = await accounts.held(tx, account_id)
+    account = await accounts.change_role(tx, ctx, staff=staff, account_id=account_id, role=role)
+    if account.role != before.role:
+        await cancel_pending(tx, ctx, account_id=account_id, actor=staff.actor, now=ctx.clock.now())
+    return account
+
+
 async def cancel_pending(
     tx: Tx, ctx: Context, *, account_id: str, actor: str, now: dt.datetime
 ) -> list[StaffRoleGrant]:
-    """Cancel the pending proposals that name a disabled account or that it made: none of
-    them can be confirmed any more, and they would wait on the admins' dashboard until
-    they expired. A proposal that came with an invitation ends with its invitation,
-    revoked as any (recorded, its never-active account disabled). The proposals, by id."""
+    """Cancel the pending proposals that name an account disabled or given another role,
+    or that it made: none of them can be confirmed any more, and they would wait on the
+    admins' dashboard until they expired. A proposal that came with an invitation ends
+    with its invitation, revoked as any (recorded, its never-active account disabled).
+    The proposals, by id."""
     found = {
         grant.id: grant
         for grant in [

@@ -136,7 +136,9 @@ async def read_staff(
 async def change_role(
     staff_id: StaffId, body: RoleChange, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> StaffPublic:
-    account = await accounts.change_role(tx, ctx, staff=staff, account_id=staff_id, role=body.role)
+    account = await invitations.change_role(
+        tx, ctx, staff=staff, account_id=staff_id, role=body.role
+    )
     return staff_public(account)
 
 

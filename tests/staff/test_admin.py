@@ -173,6 +173,27 @@ async def test_disabling_an_account_cancels_the_proposals_that_name_it_or_it_mad
     assert len(events(app, "staff:grant:cancelled")) == 1
 
 
+async def test_demoting_an_admin_cancels_the_proposals_they_made(client, app):
+    """A demoted admin's proposal no longer has an admin behind it: confirmed later, it
+    would grant a role on the word of an operator."""
+    proposer_account = await create_staff(app, "admin", username="proposer")
+    deciding = await staff_auth(app, client, "admin", username="deciding")
+    by = bearer(await open_session(app, proposer_account))
+    target = await create_staff(app, "operator", username="op2")
+    made = await client.post(
+        f"/v1/staff/{target.id}/grants", json={"role": "privacy_officer"}, headers=by
+    )
+    assert made.status_code == 201, made.text
+    demoted = await client.put(
+        f"/v1/staff/{proposer_account.id}/role", json={"role": "operator"}, headers=deciding
+    )
+    assert demoted.status_code == 200, demoted.text
+    assert (await client.get("/v1/staff/grants", headers=deciding)).json()["grants"] == []
+    late = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=deciding)
+    assert late.status_code == 409 and late.json()["type"].endswith("/grant-not-pending")
+    assert len(events(app, "staff:grant:cancelled")) == 1
+
+
 async def test_disabling_an_admin_revokes_their_privileged_invitation_on_the_record(client, app):
     """A privileged invitation waits for a second admin's confirmation; when its proposer
     is disabled, the invitation is revoked as any: recorded, its account disabled."""
