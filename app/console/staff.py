@@ -50,6 +50,7 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
     pending = await grants.list_grants(tx, ctx, status="pending")
     context = {
         "accounts": everyone,
+        "standings": {a.id: accounts.standing(a, ctx.clock.now()) for a in everyone},
         # Grants name accounts by id and actors as staff:<id>: shown by username.
         "names": {f"staff:{a.id}": a.username for a in everyone}
         | {a.id: a.username for a in everyone},

@@ -69,6 +69,18 @@ async def list_accounts(tx: Tx, ctx: Context) -> list[StaffAccount]:
     return await repo.list_accounts(tx)
 
 
+def standing(account: StaffAccount, now: dt.datetime) -> str:
+    """What an account can do now: ``disabled``; ``pending`` (invited, not active yet);
+    ``ended`` (a break-glass admin past its end, which can no longer sign in); ``active``."""
+    if account.disabled_at is not None:
+        return "disabled"
+    if account.activation_pending:
+        return "pending"
+    if account.expires_at is not None and account.expires_at <= now:
+        return "ended"
+    return "active"
+
+
 @dataclass(frozen=True)
 class AccountDetail:
     """An account and its permission history, oldest first."""

@@ -13,6 +13,7 @@ from app.core import cli_support
 from app.core.context import Context
 from app.core.tx import Tx
 from app.credentials import passwords
+from app.models.staff import StaffAccount
 from app.staff import accounts, bootstrap, invitations, new_account, offboarding, second_factor
 from app.staff.offboarding import Offboarded
 from app.staff.second_factor import TotpReset
@@ -61,17 +62,16 @@ def create(
         typer.echo(f"break-glass: this account ends at {account.expires_at.isoformat()}")
 
 
+async def _listed(tx: Tx, ctx: Context) -> list[tuple[StaffAccount, str]]:
+    now = ctx.clock.now()
+    return [(a, accounts.standing(a, now)) for a in await accounts.list_accounts(tx, ctx)]
+
+
 @staff_cli.command("list")
 def list_staff() -> None:
     """List staff accounts (never a password or its hash)."""
-    for account in cli_support.call(accounts.list_accounts):
-        state = (
-            "disabled"
-            if account.disabled_at
-            else "invited"  # not enrolled yet: it cannot log in
-            if account.activation_pending
-            else "active"
-        )
+    for account, standing in cli_support.call(_listed):
+        state = "invited" if standing == "pending" else standing  # not enrolled: no log-in
         if account.expires_at is not None:  # a break-glass admin: say when it ends
             state += f" (break-glass until {account.expires_at.isoformat()})"
         typer.echo(

@@ -33,6 +33,13 @@ def table(tmp_path, sql: str) -> list[tuple]:
     return found
 
 
+def execute(tmp_path, sql: str) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/cli.db")
+    with engine.begin() as conn:
+        conn.execute(sa.text(sql))
+    engine.dispose()
+
+
 CREATE = ["staff", "create", "--username", "root", "--role", "admin", "--display-name", "Root"]
 
 
@@ -118,6 +125,12 @@ def test_only_the_first_admin_then_break_glass_that_expires(env, caplog):
     assert ("staff:account:break_glass",) in table(env, "SELECT tag FROM audit_events")
     assert (
         "second\tadmin\tRoot\tactive (break-glass until 20"
+        in runner.invoke(cli, ["staff", "list"]).output
+    )
+    # Past its end it can no longer sign in, and is not listed as active.
+    execute(env, "UPDATE staff_accounts SET expires_at = created_at WHERE username = 'second'")
+    assert (
+        "second\tadmin\tRoot\tended (break-glass until 20"
         in runner.invoke(cli, ["staff", "list"]).output
     )
 
