@@ -21,6 +21,14 @@ class Verification(SQLModel, table=True):
         partial_index(
             "ix_verifications_approved_created", "created_at", "id", where="status = 'approved'"
         ),
+        # Self-service verifications (data_subject), approved: kept only as long as
+        # unverified ones, since they have no use once the session is open.
+        partial_index(
+            "ix_verifications_self_service_created",
+            "created_at",
+            "id",
+            where="status = 'approved' AND purpose = 'data_subject'",
+        ),
         # The verifications an approval linked to a subscriber: what its erasure deletes
         # (with those found by the number), and what the database looks through when a
         # subscriber row is deleted (the foreign key). Unlinked rows are not indexed.

@@ -98,6 +98,19 @@ STEPS = (
         dependents=_code_messages,
     ),
     PurgeStep(
+        # A self-service (data_subject) verification opens a session on /my/, or proves
+        # a correction's new number, within minutes: approved, it is kept no longer than
+        # an unverified one, the number included, whether or not the registry held it.
+        "self_service",
+        keep=lambda s: dt.timedelta(hours=s.unverified_retention_hours),
+        table=verifications,
+        index="ix_verifications_self_service_created",
+        key=(v.created_at, v.id),
+        time=v.created_at,
+        where=sa.and_(v.status == literal("approved"), v.purpose == literal("data_subject")),
+        dependents=_code_messages,
+    ),
+    PurgeStep(
         "approved",
         keep=lambda s: dt.timedelta(days=s.verification_retention_days),
         table=verifications,

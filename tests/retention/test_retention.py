@@ -21,7 +21,9 @@ from app.staff.auth import Staff
 from app.staff.roles import Role
 from tests.conftest import count_rows, sync_engine
 from tests.fixtures.flows import check, sent_code, start
-from tests.fixtures.staff import create_staff, open_session
+from tests.fixtures.staff import create_staff
+from tests.fixtures.staff import open_session as open_staff_session
+from tests.subject.helpers import open_session, send_code
 
 
 @pytest.fixture
@@ -81,6 +83,40 @@ async def test_each_kind_goes_when_its_period_ends(client, app, carrier, clock, 
     assert _tags(app) == {"service:api_key:created": 1, "retention:purged": 3}
 
 
+async def test_a_self_service_verification_goes_with_the_unverified(
+    client, app, carrier, clock, auth
+):
+    """A /my/ sign-in proves a number for a session of minutes. Approved, its number is
+    kept no longer than an unverified one's, whether the registry held the number (a
+    session opened) or not ("we hold no data about this number"); a client's approved
+    verification of the same age stays for its six months."""
+    kept = (await start(client, auth, phone="090-1111-0001")).json()["id"]
+    await check(client, auth, kept, await sent_code(app, carrier, "+819011110001"))
+    await open_session(client, app, carrier, "+819011110001")  # now a subscriber
+    unknown = await send_code(client, "+819011110002")
+    code = await sent_code(app, carrier, "+819011110002")
+    nothing = await client.post(
+        "/v1/subject/sessions", json={"verification_id": unknown, "code": code}
+    )
+    assert nothing.status_code == 404, nothing.text  # nothing held, yet approved
+    statuses = "SELECT purpose, status FROM verifications ORDER BY purpose"
+    with sync_engine(app).connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(statuses))] == [
+            ("coupon_usage", "approved"),
+            ("data_subject", "approved"),
+            ("data_subject", "approved"),
+        ]
+
+    clock.advance(hours=24, microseconds=-1)
+    assert (await purge(app))["self_service"] == 0
+    clock.advance(microseconds=2)
+    deleted = await purge(app)
+    assert (deleted["self_service"], deleted["approved"]) == (2, 0)
+    with sync_engine(app).connect() as conn:
+        assert [tuple(r) for r in conn.execute(sa.text(statuses))] == [("coupon_usage", "approved")]
+    assert count_rows(app, "outbox_messages") == 1  # their code SMS went with them
+
+
 def _tags(app) -> dict[str, int]:
     with sync_engine(app).connect() as conn:
         rows = conn.execute(sa.text("SELECT tag, count(*) FROM audit_events GROUP BY tag"))
@@ -122,7 +158,7 @@ def test_the_command_reports_counts(app, clock, tmp_path, monkeypatch, settings)
 )
 async def test_staff_records_go_after_their_own_periods(client, app, clock):
     account = await create_staff(app, "operator", username="op-retention")
-    await open_session(app, account)  # as a login stores it: ends after session_max_hours
+    await open_staff_session(app, account)  # as a login stores it: ends after session_max_hours
     async with app.state.db.transaction() as tx:
         # The grant the account was created with (written straight: the staff area's
         # account creation is not what is tested here).
