@@ -9,7 +9,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
 from app.core.errors import InvalidInput
-from app.core.text import ACCESS_CODE_DIGITS, MAX_DIGIT_RUN, digit_runs, joins
+from app.core.text import ACCESS_CODE_DIGITS, MAX_DIGIT_RUN, digit_runs
 
 MAX_INPUT_LENGTH = 32
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -160,8 +160,9 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
     """Every phone number (E.164) that ``text`` might hold, however it is written: what
     `phonenumbers` finds in it, and each stretch of 9 to 15 digits of every run of digits
     (full-width, kanji and separated ones too, app.core.text) read as a number of each
-    region and as an international one. Stretches, not whole runs: a number may follow any
-    international access code (``00``, ``010``, ``011``, ``0011``...) or other digits."""
+    region and as an international one. Stretches, not whole runs: a number may follow
+    any international access code (``00``, ``010``, ``011``, ``0011``...) or other
+    digits."""
     found: set[str] = set()
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
@@ -170,12 +171,13 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
         for start in range(len(run) - MAX_DIGIT_RUN):
             for end in range(start + MAX_DIGIT_RUN + 1, min(len(run), start + _E164_DIGITS) + 1):
                 found |= _readings(run[start:end], regions)
-    # Groups joined by any punctuation (``090/1234,5678``), whole groups to the end, from
+    # Groups with anything between them: punctuation (``090/1234,5678``), letters, kana or
+    # words (``080x3333x4444``, ``080 3333 and 4444``), whole groups to the end, from
     # their first digit or past an access code leading them (``0081-90/1234,5678``).
     # Each distinct stretch read once: ``1/1/1/...`` makes a thousand equal ones.
     stretches = {
         joined[start:]
-        for joined in joins(text, loose=True, most=_E164_DIGITS + ACCESS_CODE_DIGITS)
+        for joined in _joined_groups(text, most=_E164_DIGITS + ACCESS_CODE_DIGITS)
         for start in range(min(ACCESS_CODE_DIGITS, len(joined) - MAX_DIGIT_RUN - 1) + 1)
         if len(joined) - start <= _E164_DIGITS
     }
@@ -185,6 +187,21 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
 
 
 _E164_DIGITS = 15  # at most, country code included (ITU-T E.164)
+
+
+def _joined_groups(text: str, *, most: int) -> set[str]:
+    """The digits of consecutive runs of digits in ``text``, whatever lies between them,
+    up to ``most`` digits, from every run on."""
+    runs = digit_runs(text)
+    found = set()
+    for first in range(len(runs)):
+        digits = ""
+        for run in runs[first:]:
+            digits += run
+            if len(digits) > most:
+                break
+            found.add(digits)
+    return found
 
 
 def _readings(digits: str, regions: Collection[str]) -> set[str]:

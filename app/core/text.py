@@ -142,20 +142,18 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     return found
 
 
-def joins(text: str, *, loose: bool, most: int = _MAX_NUMBER_DIGITS) -> Iterator[str]:
-    """The digits of consecutive groups joined one after another by one punctuation mark
-    or symbol each, up to ``most`` digits, from every group on. With ``loose``, whatever
-    the marks (``090/1234,5678``); else by one and the same mark (``090/1234/5678``, not
-    the ``01/05 10:12`` of a date and time). Marks that change are read loosely only where
-    a match is exact (a registered subscriber's number): a heuristic for them refused
-    ordinary text, such as a date and an amount, as a number."""
+def joins(text: str, *, most: int = _MAX_NUMBER_DIGITS) -> Iterator[str]:
+    """The digits of consecutive groups joined one after another by one and the same
+    punctuation mark or symbol (``090/1234/5678``, not the ``01/05 10:12`` of a date and
+    time), up to ``most`` digits, from every group on. Groups with anything else between
+    them are read only where a match is exact, a registered subscriber's number
+    (app.core.phone.numbers_in): as a heuristic they refused ordinary text, such as a date
+    and an amount, as a number."""
     for groups, marks in _segments(text):
         for first in range(len(groups)):
             digits, mark = groups[first], ""
             for group, joint in zip(groups[first + 1 :], marks[first:], strict=False):
-                if len(joint) != 1:
-                    break
-                if not loose and mark not in ("", joint):
+                if len(joint) != 1 or mark not in ("", joint):
                     break
                 digits, mark = digits + group, joint
                 if len(digits) > most:
@@ -169,7 +167,7 @@ def _hidden_number(text: str) -> bool:
     ``2026/01/05 10:12:34`` holds none)."""
     return any(
         _MOBILE_SHAPE.match(tail) and _dialable(tail)
-        for digits in joins(text, loose=False, most=_MAX_NUMBER_DIGITS + ACCESS_CODE_DIGITS)
+        for digits in joins(text, most=_MAX_NUMBER_DIGITS + ACCESS_CODE_DIGITS)
         for tail in _past_access_code(digits)
     )
 

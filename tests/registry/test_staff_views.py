@@ -122,13 +122,23 @@ async def test_privacy_officer_reveals_with_a_reason_logged(client, app, subscri
 
 
 @pytest.mark.parametrize(
-    "reason", ["call 090/1234,5678 now", "call +81:90/1234,5678", "090、1234。5678 asked"]
+    "reason",
+    [
+        "call 090/1234,5678 now",
+        "call +81:90/1234,5678",
+        "090、1234。5678 asked",
+        # Letters, kana or words between the groups.
+        "ticket 090x1234x5678 check",
+        "ticket 090の1234の5678 check",
+        "ticket 090 1234 and 5678 ok",
+        "ticket 090a1234b5678",
+    ],
 )
 async def test_a_reason_holding_the_subscribers_number_however_written_is_refused(
     client, app, subscriber, reason
 ):
-    """Marks that change between the groups: read loosely, since a registered number is
-    looked up exactly; the access log never holds it."""
+    """Anything between the groups, marks that change included: read loosely, since a
+    registered number is looked up exactly; the access log never holds it."""
     headers = await staff_auth(app, client, "privacy_officer")
     answer = await client.post(
         f"/v1/subscribers/{subscriber}/reveal", json={"reason": reason}, headers=headers
