@@ -1,8 +1,8 @@
 """Inbound STOP: an SMS whose body is a stop word opts its sender out of coupon delivery.
 
 A body matches when, trimmed and folded (Unicode NFKC, so full-width ``ＳＴＯＰ`` and
-half-width katakana match too, then case-folded), it equals one of the configured
-stop words folded the same way. Neither the number nor the body is ever logged.
+half-width katakana match too, characters drawn as nothing dropped, then case-folded),
+it equals one of the configured stop words folded the same way. Neither the number nor the body is ever logged.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import phonenumbers
 
 from app.consent import service
 from app.core.context import Context
+from app.core.text import invisible
 from app.core.tx import Tx
 from app.models.subscriber import Subscriber
 from app.purposes import Purpose
@@ -29,8 +30,10 @@ PURPOSE = Purpose.COUPON_DELIVERY
 
 
 def fold(text: str) -> str:
-    """The form bodies and stop words are compared in."""
-    return unicodedata.normalize("NFKC", text).strip().casefold()
+    """The form bodies and stop words are compared in: NFKC, without what is drawn as
+    nothing (a zero-width space a phone's keyboard left), trimmed, case-folded."""
+    shown = "".join(c for c in unicodedata.normalize("NFKC", text) if not invisible(c))
+    return shown.strip().casefold()
 
 
 @functools.lru_cache(maxsize=8)

@@ -67,6 +67,8 @@ async def subscriber(client, app, full_auth) -> str:
         "ＳＴＯＰ",  # full-width
         "ｓｔｏｐ",
         "\u3000STOP\u3000",  # ideographic spaces
+        "stop\u200b",  # a zero-width space a keyboard left
+        "\ufeffSTOP",  # a byte-order mark
         "StopAll",
         "unsubscribe",
         "Cancel",
