@@ -108,3 +108,17 @@ async def test_a_form_over_the_body_cap_is_refused_as_a_page(app, client, path, 
             yield body[start : start + 8192]
 
     assert says in await _page_refusal(client, path, chunks() if streamed else body, 413)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("HEAD", "/my/records"), ("DELETE", "/my/"), ("PUT", "/console/login")],
+)
+async def test_a_page_asked_with_another_method_is_refused_as_a_page(client, method, path):
+    """Not the API's JSON problem, and with the pages' headers: no-store, no framing."""
+    answer = await client.request(method, path, headers={"Accept": "text/html"})
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["allow"]

@@ -2,7 +2,8 @@
 
 A body matches when, trimmed and folded (Unicode NFKC, so full-width ``ＳＴＯＰ`` and
 half-width katakana match too, characters drawn as nothing dropped, then case-folded),
-it equals one of the configured stop words folded the same way. Neither the number nor the body is ever logged.
+it equals one of the configured stop words folded the same way. Neither the number nor
+the body is ever logged.
 """
 
 from __future__ import annotations

@@ -178,6 +178,15 @@ class PayloadTooLarge(AppError):
     title = "The request body is too large"
 
 
+class MethodNotAllowed(AppError):
+    """The framework's 405, as a page route answers it (an API route's is problem
+    details, with the same type)."""
+
+    status = 405
+    slug = "method-not-allowed"
+    title = "This method is not allowed here"
+
+
 class RateLimited(AppError):
     status = 429
     slug = "rate-limited"
@@ -389,6 +398,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return page.refusal(request, UnreadableForm.body("could not be read"))
         if exc.status_code == 413 and page is not None:  # a streamed form over the cap
             return page.refusal(request, PayloadTooLarge(str(exc.detail)))
+        if exc.status_code == 405 and page is not None:  # a page asked with another method
+            refused = page.refusal(request, MethodNotAllowed(str(exc.detail)))
+            refused.headers.update(exc.headers or {})  # Allow
+            return refused
         if exc.status_code == 400:
             # FastAPI's answer to a body json cannot parse at all (nested too deeply,
             # undecodable bytes): the same problem as malformed JSON.
