@@ -85,7 +85,7 @@ def serve(
     from app.core.logging import configure_logging, logging_config
     from app.main import create_app
 
-    settings = _settings()
+    settings = _settings(new_state=True)
     configure_logging(settings.log_level)
     try:
         # Every check a worker would make at start (keys, the SMS sender, the ledger's

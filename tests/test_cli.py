@@ -31,6 +31,24 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["staff", "list"], ["api-keys", "list"], ["ledger", "export", "--output", "out.jsonl"]],
+)
+def test_a_command_run_outside_the_checkout_makes_no_installation_of_its_own(
+    tmp_path, monkeypatch, args
+):
+    """In development a command reads ./.smsreg: run elsewhere, it would make a second,
+    empty installation there with keys of its own, and act on that."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("SMSREG_STATE_DIR", "SMSREG_DATABASE_URL", "SMSREG_ENV_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 2, refused.output
+    assert "no development state in" in refused.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keys_create_list_revoke(env):
     assert runner.invoke(cli, ["migrate"]).exit_code == 0
     created = runner.invoke(cli, ["api-keys", "create", "--name", "coupon-frontend"])

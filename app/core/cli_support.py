@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
 import typer
@@ -27,10 +28,21 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def load_settings() -> Settings:
-    """The settings, or exit 2 with one line per configuration error (never a traceback)."""
+def load_settings(*, new_state: bool = False) -> Settings:
+    """The settings, or exit 2 with one line per configuration error (never a traceback).
+
+    In development, a command finds its keys and database in the state folder
+    (``.smsreg/`` where it runs, unless SMSREG_STATE_DIR names one); only ``serve``
+    (``new_state``) makes it. Run from
+    another folder, any other command would otherwise make a second, empty installation
+    there, with keys of its own, and act on it."""
     try:
-        return Settings().with_dev_secrets()
+        settings = Settings()
+        # SMSREG_STATE_DIR given: the folder named is meant, and made if need be.
+        implied = "state_dir" not in settings.model_fields_set
+        if settings.environment == "development" and implied and not new_state:
+            _require_state(settings.state_dir)
+        return settings.with_dev_secrets()
     except (ConfigError, SettingsError) as exc:
         # SettingsError: a value that is not valid JSON (a key ring, a list); its message
         # names the field, never the value.
@@ -41,6 +53,15 @@ def load_settings() -> Settings:
                 f"SMSREG_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
                 for error in exc.errors()
             )
+        )
+
+
+def _require_state(state_dir: Path) -> None:
+    if not state_dir.is_dir():
+        refuse(
+            f"no development state in {state_dir.resolve()}: run smsreg in the folder "
+            "where `smsreg serve` (make serve) runs, or set SMSREG_STATE_DIR to its "
+            "state folder; `smsreg serve` makes a new one"
         )
 
 
