@@ -79,6 +79,14 @@ def verify_command(
             help="trusted key for --file: KEY_ID:BASE64, or the public-keys JSON; repeatable"
         ),
     ] = None,
+    file_keys: Annotated[
+        bool,
+        typer.Option(
+            "--file-keys",
+            help="for --file without --public-key: check the signatures against the keys the "
+            "file carries, which proves it consistent, not who signed it",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     witness_files: Annotated[
         list[Path] | None,
@@ -109,6 +117,17 @@ def verify_command(
         if not file.is_file():
             what = "not a regular file" if file.exists() else "no such file"
             typer.secho(f"{what}: {file}", err=True, fg="red")
+            raise typer.Exit(2)
+        if not public_key and not file_keys:
+            # A forger signs with a key of their own and puts it in the file: without a
+            # key from elsewhere, "OK" (exit 0) would say what the file cannot prove.
+            typer.secho(
+                "no trusted key: pass --public-key with the keys you trust (`smsreg ledger "
+                "public-keys` or GET /v1/ledger/public-keys, fetched apart from the file), or "
+                "--file-keys to check only that the file agrees with the keys it carries",
+                err=True,
+                fg="red",
+            )
             raise typer.Exit(2)
         try:
             keys = verify.parse_public_keys(public_key) if public_key else None

@@ -87,16 +87,19 @@ def test_checkpoint_verify_export_and_verify_the_file(env):
     )
     assert done.exit_code == 0, done.output
     # A filtered export is verified as one when the auditor says they asked for one.
-    unasked = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered)])
+    keys = ["--public-key", f"L1:{public}"]
+    unasked = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *keys])
     assert unasked.exit_code == 1 and "BROKEN at seq 1: filtered:" in unasked.output
     other = ["--filter", "legal_basis=law", "--filter", "since=2000-01-01T00:00:00+09:00"]
-    wrong = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *other])
+    wrong = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *keys, *other])
     assert wrong.exit_code == 1 and "not the one asked for" in wrong.output
-    bad = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), "--filter", "x"])
+    bad = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *keys, "--filter", "x"])
     assert bad.exit_code == 2 and "bad --filter" in bad.output
     asked = ["--filter", "legal_basis=investigation_compelled",
              "--filter", "since=2000-01-01T00:00:00Z"]  # fmt: skip
-    as_json = runner.invoke(cli, ["ledger", "verify", "--file", str(filtered), *asked, "--json"])
+    as_json = runner.invoke(
+        cli, ["ledger", "verify", "--file", str(filtered), *keys, *asked, "--json"]
+    )
     report = json.loads(as_json.output)
     assert report["ok"] is True
     assert report["filters"] == {
@@ -126,8 +129,23 @@ def test_a_tampered_export_file_fails(env):
     out.write_bytes(
         b"".join(line for line in lines if b'"seq":3,' not in line or b'"entry"' not in line)
     )
-    broken = runner.invoke(cli, ["ledger", "verify", "--file", str(out)])
+    broken = runner.invoke(cli, ["ledger", "verify", "--file", str(out), "--file-keys"])
     assert broken.exit_code == 1 and "BROKEN at seq 3: removed" in broken.output
+
+
+def test_a_file_is_verified_only_against_keys_the_auditor_names(env):
+    """A forger signs a doctored file with a key of their own and puts it in the file:
+    against the file's own keys it is consistent. So no verdict without a trusted key,
+    and against the file's keys only when asked for, saying what that proves."""
+    tmp_path, _app = env
+    out = tmp_path / "ledger.jsonl"
+    assert runner.invoke(cli, ["ledger", "export", "--output", str(out)]).exit_code == 0
+    bare = runner.invoke(cli, ["ledger", "verify", "--file", str(out)])
+    assert bare.exit_code == 2 and "no trusted key" in bare.output
+    assert "OK" not in bare.output
+    own = runner.invoke(cli, ["ledger", "verify", "--file", str(out), "--file-keys"])
+    assert own.exit_code == 0 and own.output.startswith("OK"), own.output
+    assert "consistent, not who signed it" in own.output
 
 
 def test_purge_keeps_young_entries(env):
@@ -228,7 +246,7 @@ def test_verify_holds_the_ledger_to_a_witness_and_a_pinned_head(env, monkeypatch
     assert "typo.jsonl does not exist" in missing.output
     assert (
         "not a regular file: /dev/null"
-        in runner.invoke(cli, ["ledger", "verify", "--file", "/dev/null"]).output
+        in runner.invoke(cli, ["ledger", "verify", "--file", "/dev/null", "--file-keys"]).output
     )
 
     for args in (["--expect", "4:zz"], ["--witness", str(tmp_path / "none.jsonl")]):
