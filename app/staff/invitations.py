@@ -215,9 +215,12 @@ async def change_role(
     pending proposals that name it or that it made (:func:`cancel_pending`): a demoted
     admin's proposals would otherwise stay open for another admin to confirm, the
     proposer no longer an admin."""
-    before = await accounts.held(tx, account_id)
+    # Read without a lock: accounts.change_role holds the account's sessions, then the
+    # account, in the order its own requests take them (a lock on the account first
+    # could deadlock with one of them).
+    before = await repo.get_account(tx, account_id)
     account = await accounts.change_role(tx, ctx, staff=staff, account_id=account_id, role=role)
-    if account.role != before.role:
+    if before is not None and before.role != role.value:
         await cancel_pending(tx, ctx, account_id=account_id, actor=staff.actor, now=ctx.clock.now())
     return account
 

@@ -194,6 +194,31 @@ async def test_demoting_an_admin_cancels_the_proposals_they_made(client, app):
     assert len(events(app, "staff:grant:cancelled")) == 1
 
 
+async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(client, app):
+    """However the proposer stopped being an admin (here: made privacy officer through a
+    confirmed proposal, which cancels nothing of theirs), their proposal has no admin
+    behind it any more."""
+    proposer_account = await create_staff(app, "admin", username="proposer")
+    second = await staff_auth(app, client, "admin", username="second")
+    third = await staff_auth(app, client, "admin", username="third")
+    by = bearer(await open_session(app, proposer_account))
+    target = await create_staff(app, "operator", username="op9")
+    made = await client.post(f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=by)
+    assert made.status_code == 201, made.text
+    demotion = await client.post(
+        f"/v1/staff/{proposer_account.id}/grants", json={"role": "privacy_officer"}, headers=second
+    )
+    assert demotion.status_code == 201, demotion.text
+    done = await client.post(f"/v1/staff/grants/{demotion.json()['id']}/confirm", headers=third)
+    assert done.status_code == 200, done.text
+    late = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
+    assert late.status_code == 409 and late.json()["type"].endswith("/grant-not-pending")
+    assert "no longer an admin" in late.json()["detail"]
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'op9'") == [
+        {"role": "operator"}
+    ]
+
+
 async def test_disabling_an_admin_revokes_their_privileged_invitation_on_the_record(client, app):
     """A privileged invitation waits for a second admin's confirmation; when its proposer
     is disabled, the invitation is revoked as any: recorded, its account disabled."""

@@ -146,3 +146,35 @@ async def test_a_confirmed_grant_waits_for_the_requests_in_flight(client, app):
         await asyncio.sleep(0.3)
         assert not confirming.done(), "it waits for the request to end"
     assert (await confirming).status_code == 200
+
+
+async def test_a_role_change_waits_for_the_accounts_own_request_and_never_deadlocks(client, app):
+    """The account's own request holds its session, then changes its account (a password
+    change, say); a role change meanwhile takes the sessions first, then the account, so
+    the two wait for each other. It read the account under a lock first, and deadlocked."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    target = await create_staff(app, Role.AUDITOR, username="target")
+    await open_session(app, target)
+    admin = await staff_auth(app, client, "admin", username="the-admin")
+    with engine.connect() as conn:
+        conn.execute(  # the account's request in flight: its session row taken
+            sa.text("UPDATE staff_sessions SET last_seen_at = now() WHERE staff_id = :id"),
+            {"id": target.id},
+        )
+        changing = asyncio.create_task(
+            client.put(f"/v1/staff/{target.id}/role", json={"role": "operator"}, headers=admin)
+        )
+        await asyncio.sleep(0.3)
+        assert not changing.done(), "the role change waits for the request"
+        conn.execute(  # ...which then changes its own account, and commits
+            sa.text("UPDATE staff_accounts SET display_name = 'Own' WHERE id = :id"),
+            {"id": target.id},
+        )
+        conn.commit()
+    changed = await changing
+    assert changed.status_code == 200, changed.text
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'target'") == [
+        {"role": "operator"}
+    ]
