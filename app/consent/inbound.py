@@ -64,10 +64,13 @@ async def twilio_status(
     form = await signed_form(request, ctx)
     sid, status, code = checked_report(form)
     reference = m if m is not None and REFERENCE.fullmatch(m) else None
-    ours = await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
-    if ours and status in FINAL and code in _OPTED_OUT:
+    recorded = await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
+    if recorded.moved and status in FINAL and code in _OPTED_OUT:
         # Twilio refused one of our messages because its recipient had replied STOP to
-        # it, a reply this service may never have seen: withdraw the opt-in.
+        # it, a reply this service may never have seen: withdraw the opt-in. Only the
+        # report that settled the message: a repeat (Twilio retries; a signed request
+        # can be replayed), or one later than another final state, withdraws nothing,
+        # so an opt-in made since stands.
         recipient = str(form.get("To") or "")[:MAX_FIELD]
         if recipient:
             await stop.carrier_stop(tx, ctx, recipient)

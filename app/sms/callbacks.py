@@ -92,10 +92,18 @@ def _moves(current: str | None, new: str) -> bool:
     return _RANK[new] >= _RANK.get(current or "", -1)
 
 
+class Recorded(NamedTuple):
+    """What a delivery report did: found its message, and moved its state (a report
+    repeated, or later than a final state, moves nothing)."""
+
+    found: bool
+    moved: bool
+
+
 async def record_status(
     tx: Tx, *, sid: str, status: str, error_code: str | None, reference: str | None = None
-) -> bool:
-    """Store the carrier's delivery state on the message it belongs to; False if unknown.
+) -> Recorded:
+    """Store the carrier's delivery state on the message it belongs to.
 
     The message is the one the callback URL names (``reference``), else the one with
     Twilio's id. By reference, the report counts even before the worker has recorded
@@ -109,14 +117,15 @@ async def record_status(
     else:
         row = await tx.fetch_one(_FIND, {"sid": sid})
     if row is None:
-        return False
-    if _moves(row.delivery_status, status):
-        rank = _ABOVE_EVERY_RANK if status in FINAL else _RANK[status]
-        await tx.run(
-            _RECORD,
-            {"status": status, "code": error_code, "id": row.id, "sid": sid, "rank": rank},
-        )
-    return True
+        return Recorded(found=False, moved=False)
+    if not _moves(row.delivery_status, status):
+        return Recorded(found=True, moved=False)
+    rank = _ABOVE_EVERY_RANK if status in FINAL else _RANK[status]
+    changed = await tx.run(
+        _RECORD,
+        {"status": status, "code": error_code, "id": row.id, "sid": sid, "rank": rank},
+    )
+    return Recorded(found=True, moved=changed == 1)
 
 
 def checked_report(form: dict[str, Any]) -> tuple[str, str, str | None]:

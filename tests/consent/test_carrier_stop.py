@@ -129,12 +129,29 @@ async def test_a_status_callback_with_21610_withdraws_the_opt_in(
     await app.state.outbox.drain()
     [sid] = [r[0] for r in rows(app, "SELECT carrier_message_id FROM outbox_messages")]
 
-    await report(client, sid, status="failed", code="30003")  # another failure: nothing
-    assert state(app, subscriber) == "opted_in"
+    await report(client, sid, status="sent", code=None)
     await report(client, "SM" + "0" * 31 + "9", status="failed", code="21610")  # not ours
     assert state(app, subscriber) == "opted_in"
     await report(client, sid, status="failed", code="21610")
     assert state(app, subscriber) == "opted_out"
     assert opt_outs(app) == [(subscriber, "carrier", "sms:twilio")]
-    await report(client, sid, status="failed", code="21610")  # Twilio retries: once on record
+
+    # The person opts in again (texting START to Twilio, then on the frontend). A repeat
+    # of the report, Twilio's retry or a replay of the signed request, changes nothing.
+    await opted_in(client, full_auth, subscriber)
+    await report(client, sid, status="failed", code="21610")
+    assert state(app, subscriber) == "opted_in"
     assert opt_outs(app) == [(subscriber, "carrier", "sms:twilio")]
+
+
+@pytest.mark.parametrize(("first", "code"), [("delivered", None), ("failed", "30003")])
+async def test_a_21610_after_another_final_state_withdraws_nothing(
+    client, app, carrier, full_auth, subscriber, first, code
+):
+    await start(client, full_auth)
+    await app.state.outbox.drain()
+    [sid] = [r[0] for r in rows(app, "SELECT carrier_message_id FROM outbox_messages")]
+    await report(client, sid, status=first, code=code)
+    await report(client, sid, status="failed", code="21610")  # late, out of order
+    assert state(app, subscriber) == "opted_in"
+    assert opt_outs(app) == []
