@@ -209,11 +209,32 @@ def no_phone_number(text: str) -> str:
 NO_INVISIBLE = "must not contain invisible characters (zero-width, direction marks, fillers)"
 
 
+# Drawn as nothing, yet part of what a character shows: a zero-width joiner between two
+# characters (an emoji sequence such as a family), and a variation selector after its
+# base (an emoji's presentation; a kanji's variant form, as names are written: 葛󠄀).
+_JOINER = "\u200d"
+_VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+
+
+def _variation(char: str) -> bool:
+    return any(low <= ord(char) <= high for low, high in _VARIATION_SELECTORS)
+
+
 def visible(text: str) -> str:
-    """The text, if every character in it is drawn (see :func:`invisible`); else
-    ValueError. What staff read later (a key's name, a reason) reads as it was typed: a
-    direction override or a zero-width character cannot disguise it."""
-    if any(invisible(char) for char in text):
+    """The text, if every character in it is drawn (see :func:`invisible`), but a joiner
+    between two drawn characters and a variation selector after one; else ValueError.
+    What staff read later (a key's name, a reason) reads as it was typed: a direction
+    override or a zero-width space cannot disguise it."""
+    for i, char in enumerate(text):
+        if not invisible(char) and not _variation(char):
+            continue
+        before = text[i - 1] if i else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        drawn_before = bool(before) and not invisible(before) and not _variation(before)
+        if _variation(char) and drawn_before:
+            continue
+        if char == _JOINER and drawn_before and after and not invisible(after):
+            continue
         raise ValueError(NO_INVISIBLE)
     return text
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from app.core.instants import Instant
-from app.core.text import no_phone_number
+from app.core.text import no_phone_number, visible
 
 # A subscriber's opaque id, as every route takes it.
 SUBSCRIBER_ID_PATTERN = r"^sub_[A-Za-z0-9_\-]+$"
@@ -46,7 +46,7 @@ def clean_reason(reason: str) -> str:
         raise ValueError(f"must be {MIN_REASON} to {MAX_REASON} characters")
     if not cleaned.isprintable():
         raise ValueError("must be printable text")
-    return no_phone_number(cleaned)
+    return visible(no_phone_number(cleaned))
 
 
 class SubscriberSearch(BaseModel):

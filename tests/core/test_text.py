@@ -7,7 +7,7 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from app.core.text import NoPhoneNumber, digit_runs, no_phone_number
+from app.core.text import NoPhoneNumber, digit_runs, no_phone_number, visible
 
 
 @pytest.mark.parametrize(
@@ -115,3 +115,33 @@ def test_the_validator_names_the_field_and_never_repeats_the_input():
     (error,) = caught.value.errors()
     assert error["loc"] == ("note",)
     assert "090" not in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hanako Yamada",
+        "葛\U000e0100城 花子",  # a kanji's variant form, as a name is registered
+        "家族 👨\u200d👩\u200d👧",  # an emoji sequence: joiners between its members
+        "ok ❤\ufe0f",  # an emoji's presentation selector after it
+    ],
+)
+def test_visible_text_passes(text):
+    assert visible(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u202ecoupon-frontend",  # a direction override
+        "coupon\u200b-frontend",  # a zero-width space
+        "\u3164" * 12,  # Hangul fillers: printable, yet blank
+        "\u200dstarts with a joiner",
+        "ends with a joiner\u200d",
+        "\ufe0f alone",
+        "a\u200d\u200db",
+    ],
+)
+def test_text_drawn_as_nothing_is_refused(text):
+    with pytest.raises(ValueError, match="invisible"):
+        visible(text)

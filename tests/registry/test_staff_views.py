@@ -207,6 +207,7 @@ async def test_service_clients_and_strangers_see_nothing(client, app, subscriber
         ({"reason": "番号 ０９０－１２３４－５６７９ の件"}, "reason"),
         ({"reason": "dial (090) 1234.5679 now"}, "reason"),
         ({"reason": "a valid reason\x00with a NUL"}, "reason"),
+        ({"reason": "\u3164" * 12}, "reason"),  # Hangul fillers: printable, yet blank
         ({"reason": REASON, "phone": E164}, "phone"),
         ({"reason": 1234567890}, "reason"),
     ],
