@@ -7,7 +7,7 @@ nine or more digits is refused, read after the disguises people use:
 
 - full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), the kanji digits
   ``〇零一二三四五六七八九`` and the Korean digit syllables ``영공일이삼사오육륙칠팔구``
-  count as digits;
+  next to another one (``3일``, the 3rd, is a date) count as digits;
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width), and what shows nothing of its own: invisible format characters (a
@@ -29,6 +29,7 @@ the refusal is a 422 naming the field, and the message never repeats the input.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -40,10 +41,12 @@ MAX_DIGIT_RUN = 8
 # Digits written as words, one character each: kanji (〇 and 零 for zero) and the
 # Sino-Korean syllables a Korean number is read out in (영 or 공 for zero, 육 or 륙 for
 # six). Nine of them in a row hardly occur in prose, and spell a number when they do.
-WORD_DIGITS = {
+KANJI_DIGITS = {
     **{char: str(value) for value, char in enumerate("〇一二三四五六七八九")},
-    **{char: str(value) for value, char in enumerate("영일이삼사오육칠팔구")},
     "零": "0",
+}
+HANGUL_DIGITS = {
+    **{char: str(value) for value, char in enumerate("영일이삼사오육칠팔구")},
     "공": "0",
     "륙": "6",
 }
@@ -97,6 +100,18 @@ def _separator(char: str) -> bool:
     )
 
 
+def _spoken_digits(chars: list[str]) -> set[int]:
+    """Where a Korean digit syllable is a digit: next to another one (separators between
+    them aside), as in 공일공 일이삼사. Alone it is a word or a unit after a numeral, as
+    in 3일 10일 (the 3rd, the 10th), not a digit."""
+    marks = [i for i, char in enumerate(chars) if not _separator(char)]
+    found: set[int] = set()
+    for before, after in itertools.pairwise(marks):
+        if chars[before] in HANGUL_DIGITS and chars[after] in HANGUL_DIGITS:
+            found |= {before, after}
+    return found
+
+
 def digit_runs(text: str, *, min_digits: int = 1) -> list[str]:
     """Every run of at least ``min_digits`` digits in ``text``, as ASCII digits, the
     separators between them dropped."""
@@ -117,8 +132,10 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     joints: list[str] = []
     group: list[str] = []
     joint: list[str] = []
-    for char in [*unicodedata.normalize("NFKC", text), "\x00"]:
-        digit = WORD_DIGITS.get(char)
+    chars = [*unicodedata.normalize("NFKC", text), "\x00"]
+    spoken = _spoken_digits(chars)
+    for i, char in enumerate(chars):
+        digit = KANJI_DIGITS.get(char) or (HANGUL_DIGITS[char] if i in spoken else None)
         if digit is None and (value := unicodedata.decimal(char, None)) is not None:
             digit = str(value)
         if digit is not None:

@@ -26,6 +26,7 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number, visible
         "零九零一二三四五六七八",  # 零, the everyday kanji for zero
         "영구영일이삼사오육칠팔",  # Korean digit syllables, as a number is read out
         "공일공 일이삼사 오륙칠팔",  # 공 for zero, 륙 for six
+        "010-일이삼사-5678",  # digits and digit syllables mixed
         "〇九〇 一二三四 五六七九",
         "٠٩٠١٢٣٤٥٦٧٩",  # Arabic-Indic digits
         "call 123456789",  # nine is enough
@@ -94,6 +95,8 @@ def test_nine_digits_in_a_row_however_written_are_refused(text):
         "一人の申し出",  # a kanji digit in words
         "이사회에서 삼사일 오후에 구청과 협의함",  # Korean prose with digit syllables
         "공정거래위원회 이의신청 사유 검토",
+        "매주 3일 10일 17일 24일에 연락함",  # 일 after a numeral: the day, not a digit
+        "2026년 12월 6일 14시 30분 통화",
     ],
 )
 def test_shorter_runs_pass(text):
