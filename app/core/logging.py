@@ -24,10 +24,12 @@ import orjson
 _PHONE = re.compile(r"\+?\d[\d\- ()]{6,}\d")
 # Not inside a word or a decimal (``v1.2345``, ``1234.5``); at a sentence's end, a code.
 _CODE = re.compile(r"(?<![\w.])\d{4,10}(?!\w|\.\d)")
-# A number written with dots or underscores between its groups (090.1234.5678): seven
-# digits or more, so a version (1.2.3) or a private address (10.0.0.1) stays readable.
+# A number written with dots or underscores between its groups (090.1234.5678): ten
+# digits or more (a Japanese mobile number without its 0), and not an IPv4 address, so a
+# version, a date (2026.12.06), a decimal or a host's address stays readable.
 _DOTTED = re.compile(r"\+?\d[\d\- ()._]{6,}\d")
-_DOTTED_DIGITS = 7
+_DOTTED_DIGITS = 10
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
@@ -52,7 +54,9 @@ def redact(text: str) -> str:
 
 def _dotted_number(match: re.Match[str]) -> str:
     found = match.group()
-    return "[redacted-number]" if sum(c.isdigit() for c in found) >= _DOTTED_DIGITS else found
+    if sum(c.isdigit() for c in found) < _DOTTED_DIGITS or _IPV4.fullmatch(found):
+        return found
+    return "[redacted-number]"
 
 
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"

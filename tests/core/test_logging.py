@@ -20,12 +20,26 @@ def test_redact_masks_numbers_codes_and_keys():
     assert "QWErty" not in session and "zzTop" not in session
 
 
-@pytest.mark.parametrize("number", ["090.1234.5678", "090_1234_5678", "+81.90.1234.5678"])
+@pytest.mark.parametrize(
+    "number", ["090.1234.5678", "090_1234_5678", "+81.90.1234.5678", "90.1234.5678"]
+)
 def test_a_number_grouped_with_dots_or_underscores_is_masked(number):
     assert redact(f"id {number}.") == "id [redacted-number]."
 
 
-@pytest.mark.parametrize("kept", ["v1.2.3", "10.0.0.1", "took 12.5 ms", "rev_1_2"])
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "v1.2.3",
+        "10.0.0.1",
+        "192.168.100.200",  # a host's address, in a database error
+        "took 12.5 ms",
+        "rev_1_2",
+        "2026.12.06",
+        "1234.5678",
+        "0.0123456",
+    ],
+)
 def test_short_dotted_figures_stay_readable(kept):
     assert redact(kept) == kept
 
