@@ -33,7 +33,12 @@ def env(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "args",
-    [["staff", "list"], ["api-keys", "list"], ["ledger", "export", "--output", "out.jsonl"]],
+    [
+        ["staff", "list"],
+        ["api-keys", "list"],
+        ["ledger", "export", "--output", "out.jsonl"],
+        ["migrate"],  # it would make the folder, and every command after it would pass
+    ],
 )
 def test_a_command_run_outside_the_checkout_makes_no_installation_of_its_own(
     tmp_path, monkeypatch, args
@@ -47,6 +52,24 @@ def test_a_command_run_outside_the_checkout_makes_no_installation_of_its_own(
     assert refused.exit_code == 2, refused.output
     assert "no development state in" in refused.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_folder_named_from_elsewhere_holds_the_database_too(tmp_path, monkeypatch):
+    """SMSREG_STATE_DIR names the installation: its database is the SQLite file in it,
+    not a new one in ./.smsreg of wherever the command runs."""
+    state = tmp_path / "checkout" / ".smsreg"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("SMSREG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(state))
+    for family, key in TEST_KEYS.items():
+        monkeypatch.setenv(f"SMSREG_{family.upper()}_KEYS", f'{{"t1": "{key}"}}')
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    made = runner.invoke(cli, ["api-keys", "create", "--name", "from-elsewhere"])
+    assert made.exit_code == 0, made.output
+    assert (state / "smsreg.db").is_file()
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_keys_create_list_revoke(env):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
 from app.core.clock import SystemClock
-from app.core.config import ConfigError, Settings
+from app.core.config import ConfigError, Settings, sqlite_in
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database
@@ -68,12 +68,21 @@ def _require_state(state_dir: Path) -> None:
 class _DatabaseOnly(BaseSettings):
     # The same sources and rules as the full settings (SMSREG_ENV_FILE included).
     model_config = Settings.model_config
-    database_url: str = Settings.model_fields["database_url"].get_default()
+    database_url: str | None = None
+    environment: str = Settings.model_fields["environment"].get_default()
+    state_dir: Path = Settings.model_fields["state_dir"].get_default()
 
 
 def database_url() -> str:
-    """SMSREG_DATABASE_URL alone, for commands that need nothing else (migrate)."""
-    return _DatabaseOnly().database_url
+    """SMSREG_DATABASE_URL alone, for commands that need nothing else (migrate). Not
+    given, the embedded database in the state folder, which in development must be
+    there already unless SMSREG_STATE_DIR names it (``smsreg serve`` makes it)."""
+    given = _DatabaseOnly()
+    if given.database_url is not None:
+        return given.database_url
+    if given.environment == "development" and "state_dir" not in given.model_fields_set:
+        _require_state(given.state_dir)
+    return sqlite_in(given.state_dir)
 
 
 def failure(exc: BaseException) -> str:

@@ -47,6 +47,11 @@ MIN_TOKEN_CHARS = 16
 """The metrics token's least length outside development."""
 
 
+def sqlite_in(state_dir: Path) -> str:
+    """The URL of the embedded database in a state folder."""
+    return f"sqlite:///{state_dir / 'smsreg.db'}"
+
+
 class Settings(BaseSettings):
     """Runtime configuration; docs/operations.md has the table of settings."""
 
@@ -350,6 +355,14 @@ class Settings(BaseSettings):
         for item in value:
             ipaddress.ip_network(item, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _database_in_the_state_folder(self) -> Settings:
+        # Not given: the SQLite file in the state folder, wherever SMSREG_STATE_DIR puts
+        # it (else a command pointed at another folder's state opened ./.smsreg's file).
+        if "database_url" not in self.model_fields_set:
+            self.database_url = sqlite_in(self.state_dir)
+        return self
 
     @model_validator(mode="after")
     def _secondary_token_beside_the_first(self) -> Settings:

@@ -239,6 +239,7 @@ def test_a_refused_database_url_is_never_quoted():
 def test_the_dotenv_file_is_dot_env_unless_smsreg_env_file_names_another(tmp_path, env_file, port):
     """`.env` in the working directory by default; SMSREG_ENV_FILE names another, or (empty)
     none, which is how the suite keeps a developer's `.env` out of its settings."""
+    (tmp_path / ".smsreg").mkdir()  # a checkout's development state
     for name, n in ((".env", 1), ("other.env", 2)):
         (tmp_path / name).write_text(f"SMSREG_PORT=810{n}\nSMSREG_DATABASE_URL=sqlite:///{n}.db\n")
     env = outside_environ()
