@@ -63,14 +63,12 @@ async def list_subject_requests(
     "/{request_id}/close",
     responses={
         **_PROBLEMS,
-        404: register.RequestNotFound.openapi()
-        | {
-            "description": "No such subject request (`subject-request-not-found`), or its "
-            "subscriber was erased since (`subject-not-found`)"
-        },
+        404: register.RequestNotFound.openapi(),
         409: register.RequestClosed.openapi(),
     },
     summary="Close a subject request: carried out now (done) or refused, with a note",
+    description="A request whose subscriber was erased since (by another request, or for "
+    "dormancy) closes as done with nothing carried out: the erasure left nothing to act on.",
 )
 async def close_subject_request(
     request_id: RequestId,
