@@ -112,6 +112,9 @@ def verify_command(
     ] = None,
 ) -> None:
     """Walk the chain; print OK with counts or the first broken position (exit 1)."""
+    if file_keys and (file is None or public_key):
+        typer.secho("--file-keys is for --file without --public-key", err=True, fg="red")
+        raise typer.Exit(2)
     pins = _pins(witness_files or [], expect or [])
     if file is not None:
         if not file.is_file():

@@ -146,6 +146,11 @@ def test_a_file_is_verified_only_against_keys_the_auditor_names(env):
     own = runner.invoke(cli, ["ledger", "verify", "--file", str(out), "--file-keys"])
     assert own.exit_code == 0 and own.output.startswith("OK"), own.output
     assert "consistent, not who signed it" in own.output
+    (tmp_path / "keys.json").write_text(runner.invoke(cli, ["ledger", "public-keys"]).output)
+    pinned = ["--public-key", str(tmp_path / "keys.json")]
+    for mixed in (["--file", str(out), *pinned, "--file-keys"], ["--file-keys"]):
+        confused = runner.invoke(cli, ["ledger", "verify", *mixed])
+        assert confused.exit_code == 2 and "--file-keys is for --file" in confused.output
 
 
 def test_purge_keeps_young_entries(env):
