@@ -151,7 +151,8 @@ async def list_grants(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> GrantListPublic:
     found = await grants.list_grants(tx, ctx, status=status, limit=limit)
-    return GrantListPublic(grants=[grant_public(g) for g in found])
+    enrolled = await grants.enrolments(tx, found)
+    return GrantListPublic(grants=[grant_public(g, enrolled.get(g.grant.staff_id)) for g in found])
 
 
 @router.post(

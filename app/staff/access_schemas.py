@@ -55,6 +55,14 @@ class GrantPublic(BaseModel):
     decided_by: str | None = Field(None, description="who confirmed, rejected or cancelled it")
     decided_at: dt.datetime | None = None
     reason: str | None = None
+    enrolled_at: dt.datetime | None = Field(
+        None,
+        description="an invitation's proposal, in a list: when its owner finished "
+        "enrolling (null: not yet; it can be confirmed only after)",
+    )
+    enrolled_from: str | None = Field(
+        None, description="the address the owner finished enrolling from"
+    )
 
 
 class GrantListPublic(BaseModel):
@@ -175,9 +183,14 @@ class UnlockPublic(BaseModel):
     failures_cleared: int = Field(description="failed logins forgiven, from any address")
 
 
-def grant_public(found: GrantView) -> GrantPublic:
-    """A proposal with its effective status."""
-    return GrantPublic(**found.grant.model_dump(exclude={"status"}), status=found.status)
+def grant_public(found: GrantView, enrolled: StaffInvitation | None = None) -> GrantPublic:
+    """A proposal with its effective status, and the invitation its owner enrolled with."""
+    return GrantPublic(
+        **found.grant.model_dump(exclude={"status"}),
+        status=found.status,
+        enrolled_at=None if enrolled is None else enrolled.redeemed_at,
+        enrolled_from=None if enrolled is None else enrolled.redeemed_ip,
+    )
 
 
 def invitation_public(invitation: StaffInvitation) -> InvitationPublic:

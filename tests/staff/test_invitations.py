@@ -152,8 +152,13 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     early = await client.post(f"/v1/staff/grants/{grant['id']}/confirm", headers=second)
     assert early.status_code == 409 and early.json()["type"].endswith("/invitation-not-taken-up")
     assert rows(app, "SELECT status FROM staff_role_grants") == [{"status": "pending"}]
+    (listed,) = (await client.get("/v1/staff/grants", headers=second)).json()["grants"]
+    assert (listed["enrolled_at"], listed["enrolled_from"]) == (None, None)
 
     done, secret = await enrol(client, clock, made["token"])
+    # The second admin sees when and from where the person enrolled before confirming.
+    (listed,) = (await client.get("/v1/staff/grants", headers=second)).json()["grants"]
+    assert listed["enrolled_at"] is not None and listed["enrolled_from"]
     assert done["active"] is False
     assert (await login_totp(client, clock, "sato", secret)).status_code == 401
 
