@@ -20,6 +20,7 @@ from fastapi import FastAPI, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
+from app.core.http import JsonRoute
 from app.main import create_app as create_smsreg
 from app.verification.routes import IdempotencyKey, VerificationId
 from app.verification.schemas import (
@@ -66,9 +67,21 @@ async def floor_start(
 
 def create_app() -> FastAPI:
     app = create_smsreg()
-    app.add_api_route(FLOOR_CHECK, floor_check, methods=["POST"], include_in_schema=False)
-    app.add_api_route(
-        FLOOR_START, floor_start, methods=["POST"], status_code=201, include_in_schema=False
+    # The API's route class, as the real routes have: their JSON read strictly.
+    app.router.add_api_route(
+        FLOOR_CHECK,
+        floor_check,
+        methods=["POST"],
+        include_in_schema=False,
+        route_class_override=JsonRoute,
+    )
+    app.router.add_api_route(
+        FLOOR_START,
+        floor_start,
+        methods=["POST"],
+        status_code=201,
+        include_in_schema=False,
+        route_class_override=JsonRoute,
     )
     # First in the route list (the real routes' router is the first smsreg includes): a
     # request is matched against the routes in turn, and at the end of smsreg's list
