@@ -37,7 +37,9 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 async def test_the_documented_development_rotation_moves_every_number_to_the_new_key(tmp_path):
-    # A newcomer's checkout: the embedded database and the generated keys in .smsreg/.
+    # A newcomer's checkout: the embedded database and the generated keys in .smsreg/,
+    # which `make serve` made (any other command refuses to make one).
+    (tmp_path / ".smsreg").mkdir()
     assert run(["migrate"], tmp_path).returncode == 0
     settings = Settings(
         _env_file=None,
