@@ -7,7 +7,8 @@ nine or more digits is refused, read after the disguises people use:
 
 - full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), the kanji digits
   ``〇零一二三四五六七八九`` and the Korean digit syllables ``영공일이삼사오육륙칠팔구``
-  next to another one (``3일``, the 3rd, is a date) count as digits;
+  count as digits, but a syllable right after a numeral with no digit after it, the
+  unit of a date or a count (``3일``, the 3rd);
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width), and what shows nothing of its own: invisible format characters (a
@@ -29,7 +30,6 @@ the refusal is a 422 naming the field, and the message never repeats the input.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -101,14 +101,22 @@ def _separator(char: str) -> bool:
 
 
 def _spoken_digits(chars: list[str]) -> set[int]:
-    """Where a Korean digit syllable is a digit: next to another one (separators between
-    them aside), as in 공일공 일이삼사. Alone it is a word or a unit after a numeral, as
-    in 3일 10일 (the 3rd, the 10th), not a digit."""
-    marks = [i for i, char in enumerate(chars) if not _separator(char)]
+    """Where a Korean digit syllable is a digit: everywhere but right after a numeral
+    with no digit right after it, the unit of a date or a count (3일, the 3rd; 10일 동안,
+    for ten days)."""
     found: set[int] = set()
-    for before, after in itertools.pairwise(marks):
-        if chars[before] in HANGUL_DIGITS and chars[after] in HANGUL_DIGITS:
-            found |= {before, after}
+    for i, char in enumerate(chars):
+        if char not in HANGUL_DIGITS:
+            continue
+        after_numeral = i > 0 and unicodedata.decimal(chars[i - 1], None) is not None
+        nxt = chars[i + 1] if i + 1 < len(chars) else ""
+        digit_next = bool(nxt) and (
+            nxt in HANGUL_DIGITS
+            or nxt in KANJI_DIGITS
+            or unicodedata.decimal(nxt, None) is not None
+        )
+        if not after_numeral or digit_next:
+            found.add(i)
     return found
 
 

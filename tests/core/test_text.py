@@ -27,6 +27,9 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number, visible
         "영구영일이삼사오육칠팔",  # Korean digit syllables, as a number is read out
         "공일공 일이삼사 오륙칠팔",  # 공 for zero, 륙 for six
         "010-일이삼사-5678",  # digits and digit syllables mixed
+        "0일0-일2삼4-5육7팔",  # syllables between numerals: digits, not units
+        "공1공1이3사5육7팔",
+        "공一공一이三사五육七팔",  # with kanji digits
         "〇九〇 一二三四 五六七九",
         "٠٩٠١٢٣٤٥٦٧٩",  # Arabic-Indic digits
         "call 123456789",  # nine is enough
