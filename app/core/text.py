@@ -235,31 +235,55 @@ NO_INVISIBLE = "must not contain invisible characters (zero-width, direction mar
 
 
 # Drawn as nothing, yet part of what a character shows: a zero-width joiner between two
-# characters (an emoji sequence such as a family), and a variation selector after its
-# base (an emoji's presentation; a kanji's variant form, as names are written: 葛󠄀).
+# emoji (a family, a rainbow flag), a variation selector after its base (an emoji's
+# presentation; a kanji's variant form, as names are written: 葛󠄀), and the tag
+# characters of a flag's tag sequence (England's, after U+1F3F4).
 _JOINER = "\u200d"
 _VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
+_TAGS = (0xE0020, 0xE007F)
+_TAG_BASE = "\U0001f3f4"
 
 
 def _variation(char: str) -> bool:
     return any(low <= ord(char) <= high for low, high in _VARIATION_SELECTORS)
 
 
+def _tag(char: str) -> bool:
+    return _TAGS[0] <= ord(char) <= _TAGS[1]
+
+
+def _varies(base: str, selector: str) -> bool:
+    """Whether ``selector`` chooses a form of ``base``: an emoji's presentation after a
+    pictograph or a keycap's digit, a variant form after a kanji; never after a letter,
+    where it would make a second name that looks like the first."""
+    if selector in "\ufe0e\ufe0f":
+        return _emoji(base) or base in "#*" or unicodedata.category(base) == "Nd"
+    return unicodedata.name(base, "").startswith("CJK")
+
+
+def _emoji(char: str) -> bool:
+    """A pictograph or an emoji modifier (a skin tone): what a joiner joins."""
+    return unicodedata.category(char) in ("So", "Sk")
+
+
 def visible(text: str) -> str:
-    """The text, if every character in it is drawn (see :func:`invisible`), but a joiner
-    between two drawn characters and a variation selector after one; else ValueError.
-    What staff read later (a key's name, a reason) reads as it was typed: a direction
-    override or a zero-width space cannot disguise it."""
+    """The text, if every character in it is drawn (see :func:`invisible`) or is part of
+    one that is (above); else ValueError. What staff read later (a key's name, a reason)
+    reads as it was typed: a direction override, a zero-width space, or a joiner between
+    two letters (``ad\u200dmin``, which looks like ``admin``) cannot disguise it."""
     for i, char in enumerate(text):
-        if not invisible(char) and not _variation(char):
+        hidden = invisible(char) or _variation(char) or _tag(char)
+        if not hidden:
             continue
         before = text[i - 1] if i else ""
-        after = text[i + 1] if i + 1 < len(text) else ""
-        drawn_before = bool(before) and not invisible(before) and not _variation(before)
-        if _variation(char) and drawn_before:
+        if _variation(char) and before and _varies(before, char):
             continue
-        if char == _JOINER and drawn_before and after and not invisible(after):
+        if _tag(char) and before and (before == _TAG_BASE or _tag(before)):
             continue
+        if char == _JOINER and i + 1 < len(text) and _emoji(text[i + 1]):
+            base = text[i - 2] if before and _variation(before) and i > 1 else before
+            if base and _emoji(base):
+                continue
         raise ValueError(NO_INVISIBLE)
     return text
 

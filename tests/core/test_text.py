@@ -151,3 +151,31 @@ def test_visible_text_passes(text):
 def test_text_drawn_as_nothing_is_refused(text):
     with pytest.raises(ValueError, match="invisible"):
         visible(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "❤\ufe0f\u200d🔥",  # a joiner after an emoji's presentation selector
+        "🏳\ufe0f\u200d🌈",
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # a tag flag
+        "👍\U0001f3fd",  # a skin tone
+        "1\ufe0f\u20e3",  # a keycap
+    ],
+)
+def test_emoji_sequences_pass(text):
+    assert visible(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ad\u200dmin",  # a joiner between letters: a second name that looks like the first
+        "a\ufe0fdmin",  # a selector after a letter
+        "a\ufe00",
+        "a\U000e0067",  # a tag character with no flag
+    ],
+)
+def test_joiners_and_selectors_outside_a_character_are_refused(text):
+    with pytest.raises(ValueError, match="invisible"):
+        visible(text)

@@ -232,6 +232,21 @@ async def test_bad_requests_name_the_field_and_write_nothing(client, app, people
     assert listed.json()["requests"] == []
 
 
+async def test_a_name_written_with_a_kanji_variant_is_kept_as_written(client, app, people):
+    """A variation selector after a kanji is part of the name as it is registered (葛󠄀城,
+    not 葛城): not an invisible character to refuse."""
+    subject = await add_subscriber(app, number(12))
+    officer = "葛\U000e0100城 警部"
+    recipient = {"organisation": "Nara Prefectural Police", "officer": officer, "contact": "desk"}
+    answer = await client.post(
+        "/v1/disclosures",
+        json={**body([subject]), "recipient": recipient},
+        headers=people["operator"],
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["recipient_officer"] == officer
+
+
 def access_rows(app, **where):
     found = sql(app, "SELECT staff_username, subscriber_id, action, reason FROM access_log")
     return [row._asdict() for row in found if all(getattr(row, k) == v for k, v in where.items())]
