@@ -72,6 +72,18 @@ def test_a_state_folder_named_from_elsewhere_holds_the_database_too(tmp_path, mo
     assert list(elsewhere.iterdir()) == []
 
 
+def test_outside_development_the_database_stays_where_it_was(tmp_path, monkeypatch):
+    """An installation on SQLite with a state folder of its own keeps its database file
+    across the upgrade that put development's into the state folder."""
+    from app.core.cli_support import database_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMSREG_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SMSREG_ENVIRONMENT", "production")
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "state"))
+    assert database_url() == "sqlite:///.smsreg/smsreg.db"
+
+
 def test_keys_create_list_revoke(env):
     assert runner.invoke(cli, ["migrate"]).exit_code == 0
     created = runner.invoke(cli, ["api-keys", "create", "--name", "coupon-frontend"])

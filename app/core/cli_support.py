@@ -80,7 +80,9 @@ def database_url() -> str:
     given = _DatabaseOnly()
     if given.database_url is not None:
         return given.database_url
-    if given.environment == "development" and "state_dir" not in given.model_fields_set:
+    if given.environment != "development":
+        return str(Settings.model_fields["database_url"].get_default())
+    if "state_dir" not in given.model_fields_set:
         _require_state(given.state_dir)
     return sqlite_in(given.state_dir)
 

@@ -358,9 +358,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_in_the_state_folder(self) -> Settings:
-        # Not given: the SQLite file in the state folder, wherever SMSREG_STATE_DIR puts
-        # it (else a command pointed at another folder's state opened ./.smsreg's file).
-        if "database_url" not in self.model_fields_set:
+        # In development, not given: the SQLite file in the state folder, wherever
+        # SMSREG_STATE_DIR puts it (else a command pointed at another folder's state
+        # opened ./.smsreg's file). Elsewhere the default stays where it always was: an
+        # installation on SQLite keeps its file across an upgrade.
+        if self.environment == "development" and "database_url" not in self.model_fields_set:
             self.database_url = sqlite_in(self.state_dir)
         return self
 

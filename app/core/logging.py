@@ -54,9 +54,14 @@ def redact(text: str) -> str:
 
 def _dotted_number(match: re.Match[str]) -> str:
     found = match.group()
-    if sum(c.isdigit() for c in found) < _DOTTED_DIGITS or _IPV4.fullmatch(found):
+    if sum(c.isdigit() for c in found) < _DOTTED_DIGITS or _ipv4(found):
         return found
     return "[redacted-number]"
+
+
+def _ipv4(text: str) -> bool:
+    """Whether ``text`` is an IPv4 address (090.123.456.78, grouped 3-3-3-2, is not)."""
+    return bool(_IPV4.fullmatch(text)) and all(int(part) <= 255 for part in text.split("."))
 
 
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"

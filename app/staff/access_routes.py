@@ -152,7 +152,7 @@ async def list_grants(
 ) -> GrantListPublic:
     found = await grants.list_grants(tx, ctx, status=status, limit=limit)
     enrolled = await grants.enrolments(tx, found)
-    return GrantListPublic(grants=[grant_public(g, enrolled.get(g.grant.staff_id)) for g in found])
+    return GrantListPublic(grants=[grant_public(g, enrolled.get(g.grant.id)) for g in found])
 
 
 @router.post(

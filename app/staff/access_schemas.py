@@ -57,8 +57,9 @@ class GrantPublic(BaseModel):
     reason: str | None = None
     enrolled_at: dt.datetime | None = Field(
         None,
-        description="an invitation's proposal, in a list: when its owner finished "
-        "enrolling (null: not yet; it can be confirmed only after)",
+        description="in the list of proposals, an invitation's: when its owner finished "
+        "enrolling (null: not yet, and it can be confirmed only after; always null for a "
+        "promotion, and in the answers of single proposals)",
     )
     enrolled_from: str | None = Field(
         None, description="the address the owner finished enrolling from"

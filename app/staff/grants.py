@@ -273,11 +273,11 @@ async def activate(tx: Tx, ctx: Context, *, account_id: str, actor: str, now: dt
 
 
 async def enrolments(tx: Tx, grants: list[GrantView]) -> dict[str, StaffInvitation | None]:
-    """For each invitation's proposal among ``grants``, by account id: the invitation its
-    owner enrolled with (when and where from, for the confirming admin), or None while
-    nobody has taken it up."""
+    """For each invitation's proposal among ``grants``, by the proposal's id: the
+    invitation its owner enrolled with (when and where from, for the confirming admin),
+    or None while nobody has taken it up."""
     return {
-        g.grant.staff_id: await grepo.redeemed_invitation(tx, g.grant.staff_id)
+        g.grant.id: await grepo.redeemed_invitation(tx, g.grant.staff_id)
         for g in grants
         if g.grant.kind == INVITATION
     }

@@ -42,6 +42,8 @@ async def close(
             )
         # Erased since (by another of their requests, or for dormancy), the subscriber
         # has nothing left that the request would stop, withdraw or erase: it is done.
+        # Read under the subscriber's lock, after an erasure in progress has committed.
+        await registry.lock_subscribers(tx, [sid])
         if await registry.get(tx, sid) is not None:
             receipt = await _carry_out(tx, ctx, staff=staff, ip=ip, request=request, kind=kind)
     return await register.close(

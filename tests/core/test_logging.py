@@ -21,7 +21,8 @@ def test_redact_masks_numbers_codes_and_keys():
 
 
 @pytest.mark.parametrize(
-    "number", ["090.1234.5678", "090_1234_5678", "+81.90.1234.5678", "90.1234.5678"]
+    "number",
+    ["090.1234.5678", "090_1234_5678", "+81.90.1234.5678", "90.1234.5678", "090.123.456.78"],
 )
 def test_a_number_grouped_with_dots_or_underscores_is_masked(number):
     assert redact(f"id {number}.") == "id [redacted-number]."

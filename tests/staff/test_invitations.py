@@ -166,12 +166,26 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["status"] == "confirmed"
     assert (await login_totp(client, clock, "sato", secret)).status_code == 201
+    # A later promotion of the same account is no invitation: no enrolment of its own.
+    promoted = await client.post(
+        f"/v1/staff/{made['account']['id']}/grants", json={"role": "admin"}, headers=root
+    )
+    grant_url = f"/v1/staff/grants/{promoted.json()['id']}/confirm"
+    assert (await client.post(grant_url, headers=second)).status_code == 200
+    listed = (await client.get("/v1/staff/grants?status=confirmed", headers=second)).json()
+    assert {g["kind"]: g["enrolled_at"] is not None for g in listed["grants"]} == {
+        "invitation": True,
+        "change": False,
+    }
     second_id = rows(app, "SELECT id FROM staff_accounts WHERE username = 'root2'")[0]["id"]
     history = await client.get(f"/v1/staff/{made['account']['id']}", headers=second)
     assert [
         (h["change"], h["new_role"], h["actor"], h["confirmed_by"])
         for h in history.json()["permission_history"]
-    ] == [("grant", "privacy_officer", f"staff:{first.id}", f"staff:{second_id}")]
+    ] == [
+        ("grant", "privacy_officer", f"staff:{first.id}", f"staff:{second_id}"),
+        ("change", "admin", f"staff:{first.id}", f"staff:{second_id}"),
+    ]
 
 
 async def test_a_promotion_is_a_proposal_and_a_rejection_ends_it(client, app):

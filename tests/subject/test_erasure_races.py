@@ -85,3 +85,31 @@ async def test_a_double_submitted_erasure_answers_the_receipt_twice(client, app,
     assert answers[0].json()["erased"]["subscribers"] == 1
     later = await erase()
     assert later.status_code == 401
+
+
+async def test_a_request_closed_while_its_subscriber_is_erased_is_done(client, app, carrier):
+    """Staff close a stop request while the subject's own erasure is under way: it closes
+    as done once the erasure commits, never as a 404 about the subscriber."""
+    from tests.staff.helpers import staff_auth
+
+    auth = bearer(await make_key(app))
+    ok = await approved(client, app, carrier, auth, jp(5))
+    sid = ok["subscriber_id"]
+    operator = await staff_auth(app, client, "operator")
+    body = {"subject_id": sid, "kind": "stop_usage", "channel": "letter",
+            "reason": "Letter received; identity checked by SMS"}  # fmt: skip
+    made = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert made.status_code == 201, made.text
+    url = f"/v1/subject-requests/{made.json()['id']}/close"
+    done = {"outcome": "done", "note": "Carried out"}
+    with subscriber_row_held(app, sid):
+        erasing = asyncio.create_task(
+            call(app, erasure.erase, subscriber_id=sid, actor="test", channel="letter")
+        )
+        await asyncio.sleep(0.3)
+        closing = asyncio.create_task(client.post(url, json=done, headers=operator))
+        await asyncio.sleep(0.3)
+    await erasing
+    closed = await closing
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "done"
