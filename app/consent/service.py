@@ -166,7 +166,16 @@ async def withdraw_opt_in(
     before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
     if not before or before[0].status != OPTED_IN:
         return False
-    await change(
+    await opt_out(tx, ctx, subscriber=subscriber, purpose=purpose, source=source, actor=actor)
+    return True
+
+
+async def opt_out(
+    tx: Tx, ctx: Context, *, subscriber: Subscriber, purpose: str, source: str, actor: str
+) -> ConsentPublic:
+    """An opt-out with no client behind it (an SMS, the carrier): no policy version, no
+    address, the language kept."""
+    return await change(
         tx,
         ctx,
         subscriber=subscriber,
@@ -178,7 +187,6 @@ async def withdraw_opt_in(
         client_ip=None,
         actor=actor,
     )
-    return True
 
 
 def _number_language(ctx: Context, subscriber: Subscriber) -> str:

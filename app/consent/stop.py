@@ -69,17 +69,8 @@ async def handle_inbound(
     subscriber = await _registered(tx, ctx, sender)
     if subscriber is None:
         return False  # not ours: nothing is written
-    await service.change(
-        tx,
-        ctx,
-        subscriber=subscriber,
-        purpose=PURPOSE,
-        action="opt_out",
-        source=SOURCE,
-        policy_version=None,
-        locale=None,
-        client_ip=None,
-        actor=ACTOR,
+    await service.opt_out(
+        tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=SOURCE, actor=ACTOR
     )
     return True
 

@@ -85,40 +85,44 @@ def _by_time_or_by_key(
     return by_time, dataclasses.replace(by_time, index="PRIMARY KEY", key=key, database="sqlite")
 
 
+def _verifications(
+    kind: str, keep: Callable[[Settings], dt.timedelta], *, index: str, where: Any
+) -> PurgeStep:
+    """A step over the verifications one of their partial indexes holds (``where``, the
+    index's condition as its text: app.core.retention.literal), with their code SMS."""
+    return PurgeStep(
+        kind,
+        keep=keep,
+        table=verifications,
+        index=index,
+        key=(v.created_at, v.id),
+        time=v.created_at,
+        where=where,
+        dependents=_code_messages,
+    )
+
+
 STEPS = (
-    PurgeStep(
+    _verifications(
         "unverified",
-        keep=lambda s: dt.timedelta(hours=s.unverified_retention_hours),
-        table=verifications,
+        lambda s: dt.timedelta(hours=s.unverified_retention_hours),
         index="ix_verifications_unapproved_created",
-        key=(v.created_at, v.id),
-        time=v.created_at,
-        # The index's condition, as its text (app.core.retention.literal).
         where=v.status != literal("approved"),
-        dependents=_code_messages,
     ),
-    PurgeStep(
-        # A self-service (data_subject) verification opens a session on /my/, or proves
-        # a correction's new number, within minutes: approved, it is kept no longer than
-        # an unverified one, the number included, whether or not the registry held it.
+    # A self-service (data_subject) verification opens a session on /my/, or proves a
+    # correction's new number, within minutes: approved, it is kept no longer than an
+    # unverified one, the number included, whether or not the registry held it.
+    _verifications(
         "self_service",
-        keep=lambda s: dt.timedelta(hours=s.unverified_retention_hours),
-        table=verifications,
+        lambda s: dt.timedelta(hours=s.unverified_retention_hours),
         index="ix_verifications_self_service_created",
-        key=(v.created_at, v.id),
-        time=v.created_at,
         where=sa.and_(v.status == literal("approved"), v.purpose == literal("data_subject")),
-        dependents=_code_messages,
     ),
-    PurgeStep(
+    _verifications(
         "approved",
-        keep=lambda s: dt.timedelta(days=s.verification_retention_days),
-        table=verifications,
+        lambda s: dt.timedelta(days=s.verification_retention_days),
         index="ix_verifications_approved_created",
-        key=(v.created_at, v.id),
-        time=v.created_at,
         where=v.status == literal("approved"),
-        dependents=_code_messages,
     ),
     *_by_time_or_by_key("rate_limit_hits", _hits_kept, rate_limit_hits.c.at),
     PurgeStep(
