@@ -33,9 +33,8 @@ def load_settings(*, new_state: bool = False) -> Settings:
 
     In development, a command finds its keys and database in the state folder
     (``.smsreg/`` where it runs, unless SMSREG_STATE_DIR names one); only ``serve``
-    (``new_state``) makes it. Run from
-    another folder, any other command would otherwise make a second, empty installation
-    there, with keys of its own, and act on it."""
+    (``new_state``) makes it. Run from another folder, any other command would otherwise
+    make a second, empty installation there, with keys of its own, and act on it."""
     try:
         settings = Settings()
         # SMSREG_STATE_DIR given: the folder named is meant, and made if need be.

@@ -7,8 +7,8 @@ nine or more digits is refused, read after the disguises people use:
 
 - full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), the kanji digits
   ``〇零一二三四五六七八九`` and the Korean digit syllables ``영공일이삼사오육륙칠팔구``
-  count as digits, but a syllable right after a numeral with no digit after it, the
-  unit of a date or a count (``3일``, the 3rd);
+  count as digits (not a syllable right after a numeral with no digit after it: the
+  unit of a date or a count, ``3일``, the 3rd);
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width), and what shows nothing of its own: invisible format characters (a
