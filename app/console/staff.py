@@ -48,9 +48,10 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
     admin = staff.role in STAFF_ADMIN
     everyone = await accounts.list_accounts(tx, ctx)
     pending = await grants.list_grants(tx, ctx, status="pending")
+    now = ctx.clock.now()
     context = {
         "accounts": everyone,
-        "standings": {a.id: accounts.standing(a, ctx.clock.now()) for a in everyone},
+        "standings": {a.id: accounts.standing(a, now) for a in everyone},
         # Grants name accounts by id and actors as staff:<id>: shown by username.
         "names": {f"staff:{a.id}": a.username for a in everyone}
         | {a.id: a.username for a in everyone},

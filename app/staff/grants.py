@@ -171,7 +171,7 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
         # Demoted, disabled or past a break-glass end since it proposed: the proposal no
         # longer has an admin behind it, whichever way that came about.
         raise GrantClosed("its proposer is no longer an admin who can act")
-    if account.activation_pending and await grepo.redeemed_invitation(tx, account.id) is None:
+    if account.activation_pending and not await grepo.redeemed_invitations(tx, [account.id]):
         raise InvitationNotTakenUp(
             "confirm once the invited person has enrolled, and check with them first"
         )
@@ -276,11 +276,9 @@ async def enrolments(tx: Tx, grants: list[GrantView]) -> dict[str, StaffInvitati
     """For each invitation's proposal among ``grants``, by the proposal's id: the
     invitation its owner enrolled with (when and where from, for the confirming admin),
     or None while nobody has taken it up."""
-    return {
-        g.grant.id: await grepo.redeemed_invitation(tx, g.grant.staff_id)
-        for g in grants
-        if g.grant.kind == INVITATION
-    }
+    invited = [g.grant for g in grants if g.grant.kind == INVITATION]
+    enrolled = await grepo.redeemed_invitations(tx, [grant.staff_id for grant in invited])
+    return {grant.id: enrolled.get(grant.staff_id) for grant in invited}
 
 
 async def list_grants(

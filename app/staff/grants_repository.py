@@ -143,17 +143,18 @@ async def open_invitations(
     return [_invitation(row) for row in await tx.execute(statement)]
 
 
-async def redeemed_invitation(tx: Tx, staff_id: str) -> StaffInvitation | None:
-    """The invitation the account's owner finished enrolling with, if they did."""
-    row = (
-        await tx.execute(
-            sa.select(invitations)
-            .where(_i.staff_id == staff_id, _i.redeemed_at.is_not(None))
-            .order_by(_i.redeemed_at.desc())
-            .limit(1)
-        )
-    ).one_or_none()
-    return None if row is None else _invitation(row)
+async def redeemed_invitations(tx: Tx, staff_ids: Sequence[str]) -> dict[str, StaffInvitation]:
+    """The invitation each of these accounts' owners finished enrolling with, by account
+    id (the latest, should there be more); an account whose owner has not is left out.
+    One statement for a whole list of proposals."""
+    if not staff_ids:
+        return {}
+    rows = await tx.execute(
+        sa.select(invitations)
+        .where(_i.staff_id.in_(sorted(set(staff_ids))), _i.redeemed_at.is_not(None))
+        .order_by(_i.redeemed_at)
+    )
+    return {invitation.staff_id: invitation for invitation in map(_invitation, rows)}
 
 
 async def update_invitation(tx: Tx, invitation_id: str, **values: Any) -> None:
