@@ -167,7 +167,8 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
     for region in regions:
         for match in phonenumbers.PhoneNumberMatcher(text, region, phonenumbers.Leniency.POSSIBLE):
             found.add(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
-    for run in digit_runs(text, min_digits=MAX_DIGIT_RUN + 1):
+    runs = digit_runs(text)
+    for run in (run for run in runs if len(run) > MAX_DIGIT_RUN):
         for start in range(len(run) - MAX_DIGIT_RUN):
             for end in range(start + MAX_DIGIT_RUN + 1, min(len(run), start + _E164_DIGITS) + 1):
                 found |= _readings(run[start:end], regions)
@@ -177,7 +178,7 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
     # Each distinct stretch read once: ``1/1/1/...`` makes a thousand equal ones.
     stretches = {
         joined[start:]
-        for joined in _joined_groups(text, most=_E164_DIGITS + ACCESS_CODE_DIGITS)
+        for joined in _joined_groups(runs, most=_E164_DIGITS + ACCESS_CODE_DIGITS)
         for start in range(min(ACCESS_CODE_DIGITS, len(joined) - MAX_DIGIT_RUN - 1) + 1)
         if len(joined) - start <= _E164_DIGITS
     }
@@ -189,10 +190,9 @@ def numbers_in(text: str, *, regions: Collection[str]) -> set[str]:
 _E164_DIGITS = 15  # at most, country code included (ITU-T E.164)
 
 
-def _joined_groups(text: str, *, most: int) -> set[str]:
-    """The digits of consecutive runs of digits in ``text``, whatever lies between them,
+def _joined_groups(runs: list[str], *, most: int) -> set[str]:
+    """The digits of consecutive ``runs`` of digits of a text, whatever lay between them,
     up to ``most`` digits, from every run on."""
-    runs = digit_runs(text)
     found = set()
     for first in range(len(runs)):
         digits = ""
