@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsError
 
 from app.core.clock import SystemClock
-from app.core.config import ConfigError, Settings, sqlite_in
+from app.core.config import ConfigError, Settings, default_database_url
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database
@@ -37,10 +37,8 @@ def load_settings(*, new_state: bool = False) -> Settings:
     make a second, empty installation there, with keys of its own, and act on it."""
     try:
         settings = Settings()
-        # SMSREG_STATE_DIR given: the folder named is meant, and made if need be.
-        implied = "state_dir" not in settings.model_fields_set
-        if settings.environment == "development" and implied and not new_state:
-            _require_state(settings.state_dir)
+        if not new_state:
+            _require_state(settings)
         return settings.with_dev_secrets()
     except (ConfigError, SettingsError) as exc:
         # SettingsError: a value that is not valid JSON (a key ring, a list); its message
@@ -55,8 +53,12 @@ def load_settings(*, new_state: bool = False) -> Settings:
         )
 
 
-def _require_state(state_dir: Path) -> None:
-    if not state_dir.is_dir():
+def _require_state(settings: Settings | _DatabaseOnly) -> None:
+    """In development, refuse (exit 2) where the implied state folder (./.smsreg) is not;
+    SMSREG_STATE_DIR given, the folder named is meant, and made if need be."""
+    state_dir = settings.state_dir
+    implied = "state_dir" not in settings.model_fields_set
+    if settings.environment == "development" and implied and not state_dir.is_dir():
         refuse(
             f"no development state in {state_dir.resolve()}: run smsreg in the folder "
             "where `smsreg serve` (make serve) runs, or set SMSREG_STATE_DIR to its "
@@ -79,11 +81,8 @@ def database_url() -> str:
     given = _DatabaseOnly()
     if given.database_url is not None:
         return given.database_url
-    if given.environment != "development":
-        return str(Settings.model_fields["database_url"].get_default())
-    if "state_dir" not in given.model_fields_set:
-        _require_state(given.state_dir)
-    return sqlite_in(given.state_dir)
+    _require_state(given)
+    return default_database_url(given.environment, given.state_dir)
 
 
 def failure(exc: BaseException) -> str:

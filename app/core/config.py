@@ -47,9 +47,17 @@ MIN_TOKEN_CHARS = 16
 """The metrics token's least length outside development."""
 
 
-def sqlite_in(state_dir: Path) -> str:
-    """The URL of the embedded database in a state folder."""
-    return f"sqlite:///{state_dir / 'smsreg.db'}"
+DEFAULT_DATABASE_URL = "sqlite:///.smsreg/smsreg.db"
+
+
+def default_database_url(environment: str, state_dir: Path) -> str:
+    """The database when SMSREG_DATABASE_URL is not given. In development the SQLite file
+    in the state folder, wherever SMSREG_STATE_DIR puts it (else a command pointed at
+    another folder's state opened ./.smsreg's file); elsewhere where it always was, so an
+    installation on SQLite keeps its file across an upgrade."""
+    if environment == "development":
+        return f"sqlite:///{state_dir / 'smsreg.db'}"
+    return DEFAULT_DATABASE_URL
 
 
 class Settings(BaseSettings):
@@ -67,7 +75,7 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = "development"
-    database_url: str = "sqlite:///.smsreg/smsreg.db"
+    database_url: str = DEFAULT_DATABASE_URL
     state_dir: Path = Path(".smsreg")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -358,12 +366,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _database_in_the_state_folder(self) -> Settings:
-        # In development, not given: the SQLite file in the state folder, wherever
-        # SMSREG_STATE_DIR puts it (else a command pointed at another folder's state
-        # opened ./.smsreg's file). Elsewhere the default stays where it always was: an
-        # installation on SQLite keeps its file across an upgrade.
-        if self.environment == "development" and "database_url" not in self.model_fields_set:
-            self.database_url = sqlite_in(self.state_dir)
+        if "database_url" not in self.model_fields_set:
+            self.database_url = default_database_url(self.environment, self.state_dir)
         return self
 
     @model_validator(mode="after")
