@@ -142,14 +142,24 @@ async def propose(
     return await _new(tx, ctx, actor=staff.actor, account=account, role=role, kind=CHANGE)
 
 
-async def _held_pending(tx: Tx, ctx: Context, grant_id: str) -> StaffRoleGrant:
+async def _held_pending(tx: Tx, ctx: Context, grant_id: str) -> tuple[StaffRoleGrant, StaffAccount]:
+    """A pending proposal and the account it names, both held until commit.
+
+    The account first (its sessions, then it), then the proposal: the order in which
+    disabling or demoting the account takes them, since those cancel its proposals, so
+    the two wait for each other instead of deadlocking.
+    """
+    named = await grepo.get_grant(tx, grant_id)
+    if named is None:
+        raise GrantNotFound(f"no role grant proposal {grant_id}")
+    account = await accounts.held_with_sessions(tx, named.staff_id)
     grant = await grepo.get_grant(tx, grant_id, for_update=True)
-    if grant is None:
+    if grant is None:  # a proposal is never deleted while it could be pending
         raise GrantNotFound(f"no role grant proposal {grant_id}")
     state = view(grant, ctx.clock.now()).status
     if state != "pending":
         raise GrantClosed(f"the proposal is {state}")
-    return grant
+    return grant, account
 
 
 async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> GrantView:
@@ -160,10 +170,9 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     admin has someone to check with and sees where the enrolment came from; before, the
     inviting admin, who holds the token, could take the role up alone.
     """
-    grant = await _held_pending(tx, ctx, grant_id)
+    grant, account = await _held_pending(tx, ctx, grant_id)
     if staff.actor == grant.proposed_by or staff.id == grant.staff_id:
         raise OwnProposal("a different admin must confirm this proposal")
-    account = await accounts.held_with_sessions(tx, grant.staff_id)
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
     now = ctx.clock.now()
@@ -221,7 +230,7 @@ async def reject(
 ) -> GrantView:
     """Reject (or, by its proposer, withdraw) a proposal. An invited account whose role
     was refused never becomes active: its invitation is revoked and it is disabled."""
-    grant = await _held_pending(tx, ctx, grant_id)
+    grant, _account = await _held_pending(tx, ctx, grant_id)
     now = ctx.clock.now()
     await close(tx, ctx, grant=grant, status="rejected", actor=staff.actor, now=now, reason=reason)
     closed = grant.model_copy(

@@ -178,3 +178,79 @@ async def test_a_role_change_waits_for_the_accounts_own_request_and_never_deadlo
     assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'target'") == [
         {"role": "operator"}
     ]
+
+
+async def test_confirming_a_grant_and_disabling_its_account_never_deadlock(client, app):
+    """A disable holds the account's sessions, then the account, then cancels its
+    proposals; a confirmation held the proposal first, then waited for the account, and
+    the two deadlocked (one answered 503). Now a confirmation takes the account first."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    account = await create_staff(app, Role.OPERATOR, username="promoted")
+    proposer = await staff_auth(app, client, Role.ADMIN, username="proposer")
+    confirmer = await staff_auth(app, client, Role.ADMIN, username="confirmer")
+    proposed = await client.post(
+        f"/v1/staff/{account.id}/grants", json={"role": "privacy_officer"}, headers=proposer
+    )
+    assert proposed.status_code == 201, proposed.text
+    grant = proposed.json()["id"]
+    with engine.connect() as conn:
+        # As a disable does: the account's sessions, then the account ...
+        conn.execute(
+            sa.text("SELECT id FROM staff_sessions WHERE staff_id = :id FOR UPDATE"),
+            {"id": account.id},
+        )
+        conn.execute(
+            sa.text("SELECT id FROM staff_accounts WHERE id = :id FOR UPDATE"), {"id": account.id}
+        )
+        confirming = asyncio.create_task(
+            client.post(f"/v1/staff/grants/{grant}/confirm", headers=confirmer)
+        )
+        await asyncio.sleep(0.3)
+        assert not confirming.done(), "the confirmation waits for the disable"
+        # ... then its proposals, which the confirmation must not hold meanwhile.
+        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        conn.execute(
+            sa.text("UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id"),
+            {"id": grant},
+        )
+        conn.commit()
+    confirmed = await confirming
+    assert confirmed.status_code == 409, confirmed.text
+    assert confirmed.json()["type"].endswith("grant-not-pending")
+
+
+async def test_rejecting_an_invitations_grant_and_disabling_its_account_never_deadlock(client, app):
+    """Rejecting an invitation's proposal disables its never-active account: it too takes
+    the account before the proposal."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    admin = await staff_auth(app, client, Role.ADMIN, username="inviter")
+    other = await staff_auth(app, client, Role.ADMIN, username="rejecter")
+    invited = await client.post(
+        "/v1/staff/invitations",
+        json={"username": "newcomer", "display_name": "Newcomer", "role": "admin"},
+        headers=admin,
+    )
+    assert invited.status_code == 201, invited.text
+    [grant] = rows(app, "SELECT id, staff_id FROM staff_role_grants WHERE status = 'pending'")
+    with engine.connect() as conn:
+        conn.execute(
+            sa.text("SELECT id FROM staff_accounts WHERE id = :id FOR UPDATE"),
+            {"id": grant["staff_id"]},
+        )
+        rejecting = asyncio.create_task(
+            client.post(f"/v1/staff/grants/{grant['id']}/reject", json={}, headers=other)
+        )
+        await asyncio.sleep(0.3)
+        assert not rejecting.done(), "the rejection waits for the account"
+        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        conn.execute(
+            sa.text("UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id"),
+            {"id": grant["id"]},
+        )
+        conn.commit()
+    rejected = await rejecting
+    assert rejected.status_code == 409, rejected.text
