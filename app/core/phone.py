@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -13,6 +14,26 @@ from app.core.text import ACCESS_CODE_DIGITS, MAX_DIGIT_RUN, digit_runs
 
 MAX_INPUT_LENGTH = 32
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+# What a number may be written with besides digits (of any script) and spaces: dashes
+# (also the long-vowel marks that Japanese input methods type for one, and the minus
+# sign), dots, slashes, brackets and plus signs; and the invisible marks a number copied
+# from another app or a web page brings along (direction marks and embeddings, never
+# overrides; zero-width spaces and joiners, a soft hyphen, a byte-order mark).
+_PUNCTUATION = frozenset("+\uff0b.\uff0e/\uff0f()\uff08\uff09[]\uff3b\uff3d\u30fc\u2212")
+_COPIED_MARKS = frozenset(
+    "\u200b\u200e\u200f\u202a\u202b\u202c\u2060\u2066\u2067\u2068\u2069\u00ad\ufeff"
+)
+WRITTEN_WITH = "digits, spaces, hyphens, dots, slashes, brackets and a leading +"
+
+
+def _written_as_number(char: str) -> bool:
+    return (
+        char.isdecimal()
+        or char in _PUNCTUATION
+        or char in _COPIED_MARKS
+        or unicodedata.category(char) in ("Zs", "Pd")
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,9 @@ def parse_mobile(
     """
     if len(raw) > MAX_INPUT_LENGTH:
         raise InvalidInput.field(field, f"must be at most {MAX_INPUT_LENGTH} characters")
+    # The half-width long-vowel mark as the full-width one, which phonenumbers reads as
+    # a dash.
+    raw = raw.replace("\uff70", "\u30fc")
     read_in = region or default_region
     try:
         number = phonenumbers.parse(raw, read_in)
@@ -84,10 +108,14 @@ def parse_mobile(
         # An SMS reaches the line, not an extension; "... ext 1" would be kept and shown
         # as a different number for the same person.
         raise InvalidInput.field(field, "must not have an extension")
-    if any(character.isalpha() for character in raw):
+    if any(character.isalpha() and character not in _PUNCTUATION for character in raw):
         # phonenumbers reads letters as the digits of a phone keypad (090-CALL-5678 is
         # 090-2255-5678): a typo would send the code to somebody else's number.
         raise InvalidInput.field(field, "must be written in digits, not letters")
+    if not all(_written_as_number(character) for character in raw):
+        # phonenumbers skips what comes before the first digit and after the last
+        # (``090-1234-5678!!!``, a NUL, a control character, a direction override).
+        raise InvalidInput.field(field, f"may hold only {WRITTEN_WITH}")
     # number_type() is UNKNOWN exactly when is_valid_number() is False (both match the
     # number against its region's patterns, which is most of the parsing cost), so
     # the type is worked out once and answers both questions.

@@ -1,4 +1,5 @@
-"""One masking rule, for a parsed number and for a stored one alike."""
+"""Reading a number as people write it; one masking rule, for a parsed number and for a
+stored one alike."""
 
 from __future__ import annotations
 
@@ -49,3 +50,43 @@ def test_a_japanese_number_is_masked_as_the_api_promises():
     phone = parse_mobile("090-1234-5678", default_region="JP", allowed_regions=["JP"])
     assert phone.masked() == "+81 90-****-5678"
     assert mask("+819012345678") == "+81 90-****-5678"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "090-1234-5678",
+        "(090) 1234.5678",
+        "090/1234/5678",
+        "０９０－１２３４－５６７８",  # full-width
+        "＋８１ ９０ １２３４ ５６７８",
+        "090ー1234ー5678",  # the long-vowel mark a Japanese input method types for a dash
+        "090ｰ1234ｰ5678",  # its half-width form
+        "090−1234−5678",  # minus signs
+        "090‐1234‐5678",  # Unicode hyphens
+        "090\u30001234\u30005678",  # ideographic spaces
+        "\u202a+81 90-1234-5678\u202c",  # as copied from a messaging app
+        "٠٩٠١٢٣٤٥٦٧٨",  # Arabic-Indic digits
+    ],
+)
+def test_a_number_written_with_digits_and_separators_is_read(raw):
+    assert parse_mobile(raw, default_region="JP", allowed_regions=["JP"]).e164 == "+819012345678"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "090-1234-5678!!!",
+        "090-1234-5678\x00",
+        "\x07090-1234-5678",
+        "090-1234-5678\t",
+        "090-1234-5678\u202e",  # a direction override: shown otherwise than it reads
+        "*090-1234-5678",
+        "090-1234-5678?",
+    ],
+)
+def test_anything_else_around_the_digits_is_refused_naming_the_field(raw):
+    # phonenumbers skips it before the first digit and after the last.
+    with pytest.raises(InvalidInput) as refused:
+        parse_mobile(raw, default_region="JP", allowed_regions=["JP"])
+    assert refused.value.errors[0].field == "phone"

@@ -133,6 +133,13 @@ LONG = "9" * 40
         # Letters: phonenumbers would read them as keypad digits (+819022555678).
         ({"phone": "090-CALL-5678", "purpose": "coupon_usage"}, "phone"),
         ({"phone": "090-1234-ｌｏｖｅ", "purpose": "coupon_usage"}, "phone"),
+        # What phonenumbers skips before the first digit and after the last.
+        ({"phone": "090-1234-5678!!!", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "090-1234-5678\u0000", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "\u0000090-1234-5678", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "090-1234-5678\u202e", "purpose": "coupon_usage"}, "phone"),  # an override
+        ({"phone": "090-1234-5678\n", "purpose": "coupon_usage"}, "phone"),
+        ({"phone": "*090-1234-5678", "purpose": "coupon_usage"}, "phone"),
         ({"phone": LONG, "purpose": "coupon_usage"}, "phone"),  # oversize field
         ({"phone": "", "purpose": "coupon_usage"}, "phone"),
         ({"phone": 9012345678, "purpose": "coupon_usage"}, "phone"),  # wrong type
