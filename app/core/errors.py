@@ -14,11 +14,12 @@ import orjson
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://smsreg.dev/problems/"
@@ -369,6 +370,20 @@ def _page_route(request: Request) -> PageRoute | None:
     return route if isinstance(route, PageRoute) else None
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method a route of the app takes at the request's path, for ``Allow``.
+
+    FastAPI makes one route per operation, and Starlette names the methods of the first
+    route whose path matched: a path with ``GET`` and ``POST`` answered ``Allow: POST``.
+    """
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _child = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error, ours or the framework's, as problem details (or, on a
     :class:`PageRoute`, as its page)."""
@@ -398,9 +413,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return page.refusal(request, UnreadableForm.body("could not be read"))
         if exc.status_code == 413 and page is not None:  # a streamed form over the cap
             return page.refusal(request, PayloadTooLarge(str(exc.detail)))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         if exc.status_code == 405 and page is not None:  # a page asked with another method
             refused = page.refusal(request, MethodNotAllowed(str(exc.detail)))
-            refused.headers.update(exc.headers or {})  # Allow
+            refused.headers.update(headers)
             return refused
         if exc.status_code == 400:
             # FastAPI's answer to a body json cannot parse at all (nested too deeply,
@@ -413,7 +431,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "status": exc.status_code,
             "detail": str(exc.detail),
         }
-        return problem_response(body, dict(exc.headers or {}))
+        return problem_response(body, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:

@@ -250,6 +250,24 @@ async def test_unknown_route_and_method_are_problems(client, auth):
     assert missing.headers["content-type"] == "application/problem+json"
     wrong_method = await client.delete("/v1/verifications", headers=auth)
     assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/problem+json"
+    assert wrong_method.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/api-keys", "GET, POST"),
+        ("/v1/staff/invitations", "GET, POST"),
+        ("/v1/disclosures", "GET, POST"),
+        ("/v1/subscribers/sub_x/consents", "GET, POST"),
+    ],
+)
+async def test_allow_names_every_method_the_path_takes(client, path, allow):
+    """FastAPI makes a route per operation: Allow named only the first one's method."""
+    answer = await client.patch(path, json={})
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == allow
 
 
 async def test_code_never_in_api_answers(client, app, carrier, auth):
