@@ -92,7 +92,7 @@ class ProblemAt(BaseModel):
     seq: int
     kind: str = Field(
         description="changed, removed, reordered, truncated, bad-signature, index, "
-        "malformed, uncovered or unrecorded"
+        "malformed, filtered, uncovered, unrecorded or unbacked"
     )
     detail: str
 

@@ -103,6 +103,62 @@ async def first_unrecorded_release(tx: Tx, *, after_seq: int) -> Unrecorded | No
     return None if row is None else Unrecorded(row.id, int(row.seq), row.request_id)
 
 
+class Unbacked(NamedTuple):
+    """An entry and the request it names, as far as there is one."""
+
+    seq: int
+    request_id: str
+    request_status: str | None  # None: there is no such request
+    request_seq: int | None
+
+
+# What a release copies from its request into the entry: (entry column, request column).
+_COPIED = (
+    (_e.recipient_organisation, _r.recipient_organisation),
+    (_e.recipient_officer, _r.recipient_officer),
+    (_e.recipient_contact, _r.recipient_contact),
+    (_e.recipient_key, _r.recipient_key),
+    (_e.legal_basis, _r.legal_basis),
+    (_e.purpose, _r.purpose),
+    (_e.request_reference, _r.request_reference),
+    (_e.data_items, _r.data_items),
+    (_e.subject_ids, _r.subject_ids),
+    (_e.stop_overridden, _r.stop_overridden),
+    (_e.necessity_review, _r.necessity_review),
+    (_e.requested_by, _r.requested_by),
+    (_e.approved_by, _r.decided_by),
+    (_e.approval_note, _r.decision_note),
+    (_e.released_by, _r.released_by),
+    (_e.recorded_at, _r.released_at),
+)
+
+
+async def first_unbacked_entry(tx: Tx, *, after_seq: int) -> Unbacked | None:
+    """The entry, lowest seq first, after ``after_seq`` that no request was released as:
+    its request is missing, not released, released as another entry, or says otherwise
+    than the entry about what was given to whom, and who asked, approved and released."""
+    row = (
+        await tx.execute(
+            sa.select(_e.seq, _e.request_id, _r.status, _r.ledger_seq)
+            .select_from(entries.outerjoin(requests, _r.id == _e.request_id))
+            .where(
+                _e.seq > after_seq,
+                sa.or_(
+                    _r.id.is_(None),
+                    _r.status != "released",
+                    _r.ledger_seq.is_distinct_from(_e.seq),
+                    *(entry.is_distinct_from(request) for entry, request in _COPIED),
+                ),
+            )
+            .order_by(_e.seq)
+            .limit(1)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Unbacked(int(row.seq), row.request_id, row.status, row.ledger_seq)
+
+
 def _past_retention(before: dt.datetime, anchored: int | None) -> sa.ColumnElement[bool]:
     """Requests past retention: a released one once its ledger entry is purged (at or
     below ``anchored``, the seq of the signed anchor a purge leaves, so an entry deleted

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.ledger import chain, checkpoints, signing, verify
-from app.models.ledger import LedgerEntry
+from app.models.ledger import LedgerEntry, LedgerEntrySubject
 from app.models.types import table
-from tests.conftest import call
-from tests.ledger.conftest import release_many, tampering, verified
+from tests.conftest import call, sync_engine
+from tests.ledger.conftest import release_many, requested, tampering, verified
 
 N = 6
 
@@ -154,26 +154,92 @@ async def test_editing_a_signed_checkpoint_is_found(ledger, ctx):
     assert (problem.seq, problem.kind) == (N, "bad-signature")
 
 
+def _rehash_from(conn: sa.Connection, seq: int, last: int) -> None:
+    """Recompute every entry's hashes from ``seq`` to ``last``, as the service would."""
+    prev = conn.execute(
+        sa.text("SELECT entry_hash FROM ledger_entries WHERE seq = :s"), {"s": seq - 1}
+    ).scalar_one()
+    entries = table(LedgerEntry)
+    for at in range(seq, last + 1):
+        row = conn.execute(sa.select(entries).where(entries.c.seq == at)).one()
+        entry = LedgerEntry(**row._mapping)
+        entry.prev_hash = prev
+        new_hash = chain.hash_entry(entry)
+        conn.execute(
+            sa.text("UPDATE ledger_entries SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
+            {"p": prev, "h": new_hash, "s": at},
+        )
+        prev = new_hash
+
+
 async def test_a_rewritten_chain_with_recomputed_hashes_is_caught_by_the_checkpoint(ledger, ctx):
     with tampering(ledger) as conn:
         conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'rewritten story' WHERE seq = 3"))
-        prev = conn.execute(
-            sa.text("SELECT entry_hash FROM ledger_entries WHERE seq = 2")
-        ).scalar_one()
-        for seq in range(3, N + 1):
-            entries = table(LedgerEntry)
-            row = conn.execute(sa.select(entries).where(entries.c.seq == seq)).one()
-            entry = LedgerEntry(**row._mapping)
-            entry.prev_hash = prev
-            new_hash = chain.hash_entry(entry)
-            conn.execute(
-                sa.text("UPDATE ledger_entries SET prev_hash = :p, entry_hash = :h WHERE seq = :s"),
-                {"p": prev, "h": new_hash, "s": seq},
+        # The request rewritten too, so that only the checkpoint is left to tell.
+        conn.execute(
+            sa.text(
+                "UPDATE disclosure_requests SET purpose = 'rewritten story' WHERE ledger_seq = 3"
             )
-            prev = new_hash
+        )
+        _rehash_from(conn, 3, N)
     problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (N, "changed")
     assert "checkpoint" in problem.detail
+
+
+async def test_a_rewritten_entry_is_found_at_its_seq_by_its_request(ledger, ctx):
+    """With its hashes worked out anew the chain holds until the checkpoint, but the
+    request it was released from still says what was given."""
+    with tampering(ledger) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'rewritten story' WHERE seq = 3"))
+        _rehash_from(conn, 3, N)
+    problem = await _problem(ledger)
+    assert (problem.seq, problem.kind) == (3, "unbacked")
+    assert "names other recipients, data, subjects or staff" in problem.detail
+
+
+def _forge_next(conn: sa.Connection, **changes: object) -> int:
+    """Append an entry by hand, a copy of the head with ``changes``, its hashes worked out
+    as the service does, and its subject index: INSERT alone, which the append-only
+    triggers allow. Its seq."""
+    entries = table(LedgerEntry)
+    head = conn.execute(sa.select(entries).order_by(entries.c.seq.desc()).limit(1)).one()
+    entry = LedgerEntry(**{**head._mapping, **changes})
+    entry.seq, entry.prev_hash = head.seq + 1, head.entry_hash
+    entry.entry_hash = chain.hash_entry(entry)
+    conn.execute(sa.insert(entries).values(entry.model_dump()))
+    index = table(LedgerEntrySubject)
+    for subject in entry.subject_ids:
+        conn.execute(
+            sa.insert(index).values(
+                seq=entry.seq, subject_id=subject, recorded_at=entry.recorded_at
+            )
+        )
+    return entry.seq
+
+
+@pytest.mark.parametrize(
+    ("request_id", "why"),
+    [
+        ("dsr_FORGEDforgedFORGEDforged", "there is no such request"),
+        (None, "that request is requested"),  # a request not released (below)
+    ],
+)
+async def test_an_entry_appended_by_hand_is_found_and_never_signed_as_authentic(
+    ledger, ctx, subjects, request_id, why
+):
+    """An insider with the service's rights (INSERT, no UPDATE or DELETE) appends a
+    disclosure that never happened; the next checkpoint would sign it."""
+    if request_id is None:
+        request_id = await requested(ledger, subjects[:1])
+    with sync_engine(ledger).begin() as conn:  # the triggers on
+        seq = _forge_next(conn, request_id=request_id, recipient_organisation="Forged Recipient")
+    problem = await _problem(ledger)
+    assert (problem.seq, problem.kind) == (seq, "unbacked")
+    assert problem.detail.endswith(why)
+    assert (await call(ledger, checkpoints.create)).seq == seq  # the schedule signs it
+    problem = await _problem(ledger)
+    assert (problem.seq, problem.kind) == (seq, "unbacked"), "signed, and still found"
 
 
 async def test_a_tampered_subject_index_is_found(ledger, subjects):

@@ -127,7 +127,9 @@ async def test_an_emptied_ledger_is_found_by_its_requests_and_its_witness(seven,
 async def test_a_released_request_pointing_at_another_entry_is_found(seven):
     with tampering(seven) as conn:
         conn.execute(sa.text("UPDATE disclosure_requests SET ledger_seq = 9 WHERE ledger_seq = 6"))
-    assert at(await checked(seven)) == (9, "unrecorded")
+    # Entry 6 has no request now; request 6 names an entry there is not.
+    report = await checked(seven)
+    assert at(report) == (6, "unbacked") and "released as entry 9" in report.problem.detail
     with tampering(seven) as conn:
         conn.execute(sa.text("UPDATE disclosure_requests SET ledger_seq = 3 WHERE ledger_seq = 9"))
     report = await checked(seven)

@@ -1,9 +1,10 @@
 """Verifying the chain kept in the database, in keyset batches (see app/ledger/reading.py).
 
-Besides the walk, the database shows three things an export cannot: whether the subject
+Besides the walk, the database shows four things an export cannot: whether the subject
 index agrees with each entry's subject ids (``index``), whether checkpoints that the
-schedule must have made are missing (``uncovered``), and whether every released
-disclosure request has the entry it was released as (``unrecorded``).
+schedule must have made are missing (``uncovered``), whether every released disclosure
+request has the entry it was released as (``unrecorded``), and whether every entry has
+the released request it records (``unbacked``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from app.ledger import repository as repo
 from app.ledger import requests_repository as requests
 from app.ledger.export_format import checkpoint_record
 from app.ledger.reading import Reader, in_units
-from app.ledger.verify.report import UNCOVERED, UNRECORDED, Problem, Report
+from app.ledger.verify.report import UNBACKED, UNCOVERED, UNRECORDED, Problem, Report
 from app.ledger.verify.walk import Pins, Run, Walk, check_signatures, choose_start
 
 
@@ -107,8 +108,10 @@ async def verify_database(read: Reader, ctx: Context, pins: Pins | None = None) 
             report.notes.append(
                 f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
             )
-    unrecorded = await read(functools.partial(_unrecorded_release, after=report.anchor_seq or 0))
-    report.problem = lowest(walked, overdue, unrecorded)
+    after_anchor = report.anchor_seq or 0
+    unrecorded = await read(functools.partial(_unrecorded_release, after=after_anchor))
+    unbacked = await read(functools.partial(_unbacked_entry, after=after_anchor))
+    report.problem = lowest(walked, overdue, unrecorded, unbacked)
     if (note := pins.describe()) is not None:
         report.notes.append(note)
     return report
@@ -148,6 +151,33 @@ async def _unrecorded_release(tx: Tx, *, after: int) -> Problem | None:
         UNRECORDED,
         f"disclosure request {found.request_id} was released as entry {found.ledger_seq}, "
         f"but that entry records request {found.entry_request_id}",
+    )
+
+
+async def _unbacked_entry(tx: Tx, *, after: int) -> Problem | None:
+    """An entry that no released disclosure request was released as.
+
+    Appending needs no right to change a row, so the triggers that refuse edits and
+    deletions never see it: an entry added by hand, with hashes worked out as the service
+    does, extends the chain as a release would, and the next checkpoint signs it. But a
+    release writes its request in the same commit, so each entry after the signed anchor
+    has a released request that names its seq and says what the entry says.
+    """
+    found = await requests.first_unbacked_entry(tx, after_seq=after)
+    if found is None:
+        return None
+    if found.request_status is None:
+        why = "there is no such request"
+    elif found.request_status != "released":
+        why = f"that request is {found.request_status}"
+    elif found.request_seq != found.seq:
+        why = f"that request was released as entry {found.request_seq}"
+    else:
+        why = "that request names other recipients, data, subjects or staff"
+    return Problem(
+        found.seq,
+        UNBACKED,
+        f"entry {found.seq} records disclosure request {found.request_id}, but {why}",
     )
 
 

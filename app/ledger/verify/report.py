@@ -14,6 +14,7 @@ INDEX = "index"
 MALFORMED = "malformed"
 UNCOVERED = "uncovered"
 UNRECORDED = "unrecorded"
+UNBACKED = "unbacked"
 FILTERED = "filtered"
 
 
