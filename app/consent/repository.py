@@ -63,6 +63,16 @@ async def history(tx: Tx, *, subscriber_id: str, limit: int) -> list[ConsentEven
     return [ConsentEvent(**row._mapping) for row in rows]
 
 
+async def history_count(tx: Tx, *, subscriber_id: str) -> int:
+    """How many changes of a subscriber's consent are kept."""
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(events)
+        .where(events.c.subscriber_id == subscriber_id)
+    )
+    return int(found or 0)
+
+
 async def append(tx: Tx, event: ConsentEvent) -> int:
     """Add one change to the history (never updated or deleted); returns its id."""
     event_id = await tx.scalar(

@@ -277,3 +277,8 @@ async def audience(tx: Tx, *, purpose: str, after: str, limit: int) -> list[Memb
 async def history(tx: Tx, *, subscriber_id: str, limit: int) -> list[ConsentEvent]:
     """A subscriber's consent history, newest first (the subject's own view)."""
     return await repo.history(tx, subscriber_id=subscriber_id, limit=limit)
+
+
+async def history_count(tx: Tx, *, subscriber_id: str) -> int:
+    """How many changes a subscriber's consent history holds."""
+    return await repo.history_count(tx, subscriber_id=subscriber_id)

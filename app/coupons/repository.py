@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -51,6 +53,53 @@ async def erased_tally(
         )
     )
     return int(found)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How often one coupon was redeemed, and when first (where known) and last."""
+
+    coupon_id: str
+    count: int
+    first_at: dt.datetime | None
+    last_at: dt.datetime
+
+
+async def tallies_of(tx: Tx, *, subscriber_id: str) -> list[Tally]:
+    """A subscriber's redemptions counted per coupon, by first redemption."""
+    first = sa.func.min(_c.redeemed_at)
+    rows = await tx.execute(
+        sa.select(
+            _c.coupon_id,
+            sa.func.count().label("n"),
+            first.label("first_at"),
+            sa.func.max(_c.redeemed_at).label("last_at"),
+        )
+        .where(_c.subscriber_id == subscriber_id)
+        .group_by(_c.coupon_id)
+        .order_by(first, _c.coupon_id)
+    )
+    return [Tally(row.coupon_id, int(row.n), row.first_at, row.last_at) for row in rows]
+
+
+async def erased_tallies(
+    tx: Tx, *, indexes: Sequence[str], subscriber_id: str | None
+) -> list[Tally]:
+    """The number's redemptions per coupon (by its blind ``indexes``) as subscribers it
+    no longer has, as :func:`erased_tally` counts them, every coupon at once; each with
+    the day of its last. ``subscriber_id``: the number's subscriber now, if any."""
+    e = erased.c
+    last = sa.func.max(e.last_redeemed_at)
+    statement = (
+        sa.select(e.coupon_id, sa.func.sum(e.redeemed).label("n"), last.label("last_at"))
+        .where(e.phone_index.in_(list(indexes)))
+        .group_by(e.coupon_id)
+        .order_by(last, e.coupon_id)
+    )
+    if subscriber_id is not None:
+        statement = statement.where(e.moved_by != subscriber_id)
+    rows = await tx.execute(statement)
+    return [Tally(row.coupon_id, int(row.n), None, row.last_at) for row in rows]
 
 
 async def insert(tx: Tx, redemption: CouponRedemption) -> bool:

@@ -125,6 +125,17 @@ async def received_by(tx: Tx, *, subscriber_id: str, limit: int) -> list[Receive
     ]
 
 
+async def received_count(tx: Tx, *, subscriber_id: str) -> int:
+    """How many campaign messages to one subscriber are kept."""
+    c = outbox.c
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(c.subscriber_id == subscriber_id, c.kind == CAMPAIGN)
+    )
+    return int(found or 0)
+
+
 async def cancel_held_for(tx: Tx, *, subscriber_id: str, now: dt.datetime) -> None:
     """Cancel the subscriber's campaign messages a worker holds and has not yet handed to
     the carrier: they were rendered to the number it had (a correction is moving it). The

@@ -19,7 +19,7 @@ from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
 from app.sms import campaigns
-from app.subject import register
+from app.subject import register, sessions
 from app.subject.schemas import (
     ActionDonePublic,
     ConsentHeldPublic,
@@ -47,21 +47,7 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
     """Everything held about the subject's number, the number masked (APPI Art. 33)."""
     subscriber = await _subscriber(tx, subject)
     sid = subscriber.id
-    counted: dict[str, RedemptionsHeldPublic] = {}
-    for redemption in reversed(
-        await coupons.redemptions_of(tx, subscriber_id=sid, limit=HISTORY_LIMIT)
-    ):
-        seen = counted.get(redemption.coupon_id)
-        if seen is None:
-            counted[redemption.coupon_id] = RedemptionsHeldPublic(
-                coupon_id=redemption.coupon_id,
-                count=1,
-                first_at=redemption.redeemed_at,
-                last_at=redemption.redeemed_at,
-            )
-        else:
-            seen.count += 1
-            seen.last_at = redemption.redeemed_at
+    e164 = registry.phone_number(ctx, subscriber)
     state = await provision.provision_state(tx, ctx, subscriber_id=sid)
     await record_event(
         tx,
@@ -73,7 +59,7 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
     )
     return SubjectDataPublic(
         subject_id=sid,
-        phone_masked=mask(registry.phone_number(ctx, subscriber)),
+        phone_masked=mask(e164),
         registered_at=subscriber.created_at,
         last_verified_at=subscriber.last_verified_at,
         purposes=[
@@ -84,11 +70,22 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
             ConsentHeldPublic.model_validate(event, from_attributes=True)
             for event in await consent.history(tx, subscriber_id=sid, limit=HISTORY_LIMIT)
         ],
-        redemptions=list(counted.values()),
+        consent_history_total=await consent.history_count(tx, subscriber_id=sid),
+        redemptions=[
+            RedemptionsHeldPublic(
+                coupon_id=tally.coupon_id,
+                count=tally.count,
+                first_at=tally.first_at or tally.last_at,
+                last_at=tally.last_at,
+            )
+            for tally in await coupons.tallies_of(tx, subscriber_id=sid)
+        ],
+        kept_redemptions=await sessions.kept_redemptions(tx, ctx, e164=e164, subscriber_id=sid),
         deliveries=[
             DeliveryHeldPublic.model_validate(message, from_attributes=True)
             for message in await campaigns.received_by(tx, subscriber_id=sid, limit=HISTORY_LIMIT)
         ],
+        deliveries_total=await campaigns.received_count(tx, subscriber_id=sid),
         provision_stopped_at=state.stopped_at,
         session_expires_at=subject.expires_at,
     )

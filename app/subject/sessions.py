@@ -20,9 +20,11 @@ from app.core.errors import NotFound, Unauthenticated
 from app.core.ids import new_id
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.tx import Tx
+from app.coupons import service as coupons
 from app.models.subject import SubjectSession
 from app.subject import repository as repo
 from app.subject.schemas import (
+    RedemptionsKeptPublic,
     SubjectCodeCheck,
     SubjectSessionPublic,
     SubjectStart,
@@ -39,7 +41,7 @@ MAX_TOKEN_LENGTH = 200
 
 class NothingHeld(NotFound):
     slug = "subject-nothing-held"
-    title = "No data is held about this number"
+    title = "No registry entry is held for this number"
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,23 @@ async def check_code(db: Database, ctx: Context, *, data: SubjectCodeCheck) -> s
     return checked.subscriber_id
 
 
+async def kept_redemptions(
+    tx: Tx, ctx: Context, *, e164: str, subscriber_id: str | None = None
+) -> list[RedemptionsKeptPublic]:
+    """The coupon uses counted under a number from before an erasure or a correction
+    (``subscriber_id``: the number's subscriber now, whose own moves do not count)."""
+    keep = dt.timedelta(days=ctx.settings.coupon_limit_memory_days)
+    return [
+        RedemptionsKeptPublic(
+            coupon_id=tally.coupon_id,
+            count=tally.count,
+            last_on=tally.last_at,
+            kept_until=tally.last_at + keep,
+        )
+        for tally in await coupons.kept_for_number(tx, ctx, e164=e164, subscriber_id=subscriber_id)
+    ]
+
+
 async def open_session(
     db: Database, ctx: Context, *, data: SubjectCodeCheck
 ) -> SubjectSessionPublic:
@@ -125,7 +144,18 @@ async def open_session(
     """
     subscriber_id = await check_code(db, ctx, data=data)
     if subscriber_id is None:
-        raise NothingHeld("we hold no data about this number")
+        async with db.transaction() as tx:
+            e164 = await verification.approved_number(
+                tx, ctx, verification_id=data.verification_id, client_id=clients.SELF_SERVICE.id
+            )
+            kept = [] if e164 is None else await kept_redemptions(tx, ctx, e164=e164)
+        if not kept:
+            raise NothingHeld("we hold no data about this number")
+        raise NothingHeld(
+            "we hold no registry entry for this number, only how often it used coupons "
+            "before an erasure or a move to another number (kept_redemptions)",
+            kept_redemptions=[held.model_dump(mode="json") for held in kept],
+        )
     now = ctx.clock.now()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session = SubjectSession(

@@ -8,7 +8,7 @@ from tests.consent.helpers import make_key
 from tests.coupons.helpers import redeem
 from tests.fixtures.flows import check, sent_code, start
 from tests.ledger.conftest import release, requested
-from tests.staff.helpers import rows, verified
+from tests.staff.helpers import execute, rows, verified
 from tests.subject.helpers import open_session
 
 NUMBER = "+819055556666"
@@ -38,6 +38,7 @@ async def test_the_subject_sees_purposes_consents_redemptions_and_disclosures(
     assert [(c["purpose"], c["action"]) for c in body["consent_history"]] == [
         ("coupon_delivery", "opt_in")
     ]
+    assert body["consent_history_total"] == 1  # the list holds the newest 200 only
     assert [(r["coupon_id"], r["count"]) for r in body["redemptions"]] == [("spring-10", 1)]
     assert body["provision_stopped_at"] is None
 
@@ -48,6 +49,36 @@ async def test_the_subject_sees_purposes_consents_redemptions_and_disclosures(
     assert record["legal_basis"] == "investigation_compelled"
     assert record["data_items"] == ["phone_number", "subscriber_id"]
     assert record["request_reference"] is None  # an inquiry's reference is not shown
+
+
+async def test_every_redemption_is_counted(client, app, carrier, clock):
+    """The per-coupon counts were worked out from the newest 200 redemptions only."""
+    auth = await make_key(app, ["verifications:write", "coupons:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    redeemed = await redeem(client, auth, "spring-10", subscriber_id=sid)
+    assert redeemed.status_code == 201, redeemed.text
+    client_id = rows(app, "SELECT client_id FROM coupon_redemptions")[0]["client_id"]
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n in range(250):  # a coupon allowed often, used before the one above
+        execute(
+            app,
+            "INSERT INTO coupon_redemptions (id, coupon_id, subscriber_id, seq, client_id, "
+            "redeemed_at) VALUES (:id, 'daily', :sid, :seq, :client, :at)",
+            id=f"red_bulk{n:04d}", sid=sid, seq=n + 1, client=client_id,
+            at=at + dt.timedelta(hours=n) if not app.state.db.sqlite
+            else (at + dt.timedelta(hours=n)).strftime("%Y-%m-%d %H:%M:%S.%f"),
+        )  # fmt: skip
+    headers = await open_session(client, app, carrier, NUMBER)
+    body = (await client.get("/v1/subject/data", headers=headers)).json()
+    assert [(r["coupon_id"], r["count"]) for r in body["redemptions"]] == [
+        ("daily", 250),
+        ("spring-10", 1),
+    ]
+    daily = body["redemptions"][0]
+    assert daily["first_at"].startswith("2026-01-01T00:00")
+    assert daily["last_at"].startswith("2026-01-11T09:00")
+    assert (body["consent_history_total"], body["deliveries_total"]) == (0, 0)
+    assert body["kept_redemptions"] == []
 
 
 async def test_withdraw_stop_and_resume_are_done_and_registered(client, app, carrier, clock):
