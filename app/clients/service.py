@@ -31,6 +31,10 @@ class ApiKeyRevoked(AppError):
     title = "The API key is already revoked"
 
 
+# The id of the service's own client of the self-service pages (SELF_SERVICE, below).
+SELF_SERVICE_ID = "key_self_service"
+
+
 @dataclass(frozen=True)
 class Client:
     """An authenticated service client: what the rest of a request needs to know.
@@ -47,6 +51,11 @@ class Client:
     def actor(self) -> str:
         """How audit rows name this client."""
         return f"api_key:{self.id}"
+
+    @property
+    def self_service(self) -> bool:
+        """Whether this is the service's own client of the self-service pages."""
+        return self.id == SELF_SERVICE_ID
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,7 @@ async def authenticate(tx: Tx, ctx: Context, *, token: str) -> Client:
 # The service's own client for the verifications data subjects start themselves
 # (app/subject). Its row is revoked from the start and holds a hash no token has, so
 # nothing can ever authenticate as it and no key report lists it as due.
-SELF_SERVICE = Client(id="key_self_service", name="self-service", scopes=())
+SELF_SERVICE = Client(id=SELF_SERVICE_ID, name="self-service", scopes=())
 
 
 async def self_service_client(tx: Tx, ctx: Context) -> Client:

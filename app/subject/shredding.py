@@ -37,6 +37,7 @@ from app.models.subject import SubjectRequest, SubjectSession
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.types import table
 from app.models.verification import Verification
+from app.verification import limits
 
 verifications = table(Verification)
 outbox = table(OutboxMessage)
@@ -62,11 +63,6 @@ BY_SUBSCRIBER = (
     table(DisclosureStop),
     table(SubjectSession),
 )
-
-
-def number_buckets(indexes: Sequence[str]) -> list[str]:
-    """The send-limit buckets keyed by a number (app/verification/limits.py: ``n:``)."""
-    return [f"n:{index}" for index in indexes]
 
 
 async def verifications_of(
@@ -118,7 +114,7 @@ async def forget_number(
     done["verifications"] = (
         await tx.execute(sa.delete(verifications).where(verifications.c.id.in_(found)))
     ).rowcount
-    buckets = number_buckets(indexes)
+    buckets = limits.number_buckets(indexes)
     done["send_windows"] = (
         await tx.execute(sa.delete(windows).where(windows.c.bucket.in_(buckets)))
     ).rowcount

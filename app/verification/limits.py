@@ -77,13 +77,33 @@ def _number_limits(ctx: Context) -> tuple[tuple[str, int, dt.timedelta], ...]:
     )
 
 
-def number_window(ctx: Context, *, number_index: str, now: dt.datetime) -> SendWindow:
+# A number's sends are counted per kind of caller: the API's clients share one window,
+# the self-service pages (/my/, /v1/subject/...) have their own. An anonymous caller of
+# the pages would otherwise read from their refusals (how many sends were let through,
+# and Retry-After) how often the coupon site texted a number lately, and could use the
+# number's allowance up and stop its coupons. A number gets at most each window's limit.
+_NUMBER_BUCKETS = {False: "n", True: "ns"}
+
+
+def number_bucket(number_index: str, *, self_service: bool) -> str:
+    """The bucket of a number's sends, for the API's clients or the self-service pages."""
+    return f"{_NUMBER_BUCKETS[self_service]}:{number_index}"
+
+
+def number_buckets(indexes: Sequence[str]) -> list[str]:
+    """Every bucket of a number's sends, under each of its blind ``indexes``."""
+    return [f"{kind}:{index}" for index in indexes for kind in _NUMBER_BUCKETS.values()]
+
+
+def number_window(
+    ctx: Context, *, number_index: str, now: dt.datetime, self_service: bool
+) -> SendWindow:
     """One send to a number, as its exact limits count it (to the microsecond: a person
     sees its Retry-After)."""
     limits = _number_limits(ctx)
     widest = max(window for _, _, window in limits)
     return SendWindow(
-        bucket=f"n:{number_index}",
+        bucket=number_bucket(number_index, self_service=self_service),
         now=now,
         since=micros(now - widest),
         limits=tuple((micros(now - window), most) for _, most, window in limits),

@@ -144,7 +144,9 @@ async def start(
     counted = await repo.record_start(
         tx,
         verification,
-        window=limits.number_window(ctx, number_index=phone_indexes[0], now=now),
+        window=limits.number_window(
+            ctx, number_index=phone_indexes[0], now=now, self_service=client.self_service
+        ),
         message_id=outbox.new_message_id(),
         phone_indexes=phone_indexes,
         actor=client.actor,
@@ -194,7 +196,9 @@ async def resend(
     phone = parse_mobile(e164, default_region=s.default_region, allowed_regions=s.allowed_regions)
     number_index = ctx.keys.blind_index(phone.e164, kind="number")
     await _limit_send(tx, ctx, phone=phone, ip=ip, now=now)
-    window = limits.number_window(ctx, number_index=number_index, now=now)
+    window = limits.number_window(
+        ctx, number_index=number_index, now=now, self_service=client.self_service
+    )
     counted = await repo.count_send(tx, window)
     if not counted.counted:
         raise limits.number_refusal(ctx, counted.sent_at, now)

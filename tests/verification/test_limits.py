@@ -72,6 +72,27 @@ async def test_five_sends_per_number_per_hour(client, app, clock, auth):
     assert (await start(client, auth)).status_code == 201
 
 
+async def test_the_self_service_pages_count_a_numbers_sends_apart(client, app, clock, auth):
+    """An anonymous caller of the self-service pages learned from their refusals how
+    often the coupon site had texted a number, and could use its allowance up."""
+    for _ in range(2):
+        assert (await start(client, auth)).status_code == 201
+        clock.advance(seconds=1)
+    clock.advance(seconds=60)
+    anonymous = [
+        await client.post("/v1/subject/verifications", json={"phone": PHONE_E164}) for _ in range(6)
+    ]
+    assert [answer.status_code for answer in anonymous] == [201] * 5 + [429]
+    refused = anonymous[-1]
+    assert refused.json()["limit"] == "number_hour"
+    # Its wait dates its own first send, not the site's.
+    assert refused.headers["Retry-After"] == "3600"
+    # The site's own allowance is as it left it: three more this hour.
+    for _ in range(3):
+        assert (await start(client, auth)).status_code == 201
+    assert (await start(client, auth)).status_code == 429
+
+
 async def test_ten_sends_per_number_per_day(client, app, clock, auth):
     for hour in range(2):
         for _ in range(5):
