@@ -61,10 +61,15 @@ def _when(value: str | None, name: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
+        parsed = None
+    # With its offset, as the API and the console take it: read as UTC, a time typed
+    # in Japan was nine hours off, and the verifier's --filter refused the same text.
+    if parsed is None or parsed.tzinfo is None:
         raise typer.BadParameter(
-            "ISO 8601, e.g. 2026-04-01 or 2026-04-01T09:00+09:00", param_hint=name
-        ) from None
-    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed
+            "a date-time with its offset, e.g. 2026-04-01T00:00+09:00 or 2026-04-01T00:00Z",
+            param_hint=name,
+        )
+    return parsed
 
 
 @ledger_cli.command("verify")

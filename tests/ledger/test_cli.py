@@ -82,7 +82,7 @@ def test_checkpoint_verify_export_and_verify_the_file(env):
             "--basis",
             "investigation_compelled",
             "--since",
-            "2000-01-01",
+            "2000-01-01T00:00Z",
         ],
     )
     assert done.exit_code == 0, done.output
@@ -171,13 +171,16 @@ def test_purge_keeps_young_entries(env):
                 "--output",
                 "x.jsonl",
                 "--since",
-                "2026-02-01",
+                "2026-02-01T00:00+09:00",
                 "--until",
-                "2026-01-01",
+                "2026-01-01T00:00+09:00",
             ],
             1,
         ),
         (["ledger", "export", "--output", "x.jsonl", "--since", "yesterday"], 2),
+        # Without its offset: the API refuses it too, and it was read as UTC.
+        (["ledger", "export", "--output", "x.jsonl", "--since", "2026-04-01"], 2),
+        (["ledger", "export", "--output", "x.jsonl", "--until", "2026-04-01T09:00"], 2),
         (["ledger", "export", "--output", "x.jsonl", "--format", "xml"], 2),
         (["ledger", "verify", "--file", "/nonexistent/export.jsonl"], 2),
     ],
