@@ -149,6 +149,28 @@ async def test_file_edit_delete_swap_cut_and_forge_are_found(ledger, db, ctx):
     assert (problem.seq, problem.kind) == (N, "bad-signature")
 
 
+async def test_a_copied_checkpoint_is_malformed_not_counted_twice(ledger, db, ctx):
+    """A checkpoint record copied in the file verified, reported as two checkpoints."""
+    records = _jsonl(await _export(db, ctx))
+    at = next(i for i, r in enumerate(records) if r["type"] == "checkpoint")
+    copied = [*records[: at + 1], records[at], *records[at + 1 :]]
+    report = _verify(_lines(copied), ctx)
+    assert report.problem is not None and report.problem.kind == "malformed", report.text()
+    assert "appears twice" in report.problem.detail
+
+
+async def test_a_stripped_export_says_it_holds_no_entry(ledger, db, ctx):
+    """Its entries and checkpoints gone, the end's counts fixed: the message said None."""
+    records = _jsonl(await _export(db, ctx))
+    stripped = [r for r in records if r["type"] not in ("entry", "link", "checkpoint")]
+    end = stripped[-1]
+    for name in ("entries", "links", "checkpoints"):
+        if name in end:
+            end[name] = 0
+    report = _verify(_lines(stripped), ctx)
+    assert report.problem is not None and "None" not in report.text(), report.text()
+
+
 @pytest.mark.parametrize(
     ("field", "value"), [("last_seq", N + 4), ("head_seq", N + 6), ("first_seq", 2)]
 )

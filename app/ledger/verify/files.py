@@ -147,6 +147,9 @@ def _verify_records(
                 embedded[str(record["key_id"])] = signing.load_public_key(str(record["public_key"]))
             except (KeyError, ValueError):
                 raise Malformed("a key record is malformed") from None
+        elif any(record == earlier for earlier in checkpoints):
+            # A copy proves nothing more, yet it was counted as a second valid signature.
+            raise Malformed(f"checkpoint #{record.get('id')} appears twice")
         else:
             checkpoints.append(record)
     if trusted is None:
@@ -323,10 +326,11 @@ def _range_claimed(header: Mapping[str, Any], report: Report, after: int) -> Pro
     last = report.last_seq or 0
     head_wrong = not isinstance(head, int) or (head != last if report.complete else head < last)
     if claimed != held or head_wrong:
+        holds = "no entry" if held[0] is None else f"{held[0]}..{held[1]}"
         return Problem(
             after,
             TRUNCATED,
             f"the header names seq {claimed[0]}..{claimed[1]} (head "
-            f"{header.get('head_seq')}), the export holds {held[0]}..{held[1]}",
+            f"{header.get('head_seq')}), the export holds {holds}",
         )
     return None
