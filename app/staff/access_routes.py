@@ -185,7 +185,9 @@ async def propose_grant(
 async def confirm_grant(
     grant_id: GrantId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> GrantPublic:
-    return grant_public(await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id))
+    confirmed = await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
+    enrolled = await grants.enrolments(tx, [confirmed])
+    return grant_public(confirmed, enrolled.get(confirmed.grant.id))
 
 
 @router.post(

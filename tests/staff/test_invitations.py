@@ -165,6 +165,11 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     confirmed = await client.post(f"/v1/staff/grants/{grant['id']}/confirm", headers=second)
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["status"] == "confirmed"
+    # The answer names the enrolment as the list does (it said null).
+    assert (confirmed.json()["enrolled_at"], confirmed.json()["enrolled_from"]) == (
+        listed["enrolled_at"],
+        listed["enrolled_from"],
+    )
     assert (await login_totp(client, clock, "sato", secret)).status_code == 201
     # A later promotion of the same account is no invitation: no enrolment of its own.
     promoted = await client.post(
