@@ -287,6 +287,12 @@ def keys_new(key_id: Annotated[str, typer.Option(help="id to give the key")] = "
 def main() -> None:
     """Entry point of the console script: an error no command caught is one line on
     stderr and exit 1, not a traceback (``SMSREG_TRACEBACK=1`` shows it)."""
+    # A warning a command logs (a break-glass admin made, say) is a JSON line on stderr
+    # through the redacting formatter, as the service's are; `serve` and `worker` set
+    # their own level when they start.
+    from app.core.logging import configure_logging
+
+    configure_logging("WARNING")
     try:
         cli()
     except Exception as exc:

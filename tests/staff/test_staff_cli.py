@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from app.cli import cli
 from tests.conftest import TEST_KEYS
+from tests.fixtures.live import smsreg_env
 from tests.staff.helpers import CHEAP_HASHING
 
 runner = CliRunner()
@@ -143,4 +149,22 @@ def test_only_the_first_admin_then_break_glass_that_expires(env, caplog):
     assert (
         "second\tadmin\tRoot\tdisabled (break-glass until"
         in runner.invoke(cli, ["staff", "list"]).output
+    )
+
+
+def test_a_commands_warning_is_a_json_log_line(env):
+    """The break-glass warning was plain text on stderr, outside the redacting formatter."""
+    smsreg = str(Path(sys.executable).parent / "smsreg")
+    environ = smsreg_env(f"sqlite:///{env}/cli.db", env / "state", **CHEAP_HASHING)
+    made = [smsreg, *CREATE, "--password-stdin"]
+    pw = "a long enough passphrase\n"
+    assert subprocess.run(made, env=environ, input=pw, capture_output=True, text=True,
+                          timeout=60).returncode == 0  # fmt: skip
+    glass = [smsreg, *CREATE[:3], "second", *CREATE[4:], "--password-stdin", "--break-glass"]
+    done = subprocess.run(glass, env=environ, input=pw, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert (line["level"], line["message"]) == (
+        "WARNING",
+        "break-glass admin created on the command line",
     )
