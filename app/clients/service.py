@@ -147,8 +147,9 @@ async def create(
 
 
 async def list_keys(tx: Tx, ctx: Context) -> list[ApiKey]:
-    """Every key, newest first (never the key itself)."""
-    return await repo.list_all(tx)
+    """Every key, newest first (never the key itself); not the self-service pages' row,
+    which no token opens and which listed as a key revoked before it was made."""
+    return [key for key in await repo.list_all(tx) if key.id != SELF_SERVICE_ID]
 
 
 async def count(tx: Tx, ctx: Context) -> int:

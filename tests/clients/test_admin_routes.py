@@ -49,6 +49,9 @@ async def test_admins_create_and_list_keys(client, app, clock):
     (event,) = events(app, "service:api_key:created")
     assert event["actor"] == f"staff:{root_id}"
 
+    # The self-service pages' own row (made by their first code) is no key of anyone's.
+    sent = await client.post("/v1/subject/verifications", json={"phone": "+819012340000"})
+    assert sent.status_code == 201, sent.text
     listed = await client.get("/v1/api-keys", headers=admin)
     assert listed.status_code == 200
     assert [k["id"] for k in listed.json()["api_keys"]] == [key["id"]]
