@@ -71,9 +71,11 @@ STEPS = (
         "subject_requests",
         keep=lambda s: dt.timedelta(days=s.subject_request_retention_days),
         table=requests,
-        index="ix_subject_requests_received_at",
-        key=(requests.c.received_at, requests.c.id),
-        time=requests.c.received_at,
+        # From its answer: the register is the proof that a request was answered, so a
+        # late answer to an old request is kept as long as a prompt one.
+        index="ix_subject_requests_done",
+        key=(requests.c.done_at, requests.c.id),
+        time=requests.c.done_at,
         where=requests.c.status != "open",
     ),
 )

@@ -120,3 +120,35 @@ async def test_a_request_for_a_subscriber_erased_since_closes_as_done(client, ap
     assert count_rows(app, "access_log") == accesses
     listed = await client.get("/v1/subject-requests?status=open", headers=operator)
     assert listed.json()["requests"] == []
+
+
+async def test_a_late_answer_is_kept_as_long_as_a_prompt_one(client, app, carrier, clock):
+    """The register is the proof that a request was answered: a request closed long after
+    it came in was purged that much sooner after its answer."""
+    from app.retention import service as retention
+
+    keep = app.state.ctx.settings.subject_request_retention_days
+    # Far enough in the database's own past that its triggers let the access log (which
+    # the operator's request writes to) be purged when the clock below comes to it.
+    clock.set(dt.datetime.now(dt.UTC) - dt.timedelta(days=2 * keep + 400))
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    body = {"subject_id": sid, "kind": "withdraw_delivery", "channel": "letter",
+            "reason": "Letter asking for no more coupon messages"}  # fmt: skip
+    created = await client.post("/v1/subject-requests", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    clock.advance(days=keep - 10)  # answered very late
+    operator = await staff_auth(app, client, Role.OPERATOR, username="operator-late")
+    closed = await client.post(
+        f"/v1/subject-requests/{created.json()['id']}/close",
+        json={"outcome": "done", "note": "Answered by letter"},
+        headers=operator,
+    )
+    assert closed.status_code == 200, closed.text
+    clock.advance(days=20)  # past its receipt's period, within its answer's
+    await retention.purge(app.state.db, app.state.ctx)
+    assert count_rows(app, "subject_requests") == 1
+    clock.advance(days=keep)
+    await retention.purge(app.state.db, app.state.ctx)
+    assert count_rows(app, "subject_requests") == 0
