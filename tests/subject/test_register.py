@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from app.retention import service as retention
 from app.staff.roles import Role
 from tests.conftest import count_rows
 from tests.consent.helpers import make_key
@@ -125,8 +126,6 @@ async def test_a_request_for_a_subscriber_erased_since_closes_as_done(client, ap
 async def test_a_late_answer_is_kept_as_long_as_a_prompt_one(client, app, carrier, clock):
     """The register is the proof that a request was answered: a request closed long after
     it came in was purged that much sooner after its answer."""
-    from app.retention import service as retention
-
     keep = app.state.ctx.settings.subject_request_retention_days
     # Far enough in the database's own past that its triggers let the access log (which
     # the operator's request writes to) be purged when the clock below comes to it.
