@@ -202,6 +202,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/my/actions/{action}"): Row(NOBODY),
     ("GET", "/my/erase"): Row(NOBODY),
     ("POST", "/my/erase"): Row(NOBODY),
+    # The receipt: shown to the browser that erased (a cookie keyed to its CSRF cookie),
+    # for anyone else a redirect to /my/; the stylesheet holds nothing personal.
+    ("GET", "/my/receipt"): Row(ANYONE),
+    ("GET", "/my/static/my.css"): Row(ANYONE),
     ("POST", "/my/logout"): Row(ANYONE),
     ("POST", "/my/correction/code"): Row(ANYONE),
     ("GET", "/my/correction/code"): Row(NOBODY),

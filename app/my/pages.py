@@ -9,24 +9,32 @@ session cookie, and the headers it is answered with.
   made in one browser and planted in another (a sibling host can set cookies) does not
   pass once that browser has a session.
 - Session: the subject token in an HttpOnly, SameSite=Strict cookie for /my only.
-- Every answer: ``Cache-Control: no-store`` and a CSP that allows no script at all.
+- What an action did (a flash): a cookie the action's answer sets and the records page
+  reads once, keyed to the session, so neither an address nor a reload can claim it.
+- The erasure's receipt: shown at its own address (so a reload or the language switch
+  does not lose it), found by a cookie keyed to this browser, for an hour.
+- Every answer: ``Cache-Control: no-store`` and a CSP that allows no script at all and
+  styles only from the pages' own stylesheet.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.errors import AppError
-from app.my.texts import LANGUAGES, TEXTS, WORDS
+from app.my.texts import LANGUAGES, RECEIPT, TEXTS, WORDS
+from app.subject.schemas import ErasureReceiptPublic
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SESSION_COOKIE = "smsreg_subject"
@@ -35,10 +43,12 @@ CSRF_COOKIE = "smsreg_csrf"
 # a shared browser's history would keep.
 PENDING_COOKIE = "smsreg_pending"
 LANG_COOKIE = "smsreg_lang"
+FLASH_COOKIE = "smsreg_flash"
+RECEIPT_COOKIE = "smsreg_receipt"
 PATH = "/my"
 HEADERS = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     # For browsers that predate frame-ancestors: the pages are never framed (clickjacking).
@@ -107,22 +117,43 @@ def _secure(request: Request) -> bool:
     return ctx.settings.environment != "development" or request.url.scheme == "https"
 
 
+_FAULT = Markup(' aria-invalid="true" aria-describedby="error" autofocus')
+
+
 def page(
-    request: Request, ctx: Context, name: str, *, status: int = 200, **values: Any
+    request: Request,
+    ctx: Context,
+    name: str,
+    *,
+    status: int = 200,
+    here: str | None = None,
+    invalid: Collection[str] = (),
+    **values: Any,
 ) -> HTMLResponse:
-    """Render a page in the request's language, with its CSRF token and headers."""
+    """Render a page in the request's language, with its CSRF token and headers.
+
+    ``here`` is the address the language switch links to: the page's own for a GET;
+    for an answer to a POST, the address that shows the same step again (the code form,
+    the records), or None, and the page has no switch, for an answer that no address
+    shows again (a refusal of a form already spent). ``invalid`` names the fields the
+    refusal is about: marked invalid, described by it, and focused.
+    """
     lang = language(request)
     value = csrf_value(request)
+    if here is None and request.method == "GET":
+        here = request.url.path
     response = templates.TemplateResponse(
         request,
         name,
         {
             "t": TEXTS[lang],
             "lang": lang,
+            "here": here,
             "csrf": csrf_token(ctx, request, value),
             "service": ctx.settings.service_name,
             "word": lambda name: WORDS[lang].get(str(name), str(name)),
-            "when": when,
+            "when": lambda instant: when(instant, lang=lang),
+            "fault": lambda field: _FAULT if field in invalid else "",
             "contact": ctx.settings.privacy_contact,
             "policy": ctx.settings.privacy_policy_url,
             **values,
@@ -134,17 +165,93 @@ def page(
     return response
 
 
-def when(instant: dt.datetime | str | None) -> str:
-    """An instant as a person reads it: to the minute, in Japan's time (the service's
-    regions, Japan and Korea, share it), labelled."""
+def when(instant: dt.datetime | str | None, *, lang: str = "en") -> str:
+    """An instant as a person reads it: to the minute, in the time of Japan and Korea
+    (the service's regions share UTC+9), labelled as each language says it."""
     if instant is None:
         return ""
     if isinstance(instant, str):
         instant = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    return instant.astimezone(_SHOWN_IN).strftime("%Y-%m-%d %H:%M (UTC+9)")
+    shown = instant.astimezone(_SHOWN_IN)
+    if lang == "ja":
+        return f"{shown.year}年{shown.month}月{shown.day}日 {shown:%H:%M}（日本時間）"
+    if lang == "ko":
+        return f"{shown.year}년 {shown.month}월 {shown.day}일 {shown:%H:%M} (한국 시간)"
+    return shown.strftime("%Y-%m-%d %H:%M (UTC+9)")
 
 
 _SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
+
+
+def receipt_lines(
+    receipt: ErasureReceiptPublic, lang: str
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The receipt as a person reads it: what went and what is kept, each in words with
+    its count, leaving out what there was none of; the tables one line names (the send
+    limits' two) are counted together."""
+    words = RECEIPT[lang]
+    erased: dict[str, int] = {}
+    for table, count in receipt.erased.items():
+        label = words.get(table, table)
+        erased[label] = erased.get(label, 0) + count
+    kept = [(words.get("why_" + k.what, k.why), k.count) for k in receipt.kept]
+    return [(w, n) for w, n in erased.items() if n], [(w, n) for w, n in kept if n]
+
+
+def _signed(ctx: Context, purpose: bytes, value: str, bound: str) -> str:
+    """``value`` with a MAC of the token key ring over it and what it is ``bound`` to."""
+    mac = ctx.keys.token.mac(b"my-%s:%s\0%s" % (purpose, value.encode(), bound.encode()))
+    return f"{value}.{mac.hex()}"
+
+
+def _verified(ctx: Context, purpose: bytes, cookie: str, bound: str) -> str | None:
+    """The value of a cookie :func:`_signed` made, under any key of the ring, or None."""
+    value, _, mac = cookie.rpartition(".")
+    if not value or not cookie.isascii():
+        return None
+    ring = ctx.keys.token
+    for key_id in ring.ids():
+        message = b"my-%s:%s\0%s" % (purpose, value.encode(), bound.encode())
+        if same_token(ring.mac(message, key_id=key_id).hex(), mac):
+            return value
+    return None
+
+
+def set_flash(ctx: Context, request: Request, response: Response, key: str) -> None:
+    """What the records page is to say once, after an action the server carried out:
+    keyed to this session, so a link cannot claim an action, another session cannot
+    replay it, and it is shown once (a reload says nothing again)."""
+    session = request.cookies.get(SESSION_COOKIE, "")
+    _keep(request, response, FLASH_COOKIE, _signed(ctx, b"flash", key, session))
+
+
+def flash(ctx: Context, request: Request) -> str | None:
+    """What the last action did (see :func:`set_flash`), if this session's action said it."""
+    cookie = request.cookies.get(FLASH_COOKIE)
+    if cookie is None:
+        return None
+    return _verified(ctx, b"flash", cookie, request.cookies.get(SESSION_COOKIE, ""))
+
+
+def forget_flash(request: Request, response: Response) -> None:
+    """Forget the flash once its page is answered."""
+    if FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path=PATH)
+
+
+def set_receipt(ctx: Context, request: Request, response: Response, receipt_id: str) -> None:
+    """Remember the erasure's receipt for its page, keyed to this browser's CSRF cookie
+    (the session is gone with the erasure)."""
+    bound = request.cookies.get(CSRF_COOKIE, "")
+    _keep(request, response, RECEIPT_COOKIE, _signed(ctx, b"receipt", receipt_id, bound))
+
+
+def receipt_id(ctx: Context, request: Request) -> str | None:
+    """The receipt this browser's erasure gave it (see :func:`set_receipt`), or None."""
+    cookie = request.cookies.get(RECEIPT_COOKIE)
+    if cookie is None:
+        return None
+    return _verified(ctx, b"receipt", cookie, request.cookies.get(CSRF_COOKIE, ""))
 
 
 def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:

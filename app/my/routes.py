@@ -3,20 +3,22 @@ confirmation). HTML forms only: every page works without JavaScript and runs non
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
 from app.my import pages
-from app.my.texts import PROBLEMS, RECEIPT
-from app.subject import erasure, service, sessions
+from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
+from app.subject import erasure, register, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
 
@@ -28,7 +30,7 @@ def refusal(request: Request, exc: AppError) -> Response:
     if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
         page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
     else:
-        page = pages.page(request, ctx, "message.html", status=exc.status, key="error",
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="refused",
                           error=_problem(request, exc))  # fmt: skip
     page.headers.update(exc.headers)
     return page
@@ -54,8 +56,27 @@ async def form_csrf(
 
 
 CSRF_CHECKED = [Depends(form_csrf)]
-# What the records page says was done (``?done=``): each action, and a correction.
-DONE = ("withdraw-delivery", "stop-usage", "stop-provision", "resume-provision", "corrected")
+# What the records page may say once after an action (a flash: app.my.pages.set_flash),
+# by its key in app.my.texts.TEXTS, and whether it is a refusal (said as an alert).
+FLASHES = {
+    "done_withdraw-delivery": False,
+    "done_stop-usage": False,
+    "done_stop-provision": False,
+    "done_resume-provision": False,
+    "done_corrected": False,
+    "unchanged": False,
+    "correction_taken": True,
+    "correction_code_gone": True,
+}
+# A correction's code refusals after which its code form can do nothing more: the
+# records page says so, and the person starts the correction again there.
+CODE_GONE = {
+    "verification-expired",
+    "verification-superseded",
+    "attempts-exhausted",
+    "verification-already-approved",
+    "verification-not-found",
+}
 ACTIONS = {
     "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
     "stop-usage": RequestKind.STOP_USAGE,
@@ -99,21 +120,26 @@ def _typed_code(code: str) -> str:
     return unicodedata.normalize("NFKC", code).strip()
 
 
+def _fields(exc: AppError | ValidationError) -> list[str]:
+    """The form fields a refusal is about (none: the refusal is not about a field)."""
+    if isinstance(exc, ValidationError):
+        return [str(error["loc"][0]) for error in exc.errors() if error["loc"]]
+    if exc.slug == InvalidInput.slug:
+        return [problem.field.split(".")[0] for problem in exc.errors]
+    return []
+
+
 def _problem(request: Request, exc: AppError | ValidationError) -> str:
     """A refusal in the page's language (app.my.texts.PROBLEMS): by the fields at fault,
     or by its problem type; never the API's English detail."""
     words = PROBLEMS[pages.language(request)]
-    if isinstance(exc, ValidationError):
-        fields = [str(error["loc"][0]) for error in exc.errors() if error["loc"]]
-    elif exc.slug == InvalidInput.slug:
-        fields = [problem.field.split(".")[0] for problem in exc.errors]
-    else:
+    if isinstance(exc, AppError) and exc.slug != InvalidInput.slug:
         text = words.get(exc.slug, words["other"])
         retry_after = int(exc.extra.get("retry_after", 60))
         minutes = -(-retry_after // 60)
         return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
-    said = dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields or ["?"])
-    return " ".join(said)
+    fields = _fields(exc) or ["?"]
+    return " ".join(dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields))
 
 
 @router.get("", include_in_schema=False)
@@ -122,8 +148,27 @@ async def my_root() -> RedirectResponse:
     return RedirectResponse("/my/", status_code=307)
 
 
+@router.get("/static/my.css", include_in_schema=False)
+async def my_stylesheet() -> FileResponse:
+    """The pages' one stylesheet (the CSP allows no inline style). It may be cached: it
+    holds nothing personal."""
+    return FileResponse(
+        STATIC / "my.css",
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+STATIC = Path(__file__).parent / "static"
+
+
 @router.get("/", response_class=HTMLResponse)
-async def my_start(request: Request, ctx: CtxDep) -> Response:
+async def my_start(request: Request, ctx: CtxDep, subject: CookieSubject) -> Response:
+    """The number's form; a person still signed in goes to their records instead (the
+    start page would hide that the session is live, and a Back link leads here)."""
+    if subject is not None:
+        lang = request.query_params.get("lang")
+        return pages.redirect("/my/records" + (f"?lang={lang}" if lang in LANGUAGES else ""))
     return pages.page(request, ctx, "start.html")
 
 
@@ -142,7 +187,10 @@ async def my_code(
         sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
     except (AppError, ValidationError) as exc:
         status = exc.status if isinstance(exc, AppError) else 422
-        return pages.page(request, ctx, "start.html", status=status, error=_problem(request, exc))
+        # The number as typed stays in the form; the switch shows the form afresh.
+        return pages.page(request, ctx, "start.html", status=status, here="/my/",
+                          error=_problem(request, exc), invalid=_fields(exc),
+                          phone=phone, country=country)  # fmt: skip
     outbox.kick()
     # To a page of its own: reloading it, or going back to it, sends no second SMS.
     response = pages.redirect("/my/code")
@@ -153,18 +201,41 @@ async def my_code(
 @router.get("/code", response_class=HTMLResponse)
 async def my_code_page(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
     """The code form of the self-service verification just sent (after the redirect)."""
-    return await _code_page(request, ctx, tx, action="/my/session")
+    return await _code_page(request, ctx, tx, correction=False)
 
 
-async def _code_page(request: Request, ctx: CtxDep, tx: TxDep, *, action: str) -> Response:
-    """The code form of the verification this browser was just sent, posting to ``action``;
-    none (or gone): the start page."""
+async def _code_page(
+    request: Request,
+    ctx: CtxDep,
+    tx: TxDep,
+    *,
+    correction: bool,
+    exc: AppError | ValidationError | None = None,
+    verification_id: str = "",
+) -> Response:
+    """The code form of the verification this browser was just sent: the first number's
+    (Back: the start page) or a correction's (Back: the records, the session goes on).
+    None (or gone): the start page. With ``exc``, the answer to a refused code: the same
+    form again, saying why, with the line that says where the code went."""
     pending = request.cookies.get(pages.PENDING_COOKIE, "")
     known = _VERIFICATION_ID.fullmatch(pending) is not None
     sent = await sessions.sent(tx, ctx, pending) if known else None
-    if sent is None:
-        return pages.redirect("/my/")
-    return pages.page(request, ctx, "code.html", sent=sent, action=action)
+    here: str | None = "/my/correction/code" if correction else "/my/code"
+    action, back = ("/my/correction", "/my/records") if correction else ("/my/session", "/my/")
+    if exc is None:
+        if sent is None:
+            return pages.redirect("/my/")
+        return pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)
+    shown: object = sent
+    if sent is None or sent.verification_id != verification_id:
+        # A form of another verification (an older tab): its number is not repeated, and
+        # no address shows that form again.
+        shown = {"verification_id": verification_id, "phone_masked": ""}
+        here = None
+    status = exc.status if isinstance(exc, AppError) else 422
+    return pages.page(request, ctx, "code.html", status=status, here=here,
+                      error=_problem(request, exc), invalid=["code"],
+                      sent=shown, action=action, back=back)  # fmt: skip
 
 
 _VERIFICATION_ID = re.compile(r"ver_[A-Za-z0-9_\-]{1,36}")
@@ -182,12 +253,13 @@ async def my_session(
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         opened = await sessions.open_session(db, ctx, data=data)
     except sessions.NothingHeld:
-        return pages.page(request, ctx, "message.html", status=404, key="nothing")
+        nothing = pages.page(request, ctx, "message.html", status=404, key="nothing")
+        pages.forget_pending(nothing)  # its code is used
+        return nothing
     except (AppError, ValidationError) as exc:
-        status = exc.status if isinstance(exc, AppError) else 422
-        retry = {"verification_id": verification_id, "phone_masked": ""}
-        return pages.page(request, ctx, "code.html", status=status,
-                          error=_problem(request, exc), sent=retry)  # fmt: skip
+        async with db.transaction() as tx:
+            return await _code_page(request, ctx, tx, correction=False, exc=exc,
+                                    verification_id=verification_id)  # fmt: skip
     response = pages.redirect("/my/records")
     pages.set_session(request, response, opened.token)
     pages.forget_pending(response)
@@ -198,13 +270,31 @@ async def my_session(
 async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject) -> Response:
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
+    # What the last action did comes from the action's own answer (a flash keyed to the
+    # session), never from the address: a link cannot claim that something was done.
+    response = await _records_page(request, ctx, tx, subject, flash=pages.flash(ctx, request))
+    pages.forget_flash(request, response)  # said once: a reload does not say it again
+    return response
+
+
+async def _records_page(
+    request: Request,
+    ctx: CtxDep,
+    tx: TxDep,
+    subject: Subject,
+    *,
+    flash: str | None = None,
+    status: int = 200,
+    **values: Any,
+) -> Response:
+    """The records page, with what the last action did (``flash``) or, from the
+    correction's form, why the new number was refused."""
     held = await service.held(tx, ctx, subject=subject)
     records = await service.disclosures(tx, ctx, subject=subject)
-    done = request.query_params.get("done")
-    said = f"done_{done}" if done in DONE else "unchanged" if done == "unchanged" else None
-    return pages.page(
-        request, ctx, "records.html", held=held, records=records.records, done=said,
-    )  # fmt: skip
+    said = flash if flash in FLASHES else None
+    return pages.page(request, ctx, "records.html", status=status, here="/my/records",
+                      held=held, records=records.records, flash=said,
+                      flash_refused=FLASHES.get(said or "", False), **values)  # fmt: skip
 
 
 @router.post("/actions/{action}", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -219,7 +309,9 @@ async def my_action(
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     done = await service.act(tx, ctx, subject=subject, kind=ACTIONS[action], ip=ip)
-    return pages.redirect("/my/records?done=" + (action if done.changed else "unchanged"))
+    response = pages.redirect("/my/records")
+    pages.set_flash(ctx, request, response, f"done_{action}" if done.changed else "unchanged")
+    return response
 
 
 @router.get("/erase", response_class=HTMLResponse)
@@ -242,13 +334,36 @@ async def my_erase(
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     if confirm != "yes":
-        return pages.page(request, ctx, "erase.html", status=422, error="confirm")
+        error = TEXTS[pages.language(request)]["erase_unchecked"]
+        return pages.page(request, ctx, "erase.html", status=422, here="/my/erase",
+                          error=error, invalid=["confirm"])  # fmt: skip
     receipt = await erasure.erase_own(tx, ctx, subject=subject)
     background.add_task(db.checkpoint)  # once committed: empty SQLite's write-ahead log
-    words = RECEIPT[pages.language(request)]
-    response = pages.page(request, ctx, "receipt.html", receipt=receipt, words=words)
+    # The receipt at an address of its own: a reload, or the language switch, shows it
+    # again rather than posting the erasure again (which the ended session refuses).
+    response = pages.redirect("/my/receipt")
+    pages.set_receipt(ctx, request, response, receipt.id)
     pages.clear_session(response)
     return response
+
+
+@router.get("/receipt", response_class=HTMLResponse)
+async def my_receipt(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
+    """The receipt of the erasure this browser made, for an hour after it (then, or
+    without one: the start page)."""
+    found = pages.receipt_id(ctx, request)
+    receipt = None if found is None else await register.erasure_receipt(tx, found)
+    if receipt is None or ctx.clock.now() - receipt.erased_at > RECEIPT_SHOWN:
+        return pages.redirect("/my/")
+    erased, kept = pages.receipt_lines(receipt, pages.language(request))
+    words = RECEIPT[pages.language(request)]
+    return pages.page(request, ctx, "receipt.html", receipt=receipt, words=words,
+                      erased=erased, kept=kept)  # fmt: skip
+
+
+# How long after the erasure its browser shows the receipt again: time to read it, switch
+# its language and note its ID, not long enough for the next user of a shared browser.
+RECEIPT_SHOWN = dt.timedelta(hours=1)
 
 
 @router.post("/correction/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -266,11 +381,16 @@ async def my_correction_code(
         return pages.page(request, ctx, "message.html", status=401, key="expired")
     try:
         data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
-        sent = await sessions.start_apart(db, ctx, data=data, ip=ip)
+        sent = await sessions.start_correction_apart(db, ctx, subject=subject, data=data, ip=ip)
     except (AppError, ValidationError) as exc:
+        # The records again, the refusal beside the new number's field, the number as
+        # typed: the person is still signed in and tries again there.
         status = exc.status if isinstance(exc, AppError) else 422
-        return pages.page(request, ctx, "message.html", status=status, key="error",
-                          error=_problem(request, exc))  # fmt: skip
+        invalid = _fields(exc) or ["phone"]
+        async with db.transaction() as tx:
+            return await _records_page(request, ctx, tx, subject, status=status,
+                                       error=_problem(request, exc), invalid=invalid,
+                                       phone=phone, country=country)  # fmt: skip
     outbox.kick()
     # As the first code: a page of its own, so a reload sends no second SMS.
     response = pages.redirect("/my/correction/code")
@@ -285,7 +405,7 @@ async def my_correction_code_page(
     """The code form of the new number (after the redirect)."""
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
-    return await _code_page(request, ctx, tx, action="/my/correction")
+    return await _code_page(request, ctx, tx, correction=True)
 
 
 @router.post("/correction", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -303,11 +423,21 @@ async def my_correction(
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         await erasure.correct(db, ctx, subject=subject, data=data)
     except (AppError, ValidationError) as exc:
-        status = exc.status if isinstance(exc, AppError) else 422
-        retry = {"verification_id": verification_id, "phone_masked": ""}
-        return pages.page(request, ctx, "code.html", status=status, error=_problem(request, exc),
-                          sent=retry, action="/my/correction")  # fmt: skip
-    response = pages.redirect("/my/records?done=corrected")
+        slug = exc.slug if isinstance(exc, AppError) else ""
+        if slug == erasure.NumberTaken.slug or slug in CODE_GONE:
+            # The code is spent (or can no longer be): its form could only refuse it
+            # again. The records say why; the correction starts again there.
+            gone = pages.redirect("/my/records")
+            taken = slug == erasure.NumberTaken.slug
+            pages.set_flash(ctx, request, gone,
+                            "correction_taken" if taken else "correction_code_gone")  # fmt: skip
+            pages.forget_pending(gone)
+            return gone
+        async with db.transaction() as tx:
+            return await _code_page(request, ctx, tx, correction=True, exc=exc,
+                                    verification_id=verification_id)  # fmt: skip
+    response = pages.redirect("/my/records")
+    pages.set_flash(ctx, request, response, "done_corrected")
     pages.forget_pending(response)
     return response
 

@@ -22,6 +22,7 @@ from app.registry.service import SubscriberNotFound, check_reason
 from app.staff.auth import Staff
 from app.subject import repository as repo
 from app.subject.schemas import (
+    ErasureReceiptPublic,
     RequestKind,
     SubjectRequestCreate,
     SubjectRequestPublic,
@@ -131,6 +132,20 @@ async def record(
             reason=f"{request.kind} request by {request.channel}",
         )
     return public(ctx, request)
+
+
+async def erasure_receipt(tx: Tx, request_id: str) -> ErasureReceiptPublic | None:
+    """The receipt of the self-service erasure recorded as ``request_id``, for the page
+    that shows it again to the browser that erased (None: no such erasure)."""
+    request = await repo.get_request(tx, request_id)
+    if (
+        request is None
+        or request.kind != RequestKind.ERASE.value
+        or request.channel != "self_service"
+        or request.receipt is None
+    ):
+        return None
+    return ErasureReceiptPublic.model_validate(request.receipt)
 
 
 async def open_request(tx: Tx, request_id: str) -> SubjectRequest:

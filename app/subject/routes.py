@@ -161,7 +161,7 @@ async def erase_subject(
 @router.post(
     "/correction/verifications",
     status_code=201,
-    responses={**_AUTH, **_START},
+    responses={**_AUTH, **_START, 409: sessions.SameNumber.openapi()},
     summary="Send a code to the new number one's records should move to",
 )
 async def start_subject_correction(
@@ -172,7 +172,7 @@ async def start_subject_correction(
     ip: ClientIp,
     outbox: OutboxDep,
 ) -> SubjectVerificationPublic:
-    public = await sessions.start(tx, ctx, data=body, ip=ip)
+    public = await sessions.start_correction(tx, ctx, subject=subject, data=body, ip=ip)
     tx.after_commit(outbox.kick)
     return public
 

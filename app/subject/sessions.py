@@ -16,12 +16,14 @@ from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
 from app.core.db import Database
-from app.core.errors import NotFound, Unauthenticated
+from app.core.errors import AppError, NotFound, Unauthenticated
 from app.core.ids import new_id
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
+from app.core.phone import parse_mobile, reading_region
 from app.core.tx import Tx
 from app.coupons import service as coupons
 from app.models.subject import SubjectSession
+from app.registry import service as registry
 from app.subject import repository as repo
 from app.subject.schemas import (
     RedemptionsKeptPublic,
@@ -42,6 +44,12 @@ MAX_TOKEN_LENGTH = 200
 class NothingHeld(NotFound):
     slug = "subject-nothing-held"
     title = "No registry entry is held for this number"
+
+
+class SameNumber(AppError):
+    status = 409
+    slug = "subject-number-unchanged"
+    title = "The records are already under this number"
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,35 @@ async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> Subject
     )
     tx.after_commit(_STARTED.inc)  # counted as a client's starts are, once it is queued
     return _as_subject(started.public)
+
+
+async def start_correction(
+    tx: Tx, ctx: Context, *, subject: Subject, data: SubjectStart, ip: str
+) -> SubjectVerificationPublic:
+    """Send a code to the number the subject's records should move to.
+
+    Refused (409 subject-number-unchanged), before any SMS is sent, when it is the
+    number the records are already under: moving them onto it changes nothing, yet the
+    move would record a correction and cancel the campaign messages held for them. The
+    number is compared by its blind index under every key in the ring, never decrypted.
+    """
+    s = ctx.settings
+    phone = parse_mobile(
+        data.phone,
+        default_region=s.default_region,
+        allowed_regions=s.allowed_regions,
+        region=reading_region(
+            country=data.country,
+            locale=data.locale,
+            default_region=s.default_region,
+            allowed_regions=s.allowed_regions,
+        ),
+    )
+    indexes = ctx.keys.blind_indexes(phone.e164, kind="number")
+    holder = await registry.find_id(tx, phone_index=indexes)
+    if holder == subject.subscriber_id:
+        raise SameNumber("the records are already under this number; nothing to move")
+    return await start(tx, ctx, data=data, ip=ip)
 
 
 async def sent(tx: Tx, ctx: Context, verification_id: str) -> SubjectVerificationPublic | None:
@@ -207,6 +244,14 @@ async def still_live(tx: Tx, ctx: Context, *, subject: Subject) -> None:
 async def end(tx: Tx, ctx: Context, *, subject: Subject) -> None:
     """End the subject's session now."""
     await repo.end_session(tx, session_id=subject.session_id, at=ctx.clock.now())
+
+
+async def start_correction_apart(
+    db: Database, ctx: Context, *, subject: Subject, data: SubjectStart, ip: str
+) -> SubjectVerificationPublic:
+    """:func:`start_correction` in a unit of its own (for the pages, as :func:`start_apart`)."""
+    async with db.transaction() as tx:
+        return await start_correction(tx, ctx, subject=subject, data=data, ip=ip)
 
 
 async def start_apart(

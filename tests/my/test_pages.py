@@ -252,7 +252,10 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     unconfirmed = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
     assert unconfirmed.status_code == 422
     assert rows(app, "SELECT id FROM subscribers WHERE id = :s", s=sid) == [{"id": sid}]
-    erased = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    posted = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    # The receipt at an address of its own: a reload does not post the erasure again.
+    assert posted.status_code == 303 and posted.headers["location"] == "/my/receipt"
+    erased = await client.get("/my/receipt")
     assert erased.status_code == 200, erased.text
     # The receipt in the page's words: what went and why the rest is kept, no table names.
     assert RECEIPT["en"]["done"] in erased.text
@@ -352,7 +355,8 @@ async def test_the_pages_say_who_runs_them(client):
     """A person arriving from an SMS can tell the operator's pages from a phishing one,
     and knows where else to ask."""
     page = await client.get("/my/?lang=en")
-    assert "<title>Digirou Coupons: Your data</title>" in page.text
+    assert "<title>See your data – Digirou Coupons</title>" in page.text
+    assert '<p id="service">Digirou Coupons</p>' in page.text
     assert "privacy desk, 03-1234-5678" in page.text
     assert 'href="https://digirou.example.co.jp/privacy"' in page.text
 

@@ -232,3 +232,26 @@ async def test_moving_away_and_back_counts_a_redemption_once(client, app, carrie
     # Back on OLD: the tally left there is the subscriber's own, not counted again.
     assert (await _redeem(client, auth, sid)).status_code == 201
     assert (await _redeem(client, auth, sid)).status_code == 409
+
+
+async def test_the_number_the_records_are_under_is_refused_before_any_sms(
+    client, app, carrier, clock
+):
+    """Moving the records onto their own number changed nothing, yet sent an SMS,
+    recorded a correction and cancelled the campaign messages held for them: it is
+    refused when the code is asked for, in whatever form the number is typed."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, OLD)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, OLD)
+    sent = len(rows(app, "SELECT id FROM outbox_messages"))
+    for typed in (OLD, "090-1212-0000", "０９０１２１２００００"):
+        response = await client.post(
+            "/v1/subject/correction/verifications",
+            json={"phone": typed, "country": "JP"},
+            headers=headers,
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["type"].endswith("subject-number-unchanged")
+    assert len(rows(app, "SELECT id FROM outbox_messages")) == sent
+    assert not rows(app, "SELECT id FROM subject_requests WHERE kind = 'correct'")

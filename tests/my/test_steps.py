@@ -1,0 +1,366 @@
+"""Each step of /my/ as a person meets it: its own title, the language switch that never
+loses a page answered to a form, the way back that keeps a signed-in person signed in,
+refusals said once and beside their field, and what was done said only by the server."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from app.my.texts import PROBLEMS, RECEIPT, TEXTS
+from tests.consent.helpers import make_key
+from tests.fixtures.flows import sent_code
+from tests.fixtures.subject import add_subscriber
+from tests.staff.helpers import rows, verified
+
+NUMBER = "+819024681357"
+NEW = "+819086429753"
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def _field(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field"
+    return found.group(1)
+
+
+def _switch(html: str) -> set[str]:
+    """The addresses the language switch links to (empty: the page has no switch)."""
+    return set(re.findall(r'href="([^"?]*)\?lang=(?:ja|ko|en)"', html))
+
+
+def _alert(html: str) -> str:
+    found = re.findall(r'<p role="alert" id="error" class="error">(.*?)</p>', html, re.S)
+    assert len(found) == 1, html
+    return found[0]
+
+
+def _tag(html: str, element_id: str) -> str:
+    found = re.search(rf'<[a-z]+ [^>]*(?<![-\w])id="{element_id}"[^>]*>', html)
+    assert found, f"no #{element_id}"
+    return found.group(0)
+
+
+def _wrong(code: str) -> str:
+    return "0" * len(code) if code != "0" * len(code) else "1" * len(code)
+
+
+async def _code_page(client: httpx.AsyncClient, lang: str, phone: str) -> httpx.Response:
+    page = await client.get(f"/my/?lang={lang}")
+    posted = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": phone, "country": "JP"}
+    )
+    assert posted.status_code == 303, posted.text
+    return await client.get("/my/code")
+
+
+async def _signed_in(client, app, carrier, clock, *, lang: str = "en") -> str:
+    """A registered number, signed in on /my/: its subscriber id."""
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, lang, NUMBER)
+    opened = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, NUMBER)},
+    )  # fmt: skip
+    assert opened.status_code == 303, opened.text
+    return sid
+
+
+async def _new_numbers_code(client, app, carrier, phone: str) -> httpx.Response:
+    records = await client.get("/my/records")
+    asked = await client.post(
+        "/my/correction/code", data={"csrf": _csrf(records.text), "phone": phone, "country": "JP"}
+    )
+    assert asked.status_code == 303, asked.text
+    return await client.get("/my/correction/code")
+
+
+# -- 1. the language switch never throws a page away ---------------------------------------
+
+
+async def test_the_receipt_is_shown_again_in_another_language_and_on_reload(
+    client, app, carrier, clock
+):
+    """The receipt, answered to the erasure's POST, said to keep its ID while its
+    language links led to the start page: the session had ended, the receipt was lost."""
+    await _signed_in(client, app, carrier, clock)
+    confirm = await client.get("/my/erase")
+    posted = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    assert posted.status_code == 303 and posted.headers["location"] == "/my/receipt"
+    shown = await client.get("/my/receipt")
+    assert shown.status_code == 200
+    receipt_id = re.search(r'id="receipt-id">(sjr_[^<]+)<', shown.text).group(1)
+    assert _switch(shown.text) == {"/my/receipt"}
+    again = await client.get("/my/receipt?lang=ja")
+    assert '<html lang="ja">' in again.text and RECEIPT["ja"]["done"] in again.text
+    assert receipt_id in again.text
+    # Not in another browser (the cookie is bound to this one's), nor an hour later.
+    cookie = client.cookies["smsreg_receipt"]
+    with_other = httpx.AsyncClient(transport=client._transport, base_url=client.base_url)
+    async with with_other:
+        with_other.cookies.set("smsreg_receipt", cookie, path="/my")
+        assert (await with_other.get("/my/receipt")).status_code == 303
+    clock.advance(minutes=61)
+    gone = await client.get("/my/receipt")
+    assert gone.status_code == 303 and gone.headers["location"] == "/my/"
+
+
+async def test_a_wrong_code_can_be_read_in_another_language_without_a_new_sms(
+    client, app, carrier, clock
+):
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    sent = await _code_page(client, "en", NUMBER)
+    wrong = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": _wrong(await sent_code(app, carrier, NUMBER))},
+    )  # fmt: skip
+    assert wrong.status_code == 422
+    # The switch shows the same code form, not the start page (which meant a new SMS).
+    assert _switch(wrong.text) == {"/my/code"}
+    # Where the code went is still said, and the field is marked, described and focused.
+    assert "+81 90-****-1357" in wrong.text
+    code = _tag(wrong.text, "code")
+    assert 'aria-invalid="true"' in code and 'aria-describedby="error"' in code
+    assert "autofocus" in code
+    messages = rows(app, "SELECT id FROM outbox_messages")
+    switched = await client.get("/my/code?lang=ja")
+    assert switched.status_code == 200 and '<html lang="ja">' in switched.text
+    assert _field(switched.text, "verification_id") == _field(sent.text, "verification_id")
+    assert rows(app, "SELECT id FROM outbox_messages") == messages
+
+
+async def test_a_one_time_answer_has_no_switch_and_other_answers_switch_in_place(
+    client, app, carrier, clock
+):
+    """The answer that no data is held is to a code now spent: no address shows it again,
+    so the page offers no switch rather than one that throws it away."""
+    sent = await _code_page(client, "en", "+819011112222")  # not in the registry
+    nothing = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, "+819011112222")},
+    )  # fmt: skip
+    assert nothing.status_code == 404 and TEXTS["en"]["nothing"] in nothing.text
+    assert _switch(nothing.text) == set()
+    # A refused number: the switch shows the form again, the number as it was typed.
+    page = await client.get("/my/")
+    refused = await client.post(
+        "/my/code", data={"csrf": _csrf(page.text), "phone": "03-1234-5678", "country": "JP"}
+    )
+    assert refused.status_code == 422
+    assert _switch(refused.text) == {"/my/"}
+    phone = _tag(refused.text, "phone")
+    assert 'value="03-1234-5678"' in phone and 'aria-invalid="true"' in phone
+    assert 'aria-describedby="error"' in phone and "autofocus" in phone
+    # An erasure not confirmed: its confirmation page.
+    await _signed_in(client, app, carrier, clock)
+    confirm = await client.get("/my/erase")
+    unchecked = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    assert unchecked.status_code == 422 and _switch(unchecked.text) == {"/my/erase"}
+
+
+# -- 2. the way back keeps a signed-in person signed in ------------------------------------
+
+
+async def test_a_signed_in_person_is_never_sent_back_to_the_number_form(
+    client, app, carrier, clock
+):
+    await _signed_in(client, app, carrier, clock)
+    start = await client.get("/my/")
+    assert start.status_code == 303 and start.headers["location"] == "/my/records"
+    switched = await client.get("/my/?lang=ko")
+    assert switched.headers["location"] == "/my/records?lang=ko"
+    asked = await _new_numbers_code(client, app, carrier, NEW)
+    assert 'href="/my/records" id="back"' in asked.text
+    assert 'href="/my/" id="back"' not in asked.text
+    # A refused new number: the records again (signed in, with the way out), not a page
+    # whose only link led to the number form.
+    records = await client.get("/my/records")
+    refused = await client.post(
+        "/my/correction/code",
+        data={"csrf": _csrf(records.text), "phone": "03-1234-5678", "country": "JP"},
+    )
+    assert refused.status_code == 422
+    assert 'id="logout"' in refused.text and 'id="purposes"' in refused.text
+    new_phone = _tag(refused.text, "new-phone")
+    assert 'value="03-1234-5678"' in new_phone and 'aria-invalid="true"' in new_phone
+    # Signed out, the start page is the start page again.
+    await client.post("/my/logout", data={"csrf": _csrf(records.text)})
+    assert (await client.get("/my/")).status_code == 200
+
+
+# -- 3. a refusal is said once --------------------------------------------------------------
+
+
+async def test_a_refusal_is_said_once_with_no_stray_words(client, app, carrier, clock):
+    """Every refusal ended with a lone "確認してください" / "Please check", and the English
+    ones said "Please check: Check the number"."""
+    await _signed_in(client, app, carrier, clock, lang="ja")
+    records = await client.get("/my/records")
+    refused = await client.post(
+        "/my/correction/code",
+        data={"csrf": _csrf(records.text), "phone": "03-1234-5678", "country": "JP"},
+    )
+    assert _alert(refused.text) == PROBLEMS["ja"]["field_phone"]
+    assert refused.text.count("確認してください") == 1  # the problem's own words
+    unknown = await client.post("/my/actions/erase-everything", data={"csrf": _csrf(records.text)})
+    assert unknown.status_code == 422, unknown.text
+    assert _alert(unknown.text) == PROBLEMS["ja"]["other"]
+    assert 'id="message"' not in unknown.text
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    big = await client.post("/my/code", content=b"phone=" + b"9" * 2_000_000, headers=form)
+    assert big.status_code == 413
+    assert _alert(big.text) == PROBLEMS["ja"]["payload-too-large"]
+    page = await client.get("/my/records?lang=en")
+    refused = await client.post(
+        "/my/correction/code",
+        data={"csrf": _csrf(page.text), "phone": "03-1234-5678", "country": "JP"},
+    )
+    assert _alert(refused.text) == PROBLEMS["en"]["field_phone"]
+    assert "Please check" not in refused.text
+
+
+# -- 4, 5. a correction that cannot go on goes back to the records -------------------------
+
+
+async def test_a_new_number_someone_else_holds_goes_back_to_the_records_saying_so(
+    client, app, carrier, clock
+):
+    """After 409 subject-number-taken the code form came back for a code already used."""
+    await add_subscriber(app, NEW)
+    await _signed_in(client, app, carrier, clock)
+    asked = await _new_numbers_code(client, app, carrier, NEW)
+    answer = await client.post(
+        "/my/correction",
+        data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
+              "code": await sent_code(app, carrier, NEW)},
+    )  # fmt: skip
+    assert answer.status_code == 303 and answer.headers["location"] == "/my/records"
+    assert 'smsreg_pending=""' in answer.headers["set-cookie"]  # its code form is gone
+    records = await client.get("/my/records")
+    assert TEXTS["en"]["correction_taken"] in records.text
+    assert 'role="alert" id="done"' in records.text
+    assert TEXTS["en"]["correction_taken"] not in (await client.get("/my/records")).text
+
+
+async def test_the_number_the_records_are_under_is_refused_before_any_sms(
+    client, app, carrier, clock
+):
+    sid = await _signed_in(client, app, carrier, clock)
+    records = await client.get("/my/records")
+    messages = rows(app, "SELECT id FROM outbox_messages")
+    refused = await client.post(
+        "/my/correction/code",
+        data={"csrf": _csrf(records.text), "phone": "090-2468-1357", "country": "JP"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert _alert(refused.text) == PROBLEMS["en"]["subject-number-unchanged"]
+    assert rows(app, "SELECT id FROM outbox_messages") == messages
+    assert not rows(app, "SELECT id FROM subject_requests WHERE subscriber_id = :s "
+                    "AND kind = 'correct'", s=sid)  # fmt: skip
+
+
+# -- 6. what was done is said by the server only -------------------------------------------
+
+
+async def test_what_was_done_is_said_once_and_only_after_the_action(client, app, carrier, clock):
+    """``?done=resume-provision`` said provision had resumed whatever the state (a
+    phisher's link could say so), and a reload said it again."""
+    await _signed_in(client, app, carrier, clock)
+    claimed = await client.get("/my/records?done=resume-provision")
+    assert TEXTS["en"]["done_resume-provision"] not in claimed.text
+    assert 'id="done"' not in claimed.text
+    stopped = await client.post("/my/actions/stop-provision", data={"csrf": _csrf(claimed.text)})
+    assert stopped.status_code == 303 and stopped.headers["location"] == "/my/records"
+    flash = client.cookies["smsreg_flash"]
+    said = await client.get("/my/records")
+    assert TEXTS["en"]["done_stop-provision"] in said.text
+    assert TEXTS["en"]["done_stop-provision"] not in (await client.get("/my/records")).text
+    # The same cookie in another session of the same browser says nothing.
+    await client.post("/my/logout", data={"csrf": _csrf(said.text)})
+    await _signed_in(client, app, carrier, clock)
+    client.cookies.set("smsreg_flash", flash, path="/my")
+    assert TEXTS["en"]["done_stop-provision"] not in (await client.get("/my/records")).text
+
+
+# -- 7, 8. each step its own; words a person reads -----------------------------------------
+
+
+async def test_each_step_has_its_own_title_and_heading(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    start = await client.get("/my/?lang=ja")
+    sent = await _code_page(client, "ja", NUMBER)
+    await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, NUMBER)},
+    )  # fmt: skip
+    records = await client.get("/my/records")
+    erase = await client.get("/my/erase")
+    await client.post("/my/erase", data={"csrf": _csrf(erase.text), "confirm": "yes"})
+    receipt = await client.get("/my/receipt")
+    expired = await client.get("/my/records")
+    pages = [start, sent, records, erase, receipt, expired]
+    titles = [re.search(r"<title>(.*?)</title>", p.text).group(1) for p in pages]
+    headings = [re.search(r"<h1>(.*?)</h1>", p.text).group(1) for p in pages]
+    assert len(set(titles)) == len(pages) and len(set(headings)) == len(pages), titles
+    assert all(title.endswith(" – smsreg") for title in titles)
+    assert headings[4] == "消去完了のお知らせ"
+    # The switch named in the page's language; each country in it (with its code).
+    assert '<nav aria-label="言語">' in start.text
+    assert "日本（+81）" in start.text and "韓国（+82）" in start.text
+    assert "Korea" not in start.text
+    # Times in words a person in Japan reads.
+    assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日 \d\d:\d\d（日本時間）", records.text)
+    # The receipt: what there was none of is left out; every count has its unit.
+    for item in re.findall(r"<li>(.*?)</li>", receipt.text):
+        assert "：0件" not in item and not item.startswith("0件")
+    assert re.search(r"<li>\d+件：", receipt.text) and re.search(r"：\d+件</li>", receipt.text)
+    assert "サインイン" not in receipt.text and "受領書" not in receipt.text
+
+
+async def test_an_unconfirmed_erasure_says_what_to_do(client, app, carrier, clock):
+    """It said "Please check: I understand; erase my data", as if erasing had begun."""
+    await _signed_in(client, app, carrier, clock, lang="ko")
+    confirm = await client.get("/my/erase")
+    unchecked = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    assert _alert(unchecked.text) == TEXTS["ko"]["erase_unchecked"]
+    box = _tag(unchecked.text, "confirm")
+    assert 'aria-invalid="true"' in box and 'aria-describedby="error"' in box
+    records = await client.get("/my/records")
+    assert re.search(r"\d{4}년 \d{1,2}월 \d{1,2}일 \d\d:\d\d \(한국 시간\)", records.text)
+
+
+async def test_the_stylesheet_is_the_pages_own_and_nothing_is_inline(client):
+    page = await client.get("/my/")
+    assert '<link rel="stylesheet" href="/my/static/my.css">' in page.text
+    assert "style-src 'self'" in page.headers["content-security-policy"]
+    assert "<style" not in page.text and " style=" not in page.text and "<script" not in page.text
+    css = await client.get("/my/static/my.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.headers["x-content-type-options"] == "nosniff"
+
+
+def test_no_japanese_text_says_sign_in_where_the_button_says_log_out():
+    """One word for the session: the button's ログアウト, so its records are ログイン."""
+    assert TEXTS["ja"]["logout"] == "ログアウト"
+    for words in (TEXTS["ja"], RECEIPT["ja"], PROBLEMS["ja"]):
+        assert not [key for key, text in words.items() if "サインイン" in text]
+
+
+def test_every_page_text_is_in_every_language():
+    for words in TEXTS.values():
+        assert set(words) == set(TEXTS["en"])
