@@ -162,7 +162,11 @@ async def correct(
     number encrypted and indexed, the old one's verifications and send limits forgotten.
     """
     holder = await sessions.check_code(db, ctx, data=data)
-    if holder is not None and holder != subject.subscriber_id:
+    if holder == subject.subscriber_id:
+        # Its code was asked for with the sign-in form, which lets the person's own
+        # number through (the correction's start refuses it before any SMS).
+        raise sessions.SameNumber("the records are already under this number; nothing to move")
+    if holder is not None:
         raise NumberTaken()
     async with db.transaction() as tx:
         # The subscriber's lock first, as an erasure, a release or a redemption takes it:

@@ -255,3 +255,14 @@ async def test_the_number_the_records_are_under_is_refused_before_any_sms(
         assert response.json()["type"].endswith("subject-number-unchanged")
     assert len(rows(app, "SELECT id FROM outbox_messages")) == sent
     assert not rows(app, "SELECT id FROM subject_requests WHERE kind = 'correct'")
+    # Nor is a sign-in code for the same number taken as a correction's.
+    verification_id = await send_code(client, OLD)
+    code = await sent_code(app, carrier, OLD)
+    moved = await client.post(
+        "/v1/subject/correction",
+        json={"verification_id": verification_id, "code": code},
+        headers=headers,
+    )
+    assert moved.status_code == 409, moved.text
+    assert moved.json()["type"].endswith("subject-number-unchanged")
+    assert not rows(app, "SELECT id FROM subject_requests WHERE kind = 'correct'")
