@@ -29,6 +29,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "Messages sent",
         "disclosures": "Disclosures to third parties",
         "none": "None",
+        "kept_redemptions": "Coupon uses kept from before",
+        "kept_why": "How often this number used each coupon before its records were erased "
+        "or moved to another number. They are kept apart from the registry, so that a coupon "
+        "allowed once per number is not allowed again, and deleted after the date shown.",
+        "kept_line": "{coupon}: {count} (last used {last}; kept until {until})",
+        "kept_nothing": "We hold no records under this number, only how often it used coupons "
+        "before an erasure or a move to another number:",
         "withdraw_delivery": "Stop coupon messages",
         "stop_usage": "Stop using my number for coupons",
         "stop_provision": "Stop provision to third parties",
@@ -105,6 +112,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "送信したメッセージ",
         "disclosures": "第三者への提供の記録",
         "none": "なし",
+        "kept_redemptions": "以前のクーポン利用回数",
+        "kept_why": "記録の消去や別の番号への移行より前に、この番号で各クーポンを利用した回数です。"
+        "「1つの番号につき1回」のクーポンが再び使えるようにならないよう、登録情報とは別に保管し、"
+        "表示の日付を過ぎると削除します。",
+        "kept_line": "{coupon}：{count}回（最終利用 {last}、{until}まで保管）",
+        "kept_nothing": "この番号の記録は保有していません。保有しているのは、消去や別の番号への"
+        "移行より前にこの番号でクーポンを利用した回数だけです：",
         "withdraw_delivery": "クーポン配信を停止する",
         "stop_usage": "クーポン利用での番号の利用を停止する",
         "stop_provision": "第三者への提供を停止する",
@@ -181,6 +195,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "보낸 메시지",
         "disclosures": "제3자 제공 기록",
         "none": "없음",
+        "kept_redemptions": "이전 쿠폰 사용 횟수",
+        "kept_why": "기록이 삭제되거나 다른 번호로 옮겨지기 전에 이 번호로 각 쿠폰을 "
+        "사용한 횟수입니다. '번호당 1회' 쿠폰을 다시 사용할 수 없도록 등록 정보와 따로 "
+        "보관하며, 표시된 날짜가 지나면 삭제합니다.",
+        "kept_line": "{coupon}: {count}회 (마지막 사용 {last}, {until}까지 보관)",
+        "kept_nothing": "이 번호의 기록은 보유하고 있지 않습니다. 보유하는 것은 삭제나 "
+        "다른 번호로의 이전 전에 이 번호로 쿠폰을 사용한 횟수뿐입니다:",
         "withdraw_delivery": "쿠폰 메시지 수신 거부",
         "stop_usage": "쿠폰 사용에 번호 이용 정지",
         "stop_provision": "제3자 제공 정지",

@@ -364,3 +364,46 @@ def test_no_japanese_text_says_sign_in_where_the_button_says_log_out():
 def test_every_page_text_is_in_every_language():
     for words in TEXTS.values():
         assert set(words) == set(TEXTS["en"])
+
+
+async def test_the_coupon_uses_kept_after_an_erasure_are_shown_on_the_pages(
+    client, app, carrier, clock
+):
+    """After an erasure the pages said no data was held, while the number's coupon uses
+    were kept, and limited its coupons, for a year."""
+    sid = await _signed_in(client, app, carrier, clock, lang="ja")
+    auth = await make_key(app, ["coupons:write"])
+    used = await client.post(
+        "/v1/coupons/spring/redemptions", json={"subscriber_id": sid}, headers=auth
+    )
+    assert used.status_code == 201, used.text
+    erase = await client.get("/my/erase")
+    erased = await client.post("/my/erase", data={"csrf": _csrf(erase.text), "confirm": "yes"})
+    assert erased.status_code == 303, erased.text
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "ja", NUMBER)
+    nothing = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, NUMBER)},
+    )  # fmt: skip
+    assert nothing.status_code == 404, nothing.text
+    assert TEXTS["ja"]["kept_nothing"] in nothing.text
+    assert TEXTS["ja"]["nothing"] not in nothing.text
+    [line] = re.findall(r'<ul id="kept-redemptions"><li>(.*?)</li>', nothing.text)
+    assert line.startswith("spring：1回（最終利用 ") and "まで保管）" in line
+    assert "09:00" not in line, "a day, not a time of it"
+    # In the registry again: the new records show them, since they limit its coupons.
+    await verified(client, app, carrier, await make_key(app, ["verifications:write"]), NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "en", NUMBER)
+    opened = await client.post(
+        "/my/session",
+        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+              "code": await sent_code(app, carrier, NUMBER)},
+    )  # fmt: skip
+    assert opened.status_code == 303, opened.text
+    records = await client.get("/my/records")
+    assert TEXTS["en"]["kept_why"] in records.text
+    [line] = re.findall(r'<ul id="kept-redemptions"><li>(.*?)</li>', records.text)
+    assert line.startswith("spring: 1 (last used ")
