@@ -32,6 +32,7 @@ from app.subject.schemas import (
     StaffChannel,
     SubjectRequestCreate,
     SubjectRequestDone,
+    SubjectRequestPublic,
 )
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -118,7 +119,11 @@ async def detail(
     return staff_page(request, ctx, staff, "subject_request.html", _detail(staff, found))
 
 
-def _detail(staff: Staff, found: object, *, erased: bool = False) -> dict[str, object]:
+def _detail(
+    staff: Staff, found: SubjectRequestPublic, *, erased: bool = False
+) -> dict[str, object]:
+    """A request's page: what the signed-in role may do with it, and which kinds closing
+    as done carries out (the rest are answered outside the system)."""
     return {
         "r": found,
         "may_handle": _handles(staff),
