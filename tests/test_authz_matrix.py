@@ -237,6 +237,28 @@ MATRIX: dict[tuple[str, str], Row] = {
         staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
     ),
     ("POST", "/console/subscribers/{subscriber_id}/reveal"): Row(staff(Role.PRIVACY_OFFICER)),
+    # A subject's requests about provision, taken on the subscriber's page: as the API.
+    ("POST", "/console/subscribers/{subscriber_id}/third-party-provision"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
+    ("POST", "/console/subscribers/{subscriber_id}/provision-consents"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
+    # The register of subject requests: support staff record and close them, auditors read.
+    ("GET", "/console/subject-requests"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)
+    ),
+    ("GET", "/console/subject-requests/new"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("POST", "/console/subject-requests"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
+    ("GET", "/console/subject-requests/{request_id}"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)
+    ),
+    ("GET", "/console/subject-requests/{request_id}/erase"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
+    ("POST", "/console/subject-requests/{request_id}/close"): Row(
+        staff(Role.OPERATOR, Role.PRIVACY_OFFICER)
+    ),
     ("GET", "/console/access-log"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     ("GET", "/console/access-log.csv"): Row(staff(Role.AUDITOR, Role.PRIVACY_OFFICER)),
     ("GET", "/console/disclosures"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER, Role.AUDITOR)),

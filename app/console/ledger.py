@@ -1,5 +1,6 @@
 """/console/ledger: the newest entries and checkpoints, the verification with the first
-broken position, a checkpoint signed now, and the export as CSV or JSON Lines.
+broken position, a checkpoint signed now, and the export as CSV or JSON Lines with the
+API's filters (time, recipient, legal basis, subject), checked by the API's ExportQuery.
 
 The auditors' services of the API (app.ledger.auditor, app.ledger.checkpoints), under
 its role sets: those who may export read the entries (they hold subject ids, never a
@@ -20,6 +21,7 @@ from app.core.context import Context
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.ledger import auditor, checkpoints, witness
 from app.ledger.audit_schemas import ExportQuery
+from app.ledger.rules import LEGAL_BASES
 from app.staff.auth import Staff
 from app.staff.roles import LEDGER_AUDIT, LEDGER_EXPORT
 
@@ -52,6 +54,7 @@ async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDe
         "may_audit": staff.role in LEDGER_AUDIT,
         "report": None,
         "witness": _witness(ctx),
+        "bases": LEGAL_BASES,
     }
     return staff_page(request, ctx, staff, "ledger.html", context)
 
@@ -60,7 +63,13 @@ async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDe
 async def verify(request: Request, staff: AuditorPage, tx: TxDep, ctx: CtxDep) -> Response:
     report = await auditor.verify_ledger(tx, ctx, actor=staff.actor)
     recent = await auditor.recent(tx, ctx, limit=NEWEST)
-    context = {"recent": recent, "may_audit": True, "report": report, "witness": _witness(ctx)}
+    context = {
+        "recent": recent,
+        "may_audit": True,
+        "report": report,
+        "witness": _witness(ctx),
+        "bases": LEGAL_BASES,  # the export form's legal bases, as the API takes them
+    }
     return staff_page(request, ctx, staff, "ledger.html", context)
 
 

@@ -13,8 +13,10 @@ from app.console import (
     disclosures,
     keys,
     ledger,
+    provision,
     sign_in,
     staff,
+    subject_requests,
     subscribers,
 )
 from app.console.web import HERE, ConsoleRoute
@@ -60,6 +62,8 @@ for part in (
     account.router,
     dashboard.router,
     subscribers.router,
+    provision.router,
+    subject_requests.router,
     disclosures.router,
     ledger.router,
     staff.router,

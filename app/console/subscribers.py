@@ -25,6 +25,7 @@ from app.registry.schemas import MAX_REASON, AccessAction, AccessLogFilter
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.staff import roles
 from app.staff.auth import Staff
+from app.subject.schemas import StaffChannel
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -86,6 +87,9 @@ async def subscriber(
         "records": records,
         "redemptions": redemptions,
         "may_reveal": staff.role in roles.PHONE_REVEAL,
+        # The forms that take a subject's request about provision (app.console.provision).
+        "may_handle": staff.role in roles.SUBJECT_REQUESTS,
+        "channels": get_args(StaffChannel),
     }
     return staff_page(request, ctx, staff, "subscriber.html", context)
 

@@ -127,6 +127,7 @@ NAV: tuple[tuple[str, str, frozenset[roles.Role]], ...] = (
     ("/console/subscribers", "subscribers", roles.SUBSCRIBER_READ),
     ("/console/access-log", "access_log", roles.ACCESS_LOG_READ),
     ("/console/disclosures", "disclosures", roles.DISCLOSURE_READ),
+    ("/console/subject-requests", "subject_requests_page", roles.SUBJECT_REQUESTS_READ),
     ("/console/ledger", "ledger", roles.LEDGER_EXPORT),
     ("/console/staff", "staff", roles.STAFF_READ),
     ("/console/api-keys", "api_keys", roles.STAFF_ADMIN),

@@ -191,6 +191,14 @@ async def close(
     return public(ctx, request.model_copy(update=values))
 
 
+async def get(tx: Tx, ctx: Context, *, request_id: str) -> SubjectRequestPublic:
+    """One request of the register, open or closed (RequestNotFound otherwise)."""
+    request = await repo.get_request(tx, request_id)
+    if request is None:
+        raise RequestNotFound()
+    return public(ctx, request)
+
+
 async def listing(
     tx: Tx, ctx: Context, *, status: str | None, subject_id: str | None
 ) -> list[SubjectRequestPublic]:
