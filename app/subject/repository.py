@@ -75,14 +75,21 @@ async def close_request(tx: Tx, *, request_id: str, values: dict[str, Any]) -> b
 async def list_requests(
     tx: Tx, *, status: str | None, subscriber_id: str | None, limit: int
 ) -> list[SubjectRequest]:
-    """Requests by due date (open ones first), newest received first after that."""
+    """Open requests first, by due date; then closed ones, the latest answered first (a
+    long register's cut then leaves out the oldest answers, never the open queue)."""
     c = requests.c
     query = sa.select(requests)
     if status is not None:
         query = query.where(c.status == status)
     if subscriber_id is not None:
         query = query.where(c.subscriber_id == subscriber_id)
-    query = query.order_by(c.due_at, c.id).limit(limit)
+    is_open = c.status == "open"
+    query = query.order_by(
+        sa.case((is_open, 0), else_=1),
+        sa.case((is_open, c.due_at)),
+        c.done_at.desc(),
+        c.id,
+    ).limit(limit)
     return [SubjectRequest(**row._mapping) for row in await tx.execute(query)]
 
 

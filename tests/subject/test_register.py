@@ -151,3 +151,31 @@ async def test_a_late_answer_is_kept_as_long_as_a_prompt_one(client, app, carrie
     clock.advance(days=keep)
     await retention.purge(app.state.db, app.state.ctx)
     assert count_rows(app, "subject_requests") == 0
+
+
+async def test_the_register_lists_the_open_queue_first_then_the_latest_answers(
+    client, app, carrier, clock
+):
+    """Closed requests were listed oldest first with the open ones, so past the list's cap
+    a long register showed the oldest answers and left out the latest."""
+    auth = await make_key(app, ["verifications:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER)
+    operator = await staff_auth(app, client, Role.OPERATOR)
+    made = []
+    for n in range(4):
+        body = {"subject_id": sid, "kind": "access", "channel": "letter",
+                "reason": f"Letter number {n} asking what is held"}  # fmt: skip
+        created = await client.post("/v1/subject-requests", json=body, headers=operator)
+        assert created.status_code == 201, created.text
+        made.append(created.json()["id"])
+        clock.advance(minutes=1)
+    for request_id in (made[0], made[2]):  # answered in this order
+        closed = await client.post(
+            f"/v1/subject-requests/{request_id}/close",
+            json={"outcome": "done", "note": "Answered by letter"},
+            headers=operator,
+        )
+        assert closed.status_code == 200, closed.text
+        clock.advance(minutes=1)
+    listed = await client.get("/v1/subject-requests", headers=operator)
+    assert [r["id"] for r in listed.json()["requests"]] == [made[1], made[3], made[2], made[0]]
