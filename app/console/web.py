@@ -37,11 +37,13 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def when(instant: dt.datetime | None, *, seconds: bool = False) -> str:
+def when(instant: dt.datetime | str | None, *, seconds: bool = False) -> str:
     """An instant on a console page: to the minute (or second), labelled UTC, which is
-    what the exports and the logs say too."""
+    what the exports and the logs say too (one kept as JSON text, a receipt's, too)."""
     if instant is None:
         return "—"
+    if isinstance(instant, str):
+        instant = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
     shown = instant.astimezone(dt.UTC)
     return shown.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 

@@ -291,6 +291,7 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     # The register keeps the receipt with the request, for the person who asks for it.
     kept = await get(auditor, path)
     assert 'id="receipt"' in kept.text and 'id="erased"' not in kept.text
+    assert re.search(r": \d{4}-\d\d-\d\d \d\d:\d\d UTC</p>", kept.text), "the console's time"
     # Closed, the erasure's page leads back to the request.
     assert (await get(operator, path + "/erase")).status_code == 303
 
