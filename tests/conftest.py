@@ -24,6 +24,9 @@ from app.core.db import create_sync_engine
 from app.core.sql import lock_key
 from app.core.tx import Tx
 from app.main import attach_runtime, create_app
+
+# answers_documented is autouse: imported here, it runs for every test.
+from tests.fixtures.answers import answers_documented, recorded  # noqa: F401
 from tests.fixtures.fakes import FakeCarrier, FakeClock
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.live"]
@@ -172,7 +175,8 @@ def fresh_app(settings: Settings, clock: FakeClock, carrier: FakeCarrier) -> Fas
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    # Recorded: every answer a test gets must be in openapi.yaml (tests/fixtures/answers.py).
+    transport = httpx.ASGITransport(app=recorded(app), client=("203.0.113.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
     await app.state.db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -9,7 +10,18 @@ import pytest
 import yaml
 
 from app.cli import render_openapi
-from app.core.errors import HTTP_ERROR, HTTP_SLUGS, INTERNAL_ERROR, AppError
+from app.core.errors import (
+    HTTP_ERROR,
+    HTTP_SLUGS,
+    INTERNAL_ERROR,
+    AppError,
+    Problem,
+    named_types,
+)
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE as PROBLEM,
+)
+from tests.fixtures.answers import Answer, undocumented
 
 ROOT = Path(__file__).resolve().parents[1]
 API_DOC = ROOT / "docs" / "api.md"
@@ -145,3 +157,198 @@ def test_503_where_the_database_is_used(document):
     for method, path, operation in operations(document):
         assert ("503" in operation["responses"]) != ((method, path) in without), (method, path)
         assert "x-no-database" not in operation
+
+
+# Problem types no operation of the document answers: the command line's own (the first
+# admin, break-glass), the pages' CSRF refusals, and 405, answered for a method a path
+# does not take (docs/api.md), so for no operation.
+NOT_AN_OPERATIONS_ANSWER = {
+    "admin-exists",
+    "break-glass-refused",
+    "command-line-admin-only",
+    "csrf-failed",
+    "csrf-refused",
+    "method-not-allowed",
+}
+
+
+def named_anywhere(document) -> set[str]:
+    return {
+        slug
+        for _, _, operation in operations(document)
+        for response in operation["responses"].values()
+        for slug in named_types(response)
+    }
+
+
+def test_every_problem_type_is_named_by_an_operation(document):
+    """A new AppError that no route's responses= names fails here, even before a test
+    reaches it (tests/fixtures/answers.py fails the tests that do)."""
+    slugs = {error.slug for error in subclasses(AppError) if error.__module__.startswith("app.")}
+    missing = slugs - NOT_AN_OPERATIONS_ANSWER - named_anywhere(document)
+    assert not missing, f"name these in the responses= of the routes that answer them: {missing}"
+    assert not NOT_AN_OPERATIONS_ANSWER & named_anywhere(document), "drop it from the list"
+
+
+def named(document, method, path, status):
+    return named_types(document["paths"][path][method]["responses"][status])
+
+
+CHECKS = [
+    ("post", "/v1/verifications/{verification_id}/check"),
+    ("post", "/v1/subject/sessions"),
+    ("post", "/v1/subject/correction"),
+]
+SENDS = [
+    ("post", "/v1/verifications"),
+    ("post", "/v1/verifications/{verification_id}/resend"),
+    ("post", "/v1/subject/verifications"),
+    ("post", "/v1/subject/correction/verifications"),
+]
+
+
+def test_what_a_check_answers_is_named(document):
+    """A code check, the client's or a data subject's, names each way it is refused."""
+    resend = ("post", "/v1/verifications/{verification_id}/resend")
+    for method, path in [*CHECKS, resend]:
+        assert "verification-not-found" in named(document, method, path, "404"), path
+        assert named(document, method, path, "410") == [
+            "verification-expired",
+            "verification-superseded",
+            "attempts-exhausted",
+        ], path
+        assert "verification-already-approved" in named(document, method, path, "409"), path
+    for method, path in CHECKS:
+        assert named(document, method, path, "422") == ["invalid-code", "invalid-input"], path
+        assert "429" not in document["paths"][path][method]["responses"], path
+    assert named(document, "post", "/v1/subject/sessions", "404") == [
+        "verification-not-found",
+        "subject-nothing-held",
+    ]
+    assert named(document, "post", "/v1/subject/correction", "409") == [
+        "verification-already-approved",
+        "subject-number-taken",
+    ]
+
+
+def test_every_send_names_its_limits_and_the_pumping_guard_with_retry_after(document):
+    for method, path in SENDS:
+        answer = document["paths"][path][method]["responses"]["429"]
+        assert named_types(answer) == ["rate-limited", "prefix-blocked"], path
+        assert answer["headers"]["Retry-After"]["required"] is True, path
+    assert named(document, "post", "/v1/verifications", "422") == [
+        "idempotency-key-reused",
+        "invalid-input",
+    ]
+
+
+def test_retry_after_is_declared_where_it_is_sent(document):
+    """Every 429 and 503 whose every cause sends Retry-After declares it, required; a
+    status where only some do declares it, optional; none where none does."""
+    sends = {e.slug for e in subclasses(AppError) if "Retry-After" in e.answer_headers}
+    assert {"rate-limited", "prefix-blocked", "login-throttled", "database-unavailable"} <= sends
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            causes = set(named_types(response))
+            header = response.get("headers", {}).get("Retry-After")
+            if not causes & sends:
+                assert header is None, (method, path, status)
+            else:
+                assert header is not None, (method, path, status)
+                assert header["required"] == (causes <= sends), (method, path, status)
+                assert header["schema"] == {"type": "string", "pattern": "^[0-9]+$"}
+
+
+def test_replayed_answers_declare_their_header(document):
+    for path in ("/v1/verifications", "/v1/deliveries"):
+        replayed = document["paths"][path]["post"]["responses"]["200"]
+        assert replayed["headers"]["Idempotent-Replayed"] == {
+            "description": "`true`: the first answer, replayed; nothing was done again",
+            "required": True,
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+
+
+def test_the_problem_schema_declares_every_extra_member(document):
+    """Generated clients read the members some problems add; each is optional, never
+    null, and named by the app's errors (an AppError(..., member=...) call site)."""
+    problem = document["components"]["schemas"]["Problem"]
+    extra = {
+        *("attempts_left", "retry_after", "limit", "redeemed", "redemption_id"),
+        *("subject_ids", "kept_redemptions"),
+    }
+    assert extra <= set(problem["properties"])
+    assert not extra & set(problem["required"])
+    for name in extra:
+        assert "null" not in str(problem["properties"][name]), name
+    assert problem["properties"]["limit"]["anyOf"] == [{"type": "string"}, {"type": "integer"}]
+
+
+def test_every_extra_member_an_error_is_raised_with_is_declared():
+    """Reads the app's source for keyword arguments given to an AppError's constructor
+    (besides errors and headers): each is a member of the problem it sends."""
+    errors = {
+        error.__name__ for error in subclasses(AppError) if error.__module__.startswith("app.")
+    } | {"AppError"}
+    members: set[str] = set()
+    for source in (ROOT / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if name in errors or name == "__init__":
+                    members |= {k.arg for k in node.keywords if k.arg is not None}
+    members -= {"errors", "headers"}
+    declared = set(Problem.model_fields)
+    assert members <= declared, f"declare in app.core.errors.Problem: {members - declared}"
+
+
+def test_staff_routes_name_what_a_restricted_session_must_fix(document):
+    """A session with an expired password, or without the TOTP its role needs, is
+    refused on every staff route but those that fix it (403, naming what to fix)."""
+    restricted_ok = {
+        ("delete", "/v1/staff/sessions/current"),
+        ("get", "/v1/staff/me"),
+        ("put", "/v1/staff/me/password"),
+        ("get", "/v1/staff/me/totp"),
+        ("post", "/v1/staff/me/totp"),
+        ("post", "/v1/staff/me/totp/confirm"),
+    }
+    for method, path, operation in operations(document):
+        if {"StaffSession": []} not in operation.get("security", []):
+            continue
+        found = set(named_types(operation["responses"]["403"]))
+        fixes = {"password-expired", "totp-enrolment-required"}
+        assert (fixes <= found) != ((method, path) in restricted_ok), (method, path)
+
+
+def test_an_empty_or_long_idempotency_key_is_refused_by_the_contract(document):
+    parameters = document["paths"]["/v1/verifications"]["post"]["parameters"]
+    (key,) = [p for p in parameters if p["name"] == "Idempotency-Key"]
+    schema = next(s for s in key["schema"]["anyOf"] if s.get("type") == "string")
+    assert (schema["minLength"], schema["maxLength"]) == (1, 255)
+
+
+def test_the_suite_fails_an_answer_the_document_leaves_out(document):
+    """tests/fixtures/answers.py checks every answer the suite gets; what it flags."""
+    check = "/v1/verifications/{verification_id}/check"
+
+    def answer(status, problem=None, headers=(), media_type=PROBLEM, method="POST", path=check):
+        return Answer(method, path, status, media_type, problem, frozenset(headers))
+
+    assert undocumented(document, [answer(404, "verification-not-found")]) == []
+    assert undocumented(document, [answer(200, media_type="application/json")]) == []
+    flagged = undocumented(
+        document,
+        [
+            answer(404, "a-new-refusal"),  # a problem type its status does not name
+            answer(402, "payment-required"),  # a status it does not document
+            answer(410, "verification-expired", headers={"retry-after"}),  # a header
+            answer(200, media_type="text/csv"),  # a content type
+            answer(500, "internal-error"),  # a bug: no_unhandled_errors fails it
+            answer(405, "method-not-allowed", method="PUT"),  # no such operation
+            answer(404, "not-found", path="/v1/nowhere"),
+        ],
+    )
+    assert len(flagged) == 4, flagged
+    assert "answered 404 `a-new-refusal`, not named in its description" in "".join(flagged)

@@ -11,19 +11,19 @@ from fastapi import APIRouter, Response
 from app.consent import staff as views
 from app.consent.schemas import SubscriberSearchResult, SubscriberStaffView
 from app.core.deps import ClientIp, CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import InvalidInput
 from app.core.http import NO_STORE, JsonRoute
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.registry.schemas import SubscriberSearch
 from app.registry.service import SubscriberNotFound
-from app.staff.auth import SubscriberRead
+from app.staff.auth import STAFF_PROBLEMS, SubscriberRead
 
 router = APIRouter(prefix="/v1/subscribers", tags=["registry"], route_class=JsonRoute)
 
 
 @router.post(
     "/search",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Find a subscriber by number, masked (operator, privacy officer); logged",
 )
 async def search_subscribers(
@@ -42,7 +42,7 @@ async def search_subscribers(
 @router.get(
     "/{subscriber_id}",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         404: SubscriberNotFound.openapi(),
         422: InvalidInput.openapi(),
     },

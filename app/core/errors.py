@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from socket import gaierror
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -37,7 +38,8 @@ class FieldProblem(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details, extended with the fields at fault."""
+    """RFC 9457 problem details, extended with the fields at fault and, for some types,
+    members of their own (each absent where its type does not send it)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -46,6 +48,40 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     errors: list[FieldProblem] | None = None
+    # The members below are sent only by the types named in each description, never as
+    # null: SkipJsonSchema keeps the None default out of the document, so a generated
+    # client reads each as optional and of one type.
+    attempts_left: int | SkipJsonSchema[None] = Field(
+        default=None, description="`invalid-code`, `attempts-exhausted`: checks left (0: none)"
+    )
+    retry_after: int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`rate-limited`, `login-throttled`: seconds to wait, as in `Retry-After`",
+    )
+    limit: str | int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`rate-limited`, `login-throttled`: the name of the limit that refused "
+        "(docs/api.md, send limits); `coupon-already-redeemed`: the redemptions allowed per "
+        "number",
+    )
+    redeemed: int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`coupon-already-redeemed`: the redemptions this number already made",
+    )
+    redemption_id: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`verification-already-used`: the redemption the verification backs",
+    )
+    kept_redemptions: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`subject-nothing-held`: the coupon uses still counted against the "
+        "number from before an erasure or a move, each as `RedemptionsKeptPublic`",
+    )
+    subject_ids: list[str] | SkipJsonSchema[None] = Field(
+        default=None,
+        description="`disclosure-provision-stopped`, `disclosure-consent-missing`, "
+        "`disclosure-subject-gone`: the subjects at fault",
+    )
 
 
 class AppError(Exception):
@@ -56,6 +92,9 @@ class AppError(Exception):
     title: ClassVar[str] = "Bad request"
     # Commit the transaction before raising: for refusals that must still be recorded.
     commit: ClassVar[bool] = False
+    # The headers every answer of this error carries, by name, with what they say: the
+    # OpenAPI document declares them on each operation that answers it.
+    answer_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -87,15 +126,91 @@ class AppError(Exception):
     @classmethod
     def openapi(cls) -> dict[str, Any]:
         """An entry for a route's ``responses=`` describing this error."""
-        return problem_answer(f"{cls.title} (`{cls.slug}`)")
+        return problem_answer(cls.described(), headers=header_entries(cls.answer_headers))
+
+    @classmethod
+    def described(cls) -> str:
+        """How the OpenAPI document names this problem: its title, then its type's slug."""
+        return f"{cls.title} (`{cls.slug}`)"
 
 
-def problem_answer(description: str) -> dict[str, Any]:
-    """An OpenAPI response that is a problem document, described so."""
+# A header's value in the document: Retry-After is a number of seconds (RFC 9110 §10.2.3;
+# the service never sends the date form); any other header is a plain string.
+_HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Retry-After": {"type": "string", "pattern": "^[0-9]+$"},
+    "Idempotent-Replayed": {"type": "string", "enum": ["true"]},
+}
+
+
+def header_entries(headers: Mapping[str, str], *, required: bool = True) -> dict[str, Any]:
+    """OpenAPI header objects for headers an answer carries, by name and description."""
     return {
+        name: {
+            "description": description,
+            "required": required,
+            "schema": _HEADER_SCHEMAS.get(name, {"type": "string"}),
+        }
+        for name, description in headers.items()
+    }
+
+
+def problem_answer(description: str, *, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response that is a problem document, described so."""
+    answer: dict[str, Any] = {
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
     }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+# How a problem's entry names its type: "... (`slug`)", as AppError.described() writes it.
+NAMED_TYPE = re.compile(r"\(`([a-z0-9-]+)`\)")
+
+
+def named_types(answer: Mapping[str, Any]) -> list[str]:
+    """The problem types an OpenAPI response names, in order."""
+    return NAMED_TYPE.findall(str(answer.get("description", "")))
+
+
+def merge_answers(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """One status's entry for the causes of two entries: both described, one after the
+    other; a header is required only where every cause sends it."""
+    described = str(then["description"])
+    first_word = described.split(maxsplit=1)[0] if described else ""
+    if not (len(first_word) > 1 and first_word.isupper()):  # "TOTP is ..." stays as it is
+        described = described[:1].lower() + described[1:]  # "The code" reads on: "the code"
+    merged: dict[str, Any] = {
+        **first,
+        "description": f"{first['description']}; or {described}",
+    }
+    headers: dict[str, Any] = {}
+    mine, theirs = first.get("headers", {}), then.get("headers", {})
+    for name in {**mine, **theirs}:
+        entry = dict(mine.get(name) or theirs[name])
+        both = name in mine and name in theirs
+        entry["required"] = (
+            both and mine[name].get("required", False) and theirs[name].get("required", False)
+        )
+        if both and mine[name]["description"] != theirs[name]["description"]:
+            entry["description"] = f"{mine[name]['description']}; {theirs[name]['description']}"
+        headers[name] = entry
+    if headers:
+        merged["headers"] = dict(sorted(headers.items()))
+    return merged
+
+
+def problems(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """Entries for a route's ``responses=``: every problem it answers, by status. A status
+    with several causes names each (a client branches on the type, not on the status)."""
+    answers: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        known = answers.get(error.status)
+        answers[error.status] = (
+            error.openapi() if known is None else merge_answers(known, error.openapi())
+        )
+    return answers
 
 
 class InvalidInput(AppError):
@@ -143,22 +258,13 @@ class Unauthenticated(AppError):
     slug = "unauthenticated"
     title = "Missing or invalid credentials"
 
+    answer_headers = {"WWW-Authenticate": f"`{CHALLENGE}`: send a bearer token"}
+
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         # RFC 9110 §15.5.2: a 401 names how to authenticate. Every credential the API
         # takes is a bearer token (an API key, a staff or a subject session).
         self.headers.setdefault("WWW-Authenticate", CHALLENGE)
-
-    @classmethod
-    def openapi(cls) -> dict[str, Any]:
-        answer = super().openapi()
-        answer["headers"] = {
-            "WWW-Authenticate": {
-                "description": f"`{CHALLENGE}`: send a bearer token",
-                "schema": {"type": "string"},
-            }
-        }
-        return answer
 
 
 class Forbidden(AppError):
@@ -192,6 +298,7 @@ class RateLimited(AppError):
     status = 429
     slug = "rate-limited"
     title = "Too many requests"
+    answer_headers = {"Retry-After": "seconds until the limit allows another try"}
 
     def __init__(self, detail: str, *, retry_after: int, limit: str) -> None:
         retry_after = max(1, retry_after)
@@ -204,6 +311,7 @@ class DatabaseUnavailable(AppError):
     status = 503
     slug = "database-unavailable"
     title = "The database does not answer: try again shortly (nothing was changed)"
+    answer_headers = {"Retry-After": "`5`: seconds before trying again"}
 
     def __init__(self) -> None:
         super().__init__("the service could not reach its database", headers={"Retry-After": "5"})

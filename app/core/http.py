@@ -8,17 +8,38 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import DUPLICATE_KEY, AppError, PayloadTooLarge, problem_response
+from app.core.errors import (
+    DUPLICATE_KEY,
+    AppError,
+    PayloadTooLarge,
+    header_entries,
+    problem_response,
+)
 
 PageRefusal = Callable[[Request, AppError], Response]
 
 # For answers that carry personal data or a secret: no browser or proxy keeps a copy.
 NO_STORE = {"Cache-Control": "no-store"}
+# On the answer to a repeated request that replays the first one (an Idempotency-Key, a
+# campaign_id): nothing was done again.
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def replayed_answer(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """The ``responses=`` entry of the 200 that replays a first answer, with its header."""
+    return {
+        "model": model,
+        "description": description,
+        "headers": header_entries(
+            {"Idempotent-Replayed": "`true`: the first answer, replayed; nothing was done again"}
+        ),
+    }
 
 
 class BodyLimitMiddleware:

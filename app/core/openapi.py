@@ -4,8 +4,9 @@ Routes list their own problems in ``responses=`` (``SomeError.openapi()``). What
 operation may answer because of how the framework and the app's middleware read a
 request is added here, for any router, from what the operation takes:
 
-- ``422 invalid-input`` wherever FastAPI validates input (it documents its own
-  ``HTTPValidationError`` shape there, which the app never sends);
+- ``422 invalid-input`` wherever the operation takes input (parameters or a body), which
+  FastAPI validates (it documents its own ``HTTPValidationError`` shape there, which the
+  app never sends);
 - ``400 malformed-body`` and ``415 unsupported-media-type`` where the body is JSON;
 - ``503 database-unavailable`` on every operation that reads or writes the database
   (all but those whose route says ``openapi_extra=NO_DATABASE``): the answer to a
@@ -14,9 +15,11 @@ request is added here, for any router, from what the operation takes:
   declared ``Content-Length`` over it before the request is routed, so a client that
   sends a large body to an operation that takes none is refused too.
 
-Every error answer is then documented as ``application/problem+json`` with the one
-``Problem`` schema, since app/core/errors.py renders every error, the framework's own
-included, that way.
+Where the route declares the same status as one of the first three for a problem of its
+own (a wrong code is a ``422`` too), the entry names both: reading the request comes
+before anything the route does. Every error answer is then documented as
+``application/problem+json`` with the one ``Problem`` schema, since app/core/errors.py
+renders every error, the framework's own included, that way.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from app.core.errors import (
     Problem,
     UnsupportedMediaType,
     is_json_media_type,
+    merge_answers,
+    named_types,
 )
 
 # A route that never touches the database says so (openapi_extra=NO_DATABASE): it never
@@ -85,17 +90,27 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
 def _complete(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     body = operation.get("requestBody", {}).get("content", {})
-    added: dict[int, type[AppError]] = {413: PayloadTooLarge}
     if not operation.pop("x-no-database", False):
-        added[503] = DatabaseUnavailable
-    if any(is_json_media_type(media_type) for media_type in body):
+        # A route that declares a 503 of its own (readiness, which catches every database
+        # error; the ledger's signing, which names both causes) has said all of it.
+        responses.setdefault("503", DatabaseUnavailable.openapi())
+    added: dict[int, type[AppError]] = {413: PayloadTooLarge}
+    json_body = any(is_json_media_type(media_type) for media_type in body)
+    if json_body:
         added[400] = MalformedBody
         added[415] = UnsupportedMediaType
-    for code, error in added.items():
-        responses.setdefault(str(code), error.openapi())
+    if operation.get("parameters") or json_body:  # what FastAPI validates
+        added[422] = InvalidInput
     invalid = responses.get("422")
     if invalid is not None and invalid.get("description") == _FRAMEWORK_422:
-        responses["422"] = InvalidInput.openapi()
+        del responses["422"]
+    for code, error in added.items():
+        declared = responses.get(str(code))
+        if declared is None:
+            responses[str(code)] = error.openapi()
+        elif error.slug not in named_types(declared):
+            # The route's own problems first, then what reading any request can answer.
+            responses[str(code)] = merge_answers(declared, error.openapi())
     for status, response in responses.items():
         if status[:1] in ("4", "5"):
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}

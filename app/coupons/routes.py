@@ -9,7 +9,7 @@ from pydantic import AfterValidator
 
 from app.clients.auth import CouponsWrite
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import AUTH_PROBLEMS, InvalidInput, problems
 from app.core.http import JsonRoute
 from app.coupons import service
 from app.coupons.schemas import (
@@ -20,7 +20,8 @@ from app.coupons.schemas import (
     RedemptionsPublic,
     not_dots_only,
 )
-from app.registry.service import SubscriberNotFound
+from app.registry.service import NotVerifiedForPurpose, SubscriberNotFound
+from app.verification.states import VerificationNotFound
 
 router = APIRouter(prefix="/v1/coupons", tags=["coupons"], route_class=JsonRoute)
 CouponId = Annotated[
@@ -41,17 +42,17 @@ SubscriberId = Annotated[str, Query(min_length=5, max_length=40, pattern=SUBSCRI
     status_code=201,
     responses={
         **AUTH_PROBLEMS,
-        404: SubscriberNotFound.openapi(),
-        409: service.CouponAlreadyRedeemed.openapi(),
-        410: service.VerificationApprovalExpired.openapi(),
-        422: InvalidInput.openapi(),
+        **problems(
+            SubscriberNotFound,
+            VerificationNotFound,
+            service.CouponAlreadyRedeemed,
+            service.VerificationNotApproved,
+            service.VerificationAlreadyUsed,
+            NotVerifiedForPurpose,
+            service.VerificationApprovalExpired,
+        ),
     },
     summary="Record a coupon redemption for the number behind a verification or subscriber",
-    description=(
-        "404 also answers `verification-not-found`; 409 also answers "
-        "`verification-not-approved`, `verification-already-used` and "
-        "`not-verified-for-purpose`."
-    ),
 )
 async def redeem_coupon(
     coupon_id: CouponId, body: RedemptionCreate, client: CouponsWrite, tx: TxDep, ctx: CtxDep

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 from app.clients.auth import DeliveriesWrite
 from app.core.deps import CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import JsonRoute
+from app.core.http import REPLAYED, JsonRoute, replayed_answer
 from app.delivery import service
 from app.delivery.auth import DeliveriesQueue
 from app.delivery.schemas import CampaignDeliveryPublic, CampaignDeliveryStatePublic, DeliveryCreate
@@ -24,7 +24,7 @@ DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-
     response_model=CampaignDeliveryPublic,
     responses={
         **AUTH_PROBLEMS,
-        200: {"model": CampaignDeliveryPublic, "description": "replayed answer (same campaign_id)"},
+        200: replayed_answer(CampaignDeliveryPublic, "replayed answer (same campaign_id)"),
         409: service.CampaignIdReused.openapi(),
         422: InvalidInput.openapi(),
     },
@@ -43,7 +43,7 @@ async def create_delivery(
     outbox.kick()  # every batch is committed; harmless when `smsreg worker` sends instead
     if delivered.replayed:
         response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
+        response.headers.update(REPLAYED)
     return delivered.public
 
 

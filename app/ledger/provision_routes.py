@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import InvalidInput
 from app.core.http import NO_STORE, JsonRoute
 from app.ledger import provision
 from app.ledger.errors import SubjectNotFound
@@ -23,11 +23,11 @@ from app.ledger.schemas import (
 )
 from app.models.types import MAX_BIG_INTEGER
 from app.registry.schemas import SubscriberIdPath as SubscriberId
-from app.staff.auth import SubjectRequests
+from app.staff.auth import STAFF_PROBLEMS, SubjectRequests
 
 router = APIRouter(prefix="/v1/subscribers", tags=["disclosure ledger"], route_class=JsonRoute)
 _SUBJECT_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    **AUTH_PROBLEMS,
+    **STAFF_PROBLEMS,
     404: SubjectNotFound.openapi(),
     422: InvalidInput.openapi(),
 }

@@ -3,13 +3,13 @@ auditors' export, verification and checkpoints, and the public keys (anonymous).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, DatabaseUnavailable, InvalidInput, problem_answer
+from app.core.errors import AppError, DatabaseUnavailable, InvalidInput, problems
 from app.core.http import NO_STORE, JsonRoute
 from app.core.openapi import NO_DATABASE
 from app.ledger import auditor, checkpoints, signing, workflow
@@ -21,9 +21,14 @@ from app.ledger.audit_schemas import (
     VerifyReportPublic,
 )
 from app.ledger.errors import (
+    AlreadyReleased,
+    ConsentMissing,
+    DependentApprover,
     EmptyLedger,
     ProvisionStopped,
     RequestNotFound,
+    SelfApproval,
+    SubjectGone,
     WitnessUnavailable,
     WrongState,
 )
@@ -36,6 +41,8 @@ from app.ledger.schemas import (
     ReleasePublic,
 )
 from app.staff.auth import (
+    STAFF_PROBLEMS,
+    STAFF_REFUSALS,
     DisclosureDecider,
     DisclosureReader,
     DisclosureRequester,
@@ -48,18 +55,31 @@ router = APIRouter(prefix="/v1", tags=["disclosure ledger"], route_class=JsonRou
 keys_router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=JsonRoute)
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dsr_[A-Za-z0-9_\-]+$")]
 
-_STEP_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    **AUTH_PROBLEMS,
-    404: RequestNotFound.openapi(),
-    409: WrongState.openapi(),
-    422: InvalidInput.openapi(),
-}
+# What deciding on a request answers (approve, reject), and releasing it besides.
+_DECIDING: tuple[type[AppError], ...] = (
+    *STAFF_REFUSALS,
+    SelfApproval,
+    DependentApprover,
+    RequestNotFound,
+    WrongState,
+)
+# What the subjects' checks answer on an approval and a release (app.ledger.subject_checks).
+_SUBJECT_CHECKS: tuple[type[AppError], ...] = (ProvisionStopped, ConsentMissing)
+_RELEASE_PROBLEMS = problems(
+    *STAFF_REFUSALS,
+    SelfApproval,
+    RequestNotFound,
+    WrongState,
+    AlreadyReleased,
+    SubjectGone,
+    *_SUBJECT_CHECKS,
+)
 
 
 @router.post(
     "/disclosures",
     status_code=201,
-    responses={**AUTH_PROBLEMS, 409: ProvisionStopped.openapi(), 422: InvalidInput.openapi()},
+    responses=problems(*STAFF_REFUSALS, ProvisionStopped, ConsentMissing),
     summary="Ask to provide subjects' data to a third party (operator, privacy officer)",
 )
 async def create_disclosure(
@@ -71,7 +91,7 @@ async def create_disclosure(
 
 @router.get(
     "/disclosures",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Disclosure requests, newest first (operator, privacy officer, auditor)",
 )
 async def list_disclosures(
@@ -87,7 +107,7 @@ async def list_disclosures(
 
 @router.get(
     "/disclosures/{request_id}",
-    responses={**AUTH_PROBLEMS, 404: RequestNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 404: RequestNotFound.openapi(), 422: InvalidInput.openapi()},
     summary="One disclosure request (operator, privacy officer, auditor)",
 )
 async def read_disclosure(
@@ -98,7 +118,7 @@ async def read_disclosure(
 
 @router.post(
     "/disclosures/{request_id}/approve",
-    responses=_STEP_PROBLEMS,
+    responses=problems(*_DECIDING, *_SUBJECT_CHECKS),
     summary="Approve a request after weighing its necessity (a privacy officer, not the requester)",
 )
 async def approve_disclosure(
@@ -112,7 +132,7 @@ async def approve_disclosure(
 
 @router.post(
     "/disclosures/{request_id}/reject",
-    responses=_STEP_PROBLEMS,
+    responses=problems(*_DECIDING),
     summary="Reject a request (a privacy officer, not the requester)",
 )
 async def reject_disclosure(
@@ -126,7 +146,7 @@ async def reject_disclosure(
 
 @router.post(
     "/disclosures/{request_id}/release",
-    responses=_STEP_PROBLEMS,
+    responses=_RELEASE_PROBLEMS,
     summary="Build the package and append its ledger entry, once (privacy officer)",
 )
 async def release_disclosure(
@@ -143,17 +163,13 @@ async def release_disclosure(
 
 
 # What an operation that signs a checkpoint answers with 503: either cause.
-_NOT_SIGNED = problem_answer(
-    f"{DatabaseUnavailable.title} (`{DatabaseUnavailable.slug}`), or "
-    f"{WitnessUnavailable.title[0].lower()}{WitnessUnavailable.title[1:]} "
-    f"(`{WitnessUnavailable.slug}`)"
-)
+_NOT_SIGNED = problems(DatabaseUnavailable, WitnessUnavailable)[503]
 
 
 @router.get(
     "/ledger/export",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         422: InvalidInput.openapi(),
         503: _NOT_SIGNED,
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
@@ -183,7 +199,7 @@ async def export_ledger(
 
 @router.get(
     "/ledger/verify",
-    responses=AUTH_PROBLEMS,
+    responses=STAFF_PROBLEMS,
     summary="Walk the chain and check every checkpoint signature (auditor, privacy officer)",
 )
 async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyReportPublic:
@@ -194,7 +210,7 @@ async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyR
 @router.post(
     "/ledger/checkpoints",
     status_code=201,
-    responses={**AUTH_PROBLEMS, 409: EmptyLedger.openapi(), 503: _NOT_SIGNED},
+    responses={**STAFF_PROBLEMS, 409: EmptyLedger.openapi(), 503: _NOT_SIGNED},
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
 )
 async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> CheckpointPublic:

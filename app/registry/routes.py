@@ -12,13 +12,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import InvalidInput
 from app.core.http import NO_STORE, JsonRoute
 from app.models.types import MAX_INTEGER
 from app.registry import access_log, service
 from app.registry.schemas import AccessLogFilter, AccessLogPage, RevealedPublic, RevealRequest
 from app.registry.schemas import SubscriberIdPath as SubscriberId
-from app.staff.auth import AccessLogRead, PhoneReveal
+from app.staff.auth import STAFF_PROBLEMS, AccessLogRead, PhoneReveal
 
 router = APIRouter(prefix="/v1/subscribers", tags=["registry"], route_class=JsonRoute)
 access_log_router = APIRouter(prefix="/v1", tags=["access log"], route_class=JsonRoute)
@@ -28,7 +28,7 @@ Filters = Annotated[AccessLogFilter, Query()]
 @router.post(
     "/{subscriber_id}/reveal",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         404: service.SubscriberNotFound.openapi(),
         422: InvalidInput.openapi(),
     },
@@ -52,7 +52,7 @@ async def reveal_number(
 
 @access_log_router.get(
     "/access-log",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="The access log, newest first, filtered and paged (auditor, privacy officer)",
 )
 async def list_access_log(
@@ -74,7 +74,7 @@ async def list_access_log(
     "/access-log.csv",
     response_class=StreamingResponse,
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         422: InvalidInput.openapi(),
         200: {"content": {"text/csv": {}}, "description": "the entries, oldest first"},
     },

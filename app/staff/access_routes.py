@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import InvalidInput, problems
 from app.core.http import NO_STORE, JsonRoute
 from app.staff import accounts, grants, invitations, lockout, login
 from app.staff.access_schemas import (
@@ -35,7 +35,7 @@ from app.staff.access_schemas import (
     invitation_public,
     open_invitation_public,
 )
-from app.staff.auth import StaffAdmin, StaffRead
+from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, StaffAdmin, StaffRead
 from app.staff.new_account import NewAccount
 from app.staff.schemas import StaffListPublic, StaffSummary, staff_public
 
@@ -52,7 +52,11 @@ ANONYMOUS: dict[str, Any] = {"security": [{}]}  # an empty requirement: no crede
 @router.post(
     "/invitations",
     status_code=201,
-    responses={**AUTH_PROBLEMS, 409: accounts.UsernameTaken.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **STAFF_PROBLEMS,
+        409: accounts.UsernameTaken.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="Invite a person (admin): a one-time token with which they take the account up",
 )
 async def invite(
@@ -70,7 +74,7 @@ async def invite(
     )
 
 
-@router.get("/invitations", responses=AUTH_PROBLEMS, summary="Open invitations (admin)")
+@router.get("/invitations", responses=STAFF_PROBLEMS, summary="Open invitations (admin)")
 async def list_invitations(staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -> InvitationListPublic:
     found = await invitations.list_open(tx, ctx)
     now = ctx.clock.now()
@@ -79,7 +83,7 @@ async def list_invitations(staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -> Invitat
 
 @router.delete(
     "/invitations/{invitation_id}",
-    responses={**AUTH_PROBLEMS, 404: invitations.InvitationNotFound.openapi()},
+    responses={**STAFF_PROBLEMS, 404: invitations.InvitationNotFound.openapi()},
     summary="Revoke an open invitation (admin): its account, never active, is disabled",
 )
 async def revoke_invitation(
@@ -140,7 +144,7 @@ async def confirm_enrolment(
 
 @router.get(
     "/grants",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Role grant proposals, newest first (admin, auditor)",
 )
 async def list_grants(
@@ -159,10 +163,9 @@ async def list_grants(
     "/{staff_id}/grants",
     status_code=201,
     responses={
-        **AUTH_PROBLEMS,
-        404: accounts.StaffNotFound.openapi(),
-        409: grants.GrantPending.openapi(),
-        422: InvalidInput.openapi(),
+        **problems(
+            *STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound, grants.GrantPending
+        ),
     },
     summary="Propose privacy_officer or admin for an account (admin; another admin confirms)",
 )
@@ -176,8 +179,7 @@ async def propose_grant(
 @router.post(
     "/grants/{grant_id}/confirm",
     responses={
-        **AUTH_PROBLEMS,
-        404: grants.GrantNotFound.openapi(),
+        **problems(*STAFF_REFUSALS, grants.OwnProposal, grants.GrantNotFound),
         409: grants.CONFIRM_CONFLICTS,
     },
     summary="Confirm a proposal (an admin other than its proposer): the role is granted",
@@ -193,7 +195,7 @@ async def confirm_grant(
 @router.post(
     "/grants/{grant_id}/reject",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         404: grants.GrantNotFound.openapi(),
         409: grants.GrantClosed.openapi(),
         422: InvalidInput.openapi(),
@@ -216,7 +218,9 @@ async def reject_grant(
 
 @router.post(
     "/{staff_id}/unlock",
-    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **problems(*STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound),
+    },
     summary="Unlock an account with a reason (admin; not one's own): failed logins forgiven",
 )
 async def unlock(
@@ -232,7 +236,11 @@ async def unlock(
 
 @router.get(
     "/{staff_id}/granted",
-    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi(), 422: InvalidInput.openapi()},
+    responses={
+        **STAFF_PROBLEMS,
+        404: accounts.StaffNotFound.openapi(),
+        422: InvalidInput.openapi(),
+    },
     summary="Accounts this person created or granted a role to, for review (admin, auditor)",
 )
 async def granted(

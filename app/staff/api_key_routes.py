@@ -18,9 +18,9 @@ from app.clients.schemas import (
     rotated_public,
 )
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
+from app.core.errors import InvalidInput, NotFound, problems
 from app.core.http import NO_STORE, JsonRoute
-from app.staff.auth import StaffAdmin
+from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, StaffAdmin
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=JsonRoute)
 KeyId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^key_[A-Za-z0-9_\-]+$")]
@@ -29,7 +29,7 @@ KeyId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^key_[A-Za-z0
 @router.post(
     "",
     status_code=201,
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Create an API key (admin): shown once",
 )
 async def create_key(
@@ -51,7 +51,7 @@ async def create_key(
     return NewApiKeyPublic(key=key_public(new.key, ctx.clock.now()), token=new.token)
 
 
-@router.get("", responses=AUTH_PROBLEMS, summary="Every API key, newest first (admin)")
+@router.get("", responses=STAFF_PROBLEMS, summary="Every API key, newest first (admin)")
 async def list_keys(staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -> ApiKeyListPublic:
     now = ctx.clock.now()
     return ApiKeyListPublic(
@@ -61,7 +61,7 @@ async def list_keys(staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -> ApiKeyListPubl
 
 @router.post(
     "/{key_id}/revoke",
-    responses={**AUTH_PROBLEMS, 404: NotFound.openapi(), 409: service.ApiKeyRevoked.openapi()},
+    responses={**STAFF_PROBLEMS, 404: NotFound.openapi(), 409: service.ApiKeyRevoked.openapi()},
     summary="Revoke an API key at once (admin)",
 )
 async def revoke_key(key_id: KeyId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -> ApiKeyPublic:
@@ -72,10 +72,7 @@ async def revoke_key(key_id: KeyId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep) -
 @router.post(
     "/{key_id}/rotate",
     responses={
-        **AUTH_PROBLEMS,
-        404: NotFound.openapi(),
-        409: service.ApiKeyRevoked.openapi(),
-        422: InvalidInput.openapi(),
+        **problems(*STAFF_REFUSALS, NotFound, service.ApiKeyRevoked, rotation.ApiKeyAlreadyRotated),
     },
     summary="Rotate an API key (admin): successor shown once; the old dies after the grace",
 )

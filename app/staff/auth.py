@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.context import Context
 from app.core.deps import CtxDep, DbDep, TxDep
-from app.core.errors import Forbidden, Unauthenticated
+from app.core.errors import AppError, Forbidden, Unauthenticated, problems
 from app.core.tx import Tx
 from app.credentials import passwords
 from app.staff import repository as repo
@@ -53,6 +53,11 @@ _RESTRICTED: dict[str, type[Forbidden]] = {
     passwords.PASSWORD_EXPIRED: passwords.PasswordExpired,
     TOTP_ENROLMENT_REQUIRED: TotpEnrolmentRequired,
 }
+# What every staff route answers before its own problems: no or a bad session (401),
+# another role (403), and, on all but the routes a restricted session may use (those
+# list AUTH_PROBLEMS instead), what that session must fix first (403).
+STAFF_REFUSALS: tuple[type[AppError], ...] = (Unauthenticated, Forbidden, *_RESTRICTED.values())
+STAFF_PROBLEMS = problems(*STAFF_REFUSALS)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import AUTH_PROBLEMS, InvalidInput, problems
 from app.core.http import NO_STORE, JsonRoute
 from app.credentials import totp
 from app.staff import accounts, lockout, offboarding, second_factor
-from app.staff.auth import AnyStaff, OwnCredentials, StaffAdmin
+from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, AnyStaff, OwnCredentials, StaffAdmin
 from app.staff.credential_schemas import (
     OffboardPublic,
     OffboardRequest,
@@ -70,7 +70,7 @@ async def confirm_totp(
 @router.post(
     "/me/totp/recovery-codes",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         409: totp.TotpNotEnrolled.openapi(),
         422: second_factor.WrongCode.openapi(),
         429: lockout.AccountLocked.openapi(),
@@ -90,7 +90,7 @@ async def new_recovery_codes(
 
 @router.delete(
     "/{staff_id}/totp",
-    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
+    responses=problems(*STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound),
     summary="Reset an account's TOTP (admin; not one's own); its sessions end",
 )
 async def reset_totp(
@@ -103,10 +103,9 @@ async def reset_totp(
 @router.post(
     "/{staff_id}/offboard",
     responses={
-        **AUTH_PROBLEMS,
-        404: accounts.StaffNotFound.openapi(),
-        409: accounts.LastAdmin.openapi(),
-        422: InvalidInput.openapi(),
+        **problems(
+            *STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound, accounts.LastAdmin
+        ),
     },
     summary="Offboard (admin; not oneself): disable, end sessions, rotate their API keys",
 )

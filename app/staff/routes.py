@@ -12,11 +12,19 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import AUTH_PROBLEMS, problems
 from app.core.http import NO_STORE, JsonRoute
+from app.credentials.totp import TotpRequired
 from app.staff import accounts, invitations, lockout, own_password, sessions, throttle
 from app.staff import login as login_flows
-from app.staff.auth import OwnCredentials, OwnPassword, StaffAdmin, StaffRead
+from app.staff.auth import (
+    STAFF_PROBLEMS,
+    STAFF_REFUSALS,
+    OwnCredentials,
+    OwnPassword,
+    StaffAdmin,
+    StaffRead,
+)
 from app.staff.schemas import (
     LoginRequest,
     MePublic,
@@ -41,9 +49,7 @@ StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-
     "/sessions",
     status_code=201,
     responses={
-        401: sessions.InvalidCredentials.openapi(),
-        422: InvalidInput.openapi(),
-        429: throttle.LoginThrottled.openapi(),
+        **problems(sessions.InvalidCredentials, TotpRequired, throttle.LoginThrottled),
     },
     # An empty requirement: anyone may try to log in.
     openapi_extra={"security": [{}]},
@@ -103,7 +109,7 @@ async def change_password(
     return staff_public(account)
 
 
-@router.get("", responses=AUTH_PROBLEMS, summary="Every staff account (admin, auditor)")
+@router.get("", responses=STAFF_PROBLEMS, summary="Every staff account (admin, auditor)")
 async def list_staff(staff: StaffRead, tx: TxDep, ctx: CtxDep) -> StaffListPublic:
     return StaffListPublic(
         staff=[staff_public(account) for account in await accounts.list_accounts(tx, ctx)]
@@ -112,7 +118,7 @@ async def list_staff(staff: StaffRead, tx: TxDep, ctx: CtxDep) -> StaffListPubli
 
 @router.get(
     "/{staff_id}",
-    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
+    responses={**STAFF_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="One staff account with its permission history (admin, auditor)",
 )
 async def read_staff(
@@ -125,10 +131,14 @@ async def read_staff(
 @router.put(
     "/{staff_id}/role",
     responses={
-        **AUTH_PROBLEMS,
-        404: accounts.StaffNotFound.openapi(),
-        409: accounts.NeedsSecondAdmin.openapi(),
-        422: InvalidInput.openapi(),
+        **problems(
+            *STAFF_REFUSALS,
+            accounts.OwnAccount,
+            accounts.StaffNotFound,
+            accounts.NeedsSecondAdmin,
+            accounts.AccountDisabled,
+            accounts.LastAdmin,
+        ),
     },
     summary="Change an account's role to operator or auditor (admin; not one's own); "
     "privacy_officer and admin are proposals (POST /v1/staff/{staff_id}/grants)",
@@ -145,9 +155,13 @@ async def change_role(
 @router.post(
     "/{staff_id}/disable",
     responses={
-        **AUTH_PROBLEMS,
-        404: accounts.StaffNotFound.openapi(),
-        409: accounts.AccountDisabled.openapi(),
+        **problems(
+            *STAFF_REFUSALS,
+            accounts.OwnAccount,
+            accounts.StaffNotFound,
+            accounts.AccountDisabled,
+            accounts.LastAdmin,
+        ),
     },
     summary="Disable an account (admin; not one's own): every session of it ends at once",
 )
@@ -161,7 +175,7 @@ async def disable_staff(
 
 @router.delete(
     "/{staff_id}/sessions",
-    responses={**AUTH_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
+    responses={**STAFF_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="End every session of an account at once (admin)",
 )
 async def revoke_sessions(

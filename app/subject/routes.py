@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import InvalidInput, RateLimited, Unauthenticated
+from app.core.errors import AppError, Unauthenticated, problems
 from app.core.http import NO_STORE, JsonRoute
 from app.ledger.errors import SubjectNotFound
 from app.subject import erasure, service, sessions
@@ -30,23 +30,19 @@ from app.verification import states
 
 router = APIRouter(prefix="/v1/subject", tags=["data subjects"], route_class=JsonRoute)
 _AUTH: dict[int | str, dict[str, Any]] = {401: Unauthenticated.openapi()}
-_CHECK: dict[int | str, dict[str, Any]] = {
-    404: states.VerificationNotFound.openapi(),
-    409: states.AlreadyApproved.openapi(),
-    410: states.VerificationExpired.openapi(),
-    422: states.WrongCode.openapi(),
-    429: states.AttemptsExhausted.openapi(),
-}
-_START: dict[int | str, dict[str, Any]] = {
-    422: InvalidInput.openapi(),
-    429: RateLimited.openapi() | {"description": "a send limit, or a paused number range"},
-}
+# What checking a self-service code answers (app.subject.sessions.check_code), as the
+# problems of each route that checks one, with that route's own.
+_CHECK: tuple[type[AppError], ...] = (
+    states.VerificationNotFound,
+    *states.NOT_PENDING,
+    states.WrongCode,
+)
 
 
 @router.post(
     "/verifications",
     status_code=201,
-    responses=_START,
+    responses=problems(*states.SEND_REFUSALS),
     summary="Send a code to one's own number, to see or act on what is held about it",
 )
 async def start_subject_verification(
@@ -61,7 +57,7 @@ async def start_subject_verification(
 @router.post(
     "/sessions",
     status_code=201,
-    responses={**_CHECK, 404: sessions.NothingHeld.openapi()},
+    responses=problems(*_CHECK, sessions.NothingHeld),
     summary="Check the code and open a subject session (a short-lived token)",
 )
 async def open_subject_session(
@@ -127,7 +123,7 @@ async def stop_subject_usage(
 
 @router.post(
     "/third-party-provision",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses=_AUTH,
     summary="Stop or resume the provision of one's data to third parties (APPI Art. 35)",
 )
 async def change_subject_provision(
@@ -139,7 +135,7 @@ async def change_subject_provision(
 
 @router.post(
     "/erasure",
-    responses={**_AUTH, 422: InvalidInput.openapi()},
+    responses=_AUTH,
     summary="Erase one's number and everything linked to it; answers the receipt",
 )
 async def erase_subject(
@@ -161,7 +157,7 @@ async def erase_subject(
 @router.post(
     "/correction/verifications",
     status_code=201,
-    responses={**_AUTH, **_START, 409: sessions.SameNumber.openapi()},
+    responses={**_AUTH, **problems(*states.SEND_REFUSALS, sessions.SameNumber)},
     summary="Send a code to the new number one's records should move to",
 )
 async def start_subject_correction(
@@ -179,12 +175,7 @@ async def start_subject_correction(
 
 @router.post(
     "/correction",
-    responses={
-        **_AUTH,
-        **_CHECK,
-        404: SubjectNotFound.openapi(),
-        409: erasure.NumberTaken.openapi(),
-    },
+    responses={**_AUTH, **problems(*_CHECK, SubjectNotFound, erasure.NumberTaken)},
     summary="Check the new number's code and move one's records to it",
 )
 async def correct_subject(

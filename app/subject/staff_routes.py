@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Path, Query
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput
+from app.core.errors import InvalidInput
 from app.core.http import JsonRoute
 from app.ledger.errors import SubjectNotFound
-from app.staff.auth import SubjectRequests, SubjectRequestsRead
+from app.staff.auth import STAFF_PROBLEMS, SubjectRequests, SubjectRequestsRead
 from app.subject import handling, register
 from app.subject.schemas import (
     SubjectRequestCreate,
@@ -26,7 +26,7 @@ from app.subject.schemas import (
 
 router = APIRouter(prefix="/v1/subject-requests", tags=["data subjects"], route_class=JsonRoute)
 RequestId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^sjr_[A-Za-z0-9_\-]+$")]
-_PROBLEMS: dict[int | str, dict[str, Any]] = {**AUTH_PROBLEMS, 422: InvalidInput.openapi()}
+_PROBLEMS: dict[int | str, dict[str, Any]] = {**STAFF_PROBLEMS, 422: InvalidInput.openapi()}
 
 
 @router.post(

@@ -45,6 +45,7 @@ class PrefixBlocked(AppError):
     title = "Sends to this number range are paused"
     # The block (and its audit event) is committed before the refusal is answered.
     commit = True
+    answer_headers = {"Retry-After": "seconds until the number range's block ends"}
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)})

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput, NotFound
+from app.core.errors import InvalidInput, NotFound
 from app.core.http import JsonRoute
 from app.core.text import NoPhoneNumber
-from app.staff.auth import PumpingAdmin, PumpingRead
+from app.staff.auth import STAFF_PROBLEMS, PumpingAdmin, PumpingRead
 from app.verification import pumping
 
 router = APIRouter(prefix="/v1/pumping", tags=["pumping guard"], route_class=JsonRoute)
@@ -48,7 +48,7 @@ class LiftRequest(BaseModel):
 
 @router.get(
     "/blocks",
-    responses={**AUTH_PROBLEMS, 422: InvalidInput.openapi()},
+    responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Blocked number prefixes (admin, operator, auditor)",
 )
 async def list_blocks(
@@ -64,7 +64,7 @@ async def list_blocks(
 @router.post(
     "/blocks/{block_id}/lift",
     responses={
-        **AUTH_PROBLEMS,
+        **STAFF_PROBLEMS,
         404: NotFound.openapi(),
         409: pumping.BlockNotActive.openapi(),
         422: InvalidInput.openapi(),

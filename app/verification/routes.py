@@ -8,10 +8,10 @@ from fastapi import APIRouter, Header, Path, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput, RateLimited
-from app.core.http import JsonRoute
+from app.core.errors import AUTH_PROBLEMS, problems
+from app.core.http import REPLAYED, JsonRoute, replayed_answer
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
-from app.verification import checking, service, states
+from app.verification import checking, idempotency, service, states
 from app.verification.schemas import (
     CheckResultPublic,
     Purpose,
@@ -30,6 +30,11 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        # The contract in the document too: an empty header is refused (422), never read
+        # as no key, and a generated client can check a key before sending it.
+        min_length=1,
+        max_length=idempotency.MAX_KEY,
+        pattern=r"^[\x20-\x7e]+$",
         description="1 to 255 printable ASCII characters: a repeat with the same key and "
         "body replays the first answer (200, Idempotent-Replayed: true) for 24 hours "
         "(SMSREG_IDEMPOTENCY_TTL_HOURS); the same key with another body is refused (422)",
@@ -43,9 +48,8 @@ IdempotencyKey = Annotated[
     response_model=VerificationPublic,
     responses={
         **AUTH_PROBLEMS,
-        200: {"model": VerificationPublic, "description": "replayed answer (Idempotency-Key)"},
-        422: InvalidInput.openapi(),
-        429: RateLimited.openapi() | {"description": "a send limit, or a paused number range"},
+        200: replayed_answer(VerificationPublic, "replayed answer (Idempotency-Key)"),
+        **problems(states.IdempotencyKeyReused, *states.SEND_REFUSALS),
     },
     summary="Start a verification: send a one-time code by SMS",
 )
@@ -64,7 +68,7 @@ async def start_verification(
     )
     if result.replayed:
         response.status_code = 200
-        response.headers["Idempotent-Replayed"] = "true"
+        response.headers.update(REPLAYED)
     else:
         tx.after_commit(outbox.kick)  # harmless when a separate `smsreg worker` sends
         _STARTED[body.purpose].inc()
@@ -76,10 +80,7 @@ async def start_verification(
     status_code=202,
     responses={
         **AUTH_PROBLEMS,
-        404: states.VerificationNotFound.openapi(),
-        409: states.AlreadyApproved.openapi(),
-        410: states.VerificationExpired.openapi(),
-        429: RateLimited.openapi(),
+        **problems(states.VerificationNotFound, *states.NOT_PENDING, *states.SEND_REFUSALS),
     },
     summary="Send the same code again (after the cooldown)",
 )
@@ -100,11 +101,7 @@ async def resend_verification(
     "/{verification_id}/check",
     responses={
         **AUTH_PROBLEMS,
-        404: states.VerificationNotFound.openapi(),
-        409: states.AlreadyApproved.openapi(),
-        410: states.VerificationExpired.openapi(),
-        422: states.WrongCode.openapi(),
-        429: states.AttemptsExhausted.openapi(),
+        **problems(states.VerificationNotFound, *states.NOT_PENDING, states.WrongCode),
     },
     summary="Check the code the person typed",
 )
@@ -124,7 +121,7 @@ async def check_verification(
 
 @router.get(
     "/{verification_id}",
-    responses={**AUTH_PROBLEMS, 404: states.VerificationNotFound.openapi()},
+    responses={**AUTH_PROBLEMS, **problems(states.VerificationNotFound)},
     summary="A verification's status and delivery state",
 )
 async def read_verification(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from app.core.errors import AppError, NotFound
+from app.core.errors import AppError, NotFound, RateLimited
 from app.verification import repository as repo
+from app.verification.pumping import PrefixBlocked
 from app.verification.repository import ForCheck, Verification
 
 
@@ -33,7 +34,10 @@ class AlreadyApproved(AppError):
 
 
 class AttemptsExhausted(AppError):
-    status = 429
+    # Gone, as an expired or superseded verification is: the attempts never come back,
+    # so waiting and trying again (what a 429 tells a client, and what HTTP libraries do
+    # on their own) never helps. The remedy is theirs too: start a new verification.
+    status = 410
     slug = "attempts-exhausted"
     title = "Too many wrong codes; start a new verification"
 
@@ -49,6 +53,19 @@ class IdempotencyKeyReused(AppError):
     status = 422
     slug = "idempotency-key-reused"
     title = "This Idempotency-Key was used for a different request"
+
+
+# What refusal() answers, for the routes that check or resend a verification.
+NOT_PENDING: tuple[type[AppError], ...] = (
+    AlreadyApproved,
+    VerificationExpired,
+    VerificationSuperseded,
+    AttemptsExhausted,
+)
+
+
+# What refuses a send (a start or a resend): a send limit, or the pumping guard's block.
+SEND_REFUSALS: tuple[type[AppError], ...] = (RateLimited, PrefixBlocked)
 
 
 def state(row: Verification | ForCheck | repo.Before, now: dt.datetime) -> str:

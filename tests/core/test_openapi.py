@@ -7,7 +7,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
-from app.core.errors import AUTH_PROBLEMS, NotFound
+from app.core.errors import AUTH_PROBLEMS, AppError, NotFound, RateLimited, named_types, problems
 from app.core.openapi import install_openapi
 from app.main import create_app
 from tests.conftest import make_settings
@@ -91,3 +91,43 @@ async def test_the_interactive_pages_are_served_in_development_only(tmp_path):
                 assert (await http.get(page)).status_code == served, (environment, page)
             assert (await http.get("/openapi.json")).status_code == 200
         await app.state.db.dispose()
+
+
+class Refused(AppError):
+    status = 422
+    slug = "refused-here"
+    title = "Refused for a reason of this route"
+
+
+class Slowed(RateLimited):
+    slug = "slowed-here"
+    title = "Too fast for this route"
+
+
+class Paused(AppError):
+    status = 429
+    slug = "paused-here"
+    title = "Paused without a time to come back"
+
+
+def test_a_status_with_several_causes_names_each_and_what_reading_the_request_adds():
+    """problems() groups by status; a 422 of the route's own gets invalid-input too, since
+    the input is read first; a header is required only where every cause sends it."""
+    app = FastAPI()
+
+    @app.post("/v1/things", responses=problems(Refused, RateLimited, Slowed, Paused))
+    async def create(thing: Thing) -> Thing:
+        return thing
+
+    install_openapi(app)
+    responses = app.openapi()["paths"]["/v1/things"]["post"]["responses"]
+    assert named_types(responses["422"]) == ["refused-here", "invalid-input"]
+    assert responses["422"]["description"] == (
+        "Refused for a reason of this route (`refused-here`); "
+        "or the request has invalid fields (`invalid-input`)"
+    )
+    assert named_types(responses["429"]) == ["rate-limited", "slowed-here", "paused-here"]
+    assert responses["429"]["headers"]["Retry-After"]["required"] is False
+    assert problems(RateLimited, Slowed)[429]["headers"]["Retry-After"]["required"] is True
+    assert "headers" not in problems(Paused)[429]
+    assert responses["429"]["content"] == PROBLEM

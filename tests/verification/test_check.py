@@ -66,8 +66,11 @@ async def test_wrong_codes_count_down_then_lock_even_the_right_code(client, app,
         assert problem["attempts_left"] == left
         assert problem["errors"][0]["field"] == "code"
     locked = await check(client, auth, verification_id, code)
-    assert locked.status_code == 429
+    # Gone like an expired code, not 429: waiting and trying again never helps.
+    assert locked.status_code == 410
     assert locked.json()["type"].endswith("/attempts-exhausted")
+    assert locked.json()["attempts_left"] == 0
+    assert "Retry-After" not in locked.headers
     state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
     assert state.json()["status"] == "exhausted"
 
@@ -264,7 +267,7 @@ async def test_fifty_threads_with_wrong_codes_never_get_more_than_five_tries(
     code = await sent_code(app, carrier)
     results = _threaded_checks(app, api_key, verification_id, wrong(code), 50)
     assert results.count(422) == 5, results
-    assert results.count(429) == 45
+    assert results.count(410) == 45
     state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
     assert state.json()["attempts_left"] == 0
 
