@@ -175,7 +175,10 @@ async def start_subject_correction(
 
 @router.post(
     "/correction",
-    responses={**_AUTH, **problems(*_CHECK, SubjectNotFound, erasure.NumberTaken)},
+    responses={
+        **_AUTH,
+        **problems(*_CHECK, SubjectNotFound, erasure.NumberTaken, sessions.SameNumber),
+    },
     summary="Check the new number's code and move one's records to it",
 )
 async def correct_subject(
