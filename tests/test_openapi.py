@@ -228,6 +228,7 @@ def test_what_a_check_answers_is_named(document):
     assert named(document, "post", "/v1/subject/correction", "409") == [
         "verification-already-approved",
         "subject-number-taken",
+        "subject-number-unchanged",
     ]
 
 
