@@ -72,11 +72,6 @@ class Problem(BaseModel):
         default=None,
         description="`verification-already-used`: the redemption the verification backs",
     )
-    kept_redemptions: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
-        default=None,
-        description="`subject-nothing-held`: the coupon uses still counted against the "
-        "number from before an erasure or a move, each as `RedemptionsKeptPublic`",
-    )
     subject_ids: list[str] | SkipJsonSchema[None] = Field(
         default=None,
         description="`disclosure-provision-stopped`, `disclosure-consent-missing`, "

@@ -57,11 +57,11 @@ async def erased_tally(
 
 @dataclass(frozen=True)
 class Tally:
-    """How often one coupon was redeemed, and when first (where known) and last."""
+    """How often one coupon was redeemed, and when first and last."""
 
     coupon_id: str
     count: int
-    first_at: dt.datetime | None
+    first_at: dt.datetime
     last_at: dt.datetime
 
 
@@ -80,26 +80,6 @@ async def tallies_of(tx: Tx, *, subscriber_id: str) -> list[Tally]:
         .order_by(first, _c.coupon_id)
     )
     return [Tally(row.coupon_id, int(row.n), row.first_at, row.last_at) for row in rows]
-
-
-async def erased_tallies(
-    tx: Tx, *, indexes: Sequence[str], subscriber_id: str | None
-) -> list[Tally]:
-    """The number's redemptions per coupon (by its blind ``indexes``) as subscribers it
-    no longer has, as :func:`erased_tally` counts them, every coupon at once; each with
-    the day of its last. ``subscriber_id``: the number's subscriber now, if any."""
-    e = erased.c
-    last = sa.func.max(e.last_redeemed_at)
-    statement = (
-        sa.select(e.coupon_id, sa.func.sum(e.redeemed).label("n"), last.label("last_at"))
-        .where(e.phone_index.in_(list(indexes)))
-        .group_by(e.coupon_id)
-        .order_by(last, e.coupon_id)
-    )
-    if subscriber_id is not None:
-        statement = statement.where(e.moved_by != subscriber_id)
-    rows = await tx.execute(statement)
-    return [Tally(row.coupon_id, int(row.n), None, row.last_at) for row in rows]
 
 
 async def insert(tx: Tx, redemption: CouponRedemption) -> bool:

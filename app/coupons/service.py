@@ -242,13 +242,3 @@ async def redemptions_of(tx: Tx, *, subscriber_id: str, limit: int) -> list[Coup
 async def tallies_of(tx: Tx, *, subscriber_id: str) -> list[repo.Tally]:
     """A subscriber's redemptions counted per coupon (the subject's own view)."""
     return await repo.tallies_of(tx, subscriber_id=subscriber_id)
-
-
-async def kept_for_number(
-    tx: Tx, ctx: Context, *, e164: str, subscriber_id: str | None
-) -> list[repo.Tally]:
-    """What the number redeemed as subscribers it no longer has (erased, moved away), per
-    coupon: kept by its blind index until ``coupon_limit_memory_days`` after the day of
-    the last, and counted against whoever holds the number now (the subject's view)."""
-    indexes = ctx.keys.blind_indexes(e164, kind="number")
-    return await repo.erased_tallies(tx, indexes=indexes, subscriber_id=subscriber_id)

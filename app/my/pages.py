@@ -153,9 +153,9 @@ def page(
             "service": ctx.settings.service_name,
             "word": lambda name: WORDS[lang].get(str(name), str(name)),
             "when": lambda instant: when(instant, lang=lang),
-            "day": lambda instant: day(instant, lang=lang),
             "fault": lambda field: _FAULT if field in invalid else "",
             "contact": ctx.settings.privacy_contact,
+            "kept_days": ctx.settings.coupon_limit_memory_days,
             "policy": ctx.settings.privacy_policy_url,
             **values,
         },
@@ -182,18 +182,6 @@ def when(instant: dt.datetime | str | None, *, lang: str = "en") -> str:
 
 
 _SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
-
-
-def day(instant: dt.datetime | str, *, lang: str = "en") -> str:
-    """A day kept as midnight UTC (a tally's last use, when it is deleted), as a date:
-    shown in the time of Japan it would read 09:00, a time nothing happened at."""
-    if isinstance(instant, str):
-        instant = dt.datetime.fromisoformat(instant.replace("Z", "+00:00"))
-    if lang == "ja":
-        return f"{instant.year}年{instant.month}月{instant.day}日"
-    if lang == "ko":
-        return f"{instant.year}년 {instant.month}월 {instant.day}일"
-    return instant.strftime("%Y-%m-%d")
 
 
 def receipt_lines(

@@ -19,7 +19,7 @@ from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
 from app.my import pages
 from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
 from app.subject import erasure, register, service, sessions
-from app.subject.schemas import RedemptionsKeptPublic, RequestKind, SubjectCodeCheck, SubjectStart
+from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
 
 
@@ -252,14 +252,8 @@ async def my_session(
     try:
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         opened = await sessions.open_session(db, ctx, data=data)
-    except sessions.NothingHeld as exc:
-        # What is kept under the number all the same (coupon uses from before an erasure
-        # or a move) is shown with it.
-        kept = [
-            RedemptionsKeptPublic.model_validate(item)
-            for item in exc.extra.get("kept_redemptions", ())
-        ]
-        nothing = pages.page(request, ctx, "message.html", status=404, key="nothing", kept=kept)
+    except sessions.NothingHeld:
+        nothing = pages.page(request, ctx, "message.html", status=404, key="nothing")
         pages.forget_pending(nothing)  # its code is used
         return nothing
     except (AppError, ValidationError) as exc:

@@ -15,7 +15,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code": "Code from the SMS",
         "code_sent": "We sent a code to",
         "check": "Continue",
-        "nothing": "We hold no data about this number.",
+        "nothing": "We hold no records under this number.",
         "held": "What we hold",
         "number": "Number",
         "registered": "Registered",
@@ -29,13 +29,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "Messages sent",
         "disclosures": "Disclosures to third parties",
         "none": "None",
-        "kept_redemptions": "Coupon uses kept from before",
-        "kept_why": "How often this number used each coupon before its records were erased "
-        "or moved to another number. They are kept apart from the registry, so that a coupon "
-        "allowed once per number is not allowed again, and deleted after the date shown.",
-        "kept_line": "{coupon}: {count} (last used {last}; kept until {until})",
-        "kept_nothing": "We hold no records under this number, only how often it used coupons "
-        "before an erasure or a move to another number:",
+        "kept_note": "If a coupon was used with this number in the past {days} days, also by "
+        "someone who had the number before, how often is kept apart, with nothing that tells "
+        "who used it, so that a coupon allowed once per number is not allowed again. It is "
+        "deleted {days} days after the last use, and never shown.",
         "withdraw_delivery": "Stop coupon messages",
         "stop_usage": "Stop using my number for coupons",
         "stop_provision": "Stop provision to third parties",
@@ -98,7 +95,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code": "SMSのコード",
         "code_sent": "コードを送信しました：",
         "check": "次へ",
-        "nothing": "この番号に関するデータは保有していません。",
+        "nothing": "この番号の記録は保有していません。",
         "held": "保有しているデータ",
         "number": "番号",
         "registered": "登録日時",
@@ -112,13 +109,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "送信したメッセージ",
         "disclosures": "第三者への提供の記録",
         "none": "なし",
-        "kept_redemptions": "以前のクーポン利用回数",
-        "kept_why": "記録の消去や別の番号への移行より前に、この番号で各クーポンを利用した回数です。"
-        "「1つの番号につき1回」のクーポンが再び使えるようにならないよう、登録情報とは別に保管し、"
-        "表示の日付を過ぎると削除します。",
-        "kept_line": "{coupon}：{count}回（最終利用 {last}、{until}まで保管）",
-        "kept_nothing": "この番号の記録は保有していません。保有しているのは、消去や別の番号への"
-        "移行より前にこの番号でクーポンを利用した回数だけです：",
+        "kept_note": "過去{days}日以内にこの番号でクーポンが使われた場合"
+        "（以前この番号を使っていた方によるものを含みます）、その回数だけを、"
+        "誰が使ったかわからない形で別に保管しています。「1つの番号につき1回」の"
+        "クーポンが再び使えるようにならないためです。最後の利用から{days}日で削除し、"
+        "表示はしません。",
         "withdraw_delivery": "クーポン配信を停止する",
         "stop_usage": "クーポン利用での番号の利用を停止する",
         "stop_provision": "第三者への提供を停止する",
@@ -181,7 +176,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code": "SMS 인증번호",
         "code_sent": "인증번호를 보냈습니다:",
         "check": "계속",
-        "nothing": "이 번호에 관한 데이터를 보유하고 있지 않습니다.",
+        "nothing": "이 번호의 기록은 보유하고 있지 않습니다.",
         "held": "보유 중인 데이터",
         "number": "번호",
         "registered": "등록 일시",
@@ -195,13 +190,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "보낸 메시지",
         "disclosures": "제3자 제공 기록",
         "none": "없음",
-        "kept_redemptions": "이전 쿠폰 사용 횟수",
-        "kept_why": "기록이 삭제되거나 다른 번호로 옮겨지기 전에 이 번호로 각 쿠폰을 "
-        "사용한 횟수입니다. '번호당 1회' 쿠폰을 다시 사용할 수 없도록 등록 정보와 따로 "
-        "보관하며, 표시된 날짜가 지나면 삭제합니다.",
-        "kept_line": "{coupon}: {count}회 (마지막 사용 {last}, {until}까지 보관)",
-        "kept_nothing": "이 번호의 기록은 보유하고 있지 않습니다. 보유하는 것은 삭제나 "
-        "다른 번호로의 이전 전에 이 번호로 쿠폰을 사용한 횟수뿐입니다:",
+        "kept_note": "지난 {days}일 안에 이 번호로 쿠폰이 사용된 경우(이전에 이 번호를 쓰던 분의 "
+        "사용 포함), 그 횟수만 누가 사용했는지 알 수 없는 형태로 따로 보관합니다. '번호당 1회' "
+        "쿠폰을 다시 사용할 수 없게 하기 위해서입니다. 마지막 사용 후 {days}일이 지나면 삭제하며, "
+        "표시하지 않습니다.",
         "withdraw_delivery": "쿠폰 메시지 수신 거부",
         "stop_usage": "쿠폰 사용에 번호 이용 정지",
         "stop_provision": "제3자 제공 정지",

@@ -93,20 +93,6 @@ class RedemptionsHeldPublic(BaseModel):
     last_at: dt.datetime
 
 
-class RedemptionsKeptPublic(BaseModel):
-    """Coupon uses counted under the number from before an erasure or a correction.
-
-    Kept apart from the registry, by a keyed hash of the number, so that erasing or
-    moving an entry does not renew a coupon's limit per number; each coupon's tally is
-    deleted a while after the day of its last use.
-    """
-
-    coupon_id: str
-    count: int
-    last_on: dt.datetime = Field(description="the day of the last of them (00:00 UTC)")
-    kept_until: dt.datetime = Field(description="deleted by the first purge after this")
-
-
 class DeliveryHeldPublic(BaseModel):
     delivery_id: str
     queued_at: dt.datetime
@@ -125,9 +111,6 @@ class SubjectDataPublic(BaseModel):
     consent_history: list[ConsentHeldPublic] = Field(description="newest first, at most 200")
     consent_history_total: int = Field(description="how many changes the history holds")
     redemptions: list[RedemptionsHeldPublic] = Field(description="per coupon, every one counted")
-    kept_redemptions: list[RedemptionsKeptPublic] = Field(
-        description="uses counted under this number from before an erasure or a correction"
-    )
     deliveries: list[DeliveryHeldPublic] = Field(description="newest first, at most 200")
     deliveries_total: int = Field(description="how many coupon messages are kept")
     provision_stopped_at: dt.datetime | None = Field(

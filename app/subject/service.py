@@ -19,7 +19,7 @@ from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
 from app.sms import campaigns
-from app.subject import register, sessions
+from app.subject import register
 from app.subject.schemas import (
     ActionDonePublic,
     ConsentHeldPublic,
@@ -75,12 +75,11 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
             RedemptionsHeldPublic(
                 coupon_id=tally.coupon_id,
                 count=tally.count,
-                first_at=tally.first_at or tally.last_at,
+                first_at=tally.first_at,
                 last_at=tally.last_at,
             )
             for tally in await coupons.tallies_of(tx, subscriber_id=sid)
         ],
-        kept_redemptions=await sessions.kept_redemptions(tx, ctx, e164=e164, subscriber_id=sid),
         deliveries=[
             DeliveryHeldPublic.model_validate(message, from_attributes=True)
             for message in await campaigns.received_by(tx, subscriber_id=sid, limit=HISTORY_LIMIT)

@@ -21,12 +21,10 @@ from app.core.ids import new_id
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.phone import parse_mobile, reading_region
 from app.core.tx import Tx
-from app.coupons import service as coupons
 from app.models.subject import SubjectSession
 from app.registry import service as registry
 from app.subject import repository as repo
 from app.subject.schemas import (
-    RedemptionsKeptPublic,
     SubjectCodeCheck,
     SubjectSessionPublic,
     SubjectStart,
@@ -153,23 +151,6 @@ async def check_code(db: Database, ctx: Context, *, data: SubjectCodeCheck) -> s
     return checked.subscriber_id
 
 
-async def kept_redemptions(
-    tx: Tx, ctx: Context, *, e164: str, subscriber_id: str | None = None
-) -> list[RedemptionsKeptPublic]:
-    """The coupon uses counted under a number from before an erasure or a correction
-    (``subscriber_id``: the number's subscriber now, whose own moves do not count)."""
-    keep = dt.timedelta(days=ctx.settings.coupon_limit_memory_days)
-    return [
-        RedemptionsKeptPublic(
-            coupon_id=tally.coupon_id,
-            count=tally.count,
-            last_on=tally.last_at,
-            kept_until=tally.last_at + keep,
-        )
-        for tally in await coupons.kept_for_number(tx, ctx, e164=e164, subscriber_id=subscriber_id)
-    ]
-
-
 async def open_session(
     db: Database, ctx: Context, *, data: SubjectCodeCheck
 ) -> SubjectSessionPublic:
@@ -181,18 +162,9 @@ async def open_session(
     """
     subscriber_id = await check_code(db, ctx, data=data)
     if subscriber_id is None:
-        async with db.transaction() as tx:
-            e164 = await verification.approved_number(
-                tx, ctx, verification_id=data.verification_id, client_id=clients.SELF_SERVICE.id
-            )
-            kept = [] if e164 is None else await kept_redemptions(tx, ctx, e164=e164)
-        if not kept:
-            raise NothingHeld("we hold no data about this number")
-        raise NothingHeld(
-            "we hold no registry entry for this number, only how often it used coupons "
-            "before an erasure or a move to another number (kept_redemptions)",
-            kept_redemptions=[held.model_dump(mode="json") for held in kept],
-        )
+        # Coupon uses kept under the number's keyed hash after an erasure or a move are
+        # not shown: they may be another person's, who held the number before.
+        raise NothingHeld("we hold no registry entry for this number")
     now = ctx.clock.now()
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session = SubjectSession(

@@ -75,7 +75,7 @@ async def test_malformed_json_is_400_naming_the_body(client, auth):
         ),
         (b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "x": {"a": 1, "a": 2}}', "a"),
         (
-            b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "\u00e9": 1, "\u00e9": 2}',
+            rb'{"phone": "090-1234-5678", "purpose": "coupon_usage", "\u00e9": 1, "\u00e9": 2}',
             "body",
         ),
     ],
