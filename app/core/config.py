@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     resend_cooldown_seconds: int = Field(30, ge=0)
     sends_per_number_hour: int = Field(5, ge=1)
     sends_per_number_day: int = Field(10, ge=1)
+    # The self-service pages' own window of a number's sends (app/verification/limits.py):
+    # a person signing in needs a code or two, and a number gets at most both windows.
+    self_service_sends_per_number_hour: int = Field(3, ge=1)
+    self_service_sends_per_number_day: int = Field(5, ge=1)
     # Well below the pumping guard's trigger: one address is throttled long before it
     # could make a number range look pumped.
     sends_per_ip_hour: int = Field(10, ge=1)

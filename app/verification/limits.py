@@ -69,8 +69,15 @@ def prefix_index(ctx: Context, phone: Phone) -> str:
     return ctx.keys.blind_index(phone.prefix(ctx.settings.prefix_digits), kind="prefix")
 
 
-def _number_limits(ctx: Context) -> tuple[tuple[str, int, dt.timedelta], ...]:
+def _number_limits(
+    ctx: Context, *, self_service: bool
+) -> tuple[tuple[str, int, dt.timedelta], ...]:
     s = ctx.settings
+    if self_service:
+        return (
+            ("number_hour", s.self_service_sends_per_number_hour, _HOUR),
+            ("number_day", s.self_service_sends_per_number_day, _DAY),
+        )
     return (
         ("number_hour", s.sends_per_number_hour, _HOUR),
         ("number_day", s.sends_per_number_day, _DAY),
@@ -78,10 +85,11 @@ def _number_limits(ctx: Context) -> tuple[tuple[str, int, dt.timedelta], ...]:
 
 
 # A number's sends are counted per kind of caller: the API's clients share one window,
-# the self-service pages (/my/, /v1/subject/...) have their own. An anonymous caller of
-# the pages would otherwise read from their refusals (how many sends were let through,
-# and Retry-After) how often the coupon site texted a number lately, and could use the
-# number's allowance up and stop its coupons. A number gets at most each window's limit.
+# the self-service pages (/my/, /v1/subject/...) have their own, with smaller limits of
+# their own. An anonymous caller of the pages would otherwise read from their refusals
+# (how many sends were let through, and Retry-After) how often the coupon site texted a
+# number lately, and could use the number's allowance up and stop its coupons. A number
+# gets at most both windows' limits: SENDS_PER_NUMBER_* plus SELF_SERVICE_SENDS_PER_NUMBER_*.
 _NUMBER_BUCKETS = {False: "n", True: "ns"}
 
 
@@ -100,7 +108,7 @@ def number_window(
 ) -> SendWindow:
     """One send to a number, as its exact limits count it (to the microsecond: a person
     sees its Retry-After)."""
-    limits = _number_limits(ctx)
+    limits = _number_limits(ctx, self_service=self_service)
     widest = max(window for _, _, window in limits)
     return SendWindow(
         bucket=number_bucket(number_index, self_service=self_service),
@@ -111,9 +119,11 @@ def number_window(
     )
 
 
-def number_refusal(ctx: Context, sent_at: Sequence[int] | None, now: dt.datetime) -> RateLimited:
+def number_refusal(
+    ctx: Context, sent_at: Sequence[int] | None, now: dt.datetime, *, self_service: bool
+) -> RateLimited:
     """The refusal of a send its number's limits did not allow, from the sends its row held."""
-    limits = _number_limits(ctx)
+    limits = _number_limits(ctx, self_service=self_service)
     for name, most, window in limits:
         inside = sorted(t for t in sent_at or () if t > micros(now - window))
         if len(inside) >= most:

@@ -153,7 +153,7 @@ async def start(
         details={"purpose": data.purpose},
     )
     if not counted.counted:
-        raise limits.number_refusal(ctx, counted.sent_at, now)
+        raise limits.number_refusal(ctx, counted.sent_at, now, self_service=client.self_service)
     return StartResult(_started(ctx, verification, phone), replayed=False)
 
 
@@ -201,7 +201,7 @@ async def resend(
     )
     counted = await repo.count_send(tx, window)
     if not counted.counted:
-        raise limits.number_refusal(ctx, counted.sent_at, now)
+        raise limits.number_refusal(ctx, counted.sent_at, now, self_service=client.self_service)
     await repo.record_resend(
         tx,
         verification_id=row.id,

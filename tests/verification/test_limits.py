@@ -74,23 +74,43 @@ async def test_five_sends_per_number_per_hour(client, app, clock, auth):
 
 async def test_the_self_service_pages_count_a_numbers_sends_apart(client, app, clock, auth):
     """An anonymous caller of the self-service pages learned from their refusals how
-    often the coupon site had texted a number, and could use its allowance up."""
+    often the coupon site had texted a number, and could use its allowance up. The pages
+    have a window of their own, with smaller limits: a number gets at most both."""
+    s = app.state.ctx.settings
     for _ in range(2):
         assert (await start(client, auth)).status_code == 201
         clock.advance(seconds=1)
     clock.advance(seconds=60)
     anonymous = [
-        await client.post("/v1/subject/verifications", json={"phone": PHONE_E164}) for _ in range(6)
+        await client.post("/v1/subject/verifications", json={"phone": PHONE_E164})
+        for _ in range(s.self_service_sends_per_number_hour + 1)
     ]
-    assert [answer.status_code for answer in anonymous] == [201] * 5 + [429]
+    assert [answer.status_code for answer in anonymous] == [201] * (
+        s.self_service_sends_per_number_hour
+    ) + [429]
     refused = anonymous[-1]
     assert refused.json()["limit"] == "number_hour"
     # Its wait dates its own first send, not the site's.
     assert refused.headers["Retry-After"] == "3600"
-    # The site's own allowance is as it left it: three more this hour.
-    for _ in range(3):
+    # The site's own allowance is as it left it.
+    for _ in range(s.sends_per_number_hour - 2):
         assert (await start(client, auth)).status_code == 201
     assert (await start(client, auth)).status_code == 429
+
+
+async def test_a_number_gets_at_most_both_windows_a_day(client, app, clock, auth):
+    """Both kinds of caller, alternating for hours, reach the sum of their day limits."""
+    s = app.state.ctx.settings
+    sent = 0
+    for _hour in range(4):
+        for _ in range(s.sends_per_number_hour):
+            sent += (await start(client, auth)).status_code == 201
+            sent += (
+                await client.post("/v1/subject/verifications", json={"phone": PHONE_E164})
+            ).status_code == 201
+            clock.advance(seconds=1)
+        clock.advance(hours=1)
+    assert sent == s.sends_per_number_day + s.self_service_sends_per_number_day
 
 
 async def test_ten_sends_per_number_per_day(client, app, clock, auth):
