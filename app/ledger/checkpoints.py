@@ -22,7 +22,8 @@ from app.core.db import Database
 from app.core.tx import Tx
 from app.ledger import chain, signing, witness
 from app.ledger import repository as repo
-from app.ledger.errors import EmptyLedger, WitnessUnavailable
+from app.ledger import requests_repository as requests
+from app.ledger.errors import EmptyLedger, UnbackedEntry, WitnessUnavailable
 from app.ledger.export_format import checkpoint_record
 from app.models.ledger import LedgerCheckpoint
 
@@ -73,6 +74,16 @@ async def create(
     latest = await repo.latest_checkpoint(tx, kind=HEAD)
     if latest is not None and latest.seq == seq and not force:
         return None
+    # A signature would vouch for every entry up to the head, and so would the witness's
+    # copy of it: never over an entry appended by hand, which no release wrote.
+    unbacked = await requests.first_unbacked_entry(
+        tx, after_seq=latest.seq if latest is not None else 0
+    )
+    if unbacked is not None:
+        raise UnbackedEntry(
+            f"entry {unbacked.seq} records disclosure request {unbacked.request_id}, which "
+            "was not released as it: no checkpoint was made"
+        )
     now = ctx.clock.now()
     checkpoint = await sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
     await record_event(
@@ -107,6 +118,9 @@ async def run_schedule(db: Database, ctx: Context) -> None:
         try:
             async with db.transaction() as tx:
                 made = await create(tx, ctx, actor="scheduler")
+        except UnbackedEntry as refused:
+            log.error("ledger checkpoint refused: %s", refused.detail)
+            continue
         except Exception:  # a busy database only delays the next checkpoint
             log.warning("ledger checkpoint skipped")
             continue

@@ -67,6 +67,15 @@ class EmptyLedger(AppError):
     title = "The ledger has no entry to commit to yet"
 
 
+class UnbackedEntry(AppError):
+    status = 409
+    slug = "ledger-entry-unbacked"
+    title = (
+        "An entry records a disclosure no released request was released as: no checkpoint "
+        "is signed over it (the ledger may have been tampered with; run `smsreg ledger verify`)"
+    )
+
+
 class WitnessUnavailable(AppError):
     status = 503
     slug = "ledger-witness-unavailable"

@@ -29,6 +29,7 @@ from app.ledger.errors import (
     RequestNotFound,
     SelfApproval,
     SubjectGone,
+    UnbackedEntry,
     WitnessUnavailable,
     WrongState,
 )
@@ -210,7 +211,7 @@ async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyR
 @router.post(
     "/ledger/checkpoints",
     status_code=201,
-    responses={**STAFF_PROBLEMS, 409: EmptyLedger.openapi(), 503: _NOT_SIGNED},
+    responses={**STAFF_PROBLEMS, **problems(EmptyLedger, UnbackedEntry), 503: _NOT_SIGNED},
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
 )
 async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> CheckpointPublic:

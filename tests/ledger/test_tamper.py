@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.ledger import chain, checkpoints, signing, verify
+from app.ledger.errors import UnbackedEntry
 from app.models.ledger import LedgerEntry, LedgerEntrySubject
 from app.models.types import table
 from tests.conftest import call, sync_engine
@@ -229,7 +230,7 @@ async def test_an_entry_appended_by_hand_is_found_and_never_signed_as_authentic(
     ledger, ctx, subjects, request_id, why
 ):
     """An insider with the service's rights (INSERT, no UPDATE or DELETE) appends a
-    disclosure that never happened; the next checkpoint would sign it."""
+    disclosure that never happened; the next checkpoint signed it."""
     if request_id is None:
         request_id = await requested(ledger, subjects[:1])
     with sync_engine(ledger).begin() as conn:  # the triggers on
@@ -237,9 +238,14 @@ async def test_an_entry_appended_by_hand_is_found_and_never_signed_as_authentic(
     problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (seq, "unbacked")
     assert problem.detail.endswith(why)
-    assert (await call(ledger, checkpoints.create)).seq == seq  # the schedule signs it
-    problem = await _problem(ledger)
-    assert (problem.seq, problem.kind) == (seq, "unbacked"), "signed, and still found"
+    # No checkpoint is signed over it (the schedule's, the command's, the API's), so no
+    # signature and no witness line ever vouch for it.
+    with pytest.raises(UnbackedEntry):
+        await call(ledger, checkpoints.create)
+    with pytest.raises(UnbackedEntry):
+        await call(ledger, checkpoints.create_now, actor="staff:auditor")
+    covered = await verified(ledger)
+    assert covered.covered_to == N and covered.problem.kind == "unbacked"
 
 
 async def test_a_tampered_subject_index_is_found(ledger, subjects):
