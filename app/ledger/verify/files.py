@@ -22,7 +22,15 @@ from app.ledger.verify.report import (
     Problem,
     Report,
 )
-from app.ledger.verify.walk import Pins, Walk, as_int, check_signatures, choose_start, run
+from app.ledger.verify.walk import (
+    Pins,
+    Walk,
+    as_int,
+    check_signatures,
+    choose_start,
+    run,
+    signed_content,
+)
 
 
 def parse_public_keys(values: Iterable[str]) -> dict[str, Ed25519PublicKey]:
@@ -140,6 +148,7 @@ def _verify_records(
     records = Lookahead(parsed)
     embedded: dict[str, Ed25519PublicKey] = {}
     checkpoints: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...] | None] = set()
     while (peeked := records.peek()) is not None and peeked.get("type") in ("key", "checkpoint"):
         record = next(records)
         if record["type"] == "key":
@@ -147,10 +156,16 @@ def _verify_records(
                 embedded[str(record["key_id"])] = signing.load_public_key(str(record["public_key"]))
             except (KeyError, ValueError):
                 raise Malformed("a key record is malformed") from None
-        elif any(record == earlier for earlier in checkpoints):
-            # A copy proves nothing more, yet it was counted as a second valid signature.
-            raise Malformed(f"checkpoint #{record.get('id')} appears twice")
         else:
+            # A copy proves nothing more, yet it counted as a second valid signature, and
+            # its unsigned fields (the id) can differ: compared by what is signed.
+            try:
+                signed: tuple[Any, ...] | None = signed_content(record)
+            except (KeyError, TypeError, ValueError):
+                signed = None  # its signature check says what is wrong with it
+            if signed is not None and signed in seen:
+                raise Malformed(f"checkpoint #{record.get('id')} repeats a checkpoint")
+            seen.add(signed)
             checkpoints.append(record)
     if trusted is None:
         trusted = embedded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,21 @@ from app.ledger.verify.report import (
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
+def signed_content(checkpoint: Mapping[str, Any]) -> tuple[str, int, str, dt.datetime, str]:
+    """What a checkpoint's signature covers: its kind, seq, head hash, time and key id
+    (KeyError, TypeError or ValueError for one that cannot be read so)."""
+    created = checkpoint["created_at"]
+    if isinstance(created, str):
+        created = canonical.parse_timestamp(created)
+    return (
+        str(checkpoint["kind"]),
+        int(checkpoint["seq"]),
+        str(checkpoint["head_hash"]),
+        created,
+        str(checkpoint["key_id"]),
+    )
+
+
 def check_signatures(
     checkpoints: Iterable[Mapping[str, Any]], public: Mapping[str, Ed25519PublicKey]
 ) -> tuple[list[Mapping[str, Any]], Problem | None]:
@@ -34,15 +50,9 @@ def check_signatures(
     worst: Problem | None = None
     for checkpoint in checkpoints:
         try:
-            created = checkpoint["created_at"]
-            if isinstance(created, str):
-                created = canonical.parse_timestamp(created)
+            kind, seq, head_hash, created, key_id = signed_content(checkpoint)
             message = signing.checkpoint_message(
-                kind=str(checkpoint["kind"]),
-                seq=int(checkpoint["seq"]),
-                head_hash=str(checkpoint["head_hash"]),
-                created_at=created,
-                key_id=str(checkpoint["key_id"]),
+                kind=kind, seq=seq, head_hash=head_hash, created_at=created, key_id=key_id
             )
             why = signing.verify_signature(
                 public,
