@@ -12,7 +12,8 @@ session cookie, and the headers it is answered with.
 - What an action did (a flash): a cookie the action's answer sets and the records page
   reads once, keyed to the session, so neither an address nor a reload can claim it.
 - The erasure's receipt: shown at its own address (so a reload or the language switch
-  does not lose it), found by a cookie keyed to this browser, for an hour.
+  does not lose it), found by a cookie keyed to this browser, for 15 minutes, and
+  forgotten once the start page is shown or anyone starts to sign in.
 - Every answer: ``Cache-Control: no-store`` and a CSP that allows no script at all and
   styles only from the pages' own stylesheet.
 """
@@ -274,6 +275,14 @@ def set_session(request: Request, response: Response, token: str) -> None:
     """Keep the subject token in a session cookie: gone when the browser closes (a shared
     phone or a kiosk), and the session itself ends on the server after its minutes."""
     _keep(request, response, SESSION_COOKIE, token)
+    forget_receipt(request, response)
+
+
+def forget_receipt(request: Request, response: Response) -> None:
+    """Forget an erasure's receipt once someone starts to sign in, or the start page is
+    shown: the next user of a shared browser must not be shown the last one's."""
+    if RECEIPT_COOKIE in request.cookies:
+        response.delete_cookie(RECEIPT_COOKIE, path=PATH)
 
 
 def clear_session(response: Response) -> None:
@@ -284,6 +293,7 @@ def clear_session(response: Response) -> None:
 def set_pending(request: Request, response: Response, verification_id: str) -> None:
     """Remember the verification the code page is for (until the browser closes)."""
     _keep(request, response, PENDING_COOKIE, verification_id)
+    forget_receipt(request, response)
 
 
 def forget_pending(response: Response) -> None:

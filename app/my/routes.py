@@ -169,7 +169,9 @@ async def my_start(request: Request, ctx: CtxDep, subject: CookieSubject) -> Res
     if subject is not None:
         lang = request.query_params.get("lang")
         return pages.redirect("/my/records" + (f"?lang={lang}" if lang in LANGUAGES else ""))
-    return pages.page(request, ctx, "start.html")
+    start = pages.page(request, ctx, "start.html")
+    pages.forget_receipt(request, start)
+    return start
 
 
 @router.post("/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -349,7 +351,7 @@ async def my_erase(
 
 @router.get("/receipt", response_class=HTMLResponse)
 async def my_receipt(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
-    """The receipt of the erasure this browser made, for an hour after it (then, or
+    """The receipt of the erasure this browser made, for 15 minutes after it (then, or
     without one: the start page)."""
     found = pages.receipt_id(ctx, request)
     receipt = None if found is None else await register.erasure_receipt(tx, found)
@@ -362,8 +364,9 @@ async def my_receipt(request: Request, ctx: CtxDep, tx: TxDep) -> Response:
 
 
 # How long after the erasure its browser shows the receipt again: time to read it, switch
-# its language and note its ID, not long enough for the next user of a shared browser.
-RECEIPT_SHOWN = dt.timedelta(hours=1)
+# its language and note its ID. The next user of a shared browser who starts to sign in
+# forgets it sooner (pages.forget_receipt).
+RECEIPT_SHOWN = dt.timedelta(minutes=15)
 
 
 @router.post("/correction/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
