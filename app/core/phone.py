@@ -17,14 +17,22 @@ _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 # What a number may be written with besides digits (of any script) and spaces: dashes
 # (also the long-vowel marks that Japanese input methods type for one, and the minus
-# sign), dots, slashes, brackets and plus signs; and the invisible marks a number copied
-# from another app or a web page brings along (direction marks and embeddings, never
-# overrides; zero-width spaces and joiners, a soft hyphen, a byte-order mark).
-_PUNCTUATION = frozenset("+\uff0b.\uff0e/\uff0f()\uff08\uff09[]\uff3b\uff3d\u30fc\u2212")
-_COPIED_MARKS = frozenset(
-    "\u200b\u200e\u200f\u202a\u202b\u202c\u2060\u2066\u2067\u2068\u2069\u00ad\ufeff"
-)
+# sign), dots, slashes, brackets and one plus sign before the digits; and the invisible
+# marks a number copied from another app or a web page brings along: left-to-right
+# marks, embeddings and isolates (a number reads left to right; a right-to-left one
+# would show its groups in another order), zero-width spaces, a word joiner, a soft
+# hyphen, a byte-order mark.
+_PLUS = frozenset("+\uff0b")
+_PUNCTUATION = _PLUS | frozenset(".\uff0e/\uff0f()\uff08\uff09[]\uff3b\uff3d\u30fc\u2212")
+_COPIED_MARKS = frozenset("\u200b\u200e\u202a\u202c\u2060\u2066\u2068\u2069\u00ad\ufeff")
 WRITTEN_WITH = "digits, spaces, hyphens, dots, slashes, brackets and a leading +"
+
+
+def _one_leading_plus(raw: str) -> bool:
+    """At most one plus sign, and none after the first digit."""
+    pluses = [i for i, character in enumerate(raw) if character in _PLUS]
+    first_digit = next((i for i, character in enumerate(raw) if character.isdecimal()), len(raw))
+    return len(pluses) <= 1 and all(i < first_digit for i in pluses)
 
 
 def _written_as_number(char: str) -> bool:
@@ -112,9 +120,10 @@ def parse_mobile(
         # phonenumbers reads letters as the digits of a phone keypad (090-CALL-5678 is
         # 090-2255-5678): a typo would send the code to somebody else's number.
         raise InvalidInput.field(field, "must be written in digits, not letters")
-    if not all(_written_as_number(character) for character in raw):
+    if not all(_written_as_number(character) for character in raw) or not _one_leading_plus(raw):
         # phonenumbers skips what comes before the first digit and after the last
-        # (``090-1234-5678!!!``, a NUL, a control character, a direction override).
+        # (``090-1234-5678!!!``, a NUL, a control character, a direction override, a
+        # plus sign at the end) and reads ``++81`` as ``+81``.
         raise InvalidInput.field(field, f"may hold only {WRITTEN_WITH}")
     # number_type() is UNKNOWN exactly when is_valid_number() is False (both match the
     # number against its region's patterns, which is most of the parsing cost), so

@@ -83,6 +83,11 @@ def test_a_number_written_with_digits_and_separators_is_read(raw):
         "090-1234-5678\u202e",  # a direction override: shown otherwise than it reads
         "*090-1234-5678",
         "090-1234-5678?",
+        "09012345678+",  # a plus sign only before the digits, and only one
+        "++819012345678",
+        "+81 90+1234+5678",
+        "\u202b090 1234 5678\u202c",  # a right-to-left embedding: its groups shown reversed
+        "\u200f090-1234-5678",
     ],
 )
 def test_anything_else_around_the_digits_is_refused_naming_the_field(raw):
