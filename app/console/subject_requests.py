@@ -66,9 +66,8 @@ def _handles(staff: Staff) -> bool:
 async def list_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
     filters = query_form(request, RegisterFilter)
     status = None if filters.status == "all" else filters.status
+    # Open ones first by due date, then the latest answered: the register's own order.
     found = await register.listing(tx, ctx, status=status, subject_id=filters.subject_id)
-    # Open ones first, each group by due date as the register orders it.
-    found.sort(key=lambda r: r.status != "open")
     context = {
         "requests": found,
         "filters": filters,

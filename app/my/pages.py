@@ -200,9 +200,14 @@ def receipt_lines(
     return [(w, n) for w, n in erased.items() if n], [(w, n) for w, n in kept if n]
 
 
+def _signed_message(purpose: bytes, value: str, bound: str) -> bytes:
+    """What a cookie's MAC covers: its purpose (flash, receipt), value and binding."""
+    return b"my-%s:%s\0%s" % (purpose, value.encode(), bound.encode())
+
+
 def _signed(ctx: Context, purpose: bytes, value: str, bound: str) -> str:
     """``value`` with a MAC of the token key ring over it and what it is ``bound`` to."""
-    mac = ctx.keys.token.mac(b"my-%s:%s\0%s" % (purpose, value.encode(), bound.encode()))
+    mac = ctx.keys.token.mac(_signed_message(purpose, value, bound))
     return f"{value}.{mac.hex()}"
 
 
@@ -212,8 +217,8 @@ def _verified(ctx: Context, purpose: bytes, cookie: str, bound: str) -> str | No
     if not value or not cookie.isascii():
         return None
     ring = ctx.keys.token
+    message = _signed_message(purpose, value, bound)
     for key_id in ring.ids():
-        message = b"my-%s:%s\0%s" % (purpose, value.encode(), bound.encode())
         if same_token(ring.mac(message, key_id=key_id).hex(), mac):
             return value
     return None
