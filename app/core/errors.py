@@ -478,6 +478,8 @@ def _allowed_methods(request: Request) -> str:
 
     FastAPI makes one route per operation, and Starlette names the methods of the first
     route whose path matched: a path with ``GET`` and ``POST`` answered ``Allow: POST``.
+    ``iter_route_contexts`` is FastAPI's public way to walk the routes of included
+    routers (``app.routes`` holds them unflattened since FastAPI 0.137).
     """
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.routes):
