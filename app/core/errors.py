@@ -474,17 +474,26 @@ def _page_route(request: Request) -> PageRoute | None:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method a route of the app takes at the request's path, for ``Allow``.
+    """Every method the operations at the request's path take, for ``Allow``: those of
+    the routes with the path template of the first route the path matched, as the
+    OpenAPI document lists them.
 
     FastAPI makes one route per operation, and Starlette names the methods of the first
     route whose path matched: a path with ``GET`` and ``POST`` answered ``Allow: POST``.
+    A route with a parameter that the path also matches (``/v1/staff/{staff_id}`` for
+    ``/v1/staff/sessions``) is another operation, whose methods are not the path's.
     ``iter_route_contexts`` is FastAPI's public way to walk the routes of included
     routers (``app.routes`` holds them unflattened since FastAPI 0.137).
     """
+    template: str | None = None
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.routes):
-        match, _child = route.matches(request.scope)
-        if match != Match.NONE:
+        if template is None:
+            match, _child = route.matches(request.scope)
+            if match == Match.NONE:
+                continue
+            template = route.path_format
+        if route.path_format == template:
             methods |= route.methods or set()
     return ", ".join(sorted(methods))
 

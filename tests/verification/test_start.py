@@ -261,6 +261,9 @@ async def test_unknown_route_and_method_are_problems(client, auth):
         ("/v1/staff/invitations", "GET, POST"),
         ("/v1/disclosures", "GET, POST"),
         ("/v1/subscribers/sub_x/consents", "GET, POST"),
+        # Not the methods of another operation whose parameter the path also matches.
+        ("/v1/staff/sessions", "POST"),
+        ("/v1/staff/me/totp", "GET, POST"),
     ],
 )
 async def test_allow_names_every_method_the_path_takes(client, path, allow):
