@@ -24,6 +24,7 @@ from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.dashboard import DUE_SOON
 from app.console.web import Confirm, ConsoleRoute, checked, confirmed, query_form, staff_page
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.my.texts import RECEIPT
 from app.staff import roles
 from app.staff.auth import Staff
 from app.subject import handling, register
@@ -118,9 +119,7 @@ async def detail(
     return staff_page(request, ctx, staff, "subject_request.html", _detail(staff, found))
 
 
-def _detail(
-    staff: Staff, found: SubjectRequestPublic, *, erased: bool = False
-) -> dict[str, object]:
+def _detail(staff: Staff, found: SubjectRequestPublic) -> dict[str, object]:
     """A request's page: what the signed-in role may do with it, and which kinds closing
     as done carries out (the rest are answered outside the system)."""
     return {
@@ -128,7 +127,7 @@ def _detail(
         "may_handle": _handles(staff),
         "may_read_subscriber": staff.role in roles.SUBSCRIBER_READ,
         "carried_out": {kind.value for kind in handling.CARRIED_OUT},
-        "erased": erased,
+        "receipt_words": RECEIPT,
     }
 
 
@@ -163,10 +162,9 @@ async def close(
     )
     if erasing:
         confirmed(confirm)  # nothing is written without the box ticked
-    closed = await handling.close(tx, ctx, staff=staff, ip=ip, request_id=request_id, data=data)
-    if not erasing:
-        return RedirectResponse(f"/console/subject-requests/{request_id}", status_code=303)
-    background.add_task(db.checkpoint)  # as the API: empty SQLite's write-ahead log
-    # The receipt, now, to hand the person; the register keeps it with the request.
-    context = _detail(staff, closed, erased=closed.receipt is not None)
-    return staff_page(request, ctx, staff, "subject_request.html", context)
+    await handling.close(tx, ctx, staff=staff, ip=ip, request_id=request_id, data=data)
+    if erasing:
+        background.add_task(db.checkpoint)  # as the API: empty SQLite's write-ahead log
+    # The request's page, which shows an erasure's receipt (the register keeps it): a
+    # reload shows it again, where an answer to this form would post it again.
+    return RedirectResponse(f"/console/subject-requests/{request_id}", status_code=303)

@@ -15,10 +15,12 @@ import pytest
 
 from app.console import i18n
 from app.ledger import provision
+from app.my.texts import RECEIPT
 from app.staff.roles import Role
+from app.subject.erasure import KEPT_WHY
 from app.subject.schemas import Channel, RequestKind
 from tests.conftest import call
-from tests.console.helpers import csrf_of, get, post, signed_in
+from tests.console.helpers import HTML, csrf_of, get, post, signed_in
 from tests.staff.helpers import CHEAP_HASHING, rows, staff_auth, verified
 
 E164 = "+819012345678"
@@ -275,10 +277,13 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     assert requests_of(app)[0]["status"] == "open"
     auditor = await signed_in(app, "auditor", "kenji")
     assert (await get(auditor, path + "/erase")).status_code == 403
-    erased = await post(operator, path + "/close", {**form, "confirm": "yes"})
+    done = await post(operator, path + "/close", {**form, "confirm": "yes"})
+    # To the request's page, which a reload shows again (an answer to the form would post
+    # the erasure again).
+    assert done.status_code == 303 and done.headers["location"] == path, done.text
+    erased = await get(operator, path)
     assert erased.status_code == 200, erased.text
     assert erased.headers["cache-control"] == "no-store"
-    assert 'id="erased"' in erased.text
     receipt = erased.text.split('id="receipt"')[1].split("</section>")[0]
     assert re.search(r"<code>subscribers</code></td><td>1<", receipt)
     assert E164 not in erased.text and "5678" not in receipt
@@ -290,7 +295,13 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     ]
     # The register keeps the receipt with the request, for the person who asks for it.
     kept = await get(auditor, path)
-    assert 'id="receipt"' in kept.text and 'id="erased"' not in kept.text
+    assert 'id="receipt"' in kept.text
+    # In the page's language, as /my/ words it for the person: the Japanese console's was
+    # English, and named the erased rows by their tables only.
+    japanese = await auditor.get(path, headers={**HTML, "Accept-Language": "ja"})
+    assert RECEIPT["ja"]["why_ledger_entry_subjects"] in japanese.text
+    assert RECEIPT["ja"]["subscribers"] in japanese.text
+    assert KEPT_WHY["ledger_entry_subjects"] not in japanese.text
     assert re.search(r": \d{4}-\d\d-\d\d \d\d:\d\d UTC</p>", kept.text), "the console's time"
     # Closed, the erasure's page leads back to the request.
     assert (await get(operator, path + "/erase")).status_code == 303
