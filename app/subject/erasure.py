@@ -105,11 +105,14 @@ async def erase(
         erased_at=now,
         erased=erased,
         kept=[
-            # The register counts this erasure too: recorded below, or the request it closes.
+            # The register counts this erasure too: recorded below, or the request it closes;
+            # and the audit log its event, recorded below.
             KeptPublic(
                 what=name,
                 why=why,
-                count=kept[name] + (1 if record and name == "subject_requests" else 0),
+                count=kept[name]
+                + (1 if record and name == "subject_requests" else 0)
+                + (1 if name == "audit_events" else 0),
             )
             for name, why in KEPT_WHY.items()
         ],
