@@ -407,3 +407,13 @@ async def test_the_pages_say_coupon_uses_may_be_kept_and_show_none_of_them(
     days = app.state.ctx.settings.coupon_limit_memory_days
     assert TEXTS["ja"]["kept_note"].format(days=days) in nothing.text
     assert "spring" not in nothing.text
+
+
+async def test_the_new_numbers_country_is_first_that_of_the_records_number(
+    client, app, carrier, clock
+):
+    """On the Korean page the correction offered Korea first for a Japanese number."""
+    await _signed_in(client, app, carrier, clock, lang="ko")
+    records = await client.get("/my/records?lang=ko")
+    select = records.text.split('id="new-country"')[1].split("</select>")[0]
+    assert '<option value="JP" selected>' in select and 'KR" selected' not in select
