@@ -8,7 +8,7 @@ does (an erasure, a withdrawal, a stop of a use, a stop or resume of provision),
 the staff member's act and audited in the same transaction; the other kinds are answered
 outside the system and only recorded as answered. An erasure cannot be undone: its form
 is a page of its own, sent only with its "I am sure" box ticked (refused otherwise,
-``422`` naming ``confirm``), and its answer shows the receipt.
+``422`` naming ``confirm``), and it leads to the request's page, which shows the receipt.
 """
 
 from __future__ import annotations
