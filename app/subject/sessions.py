@@ -19,7 +19,6 @@ from app.core.db import Database
 from app.core.errors import AppError, NotFound, Unauthenticated
 from app.core.ids import new_id
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
-from app.core.phone import parse_mobile, reading_region
 from app.core.tx import Tx
 from app.models.subject import SubjectSession
 from app.registry import service as registry
@@ -73,17 +72,17 @@ async def start(tx: Tx, ctx: Context, *, data: SubjectStart, ip: str) -> Subject
     """Send a ``data_subject`` code to the number, within every send limit."""
     client = await clients.self_service_client(tx, ctx)
     started = await verification.start(
-        tx,
-        ctx,
-        client=client,
-        data=VerificationStart(
-            phone=data.phone, purpose="data_subject", locale=data.locale, country=data.country
-        ),
-        ip=ip,
-        idempotency_key=None,
+        tx, ctx, client=client, data=_as_start(data), ip=ip, idempotency_key=None
     )
     tx.after_commit(_STARTED.inc)  # counted as a client's starts are, once it is queued
     return _as_subject(started.public)
+
+
+def _as_start(data: SubjectStart) -> VerificationStart:
+    """A subject's request for a code, as the verification it starts."""
+    return VerificationStart(
+        phone=data.phone, purpose="data_subject", locale=data.locale, country=data.country
+    )
 
 
 async def start_correction(
@@ -96,18 +95,7 @@ async def start_correction(
     move would record a correction and cancel the campaign messages held for them. The
     number is compared by its blind index under every key in the ring, never decrypted.
     """
-    s = ctx.settings
-    phone = parse_mobile(
-        data.phone,
-        default_region=s.default_region,
-        allowed_regions=s.allowed_regions,
-        region=reading_region(
-            country=data.country,
-            locale=data.locale,
-            default_region=s.default_region,
-            allowed_regions=s.allowed_regions,
-        ),
-    )
+    phone = verification.number_to_start(ctx, _as_start(data))
     indexes = ctx.keys.blind_indexes(phone.e164, kind="number")
     holder = await registry.find_id(tx, phone_index=indexes)
     if holder == subject.subscriber_id:

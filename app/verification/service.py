@@ -73,6 +73,23 @@ class StartResult:
         self.replayed = replayed
 
 
+def number_to_start(ctx: Context, data: VerificationStart) -> Phone:
+    """The number a start names, read in the region its ``country`` or ``locale`` implies
+    (InvalidInput naming ``phone`` or ``country`` otherwise)."""
+    s = ctx.settings
+    return parse_mobile(
+        data.phone,
+        default_region=s.default_region,
+        allowed_regions=s.allowed_regions,
+        region=reading_region(
+            country=data.country,
+            locale=data.locale,
+            default_region=s.default_region,
+            allowed_regions=s.allowed_regions,
+        ),
+    )
+
+
 async def start(
     tx: Tx,
     ctx: Context,
@@ -84,17 +101,7 @@ async def start(
 ) -> StartResult:
     """Start a verification and queue its SMS, or replay the first answer to a repeated key."""
     s = ctx.settings
-    phone = parse_mobile(
-        data.phone,
-        default_region=s.default_region,
-        allowed_regions=s.allowed_regions,
-        region=reading_region(
-            country=data.country,
-            locale=data.locale,
-            default_region=s.default_region,
-            allowed_regions=s.allowed_regions,
-        ),
-    )
+    phone = number_to_start(ctx, data)
     now = ctx.clock.now()
     looked = None
     if idempotency_key is not None:

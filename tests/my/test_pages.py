@@ -18,21 +18,10 @@ from app.verification.schemas import Purpose
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.ledger.conftest import add_subscriber, number, release
+from tests.my.helpers import csrf_of, field_of
 from tests.staff.helpers import rows, verified
 
 NUMBER = "+819024681357"
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert found, "no CSRF field in the form"
-    return found.group(1)
-
-
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field"
-    return found.group(1)
 
 
 async def test_pages_are_not_stored_and_run_no_script(client):
@@ -70,7 +59,7 @@ async def test_a_form_without_its_csrf_token_is_refused(client, app):
     assert response.status_code == 403
     assert not rows(app, "SELECT id FROM verifications")
     # The right token from another browser (another cookie) does not pass either.
-    token = _csrf((await client.get("/my/")).text)
+    token = csrf_of((await client.get("/my/")).text)
     client.cookies.clear()
     response = await client.post("/my/code", data={"csrf": token, "phone": NUMBER, "country": "JP"})
     assert response.status_code == 403
@@ -109,7 +98,7 @@ async def test_a_csrf_token_that_decodes_to_a_lone_surrogate_is_refused(client, 
 async def test_a_form_that_does_not_validate_answers_a_page_naming_the_field(client, app, form):
     """A browser gets a page in its language, never a JSON problem (which once even
     blamed the form's media type)."""
-    token = _csrf((await client.get("/my/")).text)
+    token = csrf_of((await client.get("/my/")).text)
     response = await client.post("/my/code", data={"csrf": token, **form})
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("text/html")
@@ -170,16 +159,16 @@ async def test_a_csrf_pair_from_another_browser_does_not_pass_in_a_session(
     one (a sibling host can set a cookie), are refused: the token names the session too."""
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, NUMBER)
-    attacker = _csrf((await client.get("/my/")).text)
+    attacker = csrf_of((await client.get("/my/")).text)
     planted = client.cookies["smsreg_csrf"]
     page = await client.get("/my/?lang=en")
     posted = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": NUMBER, "country": "JP"}
     )
     sent = await client.get(posted.headers["location"])
     opened = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, NUMBER)},
     )  # fmt: skip
     assert opened.status_code == 303
@@ -189,7 +178,7 @@ async def test_a_csrf_pair_from_another_browser_does_not_pass_in_a_session(
     assert rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
     # The token of a page shown in the session passes.
     records = await client.get("/my/records")
-    done = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
+    done = await client.post("/my/actions/stop-usage", data={"csrf": csrf_of(records.text)})
     assert done.status_code == 303
     assert not rows(app, "SELECT purpose FROM subscriber_purposes WHERE subscriber_id = :s", s=sid)
 
@@ -203,7 +192,7 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     clock.advance(minutes=1)
     page = await client.get("/my/?lang=en")
     posted = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": "090-2468-1357", "country": "JP"}
     )
     # The code form is a page of its own: reloading it (or going back to it) sends no
     # second SMS, as reloading the form's POST did.
@@ -221,7 +210,7 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     full_width = code.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     opened = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": full_width},  # as a Japanese input method types it
     )  # fmt: skip
     assert opened.status_code == 303
@@ -240,7 +229,7 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert re.search(r"; last verified 2026-\d\d-\d\d \d\d:\d\d \(UTC\+9\)", records.text)
     assert "request reference: ER-2026-7; other people in this disclosure: 1" in records.text
     assert other not in records.text
-    stopped = await client.post("/my/actions/stop-usage", data={"csrf": _csrf(records.text)})
+    stopped = await client.post("/my/actions/stop-usage", data={"csrf": csrf_of(records.text)})
     assert stopped.status_code == 303
     # The page says what was done, not only "Done."
     after = await client.get(stopped.headers["location"])
@@ -249,10 +238,10 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
 
     confirm = await client.get("/my/erase")
     assert confirm.status_code == 200 and 'name="confirm"' in confirm.text
-    unconfirmed = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    unconfirmed = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text)})
     assert unconfirmed.status_code == 422
     assert rows(app, "SELECT id FROM subscribers WHERE id = :s", s=sid) == [{"id": sid}]
-    posted = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    posted = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
     # The receipt at an address of its own: a reload does not post the erasure again.
     assert posted.status_code == 303 and posted.headers["location"] == "/my/receipt"
     erased = await client.get("/my/receipt")
@@ -272,19 +261,19 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     clock.advance(minutes=1)
     page = await client.get("/my/?lang=en")
     posted = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": NUMBER, "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": NUMBER, "country": "JP"}
     )
     sent = await client.get(posted.headers["location"])
     code = await sent_code(app, carrier, NUMBER)
     await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": code},
     )  # fmt: skip
     records = await client.get("/my/records")
     new = "+819086429753"
     asked = await client.post(
-        "/my/correction/code", data={"csrf": _csrf(records.text), "phone": new, "country": "JP"}
+        "/my/correction/code", data={"csrf": csrf_of(records.text), "phone": new, "country": "JP"}
     )
     # A page of its own, as the first code's: a reload sends no second SMS.
     assert asked.status_code == 303, asked.text
@@ -297,7 +286,8 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     assert rows(app, "SELECT id FROM outbox_messages") == messages
     moved = await client.post(
         "/my/correction",
-        data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
+        data={"csrf": csrf_of(asked.text),
+              "verification_id": field_of(asked.text, "verification_id"),
               "code": await sent_code(app, carrier, new)},
     )  # fmt: skip
     assert moved.status_code == 303, moved.text
@@ -321,14 +311,14 @@ async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
     await verified(client, app, carrier, auth, NUMBER)
     page = await client.get("/my/?lang=ko")
     posted = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": "090-2468-1357", "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": "090-2468-1357", "country": "JP"}
     )
     sent = await client.get(posted.headers["location"])
     code = await sent_code(app, carrier, NUMBER)
     wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
     answer = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": wrong},
     )  # fmt: skip
     assert answer.status_code == 422

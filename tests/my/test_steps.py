@@ -12,22 +12,11 @@ from app.my.texts import PROBLEMS, RECEIPT, TEXTS
 from tests.consent.helpers import make_key
 from tests.fixtures.flows import sent_code
 from tests.fixtures.subject import add_subscriber
+from tests.my.helpers import csrf_of, field_of
 from tests.staff.helpers import rows, verified
 
 NUMBER = "+819024681357"
 NEW = "+819086429753"
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert found, "no CSRF field in the form"
-    return found.group(1)
-
-
-def _field(html: str, name: str) -> str:
-    found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field"
-    return found.group(1)
 
 
 def _switch(html: str) -> set[str]:
@@ -54,7 +43,7 @@ def _wrong(code: str) -> str:
 async def _code_page(client: httpx.AsyncClient, lang: str, phone: str) -> httpx.Response:
     page = await client.get(f"/my/?lang={lang}")
     posted = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": phone, "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": phone, "country": "JP"}
     )
     assert posted.status_code == 303, posted.text
     return await client.get("/my/code")
@@ -68,7 +57,7 @@ async def _signed_in(client, app, carrier, clock, *, lang: str = "en") -> str:
     sent = await _code_page(client, lang, NUMBER)
     opened = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, NUMBER)},
     )  # fmt: skip
     assert opened.status_code == 303, opened.text
@@ -78,7 +67,7 @@ async def _signed_in(client, app, carrier, clock, *, lang: str = "en") -> str:
 async def _new_numbers_code(client, app, carrier, phone: str) -> httpx.Response:
     records = await client.get("/my/records")
     asked = await client.post(
-        "/my/correction/code", data={"csrf": _csrf(records.text), "phone": phone, "country": "JP"}
+        "/my/correction/code", data={"csrf": csrf_of(records.text), "phone": phone, "country": "JP"}
     )
     assert asked.status_code == 303, asked.text
     return await client.get("/my/correction/code")
@@ -94,7 +83,7 @@ async def test_the_receipt_is_shown_again_in_another_language_and_on_reload(
     language links led to the start page: the session had ended, the receipt was lost."""
     await _signed_in(client, app, carrier, clock)
     confirm = await client.get("/my/erase")
-    posted = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    posted = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
     assert posted.status_code == 303 and posted.headers["location"] == "/my/receipt"
     shown = await client.get("/my/receipt")
     assert shown.status_code == 200
@@ -121,7 +110,7 @@ async def test_the_next_user_of_a_shared_browser_is_not_shown_the_receipt(
     person to sign in on a kiosk was shown the last one's receipt."""
     await _signed_in(client, app, carrier, clock)
     confirm = await client.get("/my/erase")
-    posted = await client.post("/my/erase", data={"csrf": _csrf(confirm.text), "confirm": "yes"})
+    posted = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
     assert (await client.get(posted.headers["location"])).status_code == 200
     start = await client.get("/my/")  # the next person, at the start page
     assert start.status_code == 200
@@ -137,7 +126,7 @@ async def test_a_wrong_code_can_be_read_in_another_language_without_a_new_sms(
     sent = await _code_page(client, "en", NUMBER)
     wrong = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": _wrong(await sent_code(app, carrier, NUMBER))},
     )  # fmt: skip
     assert wrong.status_code == 422
@@ -151,7 +140,7 @@ async def test_a_wrong_code_can_be_read_in_another_language_without_a_new_sms(
     messages = rows(app, "SELECT id FROM outbox_messages")
     switched = await client.get("/my/code?lang=ja")
     assert switched.status_code == 200 and '<html lang="ja">' in switched.text
-    assert _field(switched.text, "verification_id") == _field(sent.text, "verification_id")
+    assert field_of(switched.text, "verification_id") == field_of(sent.text, "verification_id")
     assert rows(app, "SELECT id FROM outbox_messages") == messages
 
 
@@ -163,7 +152,7 @@ async def test_a_one_time_answer_has_no_switch_and_other_answers_switch_in_place
     sent = await _code_page(client, "en", "+819011112222")  # not in the registry
     nothing = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, "+819011112222")},
     )  # fmt: skip
     assert nothing.status_code == 404 and TEXTS["en"]["nothing"] in nothing.text
@@ -171,7 +160,7 @@ async def test_a_one_time_answer_has_no_switch_and_other_answers_switch_in_place
     # A refused number: the switch shows the form again, the number as it was typed.
     page = await client.get("/my/")
     refused = await client.post(
-        "/my/code", data={"csrf": _csrf(page.text), "phone": "03-1234-5678", "country": "JP"}
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": "03-1234-5678", "country": "JP"}
     )
     assert refused.status_code == 422
     assert _switch(refused.text) == {"/my/"}
@@ -181,7 +170,7 @@ async def test_a_one_time_answer_has_no_switch_and_other_answers_switch_in_place
     # An erasure not confirmed: its confirmation page.
     await _signed_in(client, app, carrier, clock)
     confirm = await client.get("/my/erase")
-    unchecked = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    unchecked = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text)})
     assert unchecked.status_code == 422 and _switch(unchecked.text) == {"/my/erase"}
 
 
@@ -204,14 +193,14 @@ async def test_a_signed_in_person_is_never_sent_back_to_the_number_form(
     records = await client.get("/my/records")
     refused = await client.post(
         "/my/correction/code",
-        data={"csrf": _csrf(records.text), "phone": "03-1234-5678", "country": "JP"},
+        data={"csrf": csrf_of(records.text), "phone": "03-1234-5678", "country": "JP"},
     )
     assert refused.status_code == 422
     assert 'id="logout"' in refused.text and 'id="purposes"' in refused.text
     new_phone = _tag(refused.text, "new-phone")
     assert 'value="03-1234-5678"' in new_phone and 'aria-invalid="true"' in new_phone
     # Signed out, the start page is the start page again.
-    await client.post("/my/logout", data={"csrf": _csrf(records.text)})
+    await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
     assert (await client.get("/my/")).status_code == 200
 
 
@@ -225,11 +214,13 @@ async def test_a_refusal_is_said_once_with_no_stray_words(client, app, carrier, 
     records = await client.get("/my/records")
     refused = await client.post(
         "/my/correction/code",
-        data={"csrf": _csrf(records.text), "phone": "03-1234-5678", "country": "JP"},
+        data={"csrf": csrf_of(records.text), "phone": "03-1234-5678", "country": "JP"},
     )
     assert _alert(refused.text) == PROBLEMS["ja"]["field_phone"]
     assert refused.text.count("確認してください") == 1  # the problem's own words
-    unknown = await client.post("/my/actions/erase-everything", data={"csrf": _csrf(records.text)})
+    unknown = await client.post(
+        "/my/actions/erase-everything", data={"csrf": csrf_of(records.text)}
+    )
     assert unknown.status_code == 422, unknown.text
     assert _alert(unknown.text) == PROBLEMS["ja"]["other"]
     assert 'id="message"' not in unknown.text
@@ -240,7 +231,7 @@ async def test_a_refusal_is_said_once_with_no_stray_words(client, app, carrier, 
     page = await client.get("/my/records?lang=en")
     refused = await client.post(
         "/my/correction/code",
-        data={"csrf": _csrf(page.text), "phone": "03-1234-5678", "country": "JP"},
+        data={"csrf": csrf_of(page.text), "phone": "03-1234-5678", "country": "JP"},
     )
     assert _alert(refused.text) == PROBLEMS["en"]["field_phone"]
     assert "Please check" not in refused.text
@@ -258,7 +249,8 @@ async def test_a_new_number_someone_else_holds_goes_back_to_the_records_saying_s
     asked = await _new_numbers_code(client, app, carrier, NEW)
     answer = await client.post(
         "/my/correction",
-        data={"csrf": _csrf(asked.text), "verification_id": _field(asked.text, "verification_id"),
+        data={"csrf": csrf_of(asked.text),
+              "verification_id": field_of(asked.text, "verification_id"),
               "code": await sent_code(app, carrier, NEW)},
     )  # fmt: skip
     assert answer.status_code == 303 and answer.headers["location"] == "/my/records"
@@ -277,7 +269,7 @@ async def test_the_number_the_records_are_under_is_refused_before_any_sms(
     messages = rows(app, "SELECT id FROM outbox_messages")
     refused = await client.post(
         "/my/correction/code",
-        data={"csrf": _csrf(records.text), "phone": "090-2468-1357", "country": "JP"},
+        data={"csrf": csrf_of(records.text), "phone": "090-2468-1357", "country": "JP"},
     )
     assert refused.status_code == 409, refused.text
     assert _alert(refused.text) == PROBLEMS["en"]["subject-number-unchanged"]
@@ -296,14 +288,14 @@ async def test_what_was_done_is_said_once_and_only_after_the_action(client, app,
     claimed = await client.get("/my/records?done=resume-provision")
     assert TEXTS["en"]["done_resume-provision"] not in claimed.text
     assert 'id="done"' not in claimed.text
-    stopped = await client.post("/my/actions/stop-provision", data={"csrf": _csrf(claimed.text)})
+    stopped = await client.post("/my/actions/stop-provision", data={"csrf": csrf_of(claimed.text)})
     assert stopped.status_code == 303 and stopped.headers["location"] == "/my/records"
     flash = client.cookies["smsreg_flash"]
     said = await client.get("/my/records")
     assert TEXTS["en"]["done_stop-provision"] in said.text
     assert TEXTS["en"]["done_stop-provision"] not in (await client.get("/my/records")).text
     # The same cookie in another session of the same browser says nothing.
-    await client.post("/my/logout", data={"csrf": _csrf(said.text)})
+    await client.post("/my/logout", data={"csrf": csrf_of(said.text)})
     await _signed_in(client, app, carrier, clock)
     client.cookies.set("smsreg_flash", flash, path="/my")
     assert TEXTS["en"]["done_stop-provision"] not in (await client.get("/my/records")).text
@@ -320,12 +312,12 @@ async def test_each_step_has_its_own_title_and_heading(client, app, carrier, clo
     sent = await _code_page(client, "ja", NUMBER)
     await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, NUMBER)},
     )  # fmt: skip
     records = await client.get("/my/records")
     erase = await client.get("/my/erase")
-    await client.post("/my/erase", data={"csrf": _csrf(erase.text), "confirm": "yes"})
+    await client.post("/my/erase", data={"csrf": csrf_of(erase.text), "confirm": "yes"})
     receipt = await client.get("/my/receipt")
     expired = await client.get("/my/records")
     pages = [start, sent, records, erase, receipt, expired]
@@ -351,7 +343,7 @@ async def test_an_unconfirmed_erasure_says_what_to_do(client, app, carrier, cloc
     """It said "Please check: I understand; erase my data", as if erasing had begun."""
     await _signed_in(client, app, carrier, clock, lang="ko")
     confirm = await client.get("/my/erase")
-    unchecked = await client.post("/my/erase", data={"csrf": _csrf(confirm.text)})
+    unchecked = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text)})
     assert _alert(unchecked.text) == TEXTS["ko"]["erase_unchecked"]
     box = _tag(unchecked.text, "confirm")
     assert 'aria-invalid="true"' in box and 'aria-describedby="error"' in box
@@ -394,13 +386,13 @@ async def test_the_pages_say_coupon_uses_may_be_kept_and_show_none_of_them(
     )
     assert used.status_code == 201, used.text
     erase = await client.get("/my/erase")
-    erased = await client.post("/my/erase", data={"csrf": _csrf(erase.text), "confirm": "yes"})
+    erased = await client.post("/my/erase", data={"csrf": csrf_of(erase.text), "confirm": "yes"})
     assert erased.status_code == 303, erased.text
     clock.advance(minutes=1)
     sent = await _code_page(client, "ja", NUMBER)
     nothing = await client.post(
         "/my/session",
-        data={"csrf": _csrf(sent.text), "verification_id": _field(sent.text, "verification_id"),
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, NUMBER)},
     )  # fmt: skip
     assert nothing.status_code == 404, nothing.text

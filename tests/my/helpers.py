@@ -1,0 +1,19 @@
+"""Reading the /my/ pages' forms as a browser would fill them in."""
+
+from __future__ import annotations
+
+import re
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF field of a page's form."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def field_of(html: str, name: str) -> str:
+    """The value of a hidden or filled-in field of a page's form."""
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field"
+    return found.group(1)
