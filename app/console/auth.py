@@ -22,7 +22,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.deps import CtxDep, DbDep, TxDep
-from app.core.errors import AppError, Unauthenticated
+from app.core.errors import AppError, Unauthenticated, refuse_repeated_fields
 from app.core.tx import Tx
 from app.staff import roles
 from app.staff.auth import Staff, StaffRoles
@@ -101,8 +101,10 @@ def set_pre_cookie(response: Response, ctx: Context, *, value: str) -> None:
 
 
 async def check_pre_form(request: Request, ctx: CtxDep, csrf: CsrfField = None) -> None:
-    """A form sent before sign-in (sign-in, invitation) carries its double-submit token."""
+    """A form sent before sign-in (sign-in, invitation) carries its double-submit token,
+    and no field twice."""
     check_csrf(ctx, binding=request.cookies.get(PRE_COOKIE), sent=csrf)
+    await refuse_repeated_fields(request)
 
 
 PreForm = Depends(check_pre_form)
@@ -125,14 +127,25 @@ class ConsoleRoles:
         return await self.check.admit(tx, ctx, credentials)
 
 
-class ConsoleForm(ConsoleRoles):
-    """A form of a console page: the session first, then the form's CSRF token."""
+# The console's form fields a list is read from (checkboxes of one name).
+LIST_FIELDS = frozenset({"data_items", "scopes"})
 
-    async def __call__(
-        self, token: SessionToken, tx: TxDep, ctx: CtxDep, csrf: CsrfField = None
+
+class ConsoleForm(ConsoleRoles):
+    """A form of a console page: the session first, then the form's CSRF token, then no
+    field given twice."""
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        token: SessionToken,
+        tx: TxDep,
+        ctx: CtxDep,
+        csrf: CsrfField = None,
     ) -> Staff:
         staff = await self.admit(tx, ctx, token)
         check_csrf(ctx, binding=staff.session_id, sent=csrf)
+        await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff
 
 
@@ -141,11 +154,17 @@ class ConsoleFormApart(ConsoleRoles):
     (the flow checks the session again when it writes: app.staff.login)."""
 
     async def __call__(  # type: ignore[override]
-        self, token: SessionToken, db: DbDep, ctx: CtxDep, csrf: CsrfField = None
+        self,
+        request: Request,
+        token: SessionToken,
+        db: DbDep,
+        ctx: CtxDep,
+        csrf: CsrfField = None,
     ) -> Staff:
         async with db.transaction() as tx:
             staff = await self.admit(tx, ctx, token)
         check_csrf(ctx, binding=staff.session_id, sent=csrf)
+        await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff
 
 

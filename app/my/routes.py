@@ -15,7 +15,13 @@ from pydantic import ValidationError
 
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
+from app.core.errors import (
+    AppError,
+    InvalidInput,
+    PageRoute,
+    Unauthenticated,
+    refuse_repeated_fields,
+)
 from app.my import pages
 from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
 from app.subject import erasure, register, service, sessions
@@ -51,8 +57,10 @@ async def form_csrf(
     request: Request, ctx: CtxDep, csrf: Annotated[str | None, Form()] = None
 ) -> None:
     """Every form: its CSRF field matches this browser's cookie, or 403 csrf-refused
-    when it is missing or wrong, before any other field is looked at."""
+    when it is missing or wrong, before any other field is looked at; and no field is
+    given twice."""
     pages.check_csrf(ctx, request, csrf)
+    await refuse_repeated_fields(request)
 
 
 CSRF_CHECKED = [Depends(form_csrf)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -463,3 +464,23 @@ async def test_the_register_in_japanese(client, app, carrier, auth):
     assert "すべての消去" in page.text and "電話" in page.text
     step = await get(operator, f"/console/subject-requests/{request_id}/erase")
     assert "元に戻せません" in step.text
+
+
+async def test_a_form_giving_a_field_twice_is_refused_and_writes_nothing(
+    client, app, carrier, auth
+):
+    """``kind=access&kind=erase`` recorded an erasure: FastAPI reads the last value, not
+    the one the page showed filled in. As a JSON body naming a key twice, it is refused."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    form = record_form(sid, "access")
+    form["csrf"] = csrf_of(await get(operator, "/console/subject-requests/new"))
+    body = [*form.items(), ("kind", "erase")]
+    twice = await operator.post(
+        "/console/subject-requests",
+        content=urlencode(body),
+        headers={**HTML, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert twice.status_code == 400, twice.text
+    assert twice.headers["content-type"].startswith("text/html") and "kind" in twice.text
+    assert requests_of(app) == []

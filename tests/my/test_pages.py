@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from typing import get_args
+from urllib.parse import urlencode
 
 import pytest
 
@@ -364,3 +365,17 @@ def test_every_name_the_records_page_shows_is_a_word_in_every_language():
     for words in WORDS.values():
         assert names <= set(words)
         assert set(words) == set(WORDS["en"])
+
+
+async def test_a_form_giving_a_field_twice_is_refused_and_sends_nothing(client, app):
+    """A second ``phone`` was read in place of the first; now the form is refused."""
+    token = csrf_of((await client.get("/my/")).text)
+    body = [("csrf", token), ("phone", "+819011112222"), ("phone", NUMBER), ("country", "JP")]
+    response = await client.post(
+        "/my/code",
+        content=urlencode(body),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    assert not rows(app, "SELECT id FROM verifications")
