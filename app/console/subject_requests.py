@@ -25,7 +25,7 @@ from app.console.dashboard import DUE_SOON
 from app.console.web import Confirm, ConsoleRoute, checked, confirmed, query_form, staff_page
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.my.texts import RECEIPT
-from app.staff import roles
+from app.staff import accounts, roles
 from app.staff.auth import Staff
 from app.subject import handling, register
 from app.subject.schemas import (
@@ -116,7 +116,10 @@ async def detail(
     request: Request, request_id: RequestId, staff: ReaderPage, tx: TxDep, ctx: CtxDep
 ) -> Response:
     found = await register.get(tx, ctx, request_id=request_id)
-    return staff_page(request, ctx, staff, "subject_request.html", _detail(staff, found))
+    context = _detail(staff, found)
+    if staff.role in roles.STAFF_READ:  # those who may read the staff list: names, not ids
+        context["names"] = await accounts.usernames_of(tx, ctx, [found.recorded_by, found.done_by])
+    return staff_page(request, ctx, staff, "subject_request.html", context)
 
 
 def _detail(staff: Staff, found: SubjectRequestPublic) -> dict[str, object]:

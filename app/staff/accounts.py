@@ -8,6 +8,7 @@ command line (app.staff.bootstrap).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
@@ -67,6 +68,18 @@ class NeedsSecondAdmin(AppError):
 async def list_accounts(tx: Tx, ctx: Context) -> list[StaffAccount]:
     """Every account, disabled ones included, by username."""
     return await repo.list_accounts(tx)
+
+
+async def usernames_of(tx: Tx, ctx: Context, actors: Iterable[str | None]) -> dict[str, str]:
+    """For the staff among ``actors`` (``staff:<id>``, as records name who acted), their
+    usernames, by actor: a page names people, not ids."""
+    ids = {
+        actor: actor.removeprefix("staff:")
+        for actor in actors
+        if actor and actor.startswith("staff:")
+    }
+    found = await repo.usernames(tx, list(ids.values()))
+    return {actor: found[staff_id] for actor, staff_id in ids.items() if staff_id in found}
 
 
 def standing(account: StaffAccount, now: dt.datetime) -> str:

@@ -193,6 +193,14 @@ async def account_by_username(tx: Tx, username: str) -> StaffAccount | None:
     return None if row is None else _account(row)
 
 
+async def usernames(tx: Tx, ids: Sequence[str]) -> dict[str, str]:
+    """The usernames of the accounts with these ids, by id."""
+    if not ids:
+        return {}
+    rows = await tx.execute(sa.select(_a.id, _a.username).where(_a.id.in_(sorted(set(ids)))))
+    return {row.id: row.username for row in rows}
+
+
 async def list_accounts(tx: Tx) -> list[StaffAccount]:
     """Every account, disabled ones included, by username."""
     return [_account(row) for row in await tx.execute(sa.select(accounts).order_by(_a.username))]

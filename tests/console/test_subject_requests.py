@@ -484,3 +484,18 @@ async def test_a_form_giving_a_field_twice_is_refused_and_writes_nothing(
     assert twice.status_code == 400, twice.text
     assert twice.headers["content-type"].startswith("text/html") and "kind" in twice.text
     assert requests_of(app) == []
+
+
+async def test_an_auditor_reads_who_recorded_a_request_by_name(client, app, carrier, auth):
+    """The request's page named staff by id only; an auditor, who may read the staff list,
+    had to look each one up. Others, who may not, still see the id."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    request_id = await record(operator, sid, "access")
+    path = f"/console/subject-requests/{request_id}"
+    auditor = await signed_in(app, "auditor", "kenji")
+    by_auditor = await get(auditor, path)
+    who = actor(app, "taro")
+    assert f"taro <code>{who}</code>" in by_auditor.text
+    by_operator = await get(operator, path)
+    assert f"<code>{who}</code>" in by_operator.text and "taro <code>" not in by_operator.text
