@@ -24,7 +24,7 @@ from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.dashboard import DUE_SOON
 from app.console.web import Confirm, ConsoleRoute, checked, confirmed, query_form, staff_page
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.my.texts import RECEIPT
+from app.my.texts import erased_words, kept_why
 from app.staff import accounts, roles
 from app.staff.auth import Staff
 from app.subject import handling, register
@@ -130,7 +130,8 @@ def _detail(staff: Staff, found: SubjectRequestPublic) -> dict[str, object]:
         "may_handle": _handles(staff),
         "may_read_subscriber": staff.role in roles.SUBSCRIBER_READ,
         "carried_out": {kind.value for kind in handling.CARRIED_OUT},
-        "receipt_words": RECEIPT,
+        "erased_words": erased_words,
+        "kept_why": kept_why,
     }
 
 

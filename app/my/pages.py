@@ -34,7 +34,7 @@ from markupsafe import Markup
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.errors import AppError
-from app.my.texts import LANGUAGES, RECEIPT, TEXTS, WORDS
+from app.my.texts import LANGUAGES, TEXTS, WORDS, erased_words, kept_why
 from app.subject.schemas import ErasureReceiptPublic
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -191,12 +191,11 @@ def receipt_lines(
     """The receipt as a person reads it: what went and what is kept, each in words with
     its count, leaving out what there was none of; the tables one line names (the send
     limits' two) are counted together."""
-    words = RECEIPT[lang]
     erased: dict[str, int] = {}
     for table, count in receipt.erased.items():
-        label = words.get(table, table)
+        label = erased_words(lang, table) or table
         erased[label] = erased.get(label, 0) + count
-    kept = [(words.get("why_" + k.what, k.why), k.count) for k in receipt.kept]
+    kept = [(kept_why(lang, k.what, k.why), k.count) for k in receipt.kept]
     return [(w, n) for w, n in erased.items() if n], [(w, n) for w, n in kept if n]
 
 

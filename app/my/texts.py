@@ -349,6 +349,17 @@ RECEIPT: dict[str, dict[str, str]] = {
     },
 }
 
+
+def erased_words(lang: str, table: str) -> str | None:
+    """What the rows of ``table`` an erasure deleted are, in words (None: not named)."""
+    return RECEIPT[lang].get(table)
+
+
+def kept_why(lang: str, what: str, why: str) -> str:
+    """Why the rows of ``what`` an erasure kept are kept, in words (else the API's ``why``)."""
+    return RECEIPT[lang].get("why_" + what, why)
+
+
 # What a refusal says on the pages, by its problem type (``slug``) or, for a field that
 # does not validate, by the field: the API's words are a developer's, in English. A
 # refusal not named here says "other". ``{attempts_left}`` and ``{minutes}`` are filled in.
