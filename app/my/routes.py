@@ -27,6 +27,7 @@ from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
 from app.subject import erasure, register, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
+from app.verification import states
 
 
 def refusal(request: Request, exc: AppError) -> Response:
@@ -78,13 +79,7 @@ FLASHES = {
 }
 # A correction's code refusals after which its code form can do nothing more: the
 # records page says so, and the person starts the correction again there.
-CODE_GONE = {
-    "verification-expired",
-    "verification-superseded",
-    "attempts-exhausted",
-    "verification-already-approved",
-    "verification-not-found",
-}
+CODE_GONE = {states.VerificationNotFound.slug, *(error.slug for error in states.NOT_PENDING)}
 ACTIONS = {
     "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
     "stop-usage": RequestKind.STOP_USAGE,
