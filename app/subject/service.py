@@ -47,7 +47,6 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
     """Everything held about the subject's number, the number masked (APPI Art. 33)."""
     subscriber = await _subscriber(tx, subject)
     sid = subscriber.id
-    e164 = registry.phone_number(ctx, subscriber)
     state = await provision.provision_state(tx, ctx, subscriber_id=sid)
     await record_event(
         tx,
@@ -59,7 +58,7 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
     )
     return SubjectDataPublic(
         subject_id=sid,
-        phone_masked=mask(e164),
+        phone_masked=mask(registry.phone_number(ctx, subscriber)),
         registered_at=subscriber.created_at,
         last_verified_at=subscriber.last_verified_at,
         purposes=[
