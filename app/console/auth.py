@@ -22,7 +22,8 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.deps import CtxDep, DbDep, TxDep
-from app.core.errors import AppError, Unauthenticated, refuse_repeated_fields
+from app.core.errors import AppError, Unauthenticated
+from app.core.http import refuse_repeated_fields
 from app.core.tx import Tx
 from app.staff import roles
 from app.staff.auth import Staff, StaffRoles

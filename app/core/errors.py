@@ -239,20 +239,6 @@ class UnreadableForm(MalformedBody):
     title = "The form could not be read"
 
 
-async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = frozenset()) -> None:
-    """Refuse a form that gives a field more than once (400, naming it), but for the
-    fields a list is read from (``lists``): FastAPI reads the last value, so the field a
-    person saw filled in need not be the one acted on. As a JSON body that names a key
-    twice is refused (app.core.http). The form is read once: FastAPI keeps it."""
-    form = await request.form()
-    for name in form:
-        if name not in lists and len(form.getlist(name)) > 1:
-            raise UnreadableForm(
-                f"{name}: given more than once",
-                errors=[FieldProblem(location="body", field=name, detail="given more than once")],
-            )
-
-
 class UnsupportedMediaType(AppError):
     status = 415
     slug = "unsupported-media-type"

@@ -17,7 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.errors import (
     DUPLICATE_KEY,
     AppError,
+    FieldProblem,
     PayloadTooLarge,
+    UnreadableForm,
     header_entries,
     problem_response,
 )
@@ -148,6 +150,20 @@ class StrictJsonRequest(Request):
         except _Duplicate as exc:
             text = body.decode("utf-8", "replace")
             raise json.JSONDecodeError(DUPLICATE_KEY + exc.key, text, 0) from None
+
+
+async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = frozenset()) -> None:
+    """Refuse a form that gives a field more than once (400, naming it), but for the
+    fields a list is read from (``lists``): FastAPI reads the last value, so the field a
+    person saw filled in need not be the one acted on. As a JSON body that names a key
+    twice is refused (StrictJsonRequest, above). The form is read once: FastAPI keeps it."""
+    form = await request.form()
+    for name in form:
+        if name not in lists and len(form.getlist(name)) > 1:
+            raise UnreadableForm(
+                f"{name}: given more than once",
+                errors=[FieldProblem(location="body", field=name, detail="given more than once")],
+            )
 
 
 class JsonRoute(APIRoute):

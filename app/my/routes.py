@@ -15,13 +15,8 @@ from pydantic import ValidationError
 
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import (
-    AppError,
-    InvalidInput,
-    PageRoute,
-    Unauthenticated,
-    refuse_repeated_fields,
-)
+from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
+from app.core.http import refuse_repeated_fields
 from app.my import pages
 from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
 from app.subject import erasure, register, service, sessions
