@@ -22,7 +22,7 @@ from app.core.deps import ClientIp, CtxDep, TxDep
 from app.ledger import workflow
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES, RequestStatus
 from app.ledger.schemas import Decision, DisclosureRequestCreate
-from app.staff import roles
+from app.staff import accounts, roles
 from app.staff.auth import Staff
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -104,10 +104,14 @@ async def detail(
     request: Request, request_id: RequestId, staff: Reader, tx: TxDep, ctx: CtxDep
 ) -> Response:
     found = await workflow.get(tx, ctx, request_id=request_id)
-    context = {
+    context: dict[str, Any] = {
         "r": found,
         "may_decide": staff.role in roles.DISCLOSURE_DECIDE and found.requested_by != staff.id,
     }
+    if staff.role in roles.STAFF_READ:  # those who may read the staff list: names, not ids
+        actors = [f"staff:{who}" for who in (found.requested_by, found.decided_by) if who]
+        named = await accounts.usernames_of(tx, ctx, actors)
+        context["names"] = {actor.removeprefix("staff:"): name for actor, name in named.items()}
     return staff_page(request, ctx, staff, "disclosure.html", context)
 
 

@@ -121,3 +121,24 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     broken = await get(auditor, "/console/ledger/verify")
     status = broken.text.split('id="verify-status"')[1].split("</p>")[0]
     assert "Broken at entry #1: changed" in status
+
+
+async def test_those_who_may_read_the_staff_list_see_who_requested_and_decided_by_name(
+    client, app, carrier, auth
+):
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    auditor = await signed_in(app, "auditor", "kenji")
+    made = await post(
+        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
+    )
+    path = made.headers["location"]
+    page = await get(officer, path)
+    await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
+    read = (await get(auditor, path)).text
+    assert "taro <code>" in read and "hanako <code>" in read
+    # Those who may not read the staff list keep seeing ids only.
+    for who in (operator, officer):
+        text = (await get(who, path)).text
+        assert "taro <code>" not in text and "hanako <code>" not in text
