@@ -132,5 +132,8 @@ def test_the_pages_fit_a_phone(live_server, chromium):
         _fits_a_phone(page)
         box = page.locator("#confirm").bounding_box()
         assert box["width"] >= 24 and box["height"] >= 24
+        # Korean broke inside words on a phone ("최 / 종"): its lines break between words.
+        page.goto(live_server.url + "/my/erase?lang=ko")
+        assert page.evaluate("getComputedStyle(document.body).wordBreak") == "keep-all"
     finally:
         context.close()
