@@ -75,6 +75,24 @@ FLASHES = {
 # A correction's code refusals after which its code form can do nothing more: the
 # records page says so, and the person starts the correction again there.
 CODE_GONE = {states.VerificationNotFound.slug, *(error.slug for error in states.NOT_PENDING)}
+# A sign-in code's refusals after which its form can do nothing more: the start page
+# says why (in its own words: the number is entered there again), and forgets the code.
+SIGN_IN_GONE = {
+    states.VerificationExpired.slug: "start_again_expired",
+    states.AttemptsExhausted.slug: "start_again_exhausted",
+}
+
+
+def _slug(exc: AppError | ValidationError) -> str:
+    """A refusal's problem type; the last wrong code (none left) counts as the attempts
+    exhausted, since the next check of the same form can only be refused as such."""
+    if not isinstance(exc, AppError):
+        return ""
+    if exc.slug == states.WrongCode.slug and exc.extra.get("attempts_left") == 0:
+        return states.AttemptsExhausted.slug
+    return exc.slug
+
+
 ACTIONS = {
     "withdraw-delivery": RequestKind.WITHDRAW_DELIVERY,
     "stop-usage": RequestKind.STOP_USAGE,
@@ -179,8 +197,9 @@ async def my_code(
     db: DbDep,
     ip: ClientIp,
     outbox: OutboxDep,
-    phone: Annotated[str, Form(max_length=100)],
     country: Annotated[Literal["JP", "KR"], Form()],
+    # Missing (a browser that ignores `required`): refused beside the field, as empty.
+    phone: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     try:
         data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
@@ -225,7 +244,14 @@ async def _code_page(
     if exc is None:
         if sent is None:
             return pages.redirect("/my/")
-        return pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)
+        left = _wrong_code_left(ctx, request)
+        if left is None:
+            return pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)
+        error = PROBLEMS[pages.language(request)][states.WrongCode.slug].format(attempts_left=left)
+        shown_once = pages.page(request, ctx, "code.html", sent=sent, action=action, back=back,
+                                error=error, invalid=["code"])  # fmt: skip
+        pages.forget_flash(request, shown_once)  # a reload shows the form without it
+        return shown_once
     shown: object = sent
     if sent is None or sent.verification_id != verification_id:
         # A form of another verification (an older tab): its number is not repeated, and
@@ -239,6 +265,30 @@ async def _code_page(
 
 
 _VERIFICATION_ID = re.compile(r"ver_[A-Za-z0-9_\-]{1,36}")
+_WRONG_CODE = "wrong_code:"
+
+
+def _after_wrong_code(
+    ctx: Context, request: Request, exc: AppError | ValidationError, verification_id: str
+) -> Response | None:
+    """A wrong code with tries left, for the code this browser was sent: back to its code
+    form by a redirect, which says so once. The answer is then a page of its own, so a
+    reload does not send the code again (using up a try) and Back finds a page."""
+    if not isinstance(exc, states.WrongCode) or not exc.extra.get("attempts_left"):
+        return None
+    if request.cookies.get(pages.PENDING_COOKIE) != verification_id:
+        return None  # an older tab's form: answered in place (no address shows it)
+    correction = request.url.path == "/my/correction"
+    response = pages.redirect("/my/correction/code" if correction else "/my/code")
+    pages.set_flash(ctx, request, response, f"{_WRONG_CODE}{int(exc.extra['attempts_left'])}")
+    return response
+
+
+def _wrong_code_left(ctx: Context, request: Request) -> int | None:
+    """The tries left that a wrong code's redirect carries (see :func:`_after_wrong_code`)."""
+    said = pages.flash(ctx, request) or ""
+    left = said.removeprefix(_WRONG_CODE)
+    return int(left) if said.startswith(_WRONG_CODE) and left.isdigit() else None
 
 
 @router.post("/session", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
@@ -247,7 +297,7 @@ async def my_session(
     ctx: CtxDep,
     db: DbDep,
     verification_id: Annotated[str, Form(max_length=40)],
-    code: Annotated[str, Form(max_length=20)],
+    code: Annotated[str, Form(max_length=20)] = "",  # missing: refused beside the field
 ) -> Response:
     try:
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
@@ -257,6 +307,15 @@ async def my_session(
         pages.forget_pending(nothing)  # its code is used
         return nothing
     except (AppError, ValidationError) as exc:
+        slug = _slug(exc)
+        if slug in SIGN_IN_GONE and request.cookies.get(pages.PENDING_COOKIE) == verification_id:
+            words = PROBLEMS[pages.language(request)]
+            gone = pages.page(request, ctx, "start.html", status=410, here="/my/",
+                              error=words[SIGN_IN_GONE[slug]])  # fmt: skip
+            pages.forget_pending(gone)
+            return gone
+        if again := _after_wrong_code(ctx, request, exc, verification_id):
+            return again
         async with db.transaction() as tx:
             return await _code_page(request, ctx, tx, correction=False, exc=exc,
                                     verification_id=verification_id)  # fmt: skip
@@ -375,8 +434,8 @@ async def my_correction_code(
     ip: ClientIp,
     outbox: OutboxDep,
     subject: CookieSubjectApart,
-    phone: Annotated[str, Form(max_length=100)],
     country: Annotated[Literal["JP", "KR"], Form()],
+    phone: Annotated[str, Form(max_length=100)] = "",  # missing: refused as empty
 ) -> Response:
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
@@ -416,7 +475,7 @@ async def my_correction(
     db: DbDep,
     subject: CookieSubjectApart,
     verification_id: Annotated[str, Form(max_length=40)],
-    code: Annotated[str, Form(max_length=20)],
+    code: Annotated[str, Form(max_length=20)] = "",  # missing: refused beside the field
 ) -> Response:
     if subject is None:
         return pages.page(request, ctx, "message.html", status=401, key="expired")
@@ -424,7 +483,7 @@ async def my_correction(
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         await erasure.correct(db, ctx, subject=subject, data=data)
     except (AppError, ValidationError) as exc:
-        slug = exc.slug if isinstance(exc, AppError) else ""
+        slug = _slug(exc)
         if slug == erasure.NumberTaken.slug or slug in CODE_GONE:
             # The code is spent (or can no longer be): its form could only refuse it
             # again. The records say why; the correction starts again there.
@@ -434,6 +493,8 @@ async def my_correction(
                             "correction_taken" if taken else "correction_code_gone")  # fmt: skip
             pages.forget_pending(gone)
             return gone
+        if again := _after_wrong_code(ctx, request, exc, verification_id):
+            return again
         async with db.transaction() as tx:
             return await _code_page(request, ctx, tx, correction=True, exc=exc,
                                     verification_id=verification_id)  # fmt: skip

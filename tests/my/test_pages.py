@@ -322,7 +322,8 @@ async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": wrong},
     )  # fmt: skip
-    assert answer.status_code == 422
+    assert answer.status_code == 303
+    answer = await client.get(answer.headers["location"])
     assert PROBLEMS["ko"]["invalid-code"].format(attempts_left=4) in answer.text
     assert "attempt(s)" not in answer.text
 

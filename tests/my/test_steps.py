@@ -129,7 +129,11 @@ async def test_a_wrong_code_can_be_read_in_another_language_without_a_new_sms(
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": _wrong(await sent_code(app, carrier, NUMBER))},
     )  # fmt: skip
-    assert wrong.status_code == 422
+    # To the code form's own address (a reload there sends no code again), saying why.
+    assert wrong.status_code == 303 and wrong.headers["location"] == "/my/code"
+    wrong = await client.get("/my/code")
+    assert wrong.status_code == 200
+    assert _alert(wrong.text) == PROBLEMS["en"]["invalid-code"].format(attempts_left=4)
     # The switch shows the same code form, not the start page (which meant a new SMS).
     assert _switch(wrong.text) == {"/my/code"}
     # Where the code went is still said, and the field is marked, described and focused.
@@ -409,3 +413,87 @@ async def test_the_new_numbers_country_is_first_that_of_the_records_number(
     records = await client.get("/my/records?lang=ko")
     select = records.text.split('id="new-country"')[1].split("</select>")[0]
     assert '<option value="JP" selected>' in select and 'KR" selected' not in select
+
+
+# -- 9. a code that can do nothing more is not offered again -------------------------------
+
+
+async def _check(client, sent: httpx.Response, code: str, path: str = "/my/session"):
+    return await client.post(
+        path,
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+    )  # fmt: skip
+
+
+async def test_a_reload_after_a_wrong_code_uses_up_no_try(client, app, carrier, clock):
+    """A wrong code's page was the answer to the POST: a reload sent the code again and
+    used up a try, and Back found no page."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    sent = await _code_page(client, "en", NUMBER)
+    wrong = _wrong(await sent_code(app, carrier, NUMBER))
+    assert (await _check(client, sent, wrong)).headers["location"] == "/my/code"
+    said = await client.get("/my/code")
+    assert _alert(said.text) == PROBLEMS["en"]["invalid-code"].format(attempts_left=4)
+    reloaded = await client.get("/my/code")  # said once; the form itself stays
+    assert 'id="error"' not in reloaded.text and 'name="code"' in reloaded.text
+    (left,) = rows(app, "SELECT max_attempts - attempts AS left FROM verifications "
+                        "WHERE id = :v", v=field_of(sent.text, "verification_id"))  # fmt: skip
+    assert left["left"] == 4
+
+
+async def test_the_last_wrong_code_leads_to_the_start_page(client, app, carrier, clock):
+    """After the fifth wrong code the page said "Tries left: 0" and offered the form again,
+    focused, for a code that could only be refused."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    sent = await _code_page(client, "ja", NUMBER)
+    wrong = _wrong(await sent_code(app, carrier, NUMBER))
+    for _ in range(4):
+        assert (await _check(client, sent, wrong)).status_code == 303
+    last = await _check(client, sent, wrong)
+    assert last.status_code == 410
+    assert _alert(last.text) == PROBLEMS["ja"]["start_again_exhausted"]
+    assert 'action="/my/code"' in last.text and 'name="code"' not in last.text
+    assert 'smsreg_pending=""' in last.headers["set-cookie"]
+    gone = await client.get("/my/code")  # the language switch, or Back: no dead form
+    assert gone.status_code == 303 and gone.headers["location"] == "/my/"
+
+
+async def test_an_expired_code_leads_to_the_start_page(client, app, carrier, clock):
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    sent = await _code_page(client, "en", NUMBER)
+    code = await sent_code(app, carrier, NUMBER)
+    clock.advance(minutes=11)
+    late = await _check(client, sent, code)
+    assert late.status_code == 410
+    assert _alert(late.text) == PROBLEMS["en"]["start_again_expired"]
+    assert (await client.get("/my/code")).headers["location"] == "/my/"
+
+
+async def test_the_last_wrong_code_for_a_new_number_goes_back_to_the_records(
+    client, app, carrier, clock
+):
+    await _signed_in(client, app, carrier, clock)
+    asked = await _new_numbers_code(client, app, carrier, NEW)
+    wrong = _wrong(await sent_code(app, carrier, NEW))
+    for _ in range(4):
+        again = await _check(client, asked, wrong, "/my/correction")
+        assert again.headers["location"] == "/my/correction/code"
+        said = await client.get("/my/correction/code")
+        assert 'id="error"' in said.text
+    last = await _check(client, asked, wrong, "/my/correction")
+    assert last.status_code == 303 and last.headers["location"] == "/my/records"
+    assert TEXTS["en"]["correction_code_gone"] in (await client.get("/my/records")).text
+
+
+async def test_a_missing_number_is_refused_beside_its_field(client):
+    """A form without the field (a browser that ignores `required`) got a page with no
+    form at all, where an empty one gets the form back with the field marked."""
+    page = await client.get("/my/?lang=en")
+    refused = await client.post("/my/code", data={"csrf": csrf_of(page.text), "country": "JP"})
+    assert refused.status_code == 422
+    assert _alert(refused.text) == PROBLEMS["en"]["field_phone"]
+    assert 'aria-invalid="true"' in _tag(refused.text, "phone")
