@@ -19,6 +19,7 @@ from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
 from app.core.http import refuse_repeated_fields
 from app.my import pages
 from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
+from app.purposes import Purpose
 from app.subject import erasure, register, service, sessions
 from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
 from app.subject.sessions import Subject
@@ -351,8 +352,19 @@ async def _records_page(
     held = await service.held(tx, ctx, subject=subject)
     records = await service.disclosures(tx, ctx, subject=subject)
     said = flash if flash in FLASHES else None
+    # What is in effect now, and the actions that change it: a stop once in effect is not
+    # offered again (the page says where it is undone), provision's stop turns to resume.
+    now = {
+        "messages": await service.receives_coupon_messages(tx, subject=subject),
+        "usage": any(held_for.purpose == Purpose.COUPON_USAGE for held_for in held.purposes),
+    }
+    offered = [
+        *(["withdraw-delivery"] if now["messages"] else []),
+        *(["stop-usage"] if now["usage"] else []),
+        "resume-provision" if held.provision_stopped_at else "stop-provision",
+    ]
     return pages.page(request, ctx, "records.html", status=status, here="/my/records",
-                      held=held, records=records.records, flash=said,
+                      held=held, records=records.records, flash=said, now=now, offered=offered,
                       flash_refused=FLASHES.get(said or "", False), **values)  # fmt: skip
 
 

@@ -38,6 +38,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "stop_provision": "Stop provision to third parties",
         "resume_provision": "Resume provision to third parties",
         "stopped_since": "Provision to third parties stopped since",
+        "messages_now": "Coupon messages",
+        "messages_on": "You receive them.",
+        "messages_off": "You do not receive them. To receive them, agree to them on the "
+        "coupon site.",
+        "usage_now": "Your number for coupons",
+        "usage_on": "Used to track your coupon use.",
+        "usage_off": "Not used. It is used only once you confirm your number for coupons on "
+        "the coupon site.",
         "erase": "Erase my data",
         "erase_confirm": "Erasing cannot be undone. Your number and everything linked to it "
         "are destroyed; records we must keep by law keep only an anonymous id.",
@@ -119,6 +127,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "stop_provision": "第三者への提供を停止する",
         "resume_provision": "第三者への提供を再開する",
         "stopped_since": "第三者への提供の停止日時",
+        "messages_now": "クーポン配信",
+        "messages_on": "受け取っています。",
+        "messages_off": "受け取っていません。受け取るには、クーポンサイトで同意してください。",
+        "usage_now": "クーポン利用での番号の利用",
+        "usage_on": "クーポンの利用状況の管理に利用しています。",
+        "usage_off": "利用していません。クーポンサイトで番号を確認したときにのみ利用します。",
         "erase": "データを消去する",
         "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄され、法令で保存が"
         "必要な記録には匿名のIDだけが残ります。",
@@ -199,6 +213,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "stop_provision": "제3자 제공 정지",
         "resume_provision": "제3자 제공 재개",
         "stopped_since": "제3자 제공 정지 일시",
+        "messages_now": "쿠폰 메시지",
+        "messages_on": "수신하고 있습니다.",
+        "messages_off": "수신하지 않습니다. 받으려면 쿠폰 사이트에서 동의하세요.",
+        "usage_now": "쿠폰 사용에 번호 이용",
+        "usage_on": "쿠폰 사용 내역 관리에 이용합니다.",
+        "usage_off": "이용하지 않습니다. 쿠폰 사이트에서 번호를 인증한 경우에만 이용합니다.",
         "erase": "내 데이터 삭제",
         "erase_confirm": "삭제는 되돌릴 수 없습니다. 번호와 연결된 모든 데이터가 파기되며, 법령상 "
         "보존해야 하는 기록에는 익명 ID만 남습니다.",

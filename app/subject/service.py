@@ -125,6 +125,13 @@ async def _done(
     )
 
 
+async def receives_coupon_messages(tx: Tx, *, subject: Subject) -> bool:
+    """Whether the subject's opt-in to coupon messages is live now (what the records page
+    says, and whether it offers to stop them)."""
+    purpose = Purpose.COUPON_DELIVERY.value
+    return await consent.is_live(tx, subscriber_id=subject.subscriber_id, purpose=purpose)
+
+
 async def withdraw_delivery(
     tx: Tx, ctx: Context, *, subject: Subject, ip: str | None, actor: str | None = None
 ) -> bool:

@@ -9,7 +9,7 @@ import re
 import httpx
 
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS
-from tests.consent.helpers import make_key
+from tests.consent.helpers import make_key, opted_in
 from tests.fixtures.flows import sent_code
 from tests.fixtures.subject import add_subscriber
 from tests.my.helpers import csrf_of, field_of
@@ -497,3 +497,37 @@ async def test_a_missing_number_is_refused_beside_its_field(client):
     assert refused.status_code == 422
     assert _alert(refused.text) == PROBLEMS["en"]["field_phone"]
     assert 'aria-invalid="true"' in _tag(refused.text, "phone")
+
+
+# -- 10. the records say what is in effect, and offer only what changes it -----------------
+
+
+def _now_said(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<dd id="(messages-now|usage-now)">(.*?)</dd>', html))
+
+
+async def test_the_records_say_what_is_on_and_offer_only_a_stop_that_changes_something(
+    client, app, carrier, clock
+):
+    """Both stops were offered whatever the state ("Nothing to change." after the second
+    click), and whether coupon messages were on was never said."""
+    auth = await make_key(app, ["verifications:write", "consents:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER, purpose="coupon_delivery")
+    await opted_in(client, auth, sid)
+    await _signed_in(client, app, carrier, clock)  # verified for coupon use as well
+    words = TEXTS["en"]
+    records = await client.get("/my/records")
+    assert _now_said(records.text) == {
+        "messages-now": words["messages_on"], "usage-now": words["usage_on"]
+    }  # fmt: skip
+    assert 'id="withdraw-delivery"' in records.text and 'id="stop-usage"' in records.text
+    for action in ("withdraw-delivery", "stop-usage"):
+        page = await client.get("/my/records")
+        done = await client.post(f"/my/actions/{action}", data={"csrf": csrf_of(page.text)})
+        assert done.status_code == 303
+    records = await client.get("/my/records")
+    assert _now_said(records.text) == {
+        "messages-now": words["messages_off"], "usage-now": words["usage_off"]
+    }  # fmt: skip
+    assert 'id="withdraw-delivery"' not in records.text and 'id="stop-usage"' not in records.text
+    assert 'id="stop-provision"' in records.text
