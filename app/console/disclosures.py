@@ -14,10 +14,11 @@ import re
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
-from app.console.web import ConsoleRoute, checked, staff_page
+from app.console.web import ConsoleRoute, checked, refused_form, staff_page
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.ledger import workflow
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES, RequestStatus
@@ -62,12 +63,13 @@ async def list_page(
 
 @router.get("/disclosures/new")
 async def request_form(request: Request, staff: RequesterPage, ctx: CtxDep) -> Response:
-    context = {"bases": LEGAL_BASES, "items": DATA_ITEMS}
+    context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": {"data_items": []}}
     return staff_page(request, ctx, staff, "disclosure_new.html", context)
 
 
 @router.post("/disclosures")
 async def create(
+    request: Request,
     staff: RequesterForm,
     tx: TxDep,
     ctx: CtxDep,
@@ -94,7 +96,13 @@ async def create(
         "subject_ids": _subjects(subject_ids),
         "necessity_review": necessity_review,
     }
-    data = checked(DisclosureRequestCreate, fields)
+    try:
+        data = checked(DisclosureRequestCreate, fields)
+    except RequestValidationError as exc:  # nothing written yet: the form again, as typed
+        recipient = {f"recipient_{name}": value for name, value in fields["recipient"].items()}
+        typed = {**fields, **recipient, "subject_ids": subject_ids}
+        context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": typed}
+        return refused_form(request, ctx, staff, "disclosure_new.html", context, exc)
     made = await workflow.request(tx, ctx, staff=staff, data=data)
     return RedirectResponse(f"/console/disclosures/{made.id}", status_code=303)
 

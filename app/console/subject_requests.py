@@ -17,13 +17,23 @@ import re
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.dashboard import DUE_SOON
-from app.console.web import Confirm, ConsoleRoute, checked, confirmed, query_form, staff_page
+from app.console.web import (
+    Confirm,
+    ConsoleRoute,
+    checked,
+    confirmed,
+    query_form,
+    refused_form,
+    staff_page,
+)
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
+from app.core.errors import AppError
 from app.my.texts import erased_words, kept_why
 from app.staff import accounts, roles
 from app.staff.auth import Staff
@@ -85,12 +95,13 @@ async def new_form(request: Request, staff: HandlerPage, ctx: CtxDep) -> Respons
     # Opened from a subscriber's page, the form names that subscriber already.
     subject = request.query_params.get("subject_id", "")
     subject = subject if SUBJECT_ID.fullmatch(subject) else ""
-    context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject}
+    context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject, "typed": {}}
     return staff_page(request, ctx, staff, "subject_request_new.html", context)
 
 
 @router.post("/subject-requests")
 async def record(
+    request: Request,
     staff: HandlerForm,
     tx: TxDep,
     ctx: CtxDep,
@@ -106,7 +117,13 @@ async def record(
         "channel": channel,
         "reason": reason,
     }
-    data = checked(SubjectRequestCreate, fields)
+    try:  # nothing is written until it passes: refused, the form again, as typed
+        data = checked(SubjectRequestCreate, fields)
+        await register.refusal_of(tx, ctx, data)
+    except (RequestValidationError, AppError) as exc:
+        context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject_id,
+                   "typed": fields}  # fmt: skip
+        return refused_form(request, ctx, staff, "subject_request_new.html", context, exc)
     made = await register.record(tx, ctx, staff=staff, ip=ip, data=data)
     return RedirectResponse(f"/console/subject-requests/{made.id}", status_code=303)
 

@@ -17,8 +17,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
+from starlette.routing import Match
 
 from app.console import i18n
 from app.console.auth import csrf_token, pre_binding, set_pre_cookie
@@ -28,6 +30,7 @@ from app.core.errors import (
     InvalidInput,
     PageRoute,
     Unauthenticated,
+    invalid_input,
     problem_response,
 )
 from app.staff import roles
@@ -152,6 +155,24 @@ def checked(model: type[M], values: Mapping[str, Any], *, location: str = "body"
         ) from None
 
 
+def refused_form(
+    request: Request,
+    ctx: Context,
+    staff: Staff,
+    template: str,
+    context: Mapping[str, Any],
+    exc: RequestValidationError | AppError,
+) -> Response:
+    """A refused form (by its schema, or by a check made before anything is written),
+    shown again with what was typed (``typed`` in ``context``) and each field at fault
+    named above it: a refusal page threw away a disclosure request's necessity review or
+    a subject request's reason."""
+    refused = invalid_input(exc) if isinstance(exc, RequestValidationError) else exc
+    title = i18n.problem_title(language(request), refused.slug, refused.title)
+    values = {**context, "refused": refused, "refused_title": title}
+    return staff_page(request, ctx, staff, template, values, status_code=refused.status)
+
+
 def query_form(request: Request, model: type[M]) -> M:
     """A GET form's fields checked by the API's schema. A browser sends the empty fields
     too: they mean no filter."""
@@ -182,11 +203,37 @@ def wants_html(request: Request) -> bool:
 
 def error_page(request: Request, exc: AppError) -> Response:
     """A refusal as a page: what was wrong (its title in the page's language), each
-    field named."""
+    field named, and a way back to the page the refused form is on."""
     title = i18n.problem_title(language(request), exc.slug, exc.title)
     detail = "" if exc.detail == exc.title else exc.detail  # the title, in English again
-    context = {"status": exc.status, "title": title, "detail": detail, "fields": exc.errors}
+    context = {
+        "status": exc.status,
+        "title": title,
+        "detail": detail,
+        "fields": exc.errors,
+        "back": back_to(request),
+        # Refused for want of a session: sign in again; but an invitation's refusal is
+        # to someone who has no account to sign in with yet.
+        "sign_in": exc.status == 401 and not request.url.path.startswith("/console/enrol"),
+    }
     return render(request, "error.html", context, status_code=exc.status)
+
+
+def back_to(request: Request) -> str:
+    """Where a refusal's Back link leads: for a form, the page it is on (``/new`` beside
+    a list, the page itself, else the nearest page above it: a request's close form is
+    on the request's page); for a page, the nearest page above it. Back led to the
+    dashboard, and a newcomer refused on the enrolment page to the sign-in page."""
+    path = request.url.path.rstrip("/")
+    parts = path.split("/")
+    above = ["/".join(parts[:end]) for end in range(len(parts) - 1, 2, -1)]
+    candidates = above if request.method == "GET" else [path + "/new", path, *above]
+    for candidate in candidates:
+        scope = {**request.scope, "path": candidate, "method": "GET"}
+        for route in iter_route_contexts(request.app.routes):
+            if route.matches(scope)[0] == Match.FULL:
+                return candidate
+    return "/console/"
 
 
 def refusal(request: Request, exc: AppError) -> Response:

@@ -429,10 +429,10 @@ def _input_error(request: Request, exc: RequestValidationError) -> AppError:
                 )
             ],
         )
-    return _invalid_input(exc)
+    return invalid_input(exc)
 
 
-def _invalid_input(exc: RequestValidationError) -> InvalidInput:
+def invalid_input(exc: RequestValidationError) -> InvalidInput:
     """The fields a validation found wrong, each named."""
     problems = validation_problems(exc)
     detail = "; ".join(f"{p.field}: {p.detail}" for p in problems)
@@ -513,7 +513,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         page = _page_route(request)
         if page is not None:  # a form: name its fields, whatever its media type
-            return page.refusal(request, _invalid_input(exc))
+            return page.refusal(request, invalid_input(exc))
         # Credentials are dependencies, solved before the input is validated: a caller
         # without a valid key got 401/403 already and never learns what was wrong here.
         return problem_response(_input_error(request, exc).to_problem())

@@ -1,0 +1,105 @@
+"""A refused console form leads back to the page the form is on: Back led to the
+dashboard (a refused disclosure request, a close note, a reveal reason), and a person
+refused on the enrolment page to the sign-in page, with no account to sign in with."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.console.helpers import get, post, signed_in
+from tests.console.test_disclosures import request_form
+from tests.staff.helpers import CHEAP_HASHING, rows, verified
+
+E164 = "+819012345678"
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {**CHEAP_HASHING}
+
+
+def back_of(html: str) -> str:
+    found = re.search(r'<a href="([^"]+)" id="back">', html)
+    assert found, html
+    return found.group(1)
+
+
+async def test_a_refused_form_leads_back_to_the_page_it_is_on(client, app, carrier, auth):
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    numbered = await post(
+        operator, "/console/subject-requests",
+        {"subject_id": sid, "kind": "access", "channel": "phone",
+         "reason": "Asked by phone, call back on 090-1111-2204"},
+        csrf_from="/console/subject-requests/new",
+    )  # fmt: skip
+    # The form again, as typed, the field at fault named above it.
+    assert numbered.status_code == 422 and 'id="refused"' in numbered.text
+    assert "<code>reason</code>" in numbered.text
+    assert ">Asked by phone, call back on 090-1111-2204</textarea>" in numbered.text
+    assert '<option value="access" selected>' in numbered.text
+    assert '<option value="phone" selected>' in numbered.text
+    assert not rows(app, "SELECT id FROM subject_requests")
+    unknown = await post(
+        operator, "/console/subject-requests",
+        {"subject_id": "sub_nobody", "kind": "erase", "channel": "letter",
+         "reason": "Letter received; identity checked by a call back"},
+        csrf_from="/console/subject-requests/new",
+    )  # fmt: skip
+    assert unknown.status_code == 404 and 'id="refused"' in unknown.text
+    assert ">Letter received; identity checked by a call back</textarea>" in unknown.text
+    made = await post(
+        operator, "/console/subject-requests",
+        {"subject_id": sid, "kind": "access", "channel": "phone",
+         "reason": "Asked by phone; identity checked by a call back"},
+        csrf_from="/console/subject-requests/new",
+    )  # fmt: skip
+    page = made.headers["location"]
+    short = await post(operator, page + "/close", {"status": "done", "note": "ok"}, csrf_from=page)
+    assert short.status_code == 422 and back_of(short.text) == page
+    unknown = await post(
+        operator, "/console/disclosures", {"legal_basis": "law"}, csrf_from="/console/"
+    )
+    assert unknown.status_code == 422 and back_of(unknown.text) == "/console/disclosures/new"
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    revealed = await post(
+        officer, f"/console/subscribers/{sid}/reveal", {"reason": "x"}, csrf_from="/console/"
+    )
+    assert revealed.status_code == 422 and back_of(revealed.text) == f"/console/subscribers/{sid}"
+    # A page that is not there: the page above it, not the same address again.
+    missing = await get(operator, "/console/subscribers/sub_nobody")
+    assert missing.status_code == 404 and back_of(missing.text) == "/console/subscribers"
+
+
+async def test_an_invitation_refused_leads_back_to_the_enrolment_page(client):
+    form = await get(client, "/console/enrol")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    answer = await post(
+        client, "/console/enrol",
+        {"token": "smsreg_inv_madeup", "password": "a long own passphrase 2026", "csrf": token},
+    )  # fmt: skip
+    assert answer.status_code == 401
+    assert back_of(answer.text) == "/console/enrol"
+    assert 'href="/console/login"' not in answer.text.split("<main")[-1]
+
+
+async def test_a_disclosure_request_its_schema_refuses_is_shown_again_as_typed(
+    client, app, carrier, auth
+):
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    form = request_form(sid, request_reference="")  # compelled: a reference is required
+    refused = await post(
+        operator, "/console/disclosures", form, csrf_from="/console/disclosures/new"
+    )
+    assert refused.status_code == 422 and 'id="refused"' in refused.text
+    assert "<code>request_reference</code>" in refused.text
+    assert f">{form['necessity_review']}</textarea>" in refused.text
+    assert 'value="Inspector Sato"' in refused.text
+    assert '<option value="investigation_compelled" selected>' in refused.text
+    assert 'value="phone_number" checked>' in refused.text
+    assert 'value="subscriber_id" checked>' in refused.text
+    assert not rows(app, "SELECT id FROM disclosure_requests")
