@@ -56,7 +56,12 @@ _SEPARATORS = frozenset("_.()[]\u30fc\uff70\u2212")
 NO_PHONE_NUMBER = "must not contain a phone number (9 or more digits, however written)"
 # A one-line name (a username as typed, an API key's name): no control characters, which
 # PostgreSQL would refuse in text (a NUL) or a log line would carry (a newline).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]+$"
+# What free text kept for years may hold of the control characters: line breaks (as a
+# browser's text area sends them) and tabs. A NUL in text is refused by PostgreSQL, and an
+# escape sequence would reach whoever reads the text in a terminal.
+LINE_CONTROLS = frozenset("\r\n\t")
+NO_CONTROLS = "must not contain control characters (but line breaks and tabs)"
 
 
 # Regions whose numbers digits joined by any punctuation are read as, and the most
@@ -288,10 +293,20 @@ def visible(text: str) -> str:
     return text
 
 
+def no_controls(text: str, *, allowed: frozenset[str] = LINE_CONTROLS) -> str:
+    """The text, if it holds no control character (nor a lone surrogate) but ``allowed``;
+    else ValueError."""
+    for char in text:
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError(NO_CONTROLS)
+    return text
+
+
 def _unless_none(text: str | None) -> str | None:
-    return None if text is None else visible(no_phone_number(text))
+    return None if text is None else visible(no_phone_number(no_controls(text)))
 
 
-# Free text: no number hides in it, and nothing in it is drawn as nothing.
+# Free text: no number hides in it, no control character but line breaks and tabs, and
+# nothing in it is drawn as nothing.
 NoPhoneNumber = AfterValidator(_unless_none)
 Visible = AfterValidator(visible)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Literal, get_args
 
+from app.core.text import no_controls as text_no_controls
 from app.core.text import visible
 
 LegalBasis = Literal["consent", "law", "investigation_compelled", "emergency_life_body_property"]
@@ -47,16 +48,10 @@ def no_controls(text: str) -> str:
     """The text, if it holds no control characters but newlines and tabs, and no invisible
     format characters (a zero-width space, a direction override: what the ledger keeps
     for years must read as it is); else ValueError."""
-    refused = "must not contain control or invisible format characters"
-    for char in text:
-        if char in _ALLOWED_CONTROLS:
-            continue
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise ValueError(refused)
     try:  # what is part of a drawn character stays (an emoji sequence, a kanji's variant)
-        return visible(text)
+        return visible(text_no_controls(text, allowed=_ALLOWED_CONTROLS))
     except ValueError:
-        raise ValueError(refused) from None
+        raise ValueError("must not contain control or invisible format characters") from None
 
 
 def printable(text: str) -> str:

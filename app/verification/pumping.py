@@ -32,7 +32,7 @@ from app.core.errors import AppError, InvalidInput, NotFound
 from app.core.ids import new_id
 from app.core.metrics import LIMIT_REFUSALS, PUMPING_BLOCKS
 from app.core.sql import Sql
-from app.core.text import no_phone_number, visible
+from app.core.text import no_controls, no_phone_number, visible
 from app.core.tx import Tx
 from app.models.pumping import PumpingBlock
 from app.models.types import table
@@ -228,7 +228,7 @@ async def lift(tx: Tx, ctx: Context, *, block_id: str, actor: str, reason: str) 
     if not 3 <= len(reason) <= 500:
         raise InvalidInput.field("reason", "must be 3 to 500 characters")
     try:  # the command line's reason too
-        visible(no_phone_number(reason))
+        visible(no_phone_number(no_controls(reason)))
     except ValueError as exc:
         raise InvalidInput.field("reason", str(exc)) from None
     now = ctx.clock.now()

@@ -69,6 +69,7 @@ async def test_admins_create_and_list_keys(client, app, clock):
         ({"name": "x" * 101, "scopes": SCOPES}, "name"),
         ({"name": "a\x00b", "scopes": SCOPES}, "name"),  # PostgreSQL refuses a NUL: was a 500
         ({"name": "two\nlines", "scopes": SCOPES}, "name"),
+        ({"name": "k\x85abc\x9b31m", "scopes": SCOPES}, "name"),  # C1 controls, as C0
         ({"name": "\u202e", "scopes": SCOPES}, "name"),  # a direction override alone
         ({"name": "coupon\u200b-frontend", "scopes": SCOPES}, "name"),  # a look-alike
         ({"name": "x", "scopes": []}, "scopes"),

@@ -213,6 +213,11 @@ async def test_a_promotion_is_a_proposal_and_a_rejection_ends_it(client, app):
     assert twice.status_code == 409
     pending = await client.get("/v1/staff/grants", headers=second)
     assert [g["id"] for g in pending.json()["grants"]] == [grant_id]
+    for bad in ("withdrawn \x00 by proposer", "esc \x1b[31m red", "c1 \x9b"):
+        refused = await client.post(  # a NUL answered 500 on PostgreSQL
+            f"/v1/staff/grants/{grant_id}/reject", json={"reason": bad}, headers=second
+        )
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "reason"
     rejected = await client.post(
         f"/v1/staff/grants/{grant_id}/reject", json={"reason": "not needed"}, headers=second
     )

@@ -159,6 +159,8 @@ async def test_an_admin_lifts_a_block_at_once(client, app, clock, auth):
         await call(
             app, pumping.lift, block_id=block.id, actor="staff:a", reason="ok: 090-1234-5679"
         )
+    with pytest.raises(pumping.InvalidInput, match="control"):  # a NUL: a 500 on PostgreSQL
+        await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason="ok \x00 fine")
     with pytest.raises(pumping.NotFound):
         await call(app, pumping.lift, block_id="blk_missing", actor="staff:a", reason="checked")
     await call(app, pumping.lift, block_id=block.id, actor="staff:a", reason="campaign traffic")
