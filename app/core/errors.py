@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from app.core.logging import redact
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://smsreg.dev/problems/"
 # Where the OpenAPI document keeps the Problem schema (app/core/openapi.py puts it there).
@@ -372,11 +374,15 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
 
 
 def validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
-    """The fields at fault in a validation error, as problem entries."""
+    """The fields at fault in a validation error, as problem entries. A key the caller
+    made up (an extra one) is named only when it reads as a field name: a problem
+    document never repeats a phone number or a kilobyte of markup sent as a key."""
     problems = []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc else "body"
+        if not all(map(_named_back, loc[1:])):
+            loc = loc[: next(i for i in range(1, len(loc)) if not _named_back(loc[i]))]
         name = ".".join(loc[1:]) or location
         problems.append(FieldProblem(location=location, field=name, detail=str(error["msg"])))
     return problems
@@ -392,8 +398,12 @@ def is_json_media_type(content_type: str) -> bool:
 
 # How app.core.http.StrictJsonRequest starts the JSONDecodeError of a key named twice.
 DUPLICATE_KEY = "duplicate key: "
-# A duplicated key named back in the problem as its field; any other is not echoed.
-_FIELD_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+# A key named back in a problem as its field (a list index too); any other is not echoed.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}|\d{1,6}")
+
+
+def _named_back(key: str) -> bool:
+    return _FIELD_NAME.fullmatch(key) is not None and redact(key) == key
 
 
 def _input_error(request: Request, exc: RequestValidationError) -> AppError:

@@ -30,6 +30,9 @@ _CODE = re.compile(r"(?<![\w.])\d{4,10}(?!\w|\.\d)")
 _DOTTED = re.compile(r"\+?\d[\d\- ()._]{6,}\d")
 _DOTTED_DIGITS = 10
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# A calendar date as an instant begins (2026-12-07T...): four, two and two digits, no digit
+# or hyphen around them, so no longer number reads as one.
+_DATE = re.compile(r"(?<![\d\-+])(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?![\d\-])")
 _SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
@@ -45,8 +48,16 @@ request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request
 
 
 def redact(text: str) -> str:
-    """Mask numbers, codes and tokens in free text."""
+    """Mask numbers, codes and tokens in free text; a calendar date (an RFC 3339 instant's)
+    stays readable: its eight digits are no one's number, and a log line that says when
+    something ends (a break-glass account) lost its date."""
     text = _SECRET.sub("smsreg_[redacted]", text)
+    pieces = _DATE.split(text)  # text, date, text, ...: only the text between is masked
+    pieces[::2] = [_masked(piece) for piece in pieces[::2]]
+    return "".join(pieces)
+
+
+def _masked(text: str) -> str:
     text = _PHONE.sub("[redacted-number]", text)
     text = _DOTTED.sub(_dotted_number, text)
     return _CODE.sub("[redacted-digits]", text)

@@ -28,6 +28,16 @@ def test_a_number_grouped_with_dots_or_underscores_is_masked(number):
     assert redact(f"id {number}.") == "id [redacted-number]."
 
 
+def test_an_instants_date_stays_readable_and_a_number_near_one_does_not():
+    """A break-glass account's warning line said when it ends as
+    ``[redacted-number]T20:40:31``: the date's eight digits read as a number."""
+    line = '"expires_at":"2026-12-07T20:40:31.731044+00:00"'
+    assert redact(line) == line
+    assert redact("on 2026-12-07, from 090-1234-5678") == "on 2026-12-07, from [redacted-number]"
+    for number in ("0901-12-1234", "2026-12-07-1234", "+81-2026-12-07", "2026-12-0712"):
+        assert redact(number) == "[redacted-number]", number
+
+
 @pytest.mark.parametrize(
     "kept",
     [

@@ -78,8 +78,9 @@ async def test_malformed_json_is_400_naming_the_body(client, auth):
             rb'{"phone": "090-1234-5678", "purpose": "coupon_usage", "\u00e9": 1, "\u00e9": 2}',
             "body",
         ),
+        (b'{"phone": "090-1234-5678", "090-1234-5678": 1, "090-1234-5678": 2}', "body"),
     ],
-    ids=["phone", "same-value", "nested", "unnamed"],
+    ids=["phone", "same-value", "nested", "unnamed", "a-number"],
 )
 async def test_a_key_named_twice_is_400_naming_it_and_writes_nothing(
     client, app, auth, content, field
@@ -217,3 +218,25 @@ async def test_an_unexpected_error_is_a_500_problem_like_any_answer(client, app)
     assert "in boom" in line["stack"] and "abababab" not in json.dumps(line)
     assert "[redacted" not in line["stack"]  # line numbers past 999 stay readable
     assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("colour", "colour"),
+        ("+81 90 1234 5678", "body"),
+        ("090-1234-5678", "body"),
+        ("<script>" + "x" * 3000, "body"),
+    ],
+)
+async def test_an_extra_key_is_named_back_only_when_it_reads_as_a_field_name(
+    client, auth, key, field
+):
+    """An unknown key was repeated word for word: a phone number, or kilobytes of markup,
+    in a problem document that clients and proxies log."""
+    body = {"phone": "090-1234-5678", "purpose": "coupon_usage", key: 1}
+    answer = await client.post("/v1/verifications", json=body, headers=auth)
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+    if field == "body":
+        assert key not in answer.text and "1234" not in answer.text
