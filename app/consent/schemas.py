@@ -70,8 +70,14 @@ class ConsentEventPublic(BaseModel):
     action: Action
     source: str
     policy_version: str | None
-    client_ip: str | None = Field(description="the client's address; null for an SMS STOP")
-    actor: str = Field(description="api_key:<id>, or sms:twilio for an inbound STOP")
+    client_ip: str | None = Field(
+        description="the address the change came from, on the entries the reading client "
+        "made; null on any other (another client's, the person's own, staff's, an SMS STOP)"
+    )
+    actor: str = Field(
+        description="api_key:<id>; subject:<subscriber id> (the person, on the self-service "
+        "pages); staff:<id>; or sms:twilio for an inbound STOP"
+    )
 
 
 class ConsentsPublic(BaseModel):

@@ -210,8 +210,12 @@ async def read(tx: Tx, ctx: Context, *, client: Client, subscriber_id: str) -> C
                 else row.model_dump(include=set(ConsentPublic.model_fields))
             )
         )
+    # An address is the caller's own only: another client's, or the person's own (a
+    # withdrawal on the self-service pages), is not this client's to read.
     history = [
-        ConsentEventPublic.model_validate(event)
+        ConsentEventPublic.model_validate(event).model_copy(
+            update={"client_ip": event.client_ip if event.actor == client.actor else None}
+        )
         for event in await repo.history(tx, subscriber_id=subscriber_id, limit=HISTORY_LIMIT)
     ]
     return ConsentsPublic(subscriber_id=subscriber_id, consents=consents, history=history)

@@ -290,3 +290,22 @@ async def test_concurrent_changes_leave_state_and_newest_history_in_agreement(cl
     assert state.event_id == newest.id
     assert state.status == {"opt_in": "opted_in", "opt_out": "opted_out"}[newest.action]
     assert state.policy_version == newest.policy_version
+
+
+async def test_a_client_reads_only_the_addresses_its_own_changes_came_from(
+    client, app, carrier, full_auth
+):
+    """Every key with consents:write read every address in the history: another client's,
+    and the person's own, from a withdrawal on the self-service pages."""
+    subscriber_id = await verified(client, app, carrier, full_auth, jp(7))
+    await opted_in(client, full_auth, subscriber_id)
+    other = await make_key(app, ["consents:write"])
+    seen = await client.get(f"/v1/subscribers/{subscriber_id}/consents", headers=other)
+    assert [entry["client_ip"] for entry in seen.json()["history"]] == [None]
+    own = await client.get(f"/v1/subscribers/{subscriber_id}/consents", headers=full_auth)
+    assert [entry["client_ip"] for entry in own.json()["history"]] == ["203.0.113.7"]
+    withdrawn = await consent(client, other, subscriber_id, "opt_out")
+    assert withdrawn.status_code == 201, withdrawn.text
+    own = await client.get(f"/v1/subscribers/{subscriber_id}/consents", headers=full_auth)
+    assert [entry["client_ip"] for entry in own.json()["history"]] == [None, "203.0.113.7"]
+    assert rows(app, "SELECT count(*) FROM consent_events WHERE client_ip IS NOT NULL")[0][0] == 2
