@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -66,6 +67,11 @@ DESCRIPTION = (
 )
 
 
+def _seconds_since(clock: Clock, instant: dt.datetime | None) -> float:
+    """How long ago ``instant`` was; 0 for none, or one still ahead."""
+    return 0.0 if instant is None else max(0.0, (clock.now() - instant).total_seconds())
+
+
 def metric_probes(db: Database, clock: Clock) -> list[Probe]:
     """What /metrics reads from the database at scrape time: the outbox and the pool."""
 
@@ -82,9 +88,15 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
         )
         # The oldest pending message's next try may lie ahead (a retry's backoff): then
         # nothing is due, and nothing has waited.
-        waited = 0.0 if oldest is None else (clock.now() - oldest).total_seconds()
-        age.add_metric([], max(0.0, waited))
-        return [waiting, age]
+        age.add_metric([], _seconds_since(clock, oldest.due))
+        # Retries push a message's due time ahead, so the age above stays 0 while a
+        # carrier refuses for minutes: this one counts from when the message was queued.
+        unsent = GaugeMetricFamily(
+            "smsreg_outbox_oldest_unsent_seconds",
+            "How long since the oldest message not yet sent was queued",
+        )
+        unsent.add_metric([], _seconds_since(clock, oldest.queued))
+        return [waiting, age, unsent]
 
     async def pool_gauges() -> list[Metric]:
         status = db.pool_status()

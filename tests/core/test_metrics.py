@@ -60,14 +60,25 @@ async def test_the_outbox_depth_and_age_are_read_at_scrape_time(client, app, car
     assert value(drained, "smsreg_outbox_oldest_due_seconds") == 0
 
 
-async def test_a_retry_waiting_for_its_turn_is_not_yet_due(client, app, carrier, auth):
-    """A message whose next try lies ahead has not waited at all: the age stays 0."""
+async def test_a_retry_waiting_for_its_turn_is_not_yet_due(client, app, carrier, clock, auth):
+    """A message whose next try lies ahead has not waited at all: the age stays 0. How
+    long it has gone unsent is its own gauge: with every try refused, the age above
+    stayed 0 and the alert the operations guide recommended never fired."""
     carrier.fail_with = SendError("carrier unavailable", code="503", permanent=False)
     assert (await start(client, auth)).status_code == 201
     await app.state.outbox.drain()
     samples = await scrape(client)
     assert value(samples, "smsreg_outbox_messages", kind="code", status="pending") == 1
     assert value(samples, "smsreg_outbox_oldest_due_seconds") == 0
+    for _ in range(4):  # the carrier keeps refusing, every retry when it is due
+        clock.advance(seconds=30)
+        await app.state.outbox.drain()
+    later = await scrape(client)
+    assert value(later, "smsreg_outbox_oldest_unsent_seconds") == pytest.approx(120, abs=1)
+    carrier.fail_with = None
+    clock.advance(seconds=600)
+    await app.state.outbox.drain()
+    assert value(await scrape(client), "smsreg_outbox_oldest_unsent_seconds") == 0
 
 
 async def test_sends_and_failures_are_counted_by_outcome_and_error_class(

@@ -1,4 +1,5 @@
-"""How many messages wait, by kind and status, and how long the oldest due one has."""
+"""How many messages wait, by kind and status; how long the oldest due one has, and how
+long since the oldest still unsent was queued."""
 
 from __future__ import annotations
 
@@ -24,14 +25,22 @@ _DEPTH = Sql(
 )
 
 
-class _Oldest(NamedTuple):
+class Oldest(NamedTuple):
+    """Since when the oldest pending message has been due (its next try may lie ahead),
+    and when the oldest message not yet sent (pending or being sent) was queued."""
+
     due: dt.datetime | None
+    queued: dt.datetime | None
 
 
-_OLDEST = Sql("SELECT min(next_attempt_at) FROM outbox_messages WHERE status = 'pending'", _Oldest)
+_OLDEST = Sql(
+    "SELECT min(CASE WHEN status = 'pending' THEN next_attempt_at END), min(created_at) "
+    "FROM outbox_messages WHERE status IN ('pending', 'sending')",
+    Oldest,
+)
 
 
-async def depth(tx: Tx) -> tuple[list[Depth], dt.datetime | None]:
-    """What waits in the outbox, and since when the oldest due message has been due."""
+async def depth(tx: Tx) -> tuple[list[Depth], Oldest]:
+    """What waits in the outbox, and how old the oldest of it is."""
     oldest = await tx.fetch_one(_OLDEST)
-    return await tx.fetch(_DEPTH), None if oldest is None else oldest.due
+    return await tx.fetch(_DEPTH), oldest or Oldest(None, None)
