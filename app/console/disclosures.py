@@ -73,6 +73,7 @@ async def create(
     staff: RequesterForm,
     tx: TxDep,
     ctx: CtxDep,
+    ip: ClientIp,
     recipient_organisation: Text,
     recipient_officer: Text,
     recipient_contact: Text,
@@ -103,7 +104,7 @@ async def create(
         typed = {**fields, **recipient, "subject_ids": subject_ids}
         context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": typed}
         return refused_form(request, ctx, staff, "disclosure_new.html", context, exc)
-    made = await workflow.request(tx, ctx, staff=staff, data=data)
+    made = await workflow.request(tx, ctx, staff=staff, ip=ip, data=data)
     return RedirectResponse(f"/console/disclosures/{made.id}", status_code=303)
 
 
@@ -124,27 +125,37 @@ async def detail(
 
 
 async def _decide(
-    tx: TxDep, ctx: CtxDep, staff: Staff, request_id: str, note: str, *, approve: bool
+    tx: TxDep, ctx: CtxDep, staff: Staff, ip: str, request_id: str, note: str, *, approve: bool
 ) -> Response:
     decision = checked(Decision, {"note": note})
     await workflow.decide(
-        tx, ctx, staff=staff, request_id=request_id, note=decision.note, approve=approve
+        tx, ctx, staff=staff, ip=ip, request_id=request_id, note=decision.note, approve=approve
     )
     return RedirectResponse(f"/console/disclosures/{request_id}", status_code=303)
 
 
 @router.post("/disclosures/{request_id}/approve")
 async def approve(
-    request_id: RequestId, staff: DeciderForm, tx: TxDep, ctx: CtxDep, note: NoteField
+    request_id: RequestId,
+    staff: DeciderForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
+    note: NoteField,
 ) -> Response:
-    return await _decide(tx, ctx, staff, request_id, note, approve=True)
+    return await _decide(tx, ctx, staff, ip, request_id, note, approve=True)
 
 
 @router.post("/disclosures/{request_id}/reject")
 async def reject(
-    request_id: RequestId, staff: DeciderForm, tx: TxDep, ctx: CtxDep, note: NoteField
+    request_id: RequestId,
+    staff: DeciderForm,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
+    note: NoteField,
 ) -> Response:
-    return await _decide(tx, ctx, staff, request_id, note, approve=False)
+    return await _decide(tx, ctx, staff, ip, request_id, note, approve=False)
 
 
 def _download(media_type: str, content: bytes) -> str:

@@ -84,9 +84,13 @@ _RELEASE_PROBLEMS = problems(
     summary="Ask to provide subjects' data to a third party (operator, privacy officer)",
 )
 async def create_disclosure(
-    body: DisclosureRequestCreate, staff: DisclosureRequester, tx: TxDep, ctx: CtxDep
+    body: DisclosureRequestCreate,
+    staff: DisclosureRequester,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
 ) -> DisclosurePublic:
-    found = await workflow.request(tx, ctx, staff=staff, data=body)
+    found = await workflow.request(tx, ctx, staff=staff, ip=ip, data=body)
     return DisclosurePublic.model_validate(found)
 
 
@@ -123,10 +127,15 @@ async def read_disclosure(
     summary="Approve a request after weighing its necessity (a privacy officer, not the requester)",
 )
 async def approve_disclosure(
-    request_id: RequestId, body: Decision, staff: DisclosureDecider, tx: TxDep, ctx: CtxDep
+    request_id: RequestId,
+    body: Decision,
+    staff: DisclosureDecider,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
 ) -> DisclosurePublic:
     found = await workflow.decide(
-        tx, ctx, staff=staff, request_id=request_id, note=body.note, approve=True
+        tx, ctx, staff=staff, ip=ip, request_id=request_id, note=body.note, approve=True
     )
     return DisclosurePublic.model_validate(found)
 
@@ -137,10 +146,15 @@ async def approve_disclosure(
     summary="Reject a request (a privacy officer, not the requester)",
 )
 async def reject_disclosure(
-    request_id: RequestId, body: Decision, staff: DisclosureDecider, tx: TxDep, ctx: CtxDep
+    request_id: RequestId,
+    body: Decision,
+    staff: DisclosureDecider,
+    tx: TxDep,
+    ctx: CtxDep,
+    ip: ClientIp,
 ) -> DisclosurePublic:
     found = await workflow.decide(
-        tx, ctx, staff=staff, request_id=request_id, note=body.note, approve=False
+        tx, ctx, staff=staff, ip=ip, request_id=request_id, note=body.note, approve=False
     )
     return DisclosurePublic.model_validate(found)
 

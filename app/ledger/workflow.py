@@ -74,7 +74,7 @@ class Release:
 
 
 async def request(
-    tx: Tx, ctx: Context, *, staff: Staff, data: DisclosureRequestCreate
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: DisclosureRequestCreate
 ) -> DisclosureRequest:
     """Open a disclosure request (an operator or a privacy officer)."""
     known = await subjects.existing_subscribers(tx, data.subject_ids)
@@ -90,7 +90,8 @@ async def request(
         ("request_reference", data.request_reference),
         ("necessity_review", data.necessity_review),
     ):
-        await registry.refuse_registered_number(tx, ctx, field=field, text=text)
+        # Nothing is written yet: a number found is kept as the staff member's search.
+        await registry.refuse_registered_number(tx, ctx, field=field, text=text, staff=staff, ip=ip)
     key = recipient_key(data.recipient.organisation)
     checked = await check_subjects(
         tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key
@@ -149,11 +150,12 @@ async def _pending(tx: Tx, ctx: Context, *, staff: Staff, request_id: str) -> Di
 
 
 async def decide(
-    tx: Tx, ctx: Context, *, staff: Staff, request_id: str, note: str, approve: bool
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, request_id: str, note: str, approve: bool
 ) -> DisclosureRequest:
     """Approve or reject a request: a privacy officer who is not its requester, with a note."""
     found = await _pending(tx, ctx, staff=staff, request_id=request_id)
-    await registry.refuse_registered_number(tx, ctx, field="note", text=note)
+    # Nothing is written yet: a number found is kept as the staff member's search.
+    await registry.refuse_registered_number(tx, ctx, field="note", text=note, staff=staff, ip=ip)
     if approve:
         checked = await check_subjects(
             tx,

@@ -183,15 +183,49 @@ async def check_reason(tx: Tx, ctx: Context, text: str, *, field: str = "reason"
     return cleaned
 
 
-async def refuse_registered_number(tx: Tx, ctx: Context, *, field: str, text: str | None) -> None:
+class NumberInText(InvalidInput):
+    """A subscriber's number typed into a staff member's text: refused, and the lookup
+    it was is kept in the access log (the refusal commits that row)."""
+
+    commit = True
+
+
+async def refuse_registered_number(
+    tx: Tx,
+    ctx: Context,
+    *,
+    field: str,
+    text: str | None,
+    staff: Staff | None = None,
+    ip: str = "",
+) -> None:
     """InvalidInput on ``field`` if ``text`` holds a registered subscriber's number,
     however written: records kept for years (the access log, the ledger, the request
     register) name a subject by id only. Read as a number of every region served (full-
     width, kanji and separated digits too, groups joined by any marks), and looked up
     under every index key in the ring, so neither a foreign number nor one not yet
-    re-indexed slips through. Exact, so an ordinary date or amount never trips it."""
-    if not text:
+    re-indexed slips through. Exact, so an ordinary date or amount never trips it.
+
+    The refusal tells whoever typed the text that the number is registered: given the
+    ``staff`` member (by a caller that has written nothing yet), it is a search by number
+    as any other, kept in the access log with the subscriber found."""
+    found = await _subscriber_in(tx, ctx, field=field, text=text)
+    if found is None:
         return
+    detail = "must not contain a subscriber's phone number; name subjects by id"
+    if staff is None:
+        raise InvalidInput.field(field, detail)
+    reason = f"a subscriber's number typed in {field}"
+    await log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=found, action="search_number", reason=reason
+    )
+    raise NumberInText.field(field, detail)
+
+
+async def _subscriber_in(tx: Tx, ctx: Context, *, field: str, text: str | None) -> str | None:
+    """The id of a subscriber whose number ``text`` holds (see refuse_registered_number)."""
+    if not text:
+        return None
     if any(len(run) > _LONGEST_RUN for run in digit_runs(text)):
         # Each stretch of a run is read as a number: a very long run would hold the event
         # loop, and no contact, reference or reason needs one.
@@ -203,10 +237,9 @@ async def refuse_registered_number(tx: Tx, ctx: Context, *, field: str, text: st
     found = await anyio.to_thread.run_sync(functools.partial(numbers_in, text, regions=regions))
     indexes = [i for e164 in sorted(found) for i in ctx.keys.blind_indexes(e164, kind="number")]
     for start in range(0, len(indexes), _LOOKUP):  # a few statement shapes, however long
-        if await repo.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
-            raise InvalidInput.field(
-                field, "must not contain a subscriber's phone number; name subjects by id"
-            )
+        if found_id := await repo.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
+            return found_id
+    return None
 
 
 _LOOKUP = 64  # indexes looked up in one statement

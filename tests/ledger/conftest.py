@@ -90,7 +90,7 @@ def request_data(subject_ids: list[str], **overrides: Any) -> DisclosureRequestC
 
 async def requested(app: FastAPI, subject_ids: list[str], **overrides: Any) -> str:
     found = await call(
-        app, workflow.request, staff=OPERATOR, data=request_data(subject_ids, **overrides)
+        app, workflow.request, ip=IP, staff=OPERATOR, data=request_data(subject_ids, **overrides)
     )
     return found.id
 
@@ -100,6 +100,7 @@ async def approved(app: FastAPI, subject_ids: list[str], **overrides: Any) -> st
     await call(
         app,
         workflow.decide,
+        ip=IP,
         staff=OFFICER_A,
         request_id=request_id,
         note="Reviewed: lawful",

@@ -15,7 +15,7 @@ from app.ledger import checkpoints, export, retention, verify, workflow
 from app.ledger.audit_schemas import ExportQuery
 from tests.conftest import call, count_rows
 from tests.fixtures.fakes import START
-from tests.ledger.conftest import OFFICER_A, release, requested, sql, tampering, verified
+from tests.ledger.conftest import IP, OFFICER_A, release, requested, sql, tampering, verified
 
 FOUR_YEARS_AGO = START.replace(year=START.year - 4)
 TWO_YEARS_AGO = START.replace(year=START.year - 2)
@@ -37,7 +37,7 @@ async def test_purge_removes_only_old_entries_and_leaves_a_signed_anchor(
     # Requests never released: one rejected four years ago goes, one pending stays.
     clock.set(FOUR_YEARS_AGO)
     rejected = await requested(app, subjects)
-    await call(app, workflow.decide, staff=OFFICER_A, request_id=rejected, note="no basis",
+    await call(app, workflow.decide, ip=IP, staff=OFFICER_A, request_id=rejected, note="no basis",
                approve=False)  # fmt: skip
     clock.set(TWO_YEARS_AGO)
     pending = await requested(app, subjects)

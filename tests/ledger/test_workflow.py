@@ -15,6 +15,7 @@ from app.core.db import Database
 from app.core.errors import AppError
 from app.ledger import chain, provision, workflow
 from app.ledger.rules import DATA_ITEMS
+from app.registry.service import NumberInText
 from app.staff.roles import Role
 from app.subject import erasure
 from tests.conftest import call, count_rows, sync_engine
@@ -33,6 +34,7 @@ from tests.ledger.conftest import (
     request_data,
     requested,
 )
+from tests.staff.helpers import rows
 
 WRITTEN = (
     "disclosure_requests",
@@ -48,12 +50,24 @@ def _counts(app):
 
 
 async def _refused(app, fn, **kwargs) -> AppError:
+    """The refusal, which wrote nothing but, for a subscriber's number found in a staff
+    member's text, the access-log row of that lookup (a search by number like any other)."""
     before = _counts(app)
+    searches = _searches(app)
     with pytest.raises(AppError) as caught:
         await call(app, fn, **kwargs)
     assert 400 <= caught.value.status < 500
-    assert _counts(app) == before, "a refusal must write nothing"
+    after = _counts(app)
+    if isinstance(caught.value, NumberInText):
+        assert len(_searches(app)) == len(searches) + 1
+        after["access_log"] -= 1
+    assert after == before, "a refusal must write nothing"
     return caught.value
+
+
+def _searches(app) -> list[dict]:
+    return rows(app, "SELECT staff_id, subscriber_id, reason FROM access_log "
+                     "WHERE action = 'search_number' ORDER BY id")  # fmt: skip
 
 
 async def test_release_of_a_verified_number_builds_the_package_and_one_entry(
@@ -146,12 +160,12 @@ async def test_no_number_is_ever_stored_in_the_workflow_or_ledger_tables(app, su
 async def test_a_contact_holding_a_subscribers_number_is_refused(app, subjects, contact):
     recipient = {"organisation": POLICE, "officer": "Inspector Sato", "contact": contact}
     data = request_data(subjects, recipient=recipient)
-    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
     assert error.errors[0].field == "recipient.contact"
     # The recipient's own line, nobody's in the registry, is what the contact is for.
     recipient["contact"] = "03-3498-0110 (desk)"
     ok = request_data(subjects, recipient=recipient)
-    assert (await call(app, workflow.request, staff=OPERATOR, data=ok)).status == "requested"
+    assert (await call(app, workflow.request, ip=IP, staff=OPERATOR, data=ok)).status == "requested"
 
 
 async def test_a_contact_with_a_very_long_run_of_digits_is_refused(app, subjects):
@@ -159,14 +173,18 @@ async def test_a_contact_with_a_very_long_run_of_digits_is_refused(app, subjects
     for a fifth of a second. No contact needs more than 30 in a row."""
     recipient = {"organisation": POLICE, "officer": "Inspector Sato", "contact": "1" * 31}
     error = await _refused(
-        app, workflow.request, staff=OPERATOR, data=request_data(subjects, recipient=recipient)
+        app,
+        workflow.request,
+        ip=IP,
+        staff=OPERATOR,
+        data=request_data(subjects, recipient=recipient),
     )
     assert error.errors[0].field == "recipient.contact"
 
 
 async def test_a_reference_holding_a_subscribers_number_is_refused(app, subjects):
     data = request_data(subjects, request_reference="Inquiry re 090-0000-0001")
-    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
     assert error.errors[0].field == "request_reference"
 
 
@@ -175,6 +193,7 @@ async def test_a_decision_note_holding_a_subscribers_number_is_refused(app, subj
     error = await _refused(
         app,
         workflow.decide,
+        ip=IP,
         staff=OFFICER_A,
         request_id=request_id,
         note="Approved for 090-0000-0002 only",
@@ -185,9 +204,15 @@ async def test_a_decision_note_holding_a_subscribers_number_is_refused(app, subj
 
 @pytest.mark.parametrize("approve", [True, False])
 async def test_self_approval_is_refused(app, subjects, approve):
-    found = await call(app, workflow.request, staff=OFFICER_A, data=request_data(subjects))
+    found = await call(app, workflow.request, ip=IP, staff=OFFICER_A, data=request_data(subjects))
     error = await _refused(
-        app, workflow.decide, staff=OFFICER_A, request_id=found.id, note="fine", approve=approve
+        app,
+        workflow.decide,
+        ip=IP,
+        staff=OFFICER_A,
+        request_id=found.id,
+        note="fine",
+        approve=approve,
     )
     assert error.status == 403 and error.slug == "disclosure-self-approval"
 
@@ -195,8 +220,10 @@ async def test_self_approval_is_refused(app, subjects, approve):
 async def test_the_requester_may_not_release_their_own_request(app, subjects):
     """A privacy officer who asked for a disclosure, approved by another, does not take the
     package (it may hold full numbers) into their own hands: another officer releases."""
-    found = await call(app, workflow.request, staff=OFFICER_A, data=request_data(subjects))
-    await call(app, workflow.decide, staff=OFFICER_B, request_id=found.id, note="ok", approve=True)
+    found = await call(app, workflow.request, ip=IP, staff=OFFICER_A, data=request_data(subjects))
+    await call(
+        app, workflow.decide, ip=IP, staff=OFFICER_B, request_id=found.id, note="ok", approve=True
+    )
     error = await _refused(app, workflow.release, staff=OFFICER_A, request_id=found.id, ip=IP)
     assert error.status == 403 and error.slug == "disclosure-self-approval"
 
@@ -250,7 +277,9 @@ async def test_emergency_needs_no_reference(app, subjects):
     data = request_data(
         subjects, legal_basis="emergency_life_body_property", request_reference=None
     )
-    assert (await call(app, workflow.request, staff=OPERATOR, data=data)).request_reference is None
+    assert (
+        await call(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
+    ).request_reference is None
 
 
 async def test_stopped_subjects_are_refused_under_consent(app, subjects):
@@ -260,7 +289,7 @@ async def test_stopped_subjects_are_refused_under_consent(app, subjects):
             app, provision.give_consent, subscriber_id=subject, recipient=POLICE, source="web"
         )
     data = request_data(subjects, legal_basis="consent", request_reference=None)
-    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
     assert error.status == 409 and error.slug == "disclosure-provision-stopped"
     assert error.extra["subject_ids"] == [subjects[1]]
 
@@ -275,9 +304,11 @@ async def test_bases_without_consent_go_on_despite_a_stop_flagged(app, subjects,
     await call(app, provision.stop_provision, subscriber_id=subjects[0], source="web")
     reference = None if basis == "emergency_life_body_property" else "CCP 197(2) #1"
     data = request_data(subjects, legal_basis=basis, request_reference=reference)
-    asked = await call(app, workflow.request, staff=OPERATOR, data=data)
+    asked = await call(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
     assert asked.stop_overridden == [subjects[0]]
-    await call(app, workflow.decide, staff=OFFICER_A, request_id=asked.id, note="ok", approve=True)
+    await call(
+        app, workflow.decide, ip=IP, staff=OFFICER_A, request_id=asked.id, note="ok", approve=True
+    )
     released = await call(app, workflow.release, staff=OFFICER_B, request_id=asked.id, ip=IP)
     assert released.entry.legal_basis == basis
     assert released.entry.stop_overridden == [subjects[0]]
@@ -325,7 +356,13 @@ async def test_a_stop_before_approval_is_honoured_under_consent(app, subjects):
     request_id = await requested(app, subjects[:1], legal_basis="consent", request_reference=None)
     await call(app, provision.stop_provision, subscriber_id=subjects[0], source="sms")
     error = await _refused(
-        app, workflow.decide, staff=OFFICER_A, request_id=request_id, note="fine", approve=True
+        app,
+        workflow.decide,
+        ip=IP,
+        staff=OFFICER_A,
+        request_id=request_id,
+        note="fine",
+        approve=True,
     )
     assert error.slug == "disclosure-provision-stopped"
 
@@ -342,7 +379,7 @@ async def test_consent_needs_each_subjects_consent_to_this_recipient(app, subjec
         source="web",
     )
     data = request_data(subjects[:2], legal_basis="consent", request_reference=None)
-    error = await _refused(app, workflow.request, staff=OPERATOR, data=data)
+    error = await _refused(app, workflow.request, ip=IP, staff=OPERATOR, data=data)
     assert error.slug == "disclosure-consent-missing"
     assert error.extra["subject_ids"] == [subjects[1]]
     # The recipient matches however it is typed (width, case, spaces).
@@ -415,6 +452,7 @@ async def test_rejected_and_pending_requests_are_not_released(app, subjects):
     await call(
         app,
         workflow.decide,
+        ip=IP,
         staff=OFFICER_A,
         request_id=pending,
         note="Not necessary",
@@ -423,7 +461,13 @@ async def test_rejected_and_pending_requests_are_not_released(app, subjects):
     error = await _refused(app, workflow.release, staff=OFFICER_B, request_id=pending, ip=IP)
     assert error.slug == "disclosure-wrong-state"
     error = await _refused(
-        app, workflow.decide, staff=OFFICER_B, request_id=pending, note="now yes", approve=True
+        app,
+        workflow.decide,
+        ip=IP,
+        staff=OFFICER_B,
+        request_id=pending,
+        note="now yes",
+        approve=True,
     )
     assert error.slug == "disclosure-wrong-state"
     assert (await call(app, workflow.get, request_id=pending)).decision_note == "Not necessary"
@@ -431,7 +475,7 @@ async def test_rejected_and_pending_requests_are_not_released(app, subjects):
 
 async def test_unknown_request_is_not_found(app):
     for fn, kwargs in (
-        (workflow.decide, {"staff": OFFICER_A, "note": "fine", "approve": True}),
+        (workflow.decide, {"staff": OFFICER_A, "ip": IP, "note": "fine", "approve": True}),
         (workflow.release, {"staff": OFFICER_A, "ip": IP}),
         (workflow.get, {}),
     ):
@@ -493,11 +537,33 @@ async def test_bad_requests_name_the_field_and_write_nothing(
     if overrides.get("subject_ids") == "REPEATED":
         overrides = {"subject_ids": [subjects[0], subjects[0]]}
     body = request_body(overrides.pop("subject_ids", subjects), **overrides)
-    before = _counts(app)
+    before, searches = _counts(app), _searches(app)
     answer = await client.post("/v1/disclosures", json=body, headers=headers)
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
-    assert _counts(app) == before
+    after = _counts(app)
+    after["access_log"] -= len(_searches(app)) - len(searches)  # a number found: a search
+    assert after == before
+
+
+async def test_a_subscribers_number_typed_in_a_request_is_kept_as_a_search(app, client, subjects):
+    """Refusing a subscriber's number in a request's contact told an operator that the
+    number is registered, and left no trace: numbers could be tested by the batch, outside
+    the access log that records every search by number."""
+    headers = await staff_auth(app, client, Role.OPERATOR, username="curious")
+    recipient = {"organisation": POLICE, "officer": "Inspector Sato", "contact": "090-0000-0001"}
+    answer = await client.post(
+        "/v1/disclosures", json=request_body(subjects, recipient=recipient), headers=headers
+    )
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "recipient.contact"
+    [search] = _searches(app)
+    (staff,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'curious'")
+    assert search == {
+        "staff_id": staff["id"],
+        "subscriber_id": subjects[0],
+        "reason": "a subscriber's number typed in recipient.contact",
+    }
+    assert not rows(app, "SELECT id FROM disclosure_requests")
 
 
 @pytest.mark.parametrize("note", ["", "  ", "no", "x" * 2001])

@@ -18,7 +18,7 @@ from app.staff.new_account import NewAccount
 from app.staff.roles import Role
 from tests.conftest import call, sync_engine
 from tests.fixtures.staff import open_session
-from tests.ledger.conftest import add_subscriber, number, request_data, staff
+from tests.ledger.conftest import IP, add_subscriber, number, request_data, staff
 from tests.staff.helpers import bearer, create_staff, events, login, rows, staff_auth
 from tests.staff.test_invitations import OWN_PASSWORD, enrol, invite, login_totp
 
@@ -115,18 +115,26 @@ async def test_the_approver_is_independent_of_the_requester(app):
     as_made = staff(made.id, Role.OPERATOR)
     as_stranger = staff(stranger.id, Role.PRIVACY_OFFICER)
 
-    asked = await call(app, workflow.request, staff=as_made, data=request_data([subject]))
+    asked = await call(app, workflow.request, ip=IP, staff=as_made, data=request_data([subject]))
     with pytest.raises(AppError) as refused:
         await call(
-            app, workflow.decide, staff=as_maker, request_id=asked.id, note="ok", approve=True
+            app,
+            workflow.decide,
+            ip=IP,
+            staff=as_maker,
+            request_id=asked.id,
+            note="ok",
+            approve=True,
         )
     assert refused.value.slug == "disclosure-dependent-approver"
     # Vice versa: the requester made the approver.
-    asked_by_maker = await call(app, workflow.request, staff=as_maker, data=request_data([subject]))
+    asked_by_maker = await call(
+        app, workflow.request, ip=IP, staff=as_maker, data=request_data([subject])
+    )
     as_made_officer = staff(made.id, Role.PRIVACY_OFFICER)
     with pytest.raises(AppError) as refused:
         await call(
-            app, workflow.decide, staff=as_made_officer, request_id=asked_by_maker.id,
+            app, workflow.decide, ip=IP, staff=as_made_officer, request_id=asked_by_maker.id,
             note="ok", approve=True,
         )  # fmt: skip
     assert refused.value.slug == "disclosure-dependent-approver"
@@ -139,16 +147,16 @@ async def test_the_approver_is_independent_of_the_requester(app):
             confirmed_by=f"staff:{confirmed_by.id}",
         )  # fmt: skip
     asked_by_stranger = await call(
-        app, workflow.request, staff=as_stranger, data=request_data([subject])
+        app, workflow.request, ip=IP, staff=as_stranger, data=request_data([subject])
     )
     with pytest.raises(AppError):
         await call(
-            app, workflow.decide, staff=staff(confirmed_by.id, Role.PRIVACY_OFFICER),
+            app, workflow.decide, ip=IP, staff=staff(confirmed_by.id, Role.PRIVACY_OFFICER),
             request_id=asked_by_stranger.id, note="ok", approve=True,
         )  # fmt: skip
     # An unrelated officer decides.
     decided = await call(
-        app, workflow.decide, staff=as_stranger, request_id=asked.id, note="ok", approve=True
+        app, workflow.decide, ip=IP, staff=as_stranger, request_id=asked.id, note="ok", approve=True
     )
     assert decided.status == "approved"
 
