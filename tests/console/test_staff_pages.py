@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.console.helpers import csrf_of, get, post, signed_in
+from tests.fixtures.staff import create_staff
 from tests.staff.helpers import CHEAP_HASHING, enrol, events, execute, rows
 
 
@@ -37,6 +38,9 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     assert token not in (await get(root, "/console/staff")).text  # shown once
     page = await get(root, "/console/staff")
     ((grant,),) = [tuple(r.values()) for r in rows(app, "SELECT id FROM staff_role_grants")]
+    # The proposer is offered no Confirm (it could only be refused), and may withdraw.
+    assert grant_ids(page.text) == []
+    assert f"/console/staff/grants/{grant}/reject" in page.text and "Withdraw</button>" in page.text
     own = await post(root, f"/console/staff/grants/{grant}/confirm", {"csrf": csrf_of(page)})
     assert own.status_code == 403  # not the proposer
     # Until the person has enrolled, the second admin has nothing to confirm: the page
@@ -171,3 +175,26 @@ async def test_a_break_glass_admin_is_marked_with_its_end(client, app, clock):
     row = page.text.split('id="account-rescue"')[1].split("</tr>")[0]
     assert f"break-glass, ends {ends:%Y-%m-%d %H:%M} UTC" in row
     assert "break-glass" not in page.text.split('id="account-root"')[1].split("</tr>")[0]
+
+
+async def test_a_rejection_in_the_console_keeps_its_reason(client, app):
+    """The console's Reject had no reason field, though the API takes one."""
+    root = await signed_in(app, "admin", "root")
+    other = await signed_in(app, "admin", "root2")
+    await create_staff(app, "operator", username="taro")
+    (target,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    proposed = await post(
+        root, f"/console/staff/{target['id']}/role", {"role": "privacy_officer"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert proposed.status_code in (200, 303), proposed.text
+    ((grant,),) = [tuple(r.values()) for r in rows(app, "SELECT id FROM staff_role_grants")]
+    page = await get(other, "/console/staff")
+    assert grant_ids(page.text) == [grant] and 'name="reason"' in page.text
+    rejected = await post(
+        other, f"/console/staff/grants/{grant}/reject",
+        {"reason": "Not agreed with the privacy team", "csrf": csrf_of(page)},
+    )  # fmt: skip
+    assert rejected.status_code == 303
+    (closed,) = rows(app, "SELECT status, reason FROM staff_role_grants")
+    assert closed == {"status": "rejected", "reason": "Not agreed with the privacy team"}
