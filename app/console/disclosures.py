@@ -116,6 +116,10 @@ async def detail(
     context: dict[str, Any] = {
         "r": found,
         "may_decide": staff.role in roles.DISCLOSURE_DECIDE and found.requested_by != staff.id,
+        # Known before the decision, not only once an approval has recorded it.
+        "stopped_now": await workflow.stopped_now(tx, found)
+        if found.status in ("requested", "approved")
+        else [],
     }
     if staff.role in roles.STAFF_READ:  # those who may read the staff list: names, not ids
         actors = [f"staff:{who}" for who in (found.requested_by, found.decided_by) if who]

@@ -291,6 +291,13 @@ async def get(tx: Tx, ctx: Context, *, request_id: str) -> DisclosureRequest:
     return found
 
 
+async def stopped_now(tx: Tx, found: DisclosureRequest) -> list[str]:
+    """The request's subjects who have stopped third-party provision as of now: what its
+    decision and release will meet (refused, or recorded as overridden), for the person
+    who weighs it to see before deciding."""
+    return sorted(await subjects.stopped_subjects(tx, found.subject_ids))
+
+
 async def list_requests(
     tx: Tx, ctx: Context, *, status: str | None = None, limit: int = 100
 ) -> list[DisclosureRequest]:

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from app.ledger import provision
+from tests.conftest import call
 from tests.console.helpers import csrf_of, get, post, signed_in
 from tests.ledger.conftest import tampering
 from tests.staff.helpers import CHEAP_HASHING, verified
@@ -142,3 +144,28 @@ async def test_those_who_may_read_the_staff_list_see_who_requested_and_decided_b
     for who in (operator, officer):
         text = (await get(who, path)).text
         assert "taro <code>" not in text and "hanako <code>" not in text
+
+
+async def test_the_decider_sees_a_subjects_stop_of_provision_before_deciding(
+    client, app, carrier, auth
+):
+    """The stop showed only once the approval had recorded overriding it, and the ledger's
+    ⚑ had no legend."""
+    sid = await verified(client, app, carrier, auth, E164)
+    await call(app, provision.stop_provision, subscriber_id=sid, source="phone")
+    operator = await signed_in(app, "operator", "taro")
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    made = await post(
+        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
+    )
+    path = made.headers["location"]
+    page = await get(officer, path)
+    assert 'id="decide"' in page.text
+    notice = page.text.split('id="stopped-now"')[1].split("</p>")[0]
+    assert sid in notice
+    await post(officer, path + "/approve", {"note": "Warrant checked.", "csrf": csrf_of(page)})
+    page = await get(officer, path)
+    await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    ledger = await get(officer, "/console/ledger")
+    assert 'id="legend">⚑ Despite a stop of provision' in ledger.text
+    assert 'id="stopped-now"' not in (await get(officer, path)).text  # released: done
