@@ -269,6 +269,9 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     detail = await get(operator, path)
     # The detail page leads to the erasure's own page; it has no button that erases.
     assert f'href="{path}/erase"' in detail.text and 'value="done"' not in detail.text
+    # The way to the erasure comes before the note, which is for refusing: a note typed
+    # above the link was lost on the way to the erasure's page.
+    assert detail.text.index('id="to-erase"') < detail.text.index('name="note"')
     step = await get(operator, path + "/erase")
     assert step.status_code == 200 and 'name="confirm" value="yes" required' in step.text
     form = {"outcome": "done", "note": "Erased after the call back", "csrf": csrf_of(step)}
