@@ -77,7 +77,12 @@ def rotate(
 @api_keys_cli.command("due")
 def due(
     within_days: Annotated[
-        int | None, typer.Option(help="default SMSREG_API_KEY_DUE_WITHIN_DAYS (14)")
+        int | None,
+        typer.Option(
+            min=0,
+            max=rotation.MAX_DUE_WITHIN_DAYS,
+            help="default SMSREG_API_KEY_DUE_WITHIN_DAYS (14)",
+        ),
     ] = None,
 ) -> None:
     """List keys past or near their maximum age, with who created them."""

@@ -24,6 +24,7 @@ from app.core.db import Database
 from app.core.tx import Tx
 from app.ledger import checkpoints, export, retention, signing, verify, witness
 from app.ledger.audit_schemas import ExportQuery
+from app.ledger.rules import LegalBasis
 
 ledger_cli = typer.Typer(help="The disclosure ledger: verify, export, checkpoint, purge.")
 T = TypeVar("T")
@@ -199,7 +200,7 @@ def export_command(
     ] = None,
     until: Annotated[str | None, typer.Option(help="before this time")] = None,
     recipient: Annotated[str | None, typer.Option(help="recipient organisation")] = None,
-    basis: Annotated[str | None, typer.Option(help="legal basis")] = None,
+    basis: Annotated[LegalBasis | None, typer.Option(help="legal basis")] = None,
     subject: Annotated[str | None, typer.Option(help="subscriber id")] = None,
     checkpoint_first: Annotated[
         bool, typer.Option("--checkpoint/--no-checkpoint", help="sign the head first")

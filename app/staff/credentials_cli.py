@@ -31,7 +31,9 @@ def due(
     within_days: Annotated[
         int | None,
         typer.Option(
-            help="default: SMSREG_PASSWORD_DUE_WITHIN_DAYS and SMSREG_API_KEY_DUE_WITHIN_DAYS"
+            min=0,
+            max=credentials_due.MAX_WITHIN_DAYS,
+            help="default: SMSREG_PASSWORD_DUE_WITHIN_DAYS and SMSREG_API_KEY_DUE_WITHIN_DAYS",
         ),
     ] = None,
 ) -> None:

@@ -356,8 +356,9 @@ def test_cli_due(env):
         len(runner.invoke(cli, ["api-keys", "due", "--within-days", "365"]).output.splitlines())
         == 3
     )
-    bad = runner.invoke(cli, ["api-keys", "due", "--within-days", "-1"])
-    assert bad.exit_code == 1 and "within_days" in bad.output
+    for out_of_range in ("-1", "400"):  # the usage and exit 2, as for any bad option
+        bad = runner.invoke(cli, ["api-keys", "due", "--within-days", out_of_range])
+        assert bad.exit_code == 2 and "--within-days" in bad.output
 
 
 async def test_what_a_client_started_survives_the_rotation_of_its_key(client, app, carrier):

@@ -177,4 +177,4 @@ async def test_the_commands(client, app, clock, settings, monkeypatch, real_time
 
     assert (await invoke_async("credentials", "rotate")).exit_code == 2
     bad = await invoke_async("credentials", "due", "--within-days", "400")
-    assert bad.exit_code == 1 and "within_days" in bad.output
+    assert bad.exit_code == 2 and "--within-days" in bad.output  # the usage, as documented
