@@ -290,6 +290,8 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     assert erased.headers["cache-control"] == "no-store"
     receipt = erased.text.split('id="receipt"')[1].split("</section>")[0]
     assert re.search(r"<code>subscribers</code></td><td>1<", receipt)
+    # What there was none of is not listed (as /my/ words a receipt).
+    assert "</code></td><td>0<" not in receipt
     assert E164 not in erased.text and "5678" not in receipt
     assert rows(app, "SELECT id FROM subscribers") == []
     who = actor(app, "taro")
@@ -303,9 +305,11 @@ async def test_an_erasure_needs_its_confirmation_and_shows_the_receipt(client, a
     # In the page's language, as /my/ words it for the person: the Japanese console's was
     # English, and named the erased rows by their tables only.
     japanese = await auditor.get(path, headers={**HTML, "Accept-Language": "ja"})
-    assert RECEIPT["ja"]["why_ledger_entry_subjects"] in japanese.text
+    assert RECEIPT["ja"]["why_subject_requests"] in japanese.text
     assert RECEIPT["ja"]["subscribers"] in japanese.text
-    assert KEPT_WHY["ledger_entry_subjects"] not in japanese.text
+    assert KEPT_WHY["subject_requests"] not in japanese.text
+    # What there was none of (no disclosure named the person) is not listed.
+    assert RECEIPT["ja"]["why_ledger_entry_subjects"] not in japanese.text
     assert re.search(r": \d{4}-\d\d-\d\d \d\d:\d\d UTC</p>", kept.text), "the console's time"
     # Closed, the erasure's page leads back to the request.
     assert (await get(operator, path + "/erase")).status_code == 303
