@@ -384,7 +384,10 @@ def validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
         if not all(map(_named_back, loc[1:])):
             loc = loc[: next(i for i in range(1, len(loc)) if not _named_back(loc[i]))]
         name = ".".join(loc[1:]) or location
-        problems.append(FieldProblem(location=location, field=name, detail=str(error["msg"])))
+        detail = str(error["msg"])
+        if error.get("type") == "value_error":  # our validators' own words, not pydantic's
+            detail = detail.removeprefix("Value error, ")
+        problems.append(FieldProblem(location=location, field=name, detail=detail))
     return problems
 
 
