@@ -18,7 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
-from app.console.web import ConsoleRoute, checked, refused_form, staff_page
+from app.console.web import (
+    Confirm,
+    ConsoleRoute,
+    checked,
+    confirmed,
+    refused_form,
+    staff_page,
+)
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.ledger import workflow
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES, RequestStatus
@@ -174,7 +181,9 @@ async def release(
     tx: TxDep,
     ctx: CtxDep,
     ip: ClientIp,
+    confirm: Confirm = None,
 ) -> Response:
+    confirmed(confirm)  # numbers leave for a third party: one slip must not send them
     done = await workflow.release(tx, ctx, staff=staff, request_id=request_id, ip=ip)
     context = {
         "done": done,

@@ -210,6 +210,7 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     officer.fill("#decide textarea[name=note]", "Inquiry checked against the warrant register.")
     shot(officer, "disclosure-decision")
     officer.click("#decide button:has-text('Approve')")
+    officer.locator("#release input[name=confirm]").check()
     submit(officer, "#release")
     shot(officer, "released")
     with officer.expect_download() as download:

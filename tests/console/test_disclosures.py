@@ -78,14 +78,18 @@ async def test_a_request_is_decided_by_another_officer_and_released_once(
     assert approved.status_code == 303
     page = await get(officer, path)
     assert 'id="release"' in page.text
-    released = await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    # Numbers leave for a third party only with the box ticked: a slip sends nothing.
+    slip = await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    assert slip.status_code == 422 and "confirm" in slip.text
+    assert 'id="release"' in (await get(officer, path)).text
+    released = await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     assert released.status_code == 200, released.text
     assert released.headers["cache-control"] == "no-store"
     files = downloads(released.text)
     assert E164.encode() in files["json"]
     # Formula-safe, the number kept as text (a leading ', which readers drop).
     assert f"'{E164}" in files["csv"].decode().splitlines()[1]
-    again = await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    again = await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     assert again.status_code == 409
     assert E164 not in (await get(officer, path)).text
 
@@ -100,7 +104,7 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     path = made.headers["location"]
     page = await get(officer, path)
     await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
-    await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     auditor = await signed_in(app, "auditor", "kenji")
     ledger = await get(auditor, "/console/ledger")
     assert ledger.status_code == 200 and "Shibuya Police Station" in ledger.text
@@ -165,7 +169,7 @@ async def test_the_decider_sees_a_subjects_stop_of_provision_before_deciding(
     assert sid in notice
     await post(officer, path + "/approve", {"note": "Warrant checked.", "csrf": csrf_of(page)})
     page = await get(officer, path)
-    await post(officer, path + "/release", {"csrf": csrf_of(page)})
+    await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     ledger = await get(officer, "/console/ledger")
     assert 'id="legend">⚑ Despite a stop of provision' in ledger.text
     assert 'id="stopped-now"' not in (await get(officer, path)).text  # released: done
