@@ -116,6 +116,15 @@ async def cookie_subject(request: Request, tx: TxDep, ctx: CtxDep) -> Subject | 
 CookieSubject = Annotated[Subject | None, Depends(cookie_subject)]
 
 
+def _ended(request: Request, ctx: Context) -> Response:
+    """A step opened with no live session: the erasure's receipt for the browser that has
+    just erased (Back from the receipt told the person to sign in again, with nothing
+    left to sign in to), else the words that the session has ended."""
+    if request.method == "GET" and pages.receipt_id(ctx, request) is not None:
+        return pages.redirect("/my/receipt")
+    return pages.page(request, ctx, "message.html", status=401, key="expired")
+
+
 async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subject | None:
     """:func:`cookie_subject` checked in a short unit of its own, for the pages that run
     units of their own (a code sent or checked, then the change)."""
@@ -329,7 +338,7 @@ async def my_session(
 @router.get("/records", response_class=HTMLResponse)
 async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     # What the last action did comes from the action's own answer (a flash keyed to the
     # session), never from the address: a link cannot claim that something was done.
     response = await _records_page(request, ctx, tx, subject, flash=pages.flash(ctx, request))
@@ -378,7 +387,7 @@ async def my_action(
     subject: CookieSubject,
 ) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     done = await service.act(tx, ctx, subject=subject, kind=ACTIONS[action], ip=ip)
     response = pages.redirect("/my/records")
     pages.set_flash(ctx, request, response, f"done_{action}" if done.changed else "unchanged")
@@ -388,7 +397,7 @@ async def my_action(
 @router.get("/erase", response_class=HTMLResponse)
 async def my_erase_confirm(request: Request, ctx: CtxDep, subject: CookieSubject) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     return pages.page(request, ctx, "erase.html")
 
 
@@ -403,7 +412,7 @@ async def my_erase(
     confirm: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     if confirm != "yes":
         error = TEXTS[pages.language(request)]["erase_unchecked"]
         return pages.page(request, ctx, "erase.html", status=422, here="/my/erase",
@@ -450,7 +459,7 @@ async def my_correction_code(
     phone: Annotated[str, Form(max_length=100)] = "",  # missing: refused as empty
 ) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     try:
         data = SubjectStart(phone=phone, country=country, locale=pages.language(request))
         sent = await sessions.start_correction_apart(db, ctx, subject=subject, data=data, ip=ip)
@@ -476,7 +485,7 @@ async def my_correction_code_page(
 ) -> Response:
     """The code form of the new number (after the redirect)."""
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     return await _code_page(request, ctx, tx, correction=True)
 
 
@@ -490,7 +499,7 @@ async def my_correction(
     code: Annotated[str, Form(max_length=20)] = "",  # missing: refused beside the field
 ) -> Response:
     if subject is None:
-        return pages.page(request, ctx, "message.html", status=401, key="expired")
+        return _ended(request, ctx)
     try:
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         await erasure.correct(db, ctx, subject=subject, data=data)

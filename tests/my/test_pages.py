@@ -253,6 +253,10 @@ async def test_number_code_records_action_and_erasure(client, app, carrier, cloc
     assert RECEIPT["en"]["subscribers"] in erased.text
     assert not re.search(r"<li>[a-z_]+: \d", erased.text), "a table's name is shown"
     assert rows(app, "SELECT id FROM subscribers") == [{"id": other}]
+    # The session ended with the erasure: the records lead to the receipt, and without
+    # it (another browser, or later) the page says the session has ended.
+    assert (await client.get("/my/records")).headers["location"] == "/my/receipt"
+    client.cookies.delete("smsreg_receipt", path="/my")
     assert (await client.get("/my/records")).status_code == 401
 
 

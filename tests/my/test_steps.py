@@ -323,6 +323,7 @@ async def test_each_step_has_its_own_title_and_heading(client, app, carrier, clo
     erase = await client.get("/my/erase")
     await client.post("/my/erase", data={"csrf": csrf_of(erase.text), "confirm": "yes"})
     receipt = await client.get("/my/receipt")
+    client.cookies.delete("smsreg_receipt", path="/my")  # else: back to the receipt
     expired = await client.get("/my/records")
     pages = [start, sent, records, erase, receipt, expired]
     titles = [re.search(r"<title>(.*?)</title>", p.text).group(1) for p in pages]
@@ -531,3 +532,18 @@ async def test_the_records_say_what_is_on_and_offer_only_a_stop_that_changes_som
     }  # fmt: skip
     assert 'id="withdraw-delivery"' not in records.text and 'id="stop-usage"' not in records.text
     assert 'id="stop-provision"' in records.text
+
+
+async def test_back_from_the_receipt_shows_the_receipt_not_a_sign_in_prompt(
+    client, app, carrier, clock
+):
+    """Back from the receipt to the erasure's page said "Please sign in again" to someone
+    with nothing left to sign in to."""
+    await _signed_in(client, app, carrier, clock)
+    confirm = await client.get("/my/erase")
+    await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
+    for page in ("/my/erase", "/my/records"):
+        back = await client.get(page)
+        assert back.status_code == 303 and back.headers["location"] == "/my/receipt", page
+    clock.advance(minutes=16)  # the receipt is no longer shown: the start page
+    assert (await client.get("/my/receipt")).headers["location"] == "/my/"
