@@ -68,8 +68,10 @@ def _erase_in(page: Any, live_server: Any) -> None:
     assert page.inner_text("#receipt-id").startswith("sjr_")
     assert "proof that they were answered" in page.inner_text("#kept")
     assert "0 records" not in page.inner_text("#kept")  # what there is none of is left out
-    page.goto(live_server.url + "/my/records")
-    assert "session has ended" in page.inner_text("#message")
+    receipt_id = page.inner_text("#receipt-id")
+    page.goto(live_server.url + "/my/records")  # the session ended: the receipt, again
+    page.wait_for_url("**/my/receipt")
+    assert page.inner_text("#receipt-id") == receipt_id
 
 
 def test_the_pages_follow_the_browser_language(live_server, chromium):
