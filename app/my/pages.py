@@ -223,11 +223,14 @@ def _verified(ctx: Context, purpose: bytes, cookie: str, bound: str) -> str | No
     return None
 
 
-def set_flash(ctx: Context, request: Request, response: Response, key: str) -> None:
-    """What the records page is to say once, after an action the server carried out:
-    keyed to this session, so a link cannot claim an action, another session cannot
-    replay it, and it is shown once (a reload says nothing again)."""
-    session = request.cookies.get(SESSION_COOKIE, "")
+def set_flash(
+    ctx: Context, request: Request, response: Response, key: str, *, ending: bool = False
+) -> None:
+    """What the next page is to say once, after an action the server carried out: keyed
+    to this session (``ending``: to none, for the page after the session ends), so a link
+    cannot claim an action, another session cannot replay it, and it is shown once (a
+    reload says nothing again)."""
+    session = "" if ending else request.cookies.get(SESSION_COOKIE, "")
     _keep(request, response, FLASH_COOKIE, _signed(ctx, b"flash", key, session))
 
 

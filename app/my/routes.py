@@ -195,8 +195,10 @@ async def my_start(request: Request, ctx: CtxDep, subject: CookieSubject) -> Res
     if subject is not None:
         lang = request.query_params.get("lang")
         return pages.redirect("/my/records" + (f"?lang={lang}" if lang in LANGUAGES else ""))
-    start = pages.page(request, ctx, "start.html")
+    said = pages.flash(ctx, request)
+    start = pages.page(request, ctx, "start.html", flash=said if said == "signed_out" else None)
     pages.forget_receipt(request, start)
+    pages.forget_flash(request, start)
     return start
 
 
@@ -531,6 +533,7 @@ async def my_logout(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSub
         await sessions.end(tx, ctx, subject=subject)
     response = pages.redirect("/my/")
     pages.clear_session(response)
+    pages.set_flash(ctx, request, response, "signed_out", ending=True)  # said on the start page
     return response
 
 

@@ -61,6 +61,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "done_resume-provision": "Done: provision to third parties is allowed again.",
         "done_corrected": "Done: your records are now under the new number.",
         "logout": "Sign out",
+        "signed_out": "You have signed out.",
         "correct": "Move my records to this number",
         "new_phone": "New mobile number",
         "expired": "Your session has ended. Start again.",
@@ -148,6 +149,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "done_resume-provision": "完了：第三者への提供の停止を解除しました。",
         "done_corrected": "完了：記録を新しい番号に移しました。",
         "logout": "ログアウト",
+        "signed_out": "ログアウトしました。",
         "correct": "この番号に記録を移す",
         "new_phone": "新しい携帯電話番号",
         "expired": "ログインの有効期限が切れたか、ログアウトしています。"
@@ -234,6 +236,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "done_resume-provision": "완료: 제3자 제공 중지를 해제했습니다.",
         "done_corrected": "완료: 기록을 새 번호로 옮겼습니다.",
         "logout": "로그아웃",
+        "signed_out": "로그아웃했습니다.",
         "correct": "이 번호로 기록 옮기기",
         "new_phone": "새 휴대전화 번호",
         "expired": "로그인이 만료되었거나 로그아웃되었습니다. 처음부터 다시 시작하세요.",

@@ -547,3 +547,14 @@ async def test_back_from_the_receipt_shows_the_receipt_not_a_sign_in_prompt(
         assert back.status_code == 303 and back.headers["location"] == "/my/receipt", page
     clock.advance(minutes=16)  # the receipt is no longer shown: the start page
     assert (await client.get("/my/receipt")).headers["location"] == "/my/"
+
+
+async def test_signing_out_is_said_once_on_the_start_page(client, app, carrier, clock):
+    """After signing out the start page appeared with no word that it had worked."""
+    await _signed_in(client, app, carrier, clock)
+    records = await client.get("/my/records")
+    out = await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
+    assert out.status_code == 303 and out.headers["location"] == "/my/"
+    start = await client.get("/my/")
+    assert TEXTS["en"]["signed_out"] in start.text and 'role="status"' in start.text
+    assert TEXTS["en"]["signed_out"] not in (await client.get("/my/")).text  # said once
