@@ -406,6 +406,8 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}|\d{1,6}")
 
 
 def _named_back(key: str) -> bool:
+    if key == "[key]":  # pydantic's mark for a mapping's key (messages.fr.[key])
+        return True
     return _FIELD_NAME.fullmatch(key) is not None and redact(key) == key
 
 
@@ -417,7 +419,7 @@ def _input_error(request: Request, exc: RequestValidationError) -> AppError:
         reason = str((error.get("ctx") or {}).get("error", ""))
         if reason.startswith(DUPLICATE_KEY):
             key = reason.removeprefix(DUPLICATE_KEY)
-            field = key if _FIELD_NAME.fullmatch(key) else "body"
+            field = key if _named_back(key) else "body"
             detail = "is named twice in one object"
             return MalformedBody(
                 f"{field}: {detail}",

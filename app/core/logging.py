@@ -30,9 +30,10 @@ _CODE = re.compile(r"(?<![\w.])\d{4,10}(?!\w|\.\d)")
 _DOTTED = re.compile(r"\+?\d[\d\- ()._]{6,}\d")
 _DOTTED_DIGITS = 10
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-# A calendar date as an instant begins (2026-12-07T...): four, two and two digits, no digit
-# or hyphen around them, so no longer number reads as one.
-_DATE = re.compile(r"(?<![\d\-+])(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?![\d\-])")
+# A calendar date where an RFC 3339 instant begins (2026-12-07T20:40:31...). Spared only
+# when a number's match is that date alone: digits before it (090 2026-12-07T...) make
+# the match a number, masked whole.
+_INSTANT_DATE = re.compile(r"(\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))(?=T\d\d:)")
 _SECRET = re.compile(r"smsreg_(sk|st|ss|inv)_[A-Za-z0-9_\-]+")
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 # Server lifecycle lines (pids, ports) carry no user data; everything else is scrubbed.
@@ -52,15 +53,18 @@ def redact(text: str) -> str:
     stays readable: its eight digits are no one's number, and a log line that says when
     something ends (a break-glass account) lost its date."""
     text = _SECRET.sub("smsreg_[redacted]", text)
-    pieces = _DATE.split(text)  # text, date, text, ...: only the text between is masked
-    pieces[::2] = [_masked(piece) for piece in pieces[::2]]
+    text = _PHONE.sub(_number_unless_date, text)
+    text = _DOTTED.sub(_dotted_number, text)
+    pieces = _INSTANT_DATE.split(text)  # text, date, text, ...: a date's digits no code
+    pieces[::2] = [_CODE.sub("[redacted-digits]", piece) for piece in pieces[::2]]
     return "".join(pieces)
 
 
-def _masked(text: str) -> str:
-    text = _PHONE.sub("[redacted-number]", text)
-    text = _DOTTED.sub(_dotted_number, text)
-    return _CODE.sub("[redacted-digits]", text)
+def _number_unless_date(match: re.Match[str]) -> str:
+    date = _INSTANT_DATE.match(match.string, match.start())
+    if date is not None and date.end() == match.end():
+        return match.group()
+    return "[redacted-number]"
 
 
 def _dotted_number(match: re.Match[str]) -> str:

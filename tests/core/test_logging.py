@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 
@@ -33,9 +34,23 @@ def test_an_instants_date_stays_readable_and_a_number_near_one_does_not():
     ``[redacted-number]T20:40:31``: the date's eight digits read as a number."""
     line = '"expires_at":"2026-12-07T20:40:31.731044+00:00"'
     assert redact(line) == line
-    assert redact("on 2026-12-07, from 090-1234-5678") == "on 2026-12-07, from [redacted-number]"
+    assert redact("from 090-1234-5678 at 2026-12-07T09:00Z") == (
+        "from [redacted-number] at 2026-12-07T09:00Z"
+    )
     for number in ("0901-12-1234", "2026-12-07-1234", "+81-2026-12-07", "2026-12-0712"):
         assert redact(number) == "[redacted-number]", number
+    # A number whose last groups read as a date: digits before the date make it a number.
+    for number in (
+        "090 2012-12-31",
+        "(090) 2012-12-31",
+        "090.2012-12-31",
+        "+81 90 2012-12-31",
+        "010 2012-05-06",
+        "090 2012-12-31T10:00:00Z",
+        "2012-12-31 090 1234",
+    ):
+        assert not re.search(r"\d{4}", redact(number)), number
+    assert redact("on 2026-12-07 at noon") == "on [redacted-number] at noon"  # not an instant
 
 
 @pytest.mark.parametrize(

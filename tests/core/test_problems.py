@@ -254,3 +254,12 @@ async def test_a_validators_refusal_is_said_in_its_own_words(client, app):
     [problem] = answer.json()["errors"]
     assert problem["field"] == "policy_version"
     assert problem["detail"].startswith("must not contain a phone number")
+
+
+async def test_a_key_named_twice_that_holds_a_number_is_not_named_back(client, auth):
+    content = b'{"phone": "090-1234-5678", "x090-1234-5678": 1, "x090-1234-5678": 2}'
+    answer = await client.post(
+        "/v1/verifications", content=content, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400 and answer.json()["errors"][0]["field"] == "body"
+    assert "1234" not in answer.text
