@@ -227,11 +227,14 @@ def back_to(request: Request) -> str:
     path = request.url.path.rstrip("/")
     parts = path.split("/")
     above = ["/".join(parts[:end]) for end in range(len(parts) - 1, 2, -1)]
-    candidates = above if request.method == "GET" else [path + "/new", path, *above]
-    for candidate in candidates:
+    # The form's own address is a page only as a fixed one: POST /console/subscribers/
+    # search is no subscriber's page, though /console/subscribers/{id} matches it.
+    own = [] if request.method == "GET" else [path + "/new", path]
+    for candidate in [*own, *above]:
         scope = {**request.scope, "path": candidate, "method": "GET"}
         for route in iter_route_contexts(request.app.routes):
-            if route.matches(scope)[0] == Match.FULL:
+            fixed = route.path_format == candidate
+            if route.matches(scope)[0] == Match.FULL and (fixed or candidate not in own):
                 return candidate
     return "/console/"
 

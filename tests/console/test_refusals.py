@@ -69,6 +69,10 @@ async def test_a_refused_form_leads_back_to_the_page_it_is_on(client, app, carri
         officer, f"/console/subscribers/{sid}/reveal", {"reason": "x"}, csrf_from="/console/"
     )
     assert revealed.status_code == 422 and back_of(revealed.text) == f"/console/subscribers/{sid}"
+    searched = await post(
+        operator, "/console/subscribers/search", {"phone": "abc"}, csrf_from="/console/"
+    )
+    assert searched.status_code == 422 and back_of(searched.text) == "/console/subscribers"
     # A page that is not there: the page above it, not the same address again.
     missing = await get(operator, "/console/subscribers/sub_nobody")
     assert missing.status_code == 404 and back_of(missing.text) == "/console/subscribers"
