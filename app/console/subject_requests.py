@@ -119,7 +119,7 @@ async def record(
     }
     try:  # nothing is written until it passes: refused, the form again, as typed
         data = checked(SubjectRequestCreate, fields)
-        await register.refusal_of(tx, ctx, data)
+        await register.refusal_of(tx, ctx, data, staff=staff, ip=ip)
     except (RequestValidationError, AppError) as exc:
         context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject_id,
                    "typed": fields}  # fmt: skip

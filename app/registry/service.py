@@ -164,7 +164,15 @@ class MaskedSubscriber:
     last_verified_at: dt.datetime
 
 
-async def check_reason(tx: Tx, ctx: Context, text: str, *, field: str = "reason") -> str:
+async def check_reason(
+    tx: Tx,
+    ctx: Context,
+    text: str,
+    *,
+    field: str = "reason",
+    staff: Staff | None = None,
+    ip: str = "",
+) -> str:
     """A reason kept for years (a reveal's, a subject request's, or the note closing one),
     cleaned: 10 to 500 printable characters, no phone number of a region served, and no
     registered subscriber's number however written (:func:`refuse_registered_number`),
@@ -179,7 +187,7 @@ async def check_reason(tx: Tx, ctx: Context, text: str, *, field: str = "reason"
             raise InvalidInput.field(
                 field, "must not contain a phone number (the access log never holds one)"
             )
-    await refuse_registered_number(tx, ctx, field=field, text=cleaned)
+    await refuse_registered_number(tx, ctx, field=field, text=cleaned, staff=staff, ip=ip)
     return cleaned
 
 
@@ -218,6 +226,14 @@ async def refuse_registered_number(
     reason = f"a subscriber's number typed in {field}"
     await log_access(
         tx, ctx, staff=staff, ip=ip, subscriber_id=found, action="search_number", reason=reason
+    )
+    await record_event(
+        tx,
+        Tag.STAFF_SUBSCRIBER_SEARCHED,
+        actor=staff.actor,
+        at=ctx.clock.now(),
+        subject=found,
+        details={"found": True, "field": field},
     )
     raise NumberInText.field(field, detail)
 
@@ -300,7 +316,7 @@ async def reveal(
 ) -> RevealedPublic:
     """The full number, for a privacy officer with a stated reason. The reveal and its
     access-log entry commit together, or neither does."""
-    cleaned = await check_reason(tx, ctx, reason)
+    cleaned = await check_reason(tx, ctx, reason, staff=staff, ip=ip)  # before any write
     subscriber = await repo.get(tx, subscriber_id)
     if subscriber is None:
         raise SubscriberNotFound()

@@ -31,6 +31,9 @@ async def close(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, request_id: str, data: SubjectRequestDone
 ) -> SubjectRequestPublic:
     """Close an open request; carry it out first when it is closed as done."""
+    # The note before anything is carried out: a subscriber's number typed there is
+    # refused and kept as the staff member's search, which commits; nothing else may.
+    await registry.check_reason(tx, ctx, data.note, field="note", staff=staff, ip=ip)
     request = await register.open_request(tx, request_id)
     kind = RequestKind(request.kind)
     receipt: dict[str, Any] | None = None

@@ -93,11 +93,14 @@ async def record_done(
     return request
 
 
-async def refusal_of(tx: Tx, ctx: Context, data: SubjectRequestCreate) -> str:
+async def refusal_of(
+    tx: Tx, ctx: Context, data: SubjectRequestCreate, *, staff: Staff, ip: str
+) -> str:
     """What :func:`record` would refuse in ``data`` (InvalidInput on the reason, or an
     unknown subscriber), checked before anything is written; the reason, cleaned. A form
     asks first, so that it can be shown again as typed."""
-    reason = await check_reason(tx, ctx, data.reason)  # never a phone number in the register
+    # Never a phone number in the register; a subscriber's typed there is kept as a search.
+    reason = await check_reason(tx, ctx, data.reason, staff=staff, ip=ip)
     if data.subject_id is not None and await registry.get(tx, data.subject_id) is None:
         raise SubscriberNotFound()
     return reason
@@ -107,7 +110,7 @@ async def record(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: SubjectRequestCreate
 ) -> SubjectRequestPublic:
     """Record a request received by another channel; open until done, due in N days."""
-    reason = await refusal_of(tx, ctx, data)
+    reason = await refusal_of(tx, ctx, data, staff=staff, ip=ip)
     now = ctx.clock.now()
     request = SubjectRequest(
         id=new_id("sjr"),

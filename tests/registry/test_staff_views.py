@@ -145,7 +145,12 @@ async def test_a_reason_holding_the_subscribers_number_however_written_is_refuse
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == "reason" and "5678" not in answer.text
-    assert count_rows(app, "access_log") == 0
+    # The refusal says the number is registered: it is kept as the officer's search, with
+    # the subscriber found, never the number; nothing is revealed.
+    (entry,) = access_rows(app)
+    assert entry["action"] == "search_number" and entry["subscriber_id"] == subscriber
+    assert entry["reason"] == "a subscriber's number typed in reason"
+    assert not events(app, "staff:subscriber:revealed")
     # Ordinary text with dates, times and amounts so written is no number of anyone's.
     ordinary = "Called on 2026/10/01, 09:30-10:15 about 843,910,756 yen"
     answer = await client.post(

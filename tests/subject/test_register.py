@@ -36,6 +36,18 @@ async def test_a_phoned_in_erasure_is_queued_then_carried_out(client, app, carri
     queue = await client.get("/v1/subject-requests?status=open", headers=auditor)
     assert queue.json()["requests"][0]["overdue"] is True
 
+    # A note naming the subscriber's own number, however written, is refused before
+    # anything is carried out; the refusal, which says the number is registered, is kept
+    # as the operator's search and commits nothing else.
+    numbered = await client.post(
+        f"/v1/subject-requests/{request['id']}/close",
+        json={"outcome": "done", "note": "Called back 090x7777x8888, erased"},
+        headers=operator,
+    )
+    assert numbered.status_code == 422 and numbered.json()["errors"][0]["field"] == "note"
+    assert rows(app, "SELECT id FROM subscribers") == [{"id": sid}]
+    searches = rows(app, "SELECT subscriber_id FROM access_log WHERE action = 'search_number'")
+    assert searches == [{"subscriber_id": sid}]
     closed = await client.post(
         f"/v1/subject-requests/{request['id']}/close",
         json={"outcome": "done", "note": "Erased after the call back"},
