@@ -88,14 +88,18 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
         )
         # The oldest pending message's next try may lie ahead (a retry's backoff): then
         # nothing is due, and nothing has waited.
-        age.add_metric([], _seconds_since(clock, oldest.due))
+        age.add_metric([], _seconds_since(clock, oldest))
         # Retries push a message's due time ahead, so the age above stays 0 while a
-        # carrier refuses for minutes: this one counts from when the message was queued.
+        # carrier refuses for minutes: this one counts from when the message was queued,
+        # by kind (a campaign's messages wait their turn for minutes; a code must not).
         unsent = GaugeMetricFamily(
             "smsreg_outbox_oldest_unsent_seconds",
             "How long since the oldest message not yet sent was queued",
+            labels=["kind"],
         )
-        unsent.add_metric([], _seconds_since(clock, oldest.queued))
+        for kind in (CODE, CAMPAIGN):
+            queued = [row.queued for row in rows if row.kind == kind]
+            unsent.add_metric([kind], _seconds_since(clock, min(queued, default=None)))
         return [waiting, age, unsent]
 
     async def pool_gauges() -> list[Metric]:

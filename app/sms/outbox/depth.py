@@ -11,36 +11,29 @@ from app.core.tx import Tx
 
 
 class Depth(NamedTuple):
-    """How many messages wait in one kind and state."""
+    """How many messages wait in one kind and state, and when the oldest was queued."""
 
     kind: str
     status: str
     messages: int
+    queued: dt.datetime
 
 
 _DEPTH = Sql(
-    "SELECT kind, status, count(*) FROM outbox_messages "
+    "SELECT kind, status, count(*), min(created_at) FROM outbox_messages "
     "WHERE status IN ('pending', 'sending') GROUP BY kind, status",
     Depth,
 )
 
 
-class Oldest(NamedTuple):
-    """Since when the oldest pending message has been due (its next try may lie ahead),
-    and when the oldest message not yet sent (pending or being sent) was queued."""
-
+class _Oldest(NamedTuple):
     due: dt.datetime | None
-    queued: dt.datetime | None
 
 
-_OLDEST = Sql(
-    "SELECT min(CASE WHEN status = 'pending' THEN next_attempt_at END), min(created_at) "
-    "FROM outbox_messages WHERE status IN ('pending', 'sending')",
-    Oldest,
-)
+_OLDEST = Sql("SELECT min(next_attempt_at) FROM outbox_messages WHERE status = 'pending'", _Oldest)
 
 
-async def depth(tx: Tx) -> tuple[list[Depth], Oldest]:
-    """What waits in the outbox, and how old the oldest of it is."""
+async def depth(tx: Tx) -> tuple[list[Depth], dt.datetime | None]:
+    """What waits in the outbox, and since when the oldest due message has been due."""
     oldest = await tx.fetch_one(_OLDEST)
-    return await tx.fetch(_DEPTH), oldest or Oldest(None, None)
+    return await tx.fetch(_DEPTH), None if oldest is None else oldest.due
