@@ -292,15 +292,18 @@ def _after_wrong_code(
         return None  # an older tab's form: answered in place (no address shows it)
     correction = request.url.path == "/my/correction"
     response = pages.redirect("/my/correction/code" if correction else "/my/code")
-    pages.set_flash(ctx, request, response, f"{_WRONG_CODE}{int(exc.extra['attempts_left'])}")
+    left = int(exc.extra["attempts_left"])
+    pages.set_flash(ctx, request, response, f"{_WRONG_CODE}{verification_id}:{left}")
     return response
 
 
 def _wrong_code_left(ctx: Context, request: Request) -> int | None:
-    """The tries left that a wrong code's redirect carries (see :func:`_after_wrong_code`)."""
-    said = pages.flash(ctx, request) or ""
-    left = said.removeprefix(_WRONG_CODE)
-    return int(left) if said.startswith(_WRONG_CODE) and left.isdigit() else None
+    """The tries left that a wrong code's redirect carries (see :func:`_after_wrong_code`),
+    for the code this browser was sent only: never said on another code's form."""
+    said = (pages.flash(ctx, request) or "").removeprefix(_WRONG_CODE)
+    verification_id, _, left = said.rpartition(":")
+    pending = request.cookies.get(pages.PENDING_COOKIE)
+    return int(left) if verification_id == pending and left.isdigit() else None
 
 
 @router.post("/session", response_class=HTMLResponse, dependencies=CSRF_CHECKED)

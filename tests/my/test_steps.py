@@ -442,6 +442,16 @@ async def test_a_reload_after_a_wrong_code_uses_up_no_try(client, app, carrier, 
     (left,) = rows(app, "SELECT max_attempts - attempts AS left FROM verifications "
                         "WHERE id = :v", v=field_of(sent.text, "verification_id"))  # fmt: skip
     assert left["left"] == 4
+    # Said for that code only: a new code's form (the number sent again) says nothing.
+    assert (await _check(client, said, wrong)).headers["location"] == "/my/code"
+    clock.advance(minutes=1)
+    sent_again = await client.post(  # straight from the code form's page: a new code
+        "/my/code", data={"csrf": csrf_of(said.text), "phone": NUMBER, "country": "JP"}
+    )
+    assert sent_again.status_code == 303, sent_again.text
+    again = await client.get("/my/code")
+    assert 'id="error"' not in again.text
+    assert field_of(again.text, "verification_id") != field_of(sent.text, "verification_id")
 
 
 async def test_the_last_wrong_code_leads_to_the_start_page(client, app, carrier, clock):
