@@ -27,6 +27,7 @@ from app.console.web import (
     staff_page,
 )
 from app.core.deps import ClientIp, CtxDep, TxDep
+from app.core.errors import AppError
 from app.ledger import workflow
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES, RequestStatus
 from app.ledger.schemas import Decision, DisclosureRequestCreate
@@ -104,9 +105,10 @@ async def create(
         "subject_ids": _subjects(subject_ids),
         "necessity_review": necessity_review,
     }
-    try:
+    try:  # nothing is written until it passes: refused, the form again, as typed
         data = checked(DisclosureRequestCreate, fields)
-    except RequestValidationError as exc:  # nothing written yet: the form again, as typed
+        await workflow.refusal_of(tx, ctx, staff=staff, ip=ip, data=data)
+    except (RequestValidationError, AppError) as exc:
         recipient = {f"recipient_{name}": value for name, value in fields["recipient"].items()}
         typed = {**fields, **recipient, "subject_ids": subject_ids}
         context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": typed}

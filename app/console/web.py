@@ -168,6 +168,8 @@ def refused_form(
     named above it: a refusal page threw away a disclosure request's necessity review or
     a subject request's reason."""
     refused = invalid_input(exc) if isinstance(exc, RequestValidationError) else exc
+    if not wants_html(request):  # a client, not a browser: the API's problem document
+        return problem_response(refused.to_problem(), refused.headers)
     title = i18n.problem_title(language(request), refused.slug, refused.title)
     values = {**context, "refused": refused, "refused_title": title}
     return staff_page(request, ctx, staff, template, values, status_code=refused.status)

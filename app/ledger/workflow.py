@@ -73,10 +73,12 @@ class Release:
         )
 
 
-async def request(
+async def refusal_of(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: DisclosureRequestCreate
-) -> DisclosureRequest:
-    """Open a disclosure request (an operator or a privacy officer)."""
+) -> None:
+    """What :func:`request` refuses in ``data`` before anything is written: an unknown
+    subject, a subscriber's number in its text (kept as the staff member's search, which
+    commits). A form asks first, so that it can be shown again as typed."""
     known = await subjects.existing_subscribers(tx, data.subject_ids)
     unknown = sorted(set(data.subject_ids) - known)
     if unknown:
@@ -92,6 +94,13 @@ async def request(
     ):
         # Nothing is written yet: a number found is kept as the staff member's search.
         await registry.refuse_registered_number(tx, ctx, field=field, text=text, staff=staff, ip=ip)
+
+
+async def request(
+    tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: DisclosureRequestCreate
+) -> DisclosureRequest:
+    """Open a disclosure request (an operator or a privacy officer)."""
+    await refusal_of(tx, ctx, staff=staff, ip=ip, data=data)
     key = recipient_key(data.recipient.organisation)
     checked = await check_subjects(
         tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key

@@ -107,3 +107,29 @@ async def test_a_disclosure_request_its_schema_refuses_is_shown_again_as_typed(
     assert 'value="phone_number" checked>' in refused.text
     assert 'value="subscriber_id" checked>' in refused.text
     assert not rows(app, "SELECT id FROM disclosure_requests")
+
+
+async def test_a_disclosure_request_its_service_refuses_is_shown_again_as_typed(
+    client, app, carrier, auth
+):
+    """An unknown subject, or a subscriber's number in the contact, threw the form away
+    with its necessity review."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    unknown = await post(
+        operator, "/console/disclosures", request_form("sub_nobody"),
+        csrf_from="/console/disclosures/new",
+    )  # fmt: skip
+    assert unknown.status_code == 422 and 'id="refused"' in unknown.text
+    assert "<code>subject_ids</code>" in unknown.text and ">sub_nobody\n</textarea>" in unknown.text
+    numbered = await post(
+        operator, "/console/disclosures", request_form(sid, recipient_contact="090-1234-5678"),
+        csrf_from="/console/disclosures/new",
+    )  # fmt: skip
+    assert numbered.status_code == 422 and "<code>recipient.contact</code>" in numbered.text
+    assert 'value="090-1234-5678"' in numbered.text  # what was typed, on this page only
+    # The refusal said the number is registered: kept as the operator's search.
+    assert rows(app, "SELECT subscriber_id FROM access_log WHERE action = 'search_number'") == [
+        {"subscriber_id": sid}
+    ]
+    assert not rows(app, "SELECT id FROM disclosure_requests")
