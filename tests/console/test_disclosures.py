@@ -112,6 +112,7 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     assert "No witness is configured" in ledger.text.split('id="witness"')[1]
     verified_page = await get(auditor, "/console/ledger/verify")
     assert 'id="verify-status"' in verified_page.text and "verifies" in verified_page.text
+    assert re.search(r"\(\d+ entries, \d+ checkpoints\)", verified_page.text)  # mid-sentence
     signed = await post(auditor, "/console/ledger/checkpoints", {}, csrf_from="/console/ledger")
     assert signed.status_code == 303
     assert "head" in (await get(auditor, "/console/ledger")).text
