@@ -5,6 +5,7 @@ formula-safe CSV, and the auditors' verification, checkpoint and export."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from typing import Any
 
@@ -89,6 +90,10 @@ async def test_a_request_is_decided_by_another_officer_and_released_once(
     assert E164.encode() in files["json"]
     # Formula-safe, the number kept as text (a leading ', which readers drop).
     assert f"'{E164}" in files["csv"].decode().splitlines()[1]
+    # Each copy's hash, as the ledger entry holds it, to check a handed-over file against.
+    for kind in ("json", "csv"):
+        shown = re.search(rf'id="sha-{kind}">([0-9a-f]{{64}})<', released.text).group(1)
+        assert shown == hashlib.sha256(files[kind]).hexdigest(), kind
     again = await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     assert again.status_code == 409
     assert E164 not in (await get(officer, path)).text
