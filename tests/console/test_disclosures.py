@@ -50,6 +50,21 @@ def downloads(page: str) -> dict[str, bytes]:
     return {kind: base64.b64decode(data) for kind, data in found}
 
 
+async def requested(operator, sid: str) -> str:
+    """A request made on the console's form by ``operator``: its page's address."""
+    made = await post(
+        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
+    )
+    assert made.status_code == 303, made.text
+    return made.headers["location"]
+
+
+async def approved(officer, path: str) -> None:
+    """The request at ``path`` approved by ``officer``."""
+    page = await get(officer, path)
+    await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
+
+
 async def test_a_request_is_decided_by_another_officer_and_released_once(
     client, app, carrier, auth
 ):
@@ -103,12 +118,9 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     sid = await verified(client, app, carrier, auth, E164)
     operator = await signed_in(app, "operator", "taro")
     officer = await signed_in(app, "privacy_officer", "hanako")
-    made = await post(
-        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
-    )
-    path = made.headers["location"]
+    path = await requested(operator, sid)
+    await approved(officer, path)
     page = await get(officer, path)
-    await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
     await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     auditor = await signed_in(app, "auditor", "kenji")
     ledger = await get(auditor, "/console/ledger")
@@ -142,12 +154,8 @@ async def test_those_who_may_read_the_staff_list_see_who_requested_and_decided_b
     operator = await signed_in(app, "operator", "taro")
     officer = await signed_in(app, "privacy_officer", "hanako")
     auditor = await signed_in(app, "auditor", "kenji")
-    made = await post(
-        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
-    )
-    path = made.headers["location"]
-    page = await get(officer, path)
-    await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
+    path = await requested(operator, sid)
+    await approved(officer, path)
     read = (await get(auditor, path)).text
     assert "taro <code>" in read and "hanako <code>" in read
     # Those who may not read the staff list keep seeing ids only.
@@ -165,15 +173,12 @@ async def test_the_decider_sees_a_subjects_stop_of_provision_before_deciding(
     await call(app, provision.stop_provision, subscriber_id=sid, source="phone")
     operator = await signed_in(app, "operator", "taro")
     officer = await signed_in(app, "privacy_officer", "hanako")
-    made = await post(
-        operator, "/console/disclosures", request_form(sid), csrf_from="/console/disclosures/new"
-    )
-    path = made.headers["location"]
+    path = await requested(operator, sid)
     page = await get(officer, path)
     assert 'id="decide"' in page.text
     notice = page.text.split('id="stopped-now"')[1].split("</p>")[0]
     assert sid in notice
-    await post(officer, path + "/approve", {"note": "Warrant checked.", "csrf": csrf_of(page)})
+    await approved(officer, path)
     page = await get(officer, path)
     await post(officer, path + "/release", {"csrf": csrf_of(page), "confirm": "yes"})
     ledger = await get(officer, "/console/ledger")
