@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
-from app.core.errors import InvalidInput
+from app.core.errors import FieldProblem, InvalidInput
 from app.core.text import ACCESS_CODE_DIGITS, MAX_DIGIT_RUN, digit_runs
 
 MAX_INPUT_LENGTH = 32
@@ -42,6 +42,21 @@ def _written_as_number(char: str) -> bool:
         or char in _COPIED_MARKS
         or unicodedata.category(char) in ("Zs", "Pd")
     )
+
+
+class ValidElsewhere(InvalidInput):
+    """A number that is not valid in the country it was read in, but is in another one
+    served (``region``): the same refusal, which a page can word as a hint."""
+
+    def __init__(self, field: str, *, read_in: str, region: str) -> None:
+        detail = (
+            f"is not a valid number in {read_in}, but is one in {region}: "
+            f"send country {region} (or the number in international format)"
+        )
+        super().__init__(
+            f"{field}: {detail}", errors=[FieldProblem(location="body", field=field, detail=detail)]
+        )
+        self.region = region
 
 
 @dataclass(frozen=True)
@@ -132,11 +147,7 @@ def parse_mobile(
     if kind == PhoneNumberType.UNKNOWN:
         elsewhere = _valid_elsewhere(raw, read_in=read_in, allowed_regions=allowed_regions)
         if elsewhere:
-            raise InvalidInput.field(
-                field,
-                f"is not a valid number in {read_in}, but is one in {elsewhere}: "
-                f"send country {elsewhere} (or the number in international format)",
-            )
+            raise ValidElsewhere(field, read_in=read_in, region=elsewhere)
         raise InvalidInput.field(field, "is not a valid phone number")
     region = phonenumbers.region_code_for_number(number) or ""
     if region not in allowed_regions:

@@ -17,6 +17,7 @@ from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AppError, InvalidInput, PageRoute, Unauthenticated
 from app.core.http import refuse_repeated_fields
+from app.core.phone import ValidElsewhere
 from app.my import pages
 from app.my.texts import LANGUAGES, PROBLEMS, RECEIPT, TEXTS
 from app.purposes import Purpose
@@ -159,6 +160,8 @@ def _problem(request: Request, exc: AppError | ValidationError) -> str:
     """A refusal in the page's language (app.my.texts.PROBLEMS): by the fields at fault,
     or by its problem type; never the API's English detail."""
     words = PROBLEMS[pages.language(request)]
+    if isinstance(exc, ValidElsewhere):  # a number of the other country: say which
+        return words[f"field_phone_in_{exc.region}"]
     if isinstance(exc, AppError) and exc.slug != InvalidInput.slug:
         text = words.get(exc.slug, words["other"])
         retry_after = int(exc.extra.get("retry_after", 60))

@@ -389,6 +389,10 @@ def kept_why(lang: str, what: str, why: str) -> str:
 PROBLEMS: dict[str, dict[str, str]] = {
     "en": {
         "field_phone": "Check the number: a mobile number of the country you chose.",
+        "field_phone_in_JP": "This looks like a Japanese number: choose Japan (+81) as the "
+        "country.",
+        "field_phone_in_KR": "This looks like a South Korean number: choose South Korea (+82) "
+        "as the country.",
         "field_country": "Choose the country of the number.",
         "field_code": "Enter the code from the SMS: digits only.",
         "invalid-code": "The code is not correct. Tries left: {attempts_left}.",
@@ -410,6 +414,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
     },
     "ja": {
         "field_phone": "電話番号を確認してください（選んだ国の携帯電話番号）。",
+        "field_phone_in_JP": "日本の番号のようです。国は「日本（+81）」を選んでください。",
+        "field_phone_in_KR": "韓国の番号のようです。国は「韓国（+82）」を選んでください。",
         "field_country": "電話番号の国を選んでください。",
         "field_code": "SMSに記載のコードを数字で入力してください。",
         "invalid-code": "コードが正しくありません。あと{attempts_left}回入力できます。",
@@ -437,6 +443,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
     },
     "ko": {
         "field_phone": "번호를 확인하세요(선택한 국가의 휴대전화 번호).",
+        "field_phone_in_JP": "일본 번호로 보입니다. 국가에서 일본 (+81)을 선택하세요.",
+        "field_phone_in_KR": "한국 번호로 보입니다. 국가에서 대한민국 (+82)을 선택하세요.",
         "field_country": "번호의 국가를 선택하세요.",
         "field_code": "SMS로 받은 인증번호를 숫자로 입력하세요.",
         "invalid-code": "인증번호가 올바르지 않습니다. 남은 횟수: {attempts_left}회.",

@@ -568,3 +568,15 @@ async def test_signing_out_is_said_once_on_the_start_page(client, app, carrier, 
     start = await client.get("/my/")
     assert TEXTS["en"]["signed_out"] in start.text and 'role="status"' in start.text
     assert TEXTS["en"]["signed_out"] not in (await client.get("/my/")).text  # said once
+
+
+async def test_a_number_of_the_other_country_is_named_as_such(client):
+    """A Korean number with Japan chosen got only "check the number", though the service
+    knew it was valid in Korea."""
+    page = await client.get("/my/?lang=ja")
+    refused = await client.post(
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": "010-2345-6789", "country": "JP"}
+    )
+    assert refused.status_code == 422
+    assert _alert(refused.text) == PROBLEMS["ja"]["field_phone_in_KR"]
+    assert 'aria-invalid="true"' in _tag(refused.text, "phone")
