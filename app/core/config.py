@@ -120,7 +120,8 @@ class Settings(BaseSettings):
 
     # Codes (NIST SP 800-63B 5.1.3)
     code_length: int = Field(6, ge=4, le=10)
-    code_ttl_seconds: int = Field(600, ge=30, le=600)
+    # Whole minutes: the SMS says how many minutes the code is valid, never more than it is.
+    code_ttl_seconds: int = Field(600, ge=60, le=600, multiple_of=60)
     max_check_attempts: int = Field(5, ge=1, le=20)
 
     # Send limits

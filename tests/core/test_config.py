@@ -50,6 +50,13 @@ def test_defaults_are_the_design_numbers(monkeypatch):
     assert s.unverified_retention_hours == 24 and s.access_log_retention_days == 365
 
 
+@pytest.mark.parametrize("seconds", [30, 90, 660])
+def test_a_code_lives_whole_minutes(seconds):
+    """The SMS says "valid for N minutes": 30 seconds was sent as "1 minute"."""
+    with pytest.raises(ValueError):
+        Settings(code_ttl_seconds=seconds, _env_file=None)
+
+
 @pytest.mark.parametrize("length", [3, 11])
 def test_code_length_is_bounded(length):
     with pytest.raises(ValueError):
