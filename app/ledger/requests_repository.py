@@ -110,6 +110,7 @@ class Unbacked(NamedTuple):
     request_id: str
     request_status: str | None  # None: there is no such request
     request_seq: int | None
+    differs: tuple[str, ...] = ()  # the entry's fields its request says otherwise
 
 
 # What a release copies from its request into the entry: (entry column, request column).
@@ -137,9 +138,10 @@ async def first_unbacked_entry(tx: Tx, *, after_seq: int) -> Unbacked | None:
     """The entry, lowest seq first, after ``after_seq`` that no request was released as:
     its request is missing, not released, released as another entry, or says otherwise
     than the entry about what was given to whom, and who asked, approved and released."""
+    differs = [entry.is_distinct_from(request).label(entry.key) for entry, request in _COPIED]
     row = (
         await tx.execute(
-            sa.select(_e.seq, _e.request_id, _r.status, _r.ledger_seq)
+            sa.select(_e.seq, _e.request_id, _r.status, _r.ledger_seq, *differs)
             .select_from(entries.outerjoin(requests, _r.id == _e.request_id))
             .where(
                 _e.seq > after_seq,
@@ -156,7 +158,8 @@ async def first_unbacked_entry(tx: Tx, *, after_seq: int) -> Unbacked | None:
     ).one_or_none()
     if row is None:
         return None
-    return Unbacked(int(row.seq), row.request_id, row.status, row.ledger_seq)
+    fields = tuple(entry.key for entry, _ in _COPIED if row._mapping[entry.key])
+    return Unbacked(int(row.seq), row.request_id, row.status, row.ledger_seq, fields)
 
 
 def _past_retention(before: dt.datetime, anchored: int | None) -> sa.ColumnElement[bool]:

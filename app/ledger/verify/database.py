@@ -173,7 +173,7 @@ async def _unbacked_entry(tx: Tx, *, after: int) -> Problem | None:
     elif found.request_seq != found.seq:
         why = f"that request was released as entry {found.request_seq}"
     else:
-        why = "that request names other recipients, data, subjects or staff"
+        why = f"that request says otherwise of its {', '.join(found.differs)}"
     return Problem(
         found.seq,
         UNBACKED,
