@@ -129,6 +129,7 @@ async def detail(
         "stopped_now": await workflow.stopped_now(tx, found)
         if found.status in ("requested", "approved")
         else [],
+        "gone_now": await workflow.gone_now(tx, found) if found.status == "approved" else [],
     }
     if staff.role in roles.STAFF_READ:  # those who may read the staff list: names, not ids
         actors = [f"staff:{who}" for who in (found.requested_by, found.decided_by) if who]

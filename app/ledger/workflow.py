@@ -300,6 +300,14 @@ async def get(tx: Tx, ctx: Context, *, request_id: str) -> DisclosureRequest:
     return found
 
 
+async def gone_now(tx: Tx, found: DisclosureRequest) -> list[str]:
+    """The request's subjects erased since it was made: it can no longer be released
+    (``409 disclosure-subject-gone``), and its page says so rather than offer it."""
+    return sorted(
+        set(found.subject_ids) - await subjects.existing_subscribers(tx, found.subject_ids)
+    )
+
+
 async def stopped_now(tx: Tx, found: DisclosureRequest) -> list[str]:
     """The request's subjects who have stopped third-party provision as of now: what its
     decision and release will meet (refused, or recorded as overridden), for the person

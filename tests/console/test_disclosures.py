@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.ledger import provision
+from app.subject import erasure
 from tests.conftest import call
 from tests.console.helpers import csrf_of, get, post, signed_in
 from tests.ledger.conftest import tampering
@@ -184,3 +185,19 @@ async def test_the_decider_sees_a_subjects_stop_of_provision_before_deciding(
     ledger = await get(officer, "/console/ledger")
     assert 'id="legend">⚑ Despite a stop of provision' in ledger.text
     assert 'id="stopped-now"' not in (await get(officer, path)).text  # released: done
+
+
+async def test_an_approved_request_whose_subject_was_erased_says_so_and_offers_no_release(
+    client, app, carrier, auth
+):
+    """Its Release button stayed, and could only answer 409 disclosure-subject-gone."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    officer = await signed_in(app, "privacy_officer", "hanako")
+    path = await requested(operator, sid)
+    await approved(officer, path)
+    assert 'id="release"' in (await get(officer, path)).text
+    await call(app, erasure.erase, subscriber_id=sid, actor="test", channel="letter")
+    page = await get(officer, path)
+    assert 'id="release"' not in page.text
+    assert sid in page.text.split('id="gone-now"')[1].split("</p>")[0]
