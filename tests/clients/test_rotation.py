@@ -321,6 +321,17 @@ def test_cli_rotate(env):
     assert "rotated to key_" in old_line and "valid until" in old_line
 
 
+def test_cli_lists_each_key_in_the_state_the_console_shows(env):
+    """A key ended at once (rotated with no grace, as offboarding does) was listed as
+    "rotated ..., valid until" a moment already past, an expired one as "active"."""
+    key_id, _ = _created(runner.invoke(cli, ["api-keys", "create", "--name", "fe"]).output)
+    assert runner.invoke(cli, ["api-keys", "rotate", key_id, "--grace-hours", "0"]).exit_code == 0
+    listed = runner.invoke(cli, ["api-keys", "list"]).output.splitlines()
+    old_line = next(line for line in listed if line.startswith(key_id))
+    assert old_line.endswith("\texpired"), old_line
+    assert sum(line.endswith("\tactive") for line in listed) == 1  # its successor
+
+
 @pytest.mark.parametrize(
     "args",
     [["key_missing"], ["KEY", "--grace-hours", "-1"], ["KEY", "--grace-hours", "721"]],
