@@ -78,4 +78,6 @@ def purge(
         raise typer.Exit(130) from None
     progress.finish()
     for kind, n in report.deleted.items():
-        typer.echo(f"{kind}: {n} {'would be deleted' if dry_run else 'deleted'}")
+        # Dormant subscribers are erased, each with a receipt, not merely deleted.
+        verb = "erased" if kind == service.DORMANT else "deleted"
+        typer.echo(f"{kind}: {n} {'would be ' + verb if dry_run else verb}")

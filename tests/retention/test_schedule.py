@@ -112,7 +112,7 @@ def test_the_command_dry_run_reports_and_keeps(app, clock, tmp_path, monkeypatch
     monkeypatch.setenv("SMSREG_DORMANT_ERASURE", "true")
     result = CliRunner().invoke(cli, ["purge", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "dormant_subscribers: 0 would be deleted" in result.output
+    assert "dormant_subscribers: 0 would be erased" in result.output  # with receipts
 
 
 def test_the_documented_schedule_names_every_table():
