@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import orjson
 import pytest
@@ -88,6 +89,13 @@ async def test_request_approve_release_export_verify(client, app, people):
     assert number(7) not in exported.text and number(7)[3:] not in exported.text
     csv = await client.get("/v1/ledger/export?format=csv", headers=people["officer_a"])
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    # Each download named by when it was made, and whether filtered (all had one name).
+    assert re.fullmatch(
+        r'attachment; filename="smsreg-ledger-\d{8}T\d{6}Z\.csv"',
+        csv.headers["content-disposition"],
+    )
+    law = await client.get("/v1/ledger/export?format=jsonl&basis=law", headers=people["auditor"])
+    assert law.headers["content-disposition"].endswith('-filtered.jsonl"')
     bad = await client.get("/v1/ledger/export?basis=gossip", headers=people["auditor"])
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "basis"
     assert (await client.get("/v1/ledger/export", headers=people["operator"])).status_code == 403
