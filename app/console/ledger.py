@@ -85,9 +85,6 @@ async def export(
 ) -> StreamingResponse:
     query = query_form(request, ExportQuery)
     chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
-    jsonl = query.format == "jsonl"
-    return StreamingResponse(
-        chunks,
-        media_type="application/x-ndjson" if jsonl else "text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="smsreg-ledger.{query.format}"'},
-    )
+    headers = auditor.export_headers(ctx, query)
+    media_type = headers.pop("Content-Type")
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)

@@ -201,15 +201,9 @@ async def export_ledger(
     db: DbDep,
 ) -> StreamingResponse:
     chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
-    jsonl = query.format == "jsonl"
-    # Named by when it was made, and whether it is filtered: every download had one name.
-    filtered = "-filtered" if any(query.describe().values()) else ""
-    name = f"smsreg-ledger-{ctx.clock.now():%Y%m%dT%H%M%SZ}{filtered}.{query.format}"
-    return StreamingResponse(
-        chunks,
-        media_type="application/x-ndjson" if jsonl else "text/csv; charset=utf-8",
-        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    headers = auditor.export_headers(ctx, query)
+    media_type = headers.pop("Content-Type")
+    return StreamingResponse(chunks, media_type=media_type, headers={**NO_STORE, **headers})
 
 
 @router.get(

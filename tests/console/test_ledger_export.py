@@ -74,6 +74,8 @@ async def test_an_export_filtered_by_basis_holds_only_those_entries_and_verifies
     # The CSV export is filtered the same way.
     csv_export = await auditor.get("/console/ledger/export?format=csv&basis=law")
     assert csv_export.status_code == 200
+    # Named by when it was made, and as filtered: every download had one name.
+    assert csv_export.headers["content-disposition"].endswith('Z-filtered.csv"')
     rows = [line for line in csv_export.text.splitlines() if line.startswith("entry,")]
     assert len(rows) == 2
 
