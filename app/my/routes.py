@@ -198,8 +198,11 @@ async def my_start(request: Request, ctx: CtxDep, subject: CookieSubject) -> Res
     if subject is not None:
         lang = request.query_params.get("lang")
         return pages.redirect("/my/records" + (f"?lang={lang}" if lang in LANGUAGES else ""))
-    said = pages.flash(ctx, request)
-    start = pages.page(request, ctx, "start.html", flash=said if said == "signed_out" else None)
+    said = pages.flash(ctx, request) or ""
+    # Said once: a sign-out, or why the code just tried can do nothing more.
+    gone = PROBLEMS[pages.language(request)][said] if said in SIGN_IN_GONE.values() else None
+    start = pages.page(request, ctx, "start.html", error=gone,
+                       flash=said if said == "signed_out" else None)  # fmt: skip
     pages.forget_receipt(request, start)
     pages.forget_flash(request, start)
     return start
@@ -327,9 +330,10 @@ async def my_session(
     except (AppError, ValidationError) as exc:
         slug = _slug(exc)
         if slug in SIGN_IN_GONE and request.cookies.get(pages.PENDING_COOKIE) == verification_id:
-            words = PROBLEMS[pages.language(request)]
-            gone = pages.page(request, ctx, "start.html", status=410, here="/my/",
-                              error=words[SIGN_IN_GONE[slug]])  # fmt: skip
+            # To the start page, which says why once: answered in place, a reload posted
+            # the dead code again and offered its form.
+            gone = pages.redirect("/my/")
+            pages.set_flash(ctx, request, gone, SIGN_IN_GONE[slug], ending=True)
             pages.forget_pending(gone)
             return gone
         if again := _after_wrong_code(ctx, request, exc, verification_id):

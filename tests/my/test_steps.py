@@ -464,10 +464,12 @@ async def test_the_last_wrong_code_leads_to_the_start_page(client, app, carrier,
     for _ in range(4):
         assert (await _check(client, sent, wrong)).status_code == 303
     last = await _check(client, sent, wrong)
-    assert last.status_code == 410
-    assert _alert(last.text) == PROBLEMS["ja"]["start_again_exhausted"]
-    assert 'action="/my/code"' in last.text and 'name="code"' not in last.text
+    assert last.status_code == 303 and last.headers["location"] == "/my/"
     assert 'smsreg_pending=""' in last.headers["set-cookie"]
+    start = await client.get("/my/")
+    assert _alert(start.text) == PROBLEMS["ja"]["start_again_exhausted"]
+    assert 'action="/my/code"' in start.text and 'name="code"' not in start.text
+    assert 'id="error"' not in (await client.get("/my/")).text  # said once
     gone = await client.get("/my/code")  # the language switch, or Back: no dead form
     assert gone.status_code == 303 and gone.headers["location"] == "/my/"
 
@@ -479,8 +481,8 @@ async def test_an_expired_code_leads_to_the_start_page(client, app, carrier, clo
     code = await sent_code(app, carrier, NUMBER)
     clock.advance(minutes=11)
     late = await _check(client, sent, code)
-    assert late.status_code == 410
-    assert _alert(late.text) == PROBLEMS["en"]["start_again_expired"]
+    assert late.status_code == 303 and late.headers["location"] == "/my/"
+    assert _alert((await client.get("/my/")).text) == PROBLEMS["en"]["start_again_expired"]
     assert (await client.get("/my/code")).headers["location"] == "/my/"
 
 
