@@ -48,15 +48,19 @@ class ValidElsewhere(InvalidInput):
     """A number that is not valid in the country it was read in, but is in another one
     served (``region``): the same refusal, which a page can word as a hint."""
 
-    def __init__(self, field: str, *, read_in: str, region: str) -> None:
+    region: str = ""
+
+    @classmethod
+    def naming(cls, field: str, *, read_in: str, region: str) -> ValidElsewhere:
+        """The refusal of ``field``, read in ``read_in``, valid in ``region``."""
         detail = (
             f"is not a valid number in {read_in}, but is one in {region}: "
             f"send country {region} (or the number in international format)"
         )
-        super().__init__(
-            f"{field}: {detail}", errors=[FieldProblem(location="body", field=field, detail=detail)]
-        )
-        self.region = region
+        problem = FieldProblem(location="body", field=field, detail=detail)
+        refused = cls(f"{field}: {detail}", errors=[problem])
+        refused.region = region
+        return refused
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def parse_mobile(
     if kind == PhoneNumberType.UNKNOWN:
         elsewhere = _valid_elsewhere(raw, read_in=read_in, allowed_regions=allowed_regions)
         if elsewhere:
-            raise ValidElsewhere(field, read_in=read_in, region=elsewhere)
+            raise ValidElsewhere.naming(field, read_in=read_in, region=elsewhere)
         raise InvalidInput.field(field, "is not a valid phone number")
     region = phonenumbers.region_code_for_number(number) or ""
     if region not in allowed_regions:
