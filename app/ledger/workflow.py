@@ -218,10 +218,7 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
     await registry.lock_subscribers(tx, found.subject_ids)
     # An erased subject first: its consents and stop went with it, and "no consent" would
     # say the wrong thing about someone who is no longer in the registry.
-    gone = sorted(
-        set(found.subject_ids) - await subjects.existing_subscribers(tx, found.subject_ids)
-    )
-    if gone:
+    if gone := await gone_now(tx, found):
         raise SubjectGone(subject_ids=gone)
     checked = await check_subjects(
         tx,
