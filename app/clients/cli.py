@@ -10,9 +10,6 @@ from app.clients import rotation, service
 from app.clients.scopes import DEFAULT_SCOPES, Scope
 from app.core import cli_support
 from app.core.cli_support import CLI_ACTOR
-from app.core.context import Context
-from app.core.tx import Tx
-from app.models.api_key import ApiKey
 
 api_keys_cli = typer.Typer(help="Service-client API keys.", no_args_is_help=True)
 _SCOPES = ", ".join(scope.value for scope in Scope)
@@ -37,15 +34,10 @@ def create(
     typer.echo(new.token)
 
 
-async def _keys_and_states(tx: Tx, ctx: Context) -> list[tuple[ApiKey, str]]:
-    now = ctx.clock.now()
-    return [(key, service.state(key, now)) for key in await service.list_keys(tx, ctx)]
-
-
 @api_keys_cli.command("list")
 def list_keys() -> None:
     """List keys (never the keys themselves), each in the state the console shows."""
-    for key, state in cli_support.call(_keys_and_states):
+    for key, state in cli_support.call(service.list_keys_with_states):
         # An expired key listed as "active": the state is the service's, as on the console.
         if state == "rotated":
             state = f"rotated to {key.rotated_to}, valid until {key.expires_at:%Y-%m-%d %H:%M}Z"

@@ -152,6 +152,13 @@ async def list_keys(tx: Tx, ctx: Context) -> list[ApiKey]:
     return [key for key in await repo.list_all(tx) if key.id != SELF_SERVICE_ID]
 
 
+async def list_keys_with_states(tx: Tx, ctx: Context) -> list[tuple[ApiKey, str]]:
+    """Every key (:func:`list_keys`) with its :func:`state` now: what the console and
+    `smsreg api-keys list` show alike."""
+    now = ctx.clock.now()
+    return [(key, state(key, now)) for key in await list_keys(tx, ctx)]
+
+
 async def count(tx: Tx, ctx: Context) -> int:
     """How many keys exist, revoked included."""
     return await repo.count(tx)

@@ -34,9 +34,8 @@ BlockId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^blk_[A-Za-
 
 @router.get("/api-keys")
 async def keys_page(request: Request, staff: KeysPage, tx: TxDep, ctx: CtxDep) -> Response:
-    now = ctx.clock.now()
     context = {
-        "keys": [(key, clients.state(key, now)) for key in await clients.list_keys(tx, ctx)],
+        "keys": await clients.list_keys_with_states(tx, ctx),
         "due": await rotation.due(tx, ctx),
         "scopes": [scope.value for scope in Scope],
     }
