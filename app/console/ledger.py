@@ -85,6 +85,7 @@ async def export(
 ) -> StreamingResponse:
     query = query_form(request, ExportQuery)
     chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
-    headers = auditor.export_headers(ctx, query)
-    media_type = headers.pop("Content-Type")
-    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+    media_type, disposition = auditor.export_file(ctx, query)
+    return StreamingResponse(
+        chunks, media_type=media_type, headers={"Content-Disposition": disposition}
+    )

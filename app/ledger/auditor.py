@@ -62,16 +62,13 @@ async def verify_ledger(tx: Tx, ctx: Context, *, actor: str) -> verify.Report:
     return report
 
 
-def export_headers(ctx: Context, query: ExportQuery) -> dict[str, str]:
-    """An export's media type and file name: named by when it was made and whether it is
-    filtered (every download had one name, whatever it held)."""
+def export_file(ctx: Context, query: ExportQuery) -> tuple[str, str]:
+    """An export's media type and its Content-Disposition: the file named by when it was
+    made and whether it is filtered (every download had one name, whatever it held)."""
     filtered = "-filtered" if any(query.describe().values()) else ""
     name = f"smsreg-ledger-{ctx.clock.now():%Y%m%dT%H%M%SZ}{filtered}.{query.format}"
-    jsonl = query.format == "jsonl"
-    return {
-        "Content-Type": "application/x-ndjson" if jsonl else "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{name}"',
-    }
+    media_type = "application/x-ndjson" if query.format == "jsonl" else "text/csv; charset=utf-8"
+    return media_type, f'attachment; filename="{name}"'
 
 
 async def export_ledger(

@@ -201,9 +201,10 @@ async def export_ledger(
     db: DbDep,
 ) -> StreamingResponse:
     chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
-    headers = auditor.export_headers(ctx, query)
-    media_type = headers.pop("Content-Type")
-    return StreamingResponse(chunks, media_type=media_type, headers={**NO_STORE, **headers})
+    media_type, disposition = auditor.export_file(ctx, query)
+    return StreamingResponse(
+        chunks, media_type=media_type, headers={**NO_STORE, "Content-Disposition": disposition}
+    )
 
 
 @router.get(
