@@ -283,6 +283,20 @@ async def _code_page(
 
 
 _VERIFICATION_ID = re.compile(r"ver_[A-Za-z0-9_\-]{1,36}")
+
+
+def _leave_code(
+    ctx: Context, request: Request, url: str, said: str, *, ending: bool = False
+) -> Response:
+    """Away from a code form for good (its code used, or able to do nothing more): to
+    ``url``, which says ``said`` once (``ending``: after the session, see set_flash),
+    the code forgotten."""
+    response = pages.redirect(url)
+    pages.set_flash(ctx, request, response, said, ending=ending)
+    pages.forget_pending(response)
+    return response
+
+
 _WRONG_CODE = "wrong_code:"
 
 
@@ -332,10 +346,7 @@ async def my_session(
         if slug in SIGN_IN_GONE and request.cookies.get(pages.PENDING_COOKIE) == verification_id:
             # To the start page, which says why once: answered in place, a reload posted
             # the dead code again and offered its form.
-            gone = pages.redirect("/my/")
-            pages.set_flash(ctx, request, gone, SIGN_IN_GONE[slug], ending=True)
-            pages.forget_pending(gone)
-            return gone
+            return _leave_code(ctx, request, "/my/", SIGN_IN_GONE[slug], ending=True)
         if again := _after_wrong_code(ctx, request, exc, verification_id):
             return again
         async with db.transaction() as tx:
@@ -520,21 +531,15 @@ async def my_correction(
         if slug == erasure.NumberTaken.slug or slug in CODE_GONE:
             # The code is spent (or can no longer be): its form could only refuse it
             # again. The records say why; the correction starts again there.
-            gone = pages.redirect("/my/records")
             taken = slug == erasure.NumberTaken.slug
-            pages.set_flash(ctx, request, gone,
-                            "correction_taken" if taken else "correction_code_gone")  # fmt: skip
-            pages.forget_pending(gone)
-            return gone
+            said = "correction_taken" if taken else "correction_code_gone"
+            return _leave_code(ctx, request, "/my/records", said)
         if again := _after_wrong_code(ctx, request, exc, verification_id):
             return again
         async with db.transaction() as tx:
             return await _code_page(request, ctx, tx, correction=True, exc=exc,
                                     verification_id=verification_id)  # fmt: skip
-    response = pages.redirect("/my/records")
-    pages.set_flash(ctx, request, response, "done_corrected")
-    pages.forget_pending(response)
-    return response
+    return _leave_code(ctx, request, "/my/records", "done_corrected")
 
 
 @router.post("/logout", response_class=HTMLResponse, dependencies=CSRF_CHECKED)
