@@ -236,10 +236,7 @@ def set_flash(
 
 def flash(ctx: Context, request: Request) -> str | None:
     """What the last action did (see :func:`set_flash`), if this session's action said it."""
-    cookie = request.cookies.get(FLASH_COOKIE)
-    if cookie is None:
-        return None
-    return _verified(ctx, b"flash", cookie, request.cookies.get(SESSION_COOKIE, ""))
+    return _read_signed(ctx, request, FLASH_COOKIE, b"flash", bound_to=SESSION_COOKIE)
 
 
 def forget_flash(request: Request, response: Response) -> None:
@@ -257,10 +254,17 @@ def set_receipt(ctx: Context, request: Request, response: Response, receipt_id: 
 
 def receipt_id(ctx: Context, request: Request) -> str | None:
     """The receipt this browser's erasure gave it (see :func:`set_receipt`), or None."""
-    cookie = request.cookies.get(RECEIPT_COOKIE)
+    return _read_signed(ctx, request, RECEIPT_COOKIE, b"receipt", bound_to=CSRF_COOKIE)
+
+
+def _read_signed(
+    ctx: Context, request: Request, name: str, purpose: bytes, *, bound_to: str
+) -> str | None:
+    """The value of the signed cookie ``name``, bound to the cookie ``bound_to``, or None."""
+    cookie = request.cookies.get(name)
     if cookie is None:
         return None
-    return _verified(ctx, b"receipt", cookie, request.cookies.get(CSRF_COOKIE, ""))
+    return _verified(ctx, purpose, cookie, request.cookies.get(bound_to, ""))
 
 
 def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:
