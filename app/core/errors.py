@@ -381,9 +381,9 @@ def validation_problems(exc: RequestValidationError) -> list[FieldProblem]:
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc else "body"
-        if not all(map(_named_back, loc[1:])):
-            loc = loc[: next(i for i in range(1, len(loc)) if not _named_back(loc[i]))]
-        name = ".".join(loc[1:]) or location
+        # Named up to the first key that is not to be named back.
+        cut = next((i for i in range(1, len(loc)) if not _named_back(loc[i])), len(loc))
+        name = ".".join(loc[1:cut]) or location
         detail = str(error["msg"])
         if error.get("type") == "value_error":  # our validators' own words, not pydantic's
             detail = detail.removeprefix("Value error, ")
