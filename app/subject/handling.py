@@ -33,7 +33,7 @@ async def close(
     """Close an open request; carry it out first when it is closed as done."""
     # The note before anything is carried out: a subscriber's number typed there is
     # refused and kept as the staff member's search, which commits; nothing else may.
-    await registry.check_reason(tx, ctx, data.note, field="note", staff=staff, ip=ip)
+    note = await registry.check_reason(tx, ctx, data.note, field="note", staff=staff, ip=ip)
     request = await register.open_request(tx, request_id)
     kind = RequestKind(request.kind)
     receipt: dict[str, Any] | None = None
@@ -50,7 +50,7 @@ async def close(
         if await registry.get(tx, sid) is not None:
             receipt = await _carry_out(tx, ctx, staff=staff, ip=ip, request=request, kind=kind)
     return await register.close(
-        tx, ctx, staff=staff, request=request, outcome=data.outcome, note=data.note,
+        tx, ctx, staff=staff, request=request, outcome=data.outcome, note=note,
         receipt=receipt,
     )  # fmt: skip
 

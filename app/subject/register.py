@@ -179,9 +179,10 @@ async def close(
     note: str,
     receipt: dict[str, Any] | None = None,
 ) -> SubjectRequestPublic:
-    """Close an open request as done or refused, with a note (and an erasure's receipt)."""
+    """Close an open request as done or refused, with a note (and an erasure's receipt).
+    The note is the one ``check_reason`` answered: app.subject.handling checks it before
+    the request is carried out, so that its refusal can never follow a write."""
     now = ctx.clock.now()
-    note = await check_reason(tx, ctx, note, field="note")
     values: dict[str, Any] = {
         "status": outcome,
         "done_at": now,
