@@ -82,6 +82,9 @@ CODE_GONE = {states.VerificationNotFound.slug, *(error.slug for error in states.
 SIGN_IN_GONE = {
     states.VerificationExpired.slug: "start_again_expired",
     states.AttemptsExhausted.slug: "start_again_exhausted",
+    # A second submission of the right code (a double click): the first opened the
+    # session. The start page shows the records when its cookie arrived, else says why.
+    states.AlreadyApproved.slug: "start_again_used",
 }
 
 

@@ -409,6 +409,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "database-unavailable": "The service is busy. Try again in a moment.",
         "start_again_expired": "The code has expired. Enter your number to get a new one.",
         "start_again_exhausted": "Too many wrong codes. Enter your number to get a new one.",
+        "start_again_used": "This code was already used. Enter your number to get a new one.",
         "other": "Something went wrong. Go back and start again.",
         "payload-too-large": "What you sent is too long. Go back, shorten it and send it again.",
     },
@@ -438,6 +439,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "番号を入力して、新しいコードを受け取ってください。",
         "start_again_exhausted": "コードの誤りが多すぎます。"
         "番号を入力して、新しいコードを受け取ってください。",
+        "start_again_used": "このコードは使用済みです。"
+        "番号を入力して、新しいコードを受け取ってください。",
         "other": "問題が発生しました。戻って最初からやり直してください。",
         "payload-too-large": "送信内容が長すぎます。戻って短くしてから送信してください。",
     },
@@ -462,6 +465,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "start_again_expired": "인증번호가 만료되었습니다. 번호를 입력하여 새 인증번호를 받으세요.",
         "start_again_exhausted": "잘못된 입력이 너무 많습니다. 번호를 입력하여 새 인증번호를 "
         "받으세요.",
+        "start_again_used": "이미 사용된 인증번호입니다. 번호를 입력하여 새 인증번호를 받으세요.",
         "other": "문제가 발생했습니다. 처음부터 다시 시작하세요.",
         "payload-too-large": "보낸 내용이 너무 깁니다. 돌아가서 줄인 뒤 다시 보내세요.",
     },

@@ -8,6 +8,7 @@ import re
 
 import httpx
 
+from app.my import pages
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS
 from tests.consent.helpers import make_key, opted_in
 from tests.fixtures.flows import sent_code
@@ -325,10 +326,10 @@ async def test_each_step_has_its_own_title_and_heading(client, app, carrier, clo
     receipt = await client.get("/my/receipt")
     client.cookies.delete("smsreg_receipt", path="/my")  # else: back to the receipt
     expired = await client.get("/my/records")
-    pages = [start, sent, records, erase, receipt, expired]
-    titles = [re.search(r"<title>(.*?)</title>", p.text).group(1) for p in pages]
-    headings = [re.search(r"<h1>(.*?)</h1>", p.text).group(1) for p in pages]
-    assert len(set(titles)) == len(pages) and len(set(headings)) == len(pages), titles
+    answers = [start, sent, records, erase, receipt, expired]
+    titles = [re.search(r"<title>(.*?)</title>", p.text).group(1) for p in answers]
+    headings = [re.search(r"<h1>(.*?)</h1>", p.text).group(1) for p in answers]
+    assert len(set(titles)) == len(answers) and len(set(headings)) == len(answers), titles
     assert all(title.endswith(" – smsreg") for title in titles)
     assert headings[4] == "消去完了のお知らせ"
     # The switch named in the page's language; each country in it (with its code).
@@ -484,6 +485,42 @@ async def test_an_expired_code_leads_to_the_start_page(client, app, carrier, clo
     assert late.status_code == 303 and late.headers["location"] == "/my/"
     assert _alert((await client.get("/my/")).text) == PROBLEMS["en"]["start_again_expired"]
     assert (await client.get("/my/code")).headers["location"] == "/my/"
+
+
+async def test_a_double_submitted_code_shows_the_records_or_says_it_was_used(
+    client, app, carrier, clock
+):
+    """A double click posts the right code twice, both with the cookies from before the
+    sign-in: the second answer said "code used" over the session the first had opened,
+    or, when the browser dropped the first answer, left the person at a dead form."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "en", NUMBER)
+    before = httpx.Cookies(client.cookies)
+    code = await sent_code(app, carrier, NUMBER)
+    first = await _check(client, sent, code)
+    assert first.headers["location"] == "/my/records"
+    signed_in = httpx.Cookies(client.cookies)
+    client.cookies = httpx.Cookies(before)
+    second = await _check(client, sent, code)
+    assert second.status_code == 303 and second.headers["location"] == "/my/"
+    after_second = httpx.Cookies(client.cookies)
+    # The first answer's cookie arrived: the start page leads to the records, which say
+    # nothing of the second.
+    client.cookies = httpx.Cookies(after_second)
+    for cookie in signed_in.jar:
+        if cookie.name == pages.SESSION_COOKIE:
+            client.cookies.jar.set_cookie(cookie)
+    start = await client.get("/my/")
+    assert start.status_code == 303 and start.headers["location"] == "/my/records"
+    records = await client.get("/my/records")
+    assert records.status_code == 200 and 'id="error"' not in records.text
+    # It did not: the start page says the code was used, once.
+    client.cookies = after_second
+    alone = await client.get("/my/")
+    assert _alert(alone.text) == PROBLEMS["en"]["start_again_used"]
+    assert 'id="error"' not in (await client.get("/my/")).text
 
 
 async def test_the_last_wrong_code_for_a_new_number_goes_back_to_the_records(
