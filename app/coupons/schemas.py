@@ -23,10 +23,18 @@ def not_dots_only(coupon_id: str) -> str:
 class RedemptionCreate(BaseModel):
     """Who redeems: a fresh approved verification of this client, or a verified subscriber.
 
-    Exactly one of the two.
+    Exactly one of the two (a null counts as absent).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("verification_id", "subscriber_id")
+            ]
+        },
+    )
 
     verification_id: str | None = Field(
         default=None,

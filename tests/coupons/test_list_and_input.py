@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 
+from app.cli import render_openapi
 from app.clients import service as clients
 from tests.conftest import call, count_rows
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
@@ -103,6 +106,32 @@ async def test_bad_bodies(client, app, coupon_auth, body, fields):
     assert problem["type"].endswith("/invalid-input")
     assert {error["field"] for error in problem["errors"]} == fields
     assert count_rows(app, "coupon_redemptions") == 0
+
+
+@pytest.fixture(scope="module")
+def redemption_schema():
+    document = yaml.safe_load(render_openapi())
+    return Draft202012Validator(document["components"]["schemas"]["RedemptionCreate"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"verification_id": "ver_abc", "subscriber_id": "sub_abc"},
+        {"verification_id": None, "subscriber_id": None},
+        {"verification_id": "ver_abc"},
+        {"subscriber_id": "sub_abc", "verification_id": None},
+        {"verification_id": "ver_abc", "subscriber_id": None},
+    ],
+)
+async def test_the_document_says_which_bodies_name_exactly_one(
+    client, coupon_auth, redemption_schema, body
+):
+    """A generated client can tell before sending that a body names exactly one of the
+    two: the schema refuses what the service refuses as a shape (422), nothing else."""
+    answer = await redeem(client, coupon_auth, "C1", **body)
+    assert redemption_schema.is_valid(body) == (answer.status_code != 422), answer.text
 
 
 @pytest.mark.parametrize(
