@@ -70,7 +70,7 @@ async def rotate_key(
     # A form sends text; the API's schema takes a JSON integer only (so "5" in JSON is
     # refused): digits become the number, anything else is refused by the schema.
     hours = int(grace_hours) if grace_hours.isdecimal() and grace_hours.isascii() else grace_hours
-    body = checked(ApiKeyRotate, {"grace_hours": hours or None})
+    body = checked(ApiKeyRotate, {"grace_hours": None if hours == "" else hours})
     done = await rotation.rotate(
         tx, ctx, key_id=key_id, actor=staff.actor, grace_hours=body.grace_hours
     )

@@ -113,6 +113,31 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     assert no_scope.status_code == 422 and "scopes" in no_scope.text
 
 
+@pytest.mark.parametrize(("grace_hours", "old_key_status"), [("0", 401), ("", 404)])
+async def test_a_rotation_with_no_grace_ends_the_old_key_at_once(
+    client, app, grace_hours, old_key_status
+):
+    """A grace of 0 hours in the console's form was read as none given: the old key (a
+    leaked one, say) kept working for the default 24 hours. Left empty, it is the default."""
+    root = await signed_in(app, "admin", "root")
+    made = await post(
+        root, "/console/api-keys", {"name": "leaked", "scopes": ["verifications:write"]},
+        csrf_from="/console/api-keys",
+    )  # fmt: skip
+    token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
+    page = await get(root, "/console/api-keys")
+    (key_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    rotated = await post(
+        root, f"/console/api-keys/{key_id}/rotate",
+        {"grace_hours": grace_hours, "csrf": csrf_of(page)},
+    )  # fmt: skip
+    assert rotated.status_code == 200, rotated.text
+    old = await client.get(
+        "/v1/verifications/ver_unknown", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert old.status_code == old_key_status, old.text
+
+
 async def test_an_admin_lifts_a_pumping_block_with_a_reason(client, app, clock):
     now = clock.now()
     execute(
