@@ -5,10 +5,12 @@ events, the append-only ledger), so it must never carry a number. A mobile numbe
 at least nine national digits (ten in Japan, eleven with the trunk 0), so any run of
 nine or more digits is refused, read after the disguises people use:
 
-- full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), the kanji digits
-  ``〇零一二三四五六七八九`` and the Korean digit syllables ``영공일이삼사오육륙칠팔구``
-  count as digits (not a syllable right after a numeral with no digit after it: the
-  unit of a date or a count, ``3일``, the 3rd);
+- full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), every other
+  character Unicode gives a digit value (circled and dingbat digits: ``⓿❶➀🄁``), the
+  kanji digits ``〇零一二三四五六七八九``, the formal numerals of legal and financial
+  documents (``壱弐参肆伍陸漆捌玖`` and their older forms) and the Korean digit syllables
+  ``영공일이삼사오육륙칠팔구`` count as digits (not a syllable right after a numeral with
+  no digit after it: the unit of a date or a count, ``3일``, the 3rd);
 - separators between digits do not break a run: white space of any width, hyphens and
   dashes of every width (``-‐‑‒–—―−－ー``), underscores, dots and parentheses (half and
   full width), and what shows nothing of its own: invisible format characters (a
@@ -44,6 +46,15 @@ MAX_DIGIT_RUN = 8
 KANJI_DIGITS = {
     **{char: str(value) for value, char in enumerate("〇一二三四五六七八九")},
     "零": "0",
+    # The formal numerals (大字) of contracts, cheques and police references, with their
+    # older forms.
+    **{
+        char: str(value)
+        for value, chars in enumerate(
+            ("", "壱壹弌", "弐貳貮弍", "参參弎", "肆", "伍", "陸", "漆", "捌", "玖")
+        )
+        for char in chars
+    },
 }
 HANGUL_DIGITS = {
     **{char: str(value) for value, char in enumerate("영일이삼사오육칠팔구")},
@@ -105,6 +116,16 @@ def _separator(char: str) -> bool:
     )
 
 
+def _digit(char: str) -> str | None:
+    """The ASCII digit a character (after NFKC) writes, whatever its script: a decimal
+    digit, or another character with a digit value (``❶``, ``⓿``); kanji and Korean
+    syllables are read by their tables."""
+    value = unicodedata.decimal(char, None)
+    if value is None:
+        value = unicodedata.digit(char, None)
+    return None if value is None else str(value)
+
+
 def _spoken_digits(chars: list[str]) -> set[int]:
     """Where a Korean digit syllable is a digit: everywhere but right after a numeral
     with no digit right after it, the unit of a date or a count (3일, the 3rd; 10일 동안,
@@ -113,12 +134,10 @@ def _spoken_digits(chars: list[str]) -> set[int]:
     for i, char in enumerate(chars):
         if char not in HANGUL_DIGITS:
             continue
-        after_numeral = i > 0 and unicodedata.decimal(chars[i - 1], None) is not None
+        after_numeral = i > 0 and _digit(chars[i - 1]) is not None
         nxt = chars[i + 1] if i + 1 < len(chars) else ""
         digit_next = bool(nxt) and (
-            nxt in HANGUL_DIGITS
-            or nxt in KANJI_DIGITS
-            or unicodedata.decimal(nxt, None) is not None
+            nxt in HANGUL_DIGITS or nxt in KANJI_DIGITS or _digit(nxt) is not None
         )
         if not after_numeral or digit_next:
             found.add(i)
@@ -149,8 +168,8 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     spoken = _spoken_digits(chars)
     for i, char in enumerate(chars):
         digit = KANJI_DIGITS.get(char) or (HANGUL_DIGITS[char] if i in spoken else None)
-        if digit is None and (value := unicodedata.decimal(char, None)) is not None:
-            digit = str(value)
+        if digit is None:
+            digit = _digit(char)
         if digit is not None:
             if joint and group:
                 groups.append("".join(group))

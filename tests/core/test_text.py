@@ -24,6 +24,10 @@ from app.core.text import NoPhoneNumber, digit_runs, no_phone_number, visible
         "090ー1234ー5679",  # the katakana long vowel mark, used as a dash
         "〇九〇一二三四五六七九",  # kanji digits
         "零九零一二三四五六七八",  # 零, the everyday kanji for zero
+        "〇九〇-壱弐参四-五六七八",  # formal numerals (大字), as a legal reference writes them
+        "〇九〇 壹貳參肆 伍陸漆捌",  # their older forms
+        "⓿❾⓿-❶❷❸❹-❺❻❼❽",  # dingbat digits: a digit value, no decimal one
+        "090 ➀➁➂➃ ➄➅➆➇",
         "영구영일이삼사오육칠팔",  # Korean digit syllables, as a number is read out
         "공일공 일이삼사 오륙칠팔",  # 공 for zero, 륙 for six
         "010-일이삼사-5678",  # digits and digit syllables mixed

@@ -132,6 +132,8 @@ async def test_privacy_officer_reveals_with_a_reason_logged(client, app, subscri
         "ticket 090の1234の5678 check",
         "ticket 090 1234 and 5678 ok",
         "ticket 090a1234b5678",
+        "ticket ⓿❾⓿x❶❷❸❹x❺❻❼❽",  # dingbat digits
+        "ticket 〇九〇の壱弐参四の五六七八",  # formal numerals
     ],
 )
 async def test_a_reason_holding_the_subscribers_number_however_written_is_refused(
