@@ -249,5 +249,35 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     officer.click("header >> text=日本語")
     shot(officer, "dashboard-japanese")
     assert "ダッシュボード" in officer.content()
+    assert_labels_unbroken(officer)
+
+    # -- on a phone: every page fits its width, Sign out within reach ---------------------
+    for page, paths in (
+        (admin, ["/console/", "/console/staff", "/console/api-keys", "/console/pumping"]),
+        (auditor, ["/console/", "/console/ledger", "/console/access-log"]),
+        (officer, ["/console/", "/console/disclosures", f"/console/subscribers/{sid}"]),
+    ):
+        assert_fits_a_phone(page, live, paths)
     for page in pages.values():
         page.context.close()
+
+
+def assert_labels_unbroken(page: Any) -> None:
+    """Each header label on one line: Japanese broke them anywhere ("ダッシュボ|ード")."""
+    heights = page.eval_on_selector_all(
+        "header.top nav a, header.top .who > *", "els => els.map(e => e.getClientRects().length)"
+    )
+    assert heights and all(lines == 1 for lines in heights), heights
+
+
+def assert_fits_a_phone(page: Any, live: LiveServer, paths: list[str]) -> None:
+    """At 390 px the pages were up to 940 px wide and Sign out sat off screen."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in paths:
+        page.goto(live.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+        box = page.locator("header.top form button").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390, (path, box)
+        assert_labels_unbroken(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
