@@ -353,3 +353,12 @@ def test_the_suite_fails_an_answer_the_document_leaves_out(document):
     )
     assert len(flagged) == 4, flagged
     assert "answered 404 `a-new-refusal`, not named in its description" in "".join(flagged)
+
+
+def test_every_schema_has_a_name_of_its_own(document):
+    """Two models of one name became ``app__ledger__schemas__...`` components with the same
+    title: a generated client dropped one of them, and an operation's answer with it."""
+    schemas = document["components"]["schemas"]
+    assert not [name for name in schemas if "__" in name]
+    titles = [schema.get("title", name) for name, schema in schemas.items()]
+    assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)

@@ -19,7 +19,7 @@ from app.ledger.schemas import (
     ProvisionConsentPublic,
     ProvisionStatePublic,
     ProvisionStopChange,
-    SubjectRecordsPublic,
+    SubscriberDisclosuresPublic,
 )
 from app.models.types import MAX_BIG_INTEGER
 from app.registry.schemas import SubscriberIdPath as SubscriberId
@@ -106,7 +106,7 @@ async def subject_disclosures(
     response: Response,
     after_seq: Annotated[int, Query(ge=0, le=MAX_BIG_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> SubjectRecordsPublic:
+) -> SubscriberDisclosuresPublic:
     records = await provision.staff_read_records(
         tx,
         ctx,
@@ -117,4 +117,4 @@ async def subject_disclosures(
         limit=limit,
     )
     response.headers.update(NO_STORE)
-    return SubjectRecordsPublic(subscriber_id=subscriber_id, records=records)
+    return SubscriberDisclosuresPublic(subscriber_id=subscriber_id, records=records)

@@ -284,7 +284,7 @@ class SubjectRecordPublic(BaseModel):
     entry_hash: str
 
 
-class SubjectRecordsPublic(BaseModel):
+class SubscriberDisclosuresPublic(BaseModel):
     """The disclosure records about one subject, oldest first (APPI Art. 33(5))."""
 
     subscriber_id: str

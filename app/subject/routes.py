@@ -21,7 +21,7 @@ from app.subject.schemas import (
     RequestKind,
     SubjectCodeCheck,
     SubjectDataPublic,
-    SubjectRecordsPublic,
+    SubjectDisclosuresPublic,
     SubjectSessionPublic,
     SubjectStart,
     SubjectVerificationPublic,
@@ -94,7 +94,7 @@ async def read_subject_data(
 )
 async def read_subject_disclosures(
     subject: CurrentSubject, tx: TxDep, ctx: CtxDep, response: Response
-) -> SubjectRecordsPublic:
+) -> SubjectDisclosuresPublic:
     response.headers.update(NO_STORE)
     return await service.disclosures(tx, ctx, subject=subject)
 

@@ -119,7 +119,7 @@ class SubjectDataPublic(BaseModel):
     session_expires_at: dt.datetime
 
 
-class SubjectRecordsPublic(BaseModel):
+class SubjectDisclosuresPublic(BaseModel):
     """The disclosure records about the subject, oldest first."""
 
     records: list[SubjectRecordPublic]

@@ -28,7 +28,7 @@ from app.subject.schemas import (
     RedemptionsHeldPublic,
     RequestKind,
     SubjectDataPublic,
-    SubjectRecordsPublic,
+    SubjectDisclosuresPublic,
 )
 from app.subject.sessions import Subject
 
@@ -89,7 +89,7 @@ async def held(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDataPublic:
     )
 
 
-async def disclosures(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectRecordsPublic:
+async def disclosures(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectDisclosuresPublic:
     """The disclosure records about the subject (APPI Art. 33(5)), oldest first."""
     await _subscriber(tx, subject)
     records = [
@@ -111,7 +111,7 @@ async def disclosures(tx: Tx, ctx: Context, *, subject: Subject) -> SubjectRecor
         subject=subject.subscriber_id,
         details={"view": "disclosures"},
     )
-    return SubjectRecordsPublic(records=records)
+    return SubjectDisclosuresPublic(records=records)
 
 
 async def _done(
