@@ -45,7 +45,8 @@ class CodeMessages:
             if v is None or v.status != "pending" or min(v.expires_at, message.expires_at) <= now:
                 rendered.expired.append(message)
                 continue
-            rendered.outgoing.append(Outgoing(message=message, to=_to(ctx, v), body=_body(ctx, v)))
+            body = _body(ctx, v, now=now)
+            rendered.outgoing.append(Outgoing(message=message, to=_to(ctx, v), body=body))
         return rendered
 
     async def unwanted(
@@ -61,14 +62,27 @@ def _to(ctx: Context, v: ForMessage) -> str:
     )
 
 
-def _body(ctx: Context, v: ForMessage) -> str:
+# A message goes out a moment after its code was made: so long, it still says the code's
+# whole lifetime.
+_SEND_SLACK_SECONDS = 5
+
+
+def _minutes_left(expires_at: dt.datetime, now: dt.datetime) -> int:
+    """The whole minutes the code has left as its SMS goes out, at least 1. A resend sends
+    the same code with its expiry unchanged: it said the full lifetime however little was
+    left, and the person found the code expired before the time it promised."""
+    left = (expires_at - now).total_seconds() + _SEND_SLACK_SECONDS
+    return max(1, int(left // 60))
+
+
+def _body(ctx: Context, v: ForMessage, *, now: dt.datetime) -> str:
     s = ctx.settings
     code = codes.derive(ctx.keys.code, v)
     return render_code_message(
         language=language_for(v.locale, region=""),
         service=s.service_name,
         code=code,
-        minutes=max(1, s.code_ttl_seconds // 60),
+        minutes=_minutes_left(v.expires_at, now),
         webotp_domain=s.webotp_domain,
         directory=str(s.templates_dir) if s.templates_dir else None,
     )

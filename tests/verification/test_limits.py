@@ -40,6 +40,18 @@ async def test_resend_repeats_the_same_code_after_the_cooldown(client, app, carr
     assert (await check(client, auth, verification_id, first)).status_code == 200
 
 
+async def test_a_resent_code_says_the_minutes_it_has_left(client, app, carrier, clock, auth):
+    """The resend is the same code with the same expiry: its SMS promised the full ten
+    minutes however little was left."""
+    verification_id = (await start(client, auth)).json()["id"]
+    await sent_code(app, carrier)
+    clock.advance(minutes=8, seconds=25)  # 95 seconds left
+    assert (await resend(client, auth, verification_id)).status_code == 202
+    await sent_code(app, carrier)
+    first, again = (sent.body for sent in carrier.to(PHONE_E164))
+    assert "（10分間有効）" in first and "（1分間有効）" in again, (first, again)
+
+
 async def test_resend_of_a_finished_verification_is_refused(client, app, carrier, clock, auth):
     verification_id = (await start(client, auth)).json()["id"]
     assert (
