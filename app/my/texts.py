@@ -48,7 +48,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "the coupon site.",
         "erase": "Erase my data",
         "erase_confirm": "Erasing cannot be undone. Your number and everything linked to it "
-        "are destroyed; records we must keep by law keep only an anonymous id.",
+        "are destroyed. What we keep names you only by an anonymous id, or by a code made "
+        "from the number that cannot be turned back into it: records the law requires us to "
+        "keep, our security records, and how often the number used each coupon (for a year "
+        "after the last use, so that erasing does not renew a coupon's limit). The receipt "
+        "lists each.",
         "erase_check": "I understand that erasing cannot be undone",
         "erase_do": "Erase now",
         "receipt": "Your data has been erased",
@@ -135,8 +139,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "usage_on": "クーポンの利用状況の管理に利用しています。",
         "usage_off": "利用していません。クーポンサイトで番号を確認したときにのみ利用します。",
         "erase": "データを消去する",
-        "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄され、法令で保存が"
-        "必要な記録には匿名のIDだけが残ります。",
+        "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄されます。"
+        "残る記録は、匿名のIDか、番号から作った元に戻せない符号でしかあなたを示しません。"
+        "法令で保存が必要な記録、当社のセキュリティ記録、そして各クーポンをこの番号で利用した"
+        "回数（消去してもクーポンの利用上限が戻らないよう、最後の利用から1年間）です。"
+        "消去後のお知らせにそれぞれを記載します。",
         "erase_check": "消去すると元に戻せないことを理解しました",
         "erase_do": "今すぐ消去",
         "receipt": "消去完了のお知らせ",
@@ -222,8 +229,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "usage_on": "쿠폰 사용 내역 관리에 이용합니다.",
         "usage_off": "이용하지 않습니다. 쿠폰 사이트에서 번호를 인증한 경우에만 이용합니다.",
         "erase": "내 데이터 삭제",
-        "erase_confirm": "삭제는 되돌릴 수 없습니다. 번호와 연결된 모든 데이터가 파기되며, 법령상 "
-        "보존해야 하는 기록에는 익명 ID만 남습니다.",
+        "erase_confirm": "삭제는 되돌릴 수 없습니다. 번호와 연결된 모든 데이터가 파기됩니다. "
+        "남는 기록은 익명 ID나 번호로 만든 되돌릴 수 없는 부호로만 귀하를 가리킵니다. "
+        "법령상 보존해야 하는 기록, 당사의 보안 기록, 그리고 각 쿠폰을 이 번호로 이용한 횟수"
+        "(삭제해도 쿠폰 이용 한도가 초기화되지 않도록 마지막 이용 후 1년간)입니다. "
+        "삭제 후 안내에 각각 기재합니다.",
         "erase_check": "삭제하면 되돌릴 수 없다는 것을 이해했습니다",
         "erase_do": "지금 삭제",
         "receipt": "삭제 완료 안내",
