@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.text import NoPhoneNumber
 from app.registry.schemas import PurposePublic
@@ -17,6 +17,21 @@ ConsentPurpose = Literal["coupon_delivery"]
 Action = Literal["opt_in", "opt_out"]
 State = Literal["opted_in", "opted_out", "none"]
 
+# The sources the service writes itself: the person on /my/, a STOP by SMS, the carrier's
+# report of one, staff closing a person's request. The person's own page names them in
+# words ("this page"), so a client may not claim them.
+SELF_SERVICE_SOURCE = "self_service"
+SMS_SOURCE = "sms"
+CARRIER_SOURCE = "carrier"
+STAFF_SOURCE = "staff"
+SERVICE_SOURCES = (SELF_SERVICE_SOURCE, SMS_SOURCE, CARRIER_SOURCE, STAFF_SOURCE)
+
+
+def _not_the_services(source: str) -> str:
+    if source in SERVICE_SOURCES:
+        raise ValueError(f"'{source}' is a source the service records itself")
+    return source
+
 
 class ConsentChange(BaseModel):
     """Record an opt-in or opt-out, as the person gave it."""
@@ -25,10 +40,12 @@ class ConsentChange(BaseModel):
 
     purpose: ConsentPurpose = Field(description="only coupon_delivery rests on consent")
     action: Action
-    source: Annotated[str, NoPhoneNumber] = Field(
+    source: Annotated[str, NoPhoneNumber, AfterValidator(_not_the_services)] = Field(
         pattern=r"^[a-z][a-z0-9_\-]{0,31}$",
-        description="where the person gave it: web, app, store, ...",
+        description="where the person gave it: web, app, store, ... (not one of the "
+        "sources the service records itself)",
         examples=["web"],
+        json_schema_extra={"not": {"enum": list(SERVICE_SOURCES)}},
     )
     policy_version: Annotated[str | None, NoPhoneNumber] = Field(
         default=None,

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import phonenumbers
 
 from app.consent import service
+from app.consent.schemas import CARRIER_SOURCE, SMS_SOURCE
 from app.core.context import Context
 from app.core.text import invisible
 from app.core.tx import Tx
@@ -22,9 +23,8 @@ from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
 
-SOURCE = "sms"
-# The source of an opt-out the carrier reported (the recipient's STOP reached only it).
-CARRIER_SOURCE = "carrier"
+# A STOP's source is SMS_SOURCE; one the carrier reported (the recipient's STOP reached
+# only it), CARRIER_SOURCE.
 ACTOR = "sms:twilio"
 # What a STOP withdraws: consent to receive campaign messages.
 PURPOSE = Purpose.COUPON_DELIVERY
@@ -70,7 +70,7 @@ async def handle_inbound(
     if subscriber is None:
         return False  # not ours: nothing is written
     await service.opt_out(
-        tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=SOURCE, actor=ACTOR
+        tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=SMS_SOURCE, actor=ACTOR
     )
     return True
 

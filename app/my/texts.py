@@ -510,6 +510,9 @@ WORDS: dict[str, dict[str, str]] = {
         "unknown": "outcome unknown",
         "cancelled": "cancelled",
         "self_service": "this page",
+        "sms": "your STOP reply by SMS",
+        "carrier": "your mobile carrier, passing on your STOP",
+        "staff": "our staff, at your request",
     },
     "ja": {
         "coupon_usage": "クーポン利用の管理",
@@ -536,6 +539,9 @@ WORDS: dict[str, dict[str, str]] = {
         "unknown": "結果不明",
         "cancelled": "取り消し",
         "self_service": "このページ",
+        "sms": "SMSでの配信停止のご返信",
+        "carrier": "携帯電話会社からの配信停止の通知",
+        "staff": "ご請求を受けた当社の担当者",
     },
     "ko": {
         "coupon_usage": "쿠폰 사용 관리",
@@ -562,5 +568,8 @@ WORDS: dict[str, dict[str, str]] = {
         "unknown": "결과 불명",
         "cancelled": "취소됨",
         "self_service": "이 페이지",
+        "sms": "SMS 수신 거부 회신",
+        "carrier": "이동통신사의 수신 거부 통지",
+        "staff": "요청을 받은 당사 담당자",
     },
 }

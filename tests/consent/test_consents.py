@@ -11,7 +11,7 @@ import pytest
 
 from app.clients import service as clients
 from app.consent import service
-from app.consent.schemas import ConsentChange
+from app.consent.schemas import SERVICE_SOURCES, ConsentChange
 from app.core.db import Database
 from tests.conftest import call
 from tests.consent.helpers import consent, counts, jp, make_key, opted_in, register, rows, verified
@@ -172,6 +172,8 @@ GOOD = {"purpose": "coupon_delivery", "action": "opt_in", "source": "web", "poli
         ({**GOOD, "source": ""}, "source"),
         ({**GOOD, "source": "Web Site"}, "source"),
         ({**GOOD, "source": "x" * 33}, "source"),
+        # The service's own: the person's page would tell them they did it themselves.
+        *(({**GOOD, "source": source}, "source") for source in SERVICE_SOURCES),
         ({k: v for k, v in GOOD.items() if k != "policy_version"}, "policy_version"),
         ({**GOOD, "policy_version": ""}, "policy_version"),
         ({**GOOD, "policy_version": "v" * 65}, "policy_version"),

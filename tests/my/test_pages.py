@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from app.consent.schemas import Action
+from app.consent.schemas import SERVICE_SOURCES, Action
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
 from app.sms.outbox.messages import DeliveryState
@@ -358,9 +358,10 @@ async def test_the_pages_say_who_runs_them(client):
 
 
 def test_every_name_the_records_page_shows_is_a_word_in_every_language():
-    """No purpose, legal basis, data item or message state shows as the service's name
-    for it (coupon_usage, law, phone_number...)."""
+    """No purpose, legal basis, data item, message state or source the service records
+    itself shows as the service's name for it (coupon_usage, law, phone_number, sms...)."""
     names = {
+        *SERVICE_SOURCES,
         *get_args(Purpose),
         *get_args(Action),
         *LEGAL_BASES,
