@@ -87,6 +87,30 @@ async def test_offboarding_shows_each_door_it_closed(client, app):
     ).status_code == 403
 
 
+async def test_a_role_change_waits_for_a_role_to_be_chosen(client, app):
+    """Each account's role list stood at its first role, ready to send: one click on
+    Change role demoted another admin to operator."""
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "admin", "other")
+    page = await get(root, "/console/staff")
+    row = re.search(r'<tr id="account-other">.*?</tr>', page.text, re.S).group(0)
+    select = re.search(r'<select name="role"[^>]*>(.*?)</select>', row, re.S)
+    assert "required" in select.group(0)
+    assert re.match(r'<option value="" selected disabled>', select.group(1)), select.group(1)
+    (staff_id,) = re.findall(r"/console/staff/(stf_[\w\-]+)/role", row)
+    unchosen = await post(
+        root, f"/console/staff/{staff_id}/role", {"role": "", "csrf": csrf_of(page)}
+    )
+    assert unchosen.status_code == 422 and "role" in unchosen.text
+    assert rows(app, "SELECT role FROM staff_accounts WHERE id = :i", i=staff_id) == [
+        {"role": "admin"}
+    ]
+    root.cookies.set("smsreg_lang", "ja")
+    japanese = (await get(root, "/console/staff")).text
+    assert "(管理者)" in japanese and "<td>管理者</td>" in japanese
+    assert ">オペレーター</option>" in japanese
+
+
 async def test_api_keys_are_created_rotated_and_revoked(client, app):
     root = await signed_in(app, "admin", "root")
     made = await post(
