@@ -31,6 +31,13 @@ Code = Annotated[str, Form(min_length=1, max_length=16)]
 Token = Annotated[str, Form(min_length=1, max_length=invitations.MAX_TOKEN_LENGTH)]
 
 
+def same_twice(password: str, repeated: str) -> None:
+    """A new password typed twice alike: the field hides what is typed, and a typo set a
+    password nobody knew, with no way back but a new invitation."""
+    if repeated != password:
+        raise InvalidInput.field("repeat_password", "must be the same as the new password")
+
+
 def qr_code(uri: str) -> str:
     """The provisioning URI as a QR code, an SVG data URI for an <img> (no script)."""
     return segno.make(uri, error="m").svg_data_uri(scale=5)
@@ -68,7 +75,9 @@ async def change_password(
     ctx: CtxDep,
     current_password: Password,
     new_password: Password,
+    repeat_password: Password,
 ) -> Response:
+    same_twice(new_password, repeat_password)
     await login.change_password(
         db, ctx, staff=staff, current_password=current_password, new_password=new_password
     )
@@ -117,8 +126,14 @@ async def enrol_form(request: Request, ctx: CtxDep) -> Response:
 
 @router.post("/enrol", dependencies=[PreForm])
 async def enrol_password(
-    request: Request, db: DbDep, ctx: CtxDep, token: Token, password: Password
+    request: Request,
+    db: DbDep,
+    ctx: CtxDep,
+    token: Token,
+    password: Password,
+    repeat_password: Password,
 ) -> Response:
+    same_twice(password, repeat_password)
     started = await login.set_invited_password(db, ctx, token=token, password=password)
     context = {
         "secret": started.enrolment.secret,

@@ -81,6 +81,7 @@ def take_up(page: Any, live: LiveServer, token: str, *, shots: bool) -> str:
     page.goto(live.url + "/console/enrol")
     page.fill("input[name=token]", token)
     page.fill("input[name=password]", OWN)
+    page.fill("input[name=repeat_password]", OWN)
     if shots:
         shot(page, "enrol")
     submit(page, "main form.card")

@@ -32,10 +32,26 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     )
     form = await get(client, "/console/enrol")
     assert form.status_code == 200
+    mistyped = await post(
+        client,
+        "/console/enrol",
+        {
+            "token": made.token,
+            "password": OWN_PASSWORD,
+            "repeat_password": OWN_PASSWORD.upper(),
+            "csrf": csrf_of(form),
+        },
+    )
+    assert mistyped.status_code == 422 and "repeat_password" in mistyped.text
     started = await post(
         client,
         "/console/enrol",
-        {"token": made.token, "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+        {
+            "token": made.token,
+            "password": OWN_PASSWORD,
+            "repeat_password": OWN_PASSWORD,
+            "csrf": csrf_of(form),
+        },
     )
     assert started.status_code == 200, started.text
     assert 'src="data:image/svg+xml' in started.text
@@ -62,7 +78,12 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     again = await post(
         client,
         "/console/enrol",
-        {"token": made.token, "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+        {
+            "token": made.token,
+            "password": OWN_PASSWORD,
+            "repeat_password": OWN_PASSWORD,
+            "csrf": csrf_of(form),
+        },
     )
     assert again.status_code == 401
     clock.advance(seconds=30)
@@ -76,7 +97,12 @@ async def test_an_unknown_token_is_refused_before_any_password_is_hashed(client,
     answer = await post(
         client,
         "/console/enrol",
-        {"token": "smsreg_inv_madeup", "password": OWN_PASSWORD, "csrf": csrf_of(form)},
+        {
+            "token": "smsreg_inv_madeup",
+            "password": OWN_PASSWORD,
+            "repeat_password": OWN_PASSWORD,
+            "csrf": csrf_of(form),
+        },
     )
     assert answer.status_code == 401
     assert "invitation" in answer.text

@@ -83,7 +83,8 @@ async def test_an_invitation_refused_leads_back_to_the_enrolment_page(client):
     token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     answer = await post(
         client, "/console/enrol",
-        {"token": "smsreg_inv_madeup", "password": "a long own passphrase 2026", "csrf": token},
+        {"token": "smsreg_inv_madeup", "password": "a long own passphrase 2026",
+         "repeat_password": "a long own passphrase 2026", "csrf": token},
     )  # fmt: skip
     assert answer.status_code == 401
     assert back_of(answer.text) == "/console/enrol"

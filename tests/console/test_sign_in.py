@@ -137,10 +137,27 @@ async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, 
     answer = await sign_in(client, "taro")
     assert answer.headers["location"] == "/console/account/password"
     assert (await get(client, "/console/")).status_code == 403
+    # Typed twice unalike (the field hides what is typed): refused, nothing changed.
+    mistyped = await post(
+        client,
+        "/console/account/password",
+        {
+            "current_password": "correct horse battery",
+            "new_password": NEW_PASSWORD,
+            "repeat_password": NEW_PASSWORD + "x",
+        },
+        csrf_from="/console/account/password",
+    )
+    assert mistyped.status_code == 422 and "repeat_password" in mistyped.text
+    assert (await get(client, "/console/")).status_code == 403
     changed = await post(
         client,
         "/console/account/password",
-        {"current_password": "correct horse battery", "new_password": NEW_PASSWORD},
+        {
+            "current_password": "correct horse battery",
+            "new_password": NEW_PASSWORD,
+            "repeat_password": NEW_PASSWORD,
+        },
         csrf_from="/console/account/password",
     )
     assert changed.status_code == 303, changed.text
@@ -148,7 +165,11 @@ async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, 
     wrong = await post(
         client,
         "/console/account/password",
-        {"current_password": "not it at all", "new_password": NEW_PASSWORD + "!"},
+        {
+            "current_password": "not it at all",
+            "new_password": NEW_PASSWORD + "!",
+            "repeat_password": NEW_PASSWORD + "!",
+        },
         csrf_from="/console/account/password",
     )
     assert wrong.status_code == 422 and "current_password" in wrong.text
