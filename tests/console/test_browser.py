@@ -281,4 +281,7 @@ def assert_fits_a_phone(page: Any, live: LiveServer, paths: list[str]) -> None:
         box = page.locator("header.top form button").bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390, (path, box)
         assert_labels_unbroken(page)
+        # Every time as "2026-12-06 23:27 UTC": the subscriber's disclosure records
+        # showed the raw "2026-12-06T23:29:46.553383+00:00".
+        assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", page.inner_text("main")), path
     page.set_viewport_size({"width": 1280, "height": 800})
