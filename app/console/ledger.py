@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
@@ -47,9 +47,19 @@ def _witness(ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/ledger")
-async def ledger_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
+async def ledger_page(
+    request: Request,
+    staff: ReaderPage,
+    tx: TxDep,
+    ctx: CtxDep,
+    signed: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
     recent = await auditor.recent(tx, ctx, limit=NEWEST)
+    newest = recent.checkpoints[0] if recent.checkpoints else None
     context = {
+        # Said after "Sign a checkpoint now" (which showed nothing), while that checkpoint
+        # is the newest: an address alone cannot claim one that is not listed.
+        "signed": newest if newest is not None and newest.id == signed else None,
         "recent": recent,
         "may_audit": staff.role in LEDGER_AUDIT,
         "report": None,
@@ -75,8 +85,8 @@ async def verify(request: Request, staff: AuditorPage, tx: TxDep, ctx: CtxDep) -
 
 @router.post("/ledger/checkpoints")
 async def checkpoint(staff: AuditorForm, tx: TxDep, ctx: CtxDep) -> Response:
-    await checkpoints.create_now(tx, ctx, actor=staff.actor)
-    return RedirectResponse("/console/ledger", status_code=303)
+    made = await checkpoints.create_now(tx, ctx, actor=staff.actor)
+    return RedirectResponse(f"/console/ledger?signed={made.id}", status_code=303)
 
 
 @router.get("/ledger/export")

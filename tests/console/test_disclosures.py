@@ -133,7 +133,13 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     assert re.search(r"\(\d+ entries, \d+ checkpoints\)", verified_page.text)  # mid-sentence
     signed = await post(auditor, "/console/ledger/checkpoints", {}, csrf_from="/console/ledger")
     assert signed.status_code == 303
-    assert "head" in (await get(auditor, "/console/ledger")).text
+    said = await get(auditor, signed.headers["location"])  # it said nothing: signed or not?
+    assert "head" in said.text and re.search(
+        r'id="signed">Checkpoint signed: .* entry #1, ', said.text
+    )
+    assert 'id="signed"' not in (await get(auditor, "/console/ledger")).text
+    # Only the newest checkpoint is ever said to be signed: an address cannot claim one.
+    assert 'id="signed"' not in (await get(auditor, "/console/ledger?signed=999")).text
     export = await auditor.get("/console/ledger/export?format=csv&since=&recipient=")
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     assert "Shibuya Police Station" in export.text and E164 not in export.text
