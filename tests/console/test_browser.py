@@ -86,6 +86,12 @@ def take_up(page: Any, live: LiveServer, token: str, *, shots: bool) -> str:
         shot(page, "enrol")
     submit(page, "main form.card")
     secret = page.inner_text("#totp-secret")
+    if shots:  # a mistyped first code: said as an error (it read as plain text), same secret
+        page.fill("input[name=code]", code(secret, 20))
+        submit(page, "main form.card")
+        error = page.locator("#error")
+        assert error.evaluate("e => getComputedStyle(e).borderLeftStyle") == "solid"
+        assert page.inner_text("#totp-secret") == secret
     page.fill("input[name=code]", code(secret))
     submit(page, "main form.card")
     assert page.locator("#recovery-codes li").count() == 10
