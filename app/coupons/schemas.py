@@ -77,5 +77,10 @@ class RedemptionsPublic(BaseModel):
     coupon_id: str
     subscriber_id: str
     limit: int
-    remaining: int
+    counted: int = Field(
+        description="the redemptions that count toward the limit: those listed, and those "
+        "the number made as an earlier subscriber since erased or moved away, which are "
+        "counted but never listed (they may have been another person's)"
+    )
+    remaining: int = Field(description="limit - counted, at least 0")
     redemptions: list[RedemptionPublic]

@@ -223,13 +223,14 @@ async def list_redemptions(
         raise SubscriberNotFound()
     found = await repo.list_for(tx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     limit = limit_for(ctx, coupon_id)
-    earlier = await _earlier(tx, ctx, coupon_id=coupon_id, subscriber_id=subscriber_id)
+    # What the number used as subscribers since erased counts too, as redeem counts it.
+    counted = len(found) + await _earlier(tx, ctx, coupon_id=coupon_id, subscriber_id=subscriber_id)
     return RedemptionsPublic(
         coupon_id=coupon_id,
         subscriber_id=subscriber_id,
         limit=limit,
-        # What the number used as subscribers since erased counts too, as redeem counts it.
-        remaining=max(0, limit - len(found) - earlier),
+        counted=counted,
+        remaining=max(0, limit - counted),
         redemptions=[_public(redemption, client) for redemption in found],
     )
 

@@ -22,12 +22,13 @@ async def test_list_a_numbers_redemptions(client, app, carrier, coupon_auth):
         "coupon_id": "C1",
         "subscriber_id": sub,
         "limit": 1,
+        "counted": 0,
         "remaining": 1,
         "redemptions": [],
     }
     created = (await redeem(client, coupon_auth, "C1", verification_id=mine["id"])).json()
     listed = (await client.get(url, headers=coupon_auth)).json()
-    assert listed["remaining"] == 0
+    assert (listed["counted"], listed["remaining"]) == (1, 0)
     assert listed["redemptions"] == [
         {
             "id": created["id"],
