@@ -22,7 +22,7 @@ from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
 from app.core.db import Database
-from app.core.errors import AppError, Unauthenticated
+from app.core.errors import AppError, FieldProblem, Unauthenticated
 from app.core.ids import new_id
 from app.core.phone import mask
 from app.core.tx import Tx
@@ -168,7 +168,14 @@ async def correct(
     if holder == subject.subscriber_id:
         # Its code was asked for with the sign-in form, which lets the person's own
         # number through (the correction's start refuses it before any SMS).
-        raise sessions.SameNumber("the records are already under this number; nothing to move")
+        raise sessions.SameNumber(
+            "the records are already under this number; nothing to move",
+            errors=[
+                FieldProblem(
+                    location="body", field="verification_id", detail="verified the current number"
+                )
+            ],
+        )
     if holder is not None:
         raise NumberTaken()
     async with db.transaction() as tx:

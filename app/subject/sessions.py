@@ -16,7 +16,7 @@ from app.audit.events import Tag, record_event
 from app.clients import service as clients
 from app.core.context import Context
 from app.core.db import Database
-from app.core.errors import AppError, NotFound, Unauthenticated
+from app.core.errors import AppError, FieldProblem, NotFound, Unauthenticated
 from app.core.ids import new_id
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.tx import Tx
@@ -99,7 +99,10 @@ async def start_correction(
     indexes = ctx.keys.blind_indexes(phone.e164, kind="number")
     holder = await registry.find_id(tx, phone_index=indexes)
     if holder == subject.subscriber_id:
-        raise SameNumber("the records are already under this number; nothing to move")
+        raise SameNumber(
+            "the records are already under this number; nothing to move",
+            errors=[FieldProblem(location="body", field="phone", detail="is the current number")],
+        )
     return await start(tx, ctx, data=data, ip=ip)
 
 

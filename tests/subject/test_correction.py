@@ -253,6 +253,7 @@ async def test_the_number_the_records_are_under_is_refused_before_any_sms(
         )
         assert response.status_code == 409, response.text
         assert response.json()["type"].endswith("subject-number-unchanged")
+        assert [e["field"] for e in response.json()["errors"]] == ["phone"]
     assert len(rows(app, "SELECT id FROM outbox_messages")) == sent
     assert not rows(app, "SELECT id FROM subject_requests WHERE kind = 'correct'")
     # Nor is a sign-in code for the same number taken as a correction's.
@@ -265,4 +266,5 @@ async def test_the_number_the_records_are_under_is_refused_before_any_sms(
     )
     assert moved.status_code == 409, moved.text
     assert moved.json()["type"].endswith("subject-number-unchanged")
+    assert [e["field"] for e in moved.json()["errors"]] == ["verification_id"]
     assert not rows(app, "SELECT id FROM subject_requests WHERE kind = 'correct'")
