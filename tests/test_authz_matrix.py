@@ -231,6 +231,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/console/account/totp"): Row(ALL_STAFF),
     ("POST", "/console/account/totp"): Row(ALL_STAFF),
     ("POST", "/console/account/totp/confirm"): Row(ALL_STAFF),
+    ("POST", "/console/account/recovery-codes"): Row(ALL_STAFF),
     ("GET", "/console/subscribers"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
     ("POST", "/console/subscribers/search"): Row(staff(Role.OPERATOR, Role.PRIVACY_OFFICER)),
     ("GET", "/console/subscribers/{subscriber_id}"): Row(

@@ -14,7 +14,7 @@ import segno
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from app.console.auth import OwnForm, OwnPage, OwnPasswordForm, PreForm
+from app.console.auth import AnyForm, OwnForm, OwnPage, OwnPasswordForm, PreForm
 from app.console.web import ConsoleRoute, pre_form, render, staff_page
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
@@ -113,6 +113,16 @@ async def confirm_totp(
             raise
         context = _enrol_page(again, action="/console/account/totp/confirm", error=wrong)
         return staff_page(request, ctx, staff, "totp_enrol.html", context, status_code=422)
+    return staff_page(request, ctx, staff, "recovery_codes.html", {"codes": codes})
+
+
+@router.post("/account/recovery-codes")
+async def new_recovery_codes(
+    request: Request, staff: AnyForm, tx: TxDep, ctx: CtxDep, code: Code
+) -> Response:
+    """Ten new recovery codes for the old ones, proving a current authenticator code (the
+    API's route; the console had none, and a token-key retirement asks for new ones)."""
+    codes = await second_factor.new_recovery_codes(tx, ctx, staff=staff, code=code)
     return staff_page(request, ctx, staff, "recovery_codes.html", {"codes": codes})
 
 

@@ -177,4 +177,5 @@ def form(allowed: frozenset[Role]) -> object:
 AnyPage = Annotated[Staff, Depends(ConsoleRoles(roles.ALL_ROLES))]
 OwnPage = Annotated[Staff, Depends(ConsoleRoles(roles.ALL_ROLES, restricted_ok=True))]
 OwnForm = Annotated[Staff, Depends(ConsoleForm(roles.ALL_ROLES, restricted_ok=True))]
+AnyForm = Annotated[Staff, Depends(ConsoleForm(roles.ALL_ROLES))]
 OwnPasswordForm = Annotated[Staff, Depends(ConsoleFormApart(roles.ALL_ROLES, restricted_ok=True))]

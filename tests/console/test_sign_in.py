@@ -4,6 +4,7 @@ security headers of every page."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyotp
@@ -207,6 +208,27 @@ async def test_first_sign_in_enrols_totp_with_a_qr_code_and_shows_recovery_codes
     assert (await sign_in(client, "hanako")).status_code == 401
     fresh = pyotp.TOTP(secret).at(clock.now())
     assert (await sign_in(client, "hanako", totp=fresh)).status_code == 303
+    # New recovery codes from the account page (only the API made them): a current code
+    # proves the second factor, and the old codes stop working.
+    old_codes = re.findall(r"<li><code>([^<]+)</code>", done.text)
+    account = await get(client, "/console/account")
+    assert 'id="new-recovery-codes"' in account.text
+    wrong = await post(
+        client, "/console/account/recovery-codes", {"code": typo, "csrf": csrf_of(account)}
+    )
+    assert wrong.status_code == 422
+    clock.advance(seconds=30)
+    renewed = await post(
+        client,
+        "/console/account/recovery-codes",
+        {"code": pyotp.TOTP(secret).at(clock.now()), "csrf": csrf_of(account)},
+    )
+    assert renewed.status_code == 200, renewed.text
+    new_codes = re.findall(r"<li><code>([^<]+)</code>", renewed.text)
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    await post(client, "/console/logout", {}, csrf_from="/console/")
+    assert (await sign_in(client, "hanako", recovery_code=old_codes[0])).status_code == 401
+    assert (await sign_in(client, "hanako", recovery_code=new_codes[0])).status_code == 303
 
 
 async def test_japanese_by_accept_language_or_the_switch(client, app):
