@@ -40,7 +40,7 @@ MAX_IP_LENGTH = 64
 
 class InvalidCredentials(Unauthenticated):
     slug = "invalid-credentials"
-    title = "Wrong username or password"
+    title = "Wrong username, password or authenticator code"
     # The failure is counted (and may lock the account) even though the login fails.
     commit = True
 

@@ -111,7 +111,7 @@ async def test_wrong_passwords_are_throttled_as_on_the_api(client, app):
         wrong = await sign_in(client, "taro", "wrong password!!")
         # The sign-in form again, saying what went wrong: not an error page.
         assert wrong.status_code == 401 and 'action="/console/login"' in wrong.text
-        assert "Wrong username or password." in wrong.text
+        assert "Wrong username, password or authenticator code." in wrong.text
     throttled = await sign_in(client, "taro")
     assert throttled.status_code == 429
     assert int(throttled.headers["retry-after"]) > 0
