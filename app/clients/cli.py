@@ -41,6 +41,9 @@ def list_keys() -> None:
         # An expired key listed as "active": the state is the service's, as on the console.
         if state == "rotated":
             state = f"rotated to {key.rotated_to}, valid until {key.expires_at:%Y-%m-%d %H:%M}Z"
+        elif state == "expired" and key.rotated_to is not None:
+            # Its grace over (or ended at once by an offboarding): still name the successor.
+            state = f"expired, rotated to {key.rotated_to}"
         typer.echo(
             f"{key.id}\t{key.name}\t{','.join(key.scopes)}\t"
             f"expires {key.expires_at:%Y-%m-%d}\t{state}"
