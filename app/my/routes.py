@@ -265,6 +265,11 @@ async def _code_page(
     if exc is None:
         if sent is None:
             return pages.redirect("/my/")
+        if sent.expires_at <= ctx.clock.now():
+            # Its form can do nothing more: said now, not once a code was typed into it.
+            if correction:
+                return _leave_code(ctx, request, "/my/records", "correction_code_gone")
+            return _leave_code(ctx, request, "/my/", "start_again_expired", ending=True)
         left = _wrong_code_left(ctx, request)
         if left is None:
             return pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)

@@ -523,6 +523,23 @@ async def test_a_double_submitted_code_shows_the_records_or_says_it_was_used(
     assert 'id="error"' not in (await client.get("/my/")).text
 
 
+async def test_a_code_form_says_until_when_and_is_not_offered_once_expired(
+    client, app, carrier, clock
+):
+    """The form was offered after its code expired (a reload, a tab come back to): the
+    person learnt it only after typing the code. Nor did any page say how long it lived."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    sent = await _code_page(client, "en", NUMBER)
+    until = re.search(r'<p id="valid-until">It can be used until (.*?)\.</p>', sent.text)
+    assert until and until.group(1).endswith("(UTC+9)"), sent.text
+    clock.advance(minutes=10)
+    gone = await client.get("/my/code")
+    assert gone.status_code == 303 and gone.headers["location"] == "/my/"
+    assert _alert((await client.get("/my/")).text) == PROBLEMS["en"]["start_again_expired"]
+    assert (await client.get("/my/code")).headers["location"] == "/my/"  # forgotten
+
+
 async def test_the_last_wrong_code_for_a_new_number_goes_back_to_the_records(
     client, app, carrier, clock
 ):
