@@ -202,10 +202,11 @@ async def my_start(request: Request, ctx: CtxDep, subject: CookieSubject) -> Res
         lang = request.query_params.get("lang")
         return pages.redirect("/my/records" + (f"?lang={lang}" if lang in LANGUAGES else ""))
     said = pages.flash(ctx, request) or ""
-    # Said once: a sign-out, or why the code just tried can do nothing more.
+    # Said once: a sign-out, that no records are held under the number just proven, or
+    # why the code just tried can do nothing more.
     gone = PROBLEMS[pages.language(request)][said] if said in SIGN_IN_GONE.values() else None
     start = pages.page(request, ctx, "start.html", error=gone,
-                       flash=said if said == "signed_out" else None)  # fmt: skip
+                       flash=said if said in ("signed_out", "nothing") else None)  # fmt: skip
     pages.forget_receipt(request, start)
     pages.forget_flash(request, start)
     return start
@@ -346,9 +347,9 @@ async def my_session(
         data = SubjectCodeCheck(verification_id=verification_id, code=_typed_code(code))
         opened = await sessions.open_session(db, ctx, data=data)
     except sessions.NothingHeld:
-        nothing = pages.page(request, ctx, "message.html", status=404, key="nothing")
-        pages.forget_pending(nothing)  # its code is used
-        return nothing
+        # To the start page, which says so once: answered in place, a reload posted the
+        # used code again and showed a dead code form saying "already used".
+        return _leave_code(ctx, request, "/my/", "nothing", ending=True)
     except (AppError, ValidationError) as exc:
         slug = _slug(exc)
         if slug in SIGN_IN_GONE and request.cookies.get(pages.PENDING_COOKIE) == verification_id:

@@ -149,19 +149,21 @@ async def test_a_wrong_code_can_be_read_in_another_language_without_a_new_sms(
     assert rows(app, "SELECT id FROM outbox_messages") == messages
 
 
-async def test_a_one_time_answer_has_no_switch_and_other_answers_switch_in_place(
+async def test_no_records_held_is_said_on_the_start_page_and_other_answers_switch_in_place(
     client, app, carrier, clock
 ):
-    """The answer that no data is held is to a code now spent: no address shows it again,
-    so the page offers no switch rather than one that throws it away."""
+    """The answer that no data is held is to a code now spent: the start page says it once
+    (answered in place, a reload posted the used code again and showed a dead form)."""
     sent = await _code_page(client, "en", "+819011112222")  # not in the registry
     nothing = await client.post(
         "/my/session",
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, "+819011112222")},
     )  # fmt: skip
-    assert nothing.status_code == 404 and TEXTS["en"]["nothing"] in nothing.text
-    assert _switch(nothing.text) == set()
+    assert nothing.status_code == 303 and nothing.headers["location"] == "/my/"
+    said = await client.get("/my/")
+    assert TEXTS["en"]["nothing"] in said.text and 'name="phone"' in said.text
+    assert TEXTS["en"]["nothing"] not in (await client.get("/my/")).text  # said once
     # A refused number: the switch shows the form again, the number as it was typed.
     page = await client.get("/my/")
     refused = await client.post(
@@ -401,10 +403,11 @@ async def test_the_pages_say_coupon_uses_may_be_kept_and_show_none_of_them(
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": await sent_code(app, carrier, NUMBER)},
     )  # fmt: skip
-    assert nothing.status_code == 404, nothing.text
+    assert nothing.status_code == 303, nothing.text
+    said = await client.get("/my/")
     days = app.state.ctx.settings.coupon_limit_memory_days
-    assert TEXTS["ja"]["kept_note"].format(days=days) in nothing.text
-    assert "spring" not in nothing.text
+    assert TEXTS["ja"]["kept_note"].format(days=days) in said.text
+    assert "spring" not in said.text
 
 
 async def test_the_new_numbers_country_is_first_that_of_the_records_number(
