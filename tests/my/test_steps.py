@@ -614,6 +614,10 @@ async def test_back_from_the_receipt_shows_the_receipt_not_a_sign_in_prompt(
     for page in ("/my/erase", "/my/records"):
         back = await client.get(page)
         assert back.status_code == 303 and back.headers["location"] == "/my/receipt", page
+    # The erasure's form sent again, once done (a second tap on a slow phone): its
+    # receipt, not "the form has expired", which read as a failed erasure.
+    again = await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
+    assert again.status_code == 303 and again.headers["location"] == "/my/receipt"
     clock.advance(minutes=16)  # the receipt is no longer shown: the start page
     assert (await client.get("/my/receipt")).headers["location"] == "/my/"
 
