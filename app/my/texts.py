@@ -27,7 +27,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "others": "other people in this disclosure",
         "consents": "Consent history",
         "redemptions": "Coupon redemptions",
-        "deliveries": "Messages sent",
+        "deliveries": "Coupon messages to the number, and what became of each",
         "disclosures": "Disclosures to third parties",
         "none": "None",
         "kept_note": "If a coupon was used with this number in the past {days} days, also by "
@@ -121,7 +121,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "others": "同じ提供に含まれる他の方",
         "consents": "同意の履歴",
         "redemptions": "クーポンの利用",
-        "deliveries": "送信したメッセージ",
+        "deliveries": "この番号宛てのクーポンのメッセージと、その結果",
         "disclosures": "第三者への提供の記録",
         "none": "なし",
         "kept_note": "過去{days}日以内にこの番号でクーポンが使われた場合"
@@ -213,7 +213,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "others": "같은 제공에 포함된 다른 사람",
         "consents": "동의 이력",
         "redemptions": "쿠폰 사용",
-        "deliveries": "보낸 메시지",
+        "deliveries": "이 번호로 보내려 한 쿠폰 메시지와 그 결과",
         "disclosures": "제3자 제공 기록",
         "none": "없음",
         "kept_note": "지난 {days}일 안에 이 번호로 쿠폰이 사용된 경우(이전에 이 번호를 쓰던 분의 "
