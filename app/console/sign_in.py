@@ -19,6 +19,7 @@ from app.console.auth import (
     OwnForm,
     PreForm,
     clear_session_cookie,
+    secure_cookies,
     set_session_cookie,
 )
 from app.console.web import ConsoleRoute, pre_form, render
@@ -90,6 +91,7 @@ async def sign_out(request: Request, staff: OwnForm, tx: TxDep, ctx: CtxDep) -> 
 
 @router.get("/language/{lang}")
 async def switch_language(
+    ctx: CtxDep,
     lang: Annotated[str, Path(pattern="^(en|ja)$")],
     back: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Response:
@@ -98,8 +100,9 @@ async def switch_language(
     here = back if back and _CONSOLE_PATH.fullmatch(back) else "/console/"
     response = RedirectResponse(here, status_code=303)
     response.set_cookie(
-        i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/console", samesite="strict"
-    )
+        i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/console", samesite="strict",
+        httponly=True, secure=secure_cookies(ctx),
+    )  # fmt: skip
     return response
 
 

@@ -238,6 +238,8 @@ async def test_japanese_by_accept_language_or_the_switch(client, app):
     assert 'href="/console/language/en?back=/console/login"' in page.text
     switched = await client.get("/console/language/en?back=/console/login")
     assert switched.status_code == 303 and switched.headers["location"] == "/console/login"
+    cookie = switched.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
     page = await client.get("/console/login", headers={**HTML, "Accept-Language": "ja"})
     assert "Sign in" in page.text
     # Never another site, nor a path outside the console.
