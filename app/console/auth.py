@@ -117,15 +117,20 @@ class ConsoleRoles:
     def __init__(self, allowed: frozenset[Role], *, restricted_ok: bool = False) -> None:
         self.check = StaffRoles(allowed, restricted_ok=restricted_ok)
 
-    async def __call__(self, token: SessionToken, tx: TxDep, ctx: CtxDep) -> Staff:
-        return await self.admit(tx, ctx, token)
+    async def __call__(
+        self, request: Request, token: SessionToken, tx: TxDep, ctx: CtxDep
+    ) -> Staff:
+        return await self.admit(request, tx, ctx, token)
 
-    async def admit(self, tx: Tx, ctx: Context, token: str | None) -> Staff:
-        """The signed-in member, if the session is live and the role may."""
+    async def admit(self, request: Request, tx: Tx, ctx: Context, token: str | None) -> Staff:
+        """The signed-in member, if the session is live and the role may; kept on the
+        request for a refusal's page, which shows the menu and who is signed in."""
         if token is None:
             raise Unauthenticated("sign in to the console first")
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
-        return await self.check.admit(tx, ctx, credentials)
+        staff = await self.check.admit(tx, ctx, credentials)
+        request.state.staff = staff
+        return staff
 
 
 # The console's form fields a list is read from (checkboxes of one name).
@@ -136,7 +141,7 @@ class ConsoleForm(ConsoleRoles):
     """A form of a console page: the session first, then the form's CSRF token, then no
     field given twice."""
 
-    async def __call__(  # type: ignore[override]
+    async def __call__(
         self,
         request: Request,
         token: SessionToken,
@@ -144,7 +149,7 @@ class ConsoleForm(ConsoleRoles):
         ctx: CtxDep,
         csrf: CsrfField = None,
     ) -> Staff:
-        staff = await self.admit(tx, ctx, token)
+        staff = await self.admit(request, tx, ctx, token)
         check_csrf(ctx, binding=staff.session_id, sent=csrf)
         await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff
@@ -163,7 +168,7 @@ class ConsoleFormApart(ConsoleRoles):
         csrf: CsrfField = None,
     ) -> Staff:
         async with db.transaction() as tx:
-            staff = await self.admit(tx, ctx, token)
+            staff = await self.admit(request, tx, ctx, token)
         check_csrf(ctx, binding=staff.session_id, sent=csrf)
         await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff

@@ -218,6 +218,12 @@ def error_page(request: Request, exc: AppError) -> Response:
         # to someone who has no account to sign in with yet.
         "sign_in": exc.status == 401 and not request.url.path.startswith("/console/enrol"),
     }
+    staff: Staff | None = getattr(request.state, "staff", None)
+    if staff is not None and exc.status != 401:
+        # Signed in (app.console.auth keeps who on the request): the menu and the name,
+        # as on every other page, rather than a page that looked signed out.
+        ctx: Context = request.app.state.ctx
+        return staff_page(request, ctx, staff, "error.html", context, status_code=exc.status)
     return render(request, "error.html", context, status_code=exc.status)
 
 

@@ -60,6 +60,9 @@ async def test_a_refused_form_leads_back_to_the_page_it_is_on(client, app, carri
     page = made.headers["location"]
     short = await post(operator, page + "/close", {"status": "done", "note": "ok"}, csrf_from=page)
     assert short.status_code == 422 and back_of(short.text) == page
+    # Signed in, the refusal keeps the menu and who is signed in (it looked signed out).
+    assert '<a href="/console/subscribers">Subscribers</a>' in short.text
+    assert 'action="/console/logout"' in short.text
     unknown = await post(
         operator, "/console/disclosures", {"legal_basis": "law"}, csrf_from="/console/"
     )
