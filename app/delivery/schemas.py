@@ -61,5 +61,10 @@ class CampaignDeliveryStatePublic(CampaignDeliveryPublic):
     states: dict[str, int] = Field(
         description="messages per state: queued, sending, sent (the carrier has it), "
         "delivered, undelivered, failed, expired, unknown (the send's outcome was lost: "
-        "never sent again), cancelled (opt-in withdrawn before sending)"
+        "never sent again), cancelled (not to be sent: cancelled_reasons says why)"
+    )
+    cancelled_reasons: dict[str, int] = Field(
+        description="cancelled messages per reason: opted_out (the opt-in was withdrawn "
+        "before sending), no_recipient (the subscriber was erased), no_korean_text (a "
+        "Korean number, and the campaign has no ko text)"
     )

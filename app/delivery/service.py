@@ -239,4 +239,7 @@ async def read(
         raise DeliveryNotFound()
     public = _public(d, await repo.locales(tx, delivery_id=d.id))
     states = await campaigns.states_of(tx, delivery_id=d.id)
-    return CampaignDeliveryStatePublic(**public.model_dump(), states=states)
+    reasons = await campaigns.cancelled_reasons_of(tx, delivery_id=d.id)
+    return CampaignDeliveryStatePublic(
+        **public.model_dump(), states=states, cancelled_reasons=reasons
+    )

@@ -95,6 +95,18 @@ async def states_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
     return found
 
 
+async def cancelled_reasons_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
+    """A delivery's cancelled messages counted per reason (opted_out, no_recipient,
+    no_korean_text): a campaign without a ``ko`` text is not sent to Korean numbers, and
+    its client learnt only that some were cancelled."""
+    rows = await tx.execute(
+        sa.select(outbox.c.error_code, sa.func.count().label("n"))
+        .where(outbox.c.delivery_id == delivery_id, outbox.c.status == "cancelled")
+        .group_by(outbox.c.error_code)
+    )
+    return {str(row.error_code or "unknown"): int(row.n) for row in rows}
+
+
 @dataclass(frozen=True)
 class Received:
     """A campaign message a subscriber was sent (or is due to be), as they may see it."""

@@ -78,6 +78,8 @@ async def test_only_live_opt_ins_get_it_once_in_their_language(client, app, carr
     state = await client.get(f"/v1/deliveries/{body['id']}", headers=full_auth)
     assert state.status_code == 200
     assert state.json()["states"] == {"sent": 2, "cancelled": 1}
+    # Why, as the client reads it: only "cancelled" said nothing of the missing ko text.
+    assert state.json()["cancelled_reasons"] == {"no_korean_text": 1}
     assert rows(app, "SELECT error_code FROM outbox_messages WHERE status = 'cancelled'") == [
         ("no_korean_text",)
     ]
@@ -175,6 +177,7 @@ class TestBatches:
         url = f"/v1/deliveries/{answer.json()['id']}"
         state = (await client.get(url, headers=full_auth)).json()
         assert state["states"] == {"sent": 249, "cancelled": 1}
+        assert state["cancelled_reasons"] == {"opted_out": 1}
 
 
 @pytest.mark.parametrize("settings_overrides", [{"outbox_concurrency": 1}])
