@@ -161,9 +161,11 @@ def worker(
     settings = _settings()
     configure_logging(settings.log_level)
     cli_support.require_migrated(settings)
-    check_key_usage(settings)
-    db, ctx = cli_support.runtime(settings)
     try:
+        # As `serve` checks them: a bad key or carrier setting is one line and exit 2
+        # (a key's was "unexpected ConfigError", the worker started again for ever).
+        check_key_usage(settings)
+        db, ctx = cli_support.runtime(settings)
         outbox = outbox_worker(db, ctx, build_sender(settings))
     except ConfigError as exc:
         cli_support.refuse(str(exc))

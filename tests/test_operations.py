@@ -128,6 +128,41 @@ def test_a_missing_ledger_key_is_one_line_and_no_worker_is_started_again(tmp_pat
     ]
 
 
+def test_the_worker_refuses_a_placeholder_key_in_one_line(tmp_path):
+    """It said "unexpected ConfigError" without naming the setting, and a container
+    runtime started it again for ever; serve named it."""
+    assert run(["migrate"], base_env(tmp_path)).returncode == 0
+    env = base_env(tmp_path, phone_keys=json.dumps({"t1": "replace-with-a-key"}))
+    result = run(["worker", "--once"], env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("configuration error: SMSREG_PHONE_KEYS"), result.stderr
+
+
+@pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
+@pytest.mark.parametrize("command", [["worker", "--once"], ["serve", "--no-migrate"]])
+def test_a_role_never_granted_the_tables_is_told_so_at_start(tmp_path, command):
+    """Migrated by the owner but never granted (the grants step skipped): the service
+    restarted with "unexpected ProgrammingError", the worker logged a traceback a second."""
+    name, role = f"smsreg_grants_{secrets.token_hex(4)}", f"smsreg_bare_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    owner = sa.engine.make_url(POSTGRES_URL).set(database=name)
+    try:
+        migrated = run(["migrate"], base_env(tmp_path, database_url=owner.render_as_string(False)))
+        assert migrated.returncode == 0, migrated.stderr
+        bare = owner.set(username=role).render_as_string(False)
+        result = run(command, base_env(tmp_path, database_url=bare))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "grant them after every migration" in result.stderr, result.stderr
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()
+
+
 def test_the_worker_refuses_a_bad_carrier_setting_in_one_line(tmp_path):
     env = base_env(tmp_path, sms_sender="twilio", twilio_account_sid="nope")
     assert run(["migrate"], base_env(tmp_path)).returncode == 0

@@ -95,9 +95,25 @@ def failure(exc: BaseException) -> str:
         )
     if _no_schema(exc):
         return "the database has no smsreg tables (never migrated?): run `smsreg migrate`"
+    if _no_privilege(exc):
+        return NO_PRIVILEGE
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     return f"unexpected {type(exc).__name__}; run again with SMSREG_TRACEBACK=1 to see where"
+
+
+# What a role that may not use smsreg's tables is told: migrations create them as the
+# owner, and the service's own role gets its rights from the grants (docker/postgres/
+# grants.sql) after every migration.
+NO_PRIVILEGE = (
+    "the database role may not use smsreg's tables: grant them after every migration "
+    "(docker/postgres/grants.sql; docs/containers.md, Database roles)"
+)
+
+
+def _no_privilege(exc: BaseException) -> bool:
+    # PostgreSQL's insufficient_privilege.
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501"
 
 
 def _no_schema(exc: BaseException) -> bool:
@@ -161,6 +177,8 @@ def require_migrated(settings: Settings) -> None:
     try:
         current = current_revisions(settings.database_url)
     except Exception as exc:  # noqa: BLE001 -- reported, and /readyz says not ready
+        if _no_privilege(exc):
+            refuse(NO_PRIVILEGE)  # it would fail every request, never becoming ready
         typer.secho(f"warning: schema not checked ({type(exc).__name__})", err=True, fg="yellow")
         return
     if behind(current):
