@@ -8,7 +8,8 @@ nine or more digits is refused, read after the disguises people use:
 - full-width and other Unicode decimal digits (``０９０``, ``٠٩٠``), every other
   character Unicode gives a digit value (circled and dingbat digits: ``⓿❶➀🄁``), the
   kanji digits ``〇零一二三四五六七八九``, the formal numerals of legal and financial
-  documents (``壱弐参肆伍陸漆捌玖`` and their older forms) and the Korean digit syllables
+  documents (``壱弐参肆伍陸漆捌玖`` and their older forms, beside another digit written as a
+  word: ``参照`` after a date is a word) and the Korean digit syllables
   ``영공일이삼사오육륙칠팔구`` count as digits (not a syllable right after a numeral with
   no digit after it: the unit of a date or a count, ``3일``, the 3rd);
 - separators between digits do not break a run: white space of any width, hyphens and
@@ -46,15 +47,17 @@ MAX_DIGIT_RUN = 8
 KANJI_DIGITS = {
     **{char: str(value) for value, char in enumerate("〇一二三四五六七八九")},
     "零": "0",
-    # The formal numerals (大字) of contracts, cheques and police references, with their
-    # older forms.
-    **{
-        char: str(value)
-        for value, chars in enumerate(
-            ("", "壱壹弌", "弐貳貮弍", "参參弎", "肆", "伍", "陸", "漆", "捌", "玖")
-        )
-        for char in chars
-    },
+}
+# The formal numerals (大字) of contracts, cheques and police references, with their
+# older forms. Several are everyday words too (参照, 参加, 陸上): one counts as a digit
+# only beside another written as a word, a kanji or another formal numeral, never
+# beside an Arabic numeral alone (``20241231参照`` is a date and a word).
+FORMAL_DIGITS = {
+    char: str(value)
+    for value, chars in enumerate(
+        ("", "壱壹弌", "弐貳貮弍", "参參弎", "肆", "伍", "陸", "漆", "捌", "玖")
+    )
+    for char in chars
 }
 HANGUL_DIGITS = {
     **{char: str(value) for value, char in enumerate("영일이삼사오육칠팔구")},
@@ -126,6 +129,18 @@ def _digit(char: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _formal_digits(chars: list[str]) -> set[int]:
+    """Where a formal numeral is a digit: next to a kanji digit or another formal
+    numeral (see FORMAL_DIGITS)."""
+    words = KANJI_DIGITS.keys() | FORMAL_DIGITS.keys()
+    return {
+        i
+        for i, char in enumerate(chars)
+        if char in FORMAL_DIGITS
+        and ((i > 0 and chars[i - 1] in words) or (i + 1 < len(chars) and chars[i + 1] in words))
+    }
+
+
 def _spoken_digits(chars: list[str]) -> set[int]:
     """Where a Korean digit syllable is a digit: everywhere but right after a numeral
     with no digit right after it, the unit of a date or a count (3일, the 3rd; 10일 동안,
@@ -166,8 +181,13 @@ def _segments(text: str, *, merge: bool = False) -> list[tuple[list[str], list[s
     joint: list[str] = []
     chars = [*unicodedata.normalize("NFKC", text), "\x00"]
     spoken = _spoken_digits(chars)
+    formal = _formal_digits(chars)
     for i, char in enumerate(chars):
-        digit = KANJI_DIGITS.get(char) or (HANGUL_DIGITS[char] if i in spoken else None)
+        digit = (
+            KANJI_DIGITS.get(char)
+            or (FORMAL_DIGITS[char] if i in formal else None)
+            or (HANGUL_DIGITS[char] if i in spoken else None)
+        )
         if digit is None:
             digit = _digit(char)
         if digit is not None:

@@ -79,6 +79,10 @@ def test_nine_digits_in_a_row_however_written_are_refused(text):
     "text",
     [
         "Subject's access request by letter, case 2026-118",
+        # Formal numerals that are everyday words beside a date: not digits.
+        "受付 20241231 参照",
+        "20241231参加者",
+        "陸上 2026年",
         "12345678 and 12345678",  # letters end a run
         "CCP 197(2) inquiry No. 2026-118",
         "at 2026-11-22T09:30",  # the colon ends it
