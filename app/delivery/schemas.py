@@ -65,6 +65,7 @@ class CampaignDeliveryStatePublic(CampaignDeliveryPublic):
     )
     cancelled_reasons: dict[str, int] = Field(
         description="cancelled messages per reason: opted_out (the opt-in was withdrawn "
-        "before sending), no_recipient (the subscriber was erased), no_korean_text (a "
-        "Korean number, and the campaign has no ko text)"
+        "before sending), no_recipient (the subscriber was erased), number_changed (the "
+        "subscriber's number was corrected before sending), no_korean_text (a Korean "
+        "number, and the campaign has no ko text)"
     )

@@ -104,7 +104,7 @@ async def cancelled_reasons_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
         .where(outbox.c.delivery_id == delivery_id, outbox.c.status == "cancelled")
         .group_by(outbox.c.error_code)
     )
-    return {str(row.error_code or "unknown"): int(row.n) for row in rows}
+    return {str(row.error_code or "unrecorded"): int(row.n) for row in rows}
 
 
 @dataclass(frozen=True)
