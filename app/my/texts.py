@@ -51,9 +51,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "erase_confirm": "Erasing cannot be undone. Your number and everything linked to it "
         "are destroyed. What we keep names you only by an anonymous id, or by a code made "
         "from the number that cannot be turned back into it: records the law requires us to "
-        "keep, our security records, and how often the number used each coupon (for a year "
-        "after the last use, so that erasing does not renew a coupon's limit). The receipt "
-        "lists each.",
+        "keep, our security records, and how often the number used each coupon (for {days} "
+        "days after the last use, so that erasing does not renew a coupon's limit). The "
+        "receipt shown after the erasure lists each.",
         "erase_check": "I understand that erasing cannot be undone",
         "erase_do": "Erase now",
         "receipt": "Your data has been erased",
@@ -76,7 +76,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "h_start": "See your data",
         "h_code": "Enter the code",
         "h_code_new": "Confirm your new number",
-        "h_nothing": "No data held",
         "h_expired": "Please sign in",
         "h_csrf": "This form has expired",
         "h_refused": "This could not be done",
@@ -142,16 +141,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "usage_off": "利用していません。クーポンサイトで番号を確認したときにのみ利用します。",
         "erase": "データを消去する",
         "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄されます。"
-        "残る記録は、匿名のIDか、番号から作った元に戻せない符号でしかあなたを示しません。"
-        "法令で保存が必要な記録、当社のセキュリティ記録、そして各クーポンをこの番号で利用した"
-        "回数（消去してもクーポンの利用上限が戻らないよう、最後の利用から1年間）です。"
-        "消去後のお知らせにそれぞれを記載します。",
+        "残る記録は、法令で保存が必要な記録、当社のセキュリティ記録、そして各クーポンを"
+        "この番号で利用した回数（消去してもクーポンの利用上限が戻らないよう、最後の利用から"
+        "{days}日間）で、いずれも匿名のIDか、番号から作った元に戻せない符号でしかあなたを"
+        "示しません。それぞれを「消去完了のお知らせ」に記載します。",
         "erase_check": "消去すると元に戻せないことを理解しました",
         "erase_do": "今すぐ消去",
         "receipt": "消去完了のお知らせ",
         "erased_at": "消去日時",
         "kept": "保存する記録とその理由",
-        "unchanged": "すでにそのとおりになっています（下記のとおり）。変更はありません。",
+        "unchanged": "すでにその状態です（下記をご覧ください）。変更はありません。",
         "done_withdraw-delivery": "完了：この番号へのクーポン配信を停止しました。",
         "done_stop-usage": "完了：この番号をクーポンに利用することを停止しました。",
         "done_stop-provision": "完了：第三者への提供を停止しました。",
@@ -169,7 +168,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "h_start": "あなたのデータの確認",
         "h_code": "確認コードの入力",
         "h_code_new": "新しい番号の確認",
-        "h_nothing": "データはありません",
         "h_expired": "ログインしてください",
         "h_csrf": "フォームの有効期限切れ",
         "h_refused": "手続きできませんでした",
@@ -233,16 +231,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "usage_off": "이용하지 않습니다. 쿠폰 사이트에서 번호를 인증한 경우에만 이용합니다.",
         "erase": "내 데이터 삭제",
         "erase_confirm": "삭제는 되돌릴 수 없습니다. 번호와 연결된 모든 데이터가 파기됩니다. "
-        "남는 기록은 익명 ID나 번호로 만든 되돌릴 수 없는 부호로만 귀하를 가리킵니다. "
-        "법령상 보존해야 하는 기록, 당사의 보안 기록, 그리고 각 쿠폰을 이 번호로 이용한 횟수"
-        "(삭제해도 쿠폰 이용 한도가 초기화되지 않도록 마지막 이용 후 1년간)입니다. "
-        "삭제 후 안내에 각각 기재합니다.",
+        "남는 기록은 법령상 보존해야 하는 기록, 당사의 보안 기록, 그리고 각 쿠폰을 이 번호로 "
+        "이용한 횟수(삭제해도 쿠폰 이용 한도가 초기화되지 않도록 마지막 이용 후 {days}일간)"
+        "이며, 모두 익명 ID나 번호로 만든 되돌릴 수 없는 부호로만 귀하를 가리킵니다. "
+        "각각을 '삭제 완료 안내'에 기재합니다.",
         "erase_check": "삭제하면 되돌릴 수 없다는 것을 이해했습니다",
         "erase_do": "지금 삭제",
         "receipt": "삭제 완료 안내",
         "erased_at": "삭제 일시",
         "kept": "보존하는 기록과 이유",
-        "unchanged": "이미 그렇게 되어 있습니다(아래와 같이). 변경된 내용은 없습니다.",
+        "unchanged": "이미 그 상태입니다(아래를 보세요). 변경된 내용은 없습니다.",
         "done_withdraw-delivery": "완료: 이 번호로의 쿠폰 메시지를 중지했습니다.",
         "done_stop-usage": "완료: 이 번호를 쿠폰에 이용하는 것을 중지했습니다.",
         "done_stop-provision": "완료: 제3자 제공을 중지했습니다.",
@@ -260,7 +258,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "h_start": "내 데이터 확인",
         "h_code": "인증번호 입력",
         "h_code_new": "새 번호 확인",
-        "h_nothing": "보유 데이터 없음",
         "h_expired": "로그인하세요",
         "h_csrf": "양식이 만료되었습니다",
         "h_refused": "처리하지 못했습니다",
@@ -515,7 +512,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cancelled": "cancelled",
         "self_service": "this page",
         "sms": "your STOP reply by SMS",
-        "carrier": "your mobile carrier, passing on your STOP",
+        "carrier": "your STOP, as our SMS provider reported it",
         "staff": "our staff, at your request",
     },
     "ja": {
@@ -544,7 +541,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cancelled": "取り消し",
         "self_service": "このページ",
         "sms": "SMSでの配信停止のご返信",
-        "carrier": "携帯電話会社からの配信停止の通知",
+        "carrier": "SMS配信事業者から届いた配信停止の通知",
         "staff": "ご請求を受けた当社の担当者",
     },
     "ko": {
@@ -573,7 +570,7 @@ WORDS: dict[str, dict[str, str]] = {
         "cancelled": "취소됨",
         "self_service": "이 페이지",
         "sms": "SMS 수신 거부 회신",
-        "carrier": "이동통신사의 수신 거부 통지",
+        "carrier": "SMS 발송 대행사가 알려 온 수신 거부",
         "staff": "요청을 받은 당사 담당자",
     },
 }

@@ -34,7 +34,6 @@ from app.subject.schemas import (
 from app.subject.sessions import Subject
 
 HISTORY_LIMIT = 200
-SELF_SERVICE = SELF_SERVICE_SOURCE
 
 
 async def _subscriber(tx: Tx, subject: Subject) -> Subscriber:
@@ -147,7 +146,7 @@ async def withdraw_delivery(
             subscriber=subscriber,
             purpose=purpose,
             action="opt_out",
-            source=SELF_SERVICE if actor is None else STAFF_SOURCE,
+            source=SELF_SERVICE_SOURCE if actor is None else STAFF_SOURCE,
             policy_version=None,
             locale=None,
             client_ip=ip,
@@ -181,7 +180,7 @@ async def change_provision(
     """Stop or resume third-party provision (APPI Art. 35); False if nothing changed."""
     await _subscriber(tx, subject)
     sid = subject.subscriber_id
-    source = SELF_SERVICE if actor is None else STAFF_SOURCE
+    source = SELF_SERVICE_SOURCE if actor is None else STAFF_SOURCE
     if action == "stop":
         before = (await provision.provision_state(tx, ctx, subscriber_id=sid)).stopped_at
         await provision.stop_provision(

@@ -610,6 +610,9 @@ async def test_back_from_the_receipt_shows_the_receipt_not_a_sign_in_prompt(
     with nothing left to sign in to."""
     await _signed_in(client, app, carrier, clock)
     confirm = await client.get("/my/erase")
+    # What is kept, for as long as this deployment keeps it (it said "a year" whatever).
+    days = app.state.ctx.settings.coupon_limit_memory_days
+    assert f"each coupon (for {days} days after the last use" in confirm.text
     await client.post("/my/erase", data={"csrf": csrf_of(confirm.text), "confirm": "yes"})
     for page in ("/my/erase", "/my/records"):
         back = await client.get(page)
