@@ -126,6 +126,8 @@ async def test_auditors_verify_sign_a_checkpoint_and_export(client, app, carrier
     auditor = await signed_in(app, "auditor", "kenji")
     ledger = await get(auditor, "/console/ledger")
     assert ledger.status_code == 200 and "Shibuya Police Station" in ledger.text
+    # The legal basis in words, as the request's own page has it (not its code name).
+    assert "Compelled investigation (CCP" in ledger.text.split('id="entries"')[-1]
     assert E164 not in ledger.text
     assert "No witness is configured" in ledger.text.split('id="witness"')[1]
     verified_page = await get(auditor, "/console/ledger/verify")
