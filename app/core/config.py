@@ -407,7 +407,9 @@ class Settings(BaseSettings):
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         token = self.metrics_token.get_secret_value()
-        if is_placeholder(token) or len(token) < MIN_TOKEN_CHARS or _repeats(token):
+        if is_placeholder(token):
+            raise ConfigError("SMSREG_METRICS_TOKEN is a placeholder (openssl rand -hex 24)")
+        if len(token) < MIN_TOKEN_CHARS or _repeats(token):
             raise ConfigError(
                 f"SMSREG_METRICS_TOKEN must be a random secret of at least {MIN_TOKEN_CHARS} "
                 "characters (openssl rand -hex 24)"
