@@ -97,8 +97,8 @@ async def states_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
 
 async def cancelled_reasons_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
     """A delivery's cancelled messages counted per reason (opted_out, no_recipient,
-    no_korean_text): a campaign without a ``ko`` text is not sent to Korean numbers, and
-    its client learnt only that some were cancelled."""
+    number_changed, no_korean_text): a campaign without a ``ko`` text is not sent to
+    Korean numbers, and its client learnt only that some were cancelled."""
     rows = await tx.execute(
         sa.select(outbox.c.error_code, sa.func.count().label("n"))
         .where(outbox.c.delivery_id == delivery_id, outbox.c.status == "cancelled")
