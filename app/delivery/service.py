@@ -238,8 +238,7 @@ async def read(
     if d is None:
         raise DeliveryNotFound()
     public = _public(d, await repo.locales(tx, delivery_id=d.id))
-    states = await campaigns.states_of(tx, delivery_id=d.id)
-    reasons = await campaigns.cancelled_reasons_of(tx, delivery_id=d.id)
+    counted = await campaigns.states_of(tx, delivery_id=d.id)
     return CampaignDeliveryStatePublic(
-        **public.model_dump(), states=states, cancelled_reasons=reasons
+        **public.model_dump(), states=counted.states, cancelled_reasons=counted.cancelled_reasons
     )

@@ -80,31 +80,37 @@ async def count_for(tx: Tx, *, delivery_id: str) -> int:
     )
 
 
-async def states_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class DeliveryStates:
     """A delivery's messages counted per state as clients see it (queued, sent,
-    delivered, failed, expired, cancelled, ...)."""
+    delivered, failed, expired, cancelled, ...), and the cancelled ones per reason
+    (opted_out, no_recipient, number_changed, no_korean_text): a campaign without a
+    ``ko`` text is not sent to Korean numbers, and its client learnt only that some were
+    cancelled."""
+
+    states: dict[str, int]
+    cancelled_reasons: dict[str, int]
+
+
+async def states_of(tx: Tx, *, delivery_id: str) -> DeliveryStates:
+    """A delivery's :class:`DeliveryStates`, in one pass over its messages."""
     rows = await tx.execute(
-        sa.select(outbox.c.status, outbox.c.delivery_status, sa.func.count().label("n"))
+        sa.select(
+            outbox.c.status, outbox.c.delivery_status, outbox.c.error_code,
+            sa.func.count().label("n"),
+        )
         .where(outbox.c.delivery_id == delivery_id)
-        .group_by(outbox.c.status, outbox.c.delivery_status)
-    )
-    found: dict[str, int] = {}
+        .group_by(outbox.c.status, outbox.c.delivery_status, outbox.c.error_code)
+    )  # fmt: skip
+    states: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     for row in rows:
         state = delivery_state(row.status, row.delivery_status)
-        found[state] = found.get(state, 0) + int(row.n)
-    return found
-
-
-async def cancelled_reasons_of(tx: Tx, *, delivery_id: str) -> dict[str, int]:
-    """A delivery's cancelled messages counted per reason (opted_out, no_recipient,
-    number_changed, no_korean_text): a campaign without a ``ko`` text is not sent to
-    Korean numbers, and its client learnt only that some were cancelled."""
-    rows = await tx.execute(
-        sa.select(outbox.c.error_code, sa.func.count().label("n"))
-        .where(outbox.c.delivery_id == delivery_id, outbox.c.status == "cancelled")
-        .group_by(outbox.c.error_code)
-    )
-    return {str(row.error_code or "unrecorded"): int(row.n) for row in rows}
+        states[state] = states.get(state, 0) + int(row.n)
+        if row.status == "cancelled":
+            reason = str(row.error_code or "unrecorded")
+            reasons[reason] = reasons.get(reason, 0) + int(row.n)
+    return DeliveryStates(states=states, cancelled_reasons=reasons)
 
 
 @dataclass(frozen=True)
