@@ -111,15 +111,19 @@ NO_PRIVILEGE = (
 )
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL error code under a SQLAlchemy error (None elsewhere)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
 def _no_privilege(exc: BaseException) -> bool:
-    # PostgreSQL's insufficient_privilege.
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "42501"
+    return _sqlstate(exc) == "42501"  # insufficient_privilege
 
 
 def _no_schema(exc: BaseException) -> bool:
     # PostgreSQL's undefined_table, or SQLite's own words for it.
     orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) == "42P01" or (
+    return _sqlstate(exc) == "42P01" or (
         isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such table")
     )
 

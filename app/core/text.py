@@ -129,15 +129,21 @@ def _digit(char: str) -> str | None:
     return None if value is None else str(value)
 
 
+# What a formal numeral must stand beside to count as a digit (see FORMAL_DIGITS).
+_WORD_DIGITS = frozenset(KANJI_DIGITS) | frozenset(FORMAL_DIGITS)
+
+
 def _formal_digits(chars: list[str]) -> set[int]:
     """Where a formal numeral is a digit: next to a kanji digit or another formal
     numeral (see FORMAL_DIGITS)."""
-    words = KANJI_DIGITS.keys() | FORMAL_DIGITS.keys()
     return {
         i
         for i, char in enumerate(chars)
         if char in FORMAL_DIGITS
-        and ((i > 0 and chars[i - 1] in words) or (i + 1 < len(chars) and chars[i + 1] in words))
+        and (
+            (i > 0 and chars[i - 1] in _WORD_DIGITS)
+            or (i + 1 < len(chars) and chars[i + 1] in _WORD_DIGITS)
+        )
     }
 
 

@@ -31,12 +31,11 @@ def refusal(request: Request, exc: AppError) -> Response:
     """A refusal as a page in the person's language (also for a body too large to be
     routed at all: app.main hands this to the body-size cap)."""
     ctx: Context = request.app.state.ctx
-    if isinstance(exc, pages.CsrfRefused) and request.url.path == "/my/erase":
-        if pages.receipt_id(ctx, request) is not None:
+    if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
+        if request.url.path == "/my/erase" and pages.receipt_id(ctx, request) is not None:
             # The erasure's form sent again once it was done (a second tap, Back and send):
             # its receipt, not "the form has expired", which read as a failed erasure.
             return pages.redirect("/my/receipt")
-    if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
         page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
     else:
         page = pages.page(request, ctx, "message.html", status=exc.status, key="refused",
