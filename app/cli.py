@@ -206,7 +206,7 @@ def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[],
     import uvicorn
     from fastapi import FastAPI
 
-    from app.core.errors import install_error_handlers
+    from app.core.error_handlers import install_error_handlers
     from app.core.metrics import router as metrics_router
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)

@@ -25,7 +25,7 @@ from app.core.context import Context
 from app.core.counters import CounterBuffer
 from app.core.crypto import Keys
 from app.core.db import Database
-from app.core.errors import install_error_handlers
+from app.core.error_handlers import install_error_handlers
 from app.core.health import router as health_router
 from app.core.http import BodyLimitMiddleware
 from app.core.metrics import Probe
@@ -40,7 +40,7 @@ from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
-from app.my.routes import refusal as my_refusal
+from app.my.deps import refusal as my_refusal
 from app.my.routes import router as my_router
 from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router

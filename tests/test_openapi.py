@@ -10,17 +10,12 @@ import pytest
 import yaml
 
 from app.cli import render_openapi
-from app.core.errors import (
-    HTTP_ERROR,
-    HTTP_SLUGS,
-    INTERNAL_ERROR,
-    AppError,
-    Problem,
-    named_types,
-)
+from app.core.error_handlers import HTTP_ERROR, HTTP_SLUGS, INTERNAL_ERROR
 from app.core.errors import (
     PROBLEM_MEDIA_TYPE as PROBLEM,
 )
+from app.core.errors import AppError, Problem
+from app.core.openapi import named_types
 from tests.fixtures.answers import Answer, undocumented
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +74,7 @@ def operations(document):
 
 
 def test_every_problem_answer_is_documented_as_a_problem_document(document):
-    """The app answers every error as application/problem+json (app/core/errors.py)."""
+    """The app answers every error as application/problem+json (app/core/error_handlers.py)."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for method, path, operation in operations(document):
         for status, response in operation["responses"].items():

@@ -15,7 +15,7 @@ from app.console.web import ConsoleRoute
 from app.core.deps import TxDep
 from app.core.errors import AppError
 from app.core.sql import Sql
-from app.my.routes import MyRoute
+from app.my.deps import MyRoute
 from tests.staff.helpers import rows
 
 

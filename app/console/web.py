@@ -25,14 +25,8 @@ from starlette.routing import Match
 from app.console import i18n
 from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
-from app.core.errors import (
-    AppError,
-    InvalidInput,
-    PageRoute,
-    Unauthenticated,
-    invalid_input,
-    problem_response,
-)
+from app.core.error_handlers import PageRoute, invalid_input, problem_response
+from app.core.errors import AppError, InvalidInput, Unauthenticated
 from app.staff import roles
 from app.staff.auth import Staff
 

@@ -19,8 +19,9 @@ from app.core.config import ConfigError, Settings, default_database_url
 from app.core.context import Context
 from app.core.crypto import Keys
 from app.core.db import Database
-from app.core.errors import AppError, database_unavailable
+from app.core.errors import AppError
 from app.core.tx import Tx
+from app.core.unavailable import database_unavailable
 
 # How audit rows and histories name what was done from the command line.
 CLI_ACTOR = "cli"

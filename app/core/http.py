@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.error_handlers import problem_response
 from app.core.errors import (
     DUPLICATE_KEY,
     AppError,
@@ -21,7 +22,6 @@ from app.core.errors import (
     PayloadTooLarge,
     UnreadableForm,
     header_entries,
-    problem_response,
 )
 
 PageRefusal = Callable[[Request, AppError], Response]

@@ -30,7 +30,7 @@ import time
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import internal_error
+from app.core.error_handlers import internal_error
 from app.core.logging import redact, request_id
 from app.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 

@@ -18,14 +18,15 @@ request is added here, for any router, from what the operation takes:
 Where the route declares the same status as one of the first three for a problem of its
 own (a wrong code is a ``422`` too), the entry names both: reading the request comes
 before anything the route does. Every error answer is then documented as
-``application/problem+json`` with the one ``Problem`` schema, since app/core/errors.py
-renders every error, the framework's own included, that way.
+``application/problem+json`` with the one ``Problem`` schema, since
+app/core/error_handlers.py renders every error, the framework's own included, that way.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -42,9 +43,55 @@ from app.core.errors import (
     Problem,
     UnsupportedMediaType,
     is_json_media_type,
-    merge_answers,
-    named_types,
 )
+
+# How a problem's entry names its type: "... (`slug`)", as AppError.described() writes it.
+NAMED_TYPE = re.compile(r"\(`([a-z0-9-]+)`\)")
+
+
+def named_types(answer: Mapping[str, Any]) -> list[str]:
+    """The problem types an OpenAPI response names, in order."""
+    return NAMED_TYPE.findall(str(answer.get("description", "")))
+
+
+def merge_answers(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """One status's entry for the causes of two entries: both described, one after the
+    other; a header is required only where every cause sends it."""
+    described = str(then["description"])
+    first_word = described.split(maxsplit=1)[0] if described else ""
+    if not (len(first_word) > 1 and first_word.isupper()):  # "TOTP is ..." stays as it is
+        described = described[:1].lower() + described[1:]  # "The code" reads on: "the code"
+    merged: dict[str, Any] = {
+        **first,
+        "description": f"{first['description']}; or {described}",
+    }
+    headers: dict[str, Any] = {}
+    mine, theirs = first.get("headers", {}), then.get("headers", {})
+    for name in {**mine, **theirs}:
+        entry = dict(mine.get(name) or theirs[name])
+        both = name in mine and name in theirs
+        entry["required"] = (
+            both and mine[name].get("required", False) and theirs[name].get("required", False)
+        )
+        if both and mine[name]["description"] != theirs[name]["description"]:
+            entry["description"] = f"{mine[name]['description']}; {theirs[name]['description']}"
+        headers[name] = entry
+    if headers:
+        merged["headers"] = dict(sorted(headers.items()))
+    return merged
+
+
+def problems(*errors: type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """Entries for a route's ``responses=``: every problem it answers, by status. A status
+    with several causes names each (a client branches on the type, not on the status)."""
+    answers: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        known = answers.get(error.status)
+        answers[error.status] = (
+            error.openapi() if known is None else merge_answers(known, error.openapi())
+        )
+    return answers
+
 
 # A route that never touches the database says so (openapi_extra=NO_DATABASE): it never
 # answers 503 database-unavailable. The mark is taken out of the document.

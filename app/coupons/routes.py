@@ -9,8 +9,9 @@ from pydantic import AfterValidator
 
 from app.clients.auth import CouponsWrite
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput, problems
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import JsonRoute
+from app.core.openapi import problems
 from app.coupons import service
 from app.coupons.schemas import (
     COUPON_ID_PATTERN,

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AppError, DatabaseUnavailable, InvalidInput, problems
+from app.core.errors import AppError, DatabaseUnavailable, InvalidInput
 from app.core.http import NO_STORE, JsonRoute
-from app.core.openapi import NO_DATABASE
+from app.core.openapi import NO_DATABASE, problems
 from app.ledger import auditor, checkpoints, signing, workflow
 from app.ledger.audit_schemas import (
     CheckpointPublic,

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import InvalidInput, problems
+from app.core.errors import InvalidInput
 from app.core.http import NO_STORE, JsonRoute
+from app.core.openapi import problems
 from app.staff import accounts, grants, invitations, lockout, login
 from app.staff.access_schemas import (
     EnrolledPublic,

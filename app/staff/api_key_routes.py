@@ -18,8 +18,9 @@ from app.clients.schemas import (
     rotated_public,
 )
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import InvalidInput, NotFound, problems
+from app.core.errors import InvalidInput, NotFound
 from app.core.http import NO_STORE, JsonRoute
+from app.core.openapi import problems
 from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, StaffAdmin
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], route_class=JsonRoute)

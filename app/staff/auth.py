@@ -24,7 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.core.context import Context
 from app.core.deps import CtxDep, DbDep, TxDep
-from app.core.errors import AppError, Forbidden, Unauthenticated, problems
+from app.core.errors import AppError, Forbidden, Unauthenticated
+from app.core.openapi import problems
 from app.core.tx import Tx
 from app.credentials import passwords
 from app.staff import repository as repo

@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.core.deps import CtxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, InvalidInput, problems
+from app.core.errors import AUTH_PROBLEMS, InvalidInput
 from app.core.http import NO_STORE, JsonRoute
+from app.core.openapi import problems
 from app.credentials import totp
 from app.staff import accounts, lockout, offboarding, second_factor
 from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, AnyStaff, OwnCredentials, StaffAdmin

@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, problems
+from app.core.errors import AUTH_PROBLEMS
 from app.core.http import NO_STORE, JsonRoute
+from app.core.openapi import problems
 from app.credentials.totp import TotpRequired
 from app.staff import accounts, invitations, lockout, own_password, sessions, throttle
 from app.staff import login as login_flows

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
-from app.core.errors import AppError, Unauthenticated, problems
+from app.core.errors import AppError, Unauthenticated
 from app.core.http import NO_STORE, JsonRoute
+from app.core.openapi import problems
 from app.ledger.errors import SubjectNotFound
 from app.subject import erasure, service, sessions
 from app.subject.auth import CurrentSubject, SubjectApart

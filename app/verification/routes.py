@@ -8,9 +8,10 @@ from fastapi import APIRouter, Header, Path, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
-from app.core.errors import AUTH_PROBLEMS, problems
+from app.core.errors import AUTH_PROBLEMS
 from app.core.http import REPLAYED, JsonRoute, replayed_answer
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
+from app.core.openapi import problems
 from app.verification import checking, idempotency, service, states
 from app.verification.schemas import (
     CheckResultPublic,

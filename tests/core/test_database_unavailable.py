@@ -11,7 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app.core.errors import database_unavailable
+from app.core.unavailable import database_unavailable
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.fixtures.database import POSTGRES_URL, postgres_available

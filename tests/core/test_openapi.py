@@ -7,8 +7,8 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
-from app.core.errors import AUTH_PROBLEMS, AppError, NotFound, RateLimited, named_types, problems
-from app.core.openapi import install_openapi
+from app.core.errors import AUTH_PROBLEMS, AppError, NotFound, RateLimited
+from app.core.openapi import install_openapi, named_types, problems
 from app.main import create_app
 from tests.conftest import make_settings
 

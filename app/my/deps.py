@@ -1,0 +1,140 @@
+"""What every /my/ route shares: its route class (a refusal answers as a page in the
+person's language), the forms' CSRF check, the session cookie's subject, and a refusal
+said in the person's words."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.core.context import Context
+from app.core.deps import CtxDep, DbDep, TxDep
+from app.core.error_handlers import PageRoute
+from app.core.errors import AppError, InvalidInput, Unauthenticated
+from app.core.http import refuse_repeated_fields
+from app.core.phone import ValidElsewhere
+from app.my import pages
+from app.my.texts import PROBLEMS
+from app.subject import sessions
+from app.subject.sessions import Subject
+from app.verification import states
+
+
+def refusal(request: Request, exc: AppError) -> Response:
+    """A refusal as a page in the person's language (also for a body too large to be
+    routed at all: app.main hands this to the body-size cap)."""
+    ctx: Context = request.app.state.ctx
+    if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
+        if request.url.path == "/my/erase" and pages.receipt_id(ctx, request) is not None:
+            # The erasure's form sent again once it was done (a second tap, Back and send):
+            # its receipt, not "the form has expired", which read as a failed erasure.
+            return pages.redirect("/my/receipt")
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
+    else:
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="refused",
+                          error=problem_words(request, exc))  # fmt: skip
+    page.headers.update(exc.headers)
+    return page
+
+
+class MyRoute(PageRoute):
+    """A /my/ route: a refusal, or a form that does not validate, answers as a page in
+    the person's language, never as a JSON problem."""
+
+    def refusal(self, request: Request, exc: AppError) -> Response:
+        return refusal(request, exc)
+
+
+async def form_csrf(
+    request: Request, ctx: CtxDep, csrf: Annotated[str | None, Form()] = None
+) -> None:
+    """Every form: its CSRF field matches this browser's cookie, or 403 csrf-refused
+    when it is missing or wrong, before any other field is looked at; and no field is
+    given twice."""
+    pages.check_csrf(ctx, request, csrf)
+    await refuse_repeated_fields(request)
+
+
+CSRF_CHECKED = [Depends(form_csrf)]
+
+
+def refusal_slug(exc: AppError | ValidationError) -> str:
+    """A refusal's problem type; the last wrong code (none left) counts as the attempts
+    exhausted, since the next check of the same form can only be refused as such."""
+    if not isinstance(exc, AppError):
+        return ""
+    if exc.slug == states.WrongCode.slug and exc.extra.get("attempts_left") == 0:
+        return states.AttemptsExhausted.slug
+    return exc.slug
+
+
+async def cookie_subject(request: Request, tx: TxDep, ctx: CtxDep) -> Subject | None:
+    """The subject of the session cookie, or None (no cookie, or an ended session)."""
+    token = request.cookies.get(pages.SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await sessions.authenticate(tx, ctx, token=token)
+    except Unauthenticated:
+        return None
+
+
+CookieSubject = Annotated[Subject | None, Depends(cookie_subject)]
+
+
+def ended(request: Request, ctx: Context) -> Response:
+    """A step opened with no live session: the erasure's receipt for the browser that has
+    just erased (Back from the receipt told the person to sign in again, with nothing
+    left to sign in to), else the words that the session has ended."""
+    if request.method == "GET" and pages.receipt_id(ctx, request) is not None:
+        return pages.redirect("/my/receipt")
+    return pages.page(request, ctx, "message.html", status=401, key="expired")
+
+
+async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subject | None:
+    """:func:`cookie_subject` checked in a short unit of its own, for the pages that run
+    units of their own (a code sent or checked, then the change)."""
+    token = request.cookies.get(pages.SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        async with db.transaction() as tx:
+            return await sessions.authenticate(tx, ctx, token=token)
+    except Unauthenticated:
+        return None
+
+
+CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
+
+
+def typed_code(code: str) -> str:
+    """The code as typed: full-width digits (a Japanese input method's) read as ASCII."""
+    return unicodedata.normalize("NFKC", code).strip()
+
+
+def refused_fields(exc: AppError | ValidationError) -> list[str]:
+    """The form fields a refusal is about (none: the refusal is not about a field)."""
+    if isinstance(exc, ValidationError):
+        return [str(error["loc"][0]) for error in exc.errors() if error["loc"]]
+    if exc.slug == InvalidInput.slug:
+        return [problem.field.split(".")[0] for problem in exc.errors]
+    return []
+
+
+def problem_words(request: Request, exc: AppError | ValidationError) -> str:
+    """A refusal in the page's language (app.my.texts.PROBLEMS): by the fields at fault,
+    or by its problem type; never the API's English detail."""
+    words = PROBLEMS[pages.language(request)]
+    if isinstance(exc, ValidElsewhere):  # a number of the other country: say which
+        return words[f"field_phone_in_{exc.region}"]
+    if isinstance(exc, AppError) and exc.slug != InvalidInput.slug:
+        text = words.get(exc.slug, words["other"])
+        retry_after = int(exc.extra.get("retry_after", 60))
+        minutes = -(-retry_after // 60)
+        return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
+    fields = refused_fields(exc) or ["?"]
+    return " ".join(dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields))
