@@ -24,7 +24,7 @@ Japanese or Korean mobile number (what the registry holds), nationally, with the
 code or after an international access code (``0081-90/1234/5678``); so a date and time
 such as ``2026/01/05 10:12:34`` passes, a number written with slashes does not. Where
 text must not hold a registered subscriber's number however written (a reveal's reason,
-a disclosure's contact), it is also looked up: app.registry.service.refuse_registered_number.
+a disclosure's contact), it is also looked up: app.registry.free_text.refuse_registered_number.
 
 Use :data:`NoPhoneNumber` on a schema field (``Annotated[str, ..., NoPhoneNumber]``):
 the refusal is a 422 naming the field, and the message never repeats the input.

@@ -33,6 +33,7 @@ from app.ledger.schemas import (
     SubjectRecordPublic,
 )
 from app.models.ledger import DisclosureConsent, DisclosureStop
+from app.registry import access_log
 from app.registry import service as registry
 from app.staff.auth import Staff
 
@@ -209,7 +210,7 @@ async def staff_change_stop(
     """Record a subject's stop (or resume) of provision taken by staff; logged as an access."""
     step = stop_provision if change.action == "stop" else resume_provision
     await step(tx, ctx, subscriber_id=subscriber_id, actor=staff.actor, source=change.source)
-    await registry.log_access(
+    await access_log.log_access(
         tx,
         ctx,
         staff=staff,
@@ -240,7 +241,7 @@ async def staff_change_consent(
         recipient=change.recipient,
         source=change.source,
     )
-    await registry.log_access(
+    await access_log.log_access(
         tx,
         ctx,
         staff=staff,
@@ -258,7 +259,7 @@ async def staff_read_state(
 ) -> ProvisionState:
     """A subject's provision state, read by staff; logged as an access."""
     state = await provision_state(tx, ctx, subscriber_id=subscriber_id)
-    await registry.log_access(
+    await access_log.log_access(
         tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="provision_read"
     )
     return state
@@ -278,7 +279,7 @@ async def staff_read_records(
     records = await subject_records(
         tx, ctx, subscriber_id=subscriber_id, after_seq=after_seq, limit=limit
     )
-    await registry.log_access(
+    await access_log.log_access(
         tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="disclosures_read"
     )
     return records

@@ -46,6 +46,7 @@ from app.ledger.rules import recipient_key
 from app.ledger.schemas import DisclosureRequestCreate, ReleasePublic
 from app.ledger.subject_checks import check_subjects
 from app.models.ledger import DisclosureRequest, LedgerEntry
+from app.registry import access_log, free_text
 from app.registry import service as registry
 from app.staff import accounts
 from app.staff.auth import Staff
@@ -93,7 +94,9 @@ async def refusal_of(
         ("necessity_review", data.necessity_review),
     ):
         # Nothing is written yet: a number found is kept as the staff member's search.
-        await registry.refuse_registered_number(tx, ctx, field=field, text=text, staff=staff, ip=ip)
+        await free_text.refuse_registered_number(
+            tx, ctx, field=field, text=text, staff=staff, ip=ip
+        )
 
 
 async def request(
@@ -164,7 +167,7 @@ async def decide(
     """Approve or reject a request: a privacy officer who is not its requester, with a note."""
     found = await _pending(tx, ctx, staff=staff, request_id=request_id)
     # Nothing is written yet: a number found is kept as the staff member's search.
-    await registry.refuse_registered_number(tx, ctx, field="note", text=note, staff=staff, ip=ip)
+    await free_text.refuse_registered_number(tx, ctx, field="note", text=note, staff=staff, ip=ip)
     if approve:
         checked = await check_subjects(
             tx,
@@ -275,7 +278,7 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
     )
     if "phone_number" in entry.data_items:
         for subject in entry.subject_ids:
-            await registry.log_access(
+            await access_log.log_access(
                 tx,
                 ctx,
                 staff=staff,

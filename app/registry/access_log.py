@@ -1,7 +1,8 @@
-"""The access log for auditors: read in pages, exported as streamed CSV.
+"""The access log: every staff access to a subscriber is recorded (:func:`log_access`,
+in the access's own transaction); auditors read it in pages or export it as streamed CSV.
 
 Every reading and every export is itself audited. The log never holds a number (the
-reveal's reason is checked for one before it is written, app.registry.service), and the
+reveal's reason is checked for one before it is written, app.registry.free_text), and the
 CSV is written formula-safe (app.core.csvsafe), so an export opened in a spreadsheet
 runs nothing a staff member typed into a reason.
 """
@@ -132,3 +133,33 @@ async def export_csv(
         if last is None:  # read back from the table, so never
             raise RuntimeError("an access-log entry without an id")
         after = last
+
+
+MAX_IP_LENGTH = 64
+
+
+async def log_access(
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    ip: str,
+    subscriber_id: str | None,
+    action: str,
+    reason: str | None = None,
+) -> None:
+    """Record a staff member's access to a subscriber in the access log, in the caller's
+    transaction: the access and its record commit together or not at all."""
+    await repo.insert_access(
+        tx,
+        AccessLogEntry(
+            accessed_at=ctx.clock.now(),
+            staff_id=staff.id,
+            staff_username=staff.username,
+            staff_role=staff.role.value,
+            source_ip=ip[:MAX_IP_LENGTH],
+            subscriber_id=subscriber_id,
+            action=action,
+            reason=reason,
+        ),
+    )

@@ -40,7 +40,7 @@ MIN_REASON, MAX_REASON = 10, 500
 def clean_reason(reason: str) -> str:
     """A stated reason with its runs of whitespace made one space: 10 to 500 printable
     characters once cleaned, else ValueError. (Whether it holds a phone number depends on
-    the regions served: app.registry.service.check_reason.)"""
+    the regions served: app.registry.free_text.check_reason.)"""
     cleaned = " ".join(reason.split())
     if not MIN_REASON <= len(cleaned) <= MAX_REASON:
         raise ValueError(f"must be {MIN_REASON} to {MAX_REASON} characters")

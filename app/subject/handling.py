@@ -10,6 +10,7 @@ from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.tx import Tx
 from app.models.subject import SubjectRequest
+from app.registry import access_log, free_text
 from app.registry import service as registry
 from app.staff.auth import Staff
 from app.subject import erasure, register, service
@@ -33,7 +34,7 @@ async def close(
     """Close an open request; carry it out first when it is closed as done."""
     # The note before anything is carried out: a subscriber's number typed there is
     # refused and kept as the staff member's search, which commits; nothing else may.
-    note = await registry.check_reason(tx, ctx, data.note, field="note", staff=staff, ip=ip)
+    note = await free_text.check_reason(tx, ctx, data.note, field="note", staff=staff, ip=ip)
     request = await register.open_request(tx, request_id)
     kind = RequestKind(request.kind)
     receipt: dict[str, Any] | None = None
@@ -61,7 +62,7 @@ async def _carry_out(
     """Do what a request closed as done asks for its (registered) subscriber; an
     erasure's receipt."""
     sid = request.subscriber_id or ""
-    await registry.log_access(
+    await access_log.log_access(
         tx, ctx, staff=staff, ip=ip, subscriber_id=sid, action="subject_request",
         reason=f"{kind.value} carried out for the subject (request {request.id})",
     )  # fmt: skip

@@ -17,8 +17,10 @@ from app.core.errors import AppError, NotFound
 from app.core.ids import new_id
 from app.core.tx import Tx
 from app.models.subject import SubjectRequest
+from app.registry import access_log
 from app.registry import service as registry
-from app.registry.service import SubscriberNotFound, check_reason
+from app.registry.free_text import check_reason
+from app.registry.service import SubscriberNotFound
 from app.staff.auth import Staff
 from app.subject import repository as repo
 from app.subject.schemas import (
@@ -133,7 +135,7 @@ async def record(
         details={"kind": request.kind, "channel": request.channel},
     )
     if data.subject_id is not None:
-        await registry.log_access(
+        await access_log.log_access(
             tx,
             ctx,
             staff=staff,

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app.ledger import checkpoints
 from app.models.ledger import LedgerEntry
 from app.models.types import table
-from app.registry import service as registry
+from app.registry import access_log
 from app.staff.roles import Role
 from tests.conftest import call, count_rows
 from tests.ledger.conftest import release_many, sql, staff
@@ -50,7 +50,7 @@ def _replacements(dialect: str) -> list[str]:
 
 async def _log_access(app, reason: str = "Subject asked for a copy, letter 12") -> None:
     async with app.state.db.transaction() as tx:
-        await registry.log_access(
+        await access_log.log_access(
             tx,
             app.state.ctx,
             staff=staff("stf_officer_a", Role.PRIVACY_OFFICER),

@@ -15,7 +15,7 @@ from app.core.db import Database
 from app.core.errors import AppError
 from app.ledger import chain, provision, workflow
 from app.ledger.rules import DATA_ITEMS
-from app.registry.service import NumberInText
+from app.registry.free_text import NumberInText
 from app.staff.roles import Role
 from app.subject import erasure
 from tests.conftest import call, count_rows, sync_engine

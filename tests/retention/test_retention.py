@@ -15,7 +15,7 @@ from app.models.audit import RECORD_TAGS
 from app.models.rate_limit import RateLimitHit
 from app.models.staff import StaffPermissionChange
 from app.models.types import table
-from app.registry import service as registry
+from app.registry import access_log
 from app.retention import service as retention
 from app.staff.auth import Staff
 from app.staff.roles import Role
@@ -201,7 +201,7 @@ async def test_the_access_log_goes_after_its_period_and_the_database_holds_the_f
         session_id="ses_retention",
     )
     async with app.state.db.transaction() as tx:
-        await registry.log_access(
+        await access_log.log_access(
             tx, app.state.ctx, staff=staff, ip="203.0.113.1", subscriber_id=None, action="read"
         )
     clock.advance(days=365, seconds=-1)
@@ -211,7 +211,7 @@ async def test_the_access_log_goes_after_its_period_and_the_database_holds_the_f
     # A young entry (by the database's clock) is refused even to the purge's own SQL.
     clock.set(dt.datetime.now(dt.UTC))
     async with app.state.db.transaction() as tx:
-        await registry.log_access(
+        await access_log.log_access(
             tx, app.state.ctx, staff=staff, ip="203.0.113.1", subscriber_id=None, action="read"
         )
     clock.advance(days=400)
