@@ -37,9 +37,10 @@ from sqlalchemy.pool import Pool
 from app.core.clock import UTC
 from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.group_commit import Turns
 from app.core.postgres import PostgresTx, give_back
 from app.core.sql import R, Sql, postgres_args, rowcount
-from app.core.sqlite import SqliteTx, Turns, sqlite_engine, wait_for_lock, waits_on_loop
+from app.core.sqlite import SqliteTx, sqlite_engine, wait_for_lock, waits_on_loop
 from app.core.tx import Tx
 
 

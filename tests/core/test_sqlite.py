@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from app.core import sqlite as sqlite_module
 from app.core.db import Database
 from app.core.errors import AppError
+from app.core.group_commit import GroupRolledBack, Turns
 from app.core.sql import Sql
-from app.core.sqlite import GroupRolledBack, Turns
 
 _INSERT = Sql("INSERT INTO t (x) VALUES (:x)")
 T = TypeVar("T")
