@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from typing import ClassVar
+from urllib.parse import urlsplit
 
+from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import verification_aad
 from app.core.tx import Tx
+from app.purposes import Purpose
 from app.sms import outbox
 from app.sms.outbox import Claimed, Outgoing, Rendered
-from app.sms.templates import language_for, render_code_message
+from app.sms.templates import SUBJECT, language_for, render_code_message
 from app.verification import codes
 from app.verification import repository as repo
 from app.verification.repository import ForMessage
@@ -78,11 +81,22 @@ def _minutes_left(expires_at: dt.datetime, now: dt.datetime) -> int:
 def _body(ctx: Context, v: ForMessage, *, now: dt.datetime) -> str:
     s = ctx.settings
     code = codes.derive(ctx.keys.code, v)
+    own = v.purpose == Purpose.DATA_SUBJECT
     return render_code_message(
         language=language_for(v.locale, region=""),
         service=s.service_name,
         code=code,
         minutes=_minutes_left(v.expires_at, now),
-        webotp_domain=s.webotp_domain,
+        webotp_domain=subject_webotp_domain(s) if own else s.webotp_domain,
         directory=str(s.templates_dir) if s.templates_dir else None,
+        kind=SUBJECT if own else "",
     )
+
+
+def subject_webotp_domain(settings: Settings) -> str | None:
+    """The WebOTP domain of a data subject's own code: the host that serves /my/
+    (``PUBLIC_BASE_URL``'s), never the coupon site's, whose pages must not be offered a
+    code that opens the person's records; without it, no WebOTP line."""
+    if settings.public_base_url is None:
+        return None
+    return urlsplit(settings.public_base_url).hostname

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from app.sms.templates import LANGUAGES, language_for, render_code_message
+from app.sms.templates import LANGUAGES, SUBJECT, language_for, render_code_message
 
 GSM_SINGLE_SEGMENT = 160
 UCS2_SINGLE_SEGMENT = 70
 
 
+@pytest.mark.parametrize("kind", ["", SUBJECT])
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_each_language_fits_one_segment_and_ends_with_webotp(language):
+def test_each_language_fits_one_segment_and_ends_with_webotp(language, kind):
     text = render_code_message(
         language=language,
         service="smsreg",
         code="1234567890",
         minutes=10,
         webotp_domain="coupon.example.co.jp",
+        kind=kind,
     )
     assert text.splitlines()[-1] == "@coupon.example.co.jp #1234567890"
     limit = GSM_SINGLE_SEGMENT if text.isascii() else UCS2_SINGLE_SEGMENT
@@ -50,6 +52,13 @@ def test_templates_can_be_replaced(tmp_path):
         directory=str(tmp_path),
     )
     assert text == "Code 42 for S, 5 min"
+    (tmp_path / "subject").mkdir()
+    (tmp_path / "subject" / "en.txt").write_text("Data page code {code}")
+    mine = render_code_message(
+        language="en", service="S", code="42", minutes=5, webotp_domain=None,
+        directory=str(tmp_path), kind=SUBJECT,
+    )  # fmt: skip
+    assert mine == "Data page code 42"
 
 
 @pytest.mark.parametrize("minutes", [1, 10])

@@ -130,3 +130,29 @@ async def test_self_service_verifications_are_counted_like_the_clients(client, a
 
 def _sample(name: str, labels: dict[str, str]) -> float:
     return REGISTRY.get_sample_value(f"smsreg_verifications_{name}_total", labels) or 0.0
+
+
+async def test_a_subjects_code_is_never_bound_to_the_coupon_site(client, app, carrier):
+    """The coupon site's pages must not be offered a code that opens the person's
+    records: a data subject's code has its own words and no WebOTP line for the coupon
+    site (here no PUBLIC_BASE_URL, so no line at all)."""
+    assert app.state.ctx.settings.webotp_domain  # the coupon codes' line is on
+    await send_code(client, NUMBER, body={"locale": "en"})
+    code = await sent_code(app, carrier, NUMBER)
+    body = carrier.to(NUMBER)[-1].body
+    assert body == f"Your smsreg code for your data page is {code}. Valid for 10 min."
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"public_base_url": "https://sms.example.co.jp/base"}]
+)
+async def test_a_subjects_code_is_bound_to_the_host_of_the_data_pages(client, app, carrier):
+    await send_code(client, NUMBER, body={"locale": "ja"})
+    code = await sent_code(app, carrier, NUMBER)
+    lines = carrier.to(NUMBER)[-1].body.splitlines()
+    assert lines == [f"smsregマイページ用コード: {code}（10分有効）",
+                     f"@sms.example.co.jp #{code}"]  # fmt: skip
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, OTHER)
+    coupon = carrier.to(OTHER)[-1].body.splitlines()
+    assert coupon[-1].startswith(f"@{app.state.ctx.settings.webotp_domain} #")
