@@ -94,6 +94,16 @@ def standing(account: StaffAccount, now: dt.datetime) -> str:
     return "active"
 
 
+async def admin_who_can_act(tx: Tx, actor: str, now: dt.datetime) -> bool:
+    """Whether ``actor`` (``staff:<id>``, or the command line) is an admin who can act
+    now: what stands behind a proposal, or an invitation, only while it holds."""
+    account_id = actor.removeprefix("staff:")
+    if account_id == actor:
+        return True  # the command line (the first admin, a break-glass one)
+    account = await repo.get_account(tx, account_id)
+    return account is not None and account.role == Role.ADMIN and standing(account, now) == "active"
+
+
 @dataclass(frozen=True)
 class AccountDetail:
     """An account and its permission history, oldest first."""

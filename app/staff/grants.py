@@ -176,7 +176,7 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
     now = ctx.clock.now()
-    if not await _proposer_can_act(tx, grant, now):
+    if not await accounts.admin_who_can_act(tx, grant.proposed_by, now):
         # Demoted, disabled or past a break-glass end since it proposed: the proposal no
         # longer has an admin behind it, whichever way that came about.
         raise GrantClosed("its proposer is no longer an admin who can act")
@@ -210,19 +210,6 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
         await activate(tx, ctx, account_id=account.id, actor=staff.actor, now=now)
     closed = grant.model_copy(update={"status": "confirmed", "decided_by": staff.actor})
     return GrantView(grant=closed.model_copy(update={"decided_at": now}), status="confirmed")
-
-
-async def _proposer_can_act(tx: Tx, grant: StaffRoleGrant, now: dt.datetime) -> bool:
-    """Whether the admin who proposed ``grant`` is an admin who can act now."""
-    proposer_id = grant.proposed_by.removeprefix("staff:")
-    if proposer_id == grant.proposed_by:
-        return True  # not a staff account's proposal (none is made otherwise today)
-    proposer = await repo.get_account(tx, proposer_id)
-    return (
-        proposer is not None
-        and proposer.role == Role.ADMIN
-        and accounts.standing(proposer, now) == "active"
-    )
 
 
 async def reject(

@@ -200,29 +200,39 @@ async def revoke_created_by(tx: Tx, ctx: Context, *, creator: str, actor: str) -
 async def disable_account(
     tx: Tx, ctx: Context, *, staff: Staff | None, account_id: str
 ) -> StaffAccount:
-    """Disable an account (:func:`accounts.disable`) and cancel the pending proposals that
-    name it or that it made (:func:`cancel_pending`). ``staff`` None is the command line."""
+    """Disable an account (:func:`accounts.disable`), revoke the open invitations it made
+    and cancel the pending proposals that name it or that it made (:func:`_withdraw`).
+    ``staff`` None is the command line."""
     account = await accounts.disable(tx, ctx, staff=staff, account_id=account_id)
     actor = staff.actor if staff is not None else accounts.CLI_ACTOR
-    await cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=ctx.clock.now())
+    await _withdraw(tx, ctx, account_id=account_id, actor=actor)
     return account
 
 
 async def change_role(
     tx: Tx, ctx: Context, *, staff: Staff, account_id: str, role: Role
 ) -> StaffAccount:
-    """Give an account an unprivileged role (:func:`accounts.change_role`) and cancel the
-    pending proposals that name it or that it made (:func:`cancel_pending`): a demoted
-    admin's proposals would otherwise stay open for another admin to confirm, the
-    proposer no longer an admin."""
+    """Give an account an unprivileged role (:func:`accounts.change_role`), revoke the open
+    invitations it made and cancel the pending proposals that name it or that it made
+    (:func:`_withdraw`): a demoted admin's proposals would otherwise stay open for another
+    admin to confirm, the proposer no longer an admin, and the invitations whose tokens
+    the admin saw would let them take up another account."""
     # Read without a lock: accounts.change_role holds the account's sessions, then the
     # account, in the order its own requests take them (a lock on the account first
     # could deadlock with one of them).
     before = await repo.get_account(tx, account_id)
     account = await accounts.change_role(tx, ctx, staff=staff, account_id=account_id, role=role)
     if before is not None and before.role != role.value:
-        await cancel_pending(tx, ctx, account_id=account_id, actor=staff.actor, now=ctx.clock.now())
+        await _withdraw(tx, ctx, account_id=account_id, actor=staff.actor)
     return account
+
+
+async def _withdraw(tx: Tx, ctx: Context, *, account_id: str, actor: str) -> None:
+    """What an account disabled or demoted leaves behind: the open invitations it made
+    (whoever holds a token takes the account up, and the inviting admin saw it) are
+    revoked, and its pending proposals cancelled."""
+    await revoke_created_by(tx, ctx, creator=f"staff:{account_id}", actor=actor)
+    await cancel_pending(tx, ctx, account_id=account_id, actor=actor, now=ctx.clock.now())
 
 
 async def cancel_pending(
@@ -263,7 +273,12 @@ async def _by_token(tx: Tx, ctx: Context, token: str, *, hold: bool) -> StaffInv
     ring = ctx.keys.token
     hashes = [ring.mac(token.encode(), key_id=kid).hex() for kid in ring.keys]
     invitation = await grepo.invitation_by_hashes(tx, hashes, for_update=hold)
-    if invitation is None or not _open(invitation, ctx.clock.now()):
+    now = ctx.clock.now()
+    if invitation is None or not _open(invitation, now):
+        raise InvalidInvitation()
+    if not await accounts.admin_who_can_act(tx, invitation.created_by, now):
+        # Its admin left the role however (disabled, demoted, a break-glass end) since:
+        # they saw the token, and an account must not come of their word any more.
         raise InvalidInvitation()
     return invitation
 

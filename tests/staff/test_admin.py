@@ -8,7 +8,16 @@ from app.core.errors import AppError
 from app.staff import accounts
 from tests.conftest import call, count_rows
 from tests.fixtures.staff import open_session
-from tests.staff.helpers import PASSWORD, bearer, create_staff, events, login, rows, staff_auth
+from tests.staff.helpers import (
+    OWN_PASSWORD,
+    PASSWORD,
+    bearer,
+    create_staff,
+    events,
+    login,
+    rows,
+    staff_auth,
+)
 from tests.staff.test_invitations import invite
 
 
@@ -237,3 +246,55 @@ async def test_disabling_an_admin_revokes_their_privileged_invitation_on_the_rec
         app, "SELECT change FROM staff_permission_history WHERE staff_id = :s", s=account["id"]
     )
     assert history[-1] == {"change": "revoke"}
+
+
+@pytest.mark.parametrize("how", ["disable", "demote"])
+async def test_an_admin_disabled_or_demoted_leaves_no_invitation_open(client, app, clock, how):
+    """The inviting admin saw every token they made: disabled or demoted, they could take
+    up an operator's account of their own making with one. Their open invitations end
+    with their role (an unprivileged one has no proposal to cancel with it)."""
+    leaving_account = await create_staff(app, "admin", username="leaving")
+    deciding = await staff_auth(app, client, "admin", username="deciding")
+    leaving = bearer(await open_session(app, leaving_account))
+    made = await invite(client, leaving, username="newop", role="operator")
+    kept = await invite(client, deciding, username="otherop", role="auditor")
+    if how == "disable":
+        off = await client.post(f"/v1/staff/{leaving_account.id}/disable", headers=deciding)
+    else:
+        off = await client.put(
+            f"/v1/staff/{leaving_account.id}/role", json={"role": "operator"}, headers=deciding
+        )
+    assert off.status_code == 200, off.text
+    refused = await client.post(
+        "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
+    )
+    assert refused.status_code == 401, refused.text
+    taken = await client.post(
+        "/v1/staff/enrolment", json={"token": kept["token"], "password": OWN_PASSWORD}
+    )
+    assert taken.status_code != 401, taken.text  # another admin's invitation stands
+    assert [e["details"]["invitation_id"] for e in events(app, "staff:invitation:revoked")] == [
+        made["invitation"]["id"]
+    ]
+
+
+async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, app):
+    """However its admin stopped being one (here made privacy officer through a confirmed
+    proposal, which revokes nothing of theirs), the token they saw opens no account."""
+    inviting_account = await create_staff(app, "admin", username="inviting")
+    second = await staff_auth(app, client, "admin", username="second")
+    third = await staff_auth(app, client, "admin", username="third")
+    made = await invite(
+        client, bearer(await open_session(app, inviting_account)), "newaud", "auditor"
+    )
+    moved = await client.post(
+        f"/v1/staff/{inviting_account.id}/grants", json={"role": "privacy_officer"}, headers=second
+    )
+    assert moved.status_code == 201, moved.text
+    done = await client.post(f"/v1/staff/grants/{moved.json()['id']}/confirm", headers=third)
+    assert done.status_code == 200, done.text
+    refused = await client.post(
+        "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
+    )
+    assert refused.status_code == 401, refused.text
+    assert refused.json()["type"].endswith("/invalid-invitation")
