@@ -59,8 +59,10 @@ _REHASH = Sql("UPDATE api_keys SET token_hash = :hash, token_key_id = :key_id WH
 
 
 async def touch(tx: Tx, *, key_id: str, now: dt.datetime) -> None:
-    """Record that a key was used."""
-    await tx.run(_TOUCH, {"now": now, "id": key_id})
+    """Record that a key was used, also when the request it authenticated is refused."""
+    params = {"now": now, "id": key_id}
+    await tx.run(_TOUCH, params)
+    tx.keep_if_refused(_TOUCH, params)
 
 
 async def rehash(tx: Tx, *, key_id: str, token_hash: str, token_key_id: str) -> None:

@@ -23,6 +23,7 @@ instants, and :class:`Database`, where every unit comes from.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
@@ -42,6 +43,8 @@ from app.core.postgres import PostgresTx, give_back
 from app.core.sql import R, Sql, postgres_args, rowcount
 from app.core.sqlite import SqliteTx, sqlite_engine, wait_for_lock, waits_on_loop
 from app.core.tx import Tx
+
+log = logging.getLogger("smsreg.db")
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -206,6 +209,7 @@ class Database:
             if self.sqlite
             else PostgresTx(self._engine_async, self._connection_lost)
         )
+        refused = False
         try:
             try:
                 yield tx
@@ -214,17 +218,32 @@ class Database:
                     await tx._commit()
                 else:
                     await tx._rollback()
+                    refused = True
                 raise
-            except BaseException:
+            except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await tx._rollback()
+                refused = isinstance(exc, Exception)  # not a cancellation
                 raise
             await tx._commit()
         finally:
             with anyio.CancelScope(shield=True):
                 await tx._close()
+            if refused:
+                await self._keep(tx._kept_if_refused)
         for callback in tx._after_commit:
             callback()
+
+    async def _keep(self, statements: list[tuple[Sql[Any], Mapping[str, Any]]]) -> None:
+        """The statements a unit rolled back keeps (:meth:`Tx.keep_if_refused`), each
+        alone. A failure is logged, never raised: the refusal is the request's answer."""
+        for sql, params in statements:
+            try:
+                await self.run_atomic(sql, params)
+            except Exception as exc:
+                log.warning(
+                    "a record kept past a refusal failed", extra={"error": type(exc).__name__}
+                )
 
     async def fetch_atomic(self, sql: Sql[R], params: Mapping[str, Any] | None = None) -> list[R]:
         """Run one fixed statement as a transaction of its own, and return its rows.

@@ -26,6 +26,7 @@ class PostgresTx(Tx):
         self._engine = engine
         self._lost = lost
         self._after_commit = []
+        self._kept_if_refused = []
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
         self._trans: Any = None

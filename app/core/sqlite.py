@@ -163,6 +163,7 @@ class SqliteTx(Tx):
     def __init__(self, turns: Turns) -> None:
         self._turns = turns
         self._after_commit = []
+        self._kept_if_refused = []
         self._conn: sa.Connection | None = None
         self._raw: Any = None
         self._kept = False

@@ -30,6 +30,7 @@ class Tx:
 
     dialect: str
     _after_commit: list[Callable[[], None]]
+    _kept_if_refused: list[tuple[Sql[Any], Mapping[str, Any]]]
     _finished: bool = False
 
     @property
@@ -41,6 +42,13 @@ class Tx:
         """Call ``callback`` once this transaction has committed (never if it rolls back):
         for what must only happen once the writes are durable, such as waking a worker."""
         self._after_commit.append(callback)
+
+    def keep_if_refused(self, sql: Sql[Any], params: Mapping[str, Any]) -> None:
+        """Run ``sql`` again, as a transaction of its own, if this unit is rolled back by a
+        refusal or an error (not a cancellation): for a record that stands whatever the
+        request's answer (an API key's last use, which a probe with a leaked key must
+        leave too). It must be harmless to run twice."""
+        self._kept_if_refused.append((sql, params))
 
     async def execute(
         self, statement: Executable, params: Mapping[str, Any] | None = None
