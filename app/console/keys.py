@@ -74,7 +74,13 @@ async def rotate_key(
     done = await rotation.rotate(
         tx, ctx, key_id=key_id, actor=staff.actor, grace_hours=body.grace_hours
     )
-    context = {"key": done.new.key, "token": done.new.token, "old": done.old}
+    old_ended = done.old.expires_at <= ctx.clock.now()  # a grace of 0: it ends now
+    context = {
+        "key": done.new.key,
+        "token": done.new.token,
+        "old": done.old,
+        "old_ended": old_ended,
+    }
     return staff_page(request, ctx, staff, "key_token.html", context)
 
 

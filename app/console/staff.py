@@ -52,6 +52,7 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
     context = {
         "accounts": everyone,
         "standings": {a.id: accounts.standing(a, now) for a in everyone},
+        "now": now,  # a break-glass admin's end: to come, or past
         # Grants name accounts by id and actors as staff:<id>: shown by username.
         "names": {f"staff:{a.id}": a.username for a in everyone}
         | {a.id: a.username for a in everyone},

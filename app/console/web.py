@@ -208,6 +208,9 @@ def error_page(request: Request, exc: AppError) -> Response:
         "detail": detail,
         "fields": exc.errors,
         "back": back_to(request),
+        # A form refused (403 too) leads back to its page; a page refused to the role, to
+        # the account and the dashboard (the page above it is likely refused as well).
+        "form": request.method != "GET",
         # Refused for want of a session: sign in again; but an invitation's refusal is
         # to someone who has no account to sign in with yet.
         "sign_in": exc.status == 401 and not request.url.path.startswith("/console/enrol"),

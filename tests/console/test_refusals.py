@@ -137,3 +137,28 @@ async def test_a_disclosure_request_its_service_refuses_is_shown_again_as_typed(
         {"subscriber_id": sid}
     ]
     assert not rows(app, "SELECT id FROM disclosure_requests")
+
+
+async def test_a_form_refused_as_forbidden_leads_back_to_its_page(client, app):
+    """A 403 refusal of a form ended with "My account · Dashboard" and no Back, though a
+    refused form leads back to the page it is on; a page refused to the role still offers
+    the account and the dashboard (the page above it would be refused too)."""
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "operator", "taro")
+    (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    proposed = await post(
+        root, f"/console/staff/{taro['id']}/role", {"role": "privacy_officer"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert proposed.status_code == 303
+    ((grant,),) = [tuple(r.values()) for r in rows(app, "SELECT id FROM staff_role_grants")]
+    own = await post(root, f"/console/staff/grants/{grant}/confirm", {}, csrf_from="/console/staff")
+    assert own.status_code == 403 and back_of(own.text) == "/console/staff"
+    (me,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'root'")
+    mine = await post(
+        root, f"/console/staff/{me['id']}/disable", {"confirm": "yes"}, csrf_from="/console/staff"
+    )
+    assert mine.status_code == 403 and back_of(mine.text) == "/console/staff"
+    page = await get(root, "/console/ledger/verify")  # auditors' and officers' only
+    assert page.status_code == 403 and 'id="back"' not in page.text
+    assert '<a href="/console/account">My account</a>' in page.text

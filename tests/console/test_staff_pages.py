@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from app.console import i18n
 from tests.console.helpers import csrf_of, get, post, signed_in
 from tests.fixtures.staff import create_staff
 from tests.staff.helpers import CHEAP_HASHING, enrol, events, execute, rows
@@ -128,7 +129,7 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     )
     assert rotated.status_code == 200 and "smsreg_sk_" in rotated.text
     page = await get(root, "/console/api-keys")
-    (successor,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/revoke", page.text)
+    (successor,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
     revoke = f"/console/api-keys/{successor}/revoke"
     assert (await post(root, revoke, {"csrf": csrf_of(page)})).status_code == 422
     revoked = await post(root, revoke, {"csrf": csrf_of(page), "confirm": "yes"})
@@ -160,6 +161,59 @@ async def test_a_rotation_with_no_grace_ends_the_old_key_at_once(
         "/v1/verifications/ver_unknown", headers={"Authorization": f"Bearer {token}"}
     )
     assert old.status_code == old_key_status, old.text
+    # With no grace the page said the old key "keeps working until its grace period ends".
+    said = re.search(r'<p id="old-key">([^<]+)</p>', rotated.text).group(1)
+    if grace_hours == "0":
+        assert said == f"The old key {key_id} stopped working now (no grace period)."
+    else:
+        assert said.startswith(f"The old key {key_id} keeps working until 20")
+        assert said.endswith(" UTC, when its grace period ends.")
+
+
+async def test_a_rotated_key_in_its_grace_period_can_be_revoked(client, app):
+    """A key rotated with the default grace (a leak suspected) kept working 24 hours with
+    no Revoke on the page, though the API revokes it."""
+    root = await signed_in(app, "admin", "root")
+    made = await post(
+        root, "/console/api-keys", {"name": "leaky", "scopes": ["verifications:write"]},
+        csrf_from="/console/api-keys",
+    )  # fmt: skip
+    token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
+    page = await get(root, "/console/api-keys")
+    (old_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    rotated = await post(root, f"/console/api-keys/{old_id}/rotate", {"csrf": csrf_of(page)})
+    assert rotated.status_code == 200, rotated.text
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/v1/verifications/ver_unknown", headers=bearer)).status_code == 404
+    page = await get(root, "/console/api-keys")
+    row = page.text.split(f"<tr><td><code>{old_id}</code>")[1].split("</tr>")[0]
+    assert "Rotated, in its grace period" in row
+    assert f"/console/api-keys/{old_id}/revoke" in row and "/rotate" not in row
+    revoked = await post(
+        root, f"/console/api-keys/{old_id}/revoke", {"confirm": "yes", "csrf": csrf_of(page)}
+    )
+    assert revoked.status_code == 303
+    assert (await client.get("/v1/verifications/ver_unknown", headers=bearer)).status_code == 401
+    row = (await get(root, "/console/api-keys")).text.split(f"<code>{old_id}</code>")[1]
+    assert row.split("</tr>")[0].count("<form") == 0  # revoked: nothing left to do
+
+
+async def test_an_api_key_state_is_said_in_words_in_both_languages(client, app):
+    """The state column showed the raw code ("active", "expired"), in Japanese too."""
+    root = await signed_in(app, "admin", "root")
+    await post(
+        root, "/console/api-keys", {"name": "frontend", "scopes": ["verifications:write"]},
+        csrf_from="/console/api-keys",
+    )  # fmt: skip
+    page = (await get(root, "/console/api-keys")).text
+    assert "<td>Active</td>" in page and "<td>active</td>" not in page
+    root.cookies.set("smsreg_lang", "ja")
+    page = (await get(root, "/console/api-keys")).text
+    assert "<td>有効</td>" in page and "<td>active</td>" not in page
+    for lang in ("en", "ja"):  # every state a key or a due key can be in
+        words = i18n.CATALOGUE[lang]
+        for state in ("active", "rotated", "expired", "revoked", "due", "overdue"):
+            assert words.get(f"key_state.{state}"), (lang, state)
 
 
 async def test_an_admin_lifts_a_pumping_block_with_a_reason(client, app, clock):
@@ -224,6 +278,67 @@ async def test_a_break_glass_admin_is_marked_with_its_end(client, app, clock):
     row = page.text.split('id="account-rescue"')[1].split("</tr>")[0]
     assert f"break-glass, ends {ends:%Y-%m-%d %H:%M} UTC" in row
     assert "break-glass" not in page.text.split('id="account-root"')[1].split("</tr>")[0]
+    # Disabled, or past its end, it is still marked: an auditor reviews break-glass admins
+    # afterwards, just when the mark vanished.
+    (rescue,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'rescue'")
+    disabled = await post(
+        root, f"/console/staff/{rescue['id']}/disable", {"confirm": "yes"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert disabled.status_code == 303
+    row = account_row((await get(root, "/console/staff")).text, "rescue")
+    assert f"break-glass, was to end {ends:%Y-%m-%d %H:%M} UTC" in row
+    ended = ends - dt.timedelta(hours=5)  # its end already past
+    execute(app, "UPDATE staff_accounts SET expires_at = :e WHERE username = 'rescue'", e=ended)
+    row = account_row((await get(root, "/console/staff")).text, "rescue")
+    assert f"break-glass, ended {ended:%Y-%m-%d %H:%M} UTC" in row
+
+
+def account_row(page: str, username: str) -> str:
+    """An account's row on the staff page."""
+    return page.split(f'id="account-{username}"')[1].split("</tr>")[0]
+
+
+def actions_of(row: str) -> list[str]:
+    """The forms an account's row offers, by the last part of their address."""
+    return re.findall(r'action="/console/staff/stf_[\w\-]+/(\w+)"', row)
+
+
+async def test_a_disabled_account_is_offered_offboard_alone(client, app):
+    """A disabled account's row offered nothing, though security.md says an account that
+    was only disabled can be offboarded later to rotate its keys."""
+    root = await signed_in(app, "admin", "root")
+    await signed_in(app, "operator", "taro")
+    page = await get(root, "/console/staff")
+    assert actions_of(account_row(page.text, "taro")) == ["role", "unlock", "disable", "offboard"]
+    assert actions_of(account_row(page.text, "root")) == []  # never one's own
+    (taro,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'taro'")
+    disabled = await post(
+        root, f"/console/staff/{taro['id']}/disable", {"confirm": "yes", "csrf": csrf_of(page)}
+    )
+    assert disabled.status_code == 303
+    page = await get(root, "/console/staff")
+    assert actions_of(account_row(page.text, "taro")) == ["offboard"]
+    done = await post(
+        root, f"/console/staff/{taro['id']}/offboard", {"confirm": "yes", "csrf": csrf_of(page)}
+    )
+    assert done.status_code == 200 and 'id="doors"' in done.text
+
+
+async def test_an_invited_account_is_not_offered_a_role_change(client, app):
+    """An invited account's row offered Change role, which could only answer 422 (revoke
+    the invitation and invite anew), and Unlock, for an account nobody signs in to yet."""
+    root = await signed_in(app, "admin", "root")
+    invited = await post(
+        root, "/console/staff/invitations",
+        {"username": "inv9", "display_name": "Invited Nine", "role": "operator"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    assert invited.status_code == 200, invited.text
+    row = account_row((await get(root, "/console/staff")).text, "inv9")
+    assert "Not yet active" in row
+    assert actions_of(row) == ["disable", "offboard"]
+    assert "revoke the invitation and invite anew" in row
 
 
 async def test_a_rejection_in_the_console_keeps_its_reason(client, app):

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from app.console import i18n
 from app.ledger import provision
+from app.registry.schemas import AccessAction
 from tests.conftest import call
 from tests.consent.helpers import make_key
 from tests.console.helpers import HTML, csrf_of, get, post, sign_in
@@ -168,3 +170,31 @@ async def test_an_operator_sees_that_the_subject_stopped_provision(client, app, 
     page = await get(client, f"/console/subscribers/{sid}")
     shown = page.text.split('id="provision"')[1].split("</dd>")[0]
     assert "stopped by the subject since 20" in shown
+
+
+async def test_the_access_log_names_each_action_in_words_in_both_languages(client, app, clock):
+    """The log and its filter showed the internal codes (``search_number``,
+    ``disclosures_read``), in Japanese too, and the filter's first option had no label."""
+    for action in ("search_number", "disclosures_read"):
+        execute(
+            app,
+            "INSERT INTO access_log (accessed_at, staff_id, staff_username, staff_role, "
+            "source_ip, subscriber_id, action, reason) VALUES "
+            "(:at, 'stf_x', 'taro', 'operator', '203.0.113.9', 'sub_1', :action, NULL)",
+            at=clock.now(),
+            action=action,
+        )
+    for lang in i18n.LANGUAGES:  # a word for every action the log records
+        words = i18n.CATALOGUE[lang]
+        assert all(words.get(f"action.{action}") for action in get_args(AccessAction)), lang
+    await create_staff(app, "auditor", username="kenji")
+    await sign_in(client, "kenji")
+    english = (await get(client, "/console/access-log")).text
+    assert "<td>Number search</td>" in english and "<td>Disclosure records read</td>" in english
+    assert '<option value="">Any</option>' in english
+    assert '<option value="search_number" >Number search</option>' in english
+    client.cookies.set(i18n.LANG_COOKIE, "ja")
+    japanese = (await get(client, "/console/access-log")).text
+    assert "<td>番号検索</td>" in japanese and "<td>開示記録の閲覧</td>" in japanese
+    assert '<option value="">すべて</option>' in japanese
+    assert "search_number</td>" not in japanese and ">disclosures_read<" not in japanese
