@@ -526,6 +526,20 @@ async def test_a_double_submitted_code_shows_the_records_or_says_it_was_used(
     assert 'id="error"' not in (await client.get("/my/")).text
 
 
+async def test_the_code_field_is_focused_from_the_first_showing(client, app, carrier, clock):
+    """Only a refused code's form focused its field: on first showing a keyboard user
+    needed four Tabs, and a phone opened no keyboard (nor offered the SMS's code). The
+    correction's code form is the same page."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    code = _tag((await _code_page(client, "ja", NUMBER)).text, "code")
+    assert "autofocus" in code and "aria-invalid" not in code
+    client.cookies.clear()
+    await _signed_in(client, app, carrier, clock)
+    code = _tag((await _new_numbers_code(client, app, carrier, NEW)).text, "code")
+    assert "autofocus" in code and "aria-invalid" not in code
+
+
 async def test_a_code_form_says_until_when_and_is_not_offered_once_expired(
     client, app, carrier, clock
 ):
