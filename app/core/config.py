@@ -366,7 +366,9 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
-            ipaddress.ip_network(item, strict=False)
+            if ipaddress.ip_network(item, strict=False).prefixlen == 0:
+                # Every caller would choose the address it is limited and recorded by.
+                raise ValueError(f"{item} is every address: name the proxies' own")
         return value
 
     @model_validator(mode="after")

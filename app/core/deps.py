@@ -11,6 +11,7 @@ writes are not yet committed.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from typing import Annotated, Protocol
 
@@ -65,8 +66,22 @@ async def get_outbox(request: Request) -> Waker:
 
 async def client_ip(request: Request) -> str:
     """The caller's address. Behind trusted proxies uvicorn's proxy-header middleware has
-    already put the client's address here (``SMSREG_TRUSTED_PROXIES``)."""
-    return request.client.host if request.client else "unknown"
+    already put the client's address here (``SMSREG_TRUSTED_PROXIES``), as the proxy
+    sent it: a value that is not an IP address (a trusted frontend's bug, or whatever it
+    passed on) is ``unknown``, never kept as the address (it could be a phone number)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = str(ipaddress.ip_address(host))
+    except ValueError:
+        return UNKNOWN_ADDRESS
+    return address if len(address) <= MAX_ADDRESS_LENGTH else UNKNOWN_ADDRESS
+
+
+# What a request without a usable client address is recorded from, and the longest
+# address kept (the columns that hold one are 64 characters; an IPv6 address with a
+# zone can be longer).
+UNKNOWN_ADDRESS = "unknown"
+MAX_ADDRESS_LENGTH = 64
 
 
 DbDep = Annotated[Database, Depends(get_db)]

@@ -125,6 +125,12 @@ async def test_locale_explicit_or_from_the_numbers_country(client, app, full_aut
     [
         ("10.0.0.5", "198.51.100.23", "198.51.100.23"),  # from our proxy: believed
         ("198.51.100.9", "192.0.2.1", "198.51.100.9"),  # from anyone else: ignored
+        # What our proxy passed on that is no address: never kept as one (it could be a
+        # phone number), and never a 500 for a value longer than the column.
+        ("10.0.0.5", "09012345678", "unknown"),
+        ("10.0.0.5", "203.0.113.7" + "0" * 60, "unknown"),
+        ("10.0.0.5", '=HYPERLINK("http://x/")', "unknown"),
+        ("10.0.0.5", "2001:DB8::1", "2001:db8::1"),
     ],
 )
 async def test_client_ip_is_found_like_the_send_limits_find_it(

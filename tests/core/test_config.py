@@ -199,9 +199,11 @@ def test_lists_from_the_environment(monkeypatch):
     assert s.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
 
 
-def test_bad_proxy_list_is_refused(monkeypatch):
-    monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "not-an-ip")
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("proxies", ["not-an-ip", "*", "0.0.0.0/0", "10.0.0.1, ::/0"])
+def test_bad_proxy_list_is_refused(monkeypatch, proxies):
+    """Every address trusted would let any caller choose the address it is limited by."""
+    monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", proxies)
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES|trusted_proxies"):
         Settings(_env_file=None)
 
 
