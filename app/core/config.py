@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import os
@@ -406,6 +408,22 @@ class Settings(BaseSettings):
                         f"SMSREG_{families[key].upper()}_KEYS and SMSREG_{family.upper()}_KEYS "
                         "share a key: each family needs keys of its own"
                     )
+        for key_id, secret in self.ledger_signing_keys.items():
+            # A seed anyone can guess signs forged checkpoints: as strict as the rings.
+            try:
+                seed = base64.b64decode(secret.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                continue  # the ledger's own check names it (app.ledger.signing)
+            if not looks_random(seed):
+                raise ConfigError(
+                    f"SMSREG_LEDGER_SIGNING_KEYS[{key_id}] is not random (too few distinct "
+                    "bytes): make one with `smsreg keys new`"
+                )
+            if seed in families:
+                raise ConfigError(
+                    f"SMSREG_LEDGER_SIGNING_KEYS[{key_id}] is also a key of "
+                    f"SMSREG_{families[seed].upper()}_KEYS: each family needs keys of its own"
+                )
         if self.metrics_token is None:
             raise ConfigError("SMSREG_METRICS_TOKEN is required outside development")
         token = self.metrics_token.get_secret_value()

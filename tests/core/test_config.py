@@ -100,6 +100,23 @@ def test_production_refuses_one_key_in_two_families():
 
 
 @pytest.mark.parametrize(
+    ("seed", "said"),
+    [
+        (base64.b64encode(bytes(32)).decode(), "is not random"),  # all zeros
+        (base64.b64encode(b"changeme" * 4).decode(), "is not random"),  # a word said again
+        (KEYS["phone_keys"]["k1"], "is also a key of SMSREG_PHONE_KEYS"),
+    ],
+)
+def test_production_refuses_a_guessable_or_shared_ledger_signing_seed(seed, said):
+    """Whoever knows the seed signs checkpoints: a forged ledger would verify."""
+    with pytest.raises(ConfigError, match=f"SMSREG_LEDGER_SIGNING_KEYS\\[l1\\] {said}"):
+        Settings(
+            environment="production", sms_sender="twilio", metrics_token=TOKEN, _env_file=None,
+            ledger_signing_keys={"l1": seed}, **KEYS,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
     "token",
     [
         "x",
