@@ -65,7 +65,16 @@ def migrate() -> None:
             "know: a newer release migrated it. Run that release's `smsreg migrate`; this "
             "release may still serve it while replicas are replaced"
         )
-    upgrade(url)
+    try:
+        upgrade(url)
+    except Exception as exc:
+        if cli_support.no_privilege(exc):
+            # Not the service role's missing grants: this role may not create tables.
+            cli_support.refuse(
+                "this database role may not change the schema: run `smsreg migrate` as the "
+                "role that owns smsreg's tables (docs/operations.md, Roles)"
+            )
+        raise
     typer.echo("database is at the latest migration")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -9,13 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+import typer
 from alembic.script import ScriptDirectory
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.core import cli_support
 from app.core.migrations import alembic_config, upgrade
 from app.main import create_app
 from tests.conftest import TEST_KEYS, make_settings
+from tests.fixtures.database import POSTGRES_URL, postgres_available
 from tests.fixtures.live import smsreg_env
 from tests.sms.fake_twilio import unused_port
 
@@ -252,3 +256,45 @@ async def test_the_service_is_not_ready_on_a_database_behind_its_release(tmp_pat
                     assert answer.headers["content-type"] == "application/problem+json"
     finally:
         await app.state.db.dispose()
+
+
+def test_a_database_that_does_not_answer_at_start_is_waited_for_then_refused(tmp_path, capsys):
+    """A service that started while its database was away skipped the schema and key
+    checks for good, and a ring without a key in use registered a number twice: it is
+    never served unchecked."""
+    port = unused_port()  # nothing listens there
+    settings = make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x", tmp_path)
+    with pytest.raises(typer.Exit) as stopped:
+        cli_support.require_migrated(settings, wait_seconds=1)
+    assert stopped.value.exit_code == 2
+    said = capsys.readouterr().err
+    assert "waiting for the database to answer" in said
+    assert "did not answer within 1 s" in said
+
+
+def test_migrate_as_a_role_that_may_not_create_tables_says_to_use_the_owner(monkeypatch):
+    """Not the grants of the service's role (there are no tables yet): the wrong role."""
+    if not postgres_available():
+        pytest.skip("PostgreSQL does not answer at " + POSTGRES_URL)
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"smsreg_test_{secrets.token_hex(4)}"
+    role = f"smsreg_nocreate_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    url = sa.engine.make_url(POSTGRES_URL).set(database=name)
+    owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(f'REVOKE CREATE ON SCHEMA public FROM "{role}", PUBLIC')
+        as_role = url.set(username=role).render_as_string(hide_password=False)
+        monkeypatch.setenv("SMSREG_DATABASE_URL", as_role)
+        result = runner.invoke(cli, ["migrate"])
+        assert result.exit_code == 2, result.output
+        assert "run `smsreg migrate` as the role that owns smsreg's tables" in result.output
+    finally:
+        owner.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar
@@ -96,7 +97,7 @@ def failure(exc: BaseException) -> str:
         )
     if _no_schema(exc):
         return "the database has no smsreg tables (never migrated?): run `smsreg migrate`"
-    if _no_privilege(exc):
+    if no_privilege(exc):
         return NO_PRIVILEGE
     if isinstance(exc, OSError) and exc.filename is not None:
         return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
@@ -117,7 +118,7 @@ def _sqlstate(exc: BaseException) -> str | None:
     return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
 
-def _no_privilege(exc: BaseException) -> bool:
+def no_privilege(exc: BaseException) -> bool:
     return _sqlstate(exc) == "42501"  # insufficient_privilege
 
 
@@ -127,6 +128,10 @@ def _no_schema(exc: BaseException) -> bool:
     return _sqlstate(exc) == "42P01" or (
         isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("no such table")
     )
+
+
+# How long `serve` and `worker` wait at start for a database that does not answer yet.
+START_WAIT_SECONDS = 60.0
 
 
 def refuse(problem: str) -> NoReturn:
@@ -173,19 +178,36 @@ def call(
         return asyncio.run(main())
 
 
-def require_migrated(settings: Settings) -> None:
+def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS) -> None:
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
-    this release. One that does not answer yet is left to the service's readiness check,
-    which reports it until it does."""
+    this release. One that does not answer yet is waited for, up to ``wait_seconds``
+    (a database started beside the service, a failover), then refused: nothing serves
+    before the schema and the keys in use were checked."""
     from app.core.migrations import behind, current_revisions
 
-    try:
-        current = current_revisions(settings.database_url)
-    except Exception as exc:  # noqa: BLE001 -- reported, and /readyz says not ready
-        if _no_privilege(exc):
-            refuse(NO_PRIVILEGE)  # it would fail every request, never becoming ready
-        typer.secho(f"warning: schema not checked ({type(exc).__name__})", err=True, fg="yellow")
-        return
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.5
+    while True:
+        try:
+            current = current_revisions(settings.database_url)
+            break
+        except Exception as exc:  # noqa: BLE001 -- reported, one line
+            if no_privilege(exc):
+                refuse(NO_PRIVILEGE)  # it would fail every request, never becoming ready
+            if not database_unavailable(exc):
+                refuse(failure(exc))
+            if time.monotonic() + pause > deadline:
+                # Never served unchecked: a process on a ring without a key rows use
+                # would register a number it cannot find as a second subscriber.
+                refuse(
+                    f"the database did not answer within {wait_seconds:g} s "
+                    f"({type(exc).__name__}): the schema and the keys its rows use are "
+                    "checked before serving; check SMSREG_DATABASE_URL"
+                )
+            if pause == 0.5:
+                typer.secho("waiting for the database to answer...", err=True, fg="yellow")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
     if behind(current):
         at = ", ".join(current) or "never migrated"
         refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")

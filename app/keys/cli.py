@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.core.cli_support import runtime
+from app.core.cli_support import failure, refuse, runtime
 from app.core.clock import SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -208,9 +208,8 @@ def startup_check(settings: Settings) -> None:
     db = Database.from_settings(settings)
     try:
         fatal, warnings = _read(db, ctx, query=startup_problems)
-    except Exception as exc:  # e.g. not migrated yet: the service reports that itself
-        typer.secho(f"warning: key usage not checked ({type(exc).__name__})", err=True, fg="yellow")
-        return
+    except Exception as exc:  # noqa: BLE001 -- one line: never served unchecked
+        refuse(f"the keys rows use could not be checked: {failure(exc)}")
     for text in warnings:
         typer.secho(f"warning: {text}", err=True, fg="yellow")
     if fatal:
