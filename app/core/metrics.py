@@ -10,6 +10,7 @@ answers the sum over all of them. What is read from the database at scrape time
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
@@ -25,7 +26,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.core.context import Context
@@ -60,6 +61,8 @@ HTTP_LATENCY = Histogram(
     ["route"],
     buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+log = logging.getLogger("smsreg.metrics")
 
 # A probe reads gauges at scrape time (outbox depth, pool use): metric families.
 Probe = Callable[[], Awaitable[Iterable[Metric]]]
@@ -110,8 +113,26 @@ async def metrics(request: Request) -> Response:
         multiprocess.MultiProcessCollector(registry)
     probes: list[Probe] = request.app.state.metric_probes
     found: list[Metric] = []
+    answered = GaugeMetricFamily(
+        "smsreg_metrics_probe_up",
+        "Whether a probe read its gauges at this scrape (0: the database did not answer)",
+        labels=["probe"],
+    )
     for probe in probes:
-        found += list(await probe())
+        name = getattr(probe, "__name__", "probe")
+        try:
+            found += list(await probe())
+        except Exception as exc:  # noqa: BLE001 -- the counters are scraped all the same
+            # An outage is when the counters (5xx, pool use) matter most: a probe that
+            # cannot read the database drops its own gauges, not the whole scrape.
+            log.warning(
+                "a metrics probe failed", extra={"probe": name, "error_type": type(exc).__name__}
+            )
+            answered.add_metric([name], 0)
+        else:
+            answered.add_metric([name], 1)
+    if probes:
+        found.append(answered)
     body = generate_latest(registry)
     if found:
         extra = CollectorRegistry()

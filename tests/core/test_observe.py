@@ -8,10 +8,13 @@ import logging
 
 import pytest
 
+from app.core.db import Database
 from app.core.logging import JsonFormatter, redact
 from app.core.observe import request_id_for
-from tests.conftest import count_rows
+from app.main import metric_probes
+from tests.conftest import count_rows, make_settings
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
+from tests.sms.fake_twilio import unused_port
 from tests.staff.helpers import staff_auth
 
 
@@ -135,3 +138,20 @@ async def test_head_runs_no_other_get(client, app):
         answer = await client.head(path, headers=auditor)
         assert answer.status_code == 405, path
     assert (count_rows(app, "audit_events"), count_rows(app, "ledger_checkpoints")) == before
+
+
+async def test_metrics_are_scraped_while_the_database_does_not_answer(client, app, auth, tmp_path):
+    """An outage is when the counters (5xx, pool use) matter most: the probes that read
+    the database say they could not, and the rest is scraped as ever."""
+    await client.get("/v1/verifications/ver_missing", headers=auth)
+    away = make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/x", tmp_path)
+    gone = Database.from_settings(away)
+    app.state.metric_probes = metric_probes(gone, app.state.ctx.clock)
+    try:
+        scraped = await client.get("/metrics")
+    finally:
+        await gone.dispose()
+    assert scraped.status_code == 200, scraped.text
+    assert 'route="/v1/verifications/{verification_id}",status="404"' in scraped.text
+    assert 'smsreg_metrics_probe_up{probe="outbox_gauges"} 0.0' in scraped.text
+    assert "smsreg_outbox_messages{" not in scraped.text
