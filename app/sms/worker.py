@@ -214,9 +214,17 @@ class OutboxWorker:
             else:
                 result = send()
         except SendError as error:
+            # The carrier's error code joined to its name ("twilio_21211"): the logs mask
+            # a bare run of digits as if it were a code sent by SMS, and this one is what
+            # tells an invalid number from an unsubscribed one or bad credentials.
+            said = f"{self.sender.name}_{error.code or 'none'}"
             log.warning(
                 "sms send failed",
-                extra={"message_id": item.message.id, "code": error.code, "unknown": error.unknown},
+                extra={
+                    "message_id": item.message.id,
+                    "carrier_error": said,
+                    "unknown": error.unknown,
+                },
             )
             return self._failure(item.message, error, now())
         return _sent(result)

@@ -4,6 +4,7 @@ leases taken over, outcomes the carrier never gave, and a worker asked to stop."
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import Counter
 
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.core.db import Database
+from app.core.logging import JsonFormatter
 from app.main import outbox_worker
 from app.sms import outbox
 from app.sms.base import SendError, SendResult
@@ -434,3 +436,16 @@ async def test_the_sender_is_told_the_message_and_how_long_it_is_of_use(
     [message] = rows(app, "SELECT id FROM outbox_messages WHERE verification_id = :v",
                      v=verification_id)  # fmt: skip
     assert (sent.reference, sent.valid_for, sent.bulk) == (message["id"], 600 - 40, False)
+
+
+async def test_a_carrier_error_code_survives_the_log_redaction(client, app, carrier, auth, caplog):
+    """Twilio's codes are five digits, which the logs mask as if they were an SMS code:
+    'invalid number' and 'bad credentials' read the same. Joined to the carrier's name,
+    the code is kept; the number and the message are never logged."""
+    await start_all(client, auth, NUMBERS[:1])
+    carrier.fail_with = SendError("invalid 'To' +819012345678", code="21211", permanent=True)
+    with caplog.at_level(logging.WARNING, logger="smsreg.outbox"):
+        await app.state.outbox.drain()
+    lines = [JsonFormatter().format(r) for r in caplog.records if r.msg == "sms send failed"]
+    assert len(lines) == 1 and '"carrier_error":"fake_21211"' in lines[0].replace(" ", "")
+    assert "9012345678" not in lines[0]
