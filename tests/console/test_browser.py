@@ -147,6 +147,7 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     shot(admin, "invited")
     tokens["hanako"] = invite(admin, "hanako", "Hanako Yamada", "privacy_officer")
     admin.click("nav >> text=API keys")
+    assert_boxes_beside_labels(admin, "#new-key label.check")
     admin.fill("#new-key input[name=name]", "coupon-frontend")
     admin.check("#new-key input[value='verifications:write']")
     submit(admin, "#new-key")
@@ -195,6 +196,7 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
     operator.fill("textarea[name=purpose]", "Fraud investigation into case 2026-118")
     operator.check("input[value=phone_number]")
     operator.check("input[value=subscriber_id]")
+    assert_boxes_beside_labels(operator, "#request-form label.check")
     operator.fill("textarea[name=subject_ids]", sid)
     operator.fill("textarea[name=necessity_review]", "The inquiry names this subscriber only.")
     shot(operator, "disclosure-request")
@@ -265,6 +267,24 @@ def test_each_role_main_path(live_server: LiveServer, chromium: Any) -> None:
         (officer, ["/console/", "/console/disclosures", f"/console/subscribers/{sid}"]),
     ):
         assert_fits_a_phone(page, live, paths)
+
+    # -- Japanese tables keep each word whole, on a desktop and on a phone ----------------
+    for page in (admin, auditor):
+        page.click("header >> text=日本語")
+    for page, path, measured in (
+        (
+            admin,
+            "/console/staff",
+            {"ユーザー名", "最終サインイン", "個人情報保護責任者", "オペレーター"},
+        ),
+        (admin, "/console/api-keys", {"最終利用", "有効", "ローテーション"}),
+        (auditor, "/console/access-log", {"ロール", "個人情報保護責任者", "番号の表示"}),
+    ):
+        page.goto(live.url + path)
+        assert page.get_attribute("html", "lang") == "ja"
+        assert measured <= set(assert_cells_unbroken(page, path)), path
+    assert_fits_a_phone(admin, live, ["/console/staff", "/console/api-keys"])
+    assert_fits_a_phone(auditor, live, ["/console/access-log"])
     for page in pages.values():
         page.context.close()
 
@@ -287,7 +307,63 @@ def assert_fits_a_phone(page: Any, live: LiveServer, paths: list[str]) -> None:
         box = page.locator("header.top form button").bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390, (path, box)
         assert_labels_unbroken(page)
+        assert_cells_unbroken(page, path)
         # Every time as "2026-12-06 23:27 UTC": the subscriber's disclosure records
         # showed the raw "2026-12-06T23:29:46.553383+00:00".
         assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:", page.inner_text("main")), path
     page.set_viewport_size({"width": 1280, "height": 800})
+
+
+# The lines a cell's (or a button's) words take: its text's line boxes, those that share
+# a line (a <code> beside plain text) counted once.
+LINES = """els => els.map(e => {
+  const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+  const rects = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    rects.push(...[...range.getClientRects()].filter(r => r.width > 0));
+  }
+  rects.sort((a, b) => a.top - b.top);
+  let lines = 0, bottom = -Infinity;
+  for (const r of rects) { if (r.top >= bottom - 2) { lines += 1; bottom = r.bottom; } }
+  return [e.innerText.trim(), lines];
+})"""
+
+
+def assert_cells_unbroken(page: Any, path: str) -> list[str]:
+    """Each table cell and button holding one short word takes one line: at 390 px, and
+    at 1280 px on the access log, Japanese cells were squeezed to a character a line
+    ("オペレーター" on 6 lines, "個人情報保護責任者" on 9, the button "ローテーシ|ョン")."""
+    cells = page.eval_on_selector_all("main th, main td, main button", LINES)
+    # One word: no space, and no hyphen (after which English breaks, "coupon-|frontend").
+    words = [(text, lines) for text, lines in cells if text and len(text.split()) == 1]
+    words = [(text, lines) for text, lines in words if "-" not in text]
+    # Short: a label or a value, not a phrase ("捜査（刑訴法197条2項の照会・令状）" breaks
+    # at its brackets, as it may).
+    broken = [(text, lines) for text, lines in words if len(text) <= 12 and lines != 1]
+    assert not broken, (path, broken)
+    return [text for text, _ in words]
+
+
+def assert_boxes_beside_labels(page: Any, labels: str) -> None:
+    """Each checkbox drawn just before its label's words, on their line: a checkbox list
+    (a disclosure's data items, a key's scopes) drew every box a line above its words and
+    ~200 px to the right, between two labels."""
+    placed = page.eval_on_selector_all(
+        labels,
+        """labels => labels.map(label => {
+          const box = label.querySelector("input[type=checkbox]").getBoundingClientRect();
+          const range = document.createRange();
+          range.selectNodeContents(label);
+          range.setStartAfter(label.querySelector("input"));
+          const words = range.getBoundingClientRect();
+          return {
+            gap: words.left - box.right,
+            off: Math.abs((box.top + box.bottom) / 2 - (words.top + words.bottom) / 2),
+            height: words.height,
+          };
+        })""",
+    )
+    beside = [p for p in placed if -1 <= p["gap"] <= 16 and p["off"] <= p["height"] / 2]
+    assert placed and beside == placed, placed
