@@ -143,17 +143,19 @@ def page(
     value = csrf_value(request)
     if here is None and request.method == "GET":
         here = request.url.path
+    t = TEXTS[lang]
     response = templates.TemplateResponse(
         request,
         name,
         {
-            "t": TEXTS[lang],
+            "t": t,
             "lang": lang,
             "here": here,
             "csrf": csrf_token(ctx, request, value),
             "service": ctx.settings.service_name,
             "word": lambda name: WORDS[lang].get(str(name), str(name)),
             "when": lambda instant: when(instant, lang=lang),
+            "counted": lambda key, n: t[f"{key}_one"] if n == 1 else t[key].format(n=n),
             "fault": lambda field: _FAULT if field in invalid else "",
             "contact": ctx.settings.privacy_contact,
             "kept_days": ctx.settings.coupon_limit_memory_days,

@@ -17,3 +17,9 @@ def field_of(html: str, name: str) -> str:
     found = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert found, f"no {name} field"
     return found.group(1)
+
+
+def text_of(html: str) -> str:
+    """A page's words as a person reads them: its markup (a span that keeps a date on one
+    line) left out, each element's words on a line of their own."""
+    return re.sub(r"<[^>]*>", "", re.sub(r"</(?:li|p|dd|dt)>", "\n", html))

@@ -7,13 +7,15 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from app.my import pages
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS
 from tests.consent.helpers import make_key, opted_in
 from tests.fixtures.flows import sent_code
 from tests.fixtures.subject import add_subscriber
-from tests.my.helpers import csrf_of, field_of
+from tests.ledger.conftest import POLICE, release
+from tests.my.helpers import csrf_of, field_of, text_of
 from tests.staff.helpers import rows, verified
 
 NUMBER = "+819024681357"
@@ -408,6 +410,56 @@ async def test_the_pages_say_coupon_uses_may_be_kept_and_show_none_of_them(
     days = app.state.ctx.settings.coupon_limit_memory_days
     assert TEXTS["ja"]["kept_note"].format(days=days) in said.text
     assert "spring" not in said.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "purpose", "redeemed", "disclosed"),
+    [
+        (
+            "ja",
+            "クーポン利用の管理（開始 ",
+            "spring：1回（",
+            f"{POLICE}（生命・身体・財産の保護のための緊急時）：電話番号、匿名ID。"
+            "依頼の参照番号：ER-2026-7。同じ提供に含まれる他の方：1人",
+        ),
+        (
+            "ko",
+            "쿠폰 사용 관리 (시작 ",
+            "spring: 1회 (",
+            f"{POLICE} (생명·신체·재산 보호를 위한 긴급 상황): 전화번호, 익명 ID. "
+            "요청 참조: ER-2026-7. 같은 제공에 포함된 다른 사람: 1명",
+        ),
+        (
+            "en",
+            "tracking coupon use (since ",
+            "spring: used once (",
+            f"{POLICE} (an emergency (life, body or property)): phone number, your anonymous "
+            "id; request reference: ER-2026-7; 1 other person in this disclosure",
+        ),
+    ],
+)
+async def test_the_records_are_punctuated_and_counted_in_the_pages_language(
+    client, app, carrier, clock, lang, purpose, redeemed, disclosed
+):
+    """The records page joined every line with ASCII ``( ; : ,`` around Japanese, and
+    gave counts with no unit ("spring: 1", "...: 1"), as the receipt did not."""
+    sid = await _signed_in(client, app, carrier, clock, lang=lang)
+    auth = await make_key(app, ["coupons:write"])
+    used = await client.post(
+        "/v1/coupons/spring/redemptions", json={"subscriber_id": sid}, headers=auth
+    )
+    assert used.status_code == 201, used.text
+    other = await add_subscriber(app, "+819011112222")
+    await release(app, [sid, other], legal_basis="emergency_life_body_property",
+                  request_reference="ER-2026-7")  # fmt: skip
+    shown = text_of((await client.get("/my/records")).text)
+    lines = shown.splitlines()
+    assert [line for line in lines if line.startswith(purpose)], shown
+    assert [line for line in lines if line.startswith(redeemed)], shown
+    assert [line for line in lines if line.endswith(disclosed)], shown
+    if lang == "ja":  # no ASCII punctuation but a time's colon
+        listed = [line for line in lines if "（日本時間）" in line]
+        assert listed and not [line for line in listed if re.search(r"[(),;]|: ", line)]
 
 
 async def test_the_new_numbers_country_is_first_that_of_the_records_number(
