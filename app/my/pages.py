@@ -21,6 +21,7 @@ session cookie, and the headers it is answered with.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections.abc import Collection
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from app.core.context import Context
 from app.core.crypto import same_token
@@ -154,8 +155,9 @@ def page(
             "csrf": csrf_token(ctx, request, value),
             "service": ctx.settings.service_name,
             "word": lambda name: WORDS[lang].get(str(name), str(name)),
-            "when": lambda instant: when(instant, lang=lang),
-            "counted": lambda key, n: t[f"{key}_one"] if n == 1 else t[key].format(n=n),
+            "when": lambda instant: unbroken(when(instant, lang=lang)),
+            "counted": lambda key, n: unbroken(t[f"{key}_one"] if n == 1 else t[key].format(n=n)),
+            "unbroken": unbroken,
             "fault": lambda field: _FAULT if field in invalid else "",
             "contact": ctx.settings.privacy_contact,
             "kept_days": ctx.settings.coupon_limit_memory_days,
@@ -185,6 +187,24 @@ def when(instant: dt.datetime | str | None, *, lang: str = "en") -> str:
 
 
 _SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
+
+# What a line must not split: a date at its hyphens ("2026-12-" / "07"), a number from
+# its counter (Japanese phrase breaking split "1か" / "月間", Chromium at 390 px).
+# (A Japanese date, 2026年12月7日, is left as it is.)
+_UNBROKEN = re.compile(r"\d{4}-\d\d-\d\d|(?<![\d年月])\d+(?:か月|ヶ月|[年日件回人分])間?(?![\d月])")
+
+
+def unbroken(text: str) -> Markup:
+    """``text`` escaped for a page, each date and each number with its counter in it kept
+    on one line (a span my.css does not wrap)."""
+    parts, done = [], 0
+    for found in _UNBROKEN.finditer(text):
+        parts += [escape(text[done : found.start()]), _NOWRAP.format(found.group())]
+        done = found.end()
+    return Markup("").join([*parts, escape(text[done:])])
+
+
+_NOWRAP = Markup('<span class="nb">{}</span>')
 
 
 def receipt_lines(

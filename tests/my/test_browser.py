@@ -9,6 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from markupsafe import Markup
+
+from app.my.pages import unbroken
+from app.my.texts import RECEIPT
 
 pytestmark = pytest.mark.browser
 
@@ -139,5 +143,56 @@ def test_the_pages_fit_a_phone(live_server, chromium):
         # Korean broke inside words on a phone ("최 / 종"): its lines break between words.
         page.goto(live_server.url + "/my/erase?lang=ko")
         assert page.evaluate("getComputedStyle(document.body).wordBreak") == "keep-all"
+    finally:
+        context.close()
+
+
+_LINES = """(pattern) => {
+  const found = [];
+  const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+  for (let node; (node = walker.nextNode());) {
+    for (const m of node.data.matchAll(new RegExp(pattern, 'g'))) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+      found.push({text: m[0], lines: tops.size});
+    }
+  }
+  return found;
+}"""
+
+
+def test_a_date_or_a_number_and_its_counter_stays_on_one_line(live_server, chromium):
+    """At 390 px the English records broke a date at its hyphen ("2026-12-" / "07"), and
+    the Japanese receipt's phrase breaking split 「1か月間」 after its か."""
+    _verified(live_server, live_server.api_key)
+    context = chromium.new_context(
+        locale="en-US", viewport={"width": 390, "height": 844}, java_script_enabled=False
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(live_server.url + "/my/?lang=en")
+        page.fill("#phone", "090-1357-2468")
+        sent_before = len(live_server.messages())
+        page.click("#send")
+        page.fill("#code", _next_code(live_server, sent_before))
+        page.click("#check")
+        page.wait_for_url("**/my/records")
+        dates = page.evaluate(_LINES, r"\d{4}-\d\d-\d\d")
+        assert len(dates) >= 3 and all(d["lines"] == 1 for d in dates), dates
+        # The kept consents' line of a Japanese receipt, as the receipt shows it.
+        why = unbroken(RECEIPT["ja"]["why_erased_consent_events"])
+        page.set_content(
+            Markup(
+                '<!doctype html><html lang="ja"><head><meta name="viewport" '
+                'content="width=device-width, initial-scale=1"><link rel="stylesheet" '
+                'href="{}/my/static/my.css"></head><body><main><ul><li>4件：{}</li></ul>'
+                "</main></body></html>"
+            ).format(live_server.url, why)
+        )
+        counted = page.evaluate(_LINES, "\\d+か月間")
+        assert [c["text"] for c in counted] == ["1か月間"] and counted[0]["lines"] == 1, counted
     finally:
         context.close()

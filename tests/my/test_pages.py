@@ -12,6 +12,7 @@ import pytest
 
 from app.consent.schemas import SERVICE_SOURCES, Action
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES
+from app.my.pages import unbroken
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
 from app.sms.outbox.messages import DeliveryState
 from app.subject.erasure import KEPT_WHY
@@ -300,6 +301,17 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
     assert "+81 90-****-9753" in (await client.get("/my/records")).text
     index = app.state.ctx.keys.blind_index(new, kind="number")
     assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=index) == [{"id": sid}]
+
+
+def test_a_date_or_a_number_and_its_counter_is_kept_on_one_line():
+    """A line broke an English date at its hyphen ("2026-12-" / "07") and a Japanese
+    number from its counter (「1か / 月間」): each is kept in a span my.css does not wrap
+    (the browser test measures the lines)."""
+    kept = unbroken(RECEIPT["ja"]["why_erased_consent_events"])
+    assert '最後の配信から<span class="nb">1か月間</span>保存し' in kept
+    assert unbroken("since 2026-12-07 11:56") == 'since <span class="nb">2026-12-07</span> 11:56'
+    assert "<span" not in unbroken("2026年12月7日 11:56（日本時間）")  # no hyphen, no counter
+    assert unbroken("<b>3年間</b>") == '&lt;b&gt;<span class="nb">3年間</span>&lt;/b&gt;'
 
 
 def test_the_receipt_has_every_word_in_every_language():
