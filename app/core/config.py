@@ -389,6 +389,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _carrier_answers_before_a_stop(self) -> Settings:
+        # A stopping worker waits for its sends in flight; a carrier allowed to take
+        # longer than the stop timeout kept it running past it, until an orchestrator's
+        # kill left those sends `unknown`.
+        if self.twilio_timeout_seconds > self.outbox_stop_timeout_seconds:
+            raise ConfigError(
+                f"SMSREG_TWILIO_TIMEOUT_SECONDS ({self.twilio_timeout_seconds:g}) must not exceed "
+                f"SMSREG_OUTBOX_STOP_TIMEOUT_SECONDS ({self.outbox_stop_timeout_seconds:g}): a "
+                "stopping worker waits for the carrier's answer to each send in flight"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
         if self.environment == "development":
             return self

@@ -338,3 +338,27 @@ async def until_ready(http: httpx.AsyncClient) -> None:
             pass
         await asyncio.sleep(0.1)
     raise AssertionError("smsreg serve did not become ready")
+
+
+async def test_a_stopping_worker_waits_for_a_silent_carrier_no_longer_than_its_stop_timeout(
+    client, app, auth, settings, fake_twilio, tmp_path
+):
+    """OUTBOX_STOP_TIMEOUT_SECONDS holds for `smsreg worker` because no send may wait
+    longer (TWILIO_TIMEOUT_SECONDS is at most it): the send in flight is answered or
+    given up, and recorded, before the stop; a carrier that never answers leaves it
+    `unknown`, never sent again."""
+    phones = numbers(1)
+    await start_all(client, auth, phones)
+    fake_twilio.stall_next(seconds=20)
+    env = worker_env(
+        settings, fake_twilio, tmp_path, twilio_timeout_seconds=2, outbox_stop_timeout_seconds=3
+    )
+    process = spawn(env, tmp_path, "worker")
+    try:
+        await until(lambda: fake_twilio.request_count >= 1, timeout=30, what="the send to begin")
+    finally:
+        took = await stop(process, signal.SIGTERM)
+    assert process.returncode == 0
+    assert took < 3 + 2, took
+    assert statuses(app) == {"unknown": 1}
+    assert fake_twilio.request_count == 1
