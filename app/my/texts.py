@@ -4,6 +4,25 @@ from __future__ import annotations
 
 LANGUAGES = ("ja", "ko", "en")
 
+
+class Counted(str):
+    """A text that says a number with its unit (English has a singular): as a ``str`` it
+    is the plural, and :meth:`format` says ``one`` instead when the number named
+    ``number`` is 1. A refusal is formatted with every number it could name, whatever its
+    words (app.my.deps.problem_words), so the choice is made here."""
+
+    one: str
+    number: str
+
+    def __new__(cls, many: str, *, one: str, number: str) -> Counted:
+        text = super().__new__(cls, many)
+        text.one, text.number = one, number
+        return text
+
+    def format(self, *args: object, **kwargs: object) -> str:
+        return (self.one if kwargs.get(self.number) == 1 else str(self)).format(*args, **kwargs)
+
+
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Your data",
@@ -33,10 +52,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "Coupon messages to the number, and what became of each",
         "disclosures": "Disclosures to third parties",
         "none": "None",
-        "kept_note": "If a coupon was used with this number in the past {days} days, also by "
-        "someone who had the number before, how often is kept apart, with nothing that tells "
-        "who used it, so that a coupon allowed once per number is not allowed again. It is "
-        "deleted {days} days after the last use, and never shown.",
+        "kept_note": "Apart from your records, we keep how often each coupon was used with "
+        "this number in the past {days} days, including uses by anyone who had the number "
+        "before you. It does not say who used a coupon; it is kept so that a coupon allowed "
+        "once per number is not allowed again. We delete it {days} days after the last use, "
+        "and never show it.",
         "withdraw_delivery": "Stop coupon messages",
         "stop_usage": "Stop using my number for coupons",
         "stop_provision": "Stop provision to third parties",
@@ -144,16 +164,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "クーポンが再び使えるようにならないためです。最後の利用から{days}日で削除し、"
         "表示はしません。",
         "withdraw_delivery": "クーポン配信を停止する",
-        "stop_usage": "クーポン利用での番号の利用を停止する",
+        "stop_usage": "クーポン利用の管理への番号の使用を停止する",
         "stop_provision": "第三者への提供を停止する",
         "resume_provision": "第三者への提供を再開する",
         "stopped_since": "第三者への提供の停止日時",
         "messages_now": "クーポン配信",
         "messages_on": "受け取っています。",
         "messages_off": "受け取っていません。受け取るには、クーポンサイトで同意してください。",
-        "usage_now": "クーポン利用での番号の利用",
-        "usage_on": "クーポンの利用状況の管理に利用しています。",
-        "usage_off": "利用していません。クーポンサイトで番号を確認したときにのみ利用します。",
+        "usage_now": "クーポン利用の管理への番号の使用",
+        "usage_on": "クーポンの利用状況の管理に使用しています。",
+        "usage_off": "使用していません。クーポンサイトで番号を確認したときにのみ使用します。",
         "erase": "データを消去する",
         "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄されます。"
         "残る記録は、法令で保存が必要な記録、当社のセキュリティ記録、そして各クーポンを"
@@ -167,7 +187,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "kept": "保存する記録とその理由",
         "unchanged": "すでにその状態です（下記をご覧ください）。変更はありません。",
         "done_withdraw-delivery": "完了：この番号へのクーポン配信を停止しました。",
-        "done_stop-usage": "完了：この番号をクーポンに利用することを停止しました。",
+        "done_stop-usage": "完了：この番号をクーポン利用の管理に使用することを停止しました。",
         "done_stop-provision": "完了：第三者への提供を停止しました。",
         "done_resume-provision": "完了：第三者への提供の停止を解除しました。",
         "done_corrected": "完了：記録を新しい番号に移しました。",
@@ -243,14 +263,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "쿠폰을 다시 사용할 수 없게 하기 위해서입니다. 마지막 사용 후 {days}일이 지나면 삭제하며, "
         "표시하지 않습니다.",
         "withdraw_delivery": "쿠폰 메시지 수신 거부",
-        "stop_usage": "쿠폰 사용에 번호 이용 정지",
+        "stop_usage": "쿠폰 사용 관리에 번호 이용 정지",
         "stop_provision": "제3자 제공 정지",
         "resume_provision": "제3자 제공 재개",
         "stopped_since": "제3자 제공 정지 일시",
         "messages_now": "쿠폰 메시지",
         "messages_on": "수신하고 있습니다.",
         "messages_off": "수신하지 않습니다. 받으려면 쿠폰 사이트에서 동의하세요.",
-        "usage_now": "쿠폰 사용에 번호 이용",
+        "usage_now": "쿠폰 사용 관리에 번호 이용",
         "usage_on": "쿠폰 사용 내역 관리에 이용합니다.",
         "usage_off": "이용하지 않습니다. 쿠폰 사이트에서 번호를 인증한 경우에만 이용합니다.",
         "erase": "내 데이터 삭제",
@@ -266,7 +286,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "kept": "보존하는 기록과 이유",
         "unchanged": "이미 그 상태입니다(아래를 보세요). 변경된 내용은 없습니다.",
         "done_withdraw-delivery": "완료: 이 번호로의 쿠폰 메시지를 중지했습니다.",
-        "done_stop-usage": "완료: 이 번호를 쿠폰에 이용하는 것을 중지했습니다.",
+        "done_stop-usage": "완료: 이 번호를 쿠폰 사용 관리에 이용하는 것을 중지했습니다.",
         "done_stop-provision": "완료: 제3자 제공을 중지했습니다.",
         "done_resume-provision": "완료: 제3자 제공 중지를 해제했습니다.",
         "done_corrected": "완료: 기록을 새 번호로 옮겼습니다.",
@@ -442,7 +462,11 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "attempts-exhausted": "Too many wrong codes. Go back and send a new one.",
         "verification-already-approved": "This code was already used. Go back and start again.",
         "verification-not-found": "This code request is not known. Go back and start again.",
-        "rate-limited": "Too many codes were sent. Try again in {minutes} minute(s).",
+        "rate-limited": Counted(
+            "Too many codes were sent. Try again in {minutes} minutes.",
+            one="Too many codes were sent. Try again in 1 minute.",
+            number="minutes",
+        ),
         "prefix-blocked": "We cannot send codes to this number range now. Try again later.",
         "subject-number-taken": "That number belongs to someone else in our records.",
         "subject-number-unchanged": "Your records are already under this number. Enter the "

@@ -8,9 +8,12 @@ import re
 
 import httpx
 import pytest
+from starlette.requests import Request
 
+from app.core.errors import RateLimited
 from app.my import pages
-from app.my.texts import PROBLEMS, RECEIPT, TEXTS
+from app.my.deps import problem_words
+from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
 from tests.consent.helpers import make_key, opted_in
 from tests.fixtures.flows import sent_code
 from tests.fixtures.subject import add_subscriber
@@ -379,6 +382,43 @@ def test_no_japanese_text_says_sign_in_where_the_button_says_log_out():
     assert TEXTS["ja"]["logout"] == "ログアウト"
     for words in (TEXTS["ja"], RECEIPT["ja"], PROBLEMS["ja"]):
         assert not [key for key, text in words.items() if "サインイン" in text]
+
+
+def test_the_minutes_to_wait_are_said_as_english_counts_them():
+    """A send limit said "Try again in 56 minute(s)"."""
+    request = Request({"type": "http", "query_string": b"lang=en", "headers": []})
+    said = [
+        problem_words(request, RateLimited("limited", retry_after=seconds, limit="send"))
+        for seconds in (30, 60, 61, 3360)
+    ]
+    assert said == [f"Too many codes were sent. Try again in {n}." for n in
+                    ("1 minute", "1 minute", "2 minutes", "56 minutes")]  # fmt: skip
+    assert not [text for words in PROBLEMS.values() for text in words.values() if "(s)" in text]
+
+
+def test_the_note_on_kept_coupon_uses_is_in_plain_sentences():
+    """The English note was one 45-word sentence ("..., also by someone who had the number
+    before, how often is kept apart, ..."). It says the same: what is kept, of whose uses,
+    without whom, why, until when, and that it is never shown."""
+    note = TEXTS["en"]["kept_note"].format(days=365)
+    sentences = [part for part in re.split(r"[.;] ", note) if part]
+    assert max(len(sentence.split()) for sentence in sentences) <= 30, sentences
+    for said in ("how often each coupon was used with this number in the past 365 days",
+                 "anyone who had the number before you", "does not say who used",
+                 "allowed once per number is not allowed again", "365 days after the last use",
+                 "never show"):  # fmt: skip
+        assert said in note
+
+
+def test_the_use_of_the_number_for_coupons_is_named_as_its_purpose():
+    """「クーポン利用での番号の利用」 said 利用 twice (and Korean 쿠폰 사용에 번호 이용 read
+    alike): the label names the purpose as the records do, and its button stops it."""
+    for lang in ("ja", "ko"):
+        words = TEXTS[lang]
+        assert words["usage_now"].startswith(WORDS[lang]["coupon_usage"])
+        assert words["stop_usage"].startswith(words["usage_now"])
+    assert TEXTS["ja"]["usage_now"].count("利用") == 1
+    assert TEXTS["ja"]["stop_usage"] == "クーポン利用の管理への番号の使用を停止する"
 
 
 def test_every_page_text_is_in_every_language():
