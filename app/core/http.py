@@ -146,10 +146,16 @@ class StrictJsonRequest(Request):
     async def json(self) -> Any:
         body = await self.body()
         try:
-            return json.loads(body, object_pairs_hook=_unique)
+            return json.loads(body, object_pairs_hook=_unique, parse_constant=_not_json)
         except _Duplicate as exc:
             text = body.decode("utf-8", "replace")
             raise json.JSONDecodeError(DUPLICATE_KEY + exc.key, text, 0) from None
+
+
+def _not_json(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python reads and JSON does not have
+    (RFC 8259, section 6): a body holding one is malformed, not a value to validate."""
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
 async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = frozenset()) -> None:

@@ -63,6 +63,20 @@ async def test_malformed_json_is_400_naming_the_body(client, auth):
 
 
 @pytest.mark.parametrize(
+    "content",
+    [b"NaN", b'{"phone": "090-1234-5678", "purpose": "coupon_usage", "locale": -Infinity}'],
+)
+async def test_nan_and_infinity_are_not_json(client, app, auth, content):
+    """Python reads them; JSON has no such values (RFC 8259, section 6): malformed, not
+    a value of the wrong type."""
+    before = await snapshot(app)
+    answer = await client.post("/v1/verifications", content=content, headers={**auth, **JSON})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["type"].endswith("/malformed-body")
+    assert await snapshot(app) == before
+
+
+@pytest.mark.parametrize(
     ("content", "field"),
     [
         (
