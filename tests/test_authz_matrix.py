@@ -210,7 +210,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/my/correction/code"): Row(ANYONE),
     ("GET", "/my/correction/code"): Row(NOBODY),
     ("POST", "/my/correction"): Row(ANYONE),
-    ("GET", "/my/{elsewhere:path}"): Row(ANYONE),  # a redirect to /my/
+    ("GET", "/my/{elsewhere}"): Row(ANYONE),  # a redirect to /my/
     # The staff console: pages for a browser, the session in a cookie (every staff caller
     # here sends it too). A form without its CSRF token is refused with 400 once the
     # caller is authorised, so an allowed caller never sees 401/403 for the empty form.
@@ -311,7 +311,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
     for route in contexts:
         for method in route.methods or ():
             if method != "HEAD":
-                found.add((method, route.path))
+                found.add((method, route.path_format))
     return found
 
 

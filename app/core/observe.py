@@ -100,7 +100,7 @@ class RequestObserver:
         finally:
             elapsed = time.perf_counter() - started
             route = inner.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path_format", None) or "unmatched"  # no convertors
             HTTP_REQUESTS.labels(template, str(status)).inc()
             HTTP_LATENCY.labels(template).observe(elapsed)
             if log.isEnabledFor(logging.INFO):

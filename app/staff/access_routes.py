@@ -38,10 +38,10 @@ from app.staff.access_schemas import (
 )
 from app.staff.auth import STAFF_PROBLEMS, STAFF_REFUSALS, StaffAdmin, StaffRead
 from app.staff.new_account import NewAccount
+from app.staff.paths import STAFF_ID, StaffId
 from app.staff.schemas import StaffListPublic, StaffSummary, staff_public
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
-StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 GrantId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^grt_[A-Za-z0-9_\-]+$")]
 InvitationId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^inv_[A-Za-z0-9_\-]+$")]
 ANONYMOUS: dict[str, Any] = {"security": [{}]}  # an empty requirement: no credential
@@ -161,7 +161,7 @@ async def list_grants(
 
 
 @router.post(
-    "/{staff_id}/grants",
+    f"/{STAFF_ID}/grants",
     status_code=201,
     responses={
         **problems(
@@ -218,7 +218,7 @@ async def reject_grant(
 
 
 @router.post(
-    "/{staff_id}/unlock",
+    f"/{STAFF_ID}/unlock",
     responses={
         **problems(*STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound),
     },
@@ -236,7 +236,7 @@ async def unlock(
 
 
 @router.get(
-    "/{staff_id}/granted",
+    f"/{STAFF_ID}/granted",
     responses={
         **STAFF_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),

@@ -7,9 +7,7 @@ which app.credentials may not import, so they live here and call app.staff.secon
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
@@ -28,9 +26,9 @@ from app.staff.credential_schemas import (
     TotpStatusPublic,
     offboard_public,
 )
+from app.staff.paths import STAFF_ID, StaffId
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
-StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 
 
 # -- one's own second factor -------------------------------------------------------------
@@ -90,7 +88,7 @@ async def new_recovery_codes(
 
 
 @router.delete(
-    "/{staff_id}/totp",
+    f"/{STAFF_ID}/totp",
     responses=problems(*STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound),
     summary="Reset an account's TOTP (admin; not one's own); its sessions end",
 )
@@ -102,7 +100,7 @@ async def reset_totp(
 
 
 @router.post(
-    "/{staff_id}/offboard",
+    f"/{STAFF_ID}/offboard",
     responses={
         **problems(
             *STAFF_REFUSALS, accounts.OwnAccount, accounts.StaffNotFound, accounts.LastAdmin

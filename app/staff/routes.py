@@ -7,9 +7,7 @@ short transaction before and one after (``db.transaction()``).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AUTH_PROBLEMS
@@ -26,6 +24,7 @@ from app.staff.auth import (
     StaffAdmin,
     StaffRead,
 )
+from app.staff.paths import STAFF_ID, StaffId
 from app.staff.schemas import (
     LoginRequest,
     MePublic,
@@ -43,7 +42,6 @@ from app.staff.schemas import (
 )
 
 router = APIRouter(prefix="/v1/staff", tags=["staff"], route_class=JsonRoute)
-StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
 
 
 @router.post(
@@ -118,7 +116,7 @@ async def list_staff(staff: StaffRead, tx: TxDep, ctx: CtxDep) -> StaffListPubli
 
 
 @router.get(
-    "/{staff_id}",
+    f"/{STAFF_ID}",
     responses={**STAFF_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="One staff account with its permission history (admin, auditor)",
 )
@@ -130,7 +128,7 @@ async def read_staff(
 
 
 @router.put(
-    "/{staff_id}/role",
+    f"/{STAFF_ID}/role",
     responses={
         **problems(
             *STAFF_REFUSALS,
@@ -154,7 +152,7 @@ async def change_role(
 
 
 @router.post(
-    "/{staff_id}/disable",
+    f"/{STAFF_ID}/disable",
     responses={
         **problems(
             *STAFF_REFUSALS,
@@ -175,7 +173,7 @@ async def disable_staff(
 
 
 @router.delete(
-    "/{staff_id}/sessions",
+    f"/{STAFF_ID}/sessions",
     responses={**STAFF_PROBLEMS, 404: accounts.StaffNotFound.openapi()},
     summary="End every session of an account at once (admin)",
 )
