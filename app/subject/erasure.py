@@ -68,6 +68,14 @@ class NumberTaken(AppError):
     slug = "subject-number-taken"
     title = "The new number is already in the registry as another subscriber"
 
+    def __init__(self) -> None:
+        # Named as its sibling (the current number verified) names it: the code check's
+        # verification proved the number that is taken.
+        detail = "verified a number another subscriber holds"
+        super().__init__(
+            errors=[FieldProblem(location="body", field="verification_id", detail=detail)]
+        )
+
 
 async def erase(
     tx: Tx,

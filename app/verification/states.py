@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from app.core.errors import AppError, NotFound, RateLimited
+from app.core.errors import AppError, FieldProblem, NotFound, RateLimited
 from app.verification import repository as repo
 from app.verification.pumping import PrefixBlocked
 from app.verification.repository import ForCheck, Verification
@@ -53,6 +53,12 @@ class IdempotencyKeyReused(AppError):
     status = 422
     slug = "idempotency-key-reused"
     title = "This Idempotency-Key was used for a different request"
+
+    def __init__(self) -> None:
+        detail = "was used for a different request: send a new key for a new request"
+        super().__init__(
+            errors=[FieldProblem(location="header", field="Idempotency-Key", detail=detail)]
+        )
 
 
 # What refusal() answers, for the routes that check or resend a verification.

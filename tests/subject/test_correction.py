@@ -105,6 +105,7 @@ async def test_a_number_registered_while_the_move_runs_is_refused_not_a_500(
     response = await correcting
     assert response.status_code == 409, response.text
     assert response.json()["type"].endswith("/subject-number-taken")
+    assert response.json()["errors"][0]["field"] == "verification_id"
     assert rows(app, "SELECT id FROM subscribers WHERE phone_index = :i", i=new_index) == [
         {"id": other}
     ]

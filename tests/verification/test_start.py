@@ -68,6 +68,11 @@ async def test_idempotency_key_with_another_body_is_refused(client, app, auth):
     other = await start(client, auth, phone="090-9999-0000", headers={"Idempotency-Key": "k1"})
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert other.json()["errors"][0] | {"detail": ""} == {
+        "location": "header",
+        "field": "Idempotency-Key",
+        "detail": "",
+    }  # a frontend shows the refusal by what it is about
     assert await snapshot(app) == before
 
 
