@@ -7,7 +7,7 @@ import datetime as dt
 from app.clients.service import Client
 from app.core.context import Context
 from app.core.crypto import subscriber_aad, verification_aad
-from app.core.errors import FieldProblem
+from app.core.errors import FieldProblem, InvalidInput
 from app.core.ids import new_id
 from app.core.tx import Tx
 from app.purposes import policy
@@ -35,6 +35,10 @@ async def check(
         raise VerificationNotFound()
     if state(row, now) != "pending":
         raise refusal(row, now)  # not live: nothing to count
+    if len(data.code) != row.code_length:
+        # A typo that cannot be the code (the SMS shows how long it is): said as such,
+        # not counted against the person's tries, and no help to a guesser.
+        raise InvalidInput.field("code", f"must be {row.code_length} digits")
     expected = codes.derive(ctx.keys.code, row)
     if not codes.matches(expected, data.code):
         left = row.max_attempts - row.attempts - 1

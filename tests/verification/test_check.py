@@ -75,6 +75,22 @@ async def test_wrong_codes_count_down_then_lock_even_the_right_code(client, app,
     assert state.json()["status"] == "exhausted"
 
 
+@pytest.mark.parametrize("typed", ["12345", "1234567"])
+async def test_a_code_of_the_wrong_length_is_no_try(client, app, carrier, auth, typed):
+    """It cannot be the code (the SMS shows how long it is): said so, and not counted."""
+    verification_id = (await start(client, auth)).json()["id"]
+    code = await sent_code(app, carrier)
+    answer = await check(client, auth, verification_id, typed)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["type"].endswith("/invalid-input")
+    assert answer.json()["errors"] == [
+        {"location": "body", "field": "code", "detail": "must be 6 digits"}
+    ]
+    state = await client.get(f"/v1/verifications/{verification_id}", headers=auth)
+    assert state.json()["attempts_left"] == 5
+    assert (await check(client, auth, verification_id, code)).status_code == 200
+
+
 async def test_expiry_boundary(client, app, carrier, clock, auth):
     verification_id = (await start(client, auth)).json()["id"]
     code = await sent_code(app, carrier)
