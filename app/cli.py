@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +106,8 @@ def serve(
         cli_support.refuse(str(exc))
     if migrate_first if migrate_first is not None else settings.environment == "development":
         upgrade(settings.database_url)
+    # Free now, or one line and exit 2 (uvicorn binds it again below).
+    _bound(host or settings.host, port or settings.port, option="--port (SMSREG_PORT)").close()
     cli_support.require_migrated(settings)
     check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
@@ -205,11 +208,23 @@ def worker(
         typer.echo(f"handled {handled} message(s)")
 
 
+def _bound(host: str, port: int, *, option: str) -> socket.socket:
+    """A socket bound to ``host``:``port``, or one line naming ``option`` and exit 2 (a
+    port in use was uvicorn's log line, its port masked, and exit 3)."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        cli_support.refuse(f"{option} {port} on {host}: {exc.strerror or type(exc).__name__}")
+    return listening
+
+
 def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[], None]:
     """Serve /metrics for this worker process (its SMS outcomes are counted here, not in
     the service's processes), with the service's token, from a thread of its own: the
     worker's event loop and its signal handlers stay the worker's. Returns the stop."""
-    import socket
     import threading
 
     import uvicorn
@@ -234,13 +249,7 @@ def _worker_metrics(settings: Settings, ctx: Context, port: int) -> Callable[[],
     )
     # Bound here, before the worker starts: a port in use is one line and exit 2, not a
     # worker that sends on while nothing can scrape it.
-    listening = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listening.bind((settings.host, port))
-    except OSError as exc:
-        listening.close()
-        cli_support.refuse(f"--metrics-port {port}: {exc.strerror or type(exc).__name__}")
+    listening = _bound(settings.host, port, option="--metrics-port")
     listening.listen(64)
     server = uvicorn.Server(config)
     thread = threading.Thread(

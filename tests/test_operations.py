@@ -359,6 +359,20 @@ def test_a_worker_whose_metrics_port_is_taken_does_not_start(tmp_path):
     assert len(lines) == 1 and f"--metrics-port {port}" in lines[0], lines
 
 
+def test_a_service_whose_port_is_taken_says_which_in_one_line(tmp_path):
+    """It was uvicorn's log line with the port masked as a code would be, and exit 3."""
+    env = base_env(tmp_path)
+    assert run(["migrate"], env).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run(["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)], env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"--port (SMSREG_PORT) {port} on 127.0.0.1" in lines[0], lines
+
+
 def _post_start(port: int, key: str, phone: str, forwarded_for: str) -> int:
     request = urllib.request.Request(  # noqa: S310 (our own loopback server)
         f"http://127.0.0.1:{port}/v1/verifications",
