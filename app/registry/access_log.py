@@ -163,3 +163,28 @@ async def log_access(
             reason=reason,
         ),
     )
+
+
+async def log_search(
+    tx: Tx,
+    ctx: Context,
+    *,
+    staff: Staff,
+    ip: str,
+    found: str | None,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A staff member's search by number, found or not: in the access log and as an
+    audit event, in the search's own transaction."""
+    await log_access(
+        tx, ctx, staff=staff, ip=ip, subscriber_id=found, action="search_number", reason=reason
+    )
+    await record_event(
+        tx,
+        Tag.STAFF_SUBSCRIBER_SEARCHED,
+        actor=staff.actor,
+        at=ctx.clock.now(),
+        subject=found,
+        details={"found": found is not None, **(details or {})},
+    )

@@ -10,14 +10,13 @@ import anyio.to_thread
 import phonenumbers
 from phonenumbers import Leniency
 
-from app.audit.events import Tag, record_event
 from app.core.context import Context
 from app.core.errors import InvalidInput
 from app.core.phone import numbers_in
 from app.core.text import digit_runs
 from app.core.tx import Tx
 from app.registry import repository as repo
-from app.registry.access_log import log_access
+from app.registry.access_log import log_search
 from app.registry.schemas import clean_reason
 from app.staff.auth import Staff
 
@@ -82,16 +81,8 @@ async def refuse_registered_number(
     if staff is None:
         raise InvalidInput.field(field, detail)
     reason = f"a subscriber's number typed in {field}"
-    await log_access(
-        tx, ctx, staff=staff, ip=ip, subscriber_id=found, action="search_number", reason=reason
-    )
-    await record_event(
-        tx,
-        Tag.STAFF_SUBSCRIBER_SEARCHED,
-        actor=staff.actor,
-        at=ctx.clock.now(),
-        subject=found,
-        details={"found": True, "field": field},
+    await log_search(
+        tx, ctx, staff=staff, ip=ip, found=found, reason=reason, details={"field": field}
     )
     raise NumberInText.field(field, detail)
 

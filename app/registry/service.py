@@ -23,7 +23,7 @@ from app.core.phone import mask, parse_mobile
 from app.core.tx import Tx
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.registry import repository as repo
-from app.registry.access_log import log_access
+from app.registry.access_log import log_access, log_search
 from app.registry.free_text import check_reason
 from app.registry.repository import Sealed, VerifiedFor
 from app.registry.schemas import RevealedPublic
@@ -151,16 +151,8 @@ async def search_by_number(
         tx, phone_index=ctx.keys.blind_indexes(parsed.e164, kind="number")
     )
     subscriber = None if subscriber_id is None else await repo.get(tx, subscriber_id)
-    await log_access(
-        tx, ctx, staff=staff, ip=ip, subscriber_id=subscriber_id, action="search_number"
-    )
-    await record_event(
-        tx,
-        Tag.STAFF_SUBSCRIBER_SEARCHED,
-        actor=staff.actor,
-        at=ctx.clock.now(),
-        subject=subscriber_id,
-        details={"found": subscriber is not None},
+    await log_search(
+        tx, ctx, staff=staff, ip=ip, found=None if subscriber is None else subscriber.id
     )
     return [] if subscriber is None else [await _masked(tx, ctx, subscriber=subscriber)]
 

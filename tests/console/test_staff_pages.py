@@ -112,18 +112,24 @@ async def test_a_role_change_waits_for_a_role_to_be_chosen(client, app):
     assert ">オペレーター</option>" in japanese
 
 
-async def test_api_keys_are_created_rotated_and_revoked(client, app):
-    root = await signed_in(app, "admin", "root")
+async def made_key(root, name: str) -> tuple[str, str, Any]:
+    """A key made on the console's page: its token (shown once), its id, and the page."""
     made = await post(
-        root, "/console/api-keys", {"name": "coupon-frontend", "scopes": ["verifications:write"]},
+        root, "/console/api-keys", {"name": name, "scopes": ["verifications:write"]},
         csrf_from="/console/api-keys",
     )  # fmt: skip
     assert made.status_code == 200, made.text
     token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
-    assert token.startswith("smsreg_sk_")
     page = await get(root, "/console/api-keys")
-    assert token not in page.text
     (key_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    return token, key_id, page
+
+
+async def test_api_keys_are_created_rotated_and_revoked(client, app):
+    root = await signed_in(app, "admin", "root")
+    token, key_id, page = await made_key(root, "coupon-frontend")
+    assert token.startswith("smsreg_sk_")
+    assert token not in page.text
     rotated = await post(
         root, f"/console/api-keys/{key_id}/rotate", {"grace_hours": "2", "csrf": csrf_of(page)}
     )
@@ -145,13 +151,7 @@ async def test_a_rotation_with_no_grace_ends_the_old_key_at_once(
     """A grace of 0 hours in the console's form was read as none given: the old key (a
     leaked one, say) kept working for the default 24 hours. Left empty, it is the default."""
     root = await signed_in(app, "admin", "root")
-    made = await post(
-        root, "/console/api-keys", {"name": "leaked", "scopes": ["verifications:write"]},
-        csrf_from="/console/api-keys",
-    )  # fmt: skip
-    token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
-    page = await get(root, "/console/api-keys")
-    (key_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    token, key_id, page = await made_key(root, "leaked")
     rotated = await post(
         root, f"/console/api-keys/{key_id}/rotate",
         {"grace_hours": grace_hours, "csrf": csrf_of(page)},
@@ -174,13 +174,7 @@ async def test_a_rotated_key_in_its_grace_period_can_be_revoked(client, app):
     """A key rotated with the default grace (a leak suspected) kept working 24 hours with
     no Revoke on the page, though the API revokes it."""
     root = await signed_in(app, "admin", "root")
-    made = await post(
-        root, "/console/api-keys", {"name": "leaky", "scopes": ["verifications:write"]},
-        csrf_from="/console/api-keys",
-    )  # fmt: skip
-    token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
-    page = await get(root, "/console/api-keys")
-    (old_id,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
+    token, old_id, page = await made_key(root, "leaky")
     rotated = await post(root, f"/console/api-keys/{old_id}/rotate", {"csrf": csrf_of(page)})
     assert rotated.status_code == 200, rotated.text
     bearer = {"Authorization": f"Bearer {token}"}
