@@ -94,14 +94,18 @@ def standing(account: StaffAccount, now: dt.datetime) -> str:
     return "active"
 
 
-async def admin_who_can_act(tx: Tx, actor: str, now: dt.datetime) -> bool:
+async def admin_who_can_act(tx: Tx, actor: str, now: dt.datetime, *, since: dt.datetime) -> bool:
     """Whether ``actor`` (``staff:<id>``, or the command line) is an admin who can act
-    now: what stands behind a proposal, or an invitation, only while it holds."""
+    now, and has been one, role unchanged, since ``since``: what stands behind a proposal
+    or an invitation it made then, only while it holds. An admin made admin again later
+    does not bring back what they made before they left the role."""
     account_id = actor.removeprefix("staff:")
     if account_id == actor:
         return True  # the command line (the first admin, a break-glass one)
     account = await repo.get_account(tx, account_id)
-    return account is not None and account.role == Role.ADMIN and standing(account, now) == "active"
+    if account is None or account.role != Role.ADMIN or standing(account, now) != "active":
+        return False
+    return not await repo.role_changed_since(tx, account_id, since)
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ async def confirm(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> Grant
     if account.disabled_at is not None:
         raise accounts.AccountDisabled(f"staff account {account.id} is disabled")
     now = ctx.clock.now()
-    if not await accounts.admin_who_can_act(tx, grant.proposed_by, now):
+    if not await accounts.admin_who_can_act(tx, grant.proposed_by, now, since=grant.proposed_at):
         # Demoted, disabled or past a break-glass end since it proposed: the proposal no
         # longer has an admin behind it, whichever way that came about.
         raise GrantClosed("its proposer is no longer an admin who can act")

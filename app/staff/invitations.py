@@ -276,7 +276,9 @@ async def _by_token(tx: Tx, ctx: Context, token: str, *, hold: bool) -> StaffInv
     now = ctx.clock.now()
     if invitation is None or not _open(invitation, now):
         raise InvalidInvitation()
-    if not await accounts.admin_who_can_act(tx, invitation.created_by, now):
+    if not await accounts.admin_who_can_act(
+        tx, invitation.created_by, now, since=invitation.created_at
+    ):
         # Its admin left the role however (disabled, demoted, a break-glass end) since:
         # they saw the token, and an account must not come of their word any more.
         raise InvalidInvitation()

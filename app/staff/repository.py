@@ -268,6 +268,16 @@ async def permission_history(tx: Tx, account_id: str) -> list[StaffPermissionCha
     return [StaffPermissionChange(**row._mapping) for row in rows]
 
 
+async def role_changed_since(tx: Tx, account_id: str, since: dt.datetime) -> bool:
+    """Whether the account's role history has an entry after ``since``."""
+    found = await tx.scalar(
+        sa.select(sa.func.count())
+        .select_from(history)
+        .where(_h.staff_id == account_id, _h.changed_at > since)
+    )
+    return bool(found)
+
+
 async def admins_ever(tx: Tx) -> int:
     """How many accounts hold the admin role, whatever their state (bootstrap: none)."""
     found = await tx.scalar(

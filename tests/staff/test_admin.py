@@ -203,7 +203,7 @@ async def test_demoting_an_admin_cancels_the_proposals_they_made(client, app):
     assert len(events(app, "staff:grant:cancelled")) == 1
 
 
-async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(client, app):
+async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(client, app, clock):
     """However the proposer stopped being an admin (here: made privacy officer through a
     confirmed proposal, which cancels nothing of theirs), their proposal has no admin
     behind it any more."""
@@ -214,6 +214,7 @@ async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(clien
     target = await create_staff(app, "operator", username="op9")
     made = await client.post(f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=by)
     assert made.status_code == 201, made.text
+    clock.advance(seconds=1)
     demotion = await client.post(
         f"/v1/staff/{proposer_account.id}/grants", json={"role": "privacy_officer"}, headers=second
     )
@@ -223,6 +224,16 @@ async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(clien
     late = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
     assert late.status_code == 409 and late.json()["type"].endswith("/grant-not-pending")
     assert "no longer an admin" in late.json()["detail"]
+    # Made admin again, the proposer does not bring the old proposal back to life.
+    back = await client.post(
+        f"/v1/staff/{proposer_account.id}/grants", json={"role": "admin"}, headers=second
+    )
+    assert back.status_code == 201, back.text
+    assert (
+        await client.post(f"/v1/staff/grants/{back.json()['id']}/confirm", headers=third)
+    ).status_code == 200
+    later = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
+    assert later.status_code == 409, later.text
     assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'op9'") == [
         {"role": "operator"}
     ]
@@ -278,7 +289,7 @@ async def test_an_admin_disabled_or_demoted_leaves_no_invitation_open(client, ap
     ]
 
 
-async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, app):
+async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, app, clock):
     """However its admin stopped being one (here made privacy officer through a confirmed
     proposal, which revokes nothing of theirs), the token they saw opens no account."""
     inviting_account = await create_staff(app, "admin", username="inviting")
@@ -287,6 +298,7 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
     made = await invite(
         client, bearer(await open_session(app, inviting_account)), "newaud", "auditor"
     )
+    clock.advance(seconds=1)
     moved = await client.post(
         f"/v1/staff/{inviting_account.id}/grants", json={"role": "privacy_officer"}, headers=second
     )
@@ -298,3 +310,14 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
     )
     assert refused.status_code == 401, refused.text
     assert refused.json()["type"].endswith("/invalid-invitation")
+    # Made admin again later, they do not bring the token they saw back to life.
+    back = await client.post(
+        f"/v1/staff/{inviting_account.id}/grants", json={"role": "admin"}, headers=second
+    )
+    assert back.status_code == 201, back.text
+    done = await client.post(f"/v1/staff/grants/{back.json()['id']}/confirm", headers=third)
+    assert done.status_code == 200, done.text
+    again = await client.post(
+        "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
+    )
+    assert again.status_code == 401, again.text
