@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from app.clients.service import SELF_SERVICE_ID
 from app.core.config import Settings
 from app.core.context import Context
 from app.core.crypto import verification_aad
 from app.core.tx import Tx
-from app.purposes import Purpose
 from app.sms import outbox
 from app.sms.outbox import Claimed, Outgoing, Rendered
 from app.sms.templates import SUBJECT, language_for, render_code_message
@@ -81,7 +81,9 @@ def _minutes_left(expires_at: dt.datetime, now: dt.datetime) -> int:
 def _body(ctx: Context, v: ForMessage, *, now: dt.datetime) -> str:
     s = ctx.settings
     code = codes.derive(ctx.keys.code, v)
-    own = v.purpose == Purpose.DATA_SUBJECT
+    # The service's own pages' code (/my/, the subject API): a client's `data_subject`
+    # code is its frontend's, bound to its site as any of its codes.
+    own = v.client_id == SELF_SERVICE_ID
     return render_code_message(
         language=language_for(v.locale, region=""),
         service=s.service_name,

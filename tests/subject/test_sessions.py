@@ -12,6 +12,7 @@ from tests.subject.helpers import open_session, send_code
 
 NUMBER = "+819011112222"
 OTHER = "+819033334444"
+THIRD = "+819055556666"
 
 
 async def test_a_verified_number_opens_a_session_on_its_own_subscriber_only(client, app, carrier):
@@ -156,3 +157,12 @@ async def test_a_subjects_code_is_bound_to_the_host_of_the_data_pages(client, ap
     await verified(client, app, carrier, auth, OTHER)
     coupon = carrier.to(OTHER)[-1].body.splitlines()
     assert coupon[-1].startswith(f"@{app.state.ctx.settings.webotp_domain} #")
+    # A frontend's own data_subject verification is the frontend's code, for its site.
+    body = {"phone": THIRD, "purpose": "data_subject", "locale": "en"}
+    started = await client.post("/v1/verifications", json=body, headers=auth)
+    assert started.status_code == 201, started.text
+    code = await sent_code(app, carrier, THIRD)
+    assert carrier.to(THIRD)[-1].body.splitlines() == [
+        f"Your smsreg code is {code}. Valid for 10 min.",
+        f"@{app.state.ctx.settings.webotp_domain} #{code}",
+    ]

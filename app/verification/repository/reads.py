@@ -73,6 +73,7 @@ class ForMessage(NamedTuple):
 
     id: str
     purpose: str
+    client_id: str
     locale: str | None
     phone_ciphertext: bytes
     phone_key_id: str
@@ -178,7 +179,8 @@ async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> For
 def _for_message_sql(n: int) -> Sql[ForMessage]:
     wanted = ", ".join(f":v{i}" for i in range(n))
     return Sql(
-        "SELECT id, purpose, locale, phone_ciphertext, phone_key_id, code_salt, code_key_id, "  # noqa: S608
+        "SELECT id, purpose, client_id, locale, phone_ciphertext, phone_key_id, code_salt, "  # noqa: S608
+        "code_key_id, "
         f"code_length, status, expires_at FROM verifications WHERE id IN ({wanted})",
         ForMessage,
     )
