@@ -54,7 +54,11 @@ async def find_by_hashes(tx: Tx, hashes: Sequence[str]) -> KeyForAuth | None:
     )
 
 
-_TOUCH = Sql("UPDATE api_keys SET last_used_at = :now WHERE id = :id")
+# Never back in time: a use kept past a refusal is written after later ones may be.
+_TOUCH = Sql(
+    "UPDATE api_keys SET last_used_at = :now "
+    "WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :now)"
+)
 _REHASH = Sql("UPDATE api_keys SET token_hash = :hash, token_key_id = :key_id WHERE id = :id")
 
 

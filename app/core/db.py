@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import anyio
 import orjson
 import sqlalchemy as sa
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import Pool
@@ -223,7 +224,9 @@ class Database:
             except BaseException as exc:
                 with anyio.CancelScope(shield=True):
                     await tx._rollback()
-                refused = isinstance(exc, Exception)  # not a cancellation
+                # The framework's refusal of the input; not a database that does not
+                # answer (trying again would only make the error answer wait) nor a bug.
+                refused = isinstance(exc, RequestValidationError)
                 raise
             await tx._commit()
         finally:

@@ -44,10 +44,10 @@ class Tx:
         self._after_commit.append(callback)
 
     def keep_if_refused(self, sql: Sql[Any], params: Mapping[str, Any]) -> None:
-        """Run ``sql`` again, as a transaction of its own, if this unit is rolled back by a
-        refusal or an error (not a cancellation): for a record that stands whatever the
-        request's answer (an API key's last use, which a probe with a leaked key must
-        leave too). It must be harmless to run twice."""
+        """Run ``sql`` again, as a transaction of its own, if a refusal (an AppError, or
+        the framework's refusal of the input) rolls this unit back: for a record that
+        stands whatever the request's answer (an API key's last use, which a probe with a
+        leaked key must leave too). It must be harmless to run twice."""
         self._kept_if_refused.append((sql, params))
 
     async def execute(
