@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     outbox_concurrency: int = Field(8, ge=1, le=64)
     outbox_lease_seconds: int = Field(60, ge=10, le=3600)
     outbox_retry_max_delay_seconds: float = Field(30, ge=1, le=3600)
-    outbox_stop_timeout_seconds: float = Field(15, gt=0, le=600)
+    outbox_stop_timeout_seconds: float = Field(20, gt=0, le=600)
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     # Twilio's secondary auth token while the account's token is rotated: webhooks signed
@@ -390,14 +390,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _carrier_answers_before_a_stop(self) -> Settings:
-        # A stopping worker waits for its sends in flight; a carrier allowed to take
-        # longer than the stop timeout kept it running past it, until an orchestrator's
+        # A stopping worker waits for its sends in flight, and a Twilio request may take
+        # its timeout twice (to connect, then for the answer): a carrier allowed longer
+        # than the stop timeout kept the worker running past it, until an orchestrator's
         # kill left those sends `unknown`.
-        if self.twilio_timeout_seconds > self.outbox_stop_timeout_seconds:
+        if self.sms_sender == "twilio" and 2 * self.twilio_timeout_seconds > (
+            self.outbox_stop_timeout_seconds
+        ):
             raise ConfigError(
-                f"SMSREG_TWILIO_TIMEOUT_SECONDS ({self.twilio_timeout_seconds:g}) must not exceed "
-                f"SMSREG_OUTBOX_STOP_TIMEOUT_SECONDS ({self.outbox_stop_timeout_seconds:g}): a "
-                "stopping worker waits for the carrier's answer to each send in flight"
+                f"SMSREG_TWILIO_TIMEOUT_SECONDS ({self.twilio_timeout_seconds:g}) must be at "
+                "most half of SMSREG_OUTBOX_STOP_TIMEOUT_SECONDS "
+                f"({self.outbox_stop_timeout_seconds:g}): a stopping worker waits for each "
+                "send in flight, which may take the timeout to connect and again to answer"
             )
         return self
 

@@ -351,7 +351,7 @@ async def test_a_stopping_worker_waits_for_a_silent_carrier_no_longer_than_its_s
     await start_all(client, auth, phones)
     fake_twilio.stall_next(seconds=20)
     env = worker_env(
-        settings, fake_twilio, tmp_path, twilio_timeout_seconds=2, outbox_stop_timeout_seconds=3
+        settings, fake_twilio, tmp_path, twilio_timeout_seconds=2, outbox_stop_timeout_seconds=4
     )
     process = spawn(env, tmp_path, "worker")
     try:
@@ -359,6 +359,6 @@ async def test_a_stopping_worker_waits_for_a_silent_carrier_no_longer_than_its_s
     finally:
         took = await stop(process, signal.SIGTERM)
     assert process.returncode == 0
-    assert took < 3 + 2, took
+    assert took < 4 + 2, took
     assert statuses(app) == {"unknown": 1}
     assert fake_twilio.request_count == 1
