@@ -104,10 +104,11 @@ def serve(
         create_app(settings)
     except ConfigError as exc:
         cli_support.refuse(str(exc))
-    if migrate_first if migrate_first is not None else settings.environment == "development":
-        upgrade(settings.database_url)
     # Free now, or one line and exit 2 (uvicorn binds it again below).
     _bound(host or settings.host, port or settings.port, option="--port (SMSREG_PORT)").close()
+    if migrate_first if migrate_first is not None else settings.environment == "development":
+        cli_support.wait_for_database(settings)
+        upgrade(settings.database_url)
     cli_support.require_migrated(settings)
     check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":

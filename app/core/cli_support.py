@@ -180,22 +180,34 @@ def call(
 
 def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS) -> None:
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
-    this release. One that does not answer yet is waited for, up to ``wait_seconds``
-    (a database started beside the service, a failover), then refused: nothing serves
-    before the schema and the keys in use were checked."""
-    from app.core.migrations import behind, current_revisions
+    this release (one that does not answer yet is waited for: :func:`wait_for_database`)."""
+    from app.core.migrations import behind
+
+    current = wait_for_database(settings, wait_seconds=wait_seconds)
+    if behind(current):
+        at = ", ".join(current) or "never migrated"
+        refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")
+
+
+def wait_for_database(
+    settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS
+) -> tuple[str, ...]:
+    """The database's migration revisions, once it answers. One that does not answer yet
+    (a database started beside the service, a failover) is waited for, up to
+    ``wait_seconds``, then refused (exit 2): nothing serves before the schema and the
+    keys in use were checked."""
+    from app.core.migrations import current_revisions
 
     deadline = time.monotonic() + wait_seconds
     pause = 0.5
     while True:
         try:
-            current = current_revisions(settings.database_url)
-            break
+            return current_revisions(settings.database_url)
         except Exception as exc:  # noqa: BLE001 -- reported, one line
             if no_privilege(exc):
                 refuse(NO_PRIVILEGE)  # it would fail every request, never becoming ready
-            if not database_unavailable(exc):
-                refuse(failure(exc))
+            if not database_unavailable(exc) or settings.is_sqlite:
+                refuse(failure(exc))  # a file that cannot be opened now will not be later
             if time.monotonic() + pause > deadline:
                 # Never served unchecked: a process on a ring without a key rows use
                 # would register a number it cannot find as a second subscriber.
@@ -208,6 +220,3 @@ def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SEC
                 typer.secho("waiting for the database to answer...", err=True, fg="yellow")
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
-    if behind(current):
-        at = ", ".join(current) or "never migrated"
-        refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")

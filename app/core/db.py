@@ -104,7 +104,17 @@ def create_sync_engine(url: str, *, sqlite_cache_mb: int | None = None) -> Engin
         return sqlite_engine(url, cache_mb=sqlite_cache_mb)
     # Every engine hides its statements' values (a sealed number, a blind index, a
     # token's hash, a reason a person typed) from errors, tracebacks and logs.
-    return sa.create_engine(sync_url(url), pool_pre_ping=True, hide_parameters=True)
+    # A server that drops packets (a host gone in a failover) is given up on after
+    # CONNECT_TIMEOUT_SECONDS, not the operating system's two minutes, unless the URL
+    # says otherwise (libpq's connect_timeout).
+    given = sa.engine.make_url(url).query
+    waits = {} if "connect_timeout" in given else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return sa.create_engine(
+        sync_url(url), pool_pre_ping=True, hide_parameters=True, connect_args=waits
+    )
+
+
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 class PoolSettings(NamedTuple):
