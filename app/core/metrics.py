@@ -9,6 +9,7 @@ answers the sum over all of them. What is read from the database at scrape time
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -63,6 +64,8 @@ HTTP_LATENCY = Histogram(
 )
 
 log = logging.getLogger("smsreg.metrics")
+# How long a scrape waits for each probe's database read.
+PROBE_SECONDS = 3.0
 
 # A probe reads gauges at scrape time (outbox depth, pool use): metric families.
 Probe = Callable[[], Awaitable[Iterable[Metric]]]
@@ -121,7 +124,10 @@ async def metrics(request: Request) -> Response:
     for probe in probes:
         name = getattr(probe, "__name__", "probe")
         try:
-            found += list(await probe())
+            # Within a scraper's patience (Prometheus gives up after 10 s by default): a
+            # database that does not answer must not cost the whole scrape.
+            async with asyncio.timeout(PROBE_SECONDS):
+                found += list(await probe())
         except Exception as exc:  # noqa: BLE001 -- the counters are scraped all the same
             # An outage is when the counters (5xx, pool use) matter most: a probe that
             # cannot read the database drops its own gauges, not the whole scrape.
