@@ -368,9 +368,11 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
-            if ipaddress.ip_network(item, strict=False).prefixlen == 0:
-                # Every caller would choose the address it is limited and recorded by.
-                raise ValueError(f"{item} is every address: name the proxies' own")
+            network = ipaddress.ip_network(item, strict=False)
+            if network.prefixlen < _WIDEST_PROXY_NETWORK[network.version]:
+                # Every caller, or most, would choose the address it is limited and
+                # recorded by (0.0.0.0/0, or 0.0.0.0/1 with 128.0.0.0/1).
+                raise ValueError(f"{item} is far wider than any proxy: name the proxies' own")
         return value
 
     @model_validator(mode="after")
@@ -506,6 +508,10 @@ class Settings(BaseSettings):
             update[f"{family}_keys"] = {"dev1": SecretStr(stored[family])}
             update[f"{family}_key_id"] = "dev1"
         return self.model_copy(update=update)
+
+
+# The widest network a proxy list may name, by IP version: 10.0.0.0/8, fc00::/7.
+_WIDEST_PROXY_NETWORK = {4: 8, 6: 7}
 
 
 def _repeats(token: str) -> bool:

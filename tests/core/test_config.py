@@ -210,13 +210,15 @@ def test_development_generates_secrets_once_owner_only(tmp_path):
 
 def test_lists_from_the_environment(monkeypatch):
     monkeypatch.setenv("SMSREG_ALLOWED_REGIONS", "jp,kr")
-    monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
+    monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")  # the widest: /8
     s = Settings(_env_file=None)
     assert s.allowed_regions == ["JP", "KR"]
     assert s.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
 
 
-@pytest.mark.parametrize("proxies", ["not-an-ip", "*", "0.0.0.0/0", "10.0.0.1, ::/0"])
+@pytest.mark.parametrize(
+    "proxies", ["not-an-ip", "*", "0.0.0.0/0", "10.0.0.1, ::/0", "0.0.0.0/1,128.0.0.0/1"]
+)
 def test_bad_proxy_list_is_refused(monkeypatch, proxies):
     """Every address trusted would let any caller choose the address it is limited by."""
     monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", proxies)
