@@ -4,6 +4,7 @@ said in the person's words."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -136,5 +137,12 @@ def problem_words(request: Request, exc: AppError | ValidationError) -> str:
         retry_after = int(exc.extra.get("retry_after", 60))
         minutes = -(-retry_after // 60)
         return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
+    if isinstance(exc, InvalidInput) and (length := _CODE_LENGTH.fullmatch(exc.detail)):
+        return words["code_length"].format(digits=length.group(1))  # not counted: say so
     fields = refused_fields(exc) or ["?"]
     return " ".join(dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields))
+
+
+# How the code check refuses a code of another length than the one sent
+# (app.verification.checking).
+_CODE_LENGTH = re.compile(r"code: must be (\d+) digits")

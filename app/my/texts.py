@@ -456,6 +456,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "as the country.",
         "field_country": "Choose the country of the number.",
         "field_code": "Enter the code from the SMS: digits only.",
+        "code_length": "The code has {digits} digits: enter all of them. This try was not counted.",
         "invalid-code": "The code is not correct. Tries left: {attempts_left}.",
         "verification-expired": "The code has expired. Go back and send a new one.",
         "verification-superseded": "A newer code was sent. Use the newest SMS.",
@@ -484,6 +485,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "field_phone_in_KR": "韓国の番号のようです。国は「韓国（+82）」を選んでください。",
         "field_country": "電話番号の国を選んでください。",
         "field_code": "SMSに記載のコードを数字で入力してください。",
+        "code_length": "コードは{digits}桁です。すべて入力してください"
+        "（今回の入力は回数に数えていません）。",
         "invalid-code": "コードが正しくありません。あと{attempts_left}回入力できます。",
         "verification-expired": "コードの有効期限が切れました。"
         "戻って新しいコードを送ってください。",
@@ -515,6 +518,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "field_phone_in_KR": "한국 번호로 보입니다. 국가에서 대한민국 (+82)을 선택하세요.",
         "field_country": "번호의 국가를 선택하세요.",
         "field_code": "SMS로 받은 인증번호를 숫자로 입력하세요.",
+        "code_length": "인증번호는 {digits}자리입니다. 모두 입력하세요. "
+        "이번 입력은 횟수에 포함되지 않았습니다.",
         "invalid-code": "인증번호가 올바르지 않습니다. 남은 횟수: {attempts_left}회.",
         "verification-expired": "인증번호가 만료되었습니다. 돌아가서 새 인증번호를 받으세요.",
         "verification-superseded": "새 인증번호가 발송되었습니다. 최신 SMS의 번호를 사용하세요.",

@@ -398,3 +398,28 @@ async def test_a_form_giving_a_field_twice_is_refused_and_sends_nothing(client, 
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("text/html")
     assert not rows(app, "SELECT id FROM verifications")
+
+
+async def test_a_code_of_the_wrong_length_is_said_so_and_not_counted(client, app, carrier):
+    """It was "digits only", which did not say what was wrong with five digits typed."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    page = await client.get("/my/?lang=ja")
+    posted = await client.post(
+        "/my/code", data={"csrf": csrf_of(page.text), "phone": "090-2468-1357", "country": "JP"}
+    )
+    sent = await client.get(posted.headers["location"])
+    code = await sent_code(app, carrier, NUMBER)
+    answer = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code[:-1]},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert PROBLEMS["ja"]["code_length"].format(digits=len(code)) in answer.text
+    right = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+    )  # fmt: skip
+    assert right.status_code == 303 and right.headers["location"] == "/my/records"
