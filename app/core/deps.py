@@ -71,17 +71,19 @@ async def client_ip(request: Request) -> str:
     passed on) is ``unknown``, never kept as the address (it could be a phone number)."""
     host = request.client.host if request.client else ""
     try:
-        address = str(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return UNKNOWN_ADDRESS
-    return address if len(address) <= MAX_ADDRESS_LENGTH else UNKNOWN_ADDRESS
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        # A zone ("fe80::1%eth0") means nothing for a remote client, and holds any text
+        # ("fe80::1%09012345678"): unknown, as any other value that is no address.
+        return UNKNOWN_ADDRESS
+    return str(address)
 
 
-# What a request without a usable client address is recorded from, and the longest
-# address kept (the columns that hold one are 64 characters; an IPv6 address with a
-# zone can be longer).
+# What a request without a usable client address is recorded from (an IP address
+# without a zone is at most 45 characters: the columns that hold one take 64).
 UNKNOWN_ADDRESS = "unknown"
-MAX_ADDRESS_LENGTH = 64
 
 
 DbDep = Annotated[Database, Depends(get_db)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 
 from app.core.deps import DbDep
@@ -11,6 +13,8 @@ from app.core.migrations import REVISIONS, behind
 from app.core.openapi import NO_DATABASE
 
 router = APIRouter(tags=["operations"], route_class=JsonRoute)
+# How long readiness waits for the database.
+READY_SECONDS = 3.0
 
 
 class NotReady(AppError):
@@ -31,7 +35,9 @@ async def healthz() -> dict[str, str]:
 )
 async def readyz(db: DbDep) -> dict[str, str]:
     try:
-        async with db.transaction() as tx:
+        # Within a load balancer's health-check timeout: a database host that takes the
+        # connection and never answers held this for the pool's 60 s.
+        async with asyncio.timeout(READY_SECONDS), db.transaction() as tx:
             revisions = (await tx.execute(REVISIONS)).scalars().all()
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc

@@ -131,6 +131,7 @@ async def test_locale_explicit_or_from_the_numbers_country(client, app, full_aut
         ("10.0.0.5", "203.0.113.7" + "0" * 60, "unknown"),
         ("10.0.0.5", '=HYPERLINK("http://x/")', "unknown"),
         ("10.0.0.5", "2001:DB8::1", "2001:db8::1"),
+        ("10.0.0.5", "fe80::1%09012345678", "unknown"),  # a zone holds any text
     ],
 )
 async def test_client_ip_is_found_like_the_send_limits_find_it(

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -155,3 +159,39 @@ async def test_metrics_are_scraped_while_the_database_does_not_answer(client, ap
     assert 'route="/v1/verifications/{verification_id}",status="404"' in scraped.text
     assert 'smsreg_metrics_probe_up{probe="outbox_gauges"} 0.0' in scraped.text
     assert "smsreg_outbox_messages{" not in scraped.text
+
+
+@contextlib.contextmanager
+def silent_database() -> Iterator[int]:
+    """A port that takes connections and never answers: a hung or partitioned host."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(16)
+    try:
+        yield listening.getsockname()[1]
+    finally:
+        listening.close()
+
+
+async def test_readiness_and_metrics_answer_soon_when_the_database_never_does(
+    client, app, tmp_path
+):
+    """A host that takes the connection and never answers held /readyz and /metrics
+    for the pool's 60 s, past a load balancer's and a scraper's patience."""
+    with silent_database() as port:
+        away = make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x", tmp_path)
+        hung = Database.from_settings(away)
+        held, app.state.db = app.state.db, hung
+        app.state.metric_probes = metric_probes(hung, app.state.ctx.clock)
+        try:
+            started = time.monotonic()
+            ready = await client.get("/readyz")
+            scraped = await client.get("/metrics")
+            took = time.monotonic() - started
+        finally:
+            app.state.db = held
+            await hung.dispose()
+    assert ready.status_code == 503, ready.text
+    assert scraped.status_code == 200
+    assert 'smsreg_metrics_probe_up{probe="outbox_gauges"} 0.0' in scraped.text
+    assert took < 10, took
