@@ -121,7 +121,7 @@ async def unlock(
 
 @router.post("/staff/grants/{grant_id}/confirm")
 async def confirm(grant_id: GrantId, staff: AdminForm, tx: TxDep, ctx: CtxDep) -> Response:
-    await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
+    await invitations.confirm_grant(tx, ctx, staff=staff, grant_id=grant_id)
     return back()
 
 

@@ -188,7 +188,7 @@ async def propose_grant(
 async def confirm_grant(
     grant_id: GrantId, staff: StaffAdmin, tx: TxDep, ctx: CtxDep
 ) -> GrantPublic:
-    confirmed = await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
+    confirmed = await invitations.confirm_grant(tx, ctx, staff=staff, grant_id=grant_id)
     enrolled = await grants.enrolments(tx, [confirmed])
     return grant_public(confirmed, enrolled.get(confirmed.grant.id))
 

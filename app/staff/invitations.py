@@ -227,6 +227,18 @@ async def change_role(
     return account
 
 
+async def confirm_grant(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> grants.GrantView:
+    """Confirm a proposal (:func:`grants.confirm`). An admin it moves to another role
+    leaves no invitation open: they could never be taken up (the admin who made them no
+    longer is one), and would stay listed as open for good."""
+    confirmed = await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
+    grant = confirmed.grant
+    left_admin = grant.old_role == roles.Role.ADMIN and grant.role != roles.Role.ADMIN
+    if grant.kind == grants.CHANGE and left_admin:
+        await revoke_created_by(tx, ctx, creator=f"staff:{grant.staff_id}", actor=staff.actor)
+    return confirmed
+
+
 async def _withdraw(tx: Tx, ctx: Context, *, account_id: str, actor: str) -> None:
     """What an account disabled or demoted leaves behind: the open invitations it made
     (whoever holds a token takes the account up, and the inviting admin saw it) are

@@ -310,6 +310,9 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
     )
     assert refused.status_code == 401, refused.text
     assert refused.json()["type"].endswith("/invalid-invitation")
+    # Revoked with the move, not left listed as open for good.
+    listed = await client.get("/v1/staff/invitations", headers=second)
+    assert listed.json()["invitations"] == []
     # Made admin again later, they do not bring the token they saw back to life.
     back = await client.post(
         f"/v1/staff/{inviting_account.id}/grants", json={"role": "admin"}, headers=second
