@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import urlencode
 
 import pytest
@@ -322,17 +322,22 @@ def test_the_receipt_has_every_word_in_every_language():
         assert set(words) == set(RECEIPT["en"])
 
 
-async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
-    """The API's English ("the code is not correct; 4 attempt(s) left") was shown on the
-    Japanese and Korean pages."""
+async def code_form(client, app, carrier, lang: str) -> tuple[Any, str]:
+    """A registered number's /my/ code form in ``lang``, and the code its SMS holds."""
     auth = await make_key(app, ["verifications:write"])
     await verified(client, app, carrier, auth, NUMBER)
-    page = await client.get("/my/?lang=ko")
+    page = await client.get(f"/my/?lang={lang}")
     posted = await client.post(
         "/my/code", data={"csrf": csrf_of(page.text), "phone": "090-2468-1357", "country": "JP"}
     )
     sent = await client.get(posted.headers["location"])
-    code = await sent_code(app, carrier, NUMBER)
+    return sent, await sent_code(app, carrier, NUMBER)
+
+
+async def test_a_wrong_code_is_told_in_the_pages_language(client, app, carrier):
+    """The API's English ("the code is not correct; 4 attempt(s) left") was shown on the
+    Japanese and Korean pages."""
+    sent, code = await code_form(client, app, carrier, "ko")
     wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
     answer = await client.post(
         "/my/session",
@@ -402,14 +407,7 @@ async def test_a_form_giving_a_field_twice_is_refused_and_sends_nothing(client, 
 
 async def test_a_code_of_the_wrong_length_is_said_so_and_not_counted(client, app, carrier):
     """It was "digits only", which did not say what was wrong with five digits typed."""
-    auth = await make_key(app, ["verifications:write"])
-    await verified(client, app, carrier, auth, NUMBER)
-    page = await client.get("/my/?lang=ja")
-    posted = await client.post(
-        "/my/code", data={"csrf": csrf_of(page.text), "phone": "090-2468-1357", "country": "JP"}
-    )
-    sent = await client.get(posted.headers["location"])
-    code = await sent_code(app, carrier, NUMBER)
+    sent, code = await code_form(client, app, carrier, "ja")
     answer = await client.post(
         "/my/session",
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),

@@ -203,6 +203,18 @@ async def test_demoting_an_admin_cancels_the_proposals_they_made(client, app):
     assert len(events(app, "staff:grant:cancelled")) == 1
 
 
+async def granted(client, account_id: str, role: str, *, proposer, confirmer) -> None:
+    """A role given the four-eyes way: proposed by one admin, confirmed by another."""
+    proposed = await client.post(
+        f"/v1/staff/{account_id}/grants", json={"role": role}, headers=proposer
+    )
+    assert proposed.status_code == 201, proposed.text
+    confirmed = await client.post(
+        f"/v1/staff/grants/{proposed.json()['id']}/confirm", headers=confirmer
+    )
+    assert confirmed.status_code == 200, confirmed.text
+
+
 async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(client, app, clock):
     """However the proposer stopped being an admin (here: made privacy officer through a
     confirmed proposal, which cancels nothing of theirs), their proposal has no admin
@@ -215,23 +227,12 @@ async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(clien
     made = await client.post(f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=by)
     assert made.status_code == 201, made.text
     clock.advance(seconds=1)
-    demotion = await client.post(
-        f"/v1/staff/{proposer_account.id}/grants", json={"role": "privacy_officer"}, headers=second
-    )
-    assert demotion.status_code == 201, demotion.text
-    done = await client.post(f"/v1/staff/grants/{demotion.json()['id']}/confirm", headers=third)
-    assert done.status_code == 200, done.text
+    await granted(client, proposer_account.id, "privacy_officer", proposer=second, confirmer=third)
     late = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
     assert late.status_code == 409 and late.json()["type"].endswith("/grant-not-pending")
     assert "no longer an admin" in late.json()["detail"]
     # Made admin again, the proposer does not bring the old proposal back to life.
-    back = await client.post(
-        f"/v1/staff/{proposer_account.id}/grants", json={"role": "admin"}, headers=second
-    )
-    assert back.status_code == 201, back.text
-    assert (
-        await client.post(f"/v1/staff/grants/{back.json()['id']}/confirm", headers=third)
-    ).status_code == 200
+    await granted(client, proposer_account.id, "admin", proposer=second, confirmer=third)
     later = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
     assert later.status_code == 409, later.text
     assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'op9'") == [
@@ -299,12 +300,7 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
         client, bearer(await open_session(app, inviting_account)), "newaud", "auditor"
     )
     clock.advance(seconds=1)
-    moved = await client.post(
-        f"/v1/staff/{inviting_account.id}/grants", json={"role": "privacy_officer"}, headers=second
-    )
-    assert moved.status_code == 201, moved.text
-    done = await client.post(f"/v1/staff/grants/{moved.json()['id']}/confirm", headers=third)
-    assert done.status_code == 200, done.text
+    await granted(client, inviting_account.id, "privacy_officer", proposer=second, confirmer=third)
     refused = await client.post(
         "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
     )
@@ -314,12 +310,7 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
     listed = await client.get("/v1/staff/invitations", headers=second)
     assert listed.json()["invitations"] == []
     # Made admin again later, they do not bring the token they saw back to life.
-    back = await client.post(
-        f"/v1/staff/{inviting_account.id}/grants", json={"role": "admin"}, headers=second
-    )
-    assert back.status_code == 201, back.text
-    done = await client.post(f"/v1/staff/grants/{back.json()['id']}/confirm", headers=third)
-    assert done.status_code == 200, done.text
+    await granted(client, inviting_account.id, "admin", proposer=second, confirmer=third)
     again = await client.post(
         "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
     )
