@@ -232,11 +232,12 @@ class Database:
                     refused = True
                 raise
             except BaseException as exc:
-                with anyio.CancelScope(shield=True):
-                    await tx._rollback()
                 # The framework's refusal of the input; not a database that does not
                 # answer (trying again would only make the error answer wait) nor a bug.
                 refused = isinstance(exc, RequestValidationError)
+                tx._interrupted = not refused
+                with anyio.CancelScope(shield=True):
+                    await tx._rollback()
                 raise
             await tx._commit()
         finally:
@@ -300,12 +301,15 @@ class Database:
         pool = engine.pool
         conn = await engine.connect()
         raw: Any = None
+        done = False
         try:
             raw = (await conn.get_raw_connection()).driver_connection
             yield raw
+            done = True
         finally:
             with anyio.CancelScope(shield=True):
-                await give_back(conn, raw, pool, self._connection_lost)
+                # Cancelled or failed, a statement may still be in flight on it.
+                await give_back(conn, raw, pool, self._connection_lost, interrupted=not done)
 
     async def checkpoint(self, *, truncate: bool = True) -> bool:
         """SQLite: copy the write-ahead log into the database file and truncate the log

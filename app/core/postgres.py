@@ -117,18 +117,25 @@ class PostgresTx(Tx):
         if conn is None or self._pool is None:
             return
         raw, self._raw, self._trans = self._raw, None, None
-        await give_back(conn, raw, self._pool, self._lost)
+        await give_back(conn, raw, self._pool, self._lost, interrupted=self._interrupted)
 
 
 async def give_back(
-    conn: AsyncConnection, raw: Any, pool: Pool, lost: Callable[[Pool], Awaitable[None]]
+    conn: AsyncConnection,
+    raw: Any,
+    pool: Pool,
+    lost: Callable[[Pool], Awaitable[None]],
+    *,
+    interrupted: bool = False,
 ) -> None:
     """Hand a pooled connection back, or throw it away when it is broken or busy (closed,
-    still in a transaction, or never reached: ``raw`` None); one the server closed is
-    reported to ``lost``, since the pool's idle ones are presumably closed too."""
+    still in a transaction, never reached: ``raw`` None, or ``interrupted``: its unit was
+    cancelled or failed, so a statement may be in flight, such as a BEGIN whose answer
+    would leave the next unit's writes in a transaction nobody commits); one the server
+    closed is reported to ``lost``, since the pool's idle ones are presumably closed too."""
     gone = raw is not None and raw.is_closed()
     try:
-        if raw is None or gone or raw.is_in_transaction():
+        if interrupted or raw is None or gone or raw.is_in_transaction():
             await conn.invalidate()
     finally:
         await conn.close()

@@ -32,6 +32,10 @@ class Tx:
     _after_commit: list[Callable[[], None]]
     _kept_if_refused: list[tuple[Sql[Any], Mapping[str, Any]]]
     _finished: bool = False
+    # Ended by a cancellation or an unexpected error: a statement may still be in flight
+    # on its connection (a BEGIN sent, its answer not read), so the connection is not
+    # handed to another unit.
+    _interrupted: bool = False
 
     @property
     def sqlite(self) -> bool:

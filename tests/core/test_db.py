@@ -349,3 +349,71 @@ async def test_a_failed_statement_names_no_value_it_was_given(db: Database) -> N
             )
     assert "no_such_table" in str(caught.value)
     assert "value-0123456789" not in str(caught.value)
+
+
+class Partition:
+    """A TCP relay to the PostgreSQL server that can hold back every byte, as a network
+    partition does (the one thing faked here is the network)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.frozen = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while self.frozen:
+            await asyncio.sleep(0.02)
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        asyncio.ensure_future(self._pipe(reader, upstream_writer))
+        asyncio.ensure_future(self._pipe(upstream_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                while self.frozen:
+                    await asyncio.sleep(0.02)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_unit_cancelled_in_a_partition_leaves_no_half_begun_connection(
+    database_url: str,
+) -> None:
+    """A readiness check gave up (its timeout) while its BEGIN was on the wire: the pooled
+    connection went back looking idle, the BEGIN's answer arrived once the network healed,
+    and the next unit's single-statement write ran inside that transaction, answered as
+    done and was never committed. A unit cancelled or failed throws its connection away."""
+    if Database(database_url).sqlite:
+        pytest.skip("a PostgreSQL connection")
+    url = sa.engine.make_url(database_url)
+    partition = Partition((url.host or "127.0.0.1", url.port or 5432))
+    port = await partition.start()
+    db = Database(url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False))
+    try:
+        async with db.transaction() as tx:  # a pooled connection, idle
+            await tx.execute(sa.text("SELECT 1"))
+        partition.frozen = True
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5), db.transaction() as tx:
+                await tx.execute(sa.text("SELECT 2"))  # BEGIN, then this: held back
+        partition.frozen = False
+        await asyncio.sleep(0.5)  # the held-back BEGIN reaches the server and is answered
+        async with db.transaction() as tx:
+            await tx.run_final(
+                _INSERT,
+                {"tag": "partition", "actor": "a", "subject": None, "at": NOW, "details": {}},
+            )
+        await db.dispose()
+        assert written(Database(database_url), "partition") == ["a"]  # straight, not relayed
+    finally:
+        await db.dispose()
+        assert partition.server is not None
+        partition.server.close()
