@@ -96,16 +96,16 @@ def standing(account: StaffAccount, now: dt.datetime) -> str:
 
 async def admin_who_can_act(tx: Tx, actor: str, now: dt.datetime, *, since: dt.datetime) -> bool:
     """Whether ``actor`` (``staff:<id>``, or the command line) is an admin who can act
-    now, and has been one, role unchanged, since ``since``: what stands behind a proposal
-    or an invitation it made then, only while it holds. An admin made admin again later
-    does not bring back what they made before they left the role."""
+    now, and has not left the role since ``since``: what stands behind a proposal or an
+    invitation it made then, only while it holds. An admin made admin again later does
+    not bring back what they made before they left the role."""
     account_id = actor.removeprefix("staff:")
     if account_id == actor:
         return True  # the command line (the first admin, a break-glass one)
     account = await repo.get_account(tx, account_id)
     if account is None or account.role != Role.ADMIN or standing(account, now) != "active":
         return False
-    return not await repo.role_changed_since(tx, account_id, since)
+    return not await repo.left_role_since(tx, account_id, Role.ADMIN.value, since)
 
 
 @dataclass(frozen=True)

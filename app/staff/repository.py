@@ -268,12 +268,14 @@ async def permission_history(tx: Tx, account_id: str) -> list[StaffPermissionCha
     return [StaffPermissionChange(**row._mapping) for row in rows]
 
 
-async def role_changed_since(tx: Tx, account_id: str, since: dt.datetime) -> bool:
-    """Whether the account's role history has an entry after ``since``."""
+async def left_role_since(tx: Tx, account_id: str, role: str, since: dt.datetime) -> bool:
+    """Whether the account's role history says it left ``role`` (changed or revoked it)
+    after ``since``. Only the leaving counts: the entry that gave it the role, stamped by
+    another process whose clock runs ahead, says nothing against what it did since."""
     found = await tx.scalar(
         sa.select(sa.func.count())
         .select_from(history)
-        .where(_h.staff_id == account_id, _h.changed_at > since)
+        .where(_h.staff_id == account_id, _h.old_role == role, _h.changed_at > since)
     )
     return bool(found)
 

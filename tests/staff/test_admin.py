@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from app.core.errors import AppError
@@ -315,3 +317,21 @@ async def test_an_invitation_is_taken_up_only_while_its_admin_can_act(client, ap
         "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
     )
     assert again.status_code == 401, again.text
+
+
+async def test_an_admins_own_promotion_stamped_later_does_not_void_what_they_make(
+    client, app, clock
+):
+    """Processes' clocks differ: the entry that made an account admin may be stamped
+    after an invitation the new admin made at once. Only leaving the role counts."""
+    second = await staff_auth(app, client, "admin", username="second")
+    third = await staff_auth(app, client, "admin", username="third")
+    promoted = await create_staff(app, "operator", username="promoted")
+    clock.advance(seconds=5)  # the process that confirms runs ahead
+    await granted(client, promoted.id, "admin", proposer=second, confirmer=third)
+    clock.set(clock.now() - dt.timedelta(seconds=3))  # the next request's process does not
+    made = await invite(client, bearer(await open_session(app, promoted)), "newop", "operator")
+    taken = await client.post(
+        "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
+    )
+    assert taken.status_code == 200, taken.text
