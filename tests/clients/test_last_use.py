@@ -1,4 +1,4 @@
-"""An API key's last use is recorded whatever the answer to the request it authenticated:
+"""An API key's last use is recorded when the request it authenticated is refused too:
 a key someone found and probes (answered 404 or 422) must not look unused."""
 
 from __future__ import annotations

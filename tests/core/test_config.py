@@ -214,10 +214,14 @@ def test_lists_from_the_environment(monkeypatch):
     s = Settings(_env_file=None)
     assert s.allowed_regions == ["JP", "KR"]
     assert s.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
+    # A network with host bits is named as the network uvicorn can read.
+    monkeypatch.setenv("SMSREG_TRUSTED_PROXIES", "10.0.0.1/8")
+    assert Settings(_env_file=None).trusted_proxies == ["10.0.0.0/8"]
 
 
 @pytest.mark.parametrize(
-    "proxies", ["not-an-ip", "*", "0.0.0.0/0", "10.0.0.1, ::/0", "0.0.0.0/1,128.0.0.0/1"]
+    "proxies",
+    ["not-an-ip", "*", "0.0.0.0/0", "10.0.0.1, ::/0", "0.0.0.0/1,128.0.0.0/1", "::ffff:0:0/96"],
 )
 def test_bad_proxy_list_is_refused(monkeypatch, proxies):
     """Every address trusted would let any caller choose the address it is limited by."""
@@ -294,10 +298,12 @@ def test_the_dotenv_file_is_dot_env_unless_smsreg_env_file_names_another(tmp_pat
 def test_a_carrier_may_not_take_longer_than_a_stopping_worker_waits():
     """Else `smsreg worker` ran past OUTBOX_STOP_TIMEOUT_SECONDS on a silent carrier,
     until an orchestrator's kill left its sends `unknown`."""
-    with pytest.raises(ConfigError, match="SMSREG_TWILIO_TIMEOUT_SECONDS .11. must be at most"):
-        Settings(sms_sender="twilio", twilio_timeout_seconds=11, _env_file=None)
+    with pytest.raises(ConfigError, match="SMSREG_TWILIO_TIMEOUT_SECONDS .21. must not exceed"):
+        Settings(sms_sender="twilio", twilio_timeout_seconds=21, _env_file=None)
     assert Settings(
-        sms_sender="twilio", twilio_timeout_seconds=40, outbox_stop_timeout_seconds=80,
+        sms_sender="twilio",
+        twilio_timeout_seconds=10,
+        outbox_stop_timeout_seconds=15,
         _env_file=None,
-    )  # fmt: skip
+    )  # fmt: skip  (the earlier default stop timeout still starts)
     assert Settings(outbox_stop_timeout_seconds=1, _env_file=None)  # the console sender
