@@ -136,6 +136,8 @@ def problem_words(request: Request, exc: AppError | ValidationError) -> str:
         text = words.get(exc.slug, words["other"])
         retry_after = int(exc.extra.get("retry_after", 60))
         minutes = -(-retry_after // 60)
+        if minutes == 1:  # English has a singular: "1 minute"
+            text = words.get(f"{exc.slug}_one", text)
         return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
     if isinstance(exc, InvalidInput) and (length := _CODE_LENGTH.fullmatch(exc.detail)):
         return words["code_length"].format(digits=length.group(1))  # not counted: say so

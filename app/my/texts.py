@@ -5,24 +5,6 @@ from __future__ import annotations
 LANGUAGES = ("ja", "ko", "en")
 
 
-class Counted(str):
-    """A text that says a number with its unit (English has a singular): as a ``str`` it
-    is the plural, and :meth:`format` says ``one`` instead when the number named
-    ``number`` is 1. A refusal is formatted with every number it could name, whatever its
-    words (app.my.deps.problem_words), so the choice is made here."""
-
-    one: str
-    number: str
-
-    def __new__(cls, many: str, *, one: str, number: str) -> Counted:
-        text = super().__new__(cls, many)
-        text.one, text.number = one, number
-        return text
-
-    def format(self, *args: object, **kwargs: object) -> str:
-        return (self.one if kwargs.get(self.number) == 1 else str(self)).format(*args, **kwargs)
-
-
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Your data",
@@ -446,7 +428,8 @@ def kept_why(lang: str, what: str, why: str) -> str:
 
 # What a refusal says on the pages, by its problem type (``slug``) or, for a field that
 # does not validate, by the field: the API's words are a developer's, in English. A
-# refusal not named here says "other". ``{attempts_left}`` and ``{minutes}`` are filled in.
+# refusal not named here says "other". ``{attempts_left}`` and ``{minutes}`` are filled in;
+# one minute is said by the type's ``_one`` text (as the pages' counts are).
 PROBLEMS: dict[str, dict[str, str]] = {
     "en": {
         "field_phone": "Check the number: a mobile number of the country you chose.",
@@ -463,11 +446,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "attempts-exhausted": "Too many wrong codes. Go back and send a new one.",
         "verification-already-approved": "This code was already used. Go back and start again.",
         "verification-not-found": "This code request is not known. Go back and start again.",
-        "rate-limited": Counted(
-            "Too many codes were sent. Try again in {minutes} minutes.",
-            one="Too many codes were sent. Try again in 1 minute.",
-            number="minutes",
-        ),
+        "rate-limited": "Too many codes were sent. Try again in {minutes} minutes.",
+        "rate-limited_one": "Too many codes were sent. Try again in 1 minute.",
         "prefix-blocked": "We cannot send codes to this number range now. Try again later.",
         "subject-number-taken": "That number belongs to someone else in our records.",
         "subject-number-unchanged": "Your records are already under this number. Enter the "
@@ -498,6 +478,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "verification-not-found": "このコードの要求が見つかりません。"
         "戻って最初からやり直してください。",
         "rate-limited": "コードの送信が多すぎます。{minutes}分後にもう一度お試しください。",
+        "rate-limited_one": "コードの送信が多すぎます。1分後にもう一度お試しください。",
         "prefix-blocked": "現在この番号帯にはコードを送信できません。時間をおいてお試しください。",
         "subject-number-taken": "その番号は別の方の記録にあります。",
         "subject-number-unchanged": "記録はすでにこの番号で登録されています。"
@@ -527,6 +508,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "verification-already-approved": "이미 사용된 인증번호입니다. 처음부터 다시 시작하세요.",
         "verification-not-found": "이 인증 요청을 찾을 수 없습니다. 처음부터 다시 시작하세요.",
         "rate-limited": "인증번호 발송이 너무 많습니다. {minutes}분 후에 다시 시도하세요.",
+        "rate-limited_one": "인증번호 발송이 너무 많습니다. 1분 후에 다시 시도하세요.",
         "prefix-blocked": "지금은 이 번호대로 인증번호를 보낼 수 없습니다. 나중에 다시 시도하세요.",
         "subject-number-taken": "그 번호는 다른 분의 기록에 있습니다.",
         "subject-number-unchanged": "기록이 이미 이 번호로 등록되어 있습니다. 새 번호를 "
