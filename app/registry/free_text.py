@@ -38,8 +38,7 @@ async def check_reason(
         cleaned = clean_reason(text)
     except ValueError as exc:
         raise InvalidInput.field(field, str(exc)) from None
-    s = ctx.settings
-    for region in dict.fromkeys([s.default_region, *s.allowed_regions]):
+    for region in _regions_served(ctx):
         for _match in phonenumbers.PhoneNumberMatcher(cleaned, region, leniency=Leniency.VALID):
             raise InvalidInput.field(
                 field, "must not contain a phone number (the access log never holds one)"
@@ -95,8 +94,7 @@ async def _subscriber_in(tx: Tx, ctx: Context, *, field: str, text: str | None) 
         # Each stretch of a run is read as a number: a very long run would hold the event
         # loop, and no contact, reference or reason needs one.
         raise InvalidInput.field(field, f"holds a run of more than {_LONGEST_RUN} digits")
-    s = ctx.settings
-    regions = list(dict.fromkeys([s.default_region, *s.allowed_regions]))
+    regions = _regions_served(ctx)
     # Off the event loop: a long text of many short digit groups takes a good part of a
     # second to read every way, which would hold every other request of the process.
     found = await anyio.to_thread.run_sync(functools.partial(numbers_in, text, regions=regions))
@@ -105,6 +103,12 @@ async def _subscriber_in(tx: Tx, ctx: Context, *, field: str, text: str | None) 
         if found_id := await repo.find_id(tx, phone_index=indexes[start : start + _LOOKUP]):
             return found_id
     return None
+
+
+def _regions_served(ctx: Context) -> list[str]:
+    """The regions whose numbers text is read for: the default first, each once."""
+    s = ctx.settings
+    return list(dict.fromkeys([s.default_region, *s.allowed_regions]))
 
 
 _LOOKUP = 64  # indexes looked up in one statement
