@@ -120,6 +120,7 @@ class AppError(Exception):
 _HEADER_SCHEMAS: dict[str, dict[str, Any]] = {
     "Retry-After": {"type": "string", "pattern": "^[0-9]+$"},
     "Idempotent-Replayed": {"type": "string", "enum": ["true"]},
+    "Location": {"type": "string", "format": "uri-reference"},
 }
 
 

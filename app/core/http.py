@@ -33,15 +33,27 @@ NO_STORE = {"Cache-Control": "no-store"}
 REPLAYED = {"Idempotent-Replayed": "true"}
 
 
-def replayed_answer(model: type[BaseModel], description: str) -> dict[str, Any]:
-    """The ``responses=`` entry of the 200 that replays a first answer, with its header."""
-    return {
-        "model": model,
-        "description": description,
-        "headers": header_entries(
-            {"Idempotent-Replayed": "`true`: the first answer, replayed; nothing was done again"}
-        ),
-    }
+def replayed_answer(
+    model: type[BaseModel], description: str, *, location: str | None = None
+) -> dict[str, Any]:
+    """The ``responses=`` entry of the 200 that replays a first answer, with its header
+    (and the ``Location`` of what the first answer created, described by ``location``)."""
+    headers = {"Idempotent-Replayed": "`true`: the first answer, replayed; nothing was done again"}
+    if location is not None:
+        headers["Location"] = location
+    return {"model": model, "description": description, "headers": header_entries(headers)}
+
+
+def created_answer(location: str) -> dict[str, Any]:
+    """The ``responses=`` entry of a 201 (merged with the route's own model): its
+    ``Location`` header, described by ``location``."""
+    return {"headers": header_entries({"Location": location})}
+
+
+def created(response: Response, path: str) -> None:
+    """Say where what a request created can be read (RFC 9110, section 10.2.2): a path,
+    not an absolute address, which would be built from the Host header a client sent."""
+    response.headers["Location"] = path
 
 
 class BodyLimitMiddleware:

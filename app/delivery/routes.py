@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Response
 from app.clients.auth import DeliveriesWrite
 from app.core.deps import CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import REPLAYED, JsonRoute, replayed_answer
+from app.core.http import REPLAYED, JsonRoute, created, created_answer, replayed_answer
 from app.delivery import service
 from app.delivery.auth import DeliveriesQueue
 from app.delivery.schemas import CampaignDeliveryPublic, CampaignDeliveryStatePublic, DeliveryCreate
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"], route_class=JsonRoute)
 DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-Za-z0-9_\-]+$")]
+_LOCATION = "the delivery's path, `/v1/deliveries/{id}`, which reads its progress"
 
 
 @router.post(
@@ -24,7 +25,10 @@ DeliveryId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^dlv_[A-
     response_model=CampaignDeliveryPublic,
     responses={
         **AUTH_PROBLEMS,
-        200: replayed_answer(CampaignDeliveryPublic, "replayed answer (same campaign_id)"),
+        201: created_answer(_LOCATION),
+        200: replayed_answer(
+            CampaignDeliveryPublic, "replayed answer (same campaign_id)", location=_LOCATION
+        ),
         409: service.CampaignIdReused.openapi(),
         422: InvalidInput.openapi(),
     },
@@ -41,6 +45,7 @@ async def create_delivery(
     # No request transaction here: the service queues in short transactions of its own.
     delivered = await service.deliver(db, ctx, client=client, data=body)
     outbox.kick()  # every batch is committed; harmless when `smsreg worker` sends instead
+    created(response, f"{router.prefix}/{delivered.public.id}")
     if delivered.replayed:
         response.status_code = 200
         response.headers.update(REPLAYED)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AppError, DatabaseUnavailable, InvalidInput
-from app.core.http import NO_STORE, JsonRoute
+from app.core.http import NO_STORE, JsonRoute, created, created_answer
 from app.core.openapi import NO_DATABASE, problems
 from app.ledger import auditor, checkpoints, signing, workflow
 from app.ledger.audit_schemas import (
@@ -80,7 +80,10 @@ _RELEASE_PROBLEMS = problems(
 @router.post(
     "/disclosures",
     status_code=201,
-    responses=problems(*STAFF_REFUSALS, ProvisionStopped, ConsentMissing),
+    responses={
+        201: created_answer("the request's path, `/v1/disclosures/{id}`, which reads it"),
+        **problems(*STAFF_REFUSALS, ProvisionStopped, ConsentMissing),
+    },
     summary="Ask to provide subjects' data to a third party (operator, privacy officer)",
 )
 async def create_disclosure(
@@ -89,9 +92,13 @@ async def create_disclosure(
     tx: TxDep,
     ctx: CtxDep,
     ip: ClientIp,
+    response: Response,
 ) -> DisclosurePublic:
-    found = await workflow.request(tx, ctx, staff=staff, ip=ip, data=body)
-    return DisclosurePublic.model_validate(found)
+    found = DisclosurePublic.model_validate(
+        await workflow.request(tx, ctx, staff=staff, ip=ip, data=body)
+    )
+    created(response, f"{router.prefix}/disclosures/{found.id}")
+    return found
 
 
 @router.get(

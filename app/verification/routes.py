@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Path, Response
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS
-from app.core.http import REPLAYED, JsonRoute, replayed_answer
+from app.core.http import REPLAYED, JsonRoute, created, created_answer, replayed_answer
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.openapi import problems
 from app.verification import checking, idempotency, service, states
@@ -42,6 +42,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+_LOCATION = "the verification's path, `/v1/verifications/{id}`, which reads its state"
+
 
 @router.post(
     "",
@@ -49,7 +51,10 @@ IdempotencyKey = Annotated[
     response_model=VerificationPublic,
     responses={
         **AUTH_PROBLEMS,
-        200: replayed_answer(VerificationPublic, "replayed answer (Idempotency-Key)"),
+        201: created_answer(_LOCATION),
+        200: replayed_answer(
+            VerificationPublic, "replayed answer (Idempotency-Key)", location=_LOCATION
+        ),
         **problems(states.IdempotencyKeyReused, *states.SEND_REFUSALS),
     },
     summary="Start a verification: send a one-time code by SMS",
@@ -67,6 +72,7 @@ async def start_verification(
     result = await service.start(
         tx, ctx, client=client, data=body, ip=ip, idempotency_key=idempotency_key
     )
+    created(response, f"{router.prefix}/{result.public.id}")
     if result.replayed:
         response.status_code = 200
         response.headers.update(REPLAYED)

@@ -99,6 +99,9 @@ async def test_campaign_id_replays_the_first_answer_and_never_queues_twice(
     assert again.status_code == 200
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.json() == first.json()
+    location = f"/v1/deliveries/{first.json()['id']}"
+    assert first.headers["Location"] == again.headers["Location"] == location
+    assert (await client.get(location, headers=full_auth)).json()["id"] == first.json()["id"]
     assert counts(app)["outbox_messages"] == queued
     await app.state.outbox.drain()
     assert len(carrier.sent) == 2  # the Korean number: no Korean text in this campaign

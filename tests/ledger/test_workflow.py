@@ -606,3 +606,13 @@ async def test_list_requests_filters_and_bounds(app, client, subjects):
         assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == field
     listed = await client.get("/v1/disclosures", params={"status": "requested"}, headers=headers)
     assert [r["status"] for r in listed.json()["requests"]] == ["requested"]
+
+
+async def test_a_new_request_says_where_it_is_read(app, client, subjects):
+    headers = await staff_auth(app, client, Role.OPERATOR)
+    answer = await client.post("/v1/disclosures", json=request_body(subjects), headers=headers)
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Location"] == f"/v1/disclosures/{answer.json()['id']}"
+    read = await client.get(answer.headers["Location"], headers=headers)
+    assert read.status_code == 200
+    assert read.json() == answer.json()

@@ -50,6 +50,12 @@ async def test_idempotent_replay_returns_first_answer_and_sends_one_sms(client, 
     assert second.status_code == 200
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.json() == first.json()
+    # Both say where the verification is read, and it is read there.
+    location = f"/v1/verifications/{first.json()['id']}"
+    assert first.headers["Location"] == second.headers["Location"] == location
+    read = await client.get(location, headers=auth)
+    assert read.status_code == 200
+    assert read.json()["id"] == first.json()["id"]
     await app.state.outbox.drain()
     assert len(carrier.sent) == 1
 
