@@ -94,7 +94,7 @@ async def change(
 ) -> ConsentPublic:
     """Append one change to the history and make it the current state (checked input)."""
     purpose = Purpose(purpose).value  # stored as the plain string
-    await _lock(tx, subscriber.id, purpose)
+    await _hold(tx, subscriber.id)
     now = ctx.clock.now()
     before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
     if locale is not None:
@@ -150,19 +150,29 @@ async def change(
     )
 
 
-async def _lock(tx: Tx, subscriber_id: str, purpose: str) -> None:
-    # Changes of one subscriber's consent run one at a time, so the newest history row
-    # and the current state always agree (SQLite's write lock already serialises them).
-    await tx.lock(f"consent:{subscriber_id}:{purpose}")
+async def _hold(tx: Tx, subscriber_id: str) -> None:
+    """Take the subscriber's lock, and refuse (404) if it was erased before it was ours.
+
+    Changes of one subscriber's consent run one at a time, so the newest history row and
+    the current state always agree; and an erasure, which takes the same lock, either
+    waits for the change and removes it with the rest, or has removed the subscriber
+    first (a change read before it must not then write to a subscriber that is gone).
+    SQLite's write lock already serialises all of them."""
+    await registry.lock_subscribers(tx, [subscriber_id])
+    if await registry.get(tx, subscriber_id) is None:
+        raise SubscriberNotFound()
 
 
 async def withdraw_opt_in(
     tx: Tx, ctx: Context, *, subscriber: Subscriber, purpose: str, source: str, actor: str
 ) -> bool:
     """Opt a subscriber out only if they are opted in now (read under the change's lock,
-    so two at once write one opt-out); True when they were."""
+    so two at once write one opt-out); True when they were (an erased subscriber was not)."""
     purpose = Purpose(purpose).value
-    await _lock(tx, subscriber.id, purpose)
+    try:
+        await _hold(tx, subscriber.id)
+    except SubscriberNotFound:
+        return False
     before = await repo.current(tx, subscriber_id=subscriber.id, purpose=purpose)
     if not before or before[0].status != OPTED_IN:
         return False

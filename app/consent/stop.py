@@ -22,6 +22,7 @@ from app.core.tx import Tx
 from app.models.subscriber import Subscriber
 from app.purposes import Purpose
 from app.registry import service as registry
+from app.registry.service import SubscriberNotFound
 
 # A STOP's source is SMS_SOURCE; one the carrier reported (the recipient's STOP reached
 # only it), CARRIER_SOURCE.
@@ -69,9 +70,12 @@ async def handle_inbound(
     subscriber = await _registered(tx, ctx, sender)
     if subscriber is None:
         return False  # not ours: nothing is written
-    await service.opt_out(
-        tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=SMS_SOURCE, actor=ACTOR
-    )
+    try:
+        await service.opt_out(
+            tx, ctx, subscriber=subscriber, purpose=PURPOSE, source=SMS_SOURCE, actor=ACTOR
+        )
+    except SubscriberNotFound:
+        return False  # erased since it was found: not ours any more
     return True
 
 

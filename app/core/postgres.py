@@ -104,6 +104,12 @@ class PostgresTx(Tx):
     async def lock(self, name: str) -> None:
         await self.run(_ADVISORY_LOCK, {"key": lock_key(name)})
 
+    async def lock_all(self, names: Sequence[str]) -> None:
+        if len(names) > 1:
+            await self.run(_ADVISORY_LOCKS, {"keys": [lock_key(name) for name in names]})
+        elif names:
+            await self.lock(names[0])
+
     async def _commit(self) -> None:
         if self._trans is not None:
             await self._trans.commit()
@@ -144,3 +150,10 @@ async def give_back(
 
 
 _ADVISORY_LOCK = Sql("SELECT pg_advisory_xact_lock(:key)")
+# The keys travel as one JSON array, taken in its order (the ordinality sorts the rows
+# before the lock function, which is volatile, runs on each).
+_ADVISORY_LOCKS = Sql(
+    "SELECT pg_advisory_xact_lock(k.value::bigint) "
+    "FROM jsonb_array_elements_text(CAST(:keys AS jsonb)) WITH ORDINALITY AS k(value, n) "
+    "ORDER BY k.n"
+)

@@ -110,6 +110,13 @@ class Tx:
         needs nothing: every transaction holds the database's single write lock.
         """
 
+    async def lock_all(self, names: Sequence[str]) -> None:
+        """:meth:`lock` each of ``names``, in the order given (one round trip on
+        PostgreSQL): holders of several locks take them in one order, so that none waits
+        for another in a circle."""
+        for name in names:
+            await self.lock(name)
+
     async def _commit(self) -> None:
         raise NotImplementedError
 

@@ -156,6 +156,11 @@ async def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Delivery:
         return d
     size = ctx.settings.delivery_batch_size
     batch = await consent.audience(tx, purpose=d.purpose, after=d.cursor or "", limit=size)
+    # The batch's subscribers are kept from being deleted until this commits: an erasure
+    # waits, then removes their messages with the rest; one in progress is waited for,
+    # and its subscriber gets nothing. (Row locks, not the subscribers' advisory locks:
+    # a batch of thousands would fill PostgreSQL's lock table.)
+    present = await registry.present(tx, [person.subscriber_id for person in batch])
     languages = set(await repo.locales(tx, delivery_id=d.id))
     now = ctx.clock.now()
     expires_at = now + dt.timedelta(hours=ctx.settings.delivery_ttl_hours)
@@ -169,7 +174,7 @@ async def queue_batch(tx: Tx, ctx: Context, *, delivery_id: str) -> Delivery:
             expires_at=expires_at,
         )
         for person in batch
-        if person.status == consent.OPTED_IN
+        if person.status == consent.OPTED_IN and person.subscriber_id in present
     ]
     await campaigns.enqueue(tx, messages)
     await registry.contacted(tx, [m.subscriber_id for m in messages], at=now)

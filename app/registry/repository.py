@@ -24,6 +24,9 @@ from app.models.types import table
 subscribers = table(Subscriber)
 purposes = table(SubscriberPurpose)
 access_log = table(AccessLogEntry)
+# Ids per IN list: a campaign's batch may be larger than a driver takes parameters
+# (asyncpg and SQLite stop at 32767).
+_CHUNK = 1000
 
 
 class _Id(NamedTuple):
@@ -85,12 +88,29 @@ async def move_to_index(
 # -- subscribers (cold paths) ------------------------------------------------------------
 
 
-async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
-    """One subscriber (its number encrypted), or None."""
-    row = (
-        await tx.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id))
-    ).one_or_none()
+async def get(tx: Tx, subscriber_id: str, *, lock: bool = False) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None; with ``lock``, its row locked
+    until the transaction ends, as a delete would lock it (PostgreSQL)."""
+    statement = sa.select(subscribers).where(subscribers.c.id == subscriber_id)
+    if lock:
+        statement = statement.with_for_update()
+    row = (await tx.execute(statement)).one_or_none()
     return None if row is None else Subscriber(**row._mapping)
+
+
+async def present(tx: Tx, subscriber_ids: Sequence[str]) -> set[str]:
+    """Which of ``subscriber_ids`` exist, each row held until the transaction ends so
+    that it cannot be deleted meanwhile (PostgreSQL's FOR KEY SHARE: what a row that
+    refers to it takes; it waits for a delete in progress, and then does not find it)."""
+    found: set[str] = set()
+    for start in range(0, len(subscriber_ids), _CHUNK):
+        rows = await tx.execute(
+            sa.select(subscribers.c.id)
+            .where(subscribers.c.id.in_(subscriber_ids[start : start + _CHUNK]))
+            .with_for_update(read=True, key_share=True)
+        )
+        found.update(row.id for row in rows)
+    return found
 
 
 class Sealed(NamedTuple):

@@ -66,9 +66,16 @@ async def contacted(tx: Tx, subscriber_ids: Sequence[str], *, at: dt.datetime) -
         await repo.contacted(tx, subscriber_ids, at=at)
 
 
-async def get(tx: Tx, subscriber_id: str) -> Subscriber | None:
-    """One subscriber (its number encrypted), or None."""
-    return await repo.get(tx, subscriber_id)
+async def get(tx: Tx, subscriber_id: str, *, lock: bool = False) -> Subscriber | None:
+    """One subscriber (its number encrypted), or None; with ``lock``, its row held as a
+    delete holds it (an erasure, before it deletes what refers to the subscriber)."""
+    return await repo.get(tx, subscriber_id, lock=lock)
+
+
+async def present(tx: Tx, subscriber_ids: Sequence[str]) -> set[str]:
+    """Which of ``subscriber_ids`` exist, each kept from being deleted until the
+    transaction ends (for writing rows that refer to many at once: a campaign's batch)."""
+    return await repo.present(tx, subscriber_ids)
 
 
 async def lock_subscribers(tx: Tx, subscriber_ids: Sequence[str]) -> None:
@@ -80,8 +87,7 @@ async def lock_subscribers(tx: Tx, subscriber_ids: Sequence[str]) -> None:
     in a circle. PostgreSQL: transaction-scoped advisory locks, one per subscriber;
     SQLite: the write lock every transaction already holds.
     """
-    for subscriber_id in sorted(set(subscriber_ids)):
-        await tx.lock(f"subscriber:{subscriber_id}")
+    await tx.lock_all([f"subscriber:{sid}" for sid in sorted(set(subscriber_ids))])
 
 
 async def numbers(tx: Tx, subscriber_ids: Sequence[str]) -> dict[str, Sealed]:

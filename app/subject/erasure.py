@@ -92,8 +92,10 @@ async def erase(
     # The subscriber's lock before anything is read or deleted: a release naming them or a
     # redemption in progress commits first (the receipt counts its entry; each delete
     # below sees what it wrote), and one that comes later finds the subscriber gone.
+    # Its row too: a campaign's batch, which holds its subscribers' rows rather than
+    # their locks, writes its message first (deleted below) or finds the subscriber gone.
     await registry.lock_subscribers(tx, [subscriber_id])
-    subscriber = await registry.get(tx, subscriber_id)
+    subscriber = await registry.get(tx, subscriber_id, lock=True)
     if subscriber is None:
         raise SubjectNotFound()
     e164 = registry.phone_number(ctx, subscriber)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.core.db import Database, UTCDateTime
 from app.core.errors import AppError
-from app.core.sql import Json, Sql
+from app.core.sql import Json, Sql, lock_key
 from app.models.audit import AuditEvent
 from app.models.types import table
 from tests.conftest import engine_for
@@ -382,6 +382,26 @@ class Partition:
             pass
         finally:
             writer.close()
+
+
+async def test_locks_taken_together_are_all_held_until_the_unit_ends(db: Database) -> None:
+    if db.sqlite:
+        pytest.skip("SQLite's write lock serialises every unit")
+    names = [f"subscriber:sub_{i}" for i in range(5)]
+    taken = sa.text("SELECT pg_try_advisory_lock(:k)")
+    with engine_for(db.url).connect() as other:
+
+        def free(name: str) -> bool:
+            got = bool(other.execute(taken, {"k": lock_key(name)}).scalar_one())
+            if got:
+                other.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(name)})
+            return got
+
+        async with db.transaction() as tx:
+            await tx.lock_all(names)
+            assert not any(free(name) for name in names)
+            assert free("subscriber:sub_other")
+        assert all(free(name) for name in names)
 
 
 async def test_a_unit_cancelled_in_a_partition_leaves_no_half_begun_connection(

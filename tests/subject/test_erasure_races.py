@@ -113,3 +113,61 @@ async def test_a_request_closed_while_its_subscriber_is_erased_is_done(client, a
     closed = await closing
     assert closed.status_code == 200, closed.text
     assert closed.json()["status"] == "done"
+
+
+DELIVERY_SCOPES = ["verifications:write", "consents:write", "deliveries:write"]
+OPT_IN = {"purpose": "coupon_delivery", "action": "opt_in", "source": "web", "policy_version": "1"}
+
+
+def _remaining(app, table: str, sid: str) -> int:
+    query = sa.text(f"SELECT count(*) FROM {table} WHERE subscriber_id = :s")  # noqa: S608
+    with sync_engine(app).connect() as conn:
+        return int(conn.execute(query, {"s": sid}).scalar_one())
+
+
+async def test_a_consent_change_and_an_erasure(client, app, carrier):
+    """A change read before the erasure deleted the subscriber wrote its history row
+    after: a 500 (the history's foreign key), or the erasure's. Now the change waits for
+    the subscriber's lock and finds the subscriber gone."""
+    auth = bearer(await make_key(app, DELIVERY_SCOPES))
+    sid = (await approved(client, app, carrier, auth, jp(7), purpose="coupon_delivery"))[
+        "subscriber_id"
+    ]
+    url = f"/v1/subscribers/{sid}/consents"
+    answers = []
+
+    async def change():
+        answers.append(await client.post(url, json=OPT_IN, headers=auth))
+        return answers[-1]
+
+    await _race(app, sid, change)
+    assert answers[0].status_code == 404, answers[0].text
+    assert _remaining(app, "consent_events", sid) == _remaining(app, "consents", sid) == 0
+
+
+async def test_a_campaign_batch_and_an_erasure(client, app, carrier):
+    """A batch read its audience before the erasure deleted the subscriber and queued its
+    message after: a 500 on either side. Now the batch holds its subscribers' rows, so it
+    waits for the erasure under way and queues nothing for the erased subscriber."""
+    auth = bearer(await make_key(app, DELIVERY_SCOPES))
+    sid = (await approved(client, app, carrier, auth, jp(9), purpose="coupon_delivery"))[
+        "subscriber_id"
+    ]
+    assert (
+        await client.post(f"/v1/subscribers/{sid}/consents", json=OPT_IN, headers=auth)
+    ).status_code == 201
+    body = {
+        "campaign_id": "race",
+        "messages": {"ja": "クーポン", "en": "Coupon"},
+        "default_locale": "en",
+    }
+    answers = []
+
+    async def deliver():
+        answers.append(await client.post("/v1/deliveries", json=body, headers=auth))
+        return answers[-1]
+
+    await _race(app, sid, deliver)
+    assert answers[0].status_code == 201, answers[0].text
+    assert answers[0].json()["counts"]["queued"] == 0
+    assert _remaining(app, "outbox_messages", sid) == 0
