@@ -4,27 +4,20 @@ the public keys."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
 from app.core.instants import Instant
-from app.core.text import NoPhoneNumber
 from app.ledger import canonical
-from app.ledger.rules import LegalBasis, printable, recipient_key
-from app.ledger.schemas import SubjectId
-
-
-def _printable(text: str | None) -> str | None:
-    return None if text is None else printable(text)
+from app.ledger.rules import LegalBasis, recipient_key
+from app.ledger.schemas import Name, SubjectId
 
 
 class ExportQuery(BaseModel):
@@ -33,12 +26,11 @@ class ExportQuery(BaseModel):
     format: Literal["jsonl", "csv"] = "jsonl"
     since: Instant | None = Field(None, description="entries recorded at or after (RFC 3339)")
     until: Instant | None = Field(None, description="entries recorded before (RFC 3339)")
-    recipient: Annotated[
-        str | None,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(_printable),
-        NoPhoneNumber,
-    ] = Field(None, description="the recipient organisation, however it is typed")
+    # Checked as a request's organisation is, so the name a ledger entry shows (with its
+    # ideographic spaces, say) can be pasted here as it is.
+    recipient: Name | None = Field(
+        None, description="the recipient organisation, however it is typed"
+    )
     basis: LegalBasis | None = Field(None, description="one legal basis")
     subject: SubjectId | None = Field(None, description="entries naming this subscriber")
 

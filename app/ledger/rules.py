@@ -52,10 +52,3 @@ def no_controls(text: str) -> str:
         return visible(text_no_controls(text, allowed=_ALLOWED_CONTROLS))
     except ValueError:
         raise ValueError("must not contain control or invisible format characters") from None
-
-
-def printable(text: str) -> str:
-    """The text, if every character is printable; else ValueError."""
-    if not text.isprintable():
-        raise ValueError("must be printable characters only")
-    return text

@@ -27,7 +27,6 @@ from app.ledger.rules import (
     LegalBasis,
     RequestStatus,
     no_controls,
-    printable,
 )
 from app.registry.schemas import SUBSCRIBER_ID_PATTERN
 
@@ -222,12 +221,8 @@ class ProvisionConsentChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["give", "withdraw"]
-    recipient: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(printable),
-        NoPhoneNumber,
-    ] = Field(description="the recipient organisation")
+    # As a request names it: the consent must match the name a request will carry.
+    recipient: Name = Field(description="the recipient organisation")
     source: Source = Field(description="how the subject consented")
 
 

@@ -382,3 +382,32 @@ async def test_an_export_whose_head_cannot_be_witnessed_is_refused(client, app, 
         assert answer.status_code == 503, answer.text
         assert answer.json()["type"].endswith("/ledger-witness-unavailable")
     assert sql(app, "SELECT count(*) FROM ledger_checkpoints") == [(0,)]
+
+
+async def test_a_recipient_named_with_ideographic_spaces_is_taken_everywhere(client, app, people):
+    """The name a ledger entry shows, pasted as it is (Japanese is typed with U+3000 between
+    words), was refused by the export filter and by a subject's provision consent while
+    the request that names it took it."""
+    shinjuku = "警視庁\u3000新宿警察署"
+    subject = await add_subscriber(app, number(14))
+    given = await client.post(
+        f"/v1/subscribers/{subject}/provision-consents",
+        json={"action": "give", "recipient": shinjuku, "source": "letter"},
+        headers=people["operator"],
+    )
+    assert given.status_code == 200, given.text
+    recipient = {"organisation": shinjuku, "officer": "Inspector Sato", "contact": "desk"}
+    request = body([subject], legal_basis="consent", request_reference=None, recipient=recipient)
+    created = await client.post("/v1/disclosures", json=request, headers=people["operator"])
+    assert created.status_code == 201, created.text  # the consent matched the name
+    url = created.headers["Location"]
+    await client.post(f"{url}/approve", json={"note": "Consented"}, headers=people["officer_a"])
+    assert (await client.post(f"{url}/release", headers=people["officer_b"])).status_code == 200
+    export = await client.get(
+        "/v1/ledger/export", params={"recipient": shinjuku}, headers=people["auditor"]
+    )
+    assert export.status_code == 200, export.text
+    entries = [json.loads(line) for line in export.text.splitlines()]
+    assert [e["recipient_organisation"] for e in entries if "recipient_organisation" in e] == [
+        shinjuku
+    ]
