@@ -94,8 +94,7 @@ async def export(
     request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep, db: DbDep
 ) -> StreamingResponse:
     query = query_form(request, ExportQuery)
-    chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
+    made = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
     media_type, disposition = auditor.export_file(ctx, query)
-    return StreamingResponse(
-        chunks, media_type=media_type, headers={"Content-Disposition": disposition}
-    )
+    headers = {"Content-Disposition": disposition, **made.headers}
+    return StreamingResponse(made.chunks, media_type=media_type, headers=headers)

@@ -7,6 +7,7 @@ committed, each batch read in a short unit of its own (app/ledger/reading.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,8 +18,11 @@ from app.core.tx import Tx
 from app.ledger import checkpoints, export, verify, witness
 from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery
+from app.ledger.errors import UnbackedEntry
 from app.ledger.reading import in_tx
 from app.models.ledger import LedgerCheckpoint, LedgerEntry
+
+log = logging.getLogger("smsreg.ledger")
 
 
 @dataclass(frozen=True)
@@ -71,22 +75,57 @@ def export_file(ctx: Context, query: ExportQuery) -> tuple[str, str]:
     return media_type, f'attachment; filename="{name}"'
 
 
+@dataclass(frozen=True)
+class Export:
+    """An export's chunks (read when iterated), and the headers its answer carries."""
+
+    chunks: AsyncIterator[bytes]
+    headers: dict[str, str]
+
+
+# The answer's header when entries are left out because one of them cannot be signed:
+# that entry's seq (a number: the rest of the reason names a request id an insider
+# wrote, which is no header value).
+HELD_BACK = "Ledger-Held-Back"
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """Why an export ends before the head: the entry no release wrote, and the reason."""
+
+    seq: int
+    reason: str
+
+
+async def sign_head(tx: Tx, ctx: Context, *, actor: str) -> HeldBack | None:
+    """Sign the head before an export, as every export does; when an entry that no
+    release wrote stops it (:class:`UnbackedEntry`), say so instead: the export then
+    runs to the newest signed head, and what is after it is left out, as ever, rather
+    than every export refused because of one entry kept for years."""
+    try:
+        await checkpoints.create(tx, ctx, actor=actor)
+    except UnbackedEntry as refused:
+        log.error("ledger export held back an unbacked entry", extra={"seq": refused.seq})
+        reason = f"{refused.detail}; run `smsreg ledger verify`"
+        return HeldBack(seq=refused.seq or 0, reason=reason)
+    return None
+
+
 async def export_ledger(
     tx: Tx, ctx: Context, *, db: Database, actor: str, query: ExportQuery
-) -> AsyncIterator[bytes]:
-    """Sign the head, record who exports what, and return the export's chunks (read when
-    iterated).
+) -> Export:
+    """Sign the head, record who exports what, and return the export.
 
     The head is signed first, as ``smsreg ledger export`` does: every entry in the file
     is then under a signed checkpoint, so an entry changed in the file after the export
     (its hashes recomputed) no longer verifies. Nothing is signed when nothing is new.
     """
-    await checkpoints.create(tx, ctx, actor=actor)
-    await record_event(
-        tx,
-        Tag.LEDGER_EXPORTED,
-        actor=actor,
-        at=ctx.clock.now(),
-        details={"format": query.format, "filters": query.describe()},
+    held = await sign_head(tx, ctx, actor=actor)
+    details: dict[str, object] = {"format": query.format, "filters": query.describe()}
+    if held is not None:
+        details["held_back"] = held.seq
+    await record_event(tx, Tag.LEDGER_EXPORTED, actor=actor, at=ctx.clock.now(), details=details)
+    return Export(
+        chunks=export.stream(db, ctx, query, held_back=None if held is None else held.reason),
+        headers={} if held is None else {HELD_BACK: str(held.seq)},
     )
-    return export.stream(db, ctx, query)

@@ -80,10 +80,12 @@ async def create(
         tx, after_seq=latest.seq if latest is not None else 0
     )
     if unbacked is not None:
-        raise UnbackedEntry(
+        refused = UnbackedEntry(
             f"entry {unbacked.seq} records disclosure request {unbacked.request_id}, which "
             "was not released as it: no checkpoint was made"
         )
+        refused.seq = unbacked.seq
+        raise refused
     now = ctx.clock.now()
     checkpoint = await sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
     await record_event(

@@ -22,7 +22,7 @@ from app.core.config import ConfigError, Settings
 from app.core.context import Context
 from app.core.db import Database
 from app.core.tx import Tx
-from app.ledger import checkpoints, export, retention, signing, verify, witness
+from app.ledger import auditor, checkpoints, export, retention, signing, verify, witness
 from app.ledger.audit_schemas import ExportQuery
 from app.ledger.rules import LegalBasis
 
@@ -227,13 +227,19 @@ def export_command(
         raise typer.Exit(1) from None
 
     async def work(db: Database, ctx: Context) -> export.Summary:
+        held_back = None
         if checkpoint_first:
             async with db.transaction() as tx:
-                await checkpoints.create(tx, ctx, actor=CLI_ACTOR)
+                held = await auditor.sign_head(tx, ctx, actor=CLI_ACTOR)
+            held_back = None if held is None else held.reason
+
+        def write(out: BinaryIO) -> Awaitable[export.Summary]:
+            return export.write(db, ctx, query, out, held_back=held_back)
+
         if output == "-":
-            summary = await export.write(db, ctx, query, sys.stdout.buffer)
+            summary = await write(sys.stdout.buffer)
         else:
-            summary = await _write_whole(Path(output), lambda h: export.write(db, ctx, query, h))
+            summary = await _write_whole(Path(output), write)
         details = {"format": fmt, "filters": query.describe(), "entries": summary.entries}
         await _record(db, ctx, tag=Tag.LEDGER_EXPORTED, details=details)
         return summary

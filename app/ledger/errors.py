@@ -74,6 +74,8 @@ class UnbackedEntry(AppError):
         "An entry records a disclosure no released request was released as: no checkpoint "
         "is signed over it (the ledger may have been tampered with; run `smsreg ledger verify`)"
     )
+    # The entry's seq, for an export that goes on without it (app.ledger.auditor).
+    seq: int | None = None
 
 
 class WitnessUnavailable(AppError):

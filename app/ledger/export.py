@@ -76,7 +76,7 @@ class _Plan:
     note: str | None
 
 
-async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
+async def _plan(tx: Tx, *, query: ExportQuery, held_back: str | None = None) -> _Plan:
     """The range to export and the checkpoints that go with it, read in one unit."""
     head = await repo.head(tx)
     head_seq = 0 if head is None else head.seq
@@ -92,6 +92,9 @@ async def _plan(tx: Tx, *, query: ExportQuery) -> _Plan:
         note = (
             f"entries from seq {start} on are under no signed checkpoint yet, so they are "
             "left out: the next export (which signs the head first) holds them"
+            if held_back is None
+            else f"entries from seq {start} on are left out: no checkpoint can be signed "
+            f"over them ({held_back})"
         )
     if not query.selective:
         span = None if not upto or first is None else (first.seq, upto)
@@ -138,10 +141,11 @@ def _matcher(query: ExportQuery) -> Callable[[LedgerEntry], bool]:
 
 
 async def records(
-    read: Reader, ctx: Context, query: ExportQuery, summary: Summary
+    read: Reader, ctx: Context, query: ExportQuery, summary: Summary, held_back: str | None = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every record of an export, in order (see the module's description)."""
-    plan = await read(functools.partial(_plan, query=query))
+    """Every record of an export, in order (see the module's description); ``held_back``
+    says why the head could not be signed, if it could not."""
+    plan = await read(functools.partial(_plan, query=query, held_back=held_back))
     if plan.note is not None:
         summary.notes.append(plan.note)
     lo, hi = plan.span if plan.span is not None else (None, None)
@@ -186,22 +190,30 @@ async def records(
 
 
 def render(
-    read: Reader, ctx: Context, query: ExportQuery, summary: Summary | None = None
+    read: Reader,
+    ctx: Context,
+    query: ExportQuery,
+    summary: Summary | None = None,
+    held_back: str | None = None,
 ) -> AsyncIterator[bytes]:
     """An export as chunks of bytes."""
-    source = records(read, ctx, query, summary or Summary())
+    source = records(read, ctx, query, summary or Summary(), held_back)
     return chunked(jsonl_lines(source) if query.format == "jsonl" else csv_lines(source))
 
 
-def stream(db: Database, ctx: Context, query: ExportQuery) -> AsyncIterator[bytes]:
+def stream(
+    db: Database, ctx: Context, query: ExportQuery, *, held_back: str | None = None
+) -> AsyncIterator[bytes]:
     """An export as chunks of bytes, each batch read in a short unit of its own (for a
     streamed answer, which is sent after the request's own unit has ended)."""
-    return render(in_units(db), ctx, query)
+    return render(in_units(db), ctx, query, held_back=held_back)
 
 
-async def write(db: Database, ctx: Context, query: ExportQuery, out: BinaryIO) -> Summary:
+async def write(
+    db: Database, ctx: Context, query: ExportQuery, out: BinaryIO, *, held_back: str | None = None
+) -> Summary:
     """Write an export to a binary file; returns what it holds."""
     summary = Summary()
-    async for chunk in render(in_units(db), ctx, query, summary):
+    async for chunk in render(in_units(db), ctx, query, summary, held_back):
         out.write(chunk)
     return summary

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
-from app.core.errors import AppError, DatabaseUnavailable, InvalidInput
+from app.core.errors import AppError, DatabaseUnavailable, InvalidInput, header_entries
 from app.core.http import NO_STORE, JsonRoute, created, created_answer
 from app.core.openapi import NO_DATABASE, problems
 from app.ledger import auditor, checkpoints, signing, workflow
@@ -194,7 +194,17 @@ _NOT_SIGNED = problems(DatabaseUnavailable, WitnessUnavailable)[503]
         **STAFF_PROBLEMS,
         422: InvalidInput.openapi(),
         503: _NOT_SIGNED,
-        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        200: {
+            "content": {"application/x-ndjson": {}, "text/csv": {}},
+            "headers": header_entries(
+                {
+                    auditor.HELD_BACK: "only when an entry no release wrote stops the head "
+                    "from being signed: that entry's seq; the export ends at the newest "
+                    "signed head, leaving it and every entry after it out"
+                },
+                required=False,
+            ),
+        },
     },
     response_class=StreamingResponse,
     summary="Export the ledger as JSON Lines or CSV, streamed, verifiable offline (auditor, "
@@ -207,11 +217,10 @@ async def export_ledger(
     ctx: CtxDep,
     db: DbDep,
 ) -> StreamingResponse:
-    chunks = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
+    made = await auditor.export_ledger(tx, ctx, db=db, actor=staff.actor, query=query)
     media_type, disposition = auditor.export_file(ctx, query)
-    return StreamingResponse(
-        chunks, media_type=media_type, headers={**NO_STORE, "Content-Disposition": disposition}
-    )
+    headers = {**NO_STORE, "Content-Disposition": disposition, **made.headers}
+    return StreamingResponse(made.chunks, media_type=media_type, headers=headers)
 
 
 @router.get(

@@ -426,14 +426,15 @@ async def test_auditor_services_record_who_verified_and_exported(ledger, db, ctx
 
     report = await call(ledger, auditor.verify_ledger, actor="staff:stf_auditor1")
     assert report.ok and report.entries == N
-    chunks = await call(
+    made = await call(
         ledger,
         auditor.export_ledger,
         db=db,
         actor="staff:stf_auditor1",
         query=ExportQuery(format="csv"),
     )
-    assert _verify(b"".join([chunk async for chunk in chunks]), ctx).ok
+    assert made.headers == {}  # nothing held back
+    assert _verify(b"".join([chunk async for chunk in made.chunks]), ctx).ok
     tags = [
         row.tag
         for row in sql(

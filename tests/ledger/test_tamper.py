@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -281,3 +282,37 @@ async def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_
     clock.advance(seconds=2 * interval + 301)
     problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (1, "uncovered")
+
+
+async def test_an_entry_appended_by_hand_holds_back_the_tail_not_every_export(
+    ledger, ctx, client, subjects
+):
+    """One INSERT by an insider stopped every export through the API, the console and the
+    command (the head could not be signed), for as long as the entry is kept: years. The
+    export runs to the newest signed head instead, and its answer says what it held back
+    and why."""
+    from app.ledger.verify.files import parse_public_keys, verify_lines
+    from app.staff.roles import Role
+    from tests.fixtures.staff import staff_auth
+
+    with sync_engine(ledger).begin() as conn:
+        seq = _forge_next(conn, request_id="dsr_FORGEDforgedFORGEDforged")
+    await release_many(ledger, subjects, 1, ledger.state.ctx.clock)  # a genuine one after it
+    auditor = await staff_auth(ledger, client, Role.AUDITOR)
+    answer = await client.get("/v1/ledger/export", headers=auditor)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Ledger-Held-Back"] == str(seq)
+    records = [orjson.loads(line) for line in answer.text.splitlines()]
+    header = records[0]
+    assert (header["last_seq"], header["head_seq"]) == (N, N)
+    keys = parse_public_keys(
+        f"{r['key_id']}:{r['public_key']}" for r in records if r["type"] == "key"
+    )
+    assert verify_lines([orjson.dumps(r) for r in records], public_keys=keys).ok
+    # Nothing was signed over the forged entry; the export is recorded with the reason.
+    assert (await verified(ledger)).covered_to == N
+    with sync_engine(ledger).connect() as conn:
+        details = conn.execute(
+            sa.text("SELECT details FROM audit_events WHERE tag = 'ledger:exported'")
+        ).scalar_one()
+    assert (details if isinstance(details, dict) else orjson.loads(details))["held_back"] == seq
