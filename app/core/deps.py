@@ -11,12 +11,12 @@ writes are not yet committed.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import AsyncIterator
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
+from app.core.addresses import recorded
 from app.core.context import Context
 from app.core.db import Database
 from app.core.tx import Tx
@@ -68,22 +68,8 @@ async def client_ip(request: Request) -> str:
     """The caller's address. Behind trusted proxies uvicorn's proxy-header middleware has
     already put the client's address here (``SMSREG_TRUSTED_PROXIES``), as the proxy
     sent it: a value that is not an IP address (a trusted frontend's bug, or whatever it
-    passed on) is ``unknown``, never kept as the address (it could be a phone number)."""
-    host = request.client.host if request.client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return UNKNOWN_ADDRESS
-    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
-        # A zone ("fe80::1%eth0") means nothing for a remote client, and holds any text
-        # ("fe80::1%09012345678"): unknown, as any other value that is no address.
-        return UNKNOWN_ADDRESS
-    return str(address)
-
-
-# What a request without a usable client address is recorded from (an IP address
-# without a zone is at most 45 characters: the columns that hold one take 64).
-UNKNOWN_ADDRESS = "unknown"
+    passed on) is ``unknown`` (app.core.addresses.recorded)."""
+    return recorded(request.client.host if request.client else "")
 
 
 DbDep = Annotated[Database, Depends(get_db)]

@@ -22,6 +22,7 @@ import datetime as dt
 import math
 
 from app.audit.events import Tag, record_event
+from app.core.addresses import counted_as
 from app.core.context import Context
 from app.core.errors import RateLimited
 from app.core.tx import Tx
@@ -35,10 +36,10 @@ class LoginThrottled(RateLimited):
 
 
 def _buckets(ctx: Context, *, ip: str, username: str) -> tuple[str, str]:
-    keys = ctx.keys
+    keys, client = ctx.keys, counted_as(ip)  # an IPv6 client by its /64
     return (
-        keys.blind_index(ip, kind="login-ip"),
-        keys.blind_index(f"{ip}\n{username}", kind="login-source"),
+        keys.blind_index(client, kind="login-ip"),
+        keys.blind_index(f"{client}\n{username}", kind="login-source"),
     )
 
 

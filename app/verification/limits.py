@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from app.core.addresses import counted_as
 from app.core.context import Context
 from app.core.counters import CounterBuffer
 from app.core.errors import RateLimited
@@ -147,7 +148,7 @@ def _refused(name: str, retry_after: int) -> RateLimited:
 def send_limits(ctx: Context, *, phone: Phone, ip: str, prefix: str) -> list[Limit]:
     """The shared limits one SMS send is subject to, with buckets as keyed hashes."""
     s = ctx.settings
-    client = ctx.keys.blind_index(ip, kind="ip")
+    client = ctx.keys.blind_index(counted_as(ip), kind="ip")
     country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
         Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR),
@@ -168,7 +169,8 @@ def source_bucket(prefix: str, ip_index: str) -> str:
 def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
     """The hit recording where a send to a prefix came from (a minute's slot)."""
     at = now - (now - _EPOCH) % _MINUTE
-    return Hit(bucket=source_bucket(prefix, ctx.keys.blind_index(ip, kind="ip")), at=at)
+    source = ctx.keys.blind_index(counted_as(ip), kind="ip")
+    return Hit(bucket=source_bucket(prefix, source), at=at)
 
 
 @functools.cache

@@ -161,6 +161,19 @@ async def test_one_address_guessing_many_names_is_throttled(client, app, verifie
         assert (await login(elsewhere, "hanako")).status_code == 201
 
 
+async def test_an_ipv6_host_guessing_from_many_of_its_addresses_is_one_address(client, app):
+    """One host may use any address of its /64: twenty guesses from twenty of them were
+    twenty addresses, each far from its limit."""
+    await create_staff(app, "operator", username="hanako")
+    for i in range(20):
+        async with from_ip(app, f"2001:db8:9::{i + 1:x}") as guesser:
+            assert (await login(guesser, f"guess-{i}", "wrong password!")).status_code == 401
+    async with from_ip(app, "2001:db8:9::abcd") as same_host:
+        assert (await login(same_host, "hanako")).status_code == 429
+    async with from_ip(app, "2001:db8:9:1::1") as elsewhere:
+        assert (await login(elsewhere, "hanako")).status_code == 201
+
+
 @pytest.mark.parametrize(
     "settings_overrides",
     [{**CHEAP_HASHING, "login_max_failures": 2, "login_lockout_minutes": 1}],

@@ -47,6 +47,36 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(app, auth):
         assert (await start(spoofer, auth, phone=next(numbers), headers=headers)).status_code == 429
 
 
+@pytest.mark.parametrize(
+    ("first", "same_client", "another_client"),
+    [
+        # One IPv6 host may use any address of its /64: it is one client.
+        ("2001:db8:5::1", ["2001:db8:5::2", "2001:db8:5:0:1::5"], "2001:db8:5:1::1"),
+        # An IPv4 address written as IPv6 is that IPv4 address.
+        ("203.0.113.7", ["::ffff:203.0.113.7", "::ffff:cb00:7107"], "203.0.113.8"),
+    ],
+)
+async def test_a_client_cannot_pass_its_limit_by_rewriting_its_address(
+    app, auth, first, same_client, another_client
+):
+    import httpx
+
+    numbers = iter(f"080-{51 + i}00-{i:04d}" for i in range(20))  # distinct prefixes
+    proxy = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+    async with httpx.AsyncClient(transport=proxy, base_url="http://testserver") as via_proxy:
+
+        async def from_(address: str):
+            headers = {"X-Forwarded-For": address}
+            return await start(via_proxy, auth, phone=next(numbers), headers=headers)
+
+        for address in [first, *same_client]:
+            assert (await from_(address)).status_code == 201
+        for address in [first, *same_client]:
+            refused = await from_(address)
+            assert refused.status_code == 429 and refused.json()["limit"] == "ip_hour"
+        assert (await from_(another_client)).status_code == 201
+
+
 async def test_per_prefix_limit(app, auth):
     import httpx
 

@@ -331,6 +331,17 @@ async def test_two_addresses_do_not_block_a_range_but_three_do(client, app, cloc
     assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
 
 
+async def test_one_ipv6_host_rotating_its_addresses_is_one_source(client, app, clock, auth):
+    """Three addresses of one /64 (one host, which may use any of them) were three
+    sources, and blocked a range of a million numbers for everyone."""
+    for i in range(12):
+        headers = {"X-Forwarded-For": f"2001:db8:77::{i % 3 + 1}"}
+        assert (await start(client, auth, phone=pumped(i), headers=headers)).status_code == 201
+    clock.advance(seconds=WINDOW_GRACE)
+    assert (await start(client, auth, phone=pumped(50), headers=source(7, 9))).status_code == 201
+    assert count_rows(app, "pumping_blocks") == 0
+
+
 def test_the_default_address_limit_stays_far_below_the_guards_trigger(settings):
     """Settings hold the rule: one address is throttled long before the guard would act."""
     defaults = Settings()
