@@ -98,6 +98,18 @@ _SOURCES = Sql(
     _Source,
     read_only=True,
 )
+
+
+class _Standing(NamedTuple):
+    ends_at: dt.datetime | None
+
+
+# The block in force on a prefix, if any (an aggregate: one row, its end None if none).
+_STANDING = Sql(
+    "SELECT max(ends_at) AS ends_at FROM pumping_blocks WHERE prefix_index = :prefix "
+    "AND lifted_at IS NULL AND ends_at > :now",
+    _Standing,
+)
 _BLOCK = Sql(
     "INSERT INTO pumping_blocks (id, prefix_index, prefix, region, blocked_at, ends_at, "
     "sends, approvals) VALUES (:id, :prefix_index, :prefix, :region, :now, :until, :sends, "
@@ -162,6 +174,12 @@ async def watch(
         # One or two addresses alone: their own limits throttle them; blocking the range
         # would let a single source deny service to everyone in it.
         return
+    # One block per prefix: starts that tripped the watch together (each read the state
+    # before either blocked) find the first one's block, and are refused by it.
+    await tx.lock(f"pumping:{prefix_index}")
+    standing = await tx.fetch_one(_STANDING, {"prefix": prefix_index, "now": now})
+    if standing is not None and standing.ends_at is not None:
+        raise _refusal(standing.ends_at, now)
     until = now + dt.timedelta(minutes=s.pumping_cooloff_minutes)
     block_id = new_id("blk")
     await tx.run(

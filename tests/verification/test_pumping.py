@@ -331,6 +331,32 @@ async def test_two_addresses_do_not_block_a_range_but_three_do(client, app, cloc
     assert refused.status_code == 429 and refused.json()["type"].endswith("/prefix-blocked")
 
 
+async def test_starts_that_trip_the_watch_together_make_one_block(client, app, clock, auth):
+    """Each of a burst of parallel starts read the prefix's state before any had blocked
+    it, and each inserted a block: five blocks for one prefix, and lifting one left the
+    range blocked. A start that trips the watch after another did finds its block.
+
+    (PostgreSQL: the blocks table is held from another connection, so both starts have
+    read the state before either can insert.)"""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    await burst(client, auth, 10)
+    clock.advance(seconds=WINDOW_GRACE)
+    with engine.connect() as conn:
+        conn.execute(sa.text("LOCK TABLE pumping_blocks IN SHARE MODE"))
+        tripping = [
+            asyncio.create_task(start(client, auth, phone=pumped(50 + i), headers=source(i)))
+            for i in range(2)
+        ]
+        await asyncio.sleep(0.5)
+        conn.rollback()
+    answers = await asyncio.gather(*tripping)
+    assert [a.status_code for a in answers] == [429, 429], [a.text for a in answers]
+    assert count_rows(app, "pumping_blocks") == 1
+    assert events(app, "sms:pumping:prefix_blocked") == 1
+
+
 async def test_one_ipv6_host_rotating_its_addresses_is_one_source(client, app, clock, auth):
     """Three addresses of one /64 (one host, which may use any of them) were three
     sources, and blocked a range of a million numbers for everyone."""
