@@ -8,7 +8,10 @@ and session rules of the API (app.staff.auth.StaffRoles), on every request.
 Every form carries a CSRF token: for a signed-in person a keyed hash of their session's
 id (so it dies with the session), before sign-in a keyed hash of a random cookie set
 with the form (double submit). SameSite=Strict already keeps the cookie off other
-sites' requests; the token holds even where a browser ignores SameSite.
+sites' requests; the token holds even where a browser ignores SameSite. Before the
+token, the browser must say that the form comes from our own origin (app.my.origin,
+shared with /my/): a page of the same site (a sibling host, another port) can plant a
+pre-sign-in cookie and its token, and so sign a browser in to its own account.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import AppError, Unauthenticated
 from app.core.http import refuse_repeated_fields
 from app.core.tx import Tx
+from app.my.origin import from_own_origin
 from app.staff import roles
 from app.staff.auth import Staff, StaffRoles
 from app.staff.roles import Role
@@ -53,8 +57,11 @@ def csrf_token(ctx: Context, binding: str) -> str:
     return ctx.keys.token.mac(b"console-csrf\n" + binding.encode()).hex()
 
 
-def check_csrf(ctx: Context, *, binding: str | None, sent: str | None) -> None:
-    """Refuse a form whose token does not match its binding (CsrfFailed, nothing written)."""
+def check_csrf(ctx: Context, request: Request, *, binding: str | None, sent: str | None) -> None:
+    """Refuse a form posted from a page not our own, or whose token does not match its
+    binding (CsrfFailed, nothing written)."""
+    if not from_own_origin(request):
+        raise CsrfFailed()  # a page not our own: the token is not even looked at
     if not binding or not same_token(csrf_token(ctx, binding), sent):
         raise CsrfFailed()
 
@@ -104,7 +111,7 @@ def set_pre_cookie(response: Response, ctx: Context, *, value: str) -> None:
 async def check_pre_form(request: Request, ctx: CtxDep, csrf: CsrfField = None) -> None:
     """A form sent before sign-in (sign-in, invitation) carries its double-submit token,
     and no field twice."""
-    check_csrf(ctx, binding=request.cookies.get(PRE_COOKIE), sent=csrf)
+    check_csrf(ctx, request, binding=request.cookies.get(PRE_COOKIE), sent=csrf)
     await refuse_repeated_fields(request)
 
 
@@ -150,7 +157,7 @@ class ConsoleForm(ConsoleRoles):
         csrf: CsrfField = None,
     ) -> Staff:
         staff = await self.admit(request, tx, ctx, token)
-        check_csrf(ctx, binding=staff.session_id, sent=csrf)
+        check_csrf(ctx, request, binding=staff.session_id, sent=csrf)
         await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff
 
@@ -169,7 +176,7 @@ class ConsoleFormApart(ConsoleRoles):
     ) -> Staff:
         async with db.transaction() as tx:
             staff = await self.admit(request, tx, ctx, token)
-        check_csrf(ctx, binding=staff.session_id, sent=csrf)
+        check_csrf(ctx, request, binding=staff.session_id, sent=csrf)
         await refuse_repeated_fields(request, lists=LIST_FIELDS)
         return staff
 

@@ -7,7 +7,9 @@ session cookie, and the headers it is answered with.
   hash (the token key ring) together with the session cookie the browser sends, if any; a
   POST whose field does not match both is refused. So a pair of CSRF cookie and token
   made in one browser and planted in another (a sibling host can set cookies) does not
-  pass once that browser has a session.
+  pass once that browser has a session. Before either, the browser must say that the
+  post comes from our own origin (app.my.origin): a page of the same site could plant
+  a pair before the browser holds a cookie of its own and sign it in (login CSRF).
 - Session: the subject token in an HttpOnly, SameSite=Strict cookie for /my only.
 - What an action did (a flash): a cookie the action's answer sets and the records page
   reads once, keyed to the session, so neither an address nor a reload can claim it.
@@ -35,6 +37,7 @@ from markupsafe import Markup, escape
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.errors import AppError
+from app.my.origin import from_own_origin
 from app.my.texts import LANGUAGES, TEXTS, WORDS, erased_words, kept_why
 from app.subject.schemas import ErasureReceiptPublic
 
@@ -55,7 +58,9 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # For browsers that predate frame-ancestors: the pages are never framed (clickjacking).
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # No address goes to another site; our own forms send their origin, which
+    # app.my.origin checks (under no-referrer a browser sends "Origin: null").
+    "Referrer-Policy": "same-origin",
 }
 
 
@@ -63,6 +68,11 @@ class CsrfRefused(AppError):
     status = 403
     slug = "csrf-refused"
     title = "The form's CSRF token is missing or wrong"
+
+
+class CrossOrigin(CsrfRefused):
+    """A form posted from a page not our own (the browser says so): refused as any
+    stale form is, and never taken for a form sent twice (app.my.deps.refusal)."""
 
 
 def language(request: Request) -> str:
@@ -105,7 +115,10 @@ def csrf_token(ctx: Context, request: Request, value: str) -> str:
 
 
 def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
-    """Refuse a POST whose CSRF field is missing or does not match the browser's cookies."""
+    """Refuse a POST from a page not our own, or whose CSRF field is missing or does not
+    match the browser's cookies."""
+    if not from_own_origin(request):
+        raise CrossOrigin()
     value = request.cookies.get(CSRF_COOKIE, "")
     if not value or not same_token(csrf_token(ctx, request, value), field):
         raise CsrfRefused()

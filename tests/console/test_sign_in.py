@@ -16,6 +16,7 @@ from app.core.context import Context
 from app.core.crypto import Keys
 from tests.conftest import count_rows, make_settings
 from tests.console.helpers import HTML, csrf_of, get, inline_scripts, post, sign_in
+from tests.fixtures.staff import PASSWORD
 from tests.staff.helpers import CHEAP_HASHING, create_staff, events
 
 NEW_PASSWORD = "a brand new long passphrase"
@@ -70,6 +71,38 @@ async def test_a_form_without_its_csrf_token_changes_nothing(client, app):
         answer = await client.post("/console/logout", data=data, headers=HTML)
         assert answer.status_code == 400, answer.text
     assert (await get(client, "/console/")).status_code == 200  # still signed in
+
+
+@pytest.mark.parametrize(
+    "from_elsewhere",
+    [
+        {"Sec-Fetch-Site": "same-site"},  # another port of the host, a sibling host
+        {"Origin": "http://testserver:8149"},
+        {"Origin": "null"},
+    ],
+)
+async def test_a_form_posted_from_a_page_not_our_own_is_refused(client, app, from_elsewhere):
+    """The sign-in form's token is bound to a cookie a page of the same site can plant
+    with its own token: it signed the browser in to that page's account (login CSRF).
+    The browser says where a form comes from, checked as on /my/ (one function)."""
+    await create_staff(app, "operator", username="taro")
+    page = await get(client, "/console/login")
+    form = {"username": "taro", "password": PASSWORD, "csrf": csrf_of(page)}
+    refused = await client.post("/console/login", data=form, headers={**HTML, **from_elsewhere})
+    assert refused.status_code == 400 and SESSION_COOKIE not in client.cookies
+    assert count_rows(app, "staff_login_attempts") == 0
+    own = {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}
+    assert (
+        await client.post("/console/login", data=form, headers={**HTML, **own})
+    ).status_code == 303
+    # Signed in, a signed-in form from elsewhere is refused too.
+    home = await get(client, "/console/")
+    out = await client.post(
+        "/console/logout", data={"csrf": csrf_of(home)}, headers={**HTML, **from_elsewhere}
+    )
+    assert out.status_code == 400
+    assert (await get(client, "/console/")).status_code == 200  # still signed in
+    assert (await get(client, "/console/login")).headers["referrer-policy"] == "same-origin"
 
 
 async def test_a_form_post_from_a_non_browser_gets_a_problem_naming_the_field(client, app):

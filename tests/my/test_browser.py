@@ -4,7 +4,12 @@ use, and erases everything after confirming."""
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -12,7 +17,8 @@ import pytest
 from markupsafe import Markup
 
 from app.my.pages import unbroken
-from app.my.texts import RECEIPT
+from app.my.texts import RECEIPT, TEXTS
+from tests.my.helpers import csrf_of, field_of
 
 pytestmark = pytest.mark.browser
 
@@ -194,5 +200,64 @@ def test_a_date_or_a_number_and_its_counter_stays_on_one_line(live_server, chrom
         )
         counted = page.evaluate(_LINES, "\\d+か月間")
         assert [c["text"] for c in counted] == ["1か月間"] and counted[0]["lines"] == 1, counted
+    finally:
+        context.close()
+
+
+@contextmanager
+def _page_on_another_port(html: str) -> Iterator[str]:
+    """A page served from another port of the same host: the same site as the service
+    (cookies are not kept apart by port), not its origin. Its address."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_of_the_same_site_cannot_sign_a_visitor_in(live_server, chromium):
+    """Login CSRF: a page on another port of the host (or a sibling host) planted its own
+    CSRF cookie in a fresh browser and posted the matching token with its own
+    verification and code: the visitor landed on the attacker's records, where
+    everything they did acted on the attacker's entry. The browser says the post is
+    same-site, not same-origin: refused as any stale form."""
+    _verified(live_server, live_server.api_key)
+    with httpx.Client(base_url=live_server.url, timeout=10) as attacker:
+        token = csrf_of(attacker.get("/my/?lang=ja").text)
+        planted = attacker.cookies["smsreg_csrf"]
+        sent_before = len(live_server.messages())
+        form = {"csrf": token, "phone": "090-1357-2468", "country": "JP"}
+        assert attacker.post("/my/code", data=form).status_code == 303
+        verification_id = field_of(attacker.get("/my/code").text, "verification_id")
+        code = _next_code(live_server, sent_before)
+    html = Markup(
+        '<!doctype html><form id="f" method="post" action="{}/my/session">'
+        '<input name="csrf" value="{}"><input name="verification_id" value="{}">'
+        '<input name="code" value="{}"></form><script>document.cookie = "smsreg_csrf={}; '
+        'path=/my"; document.getElementById("f").submit();</script>'
+    ).format(live_server.url, token, verification_id, code, planted)
+    context = chromium.new_context(locale="ja-JP")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        with _page_on_another_port(str(html)) as address:
+            with page.expect_navigation(url=re.compile(re.escape(live_server.url))):
+                page.goto(address)
+        assert page.inner_text("h1") == TEXTS["ja"]["h_csrf"]
+        assert not [c for c in context.cookies() if c["name"] == "smsreg_subject"]
     finally:
         context.close()

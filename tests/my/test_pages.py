@@ -421,3 +421,76 @@ async def test_a_code_of_the_wrong_length_is_said_so_and_not_counted(client, app
               "code": code},
     )  # fmt: skip
     assert right.status_code == 303 and right.headers["location"] == "/my/records"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-site"},  # another port of the host, a sibling host
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://testserver:8149"},
+        {"Origin": "http://coupons.testserver"},
+        {"Origin": "https://testserver"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.example"},
+    ],
+)
+async def test_a_sign_in_posted_from_a_page_not_our_own_is_refused(client, app, carrier, headers):
+    """A page of the same site planted its own CSRF cookie and posted the matching token
+    with its own verification and code: the visitor was signed in to its session (login
+    CSRF). The browser says where a form comes from; only our own origin passes."""
+    sent, code = await code_form(client, app, carrier, "ja")
+    answer = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+        headers=headers,
+    )  # fmt: skip
+    assert answer.status_code == 403 and TEXTS["ja"]["csrf"] in answer.text
+    assert "smsreg_subject" not in client.cookies
+    assert not rows(app, "SELECT id FROM subject_sessions")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # not a browser, or one that says nothing: the token alone
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "none"},  # the person's own doing: no page can send it
+        {"Origin": "http://TESTSERVER:80"},
+    ],
+)
+async def test_a_sign_in_from_our_own_page_passes(client, app, carrier, headers):
+    sent, code = await code_form(client, app, carrier, "ja")
+    answer = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+        headers=headers,
+    )  # fmt: skip
+    assert answer.status_code == 303 and answer.headers["location"] == "/my/records"
+
+
+async def test_our_own_forms_send_their_origin(client):
+    """Under ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null`` with a form,
+    which the origin check could not tell from another page's."""
+    page = await client.get("/my/")
+    assert page.headers["referrer-policy"] == "same-origin"
+    assert '<meta name="referrer" content="same-origin">' in page.text
+
+
+@pytest.mark.parametrize("settings_overrides", [{"public_base_url": "https://sms.example.co.jp"}])
+async def test_the_public_base_urls_origin_is_our_own_too(client, app, carrier):
+    """Behind a proxy that passes on a Host of its own (nginx's default), the request's
+    own origin is not the one people open the pages under: that one is configured."""
+    sent, code = await code_form(client, app, carrier, "ja")
+    form = {"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+            "code": code}  # fmt: skip
+    elsewhere = await client.post(
+        "/my/session", data=form, headers={"Origin": "https://coupons.example.co.jp"}
+    )
+    assert elsewhere.status_code == 403
+    answer = await client.post(
+        "/my/session", data=form, headers={"Origin": "https://sms.example.co.jp:443"}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/my/records"
