@@ -180,7 +180,7 @@ async def second_factor(
         # The right code, already used: the same login sent twice at once, or again within
         # its 30 seconds. Refused, as every replay; REPLAYED_TOTP is not a guess, so it
         # does not count towards the account's lockout.
-        return REPLAYED_TOTP if _used_before(ctx, row, totp) else "wrong_totp"
+        return REPLAYED_TOTP if used_before(ctx, row, totp) else "wrong_totp"
     if recovery_code:
         used = await recovery_codes.use(tx, ctx, staff_id=staff_id, code=recovery_code)
         return None if used else "wrong_recovery_code"
@@ -247,7 +247,7 @@ def _typed(code: str) -> str | None:
     return typed
 
 
-def _used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
+def used_before(ctx: Context, row: StaffTotp, code: str) -> bool:
     """Whether ``code`` is the code of a step within the drift that was already accepted."""
     step = _step_of(ctx, row, code, ctx.clock.now(), quiet=True)
     return step is not None and row.last_used_step is not None and step <= row.last_used_step

@@ -67,14 +67,21 @@ async def new_recovery_codes(tx: Tx, ctx: Context, *, staff: Staff, code: str) -
     now = ctx.clock.now()
     lockout.refuse_if_locked(account, now)
     if not await totp.accept(tx, ctx, secret=secret, code=code):
-        await lockout.count_failure(tx, ctx, account=account, now=now)
+        # The right code used already (the same request sent twice, a double click) is
+        # no guess: refused and recorded, as at login, but not counted towards the lockout.
+        replayed = totp.used_before(ctx, secret, code)
+        if not replayed:
+            await lockout.count_failure(tx, ctx, account=account, now=now)
         await record_event(
             tx,
             Tag.STAFF_LOGIN_FAILED,
             actor=staff.actor,
             at=now,
             subject=staff.id,
-            details={"reason": "wrong_totp", "during": "recovery_codes"},
+            details={
+                "reason": totp.REPLAYED_TOTP if replayed else "wrong_totp",
+                "during": "recovery_codes",
+            },
         )
         raise WrongCode(
             "the code is not valid (or was used already)",

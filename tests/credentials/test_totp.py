@@ -247,6 +247,27 @@ async def test_new_recovery_codes_need_a_current_code(client, app, clock):
     assert (await login_with(client, "root", recovery_code=new[2])).status_code == 201
 
 
+async def test_new_recovery_codes_asked_twice_with_one_code_lock_nothing(client, app, clock):
+    """A double click sent the right code twice (or more): each repeat counted as a wrong
+    code, and five locked the account for fifteen minutes."""
+    headers, secret, _old = await enrolled_staff(app, client, clock, "admin", "root")
+    clock.advance(seconds=30)
+    body = {"code": code_at(secret, clock.now())}
+    answers = [
+        await client.post("/v1/staff/me/totp/recovery-codes", json=body, headers=headers)
+        for _ in range(6)
+    ]
+    assert [a.status_code for a in answers] == [200, 422, 422, 422, 422, 422]
+    assert account_row(app, "root")["failed_logins"] == 0
+    assert account_row(app, "root")["locked_until"] is None
+    clock.advance(seconds=30)
+    again = await client.post(
+        "/v1/staff/me/totp/recovery-codes", json={"code": code_at(secret, clock.now())},
+        headers=headers,
+    )  # fmt: skip
+    assert again.status_code == 200
+
+
 async def test_guessing_codes_with_a_session_locks_it_out(client, app, clock):
     headers, secret, _codes = await enrolled_staff(app, client, clock, "admin", "root")
     for steps in range(4, 9):  # five wrong codes
