@@ -293,11 +293,9 @@ def checkpoint_command(
 ) -> None:
     """Sign the chain's head now (skipped when nothing was appended since the last one)."""
     # A witness that cannot keep it is a refusal (WitnessUnavailable): one line, exit 1.
-    made = _run(
-        lambda db, ctx: _in_unit(
-            db, lambda tx: checkpoints.create(tx, ctx, actor=CLI_ACTOR, force=force)
-        )
-    )
+    # Forced on an empty ledger: refused (EmptyLedger), as POST /v1/ledger/checkpoints is.
+    sign = checkpoints.create_now if force else checkpoints.create
+    made = _run(lambda db, ctx: _in_unit(db, lambda tx: sign(tx, ctx, actor=CLI_ACTOR)))
     if made is None:
         typer.echo("nothing new to checkpoint")
         return

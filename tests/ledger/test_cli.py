@@ -199,6 +199,17 @@ def test_bad_public_key_is_refused(env):
     assert result.exit_code == 2
 
 
+def test_a_forced_checkpoint_of_an_empty_ledger_is_refused(tmp_path, monkeypatch):
+    """It said "nothing new to checkpoint" and exited 0, as if it had signed."""
+    monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    monkeypatch.setenv("SMSREG_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SMSREG_LEDGER_SIGNING_KEYS", json.dumps({"L1": SEED}))
+    assert runner.invoke(cli, ["migrate"]).exit_code == 0
+    forced = runner.invoke(cli, ["ledger", "checkpoint", "--force"])
+    assert forced.exit_code == 1 and forced.output.startswith("refused: "), forced.output
+    assert "nothing new" in runner.invoke(cli, ["ledger", "checkpoint"]).output
+
+
 def test_production_without_a_signing_key_refuses(env, monkeypatch):
     monkeypatch.delenv("SMSREG_LEDGER_SIGNING_KEYS")
     monkeypatch.setenv("SMSREG_ENVIRONMENT", "production")
