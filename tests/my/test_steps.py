@@ -755,3 +755,24 @@ async def test_a_number_of_the_other_country_is_named_as_such(client):
     assert refused.status_code == 422
     assert _alert(refused.text) == PROBLEMS["ja"]["field_phone_in_KR"]
     assert 'aria-invalid="true"' in _tag(refused.text, "phone")
+
+
+# -- what the outside tester found on a phone ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"privacy_contact": "テスト株式会社 個人情報窓口 privacy@example.jp"}]
+)
+async def test_the_footer_and_the_code_form_join_japanese_with_its_own_colon(
+    client, app, carrier, clock
+):
+    """The footer said 「…ご請求: テスト株式会社」 (an ASCII colon), and the code form
+    「コードを送信しました： +81…」 (a full-width colon, then a space: a wide gap)."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "ja", NUMBER)
+    assert "<p>お問い合わせ・電話や書面でのご請求：テスト株式会社 個人情報窓口" in sent.text
+    assert '<p>コードを送信しました：<span id="masked">+81 90-****-1357</span></p>' in sent.text
+    english = await client.get("/my/code?lang=en")
+    assert '<p>Code sent to: <span id="masked">+81 90-****-1357</span></p>' in english.text
