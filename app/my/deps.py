@@ -30,16 +30,38 @@ def refusal(request: Request, exc: AppError) -> Response:
     routed at all: app.main hands this to the body-size cap)."""
     ctx: Context = request.app.state.ctx
     if isinstance(exc, pages.CsrfRefused):  # a stale form: its own words, translated
-        if request.url.path == "/my/erase" and pages.receipt_id(ctx, request) is not None:
-            # The erasure's form sent again once it was done (a second tap, Back and send):
-            # its receipt, not "the form has expired", which read as a failed erasure.
-            return pages.redirect("/my/receipt")
+        cross = isinstance(exc, pages.CrossOrigin)  # another site's page: never followed
+        if not cross and (again := _sent_again(ctx, request)) is not None:
+            return again
         page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
     else:
         page = pages.page(request, ctx, "message.html", status=exc.status, key="refused",
                           error=problem_words(request, exc))  # fmt: skip
     page.headers.update(exc.headers)
     return page
+
+
+def _sent_again(ctx: Context, request: Request) -> Response | None:
+    """A form of our own sent a second time (a double tap, Back and send) once its first
+    sending had changed the cookies its token is bound to: where the first one led, not
+    "the form has expired", which read as a failure of what had in fact been done. None:
+    any other refused form. Nothing is done here: each answer only leads to a page."""
+    path = request.url.path
+    session = request.cookies.get(pages.SESSION_COOKIE)
+    if path == "/my/erase" and pages.receipt_id(ctx, request) is not None:
+        # The erasure's form once it was done: its receipt (which read as a failed erasure).
+        return pages.redirect("/my/receipt")
+    if path == "/my/session" and session and pages.made_before_session(ctx, request):
+        # The right code again, the first having opened the session (whose cookie the
+        # token did not name): the records, as the start page leads a signed-in person.
+        return pages.redirect("/my/records")
+    if path == "/my/logout" and not session and pages.shaped_like_a_token(request):
+        # Sign out again, the first having ended the session and forgotten its cookie, which
+        # the form's token named (so it cannot be checked now): signed out, which is so.
+        response = pages.redirect("/my/")
+        pages.set_flash(ctx, request, response, "signed_out", ending=True)
+        return response
+    return None
 
 
 class MyRoute(PageRoute):

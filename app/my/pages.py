@@ -110,8 +110,29 @@ def csrf_value(request: Request) -> str:
 def csrf_token(ctx: Context, request: Request, value: str) -> str:
     """The form field a CSRF cookie value must come with, in the session (or none) of
     ``request``'s session cookie."""
-    session = request.cookies.get(SESSION_COOKIE, "")
+    return _csrf_mac(ctx, value, request.cookies.get(SESSION_COOKIE, ""))
+
+
+def _csrf_mac(ctx: Context, value: str, session: str) -> str:
     return ctx.keys.token.mac(b"my-csrf:%s\0%s" % (value.encode(), session.encode())).hex()
+
+
+def made_before_session(ctx: Context, request: Request) -> bool:
+    """Whether the POST's CSRF field is the one this browser's forms carried before its
+    session began (the sign-in's form sent again once the session was opened)."""
+    value = request.cookies.get(CSRF_COOKIE, "")
+    field = getattr(request.state, "csrf_field", None)
+    return bool(value) and same_token(_csrf_mac(ctx, value, ""), field)
+
+
+def shaped_like_a_token(request: Request) -> bool:
+    """Whether the POST came with a CSRF cookie and a field shaped as our forms' tokens
+    (a form of ours, whose session the browser no longer names)."""
+    field = getattr(request.state, "csrf_field", None) or ""
+    return bool(request.cookies.get(CSRF_COOKIE)) and _TOKEN_SHAPE.fullmatch(field) is not None
+
+
+_TOKEN_SHAPE = re.compile(r"[0-9a-f]{64}")
 
 
 def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
@@ -119,6 +140,7 @@ def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
     match the browser's cookies."""
     if not from_own_origin(request):
         raise CrossOrigin()
+    request.state.csrf_field = field  # for a refusal's page (made_before_session)
     value = request.cookies.get(CSRF_COOKIE, "")
     if not value or not same_token(csrf_token(ctx, request, value), field):
         raise CsrfRefused()

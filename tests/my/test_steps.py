@@ -776,3 +776,48 @@ async def test_the_footer_and_the_code_form_join_japanese_with_its_own_colon(
     assert '<p>コードを送信しました：<span id="masked">+81 90-****-1357</span></p>' in sent.text
     english = await client.get("/my/code?lang=en")
     assert '<p>Code sent to: <span id="masked">+81 90-****-1357</span></p>' in english.text
+
+
+async def test_the_right_code_sent_again_once_signed_in_leads_to_the_records(
+    client, app, carrier, clock
+):
+    """A double tap whose second submission carried the first answer's session cookie
+    was refused as "The form has expired", though the session was open."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "ja", NUMBER)
+    code = await sent_code(app, carrier, NUMBER)
+    first = await _check(client, sent, code)
+    assert first.status_code == 303 and pages.SESSION_COOKIE in client.cookies
+    second = await _check(client, sent, code)
+    assert second.status_code == 303 and second.headers["location"] == "/my/records"
+    records = await client.get("/my/records")
+    assert records.status_code == 200 and TEXTS["ja"]["csrf"] not in records.text
+    assert len(rows(app, "SELECT id FROM subject_sessions")) == 1  # nothing opened again
+    # A page of another site sending it gets the refusal, never the records.
+    third = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+        headers={"Sec-Fetch-Site": "same-site"},
+    )  # fmt: skip
+    assert third.status_code == 403 and TEXTS["ja"]["csrf"] in third.text
+
+
+async def test_signing_out_twice_says_signed_out(client, app, carrier, clock):
+    """A double tap on Sign out ended on "The form has expired" (its token named the
+    session the first tap had ended): the person could not tell whether they were out."""
+    await _signed_in(client, app, carrier, clock, lang="ja")
+    records = await client.get("/my/records")
+    first = await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
+    assert first.status_code == 303 and pages.SESSION_COOKIE not in client.cookies
+    second = await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
+    assert second.status_code == 303 and second.headers["location"] == "/my/"
+    start = await client.get("/my/")
+    assert TEXTS["ja"]["signed_out"] in start.text and 'role="status"' in start.text
+    # Signed in again, an old tab's sign-out form is still refused: it is not this session's.
+    await _signed_in(client, app, carrier, clock, lang="ja")
+    stale = await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
+    assert stale.status_code == 403
+    assert (await client.get("/my/records")).status_code == 200
