@@ -21,6 +21,7 @@ from app.core.phone import ValidElsewhere
 from app.my import pages
 from app.my.texts import PROBLEMS
 from app.subject import sessions
+from app.subject.schemas import SubjectCodeCheck
 from app.subject.sessions import Subject
 from app.verification import states
 
@@ -137,6 +138,21 @@ CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
 def typed_code(code: str) -> str:
     """The code as typed: full-width digits (a Japanese input method's) read as ASCII."""
     return unicodedata.normalize("NFKC", code).strip()
+
+
+def code_check(ctx: Context, verification_id: str, code: str) -> SubjectCodeCheck:
+    """The code form's fields as the check takes them. Digits too few for any code (1 to
+    3, which the API's schema refuses as not a code at all, and the page said "digits
+    only") are refused as the check refuses a code of another length than its own: the
+    code has so many digits (the service's), and no try is counted."""
+    typed = typed_code(code)
+    if typed.isascii() and typed.isdigit() and len(typed) < _SHORTEST_CODE:
+        raise InvalidInput.field("code", f"must be {ctx.settings.code_length} digits")
+    return SubjectCodeCheck(verification_id=verification_id, code=typed)
+
+
+# The fewest digits any code has (app.core.config's code_length, the API's schema).
+_SHORTEST_CODE = 4
 
 
 def refused_fields(exc: AppError | ValidationError) -> list[str]:

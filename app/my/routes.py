@@ -19,16 +19,16 @@ from app.my.deps import (
     CookieSubject,
     CookieSubjectApart,
     MyRoute,
+    code_check,
     ended,
     problem_words,
     refusal_slug,
     refused_fields,
-    typed_code,
 )
 from app.my.texts import LANGUAGES, PROBLEMS
 from app.purposes import Purpose
 from app.subject import erasure, service, sessions
-from app.subject.schemas import RequestKind, SubjectCodeCheck, SubjectStart
+from app.subject.schemas import RequestKind, SubjectStart
 from app.subject.sessions import Subject
 
 router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)
@@ -134,7 +134,7 @@ async def my_session(
     code: Annotated[str, Form(max_length=20)] = "",  # missing: refused beside the field
 ) -> Response:
     try:
-        data = SubjectCodeCheck(verification_id=verification_id, code=typed_code(code))
+        data = code_check(ctx, verification_id, code)
         opened = await sessions.open_session(db, ctx, data=data)
     except sessions.NothingHeld:
         # To the start page, which says so once: answered in place, a reload posted the
@@ -274,7 +274,7 @@ async def my_correction(
     if subject is None:
         return ended(request, ctx)
     try:
-        data = SubjectCodeCheck(verification_id=verification_id, code=typed_code(code))
+        data = code_check(ctx, verification_id, code)
         await erasure.correct(db, ctx, subject=subject, data=data)
     except (AppError, ValidationError) as exc:
         slug = refusal_slug(exc)

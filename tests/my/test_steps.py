@@ -821,3 +821,24 @@ async def test_signing_out_twice_says_signed_out(client, app, carrier, clock):
     stale = await client.post("/my/logout", data={"csrf": csrf_of(records.text)})
     assert stale.status_code == 403
     assert (await client.get("/my/records")).status_code == 200
+
+
+@pytest.mark.parametrize("typed", ["1", "12", "123", "１２３"])
+async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
+    client, app, carrier, clock, typed
+):
+    """1 to 3 digits got "digits only" (and no word that the try was not counted), though
+    the person had typed digits only."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "en", NUMBER)
+    code = await sent_code(app, carrier, NUMBER)
+    short = await _check(client, sent, typed)
+    assert short.status_code == 422
+    assert _alert(short.text) == PROBLEMS["en"]["code_length"].format(digits=len(code))
+    verification = field_of(sent.text, "verification_id")
+    assert rows(app, "SELECT attempts FROM verifications WHERE id = :i", i=verification) == [
+        {"attempts": 0}
+    ]
+    assert (await _check(client, sent, code)).headers["location"] == "/my/records"
