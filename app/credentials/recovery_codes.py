@@ -60,13 +60,27 @@ async def left(tx: Tx, staff_id: str) -> int:
     return await repo.codes_left(tx, staff_id)
 
 
-async def use(tx: Tx, ctx: Context, *, staff_id: str, code: str) -> bool:
-    """Spend one unused recovery code of the account; False if it is not one."""
+def _hashes(ctx: Context, staff_id: str, code: str) -> list[str]:
+    """The code's keyed hashes under every token key; none if it cannot be a code."""
     # As typed by a Japanese input method too: full-width letters, digits and hyphen.
     typed = "".join(unicodedata.normalize("NFKC", code).lower().replace("-", "").split())
     if len(typed) != _CHARS or set(typed) - set(_ALPHABET):
+        return []
+    return [_hash(ctx, staff_id, typed, key_id) for key_id in ctx.keys.token.ids()]
+
+
+async def spent(tx: Tx, ctx: Context, *, staff_id: str, code: str) -> bool:
+    """Whether ``code`` is one of the account's codes that was used already (two logins
+    racing with one code, or one sent twice): a replay, not a guess."""
+    hashes = _hashes(ctx, staff_id, code)
+    return bool(hashes) and await repo.used_code(tx, staff_id=staff_id, hashes=hashes)
+
+
+async def use(tx: Tx, ctx: Context, *, staff_id: str, code: str) -> bool:
+    """Spend one unused recovery code of the account; False if it is not one."""
+    hashes = _hashes(ctx, staff_id, code)
+    if not hashes:
         return False
-    hashes = [_hash(ctx, staff_id, typed, key_id) for key_id in ctx.keys.token.ids()]
     found = await repo.unused_code(tx, staff_id=staff_id, hashes=hashes)
     if found is None:
         return False

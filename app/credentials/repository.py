@@ -118,6 +118,16 @@ async def unused_code(tx: Tx, *, staff_id: str, hashes: Sequence[str]) -> int | 
     return found
 
 
+async def used_code(tx: Tx, *, staff_id: str, hashes: Sequence[str]) -> bool:
+    """Whether the account has a used recovery code with one of ``hashes``."""
+    found = await tx.scalar(
+        sa.select(_r.id)
+        .where(_r.staff_id == staff_id, _r.used_at.is_not(None), _r.code_hash.in_(list(hashes)))
+        .limit(1)
+    )
+    return found is not None
+
+
 async def spend_code(tx: Tx, *, code_id: int, at: dt.datetime) -> bool:
     """Mark a code used; False if it already was (two logins racing with it)."""
     result = await tx.execute(

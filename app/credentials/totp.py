@@ -34,6 +34,9 @@ log = logging.getLogger("smsreg.credentials.totp")
 _DIGITS = 6
 # Why a login was refused: the right TOTP code, but one already used (not counted).
 REPLAYED_TOTP = "replayed_totp"
+REPLAYED_RECOVERY_CODE = "replayed_recovery_code"
+# The refusals that are no guess, and count towards no lockout.
+REPLAYS = frozenset({REPLAYED_TOTP, REPLAYED_RECOVERY_CODE})
 
 
 class TotpRequired(Unauthenticated):
@@ -182,8 +185,12 @@ async def second_factor(
         # does not count towards the account's lockout.
         return REPLAYED_TOTP if used_before(ctx, row, totp) else "wrong_totp"
     if recovery_code:
-        used = await recovery_codes.use(tx, ctx, staff_id=staff_id, code=recovery_code)
-        return None if used else "wrong_recovery_code"
+        if await recovery_codes.use(tx, ctx, staff_id=staff_id, code=recovery_code):
+            return None
+        # Spent already: the same login sent twice, or two at once. As a replayed TOTP
+        # code, no guess: it does not count towards the lockout.
+        replayed = await recovery_codes.spent(tx, ctx, staff_id=staff_id, code=recovery_code)
+        return REPLAYED_RECOVERY_CODE if replayed else "wrong_recovery_code"
     raise TotpRequired(
         "this account needs its TOTP code",
         errors=[FieldProblem(location="body", field="totp", detail="is required")],

@@ -150,7 +150,7 @@ async def finish_login(
         except totp.TotpRequired:
             await throttle.set_outcome(tx, attempt_id=start.attempt_id, outcome="incomplete")
             raise
-        if reason is not None and reason != totp.REPLAYED_TOTP:
+        if reason is not None and reason not in totp.REPLAYS:
             await lockout.count_failure(tx, ctx, account=account, now=now)
     await ended(ok=reason is None)
     if reason is not None:

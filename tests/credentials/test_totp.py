@@ -192,11 +192,20 @@ async def test_each_recovery_code_works_once(client, app, clock):
     (event,) = events(app, "staff:recovery_code:used")
     assert event["details"] == {"left": 9}
 
-    again = await login_with(client, "root", recovery_code=codes[0])
-    assert again.status_code == 401 and again.json()["type"].endswith("/invalid-credentials")
-    assert account_row(app, "root")["failed_logins"] == 1
-    assert events(app, "staff:login:failed")[-1]["details"]["reason"] == "wrong_recovery_code"
+    # Sent again (a login sent twice, or several at once): refused, recorded as a replay,
+    # and not counted towards the lockout (five such repeats locked the account; the
+    # source's own throttle still counts them).
+    for _ in range(3):
+        again = await login_with(client, "root", recovery_code=codes[0])
+        assert again.status_code == 401 and again.json()["type"].endswith("/invalid-credentials")
+    assert account_row(app, "root")["failed_logins"] == 0
+    reason = events(app, "staff:login:failed")[-1]["details"]["reason"]
+    assert reason == "replayed_recovery_code"
     assert len(rows(app, "SELECT id FROM staff_recovery_codes WHERE used_at IS NULL")) == 9
+    # A code that is none of the account's is a guess, and counts.
+    wrong = await login_with(client, "root", recovery_code="aaaa-bbbb-cccc")
+    assert wrong.status_code == 401 and account_row(app, "root")["failed_logins"] == 1
+    assert events(app, "staff:login:failed")[-1]["details"]["reason"] == "wrong_recovery_code"
 
     # Typed in capitals and without dashes, another code still works, once.
     typed = codes[1].replace("-", "").upper()
