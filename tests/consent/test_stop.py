@@ -200,3 +200,34 @@ async def test_webhook_is_off_without_a_token(client, app, settings, subscriber)
     answer = await inbound(client, form("STOP"), signed(form("STOP")))
     assert answer.status_code == 404
     assert state(app, subscriber) == "opted_in"
+
+
+async def test_a_stop_that_meets_the_senders_erasure_is_answered(client, app, subscriber):
+    """The STOP found the subscriber, the erasure deleted it, and the opt-out's history
+    row hit the foreign key: a 500 to the carrier, which sends it again. Now the opt-out
+    waits for the erasure and finds nobody to opt out. (PostgreSQL: the subscriber's row
+    is held from another connection, so the erasure is under way when the STOP comes.)"""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from app.subject import erasure
+    from tests.conftest import call, sync_engine
+
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    held = sa.text("SELECT 1 FROM subscribers WHERE id = :s FOR UPDATE")
+    with engine.connect() as conn:
+        conn.execute(held, {"s": subscriber})
+        erasing = asyncio.create_task(
+            call(app, erasure.erase, subscriber_id=subscriber, actor="test", channel="letter")
+        )
+        await asyncio.sleep(0.3)
+        stopping = asyncio.create_task(inbound(client, form("STOP"), signed(form("STOP"))))
+        await asyncio.sleep(0.3)
+        conn.rollback()
+    await erasing
+    answer = await stopping
+    assert answer.status_code == 200, answer.text
+    assert rows(app, "SELECT id FROM consent_events WHERE subscriber_id = :s", s=subscriber) == []
