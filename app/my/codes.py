@@ -67,14 +67,24 @@ async def code_page(
         pages.forget_flash(request, shown_once)  # a reload shows the form without it
         return shown_once
     shown: object = sent
+    newest = None
     if sent is None or sent.verification_id != verification_id:
         # A form of another verification (an older tab): its number is not repeated, and
         # no address shows that form again.
         shown = {"verification_id": verification_id, "phone_masked": ""}
         here = None
+        if sent is not None and sent.expires_at > ctx.clock.now():
+            newest = "/my/correction/code" if correction else "/my/code"
     status = exc.status if isinstance(exc, AppError) else 422
+    # A code replaced by a newer one: no code typed into this form can work any more (it
+    # names the old one), so it is not offered; the page says what works instead, and
+    # leads to the newest code's form when this browser has it.
+    superseded = isinstance(exc, AppError) and exc.slug == states.VerificationSuperseded.slug
+    if superseded:
+        here = None  # its address would offer the dead form again
     return pages.page(request, ctx, "code.html", status=status, here=here,
-                      error=problem_words(request, exc), invalid=["code"],
+                      error=problem_words(request, exc), invalid=["code"], spent=superseded,
+                      newest=newest if superseded else None,
                       sent=shown, action=action, back=back)  # fmt: skip
 
 

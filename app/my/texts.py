@@ -109,6 +109,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no longer be used. Enter the new number again for a new code.",
         "back_start": "Back to the start",
         "back_records": "Back to your records",
+        "to_newest": "Go to the newest code's page",
         "contact": "Questions, or requests by phone or letter",
         "policy": "Privacy policy",
     },
@@ -209,6 +210,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "もう一度新しい番号を入力して、コードを受け取ってください。",
         "back_start": "最初の画面に戻る",
         "back_records": "記録の画面に戻る",
+        "to_newest": "最新のコードの入力画面へ",
         "contact": "お問い合わせ・電話や書面でのご請求",
         "policy": "個人情報保護方針",
     },
@@ -308,6 +310,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "않았습니다. 새 번호를 다시 입력해 인증번호를 받으세요.",
         "back_start": "처음 화면으로",
         "back_records": "내 기록으로 돌아가기",
+        "to_newest": "최신 인증번호 입력 화면으로",
         "contact": "문의 및 전화·서면 요청",
         "policy": "개인정보 처리방침",
     },
@@ -442,7 +445,9 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "code_length": "The code has {digits} digits: enter all of them. This try was not counted.",
         "invalid-code": "The code is not correct. Tries left: {attempts_left}.",
         "verification-expired": "The code has expired. Go back and send a new one.",
-        "verification-superseded": "A newer code was sent. Use the newest SMS.",
+        "verification-superseded": "This page is out of date: a newer code was sent to the "
+        "number since, and only that one works. Enter it on the page that asked for it (the "
+        "newest), or start again.",
         "attempts-exhausted": "Too many wrong codes. Go back and send a new one.",
         "verification-already-approved": "This code was already used. Go back and start again.",
         "verification-not-found": "This code request is not known. Go back and start again.",
@@ -470,8 +475,9 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "invalid-code": "コードが正しくありません。あと{attempts_left}回入力できます。",
         "verification-expired": "コードの有効期限が切れました。"
         "戻って新しいコードを送ってください。",
-        "verification-superseded": "新しいコードが送信されました。"
-        "最新のSMSのコードを使ってください。",
+        "verification-superseded": "この画面は古くなっています。その後この番号に新しいコードを"
+        "送信したため、使えるのはそのコードだけです。そのコードを求めた最新の画面で入力するか、"
+        "最初からやり直してください。",
         "attempts-exhausted": "コードの誤りが多すぎます。戻って新しいコードを送ってください。",
         "verification-already-approved": "このコードは使用済みです。"
         "戻って最初からやり直してください。",
@@ -503,7 +509,9 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "이번 입력은 횟수에 포함되지 않았습니다.",
         "invalid-code": "인증번호가 올바르지 않습니다. 남은 횟수: {attempts_left}회.",
         "verification-expired": "인증번호가 만료되었습니다. 돌아가서 새 인증번호를 받으세요.",
-        "verification-superseded": "새 인증번호가 발송되었습니다. 최신 SMS의 번호를 사용하세요.",
+        "verification-superseded": "이 화면은 오래되었습니다. 그 뒤 이 번호로 새 인증번호를 "
+        "보냈으므로 그 인증번호만 쓸 수 있습니다. 그 인증번호를 요청한 최신 화면에서 입력하거나 "
+        "처음부터 다시 시작하세요.",
         "attempts-exhausted": "잘못된 입력이 너무 많습니다. 돌아가서 새 인증번호를 받으세요.",
         "verification-already-approved": "이미 사용된 인증번호입니다. 처음부터 다시 시작하세요.",
         "verification-not-found": "이 인증 요청을 찾을 수 없습니다. 처음부터 다시 시작하세요.",

@@ -842,3 +842,25 @@ async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
         {"attempts": 0}
     ]
     assert (await _check(client, sent, code)).headers["location"] == "/my/records"
+
+
+async def test_an_older_tabs_code_form_says_what_works_once_a_newer_code_was_sent(
+    client, app, carrier, clock
+):
+    """Tab 1's form, after tab 2 sent a newer code, said "use the newest SMS": typed into
+    that form, the newest code could never work."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    older = await _code_page(client, "en", NUMBER)
+    clock.advance(minutes=1)
+    await _code_page(client, "en", NUMBER)  # another tab of the same browser
+    newest = await sent_code(app, carrier, NUMBER)
+    answer = await _check(client, older, newest)
+    assert answer.status_code == 410
+    assert _alert(answer.text) == PROBLEMS["en"]["verification-superseded"]
+    assert "<form" not in answer.text.split("</header>")[1]  # no code typed here can work
+    assert 'href="/my/code" id="newest"' in answer.text and not _switch(answer.text)
+    # The newest page takes the newest code.
+    newest_form = await client.get("/my/code")
+    assert (await _check(client, newest_form, newest)).headers["location"] == "/my/records"
