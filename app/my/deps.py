@@ -174,14 +174,22 @@ def problem_words(request: Request, exc: AppError | ValidationError) -> str:
         text = words.get(exc.slug, words["other"])
         retry_after = int(exc.extra.get("retry_after", 60))
         minutes = -(-retry_after // 60)
+        hours = -(-retry_after // 3600)
         if minutes == 1:  # English has a singular: "1 minute"
             text = words.get(f"{exc.slug}_one", text)
-        return text.format(attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes)
+        elif retry_after >= _IN_HOURS:  # a day's limit: "in 24 hours", not "in 1440 minutes"
+            text = words.get(f"{exc.slug}_hours", text)
+        return text.format(
+            attempts_left=exc.extra.get("attempts_left", 0), minutes=minutes, hours=hours
+        )
     if isinstance(exc, InvalidInput) and (length := _CODE_LENGTH.fullmatch(exc.detail)):
         return words["code_length"].format(digits=length.group(1))  # not counted: say so
     fields = refused_fields(exc) or ["?"]
     return " ".join(dict.fromkeys(words.get(f"field_{field}", words["other"]) for field in fields))
 
+
+# From how long a wait on it is said in hours (rounded up) rather than in minutes.
+_IN_HOURS = 2 * 3600
 
 # How the code check refuses a code of another length than the one sent
 # (app.verification.checking).

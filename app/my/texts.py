@@ -431,8 +431,9 @@ def kept_why(lang: str, what: str, why: str) -> str:
 
 # What a refusal says on the pages, by its problem type (``slug``) or, for a field that
 # does not validate, by the field: the API's words are a developer's, in English. A
-# refusal not named here says "other". ``{attempts_left}`` and ``{minutes}`` are filled in;
-# one minute is said by the type's ``_one`` text (as the pages' counts are).
+# refusal not named here says "other". ``{attempts_left}``, ``{minutes}`` and ``{hours}``
+# are filled in; one minute is said by the type's ``_one`` text (as the pages' counts
+# are), a wait of two hours or more by its ``_hours`` text, in hours rounded up.
 PROBLEMS: dict[str, dict[str, str]] = {
     "en": {
         "field_phone": "Check the number: a mobile number of the country you chose.",
@@ -453,6 +454,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "verification-not-found": "This code request is not known. Go back and start again.",
         "rate-limited": "Too many codes were sent. Try again in {minutes} minutes.",
         "rate-limited_one": "Too many codes were sent. Try again in 1 minute.",
+        "rate-limited_hours": "Too many codes were sent. Try again in {hours} hours.",
         "prefix-blocked": "We cannot send codes to this number range now. Try again later.",
         "subject-number-taken": "That number belongs to someone else in our records.",
         "subject-number-unchanged": "Your records are already under this number. Enter the "
@@ -485,6 +487,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "戻って最初からやり直してください。",
         "rate-limited": "コードの送信が多すぎます。{minutes}分後にもう一度お試しください。",
         "rate-limited_one": "コードの送信が多すぎます。1分後にもう一度お試しください。",
+        "rate-limited_hours": "コードの送信が多すぎます。{hours}時間後にもう一度お試しください。",
         "prefix-blocked": "現在この番号帯にはコードを送信できません。時間をおいてお試しください。",
         "subject-number-taken": "その番号は別の方の記録にあります。",
         "subject-number-unchanged": "記録はすでにこの番号で登録されています。"
@@ -517,6 +520,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "verification-not-found": "이 인증 요청을 찾을 수 없습니다. 처음부터 다시 시작하세요.",
         "rate-limited": "인증번호 발송이 너무 많습니다. {minutes}분 후에 다시 시도하세요.",
         "rate-limited_one": "인증번호 발송이 너무 많습니다. 1분 후에 다시 시도하세요.",
+        "rate-limited_hours": "인증번호 발송이 너무 많습니다. {hours}시간 후에 다시 시도하세요.",
         "prefix-blocked": "지금은 이 번호대로 인증번호를 보낼 수 없습니다. 나중에 다시 시도하세요.",
         "subject-number-taken": "그 번호는 다른 분의 기록에 있습니다.",
         "subject-number-unchanged": "기록이 이미 이 번호로 등록되어 있습니다. 새 번호를 "

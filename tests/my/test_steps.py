@@ -864,3 +864,21 @@ async def test_an_older_tabs_code_form_says_what_works_once_a_newer_code_was_sen
     # The newest page takes the newest code.
     newest_form = await client.get("/my/code")
     assert (await _check(client, newest_form, newest)).headers["location"] == "/my/records"
+
+
+def test_a_wait_of_hours_is_said_in_hours():
+    """A day's send limit said "Try again in 1440 minutes" (1440分後)."""
+    said = {
+        lang: [
+            problem_words(
+                Request({"type": "http", "query_string": f"lang={lang}".encode(), "headers": []}),
+                RateLimited("limited", retry_after=seconds, limit="send"),
+            )
+            for seconds in (7199, 7200, 7201, 86400)
+        ]
+        for lang in ("en", "ja", "ko")
+    }
+    assert said["en"] == [f"Too many codes were sent. Try again in {n}." for n in
+                          ("120 minutes", "2 hours", "3 hours", "24 hours")]  # fmt: skip
+    assert said["ja"][3] == "コードの送信が多すぎます。24時間後にもう一度お試しください。"
+    assert said["ko"][3] == "인증번호 발송이 너무 많습니다. 24시간 후에 다시 시도하세요."
