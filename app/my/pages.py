@@ -223,10 +223,13 @@ def when(instant: dt.datetime | str | None, *, lang: str = "en") -> str:
 
 _SHOWN_IN = dt.timezone(dt.timedelta(hours=9))
 
-# What a line must not split: a date at its hyphens ("2026-12-" / "07"), a number from
-# its counter (Japanese phrase breaking split "1か" / "月間", Chromium at 390 px).
-# (A Japanese date, 2026年12月7日, is left as it is.)
-_UNBROKEN = re.compile(r"\d{4}-\d\d-\d\d|(?<![\d年月])\d+(?:か月|ヶ月|[年日件回人分])間?(?![\d月])")
+# What a line must not split: a date at its hyphens ("2026-12-" / "07") or between its
+# parts (Chromium's phrase breaking at 390 px split "2026年12月" / "7日" and "2026年" /
+# "12月7日", and Korean breaks at its spaces), a number from its counter ("1か" / "月間").
+_UNBROKEN = re.compile(
+    r"\d{4}-\d\d-\d\d|\d{4}年\d{1,2}月\d{1,2}日|\d{4}년 \d{1,2}월 \d{1,2}일"
+    r"|(?<![\d年月])\d+(?:か月|ヶ月|[年日件回人分])間?(?![\d月])"
+)
 
 
 def unbroken(text: str) -> Markup:

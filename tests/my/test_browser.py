@@ -170,8 +170,9 @@ _LINES = """(pattern) => {
 
 
 def test_a_date_or_a_number_and_its_counter_stays_on_one_line(live_server, chromium):
-    """At 390 px the English records broke a date at its hyphen ("2026-12-" / "07"), and
-    the Japanese receipt's phrase breaking split 「1か月間」 after its か."""
+    """At 390 px the English records broke a date at its hyphen ("2026-12-" / "07"), the
+    Japanese records a date between its parts, and the Japanese receipt's phrase breaking
+    split 「1か月間」 after its か."""
     _verified(live_server, live_server.api_key)
     context = chromium.new_context(
         locale="en-US", viewport={"width": 390, "height": 844}, java_script_enabled=False
@@ -187,6 +188,10 @@ def test_a_date_or_a_number_and_its_counter_stays_on_one_line(live_server, chrom
         page.click("#check")
         page.wait_for_url("**/my/records")
         dates = page.evaluate(_LINES, r"\d{4}-\d\d-\d\d")
+        assert len(dates) >= 3 and all(d["lines"] == 1 for d in dates), dates
+        # In Japanese, phrase breaking split "2026年12月" / "7日" and "2026年" / "12月7日".
+        page.goto(live_server.url + "/my/records?lang=ja")
+        dates = page.evaluate(_LINES, r"\d{4}年\d{1,2}月\d{1,2}日")
         assert len(dates) >= 3 and all(d["lines"] == 1 for d in dates), dates
         # The kept consents' line of a Japanese receipt, as the receipt shows it.
         why = unbroken(RECEIPT["ja"]["why_erased_consent_events"])

@@ -304,13 +304,17 @@ async def test_the_records_move_to_a_new_number_from_the_page(client, app, carri
 
 
 def test_a_date_or_a_number_and_its_counter_is_kept_on_one_line():
-    """A line broke an English date at its hyphen ("2026-12-" / "07") and a Japanese
-    number from its counter (「1か / 月間」): each is kept in a span my.css does not wrap
-    (the browser test measures the lines)."""
+    """A line broke an English date at its hyphen ("2026-12-" / "07"), a Japanese date
+    between its parts and a Japanese number from its counter (「1か / 月間」): each is kept
+    in a span my.css does not wrap (the browser test measures the lines)."""
     kept = unbroken(RECEIPT["ja"]["why_erased_consent_events"])
     assert '最後の配信から<span class="nb">1か月間</span>保存し' in kept
     assert unbroken("since 2026-12-07 11:56") == 'since <span class="nb">2026-12-07</span> 11:56'
-    assert "<span" not in unbroken("2026年12月7日 11:56（日本時間）")  # no hyphen, no counter
+    # Nor a Japanese or Korean date between its parts (Chromium split "2026年12月" / "7日").
+    assert unbroken("開始 2026年12月7日 11:56（日本時間）") == (
+        '開始 <span class="nb">2026年12月7日</span> 11:56（日本時間）'
+    )
+    assert unbroken("2026년 12월 7일 11:56") == '<span class="nb">2026년 12월 7일</span> 11:56'
     assert unbroken("<b>3年間</b>") == '&lt;b&gt;<span class="nb">3年間</span>&lt;/b&gt;'
 
 
