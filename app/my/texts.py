@@ -34,6 +34,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "Coupon messages to the number, and what became of each",
         "disclosures": "Disclosures to third parties",
         "none": "None",
+        "more": "The newest {shown} of {total} are shown. To receive all of them, ask us by "
+        "phone or letter.",
         "kept_note": "Apart from your records, we keep how often each coupon was used with "
         "this number in the past {days} days, including uses by anyone who had the number "
         "before you. It does not say who used a coupon; it is kept so that a coupon allowed "
@@ -141,6 +143,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "この番号宛てのクーポンのメッセージと、その結果",
         "disclosures": "第三者への提供の記録",
         "none": "なし",
+        "more": "全{total}件のうち、新しい{shown}件を表示しています。すべてをご希望の場合は、"
+        "電話や書面で当社にご請求ください。",
         "kept_note": "過去{days}日以内にこの番号でクーポンが使われた場合"
         "（以前この番号を使っていた方によるものを含みます）、その回数だけを、"
         "誰が使ったかわからない形で別に保管しています。「1つの番号につき1回」の"
@@ -242,6 +246,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "deliveries": "이 번호로 보내려 한 쿠폰 메시지와 그 결과",
         "disclosures": "제3자 제공 기록",
         "none": "없음",
+        "more": "전체 {total}건 중 최근 {shown}건을 표시합니다. 모두 받으시려면 전화나 서면으로 "
+        "당사에 요청하세요.",
         "kept_note": "지난 {days}일 안에 이 번호로 쿠폰이 사용된 경우(이전에 이 번호를 쓰던 분의 "
         "사용 포함), 그 횟수만 누가 사용했는지 알 수 없는 형태로 따로 보관합니다. '번호당 1회' "
         "쿠폰을 다시 사용할 수 없게 하기 위해서입니다. 마지막 사용 후 {days}일이 지나면 삭제하며, "

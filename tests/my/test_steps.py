@@ -14,7 +14,8 @@ from app.core.errors import RateLimited
 from app.my import pages
 from app.my.deps import problem_words
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
-from tests.consent.helpers import make_key, opted_in
+from app.subject import service
+from tests.consent.helpers import consent, make_key, opted_in
 from tests.fixtures.flows import sent_code
 from tests.fixtures.subject import add_subscriber
 from tests.ledger.conftest import POLICE, release
@@ -882,3 +883,27 @@ def test_a_wait_of_hours_is_said_in_hours():
                           ("120 minutes", "2 hours", "3 hours", "24 hours")]  # fmt: skip
     assert said["ja"][3] == "コードの送信が多すぎます。24時間後にもう一度お試しください。"
     assert said["ko"][3] == "인증번호 발송이 너무 많습니다. 24시간 후에 다시 시도하세요."
+
+
+async def test_the_records_say_when_only_the_newest_changes_are_shown(
+    client, app, carrier, clock, monkeypatch
+):
+    """The page showed the newest 200 consent changes of 206 and said nothing of the
+    rest (the first opt-in among them)."""
+    auth = await make_key(app, ["verifications:write", "consents:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    for action in ("opt_in", "opt_out", "opt_in"):
+        clock.advance(minutes=1)
+        changed = await consent(client, auth, sid, action)
+        assert changed.status_code == 201, changed.text
+    monkeypatch.setattr(service, "HISTORY_LIMIT", 2)
+    clock.advance(minutes=1)
+    sent = await _code_page(client, "ja", NUMBER)
+    await _check(client, sent, await sent_code(app, carrier, NUMBER))
+    records = await client.get("/my/records")
+    assert text_of(records.text).count("クーポンの配信：") == 2
+    more = re.search(r'<dd id="consents-more">(.*?)</dd>', records.text, re.S)
+    assert more and text_of(more.group(1)) == TEXTS["ja"]["more"].format(shown=2, total=3)
+    assert 'id="deliveries-more"' not in records.text  # none held: nothing left out
+    for words in TEXTS.values():
+        assert "{shown}" in words["more"] and "{total}" in words["more"]
