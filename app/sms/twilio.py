@@ -30,6 +30,14 @@ from app.sms.base import SendError, SendResult
 
 ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 MESSAGING_SERVICE_SID = re.compile(r"MG[0-9a-fA-F]{32}")
+# What a message's answer may carry into the outbox's columns: an id (Twilio's are two
+# letters and 32 hex digits) and a status word. Anything else came from something in
+# between, or is garbage, and written with the outcomes it came back with, it failed
+# their write too.
+MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+MESSAGE_STATUS = re.compile(r"[a-z_]{1,20}")
+# Twilio's error codes have five digits; a longer "code" is none of them.
+_LONGEST_CODE = 10**8
 
 # Twilio error codes that mean the number or the recipient is wrong, unreachable or has
 # opted out. 21xxx come back when the message is created; 30xxx arrive later, in status
@@ -203,14 +211,18 @@ class TwilioSender:
             # "from None": the client's exception text quotes the recipient's number, and a
             # chained traceback would print it wherever the SendError is logged.
             raise classify_error(exc) from None
-        if not message.sid:
-            # A 2xx without a message (an empty or foreign body from something in between):
-            # it may have been created.
+        if not isinstance(message.sid, str) or not MESSAGE_SID.fullmatch(message.sid):
+            # A 2xx without a message id, or with one that is none (an empty or foreign
+            # body from something in between): it may have been created.
             raise SendError(
                 "Twilio's answer named no message", code=BAD_RESPONSE, permanent=False, unknown=True
             )
+        status = message.status if isinstance(message.status, str) else ""
         return SendResult(
-            carrier=self.name, message_id=message.sid, status=message.status or "queued"
+            carrier=self.name,
+            message_id=message.sid,
+            # Accepted, whatever word came with it; its status callbacks say the rest.
+            status=status if MESSAGE_STATUS.fullmatch(status) else "queued",
         )
 
 
@@ -269,6 +281,8 @@ def _never_sent(exc: BaseException) -> bool:
 
 def _http_error(*, status: int, code: object) -> SendError:
     twilio_code = _as_int(code)
+    if twilio_code is not None and not 0 < twilio_code < _LONGEST_CODE:
+        twilio_code = None  # no code of Twilio's: the status alone says what happened
     if twilio_code == status:
         # The client's stand-in for an answer that was not Twilio's JSON error: the HTTP
         # status in the code's place (Twilio's own codes have five digits).

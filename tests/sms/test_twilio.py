@@ -443,6 +443,40 @@ def test_a_success_that_names_no_message_is_an_unknown_outcome(fake_twilio: Fake
     assert (error.permanent, error.code, error.unknown) == (False, "bad_response", True)
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"sid": "SM" + "a" * 98, "status": "queued"},  # no id would fit where it is kept
+        {"sid": "SM0123 '; --", "status": "queued"},
+        {"sid": 12345, "status": "queued"},
+    ],
+)
+def test_a_success_whose_message_id_is_none_is_an_unknown_outcome(
+    fake_twilio: FakeTwilio, resource
+):
+    """A 2xx whose id could not be kept failed the write of every outcome recorded with
+    it (one statement): good sends of other numbers ended unknown. It is this message's
+    own unknown outcome now, before anything is written."""
+    fake_twilio.fail_next(status=201, body=json.dumps(resource).encode())
+    error = send_error(make_sender(fake_twilio))
+    assert (error.permanent, error.code, error.unknown) == (False, "bad_response", True)
+
+
+def test_a_success_with_a_status_word_of_its_own_is_accepted_as_queued(fake_twilio: FakeTwilio):
+    sid = "SM" + "0" * 32
+    fake_twilio.fail_next(status=201, body=json.dumps({"sid": sid, "status": "x" * 60}).encode())
+    result = make_sender(fake_twilio).send(to=TO, body=BODY)
+    assert (result.message_id, result.status) == (sid, "queued")
+
+
+def test_an_error_code_that_is_none_of_twilios_is_left_out(fake_twilio: FakeTwilio):
+    """A code too long to be Twilio's (its have five digits) would not fit where it is
+    kept either: the HTTP status says what happened."""
+    fake_twilio.fail_next(status=500, body=json.dumps({"code": 10**30, "status": 500}).encode())
+    error = send_error(make_sender(fake_twilio))
+    assert (error.permanent, error.code, error.unknown) == (False, "500", True)
+
+
 def test_wrong_auth_token_is_retried_later_and_never_leaks(fake_twilio: FakeTwilio, caplog):
     caplog.set_level(logging.DEBUG)
     token = "not-the-token-7d41e0c2aa"
