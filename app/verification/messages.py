@@ -28,10 +28,17 @@ from app.verification.repository import ForMessage
 class CodeMessages:
     """The outbox's renderer of ``code`` messages."""
 
+    # Pending, not superseded, not expired, and the verification's newest message: a
+    # resend queued while an earlier message waited (a carrier down, its retries backing
+    # off) carries the same code, and is the one sent; the earlier one, not yet handed
+    # to the carrier, expires unsent rather than going out too when the carrier is back.
     wanted: ClassVar[str] = (
         "EXISTS (SELECT 1 FROM verifications WHERE verifications.id = "  # noqa: S608 (fixed)
         "outbox_messages.verification_id AND verifications.status = 'pending' "
-        f"AND NOT {repo.NEWER_START} AND verifications.expires_at > :now)"
+        f"AND NOT {repo.NEWER_START} AND verifications.expires_at > :now) "
+        "AND NOT EXISTS (SELECT 1 FROM outbox_messages AS resent WHERE "
+        "resent.verification_id = outbox_messages.verification_id AND "
+        "(resent.created_at, resent.id) > (outbox_messages.created_at, outbox_messages.id))"
     )
 
     async def render(

@@ -85,6 +85,31 @@ async def test_an_outage_never_fails_a_code_that_is_still_valid(client, app, car
     assert sent_to(carrier) == {e164(NUMBERS[0]): 1}
 
 
+async def test_a_resend_during_an_outage_sends_the_code_once_when_the_carrier_is_back(
+    client, app, carrier, clock, auth
+):
+    """The person got nothing and asked again while the carrier was down: the resend
+    queued a second message beside the first, still retrying, and both went out when the
+    carrier came back (the same code twice, the older last). The newest is sent; the
+    earlier one, never handed to the carrier, expires unsent."""
+    started = await start(client, auth, phone=NUMBERS[0])
+    carrier.fail_with = SendError("carrier unavailable", code="503", permanent=False)
+    await app.state.outbox.drain()
+    clock.advance(seconds=31)
+    url = f"/v1/verifications/{started.json()['id']}/resend"
+    assert (await client.post(url, headers=auth)).status_code == 202
+    await app.state.outbox.drain()
+    assert carrier.sent == [] and statuses(app)["pending"] >= 1
+    carrier.fail_with = None
+    for _ in range(3):  # every retry comes due
+        await app.state.outbox.drain()
+        clock.advance(seconds=61)
+    assert sent_to(carrier) == {e164(NUMBERS[0]): 1}
+    assert statuses(app) == {"sent": 1, "expired": 1}
+    state = await client.get(f"/v1/verifications/{started.json()['id']}", headers=auth)
+    assert state.json()["delivery"]["state"] == "sent"
+
+
 async def test_messages_whose_code_died_during_an_outage_are_never_sent(
     client, app, carrier, clock, auth
 ):
