@@ -355,13 +355,24 @@ class OutboxWorker:
 
 
 def _error_class(outcome: Outcome) -> str:
-    """A failure's kind for metrics: never a number or a message, only a class of code."""
+    """A failure's kind for metrics: never a number or a message, only a class of code.
+    ``busy`` is only what is retried because the carrier asked for time: an error inside
+    the carrier (settled as unknown) and our credentials refused each have their own, so
+    an alert on a failing carrier or a rotated token is not read as rate limiting."""
     code = outcome.error_code
     if outcome.status == "sent" or code is None:
         return "none"
     if code in ("network", "no_answer", "bad_response"):
         return code
-    return "refused" if outcome.status == "failed" else "busy"
+    if outcome.status == "failed":
+        return "refused"
+    if outcome.status == "unknown":
+        return "carrier_error"  # failed mid-request: it may have been sent
+    return "credentials" if code in CREDENTIAL_ERRORS else "busy"
+
+
+# Twilio's answer to credentials it does not take (20003), or its HTTP status alone.
+CREDENTIAL_ERRORS = frozenset({"20003", "401"})
 
 
 def _sent(result: SendResult) -> Outcome:

@@ -101,6 +101,30 @@ async def test_sends_and_failures_are_counted_by_outcome_and_error_class(
     assert value(after, name, **sent) - value(before, name, **sent) == 1
 
 
+@pytest.mark.parametrize(
+    ("error", "outcome", "error_class"),
+    [
+        (SendError("HTTP 500", code="20500", permanent=False, unknown=True), "unknown",
+         "carrier_error"),
+        (SendError("HTTP 401", code="20003", permanent=False), "retry", "credentials"),
+        (SendError("HTTP 429", code="20429", permanent=False), "retry", "busy"),
+        (SendError("HTTP 400", code="21211", permanent=True), "failed", "refused"),
+    ],
+)  # fmt: skip
+async def test_a_carrier_failing_mid_request_is_not_counted_as_busy(
+    client, app, carrier, auth, error, outcome, error_class
+):
+    """A 5xx settled as unknown (never retried) and a refused token were both `busy`,
+    "retried" as the docs say: an alert on a carrier losing codes read as rate limiting."""
+    labels = {"carrier": "fake", "outcome": outcome, "error_class": error_class}
+    before = value(await scrape(client), "smsreg_sms_outcomes_total", **labels)
+    carrier.fail_with = error
+    assert (await start(client, auth)).status_code == 201
+    await app.state.outbox.drain()
+    after = value(await scrape(client), "smsreg_sms_outcomes_total", **labels)
+    assert after - before == 1
+
+
 async def test_the_pool_is_shown_on_postgresql_and_no_number_ever(client, app, auth):
     assert (await start(client, auth, phone=PHONE)).status_code == 201
     answer = await client.get("/metrics")
