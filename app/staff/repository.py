@@ -238,13 +238,11 @@ async def other_active_admins(tx: Tx, account_id: str) -> int:
 
 
 async def admins_who_can_act(tx: Tx, now: dt.datetime) -> int:
-    """How many admins could sign in and act now: enabled, active, not locked out, and
-    not past their end (a break-glass admin counts until it ends)."""
-    return await _admins(
-        tx,
-        sa.or_(_a.expires_at.is_(None), _a.expires_at > now),
-        sa.or_(_a.locked_until.is_(None), _a.locked_until <= now),
-    )
+    """How many admins can act: enabled, active and not past their end (a break-glass
+    admin counts until it ends). One locked out counts too: a lockout ends by itself, and
+    only someone who knew the password could cause it, so it is no admin gone (an admin
+    who locked themself out made break-glass theirs, past the other admin)."""
+    return await _admins(tx, sa.or_(_a.expires_at.is_(None), _a.expires_at > now))
 
 
 async def update_account(tx: Tx, account_id: str, **values: Any) -> None:
