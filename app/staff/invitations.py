@@ -229,13 +229,14 @@ async def change_role(
 
 async def confirm_grant(tx: Tx, ctx: Context, *, staff: Staff, grant_id: str) -> grants.GrantView:
     """Confirm a proposal (:func:`grants.confirm`). An admin it moves to another role
-    leaves no invitation open: they could never be taken up (the admin who made them no
-    longer is one), and would stay listed as open for good."""
+    leaves no invitation open and no proposal pending, as one demoted directly: they
+    could never be taken up or confirmed (the admin who made them no longer is one), and
+    would stay listed for good, a pending one blocking a new proposal for its account."""
     confirmed = await grants.confirm(tx, ctx, staff=staff, grant_id=grant_id)
     grant = confirmed.grant
     left_admin = grant.old_role == roles.Role.ADMIN and grant.role != roles.Role.ADMIN
     if grant.kind == grants.CHANGE and left_admin:
-        await revoke_created_by(tx, ctx, creator=f"staff:{grant.staff_id}", actor=staff.actor)
+        await _withdraw(tx, ctx, account_id=grant.staff_id, actor=staff.actor)
     return confirmed
 
 

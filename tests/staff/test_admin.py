@@ -218,9 +218,12 @@ async def granted(client, account_id: str, role: str, *, proposer, confirmer) ->
 
 
 async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(client, app, clock):
-    """However the proposer stopped being an admin (here: made privacy officer through a
-    confirmed proposal, which cancels nothing of theirs), their proposal has no admin
-    behind it any more."""
+    """Made privacy officer through a confirmed proposal, the proposer's pending proposal
+    is cancelled, as on a direct demotion (it stayed pending, blocking a new proposal for
+    its account); and a proposal whose proposer is no admin any more, however that came
+    about, has no admin behind it."""
+    from app.staff import repository as staff_repo
+
     proposer_account = await create_staff(app, "admin", username="proposer")
     second = await staff_auth(app, client, "admin", username="second")
     third = await staff_auth(app, client, "admin", username="third")
@@ -230,15 +233,33 @@ async def test_a_proposal_is_confirmed_only_while_its_proposer_is_an_admin(clien
     assert made.status_code == 201, made.text
     clock.advance(seconds=1)
     await granted(client, proposer_account.id, "privacy_officer", proposer=second, confirmer=third)
+    (row,) = rows(app, "SELECT status FROM staff_role_grants WHERE id = :g", g=made.json()["id"])
+    assert row == {"status": "cancelled"}
     late = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
     assert late.status_code == 409 and late.json()["type"].endswith("/grant-not-pending")
-    assert "no longer an admin" in late.json()["detail"]
+    # A new proposal for the account is not blocked by the cancelled one.
+    again = await client.post(
+        f"/v1/staff/{target.id}/grants", json={"role": "admin"}, headers=second
+    )
+    assert again.status_code == 201, again.text
     # Made admin again, the proposer does not bring the old proposal back to life.
     await granted(client, proposer_account.id, "admin", proposer=second, confirmer=third)
     later = await client.post(f"/v1/staff/grants/{made.json()['id']}/confirm", headers=second)
     assert later.status_code == 409, later.text
-    assert rows(app, "SELECT role FROM staff_accounts WHERE username = 'op9'") == [
-        {"role": "operator"}
+    # A proposal whose proposer lost the role by a way that cancels nothing (here the
+    # database edited) is refused all the same.
+    clock.advance(seconds=1)
+    other = await create_staff(app, "operator", username="op10")
+    by = bearer(await open_session(app, proposer_account))
+    pending = await client.post(f"/v1/staff/{other.id}/grants", json={"role": "admin"}, headers=by)
+    assert pending.status_code == 201, pending.text
+    async with app.state.db.transaction() as tx:
+        await staff_repo.update_account(tx, proposer_account.id, role="operator")
+    refused = await client.post(f"/v1/staff/grants/{pending.json()['id']}/confirm", headers=third)
+    assert refused.status_code == 409 and "no longer an admin" in refused.json()["detail"]
+    assert rows(app, "SELECT role FROM staff_accounts WHERE username IN ('op9', 'op10')") == [
+        {"role": "operator"},
+        {"role": "operator"},
     ]
 
 
