@@ -200,11 +200,16 @@ async def revoke_created_by(tx: Tx, ctx: Context, *, creator: str, actor: str) -
 async def disable_account(
     tx: Tx, ctx: Context, *, staff: Staff | None, account_id: str
 ) -> StaffAccount:
-    """Disable an account (:func:`accounts.disable`), revoke the open invitations it made
-    and cancel the pending proposals that name it or that it made (:func:`_withdraw`).
-    ``staff`` None is the command line."""
+    """Disable an account (:func:`accounts.disable`), revoke its own open invitation (an
+    invited account disabled before it was taken up: the token stayed open, and taking
+    it up answered as if the account were active) and those it made, and cancel the
+    pending proposals that name it or that it made (:func:`_withdraw`). ``staff`` None
+    is the command line."""
     account = await accounts.disable(tx, ctx, staff=staff, account_id=account_id)
     actor = staff.actor if staff is not None else accounts.CLI_ACTOR
+    now = ctx.clock.now()
+    for invitation in await grepo.open_invitations(tx, now=now, staff_id=account_id):
+        await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
     await _withdraw(tx, ctx, account_id=account_id, actor=actor)
     return account
 

@@ -97,6 +97,22 @@ async def test_an_invitation_expires_and_can_be_revoked(client, app, clock):
     assert state[0]["disabled_at"] is not None
 
 
+@pytest.mark.parametrize("role", ["operator", "auditor"])
+async def test_an_invited_account_disabled_before_it_is_taken_up_cannot_be(client, app, role):
+    """Its invitation stayed open (listed, its token working), and taking it up answered
+    `active: true` for a disabled account."""
+    admin = await staff_auth(app, client, "admin", username="root")
+    made = await invite(client, admin, "changed-mind", role)
+    off = await client.post(f"/v1/staff/{made['account']['id']}/disable", headers=admin)
+    assert off.status_code == 200, off.text
+    assert (await client.get("/v1/staff/invitations", headers=admin)).json()["invitations"] == []
+    taken = await client.post(
+        "/v1/staff/enrolment", json={"token": made["token"], "password": OWN_PASSWORD}
+    )
+    assert taken.status_code == 401 and taken.json()["type"].endswith("/invalid-invitation")
+    assert len(events(app, "staff:invitation:revoked")) == 1
+
+
 async def test_a_stranger_never_costs_a_password_hash(client, app, monkeypatch):
     from app.credentials import passwords
 
