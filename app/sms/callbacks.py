@@ -33,6 +33,10 @@ _RANK = {
     "sent": 3,
 }
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read", "partially_delivered"})
+# The states that say something went wrong: only these keep an error code recorded
+# before (the worker's, say no_answer) when the report carries none. Any other says the
+# carrier has the message, and an earlier code would read as a failure beside it.
+_FAILURES = frozenset({"undelivered", "failed", "canceled"})
 _SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 # The outbox's id of the message, which the sender puts in each message's callback URL.
 REFERENCE = re.compile(r"msg_[0-9A-Za-z_-]{1,64}")
@@ -75,7 +79,7 @@ _RANK_OF_STORED = (
 )
 _RECORD = Sql(
     "UPDATE outbox_messages SET delivery_status = :status, "  # noqa: S608 (constants only)
-    "error_code = COALESCE(:code, error_code), "
+    "error_code = CASE WHEN :failure THEN COALESCE(:code, error_code) ELSE :code END, "
     "carrier_message_id = COALESCE(carrier_message_id, :sid) WHERE id = :id AND "
     f"(delivery_status IS NULL OR (delivery_status NOT IN ({_FINAL_LIST}) "
     f"AND {_RANK_OF_STORED} <= :rank))"
@@ -123,7 +127,14 @@ async def record_status(
     rank = _ABOVE_EVERY_RANK if status in FINAL else _RANK[status]
     changed = await tx.run(
         _RECORD,
-        {"status": status, "code": error_code, "id": row.id, "sid": sid, "rank": rank},
+        {
+            "status": status,
+            "code": error_code,
+            "failure": status in _FAILURES,
+            "id": row.id,
+            "sid": sid,
+            "rank": rank,
+        },
     )
     return Recorded(found=True, moved=changed == 1)
 
