@@ -64,16 +64,20 @@ async def twilio_status(
     form = await signed_form(request, ctx)
     sid, status, code = checked_report(form)
     reference = m if m is not None and REFERENCE.fullmatch(m) else None
+    recipient = str(form.get("To") or "")[:MAX_FIELD]
+    opted_out = status in FINAL and code in _OPTED_OUT and bool(recipient)
+    if opted_out:
+        # The recipient's subscriber lock before the message's row: an erasure takes
+        # them in that order (the other deadlocked with it).
+        await stop.hold(tx, ctx, recipient)
     recorded = await record_status(tx, sid=sid, status=status, error_code=code, reference=reference)
-    if recorded.moved and status in FINAL and code in _OPTED_OUT:
+    if recorded.moved and opted_out:
         # Twilio refused one of our messages because its recipient had replied STOP to
         # it, a reply this service may never have seen: withdraw the opt-in. Only the
         # report that settled the message: a repeat (Twilio retries; a signed request
         # can be replayed), or one later than another final state, withdraws nothing,
         # so an opt-in made since stands.
-        recipient = str(form.get("To") or "")[:MAX_FIELD]
-        if recipient:
-            await stop.carrier_stop(tx, ctx, recipient)
+        await stop.carrier_stop(tx, ctx, recipient)
     # Twilio only needs a 2xx; an unknown sid is acknowledged so it stops retrying.
     return Response(status_code=204)
 

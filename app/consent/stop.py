@@ -94,6 +94,16 @@ async def carrier_stop(tx: Tx, ctx: Context, number: str) -> bool:
     )
 
 
+async def hold(tx: Tx, ctx: Context, number: str) -> None:
+    """Take the lock of the subscriber a number is registered to, if any: for a caller
+    that must lock other rows before it may opt the number out (a status report holds
+    its message's row), so that it takes the locks in the order an erasure takes them,
+    the subscriber's first."""
+    subscriber = await _registered(tx, ctx, number)
+    if subscriber is not None:
+        await registry.lock_subscribers(tx, [subscriber.id])
+
+
 async def _registered(tx: Tx, ctx: Context, number: str) -> Subscriber | None:
     e164 = _e164(number)
     if e164 is None:

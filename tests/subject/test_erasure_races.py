@@ -171,3 +171,54 @@ async def test_a_campaign_batch_and_an_erasure(client, app, carrier):
     assert answers[0].status_code == 201, answers[0].text
     assert answers[0].json()["counts"]["queued"] == 0
     assert _remaining(app, "outbox_messages", sid) == 0
+
+
+TWILIO_TOKEN, PUBLIC_BASE = "twilio-test-token-0123456789abcdef", "https://sms.example.co.jp"
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"twilio_auth_token": TWILIO_TOKEN, "public_base_url": PUBLIC_BASE}]
+)
+async def test_a_carrier_stop_report_and_an_erasure(client, app, carrier):
+    """Twilio reports a message refused because its recipient replied STOP (21610) while
+    the recipient's erasure is under way: the report held the message's row and waited
+    for the subscriber's lock, the erasure held that lock and waited to delete the
+    message: a deadlock (503). The report takes the subscriber's lock first now."""
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    token, base = TWILIO_TOKEN, PUBLIC_BASE
+    auth = bearer(await make_key(app, DELIVERY_SCOPES))
+    ok = await approved(client, app, carrier, auth, jp(11), purpose="coupon_delivery")
+    sid = ok["subscriber_id"]
+    query = sa.text("SELECT id FROM outbox_messages WHERE verification_id = :v")
+    with sync_engine(app).begin() as conn:
+        message_id = conn.execute(query, {"v": ok["id"]}).scalar_one()
+        # As if the carrier had not reported on it yet: the report below settles it.
+        conn.execute(
+            sa.text(
+                "UPDATE outbox_messages SET carrier_message_id = NULL, delivery_status = NULL "
+                "WHERE id = :m"
+            ),
+            {"m": message_id},
+        )
+    form = {
+        "MessageSid": "SM" + "a" * 32, "AccountSid": "AC" + "b" * 32,
+        "MessageStatus": "undelivered", "ErrorCode": "21610", "To": jp(11),
+        "ApiVersion": "2010-04-01",
+    }  # fmt: skip
+    path = f"/v1/sms/twilio/status?{urlencode({'m': message_id})}"
+    headers = {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(base + path, form),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    answers = []
+
+    async def report():
+        answers.append(await client.post(path, content=urlencode(form), headers=headers))
+        return answers[-1]
+
+    await _race(app, sid, report)
+    assert answers[0].status_code == 204, answers[0].text
+    assert _remaining(app, "outbox_messages", sid) == 0
