@@ -54,6 +54,9 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(app, auth):
         ("2001:db8:5::1", ["2001:db8:5::2", "2001:db8:5:0:1::5"], "2001:db8:5:1::1"),
         # An IPv4 address written as IPv6 is that IPv4 address.
         ("203.0.113.7", ["::ffff:203.0.113.7", "::ffff:cb00:7107"], "203.0.113.8"),
+        # An IPv4 client behind NAT64 (or 6to4, Teredo) is its IPv4 address: not one
+        # count shared by every IPv4 client behind the translator (one /64).
+        ("64:ff9b::c633:6407", ["198.51.100.7", "2002:c633:6407::1"], "64:ff9b::c633:6408"),
     ],
 )
 async def test_a_client_cannot_pass_its_limit_by_rewriting_its_address(
