@@ -226,12 +226,14 @@ def export_command(
         typer.secho(f"refused: {problems}", err=True, fg="red")
         raise typer.Exit(1) from None
 
+    held: auditor.HeldBack | None = None
+
     async def work(db: Database, ctx: Context) -> export.Summary:
-        held_back = None
+        nonlocal held
         if checkpoint_first:
             async with db.transaction() as tx:
                 held = await auditor.sign_head(tx, ctx, actor=CLI_ACTOR)
-            held_back = None if held is None else held.reason
+        held_back = None if held is None else held.reason
 
         def write(out: BinaryIO) -> Awaitable[export.Summary]:
             return export.write(db, ctx, query, out, held_back=held_back)
@@ -240,7 +242,11 @@ def export_command(
             summary = await write(sys.stdout.buffer)
         else:
             summary = await _write_whole(Path(output), write)
-        details = {"format": fmt, "filters": query.describe(), "entries": summary.entries}
+        details: dict[str, object] = {
+            "format": fmt, "filters": query.describe(), "entries": summary.entries
+        }  # fmt: skip
+        if held is not None:
+            details["held_back"] = held.seq
         await _record(db, ctx, tag=Tag.LEDGER_EXPORTED, details=details)
         return summary
 
@@ -253,6 +259,10 @@ def export_command(
     typer.echo(message, err=output == "-")
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
+    if held is not None:
+        # The file is written, to the newest signed head; the exit status tells a job that
+        # runs it that the ledger holds an entry no release wrote.
+        raise typer.Exit(1)
 
 
 async def _write_whole(path: Path, write: Callable[[BinaryIO], Awaitable[T]]) -> T:

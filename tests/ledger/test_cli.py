@@ -199,6 +199,28 @@ def test_bad_public_key_is_refused(env):
     assert result.exit_code == 2
 
 
+def test_an_export_held_back_by_an_entry_no_release_wrote_exits_1(env):
+    """The export is written to the newest signed head, and a job that runs it learns
+    from its exit status that the ledger holds an entry no release wrote."""
+    from tests.ledger.test_tamper import _forge_next
+
+    tmp_path, app = env
+    assert runner.invoke(cli, ["ledger", "checkpoint"]).exit_code == 0
+    with sync_engine(app).begin() as conn:
+        seq = _forge_next(conn, request_id="dsr_FORGEDforgedFORGEDforged")
+    out = tmp_path / "held.jsonl"
+    done = runner.invoke(cli, ["ledger", "export", "--output", str(out)])
+    assert done.exit_code == 1, done.output
+    assert "exported 4 entries" in done.output
+    assert f"entries from seq {seq} on are left out" in done.output
+    assert out.exists()
+    (details,) = [
+        json.loads(row.details) if isinstance(row.details, str) else row.details
+        for row in sql(app, "SELECT details FROM audit_events WHERE tag = 'ledger:exported'")
+    ]
+    assert details["held_back"] == seq
+
+
 def test_a_forced_checkpoint_of_an_empty_ledger_is_refused(tmp_path, monkeypatch):
     """It said "nothing new to checkpoint" and exited 0, as if it had signed."""
     monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
