@@ -427,6 +427,17 @@ async def test_a_code_of_the_wrong_length_is_said_so_and_not_counted(client, app
     assert right.status_code == 303 and right.headers["location"] == "/my/records"
 
 
+async def _sign_in_with(client, app, carrier, headers):
+    """The right code posted from the code form, with these request headers."""
+    sent, code = await code_form(client, app, carrier, "ja")
+    return await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
+              "code": code},
+        headers=headers,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -443,13 +454,7 @@ async def test_a_sign_in_posted_from_a_page_not_our_own_is_refused(client, app, 
     """A page of the same site planted its own CSRF cookie and posted the matching token
     with its own verification and code: the visitor was signed in to its session (login
     CSRF). The browser says where a form comes from; only our own origin passes."""
-    sent, code = await code_form(client, app, carrier, "ja")
-    answer = await client.post(
-        "/my/session",
-        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
-              "code": code},
-        headers=headers,
-    )  # fmt: skip
+    answer = await _sign_in_with(client, app, carrier, headers)
     assert answer.status_code == 403 and TEXTS["ja"]["csrf"] in answer.text
     assert "smsreg_subject" not in client.cookies
     assert not rows(app, "SELECT id FROM subject_sessions")
@@ -465,13 +470,7 @@ async def test_a_sign_in_posted_from_a_page_not_our_own_is_refused(client, app, 
     ],
 )
 async def test_a_sign_in_from_our_own_page_passes(client, app, carrier, headers):
-    sent, code = await code_form(client, app, carrier, "ja")
-    answer = await client.post(
-        "/my/session",
-        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
-              "code": code},
-        headers=headers,
-    )  # fmt: skip
+    answer = await _sign_in_with(client, app, carrier, headers)
     assert answer.status_code == 303 and answer.headers["location"] == "/my/records"
 
 
