@@ -25,6 +25,9 @@ SMS_SOURCE = "sms"
 CARRIER_SOURCE = "carrier"
 STAFF_SOURCE = "staff"
 SERVICE_SOURCES = (SELF_SERVICE_SOURCE, SMS_SOURCE, CARRIER_SOURCE, STAFF_SOURCE)
+# The sources a frontend is offered by name (any other it gives is shown as it is): the
+# person's page says these in words too.
+SUGGESTED_SOURCES = ("web", "app", "store")
 
 
 def _not_the_services(source: str) -> str:

@@ -542,8 +542,9 @@ PROBLEMS: dict[str, dict[str, str]] = {
 }
 
 # The records page in words: the names the service keeps (purposes, consent actions,
-# legal bases, data items, message states) as a person reads them. A name not listed
-# here (a consent's free-text source) is shown as it is.
+# legal bases, data items, message states, the consent sources the service records and
+# those the API suggests to frontends) as a person reads them. A name not listed here
+# (another source a frontend gave) is shown as it is.
 WORDS: dict[str, dict[str, str]] = {
     "en": {
         "coupon_usage": "tracking coupon use",
@@ -573,6 +574,9 @@ WORDS: dict[str, dict[str, str]] = {
         "sms": "your STOP reply by SMS",
         "carrier": "your STOP, as our SMS provider reported it",
         "staff": "our staff, at your request",
+        "web": "the website",
+        "app": "the app",
+        "store": "in a store",
     },
     "ja": {
         "coupon_usage": "クーポン利用の管理",
@@ -602,6 +606,9 @@ WORDS: dict[str, dict[str, str]] = {
         "sms": "SMSでの配信停止のご返信",
         "carrier": "SMS配信事業者から届いた配信停止の通知",
         "staff": "ご請求を受けた当社の担当者",
+        "web": "ウェブサイト",
+        "app": "アプリ",
+        "store": "店頭",
     },
     "ko": {
         "coupon_usage": "쿠폰 사용 관리",
@@ -631,5 +638,8 @@ WORDS: dict[str, dict[str, str]] = {
         "sms": "SMS 수신 거부 회신",
         "carrier": "SMS 발송 대행사가 알려 온 수신 거부",
         "staff": "요청을 받은 당사 담당자",
+        "web": "웹사이트",
+        "app": "앱",
+        "store": "매장",
     },
 }

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from app.consent.schemas import SERVICE_SOURCES, Action
+from app.consent.schemas import SERVICE_SOURCES, SUGGESTED_SOURCES, Action
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES
 from app.my.pages import unbroken
 from app.my.texts import PROBLEMS, RECEIPT, TEXTS, WORDS
@@ -381,9 +381,12 @@ async def test_the_pages_say_who_runs_them(client):
 
 def test_every_name_the_records_page_shows_is_a_word_in_every_language():
     """No purpose, legal basis, data item, message state or source the service records
-    itself shows as the service's name for it (coupon_usage, law, phone_number, sms...)."""
+    itself shows as the service's name for it (coupon_usage, law, phone_number, sms...),
+    nor a source the API suggests to frontends (web showed as "（web）" on a Japanese
+    page)."""
     names = {
         *SERVICE_SOURCES,
+        *SUGGESTED_SOURCES,
         *get_args(Purpose),
         *get_args(Action),
         *LEGAL_BASES,
