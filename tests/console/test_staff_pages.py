@@ -142,6 +142,14 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     assert revoked.status_code == 303
     no_scope = await post(root, "/console/api-keys", {"name": "x", "csrf": csrf_of(page)})
     assert no_scope.status_code == 422 and "scopes" in no_scope.text
+    # The page showing the token once has no language switch: it led to the dashboard,
+    # and the token was lost. A page with an address keeps its switch, back to it.
+    shown = await post(
+        root, "/console/api-keys", {"name": "second", "scopes": ["verifications:write"]},
+        csrf_from="/console/api-keys",
+    )  # fmt: skip
+    assert "smsreg_sk_" in shown.text and "/console/language/" not in shown.text
+    assert '/console/language/ja?back=/console/api-keys"' in page.text
 
 
 @pytest.mark.parametrize(("grace_hours", "old_key_status"), [("0", 401), ("", 404)])

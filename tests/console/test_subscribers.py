@@ -195,6 +195,6 @@ async def test_the_access_log_names_each_action_in_words_in_both_languages(clien
     assert '<option value="search_number" >Number search</option>' in english
     client.cookies.set(i18n.LANG_COOKIE, "ja")
     japanese = (await get(client, "/console/access-log")).text
-    assert "<td>番号検索</td>" in japanese and "<td>開示記録の閲覧</td>" in japanese
+    assert "<td>番号検索</td>" in japanese and "<td>第三者提供記録の閲覧</td>" in japanese
     assert '<option value="">すべて</option>' in japanese
     assert "search_number</td>" not in japanese and ">disclosures_read<" not in japanese
