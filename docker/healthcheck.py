@@ -15,7 +15,8 @@ if ":" in host and not host.startswith("["):
     host = f"[{host}]"
 port = os.environ.get("SMSREG_PORT") or "8000"
 try:
-    with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=3) as response:  # noqa: S310
+    # /readyz answers within about 5 s even when the database hangs (docs/operations.md).
+    with urllib.request.urlopen(f"http://{host}:{port}/readyz", timeout=6) as response:  # noqa: S310
         sys.exit(0 if response.status == 200 else 1)
 except Exception as exc:  # any failure means not healthy; say which for `docker inspect`
     print(f"not ready: {exc}", file=sys.stderr)
