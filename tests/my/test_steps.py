@@ -56,12 +56,20 @@ async def _code_page(client: httpx.AsyncClient, lang: str, phone: str) -> httpx.
     return await client.get("/my/code")
 
 
-async def _signed_in(client, app, carrier, clock, *, lang: str = "en") -> str:
-    """A registered number, signed in on /my/: its subscriber id."""
+async def _registered_code_page(
+    client, app, carrier, clock, lang: str
+) -> tuple[str, httpx.Response]:
+    """NUMBER registered through the API, and a minute later its /my/ code form: the
+    subscriber id, and the form."""
     auth = await make_key(app, ["verifications:write"])
     sid = await verified(client, app, carrier, auth, NUMBER)
     clock.advance(minutes=1)
-    sent = await _code_page(client, lang, NUMBER)
+    return sid, await _code_page(client, lang, NUMBER)
+
+
+async def _signed_in(client, app, carrier, clock, *, lang: str = "en") -> str:
+    """A registered number, signed in on /my/: its subscriber id."""
+    sid, sent = await _registered_code_page(client, app, carrier, clock, lang)
     opened = await client.post(
         "/my/session",
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
@@ -519,11 +527,12 @@ async def test_the_new_numbers_country_is_first_that_of_the_records_number(
 # -- 9. a code that can do nothing more is not offered again -------------------------------
 
 
-async def _check(client, sent: httpx.Response, code: str, path: str = "/my/session"):
+async def _check(client, sent: httpx.Response, code: str, path: str = "/my/session", headers=None):
     return await client.post(
         path,
         data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
               "code": code},
+        headers=headers,
     )  # fmt: skip
 
 
@@ -592,10 +601,7 @@ async def test_a_double_submitted_code_shows_the_records_or_says_it_was_used(
     """A double click posts the right code twice, both with the cookies from before the
     sign-in: the second answer said "code used" over the session the first had opened,
     or, when the browser dropped the first answer, left the person at a dead form."""
-    auth = await make_key(app, ["verifications:write"])
-    await verified(client, app, carrier, auth, NUMBER)
-    clock.advance(minutes=1)
-    sent = await _code_page(client, "en", NUMBER)
+    _, sent = await _registered_code_page(client, app, carrier, clock, "en")
     before = httpx.Cookies(client.cookies)
     code = await sent_code(app, carrier, NUMBER)
     first = await _check(client, sent, code)
@@ -769,10 +775,7 @@ async def test_the_footer_and_the_code_form_join_japanese_with_its_own_colon(
 ):
     """The footer said 「…ご請求: テスト株式会社」 (an ASCII colon), and the code form
     「コードを送信しました： +81…」 (a full-width colon, then a space: a wide gap)."""
-    auth = await make_key(app, ["verifications:write"])
-    await verified(client, app, carrier, auth, NUMBER)
-    clock.advance(minutes=1)
-    sent = await _code_page(client, "ja", NUMBER)
+    _, sent = await _registered_code_page(client, app, carrier, clock, "ja")
     assert "<p>お問い合わせ・電話や書面でのご請求：テスト株式会社 個人情報窓口" in sent.text
     assert '<p>コードを送信しました：<span id="masked">+81 90-****-1357</span></p>' in sent.text
     english = await client.get("/my/code?lang=en")
@@ -784,10 +787,7 @@ async def test_the_right_code_sent_again_once_signed_in_leads_to_the_records(
 ):
     """A double tap whose second submission carried the first answer's session cookie
     was refused as "The form has expired", though the session was open."""
-    auth = await make_key(app, ["verifications:write"])
-    await verified(client, app, carrier, auth, NUMBER)
-    clock.advance(minutes=1)
-    sent = await _code_page(client, "ja", NUMBER)
+    _, sent = await _registered_code_page(client, app, carrier, clock, "ja")
     code = await sent_code(app, carrier, NUMBER)
     first = await _check(client, sent, code)
     assert first.status_code == 303 and pages.SESSION_COOKIE in client.cookies
@@ -797,12 +797,7 @@ async def test_the_right_code_sent_again_once_signed_in_leads_to_the_records(
     assert records.status_code == 200 and TEXTS["ja"]["csrf"] not in records.text
     assert len(rows(app, "SELECT id FROM subject_sessions")) == 1  # nothing opened again
     # A page of another site sending it gets the refusal, never the records.
-    third = await client.post(
-        "/my/session",
-        data={"csrf": csrf_of(sent.text), "verification_id": field_of(sent.text, "verification_id"),
-              "code": code},
-        headers={"Sec-Fetch-Site": "same-site"},
-    )  # fmt: skip
+    third = await _check(client, sent, code, headers={"Sec-Fetch-Site": "same-site"})
     assert third.status_code == 403 and TEXTS["ja"]["csrf"] in third.text
 
 
@@ -830,10 +825,7 @@ async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
 ):
     """1 to 3 digits got "digits only" (and no word that the try was not counted), though
     the person had typed digits only."""
-    auth = await make_key(app, ["verifications:write"])
-    await verified(client, app, carrier, auth, NUMBER)
-    clock.advance(minutes=1)
-    sent = await _code_page(client, "en", NUMBER)
+    _, sent = await _registered_code_page(client, app, carrier, clock, "en")
     code = await sent_code(app, carrier, NUMBER)
     short = await _check(client, sent, typed)
     assert short.status_code == 422
