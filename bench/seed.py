@@ -44,7 +44,7 @@ from app.core.context import Context
 from app.core.crypto import subscriber_aad, verification_aad
 from app.core.ids import new_id, new_ordered_id
 from app.core.phone import parse_mobile
-from app.verification.limits import source_bucket
+from app.verification.limits import client_index, source_bucket
 from app.verification.pumping import approvals_bucket
 
 REGISTERED_PREFIX = "+8170"  # seeded numbers: +81 70, then 8 digits not starting with 0
@@ -185,7 +185,7 @@ class History:
 
     def count_send(self, number: Number, *, at: dt.datetime) -> None:
         """A send's shared counts in their minute slots, and the number's send window."""
-        ip_index = self.ctx.keys.blind_index(number.ip, kind="ip")
+        ip_index = client_index(self.ctx, number.ip)
         slot = _minute(at)
         for bucket in (
             f"i:{ip_index}",

@@ -145,10 +145,17 @@ def _refused(name: str, retry_after: int) -> RateLimited:
     )
 
 
-def send_limits(ctx: Context, *, phone: Phone, ip: str, prefix: str) -> list[Limit]:
-    """The shared limits one SMS send is subject to, with buckets as keyed hashes."""
+def client_index(ctx: Context, ip: str) -> str:
+    """The keyed hash a client address is counted by (an IPv6 one by its /64:
+    app.core.addresses.counted_as), in the per-address limit and the pumping guard's
+    sources alike."""
+    return ctx.keys.blind_index(counted_as(ip), kind="ip")
+
+
+def send_limits(ctx: Context, *, phone: Phone, client: str, prefix: str) -> list[Limit]:
+    """The shared limits one SMS send is subject to, with buckets as keyed hashes
+    (``client``: :func:`client_index`)."""
     s = ctx.settings
-    client = ctx.keys.blind_index(counted_as(ip), kind="ip")
     country_cap = s.country_send_caps.get(phone.region, s.sends_per_country_hour)
     return [
         Limit("ip_hour", f"i:{client}", s.sends_per_ip_hour, _HOUR),
@@ -166,11 +173,11 @@ def source_bucket(prefix: str, ip_index: str) -> str:
     return f"s:{prefix}:{ip_index.rsplit(':', 1)[-1][:16]}"
 
 
-def source_hit(ctx: Context, *, prefix: str, ip: str, now: dt.datetime) -> Hit:
-    """The hit recording where a send to a prefix came from (a minute's slot)."""
+def source_hit(*, prefix: str, client: str, now: dt.datetime) -> Hit:
+    """The hit recording where a send to a prefix came from (a minute's slot;
+    ``client``: :func:`client_index`)."""
     at = now - (now - _EPOCH) % _MINUTE
-    source = ctx.keys.blind_index(counted_as(ip), kind="ip")
-    return Hit(bucket=source_bucket(prefix, source), at=at)
+    return Hit(bucket=source_bucket(prefix, client), at=at)
 
 
 @functools.cache

@@ -39,9 +39,10 @@ async def _limit_send(
     if counters is None:
         raise RuntimeError("sends need the process's shared counters (Context.counters)")
     prefix_index = limits.prefix_index(ctx, phone)
+    client = limits.client_index(ctx, ip)
     allowed = await limits.check(
         tx,
-        limits.send_limits(ctx, phone=phone, ip=ip, prefix=prefix_index),
+        limits.send_limits(ctx, phone=phone, client=client, prefix=prefix_index),
         now=now,
         prefix=prefix_index,
         counters=counters,
@@ -56,7 +57,7 @@ async def _limit_send(
         blocked_until=allowed.blocked_until,
         hour_sends=allowed.counts.get(f"p:{prefix_index}", 0),
     )
-    allowed.hits.append(limits.source_hit(ctx, prefix=prefix_index, ip=ip, now=now))
+    allowed.hits.append(limits.source_hit(prefix=prefix_index, client=client, now=now))
     # Shared buckets are counted once the send has committed, by the process's single
     # writer: written here, every start would wait for the one before it to commit.
     counters.add_after_commit(tx, allowed.hits)
