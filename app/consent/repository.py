@@ -8,15 +8,13 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.core.sql import in_chunks
 from app.core.tx import Tx
 from app.models.consent import Consent, ConsentEvent
 from app.models.types import table
 
 consents = table(Consent)
 events = table(ConsentEvent)
-# Ids per IN list: a campaign's batch may be larger than a driver takes parameters
-# (asyncpg and SQLite stop at 32767).
-_CHUNK = 1000
 
 
 async def current(tx: Tx, *, subscriber_id: str, purpose: str | None = None) -> list[Consent]:
@@ -40,10 +38,10 @@ async def states(tx: Tx, subscriber_ids: Sequence[str], *, purpose: str) -> dict
     """The current state of ``purpose`` for those of ``subscriber_ids`` that have one."""
     c = consents.c
     found: dict[str, State] = {}
-    for start in range(0, len(subscriber_ids), _CHUNK):
+    for chunk in in_chunks(subscriber_ids):
         rows = await tx.execute(
             sa.select(c.subscriber_id, c.status, c.locale).where(
-                c.purpose == purpose, c.subscriber_id.in_(subscriber_ids[start : start + _CHUNK])
+                c.purpose == purpose, c.subscriber_id.in_(chunk)
             )
         )
         found.update(

@@ -14,7 +14,7 @@ import hashlib
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic
 
 import orjson
@@ -149,6 +149,17 @@ def _bind_postgres(value: Any) -> Any:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()  # JSON travels as text (SQLAlchemy's codec)
     return value
+
+
+# Ids per IN list: a batch (a campaign's) may be larger than a driver takes bound
+# parameters (asyncpg and SQLite stop at 32767).
+IN_LIST = 1000
+
+
+def in_chunks(values: Sequence[str], size: int = IN_LIST) -> Iterator[Sequence[str]]:
+    """``values`` in slices of at most ``size``: one IN list each."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def lock_key(name: str) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.core.sql import in_chunks
 from app.core.tx import Tx
 from app.models.ledger import DisclosureConsent, DisclosureStop
 from app.models.subscriber import Subscriber, SubscriberPurpose
@@ -28,8 +29,7 @@ _IN_CHUNK = 500
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]
+    return in_chunks(values, _IN_CHUNK)
 
 
 def _insert(tx: Tx, target: sa.Table) -> Any:

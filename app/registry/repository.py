@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from app.core.sql import Sql
+from app.core.sql import Sql, in_chunks
 from app.core.tx import Tx
 from app.models.access_log import AccessLogEntry
 from app.models.subscriber import Subscriber, SubscriberPurpose
@@ -24,9 +24,6 @@ from app.models.types import table
 subscribers = table(Subscriber)
 purposes = table(SubscriberPurpose)
 access_log = table(AccessLogEntry)
-# Ids per IN list: a campaign's batch may be larger than a driver takes parameters
-# (asyncpg and SQLite stop at 32767).
-_CHUNK = 1000
 
 
 class _Id(NamedTuple):
@@ -103,10 +100,10 @@ async def present(tx: Tx, subscriber_ids: Sequence[str]) -> set[str]:
     that it cannot be deleted meanwhile (PostgreSQL's FOR KEY SHARE: what a row that
     refers to it takes; it waits for a delete in progress, and then does not find it)."""
     found: set[str] = set()
-    for start in range(0, len(subscriber_ids), _CHUNK):
+    for chunk in in_chunks(subscriber_ids):
         rows = await tx.execute(
             sa.select(subscribers.c.id)
-            .where(subscribers.c.id.in_(subscriber_ids[start : start + _CHUNK]))
+            .where(subscribers.c.id.in_(chunk))
             .with_for_update(read=True, key_share=True)
         )
         found.update(row.id for row in rows)
