@@ -226,10 +226,8 @@ def export_command(
         typer.secho(f"refused: {problems}", err=True, fg="red")
         raise typer.Exit(1) from None
 
-    held: auditor.HeldBack | None = None
-
-    async def work(db: Database, ctx: Context) -> export.Summary:
-        nonlocal held
+    async def work(db: Database, ctx: Context) -> tuple[export.Summary, auditor.HeldBack | None]:
+        held = None
         if checkpoint_first:
             async with db.transaction() as tx:
                 held = await auditor.sign_head(tx, ctx, actor=CLI_ACTOR)
@@ -248,9 +246,9 @@ def export_command(
         if held is not None:
             details["held_back"] = held.seq
         await _record(db, ctx, tag=Tag.LEDGER_EXPORTED, details=details)
-        return summary
+        return summary, held
 
-    summary = _run(work)
+    summary, held = _run(work)
     message = (
         f"exported {summary.entries} entries, {summary.links} links, "
         f"{summary.checkpoints} checkpoints"
