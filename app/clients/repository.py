@@ -95,6 +95,23 @@ async def get(tx: Tx, key_id: str, *, for_update: bool = False) -> ApiKey | None
     return None if row is None else _key(row)
 
 
+async def made_by(tx: Tx, actor: str) -> tuple[int, ApiKey | None]:
+    """How many keys a person made (or was shown by a rotation), and the newest of them.
+    Keys are never deleted, so the count only grows."""
+    made = await tx.scalar(
+        sa.select(sa.func.count()).select_from(api_keys).where(_c.created_by == actor)
+    )
+    row = (
+        await tx.execute(
+            sa.select(api_keys)
+            .where(_c.created_by == actor)
+            .order_by(_c.created_at.desc(), _c.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    return int(made), None if row is None else _key(row)
+
+
 async def client_of(tx: Tx, key_id: str) -> str | None:
     """The client a key speaks for (its first key's id)."""
     found: str | None = await tx.scalar(

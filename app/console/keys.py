@@ -38,6 +38,7 @@ async def keys_page(request: Request, staff: KeysPage, tx: TxDep, ctx: CtxDep) -
         "keys": await clients.list_keys_with_states(tx, ctx),
         "due": await rotation.due(tx, ctx),
         "scopes": [scope.value for scope in Scope],
+        "keys_made": await clients.keys_made_by(tx, staff.actor),
     }
     return staff_page(request, ctx, staff, "api_keys.html", context)
 
@@ -49,9 +50,13 @@ async def create_key(
     tx: TxDep,
     ctx: CtxDep,
     name: Annotated[str, Form(max_length=200)],
+    keys_made: Annotated[int, Form(ge=0)] = 0,
     scopes: Annotated[list[str], Form(max_length=len(Scope))] = [],  # noqa: B006
 ) -> Response:
     body = checked(ApiKeyCreate, {"name": name, "scopes": scopes})
+    # The page shows the token once: sent again (a reload of that page, a double click)
+    # the form would make a second live key, and the first, already copied, stay live.
+    await clients.refuse_sent_again(tx, actor=staff.actor, shown_after=keys_made)
     made = await clients.create(
         tx, ctx, name=body.name, scopes=[s.value for s in body.scopes], created_by=staff.actor
     )

@@ -4,6 +4,7 @@ created, rotated and revoked, a block lifted with a reason."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from typing import Any
@@ -11,9 +12,10 @@ from typing import Any
 import pytest
 
 from app.console import i18n
+from app.core.sql import lock_key
 from tests.console.helpers import csrf_of, get, post, signed_in
 from tests.fixtures.staff import create_staff
-from tests.staff.helpers import CHEAP_HASHING, enrol, events, execute, rows
+from tests.staff.helpers import CHEAP_HASHING, enrol, events, execute, rival, rows
 
 
 @pytest.fixture
@@ -112,12 +114,17 @@ async def test_a_role_change_waits_for_a_role_to_be_chosen(client, app):
     assert ">オペレーター</option>" in japanese
 
 
+async def key_form(root, name: str, scopes: tuple[str, ...] = ("verifications:write",)):
+    """The new-key form as the page shows it now (its token, the keys made before), filled in."""
+    page = (await get(root, "/console/api-keys")).text
+    made = re.search(r'name="keys_made" value="(\d+)"', page).group(1)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    return {"name": name, "scopes": list(scopes), "keys_made": made, "csrf": csrf}
+
+
 async def made_key(root, name: str) -> tuple[str, str, Any]:
     """A key made on the console's page: its token (shown once), its id, and the page."""
-    made = await post(
-        root, "/console/api-keys", {"name": name, "scopes": ["verifications:write"]},
-        csrf_from="/console/api-keys",
-    )  # fmt: skip
+    made = await post(root, "/console/api-keys", await key_form(root, name))
     assert made.status_code == 200, made.text
     token = re.search(r'id="api-key-token">([^<]+)<', made.text).group(1)
     page = await get(root, "/console/api-keys")
@@ -140,16 +147,71 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     assert (await post(root, revoke, {"csrf": csrf_of(page)})).status_code == 422
     revoked = await post(root, revoke, {"csrf": csrf_of(page), "confirm": "yes"})
     assert revoked.status_code == 303
-    no_scope = await post(root, "/console/api-keys", {"name": "x", "csrf": csrf_of(page)})
+    no_scope = await post(root, "/console/api-keys", await key_form(root, "x", scopes=()))
     assert no_scope.status_code == 422 and "scopes" in no_scope.text
     # The page showing the token once has no language switch: it led to the dashboard,
     # and the token was lost. A page with an address keeps its switch, back to it.
-    shown = await post(
-        root, "/console/api-keys", {"name": "second", "scopes": ["verifications:write"]},
-        csrf_from="/console/api-keys",
-    )  # fmt: skip
+    shown = await post(root, "/console/api-keys", await key_form(root, "second"))
     assert "smsreg_sk_" in shown.text and "/console/language/" not in shown.text
     assert '/console/language/ja?back=/console/api-keys"' in page.text
+
+
+async def test_the_new_key_form_sent_again_makes_no_second_key(client, app):
+    """Reloading the page that showed a new key's token sent the form again: a second live
+    key, while the first, already copied into the frontend, stayed live unnoticed."""
+    root = await signed_in(app, "admin", "root")
+    form = await key_form(root, "coupon-frontend")
+    second_tab = await key_form(root, "coupon-frontend")
+    made = await post(root, "/console/api-keys", form)
+    assert made.status_code == 200 and "smsreg_sk_" in made.text
+    (key_id,) = rows(app, "SELECT id FROM api_keys WHERE name = 'coupon-frontend'")[0].values()
+    for again in (form, second_tab):  # a reload (or a double click), and a second tab
+        refused = await post(root, "/console/api-keys", again)
+        assert refused.status_code == 409, refused.text
+        assert "smsreg_sk_" not in refused.text
+        assert f"API key {key_id} (coupon-frontend) was made at " in refused.text
+        assert f"revoke {key_id}" in refused.text
+    assert len(rows(app, "SELECT id FROM api_keys WHERE name = 'coupon-frontend'")) == 1
+    # A key rotated since the page was shown refuses its form too (the admin was shown a
+    # token since); a fresh page takes the form again.
+    stale = await key_form(root, "backend")
+    page = await get(root, "/console/api-keys")
+    rotated = await post(root, f"/console/api-keys/{key_id}/rotate", {"csrf": csrf_of(page)})
+    assert rotated.status_code == 200, rotated.text
+    assert (await post(root, "/console/api-keys", stale)).status_code == 409
+    fresh = await post(root, "/console/api-keys", await key_form(root, "backend"))
+    assert fresh.status_code == 200 and "smsreg_sk_" in fresh.text
+    # Another admin's keys are no reason to refuse this admin's form.
+    other = await signed_in(app, "admin", "root2")
+    mine = await key_form(root, "third")
+    assert (await post(other, "/console/api-keys", await key_form(other, "x"))).status_code == 200
+    assert (await post(root, "/console/api-keys", mine)).status_code == 200
+
+
+async def test_a_key_form_waits_for_the_same_admins_form_in_another_session(client, app):
+    """The same admin in two browsers (two sessions, whose rows do not make one request
+    wait for the other) sending one form shown before either key was made: the second
+    read the count of keys before the first committed its key, and made another. A
+    rival holds the lock a form takes and makes the admin's key, as the other browser's
+    form would; this form waits for it and is then refused."""
+    root = await signed_in(app, "admin", "root")
+    form = await key_form(root, "made-twice")
+    (actor,) = rows(app, "SELECT id FROM staff_accounts WHERE username = 'root'")[0].values()
+    with rival(
+        app,
+        "SELECT pg_advisory_xact_lock(:lock)",
+        "INSERT INTO api_keys (id, name, prefix, token_hash, token_key_id, scopes, created_by,"
+        " created_at, expires_at) VALUES ('key_rival', 'made-twice', 'smsreg_sk_',"
+        " 'rival-hash', 'k1', '[\"verifications:write\"]', :actor, now(),"
+        " now() + interval '1 day')",
+        params={"lock": lock_key(f"api-keys-made-by:staff:{actor}"), "actor": f"staff:{actor}"},
+    ):
+        sending = asyncio.create_task(post(root, "/console/api-keys", form))
+        await asyncio.sleep(0.3)
+        assert not sending.done(), "the form waits for the other session's"
+    sent = await sending
+    assert sent.status_code == 409 and "API key key_rival (made-twice)" in sent.text
+    assert len(rows(app, "SELECT id FROM api_keys WHERE name = 'made-twice'")) == 1
 
 
 @pytest.mark.parametrize(("grace_hours", "old_key_status"), [("0", 401), ("", 404)])
@@ -203,10 +265,7 @@ async def test_a_rotated_key_in_its_grace_period_can_be_revoked(client, app):
 async def test_an_api_key_state_is_said_in_words_in_both_languages(client, app):
     """The state column showed the raw code ("active", "expired"), in Japanese too."""
     root = await signed_in(app, "admin", "root")
-    await post(
-        root, "/console/api-keys", {"name": "frontend", "scopes": ["verifications:write"]},
-        csrf_from="/console/api-keys",
-    )  # fmt: skip
+    await post(root, "/console/api-keys", await key_form(root, "frontend"))
     page = (await get(root, "/console/api-keys")).text
     assert "<td>Active</td>" in page and "<td>active</td>" not in page
     root.cookies.set("smsreg_lang", "ja")

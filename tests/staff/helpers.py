@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pyotp
+import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
@@ -97,3 +100,17 @@ async def enrol(client, clock, token, password=OWN_PASSWORD):
     done = await client.post("/v1/staff/enrolment/confirm", json={"token": token, "code": code})
     assert done.status_code == 200, done.text
     return done.json(), secret
+
+
+@contextmanager
+def rival(app, *statements: str, params: dict[str, str]) -> Iterator[None]:
+    """Run ``statements`` in a transaction of another session, committed when the block
+    ends; skips on SQLite, where units run one at a time."""
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement), params)
+        yield
+        conn.commit()

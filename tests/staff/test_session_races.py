@@ -12,8 +12,6 @@ connection, the rows a rival unit would hold, and lets go once the request waits
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -21,23 +19,9 @@ import sqlalchemy as sa
 from app.staff.roles import Role
 from tests.conftest import sync_engine
 from tests.fixtures.staff import open_session
-from tests.staff.helpers import bearer, create_staff, rows, staff_auth
+from tests.staff.helpers import bearer, create_staff, rival, rows, staff_auth
 
 KEY = {"name": "made-in-flight", "scopes": ["verifications:write"]}
-
-
-@contextmanager
-def rival(app, *statements: str, params: dict[str, str]) -> Iterator[None]:
-    """Run ``statements`` in a transaction of another session, committed when the block
-    ends; skips on SQLite, where units run one at a time."""
-    engine = sync_engine(app)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("units run one at a time on SQLite")
-    with engine.connect() as conn:
-        for statement in statements:
-            conn.execute(sa.text(statement), params)
-        yield
-        conn.commit()
 
 
 async def _admin(app) -> tuple[str, dict[str, str]]:
