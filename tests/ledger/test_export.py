@@ -227,6 +227,28 @@ async def test_csv_defuses_formulas_and_still_verifies(app, db, ctx, subjects):
     data = await _export(db, ctx, "csv")
     assert b"'=HYPERLINK" in data
     assert _verify(data, ctx).ok
+    # The guard taken away (a live formula in the auditor's sheet), or a quote put before
+    # a cell that had none (the sheet shows a text other than the one hashed): each
+    # verified, for the reader dropped a leading quote wherever it found one.
+    for forged in (
+        data.replace(b"'=HYPERLINK", b"=HYPERLINK"),
+        data.replace(b",dsr_", b",'dsr_", 1),
+    ):
+        assert forged != data
+        problem = _verify(forged, ctx).problem
+        assert problem is not None and problem.kind == "malformed", problem
+
+
+async def test_a_jsonl_record_naming_a_field_twice_is_malformed(ledger, db, ctx):
+    """A record naming a field twice verified: the verifier checked the last value, and a
+    tool that shows the first showed a forged one."""
+    data = await _export(db, ctx)
+    lines = data.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(b'{"type":"entry"'))
+    lines[at] = lines[at].replace(b'{"type":"entry",', b'{"type":"entry","purpose":"forged",', 1)
+    report = _verify(b"".join(lines), ctx)
+    assert report.problem is not None and report.problem.kind == "malformed", report.text()
+    assert "names a field twice" in report.problem.detail
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

@@ -6,12 +6,13 @@ from __future__ import annotations
 import collections
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
-from app.core.csvsafe import uncell
+from app.core.csvsafe import cell, uncell
 from app.ledger import chain
 from app.ledger.export_format import CSV_COLUMNS, NULLABLE
 from app.ledger.verify.walk import as_int
@@ -27,14 +28,32 @@ class Malformed(Exception):
         self.detail = detail
 
 
+class _Repeated(ValueError):
+    pass
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _Repeated()
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def jsonl_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """The records of a JSON Lines export."""
+    """The records of a JSON Lines export. A record that names a field twice is
+    malformed: this reader would check one value, and another tool show the other."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            record = json.loads(line, object_pairs_hook=_once, parse_constant=_no_constant)
+        except _Repeated:
+            raise Malformed(f"line {number} names a field twice") from None
+        except ValueError:  # JSONDecodeError and undecodable bytes too
             raise Malformed(f"line {number} is not JSON") from None
         if not isinstance(record, dict) or "type" not in record:
             raise Malformed(f"line {number} is not a record")
@@ -44,7 +63,12 @@ def jsonl_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
 def _csv_value(name: str, text: str) -> Any:
     if name in ("v", "seq"):
         return int(text)
-    text = uncell(text)
+    value = uncell(text)
+    if cell(value) != text:
+        # Not as the export writes it: a formula's guard taken away (the spreadsheet runs
+        # it), or a quote added (the sheet shows other text than the one hashed).
+        raise ValueError(f"{name}: not written as an export writes it")
+    text = value
     if text == "" and name in NULLABLE:
         return None
     if name in chain.JSON_FIELDS:
