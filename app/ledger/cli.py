@@ -196,9 +196,12 @@ def export_command(
     output: Annotated[str, typer.Option(help="file to write, or - for stdout")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
     since: Annotated[
-        str | None, typer.Option(help="from this time (ISO 8601; UTC if no offset)")
+        str | None,
+        typer.Option(help="from this time (ISO 8601 with its offset, e.g. 2026-04-01T00:00Z)"),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="before this time")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="before this time (ISO 8601 with its offset)")
+    ] = None,
     recipient: Annotated[str | None, typer.Option(help="recipient organisation")] = None,
     basis: Annotated[LegalBasis | None, typer.Option(help="legal basis")] = None,
     subject: Annotated[str | None, typer.Option(help="subscriber id")] = None,
