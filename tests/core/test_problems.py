@@ -52,6 +52,19 @@ async def test_deeply_nested_json_with_credentials_is_a_client_error(client, app
     assert await snapshot(app) == before
 
 
+async def test_an_integer_too_long_to_read_is_a_malformed_body(client, app, auth):
+    """An integer of more than 4,300 digits is JSON that Python will not read (its limit
+    on turning text into an int): 400 naming the body, as docs/api.md says, not a 500;
+    one digit fewer is read, and refused as the field it is in."""
+    before = await snapshot(app)
+    for digits, status in ((4_301, 400), (4_300, 422)):
+        body = b'{"phone": ' + b"9" * digits + b', "purpose": "coupon_usage"}'
+        answer = await client.post("/v1/verifications", content=body, headers={**auth, **JSON})
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"] == PROBLEM
+    assert await snapshot(app) == before
+
+
 async def test_malformed_json_is_400_naming_the_body(client, auth):
     answer = await client.post("/v1/verifications", content=b'{"phone": ', headers={**auth, **JSON})
     assert answer.status_code == 400
