@@ -18,7 +18,7 @@ from app.core.tx import Tx
 from app.ledger import checkpoints, export, verify, witness
 from app.ledger import repository as repo
 from app.ledger.audit_schemas import ExportQuery
-from app.ledger.errors import UnbackedEntry
+from app.ledger.errors import UNSIGNABLE
 from app.ledger.reading import in_tx
 from app.models.ledger import LedgerCheckpoint, LedgerEntry
 
@@ -91,21 +91,25 @@ HELD_BACK = "Ledger-Held-Back"
 
 @dataclass(frozen=True)
 class HeldBack:
-    """Why an export ends before the head: the entry no release wrote, and the reason."""
+    """Why an export ends before the head: the entry the head could not be signed over
+    (one no release wrote, the first missing, the first long uncovered), and why."""
 
     seq: int
     reason: str
 
 
 async def sign_head(tx: Tx, ctx: Context, *, actor: str) -> HeldBack | None:
-    """Sign the head before an export, as every export does; when an entry that no
-    release wrote stops it (:class:`UnbackedEntry`), say so instead: the export then
-    runs to the newest signed head, and what is after it is left out, as ever, rather
-    than every export refused because of one entry kept for years."""
+    """Sign the head before an export, as every export does; when the head cannot be
+    signed (an entry no release wrote, a cut, an entry long uncovered: see
+    app.ledger.checkpoints), say so instead: the export then runs to the newest signed
+    head, and what is after it is left out, as ever, rather than every export refused
+    because of one entry kept for years."""
     try:
         await checkpoints.create(tx, ctx, actor=actor)
-    except UnbackedEntry as refused:
-        log.error("ledger export held back an unbacked entry", extra={"seq": refused.seq})
+    except UNSIGNABLE as refused:
+        log.error(
+            "ledger export held back the tail", extra={"seq": refused.seq, "problem": refused.slug}
+        )
         reason = f"{refused.detail}; run `smsreg ledger verify`"
         return HeldBack(seq=refused.seq or 0, reason=reason)
     return None

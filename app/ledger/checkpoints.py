@@ -23,9 +23,16 @@ from app.core.tx import Tx
 from app.ledger import chain, signing, witness
 from app.ledger import repository as repo
 from app.ledger import requests_repository as requests
-from app.ledger.errors import EmptyLedger, UnbackedEntry, WitnessUnavailable
+from app.ledger.errors import (
+    UNSIGNABLE,
+    EmptyLedger,
+    LedgerCut,
+    LedgerUncovered,
+    UnbackedEntry,
+    WitnessUnavailable,
+)
 from app.ledger.export_format import checkpoint_record
-from app.models.ledger import LedgerCheckpoint
+from app.models.ledger import LedgerCheckpoint, LedgerEntry
 
 log = logging.getLogger("smsreg.ledger")
 HEAD = "head"
@@ -64,28 +71,29 @@ async def sign(
 
 
 async def create(
-    tx: Tx, ctx: Context, *, actor: str = "system", force: bool = False
+    tx: Tx,
+    ctx: Context,
+    *,
+    actor: str = "system",
+    force: bool = False,
+    sign_uncovered: bool = False,
 ) -> LedgerCheckpoint | None:
-    """Checkpoint the head; None when the ledger is empty or nothing is new (unless forced)."""
+    """Checkpoint the head; None when the ledger is empty or nothing is new (unless forced).
+
+    A signature vouches for every entry up to the head, and so does the witness's copy
+    of it: never over a ledger that is known cut or forged (:func:`_refuse_unsignable`).
+    ``sign_uncovered`` is an operator's word that the entries a scheduled checkpoint
+    should long have covered were checked (after an outage of the schedule, say)."""
     await chain.lock(tx)
     seq, head_hash = await chain.head(tx)
     if seq == 0:
         return None
     latest = await repo.latest_checkpoint(tx, kind=HEAD)
+    # Before "nothing new": a tail cut back to the newest checkpoint is new too, and an
+    # export (which signs the head first) must say so rather than look complete.
+    await _refuse_unsignable(tx, ctx, seq=seq, latest=latest, sign_uncovered=sign_uncovered)
     if latest is not None and latest.seq == seq and not force:
         return None
-    # A signature would vouch for every entry up to the head, and so would the witness's
-    # copy of it: never over an entry appended by hand, which no release wrote.
-    unbacked = await requests.first_unbacked_entry(
-        tx, after_seq=latest.seq if latest is not None else 0
-    )
-    if unbacked is not None:
-        refused = UnbackedEntry(
-            f"entry {unbacked.seq} records disclosure request {unbacked.request_id}, which "
-            "was not released as it: no checkpoint was made"
-        )
-        refused.seq = unbacked.seq
-        raise refused
     now = ctx.clock.now()
     checkpoint = await sign(tx, ctx, kind=HEAD, seq=seq, head_hash=head_hash, now=now)
     await record_event(
@@ -99,9 +107,83 @@ async def create(
     return checkpoint
 
 
-async def create_now(tx: Tx, ctx: Context, *, actor: str) -> LedgerCheckpoint:
+async def _refuse_unsignable(
+    tx: Tx, ctx: Context, *, seq: int, latest: LedgerCheckpoint | None, sign_uncovered: bool
+) -> None:
+    """Refuse to sign a head the database verifier would find broken: a signature would
+    make a cut or a rewrite verify in every export from then on.
+
+    - cut: the head is below the newest checkpoint, or a released request's entry is
+      missing or records another request (LedgerCut);
+    - forged: an entry after the newest checkpoint that no release wrote (UnbackedEntry);
+    - uncovered: with checkpoints on a schedule, an entry that two intervals should have
+      covered and none does, as when its checkpoint was deleted with the entry rewritten
+      (LedgerUncovered), unless ``sign_uncovered``.
+    """
+    covered = 0 if latest is None else latest.seq
+    anchor = await repo.latest_checkpoint(tx, kind=ANCHOR)
+    after = max(covered, 0 if anchor is None else anchor.seq)
+    if seq < covered:
+        cut = LedgerCut(
+            f"the newest checkpoint covers seq {covered}, and the ledger ends at seq {seq}: "
+            "entries were removed; no checkpoint was made"
+        )
+        cut.seq = seq + 1
+        raise cut
+    unrecorded = await requests.first_unrecorded_release(tx, after_seq=after)
+    if unrecorded is not None:
+        cut = LedgerCut(
+            f"disclosure request {unrecorded.request_id} was released as entry "
+            f"{unrecorded.ledger_seq}, which "
+            + ("is missing" if unrecorded.entry_request_id is None else "records another")
+            + ": no checkpoint was made"
+        )
+        cut.seq = unrecorded.ledger_seq
+        raise cut
+    unbacked = await requests.first_unbacked_entry(tx, after_seq=covered)
+    if unbacked is not None:
+        refused = UnbackedEntry(
+            f"entry {unbacked.seq} records disclosure request {unbacked.request_id}, which "
+            "was not released as it: no checkpoint was made"
+        )
+        refused.seq = unbacked.seq
+        raise refused
+    overdue = None if sign_uncovered else await overdue_entry(tx, ctx, covered_to=after)
+    if overdue is not None:
+        uncovered = LedgerUncovered(
+            f"entry {overdue.seq}, recorded at {overdue.recorded_at:%Y-%m-%d %H:%M:%S} UTC, "
+            "is covered by no checkpoint while checkpoints are made every "
+            f"{dt.timedelta(seconds=ctx.settings.ledger_checkpoint_interval_seconds)}: "
+            "no checkpoint was made"
+        )
+        uncovered.seq = overdue.seq
+        raise uncovered
+
+
+def uncovered_allowance(ctx: Context) -> dt.timedelta | None:
+    """How long an entry may go without a signed checkpoint while checkpoints are made on
+    a schedule (two intervals and five minutes); None when they are not."""
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    return None if interval <= 0 else dt.timedelta(seconds=2 * interval + 300)
+
+
+async def overdue_entry(tx: Tx, ctx: Context, *, covered_to: int) -> LedgerEntry | None:
+    """The first entry after ``covered_to`` if it is older than the schedule allows
+    (:func:`uncovered_allowance`): its checkpoint may have been removed."""
+    allowed = uncovered_allowance(ctx)
+    if allowed is None:
+        return None
+    entry = await repo.first_after(tx, seq=covered_to)
+    if entry is None or ctx.clock.now() - entry.recorded_at <= allowed:
+        return None
+    return entry
+
+
+async def create_now(
+    tx: Tx, ctx: Context, *, actor: str, sign_uncovered: bool = False
+) -> LedgerCheckpoint:
     """Checkpoint the head now, even if nothing is new; EmptyLedger if there is no entry."""
-    made = await create(tx, ctx, actor=actor, force=True)
+    made = await create(tx, ctx, actor=actor, force=True, sign_uncovered=sign_uncovered)
     if made is None:
         raise EmptyLedger()
     return made
@@ -120,7 +202,7 @@ async def run_schedule(db: Database, ctx: Context) -> None:
         try:
             async with db.transaction() as tx:
                 made = await create(tx, ctx, actor="scheduler")
-        except UnbackedEntry as refused:
+        except UNSIGNABLE as refused:
             log.error("ledger checkpoint refused: %s", refused.detail)
             continue
         except Exception:  # a busy database only delays the next checkpoint

@@ -301,12 +301,23 @@ async def _in_unit(db: Database, fn: Callable[[Tx], Awaitable[T]]) -> T:
 @ledger_cli.command("checkpoint")
 def checkpoint_command(
     force: Annotated[bool, typer.Option(help="sign even if nothing is new")] = False,
+    sign_uncovered: Annotated[
+        bool,
+        typer.Option(
+            help="sign over entries the schedule should long have covered, once you have "
+            "checked them (`smsreg ledger verify --witness`) or know why none was made"
+        ),
+    ] = False,
 ) -> None:
     """Sign the chain's head now (skipped when nothing was appended since the last one)."""
     # A witness that cannot keep it is a refusal (WitnessUnavailable): one line, exit 1.
     # Forced on an empty ledger: refused (EmptyLedger), as POST /v1/ledger/checkpoints is.
     sign = checkpoints.create_now if force else checkpoints.create
-    made = _run(lambda db, ctx: _in_unit(db, lambda tx: sign(tx, ctx, actor=CLI_ACTOR)))
+    made = _run(
+        lambda db, ctx: _in_unit(
+            db, lambda tx: sign(tx, ctx, actor=CLI_ACTOR, sign_uncovered=sign_uncovered)
+        )
+    )
     if made is None:
         typer.echo("nothing new to checkpoint")
         return

@@ -78,6 +78,33 @@ class UnbackedEntry(AppError):
     seq: int | None = None
 
 
+class LedgerCut(AppError):
+    status = 409
+    slug = "ledger-cut"
+    title = (
+        "Entries the ledger had are missing (a released request's entry, or entries a "
+        "checkpoint covers): no checkpoint is signed (run `smsreg ledger verify`)"
+    )
+    seq: int | None = None  # the first entry missing
+
+
+class LedgerUncovered(AppError):
+    status = 409
+    slug = "ledger-uncovered"
+    title = (
+        "An entry that a scheduled checkpoint should have covered long ago is covered by "
+        "none (checkpoints may have been removed): no checkpoint is signed until an "
+        "operator checks it (`smsreg ledger verify`, then `smsreg ledger checkpoint "
+        "--sign-uncovered`)"
+    )
+    seq: int | None = None  # the first entry uncovered
+
+
+# What stops a checkpoint from being signed over the head: an export then runs to the
+# newest signed head and says what it held back (app.ledger.auditor).
+UNSIGNABLE = (UnbackedEntry, LedgerCut, LedgerUncovered)
+
+
 class WitnessUnavailable(AppError):
     status = 503
     slug = "ledger-witness-unavailable"

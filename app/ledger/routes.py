@@ -25,6 +25,8 @@ from app.ledger.errors import (
     ConsentMissing,
     DependentApprover,
     EmptyLedger,
+    LedgerCut,
+    LedgerUncovered,
     ProvisionStopped,
     RequestNotFound,
     SelfApproval,
@@ -236,7 +238,11 @@ async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyR
 @router.post(
     "/ledger/checkpoints",
     status_code=201,
-    responses={**STAFF_PROBLEMS, **problems(EmptyLedger, UnbackedEntry), 503: _NOT_SIGNED},
+    responses={
+        **STAFF_PROBLEMS,
+        **problems(EmptyLedger, UnbackedEntry, LedgerCut, LedgerUncovered),
+        503: _NOT_SIGNED,
+    },
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",
 )
 async def create_checkpoint(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> CheckpointPublic:

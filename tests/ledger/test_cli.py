@@ -221,6 +221,39 @@ def test_an_export_held_back_by_an_entry_no_release_wrote_exits_1(env):
     assert details["held_back"] == seq
 
 
+def test_entries_long_uncovered_are_signed_only_with_the_operators_word(env):
+    """Entries a scheduled checkpoint should long have covered (here: released, it says,
+    a day ago, and never signed) are what a deleted checkpoint leaves; the command refuses
+    to sign them until told the operator checked them."""
+    from app.ledger import chain
+    from app.models.ledger import LedgerEntry
+    from app.models.types import table
+
+    _tmp_path, app = env
+    day_ago = "2026-01-01 00:00:00.000000"
+    entries = table(LedgerEntry)
+    with tampering(app) as conn:
+        conn.execute(sa.text("UPDATE ledger_entries SET recorded_at = :t"), {"t": day_ago})
+        conn.execute(sa.text("UPDATE disclosure_requests SET released_at = :t"), {"t": day_ago})
+        prev = "0" * 64
+        for row in conn.execute(sa.select(entries).order_by(entries.c.seq)).all():
+            entry = LedgerEntry(**{**row._mapping, "prev_hash": prev})
+            prev = chain.hash_entry(entry)
+            conn.execute(
+                sa.update(entries)
+                .where(entries.c.seq == entry.seq)
+                .values(prev_hash=entry.prev_hash, entry_hash=prev)
+            )
+    verified = runner.invoke(cli, ["ledger", "verify"])
+    assert verified.exit_code == 1 and "at seq 1: uncovered" in verified.output, verified.output
+    refused = runner.invoke(cli, ["ledger", "checkpoint"])
+    assert refused.exit_code == 1 and refused.output.startswith("refused: "), refused.output
+    assert "entry 1, recorded at 2026-01-01 00:00:00 UTC" in refused.output
+    signed = runner.invoke(cli, ["ledger", "checkpoint", "--sign-uncovered"])
+    assert signed.exit_code == 0 and "checkpoint #1: seq 4" in signed.output, signed.output
+    assert runner.invoke(cli, ["ledger", "verify"]).exit_code == 0
+
+
 def test_a_forced_checkpoint_of_an_empty_ledger_is_refused(tmp_path, monkeypatch):
     """It said "nothing new to checkpoint" and exited 0, as if it had signed."""
     monkeypatch.setenv("SMSREG_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.ledger import chain, checkpoints, signing, verify
-from app.ledger.errors import UnbackedEntry
+from app.ledger.errors import LedgerCut, LedgerUncovered, UnbackedEntry
 from app.models.ledger import LedgerEntry, LedgerEntrySubject
 from app.models.types import table
-from tests.conftest import call, sync_engine
+from tests.conftest import call, count_rows, sync_engine
 from tests.ledger.conftest import release_many, requested, tampering, verified
 
 N = 6
@@ -282,6 +282,70 @@ async def test_deleting_the_checkpoints_and_the_tail_is_found_once_a_checkpoint_
     clock.advance(seconds=2 * interval + 301)
     problem = await _problem(ledger)
     assert (problem.seq, problem.kind) == (1, "uncovered")
+
+
+async def _released_after_the_checkpoint(ledger, subjects) -> None:
+    """One more entry (seq N + 1), which no checkpoint covers yet."""
+    await release_many(ledger, subjects, 1, ledger.state.ctx.clock)
+
+
+@pytest.mark.parametrize("checkpoint_too", [False, True])
+async def test_a_cut_ledger_is_never_signed(ledger, ctx, client, subjects, checkpoint_too):
+    """The newest entry deleted (with the checkpoint over it, or without one over it yet):
+    the verifier said `unrecorded`, and the next checkpoint signed the shortened head, so
+    the export verified OK. Now no checkpoint is signed over a cut."""
+    await _released_after_the_checkpoint(ledger, subjects)
+    if checkpoint_too:
+        assert (await call(ledger, checkpoints.create)).seq == N + 1
+    with tampering(ledger) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entry_subjects WHERE seq = :s"), {"s": N + 1})
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq = :s"), {"s": N + 1})
+    signed = count_rows(ledger, "ledger_checkpoints")
+    for create in (checkpoints.create, checkpoints.create_now):
+        with pytest.raises(LedgerCut) as refused:
+            await call(ledger, create, actor="staff:auditor")
+        assert refused.value.seq == N + 1
+    if not checkpoint_too:
+        assert f"was released as entry {N + 1}, which is missing" in refused.value.detail
+    assert count_rows(ledger, "ledger_checkpoints") == signed
+    # The auditor's export says it: it ends at the newest signed head, as for a forgery.
+    from app.staff.roles import Role
+    from tests.fixtures.staff import staff_auth
+
+    auditor = await staff_auth(ledger, client, Role.AUDITOR)
+    answer = await client.get("/v1/ledger/export", headers=auditor)
+    assert answer.status_code == 200 and answer.headers["Ledger-Held-Back"] == str(N + 1)
+
+
+async def test_a_rewrite_under_a_deleted_checkpoint_is_not_signed_once_overdue(
+    ledger, ctx, subjects, clock
+):
+    """An entry's package hash rewritten (the request does not hold it) with the hashes
+    worked out anew, and the checkpoint over it deleted: the schedule, or any export,
+    signed the rewritten head at once, and nothing reported it. An entry the schedule
+    should long have covered is now signed only on an operator's word."""
+    await _released_after_the_checkpoint(ledger, subjects)
+    assert (await call(ledger, checkpoints.create)).seq == N + 1
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    clock.advance(seconds=2 * interval + 301)
+    with tampering(ledger) as conn:
+        conn.execute(
+            sa.text("UPDATE ledger_entries SET package_sha256 = :h WHERE seq = :s"),
+            {"h": "b" * 64, "s": N + 1},
+        )
+        _rehash_from(conn, N + 1, N + 1)
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints WHERE seq = :s"), {"s": N + 1})
+    problem = await _problem(ledger)
+    assert (problem.seq, problem.kind) == (N + 1, "uncovered")
+    for create in (checkpoints.create, checkpoints.create_now):
+        with pytest.raises(LedgerUncovered) as refused:
+            await call(ledger, create, actor="scheduler")
+        assert refused.value.seq == N + 1
+    assert (await verified(ledger)).covered_to == N
+    # Within the window it cannot be told from a schedule that has not run yet (the
+    # witness closes that); and an operator who checked it signs it.
+    made = await call(ledger, checkpoints.create, actor="cli", sign_uncovered=True)
+    assert made.seq == N + 1 and (await verified(ledger)).ok
 
 
 async def test_an_entry_appended_by_hand_holds_back_the_tail_not_every_export(

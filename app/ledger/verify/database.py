@@ -17,7 +17,7 @@ from typing import Any
 from app.core.context import Context
 from app.core.db import Database
 from app.core.tx import Tx
-from app.ledger import chain, signing
+from app.ledger import chain, checkpoints, signing
 from app.ledger import repository as repo
 from app.ledger import requests_repository as requests
 from app.ledger.export_format import checkpoint_record
@@ -186,21 +186,17 @@ async def _overdue(tx: Tx, *, ctx: Context, covered_to: int) -> Problem | None:
 
     Deleting the checkpoints (by someone who owns the database) would otherwise leave a
     rewritten or cut chain looking intact: so an entry that two intervals (and five
-    minutes) should have covered, and nothing does, is a failure.
+    minutes) should have covered, and nothing does, is a failure. The same rule stops a
+    checkpoint from being signed over it (app.ledger.checkpoints).
     """
-    interval = ctx.settings.ledger_checkpoint_interval_seconds
-    if interval <= 0:
-        return None
-    entry = await repo.first_after(tx, seq=covered_to)
+    entry = await checkpoints.overdue_entry(tx, ctx, covered_to=covered_to)
     if entry is None:
         return None
-    allowed = dt.timedelta(seconds=2 * interval + 300)
-    if ctx.clock.now() - entry.recorded_at <= allowed:
-        return None
+    interval = dt.timedelta(seconds=ctx.settings.ledger_checkpoint_interval_seconds)
     return Problem(
         seq=entry.seq,
         kind=UNCOVERED,
-        detail=f"no signed checkpoint covers this entry, recorded more than {allowed} ago "
-        "while checkpoints are made every "
-        f"{dt.timedelta(seconds=interval)}: checkpoints may have been removed",
+        detail=f"no signed checkpoint covers this entry, recorded more than "
+        f"{checkpoints.uncovered_allowance(ctx)} ago while checkpoints are made every "
+        f"{interval}: checkpoints may have been removed",
     )
