@@ -155,15 +155,15 @@ def test_503_where_the_database_is_used(document):
 
 
 # Problem types no operation of the document answers: the command line's own (the first
-# admin, break-glass), the pages' CSRF refusals, the console's key form sent again, and
+# admin, break-glass), the pages' CSRF refusals, a console form sent again, and
 # 405, answered for a method a path does not take (docs/api.md), so for no operation.
 NOT_AN_OPERATIONS_ANSWER = {
     "admin-exists",
-    "api-key-form-sent-again",
     "break-glass-refused",
     "command-line-admin-only",
     "csrf-failed",
     "csrf-refused",
+    "form-sent-again",
     "method-not-allowed",
 }
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.core import sql
 from app.core.sql import Json, Sql
 from app.core.tx import Tx
 from app.models.api_key import ApiKey
@@ -98,18 +99,8 @@ async def get(tx: Tx, key_id: str, *, for_update: bool = False) -> ApiKey | None
 async def made_by(tx: Tx, actor: str) -> tuple[int, ApiKey | None]:
     """How many keys a person made (or was shown by a rotation), and the newest of them.
     Keys are never deleted, so the count only grows."""
-    made = await tx.scalar(
-        sa.select(sa.func.count()).select_from(api_keys).where(_c.created_by == actor)
-    )
-    row = (
-        await tx.execute(
-            sa.select(api_keys)
-            .where(_c.created_by == actor)
-            .order_by(_c.created_at.desc(), _c.id.desc())
-            .limit(1)
-        )
-    ).one_or_none()
-    return int(made), None if row is None else _key(row)
+    row = (await tx.execute(sql.made_by(api_keys, _c.created_by, actor, _c.created_at))).first()
+    return (0, None) if row is None else (row.made, ApiKey(**sql.without_made(row)))
 
 
 async def client_of(tx: Tx, key_id: str) -> str | None:

@@ -31,14 +31,6 @@ class ApiKeyRevoked(AppError):
     title = "The API key is already revoked"
 
 
-class KeyFormSentAgain(AppError):
-    status = 409
-    slug = "api-key-form-sent-again"
-    title = (
-        "This form was already sent, and its key made: a reload or a second click sends it again"
-    )
-
-
 # The id of the service's own client of the self-service pages (SELF_SERVICE, below).
 SELF_SERVICE_ID = "key_self_service"
 
@@ -154,27 +146,9 @@ async def create(
     return NewApiKey(key=key, token=token)
 
 
-async def keys_made_by(tx: Tx, actor: str) -> int:
-    """How many keys ``actor`` has made: what a key form shown now says it follows
-    (:func:`refuse_sent_again`)."""
-    made, _ = await repo.made_by(tx, actor)
-    return made
-
-
-async def refuse_sent_again(tx: Tx, *, actor: str, shown_after: int) -> None:
-    """Refuse a key form that was sent before (a reload of the page showing its token, a
-    second click, a second tab): ``shown_after`` is how many keys ``actor`` had made when
-    the form was shown, and a key made since means the form has done its work. Held until
-    commit, so two sends of one form make one key."""
-    await tx.lock(f"api-keys-made-by:{actor}")
-    made, newest = await repo.made_by(tx, actor)
-    if made != shown_after and newest is not None:
-        at = newest.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-        raise KeyFormSentAgain(
-            f"API key {newest.id} ({newest.name}) was made at {at}, after this form was"
-            " shown. Its token was shown once, on the answer to the first send. If it was"
-            f" not kept, revoke {newest.id} and make another from a fresh page."
-        )
+async def made_by(tx: Tx, actor: str) -> tuple[int, ApiKey | None]:
+    """How many keys ``actor`` made (a rotation's successor included), and the newest."""
+    return await repo.made_by(tx, actor)
 
 
 async def list_keys(tx: Tx, ctx: Context) -> list[ApiKey]:

@@ -21,16 +21,21 @@ from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.web import (
     Confirm,
     ConsoleRoute,
+    FormSentAgain,
+    Made,
     checked,
     confirmed,
+    refuse_sent_again,
     refused_form,
     staff_page,
+    when,
 )
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AppError
 from app.ledger import workflow
 from app.ledger.rules import DATA_ITEMS, LEGAL_BASES, RequestStatus
 from app.ledger.schemas import Decision, DisclosureRequestCreate
+from app.models.ledger import DisclosureRequest
 from app.staff import accounts, roles
 from app.staff.auth import Staff
 
@@ -70,9 +75,18 @@ async def list_page(
 
 
 @router.get("/disclosures/new")
-async def request_form(request: Request, staff: RequesterPage, ctx: CtxDep) -> Response:
+async def request_form(request: Request, staff: RequesterPage, tx: TxDep, ctx: CtxDep) -> Response:
+    made, _ = await workflow.made_by(tx, staff)
     context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": {"data_items": []}}
-    return staff_page(request, ctx, staff, "disclosure_new.html", context)
+    return staff_page(request, ctx, staff, "disclosure_new.html", {**context, "made": made})
+
+
+def _request_made(made: DisclosureRequest) -> str:
+    return (
+        f"Disclosure request {made.id} (to {made.recipient_organisation}) was made by you at "
+        f"{when(made.requested_at, seconds=True)}, after this form was shown. Send the form "
+        "again only if a second request is meant."
+    )
 
 
 @router.post("/disclosures")
@@ -91,6 +105,7 @@ async def create(
     subject_ids: Annotated[str, Form(max_length=50_000)],
     data_items: Annotated[list[str], Form(max_length=len(DATA_ITEMS))],
     request_reference: Text = "",
+    made: Made = 0,
 ) -> Response:
     fields: dict[str, Any] = {
         "recipient": {
@@ -107,14 +122,20 @@ async def create(
     }
     try:  # nothing is written until it passes: refused, the form again, as typed
         data = checked(DisclosureRequestCreate, fields)
+        await refuse_sent_again(
+            tx, form="disclosure-request", actor=staff.actor, shown_after=made,
+            made_by=lambda: workflow.made_by(tx, staff), said=_request_made,
+        )  # fmt: skip
         await workflow.refusal_of(tx, ctx, staff=staff, ip=ip, data=data)
     except (RequestValidationError, AppError) as exc:
         recipient = {f"recipient_{name}": value for name, value in fields["recipient"].items()}
         typed = {**fields, **recipient, "subject_ids": subject_ids}
-        context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": typed}
+        # Refused as sent again, the form shown again sends the request if sent once more.
+        made = exc.made if isinstance(exc, FormSentAgain) else made
+        context = {"bases": LEGAL_BASES, "items": DATA_ITEMS, "typed": typed, "made": made}
         return refused_form(request, ctx, staff, "disclosure_new.html", context, exc)
-    made = await workflow.request(tx, ctx, staff=staff, ip=ip, data=data)
-    return RedirectResponse(f"/console/disclosures/{made.id}", status_code=303)
+    requested = await workflow.request(tx, ctx, staff=staff, ip=ip, data=data)
+    return RedirectResponse(f"/console/disclosures/{requested.id}", status_code=303)
 
 
 @router.get("/disclosures/{request_id}")

@@ -15,8 +15,18 @@ from app.clients import service as clients
 from app.clients.schemas import ApiKeyCreate, ApiKeyRotate
 from app.clients.scopes import Scope
 from app.console.auth import ConsoleForm, ConsoleRoles
-from app.console.web import Confirm, ConsoleRoute, checked, confirmed, staff_page
+from app.console.web import (
+    Confirm,
+    ConsoleRoute,
+    Made,
+    checked,
+    confirmed,
+    refuse_sent_again,
+    staff_page,
+    when,
+)
 from app.core.deps import CtxDep, TxDep
+from app.models.api_key import ApiKey
 from app.staff.auth import Staff
 from app.staff.roles import PUMPING_ADMIN, PUMPING_READ, STAFF_ADMIN
 from app.verification import pumping
@@ -38,7 +48,7 @@ async def keys_page(request: Request, staff: KeysPage, tx: TxDep, ctx: CtxDep) -
         "keys": await clients.list_keys_with_states(tx, ctx),
         "due": await rotation.due(tx, ctx),
         "scopes": [scope.value for scope in Scope],
-        "keys_made": await clients.keys_made_by(tx, staff.actor),
+        "made": (await clients.made_by(tx, staff.actor))[0],
     }
     return staff_page(request, ctx, staff, "api_keys.html", context)
 
@@ -50,17 +60,28 @@ async def create_key(
     tx: TxDep,
     ctx: CtxDep,
     name: Annotated[str, Form(max_length=200)],
-    keys_made: Annotated[int, Form(ge=0)] = 0,
+    made: Made = 0,
     scopes: Annotated[list[str], Form(max_length=len(Scope))] = [],  # noqa: B006
 ) -> Response:
     body = checked(ApiKeyCreate, {"name": name, "scopes": scopes})
     # The page shows the token once: sent again (a reload of that page, a double click)
     # the form would make a second live key, and the first, already copied, stay live.
-    await clients.refuse_sent_again(tx, actor=staff.actor, shown_after=keys_made)
-    made = await clients.create(
+    await refuse_sent_again(
+        tx, form="api-key", actor=staff.actor, shown_after=made,
+        made_by=lambda: clients.made_by(tx, staff.actor), said=_key_made,
+    )  # fmt: skip
+    new = await clients.create(
         tx, ctx, name=body.name, scopes=[s.value for s in body.scopes], created_by=staff.actor
     )
-    return staff_page(request, ctx, staff, "key_token.html", {"key": made.key, "token": made.token})
+    return staff_page(request, ctx, staff, "key_token.html", {"key": new.key, "token": new.token})
+
+
+def _key_made(key: ApiKey) -> str:
+    return (
+        f"API key {key.id} ({key.name}) was made at {when(key.created_at, seconds=True)}, "
+        "after this form was shown. Its token was shown once, on the answer to the first "
+        f"send: if it was not kept, revoke {key.id} and make another from a fresh page."
+    )
 
 
 @router.post("/api-keys/{key_id}/rotate")

@@ -26,14 +26,19 @@ from app.console.dashboard import DUE_SOON
 from app.console.web import (
     Confirm,
     ConsoleRoute,
+    FormSentAgain,
+    Made,
     checked,
     confirmed,
     query_form,
+    refuse_sent_again,
     refused_form,
     staff_page,
+    when,
 )
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AppError
+from app.models.subject import SubjectRequest
 from app.my.texts import erased_words, kept_why
 from app.staff import accounts, roles
 from app.staff.auth import Staff
@@ -91,12 +96,21 @@ async def list_page(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep)
 
 
 @router.get("/subject-requests/new")
-async def new_form(request: Request, staff: HandlerPage, ctx: CtxDep) -> Response:
+async def new_form(request: Request, staff: HandlerPage, tx: TxDep, ctx: CtxDep) -> Response:
     # Opened from a subscriber's page, the form names that subscriber already.
     subject = request.query_params.get("subject_id", "")
     subject = subject if SUBJECT_ID.fullmatch(subject) else ""
+    made, _ = await register.recorded_by(tx, staff)
     context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject, "typed": {}}
-    return staff_page(request, ctx, staff, "subject_request_new.html", context)
+    return staff_page(request, ctx, staff, "subject_request_new.html", {**context, "made": made})
+
+
+def _request_recorded(made: SubjectRequest) -> str:
+    return (
+        f"Subject request {made.id} ({made.kind}) was recorded by you at "
+        f"{when(made.received_at, seconds=True)}, after this form was shown. Send the form "
+        "again only if a second request is meant."
+    )
 
 
 @router.post("/subject-requests")
@@ -110,6 +124,7 @@ async def record(
     channel: Short,
     reason: Text,
     subject_id: Short = "",
+    made: Made = 0,
 ) -> Response:
     fields = {
         "subject_id": subject_id.strip() or None,
@@ -119,13 +134,19 @@ async def record(
     }
     try:  # nothing is written until it passes: refused, the form again, as typed
         data = checked(SubjectRequestCreate, fields)
+        await refuse_sent_again(
+            tx, form="subject-request", actor=staff.actor, shown_after=made,
+            made_by=lambda: register.recorded_by(tx, staff), said=_request_recorded,
+        )  # fmt: skip
         await register.refusal_of(tx, ctx, data, staff=staff, ip=ip)
     except (RequestValidationError, AppError) as exc:
+        # Refused as sent again, the form shown again records the request if sent once more.
+        made = exc.made if isinstance(exc, FormSentAgain) else made
         context = {"kinds": KINDS, "channels": CHANNELS, "subject_id": subject_id,
-                   "typed": fields}  # fmt: skip
+                   "typed": fields, "made": made}  # fmt: skip
         return refused_form(request, ctx, staff, "subject_request_new.html", context, exc)
-    made = await register.record(tx, ctx, staff=staff, ip=ip, data=data)
-    return RedirectResponse(f"/console/subject-requests/{made.id}", status_code=303)
+    recorded = await register.record(tx, ctx, staff=staff, ip=ip, data=data)
+    return RedirectResponse(f"/console/subject-requests/{recorded.id}", status_code=303)
 
 
 @router.get("/subject-requests/{request_id}")

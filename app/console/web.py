@@ -10,7 +10,7 @@ the same status for a browser, or as the API's problem document for any other cl
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +27,7 @@ from app.console.auth import csrf_token, pre_binding, set_pre_cookie
 from app.core.context import Context
 from app.core.error_handlers import PageRoute, invalid_input, problem_response
 from app.core.errors import AppError, InvalidInput, Unauthenticated
+from app.core.tx import Tx
 from app.staff import roles
 from app.staff.auth import Staff
 
@@ -180,6 +181,43 @@ def query_form(request: Request, model: type[M]) -> M:
         if value and name in model.model_fields
     }
     return checked(model, values, location="query")
+
+
+class FormSentAgain(AppError):
+    status = 409
+    slug = "form-sent-again"
+    title = (
+        "This form was sent already, and what it asked for is done: a reload, a second "
+        "click or a second tab sends it again"
+    )
+    made = 0  # how many the person has made now: the form shown again carries it
+
+
+# A form whose every send makes something (a key, a request) carries how many of those
+# its person had made when it was shown: :func:`refuse_sent_again`.
+Made = Annotated[int, Form(ge=0)]
+T = TypeVar("T")
+
+
+async def refuse_sent_again(
+    tx: Tx,
+    *,
+    form: str,
+    actor: str,
+    shown_after: int,
+    made_by: Callable[[], Awaitable[tuple[int, T | None]]],
+    said: Callable[[T], str],
+) -> None:
+    """Refuse a form sent again (a reload of its answer, a second click, Back and send,
+    a second tab): it was shown when its person had made ``shown_after``, and they made
+    another since (``made_by``: how many now, and the newest, which ``said`` describes).
+    Held until commit, so two sends at once, from two sessions too, make one."""
+    await tx.lock(f"console-form:{form}:{actor}")
+    made, newest = await made_by()
+    if made != shown_after and newest is not None:
+        refused = FormSentAgain(said(newest))
+        refused.made = made
+        raise refused
 
 
 # The box a form that cannot be undone carries (offboard, disable, revoke a key): ticked,

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic
 
 import orjson
+import sqlalchemy as sa
 from typing_extensions import TypeVar
 
 from app.core.clock import UTC
@@ -160,6 +161,26 @@ def in_chunks(values: Sequence[str], size: int = IN_LIST) -> Iterator[Sequence[s
     """``values`` in slices of at most ``size``: one IN list each."""
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+MADE = "made"  # the count column of :func:`made_by`
+
+
+def made_by(
+    table: sa.Table, who: sa.ColumnElement[str], actor: str, at: sa.ColumnElement[Any]
+) -> sa.Select[Any]:
+    """One statement: the newest row of ``table`` that ``actor`` made (``who``; newest by
+    ``at``, then ``id``) with how many they made in all (column :data:`MADE`); no row when
+    they made none. What a console form shown once checks before it acts twice."""
+    made = sa.func.count().over().label(MADE)
+    return (
+        sa.select(table, made).where(who == actor).order_by(at.desc(), table.c.id.desc()).limit(1)
+    )
+
+
+def without_made(row: Any) -> dict[str, Any]:
+    """A :func:`made_by` row's own columns."""
+    return {name: value for name, value in row._mapping.items() if name != MADE}
 
 
 def lock_key(name: str) -> int:

@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from app.core import sql
 from app.core.tx import Tx
 from app.models.ledger import DisclosureRequest, LedgerEntry
 from app.models.types import table
@@ -42,6 +43,13 @@ async def get(tx: Tx, request_id: str, *, lock: bool = False) -> DisclosureReque
         statement = statement.with_for_update()
     row = (await tx.execute(statement)).one_or_none()
     return None if row is None else _request(row)
+
+
+async def made_by(tx: Tx, requester: str) -> tuple[int, DisclosureRequest | None]:
+    """How many requests a person made, and the newest of them."""
+    statement = sql.made_by(requests, _r.requested_by, requester, _r.requested_at)
+    row = (await tx.execute(statement)).first()
+    return (0, None) if row is None else (row.made, DisclosureRequest(**sql.without_made(row)))
 
 
 async def list_newest(tx: Tx, *, status: str | None, limit: int) -> list[DisclosureRequest]:

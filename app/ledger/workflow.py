@@ -292,6 +292,11 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
     )
 
 
+async def made_by(tx: Tx, staff: Staff) -> tuple[int, DisclosureRequest | None]:
+    """How many disclosure requests ``staff`` made, and the newest."""
+    return await requests.made_by(tx, staff.id)
+
+
 async def get(tx: Tx, ctx: Context, *, request_id: str) -> DisclosureRequest:
     """One request (no number is ever in it)."""
     found = await requests.get(tx, request_id)

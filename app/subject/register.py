@@ -147,6 +147,11 @@ async def record(
     return public(ctx, request)
 
 
+async def recorded_by(tx: Tx, staff: Staff) -> tuple[int, SubjectRequest | None]:
+    """How many subject requests ``staff`` recorded, and the newest."""
+    return await repo.requests_recorded_by(tx, staff.actor)
+
+
 async def erasure_receipt(tx: Tx, request_id: str) -> ErasureReceiptPublic | None:
     """The receipt of the self-service erasure recorded as ``request_id``, for the page
     that shows it again to the browser that erased (None: no such erasure)."""

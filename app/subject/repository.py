@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.core import sql
 from app.core.tx import Tx
 from app.models.subject import SubjectRequest, SubjectSession
 from app.models.types import table
@@ -61,6 +62,13 @@ async def get_request(tx: Tx, request_id: str, *, lock: bool = False) -> Subject
         query = query.with_for_update()
     row = (await tx.execute(query)).one_or_none()
     return None if row is None else SubjectRequest(**row._mapping)
+
+
+async def requests_recorded_by(tx: Tx, actor: str) -> tuple[int, SubjectRequest | None]:
+    """How many requests a person recorded, and the newest of them."""
+    c = requests.c
+    row = (await tx.execute(sql.made_by(requests, c.recorded_by, actor, c.received_at))).first()
+    return (0, None) if row is None else (row.made, SubjectRequest(**sql.without_made(row)))
 
 
 async def close_request(tx: Tx, *, request_id: str, values: dict[str, Any]) -> bool:

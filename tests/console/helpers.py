@@ -12,6 +12,7 @@ from tests.fixtures.staff import PASSWORD, create_staff
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_MADE = re.compile(r'name="made" value="(\d+)"')
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -29,9 +30,12 @@ async def get(client: httpx.AsyncClient, path: str) -> httpx.Response:
 async def post(
     client: httpx.AsyncClient, path: str, data: dict[str, Any], *, csrf_from: str | None = None
 ) -> httpx.Response:
-    """A form post, as a browser sends it, with the CSRF token of the page it came from."""
+    """A form post, as a browser sends it, with the CSRF token of the page it came from
+    (and the count of things made that a form making one carries, app.console.web)."""
     if csrf_from is not None:
-        data = {**data, "csrf": csrf_of(await get(client, csrf_from))}
+        page = await get(client, csrf_from)
+        made = _MADE.search(page.text)
+        data = {**({"made": made.group(1)} if made else {}), **data, "csrf": csrf_of(page)}
     return await client.post(path, data=data, headers=HTML)
 
 

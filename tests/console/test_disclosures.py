@@ -17,7 +17,7 @@ from app.subject import erasure
 from tests.conftest import call
 from tests.console.helpers import csrf_of, get, post, signed_in
 from tests.ledger.conftest import tampering
-from tests.staff.helpers import CHEAP_HASHING, verified
+from tests.staff.helpers import CHEAP_HASHING, rows, verified
 
 E164 = "+819012345678"
 
@@ -64,6 +64,32 @@ async def approved(officer, path: str) -> None:
     """The request at ``path`` approved by ``officer``."""
     page = await get(officer, path)
     await post(officer, path + "/approve", {"note": "Inquiry checked.", "csrf": csrf_of(page)})
+
+
+async def test_a_request_form_sent_again_makes_one_request_unless_meant(client, app, carrier, auth):
+    """The same form sent from a second tab, or again after Back, made a second request
+    with the same recipient and subjects, which could be approved and released on its
+    own: two disclosures for one. Sent again, it is refused and shown as typed, naming
+    the request made; sent once more from there, it makes the second request meant."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    page = await get(operator, "/console/disclosures/new")
+    form = {**request_form(sid), "csrf": csrf_of(page)}
+    form["made"] = re.search(r'name="made" value="(\d+)"', page.text).group(1)
+    first = await post(operator, "/console/disclosures", form)
+    assert first.status_code == 303, first.text
+    made_id = first.headers["location"].rsplit("/", 1)[1]
+    again = await post(operator, "/console/disclosures", form)
+    assert again.status_code == 409, again.text
+    assert (
+        f"Disclosure request {made_id} (to Shibuya Police Station) was made by you at" in again.text
+    )
+    assert 'value="Inspector Sato"' in again.text  # as typed
+    count = "SELECT count(*) AS n FROM disclosure_requests"
+    assert rows(app, count) == [{"n": 1}]
+    meant = {**form, "made": re.search(r'name="made" value="(\d+)"', again.text).group(1)}
+    assert (await post(operator, "/console/disclosures", meant)).status_code == 303
+    assert rows(app, count) == [{"n": 2}]
 
 
 async def test_a_request_is_decided_by_another_officer_and_released_once(

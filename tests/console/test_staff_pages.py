@@ -117,9 +117,9 @@ async def test_a_role_change_waits_for_a_role_to_be_chosen(client, app):
 async def key_form(root, name: str, scopes: tuple[str, ...] = ("verifications:write",)):
     """The new-key form as the page shows it now (its token, the keys made before), filled in."""
     page = (await get(root, "/console/api-keys")).text
-    made = re.search(r'name="keys_made" value="(\d+)"', page).group(1)
+    made = re.search(r'name="made" value="(\d+)"', page).group(1)
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    return {"name": name, "scopes": list(scopes), "keys_made": made, "csrf": csrf}
+    return {"name": name, "scopes": list(scopes), "made": made, "csrf": csrf}
 
 
 async def made_key(root, name: str) -> tuple[str, str, Any]:
@@ -204,7 +204,7 @@ async def test_a_key_form_waits_for_the_same_admins_form_in_another_session(clie
         " created_at, expires_at) VALUES ('key_rival', 'made-twice', 'smsreg_sk_',"
         " 'rival-hash', 'k1', '[\"verifications:write\"]', :actor, now(),"
         " now() + interval '1 day')",
-        params={"lock": lock_key(f"api-keys-made-by:staff:{actor}"), "actor": f"staff:{actor}"},
+        params={"lock": lock_key(f"console-form:api-key:staff:{actor}"), "actor": f"staff:{actor}"},
     ):
         sending = asyncio.create_task(post(root, "/console/api-keys", form))
         await asyncio.sleep(0.3)

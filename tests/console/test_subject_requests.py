@@ -67,6 +67,33 @@ async def record(browser, sid: str | None, kind: str = "stop_provision") -> str:
 # -- recording ----------------------------------------------------------------------------
 
 
+async def test_a_request_recorded_twice_by_one_form_is_refused_unless_meant(
+    client, app, carrier, auth
+):
+    """Sent from two tabs (or again after Back), the form recorded two open requests for
+    one call, each to be handled and answered. Sent again it is refused, shown as typed,
+    naming the request recorded; sent once more from there, it records the second."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    page = await get(operator, "/console/subject-requests/new")
+    made = re.search(r'name="made" value="(\d+)"', page.text).group(1)
+    form = {**record_form(sid, "erase"), "csrf": csrf_of(page), "made": made}
+    first = await post(operator, "/console/subject-requests", form)
+    assert first.status_code == 303, first.text
+    recorded = first.headers["location"].rsplit("/", 1)[1]
+    again = await post(operator, "/console/subject-requests", form)
+    assert again.status_code == 409, again.text
+    assert f"Subject request {recorded} (erase) was recorded by you at" in again.text
+    count = "SELECT count(*) AS n FROM subject_requests"
+    assert rows(app, count) == [{"n": 1}]
+    # Another operator's form is not refused for it.
+    other = await signed_in(app, "operator", "jiro")
+    assert (await record(other, sid, "access")).startswith("sjr_")
+    meant = {**form, "made": re.search(r'name="made" value="(\d+)"', again.text).group(1)}
+    assert (await post(operator, "/console/subject-requests", meant)).status_code == 303
+    assert rows(app, count) == [{"n": 3}]
+
+
 async def test_an_operator_records_a_request_for_a_subscriber_audited_as_the_api(
     client, app, carrier, auth
 ):
