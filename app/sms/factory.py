@@ -40,6 +40,7 @@ def _twilio(settings: Settings) -> SmsSender:
             status_callback=callback,
             http_client=http_client,
             timeout=settings.twilio_timeout_seconds,
+            connections=settings.outbox_concurrency,
         )
     except ValueError as exc:  # its messages name the setting, never the value
         raise ConfigError(f"SMSREG_TWILIO_*: {exc}") from None

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -137,6 +138,7 @@ class TwilioSender:
         status_callback: str | None = None,
         http_client: Any = None,
         timeout: float = 10,
+        connections: int = 10,
     ) -> None:
         # Messages say which setting is wrong but never echo a value: one of them is a secret.
         if not ACCOUNT_SID.fullmatch(account_sid):
@@ -160,6 +162,13 @@ class TwilioSender:
         elif getattr(http_client, "timeout", None) is None:
             # A request without a timeout can hold a worker thread forever.
             http_client.timeout = timeout
+        session = getattr(http_client, "session", None)
+        if session is not None:
+            # As many kept connections as sends at once (the outbox's concurrency): the
+            # client's own pool holds cpu_count + 4, so on a small host every send group
+            # logged "Connection pool is full" and opened a new TLS connection per extra send.
+            for scheme in ("https://", "http://"):
+                session.mount(scheme, HTTPAdapter(pool_maxsize=connections))
         self.messaging_service_sid = messaging_service_sid
         self.from_number = from_number
         self.status_callback = status_callback

@@ -5,9 +5,11 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import re
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -355,6 +357,33 @@ def test_the_settings_give_campaigns_their_messaging_service(fake_twilio: FakeTw
     [campaign] = fake_twilio.messages
     assert campaign.messaging_service_sid == "MG" + "c" * 32
     assert campaign.status_callback == "https://sms.example.co.jp/v1/sms/twilio/status?m=msg_1"
+
+
+def test_as_many_sends_at_once_as_the_outbox_makes_keep_their_connections(
+    fake_twilio: FakeTwilio, caplog
+):
+    """The official client keeps cpu_count + 4 connections: with the outbox's eight sends
+    at once on a 2-core host, every group logged urllib3's "Connection pool is full" and
+    opened a new TLS connection for each send past six."""
+    # More than the client's pools hold anywhere: https cpu_count + 4, plain http 10.
+    at_once = min(64, max((os.cpu_count() or 1) + 4, 10) + 4)
+    settings = Settings(
+        sms_sender="twilio",
+        twilio_account_sid=fake_twilio.account_sid,
+        twilio_auth_token=fake_twilio.auth_token,
+        twilio_messaging_service_sid=MESSAGING_SERVICE_SID,
+        twilio_api_base_url=fake_twilio.base_url,
+        outbox_concurrency=at_once,
+        _env_file=None,
+    )
+    sender = build_sender(settings)
+    fake_twilio.latency = 0.2  # all of them in flight together
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        for _ in range(2):
+            with ThreadPoolExecutor(max_workers=at_once) as pool:
+                list(pool.map(lambda n: sender.send(to=TO, body=f"code {n}"), range(at_once)))
+    assert len(fake_twilio.messages) == 2 * at_once
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
 def test_one_sender_sends_many(fake_twilio: FakeTwilio):
