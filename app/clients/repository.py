@@ -164,6 +164,23 @@ async def live_created_by(tx: Tx, *, actor: str, now: dt.datetime) -> list[ApiKe
     return [_key(row) for row in await tx.execute(statement)]
 
 
+async def end_rotated_by(tx: Tx, *, client_id: str, end: dt.datetime) -> list[str]:
+    """End the rotated keys of a client still in their grace period no later than
+    ``end``; their ids."""
+    result = await tx.execute(
+        sa.update(api_keys)
+        .where(
+            sa.func.coalesce(_c.client_id, _c.id) == client_id,
+            _c.rotated_to.is_not(None),
+            _c.revoked_at.is_(None),
+            _c.expires_at > end,
+        )
+        .values(expires_at=end)
+        .returning(_c.id)
+    )
+    return sorted(result.scalars())
+
+
 async def cut_expiry(tx: Tx, *, key_id: str, expires_at: dt.datetime) -> None:
     """End a key earlier."""
     await tx.execute(sa.update(api_keys).where(_c.id == key_id).values(expires_at=expires_at))

@@ -73,6 +73,9 @@ async def rotate(
     if not await repo.mark_rotated(tx, key_id=key.id, successor=new.key.id, expires_at=expires_at):
         # Unreachable while the row is held; the guard repeats the rule.
         raise ApiKeyAlreadyRotated(f"API key {key_id} changed while it was being rotated")
+    # The keys this one replaced, still in their grace period, end no later than it: a
+    # rotation with no grace (a leak) left its predecessor working for up to a day.
+    ended = await repo.end_rotated_by(tx, client_id=key.client_id or key.id, end=expires_at)
     await record_event(
         tx,
         Tag.API_KEY_ROTATED,
@@ -83,6 +86,7 @@ async def rotate(
             "rotated_to": new.key.id,
             "grace_hours": grace,
             "old_expires_at": expires_at.isoformat(),
+            **({"predecessors_ended": ended} if ended else {}),
         },
     )
     key.rotated_to, key.expires_at = new.key.id, expires_at

@@ -132,6 +132,22 @@ async def test_expiry_is_never_lengthened(client, app, clock):
     assert not await works(client, short.token)
 
 
+async def test_a_rotation_ends_the_keys_it_replaced_no_later_than_itself(client, app, clock):
+    """A rotated with the default grace, then its successor B rotated with none (a leak):
+    A kept working for up to a day, B stopped at once. The keys of the line still in their
+    grace period now end no later than the rotation's own grace; other clients' keep."""
+    first = await create(app)
+    other = await create(app)
+    await rotate(app, other.key.id)  # another client's key in its grace
+    second = (await rotate(app, first.key.id)).new
+    third = (await rotate(app, second.key.id, grace_hours=0)).new
+    assert not await works(client, first.token)
+    assert not await works(client, second.token)
+    assert await works(client, third.token) and await works(client, other.token)
+    (event,) = [e for e in events(app, "service:api_key:rotated") if e["subject"] == second.key.id]
+    assert first.key.id in str(event["details"])  # predecessors_ended names it
+
+
 async def test_revoking_during_the_grace_ends_the_old_key_at_once(client, app):
     key = await create(app)
     successor = (await rotate(app, key.key.id)).new
