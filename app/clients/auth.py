@@ -11,15 +11,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
 from app.clients import service
 from app.clients.scopes import Scope
 from app.clients.service import Client
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import Forbidden, Unauthenticated
+from app.core.http import OneBearer
 
-bearer = HTTPBearer(
+bearer = OneBearer(
     scheme_name="HTTPBearer", description="an API key (`smsreg_sk_...`)", auto_error=False
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

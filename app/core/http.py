@@ -8,9 +8,10 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +20,9 @@ from app.core.errors import (
     DUPLICATE_KEY,
     AppError,
     FieldProblem,
+    InvalidInput,
     PayloadTooLarge,
+    Unauthenticated,
     UnreadableForm,
     header_entries,
 )
@@ -168,6 +171,28 @@ def _not_json(name: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity``, which Python reads and JSON does not have
     (RFC 8259, section 6): a body holding one is malformed, not a value to validate."""
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+class OneBearer(HTTPBearer):
+    """FastAPI's bearer scheme, refusing a request with more than one Authorization
+    header (401): the scheme reads the first, and a proxy or a log may have read another."""
+
+    async def __call__(self, request: HTTPConnection) -> HTTPAuthorizationCredentials | None:
+        if len(request.headers.getlist("authorization")) > 1:
+            raise Unauthenticated("send one Authorization header, not several")
+        return await super().__call__(request)
+
+
+def one_header(name: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    """A dependency refusing a request that gives header ``name`` more than once (422
+    naming it): the framework reads the first, and a proxy or a log may have read another.
+    As a JSON body that names a key twice is refused (StrictJsonRequest, above)."""
+
+    async def check(request: Request) -> None:
+        if len(request.headers.getlist(name)) > 1:
+            raise InvalidInput.field(name, "given more than once", location="header")
+
+    return check
 
 
 async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = frozenset()) -> None:

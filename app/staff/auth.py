@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
 from app.core.context import Context
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import AppError, Forbidden, Unauthenticated
+from app.core.http import OneBearer
 from app.core.openapi import problems
 from app.core.tx import Tx
 from app.credentials import passwords
@@ -198,7 +199,7 @@ def _staff(ctx: Context, row: repo.SessionOfStaff, *, now: dt.datetime) -> Staff
     )
 
 
-bearer = HTTPBearer(
+bearer = OneBearer(
     scheme_name="StaffSession",
     description="a staff session token (`smsreg_ss_...`) from POST /v1/staff/sessions",
     auto_error=False,

@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import Unauthenticated
+from app.core.http import OneBearer
 from app.subject import sessions
 from app.subject.sessions import Subject
 
-bearer = HTTPBearer(
+bearer = OneBearer(
     scheme_name="SubjectToken",
     description="a subject token (`smsreg_st_...`) from POST /v1/subject/sessions",
     auto_error=False,

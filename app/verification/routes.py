@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, get_args
 
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS
-from app.core.http import REPLAYED, JsonRoute, created, created_answer, replayed_answer
+from app.core.http import (
+    REPLAYED,
+    JsonRoute,
+    created,
+    created_answer,
+    one_header,
+    replayed_answer,
+)
 from app.core.metrics import VERIFICATIONS_APPROVED, VERIFICATIONS_STARTED
 from app.core.openapi import problems
 from app.verification import checking, idempotency, service, states
@@ -57,6 +64,7 @@ _LOCATION = "the verification's path, `/v1/verifications/{id}`, which reads its 
         ),
         **problems(states.IdempotencyKeyReused, *states.SEND_REFUSALS),
     },
+    dependencies=[Depends(one_header("Idempotency-Key"))],
     summary="Start a verification: send a one-time code by SMS",
 )
 async def start_verification(

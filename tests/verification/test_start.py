@@ -82,6 +82,28 @@ async def test_idempotency_key_with_another_body_is_refused(client, app, auth):
     assert await snapshot(app) == before
 
 
+async def test_a_header_given_twice_is_refused_not_read_as_either(client, app, auth):
+    """Two Idempotency-Key headers were read as the first (a replay with only the second
+    sent a second SMS), and two Authorization headers as the first key: a proxy or a log
+    may have read the other. Refused as a JSON key given twice is, and nothing written."""
+    before = await snapshot(app)
+    body = {"phone": "090-1234-5678", "purpose": "coupon_usage"}
+    twice = [*auth.items(), ("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+    answer = await client.post("/v1/verifications", json=body, headers=twice)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"location": "header", "field": "Idempotency-Key", "detail": "given more than once"}
+    ]
+    ((name, key),) = auth.items()
+    for other in (key, "Bearer smsreg_sk_another"):
+        answer = await client.post(
+            "/v1/verifications", json=body, headers=[(name, key), ("Authorization", other)]
+        )
+        assert answer.status_code == 401, answer.text
+        assert "one Authorization header" in answer.json()["detail"]
+    assert await snapshot(app) == before
+
+
 async def test_idempotency_key_expires(client, app, clock, auth):
     first = await start(client, auth, headers={"Idempotency-Key": "k2"})
     clock.advance(hours=24)
