@@ -237,6 +237,29 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+# A form whose answer showed something once (a token, recovery codes), sent again by a
+# reload: its refusal says what the first send showed and where new ones come from.
+# (the form's path, or the start of paths below it; problem type) -> words.
+SENT_AGAIN_HINTS: dict[tuple[str, str], str] = {
+    ("/console/enrol/confirm", "invalid-invitation"): "hint_invitation_taken_up",
+    ("/console/account/totp/confirm", "totp-already-enrolled"): "hint_totp_codes_shown",
+    ("/console/account/recovery-codes", "invalid-input"): "hint_recovery_codes_shown",
+    ("/console/staff/invitations", "staff-username-taken"): "hint_invitation_shown",
+    ("/console/api-keys", "api-key-already-rotated"): "hint_successor_shown",
+}
+
+
+def sent_again_hint(request: Request, exc: AppError) -> str | None:
+    """The words for a refusal of a form sent again whose first answer showed a secret."""
+    if request.method != "POST":
+        return None
+    path = request.url.path
+    for (start, slug), words in SENT_AGAIN_HINTS.items():
+        if exc.slug == slug and (path == start or path.startswith(start + "/")):
+            return words
+    return None
+
+
 def error_page(request: Request, exc: AppError) -> Response:
     """A refusal as a page: what was wrong (its title in the page's language), each
     field named, and a way back to the page the refused form is on."""
@@ -254,6 +277,7 @@ def error_page(request: Request, exc: AppError) -> Response:
         # Refused for want of a session: sign in again; but an invitation's refusal is
         # to someone who has no account to sign in with yet.
         "sign_in": exc.status == 401 and not request.url.path.startswith("/console/enrol"),
+        "hint": sent_again_hint(request, exc),
     }
     staff: Staff | None = getattr(request.state, "staff", None)
     if staff is not None and exc.status != 401:

@@ -32,7 +32,7 @@ from app.staff import attempts_repository as arepo
 
 class LoginThrottled(RateLimited):
     slug = "login-throttled"
-    title = "Too many failed logins from this address: try again after Retry-After"
+    title = "Too many failed logins from this address: try again later (Retry-After: seconds)"
 
 
 def _buckets(ctx: Context, *, ip: str, username: str) -> tuple[str, str]:
@@ -64,8 +64,12 @@ async def begin(tx: Tx, ctx: Context, *, ip: str, username: str, staff_id: str |
         if window.failures >= limit:
             oldest = window.oldest or now
             retry = math.ceil((oldest + _window(ctx) - now).total_seconds())
+            minutes = max(1, math.ceil(retry / 60))
             raise LoginThrottled(
-                "too many failed logins; try again later", retry_after=retry, limit=name
+                f"too many failed logins; try again in {minutes} minute"
+                + ("" if minutes == 1 else "s"),
+                retry_after=retry,
+                limit=name,
             )
     return await arepo.insert(
         tx,

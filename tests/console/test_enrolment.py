@@ -74,6 +74,17 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     )
     assert done.status_code == 200, done.text
     assert done.text.count("<li><code>") == 10
+    # A reload of the recovery codes sends the form again: it said only that the
+    # invitation was unknown or used, with a way back to the form, and no word that the
+    # account was ready and its codes shown once. It says both now, with a way to sign in.
+    reloaded = await post(
+        client,
+        "/console/enrol/confirm",
+        {"token": made.token, "code": right, "csrf": csrf_of(typo)},
+    )
+    assert reloaded.status_code == 401
+    assert 'id="hint"' in reloaded.text and "your account is ready" in reloaded.text
+    assert 'href="/console/login" id="sign-in"' in reloaded.text
     # The token is used up.
     again = await post(
         client,
@@ -90,6 +101,15 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     code = pyotp.TOTP(secret).at(clock.now())
     assert (await sign_in(client, "hanako", OWN_PASSWORD, totp=code)).status_code == 303
     assert (await get(client, "/console/")).status_code == 200
+
+
+def test_every_sent_again_hint_is_said_in_both_languages():
+    from app.console import i18n
+    from app.console.web import SENT_AGAIN_HINTS
+
+    for lang in i18n.LANGUAGES:
+        for words in SENT_AGAIN_HINTS.values():
+            assert i18n.CATALOGUE[lang].get(words), (lang, words)
 
 
 async def test_an_unknown_token_is_refused_before_any_password_is_hashed(client, app):

@@ -141,6 +141,11 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
         root, f"/console/api-keys/{key_id}/rotate", {"grace_hours": "2", "csrf": csrf_of(page)}
     )
     assert rotated.status_code == 200 and "smsreg_sk_" in rotated.text
+    # Reloaded, the rotation is refused, and says the successor's token was shown once.
+    reloaded = await post(
+        root, f"/console/api-keys/{key_id}/rotate", {"grace_hours": "2", "csrf": csrf_of(page)}
+    )
+    assert reloaded.status_code == 409 and "successor&#39;s token was shown once" in reloaded.text
     page = await get(root, "/console/api-keys")
     (successor,) = re.findall(r"/console/api-keys/(key_[\w\-]+)/rotate", page.text)
     revoke = f"/console/api-keys/{successor}/revoke"

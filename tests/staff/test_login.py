@@ -127,6 +127,9 @@ async def test_a_guessing_source_is_throttled_not_the_owner(client, app, clock):
     assert throttled.status_code == 429, throttled.text
     assert throttled.json()["type"].endswith("/login-throttled")
     assert int(throttled.headers["Retry-After"]) == 15 * 60
+    # Said in words too (a console page shows no header): it said "after Retry-After".
+    assert throttled.json()["detail"] == "too many failed logins; try again in 15 minutes"
+    assert "Retry-After" not in throttled.json()["detail"]
     account = rows(app, "SELECT failed_logins, locked_until FROM staff_accounts")[0]
     assert account["locked_until"] is None and account["failed_logins"] == 0
 
