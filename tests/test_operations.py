@@ -163,6 +163,43 @@ def test_a_role_never_granted_the_tables_is_told_so_at_start(tmp_path, command):
         admin.dispose()
 
 
+@pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
+@pytest.mark.parametrize(
+    ("command", "code", "said"),
+    [
+        (["worker", "--once"], 2, "may not use the schema"),
+        (["migrate"], 1, "may not use the schema"),
+        (["keys", "status"], 1, "or the role was not granted them"),
+    ],
+)
+def test_a_role_that_may_not_use_the_schema_is_not_told_to_migrate(tmp_path, command, code, said):
+    """With USAGE on schema public revoked from PUBLIC (a common hardening) and the role
+    never granted it, a migrated database read as never migrated: the worker said to run
+    `smsreg migrate`, and `smsreg migrate` said "unexpected ProgrammingError"."""
+    name, role = f"smsreg_schema_{secrets.token_hex(4)}", f"smsreg_bare_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    owner = sa.engine.make_url(POSTGRES_URL).set(database=name)
+    hardened = sa.create_engine(owner, isolation_level="AUTOCOMMIT")
+    try:
+        migrated = run(["migrate"], base_env(tmp_path, database_url=owner.render_as_string(False)))
+        assert migrated.returncode == 0, migrated.stderr
+        with hardened.connect() as conn:
+            conn.exec_driver_sql("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        bare = owner.set(username=role).render_as_string(False)
+        result = run(command, base_env(tmp_path, database_url=bare))
+        assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
+        assert said in result.stderr and "never migrated)" not in result.stderr, result.stderr
+    finally:
+        hardened.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()
+
+
 def test_the_worker_refuses_a_bad_carrier_setting_in_one_line(tmp_path):
     env = base_env(tmp_path, sms_sender="twilio", twilio_account_sid="nope")
     assert run(["migrate"], base_env(tmp_path)).returncode == 0

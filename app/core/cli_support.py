@@ -95,8 +95,15 @@ def failure(exc: BaseException) -> str:
             f"the database cannot be reached or cannot take the work now "
             f"({type(exc).__name__}): check SMSREG_DATABASE_URL and that the server answers"
         )
+    from app.core.migrations import SchemaNotUsable
+
+    if isinstance(exc, SchemaNotUsable) or _sqlstate(exc) == "3F000":  # invalid_schema_name
+        return NO_SCHEMA
     if _no_schema(exc):
-        return "the database has no smsreg tables (never migrated?): run `smsreg migrate`"
+        return (
+            "the database has no smsreg tables this role can see: never migrated (run "
+            "`smsreg migrate`), or the role was not granted them (docker/postgres/grants.sql)"
+        )
     if no_privilege(exc):
         return NO_PRIVILEGE
     if isinstance(exc, OSError) and exc.filename is not None:
@@ -110,6 +117,14 @@ def failure(exc: BaseException) -> str:
 NO_PRIVILEGE = (
     "the database role may not use smsreg's tables: grant them after every migration "
     "(docker/postgres/grants.sql; docs/containers.md, Database roles)"
+)
+
+
+# What a role that can use no schema at all is told (PostgreSQL: no USAGE on the schema
+# its search path names, as after REVOKE ALL ON SCHEMA public FROM PUBLIC).
+NO_SCHEMA = (
+    "the database role may not use the schema (USAGE on it was never granted): migrate as "
+    "the owner, then grant the role the schema and its tables (docker/postgres/grants.sql)"
 )
 
 

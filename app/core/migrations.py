@@ -83,11 +83,22 @@ def behind(current: Collection[str]) -> bool:
     return any(revision in known and revision not in heads for revision in current)
 
 
+CURRENT_SCHEMA = sa.text("SELECT current_schema()")
+
+
+class SchemaNotUsable(Exception):
+    """The role sees no schema at all (PostgreSQL's ``current_schema()`` is null: it has
+    no USAGE on the one its search path names), so a migrated database looks empty."""
+
+
 def current_revisions(url: str) -> tuple[str, ...]:
-    """The revisions the database at ``url`` is at (none if it was never migrated)."""
+    """The revisions the database at ``url`` is at (none if it was never migrated);
+    SchemaNotUsable when the role cannot tell, seeing no schema."""
     engine = create_sync_engine(url)
     try:
         with engine.connect() as conn:
+            if conn.dialect.name == "postgresql" and conn.scalar(CURRENT_SCHEMA) is None:
+                raise SchemaNotUsable()
             # Read as Alembic keeps it, without Alembic's migration context (which logs).
             if not sa.inspect(conn).has_table("alembic_version"):
                 return ()
