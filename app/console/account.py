@@ -15,13 +15,13 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import AnyForm, OwnForm, OwnPage, OwnPasswordForm, PreForm
-from app.console.web import ConsoleRoute, pre_form, render, staff_page
+from app.console.web import ConsoleRoute, FormSentAgain, pre_form, render, staff_page, when
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import InvalidInput
 from app.credentials import passwords
 from app.credentials.totp import Enrolment
-from app.staff import invitations, login, second_factor, sessions
+from app.staff import accounts, invitations, login, second_factor, sessions
 from app.staff.auth import Staff
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -63,8 +63,9 @@ async def account(
 
 
 @router.get("/account/password")
-async def password_form(request: Request, staff: OwnPage, ctx: CtxDep) -> Response:
-    return staff_page(request, ctx, staff, "password.html")
+async def password_form(request: Request, staff: OwnPage, tx: TxDep, ctx: CtxDep) -> Response:
+    changed = await accounts.password_changed_at(tx, staff.id)
+    return staff_page(request, ctx, staff, "password.html", {"changed": changed.isoformat()})
 
 
 @router.post("/account/password")
@@ -76,8 +77,20 @@ async def change_password(
     current_password: Password,
     new_password: Password,
     repeat_password: Password,
+    changed: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     same_twice(new_password, repeat_password)
+    # The form carries when the password was set as it was shown: sent again (a second
+    # tab, Back and send) after it changed the password, its current password is the old
+    # one, and checking it counted a failure towards the lockout. Neither checked nor
+    # counted: said so.
+    async with db.transaction() as tx:
+        now_changed = await accounts.password_changed_at(tx, staff.id)
+    if changed and changed != now_changed.isoformat():
+        raise FormSentAgain(
+            f"your password was changed at {when(now_changed, seconds=True)}, after this form "
+            "was shown, and the new one is in use: this send was neither checked nor counted"
+        )
     await login.change_password(
         db, ctx, staff=staff, current_password=current_password, new_password=new_password
     )

@@ -140,6 +140,14 @@ async def held(tx: Tx, account_id: str) -> StaffAccount:
     return account
 
 
+async def password_changed_at(tx: Tx, account_id: str) -> dt.datetime:
+    """When an account's password was last set; StaffNotFound if there is none."""
+    account = await repo.get_account(tx, account_id)
+    if account is None:
+        raise StaffNotFound(f"no staff account {account_id}")
+    return account.password_changed_at
+
+
 async def held_with_sessions(tx: Tx, account_id: str) -> StaffAccount:
     """An account whose rights are about to change, held until commit with its sessions.
 

@@ -17,7 +17,7 @@ from app.core.crypto import Keys
 from tests.conftest import count_rows, make_settings
 from tests.console.helpers import HTML, csrf_of, get, inline_scripts, post, sign_in
 from tests.fixtures.staff import PASSWORD
-from tests.staff.helpers import CHEAP_HASHING, create_staff, events
+from tests.staff.helpers import CHEAP_HASHING, create_staff, events, rows
 
 NEW_PASSWORD = "a brand new long passphrase"
 
@@ -207,6 +207,31 @@ async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, 
         csrf_from="/console/account/password",
     )
     assert wrong.status_code == 422 and "current_password" in wrong.text
+
+
+async def test_a_password_change_sent_again_is_neither_checked_nor_counted(client, app, clock):
+    """The same change sent from a second tab (or again after Back): its current password
+    is the old one by then, and it counted a failure towards the lockout and recorded a
+    failed login, saying only that the current password was wrong."""
+    await create_staff(app, "operator", username="taro")
+    assert (await sign_in(client, "taro")).status_code == 303
+    page = await get(client, "/console/account/password")
+    changed = re.search(r'name="changed" value="([^"]+)"', page.text).group(1)
+    form = {
+        "current_password": PASSWORD,
+        "new_password": NEW_PASSWORD,
+        "repeat_password": NEW_PASSWORD,
+        "csrf": csrf_of(page),
+        "changed": changed,
+    }
+    clock.advance(seconds=5)
+    assert (await post(client, "/console/account/password", form)).status_code == 303
+    again = await post(client, "/console/account/password", form)
+    assert again.status_code == 409, again.text
+    assert "after this form was shown" in again.text and "neither checked nor counted" in again.text
+    assert rows(app, "SELECT failed_logins FROM staff_accounts") == [{"failed_logins": 0}]
+    failed = "SELECT count(*) AS n FROM audit_events WHERE tag = 'staff:login:failed'"
+    assert rows(app, failed) == [{"n": 0}]
 
 
 @pytest.mark.parametrize(
