@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from app.core import cli_support
 from app.core.migrations import alembic_config, upgrade
 from app.main import create_app
 from tests.conftest import TEST_KEYS, make_settings
-from tests.fixtures.database import POSTGRES_URL, postgres_available
+from tests.fixtures.database import POSTGRES_URL, database_and_bare_role, postgres_available
 from tests.fixtures.live import smsreg_env
 from tests.sms.fake_twilio import unused_port
 
@@ -276,25 +275,13 @@ def test_migrate_as_a_role_that_may_not_create_tables_says_to_use_the_owner(monk
     """Not the grants of the service's role (there are no tables yet): the wrong role."""
     if not postgres_available():
         pytest.skip("PostgreSQL does not answer at " + POSTGRES_URL)
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"smsreg_test_{secrets.token_hex(4)}"
-    role = f"smsreg_nocreate_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-    url = sa.engine.make_url(POSTGRES_URL).set(database=name)
-    owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
+    with database_and_bare_role("smsreg_test") as (url, role):
+        owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
         with owner.connect() as conn:
             conn.exec_driver_sql(f'REVOKE CREATE ON SCHEMA public FROM "{role}", PUBLIC')
+        owner.dispose()
         as_role = url.set(username=role).render_as_string(hide_password=False)
         monkeypatch.setenv("SMSREG_DATABASE_URL", as_role)
         result = runner.invoke(cli, ["migrate"])
         assert result.exit_code == 2, result.output
         assert "run `smsreg migrate` as the role that owns smsreg's tables" in result.output
-    finally:
-        owner.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
-        admin.dispose()

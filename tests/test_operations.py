@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import TEST_KEYS
-from tests.fixtures.database import POSTGRES_URL, postgres_available
+from tests.fixtures.database import POSTGRES_URL, database_and_bare_role, postgres_available
 from tests.fixtures.live import outside_environ
 
 # Each test runs `smsreg` in processes of its own: left out of `make test-fast`.
@@ -143,24 +143,13 @@ def test_the_worker_refuses_a_placeholder_key_in_one_line(tmp_path):
 def test_a_role_never_granted_the_tables_is_told_so_at_start(tmp_path, command):
     """Migrated by the owner but never granted (the grants step skipped): the service
     restarted with "unexpected ProgrammingError", the worker logged a traceback a second."""
-    name, role = f"smsreg_grants_{secrets.token_hex(4)}", f"smsreg_bare_{secrets.token_hex(4)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-    owner = sa.engine.make_url(POSTGRES_URL).set(database=name)
-    try:
+    with database_and_bare_role("smsreg_grants") as (owner, role):
         migrated = run(["migrate"], base_env(tmp_path, database_url=owner.render_as_string(False)))
         assert migrated.returncode == 0, migrated.stderr
         bare = owner.set(username=role).render_as_string(False)
         result = run(command, base_env(tmp_path, database_url=bare))
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert "grant them after every migration" in result.stderr, result.stderr
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
-        admin.dispose()
 
 
 @pytest.mark.skipif(not postgres_available(), reason="needs PostgreSQL")
@@ -176,28 +165,17 @@ def test_a_role_that_may_not_use_the_schema_is_not_told_to_migrate(tmp_path, com
     """With USAGE on schema public revoked from PUBLIC (a common hardening) and the role
     never granted it, a migrated database read as never migrated: the worker said to run
     `smsreg migrate`, and `smsreg migrate` said "unexpected ProgrammingError"."""
-    name, role = f"smsreg_schema_{secrets.token_hex(4)}", f"smsreg_bare_{secrets.token_hex(4)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-    owner = sa.engine.make_url(POSTGRES_URL).set(database=name)
-    hardened = sa.create_engine(owner, isolation_level="AUTOCOMMIT")
-    try:
+    with database_and_bare_role("smsreg_schema") as (owner, role):
         migrated = run(["migrate"], base_env(tmp_path, database_url=owner.render_as_string(False)))
         assert migrated.returncode == 0, migrated.stderr
+        hardened = sa.create_engine(owner, isolation_level="AUTOCOMMIT")
         with hardened.connect() as conn:
             conn.exec_driver_sql("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        hardened.dispose()
         bare = owner.set(username=role).render_as_string(False)
         result = run(command, base_env(tmp_path, database_url=bare))
         assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
         assert said in result.stderr and "never migrated)" not in result.stderr, result.stderr
-    finally:
-        hardened.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
-        admin.dispose()
 
 
 def test_the_worker_refuses_a_bad_carrier_setting_in_one_line(tmp_path):

@@ -15,7 +15,14 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import AnyForm, OwnForm, OwnPage, OwnPasswordForm, PreForm
-from app.console.web import ConsoleRoute, FormSentAgain, pre_form, render, staff_page, when
+from app.console.web import (
+    ConsoleRoute,
+    FormSentAgain,
+    made_since_shown,
+    pre_form,
+    render,
+    staff_page,
+)
 from app.core.context import Context
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import InvalidInput
@@ -88,8 +95,8 @@ async def change_password(
         now_changed = await accounts.password_changed_at(tx, staff.id)
     if changed and changed != now_changed.isoformat():
         raise FormSentAgain(
-            f"your password was changed at {when(now_changed, seconds=True)}, after this form "
-            "was shown, and the new one is in use: this send was neither checked nor counted"
+            f"{made_since_shown('Your password was changed', now_changed)} The new one is in "
+            "use: this send was neither checked nor counted."
         )
     await login.change_password(
         db, ctx, staff=staff, current_password=current_password, new_password=new_password

@@ -19,16 +19,17 @@ from fastapi.responses import RedirectResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.web import (
+    SEND_AGAIN_IF_MEANT,
     Confirm,
     ConsoleRoute,
     FormSentAgain,
     Made,
     checked,
     confirmed,
+    made_since_shown,
     refuse_sent_again,
     refused_form,
     staff_page,
-    when,
 )
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import AppError
@@ -82,11 +83,8 @@ async def request_form(request: Request, staff: RequesterPage, tx: TxDep, ctx: C
 
 
 def _request_made(made: DisclosureRequest) -> str:
-    return (
-        f"Disclosure request {made.id} (to {made.recipient_organisation}) was made by you at "
-        f"{when(made.requested_at, seconds=True)}, after this form was shown. Send the form "
-        "again only if a second request is meant."
-    )
+    what = f"Disclosure request {made.id} (to {made.recipient_organisation}) was made by you"
+    return f"{made_since_shown(what, made.requested_at)} {SEND_AGAIN_IF_MEANT}"
 
 
 @router.post("/disclosures")

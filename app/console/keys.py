@@ -21,9 +21,9 @@ from app.console.web import (
     Made,
     checked,
     confirmed,
+    made_since_shown,
     refuse_sent_again,
     staff_page,
-    when,
 )
 from app.core.deps import CtxDep, TxDep
 from app.models.api_key import ApiKey
@@ -78,9 +78,9 @@ async def create_key(
 
 def _key_made(key: ApiKey) -> str:
     return (
-        f"API key {key.id} ({key.name}) was made at {when(key.created_at, seconds=True)}, "
-        "after this form was shown. Its token was shown once, on the answer to the first "
-        f"send: if it was not kept, revoke {key.id} and make another from a fresh page."
+        f"{made_since_shown(f'API key {key.id} ({key.name}) was made', key.created_at)} Its "
+        "token was shown once, on the answer to the first send: if it was not kept, revoke "
+        f"{key.id} and make another from a fresh page."
     )
 
 

@@ -24,17 +24,18 @@ from pydantic import BaseModel, Field
 from app.console.auth import ConsoleForm, ConsoleRoles
 from app.console.dashboard import DUE_SOON
 from app.console.web import (
+    SEND_AGAIN_IF_MEANT,
     Confirm,
     ConsoleRoute,
     FormSentAgain,
     Made,
     checked,
     confirmed,
+    made_since_shown,
     query_form,
     refuse_sent_again,
     refused_form,
     staff_page,
-    when,
 )
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AppError
@@ -106,11 +107,8 @@ async def new_form(request: Request, staff: HandlerPage, tx: TxDep, ctx: CtxDep)
 
 
 def _request_recorded(made: SubjectRequest) -> str:
-    return (
-        f"Subject request {made.id} ({made.kind}) was recorded by you at "
-        f"{when(made.received_at, seconds=True)}, after this form was shown. Send the form "
-        "again only if a second request is meant."
-    )
+    what = f"Subject request {made.id} ({made.kind}) was recorded by you"
+    return f"{made_since_shown(what, made.received_at)} {SEND_AGAIN_IF_MEANT}"
 
 
 @router.post("/subject-requests")

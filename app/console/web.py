@@ -220,6 +220,15 @@ async def refuse_sent_again(
         raise refused
 
 
+def made_since_shown(what: str, at: dt.datetime) -> str:
+    """How a :class:`FormSentAgain` names what the first send made, and when."""
+    return f"{what} at {when(at, seconds=True)}, after this form was shown."
+
+
+# What a request form refused as sent again adds: sent once more, it makes another.
+SEND_AGAIN_IF_MEANT = "Send the form again only if a second request is meant."
+
+
 # The box a form that cannot be undone carries (offboard, disable, revoke a key): ticked,
 # it sends "yes". Browsers refuse to send the form without it (`required`); the server
 # refuses it too, so a slip of the mouse on a small button changes nothing.
