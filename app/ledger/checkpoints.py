@@ -189,6 +189,24 @@ async def create_now(
     return made
 
 
+async def _first_wait(db: Database, ctx: Context) -> float:
+    """How long a process just started waits for its first checkpoint: until an interval
+    after the newest one, not a whole interval from its start. Restarts (a deploy, a
+    crash loop) would otherwise put off the schedule again and again, until an entry went
+    unsigned longer than checkpoints allow and every checkpoint was refused as if one had
+    been deleted (:func:`overdue_entry`)."""
+    interval = ctx.settings.ledger_checkpoint_interval_seconds
+    try:
+        async with db.transaction() as tx:
+            latest = await repo.latest_checkpoint(tx, kind=HEAD)
+    except Exception:  # noqa: BLE001 -- a busy database: the usual interval
+        return interval
+    if latest is None:
+        return interval
+    due = latest.created_at + dt.timedelta(seconds=interval) - ctx.clock.now()
+    return min(interval, max(1.0, due.total_seconds()))
+
+
 async def run_schedule(db: Database, ctx: Context) -> None:
     """Checkpoint every interval while the app runs (a task in the lifespan)."""
     interval = ctx.settings.ledger_checkpoint_interval_seconds
@@ -197,8 +215,10 @@ async def run_schedule(db: Database, ctx: Context) -> None:
             "ledger checkpoints have no witness (SMSREG_LEDGER_WITNESS): a tail cut together "
             "with its checkpoints is found only by the released requests"
         )
+    wait = await _first_wait(db, ctx)
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(wait)
+        wait = interval
         try:
             async with db.transaction() as tx:
                 made = await create(tx, ctx, actor="scheduler")

@@ -4,6 +4,7 @@ is found at the right position, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import orjson
 import pytest
@@ -346,6 +347,40 @@ async def test_a_rewrite_under_a_deleted_checkpoint_is_not_signed_once_overdue(
     # witness closes that); and an operator who checked it signs it.
     made = await call(ledger, checkpoints.create, actor="cli", sign_uncovered=True)
     assert made.seq == N + 1 and (await verified(ledger)).ok
+
+
+async def test_a_late_but_healthy_schedule_still_signs(ledger, ctx, subjects, clock):
+    """An entry unsigned for two intervals (within the five minutes more allowed) is a
+    schedule that ran late, not a deleted checkpoint: it is signed as ever."""
+    await _released_after_the_checkpoint(ledger, subjects)
+    entries = table(LedgerEntry)
+    with sync_engine(ledger).connect() as conn:
+        recorded = conn.scalar(sa.select(entries.c.recorded_at).where(entries.c.seq == N + 1))
+    late = dt.timedelta(seconds=2 * ctx.settings.ledger_checkpoint_interval_seconds + 290)
+    clock.set(recorded + late)
+    assert (await call(ledger, checkpoints.create, actor="scheduler")).seq == N + 1
+
+
+async def test_a_restarted_schedule_keeps_its_cadence(ledger, ctx, subjects, clock):
+    """A process waited a whole interval from its start before its first checkpoint, so
+    restarts kept putting the schedule off until an entry went unsigned past what is
+    allowed, and every checkpoint was refused. It now waits an interval from the newest."""
+    import asyncio
+    import contextlib
+
+    await _released_after_the_checkpoint(ledger, subjects)
+    clock.advance(seconds=ctx.settings.ledger_checkpoint_interval_seconds - 0.5)
+    task = asyncio.create_task(checkpoints.run_schedule(ledger.state.db, ledger.state.ctx))
+    try:
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if (await verified(ledger)).covered_to == N + 1:
+                break
+        assert (await verified(ledger)).covered_to == N + 1  # within seconds, not an hour
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_an_entry_appended_by_hand_holds_back_the_tail_not_every_export(
