@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+import re
 
 import orjson
 import pytest
@@ -245,10 +246,22 @@ async def test_a_jsonl_record_naming_a_field_twice_is_malformed(ledger, db, ctx)
     data = await _export(db, ctx)
     lines = data.splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.startswith(b'{"type":"entry"'))
-    lines[at] = lines[at].replace(b'{"type":"entry",', b'{"type":"entry","purpose":"forged",', 1)
+    entry = lines[at]
+    lines[at] = entry.replace(b'{"type":"entry",', b'{"type":"entry","purpose":"forged",', 1)
     report = _verify(b"".join(lines), ctx)
     assert report.problem is not None and report.problem.kind == "malformed", report.text()
     assert "names a field twice" in report.problem.detail
+    # Nor does that check let through what the strict reader refuses: a number too large
+    # for a float (it crashed the verifier) or a lone surrogate.
+    for odd in (
+        re.sub(rb'"seq":\d+', b'"seq":1e400', entry, count=1),
+        re.sub(rb'"purpose":"[^"]*"', lambda _: rb'"purpose":"\ud800"', entry, count=1),
+    ):
+        assert odd != entry
+        lines[at] = odd
+        report = _verify(b"".join(lines), ctx)
+        assert report.problem is not None and report.problem.kind == "malformed", report.text()
+        assert "is not JSON" in report.problem.detail
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])

@@ -39,10 +39,6 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def jsonl_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """The records of a JSON Lines export. A record that names a field twice is
     malformed: this reader would check one value, and another tool show the other."""
@@ -50,11 +46,13 @@ def jsonl_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line, object_pairs_hook=_once, parse_constant=_no_constant)
+            record = orjson.loads(line)  # strict: no NaN, no 1e400, no lone surrogate
+        except orjson.JSONDecodeError:
+            raise Malformed(f"line {number} is not JSON") from None
+        try:
+            json.loads(line, object_pairs_hook=_once)  # what orjson keeps quiet about
         except _Repeated:
             raise Malformed(f"line {number} names a field twice") from None
-        except ValueError:  # JSONDecodeError and undecodable bytes too
-            raise Malformed(f"line {number} is not JSON") from None
         if not isinstance(record, dict) or "type" not in record:
             raise Malformed(f"line {number} is not a record")
         yield record
