@@ -77,10 +77,15 @@ async def create_key(
 
 
 def _key_made(key: ApiKey) -> str:
+    if key.rotated_from is not None:
+        # A rotation's successor, in use by its client by now: never to be revoked for it.
+        made = f"API key {key.id} ({key.name}) was made by rotating {key.rotated_from}"
+        return f"{made_since_shown(made, key.created_at)} Open the page again to make a key."
+    made = f"API key {key.id} ({key.name}) was made"
     return (
-        f"{made_since_shown(f'API key {key.id} ({key.name}) was made', key.created_at)} Its "
-        "token was shown once, on the answer to the first send: if it was not kept, revoke "
-        f"{key.id} and make another from a fresh page."
+        f"{made_since_shown(made, key.created_at)} Its token was shown once, on the answer "
+        f"to the first send: if it was not kept, revoke {key.id} and make another from a "
+        "fresh page."
     )
 
 

@@ -252,7 +252,7 @@ def wants_html(request: Request) -> bool:
 SENT_AGAIN_HINTS: dict[tuple[str, str], str] = {
     ("/console/enrol/confirm", "invalid-invitation"): "hint_invitation_taken_up",
     ("/console/account/totp/confirm", "totp-already-enrolled"): "hint_totp_codes_shown",
-    ("/console/account/recovery-codes", "invalid-input"): "hint_recovery_codes_shown",
+    ("/console/account/recovery-codes", "wrong-code"): "hint_recovery_codes_shown",
     ("/console/staff/invitations", "staff-username-taken"): "hint_invitation_shown",
     ("/console/api-keys", "api-key-already-rotated"): "hint_successor_shown",
 }

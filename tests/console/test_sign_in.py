@@ -284,6 +284,15 @@ async def test_first_sign_in_enrols_totp_with_a_qr_code_and_shows_recovery_codes
     assert renewed.status_code == 200, renewed.text
     new_codes = re.findall(r"<li><code>([^<]+)</code>", renewed.text)
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+    # Reloaded, the same code is a replay, and the refusal says the codes just shown are
+    # the valid ones (it said only that the code was wrong).
+    reloaded = await post(
+        client,
+        "/console/account/recovery-codes",
+        {"code": pyotp.TOTP(secret).at(clock.now()), "csrf": csrf_of(account)},
+    )
+    assert reloaded.status_code == 422 and 'id="hint"' in reloaded.text
+    assert "the recovery codes it showed are the valid ones" in reloaded.text
     await post(client, "/console/logout", {}, csrf_from="/console/")
     assert (await sign_in(client, "hanako", recovery_code=old_codes[0])).status_code == 401
     assert (await sign_in(client, "hanako", recovery_code=new_codes[0])).status_code == 303

@@ -161,7 +161,7 @@ async def test_api_keys_are_created_rotated_and_revoked(client, app):
     assert '/console/language/ja?back=/console/api-keys"' in page.text
 
 
-async def test_the_new_key_form_sent_again_makes_no_second_key(client, app):
+async def test_the_new_key_form_sent_again_makes_no_second_key(client, app, clock):
     """Reloading the page that showed a new key's token sent the form again: a second live
     key, while the first, already copied into the frontend, stayed live unnoticed."""
     root = await signed_in(app, "admin", "root")
@@ -181,9 +181,13 @@ async def test_the_new_key_form_sent_again_makes_no_second_key(client, app):
     # token since); a fresh page takes the form again.
     stale = await key_form(root, "backend")
     page = await get(root, "/console/api-keys")
+    clock.advance(seconds=1)
     rotated = await post(root, f"/console/api-keys/{key_id}/rotate", {"csrf": csrf_of(page)})
     assert rotated.status_code == 200, rotated.text
-    assert (await post(root, "/console/api-keys", stale)).status_code == 409
+    refused = await post(root, "/console/api-keys", stale)
+    assert refused.status_code == 409
+    # The successor is the client's working key: the refusal must not say to revoke it.
+    assert f"was made by rotating {key_id}" in refused.text and "revoke" not in refused.text
     fresh = await post(root, "/console/api-keys", await key_form(root, "backend"))
     assert fresh.status_code == 200 and "smsreg_sk_" in fresh.text
     # Another admin's keys are no reason to refuse this admin's form.
