@@ -183,16 +183,12 @@ class OneBearer(HTTPBearer):
         return await super().__call__(request)
 
 
-def one_header(name: str) -> Callable[[Request], Coroutine[Any, Any, None]]:
-    """A dependency refusing a request that gives header ``name`` more than once (422
-    naming it): the framework reads the first, and a proxy or a log may have read another.
-    As a JSON body that names a key twice is refused (StrictJsonRequest, above)."""
-
-    async def check(request: Request) -> None:
-        if len(request.headers.getlist(name)) > 1:
-            raise InvalidInput.field(name, "given more than once", location="header")
-
-    return check
+def one_header(request: Request, name: str) -> None:
+    """Refuse a request that gives header ``name`` more than once (422 naming it): the
+    framework reads the first, and a proxy or a log may have read another. As a JSON
+    body that names a key twice is refused (StrictJsonRequest, above)."""
+    if len(request.headers.getlist(name)) > 1:
+        raise InvalidInput.field(name, "given more than once", location="header")
 
 
 async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = frozenset()) -> None:

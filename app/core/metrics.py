@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 
 from app.core.context import Context
 from app.core.errors import AUTH_PROBLEMS, Unauthenticated
-from app.core.http import JsonRoute
+from app.core.http import JsonRoute, OneBearer
 
 VERIFICATIONS_STARTED = Counter(
     "smsreg_verifications_started_total", "Verifications started (SMS queued)", ["purpose"]
@@ -79,7 +79,7 @@ class _Probed(Collector):
         return self.metrics
 
 
-bearer = HTTPBearer(
+bearer = OneBearer(
     scheme_name="MetricsToken",
     description="SMSREG_METRICS_TOKEN, when one is set",
     auto_error=False,

@@ -165,10 +165,12 @@ class TwilioSender:
         session = getattr(http_client, "session", None)
         if session is not None:
             # As many kept connections as sends at once (the outbox's concurrency): the
-            # client's own pool holds cpu_count + 4, so on a small host every send group
-            # logged "Connection pool is full" and opened a new TLS connection per extra send.
+            # client's own pool holds min(32, cpu_count + 4), so on a small host every send
+            # group logged "Connection pool is full" and opened a new TLS connection per
+            # send past it. Its retries, if it was given any, are kept.
             for scheme in ("https://", "http://"):
-                session.mount(scheme, HTTPAdapter(pool_maxsize=connections))
+                retries = session.get_adapter(scheme).max_retries  # as the client was built
+                session.mount(scheme, HTTPAdapter(pool_maxsize=connections, max_retries=retries))
         self.messaging_service_sid = messaging_service_sid
         self.from_number = from_number
         self.status_callback = status_callback

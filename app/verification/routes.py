@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, get_args
 
-from fastapi import APIRouter, Depends, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from app.clients.auth import VerificationsWrite
 from app.core.deps import ClientIp, CtxDep, OutboxDep, TxDep
@@ -64,10 +64,10 @@ _LOCATION = "the verification's path, `/v1/verifications/{id}`, which reads its 
         ),
         **problems(states.IdempotencyKeyReused, *states.SEND_REFUSALS),
     },
-    dependencies=[Depends(one_header("Idempotency-Key"))],
     summary="Start a verification: send a one-time code by SMS",
 )
 async def start_verification(
+    request: Request,
     body: VerificationStart,
     client: VerificationsWrite,
     tx: TxDep,
@@ -77,6 +77,7 @@ async def start_verification(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> VerificationPublic:
+    one_header(request, "Idempotency-Key")  # once the caller is known: 401 comes first
     result = await service.start(
         tx, ctx, client=client, data=body, ip=ip, idempotency_key=idempotency_key
     )

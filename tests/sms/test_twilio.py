@@ -386,6 +386,13 @@ def test_as_many_sends_at_once_as_the_outbox_makes_keep_their_connections(
     assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
 
 
+def test_the_pool_keeps_the_retries_the_client_was_built_with(fake_twilio: FakeTwilio):
+    http = RedirectingHttpClient(fake_twilio.base_url, timeout=2, max_retries=3)
+    make_sender(fake_twilio, http_client=http, connections=20)
+    adapter = http.session.get_adapter("https://api.twilio.com/2010-04-01")
+    assert adapter.max_retries.total == 3
+
+
 def test_one_sender_sends_many(fake_twilio: FakeTwilio):
     sender = make_sender(fake_twilio)
     ids = [sender.send(to=TO, body=f"code {n}").message_id for n in range(3)]

@@ -94,6 +94,10 @@ async def test_a_header_given_twice_is_refused_not_read_as_either(client, app, a
     assert answer.json()["errors"] == [
         {"location": "header", "field": "Idempotency-Key", "detail": "given more than once"}
     ]
+    # A caller without a key learns nothing of its input: 401 before the header's 422.
+    anonymous = [("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+    answer = await client.post("/v1/verifications", json=body, headers=anonymous)
+    assert answer.status_code == 401, answer.text
     ((name, key),) = auth.items()
     for other in (key, "Bearer smsreg_sk_another"):
         answer = await client.post(
