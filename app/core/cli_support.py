@@ -123,8 +123,9 @@ NO_PRIVILEGE = (
 # What a role that can use no schema at all is told (PostgreSQL: no USAGE on the schema
 # its search path names, as after REVOKE ALL ON SCHEMA public FROM PUBLIC).
 NO_SCHEMA = (
-    "the database role may not use the schema (USAGE on it was never granted): migrate as "
-    "the owner, then grant the role the schema and its tables (docker/postgres/grants.sql)"
+    "the database role may not use the schema (USAGE on it was never granted): grant the "
+    "role the schema and its tables (docker/postgres/grants.sql), after migrating as the "
+    "owner if that is not done yet"
 )
 
 
