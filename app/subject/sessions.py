@@ -107,13 +107,20 @@ async def start_correction(
 
 
 async def sent(tx: Tx, ctx: Context, verification_id: str) -> SubjectVerificationPublic | None:
-    """A self-service verification as its code page shows it (None: no such one)."""
+    """A self-service verification as its code page shows it (None: no such one); one
+    superseded by a newer start for its number (two sends of the number's form at once:
+    the browser may keep the older one's answer) as the newest, whose code was sent."""
+    client = clients.SELF_SERVICE
     try:
-        public = await verification.read(
-            tx, ctx, client=clients.SELF_SERVICE, verification_id=verification_id
-        )
+        public = await verification.read(tx, ctx, client=client, verification_id=verification_id)
     except VerificationNotFound:
         return None
+    if public.status == "superseded":
+        newest = await verification.newest_instead(
+            tx, ctx, client=client, verification_id=verification_id
+        )
+        if newest is not None:
+            public = await verification.read(tx, ctx, client=client, verification_id=newest)
     return _as_subject(public)
 
 

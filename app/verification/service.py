@@ -261,6 +261,16 @@ async def read(tx: Tx, ctx: Context, *, client: Client, verification_id: str) ->
     return await _public(tx, ctx, row, ctx.clock.now())
 
 
+async def newest_instead(
+    tx: Tx, ctx: Context, *, client: Client, verification_id: str
+) -> str | None:
+    """For a verification superseded by a newer start for the same number and purpose, the
+    newest one still pending (whose code was sent), or None."""
+    return await repo.newer_pending(
+        tx, verification_id=verification_id, client_id=client.id, now=ctx.clock.now()
+    )
+
+
 async def for_redemption(tx: Tx, *, verification_id: str, client_id: str) -> ForRedemption | None:
     """A verification of this client as a coupon redemption it backs needs it (None:
     unknown, or another client's). Held until commit, so two redemptions backed by one

@@ -859,6 +859,30 @@ async def test_an_older_tabs_code_form_says_what_works_once_a_newer_code_was_sen
     assert (await _check(client, newest_form, newest)).headers["location"] == "/my/records"
 
 
+async def test_a_browser_left_on_the_older_of_two_sends_is_shown_the_newest_code(
+    client, app, carrier, clock
+):
+    """The number's form sent twice at once: the browser can keep the older answer's
+    cookie, and its code page said "code sent" for a code never sent (the newer start
+    superseded it), refused the code that came as out of date, and a reload changed
+    nothing: only a new SMS got out of it. It now shows the newest code's form."""
+    auth = await make_key(app, ["verifications:write"])
+    await verified(client, app, carrier, auth, NUMBER)
+    clock.advance(minutes=1)
+    older = field_of((await _code_page(client, "en", NUMBER)).text, "verification_id")
+    newer = field_of((await _code_page(client, "en", NUMBER)).text, "verification_id")
+    assert older != newer
+    kept = [c for c in client.cookies.jar if c.name == pages.PENDING_COOKIE]
+    for cookie in kept:
+        client.cookies.delete(cookie.name, domain=cookie.domain, path=cookie.path)
+    client.cookies.set(pages.PENDING_COOKIE, older, domain=kept[0].domain, path=kept[0].path)
+    page = await client.get("/my/code")  # the older answer's cookie, kept by the browser
+    assert page.status_code == 200 and field_of(page.text, "verification_id") == newer
+    assert [c.value for c in client.cookies.jar if c.name == pages.PENDING_COOKIE] == [newer]
+    code = await sent_code(app, carrier, NUMBER)
+    assert (await _check(client, page, code)).headers["location"] == "/my/records"
+
+
 def test_a_wait_of_hours_is_said_in_hours():
     """A day's send limit said "Try again in 1440 minutes" (1440分後)."""
     said = {

@@ -29,6 +29,7 @@ from app.verification.repository.reads import (
     get_for_check,
     get_idempotent,
     latest_delivery,
+    newer_pending,
     save_idempotent,
 )
 from app.verification.repository.starts import record_resend, record_start
@@ -68,6 +69,7 @@ __all__ = [
     "get_for_check",
     "get_idempotent",
     "latest_delivery",
+    "newer_pending",
     "micros",
     "record_resend",
     "record_start",

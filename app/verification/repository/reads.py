@@ -146,6 +146,34 @@ async def get(
     return await tx.fetch_one(sql, {"id": verification_id, "client_id": client_id})
 
 
+async def newer_pending(
+    tx: Tx, *, verification_id: str, client_id: str, now: dt.datetime
+) -> str | None:
+    """The newest pending, unexpired verification started after this one for the same
+    number, client and purpose (the one whose code is sent), or None."""
+    verifications = table(models.Verification)
+    old, newer = verifications.alias("old"), verifications.alias("newer")
+    same = sa.and_(
+        newer.c.phone_index == old.c.phone_index,
+        newer.c.client_id == old.c.client_id,
+        newer.c.purpose == old.c.purpose,
+    )
+    found: str | None = await tx.scalar(
+        sa.select(newer.c.id)
+        .select_from(old.join(newer, same))
+        .where(
+            old.c.id == verification_id,
+            old.c.client_id == client_id,
+            newer.c.status == "pending",
+            newer.c.expires_at > now,
+            sa.tuple_(newer.c.created_at, newer.c.id) > sa.tuple_(old.c.created_at, old.c.id),
+        )
+        .order_by(newer.c.created_at.desc(), newer.c.id.desc())
+        .limit(1)
+    )
+    return found
+
+
 async def get_for_check(tx: Tx, *, verification_id: str, client_id: str) -> ForCheck | None:
     """What a code check needs of one verification of this client. Not held: the check's
     write (:func:`count_failed_attempt`, :func:`approve`) takes the row's current state
