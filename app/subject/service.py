@@ -135,7 +135,10 @@ async def receives_coupon_messages(tx: Tx, *, subject: Subject) -> bool:
 async def withdraw_delivery(
     tx: Tx, ctx: Context, *, subject: Subject, ip: str | None, actor: str | None = None
 ) -> bool:
-    """Withdraw consent to coupon deliveries; False if none was live."""
+    """Withdraw consent to coupon deliveries; False if none was live. The subscriber's
+    lock first: withdrawals at once each read the opt-in as live, and each recorded an
+    opt-out."""
+    await registry.lock_subscribers(tx, [subject.subscriber_id])
     subscriber = await _subscriber(tx, subject)
     purpose = Purpose.COUPON_DELIVERY.value
     live = await consent.is_live(tx, subscriber_id=subscriber.id, purpose=purpose)

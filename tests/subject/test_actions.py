@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 from tests.consent.helpers import make_key
@@ -78,6 +79,24 @@ async def test_every_redemption_is_counted(client, app, carrier, clock):
     assert daily["first_at"].startswith("2026-01-01T00:00")
     assert daily["last_at"].startswith("2026-01-11T09:00")
     assert (body["consent_history_total"], body["deliveries_total"]) == (0, 0)
+
+
+async def test_withdrawals_at_once_record_one_opt_out(client, app, carrier, clock):
+    """Sent at once (PostgreSQL runs them together), each withdrawal read the opt-in as
+    live before taking the subscriber's lock: six opt-outs recorded, six answers that
+    said they changed something."""
+    auth = await make_key(app, ["verifications:write", "consents:write"])
+    sid = await verified(client, app, carrier, auth, NUMBER, "coupon_delivery")
+    await client.post(f"/v1/subscribers/{sid}/consents", json=OPT_IN, headers=auth)
+    clock.advance(minutes=1)
+    headers = await open_session(client, app, carrier, NUMBER)
+    answers = await asyncio.gather(
+        *(client.post("/v1/subject/delivery-consent/withdraw", headers=headers) for _ in range(6))
+    )
+    assert [a.status_code for a in answers] == [200] * 6
+    assert sorted(a.json()["changed"] for a in answers) == [False] * 5 + [True]
+    opt_outs = "SELECT count(*) AS n FROM consent_events WHERE action = 'opt_out'"
+    assert rows(app, opt_outs) == [{"n": 1}]
 
 
 async def test_withdraw_stop_and_resume_are_done_and_registered(client, app, carrier, clock):
