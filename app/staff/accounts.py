@@ -155,6 +155,8 @@ async def held_with_sessions(tx: Tx, account_id: str) -> StaffAccount:
     in (its session as it authenticates, then its account if it changes it), so the two
     wait for each other and never deadlock. The account's requests in flight end first;
     those that come later read the account as this unit leaves it (repo.use_session).
+    Two admins acting on each other's accounts at the same moment each hold their own
+    session and wait for the other's: PostgreSQL ends one of them (503, to be retried).
     """
     await repo.hold_sessions(tx, account_id=account_id)
     return await held(tx, account_id)
