@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test test-fast chromium lint openapi bench clean docker-wheels docker-smoke
+.PHONY: serve test test-fast screenshots chromium lint openapi bench clean docker-wheels docker-smoke
 
 $(BIN)/smsreg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(BIN)/smsreg chromium  ## lint, types, import contracts, then the suite o
 
 test-fast: $(BIN)/smsreg  ## the edit-test loop: the suite on SQLite only, in parallel
 	$(BIN)/pytest -n auto -m "not slow and not browser and not contract" -k "not postgresql" -q
+
+screenshots: $(BIN)/smsreg chromium  ## the browser tests, saving the console's pages to docs/console/
+	SMSREG_SCREENSHOTS=1 $(BIN)/pytest -m browser tests/console -q
 
 openapi: $(BIN)/smsreg
 	$(BIN)/smsreg openapi > openapi.yaml

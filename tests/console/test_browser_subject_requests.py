@@ -4,8 +4,8 @@ She enrols her authenticator on her first sign-in, finds the subscriber, records
 third-party provision the person asked for by phone and closes it as done (carried out
 at once), resumes provision from the subscriber's page, then records an erasure asked for
 by letter and carries it out: the browser holds the form back until the "I am sure" box
-is ticked, and the answer shows the receipt. The pages are saved to docs/console/*.png
-for docs/console.md.
+is ticked, and the answer shows the receipt. `make screenshots` saves the pages to
+docs/console/*.png for docs/console.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ NUMBER = "090-1234-5678"
 
 
 def shot(page: Any, name: str) -> None:
-    """Save the page as docs/console/NAME.png."""
+    """Save the page as NAME.png in SHOTS (docs/console/ for `make screenshots`)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
