@@ -12,7 +12,7 @@ from app.consent import staff as views
 from app.consent.schemas import SubscriberSearchResult, SubscriberStaffView
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import InvalidInput
-from app.core.http import NO_STORE, JsonRoute
+from app.core.http import NO_STORE, JsonRoute, segment_beside
 from app.registry.schemas import SubscriberIdPath as SubscriberId
 from app.registry.schemas import SubscriberSearch
 from app.registry.service import SubscriberNotFound
@@ -39,8 +39,13 @@ async def search_subscribers(
     return found
 
 
+# ``GET /v1/subscribers/search`` is the search's path asked with another method (405),
+# not a subscriber id.
+SUBSCRIBER_ID = segment_beside("subscriber_id", ("search",))
+
+
 @router.get(
-    "/{subscriber_id}",
+    f"/{SUBSCRIBER_ID}",
     responses={
         **STAFF_PROBLEMS,
         404: SubscriberNotFound.openapi(),

@@ -4,12 +4,14 @@ and the API's route class, whose JSON bodies may not name a key twice."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine, Mapping
+import re
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -171,6 +173,24 @@ def _not_json(name: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity``, which Python reads and JSON does not have
     (RFC 8259, section 6): a body holding one is malformed, not a value to validate."""
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def segment_beside(name: str, fixed: Sequence[str]) -> str:
+    """A path parameter ``name`` that never captures one of the ``fixed`` segments beside
+    it, for a route's path (``f"/{segment_beside('staff_id', FIXED)}/role"``).
+
+    ``GET /v1/staff/me/totp`` beside ``DELETE /v1/staff/{staff_id}/totp``: a request with
+    a method the fixed path does not take matched the parameter's route and was answered
+    ``422`` for an id the caller never sent, rather than ``405`` naming what the path
+    takes. A Starlette path convertor (its documented ``register_url_convertor``) keeps
+    the fixed segments out of the parameter; any other value is the parameter's, validated
+    as ever."""
+
+    class Convertor(StringConvertor):
+        regex = rf"(?!(?:{'|'.join(map(re.escape, fixed))})(?:/|$))[^/]+"
+
+    register_url_convertor(name, Convertor())
+    return "{" + f"{name}:{name}" + "}"
 
 
 class OneBearer(HTTPBearer):

@@ -3,10 +3,7 @@
 ``/v1/staff/me/totp`` takes GET and POST; ``/v1/staff/{staff_id}/totp`` takes DELETE.
 A DELETE of ``/v1/staff/me/totp`` matched the second with ``staff_id="me"`` and was
 answered ``422 staff_id`` for an id the caller never sent, rather than ``405`` naming
-what the path takes. A Starlette path convertor (its documented
-``register_url_convertor``) keeps the fixed segments out of the parameter, so such a
-request is the fixed path's, answered ``405`` with its ``Allow``; any other value is
-still the parameter's, validated as ever.
+what the path takes (app.core.http.segment_beside).
 """
 
 from __future__ import annotations
@@ -14,19 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
-from starlette.convertors import StringConvertor, register_url_convertor
+
+from app.core.http import segment_beside
 
 # The fixed segments right under /v1/staff/ (tests/staff/test_paths.py holds this to
 # the routes).
 FIXED = ("enrolment", "grants", "invitations", "me", "sessions")
 
-
-class StaffIdConvertor(StringConvertor):
-    regex = rf"(?!(?:{'|'.join(FIXED)})(?:/|$))[^/]+"
-
-
-register_url_convertor("staff_id", StaffIdConvertor())
-
 # The segment, for a route's path: ``f"/{STAFF_ID}/role"``.
-STAFF_ID = "{staff_id:staff_id}"
+STAFF_ID = segment_beside("staff_id", FIXED)
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
