@@ -358,3 +358,22 @@ def test_every_schema_has_a_name_of_its_own(document):
     assert not [name for name in schemas if "__" in name]
     titles = [schema.get("title", name) for name, schema in schemas.items()]
     assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "schema", "status", "given"),
+    [
+        ("/v1/verifications", "VerificationStart", 201, {"purpose": "coupon_usage"}),
+        ("/v1/subject/verifications", "SubjectStart", 201, {}),
+    ],
+)
+async def test_a_body_of_the_documents_own_examples_is_taken(
+    client, auth, document, path, schema, status, given
+):
+    """A generated client's first request, made of the document's examples, was refused
+    (a Japanese phone example beside the country example KR; a Korean phone example in
+    the default region, Japan)."""
+    properties = document["components"]["schemas"][schema]["properties"]
+    body = {name: spec["examples"][0] for name, spec in properties.items() if "examples" in spec}
+    answer = await client.post(path, json={**body, **given}, headers=auth)
+    assert answer.status_code == status, answer.text

@@ -35,7 +35,8 @@ class SubjectStart(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    phone: str = Field(min_length=1, max_length=32, examples=["010-2345-6789"])
+    # A number of the default region, which the body's other examples (none) leave it in.
+    phone: str = Field(min_length=1, max_length=32, examples=["090-1234-5678"])
     country: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z]{2}$",

@@ -28,7 +28,7 @@ class VerificationStart(BaseModel):
     country: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z]{2}$",
-        examples=["KR"],
+        examples=["JP"],  # the phone example's: a generated request must be taken
         description="the region a national-format number is read in (ISO 3166 code); "
         "default: implied by locale (ko: KR, ja: JP), else the service's default region",
     )
