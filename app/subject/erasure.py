@@ -27,6 +27,7 @@ from app.core.ids import new_id
 from app.core.phone import mask
 from app.core.tx import Tx
 from app.ledger.errors import SubjectNotFound
+from app.models.subscriber import Subscriber
 from app.registry import service as registry
 from app.sms import campaigns
 from app.subject import register, sessions, shredding
@@ -89,7 +90,14 @@ async def erase(
 ) -> ErasureReceiptPublic:
     """Erase a subscriber and its number everywhere; the receipt, recorded unless the
     caller closes a request with it (``record`` False)."""
-    # The subscriber's lock before anything is read or deleted: a release naming them or a
+    # The number's verifications first: a check (or a redemption) holds its verification,
+    # then the subscriber, and an erasure that took the subscriber first and then waited
+    # to delete that verification deadlocked with it (the check answered 503).
+    seen = await registry.get(tx, subscriber_id)
+    if seen is None:
+        raise SubjectNotFound()
+    await shredding.hold_verifications(tx, subscriber_id=subscriber_id, indexes=_indexes(ctx, seen))
+    # Then the subscriber's lock before anything is deleted: a release naming them or a
     # redemption in progress commits first (the receipt counts its entry; each delete
     # below sees what it wrote), and one that comes later finds the subscriber gone.
     # Its row too: a campaign's batch, which holds its subscribers' rows rather than
@@ -98,8 +106,7 @@ async def erase(
     subscriber = await registry.get(tx, subscriber_id, lock=True)
     if subscriber is None:
         raise SubjectNotFound()
-    e164 = registry.phone_number(ctx, subscriber)
-    indexes = sorted({*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index})
+    indexes = _indexes(ctx, subscriber)
     now = ctx.clock.now()
     folded = await shredding.keep_redemptions(
         tx, subscriber_id=subscriber_id, phone_index=subscriber.phone_index, erased=True
@@ -232,3 +239,9 @@ async def correct(
     return CorrectedPublic(
         request_id=request.id, phone_masked=mask(e164), done_at=request.received_at
     )
+
+
+def _indexes(ctx: Context, subscriber: Subscriber) -> list[str]:
+    """Every blind index the subscriber's number is kept under (any key of the ring)."""
+    e164 = registry.phone_number(ctx, subscriber)
+    return sorted({*ctx.keys.blind_indexes(e164, kind="number"), subscriber.phone_index})

@@ -74,6 +74,14 @@ async def verifications_of(
     return [row.id for row in await tx.execute(query)]
 
 
+async def hold_verifications(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]) -> None:
+    """Hold the number's verifications until commit (PostgreSQL), as a check or a
+    redemption holds the one it works on before it takes the subscriber."""
+    if not tx.sqlite:
+        query = verifications_query(subscriber_id=subscriber_id, indexes=indexes)
+        await tx.execute(query.with_for_update())
+
+
 def verifications_query(*, subscriber_id: str | None, indexes: Sequence[str]) -> sa.Select[Any]:
     """The ids of the number's verifications (its blind index) or its subscriber's (a
     verification under a blind-index key no longer in the ring): each found through

@@ -1,7 +1,8 @@
 """An erasure against a redemption or an approval of the same number, interleaved so that
 the erasure is under way when the other begins (PostgreSQL only: on SQLite units run
-one at a time). Whatever the order, neither ends in a deadlock or a 500: erasures and
-redemptions take the subscriber's lock before any row lock, approvals take none.
+one at a time). Whatever the order, neither ends in a deadlock or a 500: an erasure
+holds the number's verifications before the subscriber, as a check or a redemption
+holds its verification before the subscriber's lock.
 
 The subscriber's row is held from another connection, so the erasure stops at its last
 delete while the other request starts; then both are let go."""
@@ -222,3 +223,33 @@ async def test_a_carrier_stop_report_and_an_erasure(client, app, carrier):
     await _race(app, sid, report)
     assert answers[0].status_code == 204, answers[0].text
     assert _remaining(app, "outbox_messages", sid) == 0
+
+
+async def test_a_check_under_way_and_an_erasure_do_not_deadlock(client, app, carrier):
+    """A check holds its verification, then takes the subscriber (approving). An erasure
+    that took the subscriber first and then waited to delete that verification deadlocked
+    with it, and PostgreSQL ended the check (503). An erasure now takes the number's
+    verifications first. Held from another connection as the check holds them."""
+    auth = bearer(await make_key(app))
+    ok = await approved(client, app, carrier, auth, jp(7))
+    started = await start(client, auth, phone=jp(7), purpose="coupon_usage")
+    engine = sync_engine(app)
+    if engine.dialect.name != "postgresql":
+        pytest.skip("units run one at a time on SQLite")
+    with engine.connect() as conn:
+        held = "SELECT 1 FROM verifications WHERE id = :v FOR UPDATE"
+        conn.execute(sa.text(held), {"v": started.json()["id"]})
+        erasing = asyncio.create_task(
+            call(app, erasure.erase, subscriber_id=ok["subscriber_id"], actor="test")
+        )
+        await asyncio.sleep(0.3)
+        assert not erasing.done(), "the erasure waits for the verification the check holds"
+        # The check's next step: the subscriber, which the erasure must not hold yet.
+        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+        conn.execute(
+            sa.text("SELECT 1 FROM subscribers WHERE id = :s FOR UPDATE"),
+            {"s": ok["subscriber_id"]},
+        )
+        conn.rollback()
+    receipt = await erasing
+    assert receipt.subject_id == ok["subscriber_id"]
