@@ -29,7 +29,13 @@ class InvitationCreate(BaseModel):
 
     username: Annotated[
         str,
-        Field(min_length=1, max_length=64, examples=["hanako"]),
+        Field(
+            min_length=1,
+            max_length=64,
+            examples=["hanako"],
+            description="3 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or a "
+            "digit; kept in lower case, surrounding spaces dropped (422 otherwise)",
+        ),
         AfterValidator(clean_username),
     ]
     display_name: Annotated[
@@ -140,7 +146,12 @@ class EnrolmentStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: Token
-    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    password: str = Field(
+        min_length=1,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="at least SMSREG_PASSWORD_MIN_LENGTH characters (12 by default), not a "
+        "common or easily guessed one, and not holding the username (422 otherwise)",
+    )
 
 
 class EnrolmentConfirm(BaseModel):

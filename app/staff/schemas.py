@@ -148,7 +148,12 @@ class PasswordChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     current_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
-    new_password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    new_password: str = Field(
+        min_length=1,
+        max_length=MAX_PASSWORD_LENGTH,
+        description="at least SMSREG_PASSWORD_MIN_LENGTH characters (12 by default), not a "
+        "common or easily guessed one, and not holding the username (422 otherwise)",
+    )
 
 
 class SessionsRevokedPublic(BaseModel):
