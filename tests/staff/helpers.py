@@ -114,3 +114,10 @@ def rival(app, *statements: str, params: dict[str, str]) -> Iterator[None]:
             conn.execute(sa.text(statement), params)
         yield
         conn.commit()
+
+
+def take_without_waiting(conn: sa.Connection, statement: str, params: dict[str, str]) -> None:
+    """The rival's next lock, which must be free by now: waiting for it (a request holding
+    it, a deadlock in the making) fails the test within two seconds."""
+    conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+    conn.execute(sa.text(statement), params)

@@ -19,7 +19,14 @@ import sqlalchemy as sa
 from app.staff.roles import Role
 from tests.conftest import sync_engine
 from tests.fixtures.staff import open_session
-from tests.staff.helpers import bearer, create_staff, rival, rows, staff_auth
+from tests.staff.helpers import (
+    bearer,
+    create_staff,
+    rival,
+    rows,
+    staff_auth,
+    take_without_waiting,
+)
 
 KEY = {"name": "made-in-flight", "scopes": ["verifications:write"]}
 
@@ -103,9 +110,8 @@ async def test_taking_rights_away_and_the_accounts_own_request_never_deadlock(cl
         disabling = asyncio.create_task(client.post(f"/v1/staff/{account}/disable", headers=admin))
         await asyncio.sleep(0.3)
         # ... then its account, which the disable must not hold meanwhile.
-        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        conn.execute(
-            sa.text("SELECT id FROM staff_accounts WHERE id = :id FOR UPDATE"), {"id": account}
+        take_without_waiting(
+            conn, "SELECT id FROM staff_accounts WHERE id = :id FOR UPDATE", {"id": account}
         )
         assert not disabling.done()
         conn.commit()
@@ -194,10 +200,8 @@ async def test_confirming_a_grant_and_disabling_its_account_never_deadlock(clien
         await asyncio.sleep(0.3)
         assert not confirming.done(), "the confirmation waits for the disable"
         # ... then its proposals, which the confirmation must not hold meanwhile.
-        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        conn.execute(
-            sa.text("UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id"),
-            {"id": grant},
+        take_without_waiting(
+            conn, "UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id", {"id": grant}
         )
         conn.commit()
     confirmed = await confirming
@@ -230,9 +234,9 @@ async def test_rejecting_an_invitations_grant_and_disabling_its_account_never_de
         )
         await asyncio.sleep(0.3)
         assert not rejecting.done(), "the rejection waits for the account"
-        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        conn.execute(
-            sa.text("UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id"),
+        take_without_waiting(
+            conn,
+            "UPDATE staff_role_grants SET status = 'cancelled' WHERE id = :id",
             {"id": grant["id"]},
         )
         conn.commit()

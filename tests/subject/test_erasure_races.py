@@ -19,6 +19,7 @@ from app.subject import erasure
 from tests.conftest import call, sync_engine
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 from tests.fixtures.flows import check, sent_code, start
+from tests.staff.helpers import take_without_waiting
 from tests.subject.helpers import open_session
 
 
@@ -245,10 +246,8 @@ async def test_a_check_under_way_and_an_erasure_do_not_deadlock(client, app, car
         await asyncio.sleep(0.3)
         assert not erasing.done(), "the erasure waits for the verification the check holds"
         # The check's next step: the subscriber, which the erasure must not hold yet.
-        conn.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
-        conn.execute(
-            sa.text("SELECT 1 FROM subscribers WHERE id = :s FOR UPDATE"),
-            {"s": ok["subscriber_id"]},
+        take_without_waiting(
+            conn, "SELECT 1 FROM subscribers WHERE id = :s FOR UPDATE", {"s": ok["subscriber_id"]}
         )
         conn.rollback()
     receipt = await erasing
