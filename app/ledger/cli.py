@@ -262,7 +262,8 @@ def export_command(
         typer.echo(f"note: {note}", err=True)
     if held is not None:
         # The file is written, to the newest signed head; the exit status tells a job that
-        # runs it that the ledger holds an entry no release wrote.
+        # runs it that the head could not be signed (an entry no release wrote, a cut, an
+        # entry long uncovered).
         raise typer.Exit(1)
 
 

@@ -200,9 +200,9 @@ _NOT_SIGNED = problems(DatabaseUnavailable, WitnessUnavailable)[503]
             "content": {"application/x-ndjson": {}, "text/csv": {}},
             "headers": header_entries(
                 {
-                    auditor.HELD_BACK: "only when an entry no release wrote stops the head "
-                    "from being signed: that entry's seq; the export ends at the newest "
-                    "signed head, leaving it and every entry after it out"
+                    auditor.HELD_BACK: "only when the head cannot be signed (an entry no "
+                    "release wrote, entries cut, an entry long uncovered): that entry's seq; "
+                    "the export ends at the newest signed head, leaving what is after it out"
                 },
                 required=False,
             ),
