@@ -188,6 +188,14 @@ async def _revoke(
     )
 
 
+async def _revoke_open(
+    tx: Tx, ctx: Context, *, staff_id: str, actor: str, now: dt.datetime
+) -> None:
+    """Revoke an account's own open invitation (none, or one)."""
+    for invitation in await grepo.open_invitations(tx, now=now, staff_id=staff_id):
+        await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
+
+
 async def revoke_created_by(tx: Tx, ctx: Context, *, creator: str, actor: str) -> list[str]:
     """Revoke every open invitation ``creator`` made (offboarding); their ids."""
     now = ctx.clock.now()
@@ -207,9 +215,7 @@ async def disable_account(
     is the command line."""
     account = await accounts.disable(tx, ctx, staff=staff, account_id=account_id)
     actor = staff.actor if staff is not None else accounts.CLI_ACTOR
-    now = ctx.clock.now()
-    for invitation in await grepo.open_invitations(tx, now=now, staff_id=account_id):
-        await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
+    await _revoke_open(tx, ctx, staff_id=account_id, actor=actor, now=ctx.clock.now())
     await _withdraw(tx, ctx, account_id=account_id, actor=actor)
     return account
 
@@ -271,8 +277,7 @@ async def cancel_pending(
     cancelled = [found[grant_id] for grant_id in sorted(found)]
     for grant in cancelled:
         if grant.kind == grants.INVITATION:
-            for invitation in await grepo.open_invitations(tx, now=now, staff_id=grant.staff_id):
-                await _revoke(tx, ctx, invitation=invitation, actor=actor, now=now)
+            await _revoke_open(tx, ctx, staff_id=grant.staff_id, actor=actor, now=now)
         await grants.close(tx, ctx, grant=grant, status="cancelled", actor=actor, now=now)
     return cancelled
 
