@@ -58,13 +58,13 @@ async def code_page(
             if correction:
                 return leave_code(ctx, request, "/my/records", "correction_code_gone")
             return leave_code(ctx, request, "/my/", "start_again_expired", ending=True)
-        left = _wrong_code_left(ctx, request)
         if sent.verification_id != pending:
             # Its form was superseded by a newer send of the number's form (two at once:
             # the browser kept the older answer): the code on its way is the newest's.
             page = pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)
             pages.set_pending(request, page, sent.verification_id)
             return page
+        left = _wrong_code_left(ctx, request)
         if left is None:
             return pages.page(request, ctx, "code.html", sent=sent, action=action, back=back)
         error = PROBLEMS[pages.language(request)][states.WrongCode.slug].format(attempts_left=left)
