@@ -9,8 +9,8 @@ Every form carries a CSRF token: for a signed-in person a keyed hash of their se
 id (so it dies with the session), before sign-in a keyed hash of a random cookie set
 with the form (double submit). SameSite=Strict already keeps the cookie off other
 sites' requests; the token holds even where a browser ignores SameSite. Before the
-token, the browser must say that the form comes from our own origin (app.my.origin,
-shared with /my/): a page of the same site (a sibling host, another port) can plant a
+token, the browser must say that the form comes from our own origin (app.core.origin,
+as /my/'s): a page of the same site (a sibling host, another port) can plant a
 pre-sign-in cookie and its token, and so sign a browser in to its own account.
 """
 
@@ -27,8 +27,8 @@ from app.core.crypto import same_token
 from app.core.deps import CtxDep, DbDep, TxDep
 from app.core.errors import AppError, Unauthenticated
 from app.core.http import refuse_repeated_fields
+from app.core.origin import from_own_origin
 from app.core.tx import Tx
-from app.my.origin import from_own_origin
 from app.staff import roles
 from app.staff.auth import Staff, StaffRoles
 from app.staff.roles import Role

@@ -57,7 +57,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    # Our own forms send their origin, which app.my.origin checks (under no-referrer a
+    # Our own forms send their origin, which app.core.origin checks (under no-referrer a
     # browser sends "Origin: null"); no address goes to another site.
     "Referrer-Policy": "same-origin",
 }

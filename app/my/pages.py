@@ -8,7 +8,7 @@ session cookie, and the headers it is answered with.
   POST whose field does not match both is refused. So a pair of CSRF cookie and token
   made in one browser and planted in another (a sibling host can set cookies) does not
   pass once that browser has a session. Before either, the browser must say that the
-  post comes from our own origin (app.my.origin): a page of the same site could plant
+  post comes from our own origin (app.core.origin): a page of the same site could plant
   a pair before the browser holds a cookie of its own and sign it in (login CSRF).
 - Session: the subject token in an HttpOnly, SameSite=Strict cookie for /my only.
 - What an action did (a flash): a cookie the action's answer sets and the records page
@@ -37,7 +37,7 @@ from markupsafe import Markup, escape
 from app.core.context import Context
 from app.core.crypto import same_token
 from app.core.errors import AppError
-from app.my.origin import from_own_origin
+from app.core.origin import from_own_origin
 from app.my.texts import LANGUAGES, TEXTS, WORDS, erased_words, kept_why
 from app.subject.schemas import ErasureReceiptPublic
 
@@ -59,7 +59,7 @@ HEADERS = {
     # For browsers that predate frame-ancestors: the pages are never framed (clickjacking).
     "X-Frame-Options": "DENY",
     # No address goes to another site; our own forms send their origin, which
-    # app.my.origin checks (under no-referrer a browser sends "Origin: null").
+    # app.core.origin checks (under no-referrer a browser sends "Origin: null").
     "Referrer-Policy": "same-origin",
 }
 
