@@ -136,8 +136,17 @@ CookieSubjectApart = Annotated[Subject | None, Depends(cookie_subject_apart)]
 
 
 def typed_code(code: str) -> str:
-    """The code as typed: full-width digits (a Japanese input method's) read as ASCII."""
-    return unicodedata.normalize("NFKC", code).strip()
+    """The code as typed: full-width digits (a Japanese input method's) read as ASCII, and
+    spaces or dashes between its digits dropped (``123 456``, ``123-456``, ``123ー456``:
+    an input method's long-vowel mark for a dash). Anything else is left for the check to
+    refuse as not a code."""
+    folded = unicodedata.normalize("NFKC", code).strip()
+    digits = "".join(char for char in folded if not _code_separator(char))
+    return digits if digits.isascii() and digits.isdigit() else folded
+
+
+def _code_separator(char: str) -> bool:
+    return char.isspace() or char in "\u30fc\u2212" or unicodedata.category(char) == "Pd"
 
 
 def code_check(ctx: Context, verification_id: str, code: str) -> SubjectCodeCheck:

@@ -837,6 +837,24 @@ async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
     assert (await _check(client, sent, code)).headers["location"] == "/my/records"
 
 
+@pytest.mark.parametrize("between", [" ", "-", "\u3000", "\uff0d", "\u30fc"])
+async def test_a_code_typed_in_groups_is_taken(client, app, carrier, clock, between):
+    """A code typed as people write numbers (123 456, 123-456, or a Japanese input
+    method's full-width space, dash or long-vowel mark) was refused as "digits only"."""
+    _, sent = await _registered_code_page(client, app, carrier, clock, "en")
+    code = await sent_code(app, carrier, NUMBER)
+    grouped = f" {code[:3]}{between}{code[3:]} "
+    assert (await _check(client, sent, grouped)).headers["location"] == "/my/records"
+
+
+async def test_a_code_with_a_letter_inside_is_still_not_a_code(client, app, carrier, clock):
+    _, sent = await _registered_code_page(client, app, carrier, clock, "en")
+    code = await sent_code(app, carrier, NUMBER)
+    answer = await _check(client, sent, f"{code[:3]}a{code[3:]}")
+    assert answer.status_code == 422
+    assert _alert(answer.text) == PROBLEMS["en"]["field_code"]
+
+
 async def test_an_older_tabs_code_form_says_what_works_once_a_newer_code_was_sent(
     client, app, carrier, clock
 ):
