@@ -48,7 +48,7 @@ def _sent_again(ctx: Context, request: Request) -> Response | None:
     "the form has expired", which read as a failure of what had in fact been done. None:
     any other refused form. Nothing is done here: each answer only leads to a page."""
     path = request.url.path
-    session = request.cookies.get(pages.SESSION_COOKIE)
+    session = pages.session_token(request)
     if path == "/my/erase" and pages.receipt_id(ctx, request) is not None:
         # The erasure's form once it was done: its receipt (which read as a failed erasure).
         return pages.redirect("/my/receipt")
@@ -98,7 +98,7 @@ def refusal_slug(exc: AppError | ValidationError) -> str:
 
 async def cookie_subject(request: Request, tx: TxDep, ctx: CtxDep) -> Subject | None:
     """The subject of the session cookie, or None (no cookie, or an ended session)."""
-    token = request.cookies.get(pages.SESSION_COOKIE)
+    token = pages.session_token(request)
     if not token:
         return None
     try:
@@ -122,7 +122,7 @@ def ended(request: Request, ctx: Context) -> Response:
 async def cookie_subject_apart(request: Request, db: DbDep, ctx: CtxDep) -> Subject | None:
     """:func:`cookie_subject` checked in a short unit of its own, for the pages that run
     units of their own (a code sent or checked, then the change)."""
-    token = request.cookies.get(pages.SESSION_COOKIE)
+    token = pages.session_token(request)
     if not token:
         return None
     try:

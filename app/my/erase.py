@@ -46,7 +46,7 @@ async def my_erase(
     # again rather than posting the erasure again (which the ended session refuses).
     response = pages.redirect("/my/receipt")
     pages.set_receipt(ctx, request, response, receipt.id)
-    pages.clear_session(response)
+    pages.clear_session(request, response)
     return response
 
 

@@ -43,6 +43,12 @@ from app.subject.schemas import ErasureReceiptPublic
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 SESSION_COOKIE = "smsreg_subject"
+# Where cookies are Secure the session's is named with the __Host- prefix, which a
+# browser takes only from this very host, over https, for path / and with no Domain:
+# another host of the site (the coupon site, which can set a cookie for the whole
+# registrable domain) cannot plant its own session in a visitor's browser and have the
+# visitor act on its records (login CSRF). The plain name is never read there.
+HOST_SESSION_COOKIE = "__Host-smsreg_subject"
 CSRF_COOKIE = "smsreg_csrf"
 # The verification whose code the code page asks for: a cookie, not the address, which
 # a shared browser's history would keep.
@@ -110,7 +116,7 @@ def csrf_value(request: Request) -> str:
 def csrf_token(ctx: Context, request: Request, value: str) -> str:
     """The form field a CSRF cookie value must come with, in the session (or none) of
     ``request``'s session cookie."""
-    return _csrf_mac(ctx, value, request.cookies.get(SESSION_COOKIE, ""))
+    return _csrf_mac(ctx, value, session_token(request))
 
 
 def _csrf_mac(ctx: Context, value: str, session: str) -> str:
@@ -144,6 +150,16 @@ def check_csrf(ctx: Context, request: Request, field: str | None) -> None:
     value = request.cookies.get(CSRF_COOKIE, "")
     if not value or not same_token(csrf_token(ctx, request, value), field):
         raise CsrfRefused()
+
+
+def session_token(request: Request) -> str:
+    """The session cookie's token ("" if there is none)."""
+    return request.cookies.get(_session_cookie(request)[0], "")
+
+
+def _session_cookie(request: Request) -> tuple[str, str]:
+    """The session cookie's name and path (see HOST_SESSION_COOKIE)."""
+    return (HOST_SESSION_COOKIE, "/") if _secure(request) else (SESSION_COOKIE, PATH)
 
 
 def _secure(request: Request) -> bool:
@@ -290,13 +306,13 @@ def set_flash(
     to this session (``ending``: to none, for the page after the session ends), so a link
     cannot claim an action, another session cannot replay it, and it is shown once (a
     reload says nothing again)."""
-    session = "" if ending else request.cookies.get(SESSION_COOKIE, "")
+    session = "" if ending else session_token(request)
     _keep(request, response, FLASH_COOKIE, _signed(ctx, b"flash", key, session))
 
 
 def flash(ctx: Context, request: Request) -> str | None:
     """What the last action did (see :func:`set_flash`), if this session's action said it."""
-    return _read_signed(ctx, request, FLASH_COOKIE, b"flash", bound_to=SESSION_COOKIE)
+    return _read_signed(ctx, request, FLASH_COOKIE, b"flash", bound=session_token(request))
 
 
 def forget_flash(request: Request, response: Response) -> None:
@@ -314,17 +330,18 @@ def set_receipt(ctx: Context, request: Request, response: Response, receipt_id: 
 
 def receipt_id(ctx: Context, request: Request) -> str | None:
     """The receipt this browser's erasure gave it (see :func:`set_receipt`), or None."""
-    return _read_signed(ctx, request, RECEIPT_COOKIE, b"receipt", bound_to=CSRF_COOKIE)
+    bound = request.cookies.get(CSRF_COOKIE, "")
+    return _read_signed(ctx, request, RECEIPT_COOKIE, b"receipt", bound=bound)
 
 
 def _read_signed(
-    ctx: Context, request: Request, name: str, purpose: bytes, *, bound_to: str
+    ctx: Context, request: Request, name: str, purpose: bytes, *, bound: str
 ) -> str | None:
-    """The value of the signed cookie ``name``, bound to the cookie ``bound_to``, or None."""
+    """The value of the signed cookie ``name``, bound to the value ``bound``, or None."""
     cookie = request.cookies.get(name)
     if cookie is None:
         return None
-    return _verified(ctx, purpose, cookie, request.cookies.get(bound_to, ""))
+    return _verified(ctx, purpose, cookie, bound)
 
 
 def finish(request: Request, response: Response, *, csrf: str, lang: str) -> None:
@@ -345,7 +362,8 @@ def redirect(url: str) -> RedirectResponse:
 def set_session(request: Request, response: Response, token: str) -> None:
     """Keep the subject token in a session cookie: gone when the browser closes (a shared
     phone or a kiosk), and the session itself ends on the server after its minutes."""
-    _keep(request, response, SESSION_COOKIE, token)
+    name, path = _session_cookie(request)
+    _keep(request, response, name, token, path=path)
     forget_receipt(request, response)
 
 
@@ -356,9 +374,10 @@ def forget_receipt(request: Request, response: Response) -> None:
         response.delete_cookie(RECEIPT_COOKIE, path=PATH)
 
 
-def clear_session(response: Response) -> None:
+def clear_session(request: Request, response: Response) -> None:
     """Forget the session cookie."""
-    response.delete_cookie(SESSION_COOKIE, path=PATH)
+    name, path = _session_cookie(request)
+    response.delete_cookie(name, path=path, secure=_secure(request))
 
 
 def set_pending(request: Request, response: Response, verification_id: str) -> None:
@@ -372,9 +391,10 @@ def forget_pending(response: Response) -> None:
     response.delete_cookie(PENDING_COOKIE, path=PATH)
 
 
-def _keep(request: Request, response: Response, name: str, value: str) -> None:
-    # The pages' own cookies: for /my only, never read by a script or sent from another
-    # site, https outside development, and gone when the browser closes.
+def _keep(request: Request, response: Response, name: str, value: str, path: str = PATH) -> None:
+    # The pages' own cookies: for /my only (but the session's, see HOST_SESSION_COOKIE),
+    # never read by a script or sent from another site, https outside development, and
+    # gone when the browser closes.
     response.set_cookie(
-        name, value, path=PATH, httponly=True, samesite="strict", secure=_secure(request)
+        name, value, path=path, httponly=True, samesite="strict", secure=_secure(request)
     )

@@ -297,7 +297,7 @@ async def my_logout(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSub
     if subject is not None:
         await sessions.end(tx, ctx, subject=subject)
     response = pages.redirect("/my/")
-    pages.clear_session(response)
+    pages.clear_session(request, response)
     pages.set_flash(ctx, request, response, "signed_out", ending=True)  # said on the start page
     return response
 

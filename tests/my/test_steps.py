@@ -837,6 +837,33 @@ async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
     assert (await _check(client, sent, code)).headers["location"] == "/my/records"
 
 
+async def test_over_https_the_session_is_a_cookie_no_other_host_can_plant(
+    client, app, carrier, clock
+):
+    """Another host of the site (the coupon site can set a cookie for the whole domain)
+    planted its own session in a visitor's browser: the visitor's pages showed its
+    records and their forms passed, so the visitor could move them to their own number.
+    Over https the session's cookie is __Host- prefixed, which only this host can set."""
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as tls:
+        await _signed_in(tls, app, carrier, clock)
+        (cookie,) = [c for c in tls.cookies.jar if c.name.endswith(pages.SESSION_COOKIE)]
+        assert cookie.name == pages.HOST_SESSION_COOKIE == "__Host-smsreg_subject"
+        assert cookie.secure and cookie.path == "/" and not cookie.domain_specified
+        records = await tls.get("/my/records")
+        assert records.status_code == 200
+        planted = {pages.SESSION_COOKIE: cookie.value}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://testserver", cookies=planted
+        ) as visitor:
+            assert (await visitor.get("/my/")).status_code == 200  # not led to the records
+            assert (await visitor.get("/my/records")).status_code == 401
+        out = await tls.post("/my/logout", data={"csrf": csrf_of(records.text)})
+        assert out.status_code == 303
+        assert not [c for c in tls.cookies.jar if c.name == pages.HOST_SESSION_COOKIE]
+        assert (await tls.get("/my/records")).status_code == 401
+
+
 @pytest.mark.parametrize("between", [" ", "-", "\u3000", "\uff0d", "\u30fc"])
 async def test_a_code_typed_in_groups_is_taken(client, app, carrier, clock, between):
     """A code typed as people write numbers (123 456, 123-456, or a Japanese input
