@@ -41,6 +41,7 @@ from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
 from app.my.deps import refusal as my_refusal
+from app.my.erase import router as my_erase_router
 from app.my.routes import router as my_router
 from app.registry.routes import access_log_router
 from app.registry.routes import router as registry_router
@@ -251,6 +252,7 @@ def create_app(
         ledger_provision_router,
         subject_router,
         subject_requests_router,
+        my_erase_router,  # before my_router, whose catch-all would take its GETs
         my_router,
         console_router,
     ):

@@ -14,7 +14,10 @@ from app.my.deps import CSRF_CHECKED, CookieSubject, MyRoute, ended
 from app.my.texts import RECEIPT, TEXTS
 from app.subject import erasure, register
 
-router = APIRouter(route_class=MyRoute)
+# Included by the app before app.my.routes, whose catch-all would take its GETs. Its own
+# prefix, not the /my router's: a route's template (the access log's, the metrics') is
+# its own path, which a parent router's prefix does not change.
+router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)
 
 
 @router.get("/erase", response_class=HTMLResponse)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from app.core.deps import ClientIp, CtxDep, DbDep, OutboxDep, TxDep
 from app.core.errors import AppError
-from app.my import erase, pages
+from app.my import pages
 from app.my.codes import CODE_GONE, SIGN_IN_GONE, after_wrong_code, code_page, leave_code
 from app.my.deps import (
     CSRF_CHECKED,
@@ -214,10 +214,6 @@ async def my_action(
     response = pages.redirect("/my/records")
     pages.set_flash(ctx, request, response, f"done_{action}" if done.changed else "unchanged")
     return response
-
-
-# Before the catch-all below, which would take their GETs.
-router.include_router(erase.router)
 
 
 @router.post("/correction/code", response_class=HTMLResponse, dependencies=CSRF_CHECKED)

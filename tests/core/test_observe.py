@@ -77,6 +77,19 @@ async def test_one_access_line_per_request_by_route_template(client, app, carrie
     assert verification_id not in text and code not in text and PHONE_E164[3:] not in text
 
 
+async def test_every_page_is_logged_by_its_whole_path(client, caplog):
+    """/my/erase and /my/receipt were logged and counted as "/erase" and "/receipt" (a
+    router included in another), so a dashboard or a search for /my/ missed erasures."""
+    caplog.set_level(logging.INFO, logger="smsreg.access")
+    paths = ["/my/erase", "/my/receipt", "/my/records", "/console/login"]
+    for path in paths:
+        await client.get(path)
+    lines = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "smsreg.access"
+    ]
+    assert [line["route"] for line in lines] == paths
+
+
 async def test_http_metrics_count_by_route_template(client, auth):
     for _ in range(3):
         await client.get("/v1/verifications/ver_missing", headers=auth)
