@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.core import cli_support
 from app.core.migrations import alembic_config, upgrade
+from app.keys.cli import startup_check
 from app.main import create_app
 from tests.conftest import TEST_KEYS, make_settings
 from tests.fixtures.database import POSTGRES_URL, database_and_bare_role, postgres_available
@@ -269,6 +271,32 @@ def test_a_database_that_does_not_answer_at_start_is_waited_for_then_refused(tmp
     said = capsys.readouterr().err
     assert "waiting for the database to answer" in said
     assert "did not answer within 1 s" in said
+
+
+def test_a_database_away_between_the_start_checks_is_waited_for(database_url, settings, capsys):
+    """The schema's check waited for a database that did not answer, the key check right
+    after it did not: a failover or a cut connection between the two stopped `serve` or
+    `worker` with "configuration error" (exit 2), and a worker started beside a database
+    that was restarting never ran."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL database closed to connections for a moment")
+    url = sa.engine.make_url(database_url)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def connections(allowed: bool) -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {allowed}')
+
+    connections(False)
+    reopened = threading.Timer(1.5, connections, args=(True,))
+    reopened.start()
+    try:
+        startup_check(settings)  # does not raise
+    finally:
+        reopened.join()
+        connections(True)
+        admin.dispose()
+    assert "waiting for the database to answer" in capsys.readouterr().err
 
 
 def test_migrate_as_a_role_that_may_not_create_tables_says_to_use_the_owner(monkeypatch):

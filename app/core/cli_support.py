@@ -208,27 +208,41 @@ def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SEC
 def wait_for_database(
     settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS
 ) -> tuple[str, ...]:
-    """The database's migration revisions, once it answers. One that does not answer yet
-    (a database started beside the service, a failover) is waited for, up to
-    ``wait_seconds``, then refused (exit 2): nothing serves before the schema and the
-    keys in use were checked."""
+    """The database's migration revisions, once it answers (:func:`once_it_answers`)."""
     from app.core.migrations import current_revisions
 
+    return once_it_answers(
+        settings, lambda: current_revisions(settings.database_url), wait_seconds=wait_seconds
+    )
+
+
+def once_it_answers(
+    settings: Settings,
+    read: Callable[[], T],
+    *,
+    wait_seconds: float = START_WAIT_SECONDS,
+    what: str = "",
+) -> T:
+    """What ``read`` reads at `serve` / `worker` start, once the database answers. One that
+    does not answer (a database started beside the service, a failover, a connection cut
+    between two of the start's checks) is waited for, up to ``wait_seconds``, then
+    refused (exit 2, the refusal after ``what``): nothing serves before the schema and
+    the keys in use were checked."""
     deadline = time.monotonic() + wait_seconds
     pause = 0.5
     while True:
         try:
-            return current_revisions(settings.database_url)
+            return read()
         except Exception as exc:  # noqa: BLE001 -- reported, one line
             if no_privilege(exc):
                 refuse(NO_PRIVILEGE)  # it would fail every request, never becoming ready
             if not database_unavailable(exc) or settings.is_sqlite:
-                refuse(failure(exc))  # a file that cannot be opened now will not be later
+                refuse(what + failure(exc))  # a file that cannot be opened now will not be later
             if time.monotonic() + pause > deadline:
                 # Never served unchecked: a process on a ring without a key rows use
                 # would register a number it cannot find as a second subscriber.
                 refuse(
-                    f"the database did not answer within {wait_seconds:g} s "
+                    f"{what}the database did not answer within {wait_seconds:g} s "
                     f"({type(exc).__name__}): the schema and the keys its rows use are "
                     "checked before serving; check SMSREG_DATABASE_URL"
                 )

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.core.cli_support import failure, refuse, runtime
+from app.core.cli_support import once_it_answers, runtime
 from app.core.clock import SystemClock
 from app.core.config import Settings
 from app.core.context import Context
@@ -206,10 +206,11 @@ def startup_check(settings: Settings) -> None:
     """At `serve` / `worker` start: refuse to run when rows need a removed phone/index key."""
     ctx = Context(settings=settings, keys=Keys(settings), clock=SystemClock())
     db = Database.from_settings(settings)
-    try:
-        fatal, warnings = _read(db, ctx, query=startup_problems)
-    except Exception as exc:  # noqa: BLE001 -- one line: never served unchecked
-        refuse(f"the keys rows use could not be checked: {failure(exc)}")
+    fatal, warnings = once_it_answers(
+        settings,
+        lambda: _read(db, ctx, query=startup_problems),
+        what="the keys rows use could not be checked: ",
+    )
     for text in warnings:
         typer.secho(f"warning: {text}", err=True, fg="yellow")
     if fatal:
