@@ -3,6 +3,7 @@ confirmation). HTML forms only: every page works without JavaScript and runs non
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -166,6 +167,29 @@ async def my_records(request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSu
     response = await _records_page(request, ctx, tx, subject, flash=pages.flash(ctx, request))
     pages.forget_flash(request, response)  # said once: a reload does not say it again
     return response
+
+
+@router.get("/records.json")
+async def my_records_file(
+    request: Request, ctx: CtxDep, tx: TxDep, subject: CookieSubject
+) -> Response:
+    """What the records page shows, as a file the person keeps (APPI Art. 33: disclosure
+    by electronic record): the same two documents the API's /v1/subject/data and
+    /v1/subject/disclosures answer, each read recorded as theirs are."""
+    if subject is None:
+        return ended(request, ctx)
+    held = await service.held(tx, ctx, subject=subject)
+    records = await service.disclosures(tx, ctx, subject=subject)
+    document = {
+        "data": held.model_dump(mode="json"),
+        "disclosures": records.model_dump(mode="json")["records"],
+    }
+    name = f"my-records-{ctx.clock.now().date().isoformat()}.json"
+    return Response(
+        json.dumps(document, ensure_ascii=False, indent=2) + "\n",
+        media_type="application/json",
+        headers={**pages.HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 async def _records_page(

@@ -33,6 +33,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "redemptions": "Coupon redemptions",
         "deliveries": "Coupon messages to the number, and what became of each",
         "disclosures": "Disclosures to third parties",
+        "download": "Download what this page shows, as a file (JSON)",
         "none": "None",
         "more": "The newest {shown} of {total} are shown. To receive all of them, ask us by "
         "phone or letter.",
@@ -142,6 +143,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "redemptions": "クーポンの利用",
         "deliveries": "この番号宛てのクーポンのメッセージと、その結果",
         "disclosures": "第三者への提供の記録",
+        "download": "このページの内容をファイル（JSON形式）でダウンロードする",
         "none": "なし",
         "more": "全{total}件のうち、新しい{shown}件を表示しています。すべてをご希望の場合は、"
         "電話や書面で当社にご請求ください。",
@@ -245,6 +247,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "redemptions": "쿠폰 사용",
         "deliveries": "이 번호로 보내려 한 쿠폰 메시지와 그 결과",
         "disclosures": "제3자 제공 기록",
+        "download": "이 페이지의 내용을 파일(JSON 형식)로 내려받기",
         "none": "없음",
         "more": "전체 {total}건 중 최근 {shown}건을 표시합니다. 모두 받으시려면 전화나 서면으로 "
         "당사에 요청하세요.",

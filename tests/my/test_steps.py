@@ -837,6 +837,31 @@ async def test_a_code_of_too_few_digits_is_said_to_be_short_and_not_counted(
     assert (await _check(client, sent, code)).headers["location"] == "/my/records"
 
 
+async def test_the_records_can_be_taken_away_as_a_file(client, app, carrier, clock):
+    """The records page was the only way to see the data: no file to keep, though the
+    API's /v1/subject/data needs a token the pages never give the person."""
+    sid = await _signed_in(client, app, carrier, clock)
+    records = await client.get("/my/records")
+    assert 'href="/my/records.json" id="download" download' in records.text
+    before = rows(app, "SELECT COUNT(*) AS n FROM audit_events")[0]["n"]
+    answer = await client.get("/my/records.json")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="my-records-')
+    assert answer.headers["cache-control"] == "no-store"
+    document = answer.json()
+    assert document["data"]["subject_id"] == sid
+    assert document["data"]["phone_masked"] == "+81 90-****-1357"
+    assert [p["purpose"] for p in document["data"]["purposes"]] == ["coupon_usage"]
+    assert document["disclosures"] == []
+    assert NUMBER not in answer.text and NUMBER[3:] not in answer.text
+    # Read as the API's two reads are: each recorded.
+    assert rows(app, "SELECT COUNT(*) AS n FROM audit_events")[0]["n"] == before + 2
+    client.cookies.clear()
+    gone = await client.get("/my/records.json")
+    assert gone.status_code == 401 and gone.headers["content-type"].startswith("text/html")
+
+
 async def test_over_https_the_session_is_a_cookie_no_other_host_can_plant(
     client, app, carrier, clock
 ):
