@@ -44,7 +44,7 @@ from app.ledger.errors import (
 )
 from app.ledger.rules import recipient_key
 from app.ledger.schemas import DisclosureRequestCreate, ReleasePublic
-from app.ledger.subject_checks import check_subjects
+from app.ledger.subject_checks import SubjectsChecked, check_subjects
 from app.models.ledger import DisclosureRequest, LedgerEntry
 from app.registry import access_log, free_text
 from app.registry import service as registry
@@ -76,10 +76,12 @@ class Release:
 
 async def refusal_of(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: DisclosureRequestCreate
-) -> None:
+) -> SubjectsChecked:
     """What :func:`request` refuses in ``data`` before anything is written: an unknown
     subject, a subscriber's number in its text (kept as the staff member's search, which
-    commits). A form asks first, so that it can be shown again as typed."""
+    commits), a subject who stopped provision under a basis that does not override the
+    stop, a missing consent; else what the subjects' checks found. A form asks first, so
+    that it can be shown again as typed."""
     known = await subjects.existing_subscribers(tx, data.subject_ids)
     unknown = sorted(set(data.subject_ids) - known)
     if unknown:
@@ -97,17 +99,20 @@ async def refusal_of(
         await free_text.refuse_registered_number(
             tx, ctx, field=field, text=text, staff=staff, ip=ip
         )
+    return await check_subjects(
+        tx,
+        subject_ids=data.subject_ids,
+        legal_basis=data.legal_basis,
+        recipient=recipient_key(data.recipient.organisation),
+    )
 
 
 async def request(
     tx: Tx, ctx: Context, *, staff: Staff, ip: str, data: DisclosureRequestCreate
 ) -> DisclosureRequest:
     """Open a disclosure request (an operator or a privacy officer)."""
-    await refusal_of(tx, ctx, staff=staff, ip=ip, data=data)
+    checked = await refusal_of(tx, ctx, staff=staff, ip=ip, data=data)
     key = recipient_key(data.recipient.organisation)
-    checked = await check_subjects(
-        tx, subject_ids=data.subject_ids, legal_basis=data.legal_basis, recipient=key
-    )
     now = ctx.clock.now()
     found = DisclosureRequest(
         id=new_id("dsr"),

@@ -92,6 +92,24 @@ async def test_a_request_form_sent_again_makes_one_request_unless_meant(client, 
     assert rows(app, count) == [{"n": 2}]
 
 
+async def test_a_consent_request_without_consent_comes_back_as_typed(client, app, carrier, auth):
+    """Refused for a missing consent (or a subject's stop), the request form was a bare
+    error page: the necessity review and everything else typed were gone."""
+    sid = await verified(client, app, carrier, auth, E164)
+    operator = await signed_in(app, "operator", "taro")
+    review = "Asked for by the coupon programme of the subscriber; reviewed line by line."
+    refused = await post(
+        operator, "/console/disclosures",
+        request_form(sid, legal_basis="consent", request_reference="", necessity_review=review),
+        csrf_from="/console/disclosures/new",
+    )  # fmt: skip
+    assert refused.status_code == 409, refused.text
+    assert "have no live consent to this recipient" in refused.text
+    assert 'id="request-form"' in refused.text
+    assert review in refused.text and 'value="Inspector Sato"' in refused.text
+    assert rows(app, "SELECT count(*) AS n FROM disclosure_requests") == [{"n": 0}]
+
+
 async def test_a_request_is_decided_by_another_officer_and_released_once(
     client, app, carrier, auth
 ):
