@@ -25,6 +25,7 @@ _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 _PLUS = frozenset("+\uff0b")
 _PUNCTUATION = _PLUS | frozenset(".\uff0e/\uff0f()\uff08\uff09[]\uff3b\uff3d\u30fc\u2212")
 _COPIED_MARKS = frozenset("\u200b\u200e\u202a\u202c\u2060\u2066\u2068\u2069\u00ad\ufeff")
+_WITHOUT_MARKS = dict.fromkeys(map(ord, _COPIED_MARKS))
 WRITTEN_WITH = "digits, spaces, hyphens, dots, slashes, brackets and a leading +"
 
 
@@ -36,12 +37,7 @@ def _one_leading_plus(raw: str) -> bool:
 
 
 def _written_as_number(char: str) -> bool:
-    return (
-        char.isdecimal()
-        or char in _PUNCTUATION
-        or char in _COPIED_MARKS
-        or unicodedata.category(char) in ("Zs", "Pd")
-    )
+    return char.isdecimal() or char in _PUNCTUATION or unicodedata.category(char) in ("Zs", "Pd")
 
 
 class ValidElsewhere(InvalidInput):
@@ -126,6 +122,10 @@ def parse_mobile(
     # The half-width long-vowel mark as the full-width one, which phonenumbers reads as
     # a dash.
     raw = raw.replace("\uff70", "\u30fc")
+    if not raw.isascii():
+        # The invisible marks a copied number brings along, wherever they stand: parsed,
+        # they would end the number at the first one.
+        raw = raw.translate(_WITHOUT_MARKS)
     read_in = region or default_region
     try:
         number = phonenumbers.parse(raw, read_in)

@@ -66,6 +66,13 @@ def test_a_japanese_number_is_masked_as_the_api_promises():
         "090‐1234‐5678",  # Unicode hyphens
         "090\u30001234\u30005678",  # ideographic spaces
         "\u202a+81 90-1234-5678\u202c",  # as copied from a messaging app
+        # The invisible marks copied along, between the groups too (they were refused
+        # there as "not a phone number"): each mark the docs list.
+        *[
+            f"090{mark}-1234{mark}-5678"
+            for mark in "\u200b\u200e\u202a\u202c\u2060\u2066\u2068\u2069\u00ad\ufeff"
+        ],
+        "090\u2066-1234\u2069-5678",
         "٠٩٠١٢٣٤٥٦٧٨",  # Arabic-Indic digits
     ],
 )
