@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
+from fastapi import Depends
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -238,3 +239,29 @@ class JsonRoute(APIRoute):
             return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+async def one_value_each(request: Request) -> None:
+    """Refuse a query parameter given twice (``?subscriber_id=A&subscriber_id=B``: 422
+    naming it), as a JSON key, a form field or a header given twice is: FastAPI would
+    answer for the last, where a proxy, a firewall or a log may have read the first. The
+    operations that take query parameters depend on it (:data:`ONE_VALUE_EACH`)."""
+    if not request.scope["query_string"]:
+        return
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name, _ in request.query_params.multi_items():
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    if repeated:
+        raise InvalidInput(
+            "; ".join(f"{name}: must be given once" for name in repeated),
+            errors=[
+                FieldProblem(location="query", field=name, detail="must be given once")
+                for name in repeated
+            ],
+        )
+
+
+ONE_VALUE_EACH = Depends(one_value_each)

@@ -10,7 +10,7 @@ from pydantic import AfterValidator
 from app.clients.auth import CouponsWrite
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import AUTH_PROBLEMS, InvalidInput
-from app.core.http import JsonRoute
+from app.core.http import ONE_VALUE_EACH, JsonRoute
 from app.core.openapi import problems
 from app.coupons import service
 from app.coupons.schemas import (
@@ -63,6 +63,7 @@ async def redeem_coupon(
 
 @router.get(
     "/{coupon_id}/redemptions",
+    dependencies=[ONE_VALUE_EACH],
     responses={
         **AUTH_PROBLEMS,
         404: SubscriberNotFound.openapi(),

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, TxDep
 from app.core.errors import InvalidInput
-from app.core.http import NO_STORE, JsonRoute
+from app.core.http import NO_STORE, ONE_VALUE_EACH, JsonRoute
 from app.ledger import provision
 from app.ledger.errors import SubjectNotFound
 from app.ledger.schemas import (
@@ -94,6 +94,7 @@ async def change_provision_consent(
 
 @router.get(
     "/{subscriber_id}/disclosures",
+    dependencies=[ONE_VALUE_EACH],
     responses=_SUBJECT_PROBLEMS,
     summary="The disclosure records about one subject, for their request (APPI Art. 33(5))",
 )

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import AppError, DatabaseUnavailable, InvalidInput, header_entries
-from app.core.http import NO_STORE, JsonRoute, created, created_answer
+from app.core.http import NO_STORE, ONE_VALUE_EACH, JsonRoute, created, created_answer
 from app.core.openapi import NO_DATABASE, problems
 from app.ledger import auditor, checkpoints, signing, workflow
 from app.ledger.audit_schemas import (
@@ -105,6 +105,7 @@ async def create_disclosure(
 
 @router.get(
     "/disclosures",
+    dependencies=[ONE_VALUE_EACH],
     responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Disclosure requests, newest first (operator, privacy officer, auditor)",
 )
@@ -192,6 +193,7 @@ _NOT_SIGNED = problems(DatabaseUnavailable, WitnessUnavailable)[503]
 
 @router.get(
     "/ledger/export",
+    dependencies=[ONE_VALUE_EACH],
     responses={
         **STAFF_PROBLEMS,
         422: InvalidInput.openapi(),

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import InvalidInput
-from app.core.http import NO_STORE, JsonRoute
+from app.core.http import NO_STORE, ONE_VALUE_EACH, JsonRoute
 from app.models.types import MAX_INTEGER
 from app.registry import access_log, service
 from app.registry.schemas import AccessLogFilter, AccessLogPage, RevealedPublic, RevealRequest
@@ -52,6 +52,7 @@ async def reveal_number(
 
 @access_log_router.get(
     "/access-log",
+    dependencies=[ONE_VALUE_EACH],
     responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="The access log, newest first, filtered and paged (auditor, privacy officer)",
 )
@@ -72,6 +73,7 @@ async def list_access_log(
 
 @access_log_router.get(
     "/access-log.csv",
+    dependencies=[ONE_VALUE_EACH],
     response_class=StreamingResponse,
     responses={
         **STAFF_PROBLEMS,

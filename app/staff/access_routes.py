@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import InvalidInput
-from app.core.http import NO_STORE, JsonRoute
+from app.core.http import NO_STORE, ONE_VALUE_EACH, JsonRoute
 from app.core.openapi import problems
 from app.staff import accounts, grants, invitations, lockout, login
 from app.staff.access_schemas import (
@@ -145,6 +145,7 @@ async def confirm_enrolment(
 
 @router.get(
     "/grants",
+    dependencies=[ONE_VALUE_EACH],
     responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Role grant proposals, newest first (admin, auditor)",
 )
@@ -237,6 +238,7 @@ async def unlock(
 
 @router.get(
     f"/{STAFF_ID}/granted",
+    dependencies=[ONE_VALUE_EACH],
     responses={
         **STAFF_PROBLEMS,
         404: accounts.StaffNotFound.openapi(),

@@ -13,7 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query
 
 from app.core.deps import ClientIp, CtxDep, DbDep, TxDep
 from app.core.errors import InvalidInput
-from app.core.http import JsonRoute
+from app.core.http import ONE_VALUE_EACH, JsonRoute
 from app.ledger.errors import SubjectNotFound
 from app.staff.auth import STAFF_PROBLEMS, SubjectRequests, SubjectRequestsRead
 from app.subject import handling, register
@@ -43,6 +43,7 @@ async def record_subject_request(
 
 @router.get(
     "",
+    dependencies=[ONE_VALUE_EACH],
     responses=_PROBLEMS,
     summary="The register of subject requests: open ones by due date (the queue)",
 )

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.deps import CtxDep, TxDep
 from app.core.errors import InvalidInput, NotFound
-from app.core.http import JsonRoute
+from app.core.http import ONE_VALUE_EACH, JsonRoute
 from app.core.text import NoPhoneNumber
 from app.staff.auth import STAFF_PROBLEMS, PumpingAdmin, PumpingRead
 from app.verification import pumping
@@ -48,6 +48,7 @@ class LiftRequest(BaseModel):
 
 @router.get(
     "/blocks",
+    dependencies=[ONE_VALUE_EACH],
     responses={**STAFF_PROBLEMS, 422: InvalidInput.openapi()},
     summary="Blocked number prefixes (admin, operator, auditor)",
 )

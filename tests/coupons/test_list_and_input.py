@@ -47,6 +47,24 @@ async def test_list_a_numbers_redemptions(client, app, carrier, coupon_auth):
     assert jp(20)[3:] not in listed.__repr__() + other.text
 
 
+async def test_a_query_parameter_given_twice_is_refused_naming_it(
+    client, app, carrier, coupon_auth
+):
+    """?subscriber_id=A&subscriber_id=B was answered for B: a proxy or a log reading the
+    first would have seen another subscriber than the one answered."""
+    first = (await approved(client, app, carrier, coupon_auth, jp(22)))["subscriber_id"]
+    second = (await approved(client, app, carrier, coupon_auth, jp(23)))["subscriber_id"]
+    answer = await client.get(
+        f"/v1/coupons/C1/redemptions?subscriber_id={first}&subscriber_id={second}",
+        headers=coupon_auth,
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [
+        {"location": "query", "field": "subscriber_id", "detail": "must be given once"}
+    ]
+
+
 async def test_list_unknown_subscriber_is_not_found(client, coupon_auth):
     answer = await client.get(
         "/v1/coupons/C1/redemptions?subscriber_id=sub_doesnotexist", headers=coupon_auth
