@@ -10,7 +10,8 @@ check``), never the path itself, with the status and the duration.
 
 An API answer (``/v1/...``) that says nothing about caching gets ``Cache-Control:
 no-store``: nearly every one carries personal or audit data (a masked number, a client
-address, a reason), and none is worth a cached copy in a browser or a proxy.
+address, a reason), and none is worth a cached copy in a browser or a proxy. Every
+answer says ``X-Content-Type-Options: nosniff``.
 
 A ``HEAD`` to a health check or an entry page (:data:`HEAD_PATHS`) is answered as its
 ``GET`` would be, with the same status and headers and no body: FastAPI routes a ``GET``
@@ -39,6 +40,10 @@ _TOKEN = re.compile(rb"[A-Za-z0-9._\-]{1,64}")
 _HEADER = b"x-request-id"
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE = (_CACHE_CONTROL, b"no-store")
+# Every answer is read as the type it says it is, never sniffed (a JSON answer echoing
+# what a caller sent is not run as a page or a script).
+_CONTENT_TYPE_OPTIONS = b"x-content-type-options"
+_NOSNIFF = (_CONTENT_TYPE_OPTIONS, b"nosniff")
 # Where HEAD is answered as GET: what a monitor checks, and pages whose GET does nothing.
 HEAD_PATHS = frozenset({"/healthz", "/readyz", "/my/", "/console/login"})
 
@@ -78,8 +83,11 @@ class RequestObserver:
             if message["type"] == "http.response.start":
                 status, answering = message["status"], True
                 headers = [*message.get("headers", []), (_HEADER, rid.encode())]
-                if api and all(name.lower() != _CACHE_CONTROL for name, _ in headers):
+                names = {name.lower() for name, _ in headers}
+                if api and _CACHE_CONTROL not in names:
                     headers.append(_NO_STORE)
+                if _CONTENT_TYPE_OPTIONS not in names:
+                    headers.append(_NOSNIFF)
                 message["headers"] = headers
             elif head and message["type"] == "http.response.body":
                 message = {**message, "body": b""}

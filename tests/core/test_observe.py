@@ -90,6 +90,13 @@ async def test_every_page_is_logged_by_its_whole_path(client, caplog):
     assert [line["route"] for line in lines] == paths
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/v1/verifications/ver_x", "/nowhere", "/my/"])
+async def test_every_answer_says_its_type_is_not_to_be_sniffed(client, path):
+    """The API's answers (JSON, problems, the health checks) had no nosniff; the pages did."""
+    answer = await client.get(path)
+    assert answer.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
 async def test_http_metrics_count_by_route_template(client, auth):
     for _ in range(3):
         await client.get("/v1/verifications/ver_missing", headers=auth)
