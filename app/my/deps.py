@@ -19,7 +19,7 @@ from app.core.errors import AppError, InvalidInput, Unauthenticated
 from app.core.http import refuse_repeated_fields
 from app.core.phone import ValidElsewhere
 from app.my import pages
-from app.my.texts import PROBLEMS
+from app.my.texts import PROBLEMS, TEXTS
 from app.subject import sessions
 from app.subject.schemas import SubjectCodeCheck
 from app.subject.sessions import Subject
@@ -34,7 +34,9 @@ def refusal(request: Request, exc: AppError) -> Response:
         cross = isinstance(exc, pages.CrossOrigin)  # another site's page: never followed
         if not cross and (again := _sent_again(ctx, request)) is not None:
             return again
-        page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf")
+        # Said as the refusal it is (titled "Error:", an alert): nothing was done.
+        words = TEXTS[pages.language(request)]["csrf"]
+        page = pages.page(request, ctx, "message.html", status=exc.status, key="csrf", error=words)
     else:
         page = pages.page(request, ctx, "message.html", status=exc.status, key="refused",
                           error=problem_words(request, exc))  # fmt: skip
@@ -116,6 +118,10 @@ def ended(request: Request, ctx: Context) -> Response:
     left to sign in to), else the words that the session has ended."""
     if request.method == "GET" and pages.receipt_id(ctx, request) is not None:
         return pages.redirect("/my/receipt")
+    if request.method == "POST":
+        # An action sent after the session ended: a refusal, which says it was not done.
+        words = TEXTS[pages.language(request)]["expired_action"]
+        return pages.page(request, ctx, "message.html", status=401, key="expired", error=words)
     return pages.page(request, ctx, "message.html", status=401, key="expired")
 
 

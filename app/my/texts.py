@@ -31,7 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "times_one": "used once",
         "consents": "Consent history",
         "redemptions": "Coupon redemptions",
-        "deliveries": "Coupon messages to the number, and what became of each",
+        "deliveries": "Coupon messages meant for you, and what became of each",
         "disclosures": "Disclosures to third parties",
         "download": "Download what this page shows, as a file (JSON)",
         "none": "None",
@@ -78,7 +78,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "correct": "Move my records to this number",
         "new_phone": "New mobile number",
         "expired": "You are not signed in (or your session has ended). Start again.",
-        "csrf": "The form has expired. Start again.",
+        "csrf": "The form has expired, so nothing was done. Start again.",
+        "expired_action": "Your session had ended, so this was not done. Sign in again and "
+        "do it once more.",
         "languages": "Language",
         "error_title": "Error: ",
         "h_start": "See your data",
@@ -141,7 +143,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "times_one": "1回",
         "consents": "同意の履歴",
         "redemptions": "クーポンの利用",
-        "deliveries": "この番号宛てのクーポンのメッセージと、その結果",
+        "deliveries": "あなた宛てのクーポンのメッセージと、その結果",
         "disclosures": "第三者への提供の記録",
         "download": "このページの内容をファイル（JSON形式）でダウンロードする",
         "none": "なし",
@@ -161,7 +163,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "messages_on": "受け取っています。",
         "messages_off": "受け取っていません。受け取るには、クーポンサイトで同意してください。",
         "usage_now": "クーポン利用の管理への番号の使用",
-        "usage_on": "クーポンの利用状況の管理に使用しています。",
+        "usage_on": "クーポン利用の管理に使用しています。",
         "usage_off": "使用していません。クーポンサイトで番号を確認したときにのみ使用します。",
         "erase": "データを消去する",
         "erase_confirm": "消去は取り消せません。番号とそれに結びつくデータは破棄されます。"
@@ -186,7 +188,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "new_phone": "新しい携帯電話番号",
         "expired": "ログインしていません（またはログインの有効期限が切れました）。"
         "最初からやり直してください。",
-        "csrf": "フォームの有効期限が切れました。最初からやり直してください。",
+        "csrf": "フォームの有効期限が切れたため、何も行っていません。最初からやり直してください。",
+        "expired_action": "ログインの有効期限が切れていたため、この操作は行っていません。"
+        "もう一度ログインしてから操作してください。",
         "languages": "言語",
         "error_title": "エラー：",
         "h_start": "あなたのデータの確認",
@@ -245,7 +249,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "times_one": "1회",
         "consents": "동의 이력",
         "redemptions": "쿠폰 사용",
-        "deliveries": "이 번호로 보내려 한 쿠폰 메시지와 그 결과",
+        "deliveries": "회원님께 보내려 한 쿠폰 메시지와 그 결과",
         "disclosures": "제3자 제공 기록",
         "download": "이 페이지의 내용을 파일(JSON 형식)로 내려받기",
         "none": "없음",
@@ -289,7 +293,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "new_phone": "새 휴대전화 번호",
         "expired": "로그인되어 있지 않습니다(또는 로그인이 만료되었습니다). "
         "처음부터 다시 시작하세요.",
-        "csrf": "양식이 만료되었습니다. 처음부터 다시 시작하세요.",
+        "csrf": "양식이 만료되어 아무것도 처리하지 않았습니다. 처음부터 다시 시작하세요.",
+        "expired_action": "로그인이 만료되어 이 작업은 처리하지 않았습니다. 다시 로그인한 후 "
+        "작업하세요.",
         "languages": "언어",
         "error_title": "오류: ",
         "h_start": "내 데이터 확인",
@@ -583,7 +589,7 @@ WORDS: dict[str, dict[str, str]] = {
     },
     "ja": {
         "coupon_usage": "クーポン利用の管理",
-        "coupon_delivery": "クーポンの配信",
+        "coupon_delivery": "クーポン配信",
         "data_subject": "ご本人によるデータの確認",
         "opt_in": "同意",
         "opt_out": "同意の撤回",

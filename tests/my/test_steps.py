@@ -118,6 +118,25 @@ async def test_the_receipt_is_shown_again_in_another_language_and_on_reload(
     assert gone.status_code == 303 and gone.headers["location"] == "/my/"
 
 
+@pytest.mark.parametrize("lang", ["en", "ja"])
+async def test_an_action_sent_after_the_session_ended_says_it_was_not_done(
+    client, app, carrier, clock, lang
+):
+    """The page asked to sign in, as a visit does, without a word that the action was
+    not carried out, and was not titled as the refusal it is."""
+    await _signed_in(client, app, carrier, clock, lang=lang)
+    records = await client.get("/my/records")
+    clock.advance(minutes=16)
+    answer = await client.post("/my/actions/stop-provision", data={"csrf": csrf_of(records.text)})
+    assert answer.status_code == 401
+    assert _alert(answer.text) == TEXTS[lang]["expired_action"]
+    title = re.search(r"<title>(.*?)</title>", answer.text).group(1)
+    assert title.startswith(TEXTS[lang]["error_title"] + TEXTS[lang]["h_expired"])
+    visit = await client.get("/my/records")  # a visit is not refused: asked to sign in
+    assert visit.status_code == 401 and 'id="error"' not in visit.text
+    assert TEXTS[lang]["expired"] in visit.text
+
+
 async def test_the_next_user_of_a_shared_browser_is_not_shown_the_receipt(
     client, app, carrier, clock
 ):
@@ -987,7 +1006,7 @@ async def test_the_records_say_when_only_the_newest_changes_are_shown(
     sent = await _code_page(client, "ja", NUMBER)
     await _check(client, sent, await sent_code(app, carrier, NUMBER))
     records = await client.get("/my/records")
-    assert text_of(records.text).count("クーポンの配信：") == 2
+    assert text_of(records.text).count("クーポン配信：") == 2
     more = re.search(r'<dd id="consents-more">(.*?)</dd>', records.text, re.S)
     assert more and text_of(more.group(1)) == TEXTS["ja"]["more"].format(shown=2, total=3)
     assert 'id="deliveries-more"' not in records.text  # none held: nothing left out

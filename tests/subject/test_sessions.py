@@ -151,7 +151,7 @@ async def test_a_subjects_code_is_bound_to_the_host_of_the_data_pages(client, ap
     await send_code(client, NUMBER, body={"locale": "ja"})
     code = await sent_code(app, carrier, NUMBER)
     lines = carrier.to(NUMBER)[-1].body.splitlines()
-    assert lines == [f"smsregマイページ用コード: {code}（10分有効）",
+    assert lines == [f"smsregのデータ確認用コード: {code}（10分間有効）",
                      f"@sms.example.co.jp #{code}"]  # fmt: skip
     auth = await make_key(app, ["verifications:write"])
     await verified(client, app, carrier, auth, OTHER)
