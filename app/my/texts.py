@@ -109,7 +109,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "list": ", ",
         "range": " – ",
         "correction_taken": "Your records were not moved: the new number belongs to someone "
-        "else in our records.",
+        "else in our records. If those records are yours too, sign out, sign in with the new "
+        "number to see them or erase them, then move these records again.",
         "correction_code_gone": "Your records were not moved: the code for the new number can "
         "no longer be used. Enter the new number again for a new code.",
         "back_start": "Back to the start",
@@ -215,7 +216,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "clause": "。",
         "list": "、",
         "range": "〜",
-        "correction_taken": "新しい番号は別の方の記録にあるため、記録は移していません。",
+        "correction_taken": "新しい番号は別の方の記録にあるため、記録は移していません。"
+        "その記録もあなたのものであれば、ログアウトして新しい番号でログインし、記録を確認"
+        "または消去してから、もう一度この記録を移してください。",
         "correction_code_gone": "新しい番号のコードが使えなくなったため、記録は移していません。"
         "もう一度新しい番号を入力して、コードを受け取ってください。",
         "back_start": "最初の画面に戻る",
@@ -320,7 +323,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "clause": ". ",
         "list": ", ",
         "range": " ~ ",
-        "correction_taken": "새 번호가 다른 분의 기록에 있어 기록을 옮기지 않았습니다.",
+        "correction_taken": "새 번호가 다른 분의 기록에 있어 기록을 옮기지 않았습니다. "
+        "그 기록도 회원님의 것이라면 로그아웃한 뒤 새 번호로 로그인해 기록을 확인하거나 "
+        "삭제한 다음, 이 기록을 다시 옮기세요.",
         "correction_code_gone": "새 번호의 인증번호를 더 이상 사용할 수 없어 기록을 옮기지 "
         "않았습니다. 새 번호를 다시 입력해 인증번호를 받으세요.",
         "back_start": "처음 화면으로",
