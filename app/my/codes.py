@@ -82,14 +82,17 @@ async def code_page(
         if sent is not None and sent.expires_at > ctx.clock.now():
             newest = "/my/correction/code" if correction else "/my/code"
     status = exc.status if isinstance(exc, AppError) else 422
-    # A code replaced by a newer one: no code typed into this form can work any more (it
-    # names the old one), so it is not offered; the page says what works instead, and
-    # leads to the newest code's form when this browser has it.
-    superseded = isinstance(exc, AppError) and exc.slug == states.VerificationSuperseded.slug
-    if superseded:
+    # A code that can do nothing more (replaced by a newer one, used, expired, tried too
+    # often, or never known: a page left open past the purge): no code typed into this
+    # form can work, so it is not offered; the page says what works instead, and leads
+    # to the newest code's form when this browser has it.
+    slug = exc.slug if isinstance(exc, AppError) else None
+    spent = slug in CODE_GONE
+    superseded = slug == states.VerificationSuperseded.slug
+    if spent:
         here = None  # its address would offer the dead form again
     return pages.page(request, ctx, "code.html", status=status, here=here,
-                      error=problem_words(request, exc), invalid=["code"], spent=superseded,
+                      error=problem_words(request, exc), invalid=["code"], spent=spent,
                       newest=newest if superseded else None,
                       sent=shown, action=action, back=back)  # fmt: skip
 

@@ -247,6 +247,19 @@ async def test_a_signed_in_person_is_never_sent_back_to_the_number_form(
 # -- 3. a refusal is said once --------------------------------------------------------------
 
 
+async def test_a_code_form_of_a_request_not_known_offers_no_code_field(client):
+    """A code page left open past the purge (or an id not ours) was answered with its
+    code field again, into which no code could ever work."""
+    start = await client.get("/my/?lang=en")
+    answer = await client.post(
+        "/my/session",
+        data={"csrf": csrf_of(start.text), "verification_id": "ver_" + "x" * 26, "code": "123456"},
+    )
+    assert answer.status_code == 404
+    assert _alert(answer.text) == PROBLEMS["en"]["verification-not-found"]
+    assert 'name="code"' not in answer.text and 'id="back"' in answer.text
+
+
 async def test_a_refusal_is_said_once_with_no_stray_words(client, app, carrier, clock):
     """Every refusal ended with a lone "確認してください" / "Please check", and the English
     ones said "Please check: Check the number"."""
