@@ -30,6 +30,7 @@ from app.core.errors import AppError, InvalidInput, Unauthenticated
 from app.core.tx import Tx
 from app.staff import roles
 from app.staff.auth import Staff
+from app.staff.invitations import InvalidInvitation
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -269,6 +270,14 @@ def sent_again_hint(request: Request, exc: AppError) -> str | None:
     return None
 
 
+def _hint(request: Request, exc: AppError) -> str | None:
+    if isinstance(exc, InvalidInvitation) and not exc.taken_up:
+        # Revoked, expired, unknown, or its admin gone: no account came of it, so there is
+        # nothing to sign in to; only a new invitation helps.
+        return "hint_invitation_ask_again"
+    return sent_again_hint(request, exc)
+
+
 def error_page(request: Request, exc: AppError) -> Response:
     """A refusal as a page: what was wrong (its title in the page's language), each
     field named, and a way back to the page the refused form is on."""
@@ -286,7 +295,7 @@ def error_page(request: Request, exc: AppError) -> Response:
         # Refused for want of a session: sign in again; but an invitation's refusal is
         # to someone who has no account to sign in with yet.
         "sign_in": exc.status == 401 and not request.url.path.startswith("/console/enrol"),
-        "hint": sent_again_hint(request, exc),
+        "hint": _hint(request, exc),
     }
     staff: Staff | None = getattr(request.state, "staff", None)
     if staff is not None and exc.status != 401:

@@ -46,6 +46,7 @@ MAX_IP_LENGTH = 64
 class InvalidInvitation(Unauthenticated):
     slug = "invalid-invitation"
     title = "The invitation is unknown, used, revoked or expired"
+    taken_up = False  # used: its account was made (a page can say to sign in)
 
 
 class InvitationNotFound(NotFound):
@@ -298,7 +299,9 @@ async def _by_token(tx: Tx, ctx: Context, token: str, *, hold: bool) -> StaffInv
     invitation = await grepo.invitation_by_hashes(tx, hashes, for_update=hold)
     now = ctx.clock.now()
     if invitation is None or not _open(invitation, now):
-        raise InvalidInvitation()
+        refused = InvalidInvitation()
+        refused.taken_up = invitation is not None and invitation.redeemed_at is not None
+        raise refused
     if not await accounts.admin_who_can_act(
         tx, invitation.created_by, now, since=invitation.created_at
     ):

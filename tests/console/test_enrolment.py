@@ -103,12 +103,42 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
     assert (await get(client, "/console/")).status_code == 200
 
 
+async def test_an_invitation_revoked_during_enrolment_says_to_ask_for_another(client, app, clock):
+    """Revoked while its owner was enrolling, the refusal of their first code said their
+    account was ready and to sign in, which was refused: the account was disabled."""
+    made = await call(
+        app,
+        invitations.invite,
+        actor="cli",
+        new=NewAccount(username="jiro", display_name="Jiro Sato", role=Role.OPERATOR),
+    )
+    form = await get(client, "/console/enrol")
+    started = await post(
+        client,
+        "/console/enrol",
+        {"token": made.token, "password": OWN_PASSWORD, "repeat_password": OWN_PASSWORD,
+         "csrf": csrf_of(form)},
+    )  # fmt: skip
+    assert started.status_code == 200, started.text
+    secret = started.text.split('id="totp-secret">')[1].split("<")[0]
+    await call(app, invitations.revoke, actor="cli", invitation_id=made.invitation.id)
+    refused = await post(
+        client,
+        "/console/enrol/confirm",
+        {"token": made.token, "code": pyotp.TOTP(secret).at(clock.now()),
+         "csrf": csrf_of(started)},
+    )  # fmt: skip
+    assert refused.status_code == 401
+    assert "ask an admin for a new one" in refused.text
+    assert "your account is ready" not in refused.text and 'id="sign-in"' not in refused.text
+
+
 def test_every_sent_again_hint_is_said_in_both_languages():
     from app.console import i18n
     from app.console.web import SENT_AGAIN_HINTS
 
     for lang in i18n.LANGUAGES:
-        for words in SENT_AGAIN_HINTS.values():
+        for words in [*SENT_AGAIN_HINTS.values(), "hint_invitation_ask_again"]:
             assert i18n.CATALOGUE[lang].get(words), (lang, words)
 
 
