@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from app.console.auth import ConsoleForm, ConsoleRoles
@@ -32,20 +32,34 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 ReaderPage = Annotated[Staff, Depends(ConsoleRoles(STAFF_READ))]
 AdminForm = Annotated[Staff, Depends(ConsoleForm(STAFF_ADMIN))]
 StaffId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^stf_[A-Za-z0-9_\-]+$")]
-GrantId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^grt_[A-Za-z0-9_\-]+$")]
-InvitationId = Annotated[str, Path(min_length=5, max_length=40, pattern=r"^inv_[A-Za-z0-9_\-]+$")]
+GRANT_ID = r"^grt_[A-Za-z0-9_\-]+$"
+INVITATION_ID = r"^inv_[A-Za-z0-9_\-]+$"
+GrantId = Annotated[str, Path(min_length=5, max_length=40, pattern=GRANT_ID)]
+InvitationId = Annotated[str, Path(min_length=5, max_length=40, pattern=INVITATION_ID)]
 Short = Annotated[str, Form(max_length=200)]
 BACK = "/console/staff"
 
 
-def back() -> Response:
-    """After an action: the staff page again (a reload does not repeat the action)."""
-    return RedirectResponse(BACK, status_code=303)
+def back(query: str = "") -> Response:
+    """After an action: the staff page again (a reload does not repeat the action), with
+    ``query`` naming what it is to say was done."""
+    return RedirectResponse(BACK + query, status_code=303)
 
 
 @router.get("/staff")
-async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep) -> Response:
+async def staff_list(
+    request: Request,
+    staff: ReaderPage,
+    tx: TxDep,
+    ctx: CtxDep,
+    grant: Annotated[str | None, Query(max_length=40, pattern=GRANT_ID)] = None,
+    invitation: Annotated[str | None, Query(max_length=40, pattern=INVITATION_ID)] = None,
+) -> Response:
     admin = staff.role in STAFF_ADMIN
+    # What a confirmation, a rejection or a revocation just did, as it stands (never what
+    # a link claims): a proposal decided, an invitation revoked; else nothing is said.
+    decided = await grants.get(tx, ctx, grant) if grant else None
+    revoked = await invitations.get(tx, invitation) if invitation else None
     everyone = await accounts.list_accounts(tx, ctx)
     pending = await grants.list_grants(tx, ctx, status="pending")
     now = ctx.clock.now()
@@ -62,6 +76,8 @@ async def staff_list(request: Request, staff: ReaderPage, tx: TxDep, ctx: CtxDep
         "enrolments": await grants.enrolments(tx, pending),
         "invitations": await invitations.list_open(tx, ctx) if admin else [],
         "admin": admin,
+        "decided": decided if decided and decided.status in ("confirmed", "rejected") else None,
+        "revoked": revoked if revoked and revoked.revoked_at else None,
         # Least privilege first: the role a form offers before anyone chooses.
         "roles": [
             role.value for role in (Role.OPERATOR, Role.AUDITOR, Role.PRIVACY_OFFICER, Role.ADMIN)
@@ -93,7 +109,7 @@ async def revoke_invitation(
     invitation_id: InvitationId, staff: AdminForm, tx: TxDep, ctx: CtxDep
 ) -> Response:
     await invitations.revoke(tx, ctx, actor=staff.actor, invitation_id=invitation_id)
-    return back()
+    return back(f"?invitation={invitation_id}")
 
 
 @router.post("/staff/{staff_id}/role")
@@ -122,7 +138,7 @@ async def unlock(
 @router.post("/staff/grants/{grant_id}/confirm")
 async def confirm(grant_id: GrantId, staff: AdminForm, tx: TxDep, ctx: CtxDep) -> Response:
     await invitations.confirm_grant(tx, ctx, staff=staff, grant_id=grant_id)
-    return back()
+    return back(f"?grant={grant_id}")
 
 
 @router.post("/staff/grants/{grant_id}/reject")
@@ -131,7 +147,7 @@ async def reject(
 ) -> Response:
     body = checked(GrantRejection, {"reason": reason or None})
     await grants.reject(tx, ctx, staff=staff, grant_id=grant_id, reason=body.reason)
-    return back()
+    return back(f"?grant={grant_id}")
 
 
 @router.post("/staff/{staff_id}/disable")

@@ -277,6 +277,12 @@ async def enrolments(tx: Tx, grants: list[GrantView]) -> dict[str, StaffInvitati
     return {grant.id: enrolled.get(grant.staff_id) for grant in invited}
 
 
+async def get(tx: Tx, ctx: Context, grant_id: str) -> GrantView | None:
+    """One proposal as it stands now, or None."""
+    grant = await grepo.get_grant(tx, grant_id)
+    return None if grant is None else view(grant, ctx.clock.now())
+
+
 async def list_grants(
     tx: Tx, ctx: Context, *, status: str | None = "pending", limit: int = 100
 ) -> list[GrantView]:

@@ -144,6 +144,11 @@ async def invite(tx: Tx, ctx: Context, *, actor: str, new: NewAccount) -> NewInv
     return NewInvitation(token=token, invitation=invitation, account=account, grant=grant)
 
 
+async def get(tx: Tx, invitation_id: str) -> StaffInvitation | None:
+    """One invitation, whatever its state, or None."""
+    return await grepo.get_invitation(tx, invitation_id)
+
+
 async def list_open(tx: Tx, ctx: Context) -> list[OpenInvitation]:
     """Invitations neither redeemed, revoked nor expired, oldest first."""
     now = ctx.clock.now()

@@ -60,11 +60,35 @@ async def test_a_privileged_invitation_waits_for_a_second_admin(client, app, clo
     confirmed = await post(other, url, {"csrf": csrf_of(page)})
     assert confirmed.status_code == 303
     assert rows(app, "SELECT status FROM staff_role_grants") == [{"status": "confirmed"}]
+    # The page it leads to says what was done (it said nothing: the admin had to find
+    # the row), as the grant stands, never as the address claims.
+    after = await get(other, confirmed.headers["location"])
+    done = re.search(r'<p class="ok" role="status" id="done">([^<]*)</p>', after.text)
+    assert done and done.group(1).startswith("Confirmed: hanako is privacy officer now (by root2,")
+    assert 'id="done"' not in (await get(other, "/console/staff?grant=grt_elsewhere")).text
     bad = await post(
         root, "/console/staff/invitations",
         {"username": "x", "display_name": "X", "role": "operator"}, csrf_from="/console/staff",
     )  # fmt: skip
     assert bad.status_code == 422 and "username" in bad.text
+
+
+async def test_a_revoked_invitation_is_said_so_on_the_page_after(client, app):
+    root = await signed_in(app, "admin", "root")
+    await post(
+        root, "/console/staff/invitations",
+        {"username": "jiro", "display_name": "Jiro Sato", "role": "operator"},
+        csrf_from="/console/staff",
+    )  # fmt: skip
+    ((invitation,),) = [tuple(r.values()) for r in rows(app, "SELECT id FROM staff_invitations")]
+    open_page = await get(root, f"/console/staff?invitation={invitation}")
+    assert 'id="done"' not in open_page.text  # not revoked: nothing claimed
+    revoked = await post(
+        root, f"/console/staff/invitations/{invitation}/revoke", {"csrf": csrf_of(open_page)}
+    )
+    assert revoked.status_code == 303
+    after = await get(root, revoked.headers["location"])
+    assert "Revoked: the invitation for jiro (by root," in after.text
 
 
 async def test_offboarding_shows_each_door_it_closed(client, app):
