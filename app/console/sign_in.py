@@ -46,8 +46,11 @@ def login_page(
 
 
 @router.get("/login")
-async def login_form(request: Request, ctx: CtxDep) -> Response:
-    return login_page(request, ctx)
+async def login_form(
+    request: Request, ctx: CtxDep, ended: Annotated[bool, Query()] = False
+) -> Response:
+    # Led here from a page whose session had ended: said, so the sign-in is not a mystery.
+    return login_page(request, ctx, message="session_ended" if ended else None)
 
 
 @router.post("/login", dependencies=[PreForm])

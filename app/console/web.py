@@ -23,7 +23,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
 from app.console import i18n
-from app.console.auth import csrf_token, pre_binding, set_pre_cookie
+from app.console.auth import (
+    SESSION_COOKIE,
+    clear_session_cookie,
+    csrf_token,
+    pre_binding,
+    set_pre_cookie,
+)
 from app.core.context import Context
 from app.core.error_handlers import PageRoute, invalid_input, problem_response
 from app.core.errors import AppError, InvalidInput, Unauthenticated
@@ -331,8 +337,14 @@ def refusal(request: Request, exc: AppError) -> Response:
     if not wants_html(request):
         return problem_response(exc.to_problem(), exc.headers)
     if isinstance(exc, Unauthenticated) and request.method == "GET":
-        # A page opened signed out (or once the session ended): the sign-in page.
-        return RedirectResponse("/console/login", status_code=303)
+        # A page opened signed out: the sign-in page; once the session has ended (its
+        # cookie still came: idle, signed out in another tab, ended by an admin), the
+        # sign-in page says so, and the dead cookie is forgotten.
+        if SESSION_COOKIE not in request.cookies:
+            return RedirectResponse("/console/login", status_code=303)
+        ended = RedirectResponse("/console/login?ended=1", status_code=303)
+        clear_session_cookie(ended, request.app.state.ctx)
+        return ended
     page = error_page(request, exc)
     page.headers.update(exc.headers)
     return page

@@ -10,6 +10,7 @@ from typing import Any
 import pyotp
 import pytest
 
+from app.console import i18n
 from app.console.auth import SESSION_COOKIE, secure_cookies
 from app.core.clock import SystemClock
 from app.core.context import Context
@@ -162,7 +163,15 @@ async def test_sign_out_ends_the_session_at_once(client, app):
     assert SESSION_COOKIE not in client.cookies
     client.cookies.set(SESSION_COOKIE, token, path="/console")
     again = await get(client, "/console/")
-    assert again.status_code == 303 and again.headers["location"] == "/console/login"
+    # The sign-in page says the session ended (it said only "Sign in"), and the dead
+    # cookie is forgotten, so the next visit is an ordinary one.
+    assert again.status_code == 303 and again.headers["location"] == "/console/login?ended=1"
+    forgotten = again.headers["set-cookie"]
+    assert forgotten.startswith(f'{SESSION_COOKIE}=""') and "Max-Age=0" in forgotten
+    told = await get(client, again.headers["location"])
+    assert i18n.CATALOGUE["en"]["session_ended"] in told.text
+    client.cookies.delete(SESSION_COOKIE)  # as the browser did on the redirect
+    assert (await get(client, "/console/")).headers["location"] == "/console/login"
 
 
 async def test_an_expired_password_leads_to_its_change_and_nowhere_else(client, app, clock):

@@ -105,7 +105,7 @@ async def test_offboarding_shows_each_door_it_closed(client, app):
     doors = done.text.split('id="doors"')[1].split("</ul>")[0]
     assert doors.count("<li>") == 7
     assert "Recovery codes removed" in doors  # what went, not what is left
-    assert (await get(leaver, "/console/")).headers["location"] == "/console/login"
+    assert (await get(leaver, "/console/")).headers["location"] == "/console/login?ended=1"
     auditor = await signed_in(app, "auditor", "kenji")
     page = await get(auditor, "/console/staff")
     assert page.status_code == 200 and 'id="invite"' not in page.text
