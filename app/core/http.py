@@ -27,6 +27,7 @@ from app.core.errors import (
     PayloadTooLarge,
     Unauthenticated,
     UnreadableForm,
+    UnsupportedMediaType,
     header_entries,
 )
 
@@ -236,6 +237,20 @@ class JsonRoute(APIRoute):
             return handler  # nothing to read
 
         async def strict_handler(request: Request) -> Response:
+            encoding = request.headers.get("content-encoding")
+            if encoding is not None and encoding.strip().lower() != "identity":
+                # Read as it came: a compressed body would be taken for malformed JSON, and a
+                # plain one under a gzip label read as though the label were not there.
+                raise UnsupportedMediaType(
+                    "Content-Encoding: must be absent (or identity)",
+                    errors=[
+                        FieldProblem(
+                            location="header",
+                            field="Content-Encoding",
+                            detail="must be absent (or identity)",
+                        )
+                    ],
+                )
             return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler

@@ -159,6 +159,29 @@ async def test_a_body_that_is_not_json_is_415_naming_the_content_type(
     assert await snapshot(app) == before
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate, gzip"])
+async def test_a_body_with_a_content_coding_is_415_naming_it(client, app, auth, encoding):
+    """A plain body labelled gzip was read as though the label were not there (and a
+    compressed one would be taken for malformed JSON): no coding is read."""
+    before = await snapshot(app)
+    body = b'{"phone": "090-1234-5678", "purpose": "coupon_usage"}'
+    headers = {**auth, "Content-Type": "application/json", "Content-Encoding": encoding}
+    answer = await client.post("/v1/verifications", content=body, headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert answer.json()["errors"] == [
+        {
+            "location": "header",
+            "field": "Content-Encoding",
+            "detail": "must be absent (or identity)",
+        }
+    ]
+    assert await snapshot(app) == before
+    headers["Content-Encoding"] = "identity"
+    assert (
+        await client.post("/v1/verifications", content=body, headers=headers)
+    ).status_code == 201
+
+
 async def test_a_json_media_type_with_parameters_or_a_suffix_is_read(client, auth):
     for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
         answer = await client.post(
