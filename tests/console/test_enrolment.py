@@ -23,13 +23,14 @@ def settings_overrides() -> dict[str, Any]:
     return {**CHEAP_HASHING}
 
 
+async def _invited(app, username: str, display_name: str) -> invitations.NewInvitation:
+    """An operator invited from the command line: its token, once."""
+    new = NewAccount(username=username, display_name=display_name, role=Role.OPERATOR)
+    return await call(app, invitations.invite, actor="cli", new=new)
+
+
 async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, app, clock):
-    made = await call(
-        app,
-        invitations.invite,
-        actor="cli",
-        new=NewAccount(username="hanako", display_name="Hanako Yamada", role=Role.OPERATOR),
-    )
+    made = await _invited(app, "hanako", "Hanako Yamada")
     form = await get(client, "/console/enrol")
     assert form.status_code == 200
     mistyped = await post(
@@ -106,12 +107,7 @@ async def test_an_invited_operator_enrols_in_the_console_and_signs_in(client, ap
 async def test_an_invitation_revoked_during_enrolment_says_to_ask_for_another(client, app, clock):
     """Revoked while its owner was enrolling, the refusal of their first code said their
     account was ready and to sign in, which was refused: the account was disabled."""
-    made = await call(
-        app,
-        invitations.invite,
-        actor="cli",
-        new=NewAccount(username="jiro", display_name="Jiro Sato", role=Role.OPERATOR),
-    )
+    made = await _invited(app, "jiro", "Jiro Sato")
     form = await get(client, "/console/enrol")
     started = await post(
         client,
