@@ -199,6 +199,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/my/code"): Row(ANYONE),  # without a known verification, a redirect to /my/
     ("POST", "/my/session"): Row(ANYONE),
     ("GET", "/my/records"): Row(NOBODY),
+    ("GET", "/my/records.json"): Row(NOBODY),
     ("POST", "/my/actions/{action}"): Row(NOBODY),
     ("GET", "/my/erase"): Row(NOBODY),
     ("POST", "/my/erase"): Row(NOBODY),
