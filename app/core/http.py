@@ -229,7 +229,8 @@ async def refuse_repeated_fields(request: Request, *, lists: frozenset[str] = fr
 
 class JsonRoute(APIRoute):
     """The REST API's routes: FastAPI's documented custom route class, handing the
-    operation a :class:`StrictJsonRequest` when it reads a body."""
+    operation a :class:`StrictJsonRequest` when it reads a body (and refusing a body sent
+    with a content coding, 415)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
