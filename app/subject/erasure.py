@@ -196,7 +196,14 @@ async def correct(
     if holder is not None:
         raise NumberTaken()
     async with db.transaction() as tx:
-        # The subscriber's lock first, as an erasure, a release or a redemption takes it:
+        # The old number's verifications first, which the move deletes, as an erasure and
+        # a check hold them before the subscriber: a move that held the subscriber and then
+        # waited to delete them deadlocked with an erasure of the same subscriber (503).
+        seen = await registry.get(tx, subject.subscriber_id)
+        if seen is None:
+            raise SubjectNotFound()
+        await shredding.hold_verifications(tx, subscriber_id=None, indexes=_indexes(ctx, seen))
+        # Then the subscriber's lock, as an erasure, a release or a redemption takes it:
         # one of them in progress commits before the number changes under it.
         await registry.lock_subscribers(tx, [subject.subscriber_id])
         await sessions.still_live(tx, ctx, subject=subject)
@@ -209,8 +216,7 @@ async def correct(
         new_indexes = ctx.keys.blind_indexes(e164, kind="number")
         if await registry.find_id(tx, phone_index=new_indexes) not in (None, subscriber.id):
             raise NumberTaken()
-        old = registry.phone_number(ctx, subscriber)
-        old_indexes = {*ctx.keys.blind_indexes(old, kind="number"), subscriber.phone_index}
+        old_indexes = set(_indexes(ctx, subscriber))  # again: a move meanwhile changed it
         # The redemptions move with the subscriber, and are counted under the number it
         # leaves as well: verifying that number anew does not start its coupons afresh.
         await shredding.keep_redemptions(

@@ -74,7 +74,7 @@ async def verifications_of(
     return [row.id for row in await tx.execute(query)]
 
 
-async def hold_verifications(tx: Tx, *, subscriber_id: str, indexes: Sequence[str]) -> None:
+async def hold_verifications(tx: Tx, *, subscriber_id: str | None, indexes: Sequence[str]) -> None:
     """Hold the number's verifications until commit (PostgreSQL), as a check or a
     redemption holds the one it works on before it takes the subscriber."""
     if not tx.sqlite:

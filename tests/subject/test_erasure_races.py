@@ -20,7 +20,7 @@ from tests.conftest import call, sync_engine
 from tests.coupons.helpers import approved, bearer, jp, make_key, redeem
 from tests.fixtures.flows import check, sent_code, start
 from tests.staff.helpers import take_without_waiting
-from tests.subject.helpers import open_session
+from tests.subject.helpers import open_session, send_code
 
 
 @contextmanager
@@ -252,3 +252,33 @@ async def test_a_check_under_way_and_an_erasure_do_not_deadlock(client, app, car
         conn.rollback()
     receipt = await erasing
     assert receipt.subject_id == ok["subscriber_id"]
+
+
+async def test_a_number_correction_and_an_erasure_do_not_deadlock(client, app, carrier):
+    """A move of the records took the subscriber, then waited to delete the old number's
+    verifications, which an erasure of the same subscriber held while it waited for the
+    subscriber: a deadlock, and PostgreSQL ended the erasure (503). The move holds those
+    verifications first now. Here it stops at the subscriber's row, held from another
+    connection, while the erasure starts; then both are let go."""
+    auth = bearer(await make_key(app))
+    ok = await approved(client, app, carrier, auth, jp(13))
+    sid = ok["subscriber_id"]
+    headers = await open_session(client, app, carrier, jp(13))
+    new = jp(14)
+    verification_id = await send_code(
+        client, new, path="/v1/subject/correction/verifications", headers=headers
+    )
+    body = {"verification_id": verification_id, "code": await sent_code(app, carrier, new)}
+    with subscriber_row_held(app, sid):
+        moving = asyncio.create_task(
+            client.post("/v1/subject/correction", json=body, headers=headers)
+        )
+        await asyncio.sleep(0.3)
+        erasing = asyncio.create_task(
+            call(app, erasure.erase, subscriber_id=sid, actor="test", channel="letter")
+        )
+        await asyncio.sleep(0.3)
+    moved, receipt = await asyncio.gather(moving, erasing, return_exceptions=True)
+    assert not isinstance(receipt, Exception), receipt
+    assert moved.status_code == 200, moved.text
+    assert receipt.subject_id == sid
