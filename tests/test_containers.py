@@ -6,6 +6,7 @@ against a database and stops at once on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,15 +16,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
+import typer
 import yaml
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.clients import service as clients
+from app.core import cli_support
 from app.core.config import ConfigError, Settings
+from app.core.migrations import ungranted
 from app.main import create_app
 from app.retention import service as retention
 from tests.conftest import TEST_KEYS, TEST_LEDGER_SEED, make_settings
@@ -236,67 +243,114 @@ def test_the_containers_that_sign_checkpoints_append_them_to_a_witness_volume():
     assert "/var/lib/smsreg/witness" in (DOCKER / "Dockerfile").read_text()
 
 
+@contextlib.contextmanager
+def granted_role(url: str) -> Iterator[sa.URL]:
+    """A login role given docker/postgres/grants.sql on the database at ``url``, applied
+    with psql as the db-grants job applies it; its URL. Dropped on exit."""
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    role = f"smsreg_app_{secrets.token_hex(4)}"
+    try:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        grants = (DOCKER / "postgres" / "grants.sql").read_text().replace("smsreg_app", role)
+        libpq = sa.engine.make_url(url).set(drivername="postgresql")
+        applied = subprocess.run(
+            [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             "-d", libpq.render_as_string(hide_password=False)],
+            input=grants, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        yield sa.engine.make_url(url).set(username=role)
+    finally:
+        with owner.connect() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        owner.dispose()
+
+
 def test_the_runtime_role_purges_but_never_rewrites_the_ledger(tmp_path):
     """docker/postgres/grants.sql, applied with psql as the db-grants job applies it: the
     role the service, worker and scheduler run as can run the whole purge, the access
     log's expired entries included, but cannot change or delete the disclosure ledger,
     nor rewrite the access log or delete an entry of it younger than its retention."""
-    psql = shutil.which("psql")
-    if psql is None:
-        pytest.skip("psql is not installed")
-    with throwaway_postgres_database() as url:
+    with throwaway_postgres_database() as url, granted_role(url) as as_role:
         owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        role = f"smsreg_app_{secrets.token_hex(4)}"
-        try:
-            with owner.connect() as conn:
-                conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-            grants = (DOCKER / "postgres" / "grants.sql").read_text().replace("smsreg_app", role)
-            libpq = sa.engine.make_url(url).set(drivername="postgresql")
-            applied = subprocess.run(
-                [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                 "-d", libpq.render_as_string(hide_password=False)],
-                input=grants, capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            assert applied.returncode == 0, applied.stderr
-            with owner.connect() as conn:
-                for age in ("800 days", "1 day"):
-                    conn.execute(
-                        sa.text(
-                            "INSERT INTO access_log (accessed_at, staff_id, staff_username, "
-                            "staff_role, source_ip, action) VALUES (now() - CAST(:age AS "
-                            "interval), 'stf_x', 'x', 'operator', '127.0.0.1', 'search')"
-                        ),
-                        {"age": age},
-                    )
-            as_role = sa.engine.make_url(url).set(username=role)
-            app = create_app(make_settings(as_role.render_as_string(hide_password=False), tmp_path))
+        with owner.connect() as conn:
+            for age in ("800 days", "1 day"):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO access_log (accessed_at, staff_id, staff_username, "
+                        "staff_role, source_ip, action) VALUES (now() - CAST(:age AS "
+                        "interval), 'stf_x', 'x', 'operator', '127.0.0.1', 'search')"
+                    ),
+                    {"age": age},
+                )
+        owner.dispose()
+        app = create_app(make_settings(as_role.render_as_string(hide_password=False), tmp_path))
 
-            async def purge() -> dict[str, int]:
-                try:
-                    return (await retention.purge(app.state.db, app.state.ctx)).deleted
-                finally:
-                    await app.state.db.dispose()
-
-            assert asyncio.run(purge()).get("access_log") == 1
-            runtime = sa.create_engine(as_role, isolation_level="AUTOCOMMIT")
+        async def purge() -> dict[str, int]:
             try:
-                with runtime.connect() as conn:
-                    assert conn.execute(sa.text("SELECT count(*) FROM access_log")).scalar() == 1
-                    refused = {
-                        "UPDATE ledger_entries SET seq = seq": "permission denied",
-                        "DELETE FROM ledger_entries": "permission denied",
-                        "DELETE FROM ledger_checkpoints": "permission denied",
-                        "TRUNCATE access_log": "permission denied",
-                        "UPDATE access_log SET reason = 'x'": "permission denied",
-                        "DELETE FROM access_log": "append-only",
-                    }
-                    for statement, why in refused.items():
-                        with pytest.raises(sa.exc.DBAPIError, match=why):
-                            conn.exec_driver_sql(statement)
+                return (await retention.purge(app.state.db, app.state.ctx)).deleted
             finally:
-                runtime.dispose()
+                await app.state.db.dispose()
+
+        assert asyncio.run(purge()).get("access_log") == 1
+        runtime = sa.create_engine(as_role, isolation_level="AUTOCOMMIT")
+        try:
+            with runtime.connect() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM access_log")).scalar() == 1
+                refused = {
+                    "UPDATE ledger_entries SET seq = seq": "permission denied",
+                    "DELETE FROM ledger_entries": "permission denied",
+                    "DELETE FROM ledger_checkpoints": "permission denied",
+                    "TRUNCATE access_log": "permission denied",
+                    "UPDATE access_log SET reason = 'x'": "permission denied",
+                    "DELETE FROM access_log": "append-only",
+                }
+                for statement, why in refused.items():
+                    with pytest.raises(sa.exc.DBAPIError, match=why):
+                        conn.exec_driver_sql(statement)
         finally:
-            with owner.connect() as conn:
-                conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
-                conn.exec_driver_sql(f'DROP ROLE "{role}"')
-            owner.dispose()
+            runtime.dispose()
+
+
+def test_a_table_the_grants_missed_stops_the_start_and_readiness(tmp_path, capsys):
+    """A role the grants were not applied to after a migration (one table short) passed
+    every start check and /readyz, then answered 500 on each start of a verification."""
+    with throwaway_postgres_database() as url, granted_role(url) as as_role:
+        role_url = as_role.render_as_string(hide_password=False)
+        settings = make_settings(role_url, tmp_path)
+        assert ungranted(role_url) == []  # the grants give exactly what the check asks
+        cli_support.require_migrated(settings, wait_seconds=1)  # does not refuse
+        owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with owner.connect() as conn:
+            conn.exec_driver_sql(f'REVOKE ALL ON outbox_messages FROM "{as_role.username}"')
+        owner.dispose()
+        with pytest.raises(typer.Exit) as refused:
+            cli_support.require_migrated(settings, wait_seconds=1)
+        assert refused.value.exit_code == 2
+        assert "lacks its rights on outbox_messages" in capsys.readouterr().err
+        app = create_app(settings)
+
+        async def ready_and_start() -> tuple[httpx.Response, httpx.Response]:
+            transport = httpx.ASGITransport(app=app)
+            try:
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                    ready = await http.get("/readyz")
+                    async with app.state.db.transaction() as tx:
+                        key = await clients.create(
+                            tx, app.state.ctx, name="k", scopes=["verifications:write"],
+                            created_by="test",
+                        )  # fmt: skip
+                    body = {"phone": "090-1234-5678", "purpose": "coupon_usage"}
+                    auth = {"Authorization": f"Bearer {key.token}"}
+                    return ready, await http.post("/v1/verifications", json=body, headers=auth)
+            finally:
+                await app.state.db.dispose()
+
+        ready, started = asyncio.run(ready_and_start())
+        assert ready.status_code == 503 and "outbox_messages" in ready.text
+        assert started.status_code == 503, started.text  # not a 500: nothing was changed

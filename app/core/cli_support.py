@@ -196,13 +196,18 @@ def call(
 
 def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS) -> None:
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
-    this release (one that does not answer yet is waited for: :func:`wait_for_database`)."""
-    from app.core.migrations import behind
+    this release, or whose tables the role was not granted its rights on (one that does
+    not answer yet is waited for: :func:`wait_for_database`)."""
+    from app.core.migrations import behind, ungranted
 
     current = wait_for_database(settings, wait_seconds=wait_seconds)
     if behind(current):
         at = ", ".join(current) or "never migrated"
         refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")
+    missing = once_it_answers(settings, lambda: ungranted(settings.database_url))
+    if missing:
+        # Every request that touched one would answer 503: never started so.
+        refuse(f"{NO_PRIVILEGE}; it lacks its rights on {', '.join(missing)}")
 
 
 def wait_for_database(

@@ -32,7 +32,7 @@ from app.core.errors import (
     is_json_media_type,
 )
 from app.core.logging import redact
-from app.core.unavailable import database_unavailable
+from app.core.unavailable import database_unavailable, missing_privilege
 
 log = logging.getLogger("smsreg.errors")
 
@@ -231,6 +231,15 @@ def internal_error(exc: BaseException) -> Response:
     be reached is no bug: ``503 database-unavailable``."""
     if database_unavailable(exc):
         log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+        unavailable = DatabaseUnavailable()
+        return problem_response(unavailable.to_problem(), unavailable.headers)
+    if missing_privilege(exc):
+        # Not a bug in the request: the role lacks a grant (`serve` refuses to start so;
+        # one revoked since). Nothing was changed; the operator is told what to do.
+        log.error(
+            "database privilege missing: apply the grants (docker/postgres/grants.sql)",
+            extra={"error_type": type(exc).__name__},
+        )
         unavailable = DatabaseUnavailable()
         return problem_response(unavailable.to_problem(), unavailable.headers)
     # Where it happened, frame by frame, without the exception's message: a driver's

@@ -105,3 +105,41 @@ def current_revisions(url: str) -> tuple[str, ...]:
             return tuple(conn.execute(REVISIONS).scalars())
     finally:
         engine.dispose()
+
+
+# The tables of the schema the connected role lacks its rights on, as the grants after a
+# migration give them (docker/postgres/grants.sql): reading alembic_version; reading and
+# appending to an append-only table (one a ledger_refuse_* trigger guards); reading and
+# writing every other. One the grants were not applied to (a table a release added) is
+# named, rather than answering 500 on the first request that touches it.
+UNGRANTED = sa.text(
+    r"""
+    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT (
+        has_table_privilege(c.oid, 'SELECT') AND (c.relname = 'alembic_version' OR (
+            has_table_privilege(c.oid, 'INSERT') AND (
+                EXISTS (
+                    SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                    WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                    AND p.proname LIKE 'ledger\_refuse\_%'
+                )
+                OR (has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE'))
+            )
+        ))
+    )
+    ORDER BY c.relname
+    """
+)
+
+
+def ungranted(url: str) -> list[str]:
+    """The tables the role at ``url`` lacks its rights on (:data:`UNGRANTED`; none on
+    SQLite, which has no roles)."""
+    if dialect_of(url) == "sqlite":
+        return []
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(UNGRANTED).scalars())
+    finally:
+        engine.dispose()

@@ -56,3 +56,19 @@ def database_unavailable(exc: BaseException) -> bool:
             return True  # the tools' driver: no SQLSTATE when it could not connect at all
         pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
     return False
+
+
+def missing_privilege(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is PostgreSQL's insufficient_privilege (42501):
+    the role was not granted a table (the grants not applied after a migration)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        found = pending.pop()
+        if found is None or id(found) in seen:
+            continue
+        seen.add(id(found))
+        if getattr(found, "sqlstate", None) == "42501":
+            return True
+        pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
+    return False

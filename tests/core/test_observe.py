@@ -11,12 +11,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 
 from app.core.db import Database
 from app.core.logging import JsonFormatter, redact
 from app.core.observe import request_id_for
 from app.main import metric_probes
-from tests.conftest import count_rows, make_settings
+from tests.conftest import count_rows, make_settings, sync_engine
 from tests.fixtures.flows import PHONE_E164, check, sent_code, start
 from tests.sms.fake_twilio import unused_port
 from tests.staff.helpers import staff_auth
@@ -215,3 +216,18 @@ async def test_readiness_and_metrics_answer_soon_when_the_database_never_does(
     assert scraped.status_code == 200
     assert 'smsreg_metrics_probe_up{probe="outbox_gauges"} 0.0' in scraped.text
     assert took < 10, took
+
+
+async def test_readiness_survives_a_pooled_connection_the_server_dropped(client, app):
+    """After the server ended the pooled connections (a restart, a terminated backend),
+    the next /readyz answered 503 though the database answered: one blip took a replica
+    out of a load balancer that pulls it after one failed check."""
+    db = app.state.db
+    if db.sqlite:
+        pytest.skip("connections are dropped by the PostgreSQL server")
+    assert (await client.get("/readyz")).status_code == 200  # a pooled connection now
+    async with db.transaction() as tx:
+        pid = (await tx.execute(sa.text("SELECT pg_backend_pid()"))).scalar()
+    with sync_engine(app).connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    assert (await client.get("/readyz")).status_code == 200
