@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from app.audit.events import Tag, record_event
 from app.core.context import Context
+from app.core.errors import InvalidInput
 from app.core.tx import Tx
 from app.ledger import canonical
 from app.ledger import repository as ledger
@@ -231,9 +232,12 @@ async def staff_change_consent(
     subscriber_id: str,
     change: ProvisionConsentChange,
 ) -> ProvisionState:
-    """Record a subject's consent (or withdrawal) taken by staff; logged as an access."""
+    """Record a subject's consent (or withdrawal) taken by staff; logged as an access. A
+    withdrawal that matches no live consent is refused (422 on ``recipient``, nothing
+    written): it answered as done, and a release went on under the consent the person
+    had asked to withdraw, written another way (ｶﾌﾞｼｷｶﾞｲｼｬ for 株式会社)."""
     step = give_consent if change.action == "give" else withdraw_consent
-    await step(
+    changed = await step(
         tx,
         ctx,
         subscriber_id=subscriber_id,
@@ -241,6 +245,12 @@ async def staff_change_consent(
         recipient=change.recipient,
         source=change.source,
     )
+    if changed is False:
+        raise InvalidInput.field(
+            "recipient",
+            "no live consent to this recipient: type it as the consent names it "
+            "(the subscriber's provision state lists them)",
+        )
     await access_log.log_access(
         tx,
         ctx,

@@ -187,6 +187,29 @@ async def test_a_subject_who_stopped_provision_is_refused_under_consent_only(cli
     ).status_code == 201
 
 
+async def test_a_withdrawal_matching_no_live_consent_is_refused_and_writes_nothing(
+    client, app, people
+):
+    """Withdrawn as 'ｶﾌﾞｼｷｶﾞｲｼｬ テスト' for a consent to '株式会社テスト', the answer was 200
+    with the consent still live, the access log said it was withdrawn, and a release went
+    on under the consent the person had asked to withdraw."""
+    subject = await add_subscriber(app, number(15))
+    url = f"/v1/subscribers/{subject}/provision-consents"
+    given = {"action": "give", "recipient": "株式会社テスト", "source": "letter"}
+    assert (await client.post(url, json=given, headers=people["operator"])).status_code == 200
+    logged = "SELECT count(*) AS n FROM access_log"
+    before = sql(app, logged)
+    mistyped = {"action": "withdraw", "recipient": "ｶﾌﾞｼｷｶﾞｲｼｬ テスト", "source": "phone"}
+    refused = await client.post(url, json=mistyped, headers=people["operator"])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "recipient"
+    assert sql(app, logged) == before
+    withdrawn = {**mistyped, "recipient": "株式会社テスト"}
+    done = await client.post(url, json=withdrawn, headers=people["operator"])
+    assert done.status_code == 200
+    assert [c["withdrawn_at"] is not None for c in done.json()["consents"]] == [True]
+
+
 async def test_a_subject_sees_the_records_about_them(client, app, people):
     subject = await add_subscriber(app, number(10))
     created = await client.post("/v1/disclosures", json=body([subject]), headers=people["operator"])
