@@ -556,3 +556,40 @@ def _content(entry: dict) -> str:
     from app.ledger import chain
 
     return chain.content_hash(chain.hashed_content(entry))
+
+
+def test_signatures_and_keys_in_csv_are_guarded_and_read_back():
+    """Base64 starts with "+" about once in 64 signatures: written bare, a spreadsheet
+    took the cell for a formula. Guarded as every other cell; a bare one (an export made
+    before) still reads."""
+    from app.ledger.export_format import CSV_COLUMNS, csv_row
+    from app.ledger.verify.readers import csv_records
+
+    checkpoint = {
+        "type": "checkpoint", "id": 1, "kind": "head", "seq": 3, "head_hash": "ab" * 32,
+        "created_at": "2026-12-07T00:00:00.000000+00:00", "key_id": "k1",
+        "signature": "+R9cLflUEDJCDhIiABvK" + "A" * 66 + "==",
+    }  # fmt: skip
+    key = {"type": "key", "key_id": "k1", "algorithm": "ed25519", "public_key": "+" + "B" * 43}
+    rows = [csv_row(checkpoint), csv_row(key)]
+    assert rows[0][CSV_COLUMNS.index("signature")].startswith("'+")
+    assert rows[1][CSV_COLUMNS.index("public_key")].startswith("'+")
+
+    def read(table: list[list[str]]) -> list[dict]:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([list(CSV_COLUMNS), *table])
+        return list(csv_records([out.getvalue().encode()]))
+
+    read_back = read(rows)
+    assert read_back[0]["signature"] == checkpoint["signature"]
+    assert read_back[1]["public_key"] == key["public_key"]
+    bare = [[cell.removeprefix("'") for cell in row] for row in rows]
+    assert read(bare) == read_back
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+async def test_a_copy_saved_with_a_byte_order_mark_still_verifies(ledger, db, ctx, fmt):
+    """Saved again by a spreadsheet as "CSV UTF-8" (a BOM first), an export was called
+    "not an smsreg ledger export": the mark holds no value."""
+    data = await _export(db, ctx, fmt)
+    assert _verify(b"\xef\xbb\xbf" + data, ctx).ok

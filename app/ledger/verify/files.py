@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def verify_lines(
     others for links, so the person verifying says what they asked for."""
     report = Report(source=source)
     iterator = iter(lines)
-    first_line = next(iterator, b"")
+    # A CSV saved again by a spreadsheet as "CSV UTF-8" starts with a byte order mark: it
+    # marks the encoding, holds no value, and is read past.
+    first_line = next(iterator, b"").removeprefix(codecs.BOM_UTF8)
     if not first_line.strip():
         report.problem = Problem(1, MALFORMED, "the export is empty")
         return report

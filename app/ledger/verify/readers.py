@@ -74,6 +74,15 @@ def _csv_value(name: str, text: str) -> Any:
     return text
 
 
+def _signing_value(name: str, text: str) -> str:
+    """A key id, a signature or a public key: guarded as any cell; an export made before
+    they were guarded wrote them bare, which is still read (a signature proves itself)."""
+    value = uncell(text)
+    if value != text and cell(value) != text:
+        raise ValueError(f"{name}: not written as an export writes it")  # a quote added
+    return value
+
+
 def csv_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """The records of a CSV export, cells read back to their values."""
     reader = csv.reader(
@@ -106,11 +115,14 @@ def csv_records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
                 }
             elif kind == "checkpoint":
                 record = {"type": "checkpoint", "id": int(row["checkpoint_id"])}
-                for name in ("kind", "head_hash", "created_at", "key_id", "signature"):
+                for name in ("kind", "head_hash", "created_at"):
                     record[name] = row[name]
+                for name in ("key_id", "signature"):
+                    record[name] = _signing_value(name, row[name])
                 record["seq"] = int(row["seq"])
             elif kind == "key":
-                record = {"type": "key", "key_id": row["key_id"], "public_key": row["public_key"]}
+                key_id, public_key = (_signing_value(n, row[n]) for n in ("key_id", "public_key"))
+                record = {"type": "key", "key_id": key_id, "public_key": public_key}
             elif kind in ("header", "end"):
                 record = {"type": kind, **orjson.loads(row["meta"])}
             else:
