@@ -101,7 +101,9 @@ def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
+        # To the microsecond, as the JSON answers it: a release writes several entries in
+        # one second, and a reader orders them by time.
+        return value.isoformat(timespec="microseconds")
     return cell(str(value))
 
 
