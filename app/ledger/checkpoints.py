@@ -27,6 +27,7 @@ from app.ledger.errors import (
     UNSIGNABLE,
     EmptyLedger,
     LedgerCut,
+    LedgerRewritten,
     LedgerUncovered,
     UnbackedEntry,
     WitnessUnavailable,
@@ -107,14 +108,48 @@ async def create(
     return checkpoint
 
 
+async def _hold_to_witness(tx: Tx, ctx: Context, *, seq: int) -> None:
+    """Refuse to sign a head the configured witness contradicts: its newest checkpoint
+    beyond the head (a tail cut with its checkpoints deleted from the database), or over
+    an entry that now holds another hash (a rewrite, hashes recomputed). The signer put
+    its signature, in the database and in the witness, on a history its own witness
+    already said was not the one it had signed."""
+    try:
+        records = await asyncio.to_thread(witness.configured_records, ctx.settings)
+    except (OSError, witness.UnreadableWitness) as exc:
+        raise WitnessUnavailable(
+            f"the witness (SMSREG_LEDGER_WITNESS) could not be read ({exc}): no checkpoint was made"
+        ) from exc
+    newest = max(records, key=lambda record: record["seq"], default=None)
+    if newest is None:
+        return
+    if newest["seq"] > seq:
+        cut = LedgerCut(
+            f"{newest['label']} covers seq {newest['seq']}, and the ledger ends at seq "
+            f"{seq}: entries were removed; no checkpoint was made"
+        )
+        cut.seq = seq + 1
+        raise cut
+    held = await repo.hash_at(tx, seq=newest["seq"])
+    if held is not None and held != newest.get("head_hash"):  # None: purged since
+        rewritten = LedgerRewritten(
+            f"entry {newest['seq']} holds another hash than {newest['label']}: entries up to "
+            "it were rewritten; no checkpoint was made"
+        )
+        rewritten.seq = newest["seq"]
+        raise rewritten
+
+
 async def _refuse_unsignable(
     tx: Tx, ctx: Context, *, seq: int, latest: LedgerCheckpoint | None, sign_uncovered: bool
 ) -> None:
     """Refuse to sign a head the database verifier would find broken: a signature would
     make a cut or a rewrite verify in every export from then on.
 
-    - cut: the head is below the newest checkpoint, or a released request's entry is
-      missing or records another request (LedgerCut);
+    - cut: the head is below the newest checkpoint (or the newest witnessed one), or a
+      released request's entry is missing or records another request (LedgerCut);
+    - rewritten: the entry at the newest witnessed checkpoint holds another hash
+      (LedgerRewritten);
     - forged: an entry after the newest checkpoint that no release wrote (UnbackedEntry);
     - uncovered: with checkpoints on a schedule, an entry that two intervals should have
       covered and none does, as when its checkpoint was deleted with the entry rewritten
@@ -130,6 +165,7 @@ async def _refuse_unsignable(
         )
         cut.seq = seq + 1
         raise cut
+    await _hold_to_witness(tx, ctx, seq=seq)
     unrecorded = await requests.first_unrecorded_release(tx, after_seq=after)
     if unrecorded is not None:
         cut = LedgerCut(

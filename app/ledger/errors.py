@@ -100,9 +100,20 @@ class LedgerUncovered(AppError):
     seq: int | None = None  # the first entry uncovered
 
 
+class LedgerRewritten(AppError):
+    status = 409
+    slug = "ledger-rewritten"
+    title = (
+        "The ledger holds another hash where the witness (SMSREG_LEDGER_WITNESS) holds a "
+        "signed checkpoint: entries were rewritten; no checkpoint is signed (run "
+        "`smsreg ledger verify`)"
+    )
+    seq: int | None = None  # the witnessed checkpoint's seq
+
+
 # What stops a checkpoint from being signed over the head: an export then runs to the
 # newest signed head and says what it held back (app.ledger.auditor).
-UNSIGNABLE = (UnbackedEntry, LedgerCut, LedgerUncovered)
+UNSIGNABLE = (UnbackedEntry, LedgerCut, LedgerUncovered, LedgerRewritten)
 
 
 class WitnessUnavailable(AppError):

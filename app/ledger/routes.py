@@ -26,6 +26,7 @@ from app.ledger.errors import (
     DependentApprover,
     EmptyLedger,
     LedgerCut,
+    LedgerRewritten,
     LedgerUncovered,
     ProvisionStopped,
     RequestNotFound,
@@ -242,7 +243,7 @@ async def verify_ledger(staff: LedgerAuditor, tx: TxDep, ctx: CtxDep) -> VerifyR
     status_code=201,
     responses={
         **STAFF_PROBLEMS,
-        **problems(EmptyLedger, UnbackedEntry, LedgerCut, LedgerUncovered),
+        **problems(EmptyLedger, UnbackedEntry, LedgerCut, LedgerUncovered, LedgerRewritten),
         503: _NOT_SIGNED,
     },
     summary="Sign a checkpoint committing to the ledger's head now (auditor, privacy officer)",

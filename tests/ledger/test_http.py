@@ -397,7 +397,7 @@ async def test_an_export_signs_the_head_first_so_a_rewritten_tail_is_found(clien
 
 async def test_an_export_whose_head_cannot_be_witnessed_is_refused(client, app, people, tmp_path):
     await _released(client, app, people)
-    app.state.ctx.settings.ledger_witness = str(tmp_path / "no-such-dir" / "witness.jsonl")
+    app.state.ctx.settings.ledger_witness = tmp_path / "no-such-dir" / "witness.jsonl"
     for answer in (
         await client.get("/v1/ledger/export?format=jsonl", headers=people["auditor"]),
         await client.post("/v1/ledger/checkpoints", headers=people["auditor"]),

@@ -14,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from app.ledger import checkpoints, repository, verify, witness
-from app.ledger.errors import WitnessUnavailable
+from app.ledger.errors import LedgerCut, LedgerRewritten, WitnessUnavailable
 from app.ledger.verify import Pins, expected_head
 from tests.conftest import call, count_rows
 from tests.fixtures.staff import CHEAP_HASHING
 from tests.ledger.conftest import release_many, sql, tampering
+from tests.ledger.test_tamper import _rehash_from
 from tests.staff.helpers import staff_auth
 
 
@@ -97,6 +98,32 @@ async def test_a_cut_tail_is_found_by_the_witness_even_with_the_requests_gone(se
     assert at(report) == (5, "truncated")
     assert "witnessed checkpoint" in report.problem.detail
     assert "commits to seq 7" in report.problem.detail
+
+
+async def test_no_checkpoint_is_signed_over_what_the_witness_contradicts(seven, witness_file):
+    """The signer read only the database: over a tail cut with its requests and its
+    checkpoints, or over entries rewritten with their hashes recomputed and their
+    checkpoints deleted, it signed, and wrote the new checkpoint to the very witness
+    that already held another."""
+    lines = witness_file.read_bytes()
+    cut(seven, from_seq=5, requests_too=True)
+    with pytest.raises(LedgerCut, match="witnessed checkpoint .* covers seq 7"):
+        await call(seven, checkpoints.create)
+    assert witness_file.read_bytes() == lines, "nothing more was witnessed"
+
+
+async def test_no_checkpoint_is_signed_over_a_rewrite_the_witness_saw(seven, witness_file):
+    lines = witness_file.read_bytes()
+    with tampering(seven) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_checkpoints"))
+        conn.execute(sa.text("UPDATE ledger_entries SET purpose = 'rewritten' WHERE seq = 3"))
+        conn.execute(
+            sa.text("UPDATE disclosure_requests SET purpose = 'rewritten' WHERE ledger_seq = 3")
+        )
+        _rehash_from(conn, 3, 7)
+    with pytest.raises(LedgerRewritten, match="entry 7 holds another hash"):
+        await call(seven, checkpoints.create)
+    assert witness_file.read_bytes() == lines
 
 
 async def test_a_cut_tail_is_found_by_a_pinned_head(seven):
