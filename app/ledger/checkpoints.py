@@ -166,7 +166,9 @@ async def _refuse_unsignable(
         cut.seq = seq + 1
         raise cut
     await _hold_to_witness(tx, ctx, seq=seq)
-    unrecorded = await requests.first_unrecorded_release(tx, after_seq=after)
+    # Every released request, those behind a purge anchor too: a purge takes the requests
+    # of the entries it removes, so one left there names entries removed otherwise.
+    unrecorded = await requests.first_unrecorded_release(tx, after_seq=0)
     if unrecorded is not None:
         cut = LedgerCut(
             f"disclosure request {unrecorded.request_id} was released as entry "

@@ -91,6 +91,28 @@ async def test_a_cut_tail_with_its_checkpoint_is_found_by_the_released_requests(
     assert at(await checked(seven)) == (5, "unrecorded")
 
 
+async def test_a_start_cut_behind_an_anchor_signed_out_of_turn_is_found(seven):
+    """Whoever holds the service's signing key signed a purge anchor over entries minutes
+    old and deleted them: every check said OK, and the subjects' records were gone. A
+    purge takes the requests of what it removes; the ones left name the cut."""
+    head = sql(seven, "SELECT entry_hash FROM ledger_entries WHERE seq = 2")[0][0]
+
+    async def forge(tx, ctx):
+        return await checkpoints.sign(
+            tx, ctx, kind=checkpoints.ANCHOR, seq=2, head_hash=head, now=ctx.clock.now()
+        )
+
+    await call(seven, forge)
+    with tampering(seven) as conn:
+        conn.execute(sa.text("DELETE FROM ledger_entry_subjects WHERE seq <= 2"))
+        conn.execute(sa.text("DELETE FROM ledger_entries WHERE seq <= 2"))
+    report = await checked(seven)
+    assert at(report) == (1, "unrecorded")
+    assert "behind the purge anchor at seq 2" in report.problem.detail
+    with pytest.raises(LedgerCut):
+        await call(seven, checkpoints.create, force=True)
+
+
 async def test_a_cut_tail_is_found_by_the_witness_even_with_the_requests_gone(seven, witness_file):
     cut(seven, from_seq=5, requests_too=True)
     assert (await checked(seven)).ok, "the database alone cannot tell any more"

@@ -109,7 +109,7 @@ async def verify_database(read: Reader, ctx: Context, pins: Pins | None = None) 
                 f"entries after seq {report.covered_to or 0} are not covered by a checkpoint yet"
             )
     after_anchor = report.anchor_seq or 0
-    unrecorded = await read(functools.partial(_unrecorded_release, after=after_anchor))
+    unrecorded = await read(functools.partial(_unrecorded_release, anchor=after_anchor))
     unbacked = await read(functools.partial(_unbacked_entry, after=after_anchor))
     report.problem = lowest(walked, overdue, unrecorded, unbacked)
     if (note := pins.describe()) is not None:
@@ -128,23 +128,31 @@ def lowest(*problems: Problem | None) -> Problem | None:
     return min(found, key=lambda p: p.seq) if found else None
 
 
-async def _unrecorded_release(tx: Tx, *, after: int) -> Problem | None:
+async def _unrecorded_release(tx: Tx, *, anchor: int) -> Problem | None:
     """A released request whose ledger entry is missing or records another request.
 
     A release and its entry commit together, so each released request names an entry
-    that records it; requests released into the purged start (up to the signed anchor)
-    are the only ones allowed to point at nothing. A ledger emptied or cut back, with
-    its checkpoints, is still contradicted by the requests it released.
+    that records it; and a purge deletes the requests of the entries it removes, in the
+    same commit as its signed anchor, so none names an entry at or below the anchor
+    either. A ledger emptied or cut back, with its checkpoints, is still contradicted by
+    the requests it released; so is a start cut off behind an anchor signed with the
+    service's key by whoever holds it (a purge would have taken the requests along).
     """
-    found = await requests.first_unrecorded_release(tx, after_seq=after)
+    found = await requests.first_unrecorded_release(tx, after_seq=0)
     if found is None:
         return None
     if found.entry_request_id is None:
+        behind = (
+            f": it is behind the purge anchor at seq {anchor}, but a purge deletes the "
+            "requests of the entries it removes, so entries were removed otherwise"
+            if found.ledger_seq <= anchor
+            else ""
+        )
         return Problem(
             found.ledger_seq,
             UNRECORDED,
             f"disclosure request {found.request_id} was released as entry "
-            f"{found.ledger_seq}, and there is no such entry",
+            f"{found.ledger_seq}, and there is no such entry{behind}",
         )
     return Problem(
         found.ledger_seq,
