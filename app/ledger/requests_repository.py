@@ -72,14 +72,21 @@ async def decide(
     return result.rowcount == 1
 
 
-async def mark_released(
-    tx: Tx, *, request_id: str, by: str, at: dt.datetime, ledger_seq: int
-) -> bool:
-    """Mark an approved request released; False if it was not (still) approved."""
+async def mark_released(tx: Tx, *, request_id: str, entry: LedgerEntry) -> bool:
+    """Mark an approved request released as ``entry`` (who, when, its seq, and the consent
+    and package sums it records); False if it was not (still) approved."""
     result = await tx.execute(
         sa.update(requests)
         .where(_r.id == request_id, _r.status == "approved")
-        .values(status="released", released_by=by, released_at=at, ledger_seq=ledger_seq)
+        .values(
+            status="released",
+            released_by=entry.released_by,
+            released_at=entry.recorded_at,
+            ledger_seq=entry.seq,
+            consent=entry.consent,
+            package_sha256=entry.package_sha256,
+            package_csv_sha256=entry.package_csv_sha256,
+        )
     )
     return result.rowcount == 1
 
@@ -139,6 +146,9 @@ _COPIED = (
     (_e.approval_note, _r.decision_note),
     (_e.released_by, _r.released_by),
     (_e.recorded_at, _r.released_at),
+    (_e.consent, _r.consent),
+    (_e.package_sha256, _r.package_sha256),
+    (_e.package_csv_sha256, _r.package_csv_sha256),
 )
 
 

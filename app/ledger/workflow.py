@@ -269,9 +269,7 @@ async def release(tx: Tx, ctx: Context, *, staff: Staff, request_id: str, ip: st
             "package_csv_sha256": canonical.sha256_hex(package_csv),
         },
     )
-    if not await requests.mark_released(
-        tx, request_id=found.id, by=staff.id, at=now, ledger_seq=entry.seq
-    ):
+    if not await requests.mark_released(tx, request_id=found.id, entry=entry):
         raise AlreadyReleased()  # rolls the entry back with it
     await record_event(
         tx,

@@ -72,6 +72,12 @@ class DisclosureRequest(SQLModel, table=True):
     # The subjects who had stopped third-party provision when the request was last
     # checked: only a basis the law allows (law, investigation, emergency) goes on.
     stop_overridden: list[str] | None = _json(nullable=True)
+    # Set by the release, as its ledger entry has them: the consent it went on (for a
+    # `consent` disclosure) and the package's SHA-256 sums, so an entry rewritten in
+    # those is found unbacked as in any other field.
+    consent: dict[str, dict[str, str]] | None = _json(nullable=True)
+    package_sha256: str | None = Field(default=None, max_length=64)
+    package_csv_sha256: str | None = Field(default=None, max_length=64)
 
 
 class DisclosureConsent(SQLModel, table=True):

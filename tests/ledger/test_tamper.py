@@ -16,7 +16,7 @@ from app.ledger.errors import LedgerCut, LedgerUncovered, UnbackedEntry
 from app.models.ledger import LedgerEntry, LedgerEntrySubject
 from app.models.types import table
 from tests.conftest import call, count_rows, sync_engine
-from tests.ledger.conftest import release_many, requested, tampering, verified
+from tests.ledger.conftest import release_many, requested, sql, tampering, verified
 
 N = 6
 
@@ -318,13 +318,41 @@ async def test_a_cut_ledger_is_never_signed(ledger, ctx, client, subjects, check
     assert answer.status_code == 200 and answer.headers["Ledger-Held-Back"] == str(N + 1)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("package_sha256", "b" * 64),
+        ("package_csv_sha256", "c" * 64),
+        ("consent", '{"sub_x":{"granted_at":"2026-11-01T00:00:00.000000+00:00","source":"call"}}'),
+    ],
+)
+async def test_what_was_handed_over_and_on_what_consent_is_backed_by_the_request(
+    ledger, ctx, subjects, field, value
+):
+    """The request kept no consent snapshot and no package sums: an entry rewritten in
+    those (its hashes worked out anew, its checkpoint deleted) was signed by the next
+    export, without any request being touched."""
+    await _released_after_the_checkpoint(ledger, subjects)
+    with tampering(ledger) as conn:
+        conn.execute(
+            sa.text(f"UPDATE ledger_entries SET {field} = :v WHERE seq = :s"),  # noqa: S608
+            {"v": value, "s": N + 1},
+        )
+        _rehash_from(conn, N + 1, N + 1)
+    problem = await _problem(ledger)
+    assert (problem.seq, problem.kind) == (N + 1, "unbacked")
+    assert problem.detail.endswith(f"but that request says otherwise of its {field}")
+    with pytest.raises(UnbackedEntry):
+        await call(ledger, checkpoints.create)
+
+
 async def test_a_rewrite_under_a_deleted_checkpoint_is_not_signed_once_overdue(
     ledger, ctx, subjects, clock
 ):
-    """An entry's package hash rewritten (the request does not hold it) with the hashes
-    worked out anew, and the checkpoint over it deleted: the schedule, or any export,
-    signed the rewritten head at once, and nothing reported it. An entry the schedule
-    should long have covered is now signed only on an operator's word."""
+    """An entry's package hash rewritten (its request's too) with the hashes worked out
+    anew, and the checkpoint over it deleted: the schedule, or any export, signed the
+    rewritten head at once, and nothing reported it. An entry the schedule should long
+    have covered is now signed only on an operator's word."""
     await _released_after_the_checkpoint(ledger, subjects)
     assert (await call(ledger, checkpoints.create)).seq == N + 1
     interval = ctx.settings.ledger_checkpoint_interval_seconds
@@ -332,6 +360,10 @@ async def test_a_rewrite_under_a_deleted_checkpoint_is_not_signed_once_overdue(
     with tampering(ledger) as conn:
         conn.execute(
             sa.text("UPDATE ledger_entries SET package_sha256 = :h WHERE seq = :s"),
+            {"h": "b" * 64, "s": N + 1},
+        )
+        conn.execute(
+            sa.text("UPDATE disclosure_requests SET package_sha256 = :h WHERE ledger_seq = :s"),
             {"h": "b" * 64, "s": N + 1},
         )
         _rehash_from(conn, N + 1, N + 1)
@@ -415,3 +447,23 @@ async def test_an_entry_appended_by_hand_holds_back_the_tail_not_every_export(
             sa.text("SELECT details FROM audit_events WHERE tag = 'ledger:exported'")
         ).scalar_one()
     assert (details if isinstance(details, dict) else orjson.loads(details))["held_back"] == seq
+
+
+async def test_requests_released_before_the_upgrade_get_their_entries_proof(ledger, settings):
+    """The migration that gives a request the consent and package sums of its entry
+    fills them in for the requests already released, so none reads as unbacked."""
+    from alembic import command
+
+    from app.core.migrations import alembic_config, upgrade
+
+    await ledger.state.db.dispose()
+    command.downgrade(alembic_config(settings.database_url), "d4f6a8c0e2b5")
+    upgrade(settings.database_url)
+    copied = sql(
+        ledger,
+        "SELECT count(*) FROM disclosure_requests r JOIN ledger_entries e "
+        "ON e.seq = r.ledger_seq WHERE r.package_sha256 = e.package_sha256 "
+        "AND r.package_csv_sha256 = e.package_csv_sha256",
+    )
+    assert copied == [(N,)]
+    assert (await verified(ledger)).ok
