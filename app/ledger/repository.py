@@ -140,12 +140,15 @@ async def matching_range(
 
 
 async def for_subject(tx: Tx, *, subject_id: str, after_seq: int, limit: int) -> list[LedgerEntry]:
-    """The entries naming a subject, oldest first."""
+    """The entries naming a subject, oldest first: found through the subject index, and
+    each held to its own list of subjects (hashed with it), so a row added to the index
+    by hand never shows a person a disclosure that does not name them."""
     named = sa.select(_s.seq).where(_s.subject_id == subject_id, _s.seq > after_seq)
     rows = await tx.execute(
         sa.select(entries).where(_e.seq.in_(named)).order_by(_e.seq).limit(limit)
     )
-    return [_entry(row) for row in rows]
+    found = [_entry(row) for row in rows]
+    return [entry for entry in found if subject_id in entry.subject_ids]
 
 
 async def purge_through(tx: Tx, *, seq: int) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from app.core.errors import AppError
 from app.ledger import provision
 from app.staff.roles import Role
 from tests.conftest import call
 from tests.fixtures.staff import staff_auth
-from tests.ledger.conftest import POLICE, release, sql
+from tests.ledger.conftest import POLICE, release, sql, tampering
 
 
 async def test_consent_given_withdrawn_and_renewed(app, subjects):
@@ -101,6 +102,23 @@ async def test_bad_subject_actions_are_refused_and_write_nothing(
     assert [error["field"] for error in answer.json()["errors"]] == [field]
     assert sql(app, "SELECT count(*) AS n FROM audit_events")[0].n == before
     assert sql(app, "SELECT count(*) AS n FROM access_log")[0].n == 0
+
+
+async def test_an_index_row_added_by_hand_shows_no_one_a_disclosure_not_naming_them(app, subjects):
+    """The subject index is append-only but takes an INSERT: a row added for another
+    subject showed that person a disclosure (its recipient, basis and items) that does
+    not name them. Each entry is held to its own hashed list of subjects."""
+    await release(app, subjects[:1])
+    with tampering(app) as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger_entry_subjects (seq, subject_id, recorded_at) "
+                "SELECT seq, :s, recorded_at FROM ledger_entry_subjects WHERE seq = 1"
+            ),
+            {"s": subjects[1]},
+        )
+    assert await call(app, provision.subject_records, subscriber_id=subjects[1]) == []
+    assert len(await call(app, provision.subject_records, subscriber_id=subjects[0])) == 1
 
 
 async def test_a_subject_sees_their_records_but_not_who_else_was_named(app, client, subjects):
