@@ -151,7 +151,7 @@ async def records(
     lo, hi = plan.span if plan.span is not None else (None, None)
     summary.first_seq, summary.last_seq = lo, hi
     summary.complete = not query.selective
-    yield {
+    header: dict[str, Any] = {
         "type": "header",
         "format": EXPORT_FORMAT,
         "generated_at": canonical.timestamp(ctx.clock.now()),
@@ -161,6 +161,13 @@ async def records(
         "last_seq": hi,
         "head_seq": plan.head_seq,
     }
+    if held_back is not None:
+        # In the file too, not only in the answer's header: an auditor handed the file
+        # (or saving it from a browser) learns that entries were left out, and why.
+        header["held_back"] = (
+            plan.note or f"no checkpoint can be signed over the head ({held_back})"
+        )
+    yield header
     for key_id, public in sorted(signing.ring(ctx.settings).public_raw().items()):
         yield {
             "type": "key",

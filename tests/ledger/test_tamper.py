@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 
 import orjson
 import pytest
@@ -316,6 +317,13 @@ async def test_a_cut_ledger_is_never_signed(ledger, ctx, client, subjects, check
     auditor = await staff_auth(ledger, client, Role.AUDITOR)
     answer = await client.get("/v1/ledger/export", headers=auditor)
     assert answer.status_code == 200 and answer.headers["Ledger-Held-Back"] == str(N + 1)
+    # And the file says it too (only the answer's header did): an auditor handed the file
+    # is told, by the file and by its verification.
+    header = orjson.loads(answer.content.splitlines()[0])
+    assert "no checkpoint can be signed over" in header["held_back"]
+    assert "run `smsreg ledger verify`" in header["held_back"]
+    report = verify.verify_lines(io.BytesIO(answer.content))
+    assert any(note.startswith("the export says it left entries out:") for note in report.notes)
 
 
 @pytest.mark.parametrize(

@@ -127,6 +127,10 @@ def _verify_records(
     # entry left out of it (a link in its place) is found.
     report.filters = {name: value for name, value in filters.items() if value is not None}
     report.complete = bool(header.get("complete")) or not report.filters
+    if isinstance(held := header.get("held_back"), str):
+        # The exporter could sign no checkpoint over the newest entries: what the file
+        # proves ends before them, and the ledger's own verification says why.
+        report.notes.append(f"the export says it left entries out: {held}")
     stated = report.filter_text()
     if not report.complete and asked is None:
         report.problem = Problem(
