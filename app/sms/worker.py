@@ -28,6 +28,7 @@ from app.core.context import Context
 from app.core.db import Database
 from app.core.metrics import SMS_OUTCOMES
 from app.core.tx import Tx
+from app.core.unavailable import database_unavailable
 from app.sms import outbox
 from app.sms.base import SendError, SendResult, SmsSender
 from app.sms.outbox import CAMPAIGN, Claimed, Outcome, Outgoing, Renderer
@@ -341,8 +342,14 @@ class OutboxWorker:
             self._wake.clear()
             try:
                 await self.drain(whole=False)
-            except Exception:  # a bad row or a database blip must not stop sending
-                log.exception("outbox drain failed")
+            except Exception as exc:  # a bad row or a database blip must not stop sending
+                if database_unavailable(exc):
+                    # Routine (a restart, a failover): one line, as the service logs it;
+                    # the next drain runs on a fresh connection.
+                    unavailable = {"error_type": type(exc).__name__}
+                    log.warning("outbox drain: database unavailable", extra=unavailable)
+                else:
+                    log.exception("outbox drain failed")
             if self.stopping:
                 break
             try:

@@ -474,3 +474,27 @@ async def test_a_carrier_error_code_survives_the_log_redaction(client, app, carr
     lines = [JsonFormatter().format(r) for r in caplog.records if r.msg == "sms send failed"]
     assert len(lines) == 1 and '"carrier_error":"fake_21211"' in lines[0].replace(" ", "")
     assert "9012345678" not in lines[0]
+
+
+async def test_a_database_away_is_one_warning_line_not_an_error_with_a_traceback(
+    app, carrier, tmp_path, caplog
+):
+    """A restart or a failover made the worker log ERROR with a whole traceback each
+    time, where the service logs one WARNING line for the same event: an alert page
+    after every routine failover."""
+    from tests.conftest import make_settings
+    from tests.sms.fake_twilio import unused_port
+
+    away = Database.from_settings(
+        make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/x", tmp_path)
+    )
+    worker = outbox_worker(away, app.state.ctx, carrier)
+    caplog.set_level(logging.WARNING, logger="smsreg.outbox")
+    running = asyncio.create_task(worker.run_forever(poll_seconds=0.05))
+    await asyncio.sleep(0.3)
+    worker.request_stop()
+    await asyncio.wait_for(running, timeout=5)
+    await away.dispose()
+    lines = [r for r in caplog.records if r.name == "smsreg.outbox"]
+    assert lines and all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+    assert lines[0].getMessage() == "outbox drain: database unavailable"
