@@ -82,8 +82,12 @@ def metric_probes(db: Database, clock: Clock) -> list[Probe]:
         waiting = GaugeMetricFamily(
             "smsreg_outbox_messages", "Messages waiting or being sent", labels=["kind", "status"]
         )
-        for row in rows:
-            waiting.add_metric([row.kind, row.status], row.messages)
+        # Every kind and state, 0 when none waits: a series that vanished at 0 read as
+        # "no data" to alerts and dashboards rather than as an empty queue.
+        counts = {(row.kind, row.status): row.messages for row in rows}
+        for kind in (CODE, CAMPAIGN):
+            for status in ("pending", "sending"):
+                waiting.add_metric([kind, status], counts.get((kind, status), 0))
         age = GaugeMetricFamily(
             "smsreg_outbox_oldest_due_seconds", "How long the oldest due message has waited"
         )
