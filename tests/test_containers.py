@@ -354,3 +354,19 @@ def test_a_table_the_grants_missed_stops_the_start_and_readiness(tmp_path, capsy
         ready, started = asyncio.run(ready_and_start())
         assert ready.status_code == 503 and "outbox_messages" in ready.text
         assert started.status_code == 503, started.text  # not a 500: nothing was changed
+
+
+def test_production_run_as_the_ledgers_owner_is_warned_of(tmp_path, capsys):
+    """Production refused a short metrics token yet started silently as the tables'
+    owner, the one role that can switch the ledger's append-only triggers off."""
+    with throwaway_postgres_database() as url, granted_role(url) as as_role:
+        for role_url, warned in (
+            (url, True),
+            (as_role.render_as_string(hide_password=False), False),
+        ):
+            settings = make_settings(role_url, tmp_path).model_copy(
+                update={"environment": "production"}
+            )
+            cli_support.require_migrated(settings, wait_seconds=1)
+            said = capsys.readouterr().err
+            assert ("owns the ledger's tables" in said) is warned, said

@@ -198,7 +198,7 @@ def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SEC
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
     this release, or whose tables the role was not granted its rights on (one that does
     not answer yet is waited for: :func:`wait_for_database`)."""
-    from app.core.migrations import behind, ungranted
+    from app.core.migrations import behind, owns_the_ledger, ungranted
 
     current = wait_for_database(settings, wait_seconds=wait_seconds)
     if behind(current):
@@ -208,6 +208,16 @@ def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SEC
     if missing:
         # Every request that touched one would answer 503: never started so.
         refuse(f"{NO_PRIVILEGE}; it lacks its rights on {', '.join(missing)}")
+    if settings.environment == "production" and once_it_answers(
+        settings, lambda: owns_the_ledger(settings.database_url)
+    ):
+        typer.secho(
+            "warning: the service runs as a role that owns the ledger's tables (or a "
+            "superuser), which can switch off what keeps them append-only: run it as the "
+            "runtime role the grants are for (docker/postgres/grants.sql)",
+            err=True,
+            fg="yellow",
+        )
 
 
 def wait_for_database(

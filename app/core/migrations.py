@@ -143,3 +143,28 @@ def ungranted(url: str) -> list[str]:
             return list(conn.execute(UNGRANTED).scalars())
     finally:
         engine.dispose()
+
+
+# Whether the connected role could switch the ledger's append-only triggers off: it owns
+# the ledger's table (or is a member of its owner), or is a superuser.
+OWNS_THE_LEDGER = sa.text(
+    """
+    SELECT coalesce((
+        SELECT pg_has_role(current_user, t.tableowner, 'MEMBER') FROM pg_tables t
+        WHERE t.schemaname = current_schema() AND t.tablename = 'ledger_entries'
+    ), false) OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+    """
+)
+
+
+def owns_the_ledger(url: str) -> bool:
+    """Whether the role at ``url`` owns the ledger's tables or is a superuser (False on
+    SQLite, which has no roles): a service run so can disable what keeps them append-only."""
+    if dialect_of(url) == "sqlite":
+        return False
+    engine = create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(OWNS_THE_LEDGER).scalar())
+    finally:
+        engine.dispose()
