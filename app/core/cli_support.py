@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,14 +43,19 @@ def load_settings(*, new_state: bool = False) -> Settings:
         if not new_state:
             _require_state(settings)
         return settings.with_dev_secrets()
-    except (ConfigError, SettingsError) as exc:
-        # SettingsError: a value that is not valid JSON (a key ring, a list); its message
-        # names the field, never the value.
+    except ConfigError as exc:
         refuse(str(exc))
+    except SettingsError as exc:
+        # A value that is not valid JSON (a key ring, a list): pydantic-settings names the
+        # field in its own words ('error parsing value for field "phone_keys" from source
+        # "EnvSettingsSource"'), never the value; said as the variable the operator sets.
+        named = re.search(r'field "(\w+)"', str(exc))
+        refuse(f"SMSREG_{named[1].upper()}: not valid JSON" if named else str(exc))
     except ValidationError as exc:
         refuse(
             "; ".join(
-                f"SMSREG_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+                f"SMSREG_{'_'.join(str(part) for part in error['loc']).upper()}: "
+                + error["msg"].removeprefix("Value error, ")  # pydantic's, for a ValueError
                 for error in exc.errors()
             )
         )
