@@ -31,6 +31,7 @@ from app.core.migrations import upgrade
 from app.keys.cli import install as install_key_commands
 from app.keys.cli import startup_check as check_key_usage
 from app.ledger.cli import ledger_cli
+from app.models import TABLES
 from app.retention.cli import purge
 from app.sms.cli import sms_cli
 from app.staff.cli import staff_cli
@@ -109,7 +110,7 @@ def serve(
     if migrate_first if migrate_first is not None else settings.environment == "development":
         cli_support.wait_for_database(settings)
         upgrade(settings.database_url)
-    cli_support.require_migrated(settings)
+    cli_support.require_migrated(settings, tables=TABLES)
     check_key_usage(settings)  # refuses to start without a key rows still need
     if settings.environment == "development":
         _first_dev_key(settings)
@@ -173,7 +174,7 @@ def worker(
 
     settings = _settings()
     configure_logging(settings.log_level)
-    cli_support.require_migrated(settings)
+    cli_support.require_migrated(settings, tables=TABLES)
     try:
         # As `serve` checks them: a bad key or carrier setting is one line and exit 2
         # (a key's was "unexpected ConfigError", the worker started again for ever).

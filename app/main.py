@@ -40,6 +40,7 @@ from app.ledger import signing as ledger_signing
 from app.ledger.provision_routes import router as ledger_provision_router
 from app.ledger.routes import keys_router as ledger_keys_router
 from app.ledger.routes import router as ledger_router
+from app.models import TABLES
 from app.my.deps import refusal as my_refusal
 from app.my.erase import router as my_erase_router
 from app.my.routes import router as my_router
@@ -155,6 +156,7 @@ def attach_runtime(
         counters=CounterBuffer(db, shared_counts_sql, SHARED_COUNT_PROGRESS),
     )
     app.state.settings, app.state.ctx, app.state.db = settings, ctx, db
+    app.state.tables = TABLES  # what readiness holds the role's grants to
     app.state.outbox = outbox_worker(db, ctx, sender or build_sender(settings))
     app.state.metric_probes = metric_probes(db, ctx.clock)
 

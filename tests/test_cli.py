@@ -19,6 +19,7 @@ from app.core import cli_support
 from app.core.migrations import alembic_config, upgrade
 from app.keys.cli import startup_check
 from app.main import create_app
+from app.models import TABLES
 from tests.conftest import TEST_KEYS, make_settings
 from tests.fixtures.database import POSTGRES_URL, database_and_bare_role, postgres_available
 from tests.fixtures.live import smsreg_env
@@ -266,7 +267,7 @@ def test_a_database_that_does_not_answer_at_start_is_waited_for_then_refused(tmp
     port = unused_port()  # nothing listens there
     settings = make_settings(f"postgresql+psycopg://postgres@127.0.0.1:{port}/x", tmp_path)
     with pytest.raises(typer.Exit) as stopped:
-        cli_support.require_migrated(settings, wait_seconds=1)
+        cli_support.require_migrated(settings, tables=TABLES, wait_seconds=1)
     assert stopped.value.exit_code == 2
     said = capsys.readouterr().err
     assert "waiting for the database to answer" in said

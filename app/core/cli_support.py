@@ -8,7 +8,7 @@ import contextlib
 import re
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from pathlib import Path
 from typing import Concatenate, NoReturn, ParamSpec, TypeVar
 
@@ -200,17 +200,19 @@ def call(
         return asyncio.run(main())
 
 
-def require_migrated(settings: Settings, *, wait_seconds: float = START_WAIT_SECONDS) -> None:
+def require_migrated(
+    settings: Settings, *, tables: Collection[str], wait_seconds: float = START_WAIT_SECONDS
+) -> None:
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
-    this release, or whose tables the role was not granted its rights on (one that does
-    not answer yet is waited for: :func:`wait_for_database`)."""
+    this release, or whose ``tables`` (this release's) the role was not granted its
+    rights on (one that does not answer yet is waited for: :func:`wait_for_database`)."""
     from app.core.migrations import behind, owns_the_ledger, ungranted
 
     current = wait_for_database(settings, wait_seconds=wait_seconds)
     if behind(current):
         at = ", ".join(current) or "never migrated"
         refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")
-    missing = once_it_answers(settings, lambda: ungranted(settings.database_url))
+    missing = once_it_answers(settings, lambda: ungranted(settings.database_url, tables))
     if missing:
         # Every request that touched one would answer 503: never started so.
         refuse(f"{NO_PRIVILEGE}; it lacks its rights on {', '.join(missing)}")

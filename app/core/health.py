@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.core.db import Database
 from app.core.deps import DbDep
@@ -35,12 +35,13 @@ async def healthz() -> dict[str, str]:
     summary="The database answers, migrated for this release",
     responses={503: NotReady.openapi()},
 )
-async def readyz(db: DbDep) -> dict[str, str]:
+async def readyz(request: Request, db: DbDep) -> dict[str, str]:
+    tables: tuple[str, ...] = request.app.state.tables  # this release's (app.main)
     try:
         # Within a load balancer's health-check timeout: a database host that takes the
         # connection and never answers held this for the pool's 60 s.
         async with asyncio.timeout(READY_SECONDS):
-            revisions, missing = await _read_twice(db)
+            revisions, missing = await _read_twice(db, tables)
     except Exception as exc:  # any failure to reach the database means not ready
         raise NotReady() from exc
     if behind(revisions):
@@ -50,7 +51,7 @@ async def readyz(db: DbDep) -> dict[str, str]:
     return {"status": "ready"}
 
 
-async def _read_twice(db: Database) -> tuple[list[str], list[str]]:
+async def _read_twice(db: Database, tables: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """The revisions and the ungranted tables; read again once on a fresh connection if
     the pooled one was lost (a server restart, a terminated backend), so one blip that
     the next request would not see does not take the replica out of a load balancer."""
@@ -58,7 +59,8 @@ async def _read_twice(db: Database) -> tuple[list[str], list[str]]:
         try:
             async with db.transaction() as tx:
                 revisions = list((await tx.execute(REVISIONS)).scalars())
-                missing = [] if tx.sqlite else list((await tx.execute(UNGRANTED)).scalars())
+                names = {"names": list(tables)}
+                missing = [] if tx.sqlite else list((await tx.execute(UNGRANTED, names)).scalars())
                 return revisions, missing
         except Exception as exc:
             if attempt == 2 or not database_unavailable(exc):

@@ -107,15 +107,18 @@ def current_revisions(url: str) -> tuple[str, ...]:
         engine.dispose()
 
 
-# The tables of the schema the connected role lacks its rights on, as the grants after a
-# migration give them (docker/postgres/grants.sql): reading alembic_version; reading and
-# appending to an append-only table (one a ledger_refuse_* trigger guards); reading and
-# writing every other. One the grants were not applied to (a table a release added) is
-# named, rather than answering 500 on the first request that touches it.
+# Which of this release's tables (``:names``) the connected role lacks its rights on, as
+# the grants after a migration give them (docker/postgres/grants.sql): reading
+# alembic_version; reading and appending to an append-only table (one a ledger_refuse_*
+# trigger guards); reading and writing every other. One the grants were not applied to
+# (a table a release added) is named, rather than answering 500 on the first request
+# that touches it. Only this release's: a newer release's table, not yet granted while
+# replicas are replaced, or a table of the schema smsreg does not own, is not its concern.
 UNGRANTED = sa.text(
     r"""
     SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT (
+    WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+    AND c.relname = ANY(CAST(:names AS text[])) AND NOT (
         has_table_privilege(c.oid, 'SELECT') AND (c.relname = 'alembic_version' OR (
             has_table_privilege(c.oid, 'INSERT') AND (
                 EXISTS (
@@ -132,15 +135,15 @@ UNGRANTED = sa.text(
 )
 
 
-def ungranted(url: str) -> list[str]:
-    """The tables the role at ``url`` lacks its rights on (:data:`UNGRANTED`; none on
-    SQLite, which has no roles)."""
+def ungranted(url: str, tables: Collection[str]) -> list[str]:
+    """Which of ``tables`` (this release's) the role at ``url`` lacks its rights on
+    (:data:`UNGRANTED`; none on SQLite, which has no roles)."""
     if dialect_of(url) == "sqlite":
         return []
     engine = create_sync_engine(url)
     try:
         with engine.connect() as conn:
-            return list(conn.execute(UNGRANTED).scalars())
+            return list(conn.execute(UNGRANTED, {"names": sorted(tables)}).scalars())
     finally:
         engine.dispose()
 

@@ -1,5 +1,7 @@
 """SQLModel table classes only; importing this package registers every table."""
 
+from sqlmodel import SQLModel
+
 from app.models.access_log import AccessLogEntry
 from app.models.api_key import ApiKey
 from app.models.audit import AuditEvent
@@ -31,7 +33,11 @@ from app.models.subject import SubjectRequest, SubjectSession
 from app.models.subscriber import Subscriber, SubscriberPurpose
 from app.models.verification import Verification
 
+# Every table of this release, by name: what the grants must cover (app.core.migrations).
+TABLES = tuple(sorted(SQLModel.metadata.tables))
+
 __all__ = [
+    "TABLES",
     "AccessLogEntry",
     "ApiKey",
     "AuditEvent",
