@@ -305,8 +305,8 @@ def test_metrics_and_logs_add_up_across_worker_processes(tmp_path):
                 time.sleep(0.2)
         for _ in range(11):  # twelve in all, spread over both processes
             _get(f"http://127.0.0.1:{port}/healthz")
-        counts = set()
-        for _ in range(10):
+
+        def healthz_count() -> float:
             scraped = _get(f"http://127.0.0.1:{port}/metrics")
             line = next(
                 line
@@ -315,7 +315,15 @@ def test_metrics_and_logs_add_up_across_worker_processes(tmp_path):
                 and 'route="/healthz"' in line
                 and 'status="200"' in line
             )
-            counts.add(float(line.rsplit(" ", 1)[1]))
+            return float(line.rsplit(" ", 1)[1])
+
+        # A request is counted once its answer has gone out: the last one's count may
+        # land a moment after its answer, in the other process. Then every scrape, by
+        # either process, adds up to all twelve.
+        settled = time.monotonic() + 10
+        while healthz_count() != 12.0 and time.monotonic() < settled:
+            time.sleep(0.05)
+        counts = {healthz_count() for _ in range(10)}
         assert counts == {12.0}, counts
     finally:
         server.terminate()

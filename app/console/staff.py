@@ -59,7 +59,7 @@ async def staff_list(
     # What a confirmation, a rejection or a revocation just did, as it stands (never what
     # a link claims): a proposal decided, an invitation revoked; else nothing is said.
     decided = await grants.get(tx, ctx, grant) if grant else None
-    revoked = await invitations.get(tx, invitation) if invitation else None
+    revoked = await invitations.get(tx, invitation) if invitation and admin else None
     everyone = await accounts.list_accounts(tx, ctx)
     pending = await grants.list_grants(tx, ctx, status="pending")
     now = ctx.clock.now()

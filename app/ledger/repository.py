@@ -143,12 +143,19 @@ async def for_subject(tx: Tx, *, subject_id: str, after_seq: int, limit: int) ->
     """The entries naming a subject, oldest first: found through the subject index, and
     each held to its own list of subjects (hashed with it), so a row added to the index
     by hand never shows a person a disclosure that does not name them."""
-    named = sa.select(_s.seq).where(_s.subject_id == subject_id, _s.seq > after_seq)
-    rows = await tx.execute(
-        sa.select(entries).where(_e.seq.in_(named)).order_by(_e.seq).limit(limit)
-    )
-    found = [_entry(row) for row in rows]
-    return [entry for entry in found if subject_id in entry.subject_ids]
+    found: list[LedgerEntry] = []
+    while len(found) < limit:
+        named = sa.select(_s.seq).where(_s.subject_id == subject_id, _s.seq > after_seq)
+        rows = await tx.execute(
+            sa.select(entries).where(_e.seq.in_(named)).order_by(_e.seq).limit(limit)
+        )
+        batch = [_entry(row) for row in rows]
+        # Read on past the rows dropped: a page is never cut short by them.
+        found += [entry for entry in batch if subject_id in entry.subject_ids]
+        if len(batch) < limit:
+            break
+        after_seq = batch[-1].seq
+    return found[:limit]
 
 
 async def purge_through(tx: Tx, *, seq: int) -> int:

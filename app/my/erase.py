@@ -14,9 +14,10 @@ from app.my.deps import CSRF_CHECKED, CookieSubject, MyRoute, ended
 from app.my.texts import RECEIPT, TEXTS
 from app.subject import erasure, register
 
-# Included by the app before app.my.routes, whose catch-all would take its GETs. Its own
-# prefix, not the /my router's: a route's template (the access log's, the metrics') is
-# its own path, which a parent router's prefix does not change.
+# Included by the app itself, before app.my.routes, whose catch-all would take its GETs,
+# and with a prefix of its own: included into the /my router instead, its routes were
+# logged and counted by the template "/erase" (the route FastAPI names in the scope then
+# carries the included router's own path, not the parent's prefix).
 router = APIRouter(prefix="/my", include_in_schema=False, route_class=MyRoute)
 
 

@@ -79,7 +79,8 @@ async def hold_verifications(tx: Tx, *, subscriber_id: str | None, indexes: Sequ
     redemption holds the one it works on before it takes the subscriber."""
     if not tx.sqlite:
         query = verifications_query(subscriber_id=subscriber_id, indexes=indexes)
-        await tx.execute(query.with_for_update())
+        # In one order whatever plan finds them: two holders never take them crosswise.
+        await tx.execute(query.order_by(verifications.c.id).with_for_update())
 
 
 def verifications_query(*, subscriber_id: str | None, indexes: Sequence[str]) -> sa.Select[Any]:

@@ -323,7 +323,14 @@ async def test_a_cut_ledger_is_never_signed(ledger, ctx, client, subjects, check
     assert "no checkpoint can be signed over" in header["held_back"]
     assert "run `smsreg ledger verify`" in header["held_back"]
     report = verify.verify_lines(io.BytesIO(answer.content))
-    assert any(note.startswith("the export says it left entries out:") for note in report.notes)
+    assert any(
+        note.startswith("the export's header says it left entries out:") for note in report.notes
+    )
+    # A header is signed by nothing: whatever it says is shown as printable text only.
+    lines = answer.content.splitlines(keepends=True)
+    lines[0] = orjson.dumps({**header, "held_back": "\x1b[1A\x1b[2KOK"}) + b"\n"
+    forged = verify.verify_lines(io.BytesIO(b"".join(lines)))
+    assert not any("\x1b" in note for note in forged.notes)
 
 
 @pytest.mark.parametrize(
@@ -457,13 +464,21 @@ async def test_an_entry_appended_by_hand_holds_back_the_tail_not_every_export(
     assert (details if isinstance(details, dict) else orjson.loads(details))["held_back"] == seq
 
 
-async def test_requests_released_before_the_upgrade_get_their_entries_proof(ledger, settings):
+async def test_requests_released_before_the_upgrade_get_their_entries_proof(
+    ledger, settings, subjects
+):
     """The migration that gives a request the consent and package sums of its entry
     fills them in for the requests already released, so none reads as unbacked."""
     from alembic import command
 
     from app.core.migrations import alembic_config, upgrade
+    from app.ledger import provision
+    from tests.ledger.conftest import POLICE, release
 
+    await call(
+        ledger, provision.give_consent, subscriber_id=subjects[0], recipient=POLICE, source="web"
+    )
+    await release(ledger, subjects[:1], legal_basis="consent", request_reference=None)
     await ledger.state.db.dispose()
     command.downgrade(alembic_config(settings.database_url), "d4f6a8c0e2b5")
     upgrade(settings.database_url)
@@ -471,7 +486,10 @@ async def test_requests_released_before_the_upgrade_get_their_entries_proof(ledg
         ledger,
         "SELECT count(*) FROM disclosure_requests r JOIN ledger_entries e "
         "ON e.seq = r.ledger_seq WHERE r.package_sha256 = e.package_sha256 "
-        "AND r.package_csv_sha256 = e.package_csv_sha256",
+        "AND r.package_csv_sha256 = e.package_csv_sha256 "
+        "AND (r.consent = e.consent OR (r.consent IS NULL AND e.consent IS NULL))",
     )
-    assert copied == [(N,)]
+    assert copied == [(N + 1,)]
+    consented = "SELECT count(*) FROM disclosure_requests WHERE consent IS NOT NULL"
+    assert sql(ledger, consented) == [(1,)]
     assert (await verified(ledger)).ok

@@ -129,8 +129,11 @@ def _verify_records(
     report.complete = bool(header.get("complete")) or not report.filters
     if isinstance(held := header.get("held_back"), str):
         # The exporter could sign no checkpoint over the newest entries: what the file
-        # proves ends before them, and the ledger's own verification says why.
-        report.notes.append(f"the export says it left entries out: {held}")
+        # proves ends before them, and the ledger's own verification says why. The header
+        # is signed by nothing: said as the file's claim, printable characters only (an
+        # escape sequence would rewrite the verdict on the auditor's terminal).
+        shown = "".join(c for c in held[:500] if c.isprintable())
+        report.notes.append(f"the export's header says it left entries out: {shown}")
     stated = report.filter_text()
     if not report.complete and asked is None:
         report.problem = Problem(
