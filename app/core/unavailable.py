@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from socket import gaierror
 
 import asyncpg
@@ -30,13 +31,7 @@ def database_unavailable(exc: BaseException) -> bool:
     host that does not resolve, a pool that had none to give in time, a server shutting
     down, out of resources or read-only, a lock or a statement that timed out, a
     deadlock, a database that is gone, SQLite locked, full or unreadable."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [exc]
-    while pending:
-        found = pending.pop()
-        if found is None or id(found) in seen:
-            continue
-        seen.add(id(found))
+    for found in _causes(exc):
         # sqlalchemy.exc.TimeoutError: the pool had no connection to give in time.
         if isinstance(found, ConnectionError | TimeoutError | sa_exc.TimeoutError | gaierror):
             return True
@@ -54,13 +49,18 @@ def database_unavailable(exc: BaseException) -> bool:
             return True  # no SQLSTATE: the server ended the session (a restart, a kill)
         if isinstance(found, psycopg.OperationalError) and found.sqlstate is None:
             return True  # the tools' driver: no SQLSTATE when it could not connect at all
-        pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
     return False
 
 
 def missing_privilege(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it wraps) is PostgreSQL's insufficient_privilege (42501):
     the role was not granted a table (the grants not applied after a migration)."""
+    return any(getattr(found, "sqlstate", None) == "42501" for found in _causes(exc))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (a driver's error under SQLAlchemy's, a cause,
+    a context), each once."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -68,7 +68,5 @@ def missing_privilege(exc: BaseException) -> bool:
         if found is None or id(found) in seen:
             continue
         seen.add(id(found))
-        if getattr(found, "sqlstate", None) == "42501":
-            return True
+        yield found
         pending += [getattr(found, "orig", None), found.__cause__, found.__context__]
-    return False
