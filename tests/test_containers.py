@@ -30,7 +30,7 @@ from app.cli import cli
 from app.clients import service as clients
 from app.core import cli_support
 from app.core.config import ConfigError, Settings
-from app.core.migrations import ungranted
+from app.core.migrations import role_rights
 from app.main import create_app
 from app.models import TABLES
 from app.retention import service as retention
@@ -324,7 +324,8 @@ def test_a_table_the_grants_missed_stops_the_start_and_readiness(tmp_path, capsy
     with throwaway_postgres_database() as url, granted_role(url) as as_role:
         role_url = as_role.render_as_string(hide_password=False)
         settings = make_settings(role_url, tmp_path)
-        assert ungranted(role_url, TABLES) == []  # the grants give exactly what it asks
+        # The grants give exactly what it asks.
+        assert role_rights(role_url, TABLES).ungranted == []
         owner = sa.create_engine(url, isolation_level="AUTOCOMMIT")
         with owner.connect() as conn:
             # A table of the schema that is not this release's (a newer release's, not

@@ -206,19 +206,17 @@ def require_migrated(
     """At `serve` / `worker` start: refuse (exit 2) a database that is not migrated for
     this release, or whose ``tables`` (this release's) the role was not granted its
     rights on (one that does not answer yet is waited for: :func:`wait_for_database`)."""
-    from app.core.migrations import behind, owns_the_ledger, ungranted
+    from app.core.migrations import behind, role_rights
 
     current = wait_for_database(settings, wait_seconds=wait_seconds)
     if behind(current):
         at = ", ".join(current) or "never migrated"
         refuse(f"the database schema is behind this release ({at}): run `smsreg migrate` first")
-    missing = once_it_answers(settings, lambda: ungranted(settings.database_url, tables))
-    if missing:
+    rights = once_it_answers(settings, lambda: role_rights(settings.database_url, tables))
+    if rights.ungranted:
         # Every request that touched one would answer 503: never started so.
-        refuse(f"{NO_PRIVILEGE}; it lacks its rights on {', '.join(missing)}")
-    if settings.environment == "production" and once_it_answers(
-        settings, lambda: owns_the_ledger(settings.database_url)
-    ):
+        refuse(f"{NO_PRIVILEGE}; it lacks its rights on {', '.join(rights.ungranted)}")
+    if settings.environment == "production" and rights.owns_the_ledger:
         typer.secho(
             "warning: the service runs as a role that owns the ledger's tables (or a "
             "superuser), which can switch off what keeps them append-only: run it as the "

@@ -55,14 +55,17 @@ async def _read_twice(db: Database, tables: tuple[str, ...]) -> tuple[list[str],
     """The revisions and the ungranted tables; read again once on a fresh connection if
     the pooled one was lost (a server restart, a terminated backend), so one blip that
     the next request would not see does not take the replica out of a load balancer."""
-    for attempt in (1, 2):
-        try:
-            async with db.transaction() as tx:
-                revisions = list((await tx.execute(REVISIONS)).scalars())
-                names = {"names": list(tables)}
-                missing = [] if tx.sqlite else list((await tx.execute(UNGRANTED, names)).scalars())
-                return revisions, missing
-        except Exception as exc:
-            if attempt == 2 or not database_unavailable(exc):
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return await _read(db, tables)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+    return await _read(db, tables)
+
+
+async def _read(db: Database, tables: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    async with db.transaction() as tx:
+        revisions = list((await tx.execute(REVISIONS)).scalars())
+        names = {"names": list(tables)}
+        missing = [] if tx.sqlite else list((await tx.execute(UNGRANTED, names)).scalars())
+        return revisions, missing

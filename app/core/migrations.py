@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection
 from importlib import resources
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from alembic import command
@@ -135,19 +136,6 @@ UNGRANTED = sa.text(
 )
 
 
-def ungranted(url: str, tables: Collection[str]) -> list[str]:
-    """Which of ``tables`` (this release's) the role at ``url`` lacks its rights on
-    (:data:`UNGRANTED`; none on SQLite, which has no roles)."""
-    if dialect_of(url) == "sqlite":
-        return []
-    engine = create_sync_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(UNGRANTED, {"names": sorted(tables)}).scalars())
-    finally:
-        engine.dispose()
-
-
 # Whether the connected role could switch the ledger's append-only triggers off: it owns
 # the ledger's table (or is a member of its owner), or is a superuser.
 OWNS_THE_LEDGER = sa.text(
@@ -160,14 +148,22 @@ OWNS_THE_LEDGER = sa.text(
 )
 
 
-def owns_the_ledger(url: str) -> bool:
-    """Whether the role at ``url`` owns the ledger's tables or is a superuser (False on
-    SQLite, which has no roles): a service run so can disable what keeps them append-only."""
+class RoleRights(NamedTuple):
+    """What the connected role may do with smsreg's tables."""
+
+    ungranted: list[str]  # this release's tables it lacks its rights on (UNGRANTED)
+    owns_the_ledger: bool  # it could switch the ledger's triggers off (OWNS_THE_LEDGER)
+
+
+def role_rights(url: str, tables: Collection[str]) -> RoleRights:
+    """The rights of the role at ``url`` over ``tables`` (this release's), read on one
+    connection; on SQLite, which has no roles, none missing and none too many."""
     if dialect_of(url) == "sqlite":
-        return False
+        return RoleRights(ungranted=[], owns_the_ledger=False)
     engine = create_sync_engine(url)
     try:
         with engine.connect() as conn:
-            return bool(conn.execute(OWNS_THE_LEDGER).scalar())
+            missing = list(conn.execute(UNGRANTED, {"names": sorted(tables)}).scalars())
+            return RoleRights(missing, bool(conn.execute(OWNS_THE_LEDGER).scalar()))
     finally:
         engine.dispose()
