@@ -264,12 +264,8 @@ async def one_value_each(request: Request) -> None:
     operations that take query parameters depend on it (:data:`ONE_VALUE_EACH`)."""
     if not request.scope["query_string"]:
         return
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for name, _ in request.query_params.multi_items():
-        if name in seen and name not in repeated:
-            repeated.append(name)
-        seen.add(name)
+    params = request.query_params  # as refuse_repeated_fields reads a form
+    repeated = [name for name in params if len(params.getlist(name)) > 1]
     if repeated:
         raise InvalidInput(
             "; ".join(f"{name}: must be given once" for name in repeated),
